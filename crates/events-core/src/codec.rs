@@ -1,0 +1,164 @@
+//! The [`Codec`] seam between typed events and journal payload bytes, with
+//! [`Bincode`] (the default) and, behind the `postcard` feature, `Postcard`.
+//!
+//! Invariant: decoding never trusts the bytes. A payload over
+//! [`DEFAULT_DECODE_LIMIT`] is refused before decoding starts, length
+//! prefixes are checked against the limit before anything is allocated,
+//! trailing bytes are an error, and no input makes a decoder panic.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::CodecError;
+
+/// The largest payload a codec decodes: 16 MiB, the journal's default
+/// maximum record size.
+pub const DEFAULT_DECODE_LIMIT: usize = 16 << 20;
+
+/// Turns values into payload bytes and back.
+///
+/// Implementations are cheap to clone and share. [`Codec::ID`] is stored in
+/// every journal segment header, so a journal written with one codec is not
+/// silently read with another; never change an implementation's id.
+pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// A stable numeric id, stored in journal segment headers.
+    const ID: u32;
+    /// A short human-readable name, used in errors.
+    const NAME: &'static str;
+
+    /// Appends the encoding of `value` to `out` (which is not cleared, so a
+    /// caller can encode several values into one buffer).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] when the value cannot be represented (for
+    /// example a map with non-string keys in a format that needs them).
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
+
+    /// Decodes one value that must occupy all of `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::TooLarge`] over the decode limit,
+    /// [`CodecError::Decode`] for malformed bytes, and
+    /// [`CodecError::TrailingBytes`] when the value does not use every byte.
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+}
+
+fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecError> {
+    if len > DEFAULT_DECODE_LIMIT {
+        return Err(CodecError::TooLarge { codec, len, limit: DEFAULT_DECODE_LIMIT });
+    }
+    Ok(())
+}
+
+fn check_trailing(codec: &'static str, consumed: usize, len: usize) -> Result<(), CodecError> {
+    if consumed != len {
+        return Err(CodecError::TrailingBytes { codec, consumed, trailing: len - consumed });
+    }
+    Ok(())
+}
+
+/// The default codec: bincode 2.0.x, standard configuration (varint
+/// integers, little endian) with a decode limit of [`DEFAULT_DECODE_LIMIT`].
+///
+/// The limit is enforced twice: a payload longer than the limit is refused
+/// outright, and bincode checks every length prefix against the same limit
+/// before it allocates, so a hostile prefix claiming gigabytes fails fast.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bincode;
+
+type BincodeConfig = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DEFAULT_DECODE_LIMIT>,
+>;
+
+const BINCODE_CONFIG: BincodeConfig = bincode::config::standard().with_limit::<DEFAULT_DECODE_LIMIT>();
+
+impl Codec for Bincode {
+    const ID: u32 = 1;
+    const NAME: &'static str = "bincode";
+
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, BINCODE_CONFIG)
+            .map(drop)
+            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        check_limit(Self::NAME, bytes.len())?;
+        let (value, consumed) = bincode::serde::decode_from_slice(bytes, BINCODE_CONFIG)
+            .map_err(|e| CodecError::Decode { codec: Self::NAME, len: bytes.len(), source: Box::new(e) })?;
+        check_trailing(Self::NAME, consumed, bytes.len())?;
+        Ok(value)
+    }
+}
+
+/// A second codec, postcard 1.x (varint, compact), enabled by the
+/// `postcard` cargo feature. It exists to prove the seam and for users who
+/// share payloads with embedded peers.
+#[cfg(feature = "postcard")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Postcard;
+
+#[cfg(feature = "postcard")]
+impl Codec for Postcard {
+    const ID: u32 = 2;
+    const NAME: &'static str = "postcard";
+
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        postcard::to_io(value, out).map(drop).map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        // postcard reads lengths as prefixes of borrowed slices, so a hostile
+        // prefix fails at end of input instead of allocating; serde caps
+        // collection pre-allocation. The payload itself is bounded here.
+        check_limit(Self::NAME, bytes.len())?;
+        let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode {
+            codec: Self::NAME,
+            len: bytes.len(),
+            source: Box::new(e),
+        })?;
+        check_trailing(Self::NAME, bytes.len() - rest.len(), bytes.len())?;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_payload_is_refused_before_decoding() {
+        let big = vec![0u8; DEFAULT_DECODE_LIMIT + 1];
+        let err = Bincode.decode::<Vec<u8>>(&big).unwrap_err();
+        assert!(matches!(err, CodecError::TooLarge { len, .. } if len == DEFAULT_DECODE_LIMIT + 1));
+    }
+
+    #[test]
+    fn hostile_length_prefix_fails_without_allocating() {
+        // varint tag 253 = u64 length follows: claim 2^62 elements.
+        let mut bytes = vec![253u8];
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        let err = Bincode.decode::<Vec<u64>>(&bytes).unwrap_err();
+        assert!(matches!(err, CodecError::Decode { .. }), "{err}");
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut buf = Vec::new();
+        Bincode.encode(&7u32, &mut buf).unwrap();
+        buf.push(0);
+        let err = Bincode.decode::<u32>(&buf).unwrap_err();
+        assert!(matches!(err, CodecError::TrailingBytes { consumed: 1, trailing: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn encode_appends_without_clearing() {
+        let mut buf = vec![0xAA];
+        Bincode.encode(&1u8, &mut buf).unwrap();
+        assert_eq!(buf, [0xAA, 1]);
+    }
+}

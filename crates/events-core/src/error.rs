@@ -1,0 +1,55 @@
+//! Errors of the event model: [`CodecError`], returned when an event cannot
+//! be encoded or a payload cannot be decoded. Every variant names the codec
+//! so a journal holding payloads of another codec is easy to diagnose.
+
+use std::error::Error as StdError;
+
+/// A boxed underlying error from a codec library.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Encoding or decoding a payload failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The value could not be serialized.
+    #[error("{codec}: cannot encode value")]
+    Encode {
+        /// The codec's name.
+        codec: &'static str,
+        /// What the codec library reported.
+        #[source]
+        source: BoxError,
+    },
+    /// The bytes are not a valid encoding of the requested type.
+    #[error("{codec}: cannot decode {len}-byte payload")]
+    Decode {
+        /// The codec's name.
+        codec: &'static str,
+        /// The payload length.
+        len: usize,
+        /// What the codec library reported.
+        #[source]
+        source: BoxError,
+    },
+    /// The payload is larger than the codec's decode limit.
+    #[error("{codec}: payload of {len} bytes exceeds the decode limit of {limit} bytes")]
+    TooLarge {
+        /// The codec's name.
+        codec: &'static str,
+        /// The payload length.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A value decoded but did not use every byte, so the payload is not
+    /// what was written (or was written with another type or codec).
+    #[error("{codec}: {trailing} trailing bytes after a {consumed}-byte value")]
+    TrailingBytes {
+        /// The codec's name.
+        codec: &'static str,
+        /// Bytes the value used.
+        consumed: usize,
+        /// Bytes left over.
+        trailing: usize,
+    },
+}

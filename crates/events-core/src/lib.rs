@@ -1,0 +1,68 @@
+//! The event model shared by every `events-*` crate: the [`Event`] trait and
+//! its classification hooks, sequence numbers ([`Seq`]), timestamps, stream
+//! ids, the [`Envelope`] that carries an event with its position in the feed,
+//! and the [`Codec`] seam that turns events into journal payload bytes.
+//!
+//! This crate is deliberately small and stable: it knows nothing of journals,
+//! channels or tokio. Application authors should depend on the `events`
+//! façade, which re-exports everything here; the layer crates
+//! (`events-journal`, `events-fanout`, `events-sink`) use it directly.
+//!
+//! # Codecs
+//!
+//! [`Bincode`] is the default codec. It uses the **bincode 2.0.x** serde API
+//! with the standard configuration and a decode limit, so a hostile length
+//! prefix cannot make a decoder allocate gigabytes. bincode 3.0.0 is a
+//! tombstone release that does not compile and the crate is no longer
+//! maintained, so the workspace pins `~2.0.1`; the [`Codec`] trait is the
+//! seam that lets a user swap it out. `Postcard` (cargo feature `postcard`)
+//! is a second implementation of that seam.
+//!
+//! # Example
+//!
+//! ```
+//! use events_core::{Bincode, Codec, Durability, Envelope, Event, Seq, StreamId, Timestamp};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+//! enum AgentEvent {
+//!     Token(String),
+//!     Message { text: String },
+//! }
+//!
+//! impl Event for AgentEvent {
+//!     fn durability(&self) -> Durability {
+//!         match self {
+//!             AgentEvent::Token(_) => Durability::Ephemeral,
+//!             AgentEvent::Message { .. } => Durability::Durable,
+//!         }
+//!     }
+//! }
+//!
+//! let env = Envelope {
+//!     seq: Seq::new(7),
+//!     ts: Timestamp::now(),
+//!     stream: Some(StreamId::from("sess-1")),
+//!     event: AgentEvent::Message { text: "hi".into() },
+//! };
+//! let codec = Bincode::default();
+//! let mut buf = Vec::new();
+//! codec.encode(&env, &mut buf)?;
+//! let back: Envelope<AgentEvent> = codec.decode(&buf)?;
+//! assert_eq!(back, env);
+//! # Ok::<(), events_core::CodecError>(())
+//! ```
+
+mod codec;
+mod envelope;
+mod error;
+mod event;
+mod seq;
+
+#[cfg(feature = "postcard")]
+pub use codec::Postcard;
+pub use codec::{Bincode, Codec, DEFAULT_DECODE_LIMIT};
+pub use envelope::Envelope;
+pub use error::{BoxError, CodecError};
+pub use event::{Durability, Event};
+pub use seq::{Seq, StreamId, Timestamp};

@@ -1,0 +1,97 @@
+//! Property tests for the codec seam: every `Envelope<E>` round-trips through
+//! each codec for arbitrary field values, and arbitrary bytes decode to an
+//! error or a value, never a panic or an allocation past the decode limit.
+
+use events_core::{Bincode, Codec, Envelope, Event, Seq, StreamId, Timestamp};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A test event with every common variant shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum TestEvent {
+    Unit,
+    Newtype(u64),
+    Tuple(i32, String, bool),
+    Struct { name: String, bytes: Vec<u8>, score: Option<f64>, tags: BTreeMap<String, i64> },
+    Nested(Box<Option<TestEvent>>),
+}
+
+impl Event for TestEvent {}
+
+fn leaf() -> impl Strategy<Value = TestEvent> {
+    prop_oneof![
+        Just(TestEvent::Unit),
+        any::<u64>().prop_map(TestEvent::Newtype),
+        (any::<i32>(), ".*", any::<bool>()).prop_map(|(a, b, c)| TestEvent::Tuple(a, b, c)),
+        (
+            ".*",
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::option::of(any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan())),
+            proptest::collection::btree_map(".{0,8}", any::<i64>(), 0..4),
+        )
+            .prop_map(|(name, bytes, score, tags)| TestEvent::Struct { name, bytes, score, tags }),
+    ]
+}
+
+fn event() -> impl Strategy<Value = TestEvent> {
+    leaf().prop_recursive(3, 8, 1, |inner| proptest::option::of(inner).prop_map(|o| TestEvent::Nested(Box::new(o))))
+}
+
+fn envelope() -> impl Strategy<Value = Envelope<TestEvent>> {
+    (any::<u64>(), any::<u64>(), proptest::option::of(".{0,16}"), event()).prop_map(|(seq, ts, stream, event)| {
+        Envelope { seq: Seq(seq), ts: Timestamp(ts), stream: stream.map(StreamId::from), event }
+    })
+}
+
+fn round_trip<C: Codec>(codec: &C, env: &Envelope<TestEvent>) {
+    let mut buf = Vec::new();
+    codec.encode(env, &mut buf).expect("encode");
+    let back: Envelope<TestEvent> = codec.decode(&buf).expect("decode");
+    assert_eq!(&back, env);
+}
+
+fn decode_garbage<C: Codec>(codec: &C, bytes: &[u8]) {
+    // Either outcome is fine; what matters is no panic and no huge allocation
+    // (a multi-GiB allocation would abort the test process).
+    let _ = codec.decode::<Envelope<TestEvent>>(bytes);
+    let _ = codec.decode::<Vec<String>>(bytes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn envelope_round_trips_bincode(env in envelope()) {
+        round_trip(&Bincode, &env);
+    }
+
+    #[cfg(feature = "postcard")]
+    #[test]
+    fn envelope_round_trips_postcard(env in envelope()) {
+        round_trip(&events_core::Postcard, &env);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        decode_garbage(&Bincode, &bytes);
+        #[cfg(feature = "postcard")]
+        decode_garbage(&events_core::Postcard, &bytes);
+    }
+
+    #[test]
+    fn mutated_encodings_never_panic(env in envelope(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut buf = Vec::new();
+        Bincode.encode(&env, &mut buf).unwrap();
+        let i = pos.index(buf.len());
+        buf[i] = byte;
+        decode_garbage(&Bincode, &buf);
+    }
+}
+
+#[test]
+fn codec_ids_are_stable() {
+    assert_eq!(Bincode::ID, 1);
+    #[cfg(feature = "postcard")]
+    assert_eq!(events_core::Postcard::ID, 2);
+}

@@ -1,0 +1,86 @@
+//! `cargo xtask`: the workspace's automation, in Rust so it runs wherever
+//! cargo does. It only orchestrates (runs cargo and other tools, checks the
+//! tree's conventions); it has no dependencies so it builds in seconds.
+//!
+//! Subcommands: `ci` (everything `.ci/run` checks), `tidy` (the tree's
+//! conventions alone).
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci      fmt check, tidy, clippy -D warnings, the whole test suite, docs (-D warnings)
+  tidy    check the tree's conventions (//! file docs, workspace lints)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("tidy") => tidy::check(&workspace_root()).map_err(|problems| problems.join("\n")),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask's manifest directory's parent.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs one step, echoing it, and stops the pipeline at the first failure.
+fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+    println!("\n==> {name}");
+    let status = cmd.current_dir(workspace_root()).status().map_err(|e| format!("{name}: cannot start: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("step `{name}` failed ({status})")) }
+}
+
+fn ci() -> Result<(), String> {
+    let root = workspace_root();
+    step("cargo fmt --check", {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--", "--check"]);
+        c
+    })?;
+    println!("\n==> tidy");
+    tidy::check(&root).map_err(|problems| problems.join("\n"))?;
+    step("cargo clippy", {
+        let mut c = cargo();
+        c.args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]);
+        c
+    })?;
+    step("cargo test", {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--all-features"]);
+        c
+    })?;
+    step("cargo doc", {
+        let mut c = cargo();
+        c.args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings");
+        c
+    })?;
+    println!("\nci: all steps passed");
+    Ok(())
+}
