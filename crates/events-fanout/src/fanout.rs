@@ -1,0 +1,204 @@
+//! The sending end: [`Fanout`], a cloneable producer handle over the shared
+//! ring in `ring.rs`, with `emit` (async, backpressure), `try_emit`, and the
+//! [`Overflow::Disconnect`] timer. **Invariant:** an event is published by a
+//! single store under the producer lock, so a cancelled `emit` either reached
+//! every live subscriber or none of them.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+    task::{Context, Poll},
+};
+
+use tokio::time::Sleep;
+
+use crate::{
+    EmitError, FanoutBuilder, FanoutStats, Overflow, Subscriber, TryEmitError,
+    config::{DEFAULT_CAPACITY, MAX_CAPACITY},
+    ring::{Refused, Shared},
+};
+
+/// A lossless fan-out: every [`Subscriber`] receives every event emitted after it subscribed,
+/// in emit order, or is told explicitly that it was closed.
+///
+/// `Fanout` is a cheap handle (`Clone` bumps a reference count); clones emit into the same
+/// ring, and concurrent emits are totally ordered. The fan-out closes when [`close`] is called
+/// or the last handle is dropped; subscribers then drain what was emitted and end.
+///
+/// Each subscriber gets a `clone()` of the event: with `T = Arc<..>` that is a reference-count
+/// bump, so one event costs one allocation however many subscribers there are. The ring keeps
+/// the last `capacity` events (rounded up to a power of two) until their slot is reused or the
+/// fan-out and all its subscribers are gone, so payloads are released with that delay.
+///
+/// [`close`]: Fanout::close
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use events_fanout::{Fanout, Overflow};
+///
+/// let fanout = Fanout::builder().capacity(64).overflow(Overflow::Wait).build();
+/// let mut a = fanout.subscribe();
+/// let mut b = fanout.subscribe();
+/// fanout.emit(Arc::new("hello")).await?;
+/// assert_eq!(*a.recv().await.unwrap().unwrap(), "hello");
+/// assert_eq!(*b.recv().await.unwrap().unwrap(), "hello");
+/// assert_eq!(fanout.stats().emitted, 1);
+/// # Ok::<(), events_fanout::EmitError<Arc<&str>>>(())
+/// # }).unwrap();
+/// ```
+pub struct Fanout<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> std::fmt::Debug for Fanout<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout").field("shared", &self.shared).finish()
+    }
+}
+
+impl<T> Clone for Fanout<T> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<T> Drop for Fanout<T> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for Fanout<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Fanout<T> {
+    /// A fan-out with capacity 256 and [`Overflow::Wait`].
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+
+    /// A fan-out whose subscribers may each hold `capacity` events not yet taken.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0 or above [`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::builder().capacity(capacity).build()
+    }
+
+    /// A builder for capacity and [`Overflow`] policy.
+    pub fn builder() -> FanoutBuilder<T> {
+        FanoutBuilder::default()
+    }
+
+    pub(crate) fn from_builder(builder: FanoutBuilder<T>) -> Self {
+        assert!(
+            (1..=MAX_CAPACITY).contains(&builder.capacity),
+            "fan-out capacity must be in 1..={MAX_CAPACITY}, got {}",
+            builder.capacity
+        );
+        Self { shared: Arc::new(Shared::new(builder.capacity, builder.overflow)) }
+    }
+
+    /// A new subscriber that receives every event emitted from now on. Safe to call while
+    /// other tasks emit: the subscriber starts exactly between two events.
+    /// On a closed fan-out the subscriber ends at once.
+    pub fn subscribe(&self) -> Subscriber<T> {
+        Subscriber::new(Arc::clone(&self.shared))
+    }
+
+    /// Emits `value` to every current subscriber, waiting while any of them is full
+    /// (or, under [`Overflow::Disconnect`], until the slow ones are disconnected).
+    /// With no subscriber the event is counted and dropped.
+    ///
+    /// **Cancel-safety:** the event is published by one atomic step, so if this future is
+    /// dropped before it completes, either every live subscriber got the event or none did
+    /// (and the value is dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`EmitError::Closed`] with the value if the fan-out was closed.
+    ///
+    /// # Panics
+    ///
+    /// Under [`Overflow::Disconnect`], if it has to wait outside a tokio runtime with the
+    /// time driver enabled.
+    pub async fn emit(&self, value: T) -> Result<(), EmitError<T>> {
+        let mut value = Some(value);
+        let mut timer = None;
+        std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer)).await
+    }
+
+    fn poll_emit(
+        &self,
+        cx: &mut Context<'_>,
+        value: &mut Option<T>,
+        timer: &mut Option<Pin<Box<Sleep>>>,
+    ) -> Poll<Result<(), EmitError<T>>> {
+        loop {
+            // `poll_fn` inside an `async fn` is never polled again after `Ready`.
+            let Some(pending) = value.take() else { return Poll::Pending };
+            match self.shared.publish(pending, Some(cx.waker())) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(Refused::Closed(v)) => return Poll::Ready(Err(EmitError::Closed(v))),
+                Err(Refused::Full(v)) => {
+                    *value = Some(v);
+                    let Overflow::Disconnect { after } = self.shared.overflow else { return Poll::Pending };
+                    let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    *timer = None;
+                    self.shared.evict_full();
+                }
+            }
+        }
+    }
+
+    /// Emits `value` if every subscriber has room, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryEmitError::Full`] with the value if a subscriber is full (nobody got it),
+    /// [`TryEmitError::Closed`] with the value if the fan-out was closed.
+    pub fn try_emit(&self, value: T) -> Result<(), TryEmitError<T>> {
+        self.shared.publish(value, None).map_err(Into::into)
+    }
+}
+
+impl<T> Fanout<T> {
+    /// Subscribers currently registered (dropped and disconnected ones are gone at once).
+    pub fn subscriber_count(&self) -> usize {
+        self.shared.subscriber_count()
+    }
+
+    /// The per-subscriber capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity()
+    }
+
+    /// Counters: events emitted, subscribers disconnected for slowness, the largest lag seen.
+    pub fn stats(&self) -> FanoutStats {
+        self.shared.stats()
+    }
+
+    /// Closes the fan-out for every handle: later emits fail with the value handed back,
+    /// waiting emits fail too, and subscribers end after draining what was emitted.
+    /// Idempotent.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether the fan-out was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}

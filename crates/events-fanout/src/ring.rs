@@ -1,0 +1,397 @@
+//! The shared ring behind a [`Fanout`](crate::Fanout) and its
+//! [`Subscriber`](crate::Subscriber)s: one slot array written by producers under
+//! a lock, read lock-free by every subscriber through its own cursor.
+//!
+//! **Invariant:** the slot for sequence `s` is overwritten (by `s + ring_len`)
+//! only when every registered cursor's published head is past `s`, and a cursor
+//! leaves the registry only when its subscriber can no longer read a slot
+//! (dropped, or disconnected while not inside a read). Everything unsafe in the
+//! crate rests on that rule; the atomics below implement it with three small
+//! Dekker-style handshakes (each side stores, then loads the other side's flag,
+//! all `SeqCst`), so no wakeup is ever lost:
+//!
+//! * **park**: a subscriber with nothing to read sets `parked` then re-reads
+//!   `tail`; a producer stores `tail` then reads the parked count.
+//! * **arm**: a producer blocked on a full ring *arms* the cursors that gate it,
+//!   then re-reads their heads; a subscriber stores its head then reads `armed`.
+//!   The producer sleeps until every armed cursor has crossed the target
+//!   (`gating` reaches zero), so N subscribers cost one producer wakeup per
+//!   blocked emit, not N.
+//! * **evict** (only under `Overflow::Disconnect`): a subscriber sets `reading`
+//!   then checks `evict`; the producer sets `evict` then checks `reading`, and
+//!   releases the cursor only when it is not inside a read.
+
+use std::{
+    cell::UnsafeCell,
+    mem::MaybeUninit,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst, Ordering::Relaxed},
+    },
+    task::Waker,
+};
+
+use crossbeam_utils::CachePadded;
+use futures::task::AtomicWaker;
+use parking_lot::Mutex;
+
+use crate::{FanoutStats, Overflow, TryEmitError};
+
+/// One subscriber's position, shared between the subscriber and the producers.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    /// Next sequence this subscriber will take; everything below was taken.
+    pub(crate) head: AtomicU64,
+    /// Set by a blocked producer: "tell me when your head reaches `wake_at`".
+    pub(crate) armed: AtomicBool,
+    /// Set by the subscriber while it waits for `tail` to move.
+    pub(crate) parked: AtomicBool,
+    /// Set by the producer when the subscriber is disconnected for slowness.
+    pub(crate) evict: AtomicBool,
+    /// Set by the subscriber while it may touch a slot (only under `Disconnect`).
+    pub(crate) reading: AtomicBool,
+    /// The subscriber's task, woken on new events, on close and on eviction.
+    pub(crate) waker: AtomicWaker,
+}
+
+impl Cursor {
+    fn new(head: u64) -> Self {
+        Self {
+            head: AtomicU64::new(head),
+            armed: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            evict: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+}
+
+/// Producer-side state, only touched under the lock.
+#[derive(Debug, Default)]
+struct State {
+    /// Registered cursors: the ones that gate producers.
+    cursors: Vec<Arc<CachePadded<Cursor>>>,
+    /// A lower bound of every registered head, refreshed when the ring looks full.
+    min_head: u64,
+    /// A producer armed cursors and waits for `gating` to reach zero.
+    round_active: bool,
+    /// Blocked producers to wake when the round completes, on removal or on close.
+    waiters: Vec<Waker>,
+    emitted: u64,
+    disconnected_slow: u64,
+    max_lag: u64,
+}
+
+/// Why a publish attempt did not happen.
+pub(crate) enum Refused<T> {
+    Full(T),
+    Closed(T),
+}
+
+impl<T> From<Refused<T>> for TryEmitError<T> {
+    fn from(refused: Refused<T>) -> Self {
+        match refused {
+            Refused::Full(value) => TryEmitError::Full(value),
+            Refused::Closed(value) => TryEmitError::Closed(value),
+        }
+    }
+}
+
+type Slot<T> = UnsafeCell<MaybeUninit<T>>;
+
+/// The ring and everything producers and subscribers share.
+pub(crate) struct Shared<T> {
+    /// Written by the producer on every publish; read by subscribers when they run dry.
+    tail: CachePadded<AtomicU64>,
+    /// How many cursors are parked; producers skip the wake scan when it is zero.
+    parked: CachePadded<AtomicUsize>,
+    /// Armed cursors that have not crossed `wake_at` yet (plus one while arming).
+    gating: CachePadded<AtomicUsize>,
+    wake_at: AtomicU64,
+    closed: AtomicBool,
+    /// Live `Fanout` handles; the last one to go closes the fan-out.
+    pub(crate) handles: AtomicUsize,
+    state: CachePadded<Mutex<State>>,
+    slots: Box<[Slot<T>]>,
+    mask: u64,
+    capacity: u64,
+    /// Whether subscribers must announce reads (`Overflow::Disconnect`).
+    pub(crate) evictable: bool,
+    pub(crate) overflow: Overflow,
+}
+
+// SAFETY: slots hold `T`s that are moved in by producers and dropped or cloned from any
+// thread (so `T: Send`), and cloned through `&T` by many subscribers at once (so `T: Sync`).
+// Every slot access follows the ring invariant in the module docs.
+unsafe impl<T: Send + Sync> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Shared<T> {}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("tail", &self.tail.load(Relaxed))
+            .field("capacity", &self.capacity)
+            .field("closed", &self.closed.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Slots hold the last `min(tail, ring_len)` events; nothing else is initialised.
+        let tail = *self.tail.get_mut();
+        let ring_len = self.slots.len() as u64;
+        for seq in tail.saturating_sub(ring_len)..tail {
+            let slot = self.slots[(seq & self.mask) as usize].get_mut();
+            // SAFETY: every sequence below `tail` was written, and the slot of `seq` was not
+            // overwritten since `seq + ring_len >= tail`; we have `&mut self`, so no reader.
+            unsafe { slot.assume_init_drop() };
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+        let ring_len = capacity.next_power_of_two();
+        Self {
+            tail: CachePadded::new(AtomicU64::new(0)),
+            parked: CachePadded::new(AtomicUsize::new(0)),
+            gating: CachePadded::new(AtomicUsize::new(0)),
+            wake_at: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            handles: AtomicUsize::new(1),
+            state: CachePadded::new(Mutex::new(State::default())),
+            slots: (0..ring_len).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
+            mask: ring_len as u64 - 1,
+            capacity: capacity as u64,
+            evictable: matches!(overflow, Overflow::Disconnect { .. }),
+            overflow,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// The sequence the next event will get.
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail.load(SeqCst)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    /// Publishes `value` to every registered cursor, or refuses without side effect.
+    ///
+    /// With `waker`, a refusal for fullness also registers it and arms the gating cursors,
+    /// so the caller is woken when the slowest one frees a slot (or on close/removal).
+    /// The event becomes visible to all subscribers at once (one `tail` store), which is
+    /// what makes a dropped `emit` all-or-nothing.
+    pub(crate) fn publish(&self, value: T, waker: Option<&Waker>) -> Result<(), Refused<T>> {
+        let mut st = self.state.lock();
+        if self.closed.load(SeqCst) {
+            return Err(Refused::Closed(value));
+        }
+        if st.cursors.is_empty() {
+            // Nobody listens: nothing to deliver, and no slot needs to keep it.
+            st.emitted += 1;
+            drop(st);
+            drop(value);
+            return Ok(());
+        }
+        let tail = self.tail.load(Relaxed);
+        while tail - st.min_head >= self.capacity {
+            st.min_head = Self::min_head(&st, tail);
+            st.max_lag = st.max_lag.max(tail - st.min_head);
+            if tail - st.min_head < self.capacity {
+                break;
+            }
+            let Some(waker) = waker else { return Err(Refused::Full(value)) };
+            if !st.waiters.iter().any(|w| w.will_wake(waker)) {
+                st.waiters.push(waker.clone());
+            }
+            if st.round_active {
+                return Err(Refused::Full(value));
+            }
+            if self.arm(&st, tail + 1 - self.capacity) {
+                st.round_active = true;
+                return Err(Refused::Full(value));
+            }
+            // Every gating cursor crossed while we armed: look again.
+        }
+        st.emitted += 1;
+        let slot = self.slots[(tail & self.mask) as usize].get();
+        // SAFETY: we are the only writer (lock held). The slot's previous occupant,
+        // `tail - ring_len`, is below every registered head (`tail - min_head < capacity
+        // <= ring_len`), so no subscriber reads it, and it was initialised iff
+        // `tail >= ring_len`. We move it out and drop it after unlocking.
+        let old = unsafe {
+            let old = if tail > self.mask { Some((*slot).assume_init_read()) } else { None };
+            (*slot).write(value);
+            old
+        };
+        self.tail.store(tail + 1, SeqCst);
+        if self.parked.load(SeqCst) > 0 {
+            for cursor in &st.cursors {
+                if cursor.parked.load(Relaxed) && cursor.parked.swap(false, SeqCst) {
+                    self.parked.fetch_sub(1, SeqCst);
+                    cursor.waker.wake();
+                }
+            }
+        }
+        drop(st);
+        drop(old);
+        Ok(())
+    }
+
+    fn min_head(st: &State, tail: u64) -> u64 {
+        st.cursors.iter().map(|c| c.head.load(SeqCst)).min().unwrap_or(tail)
+    }
+
+    /// Arms every cursor whose head is below `target`. Returns `false` when all of them
+    /// crossed during arming (the caller must look again), `true` when a round is active.
+    fn arm(&self, st: &State, target: u64) -> bool {
+        self.wake_at.store(target, SeqCst);
+        self.gating.store(1, SeqCst);
+        for cursor in &st.cursors {
+            if cursor.head.load(SeqCst) < target {
+                self.gating.fetch_add(1, SeqCst);
+                cursor.armed.store(true, SeqCst);
+                // The subscriber may have crossed before it could see `armed`.
+                if cursor.head.load(SeqCst) >= target && cursor.armed.swap(false, SeqCst) {
+                    self.gating.fetch_sub(1, SeqCst);
+                }
+            }
+        }
+        self.gating.fetch_sub(1, SeqCst) != 1
+    }
+
+    /// Called by a subscriber whose cursor is armed, after publishing its head.
+    pub(crate) fn on_armed(&self, cursor: &Cursor, head: u64) {
+        if head >= self.wake_at.load(SeqCst)
+            && cursor.armed.swap(false, SeqCst)
+            && self.gating.fetch_sub(1, SeqCst) == 1
+        {
+            let mut st = self.state.lock();
+            Self::finish_round(&mut st);
+        }
+    }
+
+    fn finish_round(st: &mut State) {
+        st.round_active = false;
+        for waker in st.waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Registers a new cursor at the current tail.
+    pub(crate) fn register(&self) -> Arc<CachePadded<Cursor>> {
+        let mut st = self.state.lock();
+        let cursor = Arc::new(CachePadded::new(Cursor::new(self.tail.load(SeqCst))));
+        st.cursors.push(Arc::clone(&cursor));
+        cursor
+    }
+
+    /// Unregisters a cursor so it no longer gates producers. Idempotent.
+    pub(crate) fn remove(&self, cursor: &Arc<CachePadded<Cursor>>) {
+        let mut st = self.state.lock();
+        self.remove_locked(&mut st, cursor);
+    }
+
+    fn remove_locked(&self, st: &mut State, cursor: &Arc<CachePadded<Cursor>>) {
+        let Some(pos) = st.cursors.iter().position(|c| Arc::ptr_eq(c, cursor)) else { return };
+        st.cursors.swap_remove(pos);
+        if cursor.parked.swap(false, SeqCst) {
+            self.parked.fetch_sub(1, SeqCst);
+        }
+        if cursor.armed.swap(false, SeqCst) && self.gating.fetch_sub(1, SeqCst) == 1 {
+            Self::finish_round(st);
+        }
+    }
+
+    /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring.
+    pub(crate) fn evict_full(&self) {
+        let mut st = self.state.lock();
+        let tail = self.tail.load(Relaxed);
+        if st.cursors.is_empty() || tail < self.capacity {
+            return;
+        }
+        let target = tail + 1 - self.capacity;
+        let slow: Vec<_> = st.cursors.iter().filter(|c| c.head.load(SeqCst) < target).cloned().collect();
+        for cursor in slow {
+            cursor.evict.store(true, SeqCst);
+            st.disconnected_slow += 1;
+            if !cursor.reading.load(SeqCst) {
+                // Not inside a read, and it will see `evict` before its next one.
+                self.remove_locked(&mut st, &cursor);
+            }
+            // Otherwise it removes itself when its read ends (`end_read`).
+            cursor.waker.wake();
+        }
+        st.min_head = Self::min_head(&st, tail);
+    }
+
+    /// Under `Overflow::Disconnect`: the subscriber left a read; honour a pending eviction.
+    pub(crate) fn end_read(&self, cursor: &Arc<CachePadded<Cursor>>) {
+        cursor.reading.store(false, SeqCst);
+        if cursor.evict.load(SeqCst) {
+            self.remove(cursor);
+        }
+    }
+
+    /// Parks the cursor: from now on the next publish wakes its waker.
+    pub(crate) fn park(&self, cursor: &Cursor) {
+        if !cursor.parked.swap(true, SeqCst) {
+            self.parked.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Undoes `park` when the subscriber found an event after all.
+    pub(crate) fn unpark(&self, cursor: &Cursor) {
+        if cursor.parked.load(Relaxed) && cursor.parked.swap(false, SeqCst) {
+            self.parked.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Closes the fan-out: no more events; subscribers drain and end; blocked emits fail.
+    pub(crate) fn close(&self) {
+        let mut st = self.state.lock();
+        self.closed.store(true, SeqCst);
+        for cursor in &st.cursors {
+            cursor.waker.wake();
+        }
+        Self::finish_round(&mut st);
+    }
+
+    pub(crate) fn stats(&self) -> FanoutStats {
+        let st = self.state.lock();
+        FanoutStats {
+            emitted: st.emitted,
+            disconnected_slow: st.disconnected_slow,
+            max_lag: st.max_lag,
+            subscribers: st.cursors.len(),
+        }
+    }
+
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.state.lock().cursors.len()
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// Clones the event at `seq`.
+    ///
+    /// # Safety
+    ///
+    /// `seq < tail` (loaded with at least `Acquire`), and the caller's cursor is registered
+    /// with a published head `<= seq` (or is evicted but still marked `reading`).
+    pub(crate) unsafe fn read(&self, seq: u64) -> T {
+        let slot = self.slots[(seq & self.mask) as usize].get();
+        // SAFETY: the caller's contract: the slot was written before `tail` passed `seq`,
+        // and it cannot be overwritten while the caller's head is at most `seq`.
+        unsafe { (*slot).assume_init_ref().clone() }
+    }
+}
