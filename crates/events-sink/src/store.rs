@@ -1,0 +1,91 @@
+//! The durable side: the [`DurableStore`] trait (append returns the stored
+//! envelope with its seq; `events_after` reads the log back) and
+//! [`reconcile`], which gives a consumer of a lossy sink the events it missed.
+//! Neighbours: [`MemoryStore`](crate::MemoryStore) implements the trait for
+//! tests and examples, [`Watched`](crate::Watched) decorates any store with a
+//! sink. Invariant: the store's log is the only source of truth; sinks are a
+//! freshness hint and `reconcile` is how completeness is restored.
+
+use async_trait::async_trait;
+use events_core::{Envelope, Seq, StreamId};
+
+/// An append-only, sequenced event log.
+///
+/// Implementations give each appended event the next seq (contiguous from 1)
+/// and return it in an [`Envelope`]; `events_after` serves the log back in seq
+/// order. The façade's `Feed` and its journal are one such store;
+/// [`MemoryStore`](crate::MemoryStore) is another.
+#[async_trait]
+pub trait DurableStore<E: Send + Sync + 'static>: Send + Sync {
+    /// What a failed append or read reports.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Durably appends `event` under `stream` and returns the stored envelope,
+    /// carrying its seq and timestamp.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error when the event could not be made durable;
+    /// the event then has no seq and must not be published.
+    async fn append(&self, stream: Option<StreamId>, event: E) -> Result<Envelope<E>, Self::Error>;
+
+    /// Up to `limit` stored events with `seq > cursor`, in seq order; empty
+    /// when the cursor is at (or past) the end of the log.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error when the log cannot be read.
+    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error>;
+}
+
+/// How many events [`reconcile`] asks the store for at a time.
+pub const RECONCILE_PAGE: usize = 1024;
+
+/// Every stored event after `last_seen`, in seq order: what a consumer of a
+/// best-effort sink calls when it sees a gap (an envelope whose seq is not
+/// `last_seen + 1`) or after a restart.
+///
+/// Reads page by page ([`RECONCILE_PAGE`] events each) until the store
+/// returns an empty page, so it also works with stores that cap `limit`.
+///
+/// # Errors
+///
+/// Returns the store's error from the first page read that fails.
+///
+/// # Example
+///
+/// ```
+/// use events_core::Seq;
+/// use events_sink::{DurableStore, MemoryStore, reconcile};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// for word in ["a", "b", "c"] {
+///     store.append(None, word.to_string()).await?;
+/// }
+/// let missed = reconcile(&store, Seq::new(1)).await?;
+/// let seqs: Vec<u64> = missed.iter().map(|e| e.seq.get()).collect();
+/// assert_eq!(seqs, [2, 3]);
+/// # Ok::<(), events_sink::MemoryStoreError>(())
+/// # }).unwrap();
+/// ```
+pub async fn reconcile<E, S>(store: &S, last_seen: Seq) -> Result<Vec<Envelope<E>>, S::Error>
+where
+    E: Send + Sync + 'static,
+    S: DurableStore<E> + ?Sized,
+{
+    let mut out = Vec::new();
+    let mut cursor = last_seen;
+    loop {
+        let page = store.events_after(cursor, RECONCILE_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        // A store that hands back a page not past the cursor would loop us
+        // forever; stop rather than spin, keeping only what moved forward.
+        if last.seq <= cursor {
+            break;
+        }
+        cursor = last.seq;
+        out.extend(page);
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! [`Tee`]: one sink that emits to several, in the order they were added.
+//! Neighbours: built by [`Tee::new`]/[`Tee::with`] or
+//! [`SinkExt::tee`](crate::SinkExt::tee); the façade can hold one `Tee` for all
+//! its configured sinks. Invariant: every branch sees every event, branch by
+//! branch in insertion order, and a branch finishes an event before the next
+//! branch starts it (so wrap slow branches in `Offload`/`Timeout`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::stats::Counters;
+use crate::{EventSink, SinkStats};
+
+/// A sink that forwards each event to several sinks in order.
+///
+/// Its stats report its own `emitted` and the sum of every branch's losses.
+///
+/// # Example
+///
+/// ```
+/// use events_sink::{ChannelSink, EventSink, Noop, Tee};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (a, mut rx_a) = ChannelSink::new(4);
+/// let (b, mut rx_b) = ChannelSink::new(4);
+/// let tee = Tee::new().with(a).with(b).with(Noop);
+/// tee.emit(&7u8).await;
+/// assert_eq!((rx_a.recv().await, rx_b.recv().await), (Some(7), Some(7)));
+/// assert_eq!(tee.len(), 3);
+/// # });
+/// ```
+pub struct Tee<E: ?Sized + Sync> {
+    sinks: Vec<Arc<dyn EventSink<E>>>,
+    counters: Counters,
+}
+
+impl<E: ?Sized + Sync> Tee<E> {
+    /// A tee with no branches (emitting to it does nothing but count).
+    pub fn new() -> Self {
+        Tee { sinks: Vec::new(), counters: Counters::default() }
+    }
+
+    /// Adds a branch after the existing ones.
+    pub fn push<K: EventSink<E> + 'static>(&mut self, sink: K) {
+        self.sinks.push(Arc::new(sink));
+    }
+
+    /// Adds an already shared branch after the existing ones.
+    pub fn push_shared(&mut self, sink: Arc<dyn EventSink<E>>) {
+        self.sinks.push(sink);
+    }
+
+    /// Builder form of [`Tee::push`].
+    #[must_use]
+    pub fn with<K: EventSink<E> + 'static>(mut self, sink: K) -> Self {
+        self.push(sink);
+        self
+    }
+
+    /// The number of branches.
+    pub fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Whether the tee has no branches.
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+}
+
+impl<E: ?Sized + Sync> Default for Tee<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: ?Sized + Sync> FromIterator<Arc<dyn EventSink<E>>> for Tee<E> {
+    fn from_iter<I: IntoIterator<Item = Arc<dyn EventSink<E>>>>(iter: I) -> Self {
+        Tee { sinks: iter.into_iter().collect(), counters: Counters::default() }
+    }
+}
+
+impl<E: ?Sized + Sync> fmt::Debug for Tee<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tee").field("branches", &self.sinks.len()).field("stats", &self.counters.snapshot()).finish()
+    }
+}
+
+#[async_trait]
+impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
+    async fn emit(&self, event: &E) {
+        self.counters.emitted();
+        for sink in &self.sinks {
+            sink.emit(event).await;
+        }
+    }
+
+    fn stats(&self) -> SinkStats {
+        self.sinks.iter().fold(self.counters.snapshot(), |acc, sink| acc.with_inner(sink.stats()))
+    }
+}

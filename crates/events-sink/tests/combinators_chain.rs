@@ -1,0 +1,73 @@
+//! The combinators compose: blanket impls make `Arc<dyn EventSink>`, `Box`
+//! and `&S` sinks; `Filter`, `Map` and `Tee` forward what they should, in
+//! order; `Offload` preserves order; the outermost sink's stats report the
+//! losses of everything it wraps.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Recorder;
+use events_sink::{ChannelSink, EventSink, FnSink, Noop, Offload, SinkExt, Tee, TracingSink};
+
+#[tokio::test]
+async fn blanket_impls_make_pointers_and_trait_objects_sinks() {
+    let recorder = Recorder::<u8>::new();
+    let shared: Arc<dyn EventSink<u8>> = Arc::clone(&recorder) as Arc<dyn EventSink<u8>>;
+    let boxed: Box<dyn EventSink<u8>> = Box::new(Arc::clone(&shared));
+    let by_ref = &boxed;
+    shared.emit(&1).await;
+    boxed.emit(&2).await;
+    by_ref.emit(&3).await;
+    Noop.emit(&4u8).await;
+    assert_eq!(recorder.seen(), [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn filter_map_tee_forward_in_order_and_stats_aggregate() {
+    let evens = Recorder::<String>::new();
+    let (small, mut small_rx) = ChannelSink::<u32>::new(2);
+    let sink = Tee::new()
+        .with(Arc::clone(&evens).map(|n: &u32| format!("#{n}")).filter(|n: &u32| n.is_multiple_of(2)))
+        .with(small)
+        .with(TracingSink::default())
+        .timeout(Duration::from_secs(1));
+
+    for n in 0..6u32 {
+        sink.emit(&n).await;
+    }
+
+    assert_eq!(evens.seen(), ["#0", "#2", "#4"]);
+    assert_eq!((small_rx.recv().await, small_rx.recv().await), (Some(0), Some(1)));
+    let stats = sink.stats();
+    assert_eq!((stats.emitted, stats.filtered, stats.dropped, stats.timed_out), (6, 3, 4, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offload_preserves_order() {
+    let recorder = Recorder::<u32>::yielding();
+    let offload = Arc::clone(&recorder).offload(1000);
+    for n in 0..1000 {
+        offload.emit(&n).await;
+    }
+    let stats = offload.close().await;
+    assert_eq!((stats.emitted, stats.dropped), (1000, 0));
+    assert_eq!(recorder.seen(), (0..1000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn offload_counts_inner_losses_and_shared_tee_branches() {
+    let (chan, mut rx) = ChannelSink::<u32>::new(1);
+    let offload = Offload::new(chan.clone(), 8);
+    for n in 0..3 {
+        offload.emit(&n).await;
+    }
+    let stats = offload.close().await;
+    assert_eq!((stats.emitted, stats.dropped), (3, 2), "the inner channel's drops surface");
+    assert_eq!(rx.recv().await, Some(0));
+
+    let tee: Tee<u32> = [FnSink::new(|_: &u32| {}).shared(), Noop.shared()].into_iter().collect();
+    tee.emit(&1).await;
+    assert_eq!((tee.len(), tee.stats().emitted), (2, 1));
+}

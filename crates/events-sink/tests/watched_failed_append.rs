@@ -1,0 +1,78 @@
+//! What a [`Watched`] store promises around failure: a failed append returns
+//! the store's error and reaches no sink; a sink that panics cannot fail an
+//! append; emission is uniform, so terminal events reach the sink like any
+//! other unless a `Filter` excludes them.
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::Recorder;
+use events_core::{Envelope, Seq};
+use events_sink::{DurableStore, EventSink, MemoryStore, MemoryStoreError, SinkExt, Watched};
+
+#[tokio::test]
+async fn failing_append_is_returned_and_never_emitted() {
+    let recorder = Recorder::<Envelope<&'static str>>::new();
+    let store = Watched::new(MemoryStore::new(), Arc::clone(&recorder));
+
+    store.append(None, "first").await.unwrap();
+    store.store().fail_next(2);
+    let err = store.append(None, "refused").await.unwrap_err();
+    assert!(matches!(err, MemoryStoreError::Injected { seq } if seq == Seq::new(2)));
+    assert!(store.append(None, "refused too").await.is_err());
+    let third = store.append(None, "second").await.unwrap();
+
+    assert_eq!(third.seq, Seq::new(2), "a failed append must not consume a seq");
+    let emitted: Vec<&str> = recorder.seen().iter().map(|e| e.event).collect();
+    assert_eq!(emitted, ["first", "second"]);
+    let stats = store.stats();
+    assert_eq!((stats.appended, stats.failed), (2, 2));
+}
+
+struct Panics;
+
+#[async_trait]
+impl EventSink<Envelope<u32>> for Panics {
+    async fn emit(&self, event: &Envelope<u32>) {
+        assert!(event.event != 13, "this sink cannot stand 13");
+    }
+}
+
+#[tokio::test]
+async fn panicking_sink_cannot_fail_the_append() {
+    let store = Watched::new(MemoryStore::new(), Panics);
+    for n in [12, 13, 14] {
+        let env = store.append(None, n).await.expect("the sink must not fail an append");
+        assert_eq!(env.event, n);
+    }
+    assert_eq!(store.store().len(), 3);
+    let stats = store.stats();
+    assert_eq!((stats.appended, stats.sink_panics), (3, 1));
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Job {
+    Progress(u8),
+    Done,
+}
+
+#[tokio::test]
+async fn emission_is_uniform_and_filter_is_the_host_choice() {
+    let everything = Recorder::<Envelope<Job>>::new();
+    let progress_only = Recorder::<Envelope<Job>>::new();
+    let sink = Arc::clone(&everything).tee(Arc::clone(&progress_only).filter(|e: &Envelope<Job>| e.event != Job::Done));
+    let store = Watched::new(MemoryStore::new(), sink);
+
+    for job in [Job::Progress(50), Job::Done, Job::Progress(0), Job::Done] {
+        store.append(Some("job-1".into()), job).await.unwrap();
+    }
+
+    let all: Vec<Job> = everything.seen().into_iter().map(|e| e.event).collect();
+    assert_eq!(all, [Job::Progress(50), Job::Done, Job::Progress(0), Job::Done]);
+    let filtered: Vec<u64> = progress_only.seen().iter().map(|e| e.seq.get()).collect();
+    assert_eq!(filtered, [1, 3]);
+    let stats = store.sink().stats();
+    assert_eq!((stats.emitted, stats.filtered, stats.lost()), (4, 2, 0));
+}
