@@ -11,6 +11,12 @@ use crate::{EventSink, Filter, Map, Offload, Tee, Timeout};
 
 /// Combinators for every [`EventSink`].
 ///
+/// For a sink that accepts many event types ([`Noop`](crate::Noop), a user
+/// sink generic over `E`), the methods that never mention the event type
+/// (`timeout`, `boxed`, `shared`) cannot infer it: name it
+/// (`SinkExt::<u32>::timeout(sink, limit)`) or call the constructor
+/// ([`Timeout::new`]).
+///
 /// # Example
 ///
 /// ```

@@ -96,3 +96,50 @@ impl<E: ?Sized + Sync + fmt::Debug> EventSink<E> for TracingSink {
         self.counters.snapshot()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    use super::*;
+
+    /// Counts the tracing events at `WARN` with this crate's target.
+    struct CountWarnings(Arc<AtomicUsize>);
+
+    impl Subscriber for CountWarnings {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let meta = event.metadata();
+            if *meta.level() == Level::WARN && meta.target() == "events_sink" {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn each_emit_is_one_tracing_event_at_the_chosen_level() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let sink = TracingSink::new(Level::WARN).named("test");
+        tracing::subscriber::with_default(CountWarnings(Arc::clone(&count)), || {
+            futures::executor::block_on(async {
+                sink.emit(&"one").await;
+                sink.emit(&"two").await;
+            });
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+        assert_eq!(sink.stats().emitted, 2);
+    }
+}

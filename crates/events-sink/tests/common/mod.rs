@@ -53,6 +53,7 @@ impl<T: Clone + Send + Sync> EventSink<T> for Recorder<T> {
 #[derive(Debug)]
 pub struct Gate<T> {
     permits: Semaphore,
+    /// Notified each time an `emit` starts waiting at the gate.
     pub entered: Notify,
     passed: Mutex<Vec<T>>,
 }
