@@ -1,0 +1,152 @@
+//! The journal's errors: [`JournalError`] for opening, writing, recovering and
+//! verifying, and [`ReadError`] for [`Reader::read_since`](crate::Reader::read_since),
+//! which adds the two cursor outcomes a reader must handle explicitly.
+//!
+//! Invariant: every variant that concerns a place on disk names it (path,
+//! byte offset, seq when known), so an operator can go and look.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Something went wrong opening, writing, recovering or reading a journal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What the journal was doing (`"open"`, `"write"`, `"fdatasync"`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the operating system reported.
+        #[source]
+        source: io::Error,
+    },
+    /// Another writer (in this process or another one) holds `<dir>/LOCK`.
+    #[error("journal directory {dir} is locked by another writer")]
+    Locked {
+        /// The journal directory.
+        dir: PathBuf,
+    },
+    /// A `.seg` file does not start with the segment magic.
+    #[error("{path}: not a journal segment (bad magic)")]
+    BadMagic {
+        /// The segment file.
+        path: PathBuf,
+    },
+    /// A segment was written by a format version this build does not read.
+    #[error("{path}: unsupported segment format version {version} (this build reads version 1)")]
+    UnsupportedVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// The version found in the header.
+        version: u16,
+    },
+    /// A segment header fails its CRC.
+    #[error("{path}: segment header checksum mismatch")]
+    HeaderCrc {
+        /// The segment file.
+        path: PathBuf,
+    },
+    /// The segments carry another payload codec tag than the one asked for.
+    #[error("{path}: payload codec tag {found} where {expected} was expected")]
+    CodecTagMismatch {
+        /// The segment file.
+        path: PathBuf,
+        /// The tag given in [`JournalOptions::codec_tag`](crate::JournalOptions::codec_tag).
+        expected: u32,
+        /// The tag found in the header.
+        found: u32,
+    },
+    /// A segment belongs to another journal (another epoch) than its neighbours.
+    #[error("{path}: epoch {found:#018x} where {expected:#018x} was expected (segment of another journal?)")]
+    EpochMismatch {
+        /// The segment file.
+        path: PathBuf,
+        /// The epoch of the journal (its oldest segment).
+        expected: u64,
+        /// The epoch found in this segment.
+        found: u64,
+    },
+    /// A frame or header field is damaged or inconsistent.
+    #[error("{path} at byte {offset}: {reason}{}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset of the damaged frame or field in the file.
+        offset: u64,
+        /// The seq expected at that place, when known.
+        seq: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Records are missing between two segments: an operator salvaged a
+    /// corrupt journal with a [`RecoveryMode`](crate::RecoveryMode) that drops
+    /// records. Seqs `expected..found` will never exist; the [`Records`](crate::Records)
+    /// iterator yields this once and then continues at `found`.
+    #[error("{path}: records {expected}..{found} are missing (dropped by a salvage recovery)")]
+    Gap {
+        /// The segment that starts after the gap.
+        path: PathBuf,
+        /// The first missing seq.
+        expected: u64,
+        /// The first seq present after the gap.
+        found: u64,
+    },
+    /// A payload is larger than [`JournalOptions::max_record_bytes`](crate::JournalOptions::max_record_bytes).
+    #[error("record of {len} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge {
+        /// The payload length.
+        len: usize,
+        /// The configured limit.
+        max: u32,
+    },
+    /// The writer is poisoned: an earlier write or fsync failed, so it can no
+    /// longer tell what is on disk. Every append fails until the journal is
+    /// reopened (which runs recovery).
+    #[error("journal writer failed earlier and refuses further writes until reopened: {cause}")]
+    Failed {
+        /// The failure that poisoned the writer.
+        cause: String,
+    },
+    /// The directory holds no segment, so it is not (yet) a journal.
+    #[error("{dir}: no journal segments")]
+    NoSegments {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+impl JournalError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        JournalError::Io { op, path: path.into(), source }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, seq: Option<u64>, reason: impl Into<String>) -> Self {
+        JournalError::Corrupt { path: path.into(), offset, seq, reason: reason.into() }
+    }
+}
+
+/// Why [`Reader::read_since`](crate::Reader::read_since) cannot serve a cursor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Records after the cursor were removed by retention; the oldest retained
+    /// seq is `earliest`. The caller must reset, not silently skip.
+    #[error("cursor predates retention: the earliest retained seq is {earliest}")]
+    Expired {
+        /// The oldest retained seq.
+        earliest: u64,
+    },
+    /// The cursor is beyond the last record (the journal was wiped or belongs
+    /// to another epoch).
+    #[error("cursor is ahead of the journal: the latest seq is {latest}")]
+    Ahead {
+        /// The last seq in the journal (0 when empty).
+        latest: u64,
+    },
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}

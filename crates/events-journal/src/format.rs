@@ -1,0 +1,245 @@
+//! Format version 1, byte for byte: the 64-byte segment header and the
+//! `24 + N`-byte record frame (see `docs/FORMAT.md` for the diagrams). This is
+//! the only file that knows field offsets; the writer, the reader, recovery
+//! and `verify` all encode and parse through it.
+//!
+//! Invariant: a frame is accepted only if it lies entirely inside the bytes
+//! given and its CRC-32 (over bytes `0..4` and `8..24+N`) matches, so a torn
+//! or flipped frame can never be mistaken for a record.
+
+use std::ops::Range;
+
+/// The first 8 bytes of every segment. The high first byte and the CR LF /
+/// Ctrl-Z / LF tail (PNG's trick) detect files mangled by text-mode transfers.
+pub const MAGIC: [u8; 8] = [0x89, b'E', b'V', b'J', b'\r', b'\n', 0x1a, b'\n'];
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// Length of the segment header in bytes.
+pub const HEADER_LEN: usize = 64;
+/// Length of a frame's fixed part (length, CRC, seq, timestamp) in bytes.
+pub const FRAME_HEADER_LEN: usize = 24;
+
+/// The decoded segment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Random id of the journal directory, identical in every segment.
+    pub epoch: u64,
+    /// Seq of the segment's first record; equals the file name.
+    pub first_seq: u64,
+    /// When the segment was created, unix nanoseconds.
+    pub created_at: u64,
+    /// The payload codec tag chosen by the journal's user.
+    pub codec_tag: u32,
+}
+
+/// Why 64 bytes are not a valid version-1 segment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer than [`HEADER_LEN`] bytes.
+    Short,
+    /// The magic does not match.
+    BadMagic,
+    /// Another format version.
+    UnsupportedVersion(u16),
+    /// The header CRC does not match.
+    Crc,
+    /// CRC-valid, but a field holds a value version 1 forbids (header length,
+    /// flags, reserved bytes).
+    Invalid(&'static str),
+}
+
+impl SegmentHeader {
+    /// Encodes the header into its 64 bytes, CRC included.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        // 12..16 flags: 0.
+        b[16..24].copy_from_slice(&self.epoch.to_le_bytes());
+        b[24..32].copy_from_slice(&self.first_seq.to_le_bytes());
+        b[32..40].copy_from_slice(&self.created_at.to_le_bytes());
+        b[40..44].copy_from_slice(&self.codec_tag.to_le_bytes());
+        // 44..60 reserved: zero.
+        let crc = crc32fast::hash(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header.
+    ///
+    /// The checks run in this order: length, magic, version, CRC, fields. The
+    /// version is checked before the CRC because a future version may place
+    /// its CRC elsewhere; a flipped bit in the version field therefore reads as
+    /// an unsupported version, which is refused all the same.
+    ///
+    /// # Errors
+    ///
+    /// The first check that fails, as a [`HeaderError`].
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(HeaderError::Short);
+        }
+        let b = &bytes[..HEADER_LEN];
+        if b[0..8] != MAGIC {
+            return Err(HeaderError::BadMagic);
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::UnsupportedVersion(version));
+        }
+        if crc32fast::hash(&b[0..60]) != le_u32(b, 60) {
+            return Err(HeaderError::Crc);
+        }
+        if u16::from_le_bytes([b[10], b[11]]) as usize != HEADER_LEN {
+            return Err(HeaderError::Invalid("header length is not 64"));
+        }
+        if le_u32(b, 12) != 0 {
+            return Err(HeaderError::Invalid("unknown header flags"));
+        }
+        if b[44..60].iter().any(|&x| x != 0) {
+            return Err(HeaderError::Invalid("reserved header bytes are not zero"));
+        }
+        Ok(SegmentHeader {
+            epoch: le_u64(b, 16),
+            first_seq: le_u64(b, 24),
+            created_at: le_u64(b, 32),
+            codec_tag: le_u32(b, 40),
+        })
+    }
+}
+
+/// True when `bytes` (shorter than a header) could be the beginning of a
+/// header write that was interrupted: a prefix of the magic, or all zeros
+/// (a file extended but never written). Anything else is foreign data.
+pub(crate) fn is_torn_header(bytes: &[u8]) -> bool {
+    if bytes.iter().all(|&b| b == 0) {
+        return true;
+    }
+    bytes.len() < HEADER_LEN && bytes[..bytes.len().min(8)] == MAGIC[..bytes.len().min(8)]
+}
+
+/// Appends one frame for (`seq`, `ts`, `payload`) to `buf`.
+///
+/// The payload must be at most `u32::MAX` bytes; the writer enforces its own,
+/// smaller limit before calling this.
+#[inline]
+pub fn encode_frame(buf: &mut Vec<u8>, seq: u64, ts: u64, payload: &[u8]) {
+    let start = buf.len();
+    let len = u32::try_from(payload.len()).expect("payload length checked by the caller");
+    buf.reserve(FRAME_HEADER_LEN + payload.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&[0u8; 4]);
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&ts.to_le_bytes());
+    buf.extend_from_slice(payload);
+    let crc = frame_crc(&buf[start..]);
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The CRC-32 of a complete frame: bytes `0..4` and `8..`, skipping the CRC field.
+#[inline]
+pub fn frame_crc(frame: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&frame[0..4]);
+    h.update(&frame[8..]);
+    h.finalize()
+}
+
+/// What lies at an offset of a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameCheck {
+    /// A complete frame whose CRC matches.
+    Valid {
+        /// The record's seq.
+        seq: u64,
+        /// The record's timestamp.
+        ts: u64,
+        /// Where the payload lies in the buffer.
+        payload: Range<usize>,
+    },
+    /// The frame would run past the end of the buffer (or not even its fixed
+    /// part fits).
+    Incomplete,
+    /// The frame fits but its CRC does not match.
+    BadCrc,
+}
+
+/// Parses the frame at `off` of `buf` (a whole segment file, header included).
+#[inline]
+pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
+    let Some(head) = buf.get(off..off + FRAME_HEADER_LEN) else { return FrameCheck::Incomplete };
+    let len = le_u32(head, 0) as usize;
+    let end = off + FRAME_HEADER_LEN + len;
+    let Some(frame) = buf.get(off..end) else { return FrameCheck::Incomplete };
+    if frame_crc(frame) != le_u32(head, 4) {
+        return FrameCheck::BadCrc;
+    }
+    FrameCheck::Valid { seq: le_u64(head, 8), ts: le_u64(head, 16), payload: off + FRAME_HEADER_LEN..end }
+}
+
+/// The seq field of the frame at `off`, without any check (the frame's fixed
+/// part must fit).
+#[inline]
+pub(crate) fn peek_seq(buf: &[u8], off: usize) -> u64 {
+    le_u64(buf, off + 8)
+}
+
+/// The length field of the frame at `off`, without any check.
+#[inline]
+pub(crate) fn peek_len(buf: &[u8], off: usize) -> usize {
+    le_u32(buf, off) as usize
+}
+
+#[inline]
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[inline]
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_every_bit_flip_is_refused() {
+        let h = SegmentHeader { epoch: 0xdead_beef, first_seq: 42, created_at: 7, codec_tag: 3 };
+        let bytes = h.encode();
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+        for bit in 0..HEADER_LEN * 8 {
+            let mut b = bytes;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(SegmentHeader::decode(&b).is_err(), "flip of bit {bit} accepted");
+        }
+    }
+
+    #[test]
+    fn frame_round_trips_and_every_bit_flip_is_refused() {
+        let mut buf = vec![0u8; 5];
+        encode_frame(&mut buf, 9, 11, b"hello journal");
+        assert_eq!(check_frame(&buf, 5), FrameCheck::Valid { seq: 9, ts: 11, payload: 29..42 });
+        for bit in 0..(buf.len() - 5) * 8 {
+            let mut b = buf.clone();
+            b[5 + bit / 8] ^= 1 << (bit % 8);
+            assert!(!matches!(check_frame(&b, 5), FrameCheck::Valid { .. }), "flip of bit {bit} accepted");
+        }
+        for cut in 5..buf.len() {
+            assert_eq!(check_frame(&buf[..cut], 5), FrameCheck::Incomplete);
+        }
+    }
+
+    #[test]
+    fn torn_header_prefixes_are_recognised_and_foreign_bytes_are_not() {
+        let bytes = SegmentHeader { epoch: 1, first_seq: 1, created_at: 1, codec_tag: 0 }.encode();
+        for cut in 0..HEADER_LEN {
+            assert!(is_torn_header(&bytes[..cut]), "cut {cut}");
+        }
+        assert!(is_torn_header(&[0u8; 100]));
+        assert!(!is_torn_header(b"hello"));
+        assert!(!is_torn_header(&bytes));
+    }
+}

@@ -1,0 +1,194 @@
+//! Segment files as the directory sees them: names (`<first_seq:020>.seg`),
+//! listing a journal directory, reading and checking one header, creating a
+//! segment durably, and the directory fsync.
+//!
+//! Invariant: a segment is created by writing its header, `fdatasync`ing it
+//! and then fsyncing the directory, so once any record in it is acknowledged
+//! its name (which carries its first seq) survives a crash.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::JournalError;
+use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
+use crate::lock::LOCK_FILE;
+
+/// A segment file found in the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    /// The seq in the file name.
+    pub(crate) first_seq: u64,
+    /// The full path.
+    pub(crate) path: PathBuf,
+    /// The inode number (0 where unknown), so a reader can tell a replaced
+    /// file from the one it mapped.
+    pub(crate) ino: u64,
+}
+
+/// The journal files of a directory, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub(crate) segments: Vec<SegmentFile>,
+    pub(crate) ignored: Vec<PathBuf>,
+}
+
+/// `<first_seq:020>.seg`.
+pub(crate) fn file_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+/// The seq of a segment file name, or `None` if the name is not one.
+pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
+    let name = name.to_str()?;
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok().filter(|&s| s > 0)
+}
+
+/// Lists the segments of `dir`. Other entries (except `LOCK`) are collected
+/// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
+pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
+    let mut listing = Listing::default();
+    let entries = fs::read_dir(dir).map_err(|e| JournalError::io("read directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| JournalError::io("read directory", dir, e))?;
+        let name = entry.file_name();
+        if name == LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        match parse_name(&name) {
+            Some(first_seq) if is_file => listing.segments.push(SegmentFile { first_seq, path, ino: ino(&entry) }),
+            _ => {
+                if warn {
+                    tracing::warn!(path = %path.display(), "ignoring a file that is not a journal segment");
+                }
+                listing.ignored.push(path);
+            }
+        }
+    }
+    listing.segments.sort_by_key(|s| s.first_seq);
+    Ok(listing)
+}
+
+#[cfg(unix)]
+fn ino(entry: &fs::DirEntry) -> u64 {
+    std::os::unix::fs::DirEntryExt::ino(entry)
+}
+
+#[cfg(not(unix))]
+fn ino(_entry: &fs::DirEntry) -> u64 {
+    0
+}
+
+/// The state of a segment's header.
+#[derive(Debug)]
+pub(crate) enum HeaderState {
+    /// A valid header.
+    Valid(SegmentHeader),
+    /// Shorter than a header and consistent with an interrupted header write.
+    Torn,
+}
+
+/// Reads and checks the header of `seg`. A torn header is reported as
+/// [`HeaderState::Torn`] (only meaningful for the newest segment); any other
+/// problem is a typed error naming the file.
+pub(crate) fn read_header(seg: &SegmentFile) -> Result<HeaderState, JournalError> {
+    let mut file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
+    let mut buf = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(JournalError::io("read segment header", &seg.path, e)),
+        }
+    }
+    check_header(seg, &buf[..got]).map(|h| h.map_or(HeaderState::Torn, HeaderState::Valid))
+}
+
+/// Checks header bytes (a prefix of the file, possibly shorter than a
+/// header): `Ok(None)` for a torn header, `Ok(Some)` for a valid one whose
+/// first seq matches the file name.
+pub(crate) fn check_header(seg: &SegmentFile, bytes: &[u8]) -> Result<Option<SegmentHeader>, JournalError> {
+    let path = &seg.path;
+    match SegmentHeader::decode(bytes) {
+        Ok(h) if h.first_seq != seg.first_seq => Err(JournalError::corrupt(
+            path,
+            24,
+            Some(h.first_seq),
+            format!("header first seq {} does not match the file name", h.first_seq),
+        )),
+        Ok(h) => Ok(Some(h)),
+        Err(_) if format::is_torn_header(&bytes[..bytes.len().min(HEADER_LEN)]) => Ok(None),
+        Err(HeaderError::Short | HeaderError::BadMagic) => Err(JournalError::BadMagic { path: path.clone() }),
+        Err(HeaderError::UnsupportedVersion(version)) => {
+            Err(JournalError::UnsupportedVersion { path: path.clone(), version })
+        }
+        Err(HeaderError::Crc) => Err(JournalError::HeaderCrc { path: path.clone() }),
+        Err(HeaderError::Invalid(reason)) => Err(JournalError::corrupt(path, 0, None, reason)),
+    }
+}
+
+/// Creates a new segment holding only its header, durably (header
+/// `fdatasync`, then directory fsync). Fails if the file exists.
+pub(crate) fn create(dir: &Path, header: &SegmentHeader) -> Result<(File, PathBuf), JournalError> {
+    let path = dir.join(file_name(header.first_seq));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| JournalError::io("create segment", &path, e))?;
+    file.write_all(&header.encode()).map_err(|e| JournalError::io("write segment header", &path, e))?;
+    file.sync_data().map_err(|e| JournalError::io("fdatasync", &path, e))?;
+    sync_dir(dir)?;
+    Ok((file, path))
+}
+
+/// Fsyncs a directory so that file creations and removals in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| JournalError::io("open directory", dir, e))?;
+        d.sync_all().map_err(|e| JournalError::io("fsync directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Unix nanoseconds now (0 if the clock is before 1970).
+pub(crate) fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_strangers_are_rejected() {
+        assert_eq!(file_name(42), "00000000000000000042.seg");
+        assert_eq!(parse_name(OsStr::new(&file_name(42))), Some(42));
+        assert_eq!(parse_name(OsStr::new(&file_name(u64::MAX))), Some(u64::MAX));
+        for bad in [
+            "00000000000000000000.seg",
+            "0000000000000000042.seg",
+            "00000000000000000042.seg.bak",
+            "x.seg",
+            "99999999999999999999.seg",
+            "0000000000000000004a.seg",
+        ] {
+            assert_eq!(parse_name(OsStr::new(bad)), None, "{bad}");
+        }
+    }
+}
