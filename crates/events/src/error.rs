@@ -1,0 +1,43 @@
+//! The façade's [`Error`]: one enum that every layer's error converts into,
+//! so application code handles a single type. Each variant keeps the layer
+//! error as its `source()`, with the path, offset or seq it carries.
+
+use events_core::CodecError;
+use events_journal::{JournalError, ReadError};
+
+/// Everything that can go wrong in a [`Feed`](crate::Feed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The journal refused an operation (I/O, lock, corruption, limits).
+    #[error("journal error")]
+    Journal(#[from] JournalError),
+    /// Reading the journal failed in a way a stream cannot turn into a
+    /// `Reset`.
+    #[error("journal read error")]
+    Read(#[source] ReadError),
+    /// An event could not be encoded, or a journaled payload decoded.
+    #[error("codec error")]
+    Codec(#[from] CodecError),
+    /// The feed was closed (by [`Feed::close`](crate::Feed::close) or
+    /// because its writer stopped); nothing more is accepted.
+    #[error("the feed is closed")]
+    Closed,
+    /// An earlier journal write or fsync failed. After a failed fsync the
+    /// page cache cannot be trusted, so the feed refuses every append until
+    /// it is reopened (recovery then finds what really reached the disk).
+    #[error("the feed is unhealthy after an earlier journal failure ({cause}); reopen it to recover")]
+    Unhealthy {
+        /// What failed first.
+        cause: String,
+    },
+    /// `append` was given an ephemeral event, which is never journaled.
+    #[error("ephemeral events are never journaled; use record() or a session")]
+    Ephemeral,
+    /// The writer thread could not be started.
+    #[error("the writer thread could not be started")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Convenient alias for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

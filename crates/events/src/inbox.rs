@@ -1,0 +1,102 @@
+//! [`Inbox`]: the cloneable write handle. `record` never blocks (a full inbox
+//! drops and counts); `append` waits for space and then for durability.
+//!
+//! Invariant: ephemeral events are filtered here, before any clone, so they
+//! cost nothing on the durable path.
+
+use std::sync::Arc;
+
+use events_core::{Event, Seq, StreamId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::feed::Shared;
+use crate::stats::Counters;
+use crate::writer::Cmd;
+use crate::{Error, Result};
+
+/// A handle that can record and append into a feed, for code that should not
+/// be able to close it or read it. Cheap to clone.
+pub struct Inbox<E> {
+    tx: mpsc::Sender<Cmd<E>>,
+    shared: Arc<Shared>,
+}
+
+impl<E> Clone for Inbox<E> {
+    fn clone(&self) -> Self {
+        Inbox { tx: self.tx.clone(), shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<E> std::fmt::Debug for Inbox<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").field("capacity", &self.tx.max_capacity()).finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> Inbox<E> {
+    pub(crate) fn new(tx: mpsc::Sender<Cmd<E>>, shared: Arc<Shared>) -> Self {
+        Inbox { tx, shared }
+    }
+
+    /// See [`Feed::record`](crate::Feed::record).
+    pub fn record(&self, stream: Option<&str>, event: &E) {
+        if !event.durability().is_durable() {
+            return;
+        }
+        // Reserve first so a full inbox costs no clone of the event.
+        match self.tx.try_reserve() {
+            Ok(permit) => permit.send(Cmd::Record { stream: stream.map(StreamId::from), event: event.clone() }),
+            Err(_) => Counters::bump(&self.shared.counters.dropped),
+        }
+    }
+
+    /// Like [`record`](Self::record) but takes the event by value and waits
+    /// for inbox space instead of dropping. Returns once the event is queued
+    /// (not once it is durable). Ephemeral events are ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the feed no longer accepts events.
+    pub async fn forward(&self, stream: Option<StreamId>, event: E) -> Result<()> {
+        if !event.durability().is_durable() {
+            return Ok(());
+        }
+        self.send(Cmd::Record { stream, event }).await
+    }
+
+    /// See [`Feed::append`](crate::Feed::append).
+    ///
+    /// # Errors
+    ///
+    /// As [`Feed::append`](crate::Feed::append).
+    pub async fn append(&self, stream: Option<&str>, event: E) -> Result<Seq> {
+        if !event.durability().is_durable() {
+            return Err(Error::Ephemeral);
+        }
+        if let Some(cause) = self.shared.failure() {
+            return Err(Error::Unhealthy { cause });
+        }
+        let (ack, rx) = oneshot::channel();
+        self.send(Cmd::Append { stream: stream.map(StreamId::from), event, ack }).await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    pub(crate) async fn send(&self, cmd: Cmd<E>) -> Result<()> {
+        self.tx.send(cmd).await.map_err(|_| Error::Closed)
+    }
+
+    /// Commands queued and not yet taken by the writer.
+    pub fn len(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// `true` when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` once the feed stopped accepting events.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.shared.is_closed()
+    }
+}

@@ -1,0 +1,113 @@
+//! In-process event pipelines with a durable, crash-safe, resumable change
+//! feed.
+//!
+//! This is the crate applications depend on. It wires four layers together:
+//! the event model (`events-core`), a segmented CRC-framed journal
+//! (`events-journal`), lossless fan-out (`events-fanout`) and best-effort sinks
+//! (`events-sink`). Everything a user needs is re-exported here.
+//!
+//! # The model
+//!
+//! * Your event type implements [`Event`]: serde plus three hooks with
+//!   defaults — [`durability`](Event::durability) (durable events are
+//!   journaled, ephemeral ones such as streaming tokens only go to live
+//!   subscribers), [`stream_id`](Event::stream_id) and
+//!   [`is_terminal`](Event::is_terminal).
+//! * A [`Feed`] owns one journal directory. One writer thread allocates
+//!   contiguous [`Seq`]s, appends to the journal, waits for the durability the
+//!   [`SyncPolicy`] asks for (one fsync per batch: group commit), then
+//!   publishes to the live tail, to sinks, and to waiting `append` callers —
+//!   in that order, so journal order = live order = seq order, and a failed
+//!   append is never published.
+//! * [`Feed::record`] never blocks (a full inbox drops and counts);
+//!   [`Feed::append`] waits for durability and never drops.
+//! * [`Feed::stream_from`] resumes a client from its cursor: every durable
+//!   event after it, in order, no gap, no duplicate, then live — even when the
+//!   client is slower than the producer. When the cursor cannot be served it
+//!   yields one explicit [`FeedItem::Reset`].
+//! * [`Feed::session`] gives a lossless per-session emitter: every event,
+//!   ephemeral ones included, reaches the session's subscribers in order with
+//!   backpressure, and durable ones are forwarded into the feed.
+//!
+//! # Example: append, crash, resume
+//!
+//! ```
+//! use events::{Event, Feed, FeedItem, Seq};
+//! use futures::StreamExt;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+//! struct JobDone { job: u32 }
+//! impl Event for JobDone {}
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+//! # let tmp = tempfile::tempdir().unwrap(); let dir = tmp.path();
+//! let feed: Feed<JobDone> = Feed::builder(dir).open().await?;
+//! for job in 0..3 {
+//!     feed.append(None, JobDone { job }).await?;
+//! }
+//! feed.close().await?;
+//!
+//! // Later, maybe in another process: reopen and resume after seq 1.
+//! let feed: Feed<JobDone> = Feed::builder(dir).open().await?;
+//! let mut client = feed.stream_from(Seq::new(1));
+//! let Some(Ok(FeedItem::Event(env))) = client.next().await else { panic!() };
+//! assert_eq!((env.seq, &env.event), (Seq::new(2), &JobDone { job: 1 }));
+//! assert_eq!(feed.append(None, JobDone { job: 3 }).await?, Seq::new(4));
+//! # Ok(()) }
+//! ```
+//!
+//! # Durability
+//!
+//! [`SyncPolicy::Always`] (the default): an acknowledged append has been
+//! fdatasync'ed; concurrent appends share one fsync. `Interval(d)`: fsynced in
+//! the background every `d`. `Never`: handed to the kernel before the
+//! acknowledgement, so it survives a process crash but not power loss. No
+//! policy acknowledges bytes still sitting in a user-space buffer.
+//!
+//! After a journal write or fsync fails, the feed refuses every append until
+//! it is reopened ([`FeedStats::healthy`] turns `false`): after a failed fsync
+//! the page cache cannot be trusted, so the only honest recovery is to reopen
+//! and let recovery read what really reached the disk.
+
+mod error;
+mod feed;
+mod inbox;
+pub mod payload;
+mod session;
+mod sinks;
+mod stats;
+mod stream;
+mod writer;
+
+pub use error::{Error, Result};
+pub use feed::{Feed, FeedBuilder};
+pub use inbox::Inbox;
+pub use session::{Session, SessionSubscriber};
+pub use stats::FeedStats;
+pub use stream::{Cursor, FeedItem, FeedStream, ResetReason};
+
+#[cfg(feature = "postcard")]
+#[doc(inline)]
+pub use events_core::Postcard;
+#[doc(inline)]
+pub use events_core::{Bincode, Codec, CodecError, Durability, Envelope, Event, Seq, StreamId, Timestamp};
+#[doc(inline)]
+pub use events_journal::{JournalError, RecoveryMode, RecoveryReport, Retention, SyncPolicy};
+#[doc(inline)]
+pub use events_sink::{EventSink, SinkExt};
+
+/// The layer crates, for users who need more than the façade re-exports
+/// (reading a journal directory directly, a standalone fan-out).
+pub mod layers {
+    #[doc(inline)]
+    pub use events_fanout as fanout;
+    #[doc(inline)]
+    pub use events_journal as journal;
+    #[doc(inline)]
+    pub use events_sink as sink;
+}
+
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

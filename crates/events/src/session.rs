@@ -1,0 +1,157 @@
+//! [`Session`]: a lossless per-session emitter. Every event — ephemeral ones
+//! included — goes to the session's subscribers through the fan-out crate
+//! (in order, with backpressure, never skipped); durable ones are then
+//! forwarded into the feed under the session's stream id.
+//!
+//! Invariant: a session never drops. A full subscriber slows `emit`, and a
+//! full feed inbox makes `emit` wait rather than drop, so a UI sees every
+//! event and the journal sees every durable one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use events_core::{Event, StreamId};
+use events_fanout::{Fanout, FanoutStats, Subscriber};
+use parking_lot::Mutex;
+
+use crate::inbox::Inbox;
+use crate::{Error, Result};
+
+/// A subscriber of a [`Session`]: a `futures::Stream` of
+/// `Result<Arc<E>, events_fanout::Closed>` that ends when the session is
+/// dropped.
+pub type SessionSubscriber<E> = Subscriber<Arc<E>>;
+
+struct SessionInner<E> {
+    id: StreamId,
+    fanout: Fanout<Arc<E>>,
+    inbox: Inbox<E>,
+}
+
+/// A lossless per-session emitter, from [`Feed::session`](crate::Feed::session).
+/// Cheap to clone; the session's subscribers end when the last clone (and
+/// every other handle from `Feed::session` with this id) is dropped.
+///
+/// # Example
+///
+/// ```
+/// use events::{Durability, Event, Feed, Seq};
+/// use futures::StreamExt;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// enum Ui { Token(char), Message(String) }
+/// impl Event for Ui {
+///     fn durability(&self) -> Durability {
+///         if matches!(self, Ui::Token(_)) { Durability::Ephemeral } else { Durability::Durable }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let feed: Feed<Ui> = Feed::builder(tmp.path()).open().await?;
+/// let session = feed.session("sess-7");
+/// let mut ui = session.subscribe();
+/// session.emit(Ui::Token('h')).await?;
+/// session.emit(Ui::Message("hi".into())).await?;
+/// assert_eq!(*ui.next().await.unwrap().unwrap(), Ui::Token('h'));
+/// assert_eq!(*ui.next().await.unwrap().unwrap(), Ui::Message("hi".into()));
+/// feed.sync().await?;
+/// assert_eq!(feed.latest_seq(), Seq::new(1)); // only the durable one is journaled
+/// # feed.close().await }
+/// ```
+pub struct Session<E> {
+    inner: Arc<SessionInner<E>>,
+}
+
+impl<E> Clone for Session<E> {
+    fn clone(&self) -> Self {
+        Session { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<E> std::fmt::Debug for Session<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.inner.id)
+            .field("subscribers", &self.inner.fanout.subscriber_count())
+            .finish()
+    }
+}
+
+impl<E: Event> Session<E> {
+    /// The session's id, used as the stream id of its journaled events.
+    pub fn id(&self) -> &str {
+        self.inner.id.as_str()
+    }
+
+    /// A new subscriber that receives every event emitted from now on, in
+    /// order, ephemeral ones included.
+    pub fn subscribe(&self) -> SessionSubscriber<E> {
+        self.inner.fanout.subscribe()
+    }
+
+    /// Emits `event` to every subscriber (waiting while one is full), then,
+    /// if it is durable, forwards it into the feed under this session's id
+    /// (waiting for inbox space instead of dropping). Returns once the event
+    /// is queued for the journal, not once it is durable; use
+    /// [`Feed::append`](crate::Feed::append) to wait for durability.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the feed (or the session's fan-out) is closed;
+    /// subscribers may have received the event.
+    pub async fn emit(&self, event: E) -> Result<()> {
+        let durable = event.durability().is_durable();
+        let event = Arc::new(event);
+        let shared = durable.then(|| Arc::clone(&event));
+        self.inner.fanout.emit(event).await.map_err(|_| Error::Closed)?;
+        if let Some(event) = shared {
+            // The fan-out is done with its copy by now only if every
+            // subscriber consumed it; otherwise clone once for the journal.
+            let event = Arc::try_unwrap(event).unwrap_or_else(|arc| (*arc).clone());
+            self.inner.inbox.forward(Some(self.inner.id.clone()), event).await?;
+        }
+        Ok(())
+    }
+
+    /// Current number of subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.fanout.subscriber_count()
+    }
+
+    /// The session fan-out's counters (emitted, slow disconnects, max lag).
+    pub fn stats(&self) -> FanoutStats {
+        self.inner.fanout.stats()
+    }
+}
+
+/// The live sessions of a feed, so that `feed.session(id)` twice returns the
+/// same session while it is alive.
+pub(crate) struct SessionRegistry<E> {
+    sessions: Mutex<HashMap<StreamId, Weak<SessionInner<E>>>>,
+    capacity: usize,
+}
+
+impl<E> SessionRegistry<E> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        SessionRegistry { sessions: Mutex::new(HashMap::new()), capacity }
+    }
+}
+
+impl<E: Event> SessionRegistry<E> {
+    pub(crate) fn get_or_create(&self, id: StreamId, inbox: &Inbox<E>) -> Session<E> {
+        let mut sessions = self.sessions.lock();
+        if let Some(inner) = sessions.get(&id).and_then(Weak::upgrade) {
+            return Session { inner };
+        }
+        sessions.retain(|_, weak| weak.strong_count() > 0);
+        let inner = Arc::new(SessionInner {
+            id: id.clone(),
+            fanout: Fanout::with_capacity(self.capacity),
+            inbox: inbox.clone(),
+        });
+        sessions.insert(id, Arc::downgrade(&inner));
+        Session { inner }
+    }
+}

@@ -1,0 +1,76 @@
+//! Counters of a feed, updated with relaxed atomics on the hot paths and read
+//! as one [`FeedStats`] snapshot. Nothing here affects behaviour: the
+//! counters exist so operators can see drops, lag and fsync batching.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of a feed's counters, from [`Feed::stats`](crate::Feed::stats).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FeedStats {
+    /// Durable events journaled and published since open.
+    pub appended: u64,
+    /// Events given to `record` that were dropped because the inbox was full
+    /// (or the feed was closed or unhealthy).
+    pub dropped: u64,
+    /// Events that could not be encoded and were refused.
+    pub encode_errors: u64,
+    /// Batches written to the journal (one `write`, at most one fsync each).
+    pub batches: u64,
+    /// Payload and frame bytes written to the journal since open.
+    pub bytes: u64,
+    /// fdatasync calls made by the journal since open.
+    pub fsyncs: u64,
+    /// Times a `stream_from` consumer fell behind the live tail and went
+    /// back to the journal.
+    pub lagged_fallbacks: u64,
+    /// `Reset` items handed to `stream_from` consumers.
+    pub resets: u64,
+    /// Envelopes the sink queue dropped because the sinks were too slow.
+    pub sink_dropped: u64,
+    /// Sink calls cut short by the sink timeout.
+    pub sink_timeouts: u64,
+    /// The latest journaled seq.
+    pub latest_seq: u64,
+    /// The earliest retained seq.
+    pub earliest_seq: u64,
+    /// `false` once a journal write or fsync failed: the feed then refuses
+    /// appends until it is reopened.
+    pub healthy: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) appended: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) encode_errors: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) lagged_fallbacks: AtomicU64,
+    pub(crate) resets: AtomicU64,
+    pub(crate) sink_dropped: AtomicU64,
+    pub(crate) sink_timeouts: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> FeedStats {
+        FeedStats {
+            appended: self.appended.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            encode_errors: self.encode_errors.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            fsyncs: self.fsyncs.load(Relaxed),
+            lagged_fallbacks: self.lagged_fallbacks.load(Relaxed),
+            resets: self.resets.load(Relaxed),
+            sink_dropped: self.sink_dropped.load(Relaxed),
+            sink_timeouts: self.sink_timeouts.load(Relaxed),
+            ..FeedStats::default()
+        }
+    }
+}

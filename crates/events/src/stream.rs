@@ -1,0 +1,286 @@
+//! [`FeedStream`]: `stream_from(cursor)`, the resumable feed a remote client
+//! reads. It subscribes to the live tail *before* reading the journal,
+//! replays the journal after the cursor through the mmap reader, switches to
+//! live, skips seqs it already delivered, and goes back to the journal
+//! whenever the live tail lagged past it or showed a gap.
+//!
+//! Invariant: the consumer sees every durable event with `seq > cursor` in
+//! order, with no gap and no duplicate, however slow it is; when that is
+//! impossible (the cursor was pruned, is ahead of the journal, or belongs to
+//! another epoch) it sees exactly one explicit [`FeedItem::Reset`] instead.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use events_core::{Codec, Envelope, Event, Seq};
+use events_journal::ReadError;
+use futures::Stream;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::feed::Shared;
+use crate::stats::Counters;
+use crate::{Error, Result, payload};
+
+/// Records read from the journal per blocking read.
+const REPLAY_CHUNK: usize = 1024;
+
+/// Where a client resumes: the last seq it saw and, optionally, the epoch of
+/// the journal that seq came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last seq the client has seen (`Seq::ZERO`: nothing yet).
+    pub seq: Seq,
+    /// The epoch the seq belongs to; `None` accepts any epoch.
+    pub epoch: Option<u64>,
+}
+
+impl Cursor {
+    /// A cursor at `seq` within `epoch`.
+    pub fn new(seq: Seq, epoch: u64) -> Self {
+        Cursor { seq, epoch: Some(epoch) }
+    }
+}
+
+impl From<Seq> for Cursor {
+    fn from(seq: Seq) -> Self {
+        Cursor { seq, epoch: None }
+    }
+}
+
+impl From<u64> for Cursor {
+    fn from(seq: u64) -> Self {
+        Cursor { seq: Seq::new(seq), epoch: None }
+    }
+}
+
+/// Why a stream could not resume from its cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetReason {
+    /// The events after the cursor were removed by retention.
+    Expired,
+    /// The cursor is ahead of the journal's latest seq: the journal was
+    /// recreated or rolled back since the client saw it.
+    Ahead,
+    /// The cursor belongs to another journal epoch.
+    EpochMismatch {
+        /// The epoch the client presented.
+        cursor_epoch: u64,
+        /// The journal's epoch.
+        journal_epoch: u64,
+    },
+}
+
+/// One item of a [`FeedStream`].
+#[derive(Clone, Debug)]
+pub enum FeedItem<E> {
+    /// The next durable event.
+    Event(Arc<Envelope<E>>),
+    /// The cursor cannot be served; the stream continues live after
+    /// `latest`. A client that needs completeness re-reads from `earliest`.
+    Reset {
+        /// Why.
+        reason: ResetReason,
+        /// The earliest retained seq.
+        earliest: Seq,
+        /// The latest journaled seq; the stream continues after it.
+        latest: Seq,
+    },
+}
+
+impl<E> FeedItem<E> {
+    /// The envelope, for an `Event` item.
+    pub fn event(&self) -> Option<&Arc<Envelope<E>>> {
+        match self {
+            FeedItem::Event(env) => Some(env),
+            FeedItem::Reset { .. } => None,
+        }
+    }
+}
+
+/// The stream returned by [`Feed::stream_from`](crate::Feed::stream_from).
+///
+/// Yields `Ok(FeedItem::Event)` for each durable event after the cursor, in
+/// seq order; `Ok(FeedItem::Reset)` once if the cursor cannot be served;
+/// `Err` (then ends) if the journal is corrupt or a payload cannot be
+/// decoded. It ends after the feed is closed and everything journaled was
+/// delivered. Dropping it frees everything it holds.
+pub struct FeedStream<E> {
+    inner: BoxStream<'static, Result<FeedItem<E>>>,
+}
+
+impl<E> std::fmt::Debug for FeedStream<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedStream").finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> FeedStream<E> {
+    pub(crate) fn new<C: Codec>(
+        cursor: Cursor,
+        rx: Option<broadcast::Receiver<Arc<Envelope<E>>>>,
+        shared: Arc<Shared>,
+        codec: C,
+    ) -> Self {
+        let state = State {
+            cursor: cursor.seq.get(),
+            cursor_epoch: cursor.epoch,
+            started: false,
+            done: false,
+            live: false,
+            rx,
+            shared,
+            codec,
+            buffer: VecDeque::new(),
+        };
+        let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
+        FeedStream { inner: Box::pin(inner) }
+    }
+}
+
+impl<E> Stream for FeedStream<E> {
+    type Item = Result<FeedItem<E>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+enum Chunk<E> {
+    Records(Vec<Arc<Envelope<E>>>),
+    Expired,
+    Ahead,
+}
+
+struct State<E, C> {
+    /// The last seq delivered.
+    cursor: u64,
+    cursor_epoch: Option<u64>,
+    started: bool,
+    done: bool,
+    /// Reading the live tail (else replaying the journal).
+    live: bool,
+    /// `None` once the feed's writer stopped.
+    rx: Option<broadcast::Receiver<Arc<Envelope<E>>>>,
+    shared: Arc<Shared>,
+    codec: C,
+    buffer: VecDeque<Arc<Envelope<E>>>,
+}
+
+impl<E: Event, C: Codec> State<E, C> {
+    async fn next(&mut self) -> Option<Result<FeedItem<E>>> {
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            if let Some(journal_epoch) = self.cursor_epoch.filter(|e| *e != self.shared.epoch) {
+                return Some(Ok(self.reset(ResetReason::EpochMismatch {
+                    cursor_epoch: journal_epoch,
+                    journal_epoch: self.shared.epoch,
+                })));
+            }
+        }
+        loop {
+            if let Some(env) = self.buffer.pop_front() {
+                self.cursor = env.seq.get();
+                return Some(Ok(FeedItem::Event(env)));
+            }
+            if self.live {
+                let Some(rx) = self.rx.as_mut() else {
+                    self.live = false;
+                    continue;
+                };
+                match rx.recv().await {
+                    Ok(env) => {
+                        let seq = env.seq.get();
+                        if seq <= self.cursor {
+                            continue; // already delivered from the journal
+                        }
+                        if seq == self.cursor + 1 {
+                            self.cursor = seq;
+                            return Some(Ok(FeedItem::Event(env)));
+                        }
+                        // A gap: the journal has the missing events.
+                        self.live = false;
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(
+                            cursor = self.cursor,
+                            missed,
+                            "stream lagged behind the live tail; replaying the journal"
+                        );
+                        Counters::bump(&self.shared.counters.lagged_fallbacks);
+                        self.live = false;
+                    }
+                    Err(RecvError::Closed) => {
+                        // The writer stopped: deliver what the journal holds, then end.
+                        self.rx = None;
+                        self.live = false;
+                    }
+                }
+                continue;
+            }
+            match self.read_chunk().await {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(Chunk::Records(records)) if !records.is_empty() => self.buffer = records.into(),
+                Ok(Chunk::Records(_)) => {
+                    if self.rx.is_none() {
+                        self.done = true;
+                        return None;
+                    }
+                    self.live = true;
+                }
+                Ok(Chunk::Expired) => return Some(Ok(self.reset(ResetReason::Expired))),
+                Ok(Chunk::Ahead) => return Some(Ok(self.reset(ResetReason::Ahead))),
+            }
+        }
+    }
+
+    /// Builds a reset and moves the cursor to the latest seq: the stream
+    /// continues live from there.
+    fn reset(&mut self, reason: ResetReason) -> FeedItem<E> {
+        let latest = self.shared.latest.load(Ordering::Acquire);
+        let earliest = self.shared.earliest.load(Ordering::Acquire);
+        Counters::bump(&self.shared.counters.resets);
+        tracing::info!(?reason, cursor = self.cursor, earliest, latest, "stream reset");
+        self.cursor = latest;
+        self.live = self.rx.is_some();
+        FeedItem::Reset { reason, earliest: Seq::new(earliest), latest: Seq::new(latest) }
+    }
+
+    /// Reads up to [`REPLAY_CHUNK`] records after the cursor, off the async
+    /// worker threads.
+    async fn read_chunk(&self) -> Result<Chunk<E>> {
+        let shared = Arc::clone(&self.shared);
+        let codec = self.codec.clone();
+        let cursor = self.cursor;
+        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor))
+            .await
+            .map_err(|e| Error::Spawn(std::io::Error::other(e)))?
+    }
+}
+
+fn read_chunk<E: Event, C: Codec>(shared: &Shared, codec: &C, cursor: u64) -> Result<Chunk<E>> {
+    let records = match shared.reader.read_since(cursor) {
+        Ok(records) => records,
+        Err(ReadError::Expired { .. }) => return Ok(Chunk::Expired),
+        Err(ReadError::Ahead { .. }) => return Ok(Chunk::Ahead),
+        Err(ReadError::Journal(e)) => return Err(Error::Journal(e)),
+        Err(other) => return Err(Error::Read(other)),
+    };
+    let mut out = Vec::with_capacity(REPLAY_CHUNK);
+    for record in records.take(REPLAY_CHUNK) {
+        let record = record?;
+        let env = payload::decode(codec, record.seq(), record.ts(), record.payload())?;
+        out.push(Arc::new(env));
+    }
+    Ok(Chunk::Records(out))
+}

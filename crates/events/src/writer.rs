@@ -1,0 +1,235 @@
+//! The writer thread: the one owner of seq allocation, journal appends, live
+//! publication, sink hand-off and acknowledgements, in that order per batch.
+//!
+//! Invariant: journal order = live order = seq order, and nothing is
+//! published (live, sinks, acks) before the journal accepted it with the
+//! durability its `SyncPolicy` promises. The thread is a plain OS thread, so
+//! journal I/O never runs on the async worker threads. It drains the inbox in
+//! batches: one `write` and (with `SyncPolicy::Always`) one fdatasync per
+//! batch, which is group commit. After a journal failure it refuses every
+//! later append: after a failed fsync the page cache cannot be trusted, so
+//! retrying and claiming success would be a lie.
+
+use std::sync::Arc;
+
+use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
+use events_journal::Journal;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::feed::Shared;
+use crate::sinks::SinkQueue;
+use crate::{Error, Result, payload};
+
+/// Most commands taken from the inbox for one batch.
+const MAX_BATCH_EVENTS: usize = 4096;
+/// Encoded bytes that end a batch early, so one `write` stays reasonable.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// What handles send to the writer.
+pub(crate) enum Cmd<E> {
+    /// Fire-and-forget: journal if possible, count a drop otherwise.
+    Record { stream: Option<StreamId>, event: E },
+    /// Journal and acknowledge with the seq once durable.
+    Append { stream: Option<StreamId>, event: E, ack: oneshot::Sender<Result<Seq>> },
+    /// Flush and fsync what came before, then acknowledge.
+    Sync { ack: oneshot::Sender<Result<()>> },
+    /// Stop accepting, drain the inbox, fsync, release the lock.
+    Close { ack: oneshot::Sender<Result<()>> },
+}
+
+/// One staged event of the current batch.
+struct Pending<E> {
+    ts: u64,
+    span: (usize, usize),
+    stream: Option<StreamId>,
+    event: E,
+    ack: Option<oneshot::Sender<Result<Seq>>>,
+}
+
+pub(crate) struct Writer<E, C> {
+    journal: Journal,
+    live: broadcast::Sender<Arc<Envelope<E>>>,
+    sinks: Option<SinkQueue<E>>,
+    shared: Arc<Shared>,
+    codec: C,
+    buf: Vec<u8>,
+    pending: Vec<Pending<E>>,
+    published: Vec<Arc<Envelope<E>>>,
+    acks: Vec<(oneshot::Sender<Result<Seq>>, Seq)>,
+}
+
+impl<E: Event, C: Codec> Writer<E, C> {
+    pub(crate) fn new(
+        journal: Journal,
+        live: broadcast::Sender<Arc<Envelope<E>>>,
+        sinks: Option<SinkQueue<E>>,
+        shared: Arc<Shared>,
+        codec: C,
+    ) -> Self {
+        Writer {
+            journal,
+            live,
+            sinks,
+            shared,
+            codec,
+            buf: Vec::with_capacity(256 << 10),
+            pending: Vec::with_capacity(MAX_BATCH_EVENTS),
+            published: Vec::with_capacity(MAX_BATCH_EVENTS),
+            acks: Vec::with_capacity(MAX_BATCH_EVENTS),
+        }
+    }
+
+    /// Runs until every sender is gone or a `Close` drained the inbox.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Cmd<E>>) {
+        let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
+        let mut close_acks = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            cmds.push(first);
+            while cmds.len() < MAX_BATCH_EVENTS {
+                match rx.try_recv() {
+                    Ok(cmd) => cmds.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            for cmd in cmds.drain(..) {
+                match cmd {
+                    Cmd::Record { stream, event } => self.stage(stream, event, None),
+                    Cmd::Append { stream, event, ack } => self.stage(stream, event, Some(ack)),
+                    Cmd::Sync { ack } => {
+                        self.flush();
+                        let _ = ack.send(self.sync());
+                    }
+                    Cmd::Close { ack } => {
+                        // Refuse new commands; what is already queued is still
+                        // received and journaled before the loop ends.
+                        rx.close();
+                        close_acks.push(ack);
+                    }
+                }
+                if self.buf.len() >= MAX_BATCH_BYTES {
+                    self.flush();
+                }
+            }
+            self.flush();
+        }
+        let Writer { journal, shared, .. } = self;
+        let result = journal.close().map_err(Error::from);
+        if let Err(e) = &result {
+            tracing::error!(error = %error_chain(e), "closing the journal failed");
+        }
+        shared.mark_closed();
+        tracing::debug!(dir = %shared.dir.display(), "feed writer stopped");
+        let cause = result.as_ref().err().map(|e| error_chain(e));
+        for ack in close_acks {
+            let _ = ack.send(match &cause {
+                None => Ok(()),
+                Some(cause) => Err(Error::Unhealthy { cause: cause.clone() }),
+            });
+        }
+    }
+
+    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<oneshot::Sender<Result<Seq>>>) {
+        // The caller's stream id wins over the event's own.
+        let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
+        let start = self.buf.len();
+        if let Err(e) = payload::encode(&self.codec, stream.as_ref().map(StreamId::as_str), &event, &mut self.buf) {
+            self.buf.truncate(start);
+            self.shared.counters.encode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(Error::Codec(e)));
+                }
+                None => tracing::warn!(error = %error_chain(&e), "recorded event could not be encoded; dropped"),
+            }
+            return;
+        }
+        let ts = Timestamp::now().as_nanos();
+        self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, event, ack });
+    }
+
+    /// Journals the staged batch, then publishes it: live, sinks, acks.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Some(cause) = self.shared.failure() {
+            self.reject_pending(None, &cause);
+            return;
+        }
+        let buf = &self.buf;
+        let records = self.pending.iter().map(|p| (p.ts, &buf[p.span.0..p.span.1]));
+        match self.journal.append_batch(records) {
+            Err(e) => {
+                let cause = error_chain(&e);
+                tracing::error!(error = %cause, "journal append failed; the feed refuses appends until reopened");
+                self.shared.set_failed(cause.clone());
+                self.reject_pending(Some(Error::Journal(e)), &cause);
+            }
+            Ok(range) => self.publish(*range.start()),
+        }
+        self.buf.clear();
+    }
+
+    fn publish(&mut self, first: u64) {
+        let with_sinks = self.sinks.is_some();
+        let mut seq = Seq::new(first);
+        for p in self.pending.drain(..) {
+            let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event });
+            if with_sinks {
+                self.published.push(Arc::clone(&env));
+            }
+            // No receiver is fine: nobody is tailing live right now.
+            let _ = self.live.send(env);
+            if let Some(ack) = p.ack {
+                self.acks.push((ack, seq));
+            }
+            seq = seq.next();
+        }
+        let last = seq.get() - 1;
+        self.shared.after_batch(last - first + 1, last, &self.journal);
+        if let Some(sinks) = &self.sinks {
+            sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters);
+        }
+        for (ack, seq) in self.acks.drain(..) {
+            let _ = ack.send(Ok(seq));
+        }
+    }
+
+    fn reject_pending(&mut self, mut first_error: Option<Error>, cause: &str) {
+        for p in self.pending.drain(..) {
+            match p.ack {
+                Some(ack) => {
+                    let err = first_error.take().unwrap_or_else(|| Error::Unhealthy { cause: cause.to_owned() });
+                    let _ = ack.send(Err(err));
+                }
+                None => crate::stats::Counters::bump(&self.shared.counters.dropped),
+            }
+        }
+        self.buf.clear();
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if let Some(cause) = self.shared.failure() {
+            return Err(Error::Unhealthy { cause });
+        }
+        self.journal.sync().map_err(|e| {
+            let cause = error_chain(&e);
+            self.shared.set_failed(cause);
+            Error::Journal(e)
+        })?;
+        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
+        Ok(())
+    }
+}
+
+/// An error and its sources on one line, for logs and `Unhealthy` causes.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

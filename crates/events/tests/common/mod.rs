@@ -1,0 +1,60 @@
+//! Shared helpers for the façade's integration tests: a test event type with
+//! durable, ephemeral and terminal variants, and small stream utilities.
+
+#![allow(dead_code, reason = "each test file uses a different subset of the helpers")]
+
+use events::{Durability, Event, FeedItem, FeedStream, Seq};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// The test event: `Token` is ephemeral, `Done` is terminal, `Msg` carries
+/// its own stream id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Ev {
+    Msg { n: u64, own_stream: Option<String> },
+    Token(u64),
+    Done,
+}
+
+impl Event for Ev {
+    fn durability(&self) -> Durability {
+        match self {
+            Ev::Token(_) => Durability::Ephemeral,
+            _ => Durability::Durable,
+        }
+    }
+
+    fn stream_id(&self) -> Option<&str> {
+        match self {
+            Ev::Msg { own_stream, .. } => own_stream.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self, Ev::Done)
+    }
+}
+
+pub(crate) fn msg(n: u64) -> Ev {
+    Ev::Msg { n, own_stream: None }
+}
+
+/// Takes `count` events from a stream, asserting each item is an event.
+pub(crate) async fn take_events(stream: &mut FeedStream<Ev>, count: usize) -> Vec<(Seq, Ev)> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        match stream.next().await {
+            Some(Ok(FeedItem::Event(env))) => out.push((env.seq, env.event.clone())),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    out
+}
+
+/// Asserts the seqs are exactly `from..=to`.
+pub(crate) fn assert_contiguous(items: &[(Seq, Ev)], from: u64, to: u64) {
+    let seqs: Vec<u64> = items.iter().map(|(s, _)| s.get()).collect();
+    let want: Vec<u64> = (from..=to).collect();
+    assert_eq!(seqs, want);
+}

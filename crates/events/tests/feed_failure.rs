@@ -1,0 +1,93 @@
+//! A journal failure is not published. Writes beyond `RLIMIT_FSIZE` fail
+//! with `EFBIG` — a real I/O error from the kernel, injected without root
+//! tricks — so the feed's writer sees its journal write fail: `append`
+//! returns the error, nothing is broadcast or given to sinks, the feed
+//! reports itself unhealthy and refuses later appends, and what was journaled
+//! before stays readable, also after reopening.
+//!
+//! This file holds a single test because the limit is process-wide.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Ev, msg, take_events};
+use events::{Envelope, Error, EventSink, Feed, Seq, SyncPolicy};
+use futures::StreamExt;
+
+#[derive(Default)]
+struct CountingSink(AtomicU64);
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for CountingSink {
+    async fn emit(&self, _event: &Envelope<Ev>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn limit_file_size(bytes: u64) {
+    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ makes
+    // an over-limit write return EFBIG instead of killing the process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let lim = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_append_is_not_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    let sink = Arc::new(CountingSink::default());
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Always).sink(Arc::clone(&sink)).open().await.unwrap();
+    let mut live = feed.stream_from(Seq::ZERO);
+    let mut acked = Vec::new();
+    for n in 1..=3 {
+        acked.push(feed.append(None, msg(n)).await.unwrap());
+    }
+    assert_eq!(take_events(&mut live, 3).await.len(), 3);
+
+    limit_file_size(4096);
+    let mut failure = None;
+    for n in 4..=1000 {
+        match feed.append(None, msg(n)).await {
+            Ok(seq) => acked.push(seq),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("the journal never failed");
+    assert!(matches!(failure, Error::Journal(_)), "{failure:?}");
+    let stats = feed.stats();
+    assert!(!stats.healthy);
+    assert_eq!(stats.latest_seq, acked.len() as u64);
+
+    // Refused from now on, without touching the journal.
+    assert!(matches!(feed.append(None, msg(1000)).await, Err(Error::Unhealthy { .. })));
+    feed.record(None, &msg(1001));
+
+    // The stream sees exactly the acknowledged events and nothing else.
+    let got = take_events(&mut live, acked.len() - 3).await;
+    assert_eq!(got.last().unwrap().0, *acked.last().unwrap());
+    let extra = tokio::time::timeout(Duration::from_millis(100), live.next()).await;
+    assert!(extra.is_err(), "something unacknowledged was published: {extra:?}");
+    // Sinks are best-effort: they saw at most the acknowledged events.
+    assert!(sink.0.load(Ordering::SeqCst) <= acked.len() as u64);
+    let _ = feed.close().await;
+
+    // Reopening recovers exactly the acknowledged events; nothing
+    // half-written is served.
+    limit_file_size(libc::RLIM_INFINITY);
+    let feed: Feed<Ev> = Feed::builder(&dir).open().await.unwrap();
+    assert_eq!(feed.latest_seq(), *acked.last().unwrap());
+    let mut s = feed.stream_from(Seq::ZERO);
+    let all = take_events(&mut s, acked.len()).await;
+    assert_eq!(all.iter().map(|(s, _)| *s).collect::<Vec<_>>(), acked);
+    assert_eq!(feed.append(None, msg(2000)).await.unwrap(), acked.last().unwrap().next());
+    feed.close().await.unwrap();
+}

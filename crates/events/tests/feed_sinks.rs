@@ -1,0 +1,104 @@
+//! Sinks see durable events in seq order, only after they are readable from
+//! the journal, and a sink that never returns neither blocks appends nor the
+//! other sinks for long: the timeout cuts it and counts it.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Ev, msg};
+use events::layers::journal::Reader;
+use events::{Envelope, EventSink, Feed, SyncPolicy};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+/// Checks, for each envelope, that the journal already holds it.
+struct JournalCheckingSink {
+    reader: Reader,
+    tx: mpsc::UnboundedSender<(u64, bool)>,
+}
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for JournalCheckingSink {
+    async fn emit(&self, env: &Envelope<Ev>) {
+        let readable = self.reader.last_seq().unwrap() >= env.seq.get();
+        let _ = self.tx.send((env.seq.get(), readable));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_see_durable_events_in_seq_order_after_journaling() {
+    let dir = tempfile::tempdir().unwrap();
+    // Create the journal so the sink's reader can open it before the feed.
+    Feed::<Ev>::builder(dir.path()).open().await.unwrap().close().await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = JournalCheckingSink { reader: Reader::open(dir.path()).unwrap(), tx };
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).sink(sink).open().await.unwrap();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let feed = feed.clone();
+            tokio::spawn(async move {
+                for n in 0..50 {
+                    feed.append(Some("s"), msg(t * 1000 + n)).await.unwrap();
+                }
+                feed.record(None, &Ev::Token(1)); // ephemeral: never reaches sinks
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut expected = 1;
+    while expected <= 400 {
+        let (seq, readable) = rx.recv().await.unwrap();
+        assert_eq!(seq, expected, "sink saw events out of seq order");
+        assert!(readable, "sink saw seq {seq} before it was readable from the journal");
+        expected += 1;
+    }
+    assert_eq!(feed.stats().sink_dropped, 0);
+    feed.close().await.unwrap();
+}
+
+struct Stuck;
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for Stuck {
+    async fn emit(&self, _env: &Envelope<Ev>) {
+        futures::future::pending::<()>().await;
+    }
+}
+
+struct Collect(Arc<Mutex<Vec<u64>>>);
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for Collect {
+    async fn emit(&self, env: &Envelope<Ev>) {
+        self.0.lock().push(env.seq.get());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_sink_is_cut_by_timeout_and_never_blocks_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .sink(Stuck)
+        .sink(Collect(Arc::clone(&seen)))
+        .sink_timeout(Duration::from_millis(5))
+        .sink_queue(2)
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=50 {
+        // Appends complete even though the first sink never returns.
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let stats = feed.stats();
+    assert_eq!(stats.appended, 50);
+    feed.close().await.unwrap();
+    // Whatever was not dropped reached the second sink, in order.
+    let seen = seen.lock().clone();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}

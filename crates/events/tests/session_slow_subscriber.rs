@@ -1,0 +1,71 @@
+//! A session with a fast and a deliberately slow UI subscriber: both see
+//! every event (ephemeral included) in order, and every durable event reaches
+//! the feed under the session's stream id.
+
+mod common;
+
+use common::{Ev, msg};
+use events::{Feed, FeedItem, Seq, SyncPolicy};
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_sees_every_event_and_durable_ones_reach_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).session_capacity(4).open().await.unwrap();
+    let session = feed.session("sess-1");
+    assert_eq!(feed.session("sess-1").id(), "sess-1");
+    let mut fast = session.subscribe();
+    let mut slow = session.subscribe();
+    assert_eq!(session.subscriber_count(), 2);
+
+    let expected: Vec<Ev> =
+        (0..2_000u64).map(|n| if n % 3 == 0 { Ev::Token(n) } else { msg(n) }).chain([Ev::Done]).collect();
+    let producer = {
+        let session = session.clone();
+        let events = expected.clone();
+        tokio::spawn(async move {
+            for ev in events {
+                session.emit(ev).await.unwrap();
+            }
+        })
+    };
+    let fast_task = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(item) = fast.next().await {
+            let ev = (*item.unwrap()).clone();
+            let done = ev == Ev::Done;
+            got.push(ev);
+            if done {
+                break;
+            }
+        }
+        got
+    });
+    let mut slow_got = Vec::new();
+    while let Some(item) = slow.next().await {
+        let ev = (*item.unwrap()).clone();
+        let done = ev == Ev::Done;
+        slow_got.push(ev);
+        if done {
+            break;
+        }
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+    }
+    producer.await.unwrap();
+    assert_eq!(slow_got, expected);
+    assert_eq!(fast_task.await.unwrap(), expected);
+
+    // Durable events reached the journal, in order, under the session id.
+    feed.sync().await.unwrap();
+    let durable: Vec<Ev> = expected.iter().filter(|e| !matches!(e, Ev::Token(_))).cloned().collect();
+    assert_eq!(feed.latest_seq(), Seq::new(durable.len() as u64));
+    let mut s = feed.stream_from(Seq::ZERO);
+    for want in &durable {
+        let FeedItem::Event(env) = s.next().await.unwrap().unwrap() else { panic!() };
+        assert_eq!(&env.event, want);
+        assert_eq!(env.stream_str(), Some("sess-1"));
+    }
+    feed.close().await.unwrap();
+}

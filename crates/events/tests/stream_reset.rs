@@ -1,0 +1,80 @@
+//! Explicit resets: a cursor below retention yields one `Reset { Expired }`
+//! then live; a cursor ahead of a recreated journal yields `Reset { Ahead }`;
+//! a cursor from another epoch yields `Reset { EpochMismatch }`.
+
+mod common;
+
+use common::{Ev, msg, take_events};
+use events::{Cursor, Feed, FeedItem, ResetReason, Retention, Seq, SyncPolicy};
+use futures::StreamExt;
+
+async fn next_item(s: &mut events::FeedStream<Ev>) -> FeedItem<Ev> {
+    s.next().await.expect("stream ended").expect("stream error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_below_retention_resets_then_continues_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=500 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let earliest = feed.earliest_seq();
+    assert!(earliest > Seq::new(1), "retention pruned nothing");
+
+    let mut s = feed.stream_from(Seq::ZERO);
+    let FeedItem::Reset { reason, earliest: e, latest } = next_item(&mut s).await else { panic!("expected a reset") };
+    assert_eq!(reason, ResetReason::Expired);
+    assert_eq!(e, earliest);
+    assert_eq!(latest, Seq::new(500));
+    feed.append(None, msg(501)).await.unwrap();
+    let got = take_events(&mut s, 1).await;
+    assert_eq!(got, vec![(Seq::new(501), msg(501))]);
+
+    // A cursor just inside the window is served without a reset.
+    let mut inside = feed.stream_from(earliest.prev().unwrap());
+    let first = take_events(&mut inside, 1).await;
+    assert_eq!(first[0].0, earliest);
+    assert_eq!(feed.stats().resets, 1);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_ahead_of_recreated_journal_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    for n in 1..=50 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let old_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    std::fs::remove_dir_all(dir.path()).unwrap();
+
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    assert_ne!(feed.epoch(), old_epoch, "a recreated directory gets a new epoch");
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let mut s = feed.stream_from(Seq::new(50));
+    let FeedItem::Reset { reason, latest, .. } = next_item(&mut s).await else { panic!("expected a reset") };
+    assert_eq!(reason, ResetReason::Ahead);
+    assert_eq!(latest, Seq::new(3));
+    feed.append(None, msg(4)).await.unwrap();
+    assert_eq!(take_events(&mut s, 1).await[0].0, Seq::new(4));
+
+    // The same seq with the old epoch is refused for its epoch first.
+    let mut s = feed.stream_from(Cursor::new(Seq::new(2), old_epoch));
+    let FeedItem::Reset { reason, .. } = next_item(&mut s).await else { panic!("expected a reset") };
+    assert_eq!(reason, ResetReason::EpochMismatch { cursor_epoch: old_epoch, journal_epoch: feed.epoch() });
+
+    // With the right epoch it resumes normally.
+    let mut s = feed.stream_from(Cursor::new(Seq::new(2), feed.epoch()));
+    assert_eq!(take_events(&mut s, 2).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), vec![3, 4]);
+    feed.close().await.unwrap();
+}
