@@ -1,0 +1,124 @@
+//! Torn writes: the newest segment cut at every byte offset of its last
+//! frame, and at every byte offset of its header. Reopening keeps exactly the
+//! complete records, reports what it cut, and continues at the right seq:
+//! never reusing a seq, even when the newest segment is empty or its header
+//! is torn.
+
+mod support;
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use events_journal::{Journal, JournalOptions, Reader, RecoveryAction, RecoveryMode, verify};
+use support::{assert_records, payload, read_all, segments, ts};
+
+fn write(dir: &Path, from: u64, to: u64) {
+    let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    for seq in from..=to {
+        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    }
+    j.close().unwrap();
+}
+
+fn cut(path: &Path, len: u64) {
+    OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+}
+
+#[test]
+fn every_cut_inside_the_last_frame_keeps_exactly_the_complete_records() {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), 1, 5);
+    let seg = segments(src.path()).pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    let last_len = 24 + payload(5).len() as u64;
+    let last_start = full.len() as u64 - last_len;
+    for len in last_start + 1..full.len() as u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(seg.file_name().unwrap());
+        std::fs::write(&path, &full).unwrap();
+        cut(&path, len);
+        let problems = verify(dir.path()).unwrap().problems;
+        assert_eq!(problems.len(), 1, "cut at {len}: {problems:?}");
+        assert_eq!(problems[0].offset, last_start);
+
+        let (mut j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        assert_eq!(
+            report.action,
+            Some(RecoveryAction::TruncatedTornTail { path: path.clone(), offset: last_start, bytes: len - last_start }),
+            "cut at {len}"
+        );
+        assert_eq!(report.next_seq, 5);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), last_start);
+        assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
+        assert_eq!(j.append(ts(5), &payload(5)).unwrap(), 5);
+        j.close().unwrap();
+        assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 5);
+        assert!(verify(dir.path()).unwrap().is_ok());
+    }
+}
+
+#[test]
+fn every_cut_inside_the_newest_header_continues_at_the_seq_in_its_name() {
+    // Two segments: 1..=3 sealed, then an empty newest segment starting at 4.
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), 1, 3);
+    {
+        let (mut j, _) = Journal::open(src.path(), JournalOptions::new()).unwrap();
+        j.roll().unwrap();
+        j.close().unwrap();
+    }
+    let segs = segments(src.path());
+    assert_eq!(segs.len(), 2);
+    let newest = std::fs::read(&segs[1]).unwrap();
+    assert_eq!(newest.len(), 64);
+    for len in 0..64u64 {
+        let dir = tempfile::tempdir().unwrap();
+        for s in &segs {
+            std::fs::copy(s, dir.path().join(s.file_name().unwrap())).unwrap();
+        }
+        let path = dir.path().join(segs[1].file_name().unwrap());
+        cut(&path, len);
+        let epoch = Reader::open(dir.path()).unwrap().epoch().unwrap();
+        let (mut j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        assert_eq!(report.action, Some(RecoveryAction::RewroteTornHeader { path: path.clone() }), "cut at {len}");
+        assert_eq!((report.next_seq, j.epoch()), (4, epoch), "cut at {len}");
+        assert_eq!(j.append(ts(4), &payload(4)).unwrap(), 4);
+        j.close().unwrap();
+        assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
+        assert!(verify(dir.path()).unwrap().is_ok());
+    }
+}
+
+#[test]
+fn an_empty_newest_segment_never_restarts_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1, 10);
+    {
+        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().retention(events_journal::Retention::segments(1)))
+            .unwrap();
+        j.roll().unwrap(); // prunes 1..=10: only the empty segment 11 remains
+        j.close().unwrap();
+    }
+    assert_eq!(segments(dir.path()).len(), 1);
+    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!((report.first_seq, report.next_seq, j.last_seq()), (11, 11, 10));
+    drop(j);
+    // The same with the only segment's header torn to nothing.
+    cut(&segments(dir.path())[0], 0);
+    let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(j.next_seq(), 11);
+}
+
+#[test]
+fn torn_tails_are_cut_in_every_recovery_mode() {
+    for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 1, 3);
+        let seg = segments(dir.path()).pop().unwrap();
+        let len = std::fs::metadata(&seg).unwrap().len();
+        cut(&seg, len - 1);
+        let (j, report) = Journal::open(dir.path(), JournalOptions::new().recovery(mode)).unwrap();
+        assert!(matches!(report.action, Some(RecoveryAction::TruncatedTornTail { .. })), "{mode:?}");
+        assert_eq!(j.next_seq(), 3, "{mode:?}");
+    }
+}
