@@ -1,0 +1,183 @@
+//! The demo's crash test. A child process (this binary, hidden subcommand
+//! `__crash-writer`) opens the demo's feed and appends with several
+//! concurrent appenders, printing each acknowledged seq; the parent kills it
+//! with SIGKILL at a random moment, reopens the feed and checks that every
+//! acknowledged event is there with the right payload, that seqs are
+//! contiguous, and that the next seq reuses nothing.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use events::{Feed, FeedItem, Seq, SyncPolicy};
+use futures::StreamExt;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::Failure;
+use crate::model::DemoEvent;
+
+/// Arguments of the hidden child command.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WriterArgs {
+    /// The journal directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 8)]
+    appenders: u32,
+    /// The sync policy (as for `demo --sync`).
+    #[arg(long, default_value = "always", value_parser = crate::demo::parse_sync)]
+    sync: SyncPolicy,
+}
+
+/// The child: append until killed, printing `ack <seq> <writer> <n>` after
+/// each acknowledgement.
+pub(crate) fn writer(args: &WriterArgs) -> Result<(), Failure> {
+    crate::runtime()?.block_on(async {
+        let feed: Feed<DemoEvent> = Feed::builder(&args.dir).sync(args.sync).open().await?;
+        println!("ready {}", feed.latest_seq());
+        let tasks: Vec<_> = (0..args.appenders)
+            .map(|writer| {
+                let feed = feed.clone();
+                tokio::spawn(async move {
+                    for n in 0.. {
+                        let seq = feed.append(Some("crash"), DemoEvent::CrashProbe { writer, n }).await?;
+                        println!("ack {seq} {writer} {n}");
+                    }
+                    Ok::<(), events::Error>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| Failure::Error(Box::new(e)))??;
+        }
+        Ok(())
+    })
+}
+
+/// What the crash test found.
+#[derive(Debug, Serialize)]
+pub(crate) struct CrashOutcome {
+    /// Appends the child acknowledged before it died.
+    pub(crate) acknowledged: usize,
+    /// The latest seq before the child started.
+    pub(crate) seq_before: u64,
+    /// The latest seq after recovery.
+    pub(crate) recovered_latest: u64,
+    /// What recovery reported.
+    pub(crate) recovery: String,
+    /// Acknowledged seqs missing after recovery.
+    pub(crate) lost: Vec<u64>,
+    /// Seqs whose payload differs from what was acknowledged.
+    pub(crate) wrong_payload: Vec<u64>,
+    /// Seqs missing or repeated in the recovered range.
+    pub(crate) gaps: u64,
+    /// The seq the first append after recovery got.
+    pub(crate) next_seq: u64,
+}
+
+impl CrashOutcome {
+    pub(crate) fn nothing_lost(&self) -> bool {
+        self.lost.is_empty() && self.wrong_payload.is_empty()
+    }
+
+    pub(crate) fn no_reuse(&self) -> bool {
+        let max_acked = self.recovered_latest.max(self.seq_before);
+        self.next_seq == self.recovered_latest + 1 && self.next_seq > max_acked
+    }
+}
+
+/// Runs the child, kills it after a random number of acknowledgements,
+/// reopens and checks. `on_ack` is told about every acknowledgement seen.
+pub(crate) async fn crash_and_recover(
+    dir: &Path,
+    sync: SyncPolicy,
+    seq_before: u64,
+    on_ack: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<CrashOutcome, Failure> {
+    let kill_after = rand::thread_rng().gen_range(300..3000usize);
+    let exe = std::env::current_exe()?;
+    let dir_owned = dir.to_path_buf();
+    let sync_arg = crate::demo::sync_to_arg(sync);
+    let acked = tokio::task::spawn_blocking(move || -> Result<BTreeMap<u64, (u32, u64)>, std::io::Error> {
+        let mut child = Command::new(exe)
+            .args(["__crash-writer", "--sync", &sync_arg, "--dir"])
+            .arg(&dir_owned)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut acked = BTreeMap::new();
+        let mut killed = false;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            let mut parts = line.split_whitespace();
+            if parts.next() != Some("ack") {
+                continue;
+            }
+            let (Some(seq), Some(writer), Some(n)) = (parts.next(), parts.next(), parts.next()) else { continue };
+            let (Ok(seq), Ok(writer), Ok(n)) = (seq.parse(), writer.parse(), n.parse()) else { continue };
+            acked.insert(seq, (writer, n));
+            on_ack(seq);
+            if !killed && acked.len() >= kill_after {
+                // std's kill is SIGKILL on Unix: no destructor, no flush, no fsync.
+                child.kill()?;
+                killed = true;
+            }
+        }
+        child.wait()?;
+        Ok(acked)
+    })
+    .await
+    .map_err(|e| Failure::Error(Box::new(e)))??;
+
+    let (feed, report) = Feed::<DemoEvent>::builder(dir).sync(sync).open_with_report().await?;
+    let recovered_latest = feed.latest_seq().get();
+    let mut lost = Vec::new();
+    let mut wrong_payload = Vec::new();
+    let mut gaps = 0;
+    let mut stream = feed.stream_from(Seq::new(seq_before));
+    let mut expect = seq_before + 1;
+    let mut found = BTreeMap::new();
+    while expect <= recovered_latest {
+        match stream.next().await {
+            Some(Ok(FeedItem::Event(env))) => {
+                if env.seq.get() != expect {
+                    gaps += 1;
+                }
+                expect = env.seq.get() + 1;
+                if let DemoEvent::CrashProbe { writer, n } = env.event {
+                    found.insert(env.seq.get(), (writer, n));
+                }
+            }
+            Some(Ok(FeedItem::Reset { .. })) | None => {
+                gaps += 1;
+                break;
+            }
+            Some(Err(e)) => return Err(Failure::Error(Box::new(e))),
+        }
+    }
+    drop(stream);
+    for (seq, probe) in &acked {
+        match found.get(seq) {
+            None => lost.push(*seq),
+            Some(got) if got != probe => wrong_payload.push(*seq),
+            Some(_) => {}
+        }
+    }
+    let next_seq = feed.append(Some("crash"), DemoEvent::CrashProbe { writer: u32::MAX, n: 0 }).await?.get();
+    feed.close().await?;
+    Ok(CrashOutcome {
+        acknowledged: acked.len(),
+        seq_before,
+        recovered_latest,
+        recovery: format!("{report:?}"),
+        lost,
+        wrong_payload,
+        gaps,
+        next_seq,
+    })
+}

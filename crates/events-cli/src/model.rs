@@ -1,0 +1,110 @@
+//! The demo's event type, [`DemoEvent`]: the realistic mix an agent runtime
+//! produces (streaming tokens and heartbeats that are ephemeral; messages,
+//! tool calls, tool results and a terminal `Done` that are durable), plus
+//! the probe records the crash test writes. `dump` decodes payloads of this
+//! type and falls back to hex for anything else.
+
+use events::{Durability, Event, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// One event of the demo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum DemoEvent {
+    /// A streamed token (ephemeral).
+    Token { session: u32, n: u64, text: String },
+    /// A liveness tick (ephemeral).
+    Heartbeat { session: u32, n: u64 },
+    /// A complete message (durable).
+    Message { session: u32, n: u64, at: u64, text: String },
+    /// A tool invocation (durable).
+    ToolCall { session: u32, n: u64, at: u64, tool: String, args: String },
+    /// A tool's result (durable).
+    ToolResult { session: u32, n: u64, at: u64, ok: bool, output: String },
+    /// The session finished (durable, terminal).
+    Done { session: u32, n: u64, at: u64 },
+    /// Written by the crash child: appender `writer`'s `n`-th append.
+    CrashProbe { writer: u32, n: u64 },
+}
+
+impl Event for DemoEvent {
+    fn durability(&self) -> Durability {
+        match self {
+            DemoEvent::Token { .. } | DemoEvent::Heartbeat { .. } => Durability::Ephemeral,
+            _ => Durability::Durable,
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self, DemoEvent::Done { .. })
+    }
+}
+
+impl DemoEvent {
+    /// The `n`-th event of `session`, out of `total` for that session: a
+    /// turn of six tokens, a heartbeat, a message, a tool call and its
+    /// result, repeated; the last event is `Done`.
+    pub(crate) fn nth(session: u32, n: u64, total: u64) -> DemoEvent {
+        let at = Timestamp::now().as_nanos();
+        if n + 1 == total {
+            return DemoEvent::Done { session, n, at };
+        }
+        match n % 10 {
+            0..=5 => DemoEvent::Token { session, n, text: format!("tok{n} ") },
+            6 => DemoEvent::Heartbeat { session, n },
+            7 => DemoEvent::Message { session, n, at, text: format!("session {session} says hello #{n}") },
+            8 => DemoEvent::ToolCall { session, n, at, tool: "search".into(), args: format!("{{\"q\":\"item {n}\"}}") },
+            _ => DemoEvent::ToolResult { session, n, at, ok: !n.is_multiple_of(7), output: "x".repeat(64) },
+        }
+    }
+
+    /// The session-local counter, for order checks.
+    pub(crate) fn n(&self) -> u64 {
+        match self {
+            DemoEvent::Token { n, .. }
+            | DemoEvent::Heartbeat { n, .. }
+            | DemoEvent::Message { n, .. }
+            | DemoEvent::ToolCall { n, .. }
+            | DemoEvent::ToolResult { n, .. }
+            | DemoEvent::Done { n, .. }
+            | DemoEvent::CrashProbe { n, .. } => *n,
+        }
+    }
+
+    /// When a durable demo event was emitted, unix nanoseconds.
+    pub(crate) fn emitted_at(&self) -> Option<u64> {
+        match self {
+            DemoEvent::Message { at, .. }
+            | DemoEvent::ToolCall { at, .. }
+            | DemoEvent::ToolResult { at, .. }
+            | DemoEvent::Done { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// A short name of the variant, for `dump`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            DemoEvent::Token { .. } => "token",
+            DemoEvent::Heartbeat { .. } => "heartbeat",
+            DemoEvent::Message { .. } => "message",
+            DemoEvent::ToolCall { .. } => "tool_call",
+            DemoEvent::ToolResult { .. } => "tool_result",
+            DemoEvent::Done { .. } => "done",
+            DemoEvent::CrashProbe { .. } => "crash_probe",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_is_mostly_ephemeral_and_ends_with_done() {
+        let events: Vec<_> = (0..100).map(|n| DemoEvent::nth(0, n, 100)).collect();
+        let durable = events.iter().filter(|e| e.durability().is_durable()).count();
+        assert_eq!(durable, 30);
+        assert!(events.last().unwrap().is_terminal());
+        assert!(events.iter().enumerate().all(|(i, e)| e.n() == i as u64));
+    }
+}
