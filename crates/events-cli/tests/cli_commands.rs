@@ -1,0 +1,190 @@
+//! The `events` binary run as a real process on real journals: `demo`
+//! (table and `--json`), `inspect`, `dump`, `verify` on clean, torn,
+//! corrupted and foreign files, `tail --follow` against another process, and
+//! the exit codes and messages of each.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn events() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_events"))
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    events().args(args).arg(dir).output().expect("run events")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A small journal written by the demo itself (no crash phase).
+fn demo_journal(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("journal");
+    let out = events()
+        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[test]
+fn demo_json_reports_every_invariant_true() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = events().args(["demo", "--events", "20000", "--json", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output parses");
+    let invariants = summary["invariants"].as_array().unwrap();
+    assert!(invariants.len() >= 6, "{invariants:?}");
+    for inv in invariants {
+        assert_eq!(inv["ok"], true, "invariant failed: {inv}");
+    }
+    assert_eq!(summary["emitted"], 20000);
+    assert!(summary["crash"]["acknowledged"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn demo_table_shows_invariants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = events().args(["demo", "--events", "4000", "--sync", "never", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in ["invariants", "✔ no gap", "✔ no duplicate", "✔ nothing acknowledged lost", "✔ no seq reuse", "p99"]
+    {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains('✘'), "{stdout}");
+}
+
+#[test]
+fn demo_refuses_to_wipe_a_directory_that_is_not_a_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("precious.txt"), "keep me").unwrap();
+    let out = events().args(["demo", "--dir"]).arg(tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("refusing to wipe"), "{}", text(&out.stderr));
+    assert!(tmp.path().join("precious.txt").exists());
+}
+
+#[test]
+fn verify_clean_torn_and_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let out = run(&["verify"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+
+    // A flipped byte in the middle: exit 1, naming segment and offset.
+    let seg = only_segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = run(&["verify"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(stdout.contains(&name) && stdout.contains("offset"), "{stdout}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+
+    // A torn tail is listed too.
+    bytes[mid] ^= 0x40;
+    bytes.truncate(bytes.len() - 5);
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = run(&["verify"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+}
+
+#[test]
+fn verify_wrong_magic_and_missing_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let seg = only_segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[0] = b'X';
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = run(&["verify"], &dir);
+    assert_ne!(out.status.code(), Some(0));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains(&*seg.file_name().unwrap().to_string_lossy()), "{all}");
+
+    let out = run(&["verify"], &tmp.path().join("nope"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("error: "), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn inspect_and_dump() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let out = run(&["inspect"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in ["epoch", "format     version 1", "codec tag  1 (bincode)", "lock       free", "records    1..=600"] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+
+    let out = events().args(["dump", "--from", "10", "--limit", "5", "--json"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![11, 12, 13, 14, 15]);
+    assert!(lines.iter().all(|l| l["stream"].as_str().unwrap().starts_with("sess-")));
+    assert!(lines.iter().all(|l| l["time"].as_str().unwrap().ends_with('Z')));
+
+    let out = events().args(["dump", "--limit", "1"]).arg(&dir).output().unwrap();
+    assert!(text(&out.stdout).contains("Message"), "{}", text(&out.stdout));
+
+    let out = events().args(["dump", "--from", "100000"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("past the latest seq 600"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn tail_follow_sees_another_process_appending_and_inspect_names_the_lock_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("live");
+    let mut writer = events()
+        .args(["__crash-writer", "--sync", "never", "--appenders", "2", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the writer has opened the journal.
+    let mut writer_out = BufReader::new(writer.stdout.take().unwrap()).lines();
+    assert!(writer_out.next().unwrap().unwrap().starts_with("ready"));
+
+    let out = run(&["inspect"], &dir);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("held by pid {}", writer.id())), "{stdout}");
+
+    let mut tail =
+        events().args(["tail", "--from", "0", "--follow", "--json"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    for want in 1..=500u64 {
+        let line = lines.next().expect("tail ended").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["seq"].as_u64(), Some(want), "{line}");
+        assert_eq!(v["kind"], "crash_probe");
+    }
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+}
