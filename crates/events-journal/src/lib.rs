@@ -12,7 +12,7 @@
 //!
 //! The crate knows nothing of serde, events or async runtimes: payloads are
 //! bytes, seqs are `u64`. The on-disk format is drawn in `docs/FORMAT.md`
-//! and encoded in [`format`].
+//! and encoded in [`format`](mod@format).
 //!
 //! # Example
 //!

@@ -5,6 +5,11 @@
 //! threads and processes. The lock belongs to the open file description, so a
 //! second open in the same process is refused just like one in another
 //! process, and the kernel releases it if the process dies.
+//!
+//! Caveat of `flock(2)`: a child forked while the lock is held shares the
+//! lock's open file description until it `exec`s (the file is opened
+//! close-on-exec), so a reopen racing with a `fork` in the same process can
+//! briefly see [`JournalError::Locked`].
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};

@@ -159,7 +159,7 @@ fn skip_corrupt_keeps_every_valid_frame_and_loses_only_the_damaged_one() {
     let (seg, offs) = six_records(dir.path());
     flip(&seg, offs[2] + 5, 0);
     let opts = JournalOptions::new().recovery(RecoveryMode::SkipCorrupt).retention(Retention::unlimited());
-    let (mut j, report) = Journal::open(dir.path(), opts.clone()).unwrap();
+    let (mut j, report) = Journal::open(dir.path(), opts).unwrap();
     assert!(
         matches!(&report.action, Some(RecoveryAction::Salvaged { kept, dropped, .. }) if *kept == vec![4..=6] && dropped.is_empty()),
         "{:?}",

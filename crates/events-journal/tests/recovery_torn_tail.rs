@@ -94,8 +94,8 @@ fn an_empty_newest_segment_never_restarts_numbering() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), 1, 10);
     {
-        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().retention(events_journal::Retention::segments(1)))
-            .unwrap();
+        let (mut j, _) =
+            Journal::open(dir.path(), JournalOptions::new().retention(events_journal::Retention::segments(1))).unwrap();
         j.roll().unwrap(); // prunes 1..=10: only the empty segment 11 remains
         j.close().unwrap();
     }

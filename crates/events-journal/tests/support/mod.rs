@@ -12,18 +12,18 @@ use std::path::{Path, PathBuf};
 use events_journal::{Reader, Record};
 
 /// The payload written for `seq`: 0..300 bytes derived from the seq.
-pub fn payload(seq: u64) -> Vec<u8> {
+pub(crate) fn payload(seq: u64) -> Vec<u8> {
     let len = (seq.wrapping_mul(2_654_435_761) % 300) as usize;
     (0..len).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8).collect()
 }
 
 /// The timestamp written for `seq`.
-pub fn ts(seq: u64) -> u64 {
+pub(crate) fn ts(seq: u64) -> u64 {
     seq * 1_000 + 7
 }
 
 /// The segment files of `dir`, oldest first.
-pub fn segments(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -34,12 +34,12 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Every record after `cursor`, panicking on any error.
-pub fn read_all(reader: &Reader, cursor: u64) -> Vec<Record> {
+pub(crate) fn read_all(reader: &Reader, cursor: u64) -> Vec<Record> {
     reader.read_since(cursor).expect("read_since").collect::<Result<Vec<_>, _>>().expect("record")
 }
 
 /// Asserts that `records` are exactly seqs `from..=to` with the helper payloads.
-pub fn assert_records(records: &[Record], from: u64, to: u64) {
+pub(crate) fn assert_records(records: &[Record], from: u64, to: u64) {
     let seqs: Vec<u64> = records.iter().map(Record::seq).collect();
     assert_eq!(seqs, (from..=to).collect::<Vec<_>>());
     for r in records {
@@ -50,7 +50,7 @@ pub fn assert_records(records: &[Record], from: u64, to: u64) {
 
 /// A snapshot of every file's bytes in `dir` except the (empty) `LOCK` file
 /// that any open creates, to prove a failed open changed nothing.
-pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -66,7 +66,7 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// A command that re-runs this test binary, running only `test_name`, with
 /// `env` set so that the test knows it is the child.
-pub fn child_command(test_name: &str, env: (&str, &str)) -> std::process::Command {
+pub(crate) fn child_command(test_name: &str, env: (&str, &str)) -> std::process::Command {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"]).env(env.0, env.1);
     cmd

@@ -1,0 +1,144 @@
+//! Bad input in the journal directory: strangers are ignored (with a warning
+//! and listed in the report); a `.seg` file with a wrong magic, a future
+//! version, a bad header CRC, another epoch or another codec tag is a typed
+//! error naming the file, and the refused open alters nothing; an oversized
+//! record is refused and writes nothing.
+
+mod support;
+
+use std::path::Path;
+
+use events_journal::format::SegmentHeader;
+use events_journal::{Journal, JournalError, JournalOptions, Reader, verify};
+use support::{assert_records, payload, read_all, segments, snapshot, ts};
+
+fn journal_with_two_segments(dir: &Path) -> u64 {
+    let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    j.append(ts(1), &payload(1)).unwrap();
+    j.append(ts(2), &payload(2)).unwrap();
+    j.roll().unwrap();
+    j.append(ts(3), &payload(3)).unwrap();
+    let epoch = j.epoch();
+    j.close().unwrap();
+    epoch
+}
+
+/// Asserts that opening fails with `check`, and that nothing changed.
+fn refused(dir: &Path, opts: JournalOptions, check: impl Fn(&JournalError) -> bool) {
+    let before = snapshot(dir);
+    let err = Journal::open(dir, opts).unwrap_err();
+    assert!(check(&err), "unexpected error: {err}");
+    assert!(snapshot(dir) == before, "a refused open altered the directory ({err})");
+}
+
+#[test]
+fn strangers_are_ignored_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    journal_with_two_segments(dir.path());
+    let strangers = ["notes.txt", "00000000000000000001.seg.bak", "1.seg", "00000000000000000000.seg"];
+    for s in strangers {
+        std::fs::write(dir.path().join(s), b"garbage").unwrap();
+    }
+    std::fs::create_dir(dir.path().join("00000000000000000009.seg")).unwrap();
+    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(report.ignored.len(), strangers.len() + 1, "{:?}", report.ignored);
+    assert_eq!(j.next_seq(), 4);
+    drop(j);
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 3);
+    assert_eq!(verify(dir.path()).unwrap().ignored.len(), strangers.len() + 1);
+    for s in strangers {
+        assert_eq!(std::fs::read(dir.path().join(s)).unwrap(), b"garbage", "{s} was altered");
+    }
+}
+
+#[test]
+fn a_foreign_seg_file_is_bad_magic_naming_it() {
+    for (name, bytes) in [
+        ("00000000000000000001.seg", b"not a journal segment at all, just some bytes".to_vec()),
+        ("00000000000000000003.seg", vec![b'x'; 200]), // the newest: still not mistaken for a torn header
+        ("00000000000000000003.seg", b"short".to_vec()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        journal_with_two_segments(dir.path());
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        refused(dir.path(), JournalOptions::new(), |e| matches!(e, JournalError::BadMagic { path: p } if *p == path));
+        let report = verify(dir.path()).unwrap();
+        assert!(report.problems.iter().any(|p| p.path == path), "{name}");
+    }
+}
+
+#[test]
+fn future_version_bad_crc_and_foreign_epoch_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = journal_with_two_segments(dir.path());
+    let segs = segments(dir.path());
+    let original = std::fs::read(&segs[0]).unwrap();
+
+    let mut future = original.clone();
+    future[8..10].copy_from_slice(&2u16.to_le_bytes());
+    std::fs::write(&segs[0], &future).unwrap();
+    refused(
+        dir.path(),
+        JournalOptions::new(),
+        |e| matches!(e, JournalError::UnsupportedVersion { path, version: 2 } if *path == segs[0]),
+    );
+
+    let mut bad_crc = original.clone();
+    bad_crc[40] ^= 1;
+    std::fs::write(&segs[0], &bad_crc).unwrap();
+    refused(dir.path(), JournalOptions::new(), |e| matches!(e, JournalError::HeaderCrc { path } if *path == segs[0]));
+
+    let foreign = SegmentHeader { epoch: epoch ^ 1, first_seq: 3, created_at: 0, codec_tag: 0 };
+    let mut newest = std::fs::read(&segs[1]).unwrap();
+    std::fs::write(&segs[0], &original).unwrap();
+    let pristine_newest = newest.clone();
+    newest[..64].copy_from_slice(&foreign.encode());
+    std::fs::write(&segs[1], &newest).unwrap();
+    refused(
+        dir.path(),
+        JournalOptions::new(),
+        |e| matches!(e, JournalError::EpochMismatch { path, expected, found } if *path == segs[1] && *expected == epoch && *found == epoch ^ 1),
+    );
+    std::fs::write(&segs[1], &pristine_newest).unwrap();
+    let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(j.next_seq(), 4);
+}
+
+#[test]
+fn another_codec_tag_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    journal_with_two_segments(dir.path());
+    refused(dir.path(), JournalOptions::new().codec_tag(7), |e| {
+        matches!(e, JournalError::CodecTagMismatch { expected: 7, found: 0, .. })
+    });
+    let other = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(other.path(), JournalOptions::new().codec_tag(7)).unwrap();
+    drop(j);
+    let (j, _) = Journal::open(other.path(), JournalOptions::new().codec_tag(7)).unwrap();
+    assert_eq!(j.next_seq(), 1);
+}
+
+#[test]
+fn an_oversized_record_is_refused_and_nothing_of_its_batch_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().max_record_bytes(100)).unwrap();
+    j.append(ts(1), &[1; 100]).unwrap();
+    let big = [0u8; 101];
+    let err = j.append_batch([(0, &[2u8; 10][..]), (0, &big[..])]).unwrap_err();
+    assert!(matches!(err, JournalError::RecordTooLarge { len: 101, max: 100 }), "{err}");
+    // Not a write failure: the writer is not poisoned and the seq was not consumed.
+    assert_eq!(j.append(ts(2), b"ok").unwrap(), 2);
+    j.close().unwrap();
+    let records = read_all(&Reader::open(dir.path()).unwrap(), 0);
+    assert_eq!(records.iter().map(|r| r.payload().len()).collect::<Vec<_>>(), [100, 2]);
+}
+
+#[test]
+fn an_empty_batch_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    let r = j.append_batch(std::iter::empty()).unwrap();
+    assert!(r.is_empty());
+    assert_eq!((*r.start(), j.next_seq(), j.stats().batches), (1, 1, 0));
+}

@@ -1,0 +1,118 @@
+//! Readers beside a live writer: a reader thread tailing with `read_since`
+//! while a writer thread appends (through rolls and retention) sees every
+//! record exactly once, in order; cursors before retention are `Expired`,
+//! cursors past the end are `Ahead`; records held across a prune stay
+//! readable.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use events_journal::{Journal, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
+use support::{assert_records, payload, read_all, ts};
+
+#[test]
+fn a_tailing_reader_sees_every_record_once_in_order() {
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(64 << 10).retention(Retention::unlimited());
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let tail = s.spawn(|| {
+            let mut cursor = 0;
+            let mut calls = 0u64;
+            while cursor < N {
+                let finished = done.load(Ordering::Acquire);
+                calls += 1;
+                for r in reader.read_since(cursor).expect("read_since") {
+                    let r = r.expect("record");
+                    assert_eq!(r.seq(), cursor + 1, "gap or duplicate");
+                    assert_eq!(r.payload(), payload(r.seq()).as_slice());
+                    cursor = r.seq();
+                }
+                if finished {
+                    // Every append returned before `done` was set, so one call
+                    // after seeing it must have delivered everything.
+                    assert_eq!(cursor, N, "a call after the last append missed records");
+                }
+                if cursor < N {
+                    std::thread::yield_now();
+                }
+            }
+            calls
+        });
+        let mut seq = 1;
+        while seq <= N {
+            let n = (seq % 7 + 1).min(N - seq + 1);
+            let payloads: Vec<Vec<u8>> = (seq..seq + n).map(payload).collect();
+            let range =
+                j.append_batch(payloads.iter().enumerate().map(|(i, p)| (ts(seq + i as u64), p.as_slice()))).unwrap();
+            assert_eq!(*range.start(), seq);
+            seq += n;
+        }
+        done.store(true, Ordering::Release);
+        let calls = tail.join().unwrap();
+        assert!(calls > 1, "the reader never had to tail");
+    });
+    assert!(j.stats().rolls > 10, "the test should cross many rolls");
+}
+
+#[test]
+fn expired_and_ahead_are_explicit() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().segment_bytes(1024).retention(Retention::segments(2)).sync(SyncPolicy::Never);
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    assert!(read_all(&reader, 0).is_empty());
+    assert!(matches!(reader.read_since(1), Err(ReadError::Ahead { latest: 0 })));
+    for seq in 1..=100 {
+        j.append(ts(seq), &payload(seq)).unwrap();
+    }
+    let earliest = j.first_seq();
+    assert!(earliest > 1, "retention should have pruned");
+    assert_eq!(reader.first_seq().unwrap(), earliest);
+    assert_eq!(reader.last_seq().unwrap(), 100);
+    assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest: e }) if e == earliest));
+    assert!(matches!(reader.read_since(earliest - 2), Err(ReadError::Expired { .. })));
+    assert_records(&read_all(&reader, earliest - 1), earliest, 100);
+    assert!(read_all(&reader, 100).is_empty());
+    assert!(matches!(reader.read_since(101), Err(ReadError::Ahead { latest: 100 })));
+    assert!(matches!(reader.read_since(u64::MAX), Err(ReadError::Ahead { latest: 100 })));
+}
+
+#[test]
+fn records_outlive_the_pruning_of_their_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().segment_bytes(1024).retention(Retention::segments(1)).sync(SyncPolicy::Never);
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    for seq in 1..=3 {
+        j.append(ts(seq), &payload(seq)).unwrap();
+    }
+    let reader = Reader::open(dir.path()).unwrap();
+    let mut pending = reader.read_since(0).unwrap();
+    let first = pending.next().unwrap().unwrap();
+    j.roll().unwrap(); // removes the segment both `first` and `pending` map
+    assert_eq!(support::segments(dir.path()).len(), 1);
+    assert_eq!(first.payload(), payload(1).as_slice());
+    let rest: Vec<_> = pending.collect::<Result<_, _>>().unwrap();
+    assert_records(&rest, 2, 3);
+    assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest: 4 })));
+}
+
+#[test]
+fn a_clone_shared_across_threads_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    for seq in 1..=50 {
+        j.append(ts(seq), &payload(seq)).unwrap();
+    }
+    let reader = Reader::open(dir.path()).unwrap();
+    std::thread::scope(|s| {
+        for k in 0..2u64 {
+            let r = reader.clone();
+            s.spawn(move || assert_records(&read_all(&r, k * 10), k * 10 + 1, 50));
+        }
+    });
+}

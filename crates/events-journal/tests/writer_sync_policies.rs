@@ -1,0 +1,124 @@
+//! Sync policies and write failures. `Always` is one `fdatasync` per batch
+//! (group commit); `Interval` syncs in a background thread and stops it on
+//! close; `Never` syncs only on roll-free close. A write that fails half-way
+//! (here: a real `EFBIG` from `RLIMIT_FSIZE`, in a child process) poisons the
+//! writer, cuts the partial batch, and leaves every acknowledged record intact.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use events_journal::{Journal, JournalError, JournalOptions, Reader, SyncPolicy, verify};
+use support::{assert_records, payload, read_all, ts};
+
+#[test]
+fn always_is_one_fdatasync_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Always)).unwrap();
+    let before = j.stats().fsyncs;
+    let payloads: Vec<Vec<u8>> = (1..=100).map(payload).collect();
+    j.append_batch(payloads.iter().map(|p| (0, p.as_slice()))).unwrap();
+    j.append(0, b"one").unwrap();
+    let s = j.stats();
+    assert_eq!((s.fsyncs - before, s.batches, s.appended), (2, 2, 101));
+}
+
+#[test]
+fn never_does_not_fdatasync_on_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    for seq in 1..=10 {
+        j.append(ts(seq), &payload(seq)).unwrap();
+    }
+    assert_eq!(j.stats().fsyncs, 0);
+    j.sync().unwrap();
+    assert_eq!(j.stats().fsyncs, 1);
+}
+
+#[test]
+fn interval_syncs_in_the_background_and_stops_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(5)));
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    j.append(ts(1), &payload(1)).unwrap();
+    // Poll the counter the background thread maintains (bounded, not a fixed sleep).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while j.stats().fsyncs == 0 {
+        assert!(Instant::now() < deadline, "no background fdatasync within 10 s");
+        std::thread::yield_now();
+    }
+    let idle = j.stats().fsyncs;
+    j.append(ts(2), &payload(2)).unwrap();
+    let start = Instant::now();
+    j.close().unwrap(); // must not wait for the thread's interval to elapse many times
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(idle >= 1);
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 2);
+}
+
+const CHILD_ENV: &str = "EVENTS_JOURNAL_FSIZE_CHILD";
+const TEST_NAME: &str = "a_failed_write_poisons_the_writer_and_keeps_acknowledged_records";
+
+/// Child: cap the file size, append until the kernel refuses, report.
+fn child(dir: &Path) -> ! {
+    let (mut j, _) = Journal::open(dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    // SAFETY: plain libc calls with valid arguments, before any other thread exists in this child.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let lim = libc::rlimit { rlim_cur: 20_000, rlim_max: libc::RLIM_INFINITY };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut seq = 1;
+    let err = loop {
+        // Batches of 3 records of ~280 bytes: the failing write is partial.
+        let payloads: Vec<Vec<u8>> = (0..3).map(|_| vec![seq as u8; 256]).collect();
+        match j.append_batch(payloads.iter().map(|p| (seq, p.as_slice()))) {
+            Ok(r) => {
+                writeln!(out, "ACK {}", r.end()).unwrap();
+                seq = r.end() + 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, JournalError::Io { op: "write", .. }), "{err}");
+    let again = j.append(0, b"after failure").unwrap_err();
+    assert!(matches!(again, JournalError::Failed { .. }), "{again}");
+    assert!(matches!(j.sync(), Err(JournalError::Failed { .. })));
+    writeln!(out, "POISONED").unwrap();
+    out.flush().unwrap();
+    std::process::exit(0);
+}
+
+#[test]
+fn a_failed_write_poisons_the_writer_and_keeps_acknowledged_records() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = support::child_command(TEST_NAME, (CHILD_ENV, dir.path().to_str().unwrap())).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("POISONED"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acked: u64 =
+        stdout.lines().filter_map(|l| l.split_once("ACK ")).map(|(_, n)| n.parse::<u64>().unwrap()).max().unwrap();
+    assert!(acked > 10);
+    // The partial batch was cut back: the segment holds exactly the acknowledged records.
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.last_seq, Some(acked));
+    let (mut j, open) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert!(open.action.is_none(), "{:?}", open.action);
+    assert_eq!(j.next_seq(), acked + 1);
+    let records = read_all(&Reader::open(dir.path()).unwrap(), 0);
+    assert_eq!(records.len() as u64, acked);
+    for r in &records {
+        assert_eq!(r.payload(), vec![((r.seq() - 1) / 3 * 3 + 1) as u8; 256].as_slice(), "seq {}", r.seq());
+    }
+    j.append(0, b"works again").unwrap();
+}
