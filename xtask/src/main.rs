@@ -14,7 +14,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci      fmt check, tidy, clippy -D warnings, the whole test suite, docs (-D warnings)
+  ci      install test prerequisites (nats-server), then fmt check, tidy,
+          clippy -D warnings, the whole test suite, docs (-D warnings)
   tidy    check the tree's conventions (//! file docs, workspace lints)
 ";
 
@@ -57,8 +58,44 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("step `{name}` failed ({status})")) }
 }
 
+/// Installs what the tests need and a fresh machine lacks (Debian
+/// packages), so the README's one test command works everywhere.
+fn prerequisites() -> Result<(), String> {
+    const NEEDED: &[(&str, &str)] = &[("nats-server", "nats-server")];
+    let missing: Vec<&str> = NEEDED.iter().filter(|(bin, _)| !on_path(bin)).map(|(_, pkg)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("\n==> installing test prerequisites: {}", missing.join(" "));
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| -> Result<(), String> {
+        let mut full: Vec<&str> = sudo.to_vec();
+        full.push("apt-get");
+        full.extend_from_slice(args);
+        let status = Command::new(full[0])
+            .args(&full[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("apt-get {} failed ({status})", args.join(" "))) }
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(missing.iter().copied());
+    apt(&install)
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
 fn ci() -> Result<(), String> {
     let root = workspace_root();
+    prerequisites()?;
     step("cargo fmt --check", {
         let mut c = cargo();
         c.args(["fmt", "--all", "--", "--check"]);
