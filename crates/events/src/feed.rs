@@ -27,14 +27,16 @@ use crate::{Error, EventSink, Result};
 /// State shared by every handle, stream and the writer thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    // For a writer's feed, `latest`/`earliest` are set by the writer after
+    // each batch; for a `FeedReader` they are refreshed from the files.
     pub(crate) dir: PathBuf,
     pub(crate) epoch: u64,
     pub(crate) latest: AtomicU64,
     pub(crate) earliest: AtomicU64,
     pub(crate) counters: Counters,
     pub(crate) reader: Reader,
-    failure: Mutex<Option<String>>,
-    closed: AtomicBool,
+    pub(crate) failure: Mutex<Option<String>>,
+    pub(crate) closed: AtomicBool,
 }
 
 impl Shared {
@@ -52,6 +54,17 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// For a reader without a writer: re-reads latest and earliest from the
+    /// journal files.
+    pub(crate) fn refresh_from_reader(&self) {
+        if let Ok(last) = self.reader.last_seq() {
+            self.latest.store(last, Ordering::Release);
+        }
+        if let Ok(first) = self.reader.first_seq() {
+            self.earliest.store(first, Ordering::Release);
+        }
     }
 
     /// Called by the writer after each journaled batch.
@@ -397,7 +410,7 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// when the cursor cannot be served.
     pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
         let rx = self.live.upgrade().map(|tx| tx.subscribe());
-        FeedStream::new(cursor.into(), rx, Arc::clone(&self.shared), self.codec.clone())
+        FeedStream::new(cursor.into(), rx, Arc::clone(&self.shared), self.codec.clone(), None)
     }
 
     /// Live durable events from now on (equivalent to
@@ -405,7 +418,7 @@ impl<E: Event, C: Codec> Feed<E, C> {
     pub fn subscribe(&self) -> FeedStream<E> {
         let rx = self.live.upgrade().map(|tx| tx.subscribe());
         let cursor = Cursor::from(self.latest_seq());
-        FeedStream::new(cursor, rx, Arc::clone(&self.shared), self.codec.clone())
+        FeedStream::new(cursor, rx, Arc::clone(&self.shared), self.codec.clone(), None)
     }
 
     /// The latest journaled seq (`Seq::ZERO` for an empty journal).

@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use events_core::{Codec, Envelope, Event, Seq};
 use events_journal::ReadError;
@@ -125,8 +126,10 @@ impl<E: Event> FeedStream<E> {
         rx: Option<broadcast::Receiver<Arc<Envelope<E>>>>,
         shared: Arc<Shared>,
         codec: C,
+        follow: Option<Duration>,
     ) -> Self {
         let state = State {
+            follow,
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
             started: false,
@@ -164,7 +167,10 @@ struct State<E, C> {
     done: bool,
     /// Reading the live tail (else replaying the journal).
     live: bool,
-    /// `None` once the feed's writer stopped.
+    /// For a [`FeedReader`](crate::FeedReader): how often to look for
+    /// records appended by another process once caught up.
+    follow: Option<Duration>,
+    /// `None` once the feed's writer stopped (or for a reader).
     rx: Option<broadcast::Receiver<Arc<Envelope<E>>>>,
     shared: Arc<Shared>,
     codec: C,
@@ -233,8 +239,14 @@ impl<E: Event, C: Codec> State<E, C> {
                 Ok(Chunk::Records(records)) if !records.is_empty() => self.buffer = records.into(),
                 Ok(Chunk::Records(_)) => {
                     if self.rx.is_none() {
-                        self.done = true;
-                        return None;
+                        let Some(interval) = self.follow else {
+                            self.done = true;
+                            return None;
+                        };
+                        // Another process writes: polling is how a reader
+                        // follows files it does not own.
+                        tokio::time::sleep(interval).await;
+                        continue;
                     }
                     self.live = true;
                 }
@@ -247,6 +259,9 @@ impl<E: Event, C: Codec> State<E, C> {
     /// Builds a reset and moves the cursor to the latest seq: the stream
     /// continues live from there.
     fn reset(&mut self, reason: ResetReason) -> FeedItem<E> {
+        if self.follow.is_some() {
+            self.shared.refresh_from_reader();
+        }
         let latest = self.shared.latest.load(Ordering::Acquire);
         let earliest = self.shared.earliest.load(Ordering::Acquire);
         Counters::bump(&self.shared.counters.resets);

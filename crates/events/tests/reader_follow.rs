@@ -1,0 +1,57 @@
+//! `FeedReader` follows a writer it does not own: a stream from a cursor sees
+//! every event after it, in order, including ones appended after the reader
+//! caught up, across segment rolls; a pruned cursor yields one reset.
+
+mod common;
+
+use common::{Ev, msg, take_events};
+use events::{Feed, FeedItem, FeedReader, ResetReason, Retention, Seq, SyncPolicy};
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_follows_appends_across_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).segment_bytes(2048).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let reader: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
+    assert_eq!(reader.epoch(), feed.epoch());
+    let mut tail = reader.stream_from(Seq::ZERO);
+    assert_eq!(take_events(&mut tail, 1).await, vec![(Seq::new(1), msg(1))]);
+    let writer = {
+        let feed = feed.clone();
+        tokio::spawn(async move {
+            for n in 2..=2000 {
+                feed.append(None, msg(n)).await.unwrap();
+            }
+        })
+    };
+    let got = take_events(&mut tail, 1999).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), (2..=2000).collect::<Vec<_>>());
+    writer.await.unwrap();
+    assert_eq!(reader.latest_seq(), Seq::new(2000));
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_resets_on_a_pruned_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=300 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let reader: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
+    let mut s = reader.stream_from(Seq::ZERO);
+    let Some(Ok(FeedItem::Reset { reason, earliest, latest })) = s.next().await else { panic!("expected a reset") };
+    assert_eq!(reason, ResetReason::Expired);
+    assert_eq!(latest, Seq::new(300));
+    assert_eq!(earliest, reader.earliest_seq());
+    feed.append(None, msg(301)).await.unwrap();
+    assert_eq!(take_events(&mut s, 1).await[0].0, Seq::new(301));
+    feed.close().await.unwrap();
+}
