@@ -61,7 +61,8 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
 /// Installs what the tests need and a fresh machine lacks (Debian
 /// packages), so the README's one test command works everywhere.
 fn prerequisites() -> Result<(), String> {
-    const NEEDED: &[(&str, &str)] = &[("nats-server", "nats-server")];
+    const NEEDED: &[(&str, &str)] =
+        &[("nats-server", "nats-server"), ("chromium", "chromium"), ("chromedriver", "chromium-driver")];
     let missing: Vec<&str> = NEEDED.iter().filter(|(bin, _)| !on_path(bin)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
