@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use events_core::{Codec, Envelope, Event, Seq};
-use events_journal::ReadError;
+use events_journal::{ReadError, Records};
 use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -139,6 +139,7 @@ impl<E: Event> FeedStream<E> {
             shared,
             codec,
             buffer: VecDeque::new(),
+            records: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         FeedStream { inner: Box::pin(inner) }
@@ -175,6 +176,9 @@ struct State<E, C> {
     shared: Arc<Shared>,
     codec: C,
     buffer: VecDeque<Arc<Envelope<E>>>,
+    /// The journal iterator of an ongoing replay, positioned after `cursor`,
+    /// kept between chunks so a long catch-up reads each frame once.
+    records: Option<Records>,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -273,29 +277,47 @@ impl<E: Event, C: Codec> State<E, C> {
 
     /// Reads up to [`REPLAY_CHUNK`] records after the cursor, off the async
     /// worker threads.
-    async fn read_chunk(&self) -> Result<Chunk<E>> {
+    async fn read_chunk(&mut self) -> Result<Chunk<E>> {
         let shared = Arc::clone(&self.shared);
         let codec = self.codec.clone();
         let cursor = self.cursor;
-        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor))
+        // An iterator left by the previous chunk continues exactly after the
+        // cursor; any other position (a live gap, a lag) starts a new read.
+        let records = self.records.take().filter(|r| r.next_seq() == cursor + 1);
+        let (chunk, records) = tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records))
             .await
-            .map_err(|e| Error::Spawn(std::io::Error::other(e)))?
+            .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
+        self.records = records;
+        Ok(chunk)
     }
 }
 
-fn read_chunk<E: Event, C: Codec>(shared: &Shared, codec: &C, cursor: u64) -> Result<Chunk<E>> {
-    let records = match shared.reader.read_since(cursor) {
-        Ok(records) => records,
-        Err(ReadError::Expired { .. }) => return Ok(Chunk::Expired),
-        Err(ReadError::Ahead { .. }) => return Ok(Chunk::Ahead),
-        Err(ReadError::Journal(e)) => return Err(Error::Journal(e)),
-        Err(other) => return Err(Error::Read(other)),
+/// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`; returns
+/// the iterator too when it may hold more.
+fn read_chunk<E: Event, C: Codec>(
+    shared: &Shared,
+    codec: &C,
+    cursor: u64,
+    records: Option<Records>,
+) -> Result<(Chunk<E>, Option<Records>)> {
+    let mut records = match records {
+        Some(records) => records,
+        None => match shared.reader.read_since(cursor) {
+            Ok(records) => records,
+            Err(ReadError::Expired { .. }) => return Ok((Chunk::Expired, None)),
+            Err(ReadError::Ahead { .. }) => return Ok((Chunk::Ahead, None)),
+            Err(ReadError::Journal(e)) => return Err(Error::Journal(e)),
+            Err(other) => return Err(Error::Read(other)),
+        },
     };
     let mut out = Vec::with_capacity(REPLAY_CHUNK);
-    for record in records.take(REPLAY_CHUNK) {
+    for record in records.by_ref().take(REPLAY_CHUNK) {
         let record = record?;
         let env = payload::decode(codec, record.seq(), record.ts(), record.payload())?;
         out.push(Arc::new(env));
     }
-    Ok(Chunk::Records(out))
+    // A short chunk means the iterator reached the end of what it mapped:
+    // the next read must look at the files again.
+    let more = out.len() == REPLAY_CHUNK;
+    Ok((Chunk::Records(out), more.then_some(records)))
 }

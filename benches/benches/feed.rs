@@ -1,0 +1,218 @@
+//! The façade end to end, against the raw journal it is built on.
+//!
+//! * `feed/e2e`: `record` of N events (256-byte payloads, `SyncPolicy::Never`)
+//!   until a `stream_from` consumer has received the last one, against
+//!   `raw/append`: the same payloads appended straight to an
+//!   `events_journal::Journal` in ~64 KiB batches. Goal: ≥ 0.5×. The bench
+//!   also prints p50/p99 record → consumer latency of a paced run.
+//! * `feed/catch_up`: `stream_from(0)` over a journal of N events (decoded
+//!   into envelopes), against `raw/read`: `Reader::read_since(0)` iterating
+//!   the same records with CRC checks. Goal: ≥ 0.5×.
+//!
+//! Fairness: both sides write to a temporary directory on the same file
+//! system, use the same payload bytes, and neither fsyncs.
+
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented public function")]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use events::layers::journal::{Journal, JournalOptions, Reader};
+use events::{Event, Feed, FeedItem, Seq, SyncPolicy, Timestamp};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+const E2E_EVENTS: u64 = 200_000;
+const CATCH_UP_EVENTS: u64 = 1_000_000;
+const PAYLOAD: usize = 256;
+
+/// A bench event whose encoding is about 256 bytes. The body is a string,
+/// which serde encodes and decodes as one length-prefixed copy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BenchEvent {
+    n: u64,
+    at: u64,
+    body: String,
+}
+
+impl Event for BenchEvent {}
+
+fn event(n: u64) -> BenchEvent {
+    BenchEvent {
+        n,
+        at: Timestamp::now().as_nanos(),
+        body: char::from(b'a' + (n % 26) as u8).to_string().repeat(PAYLOAD - 24),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+async fn e2e_once(dir: &std::path::Path, n: u64) -> Duration {
+    let feed: Feed<BenchEvent> = Feed::builder(dir).sync(SyncPolicy::Never).inbox_capacity(8192).open().await.unwrap();
+    let base = feed.latest_seq().get();
+    let mut stream = feed.stream_from(feed.latest_seq());
+    let start = Instant::now();
+    let producer = {
+        let inbox = feed.inbox();
+        tokio::spawn(async move {
+            for i in 0..n {
+                // `forward` is `record` that waits for space instead of dropping,
+                // so the measured run journals every event.
+                inbox.forward(None, event(i)).await.unwrap();
+            }
+        })
+    };
+    while let Some(item) = stream.next().await {
+        if let FeedItem::Event(env) = item.unwrap()
+            && env.seq.get() == base + n
+        {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    producer.await.unwrap();
+    feed.close().await.unwrap();
+    elapsed
+}
+
+fn raw_append_once(dir: &std::path::Path, payloads: &[Vec<u8>]) -> Duration {
+    let (mut journal, _) = Journal::open(dir, JournalOptions::new().sync(events::SyncPolicy::Never)).unwrap();
+    let start = Instant::now();
+    let per_batch = (64 << 10) / (PAYLOAD + 24);
+    for chunk in payloads.chunks(per_batch) {
+        let ts = Timestamp::now().as_nanos();
+        journal.append_batch(chunk.iter().map(|p| (ts, p.as_slice()))).unwrap();
+    }
+    let elapsed = start.elapsed();
+    journal.close().unwrap();
+    elapsed
+}
+
+/// Paced latency: one event at a time every 20 µs, record → consumer.
+fn print_latency(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = rt.block_on(async {
+        let feed: Feed<BenchEvent> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+        let mut stream = feed.stream_from(Seq::ZERO);
+        let n = 20_000u64;
+        let producer = {
+            let feed = feed.clone();
+            tokio::spawn(async move {
+                let mut next = Instant::now();
+                for i in 0..n {
+                    feed.record(None, &event(i));
+                    next += Duration::from_micros(20);
+                    while Instant::now() < next {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut samples = Vec::with_capacity(n as usize);
+        while let Some(Ok(FeedItem::Event(env))) = stream.next().await {
+            samples.push(Timestamp::now().as_nanos().saturating_sub(env.event.at));
+            if env.seq.get() == n {
+                break;
+            }
+        }
+        producer.await.unwrap();
+        feed.close().await.unwrap();
+        samples
+    });
+    let mut s = samples;
+    s.sort_unstable();
+    let p = |q: f64| s[((s.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    println!(
+        "feed/latency record->stream_from (paced 50k/s): p50 {:.1} us, p99 {:.1} us, n={}",
+        p(0.5),
+        p(0.99),
+        s.len()
+    );
+}
+
+fn e2e(c: &mut Criterion) {
+    let rt = runtime();
+    let payloads: Vec<Vec<u8>> = (0..E2E_EVENTS)
+        .map(|i| {
+            let mut buf = Vec::new();
+            events::payload::encode(&events::Bincode, None, &event(i), &mut buf).unwrap();
+            buf
+        })
+        .collect();
+    let mut group = c.benchmark_group("feed/e2e");
+    group.throughput(Throughput::Elements(E2E_EVENTS)).sample_size(10);
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let dir = tempfile::tempdir().unwrap();
+                    rt.block_on(e2e_once(dir.path(), E2E_EVENTS))
+                })
+                .sum()
+        });
+    });
+    group.bench_function("raw_journal_append", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let dir = tempfile::tempdir().unwrap();
+                    raw_append_once(dir.path(), &payloads)
+                })
+                .sum()
+        });
+    });
+    group.finish();
+    print_latency(&rt);
+}
+
+fn catch_up(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let feed: Feed<BenchEvent> = Feed::builder(dir.path())
+            .sync(SyncPolicy::Never)
+            .retention(events::Retention::unlimited())
+            .inbox_capacity(8192)
+            .open()
+            .await
+            .unwrap();
+        let inbox = feed.inbox();
+        for i in 0..CATCH_UP_EVENTS {
+            inbox.forward(None, event(i)).await.unwrap();
+        }
+        feed.close().await.unwrap();
+    });
+    let feed: Feed<BenchEvent> = rt.block_on(Feed::builder(dir.path()).sync(SyncPolicy::Never).open()).unwrap();
+    let mut group = c.benchmark_group("feed/catch_up");
+    group.throughput(Throughput::Elements(CATCH_UP_EVENTS)).sample_size(10);
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut stream = feed.stream_from(Seq::ZERO);
+                let mut last = 0;
+                while last < CATCH_UP_EVENTS {
+                    let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("stream ended") };
+                    last = black_box(env.seq.get());
+                }
+            });
+        });
+    });
+    let reader = Reader::open(dir.path()).unwrap();
+    group.bench_function("raw_journal_read", |b| {
+        b.iter(|| {
+            let mut bytes = 0usize;
+            for r in reader.read_since(0).unwrap() {
+                bytes += black_box(r.unwrap().payload()).len();
+            }
+            black_box(bytes)
+        });
+    });
+    group.finish();
+    rt.block_on(feed.close()).unwrap();
+}
+
+criterion_group!(benches, e2e, catch_up);
+criterion_main!(benches);
