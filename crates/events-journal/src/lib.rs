@@ -41,14 +41,27 @@
 //!
 //! Written for Unix (Linux first): durability relies on `fdatasync` and on
 //! fsyncing directories, and the lock on `flock(2)`.
+//!
+//! # Fault injection
+//!
+//! With the `fault-injection` cargo feature (tests only), [`fault::FaultPlan`]
+//! given to [`JournalOptions::faults`] makes chosen I/O steps fail (`ENOSPC`,
+//! `EIO`, ...), write short, tear at a byte, or crash. Without the feature
+//! the seam is a zero-sized type and costs nothing.
 
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+#[cfg(not(feature = "fault-injection"))]
+#[allow(dead_code, unreachable_pub, reason = "only `Step` is used without the fault-injection feature")]
+mod fault;
 pub mod format;
 mod lock;
 mod options;
 mod reader;
 mod recovery;
 mod retention;
+mod seam;
 mod segment;
 mod verify;
 mod writer;

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::retention::Retention;
+use crate::seam::Io;
 
 /// When appended bytes are forced to stable storage.
 ///
@@ -76,6 +77,7 @@ pub struct JournalOptions {
     pub(crate) recovery: RecoveryMode,
     pub(crate) max_record_bytes: u32,
     pub(crate) codec_tag: u32,
+    pub(crate) io: Io,
 }
 
 impl Default for JournalOptions {
@@ -87,6 +89,7 @@ impl Default for JournalOptions {
             recovery: RecoveryMode::Strict,
             max_record_bytes: 16 << 20,
             codec_tag: 0,
+            io: Io::default(),
         }
     }
 }
@@ -137,6 +140,15 @@ impl JournalOptions {
     /// if existing segments carry another one. Default: 0.
     pub fn codec_tag(mut self, tag: u32) -> Self {
         self.codec_tag = tag;
+        self
+    }
+
+    /// Injects the faults of `plan` into every I/O step of the journal
+    /// opened with these options (its writer, rolls, retention and
+    /// recovery). Tests only. Default: no faults.
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.io = Io::with_plan(plan);
         self
     }
 }

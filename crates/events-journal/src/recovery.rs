@@ -18,6 +18,7 @@ use memmap2::Mmap;
 use crate::error::JournalError;
 use crate::format::{self, FRAME_HEADER_LEN, FrameCheck, HEADER_LEN, SegmentHeader};
 use crate::options::RecoveryMode;
+use crate::seam::{Io, Step};
 use crate::segment::{self, SegmentFile};
 
 /// The result of walking a segment's frames from its header on.
@@ -191,6 +192,7 @@ pub(crate) struct Newest {
 
 /// Recovers the newest segment whose header is valid.
 pub(crate) fn recover_newest(
+    io: &Io,
     dir: &Path,
     seg: SegmentFile,
     header: SegmentHeader,
@@ -217,7 +219,7 @@ pub(crate) fn recover_newest(
     let cut = scan.valid_end as u64;
     if damage.is_torn_tail() {
         drop(map);
-        truncate(&seg.path, cut)?;
+        truncate(io, &seg.path, cut)?;
         let action = RecoveryAction::TruncatedTornTail { path: seg.path.clone(), offset: cut, bytes: file_len - cut };
         tracing::warn!(path = %seg.path.display(), offset = cut, bytes = file_len - cut, "truncated a torn tail");
         return Ok(Newest {
@@ -237,7 +239,7 @@ pub(crate) fn recover_newest(
         }
         RecoveryMode::TruncateAtCorruption => {
             drop(map);
-            truncate(&seg.path, cut)?;
+            truncate(io, &seg.path, cut)?;
             // Every seq a CRC-valid frame carried may have been read: skip past all of them.
             let max_seen = damage.runs.iter().map(|r| r.last_seq).max().unwrap_or(0);
             let next_seq = scan.next_seq.max(max_seen.saturating_add(1));
@@ -265,19 +267,23 @@ pub(crate) fn recover_newest(
                 let h = SegmentHeader { first_seq: run.first_seq, created_at: segment::now_nanos(), ..header };
                 let final_path = dir.join(segment::file_name(run.first_seq));
                 let tmp = final_path.with_extension("seg.salvage");
-                let mut f = File::create(&tmp).map_err(|e| JournalError::io("create salvage segment", &tmp, e))?;
-                f.write_all(&h.encode()).map_err(|e| JournalError::io("write salvage segment", &tmp, e))?;
-                f.write_all(&map[run.start..run.end])
+                let f = io
+                    .op(Step::Salvage, || File::create(&tmp))
+                    .map_err(|e| JournalError::io("create salvage segment", &tmp, e))?;
+                io.write_all(Step::Salvage, &f, &h.encode())
                     .map_err(|e| JournalError::io("write salvage segment", &tmp, e))?;
-                f.sync_data().map_err(|e| JournalError::io("fdatasync", &tmp, e))?;
+                io.write_all(Step::Salvage, &f, &map[run.start..run.end])
+                    .map_err(|e| JournalError::io("write salvage segment", &tmp, e))?;
+                io.sync_data(Step::Salvage, &f).map_err(|e| JournalError::io("fdatasync", &tmp, e))?;
                 staged.push((tmp, final_path, h, (HEADER_LEN + run.end - run.start) as u64));
             }
             drop(map);
-            truncate(&seg.path, cut)?;
+            truncate(io, &seg.path, cut)?;
             for (tmp, final_path, _, _) in &staged {
-                fs::rename(tmp, final_path).map_err(|e| JournalError::io("rename salvage segment", tmp, e))?;
+                io.op(Step::Salvage, || fs::rename(tmp, final_path))
+                    .map_err(|e| JournalError::io("rename salvage segment", tmp, e))?;
             }
-            segment::sync_dir(dir)?;
+            segment::sync_dir(io, dir)?;
             tracing::warn!(path = %seg.path.display(), offset = cut, reason = %damage.reason, "salvage: skipped corrupt frames");
             let action = RecoveryAction::Salvaged {
                 path: seg.path.clone(),
@@ -316,20 +322,19 @@ pub(crate) fn recover_newest(
 }
 
 /// Rewrites a torn header in place (truncate to zero, write, fdatasync).
-pub(crate) fn rewrite_header(seg: &SegmentFile, header: &SegmentHeader) -> Result<(), JournalError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&seg.path)
-        .map_err(|e| JournalError::io("open segment", &seg.path, e))?;
-    f.write_all(&header.encode()).map_err(|e| JournalError::io("write segment header", &seg.path, e))?;
-    f.sync_data().map_err(|e| JournalError::io("fdatasync", &seg.path, e))
+pub(crate) fn rewrite_header(io: &Io, seg: &SegmentFile, header: &SegmentHeader) -> Result<(), JournalError> {
+    io.op(Step::HeaderRewrite, || {
+        let mut f = OpenOptions::new().write(true).truncate(true).open(&seg.path)?;
+        f.write_all(&header.encode())?;
+        f.sync_data()
+    })
+    .map_err(|e| JournalError::io("rewrite segment header", &seg.path, e))
 }
 
-fn truncate(path: &Path, len: u64) -> Result<(), JournalError> {
+fn truncate(io: &Io, path: &Path, len: u64) -> Result<(), JournalError> {
     let f = OpenOptions::new().write(true).open(path).map_err(|e| JournalError::io("open segment", path, e))?;
-    f.set_len(len).map_err(|e| JournalError::io("truncate segment", path, e))?;
-    f.sync_data().map_err(|e| JournalError::io("fdatasync", path, e))
+    io.op(Step::Truncate, || f.set_len(len)).map_err(|e| JournalError::io("truncate segment", path, e))?;
+    io.sync_data(Step::TruncateSync, &f).map_err(|e| JournalError::io("fdatasync", path, e))
 }
 
 #[cfg(test)]

@@ -8,12 +8,13 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
 use crate::lock::LOCK_FILE;
+use crate::seam::{Io, Step};
 
 /// A segment file found in the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,30 +139,21 @@ pub(crate) fn check_header(seg: &SegmentFile, bytes: &[u8]) -> Result<Option<Seg
 
 /// Creates a new segment holding only its header, durably (header
 /// `fdatasync`, then directory fsync). Fails if the file exists.
-pub(crate) fn create(dir: &Path, header: &SegmentHeader) -> Result<(File, PathBuf), JournalError> {
+pub(crate) fn create(io: &Io, dir: &Path, header: &SegmentHeader) -> Result<(File, PathBuf), JournalError> {
     let path = dir.join(file_name(header.first_seq));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    let file = io
+        .op(Step::SegmentCreate, || OpenOptions::new().read(true).write(true).create_new(true).open(&path))
         .map_err(|e| JournalError::io("create segment", &path, e))?;
-    file.write_all(&header.encode()).map_err(|e| JournalError::io("write segment header", &path, e))?;
-    file.sync_data().map_err(|e| JournalError::io("fdatasync", &path, e))?;
-    sync_dir(dir)?;
+    io.write_all(Step::HeaderWrite, &file, &header.encode())
+        .map_err(|e| JournalError::io("write segment header", &path, e))?;
+    io.sync_data(Step::HeaderSync, &file).map_err(|e| JournalError::io("fdatasync", &path, e))?;
+    sync_dir(io, dir)?;
     Ok((file, path))
 }
 
 /// Fsyncs a directory so that file creations and removals in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    #[cfg(unix)]
-    {
-        let d = File::open(dir).map_err(|e| JournalError::io("open directory", dir, e))?;
-        d.sync_all().map_err(|e| JournalError::io("fsync directory", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+pub(crate) fn sync_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
+    io.sync_dir(dir).map_err(|e| JournalError::io("fsync directory", dir, e))
 }
 
 /// Unix nanoseconds now (0 if the clock is before 1970).

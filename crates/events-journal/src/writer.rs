@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +25,7 @@ use crate::format::{self, HEADER_LEN, SegmentHeader};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
 use crate::recovery::{self, RecoveryAction};
+use crate::seam::{Io, Step};
 use crate::segment::{self, HeaderState, SegmentFile};
 
 /// What [`Journal::open`] found and did.
@@ -167,7 +168,7 @@ impl Journal {
                 match segment::read_header(newest)? {
                     HeaderState::Valid(h) => {
                         check_identity(newest, &h, &mut epoch, codec_tag)?;
-                        let rec = recovery::recover_newest(&dir, newest.clone(), h, options.recovery)?;
+                        let rec = recovery::recover_newest(&options.io, &dir, newest.clone(), h, options.recovery)?;
                         report.newest_records = rec.next_seq.saturating_sub(rec.header.first_seq);
                         report.action = rec.action;
                         if rec.created.is_empty() {
@@ -211,7 +212,7 @@ impl Journal {
                             created_at: segment::now_nanos(),
                             codec_tag,
                         };
-                        recovery::rewrite_header(newest, &header)?;
+                        recovery::rewrite_header(&options.io, newest, &header)?;
                         tracing::warn!(path = %newest.path.display(), "rewrote the torn header of the newest segment");
                         report.action = Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() });
                         segments.push_back(SegInfo {
@@ -226,7 +227,7 @@ impl Journal {
             } else {
                 let epoch = new_epoch();
                 let header = SegmentHeader { epoch, first_seq: 1, created_at: segment::now_nanos(), codec_tag };
-                let (file, path) = segment::create(&dir, &header)?;
+                let (file, path) = segment::create(&options.io, &dir, &header)?;
                 drop(file);
                 report.created = true;
                 segments.push_back(SegInfo {
@@ -266,7 +267,8 @@ impl Journal {
         }
         report.pruned = journal.prune_paths()?;
         if let SyncPolicy::Interval(d) = journal.opts.sync {
-            journal.background = Some(Background::start(&journal.active, journal.active_path(), d)?);
+            journal.background =
+                Some(Background::start(&journal.active, journal.active_path(), d, journal.opts.io.clone())?);
         }
         report.epoch = journal.epoch;
         report.segments = journal.segments.len();
@@ -329,7 +331,7 @@ impl Journal {
             self.roll()?;
         }
         let before = self.active_len;
-        if let Err(e) = (&self.active).write_all(frames) {
+        if let Err(e) = self.opts.io.write_all(Step::AppendWrite, &self.active, frames) {
             let err = JournalError::io("write", self.active_path(), e);
             self.cut_back(before);
             return Err(self.poison(err));
@@ -341,7 +343,7 @@ impl Journal {
         self.stats.bytes_written += len;
         match self.opts.sync {
             SyncPolicy::Always => {
-                if let Err(e) = self.active.sync_data() {
+                if let Err(e) = self.opts.io.sync_data(Step::AppendSync, &self.active) {
                     let err = JournalError::io("fdatasync", self.active_path(), e);
                     self.cut_back(before);
                     return Err(self.poison(err));
@@ -362,7 +364,7 @@ impl Journal {
     /// Best effort after a failed write or fsync: remove the partial batch so a
     /// reader in this run never sees records whose append failed.
     fn cut_back(&mut self, len: u64) {
-        if self.active.set_len(len).is_ok() {
+        if self.opts.io.op(Step::Truncate, || self.active.set_len(len)).is_ok() {
             let _ = self.active.seek(SeekFrom::Start(len));
         }
     }
@@ -393,7 +395,7 @@ impl Journal {
     /// if the `fdatasync` fails, which poisons the writer.
     pub fn sync(&mut self) -> Result<(), JournalError> {
         self.check_healthy()?;
-        if let Err(e) = self.active.sync_data() {
+        if let Err(e) = self.opts.io.sync_data(Step::Sync, &self.active) {
             let err = JournalError::io("fdatasync", self.active_path(), e);
             return Err(self.poison(err));
         }
@@ -417,7 +419,7 @@ impl Journal {
             return Ok(());
         }
         if self.opts.sync != SyncPolicy::Never && self.synced_len < self.active_len {
-            if let Err(e) = self.active.sync_data() {
+            if let Err(e) = self.opts.io.sync_data(Step::RollSync, &self.active) {
                 let err = JournalError::io("fdatasync", self.active_path(), e);
                 return Err(self.poison(err));
             }
@@ -436,7 +438,7 @@ impl Journal {
             created_at: segment::now_nanos(),
             codec_tag: self.opts.codec_tag,
         };
-        let (file, path) = match segment::create(&self.dir, &header) {
+        let (file, path) = match segment::create(&self.opts.io, &self.dir, &header) {
             Ok(x) => x,
             Err(e) => return Err(self.poison(e)),
         };
@@ -481,7 +483,7 @@ impl Journal {
         let mut removed = Vec::with_capacity(n);
         for _ in 0..n {
             let Some(seg) = self.segments.pop_front() else { break };
-            match std::fs::remove_file(&seg.path) {
+            match self.opts.io.op(Step::PruneRemove, || std::fs::remove_file(&seg.path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -493,7 +495,7 @@ impl Journal {
             removed.push(seg.path);
         }
         if !removed.is_empty() {
-            segment::sync_dir(&self.dir)?;
+            segment::sync_dir(&self.opts.io, &self.dir)?;
             self.stats.pruned += removed.len() as u64;
         }
         Ok(removed)
@@ -548,7 +550,10 @@ impl Journal {
             bg.stop();
         }
         self.check_healthy()?;
-        self.active.sync_data().map_err(|e| JournalError::io("fdatasync", self.active_path(), e))
+        self.opts
+            .io
+            .sync_data(Step::Sync, &self.active)
+            .map_err(|e| JournalError::io("fdatasync", self.active_path(), e))
     }
 }
 
@@ -561,7 +566,7 @@ impl Drop for Journal {
             bg.stop();
         }
         if self.failed.is_none() {
-            let _ = self.active.sync_data();
+            let _ = self.opts.io.sync_data(Step::Sync, &self.active);
         }
     }
 }
@@ -609,7 +614,7 @@ struct BgShared {
 }
 
 impl Background {
-    fn start(active: &File, path: &Path, every: Duration) -> Result<Background, JournalError> {
+    fn start(active: &File, path: &Path, every: Duration, io: Io) -> Result<Background, JournalError> {
         let file = active.try_clone().map_err(|e| JournalError::io("clone handle", path, e))?;
         let shared = Arc::new(BgShared {
             file: Mutex::new((file, path.to_path_buf())),
@@ -629,7 +634,7 @@ impl Background {
                         continue;
                     }
                     let guard = s.file.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Err(e) = guard.0.sync_data() {
+                    if let Err(e) = io.sync_data(Step::BackgroundSync, &guard.0) {
                         let err = JournalError::io("fdatasync", &guard.1, e);
                         tracing::error!(error = %err, "background sync failed");
                         *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());

@@ -1,0 +1,189 @@
+//! Fault injection for tests, compiled only with the `fault-injection` cargo
+//! feature: a [`FaultPlan`] given to [`JournalOptions::faults`](crate::JournalOptions::faults)
+//! makes chosen I/O [`Step`]s of the writer, the roll, retention and
+//! recovery fail, write short, tear, or "crash". The seam that consults it
+//! is `io.rs`; this file only holds the plan.
+//!
+//! Invariant: after a [`Fault::TornWrite`], [`Fault::CrashBefore`] or
+//! [`Fault::CrashAfter`] fired, the plan is *crashed*: every later step of the
+//! journal that holds it fails without touching the disk, exactly as if the
+//! process had stopped there. What is on disk is then what a `SIGKILL` at
+//! that point would have left (the page cache survives a process crash; power
+//! loss is not simulated).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// One kind of I/O call the journal makes, as the seam names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// One `write(2)` of a batch of frames to the active segment.
+    AppendWrite,
+    /// The `fdatasync` that acknowledges an append under `SyncPolicy::Always`.
+    AppendSync,
+    /// `Journal::sync`, and the final `fdatasync` of `close` or drop.
+    Sync,
+    /// The `fdatasync` of the active segment before it is sealed by a roll.
+    RollSync,
+    /// Creating a new segment file (roll, or a new journal).
+    SegmentCreate,
+    /// Writing a new segment's header.
+    HeaderWrite,
+    /// The `fdatasync` of a new segment's header.
+    HeaderSync,
+    /// An fsync of the journal directory (after creating or removing segments).
+    DirSync,
+    /// Removing a segment for retention.
+    PruneRemove,
+    /// Cutting a segment short: recovery truncating a torn tail or salvaging,
+    /// or the writer cutting back a failed batch.
+    Truncate,
+    /// The `fdatasync` after a recovery truncate.
+    TruncateSync,
+    /// Rewriting a torn header at recovery (truncate, write and `fdatasync`).
+    HeaderRewrite,
+    /// Creating, writing, syncing or renaming a salvage segment (`RecoveryMode::SkipCorrupt`).
+    Salvage,
+    /// The background `fdatasync` of `SyncPolicy::Interval`.
+    BackgroundSync,
+}
+
+impl Step {
+    /// Every step, for tests that pick one at random.
+    pub const ALL: [Step; 14] = [
+        Step::AppendWrite,
+        Step::AppendSync,
+        Step::Sync,
+        Step::RollSync,
+        Step::SegmentCreate,
+        Step::HeaderWrite,
+        Step::HeaderSync,
+        Step::DirSync,
+        Step::PruneRemove,
+        Step::Truncate,
+        Step::TruncateSync,
+        Step::HeaderRewrite,
+        Step::Salvage,
+        Step::BackgroundSync,
+    ];
+}
+
+/// What happens to the chosen occurrence of a [`Step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The call fails with this OS error (`libc::ENOSPC`, `libc::EIO`,
+    /// `libc::EROFS`, ...) and does nothing.
+    Errno(i32),
+    /// A write call writes only its first `n` bytes (at least one) and
+    /// reports that, as `write(2)` may; the caller must write the rest.
+    /// Other steps ignore it.
+    ShortWrite(usize),
+    /// A write call writes only its first `n` bytes, then the process
+    /// crashes. Other steps crash before doing anything.
+    TornWrite(usize),
+    /// The process crashes just before the step.
+    CrashBefore,
+    /// The step completes, then the process crashes.
+    CrashAfter,
+}
+
+impl Fault {
+    /// True for faults after which the plan is crashed.
+    pub fn is_crash(self) -> bool {
+        matches!(self, Fault::TornWrite(_) | Fault::CrashBefore | Fault::CrashAfter)
+    }
+}
+
+/// A shared, cloneable schedule of faults. Clones share state, so a test
+/// keeps one clone to inspect what fired while the journal holds another.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    inner: Arc<Mutex<PlanState>>,
+}
+
+#[derive(Debug, Default)]
+struct PlanState {
+    /// `(step, occurrence) -> fault`, occurrences counted from 0 since the plan was made.
+    armed: HashMap<(Step, u64), Fault>,
+    seen: HashMap<Step, u64>,
+    fired: Vec<(Step, Fault)>,
+    crashed: bool,
+}
+
+/// The error every step returns once the plan is crashed.
+pub(crate) fn crash_error() -> io::Error {
+    io::Error::other("injected crash: the process is considered dead")
+}
+
+impl FaultPlan {
+    /// An empty plan: nothing fails until [`inject`](Self::inject) is called.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Arms `fault` for the `nth` (0-based) occurrence of `step`, counted
+    /// from the creation of the plan.
+    pub fn inject(&self, step: Step, nth: u64, fault: Fault) -> &Self {
+        self.state().armed.insert((step, nth), fault);
+        self
+    }
+
+    /// Arms `fault` for the next occurrence of `step`.
+    pub fn inject_next(&self, step: Step, fault: Fault) -> &Self {
+        let mut st = self.state();
+        let nth = st.seen.get(&step).copied().unwrap_or(0);
+        st.armed.insert((step, nth), fault);
+        drop(st);
+        self
+    }
+
+    /// Removes every armed fault that has not fired (a crashed plan stays crashed).
+    pub fn disarm(&self) {
+        self.state().armed.clear();
+    }
+
+    /// True once a crashing fault fired.
+    pub fn crashed(&self) -> bool {
+        self.state().crashed
+    }
+
+    /// The faults that fired, in order.
+    pub fn fired(&self) -> Vec<(Step, Fault)> {
+        self.state().fired.clone()
+    }
+
+    /// How many times `step` was reached (crashed calls excluded).
+    pub fn count(&self, step: Step) -> u64 {
+        self.state().seen.get(&step).copied().unwrap_or(0)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PlanState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called by the seam before a step: `Err` when crashed, otherwise the
+    /// fault armed for this occurrence, if any (recorded as fired).
+    pub(crate) fn reach(&self, step: Step) -> io::Result<Option<Fault>> {
+        let mut st = self.state();
+        if st.crashed {
+            return Err(crash_error());
+        }
+        let n = st.seen.entry(step).or_insert(0);
+        let nth = *n;
+        *n += 1;
+        let fault = st.armed.remove(&(step, nth));
+        if let Some(f) = fault {
+            st.fired.push((step, f));
+        }
+        Ok(fault)
+    }
+
+    /// Marks the plan crashed and returns the crash error.
+    pub(crate) fn crash(&self) -> io::Error {
+        self.state().crashed = true;
+        crash_error()
+    }
+}

@@ -1,0 +1,128 @@
+//! The I/O seam: every call by which the writer, the roll, retention and
+//! recovery change the disk (write, `fdatasync`, create, truncate, remove,
+//! rename, directory fsync) goes through [`Io`], so that tests can inject
+//! faults with a [`FaultPlan`](crate::fault::FaultPlan) (cargo feature
+//! `fault-injection`). Reads (headers, mmaps) do not: faults are about what
+//! reaches the disk.
+//!
+//! Invariant: without the feature, [`Io`] is a zero-sized type and every
+//! method is an `#[inline]` forward to the plain `std` call, so the
+//! production path compiles to exactly what it was before the seam existed.
+//! With the feature but no plan, each call costs one `Option` check.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+pub(crate) use crate::fault::Step;
+#[cfg(feature = "fault-injection")]
+use crate::fault::{Fault, FaultPlan};
+
+/// The seam. Cheap to clone; carried in [`JournalOptions`](crate::JournalOptions).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Io {
+    #[cfg(feature = "fault-injection")]
+    plan: Option<FaultPlan>,
+}
+
+impl Io {
+    /// A seam that consults `plan` before every step.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn with_plan(plan: FaultPlan) -> Self {
+        Io { plan: Some(plan) }
+    }
+
+    /// Writes all of `buf` with as many `write(2)` calls as it takes (each
+    /// one a `step` occurrence), retrying `EINTR` like `Write::write_all`.
+    #[inline]
+    pub(crate) fn write_all(&self, step: Step, file: &File, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(step, file, buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline(always)]
+    fn write(&self, _step: Step, mut file: &File, buf: &[u8]) -> io::Result<usize> {
+        file.write(buf)
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn write(&self, step: Step, mut file: &File, buf: &[u8]) -> io::Result<usize> {
+        match self.reach(step)? {
+            None => file.write(buf),
+            Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
+            Some(Fault::ShortWrite(n)) => file.write(&buf[..n.clamp(1, buf.len())]),
+            Some(Fault::TornWrite(n)) => {
+                file.write_all(&buf[..n.min(buf.len())])?;
+                Err(self.crash())
+            }
+            Some(Fault::CrashBefore) => Err(self.crash()),
+            Some(Fault::CrashAfter) => {
+                file.write_all(buf)?;
+                Err(self.crash())
+            }
+        }
+    }
+
+    /// Runs any other step `op` (fsync, create, truncate, remove, rename).
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline(always)]
+    pub(crate) fn op<T>(&self, _step: Step, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        op()
+    }
+
+    /// Runs any other step `op` (fsync, create, truncate, remove, rename),
+    /// applying the fault armed for it: a short write does nothing special
+    /// here, a torn write crashes before the step like
+    /// [`Fault::CrashBefore`].
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn op<T>(&self, step: Step, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        match self.reach(step)? {
+            None | Some(Fault::ShortWrite(_)) => op(),
+            Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
+            Some(Fault::TornWrite(_) | Fault::CrashBefore) => Err(self.crash()),
+            Some(Fault::CrashAfter) => {
+                op()?;
+                Err(self.crash())
+            }
+        }
+    }
+
+    /// `fdatasync` as `step`.
+    #[inline]
+    pub(crate) fn sync_data(&self, step: Step, file: &File) -> io::Result<()> {
+        self.op(step, || file.sync_data())
+    }
+
+    /// Fsyncs a directory so that creations and removals in it are durable.
+    #[inline]
+    pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.op(Step::DirSync, || {
+            #[cfg(unix)]
+            File::open(dir)?.sync_all()?;
+            #[cfg(not(unix))]
+            let _ = dir;
+            Ok(())
+        })
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn reach(&self, step: Step) -> io::Result<Option<Fault>> {
+        match &self.plan {
+            Some(plan) => plan.reach(step),
+            None => Ok(None),
+        }
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn crash(&self) -> io::Error {
+        self.plan.as_ref().map_or_else(crate::fault::crash_error, FaultPlan::crash)
+    }
+}
