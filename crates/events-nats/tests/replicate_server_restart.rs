@@ -1,0 +1,42 @@
+//! Replication survives the server: `nats-server` is SIGKILLed mid-way and
+//! restarted on the same port and store; the replicator reconnects, resumes
+//! after the stream's last message, and the stream holds every seq once, in
+//! order, with the right payload.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, fill, journal, verify_stream, within};
+use events_nats::{Replicator, StreamSpec};
+
+const N: u64 = 100_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_mid_way() {
+    let mut server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = journal(dir.path());
+    fill(&mut journal, 1, 50_000);
+    let spec = StreamSpec::new("RESTART", "feed.restart");
+    let replicator = Replicator::builder(dir.path(), js.clone(), spec)
+        .window(512)
+        .ack_timeout(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("first 20k", replicator.wait_for(20_000)).await.unwrap();
+
+    server.restart();
+    fill(&mut journal, 50_001, N); // only reachable after the restart
+    within("all 100k after the restart", replicator.wait_for(N)).await.unwrap();
+
+    let stats = replicator.stats();
+    assert_eq!((stats.replicated, stats.lag_seqs), (N, 0));
+    assert!(stats.errors >= 1 && stats.last_error.is_some(), "the outage is reported: {stats:?}");
+    assert_eq!(stats.skipped, 0);
+    replicator.shutdown().await;
+    verify_stream(&js, "RESTART", N).await;
+}
