@@ -1,7 +1,7 @@
 //! The headers every replicated message carries, and their parsing.
 //!
-//! Neighbours: written by [`crate::replicator`], read back by the replicator
-//! (to resume) and by [`crate::consumer`]. Invariant: `Nats-Msg-Id` is
+//! Neighbours: written by the [`Replicator`](crate::Replicator), read back by it
+//! (to resume) and by the [`RemoteFeed`](crate::RemoteFeed). Invariant: `Nats-Msg-Id` is
 //! `<epoch>-<seq>`, so the same journal record always gets the same id and
 //! JetStream's duplicate window turns a re-send into a no-op; the seq,
 //! epoch and timestamp are also separate headers so no reader parses the id.

@@ -140,7 +140,7 @@ impl StreamSpec {
         let mismatch = |field: &'static str, expected: String, found: String| {
             Err(NatsError::StreamMismatch { stream: self.name.clone(), field, expected, found })
         };
-        if !found.subjects.iter().any(|s| *s == self.subject) {
+        if !found.subjects.contains(&self.subject) {
             return mismatch("subjects", format!("to include {}", self.subject), format!("{:?}", found.subjects));
         }
         if found.storage != StorageType::File {

@@ -1,0 +1,131 @@
+//! The remote consumer: a feed replicated through the wake sink (the poll
+//! interval is an hour, so only the sink can drive it) is read back with
+//! `stream_from(cursor)`: resume with no gap and no duplicate, continue
+//! live, and explicit resets for another epoch, a cursor ahead of the
+//! stream, and a cursor older than what a size-limited stream keeps.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Ev, Server, within};
+use events::{Cursor, Feed, FeedItem, ResetReason, Seq, SyncPolicy};
+use events_nats::{RemoteFeed, RemoteStream, Replicator, StreamSpec};
+use futures::StreamExt;
+
+fn ev(n: u64) -> Ev {
+    Ev { n, note: format!("note {n}") }
+}
+
+async fn open_feed(dir: &std::path::Path) -> Feed<Ev> {
+    Feed::builder(dir).sync(SyncPolicy::Never).open().await.unwrap()
+}
+
+async fn next_item(items: &mut RemoteStream<Ev>) -> FeedItem<Ev> {
+    within("next remote item", items.next()).await.expect("the remote stream does not end").unwrap()
+}
+
+async fn expect_events(items: &mut RemoteStream<Ev>, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        match next_item(items).await {
+            FeedItem::Event(env) => {
+                assert_eq!(env.seq, Seq::new(seq));
+                assert_eq!(env.event, ev(seq));
+                assert_eq!(env.stream_str(), Some("client"));
+            }
+            FeedItem::Reset { reason, .. } => panic!("unexpected reset {reason:?} before seq {seq}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_from_a_cursor_then_follows_live() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("REMOTE", "feed.remote");
+    let dir = tempfile::tempdir().unwrap();
+    let feed = open_feed(dir.path()).await;
+    // The replicator needs the journal to exist: the feed created it.
+    let replicator = Replicator::builder(feed.dir(), js.clone(), spec.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .stream_ids::<Ev, events::Bincode>(events::Bincode)
+        .start()
+        .await
+        .unwrap();
+    let feed = {
+        feed.close().await.unwrap();
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).sink(replicator.sink()).open().await.unwrap()
+    };
+    for n in 1..=1000 {
+        feed.append(Some("client"), ev(n)).await.unwrap();
+    }
+    within("1000 replicated by wake-ups", replicator.wait_for(1000)).await.unwrap();
+
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
+    let mut items = remote.stream_from(Cursor::new(Seq::new(500), feed.epoch())).await.unwrap();
+    expect_events(&mut items, 501..=1000).await;
+    for n in 1001..=1010 {
+        feed.append(Some("client"), ev(n)).await.unwrap();
+    }
+    expect_events(&mut items, 1001..=1010).await;
+
+    // From the very start, and from the end (nothing until the next append).
+    let mut all = remote.stream_from(Seq::ZERO).await.unwrap();
+    expect_events(&mut all, 1..=5).await;
+    let mut tail = remote.stream_from(Seq::new(1010)).await.unwrap();
+    feed.append(Some("client"), ev(1011)).await.unwrap();
+    expect_events(&mut tail, 1011..=1011).await;
+
+    // The stream-id header the replicator was told to decode.
+    let last = js.get_stream("REMOTE").await.unwrap().get_raw_message(1011).await.unwrap();
+    assert_eq!(last.headers.get("Events-Stream").unwrap().as_str(), "client");
+
+    let wrong_epoch = Cursor::new(Seq::new(10), feed.epoch() ^ 1);
+    let mut items = remote.stream_from(wrong_epoch).await.unwrap();
+    match next_item(&mut items).await {
+        FeedItem::Reset { reason: ResetReason::EpochMismatch { journal_epoch, .. }, earliest, latest } => {
+            assert_eq!((journal_epoch, earliest, latest), (feed.epoch(), Seq::new(1), Seq::new(1011)));
+        }
+        other => panic!("expected an epoch reset, got {other:?}"),
+    }
+    feed.append(Some("client"), ev(1012)).await.unwrap();
+    expect_events(&mut items, 1012..=1012).await; // continues after `latest`
+
+    let mut ahead = remote.stream_from(Seq::new(5000)).await.unwrap();
+    assert!(matches!(next_item(&mut ahead).await, FeedItem::Reset { reason: ResetReason::Ahead, .. }));
+
+    let stats = replicator.stats();
+    assert_eq!((stats.replicated, stats.lag_seqs, stats.errors), (1012, 0, 0), "{stats:?}");
+    feed.close().await.unwrap();
+    replicator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_older_than_the_stream_keeps_resets() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("LIMITED", "feed.limited").max_messages(100);
+    let dir = tempfile::tempdir().unwrap();
+    let feed = open_feed(dir.path()).await;
+    for n in 1..=300 {
+        feed.append(Some("client"), ev(n)).await.unwrap();
+    }
+    let replicator = Replicator::builder(feed.dir(), js.clone(), spec.clone()).start().await.unwrap();
+    within("300 replicated", replicator.wait_for(300)).await.unwrap();
+
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
+    for cursor in [0, 10, 199] {
+        let mut items = remote.stream_from(Seq::new(cursor)).await.unwrap();
+        match next_item(&mut items).await {
+            FeedItem::Reset { reason, earliest, latest } => {
+                assert_eq!((reason, earliest, latest), (ResetReason::Expired, Seq::new(201), Seq::new(300)));
+            }
+            other => panic!("cursor {cursor}: expected an expired reset, got {other:?}"),
+        }
+    }
+    // A cursor the stream still serves: no reset, no gap.
+    let mut items = remote.stream_from(Seq::new(200)).await.unwrap();
+    expect_events(&mut items, 201..=300).await;
+    feed.close().await.unwrap();
+    replicator.shutdown().await;
+}
