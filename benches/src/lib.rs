@@ -1,5 +1,14 @@
-//! Shared fixtures for the criterion benches in `benches/`: payload makers
-//! and the sample event type, so every bench measures the same data.
+//! Shared fixtures for the criterion benches in `benches/`: payload makers,
+//! the sample event type, the quick-run switch and the criterion settings,
+//! so every bench measures the same data and `cargo xtask bench --quick`
+//! shrinks every bench the same way.
+//!
+//! The quick switch is the `EVENTS_BENCH_QUICK` environment variable (any
+//! value but `0`): benches read it through [`quick`] and [`scaled`] to cut
+//! their sizes; criterion's own times come from the command line that
+//! `cargo xtask bench` passes (`--warm-up-time`, `--measurement-time`).
+
+use std::time::Duration;
 
 use events_core::Event;
 use serde::{Deserialize, Serialize};
@@ -20,4 +29,65 @@ impl Event for SampleEvent {}
 /// Makes the `n`-th sample event with `text_len` bytes of text.
 pub fn sample_event(n: u64, text_len: usize) -> SampleEvent {
     SampleEvent { session: format!("sess-{}", n % 8), n, text: "x".repeat(text_len) }
+}
+
+/// The payload size every journal row of DESIGN.md section 8 uses.
+pub const PAYLOAD: usize = 256;
+
+/// The `i`-th 256-byte payload: the same bytes the journal benches write, so
+/// ours and the peers hash, copy and store identical data.
+pub fn payload(i: usize) -> Vec<u8> {
+    (0..PAYLOAD).map(|j| (i * 31 + j) as u8).collect()
+}
+
+/// `n` payloads from [`payload`].
+pub fn payloads(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(payload).collect()
+}
+
+/// Whether this is a quick run (`EVENTS_BENCH_QUICK` set to anything but `0`).
+pub fn quick() -> bool {
+    std::env::var_os("EVENTS_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// `full` normally, `quick` in a quick run.
+pub fn scaled(full: u64, quick_size: u64) -> u64 {
+    if quick() { quick_size } else { full }
+}
+
+/// The number of records the read rows use: `EVENTS_BENCH_RECORDS` if set
+/// (the journal bench reads the same variable), else 1,000,000, or 200,000 in
+/// a quick run.
+pub fn read_records() -> u64 {
+    std::env::var("EVENTS_BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| scaled(1_000_000, 200_000))
+}
+
+/// Criterion settings for rows whose one iteration waits for a disk flush:
+/// few samples, so a run stays in seconds even at 4 ms per fdatasync.
+/// Command-line times (`--warm-up-time`, `--measurement-time`) still win.
+pub fn durable_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(scaled(4, 2)))
+}
+
+/// Criterion settings for the in-memory and no-fsync rows.
+pub fn fast_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(scaled(3, 2)))
+}
+
+/// The median of `samples` (sorted in place); 0 for none.
+pub fn median(samples: &mut [f64]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
