@@ -1,0 +1,201 @@
+//! The fsync failure policy, proven through the I/O seam: after a failed
+//! `fdatasync` the journal never retries it and never claims success. The
+//! append that hit it returns the error, the writer is failed (every later
+//! append, sync and close returns `Failed` without touching the disk), reads
+//! of what was acknowledged keep working, and reopening recovers, with the
+//! next seq after the last record on disk. The same for `ENOSPC` on write,
+//! a short write (which must simply be completed), a write that fails after
+//! a partial write, a read-only directory at roll time, and a failing
+//! background sync.
+
+mod support;
+
+use std::path::Path;
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{Journal, JournalError, JournalOptions, Reader, Retention, SyncPolicy, verify};
+use support::{assert_records, payload, read_all, ts};
+
+fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
+    JournalOptions::new().sync(sync).segment_bytes(2048).retention(Retention::unlimited()).faults(plan.clone())
+}
+
+fn append_n(j: &mut Journal, n: u64) {
+    for _ in 0..n {
+        let seq = j.next_seq();
+        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    }
+}
+
+fn os_error(e: &JournalError) -> Option<i32> {
+    match e {
+        JournalError::Io { source, .. } => source.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// Everything a failed writer must do: refuse, keep reads working, recover on reopen.
+fn assert_failed_then_recovers(dir: &Path, mut j: Journal, plan: &FaultPlan, acked: u64) {
+    let counts_before: Vec<u64> = Step::ALL.iter().map(|&s| plan.count(s)).collect();
+    let next = j.next_seq();
+    assert!(matches!(j.append(ts(next), &payload(next)), Err(JournalError::Failed { .. })));
+    assert!(matches!(j.append_batch([(1, &b"x"[..])]), Err(JournalError::Failed { .. })));
+    assert!(matches!(j.sync(), Err(JournalError::Failed { .. })));
+    assert!(matches!(j.roll(), Err(JournalError::Failed { .. })));
+    // Reads of what was acknowledged keep working while the writer is failed.
+    assert_records(&read_all(&Reader::open(dir).unwrap(), 0), 1, acked);
+    assert!(matches!(j.close(), Err(JournalError::Failed { .. })));
+    // Never retried: after the failure no step touched the disk again.
+    let counts_after: Vec<u64> = Step::ALL.iter().map(|&s| plan.count(s)).collect();
+    assert_eq!(counts_before, counts_after, "a failed writer went on doing I/O");
+
+    let (j, report) = Journal::open(dir, options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
+    assert_eq!(j.next_seq(), acked + 1, "{report:?}");
+    assert_records(&read_all(&Reader::open(dir).unwrap(), 0), 1, acked);
+    j.close().unwrap();
+    assert!(verify(dir).unwrap().is_ok());
+}
+
+#[test]
+fn eio_on_fsync_fails_the_writer_and_is_never_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    append_n(&mut j, 5);
+    plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
+    let syncs = plan.count(Step::AppendSync);
+    let err = j.append(ts(6), &payload(6)).unwrap_err();
+    assert_eq!(os_error(&err), Some(libc::EIO), "{err}");
+    assert!(err.to_string().contains("fdatasync"), "{err}");
+    assert_eq!(plan.count(Step::AppendSync), syncs + 1, "exactly one fdatasync attempt");
+    assert_eq!(plan.fired(), [(Step::AppendSync, Fault::Errno(libc::EIO))]);
+    assert_failed_then_recovers(tmp.path(), j, &plan, 5);
+}
+
+#[test]
+fn eio_on_explicit_sync_and_on_roll_sync_fail_the_writer() {
+    for (step, sync) in
+        [(Step::Sync, SyncPolicy::Never), (Step::RollSync, SyncPolicy::Interval(std::time::Duration::from_secs(3600)))]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let (mut j, _) = Journal::open(tmp.path(), options(&plan, sync)).unwrap();
+        append_n(&mut j, 3);
+        plan.inject_next(step, Fault::Errno(libc::EIO));
+        let err = if step == Step::Sync { j.sync().unwrap_err() } else { j.roll().unwrap_err() };
+        assert_eq!(os_error(&err), Some(libc::EIO), "{step:?}: {err}");
+        // Under Never/Interval the 3 records were acknowledged after write(2): a
+        // process crash keeps them, and so does this failure (nothing is cut).
+        assert_failed_then_recovers(tmp.path(), j, &plan, 3);
+    }
+}
+
+#[test]
+fn failed_background_sync_fails_the_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::BackgroundSync, 0, Fault::Errno(libc::EIO));
+    let (mut j, _) =
+        Journal::open(tmp.path(), options(&plan, SyncPolicy::Interval(std::time::Duration::from_millis(1)))).unwrap();
+    append_n(&mut j, 2);
+    // The background thread fails on its first sync; wait for it by polling the plan, then the writer must see it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while plan.fired().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the background sync never ran");
+        std::thread::yield_now();
+    }
+    let mut failed = None;
+    while failed.is_none() {
+        let next = j.next_seq();
+        match j.append(ts(next), &payload(next)) {
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "appends kept succeeding"),
+            Err(e) => failed = Some(e),
+        }
+    }
+    assert!(matches!(failed, Some(JournalError::Failed { .. })), "{failed:?}");
+    let acked = j.last_seq();
+    assert_failed_then_recovers(tmp.path(), j, &plan, acked);
+}
+
+#[test]
+fn enospc_on_write_fails_the_append_and_leaves_no_partial_frame() {
+    for partial in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+        append_n(&mut j, 4);
+        let n = plan.count(Step::AppendWrite);
+        if partial {
+            // The disk fills up in the middle of the batch: 10 bytes go out, then ENOSPC.
+            plan.inject(Step::AppendWrite, n, Fault::ShortWrite(10));
+        }
+        plan.inject(Step::AppendWrite, n + u64::from(partial), Fault::Errno(libc::ENOSPC));
+        let payloads = [payload(5), payload(6)];
+        let err = j.append_batch(payloads.iter().map(|p| (1, p.as_slice()))).unwrap_err();
+        assert_eq!(os_error(&err), Some(libc::ENOSPC), "{err}");
+        assert!(err.to_string().contains(".seg"), "the error names the segment: {err}");
+        // Cut back: a reader sees the 4 acknowledged records and no partial frame.
+        assert!(verify(tmp.path()).unwrap().is_ok());
+        assert_failed_then_recovers(tmp.path(), j, &plan, 4);
+    }
+}
+
+#[test]
+fn a_short_write_is_completed_not_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    append_n(&mut j, 2);
+    let n = plan.count(Step::AppendWrite);
+    for k in 0..3 {
+        plan.inject(Step::AppendWrite, n + k, Fault::ShortWrite(7));
+    }
+    let payloads: Vec<Vec<u8>> = (3..=12).map(payload).collect();
+    let range = j.append_batch(payloads.iter().enumerate().map(|(i, p)| (ts(3 + i as u64), p.as_slice()))).unwrap();
+    assert_eq!(range, 3..=12);
+    assert_eq!(plan.fired().len(), 3);
+    assert!(plan.count(Step::AppendWrite) >= n + 4, "the rest was written by further write calls");
+    append_n(&mut j, 1);
+    j.close().unwrap();
+    let (j, report) = Journal::open(tmp.path(), options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
+    assert_eq!(report.action, None);
+    assert_eq!(j.next_seq(), 14);
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 13);
+}
+
+#[test]
+fn read_only_directory_at_roll_is_a_typed_error_and_loses_nothing() {
+    // Tests run as root, which ignores directory permissions: simulate EROFS through the seam.
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    plan.inject_next(Step::SegmentCreate, Fault::Errno(libc::EROFS));
+    let mut err = None;
+    for _ in 0..200 {
+        let next = j.next_seq();
+        if let Err(e) = j.append(ts(next), &payload(next)) {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("the roll never happened");
+    assert_eq!(os_error(&err), Some(libc::EROFS), "{err}");
+    assert!(err.to_string().contains("create segment"), "{err}");
+    let acked = j.last_seq();
+    assert!(acked > 1);
+    assert_failed_then_recovers(tmp.path(), j, &plan, acked);
+}
+
+#[test]
+fn enospc_creating_a_journal_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    plan.inject_next(Step::HeaderWrite, Fault::Errno(libc::ENOSPC));
+    let err = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap_err();
+    assert_eq!(os_error(&err), Some(libc::ENOSPC), "{err}");
+    // The half-created journal (an empty first segment) opens cleanly afterwards.
+    let (mut j, _) = Journal::open(tmp.path(), options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
+    append_n(&mut j, 3);
+    j.close().unwrap();
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 3);
+}
