@@ -1,0 +1,198 @@
+//! The rows of the bad-input matrix in `docs/RELIABILITY.md` that other test
+//! files do not already cover: a directory where a segment should be,
+//! zero-length and truncated headers (newest and sealed), overlapping,
+//! out-of-order and gapped segment names, and a frame claiming a 4 GiB
+//! payload. Each is either handled (ignored, rewritten, cut) or a typed
+//! error naming the file; a refused open changes nothing on disk, and no
+//! record that was readable before is damaged.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use events_journal::format::{HEADER_LEN, SegmentHeader, encode_frame};
+use events_journal::{Journal, JournalError, JournalOptions, Reader, RecoveryAction, verify};
+use support::{assert_records, payload, read_all, snapshot, ts};
+
+const EPOCH: u64 = 0x5eed;
+
+fn seg_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.seg"))
+}
+
+/// Writes a segment named `name` whose header says `first` and holding frames for `seqs`.
+fn write_segment(dir: &Path, name: u64, first: u64, seqs: impl IntoIterator<Item = u64>) -> PathBuf {
+    let mut buf = SegmentHeader { epoch: EPOCH, first_seq: first, created_at: 1, codec_tag: 0 }.encode().to_vec();
+    for s in seqs {
+        encode_frame(&mut buf, s, ts(s), &payload(s));
+    }
+    let path = seg_path(dir, name);
+    std::fs::write(&path, buf).unwrap();
+    path
+}
+
+fn opts() -> JournalOptions {
+    JournalOptions::new()
+}
+
+fn refused(dir: &Path) -> JournalError {
+    let before = snapshot(dir);
+    let err = Journal::open(dir, opts()).unwrap_err();
+    assert_eq!(snapshot(dir), before, "a refused open changed the directory");
+    err
+}
+
+#[test]
+fn a_directory_named_like_a_segment_is_ignored_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_segment(tmp.path(), 1, 1, 1..=3);
+    let impostor = seg_path(tmp.path(), 4);
+    std::fs::create_dir(&impostor).unwrap();
+    let (mut j, report) = Journal::open(tmp.path(), opts()).unwrap();
+    assert_eq!(report.ignored, std::slice::from_ref(&impostor));
+    assert_eq!(j.append(ts(4), &payload(4)).unwrap(), 4);
+    j.close().unwrap();
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 4);
+    assert!(impostor.is_dir(), "the stranger is left untouched");
+}
+
+#[test]
+fn a_zero_length_or_truncated_newest_header_is_rewritten_at_its_name() {
+    for len in [0usize, 1, 8, 30, HEADER_LEN - 1] {
+        let tmp = tempfile::tempdir().unwrap();
+        write_segment(tmp.path(), 1, 1, 1..=5);
+        let full = SegmentHeader { epoch: EPOCH, first_seq: 6, created_at: 2, codec_tag: 0 }.encode();
+        let newest = seg_path(tmp.path(), 6);
+        std::fs::write(&newest, &full[..len]).unwrap();
+        let (mut j, report) = Journal::open(tmp.path(), opts()).unwrap();
+        assert_eq!(report.action, Some(RecoveryAction::RewroteTornHeader { path: newest.clone() }), "len {len}");
+        assert_eq!(j.epoch(), EPOCH, "the epoch of the older segments is kept");
+        assert_eq!(j.append(ts(6), &payload(6)).unwrap(), 6, "len {len}: continues at the seq in the name");
+        j.close().unwrap();
+        assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 6);
+        assert!(verify(tmp.path()).unwrap().is_ok());
+    }
+}
+
+#[test]
+fn a_zero_length_or_truncated_sealed_header_is_a_typed_error() {
+    for len in [0usize, 30] {
+        let tmp = tempfile::tempdir().unwrap();
+        let full = SegmentHeader { epoch: EPOCH, first_seq: 1, created_at: 2, codec_tag: 0 }.encode();
+        let sealed = seg_path(tmp.path(), 1);
+        std::fs::write(&sealed, &full[..len]).unwrap();
+        write_segment(tmp.path(), 6, 6, 6..=8);
+        let err = refused(tmp.path());
+        assert!(matches!(&err, JournalError::Corrupt { path, .. } if *path == sealed), "len {len}: {err}");
+        let report = verify(tmp.path()).unwrap();
+        assert!(!report.is_ok(), "verify must flag the sealed segment");
+    }
+}
+
+#[test]
+fn a_header_whose_seq_contradicts_its_name_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_segment(tmp.path(), 1, 1, 1..=3);
+    let liar = write_segment(tmp.path(), 4, 9, 9..=10);
+    let err = refused(tmp.path());
+    assert!(matches!(&err, JournalError::Corrupt { path, seq: Some(9), .. } if *path == liar), "{err}");
+}
+
+#[test]
+fn overlapping_segments_are_reported_not_read_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_segment(tmp.path(), 1, 1, 1..=10);
+    // A segment named 5 holding 5..=7 again: overlaps the first one.
+    let overlap = write_segment(tmp.path(), 5, 5, 5..=7);
+    let report = verify(tmp.path()).unwrap();
+    assert!(!report.is_ok(), "verify must report the overlap");
+    let reader = Reader::open(tmp.path()).unwrap();
+    let items: Vec<_> = match reader.read_since(0) {
+        Ok(records) => records.collect(),
+        Err(e) => panic!("read_since: {e}"),
+    };
+    let seqs: Vec<u64> = items.iter().filter_map(|r| r.as_ref().ok().map(|r| r.seq())).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "a seq was read twice or out of order: {seqs:?}");
+    let name = overlap.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        items.iter().any(|r| r.as_ref().is_err_and(|e| e.to_string().contains(&name))),
+        "the overlap must surface as an error naming {name}: {items:?}"
+    );
+}
+
+#[test]
+fn a_gap_between_segment_names_is_an_explicit_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_segment(tmp.path(), 1, 1, 1..=3);
+    write_segment(tmp.path(), 7, 7, 7..=8);
+    let reader = Reader::open(tmp.path()).unwrap();
+    let items: Vec<_> = reader.read_since(0).unwrap().collect();
+    assert!(items.iter().any(|r| matches!(r, Err(JournalError::Gap { expected: 4, found: 7, .. }))), "{items:?}");
+    let seqs: Vec<u64> = items.iter().filter_map(|r| r.as_ref().ok().map(|r| r.seq())).collect();
+    assert_eq!(seqs, [1, 2, 3, 7, 8]);
+    assert!(!verify(tmp.path()).unwrap().is_ok());
+}
+
+/// A frame header claiming `u32::MAX` payload bytes.
+fn huge_frame(seq: u64) -> Vec<u8> {
+    let mut f = vec![0u8; 24];
+    f[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    f[8..16].copy_from_slice(&seq.to_le_bytes());
+    f
+}
+
+#[test]
+fn a_4_gib_length_at_the_tail_is_cut_as_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seg = write_segment(tmp.path(), 1, 1, 1..=3);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&huge_frame(4));
+    bytes.extend_from_slice(&[0xab; 100]);
+    std::fs::write(&seg, bytes).unwrap();
+    let (j, report) = Journal::open(tmp.path(), opts()).unwrap();
+    assert!(
+        matches!(&report.action, Some(RecoveryAction::TruncatedTornTail { offset, .. }) if *offset == len),
+        "{report:?}"
+    );
+    assert_eq!(j.next_seq(), 4);
+    j.close().unwrap();
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 3);
+}
+
+#[test]
+fn a_4_gib_length_followed_by_valid_frames_refuses_to_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seg = write_segment(tmp.path(), 1, 1, 1..=3);
+    let at = std::fs::metadata(&seg).unwrap().len();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&huge_frame(4));
+    for s in 4..=6 {
+        encode_frame(&mut bytes, s, ts(s), &payload(s));
+    }
+    std::fs::write(&seg, bytes).unwrap();
+    let err = refused(tmp.path());
+    assert!(matches!(&err, JournalError::Corrupt { offset, .. } if *offset == at), "{err}");
+}
+
+#[test]
+fn a_4_gib_length_in_a_sealed_segment_is_a_reader_error_after_the_good_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sealed = write_segment(tmp.path(), 1, 1, 1..=3);
+    let at = std::fs::metadata(&sealed).unwrap().len();
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    bytes.extend_from_slice(&huge_frame(4));
+    std::fs::write(&sealed, bytes).unwrap();
+    write_segment(tmp.path(), 5, 5, 5..=6);
+    let reader = Reader::open(tmp.path()).unwrap();
+    let items: Vec<_> = reader.read_since(0).unwrap().collect();
+    let good: Vec<u64> = items.iter().map_while(|r| r.as_ref().ok().map(|r| r.seq())).collect();
+    assert_eq!(good, [1, 2, 3]);
+    assert!(
+        matches!(&items[3], Err(JournalError::Corrupt { path, offset, .. }) if *path == sealed && *offset == at),
+        "{:?}",
+        items[3]
+    );
+    let report = verify(tmp.path()).unwrap();
+    assert!(report.problems.iter().any(|p| p.path == sealed), "{:?}", report.problems);
+}
