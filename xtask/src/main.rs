@@ -3,8 +3,10 @@
 //! tree's conventions); it has no dependencies so it builds in seconds.
 //!
 //! Subcommands: `ci` (everything `.ci/run` checks), `tidy` (the tree's
-//! conventions alone).
+//! conventions alone), `bench` (the benches side by side with their peers,
+//! as a report).
 
+mod bench;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  bench   run every bench with its peers, write target/bench-report/REPORT.md
+          and SVG charts, print the table (--quick, --filter RE, --report-only)
   ci      install test prerequisites (nats-server), then fmt check, tidy,
           clippy -D warnings, the whole test suite, docs (-D warnings)
   tidy    check the tree's conventions (//! file docs, workspace lints)
@@ -23,6 +27,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench::run(&args[1..]),
         Some("tidy") => tidy::check(&workspace_root()).map_err(|problems| problems.join("\n")),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
