@@ -1,0 +1,80 @@
+//! The `Disconnect` policy: a subscriber that stays full longer than `after`
+//! is closed with one explicit `Closed::TooSlow` item and then ends, while the
+//! producer and the other subscribers carry on. Time is tokio's paused clock.
+
+use std::time::Duration;
+
+use events_fanout::{Closed, Fanout, Overflow, TryRecvError};
+use futures::StreamExt;
+use tokio::time::Instant;
+
+const AFTER: Duration = Duration::from_millis(50);
+
+fn disconnecting(capacity: usize) -> Fanout<u32> {
+    Fanout::builder().capacity(capacity).overflow(Overflow::Disconnect { after: AFTER }).build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_subscriber_is_closed_explicitly_and_the_producer_continues() {
+    let fanout = disconnecting(2);
+    let mut slow = fanout.subscribe();
+    let fast = fanout.subscribe();
+    let reader = tokio::spawn(fast.map(Result::unwrap).collect::<Vec<u32>>());
+
+    fanout.emit(0).await.unwrap();
+    assert_eq!(slow.recv().await, Some(Ok(0)), "events taken before the disconnect are real");
+    let start = Instant::now();
+    for n in 1..10 {
+        fanout.emit(n).await.unwrap();
+    }
+    let waited = start.elapsed();
+    assert!(waited >= AFTER, "the producer waited the grace period first ({waited:?})");
+    assert!(waited < 2 * AFTER, "and only once: the slow one is gone ({waited:?})");
+    assert_eq!(fanout.stats().disconnected_slow, 1);
+    assert_eq!(fanout.subscriber_count(), 1);
+
+    assert_eq!(slow.recv().await, Some(Err(Closed::TooSlow)));
+    assert_eq!(slow.recv().await, None);
+    assert_eq!(slow.try_recv(), Err(TryRecvError::Ended));
+    assert!(slow.is_ended());
+
+    drop(fanout);
+    assert_eq!(reader.await.unwrap(), (0..10).collect::<Vec<_>>(), "the fast subscriber lost nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_that_keeps_up_within_the_grace_period_stays() {
+    let fanout = disconnecting(1);
+    let mut steady = fanout.subscribe();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(item) = steady.recv().await {
+            got.push(item.unwrap());
+            tokio::time::sleep(AFTER / 5).await;
+        }
+        got
+    });
+    for n in 0..20 {
+        fanout.emit(n).await.unwrap();
+    }
+    assert_eq!(fanout.stats().disconnected_slow, 0);
+    drop(fanout);
+    assert_eq!(reader.await.unwrap(), (0..20).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_idle_subscriber_is_closed_in_one_grace_period() {
+    let fanout = disconnecting(4);
+    let mut idle: Vec<_> = (0..3).map(|_| fanout.subscribe()).collect();
+    let start = Instant::now();
+    for n in 0..12 {
+        fanout.emit(n).await.unwrap();
+    }
+    assert_eq!(start.elapsed(), AFTER, "one grace period for all of them, on the paused clock");
+    assert_eq!(fanout.stats().disconnected_slow, 3);
+    assert_eq!(fanout.subscriber_count(), 0);
+    for sub in &mut idle {
+        assert_eq!(sub.try_recv(), Err(TryRecvError::Closed(Closed::TooSlow)));
+        assert_eq!(sub.recv().await, None);
+    }
+}
