@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use events_core::{Codec, Envelope, Event, Seq};
-use events_journal::{ReadError, Records};
+use events_journal::{JournalError, ReadError, Records};
 use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -67,6 +67,15 @@ pub enum ResetReason {
     /// The cursor is ahead of the journal's latest seq: the journal was
     /// recreated or rolled back since the client saw it.
     Ahead,
+    /// An operator salvaged a corrupt journal and records
+    /// `first_missing..=last_missing` were dropped. Unlike the other reasons,
+    /// the stream continues right after the gap, not at the live tail.
+    Gap {
+        /// The first dropped seq.
+        first_missing: Seq,
+        /// The last dropped seq.
+        last_missing: Seq,
+    },
     /// The cursor belongs to another journal epoch.
     EpochMismatch {
         /// The epoch the client presented.
@@ -82,7 +91,8 @@ pub enum FeedItem<E> {
     /// The next durable event.
     Event(Arc<Envelope<E>>),
     /// The cursor cannot be served; the stream continues live after
-    /// `latest`. A client that needs completeness re-reads from `earliest`.
+    /// `latest` (after the gap, for [`ResetReason::Gap`]). A client that
+    /// needs completeness re-reads from `earliest`.
     Reset {
         /// Why.
         reason: ResetReason,
@@ -140,6 +150,7 @@ impl<E: Event> FeedStream<E> {
             codec,
             buffer: VecDeque::new(),
             records: None,
+            pending_gap: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         FeedStream { inner: Box::pin(inner) }
@@ -156,6 +167,13 @@ impl<E> Stream for FeedStream<E> {
 
 enum Chunk<E> {
     Records(Vec<Arc<Envelope<E>>>),
+    /// Records `expected..found` are missing (salvaged journal); `before`
+    /// holds the records read before the gap.
+    Gap {
+        before: Vec<Arc<Envelope<E>>>,
+        expected: u64,
+        found: u64,
+    },
     Expired,
     Ahead,
 }
@@ -179,6 +197,9 @@ struct State<E, C> {
     /// The journal iterator of an ongoing replay, positioned after `cursor`,
     /// kept between chunks so a long catch-up reads each frame once.
     records: Option<Records>,
+    /// A salvage gap found by the last read, reported once its preceding
+    /// records are delivered.
+    pending_gap: Option<(u64, u64)>,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -199,6 +220,14 @@ impl<E: Event, C: Codec> State<E, C> {
             if let Some(env) = self.buffer.pop_front() {
                 self.cursor = env.seq.get();
                 return Some(Ok(FeedItem::Event(env)));
+            }
+            if let Some((expected, found)) = self.pending_gap.take() {
+                let first_missing = Seq::new(expected);
+                let last_missing = Seq::new(found - 1);
+                let item = self.reset(ResetReason::Gap { first_missing, last_missing });
+                self.cursor = found - 1;
+                self.live = false;
+                return Some(Ok(item));
             }
             if self.live {
                 let Some(rx) = self.rx.as_mut() else {
@@ -253,6 +282,11 @@ impl<E: Event, C: Codec> State<E, C> {
                         continue;
                     }
                     self.live = true;
+                }
+                Ok(Chunk::Gap { before, expected, found }) => {
+                    // Deliver what precedes the gap, then the reset, then go on after it.
+                    self.pending_gap = Some((expected, found));
+                    self.buffer = before.into();
                 }
                 Ok(Chunk::Expired) => return Some(Ok(self.reset(ResetReason::Expired))),
                 Ok(Chunk::Ahead) => return Some(Ok(self.reset(ResetReason::Ahead))),
@@ -312,7 +346,13 @@ fn read_chunk<E: Event, C: Codec>(
     };
     let mut out = Vec::with_capacity(REPLAY_CHUNK);
     for record in records.by_ref().take(REPLAY_CHUNK) {
-        let record = record?;
+        let record = match record {
+            Ok(record) => record,
+            Err(JournalError::Gap { expected, found, .. }) => {
+                return Ok((Chunk::Gap { before: out, expected, found }, None));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let env = payload::decode(codec, record.seq(), record.ts(), record.payload())?;
         out.push(Arc::new(env));
     }
