@@ -214,6 +214,8 @@ enum Src {
     Best(&'static [&'static str]),
     /// A rate printed by a non-criterion bench (see [`printed_rate`]).
     Printed(&'static str),
+    /// The fan-out bench's implementation at a subscriber count (see [`fanout_matches`]).
+    Fanout(Impl, &'static str),
 }
 
 /// What the ratio ours/peer should be.
@@ -247,7 +249,7 @@ const OURS_D1: (&str, Src) = ("Feed::append", Src::Bench("durable/1_appender/our
 const OURS_D16: (&str, Src) = ("Feed::append ×16 tasks", Src::Bench("durable/16_appenders/ours_feed"));
 const D16_PEERS: &[&str] = &["durable/16_appenders/raft_engine", "durable/16_appenders/okaywal"];
 
-/// Fan-out: (subscribers, ours, paced tokio, unpaced tokio, async-broadcast, serial).
+/// The subscriber counts of the fan-out rows.
 const FANOUT_COUNTS: [&str; 3] = ["1", "4", "16"];
 
 /// Every comparison the report makes, in DESIGN.md section 8's order (fan-out first, added by [`fanout_rows`]).
@@ -383,8 +385,79 @@ fn rows() -> Vec<Cmp> {
     v
 }
 
+/// The fan-out rows: at each subscriber count, ours against paced tokio
+/// broadcast (the goal) and the other peers (context). The fan-out bench's
+/// ids are matched by [`fanout_matches`].
 fn fanout_rows() -> Vec<Cmp> {
-    Vec::new()
+    let mut v = Vec::new();
+    for (row, n) in [
+        ("lossless fan-out, 1 subscriber", "1"),
+        ("lossless fan-out, 4 subscribers", "4"),
+        ("lossless fan-out, 16 subscribers", "16"),
+    ] {
+        let ours = ("events-fanout", Src::Fanout(Impl::Ours, n));
+        v.push(cmp(
+            row,
+            ours,
+            ("tokio broadcast, paced (no loss)", Src::Fanout(Impl::TokioPaced, n)),
+            Goal::AtLeast(1.0),
+        ));
+        v.push(cmp(row, ours, ("async-broadcast", Src::Fanout(Impl::AsyncBroadcast, n)), Goal::Context));
+        v.push(cmp(row, ours, ("serial queue per subscriber", Src::Fanout(Impl::Serial, n)), Goal::Context));
+        v.push(cmp(row, ours, ("tokio broadcast, unpaced (lossy)", Src::Fanout(Impl::TokioUnpaced, n)), Goal::Context));
+    }
+    v
+}
+
+/// The implementations the fan-out bench compares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Impl {
+    Ours,
+    TokioPaced,
+    TokioUnpaced,
+    AsyncBroadcast,
+    Serial,
+}
+
+impl Impl {
+    const ALL: [(Impl, &'static str); 5] = [
+        (Impl::Ours, "ours: events-fanout"),
+        (Impl::TokioPaced, "tokio broadcast, paced"),
+        (Impl::AsyncBroadcast, "async-broadcast"),
+        (Impl::Serial, "serial queues"),
+        (Impl::TokioUnpaced, "tokio broadcast, unpaced (lossy)"),
+    ];
+}
+
+/// Whether criterion id `id` is the fan-out bench's `imp` at `subscribers`.
+/// The fan-out bench names its ids `fanout/...`; the subscriber count is one
+/// `/`-separated part that is the number alone or joined to a word by `_`
+/// (`16`, `16_subscribers`, `subscribers_16`), and the implementation is
+/// told by the words in the id (`ours`/`events`, `tokio` + `paced` or
+/// `unpaced`, `async_broadcast`, `serial`).
+fn fanout_matches(id: &str, imp: Impl, subscribers: &str) -> bool {
+    if !id.starts_with("fanout") {
+        return false;
+    }
+    let count = id.split('/').skip(1).any(|part| {
+        part == subscribers
+            || part.split('_').next() == Some(subscribers)
+            || part.rsplit('_').next() == Some(subscribers)
+    });
+    let id = id.to_ascii_lowercase().replace('-', "_");
+    let unpaced = id.contains("unpaced") || id.contains("lossy");
+    count
+        && match imp {
+            Impl::Ours => id.contains("ours") || id.contains("events_fanout"),
+            Impl::TokioPaced => id.contains("tokio") && !unpaced,
+            Impl::TokioUnpaced => id.contains("tokio") && unpaced,
+            Impl::AsyncBroadcast => id.contains("async_broadcast"),
+            Impl::Serial => id.contains("serial"),
+        }
+}
+
+fn fanout_measure(results: &Results, imp: Impl, subscribers: &str) -> Option<Measure> {
+    results.iter().find(|(id, _)| fanout_matches(id, imp, subscribers)).map(|(_, m)| *m)
 }
 
 /// A resolved figure: throughput (low, median, high) or time in ns (low, median, high).
@@ -425,13 +498,19 @@ impl Report {
                     .max_by(|a, b| a.1.total_cmp(&b.1))
                     .map(|(lo, med, hi)| Fig::Rate(lo, med, hi)),
                 Src::Printed(prefix) => printed_rate(log, prefix).map(|r| Fig::Rate(r, r, r)),
+                Src::Fanout(imp, n) => fanout_measure(results, imp, n).as_ref().map(fig),
             }
         };
         let lines =
             rows().into_iter().map(|cmp| Line { cmp, ours: resolve(cmp.ours.1), peer: resolve(cmp.peer.1) }).collect();
         let printed = log
             .lines()
-            .filter(|l| l.starts_with("summary") || l.starts_with("feed/latency") || l.starts_with("nats/"))
+            .filter(|l| {
+                l.starts_with("summary")
+                    || l.starts_with("feed/latency")
+                    || l.starts_with("nats/")
+                    || (l.starts_with("fanout") && (l.contains("lost") || l.contains("loss")))
+            })
             .map(str::to_string)
             .collect();
         Report { lines, results: results.clone(), printed }
@@ -560,8 +639,15 @@ impl Report {
     }
 }
 
-fn fanout_series(_results: &Results) -> Vec<(String, Vec<Option<f64>>)> {
-    Vec::new()
+fn fanout_series(results: &Results) -> Vec<(String, Vec<Option<f64>>)> {
+    Impl::ALL
+        .iter()
+        .map(|(imp, name)| {
+            let pts =
+                FANOUT_COUNTS.iter().map(|n| fanout_measure(results, *imp, n).and_then(|m| m.rate()).map(|r| r.1));
+            (name.to_string(), pts.collect())
+        })
+        .collect()
 }
 
 fn show(fig: Option<Fig>) -> String {
@@ -647,7 +733,7 @@ fn chart(title: &str, x_title: &str, xs: &[&str], series: &[(String, Vec<Option<
             left + plot_w,
             left - 6.0,
             y + 4.0,
-            rate(10f64.powf(e)).trim_end_matches("/s")
+            tick(10f64.powf(e))
         );
         e += 1.0;
     }
@@ -707,6 +793,16 @@ fn chart(title: &str, x_title: &str, xs: &[&str], series: &[(String, Vec<Option<
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// An axis label for a power of ten: `100`, `1k`, `10k`, `1M`.
+fn tick(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{}G", v / 1e9),
+        v if v >= 1e6 => format!("{}M", v / 1e6),
+        v if v >= 1e3 => format!("{}k", v / 1e3),
+        v => format!("{v}"),
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -922,6 +1018,17 @@ mod tests {
         let nats = report.lines.iter().find(|l| l.cmp.row == "JetStream replication").unwrap();
         assert!((Report::ratio(nats).unwrap().1 - 0.8).abs() < 1e-9);
         assert!(report.table().contains("not run"));
+    }
+
+    #[test]
+    fn fanout_ids() {
+        assert!(fanout_matches("fanout/lossless/ours/16", Impl::Ours, "16"));
+        assert!(!fanout_matches("fanout/lossless/ours/16", Impl::Ours, "1"));
+        assert!(fanout_matches("fanout/4_subscribers/tokio_broadcast_paced", Impl::TokioPaced, "4"));
+        assert!(!fanout_matches("fanout/4_subscribers/tokio_broadcast_unpaced", Impl::TokioPaced, "4"));
+        assert!(fanout_matches("fanout/4_subscribers/tokio_broadcast_unpaced", Impl::TokioUnpaced, "4"));
+        assert!(fanout_matches("fanout/subs_1/async-broadcast", Impl::AsyncBroadcast, "1"));
+        assert!(fanout_matches("fanout/arc/serial_queues/1", Impl::Serial, "1"));
     }
 
     #[test]

@@ -19,7 +19,8 @@ commands:
   bench   run every bench with its peers, write target/bench-report/REPORT.md
           and SVG charts, print the table (--quick, --filter RE, --report-only)
   ci      install test prerequisites (nats-server), then fmt check, tidy,
-          clippy -D warnings, the whole test suite, docs (-D warnings)
+          clippy -D warnings, the whole test suite, the benches built (not
+          run), docs (-D warnings)
   tidy    check the tree's conventions (//! file docs, workspace lints)
 ";
 
@@ -117,6 +118,13 @@ fn ci() -> Result<(), String> {
     step("cargo test", {
         let mut c = cargo();
         c.args(["test", "--workspace", "--all-features"]);
+        c
+    })?;
+    // Links every bench (dev profile, reusing the test build's artifacts) without running one:
+    // `cargo xtask bench` runs them.
+    step("cargo build --benches", {
+        let mut c = cargo();
+        c.args(["build", "--benches", "-p", "events-benches"]);
         c
     })?;
     step("cargo doc", {
