@@ -306,8 +306,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         });
         let (tx, rx) = mpsc::channel(self.inbox_capacity);
         let (live, _) = broadcast::channel(self.live_capacity);
-        let sinks = (!self.sinks.is_empty())
-            .then(|| SinkQueue::spawn(SinkSet::new(self.sinks, self.sink_timeout), self.sink_queue, &shared));
+        let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
+        let sinks = sink_set.clone().map(|set| SinkQueue::spawn(set, self.sink_queue));
         let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone());
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed {
@@ -315,6 +315,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             live: live.downgrade(),
             shared,
             sessions: Arc::new(SessionRegistry::new(self.session_capacity)),
+            sinks: sink_set,
             codec: self.codec,
         };
         Ok((feed, report))
@@ -330,6 +331,7 @@ pub struct Feed<E: Event, C: Codec = Bincode> {
     live: broadcast::WeakSender<Arc<Envelope<E>>>,
     shared: Arc<Shared>,
     sessions: Arc<SessionRegistry<E>>,
+    sinks: Option<SinkSet<E>>,
     codec: C,
 }
 
@@ -340,6 +342,7 @@ impl<E: Event, C: Codec> Clone for Feed<E, C> {
             live: self.live.clone(),
             shared: Arc::clone(&self.shared),
             sessions: Arc::clone(&self.sessions),
+            sinks: self.sinks.clone(),
             codec: self.codec.clone(),
         }
     }
@@ -448,6 +451,11 @@ impl<E: Event, C: Codec> Feed<E, C> {
         stats.latest_seq = self.latest_seq().get();
         stats.earliest_seq = self.earliest_seq().get();
         stats.healthy = self.shared.failure().is_none();
+        if let Some(sinks) = &self.sinks {
+            let own = sinks.stats();
+            stats.sink_dropped += own.dropped;
+            stats.sink_timeouts += own.timed_out;
+        }
         stats
     }
 

@@ -26,9 +26,12 @@ pub struct FeedStats {
     pub lagged_fallbacks: u64,
     /// `Reset` items handed to `stream_from` consumers.
     pub resets: u64,
-    /// Envelopes the sink queue dropped because the sinks were too slow.
+    /// Envelopes lost on the way to sinks: dropped by the feed's sink queue
+    /// because the sinks were too slow, plus what the sinks' own decorators
+    /// (`ChannelSink`, `Offload`) report as dropped.
     pub sink_dropped: u64,
-    /// Sink calls cut short by the sink timeout.
+    /// Sink calls cut short by the feed's sink timeout or by the sinks' own
+    /// `Timeout` decorators.
     pub sink_timeouts: u64,
     /// The latest journaled seq.
     pub latest_seq: u64,
@@ -50,7 +53,6 @@ pub(crate) struct Counters {
     pub(crate) lagged_fallbacks: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) sink_dropped: AtomicU64,
-    pub(crate) sink_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -69,7 +71,6 @@ impl Counters {
             lagged_fallbacks: self.lagged_fallbacks.load(Relaxed),
             resets: self.resets.load(Relaxed),
             sink_dropped: self.sink_dropped.load(Relaxed),
-            sink_timeouts: self.sink_timeouts.load(Relaxed),
             ..FeedStats::default()
         }
     }

@@ -95,8 +95,15 @@ async fn stuck_sink_is_cut_by_timeout_and_never_blocks_appends() {
         // Appends complete even though the first sink never returns.
         feed.append(None, msg(n)).await.unwrap();
     }
-    let stats = feed.stats();
-    assert_eq!(stats.appended, 50);
+    assert_eq!(feed.stats().appended, 50);
+    // The stuck sink is cut by the timeout, and that shows in the stats.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while feed.stats().sink_timeouts == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("no sink timeout was counted");
     feed.close().await.unwrap();
     // Whatever was not dropped reached the second sink, in order.
     let seen = seen.lock().clone();

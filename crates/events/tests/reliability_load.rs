@@ -11,7 +11,6 @@
 //! (`cargo xtask soak --load` runs this test in release mode).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events::{Event, Feed, FeedItem, ResetReason, Retention, Seq, SyncPolicy};
@@ -84,7 +83,6 @@ async fn resuming_client(feed: Feed<Load>, total: u64, mut rng: u64) -> ClientRe
                     last_n.clear();
                     report.resets += 1;
                 }
-                Some(Ok(_)) => panic!("unknown item"),
                 Some(Err(e)) => panic!("stream error: {e}"),
                 None => break,
             }
@@ -141,7 +139,7 @@ async fn load_sixteen_producers_lossless_subscribers_resuming_clients_under_prun
     }
 
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| tokio::spawn(resuming_client(feed.clone(), total, 0x9e37_79b9_7f4a_7c15 ^ (c + 1) * 0x1234_5678)))
+        .map(|c| tokio::spawn(resuming_client(feed.clone(), total, 0x9e37_79b9_7f4a_7c15 ^ ((c + 1) * 0x1234_5678))))
         .collect();
 
     let started = Instant::now();
