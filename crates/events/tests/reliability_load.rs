@@ -93,7 +93,7 @@ async fn resuming_client(feed: Feed<Load>, total: u64, mut rng: u64) -> ClientRe
         drop(stream);
         report.reconnects += 1;
         // A random pause before reconnecting, during which producers run ahead and retention prunes.
-        if xorshift(&mut rng) % 4 == 0 {
+        if xorshift(&mut rng).is_multiple_of(4) {
             tokio::time::sleep(Duration::from_millis(xorshift(&mut rng) % 5)).await;
         } else {
             tokio::task::yield_now().await;
@@ -129,7 +129,7 @@ async fn load_sixteen_producers_lossless_subscribers_resuming_clients_under_prun
                         Some(Ok(ev)) => seen.push((ev.producer, ev.n)),
                         other => panic!("session {s} subscriber {k} ended early: {other:?}"),
                     }
-                    if slow && seen.len() % 32 == 0 {
+                    if slow && seen.len().is_multiple_of(32) {
                         tokio::time::sleep(Duration::from_micros(300)).await;
                     }
                 }
