@@ -1,0 +1,190 @@
+//! JetStream replication against raw pipelined `async-nats` publishing.
+//!
+//! * `raw`: N plain 200-byte messages published with `async-nats` JetStream,
+//!   a window of W acknowledgement futures awaited in order (the fastest
+//!   correct way to publish with acks; no headers).
+//! * `replicator`: the same N payloads as journal records, replicated by
+//!   `events_nats::Replicator` with the same window: journal reads, five
+//!   headers per message (`Nats-Msg-Id`, expected last sequence, seq, epoch,
+//!   timestamp), and ack checks included. Goal: ≥ 0.8× raw.
+//! * `raw_headers`: raw pipelined publishing of the same messages the
+//!   replicator sends (same five headers, same values), to separate the
+//!   replicator's own cost from what headers cost the client and server.
+//!   On this machine a single header costs raw publishing about 30%.
+//! * `one-by-one`: each publish awaits its ack before the next (context).
+//!
+//! The bench starts its own `nats-server -js` on a free 127.0.0.1 port with
+//! a temporary store, and kills it at the end. Each round uses a fresh
+//! stream; rounds alternate between the two sides and the medians are
+//! compared. `EVENTS_NATS_BENCH_N` overrides N (default 100,000).
+
+use std::collections::VecDeque;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{Config, StorageType};
+use async_nats::jetstream::{self, Context};
+use bytes::Bytes;
+use events::layers::journal::{Journal, JournalOptions, SyncPolicy};
+use events_nats::{Replicator, StreamSpec};
+
+const PAYLOAD: usize = 200;
+const WINDOW: usize = 256;
+const ROUNDS: usize = 3;
+const ONE_BY_ONE: u64 = 5_000;
+/// A typical epoch: as many digits as a random u64.
+const EPOCH: u64 = 12_345_678_901_234_567_890;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(store: &std::path::Path) -> (Server, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server is installed (`cargo xtask ci` installs it)");
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, port)
+}
+
+async fn fresh_stream(js: &Context, name: &str, subject: &str) {
+    let _ = js.delete_stream(name).await;
+    js.create_stream(Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        storage: StorageType::File,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+}
+
+async fn raw(js: &Context, n: u64, round: usize, headers: bool) -> Duration {
+    let (name, subject) = (format!("RAW{round}{headers}"), format!("bench.raw{round}{headers}"));
+    fresh_stream(js, &name, &subject).await;
+    let payload = Bytes::from(vec![7u8; PAYLOAD]);
+    let start = Instant::now();
+    let mut window = VecDeque::with_capacity(WINDOW);
+    for seq in 1..=n {
+        if window.len() == WINDOW {
+            let ack: jetstream::context::PublishAckFuture = window.pop_front().unwrap();
+            ack.await.unwrap();
+        }
+        if headers {
+            // What the replicator sends for seq `seq` of a fresh stream.
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(events_nats::headers::EPOCH, EPOCH.to_string());
+            h.insert(events_nats::headers::SEQ, seq.to_string());
+            h.insert(events_nats::headers::TIMESTAMP, 1_000u64.to_string());
+            let message = PublishMessage::build()
+                .payload(payload.clone())
+                .headers(h)
+                .message_id(events_nats::headers::msg_id(EPOCH, seq))
+                .expected_last_sequence(seq - 1);
+            window.push_back(js.send_publish(subject.clone(), message).await.unwrap());
+        } else {
+            window.push_back(js.publish(subject.clone(), payload.clone()).await.unwrap());
+        }
+    }
+    for ack in window {
+        ack.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    js.delete_stream(&name).await.unwrap();
+    elapsed
+}
+
+async fn replicated(js: &Context, dir: &std::path::Path, n: u64, round: usize) -> Duration {
+    let (name, subject) = (format!("REP{round}"), format!("bench.rep{round}"));
+    let _ = js.delete_stream(&name).await;
+    let start = Instant::now();
+    let replicator = Replicator::builder(dir, js.clone(), StreamSpec::new(&name, &subject))
+        .window(WINDOW)
+        .start()
+        .await
+        .unwrap();
+    replicator.wait_for(n).await.unwrap();
+    let elapsed = start.elapsed();
+    let stats = replicator.stats();
+    assert_eq!((stats.replicated, stats.errors, stats.published), (n, 0, n), "{stats:?}");
+    replicator.shutdown().await;
+    js.delete_stream(&name).await.unwrap();
+    elapsed
+}
+
+async fn one_by_one(js: &Context) -> Duration {
+    fresh_stream(js, "ONE", "bench.one").await;
+    let payload = Bytes::from(vec![7u8; PAYLOAD]);
+    let start = Instant::now();
+    for _ in 0..ONE_BY_ONE {
+        js.publish("bench.one", payload.clone()).await.unwrap().await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    js.delete_stream("ONE").await.unwrap();
+    elapsed
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and test harness probes
+    }
+    let n: u64 = std::env::var("EVENTS_NATS_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let store = tempfile::tempdir().unwrap();
+    let journal_dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(journal_dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    let payload = vec![7u8; PAYLOAD];
+    for chunk in 0..n.div_ceil(4096) {
+        let count = (n - chunk * 4096).min(4096);
+        journal.append_batch((0..count).map(|_| (1_000, payload.as_slice()))).unwrap();
+    }
+    journal.sync().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (_server, port) = start_server(store.path());
+    runtime.block_on(async {
+        let js = jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await.unwrap());
+        // Warm-up: connections, the server's file store, allocator.
+        raw(&js, n / 10, 99, false).await;
+        let (mut raws, mut raw_headers, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            raws.push(raw(&js, n, round, false).await);
+            raw_headers.push(raw(&js, n, round, true).await);
+            ours.push(replicated(&js, journal_dir.path(), n, round).await);
+        }
+        let serial = one_by_one(&js).await;
+        let (raw_rate, our_rate) = (rate(n, median(raws)), rate(n, median(ours)));
+        let headers_rate = rate(n, median(raw_headers));
+        println!("nats/raw_pipelined      {n} x {PAYLOAD} B, window {WINDOW}: {raw_rate:>10.0} msg/s (median of {ROUNDS})");
+        println!("nats/raw_headers        {n} x {PAYLOAD} B, window {WINDOW}: {headers_rate:>10.0} msg/s (median of {ROUNDS})");
+        println!("nats/replicator         {n} x {PAYLOAD} B, window {WINDOW}: {our_rate:>10.0} msg/s (median of {ROUNDS})");
+        println!("nats/one_by_one         {ONE_BY_ONE} x {PAYLOAD} B:             {:>10.0} msg/s", rate(ONE_BY_ONE, serial));
+        println!("nats/ratio replicator / raw pipelined = {:.2} (goal >= 0.80)", our_rate / raw_rate);
+        println!("nats/ratio replicator / raw with the same headers = {:.2}", our_rate / headers_rate);
+    });
+}
