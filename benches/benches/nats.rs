@@ -115,11 +115,8 @@ async fn replicated(js: &Context, dir: &std::path::Path, n: u64, round: usize) -
     let (name, subject) = (format!("REP{round}"), format!("bench.rep{round}"));
     let _ = js.delete_stream(&name).await;
     let start = Instant::now();
-    let replicator = Replicator::builder(dir, js.clone(), StreamSpec::new(&name, &subject))
-        .window(WINDOW)
-        .start()
-        .await
-        .unwrap();
+    let replicator =
+        Replicator::builder(dir, js.clone(), StreamSpec::new(&name, &subject)).window(WINDOW).start().await.unwrap();
     replicator.wait_for(n).await.unwrap();
     let elapsed = start.elapsed();
     let stats = replicator.stats();
