@@ -7,6 +7,8 @@
 //! as a report).
 
 mod bench;
+mod fuzz;
+mod soak;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,11 @@ usage: cargo xtask <command>
 commands:
   bench   run every bench with its peers, write target/bench-report/REPORT.md
           and SVG charts, print the table (--quick, --filter RE, --report-only)
+  soak    long reliability runs in release mode: --crash N (SIGKILL loop),
+          --load [N] (events per producer), --faults N (fault-model cases);
+          all three at a medium size without options
+  fuzz    fuzz/ target for N seconds: fuzz <segment_reader|recovery_open>
+          [--seconds N] (needs nightly and cargo-fuzz)
   ci      install test prerequisites (nats-server), then fmt check, tidy,
           clippy -D warnings, the whole test suite, the benches built (not
           run), docs (-D warnings)
@@ -29,6 +36,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("tidy") => tidy::check(&workspace_root()).map_err(|problems| problems.join("\n")),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

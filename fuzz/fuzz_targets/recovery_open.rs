@@ -1,0 +1,18 @@
+//! Fuzz target: arbitrary bytes as one to three segment files, opened by
+//! `Journal::open` (recovery) in every `RecoveryMode` on a fresh copy. Must
+//! never panic or hang; an accepted journal must append and reopen.
+
+#![no_main]
+
+use events_journal::RecoveryMode;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let files = events_fuzz::files(data);
+    for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
+        let dir = tempfile::tempdir().expect("scratch dir");
+        events_fuzz::write(dir.path(), &files);
+        events_fuzz::open(dir.path(), mode);
+        events_fuzz::read(dir.path());
+    }
+});

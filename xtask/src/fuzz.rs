@@ -1,0 +1,45 @@
+//! `cargo xtask fuzz TARGET --seconds N`: runs one `cargo fuzz` target of
+//! `fuzz/` (`segment_reader` or `recovery_open`) for N seconds. cargo-fuzz
+//! needs a nightly toolchain and the `cargo-fuzz` tool; when either is
+//! missing this says so and how to get them, instead of failing obscurely.
+//! The stable stand-in that CI runs is
+//! `crates/events-journal/tests/reliability_fuzz_stable.rs`.
+
+use crate::soak::succeeds;
+
+/// The targets of `fuzz/fuzz_targets/`.
+const TARGETS: &[&str] = &["segment_reader", "recovery_open"];
+
+/// Runs `cargo xtask fuzz TARGET [--seconds N]` (default 60 seconds).
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let usage = || format!("usage: cargo xtask fuzz <{}> [--seconds N]", TARGETS.join("|"));
+    let target = args.first().filter(|t| TARGETS.contains(&t.as_str())).ok_or_else(usage)?;
+    let seconds = match args.get(1).map(String::as_str) {
+        None => 60,
+        Some("--seconds") => args.get(2).and_then(|s| s.parse::<u64>().ok()).ok_or_else(usage)?,
+        Some(_) => return Err(usage()),
+    };
+    let mut nightly = rustup_cargo();
+    nightly.args(["+nightly", "--version"]);
+    if !succeeds(nightly) {
+        return Err("fuzzing needs a nightly toolchain: `rustup toolchain install nightly` \
+                    (the stable stand-in runs in CI: cargo test -p events-journal --test reliability_fuzz_stable)"
+            .into());
+    }
+    let mut fuzz = rustup_cargo();
+    fuzz.args(["+nightly", "fuzz", "--version"]);
+    if !succeeds(fuzz) {
+        return Err("fuzzing needs cargo-fuzz: `cargo install cargo-fuzz` (and a nightly toolchain)".into());
+    }
+    let mut cmd = rustup_cargo();
+    cmd.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")]);
+    crate::step(&format!("cargo fuzz run {target} for {seconds} s"), cmd)
+}
+
+/// `cargo` through the rustup proxy on `PATH`: `$CARGO` is the stable
+/// toolchain's own binary, which does not understand `+nightly`.
+fn rustup_cargo() -> std::process::Command {
+    let mut cmd = std::process::Command::new("cargo");
+    cmd.env_remove("RUSTUP_TOOLCHAIN").env_remove("CARGO");
+    cmd
+}
