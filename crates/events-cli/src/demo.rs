@@ -29,7 +29,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value = "./events-demo")]
     dir: PathBuf,
     /// Events emitted in total across all sessions (30% of them durable).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     events: u64,
     /// Concurrent sessions.
     #[arg(long, default_value_t = 4)]
