@@ -44,8 +44,8 @@
 //!
 //! # Fault injection
 //!
-//! With the `fault-injection` cargo feature (tests only), [`fault::FaultPlan`]
-//! given to [`JournalOptions::faults`] makes chosen I/O steps fail (`ENOSPC`,
+//! With the `fault-injection` cargo feature (tests only), `fault::FaultPlan`
+//! given to `JournalOptions::faults` makes chosen I/O steps fail (`ENOSPC`,
 //! `EIO`, ...), write short, tear at a byte, or crash. Without the feature
 //! the seam is a zero-sized type and costs nothing.
 
