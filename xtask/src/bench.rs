@@ -200,6 +200,19 @@ fn printed_rate(log: &str, prefix: &str) -> Option<f64> {
     line.rsplit(':').next()?.split_whitespace().next()?.parse().ok()
 }
 
+/// The unpaced tokio broadcast's loss at `subscribers` from the fan-out
+/// bench's summary block (`  16 subscribers:` then
+/// `    tokio_broadcast_unpaced  ... lost N (P%)`), as `lost N (P%)`.
+fn unpaced_loss(log: &str, subscribers: &str) -> Option<String> {
+    let header = format!("{subscribers} subscribers:");
+    let mut lines = log.lines().skip_while(|l| l.trim() != header).skip(1);
+    let line = lines
+        .by_ref()
+        .take_while(|l| !l.trim().ends_with("subscribers:"))
+        .find(|l| l.trim().starts_with("tokio_broadcast_unpaced"))?;
+    line.find("lost ").map(|at| line[at..].trim().to_string())
+}
+
 // ---------------------------------------------------------------------------
 // The rows of DESIGN.md section 8
 
@@ -477,6 +490,8 @@ struct Report {
     lines: Vec<Line>,
     results: Results,
     printed: Vec<String>,
+    /// Unpaced tokio broadcast's loss at each subscriber count, as the fan-out bench printed it.
+    losses: BTreeMap<&'static str, String>,
 }
 
 impl Report {
@@ -503,17 +518,17 @@ impl Report {
         };
         let lines =
             rows().into_iter().map(|cmp| Line { cmp, ours: resolve(cmp.ours.1), peer: resolve(cmp.peer.1) }).collect();
-        let printed = log
-            .lines()
-            .filter(|l| {
-                l.starts_with("summary")
-                    || l.starts_with("feed/latency")
-                    || l.starts_with("nats/")
-                    || (l.starts_with("fanout") && (l.contains("lost") || l.contains("loss")))
-            })
-            .map(str::to_string)
-            .collect();
-        Report { lines, results: results.clone(), printed }
+        // Summary lines, plus the fan-out bench's indented summary block.
+        let mut printed = Vec::new();
+        let mut in_fanout = false;
+        for l in log.lines() {
+            in_fanout = l.starts_with("fan-out summary") || (in_fanout && l.starts_with(' '));
+            if in_fanout || l.starts_with("summary") || l.starts_with("feed/latency") || l.starts_with("nats/") {
+                printed.push(l.to_string());
+            }
+        }
+        let losses = FANOUT_COUNTS.iter().filter_map(|n| unpaced_loss(log, n).map(|l| (*n, l))).collect();
+        Report { lines, results: results.clone(), printed, losses }
     }
 
     /// The ratio ours/peer (time ratio for time figures) as (worst, median, best).
@@ -554,11 +569,17 @@ impl Report {
                 Goal::TimeAtMost(g) => format!("time ≤ {g}×"),
                 Goal::Context => "context".to_string(),
             };
+            let peer = match (line.cmp.peer.1, line.peer) {
+                (Src::Fanout(Impl::TokioUnpaced, n), Some(_)) => match self.losses.get(n) {
+                    Some(loss) => format!("{} ({loss})", line.cmp.peer.0),
+                    None => line.cmp.peer.0.to_string(),
+                },
+                _ => line.cmp.peer.0.to_string(),
+            };
             let _ = writeln!(
                 t,
-                "| {row} | {} | {} | {} | {} | {ratio} | {goal} | {} |",
+                "| {row} | {} | {peer} | {} | {} | {ratio} | {goal} | {} |",
                 line.cmp.ours.0,
-                line.cmp.peer.0,
                 show(line.ours),
                 show(line.peer),
                 Self::verdict(line)
@@ -1029,6 +1050,14 @@ mod tests {
         assert!(fanout_matches("fanout/4_subscribers/tokio_broadcast_unpaced", Impl::TokioUnpaced, "4"));
         assert!(fanout_matches("fanout/subs_1/async-broadcast", Impl::AsyncBroadcast, "1"));
         assert!(fanout_matches("fanout/arc/serial_queues/1", Impl::Serial, "1"));
+    }
+
+    #[test]
+    fn unpaced_losses() {
+        let log = "fan-out summary (x)\n   1 subscribers:\n    tokio_broadcast_unpaced     7.00M events/s   lost 5 (0.1%)\n  16 subscribers:\n    ours  1M events/s   lost 0 (0.0%)\n    tokio_broadcast_unpaced  2M events/s   lost 900 (90.0%)\n";
+        assert_eq!(unpaced_loss(log, "1").as_deref(), Some("lost 5 (0.1%)"));
+        assert_eq!(unpaced_loss(log, "16").as_deref(), Some("lost 900 (90.0%)"));
+        assert_eq!(unpaced_loss(log, "4"), None);
     }
 
     #[test]
