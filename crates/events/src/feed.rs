@@ -20,7 +20,7 @@ use crate::inbox::Inbox;
 use crate::session::{Session, SessionRegistry};
 use crate::sinks::{SinkQueue, SinkSet};
 use crate::stats::{Counters, FeedStats};
-use crate::stream::{Cursor, FeedStream};
+use crate::stream::{Cursor, FeedStream, LIVE_CHUNK, LiveChunk};
 use crate::writer::{Cmd, Writer};
 use crate::{Error, EventSink, Result};
 
@@ -185,6 +185,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// Events the live tail buffers for `stream_from` consumers; a consumer
     /// further behind falls back to the journal. Default: 4096.
     ///
+    /// The tail holds published chunks of up to 64 events, so the bound is
+    /// `capacity / 64` chunks (at least 2): exact under load, smaller in
+    /// events when the feed is quiet and batches are small.
+    ///
     /// # Panics
     ///
     /// Panics if `capacity` is 0.
@@ -305,7 +309,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             closed: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(self.inbox_capacity);
-        let (live, _) = broadcast::channel(self.live_capacity);
+        let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
         let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
         let sinks = sink_set.clone().map(|set| SinkQueue::spawn(set, self.sink_queue));
         let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone());
@@ -328,7 +332,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
 /// See the [crate docs](crate) for a guide.
 pub struct Feed<E: Event, C: Codec = Bincode> {
     inbox: Inbox<E>,
-    live: broadcast::WeakSender<Arc<Envelope<E>>>,
+    live: broadcast::WeakSender<LiveChunk<E>>,
     shared: Arc<Shared>,
     sessions: Arc<SessionRegistry<E>>,
     sinks: Option<SinkSet<E>>,

@@ -26,6 +26,12 @@ use crate::feed::Shared;
 use crate::stats::Counters;
 use crate::{Error, Result, payload};
 
+/// Events per message of the live tail.
+pub(crate) const LIVE_CHUNK: usize = 64;
+
+/// One message of the live tail: consecutive published envelopes.
+pub(crate) type LiveChunk<E> = Arc<[Arc<Envelope<E>>]>;
+
 /// Records read from the journal per blocking read.
 const REPLAY_CHUNK: usize = 1024;
 
@@ -133,7 +139,7 @@ impl<E> std::fmt::Debug for FeedStream<E> {
 impl<E: Event> FeedStream<E> {
     pub(crate) fn new<C: Codec>(
         cursor: Cursor,
-        rx: Option<broadcast::Receiver<Arc<Envelope<E>>>>,
+        rx: Option<broadcast::Receiver<LiveChunk<E>>>,
         shared: Arc<Shared>,
         codec: C,
         follow: Option<Duration>,
@@ -190,7 +196,7 @@ struct State<E, C> {
     /// records appended by another process once caught up.
     follow: Option<Duration>,
     /// `None` once the feed's writer stopped (or for a reader).
-    rx: Option<broadcast::Receiver<Arc<Envelope<E>>>>,
+    rx: Option<broadcast::Receiver<LiveChunk<E>>>,
     shared: Arc<Shared>,
     codec: C,
     buffer: VecDeque<Arc<Envelope<E>>>,
@@ -235,17 +241,17 @@ impl<E: Event, C: Codec> State<E, C> {
                     continue;
                 };
                 match rx.recv().await {
-                    Ok(env) => {
-                        let seq = env.seq.get();
-                        if seq <= self.cursor {
-                            continue; // already delivered from the journal
+                    Ok(chunk) => {
+                        // Skip what the journal already delivered.
+                        let new = chunk.partition_point(|env| env.seq.get() <= self.cursor);
+                        match chunk.get(new) {
+                            None => {}
+                            Some(env) if env.seq.get() == self.cursor + 1 => {
+                                self.buffer.extend(chunk[new..].iter().cloned());
+                            }
+                            // A gap: the journal has the missing events.
+                            Some(_) => self.live = false,
                         }
-                        if seq == self.cursor + 1 {
-                            self.cursor = seq;
-                            return Some(Ok(FeedItem::Event(env)));
-                        }
-                        // A gap: the journal has the missing events.
-                        self.live = false;
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(

@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::feed::Shared;
 use crate::sinks::SinkQueue;
+use crate::stream::{LIVE_CHUNK, LiveChunk};
 use crate::{Error, Result, payload};
 
 /// Most commands taken from the inbox for one batch.
@@ -48,7 +49,7 @@ struct Pending<E> {
 
 pub(crate) struct Writer<E, C> {
     journal: Journal,
-    live: broadcast::Sender<Arc<Envelope<E>>>,
+    live: broadcast::Sender<LiveChunk<E>>,
     sinks: Option<SinkQueue<E>>,
     shared: Arc<Shared>,
     codec: C,
@@ -61,7 +62,7 @@ pub(crate) struct Writer<E, C> {
 impl<E: Event, C: Codec> Writer<E, C> {
     pub(crate) fn new(
         journal: Journal,
-        live: broadcast::Sender<Arc<Envelope<E>>>,
+        live: broadcast::Sender<LiveChunk<E>>,
         sinks: Option<SinkQueue<E>>,
         shared: Arc<Shared>,
         codec: C,
@@ -176,24 +177,27 @@ impl<E: Event, C: Codec> Writer<E, C> {
     }
 
     fn publish(&mut self, first: u64) {
-        let with_sinks = self.sinks.is_some();
         let mut seq = Seq::new(first);
         for p in self.pending.drain(..) {
-            let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event });
-            if with_sinks {
-                self.published.push(Arc::clone(&env));
-            }
-            // No receiver is fine: nobody is tailing live right now.
-            let _ = self.live.send(env);
+            self.published.push(Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event }));
             if let Some(ack) = p.ack {
                 self.acks.push((ack, seq));
             }
             seq = seq.next();
         }
+        // The live tail carries chunks, so a busy batch costs one broadcast
+        // per LIVE_CHUNK events instead of one per event. No receiver is
+        // fine: nobody is tailing live right now.
+        if self.live.receiver_count() > 0 {
+            for chunk in self.published.chunks(LIVE_CHUNK) {
+                let _ = self.live.send(Arc::from(chunk));
+            }
+        }
         let last = seq.get() - 1;
         self.shared.after_batch(last - first + 1, last, &self.journal);
-        if let Some(sinks) = &self.sinks {
-            sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters);
+        match &self.sinks {
+            Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
+            None => self.published.clear(),
         }
         for (ack, seq) in self.acks.drain(..) {
             let _ = ack.send(Ok(seq));
