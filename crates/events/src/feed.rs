@@ -56,6 +56,23 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    pub(crate) fn latest(&self) -> Seq {
+        Seq::new(self.latest.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn earliest(&self) -> Seq {
+        Seq::new(self.earliest.load(Ordering::Acquire))
+    }
+
+    /// The counters with the current positions and health filled in.
+    pub(crate) fn stats(&self) -> FeedStats {
+        let mut stats = self.counters.snapshot();
+        stats.latest_seq = self.latest().get();
+        stats.earliest_seq = self.earliest().get();
+        stats.healthy = self.failure().is_none();
+        stats
+    }
+
     /// For a reader without a writer: re-reads latest and earliest from the
     /// journal files.
     pub(crate) fn refresh_from_reader(&self) {
@@ -430,12 +447,12 @@ impl<E: Event, C: Codec> Feed<E, C> {
 
     /// The latest journaled seq (`Seq::ZERO` for an empty journal).
     pub fn latest_seq(&self) -> Seq {
-        Seq::new(self.shared.latest.load(Ordering::Acquire))
+        self.shared.latest()
     }
 
     /// The earliest retained seq (`latest + 1` when nothing is retained).
     pub fn earliest_seq(&self) -> Seq {
-        Seq::new(self.shared.earliest.load(Ordering::Acquire))
+        self.shared.earliest()
     }
 
     /// The journal's epoch: a random id fixed when the directory was first
@@ -451,10 +468,7 @@ impl<E: Event, C: Codec> Feed<E, C> {
 
     /// A snapshot of the feed's counters.
     pub fn stats(&self) -> FeedStats {
-        let mut stats = self.shared.counters.snapshot();
-        stats.latest_seq = self.latest_seq().get();
-        stats.earliest_seq = self.earliest_seq().get();
-        stats.healthy = self.shared.failure().is_none();
+        let mut stats = self.shared.stats();
         if let Some(sinks) = &self.sinks {
             let own = sinks.stats();
             stats.sink_dropped += own.dropped;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use events_core::{Bincode, Codec, Event, Seq};
@@ -112,13 +112,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// The latest journaled seq, read from the files now.
     pub fn latest_seq(&self) -> Seq {
         self.shared.refresh_from_reader();
-        Seq::new(self.shared.latest.load(Ordering::Acquire))
+        self.shared.latest()
     }
 
     /// The earliest retained seq, read from the files now.
     pub fn earliest_seq(&self) -> Seq {
         self.shared.refresh_from_reader();
-        Seq::new(self.shared.earliest.load(Ordering::Acquire))
+        self.shared.earliest()
     }
 
     /// The journal's epoch.
@@ -135,10 +135,6 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// reader has no live tail; resets are counted).
     pub fn stats(&self) -> FeedStats {
         self.shared.refresh_from_reader();
-        let mut stats = self.shared.counters.snapshot();
-        stats.latest_seq = self.shared.latest.load(Ordering::Acquire);
-        stats.earliest_seq = self.shared.earliest.load(Ordering::Acquire);
-        stats.healthy = true;
-        stats
+        self.shared.stats()
     }
 }
