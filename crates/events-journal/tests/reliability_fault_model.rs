@@ -257,7 +257,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 #[test]
 fn journal_matches_the_acknowledged_prefix_after_every_fault() {
     let cases = std::env::var("EVENTS_FAULT_MODEL_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, ..ProptestConfig::default() });
+    // No failure file: a failing case prints its minimal input, which is what a reader needs.
+    let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
     runner.run(&proptest::collection::vec(op(), 1..40), run).unwrap();
     let (faults, recoveries) = (FAULTS.load(Ordering::Relaxed), RECOVERY_FAULTS.load(Ordering::Relaxed));
     let (failures, kept) = (FAILURES.load(Ordering::Relaxed), INFLIGHT_KEPT.load(Ordering::Relaxed));
