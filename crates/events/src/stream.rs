@@ -324,7 +324,12 @@ impl<E: Event, C: Codec> State<E, C> {
         // An iterator left by the previous chunk continues exactly after the
         // cursor; any other position (a live gap, a lag) starts a new read.
         let records = self.records.take().filter(|r| r.next_seq() == cursor + 1);
-        let (chunk, records) = tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records))
+        // A writer's feed serves only what the writer acknowledged: the files
+        // may already hold a batch whose fsync has not returned (and may
+        // fail, in which case the batch is cut back and its seqs reused).
+        // A reader of another process's journal cannot know that boundary.
+        let limit = self.follow.is_none().then(|| self.shared.latest().get());
+        let (chunk, records) = tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, limit))
             .await
             .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
         self.records = records;
@@ -332,14 +337,24 @@ impl<E: Event, C: Codec> State<E, C> {
     }
 }
 
-/// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`; returns
-/// the iterator too when it may hold more.
+/// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`, none
+/// past `limit`; returns the iterator too when it may hold more.
 fn read_chunk<E: Event, C: Codec>(
     shared: &Shared,
     codec: &C,
     cursor: u64,
     records: Option<Records>,
+    limit: Option<u64>,
 ) -> Result<(Chunk<E>, Option<Records>)> {
+    if limit.is_some_and(|limit| cursor >= limit) {
+        // Nothing acknowledged after the cursor: a cursor past the latest
+        // acknowledged seq is `Ahead` only if the files agree.
+        return match shared.reader.last_seq() {
+            Ok(last) if cursor > last => Ok((Chunk::Ahead, None)),
+            Ok(_) => Ok((Chunk::Records(Vec::new()), None)),
+            Err(e) => Err(Error::Journal(e)),
+        };
+    }
     let mut records = match records {
         Some(records) => records,
         None => match shared.reader.read_since(cursor) {
@@ -359,6 +374,10 @@ fn read_chunk<E: Event, C: Codec>(
             }
             Err(e) => return Err(e.into()),
         };
+        if limit.is_some_and(|limit| record.seq() > limit) {
+            // Written but not yet acknowledged: stop here and re-read later.
+            return Ok((Chunk::Records(out), None));
+        }
         let env = payload::decode(codec, record.seq(), record.ts(), record.payload())?;
         out.push(Arc::new(env));
     }

@@ -185,6 +185,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
             }
             seq = seq.next();
         }
+        // Acknowledged from here on: streams replaying the journal may now
+        // read up to `last`.
+        let last = seq.get() - 1;
+        self.shared.after_batch(last - first + 1, last, &self.journal);
         // The live tail carries chunks, so a busy batch costs one broadcast
         // per LIVE_CHUNK events instead of one per event. No receiver is
         // fine: nobody is tailing live right now.
@@ -193,8 +197,6 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 let _ = self.live.send(Arc::from(chunk));
             }
         }
-        let last = seq.get() - 1;
-        self.shared.after_batch(last - first + 1, last, &self.journal);
         match &self.sinks {
             Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
             None => self.published.clear(),
