@@ -1,0 +1,37 @@
+//! The live viewer: one static HTML page (`viewer.html`, embedded at build
+//! time) that lists a feed's events as they arrive, using the browser's
+//! `EventSource` against the `stream` and `status` routes beside it.
+//!
+//! Invariant: the page uses relative URLs, so it works wherever the router
+//! is nested, as long as the page is served from the same prefix.
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+
+/// The viewer page: a table of seq / time / stream / type, auto-scrolling,
+/// with a connection indicator. It reads `stream?since=…` and `status`
+/// relative to its own URL. Page query parameters: `since` (a seq; default:
+/// the latest 100 events), `stream` (a stream id filter), `rows` (rows kept
+/// in the table; default 500).
+pub const VIEWER_HTML: &str = include_str!("viewer.html");
+
+/// A router serving [`VIEWER_HTML`] at `GET /`; merge it with
+/// [`router`](crate::router).
+///
+/// # Example
+///
+/// ```
+/// use events::{Event, FeedReader};
+/// # #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)] struct Ping(u32);
+/// # impl Event for Ping {}
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let tmp = tempfile::tempdir()?;
+/// # let feed: events::Feed<Ping> = events::Feed::builder(tmp.path()).open().await?;
+/// let reader: FeedReader<Ping> = FeedReader::open(tmp.path())?;
+/// let app = events_http::router(reader).merge(events_http::viewer());
+/// # drop(app); feed.close().await?; Ok(()) }
+/// ```
+pub fn viewer() -> Router {
+    Router::new().route("/", get(|| async { Html(VIEWER_HTML) }))
+}

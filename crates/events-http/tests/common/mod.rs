@@ -1,0 +1,155 @@
+//! Shared helpers of the events-http integration tests: a test event type,
+//! a feed in a temporary directory, a server on an ephemeral 127.0.0.1 port,
+//! and a minimal Server-Sent Events client over a reqwest body stream.
+//!
+//! Invariant: every wait is bounded by [`WAIT`], so a broken server fails a
+//! test instead of hanging it.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different subset of these helpers
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use events::{Event, Feed, SyncPolicy};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// The longest any single step of a test may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The event the tests append; `pad` makes payloads as large as a test needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestEvent {
+    pub n: u64,
+    pub pad: String,
+}
+
+impl Event for TestEvent {}
+
+impl TestEvent {
+    pub fn new(n: u64) -> Self {
+        TestEvent { n, pad: String::new() }
+    }
+}
+
+/// A feed (no fsync: the tests are about HTTP) in a fresh directory.
+pub async fn feed(dir: &std::path::Path) -> Feed<TestEvent> {
+    Feed::builder(dir).sync(SyncPolicy::Never).open().await.expect("open feed")
+}
+
+/// Appends `TestEvent::new(n)` for each `n` in `range` under stream `stream`.
+pub async fn append(feed: &Feed<TestEvent>, stream: Option<&str>, range: std::ops::RangeInclusive<u64>) {
+    for n in range {
+        feed.append(stream, TestEvent::new(n)).await.expect("append");
+    }
+}
+
+/// Serves `app` on an ephemeral 127.0.0.1 port until the test's runtime ends.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+/// One Server-Sent Events frame, or a comment line block.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Frame {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub comment: Option<String>,
+}
+
+impl Frame {
+    /// The frame's JSON data.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("frame data is not JSON ({e}): {self:?}"))
+    }
+
+    /// The seq of an event frame, checked against its JSON.
+    pub fn seq(&self) -> u64 {
+        assert_eq!(self.event, None, "not an event frame: {self:?}");
+        let id: u64 = self.id.as_deref().expect("event frame without id").parse().expect("numeric id");
+        assert_eq!(self.json()["seq"], id, "id and data.seq differ: {self:?}");
+        id
+    }
+}
+
+/// A streaming `GET /stream` response, parsed frame by frame.
+pub struct Sse {
+    body: BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+}
+
+impl Sse {
+    /// Opens `url` with an optional `Last-Event-ID`, expecting 200 and
+    /// `text/event-stream`.
+    pub async fn open(url: &str, last_event_id: Option<&str>) -> Sse {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = tokio::time::timeout(WAIT, request.send()).await.expect("response in time").expect("send");
+        assert_eq!(response.status(), 200, "GET {url}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        Sse { body: response.bytes_stream().map(|chunk| chunk.map(|b| b.to_vec())).boxed(), buffer: String::new() }
+    }
+
+    /// The next frame, comments included; `None` when the response ended.
+    pub async fn next_any(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse(&block));
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next()).await.expect("a frame in time")?;
+            self.buffer.push_str(std::str::from_utf8(&chunk.expect("body chunk")).expect("UTF-8 body"));
+        }
+    }
+
+    /// The next non-comment frame; panics if the response ends or no frame
+    /// comes within [`WAIT`] (keep-alive comments do not count).
+    pub async fn next(&mut self) -> Frame {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.next_any())
+                .await
+                .expect("an event frame in time")
+                .expect("the stream ended");
+            if frame.comment.is_none() {
+                return frame;
+            }
+        }
+    }
+
+    /// The seqs of the next `count` frames, which must all be events.
+    pub async fn seqs(&mut self, count: usize) -> Vec<u64> {
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            out.push(self.next().await.seq());
+        }
+        out
+    }
+}
+
+fn parse(block: &str) -> Frame {
+    let mut frame = Frame::default();
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines().filter(|line| !line.is_empty()) {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "" => frame.comment = Some(value.to_owned()),
+            "id" => frame.id = Some(value.to_owned()),
+            "event" => frame.event = Some(value.to_owned()),
+            "data" => data.push(value),
+            "retry" => {}
+            other => panic!("unknown SSE field {other:?} in {block:?}"),
+        }
+    }
+    frame.data = data.join("\n");
+    frame
+}

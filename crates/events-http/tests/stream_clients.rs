@@ -1,0 +1,91 @@
+//! What a client's connection costs the server: a disconnect frees its
+//! stream at once, a client that stops reading makes its stream fall back
+//! to the journal (no unbounded buffer) and still gets everything in order,
+//! and an idle stream carries keep-alive comments.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Sse, TestEvent, WAIT, append, serve};
+use events::{Feed, SyncPolicy};
+use events_http::FeedRouter;
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_frees_the_stream_promptly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = common::feed(tmp.path()).await;
+    append(&feed, None, 1..=3).await;
+    let routes = FeedRouter::new(feed.clone());
+    let mut clients = routes.clients();
+    let addr = serve(routes.build()).await;
+
+    let mut first = Sse::open(&format!("http://{addr}/stream"), None).await;
+    let mut second = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!((first.next().await.seq(), second.next().await.seq()), (1, 1));
+    assert_eq!(*clients.borrow(), 2);
+
+    // The client goes away while its stream is idle (caught up, waiting
+    // for live events): the server must notice without an event to send.
+    assert_eq!(first.seqs(2).await, vec![2, 3]);
+    drop(first);
+    tokio::time::timeout(WAIT, clients.wait_for(|n| *n == 1)).await.expect("freed in time").unwrap();
+    drop(second);
+    tokio::time::timeout(WAIT, clients.wait_for(|n| *n == 0)).await.expect("freed in time").unwrap();
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_falls_back_to_the_journal_and_gets_everything() {
+    // Far more than the loopback socket buffers hold, so the server must
+    // stop producing frames while the client does not read.
+    const TOTAL: u64 = 6000;
+    let pad = "p".repeat(4096);
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<TestEvent> =
+        Feed::builder(tmp.path()).sync(SyncPolicy::Never).live_capacity(16).open().await.unwrap();
+    let addr = serve(events_http::router(feed.clone())).await;
+
+    let response = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The client reads nothing while the feed runs far ahead.
+    for n in 1..=TOTAL {
+        feed.append(None, TestEvent { n, pad: pad.clone() }).await.unwrap();
+    }
+    assert!(
+        feed.stats().lagged_fallbacks >= 1,
+        "the stalled stream left the live tail for the journal instead of buffering: {:?}",
+        feed.stats()
+    );
+
+    // Now it reads, and everything is there, in order.
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut next = 1;
+    while next <= TOTAL {
+        let chunk = tokio::time::timeout(WAIT, body.next()).await.expect("data in time").unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let expected = format!("id: {next}\ndata: {{\"seq\":{next},");
+            assert!(frame.starts_with(&expected), "expected seq {next}, got {:?}", &frame[..frame.len().min(80)]);
+            next += 1;
+        }
+    }
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_carries_keep_alive_comments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = common::feed(tmp.path()).await;
+    let addr = serve(FeedRouter::new(feed.clone()).keep_alive(Duration::from_millis(50)).build()).await;
+
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    let frame = sse.next_any().await.expect("a frame");
+    assert_eq!(frame.comment.as_deref(), Some("keep-alive"), "{frame:?}");
+    append(&feed, None, 1..=1).await;
+    assert_eq!(sse.next().await.seq(), 1);
+    feed.close().await.unwrap();
+}

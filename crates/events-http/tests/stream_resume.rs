@@ -1,0 +1,126 @@
+//! `GET /stream` resumes exactly: from `Last-Event-ID` (which wins over
+//! `?since=`), from `?since=`, across disconnects and reconnects while a
+//! writer appends, with a `?stream=` filter, and from a `FeedReader`.
+
+mod common;
+
+use common::{Sse, TestEvent, append, feed, serve};
+use events::{FeedReader, SyncPolicy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_resumes_exactly_after_it_and_wins_over_since() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    append(&feed, Some("s1"), 1..=10).await;
+    let addr = serve(events_http::router(feed.clone())).await;
+
+    let mut sse = Sse::open(&format!("http://{addr}/stream?since=1"), Some("4")).await;
+    let first = sse.next().await;
+    assert_eq!(
+        first.json(),
+        serde_json::json!({ "seq": 5, "ts": first.json()["ts"], "stream": "s1", "event": { "n": 5, "pad": "" } })
+    );
+    assert!(first.json()["ts"].as_u64().is_some_and(|ts| ts > 0), "{first:?}");
+    assert_eq!(sse.seqs(5).await, (6..=10).collect::<Vec<_>>());
+
+    // Then live: the next events arrive, and nothing else in between.
+    append(&feed, None, 11..=12).await;
+    let live = sse.next().await;
+    assert_eq!((live.seq(), live.json()["stream"].clone()), (11, serde_json::Value::Null));
+    assert_eq!(sse.next().await.seq(), 12);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_and_latest_choose_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    append(&feed, None, 1..=5).await;
+    let addr = serve(events_http::router(feed.clone())).await;
+
+    let mut everything = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(everything.seqs(5).await, vec![1, 2, 3, 4, 5]);
+    let mut after_three = Sse::open(&format!("http://{addr}/stream?since=3"), None).await;
+    // An empty Last-Event-ID is "no cursor" (a browser's cleared id), so since applies.
+    let mut empty_header = Sse::open(&format!("http://{addr}/stream?since=3"), Some("")).await;
+    let mut latest = Sse::open(&format!("http://{addr}/stream?since=latest"), None).await;
+    assert_eq!(after_three.seqs(2).await, vec![4, 5]);
+    assert_eq!(empty_header.seqs(2).await, vec![4, 5]);
+
+    append(&feed, None, 6..=6).await;
+    assert_eq!(latest.next().await.seq(), 6, "since=latest starts after the events already there");
+    assert_eq!(everything.next().await.seq(), 6);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_and_reconnect_mid_stream_loses_and_repeats_nothing() {
+    const TOTAL: u64 = 600;
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    let addr = serve(events_http::router(feed.clone())).await;
+    let writer = {
+        let feed = feed.clone();
+        tokio::spawn(async move {
+            for n in 1..=TOTAL {
+                feed.append(None, TestEvent::new(n)).await.unwrap();
+                if n % 16 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+
+    let url = format!("http://{addr}/stream");
+    let mut seen: Vec<u64> = Vec::new();
+    let mut connections = 0;
+    while seen.len() < TOTAL as usize {
+        let last = seen.last().map(u64::to_string);
+        let mut sse = Sse::open(&url, last.as_deref()).await;
+        connections += 1;
+        // Read a varying number of frames, then hang up mid-stream.
+        let batch = (37 + connections * 13).min(TOTAL as usize - seen.len());
+        for _ in 0..batch {
+            let frame = sse.next().await;
+            assert_eq!(frame.json()["event"]["n"], frame.seq(), "payload matches its seq");
+            seen.push(frame.seq());
+        }
+    }
+    writer.await.unwrap();
+    assert!(connections >= 5, "the test reconnected {connections} times");
+    assert_eq!(seen, (1..=TOTAL).collect::<Vec<_>>());
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_filter_keeps_one_stream_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    for n in 1..=9 {
+        let stream = if n % 3 == 0 { "three" } else { "other" };
+        feed.append(Some(stream), TestEvent::new(n)).await.unwrap();
+    }
+    let addr = serve(events_http::router(feed.clone())).await;
+    let mut sse = Sse::open(&format!("http://{addr}/stream?stream=three"), None).await;
+    assert_eq!(sse.seqs(3).await, vec![3, 6, 9]);
+    feed.append(Some("other"), TestEvent::new(10)).await.unwrap();
+    feed.append(Some("three"), TestEvent::new(11)).await.unwrap();
+    let frame = sse.next().await;
+    assert_eq!((frame.seq(), frame.json()["stream"].as_str()), (11, Some("three")));
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_reader_serves_what_a_writer_appends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = events::Feed::<TestEvent>::builder(tmp.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    append(&feed, None, 1..=3).await;
+    let reader: FeedReader<TestEvent> = FeedReader::open(tmp.path()).unwrap();
+    let addr = serve(events_http::router(reader)).await;
+
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), Some("1")).await;
+    assert_eq!(sse.seqs(2).await, vec![2, 3]);
+    append(&feed, None, 4..=5).await;
+    assert_eq!(sse.seqs(2).await, vec![4, 5], "the reader follows the writer");
+    feed.close().await.unwrap();
+}
