@@ -11,6 +11,7 @@ mod demo;
 mod inspect;
 mod model;
 mod ops;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,12 @@ enum Command {
     ///
     /// Example: events tail ./events-demo --from 0 --follow
     Tail(ops::TailArgs),
+    /// Serve a journal read-only over HTTP: a live viewer page at /,
+    /// Server-Sent Events at /stream (resumable with Last-Event-ID), status
+    /// JSON at /status.
+    ///
+    /// Example: events serve ./events-demo --addr 127.0.0.1:7878
+    Serve(serve::ServeArgs),
     /// Internal: the child process of the demo's crash test.
     #[command(hide = true, name = "__crash-writer")]
     CrashWriter(crash::WriterArgs),
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => ops::dump(&args),
         Command::Verify { dir } => ops::verify(&dir),
         Command::Tail(args) => ops::tail(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::CrashWriter(args) => crash::writer(&args),
     };
     match result {

@@ -1,0 +1,224 @@
+//! `events serve` seen by a real browser: headless Chromium, driven over
+//! WebDriver by `chromedriver`, opens the viewer page of an `events serve`
+//! process while another process (`events __crash-writer`) appends; the test
+//! reads the rendered rows and checks they are contiguous, in order, and end
+//! at the journal's last seq once the writer is stopped.
+//!
+//! Invariant: every process this test starts is killed when it ends, pass or
+//! fail (the guards below), and every wait has a deadline.
+//!
+//! The WebDriver calls are a handful of JSON requests, spoken directly over
+//! reqwest rather than through a WebDriver client crate: that is all this
+//! test needs, and it keeps the build small.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The longest any step may take (a cold Chromium start on a busy machine
+/// included).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A child process killed and reaped when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn events() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_events"))
+}
+
+/// Starts `command` with piped stdout and returns it once a line satisfying
+/// `ready` was printed (with that line); the rest of stdout is drained on a
+/// thread so the child never blocks on a full pipe.
+fn start(mut command: Command, what: &str, ready: impl Fn(&str) -> bool) -> (Killed, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e} (is it installed? `cargo xtask ci` installs it)"));
+    let stdout: ChildStdout = child.stdout.take().unwrap();
+    let guard = Killed(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+        lines.for_each(drop);
+    });
+    loop {
+        let line = rx.recv_timeout(WAIT).unwrap_or_else(|e| panic!("{what} did not get ready: {e}"));
+        if ready(&line) {
+            // Drop the receiver: the thread goes on draining without sending.
+            return (guard, line);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A WebDriver session on a local chromedriver.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    async fn start(driver_port: u16, profile: &Path) -> Browser {
+        let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+        let base = format!("http://127.0.0.1:{driver_port}");
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,900",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium(), "args": args },
+        }}});
+        let mut browser = Browser { http, base, session: String::new() };
+        let created = browser.call(reqwest::Method::POST, "/session", capabilities).await;
+        browser.session = created["sessionId"].as_str().expect("a session id").to_owned();
+        browser
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .request(method, &url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {url}: {e}"));
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "WebDriver {url}: {status}: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()["value"].take()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, &format!("/session/{}/url", self.session), json!({ "url": url })).await;
+    }
+
+    /// Runs an async script in the page: it gets `done` as its last argument.
+    async fn run_async(&self, script: &str) -> Value {
+        let path = format!("/session/{}/execute/async", self.session);
+        self.call(reqwest::Method::POST, &path, json!({ "script": script, "args": [] })).await
+    }
+
+    async fn quit(self) {
+        self.call(reqwest::Method::DELETE, &format!("/session/{}", self.session), json!({})).await;
+    }
+}
+
+fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chromium is not installed (`cargo xtask ci` installs it)")
+}
+
+/// What the page shows: its indicator, its counters and the seqs of its rows.
+const PAGE_STATE: &str = r##"
+const done = arguments[arguments.length - 1];
+done({
+  state: document.getElementById("state").dataset.state,
+  received: Number(document.getElementById("received").textContent),
+  gaps: Number(document.getElementById("gaps").textContent),
+  lastSeq: document.getElementById("last-seq").textContent,
+  seqs: Array.from(document.querySelectorAll("#rows tr[data-seq]"), (tr) => Number(tr.dataset.seq)),
+  kinds: Array.from(document.querySelectorAll("#rows tr[data-seq] td:nth-child(4)"), (td) => td.textContent),
+});
+"##;
+
+/// Waits, in the page, until `condition` (a JS expression) holds.
+fn wait_script(condition: &str) -> String {
+    format!(
+        "const done = arguments[arguments.length - 1];
+         const check = () => {{ if ({condition}) done(true); else setTimeout(check, 25); }};
+         check();"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_shows_every_appended_event_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+
+    // Another process appends until it is killed.
+    let mut writer = events();
+    writer.args(["__crash-writer", "--sync", "never", "--appenders", "1", "--dir"]).arg(&dir);
+    let (writer, _) = start(writer, "events __crash-writer", |line| line.starts_with("ready"));
+
+    let mut server = events();
+    server.arg("serve").arg(&dir).args(["--addr", "127.0.0.1:0"]);
+    let (_server, line) = start(server, "events serve", |line| line.starts_with("serving"));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_owned();
+
+    let driver_port = free_port();
+    let mut driver = Command::new("chromedriver");
+    driver.arg(format!("--port={driver_port}"));
+    let (_driver, _) = start(driver, "chromedriver", |line| line.contains("started successfully"));
+
+    let browser = Browser::start(driver_port, &tmp.path().join("chromium-profile")).await;
+    let timeouts = json!({ "script": WAIT.as_millis() as u64 });
+    browser.call(reqwest::Method::POST, &format!("/session/{}/timeouts", browser.session), timeouts).await;
+    browser.goto(&url).await;
+
+    // Live rows arrive while the writer runs.
+    browser
+        .run_async(&wait_script(
+            r##"document.getElementById("state").dataset.state === "live"
+               && document.querySelectorAll("#rows tr[data-seq]").length >= 50"##,
+        ))
+        .await;
+
+    // Stop the writer; the page must catch up with exactly what it wrote.
+    drop(writer);
+    let status: Value =
+        serde_json::from_str(&reqwest::get(format!("{url}status")).await.unwrap().text().await.unwrap()).unwrap();
+    let latest = status["latest_seq"].as_u64().expect("latest_seq");
+    browser
+        .run_async(&wait_script(&format!(r##"document.getElementById("last-seq").textContent === "{latest}""##)))
+        .await;
+    // The page updates its counters and rows in the same render pass, so
+    // the rows are complete once the counter shows the last seq.
+    let page = browser.run_async(PAGE_STATE).await;
+    browser.quit().await;
+
+    let seqs: Vec<u64> = page["seqs"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(seqs.len() >= 50, "rows rendered: {}", seqs.len());
+    assert_eq!(seqs.last(), Some(&latest), "the last row is the journal's last event");
+    let first = seqs[0];
+    assert_eq!(seqs, (first..=latest).collect::<Vec<_>>(), "rows are contiguous and in order");
+    assert_eq!(page["gaps"], 0, "{page}");
+    assert!(page["received"].as_u64().unwrap() >= seqs.len() as u64, "{page}");
+    assert_eq!(page["state"], "live", "{page}");
+    assert!(page["kinds"].as_array().unwrap().iter().all(|k| k == "CrashProbe"), "{}", page["kinds"]);
+}
