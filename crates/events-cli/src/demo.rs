@@ -17,9 +17,9 @@ use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::Failure;
 use crate::crash::{self, CrashOutcome};
 use crate::model::DemoEvent;
-use crate::{Failure, chain};
 
 /// Arguments of `events demo`.
 #[derive(Debug, clap::Args)]
@@ -393,7 +393,7 @@ async fn run_async(args: &DemoArgs) -> Result<Summary, Failure> {
                 report.problems.len()
             ),
         },
-        Err(e) => Invariant { name: "journal verifies clean", ok: false, detail: chain(&e) },
+        Err(e) => Invariant { name: "journal verifies clean", ok: false, detail: events::error_chain(&e) },
     });
 
     Ok(Summary {

@@ -101,25 +101,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::CheckFailed) => ExitCode::from(1),
         Err(Failure::Error(e)) => {
-            eprintln!("error: {}", chain(&*e));
+            eprintln!("error: {}", events::error_chain(&*e));
             ExitCode::from(2)
         }
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// A multi-threaded tokio runtime for the async commands.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use events::{Cursor, Envelope, Event, FeedItem, FeedStream, ResetReason, Seq};
+use events::{Cursor, Envelope, Event, FeedItem, FeedStream, ResetReason, Seq, error_chain};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -174,17 +174,6 @@ fn reset_frame(reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
     };
     data["reason"] = reason;
     SseEvent::default().event("reset").id(resume.get().to_string()).data(data.to_string())
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// The default keep-alive interval.

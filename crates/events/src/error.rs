@@ -41,3 +41,27 @@ pub enum Error {
 
 /// Convenient alias for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Formats an error and its `source()` chain on one line
+/// (`outer: cause: root`), skipping a cause whose text the line already
+/// holds (many errors repeat their source in their own message). For logs,
+/// `Unhealthy` causes and command-line output.
+///
+/// ```
+/// let io = std::io::Error::other("disk on fire");
+/// let err = events::Error::Spawn(io);
+/// assert_eq!(events::error_chain(&err), "the writer thread could not be started: disk on fire");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

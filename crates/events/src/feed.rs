@@ -107,6 +107,7 @@ impl Shared {
 pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     dir: PathBuf,
     journal: JournalOptions,
+    sync_policy: SyncPolicy,
     inbox_capacity: usize,
     live_capacity: usize,
     sink_queue: usize,
@@ -134,6 +135,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
         FeedBuilder {
             dir,
             journal: JournalOptions::new(),
+            sync_policy: SyncPolicy::Always,
             inbox_capacity: 1024,
             live_capacity: 4096,
             sink_queue: 1024,
@@ -167,6 +169,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     #[must_use]
     pub fn sync(mut self, policy: SyncPolicy) -> Self {
         self.journal = self.journal.sync(policy);
+        self.sync_policy = policy;
         self
     }
 
@@ -265,6 +268,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         FeedBuilder {
             dir: self.dir,
             journal: self.journal,
+            sync_policy: self.sync_policy,
             inbox_capacity: self.inbox_capacity,
             live_capacity: self.live_capacity,
             sink_queue: self.sink_queue,
@@ -329,7 +333,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
         let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
         let sinks = sink_set.clone().map(|set| SinkQueue::spawn(set, self.sink_queue));
-        let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone());
+        let group_commit = self.sync_policy == SyncPolicy::Always;
+        let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone(), group_commit);
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed {
             inbox: Inbox::new(tx, Arc::clone(&shared)),

@@ -81,7 +81,7 @@ mod stats;
 mod stream;
 mod writer;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use feed::{Feed, FeedBuilder};
 pub use inbox::Inbox;
 pub use reader::FeedReader;
