@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{Ev, msg, take_events};
-use events::{Feed, FeedItem, FeedReader, ResetReason, Retention, Seq, SyncPolicy};
+use common::{Ev, msg, pruned_feed, take_events};
+use events::{Feed, FeedItem, FeedReader, ResetReason, Seq, SyncPolicy};
 use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,16 +35,7 @@ async fn reader_follows_appends_across_rolls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_resets_on_a_pruned_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(dir.path())
-        .sync(SyncPolicy::Never)
-        .segment_bytes(1024)
-        .retention(Retention::segments(2))
-        .open()
-        .await
-        .unwrap();
-    for n in 1..=300 {
-        feed.append(None, msg(n)).await.unwrap();
-    }
+    let feed = pruned_feed(dir.path(), 300).await;
     let reader: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
     let mut s = reader.stream_from(Seq::ZERO);
     let Some(Ok(FeedItem::Reset { reason, earliest, latest })) = s.next().await else { panic!("expected a reset") };

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, reason = "each test file uses a different subset of the helpers")]
 
-use events::{Durability, Event, FeedItem, FeedStream, Seq};
+use events::{Durability, Event, Feed, FeedItem, FeedStream, Retention, Seq, SyncPolicy};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -57,4 +57,21 @@ pub(crate) fn assert_contiguous(items: &[(Seq, Ev)], from: u64, to: u64) {
     let seqs: Vec<u64> = items.iter().map(|(s, _)| s.get()).collect();
     let want: Vec<u64> = (from..=to).collect();
     assert_eq!(seqs, want);
+}
+
+/// A feed with 1 KiB segments keeping only 2 of them, with `msg(1..=n)`
+/// appended: its early seqs are already pruned.
+pub(crate) async fn pruned_feed(dir: &std::path::Path, n: u64) -> Feed<Ev> {
+    let feed: Feed<Ev> = Feed::builder(dir)
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        .open()
+        .await
+        .unwrap();
+    for i in 1..=n {
+        feed.append(None, msg(i)).await.unwrap();
+    }
+    assert!(feed.earliest_seq() > Seq::new(1), "retention pruned nothing");
+    feed
 }
