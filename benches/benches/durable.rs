@@ -35,7 +35,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -64,23 +63,13 @@ fn append_file(dir: &Path) -> File {
 /// record, into one shared append-only file.
 fn raw_fdatasync(file: &File, appenders: usize, iters: u64) -> Duration {
     let frame = frame(7);
-    let barrier = Barrier::new(appenders + 1);
-    std::thread::scope(|s| {
-        for _ in 0..appenders {
-            s.spawn(|| {
-                barrier.wait();
-                let mut f = file;
-                for _ in 0..iters {
-                    f.write_all(&frame).unwrap();
-                    file.sync_data().unwrap();
-                }
-            });
+    events_benches::time_threads(&mut vec![(); appenders], |()| {
+        let mut f = file;
+        for _ in 0..iters {
+            f.write_all(&frame).unwrap();
+            file.sync_data().unwrap();
         }
-        barrier.wait();
-        // The scope joins every appender before returning, so `elapsed` covers them all.
-        Instant::now()
     })
-    .elapsed()
 }
 
 fn feed(rt: &tokio::runtime::Runtime, dir: &Path, sync: SyncPolicy) -> Feed<SampleEvent> {

@@ -19,8 +19,7 @@
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented public function")]
 
 use std::io;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use events_benches::{durable_config, payload};
@@ -43,23 +42,13 @@ impl LogManager for KeepAll {
 /// `appenders` threads sharing `wal`, each committing `iters` entries.
 fn commits(wal: &WriteAheadLog, appenders: usize, iters: u64) -> Duration {
     let record = payload(7);
-    let barrier = Barrier::new(appenders + 1);
-    std::thread::scope(|s| {
-        for _ in 0..appenders {
-            s.spawn(|| {
-                barrier.wait();
-                for _ in 0..iters {
-                    let mut entry = wal.begin_entry().unwrap();
-                    entry.write_chunk(&record).unwrap();
-                    entry.commit().unwrap();
-                }
-            });
+    events_benches::time_threads(&mut vec![(); appenders], |()| {
+        for _ in 0..iters {
+            let mut entry = wal.begin_entry().unwrap();
+            entry.write_chunk(&record).unwrap();
+            entry.commit().unwrap();
         }
-        barrier.wait();
-        // The scope joins every appender before returning, so `elapsed` covers them all.
-        Instant::now()
     })
-    .elapsed()
 }
 
 fn durable(c: &mut Criterion) {

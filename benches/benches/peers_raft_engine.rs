@@ -25,7 +25,7 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -128,20 +128,8 @@ fn read(c: &mut Criterion) {
 /// `appenders` threads, one region each, each writing `iters` entries with
 /// one synced write per entry.
 fn durable_writes(engine: &Arc<Engine>, next: &mut [u64], iters: u64) -> Duration {
-    let barrier = Barrier::new(next.len() + 1);
-    std::thread::scope(|s| {
-        for (region, next) in next.iter_mut().enumerate() {
-            let barrier = &barrier;
-            s.spawn(move || {
-                barrier.wait();
-                write_entries(engine, region as u64 + 1, next, iters, 1, true);
-            });
-        }
-        barrier.wait();
-        // The scope joins every appender before returning, so `elapsed` covers them all.
-        Instant::now()
-    })
-    .elapsed()
+    let mut regions: Vec<(u64, &mut u64)> = next.iter_mut().enumerate().map(|(i, n)| (i as u64 + 1, n)).collect();
+    events_benches::time_threads(&mut regions, |(region, next)| write_entries(engine, *region, next, iters, 1, true))
 }
 
 fn durable(c: &mut Criterion) {

@@ -91,3 +91,23 @@ pub fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
 }
+
+/// Runs `work(state)` on one scoped thread per element of `states`, all
+/// released together by a barrier, and returns the wall time from the
+/// release until the last one finished (the scope joins them all). The
+/// shared timing scaffold of the multi-threaded durable benches.
+pub fn time_threads<T: Send>(states: &mut [T], work: impl Fn(&mut T) + Sync) -> std::time::Duration {
+    let barrier = std::sync::Barrier::new(states.len() + 1);
+    std::thread::scope(|s| {
+        for state in states.iter_mut() {
+            let (barrier, work) = (&barrier, &work);
+            s.spawn(move || {
+                barrier.wait();
+                work(state);
+            });
+        }
+        barrier.wait();
+        std::time::Instant::now()
+    })
+    .elapsed()
+}
