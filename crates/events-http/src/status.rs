@@ -29,8 +29,10 @@ where
             // A random 64-bit value: a string, since JavaScript numbers
             // cannot hold it exactly.
             "epoch": source.epoch().to_string(),
-            "latest_seq": source.latest_seq().get(),
-            "earliest_seq": source.earliest_seq().get(),
+            // From the one snapshot: a `FeedReader` re-reads the directory
+            // for each of these, so asking three times would scan it thrice.
+            "latest_seq": stats.latest_seq,
+            "earliest_seq": stats.earliest_seq,
             "http_clients": clients,
             "stats": {
                 "appended": stats.appended,

@@ -1,0 +1,47 @@
+//! An event the codec cannot encode is refused on its own: `append` returns
+//! `Error::Codec`, `record` counts it in `encode_errors`, nothing is
+//! journaled or published for it, and the events around it in the same
+//! batch are journaled with contiguous seqs.
+
+use events::{Error, Event, Feed, FeedItem, Seq, SyncPolicy};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Ev {
+    Ok(u64),
+    Unencodable(#[serde(serialize_with = "refuse")] u64),
+}
+
+impl Event for Ev {}
+
+fn refuse<S: Serializer>(_: &u64, _: S) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom("this value refuses to be encoded"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unencodable_events_are_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    let mut live = feed.stream_from(Seq::ZERO);
+
+    assert_eq!(feed.append(None, Ev::Ok(1)).await.unwrap(), Seq::new(1));
+    let err = feed.append(None, Ev::Unencodable(2)).await.unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err:?}");
+    assert!(events::error_chain(&err).contains("refuses to be encoded"), "{}", events::error_chain(&err));
+    feed.record(None, &Ev::Unencodable(3));
+    feed.record(None, &Ev::Ok(4));
+    assert_eq!(feed.append(None, Ev::Ok(5)).await.unwrap(), Seq::new(3));
+
+    let stats = feed.stats();
+    assert_eq!(stats.encode_errors, 2);
+    assert_eq!(stats.dropped, 0);
+    assert!(stats.healthy, "an encode error is the event's fault, not the journal's");
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let Some(Ok(FeedItem::Event(env))) = live.next().await else { panic!("expected an event") };
+        got.push((env.seq.get(), env.event.clone()));
+    }
+    assert_eq!(got, vec![(1, Ev::Ok(1)), (2, Ev::Ok(4)), (3, Ev::Ok(5))]);
+    feed.close().await.unwrap();
+}
