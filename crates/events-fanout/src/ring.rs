@@ -320,7 +320,10 @@ impl<T> Shared<T> {
             return;
         }
         let target = tail + 1 - self.capacity;
-        let slow: Vec<_> = st.cursors.iter().filter(|c| c.head.load(SeqCst) < target).cloned().collect();
+        // A cursor evicted while inside a read stays registered until that read ends; it is
+        // already counted and told, so a second timeout in the meantime must not count it again.
+        let slow: Vec<_> =
+            st.cursors.iter().filter(|c| !c.evict.load(SeqCst) && c.head.load(SeqCst) < target).cloned().collect();
         for cursor in slow {
             cursor.evict.store(true, SeqCst);
             st.disconnected_slow += 1;
@@ -393,5 +396,30 @@ impl<T: Clone> Shared<T> {
         // SAFETY: the caller's contract: the slot was written before `tail` passed `seq`,
         // and it cannot be overwritten while the caller's head is at most `seq`.
         unsafe { (*slot).assume_init_ref().clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A subscriber evicted while inside a read stays registered until the read ends; a
+    /// second timeout in that window must not count it twice (it is told once).
+    #[test]
+    fn eviction_during_a_read_is_counted_once() {
+        let shared: Shared<u32> = Shared::new(1, Overflow::Disconnect { after: Duration::from_millis(1) });
+        let cursor = shared.register();
+        assert!(shared.publish(1, None).is_ok());
+        // The subscriber is inside a read, so the producer cannot release its cursor.
+        cursor.reading.store(true, SeqCst);
+        shared.evict_full();
+        shared.evict_full();
+        assert_eq!(shared.stats().disconnected_slow, 1);
+        assert_eq!(shared.subscriber_count(), 1, "still registered until its read ends");
+        shared.end_read(&cursor);
+        assert_eq!(shared.subscriber_count(), 0);
+        assert_eq!(shared.stats().disconnected_slow, 1);
     }
 }
