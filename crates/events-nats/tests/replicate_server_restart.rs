@@ -1,7 +1,8 @@
-//! Replication survives the server: `nats-server` is SIGKILLed mid-way and
-//! restarted on the same port and store; the replicator reconnects, resumes
-//! after the stream's last message, and the stream holds every seq once, in
-//! order, with the right payload.
+//! Replication survives the server: `nats-server` is SIGKILLed mid-way, the
+//! journal grows while it is down, and it is restarted on the same port and
+//! store; the replicator reports the outage, reconnects, resumes after the
+//! stream's last message, and the stream holds every seq once, in order, with
+//! the right payload.
 
 mod common;
 
@@ -29,8 +30,17 @@ async fn server_restart_mid_way() {
         .unwrap();
     within("first 20k", replicator.wait_for(20_000)).await.unwrap();
 
+    // The second half is journaled while the server is down, so the replicator is
+    // publishing into the outage (however far it got before the kill) and must report it.
+    server.kill();
+    fill(&mut journal, 50_001, N);
+    within("the outage is reported", async {
+        while replicator.stats().errors == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling a counter
+        }
+    })
+    .await;
     server.restart();
-    fill(&mut journal, 50_001, N); // only reachable after the restart
     within("all 100k after the restart", replicator.wait_for(N)).await.unwrap();
 
     let stats = replicator.stats();
