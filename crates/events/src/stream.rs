@@ -21,6 +21,7 @@ use events_journal::{JournalError, ReadError, Records};
 use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::feed::Shared;
 use crate::stats::Counters;
@@ -127,7 +128,18 @@ impl<E> FeedItem<E> {
 /// decoded. It ends after the feed is closed and everything journaled was
 /// delivered. Dropping it frees everything it holds.
 pub struct FeedStream<E> {
-    inner: BoxStream<'static, Result<FeedItem<E>>>,
+    /// Envelopes handed over by the state machine in one batch (a journal
+    /// chunk or a live chunk), delivered one by one without running it.
+    ready: VecDeque<Arc<Envelope<E>>>,
+    inner: BoxStream<'static, Result<Out<E>>>,
+}
+
+/// What one step of the state machine produces.
+enum Out<E> {
+    /// Consecutive events, at least one; the state's cursor is already past them.
+    Batch(VecDeque<Arc<Envelope<E>>>),
+    /// A reset.
+    Item(FeedItem<E>),
 }
 
 impl<E> std::fmt::Debug for FeedStream<E> {
@@ -157,9 +169,10 @@ impl<E: Event> FeedStream<E> {
             buffer: VecDeque::new(),
             records: None,
             pending_gap: None,
+            prefetch: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
-        FeedStream { inner: Box::pin(inner) }
+        FeedStream { ready: VecDeque::new(), inner: Box::pin(inner) }
     }
 }
 
@@ -167,7 +180,19 @@ impl<E> Stream for FeedStream<E> {
     type Item = Result<FeedItem<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let this = &mut *self;
+        if let Some(env) = this.ready.pop_front() {
+            return Poll::Ready(Some(Ok(FeedItem::Event(env))));
+        }
+        Poll::Ready(match std::task::ready!(this.inner.as_mut().poll_next(cx)) {
+            Some(Ok(Out::Batch(batch))) => {
+                this.ready = batch;
+                this.ready.pop_front().map(|env| Ok(FeedItem::Event(env)))
+            }
+            Some(Ok(Out::Item(item))) => Some(Ok(item)),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        })
     }
 }
 
@@ -206,26 +231,33 @@ struct State<E, C> {
     /// A salvage gap found by the last read, reported once its preceding
     /// records are delivered.
     pending_gap: Option<(u64, u64)>,
+    /// The next replay chunk, read and decoded on a blocking thread while the
+    /// consumer takes the current one; it starts after the seq it holds.
+    prefetch: Option<(u64, JoinHandle<Result<ReadOut<E>>>)>,
 }
 
+/// What one blocking read returns: the chunk, and the iterator when it may hold more.
+type ReadOut<E> = (Chunk<E>, Option<Records>);
+
 impl<E: Event, C: Codec> State<E, C> {
-    async fn next(&mut self) -> Option<Result<FeedItem<E>>> {
+    async fn next(&mut self) -> Option<Result<Out<E>>> {
         if self.done {
             return None;
         }
         if !self.started {
             self.started = true;
             if let Some(journal_epoch) = self.cursor_epoch.filter(|e| *e != self.shared.epoch) {
-                return Some(Ok(self.reset(ResetReason::EpochMismatch {
+                return Some(Ok(Out::Item(self.reset(ResetReason::EpochMismatch {
                     cursor_epoch: journal_epoch,
                     journal_epoch: self.shared.epoch,
-                })));
+                }))));
             }
         }
         loop {
-            if let Some(env) = self.buffer.pop_front() {
-                self.cursor = env.seq.get();
-                return Some(Ok(FeedItem::Event(env)));
+            if let Some(last) = self.buffer.back() {
+                // The whole buffer goes to the consumer at once.
+                self.cursor = last.seq.get();
+                return Some(Ok(Out::Batch(std::mem::take(&mut self.buffer))));
             }
             if let Some((expected, found)) = self.pending_gap.take() {
                 let first_missing = Seq::new(expected);
@@ -233,7 +265,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 let item = self.reset(ResetReason::Gap { first_missing, last_missing });
                 self.cursor = found - 1;
                 self.live = false;
-                return Some(Ok(item));
+                return Some(Ok(Out::Item(item)));
             }
             if self.live {
                 let Some(rx) = self.rx.as_mut() else {
@@ -294,8 +326,8 @@ impl<E: Event, C: Codec> State<E, C> {
                     self.pending_gap = Some((expected, found));
                     self.buffer = before.into();
                 }
-                Ok(Chunk::Expired) => return Some(Ok(self.reset(ResetReason::Expired))),
-                Ok(Chunk::Ahead) => return Some(Ok(self.reset(ResetReason::Ahead))),
+                Ok(Chunk::Expired) => return Some(Ok(Out::Item(self.reset(ResetReason::Expired)))),
+                Ok(Chunk::Ahead) => return Some(Ok(Out::Item(self.reset(ResetReason::Ahead)))),
             }
         }
     }
@@ -316,25 +348,46 @@ impl<E: Event, C: Codec> State<E, C> {
     }
 
     /// Reads up to [`REPLAY_CHUNK`] records after the cursor, off the async
-    /// worker threads.
+    /// worker threads. After a full chunk it starts reading the next one in
+    /// the background, so decoding overlaps with the consumer's work.
     async fn read_chunk(&mut self) -> Result<Chunk<E>> {
+        let cursor = self.cursor;
+        let (chunk, records) = match self.prefetch.take() {
+            Some((after, read)) if after == cursor => joined(read.await)?,
+            // A read ahead from another position (the stream went live or
+            // reset in between) is left to finish and be dropped.
+            _ => {
+                // An iterator left by the previous chunk continues exactly after the
+                // cursor; any other position (a live gap, a lag) starts a new read.
+                let records = self.records.take().filter(|r| r.next_seq() == cursor + 1);
+                joined(self.spawn_read(cursor, records).await)?
+            }
+        };
+        match (&chunk, records) {
+            (Chunk::Records(out), Some(records)) => {
+                let after = out.last().map_or(cursor, |env| env.seq.get());
+                self.prefetch = Some((after, self.spawn_read(after, Some(records))));
+            }
+            (_, records) => self.records = records,
+        }
+        Ok(chunk)
+    }
+
+    fn spawn_read(&self, cursor: u64, records: Option<Records>) -> JoinHandle<Result<ReadOut<E>>> {
         let shared = Arc::clone(&self.shared);
         let codec = self.codec.clone();
-        let cursor = self.cursor;
-        // An iterator left by the previous chunk continues exactly after the
-        // cursor; any other position (a live gap, a lag) starts a new read.
-        let records = self.records.take().filter(|r| r.next_seq() == cursor + 1);
         // A writer's feed serves only what the writer acknowledged: the files
         // may already hold a batch whose fsync has not returned (and may
         // fail, in which case the batch is cut back and its seqs reused).
         // A reader of another process's journal cannot know that boundary.
         let limit = self.follow.is_none().then(|| self.shared.latest().get());
-        let (chunk, records) = tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, limit))
-            .await
-            .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
-        self.records = records;
-        Ok(chunk)
+        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, limit))
     }
+}
+
+/// The result of a blocking read, with a failed join (a panic) as an error.
+fn joined<T>(joined: std::result::Result<Result<T>, JoinError>) -> Result<T> {
+    joined.map_err(|e| Error::Spawn(std::io::Error::other(e)))?
 }
 
 /// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`, none
@@ -345,7 +398,7 @@ fn read_chunk<E: Event, C: Codec>(
     cursor: u64,
     records: Option<Records>,
     limit: Option<u64>,
-) -> Result<(Chunk<E>, Option<Records>)> {
+) -> Result<ReadOut<E>> {
     if limit.is_some_and(|limit| cursor >= limit) {
         // Nothing acknowledged after the cursor: a cursor past the latest
         // acknowledged seq is `Ahead` only if the files agree.

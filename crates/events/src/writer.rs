@@ -11,6 +11,7 @@
 //! retrying and claiming success would be a lie.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
@@ -97,14 +98,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Cmd<E>>) {
         let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
         let mut close_acks = Vec::new();
-        while let Some(first) = next_command(&mut rx) {
-            cmds.push(first);
-            while cmds.len() < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(cmd) => cmds.push(cmd),
-                    Err(_) => break,
-                }
-            }
+        while next_commands(&mut rx, &mut cmds) {
             self.await_group(&mut rx, &mut cmds);
             for cmd in cmds.drain(..) {
                 match cmd {
@@ -156,10 +150,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         let deadline = Instant::now() + self.last_write.min(MAX_GROUP_WAIT);
         while cmds.len() < want && Instant::now() < deadline {
-            match rx.try_recv() {
-                Ok(cmd) => cmds.push(cmd),
-                Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            match try_recv_many(rx, cmds) {
+                Poll::Ready(0) => return,
+                Poll::Ready(_) => {}
+                Poll::Pending => std::thread::yield_now(),
             }
         }
     }
@@ -272,18 +266,33 @@ impl<E: Event, C: Codec> Writer<E, C> {
     }
 }
 
-/// Waits for the next command. A writer that parks on an empty inbox costs
-/// every producer a futex wake-up per event, so it first yields the CPU a
-/// few times (tens of microseconds in all) before it parks: under load the
-/// next command is almost always there by then, and batches grow.
-fn next_command<E>(rx: &mut mpsc::Receiver<Cmd<E>>) -> Option<Cmd<E>> {
+/// Waits for the next commands and moves them into `cmds` (at most
+/// [`MAX_BATCH_EVENTS`] in all); `false` once every sender is gone and the
+/// inbox is empty. A writer that parks on an empty inbox costs every
+/// producer a futex wake-up per event, so it first yields the CPU a few
+/// times (tens of microseconds in all) before it parks: under load the next
+/// command is almost always there by then, and batches grow.
+fn next_commands<E>(rx: &mut mpsc::Receiver<Cmd<E>>, cmds: &mut Vec<Cmd<E>>) -> bool {
     const SPINS: usize = 32;
     for _ in 0..SPINS {
-        match rx.try_recv() {
-            Ok(cmd) => return Some(cmd),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+        match try_recv_many(rx, cmds) {
+            Poll::Ready(n) => return n > 0,
+            Poll::Pending => std::thread::yield_now(),
         }
     }
-    rx.blocking_recv()
+    rx.blocking_recv_many(cmds, MAX_BATCH_EVENTS - cmds.len()) > 0
+}
+
+/// Takes every queued command without waiting (up to the batch limit):
+/// `Ready(0)` when the inbox is closed and empty, `Pending` when it is empty.
+///
+/// Draining many at once returns their inbox slots to the producers in one
+/// step, where a `try_recv` per command takes the channel's semaphore lock
+/// once per command.
+fn try_recv_many<E>(rx: &mut mpsc::Receiver<Cmd<E>>, cmds: &mut Vec<Cmd<E>>) -> Poll<usize> {
+    // Callers stop short of a full batch: a limit of 0 would read as "closed".
+    let room = MAX_BATCH_EVENTS - cmds.len();
+    debug_assert!(room > 0, "try_recv_many on a full batch");
+    // A no-op waker: nothing is woken by it; the caller spins or parks itself.
+    rx.poll_recv_many(&mut Context::from_waker(Waker::noop()), cmds, room)
 }
