@@ -126,7 +126,9 @@ impl<E> FeedItem<E> {
 /// seq order; `Ok(FeedItem::Reset)` once if the cursor cannot be served;
 /// `Err` (then ends) if the journal is corrupt or a payload cannot be
 /// decoded. It ends after the feed is closed and everything journaled was
-/// delivered. Dropping it frees everything it holds.
+/// delivered. Dropping it frees everything it holds (a journal read ahead
+/// that is in flight finishes its one chunk on its blocking thread, then
+/// frees it).
 pub struct FeedStream<E> {
     /// Envelopes handed over by the state machine in one batch (a journal
     /// chunk or a live chunk), delivered one by one without running it.
