@@ -37,6 +37,12 @@ pub enum Error {
     /// The writer thread could not be started.
     #[error("the writer thread could not be started")]
     Spawn(#[source] std::io::Error),
+    /// A journal task on tokio's blocking pool (opening the journal, or a
+    /// stream's replay read) panicked or was cancelled by a runtime shutting
+    /// down. A panic while decoding comes from the event type's own
+    /// `Deserialize`.
+    #[error("a blocking journal task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Convenient alias for results of this crate.

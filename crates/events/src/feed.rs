@@ -295,7 +295,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     ///
     /// [`Error::Journal`] for I/O errors, a directory locked by another
     /// writer, corruption, or a journal written with another codec;
-    /// [`Error::Spawn`] if the writer thread cannot start.
+    /// [`Error::Spawn`] if the writer thread cannot start; [`Error::Task`] if
+    /// the blocking open panicked.
     pub async fn open(self) -> Result<Feed<E, C>> {
         self.open_with_report().await.map(|(feed, _)| feed)
     }
@@ -308,9 +309,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     pub async fn open_with_report(self) -> Result<(Feed<E, C>, RecoveryReport)> {
         let dir = self.dir.clone();
         let options = self.journal.clone().codec_tag(C::ID);
-        let (journal, report) = tokio::task::spawn_blocking(move || Journal::open(&dir, options))
-            .await
-            .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
+        let (journal, report) =
+            tokio::task::spawn_blocking(move || Journal::open(&dir, options)).await.map_err(Error::Task)??;
         let reader = Reader::open(&self.dir)?;
         tracing::info!(
             dir = %self.dir.display(),

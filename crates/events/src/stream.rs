@@ -9,7 +9,6 @@
 //! impossible (the cursor was pruned, is ahead of the journal, or belongs to
 //! another epoch) it sees exactly one explicit [`FeedItem::Reset`] instead.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -132,14 +131,14 @@ impl<E> FeedItem<E> {
 pub struct FeedStream<E> {
     /// Envelopes handed over by the state machine in one batch (a journal
     /// chunk or a live chunk), delivered one by one without running it.
-    ready: VecDeque<Arc<Envelope<E>>>,
+    ready: std::vec::IntoIter<Arc<Envelope<E>>>,
     inner: BoxStream<'static, Result<Out<E>>>,
 }
 
 /// What one step of the state machine produces.
 enum Out<E> {
     /// Consecutive events, at least one; the state's cursor is already past them.
-    Batch(VecDeque<Arc<Envelope<E>>>),
+    Batch(Vec<Arc<Envelope<E>>>),
     /// A reset.
     Item(FeedItem<E>),
 }
@@ -168,13 +167,11 @@ impl<E: Event> FeedStream<E> {
             rx,
             shared,
             codec,
-            buffer: VecDeque::new(),
-            records: None,
             pending_gap: None,
             prefetch: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
-        FeedStream { ready: VecDeque::new(), inner: Box::pin(inner) }
+        FeedStream { ready: Vec::new().into_iter(), inner: Box::pin(inner) }
     }
 }
 
@@ -183,13 +180,13 @@ impl<E> Stream for FeedStream<E> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(env) = this.ready.pop_front() {
+        if let Some(env) = this.ready.next() {
             return Poll::Ready(Some(Ok(FeedItem::Event(env))));
         }
         Poll::Ready(match std::task::ready!(this.inner.as_mut().poll_next(cx)) {
             Some(Ok(Out::Batch(batch))) => {
-                this.ready = batch;
-                this.ready.pop_front().map(|env| Ok(FeedItem::Event(env)))
+                this.ready = batch.into_iter();
+                this.ready.next().map(|env| Ok(FeedItem::Event(env)))
             }
             Some(Ok(Out::Item(item))) => Some(Ok(item)),
             Some(Err(e)) => Some(Err(e)),
@@ -226,15 +223,12 @@ struct State<E, C> {
     rx: Option<broadcast::Receiver<LiveChunk<E>>>,
     shared: Arc<Shared>,
     codec: C,
-    buffer: VecDeque<Arc<Envelope<E>>>,
-    /// The journal iterator of an ongoing replay, positioned after `cursor`,
-    /// kept between chunks so a long catch-up reads each frame once.
-    records: Option<Records>,
     /// A salvage gap found by the last read, reported once its preceding
     /// records are delivered.
     pending_gap: Option<(u64, u64)>,
     /// The next replay chunk, read and decoded on a blocking thread while the
-    /// consumer takes the current one; it starts after the seq it holds.
+    /// consumer takes the current one; it starts after the seq it holds. It
+    /// owns the journal iterator, so a long catch-up reads each frame once.
     prefetch: Option<(u64, JoinHandle<Result<ReadOut<E>>>)>,
 }
 
@@ -256,11 +250,6 @@ impl<E: Event, C: Codec> State<E, C> {
             }
         }
         loop {
-            if let Some(last) = self.buffer.back() {
-                // The whole buffer goes to the consumer at once.
-                self.cursor = last.seq.get();
-                return Some(Ok(Out::Batch(std::mem::take(&mut self.buffer))));
-            }
             if let Some((expected, found)) = self.pending_gap.take() {
                 let first_missing = Seq::new(expected);
                 let last_missing = Seq::new(found - 1);
@@ -281,7 +270,7 @@ impl<E: Event, C: Codec> State<E, C> {
                         match chunk.get(new) {
                             None => {}
                             Some(env) if env.seq.get() == self.cursor + 1 => {
-                                self.buffer.extend(chunk[new..].iter().cloned());
+                                return Some(Ok(self.batch(chunk[new..].to_vec())));
                             }
                             // A gap: the journal has the missing events.
                             Some(_) => self.live = false,
@@ -309,7 +298,7 @@ impl<E: Event, C: Codec> State<E, C> {
                     self.done = true;
                     return Some(Err(e));
                 }
-                Ok(Chunk::Records(records)) if !records.is_empty() => self.buffer = records.into(),
+                Ok(Chunk::Records(records)) if !records.is_empty() => return Some(Ok(self.batch(records))),
                 Ok(Chunk::Records(_)) => {
                     if self.rx.is_none() {
                         let Some(interval) = self.follow else {
@@ -326,12 +315,23 @@ impl<E: Event, C: Codec> State<E, C> {
                 Ok(Chunk::Gap { before, expected, found }) => {
                     // Deliver what precedes the gap, then the reset, then go on after it.
                     self.pending_gap = Some((expected, found));
-                    self.buffer = before.into();
+                    if !before.is_empty() {
+                        return Some(Ok(self.batch(before)));
+                    }
                 }
                 Ok(Chunk::Expired) => return Some(Ok(Out::Item(self.reset(ResetReason::Expired)))),
                 Ok(Chunk::Ahead) => return Some(Ok(Out::Item(self.reset(ResetReason::Ahead)))),
             }
         }
+    }
+
+    /// Hands a non-empty run of consecutive events to the consumer at once;
+    /// the cursor moves past them.
+    fn batch(&mut self, events: Vec<Arc<Envelope<E>>>) -> Out<E> {
+        if let Some(last) = events.last() {
+            self.cursor = last.seq.get();
+        }
+        Out::Batch(events)
     }
 
     /// Builds a reset and moves the cursor to the latest seq: the stream
@@ -354,23 +354,20 @@ impl<E: Event, C: Codec> State<E, C> {
     /// the background, so decoding overlaps with the consumer's work.
     async fn read_chunk(&mut self) -> Result<Chunk<E>> {
         let cursor = self.cursor;
-        let (chunk, records) = match self.prefetch.take() {
-            Some((after, read)) if after == cursor => joined(read.await)?,
-            // A read ahead from another position (the stream went live or
-            // reset in between) is left to finish and be dropped.
-            _ => {
-                // An iterator left by the previous chunk continues exactly after the
-                // cursor; any other position (a live gap, a lag) starts a new read.
-                let records = self.records.take().filter(|r| r.next_seq() == cursor + 1);
-                joined(self.spawn_read(cursor, records).await)?
-            }
+        let read = match self.prefetch.take() {
+            Some((after, read)) if after == cursor => read,
+            // Any other position (the first read, after a live gap or a lag)
+            // starts a new iterator; a read ahead from elsewhere is left to
+            // finish and be dropped.
+            _ => self.spawn_read(cursor, None),
         };
-        match (&chunk, records) {
-            (Chunk::Records(out), Some(records)) => {
-                let after = out.last().map_or(cursor, |env| env.seq.get());
-                self.prefetch = Some((after, self.spawn_read(after, Some(records))));
-            }
-            (_, records) => self.records = records,
+        let (chunk, records) = joined(read.await)?;
+        // Only a full chunk hands its iterator back: read on from there.
+        if let (Chunk::Records(out), Some(records)) = (&chunk, records)
+            && let Some(last) = out.last()
+        {
+            let after = last.seq.get();
+            self.prefetch = Some((after, self.spawn_read(after, Some(records))));
         }
         Ok(chunk)
     }
@@ -389,7 +386,7 @@ impl<E: Event, C: Codec> State<E, C> {
 
 /// The result of a blocking read, with a failed join (a panic) as an error.
 fn joined<T>(joined: std::result::Result<Result<T>, JoinError>) -> Result<T> {
-    joined.map_err(|e| Error::Spawn(std::io::Error::other(e)))?
+    joined.map_err(Error::Task)?
 }
 
 /// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`, none
