@@ -13,10 +13,16 @@
 //!   On this machine a single header costs raw publishing about 30%.
 //! * `one-by-one`: each publish awaits its ack before the next (context).
 //!
+//! * `r3_*`: `raw`, `raw_headers` and `replicator` again, into an R3 stream
+//!   on a local 3-node cluster (three `nats-server` processes on 127.0.0.1,
+//!   the durable configuration, see docs/DEPLOYING.md). Goal: the
+//!   replicator ≥ 0.8× raw pipelined publishing with the same headers.
+//!
 //! The bench starts its own `nats-server -js` on a free 127.0.0.1 port with
-//! a temporary store, and kills it at the end. Each round uses a fresh
-//! stream; rounds alternate between the two sides and the medians are
-//! compared. `EVENTS_NATS_BENCH_N` overrides N (default 100,000).
+//! a temporary store, then its own 3-node cluster, and kills them at the
+//! end. Each round uses a fresh stream; rounds alternate between the sides
+//! and the medians are compared. `EVENTS_NATS_BENCH_N` overrides N (default
+//! 100,000).
 
 use std::collections::VecDeque;
 use std::net::{TcpListener, TcpStream};
@@ -46,11 +52,14 @@ impl Drop for Server {
     }
 }
 
-fn start_server(store: &std::path::Path) -> (Server, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `nats-server` with `args` and waits until it listens on `port`.
+fn spawn_server(args: &[&std::ffi::OsStr], port: u16) -> Server {
     let child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -61,24 +70,78 @@ fn start_server(store: &std::path::Path) -> (Server, u16) {
         assert!(Instant::now() < deadline, "nats-server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (server, port)
+    server
 }
 
-async fn fresh_stream(js: &Context, name: &str, subject: &str) {
+fn start_server(store: &std::path::Path) -> (Server, u16) {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let args = ["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"].map(std::ffi::OsStr::new);
+    let mut args = args.to_vec();
+    args.push(store.as_os_str());
+    (spawn_server(&args, port), port)
+}
+
+/// Three nodes routed to each other, each with its own store under `dir`;
+/// returns them and their client ports.
+fn start_cluster(dir: &std::path::Path) -> (Vec<Server>, Vec<u16>) {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let routes: Vec<String> = ports.iter().map(|(_, r)| format!("nats-route://127.0.0.1:{r}")).collect();
+    let mut servers = Vec::new();
+    for (i, (port, route)) in ports.iter().enumerate() {
+        let config = dir.join(format!("n{i}.conf"));
+        let store = dir.join(format!("store-n{i}"));
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: n{i}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n\
+                 cluster {{ name: bench, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                store.display(),
+                routes.join(", ")
+            ),
+        )
+        .unwrap();
+        servers.push(spawn_server(&[std::ffi::OsStr::new("-c"), config.as_os_str()], *port));
+    }
+    (servers, ports.iter().map(|(p, _)| *p).collect())
+}
+
+/// Creates stream `name` on `subject` with `replicas`, waiting while a
+/// cluster elects its meta leader, and returns the connection to publish
+/// with: in a cluster, the one to the stream's leader (node `n<i>` is
+/// `nodes[i]`), so every side publishes without an extra hop whichever
+/// node the cluster placed its stream on.
+async fn fresh_stream(nodes: &[Context], name: &str, subject: &str, replicas: usize) -> Context {
+    let js = &nodes[0];
     let _ = js.delete_stream(name).await;
-    js.create_stream(Config {
+    let config = Config {
         name: name.into(),
         subjects: vec![subject.into()],
         storage: StorageType::File,
+        num_replicas: replicas,
         ..Config::default()
-    })
-    .await
-    .unwrap();
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = js.create_stream(config.clone()).await {
+        assert!(Instant::now() < deadline, "cannot create stream {name}: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if nodes.len() == 1 {
+        return js.clone();
+    }
+    loop {
+        let leader = js.get_stream(name).await.unwrap().get_info().await.unwrap().cluster.and_then(|c| c.leader);
+        if let Some(i) = leader.and_then(|l| l.strip_prefix('n')?.parse::<usize>().ok()) {
+            return nodes[i].clone();
+        }
+        assert!(Instant::now() < deadline, "stream {name} has no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
-async fn raw(js: &Context, n: u64, round: usize, headers: bool) -> Duration {
+async fn raw(nodes: &[Context], n: u64, round: usize, headers: bool, replicas: usize) -> Duration {
     let (name, subject) = (format!("RAW{round}{headers}"), format!("bench.raw{round}{headers}"));
-    fresh_stream(js, &name, &subject).await;
+    let js = &fresh_stream(nodes, &name, &subject, replicas).await;
     let payload = Bytes::from(vec![7u8; PAYLOAD]);
     let start = Instant::now();
     let mut window = VecDeque::with_capacity(WINDOW);
@@ -111,12 +174,14 @@ async fn raw(js: &Context, n: u64, round: usize, headers: bool) -> Duration {
     elapsed
 }
 
-async fn replicated(js: &Context, dir: &std::path::Path, n: u64, round: usize) -> Duration {
+async fn replicated(nodes: &[Context], dir: &std::path::Path, n: u64, round: usize, replicas: usize) -> Duration {
     let (name, subject) = (format!("REP{round}"), format!("bench.rep{round}"));
-    let _ = js.delete_stream(&name).await;
+    // Created first (as for raw publishing), so the timing excludes the
+    // cluster placing a new stream; the replicator checks it.
+    let js = &fresh_stream(nodes, &name, &subject, replicas).await;
     let start = Instant::now();
-    let replicator =
-        Replicator::builder(dir, js.clone(), StreamSpec::new(&name, &subject)).window(WINDOW).start().await.unwrap();
+    let spec = StreamSpec::new(&name, &subject).replicas(replicas);
+    let replicator = Replicator::builder(dir, js.clone(), spec).window(WINDOW).start().await.unwrap();
     replicator.wait_for(n).await.unwrap();
     let elapsed = start.elapsed();
     let stats = replicator.stats();
@@ -127,7 +192,7 @@ async fn replicated(js: &Context, dir: &std::path::Path, n: u64, round: usize) -
 }
 
 async fn one_by_one(js: &Context) -> Duration {
-    fresh_stream(js, "ONE", "bench.one").await;
+    fresh_stream(std::slice::from_ref(js), "ONE", "bench.one", 1).await;
     let payload = Bytes::from(vec![7u8; PAYLOAD]);
     let start = Instant::now();
     for _ in 0..ONE_BY_ONE {
@@ -167,12 +232,13 @@ fn main() {
     runtime.block_on(async {
         let js = jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await.unwrap());
         // Warm-up: connections, the server's file store, allocator.
-        raw(&js, n / 10, 99, false).await;
+        let nodes = std::slice::from_ref(&js);
+        raw(nodes, n / 10, 99, false, 1).await;
         let (mut raws, mut raw_headers, mut ours) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            raws.push(raw(&js, n, round, false).await);
-            raw_headers.push(raw(&js, n, round, true).await);
-            ours.push(replicated(&js, journal_dir.path(), n, round).await);
+            raws.push(raw(nodes, n, round, false, 1).await);
+            raw_headers.push(raw(nodes, n, round, true, 1).await);
+            ours.push(replicated(nodes, journal_dir.path(), n, round, 1).await);
         }
         let serial = one_by_one(&js).await;
         let (raw_rate, our_rate) = (rate(n, median(raws)), rate(n, median(ours)));
@@ -183,5 +249,30 @@ fn main() {
         println!("nats/one_by_one         {ONE_BY_ONE} x {PAYLOAD} B:             {:>10.0} msg/s", rate(ONE_BY_ONE, serial));
         println!("nats/ratio replicator / raw pipelined = {:.2} (goal >= 0.80)", our_rate / raw_rate);
         println!("nats/ratio replicator / raw with the same headers = {:.2}", our_rate / headers_rate);
+    });
+
+    // The same into an R3 stream on a local 3-node cluster.
+    let cluster_dir = tempfile::tempdir().unwrap();
+    let (_cluster, ports) = start_cluster(cluster_dir.path());
+    runtime.block_on(async {
+        // One connection per node (`n<i>` on `ports[i]`).
+        let mut nodes = Vec::new();
+        for port in &ports {
+            nodes.push(jetstream::new(async_nats::connect(format!("127.0.0.1:{port}")).await.unwrap()));
+        }
+        raw(&nodes, n / 10, 99, false, 3).await;
+        let (mut raws, mut raw_headers, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            raws.push(raw(&nodes, n, round, false, 3).await);
+            raw_headers.push(raw(&nodes, n, round, true, 3).await);
+            ours.push(replicated(&nodes, journal_dir.path(), n, round, 3).await);
+        }
+        let (raw_rate, our_rate) = (rate(n, median(raws)), rate(n, median(ours)));
+        let headers_rate = rate(n, median(raw_headers));
+        println!("nats/r3_raw_pipelined   {n} x {PAYLOAD} B, window {WINDOW}: {raw_rate:>10.0} msg/s (R3, 3 local nodes, median of {ROUNDS})");
+        println!("nats/r3_raw_headers     {n} x {PAYLOAD} B, window {WINDOW}: {headers_rate:>10.0} msg/s (R3, 3 local nodes, median of {ROUNDS})");
+        println!("nats/r3_replicator      {n} x {PAYLOAD} B, window {WINDOW}: {our_rate:>10.0} msg/s (R3, 3 local nodes, median of {ROUNDS})");
+        println!("nats/ratio R3 replicator / raw with the same headers = {:.2} (goal >= 0.80)", our_rate / headers_rate);
+        println!("nats/ratio R3 replicator / raw pipelined = {:.2}", our_rate / raw_rate);
     });
 }

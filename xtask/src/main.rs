@@ -1,6 +1,9 @@
 //! `cargo xtask`: the workspace's automation, in Rust so it runs wherever
 //! cargo does. It only orchestrates (runs cargo and other tools, checks the
-//! tree's conventions); it has no dependencies so it builds in seconds.
+//! tree's conventions), so it keeps its dependencies few and quick to
+//! build: `serde` and `serde_json`, to read criterion's result files for
+//! the bench report (`bench/results.rs`). Everything else, the SVG charts
+//! included, is std.
 //!
 //! Subcommands: `ci` (everything `.ci/run` checks), `tidy` (the tree's
 //! conventions alone), `bench` (the benches side by side with their peers,

@@ -29,7 +29,7 @@ pub(crate) struct WriterArgs {
     #[arg(long, default_value_t = 8)]
     appenders: u32,
     /// The sync policy (as for `demo --sync`).
-    #[arg(long, default_value = "always", value_parser = crate::demo::parse_sync)]
+    #[arg(long, default_value = "always", value_parser = crate::args::parse_sync)]
     sync: SyncPolicy,
 }
 
@@ -101,7 +101,7 @@ pub(crate) async fn crash_and_recover(
     let kill_after = rand::thread_rng().gen_range(300..3000usize);
     let exe = std::env::current_exe()?;
     let dir_owned = dir.to_path_buf();
-    let sync_arg = crate::demo::sync_to_arg(sync);
+    let sync_arg = crate::args::sync_to_arg(sync);
     let acked = tokio::task::spawn_blocking(move || -> Result<BTreeMap<u64, (u32, u64)>, std::io::Error> {
         let mut child = Command::new(exe)
             .args(["__crash-writer", "--sync", &sync_arg, "--dir"])

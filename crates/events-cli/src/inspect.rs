@@ -2,18 +2,22 @@
 //! version, codec tag, every segment with its seq range, size and creation
 //! time, and which process holds the writer lock. It reads headers and file
 //! names only (never scans frames, so it is instant on any journal) and
-//! never takes the lock: the holder is found in `/proc/locks`.
+//! never takes the lock: the holder is found in `/proc/locks`. Its
+//! neighbour `ops.rs` holds the other read-only commands and the directory
+//! checks it shares: a directory without a segment is refused, not shown as
+//! an empty journal. Lines go out through `crate::Out`, so `| head` ends it
+//! quietly.
 
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use events_journal::Reader;
-use events_journal::format::{FORMAT_VERSION, HEADER_LEN, SegmentHeader};
+use events::layers::journal::format::{FORMAT_VERSION, HEADER_LEN, SegmentHeader};
+use events::layers::journal::{Reader, WATERMARK_FILE};
 
-use crate::Failure;
-use crate::ops::rfc3339;
+use crate::ops::{require_journal, rfc3339, segment_first_seq};
+use crate::{Failure, Out};
 
 struct Segment {
     path: PathBuf,
@@ -23,22 +27,19 @@ struct Segment {
 }
 
 pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
-    if !dir.is_dir() {
-        return Err(Failure::Error(format!("{} is not a directory", dir.display()).into()));
-    }
+    require_journal(dir, "inspect")?;
     let mut segments = Vec::new();
     let mut ignored = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let first_seq = name.strip_suffix(".seg").filter(|s| s.len() == 20).and_then(|s| s.parse::<u64>().ok());
-        match first_seq {
+        let name = entry.file_name();
+        match segment_first_seq(&name) {
             Some(first_seq) if entry.file_type()?.is_file() => {
                 let bytes = entry.metadata()?.len();
                 segments.push(Segment { header: read_header(&path), path, first_seq, bytes });
             }
-            _ if name == "LOCK" => {}
+            _ if name == "LOCK" || name == WATERMARK_FILE => {}
             _ => ignored.push(path),
         }
     }
@@ -48,21 +49,22 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
 
     let epoch = segments.iter().find_map(|s| s.header.as_ref().ok().map(|h| h.epoch));
     let codec = segments.iter().find_map(|s| s.header.as_ref().ok().map(|h| h.codec_tag));
-    println!("journal    {}", dir.display());
-    println!("epoch      {}", epoch.map_or_else(|| "(no readable segment)".into(), |e| format!("{e:016x}")));
-    println!("format     version {FORMAT_VERSION}");
-    println!("codec tag  {}", codec.map_or_else(|| "-".into(), |c| format!("{c} ({})", codec_name(c))));
-    println!("lock       {}", lock_holder(&dir.join("LOCK")));
+    let mut out = Out::new();
+    outln!(out, "journal    {}", dir.display())?;
+    outln!(out, "epoch      {}", epoch.map_or_else(|| "(no readable segment)".into(), |e| format!("{e:016x}")))?;
+    outln!(out, "format     version {FORMAT_VERSION}")?;
+    outln!(out, "codec tag  {}", codec.map_or_else(|| "-".into(), |c| format!("{c} ({})", codec_name(c))))?;
+    outln!(out, "lock       {}", lock_holder(&dir.join("LOCK")))?;
     let total: u64 = segments.iter().map(|s| s.bytes).sum();
     match (segments.first(), last_seq) {
         (Some(first), Some(last)) if last >= first.first_seq => {
-            println!("records    {}..={} ({} records)", first.first_seq, last, last - first.first_seq + 1);
+            outln!(out, "records    {}..={} ({} records)", first.first_seq, last, last - first.first_seq + 1)?;
         }
-        _ => println!("records    none"),
+        _ => outln!(out, "records    none")?,
     }
-    println!("segments   {} ({} bytes)", segments.len(), total);
-    println!();
-    println!("{:<26} {:>12} {:>12} {:>12}  created", "segment", "first seq", "last seq", "bytes");
+    outln!(out, "segments   {} ({} bytes)", segments.len(), total)?;
+    outln!(out)?;
+    outln!(out, "{:<26} {:>12} {:>12} {:>12}  created", "segment", "first seq", "last seq", "bytes")?;
     for (i, seg) in segments.iter().enumerate() {
         let last = match segments.get(i + 1) {
             Some(next) => Some(next.first_seq - 1),
@@ -72,16 +74,17 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
             Ok(h) => rfc3339(h.created_at),
             Err(e) => format!("unreadable header: {e}"),
         };
-        println!(
+        outln!(
+            out,
             "{:<26} {:>12} {:>12} {:>12}  {created}",
             seg.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             seg.first_seq,
             last.map_or_else(|| "(empty)".into(), |l| l.to_string()),
             seg.bytes,
-        );
+        )?;
     }
     for path in ignored {
-        println!("ignored    {}", path.display());
+        outln!(out, "ignored    {}", path.display())?;
     }
     Ok(())
 }
@@ -110,7 +113,12 @@ fn lock_holder(lock: &Path) -> String {
         // "1: FLOCK  ADVISORY  WRITE 12345 fd:01:1234567 0 EOF"
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() >= 6 && fields[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(ino) {
-            return format!("held by pid {} ({} {})", fields[4], fields[1], fields[3]);
+            // An OFD lock has no owning process ("-1"): the holder wrote its pid into the file.
+            let pid = match fields[4] {
+                "-1" => fs::read_to_string(lock).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+                pid => Some(pid.to_owned()),
+            };
+            return format!("held by pid {} ({} {})", pid.as_deref().unwrap_or("unknown"), fields[1], fields[3]);
         }
     }
     "free (no writer running)".into()

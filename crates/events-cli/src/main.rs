@@ -1,18 +1,42 @@
 //! The `events` command: `demo` (the main job: the whole library doing real
 //! work, with a crash and a recovery, and a table of what it verified) and
-//! the operator's tools `inspect`, `dump`, `verify` and `tail`.
+//! the operator's tools `inspect`, `dump`, `verify`, `tail`, `serve` and
+//! `replicate`.
 //!
 //! Exit codes: 0 success; 1 a check failed (an invariant in `demo`, a
 //! problem found by `verify`); 2 usage or I/O errors. Errors print as one
 //! line plus their cause chain, never a panic or a debug dump.
+//!
+//! Output: the reports go to stdout through [`Out`] (the `outln!` macro), for
+//! which a closed pipe (`events inspect DIR | head -1`) is a quiet end: the
+//! command stops writing and exits as if it had finished (0, or 1 when
+//! `verify` already found a problem), with nothing on stderr. Lines still
+//! printed with `println!` (the demo's table, `serve`'s banner) get the same
+//! treatment from [`quiet_on_closed_stdout`].
 
+/// Writes one line to an [`Out`], returning `Err(Failure::OutputClosed)` once the reader has
+/// gone: `outln!(out, "{x}")?`.
+macro_rules! outln {
+    ($out:expr) => {
+        $out.line(format_args!(""))
+    };
+    ($out:expr, $($arg:tt)+) => {
+        $out.line(format_args!($($arg)+))
+    };
+}
+
+mod args;
 mod crash;
 mod demo;
 mod inspect;
 mod model;
 mod ops;
+mod replicate;
 mod serve;
 
+use std::fmt;
+use std::io::{self, Write as _};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,6 +86,12 @@ enum Command {
     ///
     /// Example: events serve ./events-demo --addr 127.0.0.1:7878
     Serve(serve::ServeArgs),
+    /// Replicate a journal into a NATS JetStream stream, exactly once, resuming where it
+    /// stopped; progress on a terminal (or JSON lines with --json); SIGINT/SIGTERM stops
+    /// after the publishes in flight.
+    ///
+    /// Example: events replicate ./events-demo --server 127.0.0.1:4222 --stream EVENTS --replicas 3
+    Replicate(replicate::ReplicateArgs),
     /// Internal: the child process of the demo's crash test.
     #[command(hide = true, name = "__crash-writer")]
     CrashWriter(crash::WriterArgs),
@@ -74,6 +104,37 @@ pub(crate) enum Failure {
     CheckFailed,
     /// Usage or I/O error (exit 2).
     Error(Box<dyn std::error::Error + Send + Sync>),
+    /// Whoever read stdout closed it (`| head`): stop quietly, exit 0.
+    OutputClosed,
+}
+
+/// The commands' standard output. Every line goes through [`Out::line`] (or `outln!`), so a
+/// reader that stops early ends the command quietly instead of panicking in `println!`:
+/// `BrokenPipe` becomes [`Failure::OutputClosed`]; any other write error (a full disk behind a
+/// redirection) is a [`Failure::Error`].
+pub(crate) struct Out {
+    stdout: io::StdoutLock<'static>,
+}
+
+impl Out {
+    /// Locks stdout for the command's lifetime.
+    pub(crate) fn new() -> Self {
+        Self { stdout: io::stdout().lock() }
+    }
+
+    /// Writes `line` and a newline (stdout is line-buffered, so it leaves at once).
+    pub(crate) fn line(&mut self, line: fmt::Arguments<'_>) -> Result<(), Failure> {
+        writeln!(self.stdout, "{line}").map_err(output_failure)
+    }
+
+    /// Flushes what was written (for output that must be seen before the command waits).
+    pub(crate) fn flush(&mut self) -> Result<(), Failure> {
+        self.stdout.flush().map_err(output_failure)
+    }
+}
+
+fn output_failure(e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::BrokenPipe { Failure::OutputClosed } else { Failure::Error(Box::new(e)) }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {
@@ -88,23 +149,55 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("EVENTS_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
+    let result = quiet_on_closed_stdout(|| match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Inspect { dir } => inspect::inspect(&dir),
         Command::Dump(args) => ops::dump(&args),
         Command::Verify { dir } => ops::verify(&dir),
         Command::Tail(args) => ops::tail(&args),
         Command::Serve(args) => serve::serve(&args),
+        Command::Replicate(args) => replicate::replicate(&args),
         Command::CrashWriter(args) => crash::writer(&args),
-    };
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(Failure::OutputClosed) => ExitCode::SUCCESS,
         Err(Failure::CheckFailed) => ExitCode::from(1),
         Err(Failure::Error(e)) => {
             eprintln!("error: {}", events::error_chain(&*e));
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs a command so that a `println!` hitting a closed stdout ends it like [`Out`] does
+/// (`Failure::OutputClosed`, exit 0, nothing on stderr) instead of with a panic message and
+/// exit 101. `println!` panics with std's fixed "failed printing to stdout: Broken pipe"; that
+/// one panic is silenced and caught here, every other panic is reported and propagated as
+/// before. The commands that write through [`Out`] never get here; this covers the lines
+/// still printed with `println!` (the demo's table and JSON, `serve`'s banner).
+fn quiet_on_closed_stdout(command: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
+    let report = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if !is_closed_stdout_panic(info.payload_as_str()) {
+            report(info);
+        }
+    }));
+    match panic::catch_unwind(AssertUnwindSafe(command)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload.downcast_ref::<String>().map(String::as_str);
+            if is_closed_stdout_panic(message.or_else(|| payload.downcast_ref::<&str>().copied())) {
+                Err(Failure::OutputClosed)
+            } else {
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// Whether a panic message is `println!`'s on a closed stdout pipe (EPIPE).
+fn is_closed_stdout_panic(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
 }
 
 /// A multi-threaded tokio runtime for the async commands.

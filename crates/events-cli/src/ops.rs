@@ -1,19 +1,24 @@
-//! The operator's commands: `inspect` (what a journal directory holds),
-//! `dump` (one line per record), `verify` (a full CRC and contiguity scan)
-//! and `tail` (follow another process's writer). They only read: none of
-//! them takes the writer lock or changes a byte.
+//! The operator's commands `dump` (one line per record), `verify` (a full
+//! CRC and contiguity scan) and `tail` (follow another process's writer),
+//! beside `inspect.rs` (what a journal directory holds), which shares this
+//! file's directory checks. They only read: none of them takes the writer
+//! lock or changes a byte. Every line goes out through `crate::Out`, so a
+//! reader that closes the pipe ends them quietly; `dump`, `verify` and
+//! `inspect` refuse, with a message naming it, a directory that holds no
+//! journal instead of reporting an empty one.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use events::Bincode;
-use events_journal::{ReadError, Reader};
+use events::layers::journal::{Followed, Follower, JournalError, ReadError, Reader, Reset};
 use serde_json::json;
 
-use crate::Failure;
 use crate::model::DemoEvent;
+use crate::{Failure, Out};
 
 /// Arguments of `events dump`.
 #[derive(Debug, clap::Args)]
@@ -47,16 +52,51 @@ pub(crate) struct TailArgs {
     json: bool,
 }
 
-fn require_dir(dir: &Path) -> Result<(), Failure> {
+pub(crate) fn require_dir(dir: &Path) -> Result<(), Failure> {
     if !dir.is_dir() {
         return Err(Failure::Error(format!("{} is not a directory", dir.display()).into()));
     }
     Ok(())
 }
 
+/// The seq in a segment file name (`<first_seq:020>.seg`, as the journal names them), or
+/// `None` for any other name. The same rule as the journal's own (crate-private)
+/// `segment::parse_name`: exactly 20 digits and a seq above 0. The journal exports no
+/// name parser, and `verify` scans every frame, which `inspect` must not.
+pub(crate) fn segment_first_seq(name: &OsStr) -> Option<u64> {
+    let digits = name.to_str()?.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok().filter(|&seq| seq > 0)
+}
+
+/// Refuses what is not a journal directory: a missing path, a file, or a directory without a
+/// single segment file (an empty directory, a mistyped path, a directory of something else).
+/// A journal always has at least one segment (retention never removes the active one), so
+/// reporting such a directory as an empty journal would hide the mistake. `what` names the
+/// command's action for the message.
+pub(crate) fn require_journal(dir: &Path, what: &str) -> Result<(), Failure> {
+    require_dir(dir)?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if segment_first_seq(&entry.file_name()).is_some() && entry.file_type()?.is_file() {
+            return Ok(());
+        }
+    }
+    Err(Failure::Error(
+        format!(
+            "{} holds no journal (no segment file <first-seq>.seg): nothing to {what}; \
+             check the path, or point it at a directory a feed has written",
+            dir.display()
+        )
+        .into(),
+    ))
+}
+
 /// `events dump DIR`.
 pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
-    require_dir(&args.dir)?;
+    require_journal(&args.dir, "dump")?;
     let reader = Reader::open(&args.dir)?;
     let records = match reader.read_since(args.from) {
         Ok(records) => records,
@@ -70,21 +110,34 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut out = std::io::stdout().lock();
-    for record in records.take(usize::try_from(args.limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX)) {
-        let record = record?;
-        let line = format_record(record.seq(), record.ts(), record.payload(), args.json);
-        if writeln!(out, "{line}").is_err() {
-            break; // stdout closed (e.g. piped into `head`)
+    let mut out = Out::new();
+    let mut left = args.limit.unwrap_or(u64::MAX);
+    for record in records {
+        if left == 0 {
+            break;
         }
+        let line = match record {
+            Ok(record) => {
+                left -= 1;
+                format_record(record.seq(), record.ts(), record.payload(), args.json)
+            }
+            // A salvage gap is part of what the journal says: print it and go on.
+            Err(JournalError::Gap { expected, found, .. }) => {
+                format_reset(&Reset::Gap { first_missing: expected, last_missing: found - 1 }, args.json)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        outln!(out, "{line}")?;
     }
     Ok(())
 }
 
-/// `events verify DIR`.
+/// `events verify DIR`. The verdict does not depend on the reader: if stdout is closed while
+/// problems are being listed, it stops listing and still exits 1.
 pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
-    require_dir(dir)?;
-    let report = events_journal::verify(dir)?;
+    require_journal(dir, "verify")?;
+    let report = events::layers::journal::verify(dir)?;
+    let mut out = Out::new();
     let totals = format!(
         "{} segments, {} records ({}), {} bytes",
         report.segments,
@@ -96,56 +149,84 @@ pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
         report.bytes
     );
     if report.is_ok() {
-        println!("ok: {totals}");
-        return Ok(());
+        return outln!(out, "ok: {totals}");
     }
-    for p in &report.problems {
-        let seq = p.seq.map_or_else(String::new, |s| format!(" seq {s}"));
-        println!("{} offset {}{seq}: {}", p.path.display(), p.offset, p.what);
+    let listed = report
+        .problems
+        .iter()
+        .try_for_each(|p| {
+            let seq = p.seq.map_or_else(String::new, |s| format!(" seq {s}"));
+            outln!(out, "{} offset {}{seq}: {}", p.path.display(), p.offset, p.what)
+        })
+        .and_then(|()| outln!(out, "FAILED: {} problem(s); {totals}", report.problems.len()));
+    match listed {
+        Ok(()) | Err(Failure::OutputClosed) => Err(Failure::CheckFailed),
+        Err(e) => Err(e),
     }
-    println!("FAILED: {} problem(s); {totals}", report.problems.len());
-    Err(Failure::CheckFailed)
 }
 
-/// `events tail DIR`.
+/// `events tail DIR`: follows through the journal's [`Follower`], so it
+/// stops at the writer's durable watermark and prints every reset (expired
+/// cursor, cursor ahead, salvage gap, recreated directory) as a line of the
+/// output, in the library's terms, instead of skipping silently.
 pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     require_dir(&args.dir)?;
     let reader = Reader::open(&args.dir)?;
-    let mut cursor = match args.from {
+    let cursor = match args.from {
         Some(from) => from,
         None => reader.last_seq()?,
     };
-    let mut out = std::io::stdout().lock();
+    let mut follower = Follower::new(reader, cursor)?;
+    let mut out = Out::new();
     loop {
-        match reader.read_since(cursor) {
-            Ok(records) => {
-                for record in records {
-                    let record = record?;
-                    cursor = record.seq();
-                    let line = format_record(record.seq(), record.ts(), record.payload(), args.json);
-                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            Err(ReadError::Expired { earliest }) => {
-                eprintln!(
-                    "note: records {}..{earliest} were removed by retention; continuing at {earliest}",
-                    cursor + 1
-                );
-                cursor = earliest - 1;
-                continue;
-            }
-            Err(ReadError::Ahead { latest }) => {
-                return Err(Failure::Error(format!("--from {cursor} is past the latest seq {latest}").into()));
-            }
-            Err(e) => return Err(e.into()),
+        while let Some(step) = follower.next()? {
+            let line = match step {
+                Followed::Record(record) => format_record(record.seq(), record.ts(), record.payload(), args.json),
+                Followed::Reset(reset) => format_reset(&reset, args.json),
+            };
+            outln!(out, "{line}")?;
+            out.flush()?;
         }
         if !args.follow {
             return Ok(());
         }
         // Polling is how `tail -f` follows a file written by another process.
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reset as a line: what was skipped and where the output goes on.
+fn format_reset(reset: &Reset, json: bool) -> String {
+    match (reset, json) {
+        (Reset::Expired { earliest }, false) => {
+            format!("{:>10}  expired: earlier records were removed by retention; continuing at {earliest}", "reset")
+        }
+        (Reset::Ahead { latest, earliest }, false) => format!(
+            "{:>10}  ahead: the cursor is past the latest seq {latest} (journal recreated or rolled back); continuing at {earliest}",
+            "reset"
+        ),
+        (Reset::Gap { first_missing, last_missing }, false) => format!(
+            "{:>10}  gap: records {first_missing}..={last_missing} were dropped by a salvage recovery; continuing at {}",
+            "reset",
+            last_missing + 1
+        ),
+        (Reset::Epoch { old, new, earliest }, false) => format!(
+            "{:>10}  epoch_mismatch: the directory now holds another journal (epoch {new}, was {old}); continuing at {earliest}",
+            "reset"
+        ),
+        (Reset::Expired { earliest }, true) => json!({ "reset": "expired", "earliest": earliest }).to_string(),
+        (Reset::Ahead { latest, earliest }, true) => {
+            json!({ "reset": "ahead", "latest": latest, "earliest": earliest }).to_string()
+        }
+        (Reset::Gap { first_missing, last_missing }, true) => {
+            json!({ "reset": "gap", "first_missing": first_missing, "last_missing": last_missing }).to_string()
+        }
+        (Reset::Epoch { old, new, earliest }, true) => json!({
+            "reset": "epoch_mismatch", "cursor_epoch": old,
+            "journal_epoch": new, "earliest": earliest,
+        })
+        .to_string(),
+        (other, _) => format!("{:>10}  {other:?}", "reset"),
     }
 }
 

@@ -4,12 +4,18 @@
 //!
 //! Invariant: the server never writes to the journal and takes no lock: it
 //! follows the files through a `FeedReader`, so it can run beside the writer
-//! (or after it exited) and be stopped at any moment without harm.
+//! (or after it exited) and be stopped at any moment without harm. It
+//! follows the directory, not one journal: if the directory is recreated
+//! (a new journal, a new epoch), connected pages get an explicit
+//! `epoch_mismatch` reset and the new journal from its first event, and
+//! `/status` reports the new epoch. Started before the writer, it waits for
+//! the directory's first segment.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use events::FeedReader;
+use events::{Error, FeedReader, JournalError};
 
 use crate::Failure;
 use crate::model::DemoEvent;
@@ -28,7 +34,7 @@ pub(crate) struct ServeArgs {
 /// listening.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
-        let reader: FeedReader<DemoEvent> = FeedReader::open(&args.dir)?;
+        let reader = wait_for_journal(&args.dir).await?;
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
         let app = events_http::router(reader).merge(events_http::viewer());
@@ -36,4 +42,26 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         events_http::axum::serve(listener, app).await?;
         Ok(())
     })
+}
+
+/// Opens a reader of `dir`, waiting (with one message on stderr) while the
+/// directory does not exist yet or holds no segment yet, so an operator can
+/// start the server before the writer. Any other error ends the command.
+async fn wait_for_journal(dir: &Path) -> Result<FeedReader<DemoEvent>, Failure> {
+    let mut told = false;
+    loop {
+        let missing = match FeedReader::open(dir) {
+            Ok(reader) => return Ok(reader),
+            Err(Error::Journal(JournalError::NoSegments { .. })) => "holds no journal segment yet",
+            Err(Error::Journal(JournalError::Io { source, .. })) if source.kind() == std::io::ErrorKind::NotFound => {
+                "does not exist yet"
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !told {
+            eprintln!("waiting: {} {missing}; start the writer (e.g. `events demo --dir {0}`)", dir.display());
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,8 +1,12 @@
 //! `events serve` seen by a real browser: headless Chromium, driven over
 //! WebDriver by `chromedriver`, opens the viewer page of an `events serve`
-//! process while another process (`events __crash-writer`) appends; the test
-//! reads the rendered rows and checks they are contiguous, in order, and end
-//! at the journal's last seq once the writer is stopped.
+//! process while another process (`events __crash-writer`) appends. One
+//! test reads the rendered rows and checks they are contiguous, in order,
+//! and end at the journal's last seq once the writer is stopped. Another
+//! shows the page a salvaged journal (a `gap` reset: one row, and the table
+//! goes on after the hole with no false gap) and then the journal directory
+//! recreated under the server (an `epoch_mismatch` reset: the table starts
+//! again with the new journal's first event, in the new epoch).
 //!
 //! Invariant: every process this test starts is killed when it ends, pass or
 //! fail (the guards below), and every wait has a deadline.
@@ -144,16 +148,22 @@ fn chromium() -> &'static str {
         .expect("chromium is not installed (`cargo xtask ci` installs it)")
 }
 
-/// What the page shows: its indicator, its counters and the seqs of its rows.
+/// What the page shows: its indicator, its counters, the seqs of its rows,
+/// and its reset rows (their text, and whether the table starts with one).
 const PAGE_STATE: &str = r##"
 const done = arguments[arguments.length - 1];
+const first = document.querySelector("#rows tr");
 done({
   state: document.getElementById("state").dataset.state,
   received: Number(document.getElementById("received").textContent),
   gaps: Number(document.getElementById("gaps").textContent),
+  resets: Number(document.getElementById("resets").textContent),
   lastSeq: document.getElementById("last-seq").textContent,
+  epoch: document.getElementById("epoch").textContent,
   seqs: Array.from(document.querySelectorAll("#rows tr[data-seq]"), (tr) => Number(tr.dataset.seq)),
   kinds: Array.from(document.querySelectorAll("#rows tr[data-seq] td:nth-child(4)"), (td) => td.textContent),
+  resetRows: Array.from(document.querySelectorAll("#rows tr.reset td:nth-child(4)"), (td) => td.textContent),
+  startsWithReset: first !== null && first.classList.contains("reset"),
 });
 "##;
 
@@ -164,6 +174,143 @@ fn wait_script(condition: &str) -> String {
          const check = () => {{ if ({condition}) done(true); else setTimeout(check, 25); }};
          check();"
     )
+}
+
+/// Starts chromedriver and a browser session on it whose async scripts may
+/// run for [`WAIT`]; the driver is killed when the guard is dropped.
+async fn open_browser(profile: &Path) -> (Killed, Browser) {
+    let driver_port = free_port();
+    let mut driver = Command::new("chromedriver");
+    driver.arg(format!("--port={driver_port}"));
+    let (driver, _) = start(driver, "chromedriver", |line| line.contains("started successfully"));
+    let browser = Browser::start(driver_port, profile).await;
+    let timeouts = json!({ "script": WAIT.as_millis() as u64 });
+    browser.call(reqwest::Method::POST, &format!("/session/{}/timeouts", browser.session), timeouts).await;
+    (driver, browser)
+}
+
+/// Starts `events serve` on `dir` (port 0) and returns it with its URL.
+fn serve(dir: &Path) -> (Killed, String) {
+    let mut server = events();
+    server.arg("serve").arg(dir).args(["--addr", "127.0.0.1:0"]);
+    let (server, line) = start(server, "events serve", |line| line.starts_with("serving"));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_owned();
+    (server, url)
+}
+
+/// The server's `/status`.
+async fn status(url: &str) -> Value {
+    serde_json::from_str(&reqwest::get(format!("{url}status")).await.unwrap().text().await.unwrap()).unwrap()
+}
+
+/// Runs `events __crash-writer` (one appender) on `dir` until it has
+/// acknowledged seq `until`, then kills it.
+fn write_until(dir: &Path, until: u64) {
+    let mut writer = events();
+    writer.args(["__crash-writer", "--sync", "always", "--appenders", "1", "--dir"]).arg(dir);
+    let acked = |line: &str| line.strip_prefix("ack ")?.split_whitespace().next()?.parse::<u64>().ok();
+    let (writer, _) = start(writer, "events __crash-writer", |line| acked(line).is_some_and(|seq| seq >= until));
+    drop(writer);
+}
+
+/// Flips the first payload byte of record `seq`, walking the frames of the
+/// journal's one segment (DESIGN §5: a 64-byte header, then frames of
+/// `N` (u32 LE), crc, seq (u64 LE), timestamp and `N` payload bytes).
+fn corrupt_record(dir: &Path, seq: u64) {
+    let segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    let [segment] = segments.as_slice() else { panic!("expected one segment: {segments:?}") };
+    let mut bytes = std::fs::read(segment).unwrap();
+    let mut at = 64;
+    while at + 24 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) == seq {
+            bytes[at + 24] ^= 0x01;
+            std::fs::write(segment, &bytes).unwrap();
+            return;
+        }
+        at += 24 + len;
+    }
+    panic!("record {seq} not found in {}", segment.display());
+}
+
+/// An event type for opening the journal in salvage mode: recovery checks
+/// frames, it never decodes a payload.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Opaque;
+
+impl events::Event for Opaque {}
+
+/// What an operator does with a journal corrupt in the middle: open it
+/// with `RecoveryMode::SkipCorrupt`, leaving a hole, and close it.
+async fn salvage(dir: &Path) {
+    let feed: events::Feed<Opaque> =
+        events::Feed::builder(dir).recovery(events::RecoveryMode::SkipCorrupt).open().await.expect("salvage");
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_shows_a_gap_then_starts_over_on_a_recreated_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    // A journal whose record 10 an operator had to salvage away.
+    write_until(&dir, 30);
+    corrupt_record(&dir, 10);
+    salvage(&dir).await;
+
+    let (_server, url) = serve(&dir);
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    let before = status(&url).await;
+    let (old_epoch, old_latest) =
+        (before["epoch"].as_str().unwrap().to_owned(), before["latest_seq"].as_u64().unwrap());
+    // All rows kept: the table must show every event.
+    browser.goto(&format!("{url}?rows=100000")).await;
+    browser
+        .run_async(&wait_script(&format!(r##"document.getElementById("last-seq").textContent === "{old_latest}""##)))
+        .await;
+    let page = browser.run_async(PAGE_STATE).await;
+    let seqs: Vec<u64> = page["seqs"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=9).chain(11..=old_latest).collect::<Vec<_>>(), "the rows around the hole: {page}");
+    assert_eq!(page["gaps"], 0, "the announced gap is not a false gap: {page}");
+    assert_eq!(page["resets"], 1, "{page}");
+    assert_eq!(page["resetRows"], json!(["gap: events 10..10 were lost; continuing after 10"]), "{page}");
+    assert_eq!(page["epoch"], old_epoch, "{page}");
+
+    // The directory is recreated under the server, and the new journal
+    // grows past the page's last seq: the page must not take it up from
+    // the middle, but start over with its first event.
+    std::fs::remove_dir_all(&dir).unwrap();
+    write_until(&dir, old_latest + 20);
+    let after = status(&url).await;
+    let (new_epoch, new_latest) = (after["epoch"].as_str().unwrap().to_owned(), after["latest_seq"].as_u64().unwrap());
+    assert_ne!(new_epoch, old_epoch, "{after}");
+    assert!(new_latest >= old_latest + 20, "{after}");
+    browser
+        .run_async(&wait_script(&format!(
+            r##"document.getElementById("epoch").textContent === "{new_epoch}"
+               && document.getElementById("last-seq").textContent === "{new_latest}""##
+        )))
+        .await;
+    let page = browser.run_async(PAGE_STATE).await;
+    browser.quit().await;
+
+    let seqs: Vec<u64> = page["seqs"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=new_latest).collect::<Vec<_>>(), "the new journal from its first event: {page}");
+    assert_eq!(page["gaps"], 0, "{page}");
+    assert!(page["resets"].as_u64().unwrap() >= 2, "{page}");
+    assert_eq!(page["startsWithReset"], true, "the table says why it starts over: {page}");
+    let reset_rows = page["resetRows"].as_array().unwrap();
+    assert_eq!(reset_rows.len(), 1, "the old rows, gap included, are gone: {page}");
+    let text = reset_rows[0].as_str().unwrap();
+    assert!(
+        text.starts_with("epoch_mismatch: the journal was recreated")
+            && text.contains(&format!("epoch {old_epoch} -> {new_epoch}")),
+        "{text}"
+    );
+    assert_eq!(page["state"], "live", "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

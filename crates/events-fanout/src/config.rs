@@ -13,21 +13,67 @@ pub const DEFAULT_CAPACITY: usize = 256;
 /// Largest accepted capacity (the ring is sized to the next power of two).
 pub const MAX_CAPACITY: usize = 1 << 30;
 
-/// What `emit` does when a subscriber is full. Default: [`Overflow::Wait`].
+/// What happens to a subscriber that falls behind. Default: [`Overflow::Wait`].
+///
+/// Every policy keeps DESIGN invariant 3: a subscriber receives every event emitted after it
+/// subscribed, in order, or is explicitly closed with a reason.
+///
+/// # What a disconnected subscriber receives
+///
+/// Under [`Disconnect`](Overflow::Disconnect) and
+/// [`DisconnectLagging`](Overflow::DisconnectLagging) a subscriber that is closed first
+/// receives **every event that had already been emitted for it** when it was disconnected (at
+/// most `capacity`: the producer copies them out of the ring at the disconnect, so the
+/// subscriber stops gating `emit` at once), then **one** `Err` with the reason
+/// ([`Closed::TooSlow`](crate::Closed::TooSlow) or
+/// [`Closed::Lagging`](crate::Closed::Lagging)), then `None`. Its stream is therefore a
+/// gap-free prefix of the emitted events followed by an explicit close; events emitted after
+/// the disconnect are not delivered to it. Each disconnect counts once in
+/// [`FanoutStats::disconnected_slow`].
+///
+/// # Timing
+///
+/// Both disconnecting policies use `tokio::time`, so an `emit` that has to wait needs a tokio
+/// runtime with the time driver (a paused test clock works).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Overflow {
     /// Pure backpressure: `emit` waits until every subscriber has room. A subscriber that
-    /// never reads stalls the producers (and `try_emit` reports `Full`).
+    /// never reads stalls the producers (and `try_emit` reports `Full`); a slow one paces
+    /// them. Nothing is ever disconnected.
     #[default]
     Wait,
-    /// A subscriber that stays full while an `emit` waits longer than `after` is closed:
-    /// its stream yields [`Closed::TooSlow`](crate::Closed::TooSlow) once and ends, and the
-    /// producer continues. Timing uses `tokio::time`, so waiting emits need a tokio runtime
-    /// with the time driver (a paused test clock works).
+    /// A stall timer: a subscriber that stays full while one `emit` waits longer than `after`
+    /// is closed with [`Closed::TooSlow`](crate::Closed::TooSlow), and the producer continues.
+    ///
+    /// It only catches a subscriber that stops: one that keeps taking a few events before
+    /// each timer runs out never trips it, and paces the producer to its own speed
+    /// indefinitely. Use [`DisconnectLagging`](Overflow::DisconnectLagging) to bound how far
+    /// behind a subscriber may fall.
     Disconnect {
         /// How long an `emit` waits on a full subscriber before disconnecting it.
         after: Duration,
+    },
+    /// An age bound: a subscriber whose **oldest unread event** has waited `max_age` (measured
+    /// from the `emit` that published it) is closed with
+    /// [`Closed::Lagging`](crate::Closed::Lagging), and the producer continues.
+    ///
+    /// This catches a subscriber that stops *and* one that trickles along slower than the
+    /// producer: with a full ring of `capacity` events, its oldest event is about
+    /// `capacity / its read rate` old. A subscriber that keeps within `max_age` of the
+    /// producer is never closed, however long it runs. The bound is checked by the producer:
+    /// on every `emit`/`try_emit` (a subscriber lagging behind a producer that is not blocked
+    /// is closed at the next emit after its oldest unread event reached `max_age`), and while
+    /// an `emit` waits on a full ring (it wakes when the oldest unread event of a subscriber it
+    /// waits on reaches `max_age`, so an `emit` waits at most about `max_age`). Nothing is
+    /// checked while nobody emits.
+    ///
+    /// Cost: the producer records one emit instant per slot and reads the clock once per
+    /// emit; no other policy pays for either. A `max_age` of zero closes any subscriber that
+    /// has not taken every event by the next emit.
+    DisconnectLagging {
+        /// How long an event may wait unread before its subscriber is disconnected.
+        max_age: Duration,
     },
 }
 
@@ -87,7 +133,8 @@ impl<T: Clone + Send + Sync + 'static> FanoutBuilder<T> {
 pub struct FanoutStats {
     /// Events accepted by `emit`/`try_emit` (including those emitted while nobody listened).
     pub emitted: u64,
-    /// Subscribers closed by [`Overflow::Disconnect`].
+    /// Subscribers closed by the overflow policy ([`Overflow::Disconnect`] or
+    /// [`Overflow::DisconnectLagging`]), each counted once.
     pub disconnected_slow: u64,
     /// The largest lag (emitted minus taken, for the slowest subscriber) the producer observed.
     /// It is sampled whenever the ring looks full, so it is exact at the capacity bound.

@@ -1,9 +1,10 @@
 //! Errors of the fan-out: what `emit`, `try_emit` and `try_recv` report when
 //! they cannot deliver. Every error that refuses a value hands it back, so a
-//! failed emit never loses the caller's event; a subscriber closed for being
-//! too slow is told so explicitly ([`Closed::TooSlow`]) instead of skipping.
+//! failed emit never loses the caller's event; a subscriber closed by the
+//! overflow policy is told so explicitly ([`Closed::TooSlow`],
+//! [`Closed::Lagging`]) instead of skipping.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 /// `emit` could not publish because the fan-out was closed. The value is handed back.
 #[derive(thiserror::Error)]
@@ -62,14 +63,25 @@ impl<T> fmt::Debug for TryEmitError<T> {
     }
 }
 
-/// Why a subscriber was closed before the fan-out ended. Yielded once, then the stream ends.
+/// Why a subscriber was closed before the fan-out ended. Yielded once, right after the last
+/// event that had been emitted for it before the disconnect; then the stream ends. Events
+/// emitted after the disconnect are not delivered to it: it must resynchronise (from a journal,
+/// a snapshot, a fresh subscription).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Closed {
-    /// Under [`Overflow::Disconnect`](crate::Overflow::Disconnect) the subscriber stayed full
-    /// longer than allowed; it missed events from here on and must resynchronise.
+    /// Under [`Overflow::Disconnect`](crate::Overflow::Disconnect): the subscriber stayed full
+    /// while an `emit` waited on it for longer than `after`.
     #[error("subscriber disconnected: it stayed full for longer than the overflow policy allows")]
     TooSlow,
+    /// Under [`Overflow::DisconnectLagging`](crate::Overflow::DisconnectLagging): its oldest
+    /// unread event had been waiting for `max_age` (it fell that far behind the producer, even if
+    /// it kept reading).
+    #[error("subscriber disconnected: its oldest unread event waited {max_age:?}, the most the overflow policy allows")]
+    Lagging {
+        /// The policy's bound.
+        max_age: Duration,
+    },
 }
 
 /// `try_recv` returned no event.
@@ -79,7 +91,8 @@ pub enum TryRecvError {
     /// Nothing new yet; the fan-out is still open.
     #[error("no event available yet")]
     Empty,
-    /// The subscriber was disconnected for slowness (reported once).
+    /// The subscriber was disconnected by the overflow policy (reported once, after the events
+    /// it was owed).
     #[error(transparent)]
     Closed(#[from] Closed),
     /// The fan-out is closed and every event emitted before that was taken.

@@ -1,8 +1,9 @@
 //! The sending end: [`Fanout`], a cloneable producer handle over the shared
 //! ring in `ring.rs`, with `emit` (async, backpressure), `try_emit`, and the
-//! [`Overflow::Disconnect`] timer. **Invariant:** an event is published by a
-//! single store under the producer lock, so a cancelled `emit` either reached
-//! every live subscriber or none of them.
+//! timers of the disconnecting policies ([`Overflow::Disconnect`]'s stall
+//! timer, [`Overflow::DisconnectLagging`]'s age deadline). **Invariant:** an
+//! event is published by a single store under the producer lock, so a
+//! cancelled `emit` either reached every live subscriber or none of them.
 
 use std::{
     future::Future,
@@ -116,8 +117,8 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
     }
 
     /// Emits `value` to every current subscriber, waiting while any of them is full
-    /// (or, under [`Overflow::Disconnect`], until the slow ones are disconnected).
-    /// With no subscriber the event is counted and dropped.
+    /// (or, under [`Overflow::Disconnect`] and [`Overflow::DisconnectLagging`], until the slow
+    /// ones are disconnected). With no subscriber the event is counted and dropped.
     ///
     /// **Cancel-safety:** the event is published by one atomic step, so if this future is
     /// dropped before it completes, either every live subscriber got the event or none did
@@ -129,8 +130,8 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
     ///
     /// # Panics
     ///
-    /// Under [`Overflow::Disconnect`], if it has to wait outside a tokio runtime with the
-    /// time driver enabled.
+    /// Under [`Overflow::Disconnect`] or [`Overflow::DisconnectLagging`], if it has to wait
+    /// outside a tokio runtime with the time driver enabled.
     pub async fn emit(&self, value: T) -> Result<(), EmitError<T>> {
         let mut value = Some(value);
         let mut timer = None;
@@ -150,20 +151,48 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                 Ok(()) => return Poll::Ready(Ok(())),
                 Err(Refused::Closed(v)) => return Poll::Ready(Err(EmitError::Closed(v))),
                 Err(Refused::Full(v)) => {
+                    // `publish` registered our waker: a reader making room, a removal or a close
+                    // wakes us. The disconnecting policies add a timer on top.
                     *value = Some(v);
-                    let Overflow::Disconnect { after } = self.shared.overflow else { return Poll::Pending };
-                    let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
+                    match self.shared.overflow {
+                        Overflow::Disconnect { after } => {
+                            let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                            if sleep.as_mut().poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            *timer = None;
+                            self.shared.evict_full();
+                        }
+                        Overflow::DisconnectLagging { .. } => {
+                            // `None`: every subscriber we wait on is already evicted and its
+                            // release (at the end of its read) wakes us.
+                            let Some(deadline) = self.shared.lag_deadline() else { return Poll::Pending };
+                            let sleep = match timer {
+                                Some(sleep) => {
+                                    if sleep.deadline() != deadline {
+                                        sleep.as_mut().reset(deadline);
+                                    }
+                                    sleep
+                                }
+                                None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                            };
+                            if sleep.as_mut().poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            // The oldest unread event reached `max_age`: the next `publish`
+                            // evicts whoever holds it.
+                            *timer = None;
+                        }
+                        Overflow::Wait => return Poll::Pending,
                     }
-                    *timer = None;
-                    self.shared.evict_full();
                 }
             }
         }
     }
 
-    /// Emits `value` if every subscriber has room, without waiting.
+    /// Emits `value` if every subscriber has room, without waiting. Under
+    /// [`Overflow::DisconnectLagging`] it first disconnects the subscribers whose oldest unread
+    /// event is too old, like `emit`.
     ///
     /// # Errors
     ///
@@ -185,7 +214,8 @@ impl<T> Fanout<T> {
         self.shared.capacity()
     }
 
-    /// Counters: events emitted, subscribers disconnected for slowness, the largest lag seen.
+    /// Counters: events emitted, subscribers disconnected by the overflow policy, the largest
+    /// lag seen.
     pub fn stats(&self) -> FanoutStats {
         self.shared.stats()
     }

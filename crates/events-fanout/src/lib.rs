@@ -1,7 +1,7 @@
 //! Lossless in-process fan-out with backpressure: a [`Fanout`] delivers every
 //! event to every [`Subscriber`] in emit order, and a full subscriber makes
-//! `emit` wait instead of losing events (or, if you choose
-//! [`Overflow::Disconnect`], is closed with an explicit [`Closed::TooSlow`]).
+//! `emit` wait instead of losing events (or, if you choose a disconnecting
+//! [`Overflow`] policy, is closed with an explicit [`Closed`] reason).
 //!
 //! This is the layer crate for DESIGN invariant 3; it knows nothing of journals
 //! or sequence numbers. Application authors normally use the `events` façade,
@@ -39,6 +39,17 @@
 //!   in order, then `None` once the fan-out is closed (explicitly or by dropping
 //!   every handle) and drained.
 //! * Dropping a subscriber unregisters it immediately; it no longer gates `emit`.
+//! * A slow subscriber gates the producer ([`Overflow::Wait`], the default) unless
+//!   a disconnecting policy is chosen: [`Overflow::Disconnect`] closes one that
+//!   stays full while an `emit` waits longer than `after` (a stall timer), and
+//!   [`Overflow::DisconnectLagging`] closes one whose oldest unread event has
+//!   waited `max_age`, which also catches a subscriber that keeps reading but
+//!   falls ever further behind. Only the latter records an emit instant per slot.
+//! * A disconnected subscriber first receives every event that had been emitted
+//!   for it before the disconnect (at most `capacity`, copied out of the ring so it
+//!   stops gating at once), then one `Err` with the reason
+//!   ([`Closed::TooSlow`] or [`Closed::Lagging`]), then `None`: its stream is a
+//!   gap-free prefix followed by an explicit close, never a silent skip.
 //! * `emit` is cancel-safe and all-or-nothing; `try_emit` hands the value back.
 //! * Locks are `parking_lot`, which has no poisoning: a panic elsewhere never
 //!   panics the producer.

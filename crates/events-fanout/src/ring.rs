@@ -1,14 +1,19 @@
 //! The shared ring behind a [`Fanout`](crate::Fanout) and its
 //! [`Subscriber`](crate::Subscriber)s: one slot array written by producers under
-//! a lock, read lock-free by every subscriber through its own cursor.
+//! a lock, read lock-free by every subscriber through its own cursor. Its
+//! neighbours are `fanout.rs` (the producer handle and its overflow timers) and
+//! `subscriber.rs` (the cursor owner).
 //!
 //! **Invariant:** the slot for sequence `s` is overwritten (by `s + ring_len`)
 //! only when every registered cursor's published head is past `s`, and a cursor
 //! leaves the registry only when its subscriber can no longer read a slot
-//! (dropped, or disconnected while not inside a read). Everything unsafe in the
-//! crate rests on that rule; the atomics below implement it with three small
-//! Dekker-style handshakes (each side stores, then loads the other side's flag,
-//! all `SeqCst`), so no wakeup is ever lost:
+//! (dropped, or disconnected while not inside a read). A disconnected cursor is
+//! *released*: under the producer lock, while it is still registered, the events
+//! it was owed are cloned out of the ring into its backlog, and only then is it
+//! removed, so a disconnected subscriber still gets a gap-free prefix.
+//! Everything unsafe in the crate rests on that rule; the atomics below
+//! implement it with three small Dekker-style handshakes (each side stores,
+//! then loads the other side's flag, all `SeqCst`), so no wakeup is ever lost:
 //!
 //! * **park**: a subscriber with nothing to read sets `parked` then re-reads
 //!   `tail`; a producer stores `tail` then reads the parked count.
@@ -17,44 +22,66 @@
 //!   The producer sleeps until every armed cursor has crossed the target
 //!   (`gating` reaches zero), so N subscribers cost one producer wakeup per
 //!   blocked emit, not N.
-//! * **evict** (only under `Overflow::Disconnect`): a subscriber sets `reading`
-//!   then checks `evict`; the producer sets `evict` then checks `reading`, and
-//!   releases the cursor only when it is not inside a read.
+//! * **evict** (only under `Overflow::Disconnect` and
+//!   `Overflow::DisconnectLagging`): a subscriber sets `reading` then checks
+//!   `evict`; the producer sets `evict` then checks `reading`, and releases the
+//!   cursor only when it is not inside a read (otherwise the subscriber
+//!   releases itself when the read ends).
+//!
+//! Under `Overflow::DisconnectLagging` the producer also stamps every slot with
+//! its emit instant (kept in the locked producer state, so no other policy pays
+//! for it) and, on every publish, disconnects the cursors whose oldest unread
+//! event is at least `max_age` old.
 
 use std::{
     cell::UnsafeCell,
+    collections::VecDeque,
     mem::MaybeUninit,
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst},
     },
     task::Waker,
+    time::Duration,
 };
 
 use crossbeam_utils::CachePadded;
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
-use crate::{FanoutStats, Overflow, TryEmitError};
+use crate::{Closed, FanoutStats, Overflow, TryEmitError};
 
 /// One subscriber's position, shared between the subscriber and the producers.
-#[derive(Debug)]
-pub(crate) struct Cursor {
+pub(crate) struct Cursor<T> {
     /// Next sequence this subscriber will take; everything below was taken.
     pub(crate) head: AtomicU64,
     /// Set by a blocked producer: "tell me when your head reaches `wake_at`".
     pub(crate) armed: AtomicBool,
     /// Set by the subscriber while it waits for `tail` to move.
     pub(crate) parked: AtomicBool,
-    /// Set by the producer when the subscriber is disconnected for slowness.
+    /// Set by the producer when the subscriber is disconnected by the overflow policy.
     pub(crate) evict: AtomicBool,
-    /// Set by the subscriber while it may touch a slot (only under `Disconnect`).
+    /// Set by the subscriber while it may touch a slot (only under a disconnecting policy).
     pub(crate) reading: AtomicBool,
     /// The subscriber's task, woken on new events, on close and on eviction.
     pub(crate) waker: AtomicWaker,
+    /// Filled once, when an evicted cursor is released: the events emitted for it that it had
+    /// not taken, cloned out of the ring so it no longer gates producers. Empty otherwise.
+    backlog: Mutex<VecDeque<T>>,
 }
 
-impl Cursor {
+impl<T> std::fmt::Debug for Cursor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor")
+            .field("head", &self.head.load(Relaxed))
+            .field("evict", &self.evict.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Cursor<T> {
     fn new(head: u64) -> Self {
         Self {
             head: AtomicU64::new(head),
@@ -63,21 +90,36 @@ impl Cursor {
             evict: AtomicBool::new(false),
             reading: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            backlog: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The events owed to an evicted, released cursor (empty before the release).
+    pub(crate) fn take_backlog(&self) -> VecDeque<T> {
+        std::mem::take(&mut *self.backlog.lock())
+    }
+
+    /// How many owed events the release copied out and the subscriber has not collected yet.
+    pub(crate) fn backlog_len(&self) -> usize {
+        self.backlog.lock().len()
     }
 }
 
+type CursorRef<T> = Arc<CachePadded<Cursor<T>>>;
+
 /// Producer-side state, only touched under the lock.
-#[derive(Debug, Default)]
-struct State {
+struct State<T> {
     /// Registered cursors: the ones that gate producers.
-    cursors: Vec<Arc<CachePadded<Cursor>>>,
+    cursors: Vec<CursorRef<T>>,
     /// A lower bound of every registered head, refreshed when the ring looks full.
     min_head: u64,
     /// A producer armed cursors and waits for `gating` to reach zero.
     round_active: bool,
     /// Blocked producers to wake when the round completes, on removal or on close.
     waiters: Vec<Waker>,
+    /// Under `DisconnectLagging` only: the emit instant of the event in each slot (indexed
+    /// like the slots). Empty under every other policy.
+    stamps: Vec<Instant>,
     emitted: u64,
     disconnected_slow: u64,
     max_lag: u64,
@@ -112,18 +154,21 @@ pub(crate) struct Shared<T> {
     closed: AtomicBool,
     /// Live `Fanout` handles; the last one to go closes the fan-out.
     pub(crate) handles: AtomicUsize,
-    state: CachePadded<Mutex<State>>,
+    state: CachePadded<Mutex<State<T>>>,
     slots: Box<[Slot<T>]>,
     mask: u64,
     capacity: u64,
-    /// Whether subscribers must announce reads (`Overflow::Disconnect`).
+    /// Whether subscribers must announce reads (a disconnecting policy).
     pub(crate) evictable: bool,
+    /// `Some(max_age)` under `Overflow::DisconnectLagging`.
+    max_age: Option<Duration>,
     pub(crate) overflow: Overflow,
 }
 
 // SAFETY: slots hold `T`s that are moved in by producers and dropped or cloned from any
 // thread (so `T: Send`), and cloned through `&T` by many subscribers at once (so `T: Sync`).
-// Every slot access follows the ring invariant in the module docs.
+// Every slot access follows the ring invariant in the module docs. Backlogs only move `T`s
+// between threads behind a mutex.
 unsafe impl<T: Send + Sync> Send for Shared<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
@@ -134,6 +179,7 @@ impl<T> std::fmt::Debug for Shared<T> {
             .field("tail", &self.tail.load(Relaxed))
             .field("capacity", &self.capacity)
             .field("closed", &self.closed.load(Relaxed))
+            .field("overflow", &self.overflow)
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +201,23 @@ impl<T> Drop for Shared<T> {
 impl<T> Shared<T> {
     pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
         let ring_len = capacity.next_power_of_two();
+        let max_age = match overflow {
+            Overflow::DisconnectLagging { max_age } => Some(max_age),
+            Overflow::Wait | Overflow::Disconnect { .. } => None,
+        };
+        // Stamps are read only for sequences that were published (and stamped), so the
+        // initial value never matters; no other policy allocates them.
+        let stamps = if max_age.is_some() { vec![Instant::now(); ring_len] } else { Vec::new() };
+        let state = State {
+            cursors: Vec::new(),
+            min_head: 0,
+            round_active: false,
+            waiters: Vec::new(),
+            stamps,
+            emitted: 0,
+            disconnected_slow: 0,
+            max_lag: 0,
+        };
         Self {
             tail: CachePadded::new(AtomicU64::new(0)),
             parked: CachePadded::new(AtomicUsize::new(0)),
@@ -162,11 +225,12 @@ impl<T> Shared<T> {
             wake_at: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             handles: AtomicUsize::new(1),
-            state: CachePadded::new(Mutex::new(State::default())),
+            state: CachePadded::new(Mutex::new(state)),
             slots: (0..ring_len).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
             mask: ring_len as u64 - 1,
             capacity: capacity as u64,
-            evictable: matches!(overflow, Overflow::Disconnect { .. }),
+            evictable: !matches!(overflow, Overflow::Wait),
+            max_age,
             overflow,
         }
     }
@@ -184,76 +248,21 @@ impl<T> Shared<T> {
         self.closed.load(SeqCst)
     }
 
-    /// Publishes `value` to every registered cursor, or refuses without side effect.
-    ///
-    /// With `waker`, a refusal for fullness also registers it and arms the gating cursors,
-    /// so the caller is woken when the slowest one frees a slot (or on close/removal).
-    /// The event becomes visible to all subscribers at once (one `tail` store), which is
-    /// what makes a dropped `emit` all-or-nothing.
-    pub(crate) fn publish(&self, value: T, waker: Option<&Waker>) -> Result<(), Refused<T>> {
-        let mut st = self.state.lock();
-        if self.closed.load(SeqCst) {
-            return Err(Refused::Closed(value));
+    /// What a subscriber disconnected under this fan-out's policy is told.
+    pub(crate) fn close_reason(&self) -> Closed {
+        match self.overflow {
+            Overflow::DisconnectLagging { max_age } => Closed::Lagging { max_age },
+            Overflow::Wait | Overflow::Disconnect { .. } => Closed::TooSlow,
         }
-        if st.cursors.is_empty() {
-            // Nobody listens: nothing to deliver, and no slot needs to keep it.
-            st.emitted += 1;
-            drop(st);
-            drop(value);
-            return Ok(());
-        }
-        let tail = self.tail.load(Relaxed);
-        while tail - st.min_head >= self.capacity {
-            st.min_head = Self::min_head(&st, tail);
-            st.max_lag = st.max_lag.max(tail - st.min_head);
-            if tail - st.min_head < self.capacity {
-                break;
-            }
-            let Some(waker) = waker else { return Err(Refused::Full(value)) };
-            if !st.waiters.iter().any(|w| w.will_wake(waker)) {
-                st.waiters.push(waker.clone());
-            }
-            if st.round_active {
-                return Err(Refused::Full(value));
-            }
-            if self.arm(&st, tail + 1 - self.capacity) {
-                st.round_active = true;
-                return Err(Refused::Full(value));
-            }
-            // Every gating cursor crossed while we armed: look again.
-        }
-        st.emitted += 1;
-        let slot = self.slots[(tail & self.mask) as usize].get();
-        // SAFETY: we are the only writer (lock held). The slot's previous occupant,
-        // `tail - ring_len`, is below every registered head (`tail - min_head < capacity
-        // <= ring_len`), so no subscriber reads it, and it was initialised iff
-        // `tail >= ring_len`. We move it out and drop it after unlocking.
-        let old = unsafe {
-            let old = if tail > self.mask { Some((*slot).assume_init_read()) } else { None };
-            (*slot).write(value);
-            old
-        };
-        self.tail.store(tail + 1, SeqCst);
-        if self.parked.load(SeqCst) > 0 {
-            for cursor in &st.cursors {
-                if cursor.parked.load(Relaxed) && cursor.parked.swap(false, SeqCst) {
-                    self.parked.fetch_sub(1, SeqCst);
-                    cursor.waker.wake();
-                }
-            }
-        }
-        drop(st);
-        drop(old);
-        Ok(())
     }
 
-    fn min_head(st: &State, tail: u64) -> u64 {
+    fn min_head(st: &State<T>, tail: u64) -> u64 {
         st.cursors.iter().map(|c| c.head.load(SeqCst)).min().unwrap_or(tail)
     }
 
     /// Arms every cursor whose head is below `target`. Returns `false` when all of them
     /// crossed during arming (the caller must look again), `true` when a round is active.
-    fn arm(&self, st: &State, target: u64) -> bool {
+    fn arm(&self, st: &State<T>, target: u64) -> bool {
         self.wake_at.store(target, SeqCst);
         self.gating.store(1, SeqCst);
         for cursor in &st.cursors {
@@ -270,7 +279,7 @@ impl<T> Shared<T> {
     }
 
     /// Called by a subscriber whose cursor is armed, after publishing its head.
-    pub(crate) fn on_armed(&self, cursor: &Cursor, head: u64) {
+    pub(crate) fn on_armed(&self, cursor: &Cursor<T>, head: u64) {
         if head >= self.wake_at.load(SeqCst)
             && cursor.armed.swap(false, SeqCst)
             && self.gating.fetch_sub(1, SeqCst) == 1
@@ -280,7 +289,7 @@ impl<T> Shared<T> {
         }
     }
 
-    fn finish_round(st: &mut State) {
+    fn finish_round(st: &mut State<T>) {
         st.round_active = false;
         for waker in st.waiters.drain(..) {
             waker.wake();
@@ -288,7 +297,7 @@ impl<T> Shared<T> {
     }
 
     /// Registers a new cursor at the current tail.
-    pub(crate) fn register(&self) -> Arc<CachePadded<Cursor>> {
+    pub(crate) fn register(&self) -> CursorRef<T> {
         let mut st = self.state.lock();
         let cursor = Arc::new(CachePadded::new(Cursor::new(self.tail.load(SeqCst))));
         st.cursors.push(Arc::clone(&cursor));
@@ -296,12 +305,12 @@ impl<T> Shared<T> {
     }
 
     /// Unregisters a cursor so it no longer gates producers. Idempotent.
-    pub(crate) fn remove(&self, cursor: &Arc<CachePadded<Cursor>>) {
+    pub(crate) fn remove(&self, cursor: &CursorRef<T>) {
         let mut st = self.state.lock();
         self.remove_locked(&mut st, cursor);
     }
 
-    fn remove_locked(&self, st: &mut State, cursor: &Arc<CachePadded<Cursor>>) {
+    fn remove_locked(&self, st: &mut State<T>, cursor: &CursorRef<T>) {
         let Some(pos) = st.cursors.iter().position(|c| Arc::ptr_eq(c, cursor)) else { return };
         st.cursors.swap_remove(pos);
         if cursor.parked.swap(false, SeqCst) {
@@ -312,48 +321,15 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring.
-    pub(crate) fn evict_full(&self) {
-        let mut st = self.state.lock();
-        let tail = self.tail.load(Relaxed);
-        if st.cursors.is_empty() || tail < self.capacity {
-            return;
-        }
-        let target = tail + 1 - self.capacity;
-        // A cursor evicted while inside a read stays registered until that read ends; it is
-        // already counted and told, so a second timeout in the meantime must not count it again.
-        let slow: Vec<_> =
-            st.cursors.iter().filter(|c| !c.evict.load(SeqCst) && c.head.load(SeqCst) < target).cloned().collect();
-        for cursor in slow {
-            cursor.evict.store(true, SeqCst);
-            st.disconnected_slow += 1;
-            if !cursor.reading.load(SeqCst) {
-                // Not inside a read, and it will see `evict` before its next one.
-                self.remove_locked(&mut st, &cursor);
-            }
-            // Otherwise it removes itself when its read ends (`end_read`).
-            cursor.waker.wake();
-        }
-        st.min_head = Self::min_head(&st, tail);
-    }
-
-    /// Under `Overflow::Disconnect`: the subscriber left a read; honour a pending eviction.
-    pub(crate) fn end_read(&self, cursor: &Arc<CachePadded<Cursor>>) {
-        cursor.reading.store(false, SeqCst);
-        if cursor.evict.load(SeqCst) {
-            self.remove(cursor);
-        }
-    }
-
     /// Parks the cursor: from now on the next publish wakes its waker.
-    pub(crate) fn park(&self, cursor: &Cursor) {
+    pub(crate) fn park(&self, cursor: &Cursor<T>) {
         if !cursor.parked.swap(true, SeqCst) {
             self.parked.fetch_add(1, SeqCst);
         }
     }
 
     /// Undoes `park` when the subscriber found an event after all.
-    pub(crate) fn unpark(&self, cursor: &Cursor) {
+    pub(crate) fn unpark(&self, cursor: &Cursor<T>) {
         if cursor.parked.load(Relaxed) && cursor.parked.swap(false, SeqCst) {
             self.parked.fetch_sub(1, SeqCst);
         }
@@ -382,9 +358,192 @@ impl<T> Shared<T> {
     pub(crate) fn subscriber_count(&self) -> usize {
         self.state.lock().cursors.len()
     }
+
+    /// Under `DisconnectLagging`, while an emit waits on a full ring: when the oldest unread
+    /// event of a cursor still being waited on reaches `max_age`. `None` under other policies,
+    /// or when every gating cursor is already evicted (its release wakes the waiting emit).
+    pub(crate) fn lag_deadline(&self) -> Option<Instant> {
+        let max_age = self.max_age?;
+        let st = self.state.lock();
+        let tail = self.tail.load(Relaxed);
+        st.cursors
+            .iter()
+            .filter(|c| !c.evict.load(SeqCst))
+            .map(|c| c.head.load(SeqCst))
+            .filter(|&head| head < tail)
+            .min()
+            .map(|head| st.stamps[(head & self.mask) as usize] + max_age)
+    }
 }
 
 impl<T: Clone> Shared<T> {
+    /// Publishes `value` to every registered cursor, or refuses without side effect.
+    ///
+    /// With `waker`, a refusal for fullness also registers it and arms the gating cursors,
+    /// so the caller is woken when the slowest one frees a slot (or on close/removal).
+    /// The event becomes visible to all subscribers at once (one `tail` store), which is
+    /// what makes a dropped `emit` all-or-nothing. Under `DisconnectLagging` it first
+    /// disconnects every cursor whose oldest unread event is `max_age` old.
+    pub(crate) fn publish(&self, value: T, waker: Option<&Waker>) -> Result<(), Refused<T>> {
+        let mut st = self.state.lock();
+        if self.closed.load(SeqCst) {
+            return Err(Refused::Closed(value));
+        }
+        if st.cursors.is_empty() {
+            // Nobody listens: nothing to deliver, and no slot needs to keep it.
+            st.emitted += 1;
+            drop(st);
+            drop(value);
+            return Ok(());
+        }
+        let tail = self.tail.load(Relaxed);
+        let now = self.max_age.map(|max_age| {
+            let now = Instant::now();
+            self.evict_lagging(&mut st, tail, now, max_age);
+            now
+        });
+        while tail - st.min_head >= self.capacity {
+            st.min_head = Self::min_head(&st, tail);
+            st.max_lag = st.max_lag.max(tail - st.min_head);
+            if tail - st.min_head < self.capacity {
+                break;
+            }
+            let Some(waker) = waker else { return Err(Refused::Full(value)) };
+            if !st.waiters.iter().any(|w| w.will_wake(waker)) {
+                st.waiters.push(waker.clone());
+            }
+            if st.round_active {
+                return Err(Refused::Full(value));
+            }
+            if self.arm(&st, tail + 1 - self.capacity) {
+                st.round_active = true;
+                return Err(Refused::Full(value));
+            }
+            // Every gating cursor crossed while we armed: look again.
+        }
+        st.emitted += 1;
+        if let Some(now) = now {
+            st.stamps[(tail & self.mask) as usize] = now;
+        }
+        let slot = self.slots[(tail & self.mask) as usize].get();
+        // SAFETY: we are the only writer (lock held). The slot's previous occupant,
+        // `tail - ring_len`, is below every registered head (`tail - min_head < capacity
+        // <= ring_len`), so no subscriber reads it, and it was initialised iff
+        // `tail >= ring_len`. We move it out and drop it after unlocking.
+        let old = unsafe {
+            let old = if tail > self.mask { Some((*slot).assume_init_read()) } else { None };
+            (*slot).write(value);
+            old
+        };
+        self.tail.store(tail + 1, SeqCst);
+        if self.parked.load(SeqCst) > 0 {
+            for cursor in &st.cursors {
+                if cursor.parked.load(Relaxed) && cursor.parked.swap(false, SeqCst) {
+                    self.parked.fetch_sub(1, SeqCst);
+                    cursor.waker.wake();
+                }
+            }
+        }
+        drop(st);
+        drop(old);
+        Ok(())
+    }
+
+    /// Under `DisconnectLagging`: evicts every cursor whose oldest unread event was emitted at
+    /// least `max_age` before `now`. One load and one comparison when nobody is that far behind:
+    /// the stamp at `min_head`, a lower bound of every head, is the oldest a cursor can hold.
+    fn evict_lagging(&self, st: &mut State<T>, tail: u64, now: Instant, max_age: Duration) {
+        let too_old = |st: &State<T>, seq: u64| now - st.stamps[(seq & self.mask) as usize] >= max_age;
+        // `tail - min_head <= capacity <= ring_len` (a publish never leaves it larger), so the
+        // stamp of `min_head` is still the one of that sequence.
+        if st.min_head >= tail || !too_old(st, st.min_head) {
+            return;
+        }
+        st.min_head = Self::min_head(st, tail);
+        if st.min_head >= tail || !too_old(st, st.min_head) {
+            return;
+        }
+        let lagging: Vec<_> = st
+            .cursors
+            .iter()
+            .filter(|c| !c.evict.load(SeqCst))
+            .filter(|c| {
+                let head = c.head.load(SeqCst);
+                head < tail && too_old(st, head)
+            })
+            .cloned()
+            .collect();
+        for cursor in lagging {
+            self.evict_locked(st, &cursor);
+        }
+        st.min_head = Self::min_head(st, tail);
+    }
+
+    /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring.
+    pub(crate) fn evict_full(&self) {
+        let mut st = self.state.lock();
+        let tail = self.tail.load(Relaxed);
+        if st.cursors.is_empty() || tail < self.capacity {
+            return;
+        }
+        let target = tail + 1 - self.capacity;
+        // A cursor evicted while inside a read stays registered until that read ends; it is
+        // already counted and told, so a second timeout in the meantime must not count it again.
+        let slow: Vec<_> =
+            st.cursors.iter().filter(|c| !c.evict.load(SeqCst) && c.head.load(SeqCst) < target).cloned().collect();
+        for cursor in slow {
+            self.evict_locked(&mut st, &cursor);
+        }
+        st.min_head = Self::min_head(&st, tail);
+    }
+
+    /// Marks `cursor` evicted, counts it, and releases it unless it is inside a read (then it
+    /// releases itself when the read ends, in `end_read`). Wakes its subscriber either way.
+    fn evict_locked(&self, st: &mut State<T>, cursor: &CursorRef<T>) {
+        cursor.evict.store(true, SeqCst);
+        st.disconnected_slow += 1;
+        if !cursor.reading.load(SeqCst) {
+            // Not inside a read, and it will see `evict` before its next one.
+            self.release_locked(st, cursor);
+        }
+        cursor.waker.wake();
+    }
+
+    /// Takes an evicted cursor out of the registry, first cloning the events it was owed
+    /// (its head up to the tail) into its backlog. Idempotent: only the call that finds it
+    /// registered copies anything, and while it is registered its slots are intact.
+    fn release_locked(&self, st: &mut State<T>, cursor: &CursorRef<T>) {
+        if !st.cursors.iter().any(|c| Arc::ptr_eq(c, cursor)) {
+            return;
+        }
+        let tail = self.tail.load(Relaxed);
+        let head = cursor.head.load(SeqCst);
+        {
+            let mut backlog = cursor.backlog.lock();
+            backlog.reserve((tail - head) as usize);
+            for seq in head..tail {
+                // SAFETY: `seq < tail` (we hold the lock, so no publish runs), and the cursor is
+                // still registered with head `<= seq`, so the slot holds that event.
+                let cloned = catch_unwind(AssertUnwindSafe(|| unsafe { self.read(seq) }));
+                // A payload whose clone panics must not take the producer down with it; the
+                // subscriber then gets the prefix cloned so far and its close reason.
+                let Ok(event) = cloned else { break };
+                backlog.push_back(event);
+            }
+        }
+        self.remove_locked(st, cursor);
+    }
+
+    /// Under a disconnecting policy: the subscriber left a read; honour a pending eviction
+    /// (releasing the cursor if the producer could not, because the read was in progress).
+    pub(crate) fn end_read(&self, cursor: &CursorRef<T>) {
+        cursor.reading.store(false, SeqCst);
+        if cursor.evict.load(SeqCst) {
+            let mut st = self.state.lock();
+            self.release_locked(&mut st, cursor);
+        }
+    }
+
     /// Clones the event at `seq`.
     ///
     /// # Safety
@@ -418,8 +577,24 @@ mod tests {
         shared.evict_full();
         assert_eq!(shared.stats().disconnected_slow, 1);
         assert_eq!(shared.subscriber_count(), 1, "still registered until its read ends");
+        assert_eq!(cursor.backlog_len(), 0, "nothing copied while the read is in progress");
         shared.end_read(&cursor);
         assert_eq!(shared.subscriber_count(), 0);
         assert_eq!(shared.stats().disconnected_slow, 1);
+        assert_eq!(cursor.take_backlog(), [1], "the release copied out what it was owed");
+    }
+
+    /// A release that finds the cursor gone (dropped, or released by the other side) copies
+    /// nothing: its slots may already hold later events.
+    #[test]
+    fn a_second_release_copies_nothing() {
+        let shared: Shared<u32> = Shared::new(2, Overflow::Disconnect { after: Duration::from_millis(1) });
+        let cursor = shared.register();
+        assert!(shared.publish(7, None).is_ok());
+        assert!(shared.publish(8, None).is_ok());
+        shared.evict_full();
+        assert_eq!(shared.subscriber_count(), 0, "not inside a read: released at once");
+        shared.end_read(&cursor);
+        assert_eq!(cursor.take_backlog(), [7, 8]);
     }
 }

@@ -1,11 +1,14 @@
 //! The receiving end: [`Subscriber`], a `futures::Stream` over one cursor of
 //! the shared ring. Its neighbour `ring.rs` owns the slots; this file only
-//! moves the cursor. **Invariant:** the subscriber publishes its head right
+//! moves the cursor and, after a disconnect, hands out the backlog the
+//! release copied out. **Invariant:** the subscriber publishes its head right
 //! after every taken event (so a producer blocked on it is released exactly
-//! when room appears), and it never yields an item after
-//! [`Closed::TooSlow`] or after the end.
+//! when room appears); its items are a gap-free prefix of the emitted events,
+//! and after a disconnect it yields the events it was owed, then exactly one
+//! [`Closed`] reason, then nothing.
 
 use std::{
+    collections::VecDeque,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -23,7 +26,10 @@ use crate::{
 /// in emit order, then the end (`None`) once the fan-out is closed and drained.
 ///
 /// Under [`Overflow::Disconnect`](crate::Overflow::Disconnect) a subscriber that stayed full
-/// too long yields one `Err(Closed::TooSlow)` and then ends: it never silently skips.
+/// too long, and under [`Overflow::DisconnectLagging`](crate::Overflow::DisconnectLagging) one
+/// whose oldest unread event got too old, is disconnected: it still yields every event that had
+/// been emitted for it before the disconnect, then one `Err` with the reason
+/// ([`Closed::TooSlow`] or [`Closed::Lagging`]), then ends. It never silently skips.
 /// Dropping it unregisters its cursor at once, so it stops gating producers.
 ///
 /// ```
@@ -44,11 +50,13 @@ use crate::{
 /// ```
 pub struct Subscriber<T> {
     shared: Arc<Shared<T>>,
-    cursor: Arc<CachePadded<Cursor>>,
+    cursor: Arc<CachePadded<Cursor<T>>>,
     /// Next sequence to take (the published head mirrors it).
     head: u64,
     /// The last `tail` seen; events below it can be taken without touching shared state.
     seen_tail: u64,
+    /// Once disconnected: the events it was still owed, yielded before the close reason.
+    owed: Option<VecDeque<T>>,
     ended: bool,
 }
 
@@ -62,11 +70,12 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
         let cursor = shared.register();
         let head = cursor.head.load(std::sync::atomic::Ordering::SeqCst);
-        Self { shared, cursor, head, seen_tail: head, ended: false }
+        Self { shared, cursor, head, seen_tail: head, owed: None, ended: false }
     }
 
-    /// Waits for the next event. Same items as the `Stream`: `Some(Ok(event))`,
-    /// `Some(Err(Closed::TooSlow))` once if disconnected for slowness, then `None` forever.
+    /// Waits for the next event. Same items as the `Stream`: `Some(Ok(event))`; if
+    /// disconnected by the overflow policy, the events it was owed, then `Some(Err(reason))`
+    /// once; then `None` forever.
     ///
     /// Cancel-safe: dropping the future never loses an event.
     pub async fn recv(&mut self) -> Option<Result<T, Closed>> {
@@ -78,8 +87,9 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
     /// # Errors
     ///
     /// [`TryRecvError::Empty`] when nothing is ready yet, [`TryRecvError::Closed`] once when
-    /// disconnected for slowness, [`TryRecvError::Ended`] when the fan-out is closed and
-    /// everything emitted before that was taken.
+    /// disconnected by the overflow policy (after the events it was owed),
+    /// [`TryRecvError::Ended`] when the fan-out is closed and everything emitted before that
+    /// was taken, and after the close reason.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         match self.poll_take(None) {
             Poll::Ready(Some(Ok(value))) => Ok(value),
@@ -90,12 +100,21 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
     }
 
     /// Events emitted since this subscriber subscribed that it has not taken yet
-    /// (at most the fan-out's capacity). 0 once ended.
+    /// (at most the fan-out's capacity). Once disconnected, the events still owed to it
+    /// (0 until the producer has copied them out). 0 once ended.
     pub fn lag(&self) -> usize {
-        if self.ended { 0 } else { (self.shared.tail() - self.head) as usize }
+        if self.ended {
+            0
+        } else if let Some(owed) = &self.owed {
+            owed.len()
+        } else if self.cursor.evict.load(std::sync::atomic::Ordering::SeqCst) {
+            self.cursor.backlog_len()
+        } else {
+            (self.shared.tail() - self.head) as usize
+        }
     }
 
-    /// Whether the stream has ended (after the end or after `Closed::TooSlow`).
+    /// Whether the stream has ended (after the end or after the close reason).
     pub fn is_ended(&self) -> bool {
         self.ended
     }
@@ -107,17 +126,33 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
         if !self.shared.evictable {
             return self.take_or_park(cx);
         }
-        // Announce the read before looking at `evict`, so the producer cannot release
-        // our slots under us (the evict handshake in `ring.rs`).
-        self.cursor.reading.store(true, std::sync::atomic::Ordering::SeqCst);
-        if self.cursor.evict.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.owed.is_none() {
+            // Announce the read before looking at `evict`, so the producer cannot release
+            // our slots under us (the evict handshake in `ring.rs`).
+            self.cursor.reading.store(true, std::sync::atomic::Ordering::SeqCst);
+            if !self.cursor.evict.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = self.take_or_park(cx);
+                self.shared.end_read(&self.cursor);
+                return out;
+            }
+            // Disconnected. `end_read` releases the cursor if the producer could not (we were
+            // inside a read); either way the backlog is complete once it returns, since the
+            // release runs under the lock `end_read` takes.
             self.shared.end_read(&self.cursor);
-            self.ended = true;
-            return Poll::Ready(Some(Err(Closed::TooSlow)));
+            self.owed = Some(self.cursor.take_backlog());
         }
-        let out = self.take_or_park(cx);
-        self.shared.end_read(&self.cursor);
-        out
+        let next = self.owed.as_mut().and_then(VecDeque::pop_front);
+        Poll::Ready(Some(match next {
+            Some(value) => {
+                self.head += 1;
+                Ok(value)
+            }
+            None => {
+                self.ended = true;
+                self.owed = None;
+                Err(self.shared.close_reason())
+            }
+        }))
     }
 
     fn take_or_park(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<Result<T, Closed>>> {
@@ -156,6 +191,10 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
         Poll::Ready(Some(Ok(value)))
     }
 }
+
+// Nothing in a subscriber is ever pinned structurally (it holds `Arc`s and a queue of owed
+// events, all moved freely), so it is `Unpin` whatever `T` is, as it was before it held `T`s.
+impl<T> Unpin for Subscriber<T> {}
 
 impl<T: Clone + Send + Sync> Stream for Subscriber<T> {
     type Item = Result<T, Closed>;

@@ -1,6 +1,7 @@
 //! The `Disconnect` policy: a subscriber that stays full longer than `after`
-//! is closed with one explicit `Closed::TooSlow` item and then ends, while the
-//! producer and the other subscribers carry on. Time is tokio's paused clock.
+//! is closed: it receives the events already emitted for it, then one explicit
+//! `Closed::TooSlow` item, and then ends, while the producer and the other
+//! subscribers carry on. Time is tokio's paused clock.
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ async fn slow_subscriber_is_closed_explicitly_and_the_producer_continues() {
     assert_eq!(fanout.stats().disconnected_slow, 1);
     assert_eq!(fanout.subscriber_count(), 1);
 
+    // It was disconnected holding 1 and 2 (capacity 2): it gets them, then the reason.
+    assert_eq!(slow.recv().await, Some(Ok(1)), "the events it was owed come first");
+    assert_eq!(slow.recv().await, Some(Ok(2)));
     assert_eq!(slow.recv().await, Some(Err(Closed::TooSlow)));
     assert_eq!(slow.recv().await, None);
     assert_eq!(slow.try_recv(), Err(TryRecvError::Ended));
@@ -74,6 +78,10 @@ async fn every_idle_subscriber_is_closed_in_one_grace_period() {
     assert_eq!(fanout.stats().disconnected_slow, 3);
     assert_eq!(fanout.subscriber_count(), 0);
     for sub in &mut idle {
+        assert_eq!(sub.lag(), 4, "each one is owed the 4 events it held");
+        for n in 0..4 {
+            assert_eq!(sub.try_recv(), Ok(n));
+        }
         assert_eq!(sub.try_recv(), Err(TryRecvError::Closed(Closed::TooSlow)));
         assert_eq!(sub.recv().await, None);
     }

@@ -1,6 +1,6 @@
 //! [`RequestError`]: what a client got wrong in a request, answered with
 //! `400 Bad Request` and a one-line explanation. Neighbour of `sse.rs`, which
-//! parses the cursor.
+//! parses the cursor with `cursor.rs`.
 //!
 //! Invariant: a malformed cursor is refused, never guessed: silently
 //! treating it as 0 or as "latest" would replay or skip events the client
@@ -14,14 +14,22 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// The `Last-Event-ID` header is not a decimal seq.
-    #[error("invalid Last-Event-ID header {value:?}: expected the decimal seq of the last event received")]
+    /// The `Last-Event-ID` header is neither `<epoch>-<seq>` nor a bare seq.
+    #[error(
+        "invalid Last-Event-ID header {value:?}: expected the id of the last event received, \
+         <epoch>-<seq> in decimal (or a bare decimal seq)"
+    )]
     LastEventId {
         /// The header as sent (lossily decoded).
         value: String,
     },
-    /// The `since` query parameter is neither a decimal seq nor `latest`.
-    #[error("invalid since={value:?}: expected a decimal seq, or `latest` for new events only")]
+    /// The `since` query parameter is neither `<epoch>-<seq>`, a bare seq,
+    /// nor `latest`. It is refused even when a valid `Last-Event-ID` header
+    /// would win over it.
+    #[error(
+        "invalid since={value:?}: expected an event id <epoch>-<seq> in decimal, a bare decimal seq, \
+         or `latest` for new events only"
+    )]
     Since {
         /// The parameter as sent.
         value: String,

@@ -1,40 +1,59 @@
 //! Serve an [`events`] feed over HTTP: Server-Sent Events that resume from
 //! `Last-Event-ID`, a JSON status endpoint, and a live viewer page.
 //!
-//! This crate sits on top of the façade: [`router`] takes anything that is a
-//! [`FeedSource`] — a writer's [`events::Feed`], or an [`events::FeedReader`]
-//! following a journal another process writes — and returns an
-//! [`axum::Router`] to mount in your server. Every guarantee of
+//! This crate sits on top of the façade: [`router`] takes the façade's one
+//! read handle, an [`events::FeedReader`] — a writer's
+//! [`Feed::reader`](events::Feed::reader), or [`FeedReader::open`](events::FeedReader::open)
+//! on a journal another process writes — and returns an [`axum::Router`] to
+//! mount in your server. Every guarantee of
 //! `stream_from` carries over the wire: in order, no gap, no duplicate,
 //! explicit resets, and a slow client falls back to the journal instead of
 //! growing the server's memory.
 //!
 //! # Routes
 //!
-//! * `GET /stream` — `text/event-stream`. The cursor is the `Last-Event-ID`
-//!   header (a browser's `EventSource` sends it when it reconnects; it wins),
-//!   else `?since=<seq>` (or `?since=latest` for new events only), else 0
-//!   (everything retained). `?stream=<id>` keeps only events of that stream
-//!   id. Frames:
-//!   * each event: `id: <seq>` and `data: {"seq":…,"ts":…,"stream":…|null,"event":…}`
+//! * `GET /stream` — `text/event-stream`. Every event id and cursor has the
+//!   form `<epoch>-<seq>`, both decimal (the same shape as the
+//!   `Nats-Msg-Id` of `events-nats`): the journal's epoch changes when its
+//!   directory is recreated, so a cursor of an older journal is detected.
+//!   The cursor is the `Last-Event-ID` header (a browser's `EventSource`
+//!   sends it when it reconnects), else `?since=` — an id, or `latest` for
+//!   new events only — else everything retained. Both accept a bare
+//!   `<seq>` too, for old clients and hand-written requests; it is taken to
+//!   belong to the epoch served when the request arrives. **Precedence:**
+//!   both are checked and a malformed value in either is a `400`
+//!   ([`RequestError`]), even when the other is valid; of two valid values
+//!   `Last-Event-ID` wins (an empty header counts as absent).
+//!   `?stream=<id>` keeps only events of that stream id. Frames:
+//!   * each event: `id: <epoch>-<seq>` and `data: {"seq":…,"ts":…,"stream":…|null,"event":…}`
 //!     — `ts` in unix nanoseconds, `event` encoded with `serde_json`;
-//!   * when the cursor cannot be served (pruned by retention, ahead of the
-//!     journal, another epoch): `event: reset`, `id: <latest>`, `data:
-//!     {"reason":"expired"|"ahead"|"epoch_mismatch","earliest":…,"latest":…}`
-//!     (plus `cursor_epoch`/`journal_epoch` as strings for an epoch
-//!     mismatch); the stream continues after `latest`. After an operator
-//!     salvaged a corrupt journal, `"reason":"gap"` with `first_missing` and
-//!     `last_missing`, `id: <last_missing>`, and the stream continues right
-//!     after the gap;
+//!   * when the cursor cannot be served: `event: reset`, `data:
+//!     {"reason":…,"earliest":…,"latest":…}`, and as its `id` the cursor
+//!     the stream continues after, in the journal's epoch. For `"expired"`
+//!     (pruned by retention), `"ahead"` (past the journal's end) and
+//!     `"epoch_mismatch"` (the cursor names another epoch: the directory
+//!     was recreated; `data` adds `cursor_epoch` and `journal_epoch` as
+//!     strings) the stream continues with the oldest retained event,
+//!     `earliest`, so the id is `<epoch>-<earliest - 1>` and a client
+//!     should treat what follows as a new history. After an operator
+//!     salvaged a corrupt journal, `"gap"` adds `first_missing` and
+//!     `last_missing`, the id is `<epoch>-<last_missing>`, and the stream
+//!     continues right after the gap. When the directory is recreated
+//!     under a server that follows it with an [`events::FeedReader`], its
+//!     connected clients get an `epoch_mismatch` reset too, then the new
+//!     journal;
 //!   * if the journal is corrupt or an event cannot be encoded: `event:
 //!     error`, `data: {"error":"…"}`, then the response ends;
 //!   * a `: keep-alive` comment after 15 s of silence.
 //! * `GET /status` — JSON: `epoch` (a decimal string: a random 64-bit value
-//!   does not fit a JavaScript number), `latest_seq`, `earliest_seq`,
-//!   `http_clients` (open `/stream` responses) and `stats` (the
-//!   [`events::FeedStats`] counters).
-//! * anything else — `404` with a one-line explanation. A non-numeric
-//!   `Last-Event-ID` or `since` is a `400` ([`RequestError`]).
+//!   does not fit a JavaScript number; the journal's current epoch, followed
+//!   across a recreated directory), `latest_seq`, `earliest_seq`,
+//!   `latest_id` (`<epoch>-<latest_seq>`, a `since` that starts after the
+//!   latest event), `http_clients` (open `/stream` responses) and `stats`
+//!   (the [`events::FeedStats`] counters).
+//! * another method on these paths — `405` with an `Allow` header and a
+//!   one-line explanation; any other path — `404` with a one-line
+//!   explanation that names the routes and the viewer page.
 //!
 //! [`viewer`] adds `GET /`, a page that shows the feed live.
 //!
@@ -54,30 +73,33 @@
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let url = format!("http://{}/stream", listener.local_addr()?);
-//! tokio::spawn(events_http::axum::serve(listener, events_http::router(feed.clone())).into_future());
+//! tokio::spawn(events_http::axum::serve(listener, events_http::router(feed.reader())).into_future());
 //!
-//! // A client that saw seq 2 resumes after it.
-//! let response = reqwest::Client::new().get(url).header("Last-Event-ID", "2").send().await?;
+//! // A client that saw seq 2 of this journal resumes after it.
+//! let last_event_id = format!("{}-2", feed.epoch());
+//! let response = reqwest::Client::new().get(url).header("Last-Event-ID", last_event_id).send().await?;
 //! let mut body = response.bytes_stream();
 //! let mut text = String::new();
 //! while !text.contains("\n\n") {
 //!     text.push_str(std::str::from_utf8(&body.next().await.unwrap()?)?);
 //! }
-//! assert!(text.starts_with("id: 3\ndata: {\"seq\":3,"), "{text}");
+//! let id = format!("id: {}-3\n", feed.epoch());
+//! assert!(text.starts_with(&format!("{id}data: {{\"seq\":3,")), "{text}");
 //! assert!(text.contains(r#""stream":"pings","event":3}"#), "{text}");
 //! # feed.close().await?; Ok(()) }
 //! ```
 
+mod cursor;
 mod error;
+mod fallback;
 mod router;
-mod source;
 mod sse;
+mod state;
 mod status;
 mod viewer;
 
 pub use error::RequestError;
 pub use router::{FeedRouter, router};
-pub use source::FeedSource;
 pub use viewer::{VIEWER_HTML, viewer};
 
 /// The axum version this crate builds on, to mount and serve its router

@@ -1,42 +1,33 @@
-//! [`router`] and [`FeedRouter`]: the `axum::Router` a user mounts, with
-//! `GET /stream` (`sse.rs`), `GET /status` (`status.rs`) and a plain 404 for
-//! anything else.
+//! [`router`] and [`FeedRouter`]: the `axum::Router` a user mounts on a
+//! [`FeedReader`], with `GET /stream` (`sse.rs`), `GET /status`
+//! (`status.rs`), and the plain-text 404 and 405 of `fallback.rs` for
+//! anything else. The shared state is `state.rs`.
 //!
-//! Invariant: the router holds only the feed handle, the options and the
-//! client counter; all per-client state lives in the response body, so it is
-//! freed when the client goes.
+//! Invariant: the router holds only the reader, the options and the client
+//! counter; all per-client state lives in the response body, so it is freed
+//! when the client goes.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
-use events::Event;
+use events::{Bincode, Codec, Event, FeedReader};
 use tokio::sync::watch;
 
-use crate::FeedSource;
+use crate::fallback::{method_not_allowed, not_found};
 use crate::sse::{self, DEFAULT_KEEP_ALIVE};
+use crate::state::AppState;
 use crate::status;
 
-/// What every handler shares.
-#[derive(Debug)]
-pub(crate) struct AppState<S> {
-    pub(crate) source: S,
-    pub(crate) keep_alive: Duration,
-    pub(crate) clients: Arc<watch::Sender<usize>>,
-}
-
-impl<S: Clone> Clone for AppState<S> {
-    fn clone(&self) -> Self {
-        AppState { source: self.source.clone(), keep_alive: self.keep_alive, clients: Arc::clone(&self.clients) }
-    }
-}
-
-/// The routes for `source` with default options: `GET /stream` (Server-Sent
+/// The routes for `reader` with default options: `GET /stream` (Server-Sent
 /// Events) and `GET /status` (JSON). See the [crate docs](crate) for the
 /// wire format; use [`FeedRouter`] to change options.
+///
+/// `reader` is a writer's [`Feed::reader`](events::Feed::reader) (new events
+/// come from its live tail) or a [`FeedReader::open`] on a journal another
+/// process writes (new events are found by polling the files, and a
+/// directory recreated under it is followed with an `epoch_mismatch` reset).
 ///
 /// # Example
 ///
@@ -47,20 +38,16 @@ impl<S: Clone> Clone for AppState<S> {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let tmp = tempfile::tempdir()?;
 /// let feed: Feed<Ping> = Feed::builder(tmp.path()).open().await?;
-/// let app = events_http::axum::Router::new().nest("/feed", events_http::router(feed.clone()));
+/// let app = events_http::axum::Router::new().nest("/feed", events_http::router(feed.reader()));
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// let server = tokio::spawn(async move { events_http::axum::serve(listener, app).await });
 /// # server.abort(); feed.close().await?; Ok(()) }
 /// ```
-pub fn router<E, S>(source: S) -> Router
-where
-    E: Event,
-    S: FeedSource<E>,
-{
-    FeedRouter::new(source).build()
+pub fn router<E: Event, C: Codec>(reader: FeedReader<E, C>) -> Router {
+    FeedRouter::new(reader).build()
 }
 
-/// Builds the router with options; [`router`] is `FeedRouter::new(source).build()`.
+/// Builds the router with options; [`router`] is `FeedRouter::new(reader).build()`.
 ///
 /// # Example
 ///
@@ -81,32 +68,24 @@ where
 /// assert_eq!(*clients.borrow(), 0);
 /// # drop(app); feed.close().await?; Ok(()) }
 /// ```
-pub struct FeedRouter<E, S> {
-    state: AppState<S>,
-    _event: PhantomData<fn() -> E>,
+pub struct FeedRouter<E, C: Codec = Bincode> {
+    state: AppState<E, C>,
 }
 
-impl<E, S: std::fmt::Debug> std::fmt::Debug for FeedRouter<E, S> {
+impl<E, C: Codec> std::fmt::Debug for FeedRouter<E, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FeedRouter")
-            .field("source", &self.state.source)
+            .field("reader", &self.state.reader)
             .field("keep_alive", &self.state.keep_alive)
             .finish_non_exhaustive()
     }
 }
 
-impl<E, S> FeedRouter<E, S>
-where
-    E: Event,
-    S: FeedSource<E>,
-{
-    /// Routes for `source`.
-    pub fn new(source: S) -> Self {
+impl<E: Event, C: Codec> FeedRouter<E, C> {
+    /// Routes for `reader`.
+    pub fn new(reader: FeedReader<E, C>) -> Self {
         let (clients, _) = watch::channel(0);
-        FeedRouter {
-            state: AppState { source, keep_alive: DEFAULT_KEEP_ALIVE, clients: Arc::new(clients) },
-            _event: PhantomData,
-        }
+        FeedRouter { state: AppState { reader, keep_alive: DEFAULT_KEEP_ALIVE, clients: Arc::new(clients) } }
     }
 
     /// How long a `/stream` response may stay silent before the server sends
@@ -124,19 +103,14 @@ where
         self.state.clients.subscribe()
     }
 
-    /// The router: `GET /stream`, `GET /status`, and 404 for other paths.
+    /// The router: `GET /stream`, `GET /status`, 405 for another method on
+    /// those paths and 404 for other paths (both with a one-line body).
     pub fn build(self) -> Router {
         Router::new()
-            .route("/stream", get(sse::stream::<E, S>))
-            .route("/status", get(status::status::<E, S>))
+            .route("/stream", get(sse::stream::<E, C>))
+            .route("/status", get(status::status::<E, C>))
+            .method_not_allowed_fallback(method_not_allowed)
             .fallback(not_found)
             .with_state(self.state)
     }
-}
-
-async fn not_found(method: Method, uri: Uri) -> (StatusCode, String) {
-    (
-        StatusCode::NOT_FOUND,
-        format!("no such resource: {method} {uri} (this feed serves GET /stream and GET /status)\n"),
-    )
 }

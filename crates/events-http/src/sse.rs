@@ -1,6 +1,7 @@
 //! `GET /stream`: one [`FeedStream`] per HTTP client, turned into
-//! Server-Sent Events frames. Neighbours: `router.rs` mounts it, `error.rs`
-//! answers bad cursors, `source.rs` supplies the stream.
+//! Server-Sent Events frames. Neighbours: `router.rs` mounts it, `cursor.rs`
+//! gives the `<epoch>-<seq>` form of its ids and cursors, `error.rs` answers
+//! bad cursors, and the [`FeedReader`] in `state.rs` supplies the stream.
 //!
 //! Invariant: nothing here buffers. Frames are produced only when hyper asks
 //! for the next body chunk, which it does only when the socket can take
@@ -8,22 +9,26 @@
 //! lags past the live tail and falls back to the journal like any slow
 //! consumer, and server memory stays bounded. Dropping the response (the
 //! client went away) drops the `FeedStream` and the client-count guard.
+//! Every frame's id names the epoch of the journal it came from: the stream
+//! starts with the cursor's epoch and only an `epoch_mismatch` reset, which
+//! carries the journal's epoch, changes it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use events::{Cursor, Envelope, Event, FeedItem, FeedStream, ResetReason, Seq, error_chain};
+use axum::response::{IntoResponse, Response};
+use events::{Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, ResetReason, Seq, error_chain};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::FeedSource;
+use crate::cursor::{self, WireCursor};
 use crate::error::RequestError;
-use crate::router::AppState;
+use crate::state::AppState;
 
 /// The header a reconnecting `EventSource` sends; it wins over `?since=`.
 const LAST_EVENT_ID: &str = "last-event-id";
@@ -46,19 +51,27 @@ struct EventData<'a, E> {
 }
 
 /// The handler of `GET /stream`.
-pub(crate) async fn stream<E, S>(
-    State(state): State<AppState<S>>,
+pub(crate) async fn stream<E, C>(
+    State(state): State<AppState<E, C>>,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, RequestError>
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Response>
 where
     E: Event,
-    S: FeedSource<E>,
+    C: Codec,
 {
-    let seq = cursor(&headers, query.since.as_deref(), &state.source)?;
-    tracing::debug!(cursor = seq.get(), stream = ?query.stream, "SSE client connected");
+    let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
+    // A `FeedReader` looks at the journal files for its epoch and latest
+    // seq: off the async workers, like `/status`.
+    let reader = state.reader.clone();
+    let (seq, epoch) = tokio::task::spawn_blocking(move || start.resolve(&reader)).await.map_err(|e| {
+        tracing::warn!(error = %e, "resolving an SSE cursor failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot resolve the cursor: {e}\n")).into_response()
+    })?;
+    tracing::debug!(cursor = seq.get(), epoch, stream = ?query.stream, "SSE client connected");
     let frames = Frames {
-        inner: state.source.stream_from(Cursor::from(seq)),
+        inner: state.reader.stream_from(Cursor::new(seq, epoch)),
+        epoch,
         filter: query.stream,
         failed: false,
         _guard: ClientGuard::new(Arc::clone(&state.clients)),
@@ -67,22 +80,67 @@ where
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive")))
 }
 
-/// The cursor: `Last-Event-ID` when present and non-empty (a browser sends
-/// it on reconnect, so it is the newer truth), else `?since=`, else 0.
-fn cursor<E, S: FeedSource<E>>(headers: &HeaderMap, since: Option<&str>, source: &S) -> Result<Seq, RequestError> {
-    if let Some(value) = headers.get(LAST_EVENT_ID) {
-        let lossy = String::from_utf8_lossy(value.as_bytes());
-        let text = lossy.trim();
-        // An `id:` field with an empty value clears a browser's last event
-        // id; an empty header means the same: no cursor.
-        if !text.is_empty() {
-            return text.parse::<u64>().map(Seq::new).map_err(|_| RequestError::LastEventId { value: lossy.into() });
-        }
+/// Where a client asked to start, parsed but not yet resolved against the
+/// feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// After this cursor.
+    After(WireCursor),
+    /// After the latest event: new events only.
+    Latest,
+}
+
+impl Start {
+    /// The start a request asks for. Both `Last-Event-ID` and `?since=` are
+    /// checked, and a malformed value in either is refused even when the
+    /// other is fine (a client sending a bad value has a bug it should
+    /// hear about). Of two valid values `Last-Event-ID` wins: a browser's
+    /// `EventSource` sends it when it reconnects, with the URL (and so the
+    /// `since`) of its first connection, so the header is the newer truth.
+    /// An empty header means no cursor (an `id:` with an empty value clears
+    /// a browser's last event id); neither given starts at 0, everything
+    /// retained.
+    fn parse(headers: &HeaderMap, since: Option<&str>) -> Result<Start, RequestError> {
+        let since = match since.map(str::trim) {
+            None | Some("") => None,
+            Some("latest") => Some(Start::Latest),
+            Some(text) => {
+                Some(Start::After(WireCursor::parse(text).ok_or_else(|| RequestError::Since { value: text.into() })?))
+            }
+        };
+        let header = match headers.get(LAST_EVENT_ID) {
+            None => None,
+            Some(value) => {
+                let lossy = String::from_utf8_lossy(value.as_bytes());
+                match lossy.trim() {
+                    "" => None,
+                    text => Some(Start::After(
+                        WireCursor::parse(text)
+                            .ok_or_else(|| RequestError::LastEventId { value: lossy.as_ref().into() })?,
+                    )),
+                }
+            }
+        };
+        Ok(header.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO })))
     }
-    match since.map(str::trim) {
-        None | Some("") => Ok(Seq::ZERO),
-        Some("latest") => Ok(source.latest_seq()),
-        Some(text) => text.parse::<u64>().map(Seq::new).map_err(|_| RequestError::Since { value: text.into() }),
+
+    /// The seq and epoch of the façade cursor. A cursor without an epoch
+    /// (a bare seq, or none) is pinned to the epoch served now, so the ids
+    /// of this stream can name it, and a journal recreated between this call
+    /// and the stream's first read shows up as an `epoch_mismatch` reset
+    /// instead of events labelled with the wrong epoch. For `latest` the
+    /// epoch is read before the seq for the same reason: a seq of a newer
+    /// journal with an older epoch is a reset, the other way round would be
+    /// a wrong resume.
+    fn resolve<E: Event, C: Codec>(self, reader: &FeedReader<E, C>) -> (Seq, u64) {
+        match self {
+            Start::After(WireCursor { seq, epoch: Some(epoch) }) => (seq, epoch),
+            Start::After(WireCursor { seq, epoch: None }) => (seq, reader.epoch()),
+            Start::Latest => {
+                let epoch = reader.epoch();
+                (reader.latest_seq(), epoch)
+            }
+        }
     }
 }
 
@@ -105,6 +163,8 @@ impl Drop for ClientGuard {
 
 struct Frames<E> {
     inner: FeedStream<E>,
+    /// The epoch of the journal the stream reads now, for the frames' ids.
+    epoch: u64,
     filter: Option<String>,
     failed: bool,
     _guard: ClientGuard,
@@ -124,12 +184,17 @@ impl<E: Event> Frames<E> {
                         tokio::task::consume_budget().await;
                         continue;
                     }
-                    return Some(match event_frame(&env) {
+                    return Some(match event_frame(self.epoch, &env) {
                         Ok(frame) => frame,
                         Err(e) => self.fail(&format!("event {} cannot be encoded as JSON: {e}", env.seq)),
                     });
                 }
-                Ok(FeedItem::Reset { reason, earliest, latest }) => return Some(reset_frame(reason, earliest, latest)),
+                Ok(FeedItem::Reset { reason, earliest, latest }) => {
+                    if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
+                        self.epoch = journal_epoch;
+                    }
+                    return Some(reset_frame(self.epoch, reason, earliest, latest));
+                }
                 Err(e) => return Some(self.fail(&error_chain(&e))),
             }
         }
@@ -144,18 +209,20 @@ impl<E: Event> Frames<E> {
     }
 }
 
-fn event_frame<E: Event>(env: &Envelope<E>) -> Result<SseEvent, serde_json::Error> {
+fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>) -> Result<SseEvent, serde_json::Error> {
     let data = EventData { seq: env.seq.get(), ts: env.ts.as_nanos(), stream: env.stream_str(), event: &env.event };
-    Ok(SseEvent::default().id(env.seq.get().to_string()).data(serde_json::to_string(&data)?))
+    Ok(SseEvent::default().id(cursor::format(epoch, env.seq)).data(serde_json::to_string(&data)?))
 }
 
-/// A reset frame carries, as its `id`, the seq the stream continues after:
-/// `latest` for most reasons, the end of the gap for a salvage gap. A
-/// browser that reconnects must resume from there rather than from its
-/// stale cursor (which would reset again).
-fn reset_frame(reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
+/// A reset frame carries, as its `id`, the cursor the stream continues
+/// after, in the journal's (possibly new) `epoch`: the end of the gap for a
+/// salvage gap, and just before the earliest retained event for every other
+/// reason (the façade's rule: the stream goes on with the oldest event still
+/// there). A browser that reconnects resumes from there rather than from its
+/// stale cursor, which would reset again.
+fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
     let mut data: serde_json::Value = serde_json::json!({ "earliest": earliest.get(), "latest": latest.get() });
-    let mut resume = latest;
+    let mut resume = Seq::new(earliest.get().saturating_sub(1));
     let reason = match reason {
         ResetReason::Expired => "expired".into(),
         ResetReason::Ahead => "ahead".into(),
@@ -166,6 +233,7 @@ fn reset_frame(reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
             "gap".into()
         }
         ResetReason::EpochMismatch { cursor_epoch, journal_epoch } => {
+            // Strings: a random 64-bit value does not fit a JavaScript number.
             data["cursor_epoch"] = cursor_epoch.to_string().into();
             data["journal_epoch"] = journal_epoch.to_string().into();
             "epoch_mismatch".into()
@@ -173,7 +241,7 @@ fn reset_frame(reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
         other => format!("{other:?}").into(),
     };
     data["reason"] = reason;
-    SseEvent::default().event("reset").id(resume.get().to_string()).data(data.to_string())
+    SseEvent::default().event("reset").id(cursor::format(epoch, resume)).data(data.to_string())
 }
 
 /// The default keep-alive interval.

@@ -1,38 +1,47 @@
-//! `GET /status`: where the feed stands (epoch, earliest and latest seq),
+//! `GET /status`: where the feed stands (epoch, earliest and latest seq,
+//! and the latest event's id in the `<epoch>-<seq>` form of `cursor.rs`),
 //! its counters, and how many `/stream` clients are connected, as one JSON
-//! object. Neighbour of `sse.rs`; both are mounted by `router.rs`.
+//! object. Neighbour of `sse.rs`; both are mounted by `router.rs` and share
+//! `state.rs`.
 //!
-//! Invariant: read-only. A [`FeedReader`](events::FeedReader) refreshes its
-//! figures from the journal files, so the figures are gathered off the async
-//! workers.
+//! Invariant: read-only, and the epoch reported is the one the seqs belong
+//! to: a [`FeedReader`](events::FeedReader) re-reads both from the journal
+//! files (off the async workers), and a snapshot taken while the directory
+//! was being recreated is taken again.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use events::Event;
+use events::{Codec, Event, FeedReader, FeedStats, Seq};
 use serde_json::{Value, json};
 
-use crate::FeedSource;
-use crate::router::AppState;
+use crate::cursor;
+use crate::state::AppState;
+
+/// Snapshots taken before `/status` gives up on agreeing epochs and reports
+/// the last one (a directory recreated again and again under the server).
+const SNAPSHOT_TRIES: usize = 3;
 
 /// The handler of `GET /status`.
-pub(crate) async fn status<E, S>(State(state): State<AppState<S>>) -> Result<Json<Value>, (StatusCode, String)>
+pub(crate) async fn status<E, C>(State(state): State<AppState<E, C>>) -> Result<Json<Value>, (StatusCode, String)>
 where
     E: Event,
-    S: FeedSource<E>,
+    C: Codec,
 {
     let clients = *state.clients.borrow();
-    let source = state.source.clone();
+    let reader = state.reader.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let stats = source.stats();
+        let (epoch, stats) = snapshot(&reader);
         json!({
             // A random 64-bit value: a string, since JavaScript numbers
             // cannot hold it exactly.
-            "epoch": source.epoch().to_string(),
+            "epoch": epoch.to_string(),
             // From the one snapshot: a `FeedReader` re-reads the directory
             // for each of these, so asking three times would scan it thrice.
             "latest_seq": stats.latest_seq,
             "earliest_seq": stats.earliest_seq,
+            // What `/stream?since=` takes to start after the latest event.
+            "latest_id": cursor::format(epoch, Seq::new(stats.latest_seq)),
             "http_clients": clients,
             "stats": {
                 "appended": stats.appended,
@@ -52,4 +61,21 @@ where
     .await
     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("status failed: {e}\n")))?;
     Ok(Json(body))
+}
+
+/// The epoch and the figures of one journal: the epoch is read before and
+/// after the figures, and the pair is taken again if the directory was
+/// recreated in between.
+fn snapshot<E: Event, C: Codec>(reader: &FeedReader<E, C>) -> (u64, FeedStats) {
+    let mut epoch = reader.epoch();
+    let mut stats = reader.stats();
+    for _ in 1..SNAPSHOT_TRIES {
+        let after = reader.epoch();
+        if after == epoch {
+            break;
+        }
+        epoch = after;
+        stats = reader.stats();
+    }
+    (epoch, stats)
 }

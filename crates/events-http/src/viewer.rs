@@ -3,21 +3,30 @@
 //! `EventSource` against the `stream` and `status` routes beside it.
 //!
 //! Invariant: the page uses relative URLs, so it works wherever the router
-//! is nested, as long as the page is served from the same prefix.
+//! is nested, as long as the page is served from the same prefix; it keeps
+//! its cursor in the `<epoch>-<seq>` form of `cursor.rs`, so it follows a
+//! recreated journal through an explicit reset.
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 
+use crate::fallback::method_not_allowed;
+
 /// The viewer page: a table of seq / time / stream / type, auto-scrolling,
 /// with a connection indicator. It reads `stream?since=…` and `status`
-/// relative to its own URL. Page query parameters: `since` (a seq; default:
-/// the latest 100 events), `stream` (a stream id filter), `rows` (rows kept
-/// in the table; default 500).
+/// relative to its own URL, and keeps the id of the last frame it received
+/// (`<epoch>-<seq>`) as its cursor when it reconnects. A `gap` reset is
+/// shown as a row and the table goes on after the gap; any other reset
+/// (`expired`, `ahead`, `epoch_mismatch`) clears the table, says why in its
+/// first row, and the events that follow (from the oldest one kept) are the
+/// new history. Page query parameters: `since` (an event id or a bare seq;
+/// default: the latest 100 events), `stream` (a stream id filter), `rows`
+/// (rows kept in the table; default 500).
 pub const VIEWER_HTML: &str = include_str!("viewer.html");
 
-/// A router serving [`VIEWER_HTML`] at `GET /`; merge it with
-/// [`router`](crate::router).
+/// A router serving [`VIEWER_HTML`] at `GET /` (another method is a `405`
+/// with a one-line body); merge it with [`router`](crate::router).
 ///
 /// # Example
 ///
@@ -33,5 +42,5 @@ pub const VIEWER_HTML: &str = include_str!("viewer.html");
 /// # drop(app); feed.close().await?; Ok(()) }
 /// ```
 pub fn viewer() -> Router {
-    Router::new().route("/", get(|| async { Html(VIEWER_HTML) }))
+    Router::new().route("/", get(|| async { Html(VIEWER_HTML) })).method_not_allowed_fallback(method_not_allowed)
 }

@@ -1,40 +1,84 @@
-//! Bad input and the other routes: a non-numeric `Last-Event-ID` or `since`
-//! is a 400 that says what was wrong, an unknown path is a 404, and
-//! `/status` reports where the feed stands as JSON.
+//! Bad input and the other routes: a malformed `Last-Event-ID` or `since`
+//! is a 400 that says what was wrong (even when the other one is valid), an
+//! unknown path is a 404 that names the routes and the viewer page, another
+//! method than GET is a 405 with a one-line body, and `/status` reports
+//! where the feed stands as JSON.
 
-mod common;
+mod support;
 
-use common::{append, feed, serve};
+use support::{append, feed, id, serve};
+
+/// A one-line body: some text and a single trailing newline.
+fn assert_one_line(text: &str) {
+    assert!(text.ends_with('\n') && text.trim_end().len() > 10 && !text.trim_end().contains('\n'), "{text:?}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_cursors_are_400_and_unknown_paths_404() {
+async fn malformed_cursors_are_400_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let feed = feed(tmp.path()).await;
-    let addr = serve(events_http::router(feed.clone())).await;
+    append(&feed, None, 1..=3).await;
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
     let client = reqwest::Client::new();
+    let url = format!("http://{addr}/stream");
 
-    let response = client.get(format!("http://{addr}/stream")).header("Last-Event-ID", "abc").send().await.unwrap();
+    for bad in ["abc", "-1", "+2", "7-", "-7", "1-2-3", "0x10", "1.5", "18446744073709551616", "latest"] {
+        let response = client.get(&url).header("Last-Event-ID", bad).send().await.unwrap();
+        assert_eq!(response.status(), 400, "Last-Event-ID: {bad}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(&format!("invalid Last-Event-ID header {bad:?}")), "{text}");
+        assert!(text.contains("<epoch>-<seq>"), "the message shows the expected form: {text}");
+        assert_one_line(&text);
+    }
+
+    // A bad header is refused even with a good since (the header would win)...
+    let response = client.get(format!("{url}?since=2")).header("Last-Event-ID", "-1").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    // ...and a bad since is refused even with a good header: never ignored.
+    let response = client.get(format!("{url}?since=2-x")).header("Last-Event-ID", id(epoch, 1)).send().await.unwrap();
     assert_eq!(response.status(), 400);
     let text = response.text().await.unwrap();
-    assert!(text.contains("invalid Last-Event-ID header \"abc\""), "{text}");
+    assert!(text.contains("invalid since=\"2-x\""), "{text}");
 
-    // The header wins, so a bad header is refused even with a good since.
-    let response =
-        client.get(format!("http://{addr}/stream?since=2")).header("Last-Event-ID", "-1").send().await.unwrap();
-    assert_eq!(response.status(), 400);
+    for bad in ["soon", "7-", "-3", "3-latest"] {
+        let response = client.get(format!("{url}?since={bad}")).send().await.unwrap();
+        assert_eq!(response.status(), 400, "since={bad}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(&format!("invalid since={bad:?}")), "{text}");
+        assert_one_line(&text);
+    }
+    feed.close().await.unwrap();
+}
 
-    let response = client.get(format!("http://{addr}/stream?since=soon")).send().await.unwrap();
-    assert_eq!(response.status(), 400);
-    let text = response.text().await.unwrap();
-    assert!(text.contains("invalid since=\"soon\""), "{text}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_404_and_other_methods_405_each_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    let addr = serve(events_http::router(feed.reader()).merge(events_http::viewer())).await;
+    let client = reqwest::Client::new();
 
     let response = client.get(format!("http://{addr}/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let text = response.text().await.unwrap();
-    assert!(text.contains("GET /nope") && text.contains("/stream"), "{text}");
+    assert!(text.contains("GET /nope") && text.contains("GET /stream") && text.contains("GET /status"), "{text}");
+    assert!(text.contains("viewer page at GET / "), "the 404 points to the viewer: {text}");
+    assert_one_line(&text);
 
-    let response = client.post(format!("http://{addr}/stream")).send().await.unwrap();
+    for path in ["/stream", "/status", "/"] {
+        let response = client.post(format!("http://{addr}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 405, "POST {path}");
+        let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        assert!(allow.as_deref().is_some_and(|a| a.contains("GET")), "Allow: {allow:?}");
+        let text = response.text().await.unwrap();
+        assert_eq!(
+            text,
+            format!("method POST not allowed on {path}: this feed is read-only and answers only GET (and HEAD)\n")
+        );
+    }
+    let response = client.delete(format!("http://{addr}/stream?since=1")).send().await.unwrap();
     assert_eq!(response.status(), 405);
+    assert!(response.text().await.unwrap().starts_with("method DELETE not allowed on /stream"));
     feed.close().await.unwrap();
 }
 
@@ -43,18 +87,25 @@ async fn status_reports_seqs_epoch_clients_and_stats() {
     let tmp = tempfile::tempdir().unwrap();
     let feed = feed(tmp.path()).await;
     append(&feed, None, 1..=7).await;
-    let addr = serve(events_http::router(feed.clone()).merge(events_http::viewer())).await;
+    let addr = serve(events_http::router(feed.reader()).merge(events_http::viewer())).await;
 
-    let _open = common::Sse::open(&format!("http://{addr}/stream"), None).await;
+    let _open = support::Sse::open(&format!("http://{addr}/stream"), None).await;
     let status: serde_json::Value =
         serde_json::from_str(&reqwest::get(format!("http://{addr}/status")).await.unwrap().text().await.unwrap())
             .unwrap();
     assert_eq!(status["latest_seq"], 7);
     assert_eq!(status["earliest_seq"], 1);
     assert_eq!(status["epoch"], feed.epoch().to_string());
+    assert_eq!(status["latest_id"], id(feed.epoch(), 7));
     assert_eq!(status["http_clients"], 1);
     assert_eq!(status["stats"]["appended"], 7);
     assert_eq!(status["stats"]["healthy"], true);
+
+    // `latest_id` is a `since` that starts after the latest event.
+    let latest_id = status["latest_id"].as_str().unwrap();
+    let mut after = support::Sse::open(&format!("http://{addr}/stream?since={latest_id}"), None).await;
+    append(&feed, None, 8..=8).await;
+    assert_eq!(after.next().await.seq_in(feed.epoch()), 8);
 
     // The viewer page is served at / and talks to the routes beside it.
     let page = reqwest::get(format!("http://{addr}/")).await.unwrap();

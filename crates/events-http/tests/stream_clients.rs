@@ -3,21 +3,21 @@
 //! to the journal (no unbounded buffer) and still gets everything in order,
 //! and an idle stream carries keep-alive comments.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Sse, TestEvent, WAIT, append, serve};
 use events::{Feed, SyncPolicy};
 use events_http::FeedRouter;
 use futures::StreamExt;
+use support::{Sse, TestEvent, WAIT, append, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnect_frees_the_stream_promptly() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = common::feed(tmp.path()).await;
+    let feed = support::feed(tmp.path()).await;
     append(&feed, None, 1..=3).await;
-    let routes = FeedRouter::new(feed.clone());
+    let routes = FeedRouter::new(feed.reader());
     let mut clients = routes.clients();
     let addr = serve(routes.build()).await;
 
@@ -45,7 +45,7 @@ async fn a_client_that_stops_reading_falls_back_to_the_journal_and_gets_everythi
     let tmp = tempfile::tempdir().unwrap();
     let feed: Feed<TestEvent> =
         Feed::builder(tmp.path()).sync(SyncPolicy::Never).live_capacity(16).open().await.unwrap();
-    let addr = serve(events_http::router(feed.clone())).await;
+    let addr = serve(events_http::router(feed.reader())).await;
 
     let response = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -63,12 +63,13 @@ async fn a_client_that_stops_reading_falls_back_to_the_journal_and_gets_everythi
     let mut body = response.bytes_stream();
     let mut text = String::new();
     let mut next = 1;
+    let epoch = feed.epoch();
     while next <= TOTAL {
         let chunk = tokio::time::timeout(WAIT, body.next()).await.expect("data in time").unwrap().unwrap();
         text.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = text.find("\n\n") {
             let frame: String = text.drain(..end + 2).collect();
-            let expected = format!("id: {next}\ndata: {{\"seq\":{next},");
+            let expected = format!("id: {epoch}-{next}\ndata: {{\"seq\":{next},");
             assert!(frame.starts_with(&expected), "expected seq {next}, got {:?}", &frame[..frame.len().min(80)]);
             next += 1;
         }
@@ -79,8 +80,8 @@ async fn a_client_that_stops_reading_falls_back_to_the_journal_and_gets_everythi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_carries_keep_alive_comments() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = common::feed(tmp.path()).await;
-    let addr = serve(FeedRouter::new(feed.clone()).keep_alive(Duration::from_millis(50)).build()).await;
+    let feed = support::feed(tmp.path()).await;
+    let addr = serve(FeedRouter::new(feed.reader()).keep_alive(Duration::from_millis(50)).build()).await;
 
     let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
     let frame = sse.next_any().await.expect("a frame");

@@ -1,27 +1,41 @@
 //! `GET /stream` resumes exactly: from `Last-Event-ID` (which wins over
-//! `?since=`), from `?since=`, across disconnects and reconnects while a
-//! writer appends, with a `?stream=` filter, and from a `FeedReader`.
+//! `?since=`), from `?since=`, each as an `<epoch>-<seq>` id or a bare seq,
+//! across disconnects and reconnects (with the id of the last frame, as a
+//! browser does) while a writer appends, with a `?stream=` filter, and from
+//! a `FeedReader`.
 
-mod common;
+mod support;
 
-use common::{Sse, TestEvent, append, feed, serve};
 use events::{FeedReader, SyncPolicy};
+use support::{Sse, TestEvent, append, feed, id, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_resumes_exactly_after_it_and_wins_over_since() {
     let tmp = tempfile::tempdir().unwrap();
     let feed = feed(tmp.path()).await;
     append(&feed, Some("s1"), 1..=10).await;
-    let addr = serve(events_http::router(feed.clone())).await;
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
 
-    let mut sse = Sse::open(&format!("http://{addr}/stream?since=1"), Some("4")).await;
+    let mut sse = Sse::open(&format!("http://{addr}/stream?since=1"), Some(&id(epoch, 4))).await;
     let first = sse.next().await;
+    assert_eq!(first.id, Some(id(epoch, 5)), "{first:?}");
     assert_eq!(
         first.json(),
         serde_json::json!({ "seq": 5, "ts": first.json()["ts"], "stream": "s1", "event": { "n": 5, "pad": "" } })
     );
     assert!(first.json()["ts"].as_u64().is_some_and(|ts| ts > 0), "{first:?}");
-    assert_eq!(sse.seqs(5).await, (6..=10).collect::<Vec<_>>());
+    assert_eq!(sse.seqs_in(epoch, 5).await, (6..=10).collect::<Vec<_>>());
+
+    // A bare seq, from an old client or a hand-written request, still
+    // works, in the header and in `since`, and gets ids with the epoch.
+    let mut bare = Sse::open(&format!("http://{addr}/stream?since=1"), Some("8")).await;
+    assert_eq!(bare.seqs_in(epoch, 2).await, vec![9, 10]);
+    let mut bare_since = Sse::open(&format!("http://{addr}/stream?since=8"), None).await;
+    assert_eq!(bare_since.seqs_in(epoch, 2).await, vec![9, 10]);
+    let since = id(epoch, 7);
+    let mut full_since = Sse::open(&format!("http://{addr}/stream?since={since}"), None).await;
+    assert_eq!(full_since.seqs_in(epoch, 3).await, vec![8, 9, 10]);
 
     // Then live: the next events arrive, and nothing else in between.
     append(&feed, None, 11..=12).await;
@@ -36,7 +50,7 @@ async fn since_and_latest_choose_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     let feed = feed(tmp.path()).await;
     append(&feed, None, 1..=5).await;
-    let addr = serve(events_http::router(feed.clone())).await;
+    let addr = serve(events_http::router(feed.reader())).await;
 
     let mut everything = Sse::open(&format!("http://{addr}/stream"), None).await;
     assert_eq!(everything.seqs(5).await, vec![1, 2, 3, 4, 5]);
@@ -58,7 +72,7 @@ async fn disconnect_and_reconnect_mid_stream_loses_and_repeats_nothing() {
     const TOTAL: u64 = 600;
     let tmp = tempfile::tempdir().unwrap();
     let feed = feed(tmp.path()).await;
-    let addr = serve(events_http::router(feed.clone())).await;
+    let addr = serve(events_http::router(feed.reader())).await;
     let writer = {
         let feed = feed.clone();
         tokio::spawn(async move {
@@ -72,18 +86,20 @@ async fn disconnect_and_reconnect_mid_stream_loses_and_repeats_nothing() {
     };
 
     let url = format!("http://{addr}/stream");
+    let epoch = feed.epoch();
     let mut seen: Vec<u64> = Vec::new();
+    let mut last_id: Option<String> = None;
     let mut connections = 0;
     while seen.len() < TOTAL as usize {
-        let last = seen.last().map(u64::to_string);
-        let mut sse = Sse::open(&url, last.as_deref()).await;
+        let mut sse = Sse::open(&url, last_id.as_deref()).await;
         connections += 1;
         // Read a varying number of frames, then hang up mid-stream.
         let batch = (37 + connections * 13).min(TOTAL as usize - seen.len());
         for _ in 0..batch {
             let frame = sse.next().await;
-            assert_eq!(frame.json()["event"]["n"], frame.seq(), "payload matches its seq");
+            assert_eq!(frame.json()["event"]["n"], frame.seq_in(epoch), "payload matches its seq");
             seen.push(frame.seq());
+            last_id = frame.id;
         }
     }
     writer.await.unwrap();
@@ -100,7 +116,7 @@ async fn stream_filter_keeps_one_stream_id() {
         let stream = if n % 3 == 0 { "three" } else { "other" };
         feed.append(Some(stream), TestEvent::new(n)).await.unwrap();
     }
-    let addr = serve(events_http::router(feed.clone())).await;
+    let addr = serve(events_http::router(feed.reader())).await;
     let mut sse = Sse::open(&format!("http://{addr}/stream?stream=three"), None).await;
     assert_eq!(sse.seqs(3).await, vec![3, 6, 9]);
     feed.append(Some("other"), TestEvent::new(10)).await.unwrap();
@@ -118,9 +134,10 @@ async fn a_feed_reader_serves_what_a_writer_appends() {
     let reader: FeedReader<TestEvent> = FeedReader::open(tmp.path()).unwrap();
     let addr = serve(events_http::router(reader)).await;
 
-    let mut sse = Sse::open(&format!("http://{addr}/stream"), Some("1")).await;
-    assert_eq!(sse.seqs(2).await, vec![2, 3]);
+    let epoch = feed.epoch();
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), Some(&id(epoch, 1))).await;
+    assert_eq!(sse.seqs_in(epoch, 2).await, vec![2, 3]);
     append(&feed, None, 4..=5).await;
-    assert_eq!(sse.seqs(2).await, vec![4, 5], "the reader follows the writer");
+    assert_eq!(sse.seqs_in(epoch, 2).await, vec![4, 5], "the reader follows the writer");
     feed.close().await.unwrap();
 }

@@ -81,11 +81,13 @@ pub enum JournalError {
         /// What is wrong.
         reason: String,
     },
-    /// Records are missing between two segments: an operator salvaged a
-    /// corrupt journal with a [`RecoveryMode`](crate::RecoveryMode) that drops
-    /// records. Seqs `expected..found` will never exist; the [`Records`](crate::Records)
-    /// iterator yields this once and then continues at `found`.
-    #[error("{path}: records {expected}..{found} are missing (dropped by a salvage recovery)")]
+    /// Records are missing between two segments: an operator salvaged or
+    /// repaired a damaged journal ([`RecoveryMode`](crate::RecoveryMode)), or
+    /// a power loss took the unsynced tail of a sealed segment. Seqs
+    /// `expected..found` (that is, `expected..=found - 1`) will never exist;
+    /// the [`Records`](crate::Records) iterator yields this once and then
+    /// continues at `found`.
+    #[error("{path}: records {expected}..={} are missing (lost to damage: dropped by a salvage, a repair or a power loss)", found.saturating_sub(1))]
     Gap {
         /// The segment that starts after the gap.
         path: PathBuf,
@@ -93,6 +95,33 @@ pub enum JournalError {
         expected: u64,
         /// The first seq present after the gap.
         found: u64,
+    },
+    /// Two segments hold the same seqs: `path` holds records up to
+    /// `last_seq`, but the segment after it, `next`, starts at `next_first`
+    /// (at or below `last_seq`). A writer refuses to open (it would hand
+    /// out seqs twice) and a reader refuses to serve either copy; an
+    /// operator must remove the wrong file.
+    #[error(
+        "{path} holds records up to seq {last_seq}, but the next segment {next} starts at seq {next_first}: overlapping segments"
+    )]
+    Overlap {
+        /// The earlier segment.
+        path: PathBuf,
+        /// The last seq of its contiguous valid records.
+        last_seq: u64,
+        /// The later segment, whose name says it starts inside `path`.
+        next: PathBuf,
+        /// The first seq of `next` (its file name).
+        next_first: u64,
+    },
+    /// An option given to [`Journal::open`](crate::Journal::open) cannot work;
+    /// nothing was created or changed.
+    #[error("invalid journal option {option}: {reason}")]
+    InvalidOption {
+        /// The option (`"sync"`, ...).
+        option: &'static str,
+        /// Why it is refused.
+        reason: &'static str,
     },
     /// A payload is larger than [`JournalOptions::max_record_bytes`](crate::JournalOptions::max_record_bytes).
     #[error("record of {len} bytes exceeds the limit of {max} bytes")]
@@ -125,6 +154,27 @@ impl JournalError {
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, seq: Option<u64>, reason: impl Into<String>) -> Self {
         JournalError::Corrupt { path: path.into(), offset, seq, reason: reason.into() }
+    }
+
+    /// The message without the path of the file it concerns, for reports
+    /// that name the file in a field of their own (`verify`'s [`Problem`](crate::Problem)).
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            JournalError::Io { op, source, .. } => format!("{op}: {source}"),
+            JournalError::BadMagic { .. } => "not a journal segment (bad magic)".to_owned(),
+            JournalError::UnsupportedVersion { version, .. } => {
+                format!("unsupported segment format version {version} (this build reads version 1)")
+            }
+            JournalError::HeaderCrc { .. } => "segment header checksum mismatch".to_owned(),
+            JournalError::CodecTagMismatch { expected, found, .. } => {
+                format!("payload codec tag {found} where {expected} was expected")
+            }
+            JournalError::EpochMismatch { expected, found, .. } => {
+                format!("epoch {found:#018x} where {expected:#018x} was expected (segment of another journal?)")
+            }
+            JournalError::Corrupt { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
     }
 }
 

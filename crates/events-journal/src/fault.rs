@@ -2,7 +2,7 @@
 //! feature: a [`FaultPlan`] given to [`JournalOptions::faults`](crate::JournalOptions::faults)
 //! makes chosen I/O [`Step`]s of the writer, the roll, retention and
 //! recovery fail, write short, tear, or "crash". The seam that consults it
-//! is `io.rs`; this file only holds the plan.
+//! is `seam.rs`; this file only holds the plan.
 //!
 //! Invariant: after a [`Fault::TornWrite`], [`Fault::CrashBefore`] or
 //! [`Fault::CrashAfter`] fired, the plan is *crashed*: every later step of the
@@ -44,15 +44,24 @@ pub enum Step {
     TruncateSync,
     /// Rewriting a torn header at recovery (truncate, write and `fdatasync`).
     HeaderRewrite,
-    /// Creating, writing, syncing or renaming a salvage segment (`RecoveryMode::SkipCorrupt`).
+    /// Creating, writing, syncing or renaming a `.seg.salvage` file: the
+    /// crash-safe rebuild of a damaged segment (`RecoveryMode::SkipCorrupt`,
+    /// `TruncateAtCorruption` and `Repair`, a torn sealed tail, an
+    /// interrupted salvage finished at open).
     Salvage,
     /// The background `fdatasync` of `SyncPolicy::Interval`.
     BackgroundSync,
+    /// Opening or writing the durable watermark (`<dir>/WATERMARK`).
+    Watermark,
+    /// Creating the journal directory (and its missing parents) at open.
+    DirCreate,
+    /// Creating or opening `<dir>/LOCK` at open.
+    LockCreate,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 14] = [
+    pub const ALL: [Step; 17] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -67,6 +76,9 @@ impl Step {
         Step::HeaderRewrite,
         Step::Salvage,
         Step::BackgroundSync,
+        Step::Watermark,
+        Step::DirCreate,
+        Step::LockCreate,
     ];
 }
 
@@ -88,6 +100,10 @@ pub enum Fault {
     CrashBefore,
     /// The step completes, then the process crashes.
     CrashAfter,
+    /// The step waits this long, then runs normally: a slow disk, which
+    /// holds the writer where it is (say, between a failed fsync and the
+    /// cut-back that follows) long enough for a reader to look.
+    Stall(std::time::Duration),
 }
 
 impl Fault {

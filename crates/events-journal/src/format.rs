@@ -178,6 +178,32 @@ pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
     FrameCheck::Valid { seq: le_u64(head, 8), ts: le_u64(head, 16), payload: off + FRAME_HEADER_LEN..end }
 }
 
+/// The seq of the valid frame that ends exactly where `region` ends, found
+/// by searching backwards: frames carry their length at the front, so the
+/// last one starts at the nearest offset whose length field reaches the
+/// end and whose CRC matches. `region` must not include a segment header
+/// (any suffix of a segment's frame area will do, so a caller can read
+/// only the last few KiB of a file). `None` when no valid frame ends there
+/// (a torn or damaged tail, or a last frame longer than `region`).
+///
+/// Each candidate offset costs one length comparison; the CRC is computed
+/// only where the length fits, so the search is as cheap as reading the
+/// last frame. A payload that itself ends in a byte-exact valid frame could
+/// be mistaken for the last frame (the assumption `docs/FORMAT.md` states).
+pub(crate) fn last_frame_seq(region: &[u8]) -> Option<u64> {
+    let end = region.len();
+    let last = end.checked_sub(FRAME_HEADER_LEN)?;
+    (0..=last).rev().find_map(|p| {
+        if peek_len(region, p) != end - p - FRAME_HEADER_LEN {
+            return None;
+        }
+        match check_frame(region, p) {
+            FrameCheck::Valid { seq, .. } => Some(seq),
+            _ => None,
+        }
+    })
+}
+
 /// The seq field of the frame at `off`, without any check (the frame's fixed
 /// part must fit).
 #[inline]
@@ -230,6 +256,23 @@ mod tests {
         for cut in 5..buf.len() {
             assert_eq!(check_frame(&buf[..cut], 5), FrameCheck::Incomplete);
         }
+    }
+
+    #[test]
+    fn the_last_frame_is_found_from_the_end_and_a_torn_one_is_not() {
+        let mut buf = Vec::new();
+        for seq in 5..=9 {
+            encode_frame(&mut buf, seq, seq, &vec![seq as u8; seq as usize * 11]);
+        }
+        assert_eq!(last_frame_seq(&buf), Some(9));
+        // Any suffix that holds the whole last frame will do.
+        let last_len = FRAME_HEADER_LEN + 99;
+        assert_eq!(last_frame_seq(&buf[buf.len() - last_len..]), Some(9));
+        assert_eq!(last_frame_seq(&buf[buf.len() - last_len + 1..]), None);
+        for cut in 1..last_len {
+            assert_eq!(last_frame_seq(&buf[..buf.len() - cut]), None, "cut {cut}");
+        }
+        assert_eq!(last_frame_seq(&[]), None);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! by [`Retention`]. A [`Reader`], in the same or another process, maps the
 //! segments with `memmap2` and yields zero-copy [`Record`]s after a cursor,
 //! verifying every frame's CRC; it can tail a live writer. [`verify`] scans
-//! everything and lists every problem.
+//! everything and lists every problem; [`Journal::repair`] turns damage in
+//! any segment into explicit gaps and keeps every valid record.
 //!
 //! The crate knows nothing of serde, events or async runtimes: payloads are
 //! bytes, seqs are `u64`. The on-disk format is drawn in `docs/FORMAT.md`
@@ -49,30 +50,44 @@
 //! `EIO`, ...), write short, tear at a byte, or crash. Without the feature
 //! the seam is a zero-sized type and costs nothing.
 
+mod background;
 mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 #[allow(dead_code, unreachable_pub, reason = "only `Step` is used without the fault-injection feature")]
 mod fault;
+mod follow;
 pub mod format;
 mod lock;
+mod mapping;
+mod open;
 mod options;
 mod reader;
+mod rebuild;
+mod records;
+mod recover_segment;
 mod recovery;
 mod retention;
+mod scan;
+mod sealer;
 mod seam;
 mod segment;
 mod verify;
+mod watermark;
 mod writer;
 
 pub use error::{JournalError, ReadError};
+pub use follow::{Followed, Follower, Reset};
+pub use open::RecoveryReport;
 pub use options::{JournalOptions, RecoveryMode, SyncPolicy};
-pub use reader::{Reader, Record, Records};
-pub use recovery::RecoveryAction;
+pub use reader::Reader;
+pub use records::{Record, Records};
+pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
 pub use verify::{Problem, VerifyReport, verify};
-pub use writer::{Journal, JournalStats, RecoveryReport};
+pub use watermark::{WATERMARK_FILE, WATERMARK_LEN, Watermark, WriterState};
+pub use writer::{Journal, JournalStats};
 
 /// The largest payload the format can hold (the length field is a `u32`).
 pub const MAX_FORMAT_RECORD_BYTES: u32 = u32::MAX;

@@ -18,12 +18,20 @@ use crate::seam::Io;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncPolicy {
     /// Never `fdatasync` on append: an acknowledged record survives a process
-    /// crash (it is in the kernel) but not a power loss. Segment creation and
-    /// [`Journal::sync`](crate::Journal::sync) / [`Journal::close`](crate::Journal::close)
-    /// still sync.
+    /// crash (it is in the kernel) but not a power loss. Segment creation,
+    /// every roll and [`Journal::sync`](crate::Journal::sync) /
+    /// [`Journal::close`](crate::Journal::close) still sync. A segment a
+    /// roll seals is fdatasync'ed by a background thread right after the
+    /// roll, so the append path never waits for the disk; `sync` and
+    /// `close` wait for it, and a power loss inside that short window can
+    /// lose the sealed segment's unsynced tail, which recovery then reports
+    /// as a gap (never a reused seq).
     Never,
     /// A background thread `fdatasync`s the active segment every interval
-    /// when something was appended since the last sync.
+    /// when something was appended since the last sync. A zero interval is
+    /// refused by [`Journal::open`](crate::Journal::open) with
+    /// [`JournalError::InvalidOption`](crate::JournalError::InvalidOption)
+    /// (it would spin a core); use [`Always`](Self::Always).
     Interval(Duration),
     /// `fdatasync` before every append or batch returns: an acknowledged
     /// record survives a power loss. A batch shares one `fdatasync` (group
@@ -32,10 +40,16 @@ pub enum SyncPolicy {
 }
 
 /// What [`Journal::open`](crate::Journal::open) does when the newest segment
-/// is damaged in the middle, i.e. a bad frame is followed by a valid one.
+/// is damaged in the middle, i.e. a bad frame is followed by a valid one,
+/// and whether it repairs damage in older segments.
 ///
-/// A bad frame followed by nothing valid is a torn tail (an interrupted
-/// write) and is truncated in every mode.
+/// Whatever the mode, a bad frame followed by nothing valid is a torn tail
+/// (an interrupted write, or a power loss before an fsync) and is cut off,
+/// in the newest segment and in a sealed one; and a salvage or repair that a
+/// crash interrupted is finished. The salvage modes also apply to the
+/// segment before the newest while the newest holds no record (a salvage
+/// that had reserved its seqs when it was interrupted). `docs/FORMAT.md`
+/// lists exactly what open repairs and what it refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RecoveryMode {
@@ -51,10 +65,25 @@ pub enum RecoveryMode {
     TruncateAtCorruption,
     /// Operator salvage that loses as little as possible: the valid frames
     /// after the damage are copied (each contiguous run into its own new
-    /// segment, written and fsynced first), then the damaged segment is
-    /// truncated at the first bad frame. Only the damaged frames are lost;
-    /// readers see a [`JournalError::Gap`](crate::JournalError::Gap) for them.
+    /// segment, written, fsynced and renamed into place first), then the
+    /// damaged segment is replaced by its valid prefix. Only the damaged
+    /// frames are lost; readers see a
+    /// [`JournalError::Gap`](crate::JournalError::Gap) for them.
     SkipCorrupt,
+    /// Operator repair of the whole journal: every segment is read in full
+    /// (open costs a full scan), and each damaged range, in any segment,
+    /// becomes an explicit gap while every valid frame stays readable:
+    /// a bad frame as in [`SkipCorrupt`](Self::SkipCorrupt); a segment
+    /// header that fails its CRC, is torn or holds invalid fields is
+    /// rewritten from the file name and the journal's epoch, and the
+    /// frames after it are kept. No seq is ever reused. Refused all the
+    /// same: a header of another format version, another journal (epoch or
+    /// codec tag), a bad magic (not a segment of this format), a header
+    /// whose seq contradicts its name, and overlapping segments. Crash-safe:
+    /// an interrupted repair leaves a directory that the next open (in any
+    /// mode) finishes or that repairing again finishes.
+    /// See also [`Journal::repair`](crate::Journal::repair).
+    Repair,
 }
 
 /// Options for [`Journal::open`](crate::Journal::open), builder style.
@@ -100,6 +129,17 @@ impl JournalOptions {
         Self::default()
     }
 
+    /// Refuses options that cannot work, before anything is created.
+    pub(crate) fn validate(&self) -> Result<(), crate::JournalError> {
+        if self.sync == SyncPolicy::Interval(Duration::ZERO) {
+            return Err(crate::JournalError::InvalidOption {
+                option: "sync",
+                reason: "SyncPolicy::Interval(Duration::ZERO) would fdatasync in a busy loop; use SyncPolicy::Always",
+            });
+        }
+        Ok(())
+    }
+
     /// Roll to a new segment before a batch that would make the active
     /// segment larger than this. A single batch is never split, so a batch
     /// larger than this makes one larger segment. Values below 128 are
@@ -122,7 +162,8 @@ impl JournalOptions {
         self
     }
 
-    /// What open does with corruption in the middle of the newest segment.
+    /// What open does with corruption in the middle of the newest segment,
+    /// and whether it repairs older ones ([`RecoveryMode::Repair`]).
     /// Default: [`RecoveryMode::Strict`].
     pub fn recovery(mut self, m: RecoveryMode) -> Self {
         self.recovery = m;

@@ -1,65 +1,36 @@
 //! The reader: [`Reader`] serves `read_since(cursor)` over `memmap2` maps of
 //! the segment files, independently of the writer (another thread or another
-//! process), and [`Records`] iterates zero-copy [`Record`] views.
+//! process): it decides how far each call may read (the [`Bound`] from the
+//! watermark and the lock), lists the segments and hands their views to a
+//! [`Records`] iterator (`records.rs`); mapping and walking one segment is
+//! `mapping.rs`.
 //!
 //! Invariants: a record is yielded only if its frame is complete, its CRC
 //! matches and its seq is the one expected, so a reader tailing the active
-//! segment never sees a half-written frame; a bad frame in a sealed segment
-//! is an error naming segment and offset, never a silent skip; each call
-//! re-lists the directory and remaps the newest segment, so it sees every
-//! record whose append returned before the call.
+//! segment never sees a half-written frame; while a writer runs, nothing past
+//! the durable watermark it publishes (`watermark.rs`) is yielded or even
+//! mapped, so a record whose fsync has not returned never leaves the journal
+//! and a writer cutting back a failed batch can never fault a reader; with no
+//! writer running, every record recovery would keep is yielded, the newest
+//! segment from a private copy; a bad frame in a sealed segment is an error
+//! naming segment and offset, never a silent skip (a torn tail of a sealed
+//! segment, or frames after damage that later segments already hold, end
+//! it the way recovery will cut it: the seqs lost are one explicit gap);
+//! no seq is served from two segments that both hold it (an overlap is an
+//! error naming both files); each call re-reads the
+//! watermark, re-lists the directory and remaps the newest segment, so it
+//! sees every record whose append returned before the call.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use memmap2::Mmap;
-
 use crate::error::{JournalError, ReadError};
-use crate::format::{self, FrameCheck, HEADER_LEN};
+use crate::lock;
+use crate::mapping::{Cached, Extent, Retry, Walk, check_no_overlap, ends_sealed, map_segment, walk};
+use crate::records::Records;
 use crate::segment::{self, SegmentFile};
-
-/// One record: its seq, timestamp and payload, borrowed from a shared map of
-/// its segment (no copy). Owned, `Send + Sync`, cheap to clone; holding it
-/// keeps the map (and so the segment's data) alive even if retention removes
-/// the file.
-#[derive(Clone)]
-pub struct Record {
-    map: Arc<Mmap>,
-    start: usize,
-    end: usize,
-    seq: u64,
-    ts: u64,
-}
-
-impl Record {
-    /// The record's seq.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// The record's timestamp (unix nanoseconds, as given to `append`).
-    pub fn ts(&self) -> u64 {
-        self.ts
-    }
-
-    /// The payload bytes.
-    pub fn payload(&self) -> &[u8] {
-        &self.map[self.start..self.end]
-    }
-}
-
-impl fmt::Debug for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Record")
-            .field("seq", &self.seq)
-            .field("ts", &self.ts)
-            .field("len", &(self.end - self.start))
-            .finish()
-    }
-}
+use crate::watermark::{self, Watermark, WriterState};
 
 /// A reader of a journal directory. Cheap to clone (clones share a cache of
 /// segment maps); `Send + Sync`.
@@ -74,36 +45,20 @@ struct Inner {
     cache: Mutex<HashMap<u64, Cached>>,
 }
 
-/// A map kept between calls. Sealed segments never change, so their map is
-/// reused; the newest segment is remapped when its length changes. `hint` is
-/// a known frame boundary (seq expected there, offset) that saves walking the
-/// segment from its start on the next call.
-#[derive(Debug)]
-struct Cached {
-    ino: u64,
-    map: Option<Arc<Mmap>>,
-    sealed: bool,
-    hint: Option<(u64, usize)>,
-}
-
-/// One segment as seen by one `read_since` call.
-#[derive(Debug)]
-struct View {
-    first_seq: u64,
-    path: PathBuf,
-    /// `None` for a segment without a complete header (being created or torn).
-    map: Option<Arc<Mmap>>,
-    last: bool,
-}
-
-/// Where a walk through a segment stopped.
-enum Walk {
-    /// The frame of the target seq starts here (or would, at the end).
-    Found(usize),
-    /// The segment ended cleanly; `expected` is the seq after its last record.
-    End { off: usize, expected: u64 },
-    /// A bad frame at `off` where `expected` was due.
-    Damaged { off: usize, expected: u64, reason: String },
+/// How far one call may read, decided from the watermark and the lock
+/// before the directory is listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bound {
+    /// A writer runs (or closed cleanly): segments up to `wm.segment`, the
+    /// last one mapped only up to `wm.offset`; nothing past `wm.seq`.
+    Acked(Watermark),
+    /// A writer is opening and may be cutting the newest segment: serve the
+    /// segments before it, which recovery never changes.
+    Sealed,
+    /// No writer runs and the last one did not close cleanly: every valid
+    /// frame is served, as recovery would keep it, the newest segment from a
+    /// private copy (a writer that opens later may cut its tail).
+    Crashed,
 }
 
 const RETRIES: usize = 8;
@@ -153,23 +108,85 @@ impl Reader {
         }
     }
 
+    /// The watermark and the lock, read once: how far this call may go.
+    fn bound(&self) -> Result<Bound, JournalError> {
+        let dir = &self.inner.dir;
+        let before = watermark::read(dir)?;
+        // `None`: the platform cannot tell; a writer may be running.
+        let running = lock::is_held(dir).unwrap_or(true);
+        // A writer that took the lock between the two reads has published
+        // `Recovering` before touching anything: read again to see it.
+        let wm = if running { watermark::read(dir)? } else { before };
+        Ok(match wm {
+            Some(wm) if wm.state == WriterState::Closed => Bound::Acked(wm),
+            Some(wm) if running && wm.state == WriterState::Open => Bound::Acked(wm),
+            _ if running => Bound::Sealed,
+            _ => Bound::Crashed,
+        })
+    }
+
+    /// The segments this call may read and how much of the last one.
+    fn bounded(&self) -> Result<(Vec<SegmentFile>, Extent, Bound), Retry> {
+        let bound = self.bound()?;
+        // Listed after the watermark was read: every segment it names is listed.
+        let mut segs = self.list()?;
+        let extent = match bound {
+            Bound::Acked(wm) => {
+                let keep = segs.partition_point(|s| s.first_seq <= wm.segment);
+                segs.truncate(keep);
+                if segs.last().is_none_or(|last| last.first_seq != wm.segment) {
+                    // The writer rolled and pruned between the two reads, or
+                    // the directory was recreated: look again.
+                    let path = self.inner.dir.join(segment::file_name(wm.segment));
+                    let gone =
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "the watermark names a missing segment");
+                    return Err(Retry::Vanished(JournalError::io("open segment", path, gone)));
+                }
+                Extent::Prefix(wm.offset)
+            }
+            Bound::Sealed => {
+                segs.pop();
+                Extent::Whole
+            }
+            Bound::Crashed => Extent::Copy,
+        };
+        Ok((segs, extent, bound))
+    }
+
     fn try_read_since(&self, cursor: u64) -> Result<Records, Retry> {
-        let segs = self.list()?;
+        let (segs, extent, bound) = self.bounded()?;
         let Some(oldest) = segs.first() else {
-            return if cursor == 0 { Ok(Records::empty()) } else { Err(ReadError::Ahead { latest: 0 }.into()) };
+            return match bound {
+                Bound::Acked(wm) if cursor > wm.seq => self.beyond_watermark(cursor, wm.seq),
+                Bound::Crashed if cursor > 0 => Err(ReadError::Ahead { latest: 0 }.into()),
+                _ => Ok(Records::empty()),
+            };
         };
         let want = cursor.saturating_add(1);
         if want < oldest.first_seq {
             return Err(ReadError::Expired { earliest: oldest.first_seq }.into());
         }
+        if let Bound::Acked(wm) = bound {
+            if cursor > wm.seq {
+                return self.beyond_watermark(cursor, wm.seq);
+            }
+            if cursor == wm.seq {
+                return Ok(Records::empty());
+            }
+        }
         let idx = segs.partition_point(|s| s.first_seq <= want) - 1;
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.retain(|k, _| segs.iter().any(|s| s.first_seq == *k));
+        if idx > 0 {
+            // The segment before the one holding the cursor must end below
+            // it, or the cursor's records exist twice: serve neither copy.
+            check_no_overlap(&mut cache, &segs[idx - 1], &segs[idx])?;
+        }
         let last_idx = segs.len() - 1;
         let mut views = Vec::with_capacity(segs.len() - idx);
         let mut epoch = None;
         for (i, seg) in segs.iter().enumerate().skip(idx) {
-            let view = map_segment(&mut cache, seg, i == last_idx)?;
+            let view = map_segment(&mut cache, seg, i == last_idx, if i == last_idx { extent } else { Extent::Whole })?;
             if view.map.is_none() && !view.last {
                 let reason = "sealed segment is shorter than its header";
                 return Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), reason).into());
@@ -194,7 +211,9 @@ impl Reader {
                 if let Some(c) = entry {
                     c.hint = Some((expected, off));
                 }
-                return if expected == want {
+                // While a writer opens, the newest segment is not served:
+                // a cursor past the sealed ones is not known to be ahead.
+                return if expected == want || bound == Bound::Sealed {
                     Ok(Records::empty())
                 } else {
                     Err(ReadError::Ahead { latest: expected - 1 }.into())
@@ -203,6 +222,10 @@ impl Reader {
             // The sealed segment ends before `want`: the records after it
             // start later (a gap), which the iterator reports.
             Walk::End { off, .. } => off,
+            // A torn tail, or frames the later segments already hold: the
+            // segment ends here, as recovery will cut it (the iterator
+            // reports the gap).
+            Walk::Damaged { off, expected, .. } if ends_sealed(first, off, expected, views[1].first_seq) => off,
             Walk::Damaged { off, expected, reason } => {
                 return Err(JournalError::corrupt(&first.path, off as u64, Some(expected), reason).into());
             }
@@ -210,7 +233,24 @@ impl Reader {
         if let Some(c) = entry {
             c.hint = Some((want, off));
         }
-        Ok(Records { views, idx: 0, off, expected: want, done: false })
+        Ok(Records { views, idx: 0, off, expected: want, done: false, epoch })
+    }
+
+    /// A cursor past the watermark is `Ahead` only if the files agree: a
+    /// writer that has just taken the lock may not have published yet, and
+    /// the cursor may come from records its dead predecessor wrote (served
+    /// while no writer ran) that its recovery will keep. The files are read
+    /// from a private copy, never mapped past the watermark.
+    fn beyond_watermark(&self, cursor: u64, acked: u64) -> Result<Records, Retry> {
+        let segs = self.list()?;
+        let Some(newest) = segs.last() else { return Err(ReadError::Ahead { latest: acked }.into()) };
+        let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = map_segment(&mut cache, newest, true, Extent::Copy)?;
+        let in_files = match walk(&view, None, u64::MAX) {
+            Walk::End { expected, .. } | Walk::Damaged { expected, .. } => expected - 1,
+            Walk::Found(_) => unreachable!("no segment holds seq u64::MAX"),
+        };
+        if cursor <= in_files { Ok(Records::empty()) } else { Err(ReadError::Ahead { latest: acked }.into()) }
     }
 
     /// The earliest retained seq (1 for a journal with no segment).
@@ -241,10 +281,13 @@ impl Reader {
     }
 
     fn try_last_seq(&self) -> Result<u64, Retry> {
-        let segs = self.list()?;
+        let (segs, extent, bound) = self.bounded()?;
+        if let Bound::Acked(wm) = bound {
+            return Ok(wm.seq);
+        }
         let Some(newest) = segs.last() else { return Ok(0) };
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let view = map_segment(&mut cache, newest, true)?;
+        let view = map_segment(&mut cache, newest, true, extent)?;
         if let Some(map) = &view.map {
             segment::check_header(newest, map)?;
         }
@@ -279,191 +322,24 @@ impl Reader {
         Err(JournalError::NoSegments { dir: self.inner.dir.clone() })
     }
 
+    /// The watermark the writer published (`None` if there is none or it
+    /// does not decode). What [`read_since`](Self::read_since) serves is
+    /// derived from it: see `docs/FORMAT.md`.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the file exists but cannot be read.
+    pub fn watermark(&self) -> Result<Option<Watermark>, JournalError> {
+        watermark::read(&self.inner.dir)
+    }
+
+    /// Whether a writer holds the directory's lock right now (`None` where
+    /// the platform cannot test a lock without taking it).
+    pub fn writer_running(&self) -> Option<bool> {
+        lock::is_held(&self.inner.dir)
+    }
+
     fn list(&self) -> Result<Vec<SegmentFile>, Retry> {
         Ok(segment::list(&self.inner.dir, false)?.segments)
     }
 }
-
-/// Why one attempt failed: a segment vanished under it (try again), or a real error.
-enum Retry {
-    Vanished(JournalError),
-    Fail(ReadError),
-}
-
-impl From<ReadError> for Retry {
-    fn from(e: ReadError) -> Self {
-        Retry::Fail(e)
-    }
-}
-
-impl From<JournalError> for Retry {
-    fn from(e: JournalError) -> Self {
-        Retry::Fail(ReadError::Journal(e))
-    }
-}
-
-/// Maps `seg`, reusing the cached map when it is still good.
-fn map_segment(cache: &mut HashMap<u64, Cached>, seg: &SegmentFile, last: bool) -> Result<View, Retry> {
-    if let Some(c) = cache.get(&seg.first_seq)
-        && c.ino == seg.ino
-        && c.sealed
-    {
-        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map: c.map.clone(), last });
-    }
-    let file = match File::open(&seg.path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Retry::Vanished(JournalError::io("open segment", &seg.path, e)));
-        }
-        Err(e) => return Err(JournalError::io("open segment", &seg.path, e).into()),
-    };
-    let len = file.metadata().map_err(|e| JournalError::io("stat segment", &seg.path, e))?.len();
-    let reusable = cache.get(&seg.first_seq).filter(|c| c.ino == seg.ino);
-    let map = match reusable {
-        Some(c) if c.map.as_ref().map_or(0, |m| m.len() as u64) == len && len >= HEADER_LEN as u64 => c.map.clone(),
-        _ if len < HEADER_LEN as u64 => None,
-        _ => {
-            // SAFETY: segment bytes below the file length are never rewritten
-            // by a writer (it only appends, and cuts a torn tail at open), and
-            // the map covers only the length observed just before mapping.
-            let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
-                .map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
-            Some(Arc::new(map))
-        }
-    };
-    let hint = reusable.and_then(|c| c.hint).filter(|&(_, off)| map.as_ref().is_some_and(|m| off <= m.len()));
-    cache.insert(seg.first_seq, Cached { ino: seg.ino, map: map.clone(), sealed: !last, hint });
-    Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, last })
-}
-
-/// Walks `view` to the frame of seq `target`, starting from `hint` when it
-/// still checks out, verifying every frame passed.
-fn walk(view: &View, hint: Option<(u64, usize)>, target: u64) -> Walk {
-    let Some(map) = &view.map else { return Walk::End { off: 0, expected: view.first_seq } };
-    let buf: &[u8] = map;
-    let (mut expected, mut off) = (view.first_seq, HEADER_LEN);
-    if let Some((hseq, hoff)) = hint
-        && hseq <= target
-        && hoff <= buf.len()
-        && (hoff == buf.len() || matches!(format::check_frame(buf, hoff), FrameCheck::Valid { seq, .. } if seq == hseq))
-    {
-        (expected, off) = (hseq, hoff);
-    }
-    while expected < target {
-        match format::check_frame(buf, off) {
-            FrameCheck::Valid { seq, payload, .. } if seq == expected => {
-                off = payload.end;
-                expected += 1;
-            }
-            FrameCheck::Incomplete if off == buf.len() => return Walk::End { off, expected },
-            FrameCheck::Valid { seq, .. } => {
-                return Walk::Damaged { off, expected, reason: format!("seq {seq} where {expected} was expected") };
-            }
-            FrameCheck::Incomplete => {
-                return Walk::Damaged { off, expected, reason: "frame runs past the end of the file".into() };
-            }
-            FrameCheck::BadCrc => return Walk::Damaged { off, expected, reason: "frame checksum mismatch".into() },
-        }
-    }
-    Walk::Found(off)
-}
-
-/// The records of one [`Reader::read_since`] call, in seq order.
-#[derive(Debug)]
-pub struct Records {
-    views: Vec<View>,
-    idx: usize,
-    off: usize,
-    expected: u64,
-    done: bool,
-}
-
-impl Records {
-    fn empty() -> Self {
-        Records { views: Vec::new(), idx: 0, off: 0, expected: 0, done: true }
-    }
-
-    /// The seq the next record will carry (the one after the last yielded).
-    pub fn next_seq(&self) -> u64 {
-        self.expected
-    }
-
-    fn fail(&mut self, err: JournalError) -> Option<Result<Record, JournalError>> {
-        self.done = true;
-        Some(Err(err))
-    }
-}
-
-impl Iterator for Records {
-    type Item = Result<Record, JournalError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            let view = &self.views[self.idx];
-            if let Some(map) = &view.map {
-                match format::check_frame(map, self.off) {
-                    FrameCheck::Valid { seq, ts, payload } if seq == self.expected => {
-                        self.off = payload.end;
-                        self.expected += 1;
-                        return Some(Ok(Record {
-                            map: Arc::clone(map),
-                            start: payload.start,
-                            end: payload.end,
-                            seq,
-                            ts,
-                        }));
-                    }
-                    FrameCheck::Incomplete if self.off == map.len() => {}
-                    // The newest segment ends at the first frame that is not
-                    // complete and valid: the writer's next write, or a torn
-                    // tail the next open will cut.
-                    FrameCheck::Incomplete | FrameCheck::BadCrc if view.last => {
-                        self.done = true;
-                        return None;
-                    }
-                    FrameCheck::Valid { seq, .. } => {
-                        let reason = format!("seq {seq} where {} was expected", self.expected);
-                        let err = JournalError::corrupt(&view.path, self.off as u64, Some(self.expected), reason);
-                        return self.fail(err);
-                    }
-                    FrameCheck::Incomplete | FrameCheck::BadCrc => {
-                        let reason = if matches!(format::check_frame(map, self.off), FrameCheck::BadCrc) {
-                            "frame checksum mismatch in a sealed segment"
-                        } else {
-                            "frame runs past the end of a sealed segment"
-                        };
-                        let err = JournalError::corrupt(&view.path, self.off as u64, Some(self.expected), reason);
-                        return self.fail(err);
-                    }
-                }
-            }
-            if view.last {
-                self.done = true;
-                return None;
-            }
-            self.idx += 1;
-            self.off = HEADER_LEN;
-            let next = &self.views[self.idx];
-            if next.first_seq > self.expected {
-                let err = JournalError::Gap { path: next.path.clone(), expected: self.expected, found: next.first_seq };
-                self.expected = next.first_seq;
-                return Some(Err(err));
-            }
-            if next.first_seq < self.expected {
-                let reason = format!(
-                    "segment starts at seq {} but the previous one ends at {}",
-                    next.first_seq,
-                    self.expected - 1
-                );
-                let err = JournalError::corrupt(&next.path, 24, Some(next.first_seq), reason);
-                return self.fail(err);
-            }
-        }
-    }
-}
-
-impl std::iter::FusedIterator for Records {}

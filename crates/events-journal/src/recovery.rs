@@ -1,384 +1,262 @@
-//! Recovery of the newest segment at open, and the frame walk that `verify`
-//! shares with it. `scan` walks the frames of one segment image; `runs_after`
-//! finds the valid frames that follow a damaged one (this is what tells a torn
-//! tail from corruption in the middle); `recover_newest` applies the chosen
-//! [`RecoveryMode`] to the file.
+//! Recovery at open. [`recover`] checks every segment header, compares each sealed
+//! segment's last frame with the name of the segment after it, recovers the
+//! newest segment by the chosen [`RecoveryMode`], cuts the torn tail of a
+//! sealed segment, finishes a salvage or repair that a crash interrupted,
+//! and in `Repair` mode repairs every damaged segment. This is the
+//! open-time driver; the checks and fixes of one segment are
+//! `recover_segment.rs`, the rewriting itself `rebuild.rs`, the frame walk
+//! `scan.rs`.
 //!
-//! Invariants: only the newest segment is touched; a torn tail is cut exactly
-//! at the first byte of the first bad frame and fsynced; a failed (Strict)
-//! recovery changes nothing on disk; the next seq is above every seq seen in
-//! any CRC-valid frame, so no seq that a reader could have seen is reused.
+//! Invariants: a refused open changes nothing on disk (every check runs
+//! before the first change); a torn tail of the newest segment is cut
+//! exactly at the first byte of the first bad frame and fsynced; a sealed
+//! segment is never truncated in place (a reader may have mapped it) but
+//! replaced by a rewritten copy; the next seq is above every seq seen in
+//! any CRC-valid frame, so no seq that a reader could have seen is reused;
+//! two segments that hold the same seq are refused, never merged.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use memmap2::Mmap;
+use std::fs::File;
+use std::path::Path;
 
 use crate::error::JournalError;
-use crate::format::{self, FRAME_HEADER_LEN, FrameCheck, HEADER_LEN, SegmentHeader};
-use crate::options::RecoveryMode;
-use crate::seam::{Io, Step};
-use crate::segment::{self, SegmentFile};
+use crate::format::{HEADER_LEN, SegmentHeader};
+use crate::options::{JournalOptions, RecoveryMode};
+use crate::rebuild;
+use crate::recover_segment::{
+    Head, Newest, RecoveryAction, apply_fix, check_sealed, file_len, recover_newest, rewrite_header,
+};
+use crate::seam::Io;
+use crate::segment::{self, HeaderState, SegInfo, SegmentFile};
 
-/// The result of walking a segment's frames from its header on.
+/// What recovery at open leaves for the writer.
 #[derive(Debug)]
-pub(crate) struct Scan {
-    /// End of the last frame of the valid, contiguous prefix.
-    pub(crate) valid_end: usize,
-    /// The seq after that prefix.
+pub(crate) struct Recovered {
+    pub(crate) epoch: u64,
+    /// Oldest first; the last one is the active segment.
+    pub(crate) segments: Vec<SegInfo>,
+    /// Where the next frame goes in the active segment.
+    pub(crate) active_len: u64,
     pub(crate) next_seq: u64,
-    /// Records in the prefix.
-    pub(crate) records: u64,
-    /// Where and why the prefix ends before the end of the file.
-    pub(crate) damage: Option<Damage>,
-}
-
-/// The first bad frame of a segment.
-#[derive(Debug)]
-pub(crate) struct Damage {
-    /// Its offset.
-    pub(crate) offset: usize,
-    /// What is wrong with it.
-    pub(crate) reason: String,
-    /// True if the frame itself has a valid CRC (a seq out of order); such a
-    /// frame cannot come from an interrupted write.
-    pub(crate) crc_valid: bool,
-    /// Contiguous runs of valid frames after it, in file order.
-    pub(crate) runs: Vec<Run>,
-}
-
-impl Damage {
-    /// A torn tail: nothing valid follows the damage.
-    pub(crate) fn is_torn_tail(&self) -> bool {
-        self.runs.is_empty() && !self.crc_valid
-    }
-}
-
-/// A contiguous run of valid frames found after damage.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Run {
-    pub(crate) start: usize,
-    pub(crate) end: usize,
-    pub(crate) first_seq: u64,
-    pub(crate) last_seq: u64,
-}
-
-/// Walks the frames of a segment image (header included) expecting seqs from `first_seq`.
-pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
-    let mut off = HEADER_LEN.min(buf.len());
-    let mut expected = first_seq;
-    let mut records = 0;
-    let damage = loop {
-        match format::check_frame(buf, off) {
-            FrameCheck::Valid { seq, payload, .. } if seq == expected => {
-                off = payload.end;
-                expected += 1;
-                records += 1;
-            }
-            FrameCheck::Valid { seq, .. } => {
-                break Some((format!("seq {seq} where {expected} was expected"), true));
-            }
-            FrameCheck::Incomplete if off == buf.len() => break None,
-            FrameCheck::Incomplete => break Some(("frame runs past the end of the file".to_owned(), false)),
-            FrameCheck::BadCrc => break Some(("frame checksum mismatch".to_owned(), false)),
-        }
-    };
-    let damage = damage.map(|(reason, crc_valid)| Damage {
-        offset: off,
-        reason,
-        crc_valid,
-        runs: runs_after(buf, off, expected.saturating_sub(1)),
-    });
-    Scan { valid_end: off, next_seq: expected, records, damage }
-}
-
-/// The contiguous runs of valid frames at or after `from` whose seqs exceed
-/// `after_seq`, in file order.
-pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64) -> Vec<Run> {
-    let mut runs = Vec::new();
-    let mut off = from;
-    let mut min_seq = after_seq.saturating_add(1);
-    while let Some(start) = find_valid(buf, off, min_seq) {
-        let mut end = start;
-        let mut expected = format::peek_seq(buf, start);
-        let first_seq = expected;
-        while let FrameCheck::Valid { seq, payload, .. } = format::check_frame(buf, end) {
-            if seq != expected {
-                break;
-            }
-            end = payload.end;
-            expected += 1;
-        }
-        runs.push(Run { start, end, first_seq, last_seq: expected - 1 });
-        off = end;
-        min_seq = expected;
-    }
-    runs
-}
-
-/// The first offset at or after `from` holding a CRC-valid frame with a
-/// plausible seq: at least `min_seq`, and not further above it than the
-/// number of frames that could fit between `from` and the offset. The cheap
-/// length and seq checks keep this scan near-linear even over garbage.
-fn find_valid(buf: &[u8], from: usize, min_seq: u64) -> Option<usize> {
-    let last = buf.len().checked_sub(FRAME_HEADER_LEN)?;
-    (from..=last).find(|&p| {
-        let len = format::peek_len(buf, p);
-        if len > buf.len() - p - FRAME_HEADER_LEN {
-            return false;
-        }
-        let seq = format::peek_seq(buf, p);
-        if seq < min_seq || seq - min_seq > ((p - from) / FRAME_HEADER_LEN) as u64 + 1 {
-            return false;
-        }
-        matches!(format::check_frame(buf, p), FrameCheck::Valid { .. })
-    })
-}
-
-/// What recovery did to the newest segment, for the [`RecoveryReport`](crate::RecoveryReport).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RecoveryAction {
-    /// A torn tail was cut off.
-    TruncatedTornTail {
-        /// The segment.
-        path: PathBuf,
-        /// Where it was cut (its new length).
-        offset: u64,
-        /// How many bytes were removed.
-        bytes: u64,
-    },
-    /// The newest segment's header was torn (an interrupted creation); it was
-    /// rewritten, and writing continues at the seq in its name.
-    RewroteTornHeader {
-        /// The segment.
-        path: PathBuf,
-    },
-    /// A salvage mode cut the segment at damage in its middle.
-    Salvaged {
-        /// The damaged segment.
-        path: PathBuf,
-        /// Offset of the first bad frame (the segment's new length).
-        offset: u64,
-        /// Why that frame is bad.
-        reason: String,
-        /// Seqs of valid frames dropped ([`RecoveryMode::TruncateAtCorruption`]).
-        dropped: Vec<std::ops::RangeInclusive<u64>>,
-        /// Seqs of valid frames kept in new segments ([`RecoveryMode::SkipCorrupt`]).
-        kept: Vec<std::ops::RangeInclusive<u64>>,
-    },
-}
-
-/// The newest segment after recovery.
-#[derive(Debug)]
-pub(crate) struct Newest {
-    /// The segment to append to.
-    pub(crate) seg: SegmentFile,
-    /// Its header.
-    pub(crate) header: SegmentHeader,
-    /// Its length (where the next frame goes).
-    pub(crate) len: u64,
-    /// The next seq to assign.
-    pub(crate) next_seq: u64,
-    /// Sealed segments created by salvage, oldest first (the last of them is `seg`).
-    pub(crate) created: Vec<SegmentFile>,
-    /// True when the next append must go to a new segment at `next_seq` (a
-    /// salvage left a gap).
-    pub(crate) must_roll: bool,
-    /// What was done.
+    /// Records in the newest segment.
+    pub(crate) newest_records: u64,
+    /// What was done to the newest segment.
     pub(crate) action: Option<RecoveryAction>,
+    /// What was done to the other segments.
+    pub(crate) sealed: Vec<RecoveryAction>,
+    /// True if the journal was created (no segment existed).
+    pub(crate) created: bool,
 }
 
-/// Recovers the newest segment whose header is valid.
-pub(crate) fn recover_newest(
+/// Recovers the journal whose segments are `listed` (oldest first), or
+/// creates its first segment, as `docs/FORMAT.md` ("Recovery at open")
+/// describes. A pass that changes which segment files exist is followed by
+/// another one over the new listing, which finds nothing more to do and
+/// reports the final layout.
+pub(crate) fn recover(
     io: &Io,
     dir: &Path,
-    seg: SegmentFile,
-    header: SegmentHeader,
-    mode: RecoveryMode,
-) -> Result<Newest, JournalError> {
-    let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
-    // SAFETY: the writer holds the directory lock, so no other writer changes
-    // this file while it is mapped; it is only read here and unmapped before
-    // any truncation below.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
-    let scan = scan(&map, header.first_seq);
-    let file_len = map.len() as u64;
-    let Some(damage) = scan.damage else {
-        return Ok(Newest {
-            seg,
-            header,
-            len: file_len,
-            next_seq: scan.next_seq,
-            created: Vec::new(),
-            must_roll: false,
-            action: None,
-        });
-    };
-    let cut = scan.valid_end as u64;
-    if damage.is_torn_tail() {
-        drop(map);
-        truncate(io, &seg.path, cut)?;
-        let action = RecoveryAction::TruncatedTornTail { path: seg.path.clone(), offset: cut, bytes: file_len - cut };
-        tracing::warn!(path = %seg.path.display(), offset = cut, bytes = file_len - cut, "truncated a torn tail");
-        return Ok(Newest {
-            seg,
-            header,
-            len: cut,
-            next_seq: scan.next_seq,
-            created: Vec::new(),
-            must_roll: false,
-            action: Some(action),
-        });
+    listed: &[SegmentFile],
+    opts: &JournalOptions,
+) -> Result<Recovered, JournalError> {
+    if listed.is_empty() {
+        return create_first(io, dir, opts.codec_tag);
     }
-    let ranges: Vec<_> = damage.runs.iter().map(|r| r.first_seq..=r.last_seq).collect();
-    match mode {
-        RecoveryMode::Strict => {
-            Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), damage.reason + ", and valid frames follow"))
+    let mut listed = listed.to_vec();
+    let mut action = None;
+    let mut sealed = Vec::new();
+    for pass in 0..3 {
+        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, pass == 0)?;
+        action = action.or(rec.action.take());
+        sealed.append(&mut rec.sealed);
+        if !relist {
+            return Ok(Recovered { action, sealed, ..rec });
         }
-        RecoveryMode::TruncateAtCorruption => {
-            drop(map);
-            truncate(io, &seg.path, cut)?;
-            // Every seq a CRC-valid frame carried may have been read: skip past all of them.
-            let max_seen = damage.runs.iter().map(|r| r.last_seq).max().unwrap_or(0);
-            let next_seq = scan.next_seq.max(max_seen.saturating_add(1));
-            tracing::warn!(path = %seg.path.display(), offset = cut, reason = %damage.reason, "salvage: truncated at corruption");
-            Ok(Newest {
-                must_roll: next_seq != scan.next_seq,
-                action: Some(RecoveryAction::Salvaged {
-                    path: seg.path.clone(),
-                    offset: cut,
-                    reason: damage.reason,
-                    dropped: ranges,
-                    kept: Vec::new(),
-                }),
-                seg,
-                header,
-                len: cut,
-                next_seq,
-                created: Vec::new(),
-            })
-        }
-        RecoveryMode::SkipCorrupt => {
-            // Runs are in file order with increasing seqs (runs_after enforces it).
-            let mut staged = Vec::new();
-            for run in &damage.runs {
-                let h = SegmentHeader { first_seq: run.first_seq, created_at: segment::now_nanos(), ..header };
-                let final_path = dir.join(segment::file_name(run.first_seq));
-                let tmp = final_path.with_extension("seg.salvage");
-                let f = io
-                    .op(Step::Salvage, || File::create(&tmp))
-                    .map_err(|e| JournalError::io("create salvage segment", &tmp, e))?;
-                io.write_all(Step::Salvage, &f, &h.encode())
-                    .map_err(|e| JournalError::io("write salvage segment", &tmp, e))?;
-                io.write_all(Step::Salvage, &f, &map[run.start..run.end])
-                    .map_err(|e| JournalError::io("write salvage segment", &tmp, e))?;
-                io.sync_data(Step::Salvage, &f).map_err(|e| JournalError::io("fdatasync", &tmp, e))?;
-                staged.push((tmp, final_path, h, (HEADER_LEN + run.end - run.start) as u64));
-            }
-            drop(map);
-            truncate(io, &seg.path, cut)?;
-            for (tmp, final_path, _, _) in &staged {
-                io.op(Step::Salvage, || fs::rename(tmp, final_path))
-                    .map_err(|e| JournalError::io("rename salvage segment", tmp, e))?;
-            }
-            segment::sync_dir(io, dir)?;
-            tracing::warn!(path = %seg.path.display(), offset = cut, reason = %damage.reason, "salvage: skipped corrupt frames");
-            let action = RecoveryAction::Salvaged {
-                path: seg.path.clone(),
-                offset: cut,
-                reason: damage.reason,
-                dropped: Vec::new(),
-                kept: ranges,
-            };
-            let created: Vec<SegmentFile> = staged
-                .iter()
-                .map(|(_, path, h, _)| SegmentFile { first_seq: h.first_seq, path: path.clone(), ino: 0 })
-                .collect();
-            match staged.last() {
-                Some((_, path, h, len)) => Ok(Newest {
-                    seg: SegmentFile { first_seq: h.first_seq, path: path.clone(), ino: 0 },
-                    header: *h,
-                    len: *len,
-                    next_seq: damage.runs.last().map_or(scan.next_seq, |r| r.last_seq + 1),
-                    created,
-                    must_roll: false,
-                    action: Some(action),
-                }),
-                // A frame with a valid CRC but a seq out of order and no run after it.
-                None => Ok(Newest {
-                    seg,
-                    header,
-                    len: cut,
-                    next_seq: scan.next_seq,
-                    created,
-                    must_roll: false,
-                    action: Some(action),
-                }),
-            }
-        }
+        listed = segment::list(dir, false)?.segments;
     }
+    Err(JournalError::corrupt(dir, 0, None, "recovery did not settle after three passes"))
 }
 
-/// Rewrites a torn header in place (truncate to zero, write, fdatasync).
-pub(crate) fn rewrite_header(io: &Io, seg: &SegmentFile, header: &SegmentHeader) -> Result<(), JournalError> {
-    io.op(Step::HeaderRewrite, || {
-        let mut f = OpenOptions::new().write(true).truncate(true).open(&seg.path)?;
-        f.write_all(&header.encode())?;
-        f.sync_data()
+fn create_first(io: &Io, dir: &Path, codec_tag: u32) -> Result<Recovered, JournalError> {
+    let epoch = new_epoch();
+    let header = SegmentHeader { epoch, first_seq: 1, created_at: segment::now_nanos(), codec_tag };
+    let (file, path) = segment::create(io, dir, &header)?;
+    drop(file);
+    Ok(Recovered {
+        epoch,
+        segments: vec![SegInfo { first_seq: 1, path, bytes: HEADER_LEN as u64, created_at: header.created_at }],
+        active_len: HEADER_LEN as u64,
+        next_seq: 1,
+        newest_records: 0,
+        action: None,
+        sealed: Vec::new(),
+        created: true,
     })
-    .map_err(|e| JournalError::io("rewrite segment header", &seg.path, e))
 }
 
-fn truncate(io: &Io, path: &Path, len: u64) -> Result<(), JournalError> {
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| JournalError::io("open segment", path, e))?;
-    io.op(Step::Truncate, || f.set_len(len)).map_err(|e| JournalError::io("truncate segment", path, e))?;
-    io.sync_data(Step::TruncateSync, &f).map_err(|e| JournalError::io("fdatasync", path, e))
+/// One pass over `listed`; the flag says whether the set of segment files
+/// changed (the caller then lists the directory again).
+fn recover_pass(
+    io: &Io,
+    dir: &Path,
+    listed: &[SegmentFile],
+    opts: &JournalOptions,
+    first_pass: bool,
+) -> Result<(Recovered, bool), JournalError> {
+    let mode = opts.recovery;
+    let (newest, older) = listed.split_last().expect("recover handles an empty directory");
+
+    // 1. Every header (identity, or what is wrong with it) and, for a
+    //    sealed segment, its last frame against the next segment's name,
+    //    with one open file at a time. Nothing changes on disk yet.
+    let newest_len = file_len(newest)?;
+    let salvage = mode != RecoveryMode::Strict;
+    let mut epoch = None;
+    let mut heads = Vec::with_capacity(listed.len());
+    let mut lens = Vec::with_capacity(older.len());
+    let mut fixes = Vec::new();
+    for (i, seg) in listed.iter().enumerate() {
+        let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
+        let head = match segment::read_header_from(&file, seg) {
+            Ok(HeaderState::Valid(h)) => {
+                check_identity(seg, &h, &mut epoch, opts.codec_tag)?;
+                Head::Valid(h)
+            }
+            Ok(HeaderState::Torn) if i + 1 == listed.len() => Head::Torn,
+            Ok(HeaderState::Torn) if mode == RecoveryMode::Repair => Head::Damaged("torn header".to_owned()),
+            Ok(HeaderState::Torn) => {
+                let reason = "sealed segment has a torn header";
+                return Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), reason));
+            }
+            Err(e) if mode == RecoveryMode::Repair && repairable(&e) => Head::Damaged(e.detail()),
+            Err(e) => return Err(e),
+        };
+        if i < older.len() {
+            // Walked in full: in a repair, a segment with a damaged header, and
+            // in a salvage mode the one before an empty newest segment (a
+            // salvage that had reserved its seqs may have been interrupted).
+            let walk = (first_pass && mode == RecoveryMode::Repair)
+                || matches!(head, Head::Damaged(_))
+                || (salvage && i + 1 == older.len() && newest_len <= HEADER_LEN as u64);
+            let (len, fix) = check_sealed(&file, seg, &head, &listed[i + 1], walk, mode, opts.max_record_bytes)?;
+            if let Some(fix) = &fix {
+                // Copies an interrupted rebuild made are checked before anything changes.
+                rebuild::check(seg, &fix.image, &fix.pieces, listed)?;
+            }
+            lens.push(len);
+            fixes.extend(fix.map(|f| (i, f)));
+        }
+        heads.push(head);
+    }
+    let epoch = epoch.unwrap_or_else(new_epoch);
+    let template =
+        |first_seq: u64, created_at: u64| SegmentHeader { epoch, first_seq, created_at, codec_tag: opts.codec_tag };
+
+    // 2. The newest segment (may refuse under Strict: nothing changed yet).
+    let now = segment::now_nanos();
+    let rec = match &heads[heads.len() - 1] {
+        Head::Torn => {
+            let header = template(newest.first_seq, now);
+            rewrite_header(io, dir, newest, &header)?;
+            tracing::warn!(path = %newest.path.display(), "rewrote the torn header of the newest segment");
+            Newest {
+                seg: newest.clone(),
+                header,
+                len: HEADER_LEN as u64,
+                next_seq: newest.first_seq,
+                relist: false,
+                action: Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() }),
+            }
+        }
+        Head::Valid(h) => recover_newest(io, dir, newest, Ok(*h), template(newest.first_seq, now), mode, listed)?,
+        Head::Damaged(reason) => {
+            recover_newest(io, dir, newest, Err(reason), template(newest.first_seq, now), mode, listed)?
+        }
+    };
+
+    // 3. Apply the sealed-segment fixes.
+    let mut relist = rec.relist;
+    let mut sealed = Vec::with_capacity(fixes.len());
+    for (i, fix) in fixes {
+        // A rebuilt sealed segment keeps its sealing time (its successor's
+        // creation), so age retention treats it as before.
+        let sealed_at = match &heads[i + 1] {
+            Head::Valid(h) => h.created_at,
+            _ => now,
+        };
+        sealed.push(apply_fix(io, dir, fix, &template(listed[i].first_seq, sealed_at))?);
+        relist = true;
+    }
+    if relist {
+        // Another pass reports the new layout (and finds nothing left to do).
+        let rec = Recovered {
+            epoch,
+            segments: Vec::new(),
+            active_len: 0,
+            next_seq: 0,
+            newest_records: 0,
+            action: rec.action,
+            sealed,
+            created: false,
+        };
+        return Ok((rec, true));
+    }
+
+    let mut segments = Vec::with_capacity(listed.len());
+    for (i, seg) in older.iter().enumerate() {
+        // A damaged header is always rebuilt (and relisted) before this point.
+        let created_at = match heads[i] {
+            Head::Valid(h) => h.created_at,
+            _ => now,
+        };
+        segments.push(SegInfo { first_seq: seg.first_seq, path: seg.path.clone(), bytes: lens[i], created_at });
+    }
+    segments.push(SegInfo {
+        first_seq: rec.seg.first_seq,
+        path: rec.seg.path.clone(),
+        bytes: rec.len,
+        created_at: rec.header.created_at,
+    });
+    let recovered = Recovered {
+        epoch,
+        segments,
+        active_len: rec.len,
+        next_seq: rec.next_seq,
+        newest_records: rec.next_seq.saturating_sub(rec.seg.first_seq),
+        action: rec.action,
+        sealed,
+        created: false,
+    };
+    Ok((recovered, false))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Header damage that [`RecoveryMode::Repair`] rewrites: a CRC mismatch or
+/// invalid fields. Never another version, another journal, a foreign file
+/// (bad magic) or a header whose seq contradicts its name.
+pub(crate) fn repairable(e: &JournalError) -> bool {
+    matches!(e, JournalError::HeaderCrc { .. } | JournalError::Corrupt { offset: 0, .. })
+}
 
-    fn image(seqs: &[u64]) -> (Vec<u8>, Vec<usize>) {
-        let mut buf = SegmentHeader { epoch: 1, first_seq: seqs[0], created_at: 0, codec_tag: 0 }.encode().to_vec();
-        let mut offs = Vec::new();
-        for &s in seqs {
-            offs.push(buf.len());
-            format::encode_frame(&mut buf, s, s * 10, &vec![s as u8; (s as usize * 7) % 50]);
-        }
-        (buf, offs)
+fn check_identity(
+    seg: &SegmentFile,
+    h: &SegmentHeader,
+    epoch: &mut Option<u64>,
+    codec_tag: u32,
+) -> Result<(), JournalError> {
+    let expected = *epoch.get_or_insert(h.epoch);
+    if h.epoch != expected {
+        return Err(JournalError::EpochMismatch { path: seg.path.clone(), expected, found: h.epoch });
     }
+    if h.codec_tag != codec_tag {
+        return Err(JournalError::CodecTagMismatch { path: seg.path.clone(), expected: codec_tag, found: h.codec_tag });
+    }
+    Ok(())
+}
 
-    #[test]
-    fn clean_segment_scans_to_the_end() {
-        let (buf, _) = image(&[5, 6, 7]);
-        let s = scan(&buf, 5);
-        assert_eq!((s.valid_end, s.next_seq, s.records), (buf.len(), 8, 3));
-        assert!(s.damage.is_none());
-    }
-
-    #[test]
-    fn damage_in_the_middle_finds_the_runs_after_it() {
-        let (mut buf, offs) = image(&[1, 2, 3, 4, 5, 6]);
-        buf[offs[2] + 30] ^= 0x40; // frame 3's payload or crc region
-        buf[offs[2] + 4] ^= 1;
-        let s = scan(&buf, 1);
-        let d = s.damage.expect("damage");
-        assert_eq!(d.offset, offs[2]);
-        assert_eq!(d.runs, vec![Run { start: offs[3], end: buf.len(), first_seq: 4, last_seq: 6 }]);
-        assert!(!d.is_torn_tail());
-    }
-
-    #[test]
-    fn a_cut_last_frame_is_a_torn_tail() {
-        let (buf, offs) = image(&[1, 2, 3]);
-        for cut in offs[2] + 1..buf.len() {
-            let s = scan(&buf[..cut], 1);
-            let d = s.damage.expect("damage");
-            assert!(d.is_torn_tail(), "cut {cut}");
-            assert_eq!((d.offset, s.next_seq), (offs[2], 3));
-        }
-    }
+/// A fresh random epoch (never 0), from the process's randomly keyed hasher.
+fn new_epoch() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(segment::now_nanos());
+    h.write_u32(std::process::id());
+    h.finish().max(1)
 }

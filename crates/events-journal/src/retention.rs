@@ -1,6 +1,11 @@
 //! Retention: which sealed segments to remove. [`Retention`] is the policy;
 //! `plan` decides, from the segment list alone, how many of the oldest
-//! segments go. The writer applies it at open and after every roll.
+//! segments go. The writer (`writer.rs`) applies it at open, after every
+//! roll, and whenever its owner calls `Journal::prune`, which is how an
+//! idle journal (one that never rolls) ages out: the façade calls it on a
+//! timer. The `Interval` sync thread does not prune: it holds only a handle
+//! of the active segment, not the segment list the writer owns, and
+//! removing files behind the writer's back would race with a roll.
 //!
 //! Invariant: the active (newest) segment is never removed, whatever the
 //! policy says, so the journal always holds the seq to continue from.
@@ -29,7 +34,9 @@ impl Retention {
 
     /// Remove sealed segments sealed longer than `d` ago. A segment is sealed
     /// when its successor is created, so its age is read from the successor's
-    /// `created at` header field.
+    /// `created at` header field. The active segment is not sealed and stays
+    /// however old its records are; on an idle journal the sealed ones go
+    /// when [`Journal::prune`](crate::Journal::prune) runs (it rolls nothing).
     pub fn age(d: Duration) -> Self {
         Retention { max_segments: None, max_bytes: None, max_age: Some(d) }
     }

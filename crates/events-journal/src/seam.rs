@@ -1,6 +1,7 @@
 //! The I/O seam: every call by which the writer, the roll, retention and
 //! recovery change the disk (write, `fdatasync`, create, truncate, remove,
-//! rename, directory fsync) goes through [`Io`], so that tests can inject
+//! rename, directory fsync, creating the journal directory and its `LOCK`)
+//! goes through [`Io`], so that tests can inject
 //! faults with a [`FaultPlan`](crate::fault::FaultPlan) (cargo feature
 //! `fault-injection`). Reads (headers, mmaps) do not: faults are about what
 //! reaches the disk.
@@ -59,6 +60,10 @@ impl Io {
             None => file.write(buf),
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
             Some(Fault::ShortWrite(n)) => file.write(&buf[..n.clamp(1, buf.len())]),
+            Some(Fault::Stall(d)) => {
+                std::thread::sleep(d);
+                file.write(buf)
+            }
             Some(Fault::TornWrite(n)) => {
                 file.write_all(&buf[..n.min(buf.len())])?;
                 Err(self.crash())
@@ -86,6 +91,10 @@ impl Io {
     pub(crate) fn op<T>(&self, step: Step, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
         match self.reach(step)? {
             None | Some(Fault::ShortWrite(_)) => op(),
+            Some(Fault::Stall(d)) => {
+                std::thread::sleep(d);
+                op()
+            }
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
             Some(Fault::TornWrite(_) | Fault::CrashBefore) => Err(self.crash()),
             Some(Fault::CrashAfter) => {

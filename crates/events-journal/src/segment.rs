@@ -1,10 +1,13 @@
 //! Segment files as the directory sees them: names (`<first_seq:020>.seg`),
 //! listing a journal directory, reading and checking one header, creating a
-//! segment durably, and the directory fsync.
+//! segment durably, creating the journal directory durably, and the
+//! directory fsync. The writer (`writer.rs`), recovery (`recovery.rs`,
+//! `rebuild.rs`), the reader and `verify` all find segments through here.
 //!
 //! Invariant: a segment is created by writing its header, `fdatasync`ing it
 //! and then fsyncing the directory, so once any record in it is acknowledged
-//! its name (which carries its first seq) survives a crash.
+//! its name (which carries its first seq) survives a crash; a journal
+//! directory created here is made durable in its parent the same way.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -15,6 +18,16 @@ use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
 use crate::lock::LOCK_FILE;
 use crate::seam::{Io, Step};
+use crate::watermark::WATERMARK_FILE;
+
+/// What the writer knows of each segment it keeps.
+#[derive(Debug)]
+pub(crate) struct SegInfo {
+    pub(crate) first_seq: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: u64,
+    pub(crate) created_at: u64,
+}
 
 /// A segment file found in the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +63,7 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok().filter(|&s| s > 0)
 }
 
-/// Lists the segments of `dir`. Other entries (except `LOCK`) are collected
+/// Lists the segments of `dir`. Other entries (except `LOCK` and `WATERMARK`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();
@@ -58,7 +71,7 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     for entry in entries {
         let entry = entry.map_err(|e| JournalError::io("read directory", dir, e))?;
         let name = entry.file_name();
-        if name == LOCK_FILE {
+        if name == LOCK_FILE || name == WATERMARK_FILE {
             continue;
         }
         let path = entry.path();
@@ -100,7 +113,12 @@ pub(crate) enum HeaderState {
 /// [`HeaderState::Torn`] (only meaningful for the newest segment); any other
 /// problem is a typed error naming the file.
 pub(crate) fn read_header(seg: &SegmentFile) -> Result<HeaderState, JournalError> {
-    let mut file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
+    let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
+    read_header_from(&file, seg)
+}
+
+/// [`read_header`] from `seg`'s file, already open and positioned at its start.
+pub(crate) fn read_header_from(mut file: &File, seg: &SegmentFile) -> Result<HeaderState, JournalError> {
     let mut buf = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -149,6 +167,29 @@ pub(crate) fn create(io: &Io, dir: &Path, header: &SegmentHeader) -> Result<(Fil
     io.sync_data(Step::HeaderSync, &file).map_err(|e| JournalError::io("fdatasync", &path, e))?;
     sync_dir(io, dir)?;
     Ok((file, path))
+}
+
+/// Creates the journal directory if it is missing, with any missing
+/// parents, through the seam ([`Step::DirCreate`]), then fsyncs the parent
+/// of every directory it created, so the journal's directory entry is as
+/// durable as the segments inside it.
+pub(crate) fn create_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    // The directories this call creates, outermost last.
+    let mut created = Vec::new();
+    let mut p = Some(dir);
+    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        created.push(d);
+        p = d.parent();
+    }
+    io.op(Step::DirCreate, || fs::create_dir_all(dir)).map_err(|e| JournalError::io("create directory", dir, e))?;
+    for d in created.iter().rev() {
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        sync_dir(io, parent)?;
+    }
+    Ok(())
 }
 
 /// Fsyncs a directory so that file creations and removals in it are durable.

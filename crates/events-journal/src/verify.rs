@@ -12,8 +12,16 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::JournalError;
+use crate::format::SegmentHeader;
 use crate::recovery;
+use crate::scan;
 use crate::segment;
+
+/// "records a..=b are missing": an inclusive range, so one missing record
+/// reads `40001..=40001` and is never mistaken for two.
+fn missing(first: u64, last: u64) -> String {
+    format!("records {first}..={last} are missing")
+}
 
 /// One problem found by [`verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +33,8 @@ pub struct Problem {
     pub offset: u64,
     /// The seq expected there, when known.
     pub seq: Option<u64>,
-    /// What is wrong.
+    /// What is wrong (the path is in [`path`](Self::path), never repeated here;
+    /// seq ranges are inclusive: `records 7..=9 are missing`).
     pub what: String,
 }
 
@@ -104,20 +113,30 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
             }
         };
         report.bytes += map.len() as u64;
-        let header = match segment::check_header(seg, &map) {
-            Ok(Some(h)) => h,
+        let (header, read) = match segment::check_header(seg, &map) {
+            Ok(Some(h)) => (h, true),
             Ok(None) => {
                 let what =
                     if newest { "torn header (the next open rewrites it)" } else { "torn header in a sealed segment" };
                 problem(0, Some(seg.first_seq), what.into());
                 continue;
             }
+            // Damage `Journal::repair` rewrites: the frames after it are still
+            // checked, from the seq in the file name.
+            Err(e) if recovery::repairable(&e) => {
+                // The problem names the file in its own field: the message does not repeat it.
+                problem(0, None, e.detail());
+                (SegmentHeader { epoch: 0, first_seq: seg.first_seq, created_at: 0, codec_tag: 0 }, false)
+            }
             Err(e) => {
-                problem(0, None, e.to_string());
+                problem(0, None, e.detail());
+                // Not a segment of this journal and format: what follows it cannot be judged from it.
+                next_expected = None;
                 continue;
             }
         };
         match report.epoch {
+            _ if !read => {}
             None => report.epoch = Some(header.epoch),
             Some(e) if e != header.epoch => {
                 problem(16, None, format!("epoch {:#018x} where {e:#018x} was expected", header.epoch));
@@ -127,38 +146,44 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         report.first_seq.get_or_insert(header.first_seq);
         if let Some(exp) = next_expected {
             if header.first_seq > exp {
-                problem(24, Some(exp), format!("records {exp}..{} are missing before this segment", header.first_seq));
+                problem(24, Some(exp), format!("{} before this segment", missing(exp, header.first_seq - 1)));
             } else if header.first_seq < exp {
                 problem(
                     24,
                     Some(header.first_seq),
-                    format!("segment overlaps the previous one (which ends at {})", exp - 1),
+                    format!("segment overlaps the previous one (which holds records up to {})", exp - 1),
                 );
             }
         }
-        let scan = recovery::scan(&map, header.first_seq);
+        let scan = scan::scan(&map, header.first_seq);
         report.records += scan.records;
         let mut last = scan.next_seq - 1;
         if let Some(damage) = scan.damage {
-            let torn = damage.is_torn_tail();
-            let what = if torn && newest {
-                format!(
-                    "torn tail of {} bytes: {} (the next open truncates it)",
-                    map.len() - damage.offset,
+            let next_first = listing.segments.get(i + 1).map(|s| s.first_seq);
+            let tail = next_first.map(|n| damage.classify(n));
+            let torn_bytes = map.len() - damage.offset;
+            let what = match tail {
+                None if damage.is_torn_tail() => {
+                    format!("torn tail of {torn_bytes} bytes: {} (the next open truncates it)", damage.reason)
+                }
+                Some(scan::Tail::Torn) => format!(
+                    "torn tail of {torn_bytes} bytes in a sealed segment: {} (the next open cuts it)",
                     damage.reason
-                )
-            } else {
-                damage.reason.clone()
+                ),
+                Some(scan::Tail::Superseded) => format!(
+                    "{}; the valid records after it are also in the later segments (an interrupted salvage or \
+                     repair, which the next open finishes)",
+                    damage.reason
+                ),
+                _ => damage.reason.clone(),
             };
             problem(damage.offset as u64, Some(scan.next_seq), what);
             let mut expected = scan.next_seq;
-            for run in &damage.runs {
+            // Records the later segments hold are counted there.
+            let runs = damage.runs.iter().filter(|r| next_first.is_none_or(|n| r.first_seq < n));
+            for run in runs {
                 if run.first_seq != expected {
-                    problem(
-                        run.start as u64,
-                        Some(expected),
-                        format!("records {expected}..{} are missing", run.first_seq),
-                    );
+                    problem(run.start as u64, Some(expected), missing(expected, run.first_seq - 1));
                 }
                 report.records += run.last_seq - run.first_seq + 1;
                 expected = run.last_seq + 1;

@@ -1,56 +1,35 @@
-//! The single writer: [`Journal`] opens (lock, recovery, retention), appends
-//! frames with one `write(2)` per batch, applies the [`SyncPolicy`] (with a
-//! background thread for `Interval`), rolls segments and prunes them.
-//! Recovery logic lives in `recovery.rs`, file naming in `segment.rs`.
+//! The single writer: [`Journal`] appends frames with one `write(2)` per
+//! batch, applies the [`SyncPolicy`], rolls segments and prunes them.
+//! Opening (options, lock, recovery, retention at open) lives in `open.rs`,
+//! the `Interval` sync thread in `background.rs`, the `Never` sealer in
+//! `sealer.rs`, file naming in `segment.rs`, the retention policy in
+//! `retention.rs`.
 //!
 //! Invariants: seqs handed out are contiguous and never reused; `append`
 //! returns only after `write(2)` (and `fdatasync` under
-//! [`SyncPolicy::Always`]); after any failed write or fsync the writer is
+//! [`SyncPolicy::Always`]); a segment is `fdatasync`ed before a roll seals
+//! it, whatever the policy; after any failed write or fsync the writer is
 //! poisoned and refuses every later append, because it can no longer tell
-//! what is on disk; the active segment is never pruned.
+//! what is on disk; retention is not on the write path: a segment it
+//! cannot remove is logged, counted and retried, and never fails an append
+//! or a roll; the active segment is never pruned.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
+use crate::background::Background;
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, SegmentHeader};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
-use crate::recovery::{self, RecoveryAction};
-use crate::seam::{Io, Step};
-use crate::segment::{self, HeaderState, SegmentFile};
-
-/// What [`Journal::open`] found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecoveryReport {
-    /// True if the journal was created by this open (no segment existed).
-    pub created: bool,
-    /// The journal's epoch.
-    pub epoch: u64,
-    /// Segments after recovery and retention.
-    pub segments: usize,
-    /// Earliest retained seq.
-    pub first_seq: u64,
-    /// The seq the next append gets.
-    pub next_seq: u64,
-    /// Records found in the newest segment.
-    pub newest_records: u64,
-    /// What recovery changed, if anything.
-    pub action: Option<RecoveryAction>,
-    /// Segments removed by retention.
-    pub pruned: Vec<PathBuf>,
-    /// Entries of the directory that are not segments (left untouched).
-    pub ignored: Vec<PathBuf>,
-}
+use crate::sealer::Sealer;
+use crate::seam::Step;
+use crate::segment::{self, SegInfo};
+use crate::watermark::{Publisher, Watermark, WriterState};
 
 /// Counters of a [`Journal`] since it was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,14 +49,14 @@ pub struct JournalStats {
     pub rolls: u64,
     /// Segments removed by retention.
     pub pruned: u64,
-}
-
-#[derive(Debug)]
-struct SegInfo {
-    first_seq: u64,
-    path: PathBuf,
-    bytes: u64,
-    created_at: u64,
+    /// Retention steps that failed (a segment that could not be removed,
+    /// or the directory fsync after removals). Each is logged with the
+    /// path; the segment stays and is tried again at the next roll or
+    /// [`prune`](Journal::prune). Appends and rolls never fail for it.
+    pub prune_errors: u64,
+    /// Watermark publications that failed (readers then lag behind the
+    /// writer until the next one succeeds; no data is at risk).
+    pub watermark_errors: u64,
 }
 
 /// The single writer of a journal directory.
@@ -85,198 +64,27 @@ struct SegInfo {
 /// See the [crate documentation](crate) for an example.
 #[derive(Debug)]
 pub struct Journal {
-    dir: PathBuf,
-    opts: JournalOptions,
-    epoch: u64,
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: JournalOptions,
+    pub(crate) epoch: u64,
     /// Oldest first; the last one is the active segment.
-    segments: VecDeque<SegInfo>,
-    active: File,
-    active_len: u64,
-    synced_len: u64,
-    next_seq: u64,
-    buf: Vec<u8>,
-    failed: Option<String>,
-    stats: JournalStats,
-    background: Option<Background>,
-    closed: bool,
-    _lock: DirLock,
+    pub(crate) segments: VecDeque<SegInfo>,
+    pub(crate) active: File,
+    pub(crate) active_len: u64,
+    pub(crate) synced_len: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) failed: Option<String>,
+    pub(crate) stats: JournalStats,
+    pub(crate) background: Option<Background>,
+    /// Under `SyncPolicy::Never`: fdatasyncs sealed segments off the append path.
+    pub(crate) sealer: Option<Sealer>,
+    pub(crate) closed: bool,
+    pub(crate) watermark: Publisher,
+    pub(crate) _lock: DirLock,
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `dir` and becomes its only writer.
-    ///
-    /// In order: creates `dir` if missing; takes `<dir>/LOCK`; lists the
-    /// segments (other files are ignored with a warning); checks every
-    /// segment header (magic, version, CRC, epoch, codec tag), which reads
-    /// 64 bytes per segment; recovers the newest segment only; applies
-    /// retention; starts the `Interval` sync thread if asked.
-    ///
-    /// - **Empty directory**: creates segment `00000000000000000001.seg` with
-    ///   a fresh random epoch; the first append gets seq 1.
-    /// - **Clean journal**: continues after the last record of the newest segment.
-    /// - **Torn tail** (the newest segment ends in an incomplete or
-    ///   checksum-failing frame with nothing valid after it): truncates it
-    ///   there and fsyncs, in every [`RecoveryMode`](crate::RecoveryMode). An empty or
-    ///   header-torn newest segment continues at the seq in its file name.
-    /// - **Corruption in the middle** of the newest segment (a bad frame with
-    ///   a valid one after it): refused with [`JournalError::Corrupt`] naming
-    ///   the file and offset under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
-    ///   (nothing is changed), salvaged as documented under the other modes.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Locked`] if another writer holds the directory;
-    /// [`JournalError::BadMagic`], [`JournalError::UnsupportedVersion`],
-    /// [`JournalError::HeaderCrc`], [`JournalError::EpochMismatch`],
-    /// [`JournalError::CodecTagMismatch`] or [`JournalError::Corrupt`] naming
-    /// the offending segment (the directory is left as it was);
-    /// [`JournalError::Io`] when a system call fails.
-    pub fn open(dir: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, RecoveryReport), JournalError> {
-        let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| JournalError::io("create directory", &dir, e))?;
-        let lock = DirLock::acquire(&dir)?;
-        let listing = segment::list(&dir, true)?;
-        let mut report = RecoveryReport { ignored: listing.ignored, ..RecoveryReport::default() };
-        let codec_tag = options.codec_tag;
-
-        let mut segments = VecDeque::new();
-        let (active_seg, len, next_seq, must_roll, epoch) =
-            if let Some((newest, sealed)) = listing.segments.split_last() {
-                let mut epoch = None;
-                for seg in sealed {
-                    let h = match segment::read_header(seg)? {
-                        HeaderState::Valid(h) => h,
-                        HeaderState::Torn => {
-                            return Err(JournalError::corrupt(
-                                &seg.path,
-                                0,
-                                Some(seg.first_seq),
-                                "sealed segment has a torn header",
-                            ));
-                        }
-                    };
-                    check_identity(seg, &h, &mut epoch, codec_tag)?;
-                    let bytes =
-                        std::fs::metadata(&seg.path).map_err(|e| JournalError::io("stat segment", &seg.path, e))?.len();
-                    segments.push_back(SegInfo {
-                        first_seq: seg.first_seq,
-                        path: seg.path.clone(),
-                        bytes,
-                        created_at: h.created_at,
-                    });
-                }
-                match segment::read_header(newest)? {
-                    HeaderState::Valid(h) => {
-                        check_identity(newest, &h, &mut epoch, codec_tag)?;
-                        let rec = recovery::recover_newest(&options.io, &dir, newest.clone(), h, options.recovery)?;
-                        report.newest_records = rec.next_seq.saturating_sub(rec.header.first_seq);
-                        report.action = rec.action;
-                        if rec.created.is_empty() {
-                            segments.push_back(SegInfo {
-                                first_seq: h.first_seq,
-                                path: newest.path.clone(),
-                                bytes: rec.len,
-                                created_at: h.created_at,
-                            });
-                        } else {
-                            // SkipCorrupt: the damaged segment is now sealed and cut; the salvaged runs follow it.
-                            let cut = match &report.action {
-                                Some(RecoveryAction::Salvaged { offset, .. }) => *offset,
-                                _ => HEADER_LEN as u64,
-                            };
-                            segments.push_back(SegInfo {
-                                first_seq: h.first_seq,
-                                path: newest.path.clone(),
-                                bytes: cut,
-                                created_at: h.created_at,
-                            });
-                            for seg in &rec.created {
-                                let bytes = std::fs::metadata(&seg.path)
-                                    .map_err(|e| JournalError::io("stat segment", &seg.path, e))?
-                                    .len();
-                                segments.push_back(SegInfo {
-                                    first_seq: seg.first_seq,
-                                    path: seg.path.clone(),
-                                    bytes,
-                                    created_at: rec.header.created_at,
-                                });
-                            }
-                        }
-                        (rec.seg, rec.len, rec.next_seq, rec.must_roll, h.epoch)
-                    }
-                    HeaderState::Torn => {
-                        let epoch = epoch.unwrap_or_else(new_epoch);
-                        let header = SegmentHeader {
-                            epoch,
-                            first_seq: newest.first_seq,
-                            created_at: segment::now_nanos(),
-                            codec_tag,
-                        };
-                        recovery::rewrite_header(&options.io, newest, &header)?;
-                        tracing::warn!(path = %newest.path.display(), "rewrote the torn header of the newest segment");
-                        report.action = Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() });
-                        segments.push_back(SegInfo {
-                            first_seq: newest.first_seq,
-                            path: newest.path.clone(),
-                            bytes: HEADER_LEN as u64,
-                            created_at: header.created_at,
-                        });
-                        (newest.clone(), HEADER_LEN as u64, newest.first_seq, false, epoch)
-                    }
-                }
-            } else {
-                let epoch = new_epoch();
-                let header = SegmentHeader { epoch, first_seq: 1, created_at: segment::now_nanos(), codec_tag };
-                let (file, path) = segment::create(&options.io, &dir, &header)?;
-                drop(file);
-                report.created = true;
-                segments.push_back(SegInfo {
-                    first_seq: 1,
-                    path: path.clone(),
-                    bytes: HEADER_LEN as u64,
-                    created_at: header.created_at,
-                });
-                (SegmentFile { first_seq: 1, path, ino: 0 }, HEADER_LEN as u64, 1, false, epoch)
-            };
-
-        let mut active = OpenOptions::new()
-            .write(true)
-            .open(&active_seg.path)
-            .map_err(|e| JournalError::io("open segment", &active_seg.path, e))?;
-        active.seek(SeekFrom::Start(len)).map_err(|e| JournalError::io("seek", &active_seg.path, e))?;
-
-        let mut journal = Journal {
-            dir,
-            opts: options,
-            epoch,
-            segments,
-            active,
-            active_len: len,
-            synced_len: len,
-            next_seq,
-            buf: Vec::new(),
-            failed: None,
-            stats: JournalStats::default(),
-            background: None,
-            closed: false,
-            _lock: lock,
-        };
-        if must_roll {
-            // A salvage dropped frames whose seqs must never be reused: start after them.
-            journal.start_segment()?;
-        }
-        report.pruned = journal.prune_paths()?;
-        if let SyncPolicy::Interval(d) = journal.opts.sync {
-            journal.background =
-                Some(Background::start(&journal.active, journal.active_path(), d, journal.opts.io.clone())?);
-        }
-        report.epoch = journal.epoch;
-        report.segments = journal.segments.len();
-        report.first_seq = journal.first_seq();
-        report.next_seq = journal.next_seq;
-        Ok((journal, report))
-    }
-
     /// Appends one record and returns its seq.
     ///
     /// # Errors
@@ -358,7 +166,19 @@ impl Journal {
             }
             SyncPolicy::Never => {}
         }
+        // Acknowledged from here: readers in any process may read up to here.
+        if let Err(e) = self.publish(WriterState::Open) {
+            self.stats.watermark_errors += 1;
+            tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
+        }
         Ok(())
+    }
+
+    /// Publishes the current end of the journal as the readers' watermark.
+    pub(crate) fn publish(&mut self, state: WriterState) -> Result<(), JournalError> {
+        let segment = self.segments.back().map_or(self.next_seq, |s| s.first_seq);
+        let wm = Watermark { state, epoch: self.epoch, seq: self.next_seq - 1, segment, offset: self.active_len };
+        self.watermark.publish(wm)
     }
 
     /// Best effort after a failed write or fsync: remove the partial batch so a
@@ -381,6 +201,11 @@ impl Journal {
         {
             self.failed = Some(cause);
         }
+        if self.failed.is_none()
+            && let Some(cause) = self.sealer.as_ref().and_then(Sealer::failure)
+        {
+            self.failed = Some(cause);
+        }
         match &self.failed {
             Some(cause) => Err(JournalError::Failed { cause: cause.clone() }),
             None => Ok(()),
@@ -394,6 +219,10 @@ impl Journal {
     /// [`JournalError::Failed`] if the writer is poisoned; [`JournalError::Io`]
     /// if the `fdatasync` fails, which poisons the writer.
     pub fn sync(&mut self) -> Result<(), JournalError> {
+        // Sealed segments first: "everything appended so far" includes them.
+        if let Some(sealer) = &self.sealer {
+            sealer.flush();
+        }
         self.check_healthy()?;
         if let Err(e) = self.opts.io.sync_data(Step::Sync, &self.active) {
             let err = JournalError::io("fdatasync", self.active_path(), e);
@@ -409,25 +238,63 @@ impl Journal {
     /// Appends roll on their own when a segment reaches
     /// [`segment_bytes`](JournalOptions::segment_bytes).
     ///
+    /// The segment is `fdatasync`ed before it is sealed, whatever the
+    /// [`SyncPolicy`]: a sealed segment is complete on disk, so a power loss
+    /// can only ever tear the newest one (and recovery cuts a sealed torn
+    /// tail left by older builds). A retention failure after the roll is
+    /// logged and counted ([`JournalStats::prune_errors`]), never returned.
+    ///
     /// # Errors
     ///
-    /// [`JournalError::Io`] if syncing, creating or pruning fails; a failure
-    /// before the new segment is in place poisons the writer.
+    /// [`JournalError::Io`] if syncing or creating fails, which poisons the writer.
     pub fn roll(&mut self) -> Result<(), JournalError> {
         self.check_healthy()?;
         if self.active_len <= HEADER_LEN as u64 {
             return Ok(());
         }
-        if self.opts.sync != SyncPolicy::Never && self.synced_len < self.active_len {
-            if let Err(e) = self.opts.io.sync_data(Step::RollSync, &self.active) {
-                let err = JournalError::io("fdatasync", self.active_path(), e);
-                return Err(self.poison(err));
+        if self.synced_len < self.active_len {
+            if self.opts.sync == SyncPolicy::Never {
+                // Off the append path: the sealer fdatasyncs it right away,
+                // and `sync`/`close` wait for it.
+                self.seal_in_background()?;
+            } else {
+                if let Err(e) = self.opts.io.sync_data(Step::RollSync, &self.active) {
+                    let err = JournalError::io("fdatasync", self.active_path(), e);
+                    return Err(self.poison(err));
+                }
+                self.stats.fsyncs += 1;
             }
-            self.stats.fsyncs += 1;
+            self.synced_len = self.active_len;
         }
         self.start_segment()?;
         self.stats.rolls += 1;
-        self.prune()?;
+        // Readers follow into the new segment (its header is durable), so
+        // retention may remove the one the watermark named.
+        if let Err(e) = self.publish(WriterState::Open) {
+            self.stats.watermark_errors += 1;
+            tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
+        }
+        // Logged and counted inside; the roll itself succeeded.
+        let _ = self.apply_retention();
+        Ok(())
+    }
+
+    /// Hands the active segment, about to be sealed, to the sealer thread.
+    fn seal_in_background(&mut self) -> Result<(), JournalError> {
+        let path = self.active_path().to_path_buf();
+        let file = match self.active.try_clone() {
+            Ok(file) => file,
+            Err(e) => return Err(self.poison(JournalError::io("clone handle", &path, e))),
+        };
+        if self.sealer.is_none() {
+            match Sealer::start(self.opts.io.clone(), &self.dir) {
+                Ok(sealer) => self.sealer = Some(sealer),
+                Err(e) => return Err(self.poison(e)),
+            }
+        }
+        if let Some(sealer) = &self.sealer {
+            sealer.seal(file, path);
+        }
         Ok(())
     }
 
@@ -464,41 +331,64 @@ impl Journal {
     }
 
     /// Applies the retention policy now and returns how many segments were
-    /// removed. Runs on its own at open and after every roll; never removes
-    /// the active segment.
+    /// removed. Runs on its own at open and after every roll; call it on a
+    /// timer to apply [`Retention::age`](crate::Retention::age) to an idle
+    /// journal, which never rolls. Never removes the active segment, never
+    /// rolls, takes no fsync of segment data.
+    ///
+    /// Segments are removed oldest first; the first one that cannot be
+    /// removed stops this call (removing a younger one would leave a hole)
+    /// and stays for the next roll or `prune`.
     ///
     /// # Errors
     ///
-    /// [`JournalError::Io`] if a removal or the directory fsync fails.
+    /// [`JournalError::Io`] naming the segment if a removal fails, or the
+    /// directory if its fsync fails. Unlike a failed append this does not
+    /// poison the writer: it is logged, counted in
+    /// [`JournalStats::prune_errors`] and retried later.
     pub fn prune(&mut self) -> Result<usize, JournalError> {
-        self.prune_paths().map(|p| p.len())
+        match self.apply_retention() {
+            (removed, None) => Ok(removed.len()),
+            (_, Some(err)) => Err(err),
+        }
     }
 
-    fn prune_paths(&mut self) -> Result<Vec<PathBuf>, JournalError> {
+    /// Applies retention; returns the removed paths and the first failure,
+    /// which is already logged and counted.
+    pub(crate) fn apply_retention(&mut self) -> (Vec<PathBuf>, Option<JournalError>) {
         if let Some(last) = self.segments.back_mut() {
             last.bytes = self.active_len;
         }
         let plan: Vec<(u64, u64)> = self.segments.iter().map(|s| (s.bytes, s.created_at)).collect();
         let n = self.opts.retention.plan(&plan, segment::now_nanos());
         let mut removed = Vec::with_capacity(n);
+        let mut failure = None;
         for _ in 0..n {
             let Some(seg) = self.segments.pop_front() else { break };
             match self.opts.io.op(Step::PruneRemove, || std::fs::remove_file(&seg.path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    let err = JournalError::io("remove segment", &seg.path, e);
+                    tracing::warn!(path = %seg.path.display(), error = %e, "retention could not remove a segment; it is kept and retried at the next roll or prune");
+                    failure = Some(JournalError::io("remove segment", &seg.path, e));
+                    self.stats.prune_errors += 1;
                     self.segments.push_front(seg);
-                    return Err(err);
+                    break;
                 }
             }
             removed.push(seg.path);
         }
         if !removed.is_empty() {
-            segment::sync_dir(&self.opts.io, &self.dir)?;
             self.stats.pruned += removed.len() as u64;
+            if let Err(e) = segment::sync_dir(&self.opts.io, &self.dir) {
+                // The segments are gone from the namespace; after a power loss
+                // one may come back, and retention removes it again.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "directory fsync after retention failed");
+                failure.get_or_insert(e);
+                self.stats.prune_errors += 1;
+            }
         }
-        Ok(removed)
+        (removed, failure)
     }
 
     /// The journal's epoch: a random id fixed when the directory was created.
@@ -530,15 +420,21 @@ impl Journal {
     /// Counters since open.
     pub fn stats(&self) -> JournalStats {
         let bg = self.background.as_ref().map_or(0, |b| b.shared.fsyncs.load(Ordering::Relaxed));
-        JournalStats { fsyncs: self.stats.fsyncs + bg, segments: self.segments.len(), ..self.stats }
+        let sealed = self.sealer.as_ref().map_or(0, Sealer::fsyncs);
+        JournalStats { fsyncs: self.stats.fsyncs + bg + sealed, segments: self.segments.len(), ..self.stats }
     }
 
-    fn active_path(&self) -> &Path {
+    pub(crate) fn active_path(&self) -> &Path {
         self.segments.back().map_or(self.dir.as_path(), |s| s.path.as_path())
     }
 
-    /// Stops the sync thread, syncs the active segment and releases the lock.
-    /// Dropping a `Journal` does the same on a best-effort basis.
+    /// Stops the sync thread, waits for the sealer, `fdatasync`s the active
+    /// segment whatever the [`SyncPolicy`] (every sealed segment was synced
+    /// by its roll — under `Never` by the sealer thread right after it — every
+    /// creation, rename and removal by a directory fsync, so nothing the
+    /// journal wrote is left unsynced), publishes the watermark as closed
+    /// and releases the lock. Dropping a `Journal` does the same on a
+    /// best-effort basis.
     ///
     /// # Errors
     ///
@@ -549,11 +445,15 @@ impl Journal {
         if let Some(mut bg) = self.background.take() {
             bg.stop();
         }
+        if let Some(sealer) = &mut self.sealer {
+            sealer.stop(); // every sealed segment is on disk before the close returns
+        }
         self.check_healthy()?;
         self.opts
             .io
             .sync_data(Step::Sync, &self.active)
-            .map_err(|e| JournalError::io("fdatasync", self.active_path(), e))
+            .map_err(|e| JournalError::io("fdatasync", self.active_path(), e))?;
+        self.publish(WriterState::Closed)
     }
 }
 
@@ -565,102 +465,12 @@ impl Drop for Journal {
         if let Some(mut bg) = self.background.take() {
             bg.stop();
         }
-        if self.failed.is_none() {
-            let _ = self.opts.io.sync_data(Step::Sync, &self.active);
+        if let Some(sealer) = &mut self.sealer {
+            sealer.stop();
         }
-    }
-}
-
-fn check_identity(
-    seg: &SegmentFile,
-    h: &SegmentHeader,
-    epoch: &mut Option<u64>,
-    codec_tag: u32,
-) -> Result<(), JournalError> {
-    let expected = *epoch.get_or_insert(h.epoch);
-    if h.epoch != expected {
-        return Err(JournalError::EpochMismatch { path: seg.path.clone(), expected, found: h.epoch });
-    }
-    if h.codec_tag != codec_tag {
-        return Err(JournalError::CodecTagMismatch { path: seg.path.clone(), expected: codec_tag, found: h.codec_tag });
-    }
-    Ok(())
-}
-
-/// A fresh random epoch (never 0), from the process's randomly keyed hasher.
-fn new_epoch() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(segment::now_nanos());
-    h.write_u32(std::process::id());
-    h.finish().max(1)
-}
-
-/// The `SyncPolicy::Interval` thread: `fdatasync`s a clone of the active
-/// segment's handle every interval when something was written.
-#[derive(Debug)]
-struct Background {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    shared: Arc<BgShared>,
-}
-
-#[derive(Debug)]
-struct BgShared {
-    file: Mutex<(File, PathBuf)>,
-    dirty: AtomicBool,
-    failed: Mutex<Option<String>>,
-    fsyncs: AtomicU64,
-}
-
-impl Background {
-    fn start(active: &File, path: &Path, every: Duration, io: Io) -> Result<Background, JournalError> {
-        let file = active.try_clone().map_err(|e| JournalError::io("clone handle", path, e))?;
-        let shared = Arc::new(BgShared {
-            file: Mutex::new((file, path.to_path_buf())),
-            dirty: AtomicBool::new(false),
-            failed: Mutex::new(None),
-            fsyncs: AtomicU64::new(0),
-        });
-        let (tx, rx) = mpsc::channel::<()>();
-        let s = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("events-journal-sync".into())
-            .spawn(move || {
-                // The channel is the timer and the stop signal at once: a message
-                // or a disconnect ends the loop without waiting for the interval.
-                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                    if !s.dirty.swap(false, Ordering::AcqRel) {
-                        continue;
-                    }
-                    let guard = s.file.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Err(e) = io.sync_data(Step::BackgroundSync, &guard.0) {
-                        let err = JournalError::io("fdatasync", &guard.1, e);
-                        tracing::error!(error = %err, "background sync failed");
-                        *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
-                        return;
-                    }
-                    s.fsyncs.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .map_err(|e| JournalError::io("spawn sync thread", path, e))?;
-        Ok(Background { stop: Some(tx), thread: Some(thread), shared })
-    }
-
-    fn switch(&self, file: &File, path: &Path) -> Result<(), JournalError> {
-        let clone = file.try_clone().map_err(|e| JournalError::io("clone handle", path, e))?;
-        *self.shared.file.lock().unwrap_or_else(PoisonError::into_inner) = (clone, path.to_path_buf());
-        Ok(())
-    }
-
-    fn failure(&self) -> Option<String> {
-        self.shared.failed.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn stop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let sealed = self.sealer.as_ref().is_none_or(|s| s.failure().is_none());
+        if self.failed.is_none() && sealed && self.opts.io.sync_data(Step::Sync, &self.active).is_ok() {
+            let _ = self.publish(WriterState::Closed);
         }
     }
 }

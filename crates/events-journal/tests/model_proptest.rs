@@ -3,81 +3,36 @@
 //! predicts segment rolls and retention. The reader must always return
 //! exactly the model's suffix, and `Expired` / `Ahead` exactly when the
 //! model says so.
+//!
+//! The model and its write actions are `support/model.rs`, shared with
+//! `reliability_fault_model.rs`; reads and the weights are this file's own.
 
 mod support;
 
-use events_journal::{Journal, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
+use events_journal::{Journal, JournalOptions, ReadError, Reader, SyncPolicy};
 use proptest::prelude::*;
-
-const SEGMENT_BYTES: u64 = 1024;
-const KEEP: usize = 3;
+use support::model::{Action, Model};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append(u16),
-    Batch(Vec<u16>),
-    Sync,
-    Roll,
-    Prune,
-    Reopen,
+    Write(Action),
     Read(u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u16..200).prop_map(Op::Append),
-        3 => proptest::collection::vec(0u16..200, 0..12).prop_map(Op::Batch),
-        1 => Just(Op::Sync),
-        1 => Just(Op::Roll),
-        1 => Just(Op::Prune),
-        1 => Just(Op::Reopen),
+        6 => (0u16..200).prop_map(|n| Op::Write(Action::Append(n))),
+        3 => proptest::collection::vec(0u16..200, 0..12).prop_map(|ns| Op::Write(Action::Batch(ns))),
+        1 => Just(Op::Write(Action::Sync)),
+        1 => Just(Op::Write(Action::Roll)),
+        1 => Just(Op::Write(Action::Prune)),
+        1 => Just(Op::Write(Action::Reopen)),
         4 => any::<u16>().prop_map(Op::Read),
     ]
 }
 
-/// The model: every record ever written, and the segments as (first seq, bytes).
-struct Model {
-    records: Vec<(u64, Vec<u8>)>,
-    segments: Vec<(u64, u64)>,
-}
-
-impl Model {
-    fn next_seq(&self) -> u64 {
-        self.records.len() as u64 + 1
-    }
-    fn first_seq(&self) -> u64 {
-        self.segments[0].0
-    }
-    fn roll(&mut self) {
-        if self.segments.last().unwrap().1 > 64 {
-            self.segments.push((self.next_seq(), 64));
-            self.prune();
-        }
-    }
-    fn prune(&mut self) {
-        while self.segments.len() > KEEP {
-            self.segments.remove(0);
-        }
-    }
-    fn write(&mut self, payloads: Vec<Vec<u8>>) {
-        if payloads.is_empty() {
-            return;
-        }
-        let bytes: u64 = payloads.iter().map(|p| 24 + p.len() as u64).sum();
-        let active = self.segments.last().unwrap().1;
-        if active > 64 && active + bytes > SEGMENT_BYTES {
-            self.roll();
-        }
-        self.segments.last_mut().unwrap().1 += bytes;
-        for p in payloads {
-            let seq = self.next_seq();
-            self.records.push((seq, p));
-        }
-    }
-}
-
 fn options() -> JournalOptions {
-    JournalOptions::new().segment_bytes(SEGMENT_BYTES).retention(Retention::segments(KEEP)).sync(SyncPolicy::Never)
+    support::model::options().sync(SyncPolicy::Never)
 }
 
 fn body(n: u16, seq: u64) -> Vec<u8> {
@@ -92,16 +47,16 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), options()).unwrap();
         let reader = Reader::open(dir.path()).unwrap();
-        let mut model = Model { records: Vec::new(), segments: vec![(1, 64)] };
+        let mut model = Model::new();
         for op in ops {
             match op {
-                Op::Append(n) => {
+                Op::Write(Action::Append(n)) => {
                     let p = body(n, model.next_seq());
                     let seq = journal.append(model.next_seq() * 3, &p).unwrap();
                     prop_assert_eq!(seq, model.next_seq());
-                    model.write(vec![p]);
+                    model.write(&[p]);
                 }
-                Op::Batch(ns) => {
+                Op::Write(Action::Batch(ns)) => {
                     let first = model.next_seq();
                     let payloads: Vec<Vec<u8>> = ns.iter().enumerate().map(|(i, &n)| body(n, first + i as u64)).collect();
                     let range = journal
@@ -109,18 +64,18 @@ proptest! {
                         .unwrap();
                     prop_assert_eq!(*range.start(), first);
                     prop_assert_eq!(range.count(), payloads.len());
-                    model.write(payloads);
+                    model.write(&payloads);
                 }
-                Op::Sync => journal.sync().unwrap(),
-                Op::Roll => {
+                Op::Write(Action::Sync) => journal.sync().unwrap(),
+                Op::Write(Action::Roll) => {
                     journal.roll().unwrap();
                     model.roll();
                 }
-                Op::Prune => {
+                Op::Write(Action::Prune) => {
                     journal.prune().unwrap();
                     model.prune();
                 }
-                Op::Reopen => {
+                Op::Write(Action::Reopen) => {
                     journal.close().unwrap();
                     let (j, report) = Journal::open(dir.path(), options()).unwrap();
                     prop_assert!(report.action.is_none(), "clean reopen changed something: {:?}", report.action);
@@ -135,7 +90,7 @@ proptest! {
                             let got: Vec<(u64, u64, Vec<u8>)> =
                                 records.map(|r| r.map(|r| (r.seq(), r.ts(), r.payload().to_vec()))).collect::<Result<_, _>>().unwrap();
                             let want: Vec<(u64, u64, Vec<u8>)> =
-                                model.records[cursor as usize..].iter().map(|(s, p)| (*s, s * 3, p.clone())).collect();
+                                model.records[cursor as usize..].iter().zip(cursor + 1..).map(|(p, s)| (s, s * 3, p.clone())).collect();
                             prop_assert_eq!(got, want);
                         }
                         Err(ReadError::Expired { earliest }) => {

@@ -1,8 +1,9 @@
 //! The rows of the bad-input matrix in `docs/RELIABILITY.md` that other test
 //! files do not already cover: a directory where a segment should be,
 //! zero-length and truncated headers (newest and sealed), overlapping,
-//! out-of-order and gapped segment names, and a frame claiming a 4 GiB
-//! payload. Each is either handled (ignored, rewritten, cut) or a typed
+//! out-of-order and gapped segment names (an overlap is refused by the
+//! writer in every recovery mode and by the reader, naming both files),
+//! and a frame claiming a 4 GiB payload. Each is either handled (ignored, rewritten, cut) or a typed
 //! error naming the file; a refused open changes nothing on disk, and no
 //! record that was readable before is damaged.
 
@@ -11,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use events_journal::format::{HEADER_LEN, SegmentHeader, encode_frame};
-use events_journal::{Journal, JournalError, JournalOptions, Reader, RecoveryAction, verify};
+use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, RecoveryAction, RecoveryMode, verify};
 use support::{assert_records, payload, read_all, snapshot, ts};
 
 const EPOCH: u64 = 0x5eed;
@@ -98,26 +99,60 @@ fn a_header_whose_seq_contradicts_its_name_is_a_typed_error() {
     assert!(matches!(&err, JournalError::Corrupt { path, seq: Some(9), .. } if *path == liar), "{err}");
 }
 
+/// The overlap error naming `earlier` (holding up to `last`) and `later` (named `first`).
+fn is_overlap(e: &JournalError, earlier: &Path, last: u64, later: &Path, first: u64) -> bool {
+    matches!(e, JournalError::Overlap { path, last_seq, next, next_first }
+        if path == earlier && *last_seq == last && next == later && *next_first == first)
+}
+
 #[test]
-fn overlapping_segments_are_reported_not_read_twice() {
+fn overlapping_segments_are_refused_by_the_writer_and_never_read_twice() {
     let tmp = tempfile::tempdir().unwrap();
-    write_segment(tmp.path(), 1, 1, 1..=10);
+    let first = write_segment(tmp.path(), 1, 1, 1..=10);
     // A segment named 5 holding 5..=7 again: overlaps the first one.
     let overlap = write_segment(tmp.path(), 5, 5, 5..=7);
-    let report = verify(tmp.path()).unwrap();
-    assert!(!report.is_ok(), "verify must report the overlap");
+    // The writer would hand out 8..=10 a second time: refused, naming both files.
+    let err = refused(tmp.path());
+    assert!(is_overlap(&err, &first, 10, &overlap, 5), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("00000000000000000001.seg") && msg.contains("00000000000000000005.seg"), "{msg}");
+    // Every other mode refuses too: no salvage picks one copy silently.
+    for mode in [RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt, RecoveryMode::Repair] {
+        let before = snapshot(tmp.path());
+        let err = Journal::open(tmp.path(), opts().recovery(mode)).unwrap_err();
+        assert!(is_overlap(&err, &first, 10, &overlap, 5), "{mode:?}: {err}");
+        assert_eq!(snapshot(tmp.path()), before);
+    }
+    // The reader serves the first copy up to the overlap, then the error; never the second copy.
     let reader = Reader::open(tmp.path()).unwrap();
-    let items: Vec<_> = match reader.read_since(0) {
-        Ok(records) => records.collect(),
-        Err(e) => panic!("read_since: {e}"),
-    };
+    let items: Vec<_> = reader.read_since(0).unwrap().collect();
     let seqs: Vec<u64> = items.iter().filter_map(|r| r.as_ref().ok().map(|r| r.seq())).collect();
-    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "a seq was read twice or out of order: {seqs:?}");
-    let name = overlap.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        items.iter().any(|r| r.as_ref().is_err_and(|e| e.to_string().contains(&name))),
-        "the overlap must surface as an error naming {name}: {items:?}"
-    );
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    assert!(matches!(items.last(), Some(Err(e)) if is_overlap(e, &first, 10, &overlap, 5)), "{items:?}");
+    // A cursor whose next record lies in the overlapping range, or just after it: a typed error.
+    for cursor in 4..=10 {
+        match reader.read_since(cursor) {
+            Err(ReadError::Journal(e)) => assert!(is_overlap(&e, &first, 10, &overlap, 5), "cursor {cursor}: {e}"),
+            Ok(records) => panic!("cursor {cursor}: served {:?}", records.collect::<Vec<_>>()),
+            Err(e) => panic!("cursor {cursor}: {e}"),
+        }
+    }
+    let report = verify(tmp.path()).unwrap();
+    assert!(report.problems.iter().any(|p| p.path == overlap && p.what.contains("overlaps")), "{report:?}");
+}
+
+#[test]
+fn an_overlap_between_older_segments_is_refused_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = write_segment(tmp.path(), 1, 1, 1..=6);
+    let second = write_segment(tmp.path(), 4, 4, 4..=9);
+    write_segment(tmp.path(), 10, 10, 10..=12);
+    let err = refused(tmp.path());
+    assert!(is_overlap(&err, &first, 6, &second, 4), "{err}");
+    let reader = Reader::open(tmp.path()).unwrap();
+    // Reading from the newest segment does not pass the overlap and works.
+    assert_records(&read_all(&reader, 9), 10, 12);
+    assert!(matches!(reader.read_since(5), Err(ReadError::Journal(e)) if is_overlap(&e, &first, 6, &second, 4)));
 }
 
 #[test]
@@ -182,8 +217,12 @@ fn a_4_gib_length_in_a_sealed_segment_is_a_reader_error_after_the_good_records()
     let at = std::fs::metadata(&sealed).unwrap().len();
     let mut bytes = std::fs::read(&sealed).unwrap();
     bytes.extend_from_slice(&huge_frame(4));
+    // Valid frames follow the damage: corruption in the middle, not a torn tail.
+    for s in 4..=5 {
+        encode_frame(&mut bytes, s, ts(s), &payload(s));
+    }
     std::fs::write(&sealed, bytes).unwrap();
-    write_segment(tmp.path(), 5, 5, 5..=6);
+    write_segment(tmp.path(), 6, 6, 6..=7);
     let reader = Reader::open(tmp.path()).unwrap();
     let items: Vec<_> = reader.read_since(0).unwrap().collect();
     let good: Vec<u64> = items.iter().map_while(|r| r.as_ref().ok().map(|r| r.seq())).collect();
@@ -195,4 +234,32 @@ fn a_4_gib_length_in_a_sealed_segment_is_a_reader_error_after_the_good_records()
     );
     let report = verify(tmp.path()).unwrap();
     assert!(report.problems.iter().any(|p| p.path == sealed), "{:?}", report.problems);
+}
+
+#[test]
+fn a_4_gib_length_at_the_tail_of_a_sealed_segment_is_a_gap_then_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sealed = write_segment(tmp.path(), 1, 1, 1..=3);
+    let at = std::fs::metadata(&sealed).unwrap().len();
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    bytes.extend_from_slice(&huge_frame(4));
+    std::fs::write(&sealed, bytes).unwrap();
+    write_segment(tmp.path(), 5, 5, 5..=6);
+    // Nothing valid follows: the torn tail a power loss leaves. Readers end the
+    // segment there, with one explicit gap, exactly as recovery will cut it.
+    let items: Vec<_> = Reader::open(tmp.path()).unwrap().read_since(0).unwrap().collect();
+    let seqs: Vec<Option<u64>> = items.iter().map(|r| r.as_ref().ok().map(|r| r.seq())).collect();
+    assert_eq!(seqs, [Some(1), Some(2), Some(3), None, Some(5), Some(6)]);
+    assert!(matches!(&items[3], Err(JournalError::Gap { expected: 4, found: 5, .. })), "{:?}", items[3]);
+    let (j, report) = Journal::open(tmp.path(), opts()).unwrap();
+    assert!(
+        matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, offset, .. }] if *path == sealed && *offset == at),
+        "{report:?}"
+    );
+    assert_eq!(j.next_seq(), 7);
+    drop(j);
+    assert_eq!(std::fs::metadata(&sealed).unwrap().len(), at);
+    let problems = verify(tmp.path()).unwrap().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].what, "records 4..=4 are missing before this segment");
 }

@@ -118,7 +118,9 @@ fn exercise(files: Files, cursor: u64) {
     read_checked(tmp.path(), 0);
     read_checked(tmp.path(), cursor);
     let _ = verify(tmp.path());
-    for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
+    for mode in
+        [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt, RecoveryMode::Repair]
+    {
         let tmp = tempfile::tempdir().unwrap();
         write_files(tmp.path(), &files);
         let opts = || JournalOptions::new().recovery(mode).sync(SyncPolicy::Never).retention(Retention::unlimited());

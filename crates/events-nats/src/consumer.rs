@@ -1,20 +1,26 @@
 //! [`RemoteFeed`]: `stream_from(cursor)` over a replicated JetStream stream,
 //! with the local feed's [`FeedItem`] semantics.
 //!
-//! Neighbours: reads what [`crate::replicator`] wrote (headers from
-//! [`crate::headers`]), decodes payloads with [`events::payload::decode`].
-//! Positioning: the replicator publishes exactly one message per seq, in
-//! order, so stream sequence = feed seq + a constant; the reader guesses the
-//! stream sequence of `cursor + 1` from the first message, checks the guess
-//! with the message's `Events-Seq` header, and falls back to reading from
-//! the stream's first message when the guess is wrong. An ordered pull
-//! consumer (single replica, recreated by the client after a gap or a
-//! reconnect) then delivers from there.
+//! Neighbours: reads what [`crate::replicator`] wrote (records and gap
+//! markers, see [`crate::headers`]), decodes payloads with
+//! [`events::payload::decode`]; [`crate::feeds`] reuses its positioning
+//! ([`plan`]) and its per-message rule ([`Track`]) once per feed.
+//! Positioning: the replicator publishes one message per seq, in order,
+//! on the feed's subject, except that one gap marker stands for a whole
+//! salvage gap; so the reader guesses the stream sequence of `cursor + 1`
+//! as if there were no marker and no other feed, checks the guess against
+//! the message's headers, and otherwise binary-searches the stream with
+//! "first message of the subject at or after" probes (falling back to the
+//! feed's first message if a probe fails). An ordered pull consumer
+//! (single replica, filtered by the feed's subject, recreated by the client
+//! after a gap or a reconnect) then delivers from there.
 //!
 //! Invariant: the reader yields every seq after the cursor once, in order;
-//! seqs at or below the last one delivered are skipped, and a jump (the
-//! stream discarded messages the reader had not read yet) or another epoch
-//! yields one explicit [`FeedItem::Reset`] instead of a silent gap.
+//! messages at or below the last seq delivered are skipped, and a jump (the
+//! stream discarded messages the reader had not read yet), a gap marker or
+//! another epoch yields one explicit [`FeedItem::Reset`] instead of a silent
+//! gap. No cursor arithmetic can overflow: a cursor of `u64::MAX` is
+//! `Ahead` of any stream.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -25,16 +31,41 @@ use std::task::{Context as TaskContext, Poll};
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
-use async_nats::jetstream::stream::Stream as JsStream;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, State as StreamState, Stream as JsStream};
 use events::{Bincode, Codec, Cursor, Event, FeedItem, ResetReason, Seq};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::headers::Coordinates;
+use crate::headers::Entry;
 use crate::{NatsError, StreamSpec};
 
 /// A reader of a replicated feed on any machine that reaches the NATS
 /// server.
+///
+/// # Resets
+///
+/// One rule, the local [`FeedStream`](events::FeedStream)'s: when the
+/// cursor cannot be served, the stream yields one [`FeedItem::Reset`] and
+/// then continues; it never skips silently.
+///
+/// * **Expired** (the stream no longer holds the message after the cursor),
+///   **Ahead** (the cursor is past the stream's last seq, `u64::MAX`
+///   included) and **EpochMismatch** (the cursor names another journal
+///   epoch): the reset comes first, then every event from the oldest one
+///   the stream holds (`earliest`), with no gap after it.
+/// * **Gap**: where a salvage recovery dropped records from the journal,
+///   the replicator published a gap marker; the reader yields
+///   `Reset { reason: Gap { first_missing, last_missing }, .. }` (only the
+///   part after the cursor) and continues with the event after
+///   `last_missing`.
+/// * While reading, a jump over messages the stream discarded before they
+///   were read is an `Expired` reset, and a message of another epoch (the
+///   stream was purged and refilled) an `EpochMismatch` reset; both
+///   continue with that message, the oldest available.
+///
+/// `earliest` and `latest` in a reset are the oldest event and the last seq
+/// the stream accounts for when the reset is made (a gap marker accounts
+/// for its range).
 ///
 /// # Example
 ///
@@ -55,7 +86,7 @@ use crate::{NatsError, StreamSpec};
 /// while let Some(item) = items.next().await {
 ///     match item? {
 ///         FeedItem::Event(env) => println!("{} {:?}", env.seq, env.event),
-///         FeedItem::Reset { reason, earliest, .. } => println!("reset ({reason:?}), re-read from {earliest}"),
+///         FeedItem::Reset { reason, earliest, .. } => println!("reset ({reason:?}), oldest available {earliest}"),
 ///     }
 /// }
 /// # Ok(()) }
@@ -92,99 +123,222 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
     /// cursor cannot be served (the stream discarded what follows it, the
     /// cursor is ahead of the stream, or `cursor.epoch` is not the stream's)
     /// the first item is one [`FeedItem::Reset`] and the stream continues
-    /// after `latest`.
+    /// at the oldest event it holds; a salvage gap is a
+    /// [`ResetReason::Gap`] reset and the stream continues after it (see
+    /// [`RemoteFeed`]'s rules).
     ///
     /// The stream does not end by itself. An `Err` item reports a decode
-    /// failure or a consumer error the client could not recover from; the
-    /// caller decides whether to go on reading.
+    /// failure, a message without the replicator's headers, or a consumer
+    /// error the client could not recover from; the caller decides whether
+    /// to go on reading.
     ///
     /// # Errors
     ///
     /// [`NatsError::JetStream`] when the stream does not exist or the server
-    /// cannot be asked; [`NatsError::BadMessage`] when a message lacks the
-    /// replicator's headers.
+    /// cannot be asked; [`NatsError::BadMessage`] when the feed's first or
+    /// last message lacks the replicator's headers; [`NatsError::FeedId`]
+    /// for a shared spec without a feed id (read every feed with
+    /// [`RemoteFeeds`](crate::RemoteFeeds)).
     pub async fn stream_from(&self, cursor: impl Into<Cursor>) -> Result<RemoteStream<E>, NatsError> {
         let cursor = cursor.into();
-        let stream = self.spec.open(&self.js).await?;
-        let plan = self.plan(&stream, cursor).await?;
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subject: self.spec.subject().to_owned(),
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: plan.start },
-                ..OrderedConfig::default()
-            })
-            .await
-            .map_err(|e| NatsError::js("creating an ordered consumer", e))?;
-        let messages = consumer.messages().await.map_err(|e| NatsError::js("reading the stream", e))?;
+        if self.spec.is_shared() && self.spec.feed_id().is_none() {
+            return Err(NatsError::FeedId {
+                feed: String::new(),
+                reason: "a shared stream is read one feed at a time (StreamSpec::feed) or with RemoteFeeds".into(),
+            });
+        }
+        self.spec.check_feed()?;
+        let source = Source::new(self.spec.open(&self.js).await?, self.spec.name(), self.spec.subject());
+        let plan = plan(&source, cursor).await?;
+        let messages = source.consume(&source.subject, plan.start).await?;
         let state = State {
             messages,
+            source,
             codec: self.codec.clone(),
-            stream: self.spec.name().to_owned(),
-            cursor: plan.cursor,
-            epoch: plan.epoch,
+            track: plan.track,
             queue: plan.reset.into_iter().collect(),
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         Ok(RemoteStream { inner: inner.boxed() })
     }
+}
 
-    async fn coordinates(&self, stream: &JsStream, stream_seq: u64) -> Result<Coordinates, NatsError> {
-        let msg = stream.get_raw_message(stream_seq).await.map_err(|e| NatsError::js("reading a message", e))?;
-        Coordinates::parse(Some(&msg.headers), self.spec.name(), stream_seq)
+/// Decides where an ordered consumer of `source`'s subject starts for
+/// `cursor`, and whether a reset comes first.
+pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, NatsError> {
+    let state = source.state().await?;
+    let Some(ends) = source.ends_in(&state).await? else {
+        // Nothing to compare with: an empty stream that never held
+        // anything is behind any non-zero cursor, and so is a shared
+        // stream without this feed; a purged one has discarded what
+        // followed it. After a reset, whatever comes next is the oldest
+        // available, of whatever epoch.
+        let last_sequence = state.last_sequence;
+        let reset = (cursor.seq.get() > 0).then(|| {
+            let reason = if last_sequence == 0 || source.is_feed() { ResetReason::Ahead } else { ResetReason::Expired };
+            FeedItem::Reset { reason, earliest: Seq::ZERO, latest: Seq::ZERO }
+        });
+        let track = if reset.is_some() { Track::oldest() } else { Track { cursor: Some(0), epoch: cursor.epoch } };
+        return Ok(Plan { start: last_sequence.saturating_add(1), track, reset });
+    };
+    let (earliest, latest) = (ends.earliest(), ends.latest());
+    // `None` for a cursor of `u64::MAX`: no seq follows it.
+    let want = cursor.seq.get().checked_add(1);
+    let reason = match (cursor.epoch, want) {
+        (Some(e), _) if e != ends.last.epoch() => {
+            Some(ResetReason::EpochMismatch { cursor_epoch: e, journal_epoch: ends.last.epoch() })
+        }
+        (_, Some(want)) if want < ends.first.first_seq() => Some(ResetReason::Expired),
+        (_, Some(want)) if want <= latest.saturating_add(1) => None,
+        _ => Some(ResetReason::Ahead),
+    };
+    if let Some(reason) = reason {
+        tracing::info!(
+            ?reason,
+            subject = source.subject,
+            cursor = cursor.seq.get(),
+            earliest,
+            latest,
+            "remote stream reset"
+        );
+        let reset = Some(FeedItem::Reset { reason, earliest: Seq::new(earliest), latest: Seq::new(latest) });
+        // Continue at the oldest message, past anything it would report again.
+        let track = Track { cursor: Some(earliest.saturating_sub(1)), epoch: Some(ends.first.epoch()) };
+        return Ok(Plan { start: ends.first_sequence, track, reset });
+    }
+    let want = want.unwrap_or(u64::MAX);
+    let start = if want > latest { ends.last_sequence.saturating_add(1) } else { source.locate(&ends, want).await };
+    Ok(Plan { start, track: Track { cursor: Some(cursor.seq.get()), epoch: Some(ends.last.epoch()) }, reset: None })
+}
+
+/// One feed's messages in a stream: the stream, its name (for errors) and
+/// the feed's subject.
+pub(crate) struct Source {
+    pub(crate) stream: JsStream,
+    pub(crate) name: String,
+    pub(crate) subject: String,
+}
+
+impl Source {
+    pub(crate) fn new(stream: JsStream, name: &str, subject: String) -> Self {
+        Source { stream, name: name.to_owned(), subject }
     }
 
-    /// Decides where the ordered consumer starts and whether a reset comes
-    /// first.
-    async fn plan(&self, stream: &JsStream, cursor: Cursor) -> Result<Plan<E>, NatsError> {
-        let info = stream.get_info().await.map_err(|e| NatsError::js("reading stream info", e))?;
-        let state = info.state;
-        let want = cursor.seq.get() + 1;
+    /// A feed of a shared stream (its subject is not the whole stream's).
+    fn is_feed(&self) -> bool {
+        !self.stream.cached_info().config.subjects.contains(&self.subject)
+    }
+
+    async fn state(&self) -> Result<StreamState, NatsError> {
+        Ok(self.stream.get_info().await.map_err(|e| NatsError::js("reading stream info", e))?.state)
+    }
+
+    /// An ordered consumer of `subject` from stream sequence `start`.
+    pub(crate) async fn consume(&self, subject: &str, start: u64) -> Result<Ordered, NatsError> {
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: subject.to_owned(),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
+                ..OrderedConfig::default()
+            })
+            .await
+            .map_err(|e| NatsError::js("creating an ordered consumer", e))?;
+        consumer.messages().await.map_err(|e| NatsError::js("reading the stream", e))
+    }
+
+    /// The first message of the subject at or after stream sequence `from`:
+    /// its stream sequence and what it stands for.
+    async fn next_entry(&self, from: u64) -> Result<(u64, Entry), NatsError> {
+        let msg = self
+            .stream
+            .get_first_raw_message_by_subject(&self.subject, from)
+            .await
+            .map_err(|e| NatsError::js("reading a message", e))?;
+        Ok((msg.sequence, Entry::parse(Some(&msg.headers), &self.name, msg.sequence)?))
+    }
+
+    /// The stream sequence of the first message accounting for seq `want`
+    /// or a later one (`ends.first.first_seq() <= want <= ends.latest()`),
+    /// or an earlier sequence of the subject (the reader skips what the
+    /// cursor covers).
+    async fn locate(&self, ends: &Ends, want: u64) -> u64 {
+        let holds = |entry: &Entry| entry.first_seq() <= want && want <= entry.last_seq();
+        // Without a gap marker or another feed, stream sequence = seq + a constant.
+        let guess = ends.first_sequence.saturating_add(want - ends.first.first_seq());
+        if guess <= ends.last_sequence && self.next_entry(guess).await.is_ok_and(|(at, e)| at == guess && holds(&e)) {
+            return guess;
+        }
+        // The smallest stream sequence from which the subject's next message
+        // ends at or after `want`; the last message does.
+        let (mut lo, mut hi) = (ends.first_sequence, ends.last_sequence);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.next_entry(mid).await {
+                Ok((_, e)) if e.last_seq() >= want => hi = mid,
+                Ok((at, _)) => lo = at + 1,
+                // The server failing: read from the feed's first message and
+                // skip what the cursor covers.
+                Err(_) => return ends.first_sequence,
+            }
+        }
+        lo
+    }
+
+    /// The feed's first and last messages now; `None` when it has none.
+    async fn ends(&self) -> Result<Option<Ends>, NatsError> {
+        self.ends_in(&self.state().await?).await
+    }
+
+    /// The feed's first and last messages in a stream in `state`; `None`
+    /// when it has none.
+    async fn ends_in(&self, state: &StreamState) -> Result<Option<Ends>, NatsError> {
         if state.messages == 0 {
-            // Nothing to compare with: an empty stream that never held
-            // anything is behind any non-zero cursor; a purged one has
-            // discarded what followed it.
-            let reset = (cursor.seq.get() > 0).then(|| {
-                let reason = if state.last_sequence == 0 { ResetReason::Ahead } else { ResetReason::Expired };
-                FeedItem::Reset { reason, earliest: Seq::ZERO, latest: Seq::ZERO }
-            });
-            return Ok(Plan { start: state.last_sequence + 1, cursor: 0, epoch: cursor.epoch, reset });
+            return Ok(None);
         }
-        let first = self.coordinates(stream, state.first_sequence).await?;
-        let last = self.coordinates(stream, state.last_sequence).await?;
-        let (earliest, latest) = (Seq::new(first.seq), Seq::new(last.seq));
-        let reason = match cursor.epoch {
-            Some(e) if e != last.epoch => {
-                Some(ResetReason::EpochMismatch { cursor_epoch: e, journal_epoch: last.epoch })
-            }
-            _ if want < first.seq => Some(ResetReason::Expired),
-            _ if cursor.seq.get() > last.seq => Some(ResetReason::Ahead),
-            _ => None,
+        let last = match self.stream.get_last_raw_message_by_subject(&self.subject).await {
+            Ok(last) => last,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(NatsError::js("reading the last message", e)),
         };
-        if let Some(reason) = reason {
-            tracing::info!(?reason, cursor = cursor.seq.get(), %earliest, %latest, "remote stream reset");
-            let reset = Some(FeedItem::Reset { reason, earliest, latest });
-            return Ok(Plan { start: state.last_sequence + 1, cursor: last.seq, epoch: Some(last.epoch), reset });
-        }
-        let mut start = state.first_sequence;
-        if want == last.seq + 1 {
-            start = state.last_sequence + 1;
-        } else {
-            let guess = state.first_sequence + (want - first.seq);
-            if guess <= state.last_sequence && self.coordinates(stream, guess).await.is_ok_and(|c| c.seq == want) {
-                start = guess;
-            }
-        }
-        Ok(Plan { start, cursor: cursor.seq.get(), epoch: Some(last.epoch), reset: None })
+        let last_sequence = last.sequence;
+        let last = Entry::parse(Some(&last.headers), &self.name, last_sequence)?;
+        let (first_sequence, first) = self.next_entry(state.first_sequence).await?;
+        Ok(Some(Ends { first_sequence, last_sequence, first, last }))
     }
 }
 
-struct Plan<E> {
+/// A feed's first and last messages.
+pub(crate) struct Ends {
+    first_sequence: u64,
+    last_sequence: u64,
+    first: Entry,
+    last: Entry,
+}
+
+impl Ends {
+    /// The oldest event the stream holds (after a leading gap marker).
+    fn earliest(&self) -> u64 {
+        match &self.first {
+            Entry::Record(c) => c.seq,
+            Entry::Gap(g) => g.last_missing.saturating_add(1),
+        }
+    }
+
+    /// The last seq the stream accounts for.
+    fn latest(&self) -> u64 {
+        self.last.last_seq()
+    }
+}
+
+/// Where a feed's reading starts.
+pub(crate) struct Plan<E> {
     /// The stream sequence the consumer starts at.
-    start: u64,
-    /// The last seq considered delivered.
-    cursor: u64,
-    epoch: Option<u64>,
-    reset: Option<FeedItem<E>>,
+    pub(crate) start: u64,
+    /// Where the reader stands in the feed.
+    pub(crate) track: Track,
+    /// The reset to yield first, if any.
+    pub(crate) reset: Option<FeedItem<E>>,
 }
 
 /// The stream returned by [`RemoteFeed::stream_from`].
@@ -208,12 +362,9 @@ impl<E> Stream for RemoteStream<E> {
 
 struct State<E, C> {
     messages: Ordered,
+    source: Source,
     codec: C,
-    stream: String,
-    /// The last seq delivered.
-    cursor: u64,
-    /// The epoch of the events delivered so far.
-    epoch: Option<u64>,
+    track: Track,
     queue: VecDeque<FeedItem<E>>,
 }
 
@@ -228,33 +379,101 @@ impl<E: Event, C: Codec> State<E, C> {
                 Err(e) => return Some(Err(NatsError::js("reading the stream", e))),
             };
             let stream_seq = msg.info().map_or(0, |i| i.stream_sequence);
-            let at = match Coordinates::parse(msg.message.headers.as_ref(), &self.stream, stream_seq) {
-                Ok(at) => at,
-                Err(e) => return Some(Err(e)),
-            };
-            if let Some(epoch) = self.epoch.filter(|e| *e != at.epoch) {
-                // The stream was purged and refilled from a new journal.
-                let reason = ResetReason::EpochMismatch { cursor_epoch: epoch, journal_epoch: at.epoch };
-                self.reset(reason, at.seq);
-            } else if at.seq <= self.cursor {
-                continue;
-            } else if at.seq > self.cursor + 1 {
-                // The stream discarded messages this reader had not read.
-                self.reset(ResetReason::Expired, at.seq);
-            }
-            self.epoch = Some(at.epoch);
-            self.cursor = at.seq;
-            match events::payload::decode::<E, C>(&self.codec, at.seq, at.ts, &msg.message.payload) {
-                Ok(env) => self.queue.push_back(FeedItem::Event(Arc::new(env))),
-                Err(source) => return Some(Err(NatsError::Decode { seq: at.seq, source })),
+            let message = &msg.message;
+            let accepted =
+                self.track.accept(&self.source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload);
+            if let Err(e) = accepted.await.map(|items| self.queue.extend(items)) {
+                return Some(Err(e));
             }
         }
     }
+}
 
-    /// Queues a reset before the event `next`, which the stream continues with.
-    fn reset(&mut self, reason: ResetReason, next: u64) {
-        tracing::info!(?reason, cursor = self.cursor, next, "remote stream reset");
-        let latest = Seq::new(next - 1);
-        self.queue.push_back(FeedItem::Reset { reason, earliest: Seq::new(next), latest });
+/// Where a reader stands in one feed, and the rule that turns the feed's
+/// next message into items (the invariant in the module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Track {
+    /// The last seq delivered or accounted for. `None` right after a reset
+    /// on an empty feed or an epoch change: the next message is the oldest
+    /// available, taken as it is.
+    pub(crate) cursor: Option<u64>,
+    /// The epoch of the events delivered so far.
+    pub(crate) epoch: Option<u64>,
+}
+
+impl Track {
+    /// A reader that takes the next message as the oldest available.
+    pub(crate) fn oldest() -> Self {
+        Track { cursor: None, epoch: None }
+    }
+
+    /// The items message `stream_seq` of `source`'s feed makes: nothing (a
+    /// message the cursor covers), an event, or a reset and then an event.
+    pub(crate) async fn accept<E: Event, C: Codec>(
+        &mut self,
+        source: &Source,
+        codec: &C,
+        stream_seq: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Vec<FeedItem<E>>, NatsError> {
+        let mut items = Vec::new();
+        let entry = Entry::parse(headers, &source.name, stream_seq)?;
+        if let Some(epoch) = self.epoch.filter(|e| *e != entry.epoch()) {
+            // The stream was purged and refilled from a new journal:
+            // this message is the oldest available of the new epoch.
+            let reason = ResetReason::EpochMismatch { cursor_epoch: epoch, journal_epoch: entry.epoch() };
+            items.push(self.reset(source, reason, &entry).await);
+            self.cursor = None;
+        }
+        self.epoch = Some(entry.epoch());
+        let after = self.cursor.map(|c| c.saturating_add(1));
+        match &entry {
+            Entry::Record(at) => {
+                match after {
+                    Some(after) if at.seq < after => return Ok(items),
+                    // The stream discarded messages this reader had not read.
+                    Some(after) if at.seq > after => items.push(self.reset(source, ResetReason::Expired, &entry).await),
+                    _ => {}
+                }
+                self.cursor = Some(at.seq);
+                let env = events::payload::decode::<E, C>(codec, at.seq, at.ts, payload)
+                    .map_err(|source| NatsError::Decode { seq: at.seq, source })?;
+                items.push(FeedItem::Event(Arc::new(env)));
+            }
+            Entry::Gap(gap) => {
+                match after {
+                    Some(after) if gap.last_missing < after => return Ok(items),
+                    // Messages before the marker were discarded unread.
+                    Some(after) if gap.first_missing > after => {
+                        items.push(self.reset(source, ResetReason::Expired, &entry).await);
+                    }
+                    Some(after) => {
+                        let first_missing = Seq::new(gap.first_missing.max(after));
+                        let last_missing = Seq::new(gap.last_missing);
+                        items.push(self.reset(source, ResetReason::Gap { first_missing, last_missing }, &entry).await);
+                    }
+                    // The oldest available after a reset: nothing to report twice.
+                    None => {}
+                }
+                self.cursor = Some(gap.last_missing);
+            }
+        }
+        Ok(items)
+    }
+
+    /// A reset made at `entry`, which the feed continues with (or after,
+    /// for a gap marker). `earliest` and `latest` are read from the stream;
+    /// if that fails, they describe `entry`.
+    async fn reset<E>(&self, source: &Source, reason: ResetReason, entry: &Entry) -> FeedItem<E> {
+        let (earliest, latest) = match source.ends().await {
+            Ok(Some(ends)) => (ends.earliest(), ends.latest().max(entry.last_seq())),
+            _ => match entry {
+                Entry::Record(at) => (at.seq, at.seq),
+                Entry::Gap(gap) => (gap.last_missing.saturating_add(1), gap.last_missing),
+            },
+        };
+        tracing::info!(?reason, subject = source.subject, cursor = ?self.cursor, earliest, latest, "remote stream reset");
+        FeedItem::Reset { reason, earliest: Seq::new(earliest), latest: Seq::new(latest) }
     }
 }

@@ -6,8 +6,10 @@
 //! what it was doing (`op`) or what it found (stream seq, field), so a log
 //! line alone locates the problem.
 
+use std::path::PathBuf;
+
 use events::CodecError;
-use events::layers::journal::JournalError;
+use events::layers::journal::{JournalError, ReadError, Reset};
 
 /// The boxed error type `async-nats` returns from its requests.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -42,6 +44,8 @@ pub enum NatsError {
     },
     /// The stream already holds events of another journal epoch (the local
     /// journal directory was recreated). Use a new stream, or purge it.
+    /// Raised when a replicator starts, and when the directory is recreated
+    /// under a running one (which then stops).
     #[error("stream {stream} holds events of epoch {stream_epoch}, the journal's epoch is {journal_epoch}")]
     EpochMismatch {
         /// The stream name.
@@ -62,9 +66,70 @@ pub enum NatsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The journal in `dir` can no longer be followed from the last seq
+    /// the replicator accounted for (`after`): it ends before seqs the
+    /// stream already holds (`Reset::Ahead`: rolled back, or restored from
+    /// an older copy), or it reported a reset this crate does not know.
+    /// Publishing on would put other records under `Nats-Msg-Id`s and seqs
+    /// the stream already holds, so the replicator stops. Use a new stream,
+    /// or purge it.
+    #[error("journal {}: {}; replication into stream {stream} stopped after seq {after}", dir.display(), describe(reset))]
+    JournalReset {
+        /// The stream name.
+        stream: String,
+        /// The journal directory.
+        dir: PathBuf,
+        /// The last journal seq published or accounted for.
+        after: u64,
+        /// What the journal's follower reported.
+        reset: Reset,
+    },
+    /// Retention removed seqs `first_missing..=last_missing` from the
+    /// journal in `dir` before they were replicated: the stream will never
+    /// hold them (a remote reader crossing them gets an `Expired` reset).
+    /// Not fatal: replication goes on with the earliest retained record;
+    /// the seqs are counted in `ReplicationStats::skipped`.
+    #[error(
+        "journal {}: seqs {first_missing}..={last_missing} were pruned before they were replicated into stream {stream}",
+        dir.display()
+    )]
+    Pruned {
+        /// The stream name.
+        stream: String,
+        /// The journal directory.
+        dir: PathBuf,
+        /// The first seq lost to retention.
+        first_missing: u64,
+        /// The last seq lost to retention.
+        last_missing: u64,
+    },
+    /// A feed id that cannot be one (a shared stream's subjects are
+    /// `<prefix>.<feed id>`, see [`crate::FeedCursors`]).
+    #[error("feed id {feed:?}: {reason}")]
+    FeedId {
+        /// The id given.
+        feed: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A [`FeedCursors`](crate::FeedCursors) text that does not parse.
+    #[error("feed cursor {text:?}: {reason}")]
+    BadCursor {
+        /// The part of the text that is wrong.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The local journal could not be read.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The local journal refused a read for a reason this crate does not
+    /// handle itself (a [`ReadError`] variant newer than this crate). The
+    /// replicator no longer raises it (it follows the journal through
+    /// `events_journal::Follower`, which turns every refusal into a reset
+    /// or a [`JournalError`]); kept so code matching on it still builds.
+    #[error("reading the journal: {0}")]
+    Read(#[source] ReadError),
     /// A payload could not be decoded as the event type with the codec.
     #[error("decoding the event of seq {seq}: {source}")]
     Decode {
@@ -74,6 +139,16 @@ pub enum NatsError {
         #[source]
         source: CodecError,
     },
+}
+
+/// A journal reset in words, for [`NatsError::JournalReset`].
+fn describe(reset: &Reset) -> String {
+    match reset {
+        Reset::Ahead { latest, .. } => {
+            format!("it ends at seq {latest}, behind the stream (rolled back, or restored from an older copy)")
+        }
+        other => format!("the journal reset ({other:?})"),
+    }
 }
 
 impl NatsError {

@@ -1,10 +1,28 @@
-//! The headers every replicated message carries, and their parsing.
+//! The headers every replicated message carries, their parsing, and the
+//! gap marker.
 //!
 //! Neighbours: written by the [`Replicator`](crate::Replicator), read back by it
-//! (to resume) and by the [`RemoteFeed`](crate::RemoteFeed). Invariant: `Nats-Msg-Id` is
-//! `<epoch>-<seq>`, so the same journal record always gets the same id and
-//! JetStream's duplicate window turns a re-send into a no-op; the seq,
-//! epoch and timestamp are also separate headers so no reader parses the id.
+//! (to resume) and by the [`RemoteFeed`](crate::RemoteFeed). Invariant: a
+//! record's `Nats-Msg-Id` is `<epoch>-<seq>` and a gap marker's is
+//! `<epoch>-gap-<first_missing>`, so the same journal record or gap always
+//! gets the same id and JetStream's duplicate window turns a re-send into a
+//! no-op; the seq, epoch, timestamp and gap range are also separate headers
+//! so no reader parses the id.
+//!
+//! # The two kinds of message
+//!
+//! * **A record**: the journaled payload as the body, headers
+//!   [`EPOCH`], [`SEQ`], [`TIMESTAMP`] and optionally [`STREAM_ID`].
+//! * **A gap marker**: where a salvage recovery of the journal
+//!   (`RecoveryMode::SkipCorrupt` or `TruncateAtCorruption`) dropped records,
+//!   the replicator publishes one message with an empty body and the headers
+//!   [`EPOCH`] and [`GAP`] = `<first_missing>-<last_missing>` (decimal,
+//!   inclusive), and no [`SEQ`]: those seqs will never exist. A reader turns
+//!   it into `FeedItem::Reset { reason: ResetReason::Gap { .. }, .. }` and
+//!   continues after `last_missing`; the replicator, finding it last in the
+//!   stream, resumes after `last_missing`. A reader that predates markers
+//!   fails on it with [`NatsError::BadMessage`] (no `Events-Seq`) instead of
+//!   misreading it.
 
 use async_nats::HeaderMap;
 
@@ -18,13 +36,26 @@ pub const EPOCH: &str = "Events-Epoch";
 pub const TIMESTAMP: &str = "Events-Ts";
 /// The record's stream id, when the replicator was told how to decode it.
 pub const STREAM_ID: &str = "Events-Stream";
+/// On a gap marker only: the journal seqs a salvage recovery dropped,
+/// `<first_missing>-<last_missing>` (decimal, inclusive, first ≤ last).
+pub const GAP: &str = "Events-Gap";
 
 /// The value of `Nats-Msg-Id` for a record: `<epoch>-<seq>`.
 pub fn msg_id(epoch: u64, seq: u64) -> String {
     format!("{epoch}-{seq}")
 }
 
-/// The journal coordinates a replicated message carries.
+/// The value of `Nats-Msg-Id` for a gap marker: `<epoch>-gap-<first_missing>`.
+pub fn gap_msg_id(epoch: u64, first_missing: u64) -> String {
+    format!("{epoch}-gap-{first_missing}")
+}
+
+/// The value of the [`GAP`] header: `<first_missing>-<last_missing>`.
+pub fn gap_value(first_missing: u64, last_missing: u64) -> String {
+    format!("{first_missing}-{last_missing}")
+}
+
+/// The journal coordinates a replicated record carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Coordinates {
     /// The journal epoch.
@@ -36,19 +67,108 @@ pub struct Coordinates {
 }
 
 impl Coordinates {
-    /// Reads the coordinates from a message's headers.
+    /// Reads the coordinates from a record's headers.
     ///
     /// # Errors
     ///
-    /// [`NatsError::BadMessage`] when a header is missing or not a number.
+    /// [`NatsError::BadMessage`] when a header is missing or not a number
+    /// (a gap marker has no [`SEQ`]: read it with [`Entry::parse`]).
     pub fn parse(headers: Option<&HeaderMap>, stream: &str, stream_seq: u64) -> Result<Self, NatsError> {
-        let bad = |reason: String| NatsError::BadMessage { stream: stream.to_owned(), stream_seq, reason };
-        let Some(headers) = headers else { return Err(bad("no headers".into())) };
-        let get = |name: &str| -> Result<u64, NatsError> {
-            let value = headers.get(name).ok_or_else(|| bad(format!("missing header {name}")))?;
-            value.as_str().parse().map_err(|_| bad(format!("header {name} = {:?} is not a number", value.as_str())))
+        let headers = Headers::new(headers, stream, stream_seq)?;
+        Ok(Coordinates { epoch: headers.number(EPOCH)?, seq: headers.number(SEQ)?, ts: headers.number(TIMESTAMP)? })
+    }
+}
+
+/// Journal seqs `first_missing..=last_missing` a salvage recovery dropped,
+/// as a gap marker carries them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GapMarker {
+    /// The journal epoch.
+    pub epoch: u64,
+    /// The first dropped seq.
+    pub first_missing: u64,
+    /// The last dropped seq (≥ `first_missing`).
+    pub last_missing: u64,
+}
+
+/// What one replicated message stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// One journal record.
+    Record(Coordinates),
+    /// A salvage gap in the journal.
+    Gap(GapMarker),
+}
+
+impl Entry {
+    /// Reads a message's headers: a gap marker when it has [`GAP`], else a
+    /// record.
+    ///
+    /// # Errors
+    ///
+    /// [`NatsError::BadMessage`] when a header is missing or does not parse,
+    /// or a gap range is empty or starts at 0.
+    pub fn parse(headers: Option<&HeaderMap>, stream: &str, stream_seq: u64) -> Result<Self, NatsError> {
+        let h = Headers::new(headers, stream, stream_seq)?;
+        let Some(range) = h.headers.get(GAP) else {
+            return Coordinates::parse(headers, stream, stream_seq).map(Entry::Record);
         };
-        Ok(Coordinates { epoch: get(EPOCH)?, seq: get(SEQ)?, ts: get(TIMESTAMP)? })
+        let range = range.as_str();
+        let parsed = range.split_once('-').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        match parsed {
+            Some((first_missing, last_missing)) if 0 < first_missing && first_missing <= last_missing => {
+                Ok(Entry::Gap(GapMarker { epoch: h.number(EPOCH)?, first_missing, last_missing }))
+            }
+            _ => Err(h.bad(format!("header {GAP} = {range:?} is not <first>-<last> with 0 < first <= last"))),
+        }
+    }
+
+    /// The journal epoch.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Entry::Record(c) => c.epoch,
+            Entry::Gap(g) => g.epoch,
+        }
+    }
+
+    /// The first journal seq the message accounts for.
+    pub fn first_seq(&self) -> u64 {
+        match self {
+            Entry::Record(c) => c.seq,
+            Entry::Gap(g) => g.first_missing,
+        }
+    }
+
+    /// The last journal seq the message accounts for: replication and a
+    /// reader resume after it.
+    pub fn last_seq(&self) -> u64 {
+        match self {
+            Entry::Record(c) => c.seq,
+            Entry::Gap(g) => g.last_missing,
+        }
+    }
+}
+
+/// A message's headers with what is needed to name it in an error.
+struct Headers<'a> {
+    headers: &'a HeaderMap,
+    stream: &'a str,
+    stream_seq: u64,
+}
+
+impl<'a> Headers<'a> {
+    fn new(headers: Option<&'a HeaderMap>, stream: &'a str, stream_seq: u64) -> Result<Self, NatsError> {
+        let bad = || NatsError::BadMessage { stream: stream.to_owned(), stream_seq, reason: "no headers".into() };
+        Ok(Headers { headers: headers.ok_or_else(bad)?, stream, stream_seq })
+    }
+
+    fn bad(&self, reason: String) -> NatsError {
+        NatsError::BadMessage { stream: self.stream.to_owned(), stream_seq: self.stream_seq, reason }
+    }
+
+    fn number(&self, name: &str) -> Result<u64, NatsError> {
+        let value = self.headers.get(name).ok_or_else(|| self.bad(format!("missing header {name}")))?;
+        value.as_str().parse().map_err(|_| self.bad(format!("header {name} = {:?} is not a number", value.as_str())))
     }
 }
 
@@ -63,10 +183,33 @@ mod tests {
         h.insert(SEQ, "42");
         h.insert(TIMESTAMP, "1000");
         assert_eq!(Coordinates::parse(Some(&h), "S", 3).unwrap(), Coordinates { epoch: 7, seq: 42, ts: 1000 });
+        assert_eq!(Entry::parse(Some(&h), "S", 3).unwrap(), Entry::Record(Coordinates { epoch: 7, seq: 42, ts: 1000 }));
         assert_eq!(msg_id(7, 42), "7-42");
         h.insert(SEQ, "x");
         let err = Coordinates::parse(Some(&h), "S", 3).unwrap_err();
         assert!(matches!(err, NatsError::BadMessage { stream_seq: 3, .. }), "{err}");
         assert!(matches!(Coordinates::parse(None, "S", 4), Err(NatsError::BadMessage { stream_seq: 4, .. })));
+        assert!(matches!(Entry::parse(None, "S", 4), Err(NatsError::BadMessage { stream_seq: 4, .. })));
+    }
+
+    #[test]
+    fn gap_markers_parse_and_bad_ranges_are_rejected() {
+        let mut h = HeaderMap::new();
+        h.insert(EPOCH, "7");
+        h.insert(GAP, gap_value(150, 152));
+        let entry = Entry::parse(Some(&h), "S", 9).unwrap();
+        assert_eq!(entry, Entry::Gap(GapMarker { epoch: 7, first_missing: 150, last_missing: 152 }));
+        assert_eq!((entry.epoch(), entry.first_seq(), entry.last_seq()), (7, 150, 152));
+        assert_eq!(gap_msg_id(7, 150), "7-gap-150");
+        // A marker is not a record: old readers fail on it instead of misreading it.
+        assert!(matches!(Coordinates::parse(Some(&h), "S", 9), Err(NatsError::BadMessage { stream_seq: 9, .. })));
+        for bad in ["3-2", "0-4", "5", "a-b", "-4", "4-"] {
+            h.insert(GAP, bad);
+            let err = Entry::parse(Some(&h), "S", 9).unwrap_err();
+            assert!(matches!(err, NatsError::BadMessage { stream_seq: 9, .. }), "{bad}: {err}");
+        }
+        h.insert(GAP, "4-4");
+        h.insert(EPOCH, "x");
+        assert!(matches!(Entry::parse(Some(&h), "S", 9), Err(NatsError::BadMessage { .. })));
     }
 }

@@ -8,12 +8,35 @@
 //! same [`FeedItem`](events::FeedItem) items as
 //! [`Feed::stream_from`](events::Feed::stream_from).
 //!
-//! * **What a message is.** One message per journal record, on one subject,
+//! * **What a message is.** One message per journal record (and one per
+//!   salvage gap, below), on one subject,
 //!   payload = the record's payload bytes as journaled (decode with
 //!   [`events::payload::decode`]), headers `Nats-Msg-Id: <epoch>-<seq>`,
-//!   [`Events-Seq`](headers::SEQ), [`Events-Epoch`](headers::EPOCH),
-//!   [`Events-Ts`](headers::TIMESTAMP) and optionally
-//!   [`Events-Stream`](headers::STREAM_ID).
+//!   the guard (`Nats-Expected-Last-Sequence`, or
+//!   `Nats-Expected-Last-Subject-Sequence` in a shared stream; JetStream
+//!   stores it with the message), [`Events-Seq`](headers::SEQ),
+//!   [`Events-Epoch`](headers::EPOCH), [`Events-Ts`](headers::TIMESTAMP)
+//!   and optionally [`Events-Stream`](headers::STREAM_ID). The headers are
+//!   most of a message's size: a stream takes about 3.2 times the
+//!   journal's bytes (`docs/DEPLOYING.md` has the measurement).
+//! * **One journal per stream, or many.** [`StreamSpec::new`] is a stream
+//!   of its own (one subject, pipelined publishes);
+//!   [`StreamSpec::shared`] holds many journals ("feeds"), each on
+//!   `<prefix>.<feed id>` (the id chosen, or derived from the journal's
+//!   epoch: see [`FeedCursors`]), with one publish in flight per feed. A
+//!   [`RemoteFeed`] reads one feed by its subject; [`RemoteFeeds`] reads
+//!   every feed with one cursor per feed ([`FeedCursors`], which
+//!   serializes for an SSE id or a checkpoint).
+//! * **Salvage gaps are explicit.** Where a salvage recovery of the journal
+//!   dropped records, the replicator publishes the records before the gap,
+//!   then one *gap marker*: an empty body, headers
+//!   [`Events-Gap`](headers::GAP) (`<first_missing>-<last_missing>`),
+//!   [`Events-Epoch`](headers::EPOCH) and
+//!   `Nats-Msg-Id: <epoch>-gap-<first_missing>` (so a re-send dedupes),
+//!   then the records after it. A [`RemoteFeed`] turns the marker into
+//!   `FeedItem::Reset { reason: ResetReason::Gap { .. }, .. }` and goes on
+//!   after the gap, like the local feed; a replicator that finds the marker
+//!   last in the stream resumes after `last_missing`.
 //! * **Exactly once, in order.** Publishes are pipelined (a window of
 //!   acknowledgements awaited in order). Each carries the JetStream sequence
 //!   it must follow (`Nats-Expected-Last-Sequence`), so nothing lands after
@@ -21,18 +44,39 @@
 //!   message; `Nats-Msg-Id` makes a re-send within the duplicate window a
 //!   no-op.
 //! * **Completeness and freshness.** The journal is the source: the
-//!   replicator catches up from it after any outage. [`Replicator::sink`]
-//!   plugs into a feed's sinks to wake it on every append.
+//!   replicator catches up from it after any outage, and reads it only
+//!   through one `events_journal::Follower` (the journal's one follow
+//!   helper, bounded by the writer's durable watermark), so it ships
+//!   nothing the journal's writer has not acknowledged, not even a batch
+//!   whose fsync failed. [`Replicator::sink`] plugs into a feed's sinks to
+//!   wake it on every append.
+//! * **Nothing lost silently, nothing mixed.** Records pruned by retention
+//!   before they were replicated are counted in
+//!   [`ReplicationStats::skipped`] and reported as [`NatsError::Pruned`];
+//!   a journal directory recreated (another epoch) or rolled back under a
+//!   running replicator stops it with [`NatsError::EpochMismatch`] or
+//!   [`NatsError::JournalReset`] ([`ReplicationStats::stopped`]), so one
+//!   stream never holds two journals' seqs.
+//! * **No busy loop.** A journal error a retry cannot fix (a corrupt frame)
+//!   is counted in [`ReplicationStats::stalls`] and retried after a pause
+//!   doubling up to a few seconds; repeated server failures without progress
+//!   back off the same way.
+//! * **One reset rule.** A cursor the stream cannot serve (expired, ahead,
+//!   another epoch) gets one `Reset`, then the oldest event the stream
+//!   holds, with no gap after it (see [`RemoteFeed`]).
 //! * **Observability.** [`Replicator::stats`] reports lag in seqs and in
-//!   time, re-sends, resyncs and the last error; every failure is also a
-//!   `tracing` event.
+//!   time, re-sends, resyncs, stalls, gaps and the last error; every
+//!   failure is also a `tracing` event.
 //!
 //! # Servers and features
 //!
 //! Built on `async-nats` with only its `jetstream` and `ring` (TLS)
 //! features: no option of servers newer than 2.9 can be set, so none is
 //! silently ignored. Tested against `nats-server` 2.9.10 (Debian's
-//! package) started with `-js`; newer servers accept the same requests.
+//! package) started with `-js`, and against a 3-node cluster of it with an
+//! R3 stream losing a follower and its leader; newer servers accept the
+//! same requests. A single 2.9 node acknowledges before fsync: the durable
+//! configuration is R3 on a cluster (`docs/DEPLOYING.md`).
 //!
 //! # Example
 //!
@@ -61,15 +105,25 @@
 //! # drop(replicator); Ok(()) }
 //! ```
 
+mod builder;
 mod consumer;
+mod cursors;
 mod error;
+mod feeds;
 pub mod headers;
+mod publish;
+mod pump;
 mod replicator;
 mod sink;
 mod spec;
+mod stats;
 
+pub use builder::ReplicatorBuilder;
 pub use consumer::{RemoteFeed, RemoteStream};
+pub use cursors::{FeedCursors, FeedsItem, check_feed_id, feed_id_of_epoch};
 pub use error::{BoxError, NatsError};
-pub use replicator::{ReplicationStats, Replicator, ReplicatorBuilder};
+pub use feeds::{RemoteFeeds, RemoteFeedsStream};
+pub use replicator::Replicator;
 pub use sink::ReplicatorSink;
 pub use spec::StreamSpec;
+pub use stats::ReplicationStats;

@@ -1,12 +1,29 @@
 //! [`StreamSpec`]: the JetStream stream a feed replicates into, created when
-//! missing and validated when present.
+//! missing and validated when present, and the subject its messages go to.
 //!
 //! Neighbours: used by [`crate::replicator`] at start and by
-//! [`crate::consumer`] to find the stream. Invariant: replication only runs
-//! against a stream with file storage, limits retention, acknowledgements
-//! on, the configured subject, and a duplicate window at least as long as
-//! the one asked for; anything else is a [`NatsError::StreamMismatch`]
-//! before the first publish, never a silent downgrade.
+//! [`crate::consumer`] / [`crate::feeds`] to find the stream; feed ids are
+//! checked by [`crate::cursors`]. Invariant: replication only runs against a
+//! stream with file storage, limits retention, acknowledgements on, a
+//! subject that captures the feed's, at least the replicas and the
+//! duplicate window asked for; anything else is a
+//! [`NatsError::StreamMismatch`] before the first publish, never a silent
+//! downgrade.
+//!
+//! # Exclusive and shared streams
+//!
+//! * [`StreamSpec::new`]: the stream captures one literal subject and holds
+//!   one journal. The replicator pipelines its publishes, each guarded by
+//!   `Nats-Expected-Last-Sequence` (the stream's last sequence).
+//! * [`StreamSpec::shared`]: the stream captures `<prefix>.*` and holds
+//!   many journals ("feeds"), each on its own subject `<prefix>.<feed id>`.
+//!   The stream-wide guard cannot work there (other feeds' messages land in
+//!   between), so each publish is guarded by
+//!   `Nats-Expected-Last-Subject-Sequence` instead, and that guard names the
+//!   stream sequence of the feed's previous message, known only once that
+//!   message is acknowledged: a replicator into a shared stream has one
+//!   publish in flight (see [`crate::replicator`] for why nothing weaker
+//!   keeps each feed's order on a 2.9 server).
 
 use std::time::Duration;
 
@@ -15,14 +32,21 @@ use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream
 
 use crate::NatsError;
 
-/// The stream a feed replicates into.
+/// The stream a feed replicates into, and the subject its messages use.
 ///
-/// One stream per journal, one subject per stream: the replicator is the
-/// only publisher, so stream order is journal order.
+/// Exclusive ([`StreamSpec::new`]): one journal, one subject; the
+/// replicator is the only publisher, so stream order is journal order.
+/// Shared ([`StreamSpec::shared`]): one subject per feed under a prefix;
+/// each feed's messages keep journal order on their subject.
 #[derive(Clone, Debug)]
 pub struct StreamSpec {
     name: String,
+    /// Exclusive: the one subject. Shared: the prefix.
     subject: String,
+    /// `None`: exclusive. `Some(None)`: shared, no feed chosen yet (the
+    /// replicator derives it from the journal's epoch). `Some(Some(id))`:
+    /// shared, feed `id`.
+    shared: Option<Option<String>>,
     duplicate_window: Duration,
     max_messages: Option<u64>,
     max_bytes: Option<u64>,
@@ -31,18 +55,42 @@ pub struct StreamSpec {
 }
 
 impl StreamSpec {
-    /// A stream called `name` (no spaces, dots, `*` or `>`) capturing
-    /// `subject` (a literal subject, no wildcard).
+    /// An exclusive stream called `name` (no spaces, dots, `*` or `>`)
+    /// capturing `subject` (a literal subject, no wildcard), for one journal.
     pub fn new(name: impl Into<String>, subject: impl Into<String>) -> Self {
         StreamSpec {
             name: name.into(),
             subject: subject.into(),
+            shared: None,
             duplicate_window: Duration::from_secs(120),
             max_messages: None,
             max_bytes: None,
             max_age: None,
             replicas: 1,
         }
+    }
+
+    /// A shared stream called `name` capturing `<prefix>.*`: every feed
+    /// replicates on its own subject `<prefix>.<feed id>` (see
+    /// [`feed`](Self::feed)). A replicator given a shared spec without a
+    /// feed id uses the journal's epoch in decimal ([`crate::FeedCursors`]
+    /// explains the choice); a [`RemoteFeed`](crate::RemoteFeed) needs the
+    /// feed id, a [`RemoteFeeds`](crate::RemoteFeeds) reads every feed.
+    pub fn shared(name: impl Into<String>, prefix: impl Into<String>) -> Self {
+        StreamSpec { shared: Some(None), ..StreamSpec::new(name, prefix) }
+    }
+
+    /// The feed this spec publishes or reads, in a shared stream: its
+    /// messages go to `<prefix>.<id>`. The id is one subject token of
+    /// ASCII letters, digits, `-` and `_` (checked when the spec is used:
+    /// [`NatsError::FeedId`]). No effect on an exclusive spec. Default: none
+    /// (a replicator uses the journal's epoch).
+    #[must_use]
+    pub fn feed(mut self, id: impl Into<String>) -> Self {
+        if self.shared.is_some() {
+            self.shared = Some(Some(id.into()));
+        }
+        self
     }
 
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a re-send. It
@@ -89,16 +137,59 @@ impl StreamSpec {
         &self.name
     }
 
-    /// The subject the stream captures and the replicator publishes on.
-    pub fn subject(&self) -> &str {
-        &self.subject
+    /// The subject the replicator publishes on and a reader filters by:
+    /// the exclusive stream's subject, or `<prefix>.<feed id>` in a shared
+    /// stream (`<prefix>.*`, every feed, when no feed is set).
+    pub fn subject(&self) -> String {
+        match &self.shared {
+            None => self.subject.clone(),
+            Some(Some(feed)) => format!("{}.{feed}", self.subject),
+            Some(None) => self.stream_subject(),
+        }
+    }
+
+    /// The subject the stream captures: the exclusive subject, or
+    /// `<prefix>.*`.
+    pub fn stream_subject(&self) -> String {
+        match self.shared {
+            None => self.subject.clone(),
+            Some(_) => format!("{}.*", self.subject),
+        }
+    }
+
+    /// The prefix of a shared stream's subjects (`None` when exclusive).
+    pub fn prefix(&self) -> Option<&str> {
+        self.shared.is_some().then_some(self.subject.as_str())
+    }
+
+    /// The feed id of a shared spec, when set.
+    pub fn feed_id(&self) -> Option<&str> {
+        self.shared.as_ref().and_then(Option::as_deref)
+    }
+
+    /// Whether this is a shared stream ([`StreamSpec::shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The replicas asked for.
+    pub fn replica_count(&self) -> usize {
+        self.replicas
+    }
+
+    /// Checks the feed id, if any (see [`feed`](Self::feed)).
+    pub(crate) fn check_feed(&self) -> Result<(), NatsError> {
+        match self.feed_id() {
+            Some(feed) => crate::cursors::check_feed_id(feed),
+            None => Ok(()),
+        }
     }
 
     fn config(&self) -> Config {
         let limit = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         Config {
             name: self.name.clone(),
-            subjects: vec![self.subject.clone()],
+            subjects: vec![self.stream_subject()],
             storage: StorageType::File,
             retention: RetentionPolicy::Limits,
             duplicate_window: self.duplicate_window,
@@ -116,9 +207,12 @@ impl StreamSpec {
     /// # Errors
     ///
     /// [`NatsError::JetStream`] when the server cannot be asked (JetStream
-    /// disabled, not connected); [`NatsError::StreamMismatch`] naming the
-    /// first field that does not fit.
+    /// disabled, not connected, or it refuses the configuration, for
+    /// instance subjects overlapping another stream's);
+    /// [`NatsError::StreamMismatch`] naming the first field that does not
+    /// fit; [`NatsError::FeedId`] for a feed id that is not one token.
     pub async fn ensure(&self, js: &Context) -> Result<Stream, NatsError> {
+        self.check_feed()?;
         let stream =
             js.get_or_create_stream(self.config()).await.map_err(|e| NatsError::js("ensuring the stream", e))?;
         self.validate(&stream.cached_info().config)?;
@@ -140,8 +234,18 @@ impl StreamSpec {
         let mismatch = |field: &'static str, expected: String, found: String| {
             Err(NatsError::StreamMismatch { stream: self.name.clone(), field, expected, found })
         };
-        if !found.subjects.contains(&self.subject) {
-            return mismatch("subjects", format!("to include {}", self.subject), format!("{:?}", found.subjects));
+        let captured = match self.shared {
+            // The replicator relies on being the stream's only publisher.
+            None => found.subjects.contains(&self.subject),
+            // Any subject that captures every feed of the prefix will do.
+            Some(_) => {
+                let probe = format!("{}.probe", self.subject);
+                found.subjects.iter().any(|s| *s == self.stream_subject() || covers(s, &probe))
+            }
+        };
+        if !captured {
+            let expected = format!("to include {}", self.stream_subject());
+            return mismatch("subjects", expected, format!("{:?}", found.subjects));
         }
         if found.storage != StorageType::File {
             return mismatch("storage", "file".into(), format!("{:?}", found.storage));
@@ -152,10 +256,65 @@ impl StreamSpec {
         if found.no_ack {
             return mismatch("no_ack", "false".into(), "true".into());
         }
+        if found.num_replicas.max(1) < self.replicas {
+            let expected = format!("at least {}", self.replicas);
+            return mismatch("num_replicas", expected, found.num_replicas.max(1).to_string());
+        }
         if found.duplicate_window < self.duplicate_window {
             let expected = format!("at least {:?}", self.duplicate_window);
             return mismatch("duplicate_window", expected, format!("{:?}", found.duplicate_window));
         }
         Ok(())
+    }
+}
+
+/// Whether the subject pattern `pattern` (with `*` and `>` wildcards)
+/// matches the literal subject `subject`.
+fn covers(pattern: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for p in pattern.split('.') {
+        match (p, tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (p, Some(t)) if p == t => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_of_exclusive_and_shared_specs() {
+        let spec = StreamSpec::new("S", "feed.one");
+        assert_eq!(
+            (spec.subject(), spec.stream_subject(), spec.prefix()),
+            ("feed.one".into(), "feed.one".into(), None)
+        );
+        assert_eq!(spec.feed("x").subject(), "feed.one", "feed ids only apply to shared specs");
+        let shared = StreamSpec::shared("S", "app");
+        assert_eq!((shared.subject(), shared.stream_subject()), ("app.*".into(), "app.*".into()));
+        let one = shared.feed("eu-1");
+        assert_eq!(
+            (one.subject(), one.stream_subject(), one.feed_id()),
+            ("app.eu-1".into(), "app.*".into(), Some("eu-1"))
+        );
+        assert!(one.check_feed().is_ok());
+        assert!(matches!(StreamSpec::shared("S", "app").feed("a.b").check_feed(), Err(NatsError::FeedId { .. })));
+    }
+
+    #[test]
+    fn wildcards_cover_subjects() {
+        assert!(covers("app.*", "app.x"));
+        assert!(covers("app.>", "app.x"));
+        assert!(covers(">", "app.x"));
+        assert!(covers("app.x", "app.x"));
+        assert!(!covers("app.*", "app.x.y"));
+        assert!(!covers("app.*", "app"));
+        assert!(!covers("other.*", "app.x"));
+        assert!(!covers("app.y", "app.x"));
     }
 }

@@ -1,17 +1,16 @@
 //! The remote consumer: a feed replicated through the wake sink (the poll
 //! interval is an hour, so only the sink can drive it) is read back with
 //! `stream_from(cursor)`: resume with no gap and no duplicate, continue
-//! live, and explicit resets for another epoch, a cursor ahead of the
-//! stream, and a cursor older than what a size-limited stream keeps.
+//! live, and explicit resets for another epoch and a cursor ahead of the
+//! stream (the reset rules in full: `consumer_reset_rules.rs`).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Ev, Server, within};
 use events::{Cursor, Feed, FeedItem, ResetReason, Seq, SyncPolicy};
 use events_nats::{RemoteFeed, RemoteStream, Replicator, StreamSpec};
-use futures::StreamExt;
+use support::{Ev, Server, next_item, within};
 
 fn ev(n: u64) -> Ev {
     Ev { n, note: format!("note {n}") }
@@ -19,10 +18,6 @@ fn ev(n: u64) -> Ev {
 
 async fn open_feed(dir: &std::path::Path) -> Feed<Ev> {
     Feed::builder(dir).sync(SyncPolicy::Never).open().await.unwrap()
-}
-
-async fn next_item(items: &mut RemoteStream<Ev>) -> FeedItem<Ev> {
-    within("next remote item", items.next()).await.expect("the remote stream does not end").unwrap()
 }
 
 async fn expect_events(items: &mut RemoteStream<Ev>, seqs: std::ops::RangeInclusive<u64>) {
@@ -88,44 +83,15 @@ async fn resumes_from_a_cursor_then_follows_live() {
         }
         other => panic!("expected an epoch reset, got {other:?}"),
     }
+    expect_events(&mut items, 1..=3).await; // continues at the oldest available
     feed.append(Some("client"), ev(1012)).await.unwrap();
-    expect_events(&mut items, 1012..=1012).await; // continues after `latest`
 
     let mut ahead = remote.stream_from(Seq::new(5000)).await.unwrap();
     assert!(matches!(next_item(&mut ahead).await, FeedItem::Reset { reason: ResetReason::Ahead, .. }));
 
+    within("1012 replicated", replicator.wait_for(1012)).await.unwrap();
     let stats = replicator.stats();
     assert_eq!((stats.replicated, stats.lag_seqs, stats.errors), (1012, 0, 0), "{stats:?}");
-    feed.close().await.unwrap();
-    replicator.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cursor_older_than_the_stream_keeps_resets() {
-    let server = Server::start();
-    let js = server.jetstream().await;
-    let spec = StreamSpec::new("LIMITED", "feed.limited").max_messages(100);
-    let dir = tempfile::tempdir().unwrap();
-    let feed = open_feed(dir.path()).await;
-    for n in 1..=300 {
-        feed.append(Some("client"), ev(n)).await.unwrap();
-    }
-    let replicator = Replicator::builder(feed.dir(), js.clone(), spec.clone()).start().await.unwrap();
-    within("300 replicated", replicator.wait_for(300)).await.unwrap();
-
-    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
-    for cursor in [0, 10, 199] {
-        let mut items = remote.stream_from(Seq::new(cursor)).await.unwrap();
-        match next_item(&mut items).await {
-            FeedItem::Reset { reason, earliest, latest } => {
-                assert_eq!((reason, earliest, latest), (ResetReason::Expired, Seq::new(201), Seq::new(300)));
-            }
-            other => panic!("cursor {cursor}: expected an expired reset, got {other:?}"),
-        }
-    }
-    // A cursor the stream still serves: no reset, no gap.
-    let mut items = remote.stream_from(Seq::new(200)).await.unwrap();
-    expect_events(&mut items, 201..=300).await;
     feed.close().await.unwrap();
     replicator.shutdown().await;
 }

@@ -3,12 +3,12 @@
 //! from the stream's last message while the journal keeps growing, and the
 //! stream ends up holding every seq once, in order, with the right payload.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Server, fill, journal, verify_stream, within};
 use events_nats::{Replicator, StreamSpec};
+use support::{Server, fill, journal, verify_stream, within};
 
 const N: u64 = 100_000;
 
@@ -61,7 +61,7 @@ async fn resend_within_the_window_is_dropped_by_jetstream() {
     let epoch = journal.epoch();
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", events_nats::headers::msg_id(epoch, 7));
-    let ack = js.publish_with_headers("feed.dedup", headers, common::payload(7).into()).await.unwrap().await.unwrap();
+    let ack = js.publish_with_headers("feed.dedup", headers, support::payload(7).into()).await.unwrap().await.unwrap();
     assert!(ack.duplicate, "JetStream must recognise the re-send");
     assert_eq!(ack.sequence, 7);
     verify_stream(&js, "DEDUP", 10).await;

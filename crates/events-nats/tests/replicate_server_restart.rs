@@ -4,12 +4,12 @@
 //! stream's last message, and the stream holds every seq once, in order, with
 //! the right payload.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Server, fill, journal, verify_stream, within};
 use events_nats::{Replicator, StreamSpec};
+use support::{Server, fill, journal, verify_stream, within};
 
 const N: u64 = 100_000;
 

@@ -1,13 +1,13 @@
 //! Start-up checks: a stream with an unusable configuration, or holding
 //! another journal's events, is refused before the first publish.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use async_nats::jetstream::stream::{Config, StorageType};
-use common::{Server, fill, journal};
 use events_nats::{NatsError, Replicator, StreamSpec};
+use support::{Server, fill, journal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_streams_are_refused() {

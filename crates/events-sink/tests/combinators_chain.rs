@@ -3,13 +3,13 @@
 //! order; `Offload` preserves order; the outermost sink's stats report the
 //! losses of everything it wraps.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Recorder;
 use events_sink::{ChannelSink, EventSink, FnSink, Noop, Offload, SinkExt, Tee, TracingSink};
+use support::Recorder;
 
 #[tokio::test]
 async fn blanket_impls_make_pointers_and_trait_objects_sinks() {

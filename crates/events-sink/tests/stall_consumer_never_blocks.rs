@@ -3,13 +3,13 @@
 //! consumer is parked, the events that did not fit are counted as dropped
 //! exactly, and the ones that did fit arrive in order once it wakes up.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
-use common::Gate;
 use events_sink::{ChannelSink, EventSink, Offload};
 use futures::FutureExt;
+use support::Gate;
 
 #[tokio::test]
 async fn channel_sink_drops_and_counts_while_the_receiver_is_parked() {

@@ -4,13 +4,13 @@
 //! (which is the store's append order), with each appender's own events in
 //! the order it appended them.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
-use common::Recorder;
 use events_core::{Envelope, Seq};
 use events_sink::{DurableStore, MemoryStore, Watched};
+use support::Recorder;
 
 const TASKS: u64 = 8;
 const PER_TASK: u64 = 60;

@@ -3,14 +3,14 @@
 //! append; emission is uniform, so terminal events reach the sink like any
 //! other unless a `Filter` excludes them.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::Recorder;
 use events_core::{Envelope, Seq};
 use events_sink::{DurableStore, EventSink, MemoryStore, MemoryStoreError, SinkExt, Watched};
+use support::Recorder;
 
 #[tokio::test]
 async fn failing_append_is_returned_and_never_emitted() {

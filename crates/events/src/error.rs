@@ -31,6 +31,19 @@ pub enum Error {
         /// What failed first.
         cause: String,
     },
+    /// The event's encoding is larger than the feed's `max_record_bytes`.
+    /// Only this event is refused: the feed stays healthy and the events
+    /// batched with it are journaled.
+    #[error("the encoded event is {bytes} bytes, over the feed's max_record_bytes of {limit}")]
+    TooLarge {
+        /// The encoded size.
+        bytes: usize,
+        /// The limit.
+        limit: u32,
+    },
+    /// A builder option is out of range (named in the message).
+    #[error("invalid feed configuration: {0}")]
+    Config(String),
     /// `append` was given an ephemeral event, which is never journaled.
     #[error("ephemeral events are never journaled; use record() or a session")]
     Ephemeral,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use events_core::{Event, Seq, StreamId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::feed::Shared;
+use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::writer::Cmd;
 use crate::{Error, Result};
@@ -62,6 +62,18 @@ impl<E: Event> Inbox<E> {
             return Ok(());
         }
         self.send(Cmd::Record { stream, event }).await
+    }
+
+    /// Reserves one inbox slot for a durable event a session is about to
+    /// show its subscribers: refused before anything is shown when the feed
+    /// is unhealthy or closed, and sending on the permit cannot fail or wait,
+    /// so nothing can come between a session's fan-out and its journal
+    /// hand-off.
+    pub(crate) async fn reserve(&self) -> Result<mpsc::Permit<'_, Cmd<E>>> {
+        if let Some(cause) = self.shared.failure() {
+            return Err(Error::Unhealthy { cause });
+        }
+        self.tx.reserve().await.map_err(|_| Error::Closed)
     }
 
     /// See [`Feed::append`](crate::Feed::append).

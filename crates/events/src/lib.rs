@@ -70,23 +70,28 @@
 //! the page cache cannot be trusted, so the only honest recovery is to reopen
 //! and let recovery read what really reached the disk.
 
+mod builder;
 mod error;
 mod feed;
 mod inbox;
 pub mod payload;
 mod reader;
+mod replay;
 mod session;
+mod shared;
 mod sinks;
 mod stats;
 mod stream;
 mod writer;
+mod writers;
 
+pub use builder::FeedBuilder;
 pub use error::{Error, Result, error_chain};
-pub use feed::{Feed, FeedBuilder};
+pub use feed::Feed;
 pub use inbox::Inbox;
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
-pub use stats::FeedStats;
+pub use stats::{FeedStats, SinkReport};
 pub use stream::{Cursor, FeedItem, FeedStream, ResetReason};
 
 #[cfg(feature = "postcard")]
@@ -94,6 +99,8 @@ pub use stream::{Cursor, FeedItem, FeedStream, ResetReason};
 pub use events_core::Postcard;
 #[doc(inline)]
 pub use events_core::{Bincode, Codec, CodecError, Durability, Envelope, Event, Seq, StreamId, Timestamp};
+#[doc(inline)]
+pub use events_fanout::{Closed, Overflow};
 #[doc(inline)]
 pub use events_journal::{JournalError, RecoveryMode, RecoveryReport, Retention, SyncPolicy};
 #[doc(inline)]

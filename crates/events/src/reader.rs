@@ -1,27 +1,37 @@
-//! [`FeedReader`]: a read-only view of a feed's journal directory, for
-//! processes that serve or tail a feed another process writes (an HTTP
-//! server, a replicator, the CLI). It takes no lock and never writes.
+//! [`FeedReader`]: the façade's one read handle. [`Feed::reader`](crate::Feed::reader)
+//! hands out one that follows the writer's live tail in this process;
+//! [`FeedReader::open`] makes one for a journal another process writes (an
+//! HTTP server, a replicator, the CLI), which takes no lock, never writes,
+//! and follows the files by polling. Every `Feed` read accessor forwards here.
 //!
-//! Invariant: the same `stream_from` guarantees as a writer's feed (in
-//! order, no gap, no duplicate, explicit `Reset`), with new records found by
-//! polling the files, since there is no in-process live tail to subscribe to.
+//! Invariant: every reader, in any process, gets the same `stream_from`
+//! guarantees (in order, no gap, no duplicate, explicit `Reset` at the same
+//! places, nothing the writer has not acknowledged): both kinds run the same
+//! [`FeedStream`] state machine, and a follower is bounded by the durable
+//! watermark the writer publishes.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use events_core::{Bincode, Codec, Event, Seq};
 use events_journal::Reader;
-use parking_lot::Mutex;
+use tokio::sync::broadcast;
 
-use crate::feed::Shared;
-use crate::stats::Counters;
-use crate::stream::{Cursor, FeedStream};
+use crate::shared::{LiveChunk, Shared};
+use crate::sinks::SinkSet;
+use crate::stream::{Cursor, FeedStream, Tail};
 use crate::{FeedStats, Result};
 
-/// A read-only view of a feed's journal, written by another process (or by
-/// a [`Feed`](crate::Feed) in this one).
+/// A read handle on a feed's journal: resumable streams, positions, epoch
+/// and counters. Cheap to clone.
+///
+/// Get one from a [`Feed`](crate::Feed) with [`Feed::reader`](crate::Feed::reader)
+/// (new events arrive through the writer's live tail), or open one on a
+/// directory another process writes with [`FeedReader::open`] (new events
+/// are found by polling the files, bounded by the durable watermark the
+/// writer publishes, so a follower never sees a record whose append has not
+/// returned).
 ///
 /// # Example
 ///
@@ -33,7 +43,7 @@ use crate::{FeedStats, Result};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
 /// # let tmp = tempfile::tempdir().unwrap(); let dir = tmp.path();
 /// let feed: Feed<Ping> = Feed::builder(dir).open().await?;
-/// let reader: FeedReader<Ping> = FeedReader::open(dir)?;
+/// let reader: FeedReader<Ping> = FeedReader::open(dir)?; // as another process would
 /// let mut tail = reader.stream_from(Seq::ZERO); // follows the writer
 /// feed.append(None, Ping(1)).await?;
 /// let Some(Ok(FeedItem::Event(env))) = tail.next().await else { panic!() };
@@ -43,19 +53,46 @@ use crate::{FeedStats, Result};
 pub struct FeedReader<E, C: Codec = Bincode> {
     shared: Arc<Shared>,
     codec: C,
-    poll: Duration,
-    _event: std::marker::PhantomData<fn() -> E>,
+    source: Source<E>,
+    /// A writer's sinks, whose own counters its stats include.
+    sinks: Option<SinkSet<E>>,
+}
+
+/// Where a reader's streams get new events once caught up.
+enum Source<E> {
+    /// The writer's live broadcast (weak: readers do not keep it open).
+    Live(broadcast::WeakSender<LiveChunk<E>>),
+    /// Poll the files this often.
+    Poll(Duration),
+}
+
+impl<E> Clone for Source<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Source::Live(tx) => Source::Live(tx.clone()),
+            Source::Poll(interval) => Source::Poll(*interval),
+        }
+    }
 }
 
 impl<E, C: Codec> Clone for FeedReader<E, C> {
     fn clone(&self) -> Self {
-        FeedReader { shared: Arc::clone(&self.shared), codec: self.codec.clone(), poll: self.poll, _event: self._event }
+        FeedReader {
+            shared: Arc::clone(&self.shared),
+            codec: self.codec.clone(),
+            source: self.source.clone(),
+            sinks: self.sinks.clone(),
+        }
     }
 }
 
 impl<E, C: Codec> std::fmt::Debug for FeedReader<E, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedReader").field("dir", &self.shared.dir).field("poll", &self.poll).finish()
+        let source = match &self.source {
+            Source::Live(_) => "live".to_owned(),
+            Source::Poll(interval) => format!("poll every {interval:?}"),
+        };
+        f.debug_struct("FeedReader").field("dir", &self.shared.dir).field("source", &source).finish()
     }
 }
 
@@ -81,49 +118,81 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         let dir = dir.as_ref().to_path_buf();
         let reader = Reader::open(&dir)?;
         let epoch = reader.epoch()?;
-        let shared = Arc::new(Shared {
-            dir,
-            epoch,
-            latest: AtomicU64::new(0),
-            earliest: AtomicU64::new(0),
-            counters: Counters::default(),
-            reader,
-            failure: Mutex::new(None),
-            closed: AtomicBool::new(true),
-        });
-        shared.refresh_from_reader();
-        Ok(FeedReader { shared, codec, poll: Duration::from_millis(20), _event: std::marker::PhantomData })
+        let shared = Arc::new(Shared::for_follower(dir, epoch, reader));
+        Ok(FeedReader { shared, codec, source: Source::Poll(Duration::from_millis(20)), sinks: None })
     }
 
-    /// How often a caught-up stream looks for new records. Default: 20 ms.
+    /// The reader of a writer's feed in this process.
+    pub(crate) fn live(
+        shared: Arc<Shared>,
+        codec: C,
+        live: broadcast::WeakSender<LiveChunk<E>>,
+        sinks: Option<SinkSet<E>>,
+    ) -> Self {
+        FeedReader { shared, codec, source: Source::Live(live), sinks }
+    }
+
+    /// How often a caught-up stream of a follower looks for new records.
+    /// Default: 20 ms. A reader from [`Feed::reader`](crate::Feed::reader)
+    /// gets new events from the live tail and ignores this.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll = interval;
+        if let Source::Poll(_) = self.source {
+            self.source = Source::Poll(interval);
+        }
         self
     }
 
-    /// Every durable event after `cursor`, then new ones as the writer
-    /// appends them; never ends on its own. Same guarantees as
-    /// [`Feed::stream_from`](crate::Feed::stream_from).
-    pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
-        FeedStream::new(cursor.into(), None, Arc::clone(&self.shared), self.codec.clone(), Some(self.poll))
+    fn follower(&self) -> bool {
+        matches!(self.source, Source::Poll(_))
     }
 
-    /// The latest journaled seq, read from the files now.
+    /// Every durable event from `cursor` on (exclusive), then new ones as
+    /// the writer appends them. See [`FeedStream`] for the guarantees: in
+    /// order, no gap, no duplicate, however slow the consumer; an explicit
+    /// [`FeedItem::Reset`](crate::FeedItem) when the cursor cannot be
+    /// served. A follower's stream never ends on its own; a live one ends
+    /// after the feed is closed and everything journaled was delivered.
+    pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
+        let tail = match &self.source {
+            Source::Live(tx) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe())),
+            Source::Poll(interval) => Tail::Poll(*interval),
+        };
+        FeedStream::new(cursor.into(), tail, Arc::clone(&self.shared), self.codec.clone())
+    }
+
+    /// New durable events from now on (`stream_from(latest_seq())`).
+    pub fn subscribe(&self) -> FeedStream<E> {
+        let cursor = Cursor::new(self.latest_seq(), self.epoch());
+        self.stream_from(cursor)
+    }
+
+    /// The latest acknowledged seq (`Seq::ZERO` for an empty journal); a
+    /// follower reads the writer's watermark now.
     pub fn latest_seq(&self) -> Seq {
-        self.shared.refresh_from_reader();
+        if self.follower() {
+            self.shared.refresh_from_reader();
+        }
         self.shared.latest()
     }
 
-    /// The earliest retained seq, read from the files now.
+    /// The earliest retained seq (`latest + 1` when nothing is retained); a
+    /// follower reads it from the files now.
     pub fn earliest_seq(&self) -> Seq {
-        self.shared.refresh_from_reader();
+        if self.follower() {
+            self.shared.refresh_from_reader();
+        }
         self.shared.earliest()
     }
 
-    /// The journal's epoch.
+    /// The journal's epoch: a random id fixed when the directory was first
+    /// created. A follower looks at the files again, so after the directory
+    /// was recreated under it this is the new journal's epoch.
     pub fn epoch(&self) -> u64 {
-        self.shared.epoch
+        if self.follower() {
+            self.shared.epoch_on_disk();
+        }
+        self.shared.epoch()
     }
 
     /// The journal directory.
@@ -131,10 +200,21 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         &self.shared.dir
     }
 
-    /// Counters of this reader's streams (lag fallbacks are always 0: a
-    /// reader has no live tail; resets are counted).
+    /// A snapshot of the counters: a writer's (its sinks' own counters
+    /// included), or a follower's streams' (lag fallbacks are always 0: a
+    /// follower has no live tail; resets are counted).
     pub fn stats(&self) -> FeedStats {
-        self.shared.refresh_from_reader();
-        self.shared.stats()
+        if self.follower() {
+            self.shared.refresh_from_reader();
+        }
+        let mut stats = self.shared.stats();
+        if let Some(sinks) = &self.sinks {
+            let own = sinks.stats();
+            stats.sink_dropped += own.dropped;
+            stats.sink_timeouts += own.timed_out;
+            stats.sinks = sinks.reports();
+            stats.sink_panics = stats.sinks.iter().map(|s| s.panics).sum();
+        }
+        stats
     }
 }

@@ -3,18 +3,25 @@
 //! (in order, with backpressure, never skipped); durable ones are then
 //! forwarded into the feed under the session's stream id.
 //!
-//! Invariant: a session never drops. A full subscriber slows `emit`, and a
-//! full feed inbox makes `emit` wait rather than drop, so a UI sees every
-//! event and the journal sees every durable one.
+//! Invariant: a session never drops silently. A full subscriber slows
+//! `emit` (or, under a disconnect policy, is closed with an explicit reason
+//! it sees), and a full feed inbox makes `emit` wait rather than drop, so a
+//! UI sees every event and the journal sees every durable one. `emit` is
+//! cancel-safe for the journal: the inbox slot of a durable event is
+//! reserved before any subscriber sees it and filled right after the
+//! fan-out, with no await in between, so a durable event a UI was shown is
+//! always handed to the journal; and emits of one session are serialised, so
+//! UI order = journal order = emit order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use events_core::{Event, StreamId};
-use events_fanout::{Fanout, FanoutStats, Subscriber};
+use events_fanout::{Fanout, FanoutStats, Overflow, Subscriber};
 use parking_lot::Mutex;
 
 use crate::inbox::Inbox;
+use crate::writer::Cmd;
 use crate::{Error, Result};
 
 /// A subscriber of a [`Session`]: a `futures::Stream` of
@@ -26,6 +33,8 @@ struct SessionInner<E> {
     id: StreamId,
     fanout: Fanout<Arc<E>>,
     inbox: Inbox<E>,
+    /// Held across one emit's fan-out and journal hand-off.
+    order: tokio::sync::Mutex<()>,
 }
 
 /// A lossless per-session emitter, from [`Feed::session`](crate::Feed::session).
@@ -91,26 +100,40 @@ impl<E: Event> Session<E> {
         self.inner.fanout.subscribe()
     }
 
-    /// Emits `event` to every subscriber (waiting while one is full), then,
-    /// if it is durable, forwards it into the feed under this session's id
-    /// (waiting for inbox space instead of dropping). Returns once the event
-    /// is queued for the journal, not once it is durable; use
-    /// [`Feed::append`](crate::Feed::append) to wait for durability.
+    /// Emits `event` to every subscriber (waiting while one is full, or
+    /// disconnecting it under the feed's
+    /// [`session_overflow`](crate::FeedBuilder::session_overflow) policy),
+    /// then, if it is durable, hands it to the feed under this session's id.
+    /// Returns once the event is queued for the journal, not once it is
+    /// durable; use [`Feed::append`](crate::Feed::append) to wait for
+    /// durability.
+    ///
+    /// Cancel-safe: dropped before it returns, either no subscriber saw the
+    /// event and the journal does not get it, or every subscriber saw it and
+    /// the journal gets it. A durable event's inbox slot is reserved before
+    /// any subscriber sees it.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] when the feed (or the session's fan-out) is closed;
-    /// subscribers may have received the event.
+    /// For a durable event, before any subscriber sees it:
+    /// [`Error::Unhealthy`] after a journal failure and [`Error::Closed`]
+    /// once the feed is closed. [`Error::Closed`] also when the session's
+    /// fan-out is closed. A journal failure *after* the event was queued
+    /// shows in the feed's health ([`FeedStats::healthy`](crate::FeedStats::healthy)),
+    /// as for `record`.
     pub async fn emit(&self, event: E) -> Result<()> {
-        let durable = event.durability().is_durable();
+        let _order = self.inner.order.lock().await;
+        let permit = match event.durability().is_durable() {
+            true => Some(self.inner.inbox.reserve().await?),
+            false => None,
+        };
         let event = Arc::new(event);
-        let shared = durable.then(|| Arc::clone(&event));
-        self.inner.fanout.emit(event).await.map_err(|_| Error::Closed)?;
-        if let Some(event) = shared {
+        self.inner.fanout.emit(Arc::clone(&event)).await.map_err(|_| Error::Closed)?;
+        if let Some(permit) = permit {
             // The fan-out is done with its copy by now only if every
             // subscriber consumed it; otherwise clone once for the journal.
             let event = Arc::try_unwrap(event).unwrap_or_else(|arc| (*arc).clone());
-            self.inner.inbox.forward(Some(self.inner.id.clone()), event).await?;
+            permit.send(Cmd::Record { stream: Some(self.inner.id.clone()), event });
         }
         Ok(())
     }
@@ -131,11 +154,12 @@ impl<E: Event> Session<E> {
 pub(crate) struct SessionRegistry<E> {
     sessions: Mutex<HashMap<StreamId, Weak<SessionInner<E>>>>,
     capacity: usize,
+    overflow: Overflow,
 }
 
 impl<E> SessionRegistry<E> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        SessionRegistry { sessions: Mutex::new(HashMap::new()), capacity }
+    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+        SessionRegistry { sessions: Mutex::new(HashMap::new()), capacity, overflow }
     }
 }
 
@@ -148,8 +172,9 @@ impl<E: Event> SessionRegistry<E> {
         sessions.retain(|_, weak| weak.strong_count() > 0);
         let inner = Arc::new(SessionInner {
             id: id.clone(),
-            fanout: Fanout::with_capacity(self.capacity),
+            fanout: Fanout::builder().capacity(self.capacity).overflow(self.overflow).build(),
             inbox: inbox.clone(),
+            order: tokio::sync::Mutex::new(()),
         });
         sessions.insert(id, Arc::downgrade(&inner));
         Session { inner }

@@ -9,54 +9,96 @@
 //! crosses the queue in one message (one queue operation per fsync, not per
 //! event); each sink is wrapped in the sink crate's `Timeout` when a timeout
 //! is configured, and the counters every sink reports through
-//! `EventSink::stats` are summed into the feed's stats.
+//! `EventSink::stats` are summed into the feed's stats. Each sink is called
+//! under its own unwind guard: a sink that panics is counted and logged by
+//! name, and neither the sink task nor the other sinks notice.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use events_core::Envelope;
+use futures::FutureExt;
 use tokio::sync::mpsc;
 
 use events_sink::{SinkStats, Timeout};
 
 use crate::EventSink;
-use crate::stats::Counters;
+use crate::stats::{Counters, SinkReport};
+
+/// A sink as the builder collects it: its name and the sink.
+pub(crate) type NamedSink<E> = (String, Arc<dyn EventSink<Envelope<E>>>);
+
+/// One attached sink: its name, the sink (wrapped in its timeout) and how
+/// often it panicked.
+struct Attached<E> {
+    name: String,
+    sink: Arc<dyn EventSink<Envelope<E>>>,
+    panics: AtomicU64,
+}
 
 /// The sinks of a feed, each already wrapped in its timeout.
-#[derive(Clone)]
 pub(crate) struct SinkSet<E> {
-    sinks: Arc<[Arc<dyn EventSink<Envelope<E>>>]>,
+    sinks: Arc<[Attached<E>]>,
+}
+
+impl<E> Clone for SinkSet<E> {
+    fn clone(&self) -> Self {
+        SinkSet { sinks: Arc::clone(&self.sinks) }
+    }
 }
 
 impl<E: Send + Sync + 'static> SinkSet<E> {
-    pub(crate) fn new(sinks: Vec<Arc<dyn EventSink<Envelope<E>>>>, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(sinks: Vec<NamedSink<E>>, timeout: Option<Duration>) -> Self {
         let sinks = sinks
             .into_iter()
-            .map(|sink| match timeout {
-                None => sink,
-                Some(limit) => Arc::new(Timeout::new(sink, limit)) as Arc<dyn EventSink<Envelope<E>>>,
+            .map(|(name, sink)| {
+                let sink = match timeout {
+                    None => sink,
+                    Some(limit) => Arc::new(Timeout::new(sink, limit)) as Arc<dyn EventSink<Envelope<E>>>,
+                };
+                Attached { name, sink, panics: AtomicU64::new(0) }
             })
             .collect();
         SinkSet { sinks }
     }
 
+    /// Calls every sink for `env`, one after another. A sink that panics is
+    /// caught alone: the panic is logged with the sink's name and counted,
+    /// the other sinks still get the event, and the panicking sink gets the
+    /// next one (a bad event must not silence a sink for the feed's life).
     async fn emit(&self, env: &Envelope<E>) {
-        for sink in self.sinks.iter() {
-            sink.emit(env).await;
+        for attached in self.sinks.iter() {
+            if AssertUnwindSafe(attached.sink.emit(env)).catch_unwind().await.is_err() {
+                let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
+            }
         }
     }
 
     /// The sinks' own counters, summed: what their decorators dropped or
     /// cut short.
     pub(crate) fn stats(&self) -> SinkStats {
-        self.sinks.iter().map(|s| s.stats()).fold(SinkStats::default(), |mut acc, s| {
+        self.sinks.iter().map(|s| s.sink.stats()).fold(SinkStats::default(), |mut acc, s| {
             acc.emitted += s.emitted;
             acc.filtered += s.filtered;
             acc.dropped += s.dropped;
             acc.timed_out += s.timed_out;
             acc
         })
+    }
+
+    /// Each sink's figures.
+    pub(crate) fn reports(&self) -> Vec<SinkReport> {
+        self.sinks
+            .iter()
+            .map(|s| SinkReport {
+                name: s.name.clone(),
+                panics: s.panics.load(Ordering::Relaxed),
+                stats: s.sink.stats(),
+            })
+            .collect()
     }
 }
 

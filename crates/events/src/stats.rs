@@ -33,6 +33,17 @@ pub struct FeedStats {
     /// Sink calls cut short by the feed's sink timeout or by the sinks' own
     /// `Timeout` decorators.
     pub sink_timeouts: u64,
+    /// Sink calls that panicked (every sink's, summed; see [`sinks`](Self::sinks)).
+    pub sink_panics: u64,
+    /// Each sink's own figures, in the order the sinks were attached.
+    pub sinks: Vec<SinkReport>,
+    /// Events refused because their encoding is larger than
+    /// `max_record_bytes`: the `append` got [`Error::TooLarge`](crate::Error::TooLarge),
+    /// the `record` was dropped (counted here, not in `dropped`).
+    pub too_large: u64,
+    /// Retention passes that failed to remove a segment (logged, retried at
+    /// the next roll or timer; appends are never failed by them).
+    pub prune_errors: u64,
     /// The latest journaled seq.
     pub latest_seq: u64,
     /// The earliest retained seq.
@@ -40,6 +51,20 @@ pub struct FeedStats {
     /// `false` once a journal write or fsync failed: the feed then refuses
     /// appends until it is reopened.
     pub healthy: bool,
+}
+
+/// One sink's figures in [`FeedStats::sinks`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkReport {
+    /// The name given with [`FeedBuilder::named_sink`](crate::FeedBuilder::named_sink)
+    /// (`sink-<n>` for an unnamed one, counting from 0).
+    pub name: String,
+    /// Calls of this sink that panicked. A sink that panicked keeps being
+    /// called with later events: one bad event must not silence it.
+    pub panics: u64,
+    /// The counters the sink reports itself (`EventSink::stats`).
+    pub stats: events_sink::SinkStats,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +78,8 @@ pub(crate) struct Counters {
     pub(crate) lagged_fallbacks: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) sink_dropped: AtomicU64,
+    pub(crate) too_large: AtomicU64,
+    pub(crate) prune_errors: AtomicU64,
 }
 
 impl Counters {
@@ -71,6 +98,8 @@ impl Counters {
             lagged_fallbacks: self.lagged_fallbacks.load(Relaxed),
             resets: self.resets.load(Relaxed),
             sink_dropped: self.sink_dropped.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
+            prune_errors: self.prune_errors.load(Relaxed),
             ..FeedStats::default()
         }
     }

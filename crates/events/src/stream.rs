@@ -1,17 +1,24 @@
-//! [`FeedStream`]: `stream_from(cursor)`, the resumable feed a remote client
-//! reads. It subscribes to the live tail *before* reading the journal,
-//! replays the journal after the cursor through the mmap reader, switches to
-//! live, skips seqs it already delivered, and goes back to the journal
-//! whenever the live tail lagged past it or showed a gap.
+//! [`FeedStream`]: `stream_from(cursor)`, the resumable feed a client reads,
+//! and the one state machine behind every reader of the façade. Its phases
+//! are explicit ([`Phase`]: start, replay, live, done) and so is where new
+//! events come from once it has caught up ([`Tail`]): the writer's live
+//! broadcast in the writer's process, or polling the files for a follower of
+//! a journal another process writes. In the writer's process it subscribes
+//! to the live tail *before* reading the journal, replays the journal after
+//! the cursor through the mmap reader, switches to live, skips seqs it
+//! already delivered, and goes back to the journal whenever the live tail
+//! lagged past it or showed a gap.
 //!
-//! Invariant: the consumer sees every durable event with `seq > cursor` in
-//! order, with no gap and no duplicate, however slow it is; when that is
-//! impossible (the cursor was pruned, is ahead of the journal, or belongs to
-//! another epoch) it sees exactly one explicit [`FeedItem::Reset`] instead.
+//! Invariant: the consumer sees every acknowledged durable event with
+//! `seq > cursor` in order, with no gap and no duplicate, however slow it
+//! is; when that is impossible (the cursor was pruned, is ahead of the
+//! journal, or belongs to another epoch, including a directory recreated
+//! under a follower) it sees one explicit [`FeedItem::Reset`] and goes on
+//! where the reset says, never silently skipping or serving another
+//! journal's records under the old cursor.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,20 +27,12 @@ use events_journal::{JournalError, ReadError, Records};
 use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::JoinHandle;
 
-use crate::feed::Shared;
+use crate::replay::{Chunk, ReadOut, joined, read_chunk};
+use crate::shared::{LiveChunk, Shared};
 use crate::stats::Counters;
-use crate::{Error, Result, payload};
-
-/// Events per message of the live tail.
-pub(crate) const LIVE_CHUNK: usize = 64;
-
-/// One message of the live tail: consecutive published envelopes.
-pub(crate) type LiveChunk<E> = Arc<[Arc<Envelope<E>>]>;
-
-/// Records read from the journal per blocking read.
-const REPLAY_CHUNK: usize = 1024;
+use crate::{Error, Result};
 
 /// Where a client resumes: the last seq it saw and, optionally, the epoch of
 /// the journal that seq came from.
@@ -96,15 +95,19 @@ pub enum ResetReason {
 pub enum FeedItem<E> {
     /// The next durable event.
     Event(Arc<Envelope<E>>),
-    /// The cursor cannot be served; the stream continues live after
-    /// `latest` (after the gap, for [`ResetReason::Gap`]). A client that
-    /// needs completeness re-reads from `earliest`.
+    /// The cursor cannot be served. For [`ResetReason::Gap`] the stream
+    /// continues right after the gap; for every other reason it continues
+    /// with the earliest retained event, so a consumer loses only what is
+    /// really gone (pruned, or in another journal) and rebuilds its view
+    /// from the events that follow. The same rule holds for every reader:
+    /// in-process, a follower in another process, HTTP and NATS.
     Reset {
         /// Why.
         reason: ResetReason,
-        /// The earliest retained seq.
+        /// The earliest retained seq: where the stream continues (except
+        /// after a gap).
         earliest: Seq,
-        /// The latest journaled seq; the stream continues after it.
+        /// The latest acknowledged seq when the reset was issued.
         latest: Seq,
     },
 }
@@ -150,21 +153,12 @@ impl<E> std::fmt::Debug for FeedStream<E> {
 }
 
 impl<E: Event> FeedStream<E> {
-    pub(crate) fn new<C: Codec>(
-        cursor: Cursor,
-        rx: Option<broadcast::Receiver<LiveChunk<E>>>,
-        shared: Arc<Shared>,
-        codec: C,
-        follow: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new<C: Codec>(cursor: Cursor, tail: Tail<E>, shared: Arc<Shared>, codec: C) -> Self {
         let state = State {
-            follow,
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
-            started: false,
-            done: false,
-            live: false,
-            rx,
+            phase: Phase::Start,
+            tail,
             shared,
             codec,
             pending_gap: None,
@@ -195,32 +189,34 @@ impl<E> Stream for FeedStream<E> {
     }
 }
 
-enum Chunk<E> {
-    Records(Vec<Arc<Envelope<E>>>),
-    /// Records `expected..found` are missing (salvaged journal); `before`
-    /// holds the records read before the gap.
-    Gap {
-        before: Vec<Arc<Envelope<E>>>,
-        expected: u64,
-        found: u64,
-    },
-    Expired,
-    Ahead,
+/// Where new events come from once the stream has caught up with the journal.
+pub(crate) enum Tail<E> {
+    /// In the writer's process: its live broadcast (`None` once the writer
+    /// stopped, or if it had stopped before the stream was created).
+    Live(Option<broadcast::Receiver<LiveChunk<E>>>),
+    /// Another process writes (or none does): look at the files this often.
+    Poll(Duration),
+}
+
+/// What the state machine is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Nothing read yet: the cursor's epoch is checked first.
+    Start,
+    /// Reading the journal after the cursor.
+    Replay,
+    /// Reading the live tail (only with [`Tail::Live`]).
+    Live,
+    /// Ended: the writer stopped and everything was delivered, or an error.
+    Done,
 }
 
 struct State<E, C> {
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
-    started: bool,
-    done: bool,
-    /// Reading the live tail (else replaying the journal).
-    live: bool,
-    /// For a [`FeedReader`](crate::FeedReader): how often to look for
-    /// records appended by another process once caught up.
-    follow: Option<Duration>,
-    /// `None` once the feed's writer stopped (or for a reader).
-    rx: Option<broadcast::Receiver<LiveChunk<E>>>,
+    phase: Phase,
+    tail: Tail<E>,
     shared: Arc<Shared>,
     codec: C,
     /// A salvage gap found by the last read, reported once its preceding
@@ -232,86 +228,67 @@ struct State<E, C> {
     prefetch: Option<(u64, JoinHandle<Result<ReadOut<E>>>)>,
 }
 
-/// What one blocking read returns: the chunk, and the iterator when it may hold more.
-type ReadOut<E> = (Chunk<E>, Option<Records>);
-
 impl<E: Event, C: Codec> State<E, C> {
     async fn next(&mut self) -> Option<Result<Out<E>>> {
-        if self.done {
-            return None;
-        }
-        if !self.started {
-            self.started = true;
-            if let Some(journal_epoch) = self.cursor_epoch.filter(|e| *e != self.shared.epoch) {
-                return Some(Ok(Out::Item(self.reset(ResetReason::EpochMismatch {
-                    cursor_epoch: journal_epoch,
-                    journal_epoch: self.shared.epoch,
-                }))));
-            }
-        }
         loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Start => {
+                    self.phase = Phase::Replay;
+                    let journal_epoch = self.current_epoch();
+                    match self.cursor_epoch {
+                        Some(cursor_epoch) if cursor_epoch != journal_epoch => {
+                            let reason = ResetReason::EpochMismatch { cursor_epoch, journal_epoch };
+                            return Some(Ok(Out::Item(self.reset(reason))));
+                        }
+                        // From here on the cursor belongs to this journal.
+                        _ => self.cursor_epoch = Some(journal_epoch),
+                    }
+                }
+                Phase::Live | Phase::Replay => {}
+            }
             if let Some((expected, found)) = self.pending_gap.take() {
                 let first_missing = Seq::new(expected);
                 let last_missing = Seq::new(found - 1);
                 let item = self.reset(ResetReason::Gap { first_missing, last_missing });
-                self.cursor = found - 1;
-                self.live = false;
                 return Some(Ok(Out::Item(item)));
             }
-            if self.live {
-                let Some(rx) = self.rx.as_mut() else {
-                    self.live = false;
-                    continue;
-                };
-                match rx.recv().await {
-                    Ok(chunk) => {
-                        // Skip what the journal already delivered.
-                        let new = chunk.partition_point(|env| env.seq.get() <= self.cursor);
-                        match chunk.get(new) {
-                            None => {}
-                            Some(env) if env.seq.get() == self.cursor + 1 => {
-                                return Some(Ok(self.batch(chunk[new..].to_vec())));
-                            }
-                            // A gap: the journal has the missing events.
-                            Some(_) => self.live = false,
-                        }
-                    }
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(
-                            cursor = self.cursor,
-                            missed,
-                            "stream lagged behind the live tail; replaying the journal"
-                        );
-                        Counters::bump(&self.shared.counters.lagged_fallbacks);
-                        self.live = false;
-                    }
-                    Err(RecvError::Closed) => {
-                        // The writer stopped: deliver what the journal holds, then end.
-                        self.rx = None;
-                        self.live = false;
-                    }
+            if self.phase == Phase::Live {
+                if let Some(out) = self.recv_live().await {
+                    return Some(Ok(out));
                 }
                 continue;
             }
-            match self.read_chunk().await {
+            let read = self.read_chunk().await;
+            if let Some(interval) = self.between_journals(&read) {
+                // The directory is being recreated: wait for the new journal,
+                // whose epoch the next look will compare.
+                tokio::time::sleep(interval).await;
+                continue;
+            }
+            match read {
                 Err(e) => {
-                    self.done = true;
+                    self.phase = Phase::Done;
                     return Some(Err(e));
                 }
                 Ok(Chunk::Records(records)) if !records.is_empty() => return Some(Ok(self.batch(records))),
-                Ok(Chunk::Records(_)) => {
-                    if self.rx.is_none() {
-                        let Some(interval) = self.follow else {
-                            self.done = true;
-                            return None;
-                        };
-                        // Another process writes: polling is how a reader
-                        // follows files it does not own.
-                        tokio::time::sleep(interval).await;
-                        continue;
+                Ok(Chunk::Records(_)) => match &self.tail {
+                    Tail::Live(Some(_)) => self.phase = Phase::Live,
+                    Tail::Live(None) => {
+                        self.phase = Phase::Done;
+                        return None;
                     }
-                    self.live = true;
-                }
+                    Tail::Poll(interval) => {
+                        // Caught up with files another process writes: look
+                        // again later, first checking that they are still
+                        // the same journal.
+                        let interval = *interval;
+                        if let Some(item) = self.epoch_changed() {
+                            return Some(Ok(Out::Item(item)));
+                        }
+                        tokio::time::sleep(interval).await;
+                    }
+                },
                 Ok(Chunk::Gap { before, expected, found }) => {
                     // Deliver what precedes the gap, then the reset, then go on after it.
                     self.pending_gap = Some((expected, found));
@@ -319,10 +296,113 @@ impl<E: Event, C: Codec> State<E, C> {
                         return Some(Ok(self.batch(before)));
                     }
                 }
-                Ok(Chunk::Expired) => return Some(Ok(Out::Item(self.reset(ResetReason::Expired)))),
-                Ok(Chunk::Ahead) => return Some(Ok(Out::Item(self.reset(ResetReason::Ahead)))),
+                Ok(Chunk::Epoch(journal_epoch)) => {
+                    let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
+                    if !matches!(self.tail, Tail::Poll(_)) {
+                        // Only a follower can see the directory recreated:
+                        // a writer owns it. Someone replaced it under us.
+                        self.phase = Phase::Done;
+                        return Some(Err(Error::Read(ReadError::Journal(JournalError::EpochMismatch {
+                            path: self.shared.dir.clone(),
+                            expected: cursor_epoch,
+                            found: journal_epoch,
+                        }))));
+                    }
+                    if journal_epoch != self.shared.epoch() {
+                        self.shared.set_epoch(journal_epoch);
+                    }
+                    let item = self.reset(ResetReason::EpochMismatch { cursor_epoch, journal_epoch });
+                    return Some(Ok(Out::Item(item)));
+                }
+                Ok(Chunk::Expired(earliest)) => {
+                    let item = self.epoch_changed().unwrap_or_else(|| {
+                        // The files may be ahead of the shared figure (a
+                        // prune between the writer's removal and its update).
+                        self.shared.raise_earliest(earliest);
+                        self.reset(ResetReason::Expired)
+                    });
+                    return Some(Ok(Out::Item(item)));
+                }
+                Ok(Chunk::Ahead) => {
+                    let item = self.epoch_changed().unwrap_or_else(|| self.reset(ResetReason::Ahead));
+                    return Some(Ok(Out::Item(item)));
+                }
             }
         }
+    }
+
+    /// One message of the live tail: a batch of new events, or `None` when
+    /// the stream must read the journal (or wait) instead.
+    async fn recv_live(&mut self) -> Option<Out<E>> {
+        let Tail::Live(Some(rx)) = &mut self.tail else {
+            self.phase = Phase::Replay;
+            return None;
+        };
+        match rx.recv().await {
+            Ok(chunk) => {
+                // Skip what the journal already delivered.
+                let new = chunk.partition_point(|env| env.seq.get() <= self.cursor);
+                match chunk.get(new) {
+                    None => None,
+                    Some(env) if env.seq.get() == self.cursor + 1 => Some(self.batch(chunk[new..].to_vec())),
+                    // A gap: the journal has the missing events.
+                    Some(_) => {
+                        self.phase = Phase::Replay;
+                        None
+                    }
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(
+                    cursor = self.cursor,
+                    missed,
+                    "stream lagged behind the live tail; replaying the journal"
+                );
+                Counters::bump(&self.shared.counters.lagged_fallbacks);
+                self.phase = Phase::Replay;
+                None
+            }
+            Err(RecvError::Closed) => {
+                // The writer stopped: deliver what the journal holds, then end.
+                self.tail = Tail::Live(None);
+                self.phase = Phase::Replay;
+                None
+            }
+        }
+    }
+
+    /// The journal's epoch as this stream knows it; a follower looks at the
+    /// files again.
+    fn current_epoch(&self) -> u64 {
+        if matches!(self.tail, Tail::Poll(_)) {
+            self.shared.epoch_on_disk();
+        }
+        self.shared.epoch()
+    }
+
+    /// For a follower whose read failed, found nothing where its cursor
+    /// was, or hit an error: the poll interval if the directory holds no
+    /// journal right now (deleted, or recreated without a segment yet), which
+    /// is a moment to wait through, not a reset or an error.
+    fn between_journals(&self, read: &Result<Chunk<E>>) -> Option<Duration> {
+        let Tail::Poll(interval) = self.tail else { return None };
+        if !matches!(read, Err(_) | Ok(Chunk::Ahead | Chunk::Expired(_))) {
+            return None;
+        }
+        let missing =
+            !self.shared.dir.is_dir() || matches!(self.shared.reader.epoch(), Err(JournalError::NoSegments { .. }));
+        missing.then_some(interval)
+    }
+
+    /// For a follower whose cursor belongs to the journal it started on:
+    /// the epoch reset if the directory now holds another journal.
+    fn epoch_changed(&mut self) -> Option<FeedItem<E>> {
+        if !matches!(self.tail, Tail::Poll(_)) {
+            return None;
+        }
+        let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
+        let journal_epoch = self.shared.epoch_on_disk()?;
+        (journal_epoch != cursor_epoch).then(|| self.reset(ResetReason::EpochMismatch { cursor_epoch, journal_epoch }))
     }
 
     /// Hands a non-empty run of consecutive events to the consumer at once;
@@ -334,19 +414,26 @@ impl<E: Event, C: Codec> State<E, C> {
         Out::Batch(events)
     }
 
-    /// Builds a reset and moves the cursor to the latest seq: the stream
-    /// continues live from there.
+    /// Builds a reset and moves the cursor where the stream goes on: right
+    /// after the gap for [`ResetReason::Gap`]; before the earliest retained
+    /// event for every other reason, so the consumer loses only what is
+    /// really gone and rebuilds its view from what follows. From then on the
+    /// cursor belongs to the journal's current epoch.
     fn reset(&mut self, reason: ResetReason) -> FeedItem<E> {
-        if self.follow.is_some() {
+        if matches!(self.tail, Tail::Poll(_)) {
             self.shared.refresh_from_reader();
         }
-        let latest = self.shared.latest.load(Ordering::Acquire);
-        let earliest = self.shared.earliest.load(Ordering::Acquire);
+        let latest = self.shared.latest();
+        let earliest = self.shared.earliest();
         Counters::bump(&self.shared.counters.resets);
-        tracing::info!(?reason, cursor = self.cursor, earliest, latest, "stream reset");
-        self.cursor = latest;
-        self.live = self.rx.is_some();
-        FeedItem::Reset { reason, earliest: Seq::new(earliest), latest: Seq::new(latest) }
+        tracing::info!(?reason, cursor = self.cursor, earliest = earliest.get(), latest = latest.get(), "stream reset");
+        self.cursor = match reason {
+            ResetReason::Gap { last_missing, .. } => last_missing.get(),
+            _ => earliest.get().saturating_sub(1),
+        };
+        self.cursor_epoch = Some(self.shared.epoch());
+        self.phase = Phase::Replay;
+        FeedItem::Reset { reason, earliest, latest }
     }
 
     /// Reads up to [`REPLAY_CHUNK`] records after the cursor, off the async
@@ -375,66 +462,13 @@ impl<E: Event, C: Codec> State<E, C> {
     fn spawn_read(&self, cursor: u64, records: Option<Records>) -> JoinHandle<Result<ReadOut<E>>> {
         let shared = Arc::clone(&self.shared);
         let codec = self.codec.clone();
-        // A writer's feed serves only what the writer acknowledged: the files
+        // A writer's feed serves only what its writer acknowledged: the files
         // may already hold a batch whose fsync has not returned (and may
-        // fail, in which case the batch is cut back and its seqs reused).
-        // A reader of another process's journal cannot know that boundary.
-        let limit = self.follow.is_none().then(|| self.shared.latest().get());
-        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, limit))
+        // fail, in which case the batch is cut back and its seqs reused). A
+        // follower gets the same bound from the journal reader, which stops
+        // at the watermark the writer publishes.
+        let limit = matches!(self.tail, Tail::Live(_)).then(|| self.shared.latest().get());
+        let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
+        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, limit, epoch))
     }
-}
-
-/// The result of a blocking read, with a failed join (a panic) as an error.
-fn joined<T>(joined: std::result::Result<Result<T>, JoinError>) -> Result<T> {
-    joined.map_err(Error::Task)?
-}
-
-/// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`, none
-/// past `limit`; returns the iterator too when it may hold more.
-fn read_chunk<E: Event, C: Codec>(
-    shared: &Shared,
-    codec: &C,
-    cursor: u64,
-    records: Option<Records>,
-    limit: Option<u64>,
-) -> Result<ReadOut<E>> {
-    if limit.is_some_and(|limit| cursor >= limit) {
-        // Nothing acknowledged after the cursor: a cursor past the latest
-        // acknowledged seq is `Ahead` only if the files agree.
-        return match shared.reader.last_seq() {
-            Ok(last) if cursor > last => Ok((Chunk::Ahead, None)),
-            Ok(_) => Ok((Chunk::Records(Vec::new()), None)),
-            Err(e) => Err(Error::Journal(e)),
-        };
-    }
-    let mut records = match records {
-        Some(records) => records,
-        None => match shared.reader.read_since(cursor) {
-            Ok(records) => records,
-            Err(ReadError::Expired { .. }) => return Ok((Chunk::Expired, None)),
-            Err(ReadError::Ahead { .. }) => return Ok((Chunk::Ahead, None)),
-            Err(ReadError::Journal(e)) => return Err(Error::Journal(e)),
-            Err(other) => return Err(Error::Read(other)),
-        },
-    };
-    let mut out = Vec::with_capacity(REPLAY_CHUNK);
-    for record in records.by_ref().take(REPLAY_CHUNK) {
-        let record = match record {
-            Ok(record) => record,
-            Err(JournalError::Gap { expected, found, .. }) => {
-                return Ok((Chunk::Gap { before: out, expected, found }, None));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if limit.is_some_and(|limit| record.seq() > limit) {
-            // Written but not yet acknowledged: stop here and re-read later.
-            return Ok((Chunk::Records(out), None));
-        }
-        let env = payload::decode(codec, record.seq(), record.ts(), record.payload())?;
-        out.push(Arc::new(env));
-    }
-    // A short chunk means the iterator reached the end of what it mapped:
-    // the next read must look at the files again.
-    let more = out.len() == REPLAY_CHUNK;
-    Ok((Chunk::Records(out), more.then_some(records)))
 }

@@ -18,9 +18,9 @@ use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::feed::Shared;
+use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
-use crate::stream::{LIVE_CHUNK, LiveChunk};
+use crate::stats::Counters;
 use crate::{Error, Result, error_chain, payload};
 
 /// Most commands taken from the inbox for one batch.
@@ -40,6 +40,9 @@ pub(crate) enum Cmd<E> {
     Sync { ack: oneshot::Sender<Result<()>> },
     /// Stop accepting, drain the inbox, fsync, release the lock.
     Close { ack: oneshot::Sender<Result<()>> },
+    /// Apply retention now (the feed's timer), so age retention fires on an
+    /// idle feed too.
+    Prune,
 }
 
 /// One staged event of the current batch.
@@ -67,6 +70,8 @@ pub(crate) struct Writer<E, C> {
     /// Size and duration (write + fsync) of the last journaled batch.
     last_batch: usize,
     last_write: Duration,
+    /// The largest encoded event the journal accepts.
+    max_record_bytes: u32,
 }
 
 impl<E: Event, C: Codec> Writer<E, C> {
@@ -91,7 +96,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
             group_commit,
             last_batch: 0,
             last_write: Duration::ZERO,
+            max_record_bytes: u32::MAX,
         }
+    }
+
+    pub(crate) fn max_record_bytes(mut self, limit: u32) -> Self {
+        self.max_record_bytes = limit;
+        self
     }
 
     /// Runs until every sender is gone or a `Close` drained the inbox.
@@ -107,6 +118,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     Cmd::Sync { ack } => {
                         self.flush();
                         let _ = ack.send(self.sync());
+                    }
+                    Cmd::Prune => {
+                        self.flush();
+                        self.prune();
                     }
                     Cmd::Close { ack } => {
                         // Refuse new commands; what is already queued is still
@@ -164,12 +179,26 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let start = self.buf.len();
         if let Err(e) = payload::encode(&self.codec, stream.as_ref().map(StreamId::as_str), &event, &mut self.buf) {
             self.buf.truncate(start);
-            self.shared.counters.encode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Counters::bump(&self.shared.counters.encode_errors);
             match ack {
                 Some(ack) => {
                     let _ = ack.send(Err(Error::Codec(e)));
                 }
                 None => tracing::warn!(error = %error_chain(&e), "recorded event could not be encoded; dropped"),
+            }
+            return;
+        }
+        // Checked here, per event: the journal would refuse the whole batch.
+        let bytes = self.buf.len() - start;
+        if bytes > self.max_record_bytes as usize {
+            self.buf.truncate(start);
+            Counters::bump(&self.shared.counters.too_large);
+            let limit = self.max_record_bytes;
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(Error::TooLarge { bytes, limit }));
+                }
+                None => tracing::warn!(bytes, limit, "recorded event is over max_record_bytes; dropped"),
             }
             return;
         }
@@ -246,10 +275,25 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     let err = first_error.take().unwrap_or_else(|| Error::Unhealthy { cause: cause.to_owned() });
                     let _ = ack.send(Err(err));
                 }
-                None => crate::stats::Counters::bump(&self.shared.counters.dropped),
+                None => Counters::bump(&self.shared.counters.dropped),
             }
         }
         self.buf.clear();
+    }
+
+    /// Retention on the timer: a failure is logged and counted, never
+    /// fatal (nothing is wrong with the data; the next pass retries).
+    fn prune(&mut self) {
+        if self.shared.failure().is_some() {
+            return;
+        }
+        match self.journal.prune() {
+            Ok(0) => return,
+            Ok(n) => tracing::debug!(segments = n, "retention removed segments"),
+            // Already logged and counted by the journal (FeedStats::prune_errors mirrors it).
+            Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
+        }
+        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
     }
 
     fn sync(&mut self) -> Result<()> {

@@ -2,12 +2,12 @@
 //! drops: it waits for inbox space, and concurrent appenders all get distinct
 //! contiguous seqs (and share fsyncs: group commit).
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 
-use common::{Ev, msg};
 use events::{Feed, SyncPolicy};
+use support::{Ev, msg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_on_full_inbox_drops_and_counts_exactly() {

@@ -2,11 +2,11 @@
 //! never reach the journal or the feed, stream ids route as documented, and
 //! `append` of an ephemeral event is refused with a typed error.
 
-mod common;
+mod support;
 
-use common::{Ev, msg, take_events};
 use events::layers::journal::Reader;
 use events::{Error, Feed, Seq, SyncPolicy};
+use support::{Ev, msg, take_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seqs_are_contiguous_and_journaled() {

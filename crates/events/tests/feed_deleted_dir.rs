@@ -3,10 +3,10 @@
 //! turns unhealthy, and later appends are refused instead of being
 //! acknowledged into a directory that no longer exists.
 
-mod common;
+mod support;
 
-use common::{Ev, msg};
 use events::{Error, Feed, SyncPolicy};
+use support::{Ev, msg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_directory_fails_appends_explicitly() {

@@ -7,15 +7,15 @@
 //!
 //! This file holds a single test because the limit is process-wide.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Ev, msg, take_events};
 use events::{Envelope, Error, EventSink, Feed, Seq, SyncPolicy};
 use futures::StreamExt;
+use support::{Ev, msg, take_events};
 
 #[derive(Default)]
 struct CountingSink(AtomicU64);

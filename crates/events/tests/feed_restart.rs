@@ -2,11 +2,11 @@
 //! `k+1..=latest` and new appends continue at `latest + 1`, including after a
 //! drop without `close` (the writer drains and fsyncs on its own).
 
-mod common;
+mod support;
 
-use common::{Ev, assert_contiguous, msg, take_events};
 use events::{Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
+use support::{Ev, assert_contiguous, msg, take_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopen_resumes_and_continues_seqs() {

@@ -2,15 +2,15 @@
 //! the journal, and a sink that never returns neither blocks appends nor the
 //! other sinks for long: the timeout cuts it and counts it.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Ev, msg};
 use events::layers::journal::Reader;
 use events::{Envelope, EventSink, Feed, SyncPolicy};
 use parking_lot::Mutex;
+use support::{Ev, msg};
 use tokio::sync::mpsc;
 
 /// Checks, for each envelope, that the journal already holds it.

@@ -78,7 +78,9 @@ async fn resuming_client(feed: Feed<Load>, total: u64, mut rng: u64) -> ClientRe
                 Some(Ok(FeedItem::Reset { reason, earliest, latest })) => {
                     assert_eq!(reason, ResetReason::Expired, "only pruning may reset this client");
                     assert!(earliest.get() > cursor + 1, "reset at {cursor} although {earliest} was retained");
-                    cursor = latest.get();
+                    assert!(latest >= earliest.prev().unwrap_or(Seq::ZERO));
+                    // The stream goes on with the earliest retained event.
+                    cursor = earliest.get() - 1;
                     // What was skipped is announced; order checks restart after it.
                     last_n.clear();
                     report.resets += 1;

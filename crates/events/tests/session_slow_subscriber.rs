@@ -2,11 +2,11 @@
 //! every event (ephemeral included) in order, and every durable event reaches
 //! the feed under the session's stream id.
 
-mod common;
+mod support;
 
-use common::{Ev, msg};
 use events::{Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
+use support::{Ev, msg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_sees_every_event_and_durable_ones_reach_the_feed() {

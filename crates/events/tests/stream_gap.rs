@@ -3,11 +3,11 @@
 //! explicit `Reset { Gap }` between the records around it, never a silent
 //! skip, and continues right after the hole.
 
-mod common;
+mod support;
 
-use common::{Ev, msg};
 use events::{Feed, FeedItem, RecoveryMode, ResetReason, Seq, SyncPolicy};
 use futures::StreamExt;
+use support::{Ev, msg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn salvaged_hole_is_an_explicit_reset() {

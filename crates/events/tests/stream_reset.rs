@@ -1,12 +1,13 @@
-//! Explicit resets: a cursor below retention yields one `Reset { Expired }`
-//! then live; a cursor ahead of a recreated journal yields `Reset { Ahead }`;
-//! a cursor from another epoch yields `Reset { EpochMismatch }`.
+//! Explicit resets: a cursor below retention yields one `Reset { Expired }`;
+//! a cursor ahead of a recreated journal yields `Reset { Ahead }`; a cursor
+//! from another epoch yields `Reset { EpochMismatch }`. After each, the
+//! stream goes on with the earliest retained event, then live.
 
-mod common;
+mod support;
 
-use common::{Ev, msg, pruned_feed, take_events};
 use events::{Cursor, Feed, FeedItem, ResetReason, Seq};
 use futures::StreamExt;
+use support::{Ev, msg, pruned_feed, take_events};
 
 async fn next_item(s: &mut events::FeedStream<Ev>) -> FeedItem<Ev> {
     s.next().await.expect("stream ended").expect("stream error")
@@ -24,8 +25,9 @@ async fn cursor_below_retention_resets_then_continues_live() {
     assert_eq!(e, earliest);
     assert_eq!(latest, Seq::new(500));
     feed.append(None, msg(501)).await.unwrap();
-    let got = take_events(&mut s, 1).await;
-    assert_eq!(got, vec![(Seq::new(501), msg(501))]);
+    let got = take_events(&mut s, (502 - earliest.get()) as usize).await;
+    assert_eq!(got.iter().map(|e| e.0.get()).collect::<Vec<_>>(), (earliest.get()..=501).collect::<Vec<_>>());
+    assert_eq!(got.last().unwrap().1, msg(501));
 
     // A cursor just inside the window is served without a reset.
     let mut inside = feed.stream_from(earliest.prev().unwrap());
@@ -56,12 +58,14 @@ async fn cursor_ahead_of_recreated_journal_resets() {
     assert_eq!(reason, ResetReason::Ahead);
     assert_eq!(latest, Seq::new(3));
     feed.append(None, msg(4)).await.unwrap();
-    assert_eq!(take_events(&mut s, 1).await[0].0, Seq::new(4));
+    assert_eq!(take_events(&mut s, 4).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
 
-    // The same seq with the old epoch is refused for its epoch first.
+    // The same seq with the old epoch is refused for its epoch first, and
+    // the new journal is served from its beginning.
     let mut s = feed.stream_from(Cursor::new(Seq::new(2), old_epoch));
     let FeedItem::Reset { reason, .. } = next_item(&mut s).await else { panic!("expected a reset") };
     assert_eq!(reason, ResetReason::EpochMismatch { cursor_epoch: old_epoch, journal_epoch: feed.epoch() });
+    assert_eq!(take_events(&mut s, 4).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
 
     // With the right epoch it resumes normally.
     let mut s = feed.stream_from(Cursor::new(Seq::new(2), feed.epoch()));

@@ -2,11 +2,11 @@
 //! it must fall back to the journal (counted in `lagged_fallbacks`) and still
 //! see every event once, in order, then catch up with live.
 
-mod common;
+mod support;
 
-use common::{Ev, msg};
 use events::{Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
+use support::{Ev, msg};
 
 const EVENTS: u64 = 100_000;
 

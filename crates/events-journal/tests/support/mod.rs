@@ -1,11 +1,14 @@
 //! Helpers shared by the integration tests: deterministic payloads, segment
 //! listing, reading everything after a cursor, and re-running the current
-//! test binary as a child process (for crash and lock tests).
+//! test binary as a child process (for crash and lock tests). The `Vec`
+//! model of the model-based tests lives in `model.rs`.
 //!
 //! Invariant: payloads are a pure function of the seq, so any test can check
 //! a record it did not write itself.
 
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+
+pub(crate) mod model;
 
 use std::path::{Path, PathBuf};
 

@@ -75,3 +75,16 @@ pub(crate) async fn pruned_feed(dir: &std::path::Path, n: u64) -> Feed<Ev> {
     assert!(feed.earliest_seq() > Seq::new(1), "retention pruned nothing");
     feed
 }
+
+/// Polls `done` every few milliseconds until it holds, failing with `what`
+/// after 10 s. For conditions a background task brings about (a timer, a
+/// sink task) that no signal announces.
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}");
+}

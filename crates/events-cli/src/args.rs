@@ -1,0 +1,52 @@
+//! Command-line values shared by `demo/` and `crash.rs`: the `--sync`
+//! policy parser and its inverse. A leaf module (it imports neither of them),
+//! so the demo and its crash child depend on it instead of on each other.
+//! Invariant: `parse_sync(&sync_to_arg(p))` gives back `p` for every policy
+//! the demo can pass to its child (intervals rounded to whole milliseconds,
+//! at least 1 ms).
+
+use std::time::Duration;
+
+use events::SyncPolicy;
+
+/// Parses `always`, `never` or a duration like `10ms` / `1s`.
+pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
+    match s {
+        "always" => Ok(SyncPolicy::Always),
+        "never" => Ok(SyncPolicy::Never),
+        other => {
+            let (num, unit) = other.find(|c: char| !c.is_ascii_digit()).map_or((other, ""), |i| other.split_at(i));
+            let n: u64 =
+                num.parse().map_err(|_| format!("expected always, never or an interval like 10ms, got {s:?}"))?;
+            match unit {
+                "ms" => Ok(SyncPolicy::Interval(Duration::from_millis(n))),
+                "s" => Ok(SyncPolicy::Interval(Duration::from_secs(n))),
+                _ => Err(format!("unknown interval unit in {s:?}: use ms or s")),
+            }
+        }
+    }
+}
+
+/// The inverse of [`parse_sync`], for passing the policy to the child.
+pub(crate) fn sync_to_arg(policy: SyncPolicy) -> String {
+    match policy {
+        SyncPolicy::Always => "always".into(),
+        SyncPolicy::Never => "never".into(),
+        SyncPolicy::Interval(d) => format!("{}ms", d.as_millis().max(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_round_trips_through_its_argument() {
+        for policy in [SyncPolicy::Always, SyncPolicy::Never, SyncPolicy::Interval(Duration::from_millis(10))] {
+            assert_eq!(parse_sync(&sync_to_arg(policy)), Ok(policy));
+        }
+        assert_eq!(parse_sync("2s"), Ok(SyncPolicy::Interval(Duration::from_secs(2))));
+        assert!(parse_sync("10m").is_err_and(|e| e.contains("unknown interval unit")));
+        assert!(parse_sync("soon").is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! `events demo`, the main job: a realistic feed in `./events-demo`.
+//! Several sessions emit a mix of ephemeral tokens/heartbeats and durable
+//! messages/tool calls/results; lossless UI subscribers (one deliberately
+//! slow) follow each session; a best-effort sink counts appends; a client
+//! disconnects and resumes from its cursor; then a child process appending
+//! to the same journal is SIGKILLed and the feed is recovered. At the end it
+//! prints what happened and every invariant it verified, and exits 1 if any
+//! failed.
+//!
+//! This file holds the arguments and runs the phases in order; each phase
+//! lives in its own neighbour: `probe.rs` (emit → delivery latency),
+//! `clients.rs` (the resuming client), `uis.rs` (lossless UI subscribers),
+//! `producers.rs` (the sessions emitting), `verification.rs` (crash, verify,
+//! invariants), `progress.rs` (the bars) and `summary.rs` (what is printed).
+//! Invariant: every consumer is subscribed before the first emit, so each
+//! one sees the whole run.
+
+mod clients;
+mod probe;
+mod producers;
+mod progress;
+mod summary;
+mod uis;
+mod verification;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use events::layers::journal;
+use events::{Envelope, Event, EventSink, Feed, FeedStats, SyncPolicy};
+
+use self::clients::ClientReport;
+use self::progress::Bars;
+use self::summary::Summary;
+use crate::Failure;
+use crate::args::parse_sync;
+use crate::model::DemoEvent;
+
+/// Arguments of `events demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Where the demo's journal lives. It is wiped at start, so it must be
+    /// missing, empty, or a journal directory.
+    #[arg(long, default_value = "./events-demo")]
+    dir: PathBuf,
+    /// Events emitted in total across all sessions (30% of them durable).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 4)]
+    sessions: u32,
+    /// Lossless UI subscribers per session; the first one of session 0 is
+    /// deliberately slow.
+    #[arg(long, default_value_t = 2)]
+    subscribers: u32,
+    /// Durability: `always` (fsync before acknowledging, group commit),
+    /// `never` (survives a process crash, not power loss), or an interval
+    /// such as `10ms` (fsync in the background).
+    #[arg(long, default_value = "always", value_parser = parse_sync)]
+    sync: SyncPolicy,
+    /// Print a machine-readable JSON summary instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Skip the crash-and-reopen phase.
+    #[arg(long)]
+    no_crash: bool,
+}
+
+/// How many events the run emits, derived from the arguments.
+#[derive(Clone, Copy)]
+struct Plan {
+    per_session: u64,
+    emitted_total: u64,
+    durable_total: u64,
+}
+
+impl Plan {
+    fn new(args: &DemoArgs) -> Plan {
+        let per_session = args.events / u64::from(args.sessions);
+        let emitted_total = per_session * u64::from(args.sessions);
+        let durable_per_session =
+            (0..per_session).filter(|&n| DemoEvent::nth(0, n, per_session).durability().is_durable()).count() as u64;
+        let durable_total = durable_per_session * u64::from(args.sessions);
+        Plan { per_session, emitted_total, durable_total }
+    }
+}
+
+/// What the workload phases measured, before the crash and verification.
+struct Measured {
+    elapsed: f64,
+    delivered: u64,
+    lossless: bool,
+    client: ClientReport,
+    samples: Vec<u64>,
+    stats: FeedStats,
+    journaled: u64,
+}
+
+/// A best-effort sink that counts what it observes.
+struct CountingSink(Arc<AtomicU64>);
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<DemoEvent>> for CountingSink {
+    async fn emit(&self, _event: &Envelope<DemoEvent>) {
+        self.0.fetch_add(1, Relaxed);
+    }
+}
+
+pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
+    if args.sessions == 0 || args.events < u64::from(args.sessions) {
+        return Err(Failure::Error("--events must be at least --sessions, and --sessions at least 1".into()));
+    }
+    prepare_dir(&args.dir)?;
+    let summary = crate::runtime()?.block_on(run_async(&args))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        summary::print_table(&summary);
+    }
+    if summary.invariants.iter().all(|i| i.ok) { Ok(()) } else { Err(Failure::CheckFailed) }
+}
+
+/// Refuses to wipe anything that is not a journal directory.
+fn prepare_dir(dir: &Path) -> Result<(), Failure> {
+    if dir.exists() {
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if !(name.ends_with(".seg") || name == "LOCK" || name == journal::WATERMARK_FILE) {
+                return Err(Failure::Error(
+                    format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
+                        .into(),
+                ));
+            }
+        }
+        std::fs::remove_dir_all(dir)?;
+    }
+    Ok(())
+}
+
+/// Turns a failed spawned task into a `Failure`.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, Failure> {
+    result.map_err(|e| Failure::Error(Box::new(e)))
+}
+
+async fn run_async(args: &DemoArgs) -> Result<Summary, Failure> {
+    let plan = Plan::new(args);
+    let sink_count = Arc::new(AtomicU64::new(0));
+    let feed: Feed<DemoEvent> = Feed::builder(&args.dir)
+        .sync(args.sync)
+        .segment_bytes(1 << 20)
+        .sink(CountingSink(Arc::clone(&sink_count)))
+        .open()
+        .await?;
+    let bars = Bars::new(args.json, &plan);
+    let measured = workload(args, &plan, &feed, &bars, &sink_count).await?;
+    feed.close().await?;
+    bars.finish();
+
+    let crash = if args.no_crash { None } else { Some(verification::crash(&bars, args, measured.journaled).await?) };
+    let verify = journal::verify(&args.dir);
+    bars.clear();
+    let invariants = verification::invariants(&plan, &measured, crash.as_ref(), verify);
+    Ok(Summary::new(args, &plan, measured, sink_count.load(Relaxed), crash, invariants))
+}
+
+/// The phases that run against the open feed: consumers subscribe, the
+/// producers emit, then every consumer is joined and measured.
+async fn workload(
+    args: &DemoArgs,
+    plan: &Plan,
+    feed: &Feed<DemoEvent>,
+    bars: &Bars,
+    sink_count: &AtomicU64,
+) -> Result<Measured, Failure> {
+    let latency = probe::spawn(feed, plan.durable_total);
+    let client_pos = Arc::new(AtomicU64::new(0));
+    let client = clients::spawn(feed, plan.durable_total, Arc::clone(&client_pos));
+    let (sessions, uis) = uis::spawn(feed, args.sessions, args.subscribers);
+    let emitted = Arc::new(AtomicU64::new(0));
+    let ticker = bars.spawn_ticker(feed, &emitted, &client_pos);
+
+    let started = Instant::now();
+    producers::run(sessions, plan.per_session, &emitted).await?;
+    feed.sync().await?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let (delivered, lossless) = uis::join(uis, plan.per_session).await?;
+    let client = joined(client.await)??;
+    let samples = joined(latency.await)?;
+    ticker.abort();
+    bars.set(emitted.load(Relaxed), feed.latest_seq().get(), client_pos.load(Relaxed));
+    producers::drain_sink(feed, sink_count, plan.durable_total).await;
+    let stats = feed.stats();
+    let journaled = feed.latest_seq().get();
+    Ok(Measured { elapsed, delivered, lossless, client, samples, stats, journaled })
+}

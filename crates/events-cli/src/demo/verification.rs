@@ -1,0 +1,106 @@
+//! The demo's verification phase: the crash-and-recover run of a child
+//! process (through `crate::crash`), and the invariants checked against
+//! what `mod.rs` measured and what the journal's `verify` reports. Its
+//! neighbour `summary.rs` prints the result.
+//! Invariant: every check is an `Invariant` in the summary, so the exit
+//! code (1 when any fails) and the printed list never disagree.
+
+use std::sync::Arc;
+
+use events::layers::journal::{JournalError, VerifyReport};
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use super::progress::Bars;
+use super::{DemoArgs, Measured, Plan};
+use crate::Failure;
+use crate::crash::{self, CrashOutcome};
+
+/// One checked property of the run.
+#[derive(Debug, Serialize)]
+pub(super) struct Invariant {
+    pub(super) name: &'static str,
+    pub(super) ok: bool,
+    pub(super) detail: String,
+}
+
+/// A child appends to the demo's journal and is SIGKILLed at a random
+/// moment; the journal is then reopened and checked.
+pub(super) async fn crash(bars: &Bars, args: &DemoArgs, journaled: u64) -> Result<CrashOutcome, Failure> {
+    let crash_bar = bars.multi.add(ProgressBar::new_spinner().with_prefix("crash"));
+    crash_bar.set_message("child appending; SIGKILL at a random moment");
+    let on_ack = {
+        let crash_bar = crash_bar.clone();
+        Arc::new(move |seq: u64| crash_bar.set_message(format!("child acknowledged seq {seq}")))
+    };
+    let outcome = crash::crash_and_recover(&args.dir, args.sync, journaled, on_ack).await?;
+    crash_bar.finish_with_message(format!("killed after {} acknowledged appends; recovered", outcome.acknowledged));
+    Ok(outcome)
+}
+
+/// Every invariant of the run, in the order they are printed.
+pub(super) fn invariants(
+    plan: &Plan,
+    m: &Measured,
+    crash: Option<&CrashOutcome>,
+    verify: Result<VerifyReport, JournalError>,
+) -> Vec<Invariant> {
+    let durable_total = plan.durable_total;
+    let mut invariants = vec![
+        Invariant {
+            name: "no gap",
+            ok: m.client.gaps == 0 && crash.is_none_or(|c| c.gaps == 0),
+            detail: format!("client saw seqs 1..={durable_total} across {} reconnect(s)", m.client.reconnects),
+        },
+        Invariant {
+            name: "no duplicate",
+            ok: m.client.duplicates == 0,
+            detail: format!("{} duplicates, {} resets", m.client.duplicates, m.client.resets),
+        },
+        Invariant {
+            name: "every durable event journaled",
+            ok: m.journaled == durable_total,
+            detail: format!("{} of {durable_total}", m.journaled),
+        },
+        Invariant {
+            name: "lossless UI subscribers",
+            ok: m.lossless,
+            detail: format!("{} deliveries, each subscriber every event in order", m.delivered),
+        },
+    ];
+    if let Some(c) = crash {
+        invariants.push(Invariant {
+            name: "nothing acknowledged lost",
+            ok: c.nothing_lost(),
+            detail: format!(
+                "{} acknowledged, {} lost, {} wrong payload",
+                c.acknowledged,
+                c.lost.len(),
+                c.wrong_payload.len()
+            ),
+        });
+        invariants.push(Invariant {
+            name: "no seq reuse after crash",
+            ok: c.no_reuse(),
+            detail: format!("recovered up to {}, next append got {}", c.recovered_latest, c.next_seq),
+        });
+    }
+    invariants.push(verified(verify));
+    invariants
+}
+
+fn verified(verify: Result<VerifyReport, JournalError>) -> Invariant {
+    match verify {
+        Ok(report) => Invariant {
+            name: "journal verifies clean",
+            ok: report.is_ok(),
+            detail: format!(
+                "{} segments, {} records, {} problems",
+                report.segments,
+                report.records,
+                report.problems.len()
+            ),
+        },
+        Err(e) => Invariant { name: "journal verifies clean", ok: false, detail: events::error_chain(&e) },
+    }
+}

@@ -1,0 +1,355 @@
+//! `events replicate DIR --server URL --stream NAME`: the operator's
+//! replication process, a sidecar that follows a journal another process
+//! writes and copies it into a NATS JetStream stream with
+//! `events_nats::Replicator`.
+//!
+//! Neighbours: `main.rs` registers the subcommand; `ops::require_journal`
+//! refuses a directory without a journal; everything about what is sent,
+//! exactly-once and resuming lives in `events-nats` (see its crate docs and
+//! `docs/DEPLOYING.md`). Invariant: the command never writes to the journal
+//! and takes no lock; what it reports as replicated is what JetStream
+//! acknowledged, so the "stopped after seq N" line it prints on SIGINT or
+//! SIGTERM (after the publishes in flight are acknowledged) is exactly where
+//! the next run resumes. It fails fast (exit 2, one line) when no server
+//! answers at start, the stream's configuration conflicts, or the journal
+//! is missing; once running, a lost server is retried with backoff and
+//! shown in the progress.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use events_nats::{ReplicationStats, Replicator, StreamSpec};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{Failure, Out};
+
+/// Arguments of `events replicate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReplicateArgs {
+    /// The journal directory (written by a feed in another process, or after it exited).
+    dir: PathBuf,
+    /// NATS server URL; several separated by commas for a cluster (the client fails over).
+    #[arg(long)]
+    server: String,
+    /// The JetStream stream: created when missing, checked when present.
+    #[arg(long)]
+    stream: String,
+    /// The subject messages go to; with --shared, the prefix (the stream captures PREFIX.*,
+    /// this journal publishes on `PREFIX.<feed id>`).
+    #[arg(long, default_value = "events")]
+    subject: String,
+    /// JetStream replicas for a new stream; an existing one must have at least this many.
+    /// Use 3 on a 3-node cluster: a single node acknowledges before fsync.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Share the stream with other journals (one subject per feed; one publish in flight).
+    #[arg(long)]
+    shared: bool,
+    /// The feed id in a shared stream (implies --shared). Default: the journal's epoch in decimal.
+    #[arg(long)]
+    feed: Option<String>,
+    /// One JSON object per line on stdout (started, progress every interval, stopped).
+    #[arg(long)]
+    json: bool,
+    /// How often progress is shown.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Publishes in flight in an exclusive stream.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// How long JetStream remembers message ids to drop re-sends (a new stream gets it; an
+    /// existing one must have at least this much).
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    duplicate_window: Duration,
+    /// How long to wait for the server at start.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+}
+
+/// Parses `250ms`, `5s` or `2m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("expected a duration like 500ms, 5s or 2m, got {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("unknown unit in {s:?}: use ms, s or m")),
+    }
+}
+
+/// Why the replication loop ended.
+enum Ended {
+    /// SIGINT or SIGTERM: shut down gracefully.
+    Signal(&'static str),
+    /// The replicator stopped by itself after a fatal error.
+    Stopped,
+    /// Whoever read stdout went away.
+    OutputClosed,
+}
+
+/// Runs until SIGINT/SIGTERM or a fatal error.
+pub(crate) fn replicate(args: &ReplicateArgs) -> Result<(), Failure> {
+    crate::ops::require_journal(&args.dir, "replicate")?;
+    crate::runtime()?.block_on(run(args))
+}
+
+async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
+    // Installed first: a signal during start-up must not kill the process
+    // with publishes in flight.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let servers: Vec<&str> = args.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("events replicate {}", args.dir.display()))
+        .connection_timeout(args.connect_timeout);
+    let addrs: Vec<async_nats::ServerAddr> = servers
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::Error(format!("--server {}: {e}", args.server).into()))?;
+    // No retry at start: an operator who mistyped the URL hears it at once.
+    // Once connected, the client reconnects by itself and the replicator
+    // retries with backoff.
+    let client = tokio::time::timeout(args.connect_timeout, async_nats::connect_with_options(addrs, options))
+        .await
+        .map_err(|_| {
+            Failure::Error(
+                format!("cannot reach NATS at {}: no answer within {:?}", args.server, args.connect_timeout).into(),
+            )
+        })?
+        .map_err(|e| Failure::Error(format!("cannot reach NATS at {}: {e}", args.server).into()))?;
+    let js = async_nats::jetstream::new(client);
+
+    let spec = match (&args.feed, args.shared) {
+        (Some(feed), _) => StreamSpec::shared(&args.stream, &args.subject).feed(feed),
+        (None, true) => StreamSpec::shared(&args.stream, &args.subject),
+        (None, false) => StreamSpec::new(&args.stream, &args.subject),
+    }
+    .replicas(args.replicas)
+    .duplicate_window(args.duplicate_window);
+    let replicator = Replicator::builder(&args.dir, js, spec)
+        .window(args.window)
+        .start()
+        .await
+        .map_err(|e| Failure::Error(start_error(&args.stream, e).into()))?;
+
+    let mut out = Out::new();
+    let mut progress = Progress::new(args.json);
+    let first = replicator.stats();
+    let started = if args.json {
+        json!({
+            "type": "started",
+            "dir": args.dir,
+            "stream": args.stream,
+            "subject": replicator.subject(),
+            "epoch": replicator.epoch(),
+            "after": first.replicated,
+            "journal_latest": first.journal_latest,
+        })
+        .to_string()
+    } else {
+        format!(
+            "replicating {} (epoch {}) into stream {} on {}: resuming after seq {}, journal at {}",
+            args.dir.display(),
+            replicator.epoch(),
+            args.stream,
+            replicator.subject(),
+            first.replicated,
+            first.journal_latest
+        )
+    };
+    let ended = match outln!(out, "{started}").and_then(|()| out.flush()) {
+        Err(Failure::OutputClosed) => Ended::OutputClosed,
+        Err(e) => return Err(e),
+        Ok(()) => {
+            let mut ticker = tokio::time::interval(args.interval);
+            ticker.tick().await; // the first tick is immediate
+            let mut last = (Instant::now(), first.replicated, first.errors);
+            loop {
+                tokio::select! {
+                    _ = sigint.recv() => break Ended::Signal("SIGINT"),
+                    _ = sigterm.recv() => break Ended::Signal("SIGTERM"),
+                    // Fails only when the task ended (a fatal error).
+                    _ = replicator.wait_for(u64::MAX) => break Ended::Stopped,
+                    _ = ticker.tick() => {
+                        let stats = replicator.stats();
+                        let now = Instant::now();
+                        let secs = now.duration_since(last.0).as_secs_f64().max(1e-9);
+                        let rate = stats.replicated.saturating_sub(last.1) as f64 / secs;
+                        let failing = stats.errors > last.2;
+                        last = (now, stats.replicated, stats.errors);
+                        match progress.show(&mut out, &stats, rate, failing) {
+                            Ok(()) => {}
+                            Err(Failure::OutputClosed) => break Ended::OutputClosed,
+                            Err(e) => {
+                                replicator.shutdown().await;
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    progress.finish();
+
+    match ended {
+        Ended::Stopped => {
+            let stats = replicator.stats();
+            let error = stats.last_error.unwrap_or_else(|| "the replication task ended".into());
+            Err(Failure::Error(format!("replication into stream {} stopped: {error}", args.stream).into()))
+        }
+        Ended::OutputClosed => {
+            replicator.shutdown().await;
+            Err(Failure::OutputClosed)
+        }
+        Ended::Signal(name) => {
+            if !args.json {
+                eprintln!("{name}: finishing the publishes in flight (again to exit at once)");
+            }
+            // A second signal gives up waiting (the next run re-sends what was
+            // in flight; JetStream drops what it already has).
+            let stats = tokio::select! {
+                stats = replicator.shutdown() => stats,
+                _ = sigint.recv() => return Err(Failure::Error("interrupted again while stopping".into())),
+                _ = sigterm.recv() => return Err(Failure::Error("terminated again while stopping".into())),
+            };
+            let line = if args.json {
+                json!({
+                    "type": "stopped",
+                    "signal": name,
+                    "replicated": stats.replicated,
+                    "journal_latest": stats.journal_latest,
+                    "published": stats.published,
+                    "duplicates": stats.duplicates,
+                    "errors": stats.errors,
+                })
+                .to_string()
+            } else {
+                format!(
+                    "stopped after seq {} ({} behind the journal's {}); the next run resumes there",
+                    stats.replicated, stats.lag_seqs, stats.journal_latest
+                )
+            };
+            outln!(out, "{line}")?;
+            out.flush()
+        }
+    }
+}
+
+/// A start-up error in words an operator can act on.
+fn start_error(stream: &str, e: events_nats::NatsError) -> String {
+    use events_nats::NatsError;
+    match &e {
+        NatsError::StreamMismatch { .. } => format!(
+            "{e}; the stream exists with another configuration: use another --stream, or change or delete \
+             the stream (nats stream edit / rm) if nothing else uses it"
+        ),
+        NatsError::EpochMismatch { .. } => {
+            format!("{e}; the journal directory was recreated: replicate it into a new --stream (or purge {stream})")
+        }
+        NatsError::JetStream { .. } => format!("{e} (is JetStream enabled, nats-server -js?)"),
+        _ => e.to_string(),
+    }
+}
+
+/// How progress is shown: a JSON line per interval, one status line
+/// redrawn on a terminal, or a text line per interval otherwise.
+enum Progress {
+    Json,
+    Terminal(ProgressBar),
+    Lines,
+}
+
+impl Progress {
+    fn new(json: bool) -> Self {
+        if json {
+            Progress::Json
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+                ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            Progress::Terminal(bar)
+        } else {
+            Progress::Lines
+        }
+    }
+
+    fn show(&mut self, out: &mut Out, stats: &ReplicationStats, rate: f64, failing: bool) -> Result<(), Failure> {
+        let problem = if failing { stats.last_error.as_deref() } else { None };
+        match self {
+            Progress::Json => {
+                let line = json!({
+                    "type": "progress",
+                    "replicated": stats.replicated,
+                    "journal_latest": stats.journal_latest,
+                    "lag_seqs": stats.lag_seqs,
+                    "lag_ms": stats.lag.as_millis(),
+                    "rate": rate.round(),
+                    "published": stats.published,
+                    "duplicates": stats.duplicates,
+                    "resyncs": stats.resyncs,
+                    "errors": stats.errors,
+                    "stalls": stats.stalls,
+                    "skipped": stats.skipped,
+                    "gaps": stats.gaps,
+                    "last_error": stats.last_error,
+                });
+                outln!(out, "{line}")?;
+                out.flush()
+            }
+            Progress::Terminal(bar) => {
+                bar.set_message(text(stats, rate, problem));
+                bar.tick();
+                Ok(())
+            }
+            Progress::Lines => {
+                outln!(out, "{}", text(stats, rate, problem))?;
+                out.flush()
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Terminal(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn text(stats: &ReplicationStats, rate: f64, problem: Option<&str>) -> String {
+    let mut line = format!(
+        "replicated {} of {}  lag {} seqs / {:.3} s  {:.0} events/s  resyncs {}  errors {}",
+        stats.replicated,
+        stats.journal_latest,
+        stats.lag_seqs,
+        stats.lag.as_secs_f64(),
+        rate,
+        stats.resyncs,
+        stats.errors
+    );
+    if let Some(problem) = problem {
+        line.push_str("  retrying: ");
+        line.push_str(problem);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

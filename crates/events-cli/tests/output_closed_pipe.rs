@@ -1,0 +1,155 @@
+//! `events … | head -1`: every command whose reader goes away ends quietly.
+//! The binary runs as a real process with its stdout a pipe; the test reads
+//! one line and closes its end while the command still has far more than a
+//! pipe's buffer to write (so its next write fails with `EPIPE`), or hands it
+//! a pipe whose reader is already gone. Each command must stop writing, exit
+//! 0 (`verify` keeps its verdict: 1 when it found a problem) and print
+//! nothing on stderr: no "failed printing to stdout", no panic, no exit 101.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+
+use events::layers::journal::{Journal, JournalOptions, Retention, SyncPolicy};
+
+fn events() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_events"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Far more output than a pipe holds (64 KiB on Linux): every command below prints at least
+/// one line of ~90 bytes per record or segment.
+const RECORDS: u64 = 1500;
+
+/// A journal of `RECORDS` records, one segment each (a segment of 128 bytes holds one frame of
+/// 40 bytes of payload after its 64-byte header), all kept. Written once per test binary (every
+/// segment costs a directory fsync) and copied into `tmp` for each test.
+fn journal_with_many_segments(tmp: &Path) -> PathBuf {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let template = tempfile::tempdir().unwrap();
+        let options =
+            JournalOptions::new().segment_bytes(128).retention(Retention::unlimited()).sync(SyncPolicy::Never);
+        let (mut journal, _) = Journal::open(template.path(), options).unwrap();
+        for n in 0..RECORDS {
+            journal.append(n, &[n as u8; 40]).unwrap();
+        }
+        journal.close().unwrap();
+        template
+    });
+    let dir = tmp.join("journal");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(template.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// What a command did after its reader left.
+struct Ended {
+    first_line: String,
+    status: ExitStatus,
+    stderr: String,
+}
+
+/// Runs `events ARGS DIR`, reads the first line of its stdout, closes the pipe and waits.
+fn read_one_line_then_close(args: &[&str], dir: &Path) -> Ended {
+    let mut child =
+        events().args(args).arg(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run events");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first_line = String::new();
+    stdout.read_line(&mut first_line).unwrap();
+    drop(stdout); // the reader goes, like `head -1` after its line
+    let out = child.wait_with_output().unwrap();
+    Ended { first_line, status: out.status, stderr: text(&out.stderr) }
+}
+
+/// Runs `events ARGS` with stdout a pipe whose reader is already closed.
+fn run_into_a_closed_pipe(args: &[&str]) -> (ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = events().args(args).stdout(writer).stderr(Stdio::piped()).output().expect("run events");
+    (out.status, text(&out.stderr))
+}
+
+fn assert_quiet(what: &str, status: ExitStatus, stderr: &str, code: i32) {
+    assert!(matches!(status.code(), Some(c) if c == code), "{what}: exit {status:?}, stderr: {stderr}");
+    assert!(stderr.is_empty(), "{what}: nothing on stderr, got: {stderr}");
+}
+
+#[test]
+fn inspect_dump_and_tail_end_quietly_when_the_reader_closes_after_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = journal_with_many_segments(tmp.path());
+    let cases: [(&[&str], &str); 4] =
+        [(&["inspect"], "journal "), (&["dump"], "1  "), (&["dump", "--json"], "{"), (&["tail", "--from", "0"], "1  ")];
+    for (args, starts) in cases {
+        let ended = read_one_line_then_close(args, &dir);
+        assert!(ended.first_line.trim_start().starts_with(starts.trim_start()), "{args:?}: {:?}", ended.first_line);
+        assert_quiet(&format!("{args:?}"), ended.status, &ended.stderr, 0);
+    }
+}
+
+#[test]
+fn verify_stops_listing_quietly_and_keeps_its_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = journal_with_many_segments(tmp.path());
+
+    // Clean: one line, and the reader is already gone when it is written.
+    let (status, stderr) = run_into_a_closed_pipe(&["verify", dir.to_str().unwrap()]);
+    assert_quiet("verify (clean)", status, &stderr, 0);
+
+    // A damaged frame in every segment: thousands of problem lines; the reader takes one.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&path, &bytes).unwrap();
+        }
+    }
+    let ended = read_one_line_then_close(&["verify"], &dir);
+    assert!(ended.first_line.contains("offset"), "{:?}", ended.first_line);
+    assert_quiet("verify (damaged)", ended.status, &ended.stderr, 1);
+}
+
+#[test]
+fn the_demo_table_ends_quietly_when_nobody_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    for json in [false, true] {
+        let dir = tmp.path().join(if json { "json" } else { "table" });
+        let mut args = vec![
+            "demo",
+            "--events",
+            "2000",
+            "--sessions",
+            "2",
+            "--sync",
+            "never",
+            "--no-crash",
+            "--dir",
+            dir.to_str().unwrap(),
+        ];
+        if json {
+            args.push("--json");
+        }
+        let (status, stderr) = run_into_a_closed_pipe(&args);
+        assert_quiet(&format!("{args:?}"), status, &stderr, 0);
+    }
+}
+
+#[test]
+fn inspect_ends_quietly_when_the_reader_is_gone_before_the_first_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = journal_with_many_segments(tmp.path());
+    for args in [["inspect"], ["dump"]] {
+        let (status, stderr) = run_into_a_closed_pipe(&[args[0], dir.to_str().unwrap()]);
+        assert_quiet(args[0], status, &stderr, 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! `events replicate` as an operator runs it, a real process against a real
+//! `nats-server -js`: a demo journal is replicated, the process is SIGTERMed
+//! mid-way (it finishes its publishes in flight and prints where it
+//! stopped, which is exactly the stream's last message), the journal grows,
+//! a second run resumes right after that seq, and the stream ends up holding
+//! every seq exactly once, in order, with the journal's bytes. And the ways
+//! it must fail fast at start (exit 2, one readable line): no server, a
+//! stream whose configuration conflicts, no journal.
+//!
+//! Neighbours: `tests/support` (server, child process and its JSON lines).
+
+mod support;
+
+use std::path::Path;
+
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::stream::Config;
+use events::layers::journal::{Journal, JournalOptions, Reader, SyncPolicy};
+use futures::StreamExt;
+use support::{Replicate, Server, events, free_port};
+
+/// Writes a demo journal in `dir` (30,000 durable events) with `events demo`.
+fn demo_journal(dir: &Path) -> u64 {
+    let status = events()
+        .args(["demo", "--events", "100000", "--sync", "never", "--no-crash", "--json", "--dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "events demo: {status}");
+    Reader::open(dir).unwrap().last_seq().unwrap()
+}
+
+/// Appends `n` more records to the journal in `dir`, copies of its first
+/// payloads (so they are still demo events).
+fn grow(dir: &Path, n: u64) -> u64 {
+    let payloads: Vec<(u64, Vec<u8>)> = Reader::open(dir)
+        .unwrap()
+        .read_since(0)
+        .unwrap()
+        .take(usize::try_from(n).unwrap())
+        .map(|r| {
+            let r = r.unwrap();
+            (r.ts(), r.payload().to_vec())
+        })
+        .collect();
+    // The demo writes bincode payloads (codec tag 1): the journal must be reopened with it.
+    let options = JournalOptions::new().sync(SyncPolicy::Never).codec_tag(1);
+    let (mut journal, _) = Journal::open(dir, options).unwrap();
+    journal.append_batch(payloads.iter().map(|(ts, p)| (*ts, p.as_slice()))).unwrap();
+    let last = journal.last_seq();
+    journal.close().unwrap();
+    last
+}
+
+/// Checks that stream `name` holds seqs `1..=n` of the journal in `dir`,
+/// once each, in order, with the journal's payloads and `<epoch>-<seq>` ids.
+async fn verify_stream(js: &async_nats::jetstream::Context, name: &str, dir: &Path, n: u64) {
+    let reader = Reader::open(dir).unwrap();
+    let epoch = reader.epoch().unwrap();
+    let stream = js.get_stream(name).await.unwrap();
+    let state = stream.get_info().await.unwrap().state;
+    assert_eq!((state.messages, state.first_sequence, state.last_sequence), (n, 1, n), "stream state");
+    let consumer = stream
+        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    for record in reader.read_since(0).unwrap() {
+        let record = record.unwrap();
+        let msg = messages.next().await.unwrap().unwrap();
+        let headers = msg.message.headers.as_ref().unwrap();
+        let seq: u64 = headers.get("Events-Seq").unwrap().as_str().parse().unwrap();
+        assert_eq!(seq, record.seq(), "stream sequence {}", msg.info().unwrap().stream_sequence);
+        assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), format!("{epoch}-{seq}"));
+        assert_eq!(msg.message.payload.as_ref(), record.payload(), "payload of seq {seq}");
+    }
+}
+
+/// The journal seq of the stream's last message.
+async fn last_in_stream(js: &async_nats::jetstream::Context, name: &str, subject: &str) -> u64 {
+    let last = js.get_stream(name).await.unwrap().get_last_raw_message_by_subject(subject).await.unwrap();
+    last.headers.get("Events-Seq").unwrap().as_str().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let first_half = demo_journal(&dir);
+    assert_eq!(first_half, 30_000);
+
+    let (run, started) = Replicate::start(&dir, &server.url(), "DEMO", &[]);
+    assert_eq!((started["after"].as_u64(), started["subject"].as_str()), (Some(0), Some("events")), "{started}");
+    let epoch = Reader::open(&dir).unwrap().epoch().unwrap();
+    assert_eq!(started["epoch"].as_u64(), Some(epoch));
+    let mut run = run;
+    run.progress_until(|p| p["replicated"].as_u64() > Some(0));
+    let (stopped, status) = run.terminate();
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    assert_eq!(stopped["signal"], "SIGTERM");
+    let stopped_at = stopped["replicated"].as_u64().unwrap();
+    eprintln!("first run stopped after seq {stopped_at} of {first_half}");
+    assert!(stopped_at > 0);
+    assert_eq!(last_in_stream(&js, "DEMO", "events").await, stopped_at, "it stopped exactly where it says");
+
+    let total = grow(&dir, 10_000);
+    let (mut run, started) = Replicate::start(&dir, &server.url(), "DEMO", &[]);
+    assert_eq!(started["after"].as_u64(), Some(stopped_at), "the second run resumes after the first: {started}");
+    let done = run.progress_until(|p| p["replicated"].as_u64() == Some(total));
+    assert_eq!((done["lag_seqs"].as_u64(), done["errors"].as_u64()), (Some(0), Some(0)), "{done}");
+    let (stopped, status) = run.terminate();
+    assert!(status.success());
+    assert_eq!(stopped["replicated"].as_u64(), Some(total));
+    assert_eq!(stopped["duplicates"].as_u64(), Some(0), "nothing was sent twice: {stopped}");
+    verify_stream(&js, "DEMO", &dir, total).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    {
+        let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+        journal.append(1, b"one").unwrap();
+        journal.close().unwrap();
+    }
+    let run = |url: &str, extra: &[&str]| {
+        let out = events()
+            .arg("replicate")
+            .arg(&dir)
+            .args(["--server", url, "--stream", "CLI"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let (code, _, stderr) = run(&nobody, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach NATS at {nobody}")), "{stderr}");
+
+    let server = Server::start();
+    let js = server.jetstream().await;
+    js.create_stream(Config { name: "CLI".into(), subjects: vec!["other".into()], ..Config::default() }).await.unwrap();
+    let (code, stdout, stderr) = run(&server.url(), &[]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("stream CLI: subjects is [\"other\"], expected to include events"), "{stderr}");
+    let (code, _, stderr) = run(&server.url(), &["--subject", "other", "--replicas", "3"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("stream CLI: num_replicas is 1, expected at least 3"), "{stderr}");
+    assert_eq!(js.get_stream("CLI").await.unwrap().get_info().await.unwrap().state.messages, 0, "nothing published");
+
+    let out = events()
+        .arg("replicate")
+        .arg(tmp.path().join("missing"))
+        .args(["--server", &server.url(), "--stream", "CLI2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing is not a directory"), "{stderr}");
+}

@@ -1,0 +1,89 @@
+//! The wire form of a cursor, `<epoch>-<seq>`: the `id:` of every frame
+//! `sse.rs` sends, the `latest_id` of `status.rs`, the cursor the viewer page
+//! keeps, and what `Last-Event-ID` and `?since=` accept (a bare `<seq>` too).
+//!
+//! Invariant (DESIGN §3, 11): a cursor that leaves the process names the
+//! journal's epoch as well as the seq, in decimal, the same shape as the
+//! `Nats-Msg-Id` events-nats publishes. A client holding a cursor of a
+//! journal that has since been recreated then gets an explicit
+//! `epoch_mismatch` reset, never the new journal from the middle. Parsing is
+//! strict (ASCII digits only, no sign, no spaces inside, no overflow): a
+//! malformed cursor is refused, never guessed.
+
+use events::Seq;
+
+/// The id of the frame that leaves a client at `seq` of journal `epoch`.
+pub(crate) fn format(epoch: u64, seq: Seq) -> String {
+    format!("{epoch}-{}", seq.get())
+}
+
+/// A cursor as a client sent it: `<epoch>-<seq>`, or a bare `<seq>` from a
+/// client that predates epochs (or a person typing a URL); `sse.rs` pins a
+/// bare seq to the epoch it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WireCursor {
+    pub(crate) epoch: Option<u64>,
+    pub(crate) seq: Seq,
+}
+
+impl WireCursor {
+    /// Parses `<epoch>-<seq>` or `<seq>`; `None` if `text` is neither.
+    pub(crate) fn parse(text: &str) -> Option<WireCursor> {
+        match text.split_once('-') {
+            Some((epoch, seq)) => Some(WireCursor { epoch: Some(decimal(epoch)?), seq: Seq::new(decimal(seq)?) }),
+            None => Some(WireCursor { epoch: None, seq: Seq::new(decimal(text)?) }),
+        }
+    }
+}
+
+/// A `u64` in plain decimal. `str::parse` alone would also take a leading
+/// `+`, which no id this crate sends has.
+fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Option<(Option<u64>, u64)> {
+        WireCursor::parse(text).map(|c| (c.epoch, c.seq.get()))
+    }
+
+    #[test]
+    fn the_two_accepted_forms_round_trip() {
+        assert_eq!(format(7, Seq::new(42)), "7-42");
+        assert_eq!(parsed("7-42"), Some((Some(7), 42)));
+        assert_eq!(parsed(&format(u64::MAX, Seq::new(u64::MAX))), Some((Some(u64::MAX), u64::MAX)));
+        assert_eq!(parsed("0-0"), Some((Some(0), 0)));
+        assert_eq!(parsed("42"), Some((None, 42)));
+        assert_eq!(parsed("0"), Some((None, 0)));
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            "",
+            "-",
+            "7-",
+            "-42",
+            "+42",
+            "7-+42",
+            "7--42",
+            "7-42-1",
+            "0x7-42",
+            "7-4a",
+            " 42",
+            "7 -42",
+            "1e3",
+            "18446744073709551616",
+            "1-18446744073709551616",
+            "latest",
+        ] {
+            assert_eq!(parsed(bad), None, "{bad:?}");
+        }
+    }
+}

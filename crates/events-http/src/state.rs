@@ -1,0 +1,28 @@
+//! [`AppState`]: what every handler of the router shares — the feed's
+//! [`FeedReader`], the keep-alive interval and the open-client counter.
+//! `router.rs` builds it; `sse.rs` and `status.rs` read it. It lives in its
+//! own module so that the handlers depend on it and the router depends on
+//! the handlers, with no import going back up.
+//!
+//! Invariant: the state holds no per-client data; everything a client
+//! costs lives in its response body and is freed when the client goes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{Codec, FeedReader};
+use tokio::sync::watch;
+
+/// What every handler shares; cloned per request (the reader is a cheap
+/// handle, the counter an `Arc`).
+pub(crate) struct AppState<E, C: Codec> {
+    pub(crate) reader: FeedReader<E, C>,
+    pub(crate) keep_alive: Duration,
+    pub(crate) clients: Arc<watch::Sender<usize>>,
+}
+
+impl<E, C: Codec> Clone for AppState<E, C> {
+    fn clone(&self) -> Self {
+        AppState { reader: self.reader.clone(), keep_alive: self.keep_alive, clients: Arc::clone(&self.clients) }
+    }
+}

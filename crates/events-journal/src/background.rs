@@ -1,0 +1,90 @@
+//! The `SyncPolicy::Interval` thread: [`Background`] `fdatasync`s a clone
+//! of the active segment's handle every interval when something was
+//! written. The writer (`writer.rs`) marks it dirty after each append and
+//! switches it to a new segment on a roll; `open.rs` starts it. The sealer
+//! of `SyncPolicy::Never` is its sibling, `sealer.rs`.
+//!
+//! Invariant: a failed `fdatasync` ends the thread and is kept as its
+//! failure, which the writer turns into poisoning at its next call; a stop
+//! (or the writer dropping the channel) ends the loop without waiting for
+//! the interval.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::JournalError;
+use crate::seam::{Io, Step};
+
+/// The `SyncPolicy::Interval` thread: `fdatasync`s a clone of the active
+/// segment's handle every interval when something was written.
+#[derive(Debug)]
+pub(crate) struct Background {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    pub(crate) shared: Arc<BgShared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct BgShared {
+    file: Mutex<(File, PathBuf)>,
+    pub(crate) dirty: AtomicBool,
+    failed: Mutex<Option<String>>,
+    pub(crate) fsyncs: AtomicU64,
+}
+
+impl Background {
+    pub(crate) fn start(active: &File, path: &Path, every: Duration, io: Io) -> Result<Background, JournalError> {
+        let file = active.try_clone().map_err(|e| JournalError::io("clone handle", path, e))?;
+        let shared = Arc::new(BgShared {
+            file: Mutex::new((file, path.to_path_buf())),
+            dirty: AtomicBool::new(false),
+            failed: Mutex::new(None),
+            fsyncs: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel::<()>();
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("events-journal-sync".into())
+            .spawn(move || {
+                // The channel is the timer and the stop signal at once: a message
+                // or a disconnect ends the loop without waiting for the interval.
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    if !s.dirty.swap(false, Ordering::AcqRel) {
+                        continue;
+                    }
+                    let guard = s.file.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Err(e) = io.sync_data(Step::BackgroundSync, &guard.0) {
+                        let err = JournalError::io("fdatasync", &guard.1, e);
+                        tracing::error!(error = %err, "background sync failed");
+                        *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+                        return;
+                    }
+                    s.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .map_err(|e| JournalError::io("spawn sync thread", path, e))?;
+        Ok(Background { stop: Some(tx), thread: Some(thread), shared })
+    }
+
+    pub(crate) fn switch(&self, file: &File, path: &Path) -> Result<(), JournalError> {
+        let clone = file.try_clone().map_err(|e| JournalError::io("clone handle", path, e))?;
+        *self.shared.file.lock().unwrap_or_else(PoisonError::into_inner) = (clone, path.to_path_buf());
+        Ok(())
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.shared.failed.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

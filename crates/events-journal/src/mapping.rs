@@ -1,0 +1,257 @@
+//! Segment mapping for the reader: the bytes of a segment as a reader sees
+//! them ([`Bytes`]: a `memmap2` map or a private copy), the cache of maps
+//! kept between calls, one segment's [`View`] for one call, the walk to a
+//! seq's frame, and the sealed-segment checks (overlap, a tail that
+//! recovery will cut). `reader.rs` drives it; `records.rs` iterates the
+//! views.
+//!
+//! Invariant: no byte of a map is ever past the file's end, now or later:
+//! a sealed segment never changes, a prefix covers only acknowledged data,
+//! and a tail that a writer's recovery may cut is only read as a copy.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{JournalError, ReadError};
+use crate::format::{self, FrameCheck, HEADER_LEN};
+use crate::scan::{self, Tail};
+use crate::segment::SegmentFile;
+
+/// The bytes of one segment as a reader sees them: a map of a prefix that
+/// no writer will ever cut, or a private copy of a segment that a writer's
+/// recovery might still cut.
+pub(crate) enum Bytes {
+    Map(Mmap),
+    Copy(Box<[u8]>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(map) => map,
+            Bytes::Copy(bytes) => bytes,
+        }
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bytes::Map(map) => write!(f, "Map({} bytes)", map.len()),
+            Bytes::Copy(bytes) => write!(f, "Copy({} bytes)", bytes.len()),
+        }
+    }
+}
+
+/// A map kept between calls. Sealed segments never change, so their map is
+/// reused; the newest segment is remapped when its length changes. `hint` is
+/// a known frame boundary (seq expected there, offset) that saves walking the
+/// segment from its start on the next call.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub(crate) ino: u64,
+    pub(crate) map: Option<Arc<Bytes>>,
+    pub(crate) sealed: bool,
+    pub(crate) hint: Option<(u64, usize)>,
+    /// The name of the next segment this (sealed) one was found not to
+    /// overlap: the check is made once per pair.
+    pub(crate) checked_next: Option<u64>,
+}
+
+/// One segment as seen by one `read_since` call.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub(crate) first_seq: u64,
+    pub(crate) path: PathBuf,
+    /// `None` for a segment without a complete header (being created or torn).
+    pub(crate) map: Option<Arc<Bytes>>,
+    pub(crate) last: bool,
+}
+
+/// How much of one segment a view holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Extent {
+    /// The whole file (a sealed segment).
+    Whole,
+    /// The first `n` bytes (acknowledged data of the segment being written).
+    Prefix(u64),
+    /// A private copy of the whole file.
+    Copy,
+}
+
+/// Where a walk through a segment stopped.
+pub(crate) enum Walk {
+    /// The frame of the target seq starts here (or would, at the end).
+    Found(usize),
+    /// The segment ended cleanly; `expected` is the seq after its last record.
+    End { off: usize, expected: u64 },
+    /// A bad frame at `off` where `expected` was due.
+    Damaged { off: usize, expected: u64, reason: String },
+}
+
+/// Why one attempt failed: a segment vanished under it (try again), or a real error.
+pub(crate) enum Retry {
+    Vanished(JournalError),
+    Fail(ReadError),
+}
+
+impl From<ReadError> for Retry {
+    fn from(e: ReadError) -> Self {
+        Retry::Fail(e)
+    }
+}
+
+impl From<JournalError> for Retry {
+    fn from(e: JournalError) -> Self {
+        Retry::Fail(ReadError::Journal(e))
+    }
+}
+
+/// Maps `seg` (or the part of it `extent` allows), reusing the cached map
+/// when it is still good.
+///
+/// No byte of a map is ever past the file's end, now or later: a sealed
+/// segment never changes; a `Prefix` covers only acknowledged data, which
+/// neither a cut-back nor recovery ever removes; and the tail that a
+/// writer's recovery may cut is only ever read as a private `Copy`.
+pub(crate) fn map_segment(
+    cache: &mut HashMap<u64, Cached>,
+    seg: &SegmentFile,
+    last: bool,
+    extent: Extent,
+) -> Result<View, Retry> {
+    if let Some(c) = cache.get(&seg.first_seq)
+        && c.ino == seg.ino
+        && c.sealed
+        && extent == Extent::Whole
+    {
+        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map: c.map.clone(), last });
+    }
+    let file = match File::open(&seg.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Retry::Vanished(JournalError::io("open segment", &seg.path, e)));
+        }
+        Err(e) => return Err(JournalError::io("open segment", &seg.path, e).into()),
+    };
+    let file_len = file.metadata().map_err(|e| JournalError::io("stat segment", &seg.path, e))?.len();
+    let len = match extent {
+        Extent::Prefix(n) => n.min(file_len),
+        Extent::Whole | Extent::Copy => file_len,
+    };
+    let reusable = cache.get(&seg.first_seq).filter(|c| c.ino == seg.ino);
+    let map = match reusable {
+        Some(c)
+            if extent != Extent::Copy
+                && c.map.as_ref().map_or(0, |m| m.len() as u64) == len
+                && len >= HEADER_LEN as u64 =>
+        {
+            c.map.clone()
+        }
+        _ if len < HEADER_LEN as u64 => None,
+        _ if extent == Extent::Copy => {
+            let bytes = read_copy(&file, len).map_err(|e| JournalError::io("read segment", &seg.path, e))?;
+            Some(Arc::new(Bytes::Copy(bytes)))
+        }
+        _ => {
+            // SAFETY: see the function's docs: the mapped range stays within
+            // the file for as long as the map lives.
+            let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
+                .map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
+            Some(Arc::new(Bytes::Map(map)))
+        }
+    };
+    let hint = reusable.and_then(|c| c.hint).filter(|&(_, off)| map.as_ref().is_some_and(|m| off <= m.len()));
+    let sealed = !last && extent == Extent::Whole;
+    cache.insert(seg.first_seq, Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None });
+    Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, last })
+}
+
+/// Reads up to `len` bytes of `file` into a private buffer; a file that
+/// shrank meanwhile gives a shorter copy, never an error or a fault.
+fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(buf.into_boxed_slice())
+}
+
+/// Fails if `prev`, a sealed segment, holds records at or above the first
+/// seq of `next` (checked once per pair and remembered in the cache).
+pub(crate) fn check_no_overlap(
+    cache: &mut HashMap<u64, Cached>,
+    prev: &SegmentFile,
+    next: &SegmentFile,
+) -> Result<(), Retry> {
+    let checked =
+        cache.get(&prev.first_seq).is_some_and(|c| c.ino == prev.ino && c.checked_next == Some(next.first_seq));
+    if checked {
+        return Ok(());
+    }
+    let view = map_segment(cache, prev, false, Extent::Whole)?;
+    if let Some(map) = &view.map
+        && let Some(last_seq) = scan::overlap(map, prev.first_seq, next.first_seq)
+    {
+        let err = JournalError::Overlap {
+            path: prev.path.clone(),
+            last_seq,
+            next: next.path.clone(),
+            next_first: next.first_seq,
+        };
+        return Err(err.into());
+    }
+    if let Some(c) = cache.get_mut(&prev.first_seq) {
+        c.checked_next = Some(next.first_seq);
+    }
+    Ok(())
+}
+
+/// True when the bad frame at `off` of the sealed segment `view` (where
+/// `expected` was due) ends it: nothing valid follows (a torn tail), or
+/// only frames at or above `next_first`, which the later segments hold (an
+/// interrupted salvage). Both are what recovery cuts; anything else is
+/// corruption to report.
+pub(crate) fn ends_sealed(view: &View, off: usize, expected: u64, next_first: u64) -> bool {
+    let Some(map) = &view.map else { return false };
+    matches!(scan::damage_at(map, off, expected).classify(next_first), Tail::Torn | Tail::Superseded)
+}
+
+/// Walks `view` to the frame of seq `target`, starting from `hint` when it
+/// still checks out, verifying every frame passed.
+pub(crate) fn walk(view: &View, hint: Option<(u64, usize)>, target: u64) -> Walk {
+    let Some(map) = &view.map else { return Walk::End { off: 0, expected: view.first_seq } };
+    let buf: &[u8] = map;
+    let (mut expected, mut off) = (view.first_seq, HEADER_LEN);
+    if let Some((hseq, hoff)) = hint
+        && hseq <= target
+        && hoff <= buf.len()
+        && (hoff == buf.len() || matches!(format::check_frame(buf, hoff), FrameCheck::Valid { seq, .. } if seq == hseq))
+    {
+        (expected, off) = (hseq, hoff);
+    }
+    while expected < target {
+        match format::check_frame(buf, off) {
+            FrameCheck::Valid { seq, payload, .. } if seq == expected => {
+                off = payload.end;
+                expected += 1;
+            }
+            FrameCheck::Incomplete if off == buf.len() => return Walk::End { off, expected },
+            FrameCheck::Valid { seq, .. } => {
+                return Walk::Damaged { off, expected, reason: format!("seq {seq} where {expected} was expected") };
+            }
+            FrameCheck::Incomplete => {
+                return Walk::Damaged { off, expected, reason: "frame runs past the end of the file".into() };
+            }
+            FrameCheck::BadCrc => return Walk::Damaged { off, expected, reason: "frame checksum mismatch".into() },
+        }
+    }
+    Walk::Found(off)
+}

@@ -1,0 +1,181 @@
+//! Opening: [`Journal::open`] validates options, creates the directory
+//! durably, takes the lock, runs recovery (`recovery.rs`), applies
+//! retention and starts the `Interval` sync thread (`background.rs`), and
+//! reports what it found and did in a [`RecoveryReport`];
+//! [`Journal::repair`] is an open in `Repair` mode followed by a close.
+//! Appending, syncing, rolling and pruning are `writer.rs`.
+//!
+//! Invariant: a refused open changes nothing on disk; the watermark tells
+//! readers not to map the newest segment before recovery may cut it, and
+//! the writer publishes itself open only once recovery and retention are
+//! done.
+
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::background::Background;
+use crate::error::JournalError;
+use crate::lock::DirLock;
+use crate::options::{JournalOptions, SyncPolicy};
+use crate::recover_segment::RecoveryAction;
+use crate::recovery;
+use crate::segment;
+use crate::watermark::{Publisher, WriterState};
+use crate::writer::{Journal, JournalStats};
+
+/// What [`Journal::open`] found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// True if the journal was created by this open (no segment existed).
+    pub created: bool,
+    /// The journal's epoch.
+    pub epoch: u64,
+    /// Segments after recovery and retention.
+    pub segments: usize,
+    /// Earliest retained seq.
+    pub first_seq: u64,
+    /// The seq the next append gets.
+    pub next_seq: u64,
+    /// Records found in the newest segment.
+    pub newest_records: u64,
+    /// What recovery changed in the newest segment, if anything.
+    pub action: Option<RecoveryAction>,
+    /// What recovery changed in the other segments: torn tails cut (a
+    /// power loss after an unsynced roll), interrupted salvages finished,
+    /// segments rebuilt by [`RecoveryMode::Repair`](crate::RecoveryMode::Repair).
+    pub sealed: Vec<RecoveryAction>,
+    /// Segments removed by retention.
+    pub pruned: Vec<PathBuf>,
+    /// Entries of the directory that are not segments (left untouched).
+    pub ignored: Vec<PathBuf>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir` and becomes its only writer.
+    ///
+    /// In order: refuses impossible options; creates `dir` if missing (and
+    /// fsyncs its parent); takes `<dir>/LOCK`; lists the segments (other
+    /// files are ignored with a warning); checks every segment header
+    /// (magic, version, CRC, epoch, codec tag), which reads 64 bytes per
+    /// segment; compares each sealed segment's last frame with the next
+    /// segment's name (a few KiB from its end); recovers the newest segment;
+    /// applies retention; starts the `Interval` sync thread if asked.
+    ///
+    /// - **Empty directory**: creates segment `00000000000000000001.seg` with
+    ///   a fresh random epoch; the first append gets seq 1.
+    /// - **Clean journal**: continues after the last record of the newest segment.
+    /// - **Torn tail** (the newest segment ends in an incomplete or
+    ///   checksum-failing frame with nothing valid after it): truncates it
+    ///   there and fsyncs, in every [`RecoveryMode`](crate::RecoveryMode). An empty or
+    ///   header-torn newest segment continues at the seq in its file name.
+    /// - **Corruption in the middle** of the newest segment (a bad frame with
+    ///   a valid one after it): refused with [`JournalError::Corrupt`] naming
+    ///   the file and offset under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
+    ///   (nothing is changed), salvaged as documented under the other modes.
+    /// - **A sealed segment with a torn tail** (it lost its unsynced end in a
+    ///   power loss): the tail is cut, in every mode; readers see a
+    ///   [`JournalError::Gap`] for the seqs it held.
+    /// - **An interrupted salvage or repair**: finished, in every mode.
+    /// - **Overlapping segments** (a sealed segment's records reach the seq
+    ///   in the next segment's name): refused with [`JournalError::Overlap`]
+    ///   naming both files.
+    ///
+    /// `docs/FORMAT.md` ("Recovery at open") gives the exact rules.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Locked`] if another writer holds the directory;
+    /// [`JournalError::BadMagic`], [`JournalError::UnsupportedVersion`],
+    /// [`JournalError::HeaderCrc`], [`JournalError::EpochMismatch`],
+    /// [`JournalError::CodecTagMismatch`], [`JournalError::Corrupt`] or
+    /// [`JournalError::Overlap`] naming the offending segment (the directory
+    /// is left as it was); [`JournalError::InvalidOption`] for
+    /// `SyncPolicy::Interval(Duration::ZERO)` (before anything is created);
+    /// [`JournalError::Io`] when a system call fails.
+    pub fn open(dir: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, RecoveryReport), JournalError> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        segment::create_dir(&options.io, &dir)?;
+        let lock = DirLock::acquire(&options.io, &dir)?;
+        // Before recovery may cut anything, tell readers not to map the newest segment.
+        let watermark = Publisher::open(&options.io, &dir)?;
+        let listing = segment::list(&dir, true)?;
+        let rec = recovery::recover(&options.io, &dir, &listing.segments, &options)?;
+        let mut report = RecoveryReport {
+            created: rec.created,
+            newest_records: rec.newest_records,
+            action: rec.action,
+            sealed: rec.sealed,
+            ignored: listing.ignored,
+            ..RecoveryReport::default()
+        };
+        let active_path = rec.segments.last().expect("recovery leaves at least one segment").path.clone();
+        let mut active = OpenOptions::new()
+            .write(true)
+            .open(&active_path)
+            .map_err(|e| JournalError::io("open segment", &active_path, e))?;
+        active.seek(SeekFrom::Start(rec.active_len)).map_err(|e| JournalError::io("seek", &active_path, e))?;
+
+        let mut journal = Journal {
+            dir,
+            opts: options,
+            epoch: rec.epoch,
+            segments: rec.segments.into(),
+            active,
+            active_len: rec.active_len,
+            synced_len: rec.active_len,
+            next_seq: rec.next_seq,
+            buf: Vec::new(),
+            failed: None,
+            stats: JournalStats::default(),
+            background: None,
+            sealer: None,
+            closed: false,
+            watermark,
+            _lock: lock,
+        };
+        // A retention failure is logged and counted, never a reason to refuse the journal.
+        report.pruned = journal.apply_retention().0;
+        if let SyncPolicy::Interval(d) = journal.opts.sync {
+            journal.background =
+                Some(Background::start(&journal.active, journal.active_path(), d, journal.opts.io.clone())?);
+        }
+        journal.publish(WriterState::Open)?;
+        report.epoch = journal.epoch;
+        report.segments = journal.segments.len();
+        report.first_seq = journal.first_seq();
+        report.next_seq = journal.next_seq;
+        Ok((journal, report))
+    }
+
+    /// Repairs the journal in `dir` and closes it: [`Journal::open`] with
+    /// [`RecoveryMode::Repair`](crate::RecoveryMode::Repair) (whatever
+    /// `options` says), then [`Journal::close`]. Every damaged range, in any
+    /// segment, becomes an explicit gap ([`JournalError::Gap`] for readers);
+    /// every valid record stays readable; no seq is reused. Reads every
+    /// segment in full. Safe to run again after a crash.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use events_journal::{Journal, JournalOptions};
+    /// let (mut journal, _) = Journal::open(dir.path(), JournalOptions::new())?;
+    /// journal.append(0, b"one")?;
+    /// journal.close()?;
+    /// let report = Journal::repair(dir.path(), JournalOptions::new())?;
+    /// assert!(report.sealed.is_empty() && report.action.is_none()); // nothing to repair
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::open`], except that header damage (CRC, torn, invalid
+    /// fields) and frame damage are repaired instead of refused;
+    /// [`JournalError::Overlap`] if two segments hold the same seqs.
+    pub fn repair(dir: impl AsRef<Path>, options: JournalOptions) -> Result<RecoveryReport, JournalError> {
+        let (journal, report) = Journal::open(dir, options.recovery(crate::RecoveryMode::Repair))?;
+        journal.close()?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,168 @@
+//! The records of one read: [`Records`] iterates the segment views that
+//! `reader.rs` prepared (mapped by `mapping.rs`) and yields zero-copy
+//! [`Record`]s, each holding a shared reference to its segment's bytes.
+//!
+//! Invariant: a record is yielded only if its frame is complete, its CRC
+//! matches and its seq is the one expected; a bad frame in a sealed segment
+//! is an error naming segment and offset (unless it ends the segment where
+//! recovery will cut it); missing seqs between segments are one explicit
+//! gap, seqs held by two segments an overlap error.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::JournalError;
+use crate::format::{self, FrameCheck, HEADER_LEN};
+use crate::mapping::{Bytes, View, ends_sealed};
+
+/// One record: its seq, timestamp and payload, borrowed from a shared map of
+/// its segment (no copy). Owned, `Send + Sync`, cheap to clone; holding it
+/// keeps the map (and so the segment's data) alive even if retention removes
+/// the file.
+#[derive(Clone)]
+pub struct Record {
+    map: Arc<Bytes>,
+    start: usize,
+    end: usize,
+    seq: u64,
+    ts: u64,
+}
+
+impl Record {
+    /// The record's seq.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The record's timestamp (unix nanoseconds, as given to `append`).
+    pub fn ts(&self) -> u64 {
+        self.ts
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.map[self.start..self.end]
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("seq", &self.seq)
+            .field("ts", &self.ts)
+            .field("len", &(self.end - self.start))
+            .finish()
+    }
+}
+
+/// The records of one [`Reader::read_since`](crate::Reader::read_since) call, in seq order.
+#[derive(Debug)]
+pub struct Records {
+    pub(crate) views: Vec<View>,
+    pub(crate) idx: usize,
+    pub(crate) off: usize,
+    pub(crate) expected: u64,
+    pub(crate) done: bool,
+    pub(crate) epoch: Option<u64>,
+}
+
+impl Records {
+    pub(crate) fn empty() -> Self {
+        Records { views: Vec::new(), idx: 0, off: 0, expected: 0, done: true, epoch: None }
+    }
+
+    /// The epoch in the headers of the segments this iterator reads (`None`
+    /// when it reads none). A follower that knows which journal its cursor
+    /// belongs to compares it before using a record: a directory recreated
+    /// under it has another epoch, and its seqs mean other records.
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    /// The seq the next record will carry (the one after the last yielded).
+    pub fn next_seq(&self) -> u64 {
+        self.expected
+    }
+
+    fn fail(&mut self, err: JournalError) -> Option<Result<Record, JournalError>> {
+        self.done = true;
+        Some(Err(err))
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, JournalError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let view = &self.views[self.idx];
+            if let Some(map) = &view.map {
+                match format::check_frame(map, self.off) {
+                    FrameCheck::Valid { seq, ts, payload } if seq == self.expected => {
+                        self.off = payload.end;
+                        self.expected += 1;
+                        return Some(Ok(Record {
+                            map: Arc::clone(map),
+                            start: payload.start,
+                            end: payload.end,
+                            seq,
+                            ts,
+                        }));
+                    }
+                    FrameCheck::Incomplete if self.off == map.len() => {}
+                    // The newest segment ends at the first frame that is not
+                    // complete and valid: the writer's next write, or a torn
+                    // tail the next open will cut.
+                    FrameCheck::Incomplete | FrameCheck::BadCrc if view.last => {
+                        self.done = true;
+                        return None;
+                    }
+                    // A sealed segment ends early where recovery will cut it.
+                    _ if !view.last
+                        && ends_sealed(view, self.off, self.expected, self.views[self.idx + 1].first_seq) => {}
+                    FrameCheck::Valid { seq, .. } => {
+                        let reason = format!("seq {seq} where {} was expected", self.expected);
+                        let err = JournalError::corrupt(&view.path, self.off as u64, Some(self.expected), reason);
+                        return self.fail(err);
+                    }
+                    FrameCheck::Incomplete | FrameCheck::BadCrc => {
+                        let reason = if matches!(format::check_frame(map, self.off), FrameCheck::BadCrc) {
+                            "frame checksum mismatch in a sealed segment"
+                        } else {
+                            "frame runs past the end of a sealed segment"
+                        };
+                        let err = JournalError::corrupt(&view.path, self.off as u64, Some(self.expected), reason);
+                        return self.fail(err);
+                    }
+                }
+            }
+            if view.last {
+                self.done = true;
+                return None;
+            }
+            self.idx += 1;
+            self.off = HEADER_LEN;
+            let next = &self.views[self.idx];
+            if next.first_seq > self.expected {
+                let err = JournalError::Gap { path: next.path.clone(), expected: self.expected, found: next.first_seq };
+                self.expected = next.first_seq;
+                return Some(Err(err));
+            }
+            if next.first_seq < self.expected {
+                let err = JournalError::Overlap {
+                    path: self.views[self.idx - 1].path.clone(),
+                    last_seq: self.expected - 1,
+                    next: next.path.clone(),
+                    next_first: next.first_seq,
+                };
+                return self.fail(err);
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for Records {}

@@ -1,0 +1,238 @@
+//! The frame walk that recovery, the reader, `verify` and the rebuilds
+//! share: [`scan`] walks the frames of one segment image, [`runs_after`]
+//! finds the valid frames that follow a damaged one (what tells a torn tail
+//! from corruption in the middle), [`overlap`] checks a segment's last frame
+//! against the next segment's name, and [`Damage::classify`] says what a
+//! damage means next to the segment that follows.
+//!
+//! Invariant: pure functions over bytes: nothing here touches a file, so
+//! every decision recovery makes can be tested on an image in memory.
+
+use crate::format::{self, FRAME_HEADER_LEN, FrameCheck, HEADER_LEN};
+
+/// The result of walking a segment's frames from its header on.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// End of the last frame of the valid, contiguous prefix.
+    pub(crate) valid_end: usize,
+    /// The seq after that prefix.
+    pub(crate) next_seq: u64,
+    /// Records in the prefix.
+    pub(crate) records: u64,
+    /// Where and why the prefix ends before the end of the file.
+    pub(crate) damage: Option<Damage>,
+}
+
+/// The first bad frame of a segment.
+#[derive(Debug)]
+pub(crate) struct Damage {
+    /// Its offset.
+    pub(crate) offset: usize,
+    /// What is wrong with it.
+    pub(crate) reason: String,
+    /// True if the frame itself has a valid CRC (a seq out of order); such a
+    /// frame cannot come from an interrupted write.
+    pub(crate) crc_valid: bool,
+    /// Contiguous runs of valid frames after it, in file order.
+    pub(crate) runs: Vec<Run>,
+}
+
+impl Damage {
+    /// A torn tail: nothing valid follows the damage.
+    pub(crate) fn is_torn_tail(&self) -> bool {
+        self.runs.is_empty() && !self.crc_valid
+    }
+}
+
+/// A contiguous run of valid frames found after damage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) first_seq: u64,
+    pub(crate) last_seq: u64,
+}
+
+/// Walks the frames of a segment image (header included) expecting seqs from `first_seq`.
+pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
+    let mut off = HEADER_LEN.min(buf.len());
+    let mut expected = first_seq;
+    let mut records = 0;
+    let damage = loop {
+        match format::check_frame(buf, off) {
+            FrameCheck::Valid { seq, payload, .. } if seq == expected => {
+                off = payload.end;
+                expected += 1;
+                records += 1;
+            }
+            FrameCheck::Valid { seq, .. } => {
+                break Some((format!("seq {seq} where {expected} was expected"), true));
+            }
+            FrameCheck::Incomplete if off == buf.len() => break None,
+            FrameCheck::Incomplete => break Some(("frame runs past the end of the file".to_owned(), false)),
+            FrameCheck::BadCrc => break Some(("frame checksum mismatch".to_owned(), false)),
+        }
+    };
+    let damage = damage.map(|(reason, crc_valid)| Damage {
+        offset: off,
+        reason,
+        crc_valid,
+        runs: runs_after(buf, off, expected.saturating_sub(1)),
+    });
+    Scan { valid_end: off, next_seq: expected, records, damage }
+}
+
+/// The last seq of the contiguous valid records of a sealed segment image
+/// (header included) when they reach `next_first`, the name of the
+/// segment after it: the two overlap. Cheap in the normal case, where the
+/// last frame, found from the end, carries a seq below `next_first`;
+/// otherwise the segment is walked.
+pub(crate) fn overlap(buf: &[u8], first_seq: u64, next_first: u64) -> Option<u64> {
+    let frames = buf.get(HEADER_LEN..).filter(|f| !f.is_empty())?;
+    if format::last_frame_seq(frames).is_some_and(|seq| seq < next_first) {
+        return None;
+    }
+    let mut off = HEADER_LEN;
+    let mut expected = first_seq;
+    while let FrameCheck::Valid { seq, payload, .. } = format::check_frame(buf, off) {
+        if seq != expected {
+            break;
+        }
+        off = payload.end;
+        expected += 1;
+    }
+    let last = expected - 1;
+    (last >= next_first && expected > first_seq).then_some(last)
+}
+
+/// The damage at `off` of a segment image, where the frame of seq
+/// `expected` was due and is not a valid frame carrying it (for a reader
+/// that stopped there).
+pub(crate) fn damage_at(buf: &[u8], off: usize, expected: u64) -> Damage {
+    let (reason, crc_valid) = match format::check_frame(buf, off) {
+        FrameCheck::Valid { seq, .. } => (format!("seq {seq} where {expected} was expected"), true),
+        FrameCheck::Incomplete => ("frame runs past the end of the file".to_owned(), false),
+        FrameCheck::BadCrc => ("frame checksum mismatch".to_owned(), false),
+    };
+    Damage { offset: off, reason, crc_valid, runs: runs_after(buf, off, expected.saturating_sub(1)) }
+}
+
+/// What follows a damaged frame of a sealed segment, next to the segment
+/// after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Nothing valid follows: a torn tail (the segment lost its unsynced
+    /// end in a power loss). Open cuts it; readers treat it as the end.
+    Torn,
+    /// Every valid frame after the damage carries a seq at or above the
+    /// next segment's name: a salvage or repair already copied them into
+    /// later segments and was interrupted before it replaced this one.
+    /// Open finishes it; readers treat the damage as the end.
+    Superseded,
+    /// Valid frames below the next segment's name follow: corruption in the
+    /// middle. Readers report it; `RecoveryMode::Repair` repairs it.
+    Corrupt,
+}
+
+impl Damage {
+    /// What this damage is in a sealed segment followed by one starting at `next_first`.
+    pub(crate) fn classify(&self, next_first: u64) -> Tail {
+        if self.runs.is_empty() {
+            if self.crc_valid { Tail::Corrupt } else { Tail::Torn }
+        } else if self.runs.iter().all(|r| r.first_seq >= next_first) {
+            Tail::Superseded
+        } else {
+            Tail::Corrupt
+        }
+    }
+}
+
+/// The contiguous runs of valid frames at or after `from` whose seqs exceed
+/// `after_seq`, in file order.
+pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut off = from;
+    let mut min_seq = after_seq.saturating_add(1);
+    while let Some(start) = find_valid(buf, off, min_seq) {
+        let mut end = start;
+        let mut expected = format::peek_seq(buf, start);
+        let first_seq = expected;
+        while let FrameCheck::Valid { seq, payload, .. } = format::check_frame(buf, end) {
+            if seq != expected {
+                break;
+            }
+            end = payload.end;
+            expected += 1;
+        }
+        runs.push(Run { start, end, first_seq, last_seq: expected - 1 });
+        off = end;
+        min_seq = expected;
+    }
+    runs
+}
+
+/// The first offset at or after `from` holding a CRC-valid frame with a
+/// plausible seq: at least `min_seq`, and not further above it than the
+/// number of frames that could fit between `from` and the offset. The cheap
+/// length and seq checks keep this scan near-linear even over garbage.
+fn find_valid(buf: &[u8], from: usize, min_seq: u64) -> Option<usize> {
+    let last = buf.len().checked_sub(FRAME_HEADER_LEN)?;
+    (from..=last).find(|&p| {
+        let len = format::peek_len(buf, p);
+        if len > buf.len() - p - FRAME_HEADER_LEN {
+            return false;
+        }
+        let seq = format::peek_seq(buf, p);
+        if seq < min_seq || seq - min_seq > ((p - from) / FRAME_HEADER_LEN) as u64 + 1 {
+            return false;
+        }
+        matches!(format::check_frame(buf, p), FrameCheck::Valid { .. })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::SegmentHeader;
+
+    fn image(seqs: &[u64]) -> (Vec<u8>, Vec<usize>) {
+        let mut buf = SegmentHeader { epoch: 1, first_seq: seqs[0], created_at: 0, codec_tag: 0 }.encode().to_vec();
+        let mut offs = Vec::new();
+        for &s in seqs {
+            offs.push(buf.len());
+            format::encode_frame(&mut buf, s, s * 10, &vec![s as u8; (s as usize * 7) % 50]);
+        }
+        (buf, offs)
+    }
+
+    #[test]
+    fn clean_segment_scans_to_the_end() {
+        let (buf, _) = image(&[5, 6, 7]);
+        let s = scan(&buf, 5);
+        assert_eq!((s.valid_end, s.next_seq, s.records), (buf.len(), 8, 3));
+        assert!(s.damage.is_none());
+    }
+
+    #[test]
+    fn damage_in_the_middle_finds_the_runs_after_it() {
+        let (mut buf, offs) = image(&[1, 2, 3, 4, 5, 6]);
+        buf[offs[2] + 30] ^= 0x40; // frame 3's payload or crc region
+        buf[offs[2] + 4] ^= 1;
+        let s = scan(&buf, 1);
+        let d = s.damage.expect("damage");
+        assert_eq!(d.offset, offs[2]);
+        assert_eq!(d.runs, vec![Run { start: offs[3], end: buf.len(), first_seq: 4, last_seq: 6 }]);
+        assert!(!d.is_torn_tail());
+    }
+
+    #[test]
+    fn a_cut_last_frame_is_a_torn_tail() {
+        let (buf, offs) = image(&[1, 2, 3]);
+        for cut in offs[2] + 1..buf.len() {
+            let s = scan(&buf[..cut], 1);
+            let d = s.damage.expect("damage");
+            assert!(d.is_torn_tail(), "cut {cut}");
+            assert_eq!((d.offset, s.next_seq), (offs[2], 3));
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The durable watermark: `<dir>/WATERMARK`, a 64-byte record in which the
+//! writer publishes how far readers may go: the last acknowledged seq and the
+//! byte where acknowledged data ends (segment and offset), with the writer's
+//! state. Readers in any process read it on every poll (one `pread`) and
+//! never hand out, or even touch, a byte past it while a writer runs.
+//!
+//! Invariants: only the lock holder writes it; it is never ahead of
+//! acknowledged data (the writer publishes after the `write(2)`, and under
+//! `SyncPolicy::Always` after the `fdatasync`, the same moment `append`
+//! returns); before recovery touches any file, a new writer marks it
+//! [`WriterState::Recovering`], so no reader maps a byte recovery may cut;
+//! it needs no fsync of its own, because after a crash recovery rewrites it
+//! from what it recovered before any new append. A record that fails its CRC
+//! (power loss mid-write) reads as absent. The bytes are drawn in
+//! `docs/FORMAT.md`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::JournalError;
+use crate::seam::{Io, Step};
+
+/// File name of the watermark inside a journal directory.
+pub const WATERMARK_FILE: &str = "WATERMARK";
+
+/// Length of the watermark record.
+pub const WATERMARK_LEN: usize = 64;
+
+/// Identifies a watermark file of this format.
+const MAGIC: [u8; 8] = *b"EVJWMARK";
+const VERSION: u16 = 1;
+
+/// What the writer of a journal directory was doing when it last published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriterState {
+    /// A writer took the lock and is recovering: readers must not map the
+    /// newest segment, which recovery may cut.
+    Recovering,
+    /// A writer is appending; everything up to the watermark is acknowledged.
+    Open,
+    /// The writer closed cleanly; the watermark is the end of the journal.
+    Closed,
+}
+
+impl WriterState {
+    fn code(self) -> u16 {
+        match self {
+            WriterState::Recovering => 1,
+            WriterState::Open => 2,
+            WriterState::Closed => 3,
+        }
+    }
+
+    fn from_code(code: u16) -> Option<Self> {
+        match code {
+            1 => Some(WriterState::Recovering),
+            2 => Some(WriterState::Open),
+            3 => Some(WriterState::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// The published position: every record up to `seq` is acknowledged, and
+/// its bytes end at `offset` in the segment whose first seq is `segment`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watermark {
+    /// What the writer was doing.
+    pub state: WriterState,
+    /// The journal's epoch (0 while recovering a directory with no segment yet).
+    pub epoch: u64,
+    /// The last acknowledged seq (0: none).
+    pub seq: u64,
+    /// The first seq (file name) of the segment where acknowledged data ends.
+    pub segment: u64,
+    /// The byte offset in that segment where acknowledged data ends.
+    pub offset: u64,
+}
+
+impl Watermark {
+    /// The 64 bytes of the record.
+    pub fn encode(&self) -> [u8; WATERMARK_LEN] {
+        let mut b = [0u8; WATERMARK_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[10..12].copy_from_slice(&self.state.code().to_le_bytes());
+        b[16..24].copy_from_slice(&self.epoch.to_le_bytes());
+        b[24..32].copy_from_slice(&self.seq.to_le_bytes());
+        b[32..40].copy_from_slice(&self.segment.to_le_bytes());
+        b[40..48].copy_from_slice(&self.offset.to_le_bytes());
+        let crc = crc32fast::hash(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a record; `None` for anything that is not a whole, CRC-valid
+    /// record of this version.
+    pub fn decode(b: &[u8]) -> Option<Watermark> {
+        let b: &[u8; WATERMARK_LEN] = b.get(..WATERMARK_LEN)?.try_into().ok()?;
+        let u16_at = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes([b[60], b[61], b[62], b[63]]);
+        if b[0..8] != MAGIC || u16_at(8) != VERSION || crc32fast::hash(&b[..60]) != crc {
+            return None;
+        }
+        Some(Watermark {
+            state: WriterState::from_code(u16_at(10))?,
+            epoch: u64_at(16),
+            seq: u64_at(24),
+            segment: u64_at(32),
+            offset: u64_at(40),
+        })
+    }
+}
+
+/// Reads the watermark of `dir`: `Ok(None)` when there is none or it does
+/// not decode (a torn or foreign file). A read that races a publication can
+/// see a mix of two records; its CRC fails and it is read again.
+pub(crate) fn read(dir: &Path) -> Result<Option<Watermark>, JournalError> {
+    let path = dir.join(WATERMARK_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(JournalError::io("open watermark", &path, e)),
+    };
+    let mut buf = [0u8; WATERMARK_LEN];
+    for _ in 0..4 {
+        match file.read_exact_at(&mut buf, 0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(JournalError::io("read watermark", &path, e)),
+        }
+        if let Some(wm) = Watermark::decode(&buf) {
+            return Ok(Some(wm));
+        }
+    }
+    Ok(None)
+}
+
+/// The writer's handle on the watermark file.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    file: File,
+    path: PathBuf,
+    io: Io,
+    /// The last record written.
+    last: Option<Watermark>,
+    /// The file's bytes before this writer opened (`None`: there was no
+    /// file), put back if the open is refused before the journal is in place.
+    previous: Option<Vec<u8>>,
+    /// Set by the first `Open` or `Closed` publication.
+    committed: bool,
+}
+
+impl Publisher {
+    /// Opens (or creates) the watermark of `dir` and marks it
+    /// [`WriterState::Recovering`]; called right after taking the lock and
+    /// before recovery changes anything.
+    pub(crate) fn open(io: &Io, dir: &Path) -> Result<Publisher, JournalError> {
+        let path = dir.join(WATERMARK_FILE);
+        let previous = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(JournalError::io("read watermark", &path, e)),
+        };
+        let file = io
+            .op(Step::Watermark, || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path))
+            .map_err(|e| JournalError::io("open watermark", &path, e))?;
+        let decoded = previous.as_deref().and_then(Watermark::decode);
+        let mut publisher = Publisher { file, path, io: io.clone(), last: None, previous, committed: false };
+        let recovering = Watermark {
+            state: WriterState::Recovering,
+            ..decoded.unwrap_or(Watermark { state: WriterState::Recovering, epoch: 0, seq: 0, segment: 0, offset: 0 })
+        };
+        publisher.publish(recovering)?;
+        Ok(publisher)
+    }
+
+    /// Writes `wm` (one `pwrite` of 64 bytes). Skipped when nothing changed.
+    pub(crate) fn publish(&mut self, wm: Watermark) -> Result<(), JournalError> {
+        if self.last == Some(wm) {
+            return Ok(());
+        }
+        let bytes = wm.encode();
+        self.io
+            .op(Step::Watermark, || self.file.write_all_at(&bytes, 0))
+            .map_err(|e| JournalError::io("write watermark", &self.path, e))?;
+        self.last = Some(wm);
+        self.committed |= wm.state != WriterState::Recovering;
+        Ok(())
+    }
+}
+
+impl Drop for Publisher {
+    /// A refused open leaves the directory as it found it: the watermark is
+    /// put back (or removed, if this open created it).
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let restored = match &self.previous {
+            Some(bytes) => self.io.op(Step::Watermark, || {
+                self.file.write_all_at(bytes, 0)?;
+                self.file.set_len(bytes.len() as u64)
+            }),
+            None => self.io.op(Step::Watermark, || std::fs::remove_file(&self.path)),
+        };
+        if let Err(e) = restored {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not restore the watermark after a refused open");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_every_bit_flip_reads_as_absent() {
+        let wm = Watermark { state: WriterState::Open, epoch: 7, seq: 42, segment: 40, offset: 4096 };
+        let bytes = wm.encode();
+        assert_eq!(Watermark::decode(&bytes), Some(wm));
+        for bit in 0..WATERMARK_LEN * 8 {
+            let mut b = bytes;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(Watermark::decode(&b), None, "bit {bit}");
+        }
+        assert_eq!(Watermark::decode(&bytes[..63]), None);
+    }
+}

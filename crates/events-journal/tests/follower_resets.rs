@@ -1,0 +1,112 @@
+//! [`Follower`] from the outside: it yields records then `None` when caught
+//! up, picks up new ones, and turns every cursor it cannot serve into one
+//! explicit [`Reset`]: retention (goes on with the earliest record), a cursor
+//! ahead of the journal (goes on with the earliest), a salvage gap (goes on
+//! right after it) and a directory recreated under it (goes on with the new
+//! journal's first record, never its middle).
+
+mod support;
+
+use events_journal::{Followed, Follower, Journal, JournalOptions, Reader, RecoveryMode, Reset, Retention, SyncPolicy};
+use support::{payload, segments, ts};
+
+fn append_n(j: &mut Journal, n: u64) {
+    for _ in 0..n {
+        let seq = j.next_seq();
+        j.append(ts(seq), &payload(seq)).unwrap();
+    }
+}
+
+/// Everything available now, as seqs and resets.
+fn drain(f: &mut Follower) -> Vec<Result<u64, Reset>> {
+    let mut out = Vec::new();
+    while let Some(step) = f.next().unwrap() {
+        out.push(match step {
+            Followed::Record(r) => Ok(r.seq()),
+            Followed::Reset(reset) => Err(reset),
+        });
+    }
+    out
+}
+
+#[test]
+fn follows_new_records_and_resets_on_retention_and_a_cursor_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(1024).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    append_n(&mut j, 3);
+    let mut f = Follower::new(Reader::open(dir.path()).unwrap(), 1).unwrap();
+    assert_eq!(drain(&mut f), [Ok(2), Ok(3)]);
+    append_n(&mut j, 1);
+    assert_eq!(drain(&mut f), [Ok(4)]);
+
+    append_n(&mut j, 60); // rolls and prunes past the cursor
+    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
+    assert!(earliest > 5);
+    let got = drain(&mut f);
+    assert_eq!(got[0], Err(Reset::Expired { earliest }));
+    assert_eq!(got[1..], (earliest..=64).map(Ok).collect::<Vec<_>>()[..]);
+
+    let mut ahead = Follower::new(Reader::open(dir.path()).unwrap(), 500).unwrap();
+    let got = drain(&mut ahead);
+    assert_eq!(got[0], Err(Reset::Ahead { latest: 64, earliest }));
+    assert_eq!(got.len() as u64, 1 + 65 - earliest);
+    j.close().unwrap();
+}
+
+#[test]
+fn a_salvage_gap_is_one_reset_and_the_follower_goes_on_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    let mut offsets = vec![64u64];
+    for seq in 1..=6 {
+        j.append(ts(seq), &payload(seq)).unwrap();
+        offsets.push(offsets.last().unwrap() + 24 + payload(seq).len() as u64);
+    }
+    j.close().unwrap();
+    let seg = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[offsets[2] as usize + 5] ^= 1; // damage seq 3
+    std::fs::write(&seg, bytes).unwrap();
+    let opts = JournalOptions::new().recovery(RecoveryMode::SkipCorrupt).retention(Retention::unlimited());
+    Journal::open(dir.path(), opts).unwrap().0.close().unwrap();
+
+    let mut f = Follower::new(Reader::open(dir.path()).unwrap(), 0).unwrap();
+    assert_eq!(
+        drain(&mut f),
+        [Ok(1), Ok(2), Err(Reset::Gap { first_missing: 3, last_missing: 3 }), Ok(4), Ok(5), Ok(6)]
+    );
+}
+
+#[test]
+fn a_recreated_directory_is_an_epoch_reset_then_the_new_journal_from_its_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (mut j, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    append_n(&mut j, 10);
+    let old = j.epoch();
+    j.close().unwrap();
+    let mut f = Follower::new(Reader::open(&dir).unwrap(), 0).unwrap();
+    assert_eq!(drain(&mut f).len(), 10);
+
+    // Recreated and grown past the cursor: a follower that only compared
+    // seqs would go on at 11 of the new journal.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (mut j, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    append_n(&mut j, 15);
+    let new = j.epoch();
+    let got = drain(&mut f);
+    assert_eq!(got[0], Err(Reset::Epoch { old, new, earliest: 1 }));
+    assert_eq!(got[1..], (1..=15).map(Ok).collect::<Vec<_>>()[..]);
+    assert_eq!(f.epoch(), new);
+
+    // Recreated but not yet past the cursor: the same reset.
+    j.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (mut j, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    append_n(&mut j, 2);
+    let got = drain(&mut f);
+    assert!(matches!(got[0], Err(Reset::Epoch { old, earliest: 1, .. }) if old == new), "{got:?}");
+    assert_eq!(got[1..], [Ok(1), Ok(2)]);
+    j.close().unwrap();
+}

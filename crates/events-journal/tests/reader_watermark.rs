@@ -1,0 +1,169 @@
+//! The durable watermark from a reader's side: while a writer runs, a reader
+//! never yields a record whose append has not returned (a write whose fsync
+//! failed, or a write that "crashed" before its fsync), and yields the real
+//! record for that seq after reopen; with the writer gone, everything
+//! recovery keeps is readable; and a reader never faults (SIGBUS) when a file
+//! it mapped is cut under it, checked in a child process whose exit status
+//! would show the signal.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, SyncPolicy, WriterState};
+use support::{assert_records, payload, read_all, ts};
+
+/// Held by every test of this file: a child spawned by one test shares the
+/// `LOCK` file description of a journal another test has open until it
+/// `exec`s (the documented fork caveat of the OFD lock), which can make that
+/// test's drop-then-reopen see `Locked`. Tests that fork and tests that
+/// reopen take turns instead of racing.
+static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    FORKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn options(plan: &FaultPlan) -> JournalOptions {
+    JournalOptions::new().sync(SyncPolicy::Always).faults(plan.clone())
+}
+
+fn append_n(j: &mut Journal, n: u64) {
+    for _ in 0..n {
+        let seq = j.next_seq();
+        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    }
+}
+
+#[test]
+fn a_batch_whose_fsync_failed_is_never_read_and_its_seq_gets_the_real_record_after_reopen() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan)).unwrap();
+    append_n(&mut j, 5);
+    let reader = Reader::open(dir.path()).unwrap();
+    let mut follower = reader.read_since(0).unwrap();
+    assert_eq!(follower.by_ref().take(5).count(), 5);
+
+    // The write reaches the file, the fsync fails: the writer cuts it back.
+    plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
+    assert!(matches!(j.append(ts(6), b"phantom"), Err(JournalError::Io { .. })));
+    assert!(follower.next().is_none(), "the follower saw a record whose fsync failed");
+    assert_records(&read_all(&reader, 0), 1, 5);
+    assert_eq!(reader.last_seq().unwrap(), 5);
+    assert!(matches!(reader.read_since(6), Err(ReadError::Ahead { latest: 5 })));
+    drop(j);
+
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(j.append(ts(6), &payload(6)).unwrap(), 6);
+    let got = read_all(&reader, 5);
+    assert_records(&got, 6, 6);
+    j.close().unwrap();
+}
+
+#[test]
+fn written_but_unacknowledged_records_wait_for_the_writer_then_are_served_as_recovery_keeps_them() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan)).unwrap();
+    append_n(&mut j, 3);
+    // The "process" dies right after the write, before the fsync returns:
+    // seq 4 is in the file, never acknowledged.
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(4), &payload(4)).is_err());
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.writer_running(), Some(true));
+    assert_records(&read_all(&reader, 0), 1, 3);
+    assert_eq!(reader.watermark().unwrap().map(|w| (w.state, w.seq)), Some((WriterState::Open, 3)));
+
+    // The writer is gone (its lock released): what recovery keeps is served.
+    drop(j);
+    assert_eq!(reader.writer_running(), Some(false));
+    assert_records(&read_all(&reader, 0), 1, 4);
+    let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(j.next_seq(), 5, "a seq a reader was handed is never reused");
+    assert_records(&read_all(&reader, 0), 1, 4);
+    j.close().unwrap();
+    assert_eq!(reader.watermark().unwrap().map(|w| (w.state, w.seq)), Some((WriterState::Closed, 4)));
+}
+
+#[test]
+fn a_refused_open_leaves_the_watermark_as_it_was() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    append_n(&mut j, 2);
+    j.close().unwrap();
+    let before = std::fs::read(dir.path().join(events_journal::WATERMARK_FILE)).unwrap();
+    let wrong_codec = JournalOptions::new().codec_tag(99);
+    assert!(matches!(Journal::open(dir.path(), wrong_codec), Err(JournalError::CodecTagMismatch { .. })));
+    assert_eq!(std::fs::read(dir.path().join(events_journal::WATERMARK_FILE)).unwrap(), before);
+}
+
+const SHRINK_CHILD: &str = "EVENTS_JOURNAL_SHRINK_CHILD";
+
+/// The reproduction: one 4,000-byte record, then 8 KiB of garbage after it;
+/// an iterator reads the record; an open truncates the garbage; the
+/// iterator goes on. Run as a child: a SIGBUS would kill it.
+fn shrink_under_an_iterator(dir: &Path, keep_watermark: bool) {
+    let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    j.append(1, &[7u8; 4000]).unwrap();
+    j.close().unwrap();
+    let seg = support::segments(dir).pop().unwrap();
+    std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[0xA5; 8192]).unwrap();
+    if !keep_watermark {
+        // A journal whose writer crashed before it ever published.
+        std::fs::remove_file(dir.join(events_journal::WATERMARK_FILE)).unwrap();
+    }
+    let reader = Reader::open(dir).unwrap();
+    let mut records = reader.read_since(0).unwrap();
+    assert_eq!(records.next().unwrap().unwrap().payload().len(), 4000);
+    let (j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 4088, "recovery cut the garbage");
+    assert!(records.next().is_none());
+    drop(j);
+}
+
+#[test]
+fn a_file_cut_under_a_live_iterator_never_faults_the_reader() {
+    let _serial = serial();
+    if let Ok(mode) = std::env::var(SHRINK_CHILD) {
+        let dir = tempfile::tempdir().unwrap();
+        shrink_under_an_iterator(dir.path(), mode == "watermark");
+        println!("CHILD-OK");
+        return;
+    }
+    for mode in ["watermark", "no-watermark"] {
+        let out =
+            support::child_command("a_file_cut_under_a_live_iterator_never_faults_the_reader", (SHRINK_CHILD, mode))
+                .output()
+                .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("CHILD-OK"),
+            "{mode}: child ended with {:?} (a signal is a fault)\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_failed_watermark_write_never_fails_the_append_and_readers_only_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan)).unwrap();
+    append_n(&mut j, 2);
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    assert_eq!(j.append(ts(3), &payload(3)).unwrap(), 3, "the record is durable; only its publication failed");
+    assert_eq!(j.stats().watermark_errors, 1);
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_records(&read_all(&reader, 0), 1, 2); // behind, never ahead
+    append_n(&mut j, 1);
+    assert_records(&read_all(&reader, 0), 1, 4);
+    j.close().unwrap();
+}

@@ -1,0 +1,225 @@
+//! [`RemoteFeeds`]: every feed of a shared stream in one read, resumed from
+//! a cursor per feed ([`FeedCursors`]), each feed with the local feed's
+//! [`FeedItem`] semantics.
+//!
+//! Neighbours: positions each feed with [`crate::consumer`]'s `plan` and
+//! turns each message into items with its `Track`, the same rules a
+//! [`RemoteFeed`](crate::RemoteFeed) of one feed follows; feed ids and the
+//! cursor map are [`crate::cursors`]'. One ordered consumer filtered by
+//! `<prefix>.*` starts at the earliest position any feed needs; each
+//! message is routed by its subject's last token to its feed's track.
+//!
+//! Invariant: per feed, the reader yields every seq after that feed's
+//! cursor once, in order, or one explicit reset (the rules of
+//! [`RemoteFeed`](crate::RemoteFeed)); feeds do not wait for each other
+//! (items come in stream order), and a feed first seen while reading
+//! (a new replicator joined) is read from its first message.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use async_nats::jetstream::Context;
+use async_nats::jetstream::consumer::pull::Ordered;
+use events::{Bincode, Codec, Cursor, Event, Seq};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use crate::consumer::{Source, Track, plan};
+use crate::cursors::check_feed_id;
+use crate::{FeedCursors, FeedsItem, NatsError, StreamSpec};
+
+/// A reader of every feed of a shared stream ([`StreamSpec::shared`]).
+///
+/// # Example
+///
+/// ```no_run
+/// use events::Event;
+/// use events::FeedItem;
+/// use events_nats::{FeedCursors, RemoteFeeds, StreamSpec};
+/// use futures::StreamExt;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// struct Tick(u64);
+/// impl Event for Tick {}
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let js = async_nats::jetstream::new(async_nats::connect("127.0.0.1:4222").await?);
+/// let all: RemoteFeeds<Tick> = RemoteFeeds::new(js, StreamSpec::shared("EVENTS", "events"));
+/// // A checkpoint (or an SSE Last-Event-ID) from an earlier run, or none.
+/// let mut cursors: FeedCursors = "eu-1:7-41".parse()?;
+/// let mut items = all.stream_from(&cursors).await?;
+/// while let Some(item) = items.next().await {
+///     let item = item?;
+///     if let FeedItem::Event(env) = &item.item {
+///         println!("{} {} {:?}", item.feed, env.seq, env.event);
+///     }
+///     cursors.advance(&item); // store `cursors.to_string()` to resume here
+/// }
+/// # Ok(()) }
+/// ```
+pub struct RemoteFeeds<E, C = Bincode> {
+    js: Context,
+    spec: StreamSpec,
+    codec: C,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<E, C: Codec> std::fmt::Debug for RemoteFeeds<E, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFeeds").field("spec", &self.spec).field("codec", &C::NAME).finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> RemoteFeeds<E, Bincode> {
+    /// A reader of every feed of the shared stream `spec` (its name and
+    /// prefix are used; a feed id in it is ignored), decoding with the
+    /// default codec.
+    pub fn new(js: Context, spec: StreamSpec) -> Self {
+        RemoteFeeds { js, spec, codec: Bincode, _event: PhantomData }
+    }
+}
+
+impl<E: Event, C: Codec> RemoteFeeds<E, C> {
+    /// Decode with `codec` (the one the feeds were opened with).
+    pub fn codec<C2: Codec>(self, codec: C2) -> RemoteFeeds<E, C2> {
+        RemoteFeeds { js: self.js, spec: self.spec, codec, _event: PhantomData }
+    }
+
+    /// Every replicated event of every feed after that feed's cursor in
+    /// `cursors` (a feed it does not name: from its first message), each
+    /// feed in order with no gap and no duplicate, then new ones as they
+    /// are replicated, feeds interleaved in stream order. A feed whose
+    /// cursor cannot be served gets one reset first and continues at its
+    /// oldest event, exactly like
+    /// [`RemoteFeed::stream_from`](crate::RemoteFeed::stream_from); the
+    /// other feeds are not affected.
+    /// Pass each item to [`FeedCursors::advance`] to know where to resume.
+    ///
+    /// # Errors
+    ///
+    /// [`NatsError::FeedId`] when `spec` is not a shared stream's;
+    /// [`NatsError::JetStream`] when the stream does not exist or the
+    /// server cannot be asked; [`NatsError::BadMessage`] when a feed's first
+    /// or last message lacks the replicator's headers.
+    pub async fn stream_from(&self, cursors: &FeedCursors) -> Result<RemoteFeedsStream<E>, NatsError> {
+        let Some(prefix) = self.spec.prefix() else {
+            let reason = "RemoteFeeds reads a shared stream (StreamSpec::shared)".to_owned();
+            return Err(NatsError::FeedId { feed: String::new(), reason });
+        };
+        let stream = self.spec.open(&self.js).await?;
+        let name = self.spec.name();
+        let wildcard = self.spec.stream_subject();
+        // The feeds the stream holds now, and the stream's end: a feed that
+        // appears after this look starts after it.
+        let info = stream.info_with_subjects(&wildcard).await.map_err(|e| NatsError::js("reading stream info", e))?;
+        let mut start = info.info.state.last_sequence.saturating_add(1);
+        let present: Vec<String> =
+            info.map_ok(|(subject, _)| subject).try_collect().await.map_err(|e| NatsError::js("listing feeds", e))?;
+        let mut feeds: BTreeMap<String, Option<Cursor>> =
+            cursors.iter().map(|(feed, cursor)| (feed.to_owned(), Some(cursor))).collect();
+        for subject in present {
+            if let Some(feed) = subject.strip_prefix(prefix).and_then(|s| s.strip_prefix('.')) {
+                feeds.entry(feed.to_owned()).or_insert(None);
+            }
+        }
+        let mut state = State {
+            messages: None,
+            stream: stream.clone(),
+            name: name.to_owned(),
+            prefix: prefix.to_owned(),
+            codec: self.codec.clone(),
+            feeds: BTreeMap::new(),
+            queue: VecDeque::new(),
+        };
+        for (feed, cursor) in feeds {
+            let source = Source::new(stream.clone(), name, format!("{prefix}.{feed}"));
+            let plan = plan::<E>(&source, cursor.unwrap_or(Cursor::from(Seq::ZERO))).await?;
+            start = start.min(plan.start);
+            let feed: Arc<str> = feed.into();
+            if let Some(item) = plan.reset {
+                state.queue.push_back(FeedsItem { feed: Arc::clone(&feed), epoch: plan.track.epoch, item });
+            }
+            state.feeds.insert(feed, (source, plan.track));
+        }
+        let source = Source::new(stream, name, wildcard.clone());
+        state.messages = Some(source.consume(&wildcard, start).await?);
+        let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
+        Ok(RemoteFeedsStream { inner: inner.boxed() })
+    }
+}
+
+/// The stream returned by [`RemoteFeeds::stream_from`].
+pub struct RemoteFeedsStream<E> {
+    inner: BoxStream<'static, Result<FeedsItem<E>, NatsError>>,
+}
+
+impl<E> std::fmt::Debug for RemoteFeedsStream<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFeedsStream").finish_non_exhaustive()
+    }
+}
+
+impl<E> Stream for RemoteFeedsStream<E> {
+    type Item = Result<FeedsItem<E>, NatsError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+struct State<E, C> {
+    messages: Option<Ordered>,
+    stream: async_nats::jetstream::stream::Stream,
+    name: String,
+    prefix: String,
+    codec: C,
+    /// Each feed's subject and where the reader stands in it.
+    feeds: BTreeMap<Arc<str>, (Source, Track)>,
+    queue: VecDeque<FeedsItem<E>>,
+}
+
+impl<E: Event, C: Codec> State<E, C> {
+    async fn next(&mut self) -> Option<Result<FeedsItem<E>, NatsError>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(Ok(item));
+            }
+            let msg = match self.messages.as_mut()?.next().await? {
+                Ok(msg) => msg,
+                Err(e) => return Some(Err(NatsError::js("reading the stream", e))),
+            };
+            let stream_seq = msg.info().map_or(0, |i| i.stream_sequence);
+            let message = &msg.message;
+            let feed = message.subject.strip_prefix(self.prefix.as_str()).and_then(|s| s.strip_prefix('.'));
+            let Some(feed) = feed.filter(|f| check_feed_id(f).is_ok()) else {
+                let reason = format!("subject {} is not {}.<feed id>", message.subject, self.prefix);
+                return Some(Err(NatsError::BadMessage { stream: self.name.clone(), stream_seq, reason }));
+            };
+            let (feed, (source, track)) = match self.feeds.get_key_value(feed) {
+                Some((key, _)) => {
+                    let key = Arc::clone(key);
+                    let entry = self.feeds.get_mut(&key).expect("just found");
+                    (key, entry)
+                }
+                None => {
+                    // A feed that joined while reading: from its first message.
+                    let key: Arc<str> = feed.into();
+                    let source = Source::new(self.stream.clone(), &self.name, message.subject.to_string());
+                    let track = Track { cursor: Some(0), epoch: None };
+                    (Arc::clone(&key), self.feeds.entry(key).or_insert((source, track)))
+                }
+            };
+            match track.accept(source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload).await {
+                Ok(items) => {
+                    let epoch = track.epoch;
+                    self.queue.extend(items.into_iter().map(|item| FeedsItem { feed: Arc::clone(&feed), epoch, item }));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}

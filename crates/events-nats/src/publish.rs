@@ -1,0 +1,124 @@
+//! Publishing for the task of `pump.rs`: builds each message (a record or
+//! a gap marker, with the headers of `headers.rs` and the guard), sends it
+//! within the window, and settles acknowledgements in order, recording
+//! progress and, in a shared stream, where the feed's message landed.
+//!
+//! Invariant: every message carries a deterministic `Nats-Msg-Id` and a
+//! guard naming its exact predecessor in the stream, so a re-send is
+//! dropped and a message never lands after a gap.
+use std::sync::atomic::Ordering;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use events::layers::journal::Record;
+
+use crate::NatsError;
+use crate::headers;
+use crate::pump::{InFlight, Outbox, Task};
+
+impl Task {
+    /// Awaits every acknowledgement in flight.
+    pub(crate) async fn drain(&self, out: &mut Outbox) -> Result<(), NatsError> {
+        while let Some(head) = out.window.pop_front() {
+            self.settle(out, head).await?;
+        }
+        Ok(())
+    }
+
+    /// Before building the next message: in a shared stream, awaits the
+    /// one in flight, whose stream sequence guards the next (see the module
+    /// docs); nothing to do in an exclusive stream.
+    pub(crate) async fn ready(&self, out: &mut Outbox) -> Result<(), NatsError> {
+        if self.shared_stream { self.drain(out).await } else { Ok(()) }
+    }
+
+    /// Sends one message that accounts for journal seqs up to `seq`, first
+    /// awaiting the oldest acknowledgement when the window is full.
+    pub(crate) async fn publish(&self, out: &mut Outbox, seq: u64, message: PublishMessage) -> Result<(), NatsError> {
+        if out.window.len() >= self.window
+            && let Some(head) = out.window.pop_front()
+        {
+            self.settle(out, head).await?;
+        }
+        let ack =
+            self.js.send_publish(self.subject.clone(), message).await.map_err(|e| NatsError::js("publishing", e))?;
+        self.shared.counters.published.fetch_add(1, Ordering::Relaxed);
+        let stream_seq = if self.shared_stream {
+            0
+        } else {
+            out.stream_seq += 1;
+            out.stream_seq
+        };
+        out.sent = seq;
+        out.anchored = true;
+        out.window.push_back(InFlight { seq, stream_seq, ack });
+        Ok(())
+    }
+
+    /// Adds the guard: the stream's last sequence (exclusive stream), or the
+    /// feed subject's (shared stream).
+    pub(crate) fn guarded(&self, message: PublishMessage, stream_last: u64) -> PublishMessage {
+        if self.shared_stream {
+            message.expected_last_subject_sequence(stream_last)
+        } else {
+            message.expected_last_sequence(stream_last)
+        }
+    }
+
+    pub(crate) fn message(&self, record: &Record, stream_last: u64) -> PublishMessage {
+        let mut h = HeaderMap::new();
+        h.insert(headers::EPOCH, self.epoch.to_string());
+        h.insert(headers::SEQ, record.seq().to_string());
+        h.insert(headers::TIMESTAMP, record.ts().to_string());
+        if let Some(id) = self.stream_ids.as_ref().and_then(|f| f(record.payload())) {
+            h.insert(headers::STREAM_ID, id);
+        }
+        let message = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(record.payload()))
+            .headers(h)
+            .message_id(headers::msg_id(self.epoch, record.seq()));
+        self.guarded(message, stream_last)
+    }
+
+    /// The gap marker for seqs `first..=last` (see [`crate::headers`]).
+    pub(crate) fn gap_message(&self, first: u64, last: u64, stream_last: u64) -> PublishMessage {
+        let mut h = HeaderMap::new();
+        h.insert(headers::EPOCH, self.epoch.to_string());
+        h.insert(headers::GAP, headers::gap_value(first, last));
+        let message =
+            PublishMessage::build().payload(Bytes::new()).headers(h).message_id(headers::gap_msg_id(self.epoch, first));
+        self.guarded(message, stream_last)
+    }
+
+    /// Awaits one acknowledgement and records the progress (in a shared
+    /// stream, also where the message landed: the next publish's guard).
+    pub(crate) async fn settle(&self, out: &mut Outbox, head: InFlight) -> Result<(), NatsError> {
+        let ack = match tokio::time::timeout(self.ack_timeout, head.ack).await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(e)) => return Err(NatsError::js("awaiting an acknowledgement", e)),
+            Err(_) => return Err(NatsError::js("awaiting an acknowledgement", "timed out")),
+        };
+        let c = &self.shared.counters;
+        c.acked.fetch_add(1, Ordering::Relaxed);
+        if ack.duplicate {
+            c.duplicates.fetch_add(1, Ordering::Relaxed);
+        } else if !self.shared_stream && ack.sequence != head.stream_seq {
+            // Only an exclusive stream predicts where a message lands; in a
+            // shared one the subject guard made the server check that it
+            // follows the feed's last message.
+            let reason =
+                format!("seq {} landed at stream seq {}, expected {}", head.seq, ack.sequence, head.stream_seq);
+            return Err(NatsError::BadMessage {
+                stream: self.spec.name().to_owned(),
+                stream_seq: ack.sequence,
+                reason,
+            });
+        }
+        if self.shared_stream {
+            out.stream_seq = ack.sequence;
+        }
+        self.progress.send_replace(head.seq);
+        Ok(())
+    }
+}

@@ -1,0 +1,469 @@
+//! The replication task: [`Task`] resyncs with the stream, then pumps the
+//! journal into it: reads the follower in chunks, turns each reset into a
+//! gap marker, a skip or a stop, and backs off after failures. Building,
+//! sending and settling each message is `publish.rs`; the handle and the
+//! state it shares with the task are `replicator.rs`, the start
+//! `builder.rs`.
+//!
+//! Invariant: seqs are sent in order, each accounted for by a record or a
+//! gap marker; a server failure forgets the window and resumes after the
+//! stream's last message; a local journal error never causes a resync, and
+//! its retries back off up to `MAX_STALL_BACKOFF`.
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::jetstream::Context;
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use events::layers::journal::{Followed, Follower, Record, Reset};
+use tokio::sync::watch;
+
+use crate::headers::Entry;
+use crate::replicator::Shared;
+use crate::{NatsError, StreamSpec};
+
+/// Records taken from the follower per read (the rest stay in its iterator).
+pub(crate) const CHUNK: usize = 1024;
+/// The first pause after a failure; each further failure in a row doubles it.
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest pause between two attempts to reach the server.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest pause between two reads of a journal that failed in a way a
+/// retry is unlikely to fix (a corrupt frame): long enough not to spin, short
+/// enough that an operator's repair is picked up soon.
+pub(crate) const MAX_STALL_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) type StreamIdFn = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
+
+/// Where replication stands: the last journal seq in the stream and the
+/// stream sequence the next publish expects to follow (the stream's last
+/// message; in a shared stream, the feed subject's last message, 0 if none).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Position {
+    pub(crate) seq: u64,
+    pub(crate) stream_last: u64,
+    /// `seq` was read from the stream (false: the stream is empty and `seq`
+    /// is the builder's `start_after`).
+    pub(crate) in_stream: bool,
+}
+
+/// A publish awaiting its acknowledgement.
+pub(crate) struct InFlight {
+    /// The last journal seq the message accounts for (a gap marker's last
+    /// missing seq).
+    pub(crate) seq: u64,
+    /// The stream sequence it must land at (0 in a shared stream: not known
+    /// before the acknowledgement).
+    pub(crate) stream_seq: u64,
+    pub(crate) ack: PublishAckFuture,
+}
+
+/// What one [`Task::pump`] has sent.
+pub(crate) struct Outbox {
+    /// The last journal seq published (or skipped as pruned).
+    pub(crate) sent: u64,
+    /// What the next publish is guarded with. Exclusive stream: the stream
+    /// sequence the last message published will land at. Shared stream: the
+    /// stream sequence at which the feed's last message landed (every
+    /// publish is acknowledged before the next one is built).
+    pub(crate) stream_seq: u64,
+    pub(crate) window: VecDeque<InFlight>,
+    /// The stream holds `sent` (or a later seq) of this journal: a journal
+    /// that now ends before `sent` was rolled back under the stream.
+    pub(crate) anchored: bool,
+}
+
+/// What one read of the follower produced: records to publish in order,
+/// then, when the read stopped early, why.
+#[derive(Default)]
+pub(crate) struct Batch {
+    records: Vec<Record>,
+    stop: Option<Stop>,
+}
+
+impl Batch {
+    fn stopped(stop: Stop) -> Self {
+        Batch { records: Vec::new(), stop: Some(stop) }
+    }
+}
+
+/// Why a read of the follower stopped before the end of what the journal
+/// holds.
+pub(crate) enum Stop {
+    /// A salvage recovery dropped seqs `first..=last`; the journal goes on
+    /// after `last` (`Reset::Gap`).
+    Gap { first: u64, last: u64 },
+    /// Retention pruned every seq before `earliest` that was not sent yet;
+    /// the follower goes on with `earliest` (`Reset::Expired`).
+    Expired { earliest: u64 },
+    /// The journal ends before the cursor (`Reset::Ahead`). The follower
+    /// was dropped: it moved its cursor back.
+    Ahead(Reset),
+    /// The journal cannot be read past this point for now, and asking the
+    /// server again would not change that. The follower (if any) stays at
+    /// its cursor.
+    Local(NatsError),
+    /// The journal cannot be replicated into this stream any more (another
+    /// epoch, or a reset this crate does not know): stop.
+    Fatal(NatsError),
+}
+
+pub(crate) struct Task {
+    pub(crate) js: Context,
+    pub(crate) stream: Stream,
+    pub(crate) spec: StreamSpec,
+    /// Where messages go (`spec.subject()`, resolved once).
+    pub(crate) subject: String,
+    /// A shared stream: subject guard, one publish in flight.
+    pub(crate) shared_stream: bool,
+    pub(crate) epoch: u64,
+    pub(crate) window: usize,
+    pub(crate) poll_interval: Duration,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) start_after: u64,
+    pub(crate) stream_ids: Option<StreamIdFn>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) progress: watch::Sender<u64>,
+    /// Follows the journal from the last seq sent; `None` before the first
+    /// read of a pump (a resync starts a new one at the stream's last
+    /// replicated seq) and after a reset that moved it back.
+    pub(crate) follower: Option<Follower>,
+    /// The highest seq already counted in `skipped`.
+    pub(crate) skipped_through: u64,
+    /// Waiting for the journal to reach `start_after` (logged once).
+    pub(crate) waiting_ahead: bool,
+    pub(crate) stopping: bool,
+    /// The pause before the next read after a [`Stop::Local`]; back to
+    /// [`FIRST_BACKOFF`] once a read makes progress.
+    pub(crate) stall_backoff: Duration,
+}
+
+/// Why [`Task::pump`] returned.
+pub(crate) enum Pumped {
+    /// Shut down.
+    Stopped,
+    /// The server failed: resync.
+    Failed(NatsError),
+    /// Replication cannot go on: the task ends.
+    Fatal(NatsError),
+}
+
+impl Task {
+    pub(crate) async fn run(mut self, first: Position) {
+        if let Some(e) = self.replicate(first).await {
+            tracing::error!(error = %e, "replication stopped");
+            self.shared.record_error(&e);
+            self.shared.stopped.store(true, Ordering::Release);
+        }
+        // Dropping `self` drops the progress sender: `wait_for` fails from
+        // here on instead of waiting forever.
+    }
+
+    /// Replicates until shut down (`None`) or a fatal error.
+    async fn replicate(&mut self, first: Position) -> Option<NatsError> {
+        let mut next = Some(first);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let position = match next.take() {
+                Some(p) => p,
+                None => match self.resync().await {
+                    Ok(p) => p,
+                    Err(e @ (NatsError::EpochMismatch { .. } | NatsError::BadMessage { .. })) => return Some(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?backoff, "cannot reach the stream; retrying");
+                        self.shared.record_error(&e);
+                        if self.pause(backoff).await {
+                            return None;
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                },
+            };
+            let acked_before = self.shared.counters.acked.load(Ordering::Relaxed);
+            match self.pump(position).await {
+                Pumped::Stopped => return None,
+                Pumped::Fatal(e) => return Some(e),
+                Pumped::Failed(e) => {
+                    tracing::warn!(error = %e, "replication interrupted; resuming from the stream");
+                    self.shared.record_error(&e);
+                    self.shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+                    if self.shared.counters.acked.load(Ordering::Relaxed) > acked_before {
+                        // Progress since the last resync: resume at once.
+                        backoff = FIRST_BACKOFF;
+                    } else {
+                        // Nothing got through since the last resync: resyncing
+                        // at once would hammer a server that keeps refusing.
+                        if self.pause(backoff).await {
+                            return None;
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d` unless asked to stop first; returns whether to stop.
+    async fn pause(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => false,
+            () = self.shared.stop.notified() => { self.stopping = true; true }
+        }
+    }
+
+    /// Reads the stream's last message: replication resumes after it.
+    ///
+    /// Each request is bounded by the ack timeout, not only by the client's
+    /// request timeout: while a cluster elects a new stream leader, a
+    /// request can go unanswered, and retrying sooner finds the new leader
+    /// sooner.
+    pub(crate) async fn resync(&mut self) -> Result<Position, NatsError> {
+        let timed_out = |op| move |_| NatsError::js(op, "timed out");
+        let info = tokio::time::timeout(self.ack_timeout, self.stream.get_info())
+            .await
+            .map_err(timed_out("reading stream info"))?
+            .map_err(|e| NatsError::js("reading stream info", e))?;
+        let mut stream_last = info.state.last_sequence;
+        if info.state.messages == 0 {
+            return Ok(Position { seq: self.start_after, stream_last, in_stream: false });
+        }
+        let last = tokio::time::timeout(self.ack_timeout, self.stream.get_last_raw_message_by_subject(&self.subject))
+            .await
+            .map_err(timed_out("reading the stream's last message"))?;
+        let last = match last {
+            Ok(last) => last,
+            // Other feeds' messages only: this one starts on its subject.
+            Err(e) if self.shared_stream && e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Position { seq: self.start_after, stream_last: 0, in_stream: false });
+            }
+            Err(e) => return Err(NatsError::js("reading the stream's last message", e)),
+        };
+        if self.shared_stream {
+            stream_last = last.sequence;
+        }
+        // A gap marker last in the stream accounts for its whole range:
+        // resume after its last missing seq.
+        let at = Entry::parse(Some(&last.headers), self.spec.name(), last.sequence)?;
+        if at.epoch() != self.epoch {
+            return Err(self.epoch_mismatch(at.epoch(), self.epoch));
+        }
+        Ok(Position { seq: at.last_seq(), stream_last, in_stream: true })
+    }
+
+    fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {
+        NatsError::EpochMismatch { stream: self.spec.name().to_owned(), stream_epoch, journal_epoch }
+    }
+
+    /// Publishes from `position` until stopped, until the server fails, or
+    /// until the journal cannot be replicated any more.
+    async fn pump(&mut self, position: Position) -> Pumped {
+        let mut out = Outbox {
+            sent: position.seq,
+            stream_seq: position.stream_last,
+            window: VecDeque::with_capacity(self.window),
+            anchored: position.in_stream,
+        };
+        self.progress.send_replace(position.seq);
+        // Whatever the last follower had read past the stream is unsent:
+        // follow again from the stream's last replicated seq.
+        self.follower = None;
+        loop {
+            self.stopping |= self.shared.stop_flag.load(Ordering::Acquire);
+            let batch = if self.stopping { Batch::default() } else { self.read(out.sent) };
+            if batch.records.is_empty() && batch.stop.is_none() {
+                if let Some(head) = out.window.pop_front() {
+                    if let Err(e) = self.settle(&mut out, head).await {
+                        return Pumped::Failed(e);
+                    }
+                    continue;
+                }
+                if self.stopping || self.idle().await {
+                    return Pumped::Stopped;
+                }
+                continue;
+            }
+            if !batch.records.is_empty() {
+                self.stall_backoff = FIRST_BACKOFF;
+                self.waiting_ahead = false;
+            }
+            for record in &batch.records {
+                if let Err(e) = self.ready(&mut out).await {
+                    return Pumped::Failed(e);
+                }
+                let message = self.message(record, out.stream_seq);
+                if let Err(e) = self.publish(&mut out, record.seq(), message).await {
+                    return Pumped::Failed(e);
+                }
+            }
+            match batch.stop {
+                None => {}
+                Some(Stop::Gap { first, last }) => {
+                    tracing::warn!(
+                        first_missing = first,
+                        last_missing = last,
+                        "journal gap (salvage); publishing a gap marker"
+                    );
+                    if let Err(e) = self.ready(&mut out).await {
+                        return Pumped::Failed(e);
+                    }
+                    let message = self.gap_message(first, last, out.stream_seq);
+                    if let Err(e) = self.publish(&mut out, last, message).await {
+                        return Pumped::Failed(e);
+                    }
+                    self.shared.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                    self.stall_backoff = FIRST_BACKOFF;
+                }
+                Some(Stop::Expired { earliest }) => self.skip_pruned(&mut out, earliest),
+                Some(Stop::Ahead(reset)) if out.anchored => {
+                    // The stream holds seqs this journal no longer has: its
+                    // next records would take ids the stream already holds.
+                    let error = NatsError::JournalReset {
+                        stream: self.spec.name().to_owned(),
+                        dir: self.shared.reader.dir().to_path_buf(),
+                        after: out.sent,
+                        reset,
+                    };
+                    return self.fatal(&mut out, error).await;
+                }
+                Some(Stop::Ahead(reset)) => {
+                    // Nothing of this journal in the stream yet: `start_after`
+                    // is past its end. Wait for the journal to get there.
+                    if !std::mem::replace(&mut self.waiting_ahead, true) {
+                        tracing::warn!(
+                            start_after = out.sent,
+                            ?reset,
+                            "the journal has not reached start_after; waiting"
+                        );
+                    }
+                    if self.idle().await {
+                        return Pumped::Stopped;
+                    }
+                }
+                Some(Stop::Fatal(e)) => return self.fatal(&mut out, e).await,
+                Some(Stop::Local(e)) => {
+                    // What preceded the error is in flight: see it
+                    // acknowledged (for `wait_for` and the stats) before
+                    // waiting.
+                    if let Err(e) = self.drain(&mut out).await {
+                        return Pumped::Failed(e);
+                    }
+                    let backoff = self.stall_backoff;
+                    tracing::error!(error = %e, after = out.sent, ?backoff, "cannot read the journal; retrying after a pause");
+                    self.shared.record_stall(&e);
+                    if self.pause(backoff).await {
+                        return Pumped::Stopped;
+                    }
+                    self.stall_backoff = (backoff * 2).min(MAX_STALL_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Waits for a wake, the poll interval or shutdown; returns whether to
+    /// stop.
+    async fn idle(&mut self) -> bool {
+        tokio::select! {
+            () = self.shared.wake.notified() => {}
+            () = tokio::time::sleep(self.poll_interval) => {}
+            () = self.shared.stop.notified() => self.stopping = true,
+        }
+        self.stopping
+    }
+
+    /// Ends replication with `error`, after the publishes in flight (all of
+    /// the journal being replicated) are acknowledged, so the stats say how
+    /// far it got.
+    async fn fatal(&self, out: &mut Outbox, error: NatsError) -> Pumped {
+        if let Err(e) = self.drain(out).await {
+            tracing::warn!(error = %e, "acknowledgements lost while stopping");
+        }
+        Pumped::Fatal(error)
+    }
+
+    /// Accounts for the seqs retention pruned before they were sent (the
+    /// follower goes on with `earliest`): counted once each in `skipped`,
+    /// logged, and recorded as an error, never skipped silently.
+    fn skip_pruned(&mut self, out: &mut Outbox, earliest: u64) {
+        let last_missing = earliest.saturating_sub(1);
+        let error = NatsError::Pruned {
+            stream: self.spec.name().to_owned(),
+            dir: self.shared.reader.dir().to_path_buf(),
+            first_missing: out.sent.saturating_add(1),
+            last_missing,
+        };
+        // A resync may meet a range already counted (the stream still ends
+        // before it): count only seqs not counted yet.
+        let new = last_missing.saturating_sub(out.sent.max(self.skipped_through));
+        if new > 0 {
+            tracing::error!(error = %error, lost = new, "journal records pruned before replication");
+            self.shared.counters.skipped.fetch_add(new, Ordering::Relaxed);
+            self.shared.record_error(&error);
+            self.skipped_through = last_missing;
+        } else {
+            tracing::warn!(error = %error, "journal records pruned before replication (already counted)");
+        }
+        out.sent = out.sent.max(last_missing);
+    }
+
+    /// Up to [`CHUNK`] records after `sent` from the follower (made at
+    /// `sent` if there is none), stopping at a reset or an error.
+    fn read(&mut self, sent: u64) -> Batch {
+        let mut follower = match self.follower.take() {
+            Some(follower) => follower,
+            None => match Follower::new(self.shared.reader.clone(), sent) {
+                // A new follower takes the epoch now in the directory as
+                // its cursor's: check it is still the one replicated.
+                Ok(follower) if follower.epoch() != self.epoch => {
+                    return Batch::stopped(Stop::Fatal(self.epoch_mismatch(self.epoch, follower.epoch())));
+                }
+                Ok(follower) => follower,
+                Err(e) => return Batch::stopped(Stop::Local(e.into())),
+            },
+        };
+        debug_assert_eq!(follower.cursor(), sent, "the follower is where the replicator is");
+        let mut batch = Batch::default();
+        while batch.records.len() < CHUNK {
+            let reset = match follower.next() {
+                Ok(None) => break,
+                Ok(Some(Followed::Record(record))) => {
+                    batch.records.push(record);
+                    continue;
+                }
+                Ok(Some(Followed::Reset(reset))) => reset,
+                Err(e) => {
+                    // The follower stays at its cursor: the next read retries.
+                    batch.stop = Some(Stop::Local(e.into()));
+                    break;
+                }
+            };
+            let stop = match reset {
+                // The follower goes on after the gap, or with the earliest
+                // retained record, as the stream does.
+                Reset::Gap { first_missing, last_missing } => Stop::Gap { first: first_missing, last: last_missing },
+                Reset::Expired { earliest } => Stop::Expired { earliest },
+                // The follower moved its cursor back to the start of the
+                // journal now in the directory: it is not used again.
+                Reset::Ahead { .. } => return Batch { stop: Some(Stop::Ahead(reset)), ..batch },
+                Reset::Epoch { old, new, .. } => {
+                    return Batch { stop: Some(Stop::Fatal(self.epoch_mismatch(old, new))), ..batch };
+                }
+                other => {
+                    let error = NatsError::JournalReset {
+                        stream: self.spec.name().to_owned(),
+                        dir: self.shared.reader.dir().to_path_buf(),
+                        after: batch.records.last().map_or(sent, Record::seq),
+                        reset: other,
+                    };
+                    return Batch { stop: Some(Stop::Fatal(error)), ..batch };
+                }
+            };
+            batch.stop = Some(stop);
+            break;
+        }
+        self.follower = Some(follower);
+        batch
+    }
+}

@@ -1,0 +1,60 @@
+//! [`ReplicationStats`]: the snapshot of a replicator's progress and lag
+//! that [`Replicator::stats`](crate::Replicator::stats) and `shutdown`
+//! return, built from the counters kept in `replicator.rs`.
+//!
+//! Invariant: a plain value with no behaviour; every field says what it
+//! counts since the replicator started.
+use std::time::Duration;
+
+/// A snapshot of a replicator's progress. Lag is measured against the
+/// journal on disk at the moment of the call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplicationStats {
+    /// The last journal seq JetStream acknowledged.
+    pub replicated: u64,
+    /// The journal's last seq.
+    pub journal_latest: u64,
+    /// `journal_latest - replicated`.
+    pub lag_seqs: u64,
+    /// How long ago the oldest record not yet acknowledged was journaled
+    /// (zero without lag).
+    pub lag: Duration,
+    /// Publishes sent (re-sends included).
+    pub published: u64,
+    /// Acknowledgements received.
+    pub acked: u64,
+    /// Acknowledgements that reported a duplicate (a re-send JetStream dropped).
+    pub duplicates: u64,
+    /// Times the replicator dropped its window and resumed from the stream
+    /// (after a server-side failure only).
+    pub resyncs: u64,
+    /// Errors met (each also logged through `tracing`), `stalls` included.
+    pub errors: u64,
+    /// Errors of the local journal that a retry against the server cannot
+    /// fix (a corrupt frame in a sealed segment, an unreadable segment).
+    /// Each one pauses reading the journal, 50 ms the first time, doubling
+    /// up to 5 s while it persists; the records before it are replicated
+    /// first, and `last_error` names the file and offset.
+    pub stalls: u64,
+    /// Seqs the journal's retention pruned before they could be replicated
+    /// (the follower's `Reset::Expired`): they will never be in the stream.
+    /// Each seq is counted once, even if a resync meets the same pruned
+    /// range again; each time new seqs are lost, `errors` grows by one and
+    /// `last_error` names the range ([`NatsError::Pruned`](crate::NatsError::Pruned)). Replication
+    /// goes on with the earliest retained record.
+    pub skipped: u64,
+    /// Salvage gaps published as gap markers (see [`crate::headers`]).
+    pub gaps: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// The replication task has ended after a fatal error, which
+    /// `last_error` names: the stream holds another journal's events or
+    /// foreign messages, or the journal directory was recreated
+    /// ([`NatsError::EpochMismatch`](crate::NatsError::EpochMismatch)) or rolled back
+    /// ([`NatsError::JournalReset`](crate::NatsError::JournalReset)) under the replicator. A stopped
+    /// replicator publishes nothing more and
+    /// [`wait_for`](crate::Replicator::wait_for) fails; fix the cause and start a
+    /// new one.
+    pub stopped: bool,
+}

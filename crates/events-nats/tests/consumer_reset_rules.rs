@@ -1,0 +1,98 @@
+//! One reset rule for the remote consumer, the local feed's: a cursor the
+//! stream cannot serve gets one `Reset`, then every event from the oldest
+//! the stream holds, with no gap after it: an expired cursor (older than
+//! what a size-limited stream keeps), a cursor ahead of the stream
+//! (`u64::MAX` included, without overflowing), and another epoch.
+
+mod support;
+
+use std::time::Duration;
+
+use events::{Cursor, FeedItem, ResetReason, Seq};
+use events_nats::{RemoteFeed, RemoteStream, Replicator, StreamSpec};
+use support::{Ev, Server, expect_events, fill, next_item, within};
+
+async fn expect_reset(items: &mut RemoteStream<Ev>, expected: ResetReason, earliest: u64, latest: u64) {
+    let item = next_item(items).await;
+    assert!(
+        matches!(&item, FeedItem::Reset { reason, earliest: e, latest: l }
+            if *reason == expected && *e == Seq::new(earliest) && *l == Seq::new(latest)),
+        "expected {expected:?} (earliest {earliest}, latest {latest}), got {item:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_ahead_and_other_epoch_continue_at_the_oldest_available() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("LIMITED", "feed.limited").max_messages(100);
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path());
+    fill(&mut journal, 1, 300);
+    let replicator = Replicator::builder(dir.path(), js.clone(), spec.clone())
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("300 replicated", replicator.wait_for(300)).await.unwrap();
+    let epoch = journal.epoch();
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
+
+    // Expired: the reset, then 201..=300 (the oldest kept) with no gap, then live.
+    for cursor in [0, 10, 199] {
+        let mut items = remote.stream_from(Cursor::new(Seq::new(cursor), epoch)).await.unwrap();
+        expect_reset(&mut items, ResetReason::Expired, 201, 300).await;
+        expect_events(&mut items, 201..=300).await;
+    }
+    let mut items = remote.stream_from(Seq::new(10)).await.unwrap();
+    expect_reset(&mut items, ResetReason::Expired, 201, 300).await;
+    expect_events(&mut items, 201..=210).await;
+
+    // A cursor the stream still serves: no reset, no gap.
+    let mut served = remote.stream_from(Seq::new(200)).await.unwrap();
+    expect_events(&mut served, 201..=300).await;
+
+    // Ahead, and another epoch: the reset, then the oldest available.
+    let mut ahead = remote.stream_from(Seq::new(5000)).await.unwrap();
+    expect_reset(&mut ahead, ResetReason::Ahead, 201, 300).await;
+    expect_events(&mut ahead, 201..=203).await;
+    let mut other = remote.stream_from(Cursor::new(Seq::new(250), epoch ^ 1)).await.unwrap();
+    expect_reset(&mut other, ResetReason::EpochMismatch { cursor_epoch: epoch ^ 1, journal_epoch: epoch }, 201, 300)
+        .await;
+    expect_events(&mut other, 201..=203).await;
+
+    // Every one of them follows live afterwards.
+    fill(&mut journal, 301, 301);
+    within("301 replicated", replicator.wait_for(301)).await.unwrap();
+    expect_events(&mut items, 211..=301).await;
+    expect_events(&mut served, 301..=301).await;
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_at_u64_max_is_ahead_not_an_overflow() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("MAX", "feed.max");
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path());
+    let replicator = Replicator::builder(dir.path(), js.clone(), spec.clone()).start().await.unwrap();
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
+
+    // An empty stream that never held anything.
+    let mut empty = remote.stream_from(Seq::MAX).await.unwrap();
+    expect_reset(&mut empty, ResetReason::Ahead, 0, 0).await;
+
+    fill(&mut journal, 1, 10);
+    within("10 replicated", replicator.wait_for(10)).await.unwrap();
+    // What the empty stream's reader gets next is the oldest available.
+    expect_events(&mut empty, 1..=10).await;
+    for cursor in [Cursor::from(Seq::MAX), Cursor::new(Seq::MAX, journal.epoch())] {
+        let mut items = remote.stream_from(cursor).await.unwrap();
+        expect_reset(&mut items, ResetReason::Ahead, 1, 10).await;
+        expect_events(&mut items, 1..=10).await;
+    }
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}

@@ -1,0 +1,219 @@
+//! What the replicator does with each reset its journal follower reports
+//! (the salvage `Gap` is in `replicator_gap.rs`):
+//!
+//! * `Epoch`: the directory is recreated under a running replicator; it
+//!   stops with `EpochMismatch` and the stream keeps only the old journal.
+//! * `Ahead`: the directory is rolled back to an older copy (same epoch,
+//!   fewer records); it stops with `JournalReset` instead of publishing the
+//!   restored journal's next records under seqs the stream already holds.
+//!   (Seen only while the restored journal is behind the stream: one that
+//!   already grew past it has the same epoch and contiguous seqs, which no
+//!   reader can tell from the original.)
+//! * `Ahead` with an empty stream and `start_after` past the journal's end:
+//!   not a rollback; it waits for the journal to get there.
+//! * `Expired`: retention pruned records before they were replicated; they
+//!   are counted in `skipped` and named in `last_error`, and replication
+//!   goes on with the earliest retained record.
+//!
+//! Neighbours: `tests/support` (server, journal filler); the rules are in
+//! `src/replicator.rs`'s module docs. Directories are swapped by rename, so
+//! the replicator sees the old journal or the complete new one.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy};
+use events_nats::headers::Coordinates;
+use events_nats::{NatsError, ReplicationStats, Replicator, StreamSpec};
+use support::{Server, fill, journal, stream_messages, within};
+
+/// Copies the files of journal directory `from` into a new directory `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Replaces directory `dir` with `with` (a rename: readers see one or the other).
+fn replace_dir(dir: &Path, with: &Path) {
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::rename(with, dir).unwrap();
+}
+
+/// The `(epoch, seq)` of every message of stream `name`, in stream order.
+async fn coordinates(js: &async_nats::jetstream::Context, name: &str) -> Vec<(u64, u64)> {
+    stream_messages(js, name)
+        .await
+        .iter()
+        .map(|m| {
+            let at = Coordinates::parse(Some(&m.headers), name, m.stream_seq).unwrap();
+            (at.epoch, at.seq)
+        })
+        .collect()
+}
+
+/// Waits until the replicator's task has stopped.
+async fn stopped(replicator: &Replicator) -> ReplicationStats {
+    within("the replicator stops", async {
+        loop {
+            let stats = replicator.stats();
+            if stats.stopped {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling a flag
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_directory_stops_the_replicator() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut old = journal(&dir);
+    fill(&mut old, 1, 10);
+    let old_epoch = old.epoch();
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("RECREATED", "feed.recreated"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("the old journal", replicator.wait_for(10)).await.unwrap();
+    old.close().unwrap();
+
+    // A new journal, longer than the old one, where the old one was.
+    let staging = tmp.path().join("staging");
+    let mut new = journal(&staging);
+    fill(&mut new, 1, 30);
+    let new_epoch = new.epoch();
+    assert_ne!(new_epoch, old_epoch);
+    new.close().unwrap();
+    replace_dir(&dir, &staging);
+
+    let stats = stopped(&replicator).await;
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(
+        last_error.contains(&old_epoch.to_string()) && last_error.contains(&new_epoch.to_string()),
+        "the error names both epochs: {last_error}"
+    );
+    assert_eq!((stats.replicated, stats.published), (10, 10), "{stats:?}");
+    let waited = replicator.wait_for(11).await;
+    assert!(matches!(waited, Err(NatsError::JetStream { op: "replicating", .. })), "{waited:?}");
+    let expected: Vec<(u64, u64)> = (1..=10).map(|seq| (old_epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "RECREATED").await, expected, "nothing of the new journal");
+
+    // A new replicator refuses the stream the same way.
+    let again = Replicator::builder(&dir, js.clone(), StreamSpec::new("RECREATED", "feed.recreated")).start().await;
+    assert!(matches!(again, Err(NatsError::EpochMismatch { stream_epoch, journal_epoch, .. })
+        if stream_epoch == old_epoch && journal_epoch == new_epoch));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_journal_stops_the_replicator() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let backup = tmp.path().join("backup");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 10);
+    j.close().unwrap();
+    copy_dir(&dir, &backup); // the journal at seq 10
+    let mut j = journal(&dir);
+    fill(&mut j, 11, 20);
+    let epoch = j.epoch();
+
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("ROLLBACK", "feed.rollback"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("20", replicator.wait_for(20)).await.unwrap();
+    j.close().unwrap();
+    replace_dir(&dir, &backup);
+
+    let stats = stopped(&replicator).await;
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(last_error.contains("ends at seq 10") && last_error.contains("after seq 20"), "{last_error}");
+    assert_eq!((stats.replicated, stats.published), (20, 20), "{stats:?}");
+    let waited = replicator.wait_for(21).await;
+    assert!(matches!(waited, Err(NatsError::JetStream { op: "replicating", .. })), "{waited:?}");
+    // The restored journal goes on: its seqs 11.. are not the stream's
+    // 11..=20, and none of them is published.
+    let mut restored = journal(&dir);
+    assert_eq!(restored.epoch(), epoch);
+    fill(&mut restored, 11, 25);
+    let expected: Vec<(u64, u64)> = (1..=20).map(|seq| (epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "ROLLBACK").await, expected, "nothing re-sent or added");
+    assert_eq!(replicator.stats().published, 20);
+    restored.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_after_past_the_end_waits_for_the_journal() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = journal(dir.path());
+    fill(&mut j, 1, 10);
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("LATER", "feed.later"))
+        .poll_interval(Duration::from_millis(5))
+        .start_after(15)
+        .start()
+        .await
+        .unwrap();
+    // An observation window, not a synchronisation: twenty polls that each
+    // find the journal behind `start_after`, none of them fatal.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stats = replicator.stats();
+    assert_eq!((stats.published, stats.errors, stats.stopped), (0, 0, false), "{stats:?}");
+    fill(&mut j, 11, 20);
+    within("16..=20", replicator.wait_for(20)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.published, stats.errors, stats.stopped), (5, 0, false), "{stats:?}");
+    let epoch = j.epoch();
+    let expected: Vec<(u64, u64)> = (16..=20).map(|seq| (epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "LATER").await, expected);
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_pruned_before_replication_are_counted_and_reported() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    fill(&mut j, 1, 50);
+    j.roll().unwrap();
+    fill(&mut j, 51, 100);
+    j.roll().unwrap();
+    fill(&mut j, 101, 150);
+    j.prune().unwrap();
+    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
+    assert!(earliest > 1, "retention pruned the first segment");
+
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("PRUNED", "feed.pruned"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("150", replicator.wait_for(150)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.errors, stats.stopped), (earliest - 1, 1, false), "{stats:?}");
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(last_error.contains(&format!("seqs 1..={} were pruned", earliest - 1)), "{last_error}");
+    assert_eq!(stats.published, 151 - earliest, "{stats:?}");
+    let epoch = j.epoch();
+    let expected: Vec<(u64, u64)> = (earliest..=150).map(|seq| (epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "PRUNED").await, expected);
+    replicator.shutdown().await;
+    j.close().unwrap();
+}

@@ -1,0 +1,390 @@
+//! [`FeedBuilder`]: every option of a feed with its documented default, and
+//! `open`: recovering the journal directory (waiting for a closing writer of
+//! this process), spawning the writer thread, the sink task and the
+//! retention timer, and handing out the first [`Feed`] handle.
+//!
+//! Invariant: `open` either returns a feed whose writer holds the directory
+//! lock, or an error with nothing left running; options that could make a
+//! journaled event unreadable are refused here, before anything is written.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use events_core::{Bincode, Codec, Envelope, Event};
+use events_fanout::Overflow;
+use events_journal::{
+    Journal, JournalError, JournalOptions, Reader, RecoveryMode, RecoveryReport, Retention, SyncPolicy,
+};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::feed::Feed;
+use crate::inbox::Inbox;
+use crate::reader::FeedReader;
+use crate::session::SessionRegistry;
+use crate::shared::{LIVE_CHUNK, Shared};
+use crate::sinks::{NamedSink, SinkQueue, SinkSet};
+use crate::writer::{Cmd, Writer};
+use crate::writers;
+use crate::{Error, EventSink, Result};
+
+/// Configures and opens a [`Feed`]. Created by [`Feed::builder`].
+///
+/// Every option has a default; the ones that matter for durability
+/// ([`sync`](Self::sync)) and disk use ([`retention`](Self::retention)) say
+/// so explicitly.
+pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
+    dir: PathBuf,
+    journal: JournalOptions,
+    sync_policy: SyncPolicy,
+    max_record_bytes: u32,
+    inbox_capacity: usize,
+    live_capacity: usize,
+    sink_queue: usize,
+    sink_timeout: Option<Duration>,
+    retention_check: Duration,
+    session_capacity: usize,
+    session_overflow: Overflow,
+    sinks: Vec<NamedSink<E>>,
+    codec: C,
+}
+
+impl<E: Event, C: Codec> std::fmt::Debug for FeedBuilder<E, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedBuilder")
+            .field("dir", &self.dir)
+            .field("journal", &self.journal)
+            .field("inbox_capacity", &self.inbox_capacity)
+            .field("live_capacity", &self.live_capacity)
+            .field("sinks", &self.sinks.len())
+            .field("codec", &C::NAME)
+            .finish()
+    }
+}
+
+impl<E: Event> Feed<E, Bincode> {
+    /// Starts configuring a feed stored in `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> FeedBuilder<E, Bincode> {
+        FeedBuilder::new(dir.as_ref().to_path_buf())
+    }
+}
+
+impl<E: Event> FeedBuilder<E, Bincode> {
+    fn new(dir: PathBuf) -> Self {
+        FeedBuilder {
+            dir,
+            journal: JournalOptions::new(),
+            sync_policy: SyncPolicy::Always,
+            max_record_bytes: 16 << 20,
+            inbox_capacity: 1024,
+            live_capacity: 4096,
+            sink_queue: 1024,
+            sink_timeout: None,
+            retention_check: Duration::from_secs(1),
+            session_capacity: 256,
+            session_overflow: Overflow::Wait,
+            sinks: Vec::new(),
+            codec: Bincode,
+        }
+    }
+}
+
+impl<E: Event, C: Codec> FeedBuilder<E, C> {
+    /// The size at which the journal starts a new segment. Default: 8 MiB.
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.journal = self.journal.segment_bytes(bytes);
+        self
+    }
+
+    /// Which old segments are deleted: at open, after every roll, and every
+    /// [`retention_check`](Self::retention_check) while the feed is open (so
+    /// `Retention::age` fires on an idle feed too). A failed removal is
+    /// logged, counted in [`FeedStats::prune_errors`](crate::FeedStats::prune_errors) and retried; it never
+    /// fails an append. Default: `Retention::segments(64)`.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.journal = self.journal.retention(retention);
+        self
+    }
+
+    /// How often retention runs while the feed is open, besides at every
+    /// roll. Default: 1 s.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `every` is zero.
+    #[must_use]
+    pub fn retention_check(mut self, every: Duration) -> Self {
+        assert!(!every.is_zero(), "retention_check must be positive");
+        self.retention_check = every;
+        self
+    }
+
+    /// When appends are fsynced. Default: [`SyncPolicy::Always`] (an
+    /// acknowledged append has been fdatasync'ed; concurrent appends share
+    /// one fsync).
+    #[must_use]
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.journal = self.journal.sync(policy);
+        self.sync_policy = policy;
+        self
+    }
+
+    /// What recovery does with a corrupt newest segment. Default:
+    /// [`RecoveryMode::Strict`] (a torn tail is truncated; corruption
+    /// followed by valid frames refuses to open, naming file and offset).
+    #[must_use]
+    pub fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.journal = self.journal.recovery(mode);
+        self
+    }
+
+    /// Injects the faults of `plan` into the feed's journal (its writer,
+    /// rolls, retention and recovery). Tests only. Default: no faults.
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn faults(mut self, plan: events_journal::fault::FaultPlan) -> Self {
+        self.journal = self.journal.faults(plan);
+        self
+    }
+
+    /// The largest accepted encoded event. Default: 16 MiB, which is also
+    /// the most allowed: the codec refuses to decode anything larger, so a
+    /// larger limit would journal events that no reader could read back
+    /// ([`open`](Self::open) refuses it with [`Error::Config`]).
+    ///
+    /// An event over the limit fails alone: its `append` gets
+    /// [`Error::TooLarge`], its `record` is dropped and counted in
+    /// [`FeedStats::too_large`](crate::FeedStats::too_large); the events batched with it are journaled
+    /// and the feed stays healthy.
+    #[must_use]
+    pub fn max_record_bytes(mut self, bytes: u32) -> Self {
+        self.journal = self.journal.max_record_bytes(bytes);
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Commands the inbox holds before `record` drops and `append` waits.
+    /// Default: 1024.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0.
+    #[must_use]
+    pub fn inbox_capacity(mut self, capacity: usize) -> Self {
+        assert!(capacity > 0, "inbox capacity must be at least 1");
+        self.inbox_capacity = capacity;
+        self
+    }
+
+    /// Events the live tail buffers for `stream_from` consumers; a consumer
+    /// further behind falls back to the journal. Default: 4096.
+    ///
+    /// The tail holds published chunks of up to 64 events, so the bound is
+    /// `capacity / 64` chunks (at least 2): exact under load, smaller in
+    /// events when the feed is quiet and batches are small.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0.
+    #[must_use]
+    pub fn live_capacity(mut self, capacity: usize) -> Self {
+        assert!(capacity > 0, "live capacity must be at least 1");
+        self.live_capacity = capacity;
+        self
+    }
+
+    /// Attaches a best-effort sink. Sinks see every durable event after it
+    /// is journaled, in seq order, on a background task behind a bounded
+    /// queue, so a slow sink never slows the writer; what the queue cannot
+    /// hold is dropped and counted in [`FeedStats::sink_dropped`](crate::FeedStats::sink_dropped).
+    /// Repeatable: sinks are called one after another for each event.
+    ///
+    /// Each sink is called under its own unwind guard: a panicking sink is
+    /// logged by name, counted in [`FeedStats::sinks`](crate::FeedStats::sinks), and keeps receiving
+    /// later events, while the others never notice. Unnamed sinks are named
+    /// `sink-<n>` in attachment order; see [`named_sink`](Self::named_sink).
+    #[must_use]
+    pub fn sink<S>(self, sink: S) -> Self
+    where
+        S: EventSink<Envelope<E>> + 'static,
+    {
+        let name = format!("sink-{}", self.sinks.len());
+        self.named_sink(name, sink)
+    }
+
+    /// Attaches a best-effort sink under a name used in logs and in
+    /// [`FeedStats::sinks`](crate::FeedStats::sinks). Otherwise as [`sink`](Self::sink).
+    #[must_use]
+    pub fn named_sink<S>(mut self, name: impl Into<String>, sink: S) -> Self
+    where
+        S: EventSink<Envelope<E>> + 'static,
+    {
+        self.sinks.push((name.into(), Arc::new(sink)));
+        self
+    }
+
+    /// Events each session subscriber may hold before `Session::emit`
+    /// waits for it. Default: 256.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0.
+    #[must_use]
+    pub fn session_capacity(mut self, capacity: usize) -> Self {
+        assert!(capacity > 0, "session capacity must be at least 1");
+        self.session_capacity = capacity;
+        self
+    }
+
+    /// What a session's `emit` does about a subscriber that is full.
+    /// Default: [`Overflow::Wait`] (pure backpressure: a stalled UI stalls
+    /// its session). With a disconnect policy a subscriber that falls behind
+    /// is closed with an explicit reason its stream yields
+    /// ([`Closed::TooSlow`](events_fanout::Closed)), and the session carries on.
+    #[must_use]
+    pub fn session_overflow(mut self, overflow: Overflow) -> Self {
+        self.session_overflow = overflow;
+        self
+    }
+
+    /// Batches of envelopes the sink queue holds. Default: 1024.
+    #[must_use]
+    pub fn sink_queue(mut self, batches: usize) -> Self {
+        self.sink_queue = batches.max(1);
+        self
+    }
+
+    /// Bounds each sink call; a call cut short is counted in
+    /// [`FeedStats::sink_timeouts`](crate::FeedStats::sink_timeouts). Default: no timeout.
+    #[must_use]
+    pub fn sink_timeout(mut self, timeout: Duration) -> Self {
+        self.sink_timeout = Some(timeout);
+        self
+    }
+
+    /// Uses another payload codec. Default: [`Bincode`]. The codec's id is
+    /// stored in every segment header; opening a journal written with
+    /// another codec fails.
+    pub fn codec<C2: Codec>(self, codec: C2) -> FeedBuilder<E, C2> {
+        FeedBuilder {
+            dir: self.dir,
+            journal: self.journal,
+            sync_policy: self.sync_policy,
+            max_record_bytes: self.max_record_bytes,
+            inbox_capacity: self.inbox_capacity,
+            live_capacity: self.live_capacity,
+            sink_queue: self.sink_queue,
+            sink_timeout: self.sink_timeout,
+            retention_check: self.retention_check,
+            session_capacity: self.session_capacity,
+            session_overflow: self.session_overflow,
+            sinks: self.sinks,
+            codec,
+        }
+    }
+
+    /// Opens the feed: creates the directory if needed, takes its lock,
+    /// recovers the newest segment, applies retention and spawns the writer.
+    ///
+    /// On an empty or missing directory a new journal (with a new epoch) is
+    /// created. On a clean one, seqs continue after the last record. On a
+    /// torn one (a crash mid-write), the incomplete tail is truncated and
+    /// seqs continue after the last complete record. On a corrupt one
+    /// (damage followed by valid records), opening fails with the file and
+    /// offset unless a salvage [`RecoveryMode`] was chosen.
+    ///
+    /// If the last handle of this process's previous feed on the same
+    /// directory was just dropped, its writer is still draining in the
+    /// background: `open` waits for it to release the directory (at most
+    /// 10 s). A directory whose writer is alive (in this process or another)
+    /// is refused at once with [`JournalError::Locked`].
+    ///
+    /// Must be called within a tokio runtime (sinks and the retention timer
+    /// run on it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] for I/O errors, a directory locked by another
+    /// writer, corruption, or a journal written with another codec;
+    /// [`Error::Spawn`] if the writer thread cannot start; [`Error::Task`] if
+    /// the blocking open panicked.
+    pub async fn open(self) -> Result<Feed<E, C>> {
+        self.open_with_report().await.map(|(feed, _)| feed)
+    }
+
+    /// Like [`open`](Self::open), also returning what recovery found.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub async fn open_with_report(self) -> Result<(Feed<E, C>, RecoveryReport)> {
+        if self.max_record_bytes as usize > events_core::DEFAULT_DECODE_LIMIT {
+            return Err(Error::Config(format!(
+                "max_record_bytes {} is above the codec's decode limit of {} bytes: such events could be \
+                 journaled but never read back",
+                self.max_record_bytes,
+                events_core::DEFAULT_DECODE_LIMIT
+            )));
+        }
+        let open_journal = || {
+            let dir = self.dir.clone();
+            let options = self.journal.clone().codec_tag(C::ID);
+            tokio::task::spawn_blocking(move || Journal::open(&dir, options))
+        };
+        let (journal, report) = match open_journal().await.map_err(Error::Task)? {
+            // The last handle of this process's previous feed on this
+            // directory was just dropped: its writer is draining. Wait for it.
+            Err(JournalError::Locked { .. }) if writers::wait_for_closing(&self.dir).await => {
+                open_journal().await.map_err(Error::Task)??
+            }
+            other => other?,
+        };
+        let reader = Reader::open(&self.dir)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            epoch = journal.epoch(),
+            first = journal.first_seq(),
+            last = journal.last_seq(),
+            "feed opened"
+        );
+        let shared = Arc::new(Shared::for_writer(self.dir.clone(), &journal, reader));
+        let (tx, rx) = mpsc::channel(self.inbox_capacity);
+        let weak = tx.downgrade();
+        writers::register(&self.dir, &shared, move || weak.upgrade().is_some());
+        spawn_retention_timer(tx.downgrade(), self.retention_check);
+        let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
+        let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
+        let sinks = sink_set.clone().map(|set| SinkQueue::spawn(set, self.sink_queue));
+        let group_commit = self.sync_policy == SyncPolicy::Always;
+        let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone(), group_commit)
+            .max_record_bytes(self.max_record_bytes);
+        std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
+        let feed = Feed::from_parts(
+            Inbox::new(tx, Arc::clone(&shared)),
+            FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set),
+            shared,
+            Arc::new(SessionRegistry::new(self.session_capacity, self.session_overflow)),
+        );
+        Ok((feed, report))
+    }
+}
+
+/// Sends `Cmd::Prune` every `every` until the feed is gone. It holds only a
+/// weak sender, so it never keeps a dropped feed's writer running.
+fn spawn_retention_timer<E: Event>(inbox: mpsc::WeakSender<Cmd<E>>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate; open just pruned
+        loop {
+            tick.tick().await;
+            let Some(tx) = inbox.upgrade() else { return };
+            // A full inbox means a busy writer, which rolls and prunes anyway.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Cmd::Prune) {
+                return;
+            }
+        }
+    });
+}

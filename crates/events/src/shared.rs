@@ -1,0 +1,180 @@
+//! [`Shared`]: the state every handle of one journal directory shares (the
+//! writer thread, `Feed` and `FeedReader` handles, every `FeedStream`), and
+//! the live tail's message type. It sits below the modules that use it, so
+//! the façade's imports form no circle.
+//!
+//! Invariant: `latest` is the last *acknowledged* seq: the writer stores it
+//! only after a batch is journaled with its policy's durability, and a
+//! reader of another process's journal refreshes it from the watermark that
+//! writer publishes, so no stream replays past what an `append` caller could
+//! have been told.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use events_core::{Envelope, Seq};
+use events_journal::{Journal, Reader};
+use parking_lot::Mutex;
+
+use crate::stats::{Counters, FeedStats};
+
+/// Events per message of the live tail.
+pub(crate) const LIVE_CHUNK: usize = 64;
+
+/// One message of the live tail: consecutive published envelopes.
+pub(crate) type LiveChunk<E> = Arc<[Arc<Envelope<E>>]>;
+
+/// State shared by every handle, stream and the writer thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    /// Fixed for a writer's feed; a follower updates it when the directory
+    /// is recreated under it.
+    epoch: AtomicU64,
+    // For a writer's feed, `latest`/`earliest` are set by the writer after
+    // each batch; for a follower they are refreshed from the files.
+    latest: AtomicU64,
+    earliest: AtomicU64,
+    pub(crate) counters: Counters,
+    pub(crate) reader: Reader,
+    failure: Mutex<Option<String>>,
+    closed: AtomicBool,
+    /// Wakes `wait_closed` when the writer stops.
+    closed_signal: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// The state of a feed whose writer this process runs.
+    pub(crate) fn for_writer(dir: PathBuf, journal: &Journal, reader: Reader) -> Shared {
+        Shared {
+            dir,
+            epoch: AtomicU64::new(journal.epoch()),
+            latest: AtomicU64::new(journal.last_seq()),
+            earliest: AtomicU64::new(journal.first_seq()),
+            counters: Counters::default(),
+            reader,
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            closed_signal: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The state of a follower of a journal another process (or no
+    /// process) writes.
+    pub(crate) fn for_follower(dir: PathBuf, epoch: u64, reader: Reader) -> Shared {
+        let shared = Shared {
+            dir,
+            epoch: AtomicU64::new(epoch),
+            latest: AtomicU64::new(0),
+            earliest: AtomicU64::new(0),
+            counters: Counters::default(),
+            reader,
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(true),
+            closed_signal: tokio::sync::Notify::new(),
+        };
+        shared.refresh_from_reader();
+        shared
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A follower found the directory recreated with another epoch.
+    pub(crate) fn set_epoch(&self, epoch: u64) {
+        if self.epoch.swap(epoch, Ordering::AcqRel) != epoch {
+            tracing::info!(dir = %self.dir.display(), new = epoch, "journal recreated");
+        }
+        self.refresh_from_reader();
+    }
+
+    /// For a follower: the epoch of the journal now in the directory (`None`
+    /// while it holds none), adopted as the shared epoch when it changed.
+    pub(crate) fn epoch_on_disk(&self) -> Option<u64> {
+        let now = self.reader.epoch().ok()?;
+        if now != self.epoch() {
+            self.set_epoch(now);
+        }
+        Some(now)
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    pub(crate) fn set_failed(&self, cause: String) {
+        self.failure.lock().get_or_insert(cause);
+    }
+
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.closed_signal.notify_waiters();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Waits until the writer has stopped (and released the directory).
+    pub(crate) async fn wait_closed(&self) {
+        loop {
+            let signalled = self.closed_signal.notified();
+            if self.is_closed() {
+                return;
+            }
+            signalled.await;
+        }
+    }
+
+    pub(crate) fn latest(&self) -> Seq {
+        Seq::new(self.latest.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn earliest(&self) -> Seq {
+        Seq::new(self.earliest.load(Ordering::Acquire))
+    }
+
+    /// A reader found retention already past `earliest`: never report an
+    /// older one.
+    pub(crate) fn raise_earliest(&self, earliest: u64) {
+        self.earliest.fetch_max(earliest, Ordering::AcqRel);
+    }
+
+    /// The counters with the current positions and health filled in.
+    pub(crate) fn stats(&self) -> FeedStats {
+        let mut stats = self.counters.snapshot();
+        stats.latest_seq = self.latest().get();
+        stats.earliest_seq = self.earliest().get();
+        stats.healthy = self.failure().is_none();
+        stats
+    }
+
+    /// For a follower: re-reads latest (the writer's acknowledged watermark,
+    /// or what recovery would keep when no writer runs) and earliest from
+    /// the journal files.
+    pub(crate) fn refresh_from_reader(&self) {
+        if let Ok(last) = self.reader.last_seq() {
+            self.latest.store(last, Ordering::Release);
+        }
+        if let Ok(first) = self.reader.first_seq() {
+            self.earliest.store(first, Ordering::Release);
+        }
+    }
+
+    /// Called by the writer after each journaled batch.
+    pub(crate) fn after_batch(&self, appended: u64, last: u64, journal: &Journal) {
+        let stats = journal.stats();
+        let c = &self.counters;
+        if appended > 0 {
+            c.appended.fetch_add(appended, Ordering::Relaxed);
+            c.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        c.bytes.store(stats.bytes_written, Ordering::Relaxed);
+        c.fsyncs.store(stats.fsyncs, Ordering::Relaxed);
+        c.prune_errors.store(stats.prune_errors, Ordering::Relaxed);
+        self.earliest.store(journal.first_seq(), Ordering::Release);
+        self.latest.store(last, Ordering::Release);
+    }
+}

@@ -1,0 +1,60 @@
+//! The feeds this process writes, by journal directory, so that opening a
+//! directory whose previous `Feed` was just dropped waits for that writer to
+//! let go instead of failing with "locked". Dropping the last handle makes the
+//! writer thread drain its inbox, fsync and release the lock in the
+//! background; tests, hot reloads and supervisors reopen right after.
+//!
+//! Invariant: only a writer with no live handle (no `Feed`, `Inbox` or
+//! `Session` left that could still send to it) is waited for, and only for a
+//! bounded time; a second *live* writer is refused at once, as before.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::shared::Shared;
+
+/// How long `open` waits for a closing writer of this process.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+struct Entry {
+    /// Whether any handle can still send to the writer.
+    live: Box<dyn Fn() -> bool + Send>,
+    shared: Weak<Shared>,
+}
+
+static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Entry>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn key(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Records the writer of `dir`; `live` tells whether a handle can still send to it.
+pub(crate) fn register(dir: &Path, shared: &Arc<Shared>, live: impl Fn() -> bool + Send + 'static) {
+    let mut writers = WRITERS.lock();
+    writers.retain(|_, e| e.shared.upgrade().is_some_and(|s| !s.is_closed()));
+    writers.insert(key(dir), Entry { live: Box::new(live), shared: Arc::downgrade(shared) });
+}
+
+/// Waits (at most [`CLOSE_WAIT`]) for this process's writer of `dir` to
+/// stop, if it has no live handle left. Returns `true` if there was such a
+/// writer and it stopped, so the caller should try to open again.
+pub(crate) async fn wait_for_closing(dir: &Path) -> bool {
+    let shared = {
+        let writers = WRITERS.lock();
+        match writers.get(&key(dir)) {
+            // Gone already: the writer finished between the failed open and now.
+            Some(entry) if !(entry.live)() => entry.shared.upgrade(),
+            _ => return false,
+        }
+    };
+    let Some(shared) = shared else { return true };
+    if tokio::time::timeout(CLOSE_WAIT, shared.wait_closed()).await.is_err() {
+        tracing::warn!(dir = %dir.display(), "a closing writer of this process did not release the directory in time");
+        return false;
+    }
+    true
+}

@@ -1,0 +1,185 @@
+//! One bad input, one bad sink or one cancelled call stays local.
+//!
+//! * An oversized event fails alone: eight small appends batched with a
+//!   4 KiB `record` and a 4 KiB `append` under `max_record_bytes(1024)` are
+//!   journaled, the big append gets `Error::TooLarge`, the big record is
+//!   counted in `too_large`, the feed stays healthy.
+//! * `max_record_bytes` above the codec's decode limit is refused at open.
+//! * A panicking sink is caught alone: the other sink sees every event, the
+//!   panicking one keeps being called, and the panics are counted by name.
+//! * Reopening a directory right after dropping the last `Feed` handle works;
+//!   a second live writer is still refused.
+//! * Age retention fires on an idle feed (the retention timer).
+//! * Group commit really batches: 256 concurrent appends under `Always`
+//!   share at most 64 fdatasyncs (counted by the fault seam).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use events::layers::journal::fault::{FaultPlan, Step};
+use events::{Envelope, Error, EventSink, Feed, JournalError, Retention, Seq, SyncPolicy};
+use support::{Ev, eventually, msg, take_events};
+
+fn big(n: u64) -> Ev {
+    Ev::Msg { n, own_stream: Some("x".repeat(4096)) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_event_fails_alone_and_the_feed_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).max_record_bytes(1024).open().await.unwrap();
+    let small: Vec<_> = (1..=8u64)
+        .map(|n| {
+            let feed = feed.clone();
+            tokio::spawn(async move { feed.append(None, msg(n)).await })
+        })
+        .collect();
+    feed.record(None, &big(100));
+    let refused = feed.append(None, big(101)).await;
+    let Err(Error::TooLarge { bytes, limit }) = refused else { panic!("expected TooLarge, got {refused:?}") };
+    assert!(bytes > 4096, "{bytes}");
+    assert_eq!(limit, 1024);
+    for task in small {
+        task.await.unwrap().expect("a small append batched with the big one failed");
+    }
+    let seq = feed.append(None, msg(9)).await.expect("the feed refuses appends after one oversized event");
+    assert_eq!(seq, Seq::new(9));
+    let stats = feed.stats();
+    assert!(stats.healthy);
+    assert_eq!(stats.too_large, 2, "{stats:?}");
+    assert_eq!(stats.dropped, 0);
+    let mut all = feed.stream_from(Seq::ZERO);
+    let got = take_events(&mut all, 9).await;
+    assert_eq!(got.last().unwrap().1, msg(9));
+    feed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn max_record_bytes_above_the_decode_limit_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Feed::<Ev>::builder(dir.path()).max_record_bytes(32 << 20).open().await.unwrap_err();
+    assert!(matches!(&err, Error::Config(what) if what.contains("decode limit")), "{err}");
+}
+
+struct Panicky {
+    calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for Panicky {
+    async fn emit(&self, env: &Envelope<Ev>) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        assert!(env.seq.get() % 2 == 1, "this sink cannot stand even seqs");
+    }
+}
+
+struct Counting {
+    seen: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for Counting {
+    async fn emit(&self, _env: &Envelope<Ev>) {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let panicky = Arc::new(Panicky { calls: AtomicU64::new(0) });
+    let counting = Arc::new(Counting { seen: AtomicU64::new(0) });
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .named_sink("panicky", Arc::clone(&panicky))
+        .sink(Arc::clone(&counting))
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=20 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    // Sinks run on a background task: wait until the counting one is done.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while counting.seen.load(Ordering::SeqCst) < 20 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the healthy sink stopped receiving events after the other one panicked");
+    assert_eq!(panicky.calls.load(Ordering::SeqCst), 20, "the panicking sink was not called again");
+    let stats = feed.stats();
+    assert_eq!(stats.sink_panics, 10);
+    assert_eq!(stats.sinks.len(), 2);
+    assert_eq!((stats.sinks[0].name.as_str(), stats.sinks[0].panics), ("panicky", 10));
+    assert_eq!((stats.sinks[1].name.as_str(), stats.sinks[1].panics), ("sink-1", 0));
+    assert!(stats.healthy);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_right_after_the_last_handle_is_dropped_works_and_a_live_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5u64 {
+        let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        for n in 1..=50 {
+            feed.append(None, msg(n)).await.unwrap();
+        }
+        feed.record(None, &msg(51)); // still in the inbox when the handle goes
+        drop(feed);
+    }
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    assert_eq!(feed.latest_seq(), Seq::new(5 * 51), "every recorded event was drained before the reopen");
+    let started = std::time::Instant::now();
+    let second = Feed::<Ev>::builder(dir.path()).open().await;
+    assert!(matches!(second, Err(Error::Journal(JournalError::Locked { .. }))), "{second:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "a live writer must be refused at once");
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn age_retention_fires_on_an_idle_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .segment_bytes(1024)
+        .retention(Retention::age(Duration::from_millis(200)))
+        .retention_check(Duration::from_millis(20))
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=200 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let before = feed.earliest_seq();
+    // No append from here on: only the timer can prune.
+    eventually("age retention never ran on the idle feed", || feed.earliest_seq() != before).await;
+    assert!(feed.earliest_seq() > before);
+    assert_eq!(feed.latest_seq(), Seq::new(200));
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_shares_fsyncs_among_concurrent_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).faults(plan.clone()).open().await.unwrap();
+    let before = plan.count(Step::AppendSync);
+    let tasks: Vec<_> = (0..256u64)
+        .map(|n| {
+            let feed = feed.clone();
+            tokio::spawn(async move { feed.append(None, msg(n)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let fsyncs = plan.count(Step::AppendSync) - before;
+    let stats = feed.stats();
+    assert!((1..=64).contains(&fsyncs), "256 concurrent appends took {fsyncs} fdatasyncs: no group commit");
+    assert!(stats.batches <= 64, "{stats:?}");
+    assert_eq!(stats.appended, 256);
+    assert!(stats.fsyncs >= fsyncs, "{stats:?}");
+    feed.close().await.unwrap();
+}

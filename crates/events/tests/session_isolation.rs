@@ -1,0 +1,122 @@
+//! A session's `emit` under the ordinary accidents of a UI server:
+//!
+//! * cancelled while the feed's inbox is full (a `timeout` around it): no
+//!   subscriber saw the event and the journal never gets it; the next emit
+//!   goes through to both;
+//! * on an unhealthy feed: a durable emit is refused before any subscriber
+//!   sees it (never `Ok` for an event the journal will not have);
+//! * a stalled UI under a disconnect policy: it is closed with an explicit
+//!   reason and the session (and the other UI) carry on.
+
+mod support;
+
+use std::time::Duration;
+
+use events::layers::journal::fault::{Fault, FaultPlan, Step};
+use events::{Closed, Error, Feed, Overflow, Seq, SyncPolicy};
+use futures::{FutureExt, StreamExt};
+use support::{Ev, msg, take_events};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_cancelled_on_a_full_inbox_is_neither_shown_nor_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Always).inbox_capacity(1).faults(plan.clone()).open().await.unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+
+    // Hold the writer inside an fsync, then fill the one inbox slot.
+    let syncs = plan.count(Step::AppendSync);
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(600)));
+    let first = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(1)).await }
+    });
+    while plan.count(Step::AppendSync) == syncs {
+        tokio::time::sleep(Duration::from_millis(1)).await; // the writer has not reached the stall yet
+    }
+    feed.record(None, &msg(2));
+    assert_eq!(feed.inbox().len(), 1, "the stalled writer cannot take it");
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), session.emit(msg(3))).await;
+    assert!(cancelled.is_err(), "the emit should have waited for inbox space");
+    assert!(ui.next().now_or_never().is_none(), "a UI saw an event whose emit was cancelled before the journal had it");
+
+    first.await.unwrap().unwrap();
+    session.emit(msg(4)).await.unwrap();
+    assert_eq!(*ui.next().await.unwrap().unwrap(), msg(4));
+    feed.sync().await.unwrap();
+    let mut journal = feed.stream_from(Seq::ZERO);
+    let got: Vec<Ev> =
+        take_events(&mut journal, feed.latest_seq().get() as usize).await.into_iter().map(|e| e.1).collect();
+    assert!(!got.contains(&msg(3)), "the cancelled event was journaled: {got:?}");
+    assert_eq!(got.last(), Some(&msg(4)));
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_emit_on_an_unhealthy_feed_is_refused_before_any_ui_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).faults(plan.clone()).open().await.unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+    plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
+    assert!(feed.append(None, msg(1)).await.is_err());
+    assert!(!feed.stats().healthy);
+
+    let refused = session.emit(msg(2)).await;
+    assert!(matches!(refused, Err(Error::Unhealthy { .. })), "{refused:?}");
+    assert!(ui.next().now_or_never().is_none(), "the UI was shown a durable event the journal will not have");
+    // Ephemeral events never touch the journal: the UI still gets them.
+    session.emit(Ev::Token(3)).await.unwrap();
+    assert_eq!(*ui.next().await.unwrap().unwrap(), Ev::Token(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_ui_is_disconnected_with_a_reason_and_the_session_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .session_capacity(4)
+        .session_overflow(Overflow::Disconnect { after: Duration::from_millis(30) })
+        .open()
+        .await
+        .unwrap();
+    let session = feed.session("ui");
+    let mut stalled = session.subscribe();
+    let mut reader = session.subscribe();
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 50 {
+            got.push((*reader.next().await.unwrap().unwrap()).clone());
+        }
+        got
+    });
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for n in 1..=50 {
+            session.emit(msg(n)).await.unwrap();
+        }
+    })
+    .await
+    .expect("a stalled UI held the session");
+    assert_eq!(reading.await.unwrap(), (1..=50).map(msg).collect::<Vec<_>>());
+    // The stalled one: a prefix of the events, then the explicit close.
+    let mut seen = 0u64;
+    loop {
+        match stalled.next().await {
+            Some(Ok(ev)) => {
+                seen += 1;
+                assert_eq!(*ev, msg(seen), "the stalled UI's events are a prefix");
+            }
+            Some(Err(reason)) => {
+                assert!(matches!(reason, Closed::TooSlow), "{reason:?}");
+                break;
+            }
+            None => panic!("the stalled UI ended without a reason"),
+        }
+    }
+    assert!(seen < 50);
+    assert!(session.stats().disconnected_slow >= 1);
+    feed.close().await.unwrap();
+}
