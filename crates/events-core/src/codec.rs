@@ -35,14 +35,29 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// example a map with non-string keys in a format that needs them).
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
 
-    /// Decodes one value that must occupy all of `bytes`.
+    /// Decodes one value from the front of `bytes` and returns it with the
+    /// number of bytes it used: the inverse of [`encode`](Codec::encode)
+    /// appending several values to one buffer. Allocations stay bounded by
+    /// [`DEFAULT_DECODE_LIMIT`] whatever the length prefixes claim.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] for malformed or truncated bytes.
+    fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError>;
+
+    /// Decodes one value that must occupy all of `bytes` (a journal payload).
     ///
     /// # Errors
     ///
     /// [`CodecError::TooLarge`] over the decode limit,
     /// [`CodecError::Decode`] for malformed bytes, and
     /// [`CodecError::TrailingBytes`] when the value does not use every byte.
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        check_limit(Self::NAME, bytes.len())?;
+        let (value, consumed) = self.decode_prefix(bytes)?;
+        check_trailing(Self::NAME, consumed, bytes.len())?;
+        Ok(value)
+    }
 }
 
 fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecError> {
@@ -86,12 +101,12 @@ impl Codec for Bincode {
             .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
     }
 
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        check_limit(Self::NAME, bytes.len())?;
-        let (value, consumed) = bincode::serde::decode_from_slice(bytes, BINCODE_CONFIG)
-            .map_err(|e| CodecError::Decode { codec: Self::NAME, len: bytes.len(), source: Box::new(e) })?;
-        check_trailing(Self::NAME, consumed, bytes.len())?;
-        Ok(value)
+    fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
+        bincode::serde::decode_from_slice(bytes, BINCODE_CONFIG).map_err(|e| CodecError::Decode {
+            codec: Self::NAME,
+            len: bytes.len(),
+            source: Box::new(e),
+        })
     }
 }
 
@@ -99,6 +114,7 @@ impl Codec for Bincode {
 /// `postcard` cargo feature. It exists to prove the seam and for users who
 /// share payloads with embedded peers.
 #[cfg(feature = "postcard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Postcard;
 
@@ -111,18 +127,16 @@ impl Codec for Postcard {
         postcard::to_io(value, out).map(drop).map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
     }
 
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
         // postcard reads lengths as prefixes of borrowed slices, so a hostile
         // prefix fails at end of input instead of allocating; serde caps
-        // collection pre-allocation. The payload itself is bounded here.
-        check_limit(Self::NAME, bytes.len())?;
+        // collection pre-allocation.
         let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode {
             codec: Self::NAME,
             len: bytes.len(),
             source: Box::new(e),
         })?;
-        check_trailing(Self::NAME, bytes.len() - rest.len(), bytes.len())?;
-        Ok(value)
+        Ok((value, bytes.len() - rest.len()))
     }
 }
 
@@ -160,5 +174,35 @@ mod tests {
         let mut buf = vec![0xAA];
         Bincode.encode(&1u8, &mut buf).unwrap();
         assert_eq!(buf, [0xAA, 1]);
+    }
+
+    fn values_encoded_back_to_back_decode_one_prefix_at_a_time<C: Codec>(codec: C) {
+        let values = [String::from("first"), String::new(), "x".repeat(300)];
+        let mut buf = Vec::new();
+        for v in &values {
+            codec.encode(v, &mut buf).unwrap();
+        }
+        let mut at = 0;
+        let mut starts = Vec::new();
+        for v in &values {
+            starts.push(at);
+            let (got, used): (String, usize) = codec.decode_prefix(&buf[at..]).unwrap();
+            assert_eq!(&got, v);
+            at += used;
+        }
+        assert_eq!(at, buf.len(), "every byte used, none twice");
+        let truncated = &buf[starts[2]..buf.len() - 1];
+        assert!(matches!(codec.decode_prefix::<String>(truncated), Err(CodecError::Decode { .. })));
+    }
+
+    #[test]
+    fn bincode_decode_prefix_reads_back_to_back_values() {
+        values_encoded_back_to_back_decode_one_prefix_at_a_time(Bincode);
+    }
+
+    #[cfg(feature = "postcard")]
+    #[test]
+    fn postcard_decode_prefix_reads_back_to_back_values() {
+        values_encoded_back_to_back_decode_one_prefix_at_a_time(Postcard);
     }
 }

@@ -18,6 +18,17 @@
 //! seam that lets a user swap it out. `Postcard` (cargo feature `postcard`)
 //! is a second implementation of that seam.
 //!
+//! # Using it
+//!
+//! Through the façade (`events` re-exports all of this), or alone, for a
+//! layer crate or a tool that reads payloads:
+//!
+//! ```toml
+//! [dependencies]
+//! events-core = { git = "https://example.invalid/events" }  # features = ["postcard"] for the second codec
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
 //! # Example
 //!
 //! ```
@@ -52,6 +63,8 @@
 //! assert_eq!(back, env);
 //! # Ok::<(), events_core::CodecError>(())
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod codec;
 mod envelope;

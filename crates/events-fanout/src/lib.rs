@@ -54,6 +54,17 @@
 //! * Locks are `parking_lot`, which has no poisoning: a panic elsewhere never
 //!   panics the producer.
 //!
+//! # Using it
+//!
+//! Alone (the `events` façade uses it for live subscribers and sessions),
+//! with any tokio runtime; the crate itself needs only tokio's `time`:
+//!
+//! ```toml
+//! [dependencies]
+//! events-fanout = { git = "https://example.invalid/events" }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
 //! # Example
 //!
 //! ```
@@ -79,6 +90,8 @@
 //! # Ok::<(), events_fanout::EmitError<Arc<u32>>>(())
 //! # }).unwrap();
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod error;

@@ -10,6 +10,14 @@
 //! explicit resets, and a slow client falls back to the journal instead of
 //! growing the server's memory.
 //!
+//! ```toml
+//! [dependencies]
+//! events = { git = "https://example.invalid/events" }
+//! events-http = { git = "https://example.invalid/events" }
+//! axum = "0.8"
+//! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread"] }
+//! ```
+//!
 //! # Routes
 //!
 //! * `GET /stream` — `text/event-stream`. Every event id and cursor has the
@@ -88,6 +96,8 @@
 //! assert!(text.contains(r#""stream":"pings","event":3}"#), "{text}");
 //! # feed.close().await?; Ok(()) }
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cursor;
 mod error;

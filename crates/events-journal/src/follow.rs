@@ -136,7 +136,7 @@ impl Follower {
             let Some((records, opened_at)) = &mut self.records else {
                 match self.open()? {
                     Opened::Records(records) => self.records = Some((records, self.cursor)),
-                    Opened::Reset(reset) => return Ok(Some(Followed::Reset(reset))),
+                    Opened::Reset(reset) => return Ok(Some(self.announce(reset))),
                 }
                 continue;
             };
@@ -147,7 +147,7 @@ impl Follower {
                 }
                 Some(Err(JournalError::Gap { expected, found, .. })) => {
                     self.cursor = found - 1;
-                    return Ok(Some(Followed::Reset(Reset::Gap { first_missing: expected, last_missing: found - 1 })));
+                    return Ok(Some(self.announce(Reset::Gap { first_missing: expected, last_missing: found - 1 })));
                 }
                 Some(Err(e)) => {
                     self.records = None;
@@ -159,7 +159,10 @@ impl Follower {
                     if caught_up {
                         // Nothing new: unless the directory now holds another journal.
                         return match self.reader.epoch() {
-                            Ok(now) if now != self.epoch => Ok(Some(Followed::Reset(self.new_epoch(now)))),
+                            Ok(now) if now != self.epoch => {
+                                let reset = self.new_epoch(now);
+                                Ok(Some(self.announce(reset)))
+                            }
                             _ => Ok(None),
                         };
                     }
@@ -194,6 +197,12 @@ impl Follower {
             Err(ReadError::Journal(e)) => return Err(e),
         };
         Ok(Opened::Reset(reset))
+    }
+
+    /// Logs a reset with what an operator filters on, and hands it out.
+    fn announce(&self, reset: Reset) -> Followed {
+        tracing::info!(dir = %self.reader.dir().display(), epoch = self.epoch, cursor = self.cursor, ?reset, "follower reset");
+        Followed::Reset(reset)
     }
 
     /// Moves to the journal of epoch `new`, before its earliest record.

@@ -15,6 +15,38 @@
 //! bytes, seqs are `u64`. The on-disk format is drawn in `docs/FORMAT.md`
 //! and encoded in [`format`](mod@format).
 //!
+//! # Using it
+//!
+//! Applications normally depend on the `events` façade, which drives this
+//! journal and re-exports it as `events::layers::journal`. To use the journal
+//! alone (payloads are your bytes; no async runtime needed):
+//!
+//! ```toml
+//! [dependencies]
+//! events-journal = { git = "https://example.invalid/events" }
+//! ```
+//!
+//! # Defaults, and what retention deletes
+//!
+//! [`JournalOptions::new`] gives:
+//!
+//! | option | default | meaning |
+//! |---|---|---|
+//! | [`sync`](JournalOptions::sync) | [`SyncPolicy::Always`] | every batch is `fdatasync`ed before `append` returns |
+//! | [`segment_bytes`](JournalOptions::segment_bytes) | 8 MiB | a segment is sealed and a new one started past this size |
+//! | [`retention`](JournalOptions::retention) | [`Retention::segments(64)`](Retention::segments) | **at most 64 segments (about 512 MiB) are kept: when a roll makes a 65th, the oldest segment file is deleted, records and all** |
+//! | [`max_record_bytes`](JournalOptions::max_record_bytes) | 16 MiB | a larger payload is refused with [`JournalError::RecordTooLarge`] |
+//! | [`recovery`](JournalOptions::recovery) | [`RecoveryMode::Strict`] | damage anywhere but a torn tail refuses to open; `Repair` turns it into gaps |
+//!
+//! Retention is the only thing that deletes acknowledged, undamaged records.
+//! It runs when a segment is sealed or [`Journal::prune`] is called (the
+//! façade also calls it on a timer), removes whole sealed segments, oldest
+//! first, never the active one, and moves [`Reader::first_seq`] forward: a
+//! reader whose cursor falls below it gets [`ReadError::Expired`] (a
+//! [`Follower`] gets [`Reset::Expired`]). Keep everything with
+//! [`Retention::unlimited`], or bound by bytes or age with
+//! [`Retention::bytes`] / [`Retention::age`].
+//!
 //! # Example
 //!
 //! ```
@@ -23,8 +55,8 @@
 //! let dir = tempfile::tempdir()?;
 //! let (mut journal, report) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Always))?;
 //! assert!(report.created);
-//! assert_eq!(journal.append(1_000, b"hello")?, 1);
-//! let seqs = journal.append_batch([(2_000, &b"a"[..]), (2_001, &b"b"[..])])?;
+//! assert_eq!(journal.append_now("hello")?, 1); // stamped with the wall clock
+//! let seqs = journal.append_batch([(2_000, b"a"), (2_001, b"b")])?; // (timestamp, payload)
 //! assert_eq!(seqs, 2..=3);
 //!
 //! let reader = Reader::open(dir.path())?;
@@ -41,7 +73,8 @@
 //! # Platform
 //!
 //! Written for Unix (Linux first): durability relies on `fdatasync` and on
-//! fsyncing directories, and the lock on `flock(2)`.
+//! fsyncing directories, and the single-writer lock on an open-file-description
+//! lock (`fcntl(F_OFD_SETLK)`).
 //!
 //! # Fault injection
 //!
@@ -50,9 +83,12 @@
 //! `EIO`, ...), write short, tear at a byte, or crash. Without the feature
 //! the seam is a zero-sized type and costs nothing.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod background;
 mod error;
 #[cfg(feature = "fault-injection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
 pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 #[allow(dead_code, unreachable_pub, reason = "only `Step` is used without the fault-injection feature")]
@@ -85,6 +121,7 @@ pub use reader::Reader;
 pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
+pub use segment::now_nanos;
 pub use verify::{Problem, VerifyReport, verify};
 pub use watermark::{WATERMARK_FILE, WATERMARK_LEN, Watermark, WriterState};
 pub use writer::{Journal, JournalStats};

@@ -97,12 +97,15 @@ impl Journal {
     pub fn open(dir: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, RecoveryReport), JournalError> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        let span = tracing::info_span!("journal_open", dir = %dir.display(), epoch = tracing::field::Empty, next_seq = tracing::field::Empty);
+        let _entered = span.enter();
         segment::create_dir(&options.io, &dir)?;
         let lock = DirLock::acquire(&options.io, &dir)?;
         // Before recovery may cut anything, tell readers not to map the newest segment.
         let watermark = Publisher::open(&options.io, &dir)?;
         let listing = segment::list(&dir, true)?;
-        let rec = recovery::recover(&options.io, &dir, &listing.segments, &options)?;
+        let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
+            .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options))?;
         let mut report = RecoveryReport {
             created: rec.created,
             newest_records: rec.newest_records,
@@ -147,6 +150,15 @@ impl Journal {
         report.segments = journal.segments.len();
         report.first_seq = journal.first_seq();
         report.next_seq = journal.next_seq;
+        span.record("epoch", report.epoch).record("next_seq", report.next_seq);
+        tracing::info!(
+            created = report.created,
+            segments = report.segments,
+            first_seq = report.first_seq,
+            repaired = report.action.is_some() || !report.sealed.is_empty(),
+            pruned = report.pruned.len(),
+            "journal opened"
+        );
         Ok((journal, report))
     }
 

@@ -188,6 +188,7 @@ impl JournalOptions {
     /// opened with these options (its writer, rolls, retention and
     /// recovery). Tests only. Default: no faults.
     #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     pub fn faults(mut self, plan: crate::fault::FaultPlan) -> Self {
         self.io = Io::with_plan(plan);
         self

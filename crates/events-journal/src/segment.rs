@@ -197,8 +197,11 @@ pub(crate) fn sync_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
     io.sync_dir(dir).map_err(|e| JournalError::io("fsync directory", dir, e))
 }
 
-/// Unix nanoseconds now (0 if the clock is before 1970).
-pub(crate) fn now_nanos() -> u64 {
+/// The wall clock as Unix nanoseconds: the timestamp [`Journal::append_now`]
+/// stamps (0 if the clock is before 1970, `u64::MAX` after the year 2554).
+///
+/// [`Journal::append_now`]: crate::Journal::append_now
+pub fn now_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

@@ -85,13 +85,24 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Appends one record and returns its seq.
+    /// Appends one record with the timestamp `ts_nanos` (Unix nanoseconds,
+    /// stored as given: the journal never reads it) and returns its seq. Any
+    /// byte container is a payload: `&[u8]`, `Vec<u8>`, `&str`, `b"…"`.
     ///
     /// # Errors
     ///
     /// See [`Journal::append_batch`].
-    pub fn append(&mut self, ts_nanos: u64, payload: &[u8]) -> Result<u64, JournalError> {
+    pub fn append(&mut self, ts_nanos: u64, payload: impl AsRef<[u8]>) -> Result<u64, JournalError> {
         self.append_batch([(ts_nanos, payload)]).map(|r| *r.start())
+    }
+
+    /// [`append`](Self::append) stamped with the wall clock ([`now_nanos`](crate::now_nanos)).
+    ///
+    /// # Errors
+    ///
+    /// See [`Journal::append_batch`].
+    pub fn append_now(&mut self, payload: impl AsRef<[u8]>) -> Result<u64, JournalError> {
+        self.append(segment::now_nanos(), payload)
     }
 
     /// Appends records with consecutive seqs using one `write(2)` (and, under
@@ -107,9 +118,10 @@ impl Journal {
     /// `fdatasync` or a roll fails, after which the writer is poisoned and
     /// every later call returns [`JournalError::Failed`]. On such a failure
     /// the segment is cut back to its length before the batch when possible.
-    pub fn append_batch<'a, I>(&mut self, records: I) -> Result<RangeInclusive<u64>, JournalError>
+    pub fn append_batch<I, P>(&mut self, records: I) -> Result<RangeInclusive<u64>, JournalError>
     where
-        I: IntoIterator<Item = (u64, &'a [u8])>,
+        I: IntoIterator<Item = (u64, P)>,
+        P: AsRef<[u8]>,
     {
         self.check_healthy()?;
         let first = self.next_seq;
@@ -118,6 +130,7 @@ impl Journal {
         buf.clear();
         let mut seq = first;
         for (ts, payload) in records {
+            let payload = payload.as_ref();
             if payload.len() > max as usize {
                 self.buf = buf;
                 return Err(JournalError::RecordTooLarge { len: payload.len(), max });
@@ -252,6 +265,9 @@ impl Journal {
         if self.active_len <= HEADER_LEN as u64 {
             return Ok(());
         }
+        let _span =
+            tracing::debug_span!("journal_roll", dir = %self.dir.display(), next_seq = self.next_seq, sealed_bytes = self.active_len)
+                .entered();
         if self.synced_len < self.active_len {
             if self.opts.sync == SyncPolicy::Never {
                 // Off the append path: the sealer fdatasyncs it right away,
@@ -356,6 +372,8 @@ impl Journal {
     /// Applies retention; returns the removed paths and the first failure,
     /// which is already logged and counted.
     pub(crate) fn apply_retention(&mut self) -> (Vec<PathBuf>, Option<JournalError>) {
+        let span = tracing::debug_span!("journal_prune", dir = %self.dir.display(), removed = tracing::field::Empty, first_seq = tracing::field::Empty);
+        let _entered = span.enter();
         if let Some(last) = self.segments.back_mut() {
             last.bytes = self.active_len;
         }
@@ -387,6 +405,8 @@ impl Journal {
                 failure.get_or_insert(e);
                 self.stats.prune_errors += 1;
             }
+            span.record("removed", removed.len()).record("first_seq", self.first_seq());
+            tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
         }
         (removed, failure)
     }

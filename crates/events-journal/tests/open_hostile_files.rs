@@ -138,7 +138,7 @@ fn an_oversized_record_is_refused_and_nothing_of_its_batch_is_written() {
 fn an_empty_batch_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-    let r = j.append_batch(std::iter::empty()).unwrap();
+    let r = j.append_batch(std::iter::empty::<(u64, &[u8])>()).unwrap();
     assert!(r.is_empty());
     assert_eq!((*r.start(), j.next_seq(), j.stats().batches), (1, 1, 0));
 }

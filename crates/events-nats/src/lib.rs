@@ -78,6 +78,15 @@
 //! same requests. A single 2.9 node acknowledges before fsync: the durable
 //! configuration is R3 on a cluster (`docs/DEPLOYING.md`).
 //!
+//! # Using it
+//!
+//! ```toml
+//! [dependencies]
+//! events = { git = "https://example.invalid/events" }
+//! events-nats = { git = "https://example.invalid/events" }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
 //! # Example
 //!
 //! ```no_run
@@ -104,6 +113,8 @@
 //! assert_eq!(env.seq, Seq::new(1));
 //! # drop(replicator); Ok(()) }
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod consumer;

@@ -74,4 +74,8 @@ where
     fn stats(&self) -> SinkStats {
         self.counters.snapshot().with_inner(self.inner.stats())
     }
+
+    async fn flush(&self) {
+        self.inner.flush().await;
+    }
 }

@@ -26,13 +26,26 @@
 //! Every sink reports [`SinkStats`] through [`EventSink::stats`]; a
 //! decorator's losses include those of the sinks it wraps.
 //!
+//! # Using it
+//!
+//! Through the façade (`FeedBuilder::sink`), or alone around any
+//! [`DurableStore`]. This crate re-exports what its signatures name
+//! ([`async_trait`](macro@async_trait), [`Envelope`], [`Seq`], [`StreamId`]), so
+//! implementing a sink needs nothing else; [`Offload`] spawns on the current
+//! tokio runtime:
+//!
+//! ```toml
+//! [dependencies]
+//! events-sink = { git = "https://example.invalid/events" }
+//! tokio = { version = "1", features = ["rt"] }
+//! ```
+//!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! use events_core::{Envelope, Seq};
-//! use events_sink::{ChannelSink, DurableStore, EventSink, MemoryStore, SinkExt, Watched, reconcile};
+//! use events_sink::{ChannelSink, DurableStore, Envelope, EventSink, MemoryStore, Seq, SinkExt, Watched, reconcile};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! // A UI feed that can hold 2 envelopes; a stalled UI costs the writer nothing.
@@ -50,6 +63,8 @@
 //! # Ok::<(), events_sink::MemoryStoreError>(())
 //! # }).unwrap();
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod channel;
 mod ext;
@@ -80,3 +95,8 @@ pub use tee::Tee;
 pub use timeout::Timeout;
 pub use tracing_sink::TracingSink;
 pub use watched::{Watched, WatchedStats};
+
+// What this crate's signatures name, so a user needs no other dependency to
+// implement `EventSink` or `DurableStore`.
+pub use async_trait::async_trait;
+pub use events_core::{Envelope, Seq, StreamId, Timestamp};

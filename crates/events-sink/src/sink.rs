@@ -62,6 +62,14 @@ pub trait EventSink<E: ?Sized + Sync>: Send + Sync {
     fn stats(&self) -> SinkStats {
         SinkStats::default()
     }
+
+    /// Waits until every event this sink accepted before the call has been
+    /// emitted by whatever it hands events on to (an [`Offload`](crate::Offload)'s
+    /// background task, each branch of a [`Tee`](crate::Tee)), without closing
+    /// anything: the sink keeps accepting events during and after the call.
+    /// Decorators forward it to the sinks they wrap. Default: nothing is
+    /// queued, so nothing to wait for.
+    async fn flush(&self) {}
 }
 
 #[async_trait]
@@ -76,6 +84,10 @@ where
 
     fn stats(&self) -> SinkStats {
         (**self).stats()
+    }
+
+    async fn flush(&self) {
+        (**self).flush().await;
     }
 }
 
@@ -92,6 +104,10 @@ where
     fn stats(&self) -> SinkStats {
         (**self).stats()
     }
+
+    async fn flush(&self) {
+        (**self).flush().await;
+    }
 }
 
 #[async_trait]
@@ -106,5 +122,9 @@ where
 
     fn stats(&self) -> SinkStats {
         (**self).stats()
+    }
+
+    async fn flush(&self) {
+        (**self).flush().await;
     }
 }

@@ -29,6 +29,7 @@ use crate::{EventSink, SinkStats};
 /// tee.emit(&7u8).await;
 /// assert_eq!((rx_a.recv().await, rx_b.recv().await), (Some(7), Some(7)));
 /// assert_eq!(tee.len(), 3);
+/// assert_eq!(tee.branch_stats().iter().map(|s| s.emitted).collect::<Vec<_>>(), [1, 1, 0]);
 /// # });
 /// ```
 pub struct Tee<E: ?Sized + Sync> {
@@ -68,6 +69,18 @@ impl<E: ?Sized + Sync> Tee<E> {
     pub fn is_empty(&self) -> bool {
         self.sinks.is_empty()
     }
+
+    /// The branches, in the order they receive events: to flush or inspect
+    /// one without taking the tee apart.
+    pub fn branches(&self) -> &[Arc<dyn EventSink<E>>] {
+        &self.sinks
+    }
+
+    /// Each branch's own counters, in branch order ([`stats`](EventSink::stats)
+    /// sums their losses into one figure).
+    pub fn branch_stats(&self) -> Vec<SinkStats> {
+        self.sinks.iter().map(|sink| sink.stats()).collect()
+    }
 }
 
 impl<E: ?Sized + Sync> Default for Tee<E> {
@@ -99,5 +112,12 @@ impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
 
     fn stats(&self) -> SinkStats {
         self.sinks.iter().fold(self.counters.snapshot(), |acc, sink| acc.with_inner(sink.stats()))
+    }
+
+    /// Flushes every branch, in branch order.
+    async fn flush(&self) {
+        for sink in &self.sinks {
+            sink.flush().await;
+        }
     }
 }

@@ -98,4 +98,10 @@ where
     fn stats(&self) -> SinkStats {
         self.counters.snapshot().with_inner(self.inner.stats())
     }
+
+    // Not bounded by the limit: the limit is per event, and draining a queue
+    // behind this sink may legitimately take many events' time.
+    async fn flush(&self) {
+        self.inner.flush().await;
+    }
 }

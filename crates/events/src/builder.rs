@@ -143,6 +143,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// Injects the faults of `plan` into the feed's journal (its writer,
     /// rolls, retention and recovery). Tests only. Default: no faults.
     #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     #[must_use]
     pub fn faults(mut self, plan: events_journal::fault::FaultPlan) -> Self {
         self.journal = self.journal.faults(plan);

@@ -70,6 +70,8 @@
 //! the page cache cannot be trusted, so the only honest recovery is to reopen
 //! and let recovery read what really reached the disk.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod builder;
 mod error;
 mod feed;
@@ -95,6 +97,7 @@ pub use stats::{FeedStats, SinkReport};
 pub use stream::{Cursor, FeedItem, FeedStream, ResetReason};
 
 #[cfg(feature = "postcard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 #[doc(inline)]
 pub use events_core::Postcard;
 #[doc(inline)]

@@ -289,8 +289,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         match self.journal.prune() {
             Ok(0) => return,
-            Ok(n) => tracing::debug!(segments = n, "retention removed segments"),
-            // Already logged and counted by the journal (FeedStats::prune_errors mirrors it).
+            // Logged (and failures counted) by the journal; FeedStats mirrors it.
+            Ok(_) => {}
             Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
         }
         self.shared.after_batch(0, self.journal.last_seq(), &self.journal);

@@ -33,11 +33,14 @@
 //! for it) and, on every publish, disconnects the cursors whose oldest unread
 //! event is at least `max_age` old.
 
+mod cursor;
+mod evict;
+
+pub(crate) use cursor::Cursor;
+
 use std::{
     cell::UnsafeCell,
-    collections::VecDeque,
     mem::MaybeUninit,
-    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst},
@@ -47,63 +50,10 @@ use std::{
 };
 
 use crossbeam_utils::CachePadded;
-use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::{Closed, FanoutStats, Overflow, TryEmitError};
-
-/// One subscriber's position, shared between the subscriber and the producers.
-pub(crate) struct Cursor<T> {
-    /// Next sequence this subscriber will take; everything below was taken.
-    pub(crate) head: AtomicU64,
-    /// Set by a blocked producer: "tell me when your head reaches `wake_at`".
-    pub(crate) armed: AtomicBool,
-    /// Set by the subscriber while it waits for `tail` to move.
-    pub(crate) parked: AtomicBool,
-    /// Set by the producer when the subscriber is disconnected by the overflow policy.
-    pub(crate) evict: AtomicBool,
-    /// Set by the subscriber while it may touch a slot (only under a disconnecting policy).
-    pub(crate) reading: AtomicBool,
-    /// The subscriber's task, woken on new events, on close and on eviction.
-    pub(crate) waker: AtomicWaker,
-    /// Filled once, when an evicted cursor is released: the events emitted for it that it had
-    /// not taken, cloned out of the ring so it no longer gates producers. Empty otherwise.
-    backlog: Mutex<VecDeque<T>>,
-}
-
-impl<T> std::fmt::Debug for Cursor<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cursor")
-            .field("head", &self.head.load(Relaxed))
-            .field("evict", &self.evict.load(Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> Cursor<T> {
-    fn new(head: u64) -> Self {
-        Self {
-            head: AtomicU64::new(head),
-            armed: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
-            evict: AtomicBool::new(false),
-            reading: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            backlog: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// The events owed to an evicted, released cursor (empty before the release).
-    pub(crate) fn take_backlog(&self) -> VecDeque<T> {
-        std::mem::take(&mut *self.backlog.lock())
-    }
-
-    /// How many owed events the release copied out and the subscriber has not collected yet.
-    pub(crate) fn backlog_len(&self) -> usize {
-        self.backlog.lock().len()
-    }
-}
 
 type CursorRef<T> = Arc<CachePadded<Cursor<T>>>;
 
@@ -449,101 +399,6 @@ impl<T: Clone> Shared<T> {
         Ok(())
     }
 
-    /// Under `DisconnectLagging`: evicts every cursor whose oldest unread event was emitted at
-    /// least `max_age` before `now`. One load and one comparison when nobody is that far behind:
-    /// the stamp at `min_head`, a lower bound of every head, is the oldest a cursor can hold.
-    fn evict_lagging(&self, st: &mut State<T>, tail: u64, now: Instant, max_age: Duration) {
-        let too_old = |st: &State<T>, seq: u64| now - st.stamps[(seq & self.mask) as usize] >= max_age;
-        // `tail - min_head <= capacity <= ring_len` (a publish never leaves it larger), so the
-        // stamp of `min_head` is still the one of that sequence.
-        if st.min_head >= tail || !too_old(st, st.min_head) {
-            return;
-        }
-        st.min_head = Self::min_head(st, tail);
-        if st.min_head >= tail || !too_old(st, st.min_head) {
-            return;
-        }
-        let lagging: Vec<_> = st
-            .cursors
-            .iter()
-            .filter(|c| !c.evict.load(SeqCst))
-            .filter(|c| {
-                let head = c.head.load(SeqCst);
-                head < tail && too_old(st, head)
-            })
-            .cloned()
-            .collect();
-        for cursor in lagging {
-            self.evict_locked(st, &cursor);
-        }
-        st.min_head = Self::min_head(st, tail);
-    }
-
-    /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring.
-    pub(crate) fn evict_full(&self) {
-        let mut st = self.state.lock();
-        let tail = self.tail.load(Relaxed);
-        if st.cursors.is_empty() || tail < self.capacity {
-            return;
-        }
-        let target = tail + 1 - self.capacity;
-        // A cursor evicted while inside a read stays registered until that read ends; it is
-        // already counted and told, so a second timeout in the meantime must not count it again.
-        let slow: Vec<_> =
-            st.cursors.iter().filter(|c| !c.evict.load(SeqCst) && c.head.load(SeqCst) < target).cloned().collect();
-        for cursor in slow {
-            self.evict_locked(&mut st, &cursor);
-        }
-        st.min_head = Self::min_head(&st, tail);
-    }
-
-    /// Marks `cursor` evicted, counts it, and releases it unless it is inside a read (then it
-    /// releases itself when the read ends, in `end_read`). Wakes its subscriber either way.
-    fn evict_locked(&self, st: &mut State<T>, cursor: &CursorRef<T>) {
-        cursor.evict.store(true, SeqCst);
-        st.disconnected_slow += 1;
-        if !cursor.reading.load(SeqCst) {
-            // Not inside a read, and it will see `evict` before its next one.
-            self.release_locked(st, cursor);
-        }
-        cursor.waker.wake();
-    }
-
-    /// Takes an evicted cursor out of the registry, first cloning the events it was owed
-    /// (its head up to the tail) into its backlog. Idempotent: only the call that finds it
-    /// registered copies anything, and while it is registered its slots are intact.
-    fn release_locked(&self, st: &mut State<T>, cursor: &CursorRef<T>) {
-        if !st.cursors.iter().any(|c| Arc::ptr_eq(c, cursor)) {
-            return;
-        }
-        let tail = self.tail.load(Relaxed);
-        let head = cursor.head.load(SeqCst);
-        {
-            let mut backlog = cursor.backlog.lock();
-            backlog.reserve((tail - head) as usize);
-            for seq in head..tail {
-                // SAFETY: `seq < tail` (we hold the lock, so no publish runs), and the cursor is
-                // still registered with head `<= seq`, so the slot holds that event.
-                let cloned = catch_unwind(AssertUnwindSafe(|| unsafe { self.read(seq) }));
-                // A payload whose clone panics must not take the producer down with it; the
-                // subscriber then gets the prefix cloned so far and its close reason.
-                let Ok(event) = cloned else { break };
-                backlog.push_back(event);
-            }
-        }
-        self.remove_locked(st, cursor);
-    }
-
-    /// Under a disconnecting policy: the subscriber left a read; honour a pending eviction
-    /// (releasing the cursor if the producer could not, because the read was in progress).
-    pub(crate) fn end_read(&self, cursor: &CursorRef<T>) {
-        cursor.reading.store(false, SeqCst);
-        if cursor.evict.load(SeqCst) {
-            let mut st = self.state.lock();
-            self.release_locked(&mut st, cursor);
-        }
-    }
-
     /// Clones the event at `seq`.
     ///
     /// # Safety
@@ -555,46 +410,5 @@ impl<T: Clone> Shared<T> {
         // SAFETY: the caller's contract: the slot was written before `tail` passed `seq`,
         // and it cannot be overwritten while the caller's head is at most `seq`.
         unsafe { (*slot).assume_init_ref().clone() }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    /// A subscriber evicted while inside a read stays registered until the read ends; a
-    /// second timeout in that window must not count it twice (it is told once).
-    #[test]
-    fn eviction_during_a_read_is_counted_once() {
-        let shared: Shared<u32> = Shared::new(1, Overflow::Disconnect { after: Duration::from_millis(1) });
-        let cursor = shared.register();
-        assert!(shared.publish(1, None).is_ok());
-        // The subscriber is inside a read, so the producer cannot release its cursor.
-        cursor.reading.store(true, SeqCst);
-        shared.evict_full();
-        shared.evict_full();
-        assert_eq!(shared.stats().disconnected_slow, 1);
-        assert_eq!(shared.subscriber_count(), 1, "still registered until its read ends");
-        assert_eq!(cursor.backlog_len(), 0, "nothing copied while the read is in progress");
-        shared.end_read(&cursor);
-        assert_eq!(shared.subscriber_count(), 0);
-        assert_eq!(shared.stats().disconnected_slow, 1);
-        assert_eq!(cursor.take_backlog(), [1], "the release copied out what it was owed");
-    }
-
-    /// A release that finds the cursor gone (dropped, or released by the other side) copies
-    /// nothing: its slots may already hold later events.
-    #[test]
-    fn a_second_release_copies_nothing() {
-        let shared: Shared<u32> = Shared::new(2, Overflow::Disconnect { after: Duration::from_millis(1) });
-        let cursor = shared.register();
-        assert!(shared.publish(7, None).is_ok());
-        assert!(shared.publish(8, None).is_ok());
-        shared.evict_full();
-        assert_eq!(shared.subscriber_count(), 0, "not inside a read: released at once");
-        shared.end_read(&cursor);
-        assert_eq!(cursor.take_backlog(), [7, 8]);
     }
 }
