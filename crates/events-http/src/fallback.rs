@@ -13,8 +13,8 @@ pub(crate) async fn not_found(method: Method, uri: Uri) -> (StatusCode, String) 
     (
         StatusCode::NOT_FOUND,
         format!(
-            "no such resource: {method} {uri} (this feed serves GET /stream and GET /status, \
-             and the live viewer page at GET / where it is mounted)\n"
+            "no such resource: {method} {uri} (this feed serves GET /stream, GET /status, \
+             GET /metrics where enabled, and the live viewer page at GET / where it is mounted)\n"
         ),
     )
 }

@@ -59,6 +59,16 @@
 //!   `latest_id` (`<epoch>-<latest_seq>`, a `since` that starts after the
 //!   latest event), `http_clients` (open `/stream` responses) and `stats`
 //!   (the [`events::FeedStats`] counters).
+//! * `GET /metrics` — only when asked for with `FeedRouter::metrics` or
+//!   `FeedRouter::metrics_handle` (`metrics` feature): the Prometheus
+//!   text exposition format (`text/plain; version=0.0.4`), with the series
+//!   `events::metrics` documents (every one labelled `feed="<name>"`) and
+//!   the gauge `events_http_clients` (open `/stream` responses), refreshed
+//!   from the feed's stats at every scrape. By default the router keeps a
+//!   Prometheus recorder of its own and installs no global recorder, so two
+//!   routers in one process never mix their series; an application with
+//!   its own installed recorder passes its handle to `metrics_handle` to
+//!   serve everything from one route.
 //! * another method on these paths — `405` with an `Allow` header and a
 //!   one-line explanation; any other path — `404` with a one-line
 //!   explanation that names the routes and the viewer page.
@@ -102,6 +112,8 @@
 mod cursor;
 mod error;
 mod fallback;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod router;
 mod sse;
 mod state;

@@ -1,6 +1,7 @@
 //! [`router`] and [`FeedRouter`]: the `axum::Router` a user mounts on a
 //! [`FeedReader`], with `GET /stream` (`sse.rs`), `GET /status`
-//! (`status.rs`), and the plain-text 404 and 405 of `fallback.rs` for
+//! (`status.rs`), `GET /metrics` when asked for (`metrics.rs`, with the
+//! `metrics` feature), and the plain-text 404 and 405 of `fallback.rs` for
 //! anything else. The shared state is `state.rs`.
 //!
 //! Invariant: the router holds only the reader, the options and the client
@@ -85,7 +86,15 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// Routes for `reader`.
     pub fn new(reader: FeedReader<E, C>) -> Self {
         let (clients, _) = watch::channel(0);
-        FeedRouter { state: AppState { reader, keep_alive: DEFAULT_KEEP_ALIVE, clients: Arc::new(clients) } }
+        FeedRouter {
+            state: AppState {
+                reader,
+                keep_alive: DEFAULT_KEEP_ALIVE,
+                clients: Arc::new(clients),
+                #[cfg(feature = "metrics")]
+                metrics: None,
+            },
+        }
     }
 
     /// How long a `/stream` response may stay silent before the server sends
@@ -103,14 +112,66 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
         self.state.clients.subscribe()
     }
 
-    /// The router: `GET /stream`, `GET /status`, 405 for another method on
-    /// those paths and 404 for other paths (both with a one-line body).
+    /// Mounts `GET /metrics`: the feed's counters (the names of
+    /// `events::metrics`, labelled `feed="<feed>"`, plus the gauge
+    /// `events_http_clients`) in the Prometheus text format, refreshed at
+    /// every scrape. The router keeps a Prometheus recorder of its own and
+    /// installs nothing globally, so the response holds this feed's series
+    /// only; use [`metrics_handle`](Self::metrics_handle) to serve an
+    /// application-wide registry instead. Default: no `/metrics` route.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use events::{Event, Feed};
+    /// use events_http::FeedRouter;
+    /// # #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)] struct Ping(u32);
+    /// # impl Event for Ping {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let tmp = tempfile::tempdir()?;
+    /// let feed: Feed<Ping> = Feed::builder(tmp.path()).open().await?;
+    /// let app = FeedRouter::new(feed.reader()).metrics("pings").build();
+    /// # drop(app); feed.close().await?; Ok(()) }
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[must_use]
+    pub fn metrics(mut self, feed: impl Into<String>) -> Self {
+        self.state.metrics = Some(crate::metrics::Exporter::own(feed.into()));
+        self
+    }
+
+    /// Mounts `GET /metrics` like [`metrics`](Self::metrics), but for an
+    /// application that installed a Prometheus recorder itself
+    /// (`PrometheusBuilder::install_recorder`, or `build_recorder` then
+    /// `metrics::set_global_recorder`): every scrape publishes the feed's
+    /// figures to the installed recorder and renders `handle`, so the
+    /// response carries the application's own series too. `handle` must be
+    /// the installed recorder's, or the feed's series will be missing.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[must_use]
+    pub fn metrics_handle(
+        mut self,
+        feed: impl Into<String>,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> Self {
+        self.state.metrics = Some(crate::metrics::Exporter::installed(feed.into(), handle));
+        self
+    }
+
+    /// The router: `GET /stream`, `GET /status`, `GET /metrics` if
+    /// `FeedRouter::metrics` or `metrics_handle` asked for it (`metrics`
+    /// feature), 405 for another method on those paths and 404 for other
+    /// paths (both with a one-line body).
     pub fn build(self) -> Router {
-        Router::new()
-            .route("/stream", get(sse::stream::<E, C>))
-            .route("/status", get(status::status::<E, C>))
-            .method_not_allowed_fallback(method_not_allowed)
-            .fallback(not_found)
-            .with_state(self.state)
+        let router =
+            Router::new().route("/stream", get(sse::stream::<E, C>)).route("/status", get(status::status::<E, C>));
+        #[cfg(feature = "metrics")]
+        let router = match self.state.metrics {
+            Some(_) => router.route("/metrics", get(crate::metrics::scrape::<E, C>)),
+            None => router,
+        };
+        router.method_not_allowed_fallback(method_not_allowed).fallback(not_found).with_state(self.state)
     }
 }

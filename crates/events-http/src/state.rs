@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler of the router shares — the feed's
-//! [`FeedReader`], the keep-alive interval and the open-client counter.
-//! `router.rs` builds it; `sse.rs` and `status.rs` read it. It lives in its
+//! [`FeedReader`], the keep-alive interval, the open-client counter and,
+//! with the `metrics` feature, the `/metrics` exporter. `router.rs` builds
+//! it; `sse.rs`, `status.rs` and `metrics.rs` read it. It lives in its
 //! own module so that the handlers depend on it and the router depends on
 //! the handlers, with no import going back up.
 //!
@@ -19,10 +20,19 @@ pub(crate) struct AppState<E, C: Codec> {
     pub(crate) reader: FeedReader<E, C>,
     pub(crate) keep_alive: Duration,
     pub(crate) clients: Arc<watch::Sender<usize>>,
+    /// Set when `/metrics` is mounted.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<Arc<crate::metrics::Exporter>>,
 }
 
 impl<E, C: Codec> Clone for AppState<E, C> {
     fn clone(&self) -> Self {
-        AppState { reader: self.reader.clone(), keep_alive: self.keep_alive, clients: Arc::clone(&self.clients) }
+        AppState {
+            reader: self.reader.clone(),
+            keep_alive: self.keep_alive,
+            clients: Arc::clone(&self.clients),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.clone(),
+        }
     }
 }

@@ -69,6 +69,14 @@
 //! it is reopened ([`FeedStats::healthy`] turns `false`): after a failed fsync
 //! the page cache cannot be trusted, so the only honest recovery is to reopen
 //! and let recovery read what really reached the disk.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature, `events::metrics::record` publishes a
+//! [`FeedStats`] snapshot through the `metrics` facade (names and labels in
+//! that module's docs).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -76,6 +84,9 @@ mod builder;
 mod error;
 mod feed;
 mod inbox;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod payload;
 mod reader;
 mod replay;
