@@ -78,8 +78,6 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#![cfg_attr(docsrs, feature(doc_cfg))]
-
 mod builder;
 mod error;
 mod feed;
