@@ -49,9 +49,14 @@
 //!     continues right after the gap. When the directory is recreated
 //!     under a server that follows it with an [`events::FeedReader`], its
 //!     connected clients get an `epoch_mismatch` reset too, then the new
-//!     journal;
-//!   * if the journal is corrupt or an event cannot be encoded: `event:
-//!     error`, `data: {"error":"…"}`, then the response ends;
+//!     journal. No cursor asks for everything retained: it is never
+//!     `"expired"`. What an expired cursor gets is the served reader's
+//!     [`OnExpired`](events::OnExpired) policy: the default continues at
+//!     `earliest` as above; `Latest` continues after `latest`; `Fail` sends
+//!     the `error` frame below instead;
+//!   * if the journal is corrupt, an event cannot be encoded, or an expired
+//!     cursor meets the `Fail` policy: `event: error`, `data:
+//!     {"error":"…"}`, then the response ends;
 //!   * a `: keep-alive` comment after 15 s of silence.
 //! * `GET /status` — JSON: `epoch` (a decimal string: a random 64-bit value
 //!   does not fit a JavaScript number; the journal's current epoch, followed

@@ -1,7 +1,8 @@
 //! A cursor the journal can no longer serve gets exactly one explicit
 //! `event: reset` frame whose id, `<epoch>-<earliest - 1>`, is where the
 //! stream goes on: with the oldest retained event, then live. A bare seq
-//! cursor (an old client) gets the same resets.
+//! cursor (an old client) gets the same resets. No cursor at all asks for
+//! everything retained and gets it without a reset.
 
 mod support;
 
@@ -35,6 +36,17 @@ async fn a_cursor_below_retention_gets_one_reset_then_the_oldest_events_then_liv
         // Exactly one reset: then everything retained, in order.
         let count = usize::try_from(latest - earliest + 1).unwrap();
         assert_eq!(sse.seqs_in(epoch, count).await, (earliest..=latest).collect::<Vec<_>>(), "cursor {cursor}");
+    }
+
+    // No cursor (or `?since=0`) asks for everything retained: no reset, the
+    // oldest retained event first.
+    let count = usize::try_from(latest - earliest + 1).unwrap();
+    for url in [format!("http://{addr}/stream"), format!("http://{addr}/stream?since=0")] {
+        let mut sse = Sse::open(&url, None).await;
+        let first = sse.next().await;
+        assert_eq!(first.event, None, "{url}: the first frame is an event, not a reset: {first:?}");
+        assert_eq!(first.seq_in(epoch), earliest, "{url}");
+        assert_eq!(sse.seqs_in(epoch, count - 1).await, (earliest + 1..=latest).collect::<Vec<_>>(), "{url}");
     }
 
     // A cursor inside retention is served normally, without a reset.

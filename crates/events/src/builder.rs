@@ -26,7 +26,7 @@ use crate::shared::{LIVE_CHUNK, Shared};
 use crate::sinks::{NamedSink, SinkQueue, SinkSet};
 use crate::writer::{Cmd, Writer};
 use crate::writers;
-use crate::{Error, EventSink, Result};
+use crate::{Error, EventSink, OnExpired, Result};
 
 /// Configures and opens a [`Feed`]. Created by [`Feed::builder`].
 ///
@@ -46,6 +46,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     session_capacity: usize,
     session_overflow: Overflow,
     sinks: Vec<NamedSink<E>>,
+    on_expired: OnExpired,
     codec: C,
 }
 
@@ -84,6 +85,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
             session_capacity: 256,
             session_overflow: Overflow::Wait,
             sinks: Vec::new(),
+            on_expired: OnExpired::Earliest,
             codec: Bincode,
         }
     }
@@ -265,6 +267,16 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         self
     }
 
+    /// What this feed's streams ([`Feed::stream_from`], [`Feed::reader`]'s)
+    /// do when retention removed events after their cursor. Default:
+    /// [`OnExpired::Earliest`]. A reader can override it with
+    /// [`FeedReader::on_expired`].
+    #[must_use]
+    pub fn on_expired(mut self, policy: OnExpired) -> Self {
+        self.on_expired = policy;
+        self
+    }
+
     /// Uses another payload codec. Default: [`Bincode`]. The codec's id is
     /// stored in every segment header; opening a journal written with
     /// another codec fails.
@@ -282,6 +294,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             session_capacity: self.session_capacity,
             session_overflow: self.session_overflow,
             sinks: self.sinks,
+            on_expired: self.on_expired,
             codec,
         }
     }
@@ -364,7 +377,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared)),
-            FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set),
+            FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set).on_expired(self.on_expired),
             shared,
             Arc::new(SessionRegistry::new(self.session_capacity, self.session_overflow)),
         );

@@ -2,7 +2,7 @@
 //! so application code handles a single type. Each variant keeps the layer
 //! error as its `source()`, with the path, offset or seq it carries.
 
-use events_core::CodecError;
+use events_core::{CodecError, Seq};
 use events_journal::{JournalError, ReadError};
 
 /// Everything that can go wrong in a [`Feed`](crate::Feed).
@@ -56,6 +56,15 @@ pub enum Error {
     /// `Deserialize`.
     #[error("a blocking journal task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// Retention removed events after the cursor, and the stream's
+    /// [`OnExpired`](crate::OnExpired) policy is `Fail`.
+    #[error("the events after seq {cursor} were removed by retention (the earliest retained is {earliest})")]
+    Expired {
+        /// The cursor that could not be served.
+        cursor: Seq,
+        /// The earliest retained seq.
+        earliest: Seq,
+    },
 }
 
 /// Convenient alias for results of this crate.

@@ -103,7 +103,7 @@ pub use inbox::Inbox;
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
-pub use stream::{Cursor, FeedItem, FeedStream, ResetReason};
+pub use stream::{Cursor, FeedItem, FeedStream, OnExpired, ResetReason};
 
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]

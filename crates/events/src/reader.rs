@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
-use crate::stream::{Cursor, FeedStream, Tail};
+use crate::stream::{Cursor, FeedStream, OnExpired, Tail};
 use crate::{FeedStats, Result};
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
@@ -56,6 +56,7 @@ pub struct FeedReader<E, C: Codec = Bincode> {
     source: Source<E>,
     /// A writer's sinks, whose own counters its stats include.
     sinks: Option<SinkSet<E>>,
+    on_expired: OnExpired,
 }
 
 /// Where a reader's streams get new events once caught up.
@@ -82,6 +83,7 @@ impl<E, C: Codec> Clone for FeedReader<E, C> {
             codec: self.codec.clone(),
             source: self.source.clone(),
             sinks: self.sinks.clone(),
+            on_expired: self.on_expired,
         }
     }
 }
@@ -119,7 +121,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         let reader = Reader::open(&dir)?;
         let epoch = reader.epoch()?;
         let shared = Arc::new(Shared::for_follower(dir, epoch, reader));
-        Ok(FeedReader { shared, codec, source: Source::Poll(Duration::from_millis(20)), sinks: None })
+        Ok(FeedReader {
+            shared,
+            codec,
+            source: Source::Poll(Duration::from_millis(20)),
+            sinks: None,
+            on_expired: OnExpired::default(),
+        })
     }
 
     /// The reader of a writer's feed in this process.
@@ -129,7 +137,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         live: broadcast::WeakSender<LiveChunk<E>>,
         sinks: Option<SinkSet<E>>,
     ) -> Self {
-        FeedReader { shared, codec, source: Source::Live(live), sinks }
+        FeedReader { shared, codec, source: Source::Live(live), sinks, on_expired: OnExpired::default() }
     }
 
     /// How often a caught-up stream of a follower looks for new records.
@@ -140,6 +148,28 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         if let Source::Poll(_) = self.source {
             self.source = Source::Poll(interval);
         }
+        self
+    }
+
+    /// What this reader's streams do when retention removed events after
+    /// their cursor. Default: [`OnExpired::Earliest`] (or what the feed's
+    /// builder set).
+    ///
+    /// ```
+    /// # use events::{Event, Feed, OnExpired};
+    /// # #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)] struct Tick;
+    /// # impl Event for Tick {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let feed: Feed<Tick> = Feed::builder(tmp.path()).open().await?;
+    /// // A projection that must never silently skip: fail instead of resetting.
+    /// let strict = feed.reader().on_expired(OnExpired::Fail);
+    /// let _events = strict.stream_from(events::Seq::new(41));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn on_expired(mut self, policy: OnExpired) -> Self {
+        self.on_expired = policy;
         self
     }
 
@@ -158,7 +188,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             Source::Live(tx) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe())),
             Source::Poll(interval) => Tail::Poll(*interval),
         };
-        FeedStream::new(cursor.into(), tail, Arc::clone(&self.shared), self.codec.clone())
+        FeedStream::new(cursor.into(), tail, Arc::clone(&self.shared), self.codec.clone(), self.on_expired)
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).

@@ -63,6 +63,28 @@ impl From<u64> for Cursor {
     }
 }
 
+/// What a stream does when retention removed events after its cursor
+/// ([`ResetReason::Expired`]). A cursor of `Seq::ZERO` asks for everything
+/// retained: it is never expired and gets no reset, whatever the policy.
+///
+/// Set per reader with [`FeedReader::on_expired`](crate::FeedReader::on_expired)
+/// (or for a whole feed with [`FeedBuilder::on_expired`](crate::FeedBuilder::on_expired)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnExpired {
+    /// One `Reset { Expired }` item, then every event from the earliest
+    /// retained one: the consumer loses only what is really gone. The
+    /// default, since a consumer that must rebuild its view needs every
+    /// event that still exists (Kafka's `earliest`).
+    #[default]
+    Earliest,
+    /// One `Reset { Expired }` item, then only events after the reset's
+    /// `latest` (Kafka's `latest`): for consumers that only care about now.
+    Latest,
+    /// [`Error::Expired`] naming the cursor and the earliest retained seq,
+    /// then the stream ends (Kafka's `none`).
+    Fail,
+}
+
 /// Why a stream could not resume from its cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -153,10 +175,17 @@ impl<E> std::fmt::Debug for FeedStream<E> {
 }
 
 impl<E: Event> FeedStream<E> {
-    pub(crate) fn new<C: Codec>(cursor: Cursor, tail: Tail<E>, shared: Arc<Shared>, codec: C) -> Self {
+    pub(crate) fn new<C: Codec>(
+        cursor: Cursor,
+        tail: Tail<E>,
+        shared: Arc<Shared>,
+        codec: C,
+        on_expired: OnExpired,
+    ) -> Self {
         let state = State {
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
+            on_expired,
             phase: Phase::Start,
             tail,
             shared,
@@ -215,6 +244,7 @@ struct State<E, C> {
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
+    on_expired: OnExpired,
     phase: Phase,
     tail: Tail<E>,
     shared: Arc<Shared>,
@@ -315,13 +345,20 @@ impl<E: Event, C: Codec> State<E, C> {
                     return Some(Ok(Out::Item(item)));
                 }
                 Ok(Chunk::Expired(earliest)) => {
-                    let item = self.epoch_changed().unwrap_or_else(|| {
-                        // The files may be ahead of the shared figure (a
-                        // prune between the writer's removal and its update).
-                        self.shared.raise_earliest(earliest);
-                        self.reset(ResetReason::Expired)
-                    });
-                    return Some(Ok(Out::Item(item)));
+                    if let Some(item) = self.epoch_changed() {
+                        return Some(Ok(Out::Item(item)));
+                    }
+                    // The files may be ahead of the shared figure (a prune
+                    // between the writer's removal and its update).
+                    self.shared.raise_earliest(earliest);
+                    match self.expired(earliest) {
+                        Some(Ok(item)) => return Some(Ok(Out::Item(item))),
+                        Some(Err(e)) => {
+                            self.phase = Phase::Done;
+                            return Some(Err(e));
+                        }
+                        None => {} // nothing to report: read on from the earliest
+                    }
                 }
                 Ok(Chunk::Ahead) => {
                     let item = self.epoch_changed().unwrap_or_else(|| self.reset(ResetReason::Ahead));
@@ -412,6 +449,31 @@ impl<E: Event, C: Codec> State<E, C> {
             self.cursor = last.seq.get();
         }
         Out::Batch(events)
+    }
+
+    /// Retention removed the events after the cursor: what the
+    /// [`OnExpired`] policy says (`None`: no item, read on).
+    fn expired(&mut self, earliest: u64) -> Option<Result<FeedItem<E>>> {
+        if self.cursor == 0 {
+            // "Everything retained": nothing the client asked for is gone.
+            self.cursor = earliest.saturating_sub(1);
+            return None;
+        }
+        match self.on_expired {
+            OnExpired::Earliest => Some(Ok(self.reset(ResetReason::Expired))),
+            OnExpired::Latest => {
+                let item = self.reset(ResetReason::Expired);
+                if let FeedItem::Reset { latest, .. } = &item {
+                    self.cursor = self.cursor.max(latest.get());
+                }
+                Some(Ok(item))
+            }
+            OnExpired::Fail => {
+                let cursor = Seq::new(self.cursor);
+                tracing::info!(cursor = self.cursor, earliest, "stream expired; the policy is to fail");
+                Some(Err(Error::Expired { cursor, earliest: Seq::new(earliest) }))
+            }
+        }
     }
 
     /// Builds a reset and moves the cursor where the stream goes on: right

@@ -19,7 +19,7 @@ async fn cursor_below_retention_resets_then_continues_live() {
     let feed = pruned_feed(dir.path(), 500).await;
     let earliest = feed.earliest_seq();
 
-    let mut s = feed.stream_from(Seq::ZERO);
+    let mut s = feed.stream_from(Seq::new(1));
     let FeedItem::Reset { reason, earliest: e, latest } = next_item(&mut s).await else { panic!("expected a reset") };
     assert_eq!(reason, ResetReason::Expired);
     assert_eq!(e, earliest);

@@ -1,0 +1,90 @@
+//! The reset policy for expired cursors, on one pruned journal, for the
+//! writer's own streams and for a follower's: `Seq::ZERO` ("everything
+//! retained") gets every retained event and no reset; `Earliest` resets then
+//! serves every retained event; `Latest` resets then serves only what comes
+//! after; `Fail` yields `Error::Expired` naming the cursor, then ends.
+
+mod support;
+
+use events::{Error, FeedItem, FeedReader, FeedStream, OnExpired, ResetReason, Seq};
+use futures::StreamExt;
+use support::{Ev, msg, pruned_feed, take_events};
+
+const N: u64 = 500;
+
+async fn next_item(s: &mut FeedStream<Ev>) -> events::Result<FeedItem<Ev>> {
+    s.next().await.expect("stream ended")
+}
+
+fn seqs(items: &[(Seq, Ev)]) -> Vec<u64> {
+    items.iter().map(|(seq, _)| seq.get()).collect()
+}
+
+/// Runs every policy against `reader`, on a journal holding `earliest..=N`.
+async fn check_policies(reader: &FeedReader<Ev>, earliest: u64, what: &str) {
+    let retained = (N + 1 - earliest) as usize;
+
+    // Everything retained, no reset, whatever the policy.
+    for policy in [OnExpired::Earliest, OnExpired::Latest, OnExpired::Fail] {
+        let mut s = reader.clone().on_expired(policy).stream_from(Seq::ZERO);
+        let got = take_events(&mut s, retained).await;
+        assert_eq!(seqs(&got), (earliest..=N).collect::<Vec<_>>(), "{what}: Seq::ZERO under {policy:?}");
+    }
+
+    // Earliest (the default): one reset, then every retained event.
+    let mut s = reader.stream_from(Seq::new(1));
+    let FeedItem::Reset { reason, earliest: e, latest } = next_item(&mut s).await.unwrap() else {
+        panic!("{what}: expected a reset")
+    };
+    assert_eq!((reason, e.get(), latest.get()), (ResetReason::Expired, earliest, N), "{what}");
+    assert_eq!(seqs(&take_events(&mut s, retained).await), (earliest..=N).collect::<Vec<_>>(), "{what}: Earliest");
+
+    // Latest: one reset naming the latest seq (what follows is checked by the caller).
+    let mut s = reader.clone().on_expired(OnExpired::Latest).stream_from(Seq::new(1));
+    let FeedItem::Reset { reason, latest, .. } = next_item(&mut s).await.unwrap() else {
+        panic!("{what}: expected a reset")
+    };
+    assert_eq!((reason, latest.get()), (ResetReason::Expired, N), "{what}");
+
+    // Fail: a typed error naming the cursor and the earliest, then the end.
+    let mut s = reader.clone().on_expired(OnExpired::Fail).stream_from(Seq::new(7));
+    match next_item(&mut s).await {
+        Err(Error::Expired { cursor, earliest: e }) => assert_eq!((cursor.get(), e.get()), (7, earliest), "{what}"),
+        other => panic!("{what}: expected Error::Expired, got {other:?}"),
+    }
+    assert!(s.next().await.is_none(), "{what}: a failed stream ends");
+
+    // A cursor inside the window is served under every policy, without a reset.
+    let mut s = reader.clone().on_expired(OnExpired::Fail).stream_from(Seq::new(earliest));
+    assert_eq!(seqs(&take_events(&mut s, 1).await), [earliest + 1], "{what}: inside the window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_policy_on_one_pruned_journal_writer_and_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = pruned_feed(dir.path(), N).await;
+    let earliest = feed.earliest_seq().get();
+    let resets_before = feed.stats().resets;
+
+    check_policies(&feed.reader(), earliest, "writer").await;
+    let follower = FeedReader::<Ev>::open(dir.path()).unwrap();
+    check_policies(&follower, earliest, "follower").await;
+    assert_eq!(feed.stats().resets, resets_before + 2, "only the writer's Earliest and Latest resets are counted here");
+
+    // Latest goes on after the latest seq at the reset: the next event is a new one.
+    for reader in [feed.reader(), follower.clone()] {
+        let mut s = reader.on_expired(OnExpired::Latest).stream_from(Seq::new(1));
+        assert!(matches!(next_item(&mut s).await.unwrap(), FeedItem::Reset { reason: ResetReason::Expired, .. }));
+        let next = feed.latest_seq().get() + 1;
+        feed.append(None, msg(next)).await.unwrap();
+        let got = take_events(&mut s, 1).await;
+        assert_eq!(got, [(Seq::new(next), msg(next))], "Latest skips the retained events");
+    }
+
+    // The feed-wide default comes from the builder.
+    feed.close().await.unwrap();
+    let strict: events::Feed<Ev> = events::Feed::builder(dir.path()).on_expired(OnExpired::Fail).open().await.unwrap();
+    let mut s = strict.stream_from(Seq::new(1));
+    assert!(matches!(next_item(&mut s).await, Err(Error::Expired { .. })), "the builder's policy applies");
+    strict.close().await.unwrap();
+}
