@@ -13,6 +13,7 @@ use std::sync::Arc;
 use events_core::{Bincode, Codec, Event, Seq, StreamId};
 use tokio::sync::oneshot;
 
+use crate::consumer::Consumer;
 use crate::inbox::Inbox;
 use crate::reader::FeedReader;
 use crate::session::{Session, SessionRegistry};
@@ -118,6 +119,15 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// [`FeedReader::stream_from`].
     pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
         self.reader.stream_from(cursor)
+    }
+
+    /// The durable consumer `name`: see [`FeedReader::consumer`].
+    ///
+    /// # Errors
+    ///
+    /// As [`FeedReader::consumer`].
+    pub async fn consumer(&self, name: &str) -> Result<Consumer<E, C>> {
+        self.reader.consumer(name).await
     }
 
     /// Live durable events from now on: see [`FeedReader::subscribe`].

@@ -79,6 +79,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod consumer;
 mod error;
 mod feed;
 mod inbox;
@@ -100,6 +101,7 @@ pub use builder::FeedBuilder;
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
+pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};

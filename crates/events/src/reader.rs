@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::{Cursor, FeedStream, OnExpired, Tail};
+use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
 use crate::{FeedStats, Result};
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
@@ -173,6 +174,54 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         self
     }
 
+    /// The durable consumer `name` of this journal, created (checkpoint 0:
+    /// everything retained) if it does not exist, with the default
+    /// [`ConsumerOptions`]. Its checkpoint lives in the journal directory, so
+    /// it is the same consumer from any process; run one instance of a name
+    /// at a time (two would overwrite each other's progress).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] with `InvalidConsumerName` for an empty name, one
+    /// over 64 bytes or one with characters other than `A-Z a-z 0-9 . _ -`
+    /// (or starting with `.`); `CheckpointCorrupt` if both checkpoint slots
+    /// are damaged; `Io` if the file cannot be created.
+    pub async fn consumer(&self, name: &str) -> Result<Consumer<E, C>> {
+        self.consumer_with(name, ConsumerOptions::default()).await
+    }
+
+    /// [`consumer`](Self::consumer) with explicit commit batching.
+    ///
+    /// # Errors
+    ///
+    /// As [`consumer`](Self::consumer).
+    pub async fn consumer_with(&self, name: &str, options: ConsumerOptions) -> Result<Consumer<E, C>> {
+        Consumer::open(self.clone(), name, options).await
+    }
+
+    /// Every durable consumer of this journal with its checkpoint, lag and
+    /// whether retention keeps segments for it, sorted by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] if the consumers directory cannot be listed.
+    pub fn consumers(&self) -> Result<Vec<ConsumerReport>> {
+        let (epoch, earliest, latest) = (self.epoch(), self.earliest_seq(), self.latest_seq());
+        let infos = events_journal::list_consumers(self.dir())?;
+        Ok(infos.into_iter().map(|info| consumer::report(info, epoch, earliest, latest)).collect())
+    }
+
+    /// Deletes the durable consumer `name` (it then pins nothing); `true` if
+    /// it existed. Stop a running [`Consumer`] of that name first: it holds
+    /// the file open and its later commits would go to the deleted file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] for an invalid name or a failed removal.
+    pub fn delete_consumer(&self, name: &str) -> Result<bool> {
+        Ok(events_journal::delete_consumer(self.dir(), name)?)
+    }
+
     fn follower(&self) -> bool {
         matches!(self.source, Source::Poll(_))
     }
@@ -245,6 +294,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             stats.sinks = sinks.reports();
             stats.sink_panics = stats.sinks.iter().map(|s| s.panics).sum();
         }
+        stats.consumers = self.consumers().unwrap_or_else(|e| {
+            tracing::debug!(error = %crate::error_chain(&e), "listing consumers for stats failed");
+            Vec::new()
+        });
         stats
     }
 }

@@ -51,6 +51,8 @@ pub struct FeedStats {
     /// `false` once a journal write or fsync failed: the feed then refuses
     /// appends until it is reopened.
     pub healthy: bool,
+    /// The journal's durable consumers ([`FeedReader::consumers`](crate::FeedReader::consumers)).
+    pub consumers: Vec<crate::ConsumerReport>,
 }
 
 /// One sink's figures in [`FeedStats::sinks`].

@@ -1,0 +1,243 @@
+//! [`Consumer`]: a durable named consumer of a feed. Its checkpoint lives in
+//! the journal directory (`consumers/<name>`, two CRC-protected slots written
+//! alternately by `events_journal::ConsumerFile`), so an indexer, a
+//! projection or a webhook resumes "where it was" across restarts of its own
+//! process, in the writer's process or any other. Neighbours: it streams
+//! through its [`FeedReader`] (same guarantees, same reset policy), and the
+//! writer's retention pass reads the checkpoints to keep the segments a
+//! consumer still needs, up to a bound.
+//!
+//! Invariants: a persisted checkpoint only moves forward within an epoch; a
+//! torn checkpoint write falls back to the previous one, never to a later
+//! seq; delivery is at least once, and after a crash the events redelivered
+//! are exactly those after the last persisted checkpoint (at most
+//! [`ConsumerOptions::every`] events the application had committed, plus
+//! those it had not yet committed).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use events_core::{Bincode, Codec, Event, Seq};
+use events_journal::{Checkpoint, ConsumerFile};
+
+use crate::stream::{Cursor, FeedStream};
+use crate::{Error, FeedReader, Result};
+
+/// When a [`Consumer`]'s commits are written to disk: a commit is persisted
+/// (written and fdatasync'ed) when it is at least `every` events past the
+/// last persisted checkpoint, or when the last persist is at least
+/// `interval` old; [`Consumer::flush`] persists at once. Default: every 128
+/// events or 1 s, so a crash redelivers at most 128 committed events, and a
+/// consumer pays one fdatasync per 128 events at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    /// Persist once the commit is this many seqs past the persisted checkpoint (at least 1).
+    pub every: u64,
+    /// Persist at the next commit once the last persist is this old.
+    pub interval: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions { every: 128, interval: Duration::from_secs(1) }
+    }
+}
+
+/// A durable named consumer: see [`FeedReader::consumer`].
+///
+/// # Example
+///
+/// ```
+/// use events::{Event, Feed, FeedItem};
+/// use futures::StreamExt;
+/// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)] struct Job(u32);
+/// # impl Event for Job {}
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+/// # let tmp = tempfile::tempdir().unwrap(); let dir = tmp.path();
+/// let feed: Feed<Job> = Feed::builder(dir).open().await?;
+/// for n in 1..=3 {
+///     feed.append(None, Job(n)).await?;
+/// }
+/// let indexer = feed.consumer("indexer").await?;
+/// let mut events = indexer.stream();
+/// while let Some(FeedItem::Event(env)) = events.next().await.transpose()? {
+///     // ... index env.event, then record the progress:
+///     indexer.commit(env.seq).await?;
+///     if env.event == Job(2) {
+///         break;
+///     }
+/// }
+/// indexer.flush().await?; // make the progress durable now
+/// drop(indexer);
+///
+/// // Later (another run of the indexer): it resumes after seq 2.
+/// let indexer = feed.consumer("indexer").await?;
+/// let Some(Ok(FeedItem::Event(env))) = indexer.stream().next().await else { panic!() };
+/// assert_eq!(env.event, Job(3));
+/// # Ok(()) }
+/// ```
+pub struct Consumer<E, C: Codec = Bincode> {
+    reader: FeedReader<E, C>,
+    name: Arc<str>,
+    options: ConsumerOptions,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    file: ConsumerFile,
+    /// The newest progress given to `commit` (`>=` the persisted one).
+    committed: Checkpointed,
+    last_persist: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Checkpointed {
+    seq: u64,
+    epoch: u64,
+}
+
+impl From<Checkpoint> for Checkpointed {
+    fn from(c: Checkpoint) -> Self {
+        Checkpointed { seq: c.seq, epoch: c.epoch }
+    }
+}
+
+impl<E, C: Codec> std::fmt::Debug for Consumer<E, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("committed", &state.committed.seq)
+            .field("persisted", &state.file.checkpoint().seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Event, C: Codec> Consumer<E, C> {
+    pub(crate) async fn open(reader: FeedReader<E, C>, name: &str, options: ConsumerOptions) -> Result<Self> {
+        let dir = reader.dir().to_path_buf();
+        let epoch = reader.epoch();
+        let owned = name.to_owned();
+        let (file, checkpoint) = tokio::task::spawn_blocking(move || ConsumerFile::open(&dir, &owned, epoch))
+            .await
+            .map_err(Error::Task)??;
+        let state = State { file, committed: checkpoint.into(), last_persist: Instant::now() };
+        let options = ConsumerOptions { every: options.every.max(1), ..options };
+        Ok(Consumer { reader, name: name.into(), options, state: Arc::new(Mutex::new(state)) })
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The newest progress given to [`commit`](Self::commit) (or loaded at
+    /// open): where [`stream`](Self::stream) resumes.
+    pub fn committed(&self) -> Seq {
+        Seq::new(self.lock().committed.seq)
+    }
+
+    /// The checkpoint on disk: where a restarted consumer resumes.
+    pub fn persisted(&self) -> Seq {
+        Seq::new(self.lock().file.checkpoint().seq)
+    }
+
+    /// Every durable event after the committed checkpoint, then live, with
+    /// the guarantees and the reset policy of the consumer's reader
+    /// ([`FeedReader::stream_from`]). The cursor carries the checkpoint's
+    /// epoch, so a recreated journal is an explicit `EpochMismatch` reset.
+    pub fn stream(&self) -> FeedStream<E> {
+        let at = self.lock().committed;
+        self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch))
+    }
+
+    /// Records that every event up to `seq` was processed, in the journal's
+    /// current epoch. Persisted when [`ConsumerOptions`] says so (the write
+    /// and its fdatasync run on tokio's blocking pool); otherwise kept in
+    /// memory until a later commit or [`flush`](Self::flush). A `seq` at or
+    /// below the committed one is ignored: progress never moves back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] if persisting fails (the checkpoint on disk is
+    /// then the previous one, never a torn one).
+    pub async fn commit(&self, seq: Seq) -> Result<()> {
+        let epoch = self.reader.epoch();
+        let persist = {
+            let mut state = self.lock();
+            let moved = state.committed.epoch != epoch || seq.get() > state.committed.seq;
+            if !moved {
+                return Ok(());
+            }
+            state.committed = Checkpointed { seq: seq.get(), epoch };
+            let durable = state.file.checkpoint();
+            durable.epoch != epoch
+                || seq.get().saturating_sub(durable.seq) >= self.options.every
+                || state.last_persist.elapsed() >= self.options.interval
+        };
+        if persist { self.flush().await } else { Ok(()) }
+    }
+
+    /// Persists the committed progress now (nothing to do if it already is).
+    ///
+    /// # Errors
+    ///
+    /// As [`commit`](Self::commit).
+    pub async fn flush(&self) -> Result<()> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || {
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            let Checkpointed { seq, epoch } = state.committed;
+            let durable = state.file.checkpoint();
+            if (durable.seq, durable.epoch) != (seq, epoch) {
+                state.file.commit(seq, epoch)?;
+            }
+            state.last_persist = Instant::now();
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(Error::Task)?
+    }
+}
+
+impl<E, C: Codec> Consumer<E, C> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One durable consumer as [`FeedReader::consumers`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerReport {
+    /// The consumer's name.
+    pub name: String,
+    /// Its persisted checkpoint (`None` if the file cannot be read; see `problem`).
+    pub checkpoint: Option<Seq>,
+    /// Events after the checkpoint up to the latest acknowledged seq.
+    pub lag: u64,
+    /// `true` while its checkpoint is inside the retained range of this
+    /// journal (same epoch, not expired): retention then keeps the segments
+    /// it still needs, up to the writer's consumer limit. `false` for a
+    /// consumer that was cut loose, belongs to a recreated journal, or has
+    /// an unreadable checkpoint: its next read resets.
+    pub pinned: bool,
+    /// Why the checkpoint could not be read, or `None`.
+    pub problem: Option<String>,
+}
+
+pub(crate) fn report(info: events_journal::ConsumerInfo, epoch: u64, earliest: Seq, latest: Seq) -> ConsumerReport {
+    match info.checkpoint {
+        Ok(c) => {
+            let same_journal = c.epoch == epoch;
+            ConsumerReport {
+                name: info.name,
+                checkpoint: Some(Seq::new(c.seq)),
+                lag: if same_journal { latest.get().saturating_sub(c.seq) } else { latest.get() },
+                pinned: same_journal && c.seq + 1 >= earliest.get(),
+                problem: (!same_journal).then(|| format!("checkpoint of another journal (epoch {})", c.epoch)),
+            }
+        }
+        Err(why) => ConsumerReport { name: info.name, checkpoint: None, lag: latest.get(), pinned: false, problem: Some(why) },
+    }
+}
