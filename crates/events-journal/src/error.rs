@@ -139,6 +139,25 @@ pub enum JournalError {
         /// The failure that poisoned the writer.
         cause: String,
     },
+    /// A consumer name is not 1..=64 bytes of `[A-Za-z0-9._-]` not starting
+    /// with `.` ([`validate_consumer_name`](crate::validate_consumer_name)).
+    #[error("invalid consumer name {name:?}: {reason}")]
+    InvalidConsumerName {
+        /// The name refused.
+        name: String,
+        /// Why (`"empty"`, `"longer than 64 bytes"`, ...).
+        reason: &'static str,
+    },
+    /// Neither slot of a consumer checkpoint file holds a valid checkpoint
+    /// (bad magic, version or CRC in both): the file is not a checkpoint,
+    /// or was damaged outside a commit. Nothing is changed.
+    #[error("{path}: consumer checkpoint unreadable: {reason}")]
+    CheckpointCorrupt {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with each slot.
+        reason: String,
+    },
     /// The directory holds no segment, so it is not (yet) a journal.
     #[error("{dir}: no journal segments")]
     NoSegments {

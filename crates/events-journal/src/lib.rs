@@ -86,6 +86,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod background;
+mod consumer;
 mod error;
 #[cfg(feature = "fault-injection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
@@ -99,6 +100,7 @@ mod lock;
 mod mapping;
 mod open;
 mod options;
+mod pin;
 mod reader;
 mod rebuild;
 mod records;
@@ -109,10 +111,15 @@ mod scan;
 mod sealer;
 mod seam;
 mod segment;
+mod stats;
 mod verify;
 mod watermark;
 mod writer;
 
+pub use consumer::{
+    CHECKPOINT_FILE_LEN, CHECKPOINT_SLOT_LEN, CONSUMERS_DIR, Checkpoint, ConsumerFile, ConsumerInfo, MAX_CONSUMER_NAME,
+    consumer_path, delete_consumer, list_consumers, validate_consumer_name,
+};
 pub use error::{JournalError, ReadError};
 pub use follow::{Followed, Follower, Reset};
 pub use open::RecoveryReport;
@@ -122,9 +129,10 @@ pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
 pub use segment::now_nanos;
+pub use stats::JournalStats;
 pub use verify::{Problem, VerifyReport, verify};
 pub use watermark::{WATERMARK_FILE, WATERMARK_LEN, Watermark, WriterState};
-pub use writer::{Journal, JournalStats};
+pub use writer::Journal;
 
 /// The largest payload the format can hold (the length field is a `u32`).
 pub const MAX_FORMAT_RECORD_BYTES: u32 = u32::MAX;

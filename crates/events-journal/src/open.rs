@@ -21,8 +21,9 @@ use crate::options::{JournalOptions, SyncPolicy};
 use crate::recover_segment::RecoveryAction;
 use crate::recovery;
 use crate::segment;
+use crate::stats::JournalStats;
 use crate::watermark::{Publisher, WriterState};
-use crate::writer::{Journal, JournalStats};
+use crate::writer::Journal;
 
 /// What [`Journal::open`] found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

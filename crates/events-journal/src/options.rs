@@ -102,6 +102,8 @@ pub enum RecoveryMode {
 pub struct JournalOptions {
     pub(crate) segment_bytes: u64,
     pub(crate) retention: Retention,
+    pub(crate) consumer_limit: Retention,
+    pub(crate) pin_for_consumers: bool,
     pub(crate) sync: SyncPolicy,
     pub(crate) recovery: RecoveryMode,
     pub(crate) max_record_bytes: u32,
@@ -114,6 +116,8 @@ impl Default for JournalOptions {
         JournalOptions {
             segment_bytes: 8 << 20,
             retention: Retention::segments(64),
+            consumer_limit: Retention::segments(256),
+            pin_for_consumers: true,
             sync: SyncPolicy::Always,
             recovery: RecoveryMode::Strict,
             max_record_bytes: 16 << 20,
@@ -153,6 +157,33 @@ impl JournalOptions {
     /// Default: [`Retention::segments(64)`](Retention::segments).
     pub fn retention(mut self, r: Retention) -> Self {
         self.retention = r;
+        self
+    }
+
+    /// How far retention waits for a registered consumer
+    /// ([`ConsumerFile`](crate::ConsumerFile)) whose checkpoint is behind:
+    /// while keeping every segment from the first one the consumer still
+    /// needs to the active one stays within this limit, retention keeps
+    /// them even past [`retention`](Self::retention) (the consumer *pins*
+    /// them); beyond it the consumer is cut loose: its segments go as
+    /// `retention` says, a warning is logged, it is counted in
+    /// [`JournalStats::consumers_cut_loose`](crate::JournalStats::consumers_cut_loose),
+    /// and its next read gets [`ReadError::Expired`](crate::ReadError::Expired).
+    /// So a dead consumer can never make the journal grow past this limit.
+    /// [`Retention::unlimited`] lets consumers pin forever.
+    /// Default: [`Retention::segments(256)`](Retention::segments) (about 2 GiB
+    /// of 8 MiB segments).
+    pub fn consumer_limit(mut self, limit: Retention) -> Self {
+        self.consumer_limit = limit;
+        self
+    }
+
+    /// Whether retention waits for registered consumers at all (see
+    /// [`consumer_limit`](Self::consumer_limit)); `false` applies
+    /// [`retention`](Self::retention) alone and never reads the
+    /// `consumers` directory. Default: `true`.
+    pub fn pin_for_consumers(mut self, pin: bool) -> Self {
+        self.pin_for_consumers = pin;
         self
     }
 

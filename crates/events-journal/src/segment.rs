@@ -14,6 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::consumer::CONSUMERS_DIR;
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
 use crate::lock::LOCK_FILE;
@@ -63,7 +64,7 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok().filter(|&s| s > 0)
 }
 
-/// Lists the segments of `dir`. Other entries (except `LOCK` and `WATERMARK`) are collected
+/// Lists the segments of `dir`. Other entries (except `LOCK`, `WATERMARK` and `consumers`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();
@@ -71,7 +72,8 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     for entry in entries {
         let entry = entry.map_err(|e| JournalError::io("read directory", dir, e))?;
         let name = entry.file_name();
-        if name == LOCK_FILE || name == WATERMARK_FILE {
+        // The journal's own non-segment entries are not strangers: no warning, not listed.
+        if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR {
             continue;
         }
         let path = entry.path();

@@ -3,7 +3,7 @@
 //! Opening (options, lock, recovery, retention at open) lives in `open.rs`,
 //! the `Interval` sync thread in `background.rs`, the `Never` sealer in
 //! `sealer.rs`, file naming in `segment.rs`, the retention policy in
-//! `retention.rs`.
+//! `retention.rs`, the consumer pin in `pin.rs`, the counters in `stats.rs`.
 //!
 //! Invariants: seqs handed out are contiguous and never reused; `append`
 //! returns only after `write(2)` (and `fdatasync` under
@@ -29,35 +29,8 @@ use crate::options::{JournalOptions, SyncPolicy};
 use crate::sealer::Sealer;
 use crate::seam::Step;
 use crate::segment::{self, SegInfo};
+use crate::stats::JournalStats;
 use crate::watermark::{Publisher, Watermark, WriterState};
-
-/// Counters of a [`Journal`] since it was opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct JournalStats {
-    /// Records appended.
-    pub appended: u64,
-    /// `append` / `append_batch` calls that wrote something.
-    pub batches: u64,
-    /// Frame bytes written (headers of new segments excluded).
-    pub bytes_written: u64,
-    /// `fdatasync` calls on segments, background ones included.
-    pub fsyncs: u64,
-    /// Segments currently in the directory.
-    pub segments: usize,
-    /// Segment rolls.
-    pub rolls: u64,
-    /// Segments removed by retention.
-    pub pruned: u64,
-    /// Retention steps that failed (a segment that could not be removed,
-    /// or the directory fsync after removals). Each is logged with the
-    /// path; the segment stays and is tried again at the next roll or
-    /// [`prune`](Journal::prune). Appends and rolls never fail for it.
-    pub prune_errors: u64,
-    /// Watermark publications that failed (readers then lag behind the
-    /// writer until the next one succeeds; no data is at risk).
-    pub watermark_errors: u64,
-}
 
 /// The single writer of a journal directory.
 ///
@@ -377,8 +350,9 @@ impl Journal {
         if let Some(last) = self.segments.back_mut() {
             last.bytes = self.active_len;
         }
-        let plan: Vec<(u64, u64)> = self.segments.iter().map(|s| (s.bytes, s.created_at)).collect();
-        let n = self.opts.retention.plan(&plan, segment::now_nanos());
+        // Retention's plan, less what registered consumers pin (`pin.rs`).
+        let plan = self.plan_retention();
+        let n = plan.remove;
         let mut removed = Vec::with_capacity(n);
         let mut failure = None;
         for _ in 0..n {
@@ -397,6 +371,7 @@ impl Journal {
             removed.push(seg.path);
         }
         if !removed.is_empty() {
+            self.report_cut_loose(&plan.loose, removed.len());
             self.stats.pruned += removed.len() as u64;
             if let Err(e) = segment::sync_dir(&self.opts.io, &self.dir) {
                 // The segments are gone from the namespace; after a power loss

@@ -1,0 +1,371 @@
+//! Durable named consumers: the checkpoint file of each one in
+//! `<journal dir>/consumers/<name>` ([`ConsumerFile`]), listing and deleting
+//! them, and the name rules. The bytes are drawn in `docs/FORMAT.md`
+//! ("Consumer checkpoints"). The writer's retention reads these files
+//! through [`list_consumers`] to pin segments (`pin.rs`); the segment
+//! listing (`segment.rs`) skips the `consumers` directory, so readers,
+//! recovery and `verify` never see it.
+//!
+//! Invariant: a checkpoint is only ever replaced by a newer one, never by a
+//! torn or later-but-unacknowledged one. The file holds two fixed slots; a
+//! commit `pwrite`s the slot that does *not* hold the current checkpoint and
+//! `fdatasync`s it, so whatever a crash tears, the other slot still holds
+//! the previous checkpoint, and reading picks the valid slot (magic,
+//! version, CRC) with the highest generation. A file appears in the
+//! directory only complete (staged under a dot-name, fsynced, then
+//! hard-linked into place without clobbering), so a crash while creating
+//! leaves no half-written checkpoint.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::JournalError;
+use crate::seam::Io;
+use crate::segment::{self, now_nanos};
+
+/// Name of the directory, inside a journal directory, that holds one
+/// checkpoint file per consumer: `<journal dir>/consumers/<name>`.
+pub const CONSUMERS_DIR: &str = "consumers";
+
+/// The longest consumer name, in bytes.
+pub const MAX_CONSUMER_NAME: usize = 64;
+
+/// Length of one checkpoint slot; the file holds slot A at 0 and slot B at 40.
+pub const CHECKPOINT_SLOT_LEN: usize = 40;
+
+/// Length of a checkpoint file: two slots.
+pub const CHECKPOINT_FILE_LEN: usize = 2 * CHECKPOINT_SLOT_LEN;
+
+const MAGIC: [u8; 4] = *b"EVCK";
+const VERSION: u8 = 1;
+/// The generation is stored in 7 bytes (see `docs/FORMAT.md`).
+const MAX_GENERATION: u64 = (1 << 56) - 1;
+
+/// A consumer's durable position: it has processed every record up to and
+/// including `seq` of the journal with epoch `epoch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last seq the consumer has processed (0: none).
+    pub seq: u64,
+    /// The epoch of the journal `seq` belongs to.
+    pub epoch: u64,
+    /// Incremented by every commit, starting at 1 when the file is created;
+    /// odd generations live in slot A, even ones in slot B.
+    pub generation: u64,
+    /// When the checkpoint was written, unix nanoseconds.
+    pub written_nanos: u64,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> [u8; CHECKPOINT_SLOT_LEN] {
+        let mut b = [0u8; CHECKPOINT_SLOT_LEN];
+        b[0..4].copy_from_slice(&MAGIC);
+        b[4] = VERSION;
+        b[5..12].copy_from_slice(&self.generation.to_le_bytes()[..7]);
+        b[12..20].copy_from_slice(&self.seq.to_le_bytes());
+        b[20..28].copy_from_slice(&self.epoch.to_le_bytes());
+        b[28..36].copy_from_slice(&self.written_nanos.to_le_bytes());
+        let crc = crc32fast::hash(&b[..36]);
+        b[36..40].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// The checkpoint in one slot, or why the slot is not valid.
+    fn decode(b: &[u8; CHECKPOINT_SLOT_LEN]) -> Result<Checkpoint, &'static str> {
+        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        if b[0..4] != MAGIC {
+            return Err("bad magic");
+        }
+        if u32::from_le_bytes(b[36..40].try_into().expect("4 bytes")) != crc32fast::hash(&b[..36]) {
+            return Err("checksum mismatch");
+        }
+        if b[4] != VERSION {
+            return Err("unsupported checkpoint format version");
+        }
+        let mut generation = [0u8; 8];
+        generation[..7].copy_from_slice(&b[5..12]);
+        let generation = u64::from_le_bytes(generation);
+        if generation == 0 {
+            return Err("generation 0");
+        }
+        Ok(Checkpoint { generation, seq: u64_at(12), epoch: u64_at(20), written_nanos: u64_at(28) })
+    }
+
+    /// Byte offset of the slot that holds this checkpoint's generation.
+    fn slot_offset(generation: u64) -> u64 {
+        if generation % 2 == 1 { 0 } else { CHECKPOINT_SLOT_LEN as u64 }
+    }
+}
+
+/// The checkpoint held by the bytes of a checkpoint file: the valid slot
+/// with the highest generation, or why neither slot is valid. Missing bytes
+/// (a short file) read as zeros, i.e. an invalid slot.
+fn decode_file(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let mut slots = [[0u8; CHECKPOINT_SLOT_LEN]; 2];
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let from = (i * CHECKPOINT_SLOT_LEN).min(bytes.len());
+        let to = ((i + 1) * CHECKPOINT_SLOT_LEN).min(bytes.len());
+        slot[..to - from].copy_from_slice(&bytes[from..to]);
+    }
+    match (Checkpoint::decode(&slots[0]), Checkpoint::decode(&slots[1])) {
+        (Ok(a), Ok(b)) => Ok(if b.generation > a.generation { b } else { a }),
+        (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(one),
+        (Err(a), Err(b)) => Err(format!("no valid checkpoint slot (slot A: {a}; slot B: {b})")),
+    }
+}
+
+fn read_checkpoint(file: &File, path: &Path) -> Result<Checkpoint, JournalError> {
+    let mut bytes = [0u8; CHECKPOINT_FILE_LEN];
+    let mut got = 0;
+    while got < bytes.len() {
+        match file.read_at(&mut bytes[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(JournalError::io("read checkpoint", path, e)),
+        }
+    }
+    decode_file(&bytes[..got]).map_err(|reason| JournalError::CheckpointCorrupt { path: path.to_path_buf(), reason })
+}
+
+/// Refuses a consumer name that is not 1..=[`MAX_CONSUMER_NAME`] bytes of
+/// `[A-Za-z0-9._-]` or that starts with `.` (the names of hidden and
+/// staging files).
+///
+/// # Errors
+///
+/// [`JournalError::InvalidConsumerName`] naming the reason.
+pub fn validate_consumer_name(name: &str) -> Result<(), JournalError> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_CONSUMER_NAME {
+        "longer than 64 bytes"
+    } else if name.starts_with('.') {
+        "starts with '.'"
+    } else if name.contains(['/', '\\', '\0']) {
+        "contains a path separator or NUL"
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        "contains a character outside [A-Za-z0-9._-]"
+    } else {
+        return Ok(());
+    };
+    Err(JournalError::InvalidConsumerName { name: name.to_owned(), reason })
+}
+
+/// The path of consumer `name`'s checkpoint in journal dir `dir`.
+///
+/// # Errors
+///
+/// [`JournalError::InvalidConsumerName`] if `name` is not a valid name.
+pub fn consumer_path(dir: &Path, name: &str) -> Result<PathBuf, JournalError> {
+    validate_consumer_name(name)?;
+    Ok(dir.join(CONSUMERS_DIR).join(name))
+}
+
+/// The open checkpoint file of one named consumer.
+#[derive(Debug)]
+pub struct ConsumerFile {
+    file: File,
+    path: PathBuf,
+    name: String,
+    current: Checkpoint,
+}
+
+impl ConsumerFile {
+    /// Opens the checkpoint of consumer `name` in journal dir `dir`,
+    /// creating it (seq 0, the given epoch, generation 1) if missing, and
+    /// returns the handle and the current checkpoint. An existing file keeps
+    /// its own epoch: compare it with the journal's before trusting its seq.
+    ///
+    /// Creating is durable before this returns: the file is written and
+    /// fsynced under a staging name (`.<name>.tmp`), linked into place
+    /// (never replacing a file another process created meanwhile), and the
+    /// `consumers` directory is fsynced, as is the journal directory when
+    /// the `consumers` directory was created.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::InvalidConsumerName`]; [`JournalError::CheckpointCorrupt`]
+    /// naming the file if neither slot holds a valid checkpoint;
+    /// [`JournalError::Io`] when a system call fails.
+    pub fn open(dir: &Path, name: &str, epoch: u64) -> Result<(ConsumerFile, Checkpoint), JournalError> {
+        let path = consumer_path(dir, name)?;
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create(dir, name, &path, epoch)?,
+            Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
+        };
+        let current = read_checkpoint(&file, &path)?;
+        Ok((ConsumerFile { file, path, name: name.to_owned(), current }, current))
+    }
+
+    /// Durably stores `seq`/`epoch` as the consumer's checkpoint: one
+    /// `pwrite` of the slot that does not hold the current checkpoint, then
+    /// `fdatasync`. Any seq is accepted, lower ones included (a consumer may
+    /// rewind, or restart at 0 in a new epoch).
+    ///
+    /// If it fails, the current checkpoint is unchanged, on disk and in
+    /// [`checkpoint`](Self::checkpoint), and calling `commit` again is safe:
+    /// it rewrites the same (non-current) slot in full.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] naming the file if the write or the `fdatasync`
+    /// fails (or, after 2^56 - 1 commits, because the generation is spent).
+    pub fn commit(&mut self, seq: u64, epoch: u64) -> Result<Checkpoint, JournalError> {
+        let generation = self.current.generation + 1;
+        if generation > MAX_GENERATION {
+            return Err(JournalError::io("commit checkpoint", &self.path, io::Error::other("generation exhausted")));
+        }
+        let next = Checkpoint { seq, epoch, generation, written_nanos: now_nanos() };
+        self.file
+            .write_all_at(&next.encode(), Checkpoint::slot_offset(generation))
+            .map_err(|e| JournalError::io("write checkpoint", &self.path, e))?;
+        self.file.sync_data().map_err(|e| JournalError::io("fdatasync", &self.path, e))?;
+        self.current = next;
+        Ok(next)
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The checkpoint last read or committed.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.current
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Creates the checkpoint file of `name` at `path` (see [`ConsumerFile::open`])
+/// and returns it open for reading and writing.
+fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, JournalError> {
+    let consumers = dir.join(CONSUMERS_DIR);
+    let io = Io::default();
+    match fs::create_dir(&consumers) {
+        Ok(()) => segment::sync_dir(&io, dir)?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(JournalError::io("create directory", &consumers, e)),
+    }
+    let staging = consumers.join(format!(".{name}.tmp"));
+    let first = Checkpoint { seq: 0, epoch, generation: 1, written_nanos: now_nanos() };
+    let mut bytes = [0u8; CHECKPOINT_FILE_LEN];
+    bytes[..CHECKPOINT_SLOT_LEN].copy_from_slice(&first.encode());
+    let tmp = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&staging)
+        .map_err(|e| JournalError::io("create checkpoint", &staging, e))?;
+    tmp.write_all_at(&bytes, 0).map_err(|e| JournalError::io("write checkpoint", &staging, e))?;
+    tmp.sync_all().map_err(|e| JournalError::io("fsync", &staging, e))?;
+    drop(tmp);
+    // A hard link never replaces an existing file: if another process
+    // created the consumer meanwhile, its checkpoint wins.
+    let linked = fs::hard_link(&staging, path);
+    let _ = fs::remove_file(&staging);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(JournalError::io("link checkpoint", path, e)),
+    }
+    segment::sync_dir(&io, &consumers)?;
+    OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io("open checkpoint", path, e))
+}
+
+/// One consumer found by [`list_consumers`].
+#[derive(Clone, Debug)]
+pub struct ConsumerInfo {
+    /// The consumer's name (its file name).
+    pub name: String,
+    /// Its checkpoint, or why it cannot be read (the error's message).
+    pub checkpoint: Result<Checkpoint, String>,
+}
+
+/// The consumers of the journal in `dir`, sorted by name; empty if the
+/// journal has no `consumers` directory. Entries that are not valid
+/// consumer names (staging files of an interrupted creation, strangers) and
+/// entries that are not files are skipped.
+///
+/// # Errors
+///
+/// [`JournalError::Io`] if the `consumers` directory cannot be read.
+pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
+    let consumers = dir.join(CONSUMERS_DIR);
+    let entries = match fs::read_dir(&consumers) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(JournalError::io("read directory", &consumers, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| JournalError::io("read directory", &consumers, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if validate_consumer_name(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let checkpoint = File::open(&path)
+            .map_err(|e| JournalError::io("open checkpoint", &path, e))
+            .and_then(|file| read_checkpoint(&file, &path))
+            .map_err(|e| e.to_string());
+        found.push(ConsumerInfo { name, checkpoint });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// Deletes consumer `name`'s checkpoint and fsyncs the `consumers`
+/// directory; returns whether it existed. Retention stops waiting for it at
+/// its next pass.
+///
+/// # Errors
+///
+/// [`JournalError::InvalidConsumerName`]; [`JournalError::Io`] if the
+/// removal or the directory fsync fails.
+pub fn delete_consumer(dir: &Path, name: &str) -> Result<bool, JournalError> {
+    let path = consumer_path(dir, name)?;
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(JournalError::io("remove checkpoint", &path, e)),
+    }
+    segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_round_trips_and_any_flipped_bit_invalidates_it() {
+        let c = Checkpoint { seq: 7, epoch: 0xdead_beef, generation: (1 << 56) - 1, written_nanos: 42 };
+        let bytes = c.encode();
+        assert_eq!(Checkpoint::decode(&bytes), Ok(c));
+        for bit in 0..CHECKPOINT_SLOT_LEN * 8 {
+            let mut b = bytes;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(Checkpoint::decode(&b).is_err(), "bit {bit}");
+        }
+        assert!(Checkpoint::decode(&[0; CHECKPOINT_SLOT_LEN]).is_err());
+    }
+
+    #[test]
+    fn the_highest_valid_generation_wins_whichever_slot_holds_it() {
+        let at = |generation, seq| Checkpoint { seq, epoch: 1, generation, written_nanos: 0 }.encode();
+        let file = |a: [u8; 40], b: [u8; 40]| [a, b].concat();
+        assert_eq!(decode_file(&file(at(3, 30), at(2, 20))).unwrap().seq, 30);
+        assert_eq!(decode_file(&file(at(1, 10), at(2, 20))).unwrap().seq, 20);
+        assert_eq!(decode_file(&file(at(1, 10), [0; 40])).unwrap().seq, 10);
+        assert_eq!(decode_file(&at(1, 10)).unwrap().seq, 10, "a short file reads its missing slot as zeros");
+        assert!(decode_file(&[]).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! The consumer pin: how many of the segments that
+//! [`Retention`] wants gone the writer actually removes, given the
+//! registered consumers' checkpoints (`consumer.rs`). The writer's
+//! retention pass (`Journal::apply_retention` in `writer.rs`) asks
+//! [`Journal::plan_retention`] before removing anything and reports
+//! consumers it cut loose with [`Journal::report_cut_loose`] after.
+//!
+//! Invariant: the pin is bounded. A consumer holds a segment back only
+//! while keeping everything it still needs stays within
+//! [`JournalOptions::consumer_limit`](crate::JournalOptions::consumer_limit);
+//! past that, or with an unreadable checkpoint, or a checkpoint of another
+//! epoch, or one that already expired, it pins nothing. So whatever the
+//! consumers do (or fail to do), the journal never holds more than the
+//! larger of `retention` and `consumer_limit` allow.
+
+use std::path::Path;
+
+use crate::consumer::{Checkpoint, list_consumers};
+use crate::retention::Retention;
+use crate::segment;
+use crate::writer::Journal;
+
+/// A consumer that retention may cut loose: it needs segments from index
+/// `first_needed` on, but pinning them would exceed the consumer limit.
+#[derive(Debug)]
+pub(crate) struct Loose {
+    name: String,
+    checkpoint: u64,
+    first_needed: usize,
+}
+
+/// What the pin decided for one retention pass.
+#[derive(Debug, Default)]
+pub(crate) struct PinPlan {
+    /// How many of the oldest segments to remove.
+    pub(crate) remove: usize,
+    /// Consumers beyond the limit, which did not pin.
+    pub(crate) loose: Vec<Loose>,
+}
+
+impl Journal {
+    /// How many of the oldest segments this retention pass removes:
+    /// [`Retention::plan`], reduced by the consumers within the limit.
+    /// Records in [`JournalStats::pinned_segments`](crate::JournalStats::pinned_segments)
+    /// how many segments were kept only for consumers.
+    pub(crate) fn plan_retention(&mut self) -> PinPlan {
+        let now = segment::now_nanos();
+        let plan: Vec<(u64, u64)> = self.segments.iter().map(|s| (s.bytes, s.created_at)).collect();
+        let remove = self.opts.retention.plan(&plan, now);
+        self.stats.pinned_segments = 0;
+        if remove == 0 || !self.opts.pin_for_consumers {
+            return PinPlan { remove, loose: Vec::new() };
+        }
+        let consumers = read_consumers(&self.dir, self.epoch);
+        let first_seqs: Vec<u64> = self.segments.iter().map(|s| s.first_seq).collect();
+        let pinned = decide(&consumers, &first_seqs, &plan, remove, &self.opts.consumer_limit, now);
+        self.stats.pinned_segments = remove - pinned.remove;
+        pinned
+    }
+
+    /// Logs and counts every consumer of `loose` that needed one of the
+    /// `removed` oldest segments just removed.
+    pub(crate) fn report_cut_loose(&mut self, loose: &[Loose], removed: usize) {
+        let earliest = self.first_seq();
+        for c in loose.iter().filter(|c| c.first_needed < removed) {
+            tracing::warn!(consumer = c.name, checkpoint = c.checkpoint, earliest, "consumer cut loose by retention");
+            self.stats.consumers_cut_loose += 1;
+        }
+    }
+}
+
+/// The readable checkpoints of this epoch's consumers; unreadable ones are
+/// logged and left out (they pin nothing), as is everything when the
+/// `consumers` directory cannot be read.
+fn read_consumers(dir: &Path, epoch: u64) -> Vec<(String, Checkpoint)> {
+    let listed = match list_consumers(dir) {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::warn!(error = %e, "retention could not list the consumers; none pins segments in this pass");
+            return Vec::new();
+        }
+    };
+    let mut found = Vec::with_capacity(listed.len());
+    for info in listed {
+        match info.checkpoint {
+            Ok(c) if c.epoch == epoch => found.push((info.name, c)),
+            Ok(c) => tracing::debug!(consumer = info.name, epoch = c.epoch, "checkpoint of another epoch pins nothing"),
+            Err(error) => {
+                tracing::warn!(consumer = info.name, %error, "unreadable consumer checkpoint pins nothing");
+            }
+        }
+    }
+    found
+}
+
+/// The pin, from the consumers' checkpoints alone. `first_seqs` and `plan`
+/// describe the segments oldest first, the active one last; `remove` is
+/// what retention asked for.
+fn decide(
+    consumers: &[(String, Checkpoint)],
+    first_seqs: &[u64],
+    plan: &[(u64, u64)],
+    mut remove: usize,
+    limit: &Retention,
+    now: u64,
+) -> PinPlan {
+    let Some(&earliest) = first_seqs.first() else { return PinPlan { remove, loose: Vec::new() } };
+    let mut loose = Vec::new();
+    for (name, c) in consumers {
+        if c.seq.saturating_add(1) < earliest {
+            continue; // already expired: it must reset whatever retention does now
+        }
+        // The first segment holding a seq above the checkpoint; a sealed
+        // segment ends just before the next one's first seq, and the
+        // active segment (never removed) is where a caught-up consumer waits.
+        let first_needed = (0..first_seqs.len() - 1)
+            .find(|&i| first_seqs[i + 1].saturating_sub(1) > c.seq)
+            .unwrap_or(first_seqs.len() - 1);
+        if limit.plan(&plan[first_needed..], now) == 0 {
+            remove = remove.min(first_needed);
+        } else {
+            loose.push(Loose { name: name.clone(), checkpoint: c.seq, first_needed });
+        }
+    }
+    PinPlan { remove, loose }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seq: u64) -> (String, Checkpoint) {
+        (format!("c{seq}"), Checkpoint { seq, epoch: 1, generation: 1, written_nanos: 0 })
+    }
+
+    /// Segments starting at 1, 11, 21, ... (ten records each), the last one active.
+    fn segs(n: u64) -> (Vec<u64>, Vec<(u64, u64)>) {
+        ((0..n).map(|i| 1 + 10 * i).collect(), (0..n).map(|i| (100, i)).collect())
+    }
+
+    #[test]
+    fn a_consumer_within_the_limit_keeps_what_it_needs_and_one_beyond_it_pins_nothing() {
+        let (firsts, plan) = segs(6);
+        let limit = Retention::segments(4);
+        // Retention wants the 4 oldest gone (keep 2).
+        let p = decide(&[at(25)], &firsts, &plan, 4, &limit, 0);
+        assert_eq!((p.remove, p.loose.len()), (2, 0), "seq 25 lives in segment 2: keep 2..6 (4 segments)");
+        let p = decide(&[at(20)], &firsts, &plan, 4, &limit, 0);
+        assert_eq!((p.remove, p.loose.len()), (2, 0), "checkpoint 20 = end of segment 1: needs segment 2 on");
+        let p = decide(&[at(19)], &firsts, &plan, 4, &limit, 0);
+        assert_eq!(p.remove, 4, "needs segment 1 on: 5 segments exceed the limit");
+        assert_eq!((p.loose[0].checkpoint, p.loose[0].first_needed), (19, 1));
+        let p = decide(&[at(55)], &firsts, &plan, 4, &limit, 0);
+        assert_eq!((p.remove, p.loose.len()), (4, 0), "caught up: needs only the active segment");
+        let p = decide(&[at(0)], &firsts[1..], &plan[1..], 1, &Retention::unlimited(), 0);
+        assert_eq!((p.remove, p.loose.len()), (1, 0), "already expired (earliest is 11): pins nothing");
+        let p = decide(&[at(10)], &firsts[1..], &plan[1..], 1, &Retention::unlimited(), 0);
+        assert_eq!(p.remove, 0, "checkpoint = earliest - 1 still needs the oldest segment");
+        let p = decide(&[at(55), at(35), at(19)], &firsts, &plan, 4, &limit, 0);
+        assert_eq!((p.remove, p.loose.len()), (3, 1), "the furthest-behind pinning consumer wins");
+    }
+}

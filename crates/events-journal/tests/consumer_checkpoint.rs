@@ -1,0 +1,230 @@
+//! Consumer checkpoint files (`<journal dir>/consumers/<name>`): a commit
+//! survives reopening, commits alternate slots, list and delete work, bad
+//! names are typed errors; a commit torn at any byte falls back to the
+//! previous checkpoint and never to a later or garbage seq; a garbage slot
+//! loses to the valid one and two bad slots are a typed error. And the
+//! `consumers` directory is invisible to the journal: open, recovery,
+//! repair, `Reader` and `verify` neither report nor touch it.
+
+mod support;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use events_journal::{
+    CHECKPOINT_FILE_LEN, CHECKPOINT_SLOT_LEN, CONSUMERS_DIR, ConsumerFile, Journal, JournalError, JournalOptions,
+    MAX_CONSUMER_NAME, Reader, consumer_path, delete_consumer, list_consumers, validate_consumer_name, verify,
+};
+use support::{assert_records, payload, read_all, ts};
+
+/// The seq the checkpoint file of `name` reads as now.
+fn seq_on_disk(dir: &Path, name: &str) -> u64 {
+    ConsumerFile::open(dir, name, 999).unwrap().1.seq
+}
+
+#[test]
+fn a_commit_survives_reopen_and_commits_alternate_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, first) = ConsumerFile::open(dir.path(), "indexer", 7).unwrap();
+    assert_eq!((first.seq, first.epoch, first.generation), (0, 7, 1));
+    assert_eq!(c.name(), "indexer");
+    let path = consumer_path(dir.path(), "indexer").unwrap();
+    assert_eq!(path, dir.path().join(CONSUMERS_DIR).join("indexer"));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), CHECKPOINT_FILE_LEN);
+    assert_eq!(&bytes[..4], b"EVCK");
+    assert!(bytes[CHECKPOINT_SLOT_LEN..].iter().all(|&b| b == 0), "a new file holds only slot A");
+
+    let mut before = bytes;
+    for (i, seq) in [10u64, 20, 30, 40].into_iter().enumerate() {
+        let cp = c.commit(seq, 7).unwrap();
+        assert_eq!((cp.seq, cp.generation), (seq, i as u64 + 2));
+        assert_eq!(c.checkpoint(), cp);
+        let after = std::fs::read(&path).unwrap();
+        // Even generations go to slot B, odd ones to slot A; the other slot is untouched.
+        let (written, kept) = if cp.generation % 2 == 0 { (40..80, 0..40) } else { (0..40, 40..80) };
+        assert_eq!(after[kept.clone()], before[kept], "commit {seq} touched the current slot");
+        assert_ne!(after[written.clone()], before[written], "commit {seq} wrote nothing");
+        before = after;
+    }
+    drop(c);
+    let (c, cp) = ConsumerFile::open(dir.path(), "indexer", 123).unwrap();
+    assert_eq!((cp.seq, cp.epoch, cp.generation), (40, 7, 5), "an existing file keeps its own epoch");
+    assert_eq!(c.checkpoint(), cp);
+    assert!(cp.written_nanos > 0);
+}
+
+#[test]
+fn list_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(list_consumers(dir.path()).unwrap().is_empty(), "no consumers directory: empty");
+    let (mut b, _) = ConsumerFile::open(dir.path(), "b-consumer", 1).unwrap();
+    b.commit(5, 1).unwrap();
+    ConsumerFile::open(dir.path(), "a.consumer_1", 1).unwrap();
+    // A staging leftover and a stranger are not consumers.
+    std::fs::write(dir.path().join(CONSUMERS_DIR).join(".c.tmp"), b"half").unwrap();
+    std::fs::create_dir(dir.path().join(CONSUMERS_DIR).join("subdir")).unwrap();
+    std::fs::write(dir.path().join(CONSUMERS_DIR).join("broken"), [0xAB; 80]).unwrap();
+
+    let listed = list_consumers(dir.path()).unwrap();
+    let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["a.consumer_1", "b-consumer", "broken"]);
+    assert_eq!(listed[0].checkpoint.as_ref().unwrap().seq, 0);
+    assert_eq!(listed[1].checkpoint.as_ref().unwrap().seq, 5);
+    let why = listed[2].checkpoint.as_ref().unwrap_err();
+    assert!(why.contains("broken") && why.contains("no valid checkpoint slot"), "{why}");
+
+    assert!(delete_consumer(dir.path(), "b-consumer").unwrap());
+    assert!(!delete_consumer(dir.path(), "b-consumer").unwrap(), "already gone");
+    assert!(!delete_consumer(dir.path(), "never-existed").unwrap());
+    let names: Vec<String> = list_consumers(dir.path()).unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["a.consumer_1", "broken"]);
+    // Re-creating a deleted consumer starts over.
+    assert_eq!(ConsumerFile::open(dir.path(), "b-consumer", 2).unwrap().1.seq, 0);
+}
+
+#[test]
+fn bad_names_are_typed_errors_naming_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(MAX_CONSUMER_NAME + 1);
+    let cases: [(&str, &str); 9] = [
+        ("", "empty"),
+        (&long, "longer than 64 bytes"),
+        (".hidden", "starts with '.'"),
+        ("..", "starts with '.'"),
+        ("a/b", "contains a path separator or NUL"),
+        ("a\\b", "contains a path separator or NUL"),
+        ("a\0b", "contains a path separator or NUL"),
+        ("sp ace", "contains a character outside [A-Za-z0-9._-]"),
+        ("caf\u{e9}", "contains a character outside [A-Za-z0-9._-]"),
+    ];
+    for (name, why) in cases {
+        let check = |err: JournalError| {
+            assert!(
+                matches!(&err, JournalError::InvalidConsumerName { name: n, reason } if n == name && *reason == why),
+                "{name:?}: {err}"
+            );
+        };
+        check(validate_consumer_name(name).unwrap_err());
+        check(ConsumerFile::open(dir.path(), name, 1).unwrap_err());
+        check(delete_consumer(dir.path(), name).unwrap_err());
+    }
+    assert!(!dir.path().join(CONSUMERS_DIR).exists(), "a refused name creates nothing");
+    for good in ["a", "A-z_0.9", &"y".repeat(MAX_CONSUMER_NAME), "x."] {
+        validate_consumer_name(good).unwrap();
+    }
+}
+
+#[test]
+fn a_commit_torn_at_any_byte_falls_back_to_the_previous_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = consumer_path(dir.path(), "c").unwrap();
+    let (mut c, _) = ConsumerFile::open(dir.path(), "c", 1).unwrap();
+    let mut checked = 0;
+    // Both slot parities: the torn slot is A in one round, B in the next.
+    for (old, new) in [(10u64, 20u64), (20, 30), (30, 40)] {
+        c.commit(old, 1).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        c.commit(new, 1).unwrap();
+        let complete = std::fs::read(&path).unwrap();
+        let slot = (0..2).find(|&i| good[i * 40..(i + 1) * 40] != complete[i * 40..(i + 1) * 40]).unwrap();
+        let new_slot = &complete[slot * 40..(slot + 1) * 40];
+        for over_zeros in [false, true] {
+            for k in 0..=CHECKPOINT_SLOT_LEN {
+                let mut torn = good.clone();
+                if over_zeros {
+                    torn[slot * 40..(slot + 1) * 40].fill(0);
+                }
+                torn[slot * 40..slot * 40 + k].copy_from_slice(&new_slot[..k]);
+                std::fs::write(&path, &torn).unwrap();
+                let seq = seq_on_disk(dir.path(), "c");
+                let want = if k == CHECKPOINT_SLOT_LEN { new } else { old };
+                assert_eq!(seq, want, "slot {slot} torn after {k} bytes (over zeros: {over_zeros})");
+                checked += 1;
+            }
+        }
+        std::fs::write(&path, &complete).unwrap();
+        // The handle still holds `new`; reopen so the next round starts from the disk.
+        c = ConsumerFile::open(dir.path(), "c", 1).unwrap().0;
+        assert_eq!(c.checkpoint().seq, new);
+    }
+    assert_eq!(checked, 3 * 2 * 41);
+}
+
+#[test]
+fn garbage_in_one_slot_loses_to_the_other_and_two_bad_slots_are_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = consumer_path(dir.path(), "c").unwrap();
+    let (mut c, _) = ConsumerFile::open(dir.path(), "c", 1).unwrap();
+    c.commit(10, 1).unwrap(); // slot B, generation 2
+    c.commit(20, 1).unwrap(); // slot A, generation 3
+    drop(c);
+    let good = std::fs::read(&path).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut garbage = || {
+        (0..CHECKPOINT_SLOT_LEN)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng as u8
+            })
+            .collect::<Vec<u8>>()
+    };
+    // Garbage in the newer slot A: slot B (seq 10) wins; in slot B: slot A (seq 20) wins.
+    for (offset, want) in [(0u64, 10u64), (40, 20)] {
+        for _ in 0..50 {
+            std::fs::write(&path, &good).unwrap();
+            file.write_all_at(&garbage(), offset).unwrap();
+            assert_eq!(seq_on_disk(dir.path(), "c"), want, "garbage at {offset}");
+        }
+    }
+    // A bit flip in the magic, the version or the CRC is garbage too.
+    for byte in [0usize, 4, 39] {
+        let mut bytes = good.clone();
+        bytes[byte] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(seq_on_disk(dir.path(), "c"), 10, "byte {byte} flipped");
+    }
+
+    // Both bad: a typed error naming the file from open, an Err from list; nothing changed.
+    for bytes in [garbage().repeat(2), vec![0; 80], Vec::new(), b"EVCK".to_vec()] {
+        std::fs::write(&path, &bytes).unwrap();
+        let err = ConsumerFile::open(dir.path(), "c", 1).unwrap_err();
+        assert!(matches!(&err, JournalError::CheckpointCorrupt { path: p, .. } if *p == path), "{err}");
+        let listed = list_consumers(dir.path()).unwrap();
+        assert!(listed[0].checkpoint.is_err(), "{listed:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "a refused open changed the file");
+    }
+}
+
+#[test]
+fn the_consumers_directory_is_invisible_to_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    for seq in 1..=3 {
+        j.append(ts(seq), &payload(seq)).unwrap();
+        j.roll().unwrap();
+    }
+    let epoch = j.epoch();
+    let (mut c, _) = ConsumerFile::open(dir.path(), "indexer", epoch).unwrap();
+    c.commit(2, epoch).unwrap();
+    j.close().unwrap();
+    let checkpoint = std::fs::read(c.path()).unwrap();
+
+    // Open (recovery), in the default and in the repair mode: nothing reported as ignored.
+    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert!(report.ignored.is_empty(), "{:?}", report.ignored);
+    assert_eq!(j.next_seq(), 4);
+    drop(j);
+    let report = Journal::repair(dir.path(), JournalOptions::new()).unwrap();
+    assert!(report.ignored.is_empty() && report.sealed.is_empty() && report.action.is_none(), "{report:?}");
+    // Readers and verify.
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 3);
+    let v = verify(dir.path()).unwrap();
+    assert!(v.ignored.is_empty() && v.problems.is_empty(), "{v:?}");
+    // And the journal never touched the checkpoint.
+    assert_eq!(std::fs::read(c.path()).unwrap(), checkpoint);
+    assert_eq!(seq_on_disk(dir.path(), "indexer"), 2);
+}

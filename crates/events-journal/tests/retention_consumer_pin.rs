@@ -1,0 +1,161 @@
+//! Retention waits for registered consumers, within a bound: a consumer
+//! behind keeps every segment it needs while that stays within
+//! `JournalOptions::consumer_limit`; past the limit it is cut loose
+//! (counted, segments removed, its next read is `ReadError::Expired`). A
+//! consumer that commits progress releases segments at the next pass; one
+//! of another epoch, one with an unreadable checkpoint, and any consumer
+//! under `pin_for_consumers(false)` pin nothing; `Retention::unlimited()`
+//! pins forever; retention at open honours the pin too.
+
+mod support;
+
+use std::path::Path;
+
+use events_journal::{
+    ConsumerFile, Journal, JournalOptions, ReadError, Reader, Retention, SyncPolicy, consumer_path, delete_consumer,
+};
+use support::{assert_records, payload, read_all, segments, ts};
+
+/// `Retention::segments(2)`, consumers pinned up to 6 segments.
+fn options() -> JournalOptions {
+    JournalOptions::new()
+        .sync(SyncPolicy::Never)
+        .retention(Retention::segments(2))
+        .consumer_limit(Retention::segments(6))
+}
+
+/// Appends one record and seals its segment: every record gets a segment.
+fn append_and_roll(j: &mut Journal) -> u64 {
+    let seq = j.next_seq();
+    assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    j.roll().unwrap();
+    seq
+}
+
+fn open_consumer(dir: &Path, name: &str, epoch: u64) -> ConsumerFile {
+    ConsumerFile::open(dir, name, epoch).unwrap().0
+}
+
+#[test]
+fn a_consumer_within_the_limit_keeps_every_segment_then_is_cut_loose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
+    let c = open_consumer(dir.path(), "slow", j.epoch());
+    assert_eq!(c.checkpoint().seq, 0);
+    // Records 1..=5, one per segment, plus the empty active segment: 6
+    // segments, the limit. Retention alone would keep 2.
+    for k in 1..=5u64 {
+        append_and_roll(&mut j);
+        let stats = j.stats();
+        assert_eq!((stats.segments, stats.pruned), (k as usize + 1, 0), "after record {k}: {stats:?}");
+        assert_eq!(stats.pinned_segments, k as usize - 1, "after record {k}");
+        assert_eq!(stats.consumers_cut_loose, 0);
+    }
+    assert_eq!(j.first_seq(), 1);
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), c.checkpoint().seq), 1, 5);
+
+    // A 7th segment: keeping what the consumer needs would exceed the
+    // limit, so retention applies alone and the consumer is cut loose.
+    append_and_roll(&mut j);
+    let stats = j.stats();
+    assert_eq!((stats.segments, stats.pruned, stats.pinned_segments), (2, 5, 0), "{stats:?}");
+    assert_eq!(stats.consumers_cut_loose, 1);
+    assert_eq!(segments(dir.path()).len(), 2);
+    assert_eq!(j.first_seq(), 6);
+    let err = Reader::open(dir.path()).unwrap().read_since(c.checkpoint().seq).err().unwrap();
+    assert!(matches!(err, ReadError::Expired { earliest: 6 }), "{err}");
+
+    // Already expired, it pins nothing and is not counted again.
+    for _ in 0..3 {
+        append_and_roll(&mut j);
+    }
+    let stats = j.stats();
+    assert_eq!((stats.segments, stats.consumers_cut_loose, stats.pinned_segments), (2, 1, 0), "{stats:?}");
+}
+
+#[test]
+fn committed_progress_releases_segments_at_the_next_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
+    let epoch = j.epoch();
+    let mut c = open_consumer(dir.path(), "worker", epoch);
+    for _ in 0..4 {
+        append_and_roll(&mut j);
+    }
+    assert_eq!((j.stats().segments, j.stats().pinned_segments), (5, 3));
+
+    // Done with record 1: its segment goes, the ones holding 2.. stay.
+    c.commit(1, epoch).unwrap();
+    assert_eq!(j.prune().unwrap(), 1);
+    assert_eq!((j.first_seq(), j.stats().pinned_segments), (2, 2));
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 1), 2, 4);
+
+    // Caught up: retention applies alone.
+    c.commit(4, epoch).unwrap();
+    assert_eq!(j.prune().unwrap(), 2);
+    assert_eq!((j.stats().segments, j.stats().pinned_segments, j.stats().consumers_cut_loose), (2, 0, 0));
+    assert_eq!(Reader::open(dir.path()).unwrap().read_since(4).unwrap().count(), 0);
+
+    // Deleting the consumer releases everything it held.
+    c.commit(4, epoch).unwrap();
+    for _ in 0..3 {
+        append_and_roll(&mut j);
+    }
+    assert_eq!(j.stats().segments, 4, "the consumer at 4 pins the segments of 5, 6 and 7");
+    assert!(delete_consumer(dir.path(), "worker").unwrap());
+    assert_eq!(j.prune().unwrap(), 2);
+    assert_eq!(j.stats().consumers_cut_loose, 0, "a deleted consumer is not cut loose");
+}
+
+#[test]
+fn consumers_of_another_epoch_unreadable_ones_and_disabled_pins_hold_nothing() {
+    // Another epoch, and an unreadable checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
+    let mut other = open_consumer(dir.path(), "other-epoch", j.epoch() ^ 1);
+    other.commit(0, j.epoch() ^ 1).unwrap();
+    open_consumer(dir.path(), "broken", j.epoch());
+    std::fs::write(consumer_path(dir.path(), "broken").unwrap(), [0u8; 80]).unwrap();
+    for _ in 0..5 {
+        append_and_roll(&mut j);
+    }
+    let stats = j.stats();
+    assert_eq!((stats.segments, stats.pinned_segments, stats.consumers_cut_loose), (2, 0, 0), "{stats:?}");
+
+    // pin_for_consumers(false): a consumer of this epoch at 0 holds nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options().pin_for_consumers(false)).unwrap();
+    open_consumer(dir.path(), "ignored", j.epoch());
+    for _ in 0..5 {
+        append_and_roll(&mut j);
+    }
+    let stats = j.stats();
+    assert_eq!((stats.segments, stats.pinned_segments, stats.consumers_cut_loose), (2, 0, 0), "{stats:?}");
+}
+
+#[test]
+fn an_unlimited_consumer_limit_pins_forever_and_open_honours_the_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let unlimited = || options().consumer_limit(Retention::unlimited());
+    let (mut j, _) = Journal::open(dir.path(), unlimited()).unwrap();
+    let epoch = j.epoch();
+    let mut c = open_consumer(dir.path(), "forever", epoch);
+    for _ in 0..20 {
+        append_and_roll(&mut j);
+    }
+    assert_eq!((j.stats().segments, j.stats().pinned_segments, j.stats().consumers_cut_loose), (21, 19, 0));
+    j.close().unwrap();
+
+    // Retention at open honours the pin: everything is still there.
+    let (j, report) = Journal::open(dir.path(), unlimited()).unwrap();
+    assert!(report.pruned.is_empty(), "{:?}", report.pruned);
+    assert_eq!(j.stats().segments, 21);
+    drop(j);
+    // With a tighter limit, the open itself cuts the consumer loose.
+    c.commit(10, epoch).unwrap();
+    let (j, report) = Journal::open(dir.path(), options()).unwrap();
+    assert_eq!(report.pruned.len(), 19);
+    assert_eq!((j.stats().consumers_cut_loose, j.first_seq()), (1, 20));
+    let err = Reader::open(dir.path()).unwrap().read_since(10).err().unwrap();
+    assert!(matches!(err, ReadError::Expired { earliest: 20 }), "{err}");
+}
