@@ -110,6 +110,26 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         self
     }
 
+    /// How far behind a durable consumer ([`Feed::consumer`]) may fall
+    /// before retention stops waiting for it: while the segments from its
+    /// checkpoint on fit in `limit`, retention keeps them (the disk grows by
+    /// at most that much); past it, the consumer is cut loose with a
+    /// `warn!`, and its next read is a `Reset { Expired }` (or what its
+    /// [`OnExpired`] policy says). [`Retention::unlimited`] lets consumers pin
+    /// forever. Default: 256 segments (2 GiB of 8 MiB segments).
+    #[must_use]
+    pub fn consumer_limit(mut self, limit: Retention) -> Self {
+        self.journal = self.journal.consumer_limit(limit);
+        self
+    }
+
+    /// Whether retention waits for durable consumers at all. Default: `true`.
+    #[must_use]
+    pub fn pin_for_consumers(mut self, pin: bool) -> Self {
+        self.journal = self.journal.pin_for_consumers(pin);
+        self
+    }
+
     /// How often retention runs while the feed is open, besides at every
     /// roll. Default: 1 s.
     ///

@@ -117,10 +117,20 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     pub(crate) async fn open(reader: FeedReader<E, C>, name: &str, options: ConsumerOptions) -> Result<Self> {
         let dir = reader.dir().to_path_buf();
         let epoch = reader.epoch();
+        let earliest = reader.earliest_seq().get();
         let owned = name.to_owned();
-        let (file, checkpoint) = tokio::task::spawn_blocking(move || ConsumerFile::open(&dir, &owned, epoch))
-            .await
-            .map_err(Error::Task)??;
+        let (file, checkpoint) = tokio::task::spawn_blocking(move || {
+            let new = !events_journal::consumer_path(&dir, &owned)?.exists();
+            let (mut file, mut checkpoint) = ConsumerFile::open(&dir, &owned, epoch)?;
+            if new && checkpoint.seq == 0 && earliest > 1 {
+                // A new consumer starts with the earliest retained event:
+                // it missed nothing, so it must not start with a reset.
+                checkpoint = file.commit(earliest - 1, epoch)?;
+            }
+            Ok::<_, Error>((file, checkpoint))
+        })
+        .await
+        .map_err(Error::Task)??;
         let state = State { file, committed: checkpoint.into(), last_persist: Instant::now() };
         let options = ConsumerOptions { every: options.every.max(1), ..options };
         Ok(Consumer { reader, name: name.into(), options, state: Arc::new(Mutex::new(state)) })
@@ -226,6 +236,13 @@ pub struct ConsumerReport {
     pub problem: Option<String>,
 }
 
+impl ConsumerReport {
+    #[cfg(all(test, feature = "metrics"))]
+    pub(crate) fn for_test(name: &str, checkpoint: u64, lag: u64, pinned: bool) -> Self {
+        ConsumerReport { name: name.to_owned(), checkpoint: Some(Seq::new(checkpoint)), lag, pinned, problem: None }
+    }
+}
+
 pub(crate) fn report(info: events_journal::ConsumerInfo, epoch: u64, earliest: Seq, latest: Seq) -> ConsumerReport {
     match info.checkpoint {
         Ok(c) => {
@@ -238,6 +255,8 @@ pub(crate) fn report(info: events_journal::ConsumerInfo, epoch: u64, earliest: S
                 problem: (!same_journal).then(|| format!("checkpoint of another journal (epoch {})", c.epoch)),
             }
         }
-        Err(why) => ConsumerReport { name: info.name, checkpoint: None, lag: latest.get(), pinned: false, problem: Some(why) },
+        Err(why) => {
+            ConsumerReport { name: info.name, checkpoint: None, lag: latest.get(), pinned: false, problem: Some(why) }
+        }
     }
 }

@@ -98,10 +98,10 @@ mod writer;
 mod writers;
 
 pub use builder::FeedBuilder;
+pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
-pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};

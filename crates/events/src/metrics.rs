@@ -45,6 +45,9 @@
 //! | `events_session_disconnected_slow_total` | counter | `session` | [`Session::stats`]`.disconnected_slow` |
 //! | `events_session_max_lag` | gauge | `session` | [`Session::stats`]`.max_lag` |
 //! | `events_session_subscribers` | gauge | `session` | [`Session::stats`]`.subscribers` |
+//! | `events_consumer_checkpoint` | gauge | `consumer` | [`ConsumerReport::checkpoint`](crate::ConsumerReport::checkpoint) (0 if unreadable) |
+//! | `events_consumer_lag` | gauge | `consumer` | [`ConsumerReport::lag`](crate::ConsumerReport::lag): events after its checkpoint |
+//! | `events_consumer_pinned` | gauge | `consumer` | [`ConsumerReport::pinned`](crate::ConsumerReport::pinned): 1 or 0 |
 //!
 //! The `sink` label is the sink's [`SinkReport::name`]. The feed-wide
 //! `events_sink_*_total` series include the feed's own sink queue and
@@ -52,9 +55,10 @@
 //! reports itself, so they are named apart and summing them does not count
 //! anything twice.
 //!
-//! **Lag.** What the feed keeps is published: a `stream_from` consumer's
-//! position is its own (the feed does not track its readers), so consumer
-//! lag shows as `events_lagged_fallbacks_total` (consumers that fell behind
+//! **Lag.** What the feed keeps is published: a durable consumer's lag
+//! (`events_consumer_lag`) comes from its checkpoint in the journal
+//! directory; a plain `stream_from` consumer's position is its own (the
+//! feed does not track those readers), so its lag shows as `events_lagged_fallbacks_total` (consumers that fell behind
 //! the live tail) and `events_resets_total`. A session's fan-out keeps the
 //! largest lag of its slowest subscriber, published by [`record_session`] as
 //! `events_session_max_lag`; a single subscriber's current lag is on the
@@ -78,9 +82,12 @@ pub const SINK_LABEL: &str = "sink";
 /// The label of the per-session series: the session's id.
 pub const SESSION_LABEL: &str = "session";
 
+/// The label of the per-consumer series: the durable consumer's name.
+pub const CONSUMER_LABEL: &str = "consumer";
+
 /// The name of every series [`record`] and [`record_session`] publish, as
 /// in the [table](self#metrics).
-pub const METRIC_NAMES: [&str; 25] = [
+pub const METRIC_NAMES: [&str; 28] = [
     "events_appended_total",
     "events_dropped_total",
     "events_encode_errors_total",
@@ -106,6 +113,9 @@ pub const METRIC_NAMES: [&str; 25] = [
     "events_session_disconnected_slow_total",
     "events_session_max_lag",
     "events_session_subscribers",
+    "events_consumer_checkpoint",
+    "events_consumer_lag",
+    "events_consumer_pinned",
 ];
 
 /// Publishes `stats` under the label `feed="<feed>"` to the current
@@ -154,6 +164,12 @@ pub fn record(stats: &FeedStats, feed: &str) {
     gauge!("events_healthy", labels.iter()).set(if stats.healthy { 1.0 } else { 0.0 });
     for sink in &stats.sinks {
         record_sink(sink, feed);
+    }
+    for consumer in &stats.consumers {
+        let labels = [Label::new(FEED_LABEL, feed.to_owned()), Label::new(CONSUMER_LABEL, consumer.name.clone())];
+        gauge!("events_consumer_checkpoint", labels.iter()).set(as_gauge(consumer.checkpoint.map_or(0, |s| s.get())));
+        gauge!("events_consumer_lag", labels.iter()).set(as_gauge(consumer.lag));
+        gauge!("events_consumer_pinned", labels.iter()).set(if consumer.pinned { 1.0 } else { 0.0 });
     }
 }
 
@@ -327,6 +343,7 @@ mod tests {
             latest_seq: 14,
             earliest_seq: 15,
             healthy: true,
+            consumers: vec![crate::ConsumerReport::for_test("indexer", 16, 17, true)],
         }
     }
 
@@ -358,6 +375,9 @@ mod tests {
             (format!("events_sink_report_dropped_total{s}"), 103),
             (format!("events_sink_report_timeouts_total{s}"), 104),
             (format!("events_sink_report_panics_total{s}"), 105),
+            ("events_consumer_checkpoint{feed=orders,consumer=indexer}".to_owned(), 16),
+            ("events_consumer_lag{feed=orders,consumer=indexer}".to_owned(), 17),
+            ("events_consumer_pinned{feed=orders,consumer=indexer}".to_owned(), 1),
         ]
         .into_iter()
         .collect();

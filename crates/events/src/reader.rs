@@ -18,10 +18,10 @@ use events_core::{Bincode, Codec, Event, Seq};
 use events_journal::Reader;
 use tokio::sync::broadcast;
 
+use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::{Cursor, FeedStream, OnExpired, Tail};
-use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
 use crate::{FeedStats, Result};
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch

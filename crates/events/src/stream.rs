@@ -64,8 +64,10 @@ impl From<u64> for Cursor {
 }
 
 /// What a stream does when retention removed events after its cursor
-/// ([`ResetReason::Expired`]). A cursor of `Seq::ZERO` asks for everything
-/// retained: it is never expired and gets no reset, whatever the policy.
+/// ([`ResetReason::Expired`]). A bare `Seq::ZERO` cursor (no epoch) asks for
+/// everything retained: it is never expired and gets no reset, whatever the
+/// policy. `Cursor::new(Seq::ZERO, epoch)` is a position instead ("I have
+/// seen nothing of this journal"), and is expired once seq 1 is pruned.
 ///
 /// Set per reader with [`FeedReader::on_expired`](crate::FeedReader::on_expired)
 /// (or for a whole feed with [`FeedBuilder::on_expired`](crate::FeedBuilder::on_expired)).
@@ -185,6 +187,7 @@ impl<E: Event> FeedStream<E> {
         let state = State {
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
+            everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
             on_expired,
             phase: Phase::Start,
             tail,
@@ -244,6 +247,8 @@ struct State<E, C> {
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
+    /// Asked for "everything retained" (a bare `Seq::ZERO`): never expired.
+    everything: bool,
     on_expired: OnExpired,
     phase: Phase,
     tail: Tail<E>,
@@ -454,7 +459,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// Retention removed the events after the cursor: what the
     /// [`OnExpired`] policy says (`None`: no item, read on).
     fn expired(&mut self, earliest: u64) -> Option<Result<FeedItem<E>>> {
-        if self.cursor == 0 {
+        if self.everything && self.cursor == 0 {
             // "Everything retained": nothing the client asked for is gone.
             self.cursor = earliest.saturating_sub(1);
             return None;

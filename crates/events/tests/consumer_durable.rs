@@ -1,0 +1,217 @@
+//! Durable named consumers, from the outside:
+//!
+//! * a consumer in a child process, SIGKILLed at a different point 24 times
+//!   and restarted each time, resumes right after its persisted checkpoint:
+//!   no gap over the whole run, and each restart redelivers at most
+//!   `ConsumerOptions::every` events;
+//! * retention keeps the segments a slow consumer needs until it is further
+//!   behind than the feed's consumer limit, then cuts it loose: its next
+//!   read is an explicit `Reset { Expired }`, its report says it is no longer
+//!   pinned, and the disk stops growing;
+//! * names are validated with a typed error; listing and deleting work from
+//!   a reader as they would from another process.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use events::layers::journal::JournalError;
+use events::{ConsumerOptions, Error, Feed, FeedItem, FeedReader, ResetReason, Retention, Seq, SyncPolicy};
+use futures::StreamExt;
+use support::{Ev, msg, take_events};
+
+const CHILD_ENV: &str = "EVENTS_CONSUMER_DURABLE_CHILD";
+const EVERY: u64 = 16;
+const TOTAL: u64 = 4000;
+const KILLS: usize = 24;
+
+/// The child: a consumer that prints each seq it processes, then commits it.
+async fn consumer_child(dir: &Path) {
+    let reader: FeedReader<Ev> = FeedReader::open(dir).unwrap().poll_interval(Duration::from_millis(2));
+    let options = ConsumerOptions { every: EVERY, interval: Duration::from_secs(3600) };
+    let consumer = reader.consumer_with("worker", options).await.unwrap();
+    let mut stream = consumer.stream();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "START {}", consumer.persisted()).unwrap();
+    while let Some(item) = stream.next().await {
+        let FeedItem::Event(env) = item.unwrap() else { panic!("unexpected reset") };
+        assert_eq!(env.event, msg(env.seq.get()), "payload of seq {}", env.seq);
+        writeln!(out, "SEQ {}", env.seq).unwrap();
+        out.flush().unwrap();
+        consumer.commit(env.seq).await.unwrap();
+        // Slow enough that the parent's kill lands mid-stream, not at the end.
+        std::thread::sleep(Duration::from_micros(300));
+    }
+}
+
+/// A small deterministic generator, so a failing run can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_at_random_points_resumes_after_its_checkpoint_with_no_gap() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        consumer_child(Path::new(&dir)).await;
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 1..=TOTAL / 2 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let mut rng = Lcg(0x5eed_cafe);
+    let mut processed_up_to = 0u64; // the highest seq any run printed
+    let mut redelivered = 0u64;
+    for kill in 0..KILLS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_consumer_killed_at_random_points_resumes_after_its_checkpoint_with_no_gap",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
+        let start: u64 = lines.find_map(|l| l.strip_prefix("START ").map(|s| s.parse().unwrap())).unwrap();
+        let checkpoint = feed.reader().consumers().unwrap()[0].checkpoint.unwrap().get();
+        assert_eq!(start, checkpoint, "kill {kill}: the child resumed from the checkpoint on disk");
+        assert!(
+            start <= processed_up_to,
+            "kill {kill}: checkpoint {start} past the last processed {processed_up_to}: a gap"
+        );
+        assert!(
+            start + EVERY >= processed_up_to,
+            "kill {kill}: checkpoint {start} is more than {EVERY} behind {processed_up_to}"
+        );
+        redelivered += processed_up_to - start;
+
+        // Half the runs also see events appended while they consume.
+        if kill % 2 == 1 {
+            let base = feed.latest_seq().get();
+            for n in base + 1..=base + 50 {
+                feed.append(None, msg(n)).await.unwrap();
+            }
+        }
+        let stop_after = 1 + rng.below(150);
+        let mut expected = start + 1;
+        let check = |line: String, expected: &mut u64| {
+            // The test harness prints its own lines around the child's.
+            if let Some(seq) = line.strip_prefix("SEQ ") {
+                assert_eq!(seq.parse::<u64>().unwrap(), *expected, "kill {kill}: a gap or a duplicate inside one run");
+                *expected += 1;
+            }
+        };
+        while expected <= start + stop_after {
+            check(lines.next().expect("the child ended early"), &mut expected);
+        }
+        child.kill().unwrap(); // SIGKILL, wherever the child is
+        child.wait().unwrap();
+        // What the child printed before it died (its commit follows the print).
+        for line in lines {
+            check(line, &mut expected);
+        }
+        processed_up_to = processed_up_to.max(expected - 1);
+    }
+    let last = feed.reader().consumers().unwrap().remove(0);
+    assert!(last.checkpoint.unwrap().get() + EVERY >= processed_up_to);
+    assert!(redelivered <= EVERY * KILLS as u64, "redelivered {redelivered} over {KILLS} kills");
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_waits_for_a_slow_consumer_until_its_limit_then_cuts_it_loose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        .consumer_limit(Retention::segments(8))
+        .open()
+        .await
+        .unwrap();
+    let slow = feed.consumer("slow").await.unwrap();
+    let mut n = 0;
+    // Append while the consumer's segments still fit in the limit.
+    while std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+        .count()
+        < 7
+    {
+        n += 1;
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    assert_eq!(feed.earliest_seq(), Seq::new(1), "retention kept everything the consumer needs");
+    let report = &feed.stats().consumers[0];
+    assert!(report.pinned && report.lag == n, "{report:?}");
+    let mut s = slow.stream();
+    assert_eq!(take_events(&mut s, 3).await[0].0, Seq::new(1));
+    drop(s);
+
+    // Past the limit: cut loose, the disk is bounded, and the next read resets.
+    for _ in 0..n * 3 {
+        n += 1;
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    assert!(feed.earliest_seq() > Seq::new(1), "retention went on past the limit");
+    let report = &feed.stats().consumers[0];
+    assert!(!report.pinned, "{report:?}");
+    let mut s = slow.stream();
+    let Some(Ok(FeedItem::Reset { reason, earliest, .. })) = s.next().await else { panic!("expected a reset") };
+    assert_eq!((reason, earliest), (ResetReason::Expired, feed.earliest_seq()));
+
+    // A consumer that keeps up releases its segments at the next pass.
+    slow.commit(Seq::new(n)).await.unwrap();
+    slow.flush().await.unwrap();
+    assert!(feed.stats().consumers[0].pinned);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_validated_and_consumers_are_listed_committed_and_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
+    for bad in ["", ".hidden", "a/b", "x".repeat(65).as_str(), "sp ace"] {
+        match feed.consumer(bad).await {
+            Err(Error::Journal(JournalError::InvalidConsumerName { .. })) => {}
+            other => panic!("{bad:?}: expected InvalidConsumerName, got {other:?}"),
+        }
+    }
+    for n in 1..=10 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let options = ConsumerOptions { every: 4, interval: Duration::from_secs(3600) };
+    let a = feed.reader().consumer_with("alpha", options).await.unwrap();
+    a.commit(Seq::new(3)).await.unwrap();
+    assert_eq!((a.committed(), a.persisted()), (Seq::new(3), Seq::ZERO), "below `every`: kept in memory");
+    a.commit(Seq::new(4)).await.unwrap();
+    assert_eq!(a.persisted(), Seq::new(4), "at `every`: persisted");
+    a.commit(Seq::new(2)).await.unwrap();
+    assert_eq!(a.committed(), Seq::new(4), "progress never moves back");
+    let _b = feed.consumer("beta").await.unwrap();
+
+    // Seen from another process's point of view: a follower on the directory.
+    let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
+    let listed: Vec<_> = reader.consumers().unwrap().into_iter().map(|c| (c.name, c.checkpoint, c.lag)).collect();
+    assert_eq!(
+        listed,
+        [("alpha".to_owned(), Some(Seq::new(4)), 6), ("beta".to_owned(), Some(Seq::ZERO), 10)],
+        "sorted by name, with the persisted checkpoint and the lag"
+    );
+    assert!(reader.delete_consumer("beta").unwrap());
+    assert!(!reader.delete_consumer("beta").unwrap());
+    assert_eq!(feed.stats().consumers.len(), 1);
+    feed.close().await.unwrap();
+}
