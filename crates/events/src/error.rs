@@ -2,7 +2,7 @@
 //! so application code handles a single type. Each variant keeps the layer
 //! error as its `source()`, with the path, offset or seq it carries.
 
-use events_core::CodecError;
+use events_core::{CodecError, Seq};
 use events_journal::{JournalError, ReadError};
 
 /// Everything that can go wrong in a [`Feed`](crate::Feed).
@@ -40,6 +40,20 @@ pub enum Error {
         bytes: usize,
         /// The limit.
         limit: u32,
+    },
+    /// Retention removed events right after `cursor`: the earliest retained
+    /// seq is `earliest`, so seqs `cursor + 1 .. earliest` are gone for good.
+    /// Returned by the feed's `EventLog::events_after`, and so by
+    /// [`reconcile`](crate::reconcile), instead of silently skipping them; a
+    /// consumer that gets it has lost events and must rebuild its view (a
+    /// [`FeedStream`](crate::FeedStream) reports the same as a
+    /// [`FeedItem::Reset`](crate::FeedItem::Reset)).
+    #[error("the events after seq {cursor} were removed by retention; the earliest retained seq is {earliest}")]
+    Expired {
+        /// The cursor the read was asked to continue from.
+        cursor: Seq,
+        /// The earliest retained seq.
+        earliest: Seq,
     },
     /// A builder option is out of range (named in the message).
     #[error("invalid feed configuration: {0}")]
