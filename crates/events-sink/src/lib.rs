@@ -6,11 +6,15 @@
 //! append promptly and in append order, but it is never a source of truth:
 //! `emit` returns nothing, so a sink can neither fail nor roll back the write,
 //! and a consumer that needs completeness [`reconcile`]s from the durable log
-//! (each [`Envelope`](events_core::Envelope) carries its seq, so a gap is
-//! visible as a seq that is not `last + 1`). This crate knows nothing of the
-//! journal; the `events` façade drives sinks on its writer path, in seq order,
-//! after durability, and application authors should reach these types through
-//! it.
+//! (each [`Envelope`] carries its seq, so a gap is
+//! visible as a seq that is not `last + 1`). `reconcile` reads any
+//! [`EventLog`]; a [`DurableStore`] is an event log that also appends. This
+//! crate knows nothing of the journal; the `events` façade drives sinks on its
+//! writer path, in seq order, after durability, and implements both traits:
+//! its `Feed` is a `DurableStore` and its `FeedReader` (also one opened on a
+//! journal another process writes) an `EventLog`, so `reconcile(&feed, seq)`
+//! reads the missed events back from the journal, across restarts.
+//! Application authors should reach these types through the façade.
 //!
 //! # The tools
 //!
@@ -28,8 +32,8 @@
 //!
 //! # Using it
 //!
-//! Through the façade (`FeedBuilder::sink`), or alone around any
-//! [`DurableStore`]. This crate re-exports what its signatures name
+//! Through the façade (`FeedBuilder::sink`, then `reconcile` against the
+//! `Feed` or a `FeedReader`), or alone around any [`DurableStore`]. This crate re-exports what its signatures name
 //! ([`async_trait`](macro@async_trait), [`Envelope`], [`Seq`], [`StreamId`]), so
 //! implementing a sink needs nothing else; [`Offload`] spawns on the current
 //! tokio runtime:
@@ -58,7 +62,7 @@
 //!
 //! // The consumer notices it saw seq 2 last and catches up from the log.
 //! let mut seen = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
-//! seen.extend(reconcile(store.store(), seen[1].seq).await?);
+//! seen.extend(reconcile(&store, seen[1].seq).await?); // a Watched store reads through
 //! assert_eq!(seen.iter().map(|e| e.seq).collect::<Vec<_>>(), [Seq::new(1), Seq::new(2), Seq::new(3)]);
 //! # Ok::<(), events_sink::MemoryStoreError>(())
 //! # }).unwrap();
@@ -90,13 +94,13 @@ pub use memory::{MemoryStore, MemoryStoreError};
 pub use offload::Offload;
 pub use sink::EventSink;
 pub use stats::SinkStats;
-pub use store::{DurableStore, RECONCILE_PAGE, reconcile};
+pub use store::{DurableStore, EventLog, RECONCILE_PAGE, reconcile};
 pub use tee::Tee;
 pub use timeout::Timeout;
 pub use tracing_sink::TracingSink;
 pub use watched::{Watched, WatchedStats};
 
 // What this crate's signatures name, so a user needs no other dependency to
-// implement `EventSink` or `DurableStore`.
+// implement `EventSink`, `EventLog` or `DurableStore`.
 pub use async_trait::async_trait;
 pub use events_core::{Envelope, Seq, StreamId, Timestamp};

@@ -1,4 +1,4 @@
-//! [`MemoryStore`]: an in-memory [`DurableStore`] for tests and examples, with
+//! [`MemoryStore`]: an in-memory [`DurableStore`] (and so [`EventLog`]) for tests and examples, with
 //! failure injection ([`MemoryStore::fail_next`]). Neighbours: the store
 //! trait in `store.rs`; [`Watched`](crate::Watched) decorates it in the tests.
 //! Invariant: seqs are contiguous from 1, and a failed append (injected)
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use events_core::{Envelope, Seq, StreamId, Timestamp};
 use parking_lot::Mutex;
 
-use crate::DurableStore;
+use crate::{DurableStore, EventLog};
 
 /// Why a [`MemoryStore`] operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,9 +100,19 @@ impl<E> fmt::Debug for MemoryStore<E> {
 }
 
 #[async_trait]
-impl<E: Clone + Send + Sync + 'static> DurableStore<E> for MemoryStore<E> {
+impl<E: Clone + Send + Sync + 'static> EventLog<E> for MemoryStore<E> {
     type Error = MemoryStoreError;
 
+    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error> {
+        let inner = self.inner.lock();
+        // Seq n lives at index n - 1, so the events after `cursor` start at index `cursor`.
+        let start = usize::try_from(cursor.get()).unwrap_or(usize::MAX).min(inner.log.len());
+        Ok(inner.log[start..].iter().take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl<E: Clone + Send + Sync + 'static> DurableStore<E> for MemoryStore<E> {
     async fn append(&self, stream: Option<StreamId>, event: E) -> Result<Envelope<E>, Self::Error> {
         let mut inner = self.inner.lock();
         let seq = Seq::new(inner.log.len() as u64).next();
@@ -113,13 +123,6 @@ impl<E: Clone + Send + Sync + 'static> DurableStore<E> for MemoryStore<E> {
         let env = Envelope { seq, ts: Timestamp::now(), stream, event };
         inner.log.push(env.clone());
         Ok(env)
-    }
-
-    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error> {
-        let inner = self.inner.lock();
-        // Seq n lives at index n - 1, so the events after `cursor` start at index `cursor`.
-        let start = usize::try_from(cursor.get()).unwrap_or(usize::MAX).min(inner.log.len());
-        Ok(inner.log[start..].iter().take(limit).cloned().collect())
     }
 }
 

@@ -1,25 +1,45 @@
-//! The durable side: the [`DurableStore`] trait (append returns the stored
-//! envelope with its seq; `events_after` reads the log back) and
-//! [`reconcile`], which gives a consumer of a lossy sink the events it missed.
-//! Neighbours: [`MemoryStore`](crate::MemoryStore) implements the trait for
-//! tests and examples, [`Watched`](crate::Watched) decorates any store with a
-//! sink. Invariant: the store's log is the only source of truth; sinks are a
-//! freshness hint and `reconcile` is how completeness is restored.
+//! The durable side: [`EventLog`] (a sequenced log read back by seq),
+//! [`DurableStore`] (an event log that also appends, returning the stored
+//! envelope with its seq) and [`reconcile`], which gives a consumer of a
+//! lossy sink the events it missed. Neighbours: [`MemoryStore`](crate::MemoryStore)
+//! implements both traits for tests and examples, [`Watched`](crate::Watched)
+//! decorates any store with a sink, and the `events` façade implements them
+//! for its `Feed` (both) and `FeedReader` (the log). Invariant: the store's
+//! log is the only source of truth; sinks are a freshness hint and
+//! `reconcile` is how completeness is restored.
 
 use async_trait::async_trait;
 use events_core::{Envelope, Seq, StreamId};
 
+/// A sequenced event log, read back in seq order: the half of a store that
+/// [`reconcile`] needs, so a read-only handle (the `events` façade's
+/// `FeedReader`, possibly in another process than the writer) can serve it.
+#[async_trait]
+pub trait EventLog<E: Send + Sync + 'static>: Send + Sync {
+    /// What a failed read (or, for a [`DurableStore`], append) reports.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Up to `limit` stored events with `seq > cursor`, in seq order; empty
+    /// when the cursor is at (or past) the end of the log. An implementation
+    /// may return fewer than `limit` events before the end (a page cap);
+    /// only an empty page means "nothing after `cursor`".
+    ///
+    /// # Errors
+    ///
+    /// Returns the log's error when it cannot be read, or when events after
+    /// `cursor` are gone (removed by retention, lost to damage): a log never
+    /// skips them silently.
+    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error>;
+}
+
 /// An append-only, sequenced event log.
 ///
 /// Implementations give each appended event the next seq (contiguous from 1)
-/// and return it in an [`Envelope`]; `events_after` serves the log back in seq
-/// order. The façade's `Feed` and its journal are one such store;
-/// [`MemoryStore`](crate::MemoryStore) is another.
+/// and return it in an [`Envelope`]; [`EventLog::events_after`] serves the
+/// log back in seq order. The `events` façade's `Feed` and its journal are
+/// one such store; [`MemoryStore`](crate::MemoryStore) is another.
 #[async_trait]
-pub trait DurableStore<E: Send + Sync + 'static>: Send + Sync {
-    /// What a failed append or read reports.
-    type Error: std::error::Error + Send + Sync + 'static;
-
+pub trait DurableStore<E: Send + Sync + 'static>: EventLog<E> {
     /// Durably appends `event` under `stream` and returns the stored envelope,
     /// carrying its seq and timestamp.
     ///
@@ -28,14 +48,6 @@ pub trait DurableStore<E: Send + Sync + 'static>: Send + Sync {
     /// Returns the store's error when the event could not be made durable;
     /// the event then has no seq and must not be published.
     async fn append(&self, stream: Option<StreamId>, event: E) -> Result<Envelope<E>, Self::Error>;
-
-    /// Up to `limit` stored events with `seq > cursor`, in seq order; empty
-    /// when the cursor is at (or past) the end of the log.
-    ///
-    /// # Errors
-    ///
-    /// Returns the store's error when the log cannot be read.
-    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error>;
 }
 
 /// How many events [`reconcile`] asks the store for at a time.
@@ -45,12 +57,17 @@ pub const RECONCILE_PAGE: usize = 1024;
 /// best-effort sink calls when it sees a gap (an envelope whose seq is not
 /// `last_seen + 1`) or after a restart.
 ///
-/// Reads page by page ([`RECONCILE_PAGE`] events each) until the store
-/// returns an empty page, so it also works with stores that cap `limit`.
+/// Reads page by page ([`RECONCILE_PAGE`] events each) until the log
+/// returns an empty page, so it also works with logs that cap `limit`. Any
+/// [`EventLog`] will do: a [`MemoryStore`](crate::MemoryStore), a
+/// [`Watched`](crate::Watched) store, or the `events` façade's `Feed` and
+/// `FeedReader` (the latter on a journal another process writes).
 ///
 /// # Errors
 ///
-/// Returns the store's error from the first page read that fails.
+/// Returns the log's error from the first page read that fails; with the
+/// `events` façade that includes its expired-cursor error when retention
+/// removed events after `last_seen`.
 ///
 /// # Example
 ///
@@ -72,7 +89,7 @@ pub const RECONCILE_PAGE: usize = 1024;
 pub async fn reconcile<E, S>(store: &S, last_seen: Seq) -> Result<Vec<Envelope<E>>, S::Error>
 where
     E: Send + Sync + 'static,
-    S: DurableStore<E> + ?Sized,
+    S: EventLog<E> + ?Sized,
 {
     let mut out = Vec::new();
     let mut cursor = last_seen;

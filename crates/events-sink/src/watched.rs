@@ -1,5 +1,5 @@
 //! [`Watched`]: decorates any [`DurableStore`] with an [`EventSink`] that is
-//! told about each successful append. Neighbours: the store trait in
+//! told about each successful append; reads ([`EventLog`]) pass through. Neighbours: the store trait in
 //! `store.rs`, any sink from this crate (wrap slow ones in
 //! [`Offload`](crate::Offload)). Invariants: the sink sees exactly the
 //! appends that succeeded, every one of them (terminal events included), in
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use events_core::{Envelope, Seq, StreamId};
 use futures::FutureExt;
 
-use crate::{DurableStore, EventSink};
+use crate::{DurableStore, EventLog, EventSink};
 
 /// Counters of a [`Watched`] store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -124,14 +124,26 @@ impl<S: fmt::Debug, K: fmt::Debug> fmt::Debug for Watched<S, K> {
 }
 
 #[async_trait]
+impl<E, S, K> EventLog<E> for Watched<S, K>
+where
+    E: Send + Sync + 'static,
+    S: EventLog<E>,
+    K: Send + Sync,
+{
+    type Error = S::Error;
+
+    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error> {
+        self.store.events_after(cursor, limit).await
+    }
+}
+
+#[async_trait]
 impl<E, S, K> DurableStore<E> for Watched<S, K>
 where
     E: Send + Sync + 'static,
     S: DurableStore<E>,
     K: EventSink<Envelope<E>>,
 {
-    type Error = S::Error;
-
     async fn append(&self, stream: Option<StreamId>, event: E) -> Result<Envelope<E>, Self::Error> {
         // Held across append and emit: the order appends take this lock is the
         // order the store applies them and the order the sink sees them.
@@ -150,9 +162,5 @@ where
             tracing::error!(seq = env.seq.get(), "event sink panicked; the append stands");
         }
         Ok(env)
-    }
-
-    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error> {
-        self.store.events_after(cursor, limit).await
     }
 }

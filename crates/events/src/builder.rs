@@ -222,7 +222,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// is journaled, in seq order, on a background task behind a bounded
     /// queue, so a slow sink never slows the writer; what the queue cannot
     /// hold is dropped and counted in [`FeedStats::sink_dropped`](crate::FeedStats::sink_dropped).
-    /// Repeatable: sinks are called one after another for each event.
+    /// Repeatable: sinks are called one after another for each event. A
+    /// consumer that must not miss events detects a dropped one by its seq
+    /// and fills the gap with [`reconcile`](crate::reconcile)`(&feed, last_seen)`,
+    /// which reads it back from the journal.
     ///
     /// Each sink is called under its own unwind guard: a panicking sink is
     /// logged by name, counted in [`FeedStats::sinks`](crate::FeedStats::sinks), and keeps receiving

@@ -41,6 +41,21 @@ pub enum Error {
         /// The limit.
         limit: u32,
     },
+    /// Retention removed events right after `cursor`: the earliest retained
+    /// seq is `earliest`, so seqs `cursor + 1 .. earliest` are gone for good.
+    /// Returned by the feed's `EventLog::events_after`, and so by
+    /// [`reconcile`](crate::reconcile), instead of silently skipping them; a
+    /// consumer that gets it has lost events and must rebuild its view (a
+    /// [`FeedStream`](crate::FeedStream) reports the same as a
+    /// [`FeedItem::Reset`](crate::FeedItem::Reset), or with this error under
+    /// the [`OnExpired::Fail`](crate::OnExpired::Fail) policy).
+    #[error("the events after seq {cursor} were removed by retention; the earliest retained seq is {earliest}")]
+    Expired {
+        /// The cursor the read was asked to continue from.
+        cursor: Seq,
+        /// The earliest retained seq.
+        earliest: Seq,
+    },
     /// A builder option is out of range (named in the message).
     #[error("invalid feed configuration: {0}")]
     Config(String),
@@ -56,15 +71,6 @@ pub enum Error {
     /// `Deserialize`.
     #[error("a blocking journal task failed")]
     Task(#[source] tokio::task::JoinError),
-    /// Retention removed events after the cursor, and the stream's
-    /// [`OnExpired`](crate::OnExpired) policy is `Fail`.
-    #[error("the events after seq {cursor} were removed by retention (the earliest retained is {earliest})")]
-    Expired {
-        /// The cursor that could not be served.
-        cursor: Seq,
-        /// The earliest retained seq.
-        earliest: Seq,
-    },
 }
 
 /// Convenient alias for results of this crate.

@@ -28,8 +28,8 @@ use crate::{Error, Result};
 ///
 /// See the [crate docs](crate) for a guide.
 pub struct Feed<E: Event, C: Codec = Bincode> {
-    inbox: Inbox<E>,
-    reader: FeedReader<E, C>,
+    pub(crate) inbox: Inbox<E>,
+    pub(crate) reader: FeedReader<E, C>,
     shared: Arc<Shared>,
     sessions: Arc<SessionRegistry<E>>,
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use events_core::{Event, Seq, StreamId};
+use events_core::{Envelope, Event, Seq, StreamId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shared::Shared;
@@ -82,6 +82,13 @@ impl<E: Event> Inbox<E> {
     ///
     /// As [`Feed::append`](crate::Feed::append).
     pub async fn append(&self, stream: Option<&str>, event: E) -> Result<Seq> {
+        Ok(self.append_envelope(stream.map(StreamId::from), event).await?.seq)
+    }
+
+    /// [`append`](Self::append), returning the envelope as journaled (the
+    /// writer's own, shared with the live tail and the sinks): what the
+    /// feed's `DurableStore::append` hands back, with no journal read.
+    pub(crate) async fn append_envelope(&self, stream: Option<StreamId>, event: E) -> Result<Arc<Envelope<E>>> {
         if !event.durability().is_durable() {
             return Err(Error::Ephemeral);
         }
@@ -89,7 +96,7 @@ impl<E: Event> Inbox<E> {
             return Err(Error::Unhealthy { cause });
         }
         let (ack, rx) = oneshot::channel();
-        self.send(Cmd::Append { stream: stream.map(StreamId::from), event, ack }).await?;
+        self.send(Cmd::Append { stream, event, ack }).await?;
         rx.await.map_err(|_| Error::Closed)?
     }
 

@@ -57,6 +57,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Sinks and reconcile
+//!
+//! [`FeedBuilder::sink`] attaches best-effort sinks (a UI push, a cache
+//! invalidation): each durable event reaches them after it is journaled, in
+//! seq order, but a slow sink loses events rather than slow the writer. A
+//! consumer that needs every event notices a gap by seq and calls
+//! [`reconcile`] with the last seq it holds: a [`Feed`] is an [`EventLog`]
+//! (and a [`DurableStore`]), and so is a [`FeedReader`], also one opened on
+//! a journal another process writes. The missed events come back from the
+//! journal, across restarts; when retention already removed some of them,
+//! `reconcile` fails with [`Error::Expired`] instead of skipping them.
+//!
+//! ```
+//! use events::{Event, Feed, Seq, reconcile};
+//! # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)] struct Ping(u32);
+//! # impl Event for Ping {}
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+//! # let tmp = tempfile::tempdir().unwrap(); let dir = tmp.path();
+//! let feed: Feed<Ping> = Feed::builder(dir).open().await?;
+//! for n in 1..=3 {
+//!     feed.append(None, Ping(n)).await?;
+//! }
+//! // A consumer whose sink delivered seq 1 and then dropped the rest:
+//! let missed = reconcile(&feed, Seq::new(1)).await?;
+//! let got: Vec<(Seq, Ping)> = missed.into_iter().map(|env| (env.seq, env.event)).collect();
+//! assert_eq!(got, [(Seq::new(2), Ping(2)), (Seq::new(3), Ping(3))]);
+//! # feed.close().await }
+//! ```
+//!
 //! # Durability
 //!
 //! [`SyncPolicy::Always`] (the default): an acknowledged append has been
@@ -93,6 +122,7 @@ mod session;
 mod shared;
 mod sinks;
 mod stats;
+mod store;
 mod stream;
 mod writer;
 mod writers;
@@ -118,7 +148,7 @@ pub use events_fanout::{Closed, Overflow};
 #[doc(inline)]
 pub use events_journal::{JournalError, RecoveryMode, RecoveryReport, Retention, SyncPolicy};
 #[doc(inline)]
-pub use events_sink::{EventSink, SinkExt};
+pub use events_sink::{DurableStore, EventLog, EventSink, SinkExt, reconcile};
 
 /// The layer crates, for users who need more than the façade re-exports
 /// (reading a journal directory directly, a standalone fan-out).

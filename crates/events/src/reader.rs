@@ -52,8 +52,8 @@ use crate::{FeedStats, Result};
 /// # feed.close().await }
 /// ```
 pub struct FeedReader<E, C: Codec = Bincode> {
-    shared: Arc<Shared>,
-    codec: C,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) codec: C,
     source: Source<E>,
     /// A writer's sinks, whose own counters its stats include.
     sinks: Option<SinkSet<E>>,
@@ -222,7 +222,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         Ok(events_journal::delete_consumer(self.dir(), name)?)
     }
 
-    fn follower(&self) -> bool {
+    pub(crate) fn follower(&self) -> bool {
         matches!(self.source, Source::Poll(_))
     }
 

@@ -1,7 +1,8 @@
-//! The stream's journal side: one blocking read of up to [`REPLAY_CHUNK`]
+//! The journal read path: one blocking read of up to [`REPLAY_CHUNK`]
 //! records after a cursor, decoded into envelopes, run on tokio's blocking
-//! pool by the [`FeedStream`](crate::FeedStream) state machine, which owns the
-//! decisions; this file only reads and reports what it found as a [`Chunk`].
+//! pool by the [`FeedStream`](crate::FeedStream) state machine and by the
+//! `EventLog` pages of `store.rs`, which own the decisions; this file only
+//! reads and reports what it found as a [`Chunk`].
 //!
 //! Invariant: a chunk never holds a record past the acknowledged `limit`
 //! (in the writer's process) nor a record of another journal than the
@@ -30,6 +31,8 @@ pub(crate) enum Chunk<E> {
         before: Vec<Arc<Envelope<E>>>,
         expected: u64,
         found: u64,
+        /// The segment that starts after the gap.
+        path: std::path::PathBuf,
     },
     /// Records after the cursor were pruned; the earliest the reader saw.
     Expired(u64),
@@ -46,16 +49,19 @@ pub(crate) fn joined<T>(joined: std::result::Result<Result<T>, JoinError>) -> Re
     joined.map_err(Error::Task)?
 }
 
-/// Reads and decodes up to [`REPLAY_CHUNK`] records after `cursor`, none
-/// past `limit`; returns the iterator too when it may hold more.
+/// Reads and decodes up to `max` records (at most [`REPLAY_CHUNK`]) after
+/// `cursor`, none past `limit`; returns the iterator too when it may hold
+/// more.
 pub(crate) fn read_chunk<E: Event, C: Codec>(
     shared: &Shared,
     codec: &C,
     cursor: u64,
     records: Option<Records>,
+    max: usize,
     limit: Option<u64>,
     epoch: u64,
 ) -> Result<ReadOut<E>> {
+    let max = max.min(REPLAY_CHUNK);
     if limit.is_some_and(|limit| cursor >= limit) {
         // Nothing acknowledged after the cursor: a cursor past the latest
         // acknowledged seq is `Ahead` only if the files agree.
@@ -79,12 +85,12 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         // Another journal's seq n is another event: never hand it out.
         return Ok((Chunk::Epoch(found), None));
     }
-    let mut out = Vec::with_capacity(REPLAY_CHUNK);
-    for record in records.by_ref().take(REPLAY_CHUNK) {
+    let mut out = Vec::with_capacity(max);
+    for record in records.by_ref().take(max) {
         let record = match record {
             Ok(record) => record,
-            Err(JournalError::Gap { expected, found, .. }) => {
-                return Ok((Chunk::Gap { before: out, expected, found }, None));
+            Err(JournalError::Gap { expected, found, path }) => {
+                return Ok((Chunk::Gap { before: out, expected, found, path }, None));
             }
             Err(e) => return Err(e.into()),
         };
@@ -97,6 +103,6 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
     }
     // A short chunk means the iterator reached the end of what it mapped:
     // the next read must look at the files again.
-    let more = out.len() == REPLAY_CHUNK;
+    let more = out.len() == max;
     Ok((Chunk::Records(out), more.then_some(records)))
 }

@@ -29,7 +29,7 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
-use crate::replay::{Chunk, ReadOut, joined, read_chunk};
+use crate::replay::{Chunk, REPLAY_CHUNK, ReadOut, joined, read_chunk};
 use crate::shared::{LiveChunk, Shared};
 use crate::stats::Counters;
 use crate::{Error, Result};
@@ -324,7 +324,7 @@ impl<E: Event, C: Codec> State<E, C> {
                         tokio::time::sleep(interval).await;
                     }
                 },
-                Ok(Chunk::Gap { before, expected, found }) => {
+                Ok(Chunk::Gap { before, expected, found, .. }) => {
                     // Deliver what precedes the gap, then the reset, then go on after it.
                     self.pending_gap = Some((expected, found));
                     if !before.is_empty() {
@@ -536,6 +536,6 @@ impl<E: Event, C: Codec> State<E, C> {
         // at the watermark the writer publishes.
         let limit = matches!(self.tail, Tail::Live(_)).then(|| self.shared.latest().get());
         let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
-        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, limit, epoch))
+        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, REPLAY_CHUNK, limit, epoch))
     }
 }

@@ -34,8 +34,8 @@ const MAX_GROUP_WAIT: Duration = Duration::from_micros(200);
 pub(crate) enum Cmd<E> {
     /// Fire-and-forget: journal if possible, count a drop otherwise.
     Record { stream: Option<StreamId>, event: E },
-    /// Journal and acknowledge with the seq once durable.
-    Append { stream: Option<StreamId>, event: E, ack: oneshot::Sender<Result<Seq>> },
+    /// Journal and acknowledge with the stored envelope once durable.
+    Append { stream: Option<StreamId>, event: E, ack: Ack<E> },
     /// Flush and fsync what came before, then acknowledge.
     Sync { ack: oneshot::Sender<Result<()>> },
     /// Stop accepting, drain the inbox, fsync, release the lock.
@@ -45,13 +45,18 @@ pub(crate) enum Cmd<E> {
     Prune,
 }
 
+/// Where an append's outcome goes: the envelope as journaled (its seq, the
+/// batch's timestamp, the stream id the writer resolved), shared with the
+/// live tail and the sinks rather than copied.
+pub(crate) type Ack<E> = oneshot::Sender<Result<Arc<Envelope<E>>>>;
+
 /// One staged event of the current batch.
 struct Pending<E> {
     ts: u64,
     span: (usize, usize),
     stream: Option<StreamId>,
     event: E,
-    ack: Option<oneshot::Sender<Result<Seq>>>,
+    ack: Option<Ack<E>>,
 }
 
 pub(crate) struct Writer<E, C> {
@@ -63,7 +68,7 @@ pub(crate) struct Writer<E, C> {
     buf: Vec<u8>,
     pending: Vec<Pending<E>>,
     published: Vec<Arc<Envelope<E>>>,
-    acks: Vec<(oneshot::Sender<Result<Seq>>, Seq)>,
+    acks: Vec<(Ack<E>, Arc<Envelope<E>>)>,
     /// Whether every batch is fsynced (`SyncPolicy::Always`), which makes
     /// waiting briefly for a fuller batch worth it.
     group_commit: bool,
@@ -173,7 +178,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
     }
 
-    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<oneshot::Sender<Result<Seq>>>) {
+    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>) {
         // The caller's stream id wins over the event's own.
         let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
         let start = self.buf.len();
@@ -241,10 +246,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
     fn publish(&mut self, first: u64) {
         let mut seq = Seq::new(first);
         for p in self.pending.drain(..) {
-            self.published.push(Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event }));
+            let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event });
             if let Some(ack) = p.ack {
-                self.acks.push((ack, seq));
+                self.acks.push((ack, Arc::clone(&env)));
             }
+            self.published.push(env);
             seq = seq.next();
         }
         // Acknowledged from here on: streams replaying the journal may now
@@ -263,8 +269,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
             None => self.published.clear(),
         }
-        for (ack, seq) in self.acks.drain(..) {
-            let _ = ack.send(Ok(seq));
+        for (ack, env) in self.acks.drain(..) {
+            let _ = ack.send(Ok(env));
         }
     }
 

@@ -1,0 +1,114 @@
+//! The façade as events-sink's durable store: [`Feed`] implements
+//! [`DurableStore`] (append through the writer, like [`Feed::append`]) and
+//! both [`Feed`] and [`FeedReader`] implement [`EventLog`] (pages of the
+//! journal through the replay read path of `replay.rs`, the same decoder
+//! every stream uses), so `reconcile(&feed, last_seen)` closes a lossy
+//! sink's gaps from the journal, also after a restart and from another
+//! process.
+//!
+//! Invariant: a page never skips an event silently. It is contiguous from
+//! `cursor + 1`, holds nothing the writer has not acknowledged, and comes
+//! from the journal the reader opened; events that retention removed
+//! ([`Error::Expired`]), that a salvage dropped (a journal gap) or that
+//! belong to a recreated directory (an epoch mismatch) are reported as
+//! errors.
+
+use std::sync::Arc;
+
+use events_core::{Codec, Envelope, Event, Seq, StreamId};
+use events_journal::{JournalError, ReadError};
+use events_sink::{DurableStore, EventLog, async_trait};
+
+use crate::replay::{Chunk, joined, read_chunk};
+use crate::{Error, Feed, FeedReader, Result};
+
+/// The envelope itself: unwrapped when nobody else holds it any more,
+/// copied when the live tail or a sink still does.
+fn owned<E: Clone>(env: Arc<Envelope<E>>) -> Envelope<E> {
+    Arc::try_unwrap(env).unwrap_or_else(|env| (*env).clone())
+}
+
+impl<E: Event, C: Codec> FeedReader<E, C> {
+    /// Up to `max` journaled events after `cursor` (at most a replay chunk):
+    /// one blocking read of the journal, decoded like every stream's.
+    async fn page_after(&self, cursor: Seq, max: usize) -> Result<Vec<Envelope<E>>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let shared = Arc::clone(&self.shared);
+        let codec = self.codec.clone();
+        // As a stream: a writer's reader serves only what its writer
+        // acknowledged; a follower's journal reader stops at the watermark.
+        let limit = (!self.follower()).then(|| shared.latest().get());
+        let epoch = shared.epoch();
+        let read = tokio::task::spawn_blocking(move || {
+            read_chunk::<E, C>(&shared, &codec, cursor.get(), None, max, limit, epoch).map(|(chunk, _)| chunk)
+        });
+        match joined(read.await)? {
+            Chunk::Records(records) => Ok(records.into_iter().map(owned).collect()),
+            // A cursor past the end (or at it) has nothing after it, as in
+            // every event log.
+            Chunk::Ahead => Ok(Vec::new()),
+            Chunk::Expired(earliest) => {
+                self.shared.raise_earliest(earliest);
+                Err(Error::Expired { cursor, earliest: Seq::new(earliest) })
+            }
+            // What precedes a gap is served; the next page starts at the gap
+            // and reports it.
+            Chunk::Gap { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
+            Chunk::Gap { path, expected, found, .. } => {
+                Err(Error::Read(ReadError::Journal(JournalError::Gap { path, expected, found })))
+            }
+            Chunk::Epoch(found) => Err(Error::Read(ReadError::Journal(JournalError::EpochMismatch {
+                path: self.dir().to_path_buf(),
+                expected: epoch,
+                found,
+            }))),
+        }
+    }
+}
+
+/// Reads the journal: see [`EventLog::events_after`]. A page holds at most
+/// 1024 events (one replay chunk); [`reconcile`](crate::reconcile) asks
+/// again until a page comes back empty.
+///
+/// # Errors
+///
+/// [`Error::Expired`] when retention removed events after `cursor`; a
+/// journal gap or epoch mismatch as [`Error::Read`]; [`Error::Journal`] or
+/// [`Error::Codec`] when the journal cannot be read or decoded. A cursor at
+/// or past the latest acknowledged seq gets an empty page, not an error.
+#[async_trait]
+impl<E: Event, C: Codec> EventLog<E> for FeedReader<E, C> {
+    type Error = Error;
+
+    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>> {
+        self.page_after(cursor, limit).await
+    }
+}
+
+/// Reads the journal through the feed's [`FeedReader`]: see its impl.
+#[async_trait]
+impl<E: Event, C: Codec> EventLog<E> for Feed<E, C> {
+    type Error = Error;
+
+    async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>> {
+        self.reader.page_after(cursor, limit).await
+    }
+}
+
+/// Appends like [`Feed::append`] and returns the envelope as the writer
+/// journaled it: its seq, the batch's timestamp and the stream id that was
+/// stored (the caller's, else the event's own). The envelope comes from the
+/// writer's acknowledgement, not from a journal read; it is copied only when
+/// the live tail or a sink still holds it.
+///
+/// # Errors
+///
+/// As [`Feed::append`].
+#[async_trait]
+impl<E: Event, C: Codec> DurableStore<E> for Feed<E, C> {
+    async fn append(&self, stream: Option<StreamId>, event: E) -> Result<Envelope<E>> {
+        Ok(owned(self.inbox.append_envelope(stream, event).await?))
+    }
+}
