@@ -27,7 +27,7 @@ fn options() -> JournalOptions {
 /// Appends one record and seals its segment: every record gets a segment.
 fn append_and_roll(j: &mut Journal) -> u64 {
     let seq = j.next_seq();
-    assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     j.roll().unwrap();
     seq
 }
