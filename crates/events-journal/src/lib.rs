@@ -35,6 +35,8 @@
 //! | [`sync`](JournalOptions::sync) | [`SyncPolicy::Always`] | every batch is `fdatasync`ed before `append` returns |
 //! | [`segment_bytes`](JournalOptions::segment_bytes) | 8 MiB | a segment is sealed and a new one started past this size |
 //! | [`retention`](JournalOptions::retention) | [`Retention::segments(64)`](Retention::segments) | **at most 64 segments (about 512 MiB) are kept: when a roll makes a 65th, the oldest segment file is deleted, records and all** |
+//! | [`consumer_limit`](JournalOptions::consumer_limit) | [`Retention::segments(256)`](Retention::segments) | how far retention waits for a registered consumer that is behind before cutting it loose |
+//! | [`pin_for_consumers`](JournalOptions::pin_for_consumers) | `true` | retention waits for registered consumers at all |
 //! | [`max_record_bytes`](JournalOptions::max_record_bytes) | 16 MiB | a larger payload is refused with [`JournalError::RecordTooLarge`] |
 //! | [`recovery`](JournalOptions::recovery) | [`RecoveryMode::Strict`] | damage anywhere but a torn tail refuses to open; `Repair` turns it into gaps |
 //!
@@ -46,6 +48,35 @@
 //! [`Follower`] gets [`Reset::Expired`]). Keep everything with
 //! [`Retention::unlimited`], or bound by bytes or age with
 //! [`Retention::bytes`] / [`Retention::age`].
+//!
+//! # Durable named consumers
+//!
+//! A consumer that must not miss records across restarts keeps a
+//! checkpoint in the journal directory ([`ConsumerFile`]: `consumers/<name>`,
+//! two CRC-checked slots, so a torn commit falls back to the previous
+//! checkpoint). Retention then waits for it: segments it still needs are
+//! kept past [`retention`](JournalOptions::retention), but only within
+//! [`consumer_limit`](JournalOptions::consumer_limit), so a dead consumer
+//! cannot make the disk grow without bound; past the limit it is cut loose
+//! ([`JournalStats::consumers_cut_loose`]) and its next read is
+//! [`ReadError::Expired`].
+//!
+//! ```
+//! use events_journal::{ConsumerFile, Journal, JournalOptions, Reader, list_consumers};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (mut journal, _) = Journal::open(dir.path(), JournalOptions::new())?;
+//! journal.append_now("a")?;
+//! let (mut consumer, checkpoint) = ConsumerFile::open(dir.path(), "indexer", journal.epoch())?;
+//! let reader = Reader::open(dir.path())?;
+//! for record in reader.read_since(checkpoint.seq)? {
+//!     let record = record?;
+//!     // ... process the record, then make the progress durable:
+//!     consumer.commit(record.seq(), journal.epoch())?;
+//! }
+//! assert_eq!(list_consumers(dir.path())?[0].checkpoint.as_ref().map(|c| c.seq), Ok(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Example
 //!

@@ -204,7 +204,7 @@ fn the_consumers_directory_is_invisible_to_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
     for seq in 1..=3 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
         j.roll().unwrap();
     }
     let epoch = j.epoch();

@@ -31,7 +31,7 @@ fn child(dir: &Path) -> ! {
     let mut out = std::io::stdout().lock();
     loop {
         let next = j.next_seq();
-        let seq = j.append(ts(next), &payload(next)).expect("append");
+        let seq = j.append(ts(next), payload(next)).expect("append");
         writeln!(out, "ACK {seq}").unwrap();
         out.flush().unwrap();
     }

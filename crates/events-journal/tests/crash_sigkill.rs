@@ -40,7 +40,7 @@ fn child(dir: &Path) -> ! {
                 writeln!(out, "ACK {seq}").unwrap();
             }
         } else {
-            let seq = j.append(ts(next), &payload(next)).expect("append");
+            let seq = j.append(ts(next), payload(next)).expect("append");
             writeln!(out, "ACK {seq}").unwrap();
         }
         out.flush().unwrap();

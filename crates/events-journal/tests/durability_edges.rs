@@ -23,7 +23,7 @@ use support::{assert_records, payload, read_all, snapshot, ts};
 fn append_n(j: &mut Journal, n: u64) {
     for _ in 0..n {
         let seq = j.next_seq();
-        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     }
 }
 
@@ -221,7 +221,7 @@ fn a_failed_background_seal_under_never_fails_the_writer_and_is_never_retried() 
     j.roll().unwrap(); // the seal runs on the sealer thread
     assert!(matches!(j.sync(), Err(JournalError::Failed { .. })), "sync must report the failed seal");
     let next = j.next_seq();
-    assert!(matches!(j.append(ts(next), &payload(next)), Err(JournalError::Failed { .. })));
+    assert!(matches!(j.append(ts(next), payload(next)), Err(JournalError::Failed { .. })));
     assert_eq!(plan.count(Step::RollSync), 1, "a failed fsync is never retried");
     assert!(matches!(j.close(), Err(JournalError::Failed { .. })));
 }

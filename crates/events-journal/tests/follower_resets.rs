@@ -13,7 +13,7 @@ use support::{payload, segments, ts};
 fn append_n(j: &mut Journal, n: u64) {
     for _ in 0..n {
         let seq = j.next_seq();
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
     }
 }
 
@@ -60,7 +60,7 @@ fn a_salvage_gap_is_one_reset_and_the_follower_goes_on_after_it() {
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
     let mut offsets = vec![64u64];
     for seq in 1..=6 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
         offsets.push(offsets.last().unwrap() + 24 + payload(seq).len() as u64);
     }
     j.close().unwrap();

@@ -14,10 +14,10 @@ use support::{assert_records, payload, read_all, segments, snapshot, ts};
 
 fn journal_with_two_segments(dir: &Path) -> u64 {
     let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
-    j.append(ts(1), &payload(1)).unwrap();
-    j.append(ts(2), &payload(2)).unwrap();
+    j.append(ts(1), payload(1)).unwrap();
+    j.append(ts(2), payload(2)).unwrap();
     j.roll().unwrap();
-    j.append(ts(3), &payload(3)).unwrap();
+    j.append(ts(3), payload(3)).unwrap();
     let epoch = j.epoch();
     j.close().unwrap();
     epoch
@@ -123,7 +123,7 @@ fn another_codec_tag_is_refused() {
 fn an_oversized_record_is_refused_and_nothing_of_its_batch_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().max_record_bytes(100)).unwrap();
-    j.append(ts(1), &[1; 100]).unwrap();
+    j.append(ts(1), [1; 100]).unwrap();
     let big = [0u8; 101];
     let err = j.append_batch([(0, &[2u8; 10][..]), (0, &big[..])]).unwrap_err();
     assert!(matches!(err, JournalError::RecordTooLarge { len: 101, max: 100 }), "{err}");

@@ -68,7 +68,7 @@ fn expired_and_ahead_are_explicit() {
     assert!(read_all(&reader, 0).is_empty());
     assert!(matches!(reader.read_since(1), Err(ReadError::Ahead { latest: 0 })));
     for seq in 1..=100 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
     }
     let earliest = j.first_seq();
     assert!(earliest > 1, "retention should have pruned");
@@ -88,7 +88,7 @@ fn records_outlive_the_pruning_of_their_segment() {
     let opts = JournalOptions::new().segment_bytes(1024).retention(Retention::segments(1)).sync(SyncPolicy::Never);
     let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
     for seq in 1..=3 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
     }
     let reader = Reader::open(dir.path()).unwrap();
     let mut pending = reader.read_since(0).unwrap();
@@ -106,7 +106,7 @@ fn a_clone_shared_across_threads_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
     for seq in 1..=50 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
     }
     let reader = Reader::open(dir.path()).unwrap();
     std::thread::scope(|s| {

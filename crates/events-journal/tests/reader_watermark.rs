@@ -33,7 +33,7 @@ fn options(plan: &FaultPlan) -> JournalOptions {
 fn append_n(j: &mut Journal, n: u64) {
     for _ in 0..n {
         let seq = j.next_seq();
-        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     }
 }
 
@@ -58,7 +58,7 @@ fn a_batch_whose_fsync_failed_is_never_read_and_its_seq_gets_the_real_record_aft
     drop(j);
 
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-    assert_eq!(j.append(ts(6), &payload(6)).unwrap(), 6);
+    assert_eq!(j.append(ts(6), payload(6)).unwrap(), 6);
     let got = read_all(&reader, 5);
     assert_records(&got, 6, 6);
     j.close().unwrap();
@@ -74,7 +74,7 @@ fn written_but_unacknowledged_records_wait_for_the_writer_then_are_served_as_rec
     // The "process" dies right after the write, before the fsync returns:
     // seq 4 is in the file, never acknowledged.
     plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(j.append(ts(4), &payload(4)).is_err());
+    assert!(j.append(ts(4), payload(4)).is_err());
     let reader = Reader::open(dir.path()).unwrap();
     assert_eq!(reader.writer_running(), Some(true));
     assert_records(&read_all(&reader, 0), 1, 3);
@@ -111,7 +111,7 @@ const SHRINK_CHILD: &str = "EVENTS_JOURNAL_SHRINK_CHILD";
 /// iterator goes on. Run as a child: a SIGBUS would kill it.
 fn shrink_under_an_iterator(dir: &Path, keep_watermark: bool) {
     let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
-    j.append(1, &[7u8; 4000]).unwrap();
+    j.append(1, [7u8; 4000]).unwrap();
     j.close().unwrap();
     let seg = support::segments(dir).pop().unwrap();
     std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[0xA5; 8192]).unwrap();
@@ -159,7 +159,7 @@ fn a_failed_watermark_write_never_fails_the_append_and_readers_only_lag() {
     let (mut j, _) = Journal::open(dir.path(), options(&plan)).unwrap();
     append_n(&mut j, 2);
     plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
-    assert_eq!(j.append(ts(3), &payload(3)).unwrap(), 3, "the record is durable; only its publication failed");
+    assert_eq!(j.append(ts(3), payload(3)).unwrap(), 3, "the record is durable; only its publication failed");
     assert_eq!(j.stats().watermark_errors, 1);
     let reader = Reader::open(dir.path()).unwrap();
     assert_records(&read_all(&reader, 0), 1, 2); // behind, never ahead

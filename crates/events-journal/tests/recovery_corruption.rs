@@ -18,7 +18,7 @@ fn six_records(dir: &Path) -> (PathBuf, Vec<u64>) {
     let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
     let mut offsets = vec![64u64];
     for seq in 1..=6 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
         offsets.push(offsets.last().unwrap() + 24 + payload(seq).len() as u64);
     }
     j.close().unwrap();
@@ -86,7 +86,7 @@ fn a_flipped_bit_in_a_sealed_segment_is_an_error_of_the_reader_and_verify() {
     {
         let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
         j.roll().unwrap();
-        j.append(ts(7), &payload(7)).unwrap();
+        j.append(ts(7), payload(7)).unwrap();
         j.close().unwrap();
     }
     let pristine = std::fs::read(&seg).unwrap();
@@ -143,7 +143,7 @@ fn truncate_at_corruption_drops_the_rest_and_skips_their_seqs() {
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), offs[2]);
     // Seqs 3..=6 may have been read before the damage: never hand them out again.
     assert_eq!(j.next_seq(), 7);
-    j.append(ts(7), &payload(7)).unwrap();
+    j.append(ts(7), payload(7)).unwrap();
     j.close().unwrap();
     let reader = Reader::open(dir.path()).unwrap();
     let items: Vec<_> = reader.read_since(0).unwrap().collect();
@@ -166,7 +166,7 @@ fn skip_corrupt_keeps_every_valid_frame_and_loses_only_the_damaged_one() {
         report.action
     );
     assert_eq!(j.next_seq(), 7);
-    j.append(ts(7), &payload(7)).unwrap();
+    j.append(ts(7), payload(7)).unwrap();
     j.close().unwrap();
     assert_eq!(segments(dir.path()).len(), 2);
     let items: Vec<_> = Reader::open(dir.path()).unwrap().read_since(0).unwrap().collect();

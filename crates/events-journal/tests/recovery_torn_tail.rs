@@ -15,7 +15,7 @@ use support::{assert_records, payload, read_all, segments, ts};
 fn write(dir: &Path, from: u64, to: u64) {
     let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
     for seq in from..=to {
-        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     }
     j.close().unwrap();
 }
@@ -50,7 +50,7 @@ fn every_cut_inside_the_last_frame_keeps_exactly_the_complete_records() {
         assert_eq!(report.next_seq, 5);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), last_start);
         assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
-        assert_eq!(j.append(ts(5), &payload(5)).unwrap(), 5);
+        assert_eq!(j.append(ts(5), payload(5)).unwrap(), 5);
         j.close().unwrap();
         assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 5);
         assert!(verify(dir.path()).unwrap().is_ok());
@@ -82,7 +82,7 @@ fn every_cut_inside_the_newest_header_continues_at_the_seq_in_its_name() {
         let (mut j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
         assert_eq!(report.action, Some(RecoveryAction::RewroteTornHeader { path: path.clone() }), "cut at {len}");
         assert_eq!((report.next_seq, j.epoch()), (4, epoch), "cut at {len}");
-        assert_eq!(j.append(ts(4), &payload(4)).unwrap(), 4);
+        assert_eq!(j.append(ts(4), payload(4)).unwrap(), 4);
         j.close().unwrap();
         assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
         assert!(verify(dir.path()).unwrap().is_ok());

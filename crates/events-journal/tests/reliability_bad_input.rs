@@ -51,7 +51,7 @@ fn a_directory_named_like_a_segment_is_ignored_and_reported() {
     std::fs::create_dir(&impostor).unwrap();
     let (mut j, report) = Journal::open(tmp.path(), opts()).unwrap();
     assert_eq!(report.ignored, std::slice::from_ref(&impostor));
-    assert_eq!(j.append(ts(4), &payload(4)).unwrap(), 4);
+    assert_eq!(j.append(ts(4), payload(4)).unwrap(), 4);
     j.close().unwrap();
     assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 4);
     assert!(impostor.is_dir(), "the stranger is left untouched");
@@ -68,7 +68,7 @@ fn a_zero_length_or_truncated_newest_header_is_rewritten_at_its_name() {
         let (mut j, report) = Journal::open(tmp.path(), opts()).unwrap();
         assert_eq!(report.action, Some(RecoveryAction::RewroteTornHeader { path: newest.clone() }), "len {len}");
         assert_eq!(j.epoch(), EPOCH, "the epoch of the older segments is kept");
-        assert_eq!(j.append(ts(6), &payload(6)).unwrap(), 6, "len {len}: continues at the seq in the name");
+        assert_eq!(j.append(ts(6), payload(6)).unwrap(), 6, "len {len}: continues at the seq in the name");
         j.close().unwrap();
         assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 6);
         assert!(verify(tmp.path()).unwrap().is_ok());

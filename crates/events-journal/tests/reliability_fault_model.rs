@@ -378,7 +378,7 @@ fn salvage_scenario(mode: RecoveryMode, segs: &[Seg], want: &[Result<u64, u64>],
                 let (mut j, _) = Journal::open(tmp.path(), salvage_options(mode, &FaultPlan::new()))
                     .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
                 assert_eq!(j.next_seq(), next, "{ctx}");
-                assert_eq!(j.append(next, &salvage_payload(next)).unwrap(), next, "{ctx}");
+                assert_eq!(j.append(next, salvage_payload(next)).unwrap(), next, "{ctx}");
                 j.close().unwrap();
                 let mut all = want.to_vec();
                 all.push(Ok(next));

@@ -23,7 +23,7 @@ fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
 fn append_n(j: &mut Journal, n: u64) {
     for _ in 0..n {
         let seq = j.next_seq();
-        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     }
 }
 
@@ -38,7 +38,7 @@ fn os_error(e: &JournalError) -> Option<i32> {
 fn assert_failed_then_recovers(dir: &Path, mut j: Journal, plan: &FaultPlan, acked: u64) {
     let counts_before: Vec<u64> = Step::ALL.iter().map(|&s| plan.count(s)).collect();
     let next = j.next_seq();
-    assert!(matches!(j.append(ts(next), &payload(next)), Err(JournalError::Failed { .. })));
+    assert!(matches!(j.append(ts(next), payload(next)), Err(JournalError::Failed { .. })));
     assert!(matches!(j.append_batch([(1, &b"x"[..])]), Err(JournalError::Failed { .. })));
     assert!(matches!(j.sync(), Err(JournalError::Failed { .. })));
     assert!(matches!(j.roll(), Err(JournalError::Failed { .. })));
@@ -64,7 +64,7 @@ fn eio_on_fsync_fails_the_writer_and_is_never_retried() {
     append_n(&mut j, 5);
     plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
     let syncs = plan.count(Step::AppendSync);
-    let err = j.append(ts(6), &payload(6)).unwrap_err();
+    let err = j.append(ts(6), payload(6)).unwrap_err();
     assert_eq!(os_error(&err), Some(libc::EIO), "{err}");
     assert!(err.to_string().contains("fdatasync"), "{err}");
     assert_eq!(plan.count(Step::AppendSync), syncs + 1, "exactly one fdatasync attempt");
@@ -107,7 +107,7 @@ fn failed_background_sync_fails_the_writer() {
     let mut failed = None;
     while failed.is_none() {
         let next = j.next_seq();
-        match j.append(ts(next), &payload(next)) {
+        match j.append(ts(next), payload(next)) {
             Ok(_) => assert!(std::time::Instant::now() < deadline, "appends kept succeeding"),
             Err(e) => failed = Some(e),
         }
@@ -173,7 +173,7 @@ fn read_only_directory_at_roll_is_a_typed_error_and_loses_nothing() {
     let mut err = None;
     for _ in 0..200 {
         let next = j.next_seq();
-        if let Err(e) = j.append(ts(next), &payload(next)) {
+        if let Err(e) = j.append(ts(next), payload(next)) {
             err = Some(e);
             break;
         }

@@ -24,10 +24,10 @@ fn three_segments(dir: &Path) -> (PathBuf, u64, u64, u64) {
     let (mut j, _) = Journal::open(dir, opts()).unwrap();
     while j.stats().rolls < 2 {
         let seq = j.next_seq();
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
     }
     let seq = j.next_seq();
-    j.append(ts(seq), &payload(seq)).unwrap();
+    j.append(ts(seq), payload(seq)).unwrap();
     let last = j.last_seq();
     j.close().unwrap();
     let segs = segments(dir);

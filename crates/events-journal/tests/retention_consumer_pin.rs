@@ -27,9 +27,22 @@ fn options() -> JournalOptions {
 /// Appends one record and seals its segment: every record gets a segment.
 fn append_and_roll(j: &mut Journal) -> u64 {
     let seq = j.next_seq();
-    assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     j.roll().unwrap();
     seq
+}
+
+/// [`append_and_roll`] `n` times.
+fn append_and_roll_times(j: &mut Journal, n: usize) {
+    for _ in 0..n {
+        append_and_roll(j);
+    }
+}
+
+/// `(segments, pinned_segments, consumers_cut_loose)`.
+fn pin_stats(j: &Journal) -> (usize, usize, u64) {
+    let stats = j.stats();
+    (stats.segments, stats.pinned_segments, stats.consumers_cut_loose)
 }
 
 fn open_consumer(dir: &Path, name: &str, epoch: u64) -> ConsumerFile {
@@ -66,11 +79,8 @@ fn a_consumer_within_the_limit_keeps_every_segment_then_is_cut_loose() {
     assert!(matches!(err, ReadError::Expired { earliest: 6 }), "{err}");
 
     // Already expired, it pins nothing and is not counted again.
-    for _ in 0..3 {
-        append_and_roll(&mut j);
-    }
-    let stats = j.stats();
-    assert_eq!((stats.segments, stats.consumers_cut_loose, stats.pinned_segments), (2, 1, 0), "{stats:?}");
+    append_and_roll_times(&mut j, 3);
+    assert_eq!(pin_stats(&j), (2, 0, 1));
 }
 
 #[test]
@@ -79,10 +89,8 @@ fn committed_progress_releases_segments_at_the_next_prune() {
     let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
     let epoch = j.epoch();
     let mut c = open_consumer(dir.path(), "worker", epoch);
-    for _ in 0..4 {
-        append_and_roll(&mut j);
-    }
-    assert_eq!((j.stats().segments, j.stats().pinned_segments), (5, 3));
+    append_and_roll_times(&mut j, 4);
+    assert_eq!(pin_stats(&j), (5, 3, 0));
 
     // Done with record 1: its segment goes, the ones holding 2.. stay.
     c.commit(1, epoch).unwrap();
@@ -93,14 +101,12 @@ fn committed_progress_releases_segments_at_the_next_prune() {
     // Caught up: retention applies alone.
     c.commit(4, epoch).unwrap();
     assert_eq!(j.prune().unwrap(), 2);
-    assert_eq!((j.stats().segments, j.stats().pinned_segments, j.stats().consumers_cut_loose), (2, 0, 0));
+    assert_eq!(pin_stats(&j), (2, 0, 0));
     assert_eq!(Reader::open(dir.path()).unwrap().read_since(4).unwrap().count(), 0);
 
     // Deleting the consumer releases everything it held.
     c.commit(4, epoch).unwrap();
-    for _ in 0..3 {
-        append_and_roll(&mut j);
-    }
+    append_and_roll_times(&mut j, 3);
     assert_eq!(j.stats().segments, 4, "the consumer at 4 pins the segments of 5, 6 and 7");
     assert!(delete_consumer(dir.path(), "worker").unwrap());
     assert_eq!(j.prune().unwrap(), 2);
@@ -116,21 +122,15 @@ fn consumers_of_another_epoch_unreadable_ones_and_disabled_pins_hold_nothing() {
     other.commit(0, j.epoch() ^ 1).unwrap();
     open_consumer(dir.path(), "broken", j.epoch());
     std::fs::write(consumer_path(dir.path(), "broken").unwrap(), [0u8; 80]).unwrap();
-    for _ in 0..5 {
-        append_and_roll(&mut j);
-    }
-    let stats = j.stats();
-    assert_eq!((stats.segments, stats.pinned_segments, stats.consumers_cut_loose), (2, 0, 0), "{stats:?}");
+    append_and_roll_times(&mut j, 5);
+    assert_eq!(pin_stats(&j), (2, 0, 0));
 
     // pin_for_consumers(false): a consumer of this epoch at 0 holds nothing.
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), options().pin_for_consumers(false)).unwrap();
     open_consumer(dir.path(), "ignored", j.epoch());
-    for _ in 0..5 {
-        append_and_roll(&mut j);
-    }
-    let stats = j.stats();
-    assert_eq!((stats.segments, stats.pinned_segments, stats.consumers_cut_loose), (2, 0, 0), "{stats:?}");
+    append_and_roll_times(&mut j, 5);
+    assert_eq!(pin_stats(&j), (2, 0, 0));
 }
 
 #[test]
@@ -140,10 +140,8 @@ fn an_unlimited_consumer_limit_pins_forever_and_open_honours_the_pin() {
     let (mut j, _) = Journal::open(dir.path(), unlimited()).unwrap();
     let epoch = j.epoch();
     let mut c = open_consumer(dir.path(), "forever", epoch);
-    for _ in 0..20 {
-        append_and_roll(&mut j);
-    }
-    assert_eq!((j.stats().segments, j.stats().pinned_segments, j.stats().consumers_cut_loose), (21, 19, 0));
+    append_and_roll_times(&mut j, 20);
+    assert_eq!(pin_stats(&j), (21, 19, 0));
     j.close().unwrap();
 
     // Retention at open honours the pin: everything is still there.

@@ -19,7 +19,7 @@ fn append_until_roll(j: &mut Journal) {
     let rolls = j.stats().rolls;
     while j.stats().rolls == rolls {
         let seq = j.next_seq();
-        assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     }
 }
 
@@ -50,7 +50,7 @@ fn a_failed_removal_never_fails_an_append_or_a_roll_and_is_retried() {
     assert_eq!(segments(tmp.path()).len(), 3);
     // Not poisoned: appends go on, and every record is still readable.
     let seq = j.next_seq();
-    assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
     assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, seq);
 
     // An explicit roll meets the same failure: it still succeeds.
@@ -88,7 +88,7 @@ fn a_failed_directory_fsync_after_removal_is_counted_not_fatal() {
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(1))).unwrap();
     let seq = j.next_seq();
-    j.append(ts(seq), &payload(seq)).unwrap();
+    j.append(ts(seq), payload(seq)).unwrap();
     // The roll's own segment creation fsyncs the directory first (#n), then retention (#n + 1).
     let n = plan.count(Step::DirSync);
     plan.inject(Step::DirSync, n + 1, Fault::Errno(libc::EIO));
@@ -96,7 +96,7 @@ fn a_failed_directory_fsync_after_removal_is_counted_not_fatal() {
     assert_eq!(plan.fired(), [(Step::DirSync, Fault::Errno(libc::EIO))]);
     assert_eq!((j.stats().prune_errors, j.stats().pruned), (1, 1));
     let seq = j.next_seq();
-    assert_eq!(j.append(ts(seq), &payload(seq)).unwrap(), seq);
+    assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
 }
 
 /// Sealed segments age out of an idle journal by `prune()` alone; the
@@ -108,11 +108,11 @@ fn age_prunes_an_idle_journal(sync: SyncPolicy) {
     let (mut j, _) = Journal::open(tmp.path(), opts).unwrap();
     for _ in 0..2 {
         let seq = j.next_seq();
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
         j.roll().unwrap();
     }
     let seq = j.next_seq();
-    j.append(ts(seq), &payload(seq)).unwrap();
+    j.append(ts(seq), payload(seq)).unwrap();
     let sealed_at = Instant::now();
     assert_eq!(names(tmp.path()).len(), 3, "young sealed segments are kept by the rolls");
     assert_eq!(j.prune().unwrap(), 0, "nothing aged out yet");
@@ -131,7 +131,7 @@ fn age_prunes_an_idle_journal(sync: SyncPolicy) {
     let reader = Reader::open(tmp.path()).unwrap();
     assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest: 3 })));
     assert_records(&read_all(&reader, 2), 3, 3);
-    assert_eq!(j.append(ts(4), &payload(4)).unwrap(), 4);
+    assert_eq!(j.append(ts(4), payload(4)).unwrap(), 4);
     j.close().unwrap();
 }
 

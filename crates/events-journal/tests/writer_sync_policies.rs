@@ -30,7 +30,7 @@ fn never_does_not_fdatasync_on_append() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
     for seq in 1..=10 {
-        j.append(ts(seq), &payload(seq)).unwrap();
+        j.append(ts(seq), payload(seq)).unwrap();
     }
     assert_eq!(j.stats().fsyncs, 0);
     j.sync().unwrap();
@@ -42,7 +42,7 @@ fn interval_syncs_in_the_background_and_stops_on_close() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(5)));
     let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    j.append(ts(1), &payload(1)).unwrap();
+    j.append(ts(1), payload(1)).unwrap();
     // Poll the counter the background thread maintains (bounded, not a fixed sleep).
     let deadline = Instant::now() + Duration::from_secs(10);
     while j.stats().fsyncs == 0 {
@@ -50,7 +50,7 @@ fn interval_syncs_in_the_background_and_stops_on_close() {
         std::thread::yield_now();
     }
     let idle = j.stats().fsyncs;
-    j.append(ts(2), &payload(2)).unwrap();
+    j.append(ts(2), payload(2)).unwrap();
     let start = Instant::now();
     j.close().unwrap(); // must not wait for the thread's interval to elapse many times
     assert!(start.elapsed() < Duration::from_secs(5));
