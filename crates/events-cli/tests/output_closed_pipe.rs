@@ -36,7 +36,7 @@ fn journal_with_many_segments(tmp: &Path) -> PathBuf {
             JournalOptions::new().segment_bytes(128).retention(Retention::unlimited()).sync(SyncPolicy::Never);
         let (mut journal, _) = Journal::open(template.path(), options).unwrap();
         for n in 0..RECORDS {
-            journal.append(n, &[n as u8; 40]).unwrap();
+            journal.append(n, [n as u8; 40]).unwrap();
         }
         journal.close().unwrap();
         template

@@ -90,7 +90,7 @@ fn tail_prints_an_expired_cursor_as_a_reset_and_goes_on_with_the_earliest() {
         .retention(events::layers::journal::Retention::segments(3));
     let (mut journal, _) = events::layers::journal::Journal::open(&dir, opts).unwrap();
     for n in 0..200u64 {
-        journal.append(n, &n.to_le_bytes()).unwrap();
+        journal.append(n, n.to_le_bytes()).unwrap();
     }
     journal.close().unwrap();
     let out = events().args(["tail", "--from", "0", "--json"]).arg(&dir).output().unwrap();
