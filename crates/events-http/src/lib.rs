@@ -62,8 +62,10 @@
 //!   does not fit a JavaScript number; the journal's current epoch, followed
 //!   across a recreated directory), `latest_seq`, `earliest_seq`,
 //!   `latest_id` (`<epoch>-<latest_seq>`, a `since` that starts after the
-//!   latest event), `http_clients` (open `/stream` responses) and `stats`
-//!   (the [`events::FeedStats`] counters).
+//!   latest event), `http_clients` (open `/stream` responses), `stats`
+//!   (the [`events::FeedStats`] counters) and `consumers` (each durable
+//!   consumer's `name`, `checkpoint`, `lag`, `pinned` and `problem`, as
+//!   [`events::ConsumerReport`] has them).
 //! * `GET /metrics` — only when asked for with `FeedRouter::metrics` or
 //!   `FeedRouter::metrics_handle` (`metrics` feature): the Prometheus
 //!   text exposition format (`text/plain; version=0.0.4`), with the series

@@ -56,6 +56,15 @@ where
                 "sink_timeouts": stats.sink_timeouts,
                 "healthy": stats.healthy,
             },
+            // Durable consumers of the journal: where each is, how far
+            // behind, and whether retention still waits for it.
+            "consumers": stats.consumers.iter().map(|c| json!({
+                "name": c.name,
+                "checkpoint": c.checkpoint.map(|s| s.get()),
+                "lag": c.lag,
+                "pinned": c.pinned,
+                "problem": c.problem,
+            })).collect::<Vec<_>>(),
         })
     })
     .await

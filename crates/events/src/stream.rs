@@ -19,6 +19,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -160,6 +161,11 @@ pub struct FeedStream<E> {
     /// chunk or a live chunk), delivered one by one without running it.
     ready: std::vec::IntoIter<Arc<Envelope<E>>>,
     inner: BoxStream<'static, Result<Out<E>>>,
+    /// The state machine's cursor after its last step (the last seq of the
+    /// last batch it handed over), for [`FeedStream::lag`].
+    position: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    follower: bool,
 }
 
 /// What one step of the state machine produces.
@@ -196,8 +202,32 @@ impl<E: Event> FeedStream<E> {
             pending_gap: None,
             prefetch: None,
         };
-        let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
-        FeedStream { ready: Vec::new().into_iter(), inner: Box::pin(inner) }
+        let position = Arc::new(AtomicU64::new(cursor.seq.get()));
+        let published = Arc::clone(&position);
+        let follower = matches!(state.tail, Tail::Poll(_));
+        let shared = Arc::clone(&state.shared);
+        let inner = futures::stream::unfold(state, move |mut s| {
+            let published = Arc::clone(&published);
+            async move {
+                let item = s.next().await;
+                published.store(s.cursor, Ordering::Release);
+                item.map(|item| (item, s))
+            }
+        });
+        FeedStream { ready: Vec::new().into_iter(), inner: Box::pin(inner), position, shared, follower }
+    }
+
+    /// How many acknowledged events this stream has not yielded yet: the
+    /// latest acknowledged seq minus the last seq it yielded (or its cursor,
+    /// before the first). A follower reads the writer's watermark for it.
+    /// Cheap enough to call per event; a consumer that falls behind sees it
+    /// grow.
+    pub fn lag(&self) -> u64 {
+        if self.follower {
+            self.shared.refresh_from_reader();
+        }
+        let handed_out = self.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64);
+        self.shared.latest().get().saturating_sub(handed_out)
     }
 }
 
