@@ -8,6 +8,11 @@
 //! * `feed/catch_up`: `stream_from(0)` over a journal of N events (decoded
 //!   into envelopes), against `raw/read`: `Reader::read_since(0)` iterating
 //!   the same records with CRC checks. Goal: ≥ 0.5×.
+//! * `feed/catch_up/durable_consumer`: the same catch-up through a durable
+//!   consumer that commits every event (persisted, with its fdatasync, every
+//!   1,000), against `stream_from(0)`: what checkpointing costs per 1,000
+//!   events. Each run creates the consumer and deletes it afterwards (a few
+//!   file operations against a million events). No goal: reported.
 //!
 //! Fairness: both sides write to a temporary directory on the same file
 //! system, use the same payload bytes, and neither fsyncs.
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use events::layers::journal::{Journal, JournalOptions, Reader};
-use events::{Event, Feed, FeedItem, Seq, SyncPolicy, Timestamp};
+use events::{ConsumerOptions, Event, Feed, FeedItem, Seq, SyncPolicy, Timestamp};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +202,25 @@ fn catch_up(c: &mut Criterion) {
                     let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("stream ended") };
                     last = black_box(env.seq.get());
                 }
+            });
+        });
+    });
+    let options = ConsumerOptions { every: 1000, interval: Duration::from_secs(3600) };
+    group.bench_function("durable_consumer", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let consumer = feed.reader().consumer_with("bench", options).await.unwrap();
+                let mut stream = consumer.stream();
+                let mut last = 0;
+                while last < CATCH_UP_EVENTS {
+                    let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("stream ended") };
+                    last = black_box(env.seq.get());
+                    consumer.commit(env.seq).await.unwrap();
+                }
+                consumer.flush().await.unwrap();
+                assert_eq!(consumer.persisted(), Seq::new(CATCH_UP_EVENTS));
+                drop((stream, consumer));
+                feed.reader().delete_consumer("bench").unwrap();
             });
         });
     });

@@ -16,6 +16,8 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use events::layers::journal::JournalError;
@@ -25,7 +27,7 @@ use support::{Ev, msg, take_events};
 
 const CHILD_ENV: &str = "EVENTS_CONSUMER_DURABLE_CHILD";
 const EVERY: u64 = 16;
-const TOTAL: u64 = 4000;
+const INITIAL: u64 = 2000;
 const KILLS: usize = 24;
 
 /// The child: a consumer that prints each seq it processes, then commits it.
@@ -65,7 +67,7 @@ async fn a_consumer_killed_at_random_points_resumes_after_its_checkpoint_with_no
     }
     let tmp = tempfile::tempdir().unwrap();
     let feed: Feed<Ev> = Feed::builder(tmp.path()).sync(SyncPolicy::Never).open().await.unwrap();
-    for n in 1..=TOTAL / 2 {
+    for n in 1..=INITIAL {
         feed.append(None, msg(n)).await.unwrap();
     }
     let mut rng = Lcg(0x5eed_cafe);
@@ -83,6 +85,19 @@ async fn a_consumer_killed_at_random_points_resumes_after_its_checkpoint_with_no
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        // A hung child must fail the test ("ended early"), not hang it.
+        let pid = child.id() as libc::pid_t;
+        let reaped = Arc::new(AtomicBool::new(false));
+        std::thread::spawn({
+            let reaped = Arc::clone(&reaped);
+            move || {
+                std::thread::sleep(Duration::from_secs(60));
+                if !reaped.load(Ordering::SeqCst) {
+                    // SAFETY: kill(2) of our own child, not yet reaped (so its pid is not reused).
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
         let start: u64 = lines.find_map(|l| l.strip_prefix("START ").map(|s| s.parse().unwrap())).unwrap();
         let checkpoint = feed.reader().consumers().unwrap()[0].checkpoint.unwrap().get();
@@ -97,10 +112,16 @@ async fn a_consumer_killed_at_random_points_resumes_after_its_checkpoint_with_no
         );
         redelivered += processed_up_to - start;
 
-        // Half the runs also see events appended while they consume.
+        // Every run has more unprocessed events than it will be asked to
+        // print, however far the last child ran ahead before its kill; half
+        // the runs also see events appended while they consume.
+        let mut next = feed.latest_seq().get() + 1;
+        while next <= start + 200 {
+            feed.append(None, msg(next)).await.unwrap();
+            next += 1;
+        }
         if kill % 2 == 1 {
-            let base = feed.latest_seq().get();
-            for n in base + 1..=base + 50 {
+            for n in next..next + 50 {
                 feed.append(None, msg(n)).await.unwrap();
             }
         }
@@ -117,6 +138,7 @@ async fn a_consumer_killed_at_random_points_resumes_after_its_checkpoint_with_no
             check(lines.next().expect("the child ended early"), &mut expected);
         }
         child.kill().unwrap(); // SIGKILL, wherever the child is
+        reaped.store(true, Ordering::SeqCst);
         child.wait().unwrap();
         // What the child printed before it died (its commit follows the print).
         for line in lines {

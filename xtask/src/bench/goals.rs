@@ -187,6 +187,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             AtLeast(0.5),
         ),
         cmp(
+            "catch-up through a durable consumer (commit each event, persisted every 1,000)",
+            ("Consumer", Bench("feed/catch_up/durable_consumer")),
+            ("stream_from(0)", Bench("feed/catch_up/ours")),
+            Context,
+        ),
+        cmp(
             "JetStream replication",
             ("Replicator", Printed("nats/replicator")),
             ("raw pipelined async-nats", Printed("nats/raw_pipelined")),
