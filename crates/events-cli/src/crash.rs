@@ -73,6 +73,9 @@ pub(crate) fn writer(args: &WriterArgs) -> Result<(), Failure> {
     })
 }
 
+/// The child's acknowledged appends: seq → (appender, its n-th append).
+type Acked = BTreeMap<u64, (u32, u64)>;
+
 /// What the crash test found.
 #[derive(Debug, Serialize)]
 pub(crate) struct CrashOutcome {
@@ -121,7 +124,7 @@ pub(crate) async fn crash_and_recover(
     let exe = std::env::current_exe()?;
     let dir_owned = dir.to_path_buf();
     let sync_arg = crate::args::sync_to_arg(sync);
-    let child = tokio::task::spawn_blocking(move || -> Result<(BTreeMap<u64, (u32, u64)>, Indexed), std::io::Error> {
+    let child = tokio::task::spawn_blocking(move || -> Result<(Acked, Indexed), std::io::Error> {
         let mut child = Command::new(exe)
             .args(["__crash-writer", "--consumer", crash_consumer::NAME, "--sync", &sync_arg, "--dir"])
             .arg(&dir_owned)

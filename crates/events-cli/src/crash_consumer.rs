@@ -203,3 +203,59 @@ pub(crate) async fn resume(feed: &Feed<DemoEvent>, child: Indexed) -> Result<Con
         error: child.error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(lines: &[&str]) -> Indexed {
+        let mut indexed = Indexed::default();
+        for line in lines {
+            assert!(indexed.observe(line), "{line}");
+        }
+        assert!(!indexed.observe("ack 9 0 0"), "an appender's line is not the indexer's");
+        indexed
+    }
+
+    /// The child processed 1..=5 with its checkpoint at `checkpoint`; the
+    /// resumed read delivered `checkpoint + 1..` up to 9.
+    fn outcome(indexed: Indexed, checkpoint: u64, resumed_first: Option<u64>) -> ConsumerOutcome {
+        ConsumerOutcome {
+            name: NAME,
+            started_after: indexed.started_after,
+            processed_before_crash: indexed.last,
+            processed_in_child: indexed.count,
+            checkpoint,
+            redelivered: indexed.last.saturating_sub(checkpoint),
+            redelivery_bound: 3,
+            resumed_first,
+            read_to: 9,
+            gaps: indexed.gaps,
+            final_checkpoint: 9,
+            error: indexed.error,
+        }
+    }
+
+    const CONTIGUOUS: &[&str] =
+        &["consumer-from 0", "consumed 1", "consumed 2", "consumed 3", "consumed 4", "consumed 5"];
+
+    #[test]
+    fn a_resume_right_after_the_checkpoint_within_the_bound_passes() {
+        assert!(outcome(child(CONTIGUOUS), 2, Some(3)).resumed());
+        assert!(outcome(child(CONTIGUOUS), 5, Some(6)).resumed());
+    }
+
+    #[test]
+    fn gaps_overruns_and_misplaced_checkpoints_fail() {
+        let gap = child(&["consumer-from 0", "consumed 1", "consumed 3"]);
+        assert_eq!(gap.gaps, 1);
+        assert!(!outcome(gap, 1, Some(2)).resumed(), "a gap in the child's seqs");
+        assert!(!outcome(child(CONTIGUOUS), 1, Some(2)).resumed(), "4 redelivered > bound 3");
+        assert!(!outcome(child(CONTIGUOUS), 6, Some(7)).resumed(), "a checkpoint past what was processed");
+        assert!(!outcome(child(CONTIGUOUS), 2, Some(4)).resumed(), "the resumed stream skipped seq 3");
+        assert!(!outcome(child(&["consumer-from 0"]), 0, Some(1)).resumed(), "the child processed nothing");
+        let failed = child(&["consumer-from 0", "consumed 1", "consumer-error disk on fire"]);
+        assert!(failed.has_processed(u64::MAX), "a failed indexer is not waited for");
+        assert!(!outcome(failed, 1, Some(2)).resumed());
+    }
+}
