@@ -112,7 +112,8 @@ impl CrashOutcome {
 
 /// Runs the child, kills it after a random number of acknowledgements (and
 /// once its indexer has processed a random number of events), reopens and
-/// checks, then resumes the indexer. `on_ack` is told about every acknowledgement seen.
+/// checks, then resumes the indexer. `on_ack` is told about every
+/// acknowledgement seen.
 pub(crate) async fn crash_and_recover(
     dir: &Path,
     sync: SyncPolicy,
@@ -148,7 +149,10 @@ pub(crate) async fn crash_and_recover(
             let (Ok(seq), Ok(writer), Ok(n)) = (seq.parse(), writer.parse(), n.parse()) else { continue };
             acked.insert(seq, (writer, n));
             on_ack(seq);
-            if !killed && acked.len() >= kill_after && indexed.has_processed(index_before_kill) {
+            // The indexer gets its share of the run before the kill; should it
+            // stall silently, the crash still comes (and its check fails).
+            let indexer_done = indexed.has_processed(index_before_kill) || acked.len() >= kill_after * 50;
+            if !killed && acked.len() >= kill_after && indexer_done {
                 // std's kill is SIGKILL on Unix: no destructor, no flush, no fsync.
                 child.kill()?;
                 killed = true;

@@ -5,9 +5,8 @@
 //! disconnects and resumes from its cursor; then a child process appending
 //! to the same journal, with a durable consumer `indexer` reading it, is
 //! SIGKILLed, the feed is recovered and the indexer resumes from its
-//! checkpoint. At the end it
-//! prints what happened and every invariant it verified, and exits 1 if any
-//! failed.
+//! checkpoint. At the end it prints what happened and every invariant it
+//! verified, and exits 1 if any failed.
 //!
 //! This file holds the arguments and runs the phases in order; each phase
 //! lives in its own neighbour: `probe.rs` (emit → delivery latency),
