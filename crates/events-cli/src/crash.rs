@@ -3,7 +3,9 @@
 //! concurrent appenders, printing each acknowledged seq; the parent kills it
 //! with SIGKILL at a random moment, reopens the feed and checks that every
 //! acknowledged event is there with the right payload, that seqs are
-//! contiguous, and that the next seq reuses nothing.
+//! contiguous, and that the next seq reuses nothing. A durable consumer
+//! (`crash_consumer.rs`) runs in the same child and must resume from its
+//! checkpoint after the recovery.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -17,6 +19,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::Failure;
+use crate::crash_consumer::{self, ConsumerOutcome, Indexed};
 use crate::model::DemoEvent;
 
 /// Arguments of the hidden child command.
@@ -31,6 +34,10 @@ pub(crate) struct WriterArgs {
     /// The sync policy (as for `demo --sync`).
     #[arg(long, default_value = "always", value_parser = crate::args::parse_sync)]
     sync: SyncPolicy,
+    /// Also run the durable consumer NAME, printing `consumed <seq>` before
+    /// each commit.
+    #[arg(long)]
+    consumer: Option<String>,
 }
 
 /// The child: append until killed, printing `ack <seq> <writer> <n>` after
@@ -39,6 +46,14 @@ pub(crate) fn writer(args: &WriterArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
         let feed: Feed<DemoEvent> = Feed::builder(&args.dir).sync(args.sync).open().await?;
         println!("ready {}", feed.latest_seq());
+        if let Some(name) = args.consumer.clone() {
+            let feed = feed.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crash_consumer::consume(&feed, &name).await {
+                    println!("consumer-error {}", events::error_chain(&e));
+                }
+            });
+        }
         let tasks: Vec<_> = (0..args.appenders)
             .map(|writer| {
                 let feed = feed.clone();
@@ -57,6 +72,9 @@ pub(crate) fn writer(args: &WriterArgs) -> Result<(), Failure> {
         Ok(())
     })
 }
+
+/// The child's acknowledged appends: seq → (appender, its n-th append).
+type Acked = BTreeMap<u64, (u32, u64)>;
 
 /// What the crash test found.
 #[derive(Debug, Serialize)]
@@ -77,6 +95,8 @@ pub(crate) struct CrashOutcome {
     pub(crate) gaps: u64,
     /// The seq the first append after recovery got.
     pub(crate) next_seq: u64,
+    /// The durable consumer that ran in the child and resumed after recovery.
+    pub(crate) consumer: ConsumerOutcome,
 }
 
 impl CrashOutcome {
@@ -90,8 +110,10 @@ impl CrashOutcome {
     }
 }
 
-/// Runs the child, kills it after a random number of acknowledgements,
-/// reopens and checks. `on_ack` is told about every acknowledgement seen.
+/// Runs the child, kills it after a random number of acknowledgements (and
+/// once its indexer has processed a random number of events), reopens and
+/// checks, then resumes the indexer. `on_ack` is told about every
+/// acknowledgement seen.
 pub(crate) async fn crash_and_recover(
     dir: &Path,
     sync: SyncPolicy,
@@ -99,21 +121,26 @@ pub(crate) async fn crash_and_recover(
     on_ack: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Result<CrashOutcome, Failure> {
     let kill_after = rand::thread_rng().gen_range(300..3000usize);
+    let index_before_kill = rand::thread_rng().gen_range(200..2000u64);
     let exe = std::env::current_exe()?;
     let dir_owned = dir.to_path_buf();
     let sync_arg = crate::args::sync_to_arg(sync);
-    let acked = tokio::task::spawn_blocking(move || -> Result<BTreeMap<u64, (u32, u64)>, std::io::Error> {
+    let child = tokio::task::spawn_blocking(move || -> Result<(Acked, Indexed), std::io::Error> {
         let mut child = Command::new(exe)
-            .args(["__crash-writer", "--sync", &sync_arg, "--dir"])
+            .args(["__crash-writer", "--consumer", crash_consumer::NAME, "--sync", &sync_arg, "--dir"])
             .arg(&dir_owned)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut acked = BTreeMap::new();
+        let mut indexed = Indexed::default();
         let mut killed = false;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
+            if indexed.observe(&line) {
+                continue;
+            }
             let mut parts = line.split_whitespace();
             if parts.next() != Some("ack") {
                 continue;
@@ -122,17 +149,21 @@ pub(crate) async fn crash_and_recover(
             let (Ok(seq), Ok(writer), Ok(n)) = (seq.parse(), writer.parse(), n.parse()) else { continue };
             acked.insert(seq, (writer, n));
             on_ack(seq);
-            if !killed && acked.len() >= kill_after {
+            // The indexer gets its share of the run before the kill; should it
+            // stall silently, the crash still comes (and its check fails).
+            let indexer_done = indexed.has_processed(index_before_kill) || acked.len() >= kill_after * 50;
+            if !killed && acked.len() >= kill_after && indexer_done {
                 // std's kill is SIGKILL on Unix: no destructor, no flush, no fsync.
                 child.kill()?;
                 killed = true;
             }
         }
         child.wait()?;
-        Ok(acked)
+        Ok((acked, indexed))
     })
     .await
-    .map_err(|e| Failure::Error(Box::new(e)))??;
+    .map_err(|e| Failure::Error(Box::new(e)))?;
+    let (acked, indexed) = child?;
 
     let (feed, report) = Feed::<DemoEvent>::builder(dir).sync(sync).open_with_report().await?;
     let recovered_latest = feed.latest_seq().get();
@@ -168,6 +199,7 @@ pub(crate) async fn crash_and_recover(
             Some(_) => {}
         }
     }
+    let consumer = crash_consumer::resume(&feed, indexed).await?;
     let next_seq = feed.append(Some("crash"), DemoEvent::CrashProbe { writer: u32::MAX, n: 0 }).await?.get();
     feed.close().await?;
     Ok(CrashOutcome {
@@ -179,5 +211,6 @@ pub(crate) async fn crash_and_recover(
         wrong_payload,
         gaps,
         next_seq,
+        consumer,
     })
 }

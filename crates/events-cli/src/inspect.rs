@@ -1,12 +1,13 @@
 //! `events inspect DIR`: what a journal directory holds — epoch, format
 //! version, codec tag, every segment with its seq range, size and creation
-//! time, and which process holds the writer lock. It reads headers and file
-//! names only (never scans frames, so it is instant on any journal) and
-//! never takes the lock: the holder is found in `/proc/locks`. Its
-//! neighbour `ops.rs` holds the other read-only commands and the directory
-//! checks it shares: a directory without a segment is refused, not shown as
-//! an empty journal. Lines go out through `crate::Out`, so `| head` ends it
-//! quietly.
+//! time, which process holds the writer lock, and how many durable
+//! consumers it has (`consumers.rs` lists them). It reads headers, file
+//! names and checkpoint files only (never scans frames, so it is instant on
+//! any journal) and never takes the lock: the holder is found in
+//! `/proc/locks`. Its neighbour `ops.rs` holds the other read-only
+//! commands and the directory checks it shares: a directory without a
+//! segment is refused, not shown as an empty journal. Lines go out through
+//! `crate::Out`, so `| head` ends it quietly.
 
 use std::fs;
 use std::io::Read;
@@ -14,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use events::layers::journal::format::{FORMAT_VERSION, HEADER_LEN, SegmentHeader};
-use events::layers::journal::{Reader, WATERMARK_FILE};
+use events::layers::journal::{CONSUMERS_DIR, Reader, WATERMARK_FILE};
 
 use crate::ops::{require_journal, rfc3339, segment_first_seq};
 use crate::{Failure, Out};
@@ -39,7 +40,7 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
                 let bytes = entry.metadata()?.len();
                 segments.push(Segment { header: read_header(&path), path, first_seq, bytes });
             }
-            _ if name == "LOCK" || name == WATERMARK_FILE => {}
+            _ if name == "LOCK" || name == WATERMARK_FILE || name == CONSUMERS_DIR => {}
             _ => ignored.push(path),
         }
     }
@@ -63,6 +64,10 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         _ => outln!(out, "records    none")?,
     }
     outln!(out, "segments   {} ({} bytes)", segments.len(), total)?;
+    match crate::consumers::count(dir)? {
+        0 => outln!(out, "consumers  none")?,
+        n => outln!(out, "consumers  {n} (events consumers {} lists them)", dir.display())?,
+    }
     outln!(out)?;
     outln!(out, "{:<26} {:>12} {:>12} {:>12}  created", "segment", "first seq", "last seq", "bytes")?;
     for (i, seg) in segments.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! The `events` command: `demo` (the main job: the whole library doing real
 //! work, with a crash and a recovery, and a table of what it verified) and
-//! the operator's tools `inspect`, `dump`, `verify`, `tail`, `serve` and
-//! `replicate`.
+//! the operator's tools `inspect`, `consumers`, `dump`, `verify`, `tail`,
+//! `serve` and `replicate`.
 //!
 //! Exit codes: 0 success; 1 a check failed (an invariant in `demo`, a
 //! problem found by `verify`); 2 usage or I/O errors. Errors print as one
@@ -26,7 +26,9 @@ macro_rules! outln {
 }
 
 mod args;
+mod consumers;
 mod crash;
+mod crash_consumer;
 mod demo;
 mod inspect;
 mod model;
@@ -64,6 +66,12 @@ enum Command {
         /// The journal directory.
         dir: PathBuf,
     },
+    /// List the durable consumers: name, checkpoint, lag (events), pinned
+    /// (retention keeps what they need), and any problem reading one; or
+    /// delete one with --delete NAME. Works beside a running writer.
+    ///
+    /// Example: events consumers ./events-demo --json
+    Consumers(consumers::ConsumersArgs),
     /// Print one line per record: seq, time, stream, size and payload.
     ///
     /// Example: events dump ./events-demo --from 100 --limit 20 --json
@@ -152,6 +160,7 @@ fn main() -> ExitCode {
     let result = quiet_on_closed_stdout(|| match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Inspect { dir } => inspect::inspect(&dir),
+        Command::Consumers(args) => consumers::consumers(&args),
         Command::Dump(args) => ops::dump(&args),
         Command::Verify { dir } => ops::verify(&dir),
         Command::Tail(args) => ops::tail(&args),

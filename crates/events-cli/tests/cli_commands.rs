@@ -55,6 +55,24 @@ fn demo_json_reports_every_invariant_true() {
     }
     assert_eq!(summary["emitted"], 20000);
     assert!(summary["crash"]["acknowledged"].as_u64().unwrap() > 0);
+
+    // The durable consumer killed with the crash child resumed after its checkpoint.
+    let resumed =
+        invariants.iter().find(|i| i["name"] == "durable consumer resumes").expect("the consumer's invariant");
+    assert_eq!(resumed["ok"], true, "{resumed}");
+    let consumer = &summary["crash"]["consumer"];
+    assert_eq!(consumer["name"], "indexer", "{consumer}");
+    let field = |name: &str| consumer[name].as_u64().unwrap_or_else(|| panic!("{name} in {consumer}"));
+    let (checkpoint, before_crash) = (field("checkpoint"), field("processed_before_crash"));
+    assert!(checkpoint <= before_crash, "{consumer}");
+    assert_eq!(field("redelivered"), before_crash - checkpoint);
+    assert!(field("redelivered") <= field("redelivery_bound"), "{consumer}");
+    assert_eq!(field("redelivery_bound"), 128);
+    assert_eq!(field("read_to"), summary["crash"]["recovered_latest"].as_u64().unwrap(), "{consumer}");
+    assert_eq!(field("final_checkpoint"), field("read_to"));
+    assert_eq!(field("gaps"), 0);
+    let detail = resumed["detail"].as_str().unwrap();
+    assert!(detail.starts_with(&format!("indexer resumed after seq {checkpoint} (checkpoint)")), "{detail}");
 }
 
 #[test]
@@ -64,8 +82,15 @@ fn demo_table_shows_invariants() {
     let out = events().args(["demo", "--events", "4000", "--sync", "never", "--dir"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for needle in ["invariants", "✔ no gap", "✔ no duplicate", "✔ nothing acknowledged lost", "✔ no seq reuse", "p99"]
-    {
+    for needle in [
+        "invariants",
+        "✔ no gap",
+        "✔ no duplicate",
+        "✔ nothing acknowledged lost",
+        "✔ no seq reuse",
+        "✔ durable consumer resumes",
+        "p99",
+    ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
     assert!(!stdout.contains('✘'), "{stdout}");
@@ -136,7 +161,14 @@ fn inspect_and_dump() {
     let out = run(&["inspect"], &dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for needle in ["epoch", "format     version 1", "codec tag  1 (bincode)", "lock       free", "records    1..=600"] {
+    for needle in [
+        "epoch",
+        "format     version 1",
+        "codec tag  1 (bincode)",
+        "lock       free",
+        "records    1..=600",
+        "consumers  none",
+    ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
 

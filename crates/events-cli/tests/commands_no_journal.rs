@@ -1,4 +1,4 @@
-//! `verify`, `dump` and `inspect` pointed at a directory that holds no
+//! `verify`, `dump`, `inspect` and `consumers` pointed at a directory that holds no
 //! journal (empty, or only files that are not segments) refuse it: exit 2 and
 //! one `error:` line naming the directory, instead of reporting "ok" or an
 //! empty journal for what is most likely a wrong path. A journal with a
@@ -32,9 +32,9 @@ fn assert_refused(command: &str, dir: &Path) {
 }
 
 #[test]
-fn an_empty_directory_is_refused_by_verify_dump_and_inspect() {
+fn an_empty_directory_is_refused_by_verify_dump_inspect_and_consumers() {
     let tmp = tempfile::tempdir().unwrap();
-    for command in ["verify", "dump", "inspect"] {
+    for command in ["verify", "dump", "inspect", "consumers"] {
         assert_refused(command, tmp.path());
     }
 }
@@ -45,7 +45,7 @@ fn a_directory_of_other_files_is_refused_too() {
     std::fs::write(tmp.path().join("notes.txt"), "not a journal").unwrap();
     std::fs::write(tmp.path().join("00000000000000000001.seg.bak"), "a backup, not a segment").unwrap();
     std::fs::create_dir(tmp.path().join("00000000000000000002.seg")).unwrap();
-    for command in ["verify", "dump", "inspect"] {
+    for command in ["verify", "dump", "inspect", "consumers"] {
         assert_refused(command, tmp.path());
     }
 }
@@ -67,4 +67,9 @@ fn a_journal_without_records_is_still_a_journal() {
     let out = run("inspect", tmp.path());
     assert!(matches!(out.status.code(), Some(0)), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("records    none"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("consumers  none"), "{}", text(&out.stdout));
+
+    let out = run("consumers", tmp.path());
+    assert!(matches!(out.status.code(), Some(0)), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("no durable consumers in "), "{}", text(&out.stdout));
 }

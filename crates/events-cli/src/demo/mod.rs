@@ -3,9 +3,10 @@
 //! messages/tool calls/results; lossless UI subscribers (one deliberately
 //! slow) follow each session; a best-effort sink counts appends; a client
 //! disconnects and resumes from its cursor; then a child process appending
-//! to the same journal is SIGKILLed and the feed is recovered. At the end it
-//! prints what happened and every invariant it verified, and exits 1 if any
-//! failed.
+//! to the same journal, with a durable consumer `indexer` reading it, is
+//! SIGKILLed, the feed is recovered and the indexer resumes from its
+//! checkpoint. At the end it prints what happened and every invariant it
+//! verified, and exits 1 if any failed.
 //!
 //! This file holds the arguments and runs the phases in order; each phase
 //! lives in its own neighbour: `probe.rs` (emit → delivery latency),
@@ -126,9 +127,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
 fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     if dir.exists() {
         for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name();
+            let entry = entry?;
+            let name = entry.file_name();
             let name = name.to_string_lossy();
-            if !(name.ends_with(".seg") || name == "LOCK" || name == journal::WATERMARK_FILE) {
+            let consumers = name == journal::CONSUMERS_DIR && entry.file_type()?.is_dir();
+            if !(name.ends_with(".seg") || name == "LOCK" || name == journal::WATERMARK_FILE || consumers) {
                 return Err(Failure::Error(
                     format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
                         .into(),

@@ -1,6 +1,7 @@
 //! The demo's verification phase: the crash-and-recover run of a child
 //! process (through `crate::crash`), and the invariants checked against
-//! what `mod.rs` measured and what the journal's `verify` reports. Its
+//! what `mod.rs` measured and what the journal's `verify` reports, and the
+//! durable consumer that the crash interrupts (`crate::crash_consumer`). Its
 //! neighbour `summary.rs` prints the result.
 //! Invariant: every check is an `Invariant` in the summary, so the exit
 //! code (1 when any fails) and the printed list never disagree.
@@ -15,6 +16,7 @@ use super::progress::Bars;
 use super::{DemoArgs, Measured, Plan};
 use crate::Failure;
 use crate::crash::{self, CrashOutcome};
+use crate::crash_consumer::ConsumerOutcome;
 
 /// One checked property of the run.
 #[derive(Debug, Serialize)]
@@ -84,9 +86,28 @@ pub(super) fn invariants(
             ok: c.no_reuse(),
             detail: format!("recovered up to {}, next append got {}", c.recovered_latest, c.next_seq),
         });
+        invariants.push(consumer_resumed(&c.consumer));
     }
     invariants.push(verified(verify));
     invariants
+}
+
+/// The durable consumer killed with the child: it resumed after its
+/// persisted checkpoint, with no gap and a bounded redelivery.
+fn consumer_resumed(c: &ConsumerOutcome) -> Invariant {
+    let mut detail = format!(
+        "{} resumed after seq {} (checkpoint), redelivered {} {} {}, {}",
+        c.name,
+        c.checkpoint,
+        c.redelivered,
+        if c.redelivered <= c.redelivery_bound { '≤' } else { '>' },
+        c.redelivery_bound,
+        if c.gaps == 0 { "no gap".to_owned() } else { format!("{} gap(s)", c.gaps) },
+    );
+    if let Some(error) = &c.error {
+        detail.push_str(&format!("; the child's consumer failed: {error}"));
+    }
+    Invariant { name: "durable consumer resumes", ok: c.resumed(), detail }
 }
 
 fn verified(verify: Result<VerifyReport, JournalError>) -> Invariant {
