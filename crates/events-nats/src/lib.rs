@@ -117,6 +117,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod checkpoint;
 mod consumer;
 mod cursors;
 mod error;
@@ -130,6 +131,7 @@ mod spec;
 mod stats;
 
 pub use builder::ReplicatorBuilder;
+pub use checkpoint::replicator_consumer_name;
 pub use consumer::{RemoteFeed, RemoteStream};
 pub use cursors::{FeedCursors, FeedsItem, check_feed_id, feed_id_of_epoch};
 pub use error::{BoxError, NatsError};
