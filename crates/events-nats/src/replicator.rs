@@ -3,7 +3,8 @@
 //!
 //! This file holds the running handle and the state it shares with the
 //! task; the builder and start are `builder.rs`, the task's read loop
-//! `pump.rs`, building and sending messages `publish.rs`, the stats
+//! `pump.rs`, building and sending messages `publish.rs`, the consumer
+//! checkpoint that pins the journal's retention `checkpoint.rs`, the stats
 //! snapshot `stats.rs`.
 //!
 //! Neighbours: [`crate::spec`] creates or validates the stream,
@@ -20,7 +21,9 @@
 //! meets every discontinuity as an explicit `Reset`:
 //!
 //! * `Gap` (a salvage recovery dropped records): one gap marker, then on.
-//! * `Expired` (retention pruned records before they were replicated):
+//! * `Expired` (retention pruned records before they were replicated,
+//!   which the replicator's consumer checkpoint, `checkpoint.rs`, prevents
+//!   up to the journal's consumer limit):
 //!   counted in [`ReplicationStats::skipped`], logged and recorded as an
 //!   error ([`NatsError::Pruned`]), then on with the earliest retained
 //!   record. No marker: a remote reader crossing the hole gets an
