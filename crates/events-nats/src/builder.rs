@@ -117,7 +117,9 @@ impl ReplicatorBuilder {
     /// The checkpoint only pins retention and reports lag; replication
     /// still resumes after the stream's last message. It outlives the
     /// replicator: delete it when decommissioning one
-    /// ([`Replicator::shutdown`] says how). Default: `true`.
+    /// ([`Replicator::shutdown`] says how). Registering needs a writable
+    /// journal directory: replicate a read-only copy with `false`.
+    /// Default: `true`.
     #[must_use]
     pub fn register_consumer(mut self, register: bool) -> Self {
         self.register_consumer = register;

@@ -139,8 +139,9 @@ impl Replicator {
         let checkpoint = s.consumer.get().map(Registration::persisted);
         // Like a consumer's report: pinned while the checkpoint is inside
         // the retained range (the journal still holds the seq after it).
-        let earliest = s.reader.first_seq().unwrap_or(0);
-        let pinned = checkpoint.is_some_and(|c| c.saturating_add(1) >= earliest);
+        // A journal that cannot be listed pins for nobody.
+        let earliest = s.reader.first_seq().ok();
+        let pinned = checkpoint.zip(earliest).is_some_and(|(c, earliest)| c.saturating_add(1) >= earliest);
         let c = &s.counters;
         ReplicationStats {
             replicated,
