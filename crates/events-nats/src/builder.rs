@@ -1,21 +1,25 @@
 //! [`ReplicatorBuilder`]: the options of a [`Replicator`] (window, poll
-//! interval, ack timeout, `start_after`, stream ids) and its start, which
-//! opens the journal's reader, ensures the stream (`spec.rs`), resyncs
-//! once and spawns the task of `pump.rs`. The running handle is
+//! interval, ack timeout, `start_after`, stream ids, its consumer
+//! registration) and its start, which opens the journal's reader, ensures
+//! the stream (`spec.rs`), resyncs once, registers the replicator's
+//! consumer checkpoint at the position found (`checkpoint.rs`) and spawns
+//! the task of `pump.rs` and the checkpointer. The running handle is
 //! `replicator.rs`.
 //!
-//! Invariant: a start that fails spawns nothing; in a shared stream the
+//! Invariant: a start that fails spawns nothing (and registers nothing
+//! unless only the checkpoint's own commit failed); in a shared stream the
 //! window is 1 whatever was asked (see the module docs of `replicator.rs`).
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::Context;
-use events::layers::journal::Reader;
+use events::layers::journal::{Reader, validate_consumer_name};
 use events::{Codec, Event};
 use tokio::sync::{Notify, watch};
 
+use crate::checkpoint::{Checkpointer, Registration, replicator_consumer_name};
 use crate::cursors::feed_id_of_epoch;
 use crate::pump::{FIRST_BACKOFF, StreamIdFn, Task};
 use crate::replicator::{Counters, Replicator, Shared};
@@ -31,6 +35,9 @@ pub struct ReplicatorBuilder {
     ack_timeout: Duration,
     start_after: u64,
     stream_ids: Option<StreamIdFn>,
+    register_consumer: bool,
+    consumer_name: Option<String>,
+    checkpoint_interval: Duration,
 }
 
 impl std::fmt::Debug for ReplicatorBuilder {
@@ -43,6 +50,9 @@ impl std::fmt::Debug for ReplicatorBuilder {
             .field("ack_timeout", &self.ack_timeout)
             .field("start_after", &self.start_after)
             .field("stream_ids", &self.stream_ids.is_some())
+            .field("register_consumer", &self.register_consumer)
+            .field("consumer_name", &self.consumer_name)
+            .field("checkpoint_interval", &self.checkpoint_interval)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +106,49 @@ impl ReplicatorBuilder {
         self
     }
 
+    /// Register the replicator as a durable consumer of the journal it
+    /// replicates (a checkpoint in `<journal dir>/consumers/<name>`, see
+    /// [`FeedReader::consumers`](events::FeedReader::consumers)), so the
+    /// writer's retention keeps every segment holding seqs JetStream has
+    /// not acknowledged yet, up to the journal's
+    /// `JournalOptions::consumer_limit` (past it the replicator is cut
+    /// loose: the lost seqs are counted in
+    /// [`ReplicationStats::skipped`](crate::ReplicationStats::skipped)).
+    /// The checkpoint only pins retention and reports lag; replication
+    /// still resumes after the stream's last message. It outlives the
+    /// replicator: delete it when decommissioning one
+    /// ([`Replicator::shutdown`] says how). Registering needs a writable
+    /// journal directory: replicate a read-only copy with `false`.
+    /// Default: `true`.
+    #[must_use]
+    pub fn register_consumer(mut self, register: bool) -> Self {
+        self.register_consumer = register;
+        self
+    }
+
+    /// The name to register the replicator's checkpoint under (1 to 64
+    /// bytes of `[A-Za-z0-9._-]`, not starting with `.`), for instance
+    /// to keep a checkpoint across a change of subject, or to tell apart
+    /// two replicators of one journal publishing on the same subject of
+    /// two NATS systems. Default: [`replicator_consumer_name`] of the
+    /// subject (`replicator.<subject>`).
+    #[must_use]
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.consumer_name = Some(name.into());
+        self
+    }
+
+    /// The shortest time between two commits of the checkpoint: each
+    /// commit writes the newest seq JetStream acknowledged and costs one
+    /// `fdatasync` on the blocking pool (never in the publish path), so
+    /// the checkpoint trails the stream by at most about this much.
+    /// Default: 250 ms.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
     /// Ensures the stream (creating it when missing), finds where
     /// replication stopped, and spawns the replication task on the current
     /// tokio runtime.
@@ -103,7 +156,9 @@ impl ReplicatorBuilder {
     /// # Errors
     ///
     /// [`NatsError::Journal`] when the journal directory has no readable
-    /// segment; [`NatsError::FeedId`] for a shared spec whose feed id is
+    /// segment, when the consumer name is not one
+    /// (`JournalError::InvalidConsumerName`, checked before anything
+    /// else) or the checkpoint cannot be opened or committed; [`NatsError::FeedId`] for a shared spec whose feed id is
     /// not one; [`NatsError::StreamMismatch`] when the stream exists with an
     /// unusable configuration; [`NatsError::EpochMismatch`] when it holds
     /// another journal's events; [`NatsError::BadMessage`] when its last
@@ -120,8 +175,16 @@ impl ReplicatorBuilder {
             None if self.spec.is_shared() => self.spec.feed(feed_id_of_epoch(epoch)),
             _ => self.spec,
         };
-        let stream = spec.ensure(&self.js).await?;
         let subject = spec.subject();
+        let consumer_name = match (self.register_consumer, self.consumer_name) {
+            (false, _) => None,
+            (true, Some(name)) => Some(name),
+            (true, None) => Some(replicator_consumer_name(&subject)),
+        };
+        if let Some(name) = &consumer_name {
+            validate_consumer_name(name)?;
+        }
+        let stream = spec.ensure(&self.js).await?;
         let shared_stream = spec.is_shared();
         let (progress, progress_rx) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -135,6 +198,7 @@ impl ReplicatorBuilder {
             last_error: Mutex::new(None),
             subject: subject.clone(),
             epoch,
+            consumer: OnceLock::new(),
         });
         let mut task = Task {
             js: self.js,
@@ -158,15 +222,30 @@ impl ReplicatorBuilder {
         };
         let position = task.resync().await?;
         task.progress.send_replace(position.seq);
+        let checkpointer = match consumer_name {
+            None => None,
+            Some(name) => {
+                let registration = Registration::open(self.dir, name, epoch).await?;
+                registration.write(position.seq).await?;
+                let _ = shared.consumer.set(registration);
+                let checkpointer = Checkpointer {
+                    shared: Arc::clone(&shared),
+                    progress: task.progress.subscribe(),
+                    interval: self.checkpoint_interval,
+                };
+                Some(tokio::spawn(checkpointer.run()))
+            }
+        };
         tracing::info!(
             stream = task.spec.name(),
             subject = task.subject,
             epoch,
             after = position.seq,
+            consumer = shared.consumer.get().map(Registration::name),
             "replication starting"
         );
         let handle = tokio::spawn(task.run(position));
-        Ok(Replicator { shared, task: Some(handle) })
+        Ok(Replicator { shared, task: Some(handle), checkpointer })
     }
 }
 
@@ -182,6 +261,9 @@ impl Replicator {
             ack_timeout: Duration::from_secs(5),
             start_after: 0,
             stream_ids: None,
+            register_consumer: true,
+            consumer_name: None,
+            checkpoint_interval: Duration::from_millis(250),
         }
     }
 }

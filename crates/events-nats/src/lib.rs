@@ -50,8 +50,27 @@
 //!   nothing the journal's writer has not acknowledged, not even a batch
 //!   whose fsync failed. [`Replicator::sink`] plugs into a feed's sinks to
 //!   wake it on every append.
+//! * **Retention waits for the replicator, within a bound.** The
+//!   replicator registers as a durable consumer of the journal it
+//!   replicates (a checkpoint in `<journal dir>/consumers/<name>`, by
+//!   default `replicator.<subject>`: see [`replicator_consumer_name`]) and
+//!   commits to it, at most every 250 ms and off the async threads, the
+//!   last seq JetStream acknowledged. The journal's writer then keeps
+//!   every segment the replicator still needs, through a server outage
+//!   for instance, up to the journal's `consumer_limit`
+//!   (`JournalOptions::consumer_limit`); past it the replicator is cut
+//!   loose and the records retention removes are lost as below. The
+//!   checkpoint is not where replication resumes (the stream is), and it
+//!   outlives the replicator: remove a decommissioned replicator's with
+//!   `events::layers::journal::delete_consumer(dir, name)` (or
+//!   [`FeedReader::delete_consumer`](events::FeedReader::delete_consumer)),
+//!   or it keeps holding segments back up to that limit.
+//!   [`ReplicationStats::checkpoint`] and [`ReplicationStats::pinned`]
+//!   report it as a consumer report does;
+//!   [`ReplicatorBuilder::register_consumer`] turns it off.
 //! * **Nothing lost silently, nothing mixed.** Records pruned by retention
-//!   before they were replicated are counted in
+//!   before they were replicated (the replicator was cut loose, or does not
+//!   register) are counted in
 //!   [`ReplicationStats::skipped`] and reported as [`NatsError::Pruned`];
 //!   a journal directory recreated (another epoch) or rolled back under a
 //!   running replicator stops it with [`NatsError::EpochMismatch`] or
@@ -65,8 +84,11 @@
 //!   another epoch) gets one `Reset`, then the oldest event the stream
 //!   holds, with no gap after it (see [`RemoteFeed`]).
 //! * **Observability.** [`Replicator::stats`] reports lag in seqs and in
-//!   time, re-sends, resyncs, stalls, gaps and the last error; every
-//!   failure is also a `tracing` event.
+//!   time, re-sends, resyncs, stalls, gaps, the consumer checkpoint and
+//!   whether it pins, and the last error; every failure is also a
+//!   `tracing` event. The feed's consumer listing
+//!   ([`FeedReader::consumers`](events::FeedReader::consumers)) shows the
+//!   replicator with its lag like any other consumer.
 //!
 //! # Servers and features
 //!
@@ -117,6 +139,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod checkpoint;
 mod consumer;
 mod cursors;
 mod error;
@@ -130,6 +153,7 @@ mod spec;
 mod stats;
 
 pub use builder::ReplicatorBuilder;
+pub use checkpoint::replicator_consumer_name;
 pub use consumer::{RemoteFeed, RemoteStream};
 pub use cursors::{FeedCursors, FeedsItem, check_feed_id, feed_id_of_epoch};
 pub use error::{BoxError, NatsError};

@@ -3,7 +3,8 @@
 //!
 //! This file holds the running handle and the state it shares with the
 //! task; the builder and start are `builder.rs`, the task's read loop
-//! `pump.rs`, building and sending messages `publish.rs`, the stats
+//! `pump.rs`, building and sending messages `publish.rs`, the consumer
+//! checkpoint that pins the journal's retention `checkpoint.rs`, the stats
 //! snapshot `stats.rs`.
 //!
 //! Neighbours: [`crate::spec`] creates or validates the stream,
@@ -20,7 +21,9 @@
 //! meets every discontinuity as an explicit `Reset`:
 //!
 //! * `Gap` (a salvage recovery dropped records): one gap marker, then on.
-//! * `Expired` (retention pruned records before they were replicated):
+//! * `Expired` (retention pruned records before they were replicated,
+//!   which the replicator's consumer checkpoint, `checkpoint.rs`, prevents
+//!   up to the journal's consumer limit):
 //!   counted in [`ReplicationStats::skipped`], logged and recorded as an
 //!   error ([`NatsError::Pruned`]), then on with the earliest retained
 //!   record. No marker: a remote reader crossing the hole gets an
@@ -79,7 +82,7 @@
 //! `MAX_STALL_BACKOFF` (5 s), so it never spins.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use events::layers::journal::Reader;
@@ -87,6 +90,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::NatsError;
+use crate::checkpoint::Registration;
 use crate::sink::ReplicatorSink;
 use crate::stats::ReplicationStats;
 
@@ -119,6 +123,9 @@ use crate::stats::ReplicationStats;
 pub struct Replicator {
     pub(crate) shared: Arc<Shared>,
     pub(crate) task: Option<JoinHandle<()>>,
+    /// Commits acknowledged progress to the checkpoint (`checkpoint.rs`);
+    /// `None` without a registration.
+    pub(crate) checkpointer: Option<JoinHandle<()>>,
 }
 
 impl Replicator {
@@ -129,6 +136,12 @@ impl Replicator {
         let journal_latest = s.reader.last_seq().unwrap_or(replicated);
         let lag_seqs = journal_latest.saturating_sub(replicated);
         let lag = if lag_seqs == 0 { Duration::ZERO } else { self.age_of(replicated) };
+        let checkpoint = s.consumer.get().map(Registration::persisted);
+        // Like a consumer's report: pinned while the checkpoint is inside
+        // the retained range (the journal still holds the seq after it).
+        // A journal that cannot be listed pins for nobody.
+        let earliest = s.reader.first_seq().ok();
+        let pinned = checkpoint.zip(earliest).is_some_and(|(c, earliest)| c.saturating_add(1) >= earliest);
         let c = &s.counters;
         ReplicationStats {
             replicated,
@@ -145,6 +158,8 @@ impl Replicator {
             gaps: c.gaps.load(Ordering::Relaxed),
             last_error: s.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             stopped: s.stopped.load(Ordering::Acquire),
+            checkpoint,
+            pinned,
         }
     }
 
@@ -189,6 +204,14 @@ impl Replicator {
         &self.shared.subject
     }
 
+    /// The name of the durable consumer this replicator registered in the
+    /// journal directory (see [`replicator_consumer_name`](crate::replicator_consumer_name)),
+    /// or `None` when built with
+    /// [`register_consumer(false)`](crate::ReplicatorBuilder::register_consumer).
+    pub fn consumer_name(&self) -> Option<&str> {
+        self.shared.consumer.get().map(Registration::name)
+    }
+
     /// The epoch of the journal being replicated.
     pub fn epoch(&self) -> u64 {
         self.shared.epoch
@@ -197,7 +220,14 @@ impl Replicator {
     /// Stops reading the journal, waits for the acknowledgements in flight
     /// (up to the ack timeout), ends the task, and returns the final stats:
     /// `replicated` is the last seq JetStream acknowledged, where the next
-    /// start resumes.
+    /// start resumes. The consumer checkpoint is then committed at
+    /// `replicated` (`checkpoint` in the stats) and kept: a restarted
+    /// replicator goes on pinning from there. To decommission a replicator
+    /// for good, delete its checkpoint after the shutdown
+    /// (`events::layers::journal::delete_consumer(dir, name)` or
+    /// [`FeedReader::delete_consumer`](events::FeedReader::delete_consumer)
+    /// with [`consumer_name`](Self::consumer_name)), or it keeps
+    /// holding segments back up to the feed's consumer limit.
     pub async fn shutdown(mut self) -> ReplicationStats {
         self.shared.stop_flag.store(true, Ordering::Release);
         self.shared.stop.notify_one();
@@ -206,13 +236,20 @@ impl Replicator {
         {
             tracing::error!(error = %e, "replication task panicked");
         }
+        // The checkpointer may be sleeping out its interval: stop it and
+        // commit the final progress here instead of waiting.
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.abort();
+            let _ = checkpointer.await;
+        }
+        self.shared.flush_checkpoint().await;
         self.stats()
     }
 }
 
 impl Drop for Replicator {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.checkpointer.take()].into_iter().flatten() {
             task.abort();
         }
     }
@@ -238,6 +275,9 @@ pub(crate) struct Shared {
     pub(crate) last_error: Mutex<Option<String>>,
     pub(crate) subject: String,
     pub(crate) epoch: u64,
+    /// The replicator's consumer checkpoint (`checkpoint.rs`), set once by
+    /// the start after the first resync; empty when registration is off.
+    pub(crate) consumer: OnceLock<Registration>,
 }
 
 impl Shared {

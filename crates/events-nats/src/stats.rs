@@ -57,4 +57,21 @@ pub struct ReplicationStats {
     /// [`wait_for`](crate::Replicator::wait_for) fails; fix the cause and start a
     /// new one.
     pub stopped: bool,
+    /// The seq durably committed to the replicator's consumer checkpoint
+    /// (`<journal dir>/consumers/<name>`, see
+    /// [`Replicator::consumer_name`](crate::Replicator::consumer_name)):
+    /// `replicated` as of the last commit, which trails it by at most the
+    /// builder's `checkpoint_interval`. Its lag as a consumer (what
+    /// [`FeedReader::consumers`](events::FeedReader::consumers) reports) is
+    /// `journal_latest - checkpoint`. `None` when the replicator does not
+    /// register one
+    /// ([`register_consumer(false)`](crate::ReplicatorBuilder::register_consumer)).
+    pub checkpoint: Option<u64>,
+    /// The checkpoint is inside the journal's retained range (the journal
+    /// still holds the seq after it), the test a consumer report's
+    /// `pinned` makes: retention keeps what the replicator still needs, as
+    /// long as that stays within the journal's `consumer_limit`. `false`
+    /// without a checkpoint, and after retention cut the replicator loose
+    /// (until it has caught up with the earliest retained record again).
+    pub pinned: bool,
 }

@@ -1,0 +1,201 @@
+//! The replicator as a durable consumer of the journal it replicates: its
+//! checkpoint file (`<journal dir>/consumers/<name>`, written by
+//! `events_journal::ConsumerFile`), the rule that names it
+//! ([`replicator_consumer_name`]), and the batched commits of what
+//! JetStream acknowledged.
+//!
+//! Neighbours: `builder.rs` opens the file and commits the position the
+//! first resync found before spawning anything; the acknowledgements that
+//! `publish.rs` settles move the task's progress channel, which the
+//! [`Checkpointer`] task watches; `replicator.rs` flushes the last
+//! progress at `shutdown` and reports the checkpoint in the stats. The
+//! journal's writer reads the file at every retention pass and keeps the
+//! segments the replicator still needs, up to its `consumer_limit`
+//! (`events_journal`'s `pin.rs`).
+//!
+//! Invariant: the checkpoint never names a seq JetStream has not
+//! acknowledged (it is only ever written from the progress channel, which
+//! only acknowledgements and resyncs move), it always carries the epoch of
+//! the journal being replicated, and its `fdatasync` runs on the blocking
+//! pool, at most once per interval, so it never holds up a publish. The
+//! checkpoint is not where replication resumes (the stream is): it exists
+//! for the retention pin and for lag reporting.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use events::layers::journal::{ConsumerFile, MAX_CONSUMER_NAME};
+use tokio::sync::watch;
+
+use crate::NatsError;
+use crate::replicator::Shared;
+
+/// What the default consumer name starts with.
+const PREFIX: &str = "replicator.";
+
+/// The consumer name a replicator publishing on `subject` registers under
+/// unless its builder says otherwise
+/// ([`ReplicatorBuilder::consumer_name`](crate::ReplicatorBuilder::consumer_name)).
+///
+/// The rule: `replicator.<subject>` when that is a valid consumer name (at
+/// most 64 bytes of `[A-Za-z0-9._-]`), so `feed.events` gives
+/// `replicator.feed.events` and a shared stream's feed `events.eu-1` gives
+/// `replicator.events.eu-1`. Otherwise every byte outside that set becomes
+/// `_`, the result is cut to 47 bytes, and `-` plus the 16 hex digits of
+/// the subject's 64-bit FNV-1a hash are appended (64 bytes at most), so
+/// two subjects that sanitize or truncate alike still get two names.
+///
+/// ```
+/// assert_eq!(events_nats::replicator_consumer_name("feed.events"), "replicator.feed.events");
+/// let odd = events_nats::replicator_consumer_name("feed.é");
+/// assert!(odd.starts_with("replicator.feed.__-") && odd.len() == 11 + 8 + 16);
+/// ```
+pub fn replicator_consumer_name(subject: &str) -> String {
+    let plain = format!("{PREFIX}{subject}");
+    let valid = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if plain.len() <= MAX_CONSUMER_NAME && plain.bytes().all(valid) {
+        return plain;
+    }
+    let mut name: String = plain.bytes().map(|b| if valid(b) { char::from(b) } else { '_' }).collect();
+    name.truncate(MAX_CONSUMER_NAME - 17);
+    name.push_str(&format!("-{:016x}", fnv1a(subject.as_bytes())));
+    name
+}
+
+/// 64-bit FNV-1a: stable across releases and platforms (unlike std's
+/// `DefaultHasher`), which a name on disk needs.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The replicator's registration: its open checkpoint file and the last
+/// seq made durable in it.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    name: String,
+    path: PathBuf,
+    epoch: u64,
+    file: Arc<Mutex<ConsumerFile>>,
+    persisted: AtomicU64,
+}
+
+impl Registration {
+    /// Opens (or creates) the checkpoint of consumer `name` in `dir`, on
+    /// the blocking pool. An existing checkpoint is left as it is until
+    /// [`write`](Self::write) replaces it (the start commits the position
+    /// the first resync found).
+    pub(crate) async fn open(dir: PathBuf, name: String, epoch: u64) -> Result<Self, NatsError> {
+        let opened = tokio::task::spawn_blocking(move || ConsumerFile::open(&dir, &name, epoch))
+            .await
+            .map_err(|e| NatsError::js("registering the replicator's checkpoint", e))?;
+        let (file, found) = opened?;
+        tracing::debug!(consumer = file.name(), path = %file.path().display(), ?found, "replicator checkpoint opened");
+        Ok(Registration {
+            name: file.name().to_owned(),
+            path: file.path().to_path_buf(),
+            epoch,
+            persisted: AtomicU64::new(found.seq),
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    /// The consumer name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The last seq made durable in the checkpoint.
+    pub(crate) fn persisted(&self) -> u64 {
+        self.persisted.load(Ordering::Acquire)
+    }
+
+    /// Makes `seq` the durable checkpoint unless it already is; a failure
+    /// is returned and leaves the previous checkpoint in place (the next
+    /// commit retries).
+    async fn commit(&self, seq: u64) -> Result<(), NatsError> {
+        if seq == self.persisted() { Ok(()) } else { self.write(seq).await }
+    }
+
+    /// Makes `seq` (under the replicated journal's epoch) the durable
+    /// checkpoint, whatever the file held.
+    ///
+    /// # Errors
+    ///
+    /// [`NatsError::Journal`] naming the file if the write or its
+    /// `fdatasync` fails; the previous checkpoint stays.
+    pub(crate) async fn write(&self, seq: u64) -> Result<(), NatsError> {
+        let file = Arc::clone(&self.file);
+        let epoch = self.epoch;
+        let committed =
+            tokio::task::spawn_blocking(move || file.lock().unwrap_or_else(PoisonError::into_inner).commit(seq, epoch))
+                .await
+                .map_err(|e| NatsError::js("committing the replicator's checkpoint", e))?;
+        committed?;
+        self.persisted.store(seq, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Commits the last acknowledged seq to the checkpoint, if the
+    /// replicator registered one; a failure is logged and recorded (not
+    /// fatal: replication does not depend on the checkpoint).
+    pub(crate) async fn flush_checkpoint(&self) {
+        let Some(registration) = self.consumer.get() else { return };
+        let seq = *self.progress.borrow();
+        if let Err(e) = registration.commit(seq).await {
+            tracing::warn!(error = %e, consumer = registration.name, path = %registration.path.display(), seq, "cannot commit the replicator's checkpoint; retrying at the next acknowledgement");
+            self.record_error(&e);
+        }
+    }
+}
+
+/// The task that commits acknowledged progress to the checkpoint: at most
+/// once per `interval`, each time the newest seq JetStream acknowledged,
+/// so a burst of acknowledgements costs one `fdatasync`.
+pub(crate) struct Checkpointer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) progress: watch::Receiver<u64>,
+    pub(crate) interval: Duration,
+}
+
+impl Checkpointer {
+    /// Runs until the replication task ends (its progress sender drops),
+    /// committing the last progress then; `shutdown` aborts it and flushes
+    /// itself, so it does not wait for the current interval.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let open = self.progress.changed().await.is_ok();
+            self.shared.flush_checkpoint().await;
+            if !open {
+                return;
+            }
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::layers::journal::validate_consumer_name;
+
+    #[test]
+    fn default_names_are_valid_distinct_and_stable() {
+        let long = "x".repeat(80);
+        let subjects = ["feed.events", "events.eu-1", "a*b", "a_b", "a>b", "feed.é", long.as_str(), &long[1..]];
+        let names: Vec<String> = subjects.iter().map(|s| replicator_consumer_name(s)).collect();
+        for (subject, name) in subjects.iter().zip(&names) {
+            assert!(validate_consumer_name(name).is_ok(), "{subject:?} gave {name:?}");
+        }
+        assert_eq!(names[0], "replicator.feed.events");
+        assert_eq!(names[1], "replicator.events.eu-1");
+        assert_eq!(names[3], "replicator.a_b", "a valid subject is kept verbatim");
+        assert_ne!(names[2], names[3], "a sanitized subject is told apart by its hash");
+        assert_eq!(names[6].len(), MAX_CONSUMER_NAME);
+        assert_ne!(names[6], names[7], "subjects truncated alike are told apart by their hash");
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a's published value for \"a\"");
+    }
+}
