@@ -53,14 +53,23 @@ pub(crate) fn consumers(args: &ConsumersArgs) -> Result<(), Failure> {
         return outln!(out, "no durable consumers in {}", args.dir.display());
     }
     let width = reports.iter().map(|r| r.name.len()).max().unwrap_or(0).max("name".len());
-    outln!(out, "{:<width$}  {:>12}  {:>12}  {:<6}  problem", "name", "checkpoint", "lag", "pinned")?;
+    outln!(
+        out,
+        "{:<width$}  {:>12}  {:>12}  {:>12}  {:<6}  problem",
+        "name",
+        "checkpoint",
+        "lag",
+        "lag_bytes",
+        "pinned"
+    )?;
     for r in &reports {
         outln!(
             out,
-            "{:<width$}  {:>12}  {:>12}  {:<6}  {}",
+            "{:<width$}  {:>12}  {:>12}  {:>12}  {:<6}  {}",
             r.name,
             r.checkpoint.map_or_else(|| "-".to_owned(), |seq| seq.to_string()),
             r.lag,
+            r.lag_bytes,
             if r.pinned { "yes" } else { "no" },
             r.problem.as_deref().unwrap_or("-"),
         )?;
@@ -88,6 +97,7 @@ fn to_json(r: &ConsumerReport) -> serde_json::Value {
         "name": r.name,
         "checkpoint": r.checkpoint.map(|seq| seq.get()),
         "lag": r.lag,
+        "lag_bytes": r.lag_bytes,
         "pinned": r.pinned,
         "problem": r.problem,
     })

@@ -34,7 +34,7 @@ fn rows(out: &Output) -> Vec<Vec<String>> {
     let stdout = text(&out.stdout);
     let mut lines = stdout.lines();
     let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
-    assert_eq!(header, ["name", "checkpoint", "lag", "pinned", "problem"], "{stdout}");
+    assert_eq!(header, ["name", "checkpoint", "lag", "lag_bytes", "pinned", "problem"], "{stdout}");
     lines.map(|l| l.split_whitespace().map(str::to_owned).collect()).collect()
 }
 
@@ -62,7 +62,12 @@ async fn consumers_are_listed_beside_the_writer_and_after_it_closed() {
     // The writer still runs (and holds the lock): the listing only reads.
     let out = run(&["consumers"], dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(rows(&out), [["alpha", "3", "7", "yes", "-"], ["beta", "7", "3", "yes", "-"]]);
+    // One segment holds everything: each consumer still has all of it to read.
+    let seg =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "seg"));
+    let seg_bytes = std::fs::metadata(seg.unwrap()).unwrap().len();
+    let b = seg_bytes.to_string();
+    assert_eq!(rows(&out), [["alpha", "3", "7", &b, "yes", "-"], ["beta", "7", "3", &b, "yes", "-"]]);
     feed.close().await.unwrap();
 
     // An unreadable checkpoint is listed with its problem, not skipped.
@@ -74,12 +79,12 @@ async fn consumers_are_listed_beside_the_writer_and_after_it_closed() {
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(
         lines[0],
-        serde_json::json!({"name": "alpha", "checkpoint": 3, "lag": 7, "pinned": true, "problem": null})
+        serde_json::json!({"name": "alpha", "checkpoint": 3, "lag": 7, "lag_bytes": seg_bytes, "pinned": true, "problem": null})
     );
     assert_eq!(lines[1]["name"], "beta");
     assert_eq!(
         lines[1],
-        serde_json::json!({"name": "beta", "checkpoint": 7, "lag": 3, "pinned": true, "problem": null})
+        serde_json::json!({"name": "beta", "checkpoint": 7, "lag": 3, "lag_bytes": seg_bytes, "pinned": true, "problem": null})
     );
     assert_eq!(lines[2]["name"], "broken");
     assert_eq!(lines[2]["checkpoint"], serde_json::Value::Null);
@@ -89,8 +94,8 @@ async fn consumers_are_listed_beside_the_writer_and_after_it_closed() {
 
     let table = run(&["consumers"], dir);
     let broken = &rows(&table)[2];
-    assert_eq!(broken[..4], ["broken", "-", "10", "no"], "{}", text(&table.stdout));
-    assert!(broken[4..].join(" ").contains("unreadable"), "{}", text(&table.stdout));
+    assert_eq!(broken[..5], ["broken", "-", "10", &b, "no"], "{}", text(&table.stdout));
+    assert!(broken[5..].join(" ").contains("unreadable"), "{}", text(&table.stdout));
 
     let inspect = run(&["inspect"], dir);
     assert!(text(&inspect.stdout).contains("consumers  3 "), "{}", text(&inspect.stdout));

@@ -64,7 +64,7 @@
 //!   `latest_id` (`<epoch>-<latest_seq>`, a `since` that starts after the
 //!   latest event), `http_clients` (open `/stream` responses), `stats`
 //!   (the [`events::FeedStats`] counters) and `consumers` (each durable
-//!   consumer's `name`, `checkpoint`, `lag`, `pinned` and `problem`, as
+//!   consumer's `name`, `checkpoint`, `lag`, `lag_bytes`, `pinned` and `problem`, as
 //!   [`events::ConsumerReport`] has them).
 //! * `GET /metrics` — only when asked for with `FeedRouter::metrics` or
 //!   `FeedRouter::metrics_handle` (`metrics` feature): the Prometheus

@@ -62,6 +62,7 @@ where
                 "name": c.name,
                 "checkpoint": c.checkpoint.map(|s| s.get()),
                 "lag": c.lag,
+                "lag_bytes": c.lag_bytes,
                 "pinned": c.pinned,
                 "problem": c.problem,
             })).collect::<Vec<_>>(),

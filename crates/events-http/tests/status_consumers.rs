@@ -23,9 +23,15 @@ async fn status_reports_each_durable_consumer() {
     indexer.flush().await.unwrap();
     let _idle = feed.consumer("audit").await.unwrap();
 
+    // One segment holds the five events: both still have all of it to read.
+    let seg = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"));
+    let bytes = std::fs::metadata(seg.unwrap()).unwrap().len();
     let expected = json!([
-        { "name": "audit", "checkpoint": 0, "lag": 5, "pinned": true, "problem": null },
-        { "name": "indexer", "checkpoint": 3, "lag": 2, "pinned": true, "problem": null },
+        { "name": "audit", "checkpoint": 0, "lag": 5, "lag_bytes": bytes, "pinned": true, "problem": null },
+        { "name": "indexer", "checkpoint": 3, "lag": 2, "lag_bytes": bytes, "pinned": true, "problem": null },
     ]);
     let writer = support::serve(events_http::router(feed.reader())).await;
     assert_eq!(consumers(writer).await, expected);

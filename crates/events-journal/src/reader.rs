@@ -262,6 +262,32 @@ impl Reader {
         Ok(segment::list(&self.inner.dir, false)?.segments.first().map_or(1, |s| s.first_seq))
     }
 
+    /// The bytes of the segment files that hold records after `seq`: what a
+    /// consumer at `seq` still has to read, at segment granularity (an upper
+    /// bound, at most one segment's worth above the exact figure, headers
+    /// included). The newest segment always counts, since where its records
+    /// end is not known without reading it: a caller that knows the consumer
+    /// is caught up should say 0 itself. Lists the directory and stats each
+    /// file it counts; reads no record.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the directory cannot be listed.
+    pub fn bytes_after(&self, seq: u64) -> Result<u64, JournalError> {
+        let segments = segment::list(&self.inner.dir, false)?.segments;
+        let mut bytes = 0;
+        for (i, seg) in segments.iter().enumerate() {
+            // A segment holds `first_seq ..next.first_seq`; the newest holds
+            // `first_seq..`: it has records after `seq` if its end is past it.
+            let past = segments.get(i + 1).is_none_or(|next| next.first_seq - 1 > seq);
+            if past {
+                // A segment removed since the listing holds nothing to read.
+                bytes += std::fs::metadata(&seg.path).map_or(0, |m| m.len());
+            }
+        }
+        Ok(bytes)
+    }
+
     /// The last seq in the journal (0 when it holds no record).
     ///
     /// # Errors

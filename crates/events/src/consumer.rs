@@ -226,6 +226,10 @@ pub struct ConsumerReport {
     pub checkpoint: Option<Seq>,
     /// Events after the checkpoint up to the latest acknowledged seq.
     pub lag: u64,
+    /// The bytes of journal it still has to read: the segment files that
+    /// hold events after its checkpoint (segment granularity, so an upper
+    /// bound by at most one segment; 0 when `lag` is 0).
+    pub lag_bytes: u64,
     /// `true` while its checkpoint is inside the retained range of this
     /// journal (same epoch, not expired): retention then keeps the segments
     /// it still needs, up to the writer's consumer limit. `false` for a
@@ -239,24 +243,45 @@ pub struct ConsumerReport {
 impl ConsumerReport {
     #[cfg(all(test, feature = "metrics"))]
     pub(crate) fn for_test(name: &str, checkpoint: u64, lag: u64, pinned: bool) -> Self {
-        ConsumerReport { name: name.to_owned(), checkpoint: Some(Seq::new(checkpoint)), lag, pinned, problem: None }
+        ConsumerReport {
+            name: name.to_owned(),
+            checkpoint: Some(Seq::new(checkpoint)),
+            lag,
+            lag_bytes: lag * 100,
+            pinned,
+            problem: None,
+        }
     }
 }
 
-pub(crate) fn report(info: events_journal::ConsumerInfo, epoch: u64, earliest: Seq, latest: Seq) -> ConsumerReport {
-    match info.checkpoint {
-        Ok(c) => {
-            let same_journal = c.epoch == epoch;
-            ConsumerReport {
-                name: info.name,
-                checkpoint: Some(Seq::new(c.seq)),
-                lag: if same_journal { latest.get().saturating_sub(c.seq) } else { latest.get() },
-                pinned: same_journal && c.seq + 1 >= earliest.get(),
-                problem: (!same_journal).then(|| format!("checkpoint of another journal (epoch {})", c.epoch)),
-            }
-        }
-        Err(why) => {
-            ConsumerReport { name: info.name, checkpoint: None, lag: latest.get(), pinned: false, problem: Some(why) }
-        }
+/// Where the journal stands, for [`report`].
+pub(crate) struct Position {
+    pub(crate) epoch: u64,
+    pub(crate) earliest: Seq,
+    pub(crate) latest: Seq,
+}
+
+/// A consumer's report; `bytes_after(seq)` is the journal's
+/// `Reader::bytes_after` (an error counts as 0 bytes: a figure, not a verdict).
+pub(crate) fn report(
+    info: events_journal::ConsumerInfo,
+    at: &Position,
+    bytes_after: impl Fn(u64) -> u64,
+) -> ConsumerReport {
+    let (checkpoint, problem) = match info.checkpoint {
+        Ok(c) if c.epoch == at.epoch => (Some(c.seq), None),
+        Ok(c) => (None, Some(format!("checkpoint {} of another journal (epoch {})", c.seq, c.epoch))),
+        Err(why) => (None, Some(why)),
+    };
+    // A consumer without a checkpoint in this journal has everything to read.
+    let from = checkpoint.unwrap_or(0);
+    let lag = at.latest.get().saturating_sub(from);
+    ConsumerReport {
+        name: info.name,
+        checkpoint: checkpoint.map(Seq::new),
+        lag,
+        lag_bytes: if lag == 0 { 0 } else { bytes_after(from) },
+        pinned: checkpoint.is_some_and(|c| c + 1 >= at.earliest.get()),
+        problem,
     }
 }

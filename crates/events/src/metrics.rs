@@ -47,6 +47,7 @@
 //! | `events_session_subscribers` | gauge | `session` | [`Session::stats`]`.subscribers` |
 //! | `events_consumer_checkpoint` | gauge | `consumer` | [`ConsumerReport::checkpoint`](crate::ConsumerReport::checkpoint) (0 if unreadable) |
 //! | `events_consumer_lag` | gauge | `consumer` | [`ConsumerReport::lag`](crate::ConsumerReport::lag): events after its checkpoint |
+//! | `events_consumer_lag_bytes` | gauge | `consumer` | [`ConsumerReport::lag_bytes`](crate::ConsumerReport::lag_bytes): journal bytes it has to read |
 //! | `events_consumer_pinned` | gauge | `consumer` | [`ConsumerReport::pinned`](crate::ConsumerReport::pinned): 1 or 0 |
 //!
 //! The `sink` label is the sink's [`SinkReport::name`]. The feed-wide
@@ -87,7 +88,7 @@ pub const CONSUMER_LABEL: &str = "consumer";
 
 /// The name of every series [`record`] and [`record_session`] publish, as
 /// in the [table](self#metrics).
-pub const METRIC_NAMES: [&str; 28] = [
+pub const METRIC_NAMES: [&str; 29] = [
     "events_appended_total",
     "events_dropped_total",
     "events_encode_errors_total",
@@ -115,6 +116,7 @@ pub const METRIC_NAMES: [&str; 28] = [
     "events_session_subscribers",
     "events_consumer_checkpoint",
     "events_consumer_lag",
+    "events_consumer_lag_bytes",
     "events_consumer_pinned",
 ];
 
@@ -169,6 +171,7 @@ pub fn record(stats: &FeedStats, feed: &str) {
         let labels = [Label::new(FEED_LABEL, feed.to_owned()), Label::new(CONSUMER_LABEL, consumer.name.clone())];
         gauge!("events_consumer_checkpoint", labels.iter()).set(as_gauge(consumer.checkpoint.map_or(0, |s| s.get())));
         gauge!("events_consumer_lag", labels.iter()).set(as_gauge(consumer.lag));
+        gauge!("events_consumer_lag_bytes", labels.iter()).set(as_gauge(consumer.lag_bytes));
         gauge!("events_consumer_pinned", labels.iter()).set(if consumer.pinned { 1.0 } else { 0.0 });
     }
 }
@@ -377,6 +380,7 @@ mod tests {
             (format!("events_sink_report_panics_total{s}"), 105),
             ("events_consumer_checkpoint{feed=orders,consumer=indexer}".to_owned(), 16),
             ("events_consumer_lag{feed=orders,consumer=indexer}".to_owned(), 17),
+            ("events_consumer_lag_bytes{feed=orders,consumer=indexer}".to_owned(), 1700),
             ("events_consumer_pinned{feed=orders,consumer=indexer}".to_owned(), 1),
         ]
         .into_iter()

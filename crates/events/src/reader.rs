@@ -206,9 +206,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// [`Error::Journal`] if the consumers directory cannot be listed.
     pub fn consumers(&self) -> Result<Vec<ConsumerReport>> {
-        let (epoch, earliest, latest) = (self.epoch(), self.earliest_seq(), self.latest_seq());
+        let at = consumer::Position { epoch: self.epoch(), earliest: self.earliest_seq(), latest: self.latest_seq() };
         let infos = events_journal::list_consumers(self.dir())?;
-        Ok(infos.into_iter().map(|info| consumer::report(info, epoch, earliest, latest)).collect())
+        let bytes_after = |seq| self.shared.reader.bytes_after(seq).unwrap_or(0);
+        Ok(infos.into_iter().map(|info| consumer::report(info, &at, bytes_after)).collect())
     }
 
     /// Deletes the durable consumer `name` (it then pins nothing); `true` if
