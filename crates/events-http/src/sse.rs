@@ -61,6 +61,7 @@ where
     C: Codec,
 {
     let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
+    let everything = matches!(start, Start::After(WireCursor { epoch: None, seq: Seq::ZERO }));
     // A `FeedReader` looks at the journal files for its epoch and latest
     // seq: off the async workers, like `/status`.
     let reader = state.reader.clone();
@@ -70,7 +71,9 @@ where
     })?;
     tracing::debug!(cursor = seq.get(), epoch, stream = ?query.stream, "SSE client connected");
     let frames = Frames {
-        inner: state.reader.stream_from(Cursor::new(seq, epoch)),
+        // No cursor (or a bare 0) asks for everything retained: never
+        // expired. The frames' ids then name the epoch the stream reads.
+        inner: state.reader.stream_from(if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) }),
         epoch,
         filter: query.stream,
         failed: false,
@@ -184,6 +187,9 @@ impl<E: Event> Frames<E> {
                         tokio::task::consume_budget().await;
                         continue;
                     }
+                    // The epoch the stream reads: for a cursor without one
+                    // (everything retained) it is fixed at its first read.
+                    self.epoch = self.inner.epoch().unwrap_or(self.epoch);
                     return Some(match event_frame(self.epoch, &env) {
                         Ok(frame) => frame,
                         Err(e) => self.fail(&format!("event {} cannot be encoded as JSON: {e}", env.seq)),

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use events_core::{Bincode, Codec, Event, Seq};
 use events_journal::{Checkpoint, ConsumerFile};
 
-use crate::stream::{Cursor, FeedStream};
+use crate::position::Cursor;
+use crate::stream::FeedStream;
 use crate::{Error, FeedReader, Result};
 
 /// When a [`Consumer`]'s commits are written to disk: a commit is persisted

@@ -15,11 +15,12 @@ use tokio::sync::oneshot;
 
 use crate::consumer::Consumer;
 use crate::inbox::Inbox;
+use crate::position::Cursor;
 use crate::reader::FeedReader;
 use crate::session::{Session, SessionRegistry};
 use crate::shared::Shared;
 use crate::stats::FeedStats;
-use crate::stream::{Cursor, FeedStream};
+use crate::stream::FeedStream;
 use crate::writer::Cmd;
 use crate::{Error, Result};
 

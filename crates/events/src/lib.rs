@@ -116,6 +116,7 @@ mod inbox;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 pub mod payload;
+mod position;
 mod reader;
 mod replay;
 mod session;
@@ -132,10 +133,11 @@ pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
+pub use position::{Cursor, FeedItem, OnExpired, ResetReason};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
-pub use stream::{Cursor, FeedItem, FeedStream, OnExpired, ResetReason};
+pub use stream::FeedStream;
 
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]

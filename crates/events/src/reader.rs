@@ -19,9 +19,10 @@ use events_journal::Reader;
 use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
+use crate::position::{Cursor, OnExpired};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
-use crate::stream::{Cursor, FeedStream, OnExpired, Tail};
+use crate::stream::{FeedStream, Tail};
 use crate::{FeedStats, Result};
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch

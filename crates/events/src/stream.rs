@@ -30,122 +30,11 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
+use crate::position::{Cursor, FeedItem, OnExpired, ResetReason};
 use crate::replay::{Chunk, REPLAY_CHUNK, ReadOut, joined, read_chunk};
 use crate::shared::{LiveChunk, Shared};
 use crate::stats::Counters;
 use crate::{Error, Result};
-
-/// Where a client resumes: the last seq it saw and, optionally, the epoch of
-/// the journal that seq came from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cursor {
-    /// The last seq the client has seen (`Seq::ZERO`: nothing yet).
-    pub seq: Seq,
-    /// The epoch the seq belongs to; `None` accepts any epoch.
-    pub epoch: Option<u64>,
-}
-
-impl Cursor {
-    /// A cursor at `seq` within `epoch`.
-    pub fn new(seq: Seq, epoch: u64) -> Self {
-        Cursor { seq, epoch: Some(epoch) }
-    }
-}
-
-impl From<Seq> for Cursor {
-    fn from(seq: Seq) -> Self {
-        Cursor { seq, epoch: None }
-    }
-}
-
-impl From<u64> for Cursor {
-    fn from(seq: u64) -> Self {
-        Cursor { seq: Seq::new(seq), epoch: None }
-    }
-}
-
-/// What a stream does when retention removed events after its cursor
-/// ([`ResetReason::Expired`]). A bare `Seq::ZERO` cursor (no epoch) asks for
-/// everything retained: it is never expired and gets no reset, whatever the
-/// policy. `Cursor::new(Seq::ZERO, epoch)` is a position instead ("I have
-/// seen nothing of this journal"), and is expired once seq 1 is pruned.
-///
-/// Set per reader with [`FeedReader::on_expired`](crate::FeedReader::on_expired)
-/// (or for a whole feed with [`FeedBuilder::on_expired`](crate::FeedBuilder::on_expired)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnExpired {
-    /// One `Reset { Expired }` item, then every event from the earliest
-    /// retained one: the consumer loses only what is really gone. The
-    /// default, since a consumer that must rebuild its view needs every
-    /// event that still exists (Kafka's `earliest`).
-    #[default]
-    Earliest,
-    /// One `Reset { Expired }` item, then only events after the reset's
-    /// `latest` (Kafka's `latest`): for consumers that only care about now.
-    Latest,
-    /// [`Error::Expired`] naming the cursor and the earliest retained seq,
-    /// then the stream ends (Kafka's `none`).
-    Fail,
-}
-
-/// Why a stream could not resume from its cursor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ResetReason {
-    /// The events after the cursor were removed by retention.
-    Expired,
-    /// The cursor is ahead of the journal's latest seq: the journal was
-    /// recreated or rolled back since the client saw it.
-    Ahead,
-    /// An operator salvaged a corrupt journal and records
-    /// `first_missing..=last_missing` were dropped. Unlike the other reasons,
-    /// the stream continues right after the gap, not at the live tail.
-    Gap {
-        /// The first dropped seq.
-        first_missing: Seq,
-        /// The last dropped seq.
-        last_missing: Seq,
-    },
-    /// The cursor belongs to another journal epoch.
-    EpochMismatch {
-        /// The epoch the client presented.
-        cursor_epoch: u64,
-        /// The journal's epoch.
-        journal_epoch: u64,
-    },
-}
-
-/// One item of a [`FeedStream`].
-#[derive(Clone, Debug)]
-pub enum FeedItem<E> {
-    /// The next durable event.
-    Event(Arc<Envelope<E>>),
-    /// The cursor cannot be served. For [`ResetReason::Gap`] the stream
-    /// continues right after the gap; for every other reason it continues
-    /// with the earliest retained event, so a consumer loses only what is
-    /// really gone (pruned, or in another journal) and rebuilds its view
-    /// from the events that follow. The same rule holds for every reader:
-    /// in-process, a follower in another process, HTTP and NATS.
-    Reset {
-        /// Why.
-        reason: ResetReason,
-        /// The earliest retained seq: where the stream continues (except
-        /// after a gap).
-        earliest: Seq,
-        /// The latest acknowledged seq when the reset was issued.
-        latest: Seq,
-    },
-}
-
-impl<E> FeedItem<E> {
-    /// The envelope, for an `Event` item.
-    pub fn event(&self) -> Option<&Arc<Envelope<E>>> {
-        match self {
-            FeedItem::Event(env) => Some(env),
-            FeedItem::Reset { .. } => None,
-        }
-    }
-}
 
 /// The stream returned by [`Feed::stream_from`](crate::Feed::stream_from).
 ///
@@ -164,6 +53,8 @@ pub struct FeedStream<E> {
     /// The state machine's cursor after its last step (the last seq of the
     /// last batch it handed over), for [`FeedStream::lag`].
     position: Arc<AtomicU64>,
+    /// The epoch of the journal the state machine reads (0 before its first step).
+    epoch: Arc<AtomicU64>,
     shared: Arc<Shared>,
     follower: bool,
 }
@@ -203,18 +94,27 @@ impl<E: Event> FeedStream<E> {
             prefetch: None,
         };
         let position = Arc::new(AtomicU64::new(cursor.seq.get()));
-        let published = Arc::clone(&position);
+        let epoch = Arc::new(AtomicU64::new(0));
+        let published = (Arc::clone(&position), Arc::clone(&epoch));
         let follower = matches!(state.tail, Tail::Poll(_));
         let shared = Arc::clone(&state.shared);
         let inner = futures::stream::unfold(state, move |mut s| {
-            let published = Arc::clone(&published);
+            let (position, epoch) = (Arc::clone(&published.0), Arc::clone(&published.1));
             async move {
                 let item = s.next().await;
-                published.store(s.cursor, Ordering::Release);
+                position.store(s.cursor, Ordering::Release);
+                epoch.store(s.cursor_epoch.unwrap_or(0), Ordering::Release);
                 item.map(|item| (item, s))
             }
         });
-        FeedStream { ready: Vec::new().into_iter(), inner: Box::pin(inner), position, shared, follower }
+        FeedStream { ready: Vec::new().into_iter(), inner: Box::pin(inner), position, epoch, shared, follower }
+    }
+
+    /// The epoch of the journal the last yielded item came from (`None`
+    /// before the first item): what a cursor built from that item's seq
+    /// must name. It changes only with an `EpochMismatch` reset.
+    pub fn epoch(&self) -> Option<u64> {
+        Some(self.epoch.load(Ordering::Acquire)).filter(|&e| e != 0)
     }
 
     /// How many acknowledged events this stream has not yielded yet: the

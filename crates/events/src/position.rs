@@ -1,0 +1,123 @@
+//! Where a reader stands and what it is told: [`Cursor`] (a seq and,
+//! optionally, the epoch it belongs to), [`FeedItem`] (an event or an
+//! explicit reset), [`ResetReason`] and the [`OnExpired`] policy.
+//! Neighbours: `stream.rs` runs the state machine that produces these;
+//! `reader.rs` and the HTTP and NATS layers build cursors from the wire.
+//! Invariant: a bare `Seq::ZERO` asks for everything retained and is never
+//! expired; a cursor that names its epoch is a position.
+
+use std::sync::Arc;
+
+use events_core::{Envelope, Seq};
+
+/// Where a client resumes: the last seq it saw and, optionally, the epoch of
+/// the journal that seq came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last seq the client has seen (`Seq::ZERO`: nothing yet).
+    pub seq: Seq,
+    /// The epoch the seq belongs to; `None` accepts any epoch.
+    pub epoch: Option<u64>,
+}
+
+impl Cursor {
+    /// A cursor at `seq` within `epoch`.
+    pub fn new(seq: Seq, epoch: u64) -> Self {
+        Cursor { seq, epoch: Some(epoch) }
+    }
+}
+
+impl From<Seq> for Cursor {
+    fn from(seq: Seq) -> Self {
+        Cursor { seq, epoch: None }
+    }
+}
+
+impl From<u64> for Cursor {
+    fn from(seq: u64) -> Self {
+        Cursor { seq: Seq::new(seq), epoch: None }
+    }
+}
+
+/// What a stream does when retention removed events after its cursor
+/// ([`ResetReason::Expired`]). A bare `Seq::ZERO` cursor (no epoch) asks for
+/// everything retained: it is never expired and gets no reset, whatever the
+/// policy. `Cursor::new(Seq::ZERO, epoch)` is a position instead ("I have
+/// seen nothing of this journal"), and is expired once seq 1 is pruned.
+///
+/// Set per reader with [`FeedReader::on_expired`](crate::FeedReader::on_expired)
+/// (or for a whole feed with [`FeedBuilder::on_expired`](crate::FeedBuilder::on_expired)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnExpired {
+    /// One `Reset { Expired }` item, then every event from the earliest
+    /// retained one: the consumer loses only what is really gone. The
+    /// default, since a consumer that must rebuild its view needs every
+    /// event that still exists (Kafka's `earliest`).
+    #[default]
+    Earliest,
+    /// One `Reset { Expired }` item, then only events after the reset's
+    /// `latest` (Kafka's `latest`): for consumers that only care about now.
+    Latest,
+    /// [`Error::Expired`](crate::Error::Expired) naming the cursor and the earliest retained seq,
+    /// then the stream ends (Kafka's `none`).
+    Fail,
+}
+
+/// Why a stream could not resume from its cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetReason {
+    /// The events after the cursor were removed by retention.
+    Expired,
+    /// The cursor is ahead of the journal's latest seq: the journal was
+    /// recreated or rolled back since the client saw it.
+    Ahead,
+    /// An operator salvaged a corrupt journal and records
+    /// `first_missing..=last_missing` were dropped. Unlike the other reasons,
+    /// the stream continues right after the gap, not at the live tail.
+    Gap {
+        /// The first dropped seq.
+        first_missing: Seq,
+        /// The last dropped seq.
+        last_missing: Seq,
+    },
+    /// The cursor belongs to another journal epoch.
+    EpochMismatch {
+        /// The epoch the client presented.
+        cursor_epoch: u64,
+        /// The journal's epoch.
+        journal_epoch: u64,
+    },
+}
+
+/// One item of a [`FeedStream`](crate::FeedStream).
+#[derive(Clone, Debug)]
+pub enum FeedItem<E> {
+    /// The next durable event.
+    Event(Arc<Envelope<E>>),
+    /// The cursor cannot be served. For [`ResetReason::Gap`] the stream
+    /// continues right after the gap; for every other reason it continues
+    /// with the earliest retained event, so a consumer loses only what is
+    /// really gone (pruned, or in another journal) and rebuilds its view
+    /// from the events that follow. The same rule holds for every reader:
+    /// in-process, a follower in another process, HTTP and NATS.
+    Reset {
+        /// Why.
+        reason: ResetReason,
+        /// The earliest retained seq: where the stream continues (except
+        /// after a gap).
+        earliest: Seq,
+        /// The latest acknowledged seq when the reset was issued.
+        latest: Seq,
+    },
+}
+
+impl<E> FeedItem<E> {
+    /// The envelope, for an `Event` item.
+    pub fn event(&self) -> Option<&Arc<Envelope<E>>> {
+        match self {
+            FeedItem::Event(env) => Some(env),
+            FeedItem::Reset { .. } => None,
+        }
+    }
+}
