@@ -105,7 +105,7 @@ impl<E: Event> FeedReader<E, Bincode> {
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`](crate::Error::Journal) when the directory cannot be
+    /// [`Error::Journal`](crate::Error::Journal)(crate::Error::Journal) when the directory cannot be
     /// read or holds no journal.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         Self::open_with_codec(dir, Bincode)
@@ -183,7 +183,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`] with `InvalidConsumerName` for an empty name, one
+    /// [`Error::Journal`](crate::Error::Journal) with `InvalidConsumerName` for an empty name, one
     /// over 64 bytes or one with characters other than `A-Z a-z 0-9 . _ -`
     /// (or starting with `.`); `CheckpointCorrupt` if both checkpoint slots
     /// are damaged; `Io` if the file cannot be created.
@@ -205,7 +205,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`] if the consumers directory cannot be listed.
+    /// [`Error::Journal`](crate::Error::Journal) if the consumers directory cannot be listed.
     pub fn consumers(&self) -> Result<Vec<ConsumerReport>> {
         let at = consumer::Position { epoch: self.epoch(), earliest: self.earliest_seq(), latest: self.latest_seq() };
         let infos = events_journal::list_consumers(self.dir())?;
@@ -219,7 +219,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`] for an invalid name or a failed removal.
+    /// [`Error::Journal`](crate::Error::Journal) for an invalid name or a failed removal.
     pub fn delete_consumer(&self, name: &str) -> Result<bool> {
         Ok(events_journal::delete_consumer(self.dir(), name)?)
     }
