@@ -118,6 +118,8 @@
 
 mod cursor;
 mod error;
+#[cfg(feature = "metrics")]
+mod exporter;
 mod fallback;
 #[cfg(feature = "metrics")]
 mod metrics;

@@ -13,66 +13,15 @@
 //! Every scrape publishes a fresh snapshot right before rendering, so
 //! `/metrics` is as current as `/status`.
 
-use std::sync::Arc;
-
+use crate::state::AppState;
 use ::metrics::{Label, gauge};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use events::{Codec, Event};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-
-use crate::state::AppState;
 
 /// The content type of the Prometheus text exposition format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Where `/metrics` publishes and what it renders.
-#[derive(Debug)]
-pub(crate) struct Exporter {
-    /// The `feed` label of every series.
-    pub(crate) feed: String,
-    pub(crate) target: Target,
-}
-
-#[derive(Debug)]
-pub(crate) enum Target {
-    /// A recorder of this router's own, never installed globally: the
-    /// response holds this feed's series only.
-    Own(PrometheusRecorder),
-    /// The application's installed recorder, rendered through its handle:
-    /// the response holds the application's series too.
-    Installed(PrometheusHandle),
-}
-
-impl Exporter {
-    /// An exporter with a private recorder.
-    pub(crate) fn own(feed: String) -> Arc<Exporter> {
-        Arc::new(Exporter { feed, target: Target::Own(PrometheusBuilder::new().build_recorder()) })
-    }
-
-    /// An exporter that publishes to the installed recorder and renders
-    /// `handle`.
-    pub(crate) fn installed(feed: String, handle: PrometheusHandle) -> Arc<Exporter> {
-        Arc::new(Exporter { feed, target: Target::Installed(handle) })
-    }
-
-    /// Publishes with `publish`, then renders.
-    fn publish_and_render(&self, publish: impl FnOnce()) -> String {
-        match &self.target {
-            Target::Own(recorder) => {
-                ::metrics::with_local_recorder(recorder, publish);
-                recorder.handle().render()
-            }
-            Target::Installed(handle) => {
-                publish();
-                // Histograms of the application need it; ours have none.
-                handle.run_upkeep();
-                handle.render()
-            }
-        }
-    }
-}
 
 /// The handler of `GET /metrics`.
 pub(crate) async fn scrape<E, C>(State(state): State<AppState<E, C>>) -> Result<impl IntoResponse, (StatusCode, String)>

@@ -137,7 +137,7 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     #[must_use]
     pub fn metrics(mut self, feed: impl Into<String>) -> Self {
-        self.state.metrics = Some(crate::metrics::Exporter::own(feed.into()));
+        self.state.metrics = Some(crate::exporter::Exporter::own(feed.into()));
         self
     }
 
@@ -156,7 +156,7 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
         feed: impl Into<String>,
         handle: metrics_exporter_prometheus::PrometheusHandle,
     ) -> Self {
-        self.state.metrics = Some(crate::metrics::Exporter::installed(feed.into(), handle));
+        self.state.metrics = Some(crate::exporter::Exporter::installed(feed.into(), handle));
         self
     }
 

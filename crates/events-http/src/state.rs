@@ -22,7 +22,7 @@ pub(crate) struct AppState<E, C: Codec> {
     pub(crate) clients: Arc<watch::Sender<usize>>,
     /// Set when `/metrics` is mounted.
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: Option<Arc<crate::metrics::Exporter>>,
+    pub(crate) metrics: Option<Arc<crate::exporter::Exporter>>,
 }
 
 impl<E, C: Codec> Clone for AppState<E, C> {

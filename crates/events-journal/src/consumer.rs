@@ -25,9 +25,7 @@ use crate::error::JournalError;
 use crate::seam::Io;
 use crate::segment::{self, now_nanos};
 
-/// Name of the directory, inside a journal directory, that holds one
-/// checkpoint file per consumer: `<journal dir>/consumers/<name>`.
-pub const CONSUMERS_DIR: &str = "consumers";
+pub use crate::segment::CONSUMERS_DIR;
 
 /// The longest consumer name, in bytes.
 pub const MAX_CONSUMER_NAME: usize = 64;

@@ -14,12 +14,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::consumer::CONSUMERS_DIR;
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
 use crate::lock::LOCK_FILE;
 use crate::seam::{Io, Step};
 use crate::watermark::WATERMARK_FILE;
+
+/// Name of the directory, inside a journal directory, that holds one
+/// checkpoint file per durable consumer: `<journal dir>/consumers/<name>`
+/// (see `consumer.rs`). Listed here, with the journal's other non-segment
+/// entries, because the segment listing must skip it.
+pub const CONSUMERS_DIR: &str = "consumers";
 
 /// What the writer knows of each segment it keeps.
 #[derive(Debug)]

@@ -19,9 +19,10 @@ use events::layers::journal::{Reader, validate_consumer_name};
 use events::{Codec, Event};
 use tokio::sync::{Notify, watch};
 
-use crate::checkpoint::{Checkpointer, Registration, replicator_consumer_name};
+use crate::checkpoint::{Registration, replicator_consumer_name};
 use crate::cursors::feed_id_of_epoch;
 use crate::pump::{FIRST_BACKOFF, StreamIdFn, Task};
+use crate::replicator::Checkpointer;
 use crate::replicator::{Counters, Replicator, Shared};
 use crate::{NatsError, StreamSpec};
 

@@ -7,7 +7,7 @@
 //! Neighbours: `builder.rs` opens the file and commits the position the
 //! first resync found before spawning anything; the acknowledgements that
 //! `publish.rs` settles move the task's progress channel, which the
-//! [`Checkpointer`] task watches; `replicator.rs` flushes the last
+//! `Checkpointer` task of `replicator.rs` watches; `replicator.rs` flushes the last
 //! progress at `shutdown` and reports the checkpoint in the stats. The
 //! journal's writer reads the file at every retention pass and keeps the
 //! segments the replicator still needs, up to its `consumer_limit`
@@ -24,13 +24,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use events::layers::journal::{ConsumerFile, MAX_CONSUMER_NAME};
-use tokio::sync::watch;
 
 use crate::NatsError;
-use crate::replicator::Shared;
 
 /// What the default consumer name starts with.
 const PREFIX: &str = "replicator.";
@@ -101,6 +98,11 @@ impl Registration {
         })
     }
 
+    /// The checkpoint file.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The consumer name.
     pub(crate) fn name(&self) -> &str {
         &self.name
@@ -114,7 +116,7 @@ impl Registration {
     /// Makes `seq` the durable checkpoint unless it already is; a failure
     /// is returned and leaves the previous checkpoint in place (the next
     /// commit retries).
-    async fn commit(&self, seq: u64) -> Result<(), NatsError> {
+    pub(crate) async fn commit(&self, seq: u64) -> Result<(), NatsError> {
         if seq == self.persisted() { Ok(()) } else { self.write(seq).await }
     }
 
@@ -135,45 +137,6 @@ impl Registration {
         committed?;
         self.persisted.store(seq, Ordering::Release);
         Ok(())
-    }
-}
-
-impl Shared {
-    /// Commits the last acknowledged seq to the checkpoint, if the
-    /// replicator registered one; a failure is logged and recorded (not
-    /// fatal: replication does not depend on the checkpoint).
-    pub(crate) async fn flush_checkpoint(&self) {
-        let Some(registration) = self.consumer.get() else { return };
-        let seq = *self.progress.borrow();
-        if let Err(e) = registration.commit(seq).await {
-            tracing::warn!(error = %e, consumer = registration.name, path = %registration.path.display(), seq, "cannot commit the replicator's checkpoint; retrying at the next acknowledgement");
-            self.record_error(&e);
-        }
-    }
-}
-
-/// The task that commits acknowledged progress to the checkpoint: at most
-/// once per `interval`, each time the newest seq JetStream acknowledged,
-/// so a burst of acknowledgements costs one `fdatasync`.
-pub(crate) struct Checkpointer {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) progress: watch::Receiver<u64>,
-    pub(crate) interval: Duration,
-}
-
-impl Checkpointer {
-    /// Runs until the replication task ends (its progress sender drops),
-    /// committing the last progress then; `shutdown` aborts it and flushes
-    /// itself, so it does not wait for the current interval.
-    pub(crate) async fn run(mut self) {
-        loop {
-            let open = self.progress.changed().await.is_ok();
-            self.shared.flush_checkpoint().await;
-            if !open {
-                return;
-            }
-            tokio::time::sleep(self.interval).await;
-        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! [`Replicator`]: tails a local journal and publishes every record, in seq
 //! order, to a JetStream stream, with many publishes in flight.
 //!
-//! This file holds the running handle and the state it shares with the
-//! task; the builder and start are `builder.rs`, the task's read loop
+//! This file holds the running handle, the state it shares with the task,
+//! and the `Checkpointer` task that commits acknowledged progress; the builder and start are `builder.rs`, the task's read loop
 //! `pump.rs`, building and sending messages `publish.rs`, the consumer
 //! checkpoint that pins the journal's retention `checkpoint.rs`, the stats
 //! snapshot `stats.rs`.
@@ -302,4 +302,43 @@ pub(crate) struct Counters {
     pub(crate) stalls: AtomicU64,
     pub(crate) skipped: AtomicU64,
     pub(crate) gaps: AtomicU64,
+}
+
+impl Shared {
+    /// Commits the last acknowledged seq to the checkpoint, if the
+    /// replicator registered one; a failure is logged and recorded (not
+    /// fatal: replication does not depend on the checkpoint).
+    pub(crate) async fn flush_checkpoint(&self) {
+        let Some(registration) = self.consumer.get() else { return };
+        let seq = *self.progress.borrow();
+        if let Err(e) = registration.commit(seq).await {
+            tracing::warn!(error = %e, consumer = registration.name(), path = %registration.path().display(), seq, "cannot commit the replicator's checkpoint; retrying at the next acknowledgement");
+            self.record_error(&e);
+        }
+    }
+}
+
+/// The task that commits acknowledged progress to the checkpoint: at most
+/// once per `interval`, each time the newest seq JetStream acknowledged,
+/// so a burst of acknowledgements costs one `fdatasync`.
+pub(crate) struct Checkpointer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) progress: watch::Receiver<u64>,
+    pub(crate) interval: Duration,
+}
+
+impl Checkpointer {
+    /// Runs until the replication task ends (its progress sender drops),
+    /// committing the last progress then; `shutdown` aborts it and flushes
+    /// itself, so it does not wait for the current interval.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let open = self.progress.changed().await.is_ok();
+            self.shared.flush_checkpoint().await;
+            if !open {
+                return;
+            }
+            tokio::time::sleep(self.interval).await;
+        }
+    }
 }
