@@ -7,17 +7,16 @@
 //! it must fail fast at start (exit 2, one readable line): no server, a
 //! stream whose configuration conflicts, no journal.
 //!
-//! Neighbours: `tests/support` (server, child process and its JSON lines).
+//! Neighbours: `tests/support` (server, child process and its JSON lines);
+//! `events-testkit` (the stream check).
 
 mod support;
 
 use std::path::Path;
 
-use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::stream::Config;
-use events::layers::journal::{Journal, JournalOptions, Reader, SyncPolicy};
-use futures::StreamExt;
+use events::layers::journal::{Journal, JournalOptions, Reader, Record, SyncPolicy};
+use events_testkit::jetstream::{self, MsgId};
 use support::{Replicate, Server, events, free_port};
 
 /// Writes a demo journal in `dir` (30,000 durable events) with `events demo`.
@@ -59,23 +58,10 @@ fn grow(dir: &Path, n: u64) -> u64 {
 async fn verify_stream(js: &async_nats::jetstream::Context, name: &str, dir: &Path, n: u64) {
     let reader = Reader::open(dir).unwrap();
     let epoch = reader.epoch().unwrap();
-    let stream = js.get_stream(name).await.unwrap();
-    let state = stream.get_info().await.unwrap().state;
-    assert_eq!((state.messages, state.first_sequence, state.last_sequence), (n, 1, n), "stream state");
-    let consumer = stream
-        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    for record in reader.read_since(0).unwrap() {
-        let record = record.unwrap();
-        let msg = messages.next().await.unwrap().unwrap();
-        let headers = msg.message.headers.as_ref().unwrap();
-        let seq: u64 = headers.get("Events-Seq").unwrap().as_str().parse().unwrap();
-        assert_eq!(seq, record.seq(), "stream sequence {}", msg.info().unwrap().stream_sequence);
-        assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), format!("{epoch}-{seq}"));
-        assert_eq!(msg.message.payload.as_ref(), record.payload(), "payload of seq {seq}");
-    }
+    let records: Vec<Record> = reader.read_since(0).unwrap().map(Result::unwrap).collect();
+    let seqs: Vec<u64> = records.iter().map(Record::seq).collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "the journal holds seqs 1..={n}");
+    jetstream::verify_stream(js, name, n, MsgId::Epoch(epoch), |seq| records[(seq - 1) as usize].payload()).await;
 }
 
 /// The journal seq of the stream's last message.

@@ -16,11 +16,11 @@
 //! test needs, and it keeps the build small.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use events_testkit::nats::free_port;
 use serde_json::{Value, json};
 
 /// The longest any step may take (a cold Chromium start on a busy machine
@@ -70,10 +70,6 @@ fn start(mut command: Command, what: &str, ready: impl Fn(&str) -> bool) -> (Kil
             return (guard, line);
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A WebDriver session on a local chromedriver.

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use events_fanout::{Closed, Fanout, Overflow, Subscriber};
+use events_fanout::{Closed, Fanout, FanoutStats, Overflow, Subscriber};
 use proptest::prelude::*;
+use tokio::task::JoinHandle;
 
 mod support;
 use support::runtime;
@@ -25,7 +26,10 @@ enum Pace {
 /// Longer than any run of the producer, so an idle subscriber only drains afterwards.
 const IDLE_FOR: Duration = Duration::from_secs(3600);
 
-async fn consume(mut sub: Subscriber<u32>, pace: Pace) -> (Vec<u32>, Option<Closed>) {
+/// What one reader saw: its events, then the close reason if it was closed.
+type Seen = (Vec<u32>, Option<Closed>);
+
+async fn consume(mut sub: Subscriber<u32>, pace: Pace) -> Seen {
     let mut events = Vec::new();
     let batch = match pace {
         Pace::Trickle { batch, .. } => batch,
@@ -49,6 +53,18 @@ async fn consume(mut sub: Subscriber<u32>, pace: Pace) -> (Vec<u32>, Option<Clos
             tokio::time::sleep(tick).await;
         }
     }
+}
+
+/// Takes the stats once the producer is done, drops `fanout` (which ends
+/// every stream) and waits for each reader, in order.
+async fn close_and_join(fanout: Fanout<u32>, readers: Vec<JoinHandle<Seen>>) -> (Vec<Seen>, FanoutStats) {
+    let stats = fanout.stats();
+    drop(fanout);
+    let mut seen = Vec::new();
+    for reader in readers {
+        seen.push(reader.await.unwrap());
+    }
+    (seen, stats)
 }
 
 fn pace() -> impl Strategy<Value = Pace> {
@@ -80,13 +96,7 @@ proptest! {
             };
             // On a paused clock a producer stuck for good would auto-advance to this and fail.
             tokio::time::timeout(IDLE_FOR / 2, produce).await.expect("the producer completes every emit");
-            let stats = fanout.stats();
-            drop(fanout);
-            let mut seen = Vec::new();
-            for reader in readers {
-                seen.push(reader.await.unwrap());
-            }
-            (seen, stats)
+            close_and_join(fanout, readers).await
         });
         prop_assert_eq!(stats.emitted, u64::from(events));
         let mut closed = 0;
@@ -113,7 +123,7 @@ proptest! {
 
 /// Reads with `yields` scheduler yields after each event: on real threads, under a 1 ms bound,
 /// some of these fall behind and are closed while reading, others are not.
-async fn consume_yielding(mut sub: Subscriber<u32>, yields: u32) -> (Vec<u32>, Option<Closed>) {
+async fn consume_yielding(mut sub: Subscriber<u32>, yields: u32) -> Seen {
     let mut events = Vec::new();
     while let Some(item) = sub.recv().await {
         match item {
@@ -147,13 +157,7 @@ proptest! {
             for n in 0..events {
                 fanout.emit(n).await.unwrap();
             }
-            let stats = fanout.stats();
-            drop(fanout);
-            let mut seen = Vec::new();
-            for reader in readers {
-                seen.push(reader.await.unwrap());
-            }
-            (seen, stats)
+            close_and_join(fanout, readers).await
         });
         let mut closed = 0;
         for (got, reason) in &seen {

@@ -1,73 +1,30 @@
 //! Shared helpers for the `events replicate` tests: a `nats-server -js`
 //! owned by the test (a free 127.0.0.1 port, a temporary store, killed by
-//! PID on drop), and an `events replicate --json` child process whose JSON
-//! lines are read on a thread and awaited under a deadline.
+//! PID on drop; `events-testkit`'s `NatsServer`, re-exported as [`Server`]),
+//! and an `events replicate --json` child process whose JSON lines are read
+//! on a thread and awaited under a deadline.
 //!
 //! Invariant: every wait polls a real condition (a TCP connect) or awaits a
 //! line the child prints, under a deadline; nothing sleeps for a fixed time
 //! to let things settle, and every process started here is killed on drop.
 
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+pub use events_testkit::nats::{NatsServer as Server, free_port};
+
 /// How long any one step may take before the test fails instead of hanging.
 pub const STEP: Duration = Duration::from_secs(60);
-
-/// A free TCP port on 127.0.0.1 (nothing listens on it once returned).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A `nats-server -js` owned by the test.
-pub struct Server {
-    child: Child,
-    port: u16,
-    _store: tempfile::TempDir,
-}
-
-impl Server {
-    pub fn start() -> Server {
-        let port = free_port();
-        let store = tempfile::tempdir().unwrap();
-        let mut child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (apt-get install nats-server; `cargo xtask ci` does it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on port {port}");
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("nats-server exited with {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20)); // polling interval of a readiness check
-        }
-        Server { child, port, _store: store }
-    }
-
-    pub fn url(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        async_nats::jetstream::new(async_nats::connect(self.url()).await.unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The `events` binary.
 pub fn events() -> Command {

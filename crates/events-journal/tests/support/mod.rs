@@ -1,18 +1,20 @@
 //! Helpers shared by the integration tests: deterministic payloads, segment
-//! listing, reading everything after a cursor, and re-running the current
-//! test binary as a child process (for crash and lock tests). The `Vec`
-//! model of the model-based tests lives in `model.rs`.
+//! listing (`events-testkit`'s, re-exported), reading everything after a
+//! cursor, and re-running the current test binary as a child process (for
+//! crash and lock tests). The `Vec` model of the model-based tests lives in
+//! `model.rs`.
 //!
 //! Invariant: payloads are a pure function of the seq, so any test can check
 //! a record it did not write itself.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset of the helpers")]
 
 pub(crate) mod model;
 
 use std::path::{Path, PathBuf};
 
 use events_journal::{Reader, Record};
+pub(crate) use events_testkit::fs::segments;
 
 /// The payload written for `seq`: 0..300 bytes derived from the seq.
 pub(crate) fn payload(seq: u64) -> Vec<u8> {
@@ -23,17 +25,6 @@ pub(crate) fn payload(seq: u64) -> Vec<u8> {
 /// The timestamp written for `seq`.
 pub(crate) fn ts(seq: u64) -> u64 {
     seq * 1_000 + 7
-}
-
-/// The segment files of `dir`, oldest first.
-pub(crate) fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Every record after `cursor`, panicking on any error.

@@ -1,35 +1,35 @@
 //! Shared helpers for the integration tests: a real `nats-server -js` on a
 //! free 127.0.0.1 port with a temporary store directory (killed by PID on
-//! drop, restartable on the same port and store), a 3-node cluster
-//! ([`cluster`]), a journal filler, tools to damage a frame on disk, and
-//! readers that check a stream message by message.
+//! drop, restartable on the same port and store; `events-testkit`'s
+//! `NatsServer`, re-exported as [`Server`]), a 3-node cluster ([`cluster`]),
+//! a journal filler, tools to damage a frame on disk, and readers that check
+//! a stream message by message (built on `events-testkit`'s `verify_stream`).
 //!
 //! Invariant: every wait here polls a real condition (a TCP connect, a
 //! stream's state) under a deadline; nothing sleeps for a fixed time to
 //! "let things settle".
 
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::{self, Context};
+use async_nats::jetstream::Context;
 use events::layers::journal::format::{FRAME_HEADER_LEN, HEADER_LEN};
 use events::layers::journal::{Journal, JournalOptions, SyncPolicy};
 use events::{Bincode, Event};
+pub use events_testkit::fs::segments;
+use events_testkit::jetstream::MsgId;
+pub use events_testkit::nats::{NatsServer as Server, free_port, start_nats_server};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 pub mod cluster;
-
-/// A free TCP port on 127.0.0.1 (nothing listens on it once returned).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The event the tests replicate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,17 +66,6 @@ pub fn fill(journal: &mut Journal, from: u64, to: u64) {
 /// A journal without fsync in `dir` (tests measure logic, not disks).
 pub fn journal(dir: &Path) -> Journal {
     Journal::open(dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap().0
-}
-
-/// The segment files of `dir`, oldest first.
-pub fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// The byte offset of the frame of seq `seq` in a segment whose first seq
@@ -121,75 +110,11 @@ pub async fn stream_messages(js: &Context, name: &str) -> Vec<StoredMessage> {
     out
 }
 
-/// A `nats-server -js` owned by the test.
-pub struct Server {
-    child: Option<Child>,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-impl Server {
-    pub fn start() -> Server {
-        let port = free_port();
-        let mut server = Server { child: None, port, store: tempfile::tempdir().unwrap() };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let mut command = Command::new("nats-server");
-        command.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"]).arg(self.store.path());
-        self.child = Some(start_nats_server(command, self.port, "nats-server"));
-    }
-
-    pub fn url(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, like a crash; the store directory stays.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// Kill, then start again on the same port and store.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub async fn jetstream(&self) -> Context {
-        jetstream::new(async_nats::connect(self.url()).await.unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Checks that stream `name` holds exactly seqs `1..=n` in order, once
-/// each, at stream sequences `1..=n`, with the payload of [`payload`].
+/// each, at stream sequences `1..=n`, with the payload of [`payload`] (the
+/// journal's epoch is not checked, only the `<seq>` of each message id).
 pub async fn verify_stream(js: &Context, name: &str, n: u64) {
-    let stream = js.get_stream(name).await.unwrap();
-    let state = stream.get_info().await.unwrap().state;
-    assert_eq!((state.messages, state.first_sequence, state.last_sequence), (n, 1, n), "stream state");
-    let consumer = stream
-        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    for expected in 1..=n {
-        let msg = messages.next().await.unwrap().unwrap();
-        let headers = msg.message.headers.as_ref().unwrap();
-        let seq: u64 = headers.get("Events-Seq").unwrap().as_str().parse().unwrap();
-        assert_eq!(seq, expected, "stream sequence {}", msg.info().unwrap().stream_sequence);
-        assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str().split_once('-').unwrap().1, expected.to_string());
-        assert_eq!(msg.message.payload.as_ref(), payload(expected).as_slice(), "payload of seq {expected}");
-    }
+    events_testkit::jetstream::verify_stream(js, name, n, MsgId::AnyEpoch, payload).await;
 }
 
 /// Bounds a test step so a bug fails the test instead of hanging CI.
@@ -213,23 +138,4 @@ pub async fn expect_events(items: &mut events_nats::RemoteStream<Ev>, seqs: std:
             events::FeedItem::Reset { reason, .. } => panic!("unexpected reset {reason:?} before seq {seq}"),
         }
     }
-}
-
-/// Starts `nats-server` as `command` says and waits until it listens on
-/// `port` (panicking, naming `what`, if it exits or takes over 20 s).
-pub fn start_nats_server(mut command: Command, port: u16, what: &str) -> Child {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server is installed (apt-get install nats-server; `cargo xtask ci` does it)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("{what} exited with {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20)); // polling interval of a readiness check
-    }
-    child
 }

@@ -1,0 +1,39 @@
+//! Files on disk as the tests look at them: the segment files of a journal
+//! directory. The journal's own tests and the NATS replicator's tests both
+//! damage or count segments, so the listing lives here once.
+//!
+//! Neighbours: `lib.rs` (the crate's purpose); the `.seg` naming it relies
+//! on is the journal's (`docs/FORMAT.md`).
+//! Invariant: the list is sorted by path, which is oldest first because the
+//! journal names segments by their zero-padded first seq.
+
+use std::path::{Path, PathBuf};
+
+/// The segment (`.seg`) files of `dir`, oldest first.
+///
+/// # Panics
+///
+/// If `dir` cannot be listed.
+///
+/// # Example
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// for name in ["00000000000000000010.seg", "LOCK", "00000000000000000001.seg"] {
+///     std::fs::write(dir.path().join(name), b"").unwrap();
+/// }
+/// let names: Vec<_> = events_testkit::fs::segments(dir.path())
+///     .iter()
+///     .map(|p| p.file_name().unwrap().to_owned())
+///     .collect();
+/// assert_eq!(names, ["00000000000000000001.seg", "00000000000000000010.seg"]);
+/// ```
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,61 @@
+//! What a JetStream stream holds, checked message by message: the stream
+//! state, then an ordered consumer from the start, comparing each message's
+//! `Events-Seq` header, `Nats-Msg-Id` and payload with what the test expects
+//! for that seq. Behind the `nats` feature.
+//!
+//! Neighbours: [`crate::nats`] (the server the stream lives on); the header
+//! names are the replicator's (events-nats, `docs/ARCHITECTURE.md`).
+//! Invariant: [`verify_stream`] passes only if the stream holds seqs `1..=n`
+//! exactly once each, in order, at stream sequences `1..=n`.
+
+use async_nats::jetstream::Context;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use futures::StreamExt;
+
+/// What the `Nats-Msg-Id` (`<epoch>-<seq>`) of each message must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgId {
+    /// `<epoch>-<seq>` for this journal epoch.
+    Epoch(u64),
+    /// `<anything>-<seq>`: the test does not know the journal's epoch.
+    AnyEpoch,
+}
+
+/// Checks that stream `name` holds exactly seqs `1..=n` in order, once
+/// each, at stream sequences `1..=n`, each with the id `msg_id` describes
+/// and the payload `expected(seq)`.
+///
+/// # Panics
+///
+/// On the first difference (naming the seq), or if the stream cannot be
+/// read; it waits for each message without a deadline, so wrap it in the
+/// test's own timeout.
+pub async fn verify_stream<P: AsRef<[u8]>>(
+    js: &Context,
+    name: &str,
+    n: u64,
+    msg_id: MsgId,
+    expected: impl Fn(u64) -> P,
+) {
+    let stream = js.get_stream(name).await.unwrap();
+    let state = stream.get_info().await.unwrap().state;
+    assert_eq!((state.messages, state.first_sequence, state.last_sequence), (n, 1, n), "stream state");
+    let consumer = stream
+        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    for want in 1..=n {
+        let msg = messages.next().await.unwrap().unwrap();
+        let headers = msg.message.headers.as_ref().unwrap();
+        let seq: u64 = headers.get("Events-Seq").unwrap().as_str().parse().unwrap();
+        assert_eq!(seq, want, "stream sequence {}", msg.info().unwrap().stream_sequence);
+        let id = headers.get("Nats-Msg-Id").unwrap().as_str();
+        match msg_id {
+            MsgId::Epoch(epoch) => assert_eq!(id, format!("{epoch}-{seq}")),
+            MsgId::AnyEpoch => assert_eq!(id.split_once('-').unwrap().1, seq.to_string()),
+        }
+        assert_eq!(msg.message.payload.as_ref(), expected(seq).as_ref(), "payload of seq {seq}");
+    }
+}

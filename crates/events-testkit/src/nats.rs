@@ -1,0 +1,167 @@
+//! A real `nats-server` owned by a test: a free 127.0.0.1 port, the process
+//! started and awaited until it listens ([`start_nats_server`], which the
+//! 3-node cluster of events-nats' tests also uses), and [`NatsServer`], a
+//! single `-js` server with a temporary store that is killed on drop and can
+//! be SIGKILLed and restarted on the same port and store.
+//!
+//! Neighbours: [`crate::jetstream`] (checks what a stream holds, and
+//! [`NatsServer::jetstream`] with the `nats` feature).
+//! Invariant: readiness is a TCP connect that succeeds, polled under a
+//! 20 s deadline; nothing sleeps for a fixed time to let the server settle,
+//! and no process started here outlives its owner.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a `nats-server` may take to listen before the test fails.
+const READY: Duration = Duration::from_secs(20);
+
+/// A free TCP port on 127.0.0.1 (nothing listens on it once returned).
+///
+/// # Panics
+///
+/// If no port can be bound.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `nats-server` as `command` says and waits until it listens on
+/// `port` on 127.0.0.1. Its stdout and stderr are discarded.
+///
+/// # Panics
+///
+/// Naming `what`: if `nats-server` cannot be spawned (not installed), exits
+/// before it listens, or does not listen within 20 s.
+pub fn start_nats_server(mut command: Command, port: u16, what: &str) -> Child {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server is installed (apt-get install nats-server; `cargo xtask ci` does it)");
+    let deadline = Instant::now() + READY;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling interval of a readiness check
+    }
+    child
+}
+
+/// A `nats-server -js` owned by the test: a free port on 127.0.0.1, a
+/// temporary store directory, SIGKILLed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts the server and returns once it listens.
+    ///
+    /// # Panics
+    ///
+    /// As [`start_nats_server`] does, or if no temporary directory can be made.
+    pub fn start() -> NatsServer {
+        let port = free_port();
+        let mut server = NatsServer { child: None, port, store: tempfile::tempdir().unwrap() };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("nats-server");
+        command.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"]).arg(self.store.path());
+        self.child = Some(start_nats_server(command, self.port, "nats-server"));
+    }
+
+    /// The port it listens on (the same across [`NatsServer::restart`]).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`, as `async_nats::connect` and `--server` take it.
+    pub fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, like a crash; the store directory stays. Does nothing if
+    /// the server is already down.
+    ///
+    /// # Panics
+    ///
+    /// If the process cannot be killed or reaped.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Kills the server (if up), then starts it again on the same port and
+    /// store and returns once it listens.
+    ///
+    /// # Panics
+    ///
+    /// As [`NatsServer::kill`] and [`start_nats_server`] do.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// A JetStream context on a fresh connection to the server.
+    ///
+    /// # Panics
+    ///
+    /// If the connection fails.
+    #[cfg(feature = "nats")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(async_nats::connect(self.url()).await.unwrap())
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        // Errors are ignored: a panic here, while a failing test unwinds, would abort the run.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listens(port: u16) -> bool {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }
+
+    #[test]
+    fn a_free_port_has_no_listener() {
+        let port = free_port();
+        assert_ne!(port, 0);
+        assert!(!listens(port), "nothing listens on {port}");
+    }
+
+    #[test]
+    fn the_server_listens_until_killed_and_again_after_restart() {
+        let mut server = NatsServer::start();
+        let port = server.port();
+        assert_eq!(server.url(), format!("127.0.0.1:{port}"));
+        assert!(listens(port));
+        server.kill();
+        assert!(!listens(port), "killed: nothing listens on {port}");
+        server.kill(); // a second kill is a no-op
+        server.restart();
+        assert_eq!(server.port(), port, "a restart keeps the port");
+        assert!(listens(port));
+        drop(server);
+        assert!(!listens(port), "dropped: nothing listens on {port}");
+    }
+}
