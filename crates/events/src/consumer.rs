@@ -89,6 +89,9 @@ struct State {
     /// The newest progress given to `commit` (`>=` the persisted one).
     committed: Checkpointed,
     last_persist: Instant,
+    /// The epoch the latest [`Consumer::stream`] reads (0 before its first
+    /// item): the epoch of the seqs the application commits.
+    stream_epoch: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +135,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         })
         .await
         .map_err(Error::Task)??;
-        let state = State { file, committed: checkpoint.into(), last_persist: Instant::now() };
+        let state = State { file, committed: checkpoint.into(), last_persist: Instant::now(), stream_epoch: None };
         let options = ConsumerOptions { every: options.every.max(1), ..options };
         Ok(Consumer { reader, name: name.into(), options, state: Arc::new(Mutex::new(state)) })
     }
@@ -158,12 +161,18 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// ([`FeedReader::stream_from`]). The cursor carries the checkpoint's
     /// epoch, so a recreated journal is an explicit `EpochMismatch` reset.
     pub fn stream(&self) -> FeedStream<E> {
-        let at = self.lock().committed;
-        self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch))
+        let mut state = self.lock();
+        let at = state.committed;
+        let stream = self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch));
+        state.stream_epoch = Some(stream.epoch_handle());
+        stream
     }
 
-    /// Records that every event up to `seq` was processed, in the journal's
-    /// current epoch. Persisted when [`ConsumerOptions`] says so (the write
+    /// Records that every event up to `seq` was processed, in the epoch of
+    /// the journal the consumer's latest [`stream`](Self::stream) reads (the
+    /// journal's current epoch before any stream yielded): so a directory
+    /// recreated between an event and its commit never stamps an old seq
+    /// with the new journal's epoch. Persisted when [`ConsumerOptions`] says so (the write
     /// and its fdatasync run on tokio's blocking pool); otherwise kept in
     /// memory until a later commit or [`flush`](Self::flush). A `seq` at or
     /// below the committed one is ignored: progress never moves back.
@@ -173,7 +182,8 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// [`Error::Journal`] if persisting fails (the checkpoint on disk is
     /// then the previous one, never a torn one).
     pub async fn commit(&self, seq: Seq) -> Result<()> {
-        let epoch = self.reader.epoch();
+        let streamed = self.lock().stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
+        let epoch = if streamed != 0 { streamed } else { self.reader.epoch() };
         let persist = {
             let mut state = self.lock();
             let moved = state.committed.epoch != epoch || seq.get() > state.committed.seq;

@@ -117,6 +117,12 @@ impl<E: Event> FeedStream<E> {
         Some(self.epoch.load(Ordering::Acquire)).filter(|&e| e != 0)
     }
 
+    /// The cell [`epoch`](Self::epoch) reads, for a [`Consumer`](crate::Consumer)
+    /// that commits the seqs this stream yields.
+    pub(crate) fn epoch_handle(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.epoch)
+    }
+
     /// How many acknowledged events this stream has not yielded yet: the
     /// latest acknowledged seq minus the last seq it yielded (or its cursor,
     /// before the first). A follower reads the writer's watermark for it.

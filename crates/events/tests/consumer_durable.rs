@@ -237,3 +237,51 @@ async fn names_are_validated_and_consumers_are_listed_committed_and_deleted() {
     assert_eq!(feed.stats().consumers.len(), 1);
     feed.close().await.unwrap();
 }
+
+/// A directory recreated between an event and its commit: the commit keeps
+/// the epoch of the journal the event came from, so the restarted consumer
+/// gets an `EpochMismatch` reset and the new journal from its start, instead
+/// of skipping the new journal's first seqs as if it had processed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_the_directory_was_recreated_keeps_the_old_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let old_epoch = feed.epoch();
+    let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
+    let consumer =
+        reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
+    let mut stream = consumer.stream();
+    let got = take_events(&mut stream, 3).await;
+    assert_eq!(got.last().unwrap().0, Seq::new(3));
+
+    // The journal is replaced under the consumer before it commits.
+    feed.close().await.unwrap();
+    let checkpoints = tmp.path().join(events::layers::journal::CONSUMERS_DIR);
+    let kept = tempfile::tempdir().unwrap();
+    std::fs::rename(&checkpoints, kept.path().join("c")).unwrap();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
+    std::fs::rename(kept.path().join("c"), &checkpoints).unwrap();
+    for n in 1..=5 {
+        feed.append(None, msg(100 + n)).await.unwrap();
+    }
+    assert_ne!(feed.epoch(), old_epoch);
+    consumer.commit(Seq::new(3)).await.unwrap();
+    drop((stream, consumer));
+
+    let consumer = reader.consumer("proj").await.unwrap();
+    let mut stream = consumer.stream();
+    let Some(Ok(FeedItem::Reset { reason, .. })) = stream.next().await else { panic!("expected a reset") };
+    assert!(
+        matches!(reason, ResetReason::EpochMismatch { cursor_epoch, .. } if cursor_epoch == old_epoch),
+        "{reason:?}"
+    );
+    let got = take_events(&mut stream, 5).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the new journal from its start");
+    feed.close().await.unwrap();
+}
