@@ -60,14 +60,14 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecError> {
+pub(crate) fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecError> {
     if len > DEFAULT_DECODE_LIMIT {
         return Err(CodecError::TooLarge { codec, len, limit: DEFAULT_DECODE_LIMIT });
     }
     Ok(())
 }
 
-fn check_trailing(codec: &'static str, consumed: usize, len: usize) -> Result<(), CodecError> {
+pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -> Result<(), CodecError> {
     if consumed != len {
         return Err(CodecError::TrailingBytes { codec, consumed, trailing: len - consumed });
     }
@@ -204,5 +204,22 @@ mod tests {
     #[test]
     fn postcard_decode_prefix_reads_back_to_back_values() {
         values_encoded_back_to_back_decode_one_prefix_at_a_time(Postcard);
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_decode_prefix_reads_back_to_back_values() {
+        values_encoded_back_to_back_decode_one_prefix_at_a_time(crate::MsgPack);
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_hostile_length_prefix_fails_without_allocating() {
+        // str32 claiming 4 GiB, then 3 bytes.
+        let bytes = [0xdb, 0xff, 0xff, 0xff, 0xff, b'a', b'b', b'c'];
+        assert!(matches!(crate::MsgPack.decode::<String>(&bytes), Err(CodecError::Decode { .. })));
+        // array32 claiming 2^32-1 elements.
+        let bytes = [0xdd, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(matches!(crate::MsgPack.decode::<Vec<u64>>(&bytes), Err(CodecError::Decode { .. })));
     }
 }

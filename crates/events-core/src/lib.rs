@@ -70,6 +70,8 @@ mod codec;
 mod envelope;
 mod error;
 mod event;
+#[cfg(feature = "msgpack")]
+mod msgpack;
 mod seq;
 
 #[cfg(feature = "postcard")]
@@ -78,4 +80,6 @@ pub use codec::{Bincode, Codec, DEFAULT_DECODE_LIMIT};
 pub use envelope::Envelope;
 pub use error::{BoxError, CodecError};
 pub use event::{Durability, Event};
+#[cfg(feature = "msgpack")]
+pub use msgpack::MsgPack;
 pub use seq::{Seq, StreamId, Timestamp};

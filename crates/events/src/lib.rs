@@ -139,6 +139,10 @@ pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
 pub use stream::FeedStream;
 
+#[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
+#[doc(inline)]
+pub use events_core::MsgPack;
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 #[doc(inline)]

@@ -217,6 +217,24 @@ pub(super) fn rows() -> Vec<Cmp> {
             Context,
         ),
     ]);
+    // The codec rows (issue 18): the self-describing codec beside the
+    // default and beside the other self-describing candidates measured.
+    let peers = [
+        ("bincode (default, not self-describing)", ["codec/bincode/encode", "codec/bincode/decode"]),
+        ("CBOR (ciborium)", ["codec/cbor/encode", "codec/cbor/decode"]),
+        ("JSON (serde_json)", ["codec/json/encode", "codec/json/decode"]),
+    ];
+    let ours = ["codec/msgpack/encode", "codec/msgpack/decode"];
+    for (i, row) in ["codec encode, ~256 B event", "codec decode, ~256 B event"].into_iter().enumerate() {
+        for (peer, ids) in peers {
+            v.push(cmp(
+                row,
+                ("MsgPack (self-describing)", Src::Bench(ours[i])),
+                (peer, Src::Bench(ids[i])),
+                Goal::Context,
+            ));
+        }
+    }
     v
 }
 

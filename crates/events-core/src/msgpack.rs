@@ -1,0 +1,163 @@
+//! [`MsgPack`], the self-describing codec (feature `msgpack`): MessagePack
+//! through rmp-serde, structs as maps keyed by field name, variants by name.
+//! Neighbours: `codec.rs` holds the [`Codec`] seam and the other codecs.
+//!
+//! Invariant: as for every codec, decoding never trusts the bytes. The
+//! value's extent is measured first by walking its markers ([`value_len`]:
+//! no allocation, every length checked against the bytes present), then the
+//! value is decoded from exactly that slice, borrowing strings from it
+//! instead of copying them through a reader buffer.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::CodecError;
+use crate::codec::{Codec, check_limit, check_trailing};
+
+/// The self-describing codec: MessagePack (rmp-serde 1.x) with structs as
+/// maps keyed by field name and enum variants by name, enabled by the
+/// `msgpack` cargo feature.
+///
+/// Choose it when event types evolve: a journal written with it stays
+/// readable after adding a field marked `#[serde(default)]`, adding a
+/// variant, or removing a variant no old record uses, with no upcaster —
+/// bincode and postcard encode fields by position and variants by index,
+/// so any of those changes makes old records undecodable. The price is size
+/// and speed: every record carries its field names (the codec bench has the
+/// figures beside bincode's, and beside CBOR and JSON, the other
+/// self-describing formats measured before choosing this one). Tools that
+/// do not know the event types can render its records generically.
+///
+/// Decoding reads only the bytes present: a length prefix claiming more
+/// than the payload fails at its end instead of allocating.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MsgPack;
+
+impl Codec for MsgPack {
+    const ID: u32 = 3;
+    const NAME: &'static str = "msgpack";
+
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        rmp_serde::encode::write_named(out, value)
+            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
+    }
+
+    fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
+        let decode_error = |source: Box<dyn std::error::Error + Send + Sync>| CodecError::Decode {
+            codec: Self::NAME,
+            len: bytes.len(),
+            source,
+        };
+        let len = value_len(bytes).ok_or_else(|| decode_error("truncated or malformed MessagePack value".into()))?;
+        let value = rmp_serde::from_slice(&bytes[..len]).map_err(|e| decode_error(Box::new(e)))?;
+        Ok((value, len))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        check_limit(Self::NAME, bytes.len())?;
+        let (value, consumed) = self.decode_prefix(bytes)?;
+        check_trailing(Self::NAME, consumed, bytes.len())?;
+        Ok(value)
+    }
+}
+
+/// The length of the first MessagePack value in `bytes`, or `None` if it is
+/// malformed or runs past the end. Walks markers only: containers add their
+/// element counts to a pending count, which can never exceed the bytes left
+/// (every element takes at least one), so a hostile count fails at once.
+pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    let mut pending: u64 = 1;
+    let take = |at: &mut usize, n: usize| -> Option<()> {
+        *at = at.checked_add(n).filter(|&end| end <= bytes.len())?;
+        Some(())
+    };
+    let be = |at: usize, n: usize| -> Option<u64> {
+        let field = bytes.get(at..at.checked_add(n)?)?;
+        Some(field.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    };
+    while pending > 0 {
+        pending -= 1;
+        let marker = *bytes.get(at)?;
+        at += 1;
+        // (bytes to skip, elements to add)
+        let (skip, elements): (u64, u64) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (u64::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (1 + be(at, 1)?, 0),
+            0xc5 | 0xda => (2 + be(at, 2)?, 0),
+            0xc6 | 0xdb => (4 + be(at, 4)?, 0),
+            0xc7 => (1 + 1 + be(at, 1)?, 0),
+            0xc8 => (2 + 1 + be(at, 2)?, 0),
+            0xc9 => (4 + 1 + be(at, 4)?, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, be(at, 2)?),
+            0xdd => (4, be(at, 4)?),
+            0xde => (2, 2 * be(at, 2)?),
+            0xdf => (4, 2 * be(at, 4)?),
+            0xc1 => return None, // never used
+        };
+        take(&mut at, usize::try_from(skip).ok()?)?;
+        pending = pending.checked_add(elements)?;
+        if pending > (bytes.len() - at) as u64 {
+            return None; // more elements than bytes left
+        }
+    }
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_len_matches_what_the_encoder_wrote() {
+        /// Serialized as MessagePack `bin`, not as an array of numbers.
+        struct Bin(Vec<u8>);
+        impl serde::Serialize for Bin {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&self.0)
+            }
+        }
+        #[derive(serde::Serialize)]
+        enum E {
+            Unit,
+            Tuple(i64, f64, Option<u8>),
+            Named { s: String, v: Vec<u64>, b: Bin },
+        }
+        let values = [
+            E::Unit,
+            E::Tuple(-5_000_000_000, 1.5, None),
+            E::Named { s: "x".repeat(70_000), v: (0..300).map(|n| n * 1_000_003).collect(), b: Bin(vec![7; 300]) },
+        ];
+        for value in &values {
+            let mut buf = Vec::new();
+            MsgPack.encode(value, &mut buf).unwrap();
+            assert_eq!(value_len(&buf), Some(buf.len()));
+            buf.extend_from_slice(&[0xc0, 0x01]);
+            assert_eq!(value_len(&buf), Some(buf.len() - 2), "trailing values are not part of the first");
+            for cut in [1, buf.len() / 2, buf.len() - 3] {
+                assert_eq!(value_len(&buf[..cut]), None, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_counts_fail_at_once() {
+        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]), None);
+        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a']), None);
+        assert_eq!(value_len(&[0xc1]), None);
+        assert_eq!(value_len(&[]), None);
+    }
+}

@@ -1,0 +1,117 @@
+//! Event types evolve under the self-describing codec with no upcaster: a
+//! journal written with `V1` types (over several segments, across a
+//! restart) is read back with `V2` types — a field added with
+//! `#[serde(default)]`, a new variant, a variant removed that no record
+//! used — and every event arrives converted, in order. The same evolution
+//! under bincode fails with a codec error naming the codec, which is what
+//! the self-describing codec is for.
+
+#![cfg(feature = "msgpack")]
+
+use events::{Bincode, Codec, Event, Feed, FeedItem, FeedReader, MsgPack, Seq, SyncPolicy};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+mod v1 {
+    use super::*;
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub enum AgentEvent {
+        Message { text: String },
+        ToolCall { name: String },
+        Retired,
+        Done,
+    }
+    impl Event for AgentEvent {}
+}
+
+mod v2 {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub enum AgentEvent {
+        Message {
+            text: String,
+            #[serde(default)]
+            tokens: u32,
+        },
+        ToolCall {
+            name: String,
+        },
+        Done,
+        Cancelled {
+            reason: String,
+        },
+    }
+    impl Event for AgentEvent {}
+}
+
+fn old(n: u64) -> v1::AgentEvent {
+    match n % 3 {
+        0 => v1::AgentEvent::Message { text: format!("m{n}") },
+        1 => v1::AgentEvent::ToolCall { name: format!("t{n}") },
+        _ => v1::AgentEvent::Done,
+    }
+}
+
+fn converted(n: u64) -> v2::AgentEvent {
+    match n % 3 {
+        0 => v2::AgentEvent::Message { text: format!("m{n}"), tokens: 0 },
+        1 => v2::AgentEvent::ToolCall { name: format!("t{n}") },
+        _ => v2::AgentEvent::Done,
+    }
+}
+
+async fn write_v1<C: Codec>(dir: &std::path::Path, codec: C) {
+    // Two sessions of the writer (a restart), small segments (many rolls).
+    for half in [1..=150, 151..=300] {
+        let feed: Feed<v1::AgentEvent, C> =
+            Feed::builder(dir).codec(codec.clone()).sync(SyncPolicy::Never).segment_bytes(1024).open().await.unwrap();
+        for n in half {
+            feed.append(Some("sess-1"), old(n)).await.unwrap();
+        }
+        feed.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_records_read_as_v2_with_the_self_describing_codec() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_v1(tmp.path(), MsgPack).await;
+    assert!(std::fs::read_dir(tmp.path()).unwrap().count() > 5, "the journal spans several segments");
+
+    let feed: Feed<v2::AgentEvent, MsgPack> = Feed::builder(tmp.path()).codec(MsgPack).open().await.unwrap();
+    feed.append(None, v2::AgentEvent::Cancelled { reason: "user".into() }).await.unwrap();
+    let mut stream = feed.stream_from(Seq::ZERO);
+    for n in 1..=300 {
+        let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("seq {n}: expected an event") };
+        assert_eq!((env.seq, &env.event), (Seq::new(n), &converted(n)), "seq {n}");
+        assert_eq!(env.stream_str(), Some("sess-1"));
+    }
+    let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("the new event") };
+    assert_eq!(env.event, v2::AgentEvent::Cancelled { reason: "user".into() });
+    feed.close().await.unwrap();
+
+    // A reader in another process with the new types sees the same.
+    let reader = FeedReader::<v2::AgentEvent, MsgPack>::open_with_codec(tmp.path(), MsgPack).unwrap();
+    let Some(Ok(FeedItem::Event(env))) = reader.stream_from(Seq::ZERO).next().await else { panic!() };
+    assert_eq!(env.event, converted(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_evolution_under_bincode_is_a_codec_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_v1(tmp.path(), Bincode).await;
+    let feed: Feed<v2::AgentEvent> = Feed::builder(tmp.path()).open().await.unwrap();
+    let mut stream = feed.stream_from(Seq::ZERO);
+    let failed = loop {
+        match stream.next().await {
+            Some(Ok(FeedItem::Event(_))) => {}
+            Some(Err(e)) => break e,
+            other => panic!("expected a codec error, got {other:?}"),
+        }
+    };
+    let text = events::error_chain(&failed);
+    assert!(text.contains("bincode"), "the error names the codec: {text}");
+    feed.close().await.unwrap();
+}
