@@ -94,7 +94,7 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn read_header(path: &Path) -> Result<SegmentHeader, String> {
+pub(crate) fn read_header(path: &Path) -> Result<SegmentHeader, String> {
     let mut buf = [0u8; HEADER_LEN];
     let mut file = fs::File::open(path).map_err(|e| e.to_string())?;
     let n = file.read(&mut buf).map_err(|e| e.to_string())?;
@@ -105,6 +105,7 @@ fn codec_name(tag: u32) -> &'static str {
     match tag {
         1 => "bincode",
         2 => "postcard",
+        3 => "msgpack",
         _ => "unknown",
     }
 }

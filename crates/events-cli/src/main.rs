@@ -33,6 +33,7 @@ mod demo;
 mod inspect;
 mod model;
 mod ops;
+mod render;
 mod replicate;
 mod serve;
 

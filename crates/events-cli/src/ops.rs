@@ -8,16 +8,14 @@
 //! journal instead of reporting an empty one.
 
 use std::ffi::OsStr;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use events::Bincode;
 use events::layers::journal::{Followed, Follower, JournalError, ReadError, Reader, Reset};
 use serde_json::json;
 
-use crate::model::DemoEvent;
+use crate::render::Payloads;
 use crate::{Failure, Out};
 
 /// Arguments of `events dump`.
@@ -98,6 +96,7 @@ pub(crate) fn require_journal(dir: &Path, what: &str) -> Result<(), Failure> {
 pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     require_journal(&args.dir, "dump")?;
     let reader = Reader::open(&args.dir)?;
+    let payloads = Payloads::of(&args.dir);
     let records = match reader.read_since(args.from) {
         Ok(records) => records,
         Err(ReadError::Expired { earliest }) => {
@@ -119,7 +118,7 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
         let line = match record {
             Ok(record) => {
                 left -= 1;
-                format_record(record.seq(), record.ts(), record.payload(), args.json)
+                payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
             }
             // A salvage gap is part of what the journal says: print it and go on.
             Err(JournalError::Gap { expected, found, .. }) => {
@@ -176,12 +175,15 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         Some(from) => from,
         None => reader.last_seq()?,
     };
+    let payloads = Payloads::of(&args.dir);
     let mut follower = Follower::new(reader, cursor)?;
     let mut out = Out::new();
     loop {
         while let Some(step) = follower.next()? {
             let line = match step {
-                Followed::Record(record) => format_record(record.seq(), record.ts(), record.payload(), args.json),
+                Followed::Record(record) => {
+                    payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
+                }
                 Followed::Reset(reset) => format_reset(&reset, args.json),
             };
             outln!(out, "{line}")?;
@@ -230,41 +232,6 @@ fn format_reset(reset: &Reset, json: bool) -> String {
     }
 }
 
-/// One record as a line: text or JSON; the payload decoded when it is the
-/// demo's event type, else shown as hex.
-fn format_record(seq: u64, ts: u64, payload: &[u8], json: bool) -> String {
-    let decoded = events::payload::decode::<DemoEvent, Bincode>(&Bincode, seq, ts, payload).ok();
-    let time = rfc3339(ts);
-    match (json, decoded) {
-        (true, Some(env)) => json!({
-            "seq": seq, "time": time, "stream": env.stream_str(), "size": payload.len(),
-            "kind": env.event.kind(), "event": env.event,
-        })
-        .to_string(),
-        (true, None) => {
-            json!({ "seq": seq, "time": time, "stream": null, "size": payload.len(), "hex": hex(payload) }).to_string()
-        }
-        (false, Some(env)) => format!(
-            "{seq:>10}  {time}  {:<12} {:>6} B  {:?}",
-            env.stream_str().unwrap_or("-"),
-            payload.len(),
-            env.event
-        ),
-        (false, None) => format!("{seq:>10}  {time}  {:<12} {:>6} B  {}", "-", payload.len(), hex(payload)),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().min(64) * 2 + 3);
-    for b in bytes.iter().take(64) {
-        let _ = write!(out, "{b:02x}");
-    }
-    if bytes.len() > 64 {
-        out.push_str("...");
-    }
-    out
-}
-
 /// Unix nanoseconds as RFC 3339 UTC with microseconds.
 pub(crate) fn rfc3339(nanos: u64) -> String {
     let secs = nanos / 1_000_000_000;
@@ -293,13 +260,5 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
-    }
-
-    #[test]
-    fn undecodable_payload_is_hex() {
-        let line = format_record(3, 0, &[0xde, 0xad], false);
-        assert!(line.contains("dead"), "{line}");
-        let json: serde_json::Value = serde_json::from_str(&format_record(3, 0, &[0xde, 0xad], true)).unwrap();
-        assert_eq!(json["hex"], "dead");
     }
 }

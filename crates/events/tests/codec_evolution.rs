@@ -16,7 +16,7 @@ mod v1 {
     use super::*;
 
     #[derive(Clone, Debug, Serialize, Deserialize)]
-    pub enum AgentEvent {
+    pub(crate) enum AgentEvent {
         Message { text: String },
         ToolCall { name: String },
         Retired,
@@ -29,7 +29,7 @@ mod v2 {
     use super::*;
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-    pub enum AgentEvent {
+    pub(crate) enum AgentEvent {
         Message {
             text: String,
             #[serde(default)]

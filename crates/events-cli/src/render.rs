@@ -1,0 +1,143 @@
+//! How `dump` and `tail` show a record: what the journal's codec allows
+//! without the application's types. A self-describing journal (MessagePack,
+//! codec tag 3) is rendered generically as JSON; a bincode journal is
+//! decoded when it holds the demo's event type; anything else shows seq,
+//! stream, time, size and a hex preview, and says why it cannot be decoded.
+//! Neighbours: `ops.rs` reads the records; `inspect.rs` reads segment
+//! headers (the codec tag comes from the oldest one).
+//!
+//! Invariant: rendering never fails a command: a payload it cannot decode
+//! is shown as bytes with the reason, never skipped.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use events::{Bincode, Codec, MsgPack};
+use serde_json::{Value, json};
+
+use crate::inspect::read_header;
+use crate::model::DemoEvent;
+use crate::ops::{rfc3339, segment_first_seq};
+
+/// What the journal's payloads can be decoded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Payloads {
+    /// MessagePack: any payload renders as JSON, no types needed.
+    SelfDescribing,
+    /// bincode: the demo's event type, when that is what was written.
+    Demo,
+    /// Another codec (named), or an unreadable header: bytes only.
+    Opaque(&'static str),
+}
+
+impl Payloads {
+    /// From the codec tag of the oldest segment of `dir`.
+    pub(crate) fn of(dir: &Path) -> Payloads {
+        Payloads::for_tag(codec_tag(dir))
+    }
+
+    pub(crate) fn for_tag(tag: Option<u32>) -> Payloads {
+        match tag {
+            Some(MsgPack::ID) => Payloads::SelfDescribing,
+            Some(Bincode::ID) => Payloads::Demo,
+            Some(2) => Payloads::Opaque("postcard"),
+            Some(_) => Payloads::Opaque("an unknown codec"),
+            None => Payloads::Opaque("an unreadable segment header"),
+        }
+    }
+
+    /// One record as a line, text or JSON.
+    pub(crate) fn format_record(self, seq: u64, ts: u64, payload: &[u8], as_json: bool) -> String {
+        let time = rfc3339(ts);
+        let size = payload.len();
+        match self.decode(payload) {
+            Ok((stream, kind, event)) if as_json => {
+                let mut line = json!({ "seq": seq, "time": time, "stream": stream, "size": size, "event": event });
+                if let Some(kind) = kind {
+                    line["kind"] = kind.into();
+                }
+                line.to_string()
+            }
+            Ok((stream, _, event)) => {
+                format!("{seq:>10}  {time}  {:<12} {size:>6} B  {event}", stream.as_deref().unwrap_or("-"))
+            }
+            Err(why) if as_json => {
+                json!({ "seq": seq, "time": time, "stream": null, "size": size, "hex": hex(payload), "undecoded": why })
+                    .to_string()
+            }
+            Err(why) => format!("{seq:>10}  {time}  {:<12} {size:>6} B  {}  ({why})", "-", hex(payload)),
+        }
+    }
+
+    /// The stream id, the demo event's kind (if it is one) and the event as
+    /// JSON; or why it cannot be decoded.
+    fn decode(self, payload: &[u8]) -> Result<(Option<String>, Option<&'static str>, Value), String> {
+        match self {
+            Payloads::SelfDescribing => {
+                let (stream, event): (Option<String>, Value) =
+                    MsgPack.decode(payload).map_err(|e| format!("not a MessagePack payload: {e}"))?;
+                Ok((stream, None, event))
+            }
+            Payloads::Demo => {
+                let env = events::payload::decode::<DemoEvent, Bincode>(&Bincode, 0, 0, payload)
+                    .map_err(|_| "bincode is not self-describing and this is not the demo's event type".to_owned())?;
+                let event = serde_json::to_value(&env.event).map_err(|e| e.to_string())?;
+                Ok((env.stream_str().map(str::to_owned), Some(env.event.kind()), event))
+            }
+            Payloads::Opaque(codec) => Err(format!("{codec} is not self-describing")),
+        }
+    }
+}
+
+/// The codec tag in the header of the oldest segment of `dir`.
+fn codec_tag(dir: &Path) -> Option<u32> {
+    let oldest = fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| segment_first_seq(&e.file_name()).map(|seq| (seq, e.path())))
+        .min_by_key(|(seq, _)| *seq)?;
+    read_header(&oldest.1).ok().map(|h| h.codec_tag)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().min(64) * 2 + 3);
+    for b in bytes.iter().take(64) {
+        let _ = write!(out, "{b:02x}");
+    }
+    if bytes.len() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undecodable_payload_is_hex_with_the_reason() {
+        for payloads in [Payloads::Demo, Payloads::Opaque("postcard"), Payloads::SelfDescribing] {
+            let line = payloads.format_record(3, 0, &[0xc1, 0xad], false);
+            assert!(line.contains("c1ad"), "{line}");
+            let json: Value = serde_json::from_str(&payloads.format_record(3, 0, &[0xc1, 0xad], true)).unwrap();
+            assert_eq!(json["hex"], "c1ad");
+            assert!(json["undecoded"].as_str().is_some_and(|why| !why.is_empty()), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_self_describing_payload_renders_as_json_without_types() {
+        #[derive(serde::Serialize)]
+        enum Job {
+            Started { id: u32, tags: Vec<String> },
+        }
+        let mut payload = Vec::new();
+        MsgPack.encode(&(Some("jobs"), Job::Started { id: 7, tags: vec!["a".into()] }), &mut payload).unwrap();
+        let json: Value = serde_json::from_str(&Payloads::SelfDescribing.format_record(9, 0, &payload, true)).unwrap();
+        assert_eq!(json["seq"], 9);
+        assert_eq!(json["stream"], "jobs");
+        assert_eq!(json["event"], json!({ "Started": { "id": 7, "tags": ["a"] } }));
+        assert_eq!(Payloads::for_tag(Some(3)), Payloads::SelfDescribing);
+    }
+}
