@@ -20,6 +20,14 @@ use crate::inspect::read_header;
 use crate::model::DemoEvent;
 use crate::ops::{rfc3339, segment_first_seq};
 
+/// Any event of a self-describing journal, as the JSON value it holds: what
+/// `serve` streams when it does not know the application's types.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Generic(pub(crate) Value);
+
+impl events::Event for Generic {}
+
 /// What the journal's payloads can be decoded as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Payloads {

@@ -9,16 +9,19 @@
 //! (a new journal, a new epoch), connected pages get an explicit
 //! `epoch_mismatch` reset and the new journal from its first event, and
 //! `/status` reports the new epoch. Started before the writer, it waits for
-//! the directory's first segment.
+//! the directory's first segment. A journal written with the
+//! self-describing codec is served whatever its event types (each event as
+//! the JSON its MessagePack holds); any other as the demo's events.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use events::{Error, FeedReader, JournalError};
+use events::{Error, FeedReader, JournalError, MsgPack};
 
 use crate::Failure;
 use crate::model::DemoEvent;
+use crate::render::{Generic, Payloads};
 
 /// Arguments of `events serve`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +40,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         let reader = wait_for_journal(&args.dir).await?;
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
-        let app = events_http::router(reader).merge(events_http::viewer());
+        // A self-describing journal is served whatever its event types;
+        // any other is served as the demo's events.
+        let router = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
+            events_http::router(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?)
+        } else {
+            events_http::router(reader)
+        };
+        let app = router.merge(events_http::viewer());
         println!("serving {} at http://{addr}/ (SSE at /stream, JSON at /status)", args.dir.display());
         events_http::axum::serve(listener, app).await?;
         Ok(())

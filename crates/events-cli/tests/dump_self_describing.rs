@@ -1,10 +1,13 @@
-//! `events dump` and `tail` without the application's types: a journal
-//! written with the self-describing codec is rendered as JSON with every
-//! field of its events; a bincode journal of a type the CLI does not know
-//! shows each record's seq, size and bytes, and says why it is not decoded.
+//! `events dump`, `tail` and `serve` without the application's types: a
+//! journal written with the self-describing codec is rendered as JSON with
+//! every field of its events; a bincode journal of a type the CLI does not
+//! know shows each record's seq, size and bytes, and says why it is not
+//! decoded.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use events::{Event, Feed, MsgPack};
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,39 @@ async fn a_self_describing_journal_dumps_as_json_with_its_fields() {
 
     let inspect = Command::new(env!("CARGO_BIN_EXE_events")).arg("inspect").arg(tmp.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&inspect.stdout).contains("3 (msgpack)"));
+
+    let tail = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["tail", "--from", "1", "--json"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_str(String::from_utf8_lossy(&tail.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["event"], lines[1]["event"], "tail renders like dump");
+
+    // `serve` streams the same JSON over SSE.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut serving = String::new();
+    BufReader::new(serve.stdout.take().unwrap()).read_line(&mut serving).unwrap();
+    let addr = serving.split("http://").nth(1).and_then(|s| s.split('/').next()).expect("a URL").to_owned();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /stream HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    let mut buf = [0u8; 4096];
+    while !body.contains("\"Finished\"") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {body}");
+        body.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let first = body.lines().find_map(|l| l.strip_prefix("data: ")).expect("an event frame");
+    let first: Value = serde_json::from_str(first).unwrap();
+    assert_eq!(first["event"], json!({ "Started": { "id": 7, "tags": ["gpu"] } }), "{body}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
 }
 
 /// Bincode carries no type information: a payload of another type can even
