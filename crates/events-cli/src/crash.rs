@@ -184,7 +184,7 @@ pub(crate) async fn crash_and_recover(
                     found.insert(env.seq.get(), (writer, n));
                 }
             }
-            Some(Ok(FeedItem::Reset { .. })) | None => {
+            Some(Ok(FeedItem::Reset { .. } | FeedItem::Undecodable { .. })) | None => {
                 gaps += 1;
                 break;
             }

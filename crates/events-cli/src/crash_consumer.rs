@@ -58,6 +58,8 @@ pub(crate) async fn consume(feed: &Feed<DemoEvent>, name: &str) -> Result<(), ev
             // Nothing in the demo can cut the cursor loose; if something did,
             // the parent sees it as a gap in the `consumed` lines.
             FeedItem::Reset { .. } => println!("consumer-reset"),
+            // Only under `OnUndecodable::Skip`, which the demo does not set.
+            FeedItem::Undecodable { seq, .. } => println!("consumer-undecodable {seq}"),
         }
     }
     Ok(())
@@ -177,7 +179,7 @@ pub(crate) async fn resume(feed: &Feed<DemoEvent>, child: Indexed) -> Result<Con
                 last = seq;
             }
             Ok(Some(Err(e))) => return Err(e.into()),
-            Ok(Some(Ok(FeedItem::Reset { .. })) | None) | Err(_) => {
+            Ok(Some(Ok(FeedItem::Reset { .. } | FeedItem::Undecodable { .. })) | None) | Err(_) => {
                 gaps += 1;
                 break;
             }

@@ -25,6 +25,10 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     const ID: u32;
     /// A short human-readable name, used in errors.
     const NAME: &'static str;
+    /// Whether an encoding carries its own structure (field names, types),
+    /// so it can be decoded without the writer's types (as JSON, say).
+    /// Default: `false`.
+    const SELF_DESCRIBING: bool = false;
 
     /// Appends the encoding of `value` to `out` (which is not cleared, so a
     /// caller can encode several values into one buffer).

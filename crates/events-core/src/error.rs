@@ -52,4 +52,16 @@ pub enum CodecError {
         /// Bytes left over.
         trailing: usize,
     },
+    /// A record of a schema version this type cannot read: an older one
+    /// with no [`upcast`](crate::Event::upcast), or a newer one than the
+    /// code knows.
+    #[error("{codec}: a record of schema version {version} cannot be read as version {current} (no upcaster for it)")]
+    Version {
+        /// The codec's name.
+        codec: &'static str,
+        /// The record's version.
+        version: u32,
+        /// The type's version ([`Event::VERSION`](crate::Event::VERSION)).
+        current: u32,
+    },
 }

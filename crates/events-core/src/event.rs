@@ -1,10 +1,14 @@
-//! The [`Event`] trait: what a user's event type must be, and the three
+//! The [`Event`] trait: what a user's event type must be, the three
 //! classification hooks (durability, routing key, terminal) that the fan-out,
-//! the sinks and the durable feed consult. The hooks have defaults so a plain
-//! serde type becomes an event with an empty `impl`.
+//! the sinks and the durable feed consult, and its schema version with the
+//! [`upcast`](Event::upcast) hook that reads older records ([`Old`]). The
+//! hooks have defaults so a plain serde type becomes an event with an empty
+//! `impl`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::{Codec, CodecError};
 
 /// Whether an event belongs in the durable journal.
 ///
@@ -65,6 +69,29 @@ impl Durability {
 /// assert!(Job::Done { job: "j1".into() }.is_terminal());
 /// ```
 pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The schema version of this type, stored with every record written
+    /// (the façade writes no version bytes for version 1, so journals
+    /// written before versions existed read as version 1). Raise it when a
+    /// change makes older records undecodable as this type, and say how to
+    /// read them in [`upcast`](Event::upcast). Default: 1.
+    const VERSION: u32 = 1;
+
+    /// Reads a record written by an older version of this type (`old.version()
+    /// < Self::VERSION`), typically by decoding it as the old type and
+    /// converting: `Ok(old.decode::<V1>()?.into())`. Default: no upcaster,
+    /// [`CodecError::Version`]. With a self-describing codec (`MsgPack`),
+    /// added `#[serde(default)]` fields and new variants need no new version.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the conversion reports; [`CodecError::Version`] by default.
+    fn upcast<C: Codec>(old: Old<'_, C>) -> Result<Self, CodecError>
+    where
+        Self: Sized,
+    {
+        Err(old.unsupported(Self::VERSION))
+    }
+
     /// Whether this event is journaled. Default: [`Durability::Durable`].
     fn durability(&self) -> Durability {
         Durability::Durable
@@ -82,5 +109,43 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// consumers. Default: `false`.
     fn is_terminal(&self) -> bool {
         false
+    }
+}
+
+/// A record written by an older version of an event type, handed to
+/// [`Event::upcast`]: its version and a way to decode it as the type that
+/// version had.
+#[derive(Debug)]
+pub struct Old<'a, C> {
+    version: u32,
+    body: &'a [u8],
+    codec: &'a C,
+}
+
+impl<'a, C: Codec> Old<'a, C> {
+    /// A record of `version` whose payload body (the codec's encoding of
+    /// `(stream id, event)`, as the façade writes it) is `body`.
+    pub fn new(version: u32, body: &'a [u8], codec: &'a C) -> Self {
+        Old { version, body, codec }
+    }
+
+    /// The schema version the record was written with.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Decodes the record's event as `T`, the type it had at that version.
+    ///
+    /// # Errors
+    ///
+    /// The codec's error when the bytes are not a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
+        let (_stream, event): (Option<crate::StreamId>, T) = self.codec.decode(self.body)?;
+        Ok(event)
+    }
+
+    /// The error for a version nothing knows how to read.
+    pub fn unsupported(&self, current: u32) -> CodecError {
+        CodecError::Version { codec: C::NAME, version: self.version, current }
     }
 }

@@ -79,7 +79,7 @@ pub use codec::Postcard;
 pub use codec::{Bincode, Codec, DEFAULT_DECODE_LIMIT};
 pub use envelope::Envelope;
 pub use error::{BoxError, CodecError};
-pub use event::{Durability, Event};
+pub use event::{Durability, Event, Old};
 #[cfg(feature = "msgpack")]
 pub use msgpack::MsgPack;
 pub use seq::{Seq, StreamId, Timestamp};

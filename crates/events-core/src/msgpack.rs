@@ -36,6 +36,7 @@ pub struct MsgPack;
 impl Codec for MsgPack {
     const ID: u32 = 3;
     const NAME: &'static str = "msgpack";
+    const SELF_DESCRIBING: bool = true;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         rmp_serde::encode::write_named(out, value)

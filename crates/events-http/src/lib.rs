@@ -54,6 +54,11 @@
 //!     [`OnExpired`](events::OnExpired) policy: the default continues at
 //!     `earliest` as above; `Latest` continues after `latest`; `Fail` sends
 //!     the `error` frame below instead;
+//!   * an event the served reader cannot decode, under its
+//!     [`OnUndecodable::Skip`](events::OnUndecodable::Skip) policy: `event:
+//!     undecodable`, `id: <epoch>-<seq>`, `data: {"seq":…,"version":…,"error":"…"}`,
+//!     and the stream goes on (under the default `Fail` policy, the `error`
+//!     frame below);
 //!   * if the journal is corrupt, an event cannot be encoded, or an expired
 //!     cursor meets the `Fail` policy: `event: error`, `data:
 //!     {"error":"…"}`, then the response ends;

@@ -201,6 +201,16 @@ impl<E: Event> Frames<E> {
                     }
                     return Some(reset_frame(self.epoch, reason, earliest, latest));
                 }
+                Ok(FeedItem::Undecodable { seq, version, error }) => {
+                    // Its id moves the client's cursor past it, like an event's.
+                    let data = serde_json::json!({ "seq": seq.get(), "version": version, "error": error });
+                    return Some(
+                        SseEvent::default()
+                            .event("undecodable")
+                            .id(cursor::format(self.epoch, seq))
+                            .data(data.to_string()),
+                    );
+                }
                 Err(e) => return Some(self.fail(&error_chain(&e))),
             }
         }

@@ -55,7 +55,7 @@ async fn read_all(remote: RemoteFeed<Ev>, epoch: u64, n: u64) -> ReadLog {
                         return log;
                     }
                 }
-                Ok(FeedItem::Reset { reason, .. }) => panic!("unexpected reset {reason:?} after seq {cursor}"),
+                Ok(other) => panic!("unexpected {other:?} after seq {cursor}"),
                 Err(e) => {
                     tracing::info!(error = %e, cursor, "remote consumer: stream failed, resuming from the cursor");
                     break;

@@ -28,7 +28,7 @@ async fn expect_events(items: &mut RemoteStream<Ev>, seqs: std::ops::RangeInclus
                 assert_eq!(env.event, ev(seq));
                 assert_eq!(env.stream_str(), Some("client"));
             }
-            FeedItem::Reset { reason, .. } => panic!("unexpected reset {reason:?} before seq {seq}"),
+            other => panic!("unexpected {other:?} before seq {seq}"),
         }
     }
 }

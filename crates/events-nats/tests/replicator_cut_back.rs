@@ -116,7 +116,7 @@ async fn a_batch_whose_fsync_failed_never_reaches_jetstream() {
     for n in 1..=7 {
         match within("remote item", items.next()).await.expect("the remote stream does not end").unwrap() {
             FeedItem::Event(env) => assert_eq!((env.seq, &env.event), (Seq::new(n), &ev(n))),
-            FeedItem::Reset { reason, .. } => panic!("unexpected reset {reason:?} before seq {n}"),
+            other => panic!("unexpected {other:?} before seq {n}"),
         }
     }
 

@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             FeedItem::Reset { reason, earliest, latest } => {
                 println!("reset ({reason:?}): resync from {earliest}..={latest}");
             }
+            FeedItem::Undecodable { seq, error, .. } => println!("skipped #{seq}: {error}"),
         }
     }
     feed.close().await?;

@@ -26,7 +26,7 @@ use crate::shared::{LIVE_CHUNK, Shared};
 use crate::sinks::{NamedSink, SinkQueue, SinkSet};
 use crate::writer::{Cmd, Writer};
 use crate::writers;
-use crate::{Error, EventSink, OnExpired, Result};
+use crate::{Error, EventSink, OnExpired, OnUndecodable, Result};
 
 /// Configures and opens a [`Feed`]. Created by [`Feed::builder`].
 ///
@@ -47,6 +47,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     session_overflow: Overflow,
     sinks: Vec<NamedSink<E>>,
     on_expired: OnExpired,
+    on_undecodable: OnUndecodable,
     codec: C,
 }
 
@@ -86,6 +87,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
             session_overflow: Overflow::Wait,
             sinks: Vec::new(),
             on_expired: OnExpired::Earliest,
+            on_undecodable: OnUndecodable::Fail,
             codec: Bincode,
         }
     }
@@ -300,6 +302,15 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         self
     }
 
+    /// What this feed's streams do with a journaled event they cannot
+    /// decode. Default: [`OnUndecodable::Fail`]. A reader can override it
+    /// with [`FeedReader::on_undecodable`].
+    #[must_use]
+    pub fn on_undecodable(mut self, policy: OnUndecodable) -> Self {
+        self.on_undecodable = policy;
+        self
+    }
+
     /// Uses another payload codec. Default: [`Bincode`]. The codec's id is
     /// stored in every segment header; opening a journal written with
     /// another codec fails.
@@ -318,6 +329,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             session_overflow: self.session_overflow,
             sinks: self.sinks,
             on_expired: self.on_expired,
+            on_undecodable: self.on_undecodable,
             codec,
         }
     }
@@ -400,7 +412,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared)),
-            FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set).on_expired(self.on_expired),
+            FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set)
+                .on_expired(self.on_expired)
+                .on_undecodable(self.on_undecodable),
             shared,
             Arc::new(SessionRegistry::new(self.session_capacity, self.session_overflow)),
         );

@@ -56,6 +56,21 @@ pub enum Error {
         /// The earliest retained seq.
         earliest: Seq,
     },
+    /// A journaled event cannot be decoded as the reader's type: another
+    /// type or codec, corrupted bytes that passed the frame CRC, or a schema
+    /// version with no upcaster (the source names the codec). Under
+    /// [`OnUndecodable::Skip`](crate::OnUndecodable::Skip) a stream yields
+    /// [`FeedItem::Undecodable`](crate::FeedItem::Undecodable) instead.
+    #[error("cannot decode the event at seq {seq} (schema version {version})")]
+    Decode {
+        /// The record's seq.
+        seq: Seq,
+        /// The record's schema version.
+        version: u32,
+        /// What the codec reported.
+        #[source]
+        source: CodecError,
+    },
     /// A builder option is out of range (named in the message).
     #[error("invalid feed configuration: {0}")]
     Config(String),

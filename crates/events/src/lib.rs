@@ -86,6 +86,53 @@
 //! # feed.close().await }
 //! ```
 //!
+//! # Event types that change
+//!
+//! Every record carries its type's schema version ([`Event::VERSION`],
+//! default 1). When a change makes older records undecodable as the new
+//! type, raise the version and say how to read the old ones in
+//! [`Event::upcast`]: replay, `stream_from`, consumers and `reconcile` then
+//! all see current-version events. (With the self-describing `MsgPack`
+//! codec, added `#[serde(default)]` fields and new variants need neither.)
+//! A record a reader still cannot decode fails its stream with
+//! [`Error::Decode`] naming the seq and version, or, under
+//! [`OnUndecodable::Skip`], is one [`FeedItem::Undecodable`] item.
+//!
+//! ```
+//! use events::{Codec, CodecError, Event, Old, payload};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// Version 1, as older records hold it.
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! enum MessageV1 { Sent { text: String } }
+//! impl Event for MessageV1 {}
+//!
+//! /// Version 2: the variant renamed, a field added.
+//! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+//! enum Message { Posted { text: String, edited: bool } }
+//!
+//! impl Event for Message {
+//!     const VERSION: u32 = 2;
+//!
+//!     fn upcast<C: Codec>(old: Old<'_, C>) -> Result<Self, CodecError> {
+//!         match old.version() {
+//!             1 => match old.decode::<MessageV1>()? {
+//!                 MessageV1::Sent { text } => Ok(Message::Posted { text, edited: false }),
+//!             },
+//!             _ => Err(old.unsupported(Self::VERSION)),
+//!         }
+//!     }
+//! }
+//!
+//! // A record written by the old code reads as the new type.
+//! let mut bytes = Vec::new();
+//! payload::encode(&events::Bincode, Some("doc-1"), &MessageV1::Sent { text: "hi".into() }, &mut bytes)?;
+//! let env = payload::decode::<Message, _>(&events::Bincode, 1, 0, &bytes)?;
+//! assert_eq!(env.event, Message::Posted { text: "hi".into(), edited: false });
+//! assert_eq!(env.stream_str(), Some("doc-1"));
+//! # Ok::<(), CodecError>(())
+//! ```
+//!
 //! # Durability
 //!
 //! [`SyncPolicy::Always`] (the default): an acknowledged append has been
@@ -133,7 +180,7 @@ pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
-pub use position::{Cursor, FeedItem, OnExpired, ResetReason};
+pub use position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
@@ -148,7 +195,7 @@ pub use events_core::MsgPack;
 #[doc(inline)]
 pub use events_core::Postcard;
 #[doc(inline)]
-pub use events_core::{Bincode, Codec, CodecError, Durability, Envelope, Event, Seq, StreamId, Timestamp};
+pub use events_core::{Bincode, Codec, CodecError, Durability, Envelope, Event, Old, Seq, StreamId, Timestamp};
 #[doc(inline)]
 pub use events_fanout::{Closed, Overflow};
 #[doc(inline)]

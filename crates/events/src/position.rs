@@ -63,6 +63,24 @@ pub enum OnExpired {
     Fail,
 }
 
+/// What a stream does with a journaled event it cannot decode (another
+/// type, corrupted bytes that passed the CRC, a version with no upcaster).
+/// Set per reader with [`FeedReader::on_undecodable`](crate::FeedReader::on_undecodable)
+/// or for a feed with [`FeedBuilder::on_undecodable`](crate::FeedBuilder::on_undecodable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnUndecodable {
+    /// [`Error::Decode`](crate::Error::Decode) naming the seq, the schema
+    /// version and (in its source) the codec; then the stream ends. The
+    /// default: a consumer that folds events into state must not silently
+    /// miss one.
+    #[default]
+    Fail,
+    /// One [`FeedItem::Undecodable`] for that seq, then the stream goes on
+    /// with the next event: for consumers that can live without it (a UI,
+    /// a log shipper).
+    Skip,
+}
+
 /// Why a stream could not resume from its cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,6 +128,16 @@ pub enum FeedItem<E> {
         /// The latest acknowledged seq when the reset was issued.
         latest: Seq,
     },
+    /// A journaled event this reader cannot decode, under
+    /// [`OnUndecodable::Skip`]; the stream goes on after `seq`.
+    Undecodable {
+        /// The record's seq.
+        seq: Seq,
+        /// The record's schema version.
+        version: u32,
+        /// Why it cannot be decoded (the codec's message chain).
+        error: String,
+    },
 }
 
 impl<E> FeedItem<E> {
@@ -117,7 +145,7 @@ impl<E> FeedItem<E> {
     pub fn event(&self) -> Option<&Arc<Envelope<E>>> {
         match self {
             FeedItem::Event(env) => Some(env),
-            FeedItem::Reset { .. } => None,
+            FeedItem::Reset { .. } | FeedItem::Undecodable { .. } => None,
         }
     }
 }

@@ -19,7 +19,7 @@ use events_journal::Reader;
 use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
-use crate::position::{Cursor, OnExpired};
+use crate::position::{Cursor, OnExpired, OnUndecodable};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::{FeedStream, Tail};
@@ -59,6 +59,7 @@ pub struct FeedReader<E, C: Codec = Bincode> {
     /// A writer's sinks, whose own counters its stats include.
     sinks: Option<SinkSet<E>>,
     on_expired: OnExpired,
+    on_undecodable: OnUndecodable,
 }
 
 /// Where a reader's streams get new events once caught up.
@@ -86,6 +87,7 @@ impl<E, C: Codec> Clone for FeedReader<E, C> {
             source: self.source.clone(),
             sinks: self.sinks.clone(),
             on_expired: self.on_expired,
+            on_undecodable: self.on_undecodable,
         }
     }
 }
@@ -129,6 +131,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             source: Source::Poll(Duration::from_millis(20)),
             sinks: None,
             on_expired: OnExpired::default(),
+            on_undecodable: OnUndecodable::default(),
         })
     }
 
@@ -139,7 +142,14 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         live: broadcast::WeakSender<LiveChunk<E>>,
         sinks: Option<SinkSet<E>>,
     ) -> Self {
-        FeedReader { shared, codec, source: Source::Live(live), sinks, on_expired: OnExpired::default() }
+        FeedReader {
+            shared,
+            codec,
+            source: Source::Live(live),
+            sinks,
+            on_expired: OnExpired::default(),
+            on_undecodable: OnUndecodable::default(),
+        }
     }
 
     /// How often a caught-up stream of a follower looks for new records.
@@ -172,6 +182,14 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     #[must_use]
     pub fn on_expired(mut self, policy: OnExpired) -> Self {
         self.on_expired = policy;
+        self
+    }
+
+    /// What this reader's streams do with an event they cannot decode.
+    /// Default: [`OnUndecodable::Fail`] (or what the feed's builder set).
+    #[must_use]
+    pub fn on_undecodable(mut self, policy: OnUndecodable) -> Self {
+        self.on_undecodable = policy;
         self
     }
 
@@ -239,7 +257,14 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             Source::Live(tx) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe())),
             Source::Poll(interval) => Tail::Poll(*interval),
         };
-        FeedStream::new(cursor.into(), tail, Arc::clone(&self.shared), self.codec.clone(), self.on_expired)
+        FeedStream::new(
+            cursor.into(),
+            tail,
+            Arc::clone(&self.shared),
+            self.codec.clone(),
+            self.on_expired,
+            self.on_undecodable,
+        )
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).

@@ -34,6 +34,14 @@ pub(crate) enum Chunk<E> {
         /// The segment that starts after the gap.
         path: std::path::PathBuf,
     },
+    /// The record `seq` (schema `version`) does not decode; `before` holds
+    /// the records read before it.
+    Undecodable {
+        before: Vec<Arc<Envelope<E>>>,
+        seq: u64,
+        version: u32,
+        error: events_core::CodecError,
+    },
     /// Records after the cursor were pruned; the earliest the reader saw.
     Expired(u64),
     Ahead,
@@ -98,7 +106,13 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
             // Written but not yet acknowledged: stop here and re-read later.
             return Ok((Chunk::Records(out), None));
         }
-        let env = payload::decode(codec, record.seq(), record.ts(), record.payload())?;
+        let env = match payload::decode(codec, record.seq(), record.ts(), record.payload()) {
+            Ok(env) => env,
+            Err(error) => {
+                let (seq, version) = (record.seq(), payload::split_version(record.payload()).0);
+                return Ok((Chunk::Undecodable { before: out, seq, version, error }, None));
+            }
+        };
         out.push(Arc::new(env));
     }
     // A short chunk means the iterator reached the end of what it mapped:

@@ -59,6 +59,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             Chunk::Gap { path, expected, found, .. } => {
                 Err(Error::Read(ReadError::Journal(JournalError::Gap { path, expected, found })))
             }
+            Chunk::Undecodable { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
+            Chunk::Undecodable { seq, version, error, .. } => {
+                Err(Error::Decode { seq: Seq::new(seq), version, source: error })
+            }
             Chunk::Epoch(found) => Err(Error::Read(ReadError::Journal(JournalError::EpochMismatch {
                 path: self.dir().to_path_buf(),
                 expected: epoch,

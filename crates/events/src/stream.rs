@@ -30,7 +30,7 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
-use crate::position::{Cursor, FeedItem, OnExpired, ResetReason};
+use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
 use crate::replay::{Chunk, REPLAY_CHUNK, ReadOut, joined, read_chunk};
 use crate::shared::{LiveChunk, Shared};
 use crate::stats::Counters;
@@ -80,12 +80,15 @@ impl<E: Event> FeedStream<E> {
         shared: Arc<Shared>,
         codec: C,
         on_expired: OnExpired,
+        on_undecodable: OnUndecodable,
     ) -> Self {
         let state = State {
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
             everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
             on_expired,
+            on_undecodable,
+            pending_undecodable: None,
             phase: Phase::Start,
             tail,
             shared,
@@ -186,6 +189,10 @@ struct State<E, C> {
     /// Asked for "everything retained" (a bare `Seq::ZERO`): never expired.
     everything: bool,
     on_expired: OnExpired,
+    on_undecodable: OnUndecodable,
+    /// A record that did not decode, reported once the records read before
+    /// it are delivered.
+    pending_undecodable: Option<(u64, u32, events_core::CodecError)>,
     phase: Phase,
     tail: Tail<E>,
     shared: Arc<Shared>,
@@ -217,6 +224,9 @@ impl<E: Event, C: Codec> State<E, C> {
                     }
                 }
                 Phase::Live | Phase::Replay => {}
+            }
+            if let Some((seq, version, error)) = self.pending_undecodable.take() {
+                return Some(self.undecodable(seq, version, error));
             }
             if let Some((expected, found)) = self.pending_gap.take() {
                 let first_missing = Seq::new(expected);
@@ -260,6 +270,13 @@ impl<E: Event, C: Codec> State<E, C> {
                         tokio::time::sleep(interval).await;
                     }
                 },
+                Ok(Chunk::Undecodable { before, seq, version, error }) => {
+                    // Deliver what precedes it, then what the policy says.
+                    self.pending_undecodable = Some((seq, version, error));
+                    if !before.is_empty() {
+                        return Some(Ok(self.batch(before)));
+                    }
+                }
                 Ok(Chunk::Gap { before, expected, found, .. }) => {
                     // Deliver what precedes the gap, then the reset, then go on after it.
                     self.pending_gap = Some((expected, found));
@@ -390,6 +407,22 @@ impl<E: Event, C: Codec> State<E, C> {
             self.cursor = last.seq.get();
         }
         Out::Batch(events)
+    }
+
+    /// A record that does not decode: an explicit item and the stream goes
+    /// on after it, or the error and the end, as the policy says.
+    fn undecodable(&mut self, seq: u64, version: u32, error: events_core::CodecError) -> Result<Out<E>> {
+        tracing::warn!(seq, version, error = %crate::error_chain(&error), policy = ?self.on_undecodable, "undecodable event");
+        match self.on_undecodable {
+            OnUndecodable::Skip => {
+                self.cursor = seq;
+                Ok(Out::Item(FeedItem::Undecodable { seq: Seq::new(seq), version, error: crate::error_chain(&error) }))
+            }
+            OnUndecodable::Fail => {
+                self.phase = Phase::Done;
+                Err(Error::Decode { seq: Seq::new(seq), version, source: error })
+            }
+        }
     }
 
     /// Retention removed the events after the cursor: what the

@@ -49,7 +49,10 @@ async fn lossy_sink_then_restart_reconciles_exactly_the_missed_events() {
     })
     .await
     .expect("the sink's channel never closed after the feed did");
-    assert!(delivered.len() <= 4, "a channel of 4 held {} envelopes", delivered.len());
+    // The channel held 4 while nobody read it during the appends; batches
+    // still queued for the sink task when the feed closed may arrive while
+    // we drain, so only "fewer than all" is certain.
+    assert!(delivered.len() < EVENTS as usize, "a channel of 4 took all {} envelopes", delivered.len());
     let seen = last_seen(&delivered);
     assert_exactly(&delivered[..seen.get() as usize], 1, seen.get());
     assert!(seen.get() < EVENTS, "the sink lost nothing: the test did not exercise reconcile");

@@ -85,6 +85,7 @@ async fn resuming_client(feed: Feed<Load>, total: u64, mut rng: u64) -> ClientRe
                     last_n.clear();
                     report.resets += 1;
                 }
+                Some(Ok(item @ FeedItem::Undecodable { .. })) => panic!("every event decodes here: {item:?}"),
                 Some(Err(e)) => panic!("stream error: {e}"),
                 None => break,
             }

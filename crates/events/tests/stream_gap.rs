@@ -46,6 +46,7 @@ async fn salvaged_hole_is_an_explicit_reset() {
                 assert_eq!(reason, ResetReason::Gap { first_missing: Seq::new(5), last_missing: Seq::new(5) });
                 seen.push(0);
             }
+            other @ FeedItem::Undecodable { .. } => panic!("every event decodes here: {other:?}"),
         }
     }
     assert_eq!(seen, vec![1, 2, 3, 4, 0, 6, 7, 8, 9, 10]);

@@ -66,7 +66,9 @@ async fn resuming_client(
                         break;
                     }
                 }
-                FeedItem::Reset { .. } => report.resets += 1,
+                // An undecodable event (never, under the default `Fail`
+                // policy) is as much a hole in what the client saw.
+                FeedItem::Reset { .. } | FeedItem::Undecodable { .. } => report.resets += 1,
             }
         }
         // Disconnected (deliberately, once): come back after a moment.

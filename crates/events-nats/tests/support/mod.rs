@@ -135,7 +135,7 @@ pub async fn expect_events(items: &mut events_nats::RemoteStream<Ev>, seqs: std:
                 assert_eq!(env.seq, events::Seq::new(seq));
                 assert_eq!(env.event.n, seq);
             }
-            events::FeedItem::Reset { reason, .. } => panic!("unexpected reset {reason:?} before seq {seq}"),
+            other => panic!("unexpected {other:?} before seq {seq}"),
         }
     }
 }
