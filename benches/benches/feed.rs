@@ -14,6 +14,10 @@
 //!   events. Each run creates the consumer and deletes it afterwards (a few
 //!   file operations against a million events). No goal: reported.
 //!
+//! * `feed/catch_up_codec/{bincode,postcard,msgpack}`: `stream_from(0)` over
+//!   200,000 events journaled with each codec. No goal: what each codec
+//!   costs a resuming client.
+//!
 //! Fairness: both sides write to a temporary directory on the same file
 //! system, use the same payload bytes, and neither fsyncs.
 
@@ -238,5 +242,56 @@ fn catch_up(c: &mut Criterion) {
     rt.block_on(feed.close()).unwrap();
 }
 
-criterion_group!(benches, e2e, catch_up);
+/// Events in each codec's journal for `feed/catch_up_codec`.
+const CODEC_EVENTS: u64 = 200_000;
+
+/// `stream_from(0)` over the same events journaled with each codec: what
+/// the codec costs a resuming client (the decode is most of catch-up).
+fn catch_up_codecs(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("feed/catch_up_codec");
+    group.throughput(Throughput::Elements(CODEC_EVENTS)).sample_size(10);
+    catch_up_with(&rt, &mut group, events::Bincode);
+    catch_up_with(&rt, &mut group, events::Postcard);
+    catch_up_with(&rt, &mut group, events::MsgPack);
+    group.finish();
+}
+
+fn catch_up_with<C: events::Codec>(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    codec: C,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<BenchEvent, C> = rt.block_on(async {
+        let feed: Feed<BenchEvent, C> = Feed::builder(dir.path())
+            .codec(codec.clone())
+            .sync(SyncPolicy::Never)
+            .retention(events::Retention::unlimited())
+            .open()
+            .await
+            .unwrap();
+        let inbox = feed.inbox();
+        for i in 0..CODEC_EVENTS {
+            inbox.forward(None, event(i)).await.unwrap();
+        }
+        feed.close().await.unwrap();
+        Feed::builder(dir.path()).codec(codec).sync(SyncPolicy::Never).open().await.unwrap()
+    });
+    group.bench_function(C::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut stream = feed.stream_from(Seq::ZERO);
+                let mut last = 0;
+                while last < CODEC_EVENTS {
+                    let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("stream ended") };
+                    last = black_box(env.seq.get());
+                }
+            });
+        });
+    });
+    rt.block_on(feed.close()).unwrap();
+}
+
+criterion_group!(benches, e2e, catch_up, catch_up_codecs);
 criterion_main!(benches);

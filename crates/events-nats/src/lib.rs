@@ -50,6 +50,12 @@
 //!   nothing the journal's writer has not acknowledged, not even a batch
 //!   whose fsync failed. [`Replicator::sink`] plugs into a feed's sinks to
 //!   wake it on every append.
+//! * **Payloads travel as written.** The replicator never decodes: each
+//!   message carries the record's payload bytes, schema-version header
+//!   included, so an event its own code could not read is replicated all
+//!   the same, and a [`RemoteFeed`] decodes (and upcasts) with the remote
+//!   reader's types; a payload it cannot decode is an `Err` item of its
+//!   stream naming the seq, and the caller decides whether to read on.
 //! * **Retention waits for the replicator, within a bound.** The
 //!   replicator registers as a durable consumer of the journal it
 //!   replicates (a checkpoint in `<journal dir>/consumers/<name>`, by

@@ -79,8 +79,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 /// # Errors
 ///
 /// [`Error::Expired`] when retention removed events after `cursor`; a
-/// journal gap or epoch mismatch as [`Error::Read`]; [`Error::Journal`] or
-/// [`Error::Codec`] when the journal cannot be read or decoded. A cursor at
+/// journal gap or epoch mismatch as [`Error::Read`]; [`Error::Journal`]
+/// when the journal cannot be read. An event that cannot be decoded (even
+/// through [`Event::upcast`](crate::Event::upcast)) ends the page before it;
+/// the next page is [`Error::Decode`] naming its seq and version, whatever
+/// the reader's [`OnUndecodable`](crate::OnUndecodable) policy: a
+/// reconciling consumer must learn it cannot have that event. A cursor at
 /// or past the latest acknowledged seq gets an empty page, not an error.
 #[async_trait]
 impl<E: Event, C: Codec> EventLog<E> for FeedReader<E, C> {

@@ -224,6 +224,20 @@ pub(super) fn rows() -> Vec<Cmp> {
         ("CBOR (ciborium)", ["codec/cbor/encode", "codec/cbor/decode"]),
         ("JSON (serde_json)", ["codec/json/encode", "codec/json/decode"]),
     ];
+    v.extend([
+        cmp(
+            "catch-up stream_from(0), 200k events, by codec",
+            ("MsgPack", Src::Bench("feed/catch_up_codec/msgpack")),
+            ("bincode", Src::Bench("feed/catch_up_codec/bincode")),
+            Goal::Context,
+        ),
+        cmp(
+            "catch-up stream_from(0), 200k events, by codec",
+            ("postcard", Src::Bench("feed/catch_up_codec/postcard")),
+            ("bincode", Src::Bench("feed/catch_up_codec/bincode")),
+            Goal::Context,
+        ),
+    ]);
     let ours = ["codec/msgpack/encode", "codec/msgpack/decode"];
     for (i, row) in ["codec encode, ~256 B event", "codec decode, ~256 B event"].into_iter().enumerate() {
         for (peer, ids) in peers {

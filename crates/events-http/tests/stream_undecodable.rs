@@ -1,0 +1,49 @@
+//! An event the served reader cannot decode: under `OnUndecodable::Skip` an
+//! SSE client gets one `event: undecodable` frame whose id moves its cursor
+//! past the record, then every later event; a client that reconnects with
+//! that id does not see it again. Under the default `Fail`, the `error`
+//! frame, after the events before it.
+
+mod support;
+
+use events::layers::journal::{Journal, JournalOptions};
+use events::{Bincode, Codec, FeedReader, OnUndecodable};
+use support::{Sse, TestEvent, id};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_sends_one_undecodable_frame_and_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = support::feed(tmp.path()).await;
+    support::append(&feed, None, 1..=3).await;
+    feed.close().await.unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+    journal.append_now([0x02, 0x99]).unwrap(); // seq 4: not a bincode option
+    journal.close().unwrap();
+    let feed = support::feed(tmp.path()).await;
+    support::append(&feed, None, 5..=6).await;
+    let epoch = feed.epoch();
+
+    let reader = FeedReader::<TestEvent>::open(tmp.path()).unwrap().on_undecodable(OnUndecodable::Skip);
+    let addr = support::serve(events_http::router(reader)).await;
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 3).await, [1, 2, 3]);
+    let frame = sse.next().await;
+    assert_eq!(frame.event.as_deref(), Some("undecodable"), "{frame:?}");
+    assert_eq!(frame.id, Some(id(epoch, 4)));
+    assert_eq!((frame.json()["seq"].as_u64(), frame.json()["version"].as_u64()), (Some(4), Some(1)));
+    assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("bincode")), "{frame:?}");
+    assert_eq!(sse.seqs_in(epoch, 2).await, [5, 6]);
+
+    // Reconnecting after it: not sent again.
+    let mut again = Sse::open(&format!("http://{addr}/stream"), Some(&id(epoch, 4))).await;
+    assert_eq!(again.seqs_in(epoch, 2).await, [5, 6]);
+
+    // The default policy: the events before it, then the error frame.
+    let strict = support::serve(events_http::router(FeedReader::<TestEvent>::open(tmp.path()).unwrap())).await;
+    let mut sse = Sse::open(&format!("http://{strict}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 3).await, [1, 2, 3]);
+    let frame = sse.next().await;
+    assert_eq!(frame.event.as_deref(), Some("error"), "{frame:?}");
+    assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("seq 4")), "{frame:?}");
+    feed.close().await.unwrap();
+}
