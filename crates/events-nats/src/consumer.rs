@@ -87,6 +87,7 @@ use crate::{NatsError, StreamSpec};
 ///     match item? {
 ///         FeedItem::Event(env) => println!("{} {:?}", env.seq, env.event),
 ///         FeedItem::Reset { reason, earliest, .. } => println!("reset ({reason:?}), oldest available {earliest}"),
+///         FeedItem::Undecodable { seq, error, .. } => println!("cannot read {seq}: {error}"),
 ///     }
 /// }
 /// # Ok(()) }
