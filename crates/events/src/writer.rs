@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
 use crate::stats::Counters;
-use crate::{Error, Result, error_chain, payload};
+use crate::{Error, Result, error_chain, index, payload};
 
 /// Most commands taken from the inbox for one batch.
 const MAX_BATCH_EVENTS: usize = 4096;
@@ -181,6 +181,16 @@ impl<E: Event, C: Codec> Writer<E, C> {
     fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>) {
         // The caller's stream id wins over the event's own.
         let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
+        if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
+            Counters::bump(&self.shared.counters.encode_errors);
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(e));
+                }
+                None => tracing::warn!(error = %e, "recorded event's stream id is too long; dropped"),
+            }
+            return;
+        }
         let start = self.buf.len();
         if let Err(e) = payload::encode(&self.codec, stream.as_ref().map(StreamId::as_str), &event, &mut self.buf) {
             self.buf.truncate(start);
