@@ -13,13 +13,6 @@
 //!   1,000), against `stream_from(0)`: what checkpointing costs per 1,000
 //!   events. Each run creates the consumer and deletes it afterwards (a few
 //!   file operations against a million events). No goal: reported.
-//! * `feed/read_stream`: one stream's history out of a journal of N events
-//!   (`events_benches::read_records()`: 1,000,000, or 200,000 in a quick
-//!   run) spread round-robin over 100 streams, so the stream holds 1%:
-//!   `read_stream(id, 0)` through the per-stream index (sidecars built by a
-//!   warm-up read, as the first read after a roll does), against
-//!   `stream_from(0)` filtered by stream id up to the latest seq. Both rows
-//!   declare N elements, so the throughput ratio is the speed-up. Goal: ≥ 20×.
 //!
 //! Fairness: both sides write to a temporary directory on the same file
 //! system, use the same payload bytes, and neither fsyncs.
@@ -245,69 +238,5 @@ fn catch_up(c: &mut Criterion) {
     rt.block_on(feed.close()).unwrap();
 }
 
-const STREAMS: u64 = 100;
-
-fn read_stream(c: &mut Criterion) {
-    let rt = runtime();
-    let n = events_benches::read_records();
-    let dir = tempfile::tempdir().unwrap();
-    let ids: Vec<String> = (0..STREAMS).map(|s| format!("stream-{s}")).collect();
-    rt.block_on(async {
-        let feed: Feed<BenchEvent> = Feed::builder(dir.path())
-            .sync(SyncPolicy::Never)
-            .retention(events::Retention::unlimited())
-            .inbox_capacity(8192)
-            .open()
-            .await
-            .unwrap();
-        let inbox = feed.inbox();
-        for i in 0..n {
-            let id = events::StreamId::new(ids[(i % STREAMS) as usize].as_str());
-            inbox.forward(Some(id), event(i)).await.unwrap();
-        }
-        feed.close().await.unwrap();
-    });
-    let feed: Feed<BenchEvent> = rt.block_on(Feed::builder(dir.path()).sync(SyncPolicy::Never).open()).unwrap();
-    let id = ids[42].as_str();
-    let want = n / STREAMS;
-    let latest = feed.latest_seq();
-    let read = || {
-        rt.block_on(async {
-            let mut stream = feed.read_stream(id, Seq::ZERO).unwrap();
-            let mut got = 0;
-            while let Some(env) = stream.next().await {
-                black_box(env.unwrap());
-                got += 1;
-            }
-            assert_eq!(got, want);
-        });
-    };
-    read(); // builds the sidecars of the sealed segments
-    let mut group = c.benchmark_group("feed/read_stream");
-    group.throughput(Throughput::Elements(n)).sample_size(10);
-    group.bench_function("read_stream", |b| b.iter(read));
-    group.bench_function("filtered_scan", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut stream = feed.stream_from(Seq::ZERO);
-                let mut got = 0;
-                loop {
-                    let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("stream ended") };
-                    if env.stream.as_ref().is_some_and(|s| s.as_str() == id) {
-                        black_box(&env);
-                        got += 1;
-                    }
-                    if env.seq >= latest {
-                        break;
-                    }
-                }
-                assert_eq!(got, want);
-            });
-        });
-    });
-    group.finish();
-    rt.block_on(feed.close()).unwrap();
-}
-
-criterion_group!(benches, e2e, catch_up, read_stream);
+criterion_group!(benches, e2e, catch_up);
 criterion_main!(benches);
