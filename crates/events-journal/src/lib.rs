@@ -162,8 +162,8 @@ pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
 pub use segment::now_nanos;
 pub use sidecar::{
-    IndexEntry, MAX_SIDECAR_KEY, SIDECAR_EXT, SIDECAR_HEADER_LEN, SIDECAR_MAGIC, SIDECAR_VERSION, SegmentIndex, Sidecar,
-    SidecarError, sidecar_path,
+    IndexEntry, MAX_SIDECAR_KEY, SIDECAR_EXT, SIDECAR_HEADER_LEN, SIDECAR_MAGIC, SIDECAR_VERSION, SegmentIndex,
+    Sidecar, SidecarError, sidecar_path,
 };
 pub use stats::JournalStats;
 pub use verify::{Problem, VerifyReport, verify};

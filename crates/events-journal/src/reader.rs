@@ -29,8 +29,8 @@ use crate::error::{JournalError, ReadError};
 use crate::lock;
 use crate::mapping::{Cached, Extent, Retry, Walk, check_no_overlap, ends_sealed, map_segment, walk};
 use crate::records::{Record, Records};
-use crate::sidecar::IndexEntry;
 use crate::segment::{self, SegmentFile};
+use crate::sidecar::IndexEntry;
 use crate::watermark::{self, Watermark, WriterState};
 
 /// A reader of a journal directory. Cheap to clone (clones share a cache of

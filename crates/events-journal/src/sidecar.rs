@@ -125,8 +125,10 @@ impl SegmentIndex {
     /// header is not a valid segment header.
     pub fn build(path: &Path, key: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> Result<Self, SidecarError> {
         let bytes = fs::read(path).map_err(|source| SidecarError::Io { path: path.to_path_buf(), source })?;
-        let header = SegmentHeader::decode(&bytes)
-            .map_err(|e| SidecarError::Damaged { path: path.to_path_buf(), reason: format!("segment header: {e:?}") })?;
+        let header = SegmentHeader::decode(&bytes).map_err(|e| SidecarError::Damaged {
+            path: path.to_path_buf(),
+            reason: format!("segment header: {e:?}"),
+        })?;
         let mut index = SegmentIndex::new(&header);
         index.extend(&bytes[HEADER_LEN..], u64::MAX, key);
         Ok(index)
@@ -391,8 +393,9 @@ pub(crate) fn check(segment: &Path, map: &[u8], next_seq: u64) -> Option<String>
     for (_, entries) in side.all() {
         for e in entries {
             count += 1;
-            let ok = usize::try_from(e.offset)
-                .is_ok_and(|off| matches!(format::check_frame(map, off), FrameCheck::Valid { seq, .. } if seq == e.seq));
+            let ok = usize::try_from(e.offset).is_ok_and(
+                |off| matches!(format::check_frame(map, off), FrameCheck::Valid { seq, .. } if seq == e.seq),
+            );
             if !ok {
                 return Some(format!("sidecar entry for seq {} at offset {} is not that record", e.seq, e.offset));
             }

@@ -16,16 +16,16 @@ use tokio::sync::oneshot;
 use crate::consumer::Consumer;
 use crate::inbox::Inbox;
 use crate::position::Cursor;
+use crate::position::FeedItem;
 use crate::reader::FeedReader;
 use crate::session::{Session, SessionRegistry};
 use crate::shared::Shared;
 use crate::stats::FeedStats;
 use crate::stream::FeedStream;
 use crate::stream_read::StreamEvents;
-use crate::position::FeedItem;
-use futures::stream::BoxStream;
 use crate::writer::Cmd;
 use crate::{Error, Result};
+use futures::stream::BoxStream;
 
 /// A durable change feed. Cheap to clone: every clone is a handle to the
 /// same writer.

@@ -140,7 +140,9 @@ pub(crate) fn sealed_entries<C: Codec>(
             Err(SidecarError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 tracing::debug!(segment = %path.display(), "building the missing sidecar index");
             }
-            Err(e) => tracing::warn!(segment = %path.display(), error = %e, "sidecar index unusable; rebuilding it from the segment"),
+            Err(e) => {
+                tracing::warn!(segment = %path.display(), error = %e, "sidecar index unusable; rebuilding it from the segment");
+            }
         }
     }
     let index = match SegmentIndex::build(path, |p| key_of(codec, p)) {

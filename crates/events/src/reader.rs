@@ -19,14 +19,14 @@ use events_journal::Reader;
 use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
+use crate::position::FeedItem;
 use crate::position::{Cursor, OnExpired};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::{FeedStream, Tail};
 use crate::stream_read::{self, StreamEvents};
-use crate::position::FeedItem;
-use futures::stream::BoxStream;
 use crate::{FeedStats, Result};
+use futures::stream::BoxStream;
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
 /// and counters. Cheap to clone.

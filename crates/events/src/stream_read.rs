@@ -97,8 +97,16 @@ pub(crate) fn read<E: Event, C: Codec>(
     persist: bool,
 ) -> Result<StreamEvents<E>> {
     index::check_stream_id(id)?;
-    let read =
-        Read { shared, codec, id: id.to_owned(), from: from.get(), limit: limit.get(), persist, segments: None, next: 0 };
+    let read = Read {
+        shared,
+        codec,
+        id: id.to_owned(),
+        from: from.get(),
+        limit: limit.get(),
+        persist,
+        segments: None,
+        next: 0,
+    };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
         let step = joined(tokio::task::spawn_blocking(move || read.step().map(|batch| (batch, read))).await);
@@ -249,7 +257,9 @@ impl<C: Codec> Read<C> {
 
     fn read_error(&self, e: ReadError) -> Error {
         match e {
-            ReadError::Expired { earliest } => Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(earliest) },
+            ReadError::Expired { earliest } => {
+                Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(earliest) }
+            }
             ReadError::Journal(e) => Error::Journal(e),
             other => Error::Read(other),
         }

@@ -21,13 +21,7 @@ fn stream_of(pick: u8) -> Option<&'static str> {
 }
 
 async fn open(dir: &Path, segment_bytes: u64, retention: Retention) -> Feed<Ev> {
-    Feed::builder(dir)
-        .sync(SyncPolicy::Never)
-        .segment_bytes(segment_bytes)
-        .retention(retention)
-        .open()
-        .await
-        .unwrap()
+    Feed::builder(dir).sync(SyncPolicy::Never).segment_bytes(segment_bytes).retention(retention).open().await.unwrap()
 }
 
 /// `(seq, event)` of every retained event of `id` after `from`: the filtered full scan.
