@@ -196,6 +196,9 @@ async fn an_unknown_stream_is_empty_and_an_over_long_id_is_a_typed_error() {
     assert!(matches!(err, Error::StreamIdTooLong { len: 257, limit: 256 }), "{err:?}");
     let own = Ev::Msg { n: 1, own_stream: Some(long.clone()) };
     assert!(matches!(feed.append(None, own).await, Err(Error::StreamIdTooLong { .. })));
+    let before = feed.stats().encode_errors;
+    feed.record(Some(&long), &msg(3));
+    support::eventually("the over-long record is counted", || feed.stats().encode_errors > before).await;
     let at_limit = "y".repeat(MAX_STREAM_ID_BYTES);
     let seq = feed.append(Some(&at_limit), msg(2)).await.unwrap();
     assert_eq!(read(&feed.reader(), &at_limit, Seq::ZERO).await, [(seq, msg(2))]);
