@@ -51,13 +51,7 @@ async fn read(feed: &FeedReader<Ev>, id: &str, from: Seq) -> Vec<(Seq, Ev)> {
 
 /// The sidecar files of `dir`.
 fn sidecars(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .collect();
-    found.sort();
-    found
+    events_testkit::fs::with_extension(dir, "idx")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
