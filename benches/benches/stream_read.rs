@@ -18,7 +18,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use events::{Feed, FeedItem, Seq, StreamId, SyncPolicy};
-use events_benches::{PAYLOAD, SampleEvent, read_records, sample_event};
+use events_benches::{PAYLOAD, SampleEvent, fill_feed, read_records, sample_event};
 use futures::StreamExt;
 
 const STREAMS: u64 = 100;
@@ -28,20 +28,7 @@ fn read_stream(c: &mut Criterion) {
     let n = read_records();
     let dir = tempfile::tempdir().unwrap();
     let ids: Vec<StreamId> = (0..STREAMS).map(|s| StreamId::new(format!("stream-{s}"))).collect();
-    rt.block_on(async {
-        let feed: Feed<SampleEvent> = Feed::builder(dir.path())
-            .sync(SyncPolicy::Never)
-            .retention(events::Retention::unlimited())
-            .inbox_capacity(8192)
-            .open()
-            .await
-            .unwrap();
-        let inbox = feed.inbox();
-        for i in 0..n {
-            inbox.forward(Some(ids[(i % STREAMS) as usize].clone()), sample_event(i, PAYLOAD)).await.unwrap();
-        }
-        feed.close().await.unwrap();
-    });
+    rt.block_on(fill_feed(dir.path(), n, |i| (Some(ids[(i % STREAMS) as usize].clone()), sample_event(i, PAYLOAD))));
     let feed: Feed<SampleEvent> = rt.block_on(Feed::builder(dir.path()).sync(SyncPolicy::Never).open()).unwrap();
     let id = ids[42].as_str();
     let want = n / STREAMS;
