@@ -4,7 +4,9 @@
 //! the event, and handed to the journal's generic [`SegmentIndex`] as the
 //! key. Sealed segments are indexed by their sidecar (`<first_seq>.idx`, the
 //! bytes in `docs/FORMAT.md`); the active segment by an in-memory index kept
-//! in [`ActiveIndex`] and extended from where it stopped. `stream_read.rs`
+//! in [`ActiveIndex`] and extended from where it stopped. The writer has the
+//! sealed segments indexed on a thread of its own after each roll
+//! ([`index_sealed_in_background`]); a read builds what is still missing. `stream_read.rs`
 //! asks this file for the entries of one stream in one segment and reads
 //! them with `Reader::records_at`.
 //!
@@ -16,11 +18,14 @@
 //! `stream_read.rs` checks again every record an entry points to.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use events_core::Codec;
 use events_journal::{IndexEntry, SegmentIndex, Sidecar, SidecarError, sidecar_path};
 use parking_lot::Mutex;
 
+use crate::shared::Shared;
 use crate::{Error, Result};
 
 /// The longest stream id the feed accepts, in bytes: an append, record or
@@ -111,6 +116,51 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     file.read_to_end(&mut out).map_err(io)?;
     Ok(out)
+}
+
+/// Builds the missing sidecars of the sealed segments on a thread of its
+/// own, so that sealing costs the writer nothing: called by the writer
+/// after a roll. At most one such thread runs per feed; it looks again
+/// until a pass finds nothing new, so a roll while it runs is not missed
+/// (and a read builds whatever is still missing).
+pub(crate) fn index_sealed_in_background<C: Codec>(shared: &Arc<Shared>, codec: &C) {
+    if shared.indexing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (owned, codec) = (Arc::clone(shared), codec.clone());
+    let spawned = std::thread::Builder::new().name("events-index".into()).spawn(move || {
+        let mut tried = std::collections::HashSet::new();
+        loop {
+            while index_missing(&owned, &codec, &mut tried) > 0 {}
+            owned.indexing.store(false, Ordering::Release);
+            // A roll that saw the flag still set just before it was cleared.
+            if index_missing(&owned, &codec, &mut tried) == 0 || owned.indexing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    });
+    if spawned.is_err() {
+        shared.indexing.store(false, Ordering::Release);
+    }
+}
+
+/// One pass: builds the sidecar of every sealed segment that has none and
+/// was not tried before; returns how many it tried.
+fn index_missing<C: Codec>(shared: &Shared, codec: &C, tried: &mut std::collections::HashSet<u64>) -> usize {
+    let Ok(segments) = shared.reader.segments() else { return 0 };
+    let sealed = &segments[..segments.len().saturating_sub(1)];
+    let mut count = 0;
+    for (first, path) in sealed {
+        if sidecar_path(path).exists() || !tried.insert(*first) {
+            continue;
+        }
+        count += 1;
+        if let Err(e) = sealed_entries(codec, path, b"", true, true) {
+            let error = crate::error_chain(&e);
+            tracing::debug!(segment = %path.display(), error, "indexing a sealed segment failed; a read rebuilds it");
+        }
+    }
+    count
 }
 
 /// Where a sealed segment's entries came from.

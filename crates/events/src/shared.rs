@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) reader: Reader,
     /// The in-memory per-stream index of the newest segment (`index.rs`).
     pub(crate) active_index: ActiveIndex,
+    /// Whether a background thread is building sidecars (`index.rs`).
+    pub(crate) indexing: AtomicBool,
     failure: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Wakes `wait_closed` when the writer stops.
@@ -58,6 +60,7 @@ impl Shared {
             counters: Counters::default(),
             reader,
             active_index: ActiveIndex::default(),
+            indexing: AtomicBool::new(false),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::Notify::new(),
@@ -75,6 +78,7 @@ impl Shared {
             counters: Counters::default(),
             reader,
             active_index: ActiveIndex::default(),
+            indexing: AtomicBool::new(false),
             failure: Mutex::new(None),
             closed: AtomicBool::new(true),
             closed_signal: tokio::sync::Notify::new(),

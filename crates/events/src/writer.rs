@@ -77,6 +77,8 @@ pub(crate) struct Writer<E, C> {
     last_write: Duration,
     /// The largest encoded event the journal accepts.
     max_record_bytes: u32,
+    /// The journal's roll count when sealed segments were last indexed.
+    rolls_indexed: u64,
 }
 
 impl<E: Event, C: Codec> Writer<E, C> {
@@ -102,6 +104,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             last_batch: 0,
             last_write: Duration::ZERO,
             max_record_bytes: u32::MAX,
+            rolls_indexed: 0,
         }
     }
 
@@ -267,6 +270,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // read up to `last`.
         let last = seq.get() - 1;
         self.shared.after_batch(last - first + 1, last, &self.journal);
+        // A segment was sealed: index it off this thread (never on the append path).
+        let rolls = self.journal.stats().rolls;
+        if rolls != self.rolls_indexed {
+            self.rolls_indexed = rolls;
+            index::index_sealed_in_background(&self.shared, &self.codec);
+        }
         // The live tail carries chunks, so a busy batch costs one broadcast
         // per LIVE_CHUNK events instead of one per event. No receiver is
         // fine: nobody is tailing live right now.

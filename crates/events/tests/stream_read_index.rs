@@ -227,10 +227,29 @@ async fn another_process_reader_reads_a_stream_without_writing() {
     for n in 0..120 {
         feed.append(stream_of((n % 3) as u8), msg(n)).await.unwrap();
     }
-    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
     let want = scan(&feed.reader(), "c", Seq::new(17)).await;
+    feed.close().await.unwrap();
+    for file in sidecars(tmp.path()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
     assert_eq!(read(&follower, "c", Seq::new(17)).await, want);
     assert!(sidecars(tmp.path()).is_empty(), "a follower never writes");
+}
+
+#[tokio::test]
+async fn the_writer_indexes_sealed_segments_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::unlimited()).await;
+    for n in 0..100 {
+        feed.append(stream_of((n % 4) as u8), msg(n)).await.unwrap();
+    }
+    let sealed = events_testkit::fs::segments(tmp.path()).len() - 1;
+    assert!(sealed >= 3);
+    support::eventually("sidecars built without a read", || sidecars(tmp.path()).len() == sealed).await;
+    for file in sidecars(tmp.path()) {
+        Sidecar::open(&file).unwrap().describes(&file.with_extension("seg")).unwrap();
+    }
     feed.close().await.unwrap();
 }
 
