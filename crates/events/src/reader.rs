@@ -250,9 +250,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// stream ends: see [`follow_stream`](Self::follow_stream) to go on
     /// live). Equal to `stream_from(from)` filtered by stream id, but reads
     /// only that stream's records: each sealed segment has a per-stream
-    /// index in a sidecar file (`<first_seq>.idx`, built on first use when
-    /// missing, rebuilt with a warning when damaged or stale), the newest
-    /// segment an in-memory one. An unknown stream gives an empty stream;
+    /// index in a sidecar file (`<first_seq>.idx`, built by the writer after
+    /// each roll, or by the first read that needs it; rebuilt with a warning
+    /// when damaged or stale), the newest segment an in-memory one. An unknown stream gives an empty stream;
     /// events already removed by retention are not there (no reset).
     ///
     /// A reader opened with [`FeedReader::open`] never writes, so it builds
