@@ -24,6 +24,16 @@ async fn open(dir: &Path, segment_bytes: u64, retention: Retention) -> Feed<Ev> 
     Feed::builder(dir).sync(SyncPolicy::Never).segment_bytes(segment_bytes).retention(retention).open().await.unwrap()
 }
 
+/// A feed over 512-byte segments with `msg(0..n)` appended, event `n` to
+/// stream `n % streams` (round-robin over the first `streams` of `STREAMS`).
+async fn filled(dir: &Path, n: u64, streams: u64) -> Feed<Ev> {
+    let feed = open(dir, 512, Retention::unlimited()).await;
+    for i in 0..n {
+        feed.append(stream_of((i % streams) as u8), msg(i)).await.unwrap();
+    }
+    feed
+}
+
 /// `(seq, event)` of every retained event of `id` after `from`: the filtered full scan.
 async fn scan(feed: &FeedReader<Ev>, id: &str, from: Seq) -> Vec<(Seq, Ev)> {
     let latest = feed.latest_seq();
@@ -96,10 +106,7 @@ proptest! {
 /// A feed over several 512-byte segments with every stream in each, read
 /// once so that its sealed segments have sidecars.
 async fn indexed_feed(dir: &Path) -> (Feed<Ev>, Vec<(Seq, Ev)>) {
-    let feed = open(dir, 512, Retention::unlimited()).await;
-    for n in 0..200 {
-        feed.append(stream_of((n % 4) as u8), msg(n)).await.unwrap();
-    }
+    let feed = filled(dir, 200, 4).await;
     let want = scan(&feed.reader(), "b", Seq::ZERO).await;
     assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want);
     assert!(sidecars(dir).len() >= 5, "sealed segments got sidecars: {:?}", sidecars(dir));
@@ -223,10 +230,7 @@ async fn a_journal_without_sidecars_opens_and_gets_them_built() {
 #[tokio::test]
 async fn another_process_reader_reads_a_stream_without_writing() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = open(tmp.path(), 512, Retention::unlimited()).await;
-    for n in 0..120 {
-        feed.append(stream_of((n % 3) as u8), msg(n)).await.unwrap();
-    }
+    let feed = filled(tmp.path(), 120, 3).await;
     let want = scan(&feed.reader(), "c", Seq::new(17)).await;
     feed.close().await.unwrap();
     for file in sidecars(tmp.path()) {
@@ -240,10 +244,7 @@ async fn another_process_reader_reads_a_stream_without_writing() {
 #[tokio::test]
 async fn the_writer_indexes_sealed_segments_in_the_background() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = open(tmp.path(), 512, Retention::unlimited()).await;
-    for n in 0..100 {
-        feed.append(stream_of((n % 4) as u8), msg(n)).await.unwrap();
-    }
+    let feed = filled(tmp.path(), 100, 4).await;
     let sealed = events_testkit::fs::segments(tmp.path()).len() - 1;
     assert!(sealed >= 3);
     support::eventually("sidecars built without a read", || sidecars(tmp.path()).len() == sealed).await;
@@ -256,10 +257,7 @@ async fn the_writer_indexes_sealed_segments_in_the_background() {
 #[tokio::test]
 async fn follow_stream_reads_the_history_then_goes_on_live() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = open(tmp.path(), 512, Retention::unlimited()).await;
-    for n in 0..40 {
-        feed.append(stream_of((n % 2) as u8), msg(n)).await.unwrap();
-    }
+    let feed = filled(tmp.path(), 40, 2).await;
     let mut follow = feed.follow_stream("b", Seq::new(30)).unwrap();
     let seqs_of = |items: Vec<FeedItem<Ev>>| items.iter().map(|i| i.event().unwrap().seq.get()).collect::<Vec<_>>();
     let history: Vec<_> = follow.by_ref().take(5).try_collect().await.unwrap();
