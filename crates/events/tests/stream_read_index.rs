@@ -64,6 +64,13 @@ fn sidecars(dir: &Path) -> Vec<PathBuf> {
     events_testkit::fs::with_extension(dir, "idx")
 }
 
+/// Every sidecar of `dir` is valid and describes its segment.
+fn assert_sidecars_describe_their_segments(dir: &Path) {
+    for file in sidecars(dir) {
+        Sidecar::open(&file).unwrap().describes(&file.with_extension("seg")).unwrap();
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -219,11 +226,8 @@ async fn a_journal_without_sidecars_opens_and_gets_them_built() {
     assert!(report.ignored.is_empty());
     assert!(sidecars(tmp.path()).is_empty());
     assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want);
-    let files = sidecars(tmp.path());
-    assert!(files.len() >= 5);
-    for file in files {
-        Sidecar::open(&file).unwrap().describes(&file.with_extension("seg")).unwrap();
-    }
+    assert!(sidecars(tmp.path()).len() >= 5);
+    assert_sidecars_describe_their_segments(tmp.path());
     feed.close().await.unwrap();
 }
 
@@ -248,9 +252,7 @@ async fn the_writer_indexes_sealed_segments_in_the_background() {
     let sealed = events_testkit::fs::segments(tmp.path()).len() - 1;
     assert!(sealed >= 3);
     support::eventually("sidecars built without a read", || sidecars(tmp.path()).len() == sealed).await;
-    for file in sidecars(tmp.path()) {
-        Sidecar::open(&file).unwrap().describes(&file.with_extension("seg")).unwrap();
-    }
+    assert_sidecars_describe_their_segments(tmp.path());
     feed.close().await.unwrap();
 }
 
