@@ -123,3 +123,21 @@ fn verify_checks_each_sidecar_against_its_segment() {
     assert_eq!(paths, want, "{:?}", report.problems);
     assert!(report.problems.iter().all(|p| p.what.contains("sidecar")), "{:?}", report.problems);
 }
+
+#[test]
+fn repair_removes_the_sidecar_of_the_segment_it_rebuilds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    // Flip a payload byte of the first record of the second segment.
+    let segment = sidecars[1].with_extension("seg");
+    let first = Sidecar::open(&sidecars[1]).unwrap().all().flat_map(|(_, e)| e).map(|e| e.offset).min().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[usize::try_from(first).unwrap() + 25] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    Journal::repair(tmp.path(), JournalOptions::new()).unwrap();
+    assert!(!sidecars[1].exists(), "the rebuilt segment's sidecar described the old bytes");
+    assert!(sidecars[2].exists(), "an untouched segment keeps its sidecar");
+    assert!(verify(tmp.path()).unwrap().problems.iter().all(|p| !p.what.contains("sidecar")));
+}
