@@ -180,20 +180,7 @@ fn e2e(c: &mut Criterion) {
 fn catch_up(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    rt.block_on(async {
-        let feed: Feed<BenchEvent> = Feed::builder(dir.path())
-            .sync(SyncPolicy::Never)
-            .retention(events::Retention::unlimited())
-            .inbox_capacity(8192)
-            .open()
-            .await
-            .unwrap();
-        let inbox = feed.inbox();
-        for i in 0..CATCH_UP_EVENTS {
-            inbox.forward(None, event(i)).await.unwrap();
-        }
-        feed.close().await.unwrap();
-    });
+    rt.block_on(events_benches::fill_feed(dir.path(), CATCH_UP_EVENTS, |i| (None, event(i))));
     let feed: Feed<BenchEvent> = rt.block_on(Feed::builder(dir.path()).sync(SyncPolicy::Never).open()).unwrap();
     let mut group = c.benchmark_group("feed/catch_up");
     group.throughput(Throughput::Elements(CATCH_UP_EVENTS)).sample_size(10);

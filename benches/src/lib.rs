@@ -83,6 +83,33 @@ pub fn fast_config() -> criterion::Criterion {
         .measurement_time(Duration::from_secs(scaled(3, 2)))
 }
 
+/// Writes `n` events into a new feed in `dir` (no fsync, unlimited
+/// retention) through its inbox, event `i` being `make(i)` (its stream id
+/// and the event), and closes it: the journal the read rows read.
+///
+/// # Panics
+///
+/// If the feed cannot be opened or written.
+pub async fn fill_feed<E: events::Event>(
+    dir: &std::path::Path,
+    n: u64,
+    mut make: impl FnMut(u64) -> (Option<events::StreamId>, E),
+) {
+    let feed: events::Feed<E> = events::Feed::builder(dir)
+        .sync(events::SyncPolicy::Never)
+        .retention(events::Retention::unlimited())
+        .inbox_capacity(8192)
+        .open()
+        .await
+        .unwrap();
+    let inbox = feed.inbox();
+    for i in 0..n {
+        let (stream, event) = make(i);
+        inbox.forward(stream, event).await.unwrap();
+    }
+    feed.close().await.unwrap();
+}
+
 /// The median of `samples` (sorted in place); 0 for none.
 pub fn median(samples: &mut [f64]) -> f64 {
     if samples.is_empty() {

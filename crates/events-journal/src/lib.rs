@@ -142,6 +142,7 @@ mod scan;
 mod sealer;
 mod seam;
 mod segment;
+mod sidecar;
 mod stats;
 mod verify;
 mod watermark;
@@ -160,6 +161,10 @@ pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
 pub use segment::now_nanos;
+pub use sidecar::{
+    IndexEntry, MAX_SIDECAR_KEY, SIDECAR_EXT, SIDECAR_HEADER_LEN, SIDECAR_MAGIC, SIDECAR_VERSION, SegmentIndex,
+    Sidecar, SidecarError, sidecar_path,
+};
 pub use stats::JournalStats;
 pub use verify::{Problem, VerifyReport, verify};
 pub use watermark::{WATERMARK_FILE, WATERMARK_LEN, Watermark, WriterState};

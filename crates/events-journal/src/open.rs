@@ -142,6 +142,7 @@ impl Journal {
         };
         // A retention failure is logged and counted, never a reason to refuse the journal.
         report.pruned = journal.apply_retention().0;
+        journal.sweep_sidecars();
         if let SyncPolicy::Interval(d) = journal.opts.sync {
             journal.background =
                 Some(Background::start(&journal.active, journal.active_path(), d, journal.opts.io.clone())?);

@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::error::{JournalError, ReadError};
 use crate::lock;
 use crate::mapping::{Cached, Extent, Retry, Walk, check_no_overlap, ends_sealed, map_segment, walk};
-use crate::records::Records;
+use crate::records::{Record, Records};
 use crate::segment::{self, SegmentFile};
+use crate::sidecar::IndexEntry;
 use crate::watermark::{self, Watermark, WriterState};
 
 /// A reader of a journal directory. Cheap to clone (clones share a cache of
@@ -106,6 +107,66 @@ impl Reader {
                 Ok(records) => return Ok(records),
             }
         }
+    }
+
+    /// The records at `entries` (seqs and frame offsets, from a
+    /// [`SegmentIndex`](crate::SegmentIndex) or [`Sidecar`](crate::Sidecar))
+    /// of the segment named by `first_seq`, bounded like
+    /// [`read_since`](Self::read_since): nothing past what the writer
+    /// acknowledged is mapped. Each record's frame is checked (complete, CRC,
+    /// seq) where the entry says; an entry that does not point at such a
+    /// frame, or lies past the bound, gives `None` (a stale index, or a
+    /// record not acknowledged yet), never another record.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::Expired`] if retention removed the segment;
+    /// [`ReadError::Journal`] if it cannot be listed or mapped.
+    pub fn records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, ReadError> {
+        let mut attempt = 0;
+        loop {
+            match self.try_records_at(first_seq, entries) {
+                Err(Retry::Vanished(_)) if attempt + 1 < RETRIES => attempt += 1,
+                Err(Retry::Vanished(_)) => {
+                    let earliest = self.first_seq()?;
+                    return Err(ReadError::Expired { earliest });
+                }
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok(records) => return Ok(records),
+            }
+        }
+    }
+
+    fn try_records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, Retry> {
+        let (segs, extent, _) = self.bounded()?;
+        let Some(i) = segs.iter().position(|s| s.first_seq == first_seq) else {
+            return match segs.first() {
+                Some(oldest) if oldest.first_seq > first_seq => {
+                    Err(ReadError::Expired { earliest: oldest.first_seq }.into())
+                }
+                // Not served by this call (a writer is opening): nothing verified.
+                _ => Ok(vec![None; entries.len()]),
+            };
+        };
+        let last = i + 1 == segs.len();
+        let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = map_segment(&mut cache, &segs[i], last, if last { extent } else { Extent::Whole })?;
+        drop(cache);
+        let Some(map) = view.map else { return Ok(vec![None; entries.len()]) };
+        Ok(entries
+            .iter()
+            .map(|e| usize::try_from(e.offset).ok().and_then(|off| Record::at(&map, off, e.seq)))
+            .collect())
+    }
+
+    /// The segment files of the journal, oldest first: `(first seq, path)`.
+    /// Lists the directory; reads nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the directory cannot be listed.
+    pub fn segments(&self) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+        Ok(segment::list(&self.inner.dir, false)?.segments.into_iter().map(|s| (s.first_seq, s.path)).collect())
     }
 
     /// The watermark and the lock, read once: how far this call may go.

@@ -129,6 +129,9 @@ pub(crate) fn execute(
     // 2. Into place, oldest first, then the directory: the damaged segment
     //    still holds all of it, so a crash here loses nothing.
     for (tmp, path) in &staged {
+        // A sidecar index describes the old bytes: gone first (a crash then
+        // leaves a segment without one, which is rebuilt when needed).
+        crate::sidecar::remove_for(path);
         io.op(Step::Salvage, || fs::rename(tmp, path))
             .map_err(|e| JournalError::io("rename salvage segment", tmp, e))?;
     }
@@ -139,6 +142,7 @@ pub(crate) fn execute(
     let first = &pieces[0];
     let tmp = salvage_name(&source.path);
     write_copy(io, &tmp, &SegmentHeader { first_seq: first.first_seq, ..*header }, image, &first.ranges)?;
+    crate::sidecar::remove_for(&source.path);
     io.op(Step::Salvage, || fs::rename(&tmp, &source.path))
         .map_err(|e| JournalError::io("rename salvage segment", &tmp, e))?;
     segment::sync_dir(io, dir)?;

@@ -29,6 +29,17 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record whose valid frame lies at `offset` of `map` with `seq`, or
+    /// `None` when no such frame is there.
+    pub(crate) fn at(map: &Arc<Bytes>, offset: usize, seq: u64) -> Option<Record> {
+        match format::check_frame(map, offset) {
+            FrameCheck::Valid { seq: found, ts, payload } if found == seq => {
+                Some(Record { map: Arc::clone(map), start: payload.start, end: payload.end, seq, ts })
+            }
+            _ => None,
+        }
+    }
+
     /// The record's seq.
     pub fn seq(&self) -> u64 {
         self.seq

@@ -51,6 +51,10 @@ pub(crate) struct SegmentFile {
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
     pub(crate) segments: Vec<SegmentFile>,
+    /// Sidecar index files (`<first_seq:020>.idx`, and their `.idx.tmp`
+    /// while being written), by the seq in their name: not strangers, not
+    /// segments (`sidecar.rs`).
+    pub(crate) sidecars: Vec<(u64, PathBuf)>,
     pub(crate) ignored: Vec<PathBuf>,
 }
 
@@ -69,7 +73,17 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok().filter(|&s| s > 0)
 }
 
-/// Lists the segments of `dir`. Other entries (except `LOCK`, `WATERMARK` and `consumers`) are collected
+/// The seq of a sidecar file name (`<first_seq:020>.idx` or `.idx.tmp`), or `None`.
+pub(crate) fn parse_sidecar_name(name: &OsStr) -> Option<u64> {
+    let name = name.to_str()?;
+    let digits = name.strip_suffix(".idx").or_else(|| name.strip_suffix(".idx.tmp"))?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()
+}
+
+/// Lists the segments of `dir`. Sidecars are listed apart, silently. Other entries (except `LOCK`, `WATERMARK` and `consumers`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();
@@ -83,6 +97,10 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
         }
         let path = entry.path();
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if let Some(first_seq) = parse_sidecar_name(&name).filter(|_| is_file) {
+            listing.sidecars.push((first_seq, path));
+            continue;
+        }
         match parse_name(&name) {
             Some(first_seq) if is_file => listing.segments.push(SegmentFile { first_seq, path, ino: ino(&entry) }),
             _ => {
@@ -94,6 +112,7 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
         }
     }
     listing.segments.sort_by_key(|s| s.first_seq);
+    listing.sidecars.sort();
     Ok(listing)
 }
 

@@ -56,7 +56,9 @@ pub struct VerifyReport {
     pub last_seq: Option<u64>,
     /// Every problem, in directory order.
     pub problems: Vec<Problem>,
-    /// Entries of the directory that are not segments.
+    /// Entries of the directory that are not segments (sidecar indexes
+    /// are not listed: each is checked against its segment, and a problem
+    /// with one is reported under the segment's path).
     pub ignored: Vec<PathBuf>,
 }
 
@@ -158,6 +160,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         let scan = scan::scan(&map, header.first_seq);
         report.records += scan.records;
         let mut last = scan.next_seq - 1;
+        let damaged = scan.damage.is_some();
         if let Some(damage) = scan.damage {
             let next_first = listing.segments.get(i + 1).map(|s| s.first_seq);
             let tail = next_first.map(|n| damage.classify(n));
@@ -192,6 +195,12 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
                     problem(run.end as u64, Some(expected), "damaged frame after salvageable records".into());
                 }
             }
+        }
+        if !newest
+            && !damaged
+            && let Some(what) = crate::sidecar::check(&seg.path, &map, scan.next_seq)
+        {
+            problem(0, None, what);
         }
         if last >= header.first_seq {
             report.last_seq = Some(last);

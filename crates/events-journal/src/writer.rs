@@ -357,6 +357,10 @@ impl Journal {
         let mut failure = None;
         for _ in 0..n {
             let Some(seg) = self.segments.pop_front() else { break };
+            // The sidecar goes first: a crash between the two leaves a
+            // segment without a sidecar (rebuilt when needed), never the
+            // reverse; one written meanwhile by a reader is swept below.
+            crate::sidecar::remove_for(&seg.path);
             match self.opts.io.op(Step::PruneRemove, || std::fs::remove_file(&seg.path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -380,10 +384,16 @@ impl Journal {
                 failure.get_or_insert(e);
                 self.stats.prune_errors += 1;
             }
+            self.sweep_sidecars();
             span.record("removed", removed.len()).record("first_seq", self.first_seq());
             tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
         }
         (removed, failure)
+    }
+
+    /// Removes sidecars whose segment is gone (`sidecar::sweep`).
+    pub(crate) fn sweep_sidecars(&self) {
+        crate::sidecar::sweep(&self.dir, self.first_seq());
     }
 
     /// The journal's epoch: a random id fixed when the directory was created.

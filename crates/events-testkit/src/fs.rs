@@ -1,5 +1,5 @@
 //! Files on disk as the tests look at them: the segment files of a journal
-//! directory. The journal's own tests and the NATS replicator's tests both
+//! directory (and its other files by extension, such as sidecar indexes). The journal's own tests and the NATS replicator's tests both
 //! damage or count segments, so the listing lives here once.
 //!
 //! Neighbours: `lib.rs` (the crate's purpose); the `.seg` naming it relies
@@ -29,10 +29,20 @@ use std::path::{Path, PathBuf};
 /// assert_eq!(names, ["00000000000000000001.seg", "00000000000000000010.seg"]);
 /// ```
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    with_extension(dir, "seg")
+}
+
+/// The files of `dir` whose extension is `ext` (`"idx"`: the sidecar
+/// indexes), sorted by path.
+///
+/// # Panics
+///
+/// If `dir` cannot be listed.
+pub fn with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect();
     v.sort();
     v

@@ -74,6 +74,17 @@ pub enum Error {
     /// A builder option is out of range (named in the message).
     #[error("invalid feed configuration: {0}")]
     Config(String),
+    /// A stream id is longer than
+    /// [`MAX_STREAM_ID_BYTES`](crate::MAX_STREAM_ID_BYTES): refused by
+    /// `append` (a `record` or session event with one is dropped and
+    /// counted in `encode_errors`) and by `read_stream`.
+    #[error("the stream id is {len} bytes, over the limit of {limit}")]
+    StreamIdTooLong {
+        /// The id's length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// `append` was given an ephemeral event, which is never journaled.
     #[error("ephemeral events are never journaled; use record() or a session")]
     Ephemeral,

@@ -16,13 +16,16 @@ use tokio::sync::oneshot;
 use crate::consumer::Consumer;
 use crate::inbox::Inbox;
 use crate::position::Cursor;
+use crate::position::FeedItem;
 use crate::reader::FeedReader;
 use crate::session::{Session, SessionRegistry};
 use crate::shared::Shared;
 use crate::stats::FeedStats;
 use crate::stream::FeedStream;
+use crate::stream_read::StreamEvents;
 use crate::writer::Cmd;
 use crate::{Error, Result};
+use futures::stream::BoxStream;
 
 /// A durable change feed. Cheap to clone: every clone is a handle to the
 /// same writer.
@@ -120,6 +123,24 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// [`FeedReader::stream_from`].
     pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
         self.reader.stream_from(cursor)
+    }
+
+    /// The events of stream `id` after `from`: see [`FeedReader::read_stream`].
+    ///
+    /// # Errors
+    ///
+    /// As [`FeedReader::read_stream`].
+    pub fn read_stream(&self, id: &str, from: Seq) -> Result<StreamEvents<E>> {
+        self.reader.read_stream(id, from)
+    }
+
+    /// The events of stream `id` after `from`, then live: see [`FeedReader::follow_stream`].
+    ///
+    /// # Errors
+    ///
+    /// As [`FeedReader::read_stream`].
+    pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
+        self.reader.follow_stream(id, from)
     }
 
     /// The durable consumer `name`: see [`FeedReader::consumer`].

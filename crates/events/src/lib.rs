@@ -25,6 +25,9 @@
 //!   event after it, in order, no gap, no duplicate, then live — even when the
 //!   client is slower than the producer. When the cursor cannot be served it
 //!   yields one explicit [`FeedItem::Reset`].
+//! * [`Feed::read_stream`] reads one stream's history (a session, a job, a
+//!   document) through a per-stream index, touching only the records of
+//!   that stream; [`Feed::follow_stream`] then goes on live.
 //! * [`Feed::session`] gives a lossless per-session emitter: every event,
 //!   ephemeral ones included, reaches the session's subscribers in order with
 //!   backpressure, and durable ones are forwarded into the feed.
@@ -159,6 +162,7 @@ mod consumer;
 mod error;
 mod feed;
 mod inbox;
+mod index;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
@@ -172,6 +176,7 @@ mod sinks;
 mod stats;
 mod store;
 mod stream;
+mod stream_read;
 mod writer;
 mod writers;
 
@@ -180,11 +185,13 @@ pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
+pub use index::MAX_STREAM_ID_BYTES;
 pub use position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
 pub use stream::FeedStream;
+pub use stream_read::StreamEvents;
 
 #[cfg(feature = "msgpack")]
 #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]

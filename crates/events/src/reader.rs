@@ -19,11 +19,13 @@ use events_journal::Reader;
 use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
-use crate::position::{Cursor, OnExpired, OnUndecodable};
+use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::{FeedStream, Tail};
+use crate::stream_read::{self, StreamEvents};
 use crate::{FeedStats, Result};
+use futures::stream::BoxStream;
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
 /// and counters. Cheap to clone.
@@ -265,6 +267,65 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             self.on_expired,
             self.on_undecodable,
         )
+    }
+
+    /// The events of stream `id` with a seq above `from`, in seq order, up
+    /// to the latest acknowledged seq when the call is made (then the
+    /// stream ends: see [`follow_stream`](Self::follow_stream) to go on
+    /// live). Equal to `stream_from(from)` filtered by stream id, but reads
+    /// only that stream's records: each sealed segment has a per-stream
+    /// index in a sidecar file (`<first_seq>.idx`, built by the writer after
+    /// each roll, or by the first read that needs it; rebuilt with a warning
+    /// when damaged or stale), the newest segment an in-memory one. An unknown stream gives an empty stream;
+    /// events already removed by retention are not there (no reset).
+    ///
+    /// A reader opened with [`FeedReader::open`] never writes, so it builds
+    /// missing sidecars in memory for each read; the writer's process
+    /// writes them.
+    ///
+    /// ```
+    /// use events::{Event, Feed, Seq};
+    /// use futures::TryStreamExt;
+    /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)] struct Step(u32);
+    /// # impl Event for Step {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+    /// # let tmp = tempfile::tempdir().unwrap(); let dir = tmp.path();
+    /// let feed: Feed<Step> = Feed::builder(dir).open().await?;
+    /// for n in 0..6 {
+    ///     let session = if n % 2 == 0 { "sess-7" } else { "sess-8" };
+    ///     feed.append(Some(session), Step(n)).await?;
+    /// }
+    /// // Load session sess-7's history.
+    /// let history: Vec<_> = feed.read_stream("sess-7", Seq::ZERO)?.try_collect().await?;
+    /// let steps: Vec<(Seq, &Step)> = history.iter().map(|env| (env.seq, &env.event)).collect();
+    /// assert_eq!(steps, [(Seq::new(1), &Step(0)), (Seq::new(3), &Step(2)), (Seq::new(5), &Step(4))]);
+    /// assert!(feed.read_stream("nobody", Seq::ZERO)?.try_collect::<Vec<_>>().await?.is_empty());
+    /// # feed.close().await }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StreamIdTooLong`](crate::Error::StreamIdTooLong) for an id
+    /// over [`MAX_STREAM_ID_BYTES`](crate::MAX_STREAM_ID_BYTES). The stream
+    /// yields [`Error::Expired`](crate::Error::Expired) if retention removes
+    /// a segment while it is read, and a journal error if one is damaged.
+    pub fn read_stream(&self, id: &str, from: Seq) -> Result<StreamEvents<E>> {
+        let limit = self.latest_seq();
+        stream_read::read(Arc::clone(&self.shared), self.codec.clone(), id, from, limit, !self.follower())
+    }
+
+    /// [`read_stream`](Self::read_stream), then the stream's new events as
+    /// they are appended: `stream_from` (after the seq the history stopped
+    /// at) filtered by stream id. Resets of the underlying feed are passed
+    /// on as they are.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_stream`](Self::read_stream).
+    pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
+        let history = self.read_stream(id, from)?;
+        let live = self.stream_from(stream_read::live_cursor(&history, self.epoch()));
+        Ok(stream_read::follow(history, live, id))
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).

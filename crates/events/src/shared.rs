@@ -17,6 +17,7 @@ use events_core::{Envelope, Seq};
 use events_journal::{Journal, Reader};
 use parking_lot::Mutex;
 
+use crate::index::ActiveIndex;
 use crate::stats::{Counters, FeedStats};
 
 /// Events per message of the live tail.
@@ -38,6 +39,10 @@ pub(crate) struct Shared {
     earliest: AtomicU64,
     pub(crate) counters: Counters,
     pub(crate) reader: Reader,
+    /// The in-memory per-stream index of the newest segment (`index.rs`).
+    pub(crate) active_index: ActiveIndex,
+    /// Whether a background thread is building sidecars (`index.rs`).
+    pub(crate) indexing: AtomicBool,
     failure: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Wakes `wait_closed` when the writer stops.
@@ -54,6 +59,8 @@ impl Shared {
             earliest: AtomicU64::new(journal.first_seq()),
             counters: Counters::default(),
             reader,
+            active_index: ActiveIndex::default(),
+            indexing: AtomicBool::new(false),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::Notify::new(),
@@ -70,6 +77,8 @@ impl Shared {
             earliest: AtomicU64::new(0),
             counters: Counters::default(),
             reader,
+            active_index: ActiveIndex::default(),
+            indexing: AtomicBool::new(false),
             failure: Mutex::new(None),
             closed: AtomicBool::new(true),
             closed_signal: tokio::sync::Notify::new(),

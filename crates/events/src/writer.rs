@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
 use crate::stats::Counters;
-use crate::{Error, Result, error_chain, payload};
+use crate::{Error, Result, error_chain, index, payload};
 
 /// Most commands taken from the inbox for one batch.
 const MAX_BATCH_EVENTS: usize = 4096;
@@ -77,6 +77,8 @@ pub(crate) struct Writer<E, C> {
     last_write: Duration,
     /// The largest encoded event the journal accepts.
     max_record_bytes: u32,
+    /// The journal's roll count when sealed segments were last indexed.
+    rolls_indexed: u64,
 }
 
 impl<E: Event, C: Codec> Writer<E, C> {
@@ -102,6 +104,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             last_batch: 0,
             last_write: Duration::ZERO,
             max_record_bytes: u32::MAX,
+            rolls_indexed: 0,
         }
     }
 
@@ -181,6 +184,16 @@ impl<E: Event, C: Codec> Writer<E, C> {
     fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>) {
         // The caller's stream id wins over the event's own.
         let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
+        if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
+            Counters::bump(&self.shared.counters.encode_errors);
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(e));
+                }
+                None => tracing::warn!(error = %e, "recorded event's stream id is too long; dropped"),
+            }
+            return;
+        }
         let start = self.buf.len();
         if let Err(e) = payload::encode(&self.codec, stream.as_ref().map(StreamId::as_str), &event, &mut self.buf) {
             self.buf.truncate(start);
@@ -257,6 +270,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // read up to `last`.
         let last = seq.get() - 1;
         self.shared.after_batch(last - first + 1, last, &self.journal);
+        // A segment was sealed: index it off this thread (never on the append path).
+        let rolls = self.journal.stats().rolls;
+        if rolls != self.rolls_indexed {
+            self.rolls_indexed = rolls;
+            index::index_sealed_in_background(&self.shared, &self.codec);
+        }
         // The live tail carries chunks, so a busy batch costs one broadcast
         // per LIVE_CHUNK events instead of one per event. No receiver is
         // fine: nobody is tailing live right now.

@@ -92,6 +92,15 @@ async fn v1_records_read_as_v2_with_the_self_describing_codec() {
     assert_eq!(env.event, v2::AgentEvent::Cancelled { reason: "user".into() });
     feed.close().await.unwrap();
 
+    // The per-stream index reads the stream id out of MessagePack payloads too.
+    let feed: Feed<v2::AgentEvent, MsgPack> = Feed::builder(tmp.path()).codec(MsgPack).open().await.unwrap();
+    let history: Vec<_> = feed.read_stream("sess-1", Seq::ZERO).unwrap().collect::<Vec<_>>().await;
+    assert_eq!(history.len(), 300, "the stream's 300 events, none of the unnamed one");
+    for (n, env) in (1..).zip(history) {
+        assert_eq!(env.unwrap().event, converted(n));
+    }
+    feed.close().await.unwrap();
+
     // A reader in another process with the new types sees the same.
     let reader = FeedReader::<v2::AgentEvent, MsgPack>::open_with_codec(tmp.path(), MsgPack).unwrap();
     let Some(Ok(FeedItem::Event(env))) = reader.stream_from(Seq::ZERO).next().await else { panic!() };

@@ -1,7 +1,7 @@
 //! One bad input, one bad sink or one cancelled call stays local.
 //!
 //! * An oversized event fails alone: eight small appends batched with a
-//!   4 KiB `record` and a 4 KiB `append` under `max_record_bytes(1024)` are
+//!   `record` and an `append` of about 250 bytes under `max_record_bytes(128)` are
 //!   journaled, the big append gets `Error::TooLarge`, the big record is
 //!   counted in `too_large`, the feed stays healthy.
 //! * `max_record_bytes` above the codec's decode limit is refused at open.
@@ -23,14 +23,15 @@ use events::layers::journal::fault::{FaultPlan, Step};
 use events::{Envelope, Error, EventSink, Feed, JournalError, Retention, Seq, SyncPolicy};
 use support::{Ev, eventually, msg, take_events};
 
+/// An event of about 250 bytes: its stream id is long (within the 256-byte limit).
 fn big(n: u64) -> Ev {
-    Ev::Msg { n, own_stream: Some("x".repeat(4096)) }
+    Ev::Msg { n, own_stream: Some("x".repeat(240)) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_event_fails_alone_and_the_feed_stays_healthy() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(dir.path()).max_record_bytes(1024).open().await.unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).max_record_bytes(128).open().await.unwrap();
     let small: Vec<_> = (1..=8u64)
         .map(|n| {
             let feed = feed.clone();
@@ -40,8 +41,8 @@ async fn an_oversized_event_fails_alone_and_the_feed_stays_healthy() {
     feed.record(None, &big(100));
     let refused = feed.append(None, big(101)).await;
     let Err(Error::TooLarge { bytes, limit }) = refused else { panic!("expected TooLarge, got {refused:?}") };
-    assert!(bytes > 4096, "{bytes}");
-    assert_eq!(limit, 1024);
+    assert!(bytes > 240, "{bytes}");
+    assert_eq!(limit, 128);
     for task in small {
         task.await.unwrap().expect("a small append batched with the big one failed");
     }

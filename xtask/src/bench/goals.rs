@@ -187,6 +187,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             AtLeast(0.5),
         ),
         cmp(
+            "read one stream (1% of the journal, 100 streams)",
+            ("read_stream(id, 0)", Bench("feed/read_stream/read_stream")),
+            ("stream_from(0) filtered by stream", Bench("feed/read_stream/filtered_scan")),
+            AtLeast(20.0),
+        ),
+        cmp(
             "catch-up through a durable consumer (commit each event, persisted every 1,000)",
             ("Consumer", Bench("feed/catch_up/durable_consumer")),
             ("stream_from(0)", Bench("feed/catch_up/ours")),

@@ -1,0 +1,143 @@
+//! Sidecar index files as the journal sees them: built with a caller's key
+//! function and read back through `Reader::records_at`; not listed as
+//! strangers; removed by retention with their segment; orphans swept at
+//! open; checked by `verify` against their segments; a stale entry is never
+//! another record.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use events_journal::{
+    IndexEntry, Journal, JournalOptions, Reader, Retention, SegmentIndex, Sidecar, SyncPolicy, sidecar_path, verify,
+};
+use support::segments;
+
+/// The key of a test payload: its first byte.
+fn key(payload: &[u8]) -> Option<Vec<u8>> {
+    payload.first().map(|b| vec![*b])
+}
+
+/// A journal of `n` records (payload `[seq % 3, ..]`) over 256-byte segments.
+fn journal(dir: &Path, n: u64, retention: Retention) -> Journal {
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(256).retention(retention);
+    let (mut journal, _) = Journal::open(dir, opts).unwrap();
+    for seq in 1..=n {
+        journal.append(seq, [(seq % 3) as u8, 9, 9, 9]).unwrap();
+    }
+    journal
+}
+
+fn index_sealed(dir: &Path) -> Vec<PathBuf> {
+    let segs = segments(dir);
+    for seg in &segs[..segs.len() - 1] {
+        SegmentIndex::build(seg, key).unwrap().write(seg).unwrap();
+    }
+    segs[..segs.len() - 1].iter().map(|s| sidecar_path(s)).collect()
+}
+
+#[test]
+fn a_sidecar_points_at_the_records_of_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    let reader = Reader::open(tmp.path()).unwrap();
+    let side = Sidecar::open(&sidecars[1]).unwrap();
+    let entries = side.entries(&[1]);
+    assert!(!entries.is_empty());
+    let records = reader.records_at(side.first_seq(), &entries).unwrap();
+    for (entry, record) in entries.iter().zip(&records) {
+        let record = record.as_ref().expect("the entry's record");
+        assert_eq!((record.seq(), record.seq() % 3, record.payload()[0]), (entry.seq, 1, 1));
+    }
+    // An entry that names the wrong seq, or an offset inside a frame, is no record.
+    let wrong = [IndexEntry { seq: entries[0].seq + 1, offset: entries[0].offset }];
+    assert!(reader.records_at(side.first_seq(), &wrong).unwrap()[0].is_none());
+    let inside = [IndexEntry { seq: entries[0].seq, offset: entries[0].offset + 3 }];
+    assert!(reader.records_at(side.first_seq(), &inside).unwrap()[0].is_none());
+    assert!(verify(tmp.path()).unwrap().is_ok());
+    journal.close().unwrap();
+}
+
+#[test]
+fn sidecars_are_not_strangers_and_orphans_are_swept_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    // A sidecar a reader wrote while retention removed its segment (or an older build's leftover).
+    std::fs::remove_file(sidecars[0].with_extension("seg")).unwrap();
+    let report = verify(tmp.path()).unwrap();
+    assert!(report.ignored.is_empty(), "{:?}", report.ignored);
+    let opts = JournalOptions::new().recovery(events_journal::RecoveryMode::Repair);
+    let (journal, report) = Journal::open(tmp.path(), opts).unwrap();
+    assert!(report.ignored.is_empty(), "{:?}", report.ignored);
+    assert!(!sidecars[0].exists(), "the orphan sidecar is swept");
+    assert!(sidecars[1..].iter().all(|s| s.exists()), "the others stay");
+    journal.close().unwrap();
+}
+
+#[test]
+fn retention_removes_a_segments_sidecar_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    let opts = JournalOptions::new().segment_bytes(256).retention(Retention::segments(2));
+    let (mut reopened, report) = Journal::open(tmp.path(), opts).unwrap();
+    assert!(!report.pruned.is_empty());
+    for removed in &report.pruned {
+        assert!(!sidecar_path(removed).exists(), "{} outlived its segment", removed.display());
+    }
+    let kept: Vec<_> = sidecars.iter().filter(|s| s.with_extension("seg").exists()).collect();
+    assert!(kept.iter().all(|s| s.exists()));
+    reopened.append(1, [0]).unwrap();
+    journal = reopened;
+    journal.close().unwrap();
+}
+
+#[test]
+fn verify_checks_each_sidecar_against_its_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    assert!(verify(tmp.path()).unwrap().is_ok());
+
+    // Damaged (a flipped byte), stale (another segment's), and lying
+    // (valid, but an entry points at another record).
+    let good = std::fs::read(&sidecars[0]).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() - 3] ^= 0x10;
+    std::fs::write(&sidecars[0], &flipped).unwrap();
+    std::fs::copy(&sidecars[2], &sidecars[1]).unwrap();
+    let seg = sidecars[3].with_extension("seg");
+    let mut lie = SegmentIndex::build(&seg, key).unwrap();
+    let entries = lie.keys.values_mut().next().unwrap();
+    entries[0].seq += 1;
+    lie.write(&seg).unwrap();
+
+    let report = verify(tmp.path()).unwrap();
+    let paths: Vec<_> = report.problems.iter().map(|p| p.path.clone()).collect();
+    let want: Vec<_> = sidecars[..=3].iter().filter(|s| *s != &sidecars[2]).map(|s| s.with_extension("seg")).collect();
+    assert_eq!(paths, want, "{:?}", report.problems);
+    assert!(report.problems.iter().all(|p| p.what.contains("sidecar")), "{:?}", report.problems);
+}
+
+#[test]
+fn repair_removes_the_sidecar_of_the_segment_it_rebuilds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    // Flip a payload byte of the first record of the second segment.
+    let segment = sidecars[1].with_extension("seg");
+    let first = Sidecar::open(&sidecars[1]).unwrap().all().flat_map(|(_, e)| e).map(|e| e.offset).min().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[usize::try_from(first).unwrap() + 25] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    Journal::repair(tmp.path(), JournalOptions::new()).unwrap();
+    assert!(!sidecars[1].exists(), "the rebuilt segment's sidecar described the old bytes");
+    assert!(sidecars[2].exists(), "an untouched segment keeps its sidecar");
+    assert!(verify(tmp.path()).unwrap().problems.iter().all(|p| !p.what.contains("sidecar")));
+}

@@ -1,0 +1,267 @@
+//! Per-stream reads: [`StreamEvents`], what
+//! [`FeedReader::read_stream`](crate::FeedReader::read_stream) returns: the
+//! events of one stream id after a seq, in seq order, read through the
+//! per-stream index (`index.rs`) so that only the records of that stream are
+//! read and decoded, and a segment whose index lacks the id costs one
+//! sidecar lookup. Runs one segment at a time on tokio's blocking pool, like
+//! the replay reads of `replay.rs`; [`follow`] chains the live tail of
+//! `stream.rs` after it.
+//!
+//! Invariant: a per-stream read yields exactly what `stream_from(from)`
+//! filtered by stream id would yield up to the acknowledged seq taken when
+//! the read starts (never a record past it): each record is read at the
+//! offset its index gives, its frame checked (CRC and seq) by the journal
+//! and its stream id compared after decoding; when that fails the index is
+//! rebuilt (with a `warn!`), and a segment that cannot be indexed in full is
+//! scanned record by record instead.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use events_core::{Codec, Envelope, Event, Seq};
+use events_journal::{IndexEntry, JournalError, ReadError};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+
+use crate::index::{self, Origin};
+use crate::position::{Cursor, FeedItem};
+use crate::replay::joined;
+use crate::shared::Shared;
+use crate::stream::FeedStream;
+use crate::{Error, Result, payload};
+
+/// The events of one stream, in seq order: see
+/// [`FeedReader::read_stream`](crate::FeedReader::read_stream). Yields
+/// `Err` (then ends) when the journal cannot be read or retention removed
+/// a segment while it was being read ([`Error::Expired`]).
+pub struct StreamEvents<E> {
+    inner: BoxStream<'static, Result<Vec<Arc<Envelope<E>>>>>,
+    ready: std::vec::IntoIter<Arc<Envelope<E>>>,
+    limit: Seq,
+}
+
+impl<E> std::fmt::Debug for StreamEvents<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamEvents").field("limit", &self.limit).finish_non_exhaustive()
+    }
+}
+
+impl<E> StreamEvents<E> {
+    /// The acknowledged seq the read stops at (taken when it started): a
+    /// caller that goes on live resumes `stream_from` there.
+    pub fn limit(&self) -> Seq {
+        self.limit
+    }
+}
+
+impl<E> Stream for StreamEvents<E> {
+    type Item = Result<Arc<Envelope<E>>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(env) = this.ready.next() {
+                return Poll::Ready(Some(Ok(env)));
+            }
+            match std::task::ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(batch)) => this.ready = batch.into_iter(),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+/// One per-stream read, segment by segment.
+struct Read<C> {
+    shared: Arc<Shared>,
+    codec: C,
+    id: String,
+    from: u64,
+    limit: u64,
+    /// Whether rebuilt sidecars are written (not by a follower, which never writes).
+    persist: bool,
+    segments: Option<Vec<(u64, PathBuf)>>,
+    next: usize,
+}
+
+/// Starts a read of `id` after `from`, up to `limit`.
+pub(crate) fn read<E: Event, C: Codec>(
+    shared: Arc<Shared>,
+    codec: C,
+    id: &str,
+    from: Seq,
+    limit: Seq,
+    persist: bool,
+) -> Result<StreamEvents<E>> {
+    index::check_stream_id(id)?;
+    let read = Read {
+        shared,
+        codec,
+        id: id.to_owned(),
+        from: from.get(),
+        limit: limit.get(),
+        persist,
+        segments: None,
+        next: 0,
+    };
+    let inner = futures::stream::unfold(Some(read), |read| async move {
+        let mut read = read?;
+        let step = joined(tokio::task::spawn_blocking(move || read.step().map(|batch| (batch, read))).await);
+        match step {
+            Ok((Some(batch), read)) => Some((Ok(batch), Some(read))),
+            Ok((None, _)) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok(StreamEvents { inner: Box::pin(inner), ready: Vec::new().into_iter(), limit })
+}
+
+/// A per-stream read, then the stream's new events live:
+/// [`FeedReader::follow_stream`](crate::FeedReader::follow_stream).
+pub(crate) fn follow<E: Event>(
+    history: StreamEvents<E>,
+    live: FeedStream<E>,
+    id: &str,
+) -> BoxStream<'static, Result<FeedItem<E>>> {
+    let id: Arc<str> = id.into();
+    let live = live.filter(move |item| {
+        let keep = match item {
+            Ok(FeedItem::Event(env)) => env.stream.as_ref().is_some_and(|s| s.as_str() == &*id),
+            _ => true,
+        };
+        std::future::ready(keep)
+    });
+    history.map(|r| r.map(FeedItem::Event)).chain(live).boxed()
+}
+
+/// Where the live part of [`follow`] resumes.
+pub(crate) fn live_cursor<E>(history: &StreamEvents<E>, epoch: u64) -> Cursor {
+    Cursor::new(history.limit, epoch)
+}
+
+impl<C: Codec> Read<C> {
+    /// The next non-empty batch (one segment's events), `None` at the end.
+    fn step<E: Event>(&mut self) -> Result<Option<Vec<Arc<Envelope<E>>>>> {
+        if self.from >= self.limit {
+            return Ok(None);
+        }
+        let segments = match &self.segments {
+            Some(s) => s.clone(),
+            None => self.segments.insert(self.shared.reader.segments()?).clone(),
+        };
+        while self.next < segments.len() {
+            let i = self.next;
+            self.next += 1;
+            let (first, path) = &segments[i];
+            if *first > self.limit {
+                break;
+            }
+            let next_first = segments.get(i + 1).map(|s| s.0);
+            if next_first.is_some_and(|n| n - 1 <= self.from) {
+                continue; // every record of this segment is at or before `from`
+            }
+            let batch = match next_first {
+                Some(next_first) => self.sealed(*first, path, next_first)?,
+                None => self.active(*first, path)?,
+            };
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+
+    fn wanted(&self, entries: Vec<IndexEntry>) -> Vec<IndexEntry> {
+        entries.into_iter().filter(|e| e.seq > self.from && e.seq <= self.limit).collect()
+    }
+
+    fn sealed<E: Event>(&self, first: u64, path: &std::path::Path, next_first: u64) -> Result<Vec<Arc<Envelope<E>>>> {
+        let key = self.id.as_bytes();
+        let Some((entries, origin)) = index::sealed_entries(&self.codec, path, key, self.persist, false)? else {
+            return self.scan(first, next_first);
+        };
+        if let Some(batch) = self.fetch(first, &self.wanted(entries))? {
+            return Ok(batch);
+        }
+        if origin == Origin::Sidecar {
+            tracing::warn!(segment = %path.display(), "sidecar index does not match its segment; rebuilding it");
+            if let Some((entries, _)) = index::sealed_entries(&self.codec, path, key, self.persist, true)?
+                && let Some(batch) = self.fetch(first, &self.wanted(entries))?
+            {
+                return Ok(batch);
+            }
+        }
+        self.scan(first, next_first)
+    }
+
+    fn active<E: Event>(&self, first: u64, path: &std::path::Path) -> Result<Vec<Arc<Envelope<E>>>> {
+        let entries = self.shared.active_index.entries(&self.codec, path, first, self.id.as_bytes(), self.limit)?;
+        match self.fetch(first, &self.wanted(entries))? {
+            Some(batch) => Ok(batch),
+            None => {
+                tracing::warn!(segment = %path.display(), "in-memory index of the active segment is stale; scanning it");
+                self.shared.active_index.clear();
+                self.scan(first, u64::MAX)
+            }
+        }
+    }
+
+    /// The records at `entries`, decoded; `None` if any entry does not
+    /// point at a record of this stream.
+    fn fetch<E: Event>(&self, first: u64, entries: &[IndexEntry]) -> Result<Option<Vec<Arc<Envelope<E>>>>> {
+        if entries.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let records = self.shared.reader.records_at(first, entries).map_err(|e| self.read_error(e))?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let Some(record) = record else { return Ok(None) };
+            let env: Envelope<E> = payload::decode(&self.codec, record.seq(), record.ts(), record.payload())?;
+            if env.stream.as_ref().is_none_or(|s| s.as_str() != self.id) {
+                return Ok(None);
+            }
+            out.push(Arc::new(env));
+        }
+        Ok(Some(out))
+    }
+
+    /// The fallback: every record of the segment `first..next_first`,
+    /// filtered by stream id (what a full scan would find there).
+    fn scan<E: Event>(&self, first: u64, next_first: u64) -> Result<Vec<Arc<Envelope<E>>>> {
+        let start = self.from.max(first - 1);
+        let records = match self.shared.reader.read_since(start) {
+            Ok(records) => records,
+            Err(ReadError::Ahead { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(self.read_error(e)),
+        };
+        let mut out = Vec::new();
+        for record in records {
+            let record = match record {
+                Ok(record) => record,
+                // Records an operator's salvage dropped: gone for every reader.
+                Err(JournalError::Gap { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if record.seq() >= next_first || record.seq() > self.limit {
+                break;
+            }
+            if index::key_of(&self.codec, record.payload()).is_some_and(|k| k == self.id.as_bytes()) {
+                out.push(Arc::new(payload::decode(&self.codec, record.seq(), record.ts(), record.payload())?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_error(&self, e: ReadError) -> Error {
+        match e {
+            ReadError::Expired { earliest } => {
+                Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(earliest) }
+            }
+            ReadError::Journal(e) => Error::Journal(e),
+            other => Error::Read(other),
+        }
+    }
+}

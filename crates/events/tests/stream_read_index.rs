@@ -1,0 +1,296 @@
+//! Per-stream reads (`read_stream`) against the filtered full scan
+//! (`stream_from` filtered by stream id): over random stream mixes, segment
+//! sizes and retention; with sidecar indexes deleted, corrupted, truncated,
+//! stale or lying; for unknown and over-long ids; for a journal written
+//! before sidecars existed; from another process's reader; and live.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use events::layers::journal::{SegmentIndex, Sidecar, sidecar_path};
+use events::{Error, Feed, FeedItem, FeedReader, MAX_STREAM_ID_BYTES, Retention, Seq, SyncPolicy};
+use futures::{StreamExt, TryStreamExt};
+use proptest::prelude::*;
+use support::{Ev, msg};
+
+const STREAMS: [&str; 4] = ["a", "b", "c", "sess-7"];
+
+fn stream_of(pick: u8) -> Option<&'static str> {
+    STREAMS.get(pick as usize).copied()
+}
+
+async fn open(dir: &Path, segment_bytes: u64, retention: Retention) -> Feed<Ev> {
+    Feed::builder(dir).sync(SyncPolicy::Never).segment_bytes(segment_bytes).retention(retention).open().await.unwrap()
+}
+
+/// A feed over 512-byte segments with `msg(0..n)` appended, event `n` to
+/// stream `n % streams` (round-robin over the first `streams` of `STREAMS`).
+async fn filled(dir: &Path, n: u64, streams: u64) -> Feed<Ev> {
+    let feed = open(dir, 512, Retention::unlimited()).await;
+    for i in 0..n {
+        feed.append(stream_of((i % streams) as u8), msg(i)).await.unwrap();
+    }
+    feed
+}
+
+/// `(seq, event)` of every retained event of `id` after `from`: the filtered full scan.
+async fn scan(feed: &FeedReader<Ev>, id: &str, from: Seq) -> Vec<(Seq, Ev)> {
+    let latest = feed.latest_seq();
+    let mut out = Vec::new();
+    if latest == Seq::ZERO {
+        return out;
+    }
+    let mut all = feed.stream_from(Seq::ZERO);
+    while let Some(item) = all.next().await {
+        let Ok(FeedItem::Event(env)) = item else { panic!("unexpected {item:?}") };
+        if env.seq > from && env.stream.as_ref().is_some_and(|s| s.as_str() == id) {
+            out.push((env.seq, env.event.clone()));
+        }
+        if env.seq >= latest {
+            break;
+        }
+    }
+    out
+}
+
+async fn read(feed: &FeedReader<Ev>, id: &str, from: Seq) -> Vec<(Seq, Ev)> {
+    let got: Vec<_> = feed.read_stream(id, from).unwrap().try_collect().await.unwrap();
+    got.iter().map(|env| (env.seq, env.event.clone())).collect()
+}
+
+/// The sidecar files of `dir`.
+fn sidecars(dir: &Path) -> Vec<PathBuf> {
+    events_testkit::fs::with_extension(dir, "idx")
+}
+
+/// Every sidecar of `dir` is valid and describes its segment.
+fn assert_sidecars_describe_their_segments(dir: &Path) {
+    for file in sidecars(dir) {
+        Sidecar::open(&file).unwrap().describes(&file.with_extension("seg")).unwrap();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn read_stream_equals_the_filtered_full_scan(
+        picks in prop::collection::vec(0u8..6, 0..400),
+        segment_bytes in 300u64..4096,
+        keep in prop::option::of(2usize..6),
+        froms in prop::collection::vec(0u64..450, 3),
+    ) {
+        runtime().block_on(async {
+            let tmp = tempfile::tempdir().unwrap();
+            let retention = keep.map_or_else(Retention::unlimited, Retention::segments);
+            let feed = open(tmp.path(), segment_bytes, retention).await;
+            for (n, pick) in picks.iter().enumerate() {
+                // Picks 4 and 5 have no stream id; stream "c" also comes from the event's own id.
+                let ev = if *pick == 2 { Ev::Msg { n: n as u64, own_stream: Some("c".into()) } } else { msg(n as u64) };
+                let caller = if *pick == 2 { None } else { stream_of(*pick) };
+                feed.append(caller, ev).await.unwrap();
+            }
+            let reader = feed.reader();
+            for id in STREAMS.iter().chain(&["unknown"]) {
+                for from in froms.iter().copied().chain([0]) {
+                    let from = Seq::new(from);
+                    assert_eq!(read(&reader, id, from).await, scan(&reader, id, from).await, "id {id} from {from:?}");
+                }
+            }
+            // Every sidecar written describes its segment, and verify agrees.
+            let report = events::layers::journal::verify(tmp.path()).unwrap();
+            assert!(report.is_ok(), "{:?}", report.problems);
+            feed.close().await.unwrap();
+        });
+    }
+}
+
+/// A feed over several 512-byte segments with every stream in each, read
+/// once so that its sealed segments have sidecars.
+async fn indexed_feed(dir: &Path) -> (Feed<Ev>, Vec<(Seq, Ev)>) {
+    let feed = filled(dir, 200, 4).await;
+    let want = scan(&feed.reader(), "b", Seq::ZERO).await;
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want);
+    assert!(sidecars(dir).len() >= 5, "sealed segments got sidecars: {:?}", sidecars(dir));
+    (feed, want)
+}
+
+#[tokio::test]
+async fn a_deleted_corrupted_truncated_or_stale_sidecar_is_rebuilt_with_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (feed, want) = indexed_feed(tmp.path()).await;
+    let files = sidecars(tmp.path());
+    let good = std::fs::read(&files[1]).unwrap();
+
+    std::fs::remove_file(&files[1]).unwrap();
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want, "deleted");
+    assert_eq!(std::fs::read(&files[1]).unwrap(), good, "rebuilt identically");
+
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x01;
+    std::fs::write(&files[1], &flipped).unwrap();
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want, "flipped byte");
+    assert_eq!(std::fs::read(&files[1]).unwrap(), good);
+
+    std::fs::write(&files[1], &good[..good.len() - 7]).unwrap();
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want, "truncated");
+    assert_eq!(std::fs::read(&files[1]).unwrap(), good);
+
+    // Stale: a valid sidecar, but of another segment.
+    std::fs::copy(&files[0], &files[1]).unwrap();
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want, "another segment's sidecar");
+    assert_eq!(std::fs::read(&files[1]).unwrap(), good);
+
+    // Lying: valid CRC, describes the segment, but points "b" at the records of "a".
+    let segment = files[1].with_extension("seg");
+    let side = Sidecar::open(&files[1]).unwrap();
+    let mut keys: std::collections::BTreeMap<Vec<u8>, Vec<_>> = side.all().map(|(k, v)| (k.to_vec(), v)).collect();
+    let a = keys[&b"a".to_vec()].clone();
+    assert!(!a.is_empty());
+    keys.insert(b"b".to_vec(), a);
+    let lie = SegmentIndex {
+        epoch: side.epoch(),
+        first_seq: side.first_seq(),
+        seg_len: side.seg_len(),
+        next_seq: side.next_seq(),
+        records: side.records(),
+        stopped_early: false,
+        keys,
+    };
+    lie.write(&segment).unwrap();
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want, "lying sidecar");
+    assert_eq!(std::fs::read(&files[1]).unwrap(), good);
+
+    assert!(events::layers::journal::verify(tmp.path()).unwrap().is_ok());
+    feed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn verify_reports_a_damaged_sidecar_against_its_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (feed, _) = indexed_feed(tmp.path()).await;
+    feed.close().await.unwrap();
+    let files = sidecars(tmp.path());
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    bytes[70] ^= 0xff;
+    std::fs::write(&files[0], &bytes).unwrap();
+    let report = events::layers::journal::verify(tmp.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].path, files[0].with_extension("seg"));
+    assert!(report.problems[0].what.contains("sidecar"), "{}", report.problems[0].what);
+    assert!(report.ignored.is_empty(), "sidecars are not strangers: {:?}", report.ignored);
+}
+
+#[tokio::test]
+async fn an_unknown_stream_is_empty_and_an_over_long_id_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::unlimited()).await;
+    assert!(read(&feed.reader(), "a", Seq::ZERO).await.is_empty(), "empty journal");
+    for n in 0..50 {
+        feed.append(Some("a"), msg(n)).await.unwrap();
+    }
+    assert!(read(&feed.reader(), "nobody", Seq::ZERO).await.is_empty());
+    assert_eq!(read(&feed.reader(), "a", Seq::new(1000)).await, [], "from past the end");
+
+    let long = "x".repeat(MAX_STREAM_ID_BYTES + 1);
+    let err = feed.read_stream(&long, Seq::ZERO).unwrap_err();
+    assert!(matches!(err, Error::StreamIdTooLong { len: 257, limit: 256 }), "{err:?}");
+    let err = feed.append(Some(&long), msg(1)).await.unwrap_err();
+    assert!(matches!(err, Error::StreamIdTooLong { len: 257, limit: 256 }), "{err:?}");
+    let own = Ev::Msg { n: 1, own_stream: Some(long.clone()) };
+    assert!(matches!(feed.append(None, own).await, Err(Error::StreamIdTooLong { .. })));
+    let before = feed.stats().encode_errors;
+    feed.record(Some(&long), &msg(3));
+    support::eventually("the over-long record is counted", || feed.stats().encode_errors > before).await;
+    let at_limit = "y".repeat(MAX_STREAM_ID_BYTES);
+    let seq = feed.append(Some(&at_limit), msg(2)).await.unwrap();
+    assert_eq!(read(&feed.reader(), &at_limit, Seq::ZERO).await, [(seq, msg(2))]);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_journal_without_sidecars_opens_and_gets_them_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (feed, want) = indexed_feed(tmp.path()).await;
+    feed.close().await.unwrap();
+    for file in sidecars(tmp.path()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    // As a journal written before sidecars existed: it opens cleanly.
+    let (feed, report) = Feed::<Ev>::builder(tmp.path()).segment_bytes(512).open_with_report().await.unwrap();
+    assert!(report.ignored.is_empty());
+    assert!(sidecars(tmp.path()).is_empty());
+    assert_eq!(read(&feed.reader(), "b", Seq::ZERO).await, want);
+    assert!(sidecars(tmp.path()).len() >= 5);
+    assert_sidecars_describe_their_segments(tmp.path());
+    feed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_process_reader_reads_a_stream_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = filled(tmp.path(), 120, 3).await;
+    let want = scan(&feed.reader(), "c", Seq::new(17)).await;
+    feed.close().await.unwrap();
+    for file in sidecars(tmp.path()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
+    assert_eq!(read(&follower, "c", Seq::new(17)).await, want);
+    assert!(sidecars(tmp.path()).is_empty(), "a follower never writes");
+}
+
+#[tokio::test]
+async fn the_writer_indexes_sealed_segments_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = filled(tmp.path(), 100, 4).await;
+    let sealed = events_testkit::fs::segments(tmp.path()).len() - 1;
+    assert!(sealed >= 3);
+    support::eventually("sidecars built without a read", || sidecars(tmp.path()).len() == sealed).await;
+    assert_sidecars_describe_their_segments(tmp.path());
+    feed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn follow_stream_reads_the_history_then_goes_on_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = filled(tmp.path(), 40, 2).await;
+    let mut follow = feed.follow_stream("b", Seq::new(30)).unwrap();
+    let seqs_of = |items: Vec<FeedItem<Ev>>| items.iter().map(|i| i.event().unwrap().seq.get()).collect::<Vec<_>>();
+    let history: Vec<_> = follow.by_ref().take(5).try_collect().await.unwrap();
+    assert_eq!(seqs_of(history), [32, 34, 36, 38, 40]);
+    feed.append(Some("a"), msg(100)).await.unwrap();
+    feed.append(Some("b"), msg(101)).await.unwrap();
+    let Some(Ok(FeedItem::Event(env))) = follow.next().await else { panic!("expected the live event") };
+    assert_eq!((env.seq, &env.event), (Seq::new(42), &msg(101)));
+    feed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn retention_removes_sidecars_with_their_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::segments(3)).await;
+    for n in 0..200 {
+        feed.append(stream_of((n % 4) as u8), msg(n)).await.unwrap();
+        if n % 20 == 0 {
+            let _ = read(&feed.reader(), "a", Seq::ZERO).await;
+        }
+    }
+    let _ = read(&feed.reader(), "a", Seq::ZERO).await;
+    for file in sidecars(tmp.path()) {
+        assert!(file.with_extension("seg").exists(), "{} outlived its segment", file.display());
+    }
+    assert!(!sidecars(tmp.path()).is_empty());
+    feed.close().await.unwrap();
+}
+
+#[test]
+fn sidecar_paths_sit_beside_their_segments() {
+    let seg = Path::new("/j/00000000000000000042.seg");
+    assert_eq!(sidecar_path(seg), Path::new("/j/00000000000000000042.idx"));
+}
