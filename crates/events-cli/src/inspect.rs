@@ -10,14 +10,15 @@
 //! `crate::Out`, so `| head` ends it quietly.
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use events::layers::journal::format::{FORMAT_VERSION, HEADER_LEN, SegmentHeader};
+use events::layers::journal::format::{FORMAT_VERSION, SegmentHeader};
 use events::layers::journal::{CONSUMERS_DIR, Reader, WATERMARK_FILE};
 
-use crate::ops::{require_journal, rfc3339, segment_first_seq};
+use crate::ops::require_journal;
+use crate::render::rfc3339;
+use crate::segments::{read_header, segment_first_seq};
 use crate::{Failure, Out};
 
 struct Segment {
@@ -92,13 +93,6 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         outln!(out, "ignored    {}", path.display())?;
     }
     Ok(())
-}
-
-pub(crate) fn read_header(path: &Path) -> Result<SegmentHeader, String> {
-    let mut buf = [0u8; HEADER_LEN];
-    let mut file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-    SegmentHeader::decode(&buf[..n]).map_err(|e| format!("{e:?}"))
 }
 
 fn codec_name(tag: u32) -> &'static str {

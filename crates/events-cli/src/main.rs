@@ -35,6 +35,7 @@ mod model;
 mod ops;
 mod render;
 mod replicate;
+mod segments;
 mod serve;
 
 use std::fmt;

@@ -7,7 +7,6 @@
 //! `inspect` refuse, with a message naming it, a directory that holds no
 //! journal instead of reporting an empty one.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use events::layers::journal::{Followed, Follower, JournalError, ReadError, Reade
 use serde_json::json;
 
 use crate::render::Payloads;
+use crate::segments::segment_first_seq;
 use crate::{Failure, Out};
 
 /// Arguments of `events dump`.
@@ -55,18 +55,6 @@ pub(crate) fn require_dir(dir: &Path) -> Result<(), Failure> {
         return Err(Failure::Error(format!("{} is not a directory", dir.display()).into()));
     }
     Ok(())
-}
-
-/// The seq in a segment file name (`<first_seq:020>.seg`, as the journal names them), or
-/// `None` for any other name. The same rule as the journal's own (crate-private)
-/// `segment::parse_name`: exactly 20 digits and a seq above 0. The journal exports no
-/// name parser, and `verify` scans every frame, which `inspect` must not.
-pub(crate) fn segment_first_seq(name: &OsStr) -> Option<u64> {
-    let digits = name.to_str()?.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<u64>().ok().filter(|&seq| seq > 0)
 }
 
 /// Refuses what is not a journal directory: a missing path, a file, or a directory without a
@@ -229,36 +217,5 @@ fn format_reset(reset: &Reset, json: bool) -> String {
         })
         .to_string(),
         (other, _) => format!("{:>10}  {other:?}", "reset"),
-    }
-}
-
-/// Unix nanoseconds as RFC 3339 UTC with microseconds.
-pub(crate) fn rfc3339(nanos: u64) -> String {
-    let secs = nanos / 1_000_000_000;
-    let micros = (nanos % 1_000_000_000) / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
     }
 }

@@ -16,9 +16,8 @@ use std::path::Path;
 use events::{Bincode, Codec, MsgPack};
 use serde_json::{Value, json};
 
-use crate::inspect::read_header;
 use crate::model::DemoEvent;
-use crate::ops::{rfc3339, segment_first_seq};
+use crate::segments::{read_header, segment_first_seq};
 
 /// Any event of a self-describing journal, as the JSON value it holds: what
 /// `serve` streams when it does not know the application's types.
@@ -98,6 +97,25 @@ impl Payloads {
     }
 }
 
+/// Unix nanoseconds as RFC 3339 UTC with microseconds.
+pub(crate) fn rfc3339(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let micros = (nanos % 1_000_000_000) / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
 /// The codec tag in the header of the oldest segment of `dir`.
 fn codec_tag(dir: &Path) -> Option<u32> {
     let oldest = fs::read_dir(dir)
@@ -122,6 +140,13 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
 
     #[test]
     fn undecodable_payload_is_hex_with_the_reason() {

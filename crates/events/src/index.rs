@@ -19,13 +19,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use events_core::Codec;
-use events_journal::{IndexEntry, SegmentIndex, Sidecar, SidecarError, sidecar_path};
+use events_journal::{IndexEntry, Reader, SegmentIndex, Sidecar, SidecarError, sidecar_path};
 use parking_lot::Mutex;
 
-use crate::shared::Shared;
 use crate::{Error, Result};
 
 /// The longest stream id the feed accepts, in bytes: an append, record or
@@ -125,31 +124,31 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>> {
 /// after a roll. At most one such thread runs per feed; it looks again
 /// until a pass finds nothing new, so a roll while it runs is not missed
 /// (and a read builds whatever is still missing).
-pub(crate) fn index_sealed_in_background<C: Codec>(shared: &Arc<Shared>, codec: &C) {
-    if shared.indexing.swap(true, Ordering::AcqRel) {
+pub(crate) fn index_sealed_in_background<C: Codec>(indexing: &Arc<AtomicBool>, reader: &Reader, codec: &C) {
+    if indexing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let (owned, codec) = (Arc::clone(shared), codec.clone());
+    let (flag, reader, codec) = (Arc::clone(indexing), reader.clone(), codec.clone());
     let spawned = std::thread::Builder::new().name("events-index".into()).spawn(move || {
         let mut tried = std::collections::HashSet::new();
         loop {
-            while index_missing(&owned, &codec, &mut tried) > 0 {}
-            owned.indexing.store(false, Ordering::Release);
+            while index_missing(&reader, &codec, &mut tried) > 0 {}
+            flag.store(false, Ordering::Release);
             // A roll that saw the flag still set just before it was cleared.
-            if index_missing(&owned, &codec, &mut tried) == 0 || owned.indexing.swap(true, Ordering::AcqRel) {
+            if index_missing(&reader, &codec, &mut tried) == 0 || flag.swap(true, Ordering::AcqRel) {
                 return;
             }
         }
     });
     if spawned.is_err() {
-        shared.indexing.store(false, Ordering::Release);
+        indexing.store(false, Ordering::Release);
     }
 }
 
 /// One pass: builds the sidecar of every sealed segment that has none and
 /// was not tried before; returns how many it tried.
-fn index_missing<C: Codec>(shared: &Shared, codec: &C, tried: &mut std::collections::HashSet<u64>) -> usize {
-    let Ok(segments) = shared.reader.segments() else { return 0 };
+fn index_missing<C: Codec>(reader: &Reader, codec: &C, tried: &mut std::collections::HashSet<u64>) -> usize {
+    let Ok(segments) = reader.segments() else { return 0 };
     let sealed = &segments[..segments.len().saturating_sub(1)];
     let mut count = 0;
     for (first, path) in sealed {

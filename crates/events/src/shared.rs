@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     /// The in-memory per-stream index of the newest segment (`index.rs`).
     pub(crate) active_index: ActiveIndex,
     /// Whether a background thread is building sidecars (`index.rs`).
-    pub(crate) indexing: AtomicBool,
+    pub(crate) indexing: Arc<AtomicBool>,
     failure: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Wakes `wait_closed` when the writer stops.
@@ -60,7 +60,7 @@ impl Shared {
             counters: Counters::default(),
             reader,
             active_index: ActiveIndex::default(),
-            indexing: AtomicBool::new(false),
+            indexing: Arc::new(AtomicBool::new(false)),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::Notify::new(),
@@ -78,7 +78,7 @@ impl Shared {
             counters: Counters::default(),
             reader,
             active_index: ActiveIndex::default(),
-            indexing: AtomicBool::new(false),
+            indexing: Arc::new(AtomicBool::new(false)),
             failure: Mutex::new(None),
             closed: AtomicBool::new(true),
             closed_signal: tokio::sync::Notify::new(),

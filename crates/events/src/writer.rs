@@ -274,7 +274,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let rolls = self.journal.stats().rolls;
         if rolls != self.rolls_indexed {
             self.rolls_indexed = rolls;
-            index::index_sealed_in_background(&self.shared, &self.codec);
+            index::index_sealed_in_background(&self.shared.indexing, &self.shared.reader, &self.codec);
         }
         // The live tail carries chunks, so a busy batch costs one broadcast
         // per LIVE_CHUNK events instead of one per event. No receiver is

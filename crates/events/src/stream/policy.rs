@@ -1,0 +1,56 @@
+//! What a stream does when the journal cannot give it what it asked for,
+//! as its reader's policies say: an expired cursor ([`OnExpired`]) and an
+//! event that does not decode ([`OnUndecodable`]). Neighbour: the state
+//! machine in `mod.rs`, which calls these when a read reports either.
+//! Invariant: each case is one explicit item or one typed error, never a
+//! silent skip (a bare `Seq::ZERO` asks for everything retained, so
+//! nothing it asked for is expired).
+
+use events_core::{Codec, Event, Seq};
+
+use super::{Out, Phase, State};
+use crate::position::{FeedItem, OnExpired, OnUndecodable, ResetReason};
+use crate::{Error, Result};
+
+impl<E: Event, C: Codec> State<E, C> {
+    /// A record that does not decode: an explicit item and the stream goes
+    /// on after it, or the error and the end, as the policy says.
+    pub(super) fn undecodable(&mut self, seq: u64, version: u32, error: events_core::CodecError) -> Result<Out<E>> {
+        tracing::warn!(seq, version, error = %crate::error_chain(&error), policy = ?self.on_undecodable, "undecodable event");
+        match self.on_undecodable {
+            OnUndecodable::Skip => {
+                self.cursor = seq;
+                Ok(Out::Item(FeedItem::Undecodable { seq: Seq::new(seq), version, error: crate::error_chain(&error) }))
+            }
+            OnUndecodable::Fail => {
+                self.phase = Phase::Done;
+                Err(Error::Decode { seq: Seq::new(seq), version, source: error })
+            }
+        }
+    }
+
+    /// Retention removed the events after the cursor: what the
+    /// [`OnExpired`] policy says (`None`: no item, read on).
+    pub(super) fn expired(&mut self, earliest: u64) -> Option<Result<FeedItem<E>>> {
+        if self.everything && self.cursor == 0 {
+            // "Everything retained": nothing the client asked for is gone.
+            self.cursor = earliest.saturating_sub(1);
+            return None;
+        }
+        match self.on_expired {
+            OnExpired::Earliest => Some(Ok(self.reset(ResetReason::Expired))),
+            OnExpired::Latest => {
+                let item = self.reset(ResetReason::Expired);
+                if let FeedItem::Reset { latest, .. } = &item {
+                    self.cursor = self.cursor.max(latest.get());
+                }
+                Some(Ok(item))
+            }
+            OnExpired::Fail => {
+                let cursor = Seq::new(self.cursor);
+                tracing::info!(cursor = self.cursor, earliest, "stream expired; the policy is to fail");
+                Some(Err(Error::Expired { cursor, earliest: Seq::new(earliest) }))
+            }
+        }
+    }
+}
