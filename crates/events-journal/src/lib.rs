@@ -156,7 +156,7 @@ pub use error::{JournalError, ReadError};
 pub use follow::{Followed, Follower, Reset};
 pub use open::RecoveryReport;
 pub use options::{JournalOptions, RecoveryMode, SyncPolicy};
-pub use reader::Reader;
+pub use reader::{Reader, SegmentSizes};
 pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;

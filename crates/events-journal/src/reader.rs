@@ -335,18 +335,22 @@ impl Reader {
     ///
     /// [`JournalError::Io`] if the directory cannot be listed.
     pub fn bytes_after(&self, seq: u64) -> Result<u64, JournalError> {
+        Ok(self.segment_sizes()?.bytes_after(seq))
+    }
+
+    /// The first seq and file size of every segment, oldest first, from one
+    /// listing: [`SegmentSizes::bytes_after`] answers
+    /// [`bytes_after`](Self::bytes_after) for many seqs without listing the
+    /// directory again for each. A segment removed since the listing counts
+    /// 0 bytes (it holds nothing left to read).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the directory cannot be listed.
+    pub fn segment_sizes(&self) -> Result<SegmentSizes, JournalError> {
         let segments = segment::list(&self.inner.dir, false)?.segments;
-        let mut bytes = 0;
-        for (i, seg) in segments.iter().enumerate() {
-            // A segment holds `first_seq ..next.first_seq`; the newest holds
-            // `first_seq..`: it has records after `seq` if its end is past it.
-            let past = segments.get(i + 1).is_none_or(|next| next.first_seq - 1 > seq);
-            if past {
-                // A segment removed since the listing holds nothing to read.
-                bytes += std::fs::metadata(&seg.path).map_or(0, |m| m.len());
-            }
-        }
-        Ok(bytes)
+        let sizes = segments.iter().map(|s| (s.first_seq, std::fs::metadata(&s.path).map_or(0, |m| m.len()))).collect();
+        Ok(SegmentSizes(sizes))
     }
 
     /// The last seq in the journal (0 when it holds no record).
@@ -428,5 +432,25 @@ impl Reader {
 
     fn list(&self) -> Result<Vec<SegmentFile>, Retry> {
         Ok(segment::list(&self.inner.dir, false)?.segments)
+    }
+}
+
+/// Segment sizes from one listing: see [`Reader::segment_sizes`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SegmentSizes(Vec<(u64, u64)>);
+
+impl SegmentSizes {
+    /// As [`Reader::bytes_after`], on this listing.
+    pub fn bytes_after(&self, seq: u64) -> u64 {
+        let segments = &self.0;
+        let mut bytes = 0;
+        for (i, &(_, size)) in segments.iter().enumerate() {
+            // A segment holds `first_seq ..next.first_seq`; the newest holds
+            // `first_seq..`: it has records after `seq` if its end is past it.
+            if segments.get(i + 1).is_none_or(|&(next, _)| next - 1 > seq) {
+                bytes += size;
+            }
+        }
+        bytes
     }
 }

@@ -29,5 +29,10 @@ fn bytes_after_counts_the_segments_past_the_seq() {
     assert_eq!(reader.bytes_after(first_seq(1)).unwrap(), total - size(0));
     // Caught up: the newest segment always counts (its end is not read).
     assert_eq!(reader.bytes_after(40).unwrap(), size(segs.len() - 1));
+    // One listing answers the same for every seq.
+    let sizes = reader.segment_sizes().unwrap();
+    for seq in [0, first_seq(1) - 1, first_seq(1), 40] {
+        assert_eq!(sizes.bytes_after(seq), reader.bytes_after(seq).unwrap(), "seq {seq}");
+    }
     journal.close().unwrap();
 }

@@ -273,7 +273,8 @@ pub(crate) struct Position {
 }
 
 /// A consumer's report; `bytes_after(seq)` is the journal's
-/// `Reader::bytes_after` (an error counts as 0 bytes: a figure, not a verdict).
+/// `SegmentSizes::bytes_after` on one listing (a listing that failed counts
+/// 0 bytes: a figure, not a verdict).
 pub(crate) fn report(
     info: events_journal::ConsumerInfo,
     at: &Position,

@@ -229,7 +229,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     pub fn consumers(&self) -> Result<Vec<ConsumerReport>> {
         let at = consumer::Position { epoch: self.epoch(), earliest: self.earliest_seq(), latest: self.latest_seq() };
         let infos = events_journal::list_consumers(self.dir())?;
-        let bytes_after = |seq| self.shared.reader.bytes_after(seq).unwrap_or(0);
+        // One listing of the segments for every consumer's byte lag.
+        let sizes = self.shared.reader.segment_sizes().unwrap_or_default();
+        let bytes_after = |seq| sizes.bytes_after(seq);
         Ok(infos.into_iter().map(|info| consumer::report(info, &at, bytes_after)).collect())
     }
 
@@ -369,7 +371,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 
     /// A snapshot of the counters: a writer's (its sinks' own counters
     /// included), or a follower's streams' (lag fallbacks are always 0: a
-    /// follower has no live tail; resets are counted).
+    /// follower has no live tail; resets are counted). Its `consumers` come
+    /// from the journal directory (one listing of `consumers/`, one small
+    /// read per consumer, one listing of the segments), so a loop that polls
+    /// only counters should not call it every millisecond on an async
+    /// worker; the HTTP layer and the metrics publisher call it on the
+    /// blocking pool.
     pub fn stats(&self) -> FeedStats {
         if self.follower() {
             self.shared.refresh_from_reader();
