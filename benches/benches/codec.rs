@@ -20,6 +20,7 @@ fn bench_codec<C: Codec>(c: &mut Criterion, codec: C) {
         ts: Timestamp::now(),
         stream: Some(StreamId::from("sess-1")),
         event: sample_event(42, 200),
+        id: None,
     };
     let mut buf = Vec::with_capacity(512);
     codec.encode(&env, &mut buf).unwrap();

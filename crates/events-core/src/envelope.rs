@@ -1,10 +1,10 @@
 //! [`Envelope`]: an event together with its place in the feed (seq,
-//! timestamp, stream id). It is what journals store, what resuming clients
-//! receive and what sinks observe.
+//! timestamp, stream id, and the caller's event id if it gave one). It is
+//! what journals store, what resuming clients receive and what sinks observe.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Seq, StreamId, Timestamp};
+use crate::{EventId, Seq, StreamId, Timestamp};
 
 /// An event with its position in the feed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -17,6 +17,10 @@ pub struct Envelope<E> {
     pub stream: Option<StreamId>,
     /// The user's event.
     pub event: E,
+    /// The caller's id of an idempotent append (`None` for every other
+    /// event); see the façade's `AppendOptions::id`.
+    #[serde(default)]
+    pub id: Option<EventId>,
 }
 
 impl<E> Envelope<E> {
@@ -30,6 +34,6 @@ impl<E> Envelope<E> {
     where
         F: FnOnce(E) -> U,
     {
-        Envelope { seq: self.seq, ts: self.ts, stream: self.stream, event: f(self.event) }
+        Envelope { seq: self.seq, ts: self.ts, stream: self.stream, event: f(self.event), id: self.id }
     }
 }

@@ -55,6 +55,7 @@
 //!     ts: Timestamp::now(),
 //!     stream: Some(StreamId::from("sess-1")),
 //!     event: AgentEvent::Message { text: "hi".into() },
+//!     id: None,
 //! };
 //! let codec = Bincode::default();
 //! let mut buf = Vec::new();
@@ -82,4 +83,4 @@ pub use error::{BoxError, CodecError};
 pub use event::{Durability, Event, Old};
 #[cfg(feature = "msgpack")]
 pub use msgpack::MsgPack;
-pub use seq::{Seq, StreamId, Timestamp};
+pub use seq::{EventId, Seq, StreamId, Timestamp};

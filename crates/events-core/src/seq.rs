@@ -109,70 +109,89 @@ impl From<SystemTime> for Timestamp {
     }
 }
 
-/// A routing key (session, job, document id). Cloning is a reference-count
-/// increment, so envelopes can carry it to many subscribers for free.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StreamId(Arc<str>);
+/// Defines a cheap-to-clone string id type: a reference-counted `str` with
+/// the conversions, comparisons and serde form of a plain string.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
 
-impl StreamId {
-    /// Creates a stream id.
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        StreamId(id.into())
-    }
+        impl $name {
+            /// Creates an id.
+            pub fn new(id: impl Into<Arc<str>>) -> Self {
+                $name(id.into())
+            }
 
-    /// The id as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(Arc::from(s))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(Arc::from(s))
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                // `Box<str>` accepts both borrowed and owned strings from the format.
+                Box::<str>::deserialize(d).map(|b| $name(Arc::from(b)))
+            }
+        }
+    };
 }
 
-impl fmt::Debug for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
+string_id! {
+    /// A routing key (session, job, document id). Cloning is a reference-count
+    /// increment, so envelopes can carry it to many subscribers for free.
+    StreamId
 }
 
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for StreamId {
-    fn from(s: &str) -> Self {
-        StreamId(Arc::from(s))
-    }
-}
-
-impl From<String> for StreamId {
-    fn from(s: String) -> Self {
-        StreamId(Arc::from(s))
-    }
-}
-
-impl AsRef<str> for StreamId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Borrow<str> for StreamId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for StreamId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for StreamId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // `Box<str>` accepts both borrowed and owned strings from the format.
-        Box::<str>::deserialize(d).map(|b| StreamId(Arc::from(b)))
-    }
+string_id! {
+    /// A caller-chosen id of one appended event (a request id, a message id),
+    /// stored with its record: a feed journals an event once per id within its
+    /// dedupe window, so an append retried after a lost acknowledgement is not
+    /// written twice.
+    EventId
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ fn event() -> impl Strategy<Value = TestEvent> {
 
 fn envelope() -> impl Strategy<Value = Envelope<TestEvent>> {
     (any::<u64>(), any::<u64>(), proptest::option::of(".{0,16}"), event()).prop_map(|(seq, ts, stream, event)| {
-        Envelope { seq: Seq(seq), ts: Timestamp(ts), stream: stream.map(StreamId::from), event }
+        Envelope { seq: Seq(seq), ts: Timestamp(ts), stream: stream.map(StreamId::from), event, id: None }
     })
 }
 

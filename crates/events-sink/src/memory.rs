@@ -120,7 +120,7 @@ impl<E: Clone + Send + Sync + 'static> DurableStore<E> for MemoryStore<E> {
             inner.fail_next -= 1;
             return Err(MemoryStoreError::Injected { seq });
         }
-        let env = Envelope { seq, ts: Timestamp::now(), stream, event };
+        let env = Envelope { seq, ts: Timestamp::now(), stream, event, id: None };
         inner.log.push(env.clone());
         Ok(env)
     }

@@ -18,6 +18,7 @@ use events_journal::{
 };
 use tokio::sync::{broadcast, mpsc};
 
+use crate::append::Dedupe;
 use crate::feed::Feed;
 use crate::inbox::Inbox;
 use crate::reader::FeedReader;
@@ -38,6 +39,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     journal: JournalOptions,
     sync_policy: SyncPolicy,
     max_record_bytes: u32,
+    dedupe: Dedupe,
     inbox_capacity: usize,
     live_capacity: usize,
     sink_queue: usize,
@@ -78,6 +80,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
             journal: JournalOptions::new(),
             sync_policy: SyncPolicy::Always,
             max_record_bytes: 16 << 20,
+            dedupe: Dedupe::default(),
             inbox_capacity: 1024,
             live_capacity: 4096,
             sink_queue: 1024,
@@ -187,6 +190,14 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     pub fn max_record_bytes(mut self, bytes: u32) -> Self {
         self.journal = self.journal.max_record_bytes(bytes);
         self.max_record_bytes = bytes;
+        self
+    }
+
+    /// The dedupe window of idempotent appends
+    /// ([`AppendOptions::id`](crate::AppendOptions::id)): how long and for how
+    /// many ids an event id is remembered. Default: [`Dedupe::default`].
+    pub fn dedupe(mut self, window: Dedupe) -> Self {
+        self.dedupe = window;
         self
     }
 
@@ -320,6 +331,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             journal: self.journal,
             sync_policy: self.sync_policy,
             max_record_bytes: self.max_record_bytes,
+            dedupe: self.dedupe,
             inbox_capacity: self.inbox_capacity,
             live_capacity: self.live_capacity,
             sink_queue: self.sink_queue,
@@ -408,7 +420,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let sinks = sink_set.clone().map(|set| SinkQueue::spawn(set, self.sink_queue));
         let group_commit = self.sync_policy == SyncPolicy::Always;
         let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone(), group_commit)
-            .max_record_bytes(self.max_record_bytes);
+            .max_record_bytes(self.max_record_bytes)
+            .dedupe(self.dedupe);
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared)),

@@ -2,7 +2,9 @@
 //! so application code handles a single type. Each variant keeps the layer
 //! error as its `source()`, with the path, offset or seq it carries.
 
-use events_core::{CodecError, Seq};
+use events_core::{CodecError, Seq, StreamId};
+
+use crate::append::Expected;
 use events_journal::{JournalError, ReadError};
 
 /// Everything that can go wrong in a [`Feed`](crate::Feed).
@@ -80,6 +82,33 @@ pub enum Error {
     /// counted in `encode_errors`) and by `read_stream`.
     #[error("the stream id is {len} bytes, over the limit of {limit}")]
     StreamIdTooLong {
+        /// The id's length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A conditional append found its stream at another version than it
+    /// expected (someone appended to the stream since the caller read it):
+    /// nothing was journaled. Read the stream from `current` on and decide
+    /// again.
+    #[error("stream {stream:?} is at {}, the append expected {expected}", current.map_or("no version (no retained event)".to_owned(), |s| format!("version {s}")))]
+    VersionConflict {
+        /// The stream.
+        stream: StreamId,
+        /// What the append expected.
+        expected: Expected,
+        /// The stream's version: the seq of its latest retained event
+        /// (`None`: it has none).
+        current: Option<Seq>,
+    },
+    /// An append with an expected version has no stream id (neither the
+    /// caller's nor the event's own): a version belongs to a stream.
+    #[error("an append with an expected version needs a stream id")]
+    MissingStream,
+    /// An append's event id is empty or longer than
+    /// [`MAX_EVENT_ID_BYTES`](crate::MAX_EVENT_ID_BYTES).
+    #[error("the event id is {len} bytes; an id is 1 to {limit} bytes")]
+    EventIdInvalid {
         /// The id's length in bytes.
         len: usize,
         /// The limit.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use events_core::{Bincode, Codec, Event, Seq, StreamId};
 use tokio::sync::oneshot;
 
+use crate::append::{AppendOptions, Appended};
 use crate::consumer::Consumer;
 use crate::inbox::Inbox;
 use crate::position::Cursor;
@@ -98,6 +99,48 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// [`close`](Self::close).
     pub async fn append(&self, stream: Option<&str>, event: E) -> Result<Seq> {
         self.inbox.append(stream, event).await
+    }
+
+    /// Appends a durable event like [`append`](Self::append), with
+    /// conditions: an [`Expected`](crate::Expected) version of its stream
+    /// (checked by the writer atomically with seq allocation: of appenders
+    /// racing on one version, exactly one wins) and a caller-chosen event id
+    /// (an append retried with the same id within the feed's
+    /// [`Dedupe`](crate::Dedupe) window journals nothing and returns the
+    /// first one's seq, with [`Appended::duplicate`](crate::Appended::duplicate) set). The id
+    /// check comes first: a retry of an append that succeeded is a
+    /// duplicate, not a conflict.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+    /// use events::{AppendOptions, Expected, Feed};
+    /// # #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    /// # struct Edit(String);
+    /// # impl events::Event for Edit {}
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let feed: Feed<Edit> = Feed::builder(tmp.path()).open().await?;
+    /// let create = AppendOptions::new().expect(Expected::NoStream);
+    /// let first = feed.append_with(Some("doc-1"), Edit("a".into()), create).await?;
+    /// // Someone else appends after we read version `first.seq`...
+    /// feed.append(Some("doc-1"), Edit("b".into())).await?;
+    /// let ours = AppendOptions::new().expect(Expected::Exact(first.seq));
+    /// let stale = feed.append_with(Some("doc-1"), Edit("c".into()), ours).await;
+    /// assert!(matches!(stale, Err(events::Error::VersionConflict { .. })));
+    /// // An append retried with the same id is journaled once.
+    /// let once = feed.append_with(Some("doc-1"), Edit("d".into()), AppendOptions::new().id("req-9")).await?;
+    /// let again = feed.append_with(Some("doc-1"), Edit("d".into()), AppendOptions::new().id("req-9")).await?;
+    /// assert_eq!((again.seq, again.duplicate), (once.seq, true));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append), and [`Error::VersionConflict`] when
+    /// the stream is not at the expected version (nothing journaled),
+    /// [`Error::MissingStream`] for an expectation without a stream id,
+    /// [`Error::EventIdInvalid`] for an empty or too long id.
+    pub async fn append_with(&self, stream: Option<&str>, event: E, options: AppendOptions) -> Result<Appended> {
+        self.inbox.append_with(stream, event, options).await
     }
 
     /// A cloneable handle for code that should be able to record and append

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use events_core::{Envelope, Event, Seq, StreamId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::append::{AppendOptions, Appended, MAX_EVENT_ID_BYTES};
 use crate::shared::Shared;
 use crate::stats::Counters;
-use crate::writer::Cmd;
+use crate::writer::{Acked, Cmd, Conditions};
 use crate::{Error, Result};
 
 /// A handle that can record and append into a feed, for code that should not
@@ -82,13 +83,33 @@ impl<E: Event> Inbox<E> {
     ///
     /// As [`Feed::append`](crate::Feed::append).
     pub async fn append(&self, stream: Option<&str>, event: E) -> Result<Seq> {
-        Ok(self.append_envelope(stream.map(StreamId::from), event).await?.seq)
+        Ok(self.append_acked(stream.map(StreamId::from), event, Conditions::default()).await?.env.seq)
+    }
+
+    /// See [`Feed::append_with`](crate::Feed::append_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`Feed::append_with`](crate::Feed::append_with).
+    pub async fn append_with(&self, stream: Option<&str>, event: E, options: AppendOptions) -> Result<Appended> {
+        let (expected, id) = options.into_parts();
+        if let Some(id) = &id
+            && (id.as_str().is_empty() || id.as_str().len() > MAX_EVENT_ID_BYTES)
+        {
+            return Err(Error::EventIdInvalid { len: id.as_str().len(), limit: MAX_EVENT_ID_BYTES });
+        }
+        let acked = self.append_acked(stream.map(StreamId::from), event, Conditions { expected, id }).await?;
+        Ok(Appended { seq: acked.env.seq, duplicate: acked.duplicate })
     }
 
     /// [`append`](Self::append), returning the envelope as journaled (the
     /// writer's own, shared with the live tail and the sinks): what the
     /// feed's `DurableStore::append` hands back, with no journal read.
     pub(crate) async fn append_envelope(&self, stream: Option<StreamId>, event: E) -> Result<Arc<Envelope<E>>> {
+        Ok(self.append_acked(stream, event, Conditions::default()).await?.env)
+    }
+
+    async fn append_acked(&self, stream: Option<StreamId>, event: E, when: Conditions) -> Result<Acked<E>> {
         if !event.durability().is_durable() {
             return Err(Error::Ephemeral);
         }
@@ -96,7 +117,7 @@ impl<E: Event> Inbox<E> {
             return Err(Error::Unhealthy { cause });
         }
         let (ack, rx) = oneshot::channel();
-        self.send(Cmd::Append { stream, event, ack }).await?;
+        self.send(Cmd::Append { stream, event, ack, when }).await?;
         rx.await.map_err(|_| Error::Closed)?
     }
 

@@ -157,10 +157,12 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod append;
 mod builder;
 mod consumer;
 mod error;
 mod feed;
+mod guard;
 mod inbox;
 mod index;
 #[cfg(feature = "metrics")]
@@ -180,6 +182,7 @@ mod stream_read;
 mod writer;
 mod writers;
 
+pub use append::{AppendOptions, Appended, Dedupe, Expected, MAX_EVENT_ID_BYTES};
 pub use builder::FeedBuilder;
 pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
 pub use error::{Error, Result, error_chain};
@@ -202,7 +205,9 @@ pub use events_core::MsgPack;
 #[doc(inline)]
 pub use events_core::Postcard;
 #[doc(inline)]
-pub use events_core::{Bincode, Codec, CodecError, Durability, Envelope, Event, Old, Seq, StreamId, Timestamp};
+pub use events_core::{
+    Bincode, Codec, CodecError, Durability, Envelope, Event, EventId, Old, Seq, StreamId, Timestamp,
+};
 #[doc(inline)]
 pub use events_fanout::{Closed, Overflow};
 #[doc(inline)]

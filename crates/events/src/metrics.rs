@@ -33,6 +33,8 @@
 //! | `events_sink_panics_total` | counter | | [`FeedStats::sink_panics`] |
 //! | `events_too_large_total` | counter | | [`FeedStats::too_large`] |
 //! | `events_prune_errors_total` | counter | | [`FeedStats::prune_errors`] |
+//! | `events_duplicates_total` | counter | | [`FeedStats::duplicates`] |
+//! | `events_conflicts_total` | counter | | [`FeedStats::conflicts`] |
 //! | `events_latest_seq` | gauge | | [`FeedStats::latest_seq`] |
 //! | `events_earliest_seq` | gauge | | [`FeedStats::earliest_seq`] |
 //! | `events_healthy` | gauge | | [`FeedStats::healthy`]: 1 or 0 |
@@ -88,7 +90,7 @@ pub const CONSUMER_LABEL: &str = "consumer";
 
 /// The name of every series [`record`] and [`record_session`] publish, as
 /// in the [table](self#metrics).
-pub const METRIC_NAMES: [&str; 29] = [
+pub const METRIC_NAMES: [&str; 31] = [
     "events_appended_total",
     "events_dropped_total",
     "events_encode_errors_total",
@@ -102,6 +104,8 @@ pub const METRIC_NAMES: [&str; 29] = [
     "events_sink_panics_total",
     "events_too_large_total",
     "events_prune_errors_total",
+    "events_duplicates_total",
+    "events_conflicts_total",
     "events_latest_seq",
     "events_earliest_seq",
     "events_healthy",
@@ -156,6 +160,8 @@ pub fn record(stats: &FeedStats, feed: &str) {
         ("events_sink_panics_total", stats.sink_panics),
         ("events_too_large_total", stats.too_large),
         ("events_prune_errors_total", stats.prune_errors),
+        ("events_duplicates_total", stats.duplicates),
+        ("events_conflicts_total", stats.conflicts),
     ];
     for (name, value) in totals {
         counter!(name, labels.iter()).absolute(value);
@@ -343,6 +349,8 @@ mod tests {
             sinks: vec![sink],
             too_large: 12,
             prune_errors: 13,
+            duplicates: 18,
+            conflicts: 19,
             latest_seq: 14,
             earliest_seq: 15,
             healthy: true,
@@ -370,6 +378,8 @@ mod tests {
             (format!("events_sink_panics_total{f}"), 11),
             (format!("events_too_large_total{f}"), 12),
             (format!("events_prune_errors_total{f}"), 13),
+            (format!("events_duplicates_total{f}"), 18),
+            (format!("events_conflicts_total{f}"), 19),
             (format!("events_latest_seq{f}"), 14),
             (format!("events_earliest_seq{f}"), 15),
             (format!("events_healthy{f}"), 1),

@@ -1,25 +1,44 @@
 //! How an event is stored in a journal record. The journal frame already
-//! carries the seq and the timestamp, so the payload is the event's schema
-//! version (when it is not 1), then the stream id and the event, encoded
-//! together with the feed's [`Codec`]. Tools that read a journal directly
-//! (the CLI's `dump`, replicators) decode with [`decode`].
+//! carries the seq and the timestamp, so the payload is the caller's event
+//! id (only for an idempotent append), the event's schema version (when it
+//! is not 1), then the stream id and the event, encoded together with the
+//! feed's [`Codec`]. Tools that read a journal directly (the CLI's `dump`,
+//! replicators) decode with [`decode`].
 //!
-//! The bytes (`docs/FORMAT.md`): a version-1 event is the codec's encoding of
-//! `(stream, event)`, exactly what journals written before versions existed
-//! hold; a later version is prefixed with [`VERSION_MARK`] and the version
-//! as a `u32` little endian. No codec's encoding of `(Option<&str>, _)` can
-//! start with that byte (bincode and postcard start an option with 0 or 1,
-//! MessagePack with an array marker), so the two forms cannot be confused.
+//! The bytes (`docs/FORMAT.md`): a version-1 event without an id is the
+//! codec's encoding of `(stream, event)`, exactly what journals written
+//! before versions and ids existed hold. An event id comes first as
+//! [`ID_MARK`], its length (one byte, 1 to
+//! [`MAX_EVENT_ID_BYTES`](crate::MAX_EVENT_ID_BYTES)) and its UTF-8 bytes; a
+//! later version is prefixed with [`VERSION_MARK`] and the version as a
+//! `u32` little endian. No codec's encoding of `(Option<&str>, _)` can start
+//! with either byte (bincode and postcard start an option with 0 or 1,
+//! MessagePack with an array marker), so the forms cannot be confused.
 //!
 //! Invariant: a record decodes as the current type only when its version is
 //! the type's; any other version goes through [`Event::upcast`], and a
 //! version newer than the type's is an error, never a guess.
 
-use events_core::{Codec, CodecError, Envelope, Event, Old, Seq, StreamId, Timestamp};
+use events_core::{Codec, CodecError, Envelope, Event, EventId, Old, Seq, StreamId, Timestamp};
 use serde::de::IgnoredAny;
 
-/// The first byte of a payload that carries an explicit schema version.
+/// The first byte of a payload (or of its part after the event id) that
+/// carries an explicit schema version.
 pub const VERSION_MARK: u8 = 0xFF;
+
+/// The first byte of a payload that carries the caller's event id.
+pub const ID_MARK: u8 = 0xFE;
+
+/// The headers of a payload, split from its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The caller's event id of an idempotent append.
+    pub id: Option<&'a str>,
+    /// The event's schema version (1 when the payload does not say).
+    pub version: u32,
+    /// The codec's encoding of `(stream, event)`.
+    pub body: &'a [u8],
+}
 
 /// Appends the payload of one event (its version if not 1, its stream id
 /// and the event) to `out`.
@@ -33,6 +52,33 @@ pub fn encode<E: Event, C: Codec>(
     event: &E,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
+    encode_with_id(codec, stream, None, event, out)
+}
+
+/// [`encode`] with the caller's event id of an idempotent append.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when the event cannot be represented by the
+/// codec, or the id is empty or longer than
+/// [`MAX_EVENT_ID_BYTES`](crate::MAX_EVENT_ID_BYTES) (the façade refuses
+/// those before they get here).
+pub fn encode_with_id<E: Event, C: Codec>(
+    codec: &C,
+    stream: Option<&str>,
+    id: Option<&str>,
+    event: &E,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    if let Some(id) = id {
+        let len = u8::try_from(id.len())
+            .ok()
+            .filter(|&n| n > 0 && usize::from(n) <= crate::MAX_EVENT_ID_BYTES)
+            .ok_or_else(|| CodecError::Encode { codec: "payload header", source: bad_id(id.len()).into() })?;
+        out.push(ID_MARK);
+        out.push(len);
+        out.extend_from_slice(id.as_bytes());
+    }
     if E::VERSION != 1 {
         out.push(VERSION_MARK);
         out.extend_from_slice(&E::VERSION.to_le_bytes());
@@ -40,12 +86,50 @@ pub fn encode<E: Event, C: Codec>(
     codec.encode(&(stream, event), out)
 }
 
-/// The schema version of a payload and the bytes after the version header.
-pub fn split_version(payload: &[u8]) -> (u32, &[u8]) {
-    match payload {
+fn bad_id(len: usize) -> String {
+    format!("an event id is 1 to {} bytes, not {len}", crate::MAX_EVENT_ID_BYTES)
+}
+
+/// Splits a payload into its headers and its body.
+///
+/// # Errors
+///
+/// [`CodecError::Decode`] when an event id header is cut short or is not
+/// UTF-8 (bytes that passed the frame CRC but are not a façade payload).
+pub fn split(payload: &[u8]) -> Result<Header<'_>, CodecError> {
+    let (id, rest) = match payload {
+        [ID_MARK, len, rest @ ..] => {
+            let len = usize::from(*len);
+            let malformed = |why: &str| CodecError::Decode {
+                codec: "payload header",
+                len: payload.len(),
+                source: format!("event id header: {why}").into(),
+            };
+            if len == 0 || rest.len() < len {
+                return Err(malformed("cut short"));
+            }
+            let id = std::str::from_utf8(&rest[..len]).map_err(|_| malformed("not UTF-8"))?;
+            (Some(id), &rest[len..])
+        }
+        _ => (None, payload),
+    };
+    let (version, body) = match rest {
         [VERSION_MARK, a, b, c, d, body @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]), body),
-        _ => (1, payload),
-    }
+        _ => (1, rest),
+    };
+    Ok(Header { id, version, body })
+}
+
+/// The caller's event id a payload carries, if any (without decoding it).
+pub fn event_id(payload: &[u8]) -> Option<&str> {
+    split(payload).ok().and_then(|h| h.id)
+}
+
+/// The schema version of a payload and the bytes after its headers (the
+/// whole payload, as version 1, when its headers are malformed: decoding it
+/// then fails).
+pub fn split_version(payload: &[u8]) -> (u32, &[u8]) {
+    split(payload).map_or((1, payload), |h| (h.version, h.body))
 }
 
 /// Rebuilds the envelope of a journal record from its seq, timestamp and
@@ -59,7 +143,7 @@ pub fn split_version(payload: &[u8]) -> (u32, &[u8]) {
 /// nonetheless passed the frame CRC); [`CodecError::Version`] for a version
 /// newer than `E::VERSION` or an older one `E` cannot upcast.
 pub fn decode<E: Event, C: Codec>(codec: &C, seq: u64, ts: u64, payload: &[u8]) -> Result<Envelope<E>, CodecError> {
-    let (version, body) = split_version(payload);
+    let Header { id, version, body } = split(payload)?;
     let (stream, event) = if version == E::VERSION {
         codec.decode::<(Option<StreamId>, E)>(body)?
     } else if version < E::VERSION {
@@ -67,7 +151,7 @@ pub fn decode<E: Event, C: Codec>(codec: &C, seq: u64, ts: u64, payload: &[u8]) 
     } else {
         return Err(CodecError::Version { codec: C::NAME, version, current: E::VERSION });
     };
-    Ok(Envelope { seq: Seq::new(seq), ts: Timestamp(ts), stream, event })
+    Ok(Envelope { seq: Seq::new(seq), ts: Timestamp(ts), stream, event, id: id.map(EventId::from) })
 }
 
 /// The stream id of a payload, without decoding its event (for indexes and
@@ -77,7 +161,7 @@ pub fn decode<E: Event, C: Codec>(codec: &C, seq: u64, ts: u64, payload: &[u8]) 
 ///
 /// The codec's error when the payload does not start with a stream id.
 pub fn stream_id<C: Codec>(codec: &C, payload: &[u8]) -> Result<Option<StreamId>, CodecError> {
-    stream_in(codec, split_version(payload).1)
+    stream_in(codec, split(payload)?.body)
 }
 
 fn stream_in<C: Codec>(codec: &C, body: &[u8]) -> Result<Option<StreamId>, CodecError> {

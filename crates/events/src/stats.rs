@@ -44,6 +44,12 @@ pub struct FeedStats {
     /// Retention passes that failed to remove a segment (logged, retried at
     /// the next roll or timer; appends are never failed by them).
     pub prune_errors: u64,
+    /// Appends answered as duplicates of an earlier append with the same
+    /// event id (nothing journaled).
+    pub duplicates: u64,
+    /// Conditional appends refused with
+    /// [`Error::VersionConflict`](crate::Error::VersionConflict).
+    pub conflicts: u64,
     /// The latest journaled seq.
     pub latest_seq: u64,
     /// The earliest retained seq.
@@ -82,6 +88,8 @@ pub(crate) struct Counters {
     pub(crate) sink_dropped: AtomicU64,
     pub(crate) too_large: AtomicU64,
     pub(crate) prune_errors: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
 }
 
 impl Counters {
@@ -102,6 +110,8 @@ impl Counters {
             sink_dropped: self.sink_dropped.load(Relaxed),
             too_large: self.too_large.load(Relaxed),
             prune_errors: self.prune_errors.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            conflicts: self.conflicts.load(Relaxed),
             ..FeedStats::default()
         }
     }

@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
+use events_core::{Codec, Envelope, Event, EventId, Seq, StreamId, Timestamp};
 use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::append::{Dedupe, Expected};
+use crate::guard::{Earlier, Guard};
 use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
 use crate::stats::Counters;
@@ -34,8 +36,9 @@ const MAX_GROUP_WAIT: Duration = Duration::from_micros(200);
 pub(crate) enum Cmd<E> {
     /// Fire-and-forget: journal if possible, count a drop otherwise.
     Record { stream: Option<StreamId>, event: E },
-    /// Journal and acknowledge with the stored envelope once durable.
-    Append { stream: Option<StreamId>, event: E, ack: Ack<E> },
+    /// Journal and acknowledge with the stored envelope once durable, if
+    /// the conditions hold.
+    Append { stream: Option<StreamId>, event: E, ack: Ack<E>, when: Conditions },
     /// Flush and fsync what came before, then acknowledge.
     Sync { ack: oneshot::Sender<Result<()>> },
     /// Stop accepting, drain the inbox, fsync, release the lock.
@@ -45,16 +48,32 @@ pub(crate) enum Cmd<E> {
     Prune,
 }
 
-/// Where an append's outcome goes: the envelope as journaled (its seq, the
-/// batch's timestamp, the stream id the writer resolved), shared with the
-/// live tail and the sinks rather than copied.
-pub(crate) type Ack<E> = oneshot::Sender<Result<Arc<Envelope<E>>>>;
+/// Where an append's outcome goes.
+pub(crate) type Ack<E> = oneshot::Sender<Result<Acked<E>>>;
+
+/// An append's outcome: the envelope as journaled (its seq, the batch's
+/// timestamp, the stream id the writer resolved), shared with the live tail
+/// and the sinks rather than copied; for a duplicate, the first append's
+/// seq and timestamp with this append's event.
+#[derive(Debug)]
+pub(crate) struct Acked<E> {
+    pub(crate) env: Arc<Envelope<E>>,
+    pub(crate) duplicate: bool,
+}
+
+/// What a conditional or idempotent append asks of the writer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Conditions {
+    pub(crate) expected: Expected,
+    pub(crate) id: Option<EventId>,
+}
 
 /// One staged event of the current batch.
 struct Pending<E> {
     ts: u64,
     span: (usize, usize),
     stream: Option<StreamId>,
+    id: Option<EventId>,
     event: E,
     ack: Option<Ack<E>>,
 }
@@ -68,7 +87,12 @@ pub(crate) struct Writer<E, C> {
     buf: Vec<u8>,
     pending: Vec<Pending<E>>,
     published: Vec<Arc<Envelope<E>>>,
-    acks: Vec<(Ack<E>, Arc<Envelope<E>>)>,
+    /// Acks of the batch being published, and whether each is a duplicate.
+    acks: Vec<(Ack<E>, Arc<Envelope<E>>, bool)>,
+    /// Appends of an id staged earlier in the same batch: they share the
+    /// outcome of the staged event at that index.
+    duplicates: Vec<(Ack<E>, usize)>,
+    guard: Guard,
     /// Whether every batch is fsynced (`SyncPolicy::Always`), which makes
     /// waiting briefly for a fuller batch worth it.
     group_commit: bool,
@@ -100,6 +124,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             pending: Vec::with_capacity(MAX_BATCH_EVENTS),
             published: Vec::with_capacity(MAX_BATCH_EVENTS),
             acks: Vec::with_capacity(MAX_BATCH_EVENTS),
+            duplicates: Vec::new(),
+            guard: Guard::new(Dedupe::default()),
             group_commit,
             last_batch: 0,
             last_write: Duration::ZERO,
@@ -113,16 +139,24 @@ impl<E: Event, C: Codec> Writer<E, C> {
         self
     }
 
+    pub(crate) fn dedupe(mut self, window: Dedupe) -> Self {
+        self.guard = Guard::new(window);
+        self
+    }
+
     /// Runs until every sender is gone or a `Close` drained the inbox.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Cmd<E>>) {
         let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
         let mut close_acks = Vec::new();
+        // Before the first command: a retry right after a restart must find
+        // the ids journaled before it.
+        self.guard.rebuild(&self.shared.reader, Timestamp::now().as_nanos());
         while next_commands(&mut rx, &mut cmds) {
             self.await_group(&mut rx, &mut cmds);
             for cmd in cmds.drain(..) {
                 match cmd {
-                    Cmd::Record { stream, event } => self.stage(stream, event, None),
-                    Cmd::Append { stream, event, ack } => self.stage(stream, event, Some(ack)),
+                    Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
+                    Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
                         self.flush();
                         let _ = ack.send(self.sync());
@@ -181,7 +215,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
     }
 
-    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>) {
+    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
         // The caller's stream id wins over the event's own.
         let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
         if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
@@ -194,8 +228,18 @@ impl<E: Event, C: Codec> Writer<E, C> {
             }
             return;
         }
+        // Only appends carry conditions (`Inbox::append_with`).
+        let Some(ack) = self.check(&stream, &event, ack, &when) else { return };
+        let id = when.id;
         let start = self.buf.len();
-        if let Err(e) = payload::encode(&self.codec, stream.as_ref().map(StreamId::as_str), &event, &mut self.buf) {
+        let encoded = payload::encode_with_id(
+            &self.codec,
+            stream.as_ref().map(StreamId::as_str),
+            id.as_ref().map(EventId::as_str),
+            &event,
+            &mut self.buf,
+        );
+        if let Err(e) = encoded {
             self.buf.truncate(start);
             Counters::bump(&self.shared.counters.encode_errors);
             match ack {
@@ -226,7 +270,72 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Some(first) => first.ts,
             None => Timestamp::now().as_nanos(),
         };
-        self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, event, ack });
+        let index = self.pending.len();
+        self.guard.staged(stream.as_ref(), id.as_ref(), self.journal.last_seq() + 1 + index as u64, index);
+        self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, id, event, ack });
+    }
+
+    /// The checks of a conditional or idempotent append, atomic with the
+    /// seq allocation they guard (this thread allocates every seq). Answers
+    /// a duplicate or a conflict itself and returns `None`; otherwise gives
+    /// the ack back for staging.
+    fn check(
+        &mut self,
+        stream: &Option<StreamId>,
+        event: &E,
+        ack: Option<Ack<E>>,
+        when: &Conditions,
+    ) -> Option<Option<Ack<E>>> {
+        if when.id.is_none() && when.expected == Expected::Any {
+            return Some(ack);
+        }
+        let ack = ack?;
+        // A retry of an append that succeeded is answered as that append
+        // was, even when its expectation no longer holds.
+        if let Some(id) = &when.id {
+            match self.guard.find_id(id, Timestamp::now().as_nanos()) {
+                Some(Earlier::Staged(index)) => {
+                    self.duplicates.push((ack, index));
+                    return None;
+                }
+                Some(Earlier::Journaled { seq, ts }) => {
+                    let env = Envelope {
+                        seq: Seq::new(seq),
+                        ts: Timestamp(ts),
+                        stream: stream.clone(),
+                        event: event.clone(),
+                        id: Some(id.clone()),
+                    };
+                    Counters::bump(&self.shared.counters.duplicates);
+                    let _ = ack.send(Ok(Acked { env: Arc::new(env), duplicate: true }));
+                    return None;
+                }
+                None => {}
+            }
+        }
+        if when.expected != Expected::Any {
+            let Some(stream) = stream else {
+                let _ = ack.send(Err(Error::MissingStream));
+                return None;
+            };
+            let staged: Vec<Option<&StreamId>> = self.pending.iter().map(|p| p.stream.as_ref()).collect();
+            let next = self.journal.last_seq() + 1;
+            match self.guard.version(&self.shared, &self.codec, stream, &staged, next) {
+                Ok(current) if when.expected.admits(current) => {}
+                Ok(current) => {
+                    Counters::bump(&self.shared.counters.conflicts);
+                    let conflict = Error::VersionConflict { stream: stream.clone(), expected: when.expected, current };
+                    let _ = ack.send(Err(conflict));
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), stream = %stream, "cannot read a stream's version");
+                    let _ = ack.send(Err(e));
+                    return None;
+                }
+            }
+        }
+        Some(Some(ack))
     }
 
     /// Journals the staged batch, then publishes it: live, sinks, acks.
@@ -253,18 +362,25 @@ impl<E: Event, C: Codec> Writer<E, C> {
             }
             Ok(range) => self.publish(*range.start()),
         }
+        self.guard.batch_done();
         self.buf.clear();
     }
 
     fn publish(&mut self, first: u64) {
         let mut seq = Seq::new(first);
         for p in self.pending.drain(..) {
-            let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event });
+            self.guard.journaled(p.stream.as_ref(), p.id.as_ref(), seq.get(), p.ts);
+            let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event, id: p.id });
             if let Some(ack) = p.ack {
-                self.acks.push((ack, Arc::clone(&env)));
+                self.acks.push((ack, Arc::clone(&env), false));
             }
             self.published.push(env);
             seq = seq.next();
+        }
+        // Appends of an id staged earlier in this batch share its outcome.
+        for (ack, index) in self.duplicates.drain(..) {
+            Counters::bump(&self.shared.counters.duplicates);
+            self.acks.push((ack, Arc::clone(&self.published[index]), true));
         }
         // Acknowledged from here on: streams replaying the journal may now
         // read up to `last`.
@@ -288,8 +404,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
             None => self.published.clear(),
         }
-        for (ack, env) in self.acks.drain(..) {
-            let _ = ack.send(Ok(env));
+        for (ack, env, duplicate) in self.acks.drain(..) {
+            let _ = ack.send(Ok(Acked { env, duplicate }));
         }
     }
 
@@ -303,6 +419,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 None => Counters::bump(&self.shared.counters.dropped),
             }
         }
+        for (ack, _) in self.duplicates.drain(..) {
+            let _ = ack.send(Err(Error::Unhealthy { cause: cause.to_owned() }));
+        }
+        self.guard.batch_done();
         self.buf.clear();
     }
 

@@ -1,0 +1,333 @@
+//! The writer's checks of conditional and idempotent appends (`append.rs`):
+//! each stream's version and the dedupe window of event ids, kept by the
+//! writer thread so a check and the seq allocation it guards are one step.
+//!
+//! - **Versions.** A stream's version is the seq of its latest retained
+//!   event. The writer looks a stream up in the per-stream index (`index.rs`:
+//!   the active segment's in-memory index, then the sealed segments'
+//!   sidecars, newest first, each entry checked against its record) the
+//!   first time an append expects something of it, and caches the answer
+//!   (also "no version") for at most [`VERSION_CACHE`] streams; every
+//!   journaled event of a cached stream updates it. Past that many streams
+//!   the cache is emptied and refilled from the index, so memory stays
+//!   bounded and a restart loses nothing: the index is the truth.
+//! - **Event ids.** The window ([`Dedupe`]) maps each remembered id to the
+//!   seq and timestamp it was journaled with. It is rebuilt when the writer
+//!   starts by reading the records of the last `age` (their payload headers
+//!   only, `payload.rs`), so a retry after a crash, a SIGKILL or a reopen is
+//!   recognised as long as the first append is in the window.
+//! - **The batch in flight.** Events staged but not yet journaled count
+//!   too: a second append of an id staged in the same batch waits for the
+//!   batch and shares its outcome; a conditional append sees the staged
+//!   events of its stream.
+//!
+//! Invariant: nothing here is updated before the journal accepted a batch
+//! ([`Guard::journaled`]); a failed batch only clears the in-flight state
+//! ([`Guard::batch_done`]). So a version or an id is never remembered for a
+//! record that does not exist.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+
+use events_core::{Codec, EventId, Seq, StreamId};
+use events_journal::{IndexEntry, JournalError, Reader};
+
+use crate::append::Dedupe;
+use crate::shared::Shared;
+use crate::{Result, index, payload};
+
+/// The most streams whose versions the writer caches.
+pub(crate) const VERSION_CACHE: usize = 65_536;
+
+/// The writer's state for conditional and idempotent appends.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    /// Stream → the seq of its latest journaled event (`None`: none).
+    versions: HashMap<StreamId, Option<u64>>,
+    seen: Seen,
+    /// The streams of the staged batch → their latest staged seq; kept only
+    /// once a conditional append asked (`None`: not built for this batch).
+    staged_streams: Option<HashMap<StreamId, u64>>,
+    /// The ids of the staged batch → their index in the batch.
+    staged_ids: HashMap<EventId, usize>,
+}
+
+impl Guard {
+    pub(crate) fn new(window: Dedupe) -> Self {
+        Guard {
+            versions: HashMap::new(),
+            seen: Seen::new(window),
+            staged_streams: None,
+            staged_ids: HashMap::new(),
+        }
+    }
+
+    /// Rebuilds the dedupe window from the journal's newest records.
+    pub(crate) fn rebuild(&mut self, reader: &Reader, now: u64) {
+        if let Err(e) = self.seen.rebuild(reader, now) {
+            tracing::warn!(error = %crate::error_chain(&e), "rebuilding the dedupe window failed; ids before the failure are not remembered");
+        }
+    }
+
+    /// Where an earlier append of `id` is: staged in this batch (its
+    /// index), or journaled (its seq and timestamp).
+    pub(crate) fn find_id(&mut self, id: &EventId, now: u64) -> Option<Earlier> {
+        if let Some(&i) = self.staged_ids.get(id) {
+            return Some(Earlier::Staged(i));
+        }
+        self.seen.get(id, now).map(|(seq, ts)| Earlier::Journaled { seq, ts })
+    }
+
+    /// The version of `stream`, counting the staged batch (`staged` holds
+    /// its events' streams in order; the first would get seq `next_seq`).
+    pub(crate) fn version<C: Codec>(
+        &mut self,
+        shared: &Shared,
+        codec: &C,
+        stream: &StreamId,
+        staged: &[Option<&StreamId>],
+        next_seq: u64,
+    ) -> Result<Option<Seq>> {
+        let overlay = self.staged_streams.get_or_insert_with(|| {
+            let mut map = HashMap::new();
+            for (i, s) in staged.iter().enumerate() {
+                if let Some(s) = s {
+                    map.insert((*s).clone(), next_seq + i as u64);
+                }
+            }
+            map
+        });
+        if let Some(&seq) = overlay.get(stream) {
+            return Ok(Some(Seq::new(seq)));
+        }
+        let earliest = shared.earliest().get();
+        let cached = match self.versions.get(stream) {
+            Some(&v) => v,
+            None => {
+                let limit = next_seq - 1;
+                let found = last_seq_of(shared, codec, stream.as_str().as_bytes(), limit)?;
+                if self.versions.len() >= VERSION_CACHE {
+                    self.versions.clear();
+                }
+                self.versions.insert(stream.clone(), found);
+                found
+            }
+        };
+        // Retention may have removed the stream's latest event since.
+        Ok(cached.filter(|&seq| seq >= earliest).map(Seq::new))
+    }
+
+    /// Notes a staged event (after every check passed): its stream and id
+    /// now count for the rest of the batch.
+    pub(crate) fn staged(&mut self, stream: Option<&StreamId>, id: Option<&EventId>, seq: u64, index: usize) {
+        if let (Some(map), Some(stream)) = (self.staged_streams.as_mut(), stream) {
+            map.insert(stream.clone(), seq);
+        }
+        if let Some(id) = id {
+            self.staged_ids.insert(id.clone(), index);
+        }
+    }
+
+    /// One event the journal accepted.
+    pub(crate) fn journaled(&mut self, stream: Option<&StreamId>, id: Option<&EventId>, seq: u64, ts: u64) {
+        if let Some(stream) = stream
+            && !self.versions.is_empty()
+            && let Some(v) = self.versions.get_mut(stream)
+        {
+            *v = Some(seq);
+        }
+        if let Some(id) = id {
+            self.seen.insert(id.clone(), seq, ts);
+        }
+    }
+
+    /// The staged batch was journaled or refused: forget it.
+    pub(crate) fn batch_done(&mut self) {
+        self.staged_streams = None;
+        self.staged_ids.clear();
+    }
+}
+
+/// Where an earlier append of the same id is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Earlier {
+    /// Staged in the current batch, at this index.
+    Staged(usize),
+    /// Journaled with this seq and timestamp.
+    Journaled { seq: u64, ts: u64 },
+}
+
+/// The dedupe window: remembered ids, oldest first.
+#[derive(Debug)]
+struct Seen {
+    window: Dedupe,
+    by_id: HashMap<EventId, (u64, u64)>,
+    order: VecDeque<(u64, EventId)>,
+}
+
+impl Seen {
+    fn new(window: Dedupe) -> Self {
+        Seen { window, by_id: HashMap::new(), order: VecDeque::new() }
+    }
+
+    fn enabled(&self) -> bool {
+        self.window.ids > 0 && !self.window.age.is_zero()
+    }
+
+    fn age_nanos(&self) -> u64 {
+        u64::try_from(self.window.age.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn get(&mut self, id: &EventId, now: u64) -> Option<(u64, u64)> {
+        if !self.enabled() {
+            return None;
+        }
+        self.expire(now);
+        self.by_id.get(id).copied()
+    }
+
+    fn insert(&mut self, id: EventId, seq: u64, ts: u64) {
+        if !self.enabled() {
+            return;
+        }
+        self.by_id.insert(id.clone(), (seq, ts));
+        self.order.push_back((seq, id));
+        self.expire(ts);
+    }
+
+    /// Forgets ids older than the window's age or beyond its count.
+    fn expire(&mut self, now: u64) {
+        let horizon = now.saturating_sub(self.age_nanos());
+        while let Some((seq, id)) = self.order.front() {
+            let (_, ts) = self.by_id.get(id).copied().unwrap_or((*seq, 0));
+            if self.order.len() <= self.window.ids && ts >= horizon {
+                break;
+            }
+            // An id journaled again after it left the window has a newer entry.
+            if self.by_id.get(id).is_some_and(|&(s, _)| s == *seq) {
+                self.by_id.remove(id);
+            }
+            self.order.pop_front();
+        }
+    }
+
+    /// Reads the ids of the records younger than the window's age.
+    fn rebuild(&mut self, reader: &Reader, now: u64) -> Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let horizon = now.saturating_sub(self.age_nanos());
+        // The newest segment whose first record is older than the window
+        // (or the oldest): the window starts in it.
+        let mut start = None;
+        for (first, _) in reader.segments()?.iter().rev() {
+            let Some(record) = first_record(reader, *first)? else { continue };
+            start = Some(*first - 1);
+            if record.ts() < horizon {
+                break;
+            }
+        }
+        let Some(start) = start else { return Ok(()) };
+        let records = match reader.read_since(start) {
+            Ok(records) => records,
+            Err(events_journal::ReadError::Ahead { .. } | events_journal::ReadError::Expired { .. }) => return Ok(()),
+            Err(e) => return Err(crate::Error::Read(e)),
+        };
+        for record in records {
+            let record = match record {
+                Ok(record) => record,
+                Err(JournalError::Gap { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if record.ts() >= horizon
+                && let Some(id) = payload::event_id(record.payload())
+            {
+                self.insert(EventId::from(id), record.seq(), record.ts());
+            }
+        }
+        self.expire(now);
+        Ok(())
+    }
+}
+
+fn first_record(reader: &Reader, first: u64) -> Result<Option<events_journal::Record>> {
+    match reader.read_since(first - 1) {
+        Ok(mut records) => Ok(records.next().transpose()?),
+        Err(events_journal::ReadError::Ahead { .. } | events_journal::ReadError::Expired { .. }) => Ok(None),
+        Err(e) => Err(crate::Error::Read(e)),
+    }
+}
+
+/// The seq of the latest record of stream `key` up to `limit`, from the
+/// per-stream index (newest segment first), each answer checked against
+/// its record; a segment whose index cannot be trusted is scanned.
+fn last_seq_of<C: Codec>(shared: &Shared, codec: &C, key: &[u8], limit: u64) -> Result<Option<u64>> {
+    let segments = shared.reader.segments()?;
+    for (i, (first, path)) in segments.iter().enumerate().rev() {
+        if *first > limit {
+            continue;
+        }
+        let next_first = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
+        let entries = if next_first == u64::MAX {
+            Some(shared.active_index.entries(codec, path, *first, key, limit)?)
+        } else {
+            index::sealed_entries(codec, path, key, true, false)?.map(|(entries, _)| entries)
+        };
+        let found = match entries.as_deref().and_then(|e| e.iter().rev().find(|e| e.seq <= limit)) {
+            Some(entry) if points_at(shared, codec, *first, entry, key)? => Some(entry.seq),
+            // The index has no entry of the stream here: trusted (it was
+            // checked against the segment's length, epoch and first seq).
+            None if entries.is_some() => None,
+            _ => {
+                tracing::warn!(segment = %path.display(), "per-stream index disagrees with its segment; scanning it");
+                scan_last(shared, codec, *first, next_first, key, limit, path)?
+            }
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `entry` points at a record of stream `key`.
+fn points_at<C: Codec>(shared: &Shared, codec: &C, first: u64, entry: &IndexEntry, key: &[u8]) -> Result<bool> {
+    let records = shared.reader.records_at(first, std::slice::from_ref(entry)).map_err(crate::Error::Read)?;
+    Ok(records.first().and_then(Option::as_ref).is_some_and(|r| index::key_of(codec, r.payload()).as_deref() == Some(key)))
+}
+
+/// The latest record of `key` in the segment `first..next_first`, by
+/// reading every record of it.
+fn scan_last<C: Codec>(
+    shared: &Shared,
+    codec: &C,
+    first: u64,
+    next_first: u64,
+    key: &[u8],
+    limit: u64,
+    path: &Path,
+) -> Result<Option<u64>> {
+    let records = match shared.reader.read_since(first - 1) {
+        Ok(records) => records,
+        Err(events_journal::ReadError::Ahead { .. } | events_journal::ReadError::Expired { .. }) => return Ok(None),
+        Err(e) => return Err(crate::Error::Read(e)),
+    };
+    let mut last = None;
+    for record in records {
+        let record = match record {
+            Ok(record) => record,
+            Err(JournalError::Gap { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(segment = %path.display(), error = %e, "scan for a stream's version stopped");
+                return Err(e.into());
+            }
+        };
+        if record.seq() >= next_first || record.seq() > limit {
+            break;
+        }
+        if index::key_of(codec, record.payload()).as_deref() == Some(key) {
+            last = Some(record.seq());
+        }
+    }
+    Ok(last)
+}
