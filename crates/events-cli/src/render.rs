@@ -58,16 +58,22 @@ impl Payloads {
     pub(crate) fn format_record(self, seq: u64, ts: u64, payload: &[u8], as_json: bool) -> String {
         let time = rfc3339(ts);
         let size = payload.len();
+        // The caller's event id of an idempotent append, when the record has one.
+        let id = events::payload::event_id(payload);
         match self.decode(payload) {
             Ok((stream, kind, event)) if as_json => {
                 let mut line = json!({ "seq": seq, "time": time, "stream": stream, "size": size, "event": event });
                 if let Some(kind) = kind {
                     line["kind"] = kind.into();
                 }
+                if let Some(id) = id {
+                    line["id"] = id.into();
+                }
                 line.to_string()
             }
             Ok((stream, _, event)) => {
-                format!("{seq:>10}  {time}  {:<12} {size:>6} B  {event}", stream.as_deref().unwrap_or("-"))
+                let id = id.map(|id| format!("  id={id}")).unwrap_or_default();
+                format!("{seq:>10}  {time}  {:<12} {size:>6} B  {event}{id}", stream.as_deref().unwrap_or("-"))
             }
             Err(why) if as_json => {
                 json!({ "seq": seq, "time": time, "stream": null, "size": size, "hex": hex(payload), "undecoded": why })
@@ -82,8 +88,10 @@ impl Payloads {
     fn decode(self, payload: &[u8]) -> Result<(Option<String>, Option<&'static str>, Value), String> {
         match self {
             Payloads::SelfDescribing => {
+                // Past the event-id and schema-version headers (docs/FORMAT.md).
+                let body = events::payload::split(payload).map_err(|e| e.to_string())?.body;
                 let (stream, event): (Option<String>, Value) =
-                    MsgPack.decode(payload).map_err(|e| format!("not a MessagePack payload: {e}"))?;
+                    MsgPack.decode(body).map_err(|e| format!("not a MessagePack payload: {e}"))?;
                 Ok((stream, None, event))
             }
             Payloads::Demo => {
@@ -172,5 +180,24 @@ mod tests {
         assert_eq!(json["stream"], "jobs");
         assert_eq!(json["event"], json!({ "Started": { "id": 7, "tags": ["a"] } }));
         assert_eq!(Payloads::for_tag(Some(3)), Payloads::SelfDescribing);
+    }
+
+    #[test]
+    fn headers_are_skipped_and_the_event_id_is_shown() {
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+        struct Note {
+            text: String,
+        }
+        impl events::Event for Note {
+            const VERSION: u32 = 3;
+        }
+        let mut payload = Vec::new();
+        let note = Note { text: "hi".into() };
+        events::payload::encode_with_id(&MsgPack, Some("notes"), Some("req-1"), &note, &mut payload).unwrap();
+        let json: Value = serde_json::from_str(&Payloads::SelfDescribing.format_record(4, 0, &payload, true)).unwrap();
+        assert_eq!((&json["stream"], &json["id"]), (&json!("notes"), &json!("req-1")));
+        assert_eq!(json["event"], json!({ "text": "hi" }));
+        let line = Payloads::SelfDescribing.format_record(4, 0, &payload, false);
+        assert!(line.ends_with("id=req-1"), "{line}");
     }
 }

@@ -12,7 +12,8 @@
 //! # The two kinds of message
 //!
 //! * **A record**: the journaled payload as the body, headers
-//!   [`EPOCH`], [`SEQ`], [`TIMESTAMP`] and optionally [`STREAM_ID`].
+//!   [`EPOCH`], [`SEQ`], [`TIMESTAMP`] and optionally [`STREAM_ID`] and
+//!   [`EVENT_ID`].
 //! * **A gap marker**: where a salvage recovery of the journal
 //!   (`RecoveryMode::SkipCorrupt` or `TruncateAtCorruption`) dropped records,
 //!   the replicator publishes one message with an empty body and the headers
@@ -36,6 +37,12 @@ pub const EPOCH: &str = "Events-Epoch";
 pub const TIMESTAMP: &str = "Events-Ts";
 /// The record's stream id, when the replicator was told how to decode it.
 pub const STREAM_ID: &str = "Events-Stream";
+/// The caller's event id of an idempotent append (`events::AppendOptions::id`),
+/// when the record carries one. It is not the `Nats-Msg-Id`: the feed already
+/// journaled each id once, so every record is distinct and its
+/// `<epoch>-<seq>` id is what makes re-sends no-ops; this header lets
+/// consumers of the stream see the caller's id.
+pub const EVENT_ID: &str = "Events-Event-Id";
 /// On a gap marker only: the journal seqs a salvage recovery dropped,
 /// `<first_missing>-<last_missing>` (decimal, inclusive, first ≤ last).
 pub const GAP: &str = "Events-Gap";

@@ -74,6 +74,9 @@ impl Task {
         if let Some(id) = self.stream_ids.as_ref().and_then(|f| f(record.payload())) {
             h.insert(headers::STREAM_ID, id);
         }
+        if let Some(id) = events::payload::event_id(record.payload()) {
+            h.insert(headers::EVENT_ID, id);
+        }
         let message = PublishMessage::build()
             .payload(Bytes::copy_from_slice(record.payload()))
             .headers(h)

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
-use events::{Bincode, Feed, FeedItem, Seq, SyncPolicy};
+use events::{AppendOptions, Bincode, Feed, FeedItem, Seq, SyncPolicy};
 use events_nats::headers::{self, Coordinates};
 use events_nats::{RemoteFeed, Replicator, StreamSpec};
 use futures::StreamExt;
@@ -92,7 +92,9 @@ async fn a_batch_whose_fsync_failed_never_reaches_jetstream() {
     drop(feed);
     let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Always).open().await.unwrap();
     assert_eq!(feed.append(None, ev(6)).await.unwrap(), Seq::new(6), "the cut-back seq goes to the real event");
-    assert_eq!(feed.append(None, ev(7)).await.unwrap(), Seq::new(7));
+    // The 7th with a caller's event id: it travels as the `Events-Event-Id` header.
+    let seventh = feed.append_with(None, ev(7), AppendOptions::new().id("op-7")).await.unwrap();
+    assert_eq!(seventh.seq, Seq::new(7));
     within("6 and 7 replicated", replicator.wait_for(7)).await.unwrap();
 
     // Every seq exactly once, in order, each carrying its real event.
@@ -103,6 +105,7 @@ async fn a_batch_whose_fsync_failed_never_reaches_jetstream() {
         let at = Coordinates::parse(Some(&msg.headers), "CUTBACK", msg.stream_seq).unwrap();
         assert_eq!(at.epoch, epoch);
         assert_eq!(msg.header("Nats-Msg-Id"), Some(headers::msg_id(epoch, at.seq).as_str()));
+        assert_eq!(msg.header(headers::EVENT_ID), (at.seq == 7).then_some("op-7"));
         let env = events::payload::decode::<Ev, Bincode>(&Bincode, at.seq, at.ts, &msg.payload).unwrap();
         assert_ne!(env.event.n, PHANTOM, "JetStream holds the phantom at seq {}", at.seq);
         assert_eq!(env.event, ev(at.seq), "the message of seq {} carries another event", at.seq);
@@ -115,7 +118,10 @@ async fn a_batch_whose_fsync_failed_never_reaches_jetstream() {
     let mut items = remote.stream_from(Seq::ZERO).await.unwrap();
     for n in 1..=7 {
         match within("remote item", items.next()).await.expect("the remote stream does not end").unwrap() {
-            FeedItem::Event(env) => assert_eq!((env.seq, &env.event), (Seq::new(n), &ev(n))),
+            FeedItem::Event(env) => {
+                assert_eq!((env.seq, &env.event), (Seq::new(n), &ev(n)));
+                assert_eq!(env.id.as_ref().map(|i| i.as_str()), (n == 7).then_some("op-7"));
+            }
             other => panic!("unexpected {other:?} before seq {n}"),
         }
     }

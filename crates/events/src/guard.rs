@@ -54,12 +54,7 @@ pub(crate) struct Guard {
 
 impl Guard {
     pub(crate) fn new(window: Dedupe) -> Self {
-        Guard {
-            versions: HashMap::new(),
-            seen: Seen::new(window),
-            staged_streams: None,
-            staged_ids: HashMap::new(),
-        }
+        Guard { versions: HashMap::new(), seen: Seen::new(window), staged_streams: None, staged_ids: HashMap::new() }
     }
 
     /// Rebuilds the dedupe window from the journal's newest records.
@@ -293,7 +288,10 @@ fn last_seq_of<C: Codec>(shared: &Shared, codec: &C, key: &[u8], limit: u64) -> 
 /// Whether `entry` points at a record of stream `key`.
 fn points_at<C: Codec>(shared: &Shared, codec: &C, first: u64, entry: &IndexEntry, key: &[u8]) -> Result<bool> {
     let records = shared.reader.records_at(first, std::slice::from_ref(entry)).map_err(crate::Error::Read)?;
-    Ok(records.first().and_then(Option::as_ref).is_some_and(|r| index::key_of(codec, r.payload()).as_deref() == Some(key)))
+    Ok(records
+        .first()
+        .and_then(Option::as_ref)
+        .is_some_and(|r| index::key_of(codec, r.payload()).as_deref() == Some(key)))
 }
 
 /// The latest record of `key` in the segment `first..next_first`, by

@@ -56,10 +56,7 @@ async fn expectations_are_checked_and_a_conflict_journals_nothing() {
     let b = feed.append_with(Some("doc"), put(0, 3), expect(Expected::Exact(a.seq))).await.unwrap();
     let latest = feed.latest_seq();
     let stale = feed.append_with(Some("doc"), put(0, 4), expect(Expected::Exact(a.seq))).await;
-    assert!(
-        matches!(stale, Err(Error::VersionConflict { current: Some(c), .. }) if c == b.seq),
-        "{stale:?}"
-    );
+    assert!(matches!(stale, Err(Error::VersionConflict { current: Some(c), .. }) if c == b.seq), "{stale:?}");
     assert_eq!(feed.latest_seq(), latest, "a refused append journaled something");
     // `record` moves the version too; the caller's stream wins over none.
     feed.record(Some("doc"), &put(0, 5));
@@ -160,7 +157,10 @@ async fn versions_survive_a_restart_and_follow_retention() {
     let feed = open(tmp.path()).await;
     for (stream, &seq) in &last {
         let older = feed.append_with(Some(stream), put(0, 0), expect(Expected::Exact(Seq::new(seq.get() - 1)))).await;
-        assert!(matches!(older, Err(Error::VersionConflict { current: Some(c), .. }) if c == seq), "{stream}: {older:?}");
+        assert!(
+            matches!(older, Err(Error::VersionConflict { current: Some(c), .. }) if c == seq),
+            "{stream}: {older:?}"
+        );
         let ok = feed.append_with(Some(stream), put(0, 1), expect(Expected::Exact(seq))).await.unwrap();
         assert!(ok.seq > seq);
     }
@@ -169,7 +169,8 @@ async fn versions_survive_a_restart_and_follow_retention() {
     feed.close().await.unwrap();
 
     // A stream whose every event was pruned has no version.
-    let feed = Feed::<Edit>::builder(tmp.path()).segment_bytes(4096).retention(Retention::segments(2)).open().await.unwrap();
+    let feed =
+        Feed::<Edit>::builder(tmp.path()).segment_bytes(4096).retention(Retention::segments(2)).open().await.unwrap();
     for i in 0..300u32 {
         feed.append(Some("churn"), put(i, i)).await.unwrap();
     }

@@ -258,7 +258,8 @@ fn appends_retried_after_a_sigkill_are_journaled_once() {
         lines.map_while(Result::ok).for_each(|line| note(&line));
         let before = journaled_ids(&dir);
         rt.block_on(async {
-            let feed: Feed<Job> = Feed::builder(&dir).sync(SyncPolicy::Always).segment_bytes(4096).open().await.unwrap();
+            let feed: Feed<Job> =
+                Feed::builder(&dir).sync(SyncPolicy::Always).segment_bytes(4096).open().await.unwrap();
             for &n in &tried {
                 let retry = feed.append_with(None, Job { n }, with_id(format!("job-{n}"))).await.unwrap();
                 if let Some(&(_, seq)) = acked.iter().find(|&&(a, _)| a == n) {
@@ -269,11 +270,20 @@ fn appends_retried_after_a_sigkill_are_journaled_once() {
         });
         let ids = journaled_ids(&dir);
         for &n in &tried {
-            assert_eq!(count(&ids, &format!("job-{n}")), 1, "round {round}: job-{n} journaled {} times", count(&ids, &format!("job-{n}")));
+            assert_eq!(
+                count(&ids, &format!("job-{n}")),
+                1,
+                "round {round}: job-{n} journaled {} times",
+                count(&ids, &format!("job-{n}"))
+            );
         }
-        unacknowledged_but_journaled +=
-            tried.iter().filter(|&&n| !acked.iter().any(|&(a, _)| a == n) && count(&before, &format!("job-{n}")) == 1).count();
+        unacknowledged_but_journaled += tried
+            .iter()
+            .filter(|&&n| !acked.iter().any(|&(a, _)| a == n) && count(&before, &format!("job-{n}")) == 1)
+            .count();
         assert!(ids.iter().all(Option::is_some), "round {round}: a record without an id");
     }
-    println!("idempotent crash loop: {unacknowledged_but_journaled} appends were journaled but unacknowledged at a kill; each retried once");
+    println!(
+        "idempotent crash loop: {unacknowledged_but_journaled} appends were journaled but unacknowledged at a kill; each retried once"
+    );
 }

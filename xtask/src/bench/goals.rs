@@ -193,6 +193,18 @@ pub(super) fn rows() -> Vec<Cmp> {
             AtLeast(20.0),
         ),
         cmp(
+            "append with an expected version (1 appender, 1 stream, no fsync)",
+            ("append_with Exact(v)", Bench("feed/append_options/expected")),
+            ("plain append", Bench("feed/append_options/plain")),
+            Context,
+        ),
+        cmp(
+            "append with an event id (1 appender, fresh ids, no fsync)",
+            ("append_with id", Bench("feed/append_options/id")),
+            ("plain append", Bench("feed/append_options/plain")),
+            Context,
+        ),
+        cmp(
             "catch-up through a durable consumer (commit each event, persisted every 1,000)",
             ("Consumer", Bench("feed/catch_up/durable_consumer")),
             ("stream_from(0)", Bench("feed/catch_up/ours")),
