@@ -417,7 +417,13 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         spawn_retention_timer(tx.downgrade(), self.retention_check);
         let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
         let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
-        let sinks = sink_set.clone().map(|set| SinkQueue::spawn(set, self.sink_queue));
+        let (sinks, sinks_done) = match sink_set.clone() {
+            Some(set) => {
+                let (queue, done) = SinkQueue::spawn(set, self.sink_queue);
+                (Some(queue), Some(done))
+            }
+            None => (None, None),
+        };
         let group_commit = self.sync_policy == SyncPolicy::Always;
         let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone(), group_commit)
             .max_record_bytes(self.max_record_bytes)
@@ -430,6 +436,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
                 .on_undecodable(self.on_undecodable),
             shared,
             Arc::new(SessionRegistry::new(self.session_capacity, self.session_overflow)),
+            sinks_done,
         );
         Ok((feed, report))
     }

@@ -9,9 +9,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use events_core::{Bincode, Codec, Event, Seq, StreamId};
-use tokio::sync::oneshot;
+
+use tokio::sync::{oneshot, watch};
 
 use crate::append::{AppendOptions, Appended};
 use crate::consumer::Consumer;
@@ -37,7 +39,13 @@ pub struct Feed<E: Event, C: Codec = Bincode> {
     pub(crate) reader: FeedReader<E, C>,
     shared: Arc<Shared>,
     sessions: Arc<SessionRegistry<E>>,
+    /// Turns `true` once the sink task delivered its last batch (no sinks: `None`).
+    sinks_done: Option<watch::Receiver<bool>>,
 }
+
+/// How long [`Feed::close`] waits for the sinks to take the events handed
+/// to them before it returns anyway.
+const SINK_DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 impl<E: Event, C: Codec> Clone for Feed<E, C> {
     fn clone(&self) -> Self {
@@ -46,6 +54,7 @@ impl<E: Event, C: Codec> Clone for Feed<E, C> {
             reader: self.reader.clone(),
             shared: Arc::clone(&self.shared),
             sessions: Arc::clone(&self.sessions),
+            sinks_done: self.sinks_done.clone(),
         }
     }
 }
@@ -66,8 +75,9 @@ impl<E: Event, C: Codec> Feed<E, C> {
         reader: FeedReader<E, C>,
         shared: Arc<Shared>,
         sessions: Arc<SessionRegistry<E>>,
+        sinks_done: Option<watch::Receiver<bool>>,
     ) -> Self {
-        Feed { inbox, reader, shared, sessions }
+        Feed { inbox, reader, shared, sessions, sinks_done }
     }
 }
 
@@ -240,8 +250,10 @@ impl<E: Event, C: Codec> Feed<E, C> {
     }
 
     /// Closes the feed: stops accepting, drains the inbox into the journal,
-    /// fsyncs, stops the writer and releases the directory lock. Streams end
-    /// after delivering everything journaled. Other handles get
+    /// fsyncs, stops the writer and releases the directory lock, then waits
+    /// (at most 10 s) for the sinks to take every event handed to them, so a
+    /// sink has seen everything it will see when `close` returns. Streams
+    /// end after delivering everything journaled. Other handles get
     /// [`Error::Closed`] afterwards.
     ///
     /// Dropping every handle without `close` also drains and fsyncs, in the
@@ -254,7 +266,14 @@ impl<E: Event, C: Codec> Feed<E, C> {
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.inbox.send(Cmd::Close { ack }).await?;
-        rx.await.map_err(|_| Error::Closed)?
+        let closed = rx.await.map_err(|_| Error::Closed)?;
+        if let Some(mut done) = self.sinks_done {
+            // The writer dropped its end of the sink queue before answering.
+            if tokio::time::timeout(SINK_DRAIN_WAIT, done.wait_for(|d| *d)).await.is_err() {
+                tracing::warn!(dir = %self.shared.dir.display(), "sinks still busy after close; they finish in the background");
+            }
+        }
+        closed
     }
 
     /// `true` once the writer has stopped.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use events_core::Envelope;
 use futures::FutureExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use events_sink::{SinkStats, Timeout};
 
@@ -108,17 +108,21 @@ pub(crate) struct SinkQueue<E> {
 }
 
 impl<E: Send + Sync + 'static> SinkQueue<E> {
-    /// Spawns the sink task on the current tokio runtime.
-    pub(crate) fn spawn(set: SinkSet<E>, capacity: usize) -> Self {
+    /// Spawns the sink task on the current tokio runtime. The receiver
+    /// turns `true` once the task has handed every queued batch to the
+    /// sinks, after the writer dropped its end ([`Feed::close`](crate::Feed::close) waits for it).
+    pub(crate) fn spawn(set: SinkSet<E>, capacity: usize) -> (Self, watch::Receiver<bool>) {
         let (tx, mut rx) = mpsc::channel::<Vec<Arc<Envelope<E>>>>(capacity);
+        let (done_tx, done) = watch::channel(false);
         tokio::spawn(async move {
             while let Some(batch) = rx.recv().await {
                 for env in &batch {
                     set.emit(env).await;
                 }
             }
+            done_tx.send_replace(true);
         });
-        SinkQueue { tx }
+        (SinkQueue { tx }, done)
     }
 
     /// Hands a published batch to the sinks without waiting.

@@ -178,7 +178,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
             }
             self.flush();
         }
-        let Writer { journal, shared, .. } = self;
+        // The sink task drains what it was handed and ends: `Feed::close` waits for it.
+        let Writer { journal, shared, sinks, .. } = self;
+        drop(sinks);
         let result = journal.close().map_err(Error::from);
         if let Err(e) = &result {
             tracing::error!(error = %error_chain(e), "closing the journal failed");

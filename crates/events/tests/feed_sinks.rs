@@ -109,3 +109,34 @@ async fn stuck_sink_is_cut_by_timeout_and_never_blocks_appends() {
     let seen = seen.lock().clone();
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
 }
+
+/// A sink slower than the appends: when `close` returns, it has seen every
+/// journaled event (the feed waited for the sink task to drain its queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_returns_after_the_sinks_took_every_event() {
+    struct Slow(Arc<Mutex<Vec<u64>>>);
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for Slow {
+        async fn emit(&self, env: &Envelope<Ev>) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.0.lock().push(env.seq.get());
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .sink(Slow(Arc::clone(&seen)))
+        .sink_queue(1024)
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=100 {
+        feed.record(None, &msg(n));
+    }
+    feed.close().await.unwrap();
+    let seen = seen.lock().clone();
+    assert_eq!(seen, (1..=100).collect::<Vec<_>>(), "close returned before the sink saw everything");
+}
