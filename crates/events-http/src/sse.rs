@@ -180,6 +180,9 @@ impl<E: Event> Frames<E> {
         }
         loop {
             match self.inner.next().await? {
+                // `stream_from` is durable only: ephemeral items come from
+                // `stream_live`, never from this stream.
+                Ok(FeedItem::Ephemeral { .. }) => continue,
                 Ok(FeedItem::Event(env)) => {
                     if self.filter.as_deref().is_some_and(|want| env.stream_str() != Some(want)) {
                         // Skipped events come from a replay buffer that never

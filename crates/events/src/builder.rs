@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::append::Dedupe;
 use crate::feed::Feed;
 use crate::inbox::Inbox;
+use crate::live::{LiveOutput, Ring};
 use crate::reader::FeedReader;
 use crate::session::SessionRegistry;
 use crate::shared::{LIVE_CHUNK, Shared};
@@ -40,6 +41,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     sync_policy: SyncPolicy,
     max_record_bytes: u32,
     dedupe: Dedupe,
+    live_output: Option<LiveOutput>,
     inbox_capacity: usize,
     live_capacity: usize,
     sink_queue: usize,
@@ -81,6 +83,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
             sync_policy: SyncPolicy::Always,
             max_record_bytes: 16 << 20,
             dedupe: Dedupe::default(),
+            live_output: None,
             inbox_capacity: 1024,
             live_capacity: 4096,
             sink_queue: 1024,
@@ -190,6 +193,17 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     pub fn max_record_bytes(mut self, bytes: u32) -> Self {
         self.journal = self.journal.max_record_bytes(bytes);
         self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Keeps recent ephemeral events (streamed tokens, progress) in a
+    /// bounded ring, positioned among the durable events, so that
+    /// [`FeedReader::stream_live`](crate::FeedReader::stream_live) and SSE's
+    /// `?live_output=1` can resume a client mid-response. Ephemeral events
+    /// given to `record` and `Session::emit` then also go to the writer
+    /// (never to the journal). Default: off.
+    pub fn live_output(mut self, limits: LiveOutput) -> Self {
+        self.live_output = Some(limits);
         self
     }
 
@@ -332,6 +346,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             sync_policy: self.sync_policy,
             max_record_bytes: self.max_record_bytes,
             dedupe: self.dedupe,
+            live_output: self.live_output,
             inbox_capacity: self.inbox_capacity,
             live_capacity: self.live_capacity,
             sink_queue: self.sink_queue,
@@ -425,15 +440,18 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             None => (None, None),
         };
         let group_commit = self.sync_policy == SyncPolicy::Always;
+        let ring = self.live_output.map(|limits| Arc::new(Ring::new(limits, journal.last_seq())));
         let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone(), group_commit)
             .max_record_bytes(self.max_record_bytes)
-            .dedupe(self.dedupe);
+            .dedupe(self.dedupe)
+            .ring(ring.clone());
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed::from_parts(
-            Inbox::new(tx, Arc::clone(&shared)),
+            Inbox::new(tx, Arc::clone(&shared), ring.is_some()),
             FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set)
                 .on_expired(self.on_expired)
-                .on_undecodable(self.on_undecodable),
+                .on_undecodable(self.on_undecodable)
+                .with_ring(ring),
             shared,
             Arc::new(SessionRegistry::new(self.session_capacity, self.session_overflow)),
             sinks_done,

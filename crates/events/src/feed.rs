@@ -84,7 +84,10 @@ impl<E: Event, C: Codec> Feed<E, C> {
 impl<E: Event, C: Codec> Feed<E, C> {
     /// Records an event without waiting: never blocks, never fails.
     ///
-    /// Ephemeral events are ignored (before any clone). The caller's
+    /// Ephemeral events are ignored (before any clone), unless the feed
+    /// keeps live output ([`FeedBuilder::live_output`](crate::FeedBuilder::live_output)):
+    /// then they go to its ring of recent ephemeral events, never to the
+    /// journal. The caller's
     /// `stream` wins over the event's own [`Event::stream_id`]. When the
     /// inbox is full, or the feed is closed or unhealthy, the event is
     /// dropped and counted in [`FeedStats::dropped`]; use

@@ -1,8 +1,10 @@
 //! [`Inbox`]: the cloneable write handle. `record` never blocks (a full inbox
 //! drops and counts); `append` waits for space and then for durability.
 //!
-//! Invariant: ephemeral events are filtered here, before any clone, so they
-//! cost nothing on the durable path.
+//! Invariant: unless the feed keeps live output, ephemeral events are
+//! filtered here, before any clone, so they cost nothing on the durable
+//! path; with it they go to the writer (`Cmd::Ephemeral`), which puts them
+//! in its ring and never in the journal.
 
 use std::sync::Arc;
 
@@ -20,11 +22,13 @@ use crate::{Error, Result};
 pub struct Inbox<E> {
     tx: mpsc::Sender<Cmd<E>>,
     shared: Arc<Shared>,
+    /// Whether ephemeral events go to the writer (for its live-output ring).
+    live: bool,
 }
 
 impl<E> Clone for Inbox<E> {
     fn clone(&self) -> Self {
-        Inbox { tx: self.tx.clone(), shared: Arc::clone(&self.shared) }
+        Inbox { tx: self.tx.clone(), shared: Arc::clone(&self.shared), live: self.live }
     }
 }
 
@@ -35,34 +39,45 @@ impl<E> std::fmt::Debug for Inbox<E> {
 }
 
 impl<E: Event> Inbox<E> {
-    pub(crate) fn new(tx: mpsc::Sender<Cmd<E>>, shared: Arc<Shared>) -> Self {
-        Inbox { tx, shared }
+    pub(crate) fn new(tx: mpsc::Sender<Cmd<E>>, shared: Arc<Shared>, live: bool) -> Self {
+        Inbox { tx, shared, live }
+    }
+
+    /// Whether ephemeral events are kept for live output.
+    pub(crate) fn live_output(&self) -> bool {
+        self.live
     }
 
     /// See [`Feed::record`](crate::Feed::record).
     pub fn record(&self, stream: Option<&str>, event: &E) {
-        if !event.durability().is_durable() {
+        let durable = event.durability().is_durable();
+        if !durable && !self.live {
             return;
         }
         // Reserve first so a full inbox costs no clone of the event.
         match self.tx.try_reserve() {
-            Ok(permit) => permit.send(Cmd::Record { stream: stream.map(StreamId::from), event: event.clone() }),
+            Ok(permit) => {
+                let (stream, event) = (stream.map(StreamId::from), event.clone());
+                permit.send(if durable { Cmd::Record { stream, event } } else { Cmd::Ephemeral { stream, event } });
+            }
             Err(_) => Counters::bump(&self.shared.counters.dropped),
         }
     }
 
     /// Like [`record`](Self::record) but takes the event by value and waits
     /// for inbox space instead of dropping. Returns once the event is queued
-    /// (not once it is durable). Ephemeral events are ignored.
+    /// (not once it is durable). Ephemeral events are ignored, unless the
+    /// feed keeps live output ([`FeedBuilder::live_output`](crate::FeedBuilder::live_output)).
     ///
     /// # Errors
     ///
     /// [`Error::Closed`] when the feed no longer accepts events.
     pub async fn forward(&self, stream: Option<StreamId>, event: E) -> Result<()> {
-        if !event.durability().is_durable() {
-            return Ok(());
+        match (event.durability().is_durable(), self.live) {
+            (true, _) => self.send(Cmd::Record { stream, event }).await,
+            (false, true) => self.send(Cmd::Ephemeral { stream, event }).await,
+            (false, false) => Ok(()),
         }
-        self.send(Cmd::Record { stream, event }).await
     }
 
     /// Reserves one inbox slot for a durable event a session is about to
@@ -75,6 +90,13 @@ impl<E: Event> Inbox<E> {
             return Err(Error::Unhealthy { cause });
         }
         self.tx.reserve().await.map_err(|_| Error::Closed)
+    }
+
+    /// Reserves one inbox slot for an ephemeral event a session is about
+    /// to show, for the live-output ring: `None` once the feed is closed
+    /// (the event still reaches the session's subscribers).
+    pub(crate) async fn reserve_ephemeral(&self) -> Option<mpsc::Permit<'_, Cmd<E>>> {
+        self.tx.reserve().await.ok()
     }
 
     /// See [`Feed::append`](crate::Feed::append).

@@ -165,6 +165,7 @@ mod feed;
 mod guard;
 mod inbox;
 mod index;
+mod live;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
@@ -189,7 +190,8 @@ pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
 pub use index::MAX_STREAM_ID_BYTES;
-pub use position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
+pub use live::{LiveOutput, LiveStream};
+pub use position::{Cursor, FeedItem, LiveCursor, OnExpired, OnUndecodable, Position, ResetReason};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};

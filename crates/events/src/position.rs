@@ -39,6 +39,58 @@ impl From<u64> for Cursor {
     }
 }
 
+/// Where an item sits in a live-output stream: `index` 0 is the durable
+/// event `seq` itself, `index` n ≥ 1 the n-th ephemeral event emitted after
+/// it (and before `seq + 1`). Ordered by `seq`, then `index`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// The durable seq this position follows (or is).
+    pub seq: Seq,
+    /// 0 for the durable event, n for the n-th ephemeral event after it.
+    pub index: u32,
+}
+
+impl Position {
+    /// The position of durable event `seq`.
+    pub fn durable(seq: Seq) -> Self {
+        Position { seq, index: 0 }
+    }
+
+    /// The last position of `seq`'s run of ephemeral events.
+    pub(crate) fn end_of(seq: u64) -> Self {
+        Position { seq: Seq::new(seq), index: u32::MAX }
+    }
+}
+
+/// Where a live-output client resumes: a cursor (the last durable seq seen,
+/// with its epoch) and how many ephemeral events after it were seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveCursor {
+    /// The durable part: as for [`FeedReader::stream_from`](crate::FeedReader::stream_from).
+    pub cursor: Cursor,
+    /// Ephemeral events after `cursor.seq` already seen (0: none).
+    pub index: u32,
+}
+
+impl LiveCursor {
+    /// After the `index`-th ephemeral event following `cursor`.
+    pub fn new(cursor: impl Into<Cursor>, index: u32) -> Self {
+        LiveCursor { cursor: cursor.into(), index }
+    }
+}
+
+impl From<Cursor> for LiveCursor {
+    fn from(cursor: Cursor) -> Self {
+        LiveCursor { cursor, index: 0 }
+    }
+}
+
+impl From<Seq> for LiveCursor {
+    fn from(seq: Seq) -> Self {
+        LiveCursor { cursor: seq.into(), index: 0 }
+    }
+}
+
 /// What a stream does when retention removed events after its cursor
 /// ([`ResetReason::Expired`]). A bare `Seq::ZERO` cursor (no epoch) asks for
 /// everything retained: it is never expired and gets no reset, whatever the
@@ -99,6 +151,12 @@ pub enum ResetReason {
         /// The last dropped seq.
         last_missing: Seq,
     },
+    /// A live-output stream's cursor points into ephemeral events the
+    /// writer's ring no longer holds (its limits removed them, or the writer
+    /// restarted): the rest of that output is gone. The stream continues
+    /// with the next durable event (`earliest`); durable events are never
+    /// skipped for this reason.
+    LiveOutputExpired,
     /// The cursor belongs to another journal epoch.
     EpochMismatch {
         /// The epoch the client presented.
@@ -113,6 +171,18 @@ pub enum ResetReason {
 pub enum FeedItem<E> {
     /// The next durable event.
     Event(Arc<Envelope<E>>),
+    /// An ephemeral event (a streamed token, progress), only in a
+    /// live-output stream ([`FeedReader::stream_live`](crate::FeedReader::stream_live)):
+    /// never journaled, kept for a while in the writer's ring so that a
+    /// client can resume mid-run. Its envelope's `seq` is `position.seq`,
+    /// the durable event it follows.
+    Ephemeral {
+        /// Where it sits: after durable seq `position.seq`, the
+        /// `position.index`-th ephemeral event.
+        position: Position,
+        /// The event, its stream id and when the writer saw it.
+        env: Arc<Envelope<E>>,
+    },
     /// The cursor cannot be served. For [`ResetReason::Gap`] the stream
     /// continues right after the gap; for every other reason it continues
     /// with the earliest retained event, so a consumer loses only what is
@@ -145,7 +215,7 @@ impl<E> FeedItem<E> {
     pub fn event(&self) -> Option<&Arc<Envelope<E>>> {
         match self {
             FeedItem::Event(env) => Some(env),
-            FeedItem::Reset { .. } | FeedItem::Undecodable { .. } => None,
+            FeedItem::Reset { .. } | FeedItem::Undecodable { .. } | FeedItem::Ephemeral { .. } => None,
         }
     }
 }

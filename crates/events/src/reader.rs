@@ -14,17 +14,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use events_core::{Bincode, Codec, Event, Seq};
+use events_core::{Bincode, Codec, Event, Seq, StreamId};
 use events_journal::Reader;
+use futures::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
-use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable};
+use crate::live::{LiveStream, Ring};
+use crate::position::{Cursor, FeedItem, LiveCursor, OnExpired, OnUndecodable};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::{FeedStream, Tail};
 use crate::stream_read::{self, StreamEvents};
-use crate::{FeedStats, Result};
+use crate::{Error, FeedStats, Result};
 use futures::stream::BoxStream;
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
@@ -60,6 +62,8 @@ pub struct FeedReader<E, C: Codec = Bincode> {
     source: Source<E>,
     /// A writer's sinks, whose own counters its stats include.
     sinks: Option<SinkSet<E>>,
+    /// A writer's ring of recent ephemeral events (with live output on).
+    ring: Option<Arc<Ring<E>>>,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
 }
@@ -88,6 +92,7 @@ impl<E, C: Codec> Clone for FeedReader<E, C> {
             codec: self.codec.clone(),
             source: self.source.clone(),
             sinks: self.sinks.clone(),
+            ring: self.ring.clone(),
             on_expired: self.on_expired,
             on_undecodable: self.on_undecodable,
         }
@@ -132,6 +137,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             codec,
             source: Source::Poll(Duration::from_millis(20)),
             sinks: None,
+            ring: None,
             on_expired: OnExpired::default(),
             on_undecodable: OnUndecodable::default(),
         })
@@ -149,6 +155,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             codec,
             source: Source::Live(live),
             sinks,
+            ring: None,
             on_expired: OnExpired::default(),
             on_undecodable: OnUndecodable::default(),
         }
@@ -271,6 +278,41 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         )
     }
 
+    /// Durable events after `from.cursor`, exactly as
+    /// [`stream_from`](Self::stream_from) yields them, with the ephemeral
+    /// events (streamed tokens, progress) merged in where they were emitted,
+    /// as [`FeedItem::Ephemeral`](crate::FeedItem::Ephemeral): from the
+    /// writer's ring of recent ephemeral events
+    /// ([`FeedBuilder::live_output`](crate::FeedBuilder::live_output)). A
+    /// client that stores the [`Position`](crate::Position) of the last item
+    /// it saw resumes there, mid-run, with no duplicate; when the ring no
+    /// longer holds what it needs, one `Reset { LiveOutputExpired }` and
+    /// the stream goes on with the next durable event. With `stream`, only
+    /// that stream id's events (durable and ephemeral) are yielded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) when the feed was opened
+    /// without live output, or this is a reader of another process's journal
+    /// (the ring lives in the writer's memory).
+    pub fn stream_live(&self, from: impl Into<LiveCursor>, stream: Option<&str>) -> Result<LiveStream<E>> {
+        let Some(ring) = &self.ring else {
+            return Err(Error::Config(
+                "live output is off: open the feed with FeedBuilder::live_output, and read it in the writer's process"
+                    .into(),
+            ));
+        };
+        let from = from.into();
+        let inner = self.stream_from(from.cursor).boxed();
+        let stream = stream.map(StreamId::from);
+        Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream))
+    }
+
+    pub(crate) fn with_ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {
+        self.ring = ring;
+        self
+    }
+
     /// The events of stream `id` with a seq above `from`, in seq order, up
     /// to the latest acknowledged seq when the call is made (then the
     /// stream ends: see [`follow_stream`](Self::follow_stream) to go on
@@ -388,6 +430,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             stats.sink_timeouts += own.timed_out;
             stats.sinks = sinks.reports();
             stats.sink_panics = stats.sinks.iter().map(|s| s.panics).sum();
+        }
+        if let Some(ring) = &self.ring {
+            (stats.live_events, stats.live_evicted) = ring.counts();
         }
         stats.consumers = self.consumers().unwrap_or_else(|e| {
             tracing::debug!(error = %crate::error_chain(&e), "listing consumers for stats failed");

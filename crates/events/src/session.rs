@@ -123,9 +123,14 @@ impl<E: Event> Session<E> {
     /// as for `record`.
     pub async fn emit(&self, event: E) -> Result<()> {
         let _order = self.inner.order.lock().await;
-        let permit = match event.durability().is_durable() {
-            true => Some(self.inner.inbox.reserve().await?),
-            false => None,
+        let durable = event.durability().is_durable();
+        // An ephemeral event goes to the writer too when the feed keeps
+        // live output: a slot is reserved for it first, like a durable one.
+        let permit = match (durable, self.inner.inbox.live_output()) {
+            (true, _) => Some(self.inner.inbox.reserve().await?),
+            // Never refused: UIs get ephemeral events even from an unhealthy feed.
+            (false, true) => self.inner.inbox.reserve_ephemeral().await,
+            (false, false) => None,
         };
         let event = Arc::new(event);
         self.inner.fanout.emit(Arc::clone(&event)).await.map_err(|_| Error::Closed)?;
@@ -133,7 +138,8 @@ impl<E: Event> Session<E> {
             // The fan-out is done with its copy by now only if every
             // subscriber consumed it; otherwise clone once for the journal.
             let event = Arc::try_unwrap(event).unwrap_or_else(|arc| (*arc).clone());
-            permit.send(Cmd::Record { stream: Some(self.inner.id.clone()), event });
+            let stream = Some(self.inner.id.clone());
+            permit.send(if durable { Cmd::Record { stream, event } } else { Cmd::Ephemeral { stream, event } });
         }
         Ok(())
     }

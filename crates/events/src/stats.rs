@@ -47,6 +47,11 @@ pub struct FeedStats {
     /// Appends answered as duplicates of an earlier append with the same
     /// event id (nothing journaled).
     pub duplicates: u64,
+    /// Ephemeral events in the writer's live-output ring now
+    /// ([`FeedBuilder::live_output`](crate::FeedBuilder::live_output); 0 when it is off).
+    pub live_events: u64,
+    /// Ephemeral events the ring's limits removed since open.
+    pub live_evicted: u64,
     /// Conditional appends refused with
     /// [`Error::VersionConflict`](crate::Error::VersionConflict).
     pub conflicts: u64,

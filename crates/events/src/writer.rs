@@ -20,6 +20,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::append::{Dedupe, Expected};
 use crate::guard::{Earlier, Guard};
+use crate::live::Ring;
+use crate::position::Position;
 use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
 use crate::stats::Counters;
@@ -36,6 +38,8 @@ const MAX_GROUP_WAIT: Duration = Duration::from_micros(200);
 pub(crate) enum Cmd<E> {
     /// Fire-and-forget: journal if possible, count a drop otherwise.
     Record { stream: Option<StreamId>, event: E },
+    /// An ephemeral event for the live-output ring (never journaled).
+    Ephemeral { stream: Option<StreamId>, event: E },
     /// Journal and acknowledge with the stored envelope once durable, if
     /// the conditions hold.
     Append { stream: Option<StreamId>, event: E, ack: Ack<E>, when: Conditions },
@@ -103,6 +107,13 @@ pub(crate) struct Writer<E, C> {
     max_record_bytes: u32,
     /// The journal's roll count when sealed segments were last indexed.
     rolls_indexed: u64,
+    /// The live-output ring, when the feed keeps one.
+    ring: Option<Arc<Ring<E>>>,
+    /// The batch's ephemeral events, each with the number of durable
+    /// events staged before it.
+    ephemerals: Vec<(usize, Option<StreamId>, E)>,
+    /// The position of the last ephemeral event put in the ring.
+    last_ephemeral: Position,
 }
 
 impl<E: Event, C: Codec> Writer<E, C> {
@@ -131,11 +142,19 @@ impl<E: Event, C: Codec> Writer<E, C> {
             last_write: Duration::ZERO,
             max_record_bytes: u32::MAX,
             rolls_indexed: 0,
+            ring: None,
+            ephemerals: Vec::new(),
+            last_ephemeral: Position::default(),
         }
     }
 
     pub(crate) fn max_record_bytes(mut self, limit: u32) -> Self {
         self.max_record_bytes = limit;
+        self
+    }
+
+    pub(crate) fn ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {
+        self.ring = ring;
         self
     }
 
@@ -156,6 +175,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
             for cmd in cmds.drain(..) {
                 match cmd {
                     Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
+                    Cmd::Ephemeral { stream, event } => {
+                        // The caller's stream id wins over the event's own.
+                        let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
+                        self.ephemerals.push((self.pending.len(), stream, event));
+                    }
                     Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
                         self.flush();
@@ -343,6 +367,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// Journals the staged batch, then publishes it: live, sinks, acks.
     fn flush(&mut self) {
         if self.pending.is_empty() {
+            // Only ephemeral events (or nothing): they follow the last seq.
+            self.publish_ephemerals(self.journal.last_seq() + 1);
             return;
         }
         if let Some(cause) = self.shared.failure() {
@@ -368,7 +394,32 @@ impl<E: Event, C: Codec> Writer<E, C> {
         self.buf.clear();
     }
 
+    /// Puts the batch's ephemeral events in the ring, positioned after the
+    /// durable event staged before each (the batch's durable events start
+    /// at `first`). Called before the durable events are published, so a
+    /// reader that sees durable seq `s + 1` finds every ephemeral event
+    /// before it in the ring.
+    fn publish_ephemerals(&mut self, first: u64) {
+        let Some(ring) = &self.ring else {
+            self.ephemerals.clear();
+            return;
+        };
+        if self.ephemerals.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        let mut batch = Vec::with_capacity(self.ephemerals.len());
+        for (before, stream, event) in self.ephemerals.drain(..) {
+            let after = Seq::new(first + before as u64 - 1);
+            let index = if self.last_ephemeral.seq == after { self.last_ephemeral.index + 1 } else { 1 };
+            self.last_ephemeral = Position { seq: after, index };
+            batch.push((self.last_ephemeral, Arc::new(Envelope { seq: after, ts: now, stream, event, id: None })));
+        }
+        ring.insert(batch);
+    }
+
     fn publish(&mut self, first: u64) {
+        self.publish_ephemerals(first);
         let mut seq = Seq::new(first);
         for p in self.pending.drain(..) {
             self.guard.journaled(p.stream.as_ref(), p.id.as_ref(), seq.get(), p.ts);
@@ -412,6 +463,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
     }
 
     fn reject_pending(&mut self, mut first_error: Option<Error>, cause: &str) {
+        // Positioned after events that were never journaled: dropped.
+        self.ephemerals.clear();
         for p in self.pending.drain(..) {
             match p.ack {
                 Some(ack) => {

@@ -1,0 +1,198 @@
+//! [`LiveStream`]: a durable stream with the ring's ephemeral events merged
+//! in, in emit order.
+//!
+//! It wraps any durable stream of [`FeedItem`]s (a `FeedStream`). Each
+//! durable item `D` is held back until the ring's ephemeral events
+//! positioned before it (after `D - 1`) went out; once caught up, it
+//! delivers the ephemeral events that follow the last durable event as they
+//! arrive. The writer inserts a batch's ephemeral events into the ring
+//! before it publishes the batch's durable events, so when `D` is visible
+//! every ephemeral event before it is in the ring.
+//!
+//! Invariant: positions only move forward, so nothing is delivered twice;
+//! when the ring lost something after the stream's position (`floor`
+//! above it), the stream says so with one `Reset { LiveOutputExpired }`
+//! and goes on with the next durable event.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use events_core::{Seq, StreamId};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+
+use super::Ring;
+use crate::Result;
+use crate::position::{FeedItem, LiveCursor, Position, ResetReason};
+use crate::shared::Shared;
+
+/// The stream returned by [`FeedReader::stream_live`](crate::FeedReader::stream_live):
+/// durable events after the cursor, as `stream_from` yields them, with the
+/// ephemeral events the writer's ring still holds merged in as
+/// [`FeedItem::Ephemeral`], in the order they were emitted.
+pub struct LiveStream<E> {
+    inner: BoxStream<'static, Result<FeedItem<E>>>,
+    ring: Arc<Ring<E>>,
+    shared: Arc<Shared>,
+    filter: Option<StreamId>,
+    /// The last position delivered.
+    pos: Position,
+    /// Removals up to here were reported (or predate a bare start).
+    accepted_floor: Position,
+    /// The last durable seq delivered: ephemeral events after it may go out.
+    frontier: Seq,
+    /// A durable item waiting for the ephemeral events before it, with its seq.
+    held: Option<(FeedItem<E>, Seq)>,
+    ready: VecDeque<Result<FeedItem<E>>>,
+    changes: BoxStream<'static, ()>,
+    ended: bool,
+}
+
+impl<E> std::fmt::Debug for LiveStream<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveStream").field("position", &self.pos).field("filter", &self.filter).finish_non_exhaustive()
+    }
+}
+
+impl<E: Send + Sync + 'static> LiveStream<E> {
+    pub(crate) fn new(
+        inner: BoxStream<'static, Result<FeedItem<E>>>,
+        ring: Arc<Ring<E>>,
+        shared: Arc<Shared>,
+        from: LiveCursor,
+        filter: Option<StreamId>,
+    ) -> Self {
+        let pos = Position { seq: from.cursor.seq, index: from.index };
+        // A bare `Seq::ZERO` asks for what is there, not for a position:
+        // what the ring lost before it started is no news to it.
+        let bare = from.cursor.epoch.is_none() && from.cursor.seq == Seq::ZERO && from.index == 0;
+        let accepted_floor = if bare { ring.range(pos, pos, None).1 } else { Position::default() };
+        let changes = futures::stream::unfold(ring.watch(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+        .boxed();
+        LiveStream {
+            inner,
+            ring,
+            shared,
+            filter,
+            pos,
+            accepted_floor,
+            frontier: from.cursor.seq,
+            held: None,
+            ready: VecDeque::new(),
+            changes,
+            ended: false,
+        }
+    }
+
+    /// The position of the last item delivered: where a client resumes.
+    pub fn position(&self) -> Position {
+        self.pos
+    }
+
+    /// Queues the ring's events after the position up to `through`, or one
+    /// reset if the ring lost some of them; `true` if anything was queued.
+    fn drain_ring(&mut self, through: Position) -> bool {
+        if through <= self.pos {
+            return false;
+        }
+        let (found, floor) = self.ring.range(self.pos, through, self.filter.as_ref());
+        if floor > self.pos.max(self.accepted_floor) {
+            self.accepted_floor = floor;
+            self.pos = through;
+            self.ready.push_back(Ok(FeedItem::Reset {
+                reason: ResetReason::LiveOutputExpired,
+                earliest: self.frontier.next(),
+                latest: self.shared.latest(),
+            }));
+            return true;
+        }
+        let Some(&(last, _)) = found.last() else { return false };
+        self.ready.extend(found.into_iter().map(|(position, env)| Ok(FeedItem::Ephemeral { position, env })));
+        self.pos = last;
+        true
+    }
+
+    /// Delivers a durable boundary at `seq`.
+    fn pass(&mut self, seq: Seq) {
+        self.pos = self.pos.max(Position::durable(seq));
+        self.frontier = self.frontier.max(seq);
+    }
+}
+
+/// The durable seq an item of the inner stream stands at (`None`: a reset).
+fn boundary<E>(item: &FeedItem<E>) -> Option<Seq> {
+    match item {
+        FeedItem::Event(env) => Some(env.seq),
+        FeedItem::Undecodable { seq, .. } => Some(*seq),
+        FeedItem::Ephemeral { position, .. } => Some(position.seq),
+        FeedItem::Reset { .. } => None,
+    }
+}
+
+impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
+    type Item = Result<FeedItem<E>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(item) = this.ready.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if let Some((item, seq)) = this.held.take() {
+                // Every ephemeral event emitted before durable `seq`.
+                let before = Position::end_of(seq.get().saturating_sub(1));
+                this.drain_ring(before);
+                this.pass(seq);
+                let other_stream = match (&item, &this.filter) {
+                    (FeedItem::Event(env), Some(want)) => env.stream.as_ref() != Some(want),
+                    _ => false,
+                };
+                if !other_stream {
+                    this.ready.push_back(Ok(item));
+                }
+                continue;
+            }
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(item))) => match boundary(&item) {
+                    Some(seq) => this.held = Some((item, seq)),
+                    None => {
+                        // A reset: the durable stream goes on at `earliest`
+                        // (or after a gap); the output before it is moot.
+                        if let FeedItem::Reset { earliest, .. } = &item {
+                            let before = Seq::new(earliest.get().saturating_sub(1));
+                            this.pass(before);
+                            this.accepted_floor = this.accepted_floor.max(Position::end_of(before.get()));
+                        }
+                        this.ready.push_back(Ok(item));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    // Closed: what followed the last durable event, then the end.
+                    this.drain_ring(Position::end_of(this.frontier.get()));
+                    this.ended = true;
+                }
+                Poll::Pending => {
+                    if this.drain_ring(Position::end_of(this.frontier.get())) {
+                        continue;
+                    }
+                    match this.changes.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(())) => continue,
+                        Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                    }
+                }
+            }
+        }
+    }
+}

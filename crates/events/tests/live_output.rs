@@ -1,0 +1,276 @@
+//! Live output: ephemeral events (streamed tokens) interleaved with durable
+//! ones in emit order, resumable from any position, never journaled; the
+//! ring's limits give one explicit `Reset { LiveOutputExpired }` and the
+//! stream goes on with the next durable event; memory stays bounded.
+
+use std::time::Duration;
+
+use events::{
+    Cursor, Durability, Error, Event, Feed, FeedItem, FeedReader, LiveCursor, LiveOutput, Position, ResetReason, Seq,
+};
+use futures::StreamExt;
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Agent {
+    Token(String),
+    Message(String),
+}
+
+impl Event for Agent {
+    fn durability(&self) -> Durability {
+        match self {
+            Agent::Token(_) => Durability::Ephemeral,
+            Agent::Message(_) => Durability::Durable,
+        }
+    }
+}
+
+/// An item as a test compares it: its position, stream and event.
+type Seen = (Position, Option<String>, Agent);
+
+fn seen(item: FeedItem<Agent>) -> Seen {
+    match item {
+        FeedItem::Event(env) => (Position::durable(env.seq), env.stream_str().map(str::to_owned), env.event.clone()),
+        FeedItem::Ephemeral { position, env } => (position, env.stream_str().map(str::to_owned), env.event.clone()),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Everything a closed feed's live stream yields from `from`.
+async fn all_from(reader: &FeedReader<Agent>, from: LiveCursor, stream: Option<&str>) -> Vec<FeedItem<Agent>> {
+    let live = reader.stream_live(from, stream).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), live.map(Result::unwrap).collect::<Vec<_>>())
+        .await
+        .expect("the live stream of a closed feed ends")
+}
+
+fn cursor_at(p: Position, epoch: u64) -> LiveCursor {
+    LiveCursor::new(Cursor::new(p.seq, epoch), p.index)
+}
+
+#[tokio::test]
+async fn tokens_and_messages_come_in_emit_order_and_only_messages_are_journaled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(LiveOutput::new()).open().await.unwrap();
+    let session = feed.session("s1");
+    for t in ["he", "llo"] {
+        session.emit(Agent::Token(t.into())).await.unwrap();
+    }
+    session.emit(Agent::Message("hello".into())).await.unwrap();
+    feed.record(Some("s2"), &Agent::Token("x".into()));
+    session.emit(Agent::Token("bye".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    assert_eq!(feed.latest_seq(), Seq::new(1), "only the message is journaled");
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let items: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), None).await.into_iter().map(seen).collect();
+    let at = |seq, index| Position { seq: Seq::new(seq), index };
+    let s = |x: &str| Some(x.to_owned());
+    assert_eq!(
+        items,
+        vec![
+            (at(0, 1), s("s1"), Agent::Token("he".into())),
+            (at(0, 2), s("s1"), Agent::Token("llo".into())),
+            (at(1, 0), s("s1"), Agent::Message("hello".into())),
+            (at(1, 1), s("s2"), Agent::Token("x".into())),
+            (at(1, 2), s("s1"), Agent::Token("bye".into())),
+        ]
+    );
+    // One stream's live output.
+    let s1: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), Some("s1")).await.into_iter().map(seen).collect();
+    assert_eq!(s1.len(), 4);
+    assert!(s1.iter().all(|(_, stream, _)| stream.as_deref() == Some("s1")));
+    // The stats count the ring.
+    assert_eq!(reader.stats().live_events, 4);
+}
+
+#[tokio::test]
+async fn live_output_is_opt_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).open().await.unwrap();
+    feed.record(Some("s1"), &Agent::Token("t".into()));
+    assert!(matches!(feed.reader().stream_live(Seq::ZERO, None), Err(Error::Config(_))));
+    feed.close().await.unwrap();
+    // And a reader in another process has no ring.
+    let follower = FeedReader::<Agent>::open(tmp.path()).unwrap();
+    assert!(matches!(follower.stream_live(Seq::ZERO, None), Err(Error::Config(_))));
+}
+
+/// A live client follows while it happens: tokens arrive before the
+/// message that concludes them is even appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_client_sees_tokens_as_they_are_emitted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(LiveOutput::new()).open().await.unwrap();
+    let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
+    let session = feed.session("s1");
+    for n in 0..20 {
+        session.emit(Agent::Token(format!("t{n}"))).await.unwrap();
+        let item = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(seen(item).2, Agent::Token(format!("t{n}")));
+    }
+    session.emit(Agent::Message("done".into())).await.unwrap();
+    let item = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(seen(item), (Position::durable(Seq::new(1)), Some("s1".into()), Agent::Message("done".into())));
+    assert_eq!(live.position(), Position::durable(Seq::new(1)));
+    feed.close().await.unwrap();
+}
+
+/// One emit of a random interleaving: (stream, is the run's last event).
+fn emit_plan() -> impl Strategy<Value = Vec<(u8, u8)>> {
+    // Each stream gets runs of 1..50 tokens, each concluded by a message.
+    prop::collection::vec((0u8..3, 1u8..50), 1..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Reconnecting after any item yields exactly the items after it.
+    #[test]
+    fn resuming_at_any_position_yields_exactly_the_rest(plan in emit_plan(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 12)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let tmp = tempfile::tempdir().unwrap();
+            let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(LiveOutput::new()).open().await.unwrap();
+            let inbox = feed.inbox();
+            // The runs of the plan, interleaved token by token across streams.
+            let mut runs: Vec<(String, u8, u8)> =
+                plan.iter().enumerate().map(|(i, &(s, len))| (format!("s{s}"), len, i as u8)).collect();
+            let mut step = 0usize;
+            while !runs.is_empty() {
+                let i = step % runs.len();
+                step += 7;
+                let (stream, left, run) = &mut runs[i];
+                let event = if *left == 0 { Agent::Message(format!("run {run}")) } else { Agent::Token(format!("run {run} left {left}")) };
+                inbox.forward(Some(stream.as_str().into()), event).await.unwrap();
+                if *left == 0 {
+                    runs.remove(i);
+                } else {
+                    *left -= 1;
+                }
+            }
+            let reader = feed.reader();
+            let epoch = feed.epoch();
+            feed.close().await.unwrap();
+            let full: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), None).await.into_iter().map(seen).collect();
+            let emitted: usize = plan.iter().map(|&(_, len)| usize::from(len) + 1).sum();
+            assert_eq!(full.len(), emitted);
+            for cut in &cuts {
+                let k = cut.index(full.len());
+                let rest: Vec<Seen> = all_from(&reader, cursor_at(full[k].0, epoch), None).await.into_iter().map(seen).collect();
+                assert_eq!(rest, full[k + 1..].to_vec(), "resumed after item {k} at {:?}", full[k].0);
+                // One stream's output from the same cut: the rest of that stream.
+                let stream = full[k].1.clone().unwrap();
+                let mine: Vec<Seen> = all_from(&reader, cursor_at(full[k].0, epoch), Some(&stream)).await.into_iter().map(seen).collect();
+                let want: Vec<Seen> = full[k + 1..].iter().filter(|s| s.1.as_deref() == Some(stream.as_str())).cloned().collect();
+                assert_eq!(mine, want);
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn past_the_rings_limits_one_reset_then_the_next_durable_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(10)).open().await.unwrap();
+    let inbox = feed.inbox();
+    inbox.forward(Some("s1".into()), Agent::Message("start".into())).await.unwrap();
+    for n in 0..50 {
+        inbox.forward(Some("s1".into()), Agent::Token(format!("t{n}"))).await.unwrap();
+    }
+    inbox.forward(Some("s1".into()), Agent::Message("end".into())).await.unwrap();
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    assert_eq!(reader.stats().live_evicted, 40);
+    // A client that saw the 5th token: tokens 6..40 are gone.
+    let items = all_from(&reader, cursor_at(Position { seq: Seq::new(1), index: 5 }, epoch), None).await;
+    assert!(
+        matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, earliest, .. } if earliest == Seq::new(2)),
+        "{:?}",
+        items[0]
+    );
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(seen(items[1].clone()).2, Agent::Message("end".into()));
+    // A client that saw the 45th token is still served from the ring.
+    let items = all_from(&reader, cursor_at(Position { seq: Seq::new(1), index: 45 }, epoch), None).await;
+    assert_eq!(items.len(), 6, "{items:?}");
+    // A new client (bare Seq::ZERO) gets what is there, with no reset.
+    let items = all_from(&reader, Seq::ZERO.into(), None).await;
+    assert_eq!(items.len(), 12, "start, the 10 newest tokens, end: {items:?}");
+
+    // By age.
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path())
+        .live_output(LiveOutput::new().max_age(Duration::from_millis(50)))
+        .open()
+        .await
+        .unwrap();
+    let epoch = feed.epoch();
+    feed.inbox().forward(Some("s1".into()), Agent::Token("old".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    feed.append(Some("s1"), Agent::Message("m".into())).await.unwrap();
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let items = all_from(&reader, LiveCursor::new(Cursor::new(Seq::ZERO, epoch), 0), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    assert_eq!(items.len(), 2);
+}
+
+/// 10,000 streams each in the middle of a response (20 tokens each, none
+/// concluded): the ring holds at most its limit, measured by the feed's
+/// own counters, and everything beyond was removed oldest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_streams_mid_response_stay_within_the_memory_bound() {
+    const STREAMS: usize = 10_000;
+    const TOKENS: usize = 20;
+    let limit = 65_536;
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().max_events(limit)).open().await.unwrap();
+    let inbox = feed.inbox();
+    for t in 0..TOKENS {
+        for s in 0..STREAMS {
+            inbox.forward(Some(format!("s{s}").as_str().into()), Agent::Token(format!("{t}"))).await.unwrap();
+        }
+    }
+    feed.sync().await.unwrap();
+    let stats = feed.stats();
+    assert_eq!(stats.live_events, limit as u64);
+    assert_eq!(stats.live_evicted, (STREAMS * TOKENS - limit) as u64);
+    assert_eq!(stats.latest_seq, 0, "nothing ephemeral is journaled");
+    // The newest tokens are the ones kept.
+    let epoch = feed.epoch();
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let items = all_from(&reader, Seq::ZERO.into(), None).await;
+    assert_eq!(items.len(), limit);
+    assert_eq!(seen(items[limit - 1].clone()).0, Position { seq: Seq::ZERO, index: (STREAMS * TOKENS) as u32 });
+    // A client that had seen only the first token of the first stream resets.
+    let items = all_from(&reader, LiveCursor::new(Cursor::new(Seq::ZERO, epoch), 1), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }));
+}
+
+#[tokio::test]
+async fn after_a_writer_restart_a_cursor_inside_a_run_resets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || Feed::<Agent>::builder(tmp.path()).live_output(LiveOutput::new()).open();
+    let feed = open().await.unwrap();
+    feed.append(Some("s1"), Agent::Message("m1".into())).await.unwrap();
+    feed.inbox().forward(Some("s1".into()), Agent::Token("t".into())).await.unwrap();
+    let epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let feed = open().await.unwrap();
+    feed.append(Some("s1"), Agent::Message("m2".into())).await.unwrap();
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let items = all_from(&reader, cursor_at(Position { seq: Seq::new(1), index: 1 }, epoch), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    assert_eq!(seen(items[1].clone()).2, Agent::Message("m2".into()));
+    // A durable cursor at the end of the new journal resumes quietly.
+    let items = all_from(&reader, Cursor::new(Seq::new(2), epoch).into(), None).await;
+    assert!(items.is_empty(), "{items:?}");
+}
