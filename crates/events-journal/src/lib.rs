@@ -137,6 +137,7 @@ mod rebuild;
 mod records;
 mod recover_segment;
 mod recovery;
+mod pruned;
 mod retention;
 mod scan;
 mod sealer;
@@ -159,6 +160,10 @@ pub use options::{JournalOptions, RecoveryMode, SyncPolicy};
 pub use reader::{Reader, SegmentSizes};
 pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;
+pub use pruned::{
+    PRUNED_ENTRY_LEN, PRUNED_FILE, PRUNED_HEADER_LEN, PRUNED_MAGIC, PRUNED_MAX_KEYS, PRUNED_MAX_SEGMENTS, PRUNED_VERSION,
+    PrunedLog, PrunedSegment, key_hash,
+};
 pub use retention::Retention;
 pub use segment::now_nanos;
 pub use sidecar::{

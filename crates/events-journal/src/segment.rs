@@ -83,7 +83,7 @@ pub(crate) fn parse_sidecar_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok()
 }
 
-/// Lists the segments of `dir`. Sidecars are listed apart, silently. Other entries (except `LOCK`, `WATERMARK` and `consumers`) are collected
+/// Lists the segments of `dir`. Sidecars are listed apart, silently. Other entries (except `LOCK`, `WATERMARK`, `PRUNED` and `consumers`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();
@@ -92,7 +92,7 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
         let entry = entry.map_err(|e| JournalError::io("read directory", dir, e))?;
         let name = entry.file_name();
         // The journal's own non-segment entries are not strangers: no warning, not listed.
-        if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR {
+        if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR || crate::pruned::is_pruned_file(&name) {
             continue;
         }
         let path = entry.path();

@@ -190,7 +190,7 @@ pub use position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
 pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
-pub use stream::FeedStream;
+pub use stream::{FeedStream, Filter, FilteredStream};
 pub use stream_read::StreamEvents;
 
 #[cfg(feature = "msgpack")]

@@ -17,7 +17,10 @@
 //! where the reset says, never silently skipping or serving another
 //! journal's records under the old cursor.
 
+mod filter;
 mod policy;
+
+pub use filter::{Filter, FilteredStream};
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -83,8 +86,10 @@ impl<E: Event> FeedStream<E> {
         codec: C,
         on_expired: OnExpired,
         on_undecodable: OnUndecodable,
+        stream_key: Option<Vec<u8>>,
     ) -> Self {
         let state = State {
+            stream_key,
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
             everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
@@ -128,6 +133,12 @@ impl<E: Event> FeedStream<E> {
         Arc::clone(&self.epoch)
     }
 
+    /// The cursor after the last item yielded: the last event's seq, or
+    /// where the stream goes on after a reset.
+    pub(crate) fn handed_out(&self) -> u64 {
+        self.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64)
+    }
+
     /// How many acknowledged events this stream has not yielded yet: the
     /// latest acknowledged seq minus the last seq it yielded (or its cursor,
     /// before the first). A follower reads the writer's watermark for it.
@@ -137,8 +148,7 @@ impl<E: Event> FeedStream<E> {
         if self.follower {
             self.shared.refresh_from_reader();
         }
-        let handed_out = self.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64);
-        self.shared.latest().get().saturating_sub(handed_out)
+        self.shared.latest().get().saturating_sub(self.handed_out())
     }
 }
 
@@ -185,6 +195,10 @@ enum Phase {
 }
 
 struct State<E, C> {
+    /// The stream id of a stream filtered by it: an expired cursor is then
+    /// served without a reset when the pruned records held none of it
+    /// (`policy.rs`).
+    stream_key: Option<Vec<u8>>,
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
