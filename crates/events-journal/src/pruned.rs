@@ -1,9 +1,10 @@
 //! The pruned-segments summary: `<dir>/PRUNED`, a small CRC-protected file
 //! in which retention records, before it removes a segment, that segment's
-//! seq range and the sorted 64-bit hashes ([`key_hash`]) of the keys its
-//! records carried (the keys of its sidecar, `sidecar.rs`, or of an index
-//! built with [`JournalOptions::index_key`](crate::JournalOptions::index_key)
-//! when the sidecar is missing), or "unknown". It keeps only the last
+//! seq range and, for each key its records carried, the key's 64-bit hash
+//! ([`key_hash`]) with the last seq of that key in the segment (from its
+//! sidecar, `sidecar.rs`, or from an index built with
+//! [`JournalOptions::index_key`](crate::JournalOptions::index_key) when the
+//! sidecar is missing), or "unknown". It keeps only the last
 //! [`PRUNED_MAX_SEGMENTS`] segments. The writer (`writer.rs`) calls
 //! [`record`] from retention; a reader whose cursor fell below the earliest
 //! retained seq asks [`PrunedLog::lacks`] whether the records it missed
@@ -24,7 +25,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::sidecar::{SegmentIndex, Sidecar, sidecar_path};
+use crate::sidecar::{IndexEntry, SegmentIndex, Sidecar, sidecar_path};
 
 /// The summary's file name in the journal directory.
 pub const PRUNED_FILE: &str = "PRUNED";
@@ -39,7 +40,7 @@ pub const PRUNED_ENTRY_LEN: usize = 24;
 /// How many removed segments the summary remembers (the newest ones).
 pub const PRUNED_MAX_SEGMENTS: usize = 32;
 /// A removed segment with more distinct keys than this is recorded as
-/// unknown, which bounds the file to about 260 KiB.
+/// unknown, which bounds the file to about 512 KiB.
 pub const PRUNED_MAX_KEYS: usize = 1024;
 /// The key count of an entry whose keys are unknown.
 const UNKNOWN: u32 = u32::MAX;
@@ -58,9 +59,10 @@ pub struct PrunedSegment {
     /// The last seq of its range: the seq before the next segment's first
     /// (a seq in the range with no record is a seq no record has).
     pub last_seq: u64,
-    /// The sorted, deduplicated [`key_hash`]es of its records' keys;
+    /// For each [`key_hash`] of its records' keys, sorted by hash and
+    /// unique, the last seq of a record with that hash in the segment;
     /// `None` when they are not known.
-    pub keys: Option<Vec<u64>>,
+    pub keys: Option<Vec<(u64, u64)>>,
 }
 
 /// The summary read from `<dir>/PRUNED` and checked.
@@ -122,15 +124,18 @@ impl PrunedLog {
             let keys = if n == UNKNOWN {
                 None
             } else {
-                let len = (n as usize).checked_mul(8).ok_or("an entry runs past the end")?;
+                let len = (n as usize).checked_mul(16).ok_or("an entry runs past the end")?;
                 let raw = bytes.get(at..at + len).ok_or("an entry runs past the end")?;
                 at += len;
-                let hashes: Vec<u64> =
-                    raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-                if !hashes.windows(2).all(|w| w[0] < w[1]) {
+                let le = |c: &[u8]| u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                let keys: Vec<(u64, u64)> = raw.chunks_exact(16).map(|c| (le(&c[..8]), le(&c[8..]))).collect();
+                if !keys.windows(2).all(|w| w[0].0 < w[1].0) {
                     return Err("key hashes not sorted");
                 }
-                Some(hashes)
+                if keys.iter().any(|&(_, seq)| seq < first_seq || seq > last_seq) {
+                    return Err("a key's last seq is outside its segment");
+                }
+                Some(keys)
             };
             if first_seq == 0 || last_seq < first_seq {
                 return Err("an entry's seq range is empty");
@@ -161,8 +166,9 @@ impl PrunedLog {
             let n = s.keys.as_ref().map_or(UNKNOWN, |k| u32::try_from(k.len()).unwrap_or(UNKNOWN));
             b.extend_from_slice(&n.to_le_bytes());
             b.extend_from_slice(&0u32.to_le_bytes());
-            for h in s.keys.iter().flatten() {
-                b.extend_from_slice(&h.to_le_bytes());
+            for (hash, seq) in s.keys.iter().flatten() {
+                b.extend_from_slice(&hash.to_le_bytes());
+                b.extend_from_slice(&seq.to_le_bytes());
             }
         }
         let crc = crc(&b);
@@ -171,9 +177,10 @@ impl PrunedLog {
     }
 
     /// `true` only if this summary belongs to journal `epoch`, covers every
-    /// seq of `from..=to` with segments whose keys are known, and none of
-    /// them holds `key`'s hash: then no record with `key` had a seq in that
-    /// range. An empty range (`from > to`) holds nothing.
+    /// seq of `from..=to` with segments whose keys are known, and in none
+    /// of them a record with `key`'s hash has a seq at or after `from`:
+    /// then no record with `key` had a seq in that range. An empty range
+    /// (`from > to`) holds nothing.
     pub fn lacks(&self, epoch: u64, key: &[u8], from: u64, to: u64) -> bool {
         if from > to {
             return true;
@@ -190,9 +197,11 @@ impl PrunedLog {
             if s.first_seq > next {
                 return false; // a hole: seqs nobody remembers
             }
-            match &s.keys {
-                Some(keys) if keys.binary_search(&hash).is_err() => {}
-                _ => return false,
+            let Some(keys) = &s.keys else { return false };
+            if let Ok(i) = keys.binary_search_by_key(&hash, |&(h, _)| h)
+                && keys[i].1 >= from
+            {
+                return false;
             }
             if s.last_seq >= to {
                 return true;
@@ -227,10 +236,11 @@ impl std::fmt::Debug for KeyFn {
 /// that is valid and describes the segment, else from an index built with
 /// `key_fn`, else unknown. `last_seq` is the seq before the next segment.
 fn summarize(path: &Path, first_seq: u64, last_seq: u64, key_fn: Option<&KeyFn>) -> PrunedSegment {
-    let mut hashes: Option<Vec<u64>> = None;
+    let last = |entries: &[IndexEntry]| entries.iter().map(|e| e.seq).max().unwrap_or(first_seq);
+    let mut hashes: Option<Vec<(u64, u64)>> = None;
     match Sidecar::open(&sidecar_path(path)).and_then(|s| s.describes(path).map(|()| s)) {
         Ok(side) if side.first_seq() == first_seq => {
-            hashes = Some(side.all().map(|(k, _)| key_hash(k)).collect());
+            hashes = Some(side.all().map(|(k, e)| (key_hash(k), last(&e))).collect());
         }
         _ => {
             if let Some(KeyFn(f)) = key_fn
@@ -239,16 +249,18 @@ fn summarize(path: &Path, first_seq: u64, last_seq: u64, key_fn: Option<&KeyFn>)
                 && fs::metadata(path).is_ok_and(|m| m.len() == index.seg_len)
                 && index.first_seq == first_seq
             {
-                hashes = Some(index.keys.keys().map(|k| key_hash(k)).collect());
+                hashes = Some(index.keys.iter().map(|(k, e)| (key_hash(k), last(e))).collect());
             }
         }
     }
-    let keys = hashes.map(|mut h| {
-        h.sort_unstable();
-        h.dedup();
-        h
+    let keys = hashes.map(|mut keys| {
+        // Two keys with one hash (a collision) keep the later seq: the
+        // summary may then say "maybe", never a wrong "not there".
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        keys.dedup_by_key(|k| k.0);
+        keys
     });
-    let keys = keys.filter(|k| k.len() <= PRUNED_MAX_KEYS);
+    let keys = keys.filter(|k| k.len() <= PRUNED_MAX_KEYS && k.iter().all(|&(_, seq)| seq <= last_seq));
     PrunedSegment { first_seq, last_seq, keys }
 }
 
@@ -317,9 +329,10 @@ mod tests {
         PrunedLog { epoch: 7, segments }
     }
 
-    fn seg(first_seq: u64, last_seq: u64, keys: Option<&[&str]>) -> PrunedSegment {
+    /// A segment whose keys are `(key, last seq)`.
+    fn seg(first_seq: u64, last_seq: u64, keys: Option<&[(&str, u64)]>) -> PrunedSegment {
         let keys = keys.map(|k| {
-            let mut h: Vec<u64> = k.iter().map(|k| key_hash(k.as_bytes())).collect();
+            let mut h: Vec<(u64, u64)> = k.iter().map(|(k, seq)| (key_hash(k.as_bytes()), *seq)).collect();
             h.sort_unstable();
             h
         });
@@ -328,7 +341,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_any_flipped_byte_is_refused() {
-        let l = log(vec![seg(1, 10, Some(&["a", "b"])), seg(11, 20, None), seg(21, 30, Some(&[]))]);
+        let l = log(vec![seg(1, 10, Some(&[("a", 3), ("b", 10)])), seg(11, 20, None), seg(21, 30, Some(&[]))]);
         let bytes = l.encode();
         assert_eq!(PrunedLog::decode(&bytes), Ok(l));
         for i in 0..bytes.len() {
@@ -341,11 +354,17 @@ mod tests {
 
     #[test]
     fn lacks_needs_full_known_coverage_without_the_key() {
-        let l = log(vec![seg(1, 10, Some(&["a", "b"])), seg(11, 20, Some(&["b"])), seg(31, 40, Some(&["c"]))]);
+        let l = log(vec![
+            seg(1, 10, Some(&[("a", 6), ("b", 2)])),
+            seg(11, 20, Some(&[("b", 12)])),
+            seg(31, 40, Some(&[("c", 40)])),
+        ]);
         assert!(l.lacks(7, b"c", 1, 20));
         assert!(l.lacks(7, b"a", 11, 20));
         assert!(l.lacks(7, b"a", 15, 14), "an empty range");
-        assert!(!l.lacks(7, b"a", 10, 20), "a was in 1..=10");
+        assert!(!l.lacks(7, b"a", 6, 20), "a was at 6");
+        assert!(l.lacks(7, b"a", 7, 20), "a's last record in 1..=10 is before 7");
+        assert!(l.lacks(7, b"b", 13, 20), "b's last record in 11..=20 is 12");
         assert!(!l.lacks(7, b"b", 12, 12));
         assert!(!l.lacks(7, b"c", 11, 31), "21..=30 is not remembered");
         assert!(!l.lacks(7, b"c", 31, 41), "41 is not covered");
@@ -366,7 +385,7 @@ mod tests {
         fs::write(&path, &b).unwrap();
         let key_fn = KeyFn(std::sync::Arc::new(|p: &[u8]| Some(p.to_vec())));
         let built = summarize(&path, 5, 9, Some(&key_fn));
-        assert_eq!(built, seg(5, 9, Some(&["a", "b"])));
+        assert_eq!(built, seg(5, 9, Some(&[("a", 7), ("b", 6)])));
         assert_eq!(summarize(&path, 5, 9, None).keys, None, "no sidecar, no key function");
         SegmentIndex::build(&path, |p| Some(p.to_vec())).unwrap().write(&path).unwrap();
         assert_eq!(summarize(&path, 5, 9, None), built, "from the sidecar");
