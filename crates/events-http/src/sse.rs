@@ -25,7 +25,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use events::{
-    Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, ResetReason, Seq, error_chain,
+    Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, ResetReason, Seq,
+    error_chain,
 };
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -91,12 +92,7 @@ where
             }
         },
     };
-    let frames = Frames {
-        inner,
-        epoch,
-        failed: false,
-        _guard: ClientGuard::new(Arc::clone(&state.clients)),
-    };
+    let frames = Frames { inner, epoch, failed: false, _guard: ClientGuard::new(Arc::clone(&state.clients)) };
     let body = futures::stream::unfold(frames, |mut f| async move { f.next_frame().await.map(|ev| (Ok(ev), f)) });
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive")))
 }

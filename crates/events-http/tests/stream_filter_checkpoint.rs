@@ -15,7 +15,13 @@ use support::{Frame, Sse, TestEvent, get, id, serve};
 
 /// 1 KiB segments, three kept: a few dozen appends prune segments.
 async fn churning_feed(dir: &std::path::Path) -> Feed<TestEvent> {
-    Feed::builder(dir).sync(SyncPolicy::Never).segment_bytes(1024).retention(Retention::segments(3)).open().await.unwrap()
+    Feed::builder(dir)
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(3))
+        .open()
+        .await
+        .unwrap()
 }
 
 /// Appends `count` events of streams `b` and `c`, numbered from `from`.

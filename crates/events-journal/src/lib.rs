@@ -132,12 +132,12 @@ mod mapping;
 mod open;
 mod options;
 mod pin;
+mod pruned;
 mod reader;
 mod rebuild;
 mod records;
 mod recover_segment;
 mod recovery;
-mod pruned;
 mod retention;
 mod scan;
 mod sealer;
@@ -157,13 +157,13 @@ pub use error::{JournalError, ReadError};
 pub use follow::{Followed, Follower, Reset};
 pub use open::RecoveryReport;
 pub use options::{JournalOptions, RecoveryMode, SyncPolicy};
+pub use pruned::{
+    PRUNED_ENTRY_LEN, PRUNED_FILE, PRUNED_HEADER_LEN, PRUNED_MAGIC, PRUNED_MAX_KEYS, PRUNED_MAX_SEGMENTS,
+    PRUNED_VERSION, PrunedLog, PrunedSegment, key_hash,
+};
 pub use reader::{Reader, SegmentSizes};
 pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;
-pub use pruned::{
-    PRUNED_ENTRY_LEN, PRUNED_FILE, PRUNED_HEADER_LEN, PRUNED_MAGIC, PRUNED_MAX_KEYS, PRUNED_MAX_SEGMENTS, PRUNED_VERSION,
-    PrunedLog, PrunedSegment, key_hash,
-};
 pub use retention::Retention;
 pub use segment::now_nanos;
 pub use sidecar::{

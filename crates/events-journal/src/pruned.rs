@@ -27,8 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::sidecar::{IndexEntry, SegmentIndex, Sidecar, sidecar_path};
 
-/// The summary's file name in the journal directory.
-pub const PRUNED_FILE: &str = "PRUNED";
+pub use crate::segment::PRUNED_FILE;
 /// The first 8 bytes of the file.
 pub const PRUNED_MAGIC: [u8; 8] = [0x89, b'E', b'V', b'P', b'\r', b'\n', 0x1a, b'\n'];
 /// The format version this build writes and reads.
@@ -224,7 +223,10 @@ fn crc(bytes: &[u8]) -> u32 {
 /// Reads a record's key out of its payload, for summarising a segment that
 /// has no usable sidecar: see [`JournalOptions::index_key`](crate::JournalOptions::index_key).
 #[derive(Clone)]
-pub(crate) struct KeyFn(pub(crate) std::sync::Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>);
+pub(crate) struct KeyFn(pub(crate) std::sync::Arc<KeyReader>);
+
+/// A function reading a key out of a payload (`None`: the record has none).
+pub(crate) type KeyReader = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
 
 impl std::fmt::Debug for KeyFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -274,7 +276,8 @@ pub(crate) fn record(dir: &Path, epoch: u64, remove: &[(u64, PathBuf)], next_fir
     if remove.is_empty() {
         return;
     }
-    let mut log = PrunedLog::read(dir).filter(|l| l.epoch == epoch).unwrap_or(PrunedLog { epoch, segments: Vec::new() });
+    let mut log =
+        PrunedLog::read(dir).filter(|l| l.epoch == epoch).unwrap_or(PrunedLog { epoch, segments: Vec::new() });
     let first_new = remove[0].0;
     // A segment summarised before but whose removal failed is summarised again.
     log.segments.retain(|s| s.last_seq < first_new);
@@ -313,12 +316,6 @@ fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// Whether `name` is the summary or its temporary file (not a stranger in
-/// the journal directory).
-pub(crate) fn is_pruned_file(name: &std::ffi::OsStr) -> bool {
-    name == PRUNED_FILE || name.to_str().is_some_and(|n| n == format!("{PRUNED_FILE}.tmp"))
 }
 
 #[cfg(test)]

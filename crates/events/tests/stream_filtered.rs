@@ -169,7 +169,9 @@ async fn checkpoints_come_every_n_skipped_when_idle_and_live() {
     feed.append(Some("b"), msg(10)).await.unwrap();
     feed.append(Some("a"), msg(11)).await.unwrap();
     match s.next().await {
-        Some(Ok(FeedItem::Event(env))) => assert_eq!((env.seq.get(), env.stream.as_ref().map(StreamId::as_str)), (12, Some("a"))),
+        Some(Ok(FeedItem::Event(env))) => {
+            assert_eq!((env.seq.get(), env.stream.as_ref().map(StreamId::as_str)), (12, Some("a")));
+        }
         other => panic!("expected the event of a, got {other:?}"),
     }
     // Only skipped events since: a checkpoint once idle; then the end, with
@@ -188,7 +190,9 @@ async fn a_stream_id_over_the_limit_is_refused() {
     let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
     let long = "x".repeat(MAX_STREAM_ID_BYTES + 1);
     let refused = feed.stream_filtered(Seq::ZERO, Filter::stream(long)).unwrap_err();
-    assert!(matches!(refused, Error::StreamIdTooLong { len, limit } if len == MAX_STREAM_ID_BYTES + 1 && limit == MAX_STREAM_ID_BYTES));
+    assert!(
+        matches!(refused, Error::StreamIdTooLong { len, limit } if len == MAX_STREAM_ID_BYTES + 1 && limit == MAX_STREAM_ID_BYTES)
+    );
     assert!(feed.stream_filtered(Seq::ZERO, Filter::stream("x".repeat(MAX_STREAM_ID_BYTES))).is_ok());
     feed.close().await.unwrap();
 }

@@ -19,7 +19,13 @@ use futures::StreamExt;
 use support::{Ev, msg};
 
 async fn open(dir: &Path) -> Feed<Ev> {
-    Feed::builder(dir).sync(SyncPolicy::Never).segment_bytes(512).retention(Retention::segments(3)).open().await.unwrap()
+    Feed::builder(dir)
+        .sync(SyncPolicy::Never)
+        .segment_bytes(512)
+        .retention(Retention::segments(3))
+        .open()
+        .await
+        .unwrap()
 }
 
 async fn next(s: &mut FilteredStream<Ev>) -> FeedItem<Ev> {

@@ -46,8 +46,11 @@ pub enum Filter<E> {
     /// The events for which the function returns `true`. Retention resets
     /// its clients as it resets any stream: a predicate cannot be checked
     /// against what was pruned.
-    Predicate(Arc<dyn Fn(&Envelope<E>) -> bool + Send + Sync>),
+    Predicate(Arc<FilterFn<E>>),
 }
+
+/// The function of a [`Filter::Predicate`]: `true` keeps the event.
+pub type FilterFn<E> = dyn Fn(&Envelope<E>) -> bool + Send + Sync;
 
 impl<E> Filter<E> {
     /// The events of stream `id`.

@@ -17,10 +17,8 @@
 //! where the reset says, never silently skipping or serving another
 //! journal's records under the old cursor.
 
-mod filter;
+pub(crate) mod filter;
 mod policy;
-
-pub use filter::{Filter, FilteredStream};
 
 use std::pin::Pin;
 use std::sync::Arc;
