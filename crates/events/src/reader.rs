@@ -278,7 +278,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// when that summary covers every seq from the cursor to the earliest
     /// retained one and none of those segments held the stream, the stream
     /// goes on at the earliest retained event with a checkpoint instead of
-    /// a reset. Anything less certain (a range older than the summary, a
+    /// a reset (whatever the [`OnExpired`] policy: nothing it asked for is
+    /// gone). Anything less certain (a range older than the summary, a
     /// segment whose ids were not known, the stream's own events or a hash
     /// collision) resets as `stream_from` would. A [`Filter::Predicate`]
     /// cannot be checked against what was pruned: its clients are reset
