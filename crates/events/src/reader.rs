@@ -285,13 +285,16 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// cannot be checked against what was pruned: its clients are reset
     /// as `stream_from`'s are.
     ///
-    /// For a stream-id filter the catch-up reads the journal like
-    /// `stream_from` (every record is read and decoded) rather than
-    /// through the per-stream index of [`read_stream`](Self::read_stream):
-    /// the filtered stream must report salvage gaps, undecodable records
-    /// and resets exactly where `stream_from` does, and checkpoint at seqs
-    /// it really scanned; to load one stream's history fast, use
-    /// `read_stream` (or [`follow_stream`](Self::follow_stream)).
+    /// **Catch-up through the per-stream index.** With [`Filter::Stream`],
+    /// a stream that replays the journal jumps over whole sealed segments
+    /// whose sidecar index (see [`read_stream`](Self::read_stream)) proves
+    /// they hold no event of the stream after its cursor and no missing
+    /// seq, with a checkpoint at the last seq jumped over; their records are
+    /// not read (so an undecodable event of another stream in them is not
+    /// reported). Segments whose sidecar is not built yet, damaged or stale,
+    /// the active one, and segments holding the stream are read record by
+    /// record as `stream_from` reads them. To load one stream's history,
+    /// [`read_stream`](Self::read_stream) reads only that stream's records.
     ///
     /// ```
     /// use events::{Cursor, Event, Feed, FeedItem, Filter, Seq};

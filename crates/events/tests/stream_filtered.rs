@@ -95,10 +95,14 @@ async fn check(reader: &FeedReader<Ev>, filter: Filter<Ev>, every: u64) {
     let positions: Vec<u64> = seen.order.iter().map(|(_, seq)| *seq).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "positions go forward: {:?}", seen.order);
     assert!(positions.iter().all(|&p| p <= latest));
-    // Never more than `every` skipped events between two items.
+    // Never more than `every` skipped events between two items, except
+    // where a stream-id filter jumped to the end of a sealed segment through
+    // its sidecar.
+    let firsts = segment_firsts(reader.dir());
     let mut last = reader.earliest_seq().get().saturating_sub(1);
-    for &(_, seq) in &seen.order {
-        assert!(seq - last <= every, "{} events skipped before {seq} (every {every})", seq - last - 1);
+    for &(checkpoint, seq) in &seen.order {
+        let jump = checkpoint && matches!(filter, Filter::Stream(_)) && firsts.contains(&(seq + 1));
+        assert!(seq - last <= every || jump, "{} events skipped before {seq} (every {every})", seq - last - 1);
         last = seq;
     }
     // Resuming from any position: exactly the matching events after it.
@@ -194,5 +198,63 @@ async fn a_stream_id_over_the_limit_is_refused() {
         matches!(refused, Error::StreamIdTooLong { len, limit } if len == MAX_STREAM_ID_BYTES + 1 && limit == MAX_STREAM_ID_BYTES)
     );
     assert!(feed.stream_filtered(Seq::ZERO, Filter::stream("x".repeat(MAX_STREAM_ID_BYTES))).is_ok());
+    feed.close().await.unwrap();
+}
+
+/// The first seqs of the segments of `dir`, from their file names.
+fn segment_firsts(dir: &Path) -> Vec<u64> {
+    let name = |p: &std::path::PathBuf| p.file_stem().unwrap().to_str().unwrap().parse::<u64>().unwrap();
+    events_testkit::fs::segments(dir).iter().map(name).collect()
+}
+
+/// Reads `s` until the event at `last`: the events' seqs and the checkpoints'.
+async fn events_and_checkpoints(s: &mut FilteredStream<Ev>, last: u64) -> (Vec<u64>, Vec<u64>) {
+    let seen = drain(s, 0, last).await;
+    (seen.events, seen.checkpoints)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_id_catch_up_jumps_over_sealed_segments_its_index_proves_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::unlimited()).await;
+    let first = feed.append(Some("a"), msg(0)).await.unwrap().get();
+    for n in 1..=200 {
+        feed.append(Some("b"), msg(n)).await.unwrap();
+    }
+    let last = feed.append(Some("a"), msg(201)).await.unwrap().get();
+    feed.append(Some("b"), msg(202)).await.unwrap();
+    let sealed = segment_firsts(tmp.path()).len() - 1;
+    assert!(sealed >= 5, "only {sealed} sealed segments");
+    support::eventually("the writer indexed every sealed segment", || {
+        events_testkit::fs::with_extension(tmp.path(), "idx").len() == sealed
+    })
+    .await;
+
+    // No cadence checkpoint can come (none after any count, none before an
+    // hour): every checkpoint is a jump, and ends at a segment's end.
+    let quiet = |s: FilteredStream<Ev>| s.checkpoint_every(u64::MAX).checkpoint_after(Duration::from_secs(3600));
+    let firsts = segment_firsts(tmp.path());
+    for reader in [feed.reader(), FeedReader::open(tmp.path()).unwrap()] {
+        let mut s = quiet(reader.stream_filtered(Seq::ZERO, Filter::stream("a")).unwrap());
+        let (events, checkpoints) = events_and_checkpoints(&mut s, last).await;
+        assert_eq!(events, [first, last]);
+        assert!(!checkpoints.is_empty(), "the catch-up read every b event");
+        for c in &checkpoints {
+            assert!(firsts.contains(&(c + 1)) && *c < last, "checkpoint {c} is not the end of a sealed segment");
+        }
+    }
+
+    // Without sidecars (a reader of another process never builds them for
+    // this): every record is read, the same events, no jump.
+    for idx in events_testkit::fs::with_extension(tmp.path(), "idx") {
+        std::fs::remove_file(idx).unwrap();
+    }
+    let follower = FeedReader::<Ev>::open(tmp.path()).unwrap();
+    let mut s = quiet(follower.stream_filtered(Seq::ZERO, Filter::stream("a")).unwrap());
+    assert_eq!(events_and_checkpoints(&mut s, last).await, (vec![first, last], vec![]));
+    // A predicate never jumps.
+    let keep_a = Filter::predicate(|env: &events::Envelope<Ev>| env.stream_str() == Some("a"));
+    let mut s = quiet(feed.stream_filtered(Seq::ZERO, keep_a).unwrap());
+    assert_eq!(events_and_checkpoints(&mut s, last).await, (vec![first, last], vec![]));
     feed.close().await.unwrap();
 }

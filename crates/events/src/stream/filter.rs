@@ -3,13 +3,16 @@
 //! [`FeedItem::Checkpoint`] items carrying the seq scanned so far, so a
 //! filtered consumer's cursor moves past other streams' events (KurrentDB's
 //! `checkpointReached`). It wraps the one state machine of `mod.rs`, which
-//! sees every event; for a stream-id filter it also hands the state machine
-//! the id, so that an expired cursor is checked against the journal's
-//! pruned-segments summary (`policy.rs`) before it is reset.
+//! sees every event it reads; for a stream-id filter it also hands the state
+//! machine the id, so that its catch-up jumps over sealed segments whose
+//! sidecar proves they hold nothing of the stream (`skip.rs`) and an expired
+//! cursor is checked against the journal's pruned-segments summary
+//! (`policy.rs`) before it is reset.
 //!
 //! Invariant: a checkpoint names a seq that was really scanned (the seq of
-//! an event the state machine yielded, or the end of a pruned range that
-//! provably held none of the stream), every matching event at or below it
+//! an event the state machine yielded, the end of segments whose index
+//! proves they hold none of the stream, or the end of a pruned range that
+//! provably held none of it), every matching event at or below it
 //! was yielded before it, and it never goes backward between resets; so
 //! resuming from any checkpoint yields exactly the matching events after
 //! it, no duplicate and no gap.
@@ -106,10 +109,12 @@ impl<E> std::fmt::Debug for Filter<E> {
 ///   of them was skipped (default 1 s; zero: at once), or
 /// - the underlying stream ended (the feed was closed);
 ///
-/// and for a stream-id filter whose cursor was pruned when the journal's
-/// pruned-segments summary shows that none of the pruned events belonged
-/// to the stream: then, instead of a `Reset`, a checkpoint at the seq before
-/// the earliest retained one.
+/// and for a stream-id filter: after a jump over sealed segments whose
+/// sidecar index proves they hold nothing of the stream (a checkpoint at
+/// the last seq jumped over), and, when its cursor was pruned and the
+/// journal's pruned-segments summary shows that none of the pruned events
+/// belonged to the stream, instead of a `Reset`: a checkpoint at the seq
+/// before the earliest retained one.
 pub struct FilteredStream<E> {
     inner: FeedStream<E>,
     filter: Filter<E>,
