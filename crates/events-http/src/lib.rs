@@ -71,8 +71,10 @@
 //!     its `Last-Event-ID` resumes after it with no duplicate and no gap.
 //!     One comes once the feed has nothing more ready after skipping other
 //!     streams' events ([`FeedRouter::checkpoint_after`] later, 1 s by
-//!     default), after every 1024 skipped events, and instead of a reset
-//!     when only other streams' events were pruned after the cursor. A
+//!     default), after every 1024 skipped events, after a catch-up jumped
+//!     over sealed segments whose per-stream index holds nothing of the
+//!     stream, and instead of a reset when only other streams' events were
+//!     pruned after the cursor. A
 //!     client that does not listen for `checkpoint` events loses nothing:
 //!     `EventSource` still records the id;
 //!   * if the journal is corrupt, an event cannot be encoded, or an expired
