@@ -188,6 +188,8 @@ pub(crate) async fn crash_and_recover(
                 gaps += 1;
                 break;
             }
+            // Only a filtered stream yields checkpoints; this one is not.
+            Some(Ok(FeedItem::Checkpoint { .. })) => {}
             Some(Err(e)) => return Err(Failure::Error(Box::new(e))),
         }
     }

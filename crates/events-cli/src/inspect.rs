@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use events::layers::journal::format::{FORMAT_VERSION, SegmentHeader};
-use events::layers::journal::{CONSUMERS_DIR, Reader, WATERMARK_FILE};
+use events::layers::journal::{CONSUMERS_DIR, PRUNED_FILE, Reader, WATERMARK_FILE};
 
 use crate::ops::require_journal;
 use crate::render::rfc3339;
@@ -41,7 +41,7 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
                 let bytes = entry.metadata()?.len();
                 segments.push(Segment { header: read_header(&path), path, first_seq, bytes });
             }
-            _ if name == "LOCK" || name == WATERMARK_FILE || name == CONSUMERS_DIR => {}
+            _ if name == "LOCK" || name == WATERMARK_FILE || name == CONSUMERS_DIR || name == PRUNED_FILE => {}
             _ => ignored.push(path),
         }
     }

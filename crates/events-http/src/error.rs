@@ -34,6 +34,15 @@ pub enum RequestError {
         /// The parameter as sent.
         value: String,
     },
+    /// The `stream` query parameter is longer than the feed accepts
+    /// ([`events::MAX_STREAM_ID_BYTES`]).
+    #[error("invalid stream= parameter: {len} bytes, over the limit of {limit} bytes for a stream id")]
+    StreamId {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl IntoResponse for RequestError {

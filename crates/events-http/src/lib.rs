@@ -32,7 +32,13 @@
 //!   both are checked and a malformed value in either is a `400`
 //!   ([`RequestError`]), even when the other is valid; of two valid values
 //!   `Last-Event-ID` wins (an empty header counts as absent).
-//!   `?stream=<id>` keeps only events of that stream id. Frames:
+//!   `?stream=<id>` keeps only events of that stream id (an id over
+//!   [`events::MAX_STREAM_ID_BYTES`] is a `400`), and adds checkpoint
+//!   frames so that the client's cursor moves past other streams' events
+//!   (see below); such a client is reset by retention only when events of
+//!   its own stream were pruned (the façade's
+//!   [`FeedReader::stream_filtered`](events::FeedReader::stream_filtered)).
+//!   Frames:
 //!   * each event: `id: <epoch>-<seq>` and `data: {"seq":…,"ts":…,"stream":…|null,"event":…}`
 //!     — `ts` in unix nanoseconds, `event` encoded with `serde_json`;
 //!   * when the cursor cannot be served: `event: reset`, `data:
@@ -59,6 +65,18 @@
 //!     undecodable`, `id: <epoch>-<seq>`, `data: {"seq":…,"version":…,"error":"…"}`,
 //!     and the stream goes on (under the default `Fail` policy, the `error`
 //!     frame below);
+//!   * with `?stream=<id>` only: `event: checkpoint`, `id: <epoch>-<seq>`,
+//!     `data: {"seq":…}` — every event up to `seq` was scanned and those of
+//!     the stream were sent before it, so a browser that stores the id as
+//!     its `Last-Event-ID` resumes after it with no duplicate and no gap.
+//!     One comes once the feed has nothing more ready after skipping other
+//!     streams' events ([`FeedRouter::checkpoint_after`] later, 1 s by
+//!     default), after every 1024 skipped events, after a catch-up jumped
+//!     over sealed segments whose per-stream index holds nothing of the
+//!     stream, and instead of a reset when only other streams' events were
+//!     pruned after the cursor. A
+//!     client that does not listen for `checkpoint` events loses nothing:
+//!     `EventSource` still records the id;
 //!   * if the journal is corrupt, an event cannot be encoded, or an expired
 //!     cursor meets the `Fail` policy: `event: error`, `data:
 //!     {"error":"…"}`, then the response ends;

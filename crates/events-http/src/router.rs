@@ -17,7 +17,7 @@ use events::{Bincode, Codec, Event, FeedReader};
 use tokio::sync::watch;
 
 use crate::fallback::{method_not_allowed, not_found};
-use crate::sse::{self, DEFAULT_KEEP_ALIVE};
+use crate::sse::{self, DEFAULT_CHECKPOINT_AFTER, DEFAULT_KEEP_ALIVE};
 use crate::state::AppState;
 use crate::status;
 
@@ -90,6 +90,7 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
             state: AppState {
                 reader,
                 keep_alive: DEFAULT_KEEP_ALIVE,
+                checkpoint_after: DEFAULT_CHECKPOINT_AFTER,
                 clients: Arc::new(clients),
                 #[cfg(feature = "metrics")]
                 metrics: None,
@@ -103,6 +104,18 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     #[must_use]
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.state.keep_alive = interval;
+        self
+    }
+
+    /// How long after the first skipped event a `/stream?stream=<id>`
+    /// client whose feed has nothing more ready gets an
+    /// `event: checkpoint` frame, whose id moves its `Last-Event-ID` past
+    /// other streams' events (see the [crate docs](crate)); zero sends one
+    /// as soon as the feed has nothing ready. A checkpoint also comes after
+    /// every 1024 skipped events. Default: 1 s.
+    #[must_use]
+    pub fn checkpoint_after(mut self, after: Duration) -> Self {
+        self.state.checkpoint_after = after;
         self
     }
 

@@ -11,7 +11,10 @@
 //! client went away) drops the `FeedStream` and the client-count guard.
 //! Every frame's id names the epoch of the journal it came from: the stream
 //! starts with the cursor's epoch and only an `epoch_mismatch` reset, which
-//! carries the journal's epoch, changes it.
+//! carries the journal's epoch, changes it. A `?stream=<id>` client reads a
+//! [`FilteredStream`]: its events of that stream, and `checkpoint` frames
+//! whose id is the seq scanned so far, so its `Last-Event-ID` moves past
+//! other streams' events.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,7 +24,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use events::{Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, ResetReason, Seq, error_chain};
+use events::{
+    Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, ResetReason, Seq,
+    error_chain,
+};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -70,15 +76,23 @@ where
         (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot resolve the cursor: {e}\n")).into_response()
     })?;
     tracing::debug!(cursor = seq.get(), epoch, stream = ?query.stream, "SSE client connected");
-    let frames = Frames {
-        // No cursor (or a bare 0) asks for everything retained: never
-        // expired. The frames' ids then name the epoch the stream reads.
-        inner: state.reader.stream_from(if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) }),
-        epoch,
-        filter: query.stream,
-        failed: false,
-        _guard: ClientGuard::new(Arc::clone(&state.clients)),
+    // No cursor (or a bare 0) asks for everything retained: never
+    // expired. The frames' ids then name the epoch the stream reads.
+    let cursor = if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) };
+    let inner = match query.stream {
+        None => Source::All(state.reader.stream_from(cursor)),
+        Some(id) => match state.reader.stream_filtered(cursor, Filter::stream(id)) {
+            Ok(filtered) => Source::Filtered(filtered.checkpoint_after(state.checkpoint_after)),
+            Err(events::Error::StreamIdTooLong { len, limit }) => {
+                return Err(RequestError::StreamId { len, limit }.into_response());
+            }
+            Err(e) => {
+                let message = format!("cannot filter the stream: {}\n", error_chain(&e));
+                return Err((StatusCode::INTERNAL_SERVER_ERROR, message).into_response());
+            }
+        },
     };
+    let frames = Frames { inner, epoch, failed: false, _guard: ClientGuard::new(Arc::clone(&state.clients)) };
     let body = futures::stream::unfold(frames, |mut f| async move { f.next_frame().await.map(|ev| (Ok(ev), f)) });
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive")))
 }
@@ -164,11 +178,33 @@ impl Drop for ClientGuard {
     }
 }
 
+/// What a client's frames come from: the whole feed, or (`?stream=<id>`)
+/// its events of one stream with checkpoints.
+enum Source<E> {
+    All(FeedStream<E>),
+    Filtered(FilteredStream<E>),
+}
+
+impl<E: Event> Source<E> {
+    async fn next(&mut self) -> Option<events::Result<FeedItem<E>>> {
+        match self {
+            Source::All(s) => s.next().await,
+            Source::Filtered(s) => s.next().await,
+        }
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        match self {
+            Source::All(s) => s.epoch(),
+            Source::Filtered(s) => s.epoch(),
+        }
+    }
+}
+
 struct Frames<E> {
-    inner: FeedStream<E>,
+    inner: Source<E>,
     /// The epoch of the journal the stream reads now, for the frames' ids.
     epoch: u64,
-    filter: Option<String>,
     failed: bool,
     _guard: ClientGuard,
 }
@@ -178,45 +214,36 @@ impl<E: Event> Frames<E> {
         if self.failed {
             return None;
         }
-        loop {
-            match self.inner.next().await? {
-                // `stream_from` is durable only: ephemeral items come from
-                // `stream_live`, never from this stream.
-                Ok(FeedItem::Ephemeral { .. }) => continue,
-                Ok(FeedItem::Event(env)) => {
-                    if self.filter.as_deref().is_some_and(|want| env.stream_str() != Some(want)) {
-                        // Skipped events come from a replay buffer that never
-                        // returns Pending; give the worker back now and then.
-                        tokio::task::consume_budget().await;
-                        continue;
-                    }
-                    // The epoch the stream reads: for a cursor without one
-                    // (everything retained) it is fixed at its first read.
-                    self.epoch = self.inner.epoch().unwrap_or(self.epoch);
-                    return Some(match event_frame(self.epoch, &env) {
-                        Ok(frame) => frame,
-                        Err(e) => self.fail(&format!("event {} cannot be encoded as JSON: {e}", env.seq)),
-                    });
+        Some(match self.inner.next().await? {
+            Ok(FeedItem::Event(env)) => {
+                // The epoch the stream reads: for a cursor without one
+                // (everything retained) it is fixed at its first read.
+                self.epoch = self.inner.epoch().unwrap_or(self.epoch);
+                match event_frame(self.epoch, &env) {
+                    Ok(frame) => frame,
+                    Err(e) => self.fail(&format!("event {} cannot be encoded as JSON: {e}", env.seq)),
                 }
-                Ok(FeedItem::Reset { reason, earliest, latest }) => {
-                    if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
-                        self.epoch = journal_epoch;
-                    }
-                    return Some(reset_frame(self.epoch, reason, earliest, latest));
-                }
-                Ok(FeedItem::Undecodable { seq, version, error }) => {
-                    // Its id moves the client's cursor past it, like an event's.
-                    let data = serde_json::json!({ "seq": seq.get(), "version": version, "error": error });
-                    return Some(
-                        SseEvent::default()
-                            .event("undecodable")
-                            .id(cursor::format(self.epoch, seq))
-                            .data(data.to_string()),
-                    );
-                }
-                Err(e) => return Some(self.fail(&error_chain(&e))),
             }
-        }
+            Ok(FeedItem::Reset { reason, earliest, latest }) => {
+                if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
+                    self.epoch = journal_epoch;
+                }
+                reset_frame(self.epoch, reason, earliest, latest)
+            }
+            Ok(FeedItem::Undecodable { seq, version, error }) => {
+                // Its id moves the client's cursor past it, like an event's.
+                let data = serde_json::json!({ "seq": seq.get(), "version": version, "error": error });
+                SseEvent::default().event("undecodable").id(cursor::format(self.epoch, seq)).data(data.to_string())
+            }
+            Ok(FeedItem::Checkpoint { seq }) => {
+                // `?stream=` only: its id moves the client's cursor past the
+                // other streams' events scanned up to `seq`.
+                self.epoch = self.inner.epoch().unwrap_or(self.epoch);
+                let data = serde_json::json!({ "seq": seq.get() });
+                SseEvent::default().event("checkpoint").id(cursor::format(self.epoch, seq)).data(data.to_string())
+            }
+            Err(e) => self.fail(&error_chain(&e)),
+        })
     }
 
     /// An `event: error` frame, after which the stream ends: the client sees
@@ -262,6 +289,9 @@ fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq) -> S
     data["reason"] = reason;
     SseEvent::default().event("reset").id(cursor::format(epoch, resume)).data(data.to_string())
 }
+
+/// The default of [`FeedRouter::checkpoint_after`](crate::FeedRouter::checkpoint_after).
+pub(crate) const DEFAULT_CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 
 /// The default keep-alive interval.
 pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -19,6 +19,9 @@ use tokio::sync::watch;
 pub(crate) struct AppState<E, C: Codec> {
     pub(crate) reader: FeedReader<E, C>,
     pub(crate) keep_alive: Duration,
+    /// How soon a `?stream=` client gets a checkpoint frame once the feed
+    /// is quiet after skipping other streams' events.
+    pub(crate) checkpoint_after: Duration,
     pub(crate) clients: Arc<watch::Sender<usize>>,
     /// Set when `/metrics` is mounted.
     #[cfg(feature = "metrics")]
@@ -30,6 +33,7 @@ impl<E, C: Codec> Clone for AppState<E, C> {
         AppState {
             reader: self.reader.clone(),
             keep_alive: self.keep_alive,
+            checkpoint_after: self.checkpoint_after,
             clients: Arc::clone(&self.clients),
             #[cfg(feature = "metrics")]
             metrics: self.metrics.clone(),

@@ -132,6 +132,7 @@ mod mapping;
 mod open;
 mod options;
 mod pin;
+mod pruned;
 mod reader;
 mod rebuild;
 mod records;
@@ -156,6 +157,10 @@ pub use error::{JournalError, ReadError};
 pub use follow::{Followed, Follower, Reset};
 pub use open::RecoveryReport;
 pub use options::{JournalOptions, RecoveryMode, SyncPolicy};
+pub use pruned::{
+    PRUNED_ENTRY_LEN, PRUNED_FILE, PRUNED_HEADER_LEN, PRUNED_MAGIC, PRUNED_MAX_KEYS, PRUNED_MAX_SEGMENTS,
+    PRUNED_VERSION, PrunedLog, PrunedSegment, key_hash,
+};
 pub use reader::{Reader, SegmentSizes};
 pub use records::{Record, Records};
 pub use recover_segment::RecoveryAction;

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::pruned::KeyFn;
 use crate::retention::Retention;
 use crate::seam::Io;
 
@@ -108,6 +109,7 @@ pub struct JournalOptions {
     pub(crate) recovery: RecoveryMode,
     pub(crate) max_record_bytes: u32,
     pub(crate) codec_tag: u32,
+    pub(crate) index_key: Option<KeyFn>,
     pub(crate) io: Io,
 }
 
@@ -122,6 +124,7 @@ impl Default for JournalOptions {
             recovery: RecoveryMode::Strict,
             max_record_bytes: 16 << 20,
             codec_tag: 0,
+            index_key: None,
             io: Io::default(),
         }
     }
@@ -212,6 +215,19 @@ impl JournalOptions {
     /// if existing segments carry another one. Default: 0.
     pub fn codec_tag(mut self, tag: u32) -> Self {
         self.codec_tag = tag;
+        self
+    }
+
+    /// How to read a record's key (the key sidecar indexes are built on)
+    /// out of its payload, for retention's pruned-segments summary
+    /// (`<dir>/PRUNED`, see [`PrunedLog`](crate::PrunedLog)): a segment about
+    /// to be removed is summarised from its sidecar, and when it has no
+    /// valid one, from an index built with this function, which reads the
+    /// segment once on the writer's thread. Without it such a segment is
+    /// summarised as unknown, and readers that consult the summary treat
+    /// it as possibly holding any key. Default: none.
+    pub fn index_key(mut self, key: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        self.index_key = Some(KeyFn(std::sync::Arc::new(key)));
         self
     }
 

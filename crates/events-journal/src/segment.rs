@@ -26,6 +26,16 @@ use crate::watermark::WATERMARK_FILE;
 /// entries, because the segment listing must skip it.
 pub const CONSUMERS_DIR: &str = "consumers";
 
+/// Name of the pruned-segments summary in a journal directory (see
+/// `pruned.rs`); it is written through `PRUNED.tmp`. Listed here because
+/// the segment listing must skip both.
+pub const PRUNED_FILE: &str = "PRUNED";
+
+/// Whether `name` is the pruned-segments summary or its temporary file.
+fn is_pruned_file(name: &OsStr) -> bool {
+    name == PRUNED_FILE || name.to_str().is_some_and(|n| n.strip_suffix(".tmp") == Some(PRUNED_FILE))
+}
+
 /// What the writer knows of each segment it keeps.
 #[derive(Debug)]
 pub(crate) struct SegInfo {
@@ -83,7 +93,7 @@ pub(crate) fn parse_sidecar_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok()
 }
 
-/// Lists the segments of `dir`. Sidecars are listed apart, silently. Other entries (except `LOCK`, `WATERMARK` and `consumers`) are collected
+/// Lists the segments of `dir`. Sidecars are listed apart, silently. Other entries (except `LOCK`, `WATERMARK`, `PRUNED` and `consumers`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();
@@ -92,7 +102,7 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
         let entry = entry.map_err(|e| JournalError::io("read directory", dir, e))?;
         let name = entry.file_name();
         // The journal's own non-segment entries are not strangers: no warning, not listed.
-        if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR {
+        if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR || is_pruned_file(&name) {
             continue;
         }
         let path = entry.path();

@@ -304,9 +304,22 @@ impl Sidecar {
         le_u64(&self.bytes, 48)
     }
 
-    /// The entries of `key` (empty when the segment holds none).
+    /// The entries of `key` (empty when the segment holds none). Only that
+    /// key's entries are decoded.
     pub fn entries(&self, key: &[u8]) -> Vec<IndexEntry> {
-        self.all().find(|(k, _)| *k == key).map(|(_, e)| e).unwrap_or_default()
+        let mut at = SIDECAR_HEADER_LEN;
+        for _ in 0..self.key_count() {
+            let Some((k, entries, end)) = self.skip(at) else { break };
+            if self.bytes[k] == *key {
+                return Self::decode_entries(&self.bytes[entries..end]);
+            }
+            at = end;
+        }
+        Vec::new()
+    }
+
+    fn decode_entries(bytes: &[u8]) -> Vec<IndexEntry> {
+        bytes.chunks_exact(16).map(|c| IndexEntry { seq: le_u64(c, 0), offset: le_u64(c, 8) }).collect()
     }
 
     /// Every key with its entries, in key order.
@@ -315,11 +328,7 @@ impl Sidecar {
         (0..self.key_count()).map_while(move |_| {
             let (key, entries, end) = self.skip(at)?;
             at = end;
-            let list = self.bytes[entries..end]
-                .chunks_exact(16)
-                .map(|c| IndexEntry { seq: le_u64(c, 0), offset: le_u64(c, 8) })
-                .collect();
-            Some((&self.bytes[key], list))
+            Some((&self.bytes[key], Self::decode_entries(&self.bytes[entries..end])))
         })
     }
 

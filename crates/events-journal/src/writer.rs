@@ -353,6 +353,7 @@ impl Journal {
         // Retention's plan, less what registered consumers pin (`pin.rs`).
         let plan = self.plan_retention();
         let n = plan.remove;
+        self.summarize_pruned(n);
         let mut removed = Vec::with_capacity(n);
         let mut failure = None;
         for _ in 0..n {
@@ -389,6 +390,18 @@ impl Journal {
             tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
         }
         (removed, failure)
+    }
+
+    /// Records the `n` oldest segments in the pruned-segments summary
+    /// (`pruned.rs`) before retention removes them.
+    fn summarize_pruned(&self, n: usize) {
+        let n = n.min(self.segments.len().saturating_sub(1));
+        if n == 0 {
+            return;
+        }
+        let remove: Vec<(u64, PathBuf)> = self.segments.iter().take(n).map(|s| (s.first_seq, s.path.clone())).collect();
+        let next_first = self.segments[n].first_seq;
+        crate::pruned::record(&self.dir, self.epoch, &remove, next_first, self.opts.index_key.as_ref());
     }
 
     /// Removes sidecars whose segment is gone (`sidecar::sweep`).

@@ -88,6 +88,8 @@ use crate::{NatsError, StreamSpec};
 ///         FeedItem::Event(env) => println!("{} {:?}", env.seq, env.event),
 ///         FeedItem::Reset { reason, earliest, .. } => println!("reset ({reason:?}), oldest available {earliest}"),
 ///         FeedItem::Undecodable { seq, error, .. } => println!("cannot read {seq}: {error}"),
+///         // Only a filtered stream of the façade yields checkpoints.
+///         FeedItem::Checkpoint { .. } => {}
 ///     }
 /// }
 /// # Ok(()) }

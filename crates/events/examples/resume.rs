@@ -55,6 +55,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("reset ({reason:?}): resync from {earliest}..={latest}");
             }
             FeedItem::Undecodable { seq, error, .. } => println!("skipped #{seq}: {error}"),
+            // Only `stream_filtered` yields checkpoints: a filtered client
+            // stores their seq as its cursor.
+            FeedItem::Checkpoint { seq } => println!("scanned up to #{seq}"),
         }
     }
     feed.close().await?;

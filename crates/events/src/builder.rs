@@ -406,7 +406,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         }
         let open_journal = || {
             let dir = self.dir.clone();
-            let options = self.journal.clone().codec_tag(C::ID);
+            // Retention summarises each segment it removes by stream id
+            // (`PRUNED`); a segment not indexed yet is read with this.
+            let codec = self.codec.clone();
+            let options = self.journal.clone().codec_tag(C::ID).index_key(move |p| crate::index::key_of(&codec, p));
             tokio::task::spawn_blocking(move || Journal::open(&dir, options))
         };
         let (journal, report) = match open_journal().await.map_err(Error::Task)? {

@@ -25,6 +25,7 @@ use crate::session::{Session, SessionRegistry};
 use crate::shared::Shared;
 use crate::stats::FeedStats;
 use crate::stream::FeedStream;
+use crate::stream::filter::{Filter, FilteredStream};
 use crate::stream_read::StreamEvents;
 use crate::writer::Cmd;
 use crate::{Error, Result};
@@ -179,6 +180,16 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// [`FeedReader::stream_from`].
     pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
         self.reader.stream_from(cursor)
+    }
+
+    /// `stream_from(cursor)` narrowed by `filter`, with checkpoints: see
+    /// [`FeedReader::stream_filtered`].
+    ///
+    /// # Errors
+    ///
+    /// As [`FeedReader::stream_filtered`].
+    pub fn stream_filtered(&self, cursor: impl Into<Cursor>, filter: Filter<E>) -> Result<FilteredStream<E>> {
+        self.reader.stream_filtered(cursor, filter)
     }
 
     /// The events of stream `id` after `from`: see [`FeedReader::read_stream`].

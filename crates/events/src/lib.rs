@@ -28,6 +28,12 @@
 //! * [`Feed::read_stream`] reads one stream's history (a session, a job, a
 //!   document) through a per-stream index, touching only the records of
 //!   that stream; [`Feed::follow_stream`] then goes on live.
+//! * [`Feed::stream_filtered`] serves a client of one stream (or of any
+//!   predicate) that resumes from its cursor: the matching events plus
+//!   [`FeedItem::Checkpoint`] items carrying the seq scanned so far, so its
+//!   cursor moves past other streams' events; a client filtered by stream
+//!   id is reset by retention only when events of its own stream were
+//!   pruned.
 //! * [`Feed::session`] gives a lossless per-session emitter: every event,
 //!   ephemeral ones included, reaches the session's subscribers in order with
 //!   backpressure, and durable ones are forwarded into the feed.
@@ -196,6 +202,7 @@ pub use reader::FeedReader;
 pub use session::{Session, SessionSubscriber};
 pub use stats::{FeedStats, SinkReport};
 pub use stream::FeedStream;
+pub use stream::filter::{Filter, FilterFn, FilteredStream};
 pub use stream_read::StreamEvents;
 
 #[cfg(feature = "msgpack")]

@@ -1,6 +1,6 @@
 //! Where a reader stands and what it is told: [`Cursor`] (a seq and,
 //! optionally, the epoch it belongs to), [`FeedItem`] (an event or an
-//! explicit reset), [`ResetReason`] and the [`OnExpired`] policy.
+//! explicit reset, or a filtered stream's checkpoint), [`ResetReason`] and the [`OnExpired`] policy.
 //! Neighbours: `stream.rs` runs the state machine that produces these;
 //! `reader.rs` and the HTTP and NATS layers build cursors from the wire.
 //! Invariant: a bare `Seq::ZERO` asks for everything retained and is never
@@ -208,6 +208,18 @@ pub enum FeedItem<E> {
         /// Why it cannot be decoded (the codec's message chain).
         error: String,
     },
+    /// Only from a filtered stream ([`FilteredStream`](crate::FilteredStream)):
+    /// every event up to and including `seq` has been scanned, and those
+    /// that match were yielded before this item. Resuming the filtered
+    /// stream from `seq` (in the stream's [`epoch`](crate::FilteredStream::epoch))
+    /// yields exactly the matching events that follow: no duplicate, no
+    /// gap. A checkpoint never goes backward between resets; it is
+    /// KurrentDB's `checkpointReached`. An unfiltered
+    /// [`FeedStream`](crate::FeedStream) never yields one.
+    Checkpoint {
+        /// The last seq scanned.
+        seq: Seq,
+    },
 }
 
 impl<E> FeedItem<E> {
@@ -215,7 +227,10 @@ impl<E> FeedItem<E> {
     pub fn event(&self) -> Option<&Arc<Envelope<E>>> {
         match self {
             FeedItem::Event(env) => Some(env),
-            FeedItem::Reset { .. } | FeedItem::Undecodable { .. } | FeedItem::Ephemeral { .. } => None,
+            FeedItem::Reset { .. }
+            | FeedItem::Undecodable { .. }
+            | FeedItem::Checkpoint { .. }
+            | FeedItem::Ephemeral { .. } => None,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::live::{LiveStream, Ring};
 use crate::position::{Cursor, FeedItem, LiveCursor, OnExpired, OnUndecodable};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
+use crate::stream::filter::{Filter, FilteredStream};
 use crate::stream::{FeedStream, Tail};
 use crate::stream_read::{self, StreamEvents};
 use crate::{Error, FeedStats, Result};
@@ -264,17 +265,96 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// served. A follower's stream never ends on its own; a live one ends
     /// after the feed is closed and everything journaled was delivered.
     pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
+        self.stream(cursor.into(), None)
+    }
+
+    /// The events of `stream_from(cursor)` that pass `filter`, plus
+    /// [`FeedItem::Checkpoint`] items carrying the seq scanned so far, so
+    /// that a filtered consumer that stores the last event's or
+    /// checkpoint's seq as its cursor resumes past other streams' events
+    /// instead of re-scanning them. When a checkpoint comes and how to tune
+    /// it: [`FilteredStream`]. Resets, undecodable events and errors come
+    /// as from `stream_from`, with one exception:
+    ///
+    /// **A quiet stream is not reset for others' events.** With
+    /// [`Filter::Stream`], a cursor below the earliest retained seq is
+    /// reset only if events *of that stream* may have been pruned. Before
+    /// retention removes a segment, the journal records its seq range and
+    /// the hashes of the stream ids in it in a small summary file
+    /// (`PRUNED`, the last 32 removed segments, bytes in `docs/FORMAT.md`);
+    /// when that summary covers every seq from the cursor to the earliest
+    /// retained one and none of those segments held the stream, the stream
+    /// goes on at the earliest retained event with a checkpoint instead of
+    /// a reset (whatever the [`OnExpired`] policy: nothing it asked for is
+    /// gone). Anything less certain (a range older than the summary, a
+    /// segment whose ids were not known, the stream's own events or a hash
+    /// collision) resets as `stream_from` would. A [`Filter::Predicate`]
+    /// cannot be checked against what was pruned: its clients are reset
+    /// as `stream_from`'s are.
+    ///
+    /// **Catch-up through the per-stream index.** With [`Filter::Stream`],
+    /// a stream that replays the journal jumps over whole sealed segments
+    /// whose sidecar index (see [`read_stream`](Self::read_stream)) proves
+    /// they hold no event of the stream after its cursor and no missing
+    /// seq, with a checkpoint at the last seq jumped over; their records are
+    /// not read (so an undecodable event of another stream in them is not
+    /// reported). Segments whose sidecar is not built yet, damaged or stale,
+    /// the active one, and segments holding the stream are read record by
+    /// record as `stream_from` reads them. To load one stream's history,
+    /// [`read_stream`](Self::read_stream) reads only that stream's records.
+    ///
+    /// ```
+    /// use events::{Cursor, Event, Feed, FeedItem, Filter, Seq};
+    /// use futures::StreamExt;
+    /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)] struct Step(u32);
+    /// # impl Event for Step {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), events::Error> {
+    /// # let tmp = tempfile::tempdir().unwrap(); let dir = tmp.path();
+    /// let feed: Feed<Step> = Feed::builder(dir).open().await?;
+    /// feed.append(Some("sess-7"), Step(1)).await?;
+    /// for n in 2..=5 {
+    ///     feed.append(Some("sess-8"), Step(n)).await?;
+    /// }
+    /// let mut sess7 = feed.stream_filtered(Seq::ZERO, Filter::stream("sess-7"))?.checkpoint_after(std::time::Duration::ZERO);
+    /// let Some(Ok(FeedItem::Event(env))) = sess7.next().await else { panic!() };
+    /// assert_eq!((env.seq, &env.event), (Seq::new(1), &Step(1)));
+    /// // Caught up after skipping sess-8's events: the cursor moves past them.
+    /// let Some(Ok(FeedItem::Checkpoint { seq })) = sess7.next().await else { panic!() };
+    /// assert_eq!(seq, Seq::new(5));
+    /// let cursor = Cursor::new(seq, feed.epoch()); // store it; resume from it later
+    /// # let _ = cursor;
+    /// # feed.close().await }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StreamIdTooLong`](crate::Error::StreamIdTooLong) for a
+    /// [`Filter::Stream`] id over [`MAX_STREAM_ID_BYTES`](crate::MAX_STREAM_ID_BYTES).
+    pub fn stream_filtered(&self, cursor: impl Into<Cursor>, filter: Filter<E>) -> Result<FilteredStream<E>> {
+        let cursor = cursor.into();
+        let key = match &filter {
+            Filter::Stream(id) => {
+                crate::index::check_stream_id(id)?;
+                Some(id.as_bytes().to_vec())
+            }
+            Filter::Predicate(_) => None,
+        };
+        Ok(FilteredStream::new(self.stream(cursor, key), filter, cursor.seq))
+    }
+
+    fn stream(&self, cursor: Cursor, stream_key: Option<Vec<u8>>) -> FeedStream<E> {
         let tail = match &self.source {
             Source::Live(tx) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe())),
             Source::Poll(interval) => Tail::Poll(*interval),
         };
         FeedStream::new(
-            cursor.into(),
+            cursor,
             tail,
             Arc::clone(&self.shared),
             self.codec.clone(),
             self.on_expired,
             self.on_undecodable,
+            stream_key,
         )
     }
 

@@ -131,7 +131,8 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             let consumers = name == journal::CONSUMERS_DIR && entry.file_type()?.is_dir();
-            if !(name.ends_with(".seg") || name == "LOCK" || name == journal::WATERMARK_FILE || consumers) {
+            let own = name == "LOCK" || name == journal::WATERMARK_FILE || name == journal::PRUNED_FILE;
+            if !(name.ends_with(".seg") || own || consumers) {
                 return Err(Failure::Error(
                     format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
                         .into(),

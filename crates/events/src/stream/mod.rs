@@ -15,9 +15,15 @@
 //! journal, or belongs to another epoch, including a directory recreated
 //! under a follower) it sees one explicit [`FeedItem::Reset`] and goes on
 //! where the reset says, never silently skipping or serving another
-//! journal's records under the old cursor.
+//! journal's records under the old cursor. A filtered stream
+//! (`filter.rs`) wraps this one; for a stream-id filter the state machine
+//! also jumps over sealed segments without the stream (`skip.rs`) and
+//! checks an expired cursor against the pruned-segments summary
+//! (`policy.rs`), both announced as checkpoints.
 
+pub(crate) mod filter;
 mod policy;
+mod skip;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +39,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
-use crate::replay::{Chunk, REPLAY_CHUNK, ReadOut, joined, read_chunk};
+use crate::replay::{Chunk, ReadOut, joined, read_chunk};
 use crate::shared::{LiveChunk, Shared};
 use crate::stats::Counters;
 use crate::{Error, Result};
@@ -83,8 +89,11 @@ impl<E: Event> FeedStream<E> {
         codec: C,
         on_expired: OnExpired,
         on_undecodable: OnUndecodable,
+        stream_key: Option<Vec<u8>>,
     ) -> Self {
         let state = State {
+            stream_key,
+            skip_checked_until: 0,
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
             everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
@@ -128,6 +137,12 @@ impl<E: Event> FeedStream<E> {
         Arc::clone(&self.epoch)
     }
 
+    /// The cursor after the last item yielded: the last event's seq, or
+    /// where the stream goes on after a reset.
+    pub(crate) fn handed_out(&self) -> u64 {
+        self.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64)
+    }
+
     /// How many acknowledged events this stream has not yielded yet: the
     /// latest acknowledged seq minus the last seq it yielded (or its cursor,
     /// before the first). A follower reads the writer's watermark for it.
@@ -137,8 +152,7 @@ impl<E: Event> FeedStream<E> {
         if self.follower {
             self.shared.refresh_from_reader();
         }
-        let handed_out = self.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64);
-        self.shared.latest().get().saturating_sub(handed_out)
+        self.shared.latest().get().saturating_sub(self.handed_out())
     }
 }
 
@@ -185,6 +199,13 @@ enum Phase {
 }
 
 struct State<E, C> {
+    /// The stream id of a stream filtered by it: an expired cursor is then
+    /// served without a reset when the pruned records held none of it
+    /// (`policy.rs`).
+    stream_key: Option<Vec<u8>>,
+    /// With a stream key: no look at the sidecars (`skip.rs`) before the
+    /// cursor reaches this seq.
+    skip_checked_until: u64,
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
@@ -241,6 +262,9 @@ impl<E: Event, C: Codec> State<E, C> {
                     return Some(Ok(out));
                 }
                 continue;
+            }
+            if let Some(seq) = self.skip_other_streams().await {
+                return Some(Ok(Out::Item(FeedItem::Checkpoint { seq: Seq::new(seq) })));
             }
             let read = self.read_chunk().await;
             if let Some(interval) = self.between_journals(&read) {
@@ -433,7 +457,7 @@ impl<E: Event, C: Codec> State<E, C> {
         FeedItem::Reset { reason, earliest, latest }
     }
 
-    /// Reads up to [`REPLAY_CHUNK`] records after the cursor, off the async
+    /// Reads up to [`REPLAY_CHUNK`](crate::replay::REPLAY_CHUNK) records after the cursor, off the async
     /// worker threads. After a full chunk it starts reading the next one in
     /// the background, so decoding overlaps with the consumer's work.
     async fn read_chunk(&mut self) -> Result<Chunk<E>> {
@@ -448,7 +472,7 @@ impl<E: Event, C: Codec> State<E, C> {
         let (chunk, records) = joined(read.await)?;
         // Only a full chunk hands its iterator back: read on from there.
         if let (Chunk::Records(out), Some(records)) = (&chunk, records)
-            && let Some(last) = out.last()
+            && let Some(last) = out.last().filter(|last| self.read_ahead(last.seq.get()))
         {
             let after = last.seq.get();
             self.prefetch = Some((after, self.spawn_read(after, Some(records))));
@@ -466,6 +490,7 @@ impl<E: Event, C: Codec> State<E, C> {
         // at the watermark the writer publishes.
         let limit = matches!(self.tail, Tail::Live(_)).then(|| self.shared.latest().get());
         let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
-        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, REPLAY_CHUNK, limit, epoch))
+        let max = self.chunk_len(cursor);
+        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, max, limit, epoch))
     }
 }

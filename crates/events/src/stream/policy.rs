@@ -4,7 +4,8 @@
 //! machine in `mod.rs`, which calls these when a read reports either.
 //! Invariant: each case is one explicit item or one typed error, never a
 //! silent skip (a bare `Seq::ZERO` asks for everything retained, so
-//! nothing it asked for is expired).
+//! nothing it asked for is expired; a stream filtered by stream id whose
+//! pruned range provably held none of its events is not expired either).
 
 use events_core::{Codec, Event, Seq};
 
@@ -13,6 +14,24 @@ use crate::position::{FeedItem, OnExpired, OnUndecodable, ResetReason};
 use crate::{Error, Result};
 
 impl<E: Event, C: Codec> State<E, C> {
+    /// For a stream filtered by stream id whose cursor was pruned: when the
+    /// journal's pruned-segments summary (`PRUNED`) covers every seq
+    /// between the cursor and `earliest` and none of those segments held
+    /// the stream, nothing the client wants is gone, so instead of a reset
+    /// the stream goes on at `earliest` with a checkpoint there.
+    fn pruned_elsewhere(&mut self, earliest: u64) -> Option<FeedItem<E>> {
+        let key = self.stream_key.as_deref()?;
+        let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
+        let last_pruned = earliest.checked_sub(1)?;
+        let log = events_journal::PrunedLog::read(&self.shared.dir)?;
+        if !log.lacks(epoch, key, self.cursor + 1, last_pruned) {
+            return None;
+        }
+        tracing::debug!(cursor = self.cursor, earliest, "only other streams' events were pruned after the cursor");
+        self.cursor = last_pruned;
+        Some(FeedItem::Checkpoint { seq: Seq::new(last_pruned) })
+    }
+
     /// A record that does not decode: an explicit item and the stream goes
     /// on after it, or the error and the end, as the policy says.
     pub(super) fn undecodable(&mut self, seq: u64, version: u32, error: events_core::CodecError) -> Result<Out<E>> {
@@ -36,6 +55,9 @@ impl<E: Event, C: Codec> State<E, C> {
             // "Everything retained": nothing the client asked for is gone.
             self.cursor = earliest.saturating_sub(1);
             return None;
+        }
+        if let Some(item) = self.pruned_elsewhere(earliest) {
+            return Some(Ok(item));
         }
         match self.on_expired {
             OnExpired::Earliest => Some(Ok(self.reset(ResetReason::Expired))),
