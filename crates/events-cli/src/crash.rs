@@ -190,6 +190,8 @@ pub(crate) async fn crash_and_recover(
             }
             // Only a filtered stream yields checkpoints; this one is not.
             Some(Ok(FeedItem::Checkpoint { .. })) => {}
+            // Only a live-output stream (`stream_live`) carries ephemeral events.
+            Some(Ok(FeedItem::Ephemeral { .. })) => {}
             Some(Err(e)) => return Err(Failure::Error(Box::new(e))),
         }
     }

@@ -62,6 +62,8 @@ pub(crate) async fn consume(feed: &Feed<DemoEvent>, name: &str) -> Result<(), ev
             FeedItem::Undecodable { seq, .. } => println!("consumer-undecodable {seq}"),
             // Only a filtered stream yields checkpoints; a consumer's is not.
             FeedItem::Checkpoint { .. } => {}
+            // Only a live-output stream (`stream_live`) carries ephemeral events.
+            FeedItem::Ephemeral { .. } => {}
         }
     }
     Ok(())
@@ -183,6 +185,8 @@ pub(crate) async fn resume(feed: &Feed<DemoEvent>, child: Indexed) -> Result<Con
             Ok(Some(Err(e))) => return Err(e.into()),
             // Only a filtered stream yields checkpoints; a consumer's is not.
             Ok(Some(Ok(FeedItem::Checkpoint { .. }))) => {}
+            // Only a live-output stream (`stream_live`) carries ephemeral events.
+            Ok(Some(Ok(FeedItem::Ephemeral { .. }))) => {}
             Ok(Some(Ok(FeedItem::Reset { .. } | FeedItem::Undecodable { .. })) | None) | Err(_) => {
                 gaps += 1;
                 break;

@@ -71,6 +71,8 @@ async fn resuming_client(
                 FeedItem::Reset { .. } | FeedItem::Undecodable { .. } => report.resets += 1,
                 // Only a filtered stream yields checkpoints; this one is not.
                 FeedItem::Checkpoint { .. } => {}
+                // Only a live-output stream (`stream_live`) carries ephemeral events.
+                FeedItem::Ephemeral { .. } => {}
             }
         }
         // Disconnected (deliberately, once): come back after a moment.
