@@ -17,7 +17,7 @@ pub enum RequestError {
     /// The `Last-Event-ID` header is neither `<epoch>-<seq>` nor a bare seq.
     #[error(
         "invalid Last-Event-ID header {value:?}: expected the id of the last event received, \
-         <epoch>-<seq> in decimal (or a bare decimal seq)"
+         <epoch>-<seq> in decimal (or a bare decimal seq), with .<index> for an ephemeral event"
     )]
     LastEventId {
         /// The header as sent (lossily decoded).
@@ -33,6 +33,22 @@ pub enum RequestError {
     Since {
         /// The parameter as sent.
         value: String,
+    },
+    /// The `live_output` query parameter is not `1`/`true`/`0`/`false`.
+    #[error(
+        "invalid live_output={value:?}: expected 1 (or true) for live output, 0 (or false) for durable events only"
+    )]
+    LiveOutput {
+        /// The parameter as sent.
+        value: String,
+    },
+    /// Live output was asked of a server whose feed does not keep it (not
+    /// opened with `FeedBuilder::live_output`, or a reader of another
+    /// process's journal).
+    #[error("live_output=1: {reason}")]
+    LiveOutputOff {
+        /// Why (the façade's message).
+        reason: String,
     },
     /// The `stream` query parameter is longer than the feed accepts
     /// ([`events::MAX_STREAM_ID_BYTES`]).

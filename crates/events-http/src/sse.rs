@@ -25,8 +25,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use events::{
-    Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, ResetReason, Seq,
-    error_chain,
+    Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, LiveCursor, LiveStream,
+    Position, ResetReason, Seq, error_chain,
 };
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -45,14 +45,31 @@ const LAST_EVENT_ID: &str = "last-event-id";
 pub(crate) struct StreamQuery {
     since: Option<String>,
     stream: Option<String>,
+    live_output: Option<String>,
 }
 
-/// The JSON `data:` of an event frame.
+impl StreamQuery {
+    /// `?live_output=1`: ephemeral events too, from the feed's live-output ring.
+    fn live_output(&self) -> Result<bool, RequestError> {
+        match self.live_output.as_deref().map(str::trim) {
+            None | Some("" | "0" | "false") => Ok(false),
+            Some("1" | "true") => Ok(true),
+            Some(other) => Err(RequestError::LiveOutput { value: other.into() }),
+        }
+    }
+}
+
+/// The JSON `data:` of an event frame (`index` only for an ephemeral
+/// event, `id` only for an event appended with an event id).
 #[derive(Serialize)]
 struct EventData<'a, E> {
     seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u32>,
     ts: u64,
     stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
     event: &'a E,
 }
 
@@ -67,7 +84,12 @@ where
     C: Codec,
 {
     let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
-    let everything = matches!(start, Start::After(WireCursor { epoch: None, seq: Seq::ZERO }));
+    let live_output = query.live_output().map_err(IntoResponse::into_response)?;
+    let everything = matches!(start, Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 }));
+    let index = match start {
+        Start::After(WireCursor { index, .. }) => index,
+        Start::Latest => 0,
+    };
     // A `FeedReader` looks at the journal files for its epoch and latest
     // seq: off the async workers, like `/status`.
     let reader = state.reader.clone();
@@ -80,6 +102,13 @@ where
     // expired. The frames' ids then name the epoch the stream reads.
     let cursor = if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) };
     let inner = match query.stream {
+        _ if live_output => match state.reader.stream_live(LiveCursor::new(cursor, index), query.stream.as_deref()) {
+            Ok(live) => Source::Live(live),
+            Err(events::Error::StreamIdTooLong { len, limit }) => {
+                return Err(RequestError::StreamId { len, limit }.into_response());
+            }
+            Err(e) => return Err(RequestError::LiveOutputOff { reason: error_chain(&e) }.into_response()),
+        },
         None => Source::All(state.reader.stream_from(cursor)),
         Some(id) => match state.reader.stream_filtered(cursor, Filter::stream(id)) {
             Ok(filtered) => Source::Filtered(filtered.checkpoint_after(state.checkpoint_after)),
@@ -138,7 +167,7 @@ impl Start {
                 }
             }
         };
-        Ok(header.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO })))
+        Ok(header.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 })))
     }
 
     /// The seq and epoch of the façade cursor. A cursor without an epoch
@@ -151,8 +180,8 @@ impl Start {
     /// a wrong resume.
     fn resolve<E: Event, C: Codec>(self, reader: &FeedReader<E, C>) -> (Seq, u64) {
         match self {
-            Start::After(WireCursor { seq, epoch: Some(epoch) }) => (seq, epoch),
-            Start::After(WireCursor { seq, epoch: None }) => (seq, reader.epoch()),
+            Start::After(WireCursor { seq, epoch: Some(epoch), .. }) => (seq, epoch),
+            Start::After(WireCursor { seq, epoch: None, .. }) => (seq, reader.epoch()),
             Start::Latest => {
                 let epoch = reader.epoch();
                 (reader.latest_seq(), epoch)
@@ -183,6 +212,8 @@ impl Drop for ClientGuard {
 enum Source<E> {
     All(FeedStream<E>),
     Filtered(FilteredStream<E>),
+    /// `?live_output=1`: durable and ephemeral events (of one stream with `?stream=`).
+    Live(LiveStream<E>),
 }
 
 impl<E: Event> Source<E> {
@@ -190,6 +221,7 @@ impl<E: Event> Source<E> {
         match self {
             Source::All(s) => s.next().await,
             Source::Filtered(s) => s.next().await,
+            Source::Live(s) => s.next().await,
         }
     }
 
@@ -197,6 +229,9 @@ impl<E: Event> Source<E> {
         match self {
             Source::All(s) => s.epoch(),
             Source::Filtered(s) => s.epoch(),
+            // The durable stream inside reads the cursor's epoch; only an
+            // `epoch_mismatch` reset changes it, and that frame says so.
+            Source::Live(_) => None,
         }
     }
 }
@@ -219,11 +254,16 @@ impl<E: Event> Frames<E> {
                 // The epoch the stream reads: for a cursor without one
                 // (everything retained) it is fixed at its first read.
                 self.epoch = self.inner.epoch().unwrap_or(self.epoch);
-                match event_frame(self.epoch, &env) {
+                match event_frame(self.epoch, &env, None) {
                     Ok(frame) => frame,
                     Err(e) => self.fail(&format!("event {} cannot be encoded as JSON: {e}", env.seq)),
                 }
             }
+            Ok(FeedItem::Ephemeral { position, env }) => match event_frame(self.epoch, &env, Some(position.index)) {
+                // `event: ephemeral`, its id `<epoch>-<seq>.<index>`.
+                Ok(frame) => frame.event("ephemeral"),
+                Err(e) => self.fail(&format!("ephemeral event after {} cannot be encoded as JSON: {e}", env.seq)),
+            },
             Ok(FeedItem::Reset { reason, earliest, latest }) => {
                 if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
                     self.epoch = journal_epoch;
@@ -255,9 +295,19 @@ impl<E: Event> Frames<E> {
     }
 }
 
-fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>) -> Result<SseEvent, serde_json::Error> {
-    let data = EventData { seq: env.seq.get(), ts: env.ts.as_nanos(), stream: env.stream_str(), event: &env.event };
-    Ok(SseEvent::default().id(cursor::format(epoch, env.seq)).data(serde_json::to_string(&data)?))
+/// An event's frame: a durable one (`index` `None`), or the `index`-th
+/// ephemeral event after `env.seq`.
+fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> Result<SseEvent, serde_json::Error> {
+    let data = EventData {
+        seq: env.seq.get(),
+        index,
+        ts: env.ts.as_nanos(),
+        stream: env.stream_str(),
+        id: env.id.as_ref().map(|id| id.as_str()),
+        event: &env.event,
+    };
+    let position = Position { seq: env.seq, index: index.unwrap_or(0) };
+    Ok(SseEvent::default().id(cursor::format_position(epoch, position)).data(serde_json::to_string(&data)?))
 }
 
 /// A reset frame carries, as its `id`, the cursor the stream continues

@@ -58,6 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Only `stream_filtered` yields checkpoints: a filtered client
             // stores their seq as its cursor.
             FeedItem::Checkpoint { seq } => println!("scanned up to #{seq}"),
+            // Only `stream_live` yields ephemeral events (streamed tokens).
+            FeedItem::Ephemeral { position, .. } => println!("ephemeral at {position:?}"),
         }
     }
     feed.close().await?;

@@ -35,6 +35,8 @@
 //! | `events_prune_errors_total` | counter | | [`FeedStats::prune_errors`] |
 //! | `events_duplicates_total` | counter | | [`FeedStats::duplicates`] |
 //! | `events_conflicts_total` | counter | | [`FeedStats::conflicts`] |
+//! | `events_live_events` | gauge | | [`FeedStats::live_events`] |
+//! | `events_live_evicted_total` | counter | | [`FeedStats::live_evicted`] |
 //! | `events_latest_seq` | gauge | | [`FeedStats::latest_seq`] |
 //! | `events_earliest_seq` | gauge | | [`FeedStats::earliest_seq`] |
 //! | `events_healthy` | gauge | | [`FeedStats::healthy`]: 1 or 0 |
@@ -90,7 +92,7 @@ pub const CONSUMER_LABEL: &str = "consumer";
 
 /// The name of every series [`record`] and [`record_session`] publish, as
 /// in the [table](self#metrics).
-pub const METRIC_NAMES: [&str; 31] = [
+pub const METRIC_NAMES: [&str; 33] = [
     "events_appended_total",
     "events_dropped_total",
     "events_encode_errors_total",
@@ -106,6 +108,8 @@ pub const METRIC_NAMES: [&str; 31] = [
     "events_prune_errors_total",
     "events_duplicates_total",
     "events_conflicts_total",
+    "events_live_events",
+    "events_live_evicted_total",
     "events_latest_seq",
     "events_earliest_seq",
     "events_healthy",
@@ -162,6 +166,7 @@ pub fn record(stats: &FeedStats, feed: &str) {
         ("events_prune_errors_total", stats.prune_errors),
         ("events_duplicates_total", stats.duplicates),
         ("events_conflicts_total", stats.conflicts),
+        ("events_live_evicted_total", stats.live_evicted),
     ];
     for (name, value) in totals {
         counter!(name, labels.iter()).absolute(value);
@@ -169,6 +174,7 @@ pub fn record(stats: &FeedStats, feed: &str) {
     // Seqs can go down (a directory recreated under a follower), so gauges.
     gauge!("events_latest_seq", labels.iter()).set(as_gauge(stats.latest_seq));
     gauge!("events_earliest_seq", labels.iter()).set(as_gauge(stats.earliest_seq));
+    gauge!("events_live_events", labels.iter()).set(as_gauge(stats.live_events));
     gauge!("events_healthy", labels.iter()).set(if stats.healthy { 1.0 } else { 0.0 });
     for sink in &stats.sinks {
         record_sink(sink, feed);
@@ -351,6 +357,8 @@ mod tests {
             prune_errors: 13,
             duplicates: 18,
             conflicts: 19,
+            live_events: 20,
+            live_evicted: 21,
             latest_seq: 14,
             earliest_seq: 15,
             healthy: true,
@@ -380,6 +388,8 @@ mod tests {
             (format!("events_prune_errors_total{f}"), 13),
             (format!("events_duplicates_total{f}"), 18),
             (format!("events_conflicts_total{f}"), 19),
+            (format!("events_live_events{f}"), 20),
+            (format!("events_live_evicted_total{f}"), 21),
             (format!("events_latest_seq{f}"), 14),
             (format!("events_earliest_seq{f}"), 15),
             (format!("events_healthy{f}"), 1),

@@ -368,7 +368,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// it saw resumes there, mid-run, with no duplicate; when the ring no
     /// longer holds what it needs, one `Reset { LiveOutputExpired }` and
     /// the stream goes on with the next durable event. With `stream`, only
-    /// that stream id's events (durable and ephemeral) are yielded.
+    /// that stream id's events (durable and ephemeral) are yielded, with
+    /// the [`FeedItem::Checkpoint`](crate::FeedItem::Checkpoint)s of
+    /// [`stream_filtered`](Self::stream_filtered) (a position at a
+    /// checkpoint's seq resumes after the other streams' events it covers).
     ///
     /// # Errors
     ///
@@ -383,7 +386,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             ));
         };
         let from = from.into();
-        let inner = self.stream_from(from.cursor).boxed();
+        // One stream's durable events come with checkpoints (`stream_filtered`),
+        // so the position moves past the other streams' events too.
+        let inner = match stream {
+            None => self.stream_from(from.cursor).boxed(),
+            Some(id) => self.stream_filtered(from.cursor, Filter::stream(id))?.boxed(),
+        };
         let stream = stream.map(StreamId::from);
         Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream))
     }

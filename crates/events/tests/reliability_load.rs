@@ -86,7 +86,9 @@ async fn resuming_client(feed: Feed<Load>, total: u64, mut rng: u64) -> ClientRe
                     report.resets += 1;
                 }
                 Some(Ok(item @ FeedItem::Undecodable { .. })) => panic!("every event decodes here: {item:?}"),
-                Some(Ok(item @ FeedItem::Checkpoint { .. })) => panic!("an unfiltered stream has none: {item:?}"),
+                Some(Ok(item @ (FeedItem::Checkpoint { .. } | FeedItem::Ephemeral { .. }))) => {
+                    panic!("an unfiltered durable stream has none: {item:?}")
+                }
                 Some(Err(e)) => panic!("stream error: {e}"),
                 None => break,
             }

@@ -48,6 +48,7 @@ async fn salvaged_hole_is_an_explicit_reset() {
             }
             other @ FeedItem::Undecodable { .. } => panic!("every event decodes here: {other:?}"),
             other @ FeedItem::Checkpoint { .. } => panic!("an unfiltered stream has no checkpoints: {other:?}"),
+            other @ FeedItem::Ephemeral { .. } => panic!("stream_from is durable only: {other:?}"),
         }
     }
     assert_eq!(seen, vec![1, 2, 3, 4, 0, 6, 7, 8, 9, 10]);

@@ -128,7 +128,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
 fn boundary<E>(item: &FeedItem<E>) -> Option<Seq> {
     match item {
         FeedItem::Event(env) => Some(env.seq),
-        FeedItem::Undecodable { seq, .. } => Some(*seq),
+        FeedItem::Undecodable { seq, .. } | FeedItem::Checkpoint { seq } => Some(*seq),
         FeedItem::Ephemeral { position, .. } => Some(position.seq),
         FeedItem::Reset { .. } => None,
     }

@@ -250,6 +250,8 @@ impl<E: Event> Stream for FilteredStream<E> {
                     this.scanned = this.scanned.max(seq.get());
                     return Poll::Ready(Some(Ok(this.checkpoint())));
                 }
+                // The inner `FeedStream` is durable only.
+                FeedItem::Ephemeral { .. } => return Poll::Ready(Some(Ok(item))),
                 FeedItem::Undecodable { seq, .. } => {
                     // Whether it matches cannot be told; its seq is scanned.
                     this.scanned = seq.get();
