@@ -8,8 +8,8 @@
 //!
 //! One event in flight at a time (the next is sent once the client saw the
 //! previous one), so each sample is one end-to-end trip; p50 and p99 of
-//! 2,000 samples each (500 in a quick run), printed for `cargo xtask bench`'s
-//! report. Not a criterion bench: criterion times throughput, this is a
+//! 2,000 samples each (500 in a quick run) after 200 untimed trips, printed
+//! for `cargo xtask bench`'s report. Not a criterion bench: criterion times throughput, this is a
 //! latency distribution.
 
 #![allow(missing_docs, reason = "a bench binary")]
@@ -64,6 +64,9 @@ impl Frames {
     }
 }
 
+/// Round trips of each client before its samples count (connection, buffers, caches).
+const WARM_UP: usize = 200;
+
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort_unstable();
     let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
@@ -89,25 +92,29 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let session = feed.session("bench");
 
-        let mut live = Frames::open(&format!("http://{addr}/stream?live_output=1&since=latest")).await;
-        let mut live_samples = Vec::with_capacity(n);
-        for i in 0..n as u64 {
-            let started = Instant::now();
-            session.emit(Chat::Token(i)).await.unwrap();
-            let data = live.next_data().await;
-            live_samples.push(started.elapsed());
-            assert!(data.contains(&format!("\"Token\":{i}")), "{data}");
-        }
-        drop(live);
-
         let mut plain = Frames::open(&format!("http://{addr}/stream?since=latest")).await;
         let mut durable_samples = Vec::with_capacity(n);
-        for i in 0..n as u64 {
+        for i in 0..(n + WARM_UP) as u64 {
             let started = Instant::now();
             feed.append(Some("bench"), Chat::Message(i)).await.unwrap();
             let data = plain.next_data().await;
-            durable_samples.push(started.elapsed());
+            if i >= WARM_UP as u64 {
+                durable_samples.push(started.elapsed());
+            }
             assert!(data.contains(&format!("\"Message\":{i}")), "{data}");
+        }
+        drop(plain);
+
+        let mut live = Frames::open(&format!("http://{addr}/stream?live_output=1&since=latest")).await;
+        let mut live_samples = Vec::with_capacity(n);
+        for i in 0..(n + WARM_UP) as u64 {
+            let started = Instant::now();
+            session.emit(Chat::Token(i)).await.unwrap();
+            let data = live.next_data().await;
+            if i >= WARM_UP as u64 {
+                live_samples.push(started.elapsed());
+            }
+            assert!(data.contains(&format!("\"Token\":{i}")), "{data}");
         }
         feed.close().await.unwrap();
         (percentiles(live_samples), percentiles(durable_samples))
