@@ -23,6 +23,9 @@ use tokio::sync::watch;
 use super::LiveOutput;
 use crate::position::Position;
 
+/// Ephemeral events with their positions, in position order.
+pub(crate) type Positioned<E> = Vec<(Position, Arc<Envelope<E>>)>;
+
 /// One ephemeral event in the ring.
 struct Entry<E> {
     env: Arc<Envelope<E>>,
@@ -136,7 +139,7 @@ impl<E> Ring<E> {
         after: Position,
         through: Position,
         filter: Option<&StreamId>,
-    ) -> (Vec<(Position, Arc<Envelope<E>>)>, Position) {
+    ) -> (Positioned<E>, Position) {
         let mut state = self.state.lock();
         self.expire_locked(&mut state, Instant::now());
         self.len.store(state.entries.len() as u64, Ordering::Relaxed);
