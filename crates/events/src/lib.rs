@@ -164,6 +164,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod append;
+mod batches;
 mod builder;
 mod consumer;
 mod error;
@@ -178,6 +179,7 @@ pub mod metrics;
 pub mod payload;
 mod position;
 mod reader;
+mod reader_live;
 mod replay;
 mod session;
 mod shared;

@@ -14,20 +14,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use events_core::{Bincode, Codec, Event, Seq, StreamId};
+use events_core::{Bincode, Codec, Event, Seq};
 use events_journal::Reader;
-use futures::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
-use crate::live::{LiveStream, Ring};
-use crate::position::{Cursor, FeedItem, LiveCursor, OnExpired, OnUndecodable};
+use crate::live::Ring;
+use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable};
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::filter::{Filter, FilteredStream};
 use crate::stream::{FeedStream, Tail};
 use crate::stream_read::{self, StreamEvents};
-use crate::{Error, FeedStats, Result};
+use crate::{FeedStats, Result};
 use futures::stream::BoxStream;
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
@@ -64,7 +63,7 @@ pub struct FeedReader<E, C: Codec = Bincode> {
     /// A writer's sinks, whose own counters its stats include.
     sinks: Option<SinkSet<E>>,
     /// A writer's ring of recent ephemeral events (with live output on).
-    ring: Option<Arc<Ring<E>>>,
+    pub(crate) ring: Option<Arc<Ring<E>>>,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
 }
@@ -356,49 +355,6 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             self.on_undecodable,
             stream_key,
         )
-    }
-
-    /// Durable events after `from.cursor`, exactly as
-    /// [`stream_from`](Self::stream_from) yields them, with the ephemeral
-    /// events (streamed tokens, progress) merged in where they were emitted,
-    /// as [`FeedItem::Ephemeral`](crate::FeedItem::Ephemeral): from the
-    /// writer's ring of recent ephemeral events
-    /// ([`FeedBuilder::live_output`](crate::FeedBuilder::live_output)). A
-    /// client that stores the [`Position`](crate::Position) of the last item
-    /// it saw resumes there, mid-run, with no duplicate; when the ring no
-    /// longer holds what it needs, one `Reset { LiveOutputExpired }` and
-    /// the stream goes on with the next durable event. With `stream`, only
-    /// that stream id's events (durable and ephemeral) are yielded, with
-    /// the [`FeedItem::Checkpoint`](crate::FeedItem::Checkpoint)s of
-    /// [`stream_filtered`](Self::stream_filtered) (a position at a
-    /// checkpoint's seq resumes after the other streams' events it covers).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`](crate::Error::Config) when the feed was opened
-    /// without live output, or this is a reader of another process's journal
-    /// (the ring lives in the writer's memory).
-    pub fn stream_live(&self, from: impl Into<LiveCursor>, stream: Option<&str>) -> Result<LiveStream<E>> {
-        let Some(ring) = &self.ring else {
-            return Err(Error::Config(
-                "live output is off: open the feed with FeedBuilder::live_output, and read it in the writer's process"
-                    .into(),
-            ));
-        };
-        let from = from.into();
-        // One stream's durable events come with checkpoints (`stream_filtered`),
-        // so the position moves past the other streams' events too.
-        let inner = match stream {
-            None => self.stream_from(from.cursor).boxed(),
-            Some(id) => self.stream_filtered(from.cursor, Filter::stream(id))?.boxed(),
-        };
-        let stream = stream.map(StreamId::from);
-        Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream))
-    }
-
-    pub(crate) fn with_ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {
-        self.ring = ring;
-        self
     }
 
     /// The events of stream `id` with a seq above `from`, in seq order, up

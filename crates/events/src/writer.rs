@@ -11,7 +11,7 @@
 //! retrying and claiming success would be a lie.
 
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use events_core::{Codec, Envelope, Event, EventId, Seq, StreamId, Timestamp};
@@ -19,6 +19,7 @@ use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::append::{Dedupe, Expected};
+use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
 use crate::guard::{Earlier, Guard};
 use crate::live::Ring;
 use crate::position::Position;
@@ -27,8 +28,6 @@ use crate::sinks::SinkQueue;
 use crate::stats::Counters;
 use crate::{Error, Result, error_chain, index, payload};
 
-/// Most commands taken from the inbox for one batch.
-const MAX_BATCH_EVENTS: usize = 4096;
 /// Encoded bytes that end a batch early, so one `write` stays reasonable.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// The longest a group commit waits for the appenders of the last batch.
@@ -394,28 +393,16 @@ impl<E: Event, C: Codec> Writer<E, C> {
         self.buf.clear();
     }
 
-    /// Puts the batch's ephemeral events in the ring, positioned after the
-    /// durable event staged before each (the batch's durable events start
-    /// at `first`). Called before the durable events are published, so a
-    /// reader that sees durable seq `s + 1` finds every ephemeral event
-    /// before it in the ring.
+    /// Puts the batch's ephemeral events in the ring (`Ring::insert_staged`)
+    /// before its durable events are published, so a reader that sees
+    /// durable seq `s + 1` finds every ephemeral event before it there.
     fn publish_ephemerals(&mut self, first: u64) {
-        let Some(ring) = &self.ring else {
-            self.ephemerals.clear();
-            return;
-        };
-        if self.ephemerals.is_empty() {
-            return;
+        match &self.ring {
+            Some(ring) if !self.ephemerals.is_empty() => {
+                ring.insert_staged(first, self.ephemerals.drain(..), &mut self.last_ephemeral);
+            }
+            _ => self.ephemerals.clear(),
         }
-        let now = Timestamp::now();
-        let mut batch = Vec::with_capacity(self.ephemerals.len());
-        for (before, stream, event) in self.ephemerals.drain(..) {
-            let after = Seq::new(first + before as u64 - 1);
-            let index = if self.last_ephemeral.seq == after { self.last_ephemeral.index + 1 } else { 1 };
-            self.last_ephemeral = Position { seq: after, index };
-            batch.push((self.last_ephemeral, Arc::new(Envelope { seq: after, ts: now, stream, event, id: None })));
-        }
-        ring.insert(batch);
     }
 
     fn publish(&mut self, first: u64) {
@@ -508,35 +495,4 @@ impl<E: Event, C: Codec> Writer<E, C> {
         self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
         Ok(())
     }
-}
-
-/// Waits for the next commands and moves them into `cmds` (at most
-/// [`MAX_BATCH_EVENTS`] in all); `false` once every sender is gone and the
-/// inbox is empty. A writer that parks on an empty inbox costs every
-/// producer a futex wake-up per event, so it first yields the CPU a few
-/// times (tens of microseconds in all) before it parks: under load the next
-/// command is almost always there by then, and batches grow.
-fn next_commands<E>(rx: &mut mpsc::Receiver<Cmd<E>>, cmds: &mut Vec<Cmd<E>>) -> bool {
-    const SPINS: usize = 32;
-    for _ in 0..SPINS {
-        match try_recv_many(rx, cmds) {
-            Poll::Ready(n) => return n > 0,
-            Poll::Pending => std::thread::yield_now(),
-        }
-    }
-    rx.blocking_recv_many(cmds, MAX_BATCH_EVENTS - cmds.len()) > 0
-}
-
-/// Takes every queued command without waiting (up to the batch limit):
-/// `Ready(0)` when the inbox is closed and empty, `Pending` when it is empty.
-///
-/// Draining many at once returns their inbox slots to the producers in one
-/// step, where a `try_recv` per command takes the channel's semaphore lock
-/// once per command.
-fn try_recv_many<E>(rx: &mut mpsc::Receiver<Cmd<E>>, cmds: &mut Vec<Cmd<E>>) -> Poll<usize> {
-    // Callers stop short of a full batch: a limit of 0 would read as "closed".
-    let room = MAX_BATCH_EVENTS - cmds.len();
-    debug_assert!(room > 0, "try_recv_many on a full batch");
-    // A no-op waker: nothing is woken by it; the caller spins or parks itself.
-    rx.poll_recv_many(&mut Context::from_waker(Waker::noop()), cmds, room)
 }

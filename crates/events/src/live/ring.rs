@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use events_core::{Envelope, StreamId};
+use events_core::{Envelope, Seq, StreamId, Timestamp};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -100,6 +100,29 @@ impl<E> Ring<E> {
         self.len.store(state.entries.len() as u64, Ordering::Relaxed);
         drop(state);
         self.inserted.send_modify(|n| *n += 1);
+    }
+
+    /// Positions and inserts the ephemeral events of one writer batch: each
+    /// comes with the number of durable events staged before it, the
+    /// batch's durable events start at `first`, and `last` is the position
+    /// of the previous ephemeral event (the index goes on after the same
+    /// durable seq, and starts at 1 after a new one).
+    pub(crate) fn insert_staged(
+        &self,
+        first: u64,
+        staged: impl Iterator<Item = (usize, Option<StreamId>, E)>,
+        last: &mut Position,
+    ) {
+        let now = Timestamp::now();
+        let batch: Positioned<E> = staged
+            .map(|(before, stream, event)| {
+                let after = Seq::new(first + before as u64 - 1);
+                let index = if last.seq == after { last.index + 1 } else { 1 };
+                *last = Position { seq: after, index };
+                (*last, Arc::new(Envelope { seq: after, ts: now, stream, event, id: None }))
+            })
+            .collect();
+        self.insert(batch);
     }
 
     /// Removes `pos`, raising the floor; `unlink` also drops it from its

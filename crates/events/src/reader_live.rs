@@ -1,0 +1,62 @@
+//! [`FeedReader::stream_live`]: a reader's live-output streams (`live/`),
+//! apart from `reader.rs` so that file stays about the durable reads.
+//!
+//! Invariant: only a reader with the writer's ring (the writer's own
+//! process, the feed opened with live output) serves live output; any other
+//! is refused with a typed error, never an empty stream.
+
+use std::sync::Arc;
+
+use events_core::{Codec, Event, StreamId};
+use futures::StreamExt;
+
+use crate::live::{LiveStream, Ring};
+use crate::position::LiveCursor;
+use crate::reader::FeedReader;
+use crate::stream::filter::Filter;
+use crate::{Error, Result};
+
+impl<E: Event, C: Codec> FeedReader<E, C> {
+    /// Durable events after `from.cursor`, exactly as
+    /// [`stream_from`](Self::stream_from) yields them, with the ephemeral
+    /// events (streamed tokens, progress) merged in where they were emitted,
+    /// as [`FeedItem::Ephemeral`](crate::FeedItem::Ephemeral): from the
+    /// writer's ring of recent ephemeral events
+    /// ([`FeedBuilder::live_output`](crate::FeedBuilder::live_output)). A
+    /// client that stores the [`Position`](crate::Position) of the last item
+    /// it saw resumes there, mid-run, with no duplicate; when the ring no
+    /// longer holds what it needs, one `Reset { LiveOutputExpired }` and
+    /// the stream goes on with the next durable event. With `stream`, only
+    /// that stream id's events (durable and ephemeral) are yielded, with
+    /// the [`FeedItem::Checkpoint`](crate::FeedItem::Checkpoint)s of
+    /// [`stream_filtered`](Self::stream_filtered) (a position at a
+    /// checkpoint's seq resumes after the other streams' events it covers).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) when the feed was opened
+    /// without live output, or this is a reader of another process's journal
+    /// (the ring lives in the writer's memory).
+    pub fn stream_live(&self, from: impl Into<LiveCursor>, stream: Option<&str>) -> Result<LiveStream<E>> {
+        let Some(ring) = &self.ring else {
+            return Err(Error::Config(
+                "live output is off: open the feed with FeedBuilder::live_output, and read it in the writer's process"
+                    .into(),
+            ));
+        };
+        let from = from.into();
+        // One stream's durable events come with checkpoints (`stream_filtered`),
+        // so the position moves past the other streams' events too.
+        let inner = match stream {
+            None => self.stream_from(from.cursor).boxed(),
+            Some(id) => self.stream_filtered(from.cursor, Filter::stream(id))?.boxed(),
+        };
+        let stream = stream.map(StreamId::from);
+        Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream))
+    }
+
+    pub(crate) fn with_ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {
+        self.ring = ring;
+        self
+    }
+}
