@@ -322,6 +322,7 @@ fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq) -> S
     let reason = match reason {
         ResetReason::Expired => "expired".into(),
         ResetReason::Ahead => "ahead".into(),
+        ResetReason::LiveOutputExpired => "live_output_expired".into(),
         ResetReason::Gap { first_missing, last_missing } => {
             data["first_missing"] = first_missing.get().into();
             data["last_missing"] = last_missing.get().into();
