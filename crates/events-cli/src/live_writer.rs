@@ -41,14 +41,18 @@ pub(crate) struct LiveWriterArgs {
     /// The pause after each token, in milliseconds.
     #[arg(long, default_value_t = 50)]
     interval_ms: u64,
+    /// Most tokens of the session the live-output ring keeps (default: the
+    /// ring's default); a small value lets a slow reconnect miss some.
+    #[arg(long)]
+    ring_per_stream: Option<usize>,
 }
 
 /// Serves, waits for a line on stdin (or its end) before streaming, streams
 /// the responses, prints `done`, then serves until killed.
 pub(crate) fn live_writer(args: &LiveWriterArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
-        let feed: Feed<DemoEvent> =
-            Feed::builder(&args.dir).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await?;
+        let ring = args.ring_per_stream.map_or(LiveOutput::new(), |n| LiveOutput::new().per_stream(n));
+        let feed: Feed<DemoEvent> = Feed::builder(&args.dir).sync(SyncPolicy::Never).live_output(ring).open().await?;
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await?;
         let addr = listener.local_addr()?;
         let app = events_http::router(feed.reader()).merge(events_http::viewer());

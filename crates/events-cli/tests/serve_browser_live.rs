@@ -7,7 +7,11 @@
 //! browser's `EventSource` reconnects by itself with its `Last-Event-ID`.
 //! At the end every response's streamed text on the page must equal the
 //! tokens the writer sent, exactly: a duplicated or a missing token fails
-//! the string comparison (a unit test below shows it does).
+//! the string comparison (a unit test below shows it does). Another test
+//! keeps the writer's ring tiny, so that what was streamed during the
+//! reconnection delay is gone: the page gets one `live_output_expired`
+//! reset, marks the response's streamed text incomplete, and still shows
+//! the whole durable message.
 //!
 //! Invariant: every process this test starts is killed when it ends, pass
 //! or fail (the guards of `browser/mod.rs`, and the proxy's tasks are
@@ -17,10 +21,12 @@ mod browser;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
-use browser::{WAIT, events, open_browser, start_with_lines, wait_script};
+use browser::{Browser, Killed, WAIT, events, open_browser, start_with_lines, wait_script};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -106,9 +112,9 @@ done({
 "##;
 
 /// Waits in the page until response `n`'s in-progress row shows some but
-/// not all of its tokens (at most a quarter, so most of it is still to
-/// come), and returns the number of tokens shown then.
-fn mid_response_script(n: usize) -> String {
+/// not all of its tokens (at most `max`, so most of it is still to come),
+/// and returns the number of tokens shown then.
+fn mid_response_script(n: usize, max: u64) -> String {
     format!(
         r##"const done = arguments[arguments.length - 1];
         const check = () => {{
@@ -121,41 +127,35 @@ fn mid_response_script(n: usize) -> String {
           }}
           setTimeout(check, 10);
         }};
-        check();"##,
-        max = TOKENS / 4
+        check();"##
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_viewer_rebuilds_every_response_token_for_token_across_dropped_connections() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Starts `events __live-writer` with `args`, the proxy in front of it, and
+/// a browser on the viewer with live output through the proxy; once the
+/// page is connected, tells the writer to start streaming. Returns the
+/// writer (with the lines it prints after its ready line), the proxy, the
+/// chromedriver guard and the browser.
+async fn open_live(tmp: &Path, args: &[String]) -> (Killed, Receiver<String>, Proxy, Killed, Browser) {
     let mut writer = events();
-    writer.arg("__live-writer").arg(tmp.path().join("journal"));
-    writer.args(["--responses", &RESPONSES.to_string(), "--tokens", &TOKENS.to_string()]);
-    writer.args(["--interval-ms", &INTERVAL_MS.to_string()]).stdin(Stdio::piped());
+    writer.arg("__live-writer").arg(tmp.join("journal")).args(args).stdin(Stdio::piped());
     let (mut writer, line, lines) = start_with_lines(writer, "events __live-writer", |l| l.starts_with("serving"));
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL");
     let server: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
     let proxy = Proxy::start(server).await;
 
-    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    let (driver, browser) = open_browser(&tmp.join("chromium-profile")).await;
     browser.goto(&format!("http://{}/?live_output=1&rows=100000", proxy.addr)).await;
     browser.run_async(&wait_script(r##"document.getElementById("state").dataset.state === "live""##)).await;
-    // The page is connected: start streaming.
     writeln!(writer.0.stdin.as_mut().unwrap(), "go").unwrap();
+    (writer, lines, proxy, driver, browser)
+}
 
-    // Drop every connection while the page shows part of responses 1 and 3.
-    let mut aborts = Vec::new();
-    for n in [1, 3] {
-        let shown = browser.run_async(&mid_response_script(n)).await.as_u64().unwrap();
-        let dropped = proxy.drop_connections();
-        assert!(dropped >= 1, "the page's event stream was not open through the proxy");
-        aborts.push((n, shown, dropped));
-    }
-
-    // What the writer sent, as it prints it.
+/// The full text of each of the first `count` responses, as the writer
+/// prints them once sent.
+fn sent_responses(lines: &Receiver<String>, count: usize) -> Vec<String> {
     let mut sent = Vec::new();
-    while sent.len() < RESPONSES {
+    while sent.len() < count {
         let line = lines.recv_timeout(WAIT).expect("the writer's responses");
         if let Some(rest) = line.strip_prefix("response ") {
             let (n, text) = rest.split_once(' ').unwrap();
@@ -163,6 +163,34 @@ async fn the_viewer_rebuilds_every_response_token_for_token_across_dropped_conne
             sent.push(text.to_owned());
         }
     }
+    sent
+}
+
+/// The token numbers of response `n` in `text` (`[n.1][n.2]…` gives 1, 2, …).
+fn token_numbers(n: usize, text: &str) -> Vec<u64> {
+    let prefix = format!("[{n}.");
+    text.split_terminator(']')
+        .map(|token| token.strip_prefix(&prefix).and_then(|i| i.parse().ok()).unwrap_or_else(|| panic!("{text}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_rebuilds_every_response_token_for_token_across_dropped_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = format!("--responses {RESPONSES} --tokens {TOKENS} --interval-ms {INTERVAL_MS}");
+    let args: Vec<String> = args.split(' ').map(str::to_owned).collect();
+    let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+
+    // Drop every connection while the page shows part of responses 1 and 3.
+    let mut aborts = Vec::new();
+    for n in [1, 3] {
+        let shown = browser.run_async(&mid_response_script(n, TOKENS / 4)).await.as_u64().unwrap();
+        let dropped = proxy.drop_connections();
+        assert!(dropped >= 1, "the page's event stream was not open through the proxy");
+        aborts.push((n, shown, dropped));
+    }
+
+    let sent = sent_responses(&lines, RESPONSES);
     browser
         .run_async(&wait_script(&format!(r##"document.querySelectorAll("#rows tr[data-seq]").length >= {RESPONSES}"##)))
         .await;
@@ -189,6 +217,40 @@ async fn the_viewer_rebuilds_every_response_token_for_token_across_dropped_conne
     }
     assert_eq!(page["state"], "live", "{page}");
     eprintln!("aborts (response, tokens shown, connections dropped): {aborts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_marks_a_response_incomplete_when_the_ring_lost_its_tokens() {
+    // One 60-token response; the ring keeps only the session's last 5
+    // tokens, so the ~30 tokens streamed during the browser's reconnection
+    // delay are gone when it comes back.
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--responses", "1", "--tokens", "60", "--interval-ms", "100", "--ring-per-stream", "5"];
+    let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args.map(str::to_owned)).await;
+    let shown = browser.run_async(&mid_response_script(1, 10)).await.as_u64().unwrap();
+    assert!(proxy.drop_connections() >= 1, "the page's event stream was not open through the proxy");
+
+    let sent = sent_responses(&lines, 1);
+    browser.run_async(&wait_script(r##"document.querySelectorAll("#rows tr[data-seq]").length >= 1"##)).await;
+    let page: Value = browser.run_async(LIVE_STATE).await;
+    browser.quit().await;
+
+    assert_eq!(page["resets"], 1, "{page}");
+    let other = page["other"].as_array().unwrap();
+    assert!(
+        other.len() == 1 && other[0].as_str().unwrap().contains("live_output_expired: streamed output was lost"),
+        "one reset row says why: {page}"
+    );
+    assert_eq!(page["live"], serde_json::json!([]), "{page}");
+    let [row] = page["durable"].as_array().unwrap().as_slice() else { panic!("one response row: {page}") };
+    assert_eq!(row["text"], sent[0].as_str(), "the durable message is whole: {row}");
+    assert_eq!(row["incomplete"], true, "the streamed text is marked incomplete: {row}");
+    // What was streamed: the tokens before the drop, then (once the stream
+    // went on) possibly later ones, in order, none twice, some missing.
+    let streamed = token_numbers(1, row["streamed"].as_str().expect("the row concluded streamed output"));
+    assert!(streamed.len() < 60, "{row}");
+    assert!(streamed.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {streamed:?}");
+    assert!(streamed.starts_with(&(1..=shown).collect::<Vec<_>>()), "{streamed:?}");
 }
 
 /// The comparison above catches what resuming could get wrong.
