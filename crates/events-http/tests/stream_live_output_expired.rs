@@ -51,9 +51,14 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
     assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
     assert_eq!(reset.json()["reason"], "live_output_expired", "{reset:?}");
     assert_eq!(reset.json()["earliest"], 2, "{reset:?}");
+    // Its id is past the lost run, so a reconnect with it is not reset again.
+    assert_eq!(reset.id, Some(format!("{epoch}-1.{}", u32::MAX)), "{reset:?}");
     let message = sse.next().await;
     assert_eq!((message.event.clone(), message.id.clone()), (None, Some(format!("{epoch}-2"))), "{message:?}");
     assert_eq!(message.json()["event"]["Message"], "answer");
+    let mut again = Sse::open(&url, reset.id.as_deref()).await;
+    let first = again.next().await;
+    assert_eq!((first.event.clone(), first.id.clone()), (None, Some(format!("{epoch}-2"))), "{first:?}");
 
     // A client that saw the 45th token gets tokens 46..=50, then the answer.
     let mut sse = Sse::open(&url, Some(&format!("{epoch}-1.45"))).await;
