@@ -31,6 +31,7 @@ mod crash;
 mod crash_consumer;
 mod demo;
 mod inspect;
+mod live_writer;
 mod model;
 mod ops;
 mod render;
@@ -105,6 +106,9 @@ enum Command {
     /// Internal: the child process of the demo's crash test.
     #[command(hide = true, name = "__crash-writer")]
     CrashWriter(crash::WriterArgs),
+    /// Internal: a writer serving its own live output, for the viewer's browser test.
+    #[command(hide = true, name = "__live-writer")]
+    LiveWriter(live_writer::LiveWriterArgs),
 }
 
 /// A command's failure: what to print and how to exit.
@@ -169,6 +173,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args),
         Command::Replicate(args) => replicate::replicate(&args),
         Command::CrashWriter(args) => crash::writer(&args),
+        Command::LiveWriter(args) => live_writer::live_writer(&args),
     });
     match result {
         Ok(()) | Err(Failure::OutputClosed) => ExitCode::SUCCESS,

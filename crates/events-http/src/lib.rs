@@ -38,6 +38,16 @@
 //!   (see below); such a client is reset by retention only when events of
 //!   its own stream were pruned (the façade's
 //!   [`FeedReader::stream_filtered`](events::FeedReader::stream_filtered)).
+//!   `?live_output=1` (or `true`; `0`/`false`, the default, is off) adds
+//!   live output, the façade's
+//!   [`FeedReader::stream_live`](events::FeedReader::stream_live): the
+//!   recent ephemeral events (streamed tokens) interleaved with the durable
+//!   events in emit order, with `?stream=<id>` too. Only a reader of a feed
+//!   opened with [`FeedBuilder::live_output`](events::FeedBuilder::live_output),
+//!   served in the writer's process, has them (the ring is in the writer's
+//!   memory); asking another server, or another value, is a `400`. The
+//!   cursor may then point inside a response, `<epoch>-<seq>.<index>`
+//!   (below), and resuming there yields the rest of it with no duplicate.
 //!   Frames:
 //!   * each event: `id: <epoch>-<seq>` and `data: {"seq":…,"ts":…,"stream":…|null,"event":…}`
 //!     — `ts` in unix nanoseconds, `event` encoded with `serde_json`;
@@ -65,6 +75,15 @@
 //!     undecodable`, `id: <epoch>-<seq>`, `data: {"seq":…,"version":…,"error":"…"}`,
 //!     and the stream goes on (under the default `Fail` policy, the `error`
 //!     frame below);
+//!   * with `?live_output=1` only, each ephemeral event: `event: ephemeral`,
+//!     `id: <epoch>-<seq>.<index>` (the `index`-th ephemeral event, from 1,
+//!     after durable event `seq`), `data: {"seq":…,"index":…,"ts":…,"stream":…|null,"event":…}`.
+//!     Durable events keep the frame above (no `event:` field, no `index`).
+//!     When the writer's ring no longer holds what the cursor needs (its
+//!     limits removed it, or the writer restarted): one `event: reset` with
+//!     `"reason":"live_output_expired"`, and the stream goes on with the
+//!     next durable event, `earliest` (durable events are never skipped
+//!     for this reason);
 //!   * with `?stream=<id>` only: `event: checkpoint`, `id: <epoch>-<seq>`,
 //!     `data: {"seq":…}` — every event up to `seq` was scanned and those of
 //!     the stream were sent before it, so a browser that stores the id as
@@ -103,7 +122,9 @@
 //!   one-line explanation; any other path — `404` with a one-line
 //!   explanation that names the routes and the viewer page.
 //!
-//! [`viewer`] adds `GET /`, a page that shows the feed live.
+//! [`viewer`] adds `GET /`, a page that shows the feed live; opened as
+//! `/?live_output=1` it streams tokens into the message they belong to
+//! ([`VIEWER_HTML`] describes its parameters).
 //!
 //! # Example
 //!

@@ -318,14 +318,20 @@ fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> R
 /// stale cursor, which would reset again.
 fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
     let mut data: serde_json::Value = serde_json::json!({ "earliest": earliest.get(), "latest": latest.get() });
-    let mut resume = Seq::new(earliest.get().saturating_sub(1));
+    let mut resume = Position::durable(Seq::new(earliest.get().saturating_sub(1)));
     let reason = match reason {
         ResetReason::Expired => "expired".into(),
         ResetReason::Ahead => "ahead".into(),
+        ResetReason::LiveOutputExpired => {
+            // Past the lost run: a client that reconnects with this id goes
+            // on with the next durable event instead of hearing it again.
+            resume.index = u32::MAX;
+            "live_output_expired".into()
+        }
         ResetReason::Gap { first_missing, last_missing } => {
             data["first_missing"] = first_missing.get().into();
             data["last_missing"] = last_missing.get().into();
-            resume = last_missing;
+            resume = Position::durable(last_missing);
             "gap".into()
         }
         ResetReason::EpochMismatch { cursor_epoch, journal_epoch } => {
@@ -337,7 +343,7 @@ fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq) -> S
         other => format!("{other:?}").into(),
     };
     data["reason"] = reason;
-    SseEvent::default().event("reset").id(cursor::format(epoch, resume)).data(data.to_string())
+    SseEvent::default().event("reset").id(cursor::format_position(epoch, resume)).data(data.to_string())
 }
 
 /// The default of [`FeedRouter::checkpoint_after`](crate::FeedRouter::checkpoint_after).

@@ -4,8 +4,9 @@
 //!
 //! Invariant: the page uses relative URLs, so it works wherever the router
 //! is nested, as long as the page is served from the same prefix; it keeps
-//! its cursor in the `<epoch>-<seq>` form of `cursor.rs`, so it follows a
-//! recreated journal through an explicit reset.
+//! its cursor in the `<epoch>-<seq>` form of `cursor.rs` (`<epoch>-<seq>.<index>`
+//! after an ephemeral event), so it follows a recreated journal through an
+//! explicit reset and resumes live output mid-response.
 
 use axum::Router;
 use axum::response::Html;
@@ -22,7 +23,19 @@ use crate::fallback::method_not_allowed;
 /// first row, and the events that follow (from the oldest one kept) are the
 /// new history. Page query parameters: `since` (an event id or a bare seq;
 /// default: the latest 100 events), `stream` (a stream id filter), `rows`
-/// (rows kept in the table; default 500).
+/// (rows kept in the table; default 500), `live_output` (`1`: read
+/// `stream?live_output=1`, for a feed with live output served in its
+/// writer's process; default off).
+///
+/// With `live_output=1` the table gets a `text` column (an event's `text`
+/// field, or a newtype variant's string), and a stream's ephemeral events
+/// (`event: ephemeral` frames) accumulate their text in one in-progress row
+/// per stream, token by token. The stream's next durable event replaces that
+/// row; the durable row keeps what was streamed in its `data-streamed`
+/// attribute (and the count in `data-tokens`). A `live_output_expired`
+/// reset marks in-progress text incomplete. A reconnect keeps the
+/// in-progress text: `EventSource` resends the last id,
+/// `<epoch>-<seq>.<index>`, and the stream resumes right after that token.
 pub const VIEWER_HTML: &str = include_str!("viewer.html");
 
 /// A router serving [`VIEWER_HTML`] at `GET /` (another method is a `405`

@@ -1,0 +1,264 @@
+//! The viewer's live output seen by a real browser across dropped
+//! connections: a writer that serves its own live output (`events
+//! __live-writer`) streams responses token by token; headless Chromium opens
+//! the viewer with `?live_output=1` through a TCP proxy owned by the test.
+//! Twice, while the page shows some but not all tokens of a response, the
+//! proxy closes every connection it carries (a server-side abort); the
+//! browser's `EventSource` reconnects by itself with its `Last-Event-ID`.
+//! At the end every response's streamed text on the page must equal the
+//! tokens the writer sent, exactly: a duplicated or a missing token fails
+//! the string comparison (a unit test below shows it does). Another test
+//! keeps the writer's ring tiny, so that what was streamed during the
+//! reconnection delay is gone: the page gets one `live_output_expired`
+//! reset, marks the response's streamed text incomplete, and still shows
+//! the whole durable message.
+//!
+//! Invariant: every process this test starts is killed when it ends, pass
+//! or fail (the guards of `browser/mod.rs`, and the proxy's tasks are
+//! aborted on drop), and every wait has a deadline.
+
+mod browser;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+
+use browser::{Browser, Killed, WAIT, events, open_browser, start_with_lines, wait_script};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{AbortHandle, JoinHandle};
+
+/// Responses the writer streams, tokens in each, and the pause after each
+/// token: four seconds a response, longer than the browser's reconnection
+/// delay (3 s in Chromium), so a reconnect usually lands mid-response and
+/// gets the rest of it from the writer's ring.
+const RESPONSES: usize = 4;
+const TOKENS: u64 = 40;
+const INTERVAL_MS: u64 = 100;
+
+/// A TCP proxy in front of the server that can drop every connection it
+/// carries, as a server going away would; it keeps accepting.
+struct Proxy {
+    addr: SocketAddr,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let held = Arc::clone(&connections);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                held.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        Proxy { addr, connections, accept }
+    }
+
+    /// Closes every open connection (both sockets of each, by dropping
+    /// its relay task); returns how many were still open.
+    fn drop_connections(&self) -> usize {
+        let connections = std::mem::take(&mut *self.connections.lock().unwrap());
+        connections.into_iter().filter(|relay| !relay.is_finished()).map(|relay| relay.abort()).count()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.drop_connections();
+    }
+}
+
+/// Whether the page's streamed text of a response is exactly what was sent:
+/// the same tokens, each once, in order.
+fn check_response(n: usize, sent: &str, streamed: &str) -> Result<(), String> {
+    if streamed == sent {
+        Ok(())
+    } else {
+        Err(format!("response {n}: the page streamed\n  {streamed}\nbut the writer sent\n  {sent}"))
+    }
+}
+
+/// The page in live mode: its counters, its in-progress rows and its
+/// durable rows with what each concluded.
+const LIVE_STATE: &str = r##"
+const done = arguments[arguments.length - 1];
+const text = (tr) => { const td = tr.querySelector("td.text"); return td === null ? null : td.textContent; };
+done({
+  state: document.getElementById("state").dataset.state,
+  reconnects: Number(document.getElementById("reconnects").textContent),
+  resets: Number(document.getElementById("resets").textContent),
+  live: Array.from(document.querySelectorAll("#rows tr.live"), (tr) => ({ tokens: Number(tr.dataset.tokens), text: text(tr) })),
+  durable: Array.from(document.querySelectorAll("#rows tr[data-seq]"), (tr) => ({
+    seq: Number(tr.dataset.seq),
+    text: text(tr),
+    streamed: tr.dataset.streamed ?? null,
+    tokens: tr.dataset.tokens === undefined ? null : Number(tr.dataset.tokens),
+    incomplete: tr.dataset.incomplete !== undefined,
+  })),
+  other: Array.from(document.querySelectorAll("#rows tr:not(.live):not([data-seq])"), (tr) => tr.textContent),
+});
+"##;
+
+/// Waits in the page until response `n`'s in-progress row shows some but
+/// not all of its tokens (at most `max`, so most of it is still to come),
+/// and returns the number of tokens shown then.
+fn mid_response_script(n: usize, max: u64) -> String {
+    format!(
+        r##"const done = arguments[arguments.length - 1];
+        const check = () => {{
+          for (const tr of document.querySelectorAll("#rows tr.live")) {{
+            const tokens = Number(tr.dataset.tokens);
+            if (tr.querySelector("td.text").textContent.startsWith("[{n}.") && tokens > 0 && tokens <= {max}) {{
+              done(tokens);
+              return;
+            }}
+          }}
+          setTimeout(check, 10);
+        }};
+        check();"##
+    )
+}
+
+/// Starts `events __live-writer` with `args`, the proxy in front of it, and
+/// a browser on the viewer with live output through the proxy; once the
+/// page is connected, tells the writer to start streaming. Returns the
+/// writer (with the lines it prints after its ready line), the proxy, the
+/// chromedriver guard and the browser.
+async fn open_live(tmp: &Path, args: &[String]) -> (Killed, Receiver<String>, Proxy, Killed, Browser) {
+    let mut writer = events();
+    writer.arg("__live-writer").arg(tmp.join("journal")).args(args).stdin(Stdio::piped());
+    let (mut writer, line, lines) = start_with_lines(writer, "events __live-writer", |l| l.starts_with("serving"));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL");
+    let server: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let proxy = Proxy::start(server).await;
+
+    let (driver, browser) = open_browser(&tmp.join("chromium-profile")).await;
+    browser.goto(&format!("http://{}/?live_output=1&rows=100000", proxy.addr)).await;
+    browser.run_async(&wait_script(r##"document.getElementById("state").dataset.state === "live""##)).await;
+    writeln!(writer.0.stdin.as_mut().unwrap(), "go").unwrap();
+    (writer, lines, proxy, driver, browser)
+}
+
+/// The full text of each of the first `count` responses, as the writer
+/// prints them once sent.
+fn sent_responses(lines: &Receiver<String>, count: usize) -> Vec<String> {
+    let mut sent = Vec::new();
+    while sent.len() < count {
+        let line = lines.recv_timeout(WAIT).expect("the writer's responses");
+        if let Some(rest) = line.strip_prefix("response ") {
+            let (n, text) = rest.split_once(' ').unwrap();
+            assert_eq!(n.parse::<usize>().unwrap(), sent.len() + 1, "{line}");
+            sent.push(text.to_owned());
+        }
+    }
+    sent
+}
+
+/// The token numbers of response `n` in `text` (`[n.1][n.2]…` gives 1, 2, …).
+fn token_numbers(n: usize, text: &str) -> Vec<u64> {
+    let prefix = format!("[{n}.");
+    text.split_terminator(']')
+        .map(|token| token.strip_prefix(&prefix).and_then(|i| i.parse().ok()).unwrap_or_else(|| panic!("{text}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_rebuilds_every_response_token_for_token_across_dropped_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = format!("--responses {RESPONSES} --tokens {TOKENS} --interval-ms {INTERVAL_MS}");
+    let args: Vec<String> = args.split(' ').map(str::to_owned).collect();
+    let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+
+    // Drop every connection while the page shows part of responses 1 and 3.
+    let mut aborts = Vec::new();
+    for n in [1, 3] {
+        let shown = browser.run_async(&mid_response_script(n, TOKENS / 4)).await.as_u64().unwrap();
+        let dropped = proxy.drop_connections();
+        assert!(dropped >= 1, "the page's event stream was not open through the proxy");
+        aborts.push((n, shown, dropped));
+    }
+
+    let sent = sent_responses(&lines, RESPONSES);
+    browser
+        .run_async(&wait_script(&format!(r##"document.querySelectorAll("#rows tr[data-seq]").length >= {RESPONSES}"##)))
+        .await;
+    let page: Value = browser.run_async(LIVE_STATE).await;
+    browser.quit().await;
+
+    for (n, shown, _) in &aborts {
+        assert!(*shown > 0 && *shown < TOKENS, "abort in response {n} after {shown} tokens is not mid-response");
+    }
+    assert!(page["reconnects"].as_u64().unwrap() >= 2, "the browser did not reconnect after each abort: {page}");
+    assert_eq!(page["resets"], 0, "{page}");
+    assert_eq!(page["live"], serde_json::json!([]), "a response was left in progress: {page}");
+    assert_eq!(page["other"], serde_json::json!([]), "an unexpected row: {page}");
+    let durable = page["durable"].as_array().unwrap();
+    assert_eq!(durable.len(), RESPONSES, "one row per response: {page}");
+    for (i, (row, sent)) in durable.iter().zip(&sent).enumerate() {
+        let n = i + 1;
+        assert_eq!(row["seq"], n, "{row}");
+        assert_eq!(row["text"], sent.as_str(), "response {n}'s durable message: {row}");
+        check_response(n, sent, row["streamed"].as_str().expect("the row concluded streamed output"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(row["tokens"], TOKENS, "{row}");
+        assert_eq!(row["incomplete"], false, "{row}");
+    }
+    assert_eq!(page["state"], "live", "{page}");
+    eprintln!("aborts (response, tokens shown, connections dropped): {aborts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_marks_a_response_incomplete_when_the_ring_lost_its_tokens() {
+    // One 60-token response; the ring keeps only the session's last 5
+    // tokens, so the ~30 tokens streamed during the browser's reconnection
+    // delay are gone when it comes back.
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--responses", "1", "--tokens", "60", "--interval-ms", "100", "--ring-per-stream", "5"];
+    let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args.map(str::to_owned)).await;
+    let shown = browser.run_async(&mid_response_script(1, 10)).await.as_u64().unwrap();
+    assert!(proxy.drop_connections() >= 1, "the page's event stream was not open through the proxy");
+
+    let sent = sent_responses(&lines, 1);
+    browser.run_async(&wait_script(r##"document.querySelectorAll("#rows tr[data-seq]").length >= 1"##)).await;
+    let page: Value = browser.run_async(LIVE_STATE).await;
+    browser.quit().await;
+
+    assert_eq!(page["resets"], 1, "{page}");
+    let other = page["other"].as_array().unwrap();
+    assert!(
+        other.len() == 1 && other[0].as_str().unwrap().contains("live_output_expired: streamed output was lost"),
+        "one reset row says why: {page}"
+    );
+    assert_eq!(page["live"], serde_json::json!([]), "{page}");
+    let [row] = page["durable"].as_array().unwrap().as_slice() else { panic!("one response row: {page}") };
+    assert_eq!(row["text"], sent[0].as_str(), "the durable message is whole: {row}");
+    assert_eq!(row["incomplete"], true, "the streamed text is marked incomplete: {row}");
+    // What was streamed: the tokens before the drop, then (once the stream
+    // went on) possibly later ones, in order, none twice, some missing.
+    let streamed = token_numbers(1, row["streamed"].as_str().expect("the row concluded streamed output"));
+    assert!(streamed.len() < 60, "{row}");
+    assert!(streamed.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {streamed:?}");
+    assert!(streamed.starts_with(&(1..=shown).collect::<Vec<_>>()), "{streamed:?}");
+}
+
+/// The comparison above catches what resuming could get wrong.
+#[test]
+fn the_check_rejects_a_duplicated_or_missing_token() {
+    let sent = "[1.1][1.2][1.3][1.4]";
+    check_response(1, sent, sent).unwrap();
+    for wrong in ["[1.1][1.2][1.2][1.3][1.4]", "[1.1][1.3][1.4]", "[1.1][1.2][1.3]", "[1.2][1.1][1.3][1.4]"] {
+        assert!(check_response(1, sent, wrong).is_err(), "{wrong}");
+    }
+}

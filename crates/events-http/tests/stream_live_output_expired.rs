@@ -1,0 +1,72 @@
+//! `GET /stream?live_output=1` with a cursor inside output the writer's ring
+//! no longer holds: one `event: reset` frame whose reason is
+//! `live_output_expired` (the name the viewer page looks for), then the
+//! next durable event; a cursor the ring still covers gets the rest of the
+//! response and no reset.
+
+mod support;
+
+use events::{Durability, Event, Feed, LiveOutput, SyncPolicy};
+use serde::{Deserialize, Serialize};
+use support::{Sse, serve};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Agent {
+    Token(String),
+    Message(String),
+}
+
+impl Event for Agent {
+    fn durability(&self) -> Durability {
+        match self {
+            Agent::Token(_) => Durability::Ephemeral,
+            Agent::Message(_) => Durability::Durable,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The ring keeps the last 10 tokens of a stream.
+    let feed: Feed<Agent> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Never)
+        .live_output(LiveOutput::new().per_stream(10))
+        .open()
+        .await
+        .unwrap();
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
+    let session = feed.session("chat");
+    session.emit(Agent::Message("question".into())).await.unwrap();
+    for n in 1..=50 {
+        session.emit(Agent::Token(format!("t{n} "))).await.unwrap();
+    }
+    session.emit(Agent::Message("answer".into())).await.unwrap();
+    let url = format!("http://{addr}/stream?live_output=1");
+
+    // A client that saw the 5th token: tokens 6..=40 are gone.
+    let mut sse = Sse::open(&url, Some(&format!("{epoch}-1.5"))).await;
+    let reset = sse.next().await;
+    assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
+    assert_eq!(reset.json()["reason"], "live_output_expired", "{reset:?}");
+    assert_eq!(reset.json()["earliest"], 2, "{reset:?}");
+    // Its id is past the lost run, so a reconnect with it is not reset again.
+    assert_eq!(reset.id, Some(format!("{epoch}-1.{}", u32::MAX)), "{reset:?}");
+    let message = sse.next().await;
+    assert_eq!((message.event.clone(), message.id.clone()), (None, Some(format!("{epoch}-2"))), "{message:?}");
+    assert_eq!(message.json()["event"]["Message"], "answer");
+    let mut again = Sse::open(&url, reset.id.as_deref()).await;
+    let first = again.next().await;
+    assert_eq!((first.event.clone(), first.id.clone()), (None, Some(format!("{epoch}-2"))), "{first:?}");
+
+    // A client that saw the 45th token gets tokens 46..=50, then the answer.
+    let mut sse = Sse::open(&url, Some(&format!("{epoch}-1.45"))).await;
+    for n in 46..=50 {
+        let frame = sse.next().await;
+        assert_eq!((frame.event.as_deref(), frame.id.clone()), (Some("ephemeral"), Some(format!("{epoch}-1.{n}"))));
+        assert_eq!(frame.json()["event"]["Token"], format!("t{n} "));
+    }
+    assert_eq!(sse.next().await.id, Some(format!("{epoch}-2")));
+    feed.close().await.unwrap();
+}
