@@ -23,7 +23,9 @@ async fn malformed_cursors_are_400_with_the_reason() {
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/stream");
 
-    for bad in ["abc", "-1", "+2", "7-", "-7", "1-2-3", "0x10", "1.0", "1.5.6", "1-2.x", "18446744073709551616", "latest"] {
+    for bad in
+        ["abc", "-1", "+2", "7-", "-7", "1-2-3", "0x10", "1.0", "1.5.6", "1-2.x", "18446744073709551616", "latest"]
+    {
         let response = client.get(&url).header("Last-Event-ID", bad).send().await.unwrap();
         assert_eq!(response.status(), 400, "Last-Event-ID: {bad}");
         let text = response.text().await.unwrap();

@@ -285,3 +285,31 @@ async fn after_a_writer_restart_a_cursor_inside_a_run_resets() {
     let items = all_from(&reader, Cursor::new(Seq::new(2), epoch).into(), None).await;
     assert!(items.is_empty(), "{items:?}");
 }
+
+/// One stream's removals never reset a reader of another stream: the ring
+/// keeps a floor per stream.
+#[tokio::test]
+async fn a_reader_of_one_stream_is_not_reset_by_another_streams_removals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(1)).open().await.unwrap();
+    let inbox = feed.inbox();
+    inbox.forward(Some("s0".into()), Agent::Token("a".into())).await.unwrap();
+    inbox.forward(Some("s1".into()), Agent::Token("x".into())).await.unwrap();
+    inbox.forward(Some("s1".into()), Agent::Token("y".into())).await.unwrap(); // removes x
+    inbox.forward(Some("s0".into()), Agent::Message("m".into())).await.unwrap();
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    let from = LiveCursor::new(Cursor::new(Seq::ZERO, epoch), 0);
+    let s0: Vec<Agent> = all_from(&reader, from, Some("s0"))
+        .await
+        .into_iter()
+        .filter(|item| !matches!(item, FeedItem::Checkpoint { .. }))
+        .map(|item| seen(item).2)
+        .collect();
+    assert_eq!(s0, vec![Agent::Token("a".into()), Agent::Message("m".into())]);
+    // A reader of every stream did lose `x`: one reset, then what follows.
+    let all = all_from(&reader, from, None).await;
+    assert!(matches!(all[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{all:?}");
+    assert_eq!(seen(all[1].clone()).2, Agent::Message("m".into()));
+}

@@ -36,8 +36,28 @@ struct State<E> {
     entries: BTreeMap<Position, Entry<E>>,
     /// Each stream's positions in the ring, oldest first (for the per-stream limit).
     by_stream: HashMap<Option<StreamId>, VecDeque<Position>>,
-    /// Every ephemeral event at or before this position may be gone.
-    floor: Position,
+    /// Every ephemeral event of any stream at or before this position may be
+    /// gone: an earlier writer's, or a stream's floor folded in below.
+    base_floor: Position,
+    /// The highest position removed of each stream, so that one stream's
+    /// removals never reset a reader of another. At most
+    /// `LiveOutput::max_events` streams: past that they are folded into
+    /// `base_floor` (a reader may then reset needlessly, never miss a loss).
+    floors: HashMap<Option<StreamId>, Position>,
+    /// The highest position removed of any stream.
+    any_floor: Position,
+}
+
+impl<E> State<E> {
+    /// Every ephemeral event at or before the result may be gone, for a
+    /// reader of `stream` (`None`: of every stream).
+    fn floor(&self, stream: Option<&StreamId>) -> Position {
+        let own = match stream {
+            None => self.any_floor,
+            Some(id) => self.floors.get(&Some(id.clone())).copied().unwrap_or_default(),
+        };
+        self.base_floor.max(own)
+    }
 }
 
 /// The ring; shared by the writer (inserts) and live-output streams (reads).
@@ -67,7 +87,9 @@ impl<E> Ring<E> {
                 entries: BTreeMap::new(),
                 by_stream: HashMap::new(),
                 // A new journal has nothing an earlier process could have emitted after.
-                floor: if latest == 0 { Position::default() } else { Position::end_of(latest) },
+                base_floor: if latest == 0 { Position::default() } else { Position::end_of(latest) },
+                floors: HashMap::new(),
+                any_floor: Position::default(),
             }),
             inserted: watch::channel(0).0,
             evicted: AtomicU64::new(0),
@@ -80,21 +102,20 @@ impl<E> Ring<E> {
     pub(crate) fn insert(&self, batch: impl IntoIterator<Item = (Position, Arc<Envelope<E>>)>) {
         let now = Instant::now();
         let mut state = self.state.lock();
+        let per_stream = self.limits.per_stream;
         for (pos, env) in batch {
-            state.by_stream.entry(env.stream.clone()).or_default().push_back(pos);
+            let key = env.stream.clone();
+            state.by_stream.entry(key.clone()).or_default().push_back(pos);
             state.entries.insert(pos, Entry { env, at: now });
-            let per_stream = self.limits.per_stream;
-            let key = state.entries[&pos].env.stream.clone();
-            while state.by_stream.get(&key).is_some_and(|q| q.len() > per_stream) {
-                let oldest = state.by_stream.get_mut(&key).and_then(VecDeque::pop_front);
-                if let Some(oldest) = oldest {
-                    self.remove(&mut state, oldest, false);
-                }
+            while let Some(oldest) =
+                state.by_stream.get(&key).filter(|q| q.len() > per_stream).and_then(|q| q.front().copied())
+            {
+                self.remove(&mut state, oldest);
             }
         }
         while state.entries.len() > self.limits.max_events {
             let Some((&oldest, _)) = state.entries.first_key_value() else { break };
-            self.remove(&mut state, oldest, true);
+            self.remove(&mut state, oldest);
         }
         self.expire_locked(&mut state, now);
         self.len.store(state.entries.len() as u64, Ordering::Relaxed);
@@ -125,22 +146,26 @@ impl<E> Ring<E> {
         self.insert(batch);
     }
 
-    /// Removes `pos`, raising the floor; `unlink` also drops it from its
-    /// stream's queue (the per-stream limit already popped it).
-    fn remove(&self, state: &mut State<E>, pos: Position, unlink: bool) {
+    /// Removes `pos`, the oldest entry of its stream (every removal is: the
+    /// per-stream limit takes a stream's oldest, the other limits the ring's
+    /// oldest, which is its stream's oldest too), raising the floors.
+    fn remove(&self, state: &mut State<E>, pos: Position) {
         let Some(entry) = state.entries.remove(&pos) else { return };
-        if unlink {
-            let key = entry.env.stream.clone();
-            if let Some(queue) = state.by_stream.get_mut(&key) {
-                queue.retain(|p| *p != pos);
-                if queue.is_empty() {
-                    state.by_stream.remove(&key);
-                }
+        let key = entry.env.stream.clone();
+        if let Some(queue) = state.by_stream.get_mut(&key) {
+            debug_assert_eq!(queue.front(), Some(&pos), "removals take a stream's oldest entry");
+            queue.pop_front();
+            if queue.is_empty() {
+                state.by_stream.remove(&key);
             }
-        } else if state.by_stream.get(&entry.env.stream).is_some_and(VecDeque::is_empty) {
-            state.by_stream.remove(&entry.env.stream);
         }
-        state.floor = state.floor.max(pos);
+        state.any_floor = state.any_floor.max(pos);
+        let floor = state.floors.entry(key).or_default();
+        *floor = (*floor).max(pos);
+        if state.floors.len() > self.limits.max_events {
+            state.base_floor = state.base_floor.max(state.any_floor);
+            state.floors.clear();
+        }
         self.evicted.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -150,13 +175,13 @@ impl<E> Ring<E> {
             if now.duration_since(entry.at) <= self.limits.max_age {
                 break;
             }
-            self.remove(state, oldest, true);
+            self.remove(state, oldest);
         }
     }
 
     /// The entries after `after` up to `through` (inclusive) whose stream
-    /// passes `filter`, and the floor: whether something after `after` may
-    /// be gone is `floor > after`.
+    /// passes `filter`, and the floor for that filter: whether something
+    /// after `after` that this reader needs may be gone is `floor > after`.
     pub(crate) fn range(
         &self,
         after: Position,
@@ -166,8 +191,9 @@ impl<E> Ring<E> {
         let mut state = self.state.lock();
         self.expire_locked(&mut state, Instant::now());
         self.len.store(state.entries.len() as u64, Ordering::Relaxed);
+        let floor = state.floor(filter);
         if after >= through {
-            return (Vec::new(), state.floor);
+            return (Vec::new(), floor);
         }
         let found = state
             .entries
@@ -175,7 +201,7 @@ impl<E> Ring<E> {
             .filter(|(_, e)| filter.is_none_or(|want| e.env.stream.as_ref() == Some(want)))
             .map(|(pos, e)| (*pos, Arc::clone(&e.env)))
             .collect();
-        (found, state.floor)
+        (found, floor)
     }
 
     /// A receiver that changes after every insert.

@@ -68,7 +68,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         // A bare `Seq::ZERO` asks for what is there, not for a position:
         // what the ring lost before it started is no news to it.
         let bare = from.cursor.epoch.is_none() && from.cursor.seq == Seq::ZERO && from.index == 0;
-        let accepted_floor = if bare { ring.range(pos, pos, None).1 } else { Position::default() };
+        let accepted_floor = if bare { ring.range(pos, pos, filter.as_ref()).1 } else { Position::default() };
         let changes = futures::stream::unfold(ring.watch(), |mut rx| async move {
             rx.changed().await.ok()?;
             Some(((), rx))
