@@ -188,6 +188,8 @@ pub(crate) async fn crash_and_recover(
                 gaps += 1;
                 break;
             }
+            // Only a live-output stream (`stream_live`) carries ephemeral events.
+            Some(Ok(FeedItem::Ephemeral { .. })) => {}
             Some(Err(e)) => return Err(Failure::Error(Box::new(e))),
         }
     }

@@ -60,6 +60,8 @@ pub(crate) async fn consume(feed: &Feed<DemoEvent>, name: &str) -> Result<(), ev
             FeedItem::Reset { .. } => println!("consumer-reset"),
             // Only under `OnUndecodable::Skip`, which the demo does not set.
             FeedItem::Undecodable { seq, .. } => println!("consumer-undecodable {seq}"),
+            // Only a live-output stream (`stream_live`) carries ephemeral events.
+            FeedItem::Ephemeral { .. } => {}
         }
     }
     Ok(())
@@ -179,6 +181,8 @@ pub(crate) async fn resume(feed: &Feed<DemoEvent>, child: Indexed) -> Result<Con
                 last = seq;
             }
             Ok(Some(Err(e))) => return Err(e.into()),
+            // Only a live-output stream (`stream_live`) carries ephemeral events.
+            Ok(Some(Ok(FeedItem::Ephemeral { .. }))) => {}
             Ok(Some(Ok(FeedItem::Reset { .. } | FeedItem::Undecodable { .. })) | None) | Err(_) => {
                 gaps += 1;
                 break;

@@ -69,6 +69,8 @@ async fn resuming_client(
                 // An undecodable event (never, under the default `Fail`
                 // policy) is as much a hole in what the client saw.
                 FeedItem::Reset { .. } | FeedItem::Undecodable { .. } => report.resets += 1,
+                // Only a live-output stream (`stream_live`) carries ephemeral events.
+                FeedItem::Ephemeral { .. } => {}
             }
         }
         // Disconnected (deliberately, once): come back after a moment.
