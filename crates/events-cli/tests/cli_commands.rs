@@ -96,6 +96,18 @@ fn demo_table_shows_invariants() {
     assert!(!stdout.contains('✘'), "{stdout}");
 }
 
+/// A second run wipes the first one's journal, sidecar indexes and consumer
+/// checkpoints included.
+#[test]
+fn demo_runs_again_in_the_same_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    for _ in 0..2 {
+        let out = events().args(["demo", "--events", "4000", "--sync", "never", "--dir"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    }
+}
+
 #[test]
 fn demo_refuses_to_wipe_a_directory_that_is_not_a_journal() {
     let tmp = tempfile::tempdir().unwrap();

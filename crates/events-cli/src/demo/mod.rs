@@ -131,7 +131,10 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             let consumers = name == journal::CONSUMERS_DIR && entry.file_type()?.is_dir();
-            if !(name.ends_with(".seg") || name == "LOCK" || name == journal::WATERMARK_FILE || consumers) {
+            // The per-segment stream index (`<first_seq>.idx`, and the
+            // `.idx.tmp` a crash can leave while one is written).
+            let sidecar = name.strip_suffix(".tmp").unwrap_or(&name).ends_with(&format!(".{}", journal::SIDECAR_EXT));
+            if !(name.ends_with(".seg") || name == "LOCK" || name == journal::WATERMARK_FILE || consumers || sidecar) {
                 return Err(Failure::Error(
                     format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
                         .into(),
