@@ -123,8 +123,10 @@ mod tests {
     #[test]
     fn a_message_carries_the_tokens_streamed_before_it() {
         let events: Vec<_> = (0..20).map(|n| DemoEvent::nth(0, n, 20)).collect();
-        let streamed: String =
-            events[10..17].iter().filter_map(|e| if let DemoEvent::Token { text, .. } = e { Some(text.as_str()) } else { None }).collect();
+        let streamed: String = events[10..17]
+            .iter()
+            .filter_map(|e| if let DemoEvent::Token { text, .. } = e { Some(text.as_str()) } else { None })
+            .collect();
         assert!(matches!(&events[17], DemoEvent::Message { text, .. } if *text == streamed), "{:?}", events[17]);
         assert_eq!(streamed, "tok10 tok11 tok12 tok13 tok14 tok15 ");
     }

@@ -327,9 +327,12 @@ mod tests {
 
     #[test]
     fn a_wrong_missing_or_repeated_token_fails() {
-        let wrong = |n: u64, e: DemoEvent| if n == 23 { Some(DemoEvent::Token { session: 0, n, text: "tok2e ".into() }) } else { Some(e) };
+        let wrong = |n: u64, e: DemoEvent| {
+            if n == 23 { Some(DemoEvent::Token { session: 0, n, text: "tok2e ".into() }) } else { Some(e) }
+        };
         let missing = |n: u64, e: DemoEvent| (n != 23).then_some(e);
-        for (what, tamper) in [("wrong", &wrong as &dyn Fn(u64, DemoEvent) -> Option<DemoEvent>), ("missing", &missing)] {
+        for (what, tamper) in [("wrong", &wrong as &dyn Fn(u64, DemoEvent) -> Option<DemoEvent>), ("missing", &missing)]
+        {
             let mut ui = Rebuilder::default();
             feed(&mut ui, 0..22, untouched);
             ui.disconnect(1);
