@@ -64,6 +64,13 @@ impl DemoEvent {
         (n.saturating_sub(7)..n.saturating_sub(1)).map(DemoEvent::token_text).collect()
     }
 
+    /// How many messages (each concluding a response) a session of `total`
+    /// events emits: one per turn of ten whose message comes before `Done`.
+    pub(crate) fn responses(total: u64) -> u64 {
+        // Messages are at n = 7, 17, …, and n ≤ total - 2 (the last is `Done`).
+        if total < 9 { 0 } else { (total - 9) / 10 + 1 }
+    }
+
     /// The text of token `n`.
     fn token_text(n: u64) -> String {
         format!("tok{n} ")
@@ -129,5 +136,14 @@ mod tests {
             .collect();
         assert!(matches!(&events[17], DemoEvent::Message { text, .. } if *text == streamed), "{:?}", events[17]);
         assert_eq!(streamed, "tok10 tok11 tok12 tok13 tok14 tok15 ");
+    }
+
+    #[test]
+    fn responses_counts_the_messages_of_a_session() {
+        for total in 1..60 {
+            let messages =
+                (0..total).filter(|&n| matches!(DemoEvent::nth(0, n, total), DemoEvent::Message { .. })).count() as u64;
+            assert_eq!(DemoEvent::responses(total), messages, "{total} events");
+        }
     }
 }

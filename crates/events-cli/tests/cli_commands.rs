@@ -81,7 +81,8 @@ fn demo_json_reports_every_invariant_true() {
     let field = |name: &str| ui[name].as_u64().unwrap_or_else(|| panic!("{name} in {ui}"));
     assert_eq!(field("sessions"), 2, "{ui}");
     // 5,000 events per session: 500 turns, each ending in a message.
-    assert_eq!(field("responses_rebuilt"), 2 * 500, "{ui}");
+    assert_eq!(field("responses"), 2 * 500, "{ui}");
+    assert_eq!(field("responses_rebuilt"), field("responses"), "{ui}");
     assert!(field("reconnects") > 0 && field("inside_token_run") > 0, "{ui}");
     assert!(field("mid_response") >= field("inside_token_run"), "{ui}");
     for zero in ["mismatched", "duplicates", "gaps", "live_output_resets", "other_resets", "cut_by_reset"] {

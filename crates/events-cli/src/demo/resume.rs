@@ -37,6 +37,8 @@ const STALL: Duration = Duration::from_secs(30);
 pub(super) struct ResumeReport {
     /// Sessions followed, one UI each.
     pub(super) sessions: u32,
+    /// Responses (messages) those sessions emitted: each must be rebuilt.
+    pub(super) responses: u64,
     /// Items received: tokens, heartbeats and durable events of those sessions.
     pub(super) items: u64,
     /// Deliberate disconnects, each followed by a reconnect from the last position seen.
@@ -68,24 +70,25 @@ pub(super) struct ResumeReport {
 }
 
 impl ResumeReport {
-    /// Every response seen concluded was rebuilt token for token, with
-    /// nothing lost, repeated or reset, across reconnects of which at least
-    /// one fell inside a run of tokens.
+    /// Every response the sessions emitted was rebuilt token for token,
+    /// with nothing lost, repeated or reset, across reconnects of which at
+    /// least one fell inside a run of tokens (when there was a response).
     pub(super) fn rebuilt_every_response(&self) -> bool {
-        self.responses_rebuilt > 0
+        let reconnected_mid_run = self.reconnects > 0 && self.inside_token_run > 0;
+        self.responses_rebuilt == self.responses
+            && (self.responses == 0 || reconnected_mid_run)
             && self.mismatched == 0
             && self.duplicates == 0
             && self.gaps == 0
             && self.live_output_resets == 0
             && self.other_resets == 0
             && self.cut_by_reset == 0
-            && self.reconnects > 0
-            && self.inside_token_run > 0
             && self.first_problem.is_none()
     }
 
     fn add(&mut self, o: ResumeReport) {
         self.sessions += o.sessions;
+        self.responses += o.responses;
         self.items += o.items;
         self.reconnects += o.reconnects;
         self.mid_response += o.mid_response;
@@ -109,7 +112,6 @@ impl ResumeReport {
 
 /// One session's UI state: the response being rebuilt and the last
 /// position seen, which is all a reconnect needs.
-#[derive(Default)]
 pub(super) struct Rebuilder {
     pub(super) report: ResumeReport,
     /// Where to resume: the position of the last item seen.
@@ -129,6 +131,20 @@ pub(super) struct Rebuilder {
 }
 
 impl Rebuilder {
+    /// A UI for one session that emits `responses` responses.
+    pub(super) fn new(responses: u64) -> Self {
+        Rebuilder {
+            report: ResumeReport { sessions: 1, responses, ..ResumeReport::default() },
+            position: Position::default(),
+            next_n: 0,
+            text: String::new(),
+            tokens: 0,
+            cut: false,
+            last_was_token: false,
+            cut_after_token: false,
+        }
+    }
+
     /// Takes one event of the session at `position`; `true` once it is the
     /// session's last (`Done`).
     pub(super) fn event(&mut self, position: Position, event: &DemoEvent) -> bool {
@@ -245,8 +261,7 @@ async fn follow(
 ) -> Result<ResumeReport, events::Error> {
     let mut rng = StdRng::from_entropy();
     let mean_gap = (per_session / DROPS_PER_SESSION).max(1);
-    let mut ui = Rebuilder::default();
-    ui.report.sessions = 1;
+    let mut ui = Rebuilder::new(DemoEvent::responses(per_session));
     loop {
         let mut countdown = rng.gen_range(1..=2 * mean_gap);
         let after_token = ui.report.inside_token_run == 0 || rng.gen_bool(0.5);
@@ -315,7 +330,7 @@ mod tests {
 
     #[test]
     fn responses_rebuilt_across_a_reconnect_inside_a_run_of_tokens_pass() {
-        let mut ui = Rebuilder::default();
+        let mut ui = Rebuilder::new(10);
         feed(&mut ui, 0..13, untouched);
         ui.disconnect(1);
         feed(&mut ui, 13..100, untouched);
@@ -323,6 +338,13 @@ mod tests {
         assert_eq!((r.reconnects, r.mid_response, r.inside_token_run), (1, 1, 1));
         assert_eq!(r.responses_rebuilt, 10);
         assert!(r.rebuilt_every_response(), "{r:?}");
+
+        // A UI that stopped halfway did not rebuild every response.
+        let mut ui = Rebuilder::new(10);
+        feed(&mut ui, 0..13, untouched);
+        ui.disconnect(1);
+        feed(&mut ui, 13..50, untouched);
+        assert!(!ui.report.rebuilt_every_response(), "{:?}", ui.report);
     }
 
     #[test]
@@ -333,7 +355,7 @@ mod tests {
         let missing = |n: u64, e: DemoEvent| (n != 23).then_some(e);
         for (what, tamper) in [("wrong", &wrong as &dyn Fn(u64, DemoEvent) -> Option<DemoEvent>), ("missing", &missing)]
         {
-            let mut ui = Rebuilder::default();
+            let mut ui = Rebuilder::new(10);
             feed(&mut ui, 0..22, untouched);
             ui.disconnect(1);
             feed(&mut ui, 22..100, tamper);
@@ -342,7 +364,7 @@ mod tests {
             assert_eq!(r.responses_rebuilt, 9, "{what}: the other responses still rebuild");
         }
         // A reconnect that replays a token the UI already had.
-        let mut ui = Rebuilder::default();
+        let mut ui = Rebuilder::new(10);
         feed(&mut ui, 0..23, untouched);
         ui.disconnect(1);
         feed(&mut ui, 22..100, untouched);
@@ -352,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_reset_or_no_reconnect_inside_a_run_fails() {
-        let mut ui = Rebuilder::default();
+        let mut ui = Rebuilder::new(10);
         feed(&mut ui, 0..3, untouched);
         ui.disconnect(1);
         ui.reset(ResetReason::LiveOutputExpired);
@@ -362,7 +384,7 @@ mod tests {
         assert!(!r.rebuilt_every_response());
 
         // Disconnected only between responses.
-        let mut ui = Rebuilder::default();
+        let mut ui = Rebuilder::new(10);
         feed(&mut ui, 0..8, untouched);
         ui.disconnect(1);
         feed(&mut ui, 8..100, untouched);

@@ -98,8 +98,8 @@ pub(super) fn invariants(
 /// response it saw concluded, rebuilt from its tokens, equals its message.
 fn resuming_ui(r: &ResumeReport) -> Invariant {
     let mut detail = format!(
-        "{} reconnects ({} mid-response, {} inside a run of tokens), {} responses rebuilt token for token, {} live-output resets",
-        r.reconnects, r.mid_response, r.inside_token_run, r.responses_rebuilt, r.live_output_resets
+        "{} reconnects ({} mid-response, {} inside a run of tokens), {} of {} responses rebuilt token for token, {} live-output resets",
+        r.reconnects, r.mid_response, r.inside_token_run, r.responses_rebuilt, r.responses, r.live_output_resets
     );
     let wrong = [
         (r.mismatched, "mismatched"),
