@@ -104,8 +104,8 @@ pub(super) fn print_table(s: &Summary) {
     println!("  resuming client    {:>10}  events over {} reconnect(s)", s.client_received, s.client_reconnects);
     let r = &s.resuming_ui;
     println!(
-        "  resuming UI        {:>10}  live items over {} reconnect(s), {} responses rebuilt ({} session(s); ring evicted {})",
-        r.items, r.reconnects, r.responses_rebuilt, r.sessions, r.ring_evicted
+        "  resuming UI        {:>10}  live items of {} session(s) over {} reconnect(s) (ring evicted {})",
+        r.items, r.sessions, r.reconnects, r.ring_evicted
     );
     println!(
         "  throughput         {:>10.0}  events/s ({:.0} durable/s) over {:.2} s",
