@@ -58,7 +58,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a realistic feed: sessions, lossless UI subscribers, a sink, a
-    /// resuming client, a crash and a recovery; print what was verified.
+    /// resuming client, a chat UI that reconnects mid-response, a crash and
+    /// a recovery; print what was verified.
     ///
     /// Example: events demo --events 200000 --sessions 8 --sync always
     Demo(demo::DemoArgs),

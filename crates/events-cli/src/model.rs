@@ -49,12 +49,31 @@ impl DemoEvent {
             return DemoEvent::Done { session, n, at };
         }
         match n % 10 {
-            0..=5 => DemoEvent::Token { session, n, text: format!("tok{n} ") },
+            0..=5 => DemoEvent::Token { session, n, text: DemoEvent::token_text(n) },
             6 => DemoEvent::Heartbeat { session, n },
-            7 => DemoEvent::Message { session, n, at, text: format!("session {session} says hello #{n}") },
+            7 => DemoEvent::Message { session, n, at, text: DemoEvent::response_text(n) },
             8 => DemoEvent::ToolCall { session, n, at, tool: "search".into(), args: format!("{{\"q\":\"item {n}\"}}") },
             _ => DemoEvent::ToolResult { session, n, at, ok: !n.is_multiple_of(7), output: "x".repeat(64) },
         }
+    }
+
+    /// The text of the message `n` (`n % 10 == 7`): the six tokens streamed
+    /// before it (`n - 7 ..= n - 2`), as an agent's message carries the
+    /// response it streamed.
+    pub(crate) fn response_text(n: u64) -> String {
+        (n.saturating_sub(7)..n.saturating_sub(1)).map(DemoEvent::token_text).collect()
+    }
+
+    /// How many messages (each concluding a response) a session of `total`
+    /// events emits: one per turn of ten whose message comes before `Done`.
+    pub(crate) fn responses(total: u64) -> u64 {
+        // Messages are at n = 7, 17, …, and n ≤ total - 2 (the last is `Done`).
+        if total < 9 { 0 } else { (total - 9) / 10 + 1 }
+    }
+
+    /// The text of token `n`.
+    fn token_text(n: u64) -> String {
+        format!("tok{n} ")
     }
 
     /// The session-local counter, for order checks.
@@ -106,5 +125,25 @@ mod tests {
         assert_eq!(durable, 30);
         assert!(events.last().unwrap().is_terminal());
         assert!(events.iter().enumerate().all(|(i, e)| e.n() == i as u64));
+    }
+
+    #[test]
+    fn a_message_carries_the_tokens_streamed_before_it() {
+        let events: Vec<_> = (0..20).map(|n| DemoEvent::nth(0, n, 20)).collect();
+        let streamed: String = events[10..17]
+            .iter()
+            .filter_map(|e| if let DemoEvent::Token { text, .. } = e { Some(text.as_str()) } else { None })
+            .collect();
+        assert!(matches!(&events[17], DemoEvent::Message { text, .. } if *text == streamed), "{:?}", events[17]);
+        assert_eq!(streamed, "tok10 tok11 tok12 tok13 tok14 tok15 ");
+    }
+
+    #[test]
+    fn responses_counts_the_messages_of_a_session() {
+        for total in 1..60 {
+            let messages =
+                (0..total).filter(|&n| matches!(DemoEvent::nth(0, n, total), DemoEvent::Message { .. })).count() as u64;
+            assert_eq!(DemoEvent::responses(total), messages, "{total} events");
+        }
     }
 }

@@ -73,6 +73,23 @@ fn demo_json_reports_every_invariant_true() {
     assert_eq!(field("gaps"), 0);
     let detail = resumed["detail"].as_str().unwrap();
     assert!(detail.starts_with(&format!("indexer resumed after seq {checkpoint} (checkpoint)")), "{detail}");
+
+    // The chat UI dropped its live output mid-response and rebuilt every response.
+    let rebuilt = invariants.iter().find(|i| i["name"] == "resuming UI").expect("the resuming UI's invariant");
+    assert_eq!(rebuilt["ok"], true, "{rebuilt}");
+    let ui = &summary["resuming_ui"];
+    let field = |name: &str| ui[name].as_u64().unwrap_or_else(|| panic!("{name} in {ui}"));
+    assert_eq!(field("sessions"), 2, "{ui}");
+    // 5,000 events per session: 500 turns, each ending in a message.
+    assert_eq!(field("responses"), 2 * 500, "{ui}");
+    assert_eq!(field("responses_rebuilt"), field("responses"), "{ui}");
+    assert!(field("reconnects") > 0 && field("inside_token_run") > 0, "{ui}");
+    assert!(field("mid_response") >= field("inside_token_run"), "{ui}");
+    for zero in ["mismatched", "duplicates", "gaps", "live_output_resets", "other_resets", "cut_by_reset"] {
+        assert_eq!(field(zero), 0, "{zero} in {ui}");
+    }
+    assert_eq!(field("items"), 2 * 5000, "every event of both sessions, once");
+    assert!(ui["first_problem"].is_null(), "{ui}");
 }
 
 #[test]
@@ -89,11 +106,25 @@ fn demo_table_shows_invariants() {
         "✔ nothing acknowledged lost",
         "✔ no seq reuse",
         "✔ durable consumer resumes",
+        "✔ resuming UI",
+        "responses rebuilt token for token",
         "p99",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
     assert!(!stdout.contains('✘'), "{stdout}");
+}
+
+/// A second run wipes the first one's journal, sidecar indexes and consumer
+/// checkpoints included.
+#[test]
+fn demo_runs_again_in_the_same_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    for _ in 0..2 {
+        let out = events().args(["demo", "--events", "4000", "--sync", "never", "--dir"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    }
 }
 
 #[test]

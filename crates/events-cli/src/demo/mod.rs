@@ -2,7 +2,9 @@
 //! Several sessions emit a mix of ephemeral tokens/heartbeats and durable
 //! messages/tool calls/results; lossless UI subscribers (one deliberately
 //! slow) follow each session; a best-effort sink counts appends; a client
-//! disconnects and resumes from its cursor; then a child process appending
+//! disconnects and resumes from its cursor; a chat UI following the live
+//! output (tokens included) drops its connection mid-response and rebuilds
+//! every response after reconnecting; then a child process appending
 //! to the same journal, with a durable consumer `indexer` reading it, is
 //! SIGKILLed, the feed is recovered and the indexer resumes from its
 //! checkpoint. At the end it prints what happened and every invariant it
@@ -10,7 +12,8 @@
 //!
 //! This file holds the arguments and runs the phases in order; each phase
 //! lives in its own neighbour: `probe.rs` (emit → delivery latency),
-//! `clients.rs` (the resuming client), `uis.rs` (lossless UI subscribers),
+//! `clients.rs` (the resuming client), `resume.rs` (the resuming chat UI),
+//! `uis.rs` (lossless UI subscribers),
 //! `producers.rs` (the sessions emitting), `verification.rs` (crash, verify,
 //! invariants), `progress.rs` (the bars) and `summary.rs` (what is printed).
 //! Invariant: every consumer is subscribed before the first emit, so each
@@ -20,6 +23,7 @@ mod clients;
 mod probe;
 mod producers;
 mod progress;
+mod resume;
 mod summary;
 mod uis;
 mod verification;
@@ -30,10 +34,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use events::layers::journal;
-use events::{Envelope, Event, EventSink, Feed, FeedStats, SyncPolicy};
+use events::{Envelope, Event, EventSink, Feed, FeedStats, LiveOutput, SyncPolicy};
 
 use self::clients::ClientReport;
 use self::progress::Bars;
+use self::resume::ResumeReport;
 use self::summary::Summary;
 use crate::Failure;
 use crate::args::parse_sync;
@@ -94,6 +99,7 @@ struct Measured {
     delivered: u64,
     lossless: bool,
     client: ClientReport,
+    resume: ResumeReport,
     samples: Vec<u64>,
     stats: FeedStats,
     journaled: u64,
@@ -131,8 +137,11 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             let consumers = name == journal::CONSUMERS_DIR && entry.file_type()?.is_dir();
+            // The per-segment stream index (`<first_seq>.idx`, and the
+            // `.idx.tmp` a crash can leave while one is written).
+            let sidecar = name.strip_suffix(".tmp").unwrap_or(&name).ends_with(&format!(".{}", journal::SIDECAR_EXT));
             let own = name == "LOCK" || name == journal::WATERMARK_FILE || name == journal::PRUNED_FILE;
-            if !(name.ends_with(".seg") || own || consumers) {
+            if !(name.ends_with(".seg") || own || consumers || sidecar) {
                 return Err(Failure::Error(
                     format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
                         .into(),
@@ -156,6 +165,9 @@ async fn run_async(args: &DemoArgs) -> Result<Summary, Failure> {
         .sync(args.sync)
         .segment_bytes(1 << 20)
         .sink(CountingSink(Arc::clone(&sink_count)))
+        // Tokens are kept in a bounded ring (default limits) for the
+        // resuming UI; they are still never journaled.
+        .live_output(LiveOutput::new())
         .open()
         .await?;
     let bars = Bars::new(args.json, &plan);
@@ -182,6 +194,7 @@ async fn workload(
     let latency = probe::spawn(feed, plan.durable_total);
     let client_pos = Arc::new(AtomicU64::new(0));
     let client = clients::spawn(feed, plan.durable_total, Arc::clone(&client_pos));
+    let resuming = resume::spawn(feed, args.sessions, plan.per_session)?;
     let (sessions, uis) = uis::spawn(feed, args.sessions, args.subscribers);
     let emitted = Arc::new(AtomicU64::new(0));
     let ticker = bars.spawn_ticker(feed, &emitted, &client_pos);
@@ -193,11 +206,12 @@ async fn workload(
 
     let (delivered, lossless) = uis::join(uis, plan.per_session).await?;
     let client = joined(client.await)??;
+    let resume = resume::join(resuming, feed.stats().live_evicted).await?;
     let samples = joined(latency.await)?;
     ticker.abort();
     bars.set(emitted.load(Relaxed), feed.latest_seq().get(), client_pos.load(Relaxed));
     producers::drain_sink(feed, sink_count, plan.durable_total).await;
     let stats = feed.stats();
     let journaled = feed.latest_seq().get();
-    Ok(Measured { elapsed, delivered, lossless, client, samples, stats, journaled })
+    Ok(Measured { elapsed, delivered, lossless, client, resume, samples, stats, journaled })
 }

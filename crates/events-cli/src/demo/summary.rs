@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::resume::ResumeReport;
 use super::verification::Invariant;
 use super::{DemoArgs, Measured, Plan};
 use crate::args::sync_to_arg;
@@ -27,6 +28,8 @@ pub(super) struct Summary {
     sink_dropped: u64,
     client_reconnects: u64,
     client_received: u64,
+    /// The chat UI that reconnects mid-response (`resume.rs`).
+    resuming_ui: ResumeReport,
     seconds: f64,
     events_per_second: f64,
     durable_per_second: f64,
@@ -72,6 +75,7 @@ impl Summary {
             sink_dropped: m.stats.sink_dropped,
             client_reconnects: m.client.reconnects,
             client_received: m.client.received,
+            resuming_ui: m.resume,
             seconds: elapsed,
             events_per_second: emitted_total as f64 / elapsed,
             durable_per_second: durable_total as f64 / elapsed,
@@ -98,6 +102,11 @@ pub(super) fn print_table(s: &Summary) {
     println!("  delivered to UIs   {:>10}  (lossless, in order)", s.delivered_to_subscribers);
     println!("  sink observed      {:>10}  (dropped {})", s.sink_observed, s.sink_dropped);
     println!("  resuming client    {:>10}  events over {} reconnect(s)", s.client_received, s.client_reconnects);
+    let r = &s.resuming_ui;
+    println!(
+        "  resuming UI        {:>10}  live items of {} session(s) over {} reconnect(s) (ring evicted {})",
+        r.items, r.sessions, r.reconnects, r.ring_evicted
+    );
     println!(
         "  throughput         {:>10.0}  events/s ({:.0} durable/s) over {:.2} s",
         s.events_per_second, s.durable_per_second, s.seconds

@@ -13,6 +13,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::progress::Bars;
+use super::resume::ResumeReport;
 use super::{DemoArgs, Measured, Plan};
 use crate::Failure;
 use crate::crash::{self, CrashOutcome};
@@ -69,6 +70,7 @@ pub(super) fn invariants(
             ok: m.lossless,
             detail: format!("{} deliveries, each subscriber every event in order", m.delivered),
         },
+        resuming_ui(&m.resume),
     ];
     if let Some(c) = crash {
         invariants.push(Invariant {
@@ -90,6 +92,29 @@ pub(super) fn invariants(
     }
     invariants.push(verified(verify));
     invariants
+}
+
+/// The chat UI that dropped its live-output stream mid-response: every
+/// response it saw concluded, rebuilt from its tokens, equals its message.
+fn resuming_ui(r: &ResumeReport) -> Invariant {
+    let mut detail = format!(
+        "{} reconnects ({} mid-response, {} inside a run of tokens), {} of {} responses rebuilt token for token, {} live-output resets",
+        r.reconnects, r.mid_response, r.inside_token_run, r.responses_rebuilt, r.responses, r.live_output_resets
+    );
+    let wrong = [
+        (r.mismatched, "mismatched"),
+        (r.duplicates, "duplicate"),
+        (r.gaps, "missing"),
+        (r.other_resets, "other resets"),
+        (r.cut_by_reset, "cut by a reset"),
+    ];
+    for (count, what) in wrong.into_iter().filter(|(count, _)| *count > 0) {
+        detail.push_str(&format!(", {count} {what}"));
+    }
+    if let Some(problem) = &r.first_problem {
+        detail.push_str(&format!("; first: {problem}"));
+    }
+    Invariant { name: "resuming UI", ok: r.rebuilt_every_response(), detail }
 }
 
 /// The durable consumer killed with the child: it resumed after its
