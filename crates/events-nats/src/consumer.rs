@@ -90,6 +90,8 @@ use crate::{NatsError, StreamSpec};
 ///         FeedItem::Undecodable { seq, error, .. } => println!("cannot read {seq}: {error}"),
 ///         // Only a filtered stream of the façade yields checkpoints.
 ///         FeedItem::Checkpoint { .. } => {}
+///         // Only a live-output stream of the writer's process has these.
+///         FeedItem::Ephemeral { .. } => {}
 ///     }
 /// }
 /// # Ok(()) }

@@ -195,12 +195,24 @@ impl<E> Ring<E> {
         if after >= through {
             return (Vec::new(), floor);
         }
-        let found = state
-            .entries
-            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Included(through)))
-            .filter(|(_, e)| filter.is_none_or(|want| e.env.stream.as_ref() == Some(want)))
-            .map(|(pos, e)| (*pos, Arc::clone(&e.env)))
-            .collect();
+        let found = match filter {
+            // Through the stream's own queue: a reader of a quiet stream does
+            // not walk the other streams' events at every wake-up.
+            Some(id) => {
+                let Some(queue) = state.by_stream.get(&Some(id.clone())) else { return (Vec::new(), floor) };
+                let start = queue.partition_point(|p| *p <= after);
+                queue
+                    .range(start..)
+                    .take_while(|p| **p <= through)
+                    .filter_map(|p| state.entries.get(p).map(|e| (*p, Arc::clone(&e.env))))
+                    .collect()
+            }
+            None => state
+                .entries
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Included(through)))
+                .map(|(pos, e)| (*pos, Arc::clone(&e.env)))
+                .collect(),
+        };
         (found, floor)
     }
 
