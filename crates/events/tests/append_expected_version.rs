@@ -179,3 +179,39 @@ async fn versions_survive_a_restart_and_follow_retention() {
     assert!(gone.is_ok(), "a fully pruned stream still had a version: {gone:?}");
     feed.close().await.unwrap();
 }
+
+/// The race exactly: 16 appenders all expect the same version at
+/// once, 20 rounds. One wins each round; the 15 others get
+/// `VersionConflict` carrying the winner's seq, the stream's version now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_appenders_expecting_one_version_one_wins_the_rest_see_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = Feed::<Edit>::builder(tmp.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    let mut version = None;
+    for round in 0..20u32 {
+        let mut tasks = Vec::new();
+        for by in 0..16u32 {
+            let feed = feed.clone();
+            let expected = Expected::from(version);
+            tasks.push(tokio::spawn(
+                async move { feed.append_with(Some("doc"), put(by, round), expect(expected)).await },
+            ));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let winners: Vec<Seq> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|a| a.seq)).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        for outcome in &outcomes {
+            match outcome {
+                Ok(_) => {}
+                Err(Error::VersionConflict { current, .. }) => assert_eq!(*current, Some(winners[0]), "round {round}"),
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        version = Some(winners[0]);
+    }
+    assert_eq!(feed.latest_seq(), Seq::new(20), "one event journaled per round");
+    feed.close().await.unwrap();
+}

@@ -125,8 +125,8 @@ async fn a_live_client_sees_tokens_as_they_are_emitted() {
 
 /// One emit of a random interleaving: (stream, is the run's last event).
 fn emit_plan() -> impl Strategy<Value = Vec<(u8, u8)>> {
-    // Each stream gets runs of 1..50 tokens, each concluded by a message.
-    prop::collection::vec((0u8..3, 1u8..50), 1..6)
+    // Each stream gets runs of 1..=50 tokens, each concluded by a message.
+    prop::collection::vec((0u8..3, 1u8..=50), 1..6)
 }
 
 proptest! {
@@ -312,4 +312,28 @@ async fn a_reader_of_one_stream_is_not_reset_by_another_streams_removals() {
     let all = all_from(&reader, from, None).await;
     assert!(matches!(all[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{all:?}");
     assert_eq!(seen(all[1].clone()).2, Agent::Message("m".into()));
+}
+
+/// A run of 50 tokens between a question and its answer: resuming after
+/// every one of its items (and after the question) yields exactly the rest
+/// of the run, then the answer.
+#[tokio::test]
+async fn resuming_at_every_position_of_a_fifty_token_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(LiveOutput::new()).open().await.unwrap();
+    let session = feed.session("chat");
+    session.emit(Agent::Message("question".into())).await.unwrap();
+    for n in 0..50 {
+        session.emit(Agent::Token(format!("t{n}"))).await.unwrap();
+    }
+    session.emit(Agent::Message("answer".into())).await.unwrap();
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    let full: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), None).await.into_iter().map(seen).collect();
+    assert_eq!(full.len(), 52);
+    for k in 0..full.len() {
+        let rest: Vec<Seen> =
+            all_from(&reader, cursor_at(full[k].0, epoch), None).await.into_iter().map(seen).collect();
+        assert_eq!(rest, full[k + 1..].to_vec(), "resumed after item {k}");
+    }
 }
