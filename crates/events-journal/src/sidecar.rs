@@ -191,16 +191,21 @@ impl SegmentIndex {
     /// Writes this index as the sidecar of the segment at `segment`: to a
     /// temporary file renamed into place, so a reader sees the old file or
     /// the new one, never a mix. Not fsynced: a sidecar lost or torn by a
-    /// crash is rebuilt.
+    /// crash is rebuilt. Writes of this process take turns: two threads
+    /// rebuilding one sidecar (the writer's indexer and a read) share its
+    /// temporary name, and the second rename would fail.
     ///
     /// # Errors
     ///
     /// [`SidecarError::Io`] if the file cannot be written or renamed.
     pub fn write(&self, segment: &Path) -> Result<(), SidecarError> {
+        static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let path = sidecar_path(segment);
         let tmp = path.with_extension("idx.tmp");
         let io = |source| SidecarError::Io { path: path.clone(), source };
-        fs::write(&tmp, self.encode()).map_err(io)?;
+        let bytes = self.encode();
+        let _one_at_a_time = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        fs::write(&tmp, bytes).map_err(io)?;
         fs::rename(&tmp, &path).map_err(|e| {
             let _ = fs::remove_file(&tmp);
             io(e)

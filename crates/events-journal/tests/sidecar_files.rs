@@ -141,3 +141,31 @@ fn repair_removes_the_sidecar_of_the_segment_it_rebuilds() {
     assert!(sidecars[2].exists(), "an untouched segment keeps its sidecar");
     assert!(verify(tmp.path()).unwrap().problems.iter().all(|p| !p.what.contains("sidecar")));
 }
+
+/// Two threads of one process rebuilding the same sidecar (the writer's
+/// indexer and a reader) never fail each other: writes share the temporary
+/// name, so they take turns.
+#[test]
+fn concurrent_writes_of_one_sidecar_all_succeed_and_leave_it_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let segs = segments(tmp.path());
+    let seg = segs[1].clone();
+    let index = std::sync::Arc::new(SegmentIndex::build(&seg, key).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (index, seg) = (std::sync::Arc::clone(&index), seg.clone());
+            std::thread::spawn(move || {
+                (0..100).map(|_| index.write(&seg).map_err(|e| e.to_string())).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for result in t.join().unwrap() {
+            assert!(result.is_ok(), "{result:?}");
+        }
+    }
+    let side = Sidecar::open(&sidecar_path(&seg)).unwrap();
+    assert!(side.describes(&seg).is_ok());
+    journal.close().unwrap();
+}
