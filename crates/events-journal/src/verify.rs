@@ -207,6 +207,28 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         }
         next_expected = Some(last + 1);
     }
+    if let Some(problem) = check_pruned(dir, report.epoch) {
+        problems.push(problem);
+    }
     report.problems = problems;
     Ok(report)
+}
+
+/// The retention summary (`PRUNED`), if there is one: damaged, or of another
+/// epoch, it is a problem (filtered readers then reset instead of using it,
+/// and the next prune rewrites it).
+fn check_pruned(dir: &Path, epoch: Option<u64>) -> Option<Problem> {
+    let path = dir.join(crate::pruned::PRUNED_FILE);
+    let what = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => format!("retention summary unreadable: {e}"),
+        Ok(bytes) => match crate::pruned::PrunedLog::decode(&bytes) {
+            Err(reason) => format!("retention summary damaged: {reason}"),
+            Ok(log) if epoch.is_some_and(|e| e != log.epoch) => {
+                format!("retention summary of another journal (epoch {}, not {})", log.epoch, epoch.unwrap_or(0))
+            }
+            Ok(_) => return None,
+        },
+    };
+    Some(Problem { path, offset: 0, seq: None, what })
 }

@@ -169,3 +169,23 @@ fn concurrent_writes_of_one_sidecar_all_succeed_and_leave_it_valid() {
     assert!(side.describes(&seg).is_ok());
     journal.close().unwrap();
 }
+
+/// `verify` checks the retention summary (`PRUNED`) too: clean after
+/// retention wrote it, a problem naming the file once a byte is flipped.
+#[test]
+fn verify_reports_a_damaged_retention_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 80, Retention::segments(2));
+    journal.close().unwrap();
+    let pruned = tmp.path().join(events_journal::PRUNED_FILE);
+    assert!(pruned.exists(), "retention wrote no summary");
+    assert!(verify(tmp.path()).unwrap().is_ok());
+    let mut bytes = std::fs::read(&pruned).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&pruned, &bytes).unwrap();
+    let report = verify(tmp.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].path, pruned);
+    assert!(report.problems[0].what.contains("retention summary damaged"), "{:?}", report.problems);
+}
