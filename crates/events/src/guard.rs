@@ -60,7 +60,7 @@ impl Guard {
     /// Rebuilds the dedupe window from the journal's newest records.
     pub(crate) fn rebuild(&mut self, reader: &Reader, now: u64) {
         if let Err(e) = self.seen.rebuild(reader, now) {
-            tracing::warn!(error = %crate::error_chain(&e), "rebuilding the dedupe window failed; ids before the failure are not remembered");
+            tracing::warn!(error = %crate::error_chain(&e), "rebuilding the dedupe window failed; the ids of unreadable segments are not remembered");
         }
     }
 
@@ -73,21 +73,22 @@ impl Guard {
         self.seen.get(id, now).map(|(seq, ts)| Earlier::Journaled { seq, ts })
     }
 
-    /// The version of `stream`, counting the staged batch (`staged` holds
-    /// its events' streams in order; the first would get seq `next_seq`).
+    /// The version of `stream`, counting the staged batch (`staged` yields
+    /// its events' streams in order, asked once per batch; the first would
+    /// get seq `next_seq`).
     pub(crate) fn version<C: Codec>(
         &mut self,
         shared: &Shared,
         codec: &C,
         stream: &StreamId,
-        staged: &[Option<&StreamId>],
+        staged: impl FnOnce() -> Vec<Option<StreamId>>,
         next_seq: u64,
     ) -> Result<Option<Seq>> {
         let overlay = self.staged_streams.get_or_insert_with(|| {
             let mut map = HashMap::new();
-            for (i, s) in staged.iter().enumerate() {
+            for (i, s) in staged().into_iter().enumerate() {
                 if let Some(s) = s {
-                    map.insert((*s).clone(), next_seq + i as u64);
+                    map.insert(s, next_seq + i as u64);
                 }
             }
             map
@@ -118,7 +119,8 @@ impl Guard {
         if let (Some(map), Some(stream)) = (self.staged_streams.as_mut(), stream) {
             map.insert(stream.clone(), seq);
         }
-        if let Some(id) = id {
+        // With the window off every append is journaled, twice in one batch too.
+        if let Some(id) = id.filter(|_| self.seen.enabled()) {
             self.staged_ids.insert(id.clone(), index);
         }
     }
@@ -214,16 +216,33 @@ impl Seen {
         let horizon = now.saturating_sub(self.age_nanos());
         // The newest segment whose first record is older than the window
         // (or the oldest): the window starts in it.
-        let mut start = None;
-        for (first, _) in reader.segments()?.iter().rev() {
-            let Some(record) = first_record(reader, *first)? else { continue };
-            start = Some(*first - 1);
+        let segments = reader.segments()?;
+        let mut start = 0;
+        for (i, (first, _)) in segments.iter().enumerate().rev() {
+            // An unreadable first record: that segment is in the window.
+            let Ok(Some(record)) = first_record(reader, *first) else { continue };
+            start = i;
             if record.ts() < horizon {
                 break;
             }
         }
-        let Some(start) = start else { return Ok(()) };
-        let records = match reader.read_since(start) {
+        // Segment by segment, so that damage in one loses only its ids, never
+        // the newer ones after it.
+        let mut failed = None;
+        for (i, (first, _)) in segments.iter().enumerate().skip(start) {
+            let end = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
+            if let Err(e) = self.rebuild_segment(reader, *first, end, horizon) {
+                tracing::warn!(segment = first, error = %crate::error_chain(&e), "a segment's ids could not be read for the dedupe window");
+                failed = Some(e);
+            }
+        }
+        self.expire(now);
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The ids of the records `first..end` younger than `horizon`.
+    fn rebuild_segment(&mut self, reader: &Reader, first: u64, end: u64, horizon: u64) -> Result<()> {
+        let records = match reader.read_since(first - 1) {
             Ok(records) => records,
             Err(events_journal::ReadError::Ahead { .. } | events_journal::ReadError::Expired { .. }) => return Ok(()),
             Err(e) => return Err(crate::Error::Read(e)),
@@ -234,13 +253,15 @@ impl Seen {
                 Err(JournalError::Gap { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
+            if record.seq() >= end {
+                break;
+            }
             if record.ts() >= horizon
                 && let Some(id) = payload::event_id(record.payload())
             {
                 self.insert(EventId::from(id), record.seq(), record.ts());
             }
         }
-        self.expire(now);
         Ok(())
     }
 }

@@ -64,7 +64,7 @@ pub struct FeedReader<E, C: Codec = Bincode> {
     sinks: Option<SinkSet<E>>,
     /// A writer's ring of recent ephemeral events (with live output on).
     pub(crate) ring: Option<Arc<Ring<E>>>,
-    on_expired: OnExpired,
+    pub(crate) on_expired: OnExpired,
     on_undecodable: OnUndecodable,
 }
 

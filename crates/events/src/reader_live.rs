@@ -6,6 +6,7 @@
 //! is refused with a typed error, never an empty stream.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use events_core::{Codec, Event, StreamId};
 use futures::StreamExt;
@@ -49,10 +50,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // so the position moves past the other streams' events too.
         let inner = match stream {
             None => self.stream_from(from.cursor).boxed(),
-            Some(id) => self.stream_filtered(from.cursor, Filter::stream(id))?.boxed(),
+            // A checkpoint as soon as it has skipped something and waits:
+            // tokens after another stream's durable event go out at once.
+            Some(id) => self.stream_filtered(from.cursor, Filter::stream(id))?.checkpoint_after(Duration::ZERO).boxed(),
         };
         let stream = stream.map(StreamId::from);
-        Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream))
+        Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream, self.on_expired))
     }
 
     pub(crate) fn with_ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {

@@ -286,3 +286,28 @@ fn appends_retried_after_a_sigkill_are_journaled_once() {
         "idempotent crash loop: {unacknowledged_but_journaled} appends were journaled but unacknowledged at a kill; each retried once"
     );
 }
+
+/// With the window off (`ids == 0`), every append is journaled, even two of
+/// one id in the same batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_window_off_every_append_is_journaled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Job> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Always)
+        .dedupe(Dedupe::new(Duration::from_secs(60), 0))
+        .open()
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let feed = feed.clone();
+        tasks.push(tokio::spawn(async move {
+            feed.append_with(None, Job { n: i }, with_id(format!("id-{}", i / 2))).await
+        }));
+    }
+    for t in tasks {
+        assert!(!t.await.unwrap().unwrap().duplicate);
+    }
+    assert_eq!(feed.latest_seq(), Seq::new(200));
+    feed.close().await.unwrap();
+}

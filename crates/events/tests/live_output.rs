@@ -337,3 +337,52 @@ async fn resuming_at_every_position_of_a_fifty_token_run() {
         assert_eq!(rest, full[k + 1..].to_vec(), "resumed after item {k}");
     }
 }
+
+/// A loss reported by one reset does not hide a later one: tokens lost after
+/// the next durable event get their own reset there.
+#[tokio::test]
+async fn a_second_loss_after_a_reset_is_reported_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(10)).open().await.unwrap();
+    let inbox = feed.inbox();
+    inbox.forward(Some("s1".into()), Agent::Message("start".into())).await.unwrap();
+    for n in 0..5 {
+        inbox.forward(Some("s1".into()), Agent::Token(format!("a{n}"))).await.unwrap();
+    }
+    inbox.forward(Some("s1".into()), Agent::Message("mid".into())).await.unwrap();
+    for n in 0..20 {
+        inbox.forward(Some("s1".into()), Agent::Token(format!("b{n}"))).await.unwrap();
+    }
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    let items = all_from(&reader, cursor_at(Position { seq: Seq::new(1), index: 2 }, epoch), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    assert_eq!(seen(items[1].clone()).2, Agent::Message("mid".into()));
+    assert!(matches!(items[2], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    assert_eq!(items.len(), 3, "the 10 kept tokens of the second run come after a loss: skipped with it");
+}
+
+/// After the durable stream resets elsewhere (a cursor ahead of the
+/// journal), the live position follows it: the ring's tokens after the
+/// journal's events are delivered, and `position()` is where the stream is.
+#[tokio::test]
+async fn a_reset_of_the_durable_stream_moves_the_live_position_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(LiveOutput::new()).open().await.unwrap();
+    feed.append(Some("s1"), Agent::Message("m1".into())).await.unwrap();
+    feed.append(Some("s1"), Agent::Message("m2".into())).await.unwrap();
+    feed.inbox().forward(Some("s1".into()), Agent::Token("t".into())).await.unwrap();
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    let mut live = reader.stream_live(LiveCursor::new(Cursor::new(Seq::new(10), epoch), 0), None).unwrap();
+    let mut items = Vec::new();
+    while let Some(item) = live.next().await {
+        items.push(item.unwrap());
+    }
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::Ahead, .. }), "{items:?}");
+    let rest: Vec<Seen> = items[1..].iter().cloned().map(seen).collect();
+    let at = |seq, index| Position { seq: Seq::new(seq), index };
+    assert_eq!(rest.iter().map(|s| s.0).collect::<Vec<_>>(), vec![at(1, 0), at(2, 0), at(2, 1)], "{items:?}");
+    assert_eq!(live.position(), at(2, 1));
+}

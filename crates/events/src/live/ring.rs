@@ -49,6 +49,24 @@ struct State<E> {
 }
 
 impl<E> State<E> {
+    /// Notes that `stream`'s events up to `pos` may be gone. Past `cap`
+    /// streams, the lower half of the floors is folded into `base_floor`
+    /// (amortised O(1) per removal; readers of those streams may reset
+    /// needlessly, never miss a loss).
+    fn raise(&mut self, stream: Option<StreamId>, pos: Position, cap: usize) {
+        self.any_floor = self.any_floor.max(pos);
+        let floor = self.floors.entry(stream).or_default();
+        *floor = (*floor).max(pos);
+        if self.floors.len() > cap {
+            let mut floors: Vec<Position> = self.floors.values().copied().collect();
+            let middle = floors.len() / 2;
+            let (_, median, _) = floors.select_nth_unstable(middle);
+            let median = *median;
+            self.floors.retain(|_, f| *f > median);
+            self.base_floor = self.base_floor.max(median);
+        }
+    }
+
     /// Every ephemeral event at or before the result may be gone, for a
     /// reader of `stream` (`None`: of every stream).
     fn floor(&self, stream: Option<&StreamId>) -> Position {
@@ -135,15 +153,29 @@ impl<E> Ring<E> {
         last: &mut Position,
     ) {
         let now = Timestamp::now();
+        let mut overflow = Vec::new();
         let batch: Positioned<E> = staged
-            .map(|(before, stream, event)| {
+            .filter_map(|(before, stream, event)| {
                 let after = Seq::new(first + before as u64 - 1);
-                let index = if last.seq == after { last.index + 1 } else { 1 };
+                // `u32::MAX` marks the end of a run (`Position::end_of`): a run
+                // that long without a durable event loses what follows.
+                let index = if last.seq == after { last.index.saturating_add(1) } else { 1 };
+                if index == u32::MAX {
+                    overflow.push(stream);
+                    return None;
+                }
                 *last = Position { seq: after, index };
-                (*last, Arc::new(Envelope { seq: after, ts: now, stream, event, id: None }))
+                Some((*last, Arc::new(Envelope { seq: after, ts: now, stream, event, id: None })))
             })
             .collect();
         self.insert(batch);
+        if !overflow.is_empty() {
+            let mut state = self.state.lock();
+            for stream in overflow {
+                state.raise(stream, Position::end_of(last.seq.get()), self.limits.max_events);
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Removes `pos`, the oldest entry of its stream (every removal is: the
@@ -159,13 +191,7 @@ impl<E> Ring<E> {
                 state.by_stream.remove(&key);
             }
         }
-        state.any_floor = state.any_floor.max(pos);
-        let floor = state.floors.entry(key).or_default();
-        *floor = (*floor).max(pos);
-        if state.floors.len() > self.limits.max_events {
-            state.base_floor = state.base_floor.max(state.any_floor);
-            state.floors.clear();
-        }
+        state.raise(key, pos, self.limits.max_events);
         self.evicted.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -25,7 +25,7 @@ use futures::{Stream, StreamExt};
 
 use super::Ring;
 use crate::Result;
-use crate::position::{FeedItem, LiveCursor, Position, ResetReason};
+use crate::position::{FeedItem, LiveCursor, OnExpired, Position, ResetReason};
 use crate::shared::Shared;
 
 /// The stream returned by [`FeedReader::stream_live`](crate::FeedReader::stream_live):
@@ -48,6 +48,8 @@ pub struct LiveStream<E> {
     ready: VecDeque<Result<FeedItem<E>>>,
     changes: BoxStream<'static, ()>,
     ended: bool,
+    /// The inner stream's policy: where it goes on after an `Expired` reset.
+    on_expired: OnExpired,
 }
 
 impl<E> std::fmt::Debug for LiveStream<E> {
@@ -63,6 +65,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         shared: Arc<Shared>,
         from: LiveCursor,
         filter: Option<StreamId>,
+        on_expired: OnExpired,
     ) -> Self {
         let pos = Position { seq: from.cursor.seq, index: from.index };
         // A bare `Seq::ZERO` asks for what is there, not for a position:
@@ -86,6 +89,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             ready: VecDeque::new(),
             changes,
             ended: false,
+            on_expired,
         }
     }
 
@@ -102,7 +106,9 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         }
         let (found, floor) = self.ring.range(self.pos, through, self.filter.as_ref());
         if floor > self.pos.max(self.accepted_floor) {
-            self.accepted_floor = floor;
+            // Only the losses up to `through` are reported here: one after
+            // the next durable event gets its own reset there.
+            self.accepted_floor = floor.min(through);
             self.pos = through;
             self.ready.push_back(Ok(FeedItem::Reset {
                 reason: ResetReason::LiveOutputExpired,
@@ -164,12 +170,21 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                 Poll::Ready(Some(Ok(item))) => match boundary(&item) {
                     Some(seq) => this.held = Some((item, seq)),
                     None => {
-                        // A reset: the durable stream goes on at `earliest`
-                        // (or after a gap); the output before it is moot.
-                        if let FeedItem::Reset { earliest, .. } = &item {
-                            let before = Seq::new(earliest.get().saturating_sub(1));
-                            this.pass(before);
-                            this.accepted_floor = this.accepted_floor.max(Position::end_of(before.get()));
+                        // A reset: the durable stream goes on elsewhere (after
+                        // a gap, at the earliest retained event, after the
+                        // latest under `OnExpired::Latest`, or in another
+                        // journal from its start), so the position moves
+                        // there, backwards too; what was lost before it is
+                        // moot, what is lost after it is reported.
+                        if let FeedItem::Reset { reason, earliest, latest } = &item {
+                            let resume = match reason {
+                                ResetReason::Gap { last_missing, .. } => *last_missing,
+                                ResetReason::Expired if this.on_expired == OnExpired::Latest => *latest,
+                                _ => Seq::new(earliest.get().saturating_sub(1)),
+                            };
+                            this.pos = Position::durable(resume);
+                            this.frontier = resume;
+                            this.accepted_floor = this.pos;
                         }
                         this.ready.push_back(Ok(item));
                     }

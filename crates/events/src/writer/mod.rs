@@ -19,6 +19,8 @@ use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::append::{Dedupe, Expected};
+mod upkeep;
+
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
 use crate::guard::{Earlier, Guard};
 use crate::live::Ring;
@@ -177,7 +179,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     Cmd::Ephemeral { stream, event } => {
                         // The caller's stream id wins over the event's own.
                         let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
-                        self.ephemerals.push((self.pending.len(), stream, event));
+                        if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
+                            Counters::bump(&self.shared.counters.encode_errors);
+                            tracing::warn!(error = %e, "ephemeral event's stream id is too long; dropped");
+                        } else {
+                            self.ephemerals.push((self.pending.len(), stream, event));
+                        }
                     }
                     Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
@@ -343,9 +350,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 let _ = ack.send(Err(Error::MissingStream));
                 return None;
             };
-            let staged: Vec<Option<&StreamId>> = self.pending.iter().map(|p| p.stream.as_ref()).collect();
+            let pending = &self.pending;
+            let staged = || pending.iter().map(|p| p.stream.clone()).collect();
             let next = self.journal.last_seq() + 1;
-            match self.guard.version(&self.shared, &self.codec, stream, &staged, next) {
+            match self.guard.version(&self.shared, &self.codec, stream, staged, next) {
                 Ok(current) if when.expected.admits(current) => {}
                 Ok(current) => {
                     Counters::bump(&self.shared.counters.conflicts);
@@ -466,33 +474,5 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         self.guard.batch_done();
         self.buf.clear();
-    }
-
-    /// Retention on the timer: a failure is logged and counted, never
-    /// fatal (nothing is wrong with the data; the next pass retries).
-    fn prune(&mut self) {
-        if self.shared.failure().is_some() {
-            return;
-        }
-        match self.journal.prune() {
-            Ok(0) => return,
-            // Logged (and failures counted) by the journal; FeedStats mirrors it.
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
-        }
-        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
-    }
-
-    fn sync(&mut self) -> Result<()> {
-        if let Some(cause) = self.shared.failure() {
-            return Err(Error::Unhealthy { cause });
-        }
-        self.journal.sync().map_err(|e| {
-            let cause = error_chain(&e);
-            self.shared.set_failed(cause);
-            Error::Journal(e)
-        })?;
-        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
-        Ok(())
     }
 }

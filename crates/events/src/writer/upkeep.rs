@@ -1,0 +1,40 @@
+//! The writer's upkeep between batches: retention on the timer and an
+//! explicit `sync` (`mod.rs` runs the batches).
+//!
+//! Invariant: neither runs after a journal failure, and a failed retention
+//! pass is never fatal (nothing is wrong with the data).
+
+use events_core::{Codec, Event};
+
+use super::Writer;
+use crate::{Error, Result, error_chain};
+
+impl<E: Event, C: Codec> Writer<E, C> {
+    /// Retention on the timer: a failure is logged and counted, never
+    /// fatal (nothing is wrong with the data; the next pass retries).
+    pub(super) fn prune(&mut self) {
+        if self.shared.failure().is_some() {
+            return;
+        }
+        match self.journal.prune() {
+            Ok(0) => return,
+            // Logged (and failures counted) by the journal; FeedStats mirrors it.
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
+        }
+        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
+    }
+
+    pub(super) fn sync(&mut self) -> Result<()> {
+        if let Some(cause) = self.shared.failure() {
+            return Err(Error::Unhealthy { cause });
+        }
+        self.journal.sync().map_err(|e| {
+            let cause = error_chain(&e);
+            self.shared.set_failed(cause);
+            Error::Journal(e)
+        })?;
+        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
+        Ok(())
+    }
+}
