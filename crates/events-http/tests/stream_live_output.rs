@@ -7,28 +7,8 @@
 
 mod support;
 
-use events::{Durability, Event, Feed, LiveOutput, SyncPolicy};
-use serde::{Deserialize, Serialize};
-use support::{Sse, get, serve};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-enum Agent {
-    Token(String),
-    Message(String),
-}
-
-impl Event for Agent {
-    fn durability(&self) -> Durability {
-        match self {
-            Agent::Token(_) => Durability::Ephemeral,
-            Agent::Message(_) => Durability::Durable,
-        }
-    }
-}
-
-async fn live_feed(dir: &std::path::Path) -> Feed<Agent> {
-    Feed::builder(dir).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.unwrap()
-}
+use events::{Feed, SyncPolicy};
+use support::{Agent, Sse, get, live_feed, serve};
 
 /// The text of a frame's event: the token or the message.
 fn text(frame: &support::Frame) -> String {

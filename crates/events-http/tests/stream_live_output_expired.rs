@@ -6,24 +6,8 @@
 
 mod support;
 
-use events::{Durability, Event, Feed, LiveOutput, SyncPolicy};
-use serde::{Deserialize, Serialize};
-use support::{Sse, serve};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-enum Agent {
-    Token(String),
-    Message(String),
-}
-
-impl Event for Agent {
-    fn durability(&self) -> Durability {
-        match self {
-            Agent::Token(_) => Durability::Ephemeral,
-            Agent::Message(_) => Durability::Durable,
-        }
-    }
-}
+use events::{Feed, LiveOutput, SyncPolicy};
+use support::{Agent, Sse, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_message() {

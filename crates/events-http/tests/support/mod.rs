@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use events::{Event, Feed, SyncPolicy};
+use events::{Durability, Event, Feed, LiveOutput, SyncPolicy};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,28 @@ impl TestEvent {
     pub fn new(n: u64) -> Self {
         TestEvent { n, pad: String::new() }
     }
+}
+
+/// The live-output tests' event: streamed tokens (ephemeral) concluded by
+/// a message (durable).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Agent {
+    Token(String),
+    Message(String),
+}
+
+impl Event for Agent {
+    fn durability(&self) -> Durability {
+        match self {
+            Agent::Token(_) => Durability::Ephemeral,
+            Agent::Message(_) => Durability::Durable,
+        }
+    }
+}
+
+/// A feed of [`Agent`] events with live output, in a fresh directory.
+pub async fn live_feed(dir: &std::path::Path) -> Feed<Agent> {
+    Feed::builder(dir).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.expect("open feed")
 }
 
 /// A feed (no fsync: the tests are about HTTP) in a fresh directory.

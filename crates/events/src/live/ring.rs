@@ -242,6 +242,12 @@ impl<E> Ring<E> {
         (found, floor)
     }
 
+    /// Every ephemeral event at or before the result may be gone, for a
+    /// reader of `stream` (`None`: of every stream).
+    pub(crate) fn floor(&self, stream: Option<&StreamId>) -> Position {
+        self.state.lock().floor(stream)
+    }
+
     /// A receiver that changes after every insert.
     pub(crate) fn watch(&self) -> watch::Receiver<u64> {
         self.inserted.subscribe()

@@ -41,10 +41,6 @@ pub struct LiveStream<E> {
     pos: Position,
     /// Removals up to here were reported (or predate a bare start).
     accepted_floor: Position,
-    /// The last durable seq delivered: ephemeral events after it may go out.
-    frontier: Seq,
-    /// A durable item waiting for the ephemeral events before it, with its seq.
-    held: Option<(FeedItem<E>, Seq)>,
     ready: VecDeque<Result<FeedItem<E>>>,
     changes: BoxStream<'static, ()>,
     ended: bool,
@@ -71,7 +67,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         // A bare `Seq::ZERO` asks for what is there, not for a position:
         // what the ring lost before it started is no news to it.
         let bare = from.cursor.epoch.is_none() && from.cursor.seq == Seq::ZERO && from.index == 0;
-        let accepted_floor = if bare { ring.range(pos, pos, filter.as_ref()).1 } else { Position::default() };
+        let accepted_floor = if bare { ring.floor(filter.as_ref()) } else { Position::default() };
         let changes = futures::stream::unfold(ring.watch(), |mut rx| async move {
             rx.changed().await.ok()?;
             Some(((), rx))
@@ -84,8 +80,6 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             filter,
             pos,
             accepted_floor,
-            frontier: from.cursor.seq,
-            held: None,
             ready: VecDeque::new(),
             changes,
             ended: false,
@@ -112,7 +106,8 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             self.pos = through;
             self.ready.push_back(Ok(FeedItem::Reset {
                 reason: ResetReason::LiveOutputExpired,
-                earliest: self.frontier.next(),
+                // The durable event after the skipped run.
+                earliest: through.seq.next(),
                 latest: self.shared.latest(),
             }));
             return true;
@@ -123,10 +118,25 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         true
     }
 
-    /// Delivers a durable boundary at `seq`.
-    fn pass(&mut self, seq: Seq) {
+    /// Queues a durable item at `seq` (an event, or a checkpoint or an
+    /// undecodable record that only moves the position) after the ring's
+    /// events emitted before it.
+    fn deliver(&mut self, item: FeedItem<E>, seq: Seq) {
+        self.drain_ring(Position::end_of(seq.get().saturating_sub(1)));
         self.pos = self.pos.max(Position::durable(seq));
-        self.frontier = self.frontier.max(seq);
+        let other_stream = match (&item, &self.filter) {
+            (FeedItem::Event(env), Some(want)) => env.stream.as_ref() != Some(want),
+            _ => false,
+        };
+        if !other_stream {
+            self.ready.push_back(Ok(item));
+        }
+    }
+
+    /// The end of the run of ephemeral events after the last durable item
+    /// delivered: what may go out before the next one.
+    fn run_end(&self) -> Position {
+        Position::end_of(self.pos.seq.get())
     }
 }
 
@@ -152,23 +162,9 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
             if this.ended {
                 return Poll::Ready(None);
             }
-            if let Some((item, seq)) = this.held.take() {
-                // Every ephemeral event emitted before durable `seq`.
-                let before = Position::end_of(seq.get().saturating_sub(1));
-                this.drain_ring(before);
-                this.pass(seq);
-                let other_stream = match (&item, &this.filter) {
-                    (FeedItem::Event(env), Some(want)) => env.stream.as_ref() != Some(want),
-                    _ => false,
-                };
-                if !other_stream {
-                    this.ready.push_back(Ok(item));
-                }
-                continue;
-            }
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(item))) => match boundary(&item) {
-                    Some(seq) => this.held = Some((item, seq)),
+                    Some(seq) => this.deliver(item, seq),
                     None => {
                         // A reset: the durable stream goes on elsewhere (after
                         // a gap, at the earliest retained event, after the
@@ -183,7 +179,6 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                                 _ => Seq::new(earliest.get().saturating_sub(1)),
                             };
                             this.pos = Position::durable(resume);
-                            this.frontier = resume;
                             this.accepted_floor = this.pos;
                         }
                         this.ready.push_back(Ok(item));
@@ -195,11 +190,11 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                 }
                 Poll::Ready(None) => {
                     // Closed: what followed the last durable event, then the end.
-                    this.drain_ring(Position::end_of(this.frontier.get()));
+                    this.drain_ring(this.run_end());
                     this.ended = true;
                 }
                 Poll::Pending => {
-                    if this.drain_ring(Position::end_of(this.frontier.get())) {
+                    if this.drain_ring(this.run_end()) {
                         continue;
                     }
                     match this.changes.as_mut().poll_next(cx) {
