@@ -223,7 +223,8 @@ fn catch_up(c: &mut Criterion) {
     group.bench_function("raw_journal_read", |b| {
         b.iter(|| {
             let mut bytes = 0usize;
-            for r in reader.read_since(0).unwrap() {
+            let mut records = reader.read_since(0).unwrap();
+            while let Some(r) = records.next_ref() {
                 bytes += black_box(r.unwrap().payload()).len();
             }
             black_box(bytes)

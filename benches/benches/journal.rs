@@ -166,7 +166,8 @@ fn bench_read(c: &mut Criterion) {
     let reader = Reader::open(dir.path()).unwrap();
     let read_all = || {
         let mut bytes = 0usize;
-        for r in reader.read_since(0).unwrap() {
+        let mut records = reader.read_since(0).unwrap();
+        while let Some(r) = records.next_ref() {
             bytes += r.unwrap().payload().len();
         }
         assert_eq!(bytes, n as usize * PAYLOAD);

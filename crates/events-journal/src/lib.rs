@@ -162,7 +162,7 @@ pub use pruned::{
     PRUNED_VERSION, PrunedLog, PrunedSegment, key_hash,
 };
 pub use reader::{Reader, SegmentSizes};
-pub use records::{Record, Records};
+pub use records::{Record, RecordRef, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
 pub use segment::now_nanos;

@@ -94,7 +94,8 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         return Ok((Chunk::Epoch(found), None));
     }
     let mut out = Vec::with_capacity(max);
-    for record in records.by_ref().take(max) {
+    while out.len() < max {
+        let Some(record) = records.next_ref() else { break };
         let record = match record {
             Ok(record) => record,
             Err(JournalError::Gap { expected, found, path }) => {
