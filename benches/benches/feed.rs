@@ -4,7 +4,9 @@
 //!   until a `stream_from` consumer has received the last one, against
 //!   `raw/append`: the same payloads appended straight to an
 //!   `events_journal::Journal` in ~64 KiB batches. Goal: ≥ 0.5×. The bench
-//!   also prints p50/p99 record → consumer latency of a paced run.
+//!   also prints p50/p99 record → consumer latency of a paced run (one event
+//!   every 20 µs), and beside it, in the same run, the same paced events
+//!   through one `tokio::sync::mpsc` hop (goal: our p99 ≤ 5× the hop's).
 //! * `feed/catch_up`: `stream_from(0)` over a journal of N events (decoded
 //!   into envelopes), against `raw/read`: `Reader::read_since(0)` iterating
 //!   the same records with CRC checks. Goal: ≥ 0.5×.
@@ -100,24 +102,52 @@ fn raw_append_once(dir: &std::path::Path, payloads: &[Vec<u8>]) -> Duration {
     elapsed
 }
 
-/// Paced latency: one event at a time every 20 µs, record → consumer.
+/// Events of each paced latency run.
+const LATENCY_EVENTS: u64 = 20_000;
+/// Their pace: one event every 20 µs (50k/s).
+const PACE: Duration = Duration::from_micros(20);
+
+/// The paced producer of both latency runs: `emit(event(i))` for every `i`
+/// below [`LATENCY_EVENTS`], one every [`PACE`] (yielding while early), each
+/// event stamped with `Timestamp::now()` as it is made.
+async fn paced(mut emit: impl FnMut(BenchEvent)) {
+    let mut next = Instant::now();
+    for i in 0..LATENCY_EVENTS {
+        emit(event(i));
+        next += PACE;
+        while Instant::now() < next {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Prints p50 and p99 of `samples` (ns) on one `feed/latency` line.
+fn print_percentiles(what: &str, mut samples: Vec<u64>, dropped: u64) {
+    samples.sort_unstable();
+    let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    println!(
+        "feed/latency {what} (paced 50k/s): p50 {:.1} us, p99 {:.1} us, n={} (dropped {dropped})",
+        p(0.5),
+        p(0.99),
+        samples.len()
+    );
+}
+
+/// Paced latency, record → consumer, then the same paced events through one
+/// tokio mpsc hop, in the same run: a producer task paced by [`paced`], the
+/// consumer on the bench thread (`block_on`) computing now − the event's
+/// stamp. `record` and the mpsc's `try_send` both drop on a full queue
+/// (1,024, the feed's default inbox); the drops are printed.
 fn print_latency(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
-    let samples = rt.block_on(async {
+    let n = LATENCY_EVENTS;
+    let (samples, dropped) = rt.block_on(async {
         let feed: Feed<BenchEvent> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
         let mut stream = feed.stream_from(Seq::ZERO);
-        let n = 20_000u64;
         let producer = {
             let feed = feed.clone();
             tokio::spawn(async move {
-                let mut next = Instant::now();
-                for i in 0..n {
-                    feed.record(None, &event(i));
-                    next += Duration::from_micros(20);
-                    while Instant::now() < next {
-                        tokio::task::yield_now().await;
-                    }
-                }
+                paced(|e| feed.record(None, &e)).await;
                 // `record` drops on a full inbox: an append after the last
                 // record (the inbox is FIFO) marks the end whatever was dropped.
                 feed.append(None, event(n)).await.unwrap();
@@ -135,15 +165,25 @@ fn print_latency(rt: &tokio::runtime::Runtime) {
         feed.close().await.unwrap();
         (samples, dropped)
     });
-    let (mut s, dropped) = samples;
-    s.sort_unstable();
-    let p = |q: f64| s[((s.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-    println!(
-        "feed/latency record->stream_from (paced 50k/s): p50 {:.1} us, p99 {:.1} us, n={} (dropped {dropped})",
-        p(0.5),
-        p(0.99),
-        s.len()
-    );
+    print_percentiles("record->stream_from", samples, dropped);
+    let (samples, dropped) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<BenchEvent>(1024);
+        let producer = tokio::spawn(async move {
+            let mut dropped = 0;
+            paced(|e| dropped += u64::from(tx.try_send(e).is_err())).await;
+            tx.send(event(n)).await.unwrap();
+            dropped
+        });
+        let mut samples = Vec::with_capacity(n as usize);
+        while let Some(e) = rx.recv().await {
+            if e.n == n {
+                break;
+            }
+            samples.push(Timestamp::now().as_nanos().saturating_sub(e.at));
+        }
+        (samples, producer.await.unwrap())
+    });
+    print_percentiles("tokio mpsc hop", samples, dropped);
 }
 
 fn e2e(c: &mut Criterion) {

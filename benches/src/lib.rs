@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+pub mod counting_alloc;
+
 use events_core::Event;
 use serde::{Deserialize, Serialize};
 

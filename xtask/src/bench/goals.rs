@@ -24,6 +24,10 @@ pub(super) enum Src {
     Best(&'static [&'static str]),
     /// A rate printed by a non-criterion bench (see [`printed_rate`](super::results::printed_rate)).
     Printed(&'static str),
+    /// A time or a size printed by a non-criterion bench: on the line
+    /// starting with the first string, the figure after the word that is
+    /// the second (see [`printed_field`](super::results::printed_field)).
+    PrintedField(&'static str, &'static str),
     /// The fan-out bench's implementation at a subscriber count (see [`fanout_matches`]).
     Fanout(Impl, &'static str),
 }
@@ -58,6 +62,13 @@ const OURS_READ: (&str, Src) = ("journal read_since(0)", Src::Bench("journal/rea
 const OURS_D1: (&str, Src) = ("Feed::append", Src::Bench("durable/1_appender/ours_feed"));
 const OURS_D16: (&str, Src) = ("Feed::append ×16 tasks", Src::Bench("durable/16_appenders/ours_feed"));
 const D16_PEERS: &[&str] = &["durable/16_appenders/raft_engine", "durable/16_appenders/okaywal"];
+
+/// The p99 of the paced latency lines `feed.rs` prints.
+const P99_OURS: (&str, Src) = ("record → stream_from", Src::PrintedField("feed/latency record->stream_from", "p99"));
+const P99_MPSC: (&str, Src) = ("one tokio mpsc hop", Src::PrintedField("feed/latency tokio mpsc hop", "p99"));
+/// The mean live bytes per handle `memory.rs` prints.
+const MEM_BROADCAST: (&str, Src) =
+    ("tokio broadcast receiver, capacity 256", Src::PrintedField("memory/tokio broadcast receiver", "mean"));
 
 /// The subscriber counts of the fan-out rows.
 pub(super) const FANOUT_COUNTS: [&str; 3] = ["1", "4", "16"];
@@ -185,6 +196,24 @@ pub(super) fn rows() -> Vec<Cmp> {
             ("stream_from(0)", Bench("feed/catch_up/ours")),
             ("raw journal read", Bench("feed/catch_up/raw_journal_read")),
             AtLeast(0.5),
+        ),
+        cmp(
+            "latency p99 record → stream_from vs one tokio mpsc hop (paced 50k/s)",
+            P99_OURS,
+            P99_MPSC,
+            TimeAtMost(5.0),
+        ),
+        cmp(
+            "memory per idle client (1,000 clients)",
+            ("stream_from(latest), caught up", PrintedField("memory/stream_from idle client", "mean")),
+            MEM_BROADCAST,
+            Context,
+        ),
+        cmp(
+            "memory per idle client (1,000 clients)",
+            ("session subscriber (events-fanout, capacity 256)", PrintedField("memory/session subscriber", "mean")),
+            MEM_BROADCAST,
+            Context,
         ),
         cmp(
             "read one stream (1% of the journal, 100 streams)",

@@ -15,13 +15,15 @@ use std::time::SystemTime;
 
 use super::chart::chart;
 use super::goals::{Cmp, FANOUT_COUNTS, Goal, Impl, Src, fanout_measure, rows};
-use super::results::{Measure, Results, printed_rate, unpaced_loss};
+use super::results::{Measure, Printed, Results, printed_field, printed_rate, unpaced_loss};
 
-/// A resolved figure: throughput (low, median, high) or time in ns (low, median, high).
+/// A resolved figure: throughput (low, median, high), time in ns (low,
+/// median, high) or a size in bytes (printed, so one value).
 #[derive(Clone, Copy, Debug)]
 enum Fig {
     Rate(f64, f64, f64),
     Time(f64, f64, f64),
+    Bytes(f64),
 }
 
 struct Line {
@@ -49,7 +51,7 @@ impl Report {
                 Src::Bench(id) => results.get(id).map(fig),
                 Src::Times(k, id) => match results.get(id).map(fig)? {
                     Fig::Rate(lo, med, hi) => Some(Fig::Rate(k * lo, k * med, k * hi)),
-                    Fig::Time(..) => None,
+                    Fig::Time(..) | Fig::Bytes(_) => None,
                 },
                 Src::Best(ids) => ids
                     .iter()
@@ -57,6 +59,10 @@ impl Report {
                     .max_by(|a, b| a.1.total_cmp(&b.1))
                     .map(|(lo, med, hi)| Fig::Rate(lo, med, hi)),
                 Src::Printed(prefix) => printed_rate(log, prefix).map(|r| Fig::Rate(r, r, r)),
+                Src::PrintedField(prefix, key) => printed_field(log, prefix, key).map(|p| match p {
+                    Printed::Nanos(t) => Fig::Time(t, t, t),
+                    Printed::Bytes(b) => Fig::Bytes(b),
+                }),
                 Src::Fanout(imp, n) => fanout_measure(results, imp, n).as_ref().map(fig),
             }
         };
@@ -67,7 +73,8 @@ impl Report {
         let mut in_fanout = false;
         for l in log.lines() {
             in_fanout = l.starts_with("fan-out summary") || (in_fanout && l.starts_with(' '));
-            if in_fanout || l.starts_with("summary") || l.starts_with("feed/latency") || l.starts_with("nats/") {
+            let summary = ["summary", "feed/latency", "nats/", "memory/"];
+            if in_fanout || summary.iter().any(|p| l.starts_with(p)) {
                 printed.push(l.to_string());
             }
         }
@@ -80,6 +87,7 @@ impl Report {
         match (line.ours?, line.peer?) {
             (Fig::Rate(ol, om, oh), Fig::Rate(pl, pm, ph)) => Some((ol / ph, om / pm, oh / pl)),
             (Fig::Time(ol, om, oh), Fig::Time(pl, pm, ph)) => Some((ol / ph, om / pm, oh / pl)),
+            (Fig::Bytes(o), Fig::Bytes(p)) => Some((o / p, o / p, o / p)),
             _ => None,
         }
     }
@@ -219,6 +227,8 @@ fn show(fig: Option<Fig>) -> String {
     match fig {
         Some(Fig::Rate(_, med, _)) => rate(med),
         Some(Fig::Time(_, med, _)) => time(med),
+        Some(Fig::Bytes(b)) if b >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        Some(Fig::Bytes(b)) => format!("{b:.0} B"),
         None => "—".to_string(),
     }
 }
@@ -283,6 +293,36 @@ mod tests {
         let nats = report.lines.iter().find(|l| l.cmp.row == "JetStream replication").unwrap();
         assert!((Report::ratio(nats).unwrap().1 - 0.8).abs() < 1e-9);
         assert!(report.table().contains("not run"));
+    }
+
+    #[test]
+    fn printed_latency_and_memory_rows() {
+        let row = |r: &Report, name: &str| {
+            let lines: Vec<_> = r.lines.iter().filter(|l| l.cmp.row.starts_with(name)).map(Report::ratio).collect();
+            assert!(!lines.is_empty(), "no row {name}");
+            lines
+        };
+        let log = "feed/latency record->stream_from (paced 50k/s): p50 6.0 us, p99 1200.0 us, n=20000 (dropped 0)\n\
+                   feed/latency tokio mpsc hop (paced 50k/s): p50 3.0 us, p99 400.0 us, n=20000 (dropped 0)\n\
+                   memory/stream_from idle client: mean 600.0 B, n=1000\n\
+                   memory/session subscriber: mean 300.0 B, n=1000\n\
+                   memory/tokio broadcast receiver: mean 150.0 B, n=1000\n";
+        let report = Report::new(&Results::new(), log);
+        let latency = report.lines.iter().find(|l| l.cmp.row.starts_with("latency p99")).unwrap();
+        assert!((Report::ratio(latency).unwrap().1 - 3.0).abs() < 1e-9);
+        assert_eq!(Report::verdict(latency), "✔");
+        let memory: Vec<f64> = row(&report, "memory per idle client").into_iter().map(|r| r.unwrap().1).collect();
+        assert_eq!(memory, [4.0, 2.0]);
+        let table = report.table();
+        assert!(table.contains("| 1.20 ms | 400.00 µs | 3.00× | time ≤ 5× | ✔ |"), "{table}");
+        assert!(table.contains("| 600 B | 150 B | 4.00× | context |  |"), "{table}");
+        assert!(report.markdown("quick", None).contains("memory/session subscriber: mean 300.0 B"));
+        // Without the printed lines, the rows show as not run.
+        let empty = Report::new(&Results::new(), "");
+        assert!(row(&empty, "latency p99").iter().chain(&row(&empty, "memory per idle client")).all(Option::is_none));
+        assert!(
+            empty.table().contains("| record → stream_from | one tokio mpsc hop | — | — | not run | time ≤ 5× |  |")
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! iteration with its 95% confidence interval); [`collect`] reads both with
 //! `serde_json`, declaring only the fields the report uses so criterion's
 //! other fields may come and go. Benches that are not criterion benches
-//! (JetStream replication) print their figures on lines [`printed_rate`]
-//! recognises. Its neighbours: `mod.rs` calls [`collect`], `goals.rs` and
-//! `report.rs` look figures up in the [`Results`]. Invariant: a figure
+//! (JetStream replication, latency percentiles, memory per client) print
+//! their figures on lines [`printed_rate`] and [`printed_field`] recognise.
+//! Its neighbours: `mod.rs` calls [`collect`], `goals.rs` and `report.rs`
+//! look figures up in the [`Results`]. Invariant: a figure
 //! criterion left out (a missing bound or estimate) becomes NaN, never a
 //! made-up number, and a bench without `full_id` is skipped, not guessed.
 
@@ -135,6 +136,37 @@ pub(super) fn printed_rate(log: &str, prefix: &str) -> Option<f64> {
     line.rsplit(':').next()?.split_whitespace().next()?.parse().ok()
 }
 
+/// A figure a bench printed with its unit: see [`printed_field`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Printed {
+    /// A time, in ns.
+    Nanos(f64),
+    /// A size, in bytes.
+    Bytes(f64),
+}
+
+/// The figure after the word `key` on the first line starting with `prefix`,
+/// read as `key value unit` (a comma may follow either): `p99 6.7 us,` on
+/// the `feed/latency ...` lines, `mean 1234.5 B,` on the `memory/...` lines.
+/// Units: `ns`, `us`/`µs`, `ms`, `s` (a time), `B`, `KiB`, `MiB` (a size);
+/// another unit, a missing key or an unparsable value is `None`.
+pub(super) fn printed_field(log: &str, prefix: &str, key: &str) -> Option<Printed> {
+    let line = log.lines().find(|l| l.starts_with(prefix))?;
+    let mut words = line[prefix.len()..].split_whitespace().map(|w| w.trim_end_matches(','));
+    words.by_ref().find(|w| *w == key)?;
+    let value: f64 = words.next()?.parse().ok()?;
+    Some(match words.next()? {
+        "ns" => Printed::Nanos(value),
+        "us" | "µs" => Printed::Nanos(value * 1e3),
+        "ms" => Printed::Nanos(value * 1e6),
+        "s" => Printed::Nanos(value * 1e9),
+        "B" => Printed::Bytes(value),
+        "KiB" => Printed::Bytes(value * 1024.0),
+        "MiB" => Printed::Bytes(value * 1024.0 * 1024.0),
+        _ => return None,
+    })
+}
+
 /// The unpaced tokio broadcast's loss at `subscribers` from the fan-out
 /// bench's summary block (`  16 subscribers:` then
 /// `    tokio_broadcast_unpaced  ... lost N (P%)`), as `lost N (P%)`.
@@ -175,6 +207,24 @@ mod tests {
         assert!(missing.contains("e.json: no median"), "{missing}");
         let broken = measure((Path::new("b.json"), "{"), (Path::new("e.json"), e)).unwrap_err();
         assert!(broken.starts_with("b.json: "), "{broken}");
+    }
+
+    #[test]
+    fn printed_fields() {
+        let log = "feed/latency record->stream_from (paced 50k/s): p50 6.2 us, p99 1500.0 us, n=20000 (dropped 0)\n\
+                   feed/latency tokio mpsc hop (paced 50k/s): p50 3.1 us, p99 0.3 ms, n=20000 (dropped 0)\n\
+                   memory/session subscriber: mean 312.5 B, n=1000 (session capacity 256)\n\
+                   memory/odd: mean 3 parsecs, p50 x us\n";
+        assert_eq!(printed_field(log, "feed/latency record->stream_from", "p99"), Some(Printed::Nanos(1_500_000.0)));
+        assert_eq!(printed_field(log, "feed/latency record->stream_from", "p50"), Some(Printed::Nanos(6200.0)));
+        assert_eq!(printed_field(log, "feed/latency tokio mpsc hop", "p99"), Some(Printed::Nanos(300_000.0)));
+        assert_eq!(printed_field(log, "memory/session subscriber", "mean"), Some(Printed::Bytes(312.5)));
+        // An absent line or key, an unknown unit and a value that is no number are not figures.
+        assert_eq!(printed_field(log, "memory/stream_from", "mean"), None);
+        assert_eq!(printed_field(log, "memory/session subscriber", "p99"), None);
+        assert_eq!(printed_field(log, "memory/odd", "mean"), None);
+        assert_eq!(printed_field(log, "memory/odd", "p50"), None);
+        assert_eq!(printed_field("", "feed/latency", "p99"), None);
     }
 
     #[test]
