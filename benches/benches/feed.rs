@@ -26,6 +26,8 @@
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented public function")]
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -107,18 +109,29 @@ const LATENCY_EVENTS: u64 = 20_000;
 /// Their pace: one event every 20 µs (50k/s).
 const PACE: Duration = Duration::from_micros(20);
 
-/// The paced producer of both latency runs: `emit(event(i))` for every `i`
-/// below [`LATENCY_EVENTS`], one every [`PACE`] (yielding while early), each
-/// event stamped with `Timestamp::now()` as it is made.
-async fn paced(mut emit: impl FnMut(BenchEvent)) {
-    let mut next = Instant::now();
-    for i in 0..LATENCY_EVENTS {
-        emit(event(i));
-        next += PACE;
-        while Instant::now() < next {
-            tokio::task::yield_now().await;
+/// The paced producer of both latency runs, on a thread of its own:
+/// `emit(event(i))` for every `i` below [`LATENCY_EVENTS`], one every
+/// [`PACE`], each event stamped with `Timestamp::now()` as it is made, then
+/// `last(event(LATENCY_EVENTS))`. Between events it gives its CPU away
+/// (`sched_yield`), as a producer waiting for its next event would; a
+/// producer that spun inside the runtime (`tokio::task::yield_now`) would
+/// hold one of the two cores for good, and the p99 would measure the
+/// kernel's 4 ms scheduling tick instead of either pipeline.
+fn paced(
+    mut emit: impl FnMut(BenchEvent) + Send + 'static,
+    last: impl FnOnce(BenchEvent) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut next = Instant::now();
+        for i in 0..LATENCY_EVENTS {
+            emit(event(i));
+            next += PACE;
+            while Instant::now() < next {
+                std::thread::yield_now();
+            }
         }
-    }
+        last(event(LATENCY_EVENTS));
+    })
 }
 
 /// Prints p50 and p99 of `samples` (ns) on one `feed/latency` line.
@@ -134,7 +147,7 @@ fn print_percentiles(what: &str, mut samples: Vec<u64>, dropped: u64) {
 }
 
 /// Paced latency, record → consumer, then the same paced events through one
-/// tokio mpsc hop, in the same run: a producer task paced by [`paced`], the
+/// tokio mpsc hop, in the same run: a producer thread paced by [`paced`], the
 /// consumer on the bench thread (`block_on`) computing now − the event's
 /// stamp. `record` and the mpsc's `try_send` both drop on a full queue
 /// (1,024, the feed's default inbox); the drops are printed.
@@ -145,13 +158,13 @@ fn print_latency(rt: &tokio::runtime::Runtime) {
         let feed: Feed<BenchEvent> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
         let mut stream = feed.stream_from(Seq::ZERO);
         let producer = {
-            let feed = feed.clone();
-            tokio::spawn(async move {
-                paced(|e| feed.record(None, &e)).await;
-                // `record` drops on a full inbox: an append after the last
-                // record (the inbox is FIFO) marks the end whatever was dropped.
-                feed.append(None, event(n)).await.unwrap();
-            })
+            let (feed, last) = (feed.clone(), feed.clone());
+            // `record` drops on a full inbox: an append after the last
+            // record (the inbox is FIFO) marks the end whatever was dropped.
+            paced(
+                move |e| feed.record(None, &e),
+                move |e| futures::executor::block_on(last.append(None, e)).map(drop).unwrap(),
+            )
         };
         let mut samples = Vec::with_capacity(n as usize);
         while let Some(Ok(FeedItem::Event(env))) = stream.next().await {
@@ -160,7 +173,7 @@ fn print_latency(rt: &tokio::runtime::Runtime) {
             }
             samples.push(Timestamp::now().as_nanos().saturating_sub(env.event.at));
         }
-        producer.await.unwrap();
+        producer.join().unwrap();
         let dropped = feed.stats().dropped;
         feed.close().await.unwrap();
         (samples, dropped)
@@ -168,12 +181,16 @@ fn print_latency(rt: &tokio::runtime::Runtime) {
     print_percentiles("record->stream_from", samples, dropped);
     let (samples, dropped) = rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<BenchEvent>(1024);
-        let producer = tokio::spawn(async move {
-            let mut dropped = 0;
-            paced(|e| dropped += u64::from(tx.try_send(e).is_err())).await;
-            tx.send(event(n)).await.unwrap();
-            dropped
-        });
+        let dropped = Arc::new(AtomicU64::new(0));
+        let producer = {
+            let (tx, last, dropped) = (tx.clone(), tx, Arc::clone(&dropped));
+            let emit = move |e| {
+                if tx.try_send(e).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            paced(emit, move |e| last.blocking_send(e).unwrap())
+        };
         let mut samples = Vec::with_capacity(n as usize);
         while let Some(e) = rx.recv().await {
             if e.n == n {
@@ -181,7 +198,8 @@ fn print_latency(rt: &tokio::runtime::Runtime) {
             }
             samples.push(Timestamp::now().as_nanos().saturating_sub(e.at));
         }
-        (samples, producer.await.unwrap())
+        producer.join().unwrap();
+        (samples, dropped.load(Ordering::Relaxed))
     });
     print_percentiles("tokio mpsc hop", samples, dropped);
 }
