@@ -211,6 +211,13 @@ pub(crate) fn peek_seq(buf: &[u8], off: usize) -> u64 {
     le_u64(buf, off + 8)
 }
 
+/// The timestamp field of the frame at `off`, without any check (the
+/// frame's fixed part must fit).
+#[inline]
+pub(crate) fn peek_ts(buf: &[u8], off: usize) -> u64 {
+    le_u64(buf, off + 16)
+}
+
 /// The length field of the frame at `off`, without any check.
 #[inline]
 pub(crate) fn peek_len(buf: &[u8], off: usize) -> usize {

@@ -78,6 +78,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Three ways to walk what [`Reader::read_since`] returns, from the
+//! simplest to the fastest: the iterator of owned [`Record`]s (each holds its
+//! segment's map alive); [`Records::next_ref`], borrowed [`RecordRef`]s that
+//! touch no reference count (the walk costs what checking each frame's CRC
+//! costs); [`Records::next_run`], checked [`RecordRun`]s of consecutive
+//! records of one segment, owned, to hand a batch to another thread.
+//!
 //! # Example
 //!
 //! ```
@@ -139,6 +146,7 @@ mod records;
 mod recover_segment;
 mod recovery;
 mod retention;
+mod run;
 mod scan;
 mod sealer;
 mod seam;
@@ -165,6 +173,7 @@ pub use reader::{Reader, SegmentSizes};
 pub use records::{Record, RecordRef, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
+pub use run::{RecordRun, RunIter};
 pub use segment::now_nanos;
 pub use sidecar::{
     IndexEntry, MAX_SIDECAR_KEY, SIDECAR_EXT, SIDECAR_HEADER_LEN, SIDECAR_MAGIC, SIDECAR_VERSION, SegmentIndex,

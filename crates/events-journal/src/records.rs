@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::error::JournalError;
 use crate::format::{self, FrameCheck, HEADER_LEN};
 use crate::mapping::{Bytes, View, ends_sealed};
+use crate::run::RecordRun;
 
 /// One record: its seq, timestamp and payload, borrowed from a shared map of
 /// its segment (no copy). Owned, `Send + Sync`, cheap to clone; holding it
@@ -82,6 +83,11 @@ pub struct RecordRef<'a> {
 }
 
 impl<'a> RecordRef<'a> {
+    #[inline]
+    pub(crate) fn new(map: &'a Arc<Bytes>, start: usize, end: usize, seq: u64, ts: u64) -> Self {
+        RecordRef { map, start, end, seq, ts }
+    }
+
     /// The record's seq.
     #[inline]
     pub fn seq(&self) -> u64 {
@@ -190,6 +196,33 @@ impl Records {
             }
             Err(e) => Some(Err(e)),
         }
+    }
+
+    /// Up to `max` (at least one) consecutive records of the segment the
+    /// walk is in, checked like the iterator's, as one owned
+    /// [`RecordRun`]: a batch to decode elsewhere for one reference to the
+    /// segment's map. A run ends at `max`, at the end of a segment, or
+    /// before anything the iterator would report (the next call reports
+    /// it).
+    ///
+    /// # Errors
+    ///
+    /// The iterator's, when the first record of the run would be one.
+    pub fn next_run(&mut self, max: usize) -> Option<Result<RecordRun, JournalError>> {
+        let first = match self.next_in_view() {
+            Some(found) => found,
+            None => match self.advance()? {
+                Ok(found) => found,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let (start, first_seq) = (first.0 - format::FRAME_HEADER_LEN, first.2);
+        let mut len = 1;
+        while len < max.max(1) && self.next_in_view().is_some() {
+            len += 1;
+        }
+        let map = Arc::clone(self.views[self.idx].map.as_ref().expect("a record comes from a mapped view"));
+        Some(Ok(RecordRun { map, start, end: self.off, first_seq, len }))
     }
 
     /// The common case, kept small enough to inline into the caller's

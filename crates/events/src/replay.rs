@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use events_core::{Codec, Envelope, Event};
-use events_journal::{JournalError, ReadError, Records};
+use events_journal::{JournalError, ReadError, RecordRun, Records};
 use tokio::task::JoinError;
 
 use crate::shared::Shared;
@@ -93,31 +93,134 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         // Another journal's seq n is another event: never hand it out.
         return Ok((Chunk::Epoch(found), None));
     }
-    let mut out = Vec::with_capacity(max);
-    while out.len() < max {
-        let Some(record) = records.next_ref() else { break };
-        let record = match record {
-            Ok(record) => record,
-            Err(JournalError::Gap { expected, found, path }) => {
-                return Ok((Chunk::Gap { before: out, expected, found, path }, None));
+    let walk = walk(&mut records, max, limit)?;
+    let (out, bad) = decode_runs(codec, walk.runs);
+    Ok(match (bad, walk.gap) {
+        (Some((seq, version, error)), _) => (Chunk::Undecodable { before: out, seq, version, error }, None),
+        (None, Some((expected, found, path))) => (Chunk::Gap { before: out, expected, found, path }, None),
+        // A short chunk means the iterator reached the end of what it mapped
+        // (or the acknowledged limit): the next read must look at the files again.
+        (None, None) => (Chunk::Records(out), walk.more.then_some(records)),
+    })
+}
+
+/// What one walk over the journal found: checked records in runs, and
+/// why it stopped short, if it did.
+struct Walk {
+    runs: Vec<RecordRun>,
+    /// A salvage gap after the runs: (expected, found, the segment after it).
+    gap: Option<(u64, u64, std::path::PathBuf)>,
+    /// Whether the walk took all it was asked for (the iterator may hold more).
+    more: bool,
+}
+
+/// Takes up to `max` records as runs, none past `limit`; stops at a gap.
+fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Result<Walk> {
+    let mut walk = Walk { runs: Vec::new(), gap: None, more: false };
+    let mut taken = 0;
+    while taken < max {
+        let mut run = match records.next_run(max - taken) {
+            None => return Ok(walk),
+            Some(Ok(run)) => run,
+            Some(Err(JournalError::Gap { expected, found, path })) => {
+                walk.gap = Some((expected, found, path));
+                return Ok(walk);
             }
-            Err(e) => return Err(e.into()),
+            Some(Err(e)) => return Err(e.into()),
         };
-        if limit.is_some_and(|limit| record.seq() > limit) {
+        if let Some(limit) = limit.filter(|&limit| run.last_seq() > limit) {
             // Written but not yet acknowledged: stop here and re-read later.
-            return Ok((Chunk::Records(out), None));
+            if run.first_seq() <= limit {
+                run.split_off(usize::try_from(limit + 1 - run.first_seq()).unwrap_or(usize::MAX));
+                walk.runs.push(run);
+            }
+            return Ok(walk);
         }
-        let env = match payload::decode(codec, record.seq(), record.ts(), record.payload()) {
-            Ok(env) => env,
+        taken += run.len();
+        walk.runs.push(run);
+    }
+    walk.more = true;
+    Ok(walk)
+}
+
+/// A record that did not decode: its seq, schema version and the error.
+type Bad = (u64, u32, events_core::CodecError);
+
+/// Chunks of at least this many records are decoded on two threads.
+const PARALLEL_DECODE_MIN: usize = 256;
+
+/// Decodes the runs' records in order, up to the first that does not
+/// decode. A large chunk is cut in two halves, the second decoded on
+/// another blocking thread while this one decodes the first: decoding is
+/// most of what a catch-up costs, and the walk above is cheap.
+fn decode_runs<E: Event, C: Codec>(codec: &C, mut runs: Vec<RecordRun>) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
+    let total: usize = runs.iter().map(RecordRun::len).sum();
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let (Some(runtime), true) = (runtime, total >= PARALLEL_DECODE_MIN && parallel()) else {
+        return decode_list(codec, &runs, total);
+    };
+    let second = split_runs(&mut runs, total / 2);
+    // Kept to decode here if the other thread never runs (a runtime shutting down).
+    let fallback = second.clone();
+    let (codec2, n2) = (codec.clone(), total - total / 2);
+    let other = runtime.spawn_blocking(move || decode_list::<E, C>(&codec2, &second, n2));
+    let (mut out, bad) = decode_list(codec, &runs, total);
+    if bad.is_some() {
+        return (out, bad); // what follows the bad record is not delivered; the other half finishes unseen
+    }
+    let (rest, bad) = match futures::executor::block_on(other) {
+        Ok(decoded) => decoded,
+        // A panicking `Deserialize` panics this read, as it would unsplit.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => decode_list(codec, &fallback, n2),
+    };
+    out.extend(rest);
+    (out, bad)
+}
+
+/// Moves everything after the first `n` records of `runs` into the returned runs.
+fn split_runs(runs: &mut Vec<RecordRun>, n: usize) -> Vec<RecordRun> {
+    let mut seen = 0;
+    let Some(i) = runs.iter().position(|run| {
+        seen += run.len();
+        seen > n
+    }) else {
+        return Vec::new();
+    };
+    // Records of run `i` that stay: those before record `n`.
+    let stay = n - (seen - runs[i].len());
+    let mut rest = Vec::new();
+    let from = if stay == 0 {
+        i
+    } else {
+        rest.extend(runs[i].split_off(stay));
+        i + 1
+    };
+    rest.extend(runs.drain(from..));
+    rest
+}
+
+/// Decodes the records of `runs`, in order, up to the first that does not decode.
+fn decode_list<E: Event, C: Codec>(
+    codec: &C,
+    runs: &[RecordRun],
+    capacity: usize,
+) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
+    let mut out = Vec::with_capacity(capacity);
+    for record in runs.iter().flat_map(RecordRun::iter) {
+        match payload::decode(codec, record.seq(), record.ts(), record.payload()) {
+            Ok(env) => out.push(Arc::new(env)),
             Err(error) => {
                 let (seq, version) = (record.seq(), payload::split_version(record.payload()).0);
-                return Ok((Chunk::Undecodable { before: out, seq, version, error }, None));
+                return (out, Some((seq, version, error)));
             }
-        };
-        out.push(Arc::new(env));
+        }
     }
-    // A short chunk means the iterator reached the end of what it mapped:
-    // the next read must look at the files again.
-    let more = out.len() == max;
-    Ok((Chunk::Records(out), more.then_some(records)))
+    (out, None)
+}
+
+/// Whether this machine runs more than one thread at a time.
+fn parallel() -> bool {
+    static PARALLEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PARALLEL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }

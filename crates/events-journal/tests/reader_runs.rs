@@ -1,0 +1,148 @@
+//! `Records::next_run` and `next_ref` yield exactly what the iterator
+//! yields: the same records in the same order, a salvage gap at the same
+//! place, and runs that never cross a segment or exceed their maximum.
+
+use std::path::Path;
+
+use events_journal::{Journal, JournalError, JournalOptions, Reader, Records, Retention, SyncPolicy};
+
+/// What a walk saw: each record as (seq, ts, payload), a gap as its range.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Record(u64, u64, Vec<u8>),
+    Gap(u64, u64),
+}
+
+fn seen_error(e: JournalError) -> Seen {
+    match e {
+        JournalError::Gap { expected, found, .. } => Seen::Gap(expected, found),
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+fn by_iterator(records: Records) -> Vec<Seen> {
+    records
+        .map(|r| match r {
+            Ok(r) => Seen::Record(r.seq(), r.ts(), r.payload().to_vec()),
+            Err(e) => seen_error(e),
+        })
+        .collect()
+}
+
+fn by_ref(mut records: Records) -> Vec<Seen> {
+    let mut out = Vec::new();
+    while let Some(r) = records.next_ref() {
+        out.push(match r {
+            Ok(r) => Seen::Record(r.seq(), r.ts(), r.payload().to_vec()),
+            Err(e) => seen_error(e),
+        });
+    }
+    out
+}
+
+/// Walks by runs of at most `max`, checking each run's own figures.
+fn by_runs(mut records: Records, max: usize, segments: &[(u64, u64)]) -> Vec<Seen> {
+    let mut out = Vec::new();
+    while let Some(run) = records.next_run(max) {
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                out.push(seen_error(e));
+                continue;
+            }
+        };
+        assert!(!run.is_empty() && run.len() <= max.max(1), "{run:?} with max {max}");
+        assert_eq!(run.iter().len(), run.len());
+        let seqs: Vec<u64> = run.iter().map(|r| r.seq()).collect();
+        assert_eq!(seqs, (run.first_seq()..=run.last_seq()).collect::<Vec<_>>());
+        assert!(
+            segments.iter().any(|&(first, last)| first <= run.first_seq() && run.last_seq() <= last),
+            "{run:?} crosses a segment boundary ({segments:?})"
+        );
+        out.extend(run.iter().map(|r| Seen::Record(r.seq(), r.ts(), r.payload().to_vec())));
+    }
+    out
+}
+
+fn fill(dir: &Path, n: u64) {
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(4096).retention(Retention::unlimited());
+    let (mut journal, _) = Journal::open(dir, opts).unwrap();
+    for i in 0..n {
+        let len = 20 + (i * 37 % 300) as usize;
+        let payload: Vec<u8> = (0..len).map(|j| (i as usize * 7 + j) as u8).collect();
+        journal.append(1_000 + i, &payload).unwrap();
+    }
+    journal.close().unwrap();
+}
+
+/// The segments' (first, last) seqs, from their names.
+fn segment_ranges(dir: &Path, last: u64) -> Vec<(u64, u64)> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".seg").map(|n| n.parse().unwrap())
+        })
+        .collect();
+    firsts.sort_unstable();
+    let mut ranges: Vec<(u64, u64)> = firsts.windows(2).map(|w| (w[0], w[1] - 1)).collect();
+    ranges.push((*firsts.last().unwrap(), last));
+    ranges
+}
+
+fn check_all_walks_agree(dir: &Path, last: u64, cursor: u64) -> Vec<Seen> {
+    let reader = Reader::open(dir).unwrap();
+    let want = by_iterator(reader.read_since(cursor).unwrap());
+    assert_eq!(by_ref(reader.read_since(cursor).unwrap()), want, "next_ref after {cursor}");
+    let segments = segment_ranges(dir, last);
+    for max in [0, 1, 2, 7, 64, 10_000] {
+        assert_eq!(by_runs(reader.read_since(cursor).unwrap(), max, &segments), want, "runs of {max} after {cursor}");
+    }
+    want
+}
+
+#[test]
+fn runs_and_borrowed_records_match_the_iterator_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 500);
+    assert!(segment_ranges(dir.path(), 500).len() > 10, "the test needs many segments");
+    for cursor in [0, 1, 99, 250, 499, 500] {
+        let seen = check_all_walks_agree(dir.path(), 500, cursor);
+        assert_eq!(seen.len() as u64, 500 - cursor);
+    }
+}
+
+#[test]
+fn a_missing_segment_is_the_same_gap_in_every_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 500);
+    let segments = segment_ranges(dir.path(), 500);
+    let (first, last) = segments[segments.len() / 2];
+    std::fs::remove_file(dir.path().join(format!("{first:020}.seg"))).unwrap();
+    let seen = check_all_walks_agree(dir.path(), 500, 0);
+    let gaps: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Gap(..))).collect();
+    assert_eq!(gaps, [&Seen::Gap(first, last + 1)]);
+    assert_eq!(seen.len() as u64, 500 - (last + 1 - first) + 1);
+}
+
+#[test]
+fn a_run_split_anywhere_holds_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 40);
+    let reader = Reader::open(dir.path()).unwrap();
+    let whole = reader.read_since(0).unwrap().next_run(usize::MAX).unwrap().unwrap();
+    let all: Vec<(u64, Vec<u8>)> = whole.iter().map(|r| (r.seq(), r.payload().to_vec())).collect();
+    for n in 0..=whole.len() + 1 {
+        let mut head = whole.clone();
+        let tail = head.split_off(n);
+        let mut joined: Vec<(u64, Vec<u8>)> = head.iter().map(|r| (r.seq(), r.payload().to_vec())).collect();
+        if let Some(tail) = &tail {
+            assert_eq!(tail.first_seq(), head.last_seq() + 1);
+            joined.extend(tail.iter().map(|r| (r.seq(), r.payload().to_vec())));
+        } else {
+            assert_eq!(head.len(), whole.len(), "no rest when splitting at {n}");
+        }
+        assert_eq!(joined, all, "split at {n}");
+        assert_eq!(head.iter().next().map(|r| r.to_record().seq()), Some(whole.first_seq()));
+    }
+}

@@ -1,0 +1,92 @@
+//! Catch-up decodes a large journal chunk on two threads (`replay.rs`):
+//! whatever the split, a reader sees every event in seq order exactly once,
+//! and undecodable records in either half, on the cut and across segment
+//! boundaries are reported at their seq, after exactly the events before
+//! them (`OnUndecodable::Skip`), or end the stream there (`Fail`).
+
+use events::layers::journal::{Journal, JournalOptions};
+use events::{Bincode, Codec, Error, Event, Feed, FeedItem, FeedReader, OnUndecodable, Seq, SyncPolicy};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Note {
+    n: u64,
+    text: String,
+}
+impl Event for Note {}
+
+/// Events in the journal; chunks of replay are 1,024, so this spans three.
+const EVENTS: u64 = 2_600;
+
+/// Seqs written as CRC-valid frames that do not decode: in the first and
+/// second half of the first chunk, right on its cut (513 = 1 + 1,024 / 2),
+/// the last of a chunk, and in the third chunk.
+const BAD: [u64; 5] = [200, 513, 700, 1_024, 2_400];
+
+async fn journal_with_bad_payloads(dir: &std::path::Path) {
+    let mut seq = 0;
+    for bad in BAD.iter().copied().chain([EVENTS + 1]) {
+        let feed: Feed<Note> = Feed::builder(dir).sync(SyncPolicy::Never).segment_bytes(64 << 10).open().await.unwrap();
+        while seq + 1 < bad.min(EVENTS + 1) {
+            seq += 1;
+            feed.append(None, Note { n: seq, text: "x".repeat((seq % 97) as usize) }).await.unwrap();
+        }
+        feed.close().await.unwrap();
+        if bad <= EVENTS {
+            let (mut journal, _) = Journal::open(dir, JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+            journal.append_now([0x02, 0x99, 0x42]).unwrap(); // an option tag of 2: not bincode's
+            journal.close().unwrap();
+            seq += 1;
+        }
+    }
+    assert_eq!(seq, EVENTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_once_in_order_and_each_bad_record_at_its_seq() {
+    let tmp = tempfile::tempdir().unwrap();
+    journal_with_bad_payloads(tmp.path()).await;
+    let reader = FeedReader::<Note>::open(tmp.path()).unwrap();
+
+    let mut skip = reader.clone().on_undecodable(OnUndecodable::Skip).stream_from(Seq::ZERO);
+    let mut next = 1;
+    while next <= EVENTS {
+        match skip.next().await.expect("stream ended").unwrap() {
+            FeedItem::Event(env) => {
+                assert!(!BAD.contains(&next), "event {} where bad record {next} was due", env.seq);
+                assert_eq!((env.seq, env.event.n), (Seq::new(next), next));
+                assert_eq!(env.event.text.len() as u64, next % 97);
+            }
+            FeedItem::Undecodable { seq, error, .. } => {
+                assert_eq!(seq, Seq::new(next), "undecodable item out of place");
+                assert!(BAD.contains(&next) && error.contains(Bincode::NAME), "{error}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        next += 1;
+    }
+
+    // Fail: the events before the first bad record, then the error at its seq.
+    let mut fail = reader.stream_from(Seq::ZERO);
+    for n in 1..BAD[0] {
+        assert!(matches!(fail.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(n)));
+    }
+    let err = fail.next().await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Decode { seq, .. } if seq == Seq::new(BAD[0])), "{err:?}");
+    assert!(fail.next().await.is_none());
+
+    // From every cursor around the cuts, the first item is the next seq.
+    for cursor in [0, 511, 512, 513, 1_023, 1_024, 1_025, 2_047] {
+        let mut s = FeedReader::<Note>::open(tmp.path())
+            .unwrap()
+            .on_undecodable(OnUndecodable::Skip)
+            .stream_from(Seq::new(cursor));
+        let first = match s.next().await.unwrap().unwrap() {
+            FeedItem::Event(env) => env.seq,
+            FeedItem::Undecodable { seq, .. } => seq,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(first, Seq::new(cursor + 1));
+    }
+}
