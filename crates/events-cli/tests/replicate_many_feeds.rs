@@ -171,8 +171,8 @@ async fn three_feeds_share_one_stream_and_read_back_per_feed() {
         let mut messages = consumer.messages().await.unwrap();
         for n in 1..=TOTAL {
             let msg = tokio::time::timeout(STEP, messages.next()).await.unwrap().unwrap().unwrap();
-            let seq = msg.message.headers.as_ref().unwrap().get("Events-Seq").unwrap().as_str().to_owned();
-            assert_eq!(seq, n.to_string(), "feed {id}");
+            let id_header = msg.message.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().as_str().to_owned();
+            assert_eq!(events_nats::headers::parse_msg_id(&id_header).map(|(_, seq)| seq), Some(n), "feed {id}");
         }
     }
 }

@@ -67,7 +67,7 @@ async fn verify_stream(js: &async_nats::jetstream::Context, name: &str, dir: &Pa
 /// The journal seq of the stream's last message.
 async fn last_in_stream(js: &async_nats::jetstream::Context, name: &str, subject: &str) -> u64 {
     let last = js.get_stream(name).await.unwrap().get_last_raw_message_by_subject(subject).await.unwrap();
-    last.headers.get("Events-Seq").unwrap().as_str().parse().unwrap()
+    events_nats::headers::parse_msg_id(last.headers.get("Nats-Msg-Id").unwrap().as_str()).unwrap().1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

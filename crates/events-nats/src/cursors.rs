@@ -20,7 +20,7 @@
 //! stays the same across a recreated journal, in which case the replicator
 //! refuses to start (`NatsError::EpochMismatch`) until the feed's old
 //! messages are purged, exactly as in an exclusive stream. Either way every
-//! message also carries its epoch (`Events-Epoch`), so a cursor per feed
+//! message also carries its epoch (in its `Nats-Msg-Id`), so a cursor per feed
 //! is `(seq, epoch)`.
 
 use std::collections::BTreeMap;

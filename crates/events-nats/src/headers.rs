@@ -6,14 +6,17 @@
 //! record's `Nats-Msg-Id` is `<epoch>-<seq>` and a gap marker's is
 //! `<epoch>-gap-<first_missing>`, so the same journal record or gap always
 //! gets the same id and JetStream's duplicate window turns a re-send into a
-//! no-op; the seq, epoch, timestamp and gap range are also separate headers
-//! so no reader parses the id.
+//! no-op. A record's id is also where its epoch and seq are read from
+//! (JetStream stores it with the message): every header costs a publish,
+//! and these two said what the id says. Records replicated before carry
+//! them as [`EPOCH`] and [`SEQ`] too, and [`Coordinates::parse`] reads
+//! those first.
 //!
 //! # The two kinds of message
 //!
 //! * **A record**: the journaled payload as the body, headers
-//!   [`EPOCH`], [`SEQ`], [`TIMESTAMP`] and optionally [`STREAM_ID`] and
-//!   [`EVENT_ID`].
+//!   `Nats-Msg-Id` (`<epoch>-<seq>`), the guard, [`TIMESTAMP`] and
+//!   optionally [`STREAM_ID`] and [`EVENT_ID`].
 //! * **A gap marker**: where a salvage recovery of the journal
 //!   (`RecoveryMode::SkipCorrupt` or `TruncateAtCorruption`) dropped records,
 //!   the replicator publishes one message with an empty body and the headers
@@ -26,12 +29,15 @@
 //!   misreading it.
 
 use async_nats::HeaderMap;
+use async_nats::header::NATS_MESSAGE_ID;
 
 use crate::NatsError;
 
-/// The journal seq of the record (decimal).
+/// The journal seq of a record (decimal), on records replicated before
+/// the seq was read from `Nats-Msg-Id` only; still read first when present.
 pub const SEQ: &str = "Events-Seq";
-/// The journal epoch (decimal u64).
+/// The journal epoch (decimal u64): on gap markers, and on records
+/// replicated before the epoch was read from `Nats-Msg-Id` only.
 pub const EPOCH: &str = "Events-Epoch";
 /// The record's timestamp, unix nanoseconds (decimal).
 pub const TIMESTAMP: &str = "Events-Ts";
@@ -81,9 +87,29 @@ impl Coordinates {
     /// [`NatsError::BadMessage`] when a header is missing or not a number
     /// (a gap marker has no [`SEQ`]: read it with [`Entry::parse`]).
     pub fn parse(headers: Option<&HeaderMap>, stream: &str, stream_seq: u64) -> Result<Self, NatsError> {
-        let headers = Headers::new(headers, stream, stream_seq)?;
-        Ok(Coordinates { epoch: headers.number(EPOCH)?, seq: headers.number(SEQ)?, ts: headers.number(TIMESTAMP)? })
+        let h = Headers::new(headers, stream, stream_seq)?;
+        let ts = h.number(TIMESTAMP)?;
+        if h.headers.get(SEQ).is_some() {
+            // Replicated before the id alone carried them.
+            return Ok(Coordinates { epoch: h.number(EPOCH)?, seq: h.number(SEQ)?, ts });
+        }
+        let id = h.headers.get(NATS_MESSAGE_ID).ok_or_else(|| h.bad(format!("missing header {NATS_MESSAGE_ID}")))?;
+        let (epoch, seq) = parse_msg_id(id.as_str())
+            .ok_or_else(|| h.bad(format!("header {NATS_MESSAGE_ID} = {:?} is not <epoch>-<seq>", id.as_str())))?;
+        Ok(Coordinates { epoch, seq, ts })
     }
+}
+
+/// The epoch and seq of a record's `Nats-Msg-Id` (`<epoch>-<seq>`, both
+/// decimal, the seq at least 1); `None` for anything else, a gap marker's
+/// id among them.
+pub fn parse_msg_id(id: &str) -> Option<(u64, u64)> {
+    let (epoch, seq) = id.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(epoch) || !digits(seq) {
+        return None;
+    }
+    Some((epoch.parse().ok()?, seq.parse().ok().filter(|&seq| seq > 0)?))
 }
 
 /// Journal seqs `first_missing..=last_missing` a salvage recovery dropped,
@@ -197,6 +223,31 @@ mod tests {
         assert!(matches!(err, NatsError::BadMessage { stream_seq: 3, .. }), "{err}");
         assert!(matches!(Coordinates::parse(None, "S", 4), Err(NatsError::BadMessage { stream_seq: 4, .. })));
         assert!(matches!(Entry::parse(None, "S", 4), Err(NatsError::BadMessage { stream_seq: 4, .. })));
+    }
+
+    #[test]
+    fn records_read_their_epoch_and_seq_from_the_message_id() {
+        let mut h = HeaderMap::new();
+        h.insert(NATS_MESSAGE_ID, msg_id(12_345_678_901_234_567_890, 42));
+        h.insert(TIMESTAMP, "1000");
+        let want = Coordinates { epoch: 12_345_678_901_234_567_890, seq: 42, ts: 1000 };
+        assert_eq!(Coordinates::parse(Some(&h), "S", 3).unwrap(), want);
+        assert_eq!(Entry::parse(Some(&h), "S", 3).unwrap(), Entry::Record(want));
+        // The older headers win where present (they were written with the same values).
+        h.insert(EPOCH, "7");
+        h.insert(SEQ, "9");
+        assert_eq!(Coordinates::parse(Some(&h), "S", 3).unwrap(), Coordinates { epoch: 7, seq: 9, ts: 1000 });
+        let mut h = HeaderMap::new();
+        h.insert(TIMESTAMP, "1000");
+        let err = Coordinates::parse(Some(&h), "S", 5).unwrap_err();
+        assert!(err.to_string().contains("Nats-Msg-Id"), "{err}");
+        for bad in ["7", "7-", "-4", "7-0", "7-gap-4", "x-4", "7-4x", "+7-4", "7--4", "99999999999999999999999-1"] {
+            h.insert(NATS_MESSAGE_ID, bad);
+            let err = Coordinates::parse(Some(&h), "S", 5).unwrap_err();
+            assert!(matches!(err, NatsError::BadMessage { stream_seq: 5, .. }), "{bad}: {err}");
+            assert_eq!(parse_msg_id(bad), None, "{bad}");
+        }
+        assert_eq!(parse_msg_id("0-1"), Some((0, 1)));
     }
 
     #[test]

@@ -14,11 +14,14 @@
 //!   [`events::payload::decode`]), headers `Nats-Msg-Id: <epoch>-<seq>`,
 //!   the guard (`Nats-Expected-Last-Sequence`, or
 //!   `Nats-Expected-Last-Subject-Sequence` in a shared stream; JetStream
-//!   stores it with the message), [`Events-Seq`](headers::SEQ),
-//!   [`Events-Epoch`](headers::EPOCH), [`Events-Ts`](headers::TIMESTAMP)
-//!   and optionally [`Events-Stream`](headers::STREAM_ID). The headers are
-//!   most of a message's size: a stream takes about 3.2 times the
-//!   journal's bytes (`docs/DEPLOYING.md` has the measurement).
+//!   stores it with the message), [`Events-Ts`](headers::TIMESTAMP)
+//!   and optionally [`Events-Stream`](headers::STREAM_ID) and
+//!   [`Events-Event-Id`](headers::EVENT_ID). The epoch and seq are read
+//!   from the id ([`headers::parse_msg_id`]); messages replicated before
+//!   also carry them as [`Events-Epoch`](headers::EPOCH) and
+//!   [`Events-Seq`](headers::SEQ), which readers still accept. Every header
+//!   costs a publish (`docs/BENCHMARKS.md`), and they are most of a
+//!   message's size (`docs/DEPLOYING.md` has the measurement).
 //! * **One journal per stream, or many.** [`StreamSpec::new`] is a stream
 //!   of its own (one subject, pipelined publishes);
 //!   [`StreamSpec::shared`] holds many journals ("feeds"), each on

@@ -67,9 +67,8 @@ impl Task {
     }
 
     pub(crate) fn message(&self, record: &Record, stream_last: u64) -> PublishMessage {
+        // The epoch and seq travel in the message id only (see `headers`).
         let mut h = HeaderMap::new();
-        h.insert(headers::EPOCH, self.epoch.to_string());
-        h.insert(headers::SEQ, record.seq().to_string());
         h.insert(headers::TIMESTAMP, record.ts().to_string());
         if let Some(id) = self.stream_ids.as_ref().and_then(|f| f(record.payload())) {
             h.insert(headers::STREAM_ID, id);

@@ -185,11 +185,8 @@ async fn past_the_consumer_limit_the_replicator_is_cut_loose_and_says_so() {
 /// `earliest..=N`, and that the replicator reported exactly `k + 1 ..
 /// earliest` as pruned: counted in `skipped` and named in `last_error`.
 async fn assert_one_hole(o: &Outage) {
-    let seqs: Vec<u64> = stream_messages(&o.js, &o.stream)
-        .await
-        .iter()
-        .map(|m| m.header("Events-Seq").expect("a record, no gap marker").parse().unwrap())
-        .collect();
+    let seqs: Vec<u64> =
+        stream_messages(&o.js, &o.stream).await.iter().map(|m| m.seq().expect("a record, no gap marker")).collect();
     let k = seqs.iter().take_while(|&&s| s < o.earliest).count() as u64;
     assert!(k == BEFORE || k == BEFORE + 1, "the stream holds 1..={k} before the hole");
     let expected: Vec<u64> = (1..=k).chain(o.earliest..=N).collect();

@@ -249,6 +249,18 @@ pub(super) fn rows() -> Vec<Cmp> {
         cmp(
             "JetStream replication",
             ("Replicator", Printed("nats/replicator")),
+            ("raw pipelined, same headers", Printed("nats/raw_headers")),
+            Context,
+        ),
+        cmp(
+            "JetStream replication",
+            ("Replicator", Printed("nats/replicator")),
+            ("raw pipelined, minimum headers (id + guard)", Printed("nats/raw_min_headers")),
+            Context,
+        ),
+        cmp(
+            "JetStream replication",
+            ("Replicator", Printed("nats/replicator")),
             ("one-by-one publish", Printed("nats/one_by_one")),
             Context,
         ),
@@ -262,6 +274,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             "JetStream replication, R3 on a local 3-node cluster",
             ("Replicator", Printed("nats/r3_replicator")),
             ("raw pipelined async-nats", Printed("nats/r3_raw_pipelined")),
+            Context,
+        ),
+        cmp(
+            "JetStream replication, R3 on a local 3-node cluster",
+            ("Replicator", Printed("nats/r3_replicator")),
+            ("raw pipelined, minimum headers (id + guard)", Printed("nats/r3_raw_min_headers")),
             Context,
         ),
     ]);

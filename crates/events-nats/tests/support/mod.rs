@@ -96,6 +96,11 @@ impl StoredMessage {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.as_str())
     }
+
+    /// The journal seq of a record (from its `Nats-Msg-Id`); `None` for a gap marker.
+    pub fn seq(&self) -> Option<u64> {
+        events_nats::headers::parse_msg_id(self.header("Nats-Msg-Id")?).map(|(_, seq)| seq)
+    }
 }
 
 /// Every message of stream `name`, in stream order.
