@@ -9,7 +9,8 @@
 //! stream's epoch; a salvage gap, an expired or ahead cursor and another
 //! epoch are reported as such, never skipped.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use events_core::{Codec, Envelope, Event};
 use events_journal::{JournalError, ReadError, RecordRun, Records};
@@ -150,32 +151,49 @@ type Bad = (u64, u32, events_core::CodecError);
 const PARALLEL_DECODE_MIN: usize = 256;
 
 /// Decodes the runs' records in order, up to the first that does not
-/// decode. A large chunk is cut in two halves, the second decoded on
-/// another blocking thread while this one decodes the first: decoding is
-/// most of what a catch-up costs, and the walk above is cheap.
+/// decode. A large chunk is cut in two halves: the second is offered to
+/// another blocking thread while this one decodes the first, then taken
+/// back and decoded here if no thread has claimed it yet. Decoding is most
+/// of what a catch-up costs (the walk above is cheap), and this thread
+/// never waits for a thread that has not started: with the blocking pool
+/// full of catching-up readers, each decodes its own second half.
 fn decode_runs<E: Event, C: Codec>(codec: &C, mut runs: Vec<RecordRun>) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
     let total: usize = runs.iter().map(RecordRun::len).sum();
     let runtime = tokio::runtime::Handle::try_current().ok();
     let (Some(runtime), true) = (runtime, total >= PARALLEL_DECODE_MIN && parallel()) else {
         return decode_list(codec, &runs, total);
     };
-    let second = split_runs(&mut runs, total / 2);
-    // Kept to decode here if the other thread never runs (a runtime shutting down).
-    let fallback = second.clone();
-    let (codec2, n2) = (codec.clone(), total - total / 2);
-    let other = runtime.spawn_blocking(move || decode_list::<E, C>(&codec2, &second, n2));
-    let (mut out, bad) = decode_list(codec, &runs, total);
-    if bad.is_some() {
-        return (out, bad); // what follows the bad record is not delivered; the other half finishes unseen
+    let n2 = total - total / 2;
+    let offered = Arc::new(Mutex::new(Some(split_runs(&mut runs, total / 2))));
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    {
+        let (offered, codec) = (Arc::clone(&offered), codec.clone());
+        runtime.spawn_blocking(move || {
+            let Some(second) = take(&offered) else { return };
+            // A panicking `Deserialize` is handed over, to panic the read as it would unsplit.
+            let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(|| decode_list::<E, C>(&codec, &second, n2))));
+        });
     }
-    let (rest, bad) = match futures::executor::block_on(other) {
-        Ok(decoded) => decoded,
-        // A panicking `Deserialize` panics this read, as it would unsplit.
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => decode_list(codec, &fallback, n2),
+    let (mut out, bad) = decode_list(codec, &runs, total);
+    let second = take(&offered);
+    if bad.is_some() {
+        return (out, bad); // what follows the bad record is not delivered
+    }
+    let (rest, bad) = match second {
+        Some(second) => decode_list(codec, &second, n2),
+        None => match rx.recv() {
+            Ok(Ok(decoded)) => decoded,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => unreachable!("the thread that claimed the second half sends its result or its panic"),
+        },
     };
     out.extend(rest);
     (out, bad)
+}
+
+/// Claims the offered half (once).
+fn take(offered: &Mutex<Option<Vec<RecordRun>>>) -> Option<Vec<RecordRun>> {
+    offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }
 
 /// Moves everything after the first `n` records of `runs` into the returned runs.

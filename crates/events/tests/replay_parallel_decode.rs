@@ -90,3 +90,45 @@ async fn every_event_once_in_order_and_each_bad_record_at_its_seq() {
         assert_eq!(first, Seq::new(cursor + 1));
     }
 }
+
+/// With one blocking thread in the whole runtime, the thread reading a
+/// chunk can never hand half of it to another: it must decode both halves
+/// itself instead of waiting for a thread that cannot start (the state
+/// of a server whose blocking pool is full of catching-up readers).
+#[test]
+fn a_full_blocking_pool_does_not_stall_a_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let feed: Feed<Note> = Feed::builder(tmp.path()).sync(SyncPolicy::Never).open().await.unwrap();
+        for n in 1..=EVENTS {
+            feed.record(None, &Note { n, text: String::new() });
+            if n % 512 == 0 {
+                feed.sync().await.unwrap(); // `record` drops on a full inbox: let the writer catch up
+            }
+        }
+        feed.sync().await.unwrap();
+        assert_eq!(feed.stats().dropped, 0);
+        feed.close().await.unwrap();
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    let dir = tmp.path().to_owned();
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let mut stream = FeedReader::<Note>::open(&dir).unwrap().stream_from(Seq::ZERO);
+            for n in 1..=EVENTS {
+                match stream.next().await {
+                    Some(Ok(FeedItem::Event(env))) => assert_eq!(env.event.n, n),
+                    other => panic!("unexpected {other:?} at {n}"),
+                }
+            }
+        });
+        let _ = done.send(());
+    });
+    finished.recv_timeout(std::time::Duration::from_secs(60)).expect("the catch-up stalled (or panicked)");
+}
