@@ -43,6 +43,12 @@ pub(crate) enum Chunk<E> {
         version: u32,
         error: events_core::CodecError,
     },
+    /// The journal failed after `before` (a damaged sealed segment, an I/O
+    /// error): the records read before the failure are still good.
+    Failed {
+        before: Vec<Arc<Envelope<E>>>,
+        error: JournalError,
+    },
     /// Records after the cursor were pruned; the earliest the reader saw.
     Expired(u64),
     Ahead,
@@ -94,11 +100,16 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         // Another journal's seq n is another event: never hand it out.
         return Ok((Chunk::Epoch(found), None));
     }
-    let walk = walk(&mut records, max, limit)?;
+    let walk = walk(&mut records, max, limit);
     let (out, bad) = decode_runs(codec, walk.runs);
-    Ok(match (bad, walk.gap) {
+    // What the walk found first is reported first: an undecodable record
+    // precedes the gap or failure that stopped the walk after it.
+    Ok(match (bad, walk.stop) {
         (Some((seq, version, error)), _) => (Chunk::Undecodable { before: out, seq, version, error }, None),
-        (None, Some((expected, found, path))) => (Chunk::Gap { before: out, expected, found, path }, None),
+        (None, Some(JournalError::Gap { expected, found, path })) => {
+            (Chunk::Gap { before: out, expected, found, path }, None)
+        }
+        (None, Some(error)) => (Chunk::Failed { before: out, error }, None),
         // A short chunk means the iterator reached the end of what it mapped
         // (or the acknowledged limit): the next read must look at the files again.
         (None, None) => (Chunk::Records(out), walk.more.then_some(records)),
@@ -109,25 +120,26 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
 /// why it stopped short, if it did.
 struct Walk {
     runs: Vec<RecordRun>,
-    /// A salvage gap after the runs: (expected, found, the segment after it).
-    gap: Option<(u64, u64, std::path::PathBuf)>,
+    /// What the journal reported after the runs: a salvage gap, damage or
+    /// an I/O error. The runs before it are good and are delivered first.
+    stop: Option<JournalError>,
     /// Whether the walk took all it was asked for (the iterator may hold more).
     more: bool,
 }
 
-/// Takes up to `max` records as runs, none past `limit`; stops at a gap.
-fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Result<Walk> {
-    let mut walk = Walk { runs: Vec::new(), gap: None, more: false };
+/// Takes up to `max` records as runs, none past `limit`; stops at a gap
+/// or a journal error, keeping the runs before it.
+fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Walk {
+    let mut walk = Walk { runs: Vec::new(), stop: None, more: false };
     let mut taken = 0;
     while taken < max {
         let mut run = match records.next_run(max - taken) {
-            None => return Ok(walk),
+            None => return walk,
             Some(Ok(run)) => run,
-            Some(Err(JournalError::Gap { expected, found, path })) => {
-                walk.gap = Some((expected, found, path));
-                return Ok(walk);
+            Some(Err(e)) => {
+                walk.stop = Some(e);
+                return walk;
             }
-            Some(Err(e)) => return Err(e.into()),
         };
         if let Some(limit) = limit.filter(|&limit| run.last_seq() > limit) {
             // Written but not yet acknowledged: stop here and re-read later.
@@ -135,13 +147,13 @@ fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Result<Walk> {
                 run.split_off(usize::try_from(limit + 1 - run.first_seq()).unwrap_or(usize::MAX));
                 walk.runs.push(run);
             }
-            return Ok(walk);
+            return walk;
         }
         taken += run.len();
         walk.runs.push(run);
     }
     walk.more = true;
-    Ok(walk)
+    walk
 }
 
 /// A record that did not decode: its seq, schema version and the error.

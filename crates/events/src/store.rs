@@ -60,6 +60,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                 Err(Error::Read(ReadError::Journal(JournalError::Gap { path, expected, found })))
             }
             Chunk::Undecodable { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
+            // The events before damage are served; the next page reports it.
+            Chunk::Failed { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
+            Chunk::Failed { error, .. } => Err(Error::Journal(error)),
             Chunk::Undecodable { seq, version, error, .. } => {
                 Err(Error::Decode { seq: Seq::new(seq), version, source: error })
             }
@@ -80,7 +83,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 ///
 /// [`Error::Expired`] when retention removed events after `cursor`; a
 /// journal gap or epoch mismatch as [`Error::Read`]; [`Error::Journal`]
-/// when the journal cannot be read. An event that cannot be decoded (even
+/// when the journal cannot be read (a page ends before the damage or
+/// failure; the next page reports it). An event that cannot be decoded (even
 /// through [`Event::upcast`](crate::Event::upcast)) ends the page before it;
 /// the next page is [`Error::Decode`] naming its seq and version, whatever
 /// the reader's [`OnUndecodable`](crate::OnUndecodable) policy: a

@@ -105,6 +105,7 @@ impl<E: Event> FeedStream<E> {
             shared,
             codec,
             pending_gap: None,
+            pending_error: None,
             prefetch: None,
         };
         let position = Arc::new(AtomicU64::new(cursor.seq.get()));
@@ -223,6 +224,10 @@ struct State<E, C> {
     /// A salvage gap found by the last read, reported once its preceding
     /// records are delivered.
     pending_gap: Option<(u64, u64)>,
+    /// A journal failure found by the last read (damage in a sealed
+    /// segment, an I/O error), reported, ending the stream, once the
+    /// records read before it are delivered.
+    pending_error: Option<JournalError>,
     /// The next replay chunk, read and decoded on a blocking thread while the
     /// consumer takes the current one; it starts after the seq it holds. It
     /// owns the journal iterator, so a long catch-up reads each frame once.
@@ -256,6 +261,10 @@ impl<E: Event, C: Codec> State<E, C> {
                 let last_missing = Seq::new(found - 1);
                 let item = self.reset(ResetReason::Gap { first_missing, last_missing });
                 return Some(Ok(Out::Item(item)));
+            }
+            if let Some(error) = self.pending_error.take() {
+                self.phase = Phase::Done;
+                return Some(Err(Error::Journal(error)));
             }
             if self.phase == Phase::Live {
                 if let Some(out) = self.recv_live().await {
@@ -306,6 +315,13 @@ impl<E: Event, C: Codec> State<E, C> {
                 Ok(Chunk::Gap { before, expected, found, .. }) => {
                     // Deliver what precedes the gap, then the reset, then go on after it.
                     self.pending_gap = Some((expected, found));
+                    if !before.is_empty() {
+                        return Some(Ok(self.batch(before)));
+                    }
+                }
+                Ok(Chunk::Failed { before, error }) => {
+                    // Deliver the good records before the failure, then end with it.
+                    self.pending_error = Some(error);
                     if !before.is_empty() {
                         return Some(Ok(self.batch(before)));
                     }
@@ -407,7 +423,8 @@ impl<E: Event, C: Codec> State<E, C> {
     /// is a moment to wait through, not a reset or an error.
     fn between_journals(&self, read: &Result<Chunk<E>>) -> Option<Duration> {
         let Tail::Poll(interval) = self.tail else { return None };
-        if !matches!(read, Err(_) | Ok(Chunk::Ahead | Chunk::Expired(_))) {
+        let failed_at_once = matches!(read, Ok(Chunk::Failed { before, .. }) if before.is_empty());
+        if !failed_at_once && !matches!(read, Err(_) | Ok(Chunk::Ahead | Chunk::Expired(_))) {
             return None;
         }
         let missing =
