@@ -23,6 +23,7 @@ use crate::feed::Feed;
 use crate::inbox::Inbox;
 use crate::live::{LiveOutput, Ring};
 use crate::reader::FeedReader;
+use crate::recent::Recent;
 use crate::session::SessionRegistry;
 use crate::shared::{LIVE_CHUNK, Shared};
 use crate::sinks::{NamedSink, SinkQueue, SinkSet};
@@ -229,7 +230,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     }
 
     /// Events the live tail buffers for `stream_from` consumers; a consumer
-    /// further behind falls back to the journal. Default: 4096.
+    /// further behind falls back to the journal. Default: 4096. The feed
+    /// also keeps that many of its newest envelopes for streams that start
+    /// or fall back near the end: they take the envelopes the writer built
+    /// (shared with the live tail) instead of reading and decoding the
+    /// journal again.
     ///
     /// The tail holds published chunks of up to 64 events, so the bound is
     /// `capacity / 64` chunks (at least 2): exact under load, smaller in
@@ -434,6 +439,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         writers::register(&self.dir, &shared, move || weak.upgrade().is_some());
         spawn_retention_timer(tx.downgrade(), self.retention_check);
         let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
+        let recent = Arc::new(Recent::new(self.live_capacity));
         let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
         let (sinks, sinks_done) = match sink_set.clone() {
             Some(set) => {
@@ -444,14 +450,22 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         };
         let group_commit = self.sync_policy == SyncPolicy::Always;
         let ring = self.live_output.map(|limits| Arc::new(Ring::new(limits, journal.last_seq())));
-        let writer = Writer::new(journal, live.clone(), sinks, Arc::clone(&shared), self.codec.clone(), group_commit)
-            .max_record_bytes(self.max_record_bytes)
-            .dedupe(self.dedupe)
-            .ring(ring.clone());
+        let writer = Writer::new(
+            journal,
+            live.clone(),
+            Arc::clone(&recent),
+            sinks,
+            Arc::clone(&shared),
+            self.codec.clone(),
+            group_commit,
+        )
+        .max_record_bytes(self.max_record_bytes)
+        .dedupe(self.dedupe)
+        .ring(ring.clone());
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared), ring.is_some()),
-            FeedReader::live(Arc::clone(&shared), self.codec, live.downgrade(), sink_set)
+            FeedReader::live(Arc::clone(&shared), self.codec, (live.downgrade(), recent), sink_set)
                 .on_expired(self.on_expired)
                 .on_undecodable(self.on_undecodable)
                 .with_ring(ring),

@@ -180,6 +180,7 @@ pub mod payload;
 mod position;
 mod reader;
 mod reader_live;
+mod recent;
 mod replay;
 mod session;
 mod shared;

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
 use crate::live::Ring;
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable};
+use crate::recent::Recent;
 use crate::shared::{LiveChunk, Shared};
 use crate::sinks::SinkSet;
 use crate::stream::filter::{Filter, FilteredStream};
@@ -70,8 +71,9 @@ pub struct FeedReader<E, C: Codec = Bincode> {
 
 /// Where a reader's streams get new events once caught up.
 enum Source<E> {
-    /// The writer's live broadcast (weak: readers do not keep it open).
-    Live(broadcast::WeakSender<LiveChunk<E>>),
+    /// The writer's live broadcast (weak: readers do not keep it open),
+    /// and the newest envelopes it published.
+    Live(broadcast::WeakSender<LiveChunk<E>>, Arc<Recent<E>>),
     /// Poll the files this often.
     Poll(Duration),
 }
@@ -79,7 +81,7 @@ enum Source<E> {
 impl<E> Clone for Source<E> {
     fn clone(&self) -> Self {
         match self {
-            Source::Live(tx) => Source::Live(tx.clone()),
+            Source::Live(tx, recent) => Source::Live(tx.clone(), Arc::clone(recent)),
             Source::Poll(interval) => Source::Poll(*interval),
         }
     }
@@ -102,7 +104,7 @@ impl<E, C: Codec> Clone for FeedReader<E, C> {
 impl<E, C: Codec> std::fmt::Debug for FeedReader<E, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let source = match &self.source {
-            Source::Live(_) => "live".to_owned(),
+            Source::Live(..) => "live".to_owned(),
             Source::Poll(interval) => format!("poll every {interval:?}"),
         };
         f.debug_struct("FeedReader").field("dir", &self.shared.dir).field("source", &source).finish()
@@ -147,13 +149,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     pub(crate) fn live(
         shared: Arc<Shared>,
         codec: C,
-        live: broadcast::WeakSender<LiveChunk<E>>,
+        (live, recent): (broadcast::WeakSender<LiveChunk<E>>, Arc<Recent<E>>),
         sinks: Option<SinkSet<E>>,
     ) -> Self {
         FeedReader {
             shared,
             codec,
-            source: Source::Live(live),
+            source: Source::Live(live, recent),
             sinks,
             ring: None,
             on_expired: OnExpired::default(),
@@ -343,7 +345,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 
     fn stream(&self, cursor: Cursor, stream_key: Option<Vec<u8>>) -> FeedStream<E> {
         let tail = match &self.source {
-            Source::Live(tx) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe())),
+            Source::Live(tx, recent) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe()), Arc::clone(recent)),
             Source::Poll(interval) => Tail::Poll(*interval),
         };
         FeedStream::new(

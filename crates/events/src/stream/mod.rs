@@ -1,5 +1,6 @@
 //! [`FeedStream`]: `stream_from(cursor)`, the resumable feed a client reads,
-//! and the one state machine behind every reader of the façade. Its phases
+//! and the one state machine behind every reader of the façade (`read.rs`: where
+//! its next chunk comes from). Its phases
 //! are explicit ([`Phase`]: start, replay, live, done) and so is where new
 //! events come from once it has caught up ([`Tail`]): the writer's live
 //! broadcast in the writer's process, or polling the files for a follower of
@@ -23,6 +24,7 @@
 
 pub(crate) mod filter;
 mod policy;
+mod read;
 mod skip;
 
 use std::pin::Pin;
@@ -32,14 +34,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use events_core::{Codec, Envelope, Event, Seq};
-use events_journal::{JournalError, ReadError, Records};
+use events_journal::{JournalError, ReadError};
 use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
-use crate::replay::{Chunk, ReadOut, joined, read_chunk};
+use crate::recent::Recent;
+use crate::replay::{Chunk, ReadOut};
 use crate::shared::{LiveChunk, Shared};
 use crate::stats::Counters;
 use crate::{Error, Result};
@@ -180,8 +183,9 @@ impl<E> Stream for FeedStream<E> {
 /// Where new events come from once the stream has caught up with the journal.
 pub(crate) enum Tail<E> {
     /// In the writer's process: its live broadcast (`None` once the writer
-    /// stopped, or if it had stopped before the stream was created).
-    Live(Option<broadcast::Receiver<LiveChunk<E>>>),
+    /// stopped, or if it had stopped before the stream was created), and
+    /// the newest envelopes it published.
+    Live(Option<broadcast::Receiver<LiveChunk<E>>>, Arc<Recent<E>>),
     /// Another process writes (or none does): look at the files this often.
     Poll(Duration),
 }
@@ -289,8 +293,8 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
                 Ok(Chunk::Records(records)) if !records.is_empty() => return Some(Ok(self.batch(records))),
                 Ok(Chunk::Records(_)) => match &self.tail {
-                    Tail::Live(Some(_)) => self.phase = Phase::Live,
-                    Tail::Live(None) => {
+                    Tail::Live(Some(_), _) => self.phase = Phase::Live,
+                    Tail::Live(None, _) => {
                         self.phase = Phase::Done;
                         return None;
                     }
@@ -371,7 +375,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// One message of the live tail: a batch of new events, or `None` when
     /// the stream must read the journal (or wait) instead.
     async fn recv_live(&mut self) -> Option<Out<E>> {
-        let Tail::Live(Some(rx)) = &mut self.tail else {
+        let Tail::Live(Some(rx), _) = &mut self.tail else {
             self.phase = Phase::Replay;
             return None;
         };
@@ -401,7 +405,9 @@ impl<E: Event, C: Codec> State<E, C> {
             }
             Err(RecvError::Closed) => {
                 // The writer stopped: deliver what the journal holds, then end.
-                self.tail = Tail::Live(None);
+                if let Tail::Live(rx, _) = &mut self.tail {
+                    *rx = None;
+                }
                 self.phase = Phase::Replay;
                 None
             }
@@ -472,42 +478,5 @@ impl<E: Event, C: Codec> State<E, C> {
         self.cursor_epoch = Some(self.shared.epoch());
         self.phase = Phase::Replay;
         FeedItem::Reset { reason, earliest, latest }
-    }
-
-    /// Reads up to [`REPLAY_CHUNK`](crate::replay::REPLAY_CHUNK) records after the cursor, off the async
-    /// worker threads. After a full chunk it starts reading the next one in
-    /// the background, so decoding overlaps with the consumer's work.
-    async fn read_chunk(&mut self) -> Result<Chunk<E>> {
-        let cursor = self.cursor;
-        let read = match self.prefetch.take() {
-            Some((after, read)) if after == cursor => read,
-            // Any other position (the first read, after a live gap or a lag)
-            // starts a new iterator; a read ahead from elsewhere is left to
-            // finish and be dropped.
-            _ => self.spawn_read(cursor, None),
-        };
-        let (chunk, records) = joined(read.await)?;
-        // Only a full chunk hands its iterator back: read on from there.
-        if let (Chunk::Records(out), Some(records)) = (&chunk, records)
-            && let Some(last) = out.last().filter(|last| self.read_ahead(last.seq.get()))
-        {
-            let after = last.seq.get();
-            self.prefetch = Some((after, self.spawn_read(after, Some(records))));
-        }
-        Ok(chunk)
-    }
-
-    fn spawn_read(&self, cursor: u64, records: Option<Records>) -> JoinHandle<Result<ReadOut<E>>> {
-        let shared = Arc::clone(&self.shared);
-        let codec = self.codec.clone();
-        // A writer's feed serves only what its writer acknowledged: the files
-        // may already hold a batch whose fsync has not returned (and may
-        // fail, in which case the batch is cut back and its seqs reused). A
-        // follower gets the same bound from the journal reader, which stops
-        // at the watermark the writer publishes.
-        let limit = matches!(self.tail, Tail::Live(_)).then(|| self.shared.latest().get());
-        let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
-        let max = self.chunk_len(cursor);
-        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, max, limit, epoch))
     }
 }

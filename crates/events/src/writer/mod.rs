@@ -25,6 +25,7 @@ use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
 use crate::guard::{Earlier, Guard};
 use crate::live::Ring;
 use crate::position::Position;
+use crate::recent::Recent;
 use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
 use crate::stats::Counters;
@@ -86,6 +87,8 @@ struct Pending<E> {
 pub(crate) struct Writer<E, C> {
     journal: Journal,
     live: broadcast::Sender<LiveChunk<E>>,
+    /// The newest published chunks, which replays near the end take.
+    recent: Arc<Recent<E>>,
     sinks: Option<SinkQueue<E>>,
     shared: Arc<Shared>,
     codec: C,
@@ -121,6 +124,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
     pub(crate) fn new(
         journal: Journal,
         live: broadcast::Sender<LiveChunk<E>>,
+        recent: Arc<Recent<E>>,
         sinks: Option<SinkQueue<E>>,
         shared: Arc<Shared>,
         codec: C,
@@ -129,6 +133,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         Writer {
             journal,
             live,
+            recent,
             sinks,
             shared,
             codec,
@@ -442,12 +447,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         // The live tail carries chunks, so a busy batch costs one broadcast
         // per LIVE_CHUNK events instead of one per event. No receiver is
-        // fine: nobody is tailing live right now.
+        // fine: nobody is tailing live right now. The same chunks are kept
+        // for the streams that replay near the end.
+        let chunks: Vec<LiveChunk<E>> = self.published.chunks(LIVE_CHUNK).map(Arc::from).collect();
         if self.live.receiver_count() > 0 {
-            for chunk in self.published.chunks(LIVE_CHUNK) {
-                let _ = self.live.send(Arc::from(chunk));
+            for chunk in &chunks {
+                let _ = self.live.send(Arc::clone(chunk));
             }
         }
+        self.recent.push(chunks);
         match &self.sinks {
             Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
             None => self.published.clear(),

@@ -1,0 +1,117 @@
+//! [`Recent`]: the newest acknowledged envelopes of a writer's feed, kept
+//! in memory as the chunks the writer published, so that a stream that
+//! reconnects near the end, or fell behind the live tail by a little, takes
+//! the envelopes the writer already built instead of reading and decoding
+//! the journal again. Every stream shares the same `Arc<Envelope>`s as the
+//! live tail and the sinks.
+//!
+//! Invariant: the chunks hold consecutive seqs, all acknowledged (the
+//! writer pushes a batch only after its fsync returned and `latest` moved),
+//! and only of the writer's journal (a writer's epoch never changes); at
+//! most `capacity` events plus one chunk are kept.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use events_core::Envelope;
+use parking_lot::Mutex;
+
+use crate::shared::LiveChunk;
+
+/// The newest published chunks, up to a number of events.
+pub(crate) struct Recent<E> {
+    capacity: usize,
+    kept: Mutex<Kept<E>>,
+}
+
+struct Kept<E> {
+    chunks: VecDeque<LiveChunk<E>>,
+    /// Events in `chunks`.
+    events: usize,
+}
+
+impl<E> Recent<E> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Recent { capacity, kept: Mutex::new(Kept { chunks: VecDeque::new(), events: 0 }) }
+    }
+
+    /// Keeps `chunks` (consecutive, following what is kept), dropping the
+    /// oldest chunks beyond the capacity.
+    pub(crate) fn push(&self, chunks: impl IntoIterator<Item = LiveChunk<E>>) {
+        let mut kept = self.kept.lock();
+        for chunk in chunks {
+            kept.events += chunk.len();
+            kept.chunks.push_back(chunk);
+        }
+        while kept.chunks.front().is_some_and(|oldest| kept.events - oldest.len() >= self.capacity) {
+            let oldest = kept.chunks.pop_front().expect("checked above");
+            kept.events -= oldest.len();
+        }
+    }
+
+    /// Up to `max` envelopes from seq `cursor + 1` on, none past `limit`,
+    /// when `cursor + 1` is kept: `None` when it is not (older, or not yet
+    /// published), so the caller reads the journal.
+    pub(crate) fn after(&self, cursor: u64, max: usize, limit: u64) -> Option<Vec<Arc<Envelope<E>>>> {
+        let kept = self.kept.lock();
+        let earliest = kept.chunks.front()?.first()?.seq.get();
+        let latest = kept.chunks.back()?.last()?.seq.get();
+        let next = cursor.checked_add(1)?;
+        if next < earliest || next > latest.min(limit) {
+            return None;
+        }
+        let last = latest.min(limit).min(cursor.saturating_add(u64::try_from(max).unwrap_or(u64::MAX)));
+        // The chunk holding `next`: chunks are consecutive, so search by their first seq.
+        let from = kept.chunks.partition_point(|chunk| chunk[0].seq.get() <= next) - 1;
+        let mut out = Vec::with_capacity(usize::try_from(last - cursor).unwrap_or(0));
+        for chunk in kept.chunks.range(from..) {
+            for env in chunk.iter() {
+                let seq = env.seq.get();
+                if seq > last {
+                    return Some(out);
+                }
+                if seq >= next {
+                    out.push(Arc::clone(env));
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events_core::{Seq, Timestamp};
+
+    use super::*;
+
+    fn chunk(seqs: std::ops::RangeInclusive<u64>) -> LiveChunk<u64> {
+        seqs.map(|seq| Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp(0), stream: None, event: seq, id: None }))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    fn seqs(out: Option<Vec<Arc<Envelope<u64>>>>) -> Option<Vec<u64>> {
+        out.map(|out| out.iter().map(|env| env.seq.get()).collect())
+    }
+
+    #[test]
+    fn serves_only_kept_consecutive_acknowledged_seqs() {
+        let recent = Recent::new(10);
+        assert_eq!(seqs(recent.after(0, 5, 100)), None, "nothing kept");
+        recent.push([chunk(1..=4), chunk(5..=8)]);
+        assert_eq!(seqs(recent.after(0, 3, 100)), Some(vec![1, 2, 3]));
+        assert_eq!(seqs(recent.after(3, 100, 100)), Some(vec![4, 5, 6, 7, 8]));
+        assert_eq!(seqs(recent.after(3, 100, 6)), Some(vec![4, 5, 6]), "never past the limit");
+        assert_eq!(seqs(recent.after(6, 100, 6)), None, "the limit reached: nothing to serve");
+        assert_eq!(seqs(recent.after(8, 100, 100)), None, "caught up: the live tail has what follows");
+
+        // Up to the capacity plus one chunk is kept; then the oldest chunks go, whole.
+        recent.push([chunk(9..=12)]);
+        assert_eq!(seqs(recent.after(0, 100, 100)), Some((1..=12).collect()));
+        assert_eq!(seqs(recent.after(4, 2, 100)), Some(vec![5, 6]));
+        recent.push([chunk(13..=20)]);
+        assert_eq!(seqs(recent.after(8, 100, 100)), Some((9..=20).collect()));
+        assert_eq!(seqs(recent.after(7, 100, 100)), None);
+    }
+}
