@@ -133,6 +133,15 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
     /// Under [`Overflow::Disconnect`] or [`Overflow::DisconnectLagging`], if it has to wait
     /// outside a tokio runtime with the time driver enabled.
     pub async fn emit(&self, value: T) -> Result<(), EmitError<T>> {
+        // Fast path: most emits find room, so try one publish before building any wait state.
+        // A refusal for fullness has no side effect on delivery (nobody got the value), so
+        // the waiting path below starts exactly as if this attempt had not happened; it runs
+        // within the same first poll, so cancel-safety is unchanged.
+        let value = match self.shared.publish(value, None) {
+            Ok(()) => return Ok(()),
+            Err(Refused::Closed(value)) => return Err(EmitError::Closed(value)),
+            Err(Refused::Full(value)) => value,
+        };
         let mut value = Some(value);
         let mut timer = None;
         std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer)).await
