@@ -230,8 +230,9 @@ struct State<E, C> {
     pending_gap: Option<(u64, u64)>,
     /// A journal failure found by the last read (damage in a sealed
     /// segment, an I/O error), reported, ending the stream, once the
-    /// records read before it are delivered.
-    pending_error: Option<JournalError>,
+    /// records read before it are delivered (boxed: every idle stream
+    /// carries the field).
+    pending_error: Option<Box<JournalError>>,
     /// The next replay chunk, read and decoded on a blocking thread while the
     /// consumer takes the current one; it starts after the seq it holds. It
     /// owns the journal iterator, so a long catch-up reads each frame once.
@@ -268,7 +269,7 @@ impl<E: Event, C: Codec> State<E, C> {
             }
             if let Some(error) = self.pending_error.take() {
                 self.phase = Phase::Done;
-                return Some(Err(Error::Journal(error)));
+                return Some(Err(Error::Journal(*error)));
             }
             if self.phase == Phase::Live {
                 if let Some(out) = self.recv_live().await {
@@ -325,7 +326,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
                 Ok(Chunk::Failed { before, error }) => {
                     // Deliver the good records before the failure, then end with it.
-                    self.pending_error = Some(error);
+                    self.pending_error = Some(Box::new(error));
                     if !before.is_empty() {
                         return Some(Ok(self.batch(before)));
                     }
