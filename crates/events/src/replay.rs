@@ -20,7 +20,13 @@ use crate::shared::Shared;
 use crate::{Error, Result, payload};
 
 /// Records read from the journal per blocking read.
-pub(crate) const REPLAY_CHUNK: usize = 1024;
+///
+/// Each chunk costs a few thread wake-ups (the read ahead, the second
+/// decoding half, the hand-over), so the size sets how often a catch-up
+/// pays them: 1M events caught up in ~370 ms at 1,024, ~170 ms at 4,096,
+/// ~180 ms at 8,192 (`feed/catch_up`). A catching-up stream holds up to two
+/// chunks of decoded envelopes.
+pub(crate) const REPLAY_CHUNK: usize = 4096;
 
 /// What one read found.
 pub(crate) enum Chunk<E> {

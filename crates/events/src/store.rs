@@ -76,7 +76,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 }
 
 /// Reads the journal: see [`EventLog::events_after`]. A page holds at most
-/// 1024 events (one replay chunk); [`reconcile`](crate::reconcile) asks
+/// 4,096 events (one replay chunk); [`reconcile`](crate::reconcile) asks
 /// again until a page comes back empty.
 ///
 /// # Errors

@@ -16,13 +16,13 @@ struct Note {
 }
 impl Event for Note {}
 
-/// Events in the journal; chunks of replay are 1,024, so this spans three.
-const EVENTS: u64 = 2_600;
+/// Events in the journal; chunks of replay are 4,096, so this spans three.
+const EVENTS: u64 = 10_400;
 
 /// Seqs written as CRC-valid frames that do not decode: in the first and
-/// second half of the first chunk, right on its cut (513 = 1 + 1,024 / 2),
+/// second half of the first chunk, right on its cut (2,049 = 1 + 4,096 / 2),
 /// the last of a chunk, and in the third chunk.
-const BAD: [u64; 5] = [200, 513, 700, 1_024, 2_400];
+const BAD: [u64; 5] = [800, 2_049, 2_800, 4_096, 9_600];
 
 async fn journal_with_bad_payloads(dir: &std::path::Path) {
     let mut seq = 0;
@@ -77,7 +77,7 @@ async fn every_event_once_in_order_and_each_bad_record_at_its_seq() {
     assert!(fail.next().await.is_none());
 
     // From every cursor around the cuts, the first item is the next seq.
-    for cursor in [0, 511, 512, 513, 1_023, 1_024, 1_025, 2_047] {
+    for cursor in [0, 2_047, 2_048, 2_049, 4_095, 4_096, 4_097, 8_191] {
         let mut s = FeedReader::<Note>::open(tmp.path())
             .unwrap()
             .on_undecodable(OnUndecodable::Skip)

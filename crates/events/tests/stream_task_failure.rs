@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The seq whose payload panics when decoded: in the second replay chunk, so
 /// the panic happens in the read ahead.
-const POISON: u64 = 1500;
-const N: u64 = 2000;
+const POISON: u64 = 6_000;
+const N: u64 = 8_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 struct Ev(u64);
@@ -47,7 +47,7 @@ async fn a_panicking_replay_read_is_a_typed_error_and_ends_the_stream() {
     };
     assert!(matches!(err, Error::Task(_)), "{err:?}");
     assert!(events::error_chain(&err).starts_with("a blocking journal task failed"), "{}", events::error_chain(&err));
-    assert_eq!(seen, 1024, "the first chunk is delivered whole, the failed one not at all");
+    assert_eq!(seen, 4_096, "the first chunk is delivered whole, the failed one not at all");
     assert!(stream.next().await.is_none(), "the stream ends after the error");
 
     // Nothing journaled was harmed: the feed still appends after N, and a
