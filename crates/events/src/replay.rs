@@ -50,7 +50,8 @@ pub(crate) enum Chunk<E> {
         error: events_core::CodecError,
     },
     /// The journal failed after `before` (a damaged sealed segment, an I/O
-    /// error): the records read before the failure are still good.
+    /// error): the records read before the failure are still good. Never
+    /// empty: a failure with nothing before it is the read's error.
     Failed {
         before: Vec<Arc<Envelope<E>>>,
         error: JournalError,
@@ -115,6 +116,7 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         (None, Some(JournalError::Gap { expected, found, path })) => {
             (Chunk::Gap { before: out, expected, found, path }, None)
         }
+        (None, Some(error)) if out.is_empty() => return Err(Error::Journal(error)),
         (None, Some(error)) => (Chunk::Failed { before: out, error }, None),
         // A short chunk means the iterator reached the end of what it mapped
         // (or the acknowledged limit): the next read must look at the files again.

@@ -61,8 +61,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             }
             Chunk::Undecodable { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
             // The events before damage are served; the next page reports it.
-            Chunk::Failed { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
-            Chunk::Failed { error, .. } => Err(Error::Journal(error)),
+            Chunk::Failed { before, .. } => Ok(before.into_iter().map(owned).collect()),
             Chunk::Undecodable { seq, version, error, .. } => {
                 Err(Error::Decode { seq: Seq::new(seq), version, source: error })
             }

@@ -327,9 +327,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 Ok(Chunk::Failed { before, error }) => {
                     // Deliver the good records before the failure, then end with it.
                     self.pending_error = Some(Box::new(error));
-                    if !before.is_empty() {
-                        return Some(Ok(self.batch(before)));
-                    }
+                    return Some(Ok(self.batch(before)));
                 }
                 Ok(Chunk::Epoch(journal_epoch)) => {
                     let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
@@ -430,8 +428,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// is a moment to wait through, not a reset or an error.
     fn between_journals(&self, read: &Result<Chunk<E>>) -> Option<Duration> {
         let Tail::Poll(interval) = self.tail else { return None };
-        let failed_at_once = matches!(read, Ok(Chunk::Failed { before, .. }) if before.is_empty());
-        if !failed_at_once && !matches!(read, Err(_) | Ok(Chunk::Ahead | Chunk::Expired(_))) {
+        if !matches!(read, Err(_) | Ok(Chunk::Ahead | Chunk::Expired(_))) {
             return None;
         }
         let missing =

@@ -25,6 +25,8 @@ impl<E: Event, C: Codec> State<E, C> {
     pub(super) async fn read_chunk(&mut self) -> Result<Chunk<E>> {
         let cursor = self.cursor;
         if let Some(kept) = self.recent_after(cursor) {
+            // A read ahead of the same records is not needed any more.
+            self.prefetch = None;
             return Ok(Chunk::Records(kept));
         }
         let read = match self.prefetch.take() {
@@ -54,8 +56,7 @@ impl<E: Event, C: Codec> State<E, C> {
         if self.cursor_epoch != Some(self.shared.epoch()) || cursor + 1 < self.shared.earliest().get() {
             return None;
         }
-        let max = self.chunk_len(cursor).min(crate::replay::REPLAY_CHUNK);
-        recent.after(cursor, max, self.shared.latest().get())
+        recent.after(cursor, self.chunk_len(cursor), self.shared.latest().get())
     }
 
     fn spawn_read(&self, cursor: u64, records: Option<Records>) -> JoinHandle<Result<ReadOut<E>>> {
