@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// One kind of I/O call the journal makes, as the seam names it.
@@ -21,7 +23,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub enum Step {
     /// One `write(2)` of a batch of frames to the active segment.
     AppendWrite,
-    /// The `fdatasync` that acknowledges an append under `SyncPolicy::Always`.
+    /// The `fdatasync` that acknowledges appends under `SyncPolicy::Always`:
+    /// in `append_batch`, in `commit`, or on the commit thread after
+    /// `start_sync`.
     AppendSync,
     /// `Journal::sync`, and the final `fdatasync` of `close` or drop.
     Sync,
@@ -127,6 +131,9 @@ struct PlanState {
     seen: HashMap<Step, u64>,
     fired: Vec<(Step, Fault)>,
     crashed: bool,
+    /// `(device, inode) -> length` when the file's last completed
+    /// `fdatasync` started.
+    synced: HashMap<(u64, u64), u64>,
 }
 
 /// The error every step returns once the plan is crashed.
@@ -174,6 +181,23 @@ impl FaultPlan {
     /// How many times `step` was reached (crashed calls excluded).
     pub fn count(&self, step: Step) -> u64 {
         self.state().seen.get(&step).copied().unwrap_or(0)
+    }
+
+    /// The length `path` had when its last completed `fdatasync` through
+    /// this plan started: what of it a power loss would certainly leave
+    /// (`None`: never synced, so possibly nothing). Renames keep it, since
+    /// it follows the file, not the name. A crash model only stops the
+    /// process, so a test simulates power loss by cutting every segment back
+    /// to this length before it reopens the journal.
+    pub fn synced_len(&self, path: &Path) -> Option<u64> {
+        let meta = std::fs::metadata(path).ok()?;
+        self.state().synced.get(&(meta.dev(), meta.ino())).copied()
+    }
+
+    /// Called by the seam after a completed `fdatasync` of a file whose
+    /// metadata was read just before it.
+    pub(crate) fn synced(&self, before: &std::fs::Metadata) {
+        self.state().synced.insert((before.dev(), before.ino()), before.len());
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, PlanState> {

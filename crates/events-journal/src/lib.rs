@@ -124,6 +124,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod background;
+mod commit;
 mod consumer;
 mod error;
 #[cfg(feature = "fault-injection")]

@@ -13,8 +13,10 @@
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::background::Background;
+use crate::commit::Pipeline;
 use crate::error::JournalError;
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
@@ -127,10 +129,12 @@ impl Journal {
             opts: options,
             epoch: rec.epoch,
             segments: rec.segments.into(),
-            active,
+            active: Arc::new(active),
             active_len: rec.active_len,
             synced_len: rec.active_len,
             next_seq: rec.next_seq,
+            acked: rec.next_seq - 1,
+            pipeline: Pipeline::default(),
             buf: Vec::new(),
             failed: None,
             stats: JournalStats::default(),

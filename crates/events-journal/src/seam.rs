@@ -105,9 +105,25 @@ impl Io {
     }
 
     /// `fdatasync` as `step`.
+    #[cfg(not(feature = "fault-injection"))]
     #[inline]
     pub(crate) fn sync_data(&self, step: Step, file: &File) -> io::Result<()> {
         self.op(step, || file.sync_data())
+    }
+
+    /// `fdatasync` as `step`; the plan notes the file's length when it
+    /// started, which is what a power loss would leave of it
+    /// ([`FaultPlan::synced_len`]).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn sync_data(&self, step: Step, file: &File) -> io::Result<()> {
+        self.op(step, || {
+            let meta = file.metadata()?;
+            file.sync_data()?;
+            if let Some(plan) = &self.plan {
+                plan.synced(&meta);
+            }
+            Ok(())
+        })
     }
 
     /// Fsyncs a directory so that creations and removals in it are durable.

@@ -19,9 +19,11 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::background::Background;
+use crate::commit::Pipeline;
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, SegmentHeader};
 use crate::lock::DirLock;
@@ -42,10 +44,15 @@ pub struct Journal {
     pub(crate) epoch: u64,
     /// Oldest first; the last one is the active segment.
     pub(crate) segments: VecDeque<SegInfo>,
-    pub(crate) active: File,
+    /// Shared with the pipelined commit's sync thread (`commit.rs`).
+    pub(crate) active: Arc<File>,
     pub(crate) active_len: u64,
     pub(crate) synced_len: u64,
     pub(crate) next_seq: u64,
+    /// The newest seq acknowledged under the policy (`Journal::acked_seq`).
+    pub(crate) acked: u64,
+    /// Pipelined group commit (`commit.rs`).
+    pub(crate) pipeline: Pipeline,
     pub(crate) buf: Vec<u8>,
     pub(crate) failed: Option<String>,
     pub(crate) stats: JournalStats,
@@ -96,7 +103,21 @@ impl Journal {
         I: IntoIterator<Item = (u64, P)>,
         P: AsRef<[u8]>,
     {
+        self.append_records(records, false)
+    }
+
+    /// `append_batch`, or with `defer` (`write_batch`) without the
+    /// `fdatasync` of `SyncPolicy::Always` and without acknowledging.
+    pub(crate) fn append_records<I, P>(&mut self, records: I, defer: bool) -> Result<RangeInclusive<u64>, JournalError>
+    where
+        I: IntoIterator<Item = (u64, P)>,
+        P: AsRef<[u8]>,
+    {
         self.check_healthy()?;
+        if !defer {
+            // This batch's fdatasync must not be what reports a failure of the one in flight.
+            self.settle()?;
+        }
         let first = self.next_seq;
         let max = self.opts.max_record_bytes;
         let mut buf = std::mem::take(&mut self.buf);
@@ -111,7 +132,7 @@ impl Journal {
             format::encode_frame(&mut buf, seq, ts, payload);
             seq += 1;
         }
-        let result = if seq == first { Ok(()) } else { self.write_frames(&buf, seq - first) };
+        let result = if seq == first { Ok(()) } else { self.write_frames(&buf, seq - first, defer) };
         if buf.capacity() > (64 << 20) {
             buf = Vec::new(); // do not hold on to the memory of one huge batch
         }
@@ -119,7 +140,7 @@ impl Journal {
         result.map(|()| first..=seq - 1)
     }
 
-    fn write_frames(&mut self, frames: &[u8], count: u64) -> Result<(), JournalError> {
+    fn write_frames(&mut self, frames: &[u8], count: u64, defer: bool) -> Result<(), JournalError> {
         let len = frames.len() as u64;
         if self.active_len > HEADER_LEN as u64 && self.active_len + len > self.opts.segment_bytes {
             self.roll()?;
@@ -136,6 +157,8 @@ impl Journal {
         self.stats.batches += 1;
         self.stats.bytes_written += len;
         match self.opts.sync {
+            // Acknowledged by a pipelined sync (`commit.rs`), not here.
+            SyncPolicy::Always if defer => return Ok(()),
             SyncPolicy::Always => {
                 if let Err(e) = self.opts.io.sync_data(Step::AppendSync, &self.active) {
                     let err = JournalError::io("fdatasync", self.active_path(), e);
@@ -152,6 +175,7 @@ impl Journal {
             }
             SyncPolicy::Never => {}
         }
+        self.acked = self.last_seq();
         // Acknowledged from here: readers in any process may read up to here.
         if let Err(e) = self.publish(WriterState::Open) {
             self.stats.watermark_errors += 1;
@@ -162,26 +186,30 @@ impl Journal {
 
     /// Publishes the current end of the journal as the readers' watermark.
     pub(crate) fn publish(&mut self, state: WriterState) -> Result<(), JournalError> {
+        self.publish_at(state, self.last_seq(), self.active_len)
+    }
+
+    /// Publishes `seq`, ending at `offset` of the active segment, as the readers' watermark.
+    pub(crate) fn publish_at(&mut self, state: WriterState, seq: u64, offset: u64) -> Result<(), JournalError> {
         let segment = self.segments.back().map_or(self.next_seq, |s| s.first_seq);
-        let wm = Watermark { state, epoch: self.epoch, seq: self.next_seq - 1, segment, offset: self.active_len };
-        self.watermark.publish(wm)
+        self.watermark.publish(Watermark { state, epoch: self.epoch, seq, segment, offset })
     }
 
     /// Best effort after a failed write or fsync: remove the partial batch so a
     /// reader in this run never sees records whose append failed.
-    fn cut_back(&mut self, len: u64) {
+    pub(crate) fn cut_back(&mut self, len: u64) {
         if self.opts.io.op(Step::Truncate, || self.active.set_len(len)).is_ok() {
-            let _ = self.active.seek(SeekFrom::Start(len));
+            let _ = (&*self.active).seek(SeekFrom::Start(len));
         }
     }
 
-    fn poison(&mut self, err: JournalError) -> JournalError {
+    pub(crate) fn poison(&mut self, err: JournalError) -> JournalError {
         tracing::error!(error = %err, "journal writer poisoned");
         self.failed = Some(err.to_string());
         err
     }
 
-    fn check_healthy(&mut self) -> Result<(), JournalError> {
+    pub(crate) fn check_healthy(&mut self) -> Result<(), JournalError> {
         if self.failed.is_none()
             && let Some(cause) = self.background.as_ref().and_then(|bg| bg.failure())
         {
@@ -210,12 +238,21 @@ impl Journal {
             sealer.flush();
         }
         self.check_healthy()?;
+        self.settle()?;
         if let Err(e) = self.opts.io.sync_data(Step::Sync, &self.active) {
             let err = JournalError::io("fdatasync", self.active_path(), e);
             return Err(self.poison(err));
         }
         self.stats.fsyncs += 1;
         self.synced_len = self.active_len;
+        if self.acked != self.last_seq() {
+            // Pipelined writes (`write_batch`) this fdatasync covered.
+            self.acked = self.last_seq();
+            if let Err(e) = self.publish(WriterState::Open) {
+                self.stats.watermark_errors += 1;
+                tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
+            }
+        }
         Ok(())
     }
 
@@ -235,6 +272,7 @@ impl Journal {
     /// [`JournalError::Io`] if syncing or creating fails, which poisons the writer.
     pub fn roll(&mut self) -> Result<(), JournalError> {
         self.check_healthy()?;
+        self.settle()?;
         if self.active_len <= HEADER_LEN as u64 {
             return Ok(());
         }
@@ -255,6 +293,7 @@ impl Journal {
             }
             self.synced_len = self.active_len;
         }
+        self.acked = self.last_seq();
         self.start_segment()?;
         self.stats.rolls += 1;
         // Readers follow into the new segment (its header is durable), so
@@ -313,7 +352,7 @@ impl Journal {
             bytes: HEADER_LEN as u64,
             created_at: header.created_at,
         });
-        self.active = file;
+        self.active = Arc::new(file);
         self.active_len = HEADER_LEN as u64;
         self.synced_len = HEADER_LEN as u64;
         Ok(())
@@ -467,6 +506,7 @@ impl Journal {
             sealer.stop(); // every sealed segment is on disk before the close returns
         }
         self.check_healthy()?;
+        self.settle()?;
         self.opts
             .io
             .sync_data(Step::Sync, &self.active)
@@ -487,6 +527,7 @@ impl Drop for Journal {
             sealer.stop();
         }
         let sealed = self.sealer.as_ref().is_none_or(|s| s.failure().is_none());
+        let _ = self.settle();
         if self.failed.is_none() && sealed && self.opts.io.sync_data(Step::Sync, &self.active).is_ok() {
             let _ = self.publish(WriterState::Closed);
         }

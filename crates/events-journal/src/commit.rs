@@ -1,0 +1,283 @@
+//! Pipelined group commit under [`SyncPolicy::Always`]:
+//! [`Journal::write_batch`] writes a batch without waiting for the disk,
+//! [`Journal::start_sync`] hands one `fdatasync` that covers everything
+//! written so far to the journal's sync thread, and
+//! [`Journal::poll_synced`] or [`Journal::wait_synced`] collect its outcome.
+//! A caller writes batch N + 1 while batch N's `fdatasync` runs, and
+//! acknowledges each batch once [`Journal::acked_seq`] reaches it. With
+//! nothing else to do meanwhile, [`Journal::commit`] runs that `fdatasync`
+//! on the caller's thread instead, sparing two thread wake-ups.
+//!
+//! Invariants:
+//! - The acknowledged seq (and the readers' watermark) only ever moves to
+//!   what a completed `fdatasync` covered: the end of the segment is noted
+//!   before the sync thread starts its `fdatasync`, so a write that races
+//!   with it is never counted as covered.
+//! - At most one sync is in flight, always on the active segment: every call
+//!   that syncs, rolls or closes on the writer's own thread
+//!   ([`Journal::append_batch`], [`Journal::commit`], [`Journal::sync`],
+//!   [`Journal::roll`], [`Journal::close`], drop) first waits for it, so its failure is seen
+//!   before anything later is claimed durable.
+//! - A failed `fdatasync` poisons the writer and cuts the segment back to
+//!   its last durable length: nothing written after the last acknowledged
+//!   seq survives in this run, and nothing is retried.
+
+use std::fs::File;
+use std::io;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+
+use crate::error::JournalError;
+use crate::options::SyncPolicy;
+use crate::seam::{Io, Step};
+use crate::watermark::WriterState;
+use crate::writer::Journal;
+
+/// The writer's side of the pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct Pipeline {
+    thread: Option<SyncThread>,
+    /// What the sync in flight covers.
+    inflight: Option<Covered>,
+}
+
+/// What one `fdatasync` of the active segment covers.
+#[derive(Clone, Copy, Debug)]
+struct Covered {
+    seq: u64,
+    offset: u64,
+}
+
+/// The thread that runs the pipelined `fdatasync`s, one at a time.
+#[derive(Debug)]
+struct SyncThread {
+    jobs: Option<mpsc::Sender<Arc<File>>>,
+    done: Arc<Done>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Where the sync thread leaves an outcome, and who to wake for it.
+#[derive(Debug, Default)]
+struct Done {
+    slot: Mutex<Slot>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    result: Option<io::Result<()>>,
+    waker: Option<Waker>,
+}
+
+impl Done {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl SyncThread {
+    fn start(io: Io, dir: &std::path::Path) -> Result<SyncThread, JournalError> {
+        let (tx, rx) = mpsc::channel::<Arc<File>>();
+        let done = Arc::new(Done::default());
+        let d = Arc::clone(&done);
+        let thread = std::thread::Builder::new()
+            .name("events-journal-commit".into())
+            .spawn(move || {
+                for file in rx {
+                    let result = io.sync_data(Step::AppendSync, &file);
+                    let mut slot = d.lock();
+                    slot.result = Some(result);
+                    let waker = slot.waker.take();
+                    drop(slot);
+                    d.ready.notify_all();
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                }
+            })
+            .map_err(|e| JournalError::io("spawn commit thread", dir, e))?;
+        Ok(SyncThread { jobs: Some(tx), done, thread: Some(thread) })
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Journal {
+    /// Writes records with consecutive seqs in one `write(2)` and returns
+    /// their seqs, without waiting for the disk. Under
+    /// [`SyncPolicy::Always`] they are not acknowledged yet: they count
+    /// once a sync started after this call completes
+    /// ([`start_sync`](Self::start_sync), then
+    /// [`poll_synced`](Self::poll_synced) or
+    /// [`wait_synced`](Self::wait_synced)), and readers see them only then.
+    /// Under the other policies this is [`append_batch`](Self::append_batch).
+    ///
+    /// # Errors
+    ///
+    /// As [`append_batch`](Self::append_batch). A failed write cuts back
+    /// only this batch: records a sync in flight covers keep their outcome.
+    pub fn write_batch<I, P>(&mut self, records: I) -> Result<RangeInclusive<u64>, JournalError>
+    where
+        I: IntoIterator<Item = (u64, P)>,
+        P: AsRef<[u8]>,
+    {
+        self.append_records(records, true)
+    }
+
+    /// Starts one `fdatasync` of the active segment on the journal's sync
+    /// thread, covering every record written so far. Returns `false`, and
+    /// does nothing, when a sync is already in flight, when nothing written
+    /// is unacknowledged, or when the policy is not [`SyncPolicy::Always`].
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] if the writer is poisoned;
+    /// [`JournalError::Io`] if the sync thread cannot be started.
+    pub fn start_sync(&mut self) -> Result<bool, JournalError> {
+        self.check_healthy()?;
+        if self.opts.sync != SyncPolicy::Always || self.pipeline.inflight.is_some() || self.acked == self.last_seq() {
+            return Ok(false);
+        }
+        if self.pipeline.thread.is_none() {
+            match SyncThread::start(self.opts.io.clone(), &self.dir) {
+                Ok(thread) => self.pipeline.thread = Some(thread),
+                Err(e) => return Err(self.poison(e)),
+            }
+        }
+        let jobs = self.pipeline.thread.as_ref().and_then(|t| t.jobs.as_ref());
+        if jobs.is_none_or(|jobs| jobs.send(Arc::clone(&self.active)).is_err()) {
+            let err = JournalError::io("start sync", &self.dir, io::Error::other("the commit thread is gone"));
+            return Err(self.poison(err));
+        }
+        self.pipeline.inflight = Some(Covered { seq: self.last_seq(), offset: self.active_len });
+        Ok(true)
+    }
+
+    /// Acknowledges every record written so far with one `fdatasync` on
+    /// this thread, after the sync in flight (if any): the inline
+    /// counterpart of [`start_sync`](Self::start_sync) and
+    /// [`wait_synced`](Self::wait_synced). Returns the new
+    /// [`acked_seq`](Self::acked_seq); does nothing under the other policies.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] if the writer is poisoned;
+    /// [`JournalError::Io`] if an `fdatasync` fails, which poisons the
+    /// writer and cuts the segment back to its last acknowledged record.
+    pub fn commit(&mut self) -> Result<u64, JournalError> {
+        self.check_healthy()?;
+        self.settle()?;
+        if self.opts.sync != SyncPolicy::Always || self.acked == self.last_seq() {
+            return Ok(self.acked);
+        }
+        if let Err(e) = self.opts.io.sync_data(Step::AppendSync, &self.active) {
+            let err = JournalError::io("fdatasync", self.active_path(), e);
+            self.cut_back(self.synced_len);
+            return Err(self.poison(err));
+        }
+        self.acknowledge(Covered { seq: self.last_seq(), offset: self.active_len });
+        Ok(self.acked)
+    }
+
+    /// True while a sync started by [`start_sync`](Self::start_sync) has
+    /// not been collected.
+    pub fn syncing(&self) -> bool {
+        self.pipeline.inflight.is_some()
+    }
+
+    /// The newest seq acknowledged under the [`SyncPolicy`]: under `Always`
+    /// the newest one a completed `fdatasync` covered, otherwise the newest
+    /// one written. [`last_seq`](Self::last_seq) may be ahead of it while
+    /// a pipelined sync is pending.
+    pub fn acked_seq(&self) -> u64 {
+        self.acked
+    }
+
+    /// Collects the sync in flight: `Ready(Ok(seq))` with the new
+    /// [`acked_seq`](Self::acked_seq) once its `fdatasync` completed (at
+    /// once when none is in flight), `Pending` until then (`cx` is woken).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the `fdatasync` failed, which poisons the
+    /// writer and cuts the segment back to its last acknowledged record.
+    pub fn poll_synced(&mut self, cx: &mut Context<'_>) -> Poll<Result<u64, JournalError>> {
+        let Some(done) = self.inflight_done() else { return Poll::Ready(Ok(self.acked)) };
+        let mut slot = done.lock();
+        match slot.result.take() {
+            Some(result) => {
+                drop(slot);
+                Poll::Ready(self.finish_sync(result))
+            }
+            None => {
+                match &mut slot.waker {
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => slot.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the sync in flight, if any, and returns the new
+    /// [`acked_seq`](Self::acked_seq).
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_synced`](Self::poll_synced).
+    pub fn wait_synced(&mut self) -> Result<u64, JournalError> {
+        let Some(done) = self.inflight_done() else { return Ok(self.acked) };
+        let mut slot = done.lock();
+        let result = loop {
+            match slot.result.take() {
+                Some(result) => break result,
+                None => slot = done.ready.wait(slot).unwrap_or_else(PoisonError::into_inner),
+            }
+        };
+        drop(slot);
+        self.finish_sync(result)
+    }
+
+    fn inflight_done(&self) -> Option<Arc<Done>> {
+        self.pipeline.inflight?;
+        self.pipeline.thread.as_ref().map(|t| Arc::clone(&t.done))
+    }
+
+    /// Applies a pipelined sync's outcome.
+    fn finish_sync(&mut self, result: io::Result<()>) -> Result<u64, JournalError> {
+        let Some(covered) = self.pipeline.inflight.take() else { return Ok(self.acked) };
+        if let Err(e) = result {
+            let err = JournalError::io("fdatasync", self.active_path(), e);
+            self.cut_back(self.synced_len);
+            return Err(self.poison(err));
+        }
+        self.acknowledge(covered);
+        Ok(covered.seq)
+    }
+
+    /// A completed `fdatasync` covered the active segment up to `covered`.
+    fn acknowledge(&mut self, covered: Covered) {
+        self.stats.fsyncs += 1;
+        self.synced_len = covered.offset;
+        self.acked = covered.seq;
+        // Acknowledged from here: readers in any process may read up to here.
+        if let Err(e) = self.publish_at(WriterState::Open, covered.seq, covered.offset) {
+            self.stats.watermark_errors += 1;
+            tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
+        }
+    }
+
+    /// Waits for the sync in flight before anything else syncs, rolls or closes.
+    pub(crate) fn settle(&mut self) -> Result<(), JournalError> {
+        self.wait_synced().map(drop)
+    }
+}
