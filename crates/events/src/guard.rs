@@ -16,13 +16,15 @@
 //!   starts by reading the records of the last `age` (their payload headers
 //!   only, `payload.rs`), so a retry after a crash, a SIGKILL or a reopen is
 //!   recognised as long as the first append is in the window.
-//! - **The batch in flight.** Events staged but not yet journaled count
-//!   too: a second append of an id staged in the same batch waits for the
-//!   batch and shares its outcome; a conditional append sees the staged
-//!   events of its stream.
+//! - **The events in flight.** Events staged but not yet acknowledged (not
+//!   written yet, or written and waiting for the `fdatasync` that covers
+//!   them) count too: a second append of an id in flight waits for the
+//!   first and shares its outcome; a conditional append sees the events of
+//!   its stream in flight.
 //!
-//! Invariant: nothing here is updated before the journal accepted a batch
-//! ([`Guard::journaled`]); a failed batch only clears the in-flight state
+//! Invariant: nothing here is updated before the journal acknowledged an
+//! event ([`Guard::journaled`]), and an event leaves the in-flight state
+//! only then ([`Guard::acknowledged`]) or when it is refused
 //! ([`Guard::batch_done`]). So a version or an id is never remembered for a
 //! record that does not exist.
 
@@ -45,11 +47,11 @@ pub(crate) struct Guard {
     /// Stream → the seq of its latest journaled event (`None`: none).
     versions: HashMap<StreamId, Option<u64>>,
     seen: Seen,
-    /// The streams of the staged batch → their latest staged seq; kept only
-    /// once a conditional append asked (`None`: not built for this batch).
+    /// The streams of the events in flight → their latest seq; kept only
+    /// once a conditional append asked (`None`: not built for them).
     staged_streams: Option<HashMap<StreamId, u64>>,
-    /// The ids of the staged batch → their index in the batch.
-    staged_ids: HashMap<EventId, usize>,
+    /// The ids of the events in flight → their seq.
+    staged_ids: HashMap<EventId, u64>,
 }
 
 impl Guard {
@@ -64,18 +66,19 @@ impl Guard {
         }
     }
 
-    /// Where an earlier append of `id` is: staged in this batch (its
-    /// index), or journaled (its seq and timestamp).
+    /// Where an earlier append of `id` is: in flight (its seq), or
+    /// journaled (its seq and timestamp).
     pub(crate) fn find_id(&mut self, id: &EventId, now: u64) -> Option<Earlier> {
-        if let Some(&i) = self.staged_ids.get(id) {
-            return Some(Earlier::Staged(i));
+        if let Some(&seq) = self.staged_ids.get(id) {
+            return Some(Earlier::Staged(seq));
         }
         self.seen.get(id, now).map(|(seq, ts)| Earlier::Journaled { seq, ts })
     }
 
-    /// The version of `stream`, counting the staged batch (`staged` yields
-    /// its events' streams in order, asked once per batch; the first would
-    /// get seq `next_seq`).
+    /// The version of `stream`, counting the events in flight (`staged`
+    /// yields their streams in order, asked once until they are all
+    /// acknowledged; the first has seq `next_seq`, the one after the newest
+    /// acknowledged).
     pub(crate) fn version<C: Codec>(
         &mut self,
         shared: &Shared,
@@ -114,14 +117,14 @@ impl Guard {
     }
 
     /// Notes a staged event (after every check passed): its stream and id
-    /// now count for the rest of the batch.
-    pub(crate) fn staged(&mut self, stream: Option<&StreamId>, id: Option<&EventId>, seq: u64, index: usize) {
+    /// now count until it is acknowledged or refused.
+    pub(crate) fn staged(&mut self, stream: Option<&StreamId>, id: Option<&EventId>, seq: u64) {
         if let (Some(map), Some(stream)) = (self.staged_streams.as_mut(), stream) {
             map.insert(stream.clone(), seq);
         }
         // With the window off every append is journaled, twice in one batch too.
         if let Some(id) = id.filter(|_| self.seen.enabled()) {
-            self.staged_ids.insert(id.clone(), index);
+            self.staged_ids.insert(id.clone(), seq);
         }
     }
 
@@ -138,7 +141,16 @@ impl Guard {
         }
     }
 
-    /// The staged batch was journaled or refused: forget it.
+    /// Every event up to `last` was acknowledged (and passed through
+    /// [`journaled`](Self::journaled)): they are no longer in flight.
+    pub(crate) fn acknowledged(&mut self, last: u64) {
+        if let Some(map) = &mut self.staged_streams {
+            map.retain(|_, seq| *seq > last);
+        }
+        self.staged_ids.retain(|_, seq| *seq > last);
+    }
+
+    /// Every event in flight was acknowledged or refused: forget them.
     pub(crate) fn batch_done(&mut self) {
         self.staged_streams = None;
         self.staged_ids.clear();
@@ -148,8 +160,8 @@ impl Guard {
 /// Where an earlier append of the same id is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Earlier {
-    /// Staged in the current batch, at this index.
-    Staged(usize),
+    /// In flight (staged, or written and not yet acknowledged), with this seq.
+    Staged(u64),
     /// Journaled with this seq and timestamp.
     Journaled { seq: u64, ts: u64 },
 }

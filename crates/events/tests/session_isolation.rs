@@ -26,14 +26,16 @@ async fn an_emit_cancelled_on_a_full_inbox_is_neither_shown_nor_journaled() {
     let session = feed.session("ui");
     let mut ui = session.subscribe();
 
-    // Hold the writer inside an fsync, then fill the one inbox slot.
-    let syncs = plan.count(Step::AppendSync);
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(600)));
+    // Hold the writer inside a write (its fsyncs run on the journal's
+    // commit thread, and it keeps taking commands meanwhile), then fill
+    // the one inbox slot.
+    let writes = plan.count(Step::AppendWrite);
+    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_millis(600)));
     let first = tokio::spawn({
         let feed = feed.clone();
         async move { feed.append(None, msg(1)).await }
     });
-    while plan.count(Step::AppendSync) == syncs {
+    while plan.count(Step::AppendWrite) == writes {
         tokio::time::sleep(Duration::from_millis(1)).await; // the writer has not reached the stall yet
     }
     feed.record(None, &msg(2));

@@ -5,10 +5,13 @@
 //! published (live, sinks, acks) before the journal accepted it with the
 //! durability its `SyncPolicy` promises. The thread is a plain OS thread, so
 //! journal I/O never runs on the async worker threads. It drains the inbox in
-//! batches: one `write` and (with `SyncPolicy::Always`) one fdatasync per
-//! batch, which is group commit. After a journal failure it refuses every
-//! later append: after a failed fsync the page cache cannot be trusted, so
-//! retrying and claiming success would be a lie.
+//! batches, one `write` per batch; with `SyncPolicy::Always` one fdatasync
+//! covers every batch written before it started, and runs on the journal's
+//! sync thread while the next batches are taken and written (pipelined group
+//! commit, `commit.rs`): a batch is published when the journal's
+//! acknowledged seq reaches it, never earlier. After a journal failure it
+//! refuses every later append: after a failed fsync the page cache cannot be
+//! trusted, so retrying and claiming success would be a lie.
 
 use std::sync::Arc;
 use std::task::Poll;
@@ -19,6 +22,7 @@ use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::append::{Dedupe, Expected};
+mod commit;
 mod upkeep;
 
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
@@ -74,7 +78,7 @@ pub(crate) struct Conditions {
     pub(crate) id: Option<EventId>,
 }
 
-/// One staged event of the current batch.
+/// One event in flight: staged, or written and waiting for its fdatasync.
 struct Pending<E> {
     ts: u64,
     span: (usize, usize),
@@ -93,27 +97,32 @@ pub(crate) struct Writer<E, C> {
     shared: Arc<Shared>,
     codec: C,
     buf: Vec<u8>,
+    /// The events not yet published, oldest first: the first `written`
+    /// are in the journal, waiting for the fdatasync that covers them.
     pending: Vec<Pending<E>>,
+    written: usize,
     published: Vec<Arc<Envelope<E>>>,
     /// Acks of the batch being published, and whether each is a duplicate.
     acks: Vec<(Ack<E>, Arc<Envelope<E>>, bool)>,
-    /// Appends of an id staged earlier in the same batch: they share the
-    /// outcome of the staged event at that index.
-    duplicates: Vec<(Ack<E>, usize)>,
+    /// Appends of an id still in flight: they share the outcome of the
+    /// event with that seq.
+    duplicates: Vec<(Ack<E>, u64)>,
     guard: Guard,
     /// Whether every batch is fsynced (`SyncPolicy::Always`), which makes
     /// waiting briefly for a fuller batch worth it.
     group_commit: bool,
-    /// Size and duration (write + fsync) of the last journaled batch.
+    /// Size and duration (write + fsync) of the last acknowledged batch.
     last_batch: usize,
     last_write: Duration,
+    /// When the sync in flight started.
+    sync_started: Instant,
     /// The largest encoded event the journal accepts.
     max_record_bytes: u32,
     /// The journal's roll count when sealed segments were last indexed.
     rolls_indexed: u64,
     /// The live-output ring, when the feed keeps one.
     ring: Option<Arc<Ring<E>>>,
-    /// The batch's ephemeral events, each with the number of durable
+    /// The ephemeral events in flight, each with the number of `pending`
     /// events staged before it.
     ephemerals: Vec<(usize, Option<StreamId>, E)>,
     /// The position of the last ephemeral event put in the ring.
@@ -139,6 +148,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             codec,
             buf: Vec::with_capacity(256 << 10),
             pending: Vec::with_capacity(MAX_BATCH_EVENTS),
+            written: 0,
             published: Vec::with_capacity(MAX_BATCH_EVENTS),
             acks: Vec::with_capacity(MAX_BATCH_EVENTS),
             duplicates: Vec::new(),
@@ -146,6 +156,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             group_commit,
             last_batch: 0,
             last_write: Duration::ZERO,
+            sync_started: Instant::now(),
             max_record_bytes: u32::MAX,
             rolls_indexed: 0,
             ring: None,
@@ -176,7 +187,19 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // Before the first command: a retry right after a restart must find
         // the ids journaled before it.
         self.guard.rebuild(&self.shared.reader, Timestamp::now().as_nanos());
-        while next_commands(&mut rx, &mut cmds) {
+        let waker = commit::waker();
+        loop {
+            let open = if self.journal.syncing() {
+                self.next_or_synced(&mut rx, &mut cmds, &waker)
+            } else {
+                next_commands(&mut rx, &mut cmds)
+            };
+            if !open {
+                break;
+            }
+            if cmds.is_empty() {
+                continue; // woken by the sync in flight
+            }
             self.await_group(&mut rx, &mut cmds);
             for cmd in cmds.drain(..) {
                 match cmd {
@@ -193,11 +216,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     }
                     Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
-                        self.flush();
+                        self.flush(&rx, false);
                         let _ = ack.send(self.sync());
                     }
                     Cmd::Prune => {
-                        self.flush();
+                        self.flush(&rx, false);
                         self.prune();
                     }
                     Cmd::Close { ack } => {
@@ -208,11 +231,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     }
                 }
                 if self.buf.len() >= MAX_BATCH_BYTES {
-                    self.flush();
+                    self.flush(&rx, true);
                 }
             }
-            self.flush();
+            self.flush(&rx, false);
         }
+        // Everything written is acknowledged (or refused) before the journal closes.
+        self.settle();
         // The sink task drains what it was handed and ends: `Feed::close` waits for it.
         let Writer { journal, shared, sinks, .. } = self;
         drop(sinks);
@@ -239,7 +264,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// appender (last batch of one) never waits.
     fn await_group(&self, rx: &mut mpsc::Receiver<Cmd<E>>, cmds: &mut Vec<Cmd<E>>) {
         let want = self.last_batch.min(MAX_BATCH_EVENTS);
-        if !self.group_commit || cmds.len() >= want {
+        // With a sync in flight these commands wait for it anyway.
+        if !self.group_commit || cmds.len() >= want || self.journal.syncing() {
             return;
         }
         let deadline = Instant::now() + self.last_write.min(MAX_GROUP_WAIT);
@@ -307,8 +333,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Some(first) => first.ts,
             None => Timestamp::now().as_nanos(),
         };
-        let index = self.pending.len();
-        self.guard.staged(stream.as_ref(), id.as_ref(), self.journal.last_seq() + 1 + index as u64, index);
+        let seq = self.first_pending() + self.pending.len() as u64;
+        self.guard.staged(stream.as_ref(), id.as_ref(), seq);
         self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, id, event, ack });
     }
 
@@ -331,8 +357,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // was, even when its expectation no longer holds.
         if let Some(id) = &when.id {
             match self.guard.find_id(id, Timestamp::now().as_nanos()) {
-                Some(Earlier::Staged(index)) => {
-                    self.duplicates.push((ack, index));
+                Some(Earlier::Staged(seq)) => {
+                    self.duplicates.push((ack, seq));
                     return None;
                 }
                 Some(Earlier::Journaled { seq, ts }) => {
@@ -357,7 +383,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             };
             let pending = &self.pending;
             let staged = || pending.iter().map(|p| p.stream.clone()).collect();
-            let next = self.journal.last_seq() + 1;
+            let next = self.first_pending();
             match self.guard.version(&self.shared, &self.codec, stream, staged, next) {
                 Ok(current) if when.expected.admits(current) => {}
                 Ok(current) => {
@@ -376,11 +402,25 @@ impl<E: Event, C: Codec> Writer<E, C> {
         Some(Some(ack))
     }
 
-    /// Journals the staged batch, then publishes it: live, sinks, acks.
-    fn flush(&mut self) {
-        if self.pending.is_empty() {
-            // Only ephemeral events (or nothing): they follow the last seq.
-            self.publish_ephemerals(self.journal.last_seq() + 1);
+    /// The seq of the oldest event in flight (`pending[0]`).
+    fn first_pending(&self) -> u64 {
+        self.journal.next_seq() - self.written as u64
+    }
+
+    /// Writes the staged events as one batch and publishes what the journal
+    /// acknowledges. Under `Always`, when commands wait once the batch is
+    /// written (`more` of them in hand, or in the inbox) or a sync is
+    /// already in flight, the batch's fdatasync is left to the journal's
+    /// sync thread and the batch is published once it completed
+    /// (`commit.rs`), so the writer takes the next commands meanwhile.
+    /// Otherwise the fdatasync runs here, which spares a lone appender (or
+    /// one group of them) two thread wake-ups per batch.
+    fn flush(&mut self, rx: &mpsc::Receiver<Cmd<E>>, more: bool) {
+        if self.pending.len() == self.written {
+            if self.pending.is_empty() {
+                // Only ephemeral events (or nothing): they follow the last seq.
+                self.publish_ephemerals(self.journal.next_seq(), usize::MAX);
+            }
             return;
         }
         if let Some(cause) = self.shared.failure() {
@@ -388,40 +428,56 @@ impl<E: Event, C: Codec> Writer<E, C> {
             return;
         }
         let buf = &self.buf;
-        let records = self.pending.iter().map(|p| (p.ts, &buf[p.span.0..p.span.1]));
+        let records = self.pending[self.written..].iter().map(|p| (p.ts, &buf[p.span.0..p.span.1]));
         let started = Instant::now();
-        let result = self.journal.append_batch(records);
-        self.last_write = started.elapsed();
-        self.last_batch = self.pending.len();
-        match result {
-            Err(e) => {
-                let cause = error_chain(&e);
-                tracing::error!(error = %cause, "journal append failed; the feed refuses appends until reopened");
-                self.shared.set_failed(cause.clone());
-                self.reject_pending(Some(Error::Journal(e)), &cause);
+        let result = self.journal.write_batch(records).and_then(|_| {
+            self.written = self.pending.len();
+            if !self.group_commit {
+                Ok(()) // acknowledged by the write under the other policies
+            } else if more || self.journal.syncing() || !rx.is_empty() {
+                self.journal.start_sync().map(|sync_started| {
+                    if sync_started {
+                        self.sync_started = started;
+                    }
+                })
+            } else {
+                self.journal.commit().map(drop)
             }
-            Ok(range) => self.publish(*range.start()),
+        });
+        if !self.journal.syncing() {
+            self.last_write = started.elapsed(); // otherwise measured when the sync completes
         }
-        self.guard.batch_done();
         self.buf.clear();
-    }
-
-    /// Puts the batch's ephemeral events in the ring (`Ring::insert_staged`)
-    /// before its durable events are published, so a reader that sees
-    /// durable seq `s + 1` finds every ephemeral event before it there.
-    fn publish_ephemerals(&mut self, first: u64) {
-        match &self.ring {
-            Some(ring) if !self.ephemerals.is_empty() => {
-                ring.insert_staged(first, self.ephemerals.drain(..), &mut self.last_ephemeral);
-            }
-            _ => self.ephemerals.clear(),
+        match result {
+            Err(e) => self.fail(e),
+            Ok(()) => self.publish_acked(),
         }
     }
 
-    fn publish(&mut self, first: u64) {
-        self.publish_ephemerals(first);
+    /// Puts the ephemeral events staged before the `upto`-th pending event
+    /// in the ring (`Ring::insert_staged`) before those durable events are
+    /// published, so a reader that sees durable seq `s + 1` finds every
+    /// ephemeral event before it there. `first` is `pending[0]`'s seq.
+    fn publish_ephemerals(&mut self, first: u64, upto: usize) {
+        let Some(ring) = self.ring.as_ref().filter(|_| !self.ephemerals.is_empty()) else {
+            self.ephemerals.clear();
+            return;
+        };
+        let cut = self.ephemerals.partition_point(|(before, ..)| *before <= upto);
+        ring.insert_staged(first, self.ephemerals.drain(..cut), &mut self.last_ephemeral);
+        for (before, ..) in &mut self.ephemerals {
+            *before -= upto;
+        }
+    }
+
+    /// Publishes the oldest `n` events in flight, which the journal
+    /// acknowledged: live, sinks, acks.
+    fn publish(&mut self, n: usize) {
+        let first = self.first_pending();
+        self.publish_ephemerals(first, n);
+        self.written -= n;
         let mut seq = Seq::new(first);
-        for p in self.pending.drain(..) {
+        for p in self.pending.drain(..n) {
             self.guard.journaled(p.stream.as_ref(), p.id.as_ref(), seq.get(), p.ts);
             let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event, id: p.id });
             if let Some(ack) = p.ack {
@@ -430,14 +486,16 @@ impl<E: Event, C: Codec> Writer<E, C> {
             self.published.push(env);
             seq = seq.next();
         }
-        // Appends of an id staged earlier in this batch share its outcome.
-        for (ack, index) in self.duplicates.drain(..) {
+        let last = seq.get() - 1;
+        // Appends of an id that was in flight share its outcome.
+        let published = &self.published;
+        for (ack, seq) in self.duplicates.extract_if(.., |(_, seq)| *seq <= last) {
             Counters::bump(&self.shared.counters.duplicates);
-            self.acks.push((ack, Arc::clone(&self.published[index]), true));
+            self.acks.push((ack, Arc::clone(&published[(seq - first) as usize]), true));
         }
+        self.guard.acknowledged(last);
         // Acknowledged from here on: streams replaying the journal may now
         // read up to `last`.
-        let last = seq.get() - 1;
         self.shared.after_batch(last - first + 1, last, &self.journal);
         // A segment was sealed: index it off this thread (never on the append path).
         let rolls = self.journal.stats().rolls;
@@ -480,6 +538,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         for (ack, _) in self.duplicates.drain(..) {
             let _ = ack.send(Err(Error::Unhealthy { cause: cause.to_owned() }));
         }
+        self.written = 0;
         self.guard.batch_done();
         self.buf.clear();
     }

@@ -22,19 +22,21 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
         }
-        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
+        self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
     }
 
     pub(super) fn sync(&mut self) -> Result<()> {
         if let Some(cause) = self.shared.failure() {
             return Err(Error::Unhealthy { cause });
         }
-        self.journal.sync().map_err(|e| {
+        // Covers the pipelined writes in flight too: they are published first.
+        if let Err(e) = self.journal.sync() {
             let cause = error_chain(&e);
-            self.shared.set_failed(cause);
-            Error::Journal(e)
-        })?;
-        self.shared.after_batch(0, self.journal.last_seq(), &self.journal);
+            self.fail(e);
+            return Err(Error::Unhealthy { cause });
+        }
+        self.publish_acked();
+        self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
         Ok(())
     }
 }

@@ -1,0 +1,127 @@
+//! The writer's side of pipelined group commit (`events_journal`'s
+//! `Journal::write_batch` and `start_sync`): while the fdatasync that covers
+//! the batches written so far runs on the journal's sync thread, the writer
+//! takes, encodes and writes the next ones; when it completes, the writer
+//! publishes what it covered and starts the next one for the rest.
+//!
+//! Invariant: an event is published (live, sinks, acks) only once
+//! `Journal::acked_seq` reached it, which under `SyncPolicy::Always` means
+//! an fdatasync that started after its write completed. A failure refuses
+//! every event in flight that no completed fdatasync covered.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+
+use events_core::{Codec, Event};
+use events_journal::JournalError;
+use tokio::sync::mpsc;
+
+use super::{Cmd, Writer};
+use crate::batches::{MAX_BATCH_EVENTS, next_commands};
+use crate::{Error, error_chain};
+
+/// Yields of the CPU before the writer parks while a sync is in flight.
+const SPINS: usize = 16;
+
+/// Wakes the writer thread, parked in [`Writer::next_or_synced`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The waker of the calling (writer) thread.
+pub(super) fn waker() -> Waker {
+    Waker::from(Arc::new(Unpark(std::thread::current())))
+}
+
+impl<E: Event, C: Codec> Writer<E, C> {
+    /// With a sync in flight: waits for the next commands (moved into
+    /// `cmds`) or for the sync, whichever comes first, publishing what the
+    /// sync covered. `false` once every sender is gone and the inbox is
+    /// empty.
+    pub(super) fn next_or_synced(
+        &mut self,
+        rx: &mut mpsc::Receiver<Cmd<E>>,
+        cmds: &mut Vec<Cmd<E>>,
+        waker: &Waker,
+    ) -> bool {
+        let mut cx = Context::from_waker(waker);
+        let mut spins = 0;
+        loop {
+            if let Poll::Ready(result) = self.journal.poll_synced(&mut cx) {
+                self.synced(result);
+                if !self.journal.syncing() {
+                    return next_commands(rx, cmds);
+                }
+                // The next sync started: poll it, so that it wakes this thread.
+                continue;
+            }
+            match rx.poll_recv_many(&mut cx, cmds, MAX_BATCH_EVENTS - cmds.len()) {
+                Poll::Ready(n) => return n > 0,
+                Poll::Pending if spins < SPINS => {
+                    spins += 1;
+                    std::thread::yield_now();
+                }
+                Poll::Pending => std::thread::park(),
+            }
+        }
+    }
+
+    /// A pipelined sync's outcome: publishes what it covered and starts the
+    /// next sync for what was written since.
+    fn synced(&mut self, result: Result<u64, JournalError>) {
+        // What the group wait measures: one write + fdatasync.
+        self.last_write = self.sync_started.elapsed();
+        match result.and_then(|_| self.journal.start_sync()) {
+            Ok(started) => {
+                if started {
+                    self.sync_started = std::time::Instant::now();
+                }
+                self.publish_acked();
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Publishes every event in flight the journal acknowledged.
+    pub(super) fn publish_acked(&mut self) {
+        let acked = self.journal.acked_seq();
+        let first = self.first_pending();
+        if acked >= first && self.written > 0 {
+            let n = ((acked - first + 1) as usize).min(self.written);
+            self.last_batch = n;
+            self.publish(n);
+        }
+    }
+
+    /// A journal failure: what a completed fdatasync covered is still
+    /// published, everything else in flight is refused, and so is every
+    /// later append.
+    pub(super) fn fail(&mut self, e: JournalError) {
+        // A sync in flight may still cover batches written before the failure.
+        if let Err(e) = self.journal.wait_synced() {
+            tracing::error!(error = %error_chain(&e), "the fdatasync in flight failed too");
+        }
+        self.publish_acked();
+        let cause = error_chain(&e);
+        tracing::error!(error = %cause, "journal append failed; the feed refuses appends until reopened");
+        self.shared.set_failed(cause.clone());
+        self.reject_pending(Some(Error::Journal(e)), &cause);
+    }
+
+    /// Waits until everything written is published or refused.
+    pub(super) fn settle(&mut self) {
+        while self.journal.syncing() {
+            let result = self.journal.wait_synced();
+            self.synced(result);
+        }
+    }
+}
