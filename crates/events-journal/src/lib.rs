@@ -147,6 +147,7 @@ mod records;
 mod recover_segment;
 mod recovery;
 mod retention;
+mod roll;
 mod run;
 mod scan;
 mod sealer;

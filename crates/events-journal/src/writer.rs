@@ -1,7 +1,8 @@
 //! The single writer: [`Journal`] appends frames with one `write(2)` per
 //! batch, applies the [`SyncPolicy`], rolls segments and prunes them.
 //! Opening (options, lock, recovery, retention at open) lives in `open.rs`,
-//! the `Interval` sync thread in `background.rs`, the `Never` sealer in
+//! rolling in `roll.rs`, pipelined group commit in `commit.rs`, the
+//! `Interval` sync thread in `background.rs`, the `Never` sealer in
 //! `sealer.rs`, file naming in `segment.rs`, the retention policy in
 //! `retention.rs`, the consumer pin in `pin.rs`, the counters in `stats.rs`.
 //!
@@ -25,7 +26,7 @@ use std::sync::atomic::Ordering;
 use crate::background::Background;
 use crate::commit::Pipeline;
 use crate::error::JournalError;
-use crate::format::{self, HEADER_LEN, SegmentHeader};
+use crate::format::{self, HEADER_LEN};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
 use crate::sealer::Sealer;
@@ -253,108 +254,6 @@ impl Journal {
                 tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
             }
         }
-        Ok(())
-    }
-
-    /// Seals the active segment and starts a new one at [`next_seq`](Self::next_seq),
-    /// then applies retention. Does nothing if the active segment holds no record.
-    /// Appends roll on their own when a segment reaches
-    /// [`segment_bytes`](JournalOptions::segment_bytes).
-    ///
-    /// The segment is `fdatasync`ed before it is sealed, whatever the
-    /// [`SyncPolicy`]: a sealed segment is complete on disk, so a power loss
-    /// can only ever tear the newest one (and recovery cuts a sealed torn
-    /// tail left by older builds). A retention failure after the roll is
-    /// logged and counted ([`JournalStats::prune_errors`]), never returned.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Io`] if syncing or creating fails, which poisons the writer.
-    pub fn roll(&mut self) -> Result<(), JournalError> {
-        self.check_healthy()?;
-        self.settle()?;
-        if self.active_len <= HEADER_LEN as u64 {
-            return Ok(());
-        }
-        let _span =
-            tracing::debug_span!("journal_roll", dir = %self.dir.display(), next_seq = self.next_seq, sealed_bytes = self.active_len)
-                .entered();
-        if self.synced_len < self.active_len {
-            if self.opts.sync == SyncPolicy::Never {
-                // Off the append path: the sealer fdatasyncs it right away,
-                // and `sync`/`close` wait for it.
-                self.seal_in_background()?;
-            } else {
-                if let Err(e) = self.opts.io.sync_data(Step::RollSync, &self.active) {
-                    let err = JournalError::io("fdatasync", self.active_path(), e);
-                    return Err(self.poison(err));
-                }
-                self.stats.fsyncs += 1;
-            }
-            self.synced_len = self.active_len;
-        }
-        self.acked = self.last_seq();
-        self.start_segment()?;
-        self.stats.rolls += 1;
-        // Readers follow into the new segment (its header is durable), so
-        // retention may remove the one the watermark named.
-        if let Err(e) = self.publish(WriterState::Open) {
-            self.stats.watermark_errors += 1;
-            tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
-        }
-        // Logged and counted inside; the roll itself succeeded.
-        let _ = self.apply_retention();
-        Ok(())
-    }
-
-    /// Hands the active segment, about to be sealed, to the sealer thread.
-    fn seal_in_background(&mut self) -> Result<(), JournalError> {
-        let path = self.active_path().to_path_buf();
-        let file = match self.active.try_clone() {
-            Ok(file) => file,
-            Err(e) => return Err(self.poison(JournalError::io("clone handle", &path, e))),
-        };
-        if self.sealer.is_none() {
-            match Sealer::start(self.opts.io.clone(), &self.dir) {
-                Ok(sealer) => self.sealer = Some(sealer),
-                Err(e) => return Err(self.poison(e)),
-            }
-        }
-        if let Some(sealer) = &self.sealer {
-            sealer.seal(file, path);
-        }
-        Ok(())
-    }
-
-    fn start_segment(&mut self) -> Result<(), JournalError> {
-        let header = SegmentHeader {
-            epoch: self.epoch,
-            first_seq: self.next_seq,
-            created_at: segment::now_nanos(),
-            codec_tag: self.opts.codec_tag,
-        };
-        let (file, path) = match segment::create(&self.opts.io, &self.dir, &header) {
-            Ok(x) => x,
-            Err(e) => return Err(self.poison(e)),
-        };
-        self.stats.fsyncs += 1;
-        if let Some(last) = self.segments.back_mut() {
-            last.bytes = self.active_len;
-        }
-        if let Some(bg) = &self.background
-            && let Err(e) = bg.switch(&file, &path)
-        {
-            return Err(self.poison(e));
-        }
-        self.segments.push_back(SegInfo {
-            first_seq: header.first_seq,
-            path,
-            bytes: HEADER_LEN as u64,
-            created_at: header.created_at,
-        });
-        self.active = Arc::new(file);
-        self.active_len = HEADER_LEN as u64;
-        self.synced_len = HEADER_LEN as u64;
         Ok(())
     }
 

@@ -22,11 +22,12 @@ use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::append::{Dedupe, Expected};
+mod check;
 mod commit;
 mod upkeep;
 
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
-use crate::guard::{Earlier, Guard};
+use crate::guard::Guard;
 use crate::live::Ring;
 use crate::position::Position;
 use crate::recent::Recent;
@@ -336,70 +337,6 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let seq = self.first_pending() + self.pending.len() as u64;
         self.guard.staged(stream.as_ref(), id.as_ref(), seq);
         self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, id, event, ack });
-    }
-
-    /// The checks of a conditional or idempotent append, atomic with the
-    /// seq allocation they guard (this thread allocates every seq). Answers
-    /// a duplicate or a conflict itself and returns `None`; otherwise gives
-    /// the ack back for staging.
-    fn check(
-        &mut self,
-        stream: &Option<StreamId>,
-        event: &E,
-        ack: Option<Ack<E>>,
-        when: &Conditions,
-    ) -> Option<Option<Ack<E>>> {
-        if when.id.is_none() && when.expected == Expected::Any {
-            return Some(ack);
-        }
-        let ack = ack?;
-        // A retry of an append that succeeded is answered as that append
-        // was, even when its expectation no longer holds.
-        if let Some(id) = &when.id {
-            match self.guard.find_id(id, Timestamp::now().as_nanos()) {
-                Some(Earlier::Staged(seq)) => {
-                    self.duplicates.push((ack, seq));
-                    return None;
-                }
-                Some(Earlier::Journaled { seq, ts }) => {
-                    let env = Envelope {
-                        seq: Seq::new(seq),
-                        ts: Timestamp(ts),
-                        stream: stream.clone(),
-                        event: event.clone(),
-                        id: Some(id.clone()),
-                    };
-                    Counters::bump(&self.shared.counters.duplicates);
-                    let _ = ack.send(Ok(Acked { env: Arc::new(env), duplicate: true }));
-                    return None;
-                }
-                None => {}
-            }
-        }
-        if when.expected != Expected::Any {
-            let Some(stream) = stream else {
-                let _ = ack.send(Err(Error::MissingStream));
-                return None;
-            };
-            let pending = &self.pending;
-            let staged = || pending.iter().map(|p| p.stream.clone()).collect();
-            let next = self.first_pending();
-            match self.guard.version(&self.shared, &self.codec, stream, staged, next) {
-                Ok(current) if when.expected.admits(current) => {}
-                Ok(current) => {
-                    Counters::bump(&self.shared.counters.conflicts);
-                    let conflict = Error::VersionConflict { stream: stream.clone(), expected: when.expected, current };
-                    let _ = ack.send(Err(conflict));
-                    return None;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %error_chain(&e), stream = %stream, "cannot read a stream's version");
-                    let _ = ack.send(Err(e));
-                    return None;
-                }
-            }
-        }
-        Some(Some(ack))
     }
 
     /// The seq of the oldest event in flight (`pending[0]`).
