@@ -124,9 +124,13 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>> {
 /// after a roll. At most one such thread runs per feed; it looks again
 /// until a pass finds nothing new, so a roll while it runs is not missed
 /// (and a read builds whatever is still missing).
-pub(crate) fn index_sealed_in_background<C: Codec>(indexing: &Arc<AtomicBool>, reader: &Reader, codec: &C) {
+pub(crate) fn index_sealed_in_background<C: Codec>(
+    indexing: &Arc<AtomicBool>,
+    reader: &Reader,
+    codec: &C,
+) -> Option<std::thread::JoinHandle<()>> {
     if indexing.swap(true, Ordering::AcqRel) {
-        return;
+        return None;
     }
     let (flag, reader, codec) = (Arc::clone(indexing), reader.clone(), codec.clone());
     let spawned = std::thread::Builder::new().name("events-index".into()).spawn(move || {
@@ -143,6 +147,7 @@ pub(crate) fn index_sealed_in_background<C: Codec>(indexing: &Arc<AtomicBool>, r
     if spawned.is_err() {
         indexing.store(false, Ordering::Release);
     }
+    spawned.ok()
 }
 
 /// One pass: builds the sidecar of every sealed segment that has none and

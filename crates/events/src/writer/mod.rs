@@ -121,6 +121,10 @@ pub(crate) struct Writer<E, C> {
     max_record_bytes: u32,
     /// The journal's roll count when sealed segments were last indexed.
     rolls_indexed: u64,
+    /// The threads indexing sealed segments that may still run, joined
+    /// before the feed closes so that no file appears in the directory
+    /// after `close` returned.
+    indexers: Vec<std::thread::JoinHandle<()>>,
     /// The live-output ring, when the feed keeps one.
     ring: Option<Arc<Ring<E>>>,
     /// The ephemeral events in flight, each with the number of `pending`
@@ -160,6 +164,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             sync_started: Instant::now(),
             max_record_bytes: u32::MAX,
             rolls_indexed: 0,
+            indexers: Vec::new(),
             ring: None,
             ephemerals: Vec::new(),
             last_ephemeral: Position::default(),
@@ -240,8 +245,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // Everything written is acknowledged (or refused) before the journal closes.
         self.settle();
         // The sink task drains what it was handed and ends: `Feed::close` waits for it.
-        let Writer { journal, shared, sinks, .. } = self;
+        let Writer { journal, shared, sinks, indexers, .. } = self;
         drop(sinks);
+        for thread in indexers {
+            let _ = thread.join();
+        }
         let result = journal.close().map_err(Error::from);
         if let Err(e) = &result {
             tracing::error!(error = %error_chain(e), "closing the journal failed");
@@ -438,7 +446,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let rolls = self.journal.stats().rolls;
         if rolls != self.rolls_indexed {
             self.rolls_indexed = rolls;
-            index::index_sealed_in_background(&self.shared.indexing, &self.shared.reader, &self.codec);
+            if let Some(thread) =
+                index::index_sealed_in_background(&self.shared.indexing, &self.shared.reader, &self.codec)
+            {
+                self.indexers.retain(|t| !t.is_finished());
+                self.indexers.push(thread);
+            }
         }
         // The live tail carries chunks, so a busy batch costs one broadcast
         // per LIVE_CHUNK events instead of one per event. No receiver is
