@@ -108,6 +108,30 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Pipelined group commit
+//!
+//! Under [`SyncPolicy::Always`] a writer with more than one batch to write
+//! need not wait for each `fdatasync`: [`Journal::write_batch`] writes
+//! without waiting, [`Journal::start_sync`] hands one `fdatasync` covering
+//! everything written so far to the journal's commit thread, and
+//! [`Journal::poll_synced`] (or [`Journal::wait_synced`]) reports the newest
+//! seq it made durable ([`Journal::acked_seq`]); readers see a record only
+//! then. A sync covers what was written before it started, never more.
+//!
+//! ```
+//! use events_journal::{Journal, JournalOptions, Reader, SyncPolicy};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (mut journal, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Always))?;
+//! journal.write_batch([(1_000, b"a")])?;
+//! journal.start_sync()?; // fdatasync of seq 1 on the commit thread
+//! journal.write_batch([(1_001, b"b")])?; // written while it runs
+//! assert_eq!(journal.wait_synced()?, 1); // seq 2 was not covered
+//! assert_eq!(Reader::open(dir.path())?.read_since(0)?.count(), 1);
+//! assert_eq!(journal.commit()?, 2); // or: start_sync, then poll_synced
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Platform
 //!
 //! Written for Unix (Linux first): durability relies on `fdatasync` and on

@@ -20,13 +20,13 @@ impl Journal {
     /// Seals the active segment and starts a new one at [`next_seq`](Self::next_seq),
     /// then applies retention. Does nothing if the active segment holds no record.
     /// Appends roll on their own when a segment reaches
-    /// [`segment_bytes`](JournalOptions::segment_bytes).
+    /// [`segment_bytes`](crate::JournalOptions::segment_bytes).
     ///
     /// The segment is `fdatasync`ed before it is sealed, whatever the
     /// [`SyncPolicy`]: a sealed segment is complete on disk, so a power loss
     /// can only ever tear the newest one (and recovery cuts a sealed torn
     /// tail left by older builds). A retention failure after the roll is
-    /// logged and counted ([`JournalStats::prune_errors`]), never returned.
+    /// logged and counted ([`JournalStats::prune_errors`](crate::JournalStats::prune_errors)), never returned.
     ///
     /// # Errors
     ///
