@@ -86,7 +86,11 @@ impl SyncThread {
             .name("events-journal-commit".into())
             .spawn(move || {
                 for file in rx {
-                    let result = io.sync_data(Step::AppendSync, &file);
+                    // A panic must still answer, or the writer would wait forever.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        io.sync_data(Step::AppendSync, &file)
+                    }))
+                    .unwrap_or_else(|_| Err(io::Error::other("the commit thread panicked")));
                     let mut slot = d.lock();
                     slot.result = Some(result);
                     let waker = slot.waker.take();
@@ -150,12 +154,16 @@ impl Journal {
         if self.pipeline.thread.is_none() {
             match SyncThread::start(self.opts.io.clone(), &self.dir) {
                 Ok(thread) => self.pipeline.thread = Some(thread),
-                Err(e) => return Err(self.poison(e)),
+                Err(e) => {
+                    self.cut_back_unacked();
+                    return Err(self.poison(e));
+                }
             }
         }
         let jobs = self.pipeline.thread.as_ref().and_then(|t| t.jobs.as_ref());
         if jobs.is_none_or(|jobs| jobs.send(Arc::clone(&self.active)).is_err()) {
             let err = JournalError::io("start sync", &self.dir, io::Error::other("the commit thread is gone"));
+            self.cut_back_unacked();
             return Err(self.poison(err));
         }
         self.pipeline.inflight = Some(Covered { seq: self.last_seq(), offset: self.active_len });
@@ -273,6 +281,27 @@ impl Journal {
         if let Err(e) = self.publish_at(WriterState::Open, covered.seq, covered.offset) {
             self.stats.watermark_errors += 1;
             tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
+        }
+    }
+
+    /// Where the cut-back after a failed write or fdatasync starts: under
+    /// `Always`, after what a completed or in-flight fdatasync covers (the
+    /// rest was never acknowledged, and its appends are refused); otherwise
+    /// at `before`, the start of the failed write (everything before it was
+    /// acknowledged by its own write).
+    pub(crate) fn unacked_from(&self, before: u64) -> u64 {
+        match self.opts.sync {
+            SyncPolicy::Always => self.pipeline.inflight.map_or(self.synced_len, |c| c.offset),
+            _ => before,
+        }
+    }
+
+    /// After a failed fdatasync or a commit thread that cannot run: under
+    /// `Always`, cuts back what was written and never acknowledged.
+    pub(crate) fn cut_back_unacked(&mut self) {
+        let keep = self.unacked_from(self.active_len);
+        if keep < self.active_len {
+            self.cut_back(keep);
         }
     }
 

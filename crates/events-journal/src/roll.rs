@@ -48,6 +48,7 @@ impl Journal {
             } else {
                 if let Err(e) = self.opts.io.sync_data(Step::RollSync, &self.active) {
                     let err = JournalError::io("fdatasync", self.active_path(), e);
+                    self.cut_back_unacked();
                     return Err(self.poison(err));
                 }
                 self.stats.fsyncs += 1;

@@ -149,7 +149,7 @@ impl Journal {
         let before = self.active_len;
         if let Err(e) = self.opts.io.write_all(Step::AppendWrite, &self.active, frames) {
             let err = JournalError::io("write", self.active_path(), e);
-            self.cut_back(before);
+            self.cut_back(self.unacked_from(before));
             return Err(self.poison(err));
         }
         self.active_len += len;
@@ -163,7 +163,7 @@ impl Journal {
             SyncPolicy::Always => {
                 if let Err(e) = self.opts.io.sync_data(Step::AppendSync, &self.active) {
                     let err = JournalError::io("fdatasync", self.active_path(), e);
-                    self.cut_back(before);
+                    self.cut_back(self.unacked_from(before));
                     return Err(self.poison(err));
                 }
                 self.stats.fsyncs += 1;
@@ -242,6 +242,7 @@ impl Journal {
         self.settle()?;
         if let Err(e) = self.opts.io.sync_data(Step::Sync, &self.active) {
             let err = JournalError::io("fdatasync", self.active_path(), e);
+            self.cut_back_unacked();
             return Err(self.poison(err));
         }
         self.stats.fsyncs += 1;
