@@ -19,13 +19,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
-use events::{AppendOptions, Error, Expected, Feed, Seq, SyncPolicy};
+use events::{AppendOptions, Error, Expected, Feed, FeedItem, Seq, SyncPolicy};
+use futures::StreamExt;
 use support::{Ev, msg, take_events};
 
 async fn open(dir: &Path, plan: &FaultPlan) -> Feed<Ev> {
+    open_with(dir, plan, 16 << 10).await
+}
+
+/// Small segments roll often; a roll waits for the fdatasync in flight.
+async fn open_with(dir: &Path, plan: &FaultPlan, segment_bytes: u64) -> Feed<Ev> {
     Feed::builder(dir)
         .sync(SyncPolicy::Always)
-        .segment_bytes(16 << 10)
+        .segment_bytes(segment_bytes)
         .retention_check(Duration::from_secs(3600))
         .faults(plan.clone())
         .open()
@@ -67,7 +73,7 @@ async fn appends_written_during_an_fdatasync_wait_for_the_one_that_covers_them()
 
     // Hold the writer in a write so that appends queue up behind it, then
     // hold the fdatasync that the queue makes it hand to the sync thread.
-    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_millis(300)));
+    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_secs(1)));
     plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(3)));
     let (writes, syncs) = (plan.count(Step::AppendWrite), plan.count(Step::AppendSync));
     let spawn = |stream: &'static str, n: u64, opts: AppendOptions| {
@@ -102,6 +108,16 @@ async fn appends_written_during_an_fdatasync_wait_for_the_one_that_covers_them()
     queued.sort();
     assert_eq!(queued, (3..=6).map(Seq::new).collect::<Vec<_>>());
     assert_eq!(current.await.unwrap().unwrap().seq, Seq::new(7));
+    // Each batch takes its own timestamp, not the one of the batch before it
+    // that is still waiting for its fdatasync.
+    let mut stream = feed.stream_from(v1);
+    let mut ts = Vec::new();
+    while ts.len() < 6 {
+        if let Some(Ok(FeedItem::Event(env))) = stream.next().await {
+            ts.push((env.seq, env.ts));
+        }
+    }
+    assert!(ts[5].1 > ts[0].1, "seq 7 was staged long after seq 2 but has its timestamp: {ts:?}");
     feed.close().await.unwrap();
     let got = reopened(tmp.path()).await;
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), (1..=7).map(Seq::new).collect::<Vec<_>>());
@@ -172,6 +188,48 @@ async fn a_failed_pipelined_fdatasync_refuses_what_it_covered_and_keeps_it_out()
             "fdatasync #{nth} failed: unacknowledged seqs came back {back:?}, acknowledged ones were lost {lost:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fdatasync_pushes_back_on_producers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    // No roll in this test: it would wait for the held fdatasync and so hold
+    // the writer by itself.
+    let feed = open_with(tmp.path(), &plan, 256 << 20).await;
+    // As above: appends queued behind a held write make the writer hand the
+    // next fdatasync to the commit thread, which is then held too.
+    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_secs(1)));
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(3)));
+    let first = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(0)).await }
+    });
+    reached(&plan, Step::AppendWrite, 1).await;
+    let queued = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(1)).await }
+    });
+    reached(&plan, Step::AppendSync, 1).await;
+    // A flood of records while the fdatasync is held: the writer takes at
+    // most a few thousand of them; the rest stay in (or are refused by) the
+    // bounded inbox, not in the writer's memory.
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        for _ in 0..1_000 {
+            feed.record(None, &msg(n));
+            n += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    first.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+    feed.sync().await.unwrap();
+    let taken = feed.latest_seq().get();
+    assert!(taken < 3 * 4_096, "the writer took {taken} of {n} records while one fdatasync was held");
+    assert!(feed.stats().dropped > 0, "the inbox never filled");
+    feed.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,13 @@
 //! takes, encodes and writes the next ones; when it completes, the writer
 //! publishes what it covered and starts the next one for the rest.
 //!
-//! Invariant: an event is published (live, sinks, acks) only once
+//! Invariants: an event is published (live, sinks, acks) only once
 //! `Journal::acked_seq` reached it, which under `SyncPolicy::Always` means
 //! an fdatasync that started after its write completed. A failure refuses
-//! every event in flight that no completed fdatasync covered.
+//! every event in flight that no completed fdatasync covered. At most
+//! [`MAX_IN_FLIGHT`] written events wait for an fdatasync: past that the
+//! writer stops taking commands until it completes, so a slow disk pushes
+//! back on producers through the bounded inbox instead of filling memory.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -23,6 +26,10 @@ use crate::{Error, error_chain};
 
 /// Yields of the CPU before the writer parks while a sync is in flight.
 const SPINS: usize = 16;
+
+/// Most written events waiting for their fdatasync before the writer stops
+/// taking commands.
+pub(super) const MAX_IN_FLIGHT: usize = MAX_BATCH_EVENTS;
 
 /// Wakes the writer thread, parked in [`Writer::next_or_synced`].
 struct Unpark(Thread);
@@ -56,6 +63,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let mut cx = Context::from_waker(waker);
         let mut spins = 0;
         loop {
+            if self.written >= MAX_IN_FLIGHT {
+                // Enough in flight: let the inbox fill and push back.
+                let result = self.journal.wait_synced();
+                self.synced(result);
+                if !self.journal.syncing() {
+                    return next_commands(rx, cmds);
+                }
+                continue;
+            }
             if let Poll::Ready(result) = self.journal.poll_synced(&mut cx) {
                 self.synced(result);
                 if !self.journal.syncing() {

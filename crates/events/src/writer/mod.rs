@@ -337,8 +337,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
             return;
         }
         // One clock read per batch: every event of a batch is accepted at
-        // the same moment, and timestamps stay monotonic within it.
-        let ts = match self.pending.first() {
+        // the same moment, and timestamps stay monotonic within it. The
+        // batch starts after the events already written (`commit.rs`).
+        let ts = match self.pending.get(self.written) {
             Some(first) => first.ts,
             None => Timestamp::now().as_nanos(),
         };
@@ -363,8 +364,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
     fn flush(&mut self, rx: &mpsc::Receiver<Cmd<E>>, more: bool) {
         if self.pending.len() == self.written {
             if self.pending.is_empty() {
-                // Only ephemeral events (or nothing): they follow the last seq.
-                self.publish_ephemerals(self.journal.next_seq(), usize::MAX);
+                // Only ephemeral events (or nothing): they follow the last
+                // acknowledged seq (after a failure, refused ones are past it).
+                self.publish_ephemerals(self.journal.acked_seq() + 1, usize::MAX);
             }
             return;
         }
