@@ -127,14 +127,15 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// As [`append_batch`](Self::append_batch). A failed write cuts back
-    /// only this batch: records a sync in flight covers keep their outcome.
+    /// As [`append_batch`](Self::append_batch). Under `Always` a failed
+    /// write cuts back every record no fdatasync covers, completed or in
+    /// flight: records the sync in flight covers keep its outcome.
     pub fn write_batch<I, P>(&mut self, records: I) -> Result<RangeInclusive<u64>, JournalError>
     where
         I: IntoIterator<Item = (u64, P)>,
         P: AsRef<[u8]>,
     {
-        self.append_records(records, true)
+        self.write_records(records)
     }
 
     /// Starts one `fdatasync` of the active segment on the journal's sync
@@ -187,12 +188,8 @@ impl Journal {
         if self.opts.sync != SyncPolicy::Always || self.acked == self.last_seq() {
             return Ok(self.acked);
         }
-        if let Err(e) = self.opts.io.sync_data(Step::AppendSync, &self.active) {
-            let err = JournalError::io("fdatasync", self.active_path(), e);
-            self.cut_back(self.synced_len);
-            return Err(self.poison(err));
-        }
-        self.acknowledge(Covered { seq: self.last_seq(), offset: self.active_len });
+        self.sync_active(Step::AppendSync)?;
+        self.acknowledge(self.last_seq(), self.active_len);
         Ok(self.acked)
     }
 
@@ -265,20 +262,35 @@ impl Journal {
         let Some(covered) = self.pipeline.inflight.take() else { return Ok(self.acked) };
         if let Err(e) = result {
             let err = JournalError::io("fdatasync", self.active_path(), e);
-            self.cut_back(self.synced_len);
+            self.cut_back_unacked();
             return Err(self.poison(err));
         }
-        self.acknowledge(covered);
+        self.stats.fsyncs += 1;
+        self.synced_len = covered.offset;
+        self.acknowledge(covered.seq, covered.offset);
         Ok(covered.seq)
     }
 
-    /// A completed `fdatasync` covered the active segment up to `covered`.
-    fn acknowledge(&mut self, covered: Covered) {
+    /// One `fdatasync` of the active segment on this thread, as `step`:
+    /// everything written is durable once it returns. A failure cuts back
+    /// what was never acknowledged and poisons the writer.
+    pub(crate) fn sync_active(&mut self, step: Step) -> Result<(), JournalError> {
+        if let Err(e) = self.opts.io.sync_data(step, &self.active) {
+            let err = JournalError::io("fdatasync", self.active_path(), e);
+            self.cut_back_unacked();
+            return Err(self.poison(err));
+        }
         self.stats.fsyncs += 1;
-        self.synced_len = covered.offset;
-        self.acked = covered.seq;
-        // Acknowledged from here: readers in any process may read up to here.
-        if let Err(e) = self.publish_at(WriterState::Open, covered.seq, covered.offset) {
+        self.synced_len = self.active_len;
+        Ok(())
+    }
+
+    /// Acknowledges every record up to `seq`, which ends at `offset` of the
+    /// active segment: readers in any process may read up to here. A failed
+    /// watermark is logged and counted; readers lag until the next one.
+    pub(crate) fn acknowledge(&mut self, seq: u64, offset: u64) {
+        self.acked = seq;
+        if let Err(e) = self.publish_at(WriterState::Open, seq, offset) {
             self.stats.watermark_errors += 1;
             tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
         }

@@ -13,7 +13,6 @@ use crate::options::SyncPolicy;
 use crate::sealer::Sealer;
 use crate::seam::Step;
 use crate::segment::{self, SegInfo};
-use crate::watermark::WriterState;
 use crate::writer::Journal;
 
 impl Journal {
@@ -46,24 +45,17 @@ impl Journal {
                 // and `sync`/`close` wait for it.
                 self.seal_in_background()?;
             } else {
-                if let Err(e) = self.opts.io.sync_data(Step::RollSync, &self.active) {
-                    let err = JournalError::io("fdatasync", self.active_path(), e);
-                    self.cut_back_unacked();
-                    return Err(self.poison(err));
-                }
-                self.stats.fsyncs += 1;
+                self.sync_active(Step::RollSync)?;
             }
             self.synced_len = self.active_len;
         }
+        // Durable now, whatever happens to the next segment.
         self.acked = self.last_seq();
         self.start_segment()?;
         self.stats.rolls += 1;
         // Readers follow into the new segment (its header is durable), so
         // retention may remove the one the watermark named.
-        if let Err(e) = self.publish(WriterState::Open) {
-            self.stats.watermark_errors += 1;
-            tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
-        }
+        self.acknowledge(self.last_seq(), self.active_len);
         // Logged and counted inside; the roll itself succeeded.
         let _ = self.apply_retention();
         Ok(())

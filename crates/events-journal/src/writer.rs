@@ -98,27 +98,28 @@ impl Journal {
     /// of the batch is written); [`JournalError::Io`] if the write, the
     /// `fdatasync` or a roll fails, after which the writer is poisoned and
     /// every later call returns [`JournalError::Failed`]. On such a failure
-    /// the segment is cut back to its length before the batch when possible.
+    /// the segment is cut back, when possible, to its length before the
+    /// batch (under `Always`, to its last acknowledged record).
     pub fn append_batch<I, P>(&mut self, records: I) -> Result<RangeInclusive<u64>, JournalError>
     where
         I: IntoIterator<Item = (u64, P)>,
         P: AsRef<[u8]>,
     {
-        self.append_records(records, false)
+        let seqs = self.write_records(records)?;
+        if !seqs.is_empty() {
+            self.commit()?; // the fdatasync of `SyncPolicy::Always`
+        }
+        Ok(seqs)
     }
 
-    /// `append_batch`, or with `defer` (`write_batch`) without the
-    /// `fdatasync` of `SyncPolicy::Always` and without acknowledging.
-    pub(crate) fn append_records<I, P>(&mut self, records: I, defer: bool) -> Result<RangeInclusive<u64>, JournalError>
+    /// Encodes and writes a batch; acknowledges it too, unless the policy is
+    /// `Always` (then `commit` or a pipelined sync does, `commit.rs`).
+    pub(crate) fn write_records<I, P>(&mut self, records: I) -> Result<RangeInclusive<u64>, JournalError>
     where
         I: IntoIterator<Item = (u64, P)>,
         P: AsRef<[u8]>,
     {
         self.check_healthy()?;
-        if !defer {
-            // This batch's fdatasync must not be what reports a failure of the one in flight.
-            self.settle()?;
-        }
         let first = self.next_seq;
         let max = self.opts.max_record_bytes;
         let mut buf = std::mem::take(&mut self.buf);
@@ -133,7 +134,7 @@ impl Journal {
             format::encode_frame(&mut buf, seq, ts, payload);
             seq += 1;
         }
-        let result = if seq == first { Ok(()) } else { self.write_frames(&buf, seq - first, defer) };
+        let result = if seq == first { Ok(()) } else { self.write_frames(&buf, seq - first) };
         if buf.capacity() > (64 << 20) {
             buf = Vec::new(); // do not hold on to the memory of one huge batch
         }
@@ -141,7 +142,7 @@ impl Journal {
         result.map(|()| first..=seq - 1)
     }
 
-    fn write_frames(&mut self, frames: &[u8], count: u64, defer: bool) -> Result<(), JournalError> {
+    fn write_frames(&mut self, frames: &[u8], count: u64) -> Result<(), JournalError> {
         let len = frames.len() as u64;
         if self.active_len > HEADER_LEN as u64 && self.active_len + len > self.opts.segment_bytes {
             self.roll()?;
@@ -158,17 +159,8 @@ impl Journal {
         self.stats.batches += 1;
         self.stats.bytes_written += len;
         match self.opts.sync {
-            // Acknowledged by a pipelined sync (`commit.rs`), not here.
-            SyncPolicy::Always if defer => return Ok(()),
-            SyncPolicy::Always => {
-                if let Err(e) = self.opts.io.sync_data(Step::AppendSync, &self.active) {
-                    let err = JournalError::io("fdatasync", self.active_path(), e);
-                    self.cut_back(self.unacked_from(before));
-                    return Err(self.poison(err));
-                }
-                self.stats.fsyncs += 1;
-                self.synced_len = self.active_len;
-            }
+            // Acknowledged by its fdatasync: `commit` or a pipelined sync (`commit.rs`).
+            SyncPolicy::Always => return Ok(()),
             SyncPolicy::Interval(_) => {
                 if let Some(bg) = &self.background {
                     bg.shared.dirty.store(true, Ordering::Release);
@@ -176,12 +168,7 @@ impl Journal {
             }
             SyncPolicy::Never => {}
         }
-        self.acked = self.last_seq();
-        // Acknowledged from here: readers in any process may read up to here.
-        if let Err(e) = self.publish(WriterState::Open) {
-            self.stats.watermark_errors += 1;
-            tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
-        }
+        self.acknowledge(self.last_seq(), self.active_len);
         Ok(())
     }
 
@@ -240,20 +227,10 @@ impl Journal {
         }
         self.check_healthy()?;
         self.settle()?;
-        if let Err(e) = self.opts.io.sync_data(Step::Sync, &self.active) {
-            let err = JournalError::io("fdatasync", self.active_path(), e);
-            self.cut_back_unacked();
-            return Err(self.poison(err));
-        }
-        self.stats.fsyncs += 1;
-        self.synced_len = self.active_len;
+        self.sync_active(Step::Sync)?;
         if self.acked != self.last_seq() {
             // Pipelined writes (`write_batch`) this fdatasync covered.
-            self.acked = self.last_seq();
-            if let Err(e) = self.publish(WriterState::Open) {
-                self.stats.watermark_errors += 1;
-                tracing::warn!(error = %e, "publishing the watermark failed; readers lag until the next append");
-            }
+            self.acknowledge(self.last_seq(), self.active_len);
         }
         Ok(())
     }

@@ -33,6 +33,20 @@ fn options(plan: &FaultPlan) -> JournalOptions {
         .faults(plan.clone())
 }
 
+/// A fresh journal with its plan.
+fn fresh() -> (tempfile::TempDir, FaultPlan, Journal) {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (j, _) = Journal::open(tmp.path(), options(&plan)).unwrap();
+    (tmp, plan, j)
+}
+
+/// The last seq of the journal in `dir` once reopened by the next process.
+fn last_seq_after_reopen(dir: &Path, j: Journal) -> u64 {
+    drop(j);
+    Journal::open(dir, options(&FaultPlan::new())).unwrap().0.last_seq()
+}
+
 /// Writes `n` records after `next` as one pipelined batch.
 fn write(j: &mut Journal, next: &mut u64, n: u64) -> Result<(), JournalError> {
     let seqs = *next..*next + n;
@@ -141,9 +155,7 @@ fn run(step: Step, nth: u64, fault: Fault) -> bool {
 #[test]
 fn nothing_acknowledged_is_lost_to_a_crash_or_power_loss_at_any_step_of_the_pipelined_commit() {
     // How often each step occurs in a run without faults.
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan)).unwrap();
+    let (tmp, plan, mut j) = fresh();
     let mut acked = 0;
     script(&mut j, &mut acked).unwrap();
     assert_eq!(acked, j.last_seq(), "a clean run acknowledges everything");
@@ -173,9 +185,7 @@ fn nothing_acknowledged_is_lost_to_a_crash_or_power_loss_at_any_step_of_the_pipe
 
 #[test]
 fn a_sync_in_flight_covers_only_what_was_written_before_it_started() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan)).unwrap();
+    let (tmp, plan, mut j) = fresh();
     let reader = Reader::open(tmp.path()).unwrap();
     let mut next = 1;
     write(&mut j, &mut next, 3).unwrap();
@@ -184,7 +194,7 @@ fn a_sync_in_flight_covers_only_what_was_written_before_it_started() {
     assert!(read_all(&reader, 0).is_empty(), "a reader saw records no fdatasync covered");
 
     // Hold the fdatasync long enough for a write to land while it runs.
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(300)));
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(1)));
     assert!(j.start_sync().unwrap());
     assert!(!j.start_sync().unwrap(), "a second sync started while one is in flight");
     write(&mut j, &mut next, 2).unwrap();
@@ -205,28 +215,23 @@ fn a_sync_in_flight_covers_only_what_was_written_before_it_started() {
 
 #[test]
 fn a_failed_write_during_a_sync_keeps_what_the_sync_covers_and_nothing_after() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan)).unwrap();
+    let (tmp, plan, mut j) = fresh();
     let mut next = 1;
     write(&mut j, &mut next, 2).unwrap();
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(200)));
+    // In flight until collected, whether or not its fdatasync is done yet.
     j.start_sync().unwrap();
     write(&mut j, &mut next, 1).unwrap(); // not covered by the sync in flight
     plan.inject_next(Step::AppendWrite, Fault::Errno(libc::ENOSPC));
     assert!(write(&mut j, &mut next, 1).is_err());
     assert_eq!(j.wait_synced().unwrap(), 2, "the sync in flight still acknowledges what it covers");
     support::assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 2);
-    drop(j);
-    let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new())).unwrap();
-    assert_eq!(j.last_seq(), 2, "a record written after the sync started, and refused, came back");
+    let last = last_seq_after_reopen(tmp.path(), j);
+    assert_eq!(last, 2, "a record written after the sync started, and refused, came back");
 }
 
 #[test]
 fn a_failed_pipelined_fdatasync_poisons_the_writer_and_keeps_nothing_unacknowledged() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan)).unwrap();
+    let (tmp, plan, mut j) = fresh();
     let mut next = 1;
     write(&mut j, &mut next, 2).unwrap();
     j.start_sync().unwrap();
@@ -242,7 +247,5 @@ fn a_failed_pipelined_fdatasync_poisons_the_writer_and_keeps_nothing_unacknowled
     assert!(matches!(j.start_sync(), Err(JournalError::Failed { .. })));
     // Cut back to the acknowledged records, for readers in this run too.
     support::assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 2);
-    drop(j);
-    let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new())).unwrap();
-    assert_eq!(j.last_seq(), 2, "records whose fdatasync failed came back");
+    assert_eq!(last_seq_after_reopen(tmp.path(), j), 2, "records whose fdatasync failed came back");
 }

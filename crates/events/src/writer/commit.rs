@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
+use std::time::Instant;
 
 use events_core::{Codec, Event};
 use events_journal::JournalError;
@@ -63,16 +64,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let mut cx = Context::from_waker(waker);
         let mut spins = 0;
         loop {
-            if self.written >= MAX_IN_FLIGHT {
+            let done = if self.written >= MAX_IN_FLIGHT {
                 // Enough in flight: let the inbox fill and push back.
-                let result = self.journal.wait_synced();
-                self.synced(result);
-                if !self.journal.syncing() {
-                    return next_commands(rx, cmds);
-                }
-                continue;
-            }
-            if let Poll::Ready(result) = self.journal.poll_synced(&mut cx) {
+                Poll::Ready(self.journal.wait_synced())
+            } else {
+                self.journal.poll_synced(&mut cx)
+            };
+            if let Poll::Ready(result) = done {
                 self.synced(result);
                 if !self.journal.syncing() {
                     return next_commands(rx, cmds);
@@ -96,15 +94,20 @@ impl<E: Event, C: Codec> Writer<E, C> {
     fn synced(&mut self, result: Result<u64, JournalError>) {
         // What the group wait measures: one write + fdatasync.
         self.last_write = self.sync_started.elapsed();
-        match result.and_then(|_| self.journal.start_sync()) {
-            Ok(started) => {
-                if started {
-                    self.sync_started = std::time::Instant::now();
-                }
-                self.publish_acked();
-            }
+        match result.and_then(|_| self.start_sync(Instant::now())) {
+            Ok(()) => self.publish_acked(),
             Err(e) => self.fail(e),
         }
+    }
+
+    /// Hands the fdatasync of what was written since the last one to the
+    /// journal's commit thread, unless one is running; `at` is when its
+    /// batch started, which the group wait measures from.
+    pub(super) fn start_sync(&mut self, at: Instant) -> Result<(), JournalError> {
+        if self.journal.start_sync()? {
+            self.sync_started = at;
+        }
+        Ok(())
     }
 
     /// Publishes every event in flight the journal acknowledged.

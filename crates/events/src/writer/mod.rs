@@ -382,11 +382,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             if !self.group_commit {
                 Ok(()) // acknowledged by the write under the other policies
             } else if more || self.journal.syncing() || !rx.is_empty() {
-                self.journal.start_sync().map(|sync_started| {
-                    if sync_started {
-                        self.sync_started = started;
-                    }
-                })
+                self.start_sync(started)
             } else {
                 self.journal.commit().map(drop)
             }
