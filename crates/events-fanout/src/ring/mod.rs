@@ -15,8 +15,13 @@
 //! implement it with three small Dekker-style handshakes (each side stores,
 //! then loads the other side's flag, all `SeqCst`), so no wakeup is ever lost:
 //!
-//! * **park**: a subscriber with nothing to read sets `parked` then re-reads
-//!   `tail`; a producer stores `tail` then reads the parked count.
+//! * **park**: a subscriber with nothing to read counts itself in the parked
+//!   count, sets its `parked` flag, then re-reads `tail`; a producer stores
+//!   `tail`, reads the parked count and, when it is not zero, clears and wakes
+//!   every set flag. The count goes up before the flag and down only after a
+//!   flag was cleared, so it is never below the number of set flags: a
+//!   subscriber preempted half-way through parking cannot make a producer read
+//!   zero while another subscriber is parked.
 //! * **arm**: a producer blocked on a full ring *arms* the cursors that gate it,
 //!   then re-reads their heads; a subscriber stores its head then reads `armed`.
 //!   The producer sleeps until every armed cursor has crossed the target
@@ -35,6 +40,8 @@
 
 mod cursor;
 mod evict;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use cursor::Cursor;
 
@@ -273,8 +280,24 @@ impl<T> Shared<T> {
 
     /// Parks the cursor: from now on the next publish wakes its waker.
     pub(crate) fn park(&self, cursor: &Cursor<T>) {
-        if !cursor.parked.swap(true, SeqCst) {
-            self.parked.fetch_add(1, SeqCst);
+        self.count_parked();
+        self.flag_parked(cursor);
+    }
+
+    /// The first step of `park`: a producer that reads the count from now on scans the flags.
+    fn count_parked(&self) {
+        self.parked.fetch_add(1, SeqCst);
+    }
+
+    /// The second step of `park`. A producer's scan decrements the count only for a flag it
+    /// cleared, whose increment therefore came first; flagging first and counting second let
+    /// a scan clear a half-parked cursor's flag and decrement for it before its increment,
+    /// and a second cursor parking meanwhile was absorbed by that dip: the next publish read
+    /// zero and never woke it.
+    fn flag_parked(&self, cursor: &Cursor<T>) {
+        if cursor.parked.swap(true, SeqCst) {
+            // Already parked (polled again before a publish): it was counted then.
+            self.parked.fetch_sub(1, SeqCst);
         }
     }
 
@@ -388,7 +411,9 @@ impl<T: Clone> Shared<T> {
         self.tail.store(tail + 1, SeqCst);
         if self.parked.load(SeqCst) > 0 {
             for cursor in &st.cursors {
-                if cursor.parked.load(Relaxed) && cursor.parked.swap(false, SeqCst) {
+                // `SeqCst`: a flag read as unset here is set after our `tail` store in the
+                // single total order, so its owner's re-read of `tail` sees the new event.
+                if cursor.parked.load(SeqCst) && cursor.parked.swap(false, SeqCst) {
                     self.parked.fetch_sub(1, SeqCst);
                     cursor.waker.wake();
                 }
