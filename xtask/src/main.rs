@@ -14,8 +14,10 @@ mod fuzz;
 mod soak;
 mod tidy;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -74,6 +76,37 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     println!("\n==> {name}");
     let status = cmd.current_dir(workspace_root()).status().map_err(|e| format!("{name}: cannot start: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("step `{name}` failed ({status})")) }
+}
+
+/// How long the built test suite may run in `ci`. It takes about 5 minutes on a 2-core
+/// machine; a test that hangs is reported well inside CI's own limit, with libtest's
+/// "has been running for over 60 seconds" line above naming it, instead of using it all up.
+const TEST_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// Like [`step`], but the command and everything it started (test binaries, servers they
+/// spawned) are killed once `limit` has passed, and the step fails saying so.
+fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), String> {
+    println!("\n==> {name} (at most {} min)", limit.as_secs() / 60);
+    // Its own process group, so one signal reaches cargo and the test binaries under it.
+    let mut child =
+        cmd.current_dir(workspace_root()).process_group(0).spawn().map_err(|e| format!("{name}: cannot start: {e}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{name}: cannot wait: {e}"))? {
+            return if status.success() { Ok(()) } else { Err(format!("step `{name}` failed ({status})")) };
+        }
+        if Instant::now() >= deadline {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+            return Err(format!(
+                "step `{name}` still running after {} min: killed (a hung test; see the \
+                 \"has been running for over 60 seconds\" lines above)",
+                limit.as_secs() / 60
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Installs what the tests need and a fresh machine lacks (Debian
@@ -136,7 +169,13 @@ fn ci() -> Result<(), String> {
         c.args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]);
         c
     })?;
-    step("cargo test", {
+    // Built first, so the deadline below bounds running the tests, not compiling them.
+    step("cargo test --no-run", {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--all-features", "--no-run"]);
+        c
+    })?;
+    step_within("cargo test", TEST_DEADLINE, {
         let mut c = cargo();
         c.args(["test", "--workspace", "--all-features"]);
         c
@@ -155,4 +194,40 @@ fn ci() -> Result<(), String> {
     })?;
     println!("\nci: all steps passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step past its deadline fails, and what it started dies with it: a test binary left
+    /// behind would hold CI's output open.
+    #[test]
+    fn a_step_past_its_deadline_is_killed_with_its_children() {
+        let dir = std::env::temp_dir().join(format!("xtask-deadline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("grandchild.pid");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let started = Instant::now();
+        let err = step_within("sleeper", Duration::from_secs(1), cmd).unwrap_err();
+        assert!(err.contains("still running after"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30), "killed at the deadline, not when done");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        // The grandchild may take a moment to be reaped by init after SIGKILL.
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            !Path::new(&format!("/proc/{}", pid.trim())).exists()
+                || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "the step's grandchild {} survived", pid.trim());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_step_within_its_deadline_reports_its_status() {
+        assert!(step_within("true", Duration::from_secs(30), Command::new("true")).is_ok());
+        let err = step_within("false", Duration::from_secs(30), Command::new("false")).unwrap_err();
+        assert!(err.contains("failed"), "{err}");
+    }
 }
