@@ -270,6 +270,12 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// end after delivering everything journaled. Other handles get
     /// [`Error::Closed`] afterwards.
     ///
+    /// The drain includes a [`Session::emit`](crate::Session::emit) that
+    /// already reserved its inbox slot: so that an event some subscriber saw
+    /// is also journaled, `close` waits for it, and so, under
+    /// [`Overflow::Wait`](crate::Overflow::Wait), for that session's slowest
+    /// subscriber to make room.
+    ///
     /// Dropping every handle without `close` also drains and fsyncs, in the
     /// background.
     ///

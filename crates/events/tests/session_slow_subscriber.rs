@@ -69,3 +69,42 @@ async fn slow_subscriber_sees_every_event_and_durable_ones_reach_the_feed() {
     }
     feed.close().await.unwrap();
 }
+
+/// `Feed::close` while a session's emit waits on a full subscriber: the emit already holds
+/// its inbox slot, so close waits for it, and the event the subscriber saw is journaled. A
+/// close that stopped the writer without it would lose an event a UI had shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_an_emit_blocked_on_a_full_subscriber_and_journals_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).session_capacity(1).open().await.unwrap();
+    let session = feed.session("sess-1");
+    let mut ui = session.subscribe();
+    session.emit(msg(1)).await.unwrap();
+    // The ring is full: this emit reserves its inbox slot, then waits for `ui`.
+    let blocked = tokio::spawn({
+        let session = session.clone();
+        async move { session.emit(msg(2)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let closing = tokio::spawn(feed.clone().close());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let mut shown = Vec::new();
+    for _ in 0..2 {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), ui.next()).await.unwrap();
+        shown.push((*item.unwrap().unwrap()).clone());
+    }
+    assert_eq!(shown, [msg(1), msg(2)]);
+    blocked.await.unwrap().unwrap();
+    closing.await.unwrap().unwrap();
+    drop((session, feed));
+
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    assert_eq!(feed.latest_seq(), Seq::new(2), "every event the UI showed is journaled");
+    let mut s = feed.stream_from(Seq::ZERO);
+    for want in &shown {
+        let FeedItem::Event(env) = s.next().await.unwrap().unwrap() else { panic!("a reset") };
+        assert_eq!(&env.event, want);
+    }
+    feed.close().await.unwrap();
+}
