@@ -75,6 +75,10 @@ fn cargo() -> Command {
 fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     println!("\n==> {name}");
     let status = cmd.current_dir(workspace_root()).status().map_err(|e| format!("{name}: cannot start: {e}"))?;
+    verdict(name, status)
+}
+
+fn verdict(name: &str, status: std::process::ExitStatus) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("step `{name}` failed ({status})")) }
 }
 
@@ -93,7 +97,7 @@ fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), Stri
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("{name}: cannot wait: {e}"))? {
-            return if status.success() { Ok(()) } else { Err(format!("step `{name}` failed ({status})")) };
+            return verdict(name, status);
         }
         if Instant::now() >= deadline {
             let group = format!("-{}", child.id());
