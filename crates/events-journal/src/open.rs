@@ -20,6 +20,7 @@ use crate::commit::Pipeline;
 use crate::error::JournalError;
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
+use crate::prune::Removal;
 use crate::recover_segment::RecoveryAction;
 use crate::recovery;
 use crate::segment;
@@ -107,6 +108,7 @@ impl Journal {
         // Before recovery may cut anything, tell readers not to map the newest segment.
         let watermark = Publisher::open(&options.io, &dir)?;
         let listing = segment::list(&dir, true)?;
+        segment::remove_leftovers(&options.io, &dir, &listing.removed)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options))?;
         let mut report = RecoveryReport {
@@ -145,7 +147,7 @@ impl Journal {
             _lock: lock,
         };
         // A retention failure is logged and counted, never a reason to refuse the journal.
-        report.pruned = journal.apply_retention().0;
+        report.pruned = journal.apply_retention(Removal::Inline).0;
         journal.sweep_sidecars();
         if let SyncPolicy::Interval(d) = journal.opts.sync {
             journal.background =

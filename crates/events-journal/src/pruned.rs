@@ -271,8 +271,18 @@ fn summarize(path: &Path, first_seq: u64, last_seq: u64, key_fn: Option<&KeyFn>)
 /// segment after the last of them) in `<dir>/PRUNED`, keeping the newest
 /// [`PRUNED_MAX_SEGMENTS`]. Best effort: a failure is logged and leaves the
 /// previous file (or none), which only makes filtered readers reset when
-/// they might not have had to.
-pub(crate) fn record(dir: &Path, epoch: u64, remove: &[(u64, PathBuf)], next_first: u64, key_fn: Option<&KeyFn>) {
+/// they might not have had to. With `durable` unset the new file is renamed
+/// into place without its fsync, which the caller runs later ([`sync`]):
+/// readers in every process see it at once, and a power loss before that
+/// fsync can only cost those resets.
+pub(crate) fn record(
+    dir: &Path,
+    epoch: u64,
+    remove: &[(u64, PathBuf)],
+    next_first: u64,
+    key_fn: Option<&KeyFn>,
+    durable: bool,
+) {
     if remove.is_empty() {
         return;
     }
@@ -291,31 +301,44 @@ pub(crate) fn record(dir: &Path, epoch: u64, remove: &[(u64, PathBuf)], next_fir
     }
     let excess = log.segments.len().saturating_sub(PRUNED_MAX_SEGMENTS);
     log.segments.drain(..excess);
-    if let Err(e) = write_atomically(dir, &log.encode()) {
+    if let Err(e) = write_atomically(dir, &log.encode(), durable) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not write the pruned-segments summary; filtered readers of pruned ranges reset");
     }
 }
 
 /// Writes `bytes` as `<dir>/PRUNED` through a temporary file that is
-/// fsynced and renamed into place, so the file is the old one or the new
-/// one, whole. Plain `std` rather than the I/O seam: the summary is an
+/// fsynced (if `durable`) and renamed into place, so the file is the old
+/// one or the new one, whole (after a power loss, only if `durable`). Plain `std` rather than the I/O seam: the summary is an
 /// optimisation whose loss only costs resets, and keeping it out of the
 /// seam leaves the step counts of existing fault plans unchanged. The
 /// directory fsync that makes the rename durable is retention's own, after
 /// it removes the segments.
-fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomically(dir: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let path = dir.join(PRUNED_FILE);
     let tmp = dir.join(format!("{PRUNED_FILE}.tmp"));
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, &path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Fsyncs `<dir>/PRUNED` (nothing to do when there is none): the other
+/// half of [`record`] without `durable`. The rename needs the directory's
+/// fsync too, which is the caller's.
+pub(crate) fn sync(dir: &Path) -> std::io::Result<()> {
+    match File::open(dir.join(PRUNED_FILE)) {
+        Ok(file) => file.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -401,7 +424,7 @@ mod tests {
         let mut seq = 1;
         for _ in 0..PRUNED_MAX_SEGMENTS + 3 {
             let path = dir.path().join(format!("{seq:020}.seg"));
-            record(dir.path(), 7, &[(seq, path)], seq + 5, None);
+            record(dir.path(), 7, &[(seq, path)], seq + 5, None, true);
             seq += 5;
         }
         let l = PrunedLog::read(dir.path()).unwrap();
@@ -409,7 +432,7 @@ mod tests {
         assert_eq!(l.segments.last().unwrap().last_seq, seq - 1);
         assert!(l.segments.iter().all(|s| s.keys.is_none()));
         // Another epoch starts afresh.
-        record(dir.path(), 8, &[(seq, dir.path().join("x.seg"))], seq + 1, None);
+        record(dir.path(), 8, &[(seq, dir.path().join("x.seg"))], seq + 1, None, true);
         assert_eq!(PrunedLog::read(dir.path()).unwrap().segments.len(), 1);
     }
 }

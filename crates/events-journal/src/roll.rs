@@ -1,6 +1,8 @@
 //! Rolling: [`Journal::roll`] seals the active segment (after an
-//! `fdatasync`, whatever the policy; under `Never` on the sealer thread) and
-//! starts the next one, whose header is durable before any record goes in.
+//! `fdatasync`, whatever the policy; under `Never` on the sealer thread),
+//! starts the next one, whose header is durable before any record goes in,
+//! and applies retention (`prune.rs`; under `Never` its unlinks and fsyncs
+//! also run on the sealer thread).
 //!
 //! Invariant: a sealed segment is complete on disk, and a pipelined sync in
 //! flight is collected before the roll, so it never outlives its segment.
@@ -57,7 +59,7 @@ impl Journal {
         // retention may remove the one the watermark named.
         self.acknowledge(self.last_seq(), self.active_len);
         // Logged and counted inside; the roll itself succeeded.
-        let _ = self.apply_retention();
+        let _ = self.apply_retention(self.roll_removal());
         Ok(())
     }
 
@@ -68,16 +70,19 @@ impl Journal {
             Ok(file) => file,
             Err(e) => return Err(self.poison(JournalError::io("clone handle", &path, e))),
         };
-        if self.sealer.is_none() {
-            match Sealer::start(self.opts.io.clone(), &self.dir) {
-                Ok(sealer) => self.sealer = Some(sealer),
-                Err(e) => return Err(self.poison(e)),
-            }
-        }
-        if let Some(sealer) = &self.sealer {
-            sealer.seal(file, path);
+        match self.start_sealer() {
+            Ok(sealer) => sealer.seal(file, path),
+            Err(e) => return Err(self.poison(e)),
         }
         Ok(())
+    }
+
+    /// The sealer thread, started on first use.
+    pub(crate) fn start_sealer(&mut self) -> Result<&Sealer, JournalError> {
+        if self.sealer.is_none() {
+            self.sealer = Some(Sealer::start(self.opts.io.clone(), &self.dir)?);
+        }
+        Ok(self.sealer.as_ref().expect("started above"))
     }
 
     fn start_segment(&mut self) -> Result<(), JournalError> {

@@ -1,10 +1,19 @@
-//! The sealer: under `SyncPolicy::Never`, the `fdatasync` of a segment that
-//! a roll seals runs on this background thread, so the append path never
-//! waits for the disk, while sealed data still reaches it within moments of
-//! the roll. `Journal::sync` and `close` wait for every seal queued before
-//! them; a failed seal poisons the writer like any failed fsync.
+//! The sealer: under `SyncPolicy::Never`, the work of a roll that need not
+//! hold up the append path runs on this background thread. The `fdatasync`
+//! of the segment the roll seals, so sealed data still reaches the disk
+//! within moments of the roll; and the slow half of the retention that
+//! follows the roll ([`Tidy`]): the roll took the pruned segments out of
+//! the journal by renaming them (`prune.rs`), and this thread unlinks them,
+//! removes their sidecars and makes the pruned summary and the directory
+//! durable. An unlink can wait for the device (a file system mounted with
+//! `discard` trims the freed blocks before it returns) and every fsync
+//! waits behind the sealed segment's writeback, which is why neither runs
+//! on the writer's thread. `Journal::sync` and `close` wait for every job
+//! queued before them; a failed seal poisons the writer like any failed
+//! fsync, a failed tidy is logged and counted in `prune_errors` (what it
+//! leaves behind is removed by the next open).
 //!
-//! Invariant: seals complete in roll order; once `flush` returns, every
+//! Invariant: jobs complete in roll order; once `flush` returns, every
 //! segment sealed before it was fdatasync'ed, or the failure is recorded and
 //! the writer refuses every later append (a failed fsync is never retried).
 
@@ -17,9 +26,11 @@ use std::thread::JoinHandle;
 
 use crate::error::JournalError;
 use crate::seam::{Io, Step};
+use crate::segment;
 
 enum Job {
     Seal(File, PathBuf),
+    Tidy(Tidy),
     /// Answered once every job queued before it is done.
     Flush(mpsc::Sender<()>),
 }
@@ -28,6 +39,53 @@ enum Job {
 struct State {
     failed: Mutex<Option<String>>,
     fsyncs: AtomicU64,
+    tidy_errors: AtomicU64,
+}
+
+/// What is left of a roll's retention once the writer renamed the pruned
+/// segments to their [`removed_path`](segment::removed_path).
+#[derive(Debug)]
+pub(crate) struct Tidy {
+    pub(crate) dir: PathBuf,
+    /// The pruned segments, by the names they had.
+    pub(crate) segments: Vec<PathBuf>,
+    /// The first seq the journal retained after them (sidecars named below it are swept).
+    pub(crate) first_seq: u64,
+}
+
+impl Tidy {
+    /// Unlinks the renamed segments and their sidecars, fsyncs the pruned
+    /// summary and the directory; returns how many steps failed (each is
+    /// logged). Plain `std` rather than the I/O seam, like the summary's
+    /// own write: the step counts of fault plans stay those of the writer's
+    /// thread, and none of this can lose a record.
+    pub(crate) fn run(&self) -> u64 {
+        let mut errors = 0;
+        for segment in &self.segments {
+            crate::sidecar::remove_for(segment);
+            let removed = segment::removed_path(segment);
+            match std::fs::remove_file(&removed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %removed.display(), error = %e, "could not unlink a pruned segment; the next open removes it");
+                    errors += 1;
+                }
+            }
+        }
+        if let Err(e) = crate::pruned::sync(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "fsync of the pruned-segments summary failed");
+            errors += 1;
+        }
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            // The segments are gone from the namespace; after a power loss
+            // one may come back, and retention removes it again.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "directory fsync after retention failed");
+            errors += 1;
+        }
+        crate::sidecar::sweep(&self.dir, self.first_seq);
+        errors
+    }
 }
 
 /// The handle the writer keeps.
@@ -42,6 +100,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Seal(_, path) => write!(f, "Seal({})", path.display()),
+            Job::Tidy(tidy) => write!(f, "Tidy({:?})", tidy.segments),
             Job::Flush(_) => f.write_str("Flush"),
         }
     }
@@ -73,6 +132,9 @@ impl Sealer {
                                 }
                             }
                         }
+                        Job::Tidy(tidy) => {
+                            s.tidy_errors.fetch_add(tidy.run(), Ordering::Relaxed);
+                        }
                         Job::Flush(done) => {
                             let _ = done.send(());
                         }
@@ -90,7 +152,14 @@ impl Sealer {
         }
     }
 
-    /// Waits until every seal queued so far is done.
+    /// Queues the rest of a roll's retention.
+    pub(crate) fn tidy(&self, tidy: Tidy) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Tidy(tidy));
+        }
+    }
+
+    /// Waits until every job queued so far is done.
     pub(crate) fn flush(&self) {
         let (tx, rx) = mpsc::channel();
         if let Some(jobs) = &self.jobs
@@ -105,12 +174,17 @@ impl Sealer {
         self.state.failed.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Steps of tidy jobs that failed (`JournalStats::prune_errors`).
+    pub(crate) fn tidy_errors(&self) -> u64 {
+        self.state.tidy_errors.load(Ordering::Relaxed)
+    }
+
     /// Seals completed.
     pub(crate) fn fsyncs(&self) -> u64 {
         self.state.fsyncs.load(Ordering::Relaxed)
     }
 
-    /// Finishes every queued seal and stops the thread.
+    /// Finishes every queued job and stops the thread.
     pub(crate) fn stop(&mut self) {
         drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
@@ -122,5 +196,32 @@ impl Sealer {
 impl Drop for Sealer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tidy_that_cannot_unlink_one_segment_counts_it_and_does_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = |seq: u64| dir.path().join(segment::file_name(seq));
+        // Segment 1's renamed file cannot be unlinked (it is a directory that
+        // holds a file); segment 2's can. Both have sidecars.
+        let stuck = segment::removed_path(&seg(1));
+        std::fs::create_dir(&stuck).unwrap();
+        std::fs::write(stuck.join("keep"), b"x").unwrap();
+        std::fs::write(segment::removed_path(&seg(2)), b"segment").unwrap();
+        for seq in [1, 2] {
+            std::fs::write(crate::sidecar::sidecar_path(&seg(seq)), b"index").unwrap();
+        }
+        let tidy = Tidy { dir: dir.path().to_path_buf(), segments: vec![seg(1), seg(2)], first_seq: 3 };
+        assert_eq!(tidy.run(), 1, "the one unlink that failed");
+        assert!(stuck.exists());
+        assert!(!segment::removed_path(&seg(2)).exists(), "the failure did not stop the next unlink");
+        for seq in [1, 2] {
+            assert!(!crate::sidecar::sidecar_path(&seg(seq)).exists(), "sidecar {seq}");
+        }
     }
 }

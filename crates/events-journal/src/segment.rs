@@ -65,6 +65,9 @@ pub(crate) struct Listing {
     /// while being written), by the seq in their name: not strangers, not
     /// segments (`sidecar.rs`).
     pub(crate) sidecars: Vec<(u64, PathBuf)>,
+    /// Segments retention took out of the journal but did not unlink yet
+    /// (`<first_seq:020>.seg.removed`, see [`removed_path`]).
+    pub(crate) removed: Vec<PathBuf>,
     pub(crate) ignored: Vec<PathBuf>,
 }
 
@@ -83,6 +86,27 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok().filter(|&s| s > 0)
 }
 
+/// What retention renames a pruned segment to under `SyncPolicy::Never`
+/// before the sealer thread unlinks it (`prune.rs`): `<name>.removed`. No
+/// longer a segment to any reader or to recovery; the next open unlinks
+/// any such file a crash left.
+pub(crate) fn removed_path(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(REMOVED_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The suffix retention appends to a pruned segment's name under
+/// `SyncPolicy::Never` until the sealer thread unlinks it
+/// (`<first_seq:020>.seg.removed`): such a file is no longer part of the
+/// journal, and the next open unlinks any a crash left.
+pub const REMOVED_SUFFIX: &str = ".removed";
+
+/// Whether `name` is that of a segment renamed by retention.
+fn is_removed_name(name: &OsStr) -> bool {
+    name.to_str().and_then(|n| n.strip_suffix(REMOVED_SUFFIX)).is_some_and(|n| parse_name(OsStr::new(n)).is_some())
+}
+
 /// The seq of a sidecar file name (`<first_seq:020>.idx` or `.idx.tmp`), or `None`.
 pub(crate) fn parse_sidecar_name(name: &OsStr) -> Option<u64> {
     let name = name.to_str()?;
@@ -93,7 +117,9 @@ pub(crate) fn parse_sidecar_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok()
 }
 
-/// Lists the segments of `dir`. Sidecars are listed apart, silently. Other entries (except `LOCK`, `WATERMARK`, `PRUNED` and `consumers`) are collected
+/// Lists the segments of `dir`. Sidecars and segments retention renamed are
+/// listed apart, silently. Other entries (except `LOCK`, `WATERMARK`,
+/// `PRUNED` and `consumers`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();
@@ -109,6 +135,10 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
         if let Some(first_seq) = parse_sidecar_name(&name).filter(|_| is_file) {
             listing.sidecars.push((first_seq, path));
+            continue;
+        }
+        if is_removed_name(&name) {
+            listing.removed.push(path);
             continue;
         }
         match parse_name(&name) {
@@ -226,6 +256,21 @@ pub(crate) fn create_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
         sync_dir(io, parent)?;
     }
     Ok(())
+}
+
+/// Unlinks `removed`, the segments retention renamed but did not unlink
+/// before the process ended ([`Listing::removed`]), then fsyncs the
+/// directory if there were any. Called by the writer at open.
+pub(crate) fn remove_leftovers(io: &Io, dir: &Path, removed: &[PathBuf]) -> Result<(), JournalError> {
+    for path in removed {
+        tracing::info!(path = %path.display(), "unlinking a segment retention had already removed from the journal");
+        match io.op(Step::PruneRemove, || fs::remove_file(path)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(JournalError::io("remove pruned segment", path, e)),
+        }
+    }
+    if removed.is_empty() { Ok(()) } else { sync_dir(io, dir) }
 }
 
 /// Fsyncs a directory so that file creations and removals in it are durable.

@@ -1,10 +1,11 @@
 //! The single writer: [`Journal`] appends frames with one `write(2)` per
 //! batch, applies the [`SyncPolicy`], rolls segments and prunes them.
 //! Opening (options, lock, recovery, retention at open) lives in `open.rs`,
-//! rolling in `roll.rs`, pipelined group commit in `commit.rs`, the
-//! `Interval` sync thread in `background.rs`, the `Never` sealer in
-//! `sealer.rs`, file naming in `segment.rs`, the retention policy in
-//! `retention.rs`, the consumer pin in `pin.rs`, the counters in `stats.rs`.
+//! rolling in `roll.rs`, applying retention in `prune.rs`, pipelined group
+//! commit in `commit.rs`, the `Interval` sync thread in `background.rs`,
+//! the `Never` sealer in `sealer.rs`, file naming in `segment.rs`, the
+//! retention policy in `retention.rs`, the consumer pin in `pin.rs`, the
+//! counters in `stats.rs`.
 //!
 //! Invariants: seqs handed out are contiguous and never reused; `append`
 //! returns only after `write(2)` (and `fdatasync` under
@@ -58,7 +59,8 @@ pub struct Journal {
     pub(crate) failed: Option<String>,
     pub(crate) stats: JournalStats,
     pub(crate) background: Option<Background>,
-    /// Under `SyncPolicy::Never`: fdatasyncs sealed segments off the append path.
+    /// Under `SyncPolicy::Never`: fdatasyncs sealed segments and finishes
+    /// a roll's retention off the append path.
     pub(crate) sealer: Option<Sealer>,
     pub(crate) closed: bool,
     pub(crate) watermark: Publisher,
@@ -235,96 +237,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Applies the retention policy now and returns how many segments were
-    /// removed. Runs on its own at open and after every roll; call it on a
-    /// timer to apply [`Retention::age`](crate::Retention::age) to an idle
-    /// journal, which never rolls. Never removes the active segment, never
-    /// rolls, takes no fsync of segment data.
-    ///
-    /// Segments are removed oldest first; the first one that cannot be
-    /// removed stops this call (removing a younger one would leave a hole)
-    /// and stays for the next roll or `prune`.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Io`] naming the segment if a removal fails, or the
-    /// directory if its fsync fails. Unlike a failed append this does not
-    /// poison the writer: it is logged, counted in
-    /// [`JournalStats::prune_errors`] and retried later.
-    pub fn prune(&mut self) -> Result<usize, JournalError> {
-        match self.apply_retention() {
-            (removed, None) => Ok(removed.len()),
-            (_, Some(err)) => Err(err),
-        }
-    }
-
-    /// Applies retention; returns the removed paths and the first failure,
-    /// which is already logged and counted.
-    pub(crate) fn apply_retention(&mut self) -> (Vec<PathBuf>, Option<JournalError>) {
-        let span = tracing::debug_span!("journal_prune", dir = %self.dir.display(), removed = tracing::field::Empty, first_seq = tracing::field::Empty);
-        let _entered = span.enter();
-        if let Some(last) = self.segments.back_mut() {
-            last.bytes = self.active_len;
-        }
-        // Retention's plan, less what registered consumers pin (`pin.rs`).
-        let plan = self.plan_retention();
-        let n = plan.remove;
-        self.summarize_pruned(n);
-        let mut removed = Vec::with_capacity(n);
-        let mut failure = None;
-        for _ in 0..n {
-            let Some(seg) = self.segments.pop_front() else { break };
-            // The sidecar goes first: a crash between the two leaves a
-            // segment without a sidecar (rebuilt when needed), never the
-            // reverse; one written meanwhile by a reader is swept below.
-            crate::sidecar::remove_for(&seg.path);
-            match self.opts.io.op(Step::PruneRemove, || std::fs::remove_file(&seg.path)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %seg.path.display(), error = %e, "retention could not remove a segment; it is kept and retried at the next roll or prune");
-                    failure = Some(JournalError::io("remove segment", &seg.path, e));
-                    self.stats.prune_errors += 1;
-                    self.segments.push_front(seg);
-                    break;
-                }
-            }
-            removed.push(seg.path);
-        }
-        if !removed.is_empty() {
-            self.report_cut_loose(&plan.loose, removed.len());
-            self.stats.pruned += removed.len() as u64;
-            if let Err(e) = segment::sync_dir(&self.opts.io, &self.dir) {
-                // The segments are gone from the namespace; after a power loss
-                // one may come back, and retention removes it again.
-                tracing::warn!(dir = %self.dir.display(), error = %e, "directory fsync after retention failed");
-                failure.get_or_insert(e);
-                self.stats.prune_errors += 1;
-            }
-            self.sweep_sidecars();
-            span.record("removed", removed.len()).record("first_seq", self.first_seq());
-            tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
-        }
-        (removed, failure)
-    }
-
-    /// Records the `n` oldest segments in the pruned-segments summary
-    /// (`pruned.rs`) before retention removes them.
-    fn summarize_pruned(&self, n: usize) {
-        let n = n.min(self.segments.len().saturating_sub(1));
-        if n == 0 {
-            return;
-        }
-        let remove: Vec<(u64, PathBuf)> = self.segments.iter().take(n).map(|s| (s.first_seq, s.path.clone())).collect();
-        let next_first = self.segments[n].first_seq;
-        crate::pruned::record(&self.dir, self.epoch, &remove, next_first, self.opts.index_key.as_ref());
-    }
-
-    /// Removes sidecars whose segment is gone (`sidecar::sweep`).
-    pub(crate) fn sweep_sidecars(&self) {
-        crate::sidecar::sweep(&self.dir, self.first_seq());
-    }
-
     /// The journal's epoch: a random id fixed when the directory was created.
     pub fn epoch(&self) -> u64 {
         self.epoch
@@ -355,7 +267,13 @@ impl Journal {
     pub fn stats(&self) -> JournalStats {
         let bg = self.background.as_ref().map_or(0, |b| b.shared.fsyncs.load(Ordering::Relaxed));
         let sealed = self.sealer.as_ref().map_or(0, Sealer::fsyncs);
-        JournalStats { fsyncs: self.stats.fsyncs + bg + sealed, segments: self.segments.len(), ..self.stats }
+        let tidy_errors = self.sealer.as_ref().map_or(0, Sealer::tidy_errors);
+        JournalStats {
+            fsyncs: self.stats.fsyncs + bg + sealed,
+            segments: self.segments.len(),
+            prune_errors: self.stats.prune_errors + tidy_errors,
+            ..self.stats
+        }
     }
 
     pub(crate) fn active_path(&self) -> &Path {

@@ -2,9 +2,12 @@
 //! (`EIO` through the seam) never fails an append or a roll and never
 //! poisons the writer; it is counted in `JournalStats::prune_errors`, kept,
 //! and removed by the next roll or `prune`, while an explicit `prune` does
-//! report it. And `Retention::age` works on an idle journal: `prune()`
-//! removes the sealed segments that aged out without any roll, and never
-//! the active segment.
+//! report it. Under `SyncPolicy::Never` a roll takes pruned segments out of
+//! the journal at once (renamed `.removed`, so no reader finds them) and the
+//! sealer thread unlinks them; a crash in between leaves files the next
+//! open unlinks, which no reader ever reads. And `Retention::age` works on
+//! an idle journal: `prune()` removes the sealed segments that aged out
+//! without any roll, and never the active segment.
 
 mod support;
 
@@ -23,8 +26,8 @@ fn append_until_roll(j: &mut Journal) {
     }
 }
 
-fn options(plan: &FaultPlan, retention: Retention) -> JournalOptions {
-    JournalOptions::new().segment_bytes(1024).retention(retention).sync(SyncPolicy::Always).faults(plan.clone())
+fn options(plan: &FaultPlan, retention: Retention, sync: SyncPolicy) -> JournalOptions {
+    JournalOptions::new().segment_bytes(1024).retention(retention).sync(sync).faults(plan.clone())
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -33,9 +36,15 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_failed_removal_never_fails_an_append_or_a_roll_and_is_retried() {
+    a_failed_removal_is_counted_kept_and_retried(SyncPolicy::Always);
+    // Under Never the roll's removal is a rename (the unlink follows on the sealer thread).
+    a_failed_removal_is_counted_kept_and_retried(SyncPolicy::Never);
+}
+
+fn a_failed_removal_is_counted_kept_and_retried(sync: SyncPolicy) {
     let tmp = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(2))).unwrap();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(2), sync)).unwrap();
     append_until_roll(&mut j);
     assert_eq!(segments(tmp.path()).len(), 2);
     let oldest = segments(tmp.path())[0].clone();
@@ -86,7 +95,7 @@ fn a_failed_removal_never_fails_an_append_or_a_roll_and_is_retried() {
 fn a_failed_directory_fsync_after_removal_is_counted_not_fatal() {
     let tmp = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(1))).unwrap();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(1), SyncPolicy::Always)).unwrap();
     let seq = j.next_seq();
     j.append(ts(seq), payload(seq)).unwrap();
     // The roll's own segment creation fsyncs the directory first (#n), then retention (#n + 1).
@@ -138,6 +147,73 @@ fn age_prunes_an_idle_journal(sync: SyncPolicy) {
 #[test]
 fn age_retention_prunes_an_idle_journal_and_never_the_active_segment() {
     age_prunes_an_idle_journal(SyncPolicy::Always);
+    age_prunes_an_idle_journal(SyncPolicy::Never);
     // The Interval thread only syncs; it neither prunes nor stops an explicit prune.
     age_prunes_an_idle_journal(SyncPolicy::Interval(Duration::from_millis(5)));
+}
+
+/// The `.removed` files of a directory.
+fn removed(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(events_journal::REMOVED_SUFFIX))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn under_never_a_roll_takes_pruned_segments_out_at_once_and_the_sealer_unlinks_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(2), SyncPolicy::Never)).unwrap();
+    for rolls in 1..=4 {
+        append_until_roll(&mut j);
+        // No waiting for the sealer: the journal, its files and every new
+        // reader agree at once on what retention kept.
+        let first = j.first_seq();
+        assert_eq!(names(tmp.path()).len(), 2, "after roll {rolls}");
+        assert_eq!(names(tmp.path())[0], format!("{first:020}.seg"));
+        let reader = Reader::open(tmp.path()).unwrap();
+        assert_eq!(reader.first_seq().unwrap(), first);
+        if first > 1 {
+            assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest }) if earliest == first));
+        }
+        assert_records(&read_all(&reader, first - 1), first, j.last_seq());
+    }
+    // `sync` waits for the sealer, which has unlinked what the rolls took out.
+    j.sync().unwrap();
+    assert_eq!(removed(tmp.path()), Vec::<String>::new());
+    let stats = j.stats();
+    assert_eq!((stats.pruned, stats.prune_errors), (3, 0), "{stats:?}");
+    j.close().unwrap();
+}
+
+#[test]
+fn a_pruned_segment_a_crash_left_behind_is_never_read_and_the_next_open_unlinks_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::unlimited(), SyncPolicy::Never)).unwrap();
+    append_until_roll(&mut j);
+    append_until_roll(&mut j);
+    let last = j.last_seq();
+    j.close().unwrap();
+    // What a process killed between a roll's rename and the sealer's unlink leaves.
+    let oldest = segments(tmp.path())[0].clone();
+    let second = names(tmp.path())[1].trim_end_matches(".seg").parse::<u64>().unwrap();
+    let mut renamed = oldest.clone().into_os_string();
+    renamed.push(events_journal::REMOVED_SUFFIX);
+    std::fs::rename(&oldest, &renamed).unwrap();
+
+    let reader = Reader::open(tmp.path()).unwrap();
+    assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest }) if earliest == second));
+    assert_records(&read_all(&reader, second - 1), second, last);
+
+    let (j, report) = Journal::open(tmp.path(), options(&plan, Retention::unlimited(), SyncPolicy::Never)).unwrap();
+    assert_eq!(report.ignored, Vec::<std::path::PathBuf>::new(), "not a stranger: no warning, not listed");
+    assert_eq!(removed(tmp.path()), Vec::<String>::new(), "unlinked at open");
+    assert_eq!((j.first_seq(), j.last_seq()), (second, last));
+    j.close().unwrap();
+    assert!(events_journal::verify(tmp.path()).unwrap().is_ok());
 }

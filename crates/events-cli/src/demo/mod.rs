@@ -141,7 +141,9 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             // `.idx.tmp` a crash can leave while one is written).
             let sidecar = name.strip_suffix(".tmp").unwrap_or(&name).ends_with(&format!(".{}", journal::SIDECAR_EXT));
             let own = name == "LOCK" || name == journal::WATERMARK_FILE || name == journal::PRUNED_FILE;
-            if !(name.ends_with(".seg") || own || consumers || sidecar) {
+            // A pruned segment the journal had not unlinked yet when the process ended.
+            let segment = name.strip_suffix(journal::REMOVED_SUFFIX).unwrap_or(&name).ends_with(".seg");
+            if !(segment || own || consumers || sidecar) {
                 return Err(Failure::Error(
                     format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
                         .into(),

@@ -1,0 +1,150 @@
+//! Applying retention: [`Journal::prune`], and the retention every roll
+//! and every open runs. The policy is `retention.rs`, what consumers pin
+//! `pin.rs`, the summary of pruned segments `pruned.rs`.
+//!
+//! A roll under `SyncPolicy::Never` takes the pruned segments out of the
+//! journal by renaming each to its `<name>.removed`
+//! ([`segment::removed_path`]): from then on no reader in any process and no
+//! recovery finds it, exactly as after an unlink. The sealer thread does
+//! the rest ([`Tidy`]): the unlinks, the sidecars, the fsyncs of the summary
+//! and of the directory. Under the other policies, and in `prune` and at
+//! open under every policy, all of it runs here, in the call.
+//!
+//! Invariants: segments leave oldest first, and the first that cannot be
+//! taken out stops the pass (a younger one leaving would open a hole); the
+//! active segment never leaves; a failure never fails an append or a roll
+//! and never poisons the writer: it is logged, counted and retried by the
+//! next roll or `prune`.
+
+use std::path::PathBuf;
+
+use crate::error::JournalError;
+use crate::options::SyncPolicy;
+use crate::sealer::Tidy;
+use crate::seam::Step;
+use crate::segment;
+use crate::writer::Journal;
+
+/// Where the slow half of a retention pass runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Everything in the call.
+    Inline,
+    /// Renames in the call, the rest on the sealer thread (a roll under
+    /// `SyncPolicy::Never`).
+    Deferred,
+}
+
+impl Journal {
+    /// Applies the retention policy now and returns how many segments were
+    /// removed. Runs on its own at open and after every roll; call it on a
+    /// timer to apply [`Retention::age`](crate::Retention::age) to an idle
+    /// journal, which never rolls. Never removes the active segment, never
+    /// rolls, takes no fsync of segment data.
+    ///
+    /// Segments are removed oldest first; the first one that cannot be
+    /// removed stops this call (removing a younger one would leave a hole)
+    /// and stays for the next roll or `prune`.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] naming the segment if a removal fails, or the
+    /// directory if its fsync fails. Unlike a failed append this does not
+    /// poison the writer: it is logged, counted in
+    /// [`JournalStats::prune_errors`](crate::JournalStats::prune_errors) and retried later.
+    pub fn prune(&mut self) -> Result<usize, JournalError> {
+        match self.apply_retention(Removal::Inline) {
+            (removed, None) => Ok(removed.len()),
+            (_, Some(err)) => Err(err),
+        }
+    }
+
+    /// How a roll applies retention: deferred under `SyncPolicy::Never`.
+    pub(crate) fn roll_removal(&self) -> Removal {
+        if self.opts.sync == SyncPolicy::Never { Removal::Deferred } else { Removal::Inline }
+    }
+
+    /// Applies retention; returns the removed paths and the first failure,
+    /// which is already logged and counted.
+    pub(crate) fn apply_retention(&mut self, how: Removal) -> (Vec<PathBuf>, Option<JournalError>) {
+        let span = tracing::debug_span!("journal_prune", dir = %self.dir.display(), removed = tracing::field::Empty, first_seq = tracing::field::Empty);
+        let _entered = span.enter();
+        if let Some(last) = self.segments.back_mut() {
+            last.bytes = self.active_len;
+        }
+        // Retention's plan, less what registered consumers pin (`pin.rs`).
+        let plan = self.plan_retention();
+        let n = plan.remove;
+        // Without a sealer thread (it could not start) everything runs here.
+        let deferred = n > 0 && how == Removal::Deferred && self.start_sealer().is_ok();
+        self.summarize_pruned(n, !deferred);
+        let mut removed = Vec::with_capacity(n);
+        let mut failure = None;
+        for _ in 0..n {
+            let Some(seg) = self.segments.pop_front() else { break };
+            let taken_out = if deferred {
+                // The sidecar follows on the sealer thread; until then it is
+                // one without a segment, which every reader ignores.
+                self.opts.io.op(Step::PruneRemove, || std::fs::rename(&seg.path, segment::removed_path(&seg.path)))
+            } else {
+                // The sidecar goes first: a crash between the two leaves a
+                // segment without a sidecar (rebuilt when needed), never the
+                // reverse; one written meanwhile by a reader is swept below.
+                crate::sidecar::remove_for(&seg.path);
+                self.opts.io.op(Step::PruneRemove, || std::fs::remove_file(&seg.path))
+            };
+            match taken_out {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %seg.path.display(), error = %e, "retention could not remove a segment; it is kept and retried at the next roll or prune");
+                    failure = Some(JournalError::io("remove segment", &seg.path, e));
+                    self.stats.prune_errors += 1;
+                    self.segments.push_front(seg);
+                    break;
+                }
+            }
+            removed.push(seg.path);
+        }
+        if !removed.is_empty() {
+            self.report_cut_loose(&plan.loose, removed.len());
+            self.stats.pruned += removed.len() as u64;
+            match (&self.sealer, deferred) {
+                (Some(sealer), true) => {
+                    sealer.tidy(Tidy { dir: self.dir.clone(), segments: removed.clone(), first_seq: self.first_seq() });
+                }
+                _ => {
+                    if let Err(e) = segment::sync_dir(&self.opts.io, &self.dir) {
+                        // The segments are gone from the namespace; after a power loss
+                        // one may come back, and retention removes it again.
+                        tracing::warn!(dir = %self.dir.display(), error = %e, "directory fsync after retention failed");
+                        failure.get_or_insert(e);
+                        self.stats.prune_errors += 1;
+                    }
+                    self.sweep_sidecars();
+                }
+            }
+            span.record("removed", removed.len()).record("first_seq", self.first_seq());
+            tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
+        }
+        (removed, failure)
+    }
+
+    /// Records the `n` oldest segments in the pruned-segments summary
+    /// (`pruned.rs`) before retention removes them; `durable`: fsynced
+    /// before it is renamed into place (otherwise the sealer's tidy fsyncs it).
+    fn summarize_pruned(&self, n: usize, durable: bool) {
+        let n = n.min(self.segments.len().saturating_sub(1));
+        if n == 0 {
+            return;
+        }
+        let remove: Vec<(u64, PathBuf)> = self.segments.iter().take(n).map(|s| (s.first_seq, s.path.clone())).collect();
+        let next_first = self.segments[n].first_seq;
+        crate::pruned::record(&self.dir, self.epoch, &remove, next_first, self.opts.index_key.as_ref(), durable);
+    }
+
+    /// Removes sidecars whose segment is gone (`sidecar::sweep`).
+    pub(crate) fn sweep_sidecars(&self) {
+        crate::sidecar::sweep(&self.dir, self.first_seq());
+    }
+}
