@@ -39,7 +39,9 @@ pub enum Step {
     HeaderSync,
     /// An fsync of the journal directory (after creating or removing segments).
     DirSync,
-    /// Removing a segment for retention.
+    /// Removing a segment for retention (under `SyncPolicy::Never`, a
+    /// roll's rename of it to `<name>.removed`; the sealer thread's unlink
+    /// that follows is outside the seam).
     PruneRemove,
     /// Cutting a segment short: recovery truncating a torn tail or salvaging,
     /// or the writer cutting back a failed batch.

@@ -108,7 +108,6 @@ impl Journal {
         // Before recovery may cut anything, tell readers not to map the newest segment.
         let watermark = Publisher::open(&options.io, &dir)?;
         let listing = segment::list(&dir, true)?;
-        segment::remove_leftovers(&options.io, &dir, &listing.removed)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options))?;
         let mut report = RecoveryReport {
@@ -147,6 +146,7 @@ impl Journal {
             _lock: lock,
         };
         // A retention failure is logged and counted, never a reason to refuse the journal.
+        journal.stats.prune_errors += segment::remove_leftovers(&journal.dir);
         report.pruned = journal.apply_retention(Removal::Inline).0;
         journal.sweep_sidecars();
         if let SyncPolicy::Interval(d) = journal.opts.sync {

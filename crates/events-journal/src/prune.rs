@@ -6,9 +6,10 @@
 //! journal by renaming each to its `<name>.removed`
 //! ([`segment::removed_path`]): from then on no reader in any process and no
 //! recovery finds it, exactly as after an unlink. The sealer thread does
-//! the rest ([`Tidy`]): the unlinks, the sidecars, the fsyncs of the summary
-//! and of the directory. Under the other policies, and in `prune` and at
-//! open under every policy, all of it runs here, in the call.
+//! the rest ([`Tidy`]): the unlinks and the fsyncs of the summary and of the
+//! directory, which can each wait for the disk. Under the other policies,
+//! and in `prune` and at open under every policy, all of it runs here, in
+//! the call.
 //!
 //! Invariants: segments leave oldest first, and the first that cannot be
 //! taken out stops the pass (a younger one leaving would open a hole); the
@@ -82,16 +83,22 @@ impl Journal {
         let mut failure = None;
         for _ in 0..n {
             let Some(seg) = self.segments.pop_front() else { break };
+            // The sidecar goes first: a crash between the two leaves a
+            // segment without a sidecar (rebuilt when needed), never the
+            // reverse; one written meanwhile by a reader is swept later.
+            crate::sidecar::remove_for(&seg.path);
+            let unlink = || std::fs::remove_file(&seg.path);
             let taken_out = if deferred {
-                // The sidecar follows on the sealer thread; until then it is
-                // one without a segment, which every reader ignores.
-                self.opts.io.op(Step::PruneRemove, || std::fs::rename(&seg.path, segment::removed_path(&seg.path)))
+                self.opts.io.op(Step::PruneRemove, || {
+                    match std::fs::rename(&seg.path, segment::removed_path(&seg.path)) {
+                        // A longer name may need a directory block a full disk
+                        // does not have; an unlink frees space instead.
+                        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => unlink(),
+                        renamed => renamed,
+                    }
+                })
             } else {
-                // The sidecar goes first: a crash between the two leaves a
-                // segment without a sidecar (rebuilt when needed), never the
-                // reverse; one written meanwhile by a reader is swept below.
-                crate::sidecar::remove_for(&seg.path);
-                self.opts.io.op(Step::PruneRemove, || std::fs::remove_file(&seg.path))
+                self.opts.io.op(Step::PruneRemove, unlink)
             };
             match taken_out {
                 Ok(()) => {}
@@ -111,7 +118,7 @@ impl Journal {
             self.stats.pruned += removed.len() as u64;
             match (&self.sealer, deferred) {
                 (Some(sealer), true) => {
-                    sealer.tidy(Tidy { dir: self.dir.clone(), segments: removed.clone(), first_seq: self.first_seq() });
+                    sealer.tidy(Tidy { dir: self.dir.clone(), first_seq: self.first_seq() });
                 }
                 _ => {
                     if let Err(e) = segment::sync_dir(&self.opts.io, &self.dir) {

@@ -47,36 +47,25 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Tidy {
     pub(crate) dir: PathBuf,
-    /// The pruned segments, by the names they had.
-    pub(crate) segments: Vec<PathBuf>,
-    /// The first seq the journal retained after them (sidecars named below it are swept).
+    /// The first seq the journal retained (sidecars named below it are swept).
     pub(crate) first_seq: u64,
 }
 
 impl Tidy {
-    /// Unlinks the renamed segments and their sidecars, fsyncs the pruned
-    /// summary and the directory; returns how many steps failed (each is
-    /// logged). Plain `std` rather than the I/O seam, like the summary's
-    /// own write: the step counts of fault plans stay those of the writer's
-    /// thread, and none of this can lose a record.
+    /// Fsyncs the pruned summary, unlinks every renamed segment (those of
+    /// this roll and any an earlier tidy could not unlink), fsyncs the
+    /// directory and sweeps stale sidecars; returns how many steps failed
+    /// (each is logged). Plain `std` rather than the I/O seam, like the
+    /// summary's own write: the step counts of fault plans stay those of
+    /// the writer's thread, and none of this can lose a record.
     pub(crate) fn run(&self) -> u64 {
         let mut errors = 0;
-        for segment in &self.segments {
-            crate::sidecar::remove_for(segment);
-            let removed = segment::removed_path(segment);
-            match std::fs::remove_file(&removed) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %removed.display(), error = %e, "could not unlink a pruned segment; the next open removes it");
-                    errors += 1;
-                }
-            }
-        }
         if let Err(e) = crate::pruned::sync(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "fsync of the pruned-segments summary failed");
             errors += 1;
         }
+        errors += segment::unlink_removed(&self.dir).1;
+        // For the summary's rename, the segments' renames and the unlinks.
         if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
             // The segments are gone from the namespace; after a power loss
             // one may come back, and retention removes it again.
@@ -100,7 +89,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Seal(_, path) => write!(f, "Seal({})", path.display()),
-            Job::Tidy(tidy) => write!(f, "Tidy({:?})", tidy.segments),
+            Job::Tidy(tidy) => write!(f, "Tidy({})", tidy.dir.display()),
             Job::Flush(_) => f.write_str("Flush"),
         }
     }
@@ -204,24 +193,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tidy_that_cannot_unlink_one_segment_counts_it_and_does_the_rest() {
+    fn a_tidy_unlinks_every_renamed_segment_and_sweeps_stale_sidecars() {
         let dir = tempfile::tempdir().unwrap();
         let seg = |seq: u64| dir.path().join(segment::file_name(seq));
-        // Segment 1's renamed file cannot be unlinked (it is a directory that
-        // holds a file); segment 2's can. Both have sidecars.
-        let stuck = segment::removed_path(&seg(1));
-        std::fs::create_dir(&stuck).unwrap();
-        std::fs::write(stuck.join("keep"), b"x").unwrap();
-        std::fs::write(segment::removed_path(&seg(2)), b"segment").unwrap();
+        // Segment 1's file is what an earlier tidy could not unlink, segment
+        // 2's this roll's; segment 3 is retained. A sidecar of a removed
+        // segment that a reader wrote meanwhile is swept, 3's is kept.
         for seq in [1, 2] {
+            std::fs::write(segment::removed_path(&seg(seq)), b"segment").unwrap();
+        }
+        std::fs::write(seg(3), b"segment").unwrap();
+        for seq in [2, 3] {
             std::fs::write(crate::sidecar::sidecar_path(&seg(seq)), b"index").unwrap();
         }
-        let tidy = Tidy { dir: dir.path().to_path_buf(), segments: vec![seg(1), seg(2)], first_seq: 3 };
-        assert_eq!(tidy.run(), 1, "the one unlink that failed");
-        assert!(stuck.exists());
-        assert!(!segment::removed_path(&seg(2)).exists(), "the failure did not stop the next unlink");
-        for seq in [1, 2] {
-            assert!(!crate::sidecar::sidecar_path(&seg(seq)).exists(), "sidecar {seq}");
+        let tidy = Tidy { dir: dir.path().to_path_buf(), first_seq: 3 };
+        assert_eq!(tidy.run(), 0);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [format!("{:020}.idx", 3), segment::file_name(3)]);
+    }
+
+    #[test]
+    fn an_unlink_that_fails_is_counted_and_does_not_stop_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = |seq: u64| dir.path().join(segment::file_name(seq));
+        for seq in [1, 2, 3] {
+            std::fs::write(segment::removed_path(&seg(seq)), b"segment").unwrap();
         }
+        let stuck = segment::removed_path(&seg(2));
+        let unlink = |path: &std::path::Path| {
+            if path == stuck { Err(std::io::Error::from_raw_os_error(libc::EIO)) } else { std::fs::remove_file(path) }
+        };
+        assert_eq!(segment::unlink_removed_with(dir.path(), unlink), (3, 1));
+        assert!(stuck.exists() && !segment::removed_path(&seg(1)).exists() && !segment::removed_path(&seg(3)).exists());
+        // Retried: the next tidy (or open) unlinks it.
+        assert_eq!(segment::unlink_removed(dir.path()), (1, 0));
+        assert!(!stuck.exists());
     }
 }

@@ -137,7 +137,7 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
             listing.sidecars.push((first_seq, path));
             continue;
         }
-        if is_removed_name(&name) {
+        if is_file && is_removed_name(&name) {
             listing.removed.push(path);
             continue;
         }
@@ -258,19 +258,49 @@ pub(crate) fn create_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Unlinks `removed`, the segments retention renamed but did not unlink
-/// before the process ended ([`Listing::removed`]), then fsyncs the
-/// directory if there were any. Called by the writer at open.
-pub(crate) fn remove_leftovers(io: &Io, dir: &Path, removed: &[PathBuf]) -> Result<(), JournalError> {
-    for path in removed {
-        tracing::info!(path = %path.display(), "unlinking a segment retention had already removed from the journal");
-        match io.op(Step::PruneRemove, || fs::remove_file(path)) {
+/// Unlinks the segments retention renamed but did not unlink
+/// ([`Listing::removed`]: a crash came first, or an unlink failed); returns
+/// how many there were and how many could not be unlinked (each logged).
+/// Best effort: whatever stays is retried by the next roll's tidy or the
+/// next open, and never read meanwhile. No directory fsync: the caller's.
+pub(crate) fn unlink_removed(dir: &Path) -> (usize, u64) {
+    unlink_removed_with(dir, |path| fs::remove_file(path))
+}
+
+/// [`unlink_removed`] with `unlink` in place of `remove_file` (tests make it fail).
+pub(crate) fn unlink_removed_with(dir: &Path, unlink: impl Fn(&Path) -> std::io::Result<()>) -> (usize, u64) {
+    let removed = match list(dir, false) {
+        Ok(listing) => listing.removed,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not list the directory for pruned segments");
+            return (0, 1);
+        }
+    };
+    let mut failed = 0;
+    for path in &removed {
+        match unlink(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(JournalError::io("remove pruned segment", path, e)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not unlink a pruned segment; retried by the next roll or open");
+                failed += 1;
+            }
         }
     }
-    if removed.is_empty() { Ok(()) } else { sync_dir(io, dir) }
+    (removed.len(), failed)
+}
+
+/// At open: [`unlink_removed`], then the directory fsync if there was any;
+/// returns the failures (logged), never a reason to refuse the journal.
+pub(crate) fn remove_leftovers(dir: &Path) -> u64 {
+    let (found, mut failed) = unlink_removed(dir);
+    if found > 0
+        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "directory fsync after unlinking pruned segments failed");
+        failed += 1;
+    }
+    failed
 }
 
 /// Fsyncs a directory so that file creations and removals in it are durable.

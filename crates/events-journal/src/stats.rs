@@ -24,9 +24,12 @@ pub struct JournalStats {
     /// Segments removed by retention.
     pub pruned: u64,
     /// Retention steps that failed (a segment that could not be removed,
-    /// or the directory fsync after removals). Each is logged with the
-    /// path; the segment stays and is tried again at the next roll or
-    /// [`prune`](crate::Journal::prune). Appends and rolls never fail for it.
+    /// or the directory fsync after removals; under `SyncPolicy::Never`
+    /// also the sealer thread's unlink of a segment a roll renamed out and
+    /// its fsync of the pruned summary). Each is logged with the path; the
+    /// segment stays and is tried again at the next roll or
+    /// [`prune`](crate::Journal::prune) (a renamed one at the next roll or
+    /// open). Appends and rolls never fail for it.
     pub prune_errors: u64,
     /// Retention passes that removed segments a registered consumer still
     /// needed, because keeping them would have exceeded
