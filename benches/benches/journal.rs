@@ -167,7 +167,7 @@ fn bench_append(c: &mut Criterion) {
     group.bench_function("raw_write_prebuilt_64KiB", |b| b.iter_custom(|iters| raw_prebuilt(iters, &framed)));
     group.bench_function("raw_frame_crc_write_64KiB", |b| b.iter_custom(|iters| raw_frame_crc(iters, &payloads)));
     group.bench_function("raw_frame_crc_write_sealed_64KiB", |b| {
-        b.iter_custom(|iters| raw_frame_crc_sealed(iters, &payloads))
+        b.iter_custom(|iters| raw_frame_crc_sealed(iters, &payloads));
     });
     group.finish();
 
