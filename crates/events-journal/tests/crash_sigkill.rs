@@ -4,6 +4,13 @@
 //! acknowledged record is there with its payload, that the next seq follows
 //! the last record, and that `verify` is clean. 60 rounds by default; set
 //! `EVENTS_JOURNAL_CRASH_ROUNDS` for a soak.
+//!
+//! The same under `SyncPolicy::Never` with retention, where a roll renames
+//! the pruned segments to `<name>.removed` and the sealer thread unlinks
+//! them later (held back here, so kills land between the two): a reader
+//! of the killed writer's directory and the reopened journal both start at
+//! the first retained segment, never in a `.removed` file, hold every
+//! acknowledged record from there on, and the open unlinks the leftovers.
 
 mod support;
 
@@ -11,8 +18,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Stdio;
 
-use events_journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy, verify};
-use support::{payload, read_all, ts};
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{Journal, JournalOptions, REMOVED_SUFFIX, Reader, Retention, SyncPolicy, verify};
+use support::{payload, read_all, segments, ts};
 
 const CHILD_ENV: &str = "EVENTS_JOURNAL_CRASH_CHILD";
 const TEST_NAME: &str = "sigkill_at_a_random_moment_loses_no_acknowledged_record";
@@ -118,4 +126,106 @@ fn sigkill_at_a_random_moment_loses_no_acknowledged_record() {
         // the next child must continue after it, never reuse it.
         acked_max = acked_max.max(last);
     }
+}
+
+const NEVER_CHILD_ENV: &str = "EVENTS_JOURNAL_CRASH_NEVER_CHILD";
+const NEVER_TEST_NAME: &str = "sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained";
+
+fn never_options() -> JournalOptions {
+    JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(4096).retention(Retention::segments(3))
+}
+
+/// The `.removed` files of a directory.
+fn removed_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(REMOVED_SUFFIX))
+        .count()
+}
+
+/// The Never child: like [`child`], with every seal held 20 ms on the
+/// sealer thread, so the tidy that unlinks a roll's renamed segments (queued
+/// behind that seal) lags the roll.
+fn never_child(dir: &Path) -> ! {
+    let plan = FaultPlan::new();
+    for nth in 0..100_000 {
+        plan.inject(Step::RollSync, nth, Fault::Stall(std::time::Duration::from_millis(20)));
+    }
+    let (mut j, _) = Journal::open(dir, never_options().faults(plan)).expect("child open");
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    writeln!(out, "READY {}", j.next_seq()).unwrap();
+    loop {
+        let seq = j.append(ts(j.next_seq()), payload(j.next_seq())).expect("append");
+        writeln!(out, "ACK {seq}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained() {
+    if let Ok(dir) = std::env::var(NEVER_CHILD_ENV) {
+        never_child(Path::new(&dir));
+    }
+    let rounds: u64 = std::env::var("EVENTS_JOURNAL_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mut leftovers = 0;
+    for round in 0..rounds {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Up to ~4 rolls' worth of records (a roll every 14 of these).
+        let kill_after = 20 + rng % 40;
+        let mut child = support::child_command(NEVER_TEST_NAME, (NEVER_CHILD_ENV, dir.path().to_str().unwrap()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut acked = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            if let Some(n) = line.unwrap().strip_prefix("ACK ") {
+                acked.push(n.parse::<u64>().unwrap());
+                if acked.len() as u64 >= kill_after {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let last_acked = *acked.last().expect("the child acknowledged nothing");
+        leftovers += usize::from(removed_files(dir.path()) > 0);
+
+        // A reader of the dead writer's directory: from the first segment
+        // retention kept, every record to the last acknowledged one.
+        let first = {
+            let name = segments(dir.path())[0].file_name().unwrap().to_string_lossy().into_owned();
+            name.trim_end_matches(".seg").parse::<u64>().unwrap()
+        };
+        let reader = Reader::open(dir.path()).unwrap();
+        assert_eq!(reader.first_seq().unwrap(), first, "round {round}");
+        let records = read_all(&reader, first - 1);
+        assert!(records.last().is_some_and(|r| r.seq() >= last_acked), "round {round}: acknowledged {last_acked}");
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.seq(), first + i as u64, "round {round}");
+            assert_eq!(r.payload(), payload(r.seq()).as_slice(), "round {round}: payload of {}", r.seq());
+        }
+
+        let (j, report) = Journal::open(dir.path(), never_options()).unwrap();
+        assert!(report.ignored.is_empty(), "round {round}: {:?}", report.ignored);
+        assert_eq!(removed_files(dir.path()), 0, "round {round}: the open unlinks what the kill left");
+        // The open applies retention too (a kill inside a roll, after the new
+        // segment and before its retention, leaves one segment too many).
+        assert!(j.first_seq() >= first && j.last_seq() >= last_acked, "round {round}");
+        let reopened = read_all(&Reader::open(dir.path()).unwrap(), j.first_seq() - 1);
+        assert_eq!(reopened.first().map(|r| r.seq()), Some(j.first_seq()), "round {round}");
+        assert_eq!(reopened.last().map(|r| r.seq()), Some(j.last_seq()), "round {round}");
+        assert_eq!(reopened.len() as u64, j.last_seq() + 1 - j.first_seq(), "round {round}: contiguous");
+        j.close().unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+    }
+    println!("{leftovers} of {rounds} kills left a renamed segment behind");
+    // Proof that the kills landed between a rename and its unlink.
+    assert!(leftovers > 0, "no kill left a renamed segment behind in {rounds} rounds");
 }
