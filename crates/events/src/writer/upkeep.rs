@@ -16,12 +16,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
         if self.shared.failure().is_some() {
             return;
         }
-        match self.journal.prune() {
-            Ok(0) => return,
-            // Logged (and failures counted) by the journal; FeedStats mirrors it.
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
+        // Logged (and failures counted) by the journal; FeedStats mirrors it.
+        if let Err(e) = self.journal.prune() {
+            tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass");
         }
+        // Every pass, even one that removed nothing: the failures of the
+        // tidy a roll left to the sealer thread (`SyncPolicy::Never`) show
+        // up here instead of at the next batch.
         self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
     }
 
