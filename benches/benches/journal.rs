@@ -1,7 +1,8 @@
 //! Journal benchmarks against their physical limits, measured side by side:
 //! append without fsync (256 B payloads, 64 KiB batches) against raw
-//! `write(2)` of the same framed bytes (and, for context, the same with each
-//! rotated file `fdatasync`ed on a thread, as the journal seals segments); CRC-verified sequential read against
+//! `write(2)` of the same framed bytes, and raw frame + CRC + `write` (also,
+//! for context, with each rotated file `fdatasync`ed on a thread, as the
+//! journal seals segments); CRC-verified sequential read against
 //! crc32fast over the same bytes; open of a 64-segment journal against a full
 //! scan. Besides criterion's figures, each group prints a quick side-by-side
 //! summary with the ratios DESIGN.md section 8 sets goals for.

@@ -274,7 +274,8 @@ fn summarize(path: &Path, first_seq: u64, last_seq: u64, key_fn: Option<&KeyFn>)
 /// they might not have had to. With `durable` unset the new file is renamed
 /// into place without its fsync, which the caller runs later ([`sync`]):
 /// readers in every process see it at once, and a power loss before that
-/// fsync can only cost those resets.
+/// fsync can only cost those resets (and a `verify` warning about a
+/// damaged summary until the next prune rewrites it).
 pub(crate) fn record(
     dir: &Path,
     epoch: u64,

@@ -3,15 +3,16 @@
 //! of the segment the roll seals, so sealed data still reaches the disk
 //! within moments of the roll; and the slow half of the retention that
 //! follows the roll ([`Tidy`]): the roll took the pruned segments out of
-//! the journal by renaming them (`prune.rs`), and this thread unlinks them,
-//! removes their sidecars and makes the pruned summary and the directory
-//! durable. An unlink can wait for the device (a file system mounted with
+//! the journal by renaming them (`prune.rs`; their small sidecars it still
+//! unlinks in the call), and this thread unlinks them, sweeps stale
+//! sidecars and makes the pruned summary and the directory durable. An
+//! unlink of a segment can wait for the device (a file system mounted with
 //! `discard` trims the freed blocks before it returns) and every fsync
 //! waits behind the sealed segment's writeback, which is why neither runs
 //! on the writer's thread. `Journal::sync` and `close` wait for every job
 //! queued before them; a failed seal poisons the writer like any failed
 //! fsync, a failed tidy is logged and counted in `prune_errors` (what it
-//! leaves behind is removed by the next open).
+//! leaves behind is retried by the next tidy, `prune` or open).
 //!
 //! Invariant: jobs complete in roll order; once `flush` returns, every
 //! segment sealed before it was fdatasync'ed, or the failure is recorded and

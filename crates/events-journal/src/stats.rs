@@ -28,8 +28,8 @@ pub struct JournalStats {
     /// also the sealer thread's unlink of a segment a roll renamed out and
     /// its fsync of the pruned summary). Each is logged with the path; the
     /// segment stays and is tried again at the next roll or
-    /// [`prune`](crate::Journal::prune) (a renamed one at the next roll or
-    /// open). Appends and rolls never fail for it.
+    /// [`prune`](crate::Journal::prune) (a renamed one at the next roll
+    /// that prunes, `prune` or open). Appends and rolls never fail for it.
     pub prune_errors: u64,
     /// Retention passes that removed segments a registered consumer still
     /// needed, because keeping them would have exceeded

@@ -183,7 +183,10 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
             .spawn()
             .unwrap();
         let mut acked = Vec::new();
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        // Kept open until the child is dead: a closed pipe would make its
+        // next write fail and let it unwind and close the journal cleanly.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
             if let Some(n) = line.unwrap().strip_prefix("ACK ") {
                 acked.push(n.parse::<u64>().unwrap());
                 if acked.len() as u64 >= kill_after {
@@ -193,6 +196,7 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        drop(lines);
         let last_acked = *acked.last().expect("the child acknowledged nothing");
         leftovers += usize::from(removed_files(dir.path()) > 0);
 
@@ -226,6 +230,7 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
         assert!(report.is_ok(), "round {round}: {:?}", report.problems);
     }
     println!("{leftovers} of {rounds} kills left a renamed segment behind");
-    // Proof that the kills landed between a rename and its unlink.
-    assert!(leftovers > 0, "no kill left a renamed segment behind in {rounds} rounds");
+    // Proof that the kills landed between a rename and its unlink (most do;
+    // a handful of rounds, as `EVENTS_JOURNAL_CRASH_ROUNDS` may ask, proves little).
+    assert!(rounds < 10 || leftovers > 0, "no kill left a renamed segment behind in {rounds} rounds");
 }
