@@ -146,7 +146,6 @@ impl Journal {
             _lock: lock,
         };
         // A retention failure is logged and counted, never a reason to refuse the journal.
-        journal.stats.prune_errors += segment::remove_leftovers(&journal.dir);
         report.pruned = journal.apply_retention(Removal::Inline).0;
         journal.sweep_sidecars();
         if let SyncPolicy::Interval(d) = journal.opts.sync {

@@ -78,8 +78,10 @@ impl Journal {
         let n = plan.remove;
         // Without a sealer thread (it could not start) everything runs here.
         let deferred = n > 0 && how == Removal::Deferred && self.start_sealer().is_ok();
-        if how == Removal::Inline && self.opts.sync == SyncPolicy::Never {
-            // What a roll renamed out and its tidy could not unlink, again.
+        if how == Removal::Inline {
+            // What a roll under `Never` renamed out and its tidy did not
+            // unlink (a crash came first, or the unlink failed): at open,
+            // after recovery, and at every `prune`, whatever the policy now.
             self.stats.prune_errors += segment::unlink_removed(&self.dir).1;
         }
         self.summarize_pruned(n, !deferred);

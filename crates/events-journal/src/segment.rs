@@ -261,8 +261,9 @@ pub(crate) fn create_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
 /// Unlinks the segments retention renamed but did not unlink
 /// ([`Listing::removed`]: a crash came first, or an unlink failed); returns
 /// how many there were and how many could not be unlinked (each logged).
-/// Best effort: whatever stays is retried by the next roll's tidy or the
-/// next open, and never read meanwhile. No directory fsync: the caller's.
+/// Best effort: whatever stays is retried by the next tidy, `prune` or open,
+/// and never read meanwhile. No directory fsync: one an unlink lost to a
+/// power loss comes back as a `.removed` file, which the next pass unlinks.
 pub(crate) fn unlink_removed(dir: &Path) -> (usize, u64) {
     unlink_removed_with(dir, |path| fs::remove_file(path))
 }
@@ -288,19 +289,6 @@ pub(crate) fn unlink_removed_with(dir: &Path, unlink: impl Fn(&Path) -> std::io:
         }
     }
     (removed.len(), failed)
-}
-
-/// At open: [`unlink_removed`], then the directory fsync if there was any;
-/// returns the failures (logged), never a reason to refuse the journal.
-pub(crate) fn remove_leftovers(dir: &Path) -> u64 {
-    let (found, mut failed) = unlink_removed(dir);
-    if found > 0
-        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "directory fsync after unlinking pruned segments failed");
-        failed += 1;
-    }
-    failed
 }
 
 /// Fsyncs a directory so that file creations and removals in it are durable.
