@@ -9,9 +9,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -88,19 +87,9 @@ fn a_follower_in_another_process_survives_sigkills_and_torn_tails() {
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
     let rounds = 25;
     for round in 0..rounds {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let kill_after = 5 + rng % 60;
-        let mut child = support::child_command(TEST_NAME, (CHILD_ENV, dir.path().to_str().unwrap()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let acks = lines.map_while(Result::ok).filter(|l| l.contains("ACK ")).take(kill_after as usize).count();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let kill_after = 5 + support::xorshift(&mut rng) % 60;
+        let command = support::child_command(TEST_NAME, (CHILD_ENV, dir.path().to_str().unwrap()));
+        let acks = support::kill_after_acks(command, kill_after as usize).acked.len();
         assert!(acks > 0, "round {round}: the child acknowledged nothing");
         if rng.is_multiple_of(3) {
             // A torn frame at the end of the newest segment: a length and

@@ -14,9 +14,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{Journal, JournalOptions, REMOVED_SUFFIX, Reader, Retention, SyncPolicy, verify};
@@ -63,45 +62,11 @@ fn sigkill_at_a_random_moment_loses_no_acknowledged_record() {
     let rounds: u64 = std::env::var("EVENTS_JOURNAL_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
     let mut acked_max = 0u64;
-    // A small xorshift: the kill moment is random but the run is reproducible from its seed.
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     for round in 0..rounds {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let kill_after = rng % 40;
-        let mut child = support::child_command(TEST_NAME, (CHILD_ENV, dir.path().to_str().unwrap()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seen = 0;
-        let mut ready = None;
-        let mut acked = Vec::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            // libtest prints "test <name> ... " without a newline before the child's first line.
-            if let Some((_, n)) = line.split_once("READY ") {
-                ready = Some(n.parse::<u64>().unwrap());
-            } else if let Some(n) = line.strip_prefix("ACK ") {
-                acked.push(n.parse::<u64>().unwrap());
-                seen += 1;
-            } else {
-                continue;
-            }
-            if seen >= kill_after {
-                break;
-            }
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // Acknowledgements already in the pipe count too.
-        for line in lines.map_while(Result::ok) {
-            if let Some(n) = line.strip_prefix("ACK ") {
-                acked.push(n.parse::<u64>().unwrap());
-            }
-        }
+        let kill_after = support::xorshift(&mut rng) % 40;
+        let command = support::child_command(TEST_NAME, (CHILD_ENV, dir.path().to_str().unwrap()));
+        let support::Killed { ready, acked } = support::kill_after_acks(command, kill_after as usize);
         let ready = ready.expect("child never became ready");
         assert!(ready > acked_max, "round {round}: child started at {ready}, but {acked_max} was acknowledged");
         assert!(acked.windows(2).all(|w| w[1] == w[0] + 1), "round {round}: acks not contiguous");
@@ -172,31 +137,10 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
     let mut leftovers = 0;
     for round in 0..rounds {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
         // Up to ~4 rolls' worth of records (a roll every 14 of these).
-        let kill_after = 20 + rng % 40;
-        let mut child = support::child_command(NEVER_TEST_NAME, (NEVER_CHILD_ENV, dir.path().to_str().unwrap()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut acked = Vec::new();
-        // Kept open until the child is dead: a closed pipe would make its
-        // next write fail and let it unwind and close the journal cleanly.
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            if let Some(n) = line.unwrap().strip_prefix("ACK ") {
-                acked.push(n.parse::<u64>().unwrap());
-                if acked.len() as u64 >= kill_after {
-                    break;
-                }
-            }
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        drop(lines);
+        let kill_after = 20 + support::xorshift(&mut rng) % 40;
+        let command = support::child_command(NEVER_TEST_NAME, (NEVER_CHILD_ENV, dir.path().to_str().unwrap()));
+        let acked = support::kill_after_acks(command, kill_after as usize).acked;
         let last_acked = *acked.last().expect("the child acknowledged nothing");
         leftovers += usize::from(removed_files(dir.path()) > 0);
 

@@ -58,6 +58,58 @@ pub(crate) fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     v
 }
 
+/// What a child killed by [`kill_after_acks`] printed before it died.
+pub(crate) struct Killed {
+    /// The seq of its `READY <seq>` line, if it printed one.
+    pub(crate) ready: Option<u64>,
+    /// The seqs of its `ACK <seq>` lines, those still in the pipe included.
+    pub(crate) acked: Vec<u64>,
+}
+
+/// Runs `cmd` (a [`child_command`]) with its stdout piped, reads its lines
+/// until it printed `acks` `ACK <seq>` lines, SIGKILLs it and collects what
+/// it printed before it died. The pipe stays open until the child is dead:
+/// a closed pipe would fail its next write and let it unwind and close its
+/// journal cleanly, which is no crash.
+pub(crate) fn kill_after_acks(mut cmd: std::process::Command, acks: usize) -> Killed {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut killed = Killed { ready: None, acked: Vec::new() };
+    // libtest prints "test <name> ... " without a newline before the child's
+    // first line. Whether the line was the child's own.
+    let take = |killed: &mut Killed, line: &str| {
+        if let Some((_, n)) = line.split_once("READY ") {
+            killed.ready = Some(n.trim().parse().unwrap());
+        } else if let Some((_, n)) = line.split_once("ACK ") {
+            killed.acked.push(n.trim().parse().unwrap());
+        } else {
+            return false;
+        }
+        true
+    };
+    for line in lines.by_ref() {
+        if take(&mut killed, &line.unwrap()) && killed.acked.len() >= acks {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for line in lines.map_while(Result::ok) {
+        take(&mut killed, &line);
+    }
+    killed
+}
+
+/// The next number of a xorshift generator: the kill moments of the crash
+/// tests are random, but a run is reproducible from its seed.
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// A command that re-runs this test binary, running only `test_name`, with
 /// `env` set so that the test knows it is the child.
 pub(crate) fn child_command(test_name: &str, env: (&str, &str)) -> std::process::Command {
