@@ -27,6 +27,10 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
         session.emit(Agent::Token(format!("t{n} "))).await.unwrap();
     }
     session.emit(Agent::Message("answer".into())).await.unwrap();
+    // `emit` returns once the writer's inbox holds the event, not once it is
+    // journaled: `sync` is queued behind them, so the server knows seq 2 when
+    // the clients connect (a cursor past what it knows is `ahead`).
+    feed.sync().await.unwrap();
     let url = format!("http://{addr}/stream?live_output=1");
 
     // A client that saw the 5th token: tokens 6..=40 are gone.
