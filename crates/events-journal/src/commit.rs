@@ -53,7 +53,8 @@ struct Covered {
 /// The thread that runs the pipelined `fdatasync`s, one at a time.
 #[derive(Debug)]
 struct SyncThread {
-    jobs: Option<mpsc::Sender<Arc<File>>>,
+    /// The file and how much of it the sync covers.
+    jobs: Option<mpsc::Sender<(Arc<File>, u64)>>,
     done: Arc<Done>,
     thread: Option<JoinHandle<()>>,
 }
@@ -79,16 +80,16 @@ impl Done {
 
 impl SyncThread {
     fn start(io: Io, dir: &std::path::Path) -> Result<SyncThread, JournalError> {
-        let (tx, rx) = mpsc::channel::<Arc<File>>();
+        let (tx, rx) = mpsc::channel::<(Arc<File>, u64)>();
         let done = Arc::new(Done::default());
         let d = Arc::clone(&done);
         let thread = std::thread::Builder::new()
             .name("events-journal-commit".into())
             .spawn(move || {
-                for file in rx {
+                for (file, covered) in rx {
                     // A panic must still answer, or the writer would wait forever.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        io.sync_data(Step::AppendSync, &file)
+                        io.sync_covering(Step::AppendSync, &file, covered)
                     }))
                     .unwrap_or_else(|_| Err(io::Error::other("the commit thread panicked")));
                     let mut slot = d.lock();
@@ -162,7 +163,7 @@ impl Journal {
             }
         }
         let jobs = self.pipeline.thread.as_ref().and_then(|t| t.jobs.as_ref());
-        if jobs.is_none_or(|jobs| jobs.send(Arc::clone(&self.active)).is_err()) {
+        if jobs.is_none_or(|jobs| jobs.send((Arc::clone(&self.active), self.active_len)).is_err()) {
             let err = JournalError::io("start sync", &self.dir, io::Error::other("the commit thread is gone"));
             self.cut_back_unacked();
             return Err(self.poison(err));
@@ -275,7 +276,7 @@ impl Journal {
     /// everything written is durable once it returns. A failure cuts back
     /// what was never acknowledged and poisons the writer.
     pub(crate) fn sync_active(&mut self, step: Step) -> Result<(), JournalError> {
-        if let Err(e) = self.opts.io.sync_data(step, &self.active) {
+        if let Err(e) = self.opts.io.sync_covering(step, &self.active, self.active_len) {
             let err = JournalError::io("fdatasync", self.active_path(), e);
             self.cut_back_unacked();
             return Err(self.poison(err));

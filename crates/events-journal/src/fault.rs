@@ -63,11 +63,17 @@ pub enum Step {
     DirCreate,
     /// Creating or opening `<dir>/LOCK` at open.
     LockCreate,
+    /// Reserving space ahead of the writes under `SyncPolicy::Always`
+    /// (`fallocate(2)`); a failure never fails the append.
+    Reserve,
+    /// Giving back the reserved space past the last frame (a truncate),
+    /// before a roll seals the segment and before a close.
+    Trim,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 17] = [
+    pub const ALL: [Step; 19] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -85,6 +91,8 @@ impl Step {
         Step::Watermark,
         Step::DirCreate,
         Step::LockCreate,
+        Step::Reserve,
+        Step::Trim,
     ];
 }
 
@@ -186,8 +194,10 @@ impl FaultPlan {
     }
 
     /// The length `path` had when its last completed `fdatasync` through
-    /// this plan started: what of it a power loss would certainly leave
-    /// (`None`: never synced, so possibly nothing). Renames keep it, since
+    /// this plan started (for the active segment, no more than the bytes of
+    /// frames that sync covered: the space reserved past them may read as
+    /// zeros after a power loss): what of it a power loss would certainly
+    /// leave (`None`: never synced, so possibly nothing). Renames keep it, since
     /// it follows the file, not the name. A crash model only stops the
     /// process, so a test simulates power loss by cutting every segment back
     /// to this length before it reopens the journal.
@@ -197,9 +207,10 @@ impl FaultPlan {
     }
 
     /// Called by the seam after a completed `fdatasync` of a file whose
-    /// metadata was read just before it.
-    pub(crate) fn synced(&self, before: &std::fs::Metadata) {
-        self.state().synced.insert((before.dev(), before.ino()), before.len());
+    /// metadata was read just before it and whose first `covered` bytes it
+    /// was asked to make durable.
+    pub(crate) fn synced(&self, before: &std::fs::Metadata, covered: u64) {
+        self.state().synced.insert((before.dev(), before.ino()), before.len().min(covered));
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, PlanState> {

@@ -171,6 +171,7 @@ mod rebuild;
 mod records;
 mod recover_segment;
 mod recovery;
+mod reserve;
 mod retention;
 mod roll;
 mod run;

@@ -125,6 +125,7 @@ impl Journal {
             .map_err(|e| JournalError::io("open segment", &active_path, e))?;
         active.seek(SeekFrom::Start(rec.active_len)).map_err(|e| JournalError::io("seek", &active_path, e))?;
 
+        let reserving = Journal::reserves(options.sync);
         let mut journal = Journal {
             dir,
             opts: options,
@@ -132,6 +133,8 @@ impl Journal {
             segments: rec.segments.into(),
             active: Arc::new(active),
             active_len: rec.active_len,
+            reserved: rec.active_len,
+            reserving,
             synced_len: rec.active_len,
             next_seq: rec.next_seq,
             acked: rec.next_seq - 1,

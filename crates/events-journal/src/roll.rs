@@ -41,7 +41,13 @@ impl Journal {
         let _span =
             tracing::debug_span!("journal_roll", dir = %self.dir.display(), next_seq = self.next_seq, sealed_bytes = self.active_len)
                 .entered();
-        if self.synced_len < self.active_len {
+        // Reserved space past the last frame goes first (`reserve.rs`):
+        // the fdatasync below makes the new size durable.
+        let trimmed = self.reserved > self.active_len;
+        if let Err(e) = self.trim() {
+            return Err(self.poison(e));
+        }
+        if self.synced_len < self.active_len || trimmed {
             if self.opts.sync == SyncPolicy::Never {
                 // Off the append path: the sealer fdatasyncs it right away,
                 // and `sync`/`close` wait for it.
@@ -113,6 +119,7 @@ impl Journal {
         });
         self.active = Arc::new(file);
         self.active_len = HEADER_LEN as u64;
+        self.reserved = HEADER_LEN as u64;
         self.synced_len = HEADER_LEN as u64;
         Ok(())
     }

@@ -120,7 +120,33 @@ impl Io {
             let meta = file.metadata()?;
             file.sync_data()?;
             if let Some(plan) = &self.plan {
-                plan.synced(&meta);
+                plan.synced(&meta, u64::MAX);
+            }
+            Ok(())
+        })
+    }
+
+    /// `fdatasync` of the active segment as `step`, which covers its first
+    /// `covered` bytes: the plan notes no more than those as synced, since
+    /// the file may be longer by space reserved ahead of the writes
+    /// (`reserve.rs`), which a power loss may leave as zeros.
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline]
+    pub(crate) fn sync_covering(&self, step: Step, file: &File, _covered: u64) -> io::Result<()> {
+        self.sync_data(step, file)
+    }
+
+    /// `fdatasync` of the active segment as `step`, which covers its first
+    /// `covered` bytes: the plan notes no more than those as synced, since
+    /// the file may be longer by space reserved ahead of the writes
+    /// (`reserve.rs`), which a power loss may leave as zeros.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn sync_covering(&self, step: Step, file: &File, covered: u64) -> io::Result<()> {
+        self.op(step, || {
+            let meta = file.metadata()?;
+            file.sync_data()?;
+            if let Some(plan) = &self.plan {
+                plan.synced(&meta, covered);
             }
             Ok(())
         })

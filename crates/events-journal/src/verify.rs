@@ -1,10 +1,14 @@
 //! `verify(dir)`: a read-only full scan of every segment that lists every
 //! problem (segment, offset, seq, what) instead of stopping at the first.
 //! It shares the frame walk of `recovery.rs` and takes no lock, so it can run
-//! beside a live writer (the active segment's unfinished tail then shows up
-//! as a torn tail).
+//! beside a live writer (a frame the writer is in the middle of writing then
+//! shows up as a torn tail; the zeros of the space a writer reserves ahead
+//! of its appends, `reserve.rs`, are counted in
+//! [`VerifyReport::reserved`], not as a problem).
 //!
-//! Invariant: `verify` never writes to the directory.
+//! Invariants: `verify` never writes to the directory; it reads the newest
+//! segment as a private copy, never a map, because a live writer trims that
+//! file when it rolls.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,6 +17,7 @@ use memmap2::Mmap;
 
 use crate::error::JournalError;
 use crate::format::SegmentHeader;
+use crate::mapping::Bytes;
 use crate::recovery;
 use crate::scan;
 use crate::segment;
@@ -48,6 +53,11 @@ pub struct VerifyReport {
     pub records: u64,
     /// Bytes of segment files examined.
     pub bytes: u64,
+    /// Zero bytes after the newest segment's last frame: the space a writer
+    /// under `SyncPolicy::Always` reserves ahead of its appends, or what a
+    /// crash left of it (the next open cuts it). Not a problem: no frame
+    /// was ever written there.
+    pub reserved: u64,
     /// The journal's epoch (from the oldest readable header).
     pub epoch: Option<u64>,
     /// The first seq held by a segment.
@@ -103,11 +113,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         let mut problem = |offset: u64, seq: Option<u64>, what: String| {
             problems.push(Problem { path: seg.path.clone(), offset, seq, what });
         };
-        let map = match File::open(&seg.path).and_then(|f| {
-            // SAFETY: read-only map; verify only reads, and a concurrent
-            // writer only appends beyond the mapped length.
-            unsafe { Mmap::map(&f) }
-        }) {
+        let map = match image(&seg.path, newest) {
             Ok(m) => m,
             Err(e) => {
                 problem(0, None, format!("cannot read: {e}"));
@@ -161,7 +167,9 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         report.records += scan.records;
         let mut last = scan.next_seq - 1;
         let damaged = scan.damage.is_some();
-        if let Some(damage) = scan.damage {
+        if let Some(damage) = scan.damage.as_ref().filter(|d| newest && d.is_torn_tail() && zeros(&map[d.offset..])) {
+            report.reserved = (map.len() - damage.offset) as u64;
+        } else if let Some(damage) = scan.damage {
             let next_first = listing.segments.get(i + 1).map(|s| s.first_seq);
             let tail = next_first.map(|n| damage.classify(n));
             let torn_bytes = map.len() - damage.offset;
@@ -212,6 +220,23 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
     }
     report.problems = problems;
     Ok(report)
+}
+
+/// A segment's bytes: a map of a sealed segment, which never changes; a
+/// private copy of the newest, which a live writer may trim (a map of it
+/// would fault past the new end).
+fn image(path: &Path, newest: bool) -> std::io::Result<Bytes> {
+    if newest {
+        return std::fs::read(path).map(|bytes| Bytes::Copy(bytes.into_boxed_slice()));
+    }
+    let file = File::open(path)?;
+    // SAFETY: read-only map of a sealed segment, which no writer changes.
+    unsafe { Mmap::map(&file) }.map(Bytes::Map)
+}
+
+/// Whether `bytes` are all zero.
+fn zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// The retention summary (`PRUNED`), if there is one: damaged, or of another

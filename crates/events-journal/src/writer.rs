@@ -49,6 +49,11 @@ pub struct Journal {
     /// Shared with the pipelined commit's sync thread (`commit.rs`).
     pub(crate) active: Arc<File>,
     pub(crate) active_len: u64,
+    /// The active segment's file size as far as the writer knows: past
+    /// `active_len` when space is reserved ahead (`reserve.rs`).
+    pub(crate) reserved: u64,
+    /// Whether appends reserve space ahead (`reserve.rs`).
+    pub(crate) reserving: bool,
     pub(crate) synced_len: u64,
     pub(crate) next_seq: u64,
     /// The newest seq acknowledged under the policy (`Journal::acked_seq`).
@@ -150,6 +155,7 @@ impl Journal {
             self.roll()?;
         }
         let before = self.active_len;
+        self.reserve(len);
         if let Err(e) = self.opts.io.write_all(Step::AppendWrite, &self.active, frames) {
             let err = JournalError::io("write", self.active_path(), e);
             self.cut_back(self.unacked_from(before));
@@ -189,6 +195,7 @@ impl Journal {
     /// reader in this run never sees records whose append failed.
     pub(crate) fn cut_back(&mut self, len: u64) {
         if self.opts.io.op(Step::Truncate, || self.active.set_len(len)).is_ok() {
+            self.reserved = len;
             let _ = (&*self.active).seek(SeekFrom::Start(len));
         }
     }
@@ -302,9 +309,10 @@ impl Journal {
         }
         self.check_healthy()?;
         self.settle()?;
+        self.trim()?;
         self.opts
             .io
-            .sync_data(Step::Sync, &self.active)
+            .sync_covering(Step::Sync, &self.active, self.active_len)
             .map_err(|e| JournalError::io("fdatasync", self.active_path(), e))?;
         self.publish(WriterState::Closed)
     }
@@ -323,7 +331,8 @@ impl Drop for Journal {
         }
         let sealed = self.sealer.as_ref().is_none_or(|s| s.failure().is_none());
         let _ = self.settle();
-        if self.failed.is_none() && sealed && self.opts.io.sync_data(Step::Sync, &self.active).is_ok() {
+        let trimmed = self.failed.is_none() && self.trim().is_ok();
+        if trimmed && sealed && self.opts.io.sync_covering(Step::Sync, &self.active, self.active_len).is_ok() {
             let _ = self.publish(WriterState::Closed);
         }
     }

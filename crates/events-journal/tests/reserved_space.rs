@@ -1,0 +1,159 @@
+//! The space a writer under `SyncPolicy::Always` reserves ahead of its
+//! appends (`fallocate`, so that each acknowledging `fdatasync` finds the
+//! file's size unchanged): the active segment's file runs past its last
+//! frame while the writer runs, and the zeros there are never read as
+//! records, by this process's readers or by `verify`; a roll gives the space
+//! back before it seals the segment and a clean close before it syncs, so
+//! every sealed or closed segment ends with its last frame; a reservation
+//! that fails never fails an append, and a failed give-back fails the roll
+//! or the close without losing an acknowledged record. Other policies
+//! reserve nothing.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::format::{FrameCheck, HEADER_LEN, check_frame};
+use events_journal::{Journal, JournalError, JournalOptions, Reader, Retention, SyncPolicy, verify};
+use support::{assert_records, payload, read_all, segments, ts};
+
+const SEGMENT: u64 = 16 << 10;
+
+fn options(sync: SyncPolicy) -> JournalOptions {
+    JournalOptions::new().sync(sync).segment_bytes(SEGMENT).retention(Retention::unlimited())
+}
+
+fn append_n(j: &mut Journal, n: u64) {
+    for _ in 0..n {
+        let seq = j.next_seq();
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+}
+
+/// Where the valid frames of a segment file end.
+fn frames_end(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap();
+    let mut off = HEADER_LEN;
+    while let FrameCheck::Valid { payload, .. } = check_frame(&bytes, off) {
+        off = payload.end;
+    }
+    off
+}
+
+fn file_len(path: &Path) -> usize {
+    usize::try_from(std::fs::metadata(path).unwrap().len()).unwrap()
+}
+
+/// Each segment as (file length, end of its frames).
+fn lengths(dir: &Path) -> Vec<(usize, usize)> {
+    segments(dir).iter().map(|p| (file_len(p), frames_end(p))).collect()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn under_always_the_active_segment_is_reserved_ahead_and_each_sealed_one_ends_with_its_last_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(SyncPolicy::Always).faults(plan.clone())).unwrap();
+    append_n(&mut j, 3);
+    let (len, end) = *lengths(tmp.path()).last().unwrap();
+    assert_eq!(len, SEGMENT as usize, "the active segment is reserved up to the segment size");
+    assert!(end < len);
+    // Neither this process's readers nor verify take the zeros for records.
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 3);
+    let live = verify(tmp.path()).unwrap();
+    assert!(live.is_ok(), "{:?}", live.problems);
+    assert_eq!(live.reserved, (len - end) as u64);
+    // One reservation covers many appends: each one's fdatasync finds the size unchanged.
+    assert_eq!(plan.count(Step::Reserve), 1);
+
+    append_n(&mut j, 400); // several rolls
+    let all = lengths(tmp.path());
+    assert!(all.len() > 3, "{all:?}");
+    for (i, &(len, end)) in all[..all.len() - 1].iter().enumerate() {
+        assert_eq!(len, end, "sealed segment {i} ends with its last frame");
+    }
+    // One give-back per roll, but for a segment its frames filled exactly.
+    let short = all[..all.len() - 1].iter().filter(|&&(_, end)| end < SEGMENT as usize).count();
+    assert_eq!(plan.count(Step::Trim), short as u64, "{all:?}");
+    j.close().unwrap();
+    for (i, &(len, end)) in lengths(tmp.path()).iter().enumerate() {
+        assert_eq!(len, end, "after a clean close, segment {i} ends with its last frame");
+    }
+    let closed = verify(tmp.path()).unwrap();
+    assert!(closed.is_ok() && closed.reserved == 0, "{closed:?}");
+    let (j, report) = Journal::open(tmp.path(), options(SyncPolicy::Always)).unwrap();
+    assert!(report.action.is_none(), "a clean close leaves nothing to cut: {report:?}");
+    assert_eq!(j.next_seq(), 404);
+}
+
+#[test]
+fn other_policies_reserve_nothing() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600))] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let (mut j, _) = Journal::open(tmp.path(), options(sync).faults(plan.clone())).unwrap();
+        append_n(&mut j, 200);
+        for (len, end) in lengths(tmp.path()) {
+            assert_eq!(len, end, "{sync:?}");
+        }
+        assert_eq!((plan.count(Step::Reserve), plan.count(Step::Trim)), (0, 0), "{sync:?}");
+        j.close().unwrap();
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_reservation_that_fails_never_fails_an_append() {
+    for errno in [libc::EIO, libc::ENOSPC, libc::EOPNOTSUPP] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(Step::Reserve, 0, Fault::Errno(errno));
+        let (mut j, _) = Journal::open(tmp.path(), options(SyncPolicy::Always).faults(plan.clone())).unwrap();
+        append_n(&mut j, 1);
+        let (len, end) = lengths(tmp.path())[0];
+        assert_eq!(len, end, "errno {errno}: the write grew the file as it would without a reservation");
+        append_n(&mut j, 202);
+        // A file system without fallocate is not asked again; after any
+        // other failure the next append tries again.
+        let asked = plan.count(Step::Reserve);
+        assert_eq!(asked > 1, errno != libc::EOPNOTSUPP, "errno {errno}: {asked} reservations");
+        j.close().unwrap();
+        assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 203);
+        let report = verify(tmp.path()).unwrap();
+        assert!(report.is_ok() && report.reserved == 0, "errno {errno}: {report:?}");
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_failed_give_back_fails_the_roll_or_the_close_and_loses_no_acknowledged_record() {
+    for at_close in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(Step::Trim, 0, Fault::Errno(libc::EIO));
+        let (mut j, _) = Journal::open(tmp.path(), options(SyncPolicy::Always).faults(plan.clone())).unwrap();
+        append_n(&mut j, 3);
+        if at_close {
+            let err = j.close().unwrap_err();
+            assert!(matches!(err, JournalError::Io { .. }), "{err}");
+        } else {
+            let err = j.roll().unwrap_err();
+            assert!(matches!(err, JournalError::Io { .. }), "{err}");
+            let refused = j.append(ts(4), payload(4)).unwrap_err();
+            assert!(matches!(refused, JournalError::Failed { .. }), "the writer is poisoned: {refused}");
+            drop(j);
+        }
+        assert_eq!(segments(tmp.path()).len(), 1, "at_close {at_close}: nothing was sealed");
+        // The reserved zeros are still there: the open cuts them, and every
+        // acknowledged record is kept.
+        let (j, report) = Journal::open(tmp.path(), options(SyncPolicy::Always)).unwrap();
+        assert!(report.action.is_some(), "at_close {at_close}: {report:?}");
+        assert_eq!(j.next_seq(), 4);
+        j.close().unwrap();
+        assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 3);
+        assert!(verify(tmp.path()).unwrap().is_ok(), "at_close {at_close}");
+    }
+}
