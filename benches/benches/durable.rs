@@ -10,7 +10,10 @@
 //!   `ours_feed` is the façade's `Feed::append` awaited one at a time from one
 //!   task (`SyncPolicy::Always`); `raw_write_fdatasync` is the limit: one
 //!   `write(2)` of the same 280-byte frame (CRC included) then
-//!   `fdatasync` per record, nothing else.
+//!   `fdatasync` per record, nothing else. Context:
+//!   `raw_write_fdatasync_reserved` is the same into a file reserved ahead
+//!   with `fallocate` in 1 MiB steps, as the journal does under `Always`
+//!   (each fdatasync then finds the file's size unchanged).
 //! * `durable/16_appenders`: `ours_feed` is `Feed::append` from 16 tokio
 //!   tasks at once (2 workers), so concurrent appends share one fdatasync
 //!   (group commit); `raw_16_threads_fdatasync` is 16 threads sharing one
@@ -70,6 +73,45 @@ fn raw_fdatasync(file: &File, appenders: usize, iters: u64) -> Duration {
             file.sync_data().unwrap();
         }
     })
+}
+
+/// One writer into a file reserved ahead of its writes, as the journal
+/// reserves its active segment under `Always`.
+struct Reserved {
+    file: File,
+    len: u64,
+    reserved: u64,
+}
+
+impl Reserved {
+    const STEP: u64 = 1 << 20;
+
+    fn new(dir: &Path) -> Self {
+        let file =
+            OpenOptions::new().create(true).read(true).write(true).truncate(true).open(dir.join("raw.log")).unwrap();
+        Reserved { file, len: 0, reserved: 0 }
+    }
+
+    /// `iters` frames, each written at the end of the data then fdatasynced.
+    fn appends(&mut self, iters: u64) -> Duration {
+        use std::os::unix::fs::FileExt;
+        let frame = frame(7);
+        let start = Instant::now();
+        for _ in 0..iters {
+            if self.len + frame.len() as u64 > self.reserved {
+                use std::os::fd::AsRawFd;
+                let (offset, len) = (i64::try_from(self.reserved).unwrap(), i64::try_from(Self::STEP).unwrap());
+                // SAFETY: a plain system call on a file descriptor this `File` owns.
+                let done = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, offset, len) };
+                assert_eq!(done, 0, "fallocate: {}", std::io::Error::last_os_error());
+                self.reserved += Self::STEP;
+            }
+            self.file.write_all_at(&frame, self.len).unwrap();
+            self.len += frame.len() as u64;
+            self.file.sync_data().unwrap();
+        }
+        start.elapsed()
+    }
 }
 
 fn feed(rt: &tokio::runtime::Runtime, dir: &Path, sync: SyncPolicy) -> Feed<SampleEvent> {
@@ -135,6 +177,10 @@ fn one_appender(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let file = append_file(dir.path());
     group.bench_function("raw_write_fdatasync", |b| b.iter_custom(|iters| raw_fdatasync(&file, 1, iters)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut reserved = Reserved::new(dir.path());
+    group.bench_function("raw_write_fdatasync_reserved", |b| b.iter_custom(|iters| reserved.appends(iters)));
     group.finish();
 }
 

@@ -133,6 +133,13 @@ pub(super) fn rows() -> Vec<Cmp> {
             ("raw write + fdatasync per record", Bench("durable/1_appender/raw_write_fdatasync")),
             AtLeast(1.0),
         ),
+        cmp(
+            "durable append, 1 appender",
+            OURS_D1,
+            // The limit with the journal's own reservation (`fallocate` ahead of the writes).
+            ("raw write + fdatasync, file reserved ahead", Bench("durable/1_appender/raw_write_fdatasync_reserved")),
+            Context,
+        ),
         cmp("durable append, 1 appender", OURS_D1, ("raft-engine", Bench("durable/1_appender/raft_engine")), Context),
         cmp("durable append, 1 appender", OURS_D1, ("okaywal", Bench("durable/1_appender/okaywal")), Context),
         cmp(
