@@ -149,8 +149,11 @@ pub(crate) fn map_segment(
     };
     let reusable = cache.get(&seg.first_seq).filter(|c| c.ino == seg.ino);
     let map = match reusable {
+        // A private copy is never reused as a map: the file may have been
+        // cut back and rewritten to the same length since.
         Some(c)
             if extent != Extent::Copy
+                && matches!(c.map.as_deref(), Some(Bytes::Map(_)))
                 && c.map.as_ref().map_or(0, |m| m.len() as u64) == len
                 && len >= HEADER_LEN as u64 =>
         {

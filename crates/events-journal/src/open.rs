@@ -23,6 +23,7 @@ use crate::options::{JournalOptions, SyncPolicy};
 use crate::prune::Removal;
 use crate::recover_segment::RecoveryAction;
 use crate::recovery;
+use crate::reserve::Reserving;
 use crate::segment;
 use crate::stats::JournalStats;
 use crate::watermark::{Publisher, WriterState};
@@ -125,7 +126,7 @@ impl Journal {
             .map_err(|e| JournalError::io("open segment", &active_path, e))?;
         active.seek(SeekFrom::Start(rec.active_len)).map_err(|e| JournalError::io("seek", &active_path, e))?;
 
-        let reserving = Journal::reserves(options.sync);
+        let reserving = Reserving::at_open(options.sync);
         let mut journal = Journal {
             dir,
             opts: options,

@@ -338,7 +338,9 @@ impl Reader {
         Ok(self.segment_sizes()?.bytes_after(seq))
     }
 
-    /// The first seq and file size of every segment, oldest first, from one
+    /// The first seq and file size of every segment (for the segment the
+    /// watermark names, no more than its acknowledged bytes: a writer under
+    /// `SyncPolicy::Always` reserves space past them), oldest first, from one
     /// listing: [`SegmentSizes::bytes_after`] answers
     /// [`bytes_after`](Self::bytes_after) for many seqs without listing the
     /// directory again for each. A segment removed since the listing counts
@@ -348,8 +350,18 @@ impl Reader {
     ///
     /// [`JournalError::Io`] if the directory cannot be listed.
     pub fn segment_sizes(&self) -> Result<SegmentSizes, JournalError> {
+        // The segment the watermark names counts up to the acknowledged
+        // data, not the space a writer reserved past it (`reserve.rs`).
+        let wm = watermark::read(&self.inner.dir).ok().flatten();
         let segments = segment::list(&self.inner.dir, false)?.segments;
-        let sizes = segments.iter().map(|s| (s.first_seq, std::fs::metadata(&s.path).map_or(0, |m| m.len()))).collect();
+        let sizes = segments
+            .iter()
+            .map(|s| {
+                let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
+                let acked = wm.filter(|wm| wm.segment == s.first_seq).map_or(u64::MAX, |wm| wm.offset);
+                (s.first_seq, len.min(acked))
+            })
+            .collect();
         Ok(SegmentSizes(sizes))
     }
 

@@ -108,8 +108,8 @@ fn recover_pass(
     // 1. Every header (identity, or what is wrong with it) and, for a
     //    sealed segment, its last frame against the next segment's name,
     //    with one open file at a time. Nothing changes on disk yet.
-    let newest_len = file_len(newest)?;
     let salvage = mode != RecoveryMode::Strict;
+    let newest_empty = salvage && holds_no_frame(newest)?;
     let mut epoch = None;
     let mut heads = Vec::with_capacity(listed.len());
     let mut lens = Vec::with_capacity(older.len());
@@ -136,7 +136,7 @@ fn recover_pass(
             // salvage that had reserved its seqs may have been interrupted).
             let walk = (first_pass && mode == RecoveryMode::Repair)
                 || matches!(head, Head::Damaged(_))
-                || (salvage && i + 1 == older.len() && newest_len <= HEADER_LEN as u64);
+                || (salvage && i + 1 == older.len() && newest_empty);
             let (len, fix) = check_sealed(&file, seg, &head, &listed[i + 1], walk, mode, opts.max_record_bytes)?;
             if let Some(fix) = &fix {
                 // Copies an interrupted rebuild made are checked before anything changes.
@@ -259,4 +259,23 @@ fn new_epoch() -> u64 {
     h.write_u64(segment::now_nanos());
     h.write_u32(std::process::id());
     h.finish().max(1)
+}
+
+/// Whether a segment holds no frame: no byte after its header, or zeros
+/// where its first frame would start (space reserved ahead of writes that
+/// never came, `reserve.rs`: a frame carries a seq of at least 1).
+fn holds_no_frame(seg: &SegmentFile) -> Result<bool, JournalError> {
+    use std::os::unix::fs::FileExt;
+    if file_len(seg)? <= HEADER_LEN as u64 {
+        return Ok(true);
+    }
+    let io = |e| JournalError::io("read segment", &seg.path, e);
+    let file = std::fs::File::open(&seg.path).map_err(io)?;
+    let mut head = [0u8; crate::format::FRAME_HEADER_LEN];
+    match file.read_exact_at(&mut head, HEADER_LEN as u64) {
+        Ok(()) => Ok(head.iter().all(|&b| b == 0)),
+        // A frame cut short: an interrupted write, not an empty segment.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io(e)),
+    }
 }

@@ -29,20 +29,37 @@ use crate::writer::Journal;
 /// new file size.
 pub(crate) const RESERVE_STEP: u64 = 1 << 20;
 
-impl Journal {
-    /// Whether this journal reserves space ahead of its writes: under
-    /// `Always`, on a system with `fallocate(2)`.
-    pub(crate) fn reserves(sync: SyncPolicy) -> bool {
-        sync == SyncPolicy::Always && cfg!(target_os = "linux")
+/// Whether the writer reserves space ahead of its writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reserving {
+    On,
+    /// After a failed reservation (a full disk, say), until the next roll.
+    Paused,
+    /// Not under this policy, or not on this file system.
+    Off,
+}
+
+impl Reserving {
+    /// At open: under `Always`, on a system with `fallocate(2)`.
+    pub(crate) fn at_open(sync: SyncPolicy) -> Self {
+        if sync == SyncPolicy::Always && cfg!(target_os = "linux") { Reserving::On } else { Reserving::Off }
     }
 
+    /// For a new segment: a pause ends.
+    pub(crate) fn at_roll(self) -> Self {
+        if self == Reserving::Paused { Reserving::On } else { self }
+    }
+}
+
+impl Journal {
     /// Before a write of `len` bytes: reserves the space it needs and up to
     /// [`RESERVE_STEP`] more, when the file does not already hold it. A
     /// file system without `fallocate` turns reservations off for this
-    /// journal; any other failure is logged and left to the write.
+    /// journal; any other failure is logged, turns them off until the next
+    /// roll and leaves the space to the write.
     pub(crate) fn reserve(&mut self, len: u64) {
         let end = self.active_len + len;
-        if !self.reserving || end <= self.reserved {
+        if self.reserving != Reserving::On || end <= self.reserved {
             return;
         }
         let target = end.max((self.reserved + RESERVE_STEP).min(self.opts.segment_bytes));
@@ -51,12 +68,16 @@ impl Journal {
             Ok(()) => self.reserved = target,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
                 tracing::debug!(error = %e, "the file system cannot reserve space; appends grow the segment");
-                self.reserving = false;
+                self.reserving = Reserving::Off;
             }
             Err(e) => {
-                tracing::warn!(error = %e, path = %self.active_path().display(), "reserving space failed; the write grows the segment");
-                // A failed `fallocate` may still have grown the file: trim whatever it holds.
+                // A full disk, say: no more reservations in this segment (the
+                // next roll tries again), and whatever a failed `fallocate`
+                // kept is given back, or else trimmed by the roll.
+                tracing::warn!(error = %e, path = %self.active_path().display(), "reserving space failed; appends grow the segment until the next roll");
+                self.reserving = Reserving::Paused;
                 self.reserved = self.active.metadata().map_or(u64::MAX, |m| m.len().max(self.active_len));
+                let _ = self.trim();
             }
         }
     }

@@ -120,6 +120,7 @@ impl Journal {
         self.active = Arc::new(file);
         self.active_len = HEADER_LEN as u64;
         self.reserved = HEADER_LEN as u64;
+        self.reserving = self.reserving.at_roll();
         self.synced_len = HEADER_LEN as u64;
         Ok(())
     }

@@ -30,6 +30,7 @@ use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
+use crate::reserve::Reserving;
 use crate::sealer::Sealer;
 use crate::seam::Step;
 use crate::segment::{self, SegInfo};
@@ -53,7 +54,7 @@ pub struct Journal {
     /// `active_len` when space is reserved ahead (`reserve.rs`).
     pub(crate) reserved: u64,
     /// Whether appends reserve space ahead (`reserve.rs`).
-    pub(crate) reserving: bool,
+    pub(crate) reserving: Reserving,
     pub(crate) synced_len: u64,
     pub(crate) next_seq: u64,
     /// The newest seq acknowledged under the policy (`Journal::acked_seq`).

@@ -90,6 +90,32 @@ fn under_always_the_active_segment_is_reserved_ahead_and_each_sealed_one_ends_wi
 }
 
 #[test]
+#[cfg(target_os = "linux")]
+fn a_reservation_grows_in_steps_of_one_mebibyte_up_to_the_segment_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = options(SyncPolicy::Always).segment_bytes(3 << 20).faults(plan.clone());
+    let (mut j, _) = Journal::open(tmp.path(), opts).unwrap();
+    let record = vec![7u8; 1000];
+    let batch = |j: &mut Journal, n: usize| {
+        let seqs = j.append_batch((0..n).map(|i| (i as u64, record.as_slice()))).unwrap();
+        assert_eq!(seqs.count(), n);
+    };
+    batch(&mut j, 1);
+    // Steps start after the header.
+    assert_eq!(file_len(&segments(tmp.path())[0]), HEADER_LEN + (1 << 20));
+    batch(&mut j, 1100); // past the first mebibyte
+    assert_eq!(plan.count(Step::Reserve), 2);
+    assert_eq!(file_len(&segments(tmp.path())[0]), HEADER_LEN + (2 << 20));
+    batch(&mut j, 1100); // past the second: the third step ends at the segment size
+    assert_eq!(file_len(&segments(tmp.path())[0]), 3 << 20);
+    let live = verify(tmp.path()).unwrap();
+    assert!(live.is_ok() && live.records == 2201, "{live:?}");
+    j.close().unwrap();
+    assert_eq!(file_len(&segments(tmp.path())[0]), frames_end(&segments(tmp.path())[0]));
+}
+
+#[test]
 fn other_policies_reserve_nothing() {
     for sync in [SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600))] {
         let tmp = tempfile::tempdir().unwrap();
@@ -115,9 +141,11 @@ fn a_reservation_that_fails_never_fails_an_append() {
         append_n(&mut j, 1);
         let (len, end) = lengths(tmp.path())[0];
         assert_eq!(len, end, "errno {errno}: the write grew the file as it would without a reservation");
-        append_n(&mut j, 202);
-        // A file system without fallocate is not asked again; after any
-        // other failure the next append tries again.
+        append_n(&mut j, 1);
+        assert_eq!(plan.count(Step::Reserve), 1, "errno {errno}: not asked again in this segment");
+        append_n(&mut j, 201);
+        // A file system without fallocate is never asked again; after any
+        // other failure the next segment tries again.
         let asked = plan.count(Step::Reserve);
         assert_eq!(asked > 1, errno != libc::EOPNOTSUPP, "errno {errno}: {asked} reservations");
         j.close().unwrap();

@@ -297,7 +297,7 @@ fn last_seq_of<C: Codec>(shared: &Shared, codec: &C, key: &[u8], limit: u64) -> 
         }
         let next_first = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
         let entries = if next_first == u64::MAX {
-            Some(shared.active_index.entries(codec, path, *first, key, limit)?)
+            Some(shared.active_index.entries(&shared.reader, codec, path, *first, key, limit)?)
         } else {
             index::sealed_entries(codec, path, key, true, false)?.map(|(entries, _)| entries)
         };

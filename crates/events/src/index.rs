@@ -62,6 +62,7 @@ impl ActiveIndex {
     /// the acknowledged records appended since it was last extended.
     pub(crate) fn entries<C: Codec>(
         &self,
+        reader: &events_journal::Reader,
         codec: &C,
         path: &Path,
         first_seq: u64,
@@ -82,7 +83,15 @@ impl ActiveIndex {
             *index = SegmentIndex::new(&read_header(path)?);
         }
         if index.next_seq <= limit {
-            let more = read_from(path, index.seg_len)?;
+            // No further than the watermark when it covers `limit`: past it
+            // a writer under `Always` keeps zeros it reserved ahead.
+            let end = reader
+                .watermark()
+                .ok()
+                .flatten()
+                .filter(|wm| wm.segment == first_seq && wm.seq >= limit)
+                .map_or(u64::MAX, |wm| wm.offset);
+            let more = read_from(path, index.seg_len, end)?;
             index.extend(&more, limit, |p| key_of(codec, p));
         }
         Ok(index.keys.get(key).cloned().unwrap_or_default())
@@ -107,15 +116,15 @@ fn read_header(path: &Path) -> Result<events_journal::format::SegmentHeader> {
     })
 }
 
-/// The bytes of `path` from `offset` to its end, read (not mapped: the
-/// writer may cut back an unacknowledged tail under us).
-fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>> {
+/// The bytes of `path` from `offset` to `end` or its end, read (not
+/// mapped: the writer may cut back an unacknowledged tail under us).
+fn read_from(path: &Path, offset: u64, end: u64) -> Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let io = |e| events_journal::JournalError::Io { op: "read segment", path: path.to_path_buf(), source: e };
     let mut file = std::fs::File::open(path).map_err(io)?;
     file.seek(SeekFrom::Start(offset)).map_err(io)?;
     let mut out = Vec::new();
-    file.read_to_end(&mut out).map_err(io)?;
+    file.take(end.saturating_sub(offset)).read_to_end(&mut out).map_err(io)?;
     Ok(out)
 }
 

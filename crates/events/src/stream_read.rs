@@ -198,7 +198,14 @@ impl<C: Codec> Read<C> {
     }
 
     fn active<E: Event>(&self, first: u64, path: &std::path::Path) -> Result<Vec<Arc<Envelope<E>>>> {
-        let entries = self.shared.active_index.entries(&self.codec, path, first, self.id.as_bytes(), self.limit)?;
+        let entries = self.shared.active_index.entries(
+            &self.shared.reader,
+            &self.codec,
+            path,
+            first,
+            self.id.as_bytes(),
+            self.limit,
+        )?;
         match self.fetch(first, &self.wanted(entries))? {
             Some(batch) => Ok(batch),
             None => {
