@@ -84,13 +84,14 @@ impl Journal {
 
     /// Gives back the space reserved past the data, so that the segment
     /// ends with its last frame: before a roll seals it and before a close.
+    /// Returns whether there was any (the file's size changed).
     ///
     /// # Errors
     ///
     /// [`JournalError::Io`] if the truncate fails.
-    pub(crate) fn trim(&mut self) -> Result<(), JournalError> {
+    pub(crate) fn trim(&mut self) -> Result<bool, JournalError> {
         if self.reserved <= self.active_len {
-            return Ok(());
+            return Ok(false);
         }
         let (len, file) = (self.active_len, &self.active);
         self.opts
@@ -98,7 +99,7 @@ impl Journal {
             .op(Step::Trim, || file.set_len(len))
             .map_err(|e| JournalError::io("trim", self.active_path(), e))?;
         self.reserved = len;
-        Ok(())
+        Ok(true)
     }
 }
 

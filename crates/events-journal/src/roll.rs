@@ -43,10 +43,10 @@ impl Journal {
                 .entered();
         // Reserved space past the last frame goes first (`reserve.rs`):
         // the fdatasync below makes the new size durable.
-        let trimmed = self.reserved > self.active_len;
-        if let Err(e) = self.trim() {
-            return Err(self.poison(e));
-        }
+        let trimmed = match self.trim() {
+            Ok(trimmed) => trimmed,
+            Err(e) => return Err(self.poison(e)),
+        };
         if self.synced_len < self.active_len || trimmed {
             if self.opts.sync == SyncPolicy::Never {
                 // Off the append path: the sealer fdatasyncs it right away,

@@ -116,14 +116,7 @@ impl Io {
     /// ([`FaultPlan::synced_len`]).
     #[cfg(feature = "fault-injection")]
     pub(crate) fn sync_data(&self, step: Step, file: &File) -> io::Result<()> {
-        self.op(step, || {
-            let meta = file.metadata()?;
-            file.sync_data()?;
-            if let Some(plan) = &self.plan {
-                plan.synced(&meta, u64::MAX);
-            }
-            Ok(())
-        })
+        self.sync_covering(step, file, u64::MAX)
     }
 
     /// `fdatasync` of the active segment as `step`, which covers its first
