@@ -279,3 +279,33 @@ fn holds_no_frame(seg: &SegmentFile) -> Result<bool, JournalError> {
         Err(e) => Err(io(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{FRAME_HEADER_LEN, encode_frame};
+
+    fn segment(dir: &Path, bytes: &[u8]) -> SegmentFile {
+        let path = dir.join("00000000000000000001.seg");
+        std::fs::write(&path, bytes).unwrap();
+        SegmentFile { first_seq: 1, path, ino: 0 }
+    }
+
+    #[test]
+    fn a_segment_with_zeros_where_its_first_frame_would_start_holds_no_frame() {
+        let tmp = tempfile::tempdir().unwrap();
+        let header = SegmentHeader { epoch: 1, first_seq: 1, created_at: 0, codec_tag: 0 }.encode().to_vec();
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, 1, 7, b"payload");
+        let with = |tail: &[u8]| [header.as_slice(), tail].concat();
+        // Empty: the header alone, or followed by reserved zeros.
+        assert!(holds_no_frame(&segment(tmp.path(), &header)).unwrap());
+        assert!(holds_no_frame(&segment(tmp.path(), &with(&[0; 4096]))).unwrap());
+        // Not empty: a frame, a frame cut short, or garbage where the first frame starts.
+        assert!(!holds_no_frame(&segment(tmp.path(), &with(&frame))).unwrap());
+        assert!(!holds_no_frame(&segment(tmp.path(), &with(&frame[..FRAME_HEADER_LEN - 1]))).unwrap());
+        let mut garbage = vec![0; 4096];
+        garbage[FRAME_HEADER_LEN - 1] = 1;
+        assert!(!holds_no_frame(&segment(tmp.path(), &with(&garbage))).unwrap());
+    }
+}

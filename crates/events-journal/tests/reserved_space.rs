@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
-use events_journal::format::{FrameCheck, HEADER_LEN, check_frame};
+use events_journal::format::{FrameCheck, HEADER_LEN, SegmentHeader, check_frame, encode_frame};
 use events_journal::{Journal, JournalError, JournalOptions, Reader, Retention, SyncPolicy, verify};
 use support::{assert_records, payload, read_all, reserves, segments, ts};
 
@@ -46,6 +46,13 @@ fn file_len(path: &Path) -> usize {
     usize::try_from(std::fs::metadata(path).unwrap().len()).unwrap()
 }
 
+/// A journal directory on a file system that reserves space (`None`
+/// where `fallocate` is refused: nothing is reserved there to test).
+fn reserving_dir() -> Option<tempfile::TempDir> {
+    let tmp = tempfile::tempdir().unwrap();
+    reserves(tmp.path()).then_some(tmp)
+}
+
 /// Each segment as (file length, end of its frames).
 fn lengths(dir: &Path) -> Vec<(usize, usize)> {
     segments(dir).iter().map(|p| (file_len(p), frames_end(p))).collect()
@@ -53,10 +60,7 @@ fn lengths(dir: &Path) -> Vec<(usize, usize)> {
 
 #[test]
 fn under_always_the_active_segment_is_reserved_ahead_and_each_sealed_one_ends_with_its_last_frame() {
-    let tmp = tempfile::tempdir().unwrap();
-    if !reserves(tmp.path()) {
-        return; // no fallocate here: nothing is reserved
-    }
+    let Some(tmp) = reserving_dir() else { return };
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(tmp.path(), options(SyncPolicy::Always).faults(plan.clone())).unwrap();
     append_n(&mut j, 3);
@@ -93,10 +97,7 @@ fn under_always_the_active_segment_is_reserved_ahead_and_each_sealed_one_ends_wi
 
 #[test]
 fn a_reservation_grows_in_steps_of_one_mebibyte_up_to_the_segment_size() {
-    let tmp = tempfile::tempdir().unwrap();
-    if !reserves(tmp.path()) {
-        return; // no fallocate here: nothing is reserved
-    }
+    let Some(tmp) = reserving_dir() else { return };
     let plan = FaultPlan::new();
     let opts = options(SyncPolicy::Always).segment_bytes(3 << 20).faults(plan.clone());
     let (mut j, _) = Journal::open(tmp.path(), opts).unwrap();
@@ -137,10 +138,7 @@ fn other_policies_reserve_nothing() {
 #[test]
 fn a_reservation_that_fails_never_fails_an_append() {
     for errno in [libc::EIO, libc::ENOSPC, libc::EOPNOTSUPP] {
-        let tmp = tempfile::tempdir().unwrap();
-        if !reserves(tmp.path()) {
-            return; // no fallocate here: nothing is reserved
-        }
+        let Some(tmp) = reserving_dir() else { return };
         let plan = FaultPlan::new();
         plan.inject(Step::Reserve, 0, Fault::Errno(errno));
         let (mut j, _) = Journal::open(tmp.path(), options(SyncPolicy::Always).faults(plan.clone())).unwrap();
@@ -164,10 +162,7 @@ fn a_reservation_that_fails_never_fails_an_append() {
 #[test]
 fn a_failed_give_back_fails_the_roll_or_the_close_and_loses_no_acknowledged_record() {
     for at_close in [false, true] {
-        let tmp = tempfile::tempdir().unwrap();
-        if !reserves(tmp.path()) {
-            return; // no fallocate here: nothing is reserved
-        }
+        let Some(tmp) = reserving_dir() else { return };
         let plan = FaultPlan::new();
         plan.inject(Step::Trim, 0, Fault::Errno(libc::EIO));
         let (mut j, _) = Journal::open(tmp.path(), options(SyncPolicy::Always).faults(plan.clone())).unwrap();
@@ -192,4 +187,33 @@ fn a_failed_give_back_fails_the_roll_or_the_close_and_loses_no_acknowledged_reco
         assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 3);
         assert!(verify(tmp.path()).unwrap().is_ok(), "at_close {at_close}");
     }
+}
+
+/// A segment of `seqs` (helper payloads) after a header, padded with
+/// zeros to at least `len` bytes.
+fn segment_image(first_seq: u64, seqs: std::ops::RangeInclusive<u64>, len: usize) -> Vec<u8> {
+    let mut image = SegmentHeader { epoch: 1, first_seq, created_at: 0, codec_tag: 0 }.encode().to_vec();
+    for seq in seqs {
+        encode_frame(&mut image, seq, ts(seq), &payload(seq));
+    }
+    image.resize(image.len().max(len), 0);
+    image
+}
+
+#[test]
+fn a_reader_never_takes_its_copy_of_a_dead_writers_segment_for_the_segment_refilled_since() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let full = segment_image(1, 1..=10, 0);
+    let len = full.len();
+    // A dead writer's newest segment: three records, then its reserved zeros.
+    let path = tmp.path().join("00000000000000000001.seg");
+    std::fs::write(&path, segment_image(1, 1..=3, len)).unwrap();
+    let reader = Reader::open(tmp.path()).unwrap();
+    assert_records(&read_all(&reader, 0), 1, 3); // read from a private copy
+    // The next writer fills the same file (same inode, same length) and rolls.
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(&full, 0).unwrap();
+    let next = SegmentHeader { epoch: 1, first_seq: 11, created_at: 0, codec_tag: 0 }.encode();
+    std::fs::write(tmp.path().join("00000000000000000011.seg"), next).unwrap();
+    assert_records(&read_all(&reader, 0), 1, 10);
 }
