@@ -2,7 +2,8 @@
 //! of the active segment's handle every interval when something was
 //! written. The writer (`writer.rs`) marks it dirty after each append and
 //! switches it to a new segment on a roll; `open.rs` starts it. The sealer
-//! of `SyncPolicy::Never` is its sibling, `sealer.rs`.
+//! (seals under `SyncPolicy::Never`, a roll's retention) is its sibling,
+//! `sealer.rs`.
 //!
 //! Invariant: a failed `fdatasync` ends the thread and is kept as its
 //! failure, which the writer turns into poisoning at its next call; a stop

@@ -1,8 +1,9 @@
 //! Rolling: [`Journal::roll`] seals the active segment (after an
 //! `fdatasync`, whatever the policy; under `Never` on the sealer thread),
 //! starts the next one, whose header is durable before any record goes in,
-//! and applies retention (`prune.rs`; under `Never` its unlinks and fsyncs
-//! also run on the sealer thread).
+//! and applies retention (`prune.rs`: the pruned segments are renamed out
+//! in the call, their unlinks and fsyncs run on the sealer thread, under
+//! every policy).
 //!
 //! Invariant: a sealed segment is complete on disk, and a pipelined sync in
 //! flight is collected before the roll, so it never outlives its segment.
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use crate::error::JournalError;
 use crate::format::{HEADER_LEN, SegmentHeader};
 use crate::options::SyncPolicy;
+use crate::prune::Removal;
 use crate::sealer::Sealer;
 use crate::seam::Step;
 use crate::segment::{self, SegInfo};
@@ -65,7 +67,7 @@ impl Journal {
         // retention may remove the one the watermark named.
         self.acknowledge(self.last_seq(), self.active_len);
         // Logged and counted inside; the roll itself succeeded.
-        let _ = self.apply_retention(self.roll_removal());
+        let _ = self.apply_retention(Removal::Deferred);
         Ok(())
     }
 

@@ -1,8 +1,8 @@
-//! The sealer: under `SyncPolicy::Never`, the work of a roll that need not
-//! hold up the append path runs on this background thread. The `fdatasync`
-//! of the segment the roll seals, so sealed data still reaches the disk
-//! within moments of the roll; and the slow half of the retention that
-//! follows the roll ([`Tidy`]): the roll took the pruned segments out of
+//! The sealer: the work of a roll that need not hold up the append path
+//! runs on this background thread. Under `SyncPolicy::Never`, the
+//! `fdatasync` of the segment the roll seals, so sealed data still reaches
+//! the disk within moments of the roll; under every policy, the slow half
+//! of the retention that follows the roll ([`Tidy`]): the roll took the pruned segments out of
 //! the journal by renaming them (`prune.rs`; their small sidecars it still
 //! unlinks in the call), and this thread unlinks them, sweeps stale
 //! sidecars and makes the pruned summary and the directory durable. An

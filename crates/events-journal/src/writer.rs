@@ -3,7 +3,8 @@
 //! Opening (options, lock, recovery, retention at open) lives in `open.rs`,
 //! rolling in `roll.rs`, applying retention in `prune.rs`, pipelined group
 //! commit in `commit.rs`, the `Interval` sync thread in `background.rs`,
-//! the `Never` sealer in `sealer.rs`, file naming in `segment.rs`, the
+//! the sealer thread (seals under `Never`, a roll's retention under every
+//! policy) in `sealer.rs`, file naming in `segment.rs`, the
 //! retention policy in `retention.rs`, the consumer pin in `pin.rs`, the
 //! counters in `stats.rs`.
 //!
@@ -65,8 +66,8 @@ pub struct Journal {
     pub(crate) failed: Option<String>,
     pub(crate) stats: JournalStats,
     pub(crate) background: Option<Background>,
-    /// Under `SyncPolicy::Never`: fdatasyncs sealed segments and finishes
-    /// a roll's retention off the append path.
+    /// Finishes a roll's retention off the append path and, under
+    /// `SyncPolicy::Never`, fdatasyncs sealed segments. Started on first use.
     pub(crate) sealer: Option<Sealer>,
     pub(crate) closed: bool,
     pub(crate) watermark: Publisher,

@@ -107,8 +107,8 @@ fn sigkill_at_a_random_moment_loses_no_acknowledged_record() {
 const NEVER_CHILD_ENV: &str = "EVENTS_JOURNAL_CRASH_NEVER_CHILD";
 const NEVER_TEST_NAME: &str = "sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained";
 
-fn never_options() -> JournalOptions {
-    JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(4096).retention(Retention::segments(3))
+fn retention_options(sync: SyncPolicy) -> JournalOptions {
+    JournalOptions::new().sync(sync).segment_bytes(4096).retention(Retention::segments(3))
 }
 
 /// The `.removed` files of a directory.
@@ -119,15 +119,22 @@ fn removed_files(dir: &Path) -> usize {
         .count()
 }
 
-/// The Never child: like [`child`], with every seal held 20 ms on the
-/// sealer thread, so the tidy that unlinks a roll's renamed segments (queued
-/// behind that seal) lags the roll.
-fn never_child(dir: &Path) -> ! {
+/// The retention child (`never:<dir>` or `always:<dir>`): like [`child`],
+/// with retention and every seal held 20 ms: under `Never` on the sealer
+/// thread, so the tidy that unlinks a roll's renamed segments (queued
+/// behind that seal) lags the roll; under `Always` on the writer's thread
+/// (the tidy then runs alone on the sealer thread).
+fn retention_child(arg: &str) -> ! {
+    let (sync, dir) = match arg.split_once(':') {
+        Some(("never", dir)) => (SyncPolicy::Never, dir),
+        Some(("always", dir)) => (SyncPolicy::Always, dir),
+        _ => panic!("bad child argument {arg}"),
+    };
     let plan = FaultPlan::new();
     for nth in 0..100_000 {
         plan.inject(Step::RollSync, nth, Fault::Stall(std::time::Duration::from_millis(20)));
     }
-    let (mut j, _) = Journal::open(dir, never_options().faults(plan)).expect("child open");
+    let (mut j, _) = Journal::open(Path::new(dir), retention_options(sync).faults(plan)).expect("child open");
     let out = std::io::stdout();
     let mut out = out.lock();
     writeln!(out, "READY {}", j.next_seq()).unwrap();
@@ -140,8 +147,8 @@ fn never_child(dir: &Path) -> ! {
 
 #[test]
 fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained() {
-    if let Ok(dir) = std::env::var(NEVER_CHILD_ENV) {
-        never_child(Path::new(&dir));
+    if let Ok(arg) = std::env::var(NEVER_CHILD_ENV) {
+        retention_child(&arg);
     }
     let rounds: u64 = std::env::var("EVENTS_JOURNAL_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +157,11 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
     for round in 0..rounds {
         // Up to ~4 rolls' worth of records (a roll every 14 of these).
         let kill_after = 20 + support::xorshift(&mut rng) % 40;
-        let command = support::child_command(NEVER_TEST_NAME, (NEVER_CHILD_ENV, dir.path().to_str().unwrap()));
+        // Every other round under `Always`: a roll's retention is deferred to
+        // the sealer thread under every policy.
+        let (sync, policy) = if round % 2 == 0 { (SyncPolicy::Never, "never") } else { (SyncPolicy::Always, "always") };
+        let arg = format!("{policy}:{}", dir.path().display());
+        let command = support::child_command(NEVER_TEST_NAME, (NEVER_CHILD_ENV, &arg));
         let acked = support::kill_after_acks(command, kill_after as usize).acked;
         let last_acked = *acked.last().expect("the child acknowledged nothing");
         leftovers += usize::from(removed_files(dir.path()) > 0);
@@ -162,27 +173,30 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
             name.trim_end_matches(".seg").parse::<u64>().unwrap()
         };
         let reader = Reader::open(dir.path()).unwrap();
-        assert_eq!(reader.first_seq().unwrap(), first, "round {round}");
+        assert_eq!(reader.first_seq().unwrap(), first, "round {round} ({policy})");
         let records = read_all(&reader, first - 1);
-        assert!(records.last().is_some_and(|r| r.seq() >= last_acked), "round {round}: acknowledged {last_acked}");
+        assert!(
+            records.last().is_some_and(|r| r.seq() >= last_acked),
+            "round {round} ({policy}): acknowledged {last_acked}"
+        );
         for (i, r) in records.iter().enumerate() {
-            assert_eq!(r.seq(), first + i as u64, "round {round}");
-            assert_eq!(r.payload(), payload(r.seq()).as_slice(), "round {round}: payload of {}", r.seq());
+            assert_eq!(r.seq(), first + i as u64, "round {round} ({policy})");
+            assert_eq!(r.payload(), payload(r.seq()).as_slice(), "round {round} ({policy}): payload of {}", r.seq());
         }
 
-        let (j, report) = Journal::open(dir.path(), never_options()).unwrap();
-        assert!(report.ignored.is_empty(), "round {round}: {:?}", report.ignored);
-        assert_eq!(removed_files(dir.path()), 0, "round {round}: the open unlinks what the kill left");
+        let (j, report) = Journal::open(dir.path(), retention_options(sync)).unwrap();
+        assert!(report.ignored.is_empty(), "round {round} ({policy}): {:?}", report.ignored);
+        assert_eq!(removed_files(dir.path()), 0, "round {round} ({policy}): the open unlinks what the kill left");
         // The open applies retention too (a kill inside a roll, after the new
         // segment and before its retention, leaves one segment too many).
-        assert!(j.first_seq() >= first && j.last_seq() >= last_acked, "round {round}");
+        assert!(j.first_seq() >= first && j.last_seq() >= last_acked, "round {round} ({policy})");
         let reopened = read_all(&Reader::open(dir.path()).unwrap(), j.first_seq() - 1);
-        assert_eq!(reopened.first().map(|r| r.seq()), Some(j.first_seq()), "round {round}");
-        assert_eq!(reopened.last().map(|r| r.seq()), Some(j.last_seq()), "round {round}");
-        assert_eq!(reopened.len() as u64, j.last_seq() + 1 - j.first_seq(), "round {round}: contiguous");
+        assert_eq!(reopened.first().map(|r| r.seq()), Some(j.first_seq()), "round {round} ({policy})");
+        assert_eq!(reopened.last().map(|r| r.seq()), Some(j.last_seq()), "round {round} ({policy})");
+        assert_eq!(reopened.len() as u64, j.last_seq() + 1 - j.first_seq(), "round {round} ({policy}): contiguous");
         j.close().unwrap();
         let report = verify(dir.path()).unwrap();
-        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        assert!(report.is_ok(), "round {round} ({policy}): {:?}", report.problems);
     }
     println!("{leftovers} of {rounds} kills left a renamed segment behind");
     // Proof that the kills landed between a rename and its unlink (most do;

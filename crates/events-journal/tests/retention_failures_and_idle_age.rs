@@ -2,7 +2,7 @@
 //! (`EIO` through the seam) never fails an append or a roll and never
 //! poisons the writer; it is counted in `JournalStats::prune_errors`, kept,
 //! and removed by the next roll or `prune`, while an explicit `prune` does
-//! report it. Under `SyncPolicy::Never` a roll takes pruned segments out of
+//! report it. Under every sync policy a roll takes pruned segments out of
 //! the journal at once (renamed `.removed`, so no reader finds them) and the
 //! sealer thread unlinks them; a crash in between leaves files the next
 //! open unlinks, which no reader ever reads. And `Retention::age` works on
@@ -37,7 +37,6 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn a_failed_removal_never_fails_an_append_or_a_roll_and_is_retried() {
     a_failed_removal_is_counted_kept_and_retried(SyncPolicy::Always);
-    // Under Never the roll's removal is a rename (the unlink follows on the sealer thread).
     a_failed_removal_is_counted_kept_and_retried(SyncPolicy::Never);
 }
 
@@ -94,26 +93,38 @@ fn a_failed_removal_is_counted_kept_and_retried(sync: SyncPolicy) {
 #[test]
 fn a_failed_directory_fsync_after_removal_is_counted_not_fatal() {
     let tmp = tempfile::tempdir().unwrap();
+    let (mut j, _) =
+        Journal::open(tmp.path(), options(&FaultPlan::new(), Retention::unlimited(), SyncPolicy::Always)).unwrap();
+    for _ in 0..2 {
+        let seq = j.next_seq();
+        j.append(ts(seq), payload(seq)).unwrap();
+        j.roll().unwrap();
+    }
+    j.close().unwrap();
+    // Reopened keeping one segment: the open's retention removes the two
+    // sealed ones in the call, and the directory fsync after them fails
+    // (an open of a clean journal fsyncs the directory for nothing else).
     let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(1), SyncPolicy::Always)).unwrap();
-    let seq = j.next_seq();
-    j.append(ts(seq), payload(seq)).unwrap();
-    // The roll's own segment creation fsyncs the directory first (#n), then retention (#n + 1).
-    let n = plan.count(Step::DirSync);
-    plan.inject(Step::DirSync, n + 1, Fault::Errno(libc::EIO));
-    j.roll().unwrap();
+    plan.inject(Step::DirSync, 0, Fault::Errno(libc::EIO));
+    let (mut j, report) =
+        Journal::open(tmp.path(), options(&plan, Retention::segments(1), SyncPolicy::Always)).unwrap();
     assert_eq!(plan.fired(), [(Step::DirSync, Fault::Errno(libc::EIO))]);
-    assert_eq!((j.stats().prune_errors, j.stats().pruned), (1, 1));
+    assert_eq!(report.pruned.len(), 2);
+    assert_eq!((j.stats().prune_errors, j.stats().pruned), (1, 2));
     let seq = j.next_seq();
     assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    j.close().unwrap();
 }
 
-/// Sealed segments age out of an idle journal by `prune()` alone; the
-/// active segment never does, however old.
-fn age_prunes_an_idle_journal(sync: SyncPolicy) {
+/// Sealed segments age out of an idle journal by `prune()` (or
+/// `prune_deferred()`, with `deferred`) alone; the active segment never
+/// does, however old.
+fn age_prunes_an_idle_journal(sync: SyncPolicy, deferred: bool) {
+    let prune = |j: &mut Journal| if deferred { j.prune_deferred() } else { j.prune() };
     const AGE: Duration = Duration::from_millis(300);
     let tmp = tempfile::tempdir().unwrap();
-    let opts = JournalOptions::new().retention(Retention::age(AGE)).sync(sync);
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().retention(Retention::age(AGE)).sync(sync).faults(plan.clone());
     let (mut j, _) = Journal::open(tmp.path(), opts).unwrap();
     for _ in 0..2 {
         let seq = j.next_seq();
@@ -124,18 +135,24 @@ fn age_prunes_an_idle_journal(sync: SyncPolicy) {
     j.append(ts(seq), payload(seq)).unwrap();
     let sealed_at = Instant::now();
     assert_eq!(names(tmp.path()).len(), 3, "young sealed segments are kept by the rolls");
-    assert_eq!(j.prune().unwrap(), 0, "nothing aged out yet");
+    assert_eq!(prune(&mut j).unwrap(), 0, "nothing aged out yet");
 
     // Idle from here: no append, no roll. Time passes (the policy is about
     // wall-clock age, so this waits for the clock, not for another thread).
     std::thread::sleep(AGE.saturating_sub(sealed_at.elapsed()) + Duration::from_millis(50));
-    assert_eq!(j.prune().unwrap(), 2, "both sealed segments aged out");
+    let dir_syncs = plan.count(Step::DirSync);
+    assert_eq!(prune(&mut j).unwrap(), 2, "both sealed segments aged out");
+    // Deferred, the directory fsync is the sealer thread's (outside the seam).
+    assert_eq!(plan.count(Step::DirSync), dir_syncs + u64::from(!deferred), "{sync:?}");
+    // Out of the journal when the call returns (deferred: renamed, unlinked by the sealer thread).
     assert_eq!(names(tmp.path()), [format!("{:020}.seg", 3)]);
     assert_eq!(j.stats().pruned, 2);
+    j.sync().unwrap();
+    assert_eq!(removed(tmp.path()), Vec::<String>::new(), "{sync:?}: unlinked once `sync` returns");
 
     // The active segment is older than the policy too, and stays.
     std::thread::sleep(AGE);
-    assert_eq!(j.prune().unwrap(), 0);
+    assert_eq!(prune(&mut j).unwrap(), 0);
     assert_eq!(names(tmp.path()), [format!("{:020}.seg", 3)]);
     let reader = Reader::open(tmp.path()).unwrap();
     assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest: 3 })));
@@ -146,9 +163,11 @@ fn age_prunes_an_idle_journal(sync: SyncPolicy) {
 
 #[test]
 fn age_retention_prunes_an_idle_journal_and_never_the_active_segment() {
-    age_prunes_an_idle_journal(SyncPolicy::Always);
+    age_prunes_an_idle_journal(SyncPolicy::Always, false);
     // The Interval thread only syncs; it neither prunes nor stops an explicit prune.
-    age_prunes_an_idle_journal(SyncPolicy::Interval(Duration::from_millis(5)));
+    age_prunes_an_idle_journal(SyncPolicy::Interval(Duration::from_millis(5)), false);
+    // As the façade's retention timer prunes: the unlinks on the sealer thread.
+    age_prunes_an_idle_journal(SyncPolicy::Always, true);
 }
 
 /// The `.removed` files of a directory.
@@ -163,20 +182,28 @@ fn removed(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn under_never_a_roll_takes_pruned_segments_out_at_once_and_the_sealer_unlinks_them() {
+fn a_roll_takes_pruned_segments_out_at_once_and_the_sealer_unlinks_them() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600)), SyncPolicy::Always] {
+        a_roll_takes_pruned_segments_out(sync);
+    }
+}
+
+/// Under `sync`, a roll's retention renames in the call and leaves the
+/// unlinks and fsyncs to the sealer thread.
+fn a_roll_takes_pruned_segments_out(sync: SyncPolicy) {
     let tmp = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(2), SyncPolicy::Never)).unwrap();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(2), sync)).unwrap();
     for rolls in 1..=4 {
         let dir_syncs = plan.count(Step::DirSync);
         append_until_roll(&mut j);
         // The writer's thread fsynced the directory for the new segment
         // only: retention's fsyncs are the sealer's.
-        assert_eq!(plan.count(Step::DirSync), dir_syncs + 1, "after roll {rolls}");
+        assert_eq!(plan.count(Step::DirSync), dir_syncs + 1, "{sync:?}: after roll {rolls}");
         // No waiting for the sealer: the journal, its files and every new
         // reader agree at once on what retention kept.
         let first = j.first_seq();
-        assert_eq!(names(tmp.path()).len(), 2, "after roll {rolls}");
+        assert_eq!(names(tmp.path()).len(), 2, "{sync:?}: after roll {rolls}");
         assert_eq!(names(tmp.path())[0], format!("{first:020}.seg"));
         let reader = Reader::open(tmp.path()).unwrap();
         assert_eq!(reader.first_seq().unwrap(), first);
@@ -189,7 +216,7 @@ fn under_never_a_roll_takes_pruned_segments_out_at_once_and_the_sealer_unlinks_t
     j.sync().unwrap();
     assert_eq!(removed(tmp.path()), Vec::<String>::new());
     let stats = j.stats();
-    assert_eq!((stats.pruned, stats.prune_errors), (3, 0), "{stats:?}");
+    assert_eq!((stats.pruned, stats.prune_errors), (3, 0), "{sync:?}: {stats:?}");
     j.close().unwrap();
 }
 

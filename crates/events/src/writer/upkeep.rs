@@ -17,7 +17,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             return;
         }
         // Logged (and failures counted) by the journal; FeedStats mirrors it.
-        if let Err(e) = self.journal.prune() {
+        // The unlinks run on the journal's sealer thread, off the append path.
+        if let Err(e) = self.journal.prune_deferred() {
             tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass");
         }
         // Every pass, even one that removed nothing: the failures of the
