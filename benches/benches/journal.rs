@@ -4,7 +4,8 @@
 //! for context, with each rotated file `fdatasync`ed on a thread, as the
 //! journal seals segments); CRC-verified sequential read against
 //! crc32fast over the same bytes; open of a 64-segment journal against a full
-//! scan. Besides criterion's figures, each group prints a quick side-by-side
+//! scan; a roll under `SyncPolicy::Always` whose retention removes a segment
+//! against one that removes nothing. Besides criterion's figures, each group prints a quick side-by-side
 //! summary with the ratios DESIGN.md section 8 sets goals for.
 //!
 //! Sizes can be reduced for a quick run: `EVENTS_BENCH_RECORDS` (read, default
@@ -329,9 +330,51 @@ fn bench_open(c: &mut Criterion) {
     );
 }
 
+/// Megabytes (1 MiB appends, each fdatasynced) in each segment `bench_roll` rolls.
+const ROLL_MIB: usize = 32;
+
+/// A roll under `SyncPolicy::Always` of a 32 MiB segment, where retention
+/// removes the oldest segment at every roll (two kept), against the same
+/// roll removing nothing: what a roll's retention costs the writer's
+/// thread. The unlink of a segment can wait for the device (a file system
+/// mounted with `discard` trims the segment's blocks first): it runs on the
+/// journal's sealer thread. Only the roll is timed, not the appends that
+/// fill the segment.
+fn bench_roll(c: &mut Criterion) {
+    let payload = vec![7u8; 1 << 20];
+    let mut group = c.benchmark_group(format!("journal/roll_always_{ROLL_MIB}MiB"));
+    group.sample_size(10);
+    for (name, retention) in [("with_retention", Retention::segments(2)), ("without_retention", Retention::unlimited())]
+    {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().unwrap();
+                let opts =
+                    JournalOptions::new().sync(SyncPolicy::Always).segment_bytes(1 << 30).retention(retention.clone());
+                let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+                let mut fill_and_roll = || {
+                    for _ in 0..ROLL_MIB {
+                        j.append(0, &payload).unwrap();
+                    }
+                    let start = Instant::now();
+                    j.roll().unwrap();
+                    start.elapsed()
+                };
+                // Two segments first, so that every timed roll (with retention) removes one.
+                fill_and_roll();
+                fill_and_roll();
+                let took = (0..iters).map(|_| fill_and_roll()).sum();
+                j.close().unwrap();
+                took
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = bench_append, bench_read, bench_open
+    targets = bench_append, bench_read, bench_open, bench_roll
 }
 criterion_main!(benches);

@@ -204,6 +204,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             TimeAtMost(0.05),
         ),
         cmp(
+            "a roll under Always whose retention removes a 32 MiB segment",
+            ("roll, retention removes one", Bench("journal/roll_always_32MiB/with_retention")),
+            ("roll, retention removes none", Bench("journal/roll_always_32MiB/without_retention")),
+            Context,
+        ),
+        cmp(
             "feed end to end",
             ("record → stream_from", Bench("feed/e2e/ours")),
             ("raw journal append", Bench("feed/e2e/raw_journal_append")),
