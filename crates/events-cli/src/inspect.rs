@@ -1,7 +1,10 @@
 //! `events inspect DIR`: what a journal directory holds — epoch, format
 //! version, codec tag, every segment with its seq range, size and creation
 //! time, which process holds the writer lock, and how many durable
-//! consumers it has (`consumers.rs` lists them). It reads headers, file
+//! consumers it has (`consumers.rs` lists them). The other entries are
+//! sorted as the journal's own listing sorts them (`entry_kind`): sidecar
+//! indexes are counted, segments retention renamed out and has not
+//! unlinked yet are listed as `removed`, anything else as `ignored`. It reads headers, file
 //! names and checkpoint files only (never scans frames, so it is instant on
 //! any journal) and never takes the lock: the holder is found in
 //! `/proc/locks`. Its neighbour `ops.rs` holds the other read-only
@@ -14,11 +17,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use events::layers::journal::format::{FORMAT_VERSION, SegmentHeader};
-use events::layers::journal::{CONSUMERS_DIR, PRUNED_FILE, Reader, WATERMARK_FILE};
+use events::layers::journal::{EntryKind, Reader, entry_kind};
 
 use crate::ops::require_journal;
 use crate::render::rfc3339;
-use crate::segments::{read_header, segment_first_seq};
+use crate::segments::read_header;
 use crate::{Failure, Out};
 
 struct Segment {
@@ -31,20 +34,23 @@ struct Segment {
 pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
     require_journal(dir, "inspect")?;
     let mut segments = Vec::new();
-    let mut ignored = Vec::new();
+    let (mut sidecars, mut removed, mut ignored) = (0, Vec::new(), Vec::new());
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let name = entry.file_name();
-        match segment_first_seq(&name) {
-            Some(first_seq) if entry.file_type()?.is_file() => {
+        match entry_kind(&entry.file_name(), entry.file_type()?.is_file()) {
+            EntryKind::Segment { first_seq } => {
                 let bytes = entry.metadata()?.len();
                 segments.push(Segment { header: read_header(&path), path, first_seq, bytes });
             }
-            _ if name == "LOCK" || name == WATERMARK_FILE || name == CONSUMERS_DIR || name == PRUNED_FILE => {}
+            EntryKind::Sidecar { .. } => sidecars += 1,
+            EntryKind::Removed { .. } => removed.push(path),
+            EntryKind::Own => {}
             _ => ignored.push(path),
         }
     }
+    removed.sort();
+    ignored.sort();
     segments.sort_by_key(|s| s.first_seq);
     let reader = Reader::open(dir)?;
     let last_seq = reader.last_seq().ok();
@@ -65,6 +71,9 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         _ => outln!(out, "records    none")?,
     }
     outln!(out, "segments   {} ({} bytes)", segments.len(), total)?;
+    if sidecars > 0 {
+        outln!(out, "sidecars   {sidecars} (stream indexes of sealed segments, rebuilt when missing)")?;
+    }
     match crate::consumers::count(dir)? {
         0 => outln!(out, "consumers  none")?,
         n => outln!(out, "consumers  {n} (events consumers {} lists them)", dir.display())?,
@@ -87,6 +96,13 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
             seg.first_seq,
             last.map_or_else(|| "(empty)".into(), |l| l.to_string()),
             seg.bytes,
+        )?;
+    }
+    for path in removed {
+        outln!(
+            out,
+            "removed    {} (taken out by retention, unlinked moments later or at the next open)",
+            path.display()
         )?;
     }
     for path in ignored {

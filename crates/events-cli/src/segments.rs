@@ -9,17 +9,16 @@ use std::io::Read;
 use std::path::Path;
 
 use events::layers::journal::format::{HEADER_LEN, SegmentHeader};
+use events::layers::journal::{EntryKind, entry_kind};
 
-/// The seq in a segment file name (`<first_seq:020>.seg`, as the journal names them), or
-/// `None` for any other name. The same rule as the journal's own (crate-private)
-/// `segment::parse_name`: exactly 20 digits and a seq above 0. The journal exports no
-/// name parser, and `verify` scans every frame, which `inspect` must not.
+/// The seq in a segment file name (`<first_seq:020>.seg`), or `None` for any other
+/// name, by the journal's own rule ([`entry_kind`]); whether the entry is a regular file
+/// is the caller's to check.
 pub(crate) fn segment_first_seq(name: &OsStr) -> Option<u64> {
-    let digits = name.to_str()?.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    match entry_kind(name, true) {
+        EntryKind::Segment { first_seq } => Some(first_seq),
+        _ => None,
     }
-    digits.parse::<u64>().ok().filter(|&seq| seq > 0)
 }
 
 /// The header of the segment at `path` (a message if it cannot be read or decoded).

@@ -220,6 +220,37 @@ fn inspect_and_dump() {
 }
 
 #[test]
+fn inspect_sorts_sidecars_renamed_segments_and_strangers_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let plain = text(&run(&["inspect"], &dir).stdout);
+    // What the journal's own listing keeps apart: a sidecar index (a cache),
+    // a segment retention renamed out and has not unlinked yet, the summary
+    // being rewritten; and one stranger.
+    let seg = only_segment(&dir);
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    let sidecar = dir.join(name.replace(".seg", ".idx"));
+    let removed = dir.join(format!("{:020}.seg.removed", 100_000));
+    for path in [&sidecar, &dir.join("PRUNED.tmp"), &removed, &dir.join("notes.txt")] {
+        std::fs::write(path, b"x").unwrap();
+    }
+    let out = run(&["inspect"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("sidecars   1 (stream indexes of sealed segments"), "{stdout}");
+    assert!(!plain.contains("sidecars"), "{plain}");
+    let tail: Vec<&str> = stdout.lines().filter(|l| l.starts_with("removed") || l.starts_with("ignored")).collect();
+    assert_eq!(tail.len(), 2, "{stdout}");
+    assert!(tail[0].starts_with(&format!("removed    {}", removed.display())), "{stdout}");
+    assert_eq!(tail[1], format!("ignored    {}", dir.join("notes.txt").display()));
+    // The segment table is the same as before.
+    let table =
+        |s: &str| s.lines().filter(|l| l.ends_with('Z') && l.contains(".seg ")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(table(&stdout), table(&plain));
+    assert!(!table(&plain).is_empty(), "{plain}");
+}
+
+#[test]
 fn tail_follow_sees_another_process_appending_and_inspect_names_the_lock_holder() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("live");

@@ -202,7 +202,7 @@ pub use records::{Record, RecordRef, Records};
 pub use recover_segment::RecoveryAction;
 pub use retention::Retention;
 pub use run::{RecordRun, RunIter};
-pub use segment::{REMOVED_SUFFIX, now_nanos};
+pub use segment::{EntryKind, REMOVED_SUFFIX, entry_kind, now_nanos};
 pub use sidecar::{
     IndexEntry, MAX_SIDECAR_KEY, SIDECAR_EXT, SIDECAR_HEADER_LEN, SIDECAR_MAGIC, SIDECAR_VERSION, SegmentIndex,
     Sidecar, SidecarError, sidecar_path,

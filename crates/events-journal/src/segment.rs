@@ -86,8 +86,8 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
     digits.parse::<u64>().ok().filter(|&s| s > 0)
 }
 
-/// What retention renames a pruned segment to under `SyncPolicy::Never`
-/// before the sealer thread unlinks it (`prune.rs`): `<name>.removed`. No
+/// What a roll's retention renames a pruned segment to before the sealer
+/// thread unlinks it (`prune.rs`): `<name>.removed`. No
 /// longer a segment to any reader or to recovery; the next open unlinks
 /// any such file a crash left.
 pub(crate) fn removed_path(segment: &Path) -> PathBuf {
@@ -96,15 +96,63 @@ pub(crate) fn removed_path(segment: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The suffix retention appends to a pruned segment's name under
-/// `SyncPolicy::Never` until the sealer thread unlinks it
+/// The suffix a roll's retention (and `Journal::prune_deferred`) appends to
+/// a pruned segment's name until the sealer thread unlinks it
 /// (`<first_seq:020>.seg.removed`): such a file is no longer part of the
 /// journal, and the next open unlinks any a crash left.
 pub const REMOVED_SUFFIX: &str = ".removed";
 
-/// Whether `name` is that of a segment renamed by retention.
-fn is_removed_name(name: &OsStr) -> bool {
-    name.to_str().and_then(|n| n.strip_suffix(REMOVED_SUFFIX)).is_some_and(|n| parse_name(OsStr::new(n)).is_some())
+/// What an entry of a journal directory is to the journal, as its own
+/// listing (open, readers, `verify`) sorts it: see `docs/FORMAT.md`,
+/// "Files". For tools that show a directory without opening the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A segment (`<first_seq:020>.seg`).
+    Segment {
+        /// The first seq its name holds.
+        first_seq: u64,
+    },
+    /// A sidecar index of the segment its name holds, or one being written
+    /// (`<first_seq:020>.idx`, `.idx.tmp`): a cache, rebuilt when missing.
+    Sidecar {
+        /// The first seq of the segment it indexes.
+        first_seq: u64,
+    },
+    /// A segment retention took out of the journal and has not unlinked
+    /// yet (`<first_seq:020>.seg.removed`): never read again.
+    Removed {
+        /// The first seq of the segment it was.
+        first_seq: u64,
+    },
+    /// One of the journal's own files: `LOCK`, `WATERMARK`, `PRUNED` (and
+    /// `PRUNED.tmp`), the `consumers` directory.
+    Own,
+    /// Anything else: ignored (`RecoveryReport::ignored`, `VerifyReport::ignored`).
+    Stranger,
+}
+
+/// Sorts the entry `name` of a journal directory; `is_file`: whether it is
+/// a regular file (a directory named like a segment is a stranger).
+pub fn entry_kind(name: &OsStr, is_file: bool) -> EntryKind {
+    if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR || is_pruned_file(name) {
+        return EntryKind::Own;
+    }
+    if !is_file {
+        return EntryKind::Stranger;
+    }
+    if let Some(first_seq) = parse_sidecar_name(name) {
+        return EntryKind::Sidecar { first_seq };
+    }
+    if let Some(first_seq) =
+        name.to_str().and_then(|n| n.strip_suffix(REMOVED_SUFFIX)).and_then(|n| parse_name(OsStr::new(n)))
+    {
+        return EntryKind::Removed { first_seq };
+    }
+    match parse_name(name) {
+        Some(first_seq) => EntryKind::Segment { first_seq },
+        None => EntryKind::Stranger,
+    }
 }
 
 /// The seq of a sidecar file name (`<first_seq:020>.idx` or `.idx.tmp`), or `None`.
@@ -126,24 +174,17 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let entries = fs::read_dir(dir).map_err(|e| JournalError::io("read directory", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| JournalError::io("read directory", dir, e))?;
-        let name = entry.file_name();
-        // The journal's own non-segment entries are not strangers: no warning, not listed.
-        if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR || is_pruned_file(&name) {
-            continue;
-        }
         let path = entry.path();
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if let Some(first_seq) = parse_sidecar_name(&name).filter(|_| is_file) {
-            listing.sidecars.push((first_seq, path));
-            continue;
-        }
-        if is_file && is_removed_name(&name) {
-            listing.removed.push(path);
-            continue;
-        }
-        match parse_name(&name) {
-            Some(first_seq) if is_file => listing.segments.push(SegmentFile { first_seq, path, ino: ino(&entry) }),
-            _ => {
+        match entry_kind(&entry.file_name(), is_file) {
+            // The journal's own non-segment entries are not strangers: no warning, not listed.
+            EntryKind::Own => {}
+            EntryKind::Sidecar { first_seq } => listing.sidecars.push((first_seq, path)),
+            EntryKind::Removed { .. } => listing.removed.push(path),
+            EntryKind::Segment { first_seq } => {
+                listing.segments.push(SegmentFile { first_seq, path, ino: ino(&entry) });
+            }
+            EntryKind::Stranger => {
                 if warn {
                     tracing::warn!(path = %path.display(), "ignoring a file that is not a journal segment");
                 }
@@ -324,6 +365,25 @@ mod tests {
             "0000000000000000004a.seg",
         ] {
             assert_eq!(parse_name(OsStr::new(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn entries_are_sorted_as_the_listing_sorts_them() {
+        let kind = |name: &str, is_file: bool| entry_kind(OsStr::new(name), is_file);
+        assert_eq!(kind(&file_name(42), true), EntryKind::Segment { first_seq: 42 });
+        assert_eq!(kind(&file_name(42), false), EntryKind::Stranger, "a directory named like a segment");
+        for sidecar in ["00000000000000000042.idx", "00000000000000000042.idx.tmp"] {
+            assert_eq!(kind(sidecar, true), EntryKind::Sidecar { first_seq: 42 }, "{sidecar}");
+        }
+        assert_eq!(kind("00000000000000000042.seg.removed", true), EntryKind::Removed { first_seq: 42 });
+        for own in ["LOCK", "WATERMARK", "PRUNED", "PRUNED.tmp", "consumers"] {
+            assert_eq!(kind(own, own != "consumers"), EntryKind::Own, "{own}");
+        }
+        for stranger in
+            ["0000000000000000042.seg.removed", "x.seg.removed", "00000000000000000042.seg.salvage", "notes.txt"]
+        {
+            assert_eq!(kind(stranger, true), EntryKind::Stranger, "{stranger}");
         }
     }
 }
