@@ -5,8 +5,8 @@
 //! journal seals segments); CRC-verified sequential read against
 //! crc32fast over the same bytes; open of a 64-segment journal against a full
 //! scan; a roll under `SyncPolicy::Always` whose retention removes a segment
-//! against one that removes nothing. Besides criterion's figures, each group prints a quick side-by-side
-//! summary with the ratios DESIGN.md section 8 sets goals for.
+//! against one that removes nothing. Besides criterion's figures, the append, read and open groups
+//! print a quick side-by-side summary with the ratios DESIGN.md section 8 sets goals for.
 //!
 //! Sizes can be reduced for a quick run: `EVENTS_BENCH_RECORDS` (read, default
 //! 1,000,000) and `EVENTS_BENCH_OPEN_SEGMENT_BYTES` (open, default 8 MiB).
@@ -364,6 +364,8 @@ fn bench_roll(c: &mut Criterion) {
                 fill_and_roll();
                 fill_and_roll();
                 let took = (0..iters).map(|_| fill_and_roll()).sum();
+                let pruned = if name == "with_retention" { iters + 1 } else { 0 };
+                assert_eq!(j.stats().pruned, pruned, "{name}: every timed roll removes one segment, or none");
                 j.close().unwrap();
                 took
             });

@@ -39,9 +39,9 @@ pub enum Step {
     HeaderSync,
     /// An fsync of the journal directory (after creating or removing segments).
     DirSync,
-    /// Removing a segment for retention (under `SyncPolicy::Never`, a
-    /// roll's rename of it to `<name>.removed`; the sealer thread's unlink
-    /// that follows is outside the seam).
+    /// Removing a segment for retention (for a roll's retention and
+    /// `Journal::prune_deferred`, its rename to `<name>.removed`; the sealer
+    /// thread's unlink that follows is [`Step::TidyUnlink`]).
     PruneRemove,
     /// Cutting a segment short: recovery truncating a torn tail or salvaging,
     /// or the writer cutting back a failed batch.
@@ -69,11 +69,15 @@ pub enum Step {
     /// Giving back the reserved space past the last frame (a truncate),
     /// before a roll seals the segment and before a close.
     Trim,
+    /// The sealer thread's unlink of a segment retention renamed out of the
+    /// journal (`<name>.seg.removed`); a failure is counted in
+    /// `JournalStats::prune_errors` and retried by the next retention pass.
+    TidyUnlink,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 19] = [
+    pub const ALL: [Step; 20] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -93,6 +97,7 @@ impl Step {
         Step::LockCreate,
         Step::Reserve,
         Step::Trim,
+        Step::TidyUnlink,
     ];
 }
 

@@ -41,8 +41,9 @@
 //! | [`recovery`](JournalOptions::recovery) | [`RecoveryMode::Strict`] | damage anywhere but a torn tail refuses to open; `Repair` turns it into gaps |
 //!
 //! Retention is the only thing that deletes acknowledged, undamaged records.
-//! It runs when a segment is sealed or [`Journal::prune`] is called (the
-//! façade also calls it on a timer), removes whole sealed segments, oldest
+//! It runs when a segment is sealed or [`Journal::prune`] (or
+//! [`Journal::prune_deferred`], which the façade calls on a timer) is
+//! called, removes whole sealed segments, oldest
 //! first, never the active one, and moves [`Reader::first_seq`] forward: a
 //! reader whose cursor falls below it gets [`ReadError::Expired`] (a
 //! [`Follower`] gets [`Reset::Expired`]). Keep everything with

@@ -2,15 +2,17 @@
 //! and every open runs. The policy is `retention.rs`, what consumers pin
 //! `pin.rs`, the summary of pruned segments `pruned.rs`.
 //!
-//! A roll takes the pruned segments out of the journal by renaming each to
-//! its `<name>.removed` ([`segment::removed_path`]): from then on no reader
-//! in any process and no recovery finds it, exactly as after an unlink. The
-//! sealer thread does the rest ([`Tidy`]): the unlinks and the fsyncs of the
-//! summary and of the directory, which can each wait for the disk (an
-//! unlink of a 64 MiB segment took 16–18 ms on a file system mounted with
-//! `discard`), under every sync policy: appends never wait for them; so
-//! does [`Journal::prune_deferred`]. In `prune` and at open all of it runs
-//! here, in the call.
+//! A roll, and [`Journal::prune_deferred`], take the pruned segments out of
+//! the journal by renaming each to its `<name>.removed`
+//! ([`segment::removed_path`]): from then on no reader in any process and
+//! no recovery finds it, exactly as after an unlink. The sealer thread does
+//! the rest ([`Tidy`]), under every sync policy: the unlinks and the fsyncs
+//! of the summary and of the directory, which can each wait for the disk
+//! (an unlink of a 64 MiB segment took 16–18 ms on a file system mounted
+//! with `discard`), so appends never wait for them. An unlink the tidy
+//! could not do is retried by the next deferred pass, even one that
+//! removes nothing. In `prune` and at open all of it runs here, in the
+//! call.
 //!
 //! Invariants: segments leave oldest first, and the first that cannot be
 //! taken out stops the pass (a younger one leaving would open a hole); the
@@ -31,16 +33,19 @@ use crate::writer::Journal;
 pub(crate) enum Removal {
     /// Everything in the call.
     Inline,
-    /// Renames in the call, the rest on the sealer thread (a roll).
+    /// Renames in the call, the rest on the sealer thread (a roll,
+    /// `prune_deferred`).
     Deferred,
 }
 
 impl Journal {
     /// Applies the retention policy now and returns how many segments were
-    /// removed. Runs on its own at open and after every roll; call it on a
-    /// timer to apply [`Retention::age`](crate::Retention::age) to an idle
-    /// journal, which never rolls. Never removes the active segment, never
-    /// rolls, takes no fsync of segment data.
+    /// removed. Runs on its own at open and after every roll. To apply
+    /// [`Retention::age`](crate::Retention::age) to an idle journal, which
+    /// never rolls, call this or, on a live writer's timer,
+    /// [`prune_deferred`](Self::prune_deferred), which leaves the unlinks to
+    /// a background thread. Never removes the active segment, never rolls,
+    /// takes no fsync of segment data.
     ///
     /// Segments are removed oldest first; the first one that cannot be
     /// removed stops this call (removing a younger one would leave a hole)
@@ -93,9 +98,9 @@ impl Journal {
         // Without a sealer thread (it could not start) everything runs here.
         let deferred = n > 0 && how == Removal::Deferred && self.start_sealer().is_ok();
         if how == Removal::Inline {
-            // What a roll under `Never` renamed out and its tidy did not
-            // unlink (a crash came first, or the unlink failed): at open,
-            // after recovery, and at every `prune`, whatever the policy now.
+            // What a deferred pass renamed out and its tidy did not unlink
+            // (a crash came first, or the unlink failed): at open, after
+            // recovery, and at every `prune`.
             self.stats.prune_errors += segment::unlink_removed(&self.dir).1;
         }
         self.summarize_pruned(n, !deferred);
@@ -153,6 +158,15 @@ impl Journal {
             }
             span.record("removed", removed.len()).record("first_seq", self.first_seq());
             tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
+        } else if how == Removal::Deferred {
+            // An unlink the sealer could not do: retried now, as a pass in
+            // the call retries any `.removed` file (the tidy unlinks them all).
+            let tidy = Tidy { dir: self.dir.clone(), first_seq: self.first_seq() };
+            if let Some(sealer) = &mut self.sealer
+                && sealer.tidy_failed_since()
+            {
+                sealer.tidy(tidy);
+            }
         }
         (removed, failure)
     }

@@ -15,7 +15,9 @@
 //! Invariant: the summary only ever says "this key was not in these seqs"
 //! when that is true. It is written (temporary file, `fsync`, rename) before
 //! the segments it describes are removed, so a removal is never ahead of
-//! its summary; a segment whose keys are not known for certain is recorded
+//! its summary (a roll's or `prune_deferred`'s pass renames it into place
+//! unsynced and the sealer thread fsyncs it: a power loss before that may
+//! leave it older or damaged, which says nothing); a segment whose keys are not known for certain is recorded
 //! as unknown; a file that is missing, damaged (magic, version, CRC,
 //! layout) or of another epoch says nothing, so the reader resets as it
 //! would without it. A hash collision can only make it answer "maybe

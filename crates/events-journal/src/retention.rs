@@ -1,9 +1,9 @@
 //! Retention: which sealed segments to remove. [`Retention`] is the policy;
 //! `plan` decides, from the segment list alone, how many of the oldest
 //! segments go. The writer (`writer.rs`) applies it at open, after every
-//! roll, and whenever its owner calls `Journal::prune`, which is how an
-//! idle journal (one that never rolls) ages out: the façade calls it on a
-//! timer. The `Interval` sync thread does not prune: it holds only a handle
+//! roll, and whenever its owner calls `Journal::prune` or
+//! `Journal::prune_deferred`, which is how an idle journal (one that never
+//! rolls) ages out: the façade calls `prune_deferred` on a timer. The `Interval` sync thread does not prune: it holds only a handle
 //! of the active segment, not the segment list the writer owns, and
 //! removing files behind the writer's back would race with a roll.
 //!

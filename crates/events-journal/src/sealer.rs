@@ -56,16 +56,18 @@ impl Tidy {
     /// Fsyncs the pruned summary, unlinks every renamed segment (those of
     /// this roll and any an earlier tidy could not unlink), fsyncs the
     /// directory and sweeps stale sidecars; returns how many steps failed
-    /// (each is logged). Plain `std` rather than the I/O seam, like the
-    /// summary's own write: the step counts of fault plans stay those of
-    /// the writer's thread, and none of this can lose a record.
-    pub(crate) fn run(&self) -> u64 {
+    /// (each is logged). The unlinks go through the I/O seam
+    /// ([`Step::TidyUnlink`]); the fsyncs are plain `std`, like the
+    /// summary's own write, so the `DirSync` counts of fault plans stay
+    /// those of the writer's thread. None of this can lose a record.
+    pub(crate) fn run(&self, io: &Io) -> u64 {
         let mut errors = 0;
         if let Err(e) = crate::pruned::sync(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "fsync of the pruned-segments summary failed");
             errors += 1;
         }
-        errors += segment::unlink_removed(&self.dir).1;
+        errors +=
+            segment::unlink_removed_with(&self.dir, |path| io.op(Step::TidyUnlink, || std::fs::remove_file(path))).1;
         // For the summary's rename, the segments' renames and the unlinks.
         if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
             // The segments are gone from the namespace; after a power loss
@@ -84,6 +86,8 @@ pub(crate) struct Sealer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
     state: Arc<State>,
+    /// [`tidy_errors`](Self::tidy_errors) when a retry was last queued.
+    retried_errors: u64,
 }
 
 impl std::fmt::Debug for Job {
@@ -123,7 +127,7 @@ impl Sealer {
                             }
                         }
                         Job::Tidy(tidy) => {
-                            s.tidy_errors.fetch_add(tidy.run(), Ordering::Relaxed);
+                            s.tidy_errors.fetch_add(tidy.run(&io), Ordering::Relaxed);
                         }
                         Job::Flush(done) => {
                             let _ = done.send(());
@@ -132,7 +136,7 @@ impl Sealer {
                 }
             })
             .map_err(|e| JournalError::io("spawn seal thread", dir, e))?;
-        Ok(Sealer { jobs: Some(tx), thread: Some(thread), state })
+        Ok(Sealer { jobs: Some(tx), thread: Some(thread), state, retried_errors: 0 })
     }
 
     /// Queues the `fdatasync` of a segment just sealed.
@@ -147,6 +151,16 @@ impl Sealer {
         if let Some(jobs) = &self.jobs {
             let _ = jobs.send(Job::Tidy(tidy));
         }
+    }
+
+    /// Whether a tidy failed since the last call that answered `true`: what
+    /// it could not unlink is then retried by the next retention pass, even
+    /// one that removes nothing.
+    pub(crate) fn tidy_failed_since(&mut self) -> bool {
+        let errors = self.tidy_errors();
+        let failed = errors > self.retried_errors;
+        self.retried_errors = errors;
+        failed
     }
 
     /// Waits until every job queued so far is done.
@@ -208,7 +222,7 @@ mod tests {
             std::fs::write(crate::sidecar::sidecar_path(&seg(seq)), b"index").unwrap();
         }
         let tidy = Tidy { dir: dir.path().to_path_buf(), first_seq: 3 };
-        assert_eq!(tidy.run(), 0);
+        assert_eq!(tidy.run(&Io::default()), 0);
         let mut left: Vec<String> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();

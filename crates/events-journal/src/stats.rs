@@ -23,13 +23,14 @@ pub struct JournalStats {
     pub rolls: u64,
     /// Segments removed by retention.
     pub pruned: u64,
-    /// Retention steps that failed (a segment that could not be removed,
-    /// or the directory fsync after removals; under `SyncPolicy::Never`
-    /// also the sealer thread's unlink of a segment a roll renamed out and
-    /// its fsync of the pruned summary). Each is logged with the path; the
-    /// segment stays and is tried again at the next roll or
-    /// [`prune`](crate::Journal::prune) (a renamed one at the next roll
-    /// that prunes, `prune` or open). Appends and rolls never fail for it.
+    /// Retention steps that failed (a segment that could not be removed or
+    /// renamed out, or the directory fsync after removals; also the sealer
+    /// thread's unlink of a segment a roll or `prune_deferred` renamed out,
+    /// and its fsyncs of the pruned summary and of the directory). Each is
+    /// logged with the path; the segment stays and is tried again at the
+    /// next roll or [`prune`](crate::Journal::prune) (a renamed one at the
+    /// next retention pass, `prune` or open). Appends and rolls never fail
+    /// for it.
     pub prune_errors: u64,
     /// Retention passes that removed segments a registered consumer still
     /// needed, because keeping them would have exceeded

@@ -226,6 +226,10 @@ impl Journal {
     }
 
     /// Forces everything appended so far to stable storage (`fdatasync`).
+    /// It first waits for the sealer thread's jobs queued before it: the
+    /// seals of `SyncPolicy::Never`, and the unlinks and fsyncs a roll's
+    /// retention (or `prune_deferred`) left to it, under every policy, so a
+    /// `sync` right after a pruning roll also waits for those.
     ///
     /// # Errors
     ///

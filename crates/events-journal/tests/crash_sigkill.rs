@@ -5,9 +5,10 @@
 //! the last record, and that `verify` is clean. 60 rounds by default; set
 //! `EVENTS_JOURNAL_CRASH_ROUNDS` for a soak.
 //!
-//! The same under `SyncPolicy::Never` with retention, where a roll renames
-//! the pruned segments to `<name>.removed` and the sealer thread unlinks
-//! them later (held back here, so kills land between the two): a reader
+//! The same with retention, under `SyncPolicy::Never` and `Always` in turn,
+//! where a roll renames the pruned segments to `<name>.removed` and the
+//! sealer thread unlinks them later (held back here, so kills land between
+//! the two): a reader
 //! of the killed writer's directory and the reopened journal both start at
 //! the first retained segment, never in a `.removed` file, hold every
 //! acknowledged record from there on, and the open unlinks the leftovers.
@@ -104,8 +105,8 @@ fn sigkill_at_a_random_moment_loses_no_acknowledged_record() {
     );
 }
 
-const NEVER_CHILD_ENV: &str = "EVENTS_JOURNAL_CRASH_NEVER_CHILD";
-const NEVER_TEST_NAME: &str = "sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained";
+const RETENTION_CHILD_ENV: &str = "EVENTS_JOURNAL_CRASH_RETENTION_CHILD";
+const RETENTION_TEST_NAME: &str = "sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained";
 
 fn retention_options(sync: SyncPolicy) -> JournalOptions {
     JournalOptions::new().sync(sync).segment_bytes(4096).retention(Retention::segments(3))
@@ -120,10 +121,9 @@ fn removed_files(dir: &Path) -> usize {
 }
 
 /// The retention child (`never:<dir>` or `always:<dir>`): like [`child`],
-/// with retention and every seal held 20 ms: under `Never` on the sealer
-/// thread, so the tidy that unlinks a roll's renamed segments (queued
-/// behind that seal) lags the roll; under `Always` on the writer's thread
-/// (the tidy then runs alone on the sealer thread).
+/// with retention, and every unlink of the sealer thread's tidy held 20 ms
+/// (under `Never` every seal too, which the tidy queues behind), so the
+/// tidy lags the roll that renamed the segments out.
 fn retention_child(arg: &str) -> ! {
     let (sync, dir) = match arg.split_once(':') {
         Some(("never", dir)) => (SyncPolicy::Never, dir),
@@ -131,8 +131,12 @@ fn retention_child(arg: &str) -> ! {
         _ => panic!("bad child argument {arg}"),
     };
     let plan = FaultPlan::new();
-    for nth in 0..100_000 {
-        plan.inject(Step::RollSync, nth, Fault::Stall(std::time::Duration::from_millis(20)));
+    let stalled =
+        if sync == SyncPolicy::Never { [Step::RollSync, Step::TidyUnlink].as_slice() } else { &[Step::TidyUnlink] };
+    for &step in stalled {
+        for nth in 0..100_000 {
+            plan.inject(step, nth, Fault::Stall(std::time::Duration::from_millis(20)));
+        }
     }
     let (mut j, _) = Journal::open(Path::new(dir), retention_options(sync).faults(plan)).expect("child open");
     let out = std::io::stdout();
@@ -147,13 +151,14 @@ fn retention_child(arg: &str) -> ! {
 
 #[test]
 fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained() {
-    if let Ok(arg) = std::env::var(NEVER_CHILD_ENV) {
+    if let Ok(arg) = std::env::var(RETENTION_CHILD_ENV) {
         retention_child(&arg);
     }
     let rounds: u64 = std::env::var("EVENTS_JOURNAL_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
-    let mut leftovers = 0;
+    // Kills that left a renamed segment behind, under Never and under Always.
+    let mut leftovers = [0usize; 2];
     for round in 0..rounds {
         // Up to ~4 rolls' worth of records (a roll every 14 of these).
         let kill_after = 20 + support::xorshift(&mut rng) % 40;
@@ -161,10 +166,10 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
         // the sealer thread under every policy.
         let (sync, policy) = if round % 2 == 0 { (SyncPolicy::Never, "never") } else { (SyncPolicy::Always, "always") };
         let arg = format!("{policy}:{}", dir.path().display());
-        let command = support::child_command(NEVER_TEST_NAME, (NEVER_CHILD_ENV, &arg));
+        let command = support::child_command(RETENTION_TEST_NAME, (RETENTION_CHILD_ENV, &arg));
         let acked = support::kill_after_acks(command, kill_after as usize).acked;
         let last_acked = *acked.last().expect("the child acknowledged nothing");
-        leftovers += usize::from(removed_files(dir.path()) > 0);
+        leftovers[usize::from(sync == SyncPolicy::Always)] += usize::from(removed_files(dir.path()) > 0);
 
         // A reader of the dead writer's directory: from the first segment
         // retention kept, every record to the last acknowledged one.
@@ -198,8 +203,14 @@ fn sigkill_between_a_rolls_rename_and_the_sealers_unlink_loses_nothing_retained(
         let report = verify(dir.path()).unwrap();
         assert!(report.is_ok(), "round {round} ({policy}): {:?}", report.problems);
     }
-    println!("{leftovers} of {rounds} kills left a renamed segment behind");
+    println!(
+        "kills that left a renamed segment behind: {} under Never, {} under Always, of {rounds}",
+        leftovers[0], leftovers[1]
+    );
     // Proof that the kills landed between a rename and its unlink (most do;
     // a handful of rounds, as `EVENTS_JOURNAL_CRASH_ROUNDS` may ask, proves little).
-    assert!(rounds < 10 || leftovers > 0, "no kill left a renamed segment behind in {rounds} rounds");
+    assert!(
+        rounds < 10 || leftovers.iter().all(|&n| n > 0),
+        "{leftovers:?}: a policy whose kills never left a renamed segment behind in {rounds} rounds"
+    );
 }

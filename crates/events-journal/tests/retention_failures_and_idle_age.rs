@@ -67,15 +67,19 @@ fn a_failed_removal_is_counted_kept_and_retried(sync: SyncPolicy) {
     assert_eq!(j.stats().prune_errors, 2);
     assert!(oldest.exists());
 
-    // An explicit prune reports it, naming the segment, and still does not poison.
-    plan.inject_next(Step::PruneRemove, Fault::Errno(libc::EIO));
-    let err = j.prune().unwrap_err();
-    assert!(
-        matches!(&err, JournalError::Io { op: "remove segment", path, source }
-            if *path == oldest && source.raw_os_error() == Some(libc::EIO)),
-        "{err}"
-    );
-    assert_eq!(j.stats().prune_errors, 3);
+    // An explicit prune reports it, naming the segment, and still does not
+    // poison; so does the deferred prune of the façade's timer (its rename).
+    for (errors, deferred) in [(3, false), (4, true)] {
+        plan.inject_next(Step::PruneRemove, Fault::Errno(libc::EIO));
+        let err = if deferred { j.prune_deferred() } else { j.prune() }.unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Io { op: "remove segment", path, source }
+                if *path == oldest && source.raw_os_error() == Some(libc::EIO)),
+            "{err}"
+        );
+        assert_eq!(j.stats().prune_errors, errors);
+        assert!(oldest.exists());
+    }
 
     // Retried: the next prune (or roll) removes everything retention wants gone.
     assert_eq!(j.prune().unwrap(), 2);
@@ -218,6 +222,33 @@ fn a_roll_takes_pruned_segments_out(sync: SyncPolicy) {
     let stats = j.stats();
     assert_eq!((stats.pruned, stats.prune_errors), (3, 0), "{sync:?}: {stats:?}");
     j.close().unwrap();
+}
+
+#[test]
+fn an_unlink_the_sealer_could_not_do_is_counted_and_retried_by_the_next_pass() {
+    for sync in [SyncPolicy::Always, SyncPolicy::Never] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let (mut j, _) = Journal::open(tmp.path(), options(&plan, Retention::segments(2), sync)).unwrap();
+        plan.inject(Step::TidyUnlink, 0, Fault::Errno(libc::EIO));
+        append_until_roll(&mut j);
+        // This roll's retention renames the oldest segment out; the sealer's unlink of it fails.
+        append_until_roll(&mut j);
+        j.sync().unwrap(); // waits for the sealer's jobs
+        assert_eq!(plan.fired(), [(Step::TidyUnlink, Fault::Errno(libc::EIO))], "{sync:?}");
+        assert_eq!(removed(tmp.path()).len(), 1, "{sync:?}");
+        assert_eq!((j.stats().pruned, j.stats().prune_errors), (1, 1), "{sync:?}");
+        // Out of the journal all the same: no reader finds it.
+        let first = j.first_seq();
+        assert_eq!(Reader::open(tmp.path()).unwrap().first_seq().unwrap(), first, "{sync:?}");
+        // The next pass (the façade's timer), which removes nothing, retries it.
+        assert_eq!(j.prune_deferred().unwrap(), 0);
+        j.sync().unwrap();
+        assert_eq!(removed(tmp.path()), Vec::<String>::new(), "{sync:?}");
+        assert_eq!((j.stats().pruned, j.stats().prune_errors), (1, 1), "{sync:?}");
+        assert_eq!(plan.count(Step::TidyUnlink), 2, "{sync:?}");
+        j.close().unwrap();
+    }
 }
 
 #[test]

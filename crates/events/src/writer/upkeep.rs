@@ -22,8 +22,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass");
         }
         // Every pass, even one that removed nothing: the failures of the
-        // tidy a roll left to the sealer thread (`SyncPolicy::Never`) show
-        // up here instead of at the next batch.
+        // tidy a roll or this pass left to the sealer thread show up here
+        // instead of at the next batch (and the pass retries its unlinks).
         self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
     }
 
