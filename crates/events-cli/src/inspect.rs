@@ -40,7 +40,12 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         let path = entry.path();
         match entry_kind(&entry.file_name(), entry.file_type()?.is_file()) {
             EntryKind::Segment { first_seq } => {
-                let bytes = entry.metadata()?.len();
+                let bytes = match entry.metadata() {
+                    Ok(meta) => meta.len(),
+                    // Retention of a live writer took it out since the listing.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 segments.push(Segment { header: read_header(&path), path, first_seq, bytes });
             }
             EntryKind::Sidecar { .. } => sidecars += 1,
