@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 
 use crate::error::JournalError;
-use crate::sealer::Tidy;
+use crate::sealer::{Sealer, Tidy};
 use crate::seam::Step;
 use crate::segment;
 use crate::writer::Journal;
@@ -142,9 +142,7 @@ impl Journal {
             self.report_cut_loose(&plan.loose, removed.len());
             self.stats.pruned += removed.len() as u64;
             match (&self.sealer, deferred) {
-                (Some(sealer), true) => {
-                    sealer.tidy(Tidy { dir: self.dir.clone(), first_seq: self.first_seq() });
-                }
+                (Some(sealer), true) => sealer.tidy(self.tidy_job()),
                 _ => {
                     if let Err(e) = segment::sync_dir(&self.opts.io, &self.dir) {
                         // The segments are gone from the namespace; after a power loss
@@ -158,17 +156,19 @@ impl Journal {
             }
             span.record("removed", removed.len()).record("first_seq", self.first_seq());
             tracing::info!(segments = removed.len(), first_seq = self.first_seq(), "retention removed segments");
-        } else if how == Removal::Deferred {
+        } else if how == Removal::Deferred && self.sealer.as_mut().is_some_and(Sealer::tidy_failed_since) {
             // An unlink the sealer could not do: retried now, as a pass in
             // the call retries any `.removed` file (the tidy unlinks them all).
-            let tidy = Tidy { dir: self.dir.clone(), first_seq: self.first_seq() };
-            if let Some(sealer) = &mut self.sealer
-                && sealer.tidy_failed_since()
-            {
-                sealer.tidy(tidy);
+            if let Some(sealer) = &self.sealer {
+                sealer.tidy(self.tidy_job());
             }
         }
         (removed, failure)
+    }
+
+    /// The sealer's half of a deferred retention pass.
+    fn tidy_job(&self) -> Tidy {
+        Tidy { dir: self.dir.clone(), first_seq: self.first_seq() }
     }
 
     /// Records the `n` oldest segments in the pruned-segments summary
