@@ -1,14 +1,16 @@
-//! Lossless fan-out throughput: `events-fanout` against its peers at 1, 4 and
+//! Lossless fan-out throughput: `events-fanout` (subscribers that clone each
+//! event with `recv`, and that borrow it with `recv_ref`) against its peers at 1, 4 and
 //! 16 subscribers, `Arc` payloads (one allocation per event), capacity 256, a
 //! 2-worker tokio runtime. Peers: `tokio::sync::broadcast` paced so it loses
 //! nothing (the producer yields while the channel is more than half full) and
 //! unpaced (its loss is printed beside it), `async-broadcast` 0.7, and the
 //! serial queue-per-subscriber design we replace (a bounded tokio mpsc per
 //! subscriber, sent to in turn). Every run counts what each subscriber
-//! received; the summary prints events/s, losses and ours / paced tokio.
+//! received; the summary prints events/s, losses, ours / paced tokio and
+//! ours with `recv_ref` / unpaced tokio.
 //!
 //! Criterion ids: `fanout/<n>_subscribers/<variant>`, variants `ours`,
-//! `tokio_broadcast_paced`, `tokio_broadcast_unpaced`, `async_broadcast`,
+//! `ours_recv_ref`, `tokio_broadcast_paced`, `tokio_broadcast_unpaced`, `async_broadcast`,
 //! `serial_mpsc`.
 
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented public function")]
@@ -35,6 +37,7 @@ type Payload = Arc<u64>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Variant {
     Ours,
+    OursRef,
     TokioPaced,
     TokioUnpaced,
     AsyncBroadcast,
@@ -42,12 +45,19 @@ enum Variant {
 }
 
 impl Variant {
-    const ALL: [Variant; 5] =
-        [Variant::Ours, Variant::TokioPaced, Variant::TokioUnpaced, Variant::AsyncBroadcast, Variant::SerialMpsc];
+    const ALL: [Variant; 6] = [
+        Variant::Ours,
+        Variant::OursRef,
+        Variant::TokioPaced,
+        Variant::TokioUnpaced,
+        Variant::AsyncBroadcast,
+        Variant::SerialMpsc,
+    ];
 
     fn id(self) -> &'static str {
         match self {
             Variant::Ours => "ours",
+            Variant::OursRef => "ours_recv_ref",
             Variant::TokioPaced => "tokio_broadcast_paced",
             Variant::TokioUnpaced => "tokio_broadcast_unpaced",
             Variant::AsyncBroadcast => "async_broadcast",
@@ -58,7 +68,8 @@ impl Variant {
     /// Emits `events` to `subs` subscribers; returns how many deliveries were lost.
     async fn run(self, subs: usize, events: u64) -> u64 {
         let received: u64 = match self {
-            Variant::Ours => ours(subs, events).await,
+            Variant::Ours => ours(subs, events, false).await,
+            Variant::OursRef => ours(subs, events, true).await,
             Variant::TokioPaced => tokio_broadcast(subs, events, true).await,
             Variant::TokioUnpaced => tokio_broadcast(subs, events, false).await,
             Variant::AsyncBroadcast => async_broadcast(subs, events).await,
@@ -76,16 +87,24 @@ async fn total(readers: Vec<JoinHandle<u64>>) -> u64 {
     sum
 }
 
-async fn ours(subs: usize, events: u64) -> u64 {
+/// `lend`: each subscriber borrows the event (`recv_ref`) instead of cloning the `Arc`.
+async fn ours(subs: usize, events: u64, lend: bool) -> u64 {
     let fanout = Fanout::with_capacity(CAPACITY);
     let readers = (0..subs)
         .map(|_| {
             let mut sub = fanout.subscribe();
             tokio::spawn(async move {
                 let mut n = 0;
-                while let Some(item) = sub.recv().await {
-                    black_box(item.expect("Overflow::Wait never disconnects"));
-                    n += 1;
+                if lend {
+                    while let Some(item) = sub.recv_ref().await {
+                        black_box(&*item.expect("Overflow::Wait never disconnects"));
+                        n += 1;
+                    }
+                } else {
+                    while let Some(item) = sub.recv().await {
+                        black_box(item.expect("Overflow::Wait never disconnects"));
+                        n += 1;
+                    }
                 }
                 n
             })
@@ -250,6 +269,9 @@ fn summary(log: &Log) {
                 vs(Variant::AsyncBroadcast),
                 vs(Variant::SerialMpsc)
             );
+        }
+        if let (Some(lent), Some(unpaced)) = (rate(Variant::OursRef), rate(Variant::TokioUnpaced)) {
+            println!("    ratio ours_recv_ref / tokio_broadcast_unpaced = {:.2}x", lent / unpaced);
         }
     }
 }

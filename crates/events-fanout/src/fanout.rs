@@ -28,7 +28,8 @@ use crate::{
 /// or the last handle is dropped; subscribers then drain what was emitted and end.
 ///
 /// Each subscriber gets a `clone()` of the event: with `T = Arc<..>` that is a reference-count
-/// bump, so one event costs one allocation however many subscribers there are. The ring keeps
+/// bump, so one event costs one allocation however many subscribers there are
+/// ([`Subscriber::recv_ref`] lends it without the bump). The ring keeps
 /// the last `capacity` events (rounded up to a power of two) until their slot is reused or the
 /// fan-out and all its subscribers are gone, so payloads are released with that delay.
 ///

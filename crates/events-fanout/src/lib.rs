@@ -14,7 +14,8 @@
 //! store of the ring's tail; each subscriber owns a cursor and clones the
 //! events between its cursor and the tail. The producer may reuse a slot only
 //! when the slowest cursor has passed it, which is exactly "a subscriber holds
-//! at most `capacity` events not yet taken", hence lossless backpressure.
+//! at most `capacity` events not yet taken or still lent", hence lossless
+//! backpressure.
 //!
 //! We chose this over one bounded queue per subscriber (the design it replaces)
 //! because it makes `emit` O(1) instead of O(subscribers): one slot write, one
@@ -29,7 +30,10 @@
 //! only scans for subscribers to wake when some are parked (one atomic load per
 //! emit otherwise), and a producer blocked on a full ring arms the subscribers
 //! that gate it and is woken once, by the last of them to make room. The
-//! subscriber-side cost per event is one clone and one store of its cursor.
+//! subscriber-side cost per event is one clone and one store of its cursor;
+//! [`Subscriber::recv_ref`] lends the event in its slot instead and saves the
+//! clone, which with `Arc` payloads and many subscribers is most of the cost
+//! (every clone and drop updates the one shared reference count).
 //! `benches/benches/fanout.rs` measures this against tokio broadcast,
 //! async-broadcast and the serial queue-per-subscriber baseline.
 //!
@@ -102,4 +106,4 @@ mod subscriber;
 pub use config::{DEFAULT_CAPACITY, FanoutBuilder, FanoutStats, MAX_CAPACITY, Overflow};
 pub use error::{Closed, EmitError, TryEmitError, TryRecvError};
 pub use fanout::Fanout;
-pub use subscriber::Subscriber;
+pub use subscriber::{Ref, Subscriber};

@@ -1,9 +1,12 @@
 //! The receiving end: [`Subscriber`], a `futures::Stream` over one cursor of
-//! the shared ring. Its neighbour `ring.rs` owns the slots; this file only
-//! moves the cursor and, after a disconnect, hands out the backlog the
-//! release copied out. **Invariant:** the subscriber publishes its head right
-//! after every taken event (so a producer blocked on it is released exactly
-//! when room appears); its items are a gap-free prefix of the emitted events,
+//! the shared ring, and [`Ref`], an event it lends instead of cloning. Its
+//! neighbour `ring.rs` owns the slots; this file only moves the cursor and,
+//! after a disconnect, hands out the backlog the release copied out.
+//! **Invariant:** the subscriber publishes its head right after every cloned
+//! event, and for a lent one when its `Ref` is dropped (or, if the `Ref` was
+//! leaked, before the subscriber takes or waits again), so a producer blocked
+//! on it is released exactly when room appears and a lent slot is never
+//! reused under its `Ref`; its items are a gap-free prefix of the emitted events,
 //! and after a disconnect it yields the events it was owed, then exactly one
 //! [`Closed`] reason, then nothing.
 
@@ -16,6 +19,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 use futures::{Stream, stream::FusedStream};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use crate::{
     Closed, TryRecvError,
@@ -51,7 +55,8 @@ use crate::{
 pub struct Subscriber<T> {
     shared: Arc<Shared<T>>,
     cursor: Arc<CachePadded<Cursor<T>>>,
-    /// Next sequence to take (the published head mirrors it).
+    /// Next sequence to take. The published head mirrors it, except while a lent event's
+    /// `Ref` lives (or was leaked): then it is one behind, holding that event's slot.
     head: u64,
     /// The last `tail` seen; events below it can be taken without touching shared state.
     seen_tail: u64,
@@ -69,7 +74,7 @@ impl<T> std::fmt::Debug for Subscriber<T> {
 impl<T: Clone + Send + Sync> Subscriber<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
         let cursor = shared.register();
-        let head = cursor.head.load(std::sync::atomic::Ordering::SeqCst);
+        let head = cursor.head.load(SeqCst);
         Self { shared, cursor, head, seen_tail: head, owed: None, ended: false }
     }
 
@@ -107,7 +112,7 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
             0
         } else if let Some(owed) = &self.owed {
             owed.len()
-        } else if self.cursor.evict.load(std::sync::atomic::Ordering::SeqCst) {
+        } else if self.cursor.evict.load(SeqCst) {
             self.cursor.backlog_len()
         } else {
             (self.shared.tail() - self.head) as usize
@@ -129,8 +134,8 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
         if self.owed.is_none() {
             // Announce the read before looking at `evict`, so the producer cannot release
             // our slots under us (the evict handshake in `ring.rs`).
-            self.cursor.reading.store(true, std::sync::atomic::Ordering::SeqCst);
-            if !self.cursor.evict.load(std::sync::atomic::Ordering::SeqCst) {
+            self.cursor.reading.store(true, SeqCst);
+            if !self.cursor.evict.load(SeqCst) {
                 let out = self.take_or_park(cx);
                 self.shared.end_read(&self.cursor);
                 return out;
@@ -156,9 +161,35 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
     }
 
     fn take_or_park(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<Result<T, Closed>>> {
+        self.poll_seq(cx).map(|seq| {
+            seq.map(|seq| {
+                // SAFETY: `poll_seq` returned `seq` below a tail loaded with SeqCst, and our
+                // registered cursor's published head is still at most `seq`.
+                let value = unsafe { self.shared.read(seq) };
+                // Only now: a clone that panics leaves the event to be taken again.
+                self.head += 1;
+                self.publish_head();
+                Ok(value)
+            })
+        })
+    }
+
+    /// The next sequence to read (the local head; the caller moves it on once the event is
+    /// taken, and its slot stays intact until [`publish_head`](Self::publish_head) publishes a
+    /// head past it). `None` once ended. Only for a non-evictable fan-out, or inside a read
+    /// while not evicted.
+    fn poll_seq(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<u64>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         if self.head == self.seen_tail {
             self.seen_tail = self.shared.tail();
             if self.head == self.seen_tail {
+                // A borrowed event's guard may have been leaked: publish before waiting, so a
+                // producer is never held back by an event this subscriber already took.
+                if self.cursor.head.load(Relaxed) != self.head {
+                    self.publish_head();
+                }
                 if let Some(cx) = cx {
                     // Register, then park, then look again: a publish after our look wakes us.
                     self.cursor.waker.register(cx.waker());
@@ -180,15 +211,101 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
                 }
             }
         }
-        // SAFETY: `head < seen_tail`, a tail loaded with SeqCst, and our cursor is registered
-        // (or evicted while `reading` is set) with published head == `self.head`.
-        let value = unsafe { self.shared.read(self.head) };
-        self.head += 1;
-        self.cursor.head.store(self.head, std::sync::atomic::Ordering::SeqCst);
-        if self.cursor.armed.load(std::sync::atomic::Ordering::SeqCst) {
+        Poll::Ready(Some(self.head))
+    }
+
+    /// Publishes the local head: the slots below it may be reused. A producer blocked on this
+    /// cursor (armed) is released once the head crosses its target.
+    fn publish_head(&self) {
+        self.cursor.head.store(self.head, SeqCst);
+        if self.cursor.armed.load(SeqCst) {
             self.shared.on_armed(&self.cursor, self.head);
         }
-        Poll::Ready(Some(Ok(value)))
+    }
+}
+
+impl<T: Clone + Send + Sync> Subscriber<T> {
+    /// Waits for the next event and lends it instead of cloning it: the [`Ref`] derefs to the
+    /// event in the ring, and its slot is handed back to producers when the `Ref` is dropped.
+    /// Same items and cancel-safety as [`recv`](Self::recv); what it saves is the clone (with
+    /// `T = Arc<..>`, the two reference-count updates every subscriber would make on the
+    /// event's shared count).
+    ///
+    /// Under [`Overflow::Wait`](crate::Overflow::Wait) the slot stays reserved while the `Ref`
+    /// lives, exactly as an event not yet taken would, so hold it briefly: a full ring waits
+    /// for the `Ref` to drop, and a task that awaits `emit` on the same fan-out while holding
+    /// one can wait on itself forever. The event no longer counts in [`lag`](Self::lag) (it was
+    /// taken), but it does in the producer's view and in `FanoutStats::max_lag`. A leaked
+    /// `Ref` (`mem::forget`) holds its slot until this subscriber takes or waits again. Under
+    /// the disconnecting policies the event is cloned into the `Ref`, so a subscriber holding
+    /// one can still be disconnected (and released) without waiting for it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use events_fanout::Fanout;
+    ///
+    /// let fanout = Fanout::new();
+    /// let mut sub = fanout.subscribe();
+    /// fanout.emit(Arc::new(String::from("hello"))).await?;
+    /// drop(fanout);
+    /// let mut lengths = 0;
+    /// while let Some(event) = sub.recv_ref().await {
+    ///     lengths += event.unwrap().len(); // no clone of the `Arc`
+    /// }
+    /// assert_eq!(lengths, 5);
+    /// # Ok::<(), events_fanout::EmitError<Arc<String>>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn recv_ref(&mut self) -> Option<Result<Ref<'_, T>, Closed>> {
+        if self.shared.evictable {
+            return self.recv().await.map(|item| item.map(|value| Ref(Lent::Owned(value))));
+        }
+        let seq = std::future::poll_fn(|cx| self.poll_seq(Some(cx))).await?;
+        // Taken (no await between the wait and the `Ref`, so a dropped future takes nothing).
+        self.head += 1;
+        let sub: &Self = self;
+        // SAFETY: `poll_seq` returned `seq` below a tail loaded with SeqCst and left the
+        // published head at most `seq`; the head is published only by `Ref`'s drop or by a
+        // later take, which needs `&mut self`, so not while this borrow lives. Under
+        // `Overflow::Wait` nothing else releases a registered cursor's slots.
+        let value = unsafe { sub.shared.get(seq) };
+        Some(Ok(Ref(Lent::Slot { value, sub })))
+    }
+}
+
+/// An event lent by [`Subscriber::recv_ref`]; derefs to it. Dropping it hands its slot back.
+pub struct Ref<'a, T: Clone + Send + Sync>(Lent<'a, T>);
+
+enum Lent<'a, T: Clone + Send + Sync> {
+    /// In the ring, its slot held by the subscriber's unpublished head.
+    Slot { value: &'a T, sub: &'a Subscriber<T> },
+    /// Cloned out (a disconnecting policy, or an event owed after a disconnect).
+    Owned(T),
+}
+
+impl<T: Clone + Send + Sync> std::ops::Deref for Ref<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Lent::Slot { value, .. } => value,
+            Lent::Owned(value) => value,
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + std::fmt::Debug> std::fmt::Debug for Ref<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: Clone + Send + Sync> Drop for Ref<'_, T> {
+    fn drop(&mut self) {
+        if let Lent::Slot { sub, .. } = &self.0 {
+            sub.publish_head();
+        }
     }
 }
 

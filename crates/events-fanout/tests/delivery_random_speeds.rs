@@ -2,7 +2,9 @@
 //! random speeds on a 2-worker runtime, with a random capacity. Every
 //! subscriber must see the same total order, which contains each producer's
 //! events exactly once and in its emit order; a subscriber that joins midway
-//! sees a contiguous suffix of that order.
+//! sees a contiguous suffix of that order. Every other subscriber borrows its
+//! events (`recv_ref`) instead of cloning them, so a slot reused while lent
+//! shows up as a wrong or torn event.
 
 use std::sync::Arc;
 
@@ -15,12 +17,25 @@ use support::runtime;
 /// One event: which producer, and its index in that producer's sequence.
 type Tag = (usize, u32);
 
-async fn consume(mut sub: events_fanout::Subscriber<Arc<Tag>>, yields_every: u32) -> Vec<Tag> {
+async fn consume(mut sub: events_fanout::Subscriber<Arc<Tag>>, yields_every: u32, lend: bool) -> Vec<Tag> {
     let mut got = Vec::new();
-    while let Some(item) = sub.recv().await {
-        got.push(*item.expect("Overflow::Wait never disconnects"));
-        if yields_every != 0 && (got.len() as u32).is_multiple_of(yields_every) {
-            tokio::task::yield_now().await;
+    loop {
+        let yields = |got: &Vec<Tag>| yields_every != 0 && (got.len() as u32).is_multiple_of(yields_every);
+        if lend {
+            let Some(item) = sub.recv_ref().await else { break };
+            let item = item.expect("Overflow::Wait never disconnects");
+            got.push(**item);
+            if yields(&got) {
+                // Yield while still holding the lent event: its slot must stay intact.
+                tokio::task::yield_now().await;
+                assert_eq!(**item, got[got.len() - 1], "a lent slot was reused");
+            }
+        } else {
+            let Some(item) = sub.recv().await else { break };
+            got.push(*item.expect("Overflow::Wait never disconnects"));
+            if yields(&got) {
+                tokio::task::yield_now().await;
+            }
         }
     }
     got
@@ -54,7 +69,8 @@ proptest! {
             let fanout = Fanout::with_capacity(capacity);
             let readers: Vec<_> = speeds
                 .iter()
-                .map(|&speed| tokio::spawn(consume(fanout.subscribe(), speed)))
+                .enumerate()
+                .map(|(i, &speed)| tokio::spawn(consume(fanout.subscribe(), speed, i % 2 == 1)))
                 .collect();
             let producers: Vec<_> = per_producer
                 .iter()
@@ -65,7 +81,7 @@ proptest! {
                         let mut late = None;
                         for n in 0..count {
                             if id == 0 && n == late_after {
-                                late = Some(tokio::spawn(consume(fanout.subscribe(), 0)));
+                                late = Some(tokio::spawn(consume(fanout.subscribe(), 0, late_after % 2 == 0)));
                             }
                             fanout.emit(Arc::new((id, n))).await.unwrap();
                             if producer_yields != 0 && n.is_multiple_of(producer_yields) {

@@ -46,9 +46,13 @@ enum Style {
     TryThenRecv,
     /// `recv().await`, yielding to the scheduler every `n` events (a slow reader).
     Yielding(u32),
+    /// `recv_ref().await`, yielding every `n` events while still holding the lent one, so its
+    /// slot is handed back (and a blocked producer released) only after the yield.
+    Lending(u32),
 }
 
-const STYLES: [Style; 5] = [Style::Recv, Style::Stream, Style::TryThenRecv, Style::Yielding(1), Style::Yielding(7)];
+const STYLES: [Style; 6] =
+    [Style::Recv, Style::Stream, Style::TryThenRecv, Style::Yielding(1), Style::Yielding(7), Style::Lending(3)];
 
 /// Takes events until the end; a policy close would be a bug here (`Overflow::Wait`).
 async fn read_all(mut sub: Subscriber<u64>, style: Style) -> Vec<u64> {
@@ -77,6 +81,16 @@ async fn read_all(mut sub: Subscriber<u64>, style: Style) -> Vec<u64> {
                 if out.len() % every as usize == 0 {
                     tokio::task::yield_now().await;
                 }
+            }
+        }
+        Style::Lending(every) => {
+            while let Some(item) = sub.recv_ref().await {
+                let lent = item.expect("Overflow::Wait never disconnects");
+                out.push(*lent);
+                if out.len() % every as usize == 0 {
+                    tokio::task::yield_now().await;
+                }
+                drop(lent);
             }
         }
     }

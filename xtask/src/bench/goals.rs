@@ -360,13 +360,17 @@ fn fanout_rows() -> Vec<Cmp> {
         ));
         v.push(cmp(row, ours, ("async-broadcast", Src::Fanout(Impl::AsyncBroadcast, n)), Goal::Context));
         v.push(cmp(row, ours, ("serial queue per subscriber", Src::Fanout(Impl::Serial, n)), Goal::Context));
-        // Issue #20: at or above the lossy channel, still losing nothing.
+        // Issue #20: at or above the lossy channel, still losing nothing. The lossy channel's
+        // receivers rarely run; ours borrow each event (`recv_ref`) rather than clone it, and
+        // the cloning `recv` is shown beside it.
+        let unpaced = ("tokio broadcast, unpaced (lossy)", Src::Fanout(Impl::TokioUnpaced, n));
         v.push(cmp(
             row,
-            ours,
-            ("tokio broadcast, unpaced (lossy)", Src::Fanout(Impl::TokioUnpaced, n)),
+            ("events-fanout, recv_ref (lends)", Src::Fanout(Impl::OursLent, n)),
+            unpaced,
             Goal::AtLeast(1.0),
         ));
+        v.push(cmp(row, ("events-fanout, recv (clones)", Src::Fanout(Impl::Ours, n)), unpaced, Goal::Context));
     }
     v
 }
@@ -374,7 +378,10 @@ fn fanout_rows() -> Vec<Cmp> {
 /// The implementations the fan-out bench compares.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Impl {
+    /// Subscribers that clone each event (`recv`).
     Ours,
+    /// Subscribers that borrow each event (`recv_ref`).
+    OursLent,
     TokioPaced,
     TokioUnpaced,
     AsyncBroadcast,
@@ -382,8 +389,9 @@ pub(super) enum Impl {
 }
 
 impl Impl {
-    pub(super) const ALL: [(Impl, &'static str); 5] = [
+    pub(super) const ALL: [(Impl, &'static str); 6] = [
         (Impl::Ours, "ours: events-fanout"),
+        (Impl::OursLent, "ours, recv_ref"),
         (Impl::TokioPaced, "tokio broadcast, paced"),
         (Impl::AsyncBroadcast, "async-broadcast"),
         (Impl::Serial, "serial queues"),
@@ -395,8 +403,9 @@ impl Impl {
 /// The fan-out bench names its ids `fanout/...`; the subscriber count is one
 /// `/`-separated part that is the number alone or joined to a word by `_`
 /// (`16`, `16_subscribers`, `subscribers_16`), and the implementation is
-/// told by the words in the id (`ours`/`events`, `tokio` + `paced` or
-/// `unpaced`, `async_broadcast`, `serial`).
+/// told by the words in the id (`ours`/`events`, with `recv_ref` for the
+/// lending receive, `tokio` + `paced` or `unpaced`, `async_broadcast`,
+/// `serial`).
 pub(super) fn fanout_matches(id: &str, imp: Impl, subscribers: &str) -> bool {
     if !id.starts_with("fanout") {
         return false;
@@ -410,7 +419,8 @@ pub(super) fn fanout_matches(id: &str, imp: Impl, subscribers: &str) -> bool {
     let unpaced = id.contains("unpaced") || id.contains("lossy");
     count
         && match imp {
-            Impl::Ours => id.contains("ours") || id.contains("events_fanout"),
+            Impl::Ours => (id.contains("ours") || id.contains("events_fanout")) && !id.contains("recv_ref"),
+            Impl::OursLent => (id.contains("ours") || id.contains("events_fanout")) && id.contains("recv_ref"),
             Impl::TokioPaced => id.contains("tokio") && !unpaced,
             Impl::TokioUnpaced => id.contains("tokio") && unpaced,
             Impl::AsyncBroadcast => id.contains("async_broadcast"),
@@ -430,6 +440,9 @@ mod tests {
     fn fanout_ids() {
         assert!(fanout_matches("fanout/lossless/ours/16", Impl::Ours, "16"));
         assert!(!fanout_matches("fanout/lossless/ours/16", Impl::Ours, "1"));
+        assert!(fanout_matches("fanout/16_subscribers/ours_recv_ref", Impl::OursLent, "16"));
+        assert!(!fanout_matches("fanout/16_subscribers/ours_recv_ref", Impl::Ours, "16"));
+        assert!(!fanout_matches("fanout/16_subscribers/ours", Impl::OursLent, "16"));
         assert!(fanout_matches("fanout/4_subscribers/tokio_broadcast_paced", Impl::TokioPaced, "4"));
         assert!(!fanout_matches("fanout/4_subscribers/tokio_broadcast_unpaced", Impl::TokioPaced, "4"));
         assert!(fanout_matches("fanout/4_subscribers/tokio_broadcast_unpaced", Impl::TokioUnpaced, "4"));

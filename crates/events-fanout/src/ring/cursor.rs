@@ -13,7 +13,8 @@ use parking_lot::Mutex;
 
 /// One subscriber's position, shared between the subscriber and the producers.
 pub(crate) struct Cursor<T> {
-    /// Next sequence this subscriber will take; everything below was taken.
+    /// Next sequence this subscriber will take; everything below was taken and handed back
+    /// (an event lent by `recv_ref` is handed back when its `Ref` drops).
     pub(crate) head: AtomicU64,
     /// Set by a blocked producer: "tell me when your head reaches `wake_at`".
     pub(crate) armed: AtomicBool,

@@ -424,6 +424,17 @@ impl<T: Clone> Shared<T> {
         Ok(())
     }
 
+    /// Borrows the event at `seq`.
+    ///
+    /// # Safety
+    ///
+    /// As [`read`](Self::read), for as long as the borrow lives.
+    pub(crate) unsafe fn get(&self, seq: u64) -> &T {
+        let slot = self.slots[(seq & self.mask) as usize].get();
+        // SAFETY: the caller's contract, as in `read`.
+        unsafe { (*slot).assume_init_ref() }
+    }
+
     /// Clones the event at `seq`.
     ///
     /// # Safety
@@ -431,9 +442,8 @@ impl<T: Clone> Shared<T> {
     /// `seq < tail` (loaded with at least `Acquire`), and the caller's cursor is registered
     /// with a published head `<= seq` (or is evicted but still marked `reading`).
     pub(crate) unsafe fn read(&self, seq: u64) -> T {
-        let slot = self.slots[(seq & self.mask) as usize].get();
         // SAFETY: the caller's contract: the slot was written before `tail` passed `seq`,
         // and it cannot be overwritten while the caller's head is at most `seq`.
-        unsafe { (*slot).assume_init_ref().clone() }
+        unsafe { self.get(seq) }.clone()
     }
 }
