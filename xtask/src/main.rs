@@ -23,14 +23,15 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  bench   run every bench with its peers, write target/bench-report/REPORT.md
-          and SVG charts, print the table (--quick, --filter RE, --report-only)
+  bench   run every bench with its peers (installs nats-server if missing),
+          write target/bench-report/REPORT.md and SVG charts, print the table
+          (--quick, --filter RE, --report-only)
   soak    long reliability runs in release mode: --crash N (SIGKILL loop),
           --load [N] (events per producer), --faults N (fault-model cases);
           all three at a medium size without options
   fuzz    fuzz/ target for N seconds: fuzz <segment_reader|recovery_open>
           [--seconds N] (needs nightly and cargo-fuzz)
-  ci      install test prerequisites (nats-server), then fmt check, tidy,
+  ci      install test prerequisites (nats-server, chromium), then fmt check, tidy,
           clippy -D warnings, the whole test suite, the benches built (not
           run), docs (-D warnings)
   tidy    check the tree's conventions (//! file docs, workspace lints)
@@ -113,12 +114,15 @@ fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), Stri
     }
 }
 
-/// Installs what the tests need and a fresh machine lacks (Debian
-/// packages), so the README's one test command works everywhere.
-fn prerequisites() -> Result<(), String> {
-    const NEEDED: &[(&str, &str)] =
-        &[("nats-server", "nats-server"), ("chromium", "chromium"), ("chromedriver", "chromium-driver")];
-    let missing: Vec<&str> = NEEDED.iter().filter(|(bin, _)| !on_path(bin)).map(|(_, pkg)| *pkg).collect();
+/// What the tests need and a fresh machine lacks: (program, Debian package).
+const TEST_PREREQUISITES: &[(&str, &str)] =
+    &[("nats-server", "nats-server"), ("chromium", "chromium"), ("chromedriver", "chromium-driver")];
+
+/// Installs the programs of `needed` (program, Debian package) that are not on
+/// the `PATH`, so the README's one test command (and `bench`, which runs
+/// `nats-server`) works on a fresh machine.
+pub(crate) fn prerequisites(needed: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = needed.iter().filter(|(bin, _)| !on_path(bin)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -151,7 +155,7 @@ fn is_root() -> bool {
 
 fn ci() -> Result<(), String> {
     let root = workspace_root();
-    prerequisites()?;
+    prerequisites(TEST_PREREQUISITES)?;
     // A clean clone gains nothing from incremental caches, and they are a large share of the
     // target directory's size on a CI machine's disk.
     let cargo = || {
