@@ -26,7 +26,10 @@ use crate::{Error, Result};
 
 /// A subscriber of a [`Session`]: a `futures::Stream` of
 /// `Result<Arc<E>, events_fanout::Closed>` that ends when the session is
-/// dropped.
+/// dropped. A subscriber that only looks at each event can borrow it with
+/// [`recv_ref`](Subscriber::recv_ref) instead of cloning the `Arc`, which
+/// spares many subscribers of one session from all updating its one
+/// reference count.
 pub type SessionSubscriber<E> = Subscriber<Arc<E>>;
 
 struct SessionInner<E> {
