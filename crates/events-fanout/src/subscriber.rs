@@ -262,15 +262,40 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
             return self.recv().await.map(|item| item.map(|value| Ref(Lent::Owned(value))));
         }
         let seq = std::future::poll_fn(|cx| self.poll_seq(Some(cx))).await?;
-        // Taken (no await between the wait and the `Ref`, so a dropped future takes nothing).
+        // No await between the wait and the `Ref`, so a dropped future takes nothing.
+        Some(Ok(self.lend(seq)))
+    }
+
+    /// Lends the next event if one is ready, like [`try_recv`](Self::try_recv) lends what
+    /// [`recv_ref`](Self::recv_ref) would: the `Ref` holds its slot until it is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv): [`TryRecvError::Empty`] when nothing is ready yet,
+    /// [`TryRecvError::Closed`] once when disconnected by the overflow policy (after the events
+    /// it was owed), [`TryRecvError::Ended`] when the fan-out is closed and drained.
+    pub fn try_recv_ref(&mut self) -> Result<Ref<'_, T>, TryRecvError> {
+        if self.shared.evictable {
+            return self.try_recv().map(|value| Ref(Lent::Owned(value)));
+        }
+        match self.poll_seq(None) {
+            Poll::Ready(Some(seq)) => Ok(self.lend(seq)),
+            Poll::Ready(None) => Err(TryRecvError::Ended),
+            Poll::Pending => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Takes `seq`, the sequence `poll_seq` just returned, and lends it.
+    fn lend(&mut self, seq: u64) -> Ref<'_, T> {
         self.head += 1;
         let sub: &Self = self;
         // SAFETY: `poll_seq` returned `seq` below a tail loaded with SeqCst and left the
         // published head at most `seq`; the head is published only by `Ref`'s drop or by a
         // later take, which needs `&mut self`, so not while this borrow lives. Under
-        // `Overflow::Wait` nothing else releases a registered cursor's slots.
+        // `Overflow::Wait` (the only policy that lends) nothing else releases a registered
+        // cursor's slots.
         let value = unsafe { sub.shared.get(seq) };
-        Some(Ok(Ref(Lent::Slot { value, sub })))
+        Ref(Lent::Slot { value, sub })
     }
 }
 

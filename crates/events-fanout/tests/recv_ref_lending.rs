@@ -1,4 +1,5 @@
-//! `Subscriber::recv_ref` lends the event in its slot instead of cloning it:
+//! `Subscriber::recv_ref` (and `try_recv_ref`) lends the event in its slot
+//! instead of cloning it:
 //! the slot stays reserved exactly while the `Ref` lives, a leaked `Ref` never
 //! holds a producer back once the subscriber waits again, and under a
 //! disconnecting policy a held `Ref` cannot stop the disconnect. Beside them,
@@ -7,7 +8,7 @@
 
 use std::{pin::pin, sync::Arc, task::Poll, time::Duration};
 
-use events_fanout::{Closed, Fanout, Overflow, TryEmitError};
+use events_fanout::{Closed, Fanout, Overflow, TryEmitError, TryRecvError};
 use futures::poll;
 
 #[tokio::test]
@@ -40,6 +41,38 @@ async fn a_leaked_ref_is_published_before_the_subscriber_waits() {
     fanout.try_emit(Arc::new(2)).expect("the leaked event's slot was handed back");
     let Poll::Ready(Some(Ok(lent))) = poll!(next.as_mut()) else { panic!("the wait ends with the event") };
     assert_eq!(**lent, 2);
+}
+
+#[test]
+fn try_recv_ref_lends_what_is_ready_and_holds_its_slot() {
+    let fanout = Fanout::with_capacity(1);
+    let mut sub = fanout.subscribe();
+    assert!(matches!(sub.try_recv_ref(), Err(TryRecvError::Empty)));
+    fanout.try_emit(String::from("a")).unwrap();
+    let lent = sub.try_recv_ref().unwrap();
+    assert_eq!(*lent, "a");
+    assert!(matches!(fanout.try_emit(String::from("b")), Err(TryEmitError::Full(_))), "held while lent");
+    drop(lent);
+    fanout.try_emit(String::from("b")).unwrap();
+    fanout.close();
+    assert_eq!(*sub.try_recv_ref().unwrap(), "b");
+    assert!(matches!(sub.try_recv_ref(), Err(TryRecvError::Ended)));
+}
+
+#[test]
+fn try_recv_ref_under_a_disconnecting_policy_clones_into_the_ref() {
+    let fanout =
+        Fanout::builder().capacity(1).overflow(Overflow::Disconnect { after: Duration::from_millis(1) }).build();
+    let mut sub = fanout.subscribe();
+    fanout.try_emit(1).unwrap();
+    let lent = sub.try_recv_ref().unwrap();
+    // Cloned out: the slot is free although the Ref is held.
+    fanout.try_emit(2).unwrap();
+    assert_eq!(*lent, 1);
+    drop(lent);
+    drop(fanout);
+    assert_eq!(*sub.try_recv_ref().unwrap(), 2);
+    assert!(matches!(sub.try_recv_ref(), Err(TryRecvError::Ended)));
 }
 
 #[tokio::test]
