@@ -13,13 +13,15 @@
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::Ordering::{Relaxed, SeqCst},
+    },
     task::{Context, Poll},
 };
 
 use crossbeam_utils::CachePadded;
 use futures::{Stream, stream::FusedStream};
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use crate::{
     Closed, TryRecvError,

@@ -18,9 +18,9 @@ use support::runtime;
 type Tag = (usize, u32);
 
 async fn consume(mut sub: events_fanout::Subscriber<Arc<Tag>>, yields_every: u32, lend: bool) -> Vec<Tag> {
+    let yields = |got: &Vec<Tag>| yields_every != 0 && (got.len() as u32).is_multiple_of(yields_every);
     let mut got = Vec::new();
     loop {
-        let yields = |got: &Vec<Tag>| yields_every != 0 && (got.len() as u32).is_multiple_of(yields_every);
         if lend {
             let Some(item) = sub.recv_ref().await else { break };
             let item = item.expect("Overflow::Wait never disconnects");
