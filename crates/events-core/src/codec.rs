@@ -78,12 +78,16 @@ pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -
     Ok(())
 }
 
-/// The default codec: bincode 2.0.x, standard configuration (varint
-/// integers, little endian) with a decode limit of [`DEFAULT_DECODE_LIMIT`].
+/// The default codec: bincode 2.0.x's standard format (varint integers,
+/// little endian), with a decode limit of [`DEFAULT_DECODE_LIMIT`].
 ///
-/// The limit is enforced twice: a payload longer than the limit is refused
-/// outright, and bincode checks every length prefix against the same limit
-/// before it allocates, so a hostile prefix claiming gigabytes fails fast.
+/// Encoding goes through the bincode crate; decoding reads the same format
+/// with a deserializer of our own that copies each string once (bincode
+/// 2.0's serde path zero-fills a buffer first), held to the bincode crate by
+/// a differential test. The limit is enforced twice: a payload longer than
+/// the limit is refused outright, and every string or byte length prefix is
+/// checked against the limit and the bytes left before anything is
+/// allocated, so a hostile prefix claiming gigabytes fails fast.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
@@ -106,7 +110,7 @@ impl Codec for Bincode {
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
-        bincode::serde::decode_from_slice(bytes, BINCODE_CONFIG).map_err(|e| CodecError::Decode {
+        crate::bincode_de::decode_prefix(bytes).map_err(|e| CodecError::Decode {
             codec: Self::NAME,
             len: bytes.len(),
             source: Box::new(e),

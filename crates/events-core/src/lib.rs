@@ -67,6 +67,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bincode_de;
 mod codec;
 mod envelope;
 mod error;

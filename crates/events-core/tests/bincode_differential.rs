@@ -1,0 +1,277 @@
+//! `Bincode` decodes with a deserializer of its own: held here to the
+//! bincode crate (2.0, standard configuration) on random values of every
+//! serde shape, on those values' bytes damaged (a byte changed, cut short,
+//! a byte inserted) and on random bytes. Both must accept the same inputs,
+//! produce the same values (compared by their encoding, so NaNs compare)
+//! and use the same number of bytes.
+
+use std::collections::BTreeMap;
+
+use events_core::{Bincode, Codec, CodecError};
+use proptest::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Zoo {
+    b: bool,
+    i8_: i8,
+    i16_: i16,
+    i32_: i32,
+    i64_: i64,
+    i128_: i128,
+    u8_: u8,
+    u16_: u16,
+    u32_: u32,
+    u64_: u64,
+    u128_: u128,
+    f32_: f32,
+    f64_: f64,
+    c: char,
+    s: String,
+    bytes: Bytes,
+    opt: Option<Option<u16>>,
+    v: Vec<i32>,
+    map: BTreeMap<String, u64>,
+    tuple: (u8, String, i64),
+    unit: (),
+    unit_struct: UnitStruct,
+    newtype: Newtype,
+    tuple_struct: TupleStruct,
+    variants: Vec<Variant>,
+    boxed: Box<str>,
+    nested: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct UnitStruct;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Newtype(u32);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TupleStruct(i16, bool);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Variant {
+    Unit,
+    Newtype(u64),
+    Tuple(i8, String),
+    Struct { x: u32, y: Option<char> },
+}
+
+/// Bytes through `serialize_bytes` / `deserialize_byte_buf` (a `Vec<u8>`
+/// goes through the sequence path).
+#[derive(Clone, Debug)]
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+fn variant() -> impl Strategy<Value = Variant> {
+    prop_oneof![
+        Just(Variant::Unit),
+        any::<u64>().prop_map(Variant::Newtype),
+        (any::<i8>(), ".{0,8}").prop_map(|(a, b)| Variant::Tuple(a, b)),
+        (any::<u32>(), any::<Option<char>>()).prop_map(|(x, y)| Variant::Struct { x, y }),
+    ]
+}
+
+prop_compose! {
+    fn zoo()(
+        ints in (any::<bool>(), any::<i8>(), any::<i16>(), any::<i32>(), any::<i64>(), any::<i128>()),
+        uints in (any::<u8>(), any::<u16>(), any::<u32>(), any::<u64>(), any::<u128>()),
+        floats in (any::<u32>().prop_map(f32::from_bits), any::<u64>().prop_map(f64::from_bits)),
+        c in any::<char>(),
+        s in ".{0,40}",
+        bytes in prop::collection::vec(any::<u8>(), 0..40),
+        opt in any::<Option<Option<u16>>>(),
+        v in prop::collection::vec(any::<i32>(), 0..8),
+        map in prop::collection::btree_map(".{0,6}", any::<u64>(), 0..4),
+        tuple in (any::<u8>(), ".{0,6}", any::<i64>()),
+        structs in (any::<u32>(), any::<i16>(), any::<bool>()),
+        variants in prop::collection::vec(variant(), 0..4),
+        boxed in ".{0,6}",
+        nested in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..4), 0..3),
+    ) -> Zoo {
+        let (b, i8_, i16_, i32_, i64_, i128_) = ints;
+        let (u8_, u16_, u32_, u64_, u128_) = uints;
+        Zoo {
+            b, i8_, i16_, i32_, i64_, i128_, u8_, u16_, u32_, u64_, u128_,
+            f32_: floats.0, f64_: floats.1, c, s, bytes: Bytes(bytes), opt, v, map, tuple,
+            unit: (), unit_struct: UnitStruct, newtype: Newtype(structs.0),
+            tuple_struct: TupleStruct(structs.1, structs.2), variants,
+            boxed: boxed.into_boxed_str(), nested,
+        }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    Bincode.encode(value, &mut out).unwrap();
+    out
+}
+
+/// The bincode crate's own decode, with the configuration `Bincode` encodes with.
+fn reference<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    let config = bincode::config::standard().with_limit::<{ events_core::DEFAULT_DECODE_LIMIT }>();
+    bincode::serde::decode_from_slice(bytes, config)
+}
+
+/// Both decoders agree on `bytes`: both fail, or both give a value with the
+/// same encoding after using the same number of bytes. Returns whether they decoded.
+fn agree<T: Serialize + DeserializeOwned + std::fmt::Debug>(bytes: &[u8]) -> Result<bool, TestCaseError> {
+    let ours = Bincode.decode_prefix::<T>(bytes);
+    match (ours, reference::<T>(bytes)) {
+        (Ok((a, used_a)), Ok((b, used_b))) => {
+            prop_assert_eq!(used_a, used_b, "bytes used");
+            prop_assert_eq!(encode(&a), encode(&b), "values differ: {:?} / {:?}", a, b);
+            Ok(true)
+        }
+        (Err(CodecError::Decode { .. }), Err(_)) => Ok(false),
+        (ours, theirs) => Err(TestCaseError::fail(format!("ours {ours:?}, bincode {theirs:?}"))),
+    }
+}
+
+/// A change to encoded bytes: replace the byte at `at` (modulo the length),
+/// cut the bytes at `at`, or insert `byte` at `at`.
+#[derive(Clone, Debug)]
+enum Damage {
+    Replace(usize, u8),
+    Cut(usize),
+    Insert(usize, u8),
+}
+
+/// A byte, often one that means something as a tag: an option's or bool's
+/// 0, 1 or 2, a varint's 250 to 255.
+fn tag_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![0u8..3, 250u8..=255, any::<u8>()]
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        (any::<usize>(), tag_byte()).prop_map(|(at, b)| Damage::Replace(at, b)),
+        any::<usize>().prop_map(Damage::Cut),
+        (any::<usize>(), tag_byte()).prop_map(|(at, b)| Damage::Insert(at, b)),
+    ]
+}
+
+fn apply(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
+    match *damage {
+        Damage::Replace(..) | Damage::Cut(_) if bytes.is_empty() => {}
+        Damage::Replace(at, b) => {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        Damage::Cut(at) => bytes.truncate(at % bytes.len()),
+        Damage::Insert(at, b) => bytes.insert(at % (bytes.len() + 1), b),
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn encoded_values_decode_as_bincode_decodes_them(zoo in zoo()) {
+        let bytes = encode(&zoo);
+        prop_assert!(agree::<Zoo>(&bytes)?, "a value's own encoding decodes");
+        let decoded: Zoo = Bincode.decode(&bytes).unwrap();
+        prop_assert_eq!(encode(&decoded), bytes);
+    }
+
+    #[test]
+    fn damaged_bytes_are_refused_or_read_as_bincode_reads_them(zoo in zoo(), hits in prop::collection::vec(damage(), 1..4)) {
+        let bytes = hits.iter().fold(encode(&zoo), apply);
+        agree::<Zoo>(&bytes)?;
+        agree::<Vec<Variant>>(&bytes)?;
+    }
+
+    #[test]
+    fn random_bytes_are_refused_or_read_as_bincode_reads_them(bytes in prop::collection::vec(tag_byte(), 0..64)) {
+        agree::<Zoo>(&bytes)?;
+        agree::<(Option<String>, Vec<Variant>)>(&bytes)?;
+        agree::<(char, u16, i32, u128, i128)>(&bytes)?;
+        agree::<BTreeMap<u8, Bytes>>(&bytes)?;
+    }
+}
+
+#[test]
+fn every_varint_width_at_its_edges() {
+    for v in [0u64, 250, 251, 255, 256, 65_535, 65_536, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX] {
+        agree::<u64>(&encode(&v)).unwrap();
+        agree::<u16>(&encode(&v)).unwrap(); // a wider tag than u16 takes is refused by both
+        agree::<u32>(&encode(&v)).unwrap();
+        agree::<u128>(&encode(&v)).unwrap();
+    }
+    for v in [0i64, -1, 1, -126, 125, -127, i64::from(i32::MIN), i64::MIN, i64::MAX] {
+        agree::<i64>(&encode(&v)).unwrap();
+        agree::<i16>(&encode(&v)).unwrap();
+        agree::<i32>(&encode(&v)).unwrap();
+    }
+    // The reserved tag 255, and the u128 tag where narrower integers are read.
+    for bytes in [vec![255u8; 17], [254].into_iter().chain([1; 16]).collect()] {
+        agree::<u64>(&bytes).unwrap();
+        agree::<u128>(&bytes).unwrap();
+        agree::<i128>(&bytes).unwrap();
+    }
+}
+
+#[test]
+fn invalid_tags_are_named() {
+    let message = |bytes: &[u8]| match Bincode.decode::<(Option<u8>, bool)>(bytes) {
+        Err(CodecError::Decode { codec: "bincode", source, .. }) => source.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(message(&[2, 0]).contains("Option tag 2"), "{}", message(&[2, 0]));
+    assert!(message(&[0, 7]).contains("bool byte 7"), "{}", message(&[0, 7]));
+    assert!(message(&[1]).contains("unexpected end"), "{}", message(&[1]));
+}
+
+#[test]
+fn a_string_longer_than_the_bytes_left_allocates_nothing_and_fails() {
+    // varint tag 253, then a u64 length of 2^40: refused before any allocation.
+    let mut bytes = vec![253u8];
+    bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(Bincode.decode::<String>(&bytes), Err(CodecError::Decode { .. })));
+    // A length under the limit but past the input: the bytes are not there.
+    let mut bytes = vec![252u8];
+    bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    bytes.extend_from_slice(b"short");
+    assert!(matches!(Bincode.decode::<Vec<u8>>(&bytes), Err(CodecError::Decode { .. })));
+    assert!(matches!(Bincode.decode::<String>(&bytes), Err(CodecError::Decode { .. })));
+}
+
+/// bincode's own limit counted 8 bytes for every `u64` decoded, so this
+/// 2.2 MB payload (under the 16 MiB limit) was refused after it had been
+/// journaled. The limit is now on bytes.
+#[test]
+fn a_payload_of_many_small_integers_under_the_limit_decodes() {
+    let values = vec![7u64; 2_200_000];
+    let bytes = encode(&values);
+    assert!(bytes.len() < events_core::DEFAULT_DECODE_LIMIT);
+    assert!(reference::<Vec<u64>>(&bytes).is_err(), "the bincode crate refuses it");
+    assert_eq!(Bincode.decode::<Vec<u64>>(&bytes).unwrap(), values);
+}
