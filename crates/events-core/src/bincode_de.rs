@@ -10,14 +10,29 @@
 //! once.
 //!
 //! Invariant: nothing is allocated for a length prefix that the remaining
-//! input cannot back (and none over [`DEFAULT_DECODE_LIMIT`]); every error
-//! names what was wrong and no input panics.
+//! input cannot back (a string or byte buffer is allocated once its bytes
+//! are there; a collection is pre-sized for at most as many elements as
+//! bytes are left); a length over [`DEFAULT_DECODE_LIMIT`] is refused, so
+//! no prefix makes a sequence of zero-sized values loop for ever; every
+//! error names what was wrong and no input panics. (A recursive event type
+//! nested deeper than the stack allows overflows it, with any serde
+//! decoder.)
 //!
-//! One deliberate difference: bincode's limit counted the in-memory size of
-//! every decoded value (8 bytes per `u64`, however short its varint), so a
-//! payload under the limit could be refused (2.2 million small `u64`s in a
-//! 2.2 MB payload). Here the limit is on bytes: the payload's length, and
-//! each string or byte buffer's.
+//! Two deliberate differences from the bincode crate, which otherwise
+//! accepts exactly the same bytes:
+//! * bincode's limit counted the in-memory size of every decoded value (8
+//!   bytes per `u64`, however short its varint), so a payload under the
+//!   limit could be refused (2.2 million small `u64`s in a 2.2 MB payload).
+//!   Here the limit is on bytes: [`Codec::decode`](crate::Codec::decode)
+//!   refuses a payload over it, and every length prefix is held to it. A
+//!   payload may expand in memory beyond its bytes by its type's ratio (a
+//!   `Vec<u64>` of one-byte varints takes 8 bytes per byte).
+//! * a sequence of more than [`DEFAULT_DECODE_LIMIT`] elements is refused;
+//!   bincode reads one of zero-sized elements (each element takes at least
+//!   one byte otherwise, so the input could not hold it).
+//!
+//! Lengths are read as 64-bit values: on a 32-bit target a length past
+//! `usize` is refused where bincode truncates it.
 
 use std::fmt;
 
@@ -49,7 +64,7 @@ enum Kind {
         ty: &'static str,
         tag: u8,
     },
-    /// A length prefix past the limit or outside `usize`.
+    /// A length prefix over the decode limit.
     Length(u64),
     InvalidBool(u8),
     InvalidOptionTag(u8),
@@ -76,7 +91,7 @@ impl fmt::Display for Error {
             }
             Kind::VarintTag { ty, tag } => write!(f, "varint tag {tag} is not valid for {ty}"),
             Kind::Length(len) => {
-                write!(f, "length prefix {len} exceeds the decode limit of {DEFAULT_DECODE_LIMIT} bytes")
+                write!(f, "length prefix {len} exceeds the decode limit of {DEFAULT_DECODE_LIMIT} (bytes or elements)")
             }
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
@@ -154,7 +169,8 @@ impl<'de> Decoder<'de> {
         self.varint(8, ty).map(|v| v as u64)
     }
 
-    /// A length prefix: a `u64` varint, at most the decode limit.
+    /// A length prefix (of a string, bytes, a sequence or a map): a `u64`
+    /// varint, at most the decode limit.
     #[inline]
     fn len(&mut self) -> Result<usize> {
         let len = self.u64("a length")?;
@@ -280,8 +296,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let len = self.u64("a length")?;
-        let len = usize::try_from(len).map_err(|_| Error::from(Kind::Length(len)))?;
+        let len = self.len()?;
         self.deserialize_tuple(len, visitor)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
@@ -291,8 +306,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         self.deserialize_tuple(len, visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let len = self.u64("a length")?;
-        let len = usize::try_from(len).map_err(|_| Error::from(Kind::Length(len)))?;
+        let len = self.len()?;
         visitor.visit_map(Elements { de: self, left: len })
     }
     fn deserialize_struct<V: Visitor<'de>>(
@@ -341,7 +355,8 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        // What the bytes left could hold: serde pre-sizes collections by it.
+        Some(self.left.min(self.de.input.len()))
     }
 }
 
@@ -357,7 +372,8 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        // What the bytes left could hold: serde pre-sizes collections by it.
+        Some(self.left.min(self.de.input.len()))
     }
 }
 

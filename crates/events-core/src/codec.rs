@@ -41,8 +41,11 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
 
     /// Decodes one value from the front of `bytes` and returns it with the
     /// number of bytes it used: the inverse of [`encode`](Codec::encode)
-    /// appending several values to one buffer. Allocations stay bounded by
-    /// [`DEFAULT_DECODE_LIMIT`] whatever the length prefixes claim.
+    /// appending several values to one buffer. A length prefix claiming
+    /// more than the input holds fails without allocating for it (beyond
+    /// serde's cautious pre-sizing of collections, at most 1 MiB); a valid
+    /// payload may still take more memory than its bytes (a `Vec<u64>` of
+    /// one-byte varints takes 8 bytes per byte).
     ///
     /// # Errors
     ///

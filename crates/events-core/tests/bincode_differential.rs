@@ -99,10 +99,33 @@ fn variant() -> impl Strategy<Value = Variant> {
     ]
 }
 
+/// Values of an integer type, most of them near where its varint changes
+/// width (one byte up to 250, then 2, 4, 8 or 16 bytes; signed values are
+/// zigzagged first, so their edges are at half those) or at its ends.
+macro_rules! edges {
+    ($t:ty) => {{
+        let mut values: Vec<$t> = Vec::new();
+        for edge in [250u128, 1 << 16, 1 << 32, 1 << 64, u128::MAX] {
+            for v in edge.saturating_sub(3)..=edge.saturating_add(3) {
+                let value = if <$t>::MIN == 0 {
+                    <$t>::try_from(v).ok()
+                } else {
+                    // The value whose zigzag is `v`.
+                    i128::try_from(v / 2)
+                        .ok()
+                        .and_then(|half| <$t>::try_from(if v % 2 == 0 { half } else { -half - 1 }).ok())
+                };
+                values.extend(value);
+            }
+        }
+        prop_oneof![prop::sample::select(values), any::<$t>()]
+    }};
+}
+
 prop_compose! {
     fn zoo()(
-        ints in (any::<bool>(), any::<i8>(), any::<i16>(), any::<i32>(), any::<i64>(), any::<i128>()),
-        uints in (any::<u8>(), any::<u16>(), any::<u32>(), any::<u64>(), any::<u128>()),
+        ints in (any::<bool>(), any::<i8>(), edges!(i16), edges!(i32), edges!(i64), edges!(i128)),
+        uints in (any::<u8>(), edges!(u16), edges!(u32), edges!(u64), edges!(u128)),
         floats in (any::<u32>().prop_map(f32::from_bits), any::<u64>().prop_map(f64::from_bits)),
         c in any::<char>(),
         s in ".{0,40}",
@@ -206,6 +229,11 @@ proptest! {
     fn damaged_bytes_are_refused_or_read_as_bincode_reads_them(zoo in zoo(), hits in prop::collection::vec(damage(), 1..4)) {
         let bytes = hits.iter().fold(encode(&zoo), apply);
         agree::<Zoo>(&bytes)?;
+    }
+
+    #[test]
+    fn damaged_variants_are_refused_or_read_as_bincode_reads_them(variants in prop::collection::vec(variant(), 1..6), hits in prop::collection::vec(damage(), 1..3)) {
+        let bytes = hits.iter().fold(encode(&variants), apply);
         agree::<Vec<Variant>>(&bytes)?;
     }
 
@@ -214,6 +242,14 @@ proptest! {
         agree::<Zoo>(&bytes)?;
         agree::<(Option<String>, Vec<Variant>)>(&bytes)?;
         agree::<(char, u16, i32, u128, i128)>(&bytes)?;
+        // Each integer width from the first byte, where tag bytes are likeliest.
+        agree::<i16>(&bytes)?;
+        agree::<u16>(&bytes)?;
+        agree::<i32>(&bytes)?;
+        agree::<u32>(&bytes)?;
+        agree::<i64>(&bytes)?;
+        agree::<i128>(&bytes)?;
+        agree::<u128>(&bytes)?;
         agree::<BTreeMap<u8, Bytes>>(&bytes)?;
     }
 }
@@ -230,6 +266,15 @@ fn every_varint_width_at_its_edges() {
         agree::<i64>(&encode(&v)).unwrap();
         agree::<i16>(&encode(&v)).unwrap();
         agree::<i32>(&encode(&v)).unwrap();
+        agree::<i128>(&encode(&v)).unwrap();
+    }
+    for v in [u128::from(u64::MAX), u128::from(u64::MAX) + 1, u128::MAX] {
+        agree::<u128>(&encode(&v)).unwrap();
+        agree::<u64>(&encode(&v)).unwrap();
+    }
+    for v in [i128::from(i64::MIN) - 1, i128::from(i64::MAX) + 1, i128::MIN, i128::MAX] {
+        agree::<i128>(&encode(&v)).unwrap();
+        agree::<i64>(&encode(&v)).unwrap();
     }
     // The reserved tag 255, and the u128 tag where narrower integers are read.
     for bytes in [vec![255u8; 17], [254].into_iter().chain([1; 16]).collect()] {
@@ -251,8 +296,8 @@ fn invalid_tags_are_named() {
 }
 
 #[test]
-fn a_string_longer_than_the_bytes_left_allocates_nothing_and_fails() {
-    // varint tag 253, then a u64 length of 2^40: refused before any allocation.
+fn a_string_longer_than_the_bytes_left_is_refused() {
+    // varint tag 253, then a u64 length of 2^40: over the limit.
     let mut bytes = vec![253u8];
     bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(matches!(Bincode.decode::<String>(&bytes), Err(CodecError::Decode { .. })));
