@@ -47,6 +47,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     live_capacity: usize,
     sink_queue: usize,
     sink_timeout: Option<Duration>,
+    sink_close_wait: Duration,
     retention_check: Duration,
     session_capacity: usize,
     session_overflow: Overflow,
@@ -89,6 +90,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
             live_capacity: 4096,
             sink_queue: 1024,
             sink_timeout: None,
+            sink_close_wait: crate::feed::SINK_CLOSE_WAIT,
             retention_check: Duration::from_secs(1),
             session_capacity: 256,
             session_overflow: Overflow::Wait,
@@ -322,6 +324,15 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         self
     }
 
+    /// How long [`Feed::close`] waits, once the journal is closed, for the
+    /// sinks to take the events handed to them; after it, `close` returns
+    /// with a warning and the sinks finish in the background. Default: 10 s.
+    #[must_use]
+    pub fn sink_close_wait(mut self, wait: Duration) -> Self {
+        self.sink_close_wait = wait;
+        self
+    }
+
     /// What this feed's streams ([`Feed::stream_from`], [`Feed::reader`]'s)
     /// do when retention removed events after their cursor. Default:
     /// [`OnExpired::Earliest`]. A reader can override it with
@@ -356,6 +367,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             live_capacity: self.live_capacity,
             sink_queue: self.sink_queue,
             sink_timeout: self.sink_timeout,
+            sink_close_wait: self.sink_close_wait,
             retention_check: self.retention_check,
             session_capacity: self.session_capacity,
             session_overflow: self.session_overflow,
@@ -444,7 +456,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let (sinks, sinks_done) = match sink_set.clone() {
             Some(set) => {
                 let (queue, done) = SinkQueue::spawn(set, self.sink_queue);
-                (Some(queue), Some(done))
+                (Some(queue), Some((done, self.sink_close_wait)))
             }
             None => (None, None),
         };

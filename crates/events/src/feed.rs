@@ -40,13 +40,15 @@ pub struct Feed<E: Event, C: Codec = Bincode> {
     pub(crate) reader: FeedReader<E, C>,
     shared: Arc<Shared>,
     sessions: Arc<SessionRegistry<E>>,
-    /// Turns `true` once the sink task delivered its last batch (no sinks: `None`).
-    sinks_done: Option<watch::Receiver<bool>>,
+    /// Turns `true` once the sink task delivered its last batch (no sinks:
+    /// `None`), and how long `close` waits for it.
+    sinks_done: Option<(watch::Receiver<bool>, Duration)>,
 }
 
 /// How long [`Feed::close`] waits for the sinks to take the events handed
-/// to them before it returns anyway.
-const SINK_DRAIN_WAIT: Duration = Duration::from_secs(10);
+/// to them before it returns anyway, unless the builder's
+/// [`sink_close_wait`](crate::FeedBuilder::sink_close_wait) says otherwise.
+pub(crate) const SINK_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl<E: Event, C: Codec> Clone for Feed<E, C> {
     fn clone(&self) -> Self {
@@ -76,7 +78,7 @@ impl<E: Event, C: Codec> Feed<E, C> {
         reader: FeedReader<E, C>,
         shared: Arc<Shared>,
         sessions: Arc<SessionRegistry<E>>,
-        sinks_done: Option<watch::Receiver<bool>>,
+        sinks_done: Option<(watch::Receiver<bool>, Duration)>,
     ) -> Self {
         Feed { inbox, reader, shared, sessions, sinks_done }
     }
@@ -265,8 +267,10 @@ impl<E: Event, C: Codec> Feed<E, C> {
 
     /// Closes the feed: stops accepting, drains the inbox into the journal,
     /// fsyncs, stops the writer and releases the directory lock, then waits
-    /// (at most 10 s) for the sinks to take every event handed to them, so a
-    /// sink has seen everything it will see when `close` returns. Streams
+    /// (at most 10 s, or the builder's
+    /// [`sink_close_wait`](crate::FeedBuilder::sink_close_wait)) for the
+    /// sinks to take every event handed to them, so a sink has seen
+    /// everything it will see when `close` returns. Streams
     /// end after delivering everything journaled. Other handles get
     /// [`Error::Closed`] afterwards.
     ///
@@ -287,9 +291,9 @@ impl<E: Event, C: Codec> Feed<E, C> {
         let (ack, rx) = oneshot::channel();
         self.inbox.send(Cmd::Close { ack }).await?;
         let closed = rx.await.map_err(|_| Error::Closed)?;
-        if let Some(mut done) = self.sinks_done {
+        if let Some((mut done, wait)) = self.sinks_done {
             // The writer dropped its end of the sink queue before answering.
-            if tokio::time::timeout(SINK_DRAIN_WAIT, done.wait_for(|d| *d)).await.is_err() {
+            if tokio::time::timeout(wait, done.wait_for(|d| *d)).await.is_err() {
                 tracing::warn!(dir = %self.shared.dir.display(), "sinks still busy after close; they finish in the background");
             }
         }

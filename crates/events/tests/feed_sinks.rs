@@ -140,3 +140,35 @@ async fn close_returns_after_the_sinks_took_every_event() {
     let seen = seen.lock().clone();
     assert_eq!(seen, (1..=100).collect::<Vec<_>>(), "close returned before the sink saw everything");
 }
+
+/// A sink that never finishes its first event: `close` waits for it as
+/// long as `sink_close_wait` says (10 s by default), then returns Ok (the
+/// journal closed), and every event stays journaled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_a_stuck_sink_only_as_long_as_it_is_told() {
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for Stuck {
+        async fn emit(&self, _: &Envelope<Ev>) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_millis(300);
+    let feed: Feed<Ev> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).sink(Stuck).sink_close_wait(wait).open().await.unwrap();
+    for n in 1..=100 {
+        feed.record(None, &msg(n));
+    }
+    feed.sync().await.unwrap();
+    let start = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), feed.close())
+        .await
+        .expect("close waited for the stuck sink far longer than it was told")
+        .unwrap();
+    assert!(start.elapsed() >= wait, "close returned after {:?}, before the sink's wait", start.elapsed());
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.last_seq().unwrap(), 100, "every recorded event is journaled");
+}
