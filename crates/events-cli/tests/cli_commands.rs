@@ -45,7 +45,10 @@ fn only_segment(dir: &Path) -> PathBuf {
 fn demo_json_reports_every_invariant_true() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let out = events().args(["demo", "--events", "20000", "--json", "--dir"]).arg(&dir).output().unwrap();
+    // 60,000 events: 15,000 per session, ~10,500 of them tokens, more than
+    // the ring keeps per stream (8,192), so the UI reconnects while the
+    // ring evicts.
+    let out = events().args(["demo", "--events", "60000", "--json", "--dir"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output parses");
     let invariants = summary["invariants"].as_array().unwrap();
@@ -53,7 +56,7 @@ fn demo_json_reports_every_invariant_true() {
     for inv in invariants {
         assert_eq!(inv["ok"], true, "invariant failed: {inv}");
     }
-    assert_eq!(summary["emitted"], 20000);
+    assert_eq!(summary["emitted"], 60000);
     assert!(summary["crash"]["acknowledged"].as_u64().unwrap() > 0);
 
     // The durable consumer killed with the crash child resumed after its checkpoint.
@@ -80,15 +83,16 @@ fn demo_json_reports_every_invariant_true() {
     let ui = &summary["resuming_ui"];
     let field = |name: &str| ui[name].as_u64().unwrap_or_else(|| panic!("{name} in {ui}"));
     assert_eq!(field("sessions"), 2, "{ui}");
-    // 5,000 events per session: 500 turns, each ending in a message.
-    assert_eq!(field("responses"), 2 * 500, "{ui}");
+    // 15,000 events per session: 1,500 turns, each ending in a message.
+    assert_eq!(field("responses"), 2 * 1500, "{ui}");
     assert_eq!(field("responses_rebuilt"), field("responses"), "{ui}");
     assert!(field("reconnects") > 0 && field("inside_token_run") > 0, "{ui}");
     assert!(field("mid_response") >= field("inside_token_run"), "{ui}");
     for zero in ["mismatched", "duplicates", "gaps", "live_output_resets", "other_resets", "cut_by_reset"] {
         assert_eq!(field(zero), 0, "{zero} in {ui}");
     }
-    assert_eq!(field("items"), 2 * 5000, "every event of both sessions, once");
+    assert_eq!(field("items"), 2 * 15000, "every event of both sessions, once");
+    assert!(field("ring_evicted") > 0, "the ring evicted nothing: {ui}");
     assert!(ui["first_problem"].is_null(), "{ui}");
 }
 

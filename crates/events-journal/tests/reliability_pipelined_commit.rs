@@ -132,10 +132,7 @@ fn run(step: Step, nth: u64, fault: Fault) -> bool {
         // cut-back itself was the step that failed), so the files hold
         // exactly the acknowledged records.
         let copy = tempfile::tempdir().unwrap();
-        for file in std::fs::read_dir(dir).unwrap() {
-            let file = file.unwrap().path();
-            std::fs::copy(&file, copy.path().join(file.file_name().unwrap())).unwrap();
-        }
+        events_testkit::fs::copy_files(dir, copy.path());
         let (j, _) = Journal::open(copy.path(), options(&FaultPlan::new())).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(j.last_seq(), acked, "{what}: refused records came back after a reopen");
     }
@@ -201,7 +198,7 @@ fn a_sync_in_flight_covers_only_what_was_written_before_it_started() {
     let mut cx = Context::from_waker(Waker::noop());
     assert!(j.poll_synced(&mut cx).is_pending(), "the stalled fdatasync cannot be done yet");
     assert_eq!(j.acked_seq(), 0);
-    assert_eq!(j.wait_synced().unwrap(), 3, "the sync covered the write made while it ran");
+    assert_eq!(j.wait_synced().unwrap(), 3, "the sync covers only what was written before it started");
     assert_eq!(read_all(&reader, 0).len(), 3);
     let three = 64 + 3 * 24 + (1..=3).map(|s| payload(s).len() as u64).sum::<u64>();
     assert!(plan.synced_len(&segments(tmp.path())[0]) >= Some(three));

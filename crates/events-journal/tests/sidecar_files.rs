@@ -8,8 +8,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{
-    IndexEntry, Journal, JournalOptions, Reader, Retention, SegmentIndex, Sidecar, SyncPolicy, sidecar_path, verify,
+    IndexEntry, Journal, JournalOptions, Reader, RecoveryMode, Retention, SegmentIndex, Sidecar, SyncPolicy,
+    sidecar_path, verify,
 };
 use support::segments;
 
@@ -124,22 +126,72 @@ fn verify_checks_each_sidecar_against_its_segment() {
     assert!(report.problems.iter().all(|p| p.what.contains("sidecar")), "{:?}", report.problems);
 }
 
-#[test]
-fn repair_removes_the_sidecar_of_the_segment_it_rebuilds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let journal = journal(tmp.path(), 60, Retention::unlimited());
-    let sidecars = index_sealed(tmp.path());
+/// A journal of 60 records whose sealed segments are indexed; returns the
+/// sidecars and the segment files.
+fn indexed(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let journal = journal(dir, 60, Retention::unlimited());
+    let sidecars = index_sealed(dir);
     journal.close().unwrap();
-    // Flip a payload byte of the first record of the second segment.
-    let segment = sidecars[1].with_extension("seg");
-    let first = Sidecar::open(&sidecars[1]).unwrap().all().flat_map(|(_, e)| e).map(|e| e.offset).min().unwrap();
+    (sidecars, segments(dir))
+}
+
+/// Flips a payload byte of the first record `sidecar` lists in its segment.
+fn damage_first_record(sidecar: &Path) {
+    let segment = sidecar.with_extension("seg");
+    let first = Sidecar::open(sidecar).unwrap().all().flat_map(|(_, e)| e).map(|e| e.offset).min().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[usize::try_from(first).unwrap() + 25] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
+}
+
+/// `Journal::repair` rebuilds a damaged sealed segment; salvage at open
+/// (`SkipCorrupt`, `TruncateAtCorruption`) rebuilds the newest segment,
+/// which has a sidecar here as a reader (or an older build) may leave one.
+#[test]
+fn repair_and_salvage_remove_the_sidecar_of_the_segment_they_rebuild() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sidecars, _) = indexed(tmp.path());
+    damage_first_record(&sidecars[1]);
     Journal::repair(tmp.path(), JournalOptions::new()).unwrap();
-    assert!(!sidecars[1].exists(), "the rebuilt segment's sidecar described the old bytes");
-    assert!(sidecars[2].exists(), "an untouched segment keeps its sidecar");
+    assert!(!sidecars[1].exists(), "repair: the rebuilt segment's sidecar described the old bytes");
+    assert!(sidecars[2].exists(), "repair: an untouched segment keeps its sidecar");
     assert!(verify(tmp.path()).unwrap().problems.iter().all(|p| !p.what.contains("sidecar")));
+    for mode in [RecoveryMode::SkipCorrupt, RecoveryMode::TruncateAtCorruption] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (sidecars, segs) = indexed(tmp.path());
+        let newest = segs.last().unwrap();
+        SegmentIndex::build(newest, key).unwrap().write(newest).unwrap();
+        damage_first_record(&sidecar_path(newest));
+        let (journal, _) = Journal::open(tmp.path(), JournalOptions::new().recovery(mode)).unwrap();
+        journal.close().unwrap();
+        assert!(!sidecar_path(newest).exists(), "{mode:?}: the rebuilt segment's sidecar described the old bytes");
+        assert!(sidecars.iter().all(|s| s.exists()), "{mode:?}: the sealed segments keep their sidecars");
+        assert!(verify(tmp.path()).unwrap().problems.iter().all(|p| !p.what.contains("sidecar")), "{mode:?}");
+    }
+}
+
+/// The sidecar goes before the rebuilt segment is renamed into place: a
+/// rename that fails (the last step of the rebuild) leaves the damaged
+/// segment as it was and no sidecar describing it.
+#[test]
+fn a_rebuild_removes_the_sidecar_before_its_rename() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sidecars, _) = indexed(tmp.path());
+    damage_first_record(&sidecars[1]);
+    // How many salvage operations a repair of this journal makes: its last is the rename.
+    let dry = tempfile::tempdir().unwrap();
+    events_testkit::fs::copy_files(tmp.path(), dry.path());
+    let plan = FaultPlan::new();
+    Journal::repair(dry.path(), JournalOptions::new().faults(plan.clone())).unwrap();
+    let last = plan.count(Step::Salvage);
+    assert!(last > 0, "the repair rebuilt nothing");
+    let before = std::fs::read(sidecars[1].with_extension("seg")).unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::Salvage, last - 1, Fault::Errno(libc::EIO));
+    assert!(Journal::repair(tmp.path(), JournalOptions::new().faults(plan.clone())).is_err());
+    assert_eq!(plan.fired().len(), 1, "the rename failed");
+    assert!(!sidecars[1].exists(), "the sidecar outlived the rebuild's last step");
+    assert_eq!(std::fs::read(sidecars[1].with_extension("seg")).unwrap(), before, "the damaged segment is as it was");
 }
 
 /// Two threads of one process rebuilding the same sidecar (the writer's

@@ -47,3 +47,18 @@ pub fn with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Copies every file of `from` (not its subdirectories) into `to`: a
+/// journal directory as it is now, to open without touching the original.
+///
+/// # Panics
+///
+/// If a file cannot be listed or copied.
+pub fn copy_files(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}

@@ -354,13 +354,16 @@ async fn a_second_loss_after_a_reset_is_reported_too() {
     for n in 0..20 {
         inbox.forward(Some("s1".into()), Agent::Token(format!("b{n}"))).await.unwrap();
     }
+    inbox.forward(Some("s1".into()), Agent::Message("end".into())).await.unwrap();
     let (reader, epoch) = (feed.reader(), feed.epoch());
     feed.close().await.unwrap();
     let items = all_from(&reader, cursor_at(Position { seq: Seq::new(1), index: 2 }, epoch), None).await;
     assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
     assert_eq!(seen(items[1].clone()).2, Agent::Message("mid".into()));
     assert!(matches!(items[2], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
-    assert_eq!(items.len(), 3, "the 10 kept tokens of the second run come after a loss: skipped with it");
+    // The 10 kept tokens of the second run come after a loss: skipped with it.
+    assert_eq!(seen(items[3].clone()).2, Agent::Message("end".into()), "{items:?}");
+    assert_eq!(items.len(), 4, "{items:?}");
 }
 
 /// After the durable stream resets elsewhere (a cursor ahead of the
