@@ -48,8 +48,9 @@ pub fn with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
-/// Copies every file of `from` (not its subdirectories) into `to`: a
-/// journal directory as it is now, to open without touching the original.
+/// Copies every file of `from` (not its subdirectories) into `to`, a fresh
+/// directory (a file already there would be rewritten in place): a journal
+/// directory as it is now, to open without touching the original.
 ///
 /// # Panics
 ///
