@@ -343,6 +343,14 @@ struct Elements<'a, 'de> {
     left: usize,
 }
 
+impl Elements<'_, '_> {
+    /// What the bytes left could hold: serde pre-sizes collections by it,
+    /// so a length prefix alone never sizes an allocation.
+    fn hint(&self) -> Option<usize> {
+        Some(self.left.min(self.de.input.len()))
+    }
+}
+
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     type Error = Error;
 
@@ -355,8 +363,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        // What the bytes left could hold: serde pre-sizes collections by it.
-        Some(self.left.min(self.de.input.len()))
+        self.hint()
     }
 }
 
@@ -372,8 +379,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        // What the bytes left could hold: serde pre-sizes collections by it.
-        Some(self.left.min(self.de.input.len()))
+        self.hint()
     }
 }
 

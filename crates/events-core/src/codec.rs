@@ -94,13 +94,9 @@ pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
-type BincodeConfig = bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<DEFAULT_DECODE_LIMIT>,
->;
-
-const BINCODE_CONFIG: BincodeConfig = bincode::config::standard().with_limit::<DEFAULT_DECODE_LIMIT>();
+/// What the bincode crate encodes with (its standard configuration: varint
+/// integers, little endian); it never decodes, so it carries no limit.
+const BINCODE_CONFIG: bincode::config::Configuration = bincode::config::standard();
 
 impl Codec for Bincode {
     const ID: u32 = 1;
