@@ -43,10 +43,7 @@ fn journal_with_many_segments(tmp: &Path) -> PathBuf {
     });
     let dir = tmp.join("journal");
     std::fs::create_dir(&dir).unwrap();
-    for entry in std::fs::read_dir(template.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    events_testkit::fs::copy_files(template.path(), &dir);
     dir
 }
 

@@ -2,10 +2,13 @@
 //! allocate nothing for it: counted by a global allocator that tallies the
 //! bytes each thread asks for.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use events_core::{Bincode, Codec, CodecError};
+use support::Bytes;
 
 struct Counting;
 
@@ -65,31 +68,9 @@ fn hostile_length_prefixes_allocate_nothing_for_what_they_claim() {
     short.extend_from_slice(b"short");
     for bytes in [&huge, &short] {
         assert!(asked_while_refusing::<String>(bytes) < ERROR_ONLY);
-        assert!(asked_while_refusing::<serde_bytes_like::Buf>(bytes) < ERROR_ONLY);
+        assert!(asked_while_refusing::<Bytes>(bytes) < ERROR_ONLY);
         // A sequence is pre-sized by what the bytes left could hold, not by its prefix.
         assert!(asked_while_refusing::<Vec<u64>>(bytes) < ERROR_ONLY);
         assert!(asked_while_refusing::<std::collections::HashMap<u32, u32>>(bytes) < ERROR_ONLY);
-    }
-}
-
-/// A byte buffer through `deserialize_byte_buf`.
-mod serde_bytes_like {
-    #[derive(Debug)]
-    pub(super) struct Buf(#[allow(dead_code, reason = "only decoded")] pub(super) Vec<u8>);
-
-    impl<'de> serde::Deserialize<'de> for Buf {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl serde::de::Visitor<'_> for V {
-                type Value = Buf;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Buf, E> {
-                    Ok(Buf(v))
-                }
-            }
-            d.deserialize_byte_buf(V)
-        }
     }
 }

@@ -5,12 +5,15 @@
 //! produce the same values (compared by their encoding, so NaNs compare)
 //! and use the same number of bytes.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use events_core::{Bincode, Codec, CodecError};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+use support::Bytes;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Zoo {
@@ -58,36 +61,6 @@ enum Variant {
     Newtype(u64),
     Tuple(i8, String),
     Struct { x: u32, y: Option<char> },
-}
-
-/// Bytes through `serialize_bytes` / `deserialize_byte_buf` (a `Vec<u8>`
-/// goes through the sequence path).
-#[derive(Clone, Debug)]
-struct Bytes(Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
 }
 
 fn variant() -> impl Strategy<Value = Variant> {

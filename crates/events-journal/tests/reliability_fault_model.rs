@@ -304,13 +304,6 @@ fn write_image(dir: &Path, segs: &[Seg]) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 /// What the reader yields: `Ok(seq)` for a record (its payload checked), `Err(first missing)` for a gap.
 fn reader_items(dir: &Path) -> Vec<Result<u64, u64>> {
     let mut out = Vec::new();
@@ -343,7 +336,7 @@ fn salvage_scenario(mode: RecoveryMode, segs: &[Seg], want: &[Result<u64, u64>],
     let counting = FaultPlan::new();
     {
         let tmp = tempfile::tempdir().unwrap();
-        copy_dir(image.path(), tmp.path());
+        events_testkit::fs::copy_files(image.path(), tmp.path());
         let (j, _) = Journal::open(tmp.path(), salvage_options(mode, &counting)).unwrap();
         assert_eq!(j.next_seq(), next, "{mode:?}");
         drop(j);
@@ -357,7 +350,7 @@ fn salvage_scenario(mode: RecoveryMode, segs: &[Seg], want: &[Result<u64, u64>],
             for fault in [Fault::CrashBefore, Fault::CrashAfter].into_iter().chain(torn) {
                 let ctx = format!("{mode:?}, {fault:?} at {step:?} #{nth}");
                 let tmp = tempfile::tempdir().unwrap();
-                copy_dir(image.path(), tmp.path());
+                events_testkit::fs::copy_files(image.path(), tmp.path());
                 let plan = FaultPlan::new();
                 plan.inject(step, nth, fault);
                 drop(Journal::open(tmp.path(), salvage_options(mode, &plan)));

@@ -32,10 +32,7 @@ use support::{Server, fill, journal, stream_messages, within};
 /// Copies the files of journal directory `from` into a new directory `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
+    events_testkit::fs::copy_files(from, to);
 }
 
 /// Replaces directory `dir` with `with` (a rename: readers see one or the other).
