@@ -140,10 +140,7 @@ pub fn encode_frame(buf: &mut Vec<u8>, seq: u64, ts: u64, payload: &[u8]) {
 /// The CRC-32 of a complete frame: bytes `0..4` and `8..`, skipping the CRC field.
 #[inline]
 pub fn frame_crc(frame: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&frame[0..4]);
-    h.update(&frame[8..]);
-    h.finalize()
+    crate::crc::frame_crc(frame)
 }
 
 /// What lies at an offset of a segment.

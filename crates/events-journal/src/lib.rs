@@ -151,6 +151,7 @@
 mod background;
 mod commit;
 mod consumer;
+mod crc;
 mod error;
 #[cfg(feature = "fault-injection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
