@@ -1,10 +1,10 @@
 //! A serde `Deserializer` for bincode 2's standard wire format (little
 //! endian, varint integers), reading straight from the payload slice.
 //!
-//! [`Bincode`](crate::Bincode) encodes with the bincode crate and decodes
-//! here: bincode 2.0's own serde path builds each owned string or byte
-//! buffer in a zero-filled allocation and counts every decoded value against
-//! its limit, which made decoding most of what a catch-up costs. This reads
+//! [`Bincode`](crate::Bincode) decodes here (and encodes in `bincode_ser`).
+//! bincode 2.0's own serde path builds each owned string or byte buffer in
+//! a zero-filled allocation and counts every decoded value against its
+//! limit, which made decoding most of what a catch-up costs. This reads
 //! the same bytes into the same values (a differential test holds it to the
 //! bincode crate on random values and damaged bytes) and copies a string
 //! once.
@@ -144,8 +144,18 @@ impl<'de> Decoder<'de> {
     /// An unsigned varint of at most `width` bytes (`ty` names it in errors):
     /// up to 250 in its one byte, else a tag (251, 252, 253, 254 for 2, 4,
     /// 8, 16 little-endian bytes) that must fit the integer.
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self, width: usize, ty: &'static str) -> Result<u128> {
+        // The one-byte form, the commonest, inline at every call site.
+        if let [tag @ 0..=250, rest @ ..] = self.input {
+            self.input = rest;
+            return Ok(u128::from(*tag));
+        }
+        self.wide_varint(width, ty)
+    }
+
+    /// [`varint`](Self::varint) past its one-byte form: a tag and its bytes.
+    fn wide_varint(&mut self, width: usize, ty: &'static str) -> Result<u128> {
         let tag = self.byte()?;
         let n = match tag {
             0..=250 => return Ok(u128::from(tag)),

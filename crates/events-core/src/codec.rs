@@ -84,28 +84,28 @@ pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -
 /// The default codec: bincode 2.0.x's standard format (varint integers,
 /// little endian), with a decode limit of [`DEFAULT_DECODE_LIMIT`].
 ///
-/// Encoding goes through the bincode crate; decoding reads the same format
-/// with a deserializer of our own that copies each string once (bincode
-/// 2.0's serde path zero-fills a buffer first), held to the bincode crate by
-/// a differential test. The limit is enforced twice: a payload longer than
-/// the limit is refused outright, and every string or byte length prefix is
-/// checked against the limit and the bytes left before anything is
-/// allocated, so a hostile prefix claiming gigabytes fails fast.
+/// Both directions are our own serde code for that format: the encoder
+/// writes straight into the output `Vec`, the decoder copies each string
+/// once (bincode 2.0's serde path zero-fills a buffer first). A
+/// differential test holds both to the bincode crate: the same bytes for
+/// every value, the same values (or the same refusal) for every input. The
+/// limit is enforced twice: a payload longer than the limit is refused
+/// outright, and every string or byte length prefix is checked against the
+/// limit and the bytes left before anything is allocated, so a hostile
+/// prefix claiming gigabytes fails fast.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
-
-/// What the bincode crate encodes with (its standard configuration: varint
-/// integers, little endian); it never decodes, so it carries no limit.
-const BINCODE_CONFIG: bincode::config::Configuration = bincode::config::standard();
 
 impl Codec for Bincode {
     const ID: u32 = 1;
     const NAME: &'static str = "bincode";
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        bincode::serde::encode_into_std_write(value, out, BINCODE_CONFIG)
-            .map(drop)
-            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
+        let start = out.len();
+        crate::bincode_ser::encode_into(value, out).map_err(|e| {
+            out.truncate(start);
+            CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
+        })
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {

@@ -68,6 +68,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bincode_de;
+mod bincode_ser;
 mod codec;
 mod envelope;
 mod error;

@@ -1,9 +1,10 @@
-//! `Bincode` decodes with a deserializer of its own: held here to the
-//! bincode crate (2.0, standard configuration) on random values of every
-//! serde shape, on those values' bytes damaged (a byte changed, cut short,
-//! a byte inserted) and on random bytes. Both must accept the same inputs,
-//! produce the same values (compared by their encoding, so NaNs compare)
-//! and use the same number of bytes.
+//! `Bincode` encodes and decodes with serde code of its own: held here to
+//! the bincode crate (2.0, standard configuration). Encoding random values
+//! of every serde shape must give the crate's bytes. Decoding those bytes,
+//! those bytes damaged (a byte changed, cut short, a byte inserted) and
+//! random bytes, both must accept the same inputs, produce the same values
+//! (compared by their encoding, so NaNs compare) and use the same number
+//! of bytes.
 
 mod support;
 
@@ -130,6 +131,11 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The bincode crate's own encoding.
+fn reference_encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+}
+
 /// The bincode crate's own decode, with the configuration `Bincode` encodes with.
 fn reference<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
     let config = bincode::config::standard().with_limit::<{ events_core::DEFAULT_DECODE_LIMIT }>();
@@ -193,6 +199,7 @@ proptest! {
     #[test]
     fn encoded_values_decode_as_bincode_decodes_them(zoo in zoo()) {
         let bytes = encode(&zoo);
+        prop_assert_eq!(&bytes, &reference_encode(&zoo), "the bincode crate's bytes");
         prop_assert!(agree::<Zoo>(&bytes)?, "a value's own encoding decodes");
         let decoded: Zoo = Bincode.decode(&bytes).unwrap();
         prop_assert_eq!(encode(&decoded), bytes);
@@ -225,6 +232,52 @@ proptest! {
         agree::<u128>(&bytes)?;
         agree::<BTreeMap<u8, Bytes>>(&bytes)?;
     }
+}
+
+/// Every integer type, at every edge of its varint's widths and at its
+/// ends, encodes to the bincode crate's bytes.
+#[test]
+fn every_integer_at_its_edges_encodes_as_bincode_does() {
+    let mut edges: Vec<u128> = vec![0, u128::MAX];
+    for edge in [250u128, 1 << 16, 1 << 32, 1 << 64] {
+        edges.extend(edge - 2..=edge + 2);
+    }
+    macro_rules! check {
+        ($($t:ty),*) => {$(
+            for &e in &edges {
+                let unsigned = <$t>::try_from(e).ok();
+                // The values whose zigzag is near the edge, and their negations.
+                let signed = [e / 2, e / 2 + 1].into_iter().filter_map(|h| i128::try_from(h).ok()).flat_map(|h| [h, -h]);
+                let values = unsigned.into_iter().chain(signed.filter_map(|v| <$t>::try_from(v).ok()));
+                for v in values.chain([<$t>::MIN, <$t>::MAX]) {
+                    assert_eq!(encode(&v), reference_encode(&v), "{} {v}", stringify!($t));
+                }
+            }
+        )*};
+    }
+    check!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+    for c in ['\0', 'a', '\u{7f}', '\u{80}', '\u{7ff}', '\u{800}', '\u{ffff}', '\u{10000}', char::MAX] {
+        assert_eq!(encode(&c), reference_encode(&c), "{c:?}");
+    }
+}
+
+/// A sequence that does not say its length up front cannot be encoded
+/// (bincode writes the length first): a typed error, and nothing appended.
+#[test]
+fn a_sequence_without_a_length_is_refused_and_appends_nothing() {
+    struct Unsized;
+    impl Serialize for Unsized {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq((0..10u8).filter(|v| v % 2 == 0))
+        }
+    }
+    assert!(bincode::serde::encode_to_vec(&Unsized, bincode::config::standard()).is_err());
+    let mut out = vec![9u8];
+    let err = Bincode.encode(&(7u8, Unsized), &mut out).unwrap_err();
+    assert!(matches!(err, CodecError::Encode { codec: "bincode", .. }));
+    let source = std::error::Error::source(&err).expect("the encoder's error").to_string();
+    assert!(source.contains("length"), "{source}");
+    assert_eq!(out, [9], "nothing of the failed value is left");
 }
 
 #[test]
