@@ -158,6 +158,7 @@ impl<'de> Decoder<'de> {
     fn wide_varint(&mut self, width: usize, ty: &'static str) -> Result<u128> {
         let tag = self.byte()?;
         let n = match tag {
+            // Taken by `varint` already; kept so the match is total.
             0..=250 => return Ok(u128::from(tag)),
             251 => 2,
             252 => 4,

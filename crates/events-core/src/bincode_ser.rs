@@ -113,7 +113,7 @@ impl Encoder<'_> {
     }
 }
 
-impl<'a> ser::Serializer for &mut Encoder<'a> {
+impl ser::Serializer for &mut Encoder<'_> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Self;

@@ -10,12 +10,14 @@
 //!
 //! # Codecs
 //!
-//! [`Bincode`] is the default codec. It uses the **bincode 2.0.x** serde API
-//! with the standard configuration and a decode limit, so a hostile length
-//! prefix cannot make a decoder allocate gigabytes. bincode 3.0.0 is a
-//! tombstone release that does not compile and the crate is no longer
-//! maintained, so the workspace pins `~2.0.1`; the [`Codec`] trait is the
-//! seam that lets a user swap it out. `Postcard` (cargo feature `postcard`)
+//! [`Bincode`] is the default codec. It writes and reads **bincode 2.0.x's**
+//! standard format (varint integers, little endian) with a serde encoder
+//! and decoder of our own, held to the bincode crate by a differential
+//! test, and a decode limit, so a hostile length prefix cannot make a
+//! decoder allocate gigabytes. bincode 3.0.0 is a tombstone release that
+//! does not compile and the crate is no longer maintained, so the
+//! workspace pins `~2.0.1` as the test's reference; the [`Codec`] trait is
+//! the seam that lets a user swap the codec out. `Postcard` (cargo feature `postcard`)
 //! is a second implementation of that seam.
 //!
 //! # Using it

@@ -261,6 +261,53 @@ fn every_integer_at_its_edges_encodes_as_bincode_does() {
     }
 }
 
+/// Lengths and variant indices past a varint's one-byte form (the random
+/// values above keep them small): strings, byte buffers, sequences and maps
+/// at 250 to 252 and 65,535 to 65,536 elements, and every kind of variant
+/// at indices 251, 65,536 and `u32::MAX`, encode to the bincode crate's
+/// bytes.
+#[test]
+fn long_lengths_and_large_variant_indices_encode_as_bincode_does() {
+    for n in [250usize, 251, 252, 65_535, 65_536] {
+        let s = "é".repeat(n / 2) + &"x".repeat(n % 2);
+        assert_eq!(encode(&s), reference_encode(&s), "string of {n} bytes");
+        let bytes = Bytes(vec![7; n]);
+        assert_eq!(encode(&bytes), reference_encode(&bytes), "{n} bytes");
+        let seq: Vec<u16> = (0..n).map(|i| i as u16).collect();
+        assert_eq!(encode(&seq), reference_encode(&seq), "{n} elements");
+        let map: BTreeMap<u32, ()> = (0..n as u32).map(|k| (k, ())).collect();
+        assert_eq!(encode(&map), reference_encode(&map), "{n} entries");
+    }
+    /// Serializes as the variant `index` of each kind.
+    struct At(u32, u8);
+    impl Serialize for At {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{SerializeStructVariant, SerializeTupleVariant};
+            let At(index, kind) = *self;
+            match kind {
+                0 => s.serialize_unit_variant("E", index, "V"),
+                1 => s.serialize_newtype_variant("E", index, "V", &300u64),
+                2 => {
+                    let mut t = s.serialize_tuple_variant("E", index, "V", 2)?;
+                    t.serialize_field(&-3i32)?;
+                    t.serialize_field("t")?;
+                    t.end()
+                }
+                _ => {
+                    let mut t = s.serialize_struct_variant("E", index, "V", 1)?;
+                    t.serialize_field("x", &Some('ß'))?;
+                    t.end()
+                }
+            }
+        }
+    }
+    for index in [0, 250, 251, 65_535, 65_536, u32::MAX] {
+        for kind in 0..4 {
+            assert_eq!(encode(&At(index, kind)), reference_encode(&At(index, kind)), "variant {index}, kind {kind}");
+        }
+    }
+}
+
 /// A sequence that does not say its length up front cannot be encoded
 /// (bincode writes the length first): a typed error, and nothing appended.
 #[test]

@@ -1,7 +1,9 @@
 //! Format version 1, byte for byte: the 64-byte segment header and the
 //! `24 + N`-byte record frame (see `docs/FORMAT.md` for the diagrams). This is
-//! the only file that knows field offsets; the writer, the reader, recovery
-//! and `verify` all encode and parse through it.
+//! the only file that knows field offsets (but for `crc.rs`, whose fast CRC
+//! path relies on the length at `0..4` and the CRC at `4..8` and is held to
+//! [`frame_crc`]'s definition by its tests); the writer, the reader,
+//! recovery and `verify` all encode and parse through it.
 //!
 //! Invariant: a frame is accepted only if it lies entirely inside the bytes
 //! given and its CRC-32 (over bytes `0..4` and `8..24+N`) matches, so a torn
