@@ -165,7 +165,7 @@ pub enum FrameCheck {
 }
 
 /// Parses the frame at `off` of `buf` (a whole segment file, header included).
-#[inline]
+#[inline(always)]
 pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
     let Some(head) = buf.get(off..off + FRAME_HEADER_LEN) else { return FrameCheck::Incomplete };
     let len = le_u32(head, 0) as usize;
