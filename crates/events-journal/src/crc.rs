@@ -177,18 +177,7 @@ pub(crate) mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Bytes from a small xorshift generator.
-    fn bytes(n: usize, mut s: u64) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s as u8
-            })
-            .collect()
-    }
+    use events_testkit::rng::bytes;
 
     /// The fold constants are what their definition gives: x^e mod P,
     /// bit-reflected, shifted left by one.

@@ -15,7 +15,7 @@ use events_journal::{
     CHECKPOINT_FILE_LEN, CHECKPOINT_SLOT_LEN, CONSUMERS_DIR, ConsumerFile, Journal, JournalError, JournalOptions,
     MAX_CONSUMER_NAME, Reader, consumer_path, delete_consumer, list_consumers, validate_consumer_name, verify,
 };
-use support::{assert_records, payload, read_all, ts};
+use support::{assert_records, payload, read_all, ts, xorshift};
 
 /// The seq the checkpoint file of `name` reads as now.
 fn seq_on_disk(dir: &Path, name: &str) -> u64 {
@@ -166,16 +166,7 @@ fn garbage_in_one_slot_loses_to_the_other_and_two_bad_slots_are_a_typed_error() 
     let good = std::fs::read(&path).unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut garbage = || {
-        (0..CHECKPOINT_SLOT_LEN)
-            .map(|_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng as u8
-            })
-            .collect::<Vec<u8>>()
-    };
+    let mut garbage = || (0..CHECKPOINT_SLOT_LEN).map(|_| xorshift(&mut rng) as u8).collect::<Vec<u8>>();
     // Garbage in the newer slot A: slot B (seq 10) wins; in slot B: slot A (seq 20) wins.
     for (offset, want) in [(0u64, 10u64), (40, 20)] {
         for _ in 0..50 {

@@ -5,7 +5,8 @@
 //! `tests/support` cannot be shared across crates: a helper fixed in one
 //! copy stayed broken in the others.
 //!
-//! Neighbours: [`fs`] (files on disk), [`nats`] (the server process) and,
+//! Neighbours: [`fs`] (files on disk), [`rng`] (deterministic random
+//! inputs), [`nats`] (the server process) and,
 //! behind the `nats` feature, [`jetstream`] (what a stream holds). Each
 //! crate's `tests/support/mod.rs` re-exports what it uses and keeps the
 //! helpers only it needs (payload shapes, journal fillers, child processes).
@@ -20,3 +21,4 @@ pub mod fs;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod jetstream;
 pub mod nats;
+pub mod rng;

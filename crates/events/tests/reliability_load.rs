@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use events::{Event, Feed, FeedItem, ResetReason, Retention, Seq, SyncPolicy};
+use events_testkit::rng::xorshift;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +30,6 @@ struct Load {
 }
 
 impl Event for Load {}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
 
 /// `VmHWM` of this process in KiB (0 where `/proc` is missing).
 fn vm_hwm_kib() -> u64 {

@@ -101,14 +101,9 @@ pub(crate) fn kill_after_acks(mut cmd: std::process::Command, acks: usize) -> Ki
     killed
 }
 
-/// The next number of a xorshift generator: the kill moments of the crash
-/// tests are random, but a run is reproducible from its seed.
-pub(crate) fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
+// The kill moments of the crash tests are random, but a run is
+// reproducible from its seed.
+pub(crate) use events_testkit::rng::xorshift;
 
 /// A command that re-runs this test binary, running only `test_name`, with
 /// `env` set so that the test knows it is the child.
