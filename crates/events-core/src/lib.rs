@@ -17,8 +17,8 @@
 //! decoder allocate gigabytes. bincode 3.0.0 is a tombstone release that
 //! does not compile and the crate is no longer maintained, so the
 //! workspace pins `~2.0.1` as the test's reference; the [`Codec`] trait is
-//! the seam that lets a user swap the codec out. `Postcard` (cargo feature `postcard`)
-//! is a second implementation of that seam.
+//! the seam that lets a user swap the codec out. `Postcard` (cargo feature
+//! `postcard`) is a second implementation of that seam.
 //!
 //! # Using it
 //!

@@ -327,6 +327,24 @@ fn a_sequence_without_a_length_is_refused_and_appends_nothing() {
     assert_eq!(out, [9], "nothing of the failed value is left");
 }
 
+/// A value whose `Serialize` fails part-way: its own message comes back
+/// in a `CodecError::Encode`, and nothing of the value is left appended.
+#[test]
+fn a_value_that_fails_to_serialize_keeps_its_message_and_appends_nothing() {
+    struct Refuses;
+    impl Serialize for Refuses {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("refused by the value"))
+        }
+    }
+    let mut out = vec![9u8];
+    let err = Bincode.encode(&("a string first", 300u64, Refuses), &mut out).unwrap_err();
+    assert!(matches!(err, CodecError::Encode { codec: "bincode", .. }));
+    let source = std::error::Error::source(&err).expect("the encoder's error").to_string();
+    assert_eq!(source, "refused by the value");
+    assert_eq!(out, [9], "nothing of the failed value is left");
+}
+
 #[test]
 fn every_varint_width_at_its_edges() {
     for v in [0u64, 250, 251, 255, 256, 65_535, 65_536, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX] {
