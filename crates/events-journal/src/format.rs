@@ -164,6 +164,34 @@ pub enum FrameCheck {
     BadCrc,
 }
 
+/// How far ahead of the frame it checks [`check_frame`] asks the CPU to
+/// load `buf`. A walk over bytes that are not in cache (a segment read from
+/// the page cache) otherwise waits on memory more than it computes CRCs:
+/// on one machine the per-frame walk took 34 ns per 280-byte frame in
+/// memory against 11.5 ns in cache, and 21–22 ns with this, as fast as
+/// crc32fast hashes the same bytes in one call (`docs/BENCHMARKS.md`).
+const PREFETCH_AHEAD: usize = 8 << 10;
+
+/// Asks the CPU to load the bytes of `buf` in `from..from + len` (those
+/// that exist) into its cache: a hint, which changes no result.
+#[inline(always)]
+fn prefetch(buf: &[u8], from: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let to = from.saturating_add(len).min(buf.len());
+        let mut at = from;
+        while at < to {
+            // SAFETY: `at < buf.len()`, so the pointer is inside `buf`; a
+            // prefetch reads nothing the program sees and cannot fault.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(buf.as_ptr().add(at).cast()) };
+            at += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (buf, from, len);
+}
+
 /// Parses the frame at `off` of `buf` (a whole segment file, header included).
 #[inline(always)]
 pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
@@ -171,6 +199,7 @@ pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
     let len = le_u32(head, 0) as usize;
     let end = off + FRAME_HEADER_LEN + len;
     let Some(frame) = buf.get(off..end) else { return FrameCheck::Incomplete };
+    prefetch(buf, off + PREFETCH_AHEAD, frame.len());
     if frame_crc(frame) != le_u32(head, 4) {
         return FrameCheck::BadCrc;
     }
