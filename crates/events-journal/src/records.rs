@@ -76,8 +76,9 @@ impl fmt::Debug for Record {
 #[derive(Clone, Copy)]
 pub struct RecordRef<'a> {
     map: &'a Arc<Bytes>,
+    /// `map[start..end]`, sliced once.
+    payload: &'a [u8],
     start: usize,
-    end: usize,
     seq: u64,
     ts: u64,
 }
@@ -85,7 +86,7 @@ pub struct RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     #[inline]
     pub(crate) fn new(map: &'a Arc<Bytes>, start: usize, end: usize, seq: u64, ts: u64) -> Self {
-        RecordRef { map, start, end, seq, ts }
+        RecordRef { map, payload: &map[start..end], start, seq, ts }
     }
 
     /// The record's seq.
@@ -103,13 +104,14 @@ impl<'a> RecordRef<'a> {
     /// The payload bytes.
     #[inline]
     pub fn payload(&self) -> &'a [u8] {
-        &self.map[self.start..self.end]
+        self.payload
     }
 
     /// An owned [`Record`] of the same bytes (shares the segment's map, no copy).
     #[inline]
     pub fn to_record(&self) -> Record {
-        Record { map: Arc::clone(self.map), start: self.start, end: self.end, seq: self.seq, ts: self.ts }
+        let end = self.start + self.payload.len();
+        Record { map: Arc::clone(self.map), start: self.start, end, seq: self.seq, ts: self.ts }
     }
 }
 
@@ -118,7 +120,7 @@ impl fmt::Debug for RecordRef<'_> {
         f.debug_struct("RecordRef")
             .field("seq", &self.seq)
             .field("ts", &self.ts)
-            .field("len", &(self.end - self.start))
+            .field("len", &self.payload.len())
             .finish()
     }
 }
@@ -127,16 +129,30 @@ impl fmt::Debug for RecordRef<'_> {
 #[derive(Debug)]
 pub struct Records {
     pub(crate) views: Vec<View>,
-    pub(crate) idx: usize,
-    pub(crate) off: usize,
-    pub(crate) expected: u64,
-    pub(crate) done: bool,
+    pub(crate) at: Cursor,
     pub(crate) epoch: Option<u64>,
 }
 
+/// Where a [`Records`] walk is, apart from the views it walks: the walk
+/// borrows the views and moves the cursor, so a record can borrow its map
+/// on every path out of [`Records::next_ref`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cursor {
+    /// The view the walk is in.
+    pub(crate) idx: usize,
+    /// The offset of the next frame in that view.
+    pub(crate) off: usize,
+    /// The seq the next record must carry.
+    pub(crate) expected: u64,
+    pub(crate) done: bool,
+}
+
+/// A record found by a walk: its segment's map, payload range, seq and timestamp.
+type Found<'v> = (&'v Arc<Bytes>, usize, usize, u64, u64);
+
 impl Records {
     pub(crate) fn empty() -> Self {
-        Records { views: Vec::new(), idx: 0, off: 0, expected: 0, done: true, epoch: None }
+        Records { views: Vec::new(), at: Cursor { idx: 0, off: 0, expected: 0, done: true }, epoch: None }
     }
 
     /// The epoch in the headers of the segments this iterator reads (`None`
@@ -149,12 +165,7 @@ impl Records {
 
     /// The seq the next record will carry (the one after the last yielded).
     pub fn next_seq(&self) -> u64 {
-        self.expected
-    }
-
-    fn fail<T>(&mut self, err: JournalError) -> Option<Result<T, JournalError>> {
-        self.done = true;
-        Some(Err(err))
+        self.at.expected
     }
 }
 
@@ -183,19 +194,15 @@ impl Records {
     /// a corrupt sealed segment or an overlap (then it ends).
     #[inline]
     pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, JournalError>> {
-        // Found first, borrowed after: the borrow checker cannot see that the
-        // loop's later iterations do not hold the first one's borrow.
-        let found = match self.next_in_view() {
-            Some(found) => Ok(found),
-            None => self.advance()?,
+        let found = match next_in_view(&self.views, &mut self.at) {
+            Some(found) => found,
+            None => match advance(&self.views, &mut self.at)? {
+                Ok(found) => found,
+                Err(e) => return Some(Err(e)),
+            },
         };
-        match found {
-            Ok((start, end, seq, ts)) => {
-                let map = self.views[self.idx].map.as_ref().expect("a record comes from a mapped view");
-                Some(Ok(RecordRef { map, start, end, seq, ts }))
-            }
-            Err(e) => Some(Err(e)),
-        }
+        let (map, start, end, seq, ts) = found;
+        Some(Ok(RecordRef::new(map, start, end, seq, ts)))
     }
 
     /// Up to `max` (at least one) consecutive records of the segment the
@@ -209,107 +216,108 @@ impl Records {
     ///
     /// The iterator's, when the first record of the run would be one.
     pub fn next_run(&mut self, max: usize) -> Option<Result<RecordRun, JournalError>> {
-        let first = match self.next_in_view() {
+        let first = match next_in_view(&self.views, &mut self.at) {
             Some(found) => found,
-            None => match self.advance()? {
+            None => match advance(&self.views, &mut self.at)? {
                 Ok(found) => found,
                 Err(e) => return Some(Err(e)),
             },
         };
-        let (start, first_seq) = (first.0 - format::FRAME_HEADER_LEN, first.2);
+        let (map, start, first_seq) = (Arc::clone(first.0), first.1 - format::FRAME_HEADER_LEN, first.3);
         let mut len = 1;
-        while len < max.max(1) && self.next_in_view().is_some() {
+        while len < max.max(1) && next_in_view(&self.views, &mut self.at).is_some() {
             len += 1;
         }
-        let map = Arc::clone(self.views[self.idx].map.as_ref().expect("a record comes from a mapped view"));
-        Some(Ok(RecordRun { map, start, end: self.off, first_seq, len }))
+        Some(Ok(RecordRun { map, start, end: self.at.off, first_seq, len }))
     }
+}
 
-    /// The common case, kept small enough to inline into the caller's
-    /// loop: the next frame of the current view is valid and carries the
-    /// expected seq. Anything else (a view's end, a gap, damage) is left
-    /// to [`advance`](Self::advance), which looks at the same frame again.
-    #[inline(always)]
-    fn next_in_view(&mut self) -> Option<(usize, usize, u64, u64)> {
-        if self.done {
+/// The common case, kept small enough to inline into the caller's loop:
+/// the next frame of the current view is valid and carries the expected
+/// seq. Anything else (a view's end, a gap, damage) is left to
+/// [`advance`], which looks at the same frame again.
+#[inline(always)]
+fn next_in_view<'v>(views: &'v [View], at: &mut Cursor) -> Option<Found<'v>> {
+    if at.done {
+        return None;
+    }
+    let map = views.get(at.idx)?.map.as_ref()?;
+    match format::check_frame(map, at.off) {
+        FrameCheck::Valid { seq, ts, payload } if seq == at.expected => {
+            at.off = payload.end;
+            at.expected += 1;
+            Some((map, payload.start, payload.end, seq, ts))
+        }
+        _ => None,
+    }
+}
+
+/// Moves to the next valid frame of `views` after `at`.
+#[cold]
+#[inline(never)]
+fn advance<'v>(views: &'v [View], at: &mut Cursor) -> Option<Result<Found<'v>, JournalError>> {
+    let fail = |at: &mut Cursor, err| {
+        at.done = true;
+        Some(Err(err))
+    };
+    loop {
+        if at.done {
             return None;
         }
-        let map = self.views.get(self.idx)?.map.as_deref()?;
-        match format::check_frame(map, self.off) {
-            FrameCheck::Valid { seq, ts, payload } if seq == self.expected => {
-                self.off = payload.end;
-                self.expected += 1;
-                Some((payload.start, payload.end, seq, ts))
-            }
-            _ => None,
-        }
-    }
-
-    /// Moves to the next valid frame: its payload range, seq and timestamp
-    /// in the current view.
-    #[cold]
-    #[inline(never)]
-    fn advance(&mut self) -> Option<Result<(usize, usize, u64, u64), JournalError>> {
-        loop {
-            if self.done {
-                return None;
-            }
-            let view = &self.views[self.idx];
-            if let Some(map) = &view.map {
-                match format::check_frame(map, self.off) {
-                    FrameCheck::Valid { seq, ts, payload } if seq == self.expected => {
-                        self.off = payload.end;
-                        self.expected += 1;
-                        return Some(Ok((payload.start, payload.end, seq, ts)));
-                    }
-                    FrameCheck::Incomplete if self.off == map.len() => {}
-                    // The newest segment ends at the first frame that is not
-                    // complete and valid: the writer's next write, or a torn
-                    // tail the next open will cut.
-                    FrameCheck::Incomplete | FrameCheck::BadCrc if view.last => {
-                        self.done = true;
-                        return None;
-                    }
-                    // A sealed segment ends early where recovery will cut it.
-                    _ if !view.last
-                        && ends_sealed(view, self.off, self.expected, self.views[self.idx + 1].first_seq) => {}
-                    FrameCheck::Valid { seq, .. } => {
-                        let reason = format!("seq {seq} where {} was expected", self.expected);
-                        let err = JournalError::corrupt(&view.path, self.off as u64, Some(self.expected), reason);
-                        return self.fail(err);
-                    }
-                    FrameCheck::Incomplete | FrameCheck::BadCrc => {
-                        let reason = if matches!(format::check_frame(map, self.off), FrameCheck::BadCrc) {
-                            "frame checksum mismatch in a sealed segment"
-                        } else {
-                            "frame runs past the end of a sealed segment"
-                        };
-                        let err = JournalError::corrupt(&view.path, self.off as u64, Some(self.expected), reason);
-                        return self.fail(err);
-                    }
+        let view = &views[at.idx];
+        if let Some(map) = &view.map {
+            match format::check_frame(map, at.off) {
+                FrameCheck::Valid { seq, ts, payload } if seq == at.expected => {
+                    at.off = payload.end;
+                    at.expected += 1;
+                    return Some(Ok((map, payload.start, payload.end, seq, ts)));
+                }
+                FrameCheck::Incomplete if at.off == map.len() => {}
+                // The newest segment ends at the first frame that is not
+                // complete and valid: the writer's next write, or a torn
+                // tail the next open will cut.
+                FrameCheck::Incomplete | FrameCheck::BadCrc if view.last => {
+                    at.done = true;
+                    return None;
+                }
+                // A sealed segment ends early where recovery will cut it.
+                _ if !view.last && ends_sealed(view, at.off, at.expected, views[at.idx + 1].first_seq) => {}
+                FrameCheck::Valid { seq, .. } => {
+                    let reason = format!("seq {seq} where {} was expected", at.expected);
+                    let err = JournalError::corrupt(&view.path, at.off as u64, Some(at.expected), reason);
+                    return fail(at, err);
+                }
+                FrameCheck::Incomplete | FrameCheck::BadCrc => {
+                    let reason = if matches!(format::check_frame(map, at.off), FrameCheck::BadCrc) {
+                        "frame checksum mismatch in a sealed segment"
+                    } else {
+                        "frame runs past the end of a sealed segment"
+                    };
+                    let err = JournalError::corrupt(&view.path, at.off as u64, Some(at.expected), reason);
+                    return fail(at, err);
                 }
             }
-            if view.last {
-                self.done = true;
-                return None;
-            }
-            self.idx += 1;
-            self.off = HEADER_LEN;
-            let next = &self.views[self.idx];
-            if next.first_seq > self.expected {
-                let err = JournalError::Gap { path: next.path.clone(), expected: self.expected, found: next.first_seq };
-                self.expected = next.first_seq;
-                return Some(Err(err));
-            }
-            if next.first_seq < self.expected {
-                let err = JournalError::Overlap {
-                    path: self.views[self.idx - 1].path.clone(),
-                    last_seq: self.expected - 1,
-                    next: next.path.clone(),
-                    next_first: next.first_seq,
-                };
-                return self.fail(err);
-            }
+        }
+        if view.last {
+            at.done = true;
+            return None;
+        }
+        at.idx += 1;
+        at.off = HEADER_LEN;
+        let next = &views[at.idx];
+        if next.first_seq > at.expected {
+            let err = JournalError::Gap { path: next.path.clone(), expected: at.expected, found: next.first_seq };
+            at.expected = next.first_seq;
+            return Some(Err(err));
+        }
+        if next.first_seq < at.expected {
+            let err = JournalError::Overlap {
+                path: views[at.idx - 1].path.clone(),
+                last_seq: at.expected - 1,
+                next: next.path.clone(),
+                next_first: next.first_seq,
+            };
+            return fail(at, err);
         }
     }
 }
