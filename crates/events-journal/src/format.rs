@@ -165,15 +165,18 @@ pub enum FrameCheck {
 }
 
 /// How far ahead of the frame it checks [`check_frame`] asks the CPU to
-/// load `buf`. A walk over bytes that are not in cache (a segment read from
-/// the page cache) otherwise waits on memory more than it computes CRCs:
-/// on one machine the per-frame walk took 34 ns per 280-byte frame in
-/// memory against 11.5 ns in cache, and 21–22 ns with this, as fast as
-/// crc32fast hashes the same bytes in one call (`docs/BENCHMARKS.md`).
+/// load `buf`, and at most how much. A walk over bytes that are not in
+/// cache (a segment read from the page cache) otherwise waits on memory
+/// more than it computes CRCs: on one machine the per-frame walk took
+/// 34–36 ns per 280-byte frame in memory against 11.5 ns in cache, and
+/// 21–22.5 ns with this, as fast as crc32fast hashes the same bytes in one
+/// call (`docs/BENCHMARKS.md`). A frame longer than this is a long linear
+/// read, which the CPU's own prefetcher follows.
 const PREFETCH_AHEAD: usize = 8 << 10;
 
 /// Asks the CPU to load the bytes of `buf` in `from..from + len` (those
-/// that exist) into its cache: a hint, which changes no result.
+/// that exist) into its cache: a hint, which changes no result and cannot
+/// fault.
 #[inline(always)]
 fn prefetch(buf: &[u8], from: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -182,8 +185,9 @@ fn prefetch(buf: &[u8], from: usize, len: usize) {
         let to = from.saturating_add(len).min(buf.len());
         let mut at = from;
         while at < to {
-            // SAFETY: `at < buf.len()`, so the pointer is inside `buf`; a
-            // prefetch reads nothing the program sees and cannot fault.
+            // SAFETY: SSE, which `_mm_prefetch` needs, is part of every
+            // x86_64 CPU; `at < buf.len()` keeps the pointer inside `buf`,
+            // and a prefetch reads nothing the program sees and cannot fault.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(buf.as_ptr().add(at).cast()) };
             at += 64;
         }
@@ -192,14 +196,18 @@ fn prefetch(buf: &[u8], from: usize, len: usize) {
     let _ = (buf, from, len);
 }
 
-/// Parses the frame at `off` of `buf` (a whole segment file, header included).
+/// Parses the frame at `off` of `buf` (a whole segment file, header
+/// included). It also asks the CPU to load the bytes [`PREFETCH_AHEAD`]
+/// past the frame, which the next frames of a walk will need.
 #[inline(always)]
 pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
-    let Some(head) = buf.get(off..off + FRAME_HEADER_LEN) else { return FrameCheck::Incomplete };
+    let Some(head) = off.checked_add(FRAME_HEADER_LEN).and_then(|end| buf.get(off..end)) else {
+        return FrameCheck::Incomplete;
+    };
     let len = le_u32(head, 0) as usize;
     let end = off + FRAME_HEADER_LEN + len;
     let Some(frame) = buf.get(off..end) else { return FrameCheck::Incomplete };
-    prefetch(buf, off + PREFETCH_AHEAD, frame.len());
+    prefetch(buf, off + PREFETCH_AHEAD, frame.len().min(PREFETCH_AHEAD));
     if frame_crc(frame) != le_u32(head, 4) {
         return FrameCheck::BadCrc;
     }
@@ -275,6 +283,37 @@ mod tests {
             let mut b = bytes;
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(SegmentHeader::decode(&b).is_err(), "flip of bit {bit} accepted");
+        }
+    }
+
+    #[test]
+    fn frames_longer_and_shorter_than_the_prefetch_distance_check_alike_and_no_offset_overflows() {
+        // Frames from 1 byte to three prefetch distances long, so that the
+        // prefetch lands inside the buffer, across its end and past it.
+        let lens = [1, 300, PREFETCH_AHEAD - 30, PREFETCH_AHEAD, 3 * PREFETCH_AHEAD, 50];
+        let mut buf = vec![0u8; HEADER_LEN];
+        let mut want = Vec::new();
+        for (i, &len) in lens.iter().cycle().take(30).enumerate() {
+            let payload: Vec<u8> = (0..len).map(|j| (i * 13 + j) as u8).collect();
+            encode_frame(&mut buf, i as u64 + 1, 7, &payload);
+            want.push(payload);
+        }
+        let mut off = HEADER_LEN;
+        for (i, payload) in want.iter().enumerate() {
+            let FrameCheck::Valid { seq, payload: range, .. } = check_frame(&buf, off) else { panic!("frame {i}") };
+            assert_eq!((seq, &buf[range.clone()]), (i as u64 + 1, payload.as_slice()));
+            off = range.end;
+        }
+        assert_eq!(off, buf.len());
+        // Offsets where no frame header fits, up to the end of memory.
+        for off in [buf.len(), buf.len() + 1, usize::MAX - FRAME_HEADER_LEN, usize::MAX - 1, usize::MAX] {
+            assert_eq!(check_frame(&buf, off), FrameCheck::Incomplete, "offset {off}");
+        }
+        assert_eq!(check_frame(&[], 0), FrameCheck::Incomplete);
+        // The hint's own edges: ranges past the end, empty or unbounded.
+        for (from, len) in [(0, usize::MAX), (buf.len() - 1, usize::MAX), (usize::MAX, usize::MAX), (usize::MAX, 0)] {
+            prefetch(&buf, from, len);
+            prefetch(&[], from, len);
         }
     }
 

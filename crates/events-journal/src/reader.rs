@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::error::{JournalError, ReadError};
 use crate::lock;
 use crate::mapping::{Cached, Extent, Retry, Walk, check_no_overlap, ends_sealed, map_segment, walk};
-use crate::records::{Cursor, Record, Records};
+use crate::records::{Position, Record, Records};
 use crate::segment::{self, SegmentFile};
 use crate::sidecar::IndexEntry;
 use crate::watermark::{self, Watermark, WriterState};
@@ -294,7 +294,7 @@ impl Reader {
         if let Some(c) = entry {
             c.hint = Some((want, off));
         }
-        Ok(Records { views, at: Cursor { idx: 0, off, expected: want, done: false }, epoch })
+        Ok(Records { views, at: Position { idx: 0, off, expected: want, done: false }, epoch })
     }
 
     /// A cursor past the watermark is `Ahead` only if the files agree: a

@@ -71,7 +71,7 @@ impl fmt::Debug for Record {
 }
 
 /// One record borrowed from the iterator that yielded it
-/// ([`Records::next_ref`]): the same fields as a [`Record`], valid until the
+/// ([`Records::next_ref`]): what a [`Record`] holds, valid until the
 /// next call on the iterator. [`to_record`](Self::to_record) keeps one.
 #[derive(Clone, Copy)]
 pub struct RecordRef<'a> {
@@ -129,15 +129,15 @@ impl fmt::Debug for RecordRef<'_> {
 #[derive(Debug)]
 pub struct Records {
     pub(crate) views: Vec<View>,
-    pub(crate) at: Cursor,
+    pub(crate) at: Position,
     pub(crate) epoch: Option<u64>,
 }
 
 /// Where a [`Records`] walk is, apart from the views it walks: the walk
-/// borrows the views and moves the cursor, so a record can borrow its map
-/// on every path out of [`Records::next_ref`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Cursor {
+/// borrows the views and moves the position, so a record can borrow its
+/// map on every path out of [`Records::next_ref`].
+#[derive(Debug)]
+pub(crate) struct Position {
     /// The view the walk is in.
     pub(crate) idx: usize,
     /// The offset of the next frame in that view.
@@ -147,12 +147,20 @@ pub(crate) struct Cursor {
     pub(crate) done: bool,
 }
 
-/// A record found by a walk: its segment's map, payload range, seq and timestamp.
-type Found<'v> = (&'v Arc<Bytes>, usize, usize, u64, u64);
+/// A record found by a walk.
+struct Found<'v> {
+    /// Its segment's bytes.
+    map: &'v Arc<Bytes>,
+    /// Where its payload lies in them.
+    start: usize,
+    end: usize,
+    seq: u64,
+    ts: u64,
+}
 
 impl Records {
     pub(crate) fn empty() -> Self {
-        Records { views: Vec::new(), at: Cursor { idx: 0, off: 0, expected: 0, done: true }, epoch: None }
+        Records { views: Vec::new(), at: Position { idx: 0, off: 0, expected: 0, done: true }, epoch: None }
     }
 
     /// The epoch in the headers of the segments this iterator reads (`None`
@@ -201,8 +209,7 @@ impl Records {
                 Err(e) => return Some(Err(e)),
             },
         };
-        let (map, start, end, seq, ts) = found;
-        Some(Ok(RecordRef::new(map, start, end, seq, ts)))
+        Some(Ok(RecordRef::new(found.map, found.start, found.end, found.seq, found.ts)))
     }
 
     /// Up to `max` (at least one) consecutive records of the segment the
@@ -223,7 +230,7 @@ impl Records {
                 Err(e) => return Some(Err(e)),
             },
         };
-        let (map, start, first_seq) = (Arc::clone(first.0), first.1 - format::FRAME_HEADER_LEN, first.3);
+        let (map, start, first_seq) = (Arc::clone(first.map), first.start - format::FRAME_HEADER_LEN, first.seq);
         let mut len = 1;
         while len < max.max(1) && next_in_view(&self.views, &mut self.at).is_some() {
             len += 1;
@@ -237,7 +244,7 @@ impl Records {
 /// seq. Anything else (a view's end, a gap, damage) is left to
 /// [`advance`], which looks at the same frame again.
 #[inline(always)]
-fn next_in_view<'v>(views: &'v [View], at: &mut Cursor) -> Option<Found<'v>> {
+fn next_in_view<'v>(views: &'v [View], at: &mut Position) -> Option<Found<'v>> {
     if at.done {
         return None;
     }
@@ -246,17 +253,17 @@ fn next_in_view<'v>(views: &'v [View], at: &mut Cursor) -> Option<Found<'v>> {
         FrameCheck::Valid { seq, ts, payload } if seq == at.expected => {
             at.off = payload.end;
             at.expected += 1;
-            Some((map, payload.start, payload.end, seq, ts))
+            Some(Found { map, start: payload.start, end: payload.end, seq, ts })
         }
         _ => None,
     }
 }
 
-/// Moves to the next valid frame of `views` after `at`.
+/// Moves to the next valid frame of `views`, from the frame at `at` on.
 #[cold]
 #[inline(never)]
-fn advance<'v>(views: &'v [View], at: &mut Cursor) -> Option<Result<Found<'v>, JournalError>> {
-    let fail = |at: &mut Cursor, err| {
+fn advance<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>, JournalError>> {
+    let fail = |at: &mut Position, err| {
         at.done = true;
         Some(Err(err))
     };
@@ -270,7 +277,7 @@ fn advance<'v>(views: &'v [View], at: &mut Cursor) -> Option<Result<Found<'v>, J
                 FrameCheck::Valid { seq, ts, payload } if seq == at.expected => {
                     at.off = payload.end;
                     at.expected += 1;
-                    return Some(Ok((map, payload.start, payload.end, seq, ts)));
+                    return Some(Ok(Found { map, start: payload.start, end: payload.end, seq, ts }));
                 }
                 FrameCheck::Incomplete if at.off == map.len() => {}
                 // The newest segment ends at the first frame that is not

@@ -1,32 +1,55 @@
 //! `Records::next_run` and `next_ref` yield exactly what the iterator
-//! yields: the same records in the same order, a salvage gap at the same
-//! place, and runs that never cross a segment or exceed their maximum.
+//! yields: the same records in the same order, a salvage gap or damage in
+//! a sealed segment at the same place, and runs that never cross a segment
+//! or exceed their maximum. Every walk tells the seq it expects next after
+//! each item, and stays ended once it ended.
 
 use std::path::Path;
 
+use events_journal::format::{FRAME_HEADER_LEN, HEADER_LEN, encode_frame};
 use events_journal::{Journal, JournalError, JournalOptions, Reader, Records, Retention, SyncPolicy};
 
-/// What a walk saw: each record as (seq, ts, payload), a gap as its range.
+/// What a walk saw: each record as (seq, ts, payload), a gap as its range,
+/// damage as the seq expected where it lies and what is wrong.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
     Record(u64, u64, Vec<u8>),
     Gap(u64, u64),
+    Corrupt(Option<u64>, String),
 }
 
 fn seen_error(e: JournalError) -> Seen {
     match e {
         JournalError::Gap { expected, found, .. } => Seen::Gap(expected, found),
+        JournalError::Corrupt { seq, reason, .. } => Seen::Corrupt(seq, reason),
         other => panic!("unexpected error: {other}"),
     }
 }
 
-fn by_iterator(records: Records) -> Vec<Seen> {
-    records
-        .map(|r| match r {
+/// The seq a walk must expect after `seen`, when it tells.
+fn next_after(seen: &Seen) -> Option<u64> {
+    match seen {
+        Seen::Record(seq, ..) => Some(seq + 1),
+        Seen::Gap(_, found) => Some(*found),
+        Seen::Corrupt(..) => None,
+    }
+}
+
+fn by_iterator(mut records: Records) -> Vec<Seen> {
+    let mut out = Vec::new();
+    // Not `for`: the loop asks the iterator for its next seq as it goes.
+    loop {
+        let Some(r) = records.next() else { break };
+        out.push(match r {
             Ok(r) => Seen::Record(r.seq(), r.ts(), r.payload().to_vec()),
             Err(e) => seen_error(e),
-        })
-        .collect()
+        });
+        if let Some(next) = next_after(out.last().unwrap()) {
+            assert_eq!(records.next_seq(), next, "after {:?}", out.last());
+        }
+    }
+    assert!(records.next().is_none() && records.next().is_none(), "the iterator is fused");
+    out
 }
 
 fn by_ref(mut records: Records) -> Vec<Seen> {
@@ -36,7 +59,13 @@ fn by_ref(mut records: Records) -> Vec<Seen> {
             Ok(r) => Seen::Record(r.seq(), r.ts(), r.payload().to_vec()),
             Err(e) => seen_error(e),
         });
+        if let Some(next) = next_after(out.last().unwrap()) {
+            assert_eq!(records.next_seq(), next, "after {:?}", out.last());
+        }
     }
+    let end = records.next_seq();
+    assert!(records.next_ref().is_none() && records.next_run(8).is_none(), "ended for good");
+    assert_eq!(records.next_seq(), end);
     out
 }
 
@@ -60,7 +89,9 @@ fn by_runs(mut records: Records, max: usize, segments: &[(u64, u64)]) -> Vec<See
             "{run:?} crosses a segment boundary ({segments:?})"
         );
         out.extend(run.iter().map(|r| Seen::Record(r.seq(), r.ts(), r.payload().to_vec())));
+        assert_eq!(records.next_seq(), run.last_seq() + 1);
     }
+    assert!(records.next_run(max).is_none() && records.next_ref().is_none(), "ended for good");
     out
 }
 
@@ -123,6 +154,44 @@ fn a_missing_segment_is_the_same_gap_in_every_walk() {
     let gaps: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Gap(..))).collect();
     assert_eq!(gaps, [&Seen::Gap(first, last + 1)]);
     assert_eq!(seen.len() as u64, 500 - (last + 1 - first) + 1);
+}
+
+#[test]
+fn damage_in_a_sealed_segment_ends_every_walk_after_the_same_record() {
+    // A flipped payload bit (the CRC fails), then a frame whose CRC holds
+    // but whose seq is not the one expected.
+    for wrong_seq in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 500);
+        let segments = segment_ranges(dir.path(), 500);
+        let (first, _) = segments[segments.len() / 2];
+        let path = dir.path().join(format!("{first:020}.seg"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The segment's third frame, seq `first + 2`.
+        let mut off = HEADER_LEN;
+        for _ in 0..2 {
+            off += FRAME_HEADER_LEN + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        }
+        let len = u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        if wrong_seq {
+            let ts = u64::from_le_bytes(bytes[off + 16..off + 24].try_into().unwrap());
+            let payload = bytes[off + FRAME_HEADER_LEN..off + FRAME_HEADER_LEN + len].to_vec();
+            let mut frame = Vec::new();
+            encode_frame(&mut frame, first + 1_000, ts, &payload);
+            bytes[off..off + frame.len()].copy_from_slice(&frame);
+        } else {
+            bytes[off + FRAME_HEADER_LEN + len / 2] ^= 0x10;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let seen = check_all_walks_agree(dir.path(), 500, 0);
+        let reason = if wrong_seq {
+            format!("seq {} where {} was expected", first + 1_000, first + 2)
+        } else {
+            "frame checksum mismatch in a sealed segment".to_string()
+        };
+        assert_eq!(seen.last(), Some(&Seen::Corrupt(Some(first + 2), reason)));
+        assert_eq!(seen.len() as u64, first + 2, "records 1..={}, then the damage", first + 1);
+    }
 }
 
 #[test]
