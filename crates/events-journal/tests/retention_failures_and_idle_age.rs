@@ -271,10 +271,15 @@ fn a_pruned_segment_a_crash_left_behind_is_never_read_and_the_next_open_unlinks_
     assert!(matches!(reader.read_since(0), Err(ReadError::Expired { earliest }) if earliest == second));
     assert_records(&read_all(&reader, second - 1), second, last);
 
-    let (j, report) = Journal::open(tmp.path(), options(&plan, Retention::unlimited(), SyncPolicy::Never)).unwrap();
+    let (mut j, report) = Journal::open(tmp.path(), options(&plan, Retention::unlimited(), SyncPolicy::Never)).unwrap();
     assert_eq!(report.ignored, Vec::<std::path::PathBuf>::new(), "not a stranger: no warning, not listed");
     assert_eq!(removed(tmp.path()), Vec::<String>::new(), "unlinked at open");
     assert_eq!((j.first_seq(), j.last_seq()), (second, last));
+    // One left while the journal is open (an earlier `prune_deferred` whose
+    // unlink failed, say): every `prune` unlinks it too.
+    std::fs::write(&renamed, b"a segment taken out").unwrap();
+    assert_eq!(j.prune().unwrap(), 0);
+    assert_eq!(removed(tmp.path()), Vec::<String>::new(), "unlinked by prune");
     j.close().unwrap();
     assert!(events_journal::verify(tmp.path()).unwrap().is_ok());
 }

@@ -57,6 +57,12 @@ fn a_sidecar_points_at_the_records_of_its_key() {
     assert!(reader.records_at(side.first_seq(), &wrong).unwrap()[0].is_none());
     let inside = [IndexEntry { seq: entries[0].seq, offset: entries[0].offset + 3 }];
     assert!(reader.records_at(side.first_seq(), &inside).unwrap()[0].is_none());
+    // Nor is one past the segment's end, up to the end of memory.
+    let len = std::fs::metadata(sidecars[1].with_extension("seg")).unwrap().len();
+    for offset in [len, len + 1, u64::MAX - 24, u64::MAX] {
+        let past = [IndexEntry { seq: entries[0].seq, offset }];
+        assert!(reader.records_at(side.first_seq(), &past).unwrap()[0].is_none(), "offset {offset}");
+    }
     assert!(verify(tmp.path()).unwrap().is_ok());
     journal.close().unwrap();
 }
