@@ -197,9 +197,9 @@ fn prefetch(buf: &[u8], from: usize, len: usize) {
 }
 
 /// Parses the frame at `off` of `buf` (a whole segment file, header
-/// included). It also asks the CPU to load the bytes from
-/// [`PREFETCH_AHEAD`] past the frame's start, as many as the frame holds
-/// (at most `PREFETCH_AHEAD`), which the next frames of a walk will need.
+/// included). It also asks the CPU to load the bytes from 8 KiB past the
+/// frame's start, as many as the frame holds (at most 8 KiB), which the
+/// next frames of a walk will need.
 #[inline(always)]
 pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
     let Some(head) = off.checked_add(FRAME_HEADER_LEN).and_then(|end| buf.get(off..end)) else {

@@ -1,5 +1,5 @@
-//! The frame walk that recovery, the reader, `verify` and the rebuilds
-//! share: [`scan`] walks the frames of one segment image, [`runs_after`]
+//! The frame walk that recovery, `verify` and the rebuilds share, and the
+//! damage rules the reader applies where a sealed segment ends: [`scan`] walks the frames of one segment image, [`runs_after`]
 //! finds the valid frames that follow a damaged one (what tells a torn tail
 //! from corruption in the middle), [`overlap`] checks a segment's last frame
 //! against the next segment's name, and [`Damage::classify`] says what a
