@@ -202,14 +202,8 @@ impl Records {
     /// a corrupt sealed segment or an overlap (then it ends).
     #[inline]
     pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, JournalError>> {
-        let found = match next_in_view(&self.views, &mut self.at) {
-            Some(found) => found,
-            None => match advance(&self.views, &mut self.at)? {
-                Ok(found) => found,
-                Err(e) => return Some(Err(e)),
-            },
-        };
-        Some(Ok(RecordRef::new(found.map, found.start, found.end, found.seq, found.ts)))
+        let found = next_found(&self.views, &mut self.at)?;
+        Some(found.map(|f| RecordRef::new(f.map, f.start, f.end, f.seq, f.ts)))
     }
 
     /// Up to `max` (at least one) consecutive records of the segment the
@@ -223,12 +217,9 @@ impl Records {
     ///
     /// The iterator's, when the first record of the run would be one.
     pub fn next_run(&mut self, max: usize) -> Option<Result<RecordRun, JournalError>> {
-        let first = match next_in_view(&self.views, &mut self.at) {
-            Some(found) => found,
-            None => match advance(&self.views, &mut self.at)? {
-                Ok(found) => found,
-                Err(e) => return Some(Err(e)),
-            },
+        let first = match next_found(&self.views, &mut self.at)? {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e)),
         };
         let (map, start, first_seq) = (Arc::clone(first.map), first.start - format::FRAME_HEADER_LEN, first.seq);
         let mut len = 1;
@@ -236,6 +227,15 @@ impl Records {
             len += 1;
         }
         Some(Ok(RecordRun { map, start, end: self.at.off, first_seq, len }))
+    }
+}
+
+/// The next record of the walk, or what ends or interrupts it.
+#[inline(always)]
+fn next_found<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>, JournalError>> {
+    match next_in_view(views, at) {
+        Some(found) => Some(Ok(found)),
+        None => advance(views, at),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use events_journal::format::{FRAME_HEADER_LEN, HEADER_LEN, encode_frame};
+use events_journal::format::{FrameCheck, HEADER_LEN, check_frame, encode_frame};
 use events_journal::{Journal, JournalError, JournalOptions, Reader, Records, Retention, SyncPolicy};
 
 /// What a walk saw: each record as (seq, ts, payload), a gap as its range,
@@ -168,19 +168,22 @@ fn damage_in_a_sealed_segment_ends_every_walk_after_the_same_record() {
         let path = dir.path().join(format!("{first:020}.seg"));
         let mut bytes = std::fs::read(&path).unwrap();
         // The segment's third frame, seq `first + 2`.
+        let frame_at = |bytes: &[u8], off| match check_frame(bytes, off) {
+            FrameCheck::Valid { seq, ts, payload } => (seq, ts, payload),
+            other => panic!("no valid frame at {off}: {other:?}"),
+        };
         let mut off = HEADER_LEN;
         for _ in 0..2 {
-            off += FRAME_HEADER_LEN + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+            off = frame_at(&bytes, off).2.end;
         }
-        let len = u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        let (seq, ts, payload) = frame_at(&bytes, off);
+        assert_eq!(seq, first + 2);
         if wrong_seq {
-            let ts = u64::from_le_bytes(bytes[off + 16..off + 24].try_into().unwrap());
-            let payload = bytes[off + FRAME_HEADER_LEN..off + FRAME_HEADER_LEN + len].to_vec();
             let mut frame = Vec::new();
-            encode_frame(&mut frame, first + 1_000, ts, &payload);
-            bytes[off..off + frame.len()].copy_from_slice(&frame);
+            encode_frame(&mut frame, first + 1_000, ts, &bytes[payload.clone()]);
+            bytes[off..payload.end].copy_from_slice(&frame);
         } else {
-            bytes[off + FRAME_HEADER_LEN + len / 2] ^= 0x10;
+            bytes[(payload.start + payload.end) / 2] ^= 0x10;
         }
         std::fs::write(&path, &bytes).unwrap();
         let seen = check_all_walks_agree(dir.path(), 500, 0);
