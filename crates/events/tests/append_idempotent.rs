@@ -102,13 +102,20 @@ async fn concurrent_appends_of_one_id_journal_it_once() {
 async fn an_append_retried_after_its_caller_was_cancelled_is_journaled_once() {
     let tmp = tempfile::tempdir().unwrap();
     let feed: Feed<Job> = Feed::builder(tmp.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    let mut gave_up = 0;
     for n in 0..30u64 {
         let id = format!("call-{n}");
         {
             let first = feed.append_with(None, Job { n }, with_id(id.clone()));
             futures::pin_mut!(first);
             // Polled until it is queued, then dropped: the caller gave up.
-            assert!(futures::poll!(first.as_mut()).is_pending());
+            // Rarely the reply is already there at that first poll (this
+            // thread was descheduled between the send and the poll for
+            // longer than the fdatasync); the retry is then a duplicate
+            // of a completed append, which must hold too.
+            if futures::poll!(first.as_mut()).is_pending() {
+                gave_up += 1;
+            }
         }
         if n % 2 == 0 {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -116,6 +123,7 @@ async fn an_append_retried_after_its_caller_was_cancelled_is_journaled_once() {
         let retry = feed.append_with(None, Job { n }, with_id(id)).await.unwrap();
         assert_eq!(retry.seq.get(), n + 1, "call-{n}");
     }
+    assert!(gave_up > 0, "no caller gave up on an append in flight");
     feed.close().await.unwrap();
     let ids = journaled_ids(tmp.path());
     assert_eq!(ids.len(), 30);
