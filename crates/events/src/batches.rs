@@ -16,8 +16,9 @@ pub(crate) const MAX_BATCH_EVENTS: usize = 4096;
 /// inbox is empty. A writer that parks on an empty inbox costs every
 /// producer a futex wake-up per event, so it first yields the CPU a few
 /// times (tens of microseconds in all) before it parks: under load the next
-/// command is almost always there by then, and batches grow.
-pub(crate) fn next_commands<T>(rx: &mut mpsc::Receiver<T>, cmds: &mut Vec<T>) -> bool {
+/// command is almost always there by then, and batches grow. `before_park`
+/// runs once, right before it parks.
+pub(crate) fn next_commands<T>(rx: &mut mpsc::Receiver<T>, cmds: &mut Vec<T>, before_park: impl FnOnce()) -> bool {
     const SPINS: usize = 32;
     for _ in 0..SPINS {
         match try_recv_many(rx, cmds) {
@@ -25,6 +26,7 @@ pub(crate) fn next_commands<T>(rx: &mut mpsc::Receiver<T>, cmds: &mut Vec<T>) ->
             Poll::Pending => std::thread::yield_now(),
         }
     }
+    before_park();
     rx.blocking_recv_many(cmds, MAX_BATCH_EVENTS - cmds.len()) > 0
 }
 

@@ -73,7 +73,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             if let Poll::Ready(result) = done {
                 self.synced(result);
                 if !self.journal.syncing() {
-                    return next_commands(rx, cmds);
+                    return next_commands(rx, cmds, || self.acks.deliver_stale());
                 }
                 // The next sync started: poll it, so that it wakes this thread.
                 continue;

@@ -21,7 +21,9 @@ use events_core::{Codec, Envelope, Event, EventId, Seq, StreamId, Timestamp};
 use events_journal::Journal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use self::acks::Acks;
 use crate::append::{Dedupe, Expected};
+mod acks;
 mod check;
 mod commit;
 mod upkeep;
@@ -104,7 +106,7 @@ pub(crate) struct Writer<E, C> {
     written: usize,
     published: Vec<Arc<Envelope<E>>>,
     /// Acks of the batch being published, and whether each is a duplicate.
-    acks: Vec<(Ack<E>, Arc<Envelope<E>>, bool)>,
+    acks: Acks<E>,
     /// Appends of an id still in flight: they share the outcome of the
     /// event with that seq.
     duplicates: Vec<(Ack<E>, u64)>,
@@ -155,7 +157,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             pending: Vec::with_capacity(MAX_BATCH_EVENTS),
             written: 0,
             published: Vec::with_capacity(MAX_BATCH_EVENTS),
-            acks: Vec::with_capacity(MAX_BATCH_EVENTS),
+            acks: Acks::spawn(),
             duplicates: Vec::new(),
             guard: Guard::new(Dedupe::default()),
             group_commit,
@@ -198,7 +200,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             let open = if self.journal.syncing() {
                 self.next_or_synced(&mut rx, &mut cmds, &waker)
             } else {
-                next_commands(&mut rx, &mut cmds)
+                next_commands(&mut rx, &mut cmds, || self.acks.deliver_stale())
             };
             if !open {
                 break;
@@ -424,7 +426,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             self.guard.journaled(p.stream.as_ref(), p.id.as_ref(), seq.get(), p.ts);
             let env = Arc::new(Envelope { seq, ts: Timestamp(p.ts), stream: p.stream, event: p.event, id: p.id });
             if let Some(ack) = p.ack {
-                self.acks.push((ack, Arc::clone(&env), false));
+                self.acks.push(ack, Acked { env: Arc::clone(&env), duplicate: false });
             }
             self.published.push(env);
             seq = seq.next();
@@ -434,7 +436,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let published = &self.published;
         for (ack, seq) in self.duplicates.extract_if(.., |(_, seq)| *seq <= last) {
             Counters::bump(&self.shared.counters.duplicates);
-            self.acks.push((ack, Arc::clone(&published[(seq - first) as usize]), true));
+            self.acks.push(ack, Acked { env: Arc::clone(&published[(seq - first) as usize]), duplicate: true });
         }
         self.guard.acknowledged(last);
         // Acknowledged from here on: streams replaying the journal may now
@@ -466,9 +468,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
             None => self.published.clear(),
         }
-        for (ack, env, duplicate) in self.acks.drain(..) {
-            let _ = ack.send(Ok(Acked { env, duplicate }));
-        }
+        self.acks.deliver();
     }
 
     fn reject_pending(&mut self, mut first_error: Option<Error>, cause: &str) {
