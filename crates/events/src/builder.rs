@@ -394,8 +394,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// 10 s). A directory whose writer is alive (in this process or another)
     /// is refused at once with [`JournalError::Locked`].
     ///
-    /// Must be called within a tokio runtime (sinks and the retention timer
-    /// run on it).
+    /// Must be called within a tokio runtime (sinks, the retention timer and
+    /// the task that sends batches' acknowledgements run on it; appends do
+    /// not depend on it running).
     ///
     /// # Errors
     ///

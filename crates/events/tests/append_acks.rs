@@ -7,7 +7,12 @@
 //!   while the feed's own runtime is never driven again: every one
 //!   completes, with its own seq;
 //! * appends from a second runtime after the first, which ran the task, was
-//!   shut down: the same.
+//!   shut down: the same;
+//! * the same plain threads while a flood of `record`s keeps an fdatasync in
+//!   flight all along (the writer never parks on an empty inbox);
+//! * `Feed::close` called from a plain thread while they append: every
+//!   appender is answered, and exactly the appends answered `Ok` are in
+//!   the journal.
 //!
 //! A watchdog fails a test instead of letting it hang on a stranded
 //! acknowledgement.
@@ -16,10 +21,12 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
-use events::{Feed, Inbox, SyncPolicy};
+use events::layers::journal::Reader;
+use events::{Error, Feed, Inbox, SyncPolicy};
 use support::{Ev, msg};
 
 const THREADS: u64 = 8;
@@ -74,7 +81,7 @@ fn appends_complete_after_the_runtime_that_opened_the_feed_shut_down() {
     // Many appenders at once, so that batches go through the task while it runs.
     let seqs = append_from_threads(&feed.inbox());
     assert_eq!(seqs.len() as u64, THREADS * APPENDS);
-    first.shutdown_timeout(Duration::from_secs(10));
+    first.shutdown_timeout(Duration::from_secs(60));
 
     let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let more = second.block_on(async {
@@ -95,4 +102,75 @@ fn appends_complete_after_the_runtime_that_opened_the_feed_shut_down() {
     let more: BTreeSet<u64> = more.into_iter().flat_map(Result::unwrap).collect();
     assert_eq!(more, (THREADS * APPENDS + 1..=2 * THREADS * APPENDS).collect::<BTreeSet<_>>());
     second.block_on(feed.close()).unwrap();
+}
+
+#[test]
+fn appends_complete_while_records_keep_a_sync_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let feed = rt.block_on(open(dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (inbox, stop) = (feed.inbox(), Arc::clone(&stop));
+        // One record every 10 us: enough to be written during every
+        // fdatasync, so a sync is always in flight and the writer never
+        // waits on an empty inbox; few enough for a debug build's writer.
+        std::thread::spawn(move || {
+            let mut next = Instant::now();
+            for n in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                inbox.record(None, &msg(n));
+                next += Duration::from_micros(10);
+                while Instant::now() < next {
+                    std::hint::spin_loop();
+                }
+            }
+        })
+    };
+    let seqs = append_from_threads(&feed.inbox());
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert_eq!(seqs.len() as u64, THREADS * APPENDS);
+    rt.block_on(feed.close()).unwrap();
+}
+
+#[test]
+fn close_from_a_plain_thread_answers_every_append_it_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let feed = rt.block_on(open(dir.path()));
+    let (tx, rx) = mpsc::channel();
+    for t in 0..THREADS {
+        let (inbox, tx) = (feed.inbox(), tx.clone());
+        std::thread::spawn(move || {
+            for i in 0.. {
+                match futures::executor::block_on(inbox.append(None, msg(t * 1_000_000 + i))) {
+                    Ok(seq) => tx.send(Some(seq.get())).unwrap(),
+                    Err(Error::Closed) => break,
+                    Err(e) => panic!("append failed: {e}"),
+                }
+            }
+            tx.send(None).unwrap(); // this thread is done
+        });
+    }
+    drop(tx);
+    let mut answered = BTreeSet::new();
+    while answered.len() < 100 {
+        answered.insert(rx.recv_timeout(WATCHDOG).expect("appends answered").expect("an appender stopped early"));
+    }
+    futures::executor::block_on(feed.close()).unwrap();
+    let mut done = 0;
+    while done < THREADS {
+        match rx.recv_timeout(WATCHDOG) {
+            Ok(Some(seq)) => assert!(answered.insert(seq), "seq {seq} answered twice"),
+            Ok(None) => done += 1,
+            Err(e) => panic!("{done} of {THREADS} appenders answered after the close, then none for {WATCHDOG:?}: {e}"),
+        }
+    }
+    let journaled: BTreeSet<u64> =
+        Reader::open(dir.path()).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(journaled, answered, "the journal holds exactly the appends answered Ok");
+    drop(rt);
 }

@@ -84,7 +84,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     spins += 1;
                     std::thread::yield_now();
                 }
-                Poll::Pending => std::thread::park(),
+                // Parked until the sync completes or commands come, but
+                // not past the acknowledgements' wait for the task.
+                Poll::Pending => match self.acks.deliver_older_than(super::acks::STALE) {
+                    Some(left) => std::thread::park_timeout(left),
+                    None => std::thread::park(),
+                },
             }
         }
     }

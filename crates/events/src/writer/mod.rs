@@ -1,5 +1,7 @@
 //! The writer thread: the one owner of seq allocation, journal appends, live
-//! publication, sink hand-off and acknowledgements, in that order per batch.
+//! publication, sink hand-off and acknowledgements, in that order per batch
+//! (a batch's acknowledgements are sent by a task on the feed's runtime,
+//! `acks.rs`).
 //!
 //! Invariant: journal order = live order = seq order, and nothing is
 //! published (live, sinks, acks) before the journal accepted it with the
@@ -105,7 +107,7 @@ pub(crate) struct Writer<E, C> {
     pending: Vec<Pending<E>>,
     written: usize,
     published: Vec<Arc<Envelope<E>>>,
-    /// Acks of the batch being published, and whether each is a duplicate.
+    /// The acknowledgements of the batch being published, and their delivery.
     acks: Acks<E>,
     /// Appends of an id still in flight: they share the outcome of the
     /// event with that seq.
@@ -244,8 +246,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
             }
             self.flush(&rx, false);
         }
-        // Everything written is acknowledged (or refused) before the journal closes.
+        // Everything written is acknowledged (or refused) before the journal
+        // closes, and answered before `close` is.
         self.settle();
+        self.acks.finish();
         // The sink task drains what it was handed and ends: `Feed::close` waits for it.
         let Writer { journal, shared, sinks, indexers, .. } = self;
         drop(sinks);
