@@ -14,9 +14,9 @@
 //! was published (the writer calls [`Acks::deliver`] last); every queued
 //! delivery is sent exactly once, and never waits on a runtime that does
 //! not run: the writer sends what is queued itself before it parks on an
-//! empty inbox, once it has been queued for [`STALE`] (checked at every
-//! batch it publishes and whenever it parks while a sync is in flight),
-//! and at close, where it also waits for the task's
+//! empty inbox, once it has been queued for [`STALE`] (checked once per
+//! pass of its loop, whatever the pass took, and whenever it parks while a
+//! sync is in flight), and at close, where it also waits for the task's
 //! sends in progress, so `Feed::close` returns after every append it
 //! journaled was answered; once the task is gone with its runtime, its
 //! guard sends what is queued and the writer sends directly. A lone
@@ -33,8 +33,8 @@ use tokio::sync::Notify;
 
 use super::{Ack, Acked};
 
-/// How long a delivery may wait for the task while the writer waits on a
-/// sync before the writer sends it itself.
+/// How long a delivery may wait for the task before the writer sends it
+/// itself.
 pub(super) const STALE: Duration = Duration::from_millis(1);
 
 /// One acknowledgement and the outcome it carries.
@@ -200,8 +200,12 @@ impl<E> Drop for TaskGuard<E> {
     fn drop(&mut self) {
         let mut queue = self.0.lock();
         queue.task = false;
+        // Dropped in a send that panicked (a waker's), `finish` must not
+        // wait for it.
+        queue.sending = false;
         let left = queue.take();
         drop(queue);
+        self.0.sent.notify_all();
         send_all(left.into_iter());
     }
 }

@@ -245,6 +245,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 }
             }
             self.flush(&rx, false);
+            // A flood of records never lets this loop park: acknowledgements
+            // the task has not taken in time are sent here.
+            self.acks.deliver_older_than(acks::STALE);
         }
         // Everything written is acknowledged (or refused) before the journal
         // closes, and answered before `close` is.
