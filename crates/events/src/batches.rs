@@ -1,4 +1,4 @@
-//! How the writer thread takes commands from the inbox (`writer.rs` runs
+//! How the writer thread takes commands from the inbox (`writer/` runs
 //! them): in batches, spinning briefly before it parks.
 //!
 //! Invariant: a batch never holds more than [`MAX_BATCH_EVENTS`] commands,

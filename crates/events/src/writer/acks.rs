@@ -12,8 +12,9 @@
 //!
 //! Invariants: a delivery is queued only after the batch it acknowledges
 //! was published (the writer calls [`Acks::deliver`] last); every queued
-//! delivery is sent exactly once, and never waits on a runtime that does
-//! not run: the writer sends what is queued itself before it parks on an
+//! delivery is sent exactly once (at most the one whose send panicked in
+//! the task is lost), and never waits on a runtime that does not run
+//! longer than the writer's own waits: the writer sends what is queued itself before it parks on an
 //! empty inbox, once it has been queued for [`STALE`] (checked once per
 //! pass of its loop, whatever the pass took, and whenever it parks while a
 //! sync is in flight), and at close, where it also waits for the task's
@@ -23,8 +24,12 @@
 //! acknowledgement with nothing queued before it is sent directly, which
 //! spares a single appender the extra hop. Sends are not in seq order
 //! across appenders (the task may still be sending one batch while the
-//! writer sends the next); nothing promises that order.
+//! writer sends the next); nothing promises that order. On a runtime that
+//! does not run, a queued acknowledgement also waits through whatever the
+//! writer waits for in between (a sync in flight when too much is
+//! written, a `Feed::sync`): at most about one fdatasync.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +40,7 @@ use super::{Ack, Acked};
 
 /// How long a delivery may wait for the task before the writer sends it
 /// itself.
-pub(super) const STALE: Duration = Duration::from_millis(1);
+const STALE: Duration = Duration::from_millis(1);
 
 /// One acknowledgement and the outcome it carries.
 type Delivery<E> = (Ack<E>, Acked<E>);
@@ -59,7 +64,8 @@ struct Queue<E> {
     deliveries: Vec<Delivery<E>>,
     /// When the oldest queued delivery was queued.
     since: Option<Instant>,
-    /// Whether the task still runs; once not, deliveries are sent directly.
+    /// Whether deliveries are handed to the task; once not (the task is
+    /// gone, or the writer is closing), they are sent directly.
     task: bool,
     /// Whether the task is sending deliveries it took.
     sending: bool,
@@ -68,6 +74,11 @@ struct Queue<E> {
 }
 
 impl<E> Queue<E> {
+    /// Whether what is queued has waited [`STALE`] for the task.
+    fn stale(&self) -> bool {
+        self.since.is_some_and(|since| since.elapsed() >= STALE)
+    }
+
     fn take(&mut self) -> Vec<Delivery<E>> {
         self.since = None;
         std::mem::take(&mut self.deliveries)
@@ -103,7 +114,7 @@ impl<E: Send + Sync + 'static> Acks<E> {
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             shared.lock().task = true;
-            runtime.spawn(deliver_forever(TaskGuard(Arc::clone(&shared))));
+            runtime.spawn(deliver_forever(TaskGuard { shared: Arc::clone(&shared), taken: VecDeque::new() }));
         }
         Acks { shared, batch: Vec::new() }
     }
@@ -124,8 +135,7 @@ impl<E> Acks<E> {
             return;
         }
         let mut queue = self.shared.lock();
-        let stale = queue.since.is_some_and(|since| since.elapsed() >= STALE);
-        if queue.task && !stale && (self.batch.len() > 1 || !queue.deliveries.is_empty()) {
+        if queue.task && !queue.stale() && (self.batch.len() > 1 || !queue.deliveries.is_empty()) {
             let wake = queue.deliveries.is_empty();
             if wake {
                 queue.since = Some(Instant::now());
@@ -142,24 +152,22 @@ impl<E> Acks<E> {
         send_all(queued.into_iter().chain(self.batch.drain(..)));
     }
 
-    /// Sends what the task has not taken yet. The writer calls it before
-    /// it parks on an empty inbox: on a runtime whose threads are all
-    /// blocked (an append awaited with a blocking `block_on` on a
+    /// Sends everything queued, whatever its age. The writer calls it
+    /// before it parks on an empty inbox: on a runtime whose threads are
+    /// all blocked (an append awaited with a blocking `block_on` on a
     /// current-thread runtime, say) the task never runs.
-    pub(super) fn deliver_stale(&self) {
-        let stale = self.shared.lock().take();
-        send_all(stale.into_iter());
+    pub(super) fn deliver_queued(&self) {
+        let queued = self.shared.lock().take();
+        send_all(queued.into_iter());
     }
 
-    /// Sends what has waited for the task for `age` or more, for a writer
-    /// about to park while a sync is in flight; `Some(left)` when
-    /// deliveries are queued that are younger: the writer parks at most
-    /// `left`, then calls again.
-    pub(super) fn deliver_older_than(&self, age: Duration) -> Option<Duration> {
+    /// Sends what is queued if it has waited [`STALE`] for the task.
+    /// `Some(left)` when what is queued is younger: a writer about to park
+    /// parks at most `left`, then calls again.
+    pub(super) fn deliver_if_stale(&self) -> Option<Duration> {
         let mut queue = self.shared.lock();
-        let waited = queue.since?.elapsed();
-        if waited < age {
-            return Some(age - waited);
+        if !queue.stale() {
+            return queue.since.map(|since| STALE.saturating_sub(since.elapsed()));
         }
         let stale = queue.take();
         drop(queue);
@@ -168,10 +176,11 @@ impl<E> Acks<E> {
     }
 
     /// At close: from here on the writer sends every acknowledgement; sends
-    /// what is queued, and waits until the task has sent what it took, so
-    /// that every append journaled so far was answered.
+    /// what is queued, then the batch, and waits until the task has sent
+    /// what it took, so that every append journaled so far was answered.
+    /// Idempotent: `run` calls it before it answers `close`, and the drop
+    /// at the end of `run` again.
     pub(super) fn finish(&mut self) {
-        send_all(self.batch.drain(..));
         let mut queue = self.shared.lock();
         queue.task = false;
         queue.writer_gone = true;
@@ -180,7 +189,7 @@ impl<E> Acks<E> {
             self.shared.sent.wait(&mut queue);
         }
         drop(queue);
-        send_all(left.into_iter());
+        send_all(left.into_iter().chain(self.batch.drain(..)));
         self.shared.notify.notify_one();
     }
 }
@@ -191,41 +200,47 @@ impl<E> Drop for Acks<E> {
     }
 }
 
-/// The task's hold on the queue: when the task ends or is dropped with its
-/// runtime, it marks itself gone and sends what is still queued, under the
-/// lock the writer queues under, so nothing queued after it is stranded.
-struct TaskGuard<E>(Arc<Shared<E>>);
+/// The task's hold on the queue, and the deliveries it took and has not
+/// sent yet. When the task ends or is dropped (with its runtime, or in a
+/// send that panicked), it sends what it still holds and what is queued,
+/// stops taking deliveries (the writer then sends directly), and only then
+/// clears `sending`, so `finish` returns after all of it was sent.
+struct TaskGuard<E> {
+    shared: Arc<Shared<E>>,
+    taken: VecDeque<Delivery<E>>,
+}
 
 impl<E> Drop for TaskGuard<E> {
     fn drop(&mut self) {
-        let mut queue = self.0.lock();
-        queue.task = false;
-        // Dropped in a send that panicked (a waker's), `finish` must not
-        // wait for it.
-        queue.sending = false;
-        let left = queue.take();
-        drop(queue);
-        self.0.sent.notify_all();
+        send_all(self.taken.drain(..));
+        let left = {
+            let mut queue = self.shared.lock();
+            queue.task = false;
+            queue.take()
+        };
         send_all(left.into_iter());
+        self.shared.lock().sending = false;
+        self.shared.sent.notify_all();
     }
 }
 
-async fn deliver_forever<E>(guard: TaskGuard<E>) {
-    let shared = &guard.0;
-    let mut batch = Vec::new();
+async fn deliver_forever<E>(mut guard: TaskGuard<E>) {
     loop {
-        shared.notify.notified().await;
+        guard.shared.notify.notified().await;
         {
-            let mut queue = shared.lock();
+            let mut queue = guard.shared.lock();
             if queue.writer_gone {
                 return; // the writer sends what is left
             }
-            std::mem::swap(&mut queue.deliveries, &mut batch);
-            queue.since = None;
+            let taken = queue.take();
             queue.sending = true;
+            drop(queue);
+            guard.taken.extend(taken);
         }
-        send_all(batch.drain(..));
-        shared.lock().sending = false;
-        shared.sent.notify_all();
+        while let Some((ack, acked)) = guard.taken.pop_front() {
+            let _ = ack.send(Ok(acked));
+        }
+        guard.shared.lock().sending = false;
+        guard.shared.sent.notify_all();
     }
 }

@@ -73,7 +73,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             if let Poll::Ready(result) = done {
                 self.synced(result);
                 if !self.journal.syncing() {
-                    return next_commands(rx, cmds, || self.acks.deliver_stale());
+                    return next_commands(rx, cmds, || self.acks.deliver_queued());
                 }
                 // The next sync started: poll it, so that it wakes this thread.
                 continue;
@@ -86,7 +86,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 }
                 // Parked until the sync completes or commands come, but
                 // not past the acknowledgements' wait for the task.
-                Poll::Pending => match self.acks.deliver_older_than(super::acks::STALE) {
+                Poll::Pending => match self.acks.deliver_if_stale() {
                     Some(left) => std::thread::park_timeout(left),
                     None => std::thread::park(),
                 },

@@ -1,7 +1,7 @@
 //! The writer thread: the one owner of seq allocation, journal appends, live
 //! publication, sink hand-off and acknowledgements, in that order per batch
-//! (a batch's acknowledgements are sent by a task on the feed's runtime,
-//! `acks.rs`).
+//! (a batch's acknowledgements are mostly sent by a task on the feed's
+//! runtime; `acks.rs` says when the writer sends them itself).
 //!
 //! Invariant: journal order = live order = seq order, and nothing is
 //! published (live, sinks, acks) before the journal accepted it with the
@@ -202,7 +202,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             let open = if self.journal.syncing() {
                 self.next_or_synced(&mut rx, &mut cmds, &waker)
             } else {
-                next_commands(&mut rx, &mut cmds, || self.acks.deliver_stale())
+                next_commands(&mut rx, &mut cmds, || self.acks.deliver_queued())
             };
             if !open {
                 break;
@@ -247,7 +247,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             self.flush(&rx, false);
             // A flood of records never lets this loop park: acknowledgements
             // the task has not taken in time are sent here.
-            self.acks.deliver_older_than(acks::STALE);
+            self.acks.deliver_if_stale();
         }
         // Everything written is acknowledged (or refused) before the journal
         // closes, and answered before `close` is.
