@@ -4,7 +4,8 @@
 //! producer's order; 4 resuming `stream_from` clients disconnect and
 //! reconnect at random while retention prunes small segments under them
 //! (`Retention::segments(4)`), and must see contiguous seqs with every
-//! skipped range announced by an explicit `Reset`. At the end the journal
+//! skipped range announced by an explicit `Reset`; a fifth client stays away
+//! until retention pruned past its cursor and must be reset. At the end the journal
 //! holds every event. Prints events/s and the memory high-water mark.
 //!
 //! CI size by default; `EVENTS_LOAD_PER_PRODUCER=N` for a soak
@@ -103,6 +104,40 @@ async fn resuming_client(feed: Feed<Load>, total: u64, mut rng: u64) -> ClientRe
     report
 }
 
+/// A client that reads the first events, then stays away until retention
+/// pruned past its cursor: its next connection must begin with an
+/// `Expired` reset to the earliest retained event. The random pauses of
+/// the resuming clients may or may not outlast pruning at CI size; this one
+/// waits for it, so the run always proves a reset.
+async fn lagging_client(feed: Feed<Load>) -> Seq {
+    let mut cursor = 0u64;
+    let mut stream = feed.stream_from(Seq::ZERO);
+    for _ in 0..100 {
+        match stream.next().await {
+            Some(Ok(FeedItem::Event(env))) => {
+                assert_eq!(env.seq.get(), cursor + 1, "gap or duplicate without a reset");
+                cursor = env.seq.get();
+            }
+            // This task started late, after pruning began.
+            Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, earliest, .. })) => cursor = earliest.get() - 1,
+            other => panic!("the lagging client's first events: {other:?}"),
+        }
+    }
+    drop(stream);
+    // Polled, not timed: the producers run far past the retained window.
+    while feed.stats().earliest_seq <= cursor + 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    match feed.stream_from(Seq::new(cursor)).next().await {
+        Some(Ok(FeedItem::Reset { reason, earliest, .. })) => {
+            assert_eq!(reason, ResetReason::Expired);
+            assert!(earliest.get() > cursor + 1, "reset at {cursor} although {earliest} was retained");
+            earliest
+        }
+        other => panic!("a cursor pruned away resumed without a reset: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_sixteen_producers_lossless_subscribers_resuming_clients_under_pruning() {
     let per_producer: u64 = std::env::var("EVENTS_LOAD_PER_PRODUCER").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
@@ -152,6 +187,8 @@ async fn load_sixteen_producers_lossless_subscribers_resuming_clients_under_prun
         .map(|c| tokio::spawn(resuming_client(feed.clone(), total, 0x9e37_79b9_7f4a_7c15 ^ ((c + 1) * 0x1234_5678))))
         .collect();
 
+    let lagging = tokio::spawn(lagging_client(feed.clone()));
+
     let started = Instant::now();
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
@@ -178,9 +215,10 @@ async fn load_sixteen_producers_lossless_subscribers_resuming_clients_under_prun
         for c in clients {
             client_reports.push(c.await.unwrap());
         }
-        (produced, per_session, client_reports)
+        let lagging_reset_to = lagging.await.unwrap();
+        (produced, per_session, client_reports, lagging_reset_to)
     };
-    let (produced, per_session, clients) =
+    let (produced, per_session, clients, lagging_reset_to) =
         tokio::time::timeout(Duration::from_secs(600), work).await.expect("load test hung");
 
     // Zero loss and zero reorder were checked by each subscriber; siblings saw the same order.
@@ -201,7 +239,8 @@ async fn load_sixteen_producers_lossless_subscribers_resuming_clients_under_prun
     println!(
         "load: {total} events from {PRODUCERS} producers in {produced:.2?} = {:.0} events/s; \
          {} lossless subscriber deliveries; {CLIENTS} resuming clients read {client_events} events over \
-         {reconnects} connections with {resets} explicit resets; VmHWM {} MiB",
+         {reconnects} connections with {resets} explicit resets; a lagging client reset to \
+         {lagging_reset_to}; VmHWM {} MiB",
         total as f64 / produced.as_secs_f64(),
         total * SUBSCRIBERS_PER_SESSION as u64,
         vm_hwm_kib() / 1024
