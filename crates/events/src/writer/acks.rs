@@ -244,3 +244,61 @@ async fn deliver_forever<E>(mut guard: TaskGuard<E>) {
         guard.shared.sent.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use events_core::{Envelope, Seq, Timestamp};
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// A batch of `n` acknowledgements and the receivers of their outcome.
+    fn batch(acks: &mut Acks<u64>, n: u64) -> Vec<oneshot::Receiver<crate::Result<Acked<u64>>>> {
+        (1..=n)
+            .map(|seq| {
+                let (tx, rx) = oneshot::channel();
+                let env =
+                    Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp(0), stream: None, event: seq, id: None });
+                acks.push(tx, Acked { env, duplicate: false });
+                rx
+            })
+            .collect()
+    }
+
+    fn answered(rxs: &mut [oneshot::Receiver<crate::Result<Acked<u64>>>]) -> usize {
+        rxs.iter_mut().map(|rx| rx.try_recv()).filter(|r| matches!(r, Ok(Ok(_)))).count()
+    }
+
+    #[test]
+    fn once_the_task_is_gone_with_its_runtime_a_batch_is_sent_at_once() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut acks = rt.block_on(async { Acks::<u64>::spawn() });
+        // The task is dropped, never having run: its guard hands sending back.
+        drop(rt);
+        let mut rxs = batch(&mut acks, 3);
+        acks.deliver();
+        assert_eq!(answered(&mut rxs), 3, "a batch waited for a task that is gone");
+    }
+
+    #[test]
+    fn a_batch_waits_for_a_live_task_until_it_is_stale_or_the_writer_parks() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut acks = rt.block_on(async { Acks::<u64>::spawn() });
+        // The runtime is never driven: the task never takes the batch.
+        let mut rxs = batch(&mut acks, 3);
+        acks.deliver();
+        assert_eq!(answered(&mut rxs), 0, "a batch went around the task");
+        // Younger than STALE: left to the task, with the time to wait.
+        if let Some(left) = acks.deliver_if_stale() {
+            assert!(left <= STALE);
+            assert_eq!(answered(&mut rxs), 0);
+        }
+        acks.deliver_queued();
+        assert_eq!(answered(&mut rxs), 3);
+        // A lone acknowledgement with nothing queued goes directly.
+        let mut lone = batch(&mut acks, 1);
+        acks.deliver();
+        assert_eq!(answered(&mut lone), 1);
+        drop(rt);
+    }
+}
