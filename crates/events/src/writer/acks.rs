@@ -54,7 +54,7 @@ pub(super) struct Acks<E> {
 
 struct Shared<E> {
     queue: Mutex<Queue<E>>,
-    /// Wakes the task: deliveries were queued, or the writer is gone.
+    /// Wakes the task: deliveries were queued, or the writer is closing.
     notify: Notify,
     /// Signalled when the task finished sending what it took.
     sent: Condvar,
@@ -65,12 +65,11 @@ struct Queue<E> {
     /// When the oldest queued delivery was queued.
     since: Option<Instant>,
     /// Whether deliveries are handed to the task; once not (the task is
-    /// gone, or the writer is closing), they are sent directly.
+    /// gone, or the writer is closing, which ends the task), they are sent
+    /// directly.
     task: bool,
     /// Whether the task is sending deliveries it took.
     sending: bool,
-    /// Whether the writer is gone: the task ends.
-    writer_gone: bool,
 }
 
 impl<E> Queue<E> {
@@ -79,8 +78,14 @@ impl<E> Queue<E> {
         self.since.is_some_and(|since| since.elapsed() >= STALE)
     }
 
+    /// What is queued, for the writer to send (a fallback, so rare): an
+    /// empty queue keeps its buffer, which the writer checks before every
+    /// park.
     fn take(&mut self) -> Vec<Delivery<E>> {
         self.since = None;
+        if self.deliveries.is_empty() {
+            return Vec::new();
+        }
         std::mem::take(&mut self.deliveries)
     }
 }
@@ -102,13 +107,7 @@ impl<E: Send + Sync + 'static> Acks<E> {
     /// without one, every acknowledgement is sent by the writer.
     pub(super) fn spawn() -> Self {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                deliveries: Vec::new(),
-                since: None,
-                task: false,
-                sending: false,
-                writer_gone: false,
-            }),
+            queue: Mutex::new(Queue { deliveries: Vec::new(), since: None, task: false, sending: false }),
             notify: Notify::new(),
             sent: Condvar::new(),
         });
@@ -183,7 +182,6 @@ impl<E> Acks<E> {
     pub(super) fn finish(&mut self) {
         let mut queue = self.shared.lock();
         queue.task = false;
-        queue.writer_gone = true;
         let left = queue.take();
         while queue.sending {
             self.shared.sent.wait(&mut queue);
@@ -229,13 +227,14 @@ async fn deliver_forever<E>(mut guard: TaskGuard<E>) {
         guard.shared.notify.notified().await;
         {
             let mut queue = guard.shared.lock();
-            if queue.writer_gone {
-                return; // the writer sends what is left
+            if !queue.task {
+                return; // the writer is closing and sends what is left
             }
-            let taken = queue.take();
+            // Moved, not swapped: both buffers keep their capacity, so a
+            // batch allocates nothing here.
+            guard.taken.extend(queue.deliveries.drain(..));
+            queue.since = None;
             queue.sending = true;
-            drop(queue);
-            guard.taken.extend(taken);
         }
         while let Some((ack, acked)) = guard.taken.pop_front() {
             let _ = ack.send(Ok(acked));
