@@ -10,6 +10,11 @@
 //! * `raw_min_headers`: raw pipelined publishing with the two headers
 //!   exactly-once, gap-free replication cannot do without (`Nats-Msg-Id`,
 //!   expected last sequence): the replicator's real ceiling.
+//! * `raw_guard_only`: raw pipelined publishing with the expected last
+//!   sequence alone, one header: the ceiling of any publisher that guards
+//!   its writes against a gap or a duplicate (context for the goal: a
+//!   replicator that must say which journal record each message is cannot
+//!   beat it).
 //! * `raw_headers`: raw pipelined publishing of the same messages the
 //!   replicator sends (same three headers, same values), to separate the
 //!   replicator's own cost from what headers cost the client and server.
@@ -153,6 +158,8 @@ enum Headers {
     Minimum,
     /// What the replicator sends (the minimum, plus the timestamp).
     Same,
+    /// The expected last sequence alone: one header.
+    GuardOnly,
 }
 
 async fn raw(nodes: &[Context], n: u64, round: usize, headers: Headers, replicas: usize) -> Duration {
@@ -171,6 +178,11 @@ async fn raw(nodes: &[Context], n: u64, round: usize, headers: Headers, replicas
             continue;
         }
         let mut message = PublishMessage::build().payload(payload.clone());
+        if headers == Headers::GuardOnly {
+            let message = message.expected_last_sequence(seq - 1);
+            window.push_back(js.send_publish(subject.clone(), message).await.unwrap());
+            continue;
+        }
         if headers == Headers::Same {
             // What the replicator sends for seq `seq` of a fresh stream.
             let mut h = async_nats::HeaderMap::new();
@@ -249,8 +261,10 @@ fn main() {
         let nodes = std::slice::from_ref(&js);
         raw(nodes, n / 10, 99, Headers::None, 1).await;
         let (mut raws, mut raw_min, mut raw_headers, mut ours) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut raw_guard = Vec::new();
         for round in 0..ROUNDS {
             raws.push(raw(nodes, n, round, Headers::None, 1).await);
+            raw_guard.push(raw(nodes, n, round, Headers::GuardOnly, 1).await);
             raw_min.push(raw(nodes, n, round, Headers::Minimum, 1).await);
             raw_headers.push(raw(nodes, n, round, Headers::Same, 1).await);
             ours.push(replicated(nodes, journal_dir.path(), n, round, 1).await);
@@ -259,6 +273,8 @@ fn main() {
         let (raw_rate, our_rate) = (rate(n, median(raws)), rate(n, median(ours)));
         let (headers_rate, min_rate) = (rate(n, median(raw_headers)), rate(n, median(raw_min)));
         println!("nats/raw_pipelined      {n} x {PAYLOAD} B, window {WINDOW}: {raw_rate:>10.0} msg/s (median of {ROUNDS})");
+        let guard_rate = rate(n, median(raw_guard));
+        println!("nats/raw_guard_only     {n} x {PAYLOAD} B, window {WINDOW}: {guard_rate:>10.0} msg/s (median of {ROUNDS})");
         println!("nats/raw_min_headers    {n} x {PAYLOAD} B, window {WINDOW}: {min_rate:>10.0} msg/s (median of {ROUNDS})");
         println!("nats/raw_headers        {n} x {PAYLOAD} B, window {WINDOW}: {headers_rate:>10.0} msg/s (median of {ROUNDS})");
         println!("nats/replicator         {n} x {PAYLOAD} B, window {WINDOW}: {our_rate:>10.0} msg/s (median of {ROUNDS})");
@@ -266,6 +282,8 @@ fn main() {
         println!("nats/ratio replicator / raw pipelined = {:.2} (goal >= 0.80)", our_rate / raw_rate);
         println!("nats/ratio replicator / raw with the same headers = {:.2}", our_rate / headers_rate);
         println!("nats/ratio replicator / raw with the minimum headers = {:.2}", our_rate / min_rate);
+        println!("nats/ratio replicator / raw with the guard alone = {:.2}", our_rate / guard_rate);
+        println!("nats/ratio raw with the guard alone / raw pipelined = {:.2}", guard_rate / raw_rate);
     });
 
     // The same into an R3 stream on a local 3-node cluster.

@@ -284,6 +284,12 @@ pub(super) fn rows() -> Vec<Cmp> {
         cmp(
             "JetStream replication",
             ("Replicator", Printed("nats/replicator")),
+            ("raw pipelined, one header (the guard alone)", Printed("nats/raw_guard_only")),
+            Context,
+        ),
+        cmp(
+            "JetStream replication",
+            ("Replicator", Printed("nats/replicator")),
             ("one-by-one publish", Printed("nats/one_by_one")),
             Context,
         ),
