@@ -222,6 +222,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             AtLeast(0.5),
         ),
         cmp(
+            "catch-up stream_from(0)",
+            ("read_since(0) + decode, one thread", Bench("feed/catch_up/read_and_decode")),
+            ("raw journal read", Bench("feed/catch_up/raw_journal_read")),
+            Context,
+        ),
+        cmp(
             "latency p99 record → stream_from vs one tokio mpsc hop (paced 50k/s)",
             P99_OURS,
             P99_MPSC,
