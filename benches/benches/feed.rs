@@ -219,7 +219,7 @@ fn e2e(c: &mut Criterion) {
     let payloads: Vec<Vec<u8>> = (0..E2E_EVENTS)
         .map(|i| {
             let mut buf = Vec::new();
-            events::payload::encode(&events::Bincode, None, &event(i), &mut buf).unwrap();
+            payload::encode(&Bincode, None, &event(i), &mut buf).unwrap();
             buf
         })
         .collect();
@@ -299,7 +299,7 @@ fn catch_up(c: &mut Criterion) {
                 let env: Envelope<BenchEvent> = payload::decode(&Bincode, r.seq(), r.ts(), r.payload()).unwrap();
                 last = black_box(Arc::new(env)).seq.get();
             }
-            black_box(last)
+            assert_eq!(last, CATCH_UP_EVENTS);
         });
     });
     group.bench_function("raw_journal_read", |b| {
@@ -325,7 +325,7 @@ fn catch_up_codecs(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("feed/catch_up_codec");
     group.throughput(Throughput::Elements(CODEC_EVENTS)).sample_size(10);
-    catch_up_with(&rt, &mut group, events::Bincode);
+    catch_up_with(&rt, &mut group, Bincode);
     catch_up_with(&rt, &mut group, events::Postcard);
     catch_up_with(&rt, &mut group, events::MsgPack);
     group.finish();
