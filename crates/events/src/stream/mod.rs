@@ -25,6 +25,8 @@
 pub(crate) mod filter;
 mod policy;
 mod read;
+
+use read::Next;
 mod skip;
 
 use std::pin::Pin;
@@ -34,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use events_core::{Codec, Envelope, Event, Seq};
-use events_journal::{JournalError, ReadError};
+use events_journal::JournalError;
 use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -219,15 +221,15 @@ struct State<E, C> {
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
     /// A record that did not decode, reported once the records read before
-    /// it are delivered.
-    pending_undecodable: Option<(u64, u32, events_core::CodecError)>,
+    /// it are delivered (boxed, as `pending_error`).
+    pending_undecodable: Option<Box<(u64, u32, events_core::CodecError)>>,
     phase: Phase,
     tail: Tail<E>,
     shared: Arc<Shared>,
     codec: C,
     /// A salvage gap found by the last read, reported once its preceding
-    /// records are delivered.
-    pending_gap: Option<(u64, u64)>,
+    /// records are delivered (boxed, as `pending_error`).
+    pending_gap: Option<Box<(u64, u64)>>,
     /// A journal failure found by the last read (damage in a sealed
     /// segment, an I/O error), reported, ending the stream, once the
     /// records read before it are delivered (boxed: every idle stream
@@ -258,10 +260,10 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
                 Phase::Live | Phase::Replay => {}
             }
-            if let Some((seq, version, error)) = self.pending_undecodable.take() {
+            if let Some((seq, version, error)) = self.pending_undecodable.take().map(|pending| *pending) {
                 return Some(self.undecodable(seq, version, error));
             }
-            if let Some((expected, found)) = self.pending_gap.take() {
+            if let Some((expected, found)) = self.pending_gap.take().map(|pending| *pending) {
                 let first_missing = Seq::new(expected);
                 let last_missing = Seq::new(found - 1);
                 let item = self.reset(ResetReason::Gap { first_missing, last_missing });
@@ -281,92 +283,13 @@ impl<E: Event, C: Codec> State<E, C> {
                 return Some(Ok(Out::Item(FeedItem::Checkpoint { seq: Seq::new(seq) })));
             }
             let read = self.read_chunk().await;
-            if let Some(interval) = self.between_journals(&read) {
-                // The directory is being recreated: wait for the new journal,
-                // whose epoch the next look will compare.
-                tokio::time::sleep(interval).await;
-                continue;
-            }
-            match read {
-                Err(e) => {
-                    self.phase = Phase::Done;
-                    return Some(Err(e));
-                }
-                Ok(Chunk::Records(records)) if !records.is_empty() => return Some(Ok(self.batch(records))),
-                Ok(Chunk::Records(_)) => match &self.tail {
-                    Tail::Live(Some(_), _) => self.phase = Phase::Live,
-                    Tail::Live(None, _) => {
-                        self.phase = Phase::Done;
-                        return None;
-                    }
-                    Tail::Poll(interval) => {
-                        // Caught up with files another process writes: look
-                        // again later, first checking that they are still
-                        // the same journal.
-                        let interval = *interval;
-                        if let Some(item) = self.epoch_changed() {
-                            return Some(Ok(Out::Item(item)));
-                        }
-                        tokio::time::sleep(interval).await;
-                    }
-                },
-                Ok(Chunk::Undecodable { before, seq, version, error }) => {
-                    // Deliver what precedes it, then what the policy says.
-                    self.pending_undecodable = Some((seq, version, error));
-                    if !before.is_empty() {
-                        return Some(Ok(self.batch(before)));
-                    }
-                }
-                Ok(Chunk::Gap { before, expected, found, .. }) => {
-                    // Deliver what precedes the gap, then the reset, then go on after it.
-                    self.pending_gap = Some((expected, found));
-                    if !before.is_empty() {
-                        return Some(Ok(self.batch(before)));
-                    }
-                }
-                Ok(Chunk::Failed { before, error }) => {
-                    // Deliver the good records before the failure, then end with it.
-                    self.pending_error = Some(Box::new(error));
-                    return Some(Ok(self.batch(before)));
-                }
-                Ok(Chunk::Epoch(journal_epoch)) => {
-                    let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
-                    if !matches!(self.tail, Tail::Poll(_)) {
-                        // Only a follower can see the directory recreated:
-                        // a writer owns it. Someone replaced it under us.
-                        self.phase = Phase::Done;
-                        return Some(Err(Error::Read(ReadError::Journal(JournalError::EpochMismatch {
-                            path: self.shared.dir.clone(),
-                            expected: cursor_epoch,
-                            found: journal_epoch,
-                        }))));
-                    }
-                    if journal_epoch != self.shared.epoch() {
-                        self.shared.set_epoch(journal_epoch);
-                    }
-                    let item = self.reset(ResetReason::EpochMismatch { cursor_epoch, journal_epoch });
-                    return Some(Ok(Out::Item(item)));
-                }
-                Ok(Chunk::Expired(earliest)) => {
-                    if let Some(item) = self.epoch_changed() {
-                        return Some(Ok(Out::Item(item)));
-                    }
-                    // The files may be ahead of the shared figure (a prune
-                    // between the writer's removal and its update).
-                    self.shared.raise_earliest(earliest);
-                    match self.expired(earliest) {
-                        Some(Ok(item)) => return Some(Ok(Out::Item(item))),
-                        Some(Err(e)) => {
-                            self.phase = Phase::Done;
-                            return Some(Err(e));
-                        }
-                        None => {} // nothing to report: read on from the earliest
-                    }
-                }
-                Ok(Chunk::Ahead) => {
-                    let item = self.epoch_changed().unwrap_or_else(|| self.reset(ResetReason::Ahead));
-                    return Some(Ok(Out::Item(item)));
-                }
+            // Decided without an await, so that nothing of the read is held
+            // while the stream waits; the timer (112 bytes) is boxed, as only
+            // a follower waits on it: an idle stream's state stays small.
+            match self.after_read(read) {
+                Next::Yield(out) => return out,
+                Next::Wait(interval) => Box::pin(tokio::time::sleep(interval)).await,
+                Next::Again => {}
             }
         }
     }

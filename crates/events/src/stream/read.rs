@@ -1,7 +1,8 @@
 //! Where a replaying stream's next chunk comes from: the writer's kept
 //! envelopes (`recent.rs`) when they hold the cursor's next seq, else a
 //! journal read on tokio's blocking pool (`replay.rs`), with the next chunk
-//! read ahead while the consumer takes this one.
+//! read ahead while the consumer takes this one; and what each read leads
+//! the state machine of `mod.rs` to do next ([`Next`]).
 //!
 //! Invariant: both sources stop at the acknowledged seq and serve only the
 //! stream's epoch; the kept envelopes are used only for a cursor whose next
@@ -9,14 +10,26 @@
 //! journal says.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use events_core::{Codec, Envelope, Event};
-use events_journal::Records;
+use events_journal::{JournalError, ReadError, Records};
 use tokio::task::JoinHandle;
 
-use super::{State, Tail};
-use crate::Result;
+use super::{Out, Phase, State, Tail};
+use crate::position::ResetReason;
 use crate::replay::{Chunk, ReadOut, joined, read_chunk};
+use crate::{Error, Result};
+
+/// Where the state machine goes after a journal read.
+pub(super) enum Next<E> {
+    /// Yield this (`None`: the stream ends).
+    Yield(Option<Result<Out<E>>>),
+    /// Look at the files again after this long.
+    Wait(Duration),
+    /// Take the next step at once.
+    Again,
+}
 
 impl<E: Event, C: Codec> State<E, C> {
     /// Reads up to [`REPLAY_CHUNK`](crate::replay::REPLAY_CHUNK) records after the cursor, off the async
@@ -71,5 +84,97 @@ impl<E: Event, C: Codec> State<E, C> {
         let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
         let max = self.chunk_len(cursor);
         tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, max, limit, epoch))
+    }
+
+    /// What one read's outcome leads to: something to yield, a wait before
+    /// the files are looked at again, or another step right away.
+    pub(super) fn after_read(&mut self, read: Result<Chunk<E>>) -> Next<E> {
+        if let Some(interval) = self.between_journals(&read) {
+            // The directory is being recreated: wait for the new journal,
+            // whose epoch the next look will compare.
+            return Next::Wait(interval);
+        }
+        match read {
+            Err(e) => {
+                self.phase = Phase::Done;
+                return Next::Yield(Some(Err(e)));
+            }
+            Ok(Chunk::Records(records)) if !records.is_empty() => return Next::Yield(Some(Ok(self.batch(records)))),
+            Ok(Chunk::Records(_)) => match &self.tail {
+                Tail::Live(Some(_), _) => self.phase = Phase::Live,
+                Tail::Live(None, _) => {
+                    self.phase = Phase::Done;
+                    return Next::Yield(None);
+                }
+                Tail::Poll(interval) => {
+                    // Caught up with files another process writes: look
+                    // again later, first checking that they are still
+                    // the same journal.
+                    let interval = *interval;
+                    if let Some(item) = self.epoch_changed() {
+                        return Next::Yield(Some(Ok(Out::Item(item))));
+                    }
+                    return Next::Wait(interval);
+                }
+            },
+            Ok(Chunk::Undecodable { before, seq, version, error }) => {
+                // Deliver what precedes it, then what the policy says.
+                self.pending_undecodable = Some(Box::new((seq, version, error)));
+                if !before.is_empty() {
+                    return Next::Yield(Some(Ok(self.batch(before))));
+                }
+            }
+            Ok(Chunk::Gap { before, expected, found, .. }) => {
+                // Deliver what precedes the gap, then the reset, then go on after it.
+                self.pending_gap = Some(Box::new((expected, found)));
+                if !before.is_empty() {
+                    return Next::Yield(Some(Ok(self.batch(before))));
+                }
+            }
+            Ok(Chunk::Failed { before, error }) => {
+                // Deliver the good records before the failure, then end with it.
+                self.pending_error = Some(Box::new(error));
+                return Next::Yield(Some(Ok(self.batch(before))));
+            }
+            Ok(Chunk::Epoch(journal_epoch)) => {
+                let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
+                if !matches!(self.tail, Tail::Poll(_)) {
+                    // Only a follower can see the directory recreated:
+                    // a writer owns it. Someone replaced it under us.
+                    self.phase = Phase::Done;
+                    return Next::Yield(Some(Err(Error::Read(ReadError::Journal(JournalError::EpochMismatch {
+                        path: self.shared.dir.clone(),
+                        expected: cursor_epoch,
+                        found: journal_epoch,
+                    })))));
+                }
+                if journal_epoch != self.shared.epoch() {
+                    self.shared.set_epoch(journal_epoch);
+                }
+                let item = self.reset(ResetReason::EpochMismatch { cursor_epoch, journal_epoch });
+                return Next::Yield(Some(Ok(Out::Item(item))));
+            }
+            Ok(Chunk::Expired(earliest)) => {
+                if let Some(item) = self.epoch_changed() {
+                    return Next::Yield(Some(Ok(Out::Item(item))));
+                }
+                // The files may be ahead of the shared figure (a prune
+                // between the writer's removal and its update).
+                self.shared.raise_earliest(earliest);
+                match self.expired(earliest) {
+                    Some(Ok(item)) => return Next::Yield(Some(Ok(Out::Item(item)))),
+                    Some(Err(e)) => {
+                        self.phase = Phase::Done;
+                        return Next::Yield(Some(Err(e)));
+                    }
+                    None => {} // nothing to report: read on from the earliest
+                }
+            }
+            Ok(Chunk::Ahead) => {
+                let item = self.epoch_changed().unwrap_or_else(|| self.reset(ResetReason::Ahead));
+                return Next::Yield(Some(Ok(Out::Item(item))));
+            }
+        }
+        Next::Again
     }
 }
