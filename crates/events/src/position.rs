@@ -1,7 +1,7 @@
 //! Where a reader stands and what it is told: [`Cursor`] (a seq and,
 //! optionally, the epoch it belongs to), [`FeedItem`] (an event or an
 //! explicit reset, or a filtered stream's checkpoint), [`ResetReason`] and the [`OnExpired`] policy.
-//! Neighbours: `stream.rs` runs the state machine that produces these;
+//! Neighbours: `stream/mod.rs` runs the state machine that produces these;
 //! `reader.rs` and the HTTP and NATS layers build cursors from the wire.
 //! Invariant: a bare `Seq::ZERO` asks for everything retained and is never
 //! expired; a cursor that names its epoch is a position.

@@ -1,6 +1,6 @@
 //! [`FeedStream`]: `stream_from(cursor)`, the resumable feed a client reads,
 //! and the one state machine behind every reader of the façade (`read.rs`: where
-//! its next chunk comes from). Its phases
+//! its next chunk comes from, and what each read leads to). Its phases
 //! are explicit ([`Phase`]: start, replay, live, done) and so is where new
 //! events come from once it has caught up ([`Tail`]): the writer's live
 //! broadcast in the writer's process, or polling the files for a follower of
@@ -25,8 +25,6 @@
 pub(crate) mod filter;
 mod policy;
 mod read;
-
-use read::Next;
 mod skip;
 
 use std::pin::Pin;
@@ -42,6 +40,7 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
+use self::read::Next;
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
 use crate::recent::Recent;
 use crate::replay::{Chunk, ReadOut};

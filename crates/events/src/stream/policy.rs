@@ -1,7 +1,9 @@
 //! What a stream does when the journal cannot give it what it asked for,
 //! as its reader's policies say: an expired cursor ([`OnExpired`]) and an
-//! event that does not decode ([`OnUndecodable`]). Neighbour: the state
-//! machine in `mod.rs`, which calls these when a read reports either.
+//! event that does not decode ([`OnUndecodable`]). Neighbours: the state
+//! machine, whose `after_read` (`read.rs`) calls `expired` when a read
+//! reports an expired cursor, and whose `next` (`mod.rs`) reports a pending
+//! undecodable record through `undecodable`.
 //! Invariant: each case is one explicit item or one typed error, never a
 //! silent skip (a bare `Seq::ZERO` asks for everything retained, so
 //! nothing it asked for is expired; a stream filtered by stream id whose
