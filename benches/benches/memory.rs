@@ -3,7 +3,11 @@
 //!
 //! * `memory/stream_from idle client`: 1,000 `stream_from(latest)` streams
 //!   on a feed of 1,000 events (256-byte texts), each polled until it is
-//!   caught up and waiting (pending on three rounds of polls 10 ms apart).
+//!   caught up and waiting: rounds of polls 10 ms apart (at least three)
+//!   until two in a row leave the heap as they found it, so the first look at
+//!   the journal that every stream starts on the blocking pool has
+//!   finished and been freed (with fewer rounds, 1,000 such reads queued
+//!   on two cores were still in flight, and their tasks were counted).
 //! * `memory/session subscriber`: 1,000 subscribers of one `Feed::session`
 //!   (the lossless events-fanout behind it, default capacity 256), each
 //!   polled once (its waker registered).
@@ -44,6 +48,8 @@ const CAPACITY: usize = 256;
 
 /// Measurements of each kind; the median is printed.
 const ROUNDS: usize = 3;
+/// Most rounds of polls before the clients must have settled (10 ms apart).
+const SETTLE_ROUNDS: usize = 500;
 
 /// Live heap bytes per handle that `make` returns, `settle` having polled
 /// them (the handles are kept until after the second reading): the median
@@ -64,16 +70,26 @@ async fn per_client<T>(mut make: impl FnMut() -> T, settle: impl AsyncFn(&mut [T
     events_benches::median(&mut rounds)
 }
 
-/// Polls every stream until it is pending, three times, 10 ms apart, so any
-/// read it started in the background has finished. It must yield nothing
-/// but may end nowhere: the clients are idle.
+/// Polls every stream until it is pending, in rounds 10 ms apart (at least
+/// three), until two rounds in a row leave the live heap as they found it:
+/// any read a stream started in the background has then finished and been
+/// freed. It
+/// must yield nothing but may end nowhere: the clients are idle.
 async fn settle_streams<S: Stream + Unpin>(streams: &mut [S]) {
-    for _ in 0..3 {
+    let (mut last, mut unchanged) = (HEAP.live(), 0);
+    for round in 0..SETTLE_ROUNDS {
         for stream in streams.iter_mut() {
             assert!(futures::poll!(stream.next()).is_pending(), "an idle client got an item");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        let live = HEAP.live();
+        unchanged = if live == last { unchanged + 1 } else { 0 };
+        if round >= 2 && unchanged >= 2 {
+            return;
+        }
+        last = live;
     }
+    panic!("the heap still changed after {SETTLE_ROUNDS} rounds of polls: the clients are not idle");
 }
 
 async fn settle_receivers<T: Clone>(receivers: &mut [broadcast::Receiver<T>]) {
