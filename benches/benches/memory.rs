@@ -4,10 +4,11 @@
 //! * `memory/stream_from idle client`: 1,000 `stream_from(latest)` streams
 //!   on a feed of 1,000 events (256-byte texts), each polled until it is
 //!   caught up and waiting: rounds of polls 10 ms apart (at least three)
-//!   until two in a row leave the heap as they found it, so the first look at
-//!   the journal that every stream starts on the blocking pool has
-//!   finished and been freed (with fewer rounds, 1,000 such reads queued
-//!   on two cores were still in flight, and their tasks were counted).
+//!   until two in a row leave the heap as they found it, so the first
+//!   look at the journal that every stream starts on the blocking pool
+//!   has finished and been freed (with three rounds only, 1,000 such reads
+//!   queued on two cores were still in flight, and their tasks were
+//!   counted).
 //! * `memory/session subscriber`: 1,000 subscribers of one `Feed::session`
 //!   (the lossless events-fanout behind it, default capacity 256), each
 //!   polled once (its waker registered).
@@ -73,8 +74,7 @@ async fn per_client<T>(mut make: impl FnMut() -> T, settle: impl AsyncFn(&mut [T
 /// Polls every stream until it is pending, in rounds 10 ms apart (at least
 /// three), until two rounds in a row leave the live heap as they found it:
 /// any read a stream started in the background has then finished and been
-/// freed. It
-/// must yield nothing but may end nowhere: the clients are idle.
+/// freed. It must yield nothing but may end nowhere: the clients are idle.
 async fn settle_streams<S: Stream + Unpin>(streams: &mut [S]) {
     let (mut last, mut unchanged) = (HEAP.live(), 0);
     for round in 0..SETTLE_ROUNDS {
