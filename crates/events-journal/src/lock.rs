@@ -14,14 +14,22 @@
 //! The holder writes its pid into the file (an OFD lock shows none in
 //! `/proc/locks`); it is information for operators, never used to decide.
 //!
-//! Caveat: a child forked while the lock is held shares the lock's open file
-//! description until it `exec`s (the file is opened close-on-exec), so a
-//! reopen racing with a `fork` in the same process can briefly see
-//! [`JournalError::Locked`].
+//! A child forked while the lock is held shares the lock's open file
+//! description until it `exec`s or exits (the file is opened close-on-exec),
+//! so right after this process released the lock, a `fork` it made meanwhile
+//! (any `std::process::Command`, from any thread) can still hold it. The
+//! process keeps a registry of the lock files it holds ([`HELD`]): a refused
+//! lock that this process does not hold, in a file whose recorded holder is
+//! this process, is such a child's, and acquiring waits for it (at most
+//! [`FORK_WAIT`]) instead of reporting [`JournalError::Locked`]. A lock this
+//! process holds, or one another process recorded, is refused at once.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::JournalError;
 use crate::seam::{Io, Step};
@@ -29,10 +37,36 @@ use crate::seam::{Io, Step};
 /// File name of the lock inside a journal directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
+/// The longest acquiring waits for a child that inherited the lock when
+/// this process forked while it held it: the child's `exec` or exit.
+const FORK_WAIT: Duration = Duration::from_secs(2);
+
+/// The lock files this process holds, by device and inode.
+static HELD: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A held directory lock; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    _file: File,
+    /// Held, not read: closing it releases the lock.
+    #[cfg_attr(not(test), allow(dead_code, reason = "held for its lock; tests copy its descriptor"))]
+    file: File,
+    /// The lock file's device and inode, as registered in [`HELD`].
+    key: (u64, u64),
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let mut held = held();
+        if let Some(at) = held.iter().position(|key| *key == self.key) {
+            held.swap_remove(at);
+        }
+        // The file closes after this, releasing the lock: an acquire in
+        // between finds it unregistered and waits for the close.
+    }
 }
 
 impl DirLock {
@@ -44,21 +78,41 @@ impl DirLock {
         let file = io
             .op(Step::LockCreate, || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path))
             .map_err(|e| JournalError::io("open lock file", &path, e))?;
-        match try_lock(&file) {
-            Ok(true) => {
-                // An open-file-description lock shows no pid in /proc/locks:
-                // the holder writes its own, for operators (`events inspect`).
-                use std::os::unix::fs::FileExt;
-                let pid = format!("{}\n", std::process::id());
-                if let Err(e) = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0)) {
-                    tracing::debug!(path = %path.display(), error = %e, "could not record the writer's pid in the lock file");
+        let meta = file.metadata().map_err(|e| JournalError::io("stat lock file", &path, e))?;
+        let key = (meta.dev(), meta.ino());
+        let deadline = Instant::now() + FORK_WAIT;
+        loop {
+            match try_lock(&file) {
+                Ok(true) => break,
+                Ok(false) if Instant::now() < deadline && inherited_by_a_child(&file, key) => {
+                    std::thread::sleep(Duration::from_millis(1));
                 }
-                Ok(DirLock { _file: file })
+                Ok(false) => return Err(JournalError::Locked { dir: PathBuf::from(dir) }),
+                Err(e) => return Err(JournalError::io("lock", &path, e)),
             }
-            Ok(false) => Err(JournalError::Locked { dir: PathBuf::from(dir) }),
-            Err(e) => Err(JournalError::io("lock", &path, e)),
         }
+        // An open-file-description lock shows no pid in /proc/locks: the
+        // holder writes its own, for operators (`events inspect`), and for
+        // the check above.
+        let pid = format!("{}\n", std::process::id());
+        if let Err(e) = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0)) {
+            tracing::debug!(path = %path.display(), error = %e, "could not record the writer's pid in the lock file");
+        }
+        held().push(key);
+        Ok(DirLock { file, key })
     }
+}
+
+/// Whether a refused lock is held only by a child this process forked
+/// while it held the lock: this process does not hold it now, and the
+/// holder the file records is this process.
+fn inherited_by_a_child(file: &File, key: (u64, u64)) -> bool {
+    if held().contains(&key) {
+        return false;
+    }
+    let mut buf = [0u8; 24];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    std::str::from_utf8(&buf[..n]).ok().and_then(|s| s.trim().parse::<u32>().ok()) == Some(std::process::id())
 }
 
 /// Whether a writer holds the lock of `dir` right now: `Some(true)` or
@@ -144,5 +198,34 @@ mod tests {
         assert_eq!(is_held(dir.path()), Some(false));
         // Testing placed nothing: the lock can be taken right after.
         let _again = DirLock::acquire(&io, dir.path()).unwrap();
+    }
+
+    /// A forked child shares the lock's open file description until it
+    /// `exec`s; a duplicate of the descriptor does the same here.
+    #[test]
+    fn a_lock_a_forked_child_still_shares_is_waited_for_and_another_processs_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = Io::default();
+        let lock = DirLock::acquire(&io, dir.path()).unwrap();
+        let child = lock.file.try_clone().unwrap();
+        drop(lock);
+        assert_eq!(is_held(dir.path()), Some(true), "the child's copy still holds the lock");
+        let exec = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(child);
+        });
+        let started = Instant::now();
+        let again = DirLock::acquire(&io, dir.path()).expect("waited for the child instead of refusing");
+        assert!(started.elapsed() < FORK_WAIT);
+        exec.join().unwrap();
+
+        // The same, but the file records another holder: refused at once.
+        let child = again.file.try_clone().unwrap();
+        drop(again);
+        std::fs::write(dir.path().join(LOCK_FILE), "1\n").unwrap();
+        let started = Instant::now();
+        assert!(matches!(DirLock::acquire(&io, dir.path()), Err(JournalError::Locked { .. })));
+        assert!(started.elapsed() < FORK_WAIT / 2, "another process's lock is refused at once");
+        drop(child);
     }
 }
