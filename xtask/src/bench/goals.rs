@@ -39,6 +39,8 @@ pub(super) enum Goal {
     AtLeast(f64),
     /// Time ratio at most this (rows without a throughput).
     TimeAtMost(f64),
+    /// Size ratio at most this (bytes per client).
+    SizeAtMost(f64),
     /// Shown for context, no goal.
     Context,
 }
@@ -237,13 +239,13 @@ pub(super) fn rows() -> Vec<Cmp> {
             "memory per idle client (1,000 clients)",
             ("stream_from(latest), caught up", PrintedField("memory/stream_from idle client", "mean")),
             MEM_BROADCAST,
-            Context,
+            SizeAtMost(2.0),
         ),
         cmp(
             "memory per idle client (1,000 clients)",
             ("session subscriber (events-fanout, capacity 256)", PrintedField("memory/session subscriber", "mean")),
             MEM_BROADCAST,
-            Context,
+            SizeAtMost(2.0),
         ),
         cmp(
             "read one stream (1% of the journal, 100 streams)",

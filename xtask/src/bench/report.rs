@@ -96,7 +96,7 @@ impl Report {
         let Some((_, r, _)) = Self::ratio(line) else { return "" };
         match line.cmp.goal {
             Goal::AtLeast(g) if r >= g => "✔",
-            Goal::TimeAtMost(g) if r <= g => "✔",
+            Goal::TimeAtMost(g) | Goal::SizeAtMost(g) if r <= g => "✔",
             Goal::Context => "",
             _ => "✘",
         }
@@ -119,6 +119,7 @@ impl Report {
             let goal = match line.cmp.goal {
                 Goal::AtLeast(g) => format!("≥ {g}×"),
                 Goal::TimeAtMost(g) => format!("time ≤ {g}×"),
+                Goal::SizeAtMost(g) => format!("size ≤ {g}×"),
                 Goal::Context => "context".to_string(),
             };
             let peer = match (line.cmp.peer.1, line.peer) {
@@ -315,7 +316,9 @@ mod tests {
         assert_eq!(memory, [4.0, 2.0]);
         let table = report.table();
         assert!(table.contains("| 1.20 ms | 400.00 µs | 3.00× | time ≤ 5× | ✔ |"), "{table}");
-        assert!(table.contains("| 600 B | 150 B | 4.00× | context |  |"), "{table}");
+        // DESIGN's memory goal: at most twice a broadcast receiver.
+        assert!(table.contains("| 600 B | 150 B | 4.00× | size ≤ 2× | ✘ |"), "{table}");
+        assert!(table.contains("| 300 B | 150 B | 2.00× | size ≤ 2× | ✔ |"), "{table}");
         assert!(report.markdown("quick", None).contains("memory/session subscriber: mean 300.0 B"));
         // Without the printed lines, the rows show as not run.
         let empty = Report::new(&Results::new(), "");
