@@ -64,7 +64,7 @@ pub enum Step {
     /// Creating or opening `<dir>/LOCK` at open.
     LockCreate,
     /// Reserving space ahead of the writes under `SyncPolicy::Always`
-    /// (`fallocate(2)`); a failure never fails the append.
+    /// (zeros written past the data); a failure never fails the append.
     Reserve,
     /// Giving back the reserved space past the last frame (a truncate),
     /// before a roll seals the segment and before a close.

@@ -37,10 +37,10 @@ pub enum SyncPolicy {
     /// `fdatasync` before every append or batch returns: an acknowledged
     /// record survives a power loss. A batch shares one `fdatasync` (group
     /// commit). On Linux the active segment's file is reserved ahead of the
-    /// writes (`fallocate`, up to 1 MiB at a time), so that each
-    /// `fdatasync` flushes data without committing a new file size; the
-    /// zeros past the last frame are never read as records, and a roll or
-    /// a clean close gives them back.
+    /// writes (zeros written up to 1 MiB at a time), so that each
+    /// `fdatasync` flushes data without committing a new file size or a
+    /// block allocation; the zeros past the last frame are never read as
+    /// records, and a roll or a clean close gives them back.
     Always,
 }
 

@@ -1,12 +1,17 @@
 //! Space reserved ahead of the writes under [`SyncPolicy::Always`]: the
-//! active segment is extended with `fallocate(2)` in steps of
+//! active segment is extended with written zeros in steps of
 //! [`RESERVE_STEP`], so that the `fdatasync` acknowledging a batch finds
-//! the file's size unchanged and has only the data to flush. An append
-//! that grows the file makes its `fdatasync` commit the new size through
-//! the file system's journal too, which costs ext4 on this project's
-//! machine ~40% more per sync (`docs/BENCHMARKS.md`). The reserved bytes
-//! read as zeros; the space is given back ([`Journal::trim`]) before a roll
-//! seals the segment and before a clean close.
+//! the file's size unchanged and its blocks already written, and has only
+//! the data to flush. An append that grows the file makes its `fdatasync`
+//! commit the new size through the file system's journal too, and a write
+//! into space reserved with `fallocate(2)` (allocated, not written) makes
+//! it commit the conversion of the blocks it touches: on ext4 on this
+//! project's machine either costs ~40% more per sync, and the second one
+//! costs it on every batch that starts a new block (`docs/BENCHMARKS.md`).
+//! The first `fdatasync` after a reservation flushes its zeros too, once
+//! per step. The reserved bytes read as zeros; the space is given back
+//! ([`Journal::trim`]) before a roll seals the segment and before a clean
+//! close.
 //!
 //! Invariants: no reader ever reads a reserved byte as data: the writer's
 //! readers stop at the watermark, and any other walk meets a frame of zeros,
@@ -40,7 +45,7 @@ pub(crate) enum Reserving {
 }
 
 impl Reserving {
-    /// At open: under `Always`, on a system with `fallocate(2)`.
+    /// At open: under `Always`, on Linux (where it was measured).
     pub(crate) fn at_open(sync: SyncPolicy) -> Self {
         if sync == SyncPolicy::Always && cfg!(target_os = "linux") { Reserving::On } else { Reserving::Off }
     }
@@ -54,9 +59,9 @@ impl Reserving {
 impl Journal {
     /// Before a write of `len` bytes: reserves the space it needs and up to
     /// [`RESERVE_STEP`] more, when the file does not already hold it. A
-    /// file system without `fallocate` turns reservations off for this
-    /// journal; any other failure is logged, turns them off until the next
-    /// roll and leaves the space to the write.
+    /// failure the file system reports as unsupported turns reservations
+    /// off for this journal; any other failure is logged, turns them off
+    /// until the next roll and leaves the space to the write.
     pub(crate) fn reserve(&mut self, len: u64) {
         let end = self.active_len + len;
         if self.reserving != Reserving::On || end <= self.reserved {
@@ -64,7 +69,7 @@ impl Journal {
         }
         let target = end.max((self.reserved + RESERVE_STEP).min(self.opts.segment_bytes));
         let (from, file) = (self.reserved, &self.active);
-        match self.opts.io.op(Step::Reserve, || allocate(file, from, target - from)) {
+        match self.opts.io.op(Step::Reserve, || write_zeros(file, from, target - from)) {
             Ok(()) => self.reserved = target,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
                 tracing::debug!(error = %e, "the file system cannot reserve space; appends grow the segment");
@@ -72,8 +77,8 @@ impl Journal {
             }
             Err(e) => {
                 // A full disk, say: no more reservations in this segment (the
-                // next roll tries again), and whatever a failed `fallocate`
-                // kept is given back, or else trimmed by the roll.
+                // next roll tries again), and whatever a failed reservation
+                // wrote is given back, or else trimmed by the roll.
                 tracing::warn!(error = %e, path = %self.active_path().display(), "reserving space failed; appends grow the segment until the next roll");
                 self.reserving = Reserving::Paused;
                 self.reserved = self.active.metadata().map_or(u64::MAX, |m| m.len().max(self.active_len));
@@ -103,27 +108,26 @@ impl Journal {
     }
 }
 
-/// `fallocate(2)` without `FALLOC_FL_KEEP_SIZE`: the file's size becomes
-/// `offset + len`, its new bytes read as zeros.
-#[cfg(target_os = "linux")]
-fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Err(io::Error::from_raw_os_error(libc::EFBIG));
-    };
-    loop {
-        // SAFETY: a plain system call on a file descriptor this `File` owns.
-        if unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+/// Zeros written over `len` bytes at `offset`: the file's size becomes at
+/// least `offset + len`, and the blocks are the file's own, written, so a
+/// later write there changes no metadata. (`fallocate(2)` would allocate
+/// them unwritten, and the `fdatasync` after the first write into each
+/// block would commit its conversion.)
+#[cfg(unix)]
+fn write_zeros(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let end = offset.checked_add(len).ok_or_else(|| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let mut at = offset;
+    while at < end {
+        let n = usize::try_from(end - at).map_or(ZEROS.len(), |left| left.min(ZEROS.len()));
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
     }
+    Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-fn allocate(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+#[cfg(not(unix))]
+fn write_zeros(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
 }

@@ -100,7 +100,7 @@ fn sigkill_at_a_random_moment_loses_no_acknowledged_record() {
     }
     // Kills landed while the writer held reserved space (where the file system reserves).
     assert!(
-        rounds < 10 || !support::reserves(dir.path()) || reserved_rounds > 0,
+        rounds < 10 || !support::reserves() || reserved_rounds > 0,
         "no kill left reserved space in {rounds} rounds"
     );
 }

@@ -1,6 +1,6 @@
 //! The space a writer under `SyncPolicy::Always` reserves ahead of its
-//! appends (`fallocate`, so that each acknowledging `fdatasync` finds the
-//! file's size unchanged): the active segment's file runs past its last
+//! appends (written zeros, so that each acknowledging `fdatasync` finds the
+//! file's size unchanged and its blocks written): the active segment's file runs past its last
 //! frame while the writer runs, and the zeros there are never read as
 //! records, by this process's readers or by `verify`; a roll gives the space
 //! back before it seals the segment and a clean close before it syncs, so
@@ -46,11 +46,11 @@ fn file_len(path: &Path) -> usize {
     usize::try_from(std::fs::metadata(path).unwrap().len()).unwrap()
 }
 
-/// A journal directory on a file system that reserves space (`None`
-/// where `fallocate` is refused: nothing is reserved there to test).
+/// A journal directory where the journal reserves space (`None` off
+/// Linux: nothing is reserved there to test).
 fn reserving_dir() -> Option<tempfile::TempDir> {
     let tmp = tempfile::tempdir().unwrap();
-    reserves(tmp.path()).then_some(tmp)
+    reserves().then_some(tmp)
 }
 
 /// Each segment as (file length, end of its frames).
@@ -148,8 +148,8 @@ fn a_reservation_that_fails_never_fails_an_append() {
         append_n(&mut j, 1);
         assert_eq!(plan.count(Step::Reserve), 1, "errno {errno}: not asked again in this segment");
         append_n(&mut j, 201);
-        // A file system without fallocate is never asked again; after any
-        // other failure the next segment tries again.
+        // A file system that reports reserving as unsupported is never
+        // asked again; after any other failure the next segment tries again.
         let asked = plan.count(Step::Reserve);
         assert_eq!(asked > 1, errno != libc::EOPNOTSUPP, "errno {errno}: {asked} reservations");
         j.close().unwrap();

@@ -138,7 +138,7 @@ pub(super) fn rows() -> Vec<Cmp> {
         cmp(
             "durable append, 1 appender",
             OURS_D1,
-            // The limit with the journal's own reservation (`fallocate` ahead of the writes).
+            // The limit with the journal's own reservation (zeros written ahead of the writes).
             ("raw write + fdatasync, file reserved ahead", Bench("durable/1_appender/raw_write_fdatasync_reserved")),
             Context,
         ),
