@@ -121,7 +121,14 @@ fn recover_pass(
                 check_identity(seg, &h, &mut epoch, opts.codec_tag)?;
                 Head::Valid(h)
             }
-            Ok(HeaderState::Torn) if i + 1 == listed.len() => Head::Torn,
+            // Torn only if nothing but zeros follows it: a segment's header
+            // is durable before any record is written after it, so records
+            // behind a zeroed header are damage, not a crash's leftovers.
+            Ok(HeaderState::Torn) if i + 1 == listed.len() && zeros_after_header(&file, seg)? => Head::Torn,
+            Ok(HeaderState::Torn) if i + 1 == listed.len() && mode != RecoveryMode::Repair => {
+                let reason = "the newest segment's header is torn or zeroed, but data follows it";
+                return Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), reason));
+            }
             Ok(HeaderState::Torn) if mode == RecoveryMode::Repair => Head::Damaged("torn header".to_owned()),
             Ok(HeaderState::Torn) => {
                 let reason = "sealed segment has a torn header";
@@ -259,6 +266,26 @@ fn new_epoch() -> u64 {
     h.write_u64(segment::now_nanos());
     h.write_u32(std::process::id());
     h.finish().max(1)
+}
+
+/// Whether every byte of `file` after its header is zero (or there is none):
+/// what a crash can leave behind a torn header, the reserved zeros at most.
+fn zeros_after_header(file: &File, seg: &SegmentFile) -> Result<bool, JournalError> {
+    use std::os::unix::fs::FileExt;
+    let len = file_len(seg)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = HEADER_LEN as u64;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(buf.len(), |left| left.min(buf.len()));
+        match file.read_at(&mut buf[..n], at) {
+            Ok(0) => break, // shrank meanwhile
+            Ok(got) if buf[..got].iter().any(|&b| b != 0) => return Ok(false),
+            Ok(got) => at += got as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(JournalError::io("read segment", &seg.path, e)),
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a segment holds no frame: no byte after its header, or zeros

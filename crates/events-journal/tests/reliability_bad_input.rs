@@ -1,6 +1,7 @@
 //! The rows of the bad-input matrix in `docs/RELIABILITY.md` that other test
 //! files do not already cover: a directory where a segment should be,
-//! zero-length and truncated headers (newest and sealed), overlapping,
+//! zero-length and truncated headers (newest and sealed), a zeroed newest
+//! header with records after it, overlapping,
 //! out-of-order and gapped segment names (an overlap is refused by the
 //! writer in every recovery mode and by the reader, naming both files),
 //! and a frame claiming a 4 GiB payload. Each is either handled (ignored, rewritten, cut) or a typed
@@ -73,6 +74,34 @@ fn a_zero_length_or_truncated_newest_header_is_rewritten_at_its_name() {
         assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 6);
         assert!(verify(tmp.path()).unwrap().is_ok());
     }
+}
+
+/// A header is durable before any record follows it, so records behind a
+/// zeroed newest header are damage: the open is refused, naming the file
+/// at offset 0, and changes nothing (before, the header was "torn", the
+/// file truncated to a new header, and seqs 6..=8 handed out again).
+#[test]
+fn a_zeroed_newest_header_with_records_after_it_is_refused_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_segment(tmp.path(), 1, 1, 1..=5);
+    let newest = write_segment(tmp.path(), 6, 6, 6..=8);
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[..HEADER_LEN].fill(0);
+    std::fs::write(&newest, &bytes).unwrap();
+    let before = snapshot(tmp.path());
+    for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
+        match Journal::open(tmp.path(), opts().recovery(mode)) {
+            Err(JournalError::Corrupt { path, offset: 0, seq: Some(6), .. }) => assert_eq!(path, newest, "{mode:?}"),
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        assert_eq!(snapshot(tmp.path()), before, "{mode:?}: a refused open changes nothing");
+    }
+    // The repair mode rebuilds the header and keeps the records.
+    Journal::repair(tmp.path(), opts()).unwrap();
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 8);
+    let (mut j, _) = Journal::open(tmp.path(), opts()).unwrap();
+    assert_eq!(j.append(ts(9), payload(9)).unwrap(), 9, "no seq is handed out twice");
+    j.close().unwrap();
 }
 
 #[test]
