@@ -304,7 +304,8 @@ impl Journal {
     /// # Errors
     ///
     /// [`JournalError::Failed`] if the writer was poisoned;
-    /// [`JournalError::Io`] if the final `fdatasync` fails.
+    /// [`JournalError::Io`] if the final `fdatasync` fails, which cuts back
+    /// every record no earlier `fdatasync` acknowledged under `Always`.
     pub fn close(mut self) -> Result<(), JournalError> {
         self.closed = true;
         if let Some(mut bg) = self.background.take() {
@@ -316,10 +317,9 @@ impl Journal {
         self.check_healthy()?;
         self.settle()?;
         self.trim()?;
-        self.opts
-            .io
-            .sync_covering(Step::Sync, &self.active, self.active_len)
-            .map_err(|e| JournalError::io("fdatasync", self.active_path(), e))?;
+        // A failure cuts back what no fdatasync covered (records written
+        // under `Always` and never committed), as a failed append's does.
+        self.sync_active(Step::Sync)?;
         self.publish(WriterState::Closed)
     }
 }
@@ -338,7 +338,7 @@ impl Drop for Journal {
         let sealed = self.sealer.as_ref().is_none_or(|s| s.failure().is_none());
         let _ = self.settle();
         let trimmed = self.failed.is_none() && self.trim().is_ok();
-        if trimmed && sealed && self.opts.io.sync_covering(Step::Sync, &self.active, self.active_len).is_ok() {
+        if trimmed && sealed && self.sync_active(Step::Sync).is_ok() {
             let _ = self.publish(WriterState::Closed);
         }
     }
