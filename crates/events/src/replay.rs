@@ -84,11 +84,14 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
     epoch: u64,
 ) -> Result<ReadOut<E>> {
     let max = max.min(REPLAY_CHUNK);
-    if limit.is_some_and(|limit| cursor >= limit) {
+    if let Some(limit) = limit.filter(|&limit| cursor >= limit) {
         // Nothing acknowledged after the cursor: a cursor past the latest
-        // acknowledged seq is `Ahead` only if the files agree.
+        // acknowledged seq is `Ahead` only if the files agree (they may be
+        // ahead of it for a moment). One at it never is, whatever the
+        // files say: a failed watermark write leaves them behind it until
+        // the next batch.
         return match shared.reader.last_seq() {
-            Ok(last) if cursor > last => Ok((Chunk::Ahead, None)),
+            Ok(last) if cursor > last.max(limit) => Ok((Chunk::Ahead, None)),
             Ok(_) => Ok((Chunk::Records(Vec::new()), None)),
             Err(e) => Err(Error::Journal(e)),
         };

@@ -72,3 +72,52 @@ async fn cursor_ahead_of_recreated_journal_resets() {
     assert_eq!(take_events(&mut s, 2).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), vec![3, 4]);
     feed.close().await.unwrap();
 }
+
+/// A failed watermark write leaves the journal's readers behind the
+/// acknowledged seq until the next batch: no reason for a reset, and no
+/// event of a followed stream is skipped. Before, a stream from the latest
+/// seq (a new subscriber, a client resuming at its last event) read while
+/// the watermark lagged got a `Reset { Ahead }` and the whole journal
+/// again, and `follow_stream`'s history stopped where the files did while
+/// its live part went on after the acknowledged seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    for n in 1..=2 {
+        feed.append(Some("s"), msg(n)).await.unwrap();
+    }
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    assert_eq!(feed.append(Some("s"), msg(3)).await.unwrap(), Seq::new(3), "the append does not fail");
+    assert_eq!(plan.fired(), [(Step::Watermark, Fault::Errno(libc::EIO))]);
+
+    // Read while the files still end at 2.
+    let mut subscriber = feed.subscribe();
+    let mut resumed = feed.stream_from(Cursor::new(Seq::new(3), feed.epoch()));
+    for s in [&mut subscriber, &mut resumed] {
+        let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), s.next()).await;
+        assert!(quiet.is_err(), "nothing new to yield, got {quiet:?}");
+    }
+    let mut followed = feed.follow_stream("s", Seq::ZERO).unwrap();
+    let mut seqs = Vec::new();
+    let mut take = async |n: usize, seqs: &mut Vec<u64>| {
+        for _ in 0..n {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), followed.next()).await;
+            match next.unwrap_or_else(|_| panic!("no event after {seqs:?}")).expect("ended").expect("error") {
+                FeedItem::Event(env) => seqs.push(env.seq.get()),
+                other => panic!("{other:?} after {seqs:?}"),
+            }
+        }
+    };
+    take(2, &mut seqs).await;
+    feed.append(Some("s"), msg(4)).await.unwrap();
+    take(2, &mut seqs).await;
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    for s in [&mut subscriber, &mut resumed] {
+        assert_eq!(take_events(s, 1).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), [4]);
+    }
+    assert_eq!(feed.stats().resets, 0);
+    feed.close().await.unwrap();
+}
