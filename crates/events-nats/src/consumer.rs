@@ -130,12 +130,14 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
     /// the first item is one [`FeedItem::Reset`] and the stream continues
     /// at the oldest event it holds; a salvage gap is a
     /// [`ResetReason::Gap`] reset and the stream continues after it (see
-    /// [`RemoteFeed`]'s rules).
+    /// [`RemoteFeed`]'s rules). A bare `Seq::ZERO` (no epoch) asks for
+    /// everything the stream holds, as locally: never a reset.
     ///
     /// The stream does not end by itself. An `Err` item reports a decode
     /// failure, a message without the replicator's headers, or a consumer
-    /// error the client could not recover from; the caller decides whether
-    /// to go on reading.
+    /// error the client could not recover from, after every item that came
+    /// before it (a reset included); the caller decides whether to go on
+    /// reading.
     ///
     /// # Errors
     ///
@@ -162,6 +164,7 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
             codec: self.codec.clone(),
             track: plan.track,
             queue: plan.reset.into_iter().collect(),
+            failed: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         Ok(RemoteStream { inner: inner.boxed() })
@@ -187,6 +190,12 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
         return Ok(Plan { start: last_sequence.saturating_add(1), track, reset });
     };
     let (earliest, latest) = (ends.earliest(), ends.latest());
+    if cursor == Cursor::from(Seq::ZERO) {
+        // A bare zero asks for everything kept, as `stream_from(Seq::ZERO)`
+        // does locally: the oldest message on, never expired.
+        let track = Track { cursor: Some(earliest.saturating_sub(1)), epoch: Some(ends.first.epoch()) };
+        return Ok(Plan { start: ends.first_sequence, track, reset: None });
+    }
     // `None` for a cursor of `u64::MAX`: no seq follows it.
     let want = cursor.seq.get().checked_add(1);
     let reason = match (cursor.epoch, want) {
@@ -371,6 +380,9 @@ struct State<E, C> {
     codec: C,
     track: Track,
     queue: VecDeque<FeedItem<E>>,
+    /// An error found after the items queued before it: reported once
+    /// they are taken.
+    failed: Option<NatsError>,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -379,17 +391,22 @@ impl<E: Event, C: Codec> State<E, C> {
             if let Some(item) = self.queue.pop_front() {
                 return Some(Ok(item));
             }
+            if let Some(e) = self.failed.take() {
+                return Some(Err(e));
+            }
             let msg = match self.messages.next().await? {
                 Ok(msg) => msg,
                 Err(e) => return Some(Err(NatsError::js("reading the stream", e))),
             };
             let stream_seq = msg.info().map_or(0, |i| i.stream_sequence);
             let message = &msg.message;
-            let accepted =
-                self.track.accept(&self.source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload);
-            if let Err(e) = accepted.await.map(|items| self.queue.extend(items)) {
-                return Some(Err(e));
-            }
+            let mut items = Vec::new();
+            let accepted = self
+                .track
+                .accept(&self.source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload, &mut items)
+                .await;
+            self.queue.extend(items);
+            self.failed = accepted.err();
         }
     }
 }
@@ -412,8 +429,11 @@ impl Track {
         Track { cursor: None, epoch: None }
     }
 
-    /// The items message `stream_seq` of `source`'s feed makes: nothing (a
-    /// message the cursor covers), an event, or a reset and then an event.
+    /// Pushes onto `items` what message `stream_seq` of `source`'s feed
+    /// makes: nothing (a message the cursor covers), an event, or a reset
+    /// and then an event. An error (a bad message, an undecodable record)
+    /// comes after the items pushed before it, which the caller delivers
+    /// first: a reset is never lost with the record that follows it.
     pub(crate) async fn accept<E: Event, C: Codec>(
         &mut self,
         source: &Source,
@@ -421,8 +441,8 @@ impl Track {
         stream_seq: u64,
         headers: Option<&async_nats::HeaderMap>,
         payload: &[u8],
-    ) -> Result<Vec<FeedItem<E>>, NatsError> {
-        let mut items = Vec::new();
+        items: &mut Vec<FeedItem<E>>,
+    ) -> Result<(), NatsError> {
         let entry = Entry::parse(headers, &source.name, stream_seq)?;
         if let Some(epoch) = self.epoch.filter(|e| *e != entry.epoch()) {
             // The stream was purged and refilled from a new journal:
@@ -436,7 +456,7 @@ impl Track {
         match &entry {
             Entry::Record(at) => {
                 match after {
-                    Some(after) if at.seq < after => return Ok(items),
+                    Some(after) if at.seq < after => return Ok(()),
                     // The stream discarded messages this reader had not read.
                     Some(after) if at.seq > after => items.push(self.reset(source, ResetReason::Expired, &entry).await),
                     _ => {}
@@ -448,7 +468,7 @@ impl Track {
             }
             Entry::Gap(gap) => {
                 match after {
-                    Some(after) if gap.last_missing < after => return Ok(items),
+                    Some(after) if gap.last_missing < after => return Ok(()),
                     // Messages before the marker were discarded unread.
                     Some(after) if gap.first_missing > after => {
                         items.push(self.reset(source, ResetReason::Expired, &entry).await);
@@ -464,7 +484,7 @@ impl Track {
                 self.cursor = Some(gap.last_missing);
             }
         }
-        Ok(items)
+        Ok(())
     }
 
     /// A reset made at `entry`, which the feed continues with (or after,

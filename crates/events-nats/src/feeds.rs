@@ -134,6 +134,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
             codec: self.codec.clone(),
             feeds: BTreeMap::new(),
             queue: VecDeque::new(),
+            failed: None,
         };
         for (feed, cursor) in feeds {
             let source = Source::new(stream.clone(), name, format!("{prefix}.{feed}"));
@@ -180,6 +181,9 @@ struct State<E, C> {
     /// Each feed's subject and where the reader stands in it.
     feeds: BTreeMap<Arc<str>, (Source, Track)>,
     queue: VecDeque<FeedsItem<E>>,
+    /// An error found after the items queued before it: reported once
+    /// they are taken.
+    failed: Option<NatsError>,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -187,6 +191,9 @@ impl<E: Event, C: Codec> State<E, C> {
         loop {
             if let Some(item) = self.queue.pop_front() {
                 return Some(Ok(item));
+            }
+            if let Some(e) = self.failed.take() {
+                return Some(Err(e));
             }
             let msg = match self.messages.as_mut()?.next().await? {
                 Ok(msg) => msg,
@@ -213,13 +220,13 @@ impl<E: Event, C: Codec> State<E, C> {
                     (Arc::clone(&key), self.feeds.entry(key).or_insert((source, track)))
                 }
             };
-            match track.accept(source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload).await {
-                Ok(items) => {
-                    let epoch = track.epoch;
-                    self.queue.extend(items.into_iter().map(|item| FeedsItem { feed: Arc::clone(&feed), epoch, item }));
-                }
-                Err(e) => return Some(Err(e)),
-            }
+            let mut items = Vec::new();
+            let accepted = track
+                .accept(source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload, &mut items)
+                .await;
+            let epoch = track.epoch;
+            self.queue.extend(items.into_iter().map(|item| FeedsItem { feed: Arc::clone(&feed), epoch, item }));
+            self.failed = accepted.err();
         }
     }
 }

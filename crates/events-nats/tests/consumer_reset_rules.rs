@@ -2,14 +2,18 @@
 //! stream cannot serve gets one `Reset`, then every event from the oldest
 //! the stream holds, with no gap after it: an expired cursor (older than
 //! what a size-limited stream keeps), a cursor ahead of the stream
-//! (`u64::MAX` included, without overflowing), and another epoch.
+//! (`u64::MAX` included, without overflowing), and another epoch. A bare
+//! `Seq::ZERO` asks for everything kept and is never expired. A reset is
+//! delivered even when the record after it cannot be decoded.
 
 mod support;
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use events::{Cursor, FeedItem, ResetReason, Seq};
-use events_nats::{RemoteFeed, RemoteStream, Replicator, StreamSpec};
+use events_nats::{NatsError, RemoteFeed, RemoteStream, Replicator, StreamSpec};
 use support::{Ev, Server, expect_events, fill, next_item, within};
 
 async fn expect_reset(items: &mut RemoteStream<Ev>, expected: ResetReason, earliest: u64, latest: u64) {
@@ -47,6 +51,9 @@ async fn expired_ahead_and_other_epoch_continue_at_the_oldest_available() {
     let mut items = remote.stream_from(Seq::new(10)).await.unwrap();
     expect_reset(&mut items, ResetReason::Expired, 201, 300).await;
     expect_events(&mut items, 201..=210).await;
+    // A bare zero asks for everything kept, as locally: never expired.
+    let mut everything = remote.stream_from(Seq::ZERO).await.unwrap();
+    expect_events(&mut everything, 201..=300).await;
 
     // A cursor the stream still serves: no reset, no gap.
     let mut served = remote.stream_from(Seq::new(200)).await.unwrap();
@@ -93,6 +100,54 @@ async fn cursor_at_u64_max_is_ahead_not_an_overflow() {
         expect_reset(&mut items, ResetReason::Ahead, 1, 10).await;
         expect_events(&mut items, 1..=10).await;
     }
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}
+
+/// The reset comes first even when the record it lands on cannot be
+/// decoded: then the decode error, then the events after it. The reader's
+/// stream is made while the stream still serves its cursor, and the
+/// messages after it are discarded before it reads them, so the reset is
+/// found while reading, not when the stream is made. Before, the decode
+/// error dropped the reset queued before it, and a reader that went on saw
+/// the discarded range skipped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("UNDECODABLE", "feed.undecodable").max_messages(100);
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path());
+    fill(&mut journal, 1, 300);
+    let replicator = Replicator::builder(dir.path(), js.clone(), spec.clone())
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("300 replicated", replicator.wait_for(300)).await.unwrap();
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec);
+    let mut items = remote.stream_from(Cursor::new(Seq::new(250), journal.epoch())).await.unwrap();
+    fill(&mut journal, 301, 400);
+    assert_eq!(journal.append(1_401, b"\xff\xff\xff\xff not an event").unwrap(), 401);
+    fill(&mut journal, 402, 500);
+    within("500 replicated", replicator.wait_for(500)).await.unwrap();
+    // Whatever the consumer had fetched before the discard comes first, in order.
+    let mut next = 251;
+    loop {
+        match within("the next item", items.next()).await {
+            Some(Ok(FeedItem::Event(env))) if env.seq.get() == next => next += 1,
+            Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, earliest, .. })) => {
+                assert_eq!(earliest, Seq::new(401));
+                break;
+            }
+            other => panic!("expected {next} or the reset, got {other:?}"),
+        }
+    }
+    match within("the decode error", items.next()).await {
+        Some(Err(NatsError::Decode { seq: 401, .. })) => {}
+        other => panic!("expected the decode error of 401, got {other:?}"),
+    }
+    expect_events(&mut items, 402..=500).await;
     replicator.shutdown().await;
     journal.close().unwrap();
 }
