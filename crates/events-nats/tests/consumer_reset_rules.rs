@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use events::layers::journal::Journal;
 use events::{Cursor, FeedItem, ResetReason, Seq};
 use events_nats::{NatsError, RemoteFeed, RemoteStream, Replicator, StreamSpec};
 use support::{Ev, Server, expect_events, fill, next_item, within};
@@ -25,11 +26,21 @@ async fn expect_reset(items: &mut RemoteStream<Ev>, expected: ResetReason, earli
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_ahead_and_other_epoch_continue_at_the_oldest_available() {
+/// A stream `name` that keeps 100 messages, the replicator filling it from
+/// a journal of 300 records (it holds 201..=300).
+struct Limited {
+    server: Server,
+    js: async_nats::jetstream::Context,
+    spec: StreamSpec,
+    dir: tempfile::TempDir,
+    journal: Journal,
+    replicator: Replicator,
+}
+
+async fn limited(name: &str) -> Limited {
     let server = Server::start();
     let js = server.jetstream().await;
-    let spec = StreamSpec::new("LIMITED", "feed.limited").max_messages(100);
+    let spec = StreamSpec::new(name, format!("feed.{}", name.to_lowercase())).max_messages(100);
     let dir = tempfile::tempdir().unwrap();
     let mut journal = support::journal(dir.path());
     fill(&mut journal, 1, 300);
@@ -39,6 +50,12 @@ async fn expired_ahead_and_other_epoch_continue_at_the_oldest_available() {
         .await
         .unwrap();
     within("300 replicated", replicator.wait_for(300)).await.unwrap();
+    Limited { server, js, spec, dir, journal, replicator }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_ahead_and_other_epoch_continue_at_the_oldest_available() {
+    let Limited { server: _server, js, spec, dir: _dir, mut journal, replicator } = limited("LIMITED").await;
     let epoch = journal.epoch();
     let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
 
@@ -113,18 +130,7 @@ async fn cursor_at_u64_max_is_ahead_not_an_overflow() {
 /// the discarded range skipped silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
-    let server = Server::start();
-    let js = server.jetstream().await;
-    let spec = StreamSpec::new("UNDECODABLE", "feed.undecodable").max_messages(100);
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = support::journal(dir.path());
-    fill(&mut journal, 1, 300);
-    let replicator = Replicator::builder(dir.path(), js.clone(), spec.clone())
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("300 replicated", replicator.wait_for(300)).await.unwrap();
+    let Limited { server: _server, js, spec, dir: _dir, mut journal, replicator } = limited("UNDECODABLE").await;
     let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec);
     let mut items = remote.stream_from(Cursor::new(Seq::new(250), journal.epoch())).await.unwrap();
     fill(&mut journal, 301, 400);
