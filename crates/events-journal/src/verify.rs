@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::JournalError;
-use crate::format::SegmentHeader;
+use crate::format::{HEADER_LEN, SegmentHeader};
 use crate::mapping::Bytes;
 use crate::recovery;
 use crate::scan;
@@ -82,7 +82,9 @@ impl VerifyReport {
 /// Scans every segment of the journal in `dir` in full: headers, every
 /// frame's CRC, seq contiguity inside and across segments. A torn tail or a
 /// torn header of the newest segment is listed too (the next
-/// [`Journal::open`](crate::Journal::open) repairs it).
+/// [`Journal::open`](crate::Journal::open) repairs it; a zeroed header with
+/// data after it is damage that open refuses and
+/// [`Journal::repair`](crate::Journal::repair) rebuilds).
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -123,11 +125,22 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         report.bytes += map.len() as u64;
         let (header, read) = match segment::check_header(seg, &map) {
             Ok(Some(h)) => (h, true),
-            Ok(None) => {
-                let what =
-                    if newest { "torn header (the next open rewrites it)" } else { "torn header in a sealed segment" };
-                problem(0, Some(seg.first_seq), what.into());
+            Ok(None) if newest && map.get(HEADER_LEN..).is_none_or(|rest| rest.iter().all(|&b| b == 0)) => {
+                problem(0, Some(seg.first_seq), "torn header (the next open rewrites it)".into());
                 continue;
+            }
+            Ok(None) if !newest => {
+                problem(0, Some(seg.first_seq), "torn header in a sealed segment".into());
+                continue;
+            }
+            Ok(None) => {
+                // Damage, not a crash: a header is durable before any byte
+                // follows it. Open refuses it and `Journal::repair` rebuilds
+                // it: the frames after it are checked, as for other damage
+                // repair rewrites.
+                let what = "zeroed or torn header with data after it (open refuses it; `Journal::repair` rebuilds it)";
+                problem(0, Some(seg.first_seq), what.into());
+                (SegmentHeader { epoch: 0, first_seq: seg.first_seq, created_at: 0, codec_tag: 0 }, false)
             }
             // Damage `Journal::repair` rewrites: the frames after it are still
             // checked, from the seq in the file name.

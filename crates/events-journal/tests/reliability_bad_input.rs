@@ -89,6 +89,11 @@ fn a_zeroed_newest_header_with_records_after_it_is_refused_and_loses_nothing() {
     bytes[..HEADER_LEN].fill(0);
     std::fs::write(&newest, &bytes).unwrap();
     let before = snapshot(tmp.path());
+    // `verify` names it, and checks the records after it.
+    let report = verify(tmp.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(report.problems[0].what.contains("data after it"), "{report:?}");
+    assert_eq!((report.problems[0].path.clone(), report.records), (newest.clone(), 8), "{report:?}");
     for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
         match Journal::open(tmp.path(), opts().recovery(mode)) {
             Err(JournalError::Corrupt { path, offset: 0, seq: Some(6), .. }) => assert_eq!(path, newest, "{mode:?}"),
