@@ -316,9 +316,12 @@ impl Journal {
         }
         self.check_healthy()?;
         self.settle()?;
-        self.trim()?;
         // A failure cuts back what no fdatasync covered (records written
         // under `Always` and never committed), as a failed append's does.
+        if let Err(e) = self.trim() {
+            self.cut_back_unacked();
+            return Err(self.poison(e));
+        }
         self.sync_active(Step::Sync)?;
         self.publish(WriterState::Closed)
     }
@@ -337,9 +340,14 @@ impl Drop for Journal {
         }
         let sealed = self.sealer.as_ref().is_none_or(|s| s.failure().is_none());
         let _ = self.settle();
-        let trimmed = self.failed.is_none() && self.trim().is_ok();
+        let healthy = self.failed.is_none();
+        let trimmed = healthy && self.trim().is_ok();
         if trimmed && sealed && self.sync_active(Step::Sync).is_ok() {
             let _ = self.publish(WriterState::Closed);
+        } else if healthy && self.failed.is_none() {
+            // Not synced (a failed give-back or seal; a failed sync cut
+            // back already): nothing unacknowledged stays.
+            self.cut_back_unacked();
         }
     }
 }
