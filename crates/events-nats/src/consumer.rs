@@ -186,15 +186,22 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
             let reason = if last_sequence == 0 || source.is_feed() { ResetReason::Ahead } else { ResetReason::Expired };
             FeedItem::Reset { reason, earliest: Seq::ZERO, latest: Seq::ZERO }
         });
-        let track = if reset.is_some() { Track::oldest() } else { Track { cursor: Some(0), epoch: cursor.epoch } };
+        // A bare zero asks for everything kept (see below): whatever comes
+        // first, even after a discard.
+        let everything = cursor == Cursor::from(Seq::ZERO);
+        let track = if reset.is_some() || everything {
+            Track::oldest()
+        } else {
+            Track { cursor: Some(0), epoch: cursor.epoch }
+        };
         return Ok(Plan { start: last_sequence.saturating_add(1), track, reset });
     };
     let (earliest, latest) = (ends.earliest(), ends.latest());
     if cursor == Cursor::from(Seq::ZERO) {
         // A bare zero asks for everything kept, as `stream_from(Seq::ZERO)`
-        // does locally: the oldest message on, never expired.
-        let track = Track { cursor: Some(earliest.saturating_sub(1)), epoch: Some(ends.first.epoch()) };
-        return Ok(Plan { start: ends.first_sequence, track, reset: None });
+        // does locally: the oldest message on, never expired, even when
+        // messages are discarded before the first read.
+        return Ok(Plan { start: ends.first_sequence, track: Track::oldest(), reset: None });
     }
     // `None` for a cursor of `u64::MAX`: no seq follows it.
     let want = cursor.seq.get().checked_add(1);

@@ -132,7 +132,12 @@ async fn cursor_at_u64_max_is_ahead_not_an_overflow() {
 async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
     let Limited { server: _server, js, spec, dir: _dir, mut journal, replicator } = limited("UNDECODABLE").await;
     let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec);
+    // async-nats sends no pull request before the first poll, so these
+    // streams read nothing until the messages after their cursor are gone
+    // (a client that fetched ahead would make this test fail, never pass
+    // falsely).
     let mut items = remote.stream_from(Cursor::new(Seq::new(250), journal.epoch())).await.unwrap();
+    let mut everything = remote.stream_from(Seq::ZERO).await.unwrap();
     fill(&mut journal, 301, 400);
     assert_eq!(journal.append(1_401, b"\xff\xff\xff\xff not an event").unwrap(), 401);
     fill(&mut journal, 402, 500);
@@ -154,6 +159,12 @@ async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
         other => panic!("expected the decode error of 401, got {other:?}"),
     }
     expect_events(&mut items, 402..=500).await;
+    // A bare zero is never expired, even by a discard before its first read.
+    match within("the first item", everything.next()).await {
+        Some(Err(NatsError::Decode { seq: 401, .. })) => {}
+        other => panic!("expected the decode error of 401 (no reset), got {other:?}"),
+    }
+    expect_events(&mut everything, 402..=403).await;
     replicator.shutdown().await;
     journal.close().unwrap();
 }
