@@ -200,6 +200,13 @@ impl Journal {
         self.pipeline.inflight.is_some()
     }
 
+    /// The seq the readers' watermark (`<dir>/WATERMARK`) holds: how far
+    /// readers in any process read. Behind [`acked_seq`](Self::acked_seq)
+    /// only after a failed watermark write, until the next one succeeds.
+    pub fn published_seq(&self) -> u64 {
+        self.watermark.published_seq()
+    }
+
     /// The newest seq acknowledged under the [`SyncPolicy`]: under `Always`
     /// the newest one a completed `fdatasync` covered, otherwise the newest
     /// one written. [`last_seq`](Self::last_seq) may be ahead of it while

@@ -156,6 +156,11 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
+    /// The seq the file holds (0 before the first publication).
+    pub(crate) fn published_seq(&self) -> u64 {
+        self.last.map_or(0, |wm| wm.seq)
+    }
+
     /// Opens (or creates) the watermark of `dir` and marks it
     /// [`WriterState::Recovering`]; called right after taking the lock and
     /// before recovery changes anything.

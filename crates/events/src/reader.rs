@@ -400,14 +400,11 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// yields [`Error::Expired`](crate::Error::Expired) if retention removes
     /// a segment while it is read, and a journal error if one is damaged.
     pub fn read_stream(&self, id: &str, from: Seq) -> Result<StreamEvents<E>> {
-        let mut limit = self.latest_seq();
-        if !self.follower() {
-            // What the files serve: a failed watermark write leaves the
-            // journal's readers behind the acknowledged seq until the next
-            // batch. The history stops there; `follow_stream` goes on live
-            // from its limit, from the writer's memory, so nothing is skipped.
-            limit = limit.min(Seq::new(self.shared.reader.last_seq()?));
-        }
+        // At most what the files serve: a failed watermark write leaves the
+        // journal's readers behind the acknowledged seq until the next
+        // batch. The history stops there; `follow_stream` goes on live from
+        // its limit, from the writer's memory, so nothing is skipped.
+        let limit = self.latest_seq().min(self.shared.readable());
         stream_read::read(Arc::clone(&self.shared), self.codec.clone(), id, from, limit, !self.follower())
     }
 

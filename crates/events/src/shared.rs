@@ -37,6 +37,10 @@ pub(crate) struct Shared {
     // each batch; for a follower they are refreshed from the files.
     latest: AtomicU64,
     earliest: AtomicU64,
+    /// For a writer's feed: the seq the journal's watermark holds, which
+    /// the files' readers stop at (behind `latest` after a failed
+    /// watermark write, until the next batch's).
+    readable: AtomicU64,
     pub(crate) counters: Counters,
     pub(crate) reader: Reader,
     /// The in-memory per-stream index of the newest segment (`index.rs`).
@@ -57,6 +61,7 @@ impl Shared {
             epoch: AtomicU64::new(journal.epoch()),
             latest: AtomicU64::new(journal.last_seq()),
             earliest: AtomicU64::new(journal.first_seq()),
+            readable: AtomicU64::new(journal.published_seq()),
             counters: Counters::default(),
             reader,
             active_index: ActiveIndex::default(),
@@ -75,6 +80,7 @@ impl Shared {
             epoch: AtomicU64::new(epoch),
             latest: AtomicU64::new(0),
             earliest: AtomicU64::new(0),
+            readable: AtomicU64::new(u64::MAX), // the reader's own bound
             counters: Counters::default(),
             reader,
             active_index: ActiveIndex::default(),
@@ -141,6 +147,13 @@ impl Shared {
         Seq::new(self.latest.load(Ordering::Acquire))
     }
 
+    /// What the files' readers serve, at most: for a writer's feed, the seq
+    /// its journal's watermark holds; unbounded for a follower, whose
+    /// reader applies the same watermark itself.
+    pub(crate) fn readable(&self) -> Seq {
+        Seq::new(self.readable.load(Ordering::Acquire))
+    }
+
     pub(crate) fn earliest(&self) -> Seq {
         Seq::new(self.earliest.load(Ordering::Acquire))
     }
@@ -184,6 +197,7 @@ impl Shared {
         c.fsyncs.store(stats.fsyncs, Ordering::Relaxed);
         c.prune_errors.store(stats.prune_errors, Ordering::Relaxed);
         self.earliest.store(journal.first_seq(), Ordering::Release);
+        self.readable.store(journal.published_seq(), Ordering::Release);
         self.latest.store(last, Ordering::Release);
     }
 }
