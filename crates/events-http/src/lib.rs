@@ -68,7 +68,8 @@
 //!     journal. No cursor asks for everything retained: it is never
 //!     `"expired"`. What an expired cursor gets is the served reader's
 //!     [`OnExpired`](events::OnExpired) policy: the default continues at
-//!     `earliest` as above; `Latest` continues after `latest`; `Fail` sends
+//!     `earliest` as above; `Latest` continues after `latest`, and the
+//!     reset's id is then `<epoch>-<latest>`; `Fail` sends
 //!     the `error` frame below instead;
 //!   * an event the served reader cannot decode, under its
 //!     [`OnUndecodable::Skip`](events::OnUndecodable::Skip) policy: `event:

@@ -26,7 +26,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use events::{
     Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, LiveCursor, LiveStream,
-    Position, ResetReason, Seq, error_chain,
+    OnExpired, Position, ResetReason, Seq, error_chain,
 };
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,9 @@ where
             }
         },
     };
-    let frames = Frames { inner, epoch, failed: false, _guard: ClientGuard::new(Arc::clone(&state.clients)) };
+    let on_expired = state.reader.expired_policy();
+    let frames =
+        Frames { inner, epoch, on_expired, failed: false, _guard: ClientGuard::new(Arc::clone(&state.clients)) };
     let body = futures::stream::unfold(frames, |mut f| async move { f.next_frame().await.map(|ev| (Ok(ev), f)) });
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive")))
 }
@@ -240,6 +242,9 @@ struct Frames<E> {
     inner: Source<E>,
     /// The epoch of the journal the stream reads now, for the frames' ids.
     epoch: u64,
+    /// The served reader's policy: where its streams go on after an
+    /// expired cursor, which a reset frame's id names.
+    on_expired: OnExpired,
     failed: bool,
     _guard: ClientGuard,
 }
@@ -268,7 +273,7 @@ impl<E: Event> Frames<E> {
                 if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
                     self.epoch = journal_epoch;
                 }
-                reset_frame(self.epoch, reason, earliest, latest)
+                reset_frame(self.epoch, reason, earliest, latest, self.on_expired)
             }
             Ok(FeedItem::Undecodable { seq, version, error }) => {
                 // Its id moves the client's cursor past it, like an event's.
@@ -312,15 +317,21 @@ fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> R
 
 /// A reset frame carries, as its `id`, the cursor the stream continues
 /// after, in the journal's (possibly new) `epoch`: the end of the gap for a
-/// salvage gap, and just before the earliest retained event for every other
-/// reason (the façade's rule: the stream goes on with the oldest event still
-/// there). A browser that reconnects resumes from there rather than from its
-/// stale cursor, which would reset again.
-fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq) -> SseEvent {
+/// salvage gap, `latest` for an expired cursor under [`OnExpired::Latest`],
+/// and just before the earliest retained event for every other reason (the
+/// façade's rule: the stream goes on with the oldest event still there). A
+/// browser that reconnects resumes from there rather than from its stale
+/// cursor, which would reset again, or from a range the policy skipped.
+fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq, on_expired: OnExpired) -> SseEvent {
     let mut data: serde_json::Value = serde_json::json!({ "earliest": earliest.get(), "latest": latest.get() });
     let mut resume = Position::durable(Seq::new(earliest.get().saturating_sub(1)));
     let reason = match reason {
-        ResetReason::Expired => "expired".into(),
+        ResetReason::Expired => {
+            if on_expired == OnExpired::Latest {
+                resume = Position::durable(latest);
+            }
+            "expired".into()
+        }
         ResetReason::Ahead => "ahead".into(),
         ResetReason::LiveOutputExpired => {
             // Past the lost run: a client that reconnects with this id goes

@@ -2,11 +2,13 @@
 //! `event: reset` frame whose id, `<epoch>-<earliest - 1>`, is where the
 //! stream goes on: with the oldest retained event, then live. A bare seq
 //! cursor (an old client) gets the same resets. No cursor at all asks for
-//! everything retained and gets it without a reset.
+//! everything retained and gets it without a reset. A reader whose policy
+//! goes on after `latest` (`OnExpired::Latest`) names `latest` instead, so
+//! a client that reconnects does not get the skipped range.
 
 mod support;
 
-use events::{Feed, Retention, SyncPolicy};
+use events::{Feed, OnExpired, Retention, SyncPolicy};
 use support::{Sse, TestEvent, id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,8 +53,19 @@ async fn a_cursor_below_retention_gets_one_reset_then_the_oldest_events_then_liv
 
     // A cursor inside retention is served normally, without a reset.
     let mut inside = Sse::open(&format!("http://{addr}/stream"), Some(&id(epoch, latest))).await;
+
+    // Under `OnExpired::Latest` the stream goes on after `latest`, and the
+    // reset's id says so (it said `earliest - 1`, and a client reconnecting
+    // with it got the range the policy skipped).
+    let skipping = support::serve(events_http::router(feed.reader().on_expired(OnExpired::Latest))).await;
+    let mut after_latest = Sse::open(&format!("http://{skipping}/stream"), Some(&id(epoch, 1))).await;
+    let reset = after_latest.next().await;
+    assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
+    assert_eq!(reset.id, Some(id(epoch, latest)), "a reconnect resumes after latest, as the stream does");
+
     feed.append(None, TestEvent::new(401)).await.unwrap();
     assert_eq!(inside.next().await.seq_in(epoch), latest + 1);
+    assert_eq!(after_latest.next().await.seq_in(epoch), latest + 1);
     feed.close().await.unwrap();
 }
 

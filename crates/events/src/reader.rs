@@ -196,6 +196,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         self
     }
 
+    /// The policy [`on_expired`](Self::on_expired) set: where a stream goes
+    /// on after an expired cursor's reset (what a server's resume id must
+    /// name).
+    pub fn expired_policy(&self) -> OnExpired {
+        self.on_expired
+    }
+
     /// What this reader's streams do with an event they cannot decode.
     /// Default: [`OnUndecodable::Fail`] (or what the feed's builder set).
     #[must_use]
