@@ -116,7 +116,6 @@ impl Journal {
 /// later write there changes no metadata. (`fallocate(2)` would allocate
 /// them unwritten, and the `fdatasync` after the first write into each
 /// block would commit its conversion.)
-#[cfg(unix)]
 fn write_zeros(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -128,9 +127,4 @@ fn write_zeros(file: &File, offset: u64, len: u64) -> io::Result<()> {
         at += n as u64;
     }
     Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_zeros(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
 }

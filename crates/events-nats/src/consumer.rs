@@ -174,6 +174,10 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
 /// Decides where an ordered consumer of `source`'s subject starts for
 /// `cursor`, and whether a reset comes first.
 pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, NatsError> {
+    // A bare zero asks for everything kept, as `stream_from(Seq::ZERO)`
+    // does locally: the oldest message on, whatever comes first, never
+    // expired, even when messages are discarded before the first read.
+    let everything = cursor == Cursor::from(Seq::ZERO);
     let state = source.state().await?;
     let Some(ends) = source.ends_in(&state).await? else {
         // Nothing to compare with: an empty stream that never held
@@ -186,9 +190,6 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
             let reason = if last_sequence == 0 || source.is_feed() { ResetReason::Ahead } else { ResetReason::Expired };
             FeedItem::Reset { reason, earliest: Seq::ZERO, latest: Seq::ZERO }
         });
-        // A bare zero asks for everything kept (see below): whatever comes
-        // first, even after a discard.
-        let everything = cursor == Cursor::from(Seq::ZERO);
         let track = if reset.is_some() || everything {
             Track::oldest()
         } else {
@@ -197,10 +198,7 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
         return Ok(Plan { start: last_sequence.saturating_add(1), track, reset });
     };
     let (earliest, latest) = (ends.earliest(), ends.latest());
-    if cursor == Cursor::from(Seq::ZERO) {
-        // A bare zero asks for everything kept, as `stream_from(Seq::ZERO)`
-        // does locally: the oldest message on, never expired, even when
-        // messages are discarded before the first read.
+    if everything {
         return Ok(Plan { start: ends.first_sequence, track: Track::oldest(), reset: None });
     }
     // `None` for a cursor of `u64::MAX`: no seq follows it.
@@ -407,12 +405,17 @@ impl<E: Event, C: Codec> State<E, C> {
             };
             let stream_seq = msg.info().map_or(0, |i| i.stream_sequence);
             let message = &msg.message;
-            let mut items = Vec::new();
             let accepted = self
                 .track
-                .accept(&self.source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload, &mut items)
+                .accept(
+                    &self.source,
+                    &self.codec,
+                    stream_seq,
+                    message.headers.as_ref(),
+                    &message.payload,
+                    &mut self.queue,
+                )
                 .await;
-            self.queue.extend(items);
             self.failed = accepted.err();
         }
     }
@@ -448,14 +451,14 @@ impl Track {
         stream_seq: u64,
         headers: Option<&async_nats::HeaderMap>,
         payload: &[u8],
-        items: &mut Vec<FeedItem<E>>,
+        items: &mut impl Extend<FeedItem<E>>,
     ) -> Result<(), NatsError> {
         let entry = Entry::parse(headers, &source.name, stream_seq)?;
         if let Some(epoch) = self.epoch.filter(|e| *e != entry.epoch()) {
             // The stream was purged and refilled from a new journal:
             // this message is the oldest available of the new epoch.
             let reason = ResetReason::EpochMismatch { cursor_epoch: epoch, journal_epoch: entry.epoch() };
-            items.push(self.reset(source, reason, &entry).await);
+            items.extend(Some(self.reset(source, reason, &entry).await));
             self.cursor = None;
         }
         self.epoch = Some(entry.epoch());
@@ -465,25 +468,29 @@ impl Track {
                 match after {
                     Some(after) if at.seq < after => return Ok(()),
                     // The stream discarded messages this reader had not read.
-                    Some(after) if at.seq > after => items.push(self.reset(source, ResetReason::Expired, &entry).await),
+                    Some(after) if at.seq > after => {
+                        items.extend(Some(self.reset(source, ResetReason::Expired, &entry).await));
+                    }
                     _ => {}
                 }
                 self.cursor = Some(at.seq);
                 let env = events::payload::decode::<E, C>(codec, at.seq, at.ts, payload)
                     .map_err(|source| NatsError::Decode { seq: at.seq, source })?;
-                items.push(FeedItem::Event(Arc::new(env)));
+                items.extend(Some(FeedItem::Event(Arc::new(env))));
             }
             Entry::Gap(gap) => {
                 match after {
                     Some(after) if gap.last_missing < after => return Ok(()),
                     // Messages before the marker were discarded unread.
                     Some(after) if gap.first_missing > after => {
-                        items.push(self.reset(source, ResetReason::Expired, &entry).await);
+                        items.extend(Some(self.reset(source, ResetReason::Expired, &entry).await));
                     }
                     Some(after) => {
                         let first_missing = Seq::new(gap.first_missing.max(after));
                         let last_missing = Seq::new(gap.last_missing);
-                        items.push(self.reset(source, ResetReason::Gap { first_missing, last_missing }, &entry).await);
+                        items.extend(Some(
+                            self.reset(source, ResetReason::Gap { first_missing, last_missing }, &entry).await,
+                        ));
                     }
                     // The oldest available after a reset: nothing to report twice.
                     None => {}
