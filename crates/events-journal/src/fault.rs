@@ -73,11 +73,15 @@ pub enum Step {
     /// journal (`<name>.seg.removed`); a failure is counted in
     /// `JournalStats::prune_errors` and retried by the next retention pass.
     TidyUnlink,
+    /// Opening, writing or `fdatasync`ing the seq lease (`<dir>/LEASE`):
+    /// at open, when an append under `Never` or `Interval` goes past it,
+    /// and at a clean close.
+    Lease,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 20] = [
+    pub const ALL: [Step; 21] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -98,6 +102,7 @@ impl Step {
         Step::Reserve,
         Step::Trim,
         Step::TidyUnlink,
+        Step::Lease,
     ];
 }
 
@@ -149,6 +154,10 @@ struct PlanState {
     /// `(device, inode) -> length` when the file's last completed
     /// `fdatasync` started.
     synced: HashMap<(u64, u64), u64>,
+    /// The boot id the journal sees instead of the kernel's ([`FaultPlan::reboot`]).
+    boot: Option<[u8; 16]>,
+    /// The lease step instead of `LEASE_STEP` ([`FaultPlan::lease_step`]).
+    lease_step: Option<u64>,
 }
 
 /// The error every step returns once the plan is crashed.
@@ -209,6 +218,32 @@ impl FaultPlan {
     pub fn synced_len(&self, path: &Path) -> Option<u64> {
         let meta = std::fs::metadata(path).ok()?;
         self.state().synced.get(&(meta.dev(), meta.ino())).copied()
+    }
+
+    /// Makes the journals opened with this plan see a boot id of their
+    /// own, `n` (any `n` differs from the kernel's, and each `n` from the
+    /// others): a reopen after a power loss is a reopen after a reboot.
+    pub fn reboot(&self, n: u8) -> &Self {
+        let mut id = [0xee; 16];
+        id[15] = n;
+        self.state().boot = Some(id);
+        self
+    }
+
+    /// Makes each seq lease (`LEASE`) cover `step` seqs past the next one
+    /// instead of [`LEASE_STEP`](crate::LEASE_STEP), so that a test sees
+    /// leases extended without a million appends.
+    pub fn lease_step(&self, step: u64) -> &Self {
+        self.state().lease_step = Some(step.max(1));
+        self
+    }
+
+    pub(crate) fn booted(&self) -> Option<[u8; 16]> {
+        self.state().boot
+    }
+
+    pub(crate) fn leased_step(&self) -> Option<u64> {
+        self.state().lease_step
     }
 
     /// Called by the seam after a completed `fdatasync` of a file whose

@@ -161,6 +161,7 @@ pub mod fault;
 mod fault;
 mod follow;
 pub mod format;
+mod lease;
 mod lock;
 mod mapping;
 mod open;
@@ -193,6 +194,7 @@ pub use consumer::{
 };
 pub use error::{JournalError, ReadError};
 pub use follow::{Followed, Follower, Reset};
+pub use lease::{LEASE_FILE, LEASE_STEP};
 pub use open::RecoveryReport;
 pub use options::{JournalOptions, RecoveryMode, SyncPolicy};
 pub use pruned::{

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::background::Background;
 use crate::commit::Pipeline;
 use crate::error::JournalError;
+use crate::lease::{self, Lease, Leaser};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
 use crate::prune::Removal;
@@ -55,6 +56,14 @@ pub struct RecoveryReport {
     pub pruned: Vec<PathBuf>,
     /// Entries of the directory that are not segments (left untouched).
     pub ignored: Vec<PathBuf>,
+    /// Seqs the next append skips (none after a clean close, a process
+    /// crash or under `SyncPolicy::Always`): the previous writer
+    /// acknowledged records before syncing them (`Never`, `Interval`) and
+    /// did not close, and the machine rebooted since, so a power loss may
+    /// have taken records it handed out up to its durable seq lease
+    /// (`<dir>/LEASE`). Those seqs are never handed out again; readers see
+    /// them as one [`JournalError::Gap`].
+    pub skipped: Option<std::ops::RangeInclusive<u64>>,
 }
 
 impl Journal {
@@ -108,6 +117,7 @@ impl Journal {
         let lock = DirLock::acquire(&options.io, &dir)?;
         // Before recovery may cut anything, tell readers not to map the newest segment.
         let watermark = Publisher::open(&options.io, &dir)?;
+        let previous_lease = lease::read(&dir)?;
         let listing = segment::list(&dir, true)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options))?;
@@ -127,6 +137,8 @@ impl Journal {
         active.seek(SeekFrom::Start(rec.active_len)).map_err(|e| JournalError::io("seek", &active_path, e))?;
 
         let reserving = Reserving::at_open(options.sync);
+        let lease = Leaser::open(&options.io, &dir, previous_lease)?;
+        let boot = options.io.boot_id();
         let mut journal = Journal {
             dir,
             opts: options,
@@ -147,8 +159,19 @@ impl Journal {
             sealer: None,
             closed: false,
             watermark,
+            lease,
             _lock: lock,
         };
+        if let Some(upto) = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq)) {
+            report.skipped = Some(journal.next_seq..=upto);
+            journal.skip_past(upto)?;
+        }
+        // Durable before any seq is handed out, and after the skip (the
+        // previous lease is the only record of how far it must go).
+        let synced_acks = journal.opts.sync == SyncPolicy::Always;
+        let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1);
+        let first = Lease { open: true, synced_acks, generation: 0, epoch: journal.epoch, upto, boot };
+        journal.lease.begin(first)?;
         // A retention failure is logged and counted, never a reason to refuse the journal.
         report.pruned = journal.apply_retention(Removal::Inline).0;
         journal.sweep_sidecars();

@@ -26,13 +26,19 @@ pub enum SyncPolicy {
     /// roll, so the append path never waits for the disk; `sync` and
     /// `close` wait for it, and a power loss inside that short window can
     /// lose the sealed segment's unsynced tail, which recovery then reports
-    /// as a gap (never a reused seq).
+    /// as a gap (never a reused seq). A power loss can also take records
+    /// that were acknowledged and read: the open after the reboot starts
+    /// above the writer's durable seq lease (`<dir>/LEASE`, synced once
+    /// per 2^20 appends), so their seqs are never handed out again
+    /// ([`RecoveryReport::skipped`](crate::RecoveryReport::skipped)).
     Never,
     /// A background thread `fdatasync`s the active segment every interval
     /// when something was appended since the last sync. A zero interval is
     /// refused by [`Journal::open`](crate::Journal::open) with
     /// [`JournalError::InvalidOption`](crate::JournalError::InvalidOption)
-    /// (it would spin a core); use [`Always`](Self::Always).
+    /// (it would spin a core); use [`Always`](Self::Always). A power loss
+    /// is handled as under [`Never`](Self::Never): no seq that was handed
+    /// out is reused.
     Interval(Duration),
     /// `fdatasync` before every append or batch returns: an acknowledged
     /// record survives a power loss. A batch shares one `fdatasync` (group

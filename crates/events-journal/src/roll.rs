@@ -71,6 +71,26 @@ impl Journal {
         Ok(())
     }
 
+    /// Starts a new segment at `upto + 1`, sealing the active one however
+    /// little it holds: a power loss may have taken seqs up to `upto`
+    /// after they were handed out (`lease.rs`), so none of them is handed
+    /// out again. Called at open, before anything is appended.
+    pub(crate) fn skip_past(&mut self, upto: u64) -> Result<(), JournalError> {
+        if self.synced_len < self.active_len {
+            self.sync_active(Step::RollSync)?;
+        }
+        tracing::warn!(
+            dir = %self.dir.display(),
+            from = self.next_seq,
+            upto,
+            "the last writer acknowledged records before syncing them, did not close, and the machine rebooted since: \
+             the seqs it may have handed out are skipped"
+        );
+        self.next_seq = upto + 1;
+        self.acked = upto;
+        self.start_segment()
+    }
+
     /// Hands the active segment, about to be sealed, to the sealer thread.
     fn seal_in_background(&mut self) -> Result<(), JournalError> {
         let path = self.active_path().to_path_buf();

@@ -157,6 +157,26 @@ impl Io {
         })
     }
 
+    /// The kernel's id of the current boot (`lease.rs`); a plan may
+    /// pretend the machine rebooted ([`FaultPlan::reboot`]).
+    pub(crate) fn boot_id(&self) -> Option<[u8; 16]> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(id) = self.plan.as_ref().and_then(FaultPlan::booted) {
+            return Some(id);
+        }
+        crate::lease::boot_id()
+    }
+
+    /// How many seqs one lease covers past the next seq (`lease.rs`); a
+    /// plan may make it smaller ([`FaultPlan::lease_step`]).
+    pub(crate) fn lease_step(&self) -> u64 {
+        #[cfg(feature = "fault-injection")]
+        if let Some(step) = self.plan.as_ref().and_then(FaultPlan::leased_step) {
+            return step;
+        }
+        crate::lease::LEASE_STEP
+    }
+
     #[cfg(feature = "fault-injection")]
     fn reach(&self, step: Step) -> io::Result<Option<Fault>> {
         match &self.plan {

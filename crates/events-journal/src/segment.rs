@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
+use crate::lease::LEASE_FILE;
 use crate::lock::LOCK_FILE;
 use crate::seam::{Io, Step};
 use crate::watermark::WATERMARK_FILE;
@@ -125,8 +126,8 @@ pub enum EntryKind {
         /// The first seq of the segment it was.
         first_seq: u64,
     },
-    /// One of the journal's own files: `LOCK`, `WATERMARK`, `PRUNED` (and
-    /// `PRUNED.tmp`), the `consumers` directory.
+    /// One of the journal's own files: `LOCK`, `WATERMARK`, `LEASE`,
+    /// `PRUNED` (and `PRUNED.tmp`), the `consumers` directory.
     Own,
     /// Anything else: ignored (`RecoveryReport::ignored`, `VerifyReport::ignored`).
     Stranger,
@@ -135,7 +136,12 @@ pub enum EntryKind {
 /// Sorts the entry `name` of a journal directory; `is_file`: whether it is
 /// a regular file (a directory named like a segment is a stranger).
 pub fn entry_kind(name: &OsStr, is_file: bool) -> EntryKind {
-    if name == LOCK_FILE || name == WATERMARK_FILE || name == CONSUMERS_DIR || is_pruned_file(name) {
+    if name == LOCK_FILE
+        || name == WATERMARK_FILE
+        || name == LEASE_FILE
+        || name == CONSUMERS_DIR
+        || is_pruned_file(name)
+    {
         return EntryKind::Own;
     }
     if !is_file {
@@ -377,7 +383,7 @@ mod tests {
             assert_eq!(kind(sidecar, true), EntryKind::Sidecar { first_seq: 42 }, "{sidecar}");
         }
         assert_eq!(kind("00000000000000000042.seg.removed", true), EntryKind::Removed { first_seq: 42 });
-        for own in ["LOCK", "WATERMARK", "PRUNED", "PRUNED.tmp", "consumers"] {
+        for own in ["LOCK", "WATERMARK", "LEASE", "PRUNED", "PRUNED.tmp", "consumers"] {
             assert_eq!(kind(own, own != "consumers"), EntryKind::Own, "{own}");
         }
         for stranger in

@@ -29,6 +29,7 @@ use crate::background::Background;
 use crate::commit::Pipeline;
 use crate::error::JournalError;
 use crate::format::{self, HEADER_LEN};
+use crate::lease::Leaser;
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
 use crate::reserve::Reserving;
@@ -71,6 +72,8 @@ pub struct Journal {
     pub(crate) sealer: Option<Sealer>,
     pub(crate) closed: bool,
     pub(crate) watermark: Publisher,
+    /// The durable bound on the seqs handed out (`lease.rs`).
+    pub(crate) lease: Leaser,
     pub(crate) _lock: DirLock,
 }
 
@@ -155,6 +158,14 @@ impl Journal {
         let len = frames.len() as u64;
         if self.active_len > HEADER_LEN as u64 && self.active_len + len > self.opts.segment_bytes {
             self.roll()?;
+        }
+        let last = self.next_seq + count - 1;
+        if last > self.lease.current.upto && !self.lease.current.synced_acks {
+            // Durable before the write: a power loss may take what follows,
+            // and the next open skips past this lease (`lease.rs`).
+            if let Err(e) = self.lease.extend(last.saturating_add(self.opts.io.lease_step())) {
+                return Err(self.poison(e));
+            }
         }
         let before = self.active_len;
         self.reserve(len);
@@ -323,7 +334,18 @@ impl Journal {
             return Err(self.poison(e));
         }
         self.sync_active(Step::Sync)?;
-        self.publish(WriterState::Closed)
+        self.publish(WriterState::Closed)?;
+        self.close_lease();
+        Ok(())
+    }
+
+    /// Records the lease closed once everything is synced, so that the next
+    /// open skips nothing even after a reboot. A failure is only logged: the
+    /// data is durable, and the next open may skip seqs, never reuse them.
+    fn close_lease(&mut self) {
+        if let Err(e) = self.lease.close() {
+            tracing::warn!(error = %e, "recording the seq lease closed failed; the next open after a reboot skips its seqs");
+        }
     }
 }
 
@@ -344,6 +366,7 @@ impl Drop for Journal {
         let trimmed = healthy && self.trim().is_ok();
         if trimmed && sealed && self.sync_active(Step::Sync).is_ok() {
             let _ = self.publish(WriterState::Closed);
+            self.close_lease();
         } else if healthy && self.failed.is_none() {
             // Not synced (a failed give-back or seal; a failed sync cut
             // back already): nothing unacknowledged stays.

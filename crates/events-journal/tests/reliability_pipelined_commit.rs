@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{Journal, JournalError, JournalOptions, Reader, Retention, SyncPolicy, verify};
-use support::{payload, read_all, segments, ts};
+use support::{lose_power, payload, read_all, segments, ts};
 
 fn options(plan: &FaultPlan) -> JournalOptions {
     JournalOptions::new()
@@ -91,17 +91,6 @@ fn script(j: &mut Journal, acked: &mut u64) -> Result<(), JournalError> {
     }
     *acked = (*acked).max(j.wait_synced()?);
     Ok(())
-}
-
-/// Cuts every segment back to what a power loss would certainly leave.
-fn lose_power(dir: &Path, plan: &FaultPlan) {
-    for seg in segments(dir) {
-        let keep = plan.synced_len(&seg).unwrap_or(0);
-        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-        if file.metadata().unwrap().len() > keep {
-            file.set_len(keep).unwrap();
-        }
-    }
 }
 
 /// One run with `fault` at the `nth` occurrence of `step`: true if it fired.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
 use events::{AppendOptions, Error, Expected, Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
-use support::{Ev, msg, take_events};
+use support::{Ev, lose_power, msg, take_events};
 
 async fn open(dir: &Path, plan: &FaultPlan) -> Feed<Ev> {
     open_with(dir, plan, 16 << 10).await
@@ -42,17 +42,6 @@ async fn open_with(dir: &Path, plan: &FaultPlan, segment_bytes: u64) -> Feed<Ev>
 /// Waits until `step` was reached at least `n` times.
 async fn reached(plan: &FaultPlan, step: Step, n: u64) {
     support::eventually(&format!("{step:?} reached {n} times"), || plan.count(step) >= n).await;
-}
-
-/// Cuts every segment back to what a power loss would certainly leave.
-fn lose_power(dir: &Path, plan: &FaultPlan) {
-    for seg in events_testkit::fs::segments(dir) {
-        let keep = plan.synced_len(&seg).unwrap_or(0);
-        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-        if file.metadata().unwrap().len() > keep {
-            file.set_len(keep).unwrap();
-        }
-    }
 }
 
 /// Every retained event by seq, read back after reopening without faults.

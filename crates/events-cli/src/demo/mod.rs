@@ -140,7 +140,10 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             // The per-segment stream index (`<first_seq>.idx`, and the
             // `.idx.tmp` a crash can leave while one is written).
             let sidecar = name.strip_suffix(".tmp").unwrap_or(&name).ends_with(&format!(".{}", journal::SIDECAR_EXT));
-            let own = name == "LOCK" || name == journal::WATERMARK_FILE || name == journal::PRUNED_FILE;
+            let own = name == "LOCK"
+                || name == journal::WATERMARK_FILE
+                || name == journal::LEASE_FILE
+                || name == journal::PRUNED_FILE;
             // A pruned segment the journal had not unlinked yet when the process ended.
             let segment = name.strip_suffix(journal::REMOVED_SUFFIX).unwrap_or(&name).ends_with(".seg");
             if !(segment || own || consumers || sidecar) {

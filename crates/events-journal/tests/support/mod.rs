@@ -13,6 +13,7 @@ pub(crate) mod model;
 
 use std::path::{Path, PathBuf};
 
+use events_journal::fault::FaultPlan;
 use events_journal::{Reader, Record};
 pub(crate) use events_testkit::fs::segments;
 
@@ -118,4 +119,16 @@ pub(crate) fn child_command(test_name: &str, env: (&str, &str)) -> std::process:
 /// system that can be written to can hold them).
 pub(crate) fn reserves() -> bool {
     cfg!(target_os = "linux")
+}
+
+/// Cuts every segment of `dir` back to what a power loss would certainly
+/// leave: what its last `fdatasync` through `plan` covered.
+pub(crate) fn lose_power(dir: &Path, plan: &FaultPlan) {
+    for seg in segments(dir) {
+        let keep = plan.synced_len(&seg).unwrap_or(0);
+        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        if file.metadata().unwrap().len() > keep {
+            file.set_len(keep).unwrap();
+        }
+    }
 }

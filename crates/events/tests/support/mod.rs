@@ -88,3 +88,15 @@ pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     .await;
     assert!(waited.is_ok(), "{what}");
 }
+
+/// Cuts every segment of `dir` back to what a power loss would certainly
+/// leave: what its last `fdatasync` through `plan` covered.
+pub(crate) fn lose_power(dir: &std::path::Path, plan: &events::layers::journal::fault::FaultPlan) {
+    for seg in events_testkit::fs::segments(dir) {
+        let keep = plan.synced_len(&seg).unwrap_or(0);
+        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        if file.metadata().unwrap().len() > keep {
+            file.set_len(keep).unwrap();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! No seq reuse across a power loss under `SyncPolicy::Never` and
+//! `Interval`, which acknowledge records the kernel still holds: a reader
+//! may have been handed seqs that the power loss then took. The writer's
+//! durable seq lease (`LEASE`) bounds them, and the open after a reboot
+//! starts above it (`RecoveryReport::skipped`, one `Gap` for readers).
+//!
+//! A power loss is simulated as in `reliability_pipelined_commit.rs`: the
+//! process "crashes" (a crashing fault, so nothing more reaches the disk)
+//! and every segment is cut back to what its last `fdatasync` covered. The
+//! reboot is `FaultPlan::reboot`: the reopened journal sees another boot id.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{Journal, JournalError, JournalOptions, Reader, Retention, SyncPolicy};
+use support::{lose_power, payload, segments, ts};
+
+const STEP: u64 = 64;
+
+fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
+    plan.lease_step(STEP);
+    JournalOptions::new().sync(sync).segment_bytes(4096).retention(Retention::unlimited()).faults(plan.clone())
+}
+
+/// Appends seqs `from..=to` one by one, each acknowledged on return.
+fn append(j: &mut Journal, from: u64, to: u64) {
+    for seq in from..=to {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+}
+
+/// The process dies: nothing it would still write reaches the disk.
+fn crash(plan: &FaultPlan, j: Journal) {
+    plan.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j);
+    assert!(plan.crashed());
+}
+
+/// What a reader from `cursor` yields: records' seqs, and each gap as `(expected, found)`.
+fn read(dir: &Path, cursor: u64) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
+    for item in Reader::open(dir).unwrap().read_since(cursor).unwrap() {
+        match item {
+            Ok(r) => {
+                assert_eq!(r.payload(), payload(r.seq()).as_slice(), "payload of seq {}", r.seq());
+                seqs.push(r.seq());
+            }
+            Err(JournalError::Gap { expected, found, .. }) => gaps.push((expected, found)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (seqs, gaps)
+}
+
+/// 100 acknowledged appends (the lease extended at seq 65, to 129), read by
+/// a reader, then a power loss: the durable prefix ends at seq `kept`.
+fn handed_out_then_power_lost(dir: &Path, sync: SyncPolicy) -> u64 {
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, options(&plan, sync)).unwrap();
+    append(&mut j, 1, 100);
+    assert_eq!(read(dir, 0).0, (1..=100).collect::<Vec<_>>(), "handed out to a reader");
+    crash(&plan, j);
+    lose_power(dir, &plan);
+    let (kept, gaps) = read(dir, 0);
+    assert!(gaps.is_empty());
+    assert!(kept.len() < 100, "the power loss took the active segment's unsynced records");
+    kept.last().copied().unwrap_or(0)
+}
+
+#[test]
+fn a_power_loss_after_a_reboot_never_reuses_a_seq_that_was_handed_out() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600))] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let kept = handed_out_then_power_lost(dir, sync);
+
+        let plan = FaultPlan::new();
+        plan.reboot(1);
+        let (mut j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
+        assert_eq!(report.skipped, Some(kept + 1..=129), "{sync:?}: up to the durable lease");
+        assert_eq!(report.next_seq, 130, "{sync:?}");
+        append(&mut j, 130, 131);
+        let (seqs, gaps) = read(dir, 0);
+        assert_eq!(seqs, (1..=kept).chain(130..=131).collect::<Vec<_>>(), "{sync:?}");
+        assert_eq!(gaps, [(kept + 1, 130)], "{sync:?}: one explicit gap");
+        // A reader resuming where it stopped before the power loss: the
+        // seqs it never saw are gone, explicitly, and none is reused.
+        assert_eq!(read(dir, 100), (vec![130, 131], vec![(101, 130)]), "{sync:?}");
+        j.close().unwrap();
+
+        // The skip is done once: the next reopen, even after another reboot, continues.
+        let plan = FaultPlan::new();
+        plan.reboot(2);
+        let (_j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
+        assert_eq!((report.skipped, report.next_seq), (None, 132), "{sync:?}");
+    }
+}
+
+#[test]
+fn a_process_crash_a_clean_close_or_always_skips_nothing() {
+    // A process crash in the same boot: the kernel kept every record.
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    append(&mut j, 1, 100);
+    crash(&plan, j);
+    let (mut j, report) = Journal::open(tmp.path(), options(&FaultPlan::new(), SyncPolicy::Never)).unwrap();
+    assert_eq!((report.skipped, report.next_seq), (None, 101));
+
+    // A clean close, then a reboot.
+    append(&mut j, 101, 200);
+    j.close().unwrap();
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    assert_eq!((report.skipped, report.next_seq), (None, 201));
+    drop(j);
+
+    // `Always` hands out only synced seqs: a power loss takes none of them.
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    append(&mut j, 1, 100);
+    assert_eq!(plan.count(Step::Lease), 3, "opened, written, synced at open; never extended");
+    crash(&plan, j);
+    lose_power(tmp.path(), &plan);
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    assert_eq!((report.skipped, report.next_seq), (None, 101));
+    assert_eq!(read(tmp.path(), 0).0, (1..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_failed_lease_extension_fails_the_append_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    append(&mut j, 1, STEP);
+    let len = std::fs::metadata(segments(tmp.path()).last().unwrap()).unwrap().len();
+    plan.inject_next(Step::Lease, Fault::Errno(libc::EIO));
+    let err = j.append(ts(STEP + 1), payload(STEP + 1)).unwrap_err();
+    assert!(matches!(&err, JournalError::Io { op: "write lease", .. }), "{err}");
+    assert!(matches!(j.append(ts(STEP + 1), payload(STEP + 1)), Err(JournalError::Failed { .. })));
+    assert_eq!(std::fs::metadata(segments(tmp.path()).last().unwrap()).unwrap().len(), len, "nothing written");
+    drop(j);
+    let (_j, report) = Journal::open(tmp.path(), options(&FaultPlan::new(), SyncPolicy::Never)).unwrap();
+    assert_eq!((report.skipped, report.next_seq), (None, STEP + 1));
+}
+
+#[test]
+fn a_crash_at_any_step_of_the_reopen_after_a_reboot_never_reuses_a_seq() {
+    for nth in 0..3 {
+        for fault in [Fault::CrashBefore, Fault::CrashAfter, Fault::TornWrite(20)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
+            let kept = handed_out_then_power_lost(dir, SyncPolicy::Never);
+            // Occurrences 0, 1, 2: opening `LEASE`, writing the new lease, its fdatasync.
+            let plan = FaultPlan::new();
+            plan.reboot(1).inject(Step::Lease, nth, fault);
+            assert!(Journal::open(dir, options(&plan, SyncPolicy::Never)).is_err(), "{nth} {fault:?}");
+
+            let plan = FaultPlan::new();
+            plan.reboot(2);
+            let (mut j, report) = Journal::open(dir, options(&plan, SyncPolicy::Never)).unwrap();
+            // Above the old lease; past the crashed open's own lease too
+            // when it reached the disk (that writer handed nothing out, but
+            // its lease cannot say so).
+            let next = report.next_seq;
+            assert!(next == 130 || (next == 130 + STEP && nth > 0), "{nth} {fault:?}: {report:?}");
+            append(&mut j, next, next);
+            let (seqs, _) = read(dir, 0);
+            assert_eq!(seqs, (1..=kept).chain([next]).collect::<Vec<_>>(), "{nth} {fault:?}");
+        }
+    }
+}
