@@ -27,7 +27,9 @@ pub enum Step {
     /// in `append_batch`, in `commit`, or on the commit thread after
     /// `start_sync`.
     AppendSync,
-    /// `Journal::sync`, and the final `fdatasync` of `close` or drop.
+    /// `Journal::sync`, the final `fdatasync` of `close` or drop, and the
+    /// `fdatasync` of the newest segment at open under `SyncPolicy::Always`
+    /// (records a killed writer never synced are synced before any is read).
     Sync,
     /// The `fdatasync` of the active segment before it is sealed by a roll.
     RollSync,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::background::Background;
 use crate::commit::Pipeline;
 use crate::error::JournalError;
+use crate::format::HEADER_LEN;
 use crate::lease::{self, Lease, Leaser};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
@@ -25,6 +26,7 @@ use crate::prune::Removal;
 use crate::recover_segment::RecoveryAction;
 use crate::recovery;
 use crate::reserve::Reserving;
+use crate::seam::Step;
 use crate::segment;
 use crate::stats::JournalStats;
 use crate::watermark::{Publisher, WriterState};
@@ -162,6 +164,12 @@ impl Journal {
             lease,
             _lock: lock,
         };
+        if journal.opts.sync == SyncPolicy::Always && journal.active_len > HEADER_LEN as u64 {
+            // Records a killed writer wrote but never synced survive in the
+            // page cache, and recovery keeps them: under `Always` nothing
+            // is handed out unsynced, these included.
+            journal.sync_active(Step::Sync)?;
+        }
         if let Some(upto) = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq)) {
             report.skipped = Some(journal.next_seq..=upto);
             journal.skip_past(upto)?;

@@ -177,3 +177,33 @@ fn a_crash_at_any_step_of_the_reopen_after_a_reboot_never_reuses_a_seq() {
         }
     }
 }
+
+#[test]
+fn under_always_records_a_killed_writer_never_synced_are_synced_before_the_next_writer_hands_them_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let first = FaultPlan::new();
+    for nth in 0..16 {
+        // No zeros reserved ahead, so that nothing at open cuts (and syncs) the segment.
+        first.inject(Step::Reserve, nth, Fault::Errno(libc::EIO));
+    }
+    let (mut j, _) = Journal::open(dir, options(&first, SyncPolicy::Always)).unwrap();
+    append(&mut j, 1, 5);
+    assert_eq!(j.write_batch((6..=8).map(|seq| (ts(seq), payload(seq)))).unwrap(), 6..=8);
+    crash(&first, j); // killed before any fdatasync covered 6..=8
+
+    let second = FaultPlan::new();
+    let (j, report) = Journal::open(dir, options(&second, SyncPolicy::Always)).unwrap();
+    assert_eq!(report.next_seq, 9, "recovery keeps what the page cache holds");
+    assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>(), "handed out to a reader");
+    crash(&second, j);
+    // A power loss keeps what either writer synced.
+    for seg in segments(dir) {
+        let keep = first.synced_len(&seg).max(second.synced_len(&seg)).unwrap_or(0);
+        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        file.set_len(keep.min(file.metadata().unwrap().len())).unwrap();
+    }
+    let (_j, report) = Journal::open(dir, options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
+    assert_eq!(report.next_seq, 9, "seqs 6..=8 were handed out: they must have survived");
+    assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>());
+}
