@@ -26,8 +26,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use self::acks::Acks;
 use crate::append::{Dedupe, Expected};
 mod acks;
-mod check;
 mod commit;
+mod stage;
 mod upkeep;
 
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
@@ -38,7 +38,7 @@ use crate::recent::Recent;
 use crate::shared::{LIVE_CHUNK, LiveChunk, Shared};
 use crate::sinks::SinkQueue;
 use crate::stats::Counters;
-use crate::{Error, Result, error_chain, index, payload};
+use crate::{Error, Result, error_chain, index};
 
 /// Encoded bytes that end a batch early, so one `write` stays reasonable.
 const MAX_BATCH_BYTES: usize = 4 << 20;
@@ -215,12 +215,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 match cmd {
                     Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
                     Cmd::Ephemeral { stream, event } => {
-                        // The caller's stream id wins over the event's own.
-                        let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
-                        if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
-                            Counters::bump(&self.shared.counters.encode_errors);
-                            tracing::warn!(error = %e, "ephemeral event's stream id is too long; dropped");
-                        } else {
+                        if let Some((stream, _)) = self.stream_of(stream, &event, None) {
                             self.ephemerals.push((self.pending.len(), stream, event));
                         }
                     }
@@ -294,67 +289,6 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 Poll::Pending => std::thread::yield_now(),
             }
         }
-    }
-
-    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
-        // The caller's stream id wins over the event's own.
-        let stream = stream.or_else(|| event.stream_id().map(StreamId::from));
-        if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
-            Counters::bump(&self.shared.counters.encode_errors);
-            match ack {
-                Some(ack) => {
-                    let _ = ack.send(Err(e));
-                }
-                None => tracing::warn!(error = %e, "recorded event's stream id is too long; dropped"),
-            }
-            return;
-        }
-        // Only appends carry conditions (`Inbox::append_with`).
-        let Some(ack) = self.check(&stream, &event, ack, &when) else { return };
-        let id = when.id;
-        let start = self.buf.len();
-        let encoded = payload::encode_with_id(
-            &self.codec,
-            stream.as_ref().map(StreamId::as_str),
-            id.as_ref().map(EventId::as_str),
-            &event,
-            &mut self.buf,
-        );
-        if let Err(e) = encoded {
-            self.buf.truncate(start);
-            Counters::bump(&self.shared.counters.encode_errors);
-            match ack {
-                Some(ack) => {
-                    let _ = ack.send(Err(Error::Codec(e)));
-                }
-                None => tracing::warn!(error = %error_chain(&e), "recorded event could not be encoded; dropped"),
-            }
-            return;
-        }
-        // Checked here, per event: the journal would refuse the whole batch.
-        let bytes = self.buf.len() - start;
-        if bytes > self.max_record_bytes as usize {
-            self.buf.truncate(start);
-            Counters::bump(&self.shared.counters.too_large);
-            let limit = self.max_record_bytes;
-            match ack {
-                Some(ack) => {
-                    let _ = ack.send(Err(Error::TooLarge { bytes, limit }));
-                }
-                None => tracing::warn!(bytes, limit, "recorded event is over max_record_bytes; dropped"),
-            }
-            return;
-        }
-        // One clock read per batch: every event of a batch is accepted at
-        // the same moment, and timestamps stay monotonic within it. The
-        // batch starts after the events already written (`commit.rs`).
-        let ts = match self.pending.get(self.written) {
-            Some(first) => first.ts,
-            None => Timestamp::now().as_nanos(),
-        };
-        let seq = self.first_pending() + self.pending.len() as u64;
-        self.guard.staged(stream.as_ref(), id.as_ref(), seq);
-        self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, id, event, ack });
     }
 
     /// The seq of the oldest event in flight (`pending[0]`).

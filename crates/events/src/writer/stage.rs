@@ -1,0 +1,192 @@
+//! Staging an event on the writer thread: its stream id, the checks of
+//! conditional and idempotent appends (`guard.rs` keeps their state), its
+//! encoding into the batch buffer and its place in the batch.
+//!
+//! Invariants: a check and the seq allocation it guards are one step of the
+//! writer thread, and they count every event in flight (staged, or written
+//! and waiting for its fdatasync). The event type's own code that runs here
+//! (`Event::stream_id`, `Serialize`, `Clone`) is isolated: a panic in it
+//! refuses that event alone ([`Error::EventPanicked`], a counted drop for
+//! `record`), leaves nothing of it in the buffer, and the thread goes on.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
+
+use super::{Ack, Acked, Conditions, Pending, Writer};
+use crate::append::Expected;
+use crate::guard::Earlier;
+use crate::stats::Counters;
+use crate::{Error, error_chain, index, payload};
+
+/// Runs the event type's own code (`during` names it) so that a panic in it
+/// becomes this event's error instead of the writer thread's end.
+fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result<T, Error> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".to_owned());
+        Error::EventPanicked { during, message }
+    })
+}
+
+impl<E: Event, C: Codec> Writer<E, C> {
+    /// Refuses one event: its caller gets `err`, a recorded one is counted and logged.
+    fn refuse(&self, ack: Option<Ack<E>>, err: Error) {
+        Counters::bump(&self.shared.counters.encode_errors);
+        match ack {
+            Some(ack) => {
+                let _ = ack.send(Err(err));
+            }
+            None => tracing::warn!(error = %error_chain(&err), "recorded event refused; dropped"),
+        }
+    }
+
+    /// The stream id an event goes under: the caller's, or else the event's
+    /// own. `None` when it is refused (too long, or `stream_id` panicked):
+    /// `ack` is answered.
+    pub(super) fn stream_of(
+        &self,
+        stream: Option<StreamId>,
+        event: &E,
+        ack: Option<Ack<E>>,
+    ) -> Option<(Option<StreamId>, Option<Ack<E>>)> {
+        let stream = match stream {
+            Some(stream) => Some(stream),
+            None => match isolated("Event::stream_id", || event.stream_id().map(StreamId::from)) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    self.refuse(ack, e);
+                    return None;
+                }
+            },
+        };
+        if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
+            self.refuse(ack, e);
+            return None;
+        }
+        Some((stream, ack))
+    }
+
+    /// Checks, encodes and stages one event of the next batch.
+    pub(super) fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
+        let Some((stream, ack)) = self.stream_of(stream, &event, ack) else { return };
+        // Only appends carry conditions (`Inbox::append_with`).
+        let Some(ack) = self.check(&stream, &event, ack, &when) else { return };
+        let id = when.id;
+        let start = self.buf.len();
+        let (codec, buf) = (&self.codec, &mut self.buf);
+        let encoded = isolated("Serialize", || {
+            payload::encode_with_id(
+                codec,
+                stream.as_ref().map(StreamId::as_str),
+                id.as_ref().map(|i| i.as_str()),
+                &event,
+                buf,
+            )
+            .map_err(Error::Codec)
+        });
+        if let Err(e) = encoded.and_then(|r| r) {
+            self.buf.truncate(start);
+            return self.refuse(ack, e);
+        }
+        // Checked here, per event: the journal would refuse the whole batch.
+        let bytes = self.buf.len() - start;
+        if bytes > self.max_record_bytes as usize {
+            self.buf.truncate(start);
+            Counters::bump(&self.shared.counters.too_large);
+            let limit = self.max_record_bytes;
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(Error::TooLarge { bytes, limit }));
+                }
+                None => tracing::warn!(bytes, limit, "recorded event is over max_record_bytes; dropped"),
+            }
+            return;
+        }
+        // One clock read per batch: every event of a batch is accepted at
+        // the same moment, and timestamps stay monotonic within it. The
+        // batch starts after the events already written (`commit.rs`).
+        let ts = match self.pending.get(self.written) {
+            Some(first) => first.ts,
+            None => Timestamp::now().as_nanos(),
+        };
+        let seq = self.first_pending() + self.pending.len() as u64;
+        self.guard.staged(stream.as_ref(), id.as_ref(), seq);
+        self.pending.push(Pending { ts, span: (start, self.buf.len()), stream, id, event, ack });
+    }
+
+    /// The checks of a conditional or idempotent append, atomic with the
+    /// seq allocation they guard (this thread allocates every seq). Answers
+    /// a duplicate or a conflict itself and returns `None`; otherwise gives
+    /// the ack back for staging.
+    pub(super) fn check(
+        &mut self,
+        stream: &Option<StreamId>,
+        event: &E,
+        ack: Option<Ack<E>>,
+        when: &Conditions,
+    ) -> Option<Option<Ack<E>>> {
+        if when.id.is_none() && when.expected == Expected::Any {
+            return Some(ack);
+        }
+        let ack = ack?;
+        // A retry of an append that succeeded is answered as that append
+        // was, even when its expectation no longer holds.
+        if let Some(id) = &when.id {
+            match self.guard.find_id(id, Timestamp::now().as_nanos()) {
+                Some(Earlier::Staged(seq)) => {
+                    self.duplicates.push((ack, seq));
+                    return None;
+                }
+                Some(Earlier::Journaled { seq, ts }) => {
+                    let event = match isolated("Clone", || event.clone()) {
+                        Ok(event) => event,
+                        Err(e) => {
+                            self.refuse(Some(ack), e);
+                            return None;
+                        }
+                    };
+                    let env = Envelope {
+                        seq: Seq::new(seq),
+                        ts: Timestamp(ts),
+                        stream: stream.clone(),
+                        event,
+                        id: Some(id.clone()),
+                    };
+                    Counters::bump(&self.shared.counters.duplicates);
+                    let _ = ack.send(Ok(Acked { env: Arc::new(env), duplicate: true }));
+                    return None;
+                }
+                None => {}
+            }
+        }
+        if when.expected != Expected::Any {
+            let Some(stream) = stream else {
+                let _ = ack.send(Err(Error::MissingStream));
+                return None;
+            };
+            let pending = &self.pending;
+            let staged = || pending.iter().map(|p| p.stream.clone()).collect();
+            let next = self.first_pending();
+            match self.guard.version(&self.shared, &self.codec, stream, staged, next) {
+                Ok(current) if when.expected.admits(current) => {}
+                Ok(current) => {
+                    Counters::bump(&self.shared.counters.conflicts);
+                    let conflict = Error::VersionConflict { stream: stream.clone(), expected: when.expected, current };
+                    let _ = ack.send(Err(conflict));
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), stream = %stream, "cannot read a stream's version");
+                    let _ = ack.send(Err(e));
+                    return None;
+                }
+            }
+        }
+        Some(Some(ack))
+    }
+}

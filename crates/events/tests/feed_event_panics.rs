@@ -1,0 +1,71 @@
+//! One bad event stays local even when the event type's own code panics on
+//! the writer thread: a `Serialize`, an `Event::stream_id` or (answering a
+//! retried append) a `Clone` that panics refuses that event alone with
+//! `Error::EventPanicked`; a recorded one is a counted drop. Nothing of it
+//! is journaled, the feed stays healthy, and the events after it get the
+//! next seqs. Before, the panic ended the writer thread: every later call
+//! from every handle got `Error::Closed` while `stats().healthy` said true.
+
+use events::{AppendOptions, Error, Event, Feed, FeedItem, Seq, SyncPolicy};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Panics in `Serialize` on 13, in `stream_id` on 14, in `Clone` on 15.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Bomb(#[serde(serialize_with = "explode_on_13")] u64);
+
+fn explode_on_13<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    assert_ne!(*n, 13, "Serialize exploded");
+    s.serialize_u64(*n)
+}
+
+impl Clone for Bomb {
+    fn clone(&self) -> Self {
+        assert_ne!(self.0, 15, "Clone exploded");
+        Bomb(self.0)
+    }
+}
+
+impl Event for Bomb {
+    fn stream_id(&self) -> Option<&str> {
+        assert_ne!(self.0, 14, "stream_id exploded");
+        None
+    }
+}
+
+fn panicked(err: &Error, what: &str) -> bool {
+    matches!(err, Error::EventPanicked { during, message } if *during == what && message.contains("exploded"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_events_own_code_refuses_that_event_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Bomb> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    let mut live = feed.stream_from(Seq::ZERO);
+    let retried = AppendOptions::new().id("fifteen");
+
+    assert_eq!(feed.append(None, Bomb(1)).await.unwrap(), Seq::new(1));
+    let err = feed.append(None, Bomb(13)).await.unwrap_err();
+    assert!(panicked(&err, "Serialize"), "{err:?}");
+    let err = feed.append(None, Bomb(14)).await.unwrap_err();
+    assert!(panicked(&err, "Event::stream_id"), "{err:?}");
+    feed.record(None, &Bomb(13));
+    // A stream id from the caller: the event's own is never asked for.
+    assert_eq!(feed.append(Some("s"), Bomb(14)).await.unwrap(), Seq::new(2));
+    assert_eq!(feed.append_with(None, Bomb(15), retried.clone()).await.unwrap().seq, Seq::new(3));
+    // The retry is answered with the event journaled first: a clone of it.
+    let err = feed.append_with(None, Bomb(15), retried).await.unwrap_err();
+    assert!(panicked(&err, "Clone"), "{err:?}");
+    assert_eq!(feed.append(None, Bomb(4)).await.unwrap(), Seq::new(4));
+
+    let stats = feed.stats();
+    assert_eq!(stats.encode_errors, 4, "two refused appends, one recorded drop, one retry's answer");
+    assert!(stats.healthy);
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let Some(Ok(FeedItem::Event(env))) = live.next().await else { panic!("expected an event") };
+        got.push((env.seq.get(), env.event.0));
+    }
+    assert_eq!(got, [(1, 1), (2, 14), (3, 15), (4, 4)]);
+    feed.close().await.unwrap();
+}
