@@ -1,9 +1,11 @@
 //! `events demo` run twice in the same directory, as the README's first
 //! command is run again and again: the second run wipes the first run's
-//! journal (segments, `LOCK`, `WATERMARK`, and the crash phase's
-//! `consumers/` directory) and succeeds.
+//! journal (segments, `LOCK`, `WATERMARK`, `LEASE`, and the crash phase's
+//! `consumers/` directory) and succeeds. A journal another process is
+//! writing is never wiped.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 #[test]
 fn the_demo_runs_again_in_its_own_directory() {
@@ -24,4 +26,33 @@ fn the_demo_runs_again_in_its_own_directory() {
     }
     assert!(!dir.join(events::layers::journal::CONSUMERS_DIR).exists(), "the second run wiped the first's");
     assert!(dir.join(events::layers::journal::WATERMARK_FILE).exists());
+}
+
+#[test]
+fn the_demo_never_wipes_a_journal_another_process_is_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("events-demo");
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["__crash-writer", "--sync", "always", "--appenders", "1", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("ready"));
+    let first = events_testkit::fs::segments(&dir)[0].clone();
+    let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&first);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["demo", "--events", "200", "--sessions", "1", "--no-crash", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("in use") && stderr.contains("LOCK"), "{stderr}");
+    assert_eq!(inode(&first), before, "the running writer's journal is untouched");
+    writer.kill().unwrap();
+    writer.wait().unwrap();
 }
