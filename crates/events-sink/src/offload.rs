@@ -5,18 +5,21 @@
 //! the wrapped sink. Invariants: `emit` never awaits anything; the wrapped sink
 //! sees the accepted events in emit order; every event not delivered (queue
 //! full, task gone, offload shut down) is counted as `dropped`, exactly once;
-//! `flush` and `shutdown` work through a shared reference, so an `Offload`
-//! deep inside a `Tee` or an `Arc` can be drained where it stands.
+//! a wrapped sink that panics on an event is counted in `panicked` and gets
+//! the next one (the task catches it); `flush` and `shutdown` work through a
+//! shared reference, so an `Offload` deep inside a `Tee` or an `Arc` can be
+//! drained where it stands, and a `shutdown` cancelled at any await is
+//! finished by the next call.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::stats::Counters;
 use crate::{EventSink, SinkStats};
@@ -36,7 +39,9 @@ enum Msg<E> {
 /// queued before it (and flushed the wrapped sink) and leaves the offload
 /// running; [`shutdown`](Offload::shutdown) does the same and then stops it,
 /// so later events are dropped and counted. Both take `&self`. Dropping the
-/// `Offload` lets the task finish the queued events and exit.
+/// `Offload` lets the task finish the queued events and exit. A panic of the
+/// wrapped sink's `emit` or `flush` is caught on the task, logged and
+/// counted in [`SinkStats::panicked`]; the sink gets the next event.
 ///
 /// # Example
 ///
@@ -57,8 +62,14 @@ enum Msg<E> {
 pub struct Offload<E: Sync> {
     tx: mpsc::Sender<Msg<E>>,
     inner: Arc<dyn EventSink<E>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// `true` once the task has drained its queue and ended (closed if it
+    /// ended any other way).
+    done: watch::Receiver<bool>,
+    /// Set first by `shutdown`: later events are dropped.
     stopped: AtomicBool,
+    /// Set once a `Stop` is queued: a `shutdown` cancelled before that
+    /// queues one at its next call.
+    stop_queued: AtomicBool,
     counters: Arc<Counters>,
 }
 
@@ -81,31 +92,51 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     pub fn new_shared(inner: Arc<dyn EventSink<E>>, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Msg<E>>(capacity);
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(drive(Arc::clone(&inner), rx, Arc::clone(&counters)));
-        Offload { tx, inner, task: Mutex::new(Some(task)), stopped: AtomicBool::new(false), counters }
+        let (ended, done) = watch::channel(false);
+        tokio::spawn(drive(Arc::clone(&inner), rx, Arc::clone(&counters), ended));
+        Offload { tx, inner, done, stopped: AtomicBool::new(false), stop_queued: AtomicBool::new(false), counters }
     }
 }
 
 /// The background task: emits queued events in order, answers flushes, and
-/// after a stop counts whatever was queued behind it as dropped.
-async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut rx: mpsc::Receiver<Msg<E>>, counters: Arc<Counters>) {
+/// after a stop counts whatever was queued behind it as dropped. A panic of
+/// the wrapped sink is caught, counted and logged; the task goes on.
+async fn drive<E: Sync>(
+    sink: Arc<dyn EventSink<E>>,
+    mut rx: mpsc::Receiver<Msg<E>>,
+    counters: Arc<Counters>,
+    ended: watch::Sender<bool>,
+) {
+    let caught = |what: &'static str| {
+        counters.panicked();
+        tracing::error!(call = what, "offloaded event sink panicked; it gets the next event");
+    };
     while let Some(msg) = rx.recv().await {
         match msg {
-            Msg::Event(event) => sink.emit(&event).await,
+            Msg::Event(event) => {
+                if AssertUnwindSafe(sink.emit(&event)).catch_unwind().await.is_err() {
+                    caught("emit");
+                }
+            }
             Msg::Flush(done) => {
-                sink.flush().await;
+                if AssertUnwindSafe(sink.flush()).catch_unwind().await.is_err() {
+                    caught("flush");
+                }
                 let _ = done.send(()); // the flusher may have given up waiting
             }
             Msg::Stop => break,
         }
     }
-    sink.flush().await;
+    if AssertUnwindSafe(sink.flush()).catch_unwind().await.is_err() {
+        caught("flush");
+    }
     rx.close();
     while let Some(msg) = rx.recv().await {
         if let Msg::Event(_) = msg {
             counters.dropped(); // accepted by an emit that raced the stop
         }
     }
+    let _ = ended.send(true);
 }
 
 impl<E: Sync> Offload<E> {
@@ -122,19 +153,16 @@ impl<E: Sync> Offload<E> {
     /// Stops accepting events (later ones are dropped and counted), waits
     /// until the background task has emitted every queued one and flushed the
     /// wrapped sink, and lets the task end. Idempotent; takes `&self`.
-    ///
-    /// If the wrapped sink panicked, the task is gone; the panic is logged
-    /// with `tracing` and the events it left queued are not delivered.
+    /// Cancel-safe: a call dropped at any await is finished by the next one
+    /// (which queues the stop if it was not queued, and waits for the drain).
     pub async fn shutdown(&self) {
-        if !self.stopped.swap(true, Ordering::AcqRel) {
-            let _ = self.tx.send(Msg::Stop).await; // fails only if the task is gone
+        self.stopped.store(true, Ordering::Release);
+        if !self.stop_queued.load(Ordering::Acquire) && self.tx.send(Msg::Stop).await.is_ok() {
+            // A second `Stop` from a concurrent call is drained and ignored.
+            self.stop_queued.store(true, Ordering::Release);
         }
-        let task = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(task) = task
-            && let Err(err) = task.await
-        {
-            tracing::error!(error = %err, "offloaded event sink task failed");
-        }
+        // `Err`: the task ended some other way (its runtime shut down).
+        let _ = self.done.clone().wait_for(|done| *done).await;
     }
 
     /// [`shutdown`](Self::shutdown), then the final counters.
@@ -167,7 +195,7 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.counters.dropped(),
             Err(TrySendError::Closed(_)) => {
-                // The task only exits early if the wrapped sink panicked.
+                // The task is gone: its runtime shut down.
                 self.counters.dropped();
             }
         }
@@ -179,7 +207,7 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
 
     /// Waits for the background task to emit everything queued before this
     /// call and to flush the wrapped sink. Returns at once after a shutdown
-    /// or if the task is gone.
+    /// or if the task is gone (its runtime shut down).
     async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {

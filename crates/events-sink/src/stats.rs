@@ -23,13 +23,17 @@ pub struct SinkStats {
     pub dropped: u64,
     /// Emits cut short by a [`Timeout`](crate::Timeout).
     pub timed_out: u64,
+    /// Emits of a wrapped sink that panicked, caught by an
+    /// [`Offload`](crate::Offload)'s background task (which goes on with
+    /// the next event).
+    pub panicked: u64,
 }
 
 impl SinkStats {
-    /// Events lost by accident: `dropped + timed_out` (filtering is deliberate
-    /// and not counted).
+    /// Events lost by accident: `dropped + timed_out + panicked` (filtering
+    /// is deliberate and not counted).
     pub fn lost(&self) -> u64 {
-        self.dropped.saturating_add(self.timed_out)
+        self.dropped.saturating_add(self.timed_out).saturating_add(self.panicked)
     }
 
     /// This sink's own counters with the losses of a wrapped sink added.
@@ -40,6 +44,7 @@ impl SinkStats {
             filtered: self.filtered.saturating_add(inner.filtered),
             dropped: self.dropped.saturating_add(inner.dropped),
             timed_out: self.timed_out.saturating_add(inner.timed_out),
+            panicked: self.panicked.saturating_add(inner.panicked),
         }
     }
 }
@@ -52,6 +57,7 @@ pub(crate) struct Counters {
     filtered: AtomicU64,
     dropped: AtomicU64,
     timed_out: AtomicU64,
+    panicked: AtomicU64,
 }
 
 impl Counters {
@@ -71,12 +77,17 @@ impl Counters {
         self.timed_out.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn panicked(&self) {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> SinkStats {
         SinkStats {
             emitted: self.emitted.load(Ordering::Relaxed),
             filtered: self.filtered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             timed_out: self.timed_out.load(Ordering::Relaxed),
+            panicked: self.panicked.load(Ordering::Relaxed),
         }
     }
 }
@@ -87,11 +98,11 @@ mod tests {
 
     #[test]
     fn with_inner_keeps_own_emitted_and_sums_losses() {
-        let own = SinkStats { emitted: 10, filtered: 1, dropped: 2, timed_out: 3 };
-        let inner = SinkStats { emitted: 7, filtered: 4, dropped: 5, timed_out: 6 };
+        let own = SinkStats { emitted: 10, filtered: 1, dropped: 2, timed_out: 3, panicked: 1 };
+        let inner = SinkStats { emitted: 7, filtered: 4, dropped: 5, timed_out: 6, panicked: 2 };
         let total = own.with_inner(inner);
-        assert_eq!(total, SinkStats { emitted: 10, filtered: 5, dropped: 7, timed_out: 9 });
-        assert_eq!(total.lost(), 16);
+        assert_eq!(total, SinkStats { emitted: 10, filtered: 5, dropped: 7, timed_out: 9, panicked: 3 });
+        assert_eq!(total.lost(), 19);
     }
 
     #[test]
@@ -102,6 +113,7 @@ mod tests {
         c.dropped();
         c.timed_out();
         c.filtered();
-        assert_eq!(c.snapshot(), SinkStats { emitted: 2, filtered: 1, dropped: 1, timed_out: 1 });
+        c.panicked();
+        assert_eq!(c.snapshot(), SinkStats { emitted: 2, filtered: 1, dropped: 1, timed_out: 1, panicked: 1 });
     }
 }

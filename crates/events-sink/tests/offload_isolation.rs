@@ -1,0 +1,70 @@
+//! An `Offload` keeps its promises when what surrounds it misbehaves: a
+//! wrapped sink that panics is counted in `panicked` and gets the next
+//! event (the events queued behind the panic are delivered, not lost
+//! uncounted), and a `shutdown` cancelled at any await is finished by the
+//! next call instead of leaving later ones waiting forever.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events_sink::{EventSink, Offload};
+use parking_lot::Mutex;
+use support::Gate;
+
+/// Panics on 0, records everything else.
+#[derive(Default)]
+struct PanicsOnZero(Mutex<Vec<u64>>);
+
+#[async_trait]
+impl EventSink<u64> for PanicsOnZero {
+    async fn emit(&self, event: &u64) {
+        assert_ne!(*event, 0, "the sink panicked");
+        self.0.lock().push(*event);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_sink_is_counted_and_gets_the_events_queued_behind_it() {
+    let sink = Arc::new(PanicsOnZero::default());
+    let offload = Offload::new_shared(sink.clone(), 8);
+    // All queued before the task runs: the panic on 0 is followed by 1..=3.
+    for n in 0..4 {
+        offload.emit(&n).await;
+    }
+    offload.flush().await;
+    assert_eq!(*sink.0.lock(), [1, 2, 3]);
+    offload.emit(&4).await;
+    let stats = offload.close().await;
+    assert_eq!(*sink.0.lock(), [1, 2, 3, 4], "it keeps receiving later events");
+    assert_eq!((stats.emitted, stats.panicked, stats.dropped), (5, 1, 0));
+    assert_eq!(stats.lost(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_shutdown_is_finished_by_the_next_call() {
+    // Cancelled while queueing its stop (the queue is full).
+    let gate = Gate::closed();
+    let offload = Offload::new_shared(gate.clone(), 1);
+    offload.emit(&1u64).await;
+    gate.entered.notified().await; // the task holds 1 at the gate
+    offload.emit(&2u64).await; // fills the queue
+    assert!(tokio::time::timeout(Duration::from_millis(20), offload.shutdown()).await.is_err());
+    gate.open();
+    let stats = tokio::time::timeout(Duration::from_secs(10), offload.close()).await.expect("close hung");
+    assert_eq!(gate.passed(), [1, 2]);
+    assert_eq!((stats.emitted, stats.dropped), (2, 0));
+
+    // Cancelled while waiting for the drain: the next call still waits for it.
+    let gate = Gate::closed();
+    let offload = Offload::new_shared(gate.clone(), 4);
+    for n in 1..=3u64 {
+        offload.emit(&n).await;
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(20), offload.shutdown()).await.is_err());
+    gate.open();
+    tokio::time::timeout(Duration::from_secs(10), offload.shutdown()).await.expect("shutdown hung");
+    assert_eq!(gate.passed(), [1, 2, 3], "the second shutdown returned only after the drain");
+}
