@@ -69,17 +69,22 @@ pub(crate) struct ReplicateArgs {
     connect_timeout: Duration,
 }
 
-/// Parses `250ms`, `5s` or `2m`.
+/// Parses `250ms`, `5s` or `2m`: above zero (a zero interval would panic
+/// the ticker after the start line, a zero timeout or window means nothing).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| format!("expected a duration like 500ms, 5s or 2m, got {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("unknown unit in {s:?}: use ms, s or m")),
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(|| format!("{s:?} is too long"))?),
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s or m")),
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?}: a duration must be above zero"));
     }
+    Ok(d)
 }
 
 /// Why the replication loop ended.
@@ -351,5 +356,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("soon").is_err());
+        for zero in ["0s", "0ms", "0m"] {
+            assert!(parse_duration(zero).unwrap_err().contains("above zero"), "{zero}");
+        }
+        assert!(parse_duration(&format!("{}m", u64::MAX)).unwrap_err().contains("too long"));
     }
 }
