@@ -27,8 +27,10 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 /// subscriber stops gating `emit` at once), then **one** `Err` with the reason
 /// ([`Closed::TooSlow`](crate::Closed::TooSlow) or
 /// [`Closed::Lagging`](crate::Closed::Lagging)), then `None`. Its stream is therefore a
-/// gap-free prefix of the emitted events followed by an explicit close; events emitted after
-/// the disconnect are not delivered to it. Each disconnect counts once in
+/// gap-free prefix of the emitted events followed by an explicit close. Events emitted after
+/// the disconnect are not delivered to it, except when it was disconnected in the middle of
+/// a read: its release then waits for the read to end and copies what was emitted until then
+/// (still a gap-free prefix). Each disconnect counts once in
 /// [`FanoutStats::disconnected_slow`].
 ///
 /// # Timing

@@ -64,9 +64,10 @@ impl<T> fmt::Debug for TryEmitError<T> {
 }
 
 /// Why a subscriber was closed before the fan-out ended. Yielded once, right after the last
-/// event that had been emitted for it before the disconnect; then the stream ends. Events
-/// emitted after the disconnect are not delivered to it: it must resynchronise (from a journal,
-/// a snapshot, a fresh subscription).
+/// event it is owed; then the stream ends. What it is owed is every event emitted before the
+/// disconnect (and, when the disconnect came in the middle of one of its reads, those emitted
+/// until that read ended): always a gap-free prefix. It must then resynchronise (from a
+/// journal, a snapshot, a fresh subscription).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Closed {

@@ -12,6 +12,7 @@
 
 use std::{
     collections::VecDeque,
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::{
         Arc,
@@ -138,9 +139,11 @@ impl<T: Clone + Send + Sync> Subscriber<T> {
             // our slots under us (the evict handshake in `ring.rs`).
             self.cursor.reading.store(true, SeqCst);
             if !self.cursor.evict.load(SeqCst) {
-                let out = self.take_or_park(cx);
+                // The read ends even when the event's `clone` panics: a cursor left
+                // `reading` could never be released by the producer's eviction.
+                let out = std::panic::catch_unwind(AssertUnwindSafe(|| self.take_or_park(cx)));
                 self.shared.end_read(&self.cursor);
-                return out;
+                return out.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             }
             // Disconnected. `end_read` releases the cursor if the producer could not (we were
             // inside a read); either way the backlog is complete once it returns, since the

@@ -156,3 +156,27 @@ fn a_clone_that_panics_leaves_the_event_to_be_taken_again() {
     assert!(caught.is_err());
     assert_eq!(sub.try_recv(), Ok(Fragile(1)), "not skipped");
 }
+
+/// Under a disconnecting policy a read marks the subscriber `reading`, which
+/// stops the producer from releasing it; a clone that panics inside the read
+/// must end it too, or the slow subscriber it keeps (still registered, never
+/// polled again) would hold the producer for good.
+#[tokio::test(flavor = "current_thread")]
+async fn a_clone_that_panics_inside_a_read_still_lets_the_disconnect_policy_free_the_producer() {
+    let fanout =
+        Fanout::builder().capacity(1).overflow(Overflow::Disconnect { after: Duration::from_millis(10) }).build();
+    let mut sub = fanout.subscribe();
+    fanout.try_emit(Fragile(1)).unwrap();
+    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sub.try_recv()));
+    FAIL.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(caught.is_err());
+    // `sub` stays alive and is never polled again: the policy must close it.
+    tokio::time::timeout(Duration::from_secs(5), fanout.emit(Fragile(2)))
+        .await
+        .expect("the producer waits for ever")
+        .unwrap();
+    assert_eq!(fanout.stats().disconnected_slow, 1);
+    assert_eq!(fanout.subscriber_count(), 0, "released");
+    drop(sub);
+}
