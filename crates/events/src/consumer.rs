@@ -172,7 +172,12 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// the journal the consumer's latest [`stream`](Self::stream) reads (the
     /// journal's current epoch before any stream yielded): so a directory
     /// recreated between an event and its commit never stamps an old seq
-    /// with the new journal's epoch. Persisted when [`ConsumerOptions`] says so (the write
+    /// with the new journal's epoch. That epoch moves when the stream yields
+    /// its `Reset { EpochMismatch }`: commit the old journal's events before
+    /// polling the stream past that reset (a consumer that buffers items, say
+    /// with `ready_chunks`, must not commit an event that came before a reset
+    /// it has already taken from the stream, or the old seq is stamped with
+    /// the new epoch). Persisted when [`ConsumerOptions`] says so (the write
     /// and its fdatasync run on tokio's blocking pool); otherwise kept in
     /// memory until a later commit or [`flush`](Self::flush). A `seq` at or
     /// below the committed one is ignored: progress never moves back.
