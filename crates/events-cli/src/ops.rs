@@ -39,7 +39,8 @@ pub(crate) struct DumpArgs {
 pub(crate) struct TailArgs {
     /// The journal directory.
     dir: PathBuf,
-    /// Print records after this seq (exclusive). Default: only new records.
+    /// Print records after this seq (exclusive; 0: everything retained, with no reset for
+    /// what retention removed). Default: only new records.
     #[arg(long)]
     from: Option<u64>,
     /// Keep waiting for new records instead of exiting at the end.
@@ -160,6 +161,10 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     require_dir(&args.dir)?;
     let reader = Reader::open(&args.dir)?;
     let cursor = match args.from {
+        // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
+        // and `GET /stream?since=0` do: no `expired` reset for what retention
+        // removed before the command started.
+        Some(0) => reader.first_seq()?.saturating_sub(1),
         Some(from) => from,
         None => reader.last_seq()?,
     };

@@ -93,11 +93,18 @@ fn tail_prints_an_expired_cursor_as_a_reset_and_goes_on_with_the_earliest() {
         journal.append(n, n.to_le_bytes()).unwrap();
     }
     journal.close().unwrap();
-    let out = events().args(["tail", "--from", "0", "--json"]).arg(&dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(json).collect();
+    let tail = |from: &str| -> Vec<serde_json::Value> {
+        let out = events().args(["tail", "--from", from, "--json"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(json).collect()
+    };
+    let lines = tail("1");
     let earliest = lines[0]["earliest"].as_u64().expect("a reset line first");
     assert_eq!(lines[0]["reset"], "expired");
-    assert!(earliest > 1);
+    assert!(earliest > 2);
     assert_eq!(lines[1]["seq"].as_u64(), Some(earliest), "the output goes on with the earliest retained record");
+    // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)` does: no reset.
+    let all = tail("0");
+    assert_eq!(all[0]["seq"].as_u64(), Some(earliest), "{:?}", all[0]);
+    assert_eq!(all.len(), lines.len() - 1);
 }
