@@ -118,9 +118,8 @@ pub enum Error {
     #[error("ephemeral events are never journaled; use record() or a session")]
     Ephemeral,
     /// The event type's own code panicked on this event while the writer
-    /// handled it (`during`: `Event::stream_id`, `Serialize`, or `Clone` for
-    /// the answer to a retried append). The event is refused alone, nothing
-    /// of it is journaled, and the feed goes on.
+    /// handled it (`during`: `Event::stream_id` or `Serialize`). The event
+    /// is refused alone, nothing of it is journaled, and the feed goes on.
     #[error("the event's {during} panicked ({message}); the event was refused alone")]
     EventPanicked {
         /// Which of the event type's functions panicked.

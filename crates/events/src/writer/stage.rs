@@ -5,7 +5,7 @@
 //! Invariants: a check and the seq allocation it guards are one step of the
 //! writer thread, and they count every event in flight (staged, or written
 //! and waiting for its fdatasync). The event type's own code that runs here
-//! (`Event::stream_id`, `Serialize`, `Clone`) is isolated: a panic in it
+//! (`Event::stream_id`, `Serialize`; nothing here clones an event) is isolated: a panic in it
 //! refuses that event alone ([`Error::EventPanicked`], a counted drop for
 //! `record`), leaves nothing of it in the buffer, and the thread goes on.
 
@@ -75,7 +75,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
     pub(super) fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
         let Some((stream, ack)) = self.stream_of(stream, &event, ack) else { return };
         // Only appends carry conditions (`Inbox::append_with`).
-        let Some(ack) = self.check(&stream, &event, ack, &when) else { return };
+        let Some((ack, event)) = self.check(&stream, event, ack, &when) else { return };
         let id = when.id;
         let start = self.buf.len();
         let (codec, buf) = (&self.codec, &mut self.buf);
@@ -126,12 +126,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
     pub(super) fn check(
         &mut self,
         stream: &Option<StreamId>,
-        event: &E,
+        event: E,
         ack: Option<Ack<E>>,
         when: &Conditions,
-    ) -> Option<Option<Ack<E>>> {
+    ) -> Option<(Option<Ack<E>>, E)> {
         if when.id.is_none() && when.expected == Expected::Any {
-            return Some(ack);
+            return Some((ack, event));
         }
         let ack = ack?;
         // A retry of an append that succeeded is answered as that append
@@ -143,13 +143,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     return None;
                 }
                 Some(Earlier::Journaled { seq, ts }) => {
-                    let event = match isolated("Clone", || event.clone()) {
-                        Ok(event) => event,
-                        Err(e) => {
-                            self.refuse(Some(ack), e);
-                            return None;
-                        }
-                    };
+                    // The retry's own event (equal to the one journaled, by
+                    // the id's contract) answers it: no clone.
                     let env = Envelope {
                         seq: Seq::new(seq),
                         ts: Timestamp(ts),
@@ -187,6 +182,6 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 }
             }
         }
-        Some(Some(ack))
+        Some((Some(ack), event))
     }
 }
