@@ -85,6 +85,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
             acc.filtered += s.filtered;
             acc.dropped += s.dropped;
             acc.timed_out += s.timed_out;
+            acc.panicked += s.panicked;
             acc
         })
     }
@@ -93,10 +94,10 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     pub(crate) fn reports(&self) -> Vec<SinkReport> {
         self.sinks
             .iter()
-            .map(|s| SinkReport {
-                name: s.name.clone(),
-                panics: s.panics.load(Ordering::Relaxed),
-                stats: s.sink.stats(),
+            .map(|s| {
+                let stats = s.sink.stats();
+                // Caught here, or by an `Offload` inside the sink on its own task.
+                SinkReport { name: s.name.clone(), panics: s.panics.load(Ordering::Relaxed) + stats.panicked, stats }
             })
             .collect()
     }

@@ -73,8 +73,9 @@ pub struct SinkReport {
     /// The name given with [`FeedBuilder::named_sink`](crate::FeedBuilder::named_sink)
     /// (`sink-<n>` for an unnamed one, counting from 0).
     pub name: String,
-    /// Calls of this sink that panicked. A sink that panicked keeps being
-    /// called with later events: one bad event must not silence it.
+    /// Calls of this sink that panicked, caught by the feed or by an
+    /// `Offload` inside the sink (`stats.panicked`). A sink that panicked
+    /// keeps being called with later events: one bad event must not silence it.
     pub panics: u64,
     /// The counters the sink reports itself (`EventSink::stats`).
     pub stats: events_sink::SinkStats,

@@ -93,9 +93,12 @@ async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
     let dir = tempfile::tempdir().unwrap();
     let panicky = Arc::new(Panicky { calls: AtomicU64::new(0) });
     let counting = Arc::new(Counting { seen: AtomicU64::new(0) });
+    // The same sink behind an `Offload`: it panics on the offload's task.
+    let offloaded = Arc::new(Panicky { calls: AtomicU64::new(0) });
     let feed: Feed<Ev> = Feed::builder(dir.path())
         .named_sink("panicky", Arc::clone(&panicky))
         .sink(Arc::clone(&counting))
+        .named_sink("offloaded", events::layers::sink::Offload::new_shared(offloaded.clone(), 64))
         .open()
         .await
         .unwrap();
@@ -111,11 +114,13 @@ async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
     .await
     .expect("the healthy sink stopped receiving events after the other one panicked");
     assert_eq!(panicky.calls.load(Ordering::SeqCst), 20, "the panicking sink was not called again");
+    eventually("the offloaded sink saw every event", || offloaded.calls.load(Ordering::SeqCst) == 20).await;
     let stats = feed.stats();
-    assert_eq!(stats.sink_panics, 10);
-    assert_eq!(stats.sinks.len(), 2);
+    assert_eq!(stats.sink_panics, 20, "the offload's panics count too");
+    assert_eq!(stats.sinks.len(), 3);
     assert_eq!((stats.sinks[0].name.as_str(), stats.sinks[0].panics), ("panicky", 10));
     assert_eq!((stats.sinks[1].name.as_str(), stats.sinks[1].panics), ("sink-1", 0));
+    assert_eq!((stats.sinks[2].name.as_str(), stats.sinks[2].panics), ("offloaded", 10));
     assert!(stats.healthy);
     feed.close().await.unwrap();
 }
