@@ -155,10 +155,16 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
         }
         // Another process may be writing this journal: wiping it would lose
         // what it acknowledged, and its next segment would land in ours.
-        if journal::Reader::open(dir).ok().and_then(|r| r.writer_running()) == Some(true) {
-            return Err(Failure::Error(
-                format!("{} is in use: a running writer holds its LOCK; refusing to wipe it", dir.display()).into(),
-            ));
+        match journal::Reader::open(dir).ok().and_then(|r| r.writer_running()) {
+            Some(false) => {}
+            held => {
+                let why = if held == Some(true) {
+                    "is in use: a running writer holds its LOCK"
+                } else {
+                    "may be in use (cannot test its LOCK)"
+                };
+                return Err(Failure::Error(format!("{} {why}; refusing to wipe it", dir.display()).into()));
+            }
         }
         std::fs::remove_dir_all(dir)?;
     }
