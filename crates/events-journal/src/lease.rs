@@ -158,12 +158,13 @@ impl Leaser {
     /// `previous`, without writing: [`begin`](Self::begin) does.
     pub(crate) fn open(io: &Io, dir: &Path, previous: Option<Lease>) -> Result<Leaser, JournalError> {
         let path = dir.join(LEASE_FILE);
-        let existed = path.exists();
         let file = io
             .op(Step::Lease, || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path))
             .map_err(|e| JournalError::io("open lease", &path, e))?;
-        if !existed {
-            // The name must be as durable as the first lease written in it.
+        if previous.is_none() {
+            // The name must be as durable as the first lease written in it:
+            // also when an earlier open created the file and crashed (or
+            // failed) before this fsync.
             io.sync_dir(dir).map_err(|e| JournalError::io("fsync directory", dir, e))?;
         }
         // Until `begin`, the previous record (or nothing: generation 0 goes first).

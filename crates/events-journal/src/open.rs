@@ -166,8 +166,8 @@ impl Journal {
         };
         if journal.opts.sync == SyncPolicy::Always && journal.active_len > HEADER_LEN as u64 {
             // Records a killed writer wrote but never synced survive in the
-            // page cache, and recovery keeps them: under `Always` nothing
-            // is handed out unsynced, these included.
+            // page cache, and recovery keeps them: under `Always` this
+            // writer hands out none of them unsynced (its lease says so).
             journal.sync_active(Step::Sync)?;
         }
         if let Some(upto) = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq)) {

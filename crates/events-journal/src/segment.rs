@@ -173,7 +173,7 @@ pub(crate) fn parse_sidecar_name(name: &OsStr) -> Option<u64> {
 
 /// Lists the segments of `dir`. Sidecars and segments retention renamed are
 /// listed apart, silently. Other entries (except `LOCK`, `WATERMARK`,
-/// `PRUNED` and `consumers`) are collected
+/// `LEASE`, `PRUNED` and `consumers`) are collected
 /// in `ignored` and, when `warn` is set, logged with a `tracing` warning.
 pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     let mut listing = Listing::default();

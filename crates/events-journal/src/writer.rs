@@ -319,9 +319,7 @@ impl Journal {
     /// every record no earlier `fdatasync` acknowledged under `Always`.
     pub fn close(mut self) -> Result<(), JournalError> {
         self.closed = true;
-        if let Some(mut bg) = self.background.take() {
-            bg.stop();
-        }
+        self.stop_background();
         if let Some(sealer) = &mut self.sealer {
             sealer.stop(); // every sealed segment is on disk before the close returns
         }
@@ -339,6 +337,20 @@ impl Journal {
         Ok(())
     }
 
+    /// Stops the `Interval` sync thread; a sync of its that failed poisons
+    /// the writer (after `EIO` the kernel may have marked the pages clean,
+    /// so the final sync would succeed without them being on disk).
+    fn stop_background(&mut self) {
+        if let Some(mut bg) = self.background.take() {
+            bg.stop();
+            if self.failed.is_none()
+                && let Some(cause) = bg.failure()
+            {
+                self.failed = Some(cause);
+            }
+        }
+    }
+
     /// Records the lease closed once everything is synced, so that the next
     /// open skips nothing even after a reboot. A failure is only logged: the
     /// data is durable, and the next open may skip seqs, never reuse them.
@@ -354,9 +366,7 @@ impl Drop for Journal {
         if self.closed {
             return;
         }
-        if let Some(mut bg) = self.background.take() {
-            bg.stop();
-        }
+        self.stop_background();
         if let Some(sealer) = &mut self.sealer {
             sealer.stop();
         }

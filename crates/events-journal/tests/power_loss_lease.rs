@@ -207,3 +207,26 @@ fn under_always_records_a_killed_writer_never_synced_are_synced_before_the_next_
     assert_eq!(report.next_seq, 9, "seqs 6..=8 were handed out: they must have survived");
     assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_failed_background_sync_fails_the_close_and_leaves_the_lease_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let plan = FaultPlan::new();
+    plan.inject(Step::BackgroundSync, 0, Fault::Errno(libc::EIO));
+    let sync = SyncPolicy::Interval(Duration::from_millis(5));
+    let (mut j, _) = Journal::open(dir, options(&plan, sync)).unwrap();
+    append(&mut j, 1, 10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while plan.fired().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the background sync never ran");
+        std::thread::yield_now(); // it runs every 5 ms
+    }
+    let err = j.close().unwrap_err();
+    assert!(matches!(&err, JournalError::Failed { .. }), "{err}");
+    // Not recorded closed: after a reboot the next open skips the lease.
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (_j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
+    assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
+}
