@@ -79,11 +79,14 @@ pub enum Step {
     /// at open, when an append under `Never` or `Interval` goes past it,
     /// and at a clean close.
     Lease,
+    /// A reader's `fdatasync` of a dead writer's newest segment before it
+    /// serves its records ([`Reader::open_with_faults`](crate::Reader::open_with_faults)).
+    ReaderSync,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 21] = [
+    pub const ALL: [Step; 22] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -105,6 +108,7 @@ impl Step {
         Step::Trim,
         Step::TidyUnlink,
         Step::Lease,
+        Step::ReaderSync,
     ];
 }
 

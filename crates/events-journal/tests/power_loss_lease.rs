@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
-use events_journal::{Journal, JournalError, JournalOptions, Reader, Retention, SyncPolicy};
+use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
 use support::{lose_power, payload, segments, ts};
 
 const STEP: u64 = 64;
@@ -178,34 +178,70 @@ fn a_crash_at_any_step_of_the_reopen_after_a_reboot_never_reuses_a_seq() {
     }
 }
 
+/// Cuts every segment back to what either plan's `fdatasync`s covered.
+fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
+    for seg in segments(dir) {
+        let keep = plans.iter().filter_map(|p| p.synced_len(&seg)).max().unwrap_or(0);
+        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        file.set_len(keep.min(file.metadata().unwrap().len())).unwrap();
+    }
+}
+
+/// Under `Always`, a writer killed with seqs 6..=8 written and never synced
+/// (no zeros reserved ahead, so nothing at open cuts, and syncs, the file).
+fn killed_with_unsynced_records(dir: &Path) -> FaultPlan {
+    let plan = FaultPlan::new();
+    for nth in 0..16 {
+        plan.inject(Step::Reserve, nth, Fault::Errno(libc::EIO));
+    }
+    let (mut j, _) = Journal::open(dir, options(&plan, SyncPolicy::Always)).unwrap();
+    append(&mut j, 1, 5);
+    assert_eq!(j.write_batch((6..=8).map(|seq| (ts(seq), payload(seq)))).unwrap(), 6..=8);
+    crash(&plan, j);
+    plan
+}
+
 #[test]
 fn under_always_records_a_killed_writer_never_synced_are_synced_before_the_next_writer_hands_them_out() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let first = FaultPlan::new();
-    for nth in 0..16 {
-        // No zeros reserved ahead, so that nothing at open cuts (and syncs) the segment.
-        first.inject(Step::Reserve, nth, Fault::Errno(libc::EIO));
-    }
-    let (mut j, _) = Journal::open(dir, options(&first, SyncPolicy::Always)).unwrap();
-    append(&mut j, 1, 5);
-    assert_eq!(j.write_batch((6..=8).map(|seq| (ts(seq), payload(seq)))).unwrap(), 6..=8);
-    crash(&first, j); // killed before any fdatasync covered 6..=8
-
+    let first = killed_with_unsynced_records(dir);
     let second = FaultPlan::new();
     let (j, report) = Journal::open(dir, options(&second, SyncPolicy::Always)).unwrap();
     assert_eq!(report.next_seq, 9, "recovery keeps what the page cache holds");
     assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>(), "handed out to a reader");
     crash(&second, j);
-    // A power loss keeps what either writer synced.
-    for seg in segments(dir) {
-        let keep = first.synced_len(&seg).max(second.synced_len(&seg)).unwrap_or(0);
-        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-        file.set_len(keep.min(file.metadata().unwrap().len())).unwrap();
-    }
+    lose_power_after(dir, &[&first, &second]);
     let (_j, report) = Journal::open(dir, options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
     assert_eq!(report.next_seq, 9, "seqs 6..=8 were handed out: they must have survived");
     assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_reader_of_a_dead_writer_syncs_what_it_serves_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let first = killed_with_unsynced_records(dir);
+    // No writer runs: the reader serves what recovery will keep.
+    let reading = FaultPlan::new();
+    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
+    let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "handed out");
+    assert!(reading.count(Step::ReaderSync) >= 1);
+    lose_power_after(dir, &[&first, &reading]);
+    let (_j, report) = Journal::open(dir, options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
+    assert_eq!(report.next_seq, 9, "seqs 6..=8 were handed out: they must have survived");
+
+    // A sync that fails is the read's error, not a silent serve.
+    let tmp = tempfile::tempdir().unwrap();
+    killed_with_unsynced_records(tmp.path());
+    let failing = FaultPlan::new();
+    failing.inject(Step::ReaderSync, 0, Fault::Errno(libc::EIO));
+    let reader = Reader::open_with_faults(tmp.path(), failing).unwrap();
+    let err = reader.read_since(0).map(drop).expect_err("the failed sync is reported");
+    assert!(matches!(&err, ReadError::Journal(JournalError::Io { op: "fdatasync segment", .. })), "{err:?}");
+    let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "the next call syncs and serves");
 }
 
 #[test]
