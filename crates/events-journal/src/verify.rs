@@ -1,10 +1,12 @@
 //! `verify(dir)`: a read-only full scan of every segment that lists every
 //! problem (segment, offset, seq, what) instead of stopping at the first.
 //! It shares the frame walk of `recovery.rs` and takes no lock, so it can run
-//! beside a live writer (a frame the writer is in the middle of writing then
-//! shows up as a torn tail; the zeros of the space a writer reserves ahead
-//! of its appends, `reserve.rs`, are counted in
-//! [`VerifyReport::reserved`], not as a problem).
+//! beside a live writer: then it checks what the writer's watermark says is
+//! acknowledged (read before the listing, as readers do), not a frame the
+//! writer is in the middle of writing nor a segment it created since, and a
+//! segment retention took out after the listing is no problem. The zeros of
+//! the space a writer reserves ahead of its appends (`reserve.rs`) are
+//! counted in [`VerifyReport::reserved`], not as a problem.
 //!
 //! Invariants: `verify` never writes to the directory; it reads the newest
 //! segment as a private copy, never a map, because a live writer trims that
@@ -21,6 +23,7 @@ use crate::mapping::Bytes;
 use crate::recovery;
 use crate::scan;
 use crate::segment;
+use crate::watermark::WriterState;
 
 /// "records a..=b are missing": an inclusive range, so one missing record
 /// reads `40001..=40001` and is never mistaken for two.
@@ -56,7 +59,8 @@ pub struct VerifyReport {
     /// Zero bytes after the newest segment's last frame: the space a writer
     /// under `SyncPolicy::Always` reserves ahead of its appends, or what a
     /// crash left of it (the next open cuts it). Not a problem: no frame
-    /// was ever written there.
+    /// was ever written there. 0 beside a live writer, whose newest
+    /// segment is read only up to its watermark.
     pub reserved: u64,
     /// The journal's epoch (from the oldest readable header).
     pub epoch: Option<u64>,
@@ -104,24 +108,42 @@ impl VerifyReport {
 /// segments are reported, not returned as errors.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
     let dir = dir.as_ref();
+    // A live writer's acknowledged end, read before the listing: every
+    // segment it names is listed, unless retention removes it meanwhile.
+    let live = match crate::watermark::read(dir)? {
+        Some(wm) if wm.state == WriterState::Open && crate::lock::is_held(dir) == Some(true) => {
+            Some((wm.segment, wm.offset))
+        }
+        _ => None,
+    };
     let listing = segment::list(dir, false)?;
     let mut report = VerifyReport { ignored: listing.ignored, ..VerifyReport::default() };
     let count = listing.segments.len();
     let mut next_expected: Option<u64> = None;
     let mut problems = Vec::new();
     for (i, seg) in listing.segments.iter().enumerate() {
-        let newest = i + 1 == count;
-        report.segments += 1;
+        if live.is_some_and(|(active, _)| seg.first_seq > active) {
+            break; // created by the live writer after its watermark: nothing acknowledged yet
+        }
+        let bound = live.filter(|&(active, _)| active == seg.first_seq).map(|(_, offset)| offset);
+        let newest = i + 1 == count || bound.is_some();
         let mut problem = |offset: u64, seq: Option<u64>, what: String| {
             problems.push(Problem { path: seg.path.clone(), offset, seq, what });
         };
-        let map = match image(&seg.path, newest) {
+        let map = match image(&seg.path, newest, bound) {
             Ok(m) => m,
+            Err(e) if live.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+                // The live writer's retention took it out after the listing.
+                next_expected = None;
+                continue;
+            }
             Err(e) => {
+                report.segments += 1;
                 problem(0, None, format!("cannot read: {e}"));
                 continue;
             }
         };
+        report.segments += 1;
         report.bytes += map.len() as u64;
         let (header, read) = match segment::check_header(seg, &map) {
             Ok(Some(h)) => (h, true),
@@ -237,10 +259,14 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
 
 /// A segment's bytes: a map of a sealed segment, which never changes; a
 /// private copy of the newest, which a live writer may trim (a map of it
-/// would fault past the new end).
-fn image(path: &Path, newest: bool) -> std::io::Result<Bytes> {
+/// would fault past the new end), no longer than `bound` (a live writer's
+/// acknowledged end in it).
+fn image(path: &Path, newest: bool, bound: Option<u64>) -> std::io::Result<Bytes> {
     if newest {
-        return std::fs::read(path).map(|bytes| Bytes::Copy(bytes.into_boxed_slice()));
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        File::open(path)?.take(bound.unwrap_or(u64::MAX)).read_to_end(&mut bytes)?;
+        return Ok(Bytes::Copy(bytes.into_boxed_slice()));
     }
     let file = File::open(path)?;
     // SAFETY: read-only map of a sealed segment, which no writer changes.
