@@ -119,7 +119,8 @@ impl AppendOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Appended {
     /// The event's seq: for a duplicate, the seq of the append that
-    /// journaled the id first. It is also the stream's new version.
+    /// journaled the id first. For a new append it is also the stream's new
+    /// version (a duplicate's stream may have moved on since).
     pub seq: Seq,
     /// `true` when an earlier append carried the same event id within the
     /// dedupe window: nothing was journaled this time.
@@ -130,7 +131,10 @@ pub struct Appended {
 /// idempotent appends ([`FeedBuilder::dedupe`](crate::FeedBuilder::dedupe)).
 /// An id is remembered while it is younger than `age` *and* among the
 /// newest `ids` ids; the window is rebuilt from the journal when the feed
-/// opens, so it survives a restart or a crash.
+/// opens, so it survives a restart or a crash, for the ids in segments
+/// retention still keeps: size retention so that the window's age of
+/// appends fits in it, or a retry after a restart may journal again an id
+/// whose segment was removed.
 ///
 /// The default, 2 minutes and 100,000 ids (as JetStream's default
 /// duplicate window), costs at most about 100,000 × (id length + 64)
