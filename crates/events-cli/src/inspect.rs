@@ -5,8 +5,9 @@
 //! sorted as the journal's own listing sorts them (`entry_kind`): sidecar
 //! indexes are counted, segments retention renamed out and has not
 //! unlinked yet are listed as `removed`, anything else as `ignored`. It reads headers, file
-//! names and checkpoint files only (never scans frames, so it is instant on
-//! any journal) and never takes the lock: the holder is found in
+//! names and checkpoint files, and the newest segment's frames only to name
+//! the last seq when no writer runs (a dead writer's segment ends where its
+//! last valid frame does), and never takes the lock: the holder is found in
 //! `/proc/locks`. Its neighbour `ops.rs` holds the other read-only
 //! commands and the directory checks it shares: a directory without a
 //! segment is refused, not shown as an empty journal. Lines go out through
@@ -65,7 +66,13 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
     let mut out = Out::new();
     outln!(out, "journal    {}", dir.display())?;
     outln!(out, "epoch      {}", epoch.map_or_else(|| "(no readable segment)".into(), |e| format!("{e:016x}")))?;
-    outln!(out, "format     version {FORMAT_VERSION}")?;
+    // The version the headers carry is not the binary's when none decodes.
+    let unreadable = segments.iter().filter(|s| s.header.is_err()).count();
+    match unreadable {
+        0 => outln!(out, "format     version {FORMAT_VERSION}")?,
+        n if n == segments.len() => outln!(out, "format     unknown: no segment header is readable (see below)")?,
+        n => outln!(out, "format     version {FORMAT_VERSION} ({n} segment headers unreadable, see below)")?,
+    }
     outln!(out, "codec tag  {}", codec.map_or_else(|| "-".into(), |c| format!("{c} ({})", codec_name(c))))?;
     outln!(out, "lock       {}", lock_holder(&dir.join("LOCK")))?;
     let total: u64 = segments.iter().map(|s| s.bytes).sum();

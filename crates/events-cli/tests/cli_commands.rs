@@ -221,6 +221,16 @@ fn inspect_and_dump() {
     let out = events().args(["dump", "--from", "100000"]).arg(&dir).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("past the latest seq 600"), "{}", text(&out.stderr));
+
+    // A journal of another format version: inspect does not claim its own.
+    for seg in events_testkit::fs::segments(&dir) {
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+        std::fs::write(&seg, bytes).unwrap();
+    }
+    let stdout = text(&run(&["inspect"], &dir).stdout);
+    assert!(stdout.contains("format     unknown: no segment header is readable"), "{stdout}");
+    assert!(!stdout.contains("version 1"), "{stdout}");
 }
 
 #[test]
