@@ -6,7 +6,9 @@
 //! shows the page a salvaged journal (a `gap` reset: one row, and the table
 //! goes on after the hole with no false gap) and then the journal directory
 //! recreated under the server (an `epoch_mismatch` reset: the table starts
-//! again with the new journal's first event, in the new epoch).
+//! again with the new journal's first event, in the new epoch). A third
+//! shows an event the server cannot decode: one error row, and the page
+//! stops instead of reconnecting into the same error for ever.
 //!
 //! Invariant: every process this test starts is killed when it ends, pass or
 //! fail (the guards of `browser/mod.rs`), and every wait has a deadline.
@@ -218,4 +220,31 @@ async fn the_viewer_shows_every_appended_event_in_order() {
     assert!(page["received"].as_u64().unwrap() >= seqs.len() as u64, "{page}");
     assert_eq!(page["state"], "live", "{page}");
     assert!(page["kinds"].as_array().unwrap().iter().all(|k| k == "CrashProbe"), "{}", page["kinds"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_stops_at_a_server_error_instead_of_reconnecting_into_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    // A journal whose records are not events of any codec: the server's
+    // stream fails at the first one (`event: error`, then the response ends).
+    let (mut journal, _) = events::layers::journal::Journal::open(&dir, Default::default()).unwrap();
+    journal.append(1, b"\xff\xfe not an encoded event").unwrap();
+    journal.close().unwrap();
+
+    let (_server, url) = serve(&dir);
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    browser.goto(&format!("{url}?since=0")).await;
+    let errors = r##"document.querySelectorAll("#rows tr.error").length"##;
+    browser.run_async(&wait_script(&format!("{errors} >= 1"))).await;
+    // A browser reconnects about every 3 s: give it two chances to.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let page = browser
+        .run_async(&format!(
+            "arguments[arguments.length - 1]({{ errors: {errors}, state: document.getElementById(\"state\").dataset.state }})"
+        ))
+        .await;
+    browser.quit().await;
+    assert_eq!(page["errors"], 1, "one error row, no reconnect into the same error: {page}");
+    assert_eq!(page["state"], "closed", "{page}");
 }
