@@ -6,8 +6,11 @@
 //! Neighbours: `main.rs` registers the subcommand; `ops::require_journal`
 //! refuses a directory without a journal; everything about what is sent,
 //! exactly-once and resuming lives in `events-nats` (see its crate docs and
-//! `docs/DEPLOYING.md`). Invariant: the command never writes to the journal
-//! and takes no lock; what it reports as replicated is what JetStream
+//! `docs/DEPLOYING.md`). Invariant: the command never writes a segment,
+//! takes no lock, and writes only its durable consumer checkpoint
+//! (`consumers/replicator.<subject>`, which pins retention and shows its lag
+//! in `events consumers`; `--no-register` for a read-only journal or a
+//! trial run); what it reports as replicated is what JetStream
 //! acknowledged, so the "stopped after seq N" line it prints on SIGINT or
 //! SIGTERM (after the publishes in flight are acknowledged) is exactly where
 //! the next run resumes. It fails fast (exit 2, one line) when no server
@@ -54,6 +57,12 @@ pub(crate) struct ReplicateArgs {
     /// One JSON object per line on stdout (started, progress every interval, stopped).
     #[arg(long)]
     json: bool,
+    /// Do not register the replicator as a durable consumer of the journal. By default it
+    /// writes `consumers/replicator.<subject>` in the journal directory, which keeps
+    /// retention from removing what it has not replicated and outlives the command
+    /// (`events consumers --delete` removes it); use this for a read-only journal or a trial.
+    #[arg(long)]
+    no_register: bool,
     /// How often progress is shown.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
@@ -139,6 +148,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     .duplicate_window(args.duplicate_window);
     let replicator = Replicator::builder(&args.dir, js, spec)
         .window(args.window)
+        .register_consumer(!args.no_register)
         .start()
         .await
         .map_err(|e| Failure::Error(start_error(&args.stream, e).into()))?;

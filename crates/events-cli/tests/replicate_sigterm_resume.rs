@@ -79,7 +79,9 @@ async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
     let first_half = demo_journal(&dir);
     assert_eq!(first_half, 30_000);
 
-    let (run, started) = Replicate::start(&dir, &server.url(), "DEMO", &[]);
+    // The first run registers nothing in the journal directory; the second does.
+    let checkpoint = dir.join(events::layers::journal::CONSUMERS_DIR).join("replicator.events");
+    let (run, started) = Replicate::start(&dir, &server.url(), "DEMO", &["--no-register"]);
     assert_eq!((started["after"].as_u64(), started["subject"].as_str()), (Some(0), Some("events")), "{started}");
     let epoch = Reader::open(&dir).unwrap().epoch().unwrap();
     assert_eq!(started["epoch"].as_u64(), Some(epoch));
@@ -93,6 +95,7 @@ async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
     assert!(stopped_at > 0);
     assert_eq!(last_in_stream(&js, "DEMO", "events").await, stopped_at, "it stopped exactly where it says");
 
+    assert!(!checkpoint.exists(), "--no-register wrote {}", checkpoint.display());
     let total = grow(&dir, 10_000);
     let (mut run, started) = Replicate::start(&dir, &server.url(), "DEMO", &[]);
     assert_eq!(started["after"].as_u64(), Some(stopped_at), "the second run resumes after the first: {started}");
@@ -103,6 +106,7 @@ async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
     assert_eq!(stopped["replicated"].as_u64(), Some(total));
     assert_eq!(stopped["duplicates"].as_u64(), Some(0), "nothing was sent twice: {stopped}");
     verify_stream(&js, "DEMO", &dir, total).await;
+    assert!(checkpoint.is_file(), "the default run registers its checkpoint");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
