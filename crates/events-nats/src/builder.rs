@@ -220,6 +220,7 @@ impl ReplicatorBuilder {
             waiting_ahead: false,
             stopping: false,
             stall_backoff: FIRST_BACKOFF,
+            stream_created: None,
         };
         let position = task.resync().await?;
         task.progress.send_replace(position.seq);

@@ -138,6 +138,9 @@ pub(crate) struct Task {
     /// The pause before the next read after a [`Stop::Local`]; back to
     /// [`FIRST_BACKOFF`] once a read makes progress.
     pub(crate) stall_backoff: Duration,
+    /// When the stream the last resync read was created (Unix nanos): a
+    /// different value is another stream under the same name.
+    pub(crate) stream_created: Option<i128>,
 }
 
 /// Why [`Task::pump`] returned.
@@ -227,8 +230,17 @@ impl Task {
             .map_err(timed_out("reading stream info"))?
             .map_err(|e| NatsError::js("reading stream info", e))?;
         let mut stream_last = info.state.last_sequence;
+        // Where to go on when none of this journal's messages is left in the
+        // stream: a new stream takes everything from `start_after`; in the
+        // stream this task has been publishing to, the messages it had
+        // acknowledged were removed (its limits, a purge) and are not sent
+        // again (a restart does not know: it starts from `start_after`).
+        let created = info.created.unix_timestamp_nanos();
+        let same_stream = self.stream_created.replace(created).is_none_or(|before| before == created);
+        let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
         if info.state.messages == 0 {
-            return Ok(Position { seq: self.start_after, stream_last, in_stream: false });
+            let seq = if stream_last == 0 { self.start_after } else { replicated };
+            return Ok(Position { seq, stream_last, in_stream: false });
         }
         let last = tokio::time::timeout(self.ack_timeout, self.stream.get_last_raw_message_by_subject(&self.subject))
             .await
@@ -237,7 +249,7 @@ impl Task {
             Ok(last) => last,
             // Other feeds' messages only: this one starts on its subject.
             Err(e) if self.shared_stream && e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                return Ok(Position { seq: self.start_after, stream_last: 0, in_stream: false });
+                return Ok(Position { seq: replicated, stream_last: 0, in_stream: false });
             }
             Err(e) => return Err(NatsError::js("reading the stream's last message", e)),
         };

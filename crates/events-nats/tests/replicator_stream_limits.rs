@@ -1,0 +1,50 @@
+//! A shared stream whose messages of one feed are all removed while its
+//! replicator runs (here a purge of its subject; the stream's limits do the
+//! same when the other feeds are busy): the replicator goes on after what it
+//! had acknowledged. It used to take "no message of mine in the stream" for
+//! "never replicated" and start over from seq 1, whose re-sends the dedup
+//! window answered as duplicates, each resetting the subject guard to the
+//! removed message, so the next new record was refused for ever.
+
+mod support;
+
+use std::time::Duration;
+
+use events_nats::{Replicator, StreamSpec};
+use support::{Server, fill, journal, stream_messages, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_whose_messages_were_removed_goes_on_after_what_it_replicated() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = (journal(&tmp.path().join("a")), journal(&tmp.path().join("b")));
+    fill(&mut a, 1, 5);
+    fill(&mut b, 1, 3);
+    let start = |dir: &str, feed: &str| {
+        Replicator::builder(tmp.path().join(dir), js.clone(), StreamSpec::shared("SHARED", "app").feed(feed))
+            .poll_interval(Duration::from_millis(5))
+            .start()
+    };
+    let replicate_a = start("a", "a").await.unwrap();
+    let replicate_b = start("b", "b").await.unwrap();
+    within("a's first records", replicate_a.wait_for(5)).await.unwrap();
+    within("b's records", replicate_b.wait_for(3)).await.unwrap();
+
+    let stream = js.get_stream("SHARED").await.unwrap();
+    stream.purge().filter("app.a").await.unwrap();
+    fill(&mut a, 6, 8);
+    within("a's next records", replicate_a.wait_for(8)).await.unwrap();
+
+    let of_a: Vec<u64> = stream_messages(&js, "SHARED")
+        .await
+        .iter()
+        .filter_map(|m| events_nats::headers::parse_msg_id(m.header("Nats-Msg-Id")?))
+        .filter(|&(epoch, _)| epoch == a.epoch())
+        .map(|(_, seq)| seq)
+        .collect();
+    assert_eq!(of_a, [6, 7, 8], "only the new records, once each");
+    let stats = replicate_a.shutdown().await;
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+    replicate_b.shutdown().await;
+}
