@@ -85,7 +85,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use events::layers::journal::Reader;
+use events::layers::journal::{ReadError, Reader};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -163,12 +163,23 @@ impl Replicator {
         }
     }
 
-    /// The age of the record after `seq`, if the journal still has it (a
-    /// one-off look for the stats, not a read loop: replication reads
-    /// through the task's follower).
+    /// The age of the record after `seq` (a one-off look for the stats, not
+    /// a read loop: replication reads through the task's follower). When the
+    /// journal cannot serve that one (pruned, a gap, damage: replication is
+    /// stuck or lost records), the first record it can serve after it, else
+    /// its newest record: a lower bound of the lag, never 0 while records
+    /// wait.
     fn age_of(&self, seq: u64) -> Duration {
-        let ts =
-            self.shared.reader.read_since(seq).ok().and_then(|mut r| r.next()).and_then(Result::ok).map(|r| r.ts());
+        let reader = &self.shared.reader;
+        let first_after = |cursor: u64| match reader.read_since(cursor) {
+            Ok(mut records) => records.find_map(Result::ok).map(|r| r.ts()),
+            Err(ReadError::Expired { earliest }) => {
+                reader.read_since(earliest - 1).ok()?.find_map(Result::ok).map(|r| r.ts())
+            }
+            Err(_) => None,
+        };
+        let newest = || reader.last_seq().ok().and_then(|last| first_after(last.saturating_sub(1)));
+        let ts = first_after(seq).or_else(newest);
         Duration::from_nanos(ts.map_or(0, |ts| now_nanos().saturating_sub(ts)))
     }
 

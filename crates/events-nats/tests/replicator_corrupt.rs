@@ -46,6 +46,10 @@ async fn corrupt_sealed_frame_backs_off_and_is_reported() {
     assert!((1..=8).contains(&stats.stalls), "bounded attempts: {stats:?}");
     assert!(stats.errors >= stats.stalls && stats.resyncs == 0, "a local error is no resync: {stats:?}");
     assert_eq!((stats.replicated, stats.published, stats.acked, stats.gaps), (119, 119, 119, 0), "{stats:?}");
+    assert!(
+        stats.lag_seqs > 0 && stats.lag > Duration::ZERO,
+        "a stuck replicator shows its lag in time too: {stats:?}"
+    );
     let last_error = stats.last_error.expect("the error is reported");
     let offset = frame_offset(1, 120).to_string();
     assert!(last_error.contains(&sealed.display().to_string()) && last_error.contains(&offset), "{last_error}");
