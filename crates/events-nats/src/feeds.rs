@@ -213,10 +213,12 @@ impl<E: Event, C: Codec> State<E, C> {
                     (key, entry)
                 }
                 None => {
-                    // A feed that joined while reading: from its first message.
+                    // A feed that joined while reading: from its first message,
+                    // taken as it is (as a bare `Seq::ZERO` takes a present
+                    // feed's oldest: no `Expired` reset when it starts above 1).
                     let key: Arc<str> = feed.into();
                     let source = Source::new(self.stream.clone(), &self.name, message.subject.to_string());
-                    let track = Track { cursor: Some(0), epoch: None };
+                    let track = Track::oldest();
                     (Arc::clone(&key), self.feeds.entry(key).or_insert((source, track)))
                 }
             };
