@@ -286,6 +286,34 @@ async fn after_a_writer_restart_a_cursor_inside_a_run_resets() {
     assert!(items.is_empty(), "{items:?}");
 }
 
+/// A writer that emitted only ephemeral events leaves a journal with no
+/// durable event; the next writer's positions in that run repeat the first
+/// one's, so a cursor from the first run is reset, never resumed among the
+/// second run's events.
+#[tokio::test]
+async fn after_a_restart_with_no_durable_event_a_cursor_inside_the_run_resets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || Feed::<Agent>::builder(tmp.path()).live_output(LiveOutput::new()).open();
+    async fn forward(feed: &Feed<Agent>, tokens: [&'static str; 5]) {
+        for t in tokens {
+            feed.inbox().forward(Some("s1".into()), Agent::Token(t.into())).await.unwrap();
+        }
+    }
+    let feed = open().await.unwrap();
+    forward(&feed, ["a", "b", "c", "d", "e"]).await;
+    let epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let feed = open().await.unwrap();
+    assert_eq!(feed.epoch(), epoch);
+    forward(&feed, ["n1", "n2", "n3", "n4", "n5"]).await;
+    feed.append(Some("s1"), Agent::Message("m1".into())).await.unwrap();
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let items = all_from(&reader, cursor_at(Position { seq: Seq::ZERO, index: 3 }, epoch), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    assert_eq!(seen(items[1].clone()).2, Agent::Message("m1".into()), "{items:?}");
+}
+
 /// One stream's removals never reset a reader of another stream: the ring
 /// keeps a floor per stream.
 #[tokio::test]

@@ -97,15 +97,17 @@ impl<E> std::fmt::Debug for Ring<E> {
 impl<E> Ring<E> {
     /// An empty ring for a writer that opened at durable seq `latest`: the
     /// ephemeral events of an earlier process are gone, so every position up
-    /// to the end of `latest`'s run counts as removed.
-    pub(crate) fn new(limits: LiveOutput, latest: u64) -> Self {
+    /// to the end of `latest`'s run counts as removed, unless this open
+    /// `created` the journal (then no earlier process emitted any; a journal
+    /// with no durable event may still have had one that emitted only
+    /// ephemeral events, whose positions this writer's would repeat).
+    pub(crate) fn new(limits: LiveOutput, latest: u64, created: bool) -> Self {
         Ring {
             limits,
             state: Mutex::new(State {
                 entries: BTreeMap::new(),
                 by_stream: HashMap::new(),
-                // A new journal has nothing an earlier process could have emitted after.
-                base_floor: if latest == 0 { Position::default() } else { Position::end_of(latest) },
+                base_floor: if created { Position::default() } else { Position::end_of(latest) },
                 floors: HashMap::new(),
                 any_floor: Position::default(),
             }),
