@@ -240,6 +240,8 @@ impl Task {
         let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
         if info.state.messages == 0 {
             let seq = if stream_last == 0 { self.start_after } else { replicated };
+            // A shared stream guards the subject, which holds no message: 0.
+            let stream_last = if self.shared_stream { 0 } else { stream_last };
             return Ok(Position { seq, stream_last, in_stream: false });
         }
         let last = tokio::time::timeout(self.ack_timeout, self.stream.get_last_raw_message_by_subject(&self.subject))

@@ -1,7 +1,7 @@
 //! A shared stream whose messages of one feed are all removed while its
 //! replicator runs (here a purge of its subject; the stream's limits do the
-//! same when the other feeds are busy): the replicator goes on after what it
-//! had acknowledged. It used to take "no message of mine in the stream" for
+//! same when the other feeds are busy), then every message of the stream:
+//! the replicator goes on after what it had acknowledged. It used to take "no message of mine in the stream" for
 //! "never replicated" and start over from seq 1, whose re-sends the dedup
 //! window answered as duplicates, each resetting the subject guard to the
 //! removed message, so the next new record was refused for ever.
@@ -44,6 +44,14 @@ async fn a_feed_whose_messages_were_removed_goes_on_after_what_it_replicated() {
         .map(|(_, seq)| seq)
         .collect();
     assert_eq!(of_a, [6, 7, 8], "only the new records, once each");
+
+    // Now every feed's messages are gone (a purge; `max_age` on a quiet
+    // system does the same): the stream is empty, its last sequence is not.
+    stream.purge().await.unwrap();
+    fill(&mut a, 9, 10);
+    within("a's records after the stream emptied", replicate_a.wait_for(10)).await.unwrap();
+    let left: Vec<u64> = stream_messages(&js, "SHARED").await.iter().filter_map(|m| m.seq()).collect();
+    assert_eq!(left, [9, 10]);
     let stats = replicate_a.shutdown().await;
     assert_eq!(stats.duplicates, 0, "{stats:?}");
     replicate_b.shutdown().await;
