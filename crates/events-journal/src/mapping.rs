@@ -13,13 +13,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use memmap2::Mmap;
 
 use crate::error::{JournalError, ReadError};
 use crate::format::{self, FrameCheck, HEADER_LEN};
 use crate::scan::{self, Tail};
+use crate::seam::{Io, Step};
 use crate::segment::SegmentFile;
 
 /// The bytes of one segment as a reader sees them: a map of a prefix that
@@ -257,4 +258,43 @@ pub(crate) fn walk(view: &View, hint: Option<(u64, usize)>, target: u64) -> Walk
         }
     }
     Walk::Found(off)
+}
+
+/// The last dead writer's newest segment a reader synced, (inode, length),
+/// and how that went: such a file does not change, so it is synced once, and
+/// a failed sync stays failed (after `EIO` the kernel may mark the pages
+/// clean, and a second `fdatasync` would succeed without them).
+pub(crate) type Synced = Option<(u64, u64, Result<(), String>)>;
+
+/// A dead writer's newest segment may end in records it wrote but never
+/// synced (under `Always`, ones it never acknowledged). They are served,
+/// as recovery will keep them; so they are made durable first, or a
+/// power loss could take seqs a reader handed out and the next writer
+/// would give them to other records. Where the file cannot be synced
+/// (a read-only file system), it is served as it is. Synced once per
+/// (inode, length); a failure is this reader's error for that file
+/// from then on.
+pub(crate) fn sync_dead_writers_tail(io: &Io, synced: &Mutex<Synced>, newest: &SegmentFile) -> Result<(), Retry> {
+    let file = match File::open(&newest.path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Retry::Vanished(JournalError::io("open segment", &newest.path, e)));
+        }
+        Err(e) => return Err(JournalError::io("open segment", &newest.path, e).into()),
+    };
+    let meta = file.metadata().map_err(|e| JournalError::io("stat segment", &newest.path, e))?;
+    let key = (std::os::unix::fs::MetadataExt::ino(&meta), meta.len());
+    let mut synced = synced.lock().unwrap_or_else(PoisonError::into_inner);
+    let outcome = match synced.as_ref() {
+        Some((ino, len, outcome)) if (*ino, *len) == key => outcome.clone(),
+        _ => {
+            let outcome = match io.sync_data(Step::ReaderSync, &file) {
+                Err(e) if !matches!(e.raw_os_error(), Some(libc::EROFS | libc::EINVAL)) => Err(e.to_string()),
+                _ => Ok(()),
+            };
+            *synced = Some((key.0, key.1, outcome.clone()));
+            outcome
+        }
+    };
+    outcome.map_err(|e| JournalError::io("fdatasync segment", &newest.path, std::io::Error::other(e)).into())
 }

@@ -22,15 +22,16 @@
 //! sees every record whose append returned before the call.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{JournalError, ReadError};
 use crate::lock;
-use crate::mapping::{Cached, Extent, Retry, Walk, check_no_overlap, ends_sealed, map_segment, walk};
+use crate::mapping::{
+    Cached, Extent, Retry, Synced, Walk, check_no_overlap, ends_sealed, map_segment, sync_dead_writers_tail, walk,
+};
 use crate::records::{Position, Record, Records};
-use crate::seam::{Io, Step};
+use crate::seam::Io;
 use crate::segment::{self, SegmentFile};
 use crate::sidecar::IndexEntry;
 use crate::watermark::{self, Watermark, WriterState};
@@ -49,6 +50,8 @@ struct Inner {
     /// The I/O seam, for the one write-side call a reader makes: the
     /// `fdatasync` of a dead writer's newest segment before it serves it.
     io: Io,
+    /// The last such segment synced and how that went (`mapping.rs`).
+    synced: Mutex<Synced>,
 }
 
 /// How far one call may read, decided from the watermark and the lock
@@ -91,7 +94,7 @@ impl Reader {
     fn open_io(dir: &Path, io: Io) -> Result<Reader, JournalError> {
         let dir = dir.to_path_buf();
         segment::list(&dir, true)?;
-        Ok(Reader { inner: Arc::new(Inner { dir, cache: Mutex::new(HashMap::new()), io }) })
+        Ok(Reader { inner: Arc::new(Inner { dir, cache: Mutex::new(HashMap::new()), io, synced: Mutex::new(None) }) })
     }
 
     /// The journal directory.
@@ -228,34 +231,12 @@ impl Reader {
             }
             Bound::Crashed => {
                 if let Some(newest) = segs.last() {
-                    self.sync_dead_writers_tail(newest)?;
+                    sync_dead_writers_tail(&self.inner.io, &self.inner.synced, newest)?;
                 }
                 Extent::Copy
             }
         };
         Ok((segs, extent, bound))
-    }
-
-    /// A dead writer's newest segment may end in records it wrote but never
-    /// synced (under `Always`, ones it never acknowledged). They are served,
-    /// as recovery will keep them; so they are made durable first, or a
-    /// power loss could take seqs a reader handed out and the next writer
-    /// would give them to other records. Where the file cannot be synced
-    /// (a read-only file system), it is served as it is.
-    fn sync_dead_writers_tail(&self, newest: &SegmentFile) -> Result<(), Retry> {
-        let file = match File::open(&newest.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Retry::Vanished(JournalError::io("open segment", &newest.path, e)));
-            }
-            Err(e) => return Err(JournalError::io("open segment", &newest.path, e).into()),
-        };
-        match self.inner.io.sync_data(Step::ReaderSync, &file) {
-            Err(e) if !matches!(e.raw_os_error(), Some(libc::EROFS | libc::EINVAL)) => {
-                Err(JournalError::io("fdatasync segment", &newest.path, e).into())
-            }
-            _ => Ok(()),
-        }
     }
 
     fn try_read_since(&self, cursor: u64) -> Result<Records, Retry> {

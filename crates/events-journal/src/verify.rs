@@ -108,15 +108,7 @@ impl VerifyReport {
 /// segments are reported, not returned as errors.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
     let dir = dir.as_ref();
-    // A live writer's acknowledged end, read before the listing: every
-    // segment it names is listed, unless retention removes it meanwhile.
-    let live = match crate::watermark::read(dir)? {
-        Some(wm) if wm.state == WriterState::Open && crate::lock::is_held(dir) == Some(true) => {
-            Some((wm.segment, wm.offset))
-        }
-        _ => None,
-    };
-    let listing = segment::list(dir, false)?;
+    let (live, listing) = live_listing(dir)?;
     let mut report = VerifyReport { ignored: listing.ignored, ..VerifyReport::default() };
     let count = listing.segments.len();
     let mut next_expected: Option<u64> = None;
@@ -255,6 +247,26 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
     }
     report.problems = problems;
     Ok(report)
+}
+
+/// A live writer's acknowledged end (segment, offset), read before the
+/// listing so that the listing holds the segment it names, and the
+/// listing. Looked at again while retention removed that segment in
+/// between; a writer that keeps doing so gets its listing checked whole.
+fn live_listing(dir: &Path) -> Result<(Option<(u64, u64)>, segment::Listing), JournalError> {
+    for _ in 0..8 {
+        let live = match crate::watermark::read(dir)? {
+            Some(wm) if wm.state == WriterState::Open && crate::lock::is_held(dir) == Some(true) => {
+                Some((wm.segment, wm.offset))
+            }
+            _ => None,
+        };
+        let listing = segment::list(dir, false)?;
+        if live.is_none_or(|(active, _)| listing.segments.iter().any(|s| s.first_seq == active)) {
+            return Ok((live, listing));
+        }
+    }
+    Ok((None, segment::list(dir, false)?))
 }
 
 /// A segment's bytes: a map of a sealed segment, which never changes; a

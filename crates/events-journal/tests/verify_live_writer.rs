@@ -38,6 +38,8 @@ fn verify_beside_a_writer_that_rolls_and_prunes_finds_no_problem() {
         assert!(Instant::now() < deadline, "the writer rolled only {} times", rolls.load(Ordering::Relaxed));
         let report = verify(&dir).unwrap();
         assert!(report.is_ok(), "round {round}: {:#?}", report.problems);
+        let rolled = rolls.load(Ordering::Relaxed) > 0;
+        assert!(report.segments > 0 && (report.records > 0 || !rolled), "round {round}: checked nothing: {report:?}");
         round += 1;
     }
     stop.store(true, Ordering::Relaxed);
