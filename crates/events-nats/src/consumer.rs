@@ -190,16 +190,16 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
             let reason = if last_sequence == 0 || source.is_feed() { ResetReason::Ahead } else { ResetReason::Expired };
             FeedItem::Reset { reason, earliest: Seq::ZERO, latest: Seq::ZERO }
         });
-        let track = if reset.is_some() || everything {
-            Track::oldest()
-        } else {
-            Track { cursor: Some(0), epoch: cursor.epoch }
+        let track = match (reset.is_some(), everything) {
+            (true, _) => Track::oldest(),
+            (false, true) => Track::fresh(),
+            (false, false) => Track::after(0, cursor.epoch),
         };
         return Ok(Plan { start: last_sequence.saturating_add(1), track, reset });
     };
     let (earliest, latest) = (ends.earliest(), ends.latest());
     if everything {
-        return Ok(Plan { start: ends.first_sequence, track: Track::oldest(), reset: None });
+        return Ok(Plan { start: ends.first_sequence, track: Track::fresh(), reset: None });
     }
     // `None` for a cursor of `u64::MAX`: no seq follows it.
     let want = cursor.seq.get().checked_add(1);
@@ -222,12 +222,12 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
         );
         let reset = Some(FeedItem::Reset { reason, earliest: Seq::new(earliest), latest: Seq::new(latest) });
         // Continue at the oldest message, past anything it would report again.
-        let track = Track { cursor: Some(earliest.saturating_sub(1)), epoch: Some(ends.first.epoch()) };
+        let track = Track::after(earliest.saturating_sub(1), Some(ends.first.epoch()));
         return Ok(Plan { start: ends.first_sequence, track, reset });
     }
     let want = want.unwrap_or(u64::MAX);
     let start = if want > latest { ends.last_sequence.saturating_add(1) } else { source.locate(&ends, want).await };
-    Ok(Plan { start, track: Track { cursor: Some(cursor.seq.get()), epoch: Some(ends.last.epoch()) }, reset: None })
+    Ok(Plan { start, track: Track::after(cursor.seq.get(), Some(ends.last.epoch())), reset: None })
 }
 
 /// One feed's messages in a stream: the stream, its name (for errors) and
@@ -431,12 +431,27 @@ pub(crate) struct Track {
     pub(crate) cursor: Option<u64>,
     /// The epoch of the events delivered so far.
     pub(crate) epoch: Option<u64>,
+    /// Nothing delivered or reset yet (a bare `Seq::ZERO`, a feed that
+    /// joined while reading): a gap marker first is reported, as a local
+    /// `stream_from(Seq::ZERO)` reports a salvage gap at the start.
+    pub(crate) fresh: bool,
 }
 
 impl Track {
-    /// A reader that takes the next message as the oldest available.
+    /// A reader that takes the next message as the oldest available, after
+    /// a reset: a gap marker first was reported with it.
     pub(crate) fn oldest() -> Self {
-        Track { cursor: None, epoch: None }
+        Track { cursor: None, epoch: None, fresh: false }
+    }
+
+    /// A reader of everything from the oldest available message.
+    pub(crate) fn fresh() -> Self {
+        Track { cursor: None, epoch: None, fresh: true }
+    }
+
+    /// A reader after `cursor`, in `epoch` if known.
+    pub(crate) fn after(cursor: u64, epoch: Option<u64>) -> Self {
+        Track { cursor: Some(cursor), epoch, fresh: false }
     }
 
     /// Pushes onto `items` what message `stream_seq` of `source`'s feed
@@ -460,8 +475,10 @@ impl Track {
             let reason = ResetReason::EpochMismatch { cursor_epoch: epoch, journal_epoch: entry.epoch() };
             items.extend(Some(self.reset(source, reason, &entry).await));
             self.cursor = None;
+            self.fresh = false;
         }
         self.epoch = Some(entry.epoch());
+        let fresh = std::mem::take(&mut self.fresh);
         let after = self.cursor.map(|c| c.saturating_add(1));
         match &entry {
             Entry::Record(at) => {
@@ -491,6 +508,14 @@ impl Track {
                         items.extend(Some(
                             self.reset(source, ResetReason::Gap { first_missing, last_missing }, &entry).await,
                         ));
+                    }
+                    // A reader of everything, at a salvage gap first.
+                    None if fresh => {
+                        let reason = ResetReason::Gap {
+                            first_missing: Seq::new(gap.first_missing),
+                            last_missing: Seq::new(gap.last_missing),
+                        };
+                        items.extend(Some(self.reset(source, reason, &entry).await));
                     }
                     // The oldest available after a reset: nothing to report twice.
                     None => {}

@@ -218,7 +218,7 @@ impl<E: Event, C: Codec> State<E, C> {
                     // feed's oldest: no `Expired` reset when it starts above 1).
                     let key: Arc<str> = feed.into();
                     let source = Source::new(self.stream.clone(), &self.name, message.subject.to_string());
-                    let track = Track::oldest();
+                    let track = Track::fresh();
                     (Arc::clone(&key), self.feeds.entry(key).or_insert((source, track)))
                 }
             };

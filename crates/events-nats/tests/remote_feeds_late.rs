@@ -2,16 +2,18 @@
 //! from that feed's first message, taken as it is, like a feed present at
 //! connect time read from a bare `Seq::ZERO`: no `Expired` reset when the
 //! feed's first message is above seq 1 (a replicator started with
-//! `start_after`, or a journal pruned before replication began).
+//! `start_after`, or a journal pruned before replication began); a gap
+//! marker first is reported as the `Reset { Gap }` a local reader gives.
 
 mod support;
 
 use std::time::Duration;
 
-use events::FeedItem;
+use events::layers::journal::{Journal, JournalOptions, RecoveryMode, SyncPolicy};
+use events::{FeedItem, ResetReason};
 use events_nats::{FeedCursors, RemoteFeeds, Replicator, StreamSpec};
 use futures::StreamExt;
-use support::{Ev, Server, fill, journal, within};
+use support::{Ev, Server, damage_frame, fill, journal, segments, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_that_joins_while_reading_starts_at_its_first_message_with_no_reset() {
@@ -48,6 +50,40 @@ async fn a_feed_that_joins_while_reading_starts_at_its_first_message_with_no_res
         }
     }
     assert_eq!(of_y, [11, 12, 13, 14, 15]);
+
+    // A late feed whose journal lost its first record to a salvage: its
+    // first message is a gap marker, reported as a local reader would.
+    let z_dir = tmp.path().join("z");
+    let mut z = journal(&z_dir);
+    fill(&mut z, 1, 5);
+    z.close().unwrap();
+    damage_frame(&segments(&z_dir)[0], 1, 1);
+    let salvage = JournalOptions::new().sync(SyncPolicy::Never).recovery(RecoveryMode::SkipCorrupt);
+    Journal::open(&z_dir, salvage).unwrap().0.close().unwrap();
+    let replicate_z = Replicator::builder(&z_dir, js.clone(), spec("z")).start().await.unwrap();
+    within("z", replicate_z.wait_for(5)).await.unwrap();
+    let mut of_z = Vec::new();
+    while of_z.len() < 5 {
+        let item = within("the next item", items.next()).await.expect("the stream goes on").unwrap();
+        if &*item.feed == "z" {
+            of_z.push(item.item);
+        }
+    }
+    assert!(
+        matches!(&of_z[0], FeedItem::Reset { reason: ResetReason::Gap { first_missing, last_missing }, .. }
+            if (first_missing.get(), last_missing.get()) == (1, 1)),
+        "{:?}",
+        of_z[0]
+    );
+    let seqs: Vec<u64> = of_z[1..]
+        .iter()
+        .map(|i| match i {
+            FeedItem::Event(env) => env.seq.get(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, [2, 3, 4, 5]);
     replicate_x.shutdown().await;
     replicate_y.shutdown().await;
+    replicate_z.shutdown().await;
 }
