@@ -40,7 +40,7 @@ pub(crate) struct TailArgs {
     /// The journal directory.
     dir: PathBuf,
     /// Print records after this seq (exclusive; 0: everything retained, with no reset for
-    /// what retention removed). Default: only new records.
+    /// what retention removed before the command started). Default: only new records.
     #[arg(long)]
     from: Option<u64>,
     /// Keep waiting for new records instead of exiting at the end.

@@ -222,7 +222,8 @@ fn inspect_and_dump() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("past the latest seq 600"), "{}", text(&out.stderr));
 
-    // A journal of another format version: inspect does not claim its own.
+    // Headers it cannot read (another format version, which also fails
+    // their CRC here): inspect does not claim its own version for them.
     for seg in events_testkit::fs::segments(&dir) {
         let mut bytes = std::fs::read(&seg).unwrap();
         bytes[8..10].copy_from_slice(&2u16.to_le_bytes());

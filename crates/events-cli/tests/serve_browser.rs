@@ -8,7 +8,8 @@
 //! recreated under the server (an `epoch_mismatch` reset: the table starts
 //! again with the new journal's first event, in the new epoch). A third
 //! shows an event the server cannot decode: one error row, and the page
-//! stops instead of reconnecting into the same error for ever.
+//! waits 30 s before it retries instead of reconnecting into the same error
+//! every few seconds.
 //!
 //! Invariant: every process this test starts is killed when it ends, pass or
 //! fail (the guards of `browser/mod.rs`), and every wait has a deadline.

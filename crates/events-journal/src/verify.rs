@@ -1,7 +1,9 @@
 //! `verify(dir)`: a read-only full scan of every segment that lists every
 //! problem (segment, offset, seq, what) instead of stopping at the first.
 //! It shares the frame walk of `recovery.rs` and takes no lock, so it can run
-//! beside a live writer: then it checks what the writer's watermark says is
+//! beside a live writer (where its lock can be tested without taking it:
+//! Linux; elsewhere it reads everything, as if the writer had died): then
+//! it checks what the writer's watermark says is
 //! acknowledged (read before the listing, as readers do), not a frame the
 //! writer is in the middle of writing nor a segment it created since, and a
 //! segment retention took out after the listing is no problem. The zeros of

@@ -167,8 +167,8 @@ impl Replicator {
     /// a read loop: replication reads through the task's follower). When the
     /// journal cannot serve that one (pruned, a gap, damage: replication is
     /// stuck or lost records), the first record it can serve after it, else
-    /// its newest record: a lower bound of the lag, never 0 while records
-    /// wait.
+    /// its newest record: a lower bound of the lag, not 0 while records
+    /// wait and the journal can serve one of them.
     fn age_of(&self, seq: u64) -> Duration {
         let reader = &self.shared.reader;
         let first_after = |cursor: u64| match reader.read_since(cursor) {
