@@ -173,7 +173,11 @@ impl Task {
                 Some(p) => p,
                 None => match self.resync().await {
                     Ok(p) => p,
-                    Err(e @ (NatsError::EpochMismatch { .. } | NatsError::BadMessage { .. })) => return Some(e),
+                    Err(
+                        e @ (NatsError::EpochMismatch { .. }
+                        | NatsError::BadMessage { .. }
+                        | NatsError::StreamMismatch { .. }),
+                    ) => return Some(e),
                     Err(e) => {
                         tracing::warn!(error = %e, ?backoff, "cannot reach the stream; retrying");
                         self.shared.record_error(&e);
@@ -237,6 +241,11 @@ impl Task {
         // again (a restart does not know: it starts from `start_after`).
         let created = info.created.unix_timestamp_nanos();
         let same_stream = self.stream_created.replace(created).is_none_or(|before| before == created);
+        if !same_stream {
+            // Deleted and made again under the same name while this ran: it
+            // must still fit, as the start checked (never a silent downgrade).
+            self.spec.validate(&info.config)?;
+        }
         let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
         if info.state.messages == 0 {
             let seq = if stream_last == 0 { self.start_after } else { replicated };

@@ -230,7 +230,7 @@ impl StreamSpec {
         js.get_stream(&self.name).await.map_err(|e| NatsError::js("opening the stream", e))
     }
 
-    fn validate(&self, found: &Config) -> Result<(), NatsError> {
+    pub(crate) fn validate(&self, found: &Config) -> Result<(), NatsError> {
         let mismatch = |field: &'static str, expected: String, found: String| {
             Err(NatsError::StreamMismatch { stream: self.name.clone(), field, expected, found })
         };

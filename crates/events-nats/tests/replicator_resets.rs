@@ -15,6 +15,11 @@
 //!   are counted in `skipped` and named in `last_error`, and replication
 //!   goes on with the earliest retained record.
 //!
+//! Not a journal reset, but checked here too: the stream deleted and made
+//! again under the same name while the replicator runs, with a shorter
+//! dedup window than asked: it stops with `StreamMismatch` rather than
+//! replicate into it.
+//!
 //! Neighbours: `tests/support` (server, journal filler); the rules are in
 //! `src/replicator.rs`'s module docs. Directories are swapped by rename, so
 //! the replicator sees the old journal or the complete new one.
@@ -213,4 +218,35 @@ async fn records_pruned_before_replication_are_counted_and_reported() {
     assert_eq!(coordinates(&js, "PRUNED").await, expected);
     replicator.shutdown().await;
     j.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_made_again_that_no_longer_fits_stops_the_replicator() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 3);
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("RECHECK", "feed.recheck"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("the first records", replicator.wait_for(3)).await.unwrap();
+    js.delete_stream("RECHECK").await.unwrap();
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "RECHECK".into(),
+        subjects: vec!["feed.recheck".into()],
+        duplicate_window: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    fill(&mut j, 4, 4);
+    let stats = stopped(&replicator).await;
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(last_error.contains("duplicate_window"), "{last_error}");
+    let mut stream = js.get_stream("RECHECK").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0, "nothing replicated into it");
 }
