@@ -174,10 +174,11 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// recreated between an event and its commit never stamps an old seq
     /// with the new journal's epoch. That epoch moves when the stream yields
     /// its `Reset { EpochMismatch }`: commit the old journal's events before
-    /// polling the stream past that reset (a consumer that buffers items, say
-    /// with `ready_chunks`, must not commit an event that came before a reset
-    /// it has already taken from the stream, or the old seq is stamped with
-    /// the new epoch). Persisted when [`ConsumerOptions`] says so (the write
+    /// polling the stream past that reset, or name their epoch with
+    /// [`commit_in`](Self::commit_in) (a consumer that buffers items, say
+    /// with `ready_chunks`, and commits an event that came before a reset it
+    /// has already taken from the stream would stamp the old seq with the
+    /// new epoch). Persisted when [`ConsumerOptions`] says so (the write
     /// and its fdatasync run on tokio's blocking pool); otherwise kept in
     /// memory until a later commit or [`flush`](Self::flush). A `seq` at or
     /// below the committed one is ignored: progress never moves back.
@@ -189,6 +190,20 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     pub async fn commit(&self, seq: Seq) -> Result<()> {
         let streamed = self.lock().stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
         let epoch = if streamed != 0 { streamed } else { self.reader.epoch() };
+        self.commit_in(seq, epoch).await
+    }
+
+    /// [`commit`](Self::commit) in the journal of `epoch`, named by the
+    /// caller: the [`FeedStream::epoch`] read when the event was taken. For
+    /// a consumer that processes items after the stream has moved on (it
+    /// buffers them, or hands them to other tasks), so that an event taken
+    /// before an `EpochMismatch` reset is committed in its own journal's
+    /// epoch even when the commit comes after the reset.
+    ///
+    /// # Errors
+    ///
+    /// As [`commit`](Self::commit).
+    pub async fn commit_in(&self, seq: Seq, epoch: u64) -> Result<()> {
         let persist = {
             let mut state = self.lock();
             let moved = state.committed.epoch != epoch || seq.get() > state.committed.seq;

@@ -285,3 +285,50 @@ async fn a_commit_after_the_directory_was_recreated_keeps_the_old_epoch() {
     assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the new journal from its start");
     feed.close().await.unwrap();
 }
+
+/// A consumer that takes the reset before it commits the old journal's last
+/// event (it buffers items) names that event's epoch with `commit_in`: the
+/// restarted consumer then gets the reset and the new journal from seq 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
+    let consumer =
+        reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
+    let mut stream = consumer.stream();
+    let got = take_events(&mut stream, 3).await;
+    let taken_in = stream.epoch().unwrap();
+    assert_eq!((got.last().unwrap().0, taken_in), (Seq::new(3), feed.epoch()));
+
+    feed.close().await.unwrap();
+    let checkpoints = tmp.path().join(events::layers::journal::CONSUMERS_DIR);
+    let kept = tempfile::tempdir().unwrap();
+    std::fs::rename(&checkpoints, kept.path().join("c")).unwrap();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
+    std::fs::rename(kept.path().join("c"), &checkpoints).unwrap();
+    for n in 1..=5 {
+        feed.append(None, msg(100 + n)).await.unwrap();
+    }
+    // The stream moves past the reset before event 3 is committed.
+    let Some(Ok(FeedItem::Reset { .. })) = stream.next().await else { panic!("expected the epoch reset") };
+    consumer.commit_in(Seq::new(3), taken_in).await.unwrap();
+    drop((stream, consumer));
+
+    let consumer = reader.consumer("proj").await.unwrap();
+    let mut stream = consumer.stream();
+    let Some(Ok(FeedItem::Reset { reason, .. })) = stream.next().await else { panic!("expected a reset") };
+    assert!(
+        matches!(reason, ResetReason::EpochMismatch { cursor_epoch, .. } if cursor_epoch == taken_in),
+        "{reason:?}"
+    );
+    let got = take_events(&mut stream, 5).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the new journal from its start");
+    feed.close().await.unwrap();
+}
