@@ -72,8 +72,9 @@ impl Payloads {
                 line.to_string()
             }
             Ok((stream, _, event)) => {
-                let id = id.map(|id| format!("  id={id}")).unwrap_or_default();
-                format!("{seq:>10}  {time}  {:<12} {size:>6} B  {event}{id}", stream.as_deref().unwrap_or("-"))
+                let id = id.map(|id| format!("  id={}", printable(id))).unwrap_or_default();
+                let stream = stream.as_deref().map_or_else(|| "-".to_owned(), printable);
+                format!("{seq:>10}  {time}  {stream:<12} {size:>6} B  {event}{id}")
             }
             Err(why) if as_json => {
                 json!({ "seq": seq, "time": time, "stream": null, "size": size, "hex": hex(payload), "undecoded": why })
@@ -145,6 +146,13 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A caller-chosen string (a stream or event id) as the text output shows
+/// it: control characters escaped (`\n`, `\u{1b}`), so that it can neither
+/// fake a line of output nor drive the terminal.
+fn printable(s: &str) -> String {
+    if s.chars().any(char::is_control) { s.escape_debug().to_string() } else { s.to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +207,21 @@ mod tests {
         assert_eq!(json["event"], json!({ "text": "hi" }));
         let line = Payloads::SelfDescribing.format_record(4, 0, &payload, false);
         assert!(line.ends_with("id=req-1"), "{line}");
+    }
+
+    #[test]
+    fn control_characters_in_ids_are_escaped_in_text_output() {
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+        struct Note;
+        impl events::Event for Note {}
+        let mut payload = Vec::new();
+        let (stream, id) = ("evil\n     9  2026-01-01T00:00:00Z  fake", "id\u{1b}[31m");
+        events::payload::encode_with_id(&MsgPack, Some(stream), Some(id), &Note, &mut payload).unwrap();
+        let line = Payloads::SelfDescribing.format_record(4, 0, &payload, false);
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line:?}");
+        assert!(line.contains("evil\\n") && line.contains("id\\u{1b}[31m"), "{line}");
+        // JSON output escapes them already: unchanged.
+        let json: Value = serde_json::from_str(&Payloads::SelfDescribing.format_record(4, 0, &payload, true)).unwrap();
+        assert_eq!((&json["stream"], &json["id"]), (&json!(stream), &json!(id)));
     }
 }
