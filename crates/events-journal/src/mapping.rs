@@ -275,26 +275,30 @@ pub(crate) type Synced = Option<(u64, u64, Result<(), String>)>;
 /// (inode, length); a failure is this reader's error for that file
 /// from then on.
 pub(crate) fn sync_dead_writers_tail(io: &Io, synced: &Mutex<Synced>, newest: &SegmentFile) -> Result<(), Retry> {
-    let file = match File::open(&newest.path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Retry::Vanished(JournalError::io("open segment", &newest.path, e)));
-        }
-        Err(e) => return Err(JournalError::io("open segment", &newest.path, e).into()),
+    let path = &newest.path;
+    let failed = |op: &'static str, e: std::io::Error| -> Retry {
+        let vanished = e.kind() == std::io::ErrorKind::NotFound;
+        let e = JournalError::io(op, path, e);
+        if vanished { Retry::Vanished(e) } else { e.into() }
     };
-    let meta = file.metadata().map_err(|e| JournalError::io("stat segment", &newest.path, e))?;
-    let key = (std::os::unix::fs::MetadataExt::ino(&meta), meta.len());
+    let key = |meta: &std::fs::Metadata| (std::os::unix::fs::MetadataExt::ino(meta), meta.len());
+    let answer = |outcome: Result<(), String>| {
+        outcome.map_err(|e| JournalError::io("fdatasync segment", path, std::io::Error::other(e)).into())
+    };
+    // A poll of an unchanged file costs one `stat`, no open and no sync.
+    let seen = key(&std::fs::metadata(path).map_err(|e| failed("stat segment", e))?);
     let mut synced = synced.lock().unwrap_or_else(PoisonError::into_inner);
-    let outcome = match synced.as_ref() {
-        Some((ino, len, outcome)) if (*ino, *len) == key => outcome.clone(),
-        _ => {
-            let outcome = match io.sync_data(Step::ReaderSync, &file) {
-                Err(e) if !matches!(e.raw_os_error(), Some(libc::EROFS | libc::EINVAL)) => Err(e.to_string()),
-                _ => Ok(()),
-            };
-            *synced = Some((key.0, key.1, outcome.clone()));
-            outcome
-        }
+    if let Some((ino, len, outcome)) = synced.as_ref()
+        && (*ino, *len) == seen
+    {
+        return answer(outcome.clone());
+    }
+    let file = File::open(path).map_err(|e| failed("open segment", e))?;
+    let (ino, len) = key(&file.metadata().map_err(|e| failed("stat segment", e))?);
+    let outcome = match io.sync_data(Step::ReaderSync, &file) {
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::EROFS | libc::EINVAL)) => Err(e.to_string()),
+        _ => Ok(()),
     };
-    outcome.map_err(|e| JournalError::io("fdatasync segment", &newest.path, std::io::Error::other(e)).into())
+    *synced = Some((ino, len, outcome.clone()));
+    answer(outcome)
 }

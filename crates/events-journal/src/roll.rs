@@ -74,11 +74,9 @@ impl Journal {
     /// Starts a new segment at `upto + 1`, sealing the active one however
     /// little it holds: a power loss may have taken seqs up to `upto`
     /// after they were handed out (`lease.rs`), so none of them is handed
-    /// out again. Called at open, before anything is appended.
+    /// out again. Called at open, before anything is appended, on the
+    /// segment recovery left synced (so it is sealed as it is).
     pub(crate) fn skip_past(&mut self, upto: u64) -> Result<(), JournalError> {
-        if self.synced_len < self.active_len {
-            self.sync_active(Step::RollSync)?;
-        }
         tracing::warn!(
             dir = %self.dir.display(),
             from = self.next_seq,

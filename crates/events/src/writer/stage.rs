@@ -11,6 +11,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 
@@ -34,9 +35,10 @@ fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result<T, Error> 
 }
 
 impl<E: Event, C: Codec> Writer<E, C> {
-    /// Refuses one event: its caller gets `err`, a recorded one is counted and logged.
-    fn refuse(&self, ack: Option<Ack<E>>, err: Error) {
-        Counters::bump(&self.shared.counters.encode_errors);
+    /// Refuses one event, counted in `counter`: its caller gets `err`, a
+    /// recorded one is logged.
+    fn refuse(&self, ack: Option<Ack<E>>, err: Error, counter: &AtomicU64) {
+        Counters::bump(counter);
         match ack {
             Some(ack) => {
                 let _ = ack.send(Err(err));
@@ -59,13 +61,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
             None => match isolated("Event::stream_id", || event.stream_id().map(StreamId::from)) {
                 Ok(stream) => stream,
                 Err(e) => {
-                    self.refuse(ack, e);
+                    self.refuse(ack, e, &self.shared.counters.encode_errors);
                     return None;
                 }
             },
         };
         if let Some(Err(e)) = stream.as_ref().map(|s| index::check_stream_id(s.as_str())) {
-            self.refuse(ack, e);
+            self.refuse(ack, e, &self.shared.counters.encode_errors);
             return None;
         }
         Some((stream, ack))
@@ -91,21 +93,14 @@ impl<E: Event, C: Codec> Writer<E, C> {
         });
         if let Err(e) = encoded.and_then(|r| r) {
             self.buf.truncate(start);
-            return self.refuse(ack, e);
+            return self.refuse(ack, e, &self.shared.counters.encode_errors);
         }
         // Checked here, per event: the journal would refuse the whole batch.
         let bytes = self.buf.len() - start;
         if bytes > self.max_record_bytes as usize {
             self.buf.truncate(start);
-            Counters::bump(&self.shared.counters.too_large);
-            let limit = self.max_record_bytes;
-            match ack {
-                Some(ack) => {
-                    let _ = ack.send(Err(Error::TooLarge { bytes, limit }));
-                }
-                None => tracing::warn!(bytes, limit, "recorded event is over max_record_bytes; dropped"),
-            }
-            return;
+            let err = Error::TooLarge { bytes, limit: self.max_record_bytes };
+            return self.refuse(ack, err, &self.shared.counters.too_large);
         }
         // One clock read per batch: every event of a batch is accepted at
         // the same moment, and timestamps stay monotonic within it. The
