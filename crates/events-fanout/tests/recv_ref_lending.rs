@@ -145,15 +145,20 @@ impl Clone for Fragile {
     }
 }
 
+/// `try_recv` with `Fragile`'s clone failing: whether it panicked.
+fn try_recv_with_a_failing_clone(sub: &mut events_fanout::Subscriber<Fragile>) -> bool {
+    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sub.try_recv()));
+    FAIL.store(false, std::sync::atomic::Ordering::SeqCst);
+    caught.is_err()
+}
+
 #[test]
 fn a_clone_that_panics_leaves_the_event_to_be_taken_again() {
     let fanout = Fanout::with_capacity(2);
     let mut sub = fanout.subscribe();
     fanout.try_emit(Fragile(1)).unwrap();
-    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sub.try_recv()));
-    FAIL.store(false, std::sync::atomic::Ordering::SeqCst);
-    assert!(caught.is_err());
+    assert!(try_recv_with_a_failing_clone(&mut sub), "the clone panicked");
     assert_eq!(sub.try_recv(), Ok(Fragile(1)), "not skipped");
 }
 
@@ -167,10 +172,7 @@ async fn a_clone_that_panics_inside_a_read_still_lets_the_disconnect_policy_free
         Fanout::builder().capacity(1).overflow(Overflow::Disconnect { after: Duration::from_millis(10) }).build();
     let mut sub = fanout.subscribe();
     fanout.try_emit(Fragile(1)).unwrap();
-    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sub.try_recv()));
-    FAIL.store(false, std::sync::atomic::Ordering::SeqCst);
-    assert!(caught.is_err());
+    assert!(try_recv_with_a_failing_clone(&mut sub), "the clone panicked");
     // `sub` stays alive and is never polled again: the policy must close it.
     tokio::time::timeout(Duration::from_secs(5), fanout.emit(Fragile(2)))
         .await

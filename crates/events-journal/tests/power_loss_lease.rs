@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
-use support::{lose_power, payload, segments, ts};
+use support::{lose_power, lose_power_after, payload, segments, ts};
 
 const STEP: u64 = 64;
 
@@ -178,15 +178,6 @@ fn a_crash_at_any_step_of_the_reopen_after_a_reboot_never_reuses_a_seq() {
     }
 }
 
-/// Cuts every segment back to what either plan's `fdatasync`s covered.
-fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
-    for seg in segments(dir) {
-        let keep = plans.iter().filter_map(|p| p.synced_len(&seg)).max().unwrap_or(0);
-        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-        file.set_len(keep.min(file.metadata().unwrap().len())).unwrap();
-    }
-}
-
 /// Under `Always`, a writer killed with seqs 6..=8 written and never synced
 /// (no zeros reserved ahead, so nothing at open cuts, and syncs, the file).
 fn killed_with_unsynced_records(dir: &Path) -> FaultPlan {
@@ -269,4 +260,21 @@ fn a_failed_background_sync_fails_the_close_and_leaves_the_lease_open() {
     plan.reboot(1);
     let (_j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
     assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
+}
+
+#[test]
+fn a_failed_lease_close_keeps_the_close_and_only_makes_the_next_open_skip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    append(&mut j, 1, 10);
+    plan.inject_next(Step::Lease, Fault::Errno(libc::EIO));
+    j.close().expect("the data is synced: a lease that stays open is no reason to fail the close");
+    // The lease still says open: after a reboot the next open skips it,
+    // more seqs than needed, never a reused one.
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
+    assert_eq!(read(tmp.path(), 0).0, (1..=10).collect::<Vec<_>>(), "nothing lost");
 }

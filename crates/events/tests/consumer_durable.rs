@@ -238,6 +238,46 @@ async fn names_are_validated_and_consumers_are_listed_committed_and_deleted() {
     feed.close().await.unwrap();
 }
 
+/// A new feed in `dir` holding events 1..=3.
+async fn three_events(dir: &Path) -> Feed<Ev> {
+    let feed: Feed<Ev> = Feed::builder(dir).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    feed
+}
+
+/// The journal in `dir` (closed) recreated under its consumers: a new
+/// epoch, their checkpoints kept, events 1..=5 of the new journal.
+async fn recreated(dir: &Path) -> Feed<Ev> {
+    let checkpoints = dir.join(events::layers::journal::CONSUMERS_DIR);
+    let kept = tempfile::tempdir().unwrap();
+    std::fs::rename(&checkpoints, kept.path().join("c")).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let feed: Feed<Ev> = Feed::builder(dir).open().await.unwrap();
+    std::fs::rename(kept.path().join("c"), &checkpoints).unwrap();
+    for n in 1..=5 {
+        feed.append(None, msg(100 + n)).await.unwrap();
+    }
+    feed
+}
+
+/// A restarted consumer "proj" whose checkpoint names `old_epoch`: one
+/// `EpochMismatch` reset, then the recreated journal's events 1..=5.
+async fn restarts_with_the_reset_then_the_new_journal(reader: &FeedReader<Ev>, old_epoch: u64) {
+    let consumer = reader.consumer("proj").await.unwrap();
+    let mut stream = consumer.stream();
+    let Some(Ok(FeedItem::Reset { reason, .. })) = stream.next().await else { panic!("expected a reset") };
+    assert!(
+        matches!(reason, ResetReason::EpochMismatch { cursor_epoch, .. } if cursor_epoch == old_epoch),
+        "{reason:?}"
+    );
+    let got = take_events(&mut stream, 5).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the new journal from its start");
+}
+
 /// A directory recreated between an event and its commit: the commit keeps
 /// the epoch of the journal the event came from, so the restarted consumer
 /// gets an `EpochMismatch` reset and the new journal from its start, instead
@@ -245,10 +285,7 @@ async fn names_are_validated_and_consumers_are_listed_committed_and_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_after_the_directory_was_recreated_keeps_the_old_epoch() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
-    for n in 1..=3 {
-        feed.append(None, msg(n)).await.unwrap();
-    }
+    let feed = three_events(tmp.path()).await;
     let old_epoch = feed.epoch();
     let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
     let consumer =
@@ -259,30 +296,12 @@ async fn a_commit_after_the_directory_was_recreated_keeps_the_old_epoch() {
 
     // The journal is replaced under the consumer before it commits.
     feed.close().await.unwrap();
-    let checkpoints = tmp.path().join(events::layers::journal::CONSUMERS_DIR);
-    let kept = tempfile::tempdir().unwrap();
-    std::fs::rename(&checkpoints, kept.path().join("c")).unwrap();
-    for entry in std::fs::read_dir(tmp.path()).unwrap() {
-        std::fs::remove_file(entry.unwrap().path()).unwrap();
-    }
-    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
-    std::fs::rename(kept.path().join("c"), &checkpoints).unwrap();
-    for n in 1..=5 {
-        feed.append(None, msg(100 + n)).await.unwrap();
-    }
+    let feed = recreated(tmp.path()).await;
     assert_ne!(feed.epoch(), old_epoch);
     consumer.commit(Seq::new(3)).await.unwrap();
     drop((stream, consumer));
 
-    let consumer = reader.consumer("proj").await.unwrap();
-    let mut stream = consumer.stream();
-    let Some(Ok(FeedItem::Reset { reason, .. })) = stream.next().await else { panic!("expected a reset") };
-    assert!(
-        matches!(reason, ResetReason::EpochMismatch { cursor_epoch, .. } if cursor_epoch == old_epoch),
-        "{reason:?}"
-    );
-    let got = take_events(&mut stream, 5).await;
-    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the new journal from its start");
+    restarts_with_the_reset_then_the_new_journal(&reader, old_epoch).await;
     feed.close().await.unwrap();
 }
 
@@ -292,10 +311,7 @@ async fn a_commit_after_the_directory_was_recreated_keeps_the_old_epoch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
-    for n in 1..=3 {
-        feed.append(None, msg(n)).await.unwrap();
-    }
+    let feed = three_events(tmp.path()).await;
     let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
     let consumer =
         reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
@@ -305,30 +321,12 @@ async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
     assert_eq!((got.last().unwrap().0, taken_in), (Seq::new(3), feed.epoch()));
 
     feed.close().await.unwrap();
-    let checkpoints = tmp.path().join(events::layers::journal::CONSUMERS_DIR);
-    let kept = tempfile::tempdir().unwrap();
-    std::fs::rename(&checkpoints, kept.path().join("c")).unwrap();
-    for entry in std::fs::read_dir(tmp.path()).unwrap() {
-        std::fs::remove_file(entry.unwrap().path()).unwrap();
-    }
-    let feed: Feed<Ev> = Feed::builder(tmp.path()).open().await.unwrap();
-    std::fs::rename(kept.path().join("c"), &checkpoints).unwrap();
-    for n in 1..=5 {
-        feed.append(None, msg(100 + n)).await.unwrap();
-    }
+    let feed = recreated(tmp.path()).await;
     // The stream moves past the reset before event 3 is committed.
     let Some(Ok(FeedItem::Reset { .. })) = stream.next().await else { panic!("expected the epoch reset") };
     consumer.commit_in(Seq::new(3), taken_in).await.unwrap();
     drop((stream, consumer));
 
-    let consumer = reader.consumer("proj").await.unwrap();
-    let mut stream = consumer.stream();
-    let Some(Ok(FeedItem::Reset { reason, .. })) = stream.next().await else { panic!("expected a reset") };
-    assert!(
-        matches!(reason, ResetReason::EpochMismatch { cursor_epoch, .. } if cursor_epoch == taken_in),
-        "{reason:?}"
-    );
-    let got = take_events(&mut stream, 5).await;
-    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "the new journal from its start");
+    restarts_with_the_reset_then_the_new_journal(&reader, taken_in).await;
     feed.close().await.unwrap();
 }

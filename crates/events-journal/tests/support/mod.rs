@@ -124,8 +124,14 @@ pub(crate) fn reserves() -> bool {
 /// Cuts every segment of `dir` back to what a power loss would certainly
 /// leave: what its last `fdatasync` through `plan` covered.
 pub(crate) fn lose_power(dir: &Path, plan: &FaultPlan) {
+    lose_power_after(dir, &[plan]);
+}
+
+/// [`lose_power`] after several processes, each with its plan: a segment
+/// keeps what any of their `fdatasync`s covered.
+pub(crate) fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
     for seg in segments(dir) {
-        let keep = plan.synced_len(&seg).unwrap_or(0);
+        let keep = plans.iter().filter_map(|p| p.synced_len(&seg)).max().unwrap_or(0);
         let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
         if file.metadata().unwrap().len() > keep {
             file.set_len(keep).unwrap();
