@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
-use crate::seam::Io;
+use crate::seam::{Io, Step};
 use crate::segment::{self, now_nanos};
 
 pub use crate::segment::CONSUMERS_DIR;
@@ -166,6 +166,7 @@ pub fn consumer_path(dir: &Path, name: &str) -> Result<PathBuf, JournalError> {
 #[derive(Debug)]
 pub struct ConsumerFile {
     file: File,
+    io: Io,
     path: PathBuf,
     name: String,
     current: Checkpoint,
@@ -189,6 +190,28 @@ impl ConsumerFile {
     /// naming the file if neither slot holds a valid checkpoint;
     /// [`JournalError::Io`] when a system call fails.
     pub fn open(dir: &Path, name: &str, epoch: u64) -> Result<(ConsumerFile, Checkpoint), JournalError> {
+        Self::open_io(dir, name, epoch, Io::default())
+    }
+
+    /// [`open`](Self::open), with every [`commit`](Self::commit)'s write and
+    /// `fdatasync` going through `plan` ([`Step::Checkpoint`](crate::fault::Step::Checkpoint)).
+    /// Tests only.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
+    pub fn open_with_faults(
+        dir: &Path,
+        name: &str,
+        epoch: u64,
+        plan: crate::fault::FaultPlan,
+    ) -> Result<(ConsumerFile, Checkpoint), JournalError> {
+        Self::open_io(dir, name, epoch, Io::with_plan(plan))
+    }
+
+    fn open_io(dir: &Path, name: &str, epoch: u64, io: Io) -> Result<(ConsumerFile, Checkpoint), JournalError> {
         let path = consumer_path(dir, name)?;
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
@@ -196,7 +219,7 @@ impl ConsumerFile {
             Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
         };
         let current = read_checkpoint(&file, &path)?;
-        Ok((ConsumerFile { file, path, name: name.to_owned(), current }, current))
+        Ok((ConsumerFile { file, io, path, name: name.to_owned(), current }, current))
     }
 
     /// Durably stores `seq`/`epoch` as the consumer's checkpoint: one
@@ -218,10 +241,10 @@ impl ConsumerFile {
             return Err(JournalError::io("commit checkpoint", &self.path, io::Error::other("generation exhausted")));
         }
         let next = Checkpoint { seq, epoch, generation, written_nanos: now_nanos() };
-        self.file
-            .write_all_at(&next.encode(), Checkpoint::slot_offset(generation))
+        self.io
+            .op(Step::Checkpoint, || self.file.write_all_at(&next.encode(), Checkpoint::slot_offset(generation)))
             .map_err(|e| JournalError::io("write checkpoint", &self.path, e))?;
-        self.file.sync_data().map_err(|e| JournalError::io("fdatasync", &self.path, e))?;
+        self.io.sync_data(Step::Checkpoint, &self.file).map_err(|e| JournalError::io("fdatasync", &self.path, e))?;
         self.current = next;
         Ok(next)
     }

@@ -82,11 +82,14 @@ pub enum Step {
     /// A reader's `fdatasync` of a dead writer's newest segment before it
     /// serves its records ([`Reader::open_with_faults`](crate::Reader::open_with_faults)).
     ReaderSync,
+    /// The `pwrite` or the `fdatasync` of a consumer checkpoint's commit
+    /// ([`ConsumerFile::open_with_faults`](crate::ConsumerFile::open_with_faults)).
+    Checkpoint,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 22] = [
+    pub const ALL: [Step; 23] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -109,6 +112,7 @@ impl Step {
         Step::TidyUnlink,
         Step::Lease,
         Step::ReaderSync,
+        Step::Checkpoint,
     ];
 }
 

@@ -19,6 +19,7 @@ use events_journal::{
 use tokio::sync::{broadcast, mpsc};
 
 use crate::append::Dedupe;
+use crate::consumer::CheckpointIo;
 use crate::feed::Feed;
 use crate::inbox::Inbox;
 use crate::live::{LiveOutput, Ring};
@@ -54,6 +55,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     sinks: Vec<NamedSink<E>>,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
+    checkpoints: CheckpointIo,
     codec: C,
 }
 
@@ -97,6 +99,7 @@ impl<E: Event> FeedBuilder<E, Bincode> {
             sinks: Vec::new(),
             on_expired: OnExpired::Earliest,
             on_undecodable: OnUndecodable::Fail,
+            checkpoints: CheckpointIo::default(),
             codec: Bincode,
         }
     }
@@ -174,11 +177,14 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     }
 
     /// Injects the faults of `plan` into the feed's journal (its writer,
-    /// rolls, retention and recovery). Tests only. Default: no faults.
+    /// rolls, retention and recovery) and into the checkpoint commits of
+    /// the durable consumers its handles open. Tests only. Default: no
+    /// faults.
     #[cfg(feature = "fault-injection")]
     #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     #[must_use]
     pub fn faults(mut self, plan: events_journal::fault::FaultPlan) -> Self {
+        self.checkpoints = CheckpointIo::with_plan(plan.clone());
         self.journal = self.journal.faults(plan);
         self
     }
@@ -374,6 +380,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             sinks: self.sinks,
             on_expired: self.on_expired,
             on_undecodable: self.on_undecodable,
+            checkpoints: self.checkpoints,
             codec,
         }
     }
@@ -446,7 +453,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             last = journal.last_seq(),
             "feed opened"
         );
-        let shared = Arc::new(Shared::for_writer(self.dir.clone(), &journal, reader));
+        let mut shared = Shared::for_writer(self.dir.clone(), &journal, reader);
+        shared.checkpoints = self.checkpoints;
+        let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(self.inbox_capacity);
         let weak = tx.downgrade();
         writers::register(&self.dir, &shared, move || weak.upgrade().is_some());

@@ -123,9 +123,10 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let epoch = reader.epoch();
         let earliest = reader.earliest_seq().get();
         let owned = name.to_owned();
+        let checkpoints = reader.shared.checkpoints.clone();
         let (file, checkpoint) = tokio::task::spawn_blocking(move || {
             let new = !events_journal::consumer_path(&dir, &owned)?.exists();
-            let (mut file, mut checkpoint) = ConsumerFile::open(&dir, &owned, epoch)?;
+            let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
             if new && checkpoint.seq == 0 && earliest > 1 {
                 // A new consumer starts with the earliest retained event:
                 // it missed nothing, so it must not start with a reset.
@@ -186,7 +187,9 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// # Errors
     ///
     /// [`Error::Journal`] if persisting fails (the checkpoint on disk is
-    /// then the previous one, never a torn one).
+    /// then the previous one, never a torn one). The progress stays
+    /// committed in memory, and the next `commit` (of any seq, the same
+    /// one included) or [`flush`](Self::flush) persists it again.
     pub async fn commit(&self, seq: Seq) -> Result<()> {
         let streamed = self.lock().stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
         let epoch = if streamed != 0 { streamed } else { self.reader.epoch() };
@@ -206,15 +209,17 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     pub async fn commit_in(&self, seq: Seq, epoch: u64) -> Result<()> {
         let persist = {
             let mut state = self.lock();
-            let moved = state.committed.epoch != epoch || seq.get() > state.committed.seq;
-            if !moved {
-                return Ok(());
+            if state.committed.epoch != epoch || seq.get() > state.committed.seq {
+                state.committed = Checkpointed { seq: seq.get(), epoch };
             }
-            state.committed = Checkpointed { seq: seq.get(), epoch };
+            // Decided on what is committed, not on this call's seq: a commit
+            // retried after a failed persist persists what that one could not.
+            let Checkpointed { seq, epoch } = state.committed;
             let durable = state.file.checkpoint();
-            durable.epoch != epoch
-                || seq.get().saturating_sub(durable.seq) >= self.options.every
-                || state.last_persist.elapsed() >= self.options.interval
+            (durable.seq, durable.epoch) != (seq, epoch)
+                && (durable.epoch != epoch
+                    || seq.saturating_sub(durable.seq) >= self.options.every
+                    || state.last_persist.elapsed() >= self.options.interval)
         };
         if persist { self.flush().await } else { Ok(()) }
     }
@@ -244,6 +249,29 @@ impl<E: Event, C: Codec> Consumer<E, C> {
 impl<E, C: Codec> Consumer<E, C> {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How a consumer's checkpoint file is opened: as it is, or (tests) with
+/// its commits going through the feed's fault plan.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CheckpointIo {
+    #[cfg(feature = "fault-injection")]
+    plan: Option<events_journal::fault::FaultPlan>,
+}
+
+impl CheckpointIo {
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn with_plan(plan: events_journal::fault::FaultPlan) -> Self {
+        CheckpointIo { plan: Some(plan) }
+    }
+
+    fn open(&self, dir: &std::path::Path, name: &str, epoch: u64) -> Result<(ConsumerFile, Checkpoint)> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &self.plan {
+            return Ok(ConsumerFile::open_with_faults(dir, name, epoch, plan.clone())?);
+        }
+        Ok(ConsumerFile::open(dir, name, epoch)?)
     }
 }
 

@@ -17,6 +17,7 @@ use events_core::{Envelope, Seq};
 use events_journal::{Journal, Reader};
 use parking_lot::Mutex;
 
+use crate::consumer::CheckpointIo;
 use crate::index::ActiveIndex;
 use crate::stats::{Counters, FeedStats};
 
@@ -43,6 +44,9 @@ pub(crate) struct Shared {
     readable: AtomicU64,
     pub(crate) counters: Counters,
     pub(crate) reader: Reader,
+    /// How durable consumers' checkpoints are opened (through a fault
+    /// plan, in tests).
+    pub(crate) checkpoints: CheckpointIo,
     /// The in-memory per-stream index of the newest segment (`index.rs`).
     pub(crate) active_index: ActiveIndex,
     /// Whether a background thread is building sidecars (`index.rs`).
@@ -64,6 +68,7 @@ impl Shared {
             readable: AtomicU64::new(journal.published_seq()),
             counters: Counters::default(),
             reader,
+            checkpoints: CheckpointIo::default(),
             active_index: ActiveIndex::default(),
             indexing: Arc::new(AtomicBool::new(false)),
             failure: Mutex::new(None),
@@ -83,6 +88,7 @@ impl Shared {
             readable: AtomicU64::new(u64::MAX), // the reader's own bound
             counters: Counters::default(),
             reader,
+            checkpoints: CheckpointIo::default(),
             active_index: ActiveIndex::default(),
             indexing: Arc::new(AtomicBool::new(false)),
             failure: Mutex::new(None),

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use events::layers::journal::JournalError;
+use events::layers::journal::fault::{Fault, FaultPlan, Step};
 use events::{ConsumerOptions, Error, Feed, FeedItem, FeedReader, ResetReason, Retention, Seq, SyncPolicy};
 use futures::StreamExt;
 use support::{Ev, msg, take_events};
@@ -328,5 +329,40 @@ async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
     drop((stream, consumer));
 
     restarts_with_the_reset_then_the_new_journal(&reader, taken_in).await;
+    feed.close().await.unwrap();
+}
+
+/// A persist that fails (EIO on the checkpoint's write, then on its
+/// fdatasync) is the commit's error; the same commit retried, or a flush,
+/// persists it, and a restarted consumer resumes after it. A retry used to
+/// answer `Ok` without writing, since the seq was no longer newer than the
+/// committed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_retried_after_a_failed_persist_persists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let options = ConsumerOptions { every: 1, interval: Duration::from_secs(3600) };
+    let consumer = feed.reader().consumer_with("proj", options).await.unwrap();
+    plan.inject_next(Step::Checkpoint, Fault::Errno(libc::EIO));
+    assert!(matches!(consumer.commit(Seq::new(2)).await, Err(Error::Journal(JournalError::Io { .. }))));
+    assert_eq!((consumer.committed(), consumer.persisted()), (Seq::new(2), Seq::ZERO));
+    consumer.commit(Seq::new(2)).await.unwrap();
+    assert_eq!(consumer.persisted(), Seq::new(2), "the retried commit persisted");
+
+    // A failed fdatasync (the write itself went through), then a flush.
+    let other = feed.reader().consumer_with("other", options).await.unwrap();
+    plan.inject(Step::Checkpoint, plan.count(Step::Checkpoint) + 1, Fault::Errno(libc::EIO));
+    assert!(other.commit(Seq::new(3)).await.is_err(), "the fdatasync failed");
+    other.flush().await.unwrap();
+    drop((consumer, other));
+
+    for (name, resumes_after) in [("proj", 2), ("other", 3)] {
+        let consumer = feed.consumer(name).await.unwrap();
+        assert_eq!(consumer.persisted(), Seq::new(resumes_after), "{name}");
+    }
     feed.close().await.unwrap();
 }
