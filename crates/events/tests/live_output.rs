@@ -417,3 +417,62 @@ async fn a_reset_of_the_durable_stream_moves_the_live_position_with_it() {
     assert_eq!(rest.iter().map(|s| s.0).collect::<Vec<_>>(), vec![at(1, 0), at(2, 0), at(2, 1)], "{items:?}");
     assert_eq!(live.position(), at(2, 1));
 }
+
+/// Only the runs that lost tokens are reported: tokens after messages 1, 20
+/// and 40, the first two runs removed by the per-stream limit. A cursor
+/// before them gets one reset before message 2 and one before message 21,
+/// not one before every message up to the ring's floor.
+#[tokio::test]
+async fn a_reset_only_for_each_run_that_lost_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(5)).open().await.unwrap();
+    let inbox = feed.inbox();
+    for n in 1..=50u64 {
+        inbox.forward(Some("s1".into()), Agent::Message(format!("m{n}"))).await.unwrap();
+        if matches!(n, 1 | 20 | 40) {
+            for t in 0..5 {
+                inbox.forward(Some("s1".into()), Agent::Token(format!("{n}.{t}"))).await.unwrap();
+            }
+        }
+    }
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    for filter in [None, Some("s1")] {
+        let items = all_from(&reader, Cursor::new(Seq::new(1), epoch).into(), filter).await;
+        let resets: Vec<Seq> = items
+            .iter()
+            .filter_map(|item| match item {
+                FeedItem::Reset { reason: ResetReason::LiveOutputExpired, earliest, .. } => Some(*earliest),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resets, [Seq::new(2), Seq::new(21)], "{filter:?}: {items:?}");
+        let tokens = items.iter().filter(|item| matches!(item, FeedItem::Ephemeral { .. })).count();
+        assert_eq!(tokens, 5, "run 40 is whole: {filter:?}");
+        assert_eq!(items.len(), 49 + 2 + 5, "{filter:?}");
+    }
+}
+
+/// After a writer restart, a cursor 50 events back gets one reset for the
+/// earlier writer's lost output, not one before each of the 50 events.
+#[tokio::test]
+async fn after_a_restart_a_cursor_far_back_gets_one_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || Feed::<Agent>::builder(tmp.path()).live_output(LiveOutput::new()).open();
+    let feed = open().await.unwrap();
+    for n in 1..=100 {
+        feed.append(Some("s1"), Agent::Message(format!("m{n}"))).await.unwrap();
+    }
+    let epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let feed = open().await.unwrap();
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let items = all_from(&reader, Cursor::new(Seq::new(50), epoch).into(), None).await;
+    assert!(
+        matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, earliest, .. } if earliest == Seq::new(51)),
+        "{items:?}"
+    );
+    assert_eq!(items.len(), 51, "one reset, then messages 51..=100: {items:?}");
+}

@@ -6,10 +6,12 @@
 //! already here.
 //!
 //! Invariant: entries are kept in position order; an entry leaves only by
-//! the limits ([`LiveOutput`]), and every removal raises the ring's `floor`
-//! to at least the removed position, so a reader can always tell whether
-//! something it still needed is gone (then it says so with one
-//! `Reset { LiveOutputExpired }`), never silently.
+//! the limits ([`LiveOutput`]), and every removal is noted against its run
+//! (the durable seq it followed) and raises the ring's `floor` to at least
+//! the removed position, so a reader can always tell whether a run it
+//! still needed lost something (then it says so with one
+//! `Reset { LiveOutputExpired }`), never silently; and a run that lost
+//! nothing is never reported.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,8 +39,16 @@ struct State<E> {
     /// Each stream's positions in the ring, oldest first (for the per-stream limit).
     by_stream: HashMap<Option<StreamId>, VecDeque<Position>>,
     /// Every ephemeral event of any stream at or before this position may be
-    /// gone: an earlier writer's, or a stream's floor folded in below.
+    /// gone: a stream's floor folded in below.
     base_floor: Position,
+    /// The runs that lost an entry of any stream (by the durable seq they
+    /// follow), each with the highest position removed from it. At most
+    /// `LiveOutput::max_events` runs: the oldest are folded into `gone`.
+    lost: BTreeMap<u64, Position>,
+    /// Every ephemeral event at or before this position may be gone, and
+    /// which runs lost something is not known: an earlier writer's, or
+    /// runs folded out of `lost`.
+    gone: Position,
     /// The highest position removed of each stream, so that one stream's
     /// removals never reset a reader of another. At most
     /// `LiveOutput::max_events` streams: past that they are folded into
@@ -55,6 +65,13 @@ impl<E> State<E> {
     /// needlessly, never miss a loss).
     fn raise(&mut self, stream: Option<StreamId>, pos: Position, cap: usize) {
         self.any_floor = self.any_floor.max(pos);
+        let run = self.lost.entry(pos.seq.get()).or_default();
+        *run = (*run).max(pos);
+        if self.lost.len() > cap
+            && let Some((_, oldest)) = self.lost.pop_first()
+        {
+            self.gone = self.gone.max(oldest);
+        }
         let floor = self.floors.entry(stream).or_default();
         *floor = (*floor).max(pos);
         if self.floors.len() > cap {
@@ -74,7 +91,27 @@ impl<E> State<E> {
             None => self.any_floor,
             Some(id) => self.floors.get(&Some(id.clone())).copied().unwrap_or_default(),
         };
-        self.base_floor.max(own)
+        self.base_floor.max(self.gone).max(own)
+    }
+
+    /// Whether an ephemeral event a reader of `stream` needs after `after`
+    /// up to `through` (the end of a run) may be gone; if so, up to where
+    /// the reset that says so reports the losses: `through`, or all of
+    /// `gone` when the loss lies there, where runs are not told apart.
+    fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>) -> Option<Position> {
+        let floor = self.floor(stream);
+        if floor <= after {
+            return None;
+        }
+        if after < self.gone {
+            return Some(self.gone.max(through));
+        }
+        // A run at or below the reader's floor that lost something after
+        // `after` (for a reader of one stream, maybe another stream's loss
+        // in a run where its own stream lost something too, or later).
+        let last = through.min(floor).seq.get();
+        let lost = self.lost.range(after.seq.get()..=last).any(|(_, max)| *max > after);
+        lost.then_some(through)
     }
 }
 
@@ -107,7 +144,9 @@ impl<E> Ring<E> {
             state: Mutex::new(State {
                 entries: BTreeMap::new(),
                 by_stream: HashMap::new(),
-                base_floor: if created { Position::default() } else { Position::end_of(latest) },
+                base_floor: Position::default(),
+                lost: BTreeMap::new(),
+                gone: if created { Position::default() } else { Position::end_of(latest) },
                 floors: HashMap::new(),
                 any_floor: Position::default(),
             }),
@@ -207,27 +246,31 @@ impl<E> Ring<E> {
         }
     }
 
-    /// The entries after `after` up to `through` (inclusive) whose stream
-    /// passes `filter`, and the floor for that filter: whether something
-    /// after `after` that this reader needs may be gone is `floor > after`.
+    /// The entries after `after` up to `through` (the end of a run,
+    /// inclusive) whose stream passes `filter`; or, when something in
+    /// between that this reader needs may be gone, nothing and the position
+    /// up to which the reset that says so reports losses (at least
+    /// `through`).
     pub(crate) fn range(
         &self,
         after: Position,
         through: Position,
         filter: Option<&StreamId>,
-    ) -> (Positioned<E>, Position) {
+    ) -> Result<Positioned<E>, Position> {
         let mut state = self.state.lock();
         self.expire_locked(&mut state, Instant::now());
         self.len.store(state.entries.len() as u64, Ordering::Relaxed);
-        let floor = state.floor(filter);
         if after >= through {
-            return (Vec::new(), floor);
+            return Ok(Vec::new());
+        }
+        if let Some(reported) = state.loss(after, through, filter) {
+            return Err(reported);
         }
         let found = match filter {
             // Through the stream's own queue: a reader of a quiet stream does
             // not walk the other streams' events at every wake-up.
             Some(id) => {
-                let Some(queue) = state.by_stream.get(&Some(id.clone())) else { return (Vec::new(), floor) };
+                let Some(queue) = state.by_stream.get(&Some(id.clone())) else { return Ok(Vec::new()) };
                 let start = queue.partition_point(|p| *p <= after);
                 queue
                     .range(start..)
@@ -241,7 +284,7 @@ impl<E> Ring<E> {
                 .map(|(pos, e)| (*pos, Arc::clone(&e.env)))
                 .collect(),
         };
-        (found, floor)
+        Ok(found)
     }
 
     /// Every ephemeral event at or before the result may be gone, for a

@@ -10,9 +10,10 @@
 //! every ephemeral event before it is in the ring.
 //!
 //! Invariant: positions only move forward, so nothing is delivered twice;
-//! when the ring lost something after the stream's position (`floor`
-//! above it), the stream says so with one `Reset { LiveOutputExpired }`
-//! and goes on with the next durable event.
+//! when the ring lost something of a run after the stream's position, the
+//! stream says so with one `Reset { LiveOutputExpired }` before the next
+//! durable event and goes on with it; a run that lost nothing is served
+//! with no reset.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -39,8 +40,9 @@ pub struct LiveStream<E> {
     filter: Option<StreamId>,
     /// The last position delivered.
     pos: Position,
-    /// Removals up to here were reported (or predate a bare start).
-    accepted_floor: Position,
+    /// Losses up to here were reported (or predate a bare start): what the
+    /// ring still holds at or before it is skipped with them.
+    accepted: Position,
     ready: VecDeque<Result<FeedItem<E>>>,
     changes: BoxStream<'static, ()>,
     ended: bool,
@@ -67,7 +69,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         // A bare `Seq::ZERO` asks for what is there, not for a position:
         // what the ring lost before it started is no news to it.
         let bare = from.cursor.epoch.is_none() && from.cursor.seq == Seq::ZERO && from.index == 0;
-        let accepted_floor = if bare { ring.floor(filter.as_ref()) } else { Position::default() };
+        let accepted = if bare { ring.floor(filter.as_ref()) } else { Position::default() };
         let changes = futures::stream::unfold(ring.watch(), |mut rx| async move {
             rx.changed().await.ok()?;
             Some(((), rx))
@@ -79,7 +81,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             shared,
             filter,
             pos,
-            accepted_floor,
+            accepted,
             ready: VecDeque::new(),
             changes,
             ended: false,
@@ -95,23 +97,28 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
     /// Queues the ring's events after the position up to `through`, or one
     /// reset if the ring lost some of them; `true` if anything was queued.
     fn drain_ring(&mut self, through: Position) -> bool {
-        if through <= self.pos {
+        let after = self.pos.max(self.accepted);
+        if through <= after {
             return false;
         }
-        let (found, floor) = self.ring.range(self.pos, through, self.filter.as_ref());
-        if floor > self.pos.max(self.accepted_floor) {
-            // Only the losses up to `through` are reported here: one after
-            // the next durable event gets its own reset there.
-            self.accepted_floor = floor.min(through);
-            self.pos = through;
-            self.ready.push_back(Ok(FeedItem::Reset {
-                reason: ResetReason::LiveOutputExpired,
-                // The durable event after the skipped run.
-                earliest: through.seq.next(),
-                latest: self.shared.latest(),
-            }));
-            return true;
-        }
+        let found = match self.ring.range(after, through, self.filter.as_ref()) {
+            Ok(found) => found,
+            Err(reported) => {
+                // The losses up to `through` are reported here (further
+                // only where the ring cannot tell runs apart): a run after
+                // the next durable event that lost something gets its own
+                // reset there.
+                self.accepted = reported;
+                self.pos = through;
+                self.ready.push_back(Ok(FeedItem::Reset {
+                    reason: ResetReason::LiveOutputExpired,
+                    // The durable event after the skipped run.
+                    earliest: through.seq.next(),
+                    latest: self.shared.latest(),
+                }));
+                return true;
+            }
+        };
         let Some(&(last, _)) = found.last() else { return false };
         self.ready.extend(found.into_iter().map(|(position, env)| Ok(FeedItem::Ephemeral { position, env })));
         self.pos = last;
@@ -179,7 +186,7 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                                 _ => Seq::new(earliest.get().saturating_sub(1)),
                             };
                             this.pos = Position::durable(resume);
-                            this.accepted_floor = this.pos;
+                            this.accepted = this.pos;
                         }
                         this.ready.push_back(Ok(item));
                     }
