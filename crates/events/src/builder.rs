@@ -259,10 +259,12 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     }
 
     /// Attaches a best-effort sink. Sinks see every durable event after it
-    /// is journaled, in seq order, on a background task behind a bounded
-    /// queue, so a slow sink never slows the writer; what the queue cannot
-    /// hold is dropped and counted in [`FeedStats::sink_dropped`](crate::FeedStats::sink_dropped).
-    /// Repeatable: sinks are called one after another for each event. A
+    /// is journaled, in seq order, each on a background task of its own
+    /// behind a bounded queue of its own, so a slow sink never slows the
+    /// writer or the other sinks; what its queue cannot hold is dropped and
+    /// counted in [`FeedStats::sink_dropped`](crate::FeedStats::sink_dropped)
+    /// and in its [`SinkReport::queue_dropped`](crate::SinkReport::queue_dropped).
+    /// Repeatable. A
     /// consumer that must not miss events detects a dropped one by its seq
     /// and fills the gap with [`reconcile`](crate::reconcile)`(&feed, last_seen)`,
     /// which reads it back from the journal.
@@ -315,7 +317,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         self
     }
 
-    /// Batches of envelopes the sink queue holds. Default: 1024.
+    /// Batches of envelopes each sink's queue holds (one batch per
+    /// journal write). Default: 1024.
     #[must_use]
     pub fn sink_queue(mut self, batches: usize) -> Self {
         self.sink_queue = batches.max(1);

@@ -45,6 +45,7 @@
 //! | `events_sink_report_dropped_total` | counter | `sink` | [`SinkReport::stats`]`.dropped` |
 //! | `events_sink_report_timeouts_total` | counter | `sink` | [`SinkReport::stats`]`.timed_out` |
 //! | `events_sink_report_panics_total` | counter | `sink` | [`SinkReport::panics`] |
+//! | `events_sink_report_queue_dropped_total` | counter | `sink` | [`SinkReport::queue_dropped`]: what its full queue in the feed dropped |
 //! | `events_session_emitted_total` | counter | `session` | [`Session::stats`]`.emitted` |
 //! | `events_session_disconnected_slow_total` | counter | `session` | [`Session::stats`]`.disconnected_slow` |
 //! | `events_session_max_lag` | gauge | `session` | [`Session::stats`]`.max_lag` |
@@ -55,10 +56,11 @@
 //! | `events_consumer_pinned` | gauge | `consumer` | [`ConsumerReport::pinned`](crate::ConsumerReport::pinned): 1 or 0 |
 //!
 //! The `sink` label is the sink's [`SinkReport::name`]. The feed-wide
-//! `events_sink_*_total` series include the feed's own sink queue and
-//! timeout; the per-sink `events_sink_report_*` series are what each sink
-//! reports itself, so they are named apart and summing them does not count
-//! anything twice.
+//! `events_sink_*_total` series include the feed's own sink queues and
+//! timeout; the per-sink `events_sink_report_*` series break them down by
+//! sink (what each sink reports itself, and what its queue in the feed
+//! dropped), so they are named apart: sum one family or the other, not
+//! both.
 //!
 //! **Lag.** What the feed keeps is published: a durable consumer's lag
 //! (`events_consumer_lag`) comes from its checkpoint in the journal
@@ -92,7 +94,7 @@ pub const CONSUMER_LABEL: &str = "consumer";
 
 /// The name of every series [`record`] and [`record_session`] publish, as
 /// in the [table](self#metrics).
-pub const METRIC_NAMES: [&str; 33] = [
+pub const METRIC_NAMES: [&str; 34] = [
     "events_appended_total",
     "events_dropped_total",
     "events_encode_errors_total",
@@ -118,6 +120,7 @@ pub const METRIC_NAMES: [&str; 33] = [
     "events_sink_report_dropped_total",
     "events_sink_report_timeouts_total",
     "events_sink_report_panics_total",
+    "events_sink_report_queue_dropped_total",
     "events_session_emitted_total",
     "events_session_disconnected_slow_total",
     "events_session_max_lag",
@@ -197,6 +200,7 @@ fn record_sink(sink: &SinkReport, feed: &str) {
         ("events_sink_report_dropped_total", sink.stats.dropped),
         ("events_sink_report_timeouts_total", sink.stats.timed_out),
         ("events_sink_report_panics_total", sink.panics),
+        ("events_sink_report_queue_dropped_total", sink.queue_dropped),
     ];
     for (name, value) in totals {
         counter!(name, labels.iter()).absolute(value);
@@ -335,7 +339,8 @@ mod tests {
     /// Distinct values for every field, so a field published under the
     /// wrong name shows.
     fn sample() -> FeedStats {
-        let mut sink = SinkReport { name: "audit".to_owned(), panics: 105, ..SinkReport::default() };
+        let mut sink =
+            SinkReport { name: "audit".to_owned(), panics: 105, queue_dropped: 106, ..SinkReport::default() };
         sink.stats.emitted = 101;
         sink.stats.filtered = 102;
         sink.stats.dropped = 103;
@@ -398,6 +403,7 @@ mod tests {
             (format!("events_sink_report_dropped_total{s}"), 103),
             (format!("events_sink_report_timeouts_total{s}"), 104),
             (format!("events_sink_report_panics_total{s}"), 105),
+            (format!("events_sink_report_queue_dropped_total{s}"), 106),
             ("events_consumer_checkpoint{feed=orders,consumer=indexer}".to_owned(), 16),
             ("events_consumer_lag{feed=orders,consumer=indexer}".to_owned(), 17),
             ("events_consumer_lag_bytes{feed=orders,consumer=indexer}".to_owned(), 1700),

@@ -1,17 +1,19 @@
 //! Sinks attached with [`FeedBuilder::sink`](crate::FeedBuilder::sink): the
-//! writer hands each published batch to a bounded queue, and one background
-//! task calls every sink for every envelope, in seq order.
+//! writer hands each published batch to every sink's own bounded queue, and
+//! one background task per sink calls it for every envelope, in seq order.
 //!
 //! Invariant: sinks run strictly after durability and publication, and can
-//! neither fail nor slow the writer: the hand-off is a `try_send`; a full
-//! queue drops the batch and counts every envelope in it. This is the sink
-//! crate's `Offload` + `Tee` arrangement, specialised so that a whole batch
-//! crosses the queue in one message (one queue operation per fsync, not per
-//! event); each sink is wrapped in the sink crate's `Timeout` when a timeout
-//! is configured, and the counters every sink reports through
-//! `EventSink::stats` are summed into the feed's stats. Each sink is called
-//! under its own unwind guard: a sink that panics is counted and logged by
-//! name, and neither the sink task nor the other sinks notice.
+//! neither fail nor slow the writer, nor each other: the hand-off is a
+//! `try_send` per sink; a full queue drops the batch for that sink alone and
+//! counts every envelope in it. This is the sink crate's `Offload` + `Tee`
+//! arrangement, specialised so that a whole batch crosses each queue in one
+//! message (one queue operation per sink and fsync, not per event); each
+//! sink is wrapped in the sink crate's `Timeout` when a timeout is
+//! configured, and the counters every sink reports through
+//! `EventSink::stats` are summed into the feed's stats. Each call is made
+//! under an unwind guard: a sink that panics is counted and logged by name,
+//! and neither its task nor the other sinks notice; a sink that never
+//! returns loses its own events, not the others'.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -30,12 +32,13 @@ use crate::stats::{Counters, SinkReport};
 /// A sink as the builder collects it: its name and the sink.
 pub(crate) type NamedSink<E> = (String, Arc<dyn EventSink<Envelope<E>>>);
 
-/// One attached sink: its name, the sink (wrapped in its timeout) and how
-/// often it panicked.
+/// One attached sink: its name, the sink (wrapped in its timeout), how
+/// often it panicked and what its full queue dropped.
 struct Attached<E> {
     name: String,
     sink: Arc<dyn EventSink<Envelope<E>>>,
     panics: AtomicU64,
+    queue_dropped: AtomicU64,
 }
 
 /// The sinks of a feed, each already wrapped in its timeout.
@@ -58,22 +61,20 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
                     None => sink,
                     Some(limit) => Arc::new(Timeout::new(sink, limit)) as Arc<dyn EventSink<Envelope<E>>>,
                 };
-                Attached { name, sink, panics: AtomicU64::new(0) }
+                Attached { name, sink, panics: AtomicU64::new(0), queue_dropped: AtomicU64::new(0) }
             })
             .collect();
         SinkSet { sinks }
     }
 
-    /// Calls every sink for `env`, one after another. A sink that panics is
-    /// caught alone: the panic is logged with the sink's name and counted,
-    /// the other sinks still get the event, and the panicking sink gets the
-    /// next one (a bad event must not silence a sink for the feed's life).
-    async fn emit(&self, env: &Envelope<E>) {
-        for attached in self.sinks.iter() {
-            if AssertUnwindSafe(attached.sink.emit(env)).catch_unwind().await.is_err() {
-                let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
-            }
+    /// Calls sink `index` with `env`. A panic is caught: it is logged with
+    /// the sink's name and counted, and the sink gets the next event (a bad
+    /// event must not silence a sink for the feed's life).
+    async fn emit(&self, index: usize, env: &Envelope<E>) {
+        let attached = &self.sinks[index];
+        if AssertUnwindSafe(attached.sink.emit(env)).catch_unwind().await.is_err() {
+            let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
         }
     }
 
@@ -97,45 +98,74 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
             .map(|s| {
                 let stats = s.sink.stats();
                 // Caught here, or by an `Offload` inside the sink on its own task.
-                SinkReport { name: s.name.clone(), panics: s.panics.load(Ordering::Relaxed) + stats.panicked, stats }
+                SinkReport {
+                    name: s.name.clone(),
+                    panics: s.panics.load(Ordering::Relaxed) + stats.panicked,
+                    queue_dropped: s.queue_dropped.load(Ordering::Relaxed),
+                    stats,
+                }
             })
             .collect()
     }
 }
 
-/// The writer's end of the sink queue.
+/// Published envelopes, as one batch crosses every sink's queue.
+type Batch<E> = Arc<[Arc<Envelope<E>>]>;
+
+/// The writer's end of the sinks' queues.
 pub(crate) struct SinkQueue<E> {
-    tx: mpsc::Sender<Vec<Arc<Envelope<E>>>>,
+    set: SinkSet<E>,
+    /// One per sink, in the set's order.
+    queues: Vec<mpsc::Sender<Batch<E>>>,
+}
+
+/// Turns the `done` receiver `true` when the last sink task lets go of it.
+struct AllDone(watch::Sender<bool>);
+
+impl Drop for AllDone {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl<E: Send + Sync + 'static> SinkQueue<E> {
-    /// Spawns the sink task on the current tokio runtime. The receiver
-    /// turns `true` once the task has handed every queued batch to the
-    /// sinks, after the writer dropped its end ([`Feed::close`](crate::Feed::close) waits for it).
+    /// Spawns one task per sink on the current tokio runtime, each behind
+    /// a queue of `capacity` batches. The receiver turns `true` once every
+    /// task has handed every queued batch to its sink, after the writer
+    /// dropped its end ([`Feed::close`](crate::Feed::close) waits for it).
     pub(crate) fn spawn(set: SinkSet<E>, capacity: usize) -> (Self, watch::Receiver<bool>) {
-        let (tx, mut rx) = mpsc::channel::<Vec<Arc<Envelope<E>>>>(capacity);
         let (done_tx, done) = watch::channel(false);
-        tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                for env in &batch {
-                    set.emit(env).await;
-                }
-            }
-            done_tx.send_replace(true);
-        });
-        (SinkQueue { tx }, done)
+        let all_done = Arc::new(AllDone(done_tx));
+        let queues = (0..set.sinks.len())
+            .map(|index| {
+                let (tx, mut rx) = mpsc::channel::<Batch<E>>(capacity);
+                let (set, all_done) = (set.clone(), Arc::clone(&all_done));
+                tokio::spawn(async move {
+                    while let Some(batch) = rx.recv().await {
+                        for env in batch.iter() {
+                            set.emit(index, env).await;
+                        }
+                    }
+                    drop(all_done);
+                });
+                tx
+            })
+            .collect();
+        (SinkQueue { set, queues }, done)
     }
 
-    /// Hands a published batch to the sinks without waiting.
+    /// Hands a published batch to every sink without waiting; a sink whose
+    /// queue is full loses it (counted), the others do not.
     pub(crate) fn dispatch(&self, batch: Vec<Arc<Envelope<E>>>, counters: &Counters) {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = self.tx.try_send(batch) {
-            let lost = match &e {
-                mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b) => b.len(),
-            };
-            counters.sink_dropped.fetch_add(lost as u64, Ordering::Relaxed);
+        let batch: Batch<E> = batch.into();
+        for (queue, attached) in self.queues.iter().zip(self.set.sinks.iter()) {
+            if queue.try_send(Arc::clone(&batch)).is_err() {
+                counters.sink_dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                attached.queue_dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -26,9 +26,11 @@ pub struct FeedStats {
     pub lagged_fallbacks: u64,
     /// `Reset` items handed to `stream_from` consumers.
     pub resets: u64,
-    /// Envelopes lost on the way to sinks: dropped by the feed's sink queue
-    /// because the sinks were too slow, plus what the sinks' own decorators
-    /// (`ChannelSink`, `Offload`) report as dropped.
+    /// Envelopes lost on the way to sinks, summed over the sinks: dropped
+    /// by a sink's queue in the feed because that sink was too slow (an
+    /// envelope two sinks lost counts twice; see [`sinks`](Self::sinks)),
+    /// plus what the sinks' own decorators (`ChannelSink`, `Offload`)
+    /// report as dropped.
     pub sink_dropped: u64,
     /// Sink calls cut short by the feed's sink timeout or by the sinks' own
     /// `Timeout` decorators.
@@ -77,6 +79,9 @@ pub struct SinkReport {
     /// `Offload` inside the sink (`stats.panicked`). A sink that panicked
     /// keeps being called with later events: one bad event must not silence it.
     pub panics: u64,
+    /// Envelopes this sink never got: its queue in the feed was full (it
+    /// was too slow). The other sinks' queues are their own.
+    pub queue_dropped: u64,
     /// The counters the sink reports itself (`EventSink::stats`).
     pub stats: events_sink::SinkStats,
 }

@@ -1,6 +1,7 @@
 //! Sinks see durable events in seq order, only after they are readable from
 //! the journal, and a sink that never returns neither blocks appends nor the
-//! other sinks for long: the timeout cuts it and counts it.
+//! other sinks: the timeout cuts it and counts it, and without one it loses
+//! only its own events.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use events::layers::journal::Reader;
 use events::{Envelope, EventSink, Feed, SyncPolicy};
 use parking_lot::Mutex;
-use support::{Ev, msg};
+use support::{Ev, eventually, msg};
 use tokio::sync::mpsc;
 
 /// Checks, for each envelope, that the journal already holds it.
@@ -108,6 +109,37 @@ async fn stuck_sink_is_cut_by_timeout_and_never_blocks_appends() {
     // Whatever was not dropped reached the second sink, in order.
     let seen = seen.lock().clone();
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}
+
+/// A sink that never returns, with no timeout: it loses its own events
+/// (its queue fills, counted in its report), while the sink beside it sees
+/// every event in order. Both used to share one task, so the stuck sink
+/// starved the other for the feed's life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_sink_without_a_timeout_starves_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .named_sink("stuck", Stuck)
+        .named_sink("collect", Collect(Arc::clone(&seen)))
+        .sink_queue(2)
+        .sink_close_wait(Duration::from_millis(50))
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=50 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    eventually("the sink beside the stuck one saw every event", || seen.lock().len() >= 50).await;
+    assert_eq!(*seen.lock(), (1..=50).collect::<Vec<u64>>());
+    let stats = feed.stats();
+    let (stuck, collect) = (&stats.sinks[0], &stats.sinks[1]);
+    assert_eq!((stuck.name.as_str(), collect.name.as_str()), ("stuck", "collect"));
+    assert!(stuck.queue_dropped > 0, "{stats:?}");
+    assert_eq!(collect.queue_dropped, 0, "{stats:?}");
+    assert_eq!(stats.sink_dropped, stuck.queue_dropped);
+    feed.close().await.unwrap();
 }
 
 /// A sink slower than the appends: when `close` returns, it has seen every
