@@ -50,10 +50,10 @@ pub(crate) fn key_of<C: Codec>(codec: &C, payload: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The in-memory index of the newest segment, shared by every handle of a
-/// feed (it lives in `Shared`).
+/// feed (it lives in `Shared`), with the inode of the file it describes.
 #[derive(Debug, Default)]
 pub(crate) struct ActiveIndex {
-    index: Mutex<Option<SegmentIndex>>,
+    index: Mutex<Option<(u64, SegmentIndex)>>,
 }
 
 impl ActiveIndex {
@@ -69,19 +69,24 @@ impl ActiveIndex {
         key: &[u8],
         limit: u64,
     ) -> Result<Vec<IndexEntry>> {
+        let mut file = open(path)?;
+        let header = read_header(&mut file, path)?;
+        let meta = file.metadata().map_err(|e| io_error("stat segment", path, e))?;
+        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
         let mut slot = self.index.lock();
-        let index = match slot.take() {
-            Some(index) if index.first_seq == first_seq => index,
-            // Another segment (the previous active one, now sealed, has its
-            // sidecar built from the file) or none yet.
-            _ => SegmentIndex::new(&read_header(path)?),
+        let (_, index) = match slot.take() {
+            // The file indexed before, grown or not. Another first seq (the
+            // previous active segment, now sealed, has its sidecar built from
+            // the file), another epoch or inode (the directory recreated, a
+            // repair), or a shorter file: another file, start again.
+            Some((was, index))
+                if (was, index.first_seq, index.epoch) == (ino, first_seq, header.epoch)
+                    && meta.len() >= index.seg_len =>
+            {
+                slot.insert((was, index))
+            }
+            _ => slot.insert((ino, SegmentIndex::new(&header))),
         };
-        let index = slot.insert(index);
-        // A file shorter than what was indexed is another file (the
-        // directory recreated, a repair): start again.
-        if std::fs::metadata(path).map_or(true, |m| m.len() < index.seg_len) {
-            *index = SegmentIndex::new(&read_header(path)?);
-        }
         if index.next_seq <= limit {
             // No further than the watermark when it covers `limit`: past it
             // a writer under `Always` keeps zeros it reserved ahead.
@@ -91,7 +96,7 @@ impl ActiveIndex {
                 .flatten()
                 .filter(|wm| wm.segment == first_seq && wm.seq >= limit)
                 .map_or(u64::MAX, |wm| wm.offset);
-            let more = read_from(path, index.seg_len, end)?;
+            let more = read_from(&mut file, path, index.seg_len, end)?;
             index.extend(&more, limit, |p| key_of(codec, p));
         }
         Ok(index.keys.get(key).cloned().unwrap_or_default())
@@ -105,23 +110,29 @@ impl ActiveIndex {
     }
 }
 
-fn read_header(path: &Path) -> Result<events_journal::format::SegmentHeader> {
+fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Journal(events_journal::JournalError::Io { op, path: path.to_path_buf(), source })
+}
+
+fn open(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| io_error("open segment", path, e))
+}
+
+fn read_header(file: &mut std::fs::File, path: &Path) -> Result<events_journal::format::SegmentHeader> {
     use std::io::Read;
     let mut head = [0u8; events_journal::format::HEADER_LEN];
-    let io = |e| events_journal::JournalError::Io { op: "read segment header", path: path.to_path_buf(), source: e };
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).map_err(io)?;
+    file.read_exact(&mut head).map_err(|e| io_error("read segment header", path, e))?;
     events_journal::format::SegmentHeader::decode(&head).map_err(|e| {
         let reason = format!("segment header: {e:?}");
         Error::Journal(events_journal::JournalError::Corrupt { path: path.to_path_buf(), offset: 0, seq: None, reason })
     })
 }
 
-/// The bytes of `path` from `offset` to `end` or its end, read (not
+/// The bytes of `file` from `offset` to `end` or its end, read (not
 /// mapped: the writer may cut back an unacknowledged tail under us).
-fn read_from(path: &Path, offset: u64, end: u64) -> Result<Vec<u8>> {
+fn read_from(file: &mut std::fs::File, path: &Path, offset: u64, end: u64) -> Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let io = |e| events_journal::JournalError::Io { op: "read segment", path: path.to_path_buf(), source: e };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let io = |e| io_error("read segment", path, e);
     file.seek(SeekFrom::Start(offset)).map_err(io)?;
     let mut out = Vec::new();
     file.take(end.saturating_sub(offset)).read_to_end(&mut out).map_err(io)?;

@@ -297,3 +297,29 @@ fn sidecar_paths_sit_beside_their_segments() {
     let seg = Path::new("/j/00000000000000000042.seg");
     assert_eq!(sidecar_path(seg), Path::new("/j/00000000000000000042.idx"));
 }
+
+/// A follower that read a stream of the newest segment, then the directory
+/// recreated under it with as many bytes of another stream's events: its
+/// in-memory index of the newest segment described the old file, so the
+/// read of the new stream began where the old file ended and returned only
+/// its last events.
+#[tokio::test]
+async fn a_follower_reads_a_recreated_journal_from_its_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fill = |id: &'static str, n: u64| async move {
+        let feed = open(dir, 1 << 20, Retention::unlimited()).await;
+        for i in 0..n {
+            feed.append(Some(id), msg(i)).await.unwrap();
+        }
+        feed.close().await.unwrap();
+    };
+    fill("b", 50).await;
+    let follower: FeedReader<Ev> = FeedReader::open(dir).unwrap();
+    assert_eq!(read(&follower, "b", Seq::ZERO).await.len(), 50);
+    std::fs::remove_dir_all(dir).unwrap();
+    fill("a", 60).await;
+    let _ = follower.epoch(); // the follower notices the new journal
+    let got = read(&follower, "a", Seq::ZERO).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), (1..=60).collect::<Vec<_>>());
+}
