@@ -207,6 +207,24 @@ impl Journal {
         self.watermark.published_seq()
     }
 
+    /// Writes the readers' watermark again when its last write failed (it
+    /// then lags [`acked_seq`](Self::acked_seq) until the next append), and
+    /// returns [`published_seq`](Self::published_seq). A [`Reader`](crate::Reader)
+    /// stops at the watermark, so a writer that must read back what it
+    /// acknowledged (its own index lookups) calls this first.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] naming the watermark file if the write fails
+    /// again (counted in `watermark_errors`; the writer stays healthy).
+    pub fn republish(&mut self) -> Result<u64, JournalError> {
+        if let Err(e) = self.watermark.retry() {
+            self.stats.watermark_errors += 1;
+            return Err(e);
+        }
+        Ok(self.published_seq())
+    }
+
     /// The newest seq acknowledged under the [`SyncPolicy`]: under `Always`
     /// the newest one a completed `fdatasync` covered, otherwise the newest
     /// one written. [`last_seq`](Self::last_seq) may be ahead of it while

@@ -148,6 +148,8 @@ pub(crate) struct Publisher {
     io: Io,
     /// The last record written.
     last: Option<Watermark>,
+    /// The record whose write failed last, when no later one was written.
+    failed: Option<Watermark>,
     /// The file's bytes before this writer opened (`None`: there was no
     /// file), put back if the open is refused before the journal is in place.
     previous: Option<Vec<u8>>,
@@ -175,7 +177,8 @@ impl Publisher {
             .op(Step::Watermark, || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path))
             .map_err(|e| JournalError::io("open watermark", &path, e))?;
         let decoded = previous.as_deref().and_then(Watermark::decode);
-        let mut publisher = Publisher { file, path, io: io.clone(), last: None, previous, committed: false };
+        let mut publisher =
+            Publisher { file, path, io: io.clone(), last: None, failed: None, previous, committed: false };
         let recovering = Watermark {
             state: WriterState::Recovering,
             ..decoded.unwrap_or(Watermark { state: WriterState::Recovering, epoch: 0, seq: 0, segment: 0, offset: 0 })
@@ -190,12 +193,23 @@ impl Publisher {
             return Ok(());
         }
         let bytes = wm.encode();
-        self.io
-            .op(Step::Watermark, || self.file.write_all_at(&bytes, 0))
-            .map_err(|e| JournalError::io("write watermark", &self.path, e))?;
+        if let Err(e) = self.io.op(Step::Watermark, || self.file.write_all_at(&bytes, 0)) {
+            self.failed = Some(wm);
+            return Err(JournalError::io("write watermark", &self.path, e));
+        }
         self.last = Some(wm);
+        self.failed = None;
         self.committed |= wm.state != WriterState::Recovering;
         Ok(())
+    }
+
+    /// Writes again the record whose write failed last, if no later one
+    /// was written since.
+    pub(crate) fn retry(&mut self) -> Result<(), JournalError> {
+        match self.failed {
+            Some(wm) => self.publish(wm),
+            None => Ok(()),
+        }
     }
 }
 

@@ -215,3 +215,28 @@ async fn sixteen_appenders_expecting_one_version_one_wins_the_rest_see_it() {
     assert_eq!(feed.latest_seq(), Seq::new(20), "one event journaled per round");
     feed.close().await.unwrap();
 }
+
+/// A failed watermark write leaves the readers' files behind the
+/// acknowledged seq: the writer's version lookup reads through them, so it
+/// brings the watermark up to date first. It had answered from the files:
+/// `Exact(2)` refused with `current: Some(1)` and `Exact(1)` accepted, a
+/// lost update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_is_read_past_a_watermark_a_failed_write_left_behind() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Edit> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(Some("s"), put(1, 1)).await.unwrap();
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    assert_eq!(feed.append(Some("s"), put(1, 2)).await.unwrap(), Seq::new(2));
+    assert_eq!(plan.fired(), [(Step::Watermark, Fault::Errno(libc::EIO))]);
+    let stale = feed.append_with(Some("s"), put(2, 1), expect(Expected::Exact(Seq::new(1)))).await;
+    assert!(
+        matches!(&stale, Err(Error::VersionConflict { current: Some(seq), .. }) if *seq == Seq::new(2)),
+        "{stale:?}"
+    );
+    let fresh = feed.append_with(Some("s"), put(2, 2), expect(Expected::Exact(Seq::new(2)))).await.unwrap();
+    assert_eq!(fresh.seq, Seq::new(3));
+    feed.close().await.unwrap();
+}

@@ -159,6 +159,19 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 let _ = ack.send(Err(Error::MissingStream));
                 return None;
             };
+            // The lookup reads the files, which stop at the readers'
+            // watermark: bring it up to what the journal acknowledged if a
+            // failed write left it behind.
+            if self.journal.published_seq() < self.journal.acked_seq() {
+                match self.journal.republish() {
+                    Ok(_) => self.shared.after_batch(0, self.shared.latest().get(), &self.journal),
+                    Err(e) => {
+                        tracing::warn!(error = %e, stream = %stream, "cannot read a stream's version: the watermark lags");
+                        let _ = ack.send(Err(Error::Journal(e)));
+                        return None;
+                    }
+                }
+            }
             let pending = &self.pending;
             let staged = || pending.iter().map(|p| p.stream.clone()).collect();
             let next = self.first_pending();
