@@ -249,3 +249,38 @@ async fn the_writer_is_woken_for_every_pipelined_sync() {
     assert_eq!(feed.latest_seq(), Seq::new(3 * 512 * 10));
     feed.close().await.unwrap();
 }
+
+/// Every appender whose event was in a batch whose fdatasync failed gets
+/// the journal's error (`Error::Journal`, the `EIO`), not only the first:
+/// the others were told `Unhealthy`, "after an earlier journal failure",
+/// which is a later append's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_appender_of_a_batch_whose_fdatasync_failed_gets_the_journal_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    // The first append's fdatasync is slow, so the others gather in the next batch.
+    plan.inject(Step::AppendSync, 0, Fault::Stall(Duration::from_millis(300)));
+    plan.inject(Step::AppendSync, 1, Fault::Errno(libc::EIO));
+    let feed = open(tmp.path(), &plan).await;
+    let first = {
+        let feed = feed.clone();
+        tokio::spawn(async move { feed.append(None, msg(0)).await })
+    };
+    reached(&plan, Step::AppendSync, 1).await;
+    let others: Vec<_> = (1..=15)
+        .map(|n| {
+            let feed = feed.clone();
+            tokio::spawn(async move { feed.append(None, msg(n)).await })
+        })
+        .collect();
+    assert_eq!(first.await.unwrap().unwrap(), Seq::new(1));
+    for task in others {
+        let result = task.await.unwrap();
+        assert!(
+            matches!(&result, Err(Error::Journal(events::JournalError::Io { source, .. })) if source.raw_os_error() == Some(libc::EIO)),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(feed.append(None, msg(99)).await, Err(Error::Unhealthy { .. })));
+    let _ = feed.close().await;
+}

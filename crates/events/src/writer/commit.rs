@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::{Cmd, Writer};
 use crate::batches::{MAX_BATCH_EVENTS, next_commands};
-use crate::{Error, error_chain};
+use crate::error_chain;
 
 /// Yields of the CPU before the writer parks while a sync is in flight.
 const SPINS: usize = 16;
@@ -138,7 +138,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let cause = error_chain(&e);
         tracing::error!(error = %cause, "journal append failed; the feed refuses appends until reopened");
         self.shared.set_failed(cause.clone());
-        self.reject_pending(Some(Error::Journal(e)), &cause);
+        self.reject_pending(Some(e), &cause);
     }
 
     /// Waits until everything written is published or refused.

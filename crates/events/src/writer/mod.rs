@@ -20,7 +20,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use events_core::{Codec, Envelope, Event, EventId, Seq, StreamId, Timestamp};
-use events_journal::Journal;
+use events_journal::{Journal, JournalError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use self::acks::Acks;
@@ -412,23 +412,43 @@ impl<E: Event, C: Codec> Writer<E, C> {
         self.acks.deliver();
     }
 
-    fn reject_pending(&mut self, mut first_error: Option<Error>, cause: &str) {
+    /// Refuses every event in flight: with the journal's error when this
+    /// batch's write or fdatasync failed (`failure`), each appender gets it
+    /// (an I/O error copied with its OS code; another kind goes to the first
+    /// appender, the others get `Unhealthy` naming it); with `Unhealthy`
+    /// when an earlier batch failed.
+    fn reject_pending(&mut self, failure: Option<JournalError>, cause: &str) {
         // Positioned after events that were never journaled: dropped.
         self.ephemerals.clear();
+        let mut failure = failure.map(Error::Journal);
+        let mut refusal = || match failure.as_ref().and_then(copy_io_failure) {
+            Some(copy) => copy,
+            None => failure.take().unwrap_or_else(|| Error::Unhealthy { cause: cause.to_owned() }),
+        };
         for p in self.pending.drain(..) {
             match p.ack {
                 Some(ack) => {
-                    let err = first_error.take().unwrap_or_else(|| Error::Unhealthy { cause: cause.to_owned() });
-                    let _ = ack.send(Err(err));
+                    let _ = ack.send(Err(refusal()));
                 }
                 None => Counters::bump(&self.shared.counters.dropped),
             }
         }
+        // Retries of an id in flight share its outcome.
         for (ack, _) in self.duplicates.drain(..) {
-            let _ = ack.send(Err(Error::Unhealthy { cause: cause.to_owned() }));
+            let _ = ack.send(Err(refusal()));
         }
         self.written = 0;
         self.guard.batch_done();
         self.buf.clear();
     }
+}
+
+/// The same I/O failure of the journal, for another appender it concerns
+/// (`None` for any other error).
+fn copy_io_failure(err: &Error) -> Option<Error> {
+    let Error::Journal(JournalError::Io { op, path, source }) = err else { return None };
+    let source = source
+        .raw_os_error()
+        .map_or_else(|| std::io::Error::new(source.kind(), source.to_string()), std::io::Error::from_raw_os_error);
+    Some(Error::Journal(JournalError::Io { op, path: path.clone(), source }))
 }
