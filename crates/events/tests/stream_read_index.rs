@@ -323,3 +323,30 @@ async fn a_follower_reads_a_recreated_journal_from_its_start() {
     let got = read(&follower, "a", Seq::ZERO).await;
     assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), (1..=60).collect::<Vec<_>>());
 }
+
+/// A follower's per-stream read that reaches the newest segment while a
+/// writer is opening the journal (recovering: readers stop at the sealed
+/// segments) waits for the writer instead of ending early. It ended with
+/// nothing of the newest segment, silently, and `follow_stream` went on
+/// live after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_read_waits_for_a_writer_that_is_opening() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    for i in 0..3 {
+        feed.append(Some("a"), msg(i)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
+    let events = follower.read_stream("a", Seq::ZERO).unwrap();
+    assert_eq!(events.limit(), Seq::new(3));
+    // A writer held in its open after recovery began (at the seq lease).
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_millis(400)));
+    let opening = tokio::spawn(Feed::<Ev>::builder(tmp.path()).faults(plan.clone()).open());
+    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    let got: Vec<_> = events.try_collect().await.unwrap();
+    assert_eq!(got.iter().map(|env| env.seq.get()).collect::<Vec<_>>(), [1, 2, 3]);
+    opening.await.unwrap().unwrap().close().await.unwrap();
+}
