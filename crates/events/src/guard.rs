@@ -231,10 +231,12 @@ impl Seen {
         let segments = reader.segments()?;
         let mut start = 0;
         for (i, (first, _)) in segments.iter().enumerate().rev() {
-            // An unreadable first record: that segment is in the window.
-            let Ok(Some(record)) = first_record(reader, *first) else { continue };
+            // An unreadable first record (a gap, damage): that segment is
+            // in the window, and so may be older ones.
             start = i;
-            if record.ts() < horizon {
+            if let Ok(Some(record)) = first_record(reader, *first)
+                && record.ts() < horizon
+            {
                 break;
             }
         }

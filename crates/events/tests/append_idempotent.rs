@@ -319,3 +319,38 @@ async fn with_the_window_off_every_append_is_journaled() {
     assert_eq!(feed.latest_seq(), Seq::new(200));
     feed.close().await.unwrap();
 }
+
+/// The oldest segment's first record damaged and repaired at reopen (the
+/// repair leaves a gap at seq 1 and moves the segment's other records to a
+/// segment of their own): their ids are still in the window, so a retry is
+/// answered, not journaled twice.
+#[tokio::test]
+async fn ids_after_a_gap_at_the_start_of_the_oldest_segment_stay_in_the_window() {
+    use events::layers::journal::format::{FRAME_HEADER_LEN, HEADER_LEN};
+    let tmp = tempfile::tempdir().unwrap();
+    let open = |mode| Feed::<Job>::builder(tmp.path()).segment_bytes(512).recovery(mode).open();
+    let feed = open(events::RecoveryMode::Strict).await.unwrap();
+    for n in 1..=30 {
+        feed.append_with(Some("jobs"), Job { n }, with_id(format!("req-{n}"))).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let mut segments: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    // One byte of the first record's payload, in the oldest segment.
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    bytes[HEADER_LEN + FRAME_HEADER_LEN + 2] ^= 0xff;
+    std::fs::write(&segments[0], bytes).unwrap();
+
+    let feed = open(events::RecoveryMode::Repair).await.unwrap();
+    let retry = feed.append_with(Some("jobs"), Job { n: 2 }, with_id("req-2")).await.unwrap();
+    assert_eq!((retry.seq, retry.duplicate), (Seq::new(2), true));
+    feed.close().await.unwrap();
+    let reader = Reader::open(tmp.path()).unwrap();
+    let req2 = reader.read_since(0).unwrap().filter_map(Result::ok);
+    assert_eq!(req2.filter(|r| events::payload::event_id(r.payload()) == Some("req-2")).count(), 1);
+}
