@@ -134,18 +134,35 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
     /// Under [`Overflow::Disconnect`] or [`Overflow::DisconnectLagging`], if it has to wait
     /// outside a tokio runtime with the time driver enabled.
     pub async fn emit(&self, value: T) -> Result<(), EmitError<T>> {
+        self.emit_if(value, || true).await.map(|_| ())
+    }
+
+    /// [`emit`](Self::emit), asking `go` right before each attempt to
+    /// publish, with no await in between: when it answers `false`, nothing
+    /// is published and the value comes back (`Ok(Some(value))`); `Ok(None)`
+    /// once every subscriber got it. For a producer whose event must not be
+    /// shown once something else changed while it waited for room (the
+    /// façade's sessions check the feed's health so).
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Self::emit).
+    pub async fn emit_if(&self, value: T, mut go: impl FnMut() -> bool) -> Result<Option<T>, EmitError<T>> {
+        if !go() {
+            return Ok(Some(value));
+        }
         // Fast path: most emits find room, so try one publish before building any wait state.
         // A refusal for fullness has no side effect on delivery (nobody got the value), so
         // the waiting path below starts exactly as if this attempt had not happened; it runs
         // within the same first poll, so cancel-safety is unchanged.
         let value = match self.shared.publish(value, None) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(None),
             Err(Refused::Closed(value)) => return Err(EmitError::Closed(value)),
             Err(Refused::Full(value)) => value,
         };
         let mut value = Some(value);
         let mut timer = None;
-        std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer)).await
+        std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer, &mut go)).await
     }
 
     fn poll_emit(
@@ -153,12 +170,16 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         cx: &mut Context<'_>,
         value: &mut Option<T>,
         timer: &mut Option<Pin<Box<Sleep>>>,
-    ) -> Poll<Result<(), EmitError<T>>> {
+        go: &mut impl FnMut() -> bool,
+    ) -> Poll<Result<Option<T>, EmitError<T>>> {
         loop {
             // `poll_fn` inside an `async fn` is never polled again after `Ready`.
             let Some(pending) = value.take() else { return Poll::Pending };
+            if !go() {
+                return Poll::Ready(Ok(Some(pending)));
+            }
             match self.shared.publish(pending, Some(cx.waker())) {
-                Ok(()) => return Poll::Ready(Ok(())),
+                Ok(()) => return Poll::Ready(Ok(None)),
                 Err(Refused::Closed(v)) => return Poll::Ready(Err(EmitError::Closed(v))),
                 Err(Refused::Full(v)) => {
                     // `publish` registered our waker: a reader making room, a removal or a close

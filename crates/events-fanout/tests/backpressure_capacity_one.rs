@@ -1,5 +1,6 @@
 //! Backpressure: with capacity 1 a second `emit` stays pending until the
-//! subscriber takes the first event, and `try_emit` hands the value back.
+//! subscriber takes the first event, `try_emit` hands the value back, and
+//! `emit_if` asks its condition again when room comes.
 //! Pending-ness is asserted by polling, never by sleeping.
 
 use std::{pin::pin, task::Context};
@@ -24,6 +25,24 @@ async fn second_emit_waits_for_the_subscriber() {
     assert_eq!(sub.try_recv(), Ok(2));
     assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(fanout.stats().max_lag, 1);
+}
+
+/// `emit_if` asks again when room comes: a `no` then hands the value back
+/// and nobody gets it; a `yes` publishes as `emit` does.
+#[tokio::test]
+async fn emit_if_asks_again_when_room_comes() {
+    let fanout = Fanout::with_capacity(1);
+    let mut sub = fanout.subscribe();
+    fanout.emit(1).await.unwrap();
+    let go = std::cell::Cell::new(true);
+    let mut second = pin!(fanout.emit_if(2, || go.get()));
+    assert!(poll!(second.as_mut()).is_pending());
+    go.set(false);
+    assert_eq!(sub.recv().await, Some(Ok(1)));
+    assert!(matches!(poll!(second.as_mut()), std::task::Poll::Ready(Ok(Some(2)))));
+    assert_eq!(sub.try_recv(), Err(TryRecvError::Empty), "a refused value reached a subscriber");
+    assert_eq!(fanout.emit_if(3, || true).await.unwrap(), None);
+    assert_eq!(sub.try_recv(), Ok(3));
 }
 
 #[test]

@@ -488,6 +488,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         .dedupe(self.dedupe)
         .ring(ring.clone());
         std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
+        let codec_for_sessions = self.codec.clone();
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared), ring.is_some()),
             FeedReader::live(Arc::clone(&shared), self.codec, (live.downgrade(), recent), sink_set)
@@ -495,7 +496,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
                 .on_undecodable(self.on_undecodable)
                 .with_ring(ring),
             shared,
-            Arc::new(SessionRegistry::new(self.session_capacity, self.session_overflow)),
+            Arc::new(SessionRegistry::new(
+                self.session_capacity,
+                self.session_overflow,
+                crate::session::encoder(codec_for_sessions, self.max_record_bytes),
+            )),
             sinks_done,
         );
         Ok((feed, report))

@@ -164,3 +164,17 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// Runs the event type's own code (`during` names it) so that a panic in it
+/// becomes this event's error instead of the end of the thread or task
+/// running it.
+pub(crate) fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".to_owned());
+        Error::EventPanicked { during, message }
+    })
+}

@@ -43,6 +43,11 @@ impl<E: Event> Inbox<E> {
         Inbox { tx, shared, live }
     }
 
+    /// The feed's shared state (its health, its counters).
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Whether ephemeral events are kept for live output.
     pub(crate) fn live_output(&self) -> bool {
         self.live

@@ -11,18 +11,42 @@
 //! reserved before any subscriber sees it and filled right after the
 //! fan-out, with no await in between, so a durable event a UI was shown is
 //! always handed to the journal; and emits of one session are serialised, so
-//! UI order = journal order = emit order.
+//! UI order = journal order = emit order. A durable event is encoded and
+//! checked against the feed's limits (stream id, `max_record_bytes`) before
+//! any subscriber sees it, and the feed's health is checked again right
+//! before the fan-out publishes it: what the journal would refuse, no UI is
+//! shown.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use events_core::{Event, StreamId};
+use events_core::{Codec, Event, StreamId};
 use events_fanout::{Fanout, FanoutStats, Overflow, Subscriber};
 use parking_lot::Mutex;
 
+use crate::error::isolated;
 use crate::inbox::Inbox;
+use crate::stats::Counters;
 use crate::writer::Cmd;
-use crate::{Error, Result};
+use crate::{Error, Result, index, payload};
+
+/// Encodes a session's durable event as the writer would and checks it
+/// against the feed's limits: an `Err` is what the journal would refuse.
+pub(crate) type Encoder<E> = Arc<dyn Fn(&StreamId, &E) -> Result<Vec<u8>> + Send + Sync>;
+
+/// The [`Encoder`] of a feed with `codec` and `max_record_bytes`.
+pub(crate) fn encoder<E: Event, C: Codec>(codec: C, max_record_bytes: u32) -> Encoder<E> {
+    Arc::new(move |stream: &StreamId, event: &E| {
+        index::check_stream_id(stream.as_str())?;
+        let mut buf = Vec::new();
+        isolated("Serialize", || payload::encode(&codec, Some(stream.as_str()), event, &mut buf))?
+            .map_err(Error::Codec)?;
+        if buf.len() > max_record_bytes as usize {
+            return Err(Error::TooLarge { bytes: buf.len(), limit: max_record_bytes });
+        }
+        Ok(buf)
+    })
+}
 
 /// A subscriber of a [`Session`]: a `futures::Stream` of
 /// `Result<Arc<E>, events_fanout::Closed>` that ends when the session is
@@ -36,6 +60,7 @@ struct SessionInner<E> {
     id: StreamId,
     fanout: Fanout<Arc<E>>,
     inbox: Inbox<E>,
+    encoder: Encoder<E>,
     /// Held across one emit's fan-out and journal hand-off.
     order: tokio::sync::Mutex<()>,
 }
@@ -118,15 +143,32 @@ impl<E: Event> Session<E> {
     ///
     /// # Errors
     ///
-    /// For a durable event, before any subscriber sees it:
-    /// [`Error::Unhealthy`] after a journal failure and [`Error::Closed`]
-    /// once the feed is closed. [`Error::Closed`] also when the session's
+    /// For a durable event, before any subscriber sees it (counted as an
+    /// `append`'s would be): [`Error::StreamIdTooLong`] for a session id
+    /// over 256 bytes, [`Error::Codec`] or [`Error::EventPanicked`] when
+    /// the event cannot be encoded, [`Error::TooLarge`] over the feed's
+    /// `max_record_bytes`, [`Error::Unhealthy`] after a journal failure
+    /// (also one while the emit waited for room) and [`Error::Closed`] once
+    /// the feed is closed. [`Error::Closed`] also when the session's
     /// fan-out is closed. A journal failure *after* the event was queued
     /// shows in the feed's health ([`FeedStats::healthy`](crate::FeedStats::healthy)),
     /// as for `record`.
     pub async fn emit(&self, event: E) -> Result<()> {
         let _order = self.inner.order.lock().await;
         let durable = event.durability().is_durable();
+        // What the journal would refuse, no subscriber is shown.
+        let payload = match durable.then(|| (self.inner.encoder)(&self.inner.id, &event)).transpose() {
+            Ok(payload) => payload,
+            Err(e) => {
+                let counters = &self.inner.inbox.shared().counters;
+                Counters::bump(if matches!(e, Error::TooLarge { .. }) {
+                    &counters.too_large
+                } else {
+                    &counters.encode_errors
+                });
+                return Err(e);
+            }
+        };
         // An ephemeral event goes to the writer too when the feed keeps
         // live output: a slot is reserved for it first, like a durable one.
         let permit = match (durable, self.inner.inbox.live_output()) {
@@ -136,13 +178,23 @@ impl<E: Event> Session<E> {
             (false, false) => None,
         };
         let event = Arc::new(event);
-        self.inner.fanout.emit(Arc::clone(&event)).await.map_err(|_| Error::Closed)?;
+        // Healthy when the fan-out publishes, not only when the wait for
+        // room began: a failure meanwhile refuses the event before any UI
+        // sees it.
+        let shared = self.inner.inbox.shared();
+        let unshown = self.inner.fanout.emit_if(Arc::clone(&event), || !durable || shared.failure().is_none()).await;
+        if unshown.map_err(|_| Error::Closed)?.is_some() {
+            return Err(Error::Unhealthy { cause: shared.failure().unwrap_or_default() });
+        }
         if let Some(permit) = permit {
             // The fan-out is done with its copy by now only if every
             // subscriber consumed it; otherwise clone once for the journal.
             let event = Arc::try_unwrap(event).unwrap_or_else(|arc| (*arc).clone());
-            let stream = Some(self.inner.id.clone());
-            permit.send(if durable { Cmd::Record { stream, event } } else { Cmd::Ephemeral { stream, event } });
+            let stream = self.inner.id.clone();
+            permit.send(match payload {
+                Some(payload) => Cmd::Encoded { stream, event, payload },
+                None => Cmd::Ephemeral { stream: Some(stream), event },
+            });
         }
         Ok(())
     }
@@ -164,11 +216,12 @@ pub(crate) struct SessionRegistry<E> {
     sessions: Mutex<HashMap<StreamId, Weak<SessionInner<E>>>>,
     capacity: usize,
     overflow: Overflow,
+    encoder: Encoder<E>,
 }
 
 impl<E> SessionRegistry<E> {
-    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
-        SessionRegistry { sessions: Mutex::new(HashMap::new()), capacity, overflow }
+    pub(crate) fn new(capacity: usize, overflow: Overflow, encoder: Encoder<E>) -> Self {
+        SessionRegistry { sessions: Mutex::new(HashMap::new()), capacity, overflow, encoder }
     }
 }
 
@@ -183,6 +236,7 @@ impl<E: Event> SessionRegistry<E> {
             id: id.clone(),
             fanout: Fanout::builder().capacity(self.capacity).overflow(self.overflow).build(),
             inbox: inbox.clone(),
+            encoder: Arc::clone(&self.encoder),
             order: tokio::sync::Mutex::new(()),
         });
         sessions.insert(id, Arc::downgrade(&inner));

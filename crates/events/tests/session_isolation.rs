@@ -122,3 +122,66 @@ async fn a_stalled_ui_is_disconnected_with_a_reason_and_the_session_carries_on()
     assert!(session.stats().disconnected_slow >= 1);
     feed.close().await.unwrap();
 }
+
+/// A durable event the journal would refuse (over `max_record_bytes`; a
+/// session id over 256 bytes) is refused by `emit` with the typed error
+/// before any UI sees it, and counted as an append's would be. `emit` had
+/// shown it, returned `Ok`, and the writer then dropped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_event_the_journal_would_refuse_is_shown_to_no_ui() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).max_record_bytes(1024).open().await.unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+    let big = Ev::Msg { n: 1, own_stream: Some("x".repeat(4096)) };
+    let refused = session.emit(big).await;
+    assert!(matches!(refused, Err(Error::TooLarge { limit: 1024, .. })), "{refused:?}");
+    let long = feed.session(&"s".repeat(300));
+    let mut long_ui = long.subscribe();
+    let refused = long.emit(msg(2)).await;
+    assert!(matches!(refused, Err(Error::StreamIdTooLong { len: 300, .. })), "{refused:?}");
+    // Ephemeral events are not journaled: a long id is no reason to refuse them.
+    long.emit(Ev::Token(3)).await.unwrap();
+    assert_eq!(*long_ui.next().await.unwrap().unwrap(), Ev::Token(3));
+    session.emit(msg(4)).await.unwrap();
+    assert_eq!(*ui.next().await.unwrap().unwrap(), msg(4), "the UI saw nothing before it");
+    feed.sync().await.unwrap();
+    let stats = feed.stats();
+    assert_eq!((stats.latest_seq, stats.too_large, stats.encode_errors), (1, 1, 1), "{stats:?}");
+    feed.close().await.unwrap();
+}
+
+/// The journal fails while an emit waits for a full UI: once the UI makes
+/// room, the emit is refused with `Unhealthy` and the UI never sees it.
+/// The health was checked only before the wait, so the UI was shown an
+/// event the writer then dropped, and `emit` returned `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_failure_while_an_emit_waits_for_room_refuses_it_before_any_ui_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Always)
+        .session_capacity(1)
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+    session.emit(msg(1)).await.unwrap();
+    feed.sync().await.unwrap();
+    let waiting = tokio::spawn({
+        let session = session.clone();
+        async move { session.emit(msg(2)).await }
+    });
+    // Its inbox slot is reserved (counted in `len`) once it is past its first health check.
+    let inbox = feed.inbox();
+    support::eventually("the emit waits for the full UI", || inbox.len() == 1).await;
+    plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
+    assert!(feed.append(None, msg(9)).await.is_err());
+    assert!(!feed.stats().healthy);
+    assert_eq!(*ui.next().await.unwrap().unwrap(), msg(1));
+    let refused = waiting.await.unwrap();
+    assert!(matches!(refused, Err(Error::Unhealthy { .. })), "{refused:?}");
+    assert!(ui.next().now_or_never().is_none(), "the UI was shown a durable event the journal will not have");
+}

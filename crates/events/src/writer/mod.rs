@@ -49,6 +49,9 @@ const MAX_GROUP_WAIT: Duration = Duration::from_micros(200);
 pub(crate) enum Cmd<E> {
     /// Fire-and-forget: journal if possible, count a drop otherwise.
     Record { stream: Option<StreamId>, event: E },
+    /// A session's durable event, encoded and checked by its emitter
+    /// before any subscriber saw it: `payload` is what the journal gets.
+    Encoded { stream: StreamId, event: E, payload: Vec<u8> },
     /// An ephemeral event for the live-output ring (never journaled).
     Ephemeral { stream: Option<StreamId>, event: E },
     /// Journal and acknowledge with the stored envelope once durable, if
@@ -214,6 +217,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             for cmd in cmds.drain(..) {
                 match cmd {
                     Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
+                    Cmd::Encoded { stream, event, payload } => self.stage_encoded(stream, event, &payload),
                     Cmd::Ephemeral { stream, event } => {
                         if let Some((stream, _)) = self.stream_of(stream, &event, None) {
                             self.ephemerals.push((self.pending.len(), stream, event));

@@ -9,7 +9,6 @@
 //! refuses that event alone ([`Error::EventPanicked`], a counted drop for
 //! `record`), leaves nothing of it in the buffer, and the thread goes on.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -17,22 +16,10 @@ use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 
 use super::{Ack, Acked, Conditions, Pending, Writer};
 use crate::append::Expected;
+use crate::error::isolated;
 use crate::guard::Earlier;
 use crate::stats::Counters;
 use crate::{Error, error_chain, index, payload};
-
-/// Runs the event type's own code (`during` names it) so that a panic in it
-/// becomes this event's error instead of the writer thread's end.
-fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result<T, Error> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".to_owned());
-        Error::EventPanicked { during, message }
-    })
-}
 
 impl<E: Event, C: Codec> Writer<E, C> {
     /// Refuses one event, counted in `counter`: its caller gets `err`, a
@@ -102,6 +89,27 @@ impl<E: Event, C: Codec> Writer<E, C> {
             let err = Error::TooLarge { bytes, limit: self.max_record_bytes };
             return self.refuse(ack, err, &self.shared.counters.too_large);
         }
+        self.push_staged(start, stream, id, event, ack);
+    }
+
+    /// Stages a session's durable event that its emitter already encoded
+    /// and checked against the feed's limits (`session.rs`), before any
+    /// subscriber saw it.
+    pub(super) fn stage_encoded(&mut self, stream: StreamId, event: E, payload: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(payload);
+        self.push_staged(start, Some(stream), None, event, None);
+    }
+
+    /// Puts the event whose payload is `buf[start..]` in the batch.
+    fn push_staged(
+        &mut self,
+        start: usize,
+        stream: Option<StreamId>,
+        id: Option<events_core::EventId>,
+        event: E,
+        ack: Option<Ack<E>>,
+    ) {
         // One clock read per batch: every event of a batch is accepted at
         // the same moment, and timestamps stay monotonic within it. The
         // batch starts after the events already written (`commit.rs`).
