@@ -438,10 +438,20 @@ impl Reader {
     /// [`JournalError::NoSegments`] if no segment has a complete header; a
     /// header error naming the file if the newest header is damaged.
     pub fn epoch(&self) -> Result<u64, JournalError> {
+        Ok(self.newest_header()?.1.epoch)
+    }
+
+    /// The header of the newest segment with a complete one, and that
+    /// segment's path: the journal's epoch and payload codec tag.
+    ///
+    /// # Errors
+    ///
+    /// As [`epoch`](Self::epoch).
+    pub fn newest_header(&self) -> Result<(PathBuf, crate::format::SegmentHeader), JournalError> {
         let segs = segment::list(&self.inner.dir, false)?.segments;
         for seg in segs.iter().rev() {
             match segment::read_header(seg) {
-                Ok(segment::HeaderState::Valid(h)) => return Ok(h.epoch),
+                Ok(segment::HeaderState::Valid(h)) => return Ok((seg.path.clone(), h)),
                 Ok(segment::HeaderState::Torn) => {}
                 Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),

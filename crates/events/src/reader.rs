@@ -128,11 +128,22 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// # Errors
     ///
-    /// As [`open`](FeedReader::open).
+    /// As [`open`](FeedReader::open), and
+    /// [`JournalError::CodecTagMismatch`](events_journal::JournalError::CodecTagMismatch)
+    /// naming the segment when the journal was written with another codec
+    /// (read with this one, its events would fail to decode, or decode
+    /// into other values). A journal whose headers name no codec (tag 0,
+    /// written with the journal API alone) is read as it is.
     pub fn open_with_codec(dir: impl AsRef<Path>, codec: C) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let reader = Reader::open(&dir)?;
-        let epoch = reader.epoch()?;
+        let (path, header) = reader.newest_header()?;
+        // Tag 0: a journal written with the journal API alone names no codec.
+        if header.codec_tag != 0 && header.codec_tag != C::ID {
+            let found = header.codec_tag;
+            return Err(events_journal::JournalError::CodecTagMismatch { path, expected: C::ID, found }.into());
+        }
+        let epoch = header.epoch;
         let shared = Arc::new(Shared::for_follower(dir, epoch, reader));
         Ok(FeedReader {
             shared,

@@ -124,3 +124,26 @@ async fn the_same_evolution_under_bincode_is_a_codec_error() {
     assert!(text.contains("bincode"), "the error names the codec: {text}");
     feed.close().await.unwrap();
 }
+
+/// A follower opened with another codec than the journal's is refused with
+/// `CodecTagMismatch` naming the segment, as the writer is: it had opened,
+/// and every record came out undecodable (or, between codecs whose bytes
+/// happen to fit, as other values).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_another_codec_than_the_journals_is_refused() {
+    use events::layers::journal::JournalError;
+    let tmp = tempfile::tempdir().unwrap();
+    write_v1(tmp.path(), Bincode).await;
+    let refused = FeedReader::<v1::AgentEvent, MsgPack>::open_with_codec(tmp.path(), MsgPack);
+    let Err(events::Error::Journal(JournalError::CodecTagMismatch { expected, found, path })) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!((expected, found), (MsgPack::ID, Bincode::ID));
+    assert!(path.starts_with(tmp.path()), "{path:?}");
+    assert!(FeedReader::<v1::AgentEvent>::open(tmp.path()).is_ok());
+
+    let tmp = tempfile::tempdir().unwrap();
+    write_v1(tmp.path(), MsgPack).await;
+    let refused = FeedReader::<v1::AgentEvent>::open(tmp.path());
+    assert!(matches!(refused, Err(events::Error::Journal(JournalError::CodecTagMismatch { .. }))), "{refused:?}");
+}
