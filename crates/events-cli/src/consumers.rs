@@ -11,11 +11,12 @@
 
 use std::path::{Path, PathBuf};
 
-use events::{ConsumerReport, FeedReader};
+use events::{Codec, ConsumerReport, Event, FeedReader, MsgPack};
 use serde_json::json;
 
 use crate::model::DemoEvent;
 use crate::ops::require_journal;
+use crate::render::{Generic, Payloads};
 use crate::{Failure, Out};
 
 /// Arguments of `events consumers`.
@@ -35,12 +36,20 @@ pub(crate) struct ConsumersArgs {
 /// `events consumers DIR [--json | --delete NAME]`.
 pub(crate) fn consumers(args: &ConsumersArgs) -> Result<(), Failure> {
     require_journal(&args.dir, "list consumers of")?;
-    // Listing and deleting never decode a payload: the event type is the
-    // demo's only because a reader needs one.
-    let reader = FeedReader::<DemoEvent>::open(&args.dir)?;
+    // Listing and deleting never decode a payload: a reader needs an event
+    // type and the journal's codec, so the demo's, or the generic one of a
+    // self-describing journal.
+    if Payloads::of(&args.dir) == Payloads::SelfDescribing {
+        run(&FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?, args)
+    } else {
+        run(&FeedReader::<DemoEvent>::open(&args.dir)?, args)
+    }
+}
+
+fn run<E: Event, C: Codec>(reader: &FeedReader<E, C>, args: &ConsumersArgs) -> Result<(), Failure> {
     let mut out = Out::new();
     if let Some(name) = &args.delete {
-        return delete(&reader, name, &mut out);
+        return delete(reader, name, &mut out);
     }
     let reports = reader.consumers()?;
     if args.json {
@@ -77,7 +86,7 @@ pub(crate) fn consumers(args: &ConsumersArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn delete(reader: &FeedReader<DemoEvent>, name: &str, out: &mut Out) -> Result<(), Failure> {
+fn delete<E: Event, C: Codec>(reader: &FeedReader<E, C>, name: &str, out: &mut Out) -> Result<(), Failure> {
     if reader.delete_consumer(name)? {
         outln!(out, "deleted consumer {name} from {}", reader.dir().display())
     } else {

@@ -37,15 +37,16 @@ pub(crate) struct ServeArgs {
 /// listening.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
-        let reader = wait_for_journal(&args.dir).await?;
+        wait_for_journal(&args.dir).await?;
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
         // A self-describing journal is served whatever its event types;
-        // any other is served as the demo's events.
+        // any other is served as the demo's events (a journal of another
+        // codec is refused, naming it).
         let router = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
             events_http::router(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?)
         } else {
-            events_http::router(reader)
+            events_http::router(FeedReader::<DemoEvent>::open(&args.dir)?)
         };
         let app = router.merge(events_http::viewer());
         println!("serving {} at http://{addr}/ (SSE at /stream, JSON at /status)", args.dir.display());
@@ -54,14 +55,15 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     })
 }
 
-/// Opens a reader of `dir`, waiting (with one message on stderr) while the
-/// directory does not exist yet or holds no segment yet, so an operator can
-/// start the server before the writer. Any other error ends the command.
-async fn wait_for_journal(dir: &Path) -> Result<FeedReader<DemoEvent>, Failure> {
+/// Waits (with one message on stderr) while `dir` does not exist yet or
+/// holds no segment yet, so an operator can start the server before the
+/// writer. Any other error ends the command.
+async fn wait_for_journal(dir: &Path) -> Result<(), Failure> {
     let mut told = false;
     loop {
-        let missing = match FeedReader::open(dir) {
-            Ok(reader) => return Ok(reader),
+        let found = events::layers::journal::Reader::open(dir).and_then(|reader| reader.newest_header());
+        let missing = match found.map_err(Error::Journal) {
+            Ok(_) => return Ok(()),
             Err(Error::Journal(JournalError::NoSegments { .. })) => "holds no journal segment yet",
             Err(Error::Journal(JournalError::Io { source, .. })) if source.kind() == std::io::ErrorKind::NotFound => {
                 "does not exist yet"

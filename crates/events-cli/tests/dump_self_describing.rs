@@ -44,6 +44,9 @@ async fn a_self_describing_journal_dumps_as_json_with_its_fields() {
 
     let inspect = Command::new(env!("CARGO_BIN_EXE_events")).arg("inspect").arg(tmp.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&inspect.stdout).contains("3 (msgpack)"));
+    // Listing consumers opens a reader with the journal's own codec.
+    let consumers = Command::new(env!("CARGO_BIN_EXE_events")).arg("consumers").arg(tmp.path()).output().unwrap();
+    assert!(consumers.status.success(), "{}", String::from_utf8_lossy(&consumers.stderr));
 
     let tail = Command::new(env!("CARGO_BIN_EXE_events"))
         .args(["tail", "--from", "1", "--json"])
