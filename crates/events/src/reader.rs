@@ -423,7 +423,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // batch. The history stops there; `follow_stream` goes on live from
         // its limit, from the writer's memory, so nothing is skipped.
         let limit = self.latest_seq().min(self.shared.readable());
-        stream_read::read(Arc::clone(&self.shared), self.codec.clone(), id, from, limit, !self.follower())
+        let persist = !self.follower();
+        stream_read::read(Arc::clone(&self.shared), self.codec.clone(), id, from, limit, persist, self.on_undecodable)
     }
 
     /// [`read_stream`](Self::read_stream), then the stream's new events as
@@ -437,7 +438,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
         let history = self.read_stream(id, from)?;
         let live = self.stream_from(stream_read::live_cursor(&history, self.epoch()));
-        Ok(stream_read::follow(history, live, id))
+        Ok(stream_read::follow(history, live, id, self.on_undecodable))
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).

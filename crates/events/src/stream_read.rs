@@ -26,7 +26,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
 use crate::index::{self, Origin};
-use crate::position::{Cursor, FeedItem};
+use crate::position::{Cursor, FeedItem, OnUndecodable};
 use crate::replay::joined;
 use crate::shared::Shared;
 use crate::stream::FeedStream;
@@ -40,12 +40,19 @@ const OPENING_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// The events of one stream, in seq order: see
 /// [`FeedReader::read_stream`](crate::FeedReader::read_stream). Yields
 /// `Err` (then ends) when the journal cannot be read or retention removed
-/// a segment while it was being read ([`Error::Expired`]).
+/// a segment while it was being read ([`Error::Expired`]). A record of the
+/// stream that does not decode is [`Error::Decode`] naming its seq: the
+/// end under the reader's [`OnUndecodable::Fail`], and the read goes on
+/// after it under [`OnUndecodable::Skip`].
 pub struct StreamEvents<E> {
-    inner: BoxStream<'static, Result<Vec<Arc<Envelope<E>>>>>,
-    ready: std::vec::IntoIter<Arc<Envelope<E>>>,
+    inner: BoxStream<'static, Result<Batch<E>>>,
+    ready: std::vec::IntoIter<Result<Arc<Envelope<E>>>>,
     limit: Seq,
 }
+
+/// One segment's items: its events of the stream, and an `Err` for each
+/// of its records that does not decode.
+type Batch<E> = Vec<Result<Arc<Envelope<E>>>>;
 
 impl<E> std::fmt::Debug for StreamEvents<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,8 +74,8 @@ impl<E> Stream for StreamEvents<E> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            if let Some(env) = this.ready.next() {
-                return Poll::Ready(Some(Ok(env)));
+            if let Some(item) = this.ready.next() {
+                return Poll::Ready(Some(item));
             }
             match std::task::ready!(this.inner.as_mut().poll_next(cx)) {
                 Some(Ok(batch)) => this.ready = batch.into_iter(),
@@ -88,6 +95,9 @@ struct Read<C> {
     limit: u64,
     /// Whether rebuilt sidecars are written (not by a follower, which never writes).
     persist: bool,
+    on_undecodable: OnUndecodable,
+    /// Set at an undecodable record under `OnUndecodable::Fail`: the read ends there.
+    failed: std::cell::Cell<bool>,
     segments: Option<Vec<(u64, PathBuf)>>,
     next: usize,
 }
@@ -100,6 +110,7 @@ pub(crate) fn read<E: Event, C: Codec>(
     from: Seq,
     limit: Seq,
     persist: bool,
+    on_undecodable: OnUndecodable,
 ) -> Result<StreamEvents<E>> {
     index::check_stream_id(id)?;
     let read = Read {
@@ -109,6 +120,8 @@ pub(crate) fn read<E: Event, C: Codec>(
         from: from.get(),
         limit: limit.get(),
         persist,
+        on_undecodable,
+        failed: std::cell::Cell::new(false),
         segments: None,
         next: 0,
     };
@@ -125,11 +138,15 @@ pub(crate) fn read<E: Event, C: Codec>(
 }
 
 /// A per-stream read, then the stream's new events live:
-/// [`FeedReader::follow_stream`](crate::FeedReader::follow_stream).
+/// [`FeedReader::follow_stream`](crate::FeedReader::follow_stream). An
+/// undecodable record of the history is one `Undecodable` item under
+/// [`OnUndecodable::Skip`]; any other error of the history ends the stream
+/// there (the live part would skip what the history did not deliver).
 pub(crate) fn follow<E: Event>(
     history: StreamEvents<E>,
     live: FeedStream<E>,
     id: &str,
+    on_undecodable: OnUndecodable,
 ) -> BoxStream<'static, Result<FeedItem<E>>> {
     let id: Arc<str> = id.into();
     let live = live.filter(move |item| {
@@ -139,7 +156,25 @@ pub(crate) fn follow<E: Event>(
         };
         std::future::ready(keep)
     });
-    history.map(|r| r.map(FeedItem::Event)).chain(live).boxed()
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let history = history.map({
+        let failed = Arc::clone(&failed);
+        move |item| match item {
+            Ok(env) => Ok(FeedItem::Event(env)),
+            Err(Error::Decode { seq, version, source }) if on_undecodable == OnUndecodable::Skip => {
+                Ok(FeedItem::Undecodable { seq, version, error: crate::error_chain(&source) })
+            }
+            Err(e) => {
+                failed.store(true, std::sync::atomic::Ordering::Release);
+                Err(e)
+            }
+        }
+    });
+    let live =
+        futures::stream::once(async move { (!failed.load(std::sync::atomic::Ordering::Acquire)).then_some(live) })
+            .filter_map(std::future::ready)
+            .flatten();
+    history.chain(live).boxed()
 }
 
 /// Where the live part of [`follow`] resumes.
@@ -149,8 +184,8 @@ pub(crate) fn live_cursor<E>(history: &StreamEvents<E>, epoch: u64) -> Cursor {
 
 impl<C: Codec> Read<C> {
     /// The next non-empty batch (one segment's events), `None` at the end.
-    fn step<E: Event>(&mut self) -> Result<Option<Vec<Arc<Envelope<E>>>>> {
-        if self.from >= self.limit {
+    fn step<E: Event>(&mut self) -> Result<Option<Batch<E>>> {
+        if self.from >= self.limit || self.failed.get() {
             return Ok(None);
         }
         let segments = match &self.segments {
@@ -183,7 +218,7 @@ impl<C: Codec> Read<C> {
         entries.into_iter().filter(|e| e.seq > self.from && e.seq <= self.limit).collect()
     }
 
-    fn sealed<E: Event>(&self, first: u64, path: &std::path::Path, next_first: u64) -> Result<Vec<Arc<Envelope<E>>>> {
+    fn sealed<E: Event>(&self, first: u64, path: &std::path::Path, next_first: u64) -> Result<Batch<E>> {
         let key = self.id.as_bytes();
         let Some((entries, origin)) = index::sealed_entries(&self.codec, path, key, self.persist, false)? else {
             return self.scan(first, next_first);
@@ -202,7 +237,7 @@ impl<C: Codec> Read<C> {
         self.scan(first, next_first)
     }
 
-    fn active<E: Event>(&self, first: u64, path: &std::path::Path) -> Result<Vec<Arc<Envelope<E>>>> {
+    fn active<E: Event>(&self, first: u64, path: &std::path::Path) -> Result<Batch<E>> {
         self.wait_for_an_opening_writer()?;
         let entries = self.shared.active_index.entries(
             &self.shared.reader,
@@ -245,7 +280,7 @@ impl<C: Codec> Read<C> {
 
     /// The records at `entries`, decoded; `None` if any entry does not
     /// point at a record of this stream.
-    fn fetch<E: Event>(&self, first: u64, entries: &[IndexEntry]) -> Result<Option<Vec<Arc<Envelope<E>>>>> {
+    fn fetch<E: Event>(&self, first: u64, entries: &[IndexEntry]) -> Result<Option<Batch<E>>> {
         if entries.is_empty() {
             return Ok(Some(Vec::new()));
         }
@@ -253,18 +288,38 @@ impl<C: Codec> Read<C> {
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             let Some(record) = record else { return Ok(None) };
-            let env: Envelope<E> = payload::decode(&self.codec, record.seq(), record.ts(), record.payload())?;
-            if env.stream.as_ref().is_none_or(|s| s.as_str() != self.id) {
+            if index::key_of(&self.codec, record.payload()).as_deref() != Some(self.id.as_bytes()) {
                 return Ok(None);
             }
-            out.push(Arc::new(env));
+            if !self.push(&mut out, &record) {
+                break;
+            }
         }
         Ok(Some(out))
     }
 
+    /// Decodes a record of the stream into `out`: its event, or the
+    /// `Decode` error naming its seq; `false` when the read ends there
+    /// (under `OnUndecodable::Fail`).
+    fn push<E: Event>(&self, out: &mut Batch<E>, record: &events_journal::Record) -> bool {
+        match payload::decode(&self.codec, record.seq(), record.ts(), record.payload()) {
+            Ok(env) => out.push(Ok(Arc::new(env))),
+            Err(source) => {
+                let (seq, version) = (Seq::new(record.seq()), payload::split_version(record.payload()).0);
+                tracing::warn!(seq = seq.get(), version, error = %crate::error_chain(&source), policy = ?self.on_undecodable, "undecodable event");
+                out.push(Err(Error::Decode { seq, version, source }));
+                if self.on_undecodable == OnUndecodable::Fail {
+                    self.failed.set(true);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// The fallback: every record of the segment `first..next_first`,
     /// filtered by stream id (what a full scan would find there).
-    fn scan<E: Event>(&self, first: u64, next_first: u64) -> Result<Vec<Arc<Envelope<E>>>> {
+    fn scan<E: Event>(&self, first: u64, next_first: u64) -> Result<Batch<E>> {
         let start = self.from.max(first - 1);
         let records = match self.shared.reader.read_since(start) {
             Ok(records) => records,
@@ -282,8 +337,10 @@ impl<C: Codec> Read<C> {
             if record.seq() >= next_first || record.seq() > self.limit {
                 break;
             }
-            if index::key_of(&self.codec, record.payload()).is_some_and(|k| k == self.id.as_bytes()) {
-                out.push(Arc::new(payload::decode(&self.codec, record.seq(), record.ts(), record.payload())?));
+            if index::key_of(&self.codec, record.payload()).is_some_and(|k| k == self.id.as_bytes())
+                && !self.push(&mut out, &record)
+            {
+                break;
             }
         }
         Ok(out)

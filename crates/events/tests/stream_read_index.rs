@@ -350,3 +350,49 @@ async fn a_follower_read_waits_for_a_writer_that_is_opening() {
     assert_eq!(got.iter().map(|env| env.seq.get()).collect::<Vec<_>>(), [1, 2, 3]);
     opening.await.unwrap().unwrap().close().await.unwrap();
 }
+
+/// A record of the stream that does not decode, between two that do (its
+/// stream id is readable, its event is not): `read_stream` yields
+/// `Error::Decode` naming its seq and, under `OnUndecodable::Fail`, ends
+/// there; under `Skip` it goes on, and `follow_stream` turns it into one
+/// `Undecodable` item. `follow_stream` never goes on live after an error in
+/// the history: it had skipped the stream's events between the bad record
+/// and the read's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_record_of_the_stream_follows_the_readers_policy() {
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec, OnUndecodable};
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("s"), msg(1)).await.unwrap();
+    feed.close().await.unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+    journal.append_now([1, 1, b's', 7]).unwrap(); // stream "s", then a variant `Ev` does not have
+    journal.close().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("s"), msg(3)).await.unwrap();
+    let reader = feed.reader();
+
+    let got: Vec<_> = reader.read_stream("s", Seq::ZERO).unwrap().collect().await;
+    assert_eq!(got.len(), 2, "the event, then the error: {got:?}");
+    assert!(matches!(&got[1], Err(Error::Decode { seq, .. }) if *seq == Seq::new(2)), "{got:?}");
+    let skip = reader.clone().on_undecodable(OnUndecodable::Skip);
+    let got: Vec<_> = skip.read_stream("s", Seq::ZERO).unwrap().collect().await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[2].as_ref().unwrap().seq, Seq::new(3));
+
+    let mut followed = skip.follow_stream("s", Seq::ZERO).unwrap();
+    let mut items = Vec::new();
+    for _ in 0..3 {
+        items.push(followed.next().await.unwrap().unwrap());
+    }
+    assert!(matches!(items[1], FeedItem::Undecodable { seq, .. } if seq == Seq::new(2)), "{items:?}");
+    assert!(matches!(&items[2], FeedItem::Event(env) if env.seq == Seq::new(3)), "{items:?}");
+
+    let mut failing = reader.follow_stream("s", Seq::ZERO).unwrap();
+    assert!(matches!(failing.next().await, Some(Ok(FeedItem::Event(_)))));
+    assert!(matches!(failing.next().await, Some(Err(Error::Decode { .. }))));
+    feed.append(Some("s"), msg(4)).await.unwrap();
+    assert!(failing.next().await.is_none(), "the stream went on after the error");
+    feed.close().await.unwrap();
+}
