@@ -340,6 +340,24 @@ async fn a_reader_of_one_stream_is_not_reset_by_another_streams_removals() {
     let all = all_from(&reader, from, None).await;
     assert!(matches!(all[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{all:?}");
     assert_eq!(seen(all[1].clone()).2, Agent::Message("m".into()));
+
+    // Still so when the other stream lost tokens in more runs than the
+    // ring remembers one by one (`max_events` of them: 4 here).
+    let tmp = tempfile::tempdir().unwrap();
+    let live = LiveOutput::new().max_events(4).per_stream(1);
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(live).open().await.unwrap();
+    let inbox = feed.inbox();
+    inbox.forward(Some("s0".into()), Agent::Token("a".into())).await.unwrap();
+    for n in 0..10 {
+        inbox.forward(Some("s1".into()), Agent::Token(format!("x{n}"))).await.unwrap();
+        inbox.forward(Some("s1".into()), Agent::Message(format!("m{n}"))).await.unwrap();
+    }
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    feed.close().await.unwrap();
+    let s0 = all_from(&reader, LiveCursor::new(Cursor::new(Seq::ZERO, epoch), 0), Some("s0")).await;
+    let s0: Vec<Agent> =
+        s0.into_iter().filter(|item| !matches!(item, FeedItem::Checkpoint { .. })).map(|item| seen(item).2).collect();
+    assert_eq!(s0, vec![Agent::Token("a".into())]);
 }
 
 /// A run of 50 tokens between a question and its answer: resuming after

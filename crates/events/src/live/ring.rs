@@ -43,12 +43,15 @@ struct State<E> {
     base_floor: Position,
     /// The runs that lost an entry of any stream (by the durable seq they
     /// follow), each with the highest position removed from it. At most
-    /// `LiveOutput::max_events` runs: the oldest are folded into `gone`.
+    /// `LiveOutput::max_events` runs: the oldest are folded into `folded`.
     lost: BTreeMap<u64, Position>,
-    /// Every ephemeral event at or before this position may be gone, and
-    /// which runs lost something is not known: an earlier writer's, or
-    /// runs folded out of `lost`.
-    gone: Position,
+    /// Runs at or before this position may have lost entries, which ones
+    /// is forgotten (folded out of `lost`); a reader is still reset only
+    /// when its own stream lost something after its position.
+    folded: Position,
+    /// Every ephemeral event at or before this position is gone, of every
+    /// stream: an earlier writer's.
+    earlier_writer: Position,
     /// The highest position removed of each stream, so that one stream's
     /// removals never reset a reader of another. At most
     /// `LiveOutput::max_events` streams: past that they are folded into
@@ -70,7 +73,7 @@ impl<E> State<E> {
         if self.lost.len() > cap
             && let Some((_, oldest)) = self.lost.pop_first()
         {
-            self.gone = self.gone.max(oldest);
+            self.folded = self.folded.max(oldest);
         }
         let floor = self.floors.entry(stream).or_default();
         *floor = (*floor).max(pos);
@@ -91,20 +94,25 @@ impl<E> State<E> {
             None => self.any_floor,
             Some(id) => self.floors.get(&Some(id.clone())).copied().unwrap_or_default(),
         };
-        self.base_floor.max(self.gone).max(own)
+        self.base_floor.max(self.earlier_writer).max(own)
     }
 
     /// Whether an ephemeral event a reader of `stream` needs after `after`
     /// up to `through` (the end of a run) may be gone; if so, up to where
-    /// the reset that says so reports the losses: `through`, or all of
-    /// `gone` when the loss lies there, where runs are not told apart.
+    /// the reset that says so reports the losses: `through`, or further
+    /// where runs are not told apart (an earlier writer's output; the runs
+    /// folded out of `lost`, up to what this reader's stream lost, all of
+    /// which is gone).
     fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>) -> Option<Position> {
         let floor = self.floor(stream);
         if floor <= after {
             return None;
         }
-        if after < self.gone {
-            return Some(self.gone.max(through));
+        if after < self.earlier_writer {
+            return Some(self.earlier_writer.max(through));
+        }
+        if after < self.folded {
+            return Some(self.folded.min(floor).max(through));
         }
         // A run at or below the reader's floor that lost something after
         // `after` (for a reader of one stream, maybe another stream's loss
@@ -146,7 +154,8 @@ impl<E> Ring<E> {
                 by_stream: HashMap::new(),
                 base_floor: Position::default(),
                 lost: BTreeMap::new(),
-                gone: if created { Position::default() } else { Position::end_of(latest) },
+                folded: Position::default(),
+                earlier_writer: if created { Position::default() } else { Position::end_of(latest) },
                 floors: HashMap::new(),
                 any_floor: Position::default(),
             }),
