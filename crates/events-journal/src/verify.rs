@@ -113,12 +113,14 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
     // A live writer that rolls fast may take out every segment the
     // watermark covered before they are read: when a check beside a live
     // writer found no record, look again.
-    for _ in 0..8 {
+    for attempt in 0..8 {
         let (live, listing) = live_listing(dir)?;
         let report = check(dir, live, listing)?;
         if report.records > 0 || live.is_none() {
             return Ok(report);
         }
+        // 1 ms, 2 ms, ... 128 ms: a writer busy rolling gets the time to pause.
+        std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
     }
     let (live, listing) = live_listing(dir)?;
     check(dir, live, listing)

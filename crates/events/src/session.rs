@@ -182,7 +182,7 @@ impl<E: Event> Session<E> {
         // room began: a failure meanwhile refuses the event before any UI
         // sees it.
         let shared = self.inner.inbox.shared();
-        let unshown = self.inner.fanout.emit_if(Arc::clone(&event), || !durable || shared.failure().is_none()).await;
+        let unshown = self.inner.fanout.emit_if(Arc::clone(&event), || !durable || !shared.is_failed()).await;
         if unshown.map_err(|_| Error::Closed)?.is_some() {
             return Err(Error::Unhealthy { cause: shared.failure().unwrap_or_default() });
         }

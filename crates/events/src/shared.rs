@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     /// Whether a background thread is building sidecars (`index.rs`).
     pub(crate) indexing: Arc<AtomicBool>,
     failure: Mutex<Option<String>>,
+    /// Set with `failure`, read without its lock on hot paths.
+    failed: AtomicBool,
     closed: AtomicBool,
     /// Wakes `wait_closed` when the writer stops.
     closed_signal: tokio::sync::Notify,
@@ -72,6 +74,7 @@ impl Shared {
             active_index: ActiveIndex::default(),
             indexing: Arc::new(AtomicBool::new(false)),
             failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::Notify::new(),
         }
@@ -92,6 +95,7 @@ impl Shared {
             active_index: ActiveIndex::default(),
             indexing: Arc::new(AtomicBool::new(false)),
             failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
             closed: AtomicBool::new(true),
             closed_signal: tokio::sync::Notify::new(),
         };
@@ -122,11 +126,20 @@ impl Shared {
     }
 
     pub(crate) fn failure(&self) -> Option<String> {
+        if !self.is_failed() {
+            return None;
+        }
         self.failure.lock().clone()
     }
 
     pub(crate) fn set_failed(&self, cause: String) {
         self.failure.lock().get_or_insert(cause);
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Whether the writer failed, without taking the lock of `failure`.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub(crate) fn mark_closed(&self) {
