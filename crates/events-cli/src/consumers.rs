@@ -1,8 +1,9 @@
 //! `events consumers DIR`: the journal's durable consumers (their checkpoint
 //! files in `DIR/consumers/`) with checkpoint, lag and whether retention
 //! still keeps what they need, as a table or JSON lines; `--delete NAME`
-//! removes one. It goes through the façade's read-only `FeedReader`, so it
-//! works beside a running writer and on a closed journal, and it refuses a
+//! removes one. It reads the files as the façade's followers do
+//! (`events::consumer_reports`), so it works beside a running writer and on
+//! a closed journal, whatever the journal's codec, and it refuses a
 //! directory without a journal like its neighbours in `ops.rs` (whose
 //! `require_journal` it shares); `inspect.rs` prints only the count.
 //! Invariant: listing never changes a byte; `--delete` changes only the one
@@ -11,12 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use events::{Codec, ConsumerReport, Event, FeedReader, MsgPack};
+use events::ConsumerReport;
 use serde_json::json;
 
-use crate::model::DemoEvent;
 use crate::ops::require_journal;
-use crate::render::{Generic, Payloads};
 use crate::{Failure, Out};
 
 /// Arguments of `events consumers`.
@@ -36,22 +35,13 @@ pub(crate) struct ConsumersArgs {
 /// `events consumers DIR [--json | --delete NAME]`.
 pub(crate) fn consumers(args: &ConsumersArgs) -> Result<(), Failure> {
     require_journal(&args.dir, "list consumers of")?;
-    // Listing and deleting never decode a payload: a reader needs an event
-    // type and the journal's codec, so the demo's, or the generic one of a
-    // self-describing journal.
-    if Payloads::of(&args.dir) == Payloads::SelfDescribing {
-        run(&FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?, args)
-    } else {
-        run(&FeedReader::<DemoEvent>::open(&args.dir)?, args)
-    }
-}
-
-fn run<E: Event, C: Codec>(reader: &FeedReader<E, C>, args: &ConsumersArgs) -> Result<(), Failure> {
+    // Listing and deleting decode no payload: they work whatever the
+    // journal's event type and codec.
     let mut out = Out::new();
     if let Some(name) = &args.delete {
-        return delete(reader, name, &mut out);
+        return delete(&args.dir, name, &mut out);
     }
-    let reports = reader.consumers()?;
+    let reports = events::consumer_reports(&args.dir)?;
     if args.json {
         for report in &reports {
             outln!(out, "{}", to_json(report))?;
@@ -86,15 +76,15 @@ fn run<E: Event, C: Codec>(reader: &FeedReader<E, C>, args: &ConsumersArgs) -> R
     Ok(())
 }
 
-fn delete<E: Event, C: Codec>(reader: &FeedReader<E, C>, name: &str, out: &mut Out) -> Result<(), Failure> {
-    if reader.delete_consumer(name)? {
-        outln!(out, "deleted consumer {name} from {}", reader.dir().display())
+fn delete(dir: &Path, name: &str, out: &mut Out) -> Result<(), Failure> {
+    if events::layers::journal::delete_consumer(dir, name)? {
+        outln!(out, "deleted consumer {name} from {}", dir.display())
     } else {
         Err(Failure::Error(
             format!(
                 "{} has no consumer named {name:?}; `events consumers {}` lists them",
-                reader.dir().display(),
-                reader.dir().display()
+                dir.display(),
+                dir.display()
             )
             .into(),
         ))

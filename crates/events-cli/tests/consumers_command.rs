@@ -145,3 +145,27 @@ async fn delete_removes_one_and_refuses_unknown_and_invalid_names() {
     assert!(text(&out.stdout).starts_with("no durable consumers in "), "{}", text(&out.stdout));
     assert!(run(&["consumers", "--json"], dir).stdout.is_empty());
 }
+
+/// A journal of a codec the CLI cannot decode (postcard here): listing and
+/// deleting consumers decode no payload, so they work as on any other.
+#[test]
+fn consumers_of_a_journal_in_another_codec_are_listed_and_deleted() {
+    use events::layers::journal::{ConsumerFile, Journal, JournalOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(2)).unwrap();
+    for n in 0..3u8 {
+        journal.append_now([n; 8]).unwrap();
+    }
+    let epoch = journal.epoch();
+    journal.close().unwrap();
+    let (mut file, _) = ConsumerFile::open(tmp.path(), "indexer", epoch).unwrap();
+    file.commit(1, epoch).unwrap();
+
+    let listed = run(&["consumers", "--json"], tmp.path());
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let line: serde_json::Value = serde_json::from_str(text(&listed.stdout).trim()).unwrap();
+    assert_eq!((&line["name"], &line["checkpoint"], &line["lag"]), (&"indexer".into(), &1.into(), &2.into()));
+    let deleted = run(&["consumers", "--delete", "indexer"], tmp.path());
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(!tmp.path().join(CONSUMERS_DIR).join("indexer").exists());
+}

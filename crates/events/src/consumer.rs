@@ -313,6 +313,27 @@ impl ConsumerReport {
     }
 }
 
+/// The durable consumers of the journal in `dir`, as
+/// [`FeedReader::consumers`](crate::FeedReader::consumers) reports them, for
+/// tools that know neither the journal's event type nor its codec (listing
+/// decodes no payload). Reads the files as a follower does: beside a live
+/// writer, up to its watermark.
+///
+/// # Errors
+///
+/// [`Error::Journal`] if `dir` holds no journal or cannot be read.
+pub fn consumer_reports(dir: impl AsRef<std::path::Path>) -> Result<Vec<ConsumerReport>> {
+    let reader = events_journal::Reader::open(dir.as_ref())?;
+    let at = Position {
+        epoch: reader.epoch()?,
+        earliest: Seq::new(reader.first_seq()?),
+        latest: Seq::new(reader.last_seq()?),
+    };
+    let infos = events_journal::list_consumers(dir.as_ref())?;
+    let sizes = reader.segment_sizes().unwrap_or_default();
+    Ok(infos.into_iter().map(|info| report(info, &at, |seq| sizes.bytes_after(seq))).collect())
+}
+
 /// Where the journal stands, for [`report`].
 pub(crate) struct Position {
     pub(crate) epoch: u64,

@@ -194,7 +194,7 @@ mod writers;
 
 pub use append::{AppendOptions, Appended, Dedupe, Expected, MAX_EVENT_ID_BYTES};
 pub use builder::FeedBuilder;
-pub use consumer::{Consumer, ConsumerOptions, ConsumerReport};
+pub use consumer::{Consumer, ConsumerOptions, ConsumerReport, consumer_reports};
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;
 pub use inbox::Inbox;
