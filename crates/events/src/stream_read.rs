@@ -221,7 +221,7 @@ impl<C: Codec> Read<C> {
     fn sealed<E: Event>(&self, first: u64, path: &std::path::Path, next_first: u64) -> Result<Batch<E>> {
         let key = self.id.as_bytes();
         let Some((entries, origin)) = index::sealed_entries(&self.codec, path, key, self.persist, false)? else {
-            return self.scan(first, next_first);
+            return Ok(self.scan(first, next_first)?.0);
         };
         if let Some(batch) = self.fetch(first, &self.wanted(entries))? {
             return Ok(batch);
@@ -234,36 +234,39 @@ impl<C: Codec> Read<C> {
                 return Ok(batch);
             }
         }
-        self.scan(first, next_first)
+        Ok(self.scan(first, next_first)?.0)
     }
 
     fn active<E: Event>(&self, first: u64, path: &std::path::Path) -> Result<Batch<E>> {
-        self.wait_for_an_opening_writer()?;
-        let entries = self.shared.active_index.entries(
-            &self.shared.reader,
-            &self.codec,
-            path,
-            first,
-            self.id.as_bytes(),
-            self.limit,
-        )?;
-        match self.fetch(first, &self.wanted(entries))? {
-            Some(batch) => Ok(batch),
-            None => {
-                tracing::warn!(segment = %path.display(), "in-memory index of the active segment is stale; scanning it");
-                self.shared.active_index.clear();
-                self.scan(first, u64::MAX)
+        let deadline = std::time::Instant::now() + OPENING_WAIT;
+        loop {
+            self.wait_for_an_opening_writer(deadline)?;
+            let key = self.id.as_bytes();
+            let entries =
+                self.shared.active_index.entries(&self.shared.reader, &self.codec, path, first, key, self.limit)?;
+            if let Some(batch) = self.fetch(first, &self.wanted(entries))? {
+                return Ok(batch);
             }
+            tracing::warn!(segment = %path.display(), "in-memory index of the active segment is stale; scanning it");
+            self.shared.active_index.clear();
+            let (batch, reached) = self.scan(first, u64::MAX)?;
+            // A writer that began opening during this read hid the newest
+            // segment from it: the records up to the limit, acknowledged
+            // before, are there once it is open. Read again then.
+            let cut = reached < self.limit && !self.failed.get() && self.shared.reader.writer_running() != Some(false);
+            if !cut || std::time::Instant::now() >= deadline {
+                return Ok(batch);
+            }
+            std::thread::sleep(OPENING_POLL);
         }
     }
 
     /// Waits while a writer is opening the journal: readers then stop at
     /// the sealed segments, so the newest one's records up to the limit,
     /// acknowledged before, cannot be read yet, and an empty answer would
-    /// end the read early, silently. At most [`OPENING_WAIT`], then an error.
-    fn wait_for_an_opening_writer(&self) -> Result<()> {
+    /// end the read early, silently. Until `deadline`, then an error.
+    fn wait_for_an_opening_writer(&self, deadline: std::time::Instant) -> Result<()> {
         let reader = &self.shared.reader;
-        let deadline = std::time::Instant::now() + OPENING_WAIT;
         loop {
             let recovering = reader.watermark()?.is_some_and(|wm| wm.state == WriterState::Recovering);
             if !recovering || reader.writer_running() == Some(false) {
@@ -318,22 +321,28 @@ impl<C: Codec> Read<C> {
     }
 
     /// The fallback: every record of the segment `first..next_first`,
-    /// filtered by stream id (what a full scan would find there).
-    fn scan<E: Event>(&self, first: u64, next_first: u64) -> Result<Batch<E>> {
+    /// filtered by stream id (what a full scan would find there), and the
+    /// highest seq the scan reached (of any stream).
+    fn scan<E: Event>(&self, first: u64, next_first: u64) -> Result<(Batch<E>, u64)> {
         let start = self.from.max(first - 1);
         let records = match self.shared.reader.read_since(start) {
             Ok(records) => records,
-            Err(ReadError::Ahead { .. }) => return Ok(Vec::new()),
+            // Past the journal's end: nothing the read could miss.
+            Err(ReadError::Ahead { .. }) => return Ok((Vec::new(), u64::MAX)),
             Err(e) => return Err(self.read_error(e)),
         };
-        let mut out = Vec::new();
+        let (mut out, mut reached) = (Vec::new(), start);
         for record in records {
             let record = match record {
                 Ok(record) => record,
                 // Records an operator's salvage dropped: gone for every reader.
-                Err(JournalError::Gap { .. }) => continue,
+                Err(JournalError::Gap { found, .. }) => {
+                    reached = reached.max(found - 1);
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
+            reached = reached.max(record.seq());
             if record.seq() >= next_first || record.seq() > self.limit {
                 break;
             }
@@ -343,7 +352,7 @@ impl<C: Codec> Read<C> {
                 break;
             }
         }
-        Ok(out)
+        Ok((out, reached))
     }
 
     fn read_error(&self, e: ReadError) -> Error {
