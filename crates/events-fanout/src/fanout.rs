@@ -137,27 +137,28 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         self.emit_if(value, || true).await.map(|_| ())
     }
 
-    /// [`emit`](Self::emit), asking `go` right before each attempt to
-    /// publish, with no await in between: when it answers `false`, nothing
-    /// is published and the value comes back (`Ok(Some(value))`); `Ok(None)`
-    /// once every subscriber got it. For a producer whose event must not be
-    /// shown once something else changed while it waited for room (the
-    /// façade's sessions check the feed's health so).
+    /// [`emit`](Self::emit), asking `go` each time the value could go out
+    /// (every subscriber has room for it, or there is none), right before
+    /// it does: when it answers `false`, nothing is published and the value
+    /// comes back (`Ok(Some(value))`); `Ok(None)` once every subscriber got
+    /// it. `go` is not asked while the fan-out is full, so what it takes
+    /// (the façade's sessions take a slot of the feed's inbox, and check
+    /// the feed's health) is never held while the emit waits for room.
+    /// It runs under the fan-out's lock: it must be short, must not block,
+    /// and must not use this fan-out.
     ///
     /// # Errors
     ///
     /// As [`emit`](Self::emit).
     pub async fn emit_if(&self, value: T, mut go: impl FnMut() -> bool) -> Result<Option<T>, EmitError<T>> {
-        if !go() {
-            return Ok(Some(value));
-        }
         // Fast path: most emits find room, so try one publish before building any wait state.
         // A refusal for fullness has no side effect on delivery (nobody got the value), so
         // the waiting path below starts exactly as if this attempt had not happened; it runs
         // within the same first poll, so cancel-safety is unchanged.
-        let value = match self.shared.publish(value, None) {
+        let value = match self.shared.publish_if(value, None, &mut go) {
             Ok(()) => return Ok(None),
             Err(Refused::Closed(value)) => return Err(EmitError::Closed(value)),
+            Err(Refused::Declined(value)) => return Ok(Some(value)),
             Err(Refused::Full(value)) => value,
         };
         let mut value = Some(value);
@@ -175,12 +176,10 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         loop {
             // `poll_fn` inside an `async fn` is never polled again after `Ready`.
             let Some(pending) = value.take() else { return Poll::Pending };
-            if !go() {
-                return Poll::Ready(Ok(Some(pending)));
-            }
-            match self.shared.publish(pending, Some(cx.waker())) {
+            match self.shared.publish_if(pending, Some(cx.waker()), go) {
                 Ok(()) => return Poll::Ready(Ok(None)),
                 Err(Refused::Closed(v)) => return Poll::Ready(Err(EmitError::Closed(v))),
+                Err(Refused::Declined(v)) => return Poll::Ready(Ok(Some(v))),
                 Err(Refused::Full(v)) => {
                     // `publish` registered our waker: a reader making room, a removal or a close
                     // wakes us. The disconnecting policies add a timer on top.

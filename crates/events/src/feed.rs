@@ -274,11 +274,13 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// end after delivering everything journaled. Other handles get
     /// [`Error::Closed`] afterwards.
     ///
-    /// The drain includes a [`Session::emit`](crate::Session::emit) that
-    /// already reserved its inbox slot: so that an event some subscriber saw
-    /// is also journaled, `close` waits for it, and so, under
-    /// [`Overflow::Wait`](crate::Overflow::Wait), for that session's slowest
-    /// subscriber to make room.
+    /// The drain includes every durable event a session's subscribers were
+    /// shown: a [`Session::emit`](crate::Session::emit) takes its inbox slot
+    /// at the moment its event goes out to them, and queues it with no await
+    /// in between. An emit still waiting for a full subscriber (under
+    /// [`Overflow::Wait`](crate::Overflow::Wait)) holds no slot, so `close`
+    /// does not wait for it; once room comes it fails with
+    /// [`Error::Closed`] and no subscriber is shown its event.
     ///
     /// Dropping every handle without `close` also drains and fsyncs, in the
     /// background.

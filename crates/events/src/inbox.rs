@@ -97,6 +97,11 @@ impl<E: Event> Inbox<E> {
         self.tx.reserve().await.map_err(|_| Error::Closed)
     }
 
+    /// One inbox slot now, if there is one: `Err(Full)` or `Err(Closed)`.
+    pub(crate) fn try_reserve(&self) -> std::result::Result<mpsc::Permit<'_, Cmd<E>>, mpsc::error::TrySendError<()>> {
+        self.tx.try_reserve()
+    }
+
     /// Reserves one inbox slot for an ephemeral event a session is about
     /// to show, for the live-output ring: `None` once the feed is closed
     /// (the event still reaches the session's subscribers).

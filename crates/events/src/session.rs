@@ -23,6 +23,7 @@ use std::sync::{Arc, Weak};
 use events_core::{Codec, Event, StreamId};
 use events_fanout::{Fanout, FanoutStats, Overflow, Subscriber};
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use crate::error::isolated;
 use crate::inbox::Inbox;
@@ -170,21 +171,52 @@ impl<E: Event> Session<E> {
             }
         };
         // An ephemeral event goes to the writer too when the feed keeps
-        // live output: a slot is reserved for it first, like a durable one.
-        let permit = match (durable, self.inner.inbox.live_output()) {
-            (true, _) => Some(self.inner.inbox.reserve().await?),
-            // Never refused: UIs get ephemeral events even from an unhealthy feed.
-            (false, true) => self.inner.inbox.reserve_ephemeral().await,
-            (false, false) => None,
-        };
+        // live output: it takes a slot like a durable one (never refused:
+        // UIs get ephemeral events even from an unhealthy or closed feed).
+        let mut wants_slot = durable || self.inner.inbox.live_output();
+        let inbox = &self.inner.inbox;
+        let shared = inbox.shared();
         let event = Arc::new(event);
-        // Healthy when the fan-out publishes, not only when the wait for
-        // room began: a failure meanwhile refuses the event before any UI
-        // sees it.
-        let shared = self.inner.inbox.shared();
-        let unshown = self.inner.fanout.emit_if(Arc::clone(&event), || !durable || !shared.is_failed()).await;
-        if unshown.map_err(|_| Error::Closed)?.is_some() {
-            return Err(Error::Unhealthy { cause: shared.failure().unwrap_or_default() });
+        let mut permit = None;
+        // The slot is taken right before the fan-out publishes, and the
+        // feed's health asked then (no await in between, so a UI shown an
+        // event the journal gets it): a UI that stops reading holds up its
+        // own session, never a slot of the feed's inbox meanwhile.
+        loop {
+            let mut closed = false;
+            let go = || {
+                if durable && shared.is_failed() {
+                    return false;
+                }
+                if wants_slot && permit.is_none() {
+                    match inbox.try_reserve() {
+                        Ok(slot) => permit = Some(slot),
+                        Err(mpsc::error::TrySendError::Closed(())) => {
+                            closed = true;
+                            return false;
+                        }
+                        Err(mpsc::error::TrySendError::Full(())) => return false,
+                    }
+                }
+                true
+            };
+            let unshown = self.inner.fanout.emit_if(Arc::clone(&event), go).await.map_err(|_| Error::Closed)?;
+            if unshown.is_none() {
+                break;
+            }
+            if durable && let Some(cause) = shared.failure() {
+                return Err(Error::Unhealthy { cause });
+            }
+            // The inbox was closed, or full when the fan-out had room: wait
+            // for a slot, then offer the event again holding it.
+            let slot = match (durable, closed) {
+                (true, true) => return Err(Error::Closed),
+                (true, false) => Some(inbox.reserve().await?),
+                (false, true) => None,
+                (false, false) => inbox.reserve_ephemeral().await,
+            };
+            wants_slot &= slot.is_some();
+            permit = slot;
         }
         if let Some(permit) = permit {
             // The fan-out is done with its copy by now only if every

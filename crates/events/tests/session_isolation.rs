@@ -170,13 +170,13 @@ async fn a_journal_failure_while_an_emit_waits_for_room_refuses_it_before_any_ui
     let mut ui = session.subscribe();
     session.emit(msg(1)).await.unwrap();
     feed.sync().await.unwrap();
+    assert_eq!(session.stats().max_lag, 0);
     let waiting = tokio::spawn({
         let session = session.clone();
         async move { session.emit(msg(2)).await }
     });
-    // Its inbox slot is reserved (counted in `len`) once it is past its first health check.
-    let inbox = feed.inbox();
-    support::eventually("the emit waits for the full UI", || inbox.len() == 1).await;
+    // The fan-out samples its lag when an emit finds it full.
+    support::eventually("the emit waits for the full UI", || session.stats().max_lag >= 1).await;
     plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
     assert!(feed.append(None, msg(9)).await.is_err());
     assert!(!feed.stats().healthy);
@@ -184,4 +184,37 @@ async fn a_journal_failure_while_an_emit_waits_for_room_refuses_it_before_any_ui
     let refused = waiting.await.unwrap();
     assert!(matches!(refused, Err(Error::Unhealthy { .. })), "{refused:?}");
     assert!(ui.next().now_or_never().is_none(), "the UI was shown a durable event the journal will not have");
+}
+
+/// A UI that stops reading (the default `Overflow::Wait`) holds up its own
+/// session's emits, not the feed: no inbox slot is held while an emit waits
+/// for it, so appends and other sessions go on (an inbox of one slot here).
+/// The slot was reserved before the wait, so every stalled session pinned
+/// one, and with as many as the inbox holds the whole feed stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_ui_stalls_its_session_not_the_feeds_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).inbox_capacity(1).session_capacity(1).open().await.unwrap();
+    let stalled = feed.session("stalled");
+    let stalled_ui = stalled.subscribe();
+    stalled.emit(msg(1)).await.unwrap();
+    assert_eq!(stalled.stats().max_lag, 0);
+    let waiting = tokio::spawn({
+        let stalled = stalled.clone();
+        async move { stalled.emit(msg(2)).await }
+    });
+    support::eventually("the emit waits for the stalled UI", || stalled.stats().max_lag >= 1).await;
+
+    let appended = tokio::time::timeout(Duration::from_secs(10), feed.append(None, msg(3))).await;
+    assert!(matches!(appended, Ok(Ok(_))), "an append waited behind a stalled UI: {appended:?}");
+    let other = feed.session("other");
+    let mut other_ui = other.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), other.emit(msg(4))).await.unwrap().unwrap();
+    assert_eq!(*other_ui.next().await.unwrap().unwrap(), msg(4));
+
+    drop(stalled_ui); // the waiting emit goes through to nobody, and to the journal
+    waiting.await.unwrap().unwrap();
+    feed.sync().await.unwrap();
+    assert_eq!(feed.latest_seq(), Seq::new(4));
+    feed.close().await.unwrap();
 }

@@ -86,12 +86,16 @@ struct State<T> {
 pub(crate) enum Refused<T> {
     Full(T),
     Closed(T),
+    /// The producer's condition said no when the value could have gone out
+    /// (`publish_if`).
+    Declined(T),
 }
 
 impl<T> From<Refused<T>> for TryEmitError<T> {
     fn from(refused: Refused<T>) -> Self {
         match refused {
-            Refused::Full(value) => TryEmitError::Full(value),
+            // `Declined` comes only from `publish_if`, which `try_emit` does not use.
+            Refused::Full(value) | Refused::Declined(value) => TryEmitError::Full(value),
             Refused::Closed(value) => TryEmitError::Closed(value),
         }
     }
@@ -358,11 +362,26 @@ impl<T: Clone> Shared<T> {
     /// what makes a dropped `emit` all-or-nothing. Under `DisconnectLagging` it first
     /// disconnects every cursor whose oldest unread event is `max_age` old.
     pub(crate) fn publish(&self, value: T, waker: Option<&Waker>) -> Result<(), Refused<T>> {
+        self.publish_if(value, waker, &mut || true)
+    }
+
+    /// [`publish`](Self::publish), asking `go` once the value can go out
+    /// (room for it, or nobody listening), under the lock and right before
+    /// it goes: `false` refuses it (`Declined`) with no side effect.
+    pub(crate) fn publish_if(
+        &self,
+        value: T,
+        waker: Option<&Waker>,
+        go: &mut impl FnMut() -> bool,
+    ) -> Result<(), Refused<T>> {
         let mut st = self.state.lock();
         if self.closed.load(SeqCst) {
             return Err(Refused::Closed(value));
         }
         if st.cursors.is_empty() {
+            if !go() {
+                return Err(Refused::Declined(value));
+            }
             // Nobody listens: nothing to deliver, and no slot needs to keep it.
             st.emitted += 1;
             drop(st);
@@ -393,6 +412,9 @@ impl<T: Clone> Shared<T> {
                 return Err(Refused::Full(value));
             }
             // Every gating cursor crossed while we armed: look again.
+        }
+        if !go() {
+            return Err(Refused::Declined(value));
         }
         st.emitted += 1;
         if let Some(now) = now {
