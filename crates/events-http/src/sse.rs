@@ -26,7 +26,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use events::{
     Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, LiveCursor, LiveStream,
-    OnExpired, Position, ResetReason, Seq, error_chain,
+    OnExpired, OnUndecodable, Position, ResetReason, Seq, error_chain,
 };
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -122,8 +122,15 @@ where
         },
     };
     let on_expired = state.reader.expired_policy();
-    let frames =
-        Frames { inner, epoch, on_expired, failed: false, _guard: ClientGuard::new(Arc::clone(&state.clients)) };
+    let on_undecodable = state.reader.undecodable_policy();
+    let frames = Frames {
+        inner,
+        epoch,
+        on_expired,
+        on_undecodable,
+        failed: false,
+        _guard: ClientGuard::new(Arc::clone(&state.clients)),
+    };
     let body = futures::stream::unfold(frames, |mut f| async move { f.next_frame().await.map(|ev| (Ok(ev), f)) });
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive")))
 }
@@ -245,6 +252,9 @@ struct Frames<E> {
     /// The served reader's policy: where its streams go on after an
     /// expired cursor, which a reset frame's id names.
     on_expired: OnExpired,
+    /// The served reader's policy for an event it cannot pass on (one that
+    /// does not decode, or that JSON cannot carry).
+    on_undecodable: OnUndecodable,
     failed: bool,
     _guard: ClientGuard,
 }
@@ -261,13 +271,13 @@ impl<E: Event> Frames<E> {
                 self.epoch = self.inner.epoch().unwrap_or(self.epoch);
                 match event_frame(self.epoch, &env, None) {
                     Ok(frame) => frame,
-                    Err(e) => self.fail(&format!("event {} cannot be encoded as JSON: {e}", env.seq)),
+                    Err(e) => self.unsendable(Position::durable(env.seq), &format!("cannot be encoded as JSON: {e}")),
                 }
             }
             Ok(FeedItem::Ephemeral { position, env }) => match event_frame(self.epoch, &env, Some(position.index)) {
                 // `event: ephemeral`, its id `<epoch>-<seq>.<index>`.
                 Ok(frame) => frame.event("ephemeral"),
-                Err(e) => self.fail(&format!("ephemeral event after {} cannot be encoded as JSON: {e}", env.seq)),
+                Err(e) => self.unsendable(position, &format!("cannot be encoded as JSON: {e}")),
             },
             Ok(FeedItem::Reset { reason, earliest, latest }) => {
                 if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
@@ -289,6 +299,18 @@ impl<E: Event> Frames<E> {
             }
             Err(e) => self.fail(&error_chain(&e)),
         })
+    }
+
+    /// An event that cannot go out as JSON: under `OnUndecodable::Skip` an
+    /// `undecodable` frame whose id moves the client past it, as for an
+    /// event that does not decode; otherwise the `error` frame and the end.
+    fn unsendable(&mut self, at: Position, why: &str) -> SseEvent {
+        if self.on_undecodable != OnUndecodable::Skip {
+            return self.fail(&format!("event at {}.{} {why}", at.seq, at.index));
+        }
+        tracing::warn!(seq = at.seq.get(), index = at.index, why, "event skipped: it cannot go out as SSE");
+        let data = serde_json::json!({ "seq": at.seq.get(), "index": at.index, "error": why });
+        SseEvent::default().event("undecodable").id(cursor::format_position(self.epoch, at)).data(data.to_string())
     }
 
     /// An `event: error` frame, after which the stream ends: the client sees

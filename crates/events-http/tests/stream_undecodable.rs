@@ -47,3 +47,37 @@ async fn skip_sends_one_undecodable_frame_and_goes_on() {
     assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("seq 4")), "{frame:?}");
     feed.close().await.unwrap();
 }
+
+/// An event the reader decodes but JSON cannot carry (a map with tuple
+/// keys): under `Skip` it is one `undecodable` frame with its id, saying
+/// why, and the stream goes on; under the default `Fail`, the `error`
+/// frame. It was the error frame, with no id, whatever the policy: a
+/// client reconnecting from its last id met it again, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_json_cannot_carry_follows_the_undecodable_policy() {
+    use std::collections::BTreeMap;
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Grid(BTreeMap<(u8, u8), u8>);
+    impl events::Event for Grid {}
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: events::Feed<Grid> = events::Feed::builder(tmp.path()).open().await.unwrap();
+    for cells in [vec![], vec![((1, 2), 3)], vec![]] {
+        feed.append(None, Grid(cells.into_iter().collect())).await.unwrap();
+    }
+    let epoch = feed.epoch();
+
+    let addr = support::serve(events_http::router(feed.reader().on_undecodable(OnUndecodable::Skip))).await;
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 1).await, [1]);
+    let frame = sse.next().await;
+    assert_eq!((frame.event.as_deref(), frame.id.clone()), (Some("undecodable"), Some(id(epoch, 2))), "{frame:?}");
+    assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("JSON")), "{frame:?}");
+    assert_eq!(sse.seqs_in(epoch, 1).await, [3]);
+
+    let strict = support::serve(events_http::router(feed.reader())).await;
+    let mut sse = Sse::open(&format!("http://{strict}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 1).await, [1]);
+    let frame = sse.next().await;
+    assert_eq!(frame.event.as_deref(), Some("error"), "{frame:?}");
+    feed.close().await.unwrap();
+}

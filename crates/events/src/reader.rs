@@ -222,6 +222,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         self
     }
 
+    /// The policy [`on_undecodable`](Self::on_undecodable) set (what a
+    /// server does with an event it cannot pass on).
+    pub fn undecodable_policy(&self) -> OnUndecodable {
+        self.on_undecodable
+    }
+
     /// The durable consumer `name` of this journal, created (checkpoint 0:
     /// everything retained) if it does not exist, with the default
     /// [`ConsumerOptions`]. Its checkpoint lives in the journal directory, so
