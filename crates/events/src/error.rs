@@ -127,6 +127,21 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// The event encodes with the feed's codec but does not decode back
+    /// (under bincode: a type whose `Deserialize` needs a self-describing
+    /// format, such as one holding a `serde_json::Value`, or an internally
+    /// tagged or untagged enum; `MsgPack` reads those). Refused alone,
+    /// nothing journaled: no reader could have read it. Checked for every
+    /// event in debug builds, for the first few of each writer run in
+    /// release builds.
+    #[error("the event encodes with {codec} but does not decode back, so no reader could read it")]
+    Unreadable {
+        /// The codec's name.
+        codec: &'static str,
+        /// Why it does not decode.
+        #[source]
+        source: CodecError,
+    },
     /// The writer thread could not be started.
     #[error("the writer thread could not be started")]
     Spawn(#[source] std::io::Error),

@@ -174,3 +174,34 @@ fn stream_in<C: Codec>(codec: &C, body: &[u8]) -> Result<Option<StreamId>, Codec
         Ok(codec.decode_prefix::<Option<StreamId>>(body)?.0)
     }
 }
+
+/// The check that an encoded event decodes back, so that an event type the
+/// codec can write but not read (under bincode, one holding a
+/// `serde_json::Value`, or an internally tagged or untagged enum: their
+/// `Deserialize` asks for a self-describing format) is refused when it is
+/// appended, with [`Error::Unreadable`](crate::Error::Unreadable), instead
+/// of journaled for no reader. Every event in debug builds; the first
+/// [`READ_BACK_FIRST`] durable events of each writer and session in release
+/// builds, which catches a type none of whose values read back at once.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBack {
+    checked: std::sync::atomic::AtomicU64,
+}
+
+/// Events decoded back by each [`ReadBack`] in release builds.
+pub(crate) const READ_BACK_FIRST: u64 = 16;
+
+impl ReadBack {
+    /// Checks that `payload` decodes back as an `E` (when this one is due).
+    pub(crate) fn check<E: Event, C: Codec>(&self, codec: &C, payload: &[u8]) -> crate::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !cfg!(debug_assertions) && self.checked.load(Relaxed) >= READ_BACK_FIRST {
+            return Ok(());
+        }
+        self.checked.fetch_add(1, Relaxed);
+        match crate::error::isolated("Deserialize", || decode::<E, C>(codec, 0, 0, payload))? {
+            Ok(_) => Ok(()),
+            Err(source) => Err(crate::Error::Unreadable { codec: C::NAME, source }),
+        }
+    }
+}

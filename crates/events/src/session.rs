@@ -37,6 +37,7 @@ pub(crate) type Encoder<E> = Arc<dyn Fn(&StreamId, &E) -> Result<Vec<u8>> + Send
 
 /// The [`Encoder`] of a feed with `codec` and `max_record_bytes`.
 pub(crate) fn encoder<E: Event, C: Codec>(codec: C, max_record_bytes: u32) -> Encoder<E> {
+    let read_back = payload::ReadBack::default();
     Arc::new(move |stream: &StreamId, event: &E| {
         index::check_stream_id(stream.as_str())?;
         let mut buf = Vec::new();
@@ -45,6 +46,7 @@ pub(crate) fn encoder<E: Event, C: Codec>(codec: C, max_record_bytes: u32) -> En
         if buf.len() > max_record_bytes as usize {
             return Err(Error::TooLarge { bytes: buf.len(), limit: max_record_bytes });
         }
+        read_back.check::<E, C>(&codec, &buf)?;
         Ok(buf)
     })
 }

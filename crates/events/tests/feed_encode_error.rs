@@ -45,3 +45,35 @@ async fn unencodable_events_are_refused_alone() {
     assert_eq!(got, vec![(1, Ev::Ok(1)), (2, Ev::Ok(4)), (3, Ev::Ok(5))]);
     feed.close().await.unwrap();
 }
+
+/// An untagged enum: bincode writes it, but its `Deserialize` asks for a
+/// self-describing format, so no reader could ever read it back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Loose {
+    Number(u64),
+    Text(String),
+}
+
+impl Event for Loose {}
+
+/// An event the codec writes but cannot read back is refused when it is
+/// appended (`Error::Unreadable` naming the codec; counted for `record`
+/// and a session's emit), and nothing is journaled. It was journaled, and
+/// every reader that reached it from the journal failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_does_not_decode_back_is_refused_when_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Loose> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    let err = feed.append(None, Loose::Number(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Unreadable { codec: "bincode", .. }), "{err:?}");
+    feed.record(None, &Loose::Text("x".into()));
+    let session = feed.session("s");
+    let mut ui = session.subscribe();
+    assert!(matches!(session.emit(Loose::Number(2)).await, Err(Error::Unreadable { .. })));
+    assert!(futures::FutureExt::now_or_never(ui.next()).is_none(), "a UI was shown it");
+    feed.sync().await.unwrap();
+    let stats = feed.stats();
+    assert_eq!((stats.latest_seq, stats.encode_errors), (0, 3), "{stats:?}");
+    feed.close().await.unwrap();
+}

@@ -126,6 +126,8 @@ pub(crate) struct Writer<E, C> {
     sync_started: Instant,
     /// The largest encoded event the journal accepts.
     max_record_bytes: u32,
+    /// Events decoded back after encoding (`payload::ReadBack`).
+    read_back: crate::payload::ReadBack,
     /// The journal's roll count when sealed segments were last indexed.
     rolls_indexed: u64,
     /// The threads indexing sealed segments that may still run, joined
@@ -170,6 +172,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             last_write: Duration::ZERO,
             sync_started: Instant::now(),
             max_record_bytes: u32::MAX,
+            read_back: crate::payload::ReadBack::default(),
             rolls_indexed: 0,
             indexers: Vec::new(),
             ring: None,

@@ -89,6 +89,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
             let err = Error::TooLarge { bytes, limit: self.max_record_bytes };
             return self.refuse(ack, err, &self.shared.counters.too_large);
         }
+        if let Err(e) = self.read_back.check::<E, C>(&self.codec, &self.buf[start..]) {
+            self.buf.truncate(start);
+            return self.refuse(ack, e, &self.shared.counters.encode_errors);
+        }
         self.push_staged(start, stream, id, event, ack);
     }
 
