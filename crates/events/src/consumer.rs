@@ -191,9 +191,14 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// committed in memory, and the next `commit` (of any seq, the same
     /// one included) or [`flush`](Self::flush) persists it again.
     pub async fn commit(&self, seq: Seq) -> Result<()> {
+        self.commit_in(seq, self.current_epoch()).await
+    }
+
+    /// The epoch of the journal the latest stream reads (the journal's
+    /// current one before any stream yielded).
+    fn current_epoch(&self) -> u64 {
         let streamed = self.lock().stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
-        let epoch = if streamed != 0 { streamed } else { self.reader.epoch() };
-        self.commit_in(seq, epoch).await
+        if streamed != 0 { streamed } else { self.reader.epoch() }
     }
 
     /// [`commit`](Self::commit) in the journal of `epoch`, named by the
@@ -203,13 +208,19 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// before an `EpochMismatch` reset is committed in its own journal's
     /// epoch even when the commit comes after the reset.
     ///
+    /// A commit in another epoch than the current journal's never replaces
+    /// progress already committed in the current one: a worker that
+    /// finishes an event of the replaced journal late moves nothing back.
+    ///
     /// # Errors
     ///
     /// As [`commit`](Self::commit).
     pub async fn commit_in(&self, seq: Seq, epoch: u64) -> Result<()> {
+        let current = self.current_epoch();
         let persist = {
             let mut state = self.lock();
-            if state.committed.epoch != epoch || seq.get() > state.committed.seq {
+            let stale = state.committed.epoch == current && epoch != current;
+            if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq) {
                 state.committed = Checkpointed { seq: seq.get(), epoch };
             }
             // Decided on what is committed, not on this call's seq: a commit

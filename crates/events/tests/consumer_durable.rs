@@ -332,6 +332,37 @@ async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
     feed.close().await.unwrap();
 }
 
+/// Workers finishing out of order across a recreated journal: a commit in
+/// the new journal's epoch, then a late one of the old journal's last event
+/// (`commit_in` its epoch). The late one moves nothing back: the restarted
+/// consumer resumes in the new journal after its commit. It had replaced
+/// the new journal's progress with the old one's, and the restart began the
+/// new journal again from seq 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_commit_of_the_replaced_journal_moves_nothing_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = three_events(tmp.path()).await;
+    let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
+    let consumer =
+        reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
+    let mut stream = consumer.stream();
+    take_events(&mut stream, 3).await;
+    let old = stream.epoch().unwrap();
+    feed.close().await.unwrap();
+    let feed = recreated(tmp.path()).await;
+    let Some(Ok(FeedItem::Reset { .. })) = stream.next().await else { panic!("expected the epoch reset") };
+    take_events(&mut stream, 2).await;
+    consumer.commit(Seq::new(2)).await.unwrap();
+    consumer.commit_in(Seq::new(3), old).await.unwrap();
+    assert_eq!(consumer.persisted(), Seq::new(2));
+    drop((stream, consumer));
+
+    let consumer = reader.consumer("proj").await.unwrap();
+    let got = take_events(&mut consumer.stream(), 3).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [3, 4, 5], "resumed after 2 of the new journal");
+    feed.close().await.unwrap();
+}
+
 /// A persist that fails (EIO on the checkpoint's write, then on its
 /// fdatasync) is the commit's error; the same commit retried, or a flush,
 /// persists it, and a restarted consumer resumes after it. A retry used to
