@@ -279,6 +279,14 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         Ok(events_journal::delete_consumer(self.dir(), name)?)
     }
 
+    /// A writer's kept envelopes (`None` for a follower).
+    pub(crate) fn recent(&self) -> Option<&Arc<Recent<E>>> {
+        match &self.source {
+            Source::Live(_, recent) => Some(recent),
+            Source::Poll(_) => None,
+        }
+    }
+
     pub(crate) fn follower(&self) -> bool {
         matches!(self.source, Source::Poll(_))
     }

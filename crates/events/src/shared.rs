@@ -24,6 +24,11 @@ use crate::stats::{Counters, FeedStats};
 /// Events per message of the live tail.
 pub(crate) const LIVE_CHUNK: usize = 64;
 
+/// How long a follower's read waits for a writer that is opening the
+/// journal before it fails, and how often it looks.
+pub(crate) const OPENING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const OPENING_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// One message of the live tail: consecutive published envelopes.
 pub(crate) type LiveChunk<E> = Arc<[Arc<Envelope<E>>]>;
 
@@ -123,6 +128,28 @@ impl Shared {
             self.set_epoch(now);
         }
         Some(now)
+    }
+
+    /// Waits (blocking) while a writer is opening the journal: readers
+    /// then stop at the sealed segments, so the newest one's acknowledged
+    /// records cannot be read yet, and an empty answer would be taken for
+    /// the end. Until `deadline`, then an error naming the directory.
+    pub(crate) fn wait_while_a_writer_opens(&self, deadline: std::time::Instant) -> crate::Result<()> {
+        while self.writer_opening()? {
+            if std::time::Instant::now() >= deadline {
+                let waited = std::io::Error::new(std::io::ErrorKind::TimedOut, "the writer is still recovering");
+                let op = "wait for the writer opening the journal";
+                return Err(events_journal::JournalError::Io { op, path: self.dir.clone(), source: waited }.into());
+            }
+            std::thread::sleep(OPENING_POLL);
+        }
+        Ok(())
+    }
+
+    /// Whether a writer holds the lock and has not finished opening.
+    pub(crate) fn writer_opening(&self) -> crate::Result<bool> {
+        let recovering = self.reader.watermark()?.is_some_and(|wm| wm.state == events_journal::WriterState::Recovering);
+        Ok(recovering && self.reader.writer_running() != Some(false))
     }
 
     pub(crate) fn failure(&self) -> Option<String> {

@@ -35,14 +35,36 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         if max == 0 {
             return Ok(Vec::new());
         }
+        // Past what the writer's files show (after a failed watermark
+        // write, until its next batch): the envelopes it keeps.
+        if let Some(recent) = self.recent()
+            && cursor >= self.shared.readable()
+            && let Some(kept) = recent.after(cursor.get(), max, self.shared.latest().get())
+            && !kept.is_empty()
+        {
+            return Ok(kept.into_iter().map(owned).collect());
+        }
         let shared = Arc::clone(&self.shared);
         let codec = self.codec.clone();
         // As a stream: a writer's reader serves only what its writer
         // acknowledged; a follower's journal reader stops at the watermark.
-        let limit = (!self.follower()).then(|| shared.latest().get());
+        let follower = self.follower();
+        let limit = (!follower).then(|| shared.latest().get());
         let epoch = shared.epoch();
         let read = tokio::task::spawn_blocking(move || {
-            read_chunk::<E, C>(&shared, &codec, cursor.get(), None, max, limit, epoch).map(|(chunk, _)| chunk)
+            let deadline = std::time::Instant::now() + crate::shared::OPENING_WAIT;
+            loop {
+                if follower {
+                    shared.wait_while_a_writer_opens(deadline)?;
+                }
+                let (chunk, _) = read_chunk::<E, C>(&shared, &codec, cursor.get(), None, max, limit, epoch)?;
+                // A writer that began opening during the read hid the
+                // newest segment from it: an empty page would say "the end".
+                let empty = matches!(&chunk, Chunk::Records(records) if records.is_empty());
+                if !(follower && empty && shared.writer_opening()?) {
+                    return Ok(chunk);
+                }
+            }
         });
         match joined(read.await)? {
             Chunk::Records(records) => Ok(records.into_iter().map(owned).collect()),

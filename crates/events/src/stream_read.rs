@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use events_core::{Codec, Envelope, Event, Seq};
-use events_journal::{IndexEntry, JournalError, ReadError, WriterState};
+use events_journal::{IndexEntry, JournalError, ReadError};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
@@ -31,11 +31,6 @@ use crate::replay::joined;
 use crate::shared::Shared;
 use crate::stream::FeedStream;
 use crate::{Error, Result, payload};
-
-/// How long a per-stream read waits for a writer that is opening the
-/// journal before it fails, and how often it looks.
-const OPENING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-const OPENING_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The events of one stream, in seq order: see
 /// [`FeedReader::read_stream`](crate::FeedReader::read_stream). Yields
@@ -238,9 +233,9 @@ impl<C: Codec> Read<C> {
     }
 
     fn active<E: Event>(&self, first: u64, path: &std::path::Path) -> Result<Batch<E>> {
-        let deadline = std::time::Instant::now() + OPENING_WAIT;
+        let deadline = std::time::Instant::now() + crate::shared::OPENING_WAIT;
         loop {
-            self.wait_for_an_opening_writer(deadline)?;
+            self.shared.wait_while_a_writer_opens(deadline)?;
             let key = self.id.as_bytes();
             let entries =
                 self.shared.active_index.entries(&self.shared.reader, &self.codec, path, first, key, self.limit)?;
@@ -257,27 +252,7 @@ impl<C: Codec> Read<C> {
             if !cut || std::time::Instant::now() >= deadline {
                 return Ok(batch);
             }
-            std::thread::sleep(OPENING_POLL);
-        }
-    }
-
-    /// Waits while a writer is opening the journal: readers then stop at
-    /// the sealed segments, so the newest one's records up to the limit,
-    /// acknowledged before, cannot be read yet, and an empty answer would
-    /// end the read early, silently. Until `deadline`, then an error.
-    fn wait_for_an_opening_writer(&self, deadline: std::time::Instant) -> Result<()> {
-        let reader = &self.shared.reader;
-        loop {
-            let recovering = reader.watermark()?.is_some_and(|wm| wm.state == WriterState::Recovering);
-            if !recovering || reader.writer_running() == Some(false) {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                let waited = std::io::Error::new(std::io::ErrorKind::TimedOut, "the writer is still recovering");
-                let op = "wait for the writer opening the journal";
-                return Err(Error::Journal(JournalError::Io { op, path: self.shared.dir.clone(), source: waited }));
-            }
-            std::thread::sleep(OPENING_POLL);
+            std::thread::sleep(crate::shared::OPENING_POLL);
         }
     }
 

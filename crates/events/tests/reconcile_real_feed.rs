@@ -104,3 +104,30 @@ async fn reconcile_from_a_pruned_cursor_fails_with_expired() {
     assert_exactly(&reconcile(&follower, before).await.unwrap(), earliest.get(), 200);
     feed.close().await.unwrap();
 }
+
+/// A page reaches past what the files show: in the writer's process after
+/// a failed watermark write (the writer's kept envelopes serve it), and in
+/// another process while a writer is opening the journal (the read waits
+/// for it). Each had ended `reconcile` early, silently: an empty page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_reaches_the_acknowledged_end_past_a_lagging_or_hidden_newest_segment() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    for n in 1..=2 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    feed.append(None, msg(3)).await.unwrap();
+    assert_exactly(&reconcile(&feed, Seq::new(1)).await.unwrap(), 2, 3);
+    feed.close().await.unwrap();
+
+    let follower: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, 0, Fault::Stall(Duration::from_millis(400)));
+    let opening = tokio::spawn(Feed::<Ev>::builder(dir.path()).faults(plan.clone()).open());
+    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    assert_exactly(&reconcile(&follower, Seq::ZERO).await.unwrap(), 1, 3);
+    opening.await.unwrap().unwrap().close().await.unwrap();
+}
