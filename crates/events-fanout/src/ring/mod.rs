@@ -361,6 +361,7 @@ impl<T: Clone> Shared<T> {
     /// The event becomes visible to all subscribers at once (one `tail` store), which is
     /// what makes a dropped `emit` all-or-nothing. Under `DisconnectLagging` it first
     /// disconnects every cursor whose oldest unread event is `max_age` old.
+    #[inline]
     pub(crate) fn publish(&self, value: T, waker: Option<&Waker>) -> Result<(), Refused<T>> {
         self.publish_if(value, waker, &mut || true)
     }
@@ -368,6 +369,7 @@ impl<T: Clone> Shared<T> {
     /// [`publish`](Self::publish), asking `go` once the value can go out
     /// (room for it, or nobody listening), under the lock and right before
     /// it goes: `false` refuses it (`Declined`) with no side effect.
+    #[inline]
     pub(crate) fn publish_if(
         &self,
         value: T,
