@@ -133,17 +133,23 @@ pub(crate) fn prerequisites(needed: &[(&str, &str)]) -> Result<(), String> {
         return Ok(());
     }
     println!("\n==> installing test prerequisites: {}", missing.join(" "));
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    // Not root: sudo, which must not ask for a password (there is no terminal to ask on).
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo", "-n"] };
     let apt = |args: &[&str]| -> Result<(), String> {
         let mut full: Vec<&str> = sudo.to_vec();
-        full.push("apt-get");
+        // Another apt run (say, at boot) holds the dpkg lock for a while: wait for it.
+        full.extend_from_slice(&["apt-get", "-o", "DPkg::Lock::Timeout=300"]);
         full.extend_from_slice(args);
         let status = Command::new(full[0])
             .args(&full[1..])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
-            .map_err(|e| format!("cannot run apt-get: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("apt-get {} failed ({status})", args.join(" "))) }
+            .map_err(|e| format!("cannot run {}: {e} (install {} by hand)", full[0], missing.join(" ")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{} failed ({status}); install {} by hand", full.join(" "), missing.join(" ")))
+        }
     };
     apt(&["update", "-qq"])?;
     let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
