@@ -147,11 +147,16 @@ impl Browser {
     }
 }
 
-pub fn chromium() -> &'static str {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+/// The browser binary: `chromium` (or `chromium-browser`) on the `PATH`, as
+/// `cargo xtask ci` looks for it before it installs one.
+pub fn chromium() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["chromium", "chromium-browser"]
         .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("chromium is not installed (`cargo xtask ci` installs it)")
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .map(|found| found.display().to_string())
+        .expect("chromium is not on the PATH (`cargo xtask ci` installs it)")
 }
 
 /// Waits, in the page, until `condition` (a JS expression) holds.
