@@ -30,6 +30,7 @@ mod consumers;
 mod crash;
 mod crash_consumer;
 mod demo;
+mod generic;
 mod inspect;
 mod live_writer;
 mod model;

@@ -16,16 +16,9 @@ use std::path::Path;
 use events::{Bincode, Codec, MsgPack};
 use serde_json::{Value, json};
 
+pub(crate) use crate::generic::Generic;
 use crate::model::DemoEvent;
 use crate::segments::{read_header, segment_first_seq};
-
-/// Any event of a self-describing journal, as the JSON value it holds: what
-/// `serve` streams when it does not know the application's types.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Generic(pub(crate) Value);
-
-impl events::Event for Generic {}
 
 /// What the journal's payloads can be decoded as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +84,7 @@ impl Payloads {
             Payloads::SelfDescribing => {
                 // Past the event-id and schema-version headers (docs/FORMAT.md).
                 let body = events::payload::split(payload).map_err(|e| e.to_string())?.body;
-                let (stream, event): (Option<String>, Value) =
+                let (stream, Generic(event)): (Option<String>, Generic) =
                     MsgPack.decode(body).map_err(|e| format!("not a MessagePack payload: {e}"))?;
                 Ok((stream, None, event))
             }
