@@ -151,7 +151,16 @@ pub(crate) fn prerequisites(needed: &[(&str, &str)]) -> Result<(), String> {
             Err(format!("{} failed ({status}); install {} by hand", full.join(" "), missing.join(" ")))
         }
     };
-    apt(&["update", "-qq"])?;
+    // The package lists' lock is not the dpkg lock the option above waits
+    // for: retry while another apt run holds it (5 min at most).
+    let mut tries = 0;
+    while let Err(e) = apt(&["update", "-qq"]) {
+        tries += 1;
+        if tries == 30 {
+            return Err(e);
+        }
+        std::thread::sleep(Duration::from_secs(10));
+    }
     let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
     install.extend(missing.iter().copied());
     apt(&install)

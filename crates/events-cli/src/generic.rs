@@ -4,7 +4,8 @@
 //! Invariant: every MessagePack value has a JSON form, so no valid event is
 //! reported undecodable for want of one: map keys that are not strings
 //! (integers, booleans, arrays) become their JSON text, byte strings become
-//! arrays of numbers.
+//! arrays of numbers; two keys with the same JSON text make the event
+//! undecodable rather than one hiding the other.
 
 use std::fmt;
 
@@ -90,7 +91,10 @@ impl<'de> Visitor<'de> for AnyValue {
                 Value::String(s) => s,
                 other => other.to_string(),
             };
-            out.insert(key, value);
+            // An integer key 1 and a string key "1": one would hide the other.
+            if out.insert(key, value).is_some() {
+                return Err(de::Error::custom("two map keys with the same JSON text"));
+            }
         }
         Ok(Value::Object(out))
     }

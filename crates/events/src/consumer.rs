@@ -197,8 +197,8 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// The epoch of the journal the latest stream reads (the journal's
     /// current one before any stream yielded).
     fn current_epoch(&self) -> u64 {
-        let streamed = self.lock().stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
-        if streamed != 0 { streamed } else { self.reader.epoch() }
+        let streamed = streamed_epoch(&self.lock());
+        streamed.unwrap_or_else(|| self.reader.epoch())
     }
 
     /// [`commit`](Self::commit) in the journal of `epoch`, named by the
@@ -216,9 +216,13 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     ///
     /// As [`commit`](Self::commit).
     pub async fn commit_in(&self, seq: Seq, epoch: u64) -> Result<()> {
-        let current = self.current_epoch();
+        // Before any stream: the journal's epoch (read outside the lock).
+        let before_streams = if self.lock().stream_epoch.is_some() { 0 } else { self.reader.epoch() };
         let persist = {
             let mut state = self.lock();
+            // Read under the same guard as the check: a stream moving past
+            // its reset meanwhile cannot let a stale commit through.
+            let current = streamed_epoch(&state).unwrap_or(before_streams);
             let stale = state.committed.epoch == current && epoch != current;
             if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq) {
                 state.committed = Checkpointed { seq: seq.get(), epoch };
@@ -255,6 +259,12 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         .await
         .map_err(Error::Task)?
     }
+}
+
+/// The epoch the latest stream reads, once it yielded something.
+fn streamed_epoch(state: &State) -> Option<u64> {
+    let streamed = state.stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
+    (streamed != 0).then_some(streamed)
 }
 
 impl<E, C: Codec> Consumer<E, C> {

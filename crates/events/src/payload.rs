@@ -180,9 +180,10 @@ fn stream_in<C: Codec>(codec: &C, body: &[u8]) -> Result<Option<StreamId>, Codec
 /// `serde_json::Value`, or an internally tagged or untagged enum: their
 /// `Deserialize` asks for a self-describing format) is refused when it is
 /// appended, with [`Error::Unreadable`](crate::Error::Unreadable), instead
-/// of journaled for no reader. Every event in debug builds; the first
-/// [`READ_BACK_FIRST`] durable events of each writer and session in release
-/// builds, which catches a type none of whose values read back at once.
+/// of journaled for no reader. Every event in debug builds; in release
+/// builds the first [`READ_BACK_FIRST`] events each checker sees (one for
+/// the writer run, one for all of the feed's sessions), which catches a
+/// type none of whose values read back, not one where only some do.
 #[derive(Debug, Default)]
 pub(crate) struct ReadBack {
     checked: std::sync::atomic::AtomicU64,

@@ -67,6 +67,18 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             }
         });
         match joined(read.await)? {
+            // The writer acknowledged more than its files show and keeps
+            // none of it any more (its watermark failed again and again):
+            // an empty page would say "the end".
+            Chunk::Records(records) if records.is_empty() && limit.is_some_and(|limit| cursor.get() < limit) => {
+                let lag = std::io::Error::other("the readers' watermark lags the acknowledged seq");
+                Err(JournalError::Io {
+                    op: "read past the readers' watermark",
+                    path: self.dir().to_path_buf(),
+                    source: lag,
+                }
+                .into())
+            }
             Chunk::Records(records) => Ok(records.into_iter().map(owned).collect()),
             // A cursor past the end (or at it) has nothing after it, as in
             // every event log.

@@ -125,7 +125,7 @@ async fn reconcile_reaches_the_acknowledged_end_past_a_lagging_or_hidden_newest_
 
     let follower: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(Duration::from_millis(400)));
+    plan.inject(Step::Lease, 0, Fault::Stall(Duration::from_secs(1)));
     let opening = tokio::spawn(Feed::<Ev>::builder(dir.path()).faults(plan.clone()).open());
     support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
     assert_exactly(&reconcile(&follower, Seq::ZERO).await.unwrap(), 1, 3);

@@ -343,7 +343,7 @@ async fn a_follower_read_waits_for_a_writer_that_is_opening() {
     assert_eq!(events.limit(), Seq::new(3));
     // A writer held in its open after recovery began (at the seq lease).
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_millis(400)));
+    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(1)));
     let opening = tokio::spawn(Feed::<Ev>::builder(tmp.path()).faults(plan.clone()).open());
     support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
     let got: Vec<_> = events.try_collect().await.unwrap();
