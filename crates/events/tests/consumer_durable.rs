@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use events::layers::journal::JournalError;
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
-use events::{ConsumerOptions, Error, Feed, FeedItem, FeedReader, ResetReason, Retention, Seq, SyncPolicy};
+use events::{
+    Consumer, ConsumerOptions, Error, Feed, FeedItem, FeedReader, FeedStream, ResetReason, Retention, Seq, SyncPolicy,
+};
 use futures::StreamExt;
 use support::{Ev, msg, take_events};
 
@@ -306,25 +308,33 @@ async fn a_commit_after_the_directory_was_recreated_keeps_the_old_epoch() {
     feed.close().await.unwrap();
 }
 
+/// A follower's consumer "proj" (persisting every commit) that took events
+/// 1..=3, then the directory recreated under it (`recreated`), and its
+/// stream moved past the `EpochMismatch` reset: the new feed, the reader,
+/// the consumer, its stream and the old journal's epoch.
+async fn past_the_recreation(dir: &Path) -> (Feed<Ev>, FeedReader<Ev>, Consumer<Ev>, FeedStream<Ev>, u64) {
+    let feed = three_events(dir).await;
+    let reader: FeedReader<Ev> = FeedReader::open(dir).unwrap().poll_interval(Duration::from_millis(2));
+    let consumer =
+        reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
+    let mut stream = consumer.stream();
+    let got = take_events(&mut stream, 3).await;
+    let old = stream.epoch().unwrap();
+    assert_eq!((got.last().unwrap().0, old), (Seq::new(3), feed.epoch()));
+    feed.close().await.unwrap();
+    let feed = recreated(dir).await;
+    let Some(Ok(FeedItem::Reset { .. })) = stream.next().await else { panic!("expected the epoch reset") };
+    (feed, reader, consumer, stream, old)
+}
+
 /// A consumer that takes the reset before it commits the old journal's last
 /// event (it buffers items) names that event's epoch with `commit_in`: the
 /// restarted consumer then gets the reset and the new journal from seq 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = three_events(tmp.path()).await;
-    let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
-    let consumer =
-        reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
-    let mut stream = consumer.stream();
-    let got = take_events(&mut stream, 3).await;
-    let taken_in = stream.epoch().unwrap();
-    assert_eq!((got.last().unwrap().0, taken_in), (Seq::new(3), feed.epoch()));
-
-    feed.close().await.unwrap();
-    let feed = recreated(tmp.path()).await;
     // The stream moves past the reset before event 3 is committed.
-    let Some(Ok(FeedItem::Reset { .. })) = stream.next().await else { panic!("expected the epoch reset") };
+    let (feed, reader, consumer, stream, taken_in) = past_the_recreation(tmp.path()).await;
     consumer.commit_in(Seq::new(3), taken_in).await.unwrap();
     drop((stream, consumer));
 
@@ -341,16 +351,7 @@ async fn a_commit_in_the_events_epoch_after_the_stream_took_the_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_commit_of_the_replaced_journal_moves_nothing_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed = three_events(tmp.path()).await;
-    let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap().poll_interval(Duration::from_millis(2));
-    let consumer =
-        reader.consumer_with("proj", ConsumerOptions { every: 1, interval: Duration::from_secs(3600) }).await.unwrap();
-    let mut stream = consumer.stream();
-    take_events(&mut stream, 3).await;
-    let old = stream.epoch().unwrap();
-    feed.close().await.unwrap();
-    let feed = recreated(tmp.path()).await;
-    let Some(Ok(FeedItem::Reset { .. })) = stream.next().await else { panic!("expected the epoch reset") };
+    let (feed, reader, consumer, mut stream, old) = past_the_recreation(tmp.path()).await;
     take_events(&mut stream, 2).await;
     consumer.commit(Seq::new(2)).await.unwrap();
     consumer.commit_in(Seq::new(3), old).await.unwrap();
