@@ -121,16 +121,24 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     pub(crate) async fn open(reader: FeedReader<E, C>, name: &str, options: ConsumerOptions) -> Result<Self> {
         let dir = reader.dir().to_path_buf();
         let epoch = reader.epoch();
-        let earliest = reader.earliest_seq().get();
         let owned = name.to_owned();
         let checkpoints = reader.shared.checkpoints.clone();
+        let probe = reader.clone();
         let (file, checkpoint) = tokio::task::spawn_blocking(move || {
             let new = !events_journal::consumer_path(&dir, &owned)?.exists();
             let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
-            if new && checkpoint.seq == 0 && earliest > 1 {
+            if new && checkpoint.seq == 0 {
                 // A new consumer starts with the earliest retained event:
                 // it missed nothing, so it must not start with a reset.
-                checkpoint = file.commit(earliest - 1, epoch)?;
+                // Retention pins a checkpoint only once it is written and
+                // may prune meanwhile: look again after each write.
+                loop {
+                    let earliest = probe.earliest_seq().get();
+                    if earliest <= checkpoint.seq + 1 {
+                        break;
+                    }
+                    checkpoint = file.commit(earliest - 1, epoch)?;
+                }
             }
             Ok::<_, Error>((file, checkpoint))
         })

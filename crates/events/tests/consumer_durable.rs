@@ -398,3 +398,46 @@ async fn a_commit_retried_after_a_failed_persist_persists() {
     }
     feed.close().await.unwrap();
 }
+
+/// A new consumer while retention prunes: its first checkpoint (the
+/// earliest retained event) is held by a slow disk while the writer rolls
+/// and prunes past it. It still starts with the earliest retained event,
+/// with no reset: it missed nothing. It wrote the earliest it had read
+/// before, which retention had removed meanwhile, and began with
+/// `Reset { Expired }`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_consumer_opened_while_retention_prunes_starts_with_no_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    let mut n = 0;
+    let mut append_until = |goal: u64| {
+        let feed = feed.clone();
+        async move {
+            while feed.earliest_seq().get() < goal {
+                n += 1;
+                feed.append(None, msg(n)).await.unwrap();
+            }
+        }
+    };
+    append_until(2).await;
+    plan.inject(Step::Checkpoint, plan.count(Step::Checkpoint), Fault::Stall(Duration::from_secs(1)));
+    let opening = tokio::spawn({
+        let reader = feed.reader();
+        async move { reader.consumer("late").await }
+    });
+    support::eventually("the first checkpoint is being written", || plan.count(Step::Checkpoint) >= 1).await;
+    let before = feed.earliest_seq();
+    append_until(before.get() + 50).await;
+    let consumer = opening.await.unwrap().unwrap();
+    let first = consumer.stream().next().await.unwrap().unwrap();
+    assert!(matches!(first, FeedItem::Event(_)), "{first:?}");
+    feed.close().await.unwrap();
+}
