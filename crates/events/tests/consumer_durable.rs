@@ -417,17 +417,13 @@ async fn a_new_consumer_opened_while_retention_prunes_starts_with_no_reset() {
         .open()
         .await
         .unwrap();
-    let mut n = 0;
-    let mut append_until = |goal: u64| {
-        let feed = feed.clone();
-        async move {
-            while feed.earliest_seq().get() < goal {
-                n += 1;
-                feed.append(None, msg(n)).await.unwrap();
-            }
+    async fn append_until(feed: &Feed<Ev>, goal: u64) {
+        while feed.earliest_seq().get() < goal {
+            let n = feed.latest_seq().get() + 1;
+            feed.append(None, msg(n)).await.unwrap();
         }
-    };
-    append_until(2).await;
+    }
+    append_until(&feed, 2).await;
     plan.inject(Step::Checkpoint, plan.count(Step::Checkpoint), Fault::Stall(Duration::from_secs(1)));
     let opening = tokio::spawn({
         let reader = feed.reader();
@@ -435,7 +431,7 @@ async fn a_new_consumer_opened_while_retention_prunes_starts_with_no_reset() {
     });
     support::eventually("the first checkpoint is being written", || plan.count(Step::Checkpoint) >= 1).await;
     let before = feed.earliest_seq();
-    append_until(before.get() + 50).await;
+    append_until(&feed, before.get() + 50).await;
     let consumer = opening.await.unwrap().unwrap();
     let first = consumer.stream().next().await.unwrap().unwrap();
     assert!(matches!(first, FeedItem::Event(_)), "{first:?}");
