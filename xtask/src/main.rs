@@ -103,7 +103,11 @@ fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), Stri
         }
         if Instant::now() >= deadline {
             let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let killed = Command::new("kill").args(["-KILL", "--", &group]).status().is_ok_and(|s| s.success());
+            if !killed {
+                // No `kill` to reach the group: at least end cargo, so the wait below returns.
+                let _ = child.kill();
+            }
             let _ = child.wait();
             return Err(format!(
                 "step `{name}` still running after {} min: killed (a hung test; see the \
