@@ -199,14 +199,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// committed in memory, and the next `commit` (of any seq, the same
     /// one included) or [`flush`](Self::flush) persists it again.
     pub async fn commit(&self, seq: Seq) -> Result<()> {
-        self.commit_in(seq, self.current_epoch()).await
-    }
-
-    /// The epoch of the journal the latest stream reads (the journal's
-    /// current one before any stream yielded).
-    fn current_epoch(&self) -> u64 {
-        let streamed = streamed_epoch(&self.lock());
-        streamed.unwrap_or_else(|| self.reader.epoch())
+        self.commit_to(seq, None).await
     }
 
     /// [`commit`](Self::commit) in the journal of `epoch`, named by the
@@ -224,13 +217,20 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     ///
     /// As [`commit`](Self::commit).
     pub async fn commit_in(&self, seq: Seq, epoch: u64) -> Result<()> {
-        // Before any stream: the journal's epoch (read outside the lock).
-        let before_streams = if self.lock().stream_epoch.is_some() { 0 } else { self.reader.epoch() };
+        self.commit_to(seq, Some(epoch)).await
+    }
+
+    /// A commit in the epoch `named`, or (`None`) in the current journal's:
+    /// the latest stream's once it yielded, else the journal's.
+    async fn commit_to(&self, seq: Seq, named: Option<u64>) -> Result<()> {
+        // The journal's epoch is read outside the lock (a follower reads a file).
+        let journal = streamed_epoch(&self.lock()).is_none().then(|| self.reader.epoch());
         let persist = {
             let mut state = self.lock();
             // Read under the same guard as the check: a stream moving past
             // its reset meanwhile cannot let a stale commit through.
-            let current = streamed_epoch(&state).unwrap_or(before_streams);
+            let current = streamed_epoch(&state).or(journal).unwrap_or_else(|| self.reader.epoch());
+            let epoch = named.unwrap_or(current);
             let stale = state.committed.epoch == current && epoch != current;
             if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq) {
                 state.committed = Checkpointed { seq: seq.get(), epoch };
@@ -358,9 +358,19 @@ pub fn consumer_reports(dir: impl AsRef<std::path::Path>) -> Result<Vec<Consumer
         earliest: Seq::new(reader.first_seq()?),
         latest: Seq::new(reader.last_seq()?),
     };
-    let infos = events_journal::list_consumers(dir.as_ref())?;
+    reports(dir.as_ref(), &reader, &at)
+}
+
+/// The report of every consumer in `dir`, the journal standing at `at`:
+/// one listing of `reader`'s segments serves every consumer's byte lag.
+pub(crate) fn reports(
+    dir: &std::path::Path,
+    reader: &events_journal::Reader,
+    at: &Position,
+) -> Result<Vec<ConsumerReport>> {
+    let infos = events_journal::list_consumers(dir)?;
     let sizes = reader.segment_sizes().unwrap_or_default();
-    Ok(infos.into_iter().map(|info| report(info, &at, |seq| sizes.bytes_after(seq))).collect())
+    Ok(infos.into_iter().map(|info| report(info, at, |seq| sizes.bytes_after(seq))).collect())
 }
 
 /// Where the journal stands, for [`report`].
@@ -373,11 +383,7 @@ pub(crate) struct Position {
 /// A consumer's report; `bytes_after(seq)` is the journal's
 /// `SegmentSizes::bytes_after` on one listing (a listing that failed counts
 /// 0 bytes: a figure, not a verdict).
-pub(crate) fn report(
-    info: events_journal::ConsumerInfo,
-    at: &Position,
-    bytes_after: impl Fn(u64) -> u64,
-) -> ConsumerReport {
+fn report(info: events_journal::ConsumerInfo, at: &Position, bytes_after: impl Fn(u64) -> u64) -> ConsumerReport {
     let (checkpoint, problem) = match info.checkpoint {
         Ok(c) if c.epoch == at.epoch => (Some(c.seq), None),
         Ok(c) => (None, Some(format!("checkpoint {} of another journal (epoch {})", c.seq, c.epoch))),

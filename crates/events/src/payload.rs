@@ -175,6 +175,38 @@ fn stream_in<C: Codec>(codec: &C, body: &[u8]) -> Result<Option<StreamId>, Codec
     }
 }
 
+/// Encodes `event` (its stream id and event id with it) at the end of `out`
+/// as the journal gets it, and refuses what the journal would refuse or no
+/// reader could read: [`Error::Codec`](crate::Error::Codec) or
+/// [`Error::EventPanicked`](crate::Error::EventPanicked) when it does not
+/// encode, [`Error::TooLarge`](crate::Error::TooLarge) over `limit` bytes,
+/// [`Error::Unreadable`](crate::Error::Unreadable) when it does not decode
+/// back (when `read_back` checks). On an error `out` is as it was.
+pub(crate) fn encode_checked<E: Event, C: Codec>(
+    codec: &C,
+    stream: Option<&str>,
+    id: Option<&str>,
+    event: &E,
+    out: &mut Vec<u8>,
+    limit: u32,
+    read_back: &ReadBack,
+) -> crate::Result<()> {
+    let start = out.len();
+    let checked = crate::error::isolated("Serialize", || encode_with_id(codec, stream, id, event, out))
+        .and_then(|encoded| encoded.map_err(crate::Error::Codec))
+        .and_then(|()| {
+            let bytes = out.len() - start;
+            if bytes > limit as usize {
+                return Err(crate::Error::TooLarge { bytes, limit });
+            }
+            read_back.check::<E, C>(codec, &out[start..])
+        });
+    if checked.is_err() {
+        out.truncate(start);
+    }
+    checked
+}
+
 /// The check that an encoded event decodes back, so that an event type the
 /// codec can write but not read (under bincode, one holding a
 /// `serde_json::Value`, or an internally tagged or untagged enum: their

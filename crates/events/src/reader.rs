@@ -261,11 +261,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// [`Error::Journal`](crate::Error::Journal) if the consumers directory cannot be listed.
     pub fn consumers(&self) -> Result<Vec<ConsumerReport>> {
         let at = consumer::Position { epoch: self.epoch(), earliest: self.earliest_seq(), latest: self.latest_seq() };
-        let infos = events_journal::list_consumers(self.dir())?;
-        // One listing of the segments for every consumer's byte lag.
-        let sizes = self.shared.reader.segment_sizes().unwrap_or_default();
-        let bytes_after = |seq| sizes.bytes_after(seq);
-        Ok(infos.into_iter().map(|info| consumer::report(info, &at, bytes_after)).collect())
+        consumer::reports(self.dir(), &self.shared.reader, &at)
     }
 
     /// Deletes the durable consumer `name` (it then pins nothing); `true` if

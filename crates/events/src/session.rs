@@ -25,7 +25,6 @@ use events_fanout::{Fanout, FanoutStats, Overflow, Subscriber};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::error::isolated;
 use crate::inbox::Inbox;
 use crate::stats::Counters;
 use crate::writer::Cmd;
@@ -41,12 +40,7 @@ pub(crate) fn encoder<E: Event, C: Codec>(codec: C, max_record_bytes: u32) -> En
     Arc::new(move |stream: &StreamId, event: &E| {
         index::check_stream_id(stream.as_str())?;
         let mut buf = Vec::new();
-        isolated("Serialize", || payload::encode(&codec, Some(stream.as_str()), event, &mut buf))?
-            .map_err(Error::Codec)?;
-        if buf.len() > max_record_bytes as usize {
-            return Err(Error::TooLarge { bytes: buf.len(), limit: max_record_bytes });
-        }
-        read_back.check::<E, C>(&codec, &buf)?;
+        payload::encode_checked(&codec, Some(stream.as_str()), None, event, &mut buf, max_record_bytes, &read_back)?;
         Ok(buf)
     })
 }
@@ -163,12 +157,7 @@ impl<E: Event> Session<E> {
         let payload = match durable.then(|| (self.inner.encoder)(&self.inner.id, &event)).transpose() {
             Ok(payload) => payload,
             Err(e) => {
-                let counters = &self.inner.inbox.shared().counters;
-                Counters::bump(if matches!(e, Error::TooLarge { .. }) {
-                    &counters.too_large
-                } else {
-                    &counters.encode_errors
-                });
+                Counters::bump(self.inner.inbox.shared().counters.refusal(&e));
                 return Err(e);
             }
         };

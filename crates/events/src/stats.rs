@@ -108,6 +108,13 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
+    /// Where an event refused for its encoding is counted: `too_large`
+    /// for [`Error::TooLarge`](crate::Error::TooLarge), `encode_errors`
+    /// for the rest.
+    pub(crate) fn refusal(&self, e: &crate::Error) -> &AtomicU64 {
+        if matches!(e, crate::Error::TooLarge { .. }) { &self.too_large } else { &self.encode_errors }
+    }
+
     pub(crate) fn snapshot(&self) -> FeedStats {
         FeedStats {
             appended: self.appended.load(Relaxed),

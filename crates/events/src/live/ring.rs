@@ -57,8 +57,6 @@ struct State<E> {
     /// `LiveOutput::max_events` streams: past that they are folded into
     /// `base_floor` (a reader may then reset needlessly, never miss a loss).
     floors: HashMap<Option<StreamId>, Position>,
-    /// The highest position removed of any stream.
-    any_floor: Position,
 }
 
 impl<E> State<E> {
@@ -67,7 +65,6 @@ impl<E> State<E> {
     /// (amortised O(1) per removal; readers of those streams may reset
     /// needlessly, never miss a loss).
     fn raise(&mut self, stream: Option<StreamId>, pos: Position, cap: usize) {
-        self.any_floor = self.any_floor.max(pos);
         let run = self.lost.entry(pos.seq.get()).or_default();
         *run = (*run).max(pos);
         if self.lost.len() > cap
@@ -91,7 +88,9 @@ impl<E> State<E> {
     /// reader of `stream` (`None`: of every stream).
     fn floor(&self, stream: Option<&StreamId>) -> Position {
         let own = match stream {
-            None => self.any_floor,
+            // The highest position removed of any stream: the newest run's
+            // (`lost` is never emptied by its folding).
+            None => self.lost.last_key_value().map_or(self.folded, |(_, newest)| *newest),
             Some(id) => self.floors.get(&Some(id.clone())).copied().unwrap_or_default(),
         };
         self.base_floor.max(self.earlier_writer).max(own)
@@ -157,7 +156,6 @@ impl<E> Ring<E> {
                 folded: Position::default(),
                 earlier_writer: if created { Position::default() } else { Position::end_of(latest) },
                 floors: HashMap::new(),
-                any_floor: Position::default(),
             }),
             inserted: watch::channel(0).0,
             evicted: AtomicU64::new(0),

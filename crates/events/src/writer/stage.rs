@@ -67,31 +67,18 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let Some((ack, event)) = self.check(&stream, event, ack, &when) else { return };
         let id = when.id;
         let start = self.buf.len();
-        let (codec, buf) = (&self.codec, &mut self.buf);
-        let encoded = isolated("Serialize", || {
-            payload::encode_with_id(
-                codec,
-                stream.as_ref().map(StreamId::as_str),
-                id.as_ref().map(|i| i.as_str()),
-                &event,
-                buf,
-            )
-            .map_err(Error::Codec)
-        });
-        if let Err(e) = encoded.and_then(|r| r) {
-            self.buf.truncate(start);
-            return self.refuse(ack, e, &self.shared.counters.encode_errors);
-        }
-        // Checked here, per event: the journal would refuse the whole batch.
-        let bytes = self.buf.len() - start;
-        if bytes > self.max_record_bytes as usize {
-            self.buf.truncate(start);
-            let err = Error::TooLarge { bytes, limit: self.max_record_bytes };
-            return self.refuse(ack, err, &self.shared.counters.too_large);
-        }
-        if let Err(e) = self.read_back.check::<E, C>(&self.codec, &self.buf[start..]) {
-            self.buf.truncate(start);
-            return self.refuse(ack, e, &self.shared.counters.encode_errors);
+        // The size is checked here, per event: the journal would refuse the whole batch.
+        if let Err(e) = payload::encode_checked(
+            &self.codec,
+            stream.as_ref().map(StreamId::as_str),
+            id.as_ref().map(|i| i.as_str()),
+            &event,
+            &mut self.buf,
+            self.max_record_bytes,
+            &self.read_back,
+        ) {
+            let counter = self.shared.counters.refusal(&e);
+            return self.refuse(ack, e, counter);
         }
         self.push_staged(start, stream, id, event, ack);
     }
