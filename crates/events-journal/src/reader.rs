@@ -271,6 +271,7 @@ impl Reader {
         let last_idx = segs.len() - 1;
         let mut views = Vec::with_capacity(segs.len() - idx);
         let mut epoch = None;
+        let mut codec_tag = None;
         for (i, seg) in segs.iter().enumerate().skip(idx) {
             let view = map_segment(&mut cache, seg, i == last_idx, if i == last_idx { extent } else { Extent::Whole })?;
             if view.map.is_none() && !view.last {
@@ -281,6 +282,7 @@ impl Reader {
                 let h = segment::check_header(seg, map)?.ok_or_else(|| {
                     ReadError::Journal(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header"))
                 })?;
+                codec_tag.get_or_insert(h.codec_tag);
                 let expected = *epoch.get_or_insert(h.epoch);
                 if h.epoch != expected {
                     return Err(JournalError::EpochMismatch { path: seg.path.clone(), expected, found: h.epoch }.into());
@@ -319,7 +321,7 @@ impl Reader {
         if let Some(c) = entry {
             c.hint = Some((want, off));
         }
-        Ok(Records { views, at: Position { idx: 0, off, expected: want, done: false }, epoch })
+        Ok(Records { views, at: Position { idx: 0, off, expected: want, done: false }, epoch, codec_tag })
     }
 
     /// A cursor past the watermark is `Ahead` only if the files agree: a

@@ -131,6 +131,8 @@ pub struct Records {
     pub(crate) views: Vec<View>,
     pub(crate) at: Position,
     pub(crate) epoch: Option<u64>,
+    /// The payload codec tag in the same headers (as `epoch`).
+    pub(crate) codec_tag: Option<u32>,
 }
 
 /// Where a [`Records`] walk is, apart from the views it walks: the walk
@@ -160,7 +162,12 @@ struct Found<'v> {
 
 impl Records {
     pub(crate) fn empty() -> Self {
-        Records { views: Vec::new(), at: Position { idx: 0, off: 0, expected: 0, done: true }, epoch: None }
+        Records {
+            views: Vec::new(),
+            at: Position { idx: 0, off: 0, expected: 0, done: true },
+            epoch: None,
+            codec_tag: None,
+        }
     }
 
     /// The epoch in the headers of the segments this iterator reads (`None`
@@ -169,6 +176,24 @@ impl Records {
     /// under it has another epoch, and its seqs mean other records.
     pub fn epoch(&self) -> Option<u64> {
         self.epoch
+    }
+
+    /// Checks the payload codec tag in the headers of the segments this
+    /// iterator reads against `expected`: a directory recreated under a
+    /// reader may hold a journal of another codec, whose payloads it must
+    /// not decode. Tag 0 (a journal that names no codec) and an iterator
+    /// that reads no segment pass.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::CodecTagMismatch`] naming the first segment read.
+    pub fn check_codec_tag(&self, expected: u32) -> Result<(), JournalError> {
+        match (self.codec_tag, self.views.first()) {
+            (Some(found), Some(view)) if found != 0 && found != expected => {
+                Err(JournalError::CodecTagMismatch { path: view.path.clone(), expected, found })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The seq the next record will carry (the one after the last yielded).

@@ -67,6 +67,11 @@ pub struct FeedReader<E, C: Codec = Bincode> {
     pub(crate) ring: Option<Arc<Ring<E>>>,
     pub(crate) on_expired: OnExpired,
     on_undecodable: OnUndecodable,
+    /// The epoch of the journal this reader opened. Its pages
+    /// ([`EventLog`](crate::EventLog)) come from that journal only: their
+    /// cursor is a bare seq, which means another event in a directory
+    /// recreated since (the streams' cursors carry their epoch).
+    pub(crate) opened_epoch: u64,
 }
 
 /// Where a reader's streams get new events once caught up.
@@ -97,6 +102,7 @@ impl<E, C: Codec> Clone for FeedReader<E, C> {
             ring: self.ring.clone(),
             on_expired: self.on_expired,
             on_undecodable: self.on_undecodable,
+            opened_epoch: self.opened_epoch,
         }
     }
 }
@@ -153,6 +159,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             ring: None,
             on_expired: OnExpired::default(),
             on_undecodable: OnUndecodable::default(),
+            opened_epoch: epoch,
         })
     }
 
@@ -163,6 +170,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         (live, recent): (broadcast::WeakSender<LiveChunk<E>>, Arc<Recent<E>>),
         sinks: Option<SinkSet<E>>,
     ) -> Self {
+        let opened_epoch = shared.epoch();
         FeedReader {
             shared,
             codec,
@@ -171,6 +179,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             ring: None,
             on_expired: OnExpired::default(),
             on_undecodable: OnUndecodable::default(),
+            opened_epoch,
         }
     }
 

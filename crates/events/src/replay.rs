@@ -110,6 +110,9 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         // Another journal's seq n is another event: never hand it out.
         return Ok((Chunk::Epoch(found), None));
     }
+    // A follower checked the codec when it opened; a directory recreated
+    // since may hold a journal of another codec.
+    records.check_codec_tag(C::ID)?;
     let walk = walk(&mut records, max, limit);
     let (out, bad) = decode_runs(codec, walk.runs);
     // What the walk found first is reported first: an undecodable record

@@ -50,7 +50,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // acknowledged; a follower's journal reader stops at the watermark.
         let follower = self.follower();
         let limit = (!follower).then(|| shared.latest().get());
-        let epoch = shared.epoch();
+        // A follower may have taken on a recreated journal's epoch (its
+        // streams do, with a reset): a page stays in the journal it opened.
+        let epoch = self.opened_epoch;
         let read = tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + crate::shared::OPENING_WAIT;
             loop {
@@ -61,7 +63,18 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                 // A writer that began opening during the read hid the
                 // newest segment from it: an empty page would say "the end".
                 let empty = matches!(&chunk, Chunk::Records(records) if records.is_empty());
-                if !(follower && empty && shared.writer_opening()?) {
+                if !follower {
+                    return Ok(chunk);
+                }
+                // Nothing read, so no header compared: a cursor past a
+                // recreated journal's end would say "nothing missed".
+                if (empty || matches!(chunk, Chunk::Ahead | Chunk::Expired(_)))
+                    && let Ok(now) = shared.reader.epoch()
+                    && now != epoch
+                {
+                    return Ok(Chunk::Epoch(now));
+                }
+                if !(empty && shared.writer_opening()?) {
                     return Ok(chunk);
                 }
             }
@@ -123,6 +136,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 /// the reader's [`OnUndecodable`](crate::OnUndecodable) policy: a
 /// reconciling consumer must learn it cannot have that event. A cursor at
 /// or past the latest acknowledged seq gets an empty page, not an error.
+///
+/// The cursor is a bare seq of the journal the reader opened. After the
+/// directory was recreated under a follower, every page is an epoch
+/// mismatch ([`JournalError::EpochMismatch`] in [`Error::Read`]), also
+/// when its streams have moved on to the new journal: a seq of the old one
+/// means another event there. A new `FeedReader` reads the new journal.
 #[async_trait]
 impl<E: Event, C: Codec> EventLog<E> for FeedReader<E, C> {
     type Error = Error;

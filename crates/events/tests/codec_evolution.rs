@@ -147,3 +147,32 @@ async fn a_follower_with_another_codec_than_the_journals_is_refused() {
     let refused = FeedReader::<v1::AgentEvent>::open(tmp.path());
     assert!(matches!(refused, Err(events::Error::Journal(JournalError::CodecTagMismatch { .. }))), "{refused:?}");
 }
+
+/// A follower checks the codec again when the directory is recreated under
+/// it: a stream that moved on to the new journal (one `EpochMismatch`
+/// reset) ends with `CodecTagMismatch` when that journal is of another
+/// codec. Before, the check ran only at open, and every record of the new
+/// journal came out undecodable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_a_directory_recreated_with_another_codec() {
+    use events::layers::journal::JournalError;
+    use events::{Cursor, ResetReason};
+    let tmp = tempfile::tempdir().unwrap();
+    write_v1(tmp.path(), Bincode).await;
+    let follower = FeedReader::<v1::AgentEvent>::open(tmp.path()).unwrap();
+    let old_epoch = follower.epoch();
+
+    std::fs::remove_dir_all(tmp.path()).unwrap();
+    write_v1(tmp.path(), MsgPack).await;
+    let mut stream = follower.stream_from(Cursor::new(Seq::new(300), old_epoch));
+    let Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { .. }, .. })) = stream.next().await else {
+        panic!("expected the epoch reset")
+    };
+    let next = stream.next().await;
+    let Some(Err(events::Error::Journal(JournalError::CodecTagMismatch { expected, found, path }))) = next else {
+        panic!("expected the codec refused, got {next:?}")
+    };
+    assert_eq!((expected, found), (Bincode::ID, MsgPack::ID));
+    assert!(path.starts_with(tmp.path()), "{path:?}");
+    assert!(stream.next().await.is_none(), "the stream ends at the error");
+}

@@ -131,3 +131,41 @@ async fn reconcile_reaches_the_acknowledged_end_past_a_lagging_or_hidden_newest_
     assert_exactly(&reconcile(&follower, Seq::ZERO).await.unwrap(), 1, 3);
     opening.await.unwrap().unwrap().close().await.unwrap();
 }
+
+/// A follower's pages stay in the journal it opened. After the directory
+/// was recreated under it, a page after a seq of the old journal is an
+/// epoch mismatch: also once the follower took on the new journal's epoch
+/// (its streams and `epoch()` do), and when the old cursor lies past the
+/// new journal's end. Before, the first served the new journal's events
+/// after the old seq, and the second an empty page ("nothing missed").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_pages_after_the_directory_was_recreated_are_an_epoch_mismatch() {
+    use events::layers::journal::{JournalError, ReadError};
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 1..=EVENTS {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let old_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let follower: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
+
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 1..=20 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let new_epoch = feed.epoch();
+    assert_eq!(follower.epoch(), new_epoch, "the follower looks at the files again");
+    // Inside the new journal, and past its end.
+    for cursor in [10, EVENTS - 1] {
+        let err = reconcile(&follower, Seq::new(cursor)).await.unwrap_err();
+        let Error::Read(ReadError::Journal(JournalError::EpochMismatch { expected, found, .. })) = err else {
+            panic!("cursor {cursor}: {err:?}")
+        };
+        assert_eq!((expected, found), (old_epoch, new_epoch), "cursor {cursor}");
+    }
+    let fresh: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
+    assert_exactly(&reconcile(&fresh, Seq::new(10)).await.unwrap(), 11, 20);
+    feed.close().await.unwrap();
+}
