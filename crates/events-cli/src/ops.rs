@@ -23,7 +23,8 @@ use crate::{Failure, Out};
 pub(crate) struct DumpArgs {
     /// The journal directory.
     dir: PathBuf,
-    /// Print records after this seq (exclusive).
+    /// Print records after this seq (exclusive; 0, the default: everything retained, also
+    /// when retention removed the first records).
     #[arg(long, default_value_t = 0)]
     from: u64,
     /// Print at most this many records.
@@ -86,7 +87,7 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     require_journal(&args.dir, "dump")?;
     let reader = Reader::open(&args.dir)?;
     let payloads = Payloads::of(&args.dir);
-    let records = match reader.read_since(args.from) {
+    let records = match read_from(&reader, args.from) {
         Ok(records) => records,
         Err(ReadError::Expired { earliest }) => {
             return Err(Failure::Error(
@@ -118,6 +119,22 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
         outln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// The records after `from`; a bare 0 is everything retained (as in `tail`
+/// and `stream_from(Seq::ZERO)`), read again if retention removed the
+/// earliest between the look and the read.
+fn read_from(reader: &Reader, from: u64) -> Result<events::layers::journal::Records, ReadError> {
+    if from != 0 {
+        return reader.read_since(from);
+    }
+    let mut tries = 0;
+    loop {
+        match reader.read_since(reader.first_seq()?.saturating_sub(1)) {
+            Err(ReadError::Expired { .. }) if tries < 8 => tries += 1,
+            read => return read,
+        }
+    }
 }
 
 /// `events verify DIR`. The verdict does not depend on the reader: if stdout is closed while
@@ -171,8 +188,24 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     let payloads = Payloads::of(&args.dir);
     let mut follower = Follower::new(reader, cursor)?;
     let mut out = Out::new();
+    let mut waiting = false;
     loop {
-        while let Some(step) = follower.next()? {
+        loop {
+            let step = match follower.next() {
+                Ok(Some(step)) => step,
+                Ok(None) => break,
+                // Deleted, or recreated and not written yet: under `--follow`
+                // a moment to wait through, as `serve` does; the follower
+                // prints the new journal's epoch reset once it is there.
+                Err(e) if args.follow && holds_no_journal(&args.dir, &e) => {
+                    if !std::mem::replace(&mut waiting, true) {
+                        eprintln!("waiting: {} holds no journal right now", args.dir.display());
+                    }
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            waiting = false;
             let line = match step {
                 Followed::Record(record) => {
                     payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
@@ -188,6 +221,17 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         // Polling is how `tail -f` follows a file written by another process.
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether `error` came from a directory that holds no journal right now:
+/// gone, or without a segment file yet.
+fn holds_no_journal(dir: &Path, error: &JournalError) -> bool {
+    let missing = match error {
+        JournalError::NoSegments { .. } => true,
+        JournalError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    };
+    missing || !dir.is_dir()
 }
 
 /// A reset as a line: what was skipped and where the output goes on.

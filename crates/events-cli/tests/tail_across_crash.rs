@@ -107,4 +107,51 @@ fn tail_prints_an_expired_cursor_as_a_reset_and_goes_on_with_the_earliest() {
     let all = tail("0");
     assert_eq!(all[0]["seq"].as_u64(), Some(earliest), "{:?}", all[0]);
     assert_eq!(all.len(), lines.len() - 1);
+    // `dump` too: it failed with "records after 0 were removed by retention".
+    let out = events().args(["dump", "--json"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dumped: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(json).collect();
+    assert_eq!(dumped, all, "dump prints what `tail --from 0` does");
+}
+
+/// `tail --follow` waits while the directory is gone and goes on with the
+/// journal recreated there, after one `epoch_mismatch` reset line. It had
+/// ended with an error (exit 2) at its first poll of the missing directory.
+#[test]
+fn tail_follow_waits_through_a_recreated_directory() {
+    use events::layers::journal::{Journal, JournalOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("recreated");
+    let write = |n: u64| {
+        let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+        for seq in 1..=n {
+            journal.append(seq, seq.to_le_bytes()).unwrap();
+        }
+        journal.close().unwrap();
+    };
+    write(5);
+    let mut tail = events()
+        .args(["tail", "--from", "0", "--follow", "--json"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let mut next = || json(&lines.next().expect("tail ended").unwrap());
+    let seqs: Vec<_> = (0..5).map(|_| next()["seq"].as_u64()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5].map(Some));
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut stderr = BufReader::new(tail.stderr.take().unwrap()).lines();
+    let said = stderr.next().expect("tail ended").unwrap();
+    assert!(said.starts_with("waiting:"), "{said}");
+    write(3);
+    let reset = next();
+    assert_eq!(reset["reset"], "epoch_mismatch", "{reset}");
+    let seqs: Vec<_> = (0..3).map(|_| next()["seq"].as_u64()).collect();
+    assert_eq!(seqs, [1, 2, 3].map(Some));
+    assert!(tail.try_wait().unwrap().is_none(), "tail exited");
+    tail.kill().unwrap();
+    tail.wait().unwrap();
 }
