@@ -249,3 +249,80 @@ async fn the_viewer_stops_at_a_server_error_instead_of_reconnecting_into_it() {
     assert_eq!(page["errors"], 1, "one error row, no reconnect into the same error: {page}");
     assert_eq!(page["state"], "closed", "{page}");
 }
+
+/// The viewer asks a server for what it refuses (`live_output=1` of `events
+/// serve`, which reads another process's journal; a malformed `since`):
+/// one error row with the server's reason, the state `closed`, and no
+/// retry of the same address. It had shown "disconnected, retrying…" and
+/// asked again every 3 s, for ever, never saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_shows_a_refused_address_once_and_does_not_retry_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    write_until(&dir, 3);
+    let (_server, url) = serve(&dir);
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    let errors = r##"Array.from(document.querySelectorAll("#rows tr.error td:nth-child(4)"), (td) => td.textContent)"##;
+    // Requests for the stream, by the `EventSource` and by the page's look at why it closed.
+    let asked = r##"performance.getEntriesByType("resource").filter((e) => e.name.includes("/stream?")).length"##;
+    let page = format!(
+        "arguments[arguments.length - 1]({{ errors: {errors}, asked: {asked}, \
+         state: document.getElementById(\"state\").dataset.state }})"
+    );
+    for (query, reason) in [("?live_output=1", "live_output=1"), ("?since=yesterday", "invalid since")] {
+        browser.goto(&format!("{url}{query}")).await;
+        browser.run_async(&wait_script(&format!("{errors}.length >= 1"))).await;
+        let first = browser.run_async(&page).await;
+        // Past the 3 s after which the page used to ask again.
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        let later = browser.run_async(&page).await;
+        let text = later["errors"][0].as_str().unwrap_or_default();
+        assert!(text.starts_with("400: ") && text.contains(reason), "{query}: {later}");
+        assert_eq!(later["errors"].as_array().map(Vec::len), Some(1), "{query}: {later}");
+        assert_eq!(later["state"], "closed", "{query}: {later}");
+        assert_eq!(later["asked"], first["asked"], "{query}: the page asked again: {first} then {later}");
+    }
+    browser.quit().await;
+}
+
+/// An event the server skips under `OnUndecodable::Skip` (an `undecodable`
+/// frame) is one row saying so, and the next event is no gap. The page had
+/// no listener for the frame: the event vanished and the counter of gaps
+/// rose at the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_shows_a_skipped_undecodable_event_as_a_row_and_no_gap() {
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec, Feed, FeedReader, OnUndecodable};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed: Feed<Opaque> = Feed::builder(&dir).open().await.unwrap();
+    feed.append(None, Opaque).await.unwrap();
+    feed.close().await.unwrap();
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+    journal.append_now([0x02, 0x99]).unwrap(); // seq 2: not an encoded event
+    journal.close().unwrap();
+    let feed: Feed<Opaque> = Feed::builder(&dir).open().await.unwrap();
+    feed.append(None, Opaque).await.unwrap();
+    feed.close().await.unwrap();
+
+    let reader = FeedReader::<Opaque>::open(&dir).unwrap().on_undecodable(OnUndecodable::Skip);
+    let app = events_http::router(reader).merge(events_http::viewer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { events_http::axum::serve(listener, app).await });
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    browser.goto(&format!("http://{addr}/?since=0")).await;
+    browser.run_async(&wait_script(r##"document.getElementById("last-seq").textContent === "3""##)).await;
+    let page = browser.run_async(PAGE_STATE).await;
+    let skipped = browser
+        .run_async(
+            r##"arguments[arguments.length - 1](Array.from(document.querySelectorAll("#rows tr.undecodable"), (tr) => tr.textContent))"##,
+        )
+        .await;
+    browser.quit().await;
+    server.abort();
+    assert_eq!(page["seqs"], json!([1, 3]), "{page}");
+    assert_eq!(page["gaps"], 0, "{page}");
+    let [row] = skipped.as_array().unwrap().as_slice() else { panic!("one undecodable row: {skipped}") };
+    assert!(row.as_str().unwrap().contains("event 2 skipped"), "{row}");
+}
