@@ -262,7 +262,6 @@ impl Reader {
         }
         let idx = segs.partition_point(|s| s.first_seq <= want) - 1;
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.retain(|k, _| segs.iter().any(|s| s.first_seq == *k));
         if idx > 0 {
             // The segment before the one holding the cursor must end below
             // it, or the cursor's records exist twice: serve neither copy.
@@ -479,8 +478,14 @@ impl Reader {
         lock::is_held(&self.inner.dir)
     }
 
+    /// Lists the segments, and lets go of the maps of those no longer
+    /// listed (removed by retention, or replaced): a map keeps a removed
+    /// file's blocks on the disk for as long as it lives.
     fn list(&self) -> Result<Vec<SegmentFile>, Retry> {
-        Ok(segment::list(&self.inner.dir, false)?.segments)
+        let segs = segment::list(&self.inner.dir, false)?.segments;
+        let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|first, c| segs.iter().any(|s| s.first_seq == *first && s.ino == c.ino));
+        Ok(segs)
     }
 }
 

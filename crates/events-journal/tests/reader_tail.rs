@@ -116,3 +116,32 @@ fn a_clone_shared_across_threads_reads_the_same() {
         }
     });
 }
+
+/// Maps of segments that retention removed are let go of at the reader's
+/// next listing, whichever call lists: a reader that only serves
+/// `records_at` (per-stream reads, expected-version checks) had kept the
+/// map of every segment it touched, and with it the removed file's blocks
+/// on the disk, for as long as the reader lived.
+#[test]
+fn a_reader_lets_go_of_the_maps_of_removed_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(1024).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    let deleted_maps = || {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let dir = dir.path().to_str().unwrap();
+        maps.lines().filter(|l| l.contains(dir) && l.ends_with("(deleted)")).count()
+    };
+    for n in 0..2_000u64 {
+        j.append(ts(n), payload(n)).unwrap();
+        if n % 10 == 9 {
+            let (oldest, _) = reader.segments().unwrap()[0];
+            let _ = reader.records_at(oldest, &[]);
+        }
+    }
+    assert!(reader.segments().unwrap().len() <= 3, "retention ran");
+    let _ = reader.records_at(reader.segments().unwrap()[0].0, &[]);
+    assert!(deleted_maps() <= 1, "{} maps of removed segments are still held", deleted_maps());
+    j.close().unwrap();
+}
