@@ -164,6 +164,18 @@ pub enum JournalError {
         /// The directory.
         dir: PathBuf,
     },
+    /// The journal directory was deleted, or replaced by another one (its
+    /// lock file is another file now), while this writer had it open. The
+    /// writer stops: a roll or a retention pass would create or remove
+    /// files in a directory that is no longer its own, maybe another
+    /// writer's journal.
+    #[error(
+        "{dir}: the journal directory was deleted or replaced while this writer had it open;          the writer stops instead of touching what is there now"
+    )]
+    DirectoryReplaced {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 impl JournalError {

@@ -103,6 +103,27 @@ impl DirLock {
     }
 }
 
+impl DirLock {
+    /// Whether `dir`'s lock file is still the file this lock is on: not
+    /// when the directory was deleted, or replaced by another (a second
+    /// writer may then hold the new one's lock).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::DirectoryReplaced`] naming `dir`. A `stat` that
+    /// fails otherwise (permissions) says nothing: `Ok`.
+    pub(crate) fn check_still_ours(&self, dir: &Path) -> Result<(), JournalError> {
+        let replaced = match std::fs::metadata(dir.join(LOCK_FILE)) {
+            Ok(meta) => (meta.dev(), meta.ino()) != self.key,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        if replaced {
+            return Err(JournalError::DirectoryReplaced { dir: dir.to_path_buf() });
+        }
+        Ok(())
+    }
+}
+
 /// Whether a refused lock is held only by a child this process forked
 /// while it held the lock: this process does not hold it now, and the
 /// holder the file records is this process.

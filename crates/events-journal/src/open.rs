@@ -162,7 +162,7 @@ impl Journal {
             closed: false,
             watermark,
             lease,
-            _lock: lock,
+            lock,
         };
         if journal.opts.sync == SyncPolicy::Always && journal.active_len > HEADER_LEN as u64 {
             // Records a killed writer wrote but never synced survive in the

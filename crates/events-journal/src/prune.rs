@@ -89,6 +89,12 @@ impl Journal {
     pub(crate) fn apply_retention(&mut self, how: Removal) -> (Vec<PathBuf>, Option<JournalError>) {
         let span = tracing::debug_span!("journal_prune", dir = %self.dir.display(), removed = tracing::field::Empty, first_seq = tracing::field::Empty);
         let _entered = span.enter();
+        // Segments are removed by their paths: not from a directory that
+        // is no longer this writer's (maybe another writer's journal now).
+        if let Err(e) = self.lock.check_still_ours(&self.dir) {
+            self.stats.prune_errors += 1;
+            return (Vec::new(), Some(self.poison(e)));
+        }
         if let Some(last) = self.segments.back_mut() {
             last.bytes = self.active_len;
         }

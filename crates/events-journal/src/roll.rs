@@ -40,6 +40,11 @@ impl Journal {
         if self.active_len <= HEADER_LEN as u64 {
             return Ok(());
         }
+        // A new segment goes into the directory by its path: first make
+        // sure it is still this writer's.
+        if let Err(e) = self.lock.check_still_ours(&self.dir) {
+            return Err(self.poison(e));
+        }
         let _span =
             tracing::debug_span!("journal_roll", dir = %self.dir.display(), next_seq = self.next_seq, sealed_bytes = self.active_len)
                 .entered();

@@ -74,7 +74,9 @@ pub struct Journal {
     pub(crate) watermark: Publisher,
     /// The durable bound on the seqs handed out (`lease.rs`).
     pub(crate) lease: Leaser,
-    pub(crate) _lock: DirLock,
+    /// The directory's lock, which also tells whether the directory is
+    /// still this writer's (rolls and retention check before they touch it).
+    pub(crate) lock: DirLock,
 }
 
 impl Journal {

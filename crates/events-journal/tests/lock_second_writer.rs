@@ -21,3 +21,41 @@ fn a_second_writer_in_the_same_process_is_refused() {
     drop(j);
     Journal::open(dir.path(), JournalOptions::new()).expect("drop released the lock");
 }
+
+/// A directory deleted and made again under a running writer: a second
+/// writer can open it (the first one's lock is on the deleted lock file),
+/// so the first one stops at its next roll or retention pass with
+/// `DirectoryReplaced` instead of creating its segment in the second one's
+/// journal and removing the second one's segments by their names. Before,
+/// the first writer's roll put a segment of its epoch there and its
+/// retention deleted the second one's first segment: the second journal
+/// then failed to open (`EpochMismatch`).
+#[test]
+fn a_writer_stops_when_its_directory_is_replaced_under_it() {
+    use events_journal::Retention;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let opts = || JournalOptions::new().segment_bytes(512).retention(Retention::segments(2));
+    let (mut first, _) = Journal::open(&dir, opts()).unwrap();
+    for n in 0..3 {
+        first.append(n, [7u8; 100]).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (mut second, _) = Journal::open(&dir, opts()).unwrap();
+    for n in 1..=3 {
+        assert_eq!(second.append(n, [n as u8; 100]).unwrap(), n);
+    }
+    second.close().unwrap();
+
+    let failed = (3..100).find_map(|n| first.append(n, [7u8; 100]).err());
+    let Some(JournalError::DirectoryReplaced { dir: named }) = &failed else { panic!("{failed:?}") };
+    assert_eq!(named, &dir);
+    assert!(first.append(100, [7u8; 100]).is_err(), "the writer stays stopped");
+    assert!(matches!(first.prune(), Err(JournalError::DirectoryReplaced { .. }) | Err(JournalError::Failed { .. })));
+    drop(first);
+
+    let (second, _) = Journal::open(&dir, opts()).expect("the second journal opens");
+    let seqs: Vec<u64> = Reader::open(&dir).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    drop(second);
+}

@@ -29,3 +29,20 @@ async fn deleted_directory_fails_appends_explicitly() {
     assert!(matches!(feed.append(None, msg(999)).await, Err(Error::Unhealthy { .. })));
     let _ = feed.close().await;
 }
+
+/// The same on a feed that appends nothing: its retention timer finds the
+/// directory gone and the feed turns unhealthy then, naming the directory,
+/// instead of at its next append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_directory_stops_an_idle_feed_at_its_retention_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    let feed: Feed<Ev> =
+        Feed::builder(&dir).retention_check(std::time::Duration::from_millis(20)).open().await.unwrap();
+    feed.append(None, msg(0)).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    support::eventually("the feed turns unhealthy", || !feed.stats().healthy).await;
+    let Err(Error::Unhealthy { cause }) = feed.append(None, msg(1)).await else { panic!("appended") };
+    assert!(cause.contains("deleted or replaced") && cause.contains(&*dir.to_string_lossy()), "{cause}");
+    let _ = feed.close().await;
+}

@@ -2,7 +2,8 @@
 //! explicit `sync` (`mod.rs` runs the batches).
 //!
 //! Invariant: neither runs after a journal failure, and a failed retention
-//! pass is never fatal (nothing is wrong with the data).
+//! pass is never fatal (nothing is wrong with the data), except when the
+//! directory is no longer the writer's (deleted or replaced).
 
 use events_core::{Codec, Event};
 
@@ -11,15 +12,23 @@ use crate::{Error, Result, error_chain};
 
 impl<E: Event, C: Codec> Writer<E, C> {
     /// Retention on the timer: a failure is logged and counted, never
-    /// fatal (nothing is wrong with the data; the next pass retries).
+    /// fatal (nothing is wrong with the data; the next pass retries),
+    /// unless the directory was deleted or replaced under the writer.
     pub(super) fn prune(&mut self) {
         if self.shared.failure().is_some() {
             return;
         }
         // Logged (and failures counted) by the journal; FeedStats mirrors it.
         // The unlinks run on the journal's sealer thread, off the append path.
-        if let Err(e) = self.journal.prune_deferred() {
-            tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass");
+        match self.journal.prune_deferred() {
+            // Not this writer's directory any more: the feed stops now, not
+            // at its next append.
+            Err(e @ events_journal::JournalError::DirectoryReplaced { .. }) => {
+                self.fail(e);
+                return;
+            }
+            Err(e) => tracing::debug!(error = %error_chain(&e), "retention failed; retrying at the next pass"),
+            Ok(_) => {}
         }
         // Every pass, even one that removed nothing: the failures of the
         // tidy a roll or this pass left to the sealer thread show up here
