@@ -62,7 +62,11 @@ impl ReplicatorBuilder {
     /// Publishes in flight before the oldest acknowledgement is awaited.
     /// Larger windows hide more round-trip time; a crash re-sends at most
     /// this many (and the duplicate window drops them). Ignored (one in
-    /// flight) for a shared stream, see the module docs. Default: 256.
+    /// flight) for a shared stream, see the module docs. The JetStream
+    /// context bounds it too: with fewer free slots for pending
+    /// acknowledgements (its `max_ack_inflight`, shared by everything that
+    /// publishes through it), a send that has to wait settles the oldest
+    /// acknowledgement first. Default: 256.
     #[must_use]
     pub fn window(mut self, n: usize) -> Self {
         self.window = n.max(1);

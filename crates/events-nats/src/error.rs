@@ -55,6 +55,25 @@ pub enum NatsError {
         /// The local journal's epoch.
         journal_epoch: u64,
     },
+    /// A record is larger than the server takes in one message (its
+    /// `max_payload`, 1 MiB by default; payload and headers count): the
+    /// replicator cannot publish it, nor skip it without a gap, and stops
+    /// there. Raise the server's `max_payload` (and the stream's
+    /// `max_msg_size`, if set), or keep records below it.
+    #[error(
+        "record {seq} ({bytes} bytes) is larger than the NATS server takes in one message; \
+         replication into stream {stream} stopped before it: {reason}"
+    )]
+    TooLarge {
+        /// The stream name.
+        stream: String,
+        /// The record's journal seq.
+        seq: u64,
+        /// Its payload's length.
+        bytes: usize,
+        /// The client's message, with the sizes it compared.
+        reason: String,
+    },
     /// A message in the stream lacks the headers this crate writes, or they
     /// do not parse: something else publishes on the stream's subject.
     #[error("stream {stream}, message {stream_seq}: {reason}")]

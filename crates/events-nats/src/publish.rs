@@ -9,6 +9,7 @@
 use std::sync::atomic::Ordering;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use events::layers::journal::Record;
@@ -33,16 +34,44 @@ impl Task {
         if self.shared_stream { self.drain(out).await } else { Ok(()) }
     }
 
-    /// Sends one message that accounts for journal seqs up to `seq`, first
-    /// awaiting the oldest acknowledgement when the window is full.
-    pub(crate) async fn publish(&self, out: &mut Outbox, seq: u64, message: PublishMessage) -> Result<(), NatsError> {
+    /// Sends one message (of a `bytes`-long payload) that accounts for
+    /// journal seqs up to `seq`, first
+    /// awaiting the oldest acknowledgement when the window is full, or
+    /// when the send has to wait.
+    ///
+    /// The context lets only so many acknowledgements be pending (its
+    /// `max_ack_inflight`, 5,000 by default) and holds a send until one
+    /// settles; the pending ones are this window's, which only this task
+    /// settles. A window as large as that limit waited for ever.
+    pub(crate) async fn publish(
+        &self,
+        out: &mut Outbox,
+        seq: u64,
+        bytes: usize,
+        message: PublishMessage,
+    ) -> Result<(), NatsError> {
         if out.window.len() >= self.window
             && let Some(head) = out.window.pop_front()
         {
             self.settle(out, head).await?;
         }
-        let ack =
-            self.js.send_publish(self.subject.clone(), message).await.map_err(|e| NatsError::js("publishing", e))?;
+        let send = self.js.send_publish(self.subject.clone(), message);
+        tokio::pin!(send);
+        let sent = loop {
+            match futures::poll!(&mut send) {
+                std::task::Poll::Ready(sent) => break sent,
+                std::task::Poll::Pending => match out.window.pop_front() {
+                    Some(head) => self.settle(out, head).await?,
+                    None => break send.await,
+                },
+            }
+        };
+        let ack = sent.map_err(|e| match e.kind() {
+            PublishErrorKind::MaxPayloadExceeded => {
+                NatsError::TooLarge { stream: self.spec.name().to_owned(), seq, bytes, reason: e.to_string() }
+            }
+            _ => NatsError::js("publishing", e),
+        })?;
         self.shared.counters.published.fetch_add(1, Ordering::Relaxed);
         let stream_seq = if self.shared_stream {
             0

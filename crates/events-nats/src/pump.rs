@@ -317,8 +317,11 @@ impl Task {
                     return Pumped::Failed(e);
                 }
                 let message = self.message(record, out.stream_seq);
-                if let Err(e) = self.publish(&mut out, record.seq(), message).await {
-                    return Pumped::Failed(e);
+                match self.publish(&mut out, record.seq(), record.payload().len(), message).await {
+                    Ok(()) => {}
+                    // Sent again after a resync, it is refused again.
+                    Err(e @ NatsError::TooLarge { .. }) => return self.fatal(&mut out, e).await,
+                    Err(e) => return Pumped::Failed(e),
                 }
             }
             match batch.stop {
@@ -333,7 +336,7 @@ impl Task {
                         return Pumped::Failed(e);
                     }
                     let message = self.gap_message(first, last, out.stream_seq);
-                    if let Err(e) = self.publish(&mut out, last, message).await {
+                    if let Err(e) = self.publish(&mut out, last, 0, message).await {
                         return Pumped::Failed(e);
                     }
                     self.shared.counters.gaps.fetch_add(1, Ordering::Relaxed);

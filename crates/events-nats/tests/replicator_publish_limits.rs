@@ -1,0 +1,77 @@
+//! What the client and server limit on one publish, met by the replicator:
+//!
+//! * a record larger than the server takes in one message (`max_payload`,
+//!   1 MiB by default): the replicator stops before it with a typed
+//!   `TooLarge` naming its seq, after the records before it. It had taken
+//!   the refusal for a passing server error and resynced every 2 s, for
+//!   ever, replicating nothing after it;
+//! * a window larger than the context's `max_ack_inflight` (the number of
+//!   acknowledgements it lets be pending; 5,000 by default): replication
+//!   goes on. The send waited for a slot only the replicator's own oldest
+//!   acknowledgement could free, and neither replication nor `shutdown`
+//!   ever went on.
+
+mod support;
+
+use std::time::Duration;
+
+use events_nats::{Replicator, StreamSpec};
+use support::{Server, fill, journal, stream_messages, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_the_server_takes_stops_the_replicator_before_it() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 5);
+    assert_eq!(j.append(0, vec![7u8; 2 << 20]).unwrap(), 6);
+    fill(&mut j, 7, 10);
+
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("BIG", "big"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    let stats = within("the replicator stops", async {
+        loop {
+            let stats = replicator.stats();
+            if stats.stopped {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling a flag
+        }
+    })
+    .await;
+    let error = stats.last_error.clone().unwrap_or_default();
+    assert!(error.contains("record 6 (2097152 bytes)"), "{error}");
+    assert_eq!((stats.replicated, stats.resyncs), (5, 0), "{stats:?}");
+    let seqs: Vec<u64> = stream_messages(&js, "BIG").await.iter().filter_map(|m| m.seq()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert!(replicator.wait_for(6).await.is_err(), "waiting for the record it cannot publish fails");
+    within("shutdown", replicator.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_larger_than_the_contexts_pending_acknowledgements_goes_on() {
+    let server = Server::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::ContextBuilder::new().max_ack_inflight(16).build(client);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 1_000);
+
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("WIDE", "wide"))
+        .window(64)
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("every record replicated", replicator.wait_for(1_000)).await.unwrap();
+    let stats = within("shutdown", replicator.shutdown()).await;
+    assert_eq!((stats.resyncs, stats.duplicates), (0, 0), "{stats:?}");
+    let seqs: Vec<u64> = stream_messages(&js, "WIDE").await.iter().filter_map(|m| m.seq()).collect();
+    assert_eq!(seqs, (1..=1_000).collect::<Vec<_>>());
+}
