@@ -16,7 +16,7 @@ mod support;
 use std::time::Duration;
 
 use events_nats::{Replicator, StreamSpec};
-use support::{Server, fill, journal, stream_messages, within};
+use support::{Server, fill, journal, stopped, stream_messages, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_larger_than_the_server_takes_stops_the_replicator_before_it() {
@@ -34,16 +34,7 @@ async fn a_record_larger_than_the_server_takes_stops_the_replicator_before_it() 
         .start()
         .await
         .unwrap();
-    let stats = within("the replicator stops", async {
-        loop {
-            let stats = replicator.stats();
-            if stats.stopped {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await; // polling a flag
-        }
-    })
-    .await;
+    let stats = stopped(&replicator).await;
     let error = stats.last_error.clone().unwrap_or_default();
     assert!(error.contains("record 6 (2097152 bytes)"), "{error}");
     assert_eq!((stats.replicated, stats.resyncs), (5, 0), "{stats:?}");

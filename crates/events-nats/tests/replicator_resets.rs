@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy};
 use events_nats::headers::Coordinates;
-use events_nats::{NatsError, ReplicationStats, Replicator, StreamSpec};
-use support::{Server, fill, journal, stream_messages, within};
+use events_nats::{NatsError, Replicator, StreamSpec};
+use support::{Server, fill, journal, stopped, stream_messages, within};
 
 /// Copies the files of journal directory `from` into a new directory `to`.
 fn copy_dir(from: &Path, to: &Path) {
@@ -56,20 +56,6 @@ async fn coordinates(js: &async_nats::jetstream::Context, name: &str) -> Vec<(u6
             (at.epoch, at.seq)
         })
         .collect()
-}
-
-/// Waits until the replicator's task has stopped.
-async fn stopped(replicator: &Replicator) -> ReplicationStats {
-    within("the replicator stops", async {
-        loop {
-            let stats = replicator.stats();
-            if stats.stopped {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await; // polling a flag
-        }
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

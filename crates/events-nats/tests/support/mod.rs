@@ -144,3 +144,17 @@ pub async fn expect_events(items: &mut events_nats::RemoteStream<Ev>, seqs: std:
         }
     }
 }
+
+/// Waits until the replicator's task has stopped.
+pub async fn stopped(replicator: &events_nats::Replicator) -> events_nats::ReplicationStats {
+    within("the replicator stops", async {
+        loop {
+            let stats = replicator.stats();
+            if stats.stopped {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling a flag
+        }
+    })
+    .await
+}
