@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use events::layers::journal::{Reader, validate_consumer_name};
-use events::{Codec, Event};
+use events::Codec;
 use tokio::sync::{Notify, watch};
 
 use crate::checkpoint::{Registration, replicator_consumer_name};
@@ -99,14 +99,16 @@ impl ReplicatorBuilder {
         self
     }
 
-    /// Decode each payload as a feed record of `E` with `codec` to put its
-    /// stream id in the `Events-Stream` header. Without it the header is
-    /// absent (the payload still carries the stream id). Default: off.
+    /// Read each payload's stream id with `codec` (the feed's) to put it in
+    /// the `Events-Stream` header. Only the stream id is read, not the
+    /// event: a record of a newer schema version than this process knows,
+    /// or one whose event does not decode, keeps its header. Without it the
+    /// header is absent (the payload still carries the stream id). Default:
+    /// off.
     #[must_use]
-    pub fn stream_ids<E: Event, C: Codec>(mut self, codec: C) -> Self {
+    pub fn stream_ids<C: Codec>(mut self, codec: C) -> Self {
         self.stream_ids = Some(Arc::new(move |payload: &[u8]| {
-            let env = events::payload::decode::<E, C>(&codec, 0, 0, payload).ok()?;
-            env.stream_str().map(str::to_owned)
+            events::payload::stream_id(&codec, payload).ok().flatten().map(|id| id.as_str().to_owned())
         }));
         self
     }

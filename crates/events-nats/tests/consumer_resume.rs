@@ -43,7 +43,7 @@ async fn resumes_from_a_cursor_then_follows_live() {
     // The replicator needs the journal to exist: the feed created it.
     let replicator = Replicator::builder(feed.dir(), js.clone(), spec.clone())
         .poll_interval(Duration::from_secs(3600))
-        .stream_ids::<Ev, events::Bincode>(events::Bincode)
+        .stream_ids(events::Bincode)
         .start()
         .await
         .unwrap();
@@ -93,5 +93,38 @@ async fn resumes_from_a_cursor_then_follows_live() {
     let stats = replicator.stats();
     assert_eq!((stats.replicated, stats.lag_seqs, stats.errors), (1012, 0, 0), "{stats:?}");
     feed.close().await.unwrap();
+    replicator.shutdown().await;
+}
+
+/// The `Events-Stream` header is read from the payload without decoding
+/// the event: a record of a newer schema version than any type this
+/// process knows keeps it. The whole event was decoded as the type the
+/// replicator was given, and such a record (a rolling deploy) lost its
+/// header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_id_header_does_not_need_the_event_to_decode() {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Newer {
+        n: u64,
+        added: String,
+    }
+    impl events::Event for Newer {
+        const VERSION: u32 = 2;
+    }
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path());
+    let mut payload = Vec::new();
+    events::payload::encode(&events::Bincode, Some("newer"), &Newer { n: 1, added: "x".into() }, &mut payload).unwrap();
+    journal.append(0, payload).unwrap();
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("NEWER", "newer"))
+        .stream_ids(events::Bincode)
+        .start()
+        .await
+        .unwrap();
+    within("the record replicated", replicator.wait_for(1)).await.unwrap();
+    let stored = js.get_stream("NEWER").await.unwrap().get_raw_message(1).await.unwrap();
+    assert_eq!(stored.headers.get("Events-Stream").map(|v| v.as_str()), Some("newer"));
     replicator.shutdown().await;
 }
