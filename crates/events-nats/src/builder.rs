@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::Context;
-use events::layers::journal::{Reader, validate_consumer_name};
 use events::Codec;
+use events::layers::journal::{Reader, validate_consumer_name};
 use tokio::sync::{Notify, watch};
 
 use crate::checkpoint::{Registration, replicator_consumer_name};

@@ -62,6 +62,11 @@ use crate::{NatsError, StreamSpec};
 ///   were read is an `Expired` reset, and a message of another epoch (the
 ///   stream was purged and refilled) an `EpochMismatch` reset; both
 ///   continue with that message, the oldest available.
+/// * A cursor with its epoch, on a stream that holds none of the feed's
+///   messages any more (its limits on a quiet feed, a purge): no reset up
+///   front, since the reader may have missed nothing; the next message
+///   decides, by the rule above (a seq the cursor covers is not delivered
+///   again). A bare seq there gets a reset first.
 ///
 /// `earliest` and `latest` in a reset are the oldest event and the last seq
 /// the stream accounts for when the reset is made (a gap marker accounts
@@ -180,12 +185,28 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
     let everything = cursor == Cursor::from(Seq::ZERO);
     let state = source.state().await?;
     let Some(ends) = source.ends_in(&state).await? else {
+        let last_sequence = state.last_sequence;
+        // A cursor of a known journal on a stream that held messages but
+        // holds none of this feed's now (its limits on a quiet feed, a
+        // purge): nothing says the reader missed anything. The next
+        // message decides, as for a reader that is caught up: the next seq
+        // is an event, a later one an `Expired` reset, another epoch an
+        // `EpochMismatch`, an earlier one of this epoch was delivered
+        // before (a replicator restarted after the stream was emptied
+        // publishes it again). A bare seq cannot tell another journal's
+        // events from these: it gets the reset below.
+        if let Some(epoch) = cursor.epoch.filter(|_| cursor.seq.get() > 0 && last_sequence > 0) {
+            return Ok(Plan {
+                start: last_sequence.saturating_add(1),
+                track: Track::after(cursor.seq.get(), Some(epoch)),
+                reset: None,
+            });
+        }
         // Nothing to compare with: an empty stream that never held
         // anything is behind any non-zero cursor, and so is a shared
         // stream without this feed; a purged one has discarded what
         // followed it. After a reset, whatever comes next is the oldest
         // available, of whatever epoch.
-        let last_sequence = state.last_sequence;
         let reset = (cursor.seq.get() > 0).then(|| {
             let reason = if last_sequence == 0 || source.is_feed() { ResetReason::Ahead } else { ResetReason::Expired };
             FeedItem::Reset { reason, earliest: Seq::ZERO, latest: Seq::ZERO }

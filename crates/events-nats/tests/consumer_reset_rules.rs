@@ -168,3 +168,36 @@ async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
     replicator.shutdown().await;
     journal.close().unwrap();
 }
+
+/// A reader that is caught up (a cursor with its epoch), on a stream that
+/// holds none of its feed's messages any more (a purge here; `max_age` on a
+/// quiet feed does the same): no reset, then the next event. It got a
+/// `Reset { Expired }` up front, as if it had missed something, and took
+/// whatever came next as the oldest available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_reader_of_an_emptied_stream_gets_no_reset() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("EMPTIED", "feed.emptied");
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path());
+    fill(&mut journal, 1, 10);
+    let start =
+        || Replicator::builder(dir.path(), js.clone(), spec.clone()).poll_interval(Duration::from_millis(5)).start();
+    let replicator = start().await.unwrap();
+    within("10 replicated", replicator.wait_for(10)).await.unwrap();
+    replicator.shutdown().await;
+    js.get_stream("EMPTIED").await.unwrap().purge().await.unwrap();
+
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
+    let mut items = remote.stream_from(Cursor::new(Seq::new(10), journal.epoch())).await.unwrap();
+    // A bare seq cannot tell another journal's events from these: a reset first.
+    let mut bare = remote.stream_from(Seq::new(10)).await.unwrap();
+    let replicator = start().await.unwrap();
+    fill(&mut journal, 11, 11);
+    within("11 replicated", replicator.wait_for(11)).await.unwrap();
+    expect_events(&mut items, 11..=11).await;
+    assert!(matches!(next_item(&mut bare).await, FeedItem::Reset { reason: ResetReason::Expired, .. }));
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}
