@@ -65,7 +65,7 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
     let codec = segments.iter().find_map(|s| s.header.as_ref().ok().map(|h| h.codec_tag));
     let mut out = Out::new();
     outln!(out, "journal    {}", dir.display())?;
-    outln!(out, "epoch      {}", epoch.map_or_else(|| "(no readable segment)".into(), |e| format!("{e:016x}")))?;
+    outln!(out, "epoch      {}", epoch.map_or_else(|| "(no readable segment)".into(), |e| e.to_string()))?;
     // The version the headers carry is not the binary's when none decodes.
     let unreadable = segments.iter().filter(|s| s.header.is_err()).count();
     match unreadable {
@@ -135,12 +135,11 @@ fn codec_name(tag: u32) -> &'static str {
 /// Who holds the writer lock, from `/proc/locks`, without touching the lock.
 fn lock_holder(lock: &Path) -> String {
     let Ok(meta) = fs::metadata(lock) else { return "free (no LOCK file)".into() };
-    let ino = meta.ino();
     let Ok(locks) = fs::read_to_string("/proc/locks") else { return "unknown (no /proc/locks)".into() };
     for line in locks.lines() {
         // "1: FLOCK  ADVISORY  WRITE 12345 fd:01:1234567 0 EOF"
         let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() >= 6 && fields[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(ino) {
+        if fields.len() >= 6 && names_file(fields[5], meta.dev(), meta.ino()) {
             // An OFD lock has no owning process ("-1"): the holder wrote its pid into the file.
             let pid = match fields[4] {
                 "-1" => fs::read_to_string(lock).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
@@ -150,4 +149,33 @@ fn lock_holder(lock: &Path) -> String {
         }
     }
     "free (no writer running)".into()
+}
+
+/// Whether a `/proc/locks` file field (`MAJOR:MINOR:INODE`, the device
+/// numbers in hex) names the file of device `dev` and inode `ino`: the
+/// same inode number on another filesystem is another file.
+fn names_file(field: &str, dev: u64, ino: u64) -> bool {
+    let mut parts = field.split(':');
+    let (Some(major), Some(minor), Some(inode), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    // Linux's `dev_t` layout (glibc's `major` and `minor`).
+    let (dev_major, dev_minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
+    (hex(major), hex(minor), inode.parse::<u64>().ok()) == (Some(dev_major), Some(dev_minor), Some(ino))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_file;
+
+    #[test]
+    fn a_lock_line_names_the_file_by_device_and_inode() {
+        let dev = libc::makedev(0xfd, 0x01);
+        assert!(names_file("fd:01:1234567", dev, 1_234_567));
+        assert!(!names_file("fd:02:1234567", dev, 1_234_567), "same inode, another device");
+        assert!(!names_file("08:01:1234567", dev, 1_234_567));
+        assert!(!names_file("fd:01:1234568", dev, 1_234_567));
+        assert!(!names_file("garbage", dev, 1_234_567));
+    }
 }

@@ -261,8 +261,8 @@ fn format_reset(reset: &Reset, json: bool) -> String {
             json!({ "reset": "gap", "first_missing": first_missing, "last_missing": last_missing }).to_string()
         }
         (Reset::Epoch { old, new, earliest }, true) => json!({
-            "reset": "epoch_mismatch", "cursor_epoch": old,
-            "journal_epoch": new, "earliest": earliest,
+            "reset": "epoch_mismatch", "cursor_epoch": old.to_string(),
+            "journal_epoch": new.to_string(), "earliest": earliest,
         })
         .to_string(),
         (other, _) => format!("{:>10}  {other:?}", "reset"),

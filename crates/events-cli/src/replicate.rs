@@ -102,8 +102,6 @@ enum Ended {
     Signal(&'static str),
     /// The replicator stopped by itself after a fatal error.
     Stopped,
-    /// Whoever read stdout went away.
-    OutputClosed,
 }
 
 /// Runs until SIGINT/SIGTERM or a fatal error.
@@ -162,7 +160,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             "dir": args.dir,
             "stream": args.stream,
             "subject": replicator.subject(),
-            "epoch": replicator.epoch(),
+            "epoch": replicator.epoch().to_string(),
             "after": first.replicated,
             "journal_latest": first.journal_latest,
         })
@@ -178,10 +176,21 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             first.journal_latest
         )
     };
+    // A reader of the progress lines that goes away (a log pipe whose
+    // process died) ends the lines, not the replication: a supervisor would
+    // read a quiet exit as a finished job, while the journal keeps growing.
+    let mut lines_closed = false;
+    let closed = |lines_closed: &mut bool| {
+        if !std::mem::replace(lines_closed, true) {
+            eprintln!("stdout closed: no more progress lines; replication goes on");
+        }
+    };
     let ended = match outln!(out, "{started}").and_then(|()| out.flush()) {
-        Err(Failure::OutputClosed) => Ended::OutputClosed,
-        Err(e) => return Err(e),
-        Ok(()) => {
+        Err(e @ (Failure::Error(_) | Failure::CheckFailed)) => return Err(e),
+        written => {
+            if written.is_err() {
+                closed(&mut lines_closed);
+            }
             let mut ticker = tokio::time::interval(args.interval);
             ticker.tick().await; // the first tick is immediate
             let mut last = (Instant::now(), first.replicated, first.errors);
@@ -198,9 +207,12 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
                         let rate = stats.replicated.saturating_sub(last.1) as f64 / secs;
                         let failing = stats.errors > last.2;
                         last = (now, stats.replicated, stats.errors);
+                        if lines_closed {
+                            continue;
+                        }
                         match progress.show(&mut out, &stats, rate, failing) {
                             Ok(()) => {}
-                            Err(Failure::OutputClosed) => break Ended::OutputClosed,
+                            Err(Failure::OutputClosed) => closed(&mut lines_closed),
                             Err(e) => {
                                 replicator.shutdown().await;
                                 return Err(e);
@@ -218,10 +230,6 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             let stats = replicator.stats();
             let error = stats.last_error.unwrap_or_else(|| "the replication task ended".into());
             Err(Failure::Error(format!("replication into stream {} stopped: {error}", args.stream).into()))
-        }
-        Ended::OutputClosed => {
-            replicator.shutdown().await;
-            Err(Failure::OutputClosed)
         }
         Ended::Signal(name) => {
             if !args.json {

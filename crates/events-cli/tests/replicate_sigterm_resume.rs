@@ -84,7 +84,7 @@ async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
     let (run, started) = Replicate::start(&dir, &server.url(), "DEMO", &["--no-register"]);
     assert_eq!((started["after"].as_u64(), started["subject"].as_str()), (Some(0), Some("events")), "{started}");
     let epoch = Reader::open(&dir).unwrap().epoch().unwrap();
-    assert_eq!(started["epoch"].as_u64(), Some(epoch));
+    assert_eq!(started["epoch"], epoch.to_string(), "an epoch as a string, as everywhere in JSON");
     let mut run = run;
     run.progress_until(|p| p["replicated"].as_u64() > Some(0));
     let (stopped, status) = run.terminate();
@@ -158,4 +158,49 @@ async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("missing is not a directory"), "{stderr}");
+}
+
+/// The reader of the progress lines goes away (a log pipe whose process
+/// died): the lines stop, with one line on stderr, and the replication goes
+/// on. It had shut down and exited 0, which a supervisor reads as a job
+/// done, while the journal kept growing and its checkpoint pinned it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_goes_on_when_stdout_is_closed() {
+    use std::io::{BufRead, BufReader};
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    journal.append(1, b"one").unwrap();
+    let mut child = events()
+        .arg("replicate")
+        .arg(&dir)
+        .args(["--server", &server.url(), "--stream", "PIPE", "--json", "--interval", "20ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut started = String::new();
+    stdout.read_line(&mut started).unwrap();
+    assert!(started.contains("\"started\""), "{started}");
+    drop(stdout);
+    let said = BufReader::new(child.stderr.take().unwrap()).lines().next().expect("a line on stderr").unwrap();
+    assert!(said.starts_with("stdout closed"), "{said}");
+
+    for n in 2..=50 {
+        journal.append(n, b"more").unwrap();
+    }
+    let stream = js.get_stream("PIPE").await.unwrap();
+    let deadline = std::time::Instant::now() + support::STEP;
+    while stream.clone().get_info().await.unwrap().state.messages < 50 {
+        assert!(child.try_wait().unwrap().is_none(), "events replicate exited");
+        assert!(std::time::Instant::now() < deadline, "the records after the pipe closed were not replicated");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // polling the stream
+    }
+    assert!(child.try_wait().unwrap().is_none(), "events replicate exited");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    journal.close().unwrap();
 }
