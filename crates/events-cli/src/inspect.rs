@@ -136,33 +136,40 @@ fn codec_name(tag: u32) -> &'static str {
 fn lock_holder(lock: &Path) -> String {
     let Ok(meta) = fs::metadata(lock) else { return "free (no LOCK file)".into() };
     let Ok(locks) = fs::read_to_string("/proc/locks") else { return "unknown (no /proc/locks)".into() };
-    for line in locks.lines() {
-        // "1: FLOCK  ADVISORY  WRITE 12345 fd:01:1234567 0 EOF"
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() >= 6 && names_file(fields[5], meta.dev(), meta.ino()) {
-            // An OFD lock has no owning process ("-1"): the holder wrote its pid into the file.
-            let pid = match fields[4] {
-                "-1" => fs::read_to_string(lock).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
-                pid => Some(pid.to_owned()),
-            };
-            return format!("held by pid {} ({} {})", pid.as_deref().unwrap_or("unknown"), fields[1], fields[3]);
-        }
-    }
-    "free (no writer running)".into()
+    // "1: FLOCK  ADVISORY  WRITE 12345 fd:01:1234567 0 EOF"
+    let lines: Vec<Vec<&str>> =
+        locks.lines().map(|line| line.split_whitespace().collect::<Vec<_>>()).filter(|f| f.len() >= 6).collect();
+    // The same device and inode; else the inode alone: on btrfs `stat`
+    // gives a subvolume's own device, `/proc/locks` the filesystem's.
+    let found = lines
+        .iter()
+        .find(|fields| names_file(fields[5], Some(meta.dev()), meta.ino()))
+        .or_else(|| lines.iter().find(|fields| names_file(fields[5], None, meta.ino())));
+    let Some(fields) = found else { return "free (no writer running)".into() };
+    // An OFD lock has no owning process ("-1"): the holder wrote its pid into the file.
+    let pid = match fields[4] {
+        "-1" => fs::read_to_string(lock).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        pid => Some(pid.to_owned()),
+    };
+    format!("held by pid {} ({} {})", pid.as_deref().unwrap_or("unknown"), fields[1], fields[3])
 }
 
 /// Whether a `/proc/locks` file field (`MAJOR:MINOR:INODE`, the device
-/// numbers in hex) names the file of device `dev` and inode `ino`: the
-/// same inode number on another filesystem is another file.
-fn names_file(field: &str, dev: u64, ino: u64) -> bool {
+/// numbers in hex) names inode `ino`, on device `dev` when given: the same
+/// inode number on another filesystem is another file.
+fn names_file(field: &str, dev: Option<u64>, ino: u64) -> bool {
     let mut parts = field.split(':');
     let (Some(major), Some(minor), Some(inode), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
     // Linux's `dev_t` layout (glibc's `major` and `minor`).
-    let (dev_major, dev_minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
-    (hex(major), hex(minor), inode.parse::<u64>().ok()) == (Some(dev_major), Some(dev_minor), Some(ino))
+    let on_dev = dev.is_none_or(|dev| {
+        let dev_major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+        let dev_minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
+        (hex(major), hex(minor)) == (Some(dev_major), Some(dev_minor))
+    });
+    on_dev && inode.parse::<u64>().ok() == Some(ino)
 }
 
 #[cfg(test)]
@@ -171,11 +178,17 @@ mod tests {
 
     #[test]
     fn a_lock_line_names_the_file_by_device_and_inode() {
-        let dev = libc::makedev(0xfd, 0x01);
+        let dev = Some(libc::makedev(0xfd, 0x01));
         assert!(names_file("fd:01:1234567", dev, 1_234_567));
         assert!(!names_file("fd:02:1234567", dev, 1_234_567), "same inode, another device");
         assert!(!names_file("08:01:1234567", dev, 1_234_567));
         assert!(!names_file("fd:01:1234568", dev, 1_234_567));
         assert!(!names_file("garbage", dev, 1_234_567));
+        // Large device numbers (bits past 32).
+        let big = libc::makedev(0x1234, 0x56789);
+        assert!(names_file("1234:56789:7", Some(big), 7));
+        // The inode alone (a btrfs subvolume's `stat` device is not the lock's).
+        assert!(names_file("00:2f:1234567", None, 1_234_567));
+        assert!(!names_file("00:2f:1234568", None, 1_234_567));
     }
 }

@@ -175,20 +175,24 @@ pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
 /// cursor, cursor ahead, salvage gap, recreated directory) as a line of the
 /// output, in the library's terms, instead of skipping silently.
 pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
-    require_dir(&args.dir)?;
-    let reader = Reader::open(&args.dir)?;
-    let cursor = match args.from {
-        // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
-        // and `GET /stream?since=0` do: no `expired` reset for what retention
-        // removed before the command started.
-        Some(0) => reader.first_seq()?.saturating_sub(1),
-        Some(from) => from,
-        None => reader.last_seq()?,
+    if !args.follow {
+        require_dir(&args.dir)?;
+    }
+    let mut waiting = false;
+    let mut follower = loop {
+        match start_following(args) {
+            Ok(follower) => break follower,
+            // Under `--follow`, a directory that holds no journal yet is
+            // waited for, as `serve` does.
+            Err(e) if args.follow && holds_no_journal(&args.dir, &e) => {
+                say_waiting(&args.dir, &mut waiting);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     let payloads = Payloads::of(&args.dir);
-    let mut follower = Follower::new(reader, cursor)?;
     let mut out = Out::new();
-    let mut waiting = false;
     loop {
         loop {
             let step = match follower.next() {
@@ -198,9 +202,7 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
                 // a moment to wait through, as `serve` does; the follower
                 // prints the new journal's epoch reset once it is there.
                 Err(e) if args.follow && holds_no_journal(&args.dir, &e) => {
-                    if !std::mem::replace(&mut waiting, true) {
-                        eprintln!("waiting: {} holds no journal right now", args.dir.display());
-                    }
+                    say_waiting(&args.dir, &mut waiting);
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -220,6 +222,27 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         }
         // Polling is how `tail -f` follows a file written by another process.
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The follower of `tail`, at the cursor `--from` asks for.
+fn start_following(args: &TailArgs) -> Result<Follower, JournalError> {
+    let reader = Reader::open(&args.dir)?;
+    let cursor = match args.from {
+        // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
+        // and `GET /stream?since=0` do: no `expired` reset for what retention
+        // removed before the command started.
+        Some(0) => reader.first_seq()?.saturating_sub(1),
+        Some(from) => from,
+        None => reader.last_seq()?,
+    };
+    Follower::new(reader, cursor)
+}
+
+/// Says once on stderr that `tail` waits for a journal in `dir`.
+fn say_waiting(dir: &Path, waiting: &mut bool) {
+    if !std::mem::replace(waiting, true) {
+        eprintln!("waiting: {} holds no journal right now", dir.display());
     }
 }
 

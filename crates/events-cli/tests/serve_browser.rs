@@ -9,7 +9,9 @@
 //! again with the new journal's first event, in the new epoch). A third
 //! shows an event the server cannot decode: one error row, and the page
 //! waits 30 s before it retries instead of reconnecting into the same error
-//! every few seconds.
+//! every few seconds. A fourth asks for what the server refuses (a 400):
+//! one error row with the reason, and no retry. A fifth shows events a
+//! server skips (`OnUndecodable::Skip`) as rows, with no false gap.
 //!
 //! Invariant: every process this test starts is killed when it ends, pass or
 //! fail (the guards of `browser/mod.rs`), and every wait has a deadline.
@@ -285,34 +287,43 @@ async fn the_viewer_shows_a_refused_address_once_and_does_not_retry_it() {
     browser.quit().await;
 }
 
-/// An event the server skips under `OnUndecodable::Skip` (an `undecodable`
-/// frame) is one row saying so, and the next event is no gap. The page had
-/// no listener for the frame: the event vanished and the counter of gaps
-/// rose at the next one.
+/// Events the server skips under `OnUndecodable::Skip` (an `undecodable`
+/// frame): one that does not decode, and one JSON cannot carry (a map with
+/// tuple keys; its frame names index 0). Each is one row saying so, and the
+/// next event is no gap. The page had no listener for the frame: the events
+/// vanished and the counter of gaps rose at the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_viewer_shows_a_skipped_undecodable_event_as_a_row_and_no_gap() {
+async fn the_viewer_shows_skipped_undecodable_events_as_rows_and_no_gap() {
     use events::layers::journal::{Journal, JournalOptions};
     use events::{Bincode, Codec, Feed, FeedReader, OnUndecodable};
+    use std::collections::BTreeMap;
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    enum Cell {
+        Plain,
+        Grid(BTreeMap<(u8, u8), u8>),
+    }
+    impl events::Event for Cell {}
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
-    let feed: Feed<Opaque> = Feed::builder(&dir).open().await.unwrap();
-    feed.append(None, Opaque).await.unwrap();
+    let feed: Feed<Cell> = Feed::builder(&dir).open().await.unwrap();
+    feed.append(None, Cell::Plain).await.unwrap();
     feed.close().await.unwrap();
     let (mut journal, _) = Journal::open(&dir, JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
     journal.append_now([0x02, 0x99]).unwrap(); // seq 2: not an encoded event
     journal.close().unwrap();
-    let feed: Feed<Opaque> = Feed::builder(&dir).open().await.unwrap();
-    feed.append(None, Opaque).await.unwrap();
+    let feed: Feed<Cell> = Feed::builder(&dir).open().await.unwrap();
+    feed.append(None, Cell::Grid([((1, 2), 3)].into())).await.unwrap(); // seq 3: no JSON form
+    feed.append(None, Cell::Plain).await.unwrap();
     feed.close().await.unwrap();
 
-    let reader = FeedReader::<Opaque>::open(&dir).unwrap().on_undecodable(OnUndecodable::Skip);
+    let reader = FeedReader::<Cell>::open(&dir).unwrap().on_undecodable(OnUndecodable::Skip);
     let app = events_http::router(reader).merge(events_http::viewer());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { events_http::axum::serve(listener, app).await });
     let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
     browser.goto(&format!("http://{addr}/?since=0")).await;
-    browser.run_async(&wait_script(r##"document.getElementById("last-seq").textContent === "3""##)).await;
+    browser.run_async(&wait_script(r##"document.getElementById("last-seq").textContent === "4""##)).await;
     let page = browser.run_async(PAGE_STATE).await;
     let skipped = browser
         .run_async(
@@ -321,8 +332,9 @@ async fn the_viewer_shows_a_skipped_undecodable_event_as_a_row_and_no_gap() {
         .await;
     browser.quit().await;
     server.abort();
-    assert_eq!(page["seqs"], json!([1, 3]), "{page}");
+    assert_eq!(page["seqs"], json!([1, 4]), "{page}");
     assert_eq!(page["gaps"], 0, "{page}");
-    let [row] = skipped.as_array().unwrap().as_slice() else { panic!("one undecodable row: {skipped}") };
-    assert!(row.as_str().unwrap().contains("event 2 skipped"), "{row}");
+    let [two, three] = skipped.as_array().unwrap().as_slice() else { panic!("two undecodable rows: {skipped}") };
+    assert!(two.as_str().unwrap().contains("event 2 skipped"), "{two}");
+    assert!(three.as_str().unwrap().contains("event 3 skipped"), "{three}");
 }

@@ -159,3 +159,32 @@ fn tail_follow_waits_through_a_recreated_directory() {
     tail.kill().unwrap();
     tail.wait().unwrap();
 }
+
+/// `tail --follow` started before the writer: it waits for the journal (one
+/// `waiting:` line) and prints it from its first record, with no reset. It
+/// had exited 2 at once.
+#[test]
+fn tail_follow_waits_for_a_journal_not_there_yet() {
+    use events::layers::journal::{Journal, JournalOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("later");
+    let mut tail = events()
+        .args(["tail", "--from", "0", "--follow", "--json"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = BufReader::new(tail.stderr.take().unwrap()).lines().next().expect("tail ended").unwrap();
+    assert!(said.starts_with("waiting:"), "{said}");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    for seq in 1..=3u64 {
+        journal.append(seq, seq.to_le_bytes()).unwrap();
+    }
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let seqs: Vec<_> = (0..3).map(|_| json(&lines.next().expect("tail ended").unwrap())["seq"].as_u64()).collect();
+    assert_eq!(seqs, [1, 2, 3].map(Some), "no reset before the first record");
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    journal.close().unwrap();
+}

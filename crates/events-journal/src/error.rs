@@ -170,7 +170,8 @@ pub enum JournalError {
     /// files in a directory that is no longer its own, maybe another
     /// writer's journal.
     #[error(
-        "{dir}: the journal directory was deleted or replaced while this writer had it open;          the writer stops instead of touching what is there now"
+        "{dir}: the journal directory was deleted or replaced while this writer had it open; \
+         the writer stops instead of touching what is there now"
     )]
     DirectoryReplaced {
         /// The directory.

@@ -56,6 +56,8 @@ pub(crate) struct DirLock {
     file: File,
     /// The lock file's device and inode, as registered in [`HELD`].
     key: (u64, u64),
+    /// The same, as `stat` of its path gave them when the lock was taken.
+    by_path: (u64, u64),
 }
 
 impl Drop for DirLock {
@@ -99,7 +101,11 @@ impl DirLock {
             tracing::debug!(path = %path.display(), error = %e, "could not record the writer's pid in the lock file");
         }
         held().push(key);
-        Ok(DirLock { file, key })
+        // What `stat` of the path says, for `check_still_ours`, which can
+        // only `stat` the path: on some filesystems (overlayfs before Linux
+        // 4.19) it differs from what `fstat` of the open file says.
+        let by_path = std::fs::metadata(&path).map_or(key, |meta| (meta.dev(), meta.ino()));
+        Ok(DirLock { file, key, by_path })
     }
 }
 
@@ -114,7 +120,7 @@ impl DirLock {
     /// fails otherwise (permissions) says nothing: `Ok`.
     pub(crate) fn check_still_ours(&self, dir: &Path) -> Result<(), JournalError> {
         let replaced = match std::fs::metadata(dir.join(LOCK_FILE)) {
-            Ok(meta) => (meta.dev(), meta.ino()) != self.key,
+            Ok(meta) => (meta.dev(), meta.ino()) != self.by_path,
             Err(e) => e.kind() == io::ErrorKind::NotFound,
         };
         if replaced {

@@ -57,6 +57,8 @@ impl Journal {
     /// directory if its fsync fails. Unlike a failed append this does not
     /// poison the writer: it is logged, counted in
     /// [`JournalStats::prune_errors`](crate::JournalStats::prune_errors) and retried later.
+    /// [`JournalError::DirectoryReplaced`] when the directory was deleted or
+    /// replaced under the writer, which does poison it: nothing is removed.
     pub fn prune(&mut self) -> Result<usize, JournalError> {
         match self.apply_retention(Removal::Inline) {
             (removed, None) => Ok(removed.len()),

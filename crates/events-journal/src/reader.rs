@@ -484,7 +484,9 @@ impl Reader {
     fn list(&self) -> Result<Vec<SegmentFile>, Retry> {
         let segs = segment::list(&self.inner.dir, false)?.segments;
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.retain(|first, c| segs.iter().any(|s| s.first_seq == *first && s.ino == c.ino));
+        // Listed in `first_seq` order.
+        cache
+            .retain(|first, c| segs.binary_search_by_key(first, |s| s.first_seq).is_ok_and(|at| segs[at].ino == c.ino));
         Ok(segs)
     }
 }

@@ -66,7 +66,11 @@ use crate::{NatsError, StreamSpec};
 ///   messages any more (its limits on a quiet feed, a purge): no reset up
 ///   front, since the reader may have missed nothing; the next message
 ///   decides, by the rule above (a seq the cursor covers is not delivered
-///   again). A bare seq there gets a reset first.
+///   again). A bare seq there gets a reset first. A journal rolled back to
+///   an older copy of the same epoch and replicated again into the emptied
+///   stream cannot be told from the original there: its seqs up to the
+///   cursor are taken for those the reader had (as everywhere once a
+///   restored journal has grown past a cursor).
 ///
 /// `earliest` and `latest` in a reset are the oldest event and the last seq
 /// the stream accounts for when the reset is made (a gap marker accounts

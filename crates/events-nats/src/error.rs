@@ -56,12 +56,12 @@ pub enum NatsError {
         journal_epoch: u64,
     },
     /// A record is larger than the server takes in one message (its
-    /// `max_payload`, 1 MiB by default; payload and headers count): the
-    /// replicator cannot publish it, nor skip it without a gap, and stops
-    /// there. Raise the server's `max_payload` (and the stream's
-    /// `max_msg_size`, if set), or keep records below it.
+    /// `max_payload`, 1 MiB by default; payload and headers count), or than
+    /// the stream stores (its `max_msg_size`): the replicator cannot
+    /// publish it, nor skip it without a gap, and stops there. Raise the
+    /// limit, or keep records below it.
     #[error(
-        "record {seq} ({bytes} bytes) is larger than the NATS server takes in one message; \
+        "record {seq} ({bytes} bytes) is larger than NATS takes in one message; \
          replication into stream {stream} stopped before it: {reason}"
     )]
     TooLarge {

@@ -40,9 +40,10 @@ impl Task {
     /// when the send has to wait.
     ///
     /// The context lets only so many acknowledgements be pending (its
-    /// `max_ack_inflight`, 5,000 by default) and holds a send until one
-    /// settles; the pending ones are this window's, which only this task
-    /// settles. A window as large as that limit waited for ever.
+    /// `max_ack_inflight`, 5,000 by default, shared by everything that
+    /// publishes through it) and holds a send until one settles; those of
+    /// this window settle only when this task awaits them. A window as
+    /// large as that limit waited for ever.
     pub(crate) async fn publish(
         &self,
         out: &mut Outbox,
@@ -81,7 +82,7 @@ impl Task {
         };
         out.sent = seq;
         out.anchored = true;
-        out.window.push_back(InFlight { seq, stream_seq, ack });
+        out.window.push_back(InFlight { seq, stream_seq, bytes, ack });
         Ok(())
     }
 
@@ -127,6 +128,15 @@ impl Task {
     pub(crate) async fn settle(&self, out: &mut Outbox, head: InFlight) -> Result<(), NatsError> {
         let ack = match tokio::time::timeout(self.ack_timeout, head.ack).await {
             Ok(Ok(ack)) => ack,
+            Ok(Err(e)) if over_the_streams_size_limit(&e) => {
+                let reason = format!("the stream refused it: {}", events::error_chain(&e));
+                return Err(NatsError::TooLarge {
+                    stream: self.spec.name().to_owned(),
+                    seq: head.seq,
+                    bytes: head.bytes,
+                    reason,
+                });
+            }
             Ok(Err(e)) => return Err(NatsError::js("awaiting an acknowledgement", e)),
             Err(_) => return Err(NatsError::js("awaiting an acknowledgement", "timed out")),
         };
@@ -152,4 +162,12 @@ impl Task {
         self.progress.send_replace(head.seq);
         Ok(())
     }
+}
+
+/// Whether an acknowledgement is the stream's refusal of a message over its
+/// `max_msg_size` (JetStream error 10054).
+fn over_the_streams_size_limit(error: &async_nats::jetstream::context::PublishError) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|e| e.error_code() == async_nats::jetstream::ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM)
 }

@@ -57,6 +57,8 @@ pub(crate) struct InFlight {
     /// The stream sequence it must land at (0 in a shared stream: not known
     /// before the acknowledgement).
     pub(crate) stream_seq: u64,
+    /// Its payload's length (for [`NatsError::TooLarge`]).
+    pub(crate) bytes: usize,
     pub(crate) ack: PublishAckFuture,
 }
 
@@ -193,6 +195,9 @@ impl Task {
             match self.pump(position).await {
                 Pumped::Stopped => return None,
                 Pumped::Fatal(e) => return Some(e),
+                // Refused for its size in the acknowledgement (the stream's
+                // `max_msg_size`): sent again after a resync, refused again.
+                Pumped::Failed(e @ NatsError::TooLarge { .. }) => return Some(e),
                 Pumped::Failed(e) => {
                     tracing::warn!(error = %e, "replication interrupted; resuming from the stream");
                     self.shared.record_error(&e);

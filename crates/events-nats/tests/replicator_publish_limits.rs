@@ -1,10 +1,11 @@
 //! What the client and server limit on one publish, met by the replicator:
 //!
 //! * a record larger than the server takes in one message (`max_payload`,
-//!   1 MiB by default): the replicator stops before it with a typed
-//!   `TooLarge` naming its seq, after the records before it. It had taken
-//!   the refusal for a passing server error and resynced every 2 s, for
-//!   ever, replicating nothing after it;
+//!   1 MiB by default), or than the stream stores (`max_msg_size`): the
+//!   replicator stops before it with a typed `TooLarge` naming its seq,
+//!   after the records before it. It had taken the refusal for a passing
+//!   server error and resynced every 2 s, for ever, replicating nothing
+//!   after it;
 //! * a window larger than the context's `max_ack_inflight` (the number of
 //!   acknowledgements it lets be pending; 5,000 by default): replication
 //!   goes on. The send waited for a slot only the replicator's own oldest
@@ -41,6 +42,42 @@ async fn a_record_larger_than_the_server_takes_stops_the_replicator_before_it() 
     let seqs: Vec<u64> = stream_messages(&js, "BIG").await.iter().filter_map(|m| m.seq()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert!(replicator.wait_for(6).await.is_err(), "waiting for the record it cannot publish fails");
+    within("shutdown", replicator.shutdown()).await;
+}
+
+/// The same for a record the stream refuses in its acknowledgement: one
+/// over a stream's `max_msg_size` (here 1 KiB, a stream made by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_the_stream_stores_stops_the_replicator_before_it() {
+    use async_nats::jetstream::stream::Config;
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let config = Config {
+        name: "SMALL".into(),
+        subjects: vec!["small".into()],
+        max_message_size: 1024,
+        duplicate_window: Duration::from_secs(120),
+        ..Config::default()
+    };
+    js.create_stream(config).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 3);
+    assert_eq!(j.append(0, vec![7u8; 2_000]).unwrap(), 4);
+    fill(&mut j, 5, 6);
+
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("SMALL", "small"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    let stats = stopped(&replicator).await;
+    let error = stats.last_error.clone().unwrap_or_default();
+    assert!(error.contains("record 4 (2000 bytes)") && error.contains("the stream refused it"), "{error}");
+    assert_eq!((stats.replicated, stats.resyncs), (3, 0), "{stats:?}");
+    let seqs: Vec<u64> = stream_messages(&js, "SMALL").await.iter().filter_map(|m| m.seq()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
     within("shutdown", replicator.shutdown()).await;
 }
 

@@ -143,13 +143,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     pub fn open_with_codec(dir: impl AsRef<Path>, codec: C) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let reader = Reader::open(&dir)?;
-        let (path, header) = reader.newest_header()?;
-        // Tag 0: a journal written with the journal API alone names no codec.
-        if header.codec_tag != 0 && header.codec_tag != C::ID {
-            let found = header.codec_tag;
-            return Err(events_journal::JournalError::CodecTagMismatch { path, expected: C::ID, found }.into());
-        }
-        let epoch = header.epoch;
+        let epoch = newest_header_of::<C>(&reader)?.epoch;
         let shared = Arc::new(Shared::for_follower(dir, epoch, reader));
         Ok(FeedReader {
             shared,
@@ -528,4 +522,16 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         });
         stats
     }
+}
+
+/// The newest segment header of `reader`'s journal, refused with
+/// `CodecTagMismatch` naming the segment when it names another codec than
+/// `C` (tag 0: a journal written with the journal API alone names none).
+pub(crate) fn newest_header_of<C: Codec>(reader: &Reader) -> Result<events_journal::format::SegmentHeader> {
+    let (path, header) = reader.newest_header()?;
+    if header.codec_tag != 0 && header.codec_tag != C::ID {
+        let found = header.codec_tag;
+        return Err(events_journal::JournalError::CodecTagMismatch { path, expected: C::ID, found }.into());
+    }
+    Ok(header)
 }

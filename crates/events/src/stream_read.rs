@@ -185,7 +185,12 @@ impl<C: Codec> Read<C> {
         }
         let segments = match &self.segments {
             Some(s) => s.clone(),
-            None => self.segments.insert(self.shared.reader.segments()?).clone(),
+            None => {
+                if !self.persist {
+                    self.check_codec()?;
+                }
+                self.segments.insert(self.shared.reader.segments()?).clone()
+            }
         };
         while self.next < segments.len() {
             let i = self.next;
@@ -207,6 +212,13 @@ impl<C: Codec> Read<C> {
             }
         }
         Ok(None)
+    }
+
+    /// A follower checked the codec when it opened; a directory recreated
+    /// since may hold a journal of another codec, whose payloads it must
+    /// not decode (tag 0 names no codec).
+    fn check_codec(&self) -> Result<()> {
+        crate::reader::newest_header_of::<C>(&self.shared.reader).map(drop)
     }
 
     fn wanted(&self, entries: Vec<IndexEntry>) -> Vec<IndexEntry> {

@@ -151,8 +151,8 @@ async fn a_follower_with_another_codec_than_the_journals_is_refused() {
 /// A follower checks the codec again when the directory is recreated under
 /// it: a stream that moved on to the new journal (one `EpochMismatch`
 /// reset) ends with `CodecTagMismatch` when that journal is of another
-/// codec. Before, the check ran only at open, and every record of the new
-/// journal came out undecodable.
+/// codec, and so does a per-stream read. Before, the check ran only at
+/// open, and every record of the new journal came out undecodable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_refuses_a_directory_recreated_with_another_codec() {
     use events::layers::journal::JournalError;
@@ -175,4 +175,9 @@ async fn a_follower_refuses_a_directory_recreated_with_another_codec() {
     assert_eq!((expected, found), (Bincode::ID, MsgPack::ID));
     assert!(path.starts_with(tmp.path()), "{path:?}");
     assert!(stream.next().await.is_none(), "the stream ends at the error");
+    // A per-stream read too: it yielded a decode error for every record.
+    let mut history = follower.read_stream("sess-1", Seq::ZERO).unwrap();
+    let first = history.next().await;
+    assert!(matches!(first, Some(Err(events::Error::Journal(JournalError::CodecTagMismatch { .. })))), "{first:?}");
+    assert!(history.next().await.is_none(), "the read ends at the error");
 }

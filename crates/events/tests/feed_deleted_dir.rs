@@ -1,7 +1,8 @@
-//! A journal directory deleted under a running feed: the next segment cannot
-//! be created, so `append` fails with a typed error naming the path, the feed
-//! turns unhealthy, and later appends are refused instead of being
-//! acknowledged into a directory that no longer exists.
+//! A journal directory deleted under a running feed: the next roll (or the
+//! retention timer, on a feed that appends nothing) finds the directory no
+//! longer the writer's, so `append` fails with a typed error naming the
+//! path, the feed turns unhealthy, and later appends are refused instead of
+//! being acknowledged into a directory that no longer exists.
 
 mod support;
 
@@ -12,7 +13,14 @@ use support::{Ev, msg};
 async fn deleted_directory_fails_appends_explicitly() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("feed");
-    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Always).segment_bytes(512).open().await.unwrap();
+    // The roll finds it (the timer, which would find it too, is an hour away).
+    let feed: Feed<Ev> = Feed::builder(&dir)
+        .sync(SyncPolicy::Always)
+        .segment_bytes(512)
+        .retention_check(std::time::Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap();
     feed.append(None, msg(0)).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let mut failure = None;
