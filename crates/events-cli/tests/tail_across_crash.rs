@@ -28,6 +28,17 @@ fn start_writer(dir: &Path) -> (Child, Lines<BufReader<ChildStdout>>) {
     (writer, out)
 }
 
+/// `events tail --from 0 --follow --json DIR`, stdout and stderr piped.
+fn follow_from_0(dir: &Path) -> Child {
+    events()
+        .args(["tail", "--from", "0", "--follow", "--json"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
@@ -130,13 +141,7 @@ fn tail_follow_waits_through_a_recreated_directory() {
         journal.close().unwrap();
     };
     write(5);
-    let mut tail = events()
-        .args(["tail", "--from", "0", "--follow", "--json"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tail = follow_from_0(&dir);
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
     let mut next = || json(&lines.next().expect("tail ended").unwrap());
     let seqs: Vec<_> = (0..5).map(|_| next()["seq"].as_u64()).collect();
@@ -168,13 +173,7 @@ fn tail_follow_waits_for_a_journal_not_there_yet() {
     use events::layers::journal::{Journal, JournalOptions};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("later");
-    let mut tail = events()
-        .args(["tail", "--from", "0", "--follow", "--json"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tail = follow_from_0(&dir);
     let said = BufReader::new(tail.stderr.take().unwrap()).lines().next().expect("tail ended").unwrap();
     assert!(said.starts_with("waiting:"), "{said}");
     let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();

@@ -23,26 +23,31 @@ use support::{Server, fill, journal, stopped, stream_messages, within};
 async fn a_record_larger_than_the_server_takes_stops_the_replicator_before_it() {
     let server = Server::start();
     let js = server.jetstream().await;
+    let error = stops_before(&js, StreamSpec::new("BIG", "big"), 6, 2 << 20).await;
+    assert!(error.contains("record 6 (2097152 bytes)"), "{error}");
+}
+
+/// Replicates a journal of records `1..seq` and `seq + 1..=seq + 4`, and
+/// between them record `seq` of `bytes` bytes, into `spec`'s stream: the
+/// replicator must stop after the records before it, with no resync.
+/// Returns its last error.
+async fn stops_before(js: &async_nats::jetstream::Context, spec: StreamSpec, seq: u64, bytes: usize) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
     let mut j = journal(&dir);
-    fill(&mut j, 1, 5);
-    assert_eq!(j.append(0, vec![7u8; 2 << 20]).unwrap(), 6);
-    fill(&mut j, 7, 10);
-
-    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("BIG", "big"))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
+    fill(&mut j, 1, seq - 1);
+    assert_eq!(j.append(0, vec![7u8; bytes]).unwrap(), seq);
+    fill(&mut j, seq + 1, seq + 4);
+    let name = spec.name().to_owned();
+    let replicator =
+        Replicator::builder(&dir, js.clone(), spec).poll_interval(Duration::from_millis(5)).start().await.unwrap();
     let stats = stopped(&replicator).await;
-    let error = stats.last_error.clone().unwrap_or_default();
-    assert!(error.contains("record 6 (2097152 bytes)"), "{error}");
-    assert_eq!((stats.replicated, stats.resyncs), (5, 0), "{stats:?}");
-    let seqs: Vec<u64> = stream_messages(&js, "BIG").await.iter().filter_map(|m| m.seq()).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5]);
-    assert!(replicator.wait_for(6).await.is_err(), "waiting for the record it cannot publish fails");
+    assert_eq!((stats.replicated, stats.resyncs), (seq - 1, 0), "{stats:?}");
+    let seqs: Vec<u64> = stream_messages(js, &name).await.iter().filter_map(|m| m.seq()).collect();
+    assert_eq!(seqs, (1..seq).collect::<Vec<_>>());
+    assert!(replicator.wait_for(seq).await.is_err(), "waiting for the record it cannot publish fails");
     within("shutdown", replicator.shutdown()).await;
+    stats.last_error.unwrap_or_default()
 }
 
 /// The same for a record the stream refuses in its acknowledgement: one
@@ -60,25 +65,8 @@ async fn a_record_larger_than_the_stream_stores_stops_the_replicator_before_it()
         ..Config::default()
     };
     js.create_stream(config).await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let mut j = journal(&dir);
-    fill(&mut j, 1, 3);
-    assert_eq!(j.append(0, vec![7u8; 2_000]).unwrap(), 4);
-    fill(&mut j, 5, 6);
-
-    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("SMALL", "small"))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    let stats = stopped(&replicator).await;
-    let error = stats.last_error.clone().unwrap_or_default();
+    let error = stops_before(&js, StreamSpec::new("SMALL", "small"), 4, 2_000).await;
     assert!(error.contains("record 4 (2000 bytes)") && error.contains("the stream refused it"), "{error}");
-    assert_eq!((stats.replicated, stats.resyncs), (3, 0), "{stats:?}");
-    let seqs: Vec<u64> = stream_messages(&js, "SMALL").await.iter().filter_map(|m| m.seq()).collect();
-    assert_eq!(seqs, [1, 2, 3]);
-    within("shutdown", replicator.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
