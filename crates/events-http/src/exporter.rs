@@ -18,9 +18,11 @@ pub(crate) struct Exporter {
 
 #[derive(Debug)]
 pub(crate) enum Target {
-    /// A recorder of this router's own, never installed globally: the
-    /// response holds this feed's series only.
-    Own(PrometheusRecorder),
+    /// A recorder of this router's own for each scrape, never installed
+    /// globally: the response holds this feed's series only, exactly as
+    /// they are now (a consumer or sink gone since the last scrape is not
+    /// in it; counters of a reader of a reopened journal start over).
+    Own,
     /// The application's installed recorder, rendered through its handle:
     /// the response holds the application's series too.
     Installed(PrometheusHandle),
@@ -29,7 +31,7 @@ pub(crate) enum Target {
 impl Exporter {
     /// An exporter with a private recorder.
     pub(crate) fn own(feed: String) -> Arc<Exporter> {
-        Arc::new(Exporter { feed, target: Target::Own(PrometheusBuilder::new().build_recorder()) })
+        Arc::new(Exporter { feed, target: Target::Own })
     }
 
     /// An exporter that publishes to the installed recorder and renders
@@ -41,8 +43,11 @@ impl Exporter {
     /// Publishes with `publish`, then renders.
     pub(crate) fn publish_and_render(&self, publish: impl FnOnce()) -> String {
         match &self.target {
-            Target::Own(recorder) => {
-                ::metrics::with_local_recorder(recorder, publish);
+            Target::Own => {
+                // Every value is a snapshot: a fresh recorder holds the
+                // current series and nothing that vanished.
+                let recorder: PrometheusRecorder = PrometheusBuilder::new().build_recorder();
+                ::metrics::with_local_recorder(&recorder, publish);
                 recorder.handle().render()
             }
             Target::Installed(handle) => {

@@ -161,6 +161,14 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// figures to the installed recorder and renders `handle`, so the
     /// response carries the application's own series too. `handle` must be
     /// the installed recorder's, or the feed's series will be missing.
+    ///
+    /// An installed registry keeps what was published into it: the series
+    /// of a consumer or sink that is gone stay (unless the application's
+    /// `PrometheusBuilder` has an `idle_timeout`), and a counter never goes
+    /// below a value it had, so a feed reopened in the same process under
+    /// the same `feed` label shows its old totals until the new ones pass
+    /// them. [`metrics`](Self::metrics) has neither: each scrape renders a
+    /// fresh snapshot.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     #[must_use]

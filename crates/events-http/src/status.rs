@@ -1,6 +1,8 @@
 //! `GET /status`: where the feed stands (epoch, earliest and latest seq,
 //! and the latest event's id in the `<epoch>-<seq>` form of `cursor.rs`),
-//! its counters, and how many `/stream` clients are connected, as one JSON
+//! whether it is served from a writer or a follower and whether a writer
+//! runs, every counter of [`FeedStats`], each sink's and each durable
+//! consumer's, and how many `/stream` clients are connected, as one JSON
 //! object. Neighbour of `sse.rs`; both are mounted by `router.rs` and share
 //! `state.rs`.
 //!
@@ -43,10 +45,16 @@ where
             // What `/stream?since=` takes to start after the latest event.
             "latest_id": cursor::format(epoch, Seq::new(stats.latest_seq)),
             "http_clients": clients,
+            // A follower (`events serve`) reads another process's journal:
+            // its counters are its own streams', and say nothing of the
+            // writer, whose presence is `writer_running`.
+            "source": if reader.is_follower() { "follower" } else { "writer" },
+            "writer_running": reader.writer_running(),
             "stats": {
                 "appended": stats.appended,
                 "dropped": stats.dropped,
                 "encode_errors": stats.encode_errors,
+                "too_large": stats.too_large,
                 "batches": stats.batches,
                 "bytes": stats.bytes,
                 "fsyncs": stats.fsyncs,
@@ -54,8 +62,23 @@ where
                 "resets": stats.resets,
                 "sink_dropped": stats.sink_dropped,
                 "sink_timeouts": stats.sink_timeouts,
+                "sink_panics": stats.sink_panics,
+                "prune_errors": stats.prune_errors,
+                "duplicates": stats.duplicates,
+                "conflicts": stats.conflicts,
+                "live_events": stats.live_events,
+                "live_evicted": stats.live_evicted,
                 "healthy": stats.healthy,
             },
+            "sinks": stats.sinks.iter().map(|s| json!({
+                "name": s.name,
+                "emitted": s.stats.emitted,
+                "filtered": s.stats.filtered,
+                "dropped": s.stats.dropped,
+                "timed_out": s.stats.timed_out,
+                "panics": s.panics,
+                "queue_dropped": s.queue_dropped,
+            })).collect::<Vec<_>>(),
             // Durable consumers of the journal: where each is, how far
             // behind, and whether retention still waits for it.
             "consumers": stats.consumers.iter().map(|c| json!({

@@ -150,3 +150,25 @@ async fn without_metrics_the_route_is_a_404() {
     assert_eq!(response.status(), 404);
     feed.close().await.unwrap();
 }
+
+/// Each scrape of the router's own recorder is the feed as it is now: the
+/// series of a durable consumer deleted since the last scrape are gone. The
+/// recorder lived as long as the router, and kept `events_consumer_pinned`
+/// and the rest of a deleted consumer (alerts on lag fired for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_consumer_leaves_the_next_scrape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    append(&feed, None, 1..=3).await;
+    let consumer = feed.consumer("indexer").await.unwrap();
+    drop(consumer);
+    let addr = serve(FeedRouter::new(feed.reader()).metrics("f").build()).await;
+    let labels = [("feed", "f"), ("consumer", "indexer")];
+    assert_eq!(value(&scrape(addr).await, "events_consumer_lag", &labels), 3.0);
+    assert!(feed.reader().delete_consumer("indexer").unwrap());
+    let samples = scrape(addr).await;
+    let left: Vec<_> = samples.keys().filter(|(_, l)| l.contains_key("consumer")).collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(value(&samples, "events_appended_total", &[("feed", "f")]), 3.0);
+    feed.close().await.unwrap();
+}

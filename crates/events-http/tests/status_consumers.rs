@@ -40,3 +40,45 @@ async fn status_reports_each_durable_consumer() {
     assert_eq!(consumers(served).await, expected, "a follower sees the same consumers");
     feed.close().await.unwrap();
 }
+
+async fn status(addr: std::net::SocketAddr) -> serde_json::Value {
+    let text = reqwest::get(format!("http://{addr}/status")).await.unwrap().text().await.unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()
+}
+
+/// `/status` carries every feed-wide counter the metrics carry (it had 11
+/// of them: not `prune_errors`, whose rise means the disk keeps growing,
+/// nor `too_large`, `sink_panics`, `duplicates`, `conflicts` or the live
+/// output's), each sink's counters, and whether it is served from the
+/// writer or from a follower, and whether a writer runs: a follower's
+/// counters (no appends, `healthy` true) say nothing of the writer.
+#[cfg(feature = "metrics")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_every_counter_each_sink_and_where_it_reads() {
+    use events::layers::sink::ChannelSink;
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, _delivered) = ChannelSink::<events::Envelope<TestEvent>>::new(16);
+    let feed: events::Feed<TestEvent> =
+        events::Feed::builder(tmp.path()).named_sink("audit", sink).open().await.unwrap();
+    support::append(&feed, None, 1..=3).await;
+    let writer = status(support::serve(events_http::router(feed.reader())).await).await;
+    let counters = events::metrics::METRIC_NAMES.into_iter().filter(|name| {
+        !["events_sink_report_", "events_session_", "events_consumer_"].iter().any(|p| name.starts_with(p))
+            && !["events_latest_seq", "events_earliest_seq"].contains(name)
+    });
+    for name in counters {
+        let key = name.trim_start_matches("events_").trim_end_matches("_total");
+        assert!(writer["stats"].get(key).is_some(), "{key} ({name}) is not in /status: {}", writer["stats"]);
+    }
+    assert_eq!((&writer["source"], &writer["writer_running"]), (&json!("writer"), &json!(true)));
+    assert_eq!(writer["sinks"][0]["name"], "audit", "{}", writer["sinks"]);
+    assert!(writer["sinks"][0].get("queue_dropped").is_some(), "{}", writer["sinks"]);
+
+    let follower: FeedReader<TestEvent> = FeedReader::open(tmp.path()).unwrap();
+    let served = status(support::serve(events_http::router(follower)).await).await;
+    assert_eq!((&served["source"], &served["writer_running"]), (&json!("follower"), &json!(true)));
+    feed.close().await.unwrap();
+    let follower: FeedReader<TestEvent> = FeedReader::open(tmp.path()).unwrap();
+    let served = status(support::serve(events_http::router(follower)).await).await;
+    assert_eq!(served["writer_running"], false, "the writer closed");
+}

@@ -15,8 +15,13 @@
 //!
 //! Every series carries a `feed` label, the name given to [`record`], so
 //! several feeds can share one registry. Counters count since the feed was
-//! opened (they restart at 0 when the process reopens it, as Prometheus
-//! counters do on a restart).
+//! opened, and are published with `absolute`: a registry that lives longer
+//! than the feed (an installed Prometheus recorder) never takes a counter
+//! below a value it had, so a feed reopened in the same process under the
+//! same label shows its old totals until the new ones pass them (give each
+//! opening its own label, or render a fresh registry per scrape, as
+//! `events-http`'s `FeedRouter::metrics` does). A new process starts at 0,
+//! as Prometheus counters do on a restart.
 //!
 //! | name | kind | extra labels | from |
 //! | --- | --- | --- | --- |

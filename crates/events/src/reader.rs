@@ -290,6 +290,27 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         matches!(self.source, Source::Poll(_))
     }
 
+    /// Whether this reader reads the journal's files as another process
+    /// would ([`FeedReader::open`]) rather than a feed of this process
+    /// ([`Feed::reader`](crate::Feed::reader)). A follower's
+    /// [`stats`](Self::stats) are its own streams' (no appends, no fsyncs;
+    /// its `healthy` says nothing of the writer): see
+    /// [`writer_running`](Self::writer_running).
+    pub fn is_follower(&self) -> bool {
+        self.follower()
+    }
+
+    /// Whether a writer has the journal open: for a feed's own reader,
+    /// whether the feed is open; for a follower, whether a process holds
+    /// the journal's lock (`None` where the platform cannot test a lock
+    /// without taking it).
+    pub fn writer_running(&self) -> Option<bool> {
+        if self.follower() {
+            return self.shared.reader.writer_running();
+        }
+        Some(!self.shared.is_closed())
+    }
+
     /// Every durable event from `cursor` on (exclusive), then new ones as
     /// the writer appends them. See [`FeedStream`] for the guarantees: in
     /// order, no gap, no duplicate, however slow the consumer; an explicit
