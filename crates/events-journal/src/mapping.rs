@@ -75,6 +75,10 @@ pub(crate) struct View {
     /// `None` for a segment without a complete header (being created or torn).
     pub(crate) map: Option<Arc<Bytes>>,
     pub(crate) last: bool,
+    /// The newest segment mapped up to a live writer's watermark: every
+    /// byte of the view was acknowledged, so a frame that does not check
+    /// there is damage, not the writer's next write or a torn tail.
+    pub(crate) acked: bool,
 }
 
 /// How much of one segment a view holds.
@@ -134,7 +138,7 @@ pub(crate) fn map_segment(
         && c.sealed
         && extent == Extent::Whole
     {
-        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map: c.map.clone(), last });
+        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map: c.map.clone(), last, acked: false });
     }
     let file = match File::open(&seg.path) {
         Ok(f) => f,
@@ -176,7 +180,8 @@ pub(crate) fn map_segment(
     let hint = reusable.and_then(|c| c.hint).filter(|&(_, off)| map.as_ref().is_some_and(|m| off <= m.len()));
     let sealed = !last && extent == Extent::Whole;
     cache.insert(seg.first_seq, Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None });
-    Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, last })
+    let acked = last && matches!(extent, Extent::Prefix(_));
+    Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, last, acked })
 }
 
 /// Reads up to `len` bytes of `file` into a private buffer; a file that

@@ -294,6 +294,10 @@ impl Reader {
         let walk = walk(first, entry.as_ref().and_then(|c| c.hint), want);
         let off = match walk {
             Walk::Found(off) => off,
+            // Damage in what the writer acknowledged: not the end.
+            Walk::Damaged { off, expected, reason } if first.acked => {
+                return Err(JournalError::corrupt(&first.path, off as u64, Some(expected), reason).into());
+            }
             Walk::End { off, expected } | Walk::Damaged { off, expected, .. } if first.last => {
                 if let Some(c) = entry {
                     c.hint = Some((expected, off));

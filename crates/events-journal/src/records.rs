@@ -307,8 +307,9 @@ fn advance<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>,
                 FrameCheck::Incomplete if at.off == map.len() => {}
                 // The newest segment ends at the first frame that is not
                 // complete and valid: the writer's next write, or a torn
-                // tail the next open will cut.
-                FrameCheck::Incomplete | FrameCheck::BadCrc if view.last => {
+                // tail the next open will cut (never inside what a live
+                // writer acknowledged: that is damage, reported below).
+                FrameCheck::Incomplete | FrameCheck::BadCrc if view.last && !view.acked => {
                     at.done = true;
                     return None;
                 }
@@ -320,10 +321,12 @@ fn advance<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>,
                     return fail(at, err);
                 }
                 FrameCheck::Incomplete | FrameCheck::BadCrc => {
-                    let reason = if matches!(format::check_frame(map, at.off), FrameCheck::BadCrc) {
-                        "frame checksum mismatch in a sealed segment"
-                    } else {
-                        "frame runs past the end of a sealed segment"
+                    let bad_crc = matches!(format::check_frame(map, at.off), FrameCheck::BadCrc);
+                    let reason = match (bad_crc, view.acked) {
+                        (true, false) => "frame checksum mismatch in a sealed segment",
+                        (false, false) => "frame runs past the end of a sealed segment",
+                        (true, true) => "frame checksum mismatch in acknowledged records of the newest segment",
+                        (false, true) => "frame runs past the acknowledged end of the newest segment",
                     };
                     let err = JournalError::corrupt(&view.path, at.off as u64, Some(at.expected), reason);
                     return fail(at, err);

@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use events_journal::{Journal, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
+use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
 use support::{assert_records, payload, read_all, ts};
 
 #[test]
@@ -143,5 +143,47 @@ fn a_reader_lets_go_of_the_maps_of_removed_segments() {
     assert!(reader.segments().unwrap().len() <= 3, "retention ran");
     let _ = reader.records_at(reader.segments().unwrap()[0].0, &[]);
     assert!(deleted_maps() <= 1, "{} maps of removed segments are still held", deleted_maps());
+    j.close().unwrap();
+}
+
+/// A damaged frame inside what a live writer acknowledged (a flipped byte in
+/// the newest segment, below the watermark) is `Corrupt` naming file,
+/// offset and seq: for a cursor past it, and for one before it after the
+/// records in front of it. It was `Ahead` for the first (a follower then
+/// reset and read everything again) and a clean end for the second (every
+/// later poll stopped there, silently, while the writer went on).
+#[test]
+fn damage_below_a_live_writers_watermark_is_corrupt_not_the_end() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::unlimited());
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    for n in 1..=20u64 {
+        j.append(ts(n), vec![n as u8; 40]).unwrap();
+    }
+    // Record 10's first payload byte: the 64-byte header, then frames of a
+    // 24-byte frame header and 40 payload bytes.
+    let segment = support::segments(dir.path()).pop().unwrap();
+    let at = 64 + 9 * (24 + 40) + 24;
+    let file = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&[0xff], at).unwrap();
+
+    let reader = Reader::open(dir.path()).unwrap();
+    match reader.read_since(15) {
+        Err(ReadError::Journal(JournalError::Corrupt { offset, seq, .. })) => {
+            assert_eq!((offset, seq), (at - 24, Some(10)));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let mut seqs = Vec::new();
+    let mut failed = None;
+    for item in reader.read_since(0).unwrap() {
+        match item {
+            Ok(r) => seqs.push(r.seq()),
+            Err(e) => failed = Some(e),
+        }
+    }
+    assert_eq!(seqs, (1..=9).collect::<Vec<_>>());
+    assert!(matches!(failed, Some(JournalError::Corrupt { seq: Some(10), .. })), "{failed:?}");
     j.close().unwrap();
 }
