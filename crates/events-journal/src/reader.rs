@@ -272,15 +272,28 @@ impl Reader {
         let mut epoch = None;
         let mut codec_tag = None;
         for (i, seg) in segs.iter().enumerate().skip(idx) {
-            let view = map_segment(&mut cache, seg, i == last_idx, if i == last_idx { extent } else { Extent::Whole })?;
+            let mut view =
+                map_segment(&mut cache, seg, i == last_idx, if i == last_idx { extent } else { Extent::Whole })?;
             if view.map.is_none() && !view.last {
                 let reason = "sealed segment is shorter than its header";
                 return Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), reason).into());
             }
-            if let Some(map) = &view.map {
-                let h = segment::check_header(seg, map)?.ok_or_else(|| {
-                    ReadError::Journal(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header"))
-                })?;
+            let header = match &view.map {
+                Some(map) => segment::check_header(seg, map)?,
+                None => None,
+            };
+            if header.is_none() && view.map.is_some() {
+                // A dead writer's newest segment whose header never reached
+                // the disk (zeros): an interrupted creation, which the next
+                // open rewrites; nothing to read there, as for a file
+                // shorter than its header. Anywhere else it is damage.
+                if !(view.last && matches!(bound, Bound::Crashed)) {
+                    let torn = JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header");
+                    return Err(torn.into());
+                }
+                view.map = None;
+            }
+            if let Some(h) = header {
                 codec_tag.get_or_insert(h.codec_tag);
                 let expected = *epoch.get_or_insert(h.epoch);
                 if h.epoch != expected {

@@ -187,3 +187,30 @@ fn damage_below_a_live_writers_watermark_is_corrupt_not_the_end() {
     assert!(matches!(failed, Some(JournalError::Corrupt { seq: Some(10), .. })), "{failed:?}");
     j.close().unwrap();
 }
+
+/// A dead writer's newest segment whose header never reached the disk (64
+/// zero bytes: an interrupted creation, which the next open rewrites) holds
+/// nothing to read: the sealed segments before it are served. Every read
+/// whose range reached it had failed with "torn header".
+#[test]
+fn a_dead_writers_torn_newest_header_hides_nothing_before_it() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().faults(plan.clone())).unwrap();
+    for n in 1..=3u64 {
+        j.append(ts(n), payload(n)).unwrap();
+    }
+    j.roll().unwrap();
+    // The process dies: nothing it would still write reaches the disk.
+    plan.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j);
+    assert!(plan.crashed());
+    let newest = support::segments(dir.path()).pop().unwrap();
+    std::fs::write(&newest, [0u8; 64]).unwrap();
+
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_records(&read_all(&reader, 0), 1, 3);
+    assert_eq!(reader.last_seq().unwrap(), 3);
+    assert_eq!(reader.read_since(3).unwrap().count(), 0);
+}
