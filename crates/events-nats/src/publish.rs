@@ -156,8 +156,13 @@ impl Task {
                 reason,
             });
         }
+        // The subject's last message guards the next publish. A duplicate
+        // was not stored now: its sequence is its first copy's, which is the
+        // subject's last only if nothing followed it (a re-send after an
+        // acknowledgement that timed out), not if it was removed since and
+        // messages were stored after it (a restart into a purged stream).
         if self.shared_stream {
-            out.stream_seq = ack.sequence;
+            out.stream_seq = if ack.duplicate { out.stream_seq.max(ack.sequence) } else { ack.sequence };
         }
         self.progress.send_replace(head.seq);
         Ok(())

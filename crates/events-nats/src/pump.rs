@@ -278,7 +278,15 @@ impl Task {
         if at.epoch() != self.epoch {
             return Err(self.epoch_mismatch(at.epoch(), self.epoch));
         }
-        Ok(Position { seq: at.last_seq(), stream_last, in_stream: true })
+        // What this task had acknowledged past the stream's last message was
+        // removed since (a purge, the limits) or is still in the dedup window
+        // (acknowledged as a duplicate after a restart into an emptied
+        // stream): not sent again, as when the stream holds none of it.
+        // Sending it again met the duplicates, whose stream sequences never
+        // came, and then the guard's refusal, resync after resync until the
+        // dedup window forgot them.
+        let floor = if same_stream { *self.progress.borrow() } else { 0 };
+        Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
     }
 
     fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {

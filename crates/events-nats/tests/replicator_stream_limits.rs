@@ -56,3 +56,48 @@ async fn a_feed_whose_messages_were_removed_goes_on_after_what_it_replicated() {
     assert_eq!(stats.duplicates, 0, "{stats:?}");
     replicate_b.shutdown().await;
 }
+
+/// A replicator restarted into an emptied stream whose dedup window still
+/// holds the ids of its latest messages: the older records are stored
+/// again, the latest are acknowledged as duplicates (not stored), and the
+/// next new record goes in after one resync. The resync went back to the
+/// stream's last message, sent the duplicates again, and met the guard's
+/// refusal after them, resync after resync, until the window forgot them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_into_an_emptied_stream_within_the_dedup_window_goes_on() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let window = Duration::from_secs(1);
+    let exclusive = StreamSpec::new("PURGED", "purged").duplicate_window(window);
+    let shared = StreamSpec::shared("PURGED_SHARED", "app").feed("a").duplicate_window(window);
+    for spec in [exclusive, shared] {
+        restart_into_the_emptied_stream(&js, spec).await;
+    }
+}
+
+async fn restart_into_the_emptied_stream(js: &async_nats::jetstream::Context, spec: StreamSpec) {
+    let name = spec.name().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut j = journal(tmp.path());
+    let start =
+        || Replicator::builder(tmp.path(), js.clone(), spec.clone()).poll_interval(Duration::from_millis(5)).start();
+    let replicator = start().await.unwrap();
+    fill(&mut j, 1, 10);
+    within("1..=10", replicator.wait_for(10)).await.unwrap();
+    // The server forgets ids after its window: no event tells when.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    fill(&mut j, 11, 20);
+    within("11..=20", replicator.wait_for(20)).await.unwrap();
+    replicator.shutdown().await;
+    js.get_stream(&name).await.unwrap().purge().await.unwrap();
+
+    let replicator = start().await.unwrap();
+    fill(&mut j, 21, 21);
+    within("21 after the restart", replicator.wait_for(21)).await.unwrap();
+    let stats = replicator.shutdown().await;
+    assert!(stats.resyncs <= 1, "{name}: {stats:?}");
+    let seqs: Vec<u64> = stream_messages(js, &name).await.iter().filter_map(|m| m.seq()).collect();
+    let mut expected: Vec<u64> = (1..=10).collect();
+    expected.push(21);
+    assert_eq!(seqs, expected, "{name}: 1..=10 stored again, 11..=20 duplicates, then 21");
+}
