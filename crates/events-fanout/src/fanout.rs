@@ -17,7 +17,7 @@ use tokio::time::Sleep;
 use crate::{
     EmitError, FanoutBuilder, FanoutStats, Overflow, Subscriber, TryEmitError,
     config::{DEFAULT_CAPACITY, MAX_CAPACITY},
-    ring::{Refused, Shared},
+    ring::{Refused, Shared, Waiter},
 };
 
 /// A lossless fan-out: every [`Subscriber`] receives every event emitted after it subscribed,
@@ -145,7 +145,11 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         let mut value = Some(value);
         let mut timer = None;
         let mut go = || true;
-        std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer, &mut go)).await.map(|_| ())
+        let mut waiting = Waiting { shared: &self.shared, key: None };
+        let emitted = std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer, &mut waiting.key, &mut go));
+        let emitted = emitted.await;
+        waiting.done();
+        emitted.map(|_| ())
     }
 
     /// [`emit`](Self::emit), asking `go` each time the value could go out
@@ -174,7 +178,11 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         };
         let mut value = Some(value);
         let mut timer = None;
-        std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer, &mut go)).await
+        let mut waiting = Waiting { shared: &self.shared, key: None };
+        let emitted = std::future::poll_fn(|cx| self.poll_emit(cx, &mut value, &mut timer, &mut waiting.key, &mut go));
+        let emitted = emitted.await;
+        waiting.done();
+        emitted
     }
 
     fn poll_emit(
@@ -182,12 +190,13 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         cx: &mut Context<'_>,
         value: &mut Option<T>,
         timer: &mut Option<Pin<Box<Sleep>>>,
+        key: &mut Option<u64>,
         go: &mut impl FnMut() -> bool,
     ) -> Poll<Result<Option<T>, EmitError<T>>> {
         loop {
             // `poll_fn` inside an `async fn` is never polled again after `Ready`.
             let Some(pending) = value.take() else { return Poll::Pending };
-            match self.shared.publish_if(pending, Some(cx.waker()), go) {
+            match self.shared.publish_if(pending, Some(Waiter { key: &mut *key, waker: cx.waker() }), go) {
                 Ok(()) => return Poll::Ready(Ok(None)),
                 Err(Refused::Closed(v)) => return Poll::Ready(Err(EmitError::Closed(v))),
                 Err(Refused::Declined(v)) => return Poll::Ready(Ok(Some(v))),
@@ -241,6 +250,30 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
     /// [`TryEmitError::Closed`] with the value if the fan-out was closed.
     pub fn try_emit(&self, value: T) -> Result<(), TryEmitError<T>> {
         self.shared.publish(value, None).map_err(Into::into)
+    }
+}
+
+/// An emit on its waiting path: dropped before it ended, its waker leaves the fan-out's
+/// list of blocked producers. Cancelled emits (a `timeout` around each, under a UI that
+/// stopped reading) had left one waker each, and the list, with every task those wakers
+/// keep alive, grew until the round ended. An emit that ended leaves its entry to the end
+/// of the round, which wakes it once more for nothing (no lock taken on the way out).
+struct Waiting<'a, T> {
+    shared: &'a Shared<T>,
+    key: Option<u64>,
+}
+
+impl<T> Waiting<'_, T> {
+    fn done(&mut self) {
+        self.key = None;
+    }
+}
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.shared.forget_waiter(key);
+        }
     }
 }
 

@@ -86,3 +86,24 @@ fn cancelled_waiters_do_not_stall_later_emits() {
     assert_eq!(sub.try_recv(), Ok(1));
     assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
 }
+
+/// A cancelled emit takes its waker with it: 100 emits of 100 tasks, each
+/// dropped while a subscriber that stopped reading holds the fan-out full,
+/// leave no waker behind. Each had left one in the list of blocked
+/// producers (with the task it keeps alive) until the round ended, which
+/// under a stalled subscriber is never.
+#[test]
+fn cancelled_emits_leave_no_waker_behind() {
+    let fanout = Fanout::with_capacity(1);
+    let _stalled = fanout.subscribe();
+    fanout.try_emit(0).unwrap();
+    for n in 1..=100 {
+        let (counter, waker) = CountingWaker::new_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = Box::pin(fanout.emit(n));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        drop(fut);
+        drop(waker);
+        assert_eq!(Arc::strong_count(&counter), 1, "emit {n}: its waker is still held");
+    }
+}

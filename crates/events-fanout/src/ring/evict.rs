@@ -109,6 +109,10 @@ impl<T: Clone> Shared<T> {
         if cursor.evict.load(SeqCst) {
             let mut st = self.state.lock();
             self.release_locked(&mut st, cursor);
+            drop(st);
+            // The producer's wake-up came during the read, maybe before a subscriber going
+            // to sleep registered its waker; released, it is woken by nobody else.
+            cursor.waker.wake();
         }
     }
 }
@@ -138,6 +142,32 @@ mod tests {
         assert_eq!(shared.subscriber_count(), 0);
         assert_eq!(shared.stats().disconnected_slow, 1);
         assert_eq!(cursor.take_backlog(), [1], "the release copied out what it was owed");
+    }
+
+    /// A subscriber evicted while it goes to sleep (its read found nothing and registered
+    /// its waker after the producer's wake-up found none) is woken when its read ends and
+    /// the cursor is released: nothing else would ever wake it, and it would never get
+    /// what it is owed or its close reason.
+    #[test]
+    fn a_release_at_the_end_of_a_read_wakes_the_subscriber() {
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, SeqCst);
+            }
+        }
+        let shared: Shared<u32> = Shared::new(1, Overflow::Disconnect { after: Duration::from_millis(1) });
+        let cursor = shared.register();
+        assert!(shared.publish(1, None).is_ok());
+        cursor.reading.store(true, SeqCst);
+        shared.evict_full();
+        // Only now the subscriber registers its waker and parks.
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        cursor.waker.register(&std::task::Waker::from(std::sync::Arc::clone(&count)));
+        shared.end_read(&cursor);
+        assert_eq!(count.0.load(SeqCst), 1, "woken once released");
+        assert_eq!(cursor.take_backlog(), [1], "with what it is owed");
     }
 
     /// A release that finds the cursor gone (dropped, or released by the other side) copies

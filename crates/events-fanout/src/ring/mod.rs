@@ -64,6 +64,13 @@ use crate::{Closed, FanoutStats, Overflow, TryEmitError};
 
 type CursorRef<T> = Arc<CachePadded<Cursor<T>>>;
 
+/// A blocked emit, as `publish` registers it: its key (given at its first registration)
+/// and the waker to wake when it may try again.
+pub(crate) struct Waiter<'a> {
+    pub(crate) key: &'a mut Option<u64>,
+    pub(crate) waker: &'a Waker,
+}
+
 /// Producer-side state, only touched under the lock.
 struct State<T> {
     /// Registered cursors: the ones that gate producers.
@@ -72,8 +79,12 @@ struct State<T> {
     min_head: u64,
     /// A producer armed cursors and waits for `gating` to reach zero.
     round_active: bool,
-    /// Blocked producers to wake when the round completes, on removal or on close.
-    waiters: Vec<Waker>,
+    /// Blocked producers to wake when the round completes, on removal or on close: one
+    /// entry per waiting emit (its key, its latest waker), taken out again when an emit
+    /// that waited ends, also by cancellation.
+    waiters: Vec<(u64, Waker)>,
+    /// The key of the last emit that waited.
+    last_waiter: u64,
     /// Under `DisconnectLagging` only: the emit instant of the event in each slot (indexed
     /// like the slots). Empty under every other policy.
     stamps: Vec<Instant>,
@@ -174,6 +185,7 @@ impl<T> Shared<T> {
             min_head: 0,
             round_active: false,
             waiters: Vec::new(),
+            last_waiter: 0,
             stamps,
             emitted: 0,
             disconnected_slow: 0,
@@ -252,9 +264,15 @@ impl<T> Shared<T> {
 
     fn finish_round(st: &mut State<T>) {
         st.round_active = false;
-        for waker in st.waiters.drain(..) {
+        for (_, waker) in st.waiters.drain(..) {
             waker.wake();
         }
+    }
+
+    /// An emit that waited is over (it published, gave up, or was dropped): its waker is
+    /// not kept for a round it no longer waits on.
+    pub(crate) fn forget_waiter(&self, key: u64) {
+        self.state.lock().waiters.retain(|(k, _)| *k != key);
     }
 
     /// Registers a new cursor at the current tail.
@@ -362,8 +380,8 @@ impl<T: Clone> Shared<T> {
     /// what makes a dropped `emit` all-or-nothing. Under `DisconnectLagging` it first
     /// disconnects every cursor whose oldest unread event is `max_age` old.
     #[inline]
-    pub(crate) fn publish(&self, value: T, waker: Option<&Waker>) -> Result<(), Refused<T>> {
-        self.publish_if(value, waker, &mut || true)
+    pub(crate) fn publish(&self, value: T, waiter: Option<Waiter<'_>>) -> Result<(), Refused<T>> {
+        self.publish_if(value, waiter, &mut || true)
     }
 
     /// [`publish`](Self::publish), asking `go` once the value can go out
@@ -373,7 +391,7 @@ impl<T: Clone> Shared<T> {
     pub(crate) fn publish_if(
         &self,
         value: T,
-        waker: Option<&Waker>,
+        mut waiter: Option<Waiter<'_>>,
         go: &mut impl FnMut() -> bool,
     ) -> Result<(), Refused<T>> {
         let mut st = self.state.lock();
@@ -402,9 +420,16 @@ impl<T: Clone> Shared<T> {
             if tail - st.min_head < self.capacity {
                 break;
             }
-            let Some(waker) = waker else { return Err(Refused::Full(value)) };
-            if !st.waiters.iter().any(|w| w.will_wake(waker)) {
-                st.waiters.push(waker.clone());
+            let Some(Waiter { key, waker }) = waiter.as_mut() else { return Err(Refused::Full(value)) };
+            let waker: &Waker = waker;
+            let key = *key.get_or_insert_with(|| {
+                st.last_waiter += 1;
+                st.last_waiter
+            });
+            match st.waiters.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, known)) if known.will_wake(waker) => {}
+                Some((_, known)) => known.clone_from(waker),
+                None => st.waiters.push((key, waker.clone())),
             }
             if st.round_active {
                 return Err(Refused::Full(value));
