@@ -143,7 +143,8 @@ impl<E: Event> Session<E> {
     /// For a durable event, before any subscriber sees it (counted as an
     /// `append`'s would be): [`Error::StreamIdTooLong`] for a session id
     /// over 256 bytes, [`Error::Codec`] or [`Error::EventPanicked`] when
-    /// the event cannot be encoded, [`Error::TooLarge`] over the feed's
+    /// the event cannot be encoded (or its `Clone`, which makes the
+    /// journal's copy first, panics), [`Error::TooLarge`] over the feed's
     /// `max_record_bytes`, [`Error::Unhealthy`] after a journal failure
     /// (also one while the emit waited for room) and [`Error::Closed`] once
     /// the feed is closed. [`Error::Closed`] also when the session's
@@ -167,6 +168,16 @@ impl<E: Event> Session<E> {
         let mut wants_slot = durable || self.inner.inbox.live_output();
         let inbox = &self.inner.inbox;
         let shared = inbox.shared();
+        // The journal's copy of a durable event is made before any subscriber
+        // sees it: a `Clone` that panics after the event was shown would
+        // leave the UIs with an event the journal never gets.
+        let mut journal_copy = match durable.then(|| crate::error::isolated("Clone", || event.clone())).transpose() {
+            Ok(copy) => copy,
+            Err(e) => {
+                Counters::bump(shared.counters.refusal(&e));
+                return Err(e);
+            }
+        };
         let event = Arc::new(event);
         let mut permit = None;
         // The slot is taken right before the fan-out publishes, and the
@@ -210,14 +221,20 @@ impl<E: Event> Session<E> {
             permit = slot;
         }
         if let Some(permit) = permit {
-            // The fan-out is done with its copy by now only if every
-            // subscriber consumed it; otherwise clone once for the journal.
-            let event = Arc::try_unwrap(event).unwrap_or_else(|arc| (*arc).clone());
             let stream = self.inner.id.clone();
-            permit.send(match payload {
-                Some(payload) => Cmd::Encoded { stream, event, payload },
-                None => Cmd::Ephemeral { stream: Some(stream), event },
-            });
+            match (payload, journal_copy.take()) {
+                (Some(payload), Some(event)) => permit.send(Cmd::Encoded { stream, event, payload }),
+                // An ephemeral event for the live output: the fan-out is done with its copy
+                // only if every subscriber consumed it; otherwise clone one (a panicking
+                // `Clone` only costs the live output this event).
+                _ => {
+                    let event = match Arc::try_unwrap(event) {
+                        Ok(event) => event,
+                        Err(arc) => crate::error::isolated("Clone", || (*arc).clone())?,
+                    };
+                    permit.send(Cmd::Ephemeral { stream: Some(stream), event });
+                }
+            }
         }
         Ok(())
     }

@@ -6,7 +6,10 @@
 //! * on an unhealthy feed: a durable emit is refused before any subscriber
 //!   sees it (never `Ok` for an event the journal will not have);
 //! * a stalled UI under a disconnect policy: it is closed with an explicit
-//!   reason and the session (and the other UI) carry on.
+//!   reason and the session (and the other UI) carry on;
+//! * an event whose `Clone` panics, or whose `Drop` panics when the
+//!   fan-out reuses its slot: refused before any UI sees it, or the emit
+//!   that reused the slot goes through (UIs and journal alike).
 
 mod support;
 
@@ -216,5 +219,86 @@ async fn a_stalled_ui_stalls_its_session_not_the_feeds_inbox() {
     waiting.await.unwrap().unwrap();
     feed.sync().await.unwrap();
     assert_eq!(feed.latest_seq(), Seq::new(4));
+    feed.close().await.unwrap();
+}
+
+/// An event whose original value panics when dropped (its clones do not).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Fragile {
+    n: u64,
+    #[serde(skip)]
+    original: bool,
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        Fragile { n: self.n, original: false }
+    }
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        if self.original && !std::thread::panicking() {
+            panic!("dropping event {}", self.n);
+        }
+    }
+}
+
+impl events::Event for Fragile {}
+
+/// A panic in an event's `Drop`, run when the session's fan-out reuses the
+/// slot of an event every UI is done with, stays there: the emit that
+/// reused it returns `Ok`, and its event is journaled like the others. It
+/// unwound out of that emit after the UIs had its event, and the journal
+/// never got it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_of_an_old_event_does_not_fail_the_emit_that_replaced_it() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Fragile> = Feed::builder(dir.path()).session_capacity(1).open().await.unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+    session.emit(Fragile { n: 1, original: true }).await.unwrap();
+    drop(ui.next().await.unwrap().unwrap());
+    let second = std::panic::AssertUnwindSafe(session.emit(Fragile { n: 2, original: false })).catch_unwind().await;
+    assert!(matches!(second, Ok(Ok(()))), "the emit failed or panicked");
+    assert_eq!(ui.next().await.unwrap().unwrap().n, 2);
+    feed.sync().await.unwrap();
+    let journaled: Vec<u64> = feed
+        .stream_from(Seq::ZERO)
+        .take(2)
+        .map(|item| match item {
+            Ok(events::FeedItem::Event(env)) => env.event.n,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+        .await;
+    assert_eq!(journaled, [1, 2]);
+    feed.close().await.unwrap();
+}
+
+/// An event whose `Clone` panics is refused before any UI sees it
+/// (`EventPanicked` during `Clone`): the journal's copy is made first. It
+/// was made after the UIs had the event, and the panic left them with an
+/// event the journal never got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_clone_is_refused_before_any_ui_sees_the_event() {
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Uncloneable(u64);
+    impl Clone for Uncloneable {
+        fn clone(&self) -> Self {
+            panic!("no clone of {}", self.0)
+        }
+    }
+    impl events::Event for Uncloneable {}
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Uncloneable> = Feed::builder(dir.path()).open().await.unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+    let refused = session.emit(Uncloneable(1)).await;
+    assert!(matches!(refused, Err(Error::EventPanicked { during: "Clone", .. })), "{refused:?}");
+    assert!(ui.next().now_or_never().is_none(), "a UI saw the refused event");
+    feed.sync().await.unwrap();
+    assert_eq!(feed.latest_seq(), Seq::ZERO);
     feed.close().await.unwrap();
 }

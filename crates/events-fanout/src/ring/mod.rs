@@ -469,7 +469,12 @@ impl<T: Clone> Shared<T> {
             }
         }
         drop(st);
-        drop(old);
+        // The event is out: a payload whose `Drop` panics must not make this emit look failed
+        // to its caller, which would then act as if nobody had it (it is the previous
+        // occupant of the slot, not the caller's value).
+        if let Some(old) = old {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
+        }
         Ok(())
     }
 
