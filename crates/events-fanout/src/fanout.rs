@@ -189,7 +189,7 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         &self,
         cx: &mut Context<'_>,
         value: &mut Option<T>,
-        timer: &mut Option<Pin<Box<Sleep>>>,
+        timer: &mut Option<(Pin<Box<Sleep>>, u64)>,
         key: &mut Option<u64>,
         go: &mut impl FnMut() -> bool,
     ) -> Poll<Result<Option<T>, EmitError<T>>> {
@@ -206,7 +206,21 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                     *value = Some(v);
                     match self.shared.overflow {
                         Overflow::Disconnect { after } => {
-                            let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                            // The grace period runs from the last event that went out: one did
+                            // only once every subscriber had room, so the full ones took some
+                            // since. Another producer may have had that room (several emit at
+                            // once): that is no reason to close a subscriber that keeps taking.
+                            let tail = self.shared.tail();
+                            let sleep = match timer {
+                                Some((sleep, seen)) => {
+                                    if *seen != tail {
+                                        *seen = tail;
+                                        sleep.as_mut().reset(tokio::time::Instant::now() + after);
+                                    }
+                                    sleep
+                                }
+                                None => &mut timer.insert((Box::pin(tokio::time::sleep(after)), tail)).0,
+                            };
                             if sleep.as_mut().poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
@@ -218,13 +232,13 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                             // release (at the end of its read) wakes us.
                             let Some(deadline) = self.shared.lag_deadline() else { return Poll::Pending };
                             let sleep = match timer {
-                                Some(sleep) => {
+                                Some((sleep, _)) => {
                                     if sleep.deadline() != deadline {
                                         sleep.as_mut().reset(deadline);
                                     }
                                     sleep
                                 }
-                                None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                                None => &mut timer.insert((Box::pin(tokio::time::sleep_until(deadline)), 0)).0,
                             };
                             if sleep.as_mut().poll(cx).is_pending() {
                                 return Poll::Pending;

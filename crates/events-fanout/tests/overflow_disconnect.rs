@@ -86,3 +86,36 @@ async fn every_idle_subscriber_is_closed_in_one_grace_period() {
         assert_eq!(sub.recv().await, None);
     }
 }
+
+/// The same with four producers at once: the subscriber takes an event
+/// every 30 ms (well within the 50 ms grace period), but only one blocked
+/// producer gets each slot it frees. A starved producer's grace period ran
+/// from its first block and ran out, closing the subscriber although it
+/// kept taking; it now runs from the last event that went out.
+#[tokio::test(start_paused = true)]
+async fn several_producers_do_not_close_a_subscriber_that_keeps_taking() {
+    let fanout = disconnecting(1);
+    let mut steady = fanout.subscribe();
+    let producers: Vec<_> = (0..4u32)
+        .map(|p| {
+            let fanout = fanout.clone();
+            tokio::spawn(async move {
+                for n in 0..10 {
+                    fanout.emit(p * 100 + n).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut got = 0;
+    while got < 40 {
+        match steady.recv().await {
+            Some(Ok(_)) => got += 1,
+            other => panic!("after {got} events: {other:?}"),
+        }
+        tokio::time::sleep(AFTER * 3 / 5).await;
+    }
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    assert_eq!(fanout.stats().disconnected_slow, 0);
+}
