@@ -88,6 +88,9 @@ impl Checkpoint {
         if generation == 0 {
             return Err("generation 0");
         }
+        if u64_at(12) > crate::format::MAX_SEQ {
+            return Err("a seq past any journal's");
+        }
         Ok(Checkpoint { generation, seq: u64_at(12), epoch: u64_at(20), written_nanos: u64_at(28) })
     }
 
@@ -377,6 +380,10 @@ mod tests {
             assert!(Checkpoint::decode(&b).is_err(), "bit {bit}");
         }
         assert!(Checkpoint::decode(&[0; CHECKPOINT_SLOT_LEN]).is_err());
+        // A seq no journal hands out (a crafted file): the consumer's
+        // arithmetic on it (its successor) would overflow.
+        let past = Checkpoint { seq: crate::format::MAX_SEQ + 1, ..c };
+        assert_eq!(Checkpoint::decode(&past.encode()), Err("a seq past any journal's"));
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub const MAGIC: [u8; 8] = [0x89, b'E', b'V', b'J', b'\r', b'\n', 0x1a, b'\n'];
 pub const FORMAT_VERSION: u16 = 1;
 /// Length of the segment header in bytes.
 pub const HEADER_LEN: usize = 64;
+
+/// The highest seq a journal hands out: 2^63 - 1 (a billion appends a second
+/// would take 292 years to get there). A segment named past it, or a lease or
+/// checkpoint naming a seq past it, is not a journal's: the arithmetic on seqs
+/// (the next one, a cursor's successor) never has to overflow.
+pub const MAX_SEQ: u64 = u64::MAX >> 1;
 /// Length of a frame's fixed part (length, CRC, seq, timestamp) in bytes.
 pub const FRAME_HEADER_LEN: usize = 24;
 

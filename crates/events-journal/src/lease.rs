@@ -101,6 +101,9 @@ impl Lease {
             _ => return None,
         };
         let boot = (b[13] == 1).then(|| b[40..56].try_into().unwrap_or_default());
+        if u64_at(32) > crate::format::MAX_SEQ {
+            return None; // not a seq any journal hands out
+        }
         Some(Lease { open, synced_acks: b[12] == 1, generation: u64_at(16), epoch: u64_at(24), upto: u64_at(32), boot })
     }
 
@@ -252,6 +255,10 @@ mod tests {
         }
         let unknown = Lease { boot: None, ..lease() };
         assert_eq!(Lease::decode(&unknown.encode()), Some(unknown));
+        // A bound no journal reaches (a crafted file): skipping past it
+        // would overflow the next seq.
+        let past = Lease { upto: crate::format::MAX_SEQ + 1, ..lease() };
+        assert_eq!(Lease::decode(&past.encode()), None);
     }
 
     #[test]

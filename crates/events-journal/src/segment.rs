@@ -84,7 +84,7 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<u64>().ok().filter(|&s| s > 0)
+    digits.parse::<u64>().ok().filter(|&s| s > 0 && s <= crate::format::MAX_SEQ)
 }
 
 /// What a roll's retention renames a pruned segment to before the sealer
@@ -361,7 +361,10 @@ mod tests {
     fn names_round_trip_and_strangers_are_rejected() {
         assert_eq!(file_name(42), "00000000000000000042.seg");
         assert_eq!(parse_name(OsStr::new(&file_name(42))), Some(42));
-        assert_eq!(parse_name(OsStr::new(&file_name(u64::MAX))), Some(u64::MAX));
+        let highest = crate::format::MAX_SEQ;
+        assert_eq!(parse_name(OsStr::new(&file_name(highest))), Some(highest));
+        assert_eq!(parse_name(OsStr::new(&file_name(highest + 1))), None, "past the highest seq");
+        assert_eq!(parse_name(OsStr::new(&file_name(u64::MAX))), None);
         for bad in [
             "00000000000000000000.seg",
             "0000000000000000042.seg",

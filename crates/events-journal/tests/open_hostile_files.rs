@@ -142,3 +142,23 @@ fn an_empty_batch_writes_nothing() {
     assert!(r.is_empty());
     assert_eq!((*r.start(), j.next_seq(), j.stats().batches), (1, 1, 0));
 }
+
+/// A segment named past the highest seq a journal hands out (`MAX_SEQ`),
+/// here `u64::MAX` with a valid header of the journal's epoch and one valid
+/// frame, is a stranger: ignored and reported, the journal opens and goes on
+/// at its own next seq. It was taken for the newest segment, and its
+/// recovery overflowed the seq arithmetic (a panic in debug builds).
+#[test]
+fn a_segment_named_past_the_highest_seq_is_a_stranger() {
+    use events_journal::format::{SegmentHeader, encode_frame};
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = journal_with_two_segments(dir.path());
+    let mut bytes = SegmentHeader { epoch, first_seq: u64::MAX, created_at: 1, codec_tag: 0 }.encode().to_vec();
+    encode_frame(&mut bytes, u64::MAX, 1, b"hostile");
+    std::fs::write(dir.path().join("18446744073709551615.seg"), &bytes).unwrap();
+    let (mut j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(report.ignored.len(), 1, "{:?}", report.ignored);
+    assert_eq!(j.append(ts(4), payload(4)).unwrap(), 4);
+    j.close().unwrap();
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
+}
