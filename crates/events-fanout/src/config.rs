@@ -45,15 +45,19 @@ pub enum Overflow {
     /// them. Nothing is ever disconnected.
     #[default]
     Wait,
-    /// A stall timer: a subscriber that stays full while one `emit` waits longer than `after`
-    /// is closed with [`Closed::TooSlow`](crate::Closed::TooSlow), and the producer continues.
+    /// A stall timer: a subscriber that stays full while an `emit` waits and no event has
+    /// gone out for longer than `after` is closed with
+    /// [`Closed::TooSlow`](crate::Closed::TooSlow), and the producer continues.
     ///
     /// It only catches a subscriber that stops: one that keeps taking a few events before
-    /// each timer runs out never trips it, and paces the producer to its own speed
-    /// indefinitely. Use [`DisconnectLagging`](Overflow::DisconnectLagging) to bound how far
-    /// behind a subscriber may fall.
+    /// each timer runs out never trips it, and paces the producers to its own speed
+    /// indefinitely (with several producers, one `emit` may then wait longer than `after`:
+    /// the others take the room it frees). Use
+    /// [`DisconnectLagging`](Overflow::DisconnectLagging) to bound how far behind a
+    /// subscriber may fall.
     Disconnect {
-        /// How long an `emit` waits on a full subscriber before disconnecting it.
+        /// How long a full subscriber may go without letting any event out before it is
+        /// disconnected.
         after: Duration,
     },
     /// An age bound: a subscriber whose **oldest unread event** has waited `max_age` (measured

@@ -45,7 +45,7 @@
 //! * Dropping a subscriber unregisters it immediately; it no longer gates `emit`.
 //! * A slow subscriber gates the producer ([`Overflow::Wait`], the default) unless
 //!   a disconnecting policy is chosen: [`Overflow::Disconnect`] closes one that
-//!   stays full while an `emit` waits longer than `after` (a stall timer), and
+//!   stays full while no event goes out for longer than `after` (a stall timer), and
 //!   [`Overflow::DisconnectLagging`] closes one whose oldest unread event has
 //!   waited `max_age`, which also catches a subscriber that keeps reading but
 //!   falls ever further behind. Only the latter records an emit instant per slot.

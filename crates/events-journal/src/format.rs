@@ -19,6 +19,14 @@ pub const FORMAT_VERSION: u16 = 1;
 /// Length of the segment header in bytes.
 pub const HEADER_LEN: usize = 64;
 
+/// Whether nothing but zeros follows the header in a segment's `bytes`: a
+/// torn (or zeroed) header is an interrupted creation only then, since a
+/// header is durable before any byte is written after it; with data after
+/// it, it is damage.
+pub(crate) fn only_zeros_after_header(bytes: &[u8]) -> bool {
+    bytes.get(HEADER_LEN..).is_none_or(|rest| rest.iter().all(|&b| b == 0))
+}
+
 /// The highest seq a journal hands out: 2^63 - 1 (a billion appends a second
 /// would take 292 years to get there). A segment named past it, or a lease or
 /// checkpoint naming a seq past it, is not a journal's: the arithmetic on seqs

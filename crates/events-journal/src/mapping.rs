@@ -75,9 +75,10 @@ pub(crate) struct View {
     /// `None` for a segment without a complete header (being created or torn).
     pub(crate) map: Option<Arc<Bytes>>,
     pub(crate) last: bool,
-    /// The newest segment mapped up to a live writer's watermark: every
-    /// byte of the view was acknowledged, so a frame that does not check
-    /// there is damage, not the writer's next write or a torn tail.
+    /// The newest segment mapped up to the watermark of a writer that runs
+    /// or closed cleanly: every byte of the view was acknowledged, so a
+    /// frame that does not check there is damage, not the writer's next
+    /// write or a torn tail.
     pub(crate) acked: bool,
 }
 

@@ -282,18 +282,29 @@ impl Reader {
                 Some(map) => segment::check_header(seg, map)?,
                 None => None,
             };
-            if header.is_none() && view.map.is_some() {
+            if let (None, Some(map)) = (&header, &view.map) {
                 // A dead writer's newest segment whose header never reached
-                // the disk (zeros): an interrupted creation, which the next
-                // open rewrites; nothing to read there, as for a file
-                // shorter than its header. Anywhere else it is damage.
-                if !(view.last && matches!(bound, Bound::Crashed)) {
+                // the disk, with nothing but zeros after it: an interrupted
+                // creation, which the next open rewrites; nothing to read
+                // there, as for a file shorter than its header. Anywhere
+                // else, or with data after it, it is damage (open refuses
+                // it too).
+                if !(view.last && matches!(bound, Bound::Crashed) && crate::format::only_zeros_after_header(map)) {
                     let torn = JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header");
                     return Err(torn.into());
                 }
                 view.map = None;
             }
             if let Some(h) = header {
+                if let Bound::Acked(wm) = bound
+                    && view.acked
+                    && h.epoch != wm.epoch
+                {
+                    // The directory was recreated after the watermark was read:
+                    // its offset is another file's. Look again.
+                    let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "the watermark is another journal's");
+                    return Err(Retry::Vanished(JournalError::io("open segment", &seg.path, gone)));
+                }
                 codec_tag.get_or_insert(h.codec_tag);
                 let expected = *epoch.get_or_insert(h.epoch);
                 if h.epoch != expected {

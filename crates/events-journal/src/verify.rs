@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::JournalError;
-use crate::format::{HEADER_LEN, SegmentHeader};
+use crate::format::SegmentHeader;
 use crate::mapping::Bytes;
 use crate::recovery;
 use crate::scan;
@@ -158,7 +158,7 @@ fn check(dir: &Path, live: Option<(u64, u64)>, listing: segment::Listing) -> Res
         report.bytes += map.len() as u64;
         let (header, read) = match segment::check_header(seg, &map) {
             Ok(Some(h)) => (h, true),
-            Ok(None) if newest && map.get(HEADER_LEN..).is_none_or(|rest| rest.iter().all(|&b| b == 0)) => {
+            Ok(None) if newest && crate::format::only_zeros_after_header(&map) => {
                 problem(0, Some(seg.first_seq), "torn header (the next open rewrites it)".into());
                 continue;
             }

@@ -191,7 +191,8 @@ fn damage_below_a_live_writers_watermark_is_corrupt_not_the_end() {
 /// A dead writer's newest segment whose header never reached the disk (64
 /// zero bytes: an interrupted creation, which the next open rewrites) holds
 /// nothing to read: the sealed segments before it are served. Every read
-/// whose range reached it had failed with "torn header".
+/// whose range reached it had failed with "torn header". With data after
+/// the zeroed header it is damage, and still fails so.
 #[test]
 fn a_dead_writers_torn_newest_header_hides_nothing_before_it() {
     use events_journal::fault::{Fault, FaultPlan, Step};
@@ -213,4 +214,14 @@ fn a_dead_writers_torn_newest_header_hides_nothing_before_it() {
     assert_records(&read_all(&reader, 0), 1, 3);
     assert_eq!(reader.last_seq().unwrap(), 3);
     assert_eq!(reader.read_since(3).unwrap().count(), 0);
+
+    // With a frame after the zeroed header it is damage, as open says.
+    let mut damaged = vec![0u8; 64];
+    events_journal::format::encode_frame(&mut damaged, 4, ts(4), &payload(4));
+    std::fs::write(&newest, &damaged).unwrap();
+    let read = Reader::open(dir.path()).unwrap().read_since(0).map(|_| ());
+    assert!(
+        matches!(&read, Err(ReadError::Journal(JournalError::Corrupt { reason, .. })) if reason == "torn header"),
+        "{read:?}"
+    );
 }

@@ -227,6 +227,7 @@ impl ReplicatorBuilder {
             stopping: false,
             stall_backoff: FIRST_BACKOFF,
             stream_created: None,
+            stored_through: std::sync::atomic::AtomicU64::new(0),
         };
         let position = task.resync().await?;
         task.progress.send_replace(position.seq);

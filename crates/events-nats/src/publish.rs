@@ -5,7 +5,10 @@
 //!
 //! Invariant: every message carries a deterministic `Nats-Msg-Id` and a
 //! guard naming its exact predecessor in the stream, so a re-send is
-//! dropped and a message never lands after a gap.
+//! dropped and a message never lands after a gap the replicator did not
+//! mean: only after records that were acknowledged and removed since (a
+//! purge, the stream's limits), which readers see as an `Expired` reset,
+//! or after a gap marker.
 use std::sync::atomic::Ordering;
 
 use async_nats::HeaderMap;
@@ -142,6 +145,9 @@ impl Task {
         };
         let c = &self.shared.counters;
         c.acked.fetch_add(1, Ordering::Relaxed);
+        if !ack.duplicate {
+            self.stored_through.fetch_max(ack.sequence, Ordering::Relaxed);
+        }
         if ack.duplicate {
             c.duplicates.fetch_add(1, Ordering::Relaxed);
         } else if !self.shared_stream && ack.sequence != head.stream_seq {

@@ -143,6 +143,11 @@ pub(crate) struct Task {
     /// When the stream the last resync read was created (Unix nanos): a
     /// different value is another stream under the same name.
     pub(crate) stream_created: Option<i128>,
+    /// The highest stream sequence a message of this task was stored at:
+    /// a stream whose last sequence is below it lost acknowledged messages
+    /// (a server that crashed before syncing them), which a purge or the
+    /// limits never do.
+    pub(crate) stored_through: std::sync::atomic::AtomicU64,
 }
 
 /// Why [`Task::pump`] returned.
@@ -250,6 +255,7 @@ impl Task {
             // Deleted and made again under the same name while this ran: it
             // must still fit, as the start checked (never a silent downgrade).
             self.spec.validate(&info.config)?;
+            self.stored_through.store(0, Ordering::Relaxed);
         }
         let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
         if info.state.messages == 0 {
@@ -285,7 +291,10 @@ impl Task {
         // Sending it again met the duplicates, whose stream sequences never
         // came, and then the guard's refusal, resync after resync until the
         // dedup window forgot them.
-        let floor = if same_stream { *self.progress.borrow() } else { 0 };
+        // Not after a server lost acknowledged messages (its last sequence
+        // went back): those are sent again.
+        let lost = info.state.last_sequence < self.stored_through.load(Ordering::Relaxed);
+        let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
         Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
     }
 

@@ -84,8 +84,13 @@ async fn restart_into_the_emptied_stream(js: &async_nats::jetstream::Context, sp
     let replicator = start().await.unwrap();
     fill(&mut j, 1, 10);
     within("1..=10", replicator.wait_for(10)).await.unwrap();
-    // The server forgets ids after its window: no event tells when.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The server forgets ids older than its window (1 s) on a timer of the
+    // same period: no event tells when, so wait a few periods. Then the
+    // window is made long, so 11..=20 stay in it however slow the rest is.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let mut config = js.get_stream(&name).await.unwrap().cached_info().config.clone();
+    config.duplicate_window = Duration::from_secs(120);
+    js.update_stream(config).await.unwrap();
     fill(&mut j, 11, 20);
     within("11..=20", replicator.wait_for(20)).await.unwrap();
     replicator.shutdown().await;
@@ -96,6 +101,7 @@ async fn restart_into_the_emptied_stream(js: &async_nats::jetstream::Context, sp
     within("21 after the restart", replicator.wait_for(21)).await.unwrap();
     let stats = replicator.shutdown().await;
     assert!(stats.resyncs <= 1, "{name}: {stats:?}");
+    assert_eq!(stats.duplicates, 10, "{name}: 11..=20 were in the dedup window: {stats:?}");
     let seqs: Vec<u64> = stream_messages(js, &name).await.iter().filter_map(|m| m.seq()).collect();
     let mut expected: Vec<u64> = (1..=10).collect();
     expected.push(21);

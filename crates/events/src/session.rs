@@ -225,14 +225,21 @@ impl<E: Event> Session<E> {
             match (payload, journal_copy.take()) {
                 (Some(payload), Some(event)) => permit.send(Cmd::Encoded { stream, event, payload }),
                 // An ephemeral event for the live output: the fan-out is done with its copy
-                // only if every subscriber consumed it; otherwise clone one (a panicking
-                // `Clone` only costs the live output this event).
+                // only if every subscriber consumed it; otherwise clone one. A panicking
+                // `Clone` only costs the live output this event (the UIs have it; counted
+                // as an encode error, and the slot goes back unused).
                 _ => {
                     let event = match Arc::try_unwrap(event) {
-                        Ok(event) => event,
-                        Err(arc) => crate::error::isolated("Clone", || (*arc).clone())?,
+                        Ok(event) => Ok(event),
+                        Err(arc) => crate::error::isolated("Clone", || (*arc).clone()),
                     };
-                    permit.send(Cmd::Ephemeral { stream: Some(stream), event });
+                    match event {
+                        Ok(event) => permit.send(Cmd::Ephemeral { stream: Some(stream), event }),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "an ephemeral event left out of the live output");
+                            Counters::bump(shared.counters.refusal(&e));
+                        }
+                    }
                 }
             }
         }

@@ -80,8 +80,8 @@ struct State<T> {
     /// A producer armed cursors and waits for `gating` to reach zero.
     round_active: bool,
     /// Blocked producers to wake when the round completes, on removal or on close: one
-    /// entry per waiting emit (its key, its latest waker), taken out again when an emit
-    /// that waited ends, also by cancellation.
+    /// entry per waiting emit (its key, its latest waker). An emit dropped while it waits
+    /// takes its entry out; one that ended leaves it to the end of the round.
     waiters: Vec<(u64, Waker)>,
     /// The key of the last emit that waited.
     last_waiter: u64,
@@ -269,10 +269,13 @@ impl<T> Shared<T> {
         }
     }
 
-    /// An emit that waited is over (it published, gave up, or was dropped): its waker is
-    /// not kept for a round it no longer waits on.
+    /// An emit was dropped while it waited: its waker is not kept for a round it no longer
+    /// waits on. The waker is dropped after the lock is released.
     pub(crate) fn forget_waiter(&self, key: u64) {
-        self.state.lock().waiters.retain(|(k, _)| *k != key);
+        let mut st = self.state.lock();
+        let gone = st.waiters.iter().position(|(k, _)| *k == key).map(|at| st.waiters.swap_remove(at));
+        drop(st);
+        drop(gone);
     }
 
     /// Registers a new cursor at the current tail.
