@@ -471,7 +471,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// As [`read_stream`](Self::read_stream).
     pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
         let history = self.read_stream(id, from)?;
-        let live = self.stream_from(stream_read::live_cursor(&history, self.epoch()));
+        let live = self.stream_from(stream_read::live_cursor(&history, from, self.epoch()));
         Ok(stream_read::follow(history, live, id, self.on_undecodable))
     }
 

@@ -172,9 +172,12 @@ pub(crate) fn follow<E: Event>(
     history.chain(live).boxed()
 }
 
-/// Where the live part of [`follow`] resumes.
-pub(crate) fn live_cursor<E>(history: &StreamEvents<E>, epoch: u64) -> Cursor {
-    Cursor::new(history.limit, epoch)
+/// Where the live part of [`follow`] resumes: after the history, or after
+/// `from` when that is past it (the history then read nothing; resuming at
+/// its limit would hand out events at or before `from` again, and a `from`
+/// past the journal's end would get no `Ahead` reset).
+pub(crate) fn live_cursor<E>(history: &StreamEvents<E>, from: Seq, epoch: u64) -> Cursor {
+    Cursor::new(history.limit.max(from), epoch)
 }
 
 impl<C: Codec> Read<C> {

@@ -101,6 +101,9 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
         assert!(quiet.is_err(), "nothing new to yield, got {quiet:?}");
     }
     let mut followed = feed.follow_stream("s", Seq::ZERO).unwrap();
+    // A client that already had seq 3 (its history reads nothing: it stops
+    // at the files' 2): its live part starts after 3, not after 2.
+    let mut from_three = feed.follow_stream("s", Seq::new(3)).unwrap();
     let mut seqs = Vec::new();
     let mut take = async |n: usize, seqs: &mut Vec<u64>| {
         for _ in 0..n {
@@ -115,9 +118,87 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
     feed.append(Some("s"), msg(4)).await.unwrap();
     take(2, &mut seqs).await;
     assert_eq!(seqs, [1, 2, 3, 4]);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), from_three.next()).await.unwrap();
+    let Some(Ok(FeedItem::Event(env))) = first else { panic!("{first:?}") };
+    assert_eq!(env.seq, Seq::new(4), "seq 3 handed out again");
     for s in [&mut subscriber, &mut resumed] {
         assert_eq!(take_events(s, 1).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), [4]);
     }
     assert_eq!(feed.stats().resets, 0);
+    feed.close().await.unwrap();
+}
+
+/// A cursor of `Seq::MAX` on a writer's feed (an SSE client may send one)
+/// is ahead like any other: one `Reset { Ahead }`, plain and filtered. Its
+/// successor overflowed, a panic in debug builds. And `follow_stream` from
+/// past the history's end goes on after its `from`: it went on after the
+/// history's end, handing out the stream's events at or before `from`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_past_the_end_are_ahead_and_follow_stream_goes_on_after_from() {
+    use events::Filter;
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    for n in 1..=5 {
+        feed.append(Some("s"), msg(n)).await.unwrap();
+    }
+    let ahead = |item: &Option<events::Result<FeedItem<Ev>>>| {
+        matches!(item, Some(Ok(FeedItem::Reset { reason: ResetReason::Ahead, .. })))
+    };
+    let first = feed.stream_from(Seq::MAX).next().await;
+    assert!(ahead(&first), "{first:?}");
+    let mut filtered = feed.stream_filtered(Cursor::new(Seq::MAX, feed.epoch()), Filter::stream("s")).unwrap();
+    let first = filtered.next().await;
+    assert!(ahead(&first), "{first:?}");
+    // Past the end when made, no longer when read: the events after 7.
+    let mut followed = feed.follow_stream("s", Seq::new(7)).unwrap();
+    for n in 6..=8 {
+        feed.append(Some("s"), msg(n)).await.unwrap();
+    }
+    let first = followed.next().await;
+    assert!(matches!(&first, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(8)), "{first:?}");
+    feed.close().await.unwrap();
+}
+
+/// A follower's stream from a bare `Seq::ZERO` ("everything retained",
+/// never expired) that moved on to a recreated journal (one `EpochMismatch`
+/// reset) holds a position in that journal from then on: when retention
+/// removes what follows it before it reads on, that is a `Reset { Expired }`
+/// (or `Error::Expired` under `OnExpired::Fail`), as for any cursor. It
+/// still took itself for "everything" and skipped ahead silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_epoch_reset_a_bare_zero_stream_is_told_what_retention_removed() {
+    use events::layers::journal::Retention;
+    use events::{FeedReader, OnExpired};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed: Feed<Ev> = Feed::builder(&dir).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    feed.close().await.unwrap();
+    let follower: FeedReader<Ev> = FeedReader::open(&dir).unwrap().poll_interval(std::time::Duration::from_millis(5));
+    let mut lenient = follower.stream_from(Seq::ZERO);
+    let mut strict = follower.clone().on_expired(OnExpired::Fail).stream_from(Seq::ZERO);
+    for s in [&mut lenient, &mut strict] {
+        assert_eq!(take_events(s, 1).await.iter().map(|e| e.0.get()).collect::<Vec<_>>(), [1]);
+    }
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let feed: Feed<Ev> = Feed::builder(&dir).segment_bytes(512).retention(Retention::segments(2)).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    for s in [&mut lenient, &mut strict] {
+        let item = s.next().await;
+        assert!(
+            matches!(item, Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { .. }, .. }))),
+            "{item:?}"
+        );
+    }
+    let mut n = 2;
+    while feed.earliest_seq() <= Seq::new(1) {
+        feed.append(None, msg(n)).await.unwrap();
+        n += 1;
+    }
+    let item = lenient.next().await;
+    assert!(matches!(item, Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, .. }))), "{item:?}");
+    let item = strict.next().await;
+    assert!(matches!(item, Some(Err(events::Error::Expired { .. }))), "{item:?}");
     feed.close().await.unwrap();
 }

@@ -396,6 +396,9 @@ impl<E: Event, C: Codec> State<E, C> {
             _ => earliest.get().saturating_sub(1),
         };
         self.cursor_epoch = Some(self.shared.epoch());
+        // A position in the journal from here on, not "everything": what
+        // retention removes after it is reported like any cursor's.
+        self.everything = false;
         self.phase = Phase::Replay;
         FeedItem::Reset { reason, earliest, latest }
     }

@@ -66,7 +66,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// expired cursor is reported as the journal says).
     fn recent_after(&self, cursor: u64) -> Option<Vec<Arc<Envelope<E>>>> {
         let Tail::Live(_, recent) = &self.tail else { return None };
-        if self.cursor_epoch != Some(self.shared.epoch()) || cursor + 1 < self.shared.earliest().get() {
+        if self.cursor_epoch != Some(self.shared.epoch()) || cursor.saturating_add(1) < self.shared.earliest().get() {
             return None;
         }
         recent.after(cursor, self.chunk_len(cursor), self.shared.latest().get())

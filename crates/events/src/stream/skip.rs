@@ -81,7 +81,7 @@ fn look(shared: &Shared, key: &[u8], cursor: u64, epoch: u64, follower: bool) ->
     let Ok(segments) = shared.reader.segments() else { return nothing(cursor) };
     // The segment holding `cursor + 1`; none when it was pruned (the read
     // reports that).
-    let Some(start) = segments.partition_point(|(first, _)| *first <= cursor + 1).checked_sub(1) else {
+    let Some(start) = segments.partition_point(|(first, _)| *first <= cursor.saturating_add(1)).checked_sub(1) else {
         return nothing(cursor);
     };
     let (mut to, mut until) = (cursor, limit);
