@@ -301,9 +301,14 @@ impl Reader {
                     && h.epoch != wm.epoch
                 {
                     // The directory was recreated after the watermark was read:
-                    // its offset is another file's. Look again.
-                    let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "the watermark is another journal's");
-                    return Err(Retry::Vanished(JournalError::io("open segment", &seg.path, gone)));
+                    // its offset is another file's. Look again (and if it
+                    // stays so, say which epochs disagree).
+                    let (expected, found) = (wm.epoch, h.epoch);
+                    return Err(Retry::Vanished(JournalError::EpochMismatch {
+                        path: seg.path.clone(),
+                        expected,
+                        found,
+                    }));
                 }
                 codec_tag.get_or_insert(h.codec_tag);
                 let expected = *epoch.get_or_insert(h.epoch);
@@ -445,8 +450,13 @@ impl Reader {
         let Some(newest) = segs.last() else { return Ok(0) };
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let view = map_segment(&mut cache, newest, true, extent)?;
-        if let Some(map) = &view.map {
-            segment::check_header(newest, map)?;
+        if let Some(map) = &view.map
+            && segment::check_header(newest, map)?.is_none()
+            && !(matches!(bound, Bound::Crashed) && crate::format::only_zeros_after_header(map))
+        {
+            // As `read_since` says: a torn header with data after it is damage.
+            let torn = JournalError::corrupt(&newest.path, 0, Some(newest.first_seq), "torn header");
+            return Err(torn.into());
         }
         let entry = cache.get_mut(&newest.first_seq);
         match walk(&view, entry.as_ref().and_then(|c| c.hint), u64::MAX) {

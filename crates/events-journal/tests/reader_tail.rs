@@ -219,9 +219,11 @@ fn a_dead_writers_torn_newest_header_hides_nothing_before_it() {
     let mut damaged = vec![0u8; 64];
     events_journal::format::encode_frame(&mut damaged, 4, ts(4), &payload(4));
     std::fs::write(&newest, &damaged).unwrap();
-    let read = Reader::open(dir.path()).unwrap().read_since(0).map(|_| ());
+    let reader = Reader::open(dir.path()).unwrap();
+    let read = reader.read_since(0).map(|_| ());
     assert!(
         matches!(&read, Err(ReadError::Journal(JournalError::Corrupt { reason, .. })) if reason == "torn header"),
         "{read:?}"
     );
+    assert!(reader.last_seq().is_err(), "no latest seq past a header no reader can read");
 }

@@ -291,9 +291,15 @@ impl Task {
         // Sending it again met the duplicates, whose stream sequences never
         // came, and then the guard's refusal, resync after resync until the
         // dedup window forgot them.
-        // Not after a server lost acknowledged messages (its last sequence
-        // went back): those are sent again.
-        let lost = info.state.last_sequence < self.stored_through.load(Ordering::Relaxed);
+        // Not after a server lost acknowledged messages: the feed's last
+        // message is then below one this task stored (limits and purges
+        // remove the oldest first, so they never leave it so); those are
+        // sent again, from the last message on.
+        let stored = self.stored_through.load(Ordering::Relaxed);
+        let lost = last.sequence < stored;
+        if lost {
+            self.stored_through.store(last.sequence, Ordering::Relaxed);
+        }
         let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
         Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
     }

@@ -93,9 +93,12 @@ impl From<Seq> for LiveCursor {
 
 /// What a stream does when retention removed events after its cursor
 /// ([`ResetReason::Expired`]). A bare `Seq::ZERO` cursor (no epoch) asks for
-/// everything retained: it is never expired and gets no reset, whatever the
-/// policy. `Cursor::new(Seq::ZERO, epoch)` is a position instead ("I have
-/// seen nothing of this journal"), and is expired once seq 1 is pruned.
+/// everything retained: it is never expired and gets no reset for it,
+/// whatever the policy, until its stream takes any reset (a follower's move
+/// to a recreated journal, a salvage gap); from then on it holds a position
+/// like any cursor. `Cursor::new(Seq::ZERO, epoch)` is a position from the
+/// start ("I have seen nothing of this journal"), and is expired once seq 1
+/// is pruned.
 ///
 /// Set per reader with [`FeedReader::on_expired`](crate::FeedReader::on_expired)
 /// (or for a whole feed with [`FeedBuilder::on_expired`](crate::FeedBuilder::on_expired)).

@@ -463,8 +463,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 
     /// [`read_stream`](Self::read_stream), then the stream's new events as
     /// they are appended: `stream_from` (after the seq the history stopped
-    /// at) filtered by stream id. Resets of the underlying feed are passed
-    /// on as they are.
+    /// at, or after `from` when that is later) filtered by stream id. Resets
+    /// of the underlying feed are passed on as they are.
     ///
     /// # Errors
     ///

@@ -185,7 +185,7 @@ async fn after_an_epoch_reset_a_bare_zero_stream_is_told_what_retention_removed(
     let feed: Feed<Ev> = Feed::builder(&dir).segment_bytes(512).retention(Retention::segments(2)).open().await.unwrap();
     feed.append(None, msg(1)).await.unwrap();
     for s in [&mut lenient, &mut strict] {
-        let item = s.next().await;
+        let item = next_within(s).await;
         assert!(
             matches!(item, Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { .. }, .. }))),
             "{item:?}"
@@ -196,9 +196,14 @@ async fn after_an_epoch_reset_a_bare_zero_stream_is_told_what_retention_removed(
         feed.append(None, msg(n)).await.unwrap();
         n += 1;
     }
-    let item = lenient.next().await;
+    let item = next_within(&mut lenient).await;
     assert!(matches!(item, Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, .. }))), "{item:?}");
-    let item = strict.next().await;
+    let item = next_within(&mut strict).await;
     assert!(matches!(item, Some(Err(events::Error::Expired { .. }))), "{item:?}");
     feed.close().await.unwrap();
+}
+
+/// The next item of `s`, failing the test after 10 s instead of hanging it.
+async fn next_within(s: &mut events::FeedStream<Ev>) -> Option<events::Result<FeedItem<Ev>>> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.next()).await.expect("no item within 10 s")
 }
