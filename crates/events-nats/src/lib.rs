@@ -157,6 +157,7 @@ pub mod headers;
 mod publish;
 mod pump;
 mod replicator;
+mod resync;
 mod sink;
 mod spec;
 mod stats;

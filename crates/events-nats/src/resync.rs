@@ -1,0 +1,95 @@
+//! Where the replication task of `pump.rs` resumes after a start or a
+//! server failure: [`Task::resync`] reads the stream's info and the feed's
+//! last message, and checks that the stream still fits and holds this
+//! journal's epoch.
+//!
+//! Invariant: a resync never resumes past a record the stream did not
+//! acknowledge, except records this task had acknowledged and that were
+//! removed since (a purge, the limits): those are not sent again.
+
+use std::sync::atomic::Ordering;
+
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+
+use crate::NatsError;
+use crate::headers::Entry;
+use crate::pump::{Position, Task};
+
+impl Task {
+    /// Reads the stream's last message: replication resumes after it.
+    ///
+    /// Each request is bounded by the ack timeout, not only by the client's
+    /// request timeout: while a cluster elects a new stream leader, a
+    /// request can go unanswered, and retrying sooner finds the new leader
+    /// sooner.
+    pub(crate) async fn resync(&mut self) -> Result<Position, NatsError> {
+        let timed_out = |op| move |_| NatsError::js(op, "timed out");
+        let info = tokio::time::timeout(self.ack_timeout, self.stream.get_info())
+            .await
+            .map_err(timed_out("reading stream info"))?
+            .map_err(|e| NatsError::js("reading stream info", e))?;
+        let mut stream_last = info.state.last_sequence;
+        // Where to go on when none of this journal's messages is left in the
+        // stream: a new stream takes everything from `start_after`; in the
+        // stream this task has been publishing to, the messages it had
+        // acknowledged were removed (its limits, a purge) and are not sent
+        // again (a restart does not know: it starts from `start_after`).
+        let created = info.created.unix_timestamp_nanos();
+        let same_stream = self.stream_created.replace(created).is_none_or(|before| before == created);
+        if !same_stream {
+            // Deleted and made again under the same name while this ran: it
+            // must still fit, as the start checked (never a silent downgrade).
+            self.spec.validate(&info.config)?;
+            self.stored_through.store(0, Ordering::Relaxed);
+        }
+        let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
+        if info.state.messages == 0 {
+            let seq = if stream_last == 0 { self.start_after } else { replicated };
+            // A shared stream guards the subject, which holds no message: 0.
+            let stream_last = if self.shared_stream { 0 } else { stream_last };
+            return Ok(Position { seq, stream_last, in_stream: false });
+        }
+        let last = tokio::time::timeout(self.ack_timeout, self.stream.get_last_raw_message_by_subject(&self.subject))
+            .await
+            .map_err(timed_out("reading the stream's last message"))?;
+        let last = match last {
+            Ok(last) => last,
+            // Other feeds' messages only: this one starts on its subject.
+            Err(e) if self.shared_stream && e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Position { seq: replicated, stream_last: 0, in_stream: false });
+            }
+            Err(e) => return Err(NatsError::js("reading the stream's last message", e)),
+        };
+        if self.shared_stream {
+            stream_last = last.sequence;
+        }
+        // A gap marker last in the stream accounts for its whole range:
+        // resume after its last missing seq.
+        let at = Entry::parse(Some(&last.headers), self.spec.name(), last.sequence)?;
+        if at.epoch() != self.epoch {
+            return Err(self.epoch_mismatch(at.epoch(), self.epoch));
+        }
+        // What this task had acknowledged past the stream's last message was
+        // removed since (a purge, the limits) or is still in the dedup window
+        // (acknowledged as a duplicate after a restart into an emptied
+        // stream): not sent again, as when the stream holds none of it.
+        // Sending it again met the duplicates, whose stream sequences never
+        // came, and then the guard's refusal, resync after resync until the
+        // dedup window forgot them.
+        // Not after a server lost acknowledged messages: the feed's last
+        // message is then below one this task stored (limits and purges
+        // remove the oldest first, so they never leave it so); those are
+        // sent again, from the last message on.
+        let stored = self.stored_through.load(Ordering::Relaxed);
+        let lost = last.sequence < stored;
+        if lost {
+            self.stored_through.store(last.sequence, Ordering::Relaxed);
+        }
+        let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
+        Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
+    }
+
+    pub(crate) fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {
+        NatsError::EpochMismatch { stream: self.spec.name().to_owned(), stream_epoch, journal_epoch }
+    }
+}
