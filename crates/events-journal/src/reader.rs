@@ -279,20 +279,10 @@ impl Reader {
                 return Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), reason).into());
             }
             let header = match &view.map {
-                Some(map) => segment::check_header(seg, map)?,
+                Some(map) => header_of(seg, map, view.last, bound)?,
                 None => None,
             };
-            if let (None, Some(map)) = (&header, &view.map) {
-                // A dead writer's newest segment whose header never reached
-                // the disk, with nothing but zeros after it: an interrupted
-                // creation, which the next open rewrites; nothing to read
-                // there, as for a file shorter than its header. Anywhere
-                // else, or with data after it, it is damage (open refuses
-                // it too).
-                if !(view.last && matches!(bound, Bound::Crashed) && crate::format::only_zeros_after_header(map)) {
-                    let torn = JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header");
-                    return Err(torn.into());
-                }
+            if header.is_none() {
                 view.map = None;
             }
             if let Some(h) = header {
@@ -450,13 +440,8 @@ impl Reader {
         let Some(newest) = segs.last() else { return Ok(0) };
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let view = map_segment(&mut cache, newest, true, extent)?;
-        if let Some(map) = &view.map
-            && segment::check_header(newest, map)?.is_none()
-            && !(matches!(bound, Bound::Crashed) && crate::format::only_zeros_after_header(map))
-        {
-            // As `read_since` says: a torn header with data after it is damage.
-            let torn = JournalError::corrupt(&newest.path, 0, Some(newest.first_seq), "torn header");
-            return Err(torn.into());
+        if let Some(map) = &view.map {
+            header_of(newest, map, true, bound)?;
         }
         let entry = cache.get_mut(&newest.first_seq);
         match walk(&view, entry.as_ref().and_then(|c| c.hint), u64::MAX) {
@@ -527,6 +512,27 @@ impl Reader {
             .retain(|first, c| segs.binary_search_by_key(first, |s| s.first_seq).is_ok_and(|at| segs[at].ino == c.ino));
         Ok(segs)
     }
+}
+
+/// The header of segment `seg` (whose bytes are `map`; `last` for the newest
+/// listed), or `None` for a dead writer's newest segment whose header never
+/// reached the disk with nothing but zeros after it: an interrupted
+/// creation, which the next open rewrites, holding nothing to read (as a
+/// file shorter than its header). A torn header anywhere else, or with data
+/// after it, is damage, as open says too.
+fn header_of(
+    seg: &SegmentFile,
+    map: &[u8],
+    last: bool,
+    bound: Bound,
+) -> Result<Option<crate::format::SegmentHeader>, JournalError> {
+    if let Some(header) = segment::check_header(seg, map)? {
+        return Ok(Some(header));
+    }
+    if last && matches!(bound, Bound::Crashed) && crate::format::only_zeros_after_header(map) {
+        return Ok(None);
+    }
+    Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header"))
 }
 
 /// Segment sizes from one listing: see [`Reader::segment_sizes`].

@@ -154,30 +154,27 @@ impl<E: Event> Session<E> {
     pub async fn emit(&self, event: E) -> Result<()> {
         let _order = self.inner.order.lock().await;
         let durable = event.durability().is_durable();
-        // What the journal would refuse, no subscriber is shown.
-        let payload = match durable.then(|| (self.inner.encoder)(&self.inner.id, &event)).transpose() {
-            Ok(payload) => payload,
+        let inbox = &self.inner.inbox;
+        let shared = inbox.shared();
+        // What the journal would refuse, no subscriber is shown; and the
+        // journal's copy of a durable event is made before any subscriber
+        // sees it: a `Clone` that panics after the event was shown would
+        // leave the UIs with an event the journal never gets.
+        let journaled = durable.then(|| -> Result<(Vec<u8>, E)> {
+            let payload = (self.inner.encoder)(&self.inner.id, &event)?;
+            Ok((payload, crate::error::isolated("Clone", || event.clone())?))
+        });
+        let journaled = match journaled.transpose() {
+            Ok(journaled) => journaled,
             Err(e) => {
-                Counters::bump(self.inner.inbox.shared().counters.refusal(&e));
+                Counters::bump(shared.counters.refusal(&e));
                 return Err(e);
             }
         };
         // An ephemeral event goes to the writer too when the feed keeps
         // live output: it takes a slot like a durable one (never refused:
         // UIs get ephemeral events even from an unhealthy or closed feed).
-        let mut wants_slot = durable || self.inner.inbox.live_output();
-        let inbox = &self.inner.inbox;
-        let shared = inbox.shared();
-        // The journal's copy of a durable event is made before any subscriber
-        // sees it: a `Clone` that panics after the event was shown would
-        // leave the UIs with an event the journal never gets.
-        let mut journal_copy = match durable.then(|| crate::error::isolated("Clone", || event.clone())).transpose() {
-            Ok(copy) => copy,
-            Err(e) => {
-                Counters::bump(shared.counters.refusal(&e));
-                return Err(e);
-            }
-        };
+        let mut wants_slot = durable || inbox.live_output();
         let event = Arc::new(event);
         let mut permit = None;
         // The slot is taken right before the fan-out publishes, and the
@@ -222,13 +219,13 @@ impl<E: Event> Session<E> {
         }
         if let Some(permit) = permit {
             let stream = self.inner.id.clone();
-            match (payload, journal_copy.take()) {
-                (Some(payload), Some(event)) => permit.send(Cmd::Encoded { stream, event, payload }),
+            match journaled {
+                Some((payload, event)) => permit.send(Cmd::Encoded { stream, event, payload }),
                 // An ephemeral event for the live output: the fan-out is done with its copy
                 // only if every subscriber consumed it; otherwise clone one. A panicking
                 // `Clone` only costs the live output this event (the UIs have it; counted
                 // as an encode error, and the slot goes back unused).
-                _ => {
+                None => {
                     let event = match Arc::try_unwrap(event) {
                         Ok(event) => Ok(event),
                         Err(arc) => crate::error::isolated("Clone", || (*arc).clone()),

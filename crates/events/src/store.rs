@@ -60,12 +60,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                     shared.wait_while_a_writer_opens(deadline)?;
                 }
                 let (chunk, _) = read_chunk::<E, C>(&shared, &codec, cursor.get(), None, max, limit, epoch)?;
-                // A writer that began opening during the read hid the
-                // newest segment from it: an empty page would say "the end".
-                let empty = matches!(&chunk, Chunk::Records(records) if records.is_empty());
                 if !follower {
                     return Ok(chunk);
                 }
+                let empty = matches!(&chunk, Chunk::Records(records) if records.is_empty());
                 // Nothing read, so no header compared: a cursor past a
                 // recreated journal's end would say "nothing missed".
                 if (empty || matches!(chunk, Chunk::Ahead | Chunk::Expired(_)))
@@ -74,6 +72,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                 {
                     return Ok(Chunk::Epoch(now));
                 }
+                // A writer that began opening during the read hid the
+                // newest segment from it: an empty page would say "the end".
                 if !(empty && shared.writer_opening()?) {
                     return Ok(chunk);
                 }
