@@ -59,7 +59,8 @@ pub enum Step {
     Salvage,
     /// The background `fdatasync` of `SyncPolicy::Interval`.
     BackgroundSync,
-    /// Opening or writing the durable watermark (`<dir>/WATERMARK`).
+    /// Opening, writing or (at open) `fdatasync`ing the durable watermark
+    /// (`<dir>/WATERMARK`).
     Watermark,
     /// Creating the journal directory (and its missing parents) at open.
     DirCreate,
@@ -164,6 +165,9 @@ struct PlanState {
     /// `(device, inode) -> length` when the file's last completed
     /// `fdatasync` started.
     synced: HashMap<(u64, u64), u64>,
+    /// `(device, inode) -> bytes` of a small file at its last completed
+    /// `fdatasync` ([`FaultPlan::synced_contents`]).
+    contents: HashMap<(u64, u64), Vec<u8>>,
     /// The boot id the journal sees instead of the kernel's ([`FaultPlan::reboot`]).
     boot: Option<[u8; 16]>,
     /// The lease step instead of `LEASE_STEP` ([`FaultPlan::lease_step`]).
@@ -230,6 +234,16 @@ impl FaultPlan {
         self.state().synced.get(&(meta.dev(), meta.ino())).copied()
     }
 
+    /// The bytes a small file rewritten in place (`WATERMARK`, `LEASE`, a
+    /// consumer checkpoint) held when its last completed `fdatasync`
+    /// through this plan ran (`None`: never synced through it, or too large
+    /// to note). Its later writes may all be lost to a power loss, so a test
+    /// simulates one by putting these bytes back.
+    pub fn synced_contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let meta = std::fs::metadata(path).ok()?;
+        self.state().contents.get(&(meta.dev(), meta.ino())).cloned()
+    }
+
     /// Makes the journals opened with this plan see a boot id of their
     /// own, `n` (any `n` differs from the kernel's, and each `n` from the
     /// others): a reopen after a power loss is a reopen after a reboot.
@@ -259,8 +273,14 @@ impl FaultPlan {
     /// Called by the seam after a completed `fdatasync` of a file whose
     /// metadata was read just before it and whose first `covered` bytes it
     /// was asked to make durable.
-    pub(crate) fn synced(&self, before: &std::fs::Metadata, covered: u64) {
-        self.state().synced.insert((before.dev(), before.ino()), before.len().min(covered));
+    pub(crate) fn synced(&self, before: &std::fs::Metadata, covered: u64, contents: Option<Vec<u8>>) {
+        let mut st = self.state();
+        let key = (before.dev(), before.ino());
+        st.synced.insert(key, before.len().min(covered));
+        match contents {
+            Some(bytes) => st.contents.insert(key, bytes),
+            None => st.contents.remove(&key),
+        };
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, PlanState> {

@@ -9,8 +9,11 @@
 //! `SyncPolicy::Always` after the `fdatasync`, the same moment `append`
 //! returns); before recovery touches any file, a new writer marks it
 //! [`WriterState::Recovering`], so no reader maps a byte recovery may cut;
-//! it needs no fsync of its own, because after a crash recovery rewrites it
-//! from what it recovered before any new append. A record that fails its CRC
+//! the `Recovering` record is fdatasynced before recovery, so a power loss
+//! never brings back an earlier writer's `Closed` record (which readers
+//! trust with no lock held); the later records need no fsync of their own,
+//! because after a crash recovery rewrites them from what it recovered
+//! before any new append. A record that fails its CRC
 //! (power loss mid-write) reads as absent. The bytes are drawn in
 //! `docs/FORMAT.md`.
 
@@ -184,6 +187,11 @@ impl Publisher {
             ..decoded.unwrap_or(Watermark { state: WriterState::Recovering, epoch: 0, seq: 0, segment: 0, offset: 0 })
         };
         publisher.publish(recovering)?;
+        // Durable before recovery: a power loss must not bring back a
+        // `Closed` record of an earlier writer, which readers trust with no
+        // lock held (they would stop at its end, or find its segment pruned).
+        io.sync_data(Step::Watermark, &publisher.file)
+            .map_err(|e| JournalError::io("sync watermark", &publisher.path, e))?;
         Ok(publisher)
     }
 
