@@ -12,14 +12,17 @@
 //! Invariant: nothing is allocated for a length prefix that the remaining
 //! input cannot back (a string or byte buffer is allocated once its bytes
 //! are there; a collection is pre-sized for at most as many elements as
-//! bytes are left); a length over [`DEFAULT_DECODE_LIMIT`] is refused, so
-//! no prefix makes a sequence of zero-sized values loop for ever; every
-//! error names what was wrong and no input panics. (A recursive event type
-//! nested deeper than the stack allows overflows it, with any serde
-//! decoder.)
+//! bytes are left); a length over [`DEFAULT_DECODE_LIMIT`] is refused, and
+//! one decode reads at most that many elements that take no bytes (unit
+//! values), so no prefixes, however nested, make zero-sized values loop
+//! for ever; values nest at most [`MAX_DECODE_DEPTH`] deep, so a small payload of
+//! a recursive type cannot overflow the stack (which aborts the process);
+//! every error names what was wrong and no input panics.
 //!
-//! Two deliberate differences from the bincode crate, which otherwise
-//! accepts exactly the same bytes:
+//! Three deliberate differences from the bincode crate, which otherwise
+//! accepts exactly the same bytes (the third: values nested deeper than
+//! [`MAX_DECODE_DEPTH`], or more than [`DEFAULT_DECODE_LIMIT`] unit
+//! elements in one payload, are refused):
 //! * bincode's limit counted the in-memory size of every decoded value (8
 //!   bytes per `u64`, however short its varint), so a payload under the
 //!   limit could be refused (2.2 million small `u64`s in a 2.2 MB payload).
@@ -38,11 +41,11 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use crate::DEFAULT_DECODE_LIMIT;
+use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
 pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize)> {
-    let mut de = Decoder { input: bytes };
+    let mut de = Decoder { input: bytes, depth: 0, empty_left: DEFAULT_DECODE_LIMIT };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
 }
@@ -66,6 +69,10 @@ enum Kind {
     },
     /// A length prefix over the decode limit.
     Length(u64),
+    /// Values nested deeper than [`MAX_DECODE_DEPTH`].
+    Depth,
+    /// More elements that take no bytes than the decode limit.
+    EmptyElements,
     InvalidBool(u8),
     InvalidOptionTag(u8),
     InvalidChar([u8; 4]),
@@ -93,6 +100,10 @@ impl fmt::Display for Error {
             Kind::Length(len) => {
                 write!(f, "length prefix {len} exceeds the decode limit of {DEFAULT_DECODE_LIMIT} (bytes or elements)")
             }
+            Kind::Depth => write!(f, "values nested deeper than {MAX_DECODE_DEPTH} levels"),
+            Kind::EmptyElements => {
+                write!(f, "more than {DEFAULT_DECODE_LIMIT} elements that take no bytes (unit values) in one payload")
+            }
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
             Kind::InvalidChar(bytes) => write!(f, "invalid UTF-8 char encoding {bytes:02x?}"),
@@ -116,9 +127,25 @@ type Result<T> = std::result::Result<T, Error>;
 /// The input not yet read.
 struct Decoder<'de> {
     input: &'de [u8],
+    /// How many values enclose the one being read.
+    depth: u32,
+    /// How many more elements that take no bytes this decode may read.
+    empty_left: usize,
 }
 
 impl<'de> Decoder<'de> {
+    /// Reads a value one level deeper than the current one.
+    #[inline]
+    fn nested<R>(&mut self, read: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        if self.depth >= MAX_DECODE_DEPTH {
+            return Err(Error::from(Kind::Depth));
+        }
+        self.depth += 1;
+        let value = read(self);
+        self.depth -= 1;
+        value
+    }
+
     #[inline]
     fn take(&mut self, n: usize) -> Result<&'de [u8]> {
         if n > self.input.len() {
@@ -293,7 +320,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self.byte()? {
             0 => visitor.visit_none(),
-            1 => visitor.visit_some(self),
+            1 => self.nested(|de| visitor.visit_some(de)),
             t => Err(Error::from(Kind::InvalidOptionTag(t))),
         }
     }
@@ -304,21 +331,21 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor.visit_unit()
     }
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
-        visitor.visit_newtype_struct(self)
+        self.nested(|de| visitor.visit_newtype_struct(de))
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.len()?;
         self.deserialize_tuple(len, visitor)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        visitor.visit_seq(Elements { de: self, left: len })
+        self.nested(|de| visitor.visit_seq(Elements { de, left: len }))
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
         self.deserialize_tuple(len, visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.len()?;
-        visitor.visit_map(Elements { de: self, left: len })
+        self.nested(|de| visitor.visit_map(Elements { de, left: len }))
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -334,7 +361,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_enum(self)
+        self.nested(|de| visitor.visit_enum(de))
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
         Err(Error::from(Kind::NotSelfDescribing("an identifier")))
@@ -370,7 +397,12 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        let before = self.de.input.len();
+        let value = seed.deserialize(&mut *self.de)?;
+        if self.de.input.len() == before {
+            self.de.empty_left = self.de.empty_left.checked_sub(1).ok_or_else(|| Error::from(Kind::EmptyElements))?;
+        }
+        Ok(Some(value))
     }
 
     fn size_hint(&self) -> Option<usize> {

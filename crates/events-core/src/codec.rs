@@ -15,6 +15,15 @@ use crate::CodecError;
 /// maximum record size.
 pub const DEFAULT_DECODE_LIMIT: usize = 16 << 20;
 
+/// How deep [`Bincode`] and `MsgPack` let values nest (for `Bincode`, each
+/// option, struct, tuple, collection, enum and newtype is one level;
+/// serde_json's default limit): deep enough for any event, shallow enough
+/// that a small payload of a recursive type cannot overflow a 2 MiB thread
+/// stack, even in a debug build (a stack overflow aborts the process).
+/// Deeper is [`CodecError::Decode`]. `Postcard` has no such limit: decode
+/// only trusted bytes with it.
+pub const MAX_DECODE_DEPTH: u32 = 128;
+
 /// Turns values into payload bytes and back.
 ///
 /// Implementations are cheap to clone and share. [`Codec::ID`] is stored in

@@ -81,7 +81,7 @@ mod seq;
 
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
-pub use codec::{Bincode, Codec, DEFAULT_DECODE_LIMIT};
+pub use codec::{Bincode, Codec, DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 pub use envelope::Envelope;
 pub use error::{BoxError, CodecError};
 pub use event::{Durability, Event, Old};

@@ -49,8 +49,11 @@ impl Codec for MsgPack {
             len: bytes.len(),
             source,
         };
-        let len = value_len(bytes).ok_or_else(|| decode_error("truncated or malformed MessagePack value".into()))?;
-        let value = rmp_serde::from_slice(&bytes[..len]).map_err(|e| decode_error(Box::new(e)))?;
+        let len = value_len(bytes).map_err(|e| decode_error(e.into()))?;
+        let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..len]);
+        // rmp-serde's own limit (1,024) overflows a 2 MiB stack in a debug build.
+        de.set_max_depth(crate::MAX_DECODE_DEPTH as usize);
+        let value = T::deserialize(&mut de).map_err(|e| decode_error(Box::new(e)))?;
         Ok((value, len))
     }
 
@@ -62,13 +65,24 @@ impl Codec for MsgPack {
     }
 }
 
-/// The length of the first MessagePack value in `bytes`, or `None` if it is
-/// malformed or runs past the end. Walks markers only: containers add their
+/// The length of the first MessagePack value in `bytes`, or what is wrong:
+/// malformed, running past the end, or containers nested deeper than
+/// [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) (rmp-serde counts its
+/// depth for arrays and maps read untyped only, not for enums, which
+/// recurse through one map each). Walks markers only: containers add their
 /// element counts to a pending count, which can never exceed the bytes left
 /// (every element takes at least one), so a hostile count fails at once.
-pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn value_len(bytes: &[u8]) -> Result<usize, &'static str> {
+    const MALFORMED: &str = "truncated or malformed MessagePack value";
+    walk(bytes).ok_or(MALFORMED)?.ok_or("MessagePack containers nested deeper than 128 levels")
+}
+
+/// [`value_len`]: `None` if malformed, `Some(None)` if nested too deep.
+fn walk(bytes: &[u8]) -> Option<Option<usize>> {
     let mut at = 0usize;
     let mut pending: u64 = 1;
+    // The elements left in each open container, innermost last.
+    let mut open: Vec<u64> = Vec::new();
     let take = |at: &mut usize, n: usize| -> Option<()> {
         *at = at.checked_add(n).filter(|&end| end <= bytes.len())?;
         Some(())
@@ -79,6 +93,12 @@ pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
     };
     while pending > 0 {
         pending -= 1;
+        while open.last() == Some(&0) {
+            open.pop();
+        }
+        if let Some(left) = open.last_mut() {
+            *left -= 1;
+        }
         let marker = *bytes.get(at)?;
         at += 1;
         // (bytes to skip, elements to add)
@@ -113,8 +133,14 @@ pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
         if pending > (bytes.len() - at) as u64 {
             return None; // more elements than bytes left
         }
+        if elements > 0 {
+            open.push(elements);
+            if open.len() > crate::MAX_DECODE_DEPTH as usize {
+                return Some(None);
+            }
+        }
     }
-    Some(at)
+    Some(Some(at))
 }
 
 #[cfg(test)]
@@ -144,21 +170,21 @@ mod tests {
         for value in &values {
             let mut buf = Vec::new();
             MsgPack.encode(value, &mut buf).unwrap();
-            assert_eq!(value_len(&buf), Some(buf.len()));
+            assert_eq!(value_len(&buf), Ok(buf.len()));
             buf.extend_from_slice(&[0xc0, 0x01]);
-            assert_eq!(value_len(&buf), Some(buf.len() - 2), "trailing values are not part of the first");
+            assert_eq!(value_len(&buf), Ok(buf.len() - 2), "trailing values are not part of the first");
             for cut in [1, buf.len() / 2, buf.len() - 3] {
-                assert_eq!(value_len(&buf[..cut]), None, "cut at {cut}");
+                assert!(value_len(&buf[..cut]).is_err(), "cut at {cut}");
             }
         }
     }
 
     #[test]
     fn hostile_counts_fail_at_once() {
-        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]), None);
-        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
-        assert_eq!(value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a']), None);
-        assert_eq!(value_len(&[0xc1]), None);
-        assert_eq!(value_len(&[]), None);
+        assert!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a']).is_err());
+        assert!(value_len(&[0xc1]).is_err());
+        assert!(value_len(&[]).is_err());
     }
 }
