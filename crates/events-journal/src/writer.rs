@@ -215,8 +215,14 @@ impl Journal {
         }
     }
 
+    /// Fails the writer for good with `err`. Under `SyncPolicy::Always`,
+    /// what no fdatasync covered (or covers, in flight) is cut back first:
+    /// its appends are refused, so no later open may find it.
     pub(crate) fn poison(&mut self, err: JournalError) -> JournalError {
         tracing::error!(error = %err, "journal writer poisoned");
+        if self.failed.is_none() {
+            self.cut_back_unacked();
+        }
         self.failed = Some(err.to_string());
         err
     }

@@ -235,3 +235,31 @@ fn a_failed_pipelined_fdatasync_poisons_the_writer_and_keeps_nothing_unacknowled
     support::assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 2);
     assert_eq!(last_seq_after_reopen(tmp.path(), j), 2, "records whose fdatasync failed came back");
 }
+
+/// A roll that fails before its seal (the reserved space cannot be given
+/// back, or the directory is no longer this writer's) poisons the writer:
+/// what it wrote after the last fdatasync started is refused, so it must
+/// not come back at the next open either.
+#[test]
+fn a_failed_roll_keeps_nothing_written_after_the_last_sync_started() {
+    for fail in ["trim", "lock"] {
+        if fail == "trim" && !support::reserves() {
+            continue; // no reserved space to give back
+        }
+        let (tmp, plan, mut j) = fresh();
+        let mut next = 1;
+        write(&mut j, &mut next, 2).unwrap();
+        j.start_sync().unwrap();
+        write(&mut j, &mut next, 1).unwrap(); // not covered by the sync in flight
+        match fail {
+            "trim" => {
+                plan.inject_next(Step::Trim, Fault::Errno(libc::EIO));
+            }
+            _ => std::fs::remove_file(tmp.path().join("LOCK")).unwrap(),
+        }
+        assert!(j.roll().is_err(), "{fail}");
+        assert_eq!(j.acked_seq(), 2, "{fail}: the roll collected the sync in flight");
+        support::assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 2);
+        assert_eq!(last_seq_after_reopen(tmp.path(), j), 2, "{fail}: a refused record came back");
+    }
+}
