@@ -141,6 +141,37 @@ fn demo_refuses_to_wipe_a_directory_that_is_not_a_journal() {
     assert!(tmp.path().join("precious.txt").exists());
 }
 
+/// Not the demo's: a directory with files that merely end like a journal's
+/// (a sidecar-like note, a directory named like a segment), and a stopped
+/// application's journal (bincode, its own event type; MessagePack).
+#[test]
+fn demo_wipes_only_a_journal_it_wrote() {
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec, MsgPack};
+
+    let refused = |dir: &Path, what: &str| {
+        let out = events().args(["demo", "--events", "100", "--no-crash", "--dir"]).arg(dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out.stdout));
+        assert!(text(&out.stderr).contains("refusing to wipe"), "{what}: {}", text(&out.stderr));
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.idx"), "keep me").unwrap();
+    std::fs::create_dir(tmp.path().join("clips.seg")).unwrap();
+    refused(tmp.path(), "look-alike names");
+    assert!(tmp.path().join("notes.idx").exists() && tmp.path().join("clips.seg").is_dir());
+
+    for tag in [Bincode::ID, MsgPack::ID] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(tag)).unwrap();
+        j.append(1, b"an application's event").unwrap();
+        j.close().unwrap();
+        let before = std::fs::read_dir(tmp.path()).unwrap().count();
+        refused(tmp.path(), &format!("codec {tag}"));
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), before, "codec {tag}: nothing removed");
+        assert_eq!(events::layers::journal::Reader::open(tmp.path()).unwrap().last_seq().unwrap(), 1);
+    }
+}
+
 #[test]
 fn verify_clean_torn_and_corrupt() {
     let tmp = tempfile::tempdir().unwrap();

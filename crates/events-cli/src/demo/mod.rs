@@ -129,46 +129,57 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
     if summary.invariants.iter().all(|i| i.ok) { Ok(()) } else { Err(Failure::CheckFailed) }
 }
 
-/// Refuses to wipe anything that is not a journal directory.
+/// Refuses to wipe anything but a journal this demo wrote, with no writer
+/// running: a stranger entry (sorted as the journal's own listing sorts
+/// them), a journal of another codec or event type (an application's,
+/// stopped), or one whose first record cannot be read.
 fn prepare_dir(dir: &Path) -> Result<(), Failure> {
-    if dir.exists() {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let consumers = name == journal::CONSUMERS_DIR && entry.file_type()?.is_dir();
-            // The per-segment stream index (`<first_seq>.idx`, and the
-            // `.idx.tmp` a crash can leave while one is written).
-            let sidecar = name.strip_suffix(".tmp").unwrap_or(&name).ends_with(&format!(".{}", journal::SIDECAR_EXT));
-            let own = name == "LOCK"
-                || name == journal::WATERMARK_FILE
-                || name == journal::LEASE_FILE
-                || name == journal::PRUNED_FILE;
-            // A pruned segment the journal had not unlinked yet when the process ended.
-            let segment = name.strip_suffix(journal::REMOVED_SUFFIX).unwrap_or(&name).ends_with(".seg");
-            if !(segment || own || consumers || sidecar) {
-                return Err(Failure::Error(
-                    format!("{} holds {name:?}, which is not part of a journal; refusing to wipe it", dir.display())
-                        .into(),
-                ));
+    let refuse = |why: String| Err(Failure::Error(format!("{} {why}; refusing to wipe it", dir.display()).into()));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return refuse(format!("cannot be listed ({e})")),
+    };
+    let mut segments = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| Failure::Error(format!("listing {}: {e}", dir.display()).into()))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        match journal::entry_kind(&entry.file_name(), is_file) {
+            journal::EntryKind::Stranger => {
+                return refuse(format!("holds {:?}, which is not part of a journal", entry.file_name()));
             }
+            journal::EntryKind::Segment { .. } => segments = true,
+            _ => {}
         }
-        // Another process may be writing this journal: wiping it would lose
-        // what it acknowledged, and its next segment would land in ours.
-        match journal::Reader::open(dir).ok().and_then(|r| r.writer_running()) {
-            Some(false) => {}
-            held => {
-                let why = if held == Some(true) {
-                    "is in use: a running writer holds its LOCK"
-                } else {
-                    "may be in use (cannot test its LOCK)"
-                };
-                return Err(Failure::Error(format!("{} {why}; refusing to wipe it", dir.display()).into()));
-            }
-        }
-        std::fs::remove_dir_all(dir)?;
     }
+    // Another process may be writing this journal: wiping it would lose
+    // what it acknowledged, and its next segment would land in ours.
+    match journal::Reader::open(dir).ok().and_then(|r| r.writer_running()) {
+        Some(false) => {}
+        Some(true) => return refuse("is in use: a running writer holds its LOCK".into()),
+        None => return refuse("may be in use (cannot test its LOCK)".into()),
+    }
+    if segments && let Err(why) = written_by_the_demo(dir) {
+        return refuse(format!("holds a journal the demo did not write ({why})"));
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| Failure::Error(format!("removing {}: {e}", dir.display()).into()))?;
     Ok(())
+}
+
+/// Whether the oldest record of the journal in `dir` is a demo event
+/// (bincode, `DemoEvent`); a journal with no record is anyone's.
+fn written_by_the_demo(dir: &Path) -> Result<(), String> {
+    let reader = journal::Reader::open(dir).map_err(|e| e.to_string())?;
+    let oldest = reader.segments().map_err(|e| e.to_string())?.first().map_or(1, |(first, _)| *first);
+    let mut records = reader.read_since(oldest.saturating_sub(1)).map_err(|e| e.to_string())?;
+    let Some(record) = records.next() else { return Ok(()) };
+    let record = record.map_err(|e| format!("its first record cannot be read: {e}"))?;
+    if crate::render::Payloads::of(dir) != crate::render::Payloads::Demo {
+        return Err("it is not bincode".into());
+    }
+    events::payload::decode::<DemoEvent, events::Bincode>(&events::Bincode, 0, 0, record.payload())
+        .map(drop)
+        .map_err(|_| format!("its record {} is not a demo event", record.seq()))
 }
 
 /// Turns a failed spawned task into a `Failure`.
