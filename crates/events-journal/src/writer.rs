@@ -211,6 +211,7 @@ impl Journal {
     pub(crate) fn cut_back(&mut self, len: u64) {
         if self.opts.io.op(Step::Truncate, || self.active.set_len(len)).is_ok() {
             self.reserved = len;
+            self.active_len = self.active_len.min(len);
             let _ = (&*self.active).seek(SeekFrom::Start(len));
         }
     }
