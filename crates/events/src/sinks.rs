@@ -13,7 +13,10 @@
 //! `EventSink::stats` are summed into the feed's stats. Each call is made
 //! under an unwind guard: a sink that panics is counted and logged by name,
 //! and neither its task nor the other sinks notice; a sink that never
-//! returns loses its own events, not the others'.
+//! returns loses its own events, not the others'. When the feed closes,
+//! each task flushes its sink after the last batch (`EventSink::flush`), so
+//! a sink that queues or buffers (an `Offload`) has delivered what it took
+//! when `Feed::close` returns, within its wait.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -75,6 +78,16 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
         if AssertUnwindSafe(attached.sink.emit(env)).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
+        }
+    }
+
+    /// Flushes sink `index` ([`EventSink::flush`]), once the feed closes.
+    /// A panic is caught, logged and counted as in [`emit`](Self::emit).
+    async fn flush(&self, index: usize) {
+        let attached = &self.sinks[index];
+        if AssertUnwindSafe(attached.sink.flush()).catch_unwind().await.is_err() {
+            let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(sink = %attached.name, panics, "sink panicked in its flush at close");
         }
     }
 
@@ -146,6 +159,10 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
                             set.emit(index, env).await;
                         }
                     }
+                    // The writer is gone: what the sink queued of its own
+                    // (an `Offload`, a buffer written out in `flush`) goes
+                    // out before `close` counts it done.
+                    set.flush(index).await;
                     drop(all_done);
                 });
                 tx

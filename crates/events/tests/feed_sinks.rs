@@ -174,6 +174,56 @@ async fn close_returns_after_the_sinks_took_every_event() {
     assert_eq!(seen, (1..=100).collect::<Vec<_>>(), "close returned before the sink saw everything");
 }
 
+/// A sink behind its own queue (`Offload`, as the sink crate advises for a
+/// slow one) or one that writes out in `flush`: `close` flushes each after
+/// its last event, so both have delivered everything when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_flushes_sinks_that_queue_or_buffer() {
+    struct Slow(Arc<Mutex<Vec<u64>>>);
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for Slow {
+        async fn emit(&self, env: &Envelope<Ev>) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.0.lock().push(env.seq.get());
+        }
+    }
+
+    /// Holds events until `flush`, as a sink writing in groups does.
+    struct Buffered {
+        held: Mutex<Vec<u64>>,
+        written: Arc<Mutex<Vec<u64>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for Buffered {
+        async fn emit(&self, env: &Envelope<Ev>) {
+            self.held.lock().push(env.seq.get());
+        }
+        async fn flush(&self) {
+            let held = std::mem::take(&mut *self.held.lock());
+            self.written.lock().extend(held);
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let (offloaded, written) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .sink(events::layers::sink::Offload::new(Slow(Arc::clone(&offloaded)), 1024))
+        .sink(Buffered { held: Mutex::new(Vec::new()), written: Arc::clone(&written) })
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=100 {
+        feed.record(None, &msg(n));
+    }
+    feed.close().await.unwrap();
+    let all = (1..=100).collect::<Vec<_>>();
+    assert_eq!(*offloaded.lock(), all, "close returned before the offloaded sink saw everything");
+    assert_eq!(*written.lock(), all, "close never flushed the buffering sink");
+}
+
 /// A sink that never finishes its first event: `close` waits for it as
 /// long as `sink_close_wait` says (10 s by default), then returns Ok (the
 /// journal closed), and every event stays journaled.
