@@ -99,15 +99,42 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     }
 }
 
+/// The task's end of the queue. Dropped with the task's future, as when
+/// its runtime shuts down mid-run: the event being emitted and every event
+/// still queued are counted as dropped (a queue closed normally is empty by
+/// then).
+struct Queue<E> {
+    rx: mpsc::Receiver<Msg<E>>,
+    counters: Arc<Counters>,
+    /// An event was taken and its emit has not returned.
+    in_flight: bool,
+}
+
+impl<E> Drop for Queue<E> {
+    fn drop(&mut self) {
+        if self.in_flight {
+            self.counters.dropped();
+        }
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Event(_) = msg {
+                self.counters.dropped();
+            }
+        }
+    }
+}
+
 /// The background task: emits queued events in order, answers flushes, and
 /// after a stop counts whatever was queued behind it as dropped. A panic of
 /// the wrapped sink is caught, counted and logged; the task goes on.
 async fn drive<E: Sync>(
     sink: Arc<dyn EventSink<E>>,
-    mut rx: mpsc::Receiver<Msg<E>>,
+    rx: mpsc::Receiver<Msg<E>>,
     counters: Arc<Counters>,
     ended: watch::Sender<bool>,
 ) {
+    let mut queue = Queue { rx, counters, in_flight: false };
+    let (rx, counters) = (&mut queue.rx, &queue.counters);
     // A panicking flush loses no event: logged, not counted.
     let flush = || async {
         if AssertUnwindSafe(sink.flush()).catch_unwind().await.is_err() {
@@ -117,10 +144,12 @@ async fn drive<E: Sync>(
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Event(event) => {
+                queue.in_flight = true;
                 if AssertUnwindSafe(sink.emit(&event)).catch_unwind().await.is_err() {
                     counters.panicked();
                     tracing::error!("offloaded event sink panicked; it gets the next event");
                 }
+                queue.in_flight = false;
             }
             Msg::Flush(done) => {
                 flush().await;

@@ -3,19 +3,25 @@
 //! [`SinkExt::tee`](crate::SinkExt::tee); the façade can hold one `Tee` for all
 //! its configured sinks. Invariant: every branch sees every event, branch by
 //! branch in insertion order, and a branch finishes an event before the next
-//! branch starts it (so wrap slow branches in `Offload`/`Timeout`).
+//! branch starts it (so wrap slow branches in `Offload`/`Timeout`); a branch
+//! that panics is counted in the tee's `panicked` and the next branch still
+//! gets the event (and the flush).
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 
 use crate::stats::Counters;
 use crate::{EventSink, SinkStats};
 
 /// A sink that forwards each event to several sinks in order.
 ///
-/// Its stats report its own `emitted` and the sum of every branch's losses.
+/// Its stats report its own `emitted` and the sum of every branch's losses;
+/// a branch's panic is caught, counted in `panicked` and logged, and the
+/// branches after it still get the event.
 ///
 /// # Example
 ///
@@ -105,8 +111,11 @@ impl<E: ?Sized + Sync> fmt::Debug for Tee<E> {
 impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
     async fn emit(&self, event: &E) {
         self.counters.emitted();
-        for sink in &self.sinks {
-            sink.emit(event).await;
+        for (branch, sink) in self.sinks.iter().enumerate() {
+            if AssertUnwindSafe(sink.emit(event)).catch_unwind().await.is_err() {
+                self.counters.panicked();
+                tracing::error!(branch, "a tee branch panicked; the next branches still get the event");
+            }
         }
     }
 
@@ -114,10 +123,12 @@ impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
         self.sinks.iter().fold(self.counters.snapshot(), |acc, sink| acc.with_inner(sink.stats()))
     }
 
-    /// Flushes every branch, in branch order.
+    /// Flushes every branch, in branch order (a panicking flush is logged).
     async fn flush(&self) {
-        for sink in &self.sinks {
-            sink.flush().await;
+        for (branch, sink) in self.sinks.iter().enumerate() {
+            if AssertUnwindSafe(sink.flush()).catch_unwind().await.is_err() {
+                tracing::error!(branch, "a tee branch panicked in flush; the next branches are still flushed");
+            }
         }
     }
 }

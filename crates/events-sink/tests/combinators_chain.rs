@@ -71,3 +71,31 @@ async fn offload_counts_inner_losses_and_shared_tee_branches() {
     tee.emit(&1).await;
     assert_eq!((tee.len(), tee.stats().emitted), (2, 1));
 }
+
+/// A panicking branch does not hide the event (or the flush) from the
+/// branches after it: counted in the tee's `panicked`, logged.
+#[tokio::test]
+async fn a_panicking_tee_branch_is_counted_and_the_next_branches_still_get_the_event() {
+    use futures::FutureExt;
+
+    struct Panics;
+
+    #[async_trait::async_trait]
+    impl EventSink<u32> for Panics {
+        async fn emit(&self, _: &u32) {
+            panic!("a branch panicked");
+        }
+        async fn flush(&self) {
+            panic!("a branch panicked in flush");
+        }
+    }
+
+    let (chan, mut rx) = ChannelSink::new(4);
+    let tee = Tee::new().with(Panics).with(chan);
+    let caught = std::panic::AssertUnwindSafe(tee.emit(&7)).catch_unwind().await;
+    assert!(caught.is_ok(), "the panic unwound out of the tee");
+    assert_eq!(rx.try_recv().ok(), Some(7), "the branch after the panicking one lost the event");
+    assert!(std::panic::AssertUnwindSafe(tee.flush()).catch_unwind().await.is_ok());
+    let stats = tee.stats();
+    assert_eq!((stats.emitted, stats.panicked, stats.lost()), (1, 1, 1));
+}

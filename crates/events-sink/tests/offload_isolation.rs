@@ -68,3 +68,33 @@ async fn a_cancelled_shutdown_is_finished_by_the_next_call() {
     tokio::time::timeout(Duration::from_secs(10), offload.shutdown()).await.expect("shutdown hung");
     assert_eq!(gate.passed(), [1, 2, 3], "the second shutdown returned only after the drain");
 }
+
+/// Never returns from `emit`.
+struct Hangs;
+
+#[async_trait]
+impl EventSink<u64> for Hangs {
+    async fn emit(&self, _: &u64) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The runtime the task runs on shuts down while the wrapped sink hangs on
+/// the first event and four more wait in the queue: all five are counted as
+/// dropped (they had vanished from every counter).
+#[test]
+fn events_queued_when_the_task_is_dropped_are_counted_as_dropped() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let offload = runtime.block_on(async {
+        let offload = Offload::new(Hangs, 8);
+        for n in 0..5 {
+            offload.emit(&n).await;
+        }
+        tokio::task::yield_now().await; // the task takes 0 and hangs on it
+        offload
+    });
+    drop(runtime);
+    let stats = offload.stats();
+    assert_eq!((stats.emitted, stats.dropped), (5, 5), "{stats:?}");
+    assert_eq!(stats.lost(), 5);
+}
