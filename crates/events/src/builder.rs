@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::append::Dedupe;
 use crate::consumer::CheckpointIo;
+use crate::error::error_chain;
 use crate::feed::Feed;
 use crate::inbox::Inbox;
 use crate::live::{LiveOutput, Ring};
@@ -487,7 +488,21 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         .max_record_bytes(self.max_record_bytes)
         .dedupe(self.dedupe)
         .ring(ring.clone());
-        std::thread::Builder::new().name("events-writer".into()).spawn(move || writer.run(rx)).map_err(Error::Spawn)?;
+        let on_panic = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("events-writer".into())
+            .spawn(move || {
+                // The event type's own code runs here too (a `Drop` of a
+                // refused event): a panic ends the writer, and the feed says
+                // so instead of looking healthy and open for ever.
+                if let Err(e) = crate::error::isolated("the writer thread", || writer.run(rx)) {
+                    let cause = error_chain(&e);
+                    tracing::error!(error = %cause, "the feed's writer thread panicked; the feed is closed");
+                    on_panic.set_failed(cause);
+                    on_panic.mark_closed();
+                }
+            })
+            .map_err(Error::Spawn)?;
         let codec_for_sessions = self.codec.clone();
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared), ring.is_some()),
