@@ -67,7 +67,7 @@ fn free_port() -> u16 {
 
 /// Runs `nats-server` with `args` and waits until it listens on `port`.
 fn spawn_server(args: &[&std::ffi::OsStr], port: u16) -> Server {
-    let child = Command::new("nats-server")
+    let child = Command::new(events_testkit::nats::nats_server())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

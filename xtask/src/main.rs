@@ -119,59 +119,86 @@ fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), Stri
     }
 }
 
-/// What the tests need and a fresh machine lacks: (program, Debian package).
-/// `kill` ends a step that outlived its deadline (minimal images lack procps).
-const TEST_PREREQUISITES: &[(&str, &str)] = &[
-    ("nats-server", "nats-server"),
-    ("chromium", "chromium"),
-    ("chromedriver", "chromium-driver"),
-    ("kill", "procps"),
+/// What the tests need and a fresh machine lacks: (the program, under any of
+/// its names, and the Debian package that installs it). `kill` ends a step
+/// that outlived its deadline (minimal images lack procps).
+const TEST_PREREQUISITES: &[(&[&str], &str)] = &[
+    (&["nats-server"], "nats-server"),
+    (&["chromium", "chromium-browser"], "chromium"),
+    (&["chromedriver"], "chromium-driver"),
+    (&["kill"], "procps"),
 ];
 
-/// Installs the programs of `needed` (program, Debian package) that are not on
-/// the `PATH`, so the README's one test command (and `bench`, which runs
-/// `nats-server`) works on a fresh machine.
-pub(crate) fn prerequisites(needed: &[(&str, &str)]) -> Result<(), String> {
-    let missing: Vec<&str> = needed.iter().filter(|(bin, _)| !on_path(bin)).map(|(_, pkg)| *pkg).collect();
+/// Where a program counts as installed besides the `PATH`: Debian puts
+/// `nats-server` in `/usr/sbin`, off a normal user's `PATH` (the tests
+/// look in the same places: `events_testkit::program`).
+const SYSTEM_DIRS: [&str; 3] = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
+
+/// Installs the programs of `needed` (names, Debian package) that are not
+/// installed, so the README's one test command (and `bench`, which runs
+/// `nats-server`) works on a fresh machine. Each package is installed on
+/// its own, so one that the distribution lacks (Ubuntu ships chromium as a
+/// snap) does not keep the others out; every failure is named.
+pub(crate) fn prerequisites(needed: &[(&[&str], &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = needed.iter().filter(|(names, _)| !installed(names)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
     println!("\n==> installing test prerequisites: {}", missing.join(" "));
+    let by_hand = || format!("install {} by hand", missing.join(" "));
     // Not root: sudo, which must not ask for a password (there is no terminal to ask on).
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo", "-n"] };
-    let apt = |args: &[&str]| -> Result<(), String> {
+    if !sudo.is_empty() && !Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success()) {
+        return Err(format!("not root, and sudo cannot run without a password here: {}", by_hand()));
+    }
+    // `env` inside sudo: sudo's env_reset drops the caller's variables.
+    let apt = |args: &[&str]| -> Result<(), (String, bool)> {
         let mut full: Vec<&str> = sudo.to_vec();
         // Another apt run (say, at boot) holds the dpkg lock for a while: wait for it.
-        full.extend_from_slice(&["apt-get", "-o", "DPkg::Lock::Timeout=300"]);
+        full.extend_from_slice(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", "DPkg::Lock::Timeout=300"]);
         full.extend_from_slice(args);
-        let status = Command::new(full[0])
+        let out = Command::new(full[0])
             .args(&full[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot run {}: {e} (install {} by hand)", full[0], missing.join(" ")))?;
-        if status.success() {
+            .output()
+            .map_err(|e| (format!("cannot run {}: {e}", full[0]), false))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprint!("{stderr}");
+        if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{} failed ({status}); install {} by hand", full.join(" "), missing.join(" ")))
+            Err((format!("{} failed ({})", full.join(" "), out.status), stderr.contains("Could not get lock")))
         }
     };
     // The package lists' lock is not the dpkg lock the option above waits
-    // for: retry while another apt run holds it (5 min at most).
+    // for: retry while another apt run holds it (5 min at most), and only then.
     let mut tries = 0;
-    while let Err(e) = apt(&["update", "-qq"]) {
+    while let Err((e, locked)) = apt(&["update", "-qq"]) {
         tries += 1;
-        if tries == 30 {
-            return Err(e);
+        if !locked || tries == 30 {
+            return Err(format!("{e}: {}", by_hand()));
         }
         std::thread::sleep(Duration::from_secs(10));
     }
-    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    install.extend(missing.iter().copied());
-    apt(&install)
+    let failed: Vec<String> = missing
+        .iter()
+        .filter_map(|pkg| apt(&["install", "-y", "-qq", "--no-install-recommends", pkg]).err().map(|(e, _)| e))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}; install the missing programs by hand (on Ubuntu, chromium comes as a snap)",
+            failed.join("; ")
+        ))
+    }
 }
 
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
+/// Whether any of `names` is on the `PATH` or in [`SYSTEM_DIRS`].
+fn installed(names: &[&str]) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(SYSTEM_DIRS.iter().map(std::path::PathBuf::from))
+        .any(|dir| names.iter().any(|name| dir.join(name).is_file()))
 }
 
 fn is_root() -> bool {

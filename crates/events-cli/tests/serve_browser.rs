@@ -184,7 +184,7 @@ async fn the_viewer_shows_every_appended_event_in_order() {
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_owned();
 
     let driver_port = free_port();
-    let mut driver = Command::new("chromedriver");
+    let mut driver = Command::new(events_testkit::program::program("chromedriver"));
     driver.arg(format!("--port={driver_port}"));
     let (_driver, _) = start(driver, "chromedriver", |line| line.contains("started successfully"));
 

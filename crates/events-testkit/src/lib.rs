@@ -6,7 +6,8 @@
 //! copy stayed broken in the others.
 //!
 //! Neighbours: [`fs`] (files on disk), [`rng`] (deterministic random
-//! inputs), [`nats`] (the server process) and,
+//! inputs), [`nats`] (the server process), [`program`] (where an installed
+//! program is) and,
 //! behind the `nats` feature, [`jetstream`] (what a stream holds). Each
 //! crate's `tests/support/mod.rs` re-exports what it uses and keeps the
 //! helpers only it needs (payload shapes, journal fillers, child processes).
@@ -21,4 +22,5 @@ pub mod fs;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod jetstream;
 pub mod nats;
+pub mod program;
 pub mod rng;

@@ -14,6 +14,12 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The installed `nats-server` (Debian's is in `/usr/sbin`, off a normal
+/// user's `PATH`): a command for it is `Command::new(nats_server())`.
+pub fn nats_server() -> std::path::PathBuf {
+    crate::program::program("nats-server")
+}
+
 /// How long a `nats-server` may take to listen before the test fails.
 const READY: Duration = Duration::from_secs(20);
 
@@ -73,7 +79,7 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new("nats-server");
+        let mut command = Command::new(nats_server());
         command.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"]).arg(self.store.path());
         self.child = Some(start_nats_server(command, self.port, "nats-server"));
     }

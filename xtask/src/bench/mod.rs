@@ -68,7 +68,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut failed = None;
     if !opts.report_only {
         // The JetStream rows run a local `nats-server` (and a 3-node cluster of them).
-        crate::prerequisites(&[("nats-server", "nats-server")])?;
+        crate::prerequisites(&[(&["nats-server"], "nats-server")])?;
         if opts.filter.is_none() {
             // A full run starts from a clean slate, so the report never mixes in a stale figure.
             let _ = fs::remove_dir_all(target.join("criterion"));

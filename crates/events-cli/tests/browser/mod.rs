@@ -147,16 +147,12 @@ impl Browser {
     }
 }
 
-/// The browser binary: `chromium` (or `chromium-browser`) on the `PATH`, as
+/// The browser binary: `chromium` (or `chromium-browser`), where
 /// `cargo xtask ci` looks for it before it installs one.
 pub fn chromium() -> String {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    ["chromium", "chromium-browser"]
-        .into_iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
+    events_testkit::program::find(&["chromium", "chromium-browser"])
         .map(|found| found.display().to_string())
-        .expect("chromium is not on the PATH (`cargo xtask ci` installs it)")
+        .expect("chromium is not installed (`cargo xtask ci` installs it)")
 }
 
 /// Waits, in the page, until `condition` (a JS expression) holds.
@@ -172,7 +168,7 @@ pub fn wait_script(condition: &str) -> String {
 /// run for [`WAIT`]; the driver is killed when the guard is dropped.
 pub async fn open_browser(profile: &Path) -> (Killed, Browser) {
     let driver_port = free_port();
-    let mut driver = Command::new("chromedriver");
+    let mut driver = Command::new(events_testkit::program::program("chromedriver"));
     driver.arg(format!("--port={driver_port}"));
     let (driver, _) = start(driver, "chromedriver", |line| line.contains("started successfully"));
     let browser = Browser::start(driver_port, profile).await;

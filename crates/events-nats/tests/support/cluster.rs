@@ -29,7 +29,7 @@ struct Node {
 
 impl Node {
     fn spawn(&mut self) {
-        let mut command = Command::new("nats-server");
+        let mut command = Command::new(events_testkit::nats::nats_server());
         command.arg("-c").arg(&self.config);
         self.child = Some(start_nats_server(command, self.port, &self.name));
     }
