@@ -331,14 +331,14 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor.visit_unit()
     }
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
-        self.nested(|de| visitor.visit_newtype_struct(de))
+        visitor.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.len()?;
-        self.deserialize_tuple(len, visitor)
+        self.nested(|de| visitor.visit_seq(Elements { de, left: len }))
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        self.nested(|de| visitor.visit_seq(Elements { de, left: len }))
+        visitor.visit_seq(Elements { de: self, left: len })
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
         self.deserialize_tuple(len, visitor)

@@ -26,7 +26,7 @@ use serde::ser::{self, Serialize};
 /// Appends the encoding of `value` to `out`; on an error, `out` may hold
 /// part of it.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
-    value.serialize(&mut Encoder { out })
+    value.serialize(&mut Encoder { out, depth: 0 })
 }
 
 /// Why a value could not be encoded.
@@ -35,6 +35,9 @@ pub(crate) enum Error {
     /// A sequence or map whose serializer did not give its length up front
     /// (bincode writes the length first).
     SequenceMustHaveLength,
+    /// Nested deeper than [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH):
+    /// the decoder would refuse it, so it is never written.
+    TooDeep,
     /// What the value's `Serialize` implementation reported.
     Custom(String),
 }
@@ -45,6 +48,11 @@ impl fmt::Display for Error {
             Error::SequenceMustHaveLength => {
                 f.write_str("a sequence or map did not give its length up front (bincode writes it first)")
             }
+            Error::TooDeep => write!(
+                f,
+                "values nested deeper than {} levels (MAX_DECODE_DEPTH), which no decode would accept",
+                crate::MAX_DECODE_DEPTH
+            ),
             Error::Custom(msg) => f.write_str(msg),
         }
     }
@@ -60,9 +68,27 @@ impl ser::Error for Error {
 
 struct Encoder<'a> {
     out: &'a mut Vec<u8>,
+    /// How many levels enclose the value being written, counted as the
+    /// decoder counts them: each `Some`, sequence, map and enum variant.
+    depth: u32,
 }
 
 impl Encoder<'_> {
+    /// Enters one more level; `end` (or `leave`) leaves it.
+    #[inline]
+    fn enter(&mut self) -> Result<(), Error> {
+        if self.depth >= crate::MAX_DECODE_DEPTH {
+            return Err(Error::TooDeep);
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
     /// An unsigned varint: up to 250 in one byte, else a width tag and the
     /// value in the narrowest of 2, 4 or 8 bytes.
     #[inline(always)]
@@ -212,7 +238,10 @@ impl ser::Serializer for &mut Encoder<'_> {
     #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
         self.out.push(1);
-        value.serialize(self)
+        self.enter()?;
+        value.serialize(&mut *self)?;
+        self.leave();
+        Ok(())
     }
     #[inline]
     fn serialize_unit(self) -> Result<(), Error> {
@@ -224,6 +253,8 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_unit_variant(self, _: &'static str, index: u32, _: &'static str) -> Result<(), Error> {
+        self.enter()?;
+        self.leave();
         self.varint(index.into());
         Ok(())
     }
@@ -240,11 +271,15 @@ impl ser::Serializer for &mut Encoder<'_> {
         value: &T,
     ) -> Result<(), Error> {
         self.varint(index.into());
-        value.serialize(self)
+        self.enter()?;
+        value.serialize(&mut *self)?;
+        self.leave();
+        Ok(())
     }
     #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
         self.len(len.ok_or(Error::SequenceMustHaveLength)?);
+        self.enter()?;
         Ok(self)
     }
     #[inline]
@@ -258,11 +293,13 @@ impl ser::Serializer for &mut Encoder<'_> {
     #[inline]
     fn serialize_tuple_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self, Error> {
         self.varint(index.into());
+        self.enter()?;
         Ok(self)
     }
     #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self, Error> {
         self.len(len.ok_or(Error::SequenceMustHaveLength)?);
+        self.enter()?;
         Ok(self)
     }
     #[inline]
@@ -272,6 +309,7 @@ impl ser::Serializer for &mut Encoder<'_> {
     #[inline]
     fn serialize_struct_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self, Error> {
         self.varint(index.into());
+        self.enter()?;
         Ok(self)
     }
     #[inline]
@@ -283,7 +321,7 @@ impl ser::Serializer for &mut Encoder<'_> {
 /// The compound serializers: each element, field, key or value is encoded
 /// in turn, with nothing between them and nothing at the end.
 macro_rules! compound {
-    ($($trait:ident :: $method:ident),*) => {$(
+    ($($trait:ident :: $method:ident, leaves: $leaves:literal);*) => {$(
         impl ser::$trait for &mut Encoder<'_> {
             type Ok = ();
             type Error = Error;
@@ -293,6 +331,9 @@ macro_rules! compound {
             }
             #[inline]
             fn end(self) -> Result<(), Error> {
+                if $leaves {
+                    self.leave();
+                }
                 Ok(())
             }
         }
@@ -300,14 +341,14 @@ macro_rules! compound {
 }
 
 compound!(
-    SerializeSeq::serialize_element,
-    SerializeTuple::serialize_element,
-    SerializeTupleStruct::serialize_field,
-    SerializeTupleVariant::serialize_field
+    SerializeSeq::serialize_element, leaves: true;
+    SerializeTuple::serialize_element, leaves: false;
+    SerializeTupleStruct::serialize_field, leaves: false;
+    SerializeTupleVariant::serialize_field, leaves: true
 );
 
 macro_rules! fields {
-    ($($trait:ident),*) => {$(
+    ($($trait:ident, leaves: $leaves:literal);*) => {$(
         impl ser::$trait for &mut Encoder<'_> {
             type Ok = ();
             type Error = Error;
@@ -317,13 +358,16 @@ macro_rules! fields {
             }
             #[inline]
             fn end(self) -> Result<(), Error> {
+                if $leaves {
+                    self.leave();
+                }
                 Ok(())
             }
         }
     )*};
 }
 
-fields!(SerializeStruct, SerializeStructVariant);
+fields!(SerializeStruct, leaves: false; SerializeStructVariant, leaves: true);
 
 impl ser::SerializeMap for &mut Encoder<'_> {
     type Ok = ();
@@ -338,6 +382,7 @@ impl ser::SerializeMap for &mut Encoder<'_> {
     }
     #[inline]
     fn end(self) -> Result<(), Error> {
+        self.leave();
         Ok(())
     }
 }

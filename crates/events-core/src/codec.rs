@@ -15,14 +15,19 @@ use crate::CodecError;
 /// maximum record size.
 pub const DEFAULT_DECODE_LIMIT: usize = 16 << 20;
 
-/// How deep [`Bincode`] and `MsgPack` let values nest (for `Bincode`, each
-/// option, struct, tuple, collection, enum and newtype is one level;
-/// serde_json's default limit): deep enough for any event, shallow enough
-/// that a small payload of a recursive type cannot overflow a 2 MiB thread
-/// stack, even in a debug build (a stack overflow aborts the process).
-/// Deeper is [`CodecError::Decode`]. `Postcard` has no such limit: decode
-/// only trusted bytes with it.
-pub const MAX_DECODE_DEPTH: u32 = 128;
+/// How deep [`Bincode`] and `MsgPack` let values nest, encoding and
+/// decoding alike: for `Bincode`, each `Some`, sequence, map and enum
+/// variant is one level (structs, tuples and newtypes are not: a recursive
+/// type goes through one of the others at every turn); for `MsgPack`, each
+/// array and map (so each struct and each enum variant with data). A JSON
+/// value as an enum of arrays and maps takes two levels per level of data.
+/// Deep enough for any event, shallow enough that a small payload of a
+/// recursive type cannot overflow a 2 MiB thread stack, even in a debug
+/// build (a stack overflow aborts the process). Deeper is
+/// [`CodecError::Decode`], and [`CodecError::Encode`] before it is ever
+/// journaled. `Postcard` has no such limit: decode only trusted bytes with
+/// it.
+pub const MAX_DECODE_DEPTH: u32 = 256;
 
 /// Turns values into payload bytes and back.
 ///

@@ -39,8 +39,15 @@ impl Codec for MsgPack {
     const SELF_DESCRIBING: bool = true;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let start = out.len();
         rmp_serde::encode::write_named(out, value)
-            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
+            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })?;
+        // What could never be decoded is never written: nested too deep.
+        if let Err(why) = value_len(&out[start..]) {
+            out.truncate(start);
+            return Err(CodecError::Encode { codec: Self::NAME, source: why.into() });
+        }
+        Ok(())
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
@@ -51,8 +58,9 @@ impl Codec for MsgPack {
         };
         let len = value_len(bytes).map_err(|e| decode_error(e.into()))?;
         let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..len]);
-        // rmp-serde's own limit (1,024) overflows a 2 MiB stack in a debug build.
-        de.set_max_depth(crate::MAX_DECODE_DEPTH as usize);
+        // rmp-serde's own limit (1,024) overflows a 2 MiB stack in a debug
+        // build; it refuses its n-th level, `value_len` refuses past it.
+        de.set_max_depth(crate::MAX_DECODE_DEPTH as usize + 1);
         let value = T::deserialize(&mut de).map_err(|e| decode_error(Box::new(e)))?;
         Ok((value, len))
     }
@@ -74,15 +82,18 @@ impl Codec for MsgPack {
 /// (every element takes at least one), so a hostile count fails at once.
 pub(crate) fn value_len(bytes: &[u8]) -> Result<usize, &'static str> {
     const MALFORMED: &str = "truncated or malformed MessagePack value";
-    walk(bytes).ok_or(MALFORMED)?.ok_or("MessagePack containers nested deeper than 128 levels")
+    const TOO_DEEP: &str = "MessagePack containers nested deeper than 256 levels (MAX_DECODE_DEPTH)";
+    const _: () = assert!(crate::MAX_DECODE_DEPTH == 256, "TOO_DEEP names the limit");
+    walk(bytes).ok_or(MALFORMED)?.ok_or(TOO_DEEP)
 }
 
 /// [`value_len`]: `None` if malformed, `Some(None)` if nested too deep.
 fn walk(bytes: &[u8]) -> Option<Option<usize>> {
     let mut at = 0usize;
     let mut pending: u64 = 1;
-    // The elements left in each open container, innermost last.
-    let mut open: Vec<u64> = Vec::new();
+    // The elements left in each open container, innermost last (`depth` of them).
+    let mut open = [0u64; crate::MAX_DECODE_DEPTH as usize];
+    let mut depth = 0usize;
     let take = |at: &mut usize, n: usize| -> Option<()> {
         *at = at.checked_add(n).filter(|&end| end <= bytes.len())?;
         Some(())
@@ -93,11 +104,11 @@ fn walk(bytes: &[u8]) -> Option<Option<usize>> {
     };
     while pending > 0 {
         pending -= 1;
-        while open.last() == Some(&0) {
-            open.pop();
+        while depth > 0 && open[depth - 1] == 0 {
+            depth -= 1;
         }
-        if let Some(left) = open.last_mut() {
-            *left -= 1;
+        if depth > 0 {
+            open[depth - 1] -= 1;
         }
         let marker = *bytes.get(at)?;
         at += 1;
@@ -134,10 +145,11 @@ fn walk(bytes: &[u8]) -> Option<Option<usize>> {
             return None; // more elements than bytes left
         }
         if elements > 0 {
-            open.push(elements);
-            if open.len() > crate::MAX_DECODE_DEPTH as usize {
+            if depth == open.len() {
                 return Some(None);
             }
+            open[depth] = elements;
+            depth += 1;
         }
     }
     Some(Some(at))

@@ -3,7 +3,9 @@
 //! process, which no `catch_unwind` stops), and prefixes of zero-sized
 //! elements nested two deep (each inner one up to the decode limit, so 16
 //! million iterations per two bytes). Both are refused with a
-//! `CodecError::Decode` naming the cause; values at the depth limit decode.
+//! `CodecError::Decode` naming the cause; values at the depth limit decode
+//! (on a 2 MiB stack, in a debug build), and a value past it is refused
+//! when encoded, so nothing unreadable is ever journaled.
 
 use events_core::{Bincode, Codec, CodecError, DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 use serde::{Deserialize, Serialize};
@@ -37,10 +39,10 @@ fn decode_error<T: serde::de::DeserializeOwned + std::fmt::Debug>(bytes: &[u8]) 
 #[test]
 fn a_recursive_value_nested_past_the_limit_is_refused_without_overflowing_the_stack() {
     let message = on_a_worker_stack(|| decode_error::<Expr>(&nested(200_000)));
-    assert!(message.contains("nested deeper than 128"), "{message}");
+    assert!(message.contains("nested deeper than 256"), "{message}");
 
-    // Each `Expr` is one level (an enum); the innermost `Num` is the last:
-    // what fits under the limit decodes, one more level does not.
+    // Each `Expr` is one level (an enum variant; the `Box` is not one); the
+    // innermost `Num` is the last: what fits decodes, one more level does not.
     let fits = MAX_DECODE_DEPTH as usize - 1;
     let value = on_a_worker_stack(move || Bincode.decode::<Expr>(&nested(fits)).unwrap());
     let mut expr = &value;
@@ -54,7 +56,7 @@ fn a_recursive_value_nested_past_the_limit_is_refused_without_overflowing_the_st
 
 #[test]
 fn options_and_sequences_count_as_levels_too() {
-    // `Some(Some(...))`: one tag byte per level.
+    // `Some(Some(...))` through a newtype: one tag byte per level.
     type Deep = Option<Box<Deep2>>;
     #[derive(Debug, Serialize, Deserialize)]
     struct Deep2(Deep);
@@ -109,11 +111,77 @@ fn msgpack_is_held_to_the_same_depth() {
         Err(CodecError::Decode { source, .. }) => source.to_string(),
         other => panic!("expected a decode error, got {other:?}"),
     });
-    assert!(message.contains("nested deeper than 128"), "{message}");
+    assert!(message.contains("nested deeper than 256"), "{message}");
 
     let fits = nested(MAX_DECODE_DEPTH as usize - 1);
     let value = on_a_worker_stack(move || MsgPack.decode::<Expr>(&fits).unwrap());
     assert!(matches!(value, Expr::Neg(_)));
     let too_deep = nested(MAX_DECODE_DEPTH as usize);
     assert!(matches!(MsgPack.decode::<Expr>(&too_deep), Err(CodecError::Decode { .. })));
+}
+
+/// A JSON-like value: an enum of sequences, two levels per level of data.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Value {
+    Num(i64),
+    Arr(Vec<Value>),
+}
+
+fn deep_value(arrays: usize) -> Value {
+    (0..arrays).fold(Value::Num(7), |inner, _| Value::Arr(vec![inner]))
+}
+
+fn deep_expr(negs: usize) -> Expr {
+    (0..negs).fold(Expr::Num(0), |inner, _| Expr::Neg(Box::new(inner)))
+}
+
+#[test]
+fn values_at_the_limit_round_trip_on_a_worker_stack_and_deeper_ones_are_never_encoded() {
+    let limit = MAX_DECODE_DEPTH as usize;
+    on_a_worker_stack(move || {
+        // (limit / 2 - 1) arrays and the number: limit - 1 levels.
+        let value = deep_value(limit / 2 - 1);
+        let mut bytes = Vec::new();
+        Bincode.encode(&value, &mut bytes).unwrap();
+        assert_eq!(Bincode.decode::<Value>(&bytes).unwrap(), value);
+
+        let fits = deep_expr(limit - 1);
+        let mut bytes = Vec::new();
+        Bincode.encode(&fits, &mut bytes).unwrap();
+        assert_eq!(Bincode.decode::<Expr>(&bytes).unwrap(), fits);
+
+        let mut bytes = vec![1, 2, 3];
+        let refused = Bincode.encode(&deep_expr(limit), &mut bytes);
+        match refused {
+            Err(CodecError::Encode { source, .. }) => {
+                assert!(source.to_string().contains("nested deeper than 256"), "{source}");
+            }
+            other => panic!("a value no decode accepts was encoded: {other:?}"),
+        }
+    });
+}
+
+#[cfg(feature = "msgpack")]
+#[test]
+fn msgpack_never_encodes_what_it_would_not_decode() {
+    use events_core::MsgPack;
+    let limit = MAX_DECODE_DEPTH as usize;
+    on_a_worker_stack(move || {
+        // One map per `Expr`.
+        let fits = deep_expr(limit - 1);
+        let mut bytes = Vec::new();
+        MsgPack.encode(&fits, &mut bytes).unwrap();
+        assert_eq!(MsgPack.decode::<Expr>(&bytes).unwrap(), fits);
+        let mut bytes = vec![9];
+        assert!(matches!(MsgPack.encode(&deep_expr(limit), &mut bytes), Err(CodecError::Encode { .. })));
+        assert_eq!(bytes, [9], "nothing of it is left in the buffer");
+        // Arrays of arrays, which rmp-serde counts too (it refuses its
+        // limit-th level): `limit` of them decode.
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Arrays(Vec<Arrays>);
+        let arrays = (1..limit).fold(Arrays(Vec::new()), |inner, _| Arrays(vec![inner]));
+        let mut bytes = Vec::new();
+        MsgPack.encode(&arrays, &mut bytes).unwrap();
+        assert_eq!(MsgPack.decode::<Arrays>(&bytes).unwrap(), arrays);
+    });
 }
