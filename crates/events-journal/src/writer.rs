@@ -379,6 +379,16 @@ impl Drop for Journal {
         if let Some(sealer) = &mut self.sealer {
             sealer.stop();
         }
+        if std::thread::panicking() {
+            // Dropped while its owner unwinds (a panic on the feed's writer
+            // thread): a crash, not a close. Whoever waited on what no
+            // fdatasync covered is told it failed, so none of it stays;
+            // the next open recovers as after a crash.
+            if self.failed.is_none() {
+                self.cut_back_unacked();
+            }
+            return;
+        }
         let sealed = self.sealer.as_ref().is_none_or(|s| s.failure().is_none());
         let _ = self.settle();
         let healthy = self.failed.is_none();

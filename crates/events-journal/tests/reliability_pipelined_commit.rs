@@ -263,3 +263,24 @@ fn a_failed_roll_keeps_nothing_written_after_the_last_sync_started() {
         assert_eq!(last_seq_after_reopen(tmp.path(), j), 2, "{fail}: a refused record came back");
     }
 }
+
+/// A journal dropped while its owner unwinds from a panic (the feed's
+/// writer thread, say) is a crash, not a close: what no fdatasync covered
+/// was never acknowledged, and its waiters are told the writer is gone, so
+/// it must not come back at the next open.
+#[test]
+fn a_journal_dropped_by_a_panic_keeps_nothing_written_after_the_last_sync() {
+    let (tmp, _plan, mut j) = fresh();
+    let mut next = 1;
+    write(&mut j, &mut next, 2).unwrap();
+    j.start_sync().unwrap();
+    assert_eq!(j.wait_synced().unwrap(), 2);
+    write(&mut j, &mut next, 3).unwrap(); // never synced
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _owned = j;
+        panic!("the owner panicked");
+    }));
+    assert!(unwound.is_err());
+    let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new())).unwrap();
+    assert_eq!(j.last_seq(), 2, "records no fdatasync covered came back after the panic");
+}
