@@ -229,9 +229,11 @@ impl Drop for Publisher {
             return;
         }
         let restored = match &self.previous {
+            // Synced, as the `Recovering` record it replaces was.
             Some(bytes) => self.io.op(Step::Watermark, || {
                 self.file.write_all_at(bytes, 0)?;
-                self.file.set_len(bytes.len() as u64)
+                self.file.set_len(bytes.len() as u64)?;
+                self.file.sync_data()
             }),
             None => self.io.op(Step::Watermark, || std::fs::remove_file(&self.path)),
         };

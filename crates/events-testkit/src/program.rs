@@ -9,12 +9,16 @@ use std::path::PathBuf;
 /// The directories searched after the `PATH`.
 pub const SYSTEM_DIRS: [&str; 3] = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
 
-/// The first of `names` found on the `PATH` (in its order), else in
-/// [`SYSTEM_DIRS`]; `None` if none is installed.
+/// The first of `names` (in their order of preference) that is installed:
+/// each looked for on the `PATH` (in its order; empty entries skipped),
+/// then in [`SYSTEM_DIRS`]; `None` if none is.
 pub fn find(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path).chain(SYSTEM_DIRS.iter().map(PathBuf::from)).collect();
-    dirs.iter().flat_map(|dir| names.iter().map(move |name| dir.join(name))).find(|candidate| candidate.is_file())
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .chain(SYSTEM_DIRS.iter().map(PathBuf::from))
+        .collect();
+    names.iter().flat_map(|name| dirs.iter().map(move |dir| dir.join(name))).find(|candidate| candidate.is_file())
 }
 
 /// The program `name`, as [`find`] finds it; `name` itself if it is not

@@ -269,8 +269,11 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// fsyncs, stops the writer and releases the directory lock, then waits
     /// (at most 10 s, or the builder's
     /// [`sink_close_wait`](crate::FeedBuilder::sink_close_wait)) for the
-    /// sinks to take every event handed to them, so a sink has seen
-    /// everything it will see when `close` returns. Streams
+    /// sinks to take every event handed to them and to flush
+    /// ([`EventSink::flush`](crate::EventSink::flush): a sink behind an
+    /// `Offload` delivers what it queued, a stuck one holds `close` for the
+    /// whole wait), so a sink has seen everything it will see when `close`
+    /// returns. Streams
     /// end after delivering everything journaled. Other handles get
     /// [`Error::Closed`] afterwards.
     ///
