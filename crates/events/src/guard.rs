@@ -208,12 +208,15 @@ impl Seen {
     fn expire(&mut self, now: u64) {
         let horizon = now.saturating_sub(self.age_nanos());
         while let Some((seq, id)) = self.order.front() {
-            let (_, ts) = self.by_id.get(id).copied().unwrap_or((*seq, 0));
-            if self.order.len() <= self.window.ids && ts >= horizon {
-                break;
-            }
-            // An id journaled again after it left the window has a newer entry.
-            if self.by_id.get(id).is_some_and(|&(s, _)| s == *seq) {
+            // An id journaled again after it left the window has a newer
+            // entry: this one is stale and goes whatever its id's age (its
+            // id's newer timestamp held everything behind it in the window).
+            if let Some(&(latest, ts)) = self.by_id.get(id)
+                && latest == *seq
+            {
+                if self.order.len() <= self.window.ids && ts >= horizon {
+                    break;
+                }
                 self.by_id.remove(id);
             }
             self.order.pop_front();
@@ -363,4 +366,27 @@ fn scan_last<C: Codec>(
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    /// An id in the journal twice (journaled again after the count limit
+    /// pushed it out, then the window widened at a reopen): its stale entry
+    /// at the front held every id behind it past their age.
+    #[test]
+    fn an_id_journaled_twice_does_not_keep_older_ids_in_the_window() {
+        let mut seen = Seen::new(Dedupe::new(Duration::from_secs(1), 100));
+        let (a, b) = (EventId::from("a"), EventId::from("b"));
+        seen.insert(a.clone(), 1, 0);
+        seen.insert(b.clone(), 2, SECOND / 10);
+        seen.insert(a.clone(), 3, SECOND * 12 / 10);
+        assert_eq!(seen.get(&b, SECOND * 13 / 10), None, "b is older than the window's age");
+        assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10)));
+    }
 }

@@ -242,3 +242,25 @@ async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_o
     let reader = events::layers::journal::Reader::open(dir.path()).unwrap();
     assert_eq!(reader.last_seq().unwrap(), 3, "every acknowledged append, nothing else");
 }
+
+/// `Feed::sync` whose fdatasync fails answers the journal's own error, as
+/// its docs say (it answered `Unhealthy`, which no disk-fault check
+/// matching `Error::Journal(JournalError::Io { .. })` recognised); the
+/// feed is unhealthy after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_answers_the_journals_io_error() {
+    use events::layers::journal::fault::Fault;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    plan.inject_next(Step::Sync, Fault::Errno(libc::EIO));
+    match feed.sync().await {
+        Err(Error::Journal(JournalError::Io { op: "fdatasync", source, .. })) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EIO));
+        }
+        other => panic!("expected the fdatasync's error, got {other:?}"),
+    }
+    assert!(!feed.stats().healthy);
+    assert!(matches!(feed.sync().await, Err(Error::Unhealthy { .. })));
+}

@@ -42,9 +42,14 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         // Covers the pipelined writes in flight too: they are published first.
         if let Err(e) = self.journal.sync() {
-            let cause = error_chain(&e);
-            self.fail(e);
-            return Err(Error::Unhealthy { cause });
+            // The caller gets the journal's own error, as a failed append does.
+            let failure = Error::Journal(e);
+            let reply =
+                super::copy_io_failure(&failure).unwrap_or_else(|| Error::Unhealthy { cause: error_chain(&failure) });
+            if let Error::Journal(e) = failure {
+                self.fail(e);
+            }
+            return Err(reply);
         }
         self.publish_acked();
         self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
