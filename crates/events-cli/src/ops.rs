@@ -191,7 +191,7 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             Err(e) => return Err(e.into()),
         }
     };
-    let payloads = Payloads::of(&args.dir);
+    let mut payloads = Payloads::of(&args.dir);
     let mut out = Out::new();
     loop {
         loop {
@@ -212,7 +212,13 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
                 Followed::Record(record) => {
                     payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
                 }
-                Followed::Reset(reset) => format_reset(&reset, args.json),
+                Followed::Reset(reset) => {
+                    if let Reset::Epoch { .. } = reset {
+                        // Another journal, maybe of another codec.
+                        payloads = Payloads::of(&args.dir);
+                    }
+                    format_reset(&reset, args.json)
+                }
             };
             outln!(out, "{line}")?;
             out.flush()?;
@@ -247,14 +253,16 @@ fn say_waiting(dir: &Path, waiting: &mut bool) {
 }
 
 /// Whether `error` came from a directory that holds no journal right now:
-/// gone, or without a segment file yet.
+/// gone, or without a segment file yet. A path that is not a directory, or
+/// cannot be read (permissions), is an error to report, not to wait on.
 fn holds_no_journal(dir: &Path, error: &JournalError) -> bool {
     let missing = match error {
         JournalError::NoSegments { .. } => true,
         JournalError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
         _ => false,
     };
-    missing || !dir.is_dir()
+    let gone = matches!(std::fs::metadata(dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    (missing && !dir.is_file()) || gone
 }
 
 /// A reset as a line: what was skipped and where the output goes on.

@@ -151,18 +151,61 @@ fn tail_follow_waits_through_a_recreated_directory() {
     let mut stderr = BufReader::new(tail.stderr.take().unwrap()).lines();
     let said = stderr.next().expect("tail ended").unwrap();
     assert!(said.starts_with("waiting:"), "{said}");
-    write(3);
+    // The new journal is of another codec, the self-describing one: its
+    // events are rendered (the codec is picked again at the epoch reset).
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Job {
+        n: u64,
+    }
+    impl events::Event for Job {}
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let feed: events::Feed<Job, events::MsgPack> =
+            events::Feed::builder(&dir).codec(events::MsgPack).open().await.unwrap();
+        for n in 1..=3 {
+            feed.append(None, Job { n }).await.unwrap();
+        }
+        feed.close().await.unwrap();
+    });
     let reset = next();
     assert_eq!(reset["reset"], "epoch_mismatch", "{reset}");
     // Epochs as strings, as the HTTP side sends them: a JSON number loses
     // a 64-bit epoch's low digits in JavaScript and older jq.
     let epoch = events::layers::journal::Reader::open(&dir).unwrap().epoch().unwrap();
     assert_eq!(reset["journal_epoch"], epoch.to_string(), "{reset}");
-    let seqs: Vec<_> = (0..3).map(|_| next()["seq"].as_u64()).collect();
-    assert_eq!(seqs, [1, 2, 3].map(Some));
+    for n in 1..=3 {
+        let line = next();
+        assert_eq!(line["seq"].as_u64(), Some(n), "{line}");
+        assert_eq!(line["event"], serde_json::json!({ "n": n }), "rendered with the new journal's codec: {line}");
+    }
     assert!(tail.try_wait().unwrap().is_none(), "tail exited");
     tail.kill().unwrap();
     tail.wait().unwrap();
+}
+
+/// `tail --follow` on a path that is a file, not a directory: an error
+/// naming it, exit 2 (it printed `waiting:` and waited for ever).
+#[test]
+fn tail_follow_on_a_file_is_an_error_not_a_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, "not a journal").unwrap();
+    let mut tail = follow_from_0(&file);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = tail.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            tail.kill().unwrap();
+            panic!("tail --follow still waiting on a file after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling a child's exit
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("notes.txt"), "{stderr}");
 }
 
 /// `tail --follow` started before the writer: it waits for the journal (one
