@@ -55,7 +55,7 @@ pub enum CodecError {
     /// A record of a schema version this type cannot read: an older one
     /// with no [`upcast`](crate::Event::upcast), or a newer one than the
     /// code knows.
-    #[error("{codec}: a record of schema version {version} cannot be read as version {current} (no upcaster for it)")]
+    #[error("{codec}: a record of schema version {version} cannot be read as version {current} ({})", why_version(*.version, *.current))]
     Version {
         /// The codec's name.
         codec: &'static str,
@@ -64,4 +64,10 @@ pub enum CodecError {
         /// The type's version ([`Event::VERSION`](crate::Event::VERSION)).
         current: u32,
     },
+}
+
+/// What a [`CodecError::Version`] asks of its reader: an upcaster for an
+/// older record, newer code for a newer one (an upcaster cannot help).
+fn why_version(version: u32, current: u32) -> &'static str {
+    if version > current { "written by newer code: upgrade this reader" } else { "no upcaster for it" }
 }

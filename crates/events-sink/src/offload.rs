@@ -80,7 +80,8 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     ///
     /// # Panics
     ///
-    /// Panics when called outside a tokio runtime, or if `capacity` is 0.
+    /// Panics when called outside a tokio runtime, or if `capacity` is 0 or
+    /// above tokio's channel limit (`usize::MAX >> 3`).
     pub fn new<S: EventSink<E> + 'static>(inner: S, capacity: usize) -> Self {
         Self::new_shared(Arc::new(inner), capacity)
     }
@@ -89,7 +90,8 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     ///
     /// # Panics
     ///
-    /// Panics when called outside a tokio runtime, or if `capacity` is 0.
+    /// Panics when called outside a tokio runtime, or if `capacity` is 0 or
+    /// above tokio's channel limit (`usize::MAX >> 3`).
     pub fn new_shared(inner: Arc<dyn EventSink<E>>, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Msg<E>>(capacity);
         let counters = Arc::new(Counters::default());

@@ -33,6 +33,12 @@ use crate::writer::{Cmd, Writer};
 use crate::writers;
 use crate::{Error, EventSink, OnExpired, OnUndecodable, Result};
 
+/// The largest `live_capacity`, `session_capacity` and `sink_queue` a feed
+/// takes (2^24; [`FeedBuilder::open`] refuses more with [`Error::Config`]):
+/// the live tail and each session's ring are allocated up front, and
+/// tokio's channels panic past their own limit.
+pub const MAX_CAPACITY: usize = 1 << 24;
+
 /// Configures and opens a [`Feed`]. Created by [`Feed::builder`].
 ///
 /// Every option has a default; the ones that matter for durability
@@ -425,6 +431,16 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     ///
     /// As [`open`](Self::open).
     pub async fn open_with_report(self) -> Result<(Feed<E, C>, RecoveryReport)> {
+        // Each is allocated up front (or by tokio, which panics past its own limit).
+        for (option, value) in [
+            ("live_capacity", self.live_capacity),
+            ("session_capacity", self.session_capacity),
+            ("sink_queue", self.sink_queue),
+        ] {
+            if value > MAX_CAPACITY {
+                return Err(Error::Config(format!("{option} {value} is above the most a feed takes, {MAX_CAPACITY}")));
+            }
+        }
         if self.max_record_bytes as usize > events_core::DEFAULT_DECODE_LIMIT {
             return Err(Error::Config(format!(
                 "max_record_bytes {} is above the codec's decode limit of {} bytes: such events could be \

@@ -193,7 +193,7 @@ mod writer;
 mod writers;
 
 pub use append::{AppendOptions, Appended, Dedupe, Expected, MAX_EVENT_ID_BYTES};
-pub use builder::FeedBuilder;
+pub use builder::{FeedBuilder, MAX_CAPACITY};
 pub use consumer::{Consumer, ConsumerOptions, ConsumerReport, consumer_reports};
 pub use error::{Error, Result, error_chain};
 pub use feed::Feed;

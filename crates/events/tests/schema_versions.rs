@@ -95,9 +95,11 @@ async fn v1_records_are_upcast_and_v2_records_read_directly() {
         Some(Err(Error::Decode {
             seq,
             version: 2,
-            source: CodecError::Version { codec: "bincode", version: 2, current: 1 },
+            source: source @ CodecError::Version { codec: "bincode", version: 2, current: 1 },
         })) => {
             assert_eq!(seq, Seq::new(201));
+            // Newer than the code: no upcaster could read it, and the error says so.
+            assert!(source.to_string().contains("written by newer code"), "{source}");
         }
         other => panic!("expected a version error, got {other:?}"),
     }
