@@ -33,10 +33,11 @@ use crate::writer::{Cmd, Writer};
 use crate::writers;
 use crate::{Error, EventSink, OnExpired, OnUndecodable, Result};
 
-/// The largest `live_capacity`, `session_capacity` and `sink_queue` a feed
-/// takes (2^24; [`FeedBuilder::open`] refuses more with [`Error::Config`]):
-/// the live tail and each session's ring are allocated up front, and
-/// tokio's channels panic past their own limit.
+/// The largest `live_capacity`, `inbox_capacity`, `session_capacity` and
+/// `sink_queue` a feed takes (2^24; [`FeedBuilder::open`] refuses more with
+/// [`Error::Config`]): the live tail is allocated up front and each
+/// session's ring when the session starts (8 bytes a slot: 128 MiB a
+/// session at the limit), and tokio's channels panic past their own limit.
 pub const MAX_CAPACITY: usize = 1 << 24;
 
 /// Configures and opens a [`Feed`]. Created by [`Feed::builder`].
@@ -431,9 +432,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     ///
     /// As [`open`](Self::open).
     pub async fn open_with_report(self) -> Result<(Feed<E, C>, RecoveryReport)> {
-        // Each is allocated up front (or by tokio, which panics past its own limit).
+        // Allocated up front, or by tokio (which panics past its own limit);
+        // each session's ring has `session_capacity` slots.
         for (option, value) in [
             ("live_capacity", self.live_capacity),
+            ("inbox_capacity", self.inbox_capacity),
             ("session_capacity", self.session_capacity),
             ("sink_queue", self.sink_queue),
         ] {

@@ -1,6 +1,6 @@
 //! [`Feed`]: the handle operations of an open feed (`record`, `append`,
 //! `stream_from`, `session`, stats, `sync`, `close`). Opening lives in
-//! `builder.rs`, the writer thread in `writer.rs`, reads in `reader.rs`.
+//! `builder.rs`, the writer thread in `writer/`, reads in `reader.rs`.
 //!
 //! Invariant: a `Feed` handle never touches the journal itself. Every write
 //! goes through the inbox to the one writer thread; reads go through its

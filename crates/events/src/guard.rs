@@ -214,7 +214,7 @@ impl Seen {
             if let Some(&(latest, ts)) = self.by_id.get(id)
                 && latest == *seq
             {
-                if self.order.len() <= self.window.ids && ts >= horizon {
+                if self.by_id.len() <= self.window.ids && ts >= horizon {
                     break;
                 }
                 self.by_id.remove(id);
@@ -388,5 +388,19 @@ mod tests {
         seen.insert(a.clone(), 3, SECOND * 12 / 10);
         assert_eq!(seen.get(&b, SECOND * 13 / 10), None, "b is older than the window's age");
         assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10)));
+    }
+
+    /// `b a c a` (the first `a` stale) in a window of 3 ids: all three ids
+    /// stay; counting entries had pushed `b` out as a fourth.
+    #[test]
+    fn the_count_limit_counts_ids_not_stale_entries() {
+        let mut seen = Seen::new(Dedupe::new(Duration::from_secs(60), 3));
+        let ids = ["b", "a", "c", "a"].map(EventId::from);
+        for (seq, id) in (1..).zip(&ids) {
+            seen.insert(id.clone(), seq, seq * SECOND);
+        }
+        for (id, seq) in [("b", 1), ("c", 3), ("a", 4)] {
+            assert_eq!(seen.get(&EventId::from(id), 5 * SECOND).map(|(s, _)| s), Some(seq), "{id}");
+        }
     }
 }

@@ -67,13 +67,15 @@ async fn max_record_bytes_above_the_decode_limit_is_refused_at_open() {
 
 /// Capacities past what can be allocated up front (or what tokio's
 /// channels take) are refused at open, naming the option; they panicked
-/// inside `open`, after the journal was opened and locked.
+/// inside `open` after the journal was opened and locked (a session's
+/// capacity, at the first session).
 #[tokio::test]
 async fn capacities_past_the_limit_are_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     type Configure = fn(events::FeedBuilder<Ev>) -> events::FeedBuilder<Ev>;
-    let builders: [(&str, Configure); 3] = [
+    let builders: [(&str, Configure); 4] = [
         ("live_capacity", |b| b.live_capacity(usize::MAX)),
+        ("inbox_capacity", |b| b.inbox_capacity(usize::MAX)),
         ("session_capacity", |b| b.session_capacity(usize::MAX)),
         ("sink_queue", |b| b.sink_queue(usize::MAX).sink(Counting { seen: AtomicU64::new(0) })),
     ];
@@ -82,7 +84,13 @@ async fn capacities_past_the_limit_are_refused_at_open() {
         assert!(matches!(&err, Error::Config(what) if what.contains(option)), "{option}: {err}");
     }
     let limit = events::MAX_CAPACITY;
-    let feed = Feed::<Ev>::builder(dir.path()).sink_queue(limit).open().await.unwrap();
+    let feed = Feed::<Ev>::builder(dir.path())
+        .sink_queue(limit)
+        .inbox_capacity(limit)
+        .sink(Counting { seen: AtomicU64::new(0) })
+        .open()
+        .await
+        .unwrap();
     feed.close().await.unwrap();
 }
 
