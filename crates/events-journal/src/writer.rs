@@ -228,6 +228,18 @@ impl Journal {
         err
     }
 
+    /// Reports, without an append, a failure the writer's background
+    /// threads found since: an `fdatasync` of `SyncPolicy::Interval`, or a
+    /// seal under `SyncPolicy::Never`. Either poisons the writer; its next
+    /// append would fail the same way.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] naming the cause once the writer is poisoned.
+    pub fn health(&mut self) -> Result<(), JournalError> {
+        self.check_healthy()
+    }
+
     pub(crate) fn check_healthy(&mut self) -> Result<(), JournalError> {
         if self.failed.is_none()
             && let Some(cause) = self.background.as_ref().and_then(|bg| bg.failure())

@@ -293,3 +293,26 @@ async fn a_failed_sync_answers_the_journals_io_error() {
     assert!(!feed.stats().healthy);
     assert!(matches!(feed.sync().await, Err(Error::Unhealthy { .. })));
 }
+
+/// A background fdatasync (`SyncPolicy::Interval`) that fails while the
+/// feed is idle: the retention timer's pass reports it, so monitoring that
+/// polls an idle feed sees `healthy == false` (it stayed `true` until the
+/// next append).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_feed_reports_a_failed_background_sync() {
+    use events::layers::journal::fault::Fault;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::BackgroundSync, 0, Fault::Errno(libc::EIO));
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Interval(Duration::from_millis(10)))
+        .retention_check(Duration::from_millis(20))
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    eventually("the failed background sync fired", || !plan.fired().is_empty()).await;
+    eventually("the idle feed reports it", || !feed.stats().healthy).await;
+    assert!(feed.append(None, msg(2)).await.is_err());
+}

@@ -3,7 +3,8 @@
 //!
 //! Invariant: neither runs after a journal failure, and a failed retention
 //! pass is never fatal (nothing is wrong with the data), except when the
-//! directory is no longer the writer's (deleted or replaced).
+//! directory is no longer the writer's (deleted or replaced); the timer's
+//! pass also reports a background fdatasync or seal that failed.
 
 use events_core::{Codec, Event};
 
@@ -16,6 +17,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// unless the directory was deleted or replaced under the writer.
     pub(super) fn prune(&mut self) {
         if self.shared.failure().is_some() {
+            return;
+        }
+        // A background fdatasync (`Interval`) or seal (`Never`) that failed
+        // since the last append: an idle feed says so now, not at its next
+        // append.
+        if let Err(e) = self.journal.health() {
+            self.fail(e);
             return;
         }
         // Logged (and failures counted) by the journal; FeedStats mirrors it.
