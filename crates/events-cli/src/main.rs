@@ -73,7 +73,7 @@ enum Command {
     },
     /// List the durable consumers: name, checkpoint, lag (events), pinned
     /// (retention keeps what they need), and any problem reading one; or
-    /// delete one with --delete NAME. Works beside a running writer.
+    /// delete one with --delete NAME (refused while that consumer runs). Works beside a running writer.
     ///
     /// Example: events consumers ./events-demo --json
     Consumers(consumers::ConsumersArgs),

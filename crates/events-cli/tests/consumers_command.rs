@@ -165,6 +165,12 @@ fn consumers_of_a_journal_in_another_codec_are_listed_and_deleted() {
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let line: serde_json::Value = serde_json::from_str(text(&listed.stdout).trim()).unwrap();
     assert_eq!((&line["name"], &line["checkpoint"], &line["lag"]), (&"indexer".into(), &1.into(), &2.into()));
+    // In use (the handle above is open): refused, exit 2, the file kept.
+    let refused = run(&["consumers", "--delete", "indexer"], tmp.path());
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stdout));
+    assert!(text(&refused.stderr).contains("in use"), "{}", text(&refused.stderr));
+    assert!(tmp.path().join(CONSUMERS_DIR).join("indexer").exists());
+    drop(file);
     let deleted = run(&["consumers", "--delete", "indexer"], tmp.path());
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(!tmp.path().join(CONSUMERS_DIR).join("indexer").exists());

@@ -216,10 +216,19 @@ impl ConsumerFile {
 
     fn open_io(dir: &Path, name: &str, epoch: u64, io: Io) -> Result<(ConsumerFile, Checkpoint), JournalError> {
         let path = consumer_path(dir, name)?;
-        let file = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create(dir, name, &path, epoch)?,
-            Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
+        let file = loop {
+            let file = match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => create(dir, name, &path, epoch)?,
+                Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
+            };
+            // Held while the handle lives: `delete_consumer` refuses an
+            // open checkpoint. A delete that won the race unlinked this
+            // file: open (or create) the one now at the path.
+            file.lock_shared().map_err(|e| JournalError::io("lock checkpoint", &path, e))?;
+            if same_file(&file, &path) {
+                break file;
+            }
         };
         let current = read_checkpoint(&file, &path)?;
         Ok((ConsumerFile { file, io, path, name: name.to_owned(), current }, current))
@@ -352,17 +361,44 @@ pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
 ///
 /// # Errors
 ///
-/// [`JournalError::InvalidConsumerName`]; [`JournalError::Io`] if the
-/// removal or the directory fsync fails.
+/// [`JournalError::InvalidConsumerName`];
+/// [`JournalError::ConsumerInUse`] while a [`ConsumerFile`] of that name is
+/// open, in this process or another (each holds a shared lock on its
+/// checkpoint; the delete takes it exclusively); [`JournalError::Io`] if
+/// the removal or the directory fsync fails.
 pub fn delete_consumer(dir: &Path, name: &str) -> Result<bool, JournalError> {
     let path = consumer_path(dir, name)?;
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
+    };
+    // Exclusive while it unlinks: no handle has the checkpoint open, and
+    // one opening now waits, then finds the file gone and makes a new one.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(JournalError::ConsumerInUse { name: name.to_owned(), path });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(JournalError::io("lock checkpoint", &path, e)),
+    }
     match fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(JournalError::io("remove checkpoint", &path, e)),
     }
+    drop(file);
     segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
     Ok(true)
+}
+
+/// Whether `file` is still the file at `path` (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

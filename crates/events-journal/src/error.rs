@@ -148,6 +148,17 @@ pub enum JournalError {
         /// Why (`"empty"`, `"longer than 64 bytes"`, ...).
         reason: &'static str,
     },
+    /// [`delete_consumer`](crate::delete_consumer) of a consumer whose
+    /// checkpoint is open ([`ConsumerFile`](crate::ConsumerFile), in this
+    /// process or another): its later commits would go to the deleted file
+    /// while retention stopped keeping what it still needs. Stop it first.
+    #[error("consumer {name:?} is in use (its checkpoint {} is open); stop it before deleting it", path.display())]
+    ConsumerInUse {
+        /// The consumer's name.
+        name: String,
+        /// Its checkpoint file.
+        path: PathBuf,
+    },
     /// Neither slot of a consumer checkpoint file holds a valid checkpoint
     /// (bad magic, version or CRC in both): the file is not a checkpoint,
     /// or was damaged outside a commit. Nothing is changed.

@@ -74,6 +74,16 @@ fn list_and_delete() {
     let why = listed[2].checkpoint.as_ref().unwrap_err();
     assert!(why.contains("broken") && why.contains("no valid checkpoint slot"), "{why}");
 
+    // Open, it is in use: deleting it would leave its commits going to a
+    // file retention no longer reads.
+    match delete_consumer(dir.path(), "b-consumer") {
+        Err(JournalError::ConsumerInUse { name, path }) => {
+            assert_eq!((name.as_str(), path), ("b-consumer", consumer_path(dir.path(), "b-consumer").unwrap()));
+        }
+        other => panic!("deleted an open consumer: {other:?}"),
+    }
+    assert_eq!(list_consumers(dir.path()).unwrap().len(), 3, "nothing removed");
+    drop(b);
     assert!(delete_consumer(dir.path(), "b-consumer").unwrap());
     assert!(!delete_consumer(dir.path(), "b-consumer").unwrap(), "already gone");
     assert!(!delete_consumer(dir.path(), "never-existed").unwrap());

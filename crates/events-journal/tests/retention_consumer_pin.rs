@@ -108,6 +108,7 @@ fn committed_progress_releases_segments_at_the_next_prune() {
     c.commit(4, epoch).unwrap();
     append_and_roll_times(&mut j, 3);
     assert_eq!(j.stats().segments, 4, "the consumer at 4 pins the segments of 5, 6 and 7");
+    drop(c); // the consumer stopped: it is no longer in use
     assert!(delete_consumer(dir.path(), "worker").unwrap());
     assert_eq!(j.prune().unwrap(), 2);
     assert_eq!(j.stats().consumers_cut_loose, 0, "a deleted consumer is not cut loose");

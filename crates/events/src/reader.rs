@@ -268,12 +268,15 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     }
 
     /// Deletes the durable consumer `name` (it then pins nothing); `true` if
-    /// it existed. Stop a running [`Consumer`] of that name first: it holds
-    /// the file open and its later commits would go to the deleted file.
+    /// it existed. A running [`Consumer`] of that name, in any process,
+    /// holds its checkpoint open, and the delete is refused until it stops
+    /// (its later commits would go to the deleted file while retention
+    /// dropped what it still needs).
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`](crate::Error::Journal) for an invalid name or a failed removal.
+    /// [`Error::Journal`](crate::Error::Journal) for an invalid name, a
+    /// consumer in use (`JournalError::ConsumerInUse`) or a failed removal.
     pub fn delete_consumer(&self, name: &str) -> Result<bool> {
         Ok(events_journal::delete_consumer(self.dir(), name)?)
     }
