@@ -79,6 +79,11 @@ type Acked = BTreeMap<u64, (u32, u64)>;
 /// What the crash test found.
 #[derive(Debug, Serialize)]
 pub(crate) struct CrashOutcome {
+    /// Whether the child died of the demo's SIGKILL (not of an exit of its
+    /// own, say after a failed append: then nothing here tested a crash).
+    pub(crate) sigkilled: bool,
+    /// How the child ended, as the OS said.
+    pub(crate) child_exit: String,
     /// Appends the child acknowledged before it died.
     pub(crate) acknowledged: usize,
     /// The latest seq before the child started.
@@ -97,6 +102,14 @@ pub(crate) struct CrashOutcome {
     pub(crate) next_seq: u64,
     /// The durable consumer that ran in the child and resumed after recovery.
     pub(crate) consumer: ConsumerOutcome,
+}
+
+/// Whether the child ended by the SIGKILL the demo sent (`killed`), not
+/// by exiting on its own first.
+fn sigkilled_by_us(killed: bool, status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGKILL: i32 = 9;
+    killed && status.signal() == Some(SIGKILL)
 }
 
 impl CrashOutcome {
@@ -125,7 +138,7 @@ pub(crate) async fn crash_and_recover(
     let exe = std::env::current_exe()?;
     let dir_owned = dir.to_path_buf();
     let sync_arg = crate::args::sync_to_arg(sync);
-    let child = tokio::task::spawn_blocking(move || -> Result<(Acked, Indexed), std::io::Error> {
+    let child = tokio::task::spawn_blocking(move || -> Result<(Acked, Indexed, bool, String), std::io::Error> {
         let mut child = Command::new(exe)
             .args(["__crash-writer", "--consumer", crash_consumer::NAME, "--sync", &sync_arg, "--dir"])
             .arg(&dir_owned)
@@ -158,12 +171,12 @@ pub(crate) async fn crash_and_recover(
                 killed = true;
             }
         }
-        child.wait()?;
-        Ok((acked, indexed))
+        let status = child.wait()?;
+        Ok((acked, indexed, sigkilled_by_us(killed, status), status.to_string()))
     })
     .await
     .map_err(|e| Failure::Error(Box::new(e)))?;
-    let (acked, indexed) = child?;
+    let (acked, indexed, sigkilled, child_exit) = child?;
 
     let (feed, report) = Feed::<DemoEvent>::builder(dir).sync(sync).open_with_report().await?;
     let recovered_latest = feed.latest_seq().get();
@@ -207,6 +220,8 @@ pub(crate) async fn crash_and_recover(
     let next_seq = feed.append(Some("crash"), DemoEvent::CrashProbe { writer: u32::MAX, n: 0 }).await?.get();
     feed.close().await?;
     Ok(CrashOutcome {
+        sigkilled,
+        child_exit,
         acknowledged: acked.len(),
         seq_before,
         recovered_latest,
@@ -217,4 +232,21 @@ pub(crate) async fn crash_and_recover(
         next_seq,
         consumer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::sigkilled_by_us;
+
+    #[test]
+    fn only_the_demos_sigkill_counts_as_the_crash() {
+        let sigkill = ExitStatus::from_raw(9); // terminated by signal 9
+        assert!(sigkilled_by_us(true, sigkill));
+        assert!(!sigkilled_by_us(false, sigkill), "not sent by the demo");
+        assert!(!sigkilled_by_us(true, ExitStatus::from_raw(0)), "exited 0 before the kill landed");
+        assert!(!sigkilled_by_us(true, ExitStatus::from_raw(1 << 8)), "exited 1 on its own");
+    }
 }

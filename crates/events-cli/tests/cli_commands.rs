@@ -58,6 +58,8 @@ fn demo_json_reports_every_invariant_true() {
     }
     assert_eq!(summary["emitted"], 60000);
     assert!(summary["crash"]["acknowledged"].as_u64().unwrap() > 0);
+    assert_eq!(summary["crash"]["sigkilled"], true, "the crash was the demo's SIGKILL");
+    assert!(invariants.iter().any(|inv| inv["name"] == "child SIGKILLed mid-run"), "{invariants:?}");
 
     // The durable consumer killed with the crash child resumed after its checkpoint.
     let resumed =

@@ -74,6 +74,11 @@ pub(super) fn invariants(
     ];
     if let Some(c) = crash {
         invariants.push(Invariant {
+            name: "child SIGKILLed mid-run",
+            ok: c.sigkilled,
+            detail: format!("after {} acknowledged appends; the child ended: {}", c.acknowledged, c.child_exit),
+        });
+        invariants.push(Invariant {
             name: "nothing acknowledged lost",
             ok: c.nothing_lost(),
             detail: format!(
