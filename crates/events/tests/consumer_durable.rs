@@ -225,7 +225,7 @@ async fn names_are_validated_and_consumers_are_listed_committed_and_deleted() {
     assert_eq!(a.persisted(), Seq::new(4), "at `every`: persisted");
     a.commit(Seq::new(2)).await.unwrap();
     assert_eq!(a.committed(), Seq::new(4), "progress never moves back");
-    let _b = feed.consumer("beta").await.unwrap();
+    let b = feed.consumer("beta").await.unwrap();
 
     // Seen from another process's point of view: a follower on the directory.
     let reader: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
@@ -235,6 +235,9 @@ async fn names_are_validated_and_consumers_are_listed_committed_and_deleted() {
         [("alpha".to_owned(), Some(Seq::new(4)), 6), ("beta".to_owned(), Some(Seq::ZERO), 10)],
         "sorted by name, with the persisted checkpoint and the lag"
     );
+    // Running, it is in use: the delete is refused until it stops.
+    assert!(matches!(reader.delete_consumer("beta"), Err(Error::Journal(JournalError::ConsumerInUse { .. }))));
+    drop(b);
     assert!(reader.delete_consumer("beta").unwrap());
     assert!(!reader.delete_consumer("beta").unwrap());
     assert_eq!(feed.stats().consumers.len(), 1);
