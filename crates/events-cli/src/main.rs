@@ -11,8 +11,9 @@
 //! which a closed pipe (`events inspect DIR | head -1`) is a quiet end: the
 //! command stops writing and exits as if it had finished (0, or 1 when
 //! `verify` already found a problem), with nothing on stderr. Lines still
-//! printed with `println!` (the demo's table, `serve`'s banner) get the same
-//! treatment from [`quiet_on_closed_stdout`].
+//! printed with `println!` (the demo's table) get the same treatment from
+//! [`quiet_on_closed_stdout`]. `serve` and `replicate` keep running when
+//! their stdout closes: a supervisor would read an exit 0 as done.
 
 /// Writes one line to an [`Out`], returning `Err(Failure::OutputClosed)` once the reader has
 /// gone: `outln!(out, "{x}")?`.

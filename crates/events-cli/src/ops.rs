@@ -66,8 +66,9 @@ pub(crate) fn require_dir(dir: &Path) -> Result<(), Failure> {
 /// command's action for the message.
 pub(crate) fn require_journal(dir: &Path, what: &str) -> Result<(), Failure> {
     require_dir(dir)?;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
+    let listing = |e: std::io::Error| Failure::Error(format!("cannot list {}: {e}", dir.display()).into());
+    for entry in fs::read_dir(dir).map_err(listing)? {
+        let entry = entry.map_err(listing)?;
         if segment_first_seq(&entry.file_name()).is_some() && entry.file_type()?.is_file() {
             return Ok(());
         }

@@ -13,6 +13,7 @@
 //! self-describing codec is served whatever its event types (each event as
 //! the JSON its MessagePack holds); any other as the demo's events.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,9 +38,13 @@ pub(crate) struct ServeArgs {
 /// listening.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
-        wait_for_journal(&args.dir).await?;
-        let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        // The address first: one in use is an error at once, not after the
+        // wait for a writer.
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.addr).into()))?;
         let addr = listener.local_addr()?;
+        wait_for_journal(&args.dir).await?;
         // A self-describing journal is served whatever its event types;
         // any other is served as the demo's events (a journal of another
         // codec is refused, naming it).
@@ -49,7 +54,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             events_http::router(FeedReader::<DemoEvent>::open(&args.dir)?)
         };
         let app = router.merge(events_http::viewer());
-        println!("serving {} at http://{addr}/ (SSE at /stream, JSON at /status)", args.dir.display());
+        // A closed stdout (its reader gone) is no reason to stop serving.
+        let _ = writeln!(
+            std::io::stdout(),
+            "serving {} at http://{addr}/ (SSE at /stream, JSON at /status)",
+            args.dir.display()
+        );
         events_http::axum::serve(listener, app).await?;
         Ok(())
     })

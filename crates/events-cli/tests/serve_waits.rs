@@ -48,3 +48,82 @@ fn serve_waits_for_the_writers_first_segment_then_serves_it() {
     serve.kill().unwrap();
     serve.wait().unwrap();
 }
+
+/// Waits (bounded) for `child` to exit; kills it and fails after 20 s.
+fn exit_within(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{what}: still running after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling a child's exit
+    }
+}
+
+/// An address already in use is an error naming it at once, before any
+/// wait for a writer (serve bound only after the journal appeared, so it
+/// waited first, then failed with a bare "Address already in use").
+#[test]
+fn serve_refuses_an_address_in_use_at_once_even_before_a_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut serve = events()
+        .args(["serve", "--addr", &addr])
+        .arg(tmp.path().join("not-yet"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exit_within(&mut serve, "serve on a taken address");
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+}
+
+/// `serve` whose stdout reader is gone before the banner (a supervisor that
+/// does not read it) keeps serving: it had exited 0, which reads as done.
+#[test]
+fn serve_keeps_serving_when_its_stdout_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let demo = events()
+        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(demo.status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = events()
+        .args(["serve", "--addr", &addr])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(serve.stdout.take()); // the reader is gone
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let response = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            panic!("serve exited ({status}) when its stdout closed");
+        }
+        if let Ok(mut conn) = TcpStream::connect(&addr) {
+            conn.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut response = String::new();
+            conn.read_to_string(&mut response).unwrap();
+            break response;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling until it listens
+    };
+    assert!(response.contains("\"latest_seq\""), "{response}");
+    assert!(serve.try_wait().unwrap().is_none(), "serve exited after answering");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
