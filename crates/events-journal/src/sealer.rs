@@ -14,7 +14,8 @@
 //! fsync, a failed tidy is logged and counted in `prune_errors` (what it
 //! leaves behind is retried by the next tidy, `prune` or open).
 //!
-//! Invariant: jobs complete in roll order; once `flush` returns, every
+//! Invariant: jobs complete in roll order; at most [`QUEUE`] wait (a roll
+//! past that waits for the sealer); once `flush` returns, every
 //! segment sealed before it was fdatasync'ed, or the failure is recorded and
 //! the writer refuses every later append (a failed fsync is never retried).
 
@@ -28,6 +29,12 @@ use std::thread::JoinHandle;
 use crate::error::JournalError;
 use crate::seam::{Io, Step};
 use crate::segment;
+
+/// Jobs queued at most: a roll that finds the queue full waits for the
+/// sealer (a slow disk pushes back on appends), so the open descriptors of
+/// segments waiting to be sealed, and the pruned files waiting to be
+/// unlinked, stay bounded.
+const QUEUE: usize = 16;
 
 enum Job {
     Seal(File, PathBuf),
@@ -83,7 +90,7 @@ impl Tidy {
 /// The handle the writer keeps.
 #[derive(Debug)]
 pub(crate) struct Sealer {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::SyncSender<Job>>,
     thread: Option<JoinHandle<()>>,
     state: Arc<State>,
     /// [`tidy_errors`](Self::tidy_errors) when a retry was last queued.
@@ -103,7 +110,7 @@ impl std::fmt::Debug for Job {
 impl Sealer {
     /// Starts the thread.
     pub(crate) fn start(io: Io, dir: &std::path::Path) -> Result<Sealer, JournalError> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
         let state = Arc::new(State::default());
         let s = Arc::clone(&state);
         let thread = std::thread::Builder::new()
