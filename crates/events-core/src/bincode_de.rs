@@ -13,9 +13,9 @@
 //! input cannot back (a string or byte buffer is allocated once its bytes
 //! are there; a collection is pre-sized for at most as many elements as
 //! bytes are left); a length over [`DEFAULT_DECODE_LIMIT`] is refused, and
-//! one decode reads at most that many elements that take no bytes (unit
-//! values), so no prefixes, however nested, make zero-sized values loop
-//! for ever; values nest at most [`MAX_DECODE_DEPTH`] deep, so a small payload of
+//! the sequences and maps of one decode declare at most its bytes plus
+//! that many elements in all, so no prefixes, however nested, make
+//! zero-sized values loop for ever; values nest at most [`MAX_DECODE_DEPTH`] deep, so a small payload of
 //! a recursive type cannot overflow the stack (which aborts the process);
 //! every error names what was wrong and no input panics.
 //!
@@ -45,7 +45,7 @@ use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
 pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize)> {
-    let mut de = Decoder { input: bytes, depth: 0, empty_left: DEFAULT_DECODE_LIMIT };
+    let mut de = Decoder { input: bytes, depth: 0, elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()) };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
 }
@@ -71,8 +71,9 @@ enum Kind {
     Length(u64),
     /// Values nested deeper than [`MAX_DECODE_DEPTH`].
     Depth,
-    /// More elements that take no bytes than the decode limit.
-    EmptyElements,
+    /// Sequences and maps declaring more elements in all than the payload
+    /// could hold.
+    Elements,
     InvalidBool(u8),
     InvalidOptionTag(u8),
     InvalidChar([u8; 4]),
@@ -101,9 +102,11 @@ impl fmt::Display for Error {
                 write!(f, "length prefix {len} exceeds the decode limit of {DEFAULT_DECODE_LIMIT} (bytes or elements)")
             }
             Kind::Depth => write!(f, "values nested deeper than {MAX_DECODE_DEPTH} levels"),
-            Kind::EmptyElements => {
-                write!(f, "more than {DEFAULT_DECODE_LIMIT} elements that take no bytes (unit values) in one payload")
-            }
+            Kind::Elements => write!(
+                f,
+                "sequences and maps declaring more elements in all than the payload could hold \
+                 (its bytes, plus {DEFAULT_DECODE_LIMIT} that take none)"
+            ),
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
             Kind::InvalidChar(bytes) => write!(f, "invalid UTF-8 char encoding {bytes:02x?}"),
@@ -129,8 +132,10 @@ struct Decoder<'de> {
     input: &'de [u8],
     /// How many values enclose the one being read.
     depth: u32,
-    /// How many more elements that take no bytes this decode may read.
-    empty_left: usize,
+    /// How many more elements the sequences and maps still to be read may
+    /// declare in all: each element takes a byte, except unit values, of
+    /// which one payload holds at most [`DEFAULT_DECODE_LIMIT`].
+    elements_left: usize,
 }
 
 impl<'de> Decoder<'de> {
@@ -213,6 +218,16 @@ impl<'de> Decoder<'de> {
     fn len(&mut self) -> Result<usize> {
         let len = self.u64("a length")?;
         usize::try_from(len).ok().filter(|&n| n <= DEFAULT_DECODE_LIMIT).ok_or_else(|| Kind::Length(len).into())
+    }
+
+    /// A sequence's or map's length prefix, counted against what the
+    /// payload could hold in all: nested prefixes of unit values (which
+    /// take no bytes) cannot make a decode loop for ever.
+    #[inline]
+    fn counted_len(&mut self) -> Result<usize> {
+        let len = self.len()?;
+        self.elements_left = self.elements_left.checked_sub(len).ok_or_else(|| Error::from(Kind::Elements))?;
+        Ok(len)
     }
 
     #[inline]
@@ -334,7 +349,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let len = self.len()?;
+        let len = self.counted_len()?;
         self.nested(|de| visitor.visit_seq(Elements { de, left: len }))
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
@@ -344,7 +359,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         self.deserialize_tuple(len, visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let len = self.len()?;
+        let len = self.counted_len()?;
         self.nested(|de| visitor.visit_map(Elements { de, left: len }))
     }
     fn deserialize_struct<V: Visitor<'de>>(
@@ -397,12 +412,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        let before = self.de.input.len();
-        let value = seed.deserialize(&mut *self.de)?;
-        if self.de.input.len() == before {
-            self.de.empty_left = self.de.empty_left.checked_sub(1).ok_or_else(|| Error::from(Kind::EmptyElements))?;
-        }
-        Ok(Some(value))
+        seed.deserialize(&mut *self.de).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {

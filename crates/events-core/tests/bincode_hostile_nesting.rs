@@ -85,7 +85,7 @@ fn zero_sized_elements_nested_under_a_sequence_are_bounded_in_total() {
         bytes.extend(inner.to_le_bytes());
     }
     let message = decode_error::<Vec<Vec<()>>>(&bytes);
-    assert!(message.contains("elements that take no bytes"), "{message}");
+    assert!(message.contains("more elements in all than the payload could hold"), "{message}");
 
     // One sequence of the most unit values one payload may hold decodes.
     let mut bytes = vec![252u8];
