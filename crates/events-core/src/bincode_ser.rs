@@ -38,6 +38,9 @@ pub(crate) enum Error {
     /// Nested deeper than [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH):
     /// the decoder would refuse it, so it is never written.
     TooDeep,
+    /// A sequence or map longer than the decode limit, which every decode
+    /// refuses.
+    TooLong(usize),
     /// What the value's `Serialize` implementation reported.
     Custom(String),
 }
@@ -52,6 +55,11 @@ impl fmt::Display for Error {
                 f,
                 "values nested deeper than {} levels (MAX_DECODE_DEPTH), which no decode would accept",
                 crate::MAX_DECODE_DEPTH
+            ),
+            Error::TooLong(len) => write!(
+                f,
+                "a sequence or map of {len} elements, more than the decode limit of {} would accept",
+                crate::DEFAULT_DECODE_LIMIT
             ),
             Error::Custom(msg) => f.write_str(msg),
         }
@@ -87,6 +95,18 @@ impl Encoder<'_> {
     #[inline]
     fn leave(&mut self) {
         self.depth -= 1;
+    }
+
+    /// A sequence's or map's length prefix; over the decode limit it is
+    /// refused, as every decode would refuse it.
+    #[inline]
+    fn counted_len(&mut self, len: Option<usize>) -> Result<(), Error> {
+        let len = len.ok_or(Error::SequenceMustHaveLength)?;
+        if len > crate::DEFAULT_DECODE_LIMIT {
+            return Err(Error::TooLong(len));
+        }
+        self.len(len);
+        Ok(())
     }
 
     /// An unsigned varint: up to 250 in one byte, else a width tag and the
@@ -278,7 +298,7 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
-        self.len(len.ok_or(Error::SequenceMustHaveLength)?);
+        self.counted_len(len)?;
         self.enter()?;
         Ok(self)
     }
@@ -298,7 +318,7 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self, Error> {
-        self.len(len.ok_or(Error::SequenceMustHaveLength)?);
+        self.counted_len(len)?;
         self.enter()?;
         Ok(self)
     }

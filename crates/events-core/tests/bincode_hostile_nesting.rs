@@ -185,3 +185,18 @@ fn msgpack_never_encodes_what_it_would_not_decode() {
         assert_eq!(MsgPack.decode::<Arrays>(&bytes).unwrap(), arrays);
     });
 }
+
+/// A sequence longer than the decode limit is refused when encoded (every
+/// decode refuses its length), so it is never journaled.
+#[test]
+fn a_sequence_past_the_decode_limit_is_never_encoded() {
+    let units = vec![(); DEFAULT_DECODE_LIMIT + 1];
+    let mut bytes = Vec::new();
+    match Bincode.encode(&units, &mut bytes) {
+        Err(CodecError::Encode { source, .. }) => assert!(source.to_string().contains("decode limit"), "{source}"),
+        other => panic!("encoded a length no decode accepts: {other:?}"),
+    }
+    let mut bytes = Vec::new();
+    Bincode.encode(&vec![(); DEFAULT_DECODE_LIMIT], &mut bytes).unwrap();
+    assert_eq!(Bincode.decode::<Vec<()>>(&bytes).unwrap().len(), DEFAULT_DECODE_LIMIT);
+}

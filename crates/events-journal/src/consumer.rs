@@ -187,11 +187,17 @@ impl ConsumerFile {
     /// `consumers` directory is fsynced, as is the journal directory when
     /// the `consumers` directory was created.
     ///
+    /// The handle holds a shared lock (`flock`) on the checkpoint while it
+    /// lives, so [`delete_consumer`] refuses to delete it; an open waits
+    /// while a delete holds the lock, then opens (or creates) the file now
+    /// at the path.
+    ///
     /// # Errors
     ///
     /// [`JournalError::InvalidConsumerName`]; [`JournalError::CheckpointCorrupt`]
     /// naming the file if neither slot holds a valid checkpoint;
-    /// [`JournalError::Io`] when a system call fails.
+    /// [`JournalError::Io`] when a system call fails (`lock checkpoint` where
+    /// the file system has no locks).
     pub fn open(dir: &Path, name: &str, epoch: u64) -> Result<(ConsumerFile, Checkpoint), JournalError> {
         Self::open_io(dir, name, epoch, Io::default())
     }
@@ -364,11 +370,21 @@ pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
 /// [`JournalError::InvalidConsumerName`];
 /// [`JournalError::ConsumerInUse`] while a [`ConsumerFile`] of that name is
 /// open, in this process or another (each holds a shared lock on its
-/// checkpoint; the delete takes it exclusively); [`JournalError::Io`] if
-/// the removal or the directory fsync fails.
+/// checkpoint until it and any commit in flight are gone; the delete takes
+/// it exclusively); [`JournalError::Io`] if the removal or the directory
+/// fsync fails.
 pub fn delete_consumer(dir: &Path, name: &str) -> Result<bool, JournalError> {
     let path = consumer_path(dir, name)?;
-    let file = match File::open(&path) {
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() => {}
+        // Not a checkpoint (a FIFO would block the open below): no handle
+        // can hold it, so it goes as it is.
+        Ok(_) => return remove_checkpoint(dir, &path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
+    }
+    // Writable: an exclusive lock needs it where flock is emulated (NFS).
+    let file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
@@ -377,17 +393,26 @@ pub fn delete_consumer(dir: &Path, name: &str) -> Result<bool, JournalError> {
     // one opening now waits, then finds the file gone and makes a new one.
     match file.try_lock() {
         Ok(()) => {}
+        // Another delete holds it and has unlinked it meanwhile: gone.
+        Err(fs::TryLockError::WouldBlock) if !same_file(&file, &path) => return Ok(false),
         Err(fs::TryLockError::WouldBlock) => {
             return Err(JournalError::ConsumerInUse { name: name.to_owned(), path });
         }
         Err(fs::TryLockError::Error(e)) => return Err(JournalError::io("lock checkpoint", &path, e)),
     }
-    match fs::remove_file(&path) {
+    let removed = remove_checkpoint(dir, &path);
+    drop(file);
+    removed
+}
+
+/// Unlinks a checkpoint and fsyncs the `consumers` directory; `false` if
+/// it was gone already.
+fn remove_checkpoint(dir: &Path, path: &Path) -> Result<bool, JournalError> {
+    match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(JournalError::io("remove checkpoint", &path, e)),
+        Err(e) => return Err(JournalError::io("remove checkpoint", path, e)),
     }
-    drop(file);
     segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
     Ok(true)
 }

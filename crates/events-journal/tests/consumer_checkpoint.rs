@@ -233,3 +233,32 @@ fn the_consumers_directory_is_invisible_to_the_journal() {
     assert_eq!(std::fs::read(c.path()).unwrap(), checkpoint);
     assert_eq!(seq_on_disk(dir.path(), "indexer"), 2);
 }
+
+/// An open that races a delete: it waits while the delete holds the
+/// checkpoint's lock, then finds the file unlinked and makes a new one (it
+/// would otherwise have committed to the deleted file for ever).
+#[test]
+fn an_open_racing_a_delete_makes_a_new_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _) = ConsumerFile::open(dir.path(), "racer", 1).unwrap();
+    c.commit(7, 1).unwrap();
+    drop(c);
+    let path = consumer_path(dir.path(), "racer").unwrap();
+    // What `delete_consumer` does, held open across the open below.
+    let deleting = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    deleting.try_lock().unwrap();
+    let opener = {
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || ConsumerFile::open(&dir, "racer", 1).unwrap())
+    };
+    // Bounded wait for the open to block on the lock (it cannot finish).
+    std::thread::sleep(std::time::Duration::from_millis(50)); // gives the open a chance to reach the lock
+    assert!(!opener.is_finished(), "the open did not wait for the delete's lock");
+    std::fs::remove_file(&path).unwrap();
+    drop(deleting);
+    let (_file, checkpoint) = opener.join().unwrap();
+    assert_eq!(checkpoint.seq, 0, "a new checkpoint, not the deleted one");
+    let listed = list_consumers(dir.path()).unwrap();
+    assert_eq!(listed.len(), 1, "the new checkpoint is in the directory");
+    assert_eq!(listed[0].checkpoint.as_ref().unwrap().seq, 0);
+}
