@@ -15,14 +15,16 @@
 //! bytes are left); a length over [`DEFAULT_DECODE_LIMIT`] is refused, and
 //! the sequences and maps of one decode declare at most its bytes plus
 //! that many elements in all, so no prefixes, however nested, make
-//! zero-sized values loop for ever; values nest at most [`MAX_DECODE_DEPTH`] deep, so a small payload of
-//! a recursive type cannot overflow the stack (which aborts the process);
-//! every error names what was wrong and no input panics.
+//! zero-sized values loop for ever; values nest at most
+//! [`MAX_DECODE_DEPTH`] deep, so a small payload of a recursive type cannot
+//! overflow the stack (which aborts the process); every error names what
+//! was wrong and no input panics.
 //!
 //! Three deliberate differences from the bincode crate, which otherwise
 //! accepts exactly the same bytes (the third: values nested deeper than
-//! [`MAX_DECODE_DEPTH`], or more than [`DEFAULT_DECODE_LIMIT`] unit
-//! elements in one payload, are refused):
+//! [`MAX_DECODE_DEPTH`], or sequences and maps declaring more elements in
+//! all than the payload's bytes plus [`DEFAULT_DECODE_LIMIT`], are
+//! refused):
 //! * bincode's limit counted the in-memory size of every decoded value (8
 //!   bytes per `u64`, however short its varint), so a payload under the
 //!   limit could be refused (2.2 million small `u64`s in a 2.2 MB payload).
