@@ -26,7 +26,8 @@
 //!   directory is recreated, so a cursor of an older journal is detected.
 //!   The cursor is the `Last-Event-ID` header (a browser's `EventSource`
 //!   sends it when it reconnects), else `?since=` — an id, or `latest` for
-//!   new events only — else everything retained. Both accept a bare
+//!   new events only (with `live_output=1`, after the newest token too:
+//!   `FeedReader::stream_live_latest`) — else everything retained. Both accept a bare
 //!   `<seq>` too, for old clients and hand-written requests; it is taken to
 //!   belong to the epoch served when the request arrives. **Precedence:**
 //!   both are checked and a malformed value in either is a `400`

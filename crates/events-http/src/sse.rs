@@ -102,7 +102,11 @@ where
     // expired. The frames' ids then name the epoch the stream reads.
     let cursor = if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) };
     let inner = match query.stream {
-        _ if live_output => match state.reader.stream_live(LiveCursor::new(cursor, index), query.stream.as_deref()) {
+        _ if live_output => match match start {
+            // From now on: no reset for output the client never asked for.
+            Start::Latest => state.reader.stream_live_latest(query.stream.as_deref()),
+            Start::After(_) => state.reader.stream_live(LiveCursor::new(cursor, index), query.stream.as_deref()),
+        } {
             Ok(live) => Source::Live(live),
             Err(events::Error::StreamIdTooLong { len, limit }) => {
                 return Err(RequestError::StreamId { len, limit }.into_response());

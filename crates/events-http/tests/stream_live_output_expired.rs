@@ -58,3 +58,49 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
     assert_eq!(sse.next().await.id, Some(format!("{epoch}-2")));
     feed.close().await.unwrap();
 }
+
+/// `?since=latest&live_output=1` is a client that has seen nothing: in the
+/// middle of a response whose start the ring dropped, it gets the next
+/// token and the answer; after a restart (the earlier process's output is
+/// gone), the answer. Neither gets a `live_output_expired` reset (both got
+/// one, for output they never asked for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latest_live_client_starts_with_what_comes_next_and_no_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    for restart in [false, true] {
+        let feed: Feed<Agent> = Feed::builder(tmp.path())
+            .sync(SyncPolicy::Never)
+            .live_output(LiveOutput::new().per_stream(10))
+            .open()
+            .await
+            .unwrap();
+        let epoch = feed.epoch();
+        let addr = serve(events_http::router(feed.reader())).await;
+        let session = feed.session("chat");
+        if !restart {
+            session.emit(Agent::Message("question".into())).await.unwrap();
+            // A long response: the ring keeps its last 10 tokens.
+            for n in 1..=50 {
+                session.emit(Agent::Token(format!("t{n} "))).await.unwrap();
+            }
+        }
+        feed.sync().await.unwrap();
+        let latest = feed.latest_seq().get();
+        let mut sse = Sse::open(&format!("http://{addr}/stream?since=latest&live_output=1"), None).await;
+        session.emit(Agent::Token("next ".into())).await.unwrap();
+        session.emit(Agent::Message("answer".into())).await.unwrap();
+        let mut first = sse.next().await;
+        if restart {
+            // Output after the latest durable event, before the next one, has
+            // the positions the earlier process's had: it is skipped (the
+            // client cannot tell them apart), with no reset either.
+        } else {
+            assert_eq!(first.event.as_deref(), Some("ephemeral"), "{first:?}");
+            assert_eq!(first.json()["event"]["Token"], "next ", "{first:?}");
+            first = sse.next().await;
+        }
+        assert_eq!(first.event, None, "restart {restart}: no reset, the answer: {first:?}");
+        assert_eq!(first.id, Some(format!("{epoch}-{}", latest + 1)), "restart {restart}: {first:?}");
+        feed.close().await.unwrap();
+    }
+}

@@ -12,7 +12,7 @@ use events_core::{Codec, Event, StreamId};
 use futures::StreamExt;
 
 use crate::live::{LiveStream, Ring};
-use crate::position::LiveCursor;
+use crate::position::{Cursor, LiveCursor};
 use crate::reader::FeedReader;
 use crate::stream::filter::Filter;
 use crate::{Error, Result};
@@ -39,12 +39,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// without live output, or this is a reader of another process's journal
     /// (the ring lives in the writer's memory).
     pub fn stream_live(&self, from: impl Into<LiveCursor>, stream: Option<&str>) -> Result<LiveStream<E>> {
-        let Some(ring) = &self.ring else {
-            return Err(Error::Config(
-                "live output is off: open the feed with FeedBuilder::live_output, and read it in the writer's process"
-                    .into(),
-            ));
-        };
+        let ring = self.ring()?;
         let from = from.into();
         // One stream's durable events come with checkpoints (`stream_filtered`),
         // so the position moves past the other streams' events too.
@@ -56,6 +51,38 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         };
         let stream = stream.map(StreamId::from);
         Ok(LiveStream::new(inner, Arc::clone(ring), Arc::clone(&self.shared), from, stream, self.on_expired))
+    }
+
+    /// [`stream_live`](Self::stream_live) from now on, for a client that
+    /// has seen nothing: after the latest durable event of this journal
+    /// (pinned to its epoch) and the newest ephemeral event the ring holds
+    /// after it (of `stream`). It starts with what comes next, and never
+    /// with a `Reset { LiveOutputExpired }` for output the client did not
+    /// ask for (an earlier process's, or the start of a long response the
+    /// ring no longer holds), as a cursor at the latest seq did. What
+    /// `GET /stream?since=latest&live_output=1` serves.
+    ///
+    /// # Errors
+    ///
+    /// As [`stream_live`](Self::stream_live).
+    pub fn stream_live_latest(&self, stream: Option<&str>) -> Result<LiveStream<E>> {
+        let ring = self.ring()?;
+        let epoch = self.epoch();
+        let latest = self.latest_seq();
+        let newest = ring.newest(stream.map(StreamId::from).as_ref());
+        // Output after `latest`'s durable event only: a durable event
+        // published since is not skipped.
+        let index = if newest.seq == latest { newest.index } else { 0 };
+        self.stream_live(LiveCursor::new(Cursor::new(latest, epoch), index), stream)
+    }
+
+    fn ring(&self) -> Result<&Arc<Ring<E>>> {
+        self.ring.as_ref().ok_or_else(|| {
+            Error::Config(
+                "live output is off: open the feed with FeedBuilder::live_output, and read it in the writer's process"
+                    .into(),
+            )
+        })
     }
 
     pub(crate) fn with_ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {

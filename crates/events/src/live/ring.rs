@@ -300,6 +300,18 @@ impl<E> Ring<E> {
         self.state.lock().floor(stream)
     }
 
+    /// The newest position a reader of `stream` (`None`: of every stream)
+    /// could have seen: the ring's last entry (of that stream), or its
+    /// floor when it holds none after it.
+    pub(crate) fn newest(&self, stream: Option<&StreamId>) -> Position {
+        let state = self.state.lock();
+        let last = match stream {
+            None => state.entries.last_key_value().map(|(position, _)| *position),
+            Some(id) => state.by_stream.get(&Some(id.clone())).and_then(|queue| queue.back().copied()),
+        };
+        last.unwrap_or_default().max(state.floor(stream))
+    }
+
     /// A receiver that changes after every insert.
     pub(crate) fn watch(&self) -> watch::Receiver<u64> {
         self.inserted.subscribe()
