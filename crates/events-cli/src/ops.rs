@@ -8,6 +8,7 @@
 //! journal instead of reporting an empty one.
 
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -249,7 +250,8 @@ fn start_following(args: &TailArgs) -> Result<Follower, JournalError> {
 /// Says once on stderr that `tail` waits for a journal in `dir`.
 fn say_waiting(dir: &Path, waiting: &mut bool) {
     if !std::mem::replace(waiting, true) {
-        eprintln!("waiting: {} holds no journal right now", dir.display());
+        // A closed stderr is no reason to stop following (`eprintln!` panics on it).
+        let _ = writeln!(std::io::stderr(), "waiting: {} holds no journal right now", dir.display());
     }
 }
 

@@ -18,7 +18,7 @@
 //! is missing; once running, a lost server is retried with backoff and
 //! shown in the progress.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -182,7 +182,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     let mut lines_closed = false;
     let closed = |lines_closed: &mut bool| {
         if !std::mem::replace(lines_closed, true) {
-            eprintln!("stdout closed: no more progress lines; replication goes on");
+            let _ = writeln!(std::io::stderr(), "stdout closed: no more progress lines; replication goes on");
         }
     };
     let ended = match outln!(out, "{started}").and_then(|()| out.flush()) {
@@ -233,7 +233,8 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
         }
         Ended::Signal(name) => {
             if !args.json {
-                eprintln!("{name}: finishing the publishes in flight (again to exit at once)");
+                let _ =
+                    writeln!(std::io::stderr(), "{name}: finishing the publishes in flight (again to exit at once)");
             }
             // A second signal gives up waiting (the next run re-sends what was
             // in flight; JetStream drops what it already has).

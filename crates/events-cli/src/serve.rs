@@ -81,7 +81,12 @@ async fn wait_for_journal(dir: &Path) -> Result<(), Failure> {
             Err(e) => return Err(e.into()),
         };
         if !told {
-            eprintln!("waiting: {} {missing}; start the writer (e.g. `events demo --dir {0}`)", dir.display());
+            // A closed stderr is no reason to stop waiting (`eprintln!` panics on it).
+            let _ = writeln!(
+                std::io::stderr(),
+                "waiting: {} {missing}; start the writer (e.g. `events demo --dir {0}`)",
+                dir.display()
+            );
             told = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -127,3 +127,47 @@ fn serve_keeps_serving_when_its_stdout_is_closed() {
     serve.kill().unwrap();
     serve.wait().unwrap();
 }
+
+/// `serve` waiting for a journal with its stderr reader gone (a supervisor
+/// that discards it): it keeps waiting, then serves (the waiting line
+/// panicked on the closed pipe and the command exited).
+#[test]
+fn serve_keeps_waiting_when_its_stderr_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("later");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = events()
+        .args(["serve", "--addr", &addr])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(serve.stderr.take()); // the reader is gone before the waiting line
+    let demo = events()
+        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(demo.status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let response = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            panic!("serve exited ({status}) when its stderr closed");
+        }
+        if let Ok(mut conn) = TcpStream::connect(&addr) {
+            conn.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut response = String::new();
+            conn.read_to_string(&mut response).unwrap();
+            if response.contains("\"latest_seq\"") {
+                break response;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never served the journal");
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling until it serves
+    };
+    assert!(response.contains("200"), "{response}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
