@@ -129,18 +129,19 @@ const TEST_PREREQUISITES: &[(&[&str], &str)] = &[
     (&["kill"], "procps"),
 ];
 
-/// Where a program counts as installed besides the `PATH`: Debian puts
-/// `nats-server` in `/usr/sbin`, off a normal user's `PATH` (the tests
-/// look in the same places: `events_testkit::program`).
-const SYSTEM_DIRS: [&str; 3] = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
-
 /// Installs the programs of `needed` (names, Debian package) that are not
 /// installed, so the README's one test command (and `bench`, which runs
 /// `nats-server`) works on a fresh machine. Each package is installed on
 /// its own, so one that the distribution lacks (Ubuntu ships chromium as a
 /// snap) does not keep the others out; every failure is named.
 pub(crate) fn prerequisites(needed: &[(&[&str], &str)]) -> Result<(), String> {
-    let missing: Vec<&str> = needed.iter().filter(|(names, _)| !installed(names)).map(|(_, pkg)| *pkg).collect();
+    // Installed: on the `PATH`, or where Debian puts `nats-server` (`/usr/sbin`,
+    // off a normal user's `PATH`), as the tests look for it.
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|(names, _)| events_testkit::program::find(names).is_none())
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -191,14 +192,6 @@ pub(crate) fn prerequisites(needed: &[(&[&str], &str)]) -> Result<(), String> {
             failed.join("; ")
         ))
     }
-}
-
-/// Whether any of `names` is on the `PATH` or in [`SYSTEM_DIRS`].
-fn installed(names: &[&str]) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(SYSTEM_DIRS.iter().map(std::path::PathBuf::from))
-        .any(|dir| names.iter().any(|name| dir.join(name).is_file()))
 }
 
 fn is_root() -> bool {

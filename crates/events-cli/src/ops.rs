@@ -265,7 +265,7 @@ fn holds_no_journal(dir: &Path, error: &JournalError) -> bool {
         _ => false,
     };
     let gone = matches!(std::fs::metadata(dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-    (missing && !dir.is_file()) || gone
+    missing || gone
 }
 
 /// A reset as a line: what was skipped and where the output goes on.

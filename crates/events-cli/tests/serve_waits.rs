@@ -11,6 +11,42 @@ fn events() -> Command {
     Command::new(env!("CARGO_BIN_EXE_events"))
 }
 
+/// A small journal in `dir`, written by the demo.
+fn write_demo_journal(dir: &std::path::Path) {
+    let demo = events()
+        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+}
+
+/// `GET /status` on `addr`: the whole response, or `None` if nothing listens.
+fn get_status(addr: &str) -> Option<String> {
+    let mut conn = TcpStream::connect(addr).ok()?;
+    conn.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    Some(response)
+}
+
+/// The first `/status` answer naming a `latest_seq` from `serve` on `addr`,
+/// failing if it exits first (`after` says what it had to survive) or none
+/// comes within 20 s.
+fn status_while_running(serve: &mut std::process::Child, addr: &str, after: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            panic!("serve exited ({status}) when {after}");
+        }
+        if let Some(response) = get_status(addr).filter(|r| r.contains("\"latest_seq\"")) {
+            return response;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never served the journal");
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling until it serves
+    }
+}
+
 #[test]
 fn serve_waits_for_the_writers_first_segment_then_serves_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -28,21 +64,13 @@ fn serve_waits_for_the_writers_first_segment_then_serves_it() {
     assert!(line.contains("waiting") && line.contains("does not exist yet"), "{line}");
     assert!(serve.try_wait().unwrap().is_none(), "serve exited instead of waiting");
 
-    let demo = events()
-        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(demo.status.success());
+    write_demo_journal(&dir);
 
     let mut out = BufReader::new(serve.stdout.take().unwrap());
     let mut serving = String::new();
     out.read_line(&mut serving).unwrap();
     let addr = serving.split("http://").nth(1).and_then(|s| s.split('/').next()).expect("a URL").to_owned();
-    let mut conn = TcpStream::connect(&addr).unwrap();
-    conn.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
+    let response = get_status(&addr).expect("serve listens");
     assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"latest_seq\""), "{response}");
     serve.kill().unwrap();
@@ -92,12 +120,7 @@ fn serve_refuses_an_address_in_use_at_once_even_before_a_journal() {
 fn serve_keeps_serving_when_its_stdout_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
-    let demo = events()
-        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(demo.status.success());
+    write_demo_journal(&dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut serve = events()
@@ -108,20 +131,7 @@ fn serve_keeps_serving_when_its_stdout_is_closed() {
         .spawn()
         .unwrap();
     drop(serve.stdout.take()); // the reader is gone
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let response = loop {
-        if let Some(status) = serve.try_wait().unwrap() {
-            panic!("serve exited ({status}) when its stdout closed");
-        }
-        if let Ok(mut conn) = TcpStream::connect(&addr) {
-            conn.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-            let mut response = String::new();
-            conn.read_to_string(&mut response).unwrap();
-            break response;
-        }
-        assert!(std::time::Instant::now() < deadline, "serve never listened");
-        std::thread::sleep(std::time::Duration::from_millis(20)); // polling until it listens
-    };
+    let response = status_while_running(&mut serve, &addr, "its stdout closed");
     assert!(response.contains("\"latest_seq\""), "{response}");
     assert!(serve.try_wait().unwrap().is_none(), "serve exited after answering");
     serve.kill().unwrap();
@@ -145,29 +155,9 @@ fn serve_keeps_waiting_when_its_stderr_is_closed() {
         .spawn()
         .unwrap();
     drop(serve.stderr.take()); // the reader is gone before the waiting line
-    let demo = events()
-        .args(["demo", "--events", "2000", "--sessions", "2", "--no-crash", "--json", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(demo.status.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let response = loop {
-        if let Some(status) = serve.try_wait().unwrap() {
-            panic!("serve exited ({status}) when its stderr closed");
-        }
-        if let Ok(mut conn) = TcpStream::connect(&addr) {
-            conn.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-            let mut response = String::new();
-            conn.read_to_string(&mut response).unwrap();
-            if response.contains("\"latest_seq\"") {
-                break response;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "serve never served the journal");
-        std::thread::sleep(std::time::Duration::from_millis(20)); // polling until it serves
-    };
-    assert!(response.contains("200"), "{response}");
+    write_demo_journal(&dir);
+    let response = status_while_running(&mut serve, &addr, "its stderr closed");
+    assert!(response.contains("200") && response.contains("\"latest_seq\""), "{response}");
     serve.kill().unwrap();
     serve.wait().unwrap();
 }

@@ -149,7 +149,7 @@ impl Journal {
     /// [`JournalError::Failed`] if the writer is poisoned;
     /// [`JournalError::Io`] if the sync thread cannot be started.
     pub fn start_sync(&mut self) -> Result<bool, JournalError> {
-        self.check_healthy()?;
+        self.health()?;
         if self.opts.sync != SyncPolicy::Always || self.pipeline.inflight.is_some() || self.acked == self.last_seq() {
             return Ok(false);
         }
@@ -184,7 +184,7 @@ impl Journal {
     /// [`JournalError::Io`] if an `fdatasync` fails, which poisons the
     /// writer and cuts the segment back to its last acknowledged record.
     pub fn commit(&mut self) -> Result<u64, JournalError> {
-        self.check_healthy()?;
+        self.health()?;
         self.settle()?;
         if self.opts.sync != SyncPolicy::Always || self.acked == self.last_seq() {
             return Ok(self.acked);

@@ -35,7 +35,7 @@ impl Journal {
     ///
     /// [`JournalError::Io`] if syncing or creating fails, which poisons the writer.
     pub fn roll(&mut self) -> Result<(), JournalError> {
-        self.check_healthy()?;
+        self.health()?;
         self.settle()?;
         if self.active_len <= HEADER_LEN as u64 {
             return Ok(());

@@ -133,7 +133,7 @@ impl Journal {
         I: IntoIterator<Item = (u64, P)>,
         P: AsRef<[u8]>,
     {
-        self.check_healthy()?;
+        self.health()?;
         let first = self.next_seq;
         let max = self.opts.max_record_bytes;
         let mut buf = std::mem::take(&mut self.buf);
@@ -237,10 +237,6 @@ impl Journal {
     ///
     /// [`JournalError::Failed`] naming the cause once the writer is poisoned.
     pub fn health(&mut self) -> Result<(), JournalError> {
-        self.check_healthy()
-    }
-
-    pub(crate) fn check_healthy(&mut self) -> Result<(), JournalError> {
         if self.failed.is_none()
             && let Some(cause) = self.background.as_ref().and_then(|bg| bg.failure())
         {
@@ -272,7 +268,7 @@ impl Journal {
         if let Some(sealer) = &self.sealer {
             sealer.flush();
         }
-        self.check_healthy()?;
+        self.health()?;
         self.settle()?;
         self.sync_active(Step::Sync)?;
         if self.acked != self.last_seq() {
@@ -344,7 +340,7 @@ impl Journal {
         if let Some(sealer) = &mut self.sealer {
             sealer.stop(); // every sealed segment is on disk before the close returns
         }
-        self.check_healthy()?;
+        self.health()?;
         self.settle()?;
         // A failure cuts back what no fdatasync covered (records written
         // under `Always` and never committed), as a failed append's does.

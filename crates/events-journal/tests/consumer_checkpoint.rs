@@ -251,8 +251,18 @@ fn an_open_racing_a_delete_makes_a_new_checkpoint() {
         let dir = dir.path().to_path_buf();
         std::thread::spawn(move || ConsumerFile::open(&dir, "racer", 1).unwrap())
     };
-    // Bounded wait for the open to block on the lock (it cannot finish).
-    std::thread::sleep(std::time::Duration::from_millis(50)); // gives the open a chance to reach the lock
+    // Until the open is blocked on the lock (`/proc/locks` lists a waiter
+    // of this process as `->`), at most 10 s.
+    let pid = std::process::id().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|line| line.contains("->") && line.contains("FLOCK") && line.split_whitespace().any(|w| w == pid))
+    {
+        assert!(std::time::Instant::now() < deadline, "the open never waited for the delete's lock");
+        std::thread::sleep(std::time::Duration::from_millis(5)); // polling /proc/locks
+    }
     assert!(!opener.is_finished(), "the open did not wait for the delete's lock");
     std::fs::remove_file(&path).unwrap();
     drop(deleting);

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use events::layers::journal::fault::{FaultPlan, Step};
 use events::{Envelope, Error, EventSink, Feed, JournalError, Retention, Seq, SyncPolicy};
-use support::{Ev, eventually, msg, take_events};
+use support::{Ev, Fragile, eventually, msg, take_events};
 
 /// An event of about 250 bytes: its stream id is long (within the 256-byte limit).
 fn big(n: u64) -> Ev {
@@ -221,34 +221,6 @@ async fn group_commit_shares_fsyncs_among_concurrent_appends() {
     feed.close().await.unwrap();
 }
 
-/// An event whose `Drop` panics once armed (never when decoded back).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Bomb {
-    n: u64,
-    #[serde(skip)]
-    armed: bool,
-}
-
-impl Clone for Bomb {
-    fn clone(&self) -> Self {
-        Bomb { n: self.n, armed: false }
-    }
-}
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        if self.armed && !std::thread::panicking() {
-            panic!("the event's Drop panicked");
-        }
-    }
-}
-
-impl events::Event for Bomb {
-    fn stream_id(&self) -> Option<&str> {
-        Some("bombs")
-    }
-}
-
 /// A conditional append refused on the writer thread drops its event
 /// there: a `Drop` that panics ends the writer. The feed then reports it:
 /// unhealthy, closed, later appends refused; what was acknowledged before
@@ -256,17 +228,17 @@ impl events::Event for Bomb {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_open_and_healthy() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Bomb> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
     for n in 1..=3 {
-        feed.append(None, Bomb { n, armed: false }).await.unwrap();
+        feed.append(None, Fragile { n, armed: false }).await.unwrap();
     }
     let options = events::AppendOptions::new().expect(events::Expected::NoStream);
-    let refused = feed.append_with(None, Bomb { n: 4, armed: true }, options).await;
+    let refused = feed.append_with(None, Fragile { n: 4, armed: true }, options).await;
     assert!(refused.is_err(), "{refused:?}");
     eventually("the feed reports its writer gone", || feed.is_closed()).await;
     let stats = feed.stats();
     assert!(!stats.healthy, "{stats:?}");
-    assert!(feed.append(None, Bomb { n: 5, armed: false }).await.is_err());
+    assert!(feed.append(None, Fragile { n: 5, armed: false }).await.is_err());
     drop(feed);
     let reader = events::layers::journal::Reader::open(dir.path()).unwrap();
     assert_eq!(reader.last_seq().unwrap(), 3, "every acknowledged append, nothing else");

@@ -143,20 +143,21 @@ async fn a_stuck_sink_without_a_timeout_starves_only_itself() {
     feed.close().await.unwrap();
 }
 
+/// Takes 1 ms per event, then records its seq.
+struct Slow(Arc<Mutex<Vec<u64>>>);
+
+#[async_trait::async_trait]
+impl EventSink<Envelope<Ev>> for Slow {
+    async fn emit(&self, env: &Envelope<Ev>) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.0.lock().push(env.seq.get());
+    }
+}
+
 /// A sink slower than the appends: when `close` returns, it has seen every
 /// journaled event (the feed waited for the sink task to drain its queue).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_returns_after_the_sinks_took_every_event() {
-    struct Slow(Arc<Mutex<Vec<u64>>>);
-
-    #[async_trait::async_trait]
-    impl EventSink<Envelope<Ev>> for Slow {
-        async fn emit(&self, env: &Envelope<Ev>) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            self.0.lock().push(env.seq.get());
-        }
-    }
-
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let feed: Feed<Ev> = Feed::builder(dir.path())
@@ -179,16 +180,6 @@ async fn close_returns_after_the_sinks_took_every_event() {
 /// its last event, so both have delivered everything when it returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_flushes_sinks_that_queue_or_buffer() {
-    struct Slow(Arc<Mutex<Vec<u64>>>);
-
-    #[async_trait::async_trait]
-    impl EventSink<Envelope<Ev>> for Slow {
-        async fn emit(&self, env: &Envelope<Ev>) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            self.0.lock().push(env.seq.get());
-        }
-    }
-
     /// Holds events until `flush`, as a sink writing in groups does.
     struct Buffered {
         held: Mutex<Vec<u64>>,

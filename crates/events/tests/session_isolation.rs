@@ -18,7 +18,7 @@ use std::time::Duration;
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
 use events::{Closed, Error, Feed, Overflow, Seq, SyncPolicy};
 use futures::{FutureExt, StreamExt};
-use support::{Ev, msg, take_events};
+use support::{Ev, Fragile, msg, take_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emit_cancelled_on_a_full_inbox_is_neither_shown_nor_journaled() {
@@ -222,30 +222,6 @@ async fn a_stalled_ui_stalls_its_session_not_the_feeds_inbox() {
     feed.close().await.unwrap();
 }
 
-/// An event whose original value panics when dropped (its clones do not).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Fragile {
-    n: u64,
-    #[serde(skip)]
-    original: bool,
-}
-
-impl Clone for Fragile {
-    fn clone(&self) -> Self {
-        Fragile { n: self.n, original: false }
-    }
-}
-
-impl Drop for Fragile {
-    fn drop(&mut self) {
-        if self.original && !std::thread::panicking() {
-            panic!("dropping event {}", self.n);
-        }
-    }
-}
-
-impl events::Event for Fragile {}
-
 /// A panic in an event's `Drop`, run when the session's fan-out reuses the
 /// slot of an event every UI is done with, stays there: the emit that
 /// reused it returns `Ok`, and its event is journaled like the others. It
@@ -258,9 +234,9 @@ async fn a_panicking_drop_of_an_old_event_does_not_fail_the_emit_that_replaced_i
     let feed: Feed<Fragile> = Feed::builder(dir.path()).session_capacity(1).open().await.unwrap();
     let session = feed.session("ui");
     let mut ui = session.subscribe();
-    session.emit(Fragile { n: 1, original: true }).await.unwrap();
+    session.emit(Fragile { n: 1, armed: true }).await.unwrap();
     drop(ui.next().await.unwrap().unwrap());
-    let second = std::panic::AssertUnwindSafe(session.emit(Fragile { n: 2, original: false })).catch_unwind().await;
+    let second = std::panic::AssertUnwindSafe(session.emit(Fragile { n: 2, armed: false })).catch_unwind().await;
     assert!(matches!(second, Ok(Ok(()))), "the emit failed or panicked");
     assert_eq!(ui.next().await.unwrap().unwrap().n, 2);
     feed.sync().await.unwrap();

@@ -36,6 +36,36 @@ impl Event for Ev {
     }
 }
 
+/// An event whose `Drop` panics while `armed` (a clone, or one decoded
+/// back, is not), on the stream `fragile`: the event type's own code
+/// failing wherever the feed drops an event.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Fragile {
+    pub(crate) n: u64,
+    #[serde(skip)]
+    pub(crate) armed: bool,
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        Fragile { n: self.n, armed: false }
+    }
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        if self.armed && !std::thread::panicking() {
+            panic!("dropping event {}", self.n);
+        }
+    }
+}
+
+impl Event for Fragile {
+    fn stream_id(&self) -> Option<&str> {
+        Some("fragile")
+    }
+}
+
 pub(crate) fn msg(n: u64) -> Ev {
     Ev::Msg { n, own_stream: None }
 }
