@@ -11,9 +11,9 @@
 //! or after a gap marker.
 use std::sync::atomic::Ordering;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use events::layers::journal::Record;
 
@@ -104,10 +104,10 @@ impl Task {
         let mut h = HeaderMap::new();
         h.insert(headers::TIMESTAMP, record.ts().to_string());
         if let Some(id) = self.stream_ids.as_ref().and_then(|f| f(record.payload())) {
-            h.insert(headers::STREAM_ID, id);
+            insert_text(&mut h, headers::STREAM_ID, &id, record.seq());
         }
         if let Some(id) = events::payload::event_id(record.payload()) {
-            h.insert(headers::EVENT_ID, id);
+            insert_text(&mut h, headers::EVENT_ID, id, record.seq());
         }
         let message = PublishMessage::build()
             .payload(Bytes::copy_from_slice(record.payload()))
@@ -181,4 +181,16 @@ fn over_the_streams_size_limit(error: &async_nats::jetstream::context::PublishEr
     std::error::Error::source(error)
         .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
         .is_some_and(|e| e.error_code() == async_nats::jetstream::ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM)
+}
+
+/// Adds an informational header whose value came from the journal (a
+/// stream id, an event id). NATS cannot carry a CR or LF in a header value,
+/// and async-nats panics on one, while the feed accepts any id: such a
+/// value goes without its header (the payload still holds it) rather than
+/// halting replication at that record.
+fn insert_text(h: &mut HeaderMap, name: &'static str, value: &str, seq: u64) {
+    match value.parse::<HeaderValue>() {
+        Ok(value) => h.insert(name, value),
+        Err(_) => tracing::debug!(seq, header = name, "a value with CR or LF cannot be a NATS header; sent without it"),
+    }
 }

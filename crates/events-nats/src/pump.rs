@@ -19,6 +19,7 @@ use async_nats::jetstream::Context;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::stream::Stream;
 use events::layers::journal::{Followed, Follower, Record, Reset};
+use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::replicator::Shared;
@@ -162,7 +163,15 @@ pub(crate) enum Pumped {
 
 impl Task {
     pub(crate) async fn run(mut self, first: Position) {
-        if let Some(e) = self.replicate(first).await {
+        // A panic (a bug, or a library refusing a value) ends the task as a
+        // fatal error would: stopped, with the reason in `last_error`, not
+        // a bare "task ended" with `stopped` still false.
+        let outcome = std::panic::AssertUnwindSafe(self.replicate(first)).catch_unwind().await;
+        let error = outcome.unwrap_or_else(|panic| {
+            let what = events::panic_message(&*panic);
+            Some(NatsError::js("replicating", format!("the replication task panicked: {what}")))
+        });
+        if let Some(e) = error {
             tracing::error!(error = %e, "replication stopped");
             self.shared.record_error(&e);
             self.shared.stopped.store(true, Ordering::Release);

@@ -185,12 +185,21 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// becomes this event's error instead of the end of the thread or task
 /// running it.
 pub(crate) fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".to_owned());
-        Error::EventPanicked { during, message }
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|panic| Error::EventPanicked { during, message: panic_message(&*panic) })
+}
+
+/// The message a caught panic carried (`panic!` with a string literal or a
+/// formatted one), or `"a non-string payload"`.
+///
+/// ```
+/// let panic = std::panic::catch_unwind(|| panic!("disk {} on fire", 3)).unwrap_err();
+/// assert_eq!(events::panic_message(&*panic), "disk 3 on fire");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned())
 }

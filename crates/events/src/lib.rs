@@ -195,7 +195,7 @@ mod writers;
 pub use append::{AppendOptions, Appended, Dedupe, Expected, MAX_EVENT_ID_BYTES};
 pub use builder::{FeedBuilder, MAX_CAPACITY};
 pub use consumer::{Consumer, ConsumerOptions, ConsumerReport, consumer_reports};
-pub use error::{Error, Result, error_chain};
+pub use error::{Error, Result, error_chain, panic_message};
 pub use feed::Feed;
 pub use inbox::Inbox;
 pub use index::MAX_STREAM_ID_BYTES;
