@@ -264,7 +264,8 @@ impl Sidecar {
         Ok(sidecar)
     }
 
-    fn key_count(&self) -> u32 {
+    /// How many keys it holds.
+    pub fn key_count(&self) -> u32 {
         u32::from_le_bytes(self.bytes[12..16].try_into().expect("4 bytes"))
     }
 
@@ -325,6 +326,16 @@ impl Sidecar {
 
     fn decode_entries(bytes: &[u8]) -> Vec<IndexEntry> {
         bytes.chunks_exact(16).map(|c| IndexEntry { seq: le_u64(c, 0), offset: le_u64(c, 8) }).collect()
+    }
+
+    /// Every key, in key order, without decoding any entries.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut at = SIDECAR_HEADER_LEN;
+        (0..self.key_count()).map_while(move |_| {
+            let (key, _, end) = self.skip(at)?;
+            at = end;
+            Some(&self.bytes[key])
+        })
     }
 
     /// Every key with its entries, in key order.

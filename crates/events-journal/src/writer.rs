@@ -283,6 +283,15 @@ impl Journal {
         self.epoch
     }
 
+    /// The segments this writer holds, oldest first, as `(first seq, path)`;
+    /// the last is the active one. Unlike
+    /// [`Reader::segments`](crate::Reader::segments) it reads no directory:
+    /// a roll adds to it and retention takes from its front (before the
+    /// file goes), so it never lacks a segment the writer appends to.
+    pub fn segments(&self) -> Vec<(u64, &Path)> {
+        self.segments.iter().map(|s| (s.first_seq, s.path.as_path())).collect()
+    }
+
     /// The earliest retained seq (equal to [`next_seq`](Self::next_seq) when
     /// the journal holds no record).
     pub fn first_seq(&self) -> u64 {

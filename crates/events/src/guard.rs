@@ -10,7 +10,10 @@
 //!   (also "no version") for at most [`VERSION_CACHE`] streams; every
 //!   journaled event of a cached stream updates it. Past that many streams
 //!   the cache is emptied and refilled from the index, so memory stays
-//!   bounded and a restart loses nothing: the index is the truth.
+//!   bounded and a restart loses nothing: the index is the truth. A sealed
+//!   segment's sidecar is read once: then a Bloom filter of its stream ids
+//!   (`key_filter.rs`, ~10 bits per id) tells which segments a stream
+//!   cannot be in, so a new stream's first append reads no sidecar.
 //! - **Event ids.** The window ([`Dedupe`]) maps each remembered id to the
 //!   seq and timestamp it was journaled with. It is rebuilt when the writer
 //!   starts by reading the records of the last `age` (their payload headers
@@ -32,9 +35,10 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use events_core::{Codec, EventId, Seq, StreamId};
-use events_journal::{IndexEntry, JournalError, Reader};
+use events_journal::{IndexEntry, Journal, JournalError, Reader};
 
 use crate::append::Dedupe;
+use crate::key_filter::KeyFilter;
 use crate::shared::Shared;
 use crate::{Result, index, payload};
 
@@ -52,11 +56,19 @@ pub(crate) struct Guard {
     staged_streams: Option<HashMap<StreamId, u64>>,
     /// The ids of the events in flight → their seq.
     staged_ids: HashMap<EventId, u64>,
+    /// Sealed segment (first seq) → the stream ids it may hold.
+    filters: HashMap<u64, KeyFilter>,
 }
 
 impl Guard {
     pub(crate) fn new(window: Dedupe) -> Self {
-        Guard { versions: HashMap::new(), seen: Seen::new(window), staged_streams: None, staged_ids: HashMap::new() }
+        Guard {
+            versions: HashMap::new(),
+            seen: Seen::new(window),
+            staged_streams: None,
+            staged_ids: HashMap::new(),
+            filters: HashMap::new(),
+        }
     }
 
     /// Rebuilds the dedupe window from the journal's newest records.
@@ -82,6 +94,7 @@ impl Guard {
     pub(crate) fn version<C: Codec>(
         &mut self,
         shared: &Shared,
+        journal: &Journal,
         codec: &C,
         stream: &StreamId,
         staged: impl FnOnce() -> Vec<Option<StreamId>>,
@@ -104,7 +117,8 @@ impl Guard {
             Some(&v) => v,
             None => {
                 let limit = next_seq - 1;
-                let found = last_seq_of(shared, codec, stream.as_str().as_bytes(), limit)?;
+                let segments = journal.segments();
+                let found = last_seq_of(shared, &segments, &mut self.filters, codec, stream.as_str().as_bytes(), limit)?;
                 if self.versions.len() >= VERSION_CACHE {
                     self.versions.clear();
                 }
@@ -294,8 +308,23 @@ fn first_record(reader: &Reader, first: u64) -> Result<Option<events_journal::Re
 /// The seq of the latest record of stream `key` up to `limit`, from the
 /// per-stream index (newest segment first), each answer checked against
 /// its record; a segment whose index cannot be trusted is scanned.
-fn last_seq_of<C: Codec>(shared: &Shared, codec: &C, key: &[u8], limit: u64) -> Result<Option<u64>> {
-    let segments = shared.reader.segments()?;
+/// `segments` is the writer's own list (no directory listing: it cost
+/// more than the rest of a lookup). A sealed segment whose [`KeyFilter`]
+/// says it does not hold the key is skipped without reading its sidecar;
+/// `filters` keeps one per sealed segment, made the first time its index
+/// is read (the writer holds the journal's lock, so a sealed segment does
+/// not change under it).
+fn last_seq_of<C: Codec>(
+    shared: &Shared,
+    segments: &[(u64, &Path)],
+    filters: &mut HashMap<u64, KeyFilter>,
+    codec: &C,
+    key: &[u8],
+    limit: u64,
+) -> Result<Option<u64>> {
+    // Retention removes the oldest segments: their filters go with them.
+    let oldest = segments.first().map_or(u64::MAX, |s| s.0);
+    filters.retain(|&first, _| first >= oldest);
     for (i, (first, path)) in segments.iter().enumerate().rev() {
         if *first > limit {
             continue;
@@ -303,8 +332,13 @@ fn last_seq_of<C: Codec>(shared: &Shared, codec: &C, key: &[u8], limit: u64) -> 
         let next_first = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
         let entries = if next_first == u64::MAX {
             Some(shared.active_index.entries(&shared.reader, codec, path, *first, key, limit)?)
+        } else if filters.get(first).is_some_and(|f| !f.may_contain(key)) {
+            continue;
         } else {
-            index::sealed_entries(codec, path, key, true, false)?.map(|(entries, _)| entries)
+            index::sealed_index(codec, path, true, false)?.map(|index| {
+                filters.entry(*first).or_insert_with(|| index.filter());
+                index.entries(key)
+            })
         };
         let found = match entries.as_deref().and_then(|e| e.iter().rev().find(|e| e.seq <= limit)) {
             Some(entry) if points_at(shared, codec, *first, entry, key)? => Some(entry.seq),

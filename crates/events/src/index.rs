@@ -25,6 +25,7 @@ use events_core::Codec;
 use events_journal::{IndexEntry, Reader, SegmentIndex, Sidecar, SidecarError, sidecar_path};
 use parking_lot::Mutex;
 
+use crate::key_filter::KeyFilter;
 use crate::{Error, Result};
 
 /// The longest stream id the feed accepts, in bytes: an append, record or
@@ -181,7 +182,7 @@ fn index_missing<C: Codec>(reader: &Reader, codec: &C, tried: &mut std::collecti
             continue;
         }
         count += 1;
-        if let Err(e) = sealed_entries(codec, path, b"", true, true) {
+        if let Err(e) = sealed_index(codec, path, true, true) {
             let error = crate::error_chain(&e);
             tracing::debug!(segment = %path.display(), error, "indexing a sealed segment failed; a read rebuilds it");
         }
@@ -210,9 +211,59 @@ pub(crate) fn sealed_entries<C: Codec>(
     persist: bool,
     force_rebuild: bool,
 ) -> Result<Option<(Vec<IndexEntry>, Origin)>> {
+    Ok(sealed_index(codec, path, persist, force_rebuild)?.map(|index| (index.entries(key), index.origin())))
+}
+
+/// The per-stream index of a sealed segment, as [`sealed_index`] found it.
+pub(crate) enum SealedIndex {
+    /// Its sidecar, checked against the segment.
+    Sidecar(Sidecar),
+    /// Built from the segment just now.
+    Built(SegmentIndex),
+}
+
+impl SealedIndex {
+    /// The entries of `key` (empty when the segment holds none).
+    pub(crate) fn entries(&self, key: &[u8]) -> Vec<IndexEntry> {
+        match self {
+            SealedIndex::Sidecar(side) => side.entries(key),
+            SealedIndex::Built(index) => index.keys.get(key).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Where it came from.
+    pub(crate) fn origin(&self) -> Origin {
+        match self {
+            SealedIndex::Sidecar(_) => Origin::Sidecar,
+            SealedIndex::Built(_) => Origin::Built,
+        }
+    }
+
+    /// A filter of every key it holds.
+    pub(crate) fn filter(&self) -> KeyFilter {
+        match self {
+            SealedIndex::Sidecar(side) => {
+                KeyFilter::new(usize::try_from(side.key_count()).unwrap_or(usize::MAX), side.keys())
+            }
+            SealedIndex::Built(index) => KeyFilter::new(index.keys.len(), index.keys.keys().map(Vec::as_slice)),
+        }
+    }
+}
+
+/// The per-stream index of the sealed segment at `path`: its sidecar when
+/// that is valid and describes the segment (unless `force_rebuild`), else
+/// an index built from the segment (written as the new sidecar when
+/// `persist`). `None` when the segment cannot be indexed in full (damage,
+/// a torn tail) or is gone.
+pub(crate) fn sealed_index<C: Codec>(
+    codec: &C,
+    path: &Path,
+    persist: bool,
+    force_rebuild: bool,
+) -> Result<Option<SealedIndex>> {
     if !force_rebuild {
         match Sidecar::open(&sidecar_path(path)).and_then(|s| s.describes(path).map(|()| s)) {
-            Ok(side) => return Ok(Some((side.entries(key), Origin::Sidecar))),
+            Ok(side) => return Ok(Some(SealedIndex::Sidecar(side))),
             Err(SidecarError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 tracing::debug!(segment = %path.display(), "building the missing sidecar index");
             }
@@ -239,7 +290,7 @@ pub(crate) fn sealed_entries<C: Codec>(
     if persist && let Err(e) = index.write(path) {
         tracing::warn!(segment = %path.display(), error = %e, "could not write a sidecar index; it is rebuilt when needed");
     }
-    Ok(Some((index.keys.get(key).cloned().unwrap_or_default(), Origin::Built)))
+    Ok(Some(SealedIndex::Built(index)))
 }
 
 #[cfg(test)]

@@ -172,6 +172,7 @@ mod feed;
 mod guard;
 mod inbox;
 mod index;
+mod key_filter;
 mod live;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]

@@ -180,6 +180,46 @@ async fn versions_survive_a_restart_and_follow_retention() {
     feed.close().await.unwrap();
 }
 
+/// After a new stream's first append has read every sealed segment's
+/// index (and kept a filter of its stream ids), streams that live only in
+/// older sealed segments are still found: the filters skip segments, never
+/// a stream's own.
+#[tokio::test]
+async fn a_new_streams_check_leaves_every_older_stream_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut last = std::collections::HashMap::new();
+    {
+        let feed = open(tmp.path()).await;
+        for i in 0..60u32 {
+            let stream = format!("old-{}", i % 12);
+            last.insert(stream.clone(), feed.append(Some(&stream), put(i, i)).await.unwrap());
+        }
+        for i in 0..1_000u32 {
+            feed.append(Some("churn"), put(i, i)).await.unwrap();
+        }
+        feed.close().await.unwrap();
+    }
+    let feed = open(tmp.path()).await;
+    let segments = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()));
+    assert!(segments.count() > 8, "the old streams must sit in sealed segments far from the active one");
+    for n in 0..3u32 {
+        let fresh = feed.append_with(Some(&format!("fresh-{n}")), put(0, n), expect(Expected::NoStream)).await;
+        assert!(fresh.is_ok(), "{fresh:?}");
+    }
+    for (stream, &seq) in &last {
+        let again = feed.append_with(Some(stream), put(0, 0), expect(Expected::NoStream)).await;
+        assert!(
+            matches!(again, Err(Error::VersionConflict { current: Some(c), .. }) if c == seq),
+            "{stream} was taken for a new stream: {again:?}"
+        );
+    }
+    let fresh_again = feed.append_with(Some("fresh-0"), put(0, 9), expect(Expected::NoStream)).await;
+    assert!(matches!(fresh_again, Err(Error::VersionConflict { .. })), "{fresh_again:?}");
+    feed.close().await.unwrap();
+}
+
 /// The race exactly: 16 appenders all expect the same version at
 /// once, 20 rounds. One wins each round; the 15 others get
 /// `VersionConflict` carrying the winner's seq, the stream's version now.

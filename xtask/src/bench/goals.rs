@@ -260,6 +260,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             Context,
         ),
         cmp(
+            "append to a new stream expecting none (64 sealed 1 MiB segments, no fsync)",
+            ("append_with NoStream", Bench("feed/append_new_stream/no_stream")),
+            ("plain append", Bench("feed/append_new_stream/plain")),
+            Context,
+        ),
+        cmp(
             "append with an event id (1 appender, fresh ids, no fsync)",
             ("append_with id", Bench("feed/append_options/id")),
             ("plain append", Bench("feed/append_options/plain")),

@@ -174,7 +174,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             let pending = &self.pending;
             let staged = || pending.iter().map(|p| p.stream.clone()).collect();
             let next = self.first_pending();
-            match self.guard.version(&self.shared, &self.codec, stream, staged, next) {
+            match self.guard.version(&self.shared, &self.journal, &self.codec, stream, staged, next) {
                 Ok(current) if when.expected.admits(current) => {}
                 Ok(current) => {
                     Counters::bump(&self.shared.counters.conflicts);
