@@ -62,12 +62,15 @@ enum Bound {
     /// last one mapped only up to `wm.offset`; nothing past `wm.seq`.
     Acked(Watermark),
     /// A writer is opening and may be cutting the newest segment: serve the
-    /// segments before it, which recovery never changes.
-    Sealed,
+    /// segments before it, which recovery never changes. With the
+    /// watermark as it reads then (`Recovering`, keeping its predecessor's
+    /// position), if any.
+    Sealed(Option<Watermark>),
     /// No writer runs and the last one did not close cleanly: every valid
     /// frame is served, as recovery would keep it, the newest segment from a
-    /// private copy (a writer that opens later may cut its tail).
-    Crashed,
+    /// private copy (a writer that opens later may cut its tail). With the
+    /// watermark as it read, to tell whether a writer came since.
+    Crashed(Option<Watermark>),
 }
 
 const RETRIES: usize = 8;
@@ -158,7 +161,7 @@ impl Reader {
     }
 
     fn try_records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, Retry> {
-        let (segs, extent, _) = self.bounded()?;
+        let (segs, extent, bound) = self.bounded()?;
         let Some(i) = segs.iter().position(|s| s.first_seq == first_seq) else {
             return match segs.first() {
                 Some(oldest) if oldest.first_seq > first_seq => {
@@ -172,6 +175,7 @@ impl Reader {
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let view = map_segment(&mut cache, &segs[i], last, if last { extent } else { Extent::Whole })?;
         drop(cache);
+        self.no_writer_came(bound)?;
         let Some(map) = view.map else { return Ok(vec![None; entries.len()]) };
         Ok(entries
             .iter()
@@ -201,9 +205,21 @@ impl Reader {
         Ok(match wm {
             Some(wm) if wm.state == WriterState::Closed => Bound::Acked(wm),
             Some(wm) if running && wm.state == WriterState::Open => Bound::Acked(wm),
-            _ if running => Bound::Sealed,
-            _ => Bound::Crashed,
+            _ if running => Bound::Sealed(wm),
+            _ => Bound::Crashed(wm),
         })
+    }
+
+    /// After a read under [`Bound::Crashed`]: the newest segment was copied
+    /// with no writer running, but one may have opened the journal since
+    /// this call looked, and written records it has not synced (or cut the
+    /// tail). If the lock or the watermark changed, look again.
+    fn no_writer_came(&self, bound: Bound) -> Result<(), Retry> {
+        if matches!(bound, Bound::Crashed(_)) && self.bound()? != bound {
+            let came = std::io::Error::other("a writer opened the journal during the read");
+            return Err(Retry::Vanished(JournalError::io("read segment", &self.inner.dir, came)));
+        }
+        Ok(())
     }
 
     /// The segments this call may read and how much of the last one.
@@ -225,11 +241,11 @@ impl Reader {
                 }
                 Extent::Prefix(wm.offset)
             }
-            Bound::Sealed => {
+            Bound::Sealed(_) => {
                 segs.pop();
                 Extent::Whole
             }
-            Bound::Crashed => {
+            Bound::Crashed(_) => {
                 if let Some(newest) = segs.last() {
                     sync_dead_writers_tail(&self.inner.io, &self.inner.synced, newest)?;
                 }
@@ -244,7 +260,7 @@ impl Reader {
         let Some(oldest) = segs.first() else {
             return match bound {
                 Bound::Acked(wm) if cursor > wm.seq => self.beyond_watermark(cursor, wm.seq),
-                Bound::Crashed if cursor > 0 => Err(ReadError::Ahead { latest: 0 }.into()),
+                Bound::Crashed(_) if cursor > 0 => Err(ReadError::Ahead { latest: 0 }.into()),
                 _ => Ok(Records::empty()),
             };
         };
@@ -308,6 +324,7 @@ impl Reader {
             }
             views.push(view);
         }
+        self.no_writer_came(bound)?;
         let first = &views[0];
         let entry = cache.get_mut(&first.first_seq);
         let walk = walk(first, entry.as_ref().and_then(|c| c.hint), want);
@@ -323,7 +340,7 @@ impl Reader {
                 }
                 // While a writer opens, the newest segment is not served:
                 // a cursor past the sealed ones is not known to be ahead.
-                return if expected == want || bound == Bound::Sealed {
+                return if expected == want || matches!(bound, Bound::Sealed(_)) {
                     Ok(Records::empty())
                 } else {
                     Err(ReadError::Ahead { latest: expected - 1 }.into())
@@ -437,9 +454,26 @@ impl Reader {
         if let Bound::Acked(wm) = bound {
             return Ok(wm.seq);
         }
+        let in_files = self.last_seq_in(&segs, extent, bound)?;
+        // While a writer opens, the newest segment is not read, but what its
+        // predecessor acknowledged still is the journal's: recovery keeps it.
+        // The `Recovering` record carries that position, in this journal if
+        // its epoch is the newest segment's.
+        if let Bound::Sealed(Some(wm)) = bound
+            && wm.seq > in_files
+            && self.newest_header().is_ok_and(|(_, header)| header.epoch == wm.epoch)
+        {
+            return Ok(wm.seq);
+        }
+        Ok(in_files)
+    }
+
+    /// The last seq of the last segment of `segs`, read as `extent` allows.
+    fn last_seq_in(&self, segs: &[SegmentFile], extent: Extent, bound: Bound) -> Result<u64, Retry> {
         let Some(newest) = segs.last() else { return Ok(0) };
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let view = map_segment(&mut cache, newest, true, extent)?;
+        self.no_writer_came(bound)?;
         if let Some(map) = &view.map {
             header_of(newest, map, true, bound)?;
         }
@@ -529,7 +563,7 @@ fn header_of(
     if let Some(header) = segment::check_header(seg, map)? {
         return Ok(Some(header));
     }
-    if last && matches!(bound, Bound::Crashed) && crate::format::only_zeros_after_header(map) {
+    if last && matches!(bound, Bound::Crashed(_)) && crate::format::only_zeros_after_header(map) {
         return Ok(None);
     }
     Err(JournalError::corrupt(&seg.path, 0, Some(seg.first_seq), "torn header"))

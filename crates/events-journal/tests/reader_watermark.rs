@@ -91,6 +91,41 @@ fn written_but_unacknowledged_records_wait_for_the_writer_then_are_served_as_rec
     assert_eq!(reader.watermark().unwrap().map(|w| (w.state, w.seq)), Some((WriterState::Closed, 4)));
 }
 
+/// A reader that found no writer running (it serves what recovery keeps,
+/// from a private copy of the newest segment) while a new writer opens and
+/// writes a batch it has not synced yet, between the reader's look at the
+/// lock and its copy: the reader looks again and serves only what that
+/// writer acknowledged. It had served the new writer's unsynced record,
+/// whose seq a failed fsync or a power loss would give to another.
+#[test]
+fn a_writer_that_starts_during_a_crashed_writers_read_is_not_read_past_its_watermark() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan)).unwrap();
+    append_n(&mut j, 3);
+    plan.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j); // the process died: the watermark still says `Open`
+    let reader_plan = FaultPlan::new();
+    reader_plan.inject_next(Step::ReaderSync, Fault::Stall(std::time::Duration::from_secs(2)));
+    let reader = Reader::open_with_faults(dir.path(), reader_plan.clone()).unwrap();
+    let read = std::thread::spawn(move || {
+        reader.read_since(0).unwrap().map(|r| r.map(|r| r.seq())).collect::<Result<Vec<_>, _>>()
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reader_plan.count(Step::ReaderSync) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the reader never reached its sync of the dead writer's tail");
+        std::thread::yield_now();
+    }
+    // While the reader is held in that sync: a new writer, one record written, not synced.
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Always)).unwrap();
+    assert_eq!(j.write_batch([(ts(4), payload(4))]).unwrap(), 4..=4);
+    assert!(!read.is_finished(), "the reader's stall ended before the new writer wrote");
+    assert_eq!(read.join().unwrap().unwrap(), [1, 2, 3], "served a record its writer has not acknowledged");
+    j.commit().unwrap();
+    j.close().unwrap();
+}
+
 #[test]
 fn a_refused_open_leaves_the_watermark_as_it_was() {
     let _serial = serial();

@@ -473,15 +473,19 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// As [`read_stream`](Self::read_stream).
     pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
+        // The epoch first: a directory recreated between the two reads then
+        // gives an epoch reset, never an old journal's seq in the new one.
+        let epoch = self.epoch();
         let history = self.read_stream(id, from)?;
-        let live = self.stream_from(stream_read::live_cursor(&history, from, self.epoch()));
+        let live = self.stream_from(stream_read::live_cursor(&history, from, epoch));
         Ok(stream_read::follow(history, live, id, self.on_undecodable))
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).
     pub fn subscribe(&self) -> FeedStream<E> {
-        let cursor = Cursor::new(self.latest_seq(), self.epoch());
-        self.stream_from(cursor)
+        // The epoch first, as for `follow_stream`.
+        let epoch = self.epoch();
+        self.stream_from(Cursor::new(self.latest_seq(), epoch))
     }
 
     /// The latest acknowledged seq (`Seq::ZERO` for an empty journal); a

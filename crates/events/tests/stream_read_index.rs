@@ -351,6 +351,41 @@ async fn a_follower_read_waits_for_a_writer_that_is_opening() {
     opening.await.unwrap().unwrap().close().await.unwrap();
 }
 
+/// While a writer opens the journal, a follower's latest seq stays what
+/// the last writer acknowledged (the `Recovering` record keeps it), so a
+/// history read from now still holds the newest segment's events and
+/// `subscribe` starts after them. With one segment it had read 0: the
+/// history came back empty, and `subscribe` (and an SSE `since=latest`)
+/// replayed the whole journal once the writer was up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_latest_seq_holds_while_a_writer_opens() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    for i in 0..3 {
+        feed.append(Some("a"), msg(i)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(1)));
+    let opening = tokio::spawn(Feed::<Ev>::builder(tmp.path()).faults(plan.clone()).open());
+    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    assert_eq!(follower.latest_seq(), Seq::new(3), "while the writer opens");
+    let history = follower.read_stream("a", Seq::ZERO).unwrap();
+    assert_eq!(history.limit(), Seq::new(3));
+    let mut new_events = follower.subscribe();
+    let feed = opening.await.unwrap().unwrap();
+    feed.append(Some("a"), msg(3)).await.unwrap();
+    let got: Vec<_> = history.try_collect().await.unwrap();
+    assert_eq!(got.iter().map(|env| env.seq.get()).collect::<Vec<_>>(), [1, 2, 3]);
+    match tokio::time::timeout(std::time::Duration::from_secs(10), new_events.next()).await {
+        Ok(Some(Ok(FeedItem::Event(env)))) => assert_eq!(env.seq, Seq::new(4), "subscribe replayed"),
+        other => panic!("expected seq 4, got {other:?}"),
+    }
+    feed.close().await.unwrap();
+}
+
 /// A record of the stream that does not decode, between two that do (its
 /// stream id is readable, its event is not): `read_stream` yields
 /// `Error::Decode` naming its seq and, under `OnUndecodable::Fail`, ends
