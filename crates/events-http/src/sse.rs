@@ -101,10 +101,19 @@ where
     // No cursor (or a bare 0) asks for everything retained: never
     // expired. The frames' ids then name the epoch the stream reads.
     let cursor = if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) };
+    // `since=latest`: the position "now" resolves to goes out first, as an
+    // id-only frame (it sets the client's last event id and dispatches
+    // nothing), so a client that reconnects before its first event
+    // resumes there instead of at a later "now", missing what came between.
+    let mut start_id = (start == Start::Latest).then(|| cursor::format(epoch, seq));
     let inner = match query.stream {
         _ if live_output => match match start {
             // From now on: no reset for output the client never asked for.
-            Start::Latest => state.reader.stream_live_latest(query.stream.as_deref()),
+            Start::Latest => state.reader.live_latest(query.stream.as_deref()).and_then(|at| {
+                let position = Position { seq: at.cursor.seq, index: at.index };
+                start_id = Some(cursor::format_position(at.cursor.epoch.unwrap_or(epoch), position));
+                state.reader.stream_live(at, query.stream.as_deref())
+            }),
             Start::After(_) => state.reader.stream_live(LiveCursor::new(cursor, index), query.stream.as_deref()),
         } {
             Ok(live) => Source::Live(live),
@@ -128,6 +137,7 @@ where
     let on_expired = state.reader.expired_policy();
     let on_undecodable = state.reader.undecodable_policy();
     let frames = Frames {
+        start_id,
         inner,
         epoch,
         on_expired,
@@ -250,6 +260,8 @@ impl<E: Event> Source<E> {
 }
 
 struct Frames<E> {
+    /// The id-only frame that goes out first (`since=latest`).
+    start_id: Option<String>,
     inner: Source<E>,
     /// The epoch of the journal the stream reads now, for the frames' ids.
     epoch: u64,
@@ -267,6 +279,9 @@ impl<E: Event> Frames<E> {
     async fn next_frame(&mut self) -> Option<SseEvent> {
         if self.failed {
             return None;
+        }
+        if let Some(id) = self.start_id.take() {
+            return Some(SseEvent::default().id(id));
         }
         Some(match self.inner.next().await? {
             Ok(FeedItem::Event(env)) => {

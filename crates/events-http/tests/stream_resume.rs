@@ -67,6 +67,34 @@ async fn since_and_latest_choose_the_start() {
     feed.close().await.unwrap();
 }
 
+/// `since=latest` sends the position it resolved first, as an id-only
+/// frame: a client that drops before its first event (a network blip, a
+/// redeploy) and reconnects as a browser does (the same URL, with the last
+/// id it got) receives what was appended meanwhile. With nothing to send
+/// as `Last-Event-ID`, it had started at a later "now" and missed it, with
+/// no reset to say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latest_client_that_reconnects_before_its_first_event_misses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    append(&feed, Some("s1"), 1..=3).await;
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
+    for query in ["since=latest", "stream=s1&since=latest"] {
+        let latest = feed.latest_seq().get();
+        let url = format!("http://{addr}/stream?{query}");
+        let mut first = Sse::open(&url, None).await;
+        let start = first.next_any().await.expect("a first frame");
+        assert_eq!((start.id.as_deref(), start.data.as_str()), (Some(id(epoch, latest).as_str()), ""), "{query}");
+        let resume = first.last_id();
+        drop(first);
+        append(&feed, Some("s1"), latest + 1..=latest + 2).await;
+        let mut again = Sse::open(&url, resume.as_deref()).await;
+        assert_eq!(again.seqs_in(epoch, 2).await, vec![latest + 1, latest + 2], "{query}");
+    }
+    feed.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_and_reconnect_mid_stream_loses_and_repeats_nothing() {
     const TOTAL: u64 = 600;

@@ -66,6 +66,20 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     ///
     /// As [`stream_live`](Self::stream_live).
     pub fn stream_live_latest(&self, stream: Option<&str>) -> Result<LiveStream<E>> {
+        self.stream_live(self.live_latest(stream)?, stream)
+    }
+
+    /// Where [`stream_live_latest`](Self::stream_live_latest) starts: the
+    /// latest durable event of this journal (with its epoch) and the newest
+    /// ephemeral event the ring holds after it (of `stream`). For a server
+    /// that tells its client that position before anything arrives, so a
+    /// client that reconnects before its first event resumes there instead
+    /// of at a later "now".
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when live output is off.
+    pub fn live_latest(&self, stream: Option<&str>) -> Result<LiveCursor> {
         let ring = self.ring()?;
         let epoch = self.epoch();
         let latest = self.latest_seq();
@@ -73,7 +87,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // Output after `latest`'s durable event only: a durable event
         // published since is not skipped.
         let index = if newest.seq == latest { newest.index } else { 0 };
-        self.stream_live(LiveCursor::new(Cursor::new(latest, epoch), index), stream)
+        Ok(LiveCursor::new(Cursor::new(latest, epoch), index))
     }
 
     fn ring(&self) -> Result<&Arc<Ring<E>>> {

@@ -163,19 +163,20 @@ impl Sse {
         self.last_id.clone()
     }
 
-    /// The next non-comment frame; panics if the response ends or no frame
-    /// comes within [`WAIT`] (keep-alive comments do not count).
+    /// The next frame a browser dispatches; panics if the response ends or
+    /// none comes within [`WAIT`] (keep-alive comments and id-only frames,
+    /// which only set the last event id, do not count).
     pub async fn next(&mut self) -> Frame {
         self.next_or_end().await.expect("the stream ended")
     }
 
-    /// The next non-comment frame, or `None` when the response ended; panics
-    /// if neither happens within [`WAIT`].
+    /// The next frame a browser dispatches, or `None` when the response
+    /// ended; panics if neither happens within [`WAIT`].
     pub async fn next_or_end(&mut self) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.next_any()).await.expect("an event frame in time")?;
-            if frame.comment.is_none() {
+            if frame.comment.is_none() && !frame.data.is_empty() {
                 return Some(frame);
             }
         }
