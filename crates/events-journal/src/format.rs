@@ -239,20 +239,26 @@ pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
 ///
 /// Each candidate offset costs one length comparison; the CRC is computed
 /// only where the length fits, so the search is as cheap as reading the
-/// last frame. A payload that itself ends in a byte-exact valid frame could
+/// last frame (and bounded by [`search_budget`](crate::scan::search_budget)
+/// over a crafted region). A payload that itself ends in a byte-exact valid frame could
 /// be mistaken for the last frame (the assumption `docs/FORMAT.md` states).
 pub(crate) fn last_frame_seq(region: &[u8]) -> Option<u64> {
     let end = region.len();
     let last = end.checked_sub(FRAME_HEADER_LEN)?;
-    (0..=last).rev().find_map(|p| {
+    // A crafted region whose every offset claims to end the file would cost
+    // a CRC of its whole rest per offset: past the budget, `None` (the
+    // callers then walk the segment from its start).
+    let mut budget = crate::scan::search_budget(end);
+    for p in (0..=last).rev() {
         if peek_len(region, p) != end - p - FRAME_HEADER_LEN {
-            return None;
+            continue;
         }
-        match check_frame(region, p) {
-            FrameCheck::Valid { seq, .. } => Some(seq),
-            _ => None,
+        budget = budget.checked_sub(end - p)?;
+        if let FrameCheck::Valid { seq, .. } = check_frame(region, p) {
+            return Some(seq);
         }
-    })
+    }
+    None
 }
 
 /// The seq field of the frame at `off`, without any check (the frame's fixed

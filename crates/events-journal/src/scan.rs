@@ -35,13 +35,37 @@ pub(crate) struct Damage {
     pub(crate) crc_valid: bool,
     /// Contiguous runs of valid frames after it, in file order.
     pub(crate) runs: Vec<Run>,
+    /// True when the search for valid frames after it stopped at its
+    /// budget ([`search_budget`]) before the end: what follows is not
+    /// known, so it is never taken for a torn tail.
+    pub(crate) search_stopped: bool,
 }
 
 impl Damage {
     /// A torn tail: nothing valid follows the damage.
     pub(crate) fn is_torn_tail(&self) -> bool {
-        self.runs.is_empty() && !self.crc_valid
+        self.runs.is_empty() && !self.crc_valid && !self.search_stopped
     }
+
+    fn new(buf: &[u8], offset: usize, mut reason: String, crc_valid: bool, expected: u64) -> Self {
+        let (runs, search_stopped) = runs_after(buf, offset, expected.saturating_sub(1));
+        if search_stopped {
+            reason.push_str(
+                "; the search for valid frames after it stopped at its budget (a crafted or badly damaged file)",
+            );
+        }
+        Damage { offset, reason, crc_valid, runs, search_stopped }
+    }
+}
+
+/// How many bytes one search for valid frames after damage may hash:
+/// four times the image, plus 64 MiB. Over garbage the cheap length and
+/// seq checks reject nearly every offset before its CRC; an image whose
+/// every offset passes them (a plausible frame header every 24 bytes, each
+/// claiming a 16 MiB frame) would otherwise cost a 16 MiB CRC per offset:
+/// hours for one segment, at every open, `verify` and reader poll.
+pub(crate) fn search_budget(len: usize) -> usize {
+    len.saturating_mul(4).saturating_add(64 << 20)
 }
 
 /// A contiguous run of valid frames found after damage.
@@ -73,12 +97,7 @@ pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
             FrameCheck::BadCrc => break Some(("frame checksum mismatch".to_owned(), false)),
         }
     };
-    let damage = damage.map(|(reason, crc_valid)| Damage {
-        offset: off,
-        reason,
-        crc_valid,
-        runs: runs_after(buf, off, expected.saturating_sub(1)),
-    });
+    let damage = damage.map(|(reason, crc_valid)| Damage::new(buf, off, reason, crc_valid, expected));
     Scan { valid_end: off, next_seq: expected, records, damage }
 }
 
@@ -114,7 +133,7 @@ pub(crate) fn damage_at(buf: &[u8], off: usize, expected: u64) -> Damage {
         FrameCheck::Incomplete => ("frame runs past the end of the file".to_owned(), false),
         FrameCheck::BadCrc => ("frame checksum mismatch".to_owned(), false),
     };
-    Damage { offset: off, reason, crc_valid, runs: runs_after(buf, off, expected.saturating_sub(1)) }
+    Damage::new(buf, off, reason, crc_valid, expected)
 }
 
 /// What follows a damaged frame of a sealed segment, next to the segment
@@ -137,7 +156,9 @@ pub(crate) enum Tail {
 impl Damage {
     /// What this damage is in a sealed segment followed by one starting at `next_first`.
     pub(crate) fn classify(&self, next_first: u64) -> Tail {
-        if self.runs.is_empty() {
+        if self.search_stopped {
+            Tail::Corrupt
+        } else if self.runs.is_empty() {
             if self.crc_valid { Tail::Corrupt } else { Tail::Torn }
         } else if self.runs.iter().all(|r| r.first_seq >= next_first) {
             Tail::Superseded
@@ -148,12 +169,19 @@ impl Damage {
 }
 
 /// The contiguous runs of valid frames at or after `from` whose seqs exceed
-/// `after_seq`, in file order.
-pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64) -> Vec<Run> {
+/// `after_seq`, in file order, and whether the search stopped at its
+/// budget before the end.
+pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64) -> (Vec<Run>, bool) {
     let mut runs = Vec::new();
     let mut off = from;
     let mut min_seq = after_seq.saturating_add(1);
-    while let Some(start) = find_valid(buf, off, min_seq) {
+    let mut budget = search_budget(buf.len());
+    loop {
+        let start = match find_valid(buf, off, min_seq, &mut budget) {
+            Ok(Some(start)) => start,
+            Ok(None) => return (runs, false),
+            Err(Spent) => return (runs, true),
+        };
         let mut end = start;
         let mut expected = format::peek_seq(buf, start);
         let first_seq = expected;
@@ -168,26 +196,33 @@ pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64) -> Vec<Run> {
         off = end;
         min_seq = expected;
     }
-    runs
 }
+
+/// The search budget ran out.
+struct Spent;
 
 /// The first offset at or after `from` holding a CRC-valid frame with a
 /// plausible seq: at least `min_seq`, and not further above it than the
 /// number of frames that could fit between `from` and the offset. The cheap
-/// length and seq checks keep this scan near-linear even over garbage.
-fn find_valid(buf: &[u8], from: usize, min_seq: u64) -> Option<usize> {
-    let last = buf.len().checked_sub(FRAME_HEADER_LEN)?;
-    (from..=last).find(|&p| {
+/// length and seq checks keep this scan near-linear even over garbage; the
+/// bytes a CRC is computed over come out of `budget`.
+fn find_valid(buf: &[u8], from: usize, min_seq: u64, budget: &mut usize) -> Result<Option<usize>, Spent> {
+    let Some(last) = buf.len().checked_sub(FRAME_HEADER_LEN) else { return Ok(None) };
+    for p in from..=last {
         let len = format::peek_len(buf, p);
         if len > buf.len() - p - FRAME_HEADER_LEN {
-            return false;
+            continue;
         }
         let seq = format::peek_seq(buf, p);
         if seq < min_seq || seq - min_seq > ((p - from) / FRAME_HEADER_LEN) as u64 + 1 {
-            return false;
+            continue;
         }
-        matches!(format::check_frame(buf, p), FrameCheck::Valid { .. })
-    })
+        *budget = budget.checked_sub(len + FRAME_HEADER_LEN).ok_or(Spent)?;
+        if matches!(format::check_frame(buf, p), FrameCheck::Valid { .. }) {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -222,7 +257,42 @@ mod tests {
         let d = s.damage.expect("damage");
         assert_eq!(d.offset, offs[2]);
         assert_eq!(d.runs, vec![Run { start: offs[3], end: buf.len(), first_seq: 4, last_seq: 6 }]);
-        assert!(!d.is_torn_tail());
+        assert!(!d.is_torn_tail() && !d.search_stopped);
+    }
+
+    /// A plausible frame header every 24 bytes, each claiming a frame of
+    /// half the image: every offset of the first half passes the cheap
+    /// checks. The search stops at its budget (it had hashed ~87,000
+    /// frames of 2 MiB), and the damage is corruption, never a torn tail.
+    #[test]
+    fn a_crafted_image_stops_the_search_at_its_budget() {
+        const LEN: usize = 4 << 20;
+        let mut buf = SegmentHeader { epoch: 1, first_seq: 1, created_at: 0, codec_tag: 0 }.encode().to_vec();
+        let mut block = [0u8; FRAME_HEADER_LEN];
+        block[0..4].copy_from_slice(&u32::try_from(LEN / 2).unwrap().to_le_bytes());
+        block[8..16].copy_from_slice(&1u64.to_le_bytes());
+        while buf.len() < LEN {
+            buf.extend_from_slice(&block);
+        }
+        let s = scan(&buf, 1);
+        let d = s.damage.expect("damage");
+        assert!(d.search_stopped && !d.is_torn_tail(), "{d:?}");
+        assert_eq!(d.classify(u64::MAX), Tail::Corrupt);
+        assert!(d.reason.contains("stopped at its budget"), "{}", d.reason);
+    }
+
+    /// Every 4-byte offset claims a frame that ends the region exactly: the
+    /// search from the end gives up at its budget (it had hashed half the
+    /// region per offset, ~2 TB here) and says no frame ends it.
+    #[test]
+    fn a_crafted_tail_stops_the_search_for_the_last_frame() {
+        const LEN: usize = 4 << 20;
+        let mut region = vec![0u8; LEN];
+        for p in (0..=LEN - FRAME_HEADER_LEN).step_by(4) {
+            let claim = u32::try_from(LEN - p - FRAME_HEADER_LEN).unwrap();
+            region[p..p + 4].copy_from_slice(&claim.to_le_bytes());
+        }
+        assert_eq!(format::last_frame_seq(&region), None);
     }
 
     #[test]

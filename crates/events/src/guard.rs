@@ -118,7 +118,8 @@ impl Guard {
             None => {
                 let limit = next_seq - 1;
                 let segments = journal.segments();
-                let found = last_seq_of(shared, &segments, &mut self.filters, codec, stream.as_str().as_bytes(), limit)?;
+                let found =
+                    last_seq_of(shared, &segments, &mut self.filters, codec, stream.as_str().as_bytes(), limit)?;
                 if self.versions.len() >= VERSION_CACHE {
                     self.versions.clear();
                 }
