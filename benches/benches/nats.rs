@@ -34,7 +34,7 @@
 //! 100,000).
 
 use std::collections::VecDeque;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use events::layers::journal::{Journal, JournalOptions, SyncPolicy};
 use events_nats::{Replicator, StreamSpec};
+use events_testkit::nats::free_ports;
 
 const PAYLOAD: usize = 200;
 const WINDOW: usize = 256;
@@ -59,10 +60,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Runs `nats-server` with `args` and waits until it listens on `port`.
@@ -83,7 +80,7 @@ fn spawn_server(args: &[&std::ffi::OsStr], port: u16) -> Server {
 }
 
 fn start_server(store: &std::path::Path) -> (Server, u16) {
-    let port = free_port();
+    let port = free_ports(1)[0];
     let port_arg = port.to_string();
     let args = ["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"].map(std::ffi::OsStr::new);
     let mut args = args.to_vec();
@@ -94,7 +91,7 @@ fn start_server(store: &std::path::Path) -> (Server, u16) {
 /// Three nodes routed to each other, each with its own store under `dir`;
 /// returns them and their client ports.
 fn start_cluster(dir: &std::path::Path) -> (Vec<Server>, Vec<u16>) {
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let ports: Vec<(u16, u16)> = free_ports(6).chunks(2).map(|p| (p[0], p[1])).collect();
     let routes: Vec<String> = ports.iter().map(|(_, r)| format!("nats-route://127.0.0.1:{r}")).collect();
     let mut servers = Vec::new();
     for (i, (port, route)) in ports.iter().enumerate() {

@@ -29,7 +29,19 @@ const READY: Duration = Duration::from_secs(20);
 ///
 /// If no port can be bound.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports on 127.0.0.1, all bound at once before any is
+/// released: ports asked for one at a time can come back twice (a cluster
+/// node then failed to start, its route port another's client port).
+///
+/// # Panics
+///
+/// If a port cannot be bound.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// Starts `nats-server` as `command` says and waits until it listens on

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, Context};
 
-use super::{free_port, start_nats_server};
+use super::{free_ports, start_nats_server};
 
 /// How long the cluster may take to elect a leader or heal.
 const READY: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ impl Cluster {
     /// listens (JetStream needs [`Cluster::jetstream`] to elect its leader).
     pub fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16)> = free_ports(6).chunks(2).map(|p| (p[0], p[1])).collect();
         let routes: Vec<String> = ports.iter().map(|(_, route)| format!("nats-route://127.0.0.1:{route}")).collect();
         let mut nodes = Vec::new();
         for (i, (port, route)) in ports.iter().enumerate() {

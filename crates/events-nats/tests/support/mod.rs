@@ -25,7 +25,7 @@ use events::layers::journal::{Journal, JournalOptions, SyncPolicy};
 use events::{Bincode, Event};
 pub use events_testkit::fs::segments;
 use events_testkit::jetstream::MsgId;
-pub use events_testkit::nats::{NatsServer as Server, free_port, start_nats_server};
+pub use events_testkit::nats::{NatsServer as Server, free_port, free_ports, start_nats_server};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
