@@ -45,23 +45,30 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 /// Starts `nats-server` as `command` says and waits until it listens on
-/// `port` on 127.0.0.1. Its stdout and stderr are discarded.
+/// `port` on 127.0.0.1. Its stdout is discarded; its log (stderr) goes to
+/// an unlinked temporary file, read back only if it exits before it listens.
 ///
 /// # Panics
 ///
 /// Naming `what`: if `nats-server` cannot be spawned (not installed), exits
-/// before it listens, or does not listen within 20 s.
+/// before it listens (with the end of its log), or does not listen within 20 s.
 pub fn start_nats_server(mut command: Command, port: u16, what: &str) -> Child {
+    let mut log = tempfile::tempfile().expect("a temporary file for nats-server's log");
+    let stderr = log.try_clone().map_or_else(|_| Stdio::null(), Stdio::from);
     let mut child = command
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("nats-server is installed (apt-get install nats-server; `cargo xtask ci` does it)");
     let deadline = Instant::now() + READY;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("{what} exited with {status}");
+            use std::io::{Read, Seek};
+            let mut text = String::new();
+            let _ = log.rewind().and_then(|()| log.read_to_string(&mut text));
+            let tail: Vec<&str> = text.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("{what} exited with {status} (port {port}); its log ends:\n{}", tail.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(20)); // polling interval of a readiness check
     }
@@ -181,5 +188,26 @@ mod tests {
         assert!(listens(port));
         drop(server);
         assert!(!listens(port), "dropped: nothing listens on {port}");
+    }
+
+    /// A server that exits before it listens: the panic says how, and ends
+    /// with its own log (here, its complaint about an unknown flag).
+    #[test]
+    fn a_server_that_exits_at_start_shows_its_log() {
+        let mut command = Command::new(nats_server());
+        command.arg("--no-such-flag");
+        let port = free_port();
+        let start = std::panic::AssertUnwindSafe(|| start_nats_server(command, port, "the bad server"));
+        let panic = std::panic::catch_unwind(start).unwrap_err();
+        let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+        assert!(message.starts_with("the bad server exited with exit status: "), "{message}");
+        assert!(message.contains("no-such-flag"), "{message}");
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(32);
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), 32, "{ports:?}");
     }
 }
