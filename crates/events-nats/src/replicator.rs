@@ -45,7 +45,10 @@
 //!
 //! A resync after a server failure drops the follower and makes a new one
 //! at the stream's last replicated seq, checking that the directory still
-//! holds the epoch being replicated.
+//! holds the epoch being replicated. A stream deleted while the replicator
+//! runs (or a server back without its store) is made again from the spec,
+//! as a start makes it, and filled from `start_after`; one made again by
+//! someone else must still fit the spec.
 //!
 //! # Shared streams: one publish in flight
 //!

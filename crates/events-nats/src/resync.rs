@@ -26,8 +26,24 @@ impl Task {
         let timed_out = |op| move |_| NatsError::js(op, "timed out");
         let info = tokio::time::timeout(self.ack_timeout, self.stream.get_info())
             .await
-            .map_err(timed_out("reading stream info"))?
-            .map_err(|e| NatsError::js("reading stream info", e))?;
+            .map_err(timed_out("reading stream info"))?;
+        let info = match info {
+            Ok(info) => info,
+            // Deleted while this ran (or a server back without its store):
+            // made again from the spec, as a start makes it, and filled from
+            // `start_after`. It had been asked for every 2 s, for ever.
+            Err(e) if stream_not_found(&e) => {
+                tracing::warn!(stream = self.spec.name(), "the stream is gone; making it again");
+                self.stream = tokio::time::timeout(self.ack_timeout, self.spec.ensure(&self.js))
+                    .await
+                    .map_err(timed_out("making the stream again"))??;
+                tokio::time::timeout(self.ack_timeout, self.stream.get_info())
+                    .await
+                    .map_err(timed_out("reading stream info"))?
+                    .map_err(|e| NatsError::js("reading stream info", e))?
+            }
+            Err(e) => return Err(NatsError::js("reading stream info", e)),
+        };
         let mut stream_last = info.state.last_sequence;
         // Where to go on when none of this journal's messages is left in the
         // stream: a new stream takes everything from `start_after`; in the
@@ -92,4 +108,12 @@ impl Task {
     pub(crate) fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {
         NatsError::EpochMismatch { stream: self.spec.name().to_owned(), stream_epoch, journal_epoch }
     }
+}
+
+/// Whether a JetStream request failed because the stream does not exist
+/// (JetStream error 10059).
+fn stream_not_found(error: &async_nats::jetstream::context::RequestError) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|e| e.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND)
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy};
 use events_nats::headers::Coordinates;
 use events_nats::{NatsError, Replicator, StreamSpec};
-use support::{Server, fill, journal, stopped, stream_messages, within};
+use support::{Server, fill, journal, stopped, stream_messages, verify_stream, within};
 
 /// Copies the files of journal directory `from` into a new directory `to`.
 fn copy_dir(from: &Path, to: &Path) {
@@ -235,4 +235,38 @@ async fn a_stream_made_again_that_no_longer_fits_stops_the_replicator() {
     assert!(last_error.contains("duplicate_window"), "{last_error}");
     let mut stream = js.get_stream("RECHECK").await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 0, "nothing replicated into it");
+}
+
+/// The replicator's stream deleted while it runs (`nats stream rm`, or a
+/// server back without its store): the next resync makes it again from the
+/// replicator's spec, as a start does, and replicates the journal's
+/// retained records into it, 1..=20 once each. It had asked for the
+/// missing stream every 2 s, for ever, neither replicating nor stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_under_the_replicator_is_made_again_and_filled() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 10);
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("GONE", "feed.gone"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("the first records", replicator.wait_for(10)).await.unwrap();
+    js.delete_stream("GONE").await.unwrap();
+    fill(&mut j, 11, 20);
+    within("the stream made again and filled", async {
+        while js.get_stream("GONE").await.ok().map(|s| s.cached_info().state.messages) != Some(20) {
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling the server
+        }
+    })
+    .await;
+    verify_stream(&js, "GONE", 20).await;
+    let stats = replicator.stats();
+    assert!(!stats.stopped, "{stats:?}");
+    replicator.shutdown().await;
+    j.close().unwrap();
 }
