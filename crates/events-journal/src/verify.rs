@@ -8,7 +8,10 @@
 //! writer is in the middle of writing nor a segment it created since, and a
 //! segment retention took out after the listing is no problem. The zeros of
 //! the space a writer reserves ahead of its appends (`reserve.rs`) are
-//! counted in [`VerifyReport::reserved`], not as a problem.
+//! counted in [`VerifyReport::reserved`], not as a problem, but only past
+//! what the watermark says was acknowledged (by a live writer, or by one
+//! that closed cleanly): before that, zeros are damage, and a record the
+//! watermark names that is not there is missing.
 //!
 //! Invariants: `verify` never writes to the directory; it reads the newest
 //! segment as a private copy, never a map, because a live writer trims that
@@ -62,7 +65,9 @@ pub struct VerifyReport {
     /// under `SyncPolicy::Always` reserves ahead of its appends, or what a
     /// crash left of it (the next open cuts it). Not a problem: no frame
     /// was ever written there. 0 beside a live writer, whose newest
-    /// segment is read only up to its watermark.
+    /// segment is read only up to its watermark, and after a clean close,
+    /// which trims it: zeros where the watermark says records were
+    /// acknowledged are a problem.
     pub reserved: u64,
     /// The journal's epoch (from the oldest readable header).
     pub epoch: Option<u64>,
@@ -114,20 +119,35 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
     // watermark covered before they are read: when a check beside a live
     // writer found no record, look again.
     for attempt in 0..8 {
-        let (live, listing) = live_listing(dir)?;
-        let report = check(dir, live, listing)?;
-        if report.records > 0 || live.is_none() {
+        let (acked, listing) = live_listing(dir)?;
+        let report = check(dir, acked, listing)?;
+        if report.records > 0 || acked.is_none_or(|a| !a.live) {
             return Ok(report);
         }
         // 1 ms, 2 ms, ... 128 ms: a writer busy rolling gets the time to pause.
         std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
     }
-    let (live, listing) = live_listing(dir)?;
-    check(dir, live, listing)
+    let (acked, listing) = live_listing(dir)?;
+    check(dir, acked, listing)
+}
+
+/// What the watermark says was acknowledged: by a live writer (whose
+/// newest segment is read only up to it), or by one that closed cleanly
+/// (whose close trimmed the reserved space: its last segment ends with its
+/// last frame). Up to there, zeros are damage, never reserved space, and
+/// the records up to `seq` must all be there.
+#[derive(Clone, Copy, Debug)]
+struct Acked {
+    live: bool,
+    epoch: u64,
+    seq: u64,
+    segment: u64,
+    offset: u64,
 }
 
 /// [`verify`] of one listing, bounded by a live writer's acknowledged end.
-fn check(dir: &Path, live: Option<(u64, u64)>, listing: segment::Listing) -> Result<VerifyReport, JournalError> {
+fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<VerifyReport, JournalError> {
+    let live = acked.filter(|a| a.live).map(|a| (a.segment, a.offset));
     let mut report = VerifyReport { ignored: listing.ignored, ..VerifyReport::default() };
     let count = listing.segments.len();
     let mut next_expected: Option<u64> = None;
@@ -213,13 +233,25 @@ fn check(dir: &Path, live: Option<(u64, u64)>, listing: segment::Listing) -> Res
         report.records += scan.records;
         let mut last = scan.next_seq - 1;
         let damaged = scan.damage.is_some();
-        if let Some(damage) = scan.damage.as_ref().filter(|d| newest && d.is_torn_tail() && zeros(&map[d.offset..])) {
+        // Where the watermark says this segment's acknowledged records end.
+        let acked_end = acked.filter(|a| a.segment == seg.first_seq && a.epoch == header.epoch).map(|a| a.offset);
+        let acked_damage = |offset: usize| acked_end.is_some_and(|end| (offset as u64) < end);
+        if let Some(damage) = scan
+            .damage
+            .as_ref()
+            .filter(|d| newest && d.is_torn_tail() && zeros(&map[d.offset..]) && !acked_damage(d.offset))
+        {
             report.reserved = (map.len() - damage.offset) as u64;
         } else if let Some(damage) = scan.damage {
             let next_first = listing.segments.get(i + 1).map(|s| s.first_seq);
             let tail = next_first.map(|n| damage.classify(n));
             let torn_bytes = map.len() - damage.offset;
             let what = match tail {
+                None if acked_damage(damage.offset) => format!(
+                    "{} in acknowledged records (the watermark says they run to offset {})",
+                    damage.reason,
+                    acked_end.unwrap_or(0)
+                ),
                 None if damage.is_torn_tail() => {
                     format!("torn tail of {torn_bytes} bytes: {} (the next open truncates it)", damage.reason)
                 }
@@ -261,6 +293,16 @@ fn check(dir: &Path, live: Option<(u64, u64)>, listing: segment::Listing) -> Res
         }
         next_expected = Some(last + 1);
     }
+    // Acknowledged records past the last one found (the segment cut at a
+    // frame boundary, or its end zeroed): lost, whatever the next open does.
+    if let Some(a) = acked.filter(|a| report.epoch == Some(a.epoch) && report.last_seq.unwrap_or(0) < a.seq) {
+        let path = dir.join(segment::file_name(a.segment));
+        if !problems.iter().any(|p| p.path == path) {
+            let first = report.last_seq.map_or(1, |l| l + 1);
+            let what = format!("{} (the watermark says they were acknowledged)", missing(first, a.seq));
+            problems.push(Problem { path, offset: a.offset, seq: Some(first), what });
+        }
+    }
     if let Some(problem) = check_pruned(dir, report.epoch) {
         problems.push(problem);
     }
@@ -272,17 +314,20 @@ fn check(dir: &Path, live: Option<(u64, u64)>, listing: segment::Listing) -> Res
 /// listing so that the listing holds the segment it names, and the
 /// listing. Looked at again while retention removed that segment in
 /// between; a writer that keeps doing so gets its listing checked whole.
-fn live_listing(dir: &Path) -> Result<(Option<(u64, u64)>, segment::Listing), JournalError> {
+fn live_listing(dir: &Path) -> Result<(Option<Acked>, segment::Listing), JournalError> {
     for _ in 0..8 {
-        let live = match crate::watermark::read(dir)? {
-            Some(wm) if wm.state == WriterState::Open && crate::lock::is_held(dir) == Some(true) => {
-                Some((wm.segment, wm.offset))
-            }
-            _ => None,
-        };
+        let acked = crate::watermark::read(dir)?.and_then(|wm| {
+            let live = match wm.state {
+                WriterState::Open if crate::lock::is_held(dir) == Some(true) => true,
+                WriterState::Closed => false,
+                _ => return None,
+            };
+            Some(Acked { live, epoch: wm.epoch, seq: wm.seq, segment: wm.segment, offset: wm.offset })
+        });
         let listing = segment::list(dir, false)?;
-        if live.is_none_or(|(active, _)| listing.segments.iter().any(|s| s.first_seq == active)) {
-            return Ok((live, listing));
+        let live = acked.filter(|a| a.live);
+        if live.is_none_or(|a| listing.segments.iter().any(|s| s.first_seq == a.segment)) {
+            return Ok((acked, listing));
         }
     }
     Ok((None, segment::list(dir, false)?))
