@@ -169,6 +169,11 @@ pub(crate) fn check_sealed(
             // reader (an error naming it) and to `verify`, unless an
             // operator asked for a repair or a salvage mode applies here.
             Tail::Corrupt if !walk || mode == RecoveryMode::Strict => return Ok((len, None)),
+            // What follows the damage is not known: a salvage could drop
+            // valid frames unseen and hand their seqs out again.
+            Tail::Corrupt if d.search_stopped => {
+                return Err(JournalError::corrupt(&seg.path, d.offset as u64, None, unsalvageable(&d.reason)));
+            }
             Tail::Corrupt => {
                 let keep_runs = mode != RecoveryMode::TruncateAtCorruption;
                 let reason = format!("{} at byte {}", d.reason, d.offset);
@@ -304,6 +309,10 @@ pub(crate) fn recover_newest(
         tracing::warn!(path = %seg.path.display(), offset = cut, bytes = file_len - cut, "truncated a torn tail");
         return Ok(clean(cut, scan.next_seq, Some(action)));
     }
+    if damage.search_stopped {
+        // As for a sealed segment: no salvage of what was not searched.
+        return Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), unsalvageable(&damage.reason)));
+    }
     let ranges: Vec<_> = damage.runs.iter().map(|r| r.first_seq..=r.last_seq).collect();
     let reason = damage.reason.clone();
     match mode {
@@ -389,4 +398,12 @@ fn truncate(io: &Io, path: &Path, len: u64) -> Result<(), JournalError> {
     let f = OpenOptions::new().write(true).open(path).map_err(|e| JournalError::io("open segment", path, e))?;
     io.op(Step::Truncate, || f.set_len(len)).map_err(|e| JournalError::io("truncate segment", path, e))?;
     io.sync_data(Step::TruncateSync, &f).map_err(|e| JournalError::io("fdatasync", path, e))
+}
+
+/// The reason a damage whose search for valid frames stopped at its budget
+/// is refused in every recovery mode: what follows it was not searched, so
+/// neither a salvage nor a repair can say which seqs it would drop (and
+/// must never hand out again). Move the segment away to open the journal.
+fn unsalvageable(reason: &str) -> String {
+    format!("{reason}; not salvaged or repaired in any recovery mode (move the segment away to open the journal)")
 }

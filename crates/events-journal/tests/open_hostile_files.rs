@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 
 use events_journal::format::SegmentHeader;
-use events_journal::{Journal, JournalError, JournalOptions, Reader, verify};
+use events_journal::{Journal, JournalError, JournalOptions, Reader, RecoveryMode, verify};
 use support::{assert_records, payload, read_all, segments, snapshot, ts};
 
 fn journal_with_two_segments(dir: &Path) -> u64 {
@@ -110,23 +110,26 @@ fn future_version_bad_crc_and_foreign_epoch_are_typed_errors() {
 /// header every 24 bytes, each claiming 2 MiB, with a plausible seq): the
 /// open, `verify` and a reader each finish, the search stopped at its
 /// budget, and the damage is corruption, never a torn tail that an open
-/// would cut. Each had hashed 2 MiB per offset: ~170 GiB for this 4 MiB
+/// would cut, nor one a salvage or repair would rebuild from frames it
+/// never searched (dropping some unseen, and handing their seqs out again). Each had hashed 2 MiB per offset: ~170 GiB for this 4 MiB
 /// file, hours.
 #[test]
 fn a_crafted_segment_is_damage_found_in_bounded_time() {
     let dir = tempfile::tempdir().unwrap();
     journal_with_two_segments(dir.path());
     let newest = segments(dir.path()).pop().unwrap();
-    let mut bytes = std::fs::read(&newest).unwrap();
-    bytes.truncate(64);
-    let mut block = [0u8; 24];
-    block[0..4].copy_from_slice(&(2u32 << 20).to_le_bytes());
-    block[8..16].copy_from_slice(&3u64.to_le_bytes());
-    while bytes.len() < 4 << 20 {
-        bytes.extend_from_slice(&block);
+    let pristine_newest = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, crafted(&pristine_newest, 3)).unwrap();
+    for mode in
+        [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt, RecoveryMode::Repair]
+    {
+        // A salvage or repair cannot say which seqs it would drop, so none runs.
+        refused(
+            dir.path(),
+            JournalOptions::new().recovery(mode),
+            |e| matches!(e, JournalError::Corrupt { path, .. } if *path == newest),
+        );
     }
-    std::fs::write(&newest, &bytes).unwrap();
-    refused(dir.path(), JournalOptions::new(), |e| matches!(e, JournalError::Corrupt { path, .. } if *path == newest));
     let report = verify(dir.path()).unwrap();
     let problem = report.problems.iter().find(|p| p.path == newest).expect("a problem in the crafted segment");
     assert!(problem.what.contains("stopped at its budget"), "{problem:?}");
@@ -134,6 +137,26 @@ fn a_crafted_segment_is_damage_found_in_bounded_time() {
     assert_eq!(read.next().unwrap().unwrap().seq(), 1);
     assert_eq!(read.next().unwrap().unwrap().seq(), 2);
     assert!(matches!(read.next(), Some(Err(JournalError::Corrupt { .. }))));
+
+    // The same in a sealed segment (which only a repair walks at open): no repair either.
+    std::fs::write(&newest, &pristine_newest).unwrap();
+    let oldest = segments(dir.path())[0].clone();
+    std::fs::write(&oldest, crafted(&std::fs::read(&oldest).unwrap(), 1)).unwrap();
+    let repair = JournalOptions::new().recovery(RecoveryMode::Repair);
+    refused(dir.path(), repair, |e| matches!(e, JournalError::Corrupt { path, .. } if *path == oldest));
+}
+
+/// A segment's header, then frame headers every 24 bytes up to 4 MiB, each
+/// claiming a 2 MiB frame of seq `seq` (a plausible one after damage).
+fn crafted(segment: &[u8], seq: u64) -> Vec<u8> {
+    let mut bytes = segment[..64].to_vec();
+    let mut block = [0u8; 24];
+    block[0..4].copy_from_slice(&(2u32 << 20).to_le_bytes());
+    block[8..16].copy_from_slice(&seq.to_le_bytes());
+    while bytes.len() < 4 << 20 {
+        bytes.extend_from_slice(&block);
+    }
+    bytes
 }
 
 #[test]
