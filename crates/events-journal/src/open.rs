@@ -59,12 +59,14 @@ pub struct RecoveryReport {
     /// Entries of the directory that are not segments (left untouched).
     pub ignored: Vec<PathBuf>,
     /// Seqs the next append skips (none after a clean close, a process
-    /// crash or under `SyncPolicy::Always`): the previous writer
-    /// acknowledged records before syncing them (`Never`, `Interval`) and
-    /// did not close, and the machine rebooted since, so a power loss may
-    /// have taken records it handed out up to its durable seq lease
-    /// (`<dir>/LEASE`). Those seqs are never handed out again; readers see
-    /// them as one [`JournalError::Gap`].
+    /// crash or under `SyncPolicy::Always`, unless damage took records):
+    /// the previous writer acknowledged records before syncing them
+    /// (`Never`, `Interval`) and did not close, and the machine rebooted
+    /// since, so a power loss may have taken records it handed out up to
+    /// its durable seq lease (`<dir>/LEASE`); or recovery kept fewer
+    /// records than the previous writer's watermark says it acknowledged
+    /// (damage that reads as a torn tail, a salvage). Those seqs are never
+    /// handed out again; readers see them as one [`JournalError::Gap`].
     pub skipped: Option<std::ops::RangeInclusive<u64>>,
 }
 
@@ -170,7 +172,17 @@ impl Journal {
             // writer hands out none of them unsynced (its lease says so).
             journal.sync_active(Step::Sync)?;
         }
-        if let Some(upto) = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq)) {
+        let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
+        // The last writer's watermark names the seqs it acknowledged, which
+        // readers may have been handed (and a follower reports as latest
+        // while this writer opens). Recovery keeping fewer (damage that
+        // reads as a torn tail, a salvage) must not hand them out again.
+        let acked = journal
+            .watermark
+            .previous()
+            .filter(|wm| wm.epoch == journal.epoch && wm.seq >= journal.next_seq)
+            .map(|wm| wm.seq);
+        if let Some(upto) = lost.max(acked) {
             report.skipped = Some(journal.next_seq..=upto);
             journal.skip_past(upto)?;
         }

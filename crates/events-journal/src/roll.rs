@@ -78,16 +78,17 @@ impl Journal {
 
     /// Starts a new segment at `upto + 1`, sealing the active one however
     /// little it holds: a power loss may have taken seqs up to `upto`
-    /// after they were handed out (`lease.rs`), so none of them is handed
-    /// out again. Called at open, before anything is appended, on the
+    /// after they were handed out (`lease.rs`), or damage the records the
+    /// last writer's watermark says it acknowledged, so none of them is
+    /// handed out again. Called at open, before anything is appended, on the
     /// segment recovery left synced (so it is sealed as it is).
     pub(crate) fn skip_past(&mut self, upto: u64) -> Result<(), JournalError> {
         tracing::warn!(
             dir = %self.dir.display(),
             from = self.next_seq,
             upto,
-            "the last writer acknowledged records before syncing them, did not close, and the machine rebooted since: \
-             the seqs it may have handed out are skipped"
+            "seqs the last writer may have handed out are not in the files (acknowledged before a sync and lost to a \
+             reboot, or damaged since): they are skipped, never handed out again"
         );
         self.next_seq = upto + 1;
         self.acked = upto;

@@ -161,6 +161,14 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
+    /// The watermark the previous writer left (`None`: no file, or not a
+    /// valid record): its `seq` is the last it acknowledged, which readers
+    /// may have been handed. A `Recovering` record keeps the position of
+    /// the writer before it.
+    pub(crate) fn previous(&self) -> Option<Watermark> {
+        self.previous.as_deref().and_then(Watermark::decode)
+    }
+
     /// The seq the file holds (0 before the first publication).
     pub(crate) fn published_seq(&self) -> u64 {
         self.last.map_or(0, |wm| wm.seq)
