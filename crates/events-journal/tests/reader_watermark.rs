@@ -107,7 +107,8 @@ fn a_writer_that_starts_during_a_crashed_writers_read_is_not_read_past_its_water
     plan.inject_next(Step::Sync, Fault::CrashBefore);
     drop(j); // the process died: the watermark still says `Open`
     let reader_plan = FaultPlan::new();
-    reader_plan.inject_next(Step::ReaderSync, Fault::Stall(std::time::Duration::from_secs(2)));
+    // Long enough for a new writer's open and one write on a loaded machine; checked below.
+    reader_plan.inject_next(Step::ReaderSync, Fault::Stall(std::time::Duration::from_secs(5)));
     let reader = Reader::open_with_faults(dir.path(), reader_plan.clone()).unwrap();
     let read = std::thread::spawn(move || {
         reader.read_since(0).unwrap().map(|r| r.map(|r| r.seq())).collect::<Result<Vec<_>, _>>()

@@ -368,13 +368,14 @@ async fn a_followers_latest_seq_holds_while_a_writer_opens() {
     feed.close().await.unwrap();
     let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(1)));
+    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(3)));
     let opening = tokio::spawn(Feed::<Ev>::builder(tmp.path()).faults(plan.clone()).open());
     support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
     assert_eq!(follower.latest_seq(), Seq::new(3), "while the writer opens");
     let history = follower.read_stream("a", Seq::ZERO).unwrap();
     assert_eq!(history.limit(), Seq::new(3));
     let mut new_events = follower.subscribe();
+    assert!(!opening.is_finished(), "the writer opened before the checks: they tested nothing");
     let feed = opening.await.unwrap().unwrap();
     feed.append(Some("a"), msg(3)).await.unwrap();
     let got: Vec<_> = history.try_collect().await.unwrap();
