@@ -135,7 +135,9 @@ fn sealed_with_torn_tail(dir: &Path, first: u64, last: u64, torn: usize) -> (Pat
 
 #[test]
 fn a_torn_tail_on_sealed_segments_is_cut_and_its_seqs_become_one_gap() {
-    for mode in [RecoveryMode::Strict, RecoveryMode::SkipCorrupt, RecoveryMode::Repair] {
+    for mode in
+        [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt, RecoveryMode::Repair]
+    {
         let tmp = tempfile::tempdir().unwrap();
         // A power loss after two unsynced rolls: 1..=10 kept 1..=7 and half
         // of 8; 11..=20 kept 11..=15 and 30 bytes of 16; the newest is 21..=22.

@@ -35,7 +35,15 @@ fn refused(dir: &Path, opts: JournalOptions, check: impl Fn(&JournalError) -> bo
 fn strangers_are_ignored_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     journal_with_two_segments(dir.path());
-    let strangers = ["notes.txt", "00000000000000000001.seg.bak", "1.seg", "00000000000000000000.seg"];
+    let strangers = [
+        "notes.txt",
+        "x.seg",
+        "00000000000000000001.seg.bak",
+        "1.seg",
+        "00000000000000000000.seg",
+        "0000000000000000001.seg",   // 19 digits
+        "000000000000000000001.seg", // 21 digits
+    ];
     for s in strangers {
         std::fs::write(dir.path().join(s), b"garbage").unwrap();
     }

@@ -259,6 +259,8 @@ fn a_failed_roll_keeps_nothing_written_after_the_last_sync_started() {
         }
         assert!(j.roll().is_err(), "{fail}");
         assert_eq!(j.acked_seq(), 2, "{fail}: the roll collected the sync in flight");
+        let after = j.append(0, b"after");
+        assert!(matches!(after, Err(events_journal::JournalError::Failed { .. })), "{fail}: not poisoned: {after:?}");
         support::assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 2);
         assert_eq!(last_seq_after_reopen(tmp.path(), j), 2, "{fail}: a refused record came back");
     }

@@ -32,6 +32,10 @@ async fn deleted_directory_fails_appends_explicitly() {
     }
     let failure = failure.expect("appends kept succeeding in a deleted directory");
     let Error::Journal(journal_error) = &failure else { panic!("{failure:?}") };
+    assert!(
+        matches!(journal_error, events::layers::journal::JournalError::DirectoryReplaced { .. }),
+        "{journal_error:?}"
+    );
     assert!(journal_error.to_string().contains(&*dir.to_string_lossy()), "{journal_error}");
     assert!(!feed.stats().healthy);
     assert!(matches!(feed.append(None, msg(999)).await, Err(Error::Unhealthy { .. })));
