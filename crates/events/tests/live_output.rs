@@ -182,6 +182,33 @@ proptest! {
     }
 }
 
+/// One stream past its `per_stream` limit while another's tokens are still
+/// in the ring: a new client (bare `Seq::ZERO`) gets what the ring holds of
+/// every stream, with no reset. It had started after the newest loss of any
+/// stream, skipping the other stream's tokens silently.
+#[tokio::test]
+async fn a_new_client_gets_every_streams_tokens_the_ring_still_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(10)).open().await.unwrap();
+    let inbox = feed.inbox();
+    inbox.forward(Some("a".into()), Agent::Message("m1".into())).await.unwrap();
+    for n in 1..=3 {
+        inbox.forward(Some("a".into()), Agent::Token(format!("a{n}"))).await.unwrap();
+    }
+    for n in 1..=20 {
+        inbox.forward(Some("b".into()), Agent::Token(format!("b{n}"))).await.unwrap();
+    }
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let got: Vec<Agent> = all_from(&reader, Seq::ZERO.into(), None).await.into_iter().map(|i| seen(i).2).collect();
+    let expected: Vec<Agent> = std::iter::once(Agent::Message("m1".into()))
+        .chain((1..=3).map(|n| Agent::Token(format!("a{n}"))))
+        .chain((11..=20).map(|n| Agent::Token(format!("b{n}"))))
+        .collect();
+    assert_eq!(got, expected);
+}
+
 #[tokio::test]
 async fn past_the_rings_limits_one_reset_then_the_next_durable_event() {
     let tmp = tempfile::tempdir().unwrap();

@@ -261,6 +261,7 @@ impl<E> Ring<E> {
     pub(crate) fn range(
         &self,
         after: Position,
+        accepted: Position,
         through: Position,
         filter: Option<&StreamId>,
     ) -> Result<Positioned<E>, Position> {
@@ -270,7 +271,7 @@ impl<E> Ring<E> {
         if after >= through {
             return Ok(Vec::new());
         }
-        if let Some(reported) = state.loss(after, through, filter) {
+        if let Some(reported) = state.loss(after.max(accepted), through, filter) {
             return Err(reported);
         }
         let found = match filter {

@@ -40,9 +40,12 @@ pub struct LiveStream<E> {
     filter: Option<StreamId>,
     /// The last position delivered.
     pos: Position,
-    /// Losses up to here were reported (or predate a bare start): what the
-    /// ring still holds at or before it is skipped with them.
+    /// Losses up to here were reported, or predate a bare start: no news.
     accepted: Position,
+    /// What the ring still holds at or before here is skipped with the
+    /// losses a reset reported (not for a bare start: it gets what is
+    /// there).
+    skipped: Position,
     ready: VecDeque<Result<FeedItem<E>>>,
     changes: BoxStream<'static, ()>,
     ended: bool,
@@ -82,6 +85,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             filter,
             pos,
             accepted,
+            skipped: Position::default(),
             ready: VecDeque::new(),
             changes,
             ended: false,
@@ -97,11 +101,14 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
     /// Queues the ring's events after the position up to `through`, or one
     /// reset if the ring lost some of them; `true` if anything was queued.
     fn drain_ring(&mut self, through: Position) -> bool {
-        let after = self.pos.max(self.accepted);
+        let after = self.pos.max(self.skipped);
         if through <= after {
             return false;
         }
-        let found = match self.ring.range(after, through, self.filter.as_ref()) {
+        // Losses up to `accepted` are no news, but a bare client is served
+        // the events the ring still holds below it: it had skipped every
+        // stream's events below the newest loss of any one of them.
+        let found = match self.ring.range(after, self.accepted, through, self.filter.as_ref()) {
             Ok(found) => found,
             Err(reported) => {
                 // The losses up to `through` are reported here (further
@@ -109,6 +116,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
                 // the next durable event that lost something gets its own
                 // reset there.
                 self.accepted = reported;
+                self.skipped = reported;
                 self.pos = through;
                 self.ready.push_back(Ok(FeedItem::Reset {
                     reason: ResetReason::LiveOutputExpired,
@@ -187,6 +195,7 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                             };
                             this.pos = Position::durable(resume);
                             this.accepted = this.pos;
+                            this.skipped = this.pos;
                         }
                         this.ready.push_back(Ok(item));
                     }
