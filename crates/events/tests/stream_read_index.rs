@@ -331,21 +331,11 @@ async fn a_follower_reads_a_recreated_journal_from_its_start() {
 /// live after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_read_waits_for_a_writer_that_is_opening() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
     let tmp = tempfile::tempdir().unwrap();
-    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
-    for i in 0..3 {
-        feed.append(Some("a"), msg(i)).await.unwrap();
-    }
-    feed.close().await.unwrap();
-    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
+    let follower = three_events_of_a(tmp.path()).await;
     let events = follower.read_stream("a", Seq::ZERO).unwrap();
     assert_eq!(events.limit(), Seq::new(3));
-    // A writer held in its open after recovery began (at the seq lease).
-    let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(1)));
-    let opening = tokio::spawn(Feed::<Ev>::builder(tmp.path()).faults(plan.clone()).open());
-    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    let opening = a_writer_held_opening(tmp.path(), 1).await;
     let got: Vec<_> = events.try_collect().await.unwrap();
     assert_eq!(got.iter().map(|env| env.seq.get()).collect::<Vec<_>>(), [1, 2, 3]);
     opening.await.unwrap().unwrap().close().await.unwrap();
@@ -359,18 +349,9 @@ async fn a_follower_read_waits_for_a_writer_that_is_opening() {
 /// replayed the whole journal once the writer was up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followers_latest_seq_holds_while_a_writer_opens() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
     let tmp = tempfile::tempdir().unwrap();
-    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
-    for i in 0..3 {
-        feed.append(Some("a"), msg(i)).await.unwrap();
-    }
-    feed.close().await.unwrap();
-    let follower: FeedReader<Ev> = FeedReader::open(tmp.path()).unwrap();
-    let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(3)));
-    let opening = tokio::spawn(Feed::<Ev>::builder(tmp.path()).faults(plan.clone()).open());
-    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    let follower = three_events_of_a(tmp.path()).await;
+    let opening = a_writer_held_opening(tmp.path(), 3).await;
     assert_eq!(follower.latest_seq(), Seq::new(3), "while the writer opens");
     let history = follower.read_stream("a", Seq::ZERO).unwrap();
     assert_eq!(history.limit(), Seq::new(3));
@@ -385,6 +366,28 @@ async fn a_followers_latest_seq_holds_while_a_writer_opens() {
         other => panic!("expected seq 4, got {other:?}"),
     }
     feed.close().await.unwrap();
+}
+
+/// A closed one-segment feed of three events of stream "a", and a
+/// follower of it.
+async fn three_events_of_a(dir: &Path) -> FeedReader<Ev> {
+    let feed = open(dir, 1 << 20, Retention::unlimited()).await;
+    for i in 0..3 {
+        feed.append(Some("a"), msg(i)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    FeedReader::open(dir).unwrap()
+}
+
+/// A writer held `seconds` in its open after recovery began (at the seq
+/// lease): readers' watermark says `Recovering` until then.
+async fn a_writer_held_opening(dir: &Path, seconds: u64) -> tokio::task::JoinHandle<events::Result<Feed<Ev>>> {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(seconds)));
+    let opening = tokio::spawn(Feed::<Ev>::builder(dir).faults(plan.clone()).open());
+    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    opening
 }
 
 /// A record of the stream that does not decode, between two that do (its
