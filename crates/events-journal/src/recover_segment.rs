@@ -275,6 +275,10 @@ pub(crate) fn recover_newest(
     let header = match head {
         Ok(h) => h,
         Err(reason) => {
+            if let Some(damage) = scan.damage.as_ref().filter(|d| d.search_stopped) {
+                let offset = damage.offset as u64;
+                return Err(JournalError::corrupt(&seg.path, offset, None, unsalvageable(&damage.reason)));
+            }
             // Repair of a damaged header: every valid frame is kept under a fresh header.
             let pieces = rebuild::plan(&scan, seg.first_seq, true);
             let created = rebuild::execute(io, dir, seg, &map, &template, &pieces, listed)?;

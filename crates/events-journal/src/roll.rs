@@ -83,6 +83,10 @@ impl Journal {
     /// handed out again. Called at open, before anything is appended, on the
     /// segment recovery left synced (so it is sealed as it is).
     pub(crate) fn skip_past(&mut self, upto: u64) -> Result<(), JournalError> {
+        if upto >= crate::format::MAX_SEQ {
+            let reason = format!("the seq lease or the watermark names seq {upto}: no seq can follow it");
+            return Err(JournalError::corrupt(&self.dir, 0, Some(upto), reason));
+        }
         tracing::warn!(
             dir = %self.dir.display(),
             from = self.next_seq,

@@ -295,10 +295,13 @@ fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<
     }
     // Acknowledged records past the last one found (the segment cut at a
     // frame boundary, or its end zeroed): lost, whatever the next open does.
-    if let Some(a) = acked.filter(|a| report.epoch == Some(a.epoch) && report.last_seq.unwrap_or(0) < a.seq) {
+    // Only what the watermark's own segment should hold: after a skip its
+    // segment may be empty and the ones before it pruned.
+    let last = report.last_seq.unwrap_or(0);
+    if let Some(a) = acked.filter(|a| report.epoch == Some(a.epoch) && a.seq >= a.segment && last < a.seq) {
         let path = dir.join(segment::file_name(a.segment));
         if !problems.iter().any(|p| p.path == path) {
-            let first = report.last_seq.map_or(1, |l| l + 1);
+            let first = (last + 1).max(a.segment);
             let what = format!("{} (the watermark says they were acknowledged)", missing(first, a.seq));
             problems.push(Problem { path, offset: a.offset, seq: Some(first), what });
         }

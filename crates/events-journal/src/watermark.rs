@@ -109,11 +109,18 @@ impl Watermark {
         if b[0..8] != MAGIC || u16_at(8) != VERSION || crc32fast::hash(&b[..60]) != crc {
             return None;
         }
+        let (seq, segment) = (u64_at(24), u64_at(32));
+        // No journal hands out a seq past `MAX_SEQ`: such a record is not one
+        // of its watermarks (an open would skip past it into a segment name
+        // no listing accepts).
+        if seq > crate::format::MAX_SEQ || segment > crate::format::MAX_SEQ {
+            return None;
+        }
         Some(Watermark {
             state: WriterState::from_code(u16_at(10))?,
             epoch: u64_at(16),
-            seq: u64_at(24),
-            segment: u64_at(32),
+            seq,
+            segment,
             offset: u64_at(40),
         })
     }
@@ -266,5 +273,18 @@ mod tests {
             assert_eq!(Watermark::decode(&b), None, "bit {bit}");
         }
         assert_eq!(Watermark::decode(&bytes[..63]), None);
+    }
+
+    /// A CRC-valid record naming a seq or segment past `MAX_SEQ` is not a
+    /// journal's watermark: an open would have skipped past it into a
+    /// segment name no listing accepts (and lost what it wrote there).
+    #[test]
+    fn a_seq_past_max_seq_reads_as_absent() {
+        let max = crate::format::MAX_SEQ;
+        let at_the_limit = Watermark { state: WriterState::Closed, epoch: 7, seq: max, segment: max, offset: 64 };
+        assert_eq!(Watermark::decode(&at_the_limit.encode()), Some(at_the_limit));
+        for wm in [Watermark { seq: max + 1, ..at_the_limit }, Watermark { segment: u64::MAX, ..at_the_limit }] {
+            assert_eq!(Watermark::decode(&wm.encode()), None, "{wm:?}");
+        }
     }
 }

@@ -146,6 +146,13 @@ fn a_crafted_segment_is_damage_found_in_bounded_time() {
     assert_eq!(read.next().unwrap().unwrap().seq(), 2);
     assert!(matches!(read.next(), Some(Err(JournalError::Corrupt { .. }))));
 
+    // With the newest header damaged too: no rebuild under a fresh header either.
+    let mut both = crafted(&pristine_newest, 3);
+    both[40] ^= 1;
+    std::fs::write(&newest, &both).unwrap();
+    let repair = JournalOptions::new().recovery(RecoveryMode::Repair);
+    refused(dir.path(), repair, |e| matches!(e, JournalError::Corrupt { path, .. } if *path == newest));
+
     // The same in a sealed segment (which only a repair walks at open): no repair either.
     std::fs::write(&newest, &pristine_newest).unwrap();
     let oldest = segments(dir.path())[0].clone();
