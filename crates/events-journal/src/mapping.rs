@@ -266,45 +266,52 @@ pub(crate) fn walk(view: &View, hint: Option<(u64, usize)>, target: u64) -> Walk
     Walk::Found(off)
 }
 
-/// The last dead writer's newest segment a reader synced, (inode, length),
-/// and how that went: such a file does not change, so it is synced once, and
-/// a failed sync stays failed (after `EIO` the kernel may mark the pages
-/// clean, and a second `fdatasync` would succeed without them).
-pub(crate) type Synced = Option<(u64, u64, Result<(), String>)>;
+/// The last dead writer's newest segment a reader synced: its inode, how
+/// far the valid frames ran when it was synced, and how that went. A sync
+/// covers everything before that end, so the file is synced again only
+/// when its valid frames run further (another writer came and died since:
+/// under `Always` it may have written into space reserved ahead, which
+/// leaves the file's length as it was). A failed sync stays failed (after
+/// `EIO` the kernel may mark the pages clean, and a second `fdatasync`
+/// would succeed without them).
+pub(crate) type Synced = Option<(u64, usize, Result<(), String>)>;
 
 /// A dead writer's newest segment may end in records it wrote but never
 /// synced (under `Always`, ones it never acknowledged). They are served,
 /// as recovery will keep them; so they are made durable first, or a
 /// power loss could take seqs a reader handed out and the next writer
-/// would give them to other records. Where the file cannot be synced
-/// (a read-only file system), it is served as it is. Synced once per
-/// (inode, length); a failure is this reader's error for that file
-/// from then on.
-pub(crate) fn sync_dead_writers_tail(io: &Io, synced: &Mutex<Synced>, newest: &SegmentFile) -> Result<(), Retry> {
+/// would give them to other records. Called with the private copy a read
+/// serves (`view`, of the file `newest`) before any of it is served: the
+/// copy's valid frames end at `end`, and the file is synced unless a sync
+/// already covered that far. Where the file cannot be synced (a read-only
+/// file system), it is served as it is. A failure is this reader's error
+/// for that file from then on.
+pub(crate) fn sync_dead_writers_tail(
+    io: &Io,
+    synced: &Mutex<Synced>,
+    newest: &SegmentFile,
+    end: usize,
+) -> Result<(), Retry> {
     let path = &newest.path;
-    let failed = |op: &'static str, e: std::io::Error| -> Retry {
-        let vanished = e.kind() == std::io::ErrorKind::NotFound;
-        let e = JournalError::io(op, path, e);
-        if vanished { Retry::Vanished(e) } else { e.into() }
-    };
-    let key = |meta: &std::fs::Metadata| (std::os::unix::fs::MetadataExt::ino(meta), meta.len());
     let answer = |outcome: Result<(), String>| {
         outcome.map_err(|e| JournalError::io("fdatasync segment", path, std::io::Error::other(e)).into())
     };
-    // A poll of an unchanged file costs one `stat`, no open and no sync.
-    let seen = key(&std::fs::metadata(path).map_err(|e| failed("stat segment", e))?);
     let mut synced = synced.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((ino, len, outcome)) = synced.as_ref()
-        && (*ino, *len) == seen
+    if let Some((ino, through, outcome)) = synced.as_ref()
+        && *ino == newest.ino
+        && (*through >= end || outcome.is_err())
     {
         return answer(outcome.clone());
     }
-    let file = File::open(path).map_err(|e| failed("open segment", e))?;
-    let (ino, len) = key(&file.metadata().map_err(|e| failed("stat segment", e))?);
+    let file = File::open(path).map_err(|e| {
+        let vanished = e.kind() == std::io::ErrorKind::NotFound;
+        let e = JournalError::io("open segment", path, e);
+        if vanished { Retry::Vanished(e) } else { e.into() }
+    })?;
     let outcome = match io.sync_data(Step::ReaderSync, &file) {
         Err(e) if !matches!(e.raw_os_error(), Some(libc::EROFS | libc::EINVAL)) => Err(e.to_string()),
         _ => Ok(()),
     };
-    *synced = Some((ino, len, outcome.clone()));
+    *synced = Some((newest.ino, end, outcome.clone()));
     answer(outcome)
 }

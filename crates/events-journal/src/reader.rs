@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::error::{JournalError, ReadError};
 use crate::lock;
 use crate::mapping::{
-    Cached, Extent, Retry, Synced, Walk, check_no_overlap, ends_sealed, map_segment, sync_dead_writers_tail, walk,
+    Cached, Extent, Retry, Synced, View, Walk, check_no_overlap, ends_sealed, map_segment, sync_dead_writers_tail, walk,
 };
 use crate::records::{Position, Record, Records};
 use crate::seam::Io;
@@ -174,8 +174,10 @@ impl Reader {
         let last = i + 1 == segs.len();
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let view = map_segment(&mut cache, &segs[i], last, if last { extent } else { Extent::Whole })?;
+        if last {
+            self.settle_copy(&mut cache, &segs[i], &view, bound)?;
+        }
         drop(cache);
-        self.no_writer_came(bound)?;
         let Some(map) = view.map else { return Ok(vec![None; entries.len()]) };
         Ok(entries
             .iter()
@@ -222,6 +224,29 @@ impl Reader {
         Ok(())
     }
 
+    /// Under [`Bound::Crashed`], before anything of the newest segment's
+    /// private copy (`view`, of `newest`) is served: the file synced as far
+    /// as the copy's valid frames run (`mapping.rs`), then a look at whether
+    /// a writer came meanwhile.
+    fn settle_copy(
+        &self,
+        cache: &mut HashMap<u64, Cached>,
+        newest: &SegmentFile,
+        view: &View,
+        bound: Bound,
+    ) -> Result<(), Retry> {
+        if !matches!(bound, Bound::Crashed(_)) {
+            return Ok(());
+        }
+        let hint = cache.get(&newest.first_seq).and_then(|c| c.hint);
+        let end = match walk(view, hint, u64::MAX) {
+            Walk::End { off, .. } | Walk::Damaged { off, .. } => off,
+            Walk::Found(_) => unreachable!("no segment holds seq u64::MAX"),
+        };
+        sync_dead_writers_tail(&self.inner.io, &self.inner.synced, newest, end)?;
+        self.no_writer_came(bound)
+    }
+
     /// The segments this call may read and how much of the last one.
     fn bounded(&self) -> Result<(Vec<SegmentFile>, Extent, Bound), Retry> {
         let bound = self.bound()?;
@@ -245,12 +270,8 @@ impl Reader {
                 segs.pop();
                 Extent::Whole
             }
-            Bound::Crashed(_) => {
-                if let Some(newest) = segs.last() {
-                    sync_dead_writers_tail(&self.inner.io, &self.inner.synced, newest)?;
-                }
-                Extent::Copy
-            }
+            // Its copy is synced before it is served (`settle_copy`).
+            Bound::Crashed(_) => Extent::Copy,
         };
         Ok((segs, extent, bound))
     }
@@ -324,7 +345,9 @@ impl Reader {
             }
             views.push(view);
         }
-        self.no_writer_came(bound)?;
+        if let Some(newest) = views.last().filter(|v| v.last) {
+            self.settle_copy(&mut cache, &segs[last_idx], newest, bound)?;
+        }
         let first = &views[0];
         let entry = cache.get_mut(&first.first_seq);
         let walk = walk(first, entry.as_ref().and_then(|c| c.hint), want);
@@ -473,7 +496,7 @@ impl Reader {
         let Some(newest) = segs.last() else { return Ok(0) };
         let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let view = map_segment(&mut cache, newest, true, extent)?;
-        self.no_writer_came(bound)?;
+        self.settle_copy(&mut cache, newest, &view, bound)?;
         if let Some(map) = &view.map {
             header_of(newest, map, true, bound)?;
         }

@@ -278,3 +278,48 @@ fn a_failed_lease_close_keeps_the_close_and_only_makes_the_next_open_skip() {
     assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
     assert_eq!(read(tmp.path(), 0).0, (1..=10).collect::<Vec<_>>(), "nothing lost");
 }
+
+/// A second writer comes after a reader synced the first dead writer's
+/// file, writes a record into the space it reserved ahead and dies before
+/// syncing it, leaving the file's length as it was (here the first writer's
+/// reservation is made to end where the second's does). The reader syncs
+/// the file again, since its valid frames now run further, before it
+/// serves that record. Keyed by inode and length, the first sync had
+/// covered it: seq 6 was served unsynced, and a power loss could give it
+/// to another record.
+#[test]
+fn a_reader_syncs_again_what_a_second_dead_writer_wrote_into_reserved_space() {
+    if !support::reserves() {
+        return; // no space reserved ahead: the second writer grows the file
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let first = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, JournalOptions::new().sync(SyncPolicy::Always).faults(first.clone())).unwrap();
+    append(&mut j, 1, 5);
+    crash(&first, j);
+    let newest = segments(dir).pop().unwrap();
+    let data = std::fs::metadata(&newest).unwrap().len();
+    let reserved = data + (1 << 20); // where the next writer's reservation will end
+    std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(reserved).unwrap();
+    let reading = FaultPlan::new();
+    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
+    let seqs = |reader: &Reader| reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect::<Vec<_>>();
+    assert_eq!(seqs(&reader), (1..=5).collect::<Vec<_>>());
+    assert_eq!(reading.count(Step::ReaderSync), 1);
+    let second = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, JournalOptions::new().sync(SyncPolicy::Always).faults(second.clone())).unwrap();
+    append(&mut j, 6, 6); // acknowledged: synced, and the space after it reserved
+    assert_eq!(j.write_batch([(ts(7), payload(7))]).unwrap(), 7..=7);
+    // Killed as it is: before anything gives the reserved space back.
+    second.inject_next(Step::Trim, Fault::CrashBefore);
+    drop(j);
+    assert!(second.crashed());
+    assert_eq!(std::fs::metadata(&newest).unwrap().len(), reserved, "the same file, as long as before");
+    assert_eq!(seqs(&reader), (1..=7).collect::<Vec<_>>());
+    assert_eq!(reading.count(Step::ReaderSync), 2, "seq 7 was served before a sync covered it");
+    for _ in 0..3 {
+        assert_eq!(seqs(&reader), (1..=7).collect::<Vec<_>>());
+    }
+    assert_eq!(reading.count(Step::ReaderSync), 2, "an unchanged file is synced once");
+}
