@@ -204,8 +204,7 @@ fn quiet_on_closed_stdout(command: impl FnOnce() -> Result<(), Failure>) -> Resu
     match panic::catch_unwind(AssertUnwindSafe(command)) {
         Ok(result) => result,
         Err(payload) => {
-            let message = payload.downcast_ref::<String>().map(String::as_str);
-            if is_closed_stdout_panic(message.or_else(|| payload.downcast_ref::<&str>().copied())) {
+            if is_closed_stdout_panic(Some(&events::panic_message(&*payload))) {
                 Err(Failure::OutputClosed)
             } else {
                 panic::resume_unwind(payload)

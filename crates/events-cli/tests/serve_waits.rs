@@ -78,6 +78,13 @@ fn serve_waits_for_the_writers_first_segment_then_serves_it() {
 }
 
 /// Waits (bounded) for `child` to exit; kills it and fails after 20 s.
+/// `events serve DIR` on a free port of 127.0.0.1, and that address.
+fn serve_on_a_free_port(dir: &std::path::Path, stdout: Stdio, stderr: Stdio) -> (std::process::Child, String) {
+    let addr = format!("127.0.0.1:{}", events_testkit::nats::free_port());
+    let serve = events().args(["serve", "--addr", &addr]).arg(dir).stdout(stdout).stderr(stderr).spawn().unwrap();
+    (serve, addr)
+}
+
 fn exit_within(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -121,15 +128,7 @@ fn serve_keeps_serving_when_its_stdout_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
     write_demo_journal(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut serve = events()
-        .args(["serve", "--addr", &addr])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut serve, addr) = serve_on_a_free_port(&dir, Stdio::piped(), Stdio::null());
     drop(serve.stdout.take()); // the reader is gone
     let response = status_while_running(&mut serve, &addr, "its stdout closed");
     assert!(response.contains("\"latest_seq\""), "{response}");
@@ -145,15 +144,7 @@ fn serve_keeps_serving_when_its_stdout_is_closed() {
 fn serve_keeps_waiting_when_its_stderr_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("later");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut serve = events()
-        .args(["serve", "--addr", &addr])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut serve, addr) = serve_on_a_free_port(&dir, Stdio::null(), Stdio::piped());
     drop(serve.stderr.take()); // the reader is gone before the waiting line
     write_demo_journal(&dir);
     let response = status_while_running(&mut serve, &addr, "its stderr closed");

@@ -12,13 +12,7 @@ use support::{Agent, Sse, serve};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_message() {
     let tmp = tempfile::tempdir().unwrap();
-    // The ring keeps the last 10 tokens of a stream.
-    let feed: Feed<Agent> = Feed::builder(tmp.path())
-        .sync(SyncPolicy::Never)
-        .live_output(LiveOutput::new().per_stream(10))
-        .open()
-        .await
-        .unwrap();
+    let feed = live_feed(tmp.path()).await;
     let epoch = feed.epoch();
     let addr = serve(events_http::router(feed.reader())).await;
     let session = feed.session("chat");
@@ -68,12 +62,7 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
 async fn a_latest_live_client_starts_with_what_comes_next_and_no_reset() {
     let tmp = tempfile::tempdir().unwrap();
     for restart in [false, true] {
-        let feed: Feed<Agent> = Feed::builder(tmp.path())
-            .sync(SyncPolicy::Never)
-            .live_output(LiveOutput::new().per_stream(10))
-            .open()
-            .await
-            .unwrap();
+        let feed = live_feed(tmp.path()).await;
         let epoch = feed.epoch();
         let addr = serve(events_http::router(feed.reader())).await;
         let session = feed.session("chat");
@@ -103,4 +92,9 @@ async fn a_latest_live_client_starts_with_what_comes_next_and_no_reset() {
         assert_eq!(first.id, Some(format!("{epoch}-{}", latest + 1)), "restart {restart}: {first:?}");
         feed.close().await.unwrap();
     }
+}
+
+/// A feed whose ring keeps the last 10 tokens of a stream.
+async fn live_feed(dir: &std::path::Path) -> Feed<Agent> {
+    Feed::builder(dir).sync(SyncPolicy::Never).live_output(LiveOutput::new().per_stream(10)).open().await.unwrap()
 }

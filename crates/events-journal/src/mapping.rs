@@ -280,10 +280,10 @@ pub(crate) type Synced = Option<(u64, usize, Result<(), String>)>;
 /// synced (under `Always`, ones it never acknowledged). They are served,
 /// as recovery will keep them; so they are made durable first, or a
 /// power loss could take seqs a reader handed out and the next writer
-/// would give them to other records. Called with the private copy a read
-/// serves (`view`, of the file `newest`) before any of it is served: the
-/// copy's valid frames end at `end`, and the file is synced unless a sync
-/// already covered that far. Where the file cannot be synced (a read-only
+/// would give them to other records. Called before anything of the
+/// private copy a read took of `newest` is served: the copy's valid frames
+/// end at `end`, and the file is synced unless a sync already covered that
+/// far. Where the file cannot be synced (a read-only
 /// file system), it is served as it is. A failure is this reader's error
 /// for that file from then on.
 pub(crate) fn sync_dead_writers_tail(
