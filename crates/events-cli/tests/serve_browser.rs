@@ -11,7 +11,10 @@
 //! waits 30 s before it retries instead of reconnecting into the same error
 //! every few seconds. A fourth asks for what the server refuses (a 400):
 //! one error row with the reason, and no retry. A fifth shows events a
-//! server skips (`OnUndecodable::Skip`) as rows, with no false gap.
+//! server skips (`OnUndecodable::Skip`) as rows, with no false gap. A sixth
+//! opens the page at `?since=latest`, makes its browser give up (a 503
+//! while the server is away) and checks that the page's own reconnect
+//! shows what was appended meanwhile.
 //!
 //! Invariant: every process this test starts is killed when it ends, pass or
 //! fail (the guards of `browser/mod.rs`), and every wait has a deadline.
@@ -46,8 +49,13 @@ done({
 
 /// Starts `events serve` on `dir` (port 0) and returns it with its URL.
 fn serve(dir: &Path) -> (Killed, String) {
+    serve_on(dir, "127.0.0.1:0")
+}
+
+/// Starts `events serve` on `dir` listening on `addr` and returns it with its URL.
+fn serve_on(dir: &Path, addr: &str) -> (Killed, String) {
     let mut server = events();
-    server.arg("serve").arg(dir).args(["--addr", "127.0.0.1:0"]);
+    server.arg("serve").arg(dir).args(["--addr", addr]);
     let (server, line) = start(server, "events serve", |line| line.starts_with("serving"));
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_owned();
     (server, url)
@@ -285,6 +293,84 @@ async fn the_viewer_shows_a_refused_address_once_and_does_not_retry_it() {
         assert_eq!(later["asked"], first["asked"], "{query}: the page asked again: {first} then {later}");
     }
     browser.quit().await;
+}
+
+/// A page opened at `?since=latest` whose browser gave up on its stream (a
+/// proxy answered 503 while the server was away) reconnects by itself from
+/// the position its stream started at, the `checkpoint` frame's: it shows
+/// the events appended meanwhile. The frame had been an id alone, which the
+/// page never saw: it asked for `since=latest` again, a later "now", and
+/// skipped those events with no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_opened_at_latest_resumes_from_its_start_after_its_browser_gave_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    write_until(&dir, 3);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (server, url) = serve_on(&dir, &addr);
+    let started_at = status(&url).await["latest_seq"].as_u64().unwrap();
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    browser.goto(&format!("{url}?since=latest")).await;
+    // The page's cursor (the id of the last frame it got) is the start's.
+    browser.run_async(&wait_script("cursor !== null")).await;
+
+    drop(server);
+    let proxy = Unavailable::start(&addr);
+    let state = r##"document.getElementById("state").dataset.state"##;
+    browser.run_async(&wait_script(&format!(r##"{state} === "closed""##))).await;
+    write_until(&dir, started_at + 2);
+    drop(proxy);
+    let _server = serve_on(&dir, &addr);
+    let latest = status(&url).await["latest_seq"].as_u64().unwrap();
+    browser
+        .run_async(&wait_script(&format!(r##"document.getElementById("last-seq").textContent === "{latest}""##)))
+        .await;
+    let page = browser.run_async(PAGE_STATE).await;
+    browser.quit().await;
+    let seqs: Vec<u64> = page["seqs"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(seqs, (started_at + 1..=latest).collect::<Vec<_>>(), "{page}");
+    assert_eq!((&page["gaps"], &page["resets"], &page["state"]), (&json!(0), &json!(0), &json!("live")), "{page}");
+}
+
+/// A stand-in for a proxy whose server is away: every request on `addr`
+/// gets `503 Service Unavailable` and the connection is closed. Stopped
+/// (and its port released) when dropped.
+struct Unavailable {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    addr: String,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Unavailable {
+    fn start(addr: &str) -> Unavailable {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.read(&mut [0; 4096]);
+                let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        Unavailable { stop, addr: addr.to_owned(), thread: Some(thread) }
+    }
+}
+
+impl Drop for Unavailable {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept so the thread sees the flag and drops the listener.
+        let _ = std::net::TcpStream::connect(&self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Events the server skips under `OnUndecodable::Skip` (an `undecodable`

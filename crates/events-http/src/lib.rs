@@ -50,12 +50,14 @@
 //!   cursor may then point inside a response, `<epoch>-<seq>.<index>`
 //!   (below), and resuming there yields the rest of it with no duplicate.
 //!   Frames:
-//!   * with `since=latest`, first: an `id:` line alone (`<epoch>-<seq>`, or
-//!     `<epoch>-<seq>.<index>` with `live_output=1`), no `data`: the
-//!     position `latest` resolved to. A browser's `EventSource` takes it as
-//!     its last event id and dispatches nothing, so a client that drops
-//!     before its first event resumes there; a hand-written parser should
-//!     skip a frame without `data` the same way;
+//!   * with `since=latest`, first: `event: checkpoint`, `id: <epoch>-<seq>`
+//!     (`<epoch>-<seq>.<index>` with `live_output=1`), `data: {"seq":…}`
+//!     (and `"index":…` inside a response): the position `latest` resolved
+//!     to. A browser's `EventSource` takes it as its last event id, so a
+//!     client that drops before its first event resumes there, and a page
+//!     that listens for `checkpoint` learns it too (the viewer reconnects
+//!     from it after its browser gave up). It names no event: a client
+//!     skips it as it skips the `?stream=` checkpoints below;
 //!   * each event: `id: <epoch>-<seq>` and `data: {"seq":…,"ts":…,"stream":…|null,"event":…}`
 //!     — `ts` in unix nanoseconds, `event` encoded with `serde_json`;
 //!   * when the cursor cannot be served: `event: reset`, `data:

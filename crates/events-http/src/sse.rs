@@ -101,17 +101,17 @@ where
     // No cursor (or a bare 0) asks for everything retained: never
     // expired. The frames' ids then name the epoch the stream reads.
     let cursor = if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) };
-    // `since=latest`: the position "now" resolves to goes out first, as an
-    // id-only frame (it sets the client's last event id and dispatches
-    // nothing), so a client that reconnects before its first event
+    // `since=latest`: the position "now" resolves to goes out first, as a
+    // `checkpoint` frame (it sets the client's last event id, and a page's
+    // script sees it), so a client that reconnects before its first event
     // resumes there instead of at a later "now", missing what came between.
-    let mut start_id = (start == Start::Latest).then(|| cursor::format(epoch, seq));
+    let mut start_at = (start == Start::Latest).then(|| (epoch, Position::durable(seq)));
     let inner = match query.stream {
         _ if live_output => match match start {
             // From now on: no reset for output the client never asked for.
             Start::Latest => state.reader.live_latest(query.stream.as_deref()).and_then(|at| {
                 let position = Position { seq: at.cursor.seq, index: at.index };
-                start_id = Some(cursor::format_position(at.cursor.epoch.unwrap_or(epoch), position));
+                start_at = Some((at.cursor.epoch.unwrap_or(epoch), position));
                 state.reader.stream_live(at, query.stream.as_deref())
             }),
             Start::After(_) => state.reader.stream_live(LiveCursor::new(cursor, index), query.stream.as_deref()),
@@ -137,7 +137,7 @@ where
     let on_expired = state.reader.expired_policy();
     let on_undecodable = state.reader.undecodable_policy();
     let frames = Frames {
-        start_id,
+        start_at,
         inner,
         epoch,
         on_expired,
@@ -260,8 +260,9 @@ impl<E: Event> Source<E> {
 }
 
 struct Frames<E> {
-    /// The id-only frame that goes out first (`since=latest`).
-    start_id: Option<String>,
+    /// The position the `checkpoint` frame that goes out first names
+    /// (`since=latest`), in its epoch.
+    start_at: Option<(u64, Position)>,
     inner: Source<E>,
     /// The epoch of the journal the stream reads now, for the frames' ids.
     epoch: u64,
@@ -280,8 +281,8 @@ impl<E: Event> Frames<E> {
         if self.failed {
             return None;
         }
-        if let Some(id) = self.start_id.take() {
-            return Some(SseEvent::default().id(id));
+        if let Some((epoch, at)) = self.start_at.take() {
+            return Some(start_frame(epoch, at));
         }
         Some(match self.inner.next().await? {
             Ok(FeedItem::Event(env)) => {
@@ -354,6 +355,21 @@ fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> R
     };
     let position = Position { seq: env.seq, index: index.unwrap_or(0) };
     Ok(SseEvent::default().id(cursor::format_position(epoch, position)).data(serde_json::to_string(&data)?))
+}
+
+/// The frame `since=latest` starts with: `event: checkpoint` naming the
+/// position "now" resolved to, `data: {"seq":…}` (and `"index":…` inside a
+/// live-output response). An `EventSource` takes its id as the last event
+/// id it sends on a reconnect, and a page's listener sees it too (the
+/// viewer keeps it as its cursor): a frame with no `data` would set the id
+/// but dispatch nothing, so a page that reconnects by itself, after its
+/// browser gave up, had no position to send.
+fn start_frame(epoch: u64, at: Position) -> SseEvent {
+    let data = match at.index {
+        0 => serde_json::json!({ "seq": at.seq.get() }),
+        index => serde_json::json!({ "seq": at.seq.get(), "index": index }),
+    };
+    SseEvent::default().event("checkpoint").id(cursor::format_position(epoch, at)).data(data.to_string())
 }
 
 /// A reset frame carries, as its `id`, the cursor the stream continues

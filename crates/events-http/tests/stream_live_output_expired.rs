@@ -76,6 +76,7 @@ async fn a_latest_live_client_starts_with_what_comes_next_and_no_reset() {
         feed.sync().await.unwrap();
         let latest = feed.latest_seq().get();
         let mut sse = Sse::open(&format!("http://{addr}/stream?since=latest&live_output=1"), None).await;
+        sse.start_checkpoint().await;
         session.emit(Agent::Token("next ".into())).await.unwrap();
         session.emit(Agent::Message("answer".into())).await.unwrap();
         let mut first = sse.next().await;

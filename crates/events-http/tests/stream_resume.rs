@@ -58,6 +58,7 @@ async fn since_and_latest_choose_the_start() {
     // An empty Last-Event-ID is "no cursor" (a browser's cleared id), so since applies.
     let mut empty_header = Sse::open(&format!("http://{addr}/stream?since=3"), Some("")).await;
     let mut latest = Sse::open(&format!("http://{addr}/stream?since=latest"), None).await;
+    latest.start_checkpoint().await;
     assert_eq!(after_three.seqs(2).await, vec![4, 5]);
     assert_eq!(empty_header.seqs(2).await, vec![4, 5]);
 
@@ -67,7 +68,7 @@ async fn since_and_latest_choose_the_start() {
     feed.close().await.unwrap();
 }
 
-/// `since=latest` sends the position it resolved first, as an id-only
+/// `since=latest` sends the position it resolved first, as a `checkpoint`
 /// frame: a client that drops before its first event (a network blip, a
 /// redeploy) and reconnects as a browser does (the same URL, with the last
 /// id it got) receives what was appended meanwhile. With nothing to send
@@ -85,7 +86,12 @@ async fn a_latest_client_that_reconnects_before_its_first_event_misses_nothing()
         let url = format!("http://{addr}/stream?{query}");
         let mut first = Sse::open(&url, None).await;
         let start = first.next_any().await.expect("a first frame");
-        assert_eq!((start.id.as_deref(), start.data.as_str()), (Some(id(epoch, latest).as_str()), ""), "{query}");
+        assert_eq!(start.id.as_deref(), Some(id(epoch, latest).as_str()), "{query}");
+        assert_eq!(
+            (start.event.as_deref(), start.json()),
+            (Some("checkpoint"), serde_json::json!({ "seq": latest })),
+            "{query}"
+        );
         let resume = first.last_id();
         drop(first);
         append(&feed, Some("s1"), latest + 1..=latest + 2).await;

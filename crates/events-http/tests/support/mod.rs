@@ -163,9 +163,17 @@ impl Sse {
         self.last_id.clone()
     }
 
+    /// The `checkpoint` frame a `since=latest` response starts with (the
+    /// position it resolved); panics if the next frame is another.
+    pub async fn start_checkpoint(&mut self) -> Frame {
+        let frame = self.next().await;
+        assert_eq!(frame.event.as_deref(), Some("checkpoint"), "since=latest starts with a checkpoint: {frame:?}");
+        frame
+    }
+
     /// The next frame a browser dispatches; panics if the response ends or
-    /// none comes within [`WAIT`] (keep-alive comments and id-only frames,
-    /// which only set the last event id, do not count).
+    /// none comes within [`WAIT`] (keep-alive comments and frames without
+    /// data, which a browser does not dispatch, do not count).
     pub async fn next(&mut self) -> Frame {
         self.next_or_end().await.expect("the stream ended")
     }
