@@ -89,38 +89,78 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     require_journal(&args.dir, "dump")?;
     let reader = Reader::open(&args.dir)?;
     let payloads = Payloads::of(&args.dir);
-    let records = match read_from(&reader, args.from) {
-        Ok(records) => records,
-        Err(ReadError::Expired { earliest }) => {
-            return Err(Failure::Error(
-                format!("records after {} were removed by retention; the earliest is {earliest}", args.from).into(),
-            ));
-        }
-        Err(ReadError::Ahead { latest }) => {
-            return Err(Failure::Error(format!("--from {} is past the latest seq {latest}", args.from).into()));
-        }
-        Err(e) => return Err(e.into()),
-    };
     let mut out = Out::new();
     let mut left = args.limit.unwrap_or(u64::MAX);
-    for record in records {
-        if left == 0 {
-            break;
+    // The seq printed last (or the gap's end), where a read again goes on.
+    let mut cursor = args.from;
+    loop {
+        for record in dump_from(&reader, cursor, args.from)? {
+            if left == 0 {
+                return Ok(());
+            }
+            let line = match record {
+                Ok(record) => {
+                    left -= 1;
+                    cursor = record.seq();
+                    payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
+                }
+                // A salvage gap is part of what the journal says: print it and go on.
+                Err(JournalError::Gap { expected, found, .. }) => {
+                    cursor = found - 1;
+                    format_reset(&Reset::Gap { first_missing: expected, last_missing: found - 1 }, args.json)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            outln!(out, "{line}")?;
         }
-        let line = match record {
-            Ok(record) => {
-                left -= 1;
-                payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
-            }
-            // A salvage gap is part of what the journal says: print it and go on.
-            Err(JournalError::Gap { expected, found, .. }) => {
-                format_reset(&Reset::Gap { first_missing: expected, last_missing: found - 1 }, args.json)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        outln!(out, "{line}")?;
+        // The journal's end, or the end of its sealed segments while a
+        // writer opens it: then the rest is there once it is open.
+        if !waited_for_an_opening_writer(&reader)? {
+            return Ok(());
+        }
     }
-    Ok(())
+}
+
+/// The records `dump` prints after `cursor`; `from` is what `--from` asked.
+fn dump_from(reader: &Reader, cursor: u64, from: u64) -> Result<events::layers::journal::Records, Failure> {
+    match read_from(reader, cursor) {
+        Ok(records) => Ok(records),
+        Err(ReadError::Expired { earliest }) => Err(Failure::Error(
+            format!("records after {from} were removed by retention; the earliest is {earliest}").into(),
+        )),
+        Err(ReadError::Ahead { latest }) => {
+            Err(Failure::Error(format!("--from {from} is past the latest seq {latest}").into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How long `dump` and `tail` wait for a writer that is opening the journal.
+const OPENING_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether a read that just ended may have ended early: a writer is opening
+/// the journal, and reads stop at the sealed segments until it is open.
+/// Waits until it is, then `true` (read again from where the read ended);
+/// an error naming the directory after [`OPENING_WAIT`].
+fn waited_for_an_opening_writer(reader: &Reader) -> Result<bool, Failure> {
+    if !reader.writer_opening()? {
+        return Ok(false);
+    }
+    let deadline = std::time::Instant::now() + OPENING_WAIT;
+    while reader.writer_opening()? {
+        if std::time::Instant::now() >= deadline {
+            let dir = reader.dir().display();
+            let waited = OPENING_WAIT.as_secs();
+            return Err(Failure::Error(
+                format!(
+                    "a writer has been opening {dir} for {waited} s: its newest records cannot be read until it is open"
+                )
+                .into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(true)
 }
 
 /// The records after `from`; a bare 0 is everything retained (as in `tail`
@@ -225,8 +265,13 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             outln!(out, "{line}")?;
             out.flush()?;
         }
-        if !args.follow {
+        // The end of the sealed segments while a writer opens the journal
+        // is not its end: `tail` without `--follow` reads on once it is open.
+        if !args.follow && !waited_for_an_opening_writer(follower.reader())? {
             return Ok(());
+        }
+        if !args.follow {
+            continue;
         }
         // Polling is how `tail -f` follows a file written by another process.
         std::thread::sleep(Duration::from_millis(50));

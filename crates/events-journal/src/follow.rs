@@ -122,6 +122,12 @@ impl Follower {
         self.epoch
     }
 
+    /// The reader the follower reads through (e.g. to ask, at `Ok(None)`,
+    /// whether a writer is opening the journal: [`Reader::writer_opening`]).
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
     /// The next record or reset available now; `Ok(None)` when caught up
     /// with what the writer has acknowledged.
     ///

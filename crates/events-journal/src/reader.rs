@@ -558,6 +558,21 @@ impl Reader {
         lock::is_held(&self.inner.dir)
     }
 
+    /// Whether a writer is opening the journal right now: its watermark
+    /// says [`WriterState::Recovering`](crate::WriterState::Recovering)
+    /// and the lock is held (or cannot be tested). Reads then stop at the
+    /// sealed segments: the newest segment's acknowledged records are
+    /// there again once the writer is open, so a reader that must not take
+    /// an early end for the journal's end waits and reads again.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the watermark file exists but cannot be read.
+    pub fn writer_opening(&self) -> Result<bool, JournalError> {
+        let recovering = self.watermark()?.is_some_and(|wm| wm.state == crate::WriterState::Recovering);
+        Ok(recovering && self.writer_running() != Some(false))
+    }
+
     /// Lists the segments, and lets go of the maps of those no longer
     /// listed (removed by retention, or replaced): a map keeps a removed
     /// file's blocks on the disk for as long as it lives.

@@ -148,8 +148,7 @@ impl Shared {
 
     /// Whether a writer holds the lock and has not finished opening.
     pub(crate) fn writer_opening(&self) -> crate::Result<bool> {
-        let recovering = self.reader.watermark()?.is_some_and(|wm| wm.state == events_journal::WriterState::Recovering);
-        Ok(recovering && self.reader.writer_running() != Some(false))
+        Ok(self.reader.writer_opening()?)
     }
 
     pub(crate) fn failure(&self) -> Option<String> {

@@ -1,0 +1,50 @@
+//! `events dump` and `events tail` (without `--follow`) on a journal whose
+//! writer is opening it, in this test process: reads then stop at the
+//! sealed segments, so on a one-segment journal they saw nothing. Both
+//! printed that (no record, exit 0) as the whole journal; they now wait
+//! until the writer is open and print every acknowledged record.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use events::layers::journal::fault::{Fault, FaultPlan, Step};
+use events::layers::journal::{Journal, JournalOptions};
+
+/// A writer opening `dir` on a thread, held in its open (at the seq lease,
+/// after its watermark says `Recovering`) for `stall`.
+fn a_writer_held_opening(dir: &Path, stall: Duration) -> std::thread::JoinHandle<Journal> {
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, 0, Fault::Stall(stall));
+    let opts = JournalOptions::new().faults(plan.clone());
+    let dir = dir.to_owned();
+    let opening = std::thread::spawn(move || Journal::open(&dir, opts).expect("the writer opens").0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while plan.count(Step::Lease) == 0 {
+        assert!(Instant::now() < deadline, "the writer never reached its lease");
+        std::thread::yield_now();
+    }
+    opening
+}
+
+/// The seqs of the `--json` lines `events <args>` prints; it must succeed.
+fn printed_seqs(args: &[&str], dir: &Path) -> Vec<u64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_events")).args(&args[..1]).arg(dir).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "events {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let lines = String::from_utf8(out.stdout).unwrap();
+    lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn dump_and_tail_print_every_record_while_a_writer_opens_the_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new()).unwrap();
+    journal.append_batch([(1, b"a".as_slice()), (2, b"b"), (3, b"c")]).unwrap();
+    journal.close().unwrap();
+    for args in [&["dump", "--json"][..], &["tail", "--from", "0", "--json"]] {
+        let opening = a_writer_held_opening(tmp.path(), Duration::from_secs(2));
+        assert_eq!(printed_seqs(args, tmp.path()), [1, 2, 3], "events {args:?}");
+        let journal = opening.join().unwrap();
+        journal.close().unwrap();
+    }
+}
