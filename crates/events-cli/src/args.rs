@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use events::SyncPolicy;
 
-/// Parses `always`, `never` or a duration like `10ms` / `1s`.
+/// Parses `always`, `never` or a duration like `10ms` / `1s` (not zero:
+/// refused here, before a command acts on it, rather than by the journal's
+/// open after the demo wiped its directory).
 pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
     match s {
         "always" => Ok(SyncPolicy::Always),
@@ -18,11 +20,15 @@ pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
             let (num, unit) = other.find(|c: char| !c.is_ascii_digit()).map_or((other, ""), |i| other.split_at(i));
             let n: u64 =
                 num.parse().map_err(|_| format!("expected always, never or an interval like 10ms, got {s:?}"))?;
-            match unit {
-                "ms" => Ok(SyncPolicy::Interval(Duration::from_millis(n))),
-                "s" => Ok(SyncPolicy::Interval(Duration::from_secs(n))),
-                _ => Err(format!("unknown interval unit in {s:?}: use ms or s")),
+            let every = match unit {
+                "ms" => Duration::from_millis(n),
+                "s" => Duration::from_secs(n),
+                _ => return Err(format!("unknown interval unit in {s:?}: use ms or s")),
+            };
+            if every.is_zero() {
+                return Err(format!("an interval of {s:?} would fdatasync in a busy loop: use always"));
             }
+            Ok(SyncPolicy::Interval(every))
         }
     }
 }
@@ -48,5 +54,8 @@ mod tests {
         assert_eq!(parse_sync("2s"), Ok(SyncPolicy::Interval(Duration::from_secs(2))));
         assert!(parse_sync("10m").is_err_and(|e| e.contains("unknown interval unit")));
         assert!(parse_sync("soon").is_err());
+        for zero in ["0ms", "0s", "000ms"] {
+            assert!(parse_sync(zero).is_err_and(|e| e.contains("busy loop")), "{zero}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! command is run again and again: the second run wipes the first run's
 //! journal (segments, `LOCK`, `WATERMARK`, `LEASE`, and the crash phase's
 //! `consumers/` directory) and succeeds. A journal another process is
-//! writing is never wiped.
+//! writing is never wiped, nor one whose run would be refused (`--sync 0ms`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -26,6 +26,17 @@ fn the_demo_runs_again_in_its_own_directory() {
     }
     assert!(!dir.join(events::layers::journal::CONSUMERS_DIR).exists(), "the second run wiped the first's");
     assert!(dir.join(events::layers::journal::WATERMARK_FILE).exists());
+    // An option the feed would refuse is refused before anything is wiped.
+    let segments = events_testkit::fs::segments(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["demo", "--events", "200", "--sessions", "1", "--no-crash", "--sync", "0ms", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--sync") && stderr.contains("busy loop"), "{stderr}");
+    assert_eq!(events_testkit::fs::segments(&dir), segments, "the last run's journal is still there");
 }
 
 #[test]
