@@ -16,7 +16,8 @@
 //! returns loses its own events, not the others'. When the feed closes,
 //! each task flushes its sink after the last batch (`EventSink::flush`), so
 //! a sink that queues or buffers (an `Offload`) has delivered what it took
-//! when `Feed::close` returns, within its wait.
+//! when `Feed::close` returns, within its wait. A task dropped before it
+//! delivered its queue (its runtime shut down) counts what it lost.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use events_sink::{SinkStats, Timeout};
 
 use crate::EventSink;
+use crate::shared::Shared;
 use crate::stats::{Counters, SinkReport};
 
 /// A sink as the builder collects it: its name and the sink.
@@ -91,6 +93,13 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
         }
     }
 
+    /// Counts `lost` envelopes that sink `index` will never get (its queue
+    /// was full, or its task was dropped before it delivered them).
+    fn count_lost(&self, index: usize, lost: usize, counters: &Counters) {
+        counters.sink_dropped.fetch_add(lost as u64, Ordering::Relaxed);
+        self.sinks[index].queue_dropped.fetch_add(lost as u64, Ordering::Relaxed);
+    }
+
     /// The sinks' own counters, summed: what their decorators dropped or
     /// cut short.
     pub(crate) fn stats(&self) -> SinkStats {
@@ -141,28 +150,64 @@ impl Drop for AllDone {
     }
 }
 
+/// A sink task's queue and the batch it is delivering. Dropped before it
+/// delivered them (its runtime shut down while the sink was slow or stuck,
+/// perhaps after `close` gave up waiting), it counts what is left as lost
+/// for that sink, as a full queue's batches are: the rest of the batch
+/// (the envelope in the sink's hands included) and every queued one.
+struct Delivery<E: Send + Sync + 'static> {
+    rx: mpsc::Receiver<Batch<E>>,
+    /// The batch being delivered, and how many of it the sink got.
+    current: Option<(Batch<E>, usize)>,
+    set: SinkSet<E>,
+    index: usize,
+    shared: Arc<Shared>,
+}
+
+impl<E: Send + Sync + 'static> Drop for Delivery<E> {
+    fn drop(&mut self) {
+        self.rx.close();
+        let mut lost = self.current.take().map_or(0, |(batch, sent)| batch.len() - sent);
+        while let Ok(batch) = self.rx.try_recv() {
+            lost += batch.len();
+        }
+        if lost > 0 {
+            self.set.count_lost(self.index, lost, &self.shared.counters);
+            let name = &self.set.sinks[self.index].name;
+            tracing::warn!(sink = %name, lost, "sink task ended before delivering every event (its runtime shut down)");
+        }
+    }
+}
+
 impl<E: Send + Sync + 'static> SinkQueue<E> {
     /// Spawns one task per sink on the current tokio runtime, each behind
     /// a queue of `capacity` batches. The receiver turns `true` once every
     /// task has handed every queued batch to its sink, after the writer
     /// dropped its end ([`Feed::close`](crate::Feed::close) waits for it).
-    pub(crate) fn spawn(set: SinkSet<E>, capacity: usize) -> (Self, watch::Receiver<bool>) {
+    /// What a task drops undelivered is counted in `shared`'s counters.
+    pub(crate) fn spawn(set: SinkSet<E>, capacity: usize, shared: &Arc<Shared>) -> (Self, watch::Receiver<bool>) {
         let (done_tx, done) = watch::channel(false);
         let all_done = Arc::new(AllDone(done_tx));
         let queues = (0..set.sinks.len())
             .map(|index| {
-                let (tx, mut rx) = mpsc::channel::<Batch<E>>(capacity);
-                let (set, all_done) = (set.clone(), Arc::clone(&all_done));
+                let (tx, rx) = mpsc::channel::<Batch<E>>(capacity);
+                let mut delivery = Delivery { rx, current: None, set: set.clone(), index, shared: Arc::clone(shared) };
+                let all_done = Arc::clone(&all_done);
                 tokio::spawn(async move {
-                    while let Some(batch) = rx.recv().await {
+                    while let Some(batch) = delivery.rx.recv().await {
+                        delivery.current = Some((Arc::clone(&batch), 0));
                         for env in batch.iter() {
-                            set.emit(index, env).await;
+                            delivery.set.emit(index, env).await;
+                            if let Some((_, sent)) = &mut delivery.current {
+                                *sent += 1;
+                            }
                         }
+                        delivery.current = None;
                     }
                     // The writer is gone: what the sink queued of its own
                     // (an `Offload`, a buffer written out in `flush`) goes
                     // out before `close` counts it done.
-                    set.flush(index).await;
+                    delivery.set.flush(index).await;
                     drop(all_done);
                 });
                 tx
@@ -178,10 +223,9 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
             return;
         }
         let batch: Batch<E> = batch.into();
-        for (queue, attached) in self.queues.iter().zip(self.set.sinks.iter()) {
+        for (index, queue) in self.queues.iter().enumerate() {
             if queue.try_send(Arc::clone(&batch)).is_err() {
-                counters.sink_dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                attached.queue_dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.set.count_lost(index, batch.len(), counters);
             }
         }
     }

@@ -2,7 +2,8 @@
 //! driven to a known non-zero value: `dropped` (records refused by a full
 //! inbox while the writer is held in an fsync), `bytes` (exactly the frames
 //! written), `sink_dropped` (batches a full sink queue could not take, which
-//! with what the sink saw add up to every event), and `prune_errors` (a
+//! with what the sink saw add up to every event; also what a sink task
+//! dropped with its runtime), and `prune_errors` (a
 //! failed removal on the retention timer, retried on the next pass).
 
 mod support;
@@ -92,6 +93,32 @@ async fn sink_dropped_plus_what_the_sink_saw_is_every_event() {
     .expect("the sink never caught up");
     assert_eq!(sink.seen.load(Ordering::SeqCst) + feed.stats().sink_dropped, 40);
     feed.close().await.unwrap();
+}
+
+/// The runtime a feed was opened on shuts down while its sink is stuck:
+/// the sink's task is dropped with 40 batches it never delivered (the one
+/// in the sink's hands included). They are lost to that sink, and counted
+/// as a full queue's are; they had vanished from every counter.
+#[test]
+fn what_a_sink_task_drops_with_its_runtime_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let sink = Arc::new(Gated { gate: Arc::clone(&gate), seen: AtomicU64::new(0) });
+    let feed: Feed<Ev> = rt.block_on(async {
+        let feed =
+            Feed::builder(dir.path()).sync(SyncPolicy::Never).sink_queue(64).sink(Arc::clone(&sink)).open().await;
+        let feed = feed.unwrap();
+        for n in 1..=40 {
+            feed.append(None, msg(n)).await.unwrap(); // one batch each: the queue holds them all
+        }
+        feed
+    });
+    assert_eq!(feed.stats().sink_dropped, 0);
+    drop(rt);
+    let stats = feed.stats();
+    assert_eq!(sink.seen.load(Ordering::SeqCst) + stats.sink_dropped, 40, "{stats:?}");
+    assert_eq!(stats.sinks[0].queue_dropped, stats.sink_dropped, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
