@@ -298,7 +298,7 @@ impl<E: Event, C: Codec> Feed<E, C> {
         let closed = rx.await.map_err(|_| Error::Closed)?;
         if let Some((mut done, wait)) = self.sinks_done {
             // The writer dropped its end of the sink queue before answering.
-            if tokio::time::timeout(wait, done.wait_for(|d| *d)).await.is_err() {
+            if !within(wait, done.wait_for(|d| *d)).await {
                 tracing::warn!(dir = %self.shared.dir.display(), "sinks still busy after close; they finish in the background");
             }
         }
@@ -309,4 +309,26 @@ impl<E: Event, C: Codec> Feed<E, C> {
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
     }
+}
+
+/// Whether `work` completes within `wait`, on any executor: `close` may be
+/// driven outside tokio (`futures::executor::block_on` on a plain thread),
+/// where tokio's timers panic, or on a runtime built without them. The
+/// deadline is a thread's timed wait, woken and ended as soon as `work`
+/// completes; if no thread can be started, the wait is over at once.
+async fn within<T>(wait: Duration, work: impl std::future::Future<Output = T>) -> bool {
+    let (expired, deadline) = oneshot::channel::<()>();
+    let (finished, waiting) = std::sync::mpsc::channel::<()>();
+    let timer = std::thread::Builder::new().name("events-close-wait".into()).spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = waiting.recv_timeout(wait) {
+            let _ = expired.send(());
+        }
+    });
+    if timer.is_err() {
+        return false;
+    }
+    let work = std::pin::pin!(work);
+    let done = matches!(futures::future::select(work, deadline).await, futures::future::Either::Left(_));
+    drop(finished);
+    done
 }

@@ -247,3 +247,30 @@ async fn close_waits_for_a_stuck_sink_only_as_long_as_it_is_told() {
     let reader = Reader::open(dir.path()).unwrap();
     assert_eq!(reader.last_seq().unwrap(), 100, "every recorded event is journaled");
 }
+
+/// `close` driven outside tokio (`futures::executor::block_on` on a plain
+/// thread, as `append_acks.rs` closes a feed without sinks) on a feed with
+/// a sink: it waits for the sink as it does inside a runtime, and the sink
+/// has every event when it returns. The wait's bound was a tokio timer,
+/// which panicked there ("no reactor running").
+#[test]
+fn close_from_a_plain_thread_waits_for_the_sinks() {
+    use events::layers::sink::FnSink;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&seen);
+    let sink = FnSink::new(move |_: &Envelope<Ev>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    let feed: Feed<Ev> = rt.block_on(async {
+        let feed = Feed::builder(dir.path()).sync(SyncPolicy::Never).sink(sink).open().await.unwrap();
+        for n in 1..=5 {
+            feed.append(None, msg(n)).await.unwrap();
+        }
+        feed
+    });
+    futures::executor::block_on(feed.close()).unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 5, "the sink got every event before close returned");
+}
