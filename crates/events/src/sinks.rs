@@ -46,6 +46,18 @@ struct Attached<E> {
     queue_dropped: AtomicU64,
 }
 
+impl<E: Send + Sync + 'static> Attached<E> {
+    /// The sink's own counters ([`EventSink::stats`]); all zero, and
+    /// logged, when that call panics: one sink's bad `stats` must not take
+    /// the feed's figures (and `/status`) down with it.
+    fn own_stats(&self) -> SinkStats {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.sink.stats())).unwrap_or_else(|_| {
+            tracing::warn!(sink = %self.name, "sink panicked in its stats(); its figures read as zero");
+            SinkStats::default()
+        })
+    }
+}
+
 /// The sinks of a feed, each already wrapped in its timeout.
 pub(crate) struct SinkSet<E> {
     sinks: Arc<[Attached<E>]>,
@@ -103,7 +115,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     /// The sinks' own counters, summed: what their decorators dropped or
     /// cut short.
     pub(crate) fn stats(&self) -> SinkStats {
-        self.sinks.iter().map(|s| s.sink.stats()).fold(SinkStats::default(), |mut acc, s| {
+        self.sinks.iter().map(Attached::own_stats).fold(SinkStats::default(), |mut acc, s| {
             acc.emitted += s.emitted;
             acc.filtered += s.filtered;
             acc.dropped += s.dropped;
@@ -118,7 +130,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
         self.sinks
             .iter()
             .map(|s| {
-                let stats = s.sink.stats();
+                let stats = s.own_stats();
                 // Caught here, or by an `Offload` inside the sink on its own task.
                 SinkReport {
                     name: s.name.clone(),

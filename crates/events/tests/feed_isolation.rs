@@ -160,6 +160,38 @@ async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
     feed.close().await.unwrap();
 }
 
+/// A sink whose `stats()` panics, beside a healthy one: `Feed::stats`
+/// (and so `/status` and the metrics) still answers, the bad sink's
+/// figures read as zero and the healthy sink's are whole. The panic had
+/// gone through `Feed::stats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_stats_panic_does_not_take_the_feeds_stats_down() {
+    struct BadStats;
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for BadStats {
+        async fn emit(&self, _: &Envelope<Ev>) {}
+
+        fn stats(&self) -> events::layers::sink::SinkStats {
+            panic!("stats of a broken sink")
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = Arc::new(events::layers::sink::FnSink::new(|_: &Envelope<Ev>| {}));
+    let feed: Feed<Ev> =
+        Feed::builder(dir.path()).named_sink("bad", BadStats).sink(Arc::clone(&healthy)).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    eventually("the healthy sink got every event", || healthy.stats().emitted == 3).await;
+    let stats = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| feed.stats())).expect("Feed::stats answers");
+    assert_eq!((stats.sinks[0].name.as_str(), stats.sinks[0].stats.emitted), ("bad", 0), "{stats:?}");
+    assert_eq!(stats.sinks[1].stats.emitted, 3, "{stats:?}");
+    assert_eq!(stats.latest_seq, 3);
+    feed.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_right_after_the_last_handle_is_dropped_works_and_a_live_writer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
