@@ -26,7 +26,17 @@ use serde::ser::{self, Serialize};
 /// Appends the encoding of `value` to `out`; on an error, `out` may hold
 /// part of it.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
-    value.serialize(&mut Encoder { out, depth: 0 })
+    let start = out.len();
+    let mut encoder = Encoder { out, depth: 0, elements: 0 };
+    value.serialize(&mut encoder)?;
+    // The decoder's budget for all length prefixes together: the limit plus
+    // one per byte it is given (at least these). Only zero-sized elements
+    // (units, empty tuples) take no byte and can go past it.
+    let (elements, len) = (encoder.elements, encoder.out.len() - start);
+    if elements > crate::DEFAULT_DECODE_LIMIT.saturating_add(len) {
+        return Err(Error::TooManyElements { elements, len });
+    }
+    Ok(())
 }
 
 /// Why a value could not be encoded.
@@ -41,6 +51,9 @@ pub(crate) enum Error {
     /// A sequence or map longer than the decode limit, which every decode
     /// refuses.
     TooLong(usize),
+    /// Sequences and maps holding more elements in all than a decode of
+    /// the `len` bytes written would accept (zero-sized elements only).
+    TooManyElements { elements: usize, len: usize },
     /// What the value's `Serialize` implementation reported.
     Custom(String),
 }
@@ -61,6 +74,12 @@ impl fmt::Display for Error {
                 "a sequence or map of {len} elements, more than the decode limit of {} would accept",
                 crate::DEFAULT_DECODE_LIMIT
             ),
+            Error::TooManyElements { elements, len } => write!(
+                f,
+                "sequences and maps of {elements} elements in all, in {len} bytes: more than a decode would \
+                 accept (the decode limit of {} plus one per byte)",
+                crate::DEFAULT_DECODE_LIMIT
+            ),
             Error::Custom(msg) => f.write_str(msg),
         }
     }
@@ -79,6 +98,8 @@ struct Encoder<'a> {
     /// How many levels enclose the value being written, counted as the
     /// decoder counts them: each `Some`, sequence, map and enum variant.
     depth: u32,
+    /// The length prefixes of every sequence and map so far, summed.
+    elements: usize,
 }
 
 impl Encoder<'_> {
@@ -105,6 +126,7 @@ impl Encoder<'_> {
         if len > crate::DEFAULT_DECODE_LIMIT {
             return Err(Error::TooLong(len));
         }
+        self.elements = self.elements.saturating_add(len);
         self.len(len);
         Ok(())
     }

@@ -145,7 +145,11 @@ impl Codec for Postcard {
     const NAME: &'static str = "postcard";
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        postcard::to_io(value, out).map(drop).map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
+        let start = out.len();
+        postcard::to_io(value, &mut *out).map(drop).map_err(|e| {
+            out.truncate(start);
+            CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
+        })
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {

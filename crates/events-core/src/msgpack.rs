@@ -40,8 +40,12 @@ impl Codec for MsgPack {
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let start = out.len();
-        rmp_serde::encode::write_named(out, value)
-            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })?;
+        // A failed encode leaves nothing of the value behind (the caller's
+        // buffer may hold other values before it).
+        rmp_serde::encode::write_named(out, value).map_err(|e| {
+            out.truncate(start);
+            CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
+        })?;
         // What could never be decoded is never written: nested too deep.
         if let Err(why) = value_len(&out[start..]) {
             out.truncate(start);
@@ -144,10 +148,14 @@ fn walk(bytes: &[u8]) -> Option<Option<usize>> {
         if pending > (bytes.len() - at) as u64 {
             return None; // more elements than bytes left
         }
+        // rmp-serde counts a level for every array, map and ext value it
+        // reads, empty ones included: one below the deepest open container
+        // is one too many.
+        let counted = matches!(marker, 0x80..=0x9f | 0xc7..=0xc9 | 0xd4..=0xd8 | 0xdc..=0xdf);
+        if counted && depth == open.len() {
+            return Some(None);
+        }
         if elements > 0 {
-            if depth == open.len() {
-                return Some(None);
-            }
             open[depth] = elements;
             depth += 1;
         }

@@ -5,7 +5,9 @@
 //! million iterations per two bytes). Both are refused with a
 //! `CodecError::Decode` naming the cause; values at the depth limit decode
 //! (on a 2 MiB stack, in a debug build), and a value past it is refused
-//! when encoded, so nothing unreadable is ever journaled.
+//! when encoded, so nothing unreadable is ever journaled: nor are
+//! zero-sized elements past the decoder's total budget, and a failed encode
+//! leaves nothing behind.
 
 use events_core::{Bincode, Codec, CodecError, DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 use serde::{Deserialize, Serialize};
@@ -183,7 +185,60 @@ fn msgpack_never_encodes_what_it_would_not_decode() {
         let mut bytes = Vec::new();
         MsgPack.encode(&arrays, &mut bytes).unwrap();
         assert_eq!(MsgPack.decode::<Arrays>(&bytes).unwrap(), arrays);
+        // One more level, the innermost array empty: rmp-serde counts an
+        // empty array as a level too, so this is refused when encoded. It
+        // was encoded, and no decode read it.
+        let one_more = Arrays(vec![arrays]);
+        let mut bytes = vec![9];
+        assert!(matches!(MsgPack.encode(&one_more, &mut bytes), Err(CodecError::Encode { .. })), "encoded");
+        assert_eq!(bytes, [9], "nothing of it is left in the buffer");
     });
+}
+
+/// A value whose `Serialize` fails part-way leaves nothing in the buffer,
+/// in every codec: a caller may encode several values into one buffer, and
+/// the half-written fields of the failed one would be read as the next.
+#[test]
+fn a_failed_encode_leaves_the_buffer_as_it_was() {
+    struct Fails;
+    impl Serialize for Fails {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("this field cannot be written"))
+        }
+    }
+    #[derive(Serialize)]
+    struct Half {
+        a: u32,
+        b: Fails,
+    }
+    fn check<C: Codec>(codec: C) {
+        let mut bytes = vec![9];
+        assert!(matches!(codec.encode(&Half { a: 1, b: Fails }, &mut bytes), Err(CodecError::Encode { .. })));
+        assert_eq!(bytes, [9], "{}: the first field was left behind", C::NAME);
+    }
+    check(Bincode);
+    #[cfg(feature = "msgpack")]
+    check(events_core::MsgPack);
+    #[cfg(feature = "postcard")]
+    check(events_core::Postcard);
+}
+
+/// Sequences of zero-sized elements whose lengths add up past what a
+/// decode of their bytes accepts in all (the limit plus one per byte),
+/// each under the limit alone: refused when encoded. They were encoded, and
+/// every decode refused them.
+#[test]
+fn sequences_past_the_decoders_total_budget_are_never_encoded() {
+    let half = DEFAULT_DECODE_LIMIT / 2 + 16;
+    let mut bytes = Vec::new();
+    match Bincode.encode(&(vec![(); half], vec![(); half]), &mut bytes) {
+        Err(CodecError::Encode { source, .. }) => assert!(source.to_string().contains("in all"), "{source}"),
+        other => panic!("encoded what no decode accepts: {other:?}"),
+    }
+    assert!(bytes.is_empty());
+    let fits = (vec![(); DEFAULT_DECODE_LIMIT / 2], vec![(); DEFAULT_DECODE_LIMIT / 2]);
+    Bincode.encode(&fits, &mut bytes).unwrap();
+    assert_eq!(Bincode.decode::<(Vec<()>, Vec<()>)>(&bytes).unwrap(), fits);
 }
 
 /// A sequence longer than the decode limit is refused when encoded (every

@@ -70,6 +70,7 @@ pub fn encode_with_id<E: Event, C: Codec>(
     event: &E,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
+    let start = out.len();
     if let Some(id) = id {
         let len = u8::try_from(id.len())
             .ok()
@@ -83,7 +84,8 @@ pub fn encode_with_id<E: Event, C: Codec>(
         out.push(VERSION_MARK);
         out.extend_from_slice(&E::VERSION.to_le_bytes());
     }
-    codec.encode(&(stream, event), out)
+    // A failed encode leaves nothing behind, its headers included.
+    codec.encode(&(stream, event), out).inspect_err(|_| out.truncate(start))
 }
 
 fn bad_id(len: usize) -> String {
@@ -236,5 +238,37 @@ impl ReadBack {
             Ok(_) => Ok(()),
             Err(source) => Err(crate::Error::Unreadable { codec: C::NAME, source }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event whose `Serialize` fails once its first field is written.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    struct Half {
+        a: u32,
+    }
+
+    impl serde::Serialize for Half {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            let mut fields = s.serialize_struct("Half", 2)?;
+            fields.serialize_field("a", &self.a)?;
+            Err(serde::ser::Error::custom("the second field cannot be written"))
+        }
+    }
+
+    impl Event for Half {
+        const VERSION: u32 = 2;
+    }
+
+    #[test]
+    fn a_failed_encode_leaves_no_header_behind() {
+        let mut out = vec![9];
+        let failed = encode_with_id(&events_core::Bincode, Some("s"), Some("id-1"), &Half { a: 1 }, &mut out);
+        assert!(matches!(failed, Err(CodecError::Encode { .. })), "{failed:?}");
+        assert_eq!(out, [9], "the id and version headers were left in the buffer");
     }
 }
