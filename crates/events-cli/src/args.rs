@@ -33,6 +33,35 @@ pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
     }
 }
 
+/// A `--from` position: a seq, or `<epoch>-<seq>` (a `--json` line's
+/// `cursor`, `/status`'s `latest_id`, an SSE id), which also names the
+/// journal the seq belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FromCursor {
+    /// The journal's epoch, when given.
+    pub(crate) epoch: Option<u64>,
+    /// Records after this seq.
+    pub(crate) seq: u64,
+}
+
+/// Parses a [`FromCursor`]: decimal digits only, no sign.
+pub(crate) fn parse_from(s: &str) -> Result<FromCursor, String> {
+    let number = |part: &str| {
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse::<u64>().ok())
+            .flatten()
+            .filter(|_| !part.is_empty())
+    };
+    let bad = || format!("expected a seq or <epoch>-<seq> (as a --json line's cursor), got {s:?}");
+    match s.split_once('-') {
+        None => Ok(FromCursor { epoch: None, seq: number(s).ok_or_else(bad)? }),
+        Some((epoch, seq)) => {
+            Ok(FromCursor { epoch: Some(number(epoch).ok_or_else(bad)?), seq: number(seq).ok_or_else(bad)? })
+        }
+    }
+}
+
 /// The inverse of [`parse_sync`], for passing the policy to the child.
 pub(crate) fn sync_to_arg(policy: SyncPolicy) -> String {
     match policy {
@@ -45,6 +74,16 @@ pub(crate) fn sync_to_arg(policy: SyncPolicy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_takes_a_seq_or_an_epoch_and_a_seq() {
+        assert_eq!(parse_from("7"), Ok(FromCursor { epoch: None, seq: 7 }));
+        assert_eq!(parse_from("42-7"), Ok(FromCursor { epoch: Some(42), seq: 7 }));
+        assert_eq!(parse_from("18446744073709551615-0"), Ok(FromCursor { epoch: Some(u64::MAX), seq: 0 }));
+        for bad in ["", "-", "-7", "7-", "+7", "1-2-3", "0x10", "1.5", "18446744073709551616", " 7", "latest"] {
+            assert!(parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sync_round_trips_through_its_argument() {

@@ -78,7 +78,9 @@ enum Command {
     ///
     /// Example: events consumers ./events-demo --json
     Consumers(consumers::ConsumersArgs),
-    /// Print one line per record: seq, time, stream, size and payload.
+    /// Print one line per record: seq, time, stream, size and payload. A
+    /// --json line's `cursor` (`<epoch>-<seq>`) is what --from takes to go
+    /// on after it, in that journal only.
     ///
     /// Example: events dump ./events-demo --from 100 --limit 20 --json
     Dump(ops::DumpArgs),
@@ -90,7 +92,9 @@ enum Command {
         /// The journal directory.
         dir: PathBuf,
     },
-    /// Print records as another process appends them.
+    /// Print records as another process appends them. A --json line's
+    /// `cursor` (`<epoch>-<seq>`), given to --from after a restart, resumes
+    /// after it, or says with a reset that the directory holds another journal.
     ///
     /// Example: events tail ./events-demo --from 0 --follow
     Tail(ops::TailArgs),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use events::layers::journal::{Followed, Follower, JournalError, ReadError, Reader, Reset};
 use serde_json::json;
 
+use crate::args::FromCursor;
 use crate::render::Payloads;
 use crate::segments::segment_first_seq;
 use crate::{Failure, Out};
@@ -25,9 +26,10 @@ pub(crate) struct DumpArgs {
     /// The journal directory.
     dir: PathBuf,
     /// Print records after this seq (exclusive; 0, the default: everything retained, also
-    /// when retention removed the first records).
-    #[arg(long, default_value_t = 0)]
-    from: u64,
+    /// when retention removed the first records). `<epoch>-<seq>` (a `--json` line's
+    /// `cursor`) also names the journal: a directory that now holds another is an error.
+    #[arg(long, default_value = "0", value_parser = crate::args::parse_from)]
+    from: FromCursor,
     /// Print at most this many records.
     #[arg(long)]
     limit: Option<u64>,
@@ -43,8 +45,10 @@ pub(crate) struct TailArgs {
     dir: PathBuf,
     /// Print records after this seq (exclusive; 0: everything retained, with no reset for
     /// what retention removed before the command started). Default: only new records.
-    #[arg(long)]
-    from: Option<u64>,
+    /// `<epoch>-<seq>` (a `--json` line's `cursor`) also names the journal: if the
+    /// directory now holds another, an `epoch_mismatch` reset, then its earliest record.
+    #[arg(long, value_parser = crate::args::parse_from)]
+    from: Option<FromCursor>,
     /// Keep waiting for new records instead of exiting at the end.
     #[arg(long)]
     follow: bool,
@@ -91,10 +95,28 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     let payloads = Payloads::of(&args.dir);
     let mut out = Out::new();
     let mut left = args.limit.unwrap_or(u64::MAX);
+    // The journal whose seqs `--from` means (if it names one, the one in
+    // the directory must be it) and every line's cursor names.
+    let now = reader.epoch()?;
+    let epoch = args.from.epoch.unwrap_or(now);
+    let another = |found: u64| {
+        let dir = args.dir.display();
+        Failure::Error(
+            format!("{dir} holds the journal of epoch {found}, not {epoch}: its seqs are other records").into(),
+        )
+    };
+    if now != epoch {
+        return Err(another(now));
+    }
     // The seq printed last (or the gap's end), where a read again goes on.
-    let mut cursor = args.from;
+    let mut cursor = args.from.seq;
     loop {
-        for record in dump_from(&reader, cursor, args.from)? {
+        let records = dump_from(&reader, cursor, args.from.seq)?;
+        // Recreated while the dump was reading.
+        if let Some(found) = records.epoch().filter(|&found| found != epoch) {
+            return Err(another(found));
+        }
+        for record in records {
             if left == 0 {
                 return Ok(());
             }
@@ -102,7 +124,7 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
                 Ok(record) => {
                     left -= 1;
                     cursor = record.seq();
-                    payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
+                    payloads.format_record(epoch, record.seq(), record.ts(), record.payload(), args.json)
                 }
                 // A salvage gap is part of what the journal says: print it and go on.
                 Err(JournalError::Gap { expected, found, .. }) => {
@@ -252,7 +274,7 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             waiting = false;
             let line = match step {
                 Followed::Record(record) => {
-                    payloads.format_record(record.seq(), record.ts(), record.payload(), args.json)
+                    payloads.format_record(follower.epoch(), record.seq(), record.ts(), record.payload(), args.json)
                 }
                 Followed::Reset(reset) => {
                     if let Reset::Epoch { .. } = reset {
@@ -285,8 +307,11 @@ fn start_following(args: &TailArgs) -> Result<Follower, JournalError> {
         // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
         // and `GET /stream?since=0` do: no `expired` reset for what retention
         // removed before the command started.
-        Some(0) => reader.first_seq()?.saturating_sub(1),
-        Some(from) => from,
+        Some(FromCursor { epoch: None, seq: 0 }) => reader.first_seq()?.saturating_sub(1),
+        // A cursor of a named journal: the follower says so if the
+        // directory now holds another.
+        Some(FromCursor { epoch: Some(epoch), seq }) => return Ok(Follower::resume(reader, epoch, seq)),
+        Some(FromCursor { epoch: None, seq }) => seq,
         None => reader.last_seq()?,
     };
     Follower::new(reader, cursor)

@@ -47,15 +47,20 @@ impl Payloads {
         }
     }
 
-    /// One record as a line, text or JSON.
-    pub(crate) fn format_record(self, seq: u64, ts: u64, payload: &[u8], as_json: bool) -> String {
+    /// One record, seq `seq` of the journal of `epoch`, as a line, text or
+    /// JSON. A JSON line's `cursor` (`<epoch>-<seq>`) is what `--from`
+    /// takes to go on after it, in that journal only.
+    pub(crate) fn format_record(self, epoch: u64, seq: u64, ts: u64, payload: &[u8], as_json: bool) -> String {
         let time = rfc3339(ts);
         let size = payload.len();
+        let cursor = format!("{epoch}-{seq}");
         // The caller's event id of an idempotent append, when the record has one.
         let id = events::payload::event_id(payload);
         match self.decode(payload) {
             Ok((stream, kind, event)) if as_json => {
-                let mut line = json!({ "seq": seq, "time": time, "stream": stream, "size": size, "event": event });
+                let mut line = json!({
+                    "seq": seq, "cursor": cursor, "time": time, "stream": stream, "size": size, "event": event,
+                });
                 if let Some(kind) = kind {
                     line["kind"] = kind.into();
                 }
@@ -70,8 +75,11 @@ impl Payloads {
                 format!("{seq:>10}  {time}  {stream:<12} {size:>6} B  {event}{id}")
             }
             Err(why) if as_json => {
-                json!({ "seq": seq, "time": time, "stream": null, "size": size, "hex": hex(payload), "undecoded": why })
-                    .to_string()
+                let line = json!({
+                    "seq": seq, "cursor": cursor, "time": time, "stream": null, "size": size,
+                    "hex": hex(payload), "undecoded": why,
+                });
+                line.to_string()
             }
             Err(why) => format!("{seq:>10}  {time}  {:<12} {size:>6} B  {}  ({why})", "-", hex(payload)),
         }
@@ -160,9 +168,9 @@ mod tests {
     #[test]
     fn undecodable_payload_is_hex_with_the_reason() {
         for payloads in [Payloads::Demo, Payloads::Opaque("postcard"), Payloads::SelfDescribing] {
-            let line = payloads.format_record(3, 0, &[0xc1, 0xad], false);
+            let line = payloads.format_record(1, 3, 0, &[0xc1, 0xad], false);
             assert!(line.contains("c1ad"), "{line}");
-            let json: Value = serde_json::from_str(&payloads.format_record(3, 0, &[0xc1, 0xad], true)).unwrap();
+            let json: Value = serde_json::from_str(&payloads.format_record(1, 3, 0, &[0xc1, 0xad], true)).unwrap();
             assert_eq!(json["hex"], "c1ad");
             assert!(json["undecoded"].as_str().is_some_and(|why| !why.is_empty()), "{json}");
         }
@@ -176,7 +184,8 @@ mod tests {
         }
         let mut payload = Vec::new();
         MsgPack.encode(&(Some("jobs"), Job::Started { id: 7, tags: vec!["a".into()] }), &mut payload).unwrap();
-        let json: Value = serde_json::from_str(&Payloads::SelfDescribing.format_record(9, 0, &payload, true)).unwrap();
+        let json: Value =
+            serde_json::from_str(&Payloads::SelfDescribing.format_record(1, 9, 0, &payload, true)).unwrap();
         assert_eq!(json["seq"], 9);
         assert_eq!(json["stream"], "jobs");
         assert_eq!(json["event"], json!({ "Started": { "id": 7, "tags": ["a"] } }));
@@ -195,10 +204,11 @@ mod tests {
         let mut payload = Vec::new();
         let note = Note { text: "hi".into() };
         events::payload::encode_with_id(&MsgPack, Some("notes"), Some("req-1"), &note, &mut payload).unwrap();
-        let json: Value = serde_json::from_str(&Payloads::SelfDescribing.format_record(4, 0, &payload, true)).unwrap();
+        let json: Value =
+            serde_json::from_str(&Payloads::SelfDescribing.format_record(1, 4, 0, &payload, true)).unwrap();
         assert_eq!((&json["stream"], &json["id"]), (&json!("notes"), &json!("req-1")));
         assert_eq!(json["event"], json!({ "text": "hi" }));
-        let line = Payloads::SelfDescribing.format_record(4, 0, &payload, false);
+        let line = Payloads::SelfDescribing.format_record(1, 4, 0, &payload, false);
         assert!(line.ends_with("id=req-1"), "{line}");
     }
 
@@ -210,11 +220,12 @@ mod tests {
         let mut payload = Vec::new();
         let (stream, id) = ("evil\n     9  2026-01-01T00:00:00Z  fake", "id\u{1b}[31m");
         events::payload::encode_with_id(&MsgPack, Some(stream), Some(id), &Note, &mut payload).unwrap();
-        let line = Payloads::SelfDescribing.format_record(4, 0, &payload, false);
+        let line = Payloads::SelfDescribing.format_record(1, 4, 0, &payload, false);
         assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line:?}");
         assert!(line.contains("evil\\n") && line.contains("id\\u{1b}[31m"), "{line}");
         // JSON output escapes them already: unchanged.
-        let json: Value = serde_json::from_str(&Payloads::SelfDescribing.format_record(4, 0, &payload, true)).unwrap();
+        let json: Value =
+            serde_json::from_str(&Payloads::SelfDescribing.format_record(1, 4, 0, &payload, true)).unwrap();
         assert_eq!((&json["stream"], &json["id"]), (&json!(stream), &json!(id)));
     }
 }

@@ -4,7 +4,8 @@
 //! order, with no reset, and each line is the record the journal holds for
 //! that seq after the last recovery. And a cursor older than retention is
 //! printed as an explicit reset line, then the output goes on with the
-//! earliest retained record.
+//! earliest retained record; a cursor kept across a recreated directory
+//! (`<epoch>-<seq>`) is one too.
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
@@ -181,6 +182,60 @@ fn tail_follow_waits_through_a_recreated_directory() {
     assert!(tail.try_wait().unwrap().is_none(), "tail exited");
     tail.kill().unwrap();
     tail.wait().unwrap();
+}
+
+/// A cursor kept across a restart of the command, as a script keeps the
+/// `cursor` of the last `--json` line (`<epoch>-<seq>`), after the
+/// directory was recreated with a longer journal: `tail --from` it prints
+/// one `epoch_mismatch` reset, then the new journal from its first record;
+/// `dump --from` it is an error naming both epochs; a cursor of the new
+/// journal goes on after its seq with no reset. `--from` took a bare seq
+/// only, and a kept seq 2 printed the new journal from 3 on, silently
+/// skipping records 1 and 2.
+#[test]
+fn a_kept_cursor_names_its_journal_across_a_recreated_directory() {
+    use events::layers::journal::{Journal, JournalOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("recreated");
+    let write = |n: u64| {
+        let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+        for seq in 1..=n {
+            journal.append(seq, seq.to_le_bytes()).unwrap();
+        }
+        journal.close().unwrap();
+    };
+    let run = |args: &[&str]| events().args(args).arg(&dir).output().unwrap();
+    let lines = |out: std::process::Output| -> Vec<serde_json::Value> {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(json).collect()
+    };
+    write(5);
+    let old = events::layers::journal::Reader::open(&dir).unwrap().epoch().unwrap();
+    let first_run = lines(run(&["dump", "--json"]));
+    let kept = first_run[1]["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(kept, format!("{old}-2"), "{}", first_run[1]);
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    write(8);
+    let new = events::layers::journal::Reader::open(&dir).unwrap().epoch().unwrap();
+    let tailed = lines(run(&["tail", "--json", "--from", &kept]));
+    assert_eq!(tailed[0]["reset"], "epoch_mismatch", "{}", tailed[0]);
+    assert_eq!(
+        (&tailed[0]["cursor_epoch"], &tailed[0]["journal_epoch"]),
+        (&old.to_string().into(), &new.to_string().into())
+    );
+    let seqs: Vec<_> = tailed[1..].iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "the new journal from its first record");
+    assert_eq!(tailed[8]["cursor"], format!("{new}-8"));
+
+    let dumped = run(&["dump", "--json", "--from", &kept]);
+    let stderr = String::from_utf8_lossy(&dumped.stderr);
+    assert_eq!(dumped.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&old.to_string()) && stderr.contains(&new.to_string()), "{stderr}");
+
+    let resumed = lines(run(&["tail", "--json", "--from", &format!("{new}-6")]));
+    let seqs: Vec<_> = resumed.iter().map(|l| l["seq"].as_u64()).collect();
+    assert_eq!(seqs, [Some(7), Some(8)], "no reset in the journal the cursor names");
 }
 
 /// `tail --follow` on a path that is a file, not a directory: an error

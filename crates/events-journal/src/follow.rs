@@ -112,6 +112,16 @@ impl Follower {
         Ok(Follower { reader, cursor, epoch, records: None })
     }
 
+    /// A follower resuming after `cursor` of the journal of `epoch` (a
+    /// position an earlier follower handed out, kept across a restart):
+    /// if the directory now holds another journal, its first step is a
+    /// [`Reset::Epoch`] and it goes on with the new journal's earliest
+    /// record, instead of reading that cursor's seqs in a journal they do
+    /// not belong to.
+    pub fn resume(reader: Reader, epoch: u64, cursor: u64) -> Follower {
+        Follower { reader, cursor, epoch, records: None }
+    }
+
     /// The last seq yielded (or skipped past by a reset).
     pub fn cursor(&self) -> u64 {
         self.cursor
