@@ -40,6 +40,16 @@ fn follow_from_0(dir: &Path) -> Child {
         .unwrap()
 }
 
+/// Writes records 1..=`n` with the journal API into `dir` (created if missing).
+fn write_records(dir: &Path, n: u64) {
+    use events::layers::journal::{Journal, JournalOptions};
+    let (mut journal, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    for seq in 1..=n {
+        journal.append(seq, seq.to_le_bytes()).unwrap();
+    }
+    journal.close().unwrap();
+}
+
 fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
@@ -131,16 +141,9 @@ fn tail_prints_an_expired_cursor_as_a_reset_and_goes_on_with_the_earliest() {
 /// ended with an error (exit 2) at its first poll of the missing directory.
 #[test]
 fn tail_follow_waits_through_a_recreated_directory() {
-    use events::layers::journal::{Journal, JournalOptions};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("recreated");
-    let write = |n: u64| {
-        let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
-        for seq in 1..=n {
-            journal.append(seq, seq.to_le_bytes()).unwrap();
-        }
-        journal.close().unwrap();
-    };
+    let write = |n: u64| write_records(&dir, n);
     write(5);
     let mut tail = follow_from_0(&dir);
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
@@ -194,16 +197,9 @@ fn tail_follow_waits_through_a_recreated_directory() {
 /// skipping records 1 and 2.
 #[test]
 fn a_kept_cursor_names_its_journal_across_a_recreated_directory() {
-    use events::layers::journal::{Journal, JournalOptions};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("recreated");
-    let write = |n: u64| {
-        let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
-        for seq in 1..=n {
-            journal.append(seq, seq.to_le_bytes()).unwrap();
-        }
-        journal.close().unwrap();
-    };
+    let write = |n: u64| write_records(&dir, n);
     let run = |args: &[&str]| events().args(args).arg(&dir).output().unwrap();
     let lines = |out: std::process::Output| -> Vec<serde_json::Value> {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
