@@ -115,7 +115,9 @@
 //!   across a recreated directory), `latest_seq`, `earliest_seq`,
 //!   `latest_id` (`<epoch>-<latest_seq>`, a `since` that starts after the
 //!   latest event), `http_clients` (open `/stream` responses), `stats`
-//!   (the [`events::FeedStats`] counters) and `consumers` (each durable
+//!   (the [`events::FeedStats`] counters, with `healthy` and `problem`:
+//!   `false` and why, once the writer failed, or while a follower cannot
+//!   read the journal, its positions then the last it read) and `consumers` (each durable
 //!   consumer's `name`, `checkpoint`, `lag`, `lag_bytes`, `pinned` and `problem`, as
 //!   [`events::ConsumerReport`] has them).
 //! * `GET /metrics` — only when asked for with `FeedRouter::metrics` or

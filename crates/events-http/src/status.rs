@@ -69,6 +69,9 @@ where
                 "live_events": stats.live_events,
                 "live_evicted": stats.live_evicted,
                 "healthy": stats.healthy,
+                // Why not: the writer's failure, or what a follower could
+                // not read just now (its figures are then the last read).
+                "problem": stats.problem,
             },
             "sinks": stats.sinks.iter().map(|s| json!({
                 "name": s.name,

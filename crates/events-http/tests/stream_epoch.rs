@@ -150,3 +150,34 @@ async fn a_reader_served_client_gets_the_epoch_reset_when_the_directory_is_recre
     assert_eq!(live.next().await.seq_in(new), 6);
     feed.close().await.unwrap();
 }
+
+/// `/status` of a server following a directory that goes away: `healthy`
+/// false, and `problem` says the journal cannot be read (its positions are
+/// the last read); once a journal is there again, healthy, in the new
+/// epoch. It had answered `healthy: true` with the old figures all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_status_says_when_it_cannot_read_the_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed = support::feed(&dir).await;
+    append(&feed, None, 1..=3).await;
+    feed.close().await.unwrap();
+    let reader: FeedReader<TestEvent> = FeedReader::open(&dir).unwrap();
+    let addr = serve(events_http::router(reader)).await;
+    let before = status(addr).await;
+    assert_eq!((&before["stats"]["healthy"], &before["stats"]["problem"]), (&true.into(), &serde_json::Value::Null));
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let gone = status(addr).await;
+    assert_eq!((&gone["stats"]["healthy"], &gone["latest_seq"]), (&false.into(), &3.into()), "{gone}");
+    let problem = gone["stats"]["problem"].as_str().unwrap_or_default();
+    let named = problem.starts_with("cannot read the journal") && problem.contains(&dir.display().to_string());
+    assert!(named, "{gone}");
+
+    let feed = support::feed(&dir).await;
+    append(&feed, None, 1..=2).await;
+    let back = status(addr).await;
+    assert_eq!((&back["stats"]["healthy"], &back["latest_seq"]), (&true.into(), &2.into()), "{back}");
+    assert_eq!(back["epoch"], feed.epoch().to_string());
+    feed.close().await.unwrap();
+}

@@ -372,6 +372,7 @@ mod tests {
             latest_seq: 14,
             earliest_seq: 15,
             healthy: true,
+            problem: None,
             consumers: vec![crate::ConsumerReport::for_test("indexer", 16, 17, true)],
         }
     }

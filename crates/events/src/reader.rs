@@ -530,10 +530,15 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// worker; the HTTP layer and the metrics publisher call it on the
     /// blocking pool.
     pub fn stats(&self) -> FeedStats {
-        if self.follower() {
-            self.shared.refresh_from_reader();
-        }
+        let unreadable = match self.follower() {
+            true => self.shared.try_refresh_from_reader().err(),
+            false => None,
+        };
         let mut stats = self.shared.stats();
+        if let Some(e) = unreadable {
+            stats.healthy = false;
+            stats.problem.get_or_insert_with(|| format!("cannot read the journal: {}", crate::error_chain(&e)));
+        }
         if let Some(sinks) = &self.sinks {
             let own = sinks.stats();
             stats.sink_dropped += own.dropped;

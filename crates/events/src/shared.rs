@@ -214,20 +214,31 @@ impl Shared {
         let mut stats = self.counters.snapshot();
         stats.latest_seq = self.latest().get();
         stats.earliest_seq = self.earliest().get();
-        stats.healthy = self.failure().is_none();
+        stats.problem = self.failure();
+        stats.healthy = stats.problem.is_none();
         stats
     }
 
     /// For a follower: re-reads latest (the writer's acknowledged watermark,
     /// or what recovery would keep when no writer runs) and earliest from
     /// the journal files.
+    /// A position that cannot be read is left as it was.
     pub(crate) fn refresh_from_reader(&self) {
-        if let Ok(last) = self.reader.last_seq() {
+        let _unreadable = self.try_refresh_from_reader();
+    }
+
+    /// [`refresh_from_reader`](Self::refresh_from_reader), returning why a
+    /// position could not be read.
+    pub(crate) fn try_refresh_from_reader(&self) -> Result<(), events_journal::JournalError> {
+        let last = self.reader.last_seq();
+        if let Ok(last) = last {
             self.latest.store(last, Ordering::Release);
         }
-        if let Ok(first) = self.reader.first_seq() {
+        let first = self.reader.first_seq();
+        if let Ok(first) = first {
             self.earliest.store(first, Ordering::Release);
         }
+        last.and(first).map(drop)
     }
 
     /// Called by the writer after each journaled batch.

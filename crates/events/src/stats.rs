@@ -62,8 +62,14 @@ pub struct FeedStats {
     /// The earliest retained seq.
     pub earliest_seq: u64,
     /// `false` once a journal write or fsync failed: the feed then refuses
-    /// appends until it is reopened.
+    /// appends until it is reopened. For a follower
+    /// ([`FeedReader::open`](crate::FeedReader::open)), `false` while it
+    /// cannot read the journal (its directory gone or unreadable): its
+    /// positions are then the last it read.
     pub healthy: bool,
+    /// Why `healthy` is `false`: the writer's failure, or what the
+    /// follower could not read.
+    pub problem: Option<String>,
     /// The journal's durable consumers ([`FeedReader::consumers`](crate::FeedReader::consumers)).
     pub consumers: Vec<crate::ConsumerReport>,
 }
