@@ -290,8 +290,9 @@ impl<E: Event, C: Codec> Feed<E, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] if the feed was already closed; an error if the
-    /// final fsync failed.
+    /// [`Error::Closed`] if the feed was already closed;
+    /// [`Error::Journal`] (its operation, path and OS error) if the final
+    /// fsync failed.
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.inbox.send(Cmd::Close { ack }).await?;

@@ -333,3 +333,22 @@ async fn an_idle_feed_reports_a_failed_background_sync() {
     eventually("the idle feed reports it", || !feed.stats().healthy).await;
     assert!(feed.append(None, msg(2)).await.is_err());
 }
+
+/// `close` whose final `fdatasync` fails (EIO): the caller gets the
+/// journal's typed error naming the operation and the segment, as `sync`
+/// gives it; a failed close was an `Error::Unhealthy` holding only text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_final_fsync_is_a_typed_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    plan.inject_next(Step::Sync, events::layers::journal::fault::Fault::Errno(libc::EIO));
+    match feed.close().await {
+        Err(Error::Journal(JournalError::Io { path, source, .. })) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EIO));
+            assert!(path.starts_with(dir.path()) && path.extension().is_some_and(|e| e == "seg"), "{path:?}");
+        }
+        other => panic!("expected the journal's I/O error: {other:?}"),
+    }
+}
