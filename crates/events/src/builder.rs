@@ -488,7 +488,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
         let (sinks, sinks_done) = match sink_set.clone() {
             Some(set) => {
-                let (queue, done) = SinkQueue::spawn(set, self.sink_queue, &shared);
+                let (queue, done) = SinkQueue::spawn(set, self.sink_queue, &shared, self.sink_close_wait);
                 (Some(queue), Some((done, self.sink_close_wait)))
             }
             None => (None, None),

@@ -17,7 +17,10 @@
 //! each task flushes its sink after the last batch (`EventSink::flush`), so
 //! a sink that queues or buffers (an `Offload`) has delivered what it took
 //! when `Feed::close` returns, within its wait. A task dropped before it
-//! delivered its queue (its runtime shut down) counts what it lost.
+//! delivered its queue (its runtime shut down) counts what it lost. The
+//! sinks of a feed reopened in the same process start after those of the
+//! previous feed on the directory finished (within its `sink_close_wait`),
+//! so a sink given to both sees seqs in order.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -197,15 +200,28 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
     /// task has handed every queued batch to its sink, after the writer
     /// dropped its end ([`Feed::close`](crate::Feed::close) waits for it).
     /// What a task drops undelivered is counted in `shared`'s counters.
-    pub(crate) fn spawn(set: SinkSet<E>, capacity: usize, shared: &Arc<Shared>) -> (Self, watch::Receiver<bool>) {
+    /// While the sinks of the previous feed this process opened on the
+    /// directory are still delivering, each task waits for them first (at
+    /// most `wait`, the feed's `sink_close_wait`): a sink shared across a
+    /// reopen sees seqs in order.
+    pub(crate) fn spawn(
+        set: SinkSet<E>,
+        capacity: usize,
+        shared: &Arc<Shared>,
+        wait: Duration,
+    ) -> (Self, watch::Receiver<bool>) {
         let (done_tx, done) = watch::channel(false);
+        let previous = crate::writers::hand_over_sinks(&shared.dir, done.clone());
         let all_done = Arc::new(AllDone(done_tx));
         let queues = (0..set.sinks.len())
             .map(|index| {
                 let (tx, rx) = mpsc::channel::<Batch<E>>(capacity);
                 let mut delivery = Delivery { rx, current: None, set: set.clone(), index, shared: Arc::clone(shared) };
-                let all_done = Arc::clone(&all_done);
+                let (all_done, previous) = (Arc::clone(&all_done), previous.clone());
                 tokio::spawn(async move {
+                    if let Some(mut previous) = previous {
+                        let _ = tokio::time::timeout(wait, previous.wait_for(|done| *done)).await;
+                    }
                     while let Some(batch) = delivery.rx.recv().await {
                         delivery.current = Some((Arc::clone(&batch), 0));
                         for env in batch.iter() {

@@ -14,6 +14,7 @@ use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 use crate::shared::Shared;
 
@@ -30,6 +31,22 @@ static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Entry>>> = LazyLock::new(|| Mute
 
 fn key(dir: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// The sinks of the last feed this process opened on each directory: the
+/// signal that turns `true` once their tasks delivered everything
+/// (`SinkQueue::spawn`'s receiver).
+static SINKS: LazyLock<Mutex<HashMap<PathBuf, watch::Receiver<bool>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Records `done` as the signal of the sinks of `dir`'s new feed, and
+/// returns the previous feed's when its sinks are still delivering: the
+/// new feed's sinks wait for it, so a sink shared across a reopen (one
+/// `Arc` given to both) sees the old feed's events before the new one's.
+pub(crate) fn hand_over_sinks(dir: &Path, done: watch::Receiver<bool>) -> Option<watch::Receiver<bool>> {
+    let busy = |d: &watch::Receiver<bool>| !*d.borrow() && d.has_changed().is_ok();
+    let mut sinks = SINKS.lock();
+    sinks.retain(|_, d| busy(d));
+    sinks.insert(key(dir), done)
 }
 
 /// Records the writer of `dir`; `live` tells whether a handle can still send to it.
