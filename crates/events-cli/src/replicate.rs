@@ -78,8 +78,14 @@ pub(crate) struct ReplicateArgs {
     connect_timeout: Duration,
 }
 
+/// The longest duration an option takes: tokio's timers add a period to
+/// the current instant, which overflows (a panic) for ones near
+/// `u64::MAX` seconds.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses `250ms`, `5s` or `2m`: above zero (a zero interval would panic
-/// the ticker after the start line, a zero timeout or window means nothing).
+/// the ticker after the start line, a zero timeout or window means nothing)
+/// and at most [`MAX_DURATION`].
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
@@ -92,6 +98,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     if d.is_zero() {
         return Err(format!("{s:?}: a duration must be above zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is too long: at most 365 days"));
     }
     Ok(d)
 }
@@ -379,5 +388,9 @@ mod tests {
             assert!(parse_duration(zero).unwrap_err().contains("above zero"), "{zero}");
         }
         assert!(parse_duration(&format!("{}m", u64::MAX)).unwrap_err().contains("too long"));
+        // Accepted, it panicked the progress ticker (an `Instant` overflow).
+        assert!(parse_duration(&format!("{}s", u64::MAX)).unwrap_err().contains("too long"));
+        assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
+        assert!(parse_duration("525601m").unwrap_err().contains("365 days"));
     }
 }
