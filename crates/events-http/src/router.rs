@@ -18,6 +18,11 @@ use tokio::sync::watch;
 
 use crate::fallback::{method_not_allowed, not_found};
 use crate::sse::{self, DEFAULT_CHECKPOINT_AFTER, DEFAULT_KEEP_ALIVE};
+
+/// The shortest keep-alive interval [`FeedRouter::keep_alive`] takes.
+const MIN_KEEP_ALIVE: Duration = Duration::from_millis(100);
+/// The longest.
+const MAX_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
 use crate::state::AppState;
 use crate::status;
 
@@ -100,10 +105,12 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
 
     /// How long a `/stream` response may stay silent before the server sends
     /// a keep-alive comment (`: keep-alive`), so that proxies and browsers do
-    /// not time an idle feed out. Default: 15 s.
+    /// not time an idle feed out. Default: 15 s. Held to 100 ms..=1 day:
+    /// zero would send comments in a busy loop, and a timer that far ahead
+    /// overflows (the response then panicked at its first event).
     #[must_use]
     pub fn keep_alive(mut self, interval: Duration) -> Self {
-        self.state.keep_alive = interval;
+        self.state.keep_alive = interval.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE);
         self
     }
 

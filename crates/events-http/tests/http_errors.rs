@@ -117,3 +117,32 @@ async fn status_reports_seqs_epoch_clients_and_stats() {
     assert!(html.contains("new EventSource(\"stream?\"") && html.contains("fetch(\"status\")"));
     feed.close().await.unwrap();
 }
+
+/// `FeedRouter::keep_alive` at its extremes: `Duration::MAX` serves events
+/// (the interval is held to a day; a timer that far ahead had overflowed,
+/// and the response ended at its first event with a panic), and zero sends
+/// keep-alive comments at most every 100 ms, not in a busy loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_extremes_are_held_to_a_sane_interval() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    append(&feed, None, 1..=3).await;
+    let far = serve(events_http::FeedRouter::new(feed.reader()).keep_alive(Duration::MAX).build()).await;
+    let mut sse = support::Sse::open(&format!("http://{far}/stream?since=0"), None).await;
+    assert_eq!(sse.seqs(3).await, vec![1, 2, 3]);
+
+    let zero = serve(events_http::FeedRouter::new(feed.reader()).keep_alive(Duration::ZERO).build()).await;
+    let mut idle = support::Sse::open(&format!("http://{zero}/stream?since=latest"), None).await;
+    let start = std::time::Instant::now();
+    let mut comments = 0;
+    while start.elapsed() < Duration::from_millis(500) {
+        if let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(100), idle.next_any()).await
+            && frame.comment.is_some()
+        {
+            comments += 1;
+        }
+    }
+    assert!((1..=10).contains(&comments), "{comments} keep-alive comments in 500 ms");
+    feed.close().await.unwrap();
+}
