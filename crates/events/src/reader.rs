@@ -28,6 +28,7 @@ use crate::stream::filter::{Filter, FilteredStream};
 use crate::stream::{FeedStream, Tail};
 use crate::stream_read::{self, StreamEvents};
 use crate::{FeedStats, Result};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 /// A read handle on a feed's journal: resumable streams, positions, epoch
@@ -467,7 +468,15 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// [`read_stream`](Self::read_stream), then the stream's new events as
     /// they are appended: `stream_from` (after the seq the history stopped
     /// at, or after `from` when that is later) filtered by stream id. Resets
-    /// of the underlying feed are passed on as they are.
+    /// of the underlying feed are passed on as they are. When retention
+    /// removed events after `from` (not a bare `Seq::ZERO`, which asks for
+    /// everything retained), the stream starts as the reader's
+    /// [`OnExpired`] policy says, as `stream_from` does: one
+    /// `Reset { Expired }` first (then the history from the earliest
+    /// retained event, or, under `Latest`, only new events), or
+    /// [`Error::Expired`](crate::Error::Expired) and the end; unless the
+    /// journal's pruned-segments summary shows that none of the removed
+    /// events belonged to the stream.
     ///
     /// # Errors
     ///
@@ -476,9 +485,45 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // The epoch first: a directory recreated between the two reads then
         // gives an epoch reset, never an old journal's seq in the new one.
         let epoch = self.epoch();
+        crate::index::check_stream_id(id)?;
+        let (reset, from) = match self.expired_for_stream(id, from, epoch) {
+            None => (None, from),
+            Some(Err(e)) => return Ok(futures::stream::once(std::future::ready(Err(e))).boxed()),
+            Some(Ok((reset, after))) => (Some(reset), after),
+        };
         let history = self.read_stream(id, from)?;
         let live = self.stream_from(stream_read::live_cursor(&history, from, epoch));
-        Ok(stream_read::follow(history, live, id, self.on_undecodable))
+        let followed = stream_read::follow(history, live, id, self.on_undecodable);
+        Ok(match reset {
+            Some(reset) => futures::stream::once(std::future::ready(Ok(reset))).chain(followed).boxed(),
+            None => followed,
+        })
+    }
+
+    /// Whether retention removed events of stream `id` after `from`: `None`
+    /// when it did not (nothing removed after `from`, a bare `Seq::ZERO`,
+    /// or the pruned-segments summary shows none of the removed events were
+    /// the stream's); otherwise what the [`OnExpired`] policy says: the
+    /// reset to yield first and the seq to go on after, or the error.
+    fn expired_for_stream(&self, id: &str, from: Seq, epoch: u64) -> Option<Result<(FeedItem<E>, Seq)>> {
+        let earliest = self.earliest_seq();
+        let last_pruned = earliest.get().checked_sub(1)?;
+        if from == Seq::ZERO || from.get() >= last_pruned {
+            return None;
+        }
+        let log = events_journal::PrunedLog::read(&self.shared.dir);
+        if log.is_some_and(|log| log.lacks(epoch, id.as_bytes(), from.get() + 1, last_pruned)) {
+            return None;
+        }
+        let latest = self.latest_seq();
+        tracing::info!(stream = id, cursor = from.get(), earliest = earliest.get(), "stream expired");
+        let reset = FeedItem::Reset { reason: crate::ResetReason::Expired, earliest, latest };
+        match self.on_expired {
+            OnExpired::Earliest => Some(Ok((reset, from))),
+            OnExpired::Latest => Some(Ok((reset, latest.max(from)))),
+            OnExpired::Fail => Some(Err(crate::Error::Expired { cursor: from, earliest })),
+        }
+        .inspect(|_| crate::stats::Counters::bump(&self.shared.counters.resets))
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).

@@ -435,3 +435,42 @@ async fn an_undecodable_record_of_the_stream_follows_the_readers_policy() {
     assert!(failing.next().await.is_none(), "the stream went on after the error");
     feed.close().await.unwrap();
 }
+
+/// `follow_stream` from a cursor whose next events of the stream were
+/// pruned: one `Reset { Expired }` first (as `stream_from` gives), then
+/// the stream's retained events; under `OnExpired::Fail`, the error. A
+/// stream none of whose events were pruned after its cursor (the
+/// pruned-segments summary shows it) gets no reset. The pruned events had
+/// been skipped with no reset at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_stream_from_a_pruned_cursor_starts_with_a_reset() {
+    use events::{OnExpired, ResetReason};
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::segments(2)).await;
+    feed.append(Some("a"), msg(1)).await.unwrap();
+    feed.append(Some("a"), msg(2)).await.unwrap();
+    for n in 3..=60 {
+        feed.append(Some("b"), msg(n)).await.unwrap();
+    }
+    feed.append(Some("a"), msg(61)).await.unwrap();
+    feed.append(Some("c"), msg(62)).await.unwrap();
+    let earliest = feed.earliest_seq();
+    assert!(earliest > Seq::new(2), "seqs 1 and 2 were pruned (earliest {earliest:?})");
+    let reader = feed.reader();
+
+    let mut a = reader.follow_stream("a", Seq::new(1)).unwrap();
+    match a.next().await {
+        Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, earliest: at, .. })) => assert_eq!(at, earliest),
+        other => panic!("expected an expired reset first: {other:?}"),
+    }
+    assert!(matches!(a.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(61)));
+
+    let mut strict = reader.clone().on_expired(OnExpired::Fail).follow_stream("a", Seq::new(1)).unwrap();
+    assert!(matches!(strict.next().await, Some(Err(Error::Expired { .. }))));
+    assert!(strict.next().await.is_none());
+
+    // Stream c had no event among the pruned ones: no reset.
+    let mut c = reader.follow_stream("c", Seq::new(1)).unwrap();
+    assert!(matches!(c.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(62)));
+    feed.close().await.unwrap();
+}
