@@ -192,8 +192,11 @@ impl Journal {
         let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1);
         let first = Lease { open: true, synced_acks, generation: 0, epoch: journal.epoch, upto, boot };
         journal.lease.begin(first)?;
-        // A retention failure is logged and counted, never a reason to refuse the journal.
+        // A retention failure is logged and counted, never a reason to
+        // refuse the journal; a directory found replaced under the open
+        // (the pass failed the writer) is.
         report.pruned = journal.apply_retention(Removal::Inline).0;
+        journal.health()?;
         journal.sweep_sidecars();
         if let SyncPolicy::Interval(d) = journal.opts.sync {
             journal.background =

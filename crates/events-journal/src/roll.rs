@@ -71,9 +71,15 @@ impl Journal {
         // Readers follow into the new segment (its header is durable), so
         // retention may remove the one the watermark named.
         self.acknowledge(self.last_seq(), self.active_len);
-        // Logged and counted inside; the roll itself succeeded.
+        // Logged and counted inside; the roll itself succeeded, unless the
+        // pass found the directory no longer this writer's (replaced while
+        // the roll ran): it then failed the writer, and nothing more may
+        // be written, the append that rolled included.
         let _ = self.apply_retention(Removal::Deferred);
-        Ok(())
+        match &self.failed {
+            Some(cause) => Err(JournalError::Failed { cause: cause.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// Starts a new segment at `upto + 1`, sealing the active one however

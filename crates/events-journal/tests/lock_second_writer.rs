@@ -59,3 +59,46 @@ fn a_writer_stops_when_its_directory_is_replaced_under_it() {
     assert_eq!(seqs, [1, 2, 3]);
     drop(second);
 }
+
+/// The directory renamed away while a roll runs (here, while it publishes
+/// the watermark), after the roll's own check passed: the retention pass
+/// that ends the roll finds it and fails the writer, and the append that
+/// rolled fails with it, its record not written. The roll had returned
+/// `Ok` and the append gone on into the renamed directory: acknowledged
+/// (`Ok(4)`) by a writer already failed.
+#[test]
+fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    use events_journal::{Retention, SyncPolicy};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, moved) = (tmp.path().join("journal"), tmp.path().join("moved"));
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new()
+        .segment_bytes(512)
+        .retention(Retention::segments(2))
+        .sync(SyncPolicy::Never)
+        .faults(plan.clone());
+    let (mut journal, _) = Journal::open(&dir, opts).unwrap();
+    for n in 1..=3 {
+        journal.append(n, [7u8; 100]).unwrap();
+    }
+    // The fourth record does not fit: its append rolls first.
+    let before = plan.count(Step::Watermark);
+    plan.inject(Step::Watermark, before, Fault::Stall(std::time::Duration::from_millis(300)));
+    let renamer = std::thread::spawn({
+        let to = moved.clone();
+        move || {
+            while plan.count(Step::Watermark) == before {
+                std::thread::yield_now();
+            }
+            std::fs::rename(dir, to).unwrap();
+        }
+    });
+    let appended = journal.append(4, [7u8; 100]);
+    renamer.join().unwrap();
+    assert!(appended.is_err(), "the append went on after its roll failed the writer: {appended:?}");
+    assert!(journal.append(5, [7u8; 100]).is_err(), "the writer stays stopped");
+    drop(journal);
+    let seqs: Vec<u64> = Reader::open(&moved).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1, 2, 3], "nothing after the failure was written");
+}
