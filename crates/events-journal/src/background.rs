@@ -38,6 +38,19 @@ pub(crate) struct BgShared {
     pub(crate) fsyncs: AtomicU64,
 }
 
+impl BgShared {
+    /// Why the thread stopped: its `fdatasync` failed.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Holds off the thread's next `fdatasync` (and waits out one in
+    /// flight, whose failure is then recorded) while the guard lives.
+    pub(crate) fn hold(&self) -> std::sync::MutexGuard<'_, (File, PathBuf)> {
+        self.file.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl Background {
     pub(crate) fn start(active: &File, path: &Path, every: Duration, io: Io) -> Result<Background, JournalError> {
         let file = active.try_clone().map_err(|e| JournalError::io("clone handle", path, e))?;
@@ -79,7 +92,7 @@ impl Background {
     }
 
     pub(crate) fn failure(&self) -> Option<String> {
-        self.shared.failed.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.shared.failure()
     }
 
     pub(crate) fn stop(&mut self) {

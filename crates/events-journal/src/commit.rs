@@ -301,10 +301,22 @@ impl Journal {
     /// everything written is durable once it returns. A failure cuts back
     /// what was never acknowledged and poisons the writer.
     pub(crate) fn sync_active(&mut self, step: Step) -> Result<(), JournalError> {
-        if let Err(e) = self.opts.io.sync_covering(step, &self.active, self.active_len) {
+        // Under `Interval` the background thread fdatasyncs a `dup` of this
+        // handle: one open file description, whose write-back error only
+        // the first fdatasync to look is told of. This one waits out the
+        // thread's sync in flight and looks at its failure after its own,
+        // so it never reports success over an error the thread was told.
+        let background = self.background.as_ref().map(|bg| Arc::clone(&bg.shared));
+        let held = background.as_deref().map(crate::background::BgShared::hold);
+        let synced = self.opts.io.sync_covering(step, &self.active, self.active_len);
+        drop(held);
+        if let Err(e) = synced {
             let err = JournalError::io("fdatasync", self.active_path(), e);
             self.cut_back_unacked();
             return Err(self.poison(err));
+        }
+        if background.is_some() {
+            self.health()?;
         }
         self.stats.fsyncs += 1;
         self.synced_len = self.active_len;

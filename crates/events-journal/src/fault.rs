@@ -139,6 +139,10 @@ pub enum Fault {
     /// holds the writer where it is (say, between a failed fsync and the
     /// cut-back that follows) long enough for a reader to look.
     Stall(std::time::Duration),
+    /// The step waits this long, then fails with this OS error: a slow
+    /// disk whose operation fails at the end, in flight all along (an
+    /// `fdatasync` that another thread's sync must wait out).
+    StallErrno(std::time::Duration, i32),
 }
 
 impl Fault {

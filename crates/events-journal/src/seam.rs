@@ -64,6 +64,10 @@ impl Io {
                 std::thread::sleep(d);
                 file.write(buf)
             }
+            Some(Fault::StallErrno(d, code)) => {
+                std::thread::sleep(d);
+                Err(io::Error::from_raw_os_error(code))
+            }
             Some(Fault::TornWrite(n)) => {
                 file.write_all(&buf[..n.min(buf.len())])?;
                 Err(self.crash())
@@ -94,6 +98,10 @@ impl Io {
             Some(Fault::Stall(d)) => {
                 std::thread::sleep(d);
                 op()
+            }
+            Some(Fault::StallErrno(d, code)) => {
+                std::thread::sleep(d);
+                Err(io::Error::from_raw_os_error(code))
             }
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
             Some(Fault::TornWrite(_) | Fault::CrashBefore) => Err(self.crash()),

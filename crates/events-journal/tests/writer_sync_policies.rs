@@ -122,3 +122,27 @@ fn a_failed_write_poisons_the_writer_and_keeps_acknowledged_records() {
     }
     j.append(0, b"works again").unwrap();
 }
+
+/// Under `Interval`, `sync` while the background thread's `fdatasync` is
+/// in flight and fails (held 300 ms, then EIO): `sync` waits it out and
+/// fails too. The two share one open file description, whose write-back
+/// error only the first fdatasync to look is told of: `sync` had run its
+/// own beside the thread's, and returned `Ok` over the error.
+#[test]
+fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::BackgroundSync, 0, Fault::StallErrno(Duration::from_millis(300), libc::EIO));
+    let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(1))).faults(plan.clone());
+    let (mut journal, _) = Journal::open(dir.path(), opts).unwrap();
+    journal.append(1, b"x").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while plan.count(Step::BackgroundSync) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the background sync never started");
+        std::thread::yield_now();
+    }
+    let synced = journal.sync();
+    assert!(matches!(synced, Err(JournalError::Failed { .. })), "{synced:?}");
+    assert!(journal.append(2, b"y").is_err(), "the writer is failed");
+}
