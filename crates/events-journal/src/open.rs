@@ -152,7 +152,9 @@ impl Journal {
             active_len: rec.active_len,
             reserved: rec.active_len,
             reserving,
-            synced_len: rec.active_len,
+            // Nothing this writer synced yet: records a killed writer left
+            // unsynced may be there (recovery keeps them); a seal syncs them.
+            synced_len: HEADER_LEN as u64,
             next_seq: rec.next_seq,
             acked: rec.next_seq - 1,
             pipeline: Pipeline::default(),

@@ -86,12 +86,16 @@ impl Journal {
     /// little it holds: a power loss may have taken seqs up to `upto`
     /// after they were handed out (`lease.rs`), or damage the records the
     /// last writer's watermark says it acknowledged, so none of them is
-    /// handed out again. Called at open, before anything is appended, on the
-    /// segment recovery left synced (so it is sealed as it is).
+    /// handed out again. Called at open, before anything is appended; the
+    /// segment it seals is synced first when it holds records this writer
+    /// has not synced (a killed writer's, kept by recovery).
     pub(crate) fn skip_past(&mut self, upto: u64) -> Result<(), JournalError> {
         if upto >= crate::format::MAX_SEQ {
             let reason = format!("the seq lease or the watermark names seq {upto}: no seq can follow it");
             return Err(JournalError::corrupt(&self.dir, 0, Some(upto), reason));
+        }
+        if self.synced_len < self.active_len {
+            self.sync_active(Step::RollSync)?;
         }
         tracing::warn!(
             dir = %self.dir.display(),

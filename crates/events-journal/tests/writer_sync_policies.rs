@@ -146,3 +146,31 @@ fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
     assert!(matches!(synced, Err(JournalError::Failed { .. })), "{synced:?}");
     assert!(journal.append(2, b"y").is_err(), "the writer is failed");
 }
+
+/// A writer under `Never` opening a journal whose newest segment holds
+/// records a killed writer never synced: an explicit `roll` seals that
+/// segment synced, as a roll promises. The open had taken what recovery
+/// kept for synced, and the roll sealed it with no fdatasync.
+#[test]
+fn a_roll_after_open_syncs_what_a_killed_writer_left_unsynced() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let killed = FaultPlan::new();
+    let (mut journal, _) =
+        Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(killed.clone())).unwrap();
+    for n in 1..=5 {
+        journal.append(n, b"unsynced").unwrap();
+    }
+    killed.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(journal.append(6, b"crash").is_err());
+    drop(journal);
+    assert!(killed.crashed());
+
+    let plan = FaultPlan::new();
+    let (mut journal, _) =
+        Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone())).unwrap();
+    journal.roll().unwrap();
+    journal.sync().unwrap(); // waits for the sealer
+    assert_eq!(plan.count(Step::RollSync), 1, "the sealed segment was fdatasynced");
+    journal.close().unwrap();
+}
