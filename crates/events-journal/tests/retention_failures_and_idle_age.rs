@@ -283,3 +283,28 @@ fn a_pruned_segment_a_crash_left_behind_is_never_read_and_the_next_open_unlinks_
     j.close().unwrap();
     assert!(events_journal::verify(tmp.path()).unwrap().is_ok());
 }
+
+/// A roll whose watermark write fails (`EIO`), under `Retention::segments(1)`:
+/// its retention pass waits for a watermark readers were told, so the
+/// segment the old watermark names stays and readers keep reading (the next
+/// roll's pass removes it). The pass had removed it: every reader failed
+/// ("the watermark names a missing segment") until the next publish.
+#[test]
+fn a_roll_whose_watermark_write_failed_removes_nothing_readers_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan, Retention::segments(1), SyncPolicy::Never)).unwrap();
+    append_until_roll(&mut j);
+    let last = j.next_seq() - 1;
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    j.roll().unwrap();
+    assert_eq!(j.stats().watermark_errors, 1);
+    let reader = Reader::open(dir.path()).unwrap();
+    let records = reader.read_since(reader.first_seq().unwrap() - 1).unwrap();
+    let seqs: Vec<u64> = records.map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs.last(), Some(&last), "readers read on from the segment the watermark names");
+    assert_eq!(segments(dir.path()).len(), 2, "kept: {:?}", names(dir.path()));
+    append_until_roll(&mut j);
+    assert_eq!(segments(dir.path()).len(), 1, "the next roll's pass removed it: {:?}", names(dir.path()));
+    j.close().unwrap();
+}
