@@ -38,6 +38,24 @@ pub(crate) struct BgShared {
     pub(crate) fsyncs: AtomicU64,
 }
 
+/// The thread's loop. The channel is the timer and the stop signal at
+/// once: a message or a disconnect ends it without waiting for the interval.
+fn run(rx: &mpsc::Receiver<()>, every: Duration, s: &BgShared, io: &Io) {
+    while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+        if !s.dirty.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        let guard = s.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = crate::seam::unwound(|| io.sync_data(Step::BackgroundSync, &guard.0)) {
+            let err = JournalError::io("fdatasync", &guard.1, e);
+            tracing::error!(error = %err, "background sync failed");
+            *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+            return;
+        }
+        s.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl BgShared {
     /// Why the thread stopped: its `fdatasync` failed.
     pub(crate) fn failure(&self) -> Option<String> {
@@ -65,20 +83,14 @@ impl Background {
         let thread = std::thread::Builder::new()
             .name("events-journal-sync".into())
             .spawn(move || {
-                // The channel is the timer and the stop signal at once: a message
-                // or a disconnect ends the loop without waiting for the interval.
-                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                    if !s.dirty.swap(false, Ordering::AcqRel) {
-                        continue;
-                    }
-                    let guard = s.file.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Err(e) = io.sync_data(Step::BackgroundSync, &guard.0) {
-                        let err = JournalError::io("fdatasync", &guard.1, e);
-                        tracing::error!(error = %err, "background sync failed");
-                        *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
-                        return;
-                    }
-                    s.fsyncs.fetch_add(1, Ordering::Relaxed);
+                // A panic (a `tracing` layer's, say) ends the thread as a
+                // failed sync does: recorded, so the writer fails at its next
+                // call instead of going on with nothing synced in the background.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&rx, every, &s, &io)));
+                if let Err(panic) = ran {
+                    let why = format!("the background sync thread panicked: {}", crate::panic_text(panic.as_ref()));
+                    tracing::error!(error = %why, "background sync stopped");
+                    s.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(why);
                 }
             })
             .map_err(|e| JournalError::io("spawn sync thread", path, e))?;

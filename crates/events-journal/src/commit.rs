@@ -88,10 +88,7 @@ impl SyncThread {
             .spawn(move || {
                 for (file, covered) in rx {
                     // A panic must still answer, or the writer would wait forever.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        io.sync_covering(Step::AppendSync, &file, covered)
-                    }))
-                    .unwrap_or_else(|_| Err(io::Error::other("the commit thread panicked")));
+                    let result = crate::seam::unwound(|| io.sync_covering(Step::AppendSync, &file, covered));
                     let mut slot = d.lock();
                     slot.result = Some(result);
                     let waker = slot.waker.take();

@@ -143,6 +143,9 @@ pub enum Fault {
     /// disk whose operation fails at the end, in flight all along (an
     /// `fdatasync` that another thread's sync must wait out).
     StallErrno(std::time::Duration, i32),
+    /// The step panics (on whatever thread runs it): code the journal runs
+    /// on its own threads, a `tracing` layer's say, that panics there.
+    Panic,
 }
 
 impl Fault {

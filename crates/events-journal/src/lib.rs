@@ -218,3 +218,12 @@ pub use writer::Journal;
 
 /// The largest payload the format can hold (the length field is a `u32`).
 pub const MAX_FORMAT_RECORD_BYTES: u32 = u32::MAX;
+
+/// The message a caught panic carries (its `&str` or `String` payload).
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}

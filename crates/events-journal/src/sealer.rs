@@ -87,6 +87,35 @@ impl Tidy {
     }
 }
 
+/// The thread's loop: each job in turn until the writer lets go.
+fn run(jobs: mpsc::Receiver<Job>, s: &State, io: &Io) {
+    for job in jobs {
+        match job {
+            Job::Seal(file, path) => {
+                if s.failed.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+                    continue; // never retried, never continued past a failure
+                }
+                match crate::seam::unwound(|| io.sync_data(Step::RollSync, &file)) {
+                    Ok(()) => {
+                        s.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        let err = JournalError::io("fdatasync", &path, e);
+                        tracing::error!(error = %err, "sealing a segment failed");
+                        *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+                    }
+                }
+            }
+            Job::Tidy(tidy) => {
+                s.tidy_errors.fetch_add(tidy.run(io), Ordering::Relaxed);
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 /// The handle the writer keeps.
 #[derive(Debug)]
 pub(crate) struct Sealer {
@@ -116,30 +145,14 @@ impl Sealer {
         let thread = std::thread::Builder::new()
             .name("events-journal-seal".into())
             .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Seal(file, path) => {
-                            if s.failed.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
-                                continue; // never retried, never continued past a failure
-                            }
-                            match io.sync_data(Step::RollSync, &file) {
-                                Ok(()) => {
-                                    s.fsyncs.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(e) => {
-                                    let err = JournalError::io("fdatasync", &path, e);
-                                    tracing::error!(error = %err, "sealing a segment failed");
-                                    *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
-                                }
-                            }
-                        }
-                        Job::Tidy(tidy) => {
-                            s.tidy_errors.fetch_add(tidy.run(&io), Ordering::Relaxed);
-                        }
-                        Job::Flush(done) => {
-                            let _ = done.send(());
-                        }
-                    }
+                // A panic (a `tracing` layer's, say) ends the thread as a
+                // failed seal does: recorded, so the writer fails at its
+                // next call instead of going on with seals nobody runs.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(rx, &s, &io)));
+                if let Err(panic) = ran {
+                    let why = format!("the seal thread panicked: {}", crate::panic_text(panic.as_ref()));
+                    tracing::error!(error = %why, "sealing stopped");
+                    s.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(why);
                 }
             })
             .map_err(|e| JournalError::io("spawn seal thread", dir, e))?;

@@ -68,6 +68,7 @@ impl Io {
                 std::thread::sleep(d);
                 Err(io::Error::from_raw_os_error(code))
             }
+            Some(Fault::Panic) => panic!("injected panic at {step:?}"),
             Some(Fault::TornWrite(n)) => {
                 file.write_all(&buf[..n.min(buf.len())])?;
                 Err(self.crash())
@@ -103,6 +104,7 @@ impl Io {
                 std::thread::sleep(d);
                 Err(io::Error::from_raw_os_error(code))
             }
+            Some(Fault::Panic) => panic!("injected panic at {step:?}"),
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
             Some(Fault::TornWrite(_) | Fault::CrashBefore) => Err(self.crash()),
             Some(Fault::CrashAfter) => {
@@ -211,4 +213,13 @@ fn small_contents(file: &File, meta: &std::fs::Metadata) -> Option<Vec<u8>> {
     let mut bytes = vec![0; meta.len() as usize];
     file.read_exact_at(&mut bytes, 0).ok()?;
     Some(bytes)
+}
+
+/// Runs `op` on one of the journal's own threads, a panic in it (a
+/// `tracing` layer's, an injected [`Fault::Panic`](crate::fault::Fault::Panic))
+/// turned into an error, so the thread records it as the failure it is and
+/// goes on answering the writer.
+pub(crate) fn unwound<T>(op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(op))
+        .unwrap_or_else(|panic| Err(io::Error::other(format!("panicked: {}", crate::panic_text(panic.as_ref())))))
 }

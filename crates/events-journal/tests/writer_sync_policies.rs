@@ -174,3 +174,38 @@ fn a_roll_after_open_syncs_what_a_killed_writer_left_unsynced() {
     assert_eq!(plan.count(Step::RollSync), 1, "the sealed segment was fdatasynced");
     journal.close().unwrap();
 }
+
+/// A panic on the journal's own threads (here injected into their
+/// fdatasync; a `tracing` layer could panic there too): the seal thread's
+/// under `Never`, the background thread's under `Interval`. Either is the
+/// thread's failure: `sync` fails and the writer with it. The threads had
+/// died silently: `sync` and `close` returned `Ok` with nothing synced.
+#[test]
+fn a_panic_on_the_journals_own_threads_fails_the_writer() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    for (sync, step) in
+        [(SyncPolicy::Never, Step::RollSync), (SyncPolicy::Interval(Duration::from_millis(1)), Step::BackgroundSync)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(step, 0, Fault::Panic);
+        let (mut journal, _) =
+            Journal::open(dir.path(), JournalOptions::new().sync(sync).faults(plan.clone())).unwrap();
+        journal.append(1, b"x").unwrap();
+        if sync == SyncPolicy::Never {
+            journal.roll().unwrap(); // the seal thread fdatasyncs the sealed segment
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while plan.count(step) == 0 {
+                assert!(Instant::now() < deadline, "the background sync never ran");
+                std::thread::yield_now();
+            }
+        }
+        let synced = journal.sync();
+        match &synced {
+            Err(JournalError::Failed { cause }) => assert!(cause.contains("panicked"), "{sync:?}: {cause}"),
+            other => panic!("{sync:?}: {other:?}"),
+        }
+        assert!(journal.close().is_err(), "{sync:?}");
+    }
+}
