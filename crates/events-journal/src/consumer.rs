@@ -182,19 +182,24 @@ impl ConsumerFile {
     /// its own epoch: compare it with the journal's before trusting its seq.
     ///
     /// Creating is durable before this returns: the file is written and
-    /// fsynced under a staging name (`.<name>.tmp`), linked into place
+    /// fsynced under a staging name of its own (`.<name>.<pid>-<n>.tmp`), linked into place
     /// (never replacing a file another process created meanwhile), and the
     /// `consumers` directory is fsynced, as is the journal directory when
     /// the `consumers` directory was created.
     ///
-    /// The handle holds a shared lock (`flock`) on the checkpoint while it
-    /// lives, so [`delete_consumer`] refuses to delete it; an open waits
-    /// while a delete holds the lock, then opens (or creates) the file now
-    /// at the path.
+    /// The handle holds an exclusive lock (`flock`) on the checkpoint while
+    /// it lives: one instance of a consumer at a time, in any process (two
+    /// would each write their own progress over the other's, moving the
+    /// checkpoint and the retention pin back), and [`delete_consumer`]
+    /// refuses to delete it. An open waits up to [`CONSUMER_OPEN_WAIT`] for
+    /// the lock (a delete in progress, a handle just dropped whose commit
+    /// is finishing), then opens (or creates) the file now at the path.
     ///
     /// # Errors
     ///
-    /// [`JournalError::InvalidConsumerName`]; [`JournalError::CheckpointCorrupt`]
+    /// [`JournalError::InvalidConsumerName`];
+    /// [`JournalError::ConsumerInUse`] while another handle of the name is
+    /// open, in this process or another; [`JournalError::CheckpointCorrupt`]
     /// naming the file if neither slot holds a valid checkpoint;
     /// [`JournalError::Io`] when a system call fails (`lock checkpoint` where
     /// the file system has no locks).
@@ -228,10 +233,10 @@ impl ConsumerFile {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => create(dir, name, &path, epoch)?,
                 Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
             };
-            // Held while the handle lives: `delete_consumer` refuses an
-            // open checkpoint. A delete that won the race unlinked this
-            // file: open (or create) the one now at the path.
-            file.lock_shared().map_err(|e| JournalError::io("lock checkpoint", &path, e))?;
+            // Held while the handle lives: a second instance and
+            // `delete_consumer` are refused. A delete that won the race
+            // unlinked this file: open (or create) the one now at the path.
+            lock_exclusive(&file, name, &path)?;
             if same_file(&file, &path) {
                 break file;
             }
@@ -283,6 +288,27 @@ impl ConsumerFile {
     }
 }
 
+/// How long [`ConsumerFile::open`] waits for a checkpoint another handle
+/// holds before it answers [`JournalError::ConsumerInUse`].
+pub const CONSUMER_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes `file`'s exclusive lock, waiting up to [`CONSUMER_OPEN_WAIT`].
+fn lock_exclusive(file: &File, name: &str, path: &Path) -> Result<(), JournalError> {
+    let deadline = std::time::Instant::now() + CONSUMER_OPEN_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::ConsumerInUse { name: name.to_owned(), path: path.to_path_buf() });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(JournalError::io("lock checkpoint", path, e)),
+        }
+    }
+}
+
 /// Creates the checkpoint file of `name` at `path` (see [`ConsumerFile::open`])
 /// and returns it open for reading and writing.
 fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, JournalError> {
@@ -293,14 +319,18 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, Journ
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(JournalError::io("create directory", &consumers, e)),
     }
-    let staging = consumers.join(format!(".{name}.tmp"));
+    // A staging name of this creation alone: two creating the same
+    // consumer at once (two processes) must not truncate each other's file,
+    // which may already be linked into place.
+    static CREATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staging = consumers.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let first = Checkpoint { seq: 0, epoch, generation: 1, written_nanos: now_nanos() };
     let mut bytes = [0u8; CHECKPOINT_FILE_LEN];
     bytes[..CHECKPOINT_SLOT_LEN].copy_from_slice(&first.encode());
     let tmp = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(&staging)
         .map_err(|e| JournalError::io("create checkpoint", &staging, e))?;
     tmp.write_all_at(&bytes, 0).map_err(|e| JournalError::io("write checkpoint", &staging, e))?;

@@ -152,6 +152,8 @@ pub enum JournalError {
     /// checkpoint is open ([`ConsumerFile`](crate::ConsumerFile), in this
     /// process or another): its later commits would go to the deleted file
     /// while retention stopped keeping what it still needs. Stop it first.
+    /// Also a second [`ConsumerFile::open`](crate::ConsumerFile::open) of a
+    /// name whose checkpoint is open: one instance of a consumer at a time.
     #[error("consumer {name:?} is in use (its checkpoint {} is open); stop it before deleting it", path.display())]
     ConsumerInUse {
         /// The consumer's name.

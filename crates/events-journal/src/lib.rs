@@ -189,8 +189,8 @@ mod watermark;
 mod writer;
 
 pub use consumer::{
-    CHECKPOINT_FILE_LEN, CHECKPOINT_SLOT_LEN, CONSUMERS_DIR, Checkpoint, ConsumerFile, ConsumerInfo, MAX_CONSUMER_NAME,
-    consumer_path, delete_consumer, list_consumers, validate_consumer_name,
+    CHECKPOINT_FILE_LEN, CHECKPOINT_SLOT_LEN, CONSUMER_OPEN_WAIT, CONSUMERS_DIR, Checkpoint, ConsumerFile,
+    ConsumerInfo, MAX_CONSUMER_NAME, consumer_path, delete_consumer, list_consumers, validate_consumer_name,
 };
 pub use error::{JournalError, ReadError};
 pub use follow::{Followed, Follower, Reset};

@@ -19,7 +19,9 @@ use support::{assert_records, payload, read_all, ts, xorshift};
 
 /// The seq the checkpoint file of `name` reads as now.
 fn seq_on_disk(dir: &Path, name: &str) -> u64 {
-    ConsumerFile::open(dir, name, 999).unwrap().1.seq
+    // Listed, not opened: an open handle of the name may be alive.
+    let listed = list_consumers(dir).unwrap();
+    listed.iter().find(|c| c.name == name).expect("the consumer is listed").checkpoint.as_ref().unwrap().seq
 }
 
 #[test]
@@ -159,6 +161,7 @@ fn a_commit_torn_at_any_byte_falls_back_to_the_previous_checkpoint() {
         }
         std::fs::write(&path, &complete).unwrap();
         // The handle still holds `new`; reopen so the next round starts from the disk.
+        drop(c);
         c = ConsumerFile::open(dir.path(), "c", 1).unwrap().0;
         assert_eq!(c.checkpoint().seq, new);
     }
@@ -235,8 +238,9 @@ fn the_consumers_directory_is_invisible_to_the_journal() {
 }
 
 /// An open that races a delete: it waits while the delete holds the
-/// checkpoint's lock, then finds the file unlinked and makes a new one (it
-/// would otherwise have committed to the deleted file for ever).
+/// checkpoint's lock (polling it, up to `CONSUMER_OPEN_WAIT`), then finds
+/// the file unlinked and makes a new one (it would otherwise have committed
+/// to the deleted file for ever).
 #[test]
 fn an_open_racing_a_delete_makes_a_new_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,17 +255,20 @@ fn an_open_racing_a_delete_makes_a_new_checkpoint() {
         let dir = dir.path().to_path_buf();
         std::thread::spawn(move || ConsumerFile::open(&dir, "racer", 1).unwrap())
     };
-    // Until the open is blocked on the lock (`/proc/locks` lists a waiter
-    // of this process as `->`), at most 10 s.
-    let pid = std::process::id().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !std::fs::read_to_string("/proc/locks")
-        .unwrap()
-        .lines()
-        .any(|line| line.contains("->") && line.contains("FLOCK") && line.split_whitespace().any(|w| w == pid))
-    {
-        assert!(std::time::Instant::now() < deadline, "the open never waited for the delete's lock");
-        std::thread::sleep(std::time::Duration::from_millis(5)); // polling /proc/locks
+    // Until the open has the file open beside the delete's handle (two
+    // descriptors of this process name it in `/proc/self/fd`): it then
+    // waits for the lock. At most 1 s, within the open's wait.
+    let open_handles = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target == &path)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while open_handles() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the open never opened the checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(1)); // polling /proc/self/fd
     }
     assert!(!opener.is_finished(), "the open did not wait for the delete's lock");
     std::fs::remove_file(&path).unwrap();
@@ -271,4 +278,28 @@ fn an_open_racing_a_delete_makes_a_new_checkpoint() {
     let listed = list_consumers(dir.path()).unwrap();
     assert_eq!(listed.len(), 1, "the new checkpoint is in the directory");
     assert_eq!(listed[0].checkpoint.as_ref().unwrap().seq, 0);
+}
+
+/// One instance of a consumer at a time: a second open of a name whose
+/// checkpoint is open, in this process (another process takes the same
+/// `flock`), waits `CONSUMER_OPEN_WAIT` and is refused with `ConsumerInUse`
+/// naming it; once the first handle is gone the name opens again, and the
+/// first handle's progress is what it finds. Both had opened: each wrote
+/// its own progress over the other's, and the checkpoint (with the
+/// retention pin) moved back.
+#[test]
+fn a_second_open_of_a_consumer_in_use_is_refused() {
+    use events_journal::{ConsumerFile, JournalError};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _) = ConsumerFile::open(dir.path(), "c", 7).unwrap();
+    first.commit(300, 7).unwrap();
+    match ConsumerFile::open(dir.path(), "c", 7) {
+        Err(JournalError::ConsumerInUse { name, path }) => {
+            assert_eq!((name.as_str(), path), ("c", first.path().to_path_buf()));
+        }
+        other => panic!("a second instance opened: {:?}", other.map(|(_, c)| c)),
+    }
+    drop(first);
+    let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", 7).unwrap();
+    assert_eq!(checkpoint.seq, 300);
 }

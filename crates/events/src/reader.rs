@@ -235,12 +235,16 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// The durable consumer `name` of this journal, created (checkpoint 0:
     /// everything retained) if it does not exist, with the default
     /// [`ConsumerOptions`]. Its checkpoint lives in the journal directory, so
-    /// it is the same consumer from any process; run one instance of a name
-    /// at a time (two would overwrite each other's progress).
+    /// it is the same consumer from any process; one instance of a name runs
+    /// at a time (two would overwrite each other's progress): a second,
+    /// in this process or another, is refused while the first is alive.
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`](crate::Error::Journal) with `InvalidConsumerName` for an empty name, one
+    /// [`Error::Journal`](crate::Error::Journal) with `ConsumerInUse` while
+    /// another instance of the name is alive (after waiting
+    /// [`CONSUMER_OPEN_WAIT`](crate::layers::journal::CONSUMER_OPEN_WAIT) for it to go);
+    /// with `InvalidConsumerName` for an empty name, one
     /// over 64 bytes or one with characters other than `A-Z a-z 0-9 . _ -`
     /// (or starting with `.`); `CheckpointCorrupt` if both checkpoint slots
     /// are damaged; `Io` if the file cannot be created.

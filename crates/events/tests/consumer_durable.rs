@@ -440,3 +440,21 @@ async fn a_new_consumer_opened_while_retention_prunes_starts_with_no_reset() {
     assert!(matches!(first, FeedItem::Event(_)), "{first:?}");
     feed.close().await.unwrap();
 }
+
+/// A second `consumer(name)` while the first is alive, as a second process
+/// running the same indexer would: refused with `ConsumerInUse` naming it
+/// (after `CONSUMER_OPEN_WAIT`). Both had run: each persisted its own
+/// progress over the other's, moving the checkpoint back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_of_a_consumer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    let first = feed.consumer("indexer").await.unwrap();
+    match feed.consumer("indexer").await {
+        Err(Error::Journal(JournalError::ConsumerInUse { name, .. })) => assert_eq!(name, "indexer"),
+        other => panic!("a second instance opened: {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    feed.consumer("indexer").await.expect("the name opens once the first is gone");
+    feed.close().await.unwrap();
+}
