@@ -458,7 +458,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// [`Error::StreamIdTooLong`](crate::Error::StreamIdTooLong) for an id
     /// over [`MAX_STREAM_ID_BYTES`](crate::MAX_STREAM_ID_BYTES). The stream
     /// yields [`Error::Expired`](crate::Error::Expired) if retention removes
-    /// a segment while it is read, and a journal error if one is damaged.
+    /// a segment while it is read, and a journal error if one is damaged
+    /// (for a follower, `EpochMismatch` if the directory is recreated
+    /// while it reads: never a history that mixes two journals).
     pub fn read_stream(&self, id: &str, from: Seq) -> Result<StreamEvents<E>> {
         // At most what the files serve: a failed watermark write leaves the
         // journal's readers behind the acknowledged seq until the next

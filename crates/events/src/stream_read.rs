@@ -95,6 +95,9 @@ struct Read<C> {
     failed: std::cell::Cell<bool>,
     segments: Option<Vec<(u64, PathBuf)>>,
     next: usize,
+    /// A follower's: the epoch of the journal the read started in (its
+    /// first look at the files), which every segment read must still be.
+    epoch: Option<u64>,
 }
 
 /// Starts a read of `id` after `from`, up to `limit`.
@@ -119,6 +122,7 @@ pub(crate) fn read<E: Event, C: Codec>(
         failed: std::cell::Cell::new(false),
         segments: None,
         next: 0,
+        epoch: None,
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
@@ -191,6 +195,7 @@ impl<C: Codec> Read<C> {
             None => {
                 if !self.persist {
                     self.check_codec()?;
+                    self.epoch = Some(self.shared.reader.epoch()?);
                 }
                 self.segments.insert(self.shared.reader.segments()?).clone()
             }
@@ -210,11 +215,27 @@ impl<C: Codec> Read<C> {
                 Some(next_first) => self.sealed(*first, path, next_first)?,
                 None => self.active(*first, path)?,
             };
+            self.check_epoch(path)?;
             if !batch.is_empty() {
                 return Ok(Some(batch));
             }
         }
         Ok(None)
+    }
+
+    /// For a follower: the directory still holds the journal the read
+    /// started in. Recreated (while this segment was read, or since the
+    /// read listed the segments), the files at the paths the read goes
+    /// through hold another journal's records: an error, never a history
+    /// that mixes the two.
+    fn check_epoch(&self, path: &std::path::Path) -> Result<()> {
+        let Some(expected) = self.epoch else { return Ok(()) };
+        match self.shared.reader.epoch()? {
+            found if found != expected => {
+                Err(JournalError::EpochMismatch { path: path.to_path_buf(), expected, found }.into())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A follower checked the codec when it opened; a directory recreated

@@ -474,3 +474,46 @@ async fn follow_stream_from_a_pruned_cursor_starts_with_a_reset() {
     assert!(matches!(c.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(62)));
     feed.close().await.unwrap();
 }
+
+/// A follower's per-stream read across many segments, the directory
+/// recreated (with another journal holding the same stream id over the
+/// same seqs) after its first segment was read: the read ends with
+/// `EpochMismatch` naming both epochs. It had read on through the paths it
+/// listed, now the new journal's files, and handed out the two journals'
+/// events as one history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_read_across_a_recreated_directory_fails_instead_of_mixing_journals() {
+    use events::layers::journal::JournalError;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fill = |first: u64| async move {
+        let feed = open(dir, 512, Retention::unlimited()).await;
+        for i in first..first + 40 {
+            feed.append(Some("a"), msg(i)).await.unwrap();
+        }
+        let epoch = feed.epoch();
+        feed.close().await.unwrap();
+        epoch
+    };
+    let old = fill(0).await;
+    let follower: FeedReader<Ev> = FeedReader::open(dir).unwrap();
+    let mut events = follower.read_stream("a", Seq::ZERO).unwrap();
+    let first = events.next().await.unwrap().unwrap();
+    assert_eq!(first.event, msg(0));
+    std::fs::remove_dir_all(dir).unwrap();
+    let new = fill(1000).await;
+    let mut rest = Vec::new();
+    while let Some(item) = events.next().await {
+        match item {
+            Ok(env) => rest.push(env.event.clone()),
+            Err(Error::Journal(JournalError::EpochMismatch { expected, found, .. })) => {
+                assert_eq!((expected, found), (old, new));
+                let old_events: Vec<_> = (0..40).map(msg).collect();
+                assert!(rest.iter().all(|e| old_events.contains(e)), "no event of the new journal: {rest:?}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the read ended without an error, after {rest:?}");
+}
