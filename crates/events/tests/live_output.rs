@@ -521,3 +521,47 @@ async fn after_a_restart_a_cursor_far_back_gets_one_reset() {
     );
     assert_eq!(items.len(), 51, "one reset, then messages 51..=100: {items:?}");
 }
+
+/// A token staged in a writer batch before the batch's first durable event,
+/// when that batch fails (EIO on its write): it follows the last
+/// acknowledged event, not the failed one, so the ring keeps it and a
+/// live-output reader gets it (session UIs were shown it). It had been
+/// dropped with the failed batch, with no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    // `Never`: each batch is acknowledged by its write, none waits for a sync.
+    let builder = Feed::builder(tmp.path()).sync(events::SyncPolicy::Never).live_output(LiveOutput::new());
+    let feed: Feed<Agent> = builder.faults(plan.clone()).open().await.unwrap();
+    feed.append(Some("s"), Agent::Message("first".into())).await.unwrap();
+    // Hold the writer in its next write, so what is recorded meanwhile is
+    // one batch, whose write then fails.
+    let writes = plan.count(Step::AppendWrite);
+    plan.inject(Step::AppendWrite, writes, Fault::Stall(Duration::from_millis(300)));
+    plan.inject(Step::AppendWrite, writes + 1, Fault::Errno(libc::EIO));
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(Some("s"), Agent::Message("held".into())).await }
+    });
+    while plan.count(Step::AppendWrite) == writes {
+        tokio::task::yield_now().await;
+    }
+    feed.record(Some("s"), &Agent::Token("t1".into()));
+    feed.record(Some("s"), &Agent::Message("lost".into()));
+    assert_eq!(held.await.unwrap().unwrap(), Seq::new(2));
+    assert!(feed.sync().await.is_err(), "the second batch failed");
+    let reader = feed.reader();
+    let _ = feed.close().await;
+    let items: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), Some("s")).await.into_iter().map(seen).collect();
+    let s = Some("s".to_owned());
+    assert_eq!(
+        items,
+        [
+            (Position::durable(Seq::new(1)), s.clone(), Agent::Message("first".into())),
+            (Position::durable(Seq::new(2)), s.clone(), Agent::Message("held".into())),
+            (Position { seq: Seq::new(2), index: 1 }, s, Agent::Token("t1".into())),
+        ]
+    );
+}

@@ -429,7 +429,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// appender, the others get `Unhealthy` naming it); with `Unhealthy`
     /// when an earlier batch failed.
     fn reject_pending(&mut self, failure: Option<JournalError>, cause: &str) {
-        // Positioned after events that were never journaled: dropped.
+        // Ephemeral events staged before the first refused event follow
+        // the last acknowledged one: they stay (UIs were shown them). The
+        // others are positioned after events never journaled: dropped.
+        let refused_from = self.journal.acked_seq() + 1;
+        self.publish_ephemerals(refused_from, 0);
         self.ephemerals.clear();
         let mut failure = failure.map(Error::Journal);
         let mut refusal = || match failure.as_ref().and_then(copy_io_failure) {
