@@ -141,6 +141,12 @@ impl Journal {
         active.seek(SeekFrom::Start(rec.active_len)).map_err(|e| JournalError::io("seek", &active_path, e))?;
 
         let reserving = Reserving::at_open(options.sync);
+        // Under `Never` and `Interval`, nothing this writer synced yet:
+        // records a killed writer left unsynced may be there (recovery keeps
+        // them), and a seal syncs them. Under `Always` the open syncs them
+        // below, and a failure of that sync must not cut back what the last
+        // writer acknowledged (the cut-back starts at `synced_len`).
+        let synced_len = if options.sync == SyncPolicy::Always { rec.active_len } else { HEADER_LEN as u64 };
         let lease = Leaser::open(&options.io, &dir, previous_lease)?;
         let boot = options.io.boot_id();
         let mut journal = Journal {
@@ -152,9 +158,7 @@ impl Journal {
             active_len: rec.active_len,
             reserved: rec.active_len,
             reserving,
-            // Nothing this writer synced yet: records a killed writer left
-            // unsynced may be there (recovery keeps them); a seal syncs them.
-            synced_len: HEADER_LEN as u64,
+            synced_len,
             next_seq: rec.next_seq,
             acked: rec.next_seq - 1,
             pipeline: Pipeline::default(),

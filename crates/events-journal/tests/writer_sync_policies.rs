@@ -209,3 +209,26 @@ fn a_panic_on_the_journals_own_threads_fails_the_writer() {
         assert!(journal.close().is_err(), "{sync:?}");
     }
 }
+
+/// An open under `Always` whose fdatasync of the newest segment fails
+/// (`EIO`): the open fails and cuts nothing back, so the next open reads
+/// every record the last writer acknowledged.
+#[test]
+fn an_open_whose_sync_fails_keeps_what_the_last_writer_acknowledged() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    for n in 1..=3 {
+        journal.append(n, b"acknowledged").unwrap();
+    }
+    journal.close().unwrap();
+    let plan = FaultPlan::new();
+    plan.inject(Step::Sync, 0, Fault::Errno(libc::EIO));
+    assert!(Journal::open(dir.path(), JournalOptions::new().faults(plan.clone())).is_err());
+    assert_eq!(plan.fired(), [(Step::Sync, Fault::Errno(libc::EIO))], "the open's own sync failed");
+    let (journal, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(journal.next_seq(), 4, "records 1..=3 are all there");
+    drop(journal);
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.read_since(0).unwrap().count(), 3);
+}
