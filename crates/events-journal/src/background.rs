@@ -48,8 +48,10 @@ fn run(rx: &mpsc::Receiver<()>, every: Duration, s: &BgShared, io: &Io) {
         let guard = s.file.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = crate::seam::unwound(|| io.sync_data(Step::BackgroundSync, &guard.0)) {
             let err = JournalError::io("fdatasync", &guard.1, e);
-            tracing::error!(error = %err, "background sync failed");
+            // Recorded before it is logged (logging may panic), while the
+            // writer's own sync waits on `guard`.
             *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+            tracing::error!(error = %err, "background sync failed");
             return;
         }
         s.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -89,8 +91,9 @@ impl Background {
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&rx, every, &s, &io)));
                 if let Err(panic) = ran {
                     let why = format!("the background sync thread panicked: {}", crate::panic_text(panic.as_ref()));
+                    // Recorded before it is logged: logging may panic again.
+                    s.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| why.clone());
                     tracing::error!(error = %why, "background sync stopped");
-                    s.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(why);
                 }
             })
             .map_err(|e| JournalError::io("spawn sync thread", path, e))?;

@@ -101,8 +101,9 @@ fn run(jobs: mpsc::Receiver<Job>, s: &State, io: &Io) {
                     }
                     Err(e) => {
                         let err = JournalError::io("fdatasync", &path, e);
-                        tracing::error!(error = %err, "sealing a segment failed");
+                        // Recorded before it is logged: logging may panic.
                         *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+                        tracing::error!(error = %err, "sealing a segment failed");
                     }
                 }
             }
@@ -151,8 +152,9 @@ impl Sealer {
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(rx, &s, &io)));
                 if let Err(panic) = ran {
                     let why = format!("the seal thread panicked: {}", crate::panic_text(panic.as_ref()));
+                    // Recorded before it is logged: logging may panic again.
+                    s.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| why.clone());
                     tracing::error!(error = %why, "sealing stopped");
-                    s.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(why);
                 }
             })
             .map_err(|e| JournalError::io("spawn seal thread", dir, e))?;

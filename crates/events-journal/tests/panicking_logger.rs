@@ -1,0 +1,63 @@
+//! A `tracing` subscriber that panics on every error event logged on the
+//! journal's own threads (a logging layer with a bug): the seal thread's
+//! and the `Interval` sync thread's failures are recorded before they are
+//! logged, so a failed fdatasync still fails the writer (`sync` and
+//! `close` answer the error) although the thread dies logging it. The
+//! failure had been logged first: the log panicked, the catch's log
+//! panicked again, and nothing was recorded: `sync` answered `Ok`.
+//!
+//! Its own test binary: the subscriber is process-wide.
+
+use std::time::{Duration, Instant};
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{Journal, JournalError, JournalOptions, SyncPolicy};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata};
+
+struct PanicsOnJournalThreadErrors;
+
+impl tracing::Subscriber for PanicsOnJournalThreadErrors {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let on_a_journal_thread = std::thread::current().name().is_some_and(|n| n.starts_with("events-journal-"));
+        if on_a_journal_thread && *event.metadata().level() == Level::ERROR {
+            panic!("a logging layer that panics");
+        }
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn a_failed_sync_on_a_journal_thread_fails_the_writer_even_when_logging_it_panics() {
+    tracing::subscriber::set_global_default(PanicsOnJournalThreadErrors).unwrap();
+    for (sync, step) in
+        [(SyncPolicy::Never, Step::RollSync), (SyncPolicy::Interval(Duration::from_millis(1)), Step::BackgroundSync)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(step, 0, Fault::Errno(libc::EIO));
+        let (mut journal, _) =
+            Journal::open(dir.path(), JournalOptions::new().sync(sync).faults(plan.clone())).unwrap();
+        journal.append(1, b"x").unwrap();
+        if sync == SyncPolicy::Never {
+            journal.roll().unwrap(); // the seal thread fdatasyncs the sealed segment
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while plan.count(step) == 0 {
+                assert!(Instant::now() < deadline, "the background sync never ran");
+                std::thread::yield_now();
+            }
+        }
+        let synced = journal.sync();
+        assert!(matches!(synced, Err(JournalError::Failed { .. })), "{sync:?}: {synced:?}");
+    }
+}
