@@ -100,8 +100,14 @@ impl Journal {
         if let Some(last) = self.segments.back_mut() {
             last.bytes = self.active_len;
         }
-        // Retention's plan, less what registered consumers pin (`pin.rs`).
-        let plan = self.plan_retention();
+        // Retention's plan, less what registered consumers pin (`pin.rs`),
+        // and never the segment the readers' watermark names, nor a later
+        // one: when the write of a newer watermark failed, readers still
+        // read there until the next one is written.
+        let mut plan = self.plan_retention();
+        if let Some(named) = self.watermark.published_segment() {
+            plan.remove = plan.remove.min(self.segments.iter().take_while(|s| s.first_seq < named).count());
+        }
         let n = plan.remove;
         // Without a sealer thread (it could not start) everything runs here.
         let deferred = n > 0 && how == Removal::Deferred && self.start_sealer().is_ok();

@@ -70,13 +70,9 @@ impl Journal {
         self.stats.rolls += 1;
         // Readers follow into the new segment (its header is durable), so
         // retention may remove the one the watermark named: once they were
-        // told. A watermark write that failed leaves them at the old
-        // segment, which the next roll's pass removes instead.
-        let unpublished = self.stats.watermark_errors;
+        // told (a watermark write that failed leaves them at the old
+        // segment, which the pass then keeps: `prune.rs`).
         self.acknowledge(self.last_seq(), self.active_len);
-        if self.stats.watermark_errors != unpublished {
-            return Ok(());
-        }
         // Logged and counted inside; the roll itself succeeded, unless the
         // pass found the directory no longer this writer's (replaced while
         // the roll ran): it then failed the writer, and nothing more may

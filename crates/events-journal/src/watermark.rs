@@ -181,6 +181,14 @@ impl Publisher {
         self.last.map_or(0, |wm| wm.seq)
     }
 
+    /// The first seq of the segment the file names, once this writer is
+    /// open (wrote an `Open` record): readers read up to there, so
+    /// retention leaves it in place. While the writer opens, readers stop
+    /// at the sealed segments and follow no segment the record names.
+    pub(crate) fn published_segment(&self) -> Option<u64> {
+        self.last.filter(|wm| wm.state != WriterState::Recovering).map(|wm| wm.segment)
+    }
+
     /// Opens (or creates) the watermark of `dir` and marks it
     /// [`WriterState::Recovering`]; called right after taking the lock and
     /// before recovery changes anything.

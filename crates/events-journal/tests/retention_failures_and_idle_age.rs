@@ -285,9 +285,10 @@ fn a_pruned_segment_a_crash_left_behind_is_never_read_and_the_next_open_unlinks_
 }
 
 /// A roll whose watermark write fails (`EIO`), under `Retention::segments(1)`:
-/// its retention pass waits for a watermark readers were told, so the
-/// segment the old watermark names stays and readers keep reading (the next
-/// roll's pass removes it). The pass had removed it: every reader failed
+/// no retention pass (the roll's own, nor an explicit `prune`, as a feed's
+/// timer runs on an idle feed) removes the segment the readers' watermark
+/// still names, so readers keep reading; once a newer watermark is written
+/// (the next roll) it goes. The passes had removed it: every reader failed
 /// ("the watermark names a missing segment") until the next publish.
 #[test]
 fn a_roll_whose_watermark_write_failed_removes_nothing_readers_need() {
@@ -303,7 +304,9 @@ fn a_roll_whose_watermark_write_failed_removes_nothing_readers_need() {
     let records = reader.read_since(reader.first_seq().unwrap() - 1).unwrap();
     let seqs: Vec<u64> = records.map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs.last(), Some(&last), "readers read on from the segment the watermark names");
+    assert_eq!(j.prune().unwrap(), 0, "an explicit pass keeps it too");
     assert_eq!(segments(dir.path()).len(), 2, "kept: {:?}", names(dir.path()));
+    assert!(reader.read_since(reader.first_seq().unwrap() - 1).is_ok());
     append_until_roll(&mut j);
     assert_eq!(segments(dir.path()).len(), 1, "the next roll's pass removed it: {:?}", names(dir.path()));
     j.close().unwrap();
