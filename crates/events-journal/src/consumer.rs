@@ -321,18 +321,21 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, Journ
     }
     // A staging name of this creation alone: two creating the same
     // consumer at once (two processes) must not truncate each other's file,
-    // which may already be linked into place.
+    // which may already be linked into place. One a crashed creation left
+    // behind (a restarted container has the same pid) is passed over.
     static CREATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let staging = consumers.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let first = Checkpoint { seq: 0, epoch, generation: 1, written_nanos: now_nanos() };
     let mut bytes = [0u8; CHECKPOINT_FILE_LEN];
     bytes[..CHECKPOINT_SLOT_LEN].copy_from_slice(&first.encode());
-    let tmp = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&staging)
-        .map_err(|e| JournalError::io("create checkpoint", &staging, e))?;
+    let (tmp, staging) = loop {
+        let n = CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = consumers.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&staging) {
+            Ok(tmp) => break (tmp, staging),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1 << 20 => {}
+            Err(e) => return Err(JournalError::io("create checkpoint", &staging, e)),
+        }
+    };
     tmp.write_all_at(&bytes, 0).map_err(|e| JournalError::io("write checkpoint", &staging, e))?;
     tmp.sync_all().map_err(|e| JournalError::io("fsync", &staging, e))?;
     drop(tmp);
@@ -399,9 +402,9 @@ pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
 ///
 /// [`JournalError::InvalidConsumerName`];
 /// [`JournalError::ConsumerInUse`] while a [`ConsumerFile`] of that name is
-/// open, in this process or another (each holds a shared lock on its
+/// open, in this process or another (each holds an exclusive lock on its
 /// checkpoint until it and any commit in flight are gone; the delete takes
-/// it exclusively); [`JournalError::Io`] if the removal or the directory
+/// it too); [`JournalError::Io`] if the removal or the directory
 /// fsync fails.
 pub fn delete_consumer(dir: &Path, name: &str) -> Result<bool, JournalError> {
     let path = consumer_path(dir, name)?;

@@ -154,7 +154,7 @@ pub enum JournalError {
     /// while retention stopped keeping what it still needs. Stop it first.
     /// Also a second [`ConsumerFile::open`](crate::ConsumerFile::open) of a
     /// name whose checkpoint is open: one instance of a consumer at a time.
-    #[error("consumer {name:?} is in use (its checkpoint {} is open); stop it before deleting it", path.display())]
+    #[error("consumer {name:?} is in use (its checkpoint {} is open); stop it first", path.display())]
     ConsumerInUse {
         /// The consumer's name.
         name: String,

@@ -257,7 +257,8 @@ fn an_open_racing_a_delete_makes_a_new_checkpoint() {
     };
     // Until the open has the file open beside the delete's handle (two
     // descriptors of this process name it in `/proc/self/fd`): it then
-    // waits for the lock. At most 1 s, within the open's wait.
+    // waits for the lock (up to `CONSUMER_OPEN_WAIT` from then on). At
+    // most 10 s for the opener's thread to get there.
     let open_handles = || {
         std::fs::read_dir("/proc/self/fd")
             .unwrap()
@@ -265,7 +266,7 @@ fn an_open_racing_a_delete_makes_a_new_checkpoint() {
             .filter(|target| target == &path)
             .count()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while open_handles() < 2 {
         assert!(std::time::Instant::now() < deadline, "the open never opened the checkpoint");
         std::thread::sleep(std::time::Duration::from_millis(1)); // polling /proc/self/fd
@@ -302,4 +303,20 @@ fn a_second_open_of_a_consumer_in_use_is_refused() {
     drop(first);
     let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", 7).unwrap();
     assert_eq!(checkpoint.seq, 300);
+}
+
+/// Staging files a crashed creation left behind, with the names this
+/// process would pick next (a restarted container has the same pid):
+/// creating the consumer passes over them. It had failed with "create
+/// checkpoint: file exists" for as long as they were there.
+#[test]
+fn a_staging_file_a_crash_left_behind_does_not_block_a_new_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let consumers = dir.path().join(CONSUMERS_DIR);
+    std::fs::create_dir(&consumers).unwrap();
+    for n in 0..256 {
+        std::fs::write(consumers.join(format!(".late.{}-{n}.tmp", std::process::id())), b"torn").unwrap();
+    }
+    let (_, checkpoint) = ConsumerFile::open(dir.path(), "late", 1).expect("the consumer is created");
+    assert_eq!(checkpoint.seq, 0);
 }

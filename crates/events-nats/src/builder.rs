@@ -165,7 +165,10 @@ impl ReplicatorBuilder {
     /// [`NatsError::Journal`] when the journal directory has no readable
     /// segment, when the consumer name is not one
     /// (`JournalError::InvalidConsumerName`, checked before anything
-    /// else) or the checkpoint cannot be opened or committed; [`NatsError::FeedId`] for a shared spec whose feed id is
+    /// else) or the checkpoint cannot be opened or committed
+    /// (`JournalError::ConsumerInUse` while another replicator of the same
+    /// journal and subject lives, in this process or another: drop the old
+    /// handle, stopped or not, before starting its successor); [`NatsError::FeedId`] for a shared spec whose feed id is
     /// not one; [`NatsError::StreamMismatch`] when the stream exists with an
     /// unusable configuration; [`NatsError::EpochMismatch`] when it holds
     /// another journal's events; [`NatsError::BadMessage`] when its last
