@@ -466,9 +466,16 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // journal's readers behind the acknowledged seq until the next
         // batch. The history stops there; `follow_stream` goes on live from
         // its limit, from the writer's memory, so nothing is skipped.
+        let epoch = self.follower().then(|| self.epoch());
+        self.read_stream_in(id, from, epoch)
+    }
+
+    /// [`read_stream`](Self::read_stream); a follower's in the journal of
+    /// `epoch` (what the caller pinned first), every segment checked against it.
+    fn read_stream_in(&self, id: &str, from: Seq, epoch: Option<u64>) -> Result<StreamEvents<E>> {
         let limit = self.latest_seq().min(self.shared.readable());
-        let persist = !self.follower();
-        stream_read::read(Arc::clone(&self.shared), self.codec.clone(), id, from, limit, persist, self.on_undecodable)
+        let (codec, policy) = (self.codec.clone(), self.on_undecodable);
+        stream_read::read(Arc::clone(&self.shared), codec, id, from, limit, policy, epoch)
     }
 
     /// [`read_stream`](Self::read_stream), then the stream's new events as
@@ -497,7 +504,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             Some(Err(e)) => return Ok(futures::stream::once(std::future::ready(Err(e))).boxed()),
             Some(Ok((reset, after))) => (Some(reset), after),
         };
-        let history = self.read_stream(id, from)?;
+        let history = self.read_stream_in(id, from, self.follower().then_some(epoch))?;
         let live = self.stream_from(stream_read::live_cursor(&history, from, epoch));
         let followed = stream_read::follow(history, live, id, self.on_undecodable);
         Ok(match reset {
@@ -524,12 +531,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         let latest = self.latest_seq();
         tracing::info!(stream = id, cursor = from.get(), earliest = earliest.get(), "stream expired");
         let reset = FeedItem::Reset { reason: crate::ResetReason::Expired, earliest, latest };
-        match self.on_expired {
-            OnExpired::Earliest => Some(Ok((reset, from))),
-            OnExpired::Latest => Some(Ok((reset, latest.max(from)))),
-            OnExpired::Fail => Some(Err(crate::Error::Expired { cursor: from, earliest })),
-        }
-        .inspect(|_| crate::stats::Counters::bump(&self.shared.counters.resets))
+        let after = match self.on_expired {
+            OnExpired::Earliest => from,
+            OnExpired::Latest => latest.max(from),
+            OnExpired::Fail => return Some(Err(crate::Error::Expired { cursor: from, earliest })),
+        };
+        crate::stats::Counters::bump(&self.shared.counters.resets);
+        Some(Ok((reset, after)))
     }
 
     /// New durable events from now on (`stream_from(latest_seq())`).

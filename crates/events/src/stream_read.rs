@@ -95,20 +95,22 @@ struct Read<C> {
     failed: std::cell::Cell<bool>,
     segments: Option<Vec<(u64, PathBuf)>>,
     next: usize,
-    /// A follower's: the epoch of the journal the read started in (its
-    /// first look at the files), which every segment read must still be.
+    /// A follower's: the epoch of the journal the read is of (taken when
+    /// the read was asked for), which every segment read must still be.
     epoch: Option<u64>,
 }
 
-/// Starts a read of `id` after `from`, up to `limit`.
+/// Starts a read of `id` after `from`, up to `limit`: a writer's reader's
+/// (`follower_epoch` `None`: it writes the sidecars it rebuilds), or a
+/// follower's of the journal of `follower_epoch`.
 pub(crate) fn read<E: Event, C: Codec>(
     shared: Arc<Shared>,
     codec: C,
     id: &str,
     from: Seq,
     limit: Seq,
-    persist: bool,
     on_undecodable: OnUndecodable,
+    follower_epoch: Option<u64>,
 ) -> Result<StreamEvents<E>> {
     index::check_stream_id(id)?;
     let read = Read {
@@ -117,12 +119,12 @@ pub(crate) fn read<E: Event, C: Codec>(
         id: id.to_owned(),
         from: from.get(),
         limit: limit.get(),
-        persist,
+        persist: follower_epoch.is_none(),
         on_undecodable,
         failed: std::cell::Cell::new(false),
         segments: None,
         next: 0,
-        epoch: None,
+        epoch: follower_epoch,
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
@@ -195,7 +197,6 @@ impl<C: Codec> Read<C> {
             None => {
                 if !self.persist {
                     self.check_codec()?;
-                    self.epoch = Some(self.shared.reader.epoch()?);
                 }
                 self.segments.insert(self.shared.reader.segments()?).clone()
             }

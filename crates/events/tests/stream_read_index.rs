@@ -517,3 +517,31 @@ async fn a_follower_read_across_a_recreated_directory_fails_instead_of_mixing_jo
     }
     panic!("the read ended without an error, after {rest:?}");
 }
+
+/// `follow_stream` on a follower, the directory recreated between the call
+/// and the first poll: the history is of the journal the call pinned, so it
+/// ends with `EpochMismatch` instead of handing out the new journal's
+/// events after the old journal's seq (the read had taken its epoch at its
+/// first poll, the new journal's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_stream_reads_the_journal_it_was_asked_in() {
+    use events::layers::journal::JournalError;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fill = |first: u64| async move {
+        let feed = open(dir, 512, Retention::unlimited()).await;
+        for i in first..first + 20 {
+            feed.append(Some("a"), msg(i)).await.unwrap();
+        }
+        feed.close().await.unwrap();
+    };
+    fill(0).await;
+    let follower: FeedReader<Ev> = FeedReader::open(dir).unwrap();
+    let mut followed = follower.follow_stream("a", Seq::new(5)).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    fill(1000).await;
+    match followed.next().await {
+        Some(Err(Error::Journal(JournalError::EpochMismatch { .. }))) => {}
+        other => panic!("expected the pinned journal's epoch check: {other:?}"),
+    }
+}
