@@ -307,11 +307,14 @@ fn start_following(args: &TailArgs) -> Result<Follower, JournalError> {
         // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
         // and `GET /stream?since=0` do: no `expired` reset for what retention
         // removed before the command started.
-        Some(FromCursor { epoch: None, seq: 0 }) => reader.first_seq()?.saturating_sub(1),
         // A cursor of a named journal: the follower says so if the
-        // directory now holds another.
-        Some(FromCursor { epoch: Some(epoch), seq }) => return Ok(Follower::resume(reader, epoch, seq)),
-        Some(FromCursor { epoch: None, seq }) => seq,
+        // directory now holds another (`<epoch>-0` of the journal there is
+        // a bare 0, as `dump` takes it).
+        Some(FromCursor { epoch: Some(epoch), seq }) if seq != 0 || reader.epoch()? != epoch => {
+            return Ok(Follower::resume(reader, epoch, seq));
+        }
+        Some(FromCursor { seq: 0, .. }) => reader.first_seq()?.saturating_sub(1),
+        Some(FromCursor { seq, .. }) => seq,
         None => reader.last_seq()?,
     };
     Follower::new(reader, cursor)

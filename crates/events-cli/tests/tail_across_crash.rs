@@ -232,6 +232,12 @@ fn a_kept_cursor_names_its_journal_across_a_recreated_directory() {
     let resumed = lines(run(&["tail", "--json", "--from", &format!("{new}-6")]));
     let seqs: Vec<_> = resumed.iter().map(|l| l["seq"].as_u64()).collect();
     assert_eq!(seqs, [Some(7), Some(8)], "no reset in the journal the cursor names");
+    // `<epoch>-0` of the journal there is everything retained, as a bare 0.
+    for command in ["tail", "dump"] {
+        let all = lines(run(&[command, "--json", "--from", &format!("{new}-0")]));
+        assert_eq!(all.len(), 8, "{command}: {all:?}");
+        assert_eq!(all[0]["seq"], 1, "{command}: {all:?}");
+    }
 }
 
 /// `tail --follow` on a path that is a file, not a directory: an error

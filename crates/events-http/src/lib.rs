@@ -94,7 +94,7 @@
 //!     `"reason":"live_output_expired"`, and the stream goes on with the
 //!     next durable event, `earliest` (durable events are never skipped
 //!     for this reason);
-//!   * with `?stream=<id>` only: `event: checkpoint`, `id: <epoch>-<seq>`,
+//!   * with `?stream=<id>` (besides the `since=latest` start above): `event: checkpoint`, `id: <epoch>-<seq>`,
 //!     `data: {"seq":…}` — every event up to `seq` was scanned and those of
 //!     the stream were sent before it, so a browser that stores the id as
 //!     its `Last-Event-ID` resumes after it with no duplicate and no gap.

@@ -61,7 +61,7 @@ fn a_writer_stops_when_its_directory_is_replaced_under_it() {
 }
 
 /// The directory renamed away while a roll runs (here, while it publishes
-/// the watermark), after the roll's own check passed: the retention pass
+/// the watermark, held 2 s), after the roll's own check passed: the retention pass
 /// that ends the roll finds it and fails the writer, and the append that
 /// rolled fails with it, its record not written. The roll had returned
 /// `Ok` and the append gone on into the renamed directory: acknowledged
@@ -84,7 +84,8 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
     }
     // The fourth record does not fit: its append rolls first.
     let before = plan.count(Step::Watermark);
-    plan.inject(Step::Watermark, before, Fault::Stall(std::time::Duration::from_millis(300)));
+    // Long enough for the renamer thread to be scheduled on a loaded machine.
+    plan.inject(Step::Watermark, before, Fault::Stall(std::time::Duration::from_secs(2)));
     let renamer = std::thread::spawn({
         let to = moved.clone();
         move || {

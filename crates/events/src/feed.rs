@@ -291,8 +291,9 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// # Errors
     ///
     /// [`Error::Closed`] if the feed was already closed;
-    /// [`Error::Journal`] (its operation, path and OS error) if the final
-    /// fsync failed.
+    /// [`Error::Journal`] if the final fsync failed (its operation, path
+    /// and OS error), or `JournalError::Failed` naming the cause if the
+    /// journal had failed before.
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.inbox.send(Cmd::Close { ack }).await?;
