@@ -344,6 +344,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// How long [`Feed::close`] waits, once the journal is closed, for the
     /// sinks to take the events handed to them; after it, `close` returns
     /// with a warning and the sinks finish in the background. Default: 10 s.
+    /// Also how long the sinks of a feed reopened in the same process wait
+    /// for those of the previous feed of the directory to finish before
+    /// they start (so a sink given to both sees seqs in order): meanwhile
+    /// their queues fill, and a stuck previous sink can make them drop
+    /// (counted in `sink_dropped`).
     #[must_use]
     pub fn sink_close_wait(mut self, wait: Duration) -> Self {
         self.sink_close_wait = wait;
