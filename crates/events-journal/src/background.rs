@@ -49,8 +49,10 @@ fn run(rx: &mpsc::Receiver<()>, every: Duration, s: &BgShared, io: &Io) {
         if let Err(e) = crate::seam::unwound(|| io.sync_data(Step::BackgroundSync, &guard.0)) {
             let err = JournalError::io("fdatasync", &guard.1, e);
             // Recorded before it is logged (logging may panic), while the
-            // writer's own sync waits on `guard`.
+            // writer's own sync waits on `guard`; logged after it is let go
+            // (a slow logging layer must not hold the writer's sync).
             *s.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+            drop(guard);
             tracing::error!(error = %err, "background sync failed");
             return;
         }

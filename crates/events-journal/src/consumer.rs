@@ -327,12 +327,14 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, Journ
     let first = Checkpoint { seq: 0, epoch, generation: 1, written_nanos: now_nanos() };
     let mut bytes = [0u8; CHECKPOINT_FILE_LEN];
     bytes[..CHECKPOINT_SLOT_LEN].copy_from_slice(&first.encode());
+    let mut tries = 0;
     let (tmp, staging) = loop {
         let n = CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let staging = consumers.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        tries += 1;
         match OpenOptions::new().write(true).create_new(true).open(&staging) {
             Ok(tmp) => break (tmp, staging),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1 << 20 => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 4096 => {}
             Err(e) => return Err(JournalError::io("create checkpoint", &staging, e)),
         }
     };

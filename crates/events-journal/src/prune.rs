@@ -105,6 +105,11 @@ impl Journal {
         // one: when the write of a newer watermark failed, readers still
         // read there until the next one is written.
         let mut plan = self.plan_retention();
+        // A watermark whose write failed is written first, if it now can
+        // be: a failure that passed must not hold retention back for good.
+        if self.watermark.retry().is_err() {
+            self.stats.watermark_errors += 1;
+        }
         if let Some(named) = self.watermark.published_segment() {
             plan.remove = plan.remove.min(self.segments.iter().take_while(|s| s.first_seq < named).count());
         }

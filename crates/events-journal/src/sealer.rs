@@ -88,7 +88,7 @@ impl Tidy {
 }
 
 /// The thread's loop: each job in turn until the writer lets go.
-fn run(jobs: mpsc::Receiver<Job>, s: &State, io: &Io) {
+fn run(jobs: &mpsc::Receiver<Job>, s: &State, io: &Io) {
     for job in jobs {
         match job {
             Job::Seal(file, path) => {
@@ -149,7 +149,9 @@ impl Sealer {
                 // A panic (a `tracing` layer's, say) ends the thread as a
                 // failed seal does: recorded, so the writer fails at its
                 // next call instead of going on with seals nobody runs.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(rx, &s, &io)));
+                // `rx` outlives a panic until the failure is recorded: a
+                // writer's `flush` waits on it until then, and finds it.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&rx, &s, &io)));
                 if let Err(panic) = ran {
                     let why = format!("the seal thread panicked: {}", crate::panic_text(panic.as_ref()));
                     // Recorded before it is logged: logging may panic again.

@@ -220,11 +220,12 @@ impl Journal {
     /// what no fdatasync covered (or covers, in flight) is cut back first:
     /// its appends are refused, so no later open may find it.
     pub(crate) fn poison(&mut self, err: JournalError) -> JournalError {
-        tracing::error!(error = %err, "journal writer poisoned");
         if self.failed.is_none() {
             self.cut_back_unacked();
         }
+        // Recorded before it is logged: logging may panic.
         self.failed = Some(err.to_string());
+        tracing::error!(error = %err, "journal writer poisoned");
         err
     }
 

@@ -286,10 +286,11 @@ fn a_pruned_segment_a_crash_left_behind_is_never_read_and_the_next_open_unlinks_
 
 /// A roll whose watermark write fails (`EIO`), under `Retention::segments(1)`:
 /// no retention pass (the roll's own, nor an explicit `prune`, as a feed's
-/// timer runs on an idle feed) removes the segment the readers' watermark
-/// still names, so readers keep reading; once a newer watermark is written
-/// (the next roll) it goes. The passes had removed it: every reader failed
-/// ("the watermark names a missing segment") until the next publish.
+/// timer runs on an idle feed, whose own retry of the watermark fails too)
+/// removes the segment the readers' watermark still names, so readers keep
+/// reading; the next pass, whose retry succeeds, removes it. The passes had
+/// removed it: every reader failed ("the watermark names a missing
+/// segment") until the next publish.
 #[test]
 fn a_roll_whose_watermark_write_failed_removes_nothing_readers_need() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,17 +298,22 @@ fn a_roll_whose_watermark_write_failed_removes_nothing_readers_need() {
     let (mut j, _) = Journal::open(dir.path(), options(&plan, Retention::segments(1), SyncPolicy::Never)).unwrap();
     append_until_roll(&mut j);
     let last = j.next_seq() - 1;
-    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    // The roll's watermark write, and its retention pass's retry of it.
+    let writes = plan.count(Step::Watermark);
+    plan.inject(Step::Watermark, writes, Fault::Errno(libc::EIO));
+    plan.inject(Step::Watermark, writes + 1, Fault::Errno(libc::EIO));
     j.roll().unwrap();
-    assert_eq!(j.stats().watermark_errors, 1);
+    assert_eq!(j.stats().watermark_errors, 2);
     let reader = Reader::open(dir.path()).unwrap();
     let records = reader.read_since(reader.first_seq().unwrap() - 1).unwrap();
     let seqs: Vec<u64> = records.map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs.last(), Some(&last), "readers read on from the segment the watermark names");
-    assert_eq!(j.prune().unwrap(), 0, "an explicit pass keeps it too");
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    assert_eq!(j.prune().unwrap(), 0, "an explicit pass keeps it too, its retry failing");
     assert_eq!(segments(dir.path()).len(), 2, "kept: {:?}", names(dir.path()));
     assert!(reader.read_since(reader.first_seq().unwrap() - 1).is_ok());
-    append_until_roll(&mut j);
-    assert_eq!(segments(dir.path()).len(), 1, "the next roll's pass removed it: {:?}", names(dir.path()));
+    assert_eq!(j.prune().unwrap(), 1, "once the retry writes the watermark, the pass removes it");
+    assert_eq!(segments(dir.path()).len(), 1, "{:?}", names(dir.path()));
+    assert!(reader.read_since(reader.first_seq().unwrap() - 1).is_ok(), "readers follow the new watermark");
     j.close().unwrap();
 }

@@ -227,8 +227,8 @@ fn an_open_whose_sync_fails_keeps_what_the_last_writer_acknowledged() {
     assert!(Journal::open(dir.path(), JournalOptions::new().faults(plan.clone())).is_err());
     assert_eq!(plan.fired(), [(Step::Sync, Fault::Errno(libc::EIO))], "the open's own sync failed");
     let (journal, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-    assert_eq!(journal.next_seq(), 4, "records 1..=3 are all there");
     drop(journal);
     let reader = Reader::open(dir.path()).unwrap();
-    assert_eq!(reader.read_since(0).unwrap().count(), 3);
+    let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1, 2, 3], "records 1..=3 are all there");
 }
