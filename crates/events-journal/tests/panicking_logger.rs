@@ -8,10 +8,12 @@
 //!
 //! Its own test binary: the subscriber is process-wide.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
-use events_journal::{Journal, JournalError, JournalOptions, SyncPolicy};
+use events_journal::{JournalError, SyncPolicy};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata};
 
@@ -45,18 +47,7 @@ fn a_failed_sync_on_a_journal_thread_fails_the_writer_even_when_logging_it_panic
         let dir = tempfile::tempdir().unwrap();
         let plan = FaultPlan::new();
         plan.inject(step, 0, Fault::Errno(libc::EIO));
-        let (mut journal, _) =
-            Journal::open(dir.path(), JournalOptions::new().sync(sync).faults(plan.clone())).unwrap();
-        journal.append(1, b"x").unwrap();
-        if sync == SyncPolicy::Never {
-            journal.roll().unwrap(); // the seal thread fdatasyncs the sealed segment
-        } else {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while plan.count(step) == 0 {
-                assert!(Instant::now() < deadline, "the background sync never ran");
-                std::thread::yield_now();
-            }
-        }
+        let mut journal = support::journal_thread_reaches(dir.path(), &plan, sync, step);
         let synced = journal.sync();
         assert!(matches!(synced, Err(JournalError::Failed { .. })), "{sync:?}: {synced:?}");
     }

@@ -189,18 +189,7 @@ fn a_panic_on_the_journals_own_threads_fails_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let plan = FaultPlan::new();
         plan.inject(step, 0, Fault::Panic);
-        let (mut journal, _) =
-            Journal::open(dir.path(), JournalOptions::new().sync(sync).faults(plan.clone())).unwrap();
-        journal.append(1, b"x").unwrap();
-        if sync == SyncPolicy::Never {
-            journal.roll().unwrap(); // the seal thread fdatasyncs the sealed segment
-        } else {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while plan.count(step) == 0 {
-                assert!(Instant::now() < deadline, "the background sync never ran");
-                std::thread::yield_now();
-            }
-        }
+        let mut journal = support::journal_thread_reaches(dir.path(), &plan, sync, step);
         let synced = journal.sync();
         match &synced {
             Err(JournalError::Failed { cause }) => assert!(cause.contains("panicked"), "{sync:?}: {cause}"),

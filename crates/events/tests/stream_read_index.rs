@@ -475,6 +475,18 @@ async fn follow_stream_from_a_pruned_cursor_starts_with_a_reset() {
     feed.close().await.unwrap();
 }
 
+/// A journal in `dir` (512-byte segments) holding `msg(n)` of stream "a"
+/// for each `n` of `events`; returns its epoch.
+async fn events_of_a(dir: &Path, events: std::ops::Range<u64>) -> u64 {
+    let feed = open(dir, 512, Retention::unlimited()).await;
+    for n in events {
+        feed.append(Some("a"), msg(n)).await.unwrap();
+    }
+    let epoch = feed.epoch();
+    feed.close().await.unwrap();
+    epoch
+}
+
 /// A follower's per-stream read across many segments, the directory
 /// recreated (with another journal holding the same stream id over the
 /// same seqs) after its first segment was read: the read ends with
@@ -486,22 +498,13 @@ async fn a_follower_read_across_a_recreated_directory_fails_instead_of_mixing_jo
     use events::layers::journal::JournalError;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fill = |first: u64| async move {
-        let feed = open(dir, 512, Retention::unlimited()).await;
-        for i in first..first + 40 {
-            feed.append(Some("a"), msg(i)).await.unwrap();
-        }
-        let epoch = feed.epoch();
-        feed.close().await.unwrap();
-        epoch
-    };
-    let old = fill(0).await;
+    let old = events_of_a(dir, 0..40).await;
     let follower: FeedReader<Ev> = FeedReader::open(dir).unwrap();
     let mut events = follower.read_stream("a", Seq::ZERO).unwrap();
     let first = events.next().await.unwrap().unwrap();
     assert_eq!(first.event, msg(0));
     std::fs::remove_dir_all(dir).unwrap();
-    let new = fill(1000).await;
+    let new = events_of_a(dir, 1000..1040).await;
     let mut rest = Vec::new();
     while let Some(item) = events.next().await {
         match item {
@@ -528,18 +531,11 @@ async fn follow_stream_reads_the_journal_it_was_asked_in() {
     use events::layers::journal::JournalError;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fill = |first: u64| async move {
-        let feed = open(dir, 512, Retention::unlimited()).await;
-        for i in first..first + 20 {
-            feed.append(Some("a"), msg(i)).await.unwrap();
-        }
-        feed.close().await.unwrap();
-    };
-    fill(0).await;
+    events_of_a(dir, 0..20).await;
     let follower: FeedReader<Ev> = FeedReader::open(dir).unwrap();
     let mut followed = follower.follow_stream("a", Seq::new(5)).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
-    fill(1000).await;
+    events_of_a(dir, 1000..1020).await;
     match followed.next().await {
         Some(Err(Error::Journal(JournalError::EpochMismatch { .. }))) => {}
         other => panic!("expected the pinned journal's epoch check: {other:?}"),

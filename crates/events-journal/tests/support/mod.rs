@@ -143,3 +143,28 @@ pub(crate) fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
         std::fs::write(&watermark, bytes).unwrap();
     }
 }
+
+/// Opens a journal in `dir` under `sync` through `plan`, appends one
+/// record and makes the journal's own thread run `step` on it: a roll
+/// under `Never` (the seal thread fdatasyncs the sealed segment), a wait
+/// for the `Interval` thread's next sync otherwise (at most 60 s).
+pub(crate) fn journal_thread_reaches(
+    dir: &Path,
+    plan: &FaultPlan,
+    sync: events_journal::SyncPolicy,
+    step: events_journal::fault::Step,
+) -> events_journal::Journal {
+    use events_journal::{Journal, JournalOptions, SyncPolicy};
+    let (mut journal, _) = Journal::open(dir, JournalOptions::new().sync(sync).faults(plan.clone())).unwrap();
+    journal.append(1, b"x").unwrap();
+    if sync == SyncPolicy::Never {
+        journal.roll().unwrap();
+    } else {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while plan.count(step) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the background sync never ran");
+            std::thread::yield_now();
+        }
+    }
+    journal
+}
