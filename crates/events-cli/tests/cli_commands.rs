@@ -300,6 +300,36 @@ fn inspect_sorts_sidecars_renamed_segments_and_strangers_apart() {
     assert!(!table(&plain).is_empty(), "{plain}");
 }
 
+/// `inspect` on a journal whose newest segment's header is damaged (its
+/// magic) and whose watermark is gone: the records line says they cannot
+/// be counted, and why, naming the file, and the segment's row says its
+/// header is unreadable. It had said `records    none` of a journal
+/// holding three.
+#[test]
+fn inspect_says_why_it_cannot_count_the_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("damaged");
+    let (mut journal, _) =
+        events::layers::journal::Journal::open(&dir, events::layers::journal::JournalOptions::new()).unwrap();
+    for n in 1..=3 {
+        journal.append(n, b"record").unwrap();
+    }
+    journal.close().unwrap();
+    let seg = only_segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    // No watermark to name the last seq either (a journal copied without it).
+    std::fs::remove_file(dir.join(events::layers::journal::WATERMARK_FILE)).unwrap();
+    let out = run(&["inspect"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let records = stdout.lines().find(|l| l.starts_with("records")).unwrap_or_default();
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(records.starts_with("records    unknown: ") && records.contains(&name), "{stdout}");
+    assert!(stdout.contains("unreadable header"), "{stdout}");
+}
+
 #[test]
 fn tail_follow_sees_another_process_appending_and_inspect_names_the_lock_holder() {
     let tmp = tempfile::tempdir().unwrap();
