@@ -134,6 +134,14 @@ fn tail_prints_an_expired_cursor_as_a_reset_and_goes_on_with_the_earliest() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dumped: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(json).collect();
     assert_eq!(dumped, all, "dump prints what `tail --from 0` does");
+    // `<epoch>-0` of the journal there is the same bare 0, for both (`tail`
+    // had printed an `expired` reset first).
+    let epoch = events::layers::journal::Reader::open(&dir).unwrap().epoch().unwrap();
+    let from = format!("{epoch}-0");
+    assert_eq!(tail(&from), all, "tail --from {from}");
+    let out = events().args(["dump", "--json", "--from", &from]).arg(&dir).output().unwrap();
+    let dumped: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(json).collect();
+    assert_eq!(dumped, all, "dump --from {from}");
 }
 
 /// `tail --follow` waits while the directory is gone and goes on with the
