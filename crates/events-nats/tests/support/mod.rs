@@ -103,14 +103,20 @@ impl StoredMessage {
     }
 }
 
-/// Every message of stream `name`, in stream order.
+/// Every message of stream `name`, in stream order. A sequence between the
+/// first and the last with no message (one purged by subject, or deleted)
+/// is a hole, not an error.
 pub async fn stream_messages(js: &Context, name: &str) -> Vec<StoredMessage> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
     let stream = js.get_stream(name).await.unwrap();
     let state = stream.get_info().await.unwrap().state;
     let mut out = Vec::new();
     for stream_seq in state.first_sequence..=state.last_sequence {
-        let msg = stream.get_raw_message(stream_seq).await.unwrap();
-        out.push(StoredMessage { stream_seq, headers: msg.headers, payload: msg.payload });
+        match stream.get_raw_message(stream_seq).await {
+            Ok(msg) => out.push(StoredMessage { stream_seq, headers: msg.headers, payload: msg.payload }),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+            Err(e) => panic!("reading message {stream_seq} of {name}: {e}"),
+        }
     }
     out
 }
