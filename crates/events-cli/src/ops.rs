@@ -165,24 +165,7 @@ const OPENING_WAIT: Duration = Duration::from_secs(60);
 /// Waits until it is, then `true` (read again from where the read ended);
 /// an error naming the directory after [`OPENING_WAIT`].
 fn waited_for_an_opening_writer(reader: &Reader) -> Result<bool, Failure> {
-    if !reader.writer_opening()? {
-        return Ok(false);
-    }
-    let deadline = std::time::Instant::now() + OPENING_WAIT;
-    while reader.writer_opening()? {
-        if std::time::Instant::now() >= deadline {
-            let dir = reader.dir().display();
-            let waited = OPENING_WAIT.as_secs();
-            return Err(Failure::Error(
-                format!(
-                    "a writer has been opening {dir} for {waited} s: its newest records cannot be read until it is open"
-                )
-                .into(),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(true)
+    Ok(reader.wait_while_a_writer_opens(std::time::Instant::now() + OPENING_WAIT)?)
 }
 
 /// The records after `from`; a bare 0 is everything retained (as in `tail`

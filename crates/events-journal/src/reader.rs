@@ -573,6 +573,27 @@ impl Reader {
         Ok(recovering && self.writer_running() != Some(false))
     }
 
+    /// Waits (blocking, looking every 5 ms) while a writer is opening the
+    /// journal ([`writer_opening`](Self::writer_opening)); `true` if it
+    /// waited, so a read that ended meanwhile may have ended early.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] (`TimedOut`) naming the directory if a writer is
+    /// still opening it at `deadline`; as [`writer_opening`](Self::writer_opening).
+    pub fn wait_while_a_writer_opens(&self, deadline: std::time::Instant) -> Result<bool, JournalError> {
+        let mut waited = false;
+        while self.writer_opening()? {
+            if std::time::Instant::now() >= deadline {
+                let still = std::io::Error::new(std::io::ErrorKind::TimedOut, "the writer is still recovering");
+                return Err(JournalError::io("wait for the writer opening the journal", &self.inner.dir, still));
+            }
+            waited = true;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(waited)
+    }
+
     /// Lists the segments, and lets go of the maps of those no longer
     /// listed (removed by retention, or replaced): a map keeps a removed
     /// file's blocks on the disk for as long as it lives.

@@ -135,14 +135,7 @@ impl Shared {
     /// records cannot be read yet, and an empty answer would be taken for
     /// the end. Until `deadline`, then an error naming the directory.
     pub(crate) fn wait_while_a_writer_opens(&self, deadline: std::time::Instant) -> crate::Result<()> {
-        while self.writer_opening()? {
-            if std::time::Instant::now() >= deadline {
-                let waited = std::io::Error::new(std::io::ErrorKind::TimedOut, "the writer is still recovering");
-                let op = "wait for the writer opening the journal";
-                return Err(events_journal::JournalError::Io { op, path: self.dir.clone(), source: waited }.into());
-            }
-            std::thread::sleep(OPENING_POLL);
-        }
+        self.reader.wait_while_a_writer_opens(deadline)?;
         Ok(())
     }
 
