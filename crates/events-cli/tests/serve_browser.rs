@@ -14,7 +14,9 @@
 //! server skips (`OnUndecodable::Skip`) as rows, with no false gap. A sixth
 //! opens the page at `?since=latest`, makes its browser give up (a 503
 //! while the server is away) and checks that the page's own reconnect
-//! shows what was appended meanwhile.
+//! shows what was appended meanwhile. A seventh mounts the viewer and the
+//! stream under a prefix (`Router::nest("/feed", …)`) and checks the page
+//! served there reads the routes beside it.
 //!
 //! Invariant: every process this test starts is killed when it ends, pass or
 //! fail (the guards of `browser/mod.rs`), and every wait has a deadline.
@@ -423,4 +425,44 @@ async fn the_viewer_shows_skipped_undecodable_events_as_rows_and_no_gap() {
     let [two, three] = skipped.as_array().unwrap().as_slice() else { panic!("two undecodable rows: {skipped}") };
     assert!(two.as_str().unwrap().contains("event 2 skipped"), "{two}");
     assert!(three.as_str().unwrap().contains("event 3 skipped"), "{three}");
+}
+
+/// The viewer nested under a prefix, as the crate's docs show
+/// (`Router::nest("/feed", router.merge(viewer()))`): axum serves the page
+/// at `/feed` (never `/feed/`), where the page's relative `status` and
+/// `stream` had named `/status` and `/stream`, two 404s, and the page sat
+/// refused with no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_nested_under_a_prefix_reads_the_routes_beside_it() {
+    use events::Feed;
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Ping(u32);
+    impl events::Event for Ping {}
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ping> = Feed::builder(tmp.path().join("journal")).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, Ping(n)).await.unwrap();
+    }
+    let routes = events_http::router(feed.reader()).merge(events_http::viewer());
+    let app = events_http::axum::Router::new().nest("/feed", routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { events_http::axum::serve(listener, app).await });
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    browser.goto(&format!("http://{addr}/feed")).await;
+    browser
+        .run_async(&wait_script(
+            r##"document.getElementById("state").dataset.state === "live"
+               && document.getElementById("last-seq").textContent === "3""##,
+        ))
+        .await;
+    // A live event reaches the page too.
+    feed.append(None, Ping(4)).await.unwrap();
+    browser.run_async(&wait_script(r##"document.getElementById("last-seq").textContent === "4""##)).await;
+    let page = browser.run_async(PAGE_STATE).await;
+    browser.quit().await;
+    server.abort();
+    feed.close().await.unwrap();
+    assert_eq!(page["seqs"], json!([1, 2, 3, 4]), "{page}");
+    assert_eq!((&page["resets"], &page["state"]), (&json!(0), &json!("live")), "{page}");
 }

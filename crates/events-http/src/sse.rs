@@ -21,14 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use events::{
     Codec, Cursor, Envelope, Event, FeedItem, FeedReader, FeedStream, Filter, FilteredStream, LiveCursor, LiveStream,
     OnExpired, OnUndecodable, Position, ResetReason, Seq, error_chain,
 };
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -78,7 +78,7 @@ pub(crate) async fn stream<E, C>(
     State(state): State<AppState<E, C>>,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Response>
+) -> Result<impl IntoResponse, Response>
 where
     E: Event,
     C: Codec,
@@ -145,8 +145,16 @@ where
         failed: false,
         _guard: ClientGuard::new(Arc::clone(&state.clients)),
     };
-    let body = futures::stream::unfold(frames, |mut f| async move { f.next_frame().await.map(|ev| (Ok(ev), f)) });
-    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive")))
+    let body =
+        futures::stream::unfold(
+            frames,
+            |mut f| async move { f.next_frame().await.map(|ev| (Ok::<_, Infallible>(ev), f)) },
+        );
+    let sse = Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive"));
+    // A proxy that buffers responses (nginx does by default) would hold the
+    // frames of a quiet feed for as long as its buffer takes to fill with
+    // keep-alives; `X-Accel-Buffering: no` asks it to pass each one on.
+    Ok(([(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"))], sse))
 }
 
 /// Where a client asked to start, parsed but not yet resolved against the

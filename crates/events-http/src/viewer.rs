@@ -3,12 +3,19 @@
 //! `EventSource` against the `stream` and `status` routes beside it.
 //!
 //! Invariant: the page uses relative URLs, so it works wherever the router
-//! is nested, as long as the page is served from the same prefix; it keeps
+//! is nested, as long as the page is served from the same prefix (nested at
+//! `/feed`, the page is served at `/feed`, against which a relative URL
+//! names a route under `/`: the page is then given a `<base>` of `./feed/`);
+//! it keeps
 //! its cursor in the `<epoch>-<seq>` form of `cursor.rs` (`<epoch>-<seq>.<index>`
 //! after an ephemeral event), so it follows a recreated journal through an
 //! explicit reset and resumes live output mid-response.
 
+use std::borrow::Cow;
+
 use axum::Router;
+use axum::extract::rejection::NestedPathRejection;
+use axum::extract::{NestedPath, OriginalUri};
 use axum::response::Html;
 use axum::routing::get;
 
@@ -39,7 +46,9 @@ use crate::fallback::method_not_allowed;
 pub const VIEWER_HTML: &str = include_str!("viewer.html");
 
 /// A router serving [`VIEWER_HTML`] at `GET /` (another method is a `405`
-/// with a one-line body); merge it with [`router`](crate::router).
+/// with a one-line body); merge it with [`router`](crate::router). Nested
+/// (`Router::nest("/feed", …)`), the page is served at `/feed` and reads
+/// `/feed/stream` and `/feed/status`.
 ///
 /// # Example
 ///
@@ -55,5 +64,53 @@ pub const VIEWER_HTML: &str = include_str!("viewer.html");
 /// # drop(app); feed.close().await?; Ok(()) }
 /// ```
 pub fn viewer() -> Router {
-    Router::new().route("/", get(|| async { Html(VIEWER_HTML) })).method_not_allowed_fallback(method_not_allowed)
+    Router::new().route("/", get(page)).method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The page, as served at `uri`: as it is, unless the router is nested and
+/// the page's own path does not end in `/` (axum serves a nested `/` at
+/// `/feed`, never `/feed/`). A relative `stream` would then name `/stream`:
+/// a `<base>` of `./feed/` (the path's last segment, so a proxy's prefix in
+/// front of it is kept) makes it `/feed/stream`.
+async fn page(
+    nested: Result<NestedPath, NestedPathRejection>,
+    OriginalUri(uri): OriginalUri,
+) -> Html<Cow<'static, str>> {
+    let path = uri.path();
+    if nested.is_err() || path.ends_with('/') {
+        return Html(Cow::Borrowed(VIEWER_HTML));
+    }
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let base = format!("<meta charset=\"utf-8\">\n<base href=\"./{}/\">", escape_attribute(last));
+    Html(Cow::Owned(VIEWER_HTML.replacen("<meta charset=\"utf-8\">", &base, 1)))
+}
+
+/// `text` made safe inside a double-quoted HTML attribute.
+fn escape_attribute(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_has_the_charset_line_a_nested_base_goes_after() {
+        assert_eq!(VIEWER_HTML.matches("<meta charset=\"utf-8\">").count(), 1);
+    }
+
+    #[test]
+    fn a_path_segment_cannot_leave_the_base_attribute() {
+        assert_eq!(escape_attribute(r#"a"><script>&"#), "a&quot;&gt;&lt;script&gt;&amp;");
+    }
 }

@@ -1,7 +1,8 @@
 //! What a client's connection costs the server: a disconnect frees its
 //! stream at once, a client that stops reading makes its stream fall back
 //! to the journal (no unbounded buffer) and still gets everything in order,
-//! and an idle stream carries keep-alive comments.
+//! an idle stream carries keep-alive comments, and the response tells
+//! proxies not to buffer it.
 
 mod support;
 
@@ -88,5 +89,24 @@ async fn an_idle_stream_carries_keep_alive_comments() {
     assert_eq!(frame.comment.as_deref(), Some("keep-alive"), "{frame:?}");
     append(&feed, None, 1..=1).await;
     assert_eq!(sse.next().await.seq(), 1);
+    feed.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_asks_proxies_and_caches_to_pass_each_frame_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = support::feed(tmp.path()).await;
+    append(&feed, None, 1..=1).await;
+    let addr = serve(events_http::router(feed.reader())).await;
+
+    let response = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("content-type").as_deref(), Some("text/event-stream"));
+    assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
+    // Behind nginx's default `proxy_buffering on`, a quiet feed's frames
+    // would wait in the proxy's buffer until keep-alives filled it.
+    assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
+    drop(response);
     feed.close().await.unwrap();
 }
