@@ -458,7 +458,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// [`Error::StreamIdTooLong`](crate::Error::StreamIdTooLong) for an id
     /// over [`MAX_STREAM_ID_BYTES`](crate::MAX_STREAM_ID_BYTES). The stream
     /// yields [`Error::Expired`](crate::Error::Expired) if retention removes
-    /// a segment while it is read, and a journal error if one is damaged
+    /// a segment while it is read (or, between this call and the stream's
+    /// first poll, removes events of the stream after `from` that were
+    /// retained at the call), and a journal error if one is damaged
     /// (for a follower, `EpochMismatch` if the directory is recreated
     /// while it reads: never a history that mixes two journals).
     pub fn read_stream(&self, id: &str, from: Seq) -> Result<StreamEvents<E>> {
@@ -467,15 +469,18 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // batch. The history stops there; `follow_stream` goes on live from
         // its limit, from the writer's memory, so nothing is skipped.
         let epoch = self.follower().then(|| self.epoch());
-        self.read_stream_in(id, from, epoch)
+        self.read_stream_in(id, from, self.earliest_seq(), epoch)
     }
 
-    /// [`read_stream`](Self::read_stream); a follower's in the journal of
-    /// `epoch` (what the caller pinned first), every segment checked against it.
-    fn read_stream_in(&self, id: &str, from: Seq, epoch: Option<u64>) -> Result<StreamEvents<E>> {
+    /// [`read_stream`](Self::read_stream) of a journal whose earliest
+    /// retained seq was `earliest` when the caller looked; a follower's in
+    /// the journal of `epoch` (what the caller pinned first), every
+    /// segment checked against it.
+    fn read_stream_in(&self, id: &str, from: Seq, earliest: Seq, epoch: Option<u64>) -> Result<StreamEvents<E>> {
         let limit = self.latest_seq().min(self.shared.readable());
         let (codec, policy) = (self.codec.clone(), self.on_undecodable);
-        stream_read::read(Arc::clone(&self.shared), codec, id, from, limit, policy, epoch)
+        let span = stream_read::Span { from, limit, earliest };
+        stream_read::read(Arc::clone(&self.shared), codec, id, span, policy, epoch)
     }
 
     /// [`read_stream`](Self::read_stream), then the stream's new events as
@@ -489,7 +494,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// retained event, or, under `Latest`, only new events), or
     /// [`Error::Expired`](crate::Error::Expired) and the end; unless the
     /// journal's pruned-segments summary shows that none of the removed
-    /// events belonged to the stream.
+    /// events belonged to the stream. Events of the stream that retention
+    /// removes after this call, before the history reaches them, end the
+    /// stream with [`Error::Expired`](crate::Error::Expired), as
+    /// `read_stream`'s: never a history that skips them.
     ///
     /// # Errors
     ///
@@ -499,12 +507,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // gives an epoch reset, never an old journal's seq in the new one.
         let epoch = self.epoch();
         crate::index::check_stream_id(id)?;
-        let (reset, from) = match self.expired_for_stream(id, from, epoch) {
+        let earliest = self.earliest_seq();
+        let (reset, from) = match self.expired_for_stream(id, from, earliest, epoch) {
             None => (None, from),
             Some(Err(e)) => return Ok(futures::stream::once(std::future::ready(Err(e))).boxed()),
             Some(Ok((reset, after))) => (Some(reset), after),
         };
-        let history = self.read_stream_in(id, from, self.follower().then_some(epoch))?;
+        let history = self.read_stream_in(id, from, earliest, self.follower().then_some(epoch))?;
         let live = self.stream_from(stream_read::live_cursor(&history, from, epoch));
         let followed = stream_read::follow(history, live, id, self.on_undecodable);
         Ok(match reset {
@@ -518,8 +527,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// or the pruned-segments summary shows none of the removed events were
     /// the stream's); otherwise what the [`OnExpired`] policy says: the
     /// reset to yield first and the seq to go on after, or the error.
-    fn expired_for_stream(&self, id: &str, from: Seq, epoch: u64) -> Option<Result<(FeedItem<E>, Seq)>> {
-        let earliest = self.earliest_seq();
+    fn expired_for_stream(&self, id: &str, from: Seq, earliest: Seq, epoch: u64) -> Option<Result<(FeedItem<E>, Seq)>> {
         let last_pruned = earliest.get().checked_sub(1)?;
         if from == Seq::ZERO || from.get() >= last_pruned {
             return None;

@@ -98,20 +98,33 @@ struct Read<C> {
     /// A follower's: the epoch of the journal the read is of (taken when
     /// the read was asked for), which every segment read must still be.
     epoch: Option<u64>,
+    /// The seq after which every record was retained when the read was
+    /// asked for (the earliest retained seq then, less one): retention
+    /// that removed records of the stream past it before the read listed
+    /// the segments ends the read with `Expired` (see `check_retained`).
+    retained_after: u64,
 }
 
-/// Starts a read of `id` after `from`, up to `limit`: a writer's reader's
-/// (`follower_epoch` `None`: it writes the sidecars it rebuilds), or a
-/// follower's of the journal of `follower_epoch`.
+/// What a per-stream read is of: after `from`, up to `limit`, in a journal
+/// whose earliest retained seq was `earliest` when the read was asked for.
+pub(crate) struct Span {
+    pub(crate) from: Seq,
+    pub(crate) limit: Seq,
+    pub(crate) earliest: Seq,
+}
+
+/// Starts a read of `id` over `span`: a writer's reader's (`follower_epoch`
+/// `None`: it writes the sidecars it rebuilds), or a follower's of the
+/// journal of `follower_epoch`.
 pub(crate) fn read<E: Event, C: Codec>(
     shared: Arc<Shared>,
     codec: C,
     id: &str,
-    from: Seq,
-    limit: Seq,
+    span: Span,
     on_undecodable: OnUndecodable,
     follower_epoch: Option<u64>,
 ) -> Result<StreamEvents<E>> {
+    let Span { from, limit, earliest } = span;
     index::check_stream_id(id)?;
     let read = Read {
         shared,
@@ -125,6 +138,7 @@ pub(crate) fn read<E: Event, C: Codec>(
         segments: None,
         next: 0,
         epoch: follower_epoch,
+        retained_after: earliest.get().saturating_sub(1),
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
@@ -198,7 +212,9 @@ impl<C: Codec> Read<C> {
                 if !self.persist {
                     self.check_codec()?;
                 }
-                self.segments.insert(self.shared.reader.segments()?).clone()
+                let segments = self.shared.reader.segments()?;
+                self.check_retained(&segments)?;
+                self.segments.insert(segments).clone()
             }
         };
         while self.next < segments.len() {
@@ -237,6 +253,30 @@ impl<C: Codec> Read<C> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Retention ran between the call that asked for this read and its
+    /// first poll: records after `from` that were retained then are gone
+    /// (the first listed segment starts past them). Unless the journal's
+    /// pruned-segments summary shows none of them was the stream's, that
+    /// is `Expired`: a history without them would look whole. A bare
+    /// `Seq::ZERO` asks for whatever is retained, and a cursor already
+    /// past retention when the call was made is read from the earliest
+    /// retained event, as `read_stream` says.
+    fn check_retained(&self, segments: &[(u64, PathBuf)]) -> Result<()> {
+        let Some(&(first, _)) = segments.first() else { return Ok(()) };
+        let gone_from = self.from.max(self.retained_after) + 1;
+        let gone_to = (first - 1).min(self.limit);
+        if self.from == 0 || gone_from > gone_to {
+            return Ok(());
+        }
+        let epoch = self.epoch.unwrap_or_else(|| self.shared.epoch());
+        let log = events_journal::PrunedLog::read(&self.shared.dir);
+        if log.is_some_and(|log| log.lacks(epoch, self.id.as_bytes(), gone_from, gone_to)) {
+            return Ok(());
+        }
+        tracing::info!(stream = %self.id, cursor = self.from, earliest = first, "stream expired before its read began");
+        Err(Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(first) })
     }
 
     /// A follower checked the codec when it opened; a directory recreated

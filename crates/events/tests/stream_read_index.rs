@@ -541,3 +541,56 @@ async fn follow_stream_reads_the_journal_it_was_asked_in() {
         other => panic!("expected the pinned journal's epoch check: {other:?}"),
     }
 }
+
+/// Whether `dir` holds more than one segment file.
+fn rolled(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+        .count()
+        > 1
+}
+
+/// `follow_stream` and `read_stream` from a cursor whose next events of the
+/// stream were retained when the call was made, and pruned before the first
+/// poll: the read ends with `Expired` instead of a history that starts at
+/// the next retained event of the stream as if nothing came between (the
+/// call checked retention; the read listed the segments only at its first
+/// poll). A stream none of whose events were pruned reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pruned_between_the_call_and_the_first_poll_end_the_read_with_expired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::segments(2)).await;
+    feed.append(Some("a"), msg(1)).await.unwrap();
+    feed.append(Some("a"), msg(2)).await.unwrap();
+    let mut n = 3;
+    while !rolled(tmp.path()) {
+        feed.append(Some("b"), msg(n)).await.unwrap();
+        n += 1;
+    }
+    // Stream a's next event, in the second segment; stream c's first.
+    let x = feed.append(Some("a"), msg(n)).await.unwrap();
+    feed.append(Some("c"), msg(n + 1)).await.unwrap();
+    assert_eq!(feed.earliest_seq(), Seq::new(1), "nothing pruned yet");
+    let reader = feed.reader();
+    let mut followed = reader.follow_stream("a", Seq::new(1)).unwrap();
+    let mut read = reader.read_stream("a", Seq::new(1)).unwrap();
+    let mut c = reader.follow_stream("c", Seq::new(1)).unwrap();
+    let mut n = n + 2;
+    while feed.earliest_seq() <= Seq::new(2) {
+        feed.append(Some("b"), msg(n)).await.unwrap();
+        n += 1;
+    }
+    assert!(feed.earliest_seq() <= x, "a's next event is still retained");
+
+    match followed.next().await {
+        Some(Err(Error::Expired { cursor, earliest })) => {
+            assert_eq!((cursor, earliest), (Seq::new(1), feed.earliest_seq()));
+        }
+        other => panic!("expected Expired, not a history without seq 2: {other:?}"),
+    }
+    assert!(followed.next().await.is_none());
+    assert!(matches!(read.next().await, Some(Err(Error::Expired { .. }))));
+    assert!(matches!(c.next().await, Some(Ok(FeedItem::Event(env))) if env.event == msg(x.get() + 1)));
+    feed.close().await.unwrap();
+}
