@@ -44,20 +44,39 @@ impl Task {
             }
             Err(e) => return Err(NatsError::js("reading stream info", e)),
         };
+        // The stream is taken as this one only once the resync succeeds: a
+        // resync that failed after seeing a new stream (its last-message
+        // read timed out) must see it as new again when it is retried, or
+        // it resumes after what the old stream held and the new one lacks.
+        let created = info.created.unix_timestamp_nanos();
+        let same_stream = self.stream_created.is_none_or(|before| before == created);
+        if !same_stream {
+            // Deleted and made again under the same name while this ran: it
+            // must still fit, as the start checked (never a silent downgrade).
+            self.spec.validate(&info.config)?;
+        }
+        let position = self.resume_in(&info, same_stream).await?;
+        if !same_stream {
+            self.stored_through.store(0, Ordering::Relaxed);
+        }
+        self.stream_created = Some(created);
+        Ok(position)
+    }
+
+    /// Where to resume in the stream `info` describes (`same_stream`: the
+    /// one this task published to before).
+    async fn resume_in(
+        &self,
+        info: &async_nats::jetstream::stream::Info,
+        same_stream: bool,
+    ) -> Result<Position, NatsError> {
+        let timed_out = |op| move |_| NatsError::js(op, "timed out");
         let mut stream_last = info.state.last_sequence;
         // Where to go on when none of this journal's messages is left in the
         // stream: a new stream takes everything from `start_after`; in the
         // stream this task has been publishing to, the messages it had
         // acknowledged were removed (its limits, a purge) and are not sent
         // again (a restart does not know: it starts from `start_after`).
-        let created = info.created.unix_timestamp_nanos();
-        let same_stream = self.stream_created.replace(created).is_none_or(|before| before == created);
-        if !same_stream {
-            // Deleted and made again under the same name while this ran: it
-            // must still fit, as the start checked (never a silent downgrade).
-            self.spec.validate(&info.config)?;
-            self.stored_through.store(0, Ordering::Relaxed);
-        }
         let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
         if info.state.messages == 0 {
             let seq = if stream_last == 0 { self.start_after } else { replicated };
@@ -96,7 +115,7 @@ impl Task {
         // message is then below one this task stored (limits and purges
         // remove the oldest first, so they never leave it so); those are
         // sent again, from the last message on.
-        let stored = self.stored_through.load(Ordering::Relaxed);
+        let stored = if same_stream { self.stored_through.load(Ordering::Relaxed) } else { 0 };
         let lost = last.sequence < stored;
         if lost {
             self.stored_through.store(last.sequence, Ordering::Relaxed);

@@ -270,3 +270,64 @@ async fn a_stream_deleted_under_the_replicator_is_made_again_and_filled() {
     replicator.shutdown().await;
     j.close().unwrap();
 }
+
+/// A shared stream deleted and made again by another feed's replicator,
+/// and this replicator's first resync into it cut short (its last-message
+/// read lost in flight, as a restarting server loses one): the retried
+/// resync still takes the stream as new and fills it from the start, this
+/// feed's 1..=11 once each. The failed resync had already recorded the new
+/// stream as the one it published to, so the retry resumed after 10 (what
+/// the old stream held): 1..=10 were missing from the new stream, with no
+/// gap marker and no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_cut_short_in_a_recreated_stream_still_fills_it_from_the_start() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let proxy = support::cut::CutProxy::start(server.port()).await;
+    let through_proxy = async_nats::jetstream::new(async_nats::connect(proxy.url()).await.unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = (journal(&tmp.path().join("a")), journal(&tmp.path().join("b")));
+    fill(&mut a, 1, 10);
+    fill(&mut b, 1, 3);
+    let spec = |feed: &str| StreamSpec::shared("RESYNC_CUT", "app").feed(feed);
+    let replicate_a = Replicator::builder(tmp.path().join("a"), through_proxy, spec("a"))
+        .poll_interval(Duration::from_millis(5))
+        .ack_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let replicate_b = Replicator::builder(tmp.path().join("b"), js.clone(), spec("b"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("a's records", replicate_a.wait_for(10)).await.unwrap();
+    within("b's records", replicate_b.wait_for(3)).await.unwrap();
+
+    js.delete_stream("RESYNC_CUT").await.unwrap();
+    // b's next record finds the stream gone: b makes it again and fills it
+    // with its own records. a, idle, has not looked.
+    fill(&mut b, 4, 4);
+    within("b's records in the new stream", async {
+        while js.get_stream("RESYNC_CUT").await.ok().map(|s| s.cached_info().state.messages) != Some(4) {
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling the server
+        }
+    })
+    .await;
+    proxy.arm("STREAM.MSG.GET.RESYNC_CUT");
+    fill(&mut a, 11, 11);
+    within("a's record 11", replicate_a.wait_for(11)).await.unwrap();
+    assert_eq!(proxy.cuts(), 1, "a's resync read the last message through the proxy");
+    let of_a: Vec<u64> = stream_messages(&js, "RESYNC_CUT")
+        .await
+        .iter()
+        .filter_map(|m| events_nats::headers::parse_msg_id(m.header("Nats-Msg-Id")?))
+        .filter(|&(epoch, _)| epoch == a.epoch())
+        .map(|(_, seq)| seq)
+        .collect();
+    assert_eq!(of_a, (1..=11).collect::<Vec<_>>(), "a's records in the new stream, once each");
+    replicate_a.shutdown().await;
+    replicate_b.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}

@@ -30,6 +30,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 pub mod cluster;
+pub mod cut;
 
 /// The event the tests replicate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
