@@ -57,7 +57,7 @@ pub enum Overflow {
     /// subscriber may fall.
     Disconnect {
         /// How long a full subscriber may go without letting any event out before it is
-        /// disconnected.
+        /// disconnected (any duration: `Duration::MAX` never disconnects).
         after: Duration,
     },
     /// An age bound: a subscriber whose **oldest unread event** has waited `max_age` (measured
@@ -78,7 +78,8 @@ pub enum Overflow {
     /// emit; no other policy pays for either. A `max_age` of zero closes any subscriber that
     /// has not taken every event by the next emit.
     DisconnectLagging {
-        /// How long an event may wait unread before its subscriber is disconnected.
+        /// How long an event may wait unread before its subscriber is disconnected (any
+        /// duration: `Duration::MAX` never disconnects).
         max_age: Duration,
     },
 }

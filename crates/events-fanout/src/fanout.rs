@@ -215,7 +215,7 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                                 Some((sleep, seen)) => {
                                     if *seen != tail {
                                         *seen = tail;
-                                        sleep.as_mut().reset(tokio::time::Instant::now() + after);
+                                        sleep.as_mut().reset(crate::ring::later(tokio::time::Instant::now(), after));
                                     }
                                     sleep
                                 }

@@ -119,3 +119,25 @@ async fn several_producers_do_not_close_a_subscriber_that_keeps_taking() {
     }
     assert_eq!(fanout.stats().disconnected_slow, 0);
 }
+
+/// `Duration::MAX` as the grace period (the usual way to say "never"), two
+/// producers blocked on a full ring and one let through: the other goes on
+/// waiting. Its timer's restart (`now + after`) had overflowed the instant
+/// and panicked the emit.
+#[tokio::test(start_paused = true)]
+async fn a_grace_period_of_duration_max_waits_instead_of_panicking() {
+    let fanout: Fanout<u32> =
+        Fanout::builder().capacity(1).overflow(Overflow::Disconnect { after: Duration::MAX }).build();
+    let mut sub = fanout.subscribe();
+    fanout.emit(0).await.unwrap();
+    let (mut one, mut two) = (Box::pin(fanout.emit(1)), Box::pin(fanout.emit(2)));
+    assert!(futures::poll!(one.as_mut()).is_pending());
+    assert!(futures::poll!(two.as_mut()).is_pending());
+    assert_eq!(sub.recv().await, Some(Ok(0)));
+    assert!(futures::poll!(one.as_mut()).is_ready(), "room for one");
+    assert!(futures::poll!(two.as_mut()).is_pending(), "the other waits: the ring is full again");
+    assert_eq!(sub.recv().await, Some(Ok(1)));
+    two.await.unwrap();
+    assert_eq!(sub.recv().await, Some(Ok(2)));
+    assert_eq!(fanout.stats().disconnected_slow, 0);
+}

@@ -201,3 +201,21 @@ async fn a_subscriber_that_keeps_up_is_never_closed_whatever_the_pace() {
     assert_eq!(fanout.stats().disconnected_slow, 0);
     assert_eq!(fanout.subscriber_count(), 1);
 }
+
+/// `Duration::MAX` as the age bound (the usual way to say "never"): an
+/// emit blocked on a subscriber that does not read waits (here for an
+/// hour of the paused clock) instead of panicking: its wake-up instant,
+/// the oldest unread event's emit instant plus `max_age`, had overflowed.
+#[tokio::test(start_paused = true)]
+async fn an_age_bound_of_duration_max_waits_instead_of_panicking() {
+    let fanout: Fanout<u32> =
+        Fanout::builder().capacity(1).overflow(Overflow::DisconnectLagging { max_age: Duration::MAX }).build();
+    let mut sub = fanout.subscribe();
+    fanout.emit(0).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(3600), fanout.emit(1)).await;
+    assert!(waited.is_err(), "the emit waits for room");
+    assert_eq!(sub.recv().await, Some(Ok(0)));
+    fanout.emit(1).await.unwrap();
+    assert_eq!(sub.recv().await, Some(Ok(1)));
+    assert_eq!(fanout.stats().disconnected_slow, 0);
+}

@@ -370,8 +370,16 @@ impl<T> Shared<T> {
             .map(|c| c.head.load(SeqCst))
             .filter(|&head| head < tail)
             .min()
-            .map(|head| st.stamps[(head & self.mask) as usize] + max_age)
+            .map(|head| later(st.stamps[(head & self.mask) as usize], max_age))
     }
+}
+
+/// `at + after`, held to about 30 years past `at` (as tokio holds its
+/// timers): an `Overflow` of `Duration::MAX`, the usual way to say "never",
+/// overflowed the instant and panicked a blocked `emit`.
+pub(crate) fn later(at: Instant, after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    at + after.min(FAR)
 }
 
 impl<T: Clone> Shared<T> {
