@@ -176,7 +176,8 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
             failed: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
-        Ok(RemoteStream { inner: inner.boxed() })
+        // Fused: polled again after its end, `None` again (`unfold` panics).
+        Ok(RemoteStream { inner: inner.fuse().boxed() })
     }
 }
 

@@ -149,7 +149,8 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         let source = Source::new(stream, name, wildcard.clone());
         state.messages = Some(source.consume(&wildcard, start).await?);
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
-        Ok(RemoteFeedsStream { inner: inner.boxed() })
+        // Fused: polled again after its end, `None` again (`unfold` panics).
+        Ok(RemoteFeedsStream { inner: inner.fuse().boxed() })
     }
 }
 

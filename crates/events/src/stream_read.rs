@@ -149,7 +149,8 @@ pub(crate) fn read<E: Event, C: Codec>(
             Err(e) => Some((Err(e), None)),
         }
     });
-    Ok(StreamEvents { inner: Box::pin(inner), ready: Vec::new().into_iter(), limit })
+    // Fused, as `FeedStream`'s: polled after its end, `None` again.
+    Ok(StreamEvents { inner: Box::pin(inner.fuse()), ready: Vec::new().into_iter(), limit })
 }
 
 /// A per-stream read, then the stream's new events live:

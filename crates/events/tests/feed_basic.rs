@@ -1,6 +1,7 @@
 //! Basic feed behaviour: seqs are contiguous and journaled, ephemeral events
 //! never reach the journal or the feed, stream ids route as documented, and
-//! `append` of an ephemeral event is refused with a typed error.
+//! `append` of an ephemeral event is refused with a typed error; a stream
+//! polled again after it ended answers `None` again.
 
 mod support;
 
@@ -84,4 +85,25 @@ async fn closed_feed_refuses_appends() {
     assert!(matches!(other.append(None, msg(1)).await, Err(Error::Closed)));
     other.record(None, &msg(2));
     assert_eq!(other.stats().dropped, 1);
+}
+
+/// `stream_from` and `read_stream` polled again after they ended (a
+/// `select!` loop that re-polls the stream of a closed feed): `None` again.
+/// Both had panicked ("`Unfold` must not be polled after it returned
+/// `Poll::Ready(None)`").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_polled_after_its_end_ends_again() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    feed.append(Some("s"), msg(1)).await.unwrap();
+    let mut all = feed.stream_from(Seq::ZERO);
+    let mut one = feed.read_stream("s", Seq::ZERO).unwrap();
+    feed.close().await.unwrap();
+    assert!(matches!(all.next().await, Some(Ok(events::FeedItem::Event(_)))));
+    assert!(all.next().await.is_none());
+    assert!(all.next().await.is_none(), "polled after its end");
+    assert!(one.next().await.unwrap().is_ok());
+    assert!(one.next().await.is_none());
+    assert!(one.next().await.is_none(), "polled after its end");
 }

@@ -126,7 +126,11 @@ impl<E: Event> FeedStream<E> {
                 item.map(|item| (item, s))
             }
         });
-        FeedStream { ready: Vec::new().into_iter(), inner: Box::pin(inner), position, epoch, shared, follower }
+        // Fused: a stream polled again after it ended (a `select!` loop
+        // that re-polls a closed feed's stream) answers `None` again;
+        // `unfold` panics.
+        let inner = Box::pin(futures::StreamExt::fuse(inner));
+        FeedStream { ready: Vec::new().into_iter(), inner, position, epoch, shared, follower }
     }
 
     /// The epoch of the journal the last yielded item came from (`None`
