@@ -5,8 +5,10 @@
 //! [`crate::consumer`] / [`crate::feeds`] to find the stream; feed ids are
 //! checked by [`crate::cursors`]. Invariant: replication only runs against a
 //! stream with file storage, limits retention, acknowledgements on, a
-//! subject that captures the feed's, at least the replicas and the
-//! duplicate window asked for; anything else is a
+//! subject that captures the feed's (an exclusive stream: that subject
+//! alone), at least the replicas and the duplicate window asked for, that
+//! takes new messages for good (not sealed, and not discarding new
+//! messages once a limit is reached); anything else is a
 //! [`NatsError::StreamMismatch`] before the first publish, never a silent
 //! downgrade.
 //!
@@ -28,7 +30,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::Context;
-use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream};
+use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType, Stream};
 
 use crate::NatsError;
 
@@ -246,6 +248,22 @@ impl StreamSpec {
         if !captured {
             let expected = format!("to include {}", self.stream_subject());
             return mismatch("subjects", expected, format!("{:?}", found.subjects));
+        }
+        // Another subject lets another publisher in: its messages break the
+        // stream-wide guard of every publish, and once the feed's own expire
+        // the resync finds no last message of the feed in a stream that is
+        // not empty, retried for ever.
+        if self.shared.is_none() && found.subjects.len() > 1 {
+            return mismatch("subjects", format!("only {}", self.subject), format!("{:?}", found.subjects));
+        }
+        if found.sealed {
+            return mismatch("sealed", "false".into(), "true".into());
+        }
+        // Full, such a stream refuses every publish: the replicator would
+        // retry for ever while the journal's retention pin held.
+        let limited = found.max_messages > 0 || found.max_bytes > 0 || found.max_messages_per_subject > 0;
+        if found.discard == DiscardPolicy::New && limited {
+            return mismatch("discard", "old (or no message or byte limit)".into(), "new".into());
         }
         if found.storage != StorageType::File {
             return mismatch("storage", "file".into(), format!("{:?}", found.storage));

@@ -1,11 +1,14 @@
-//! Start-up checks: a stream with an unusable configuration, or holding
-//! another journal's events, is refused before the first publish.
+//! Start-up checks: a stream with an unusable configuration (memory
+//! storage, a subject that does not capture the feed's, a short dedup
+//! window, discarding new messages when full, sealed, or an exclusive
+//! stream with other subjects), or holding another journal's events, is
+//! refused before the first publish.
 
 mod support;
 
 use std::time::Duration;
 
-use async_nats::jetstream::stream::{Config, StorageType};
+use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 use events_nats::{NatsError, Replicator, StreamSpec};
 use support::{Server, fill, journal};
 
@@ -25,6 +28,52 @@ async fn unusable_streams_are_refused() {
     assert!(matches!(err, NatsError::StreamMismatch { field: "storage", .. }), "{err}");
     let err = StreamSpec::new("MEM", "feed.other").ensure(&js).await.unwrap_err();
     assert!(matches!(err, NatsError::StreamMismatch { field: "subjects", .. }), "{err}");
+
+    // Streams that stop taking messages for good, and an exclusive stream
+    // another publisher can write to: the replicator had started, then
+    // retried for ever (each full stream's refusal, each resync finding no
+    // message of the feed in a stream that is not empty).
+    js.create_stream(Config {
+        name: "FULL".into(),
+        subjects: vec!["feed.full".into()],
+        max_messages: 3,
+        discard: DiscardPolicy::New,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    fill(&mut journal(tmp.path()), 1, 5);
+    let err =
+        Replicator::builder(tmp.path(), js.clone(), StreamSpec::new("FULL", "feed.full")).start().await.unwrap_err();
+    assert!(matches!(err, NatsError::StreamMismatch { field: "discard", .. }), "{err}");
+    let shared = StreamSpec::shared("FULL_SHARED", "full");
+    js.create_stream(Config {
+        name: "FULL_SHARED".into(),
+        subjects: vec!["full.*".into()],
+        max_bytes: 1 << 20,
+        discard: DiscardPolicy::New,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let err = shared.feed("a").ensure(&js).await.unwrap_err();
+    assert!(matches!(err, NatsError::StreamMismatch { field: "discard", .. }), "{err}");
+    js.create_stream(Config {
+        name: "EXTRA".into(),
+        subjects: vec!["feed.extra".into(), "other".into()],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let err = StreamSpec::new("EXTRA", "feed.extra").ensure(&js).await.unwrap_err();
+    assert!(matches!(err, NatsError::StreamMismatch { field: "subjects", .. }), "{err}");
+    let sealed = StreamSpec::new("SEALED", "feed.sealed");
+    let mut config = sealed.ensure(&js).await.unwrap().cached_info().config.clone();
+    config.sealed = true;
+    js.update_stream(config).await.unwrap();
+    let err = sealed.ensure(&js).await.unwrap_err();
+    assert!(matches!(err, NatsError::StreamMismatch { field: "sealed", .. }), "{err}");
 
     let short = StreamSpec::new("SHORT", "feed.short").duplicate_window(Duration::from_secs(10));
     short.ensure(&js).await.unwrap();
