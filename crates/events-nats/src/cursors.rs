@@ -170,7 +170,7 @@ impl FromStr for FeedCursors {
         for part in s.split(',').filter(|p| !p.is_empty()) {
             let bad = |reason: &str| NatsError::BadCursor { text: part.to_owned(), reason: reason.to_owned() };
             let (feed, at) = part.split_once(':').ok_or_else(|| bad("expected <feed>:<epoch>-<seq>"))?;
-            let number = |n: &str| n.parse::<u64>().map_err(|_| bad("not a number"));
+            let number = |n: &str| crate::headers::decimal(n).ok_or_else(|| bad("not a number"));
             let cursor = match at.split_once('-') {
                 Some((epoch, seq)) => Cursor::new(Seq::new(number(seq)?), number(epoch)?),
                 None => Cursor::from(Seq::new(number(at)?)),
@@ -211,7 +211,8 @@ mod tests {
         let text = c.to_string();
         assert_eq!(text, format!("a_1:{0}-{0},b:5", u64::MAX));
         assert_eq!(text.parse::<FeedCursors>().unwrap(), c);
-        for bad in ["a", "a:x", "a:1-x", "a.b:1-2", "a:1-2,a:1-3", ":1-2", "a:-2"] {
+        // A leading `+` (which `u64`'s `FromStr` takes) is not the text form: `a:+7-+3` had read as `a:7-3`.
+        for bad in ["a", "a:x", "a:1-x", "a.b:1-2", "a:1-2,a:1-3", ":1-2", "a:-2", "a:+7-+3", "a:+5", "a: 5"] {
             let err = bad.parse::<FeedCursors>().unwrap_err();
             assert!(matches!(err, NatsError::BadCursor { .. } | NatsError::FeedId { .. }), "{bad}: {err}");
         }

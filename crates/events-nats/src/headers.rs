@@ -90,8 +90,13 @@ impl Coordinates {
         let h = Headers::new(headers, stream, stream_seq)?;
         let ts = h.number(TIMESTAMP)?;
         if h.headers.get(SEQ).is_some() {
-            // Replicated before the id alone carried them.
-            return Ok(Coordinates { epoch: h.number(EPOCH)?, seq: h.number(SEQ)?, ts });
+            // Replicated before the id alone carried them; a seq is at
+            // least 1, as in the id.
+            let seq = h.number(SEQ)?;
+            if seq == 0 {
+                return Err(h.bad(format!("header {SEQ} = \"0\": a seq is at least 1")));
+            }
+            return Ok(Coordinates { epoch: h.number(EPOCH)?, seq, ts });
         }
         let id = h.headers.get(NATS_MESSAGE_ID).ok_or_else(|| h.bad(format!("missing header {NATS_MESSAGE_ID}")))?;
         let (epoch, seq) = parse_msg_id(id.as_str())
@@ -105,11 +110,16 @@ impl Coordinates {
 /// id among them.
 pub fn parse_msg_id(id: &str) -> Option<(u64, u64)> {
     let (epoch, seq) = id.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(epoch) || !digits(seq) {
+    Some((decimal(epoch)?, decimal(seq).filter(|&seq| seq > 0)?))
+}
+
+/// A number as the replicator writes one: decimal digits only (`u64`'s
+/// `FromStr` also takes a leading `+`, which the replicator never writes).
+pub(crate) fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((epoch.parse().ok()?, seq.parse().ok().filter(|&seq| seq > 0)?))
+    text.parse().ok()
 }
 
 /// Journal seqs `first_missing..=last_missing` a salvage recovery dropped,
@@ -147,7 +157,7 @@ impl Entry {
             return Coordinates::parse(headers, stream, stream_seq).map(Entry::Record);
         };
         let range = range.as_str();
-        let parsed = range.split_once('-').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        let parsed = range.split_once('-').and_then(|(a, b)| Some((decimal(a)?, decimal(b)?)));
         match parsed {
             Some((first_missing, last_missing)) if 0 < first_missing && first_missing <= last_missing => {
                 Ok(Entry::Gap(GapMarker { epoch: h.number(EPOCH)?, first_missing, last_missing }))
@@ -201,7 +211,7 @@ impl<'a> Headers<'a> {
 
     fn number(&self, name: &str) -> Result<u64, NatsError> {
         let value = self.headers.get(name).ok_or_else(|| self.bad(format!("missing header {name}")))?;
-        value.as_str().parse().map_err(|_| self.bad(format!("header {name} = {:?} is not a number", value.as_str())))
+        decimal(value.as_str()).ok_or_else(|| self.bad(format!("header {name} = {:?} is not a number", value.as_str())))
     }
 }
 
@@ -218,9 +228,15 @@ mod tests {
         assert_eq!(Coordinates::parse(Some(&h), "S", 3).unwrap(), Coordinates { epoch: 7, seq: 42, ts: 1000 });
         assert_eq!(Entry::parse(Some(&h), "S", 3).unwrap(), Entry::Record(Coordinates { epoch: 7, seq: 42, ts: 1000 }));
         assert_eq!(msg_id(7, 42), "7-42");
-        h.insert(SEQ, "x");
-        let err = Coordinates::parse(Some(&h), "S", 3).unwrap_err();
-        assert!(matches!(err, NatsError::BadMessage { stream_seq: 3, .. }), "{err}");
+        // Not a number as the replicator writes one (a leading `+` had been
+        // taken), and a legacy seq of 0 (the id's parser refuses it: a
+        // resync finding it last had resumed "after 0", sending everything again).
+        for (name, bad) in [(SEQ, "x"), (SEQ, "+42"), (SEQ, "0"), (EPOCH, "+7"), (TIMESTAMP, "+5")] {
+            let mut h = h.clone();
+            h.insert(name, bad);
+            let err = Coordinates::parse(Some(&h), "S", 3).unwrap_err();
+            assert!(matches!(err, NatsError::BadMessage { stream_seq: 3, .. }), "{name} = {bad}: {err}");
+        }
         assert!(matches!(Coordinates::parse(None, "S", 4), Err(NatsError::BadMessage { stream_seq: 4, .. })));
         assert!(matches!(Entry::parse(None, "S", 4), Err(NatsError::BadMessage { stream_seq: 4, .. })));
     }
@@ -261,7 +277,7 @@ mod tests {
         assert_eq!(gap_msg_id(7, 150), "7-gap-150");
         // A marker is not a record: old readers fail on it instead of misreading it.
         assert!(matches!(Coordinates::parse(Some(&h), "S", 9), Err(NatsError::BadMessage { stream_seq: 9, .. })));
-        for bad in ["3-2", "0-4", "5", "a-b", "-4", "4-"] {
+        for bad in ["3-2", "0-4", "5", "a-b", "-4", "4-", "+1-+2", "1-+2"] {
             h.insert(GAP, bad);
             let err = Entry::parse(Some(&h), "S", 9).unwrap_err();
             assert!(matches!(err, NatsError::BadMessage { stream_seq: 9, .. }), "{bad}: {err}");
