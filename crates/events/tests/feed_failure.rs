@@ -2,8 +2,9 @@
 //! with `EFBIG` — a real I/O error from the kernel, injected without root
 //! tricks — so the feed's writer sees its journal write fail: `append`
 //! returns the error, nothing is broadcast or given to sinks, the feed
-//! reports itself unhealthy and refuses later appends, and what was journaled
-//! before stays readable, also after reopening.
+//! reports itself unhealthy and refuses later appends, a stream ends with
+//! that failure once the feed is closed, and what was journaled before
+//! stays readable, also after reopening.
 //!
 //! This file holds a single test because the limit is process-wide.
 
@@ -79,6 +80,13 @@ async fn failed_append_is_not_published() {
     // Sinks are best-effort: they saw at most the acknowledged events.
     assert!(sink.0.load(Ordering::SeqCst) <= acked.len() as u64);
     let _ = feed.close().await;
+    // With the writer stopped, the stream ends saying why: it had ended
+    // with a plain `None`, as after a clean close.
+    match tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("the stream ends") {
+        Some(Err(Error::Unhealthy { cause })) => assert!(cause.contains("File too large"), "{cause}"),
+        other => panic!("expected the writer's failure, got {other:?}"),
+    }
+    assert!(live.next().await.is_none());
 
     // Reopening recovers exactly the acknowledged events; nothing
     // half-written is served.

@@ -554,7 +554,11 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
     assert!(feed.sync().await.is_err(), "the second batch failed");
     let reader = feed.reader();
     let _ = feed.close().await;
-    let items: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), Some("s")).await.into_iter().map(seen).collect();
+    // The stream of the failed, closed feed ends with the failure.
+    let live = reader.stream_live(LiveCursor::from(Seq::ZERO), Some("s")).unwrap();
+    let mut got = tokio::time::timeout(Duration::from_secs(20), live.collect::<Vec<_>>()).await.unwrap();
+    assert!(matches!(got.pop(), Some(Err(events::Error::Unhealthy { .. }))), "{got:?}");
+    let items: Vec<Seen> = got.into_iter().map(|item| seen(item.unwrap())).collect();
     let s = Some("s".to_owned());
     assert_eq!(
         items,

@@ -104,6 +104,12 @@ impl<E: Event, C: Codec> State<E, C> {
                 Tail::Live(Some(_), _) => self.phase = Phase::Live,
                 Tail::Live(None, _) => {
                     self.phase = Phase::Done;
+                    // Everything durable was delivered. A writer that
+                    // stopped after a journal failure (or a replaced
+                    // directory) is no clean end: the stream says why.
+                    if let Some(cause) = self.shared.failure() {
+                        return Next::Yield(Some(Err(crate::Error::Unhealthy { cause })));
+                    }
                     return Next::Yield(None);
                 }
                 Tail::Poll(interval) => {
