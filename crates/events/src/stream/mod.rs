@@ -57,9 +57,9 @@ use crate::{Error, Result};
 /// delivered; when the writer had failed (a journal I/O error, its
 /// directory replaced), its last item is then
 /// [`Error::Unhealthy`](crate::Error::Unhealthy) naming the failure, so a
-/// consumer can tell that end from a clean close. Dropping it frees everything it holds (a journal read ahead
-/// that is in flight finishes its one chunk on its blocking thread, then
-/// frees it).
+/// consumer can tell that end from a clean close. Dropping it frees
+/// everything it holds (a journal read ahead that is in flight finishes its
+/// one chunk on its blocking thread, then frees it).
 pub struct FeedStream<E> {
     /// Envelopes handed over by the state machine in one batch (a journal
     /// chunk or a live chunk), delivered one by one without running it.
