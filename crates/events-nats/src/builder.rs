@@ -195,6 +195,12 @@ impl ReplicatorBuilder {
             validate_consumer_name(name)?;
         }
         let stream = spec.ensure(&self.js).await?;
+        // Opened before the first resync: what it held says which of the
+        // seqs retention pruned were replicated before this start.
+        let registration = match consumer_name {
+            None => None,
+            Some(name) => Some(Registration::open(self.dir, name, epoch).await?),
+        };
         let shared_stream = spec.is_shared();
         let (progress, progress_rx) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -225,7 +231,10 @@ impl ReplicatorBuilder {
             shared: Arc::clone(&shared),
             progress,
             follower: None,
-            skipped_through: 0,
+            // Seqs a replicator before this one acknowledged: if the stream
+            // lost them since (emptied by its limits) and retention pruned
+            // them, they are not counted as pruned before replication.
+            skipped_through: registration.as_ref().map_or(0, Registration::replicated_before),
             waiting_ahead: false,
             stopping: false,
             stall_backoff: FIRST_BACKOFF,
@@ -234,10 +243,9 @@ impl ReplicatorBuilder {
         };
         let position = task.resync().await?;
         task.progress.send_replace(position.seq);
-        let checkpointer = match consumer_name {
+        let checkpointer = match registration {
             None => None,
-            Some(name) => {
-                let registration = Registration::open(self.dir, name, epoch).await?;
+            Some(registration) => {
                 registration.write(position.seq).await?;
                 let _ = shared.consumer.set(registration);
                 let checkpointer = Checkpointer {

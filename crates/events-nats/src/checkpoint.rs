@@ -76,6 +76,9 @@ pub(crate) struct Registration {
     epoch: u64,
     file: Arc<Mutex<ConsumerFile>>,
     persisted: AtomicU64,
+    /// What the checkpoint held when it was opened, if of this journal:
+    /// the seq a replicator before this one had acknowledged through.
+    replicated_before: u64,
 }
 
 impl Registration {
@@ -95,7 +98,14 @@ impl Registration {
             epoch,
             persisted: AtomicU64::new(found.seq),
             file: Arc::new(Mutex::new(file)),
+            replicated_before: if found.epoch == epoch { found.seq } else { 0 },
         })
+    }
+
+    /// The seq a replicator of this journal had acknowledged through when
+    /// the checkpoint was opened (0 if none, or of another journal).
+    pub(crate) fn replicated_before(&self) -> u64 {
+        self.replicated_before
     }
 
     /// The checkpoint file.

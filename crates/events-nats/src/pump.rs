@@ -133,7 +133,8 @@ pub(crate) struct Task {
     /// read of a pump (a resync starts a new one at the stream's last
     /// replicated seq) and after a reset that moved it back.
     pub(crate) follower: Option<Follower>,
-    /// The highest seq already counted in `skipped`.
+    /// The highest seq already counted in `skipped`, or acknowledged by a
+    /// replicator before this start (its checkpoint said so).
     pub(crate) skipped_through: u64,
     /// Waiting for the journal to reach `start_after` (logged once).
     pub(crate) waiting_ahead: bool,
@@ -377,11 +378,13 @@ impl Task {
         let error = NatsError::Pruned {
             stream: self.spec.name().to_owned(),
             dir: self.shared.reader.dir().to_path_buf(),
-            first_missing: out.sent.saturating_add(1),
+            first_missing: out.sent.max(self.skipped_through).saturating_add(1),
             last_missing,
         };
         // A resync may meet a range already counted (the stream still ends
-        // before it): count only seqs not counted yet.
+        // before it), or one a replicator before this start acknowledged
+        // (the checkpoint said so, and the stream lost it since): count only
+        // seqs not counted yet.
         let new = last_missing.saturating_sub(out.sent.max(self.skipped_through));
         if new > 0 {
             tracing::error!(error = %error, lost = new, "journal records pruned before replication");
@@ -389,7 +392,7 @@ impl Task {
             self.shared.record_error(&error);
             self.skipped_through = last_missing;
         } else {
-            tracing::warn!(error = %error, "journal records pruned before replication (already counted)");
+            tracing::warn!(error = %error, "journal records pruned, replicated before or already counted");
         }
         out.sent = out.sent.max(last_missing);
     }

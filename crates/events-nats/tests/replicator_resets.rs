@@ -172,6 +172,45 @@ async fn start_after_past_the_end_waits_for_the_journal() {
     j.close().unwrap();
 }
 
+/// A replicator restarted into its stream emptied by a purge (or its
+/// limits), with retention having pruned what it had replicated before:
+/// those seqs are not reported as pruned before replication (its
+/// checkpoint says it acknowledged them), and the rest is replicated. They
+/// had been counted in `skipped`, with an error saying they were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_replicated_before_a_restart_into_an_emptied_stream_are_not_reported_lost() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    fill(&mut j, 1, 50);
+    let start = || {
+        Replicator::builder(dir.path(), js.clone(), StreamSpec::new("EMPTIED", "feed.emptied"))
+            .poll_interval(Duration::from_millis(5))
+            .start()
+    };
+    let replicator = start().await.unwrap();
+    within("50", replicator.wait_for(50)).await.unwrap();
+    replicator.shutdown().await;
+    j.roll().unwrap();
+    fill(&mut j, 51, 100);
+    j.roll().unwrap();
+    fill(&mut j, 101, 150);
+    j.prune().unwrap();
+    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
+    assert_eq!(earliest, 51, "retention pruned the replicated segment");
+    js.get_stream("EMPTIED").await.unwrap().purge().await.unwrap();
+
+    let replicator = start().await.unwrap();
+    within("150", replicator.wait_for(150)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.errors, &stats.last_error), (0, 0, &None), "{stats:?}");
+    assert_eq!(stats.published, 100, "{stats:?}");
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_pruned_before_replication_are_counted_and_reported() {
     let server = Server::start();
