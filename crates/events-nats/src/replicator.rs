@@ -135,6 +135,11 @@ impl Replicator {
     /// The current progress and lag.
     pub fn stats(&self) -> ReplicationStats {
         let s = &self.shared;
+        // Read first: once the task has stopped, the figures read after
+        // are its final ones. Read last, it could be true beside a
+        // progress read before the task's last acknowledgements (the
+        // journal reads below take a while), a snapshot of two moments.
+        let stopped = s.stopped.load(Ordering::Acquire);
         let replicated = *s.progress.borrow();
         let journal_latest = s.reader.last_seq().unwrap_or(replicated);
         let lag_seqs = journal_latest.saturating_sub(replicated);
@@ -160,7 +165,7 @@ impl Replicator {
             skipped: c.skipped.load(Ordering::Relaxed),
             gaps: c.gaps.load(Ordering::Relaxed),
             last_error: s.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
-            stopped: s.stopped.load(Ordering::Acquire),
+            stopped,
             checkpoint,
             pinned,
         }
