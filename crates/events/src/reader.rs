@@ -494,10 +494,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// retained event, or, under `Latest`, only new events), or
     /// [`Error::Expired`](crate::Error::Expired) and the end; unless the
     /// journal's pruned-segments summary shows that none of the removed
-    /// events belonged to the stream. Events of the stream that retention
-    /// removes after this call, before the history reaches them, end the
-    /// stream with [`Error::Expired`](crate::Error::Expired), as
-    /// `read_stream`'s: never a history that skips them.
+    /// events belonged to the stream. Retention is looked at when the
+    /// stream is first polled (events pruned between this call and then
+    /// get the policy's answer too); events of the stream it removes
+    /// after that look, before the history reaches them, end the stream
+    /// with [`Error::Expired`](crate::Error::Expired), as `read_stream`'s:
+    /// never a history that skips them.
     ///
     /// # Errors
     ///
@@ -507,19 +509,33 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // gives an epoch reset, never an old journal's seq in the new one.
         let epoch = self.epoch();
         crate::index::check_stream_id(id)?;
+        // Retention is looked at when the stream is first polled, as
+        // `stream_from`'s is, so the `OnExpired` policy decides about
+        // events pruned after this call too (the history's own check,
+        // between that look and its listing, ends it with `Expired`).
+        let (reader, id) = (self.clone(), id.to_owned());
+        let started = async move { reader.follow_stream_in(&id, from, epoch) };
+        Ok(futures::stream::once(started).flatten().boxed())
+    }
+
+    /// [`follow_stream`](Self::follow_stream) in the journal of `epoch`.
+    fn follow_stream_in(&self, id: &str, from: Seq, epoch: u64) -> BoxStream<'static, Result<FeedItem<E>>> {
         let earliest = self.earliest_seq();
         let (reset, from) = match self.expired_for_stream(id, from, earliest, epoch) {
             None => (None, from),
-            Some(Err(e)) => return Ok(futures::stream::once(std::future::ready(Err(e))).boxed()),
+            Some(Err(e)) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
             Some(Ok((reset, after))) => (Some(reset), after),
         };
-        let history = self.read_stream_in(id, from, earliest, self.follower().then_some(epoch))?;
+        let history = match self.read_stream_in(id, from, earliest, self.follower().then_some(epoch)) {
+            Ok(history) => history,
+            Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
+        };
         let live = self.stream_from(stream_read::live_cursor(&history, from, epoch));
         let followed = stream_read::follow(history, live, id, self.on_undecodable);
-        Ok(match reset {
+        match reset {
             Some(reset) => futures::stream::once(std::future::ready(Ok(reset))).chain(followed).boxed(),
             None => followed,
-        })
+        }
     }
 
     /// Whether retention removed events of stream `id` after `from`: `None`
