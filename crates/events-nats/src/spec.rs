@@ -261,7 +261,10 @@ impl StreamSpec {
         }
         // Full, such a stream refuses every publish: the replicator would
         // retry for ever while the journal's retention pin held.
-        let limited = found.max_messages > 0 || found.max_bytes > 0 || found.max_messages_per_subject > 0;
+        // (A per-subject limit discards new messages only with
+        // `discard_new_per_subject`; otherwise it drops the subject's oldest.)
+        let per_subject = found.discard_new_per_subject && found.max_messages_per_subject > 0;
+        let limited = found.max_messages > 0 || found.max_bytes > 0 || per_subject;
         if found.discard == DiscardPolicy::New && limited {
             return mismatch("discard", "old (or no message or byte limit)".into(), "new".into());
         }
