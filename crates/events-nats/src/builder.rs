@@ -19,7 +19,7 @@ use events::Codec;
 use events::layers::journal::{Reader, validate_consumer_name};
 use tokio::sync::{Notify, watch};
 
-use crate::checkpoint::{Registration, replicator_consumer_name};
+use crate::checkpoint::{self, Registration, replicator_consumer_name};
 use crate::cursors::feed_id_of_epoch;
 use crate::pump::{FIRST_BACKOFF, StreamIdFn, Task};
 use crate::replicator::Checkpointer;
@@ -195,11 +195,11 @@ impl ReplicatorBuilder {
             validate_consumer_name(name)?;
         }
         let stream = spec.ensure(&self.js).await?;
-        // Opened before the first resync: what it held says which of the
-        // seqs retention pruned were replicated before this start.
-        let registration = match consumer_name {
-            None => None,
-            Some(name) => Some(Registration::open(self.dir, name, epoch).await?),
+        // What the checkpoint says a replicator before this start
+        // acknowledged (read only: a start that fails leaves no file).
+        let replicated_before = match &consumer_name {
+            Some(name) => checkpoint::replicated_before(&self.dir, name, epoch).await,
+            None => 0,
         };
         let shared_stream = spec.is_shared();
         let (progress, progress_rx) = watch::channel(0);
@@ -231,10 +231,7 @@ impl ReplicatorBuilder {
             shared: Arc::clone(&shared),
             progress,
             follower: None,
-            // Seqs a replicator before this one acknowledged: if the stream
-            // lost them since (emptied by its limits) and retention pruned
-            // them, they are not counted as pruned before replication.
-            skipped_through: registration.as_ref().map_or(0, Registration::replicated_before),
+            skipped_through: 0,
             waiting_ahead: false,
             stopping: false,
             stall_backoff: FIRST_BACKOFF,
@@ -242,10 +239,20 @@ impl ReplicatorBuilder {
             stored_through: std::sync::atomic::AtomicU64::new(0),
         };
         let position = task.resync().await?;
+        // A stream that holds none of this journal's messages (emptied by
+        // its limits or a purge, or made again) lost what a replicator
+        // before this start acknowledged by design: those seqs, pruned from
+        // the journal since, are not counted as pruned before replication.
+        // A stream that holds some, but fewer than were acknowledged (a
+        // server that lost its last writes), gets no such pass.
+        if !position.in_stream {
+            task.skipped_through = replicated_before;
+        }
         task.progress.send_replace(position.seq);
-        let checkpointer = match registration {
+        let checkpointer = match consumer_name {
             None => None,
-            Some(registration) => {
+            Some(name) => {
+                let registration = Registration::open(self.dir, name, epoch).await?;
                 registration.write(position.seq).await?;
                 let _ = shared.consumer.set(registration);
                 let checkpointer = Checkpointer {

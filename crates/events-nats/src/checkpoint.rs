@@ -21,7 +21,7 @@
 //! checkpoint is not where replication resumes (the stream is): it exists
 //! for the retention pin and for lag reporting.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -76,9 +76,20 @@ pub(crate) struct Registration {
     epoch: u64,
     file: Arc<Mutex<ConsumerFile>>,
     persisted: AtomicU64,
-    /// What the checkpoint held when it was opened, if of this journal:
-    /// the seq a replicator before this one had acknowledged through.
-    replicated_before: u64,
+}
+
+/// The seq a replicator of the journal of `epoch` in `dir` had acknowledged
+/// through, as consumer `name`'s checkpoint says (0 if there is none, it
+/// cannot be read, or it is of another journal). Reads only: nothing is
+/// created.
+pub(crate) async fn replicated_before(dir: &Path, name: &str, epoch: u64) -> u64 {
+    let (dir, name) = (dir.to_path_buf(), name.to_owned());
+    let listed = tokio::task::spawn_blocking(move || {
+        let consumers = events::layers::journal::list_consumers(&dir).ok()?;
+        let found = consumers.into_iter().find(|c| c.name == name)?;
+        found.checkpoint.ok().filter(|c| c.epoch == epoch).map(|c| c.seq)
+    });
+    listed.await.ok().flatten().unwrap_or(0)
 }
 
 impl Registration {
@@ -98,14 +109,7 @@ impl Registration {
             epoch,
             persisted: AtomicU64::new(found.seq),
             file: Arc::new(Mutex::new(file)),
-            replicated_before: if found.epoch == epoch { found.seq } else { 0 },
         })
-    }
-
-    /// The seq a replicator of this journal had acknowledged through when
-    /// the checkpoint was opened (0 if none, or of another journal).
-    pub(crate) fn replicated_before(&self) -> u64 {
-        self.replicated_before
     }
 
     /// The checkpoint file.

@@ -59,6 +59,18 @@ async fn unusable_streams_are_refused() {
     .unwrap();
     let err = shared.feed("a").ensure(&js).await.unwrap_err();
     assert!(matches!(err, NatsError::StreamMismatch { field: "discard", .. }), "{err}");
+    // A per-subject limit drops the subject's oldest message unless
+    // `discard_new_per_subject` is set: such a stream keeps taking messages.
+    js.create_stream(Config {
+        name: "PER_SUBJECT".into(),
+        subjects: vec!["per.*".into()],
+        max_messages_per_subject: 3,
+        discard: DiscardPolicy::New,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    StreamSpec::shared("PER_SUBJECT", "per").feed("a").ensure(&js).await.unwrap();
     js.create_stream(Config {
         name: "EXTRA".into(),
         subjects: vec!["feed.extra".into(), "other".into()],
@@ -99,4 +111,8 @@ async fn another_epoch_is_refused() {
         NatsError::EpochMismatch { journal_epoch, .. } => assert_eq!(journal_epoch, jb.epoch()),
         other => panic!("expected an epoch mismatch, got {other}"),
     }
+    // The refused start registered no consumer: a checkpoint left behind
+    // would pin the journal's retention for a replicator that never ran.
+    let left = events::layers::journal::list_consumers(b.path()).unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
