@@ -375,24 +375,25 @@ impl Task {
     /// logged, and recorded as an error, never skipped silently.
     fn skip_pruned(&mut self, out: &mut Outbox, earliest: u64) {
         let last_missing = earliest.saturating_sub(1);
-        let error = NatsError::Pruned {
-            stream: self.spec.name().to_owned(),
-            dir: self.shared.reader.dir().to_path_buf(),
-            first_missing: out.sent.max(self.skipped_through).saturating_add(1),
-            last_missing,
-        };
+        let counted = out.sent.max(self.skipped_through);
         // A resync may meet a range already counted (the stream still ends
         // before it), or one a replicator before this start acknowledged
         // (the checkpoint said so, and the stream lost it since): count only
         // seqs not counted yet.
-        let new = last_missing.saturating_sub(out.sent.max(self.skipped_through));
+        let new = last_missing.saturating_sub(counted);
         if new > 0 {
+            let error = NatsError::Pruned {
+                stream: self.spec.name().to_owned(),
+                dir: self.shared.reader.dir().to_path_buf(),
+                first_missing: counted + 1,
+                last_missing,
+            };
             tracing::error!(error = %error, lost = new, "journal records pruned before replication");
             self.shared.counters.skipped.fetch_add(new, Ordering::Relaxed);
             self.shared.record_error(&error);
             self.skipped_through = last_missing;
         } else {
-            tracing::warn!(error = %error, "journal records pruned, replicated before or already counted");
+            tracing::warn!(last_missing, "journal records pruned, replicated before or already counted");
         }
         out.sent = out.sent.max(last_missing);
     }
