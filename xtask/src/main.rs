@@ -2,8 +2,9 @@
 //! cargo does. It only orchestrates (runs cargo and other tools, checks the
 //! tree's conventions), so it keeps its dependencies few and quick to
 //! build: `serde` and `serde_json`, to read criterion's result files for
-//! the bench report (`bench/results.rs`). Everything else, the SVG charts
-//! included, is std.
+//! the bench report (`bench/results.rs`), and `libc`, to pass a stop
+//! signal on to the test step's process group. Everything else, the SVG
+//! charts included, is std.
 //!
 //! Subcommands: `ci` (everything `.ci/run` checks), `tidy` (the tree's
 //! conventions alone), `bench` (the benches side by side with their peers,
@@ -17,6 +18,7 @@ mod tidy;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
@@ -89,10 +91,43 @@ fn verdict(name: &str, status: std::process::ExitStatus) -> Result<(), String> {
 /// naming it, instead of using them all up.
 const TEST_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
+/// The signal that asked `cargo xtask` to stop while a [`step_within`] ran (0: none).
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+/// Records the signal; [`step_within`]'s loop passes it on (only an atomic store here, as
+/// a signal handler may do).
+extern "C" fn on_stop(signal: libc::c_int) {
+    STOP.store(signal, Ordering::SeqCst);
+}
+
+/// The signals a terminal or a CI runner stops a command with.
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Sets what the stop signals do: `handler`, or the default action.
+fn on_stop_signals(handler: libc::sighandler_t) {
+    for signal in STOP_SIGNALS {
+        // SAFETY: `on_stop` only stores to an atomic (async-signal-safe), and SIG_DFL is the
+        // default disposition; `signal` is one of the three valid signal numbers above.
+        unsafe { libc::signal(signal, handler) };
+    }
+}
+
 /// Like [`step`], but the command and everything it started (test binaries, servers they
-/// spawned) are killed once `limit` has passed, and the step fails saying so.
+/// spawned) are killed once `limit` has passed, and the step fails saying so. The step
+/// runs in its own process group, which a terminal's Ctrl-C (sent to the foreground
+/// group, xtask's) does not reach: a stop signal xtask receives is passed on to that
+/// group, and the step fails saying so, instead of xtask dying and leaving the tests
+/// (and the servers and browsers they started) running with no deadline.
 fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), String> {
     println!("\n==> {name} (at most {} min)", limit.as_secs() / 60);
+    STOP.store(0, Ordering::SeqCst);
+    on_stop_signals(on_stop as *const () as libc::sighandler_t);
+    let result = run_within(name, limit, &mut cmd);
+    on_stop_signals(libc::SIG_DFL);
+    result
+}
+
+fn run_within(name: &str, limit: Duration, cmd: &mut Command) -> Result<(), String> {
     // Its own process group, so one signal reaches cargo and the test binaries under it.
     let mut child =
         cmd.current_dir(workspace_root()).process_group(0).spawn().map_err(|e| format!("{name}: cannot start: {e}"))?;
@@ -100,6 +135,23 @@ fn step_within(name: &str, limit: Duration, mut cmd: Command) -> Result<(), Stri
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("{name}: cannot wait: {e}"))? {
             return verdict(name, status);
+        }
+        let signal = STOP.load(Ordering::SeqCst);
+        if signal != 0 {
+            let group = libc::pid_t::try_from(child.id()).map_err(|e| format!("{name}: {e}"))?;
+            // The signal first, so cargo and the tests stop as they would at a terminal;
+            // then, once cargo is gone (or after 10 s), SIGKILL for whatever is left in the
+            // group (a process started in the background ignores SIGINT).
+            // SAFETY: plain kill(2)s of the step's own process group.
+            unsafe { libc::kill(-group, signal) };
+            let grace = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(format!("step `{name}` interrupted (signal {signal}): stopped, with everything it started"));
         }
         if Instant::now() >= deadline {
             let group = format!("-{}", child.id());
@@ -253,10 +305,56 @@ fn ci() -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The tests that run steps take turns: a stop signal is process-wide.
+    static STEPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Whether process `pid` has ended (gone, or a zombie awaiting its reaper), within 5 s.
+    fn ended(pid: &str) -> bool {
+        (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        })
+    }
+
+    /// A stop signal to xtask (a terminal's Ctrl-C reaches xtask's group, not the step's)
+    /// is passed on to the step's group: the step ends, with what it started, and fails
+    /// saying so. xtask had died, leaving the tests running with no deadline.
+    #[test]
+    fn a_stop_signal_to_xtask_stops_the_step_and_what_it_started() {
+        let _turn = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = std::env::temp_dir().join(format!("xtask-stop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("grandchild.pid");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let signaller = std::thread::spawn(move || {
+            let started = Instant::now();
+            let pid = loop {
+                match std::fs::read_to_string(&pid_file) {
+                    Ok(pid) if pid.ends_with('\n') => break pid.trim().to_owned(),
+                    _ if started.elapsed() > Duration::from_secs(20) => panic!("the step never started"),
+                    _ => std::thread::sleep(Duration::from_millis(20)), // polling a file
+                }
+            };
+            // SAFETY: a plain kill(2) of this process, as a terminal's Ctrl-C would send.
+            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            pid
+        });
+        let started = Instant::now();
+        let err = step_within("sleeper", Duration::from_secs(60), cmd).unwrap_err();
+        let pid = signaller.join().unwrap();
+        assert!(err.contains("interrupted"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30), "stopped at the signal, not at the deadline");
+        assert!(ended(&pid), "the step's grandchild {pid} survived");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A step past its deadline fails, and what it started dies with it: a test binary left
     /// behind would hold CI's output open.
     #[test]
     fn a_step_past_its_deadline_is_killed_with_its_children() {
+        let _turn = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = std::env::temp_dir().join(format!("xtask-deadline-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pid_file = dir.join("grandchild.pid");
@@ -268,17 +366,13 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(30), "killed at the deadline, not when done");
         let pid = std::fs::read_to_string(&pid_file).unwrap();
         // The grandchild may take a moment to be reaped by init after SIGKILL.
-        let gone = (0..50).any(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            !Path::new(&format!("/proc/{}", pid.trim())).exists()
-                || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| s.contains(") Z "))
-        });
-        assert!(gone, "the step's grandchild {} survived", pid.trim());
+        assert!(ended(pid.trim()), "the step's grandchild {} survived", pid.trim());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_step_within_its_deadline_reports_its_status() {
+        let _turn = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         assert!(step_within("true", Duration::from_secs(30), Command::new("true")).is_ok());
         let err = step_within("false", Duration::from_secs(30), Command::new("false")).unwrap_err();
         assert!(err.contains("failed"), "{err}");
