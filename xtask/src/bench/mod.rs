@@ -80,6 +80,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let since = if opts.report_only || opts.filter.is_some() { None } else { Some(started) };
     let results = results::collect(&target.join("criterion"), since)?;
+    // A filter that matched no bench: the report would be the last runs' alone, as if new.
+    if let Some(filter) = opts.filter.as_deref().filter(|_| !opts.report_only && failed.is_none())
+        && results::collect(&target.join("criterion"), Some(started))?.is_empty()
+    {
+        return Err(format!("--filter {filter:?} ran no criterion bench; no report written"));
+    }
     let printed = fs::read_to_string(&log_path).unwrap_or_default();
     let report = Report::new(&results, &printed);
     let mode = if opts.quick { "quick (`--quick`)" } else { "full" };
