@@ -292,3 +292,74 @@ async fn every_appender_of_a_batch_whose_fdatasync_failed_gets_the_journal_error
     assert!(matches!(feed.append(None, msg(99)).await, Err(Error::Unhealthy { .. })));
     let _ = feed.close().await;
 }
+
+/// A feed of 512-byte segments keeping two, under `Always`, with `plan`.
+async fn open_pruning(dir: &Path, plan: &FaultPlan) -> Feed<Ev> {
+    Feed::builder(dir)
+        .sync(SyncPolicy::Always)
+        .segment_bytes(512)
+        .retention(events::Retention::segments(2))
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap()
+}
+
+/// Stream "s"'s first event at seq 1, then events of stream "o" one by one:
+/// how many until retention removes seq 1 (the same each time: same sizes).
+async fn appends_until_seq_1_is_pruned(feed: &Feed<Ev>, limit: u64) -> u64 {
+    for n in 1..=limit {
+        feed.append(Some("o"), msg(n)).await.unwrap();
+        if feed.earliest_seq() > Seq::new(1) {
+            return n;
+        }
+    }
+    panic!("retention never removed seq 1");
+}
+
+/// A stream's version checked while the batch whose roll pruned the
+/// stream's only event waits for its fdatasync: the event is gone, so the
+/// stream has no version (`Exact(1)` is refused naming none). The check
+/// had used the retention floor of the last published batch, from before
+/// the roll, and accepted `Exact(1)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_checked_during_the_fdatasync_of_a_pruning_roll_sees_the_pruned_stream() {
+    let expect = |e| AppendOptions::new().expect(e);
+    let dry = tempfile::tempdir().unwrap();
+    let feed = open_pruning(dry.path(), &FaultPlan::new()).await;
+    feed.append_with(Some("s"), msg(0), expect(Expected::NoStream)).await.unwrap();
+    let pruning = appends_until_seq_1_is_pruned(&feed, 200).await;
+    feed.close().await.unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed = open_pruning(tmp.path(), &plan).await;
+    let v1 = feed.append_with(Some("s"), msg(0), expect(Expected::NoStream)).await.unwrap().seq;
+    assert_eq!(v1, Seq::new(1));
+    for n in 1..pruning {
+        feed.append(Some("o"), msg(n)).await.unwrap();
+    }
+    assert_eq!(feed.earliest_seq(), Seq::new(1));
+    // The append whose roll prunes seq 1, held in its write so that another
+    // queues behind it, then in the fdatasync the queue makes the writer
+    // hand to its sync thread while it goes on (as in the first test).
+    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_secs(1)));
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(3)));
+    let (writes, syncs) = (plan.count(Step::AppendWrite), plan.count(Step::AppendSync));
+    let spawn = |n: u64| {
+        let feed = feed.clone();
+        tokio::spawn(async move { feed.append(Some("o"), msg(n)).await })
+    };
+    let rolling = spawn(pruning);
+    reached(&plan, Step::AppendWrite, writes + 1).await;
+    let queued = spawn(pruning + 1);
+    reached(&plan, Step::AppendSync, syncs + 1).await;
+    reached(&plan, Step::AppendWrite, writes + 2).await;
+    assert!(!tmp.path().join(format!("{:020}.seg", 1)).exists(), "the roll removed seq 1's segment");
+    let checked = feed.append_with(Some("s"), msg(999), expect(Expected::Exact(v1))).await;
+    assert!(!rolling.is_finished(), "checked while the roll's batch waited for its fdatasync");
+    assert!(matches!(checked, Err(Error::VersionConflict { current: None, .. })), "{checked:?}");
+    rolling.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+    feed.close().await.unwrap();
+}
