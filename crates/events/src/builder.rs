@@ -40,6 +40,10 @@ use crate::{Error, EventSink, OnExpired, OnUndecodable, Result};
 /// session at the limit), and tokio's channels panic past their own limit.
 pub const MAX_CAPACITY: usize = 1 << 24;
 
+/// The shortest [`FeedBuilder::retention_check`] a feed takes (1 ms;
+/// [`FeedBuilder::open`] refuses less with [`Error::Config`]).
+pub const MIN_RETENTION_CHECK: Duration = Duration::from_millis(1);
+
 /// Configures and opens a [`Feed`]. Created by [`Feed::builder`].
 ///
 /// Every option has a default; the ones that matter for durability
@@ -153,14 +157,12 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     }
 
     /// How often retention runs while the feed is open, besides at every
-    /// roll. Default: 1 s.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `every` is zero.
+    /// roll. Default: 1 s. At least [`MIN_RETENTION_CHECK`]
+    /// ([`open`](Self::open) refuses less with [`Error::Config`]): each
+    /// check is a retention pass on the writer, and a shorter period filled
+    /// the writer's inbox with checks.
     #[must_use]
     pub fn retention_check(mut self, every: Duration) -> Self {
-        assert!(!every.is_zero(), "retention_check must be positive");
         self.retention_check = every;
         self
     }
@@ -326,10 +328,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     }
 
     /// Batches of envelopes each sink's queue holds (one batch per
-    /// journal write). Default: 1024.
+    /// journal write). Default: 1024. At least 1 ([`open`](Self::open)
+    /// refuses 0 with [`Error::Config`]).
     #[must_use]
     pub fn sink_queue(mut self, batches: usize) -> Self {
-        self.sink_queue = batches.max(1);
+        self.sink_queue = batches;
         self
     }
 
@@ -448,6 +451,15 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             if value > MAX_CAPACITY {
                 return Err(Error::Config(format!("{option} {value} is above the most a feed takes, {MAX_CAPACITY}")));
             }
+        }
+        if self.sink_queue == 0 {
+            return Err(Error::Config("sink_queue 0: each sink's queue holds at least one batch".into()));
+        }
+        if self.retention_check < MIN_RETENTION_CHECK {
+            return Err(Error::Config(format!(
+                "retention_check {:?} is below {MIN_RETENTION_CHECK:?}: each check is a retention pass on the writer",
+                self.retention_check
+            )));
         }
         if self.max_record_bytes as usize > events_core::DEFAULT_DECODE_LIMIT {
             return Err(Error::Config(format!(

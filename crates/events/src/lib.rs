@@ -194,7 +194,7 @@ mod writer;
 mod writers;
 
 pub use append::{AppendOptions, Appended, Dedupe, Expected, MAX_EVENT_ID_BYTES};
-pub use builder::{FeedBuilder, MAX_CAPACITY};
+pub use builder::{FeedBuilder, MAX_CAPACITY, MIN_RETENTION_CHECK};
 pub use consumer::{Consumer, ConsumerOptions, ConsumerReport, consumer_reports};
 pub use error::{Error, Result, error_chain, panic_message};
 pub use feed::Feed;

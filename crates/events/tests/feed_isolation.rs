@@ -68,7 +68,8 @@ async fn max_record_bytes_above_the_decode_limit_is_refused_at_open() {
 /// Capacities past what can be allocated up front (or what tokio's
 /// channels take) are refused at open, naming the option; they panicked
 /// inside `open` after the journal was opened and locked (a session's
-/// capacity, at the first session).
+/// capacity, at the first session). So are values below the least a feed
+/// takes.
 #[tokio::test]
 async fn capacities_past_the_limit_are_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,10 +88,27 @@ async fn capacities_past_the_limit_are_refused_at_open() {
             "{option}: {err}"
         );
     }
+    // Below the least a feed takes. `sink_queue(0)` had become 1 silently,
+    // and a retention check of 1 ns (or zero, which panicked in the setter)
+    // filled the writer's inbox with checks.
+    type Low = (&'static str, &'static str, Configure);
+    let low: [Low; 3] = [
+        ("sink_queue", "0", |b| b.sink_queue(0).sink(Counting { seen: AtomicU64::new(0) })),
+        ("retention_check", "1ns", |b| b.retention_check(Duration::from_nanos(1))),
+        ("retention_check", "0ns", |b| b.retention_check(Duration::ZERO)),
+    ];
+    for (option, value, configure) in low {
+        let err = configure(Feed::<Ev>::builder(dir.path())).open().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(what) if what.contains(option) && what.contains(value)),
+            "{option}: {err}"
+        );
+    }
     let limit = events::MAX_CAPACITY;
     let feed = Feed::<Ev>::builder(dir.path())
         .sink_queue(limit)
         .inbox_capacity(limit)
+        .retention_check(events::MIN_RETENTION_CHECK)
         .sink(Counting { seen: AtomicU64::new(0) })
         .open()
         .await
