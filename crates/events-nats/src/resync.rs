@@ -50,11 +50,11 @@ impl Task {
         // it resumes after what the old stream held and the new one lacks.
         let created = info.created.unix_timestamp_nanos();
         let same_stream = self.stream_created.is_none_or(|before| before == created);
-        if !same_stream {
-            // Deleted and made again under the same name while this ran: it
-            // must still fit, as the start checked (never a silent downgrade).
-            self.spec.validate(&info.config)?;
-        }
+        // It must still fit, as the start checked (never a silent
+        // downgrade): made again under the same name while this ran, or
+        // changed in place (sealed, set to discard new messages when full),
+        // which a resync after a refused publish is the first to see.
+        self.spec.validate(&info.config)?;
         let position = self.resume_in(&info, same_stream).await?;
         if !same_stream {
             self.stored_through.store(0, Ordering::Relaxed);

@@ -276,6 +276,36 @@ async fn a_stream_made_again_that_no_longer_fits_stops_the_replicator() {
     assert_eq!(stream.info().await.unwrap().state.messages, 0, "nothing replicated into it");
 }
 
+/// The replicator's stream sealed in place while it runs (same stream, same
+/// creation time): the resync after the refused publish checks the stream
+/// again and stops the replicator with `StreamMismatch` naming `sealed`.
+/// Only a stream made again had been checked again: the replicator retried
+/// the refused publish for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sealed_under_the_replicator_stops_it() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut j = journal(&dir);
+    fill(&mut j, 1, 3);
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("SEAL", "feed.seal"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("the first records", replicator.wait_for(3)).await.unwrap();
+    let mut config = js.get_stream("SEAL").await.unwrap().cached_info().config.clone();
+    config.sealed = true;
+    js.update_stream(config).await.unwrap();
+    fill(&mut j, 4, 4);
+    let stats = stopped(&replicator).await;
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(last_error.contains("sealed"), "{last_error}");
+    assert_eq!(stats.replicated, 3, "{stats:?}");
+    j.close().unwrap();
+}
+
 /// The replicator's stream deleted while it runs (`nats stream rm`, or a
 /// server back without its store): the next resync makes it again from the
 /// replicator's spec, as a start does, and replicates the journal's
