@@ -48,11 +48,15 @@ impl Frames {
         Frames { body: response.bytes_stream().boxed(), buffer: String::new() }
     }
 
-    /// The `data:` of the next frame that has one (keep-alive comments skipped).
+    /// The `data:` of the next frame that has one (keep-alive comments and
+    /// the `checkpoint` frame a `since=latest` stream starts with skipped).
     async fn next_data(&mut self) -> String {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
+                if block.lines().any(|l| l.trim_end() == "event: checkpoint") {
+                    continue;
+                }
                 if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
                     return data.trim().to_owned();
                 }
