@@ -32,7 +32,7 @@ use std::time::Duration;
 use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy};
 use events_nats::headers::Coordinates;
 use events_nats::{NatsError, Replicator, StreamSpec};
-use support::{Server, fill, journal, stopped, stream_messages, verify_stream, within};
+use support::{Server, fill, journal, seqs_of_epoch, stopped, stream_messages, verify_stream, within};
 
 /// Copies the files of journal directory `from` into a new directory `to`.
 fn copy_dir(from: &Path, to: &Path) {
@@ -44,6 +44,26 @@ fn copy_dir(from: &Path, to: &Path) {
 fn replace_dir(dir: &Path, with: &Path) {
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::rename(with, dir).unwrap();
+}
+
+/// A journal in `dir` holding records `1..=n`, and a replicator into a
+/// stream `name` (subject `subject`) that has replicated them.
+async fn replicating(
+    js: &async_nats::jetstream::Context,
+    dir: &Path,
+    name: &str,
+    subject: &str,
+    n: u64,
+) -> (Journal, Replicator) {
+    let mut j = journal(dir);
+    fill(&mut j, 1, n);
+    let replicator = Replicator::builder(dir, js.clone(), StreamSpec::new(name, subject))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("the first records", replicator.wait_for(n)).await.unwrap();
+    (j, replicator)
 }
 
 /// The `(epoch, seq)` of every message of stream `name`, in stream order.
@@ -250,15 +270,7 @@ async fn a_stream_made_again_that_no_longer_fits_stops_the_replicator() {
     let server = Server::start();
     let js = server.jetstream().await;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let mut j = journal(&dir);
-    fill(&mut j, 1, 3);
-    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("RECHECK", "feed.recheck"))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("the first records", replicator.wait_for(3)).await.unwrap();
+    let (mut j, replicator) = replicating(&js, &tmp.path().join("journal"), "RECHECK", "feed.recheck", 3).await;
     js.delete_stream("RECHECK").await.unwrap();
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "RECHECK".into(),
@@ -286,15 +298,7 @@ async fn a_stream_sealed_under_the_replicator_stops_it() {
     let server = Server::start();
     let js = server.jetstream().await;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let mut j = journal(&dir);
-    fill(&mut j, 1, 3);
-    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("SEAL", "feed.seal"))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("the first records", replicator.wait_for(3)).await.unwrap();
+    let (mut j, replicator) = replicating(&js, &tmp.path().join("journal"), "SEAL", "feed.seal", 3).await;
     let mut config = js.get_stream("SEAL").await.unwrap().cached_info().config.clone();
     config.sealed = true;
     js.update_stream(config).await.unwrap();
@@ -316,15 +320,7 @@ async fn a_stream_deleted_under_the_replicator_is_made_again_and_filled() {
     let server = Server::start();
     let js = server.jetstream().await;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let mut j = journal(&dir);
-    fill(&mut j, 1, 10);
-    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("GONE", "feed.gone"))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("the first records", replicator.wait_for(10)).await.unwrap();
+    let (mut j, replicator) = replicating(&js, &tmp.path().join("journal"), "GONE", "feed.gone", 10).await;
     js.delete_stream("GONE").await.unwrap();
     fill(&mut j, 11, 20);
     within("the stream made again and filled", async {
@@ -387,13 +383,7 @@ async fn a_resync_cut_short_in_a_recreated_stream_still_fills_it_from_the_start(
     fill(&mut a, 11, 11);
     within("a's record 11", replicate_a.wait_for(11)).await.unwrap();
     assert_eq!(proxy.cuts(), 1, "a's resync read the last message through the proxy");
-    let of_a: Vec<u64> = stream_messages(&js, "RESYNC_CUT")
-        .await
-        .iter()
-        .filter_map(|m| events_nats::headers::parse_msg_id(m.header("Nats-Msg-Id")?))
-        .filter(|&(epoch, _)| epoch == a.epoch())
-        .map(|(_, seq)| seq)
-        .collect();
+    let of_a = seqs_of_epoch(&js, "RESYNC_CUT", a.epoch()).await;
     assert_eq!(of_a, (1..=11).collect::<Vec<_>>(), "a's records in the new stream, once each");
     replicate_a.shutdown().await;
     replicate_b.shutdown().await;

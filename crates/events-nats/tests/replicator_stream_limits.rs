@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use events_nats::{Replicator, StreamSpec};
-use support::{Server, fill, journal, stream_messages, within};
+use support::{Server, fill, journal, seqs_of_epoch, stream_messages, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_whose_messages_were_removed_goes_on_after_what_it_replicated() {
@@ -36,13 +36,7 @@ async fn a_feed_whose_messages_were_removed_goes_on_after_what_it_replicated() {
     fill(&mut a, 6, 8);
     within("a's next records", replicate_a.wait_for(8)).await.unwrap();
 
-    let of_a: Vec<u64> = stream_messages(&js, "SHARED")
-        .await
-        .iter()
-        .filter_map(|m| events_nats::headers::parse_msg_id(m.header("Nats-Msg-Id")?))
-        .filter(|&(epoch, _)| epoch == a.epoch())
-        .map(|(_, seq)| seq)
-        .collect();
+    let of_a = seqs_of_epoch(&js, "SHARED", a.epoch()).await;
     assert_eq!(of_a, [6, 7, 8], "only the new records, once each");
 
     // Now every feed's messages are gone (a purge; `max_age` on a quiet

@@ -129,6 +129,18 @@ pub async fn verify_stream(js: &Context, name: &str, n: u64) {
     events_testkit::jetstream::verify_stream(js, name, n, MsgId::AnyEpoch, payload).await;
 }
 
+/// The journal seqs of the records of `epoch` in stream `name`, in stream
+/// order (from each message's `Nats-Msg-Id`).
+pub async fn seqs_of_epoch(js: &Context, name: &str, epoch: u64) -> Vec<u64> {
+    stream_messages(js, name)
+        .await
+        .iter()
+        .filter_map(|m| events_nats::headers::parse_msg_id(m.header("Nats-Msg-Id")?))
+        .filter(|&(e, _)| e == epoch)
+        .map(|(_, seq)| seq)
+        .collect()
+}
+
 /// Bounds a test step so a bug fails the test instead of hanging CI.
 pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
