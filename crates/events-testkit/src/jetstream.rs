@@ -42,10 +42,20 @@ pub async fn verify_stream<P: AsRef<[u8]>>(
     let stream = js.get_stream(name).await.unwrap();
     let state = stream.get_info().await.unwrap().state;
     assert_eq!((state.messages, state.first_sequence, state.last_sequence), (n, 1, n), "stream state");
-    let consumer = stream
-        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() })
-        .await
-        .unwrap();
+    // Right after a cluster lost a node, the request can go unanswered
+    // while a leader is elected (on a loaded 2-core CI machine, for longer
+    // than the client's request timeout): asked again, a few times.
+    let mut tries = 0;
+    let consumer = loop {
+        let config = OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() };
+        match stream.create_consumer(config).await {
+            Ok(consumer) => break consumer,
+            Err(e) if e.kind() == async_nats::jetstream::stream::ConsumerErrorKind::TimedOut && tries < 10 => {
+                tries += 1;
+            }
+            Err(e) => panic!("cannot read stream {name}: {e}"),
+        }
+    };
     let mut messages = consumer.messages().await.unwrap();
     for want in 1..=n {
         let msg = messages.next().await.unwrap().unwrap();
