@@ -308,6 +308,17 @@ mod tests {
     /// The tests that run steps take turns: a stop signal is process-wide.
     static STEPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// A shell that starts `sleep 60` in the background, writes its pid to
+    /// `pid_file` and waits for it; in a directory of its own (`tag` names it).
+    fn sleeper(tag: &str) -> (PathBuf, PathBuf, Command) {
+        let dir = std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("grandchild.pid");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        (dir, pid_file, cmd)
+    }
+
     /// Whether process `pid` has ended (gone, or a zombie awaiting its reaper), within 5 s.
     fn ended(pid: &str) -> bool {
         (0..50).any(|_| {
@@ -323,11 +334,7 @@ mod tests {
     #[test]
     fn a_stop_signal_to_xtask_stops_the_step_and_what_it_started() {
         let _turn = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let dir = std::env::temp_dir().join(format!("xtask-stop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pid_file = dir.join("grandchild.pid");
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let (dir, pid_file, cmd) = sleeper("stop");
         let signaller = std::thread::spawn(move || {
             let started = Instant::now();
             let pid = loop {
@@ -355,11 +362,7 @@ mod tests {
     #[test]
     fn a_step_past_its_deadline_is_killed_with_its_children() {
         let _turn = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let dir = std::env::temp_dir().join(format!("xtask-deadline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pid_file = dir.join("grandchild.pid");
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let (dir, pid_file, cmd) = sleeper("deadline");
         let started = Instant::now();
         let err = step_within("sleeper", Duration::from_secs(1), cmd).unwrap_err();
         assert!(err.contains("still running after"), "{err}");

@@ -46,6 +46,14 @@ fn replace_dir(dir: &Path, with: &Path) {
     std::fs::rename(with, dir).unwrap();
 }
 
+/// Returns once stream `name` exists and holds `n` messages (polling the
+/// server every 10 ms; bound it with `within`).
+async fn holds(js: &async_nats::jetstream::Context, name: &str, n: u64) {
+    while js.get_stream(name).await.ok().map(|s| s.cached_info().state.messages) != Some(n) {
+        tokio::time::sleep(Duration::from_millis(10)).await; // polling the server
+    }
+}
+
 /// A journal in `dir` holding records `1..=n`, and a replicator into a
 /// stream `name` (subject `subject`) that has replicated them.
 async fn replicating(
@@ -323,12 +331,7 @@ async fn a_stream_deleted_under_the_replicator_is_made_again_and_filled() {
     let (mut j, replicator) = replicating(&js, &tmp.path().join("journal"), "GONE", "feed.gone", 10).await;
     js.delete_stream("GONE").await.unwrap();
     fill(&mut j, 11, 20);
-    within("the stream made again and filled", async {
-        while js.get_stream("GONE").await.ok().map(|s| s.cached_info().state.messages) != Some(20) {
-            tokio::time::sleep(Duration::from_millis(10)).await; // polling the server
-        }
-    })
-    .await;
+    within("the stream made again and filled", holds(&js, "GONE", 20)).await;
     verify_stream(&js, "GONE", 20).await;
     let stats = replicator.stats();
     assert!(!stats.stopped, "{stats:?}");
@@ -373,12 +376,7 @@ async fn a_resync_cut_short_in_a_recreated_stream_still_fills_it_from_the_start(
     // b's next record finds the stream gone: b makes it again and fills it
     // with its own records. a, idle, has not looked.
     fill(&mut b, 4, 4);
-    within("b's records in the new stream", async {
-        while js.get_stream("RESYNC_CUT").await.ok().map(|s| s.cached_info().state.messages) != Some(4) {
-            tokio::time::sleep(Duration::from_millis(10)).await; // polling the server
-        }
-    })
-    .await;
+    within("b's records in the new stream", holds(&js, "RESYNC_CUT", 4)).await;
     proxy.arm("STREAM.MSG.GET.RESYNC_CUT");
     fill(&mut a, 11, 11);
     within("a's record 11", replicate_a.wait_for(11)).await.unwrap();
