@@ -117,6 +117,72 @@ impl Lease {
     }
 }
 
+/// The seqs the last writer acknowledged that no crash since can have
+/// taken: recovery that would cut through them found damage, not a torn
+/// write, and [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
+/// refuses it (`recover_segment.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub(crate) epoch: u64,
+    /// The last seq it acknowledged (its watermark's).
+    pub(crate) upto: u64,
+    /// Kept in sealed segments too (otherwise in the newest one only).
+    pub(crate) sealed: bool,
+    /// Why they survive, for the error.
+    pub(crate) why: &'static str,
+}
+
+impl Kept {
+    /// Where the seqs up to `acked` (the previous writer's watermark, of
+    /// `epoch`) must still be on disk, by the previous writer's `lease`,
+    /// seen from a process in `boot`:
+    /// - everywhere after a clean close: it synced everything first;
+    /// - everywhere in the same boot: a process crash keeps the page
+    ///   cache, and only a reboot (a power loss) drops unsynced writes;
+    /// - in the newest segment when it synced every seq before handing it
+    ///   out (`Always`): its open synced the segment it took over, and
+    ///   every roll synced the segment it sealed, but older sealed
+    ///   segments may hold an earlier writer's unsynced records;
+    /// - nowhere otherwise (no lease, no boot id, or `Never` / `Interval`
+    ///   across a reboot: [`Lease::lost_upto`] skips what was lost).
+    pub(crate) fn by(lease: Option<Lease>, epoch: u64, acked: u64, boot: Option<[u8; 16]>) -> Option<Kept> {
+        let lease = lease.filter(|l| l.epoch == epoch && acked > 0)?;
+        let same_boot = matches!((lease.boot, boot), (Some(then), Some(now)) if then == now);
+        let (sealed, why) = if !lease.open {
+            (true, "closed cleanly after syncing them")
+        } else if same_boot {
+            (true, "the machine has not restarted since, so its page cache still held them")
+        } else if lease.synced_acks {
+            (false, "synced every record before acknowledging it")
+        } else {
+            return None;
+        };
+        Some(Kept { epoch, upto: acked, sealed, why })
+    }
+
+    /// The refusal of a cut at `offset` of `path` (a segment of `epoch`,
+    /// `sealed` or the newest) that loses the seqs from `first_lost` on,
+    /// when some of them were kept; `what` says what is wrong there.
+    pub(crate) fn refusal(
+        &self,
+        path: &Path,
+        offset: u64,
+        epoch: u64,
+        sealed: bool,
+        first_lost: u64,
+        what: &str,
+    ) -> Option<JournalError> {
+        if epoch != self.epoch || first_lost > self.upto || (sealed && !self.sealed) {
+            return None;
+        }
+        let reason = format!(
+            "{what}, where seq {first_lost} should be; the last writer acknowledged up to seq {} and {}, so this is damage, not a torn write (open in a salvage mode, e.g. RecoveryMode::TruncateAtCorruption, to cut it: readers then see a gap)",
+            self.upto, self.why
+        );
+        Some(JournalError::corrupt(path, offset, Some(first_lost), reason))
+    }
+}
+
 /// The valid lease of `dir` with the highest generation (`None`: no file,
 /// or no valid slot).
 pub(crate) fn read(dir: &Path) -> Result<Option<Lease>, JournalError> {

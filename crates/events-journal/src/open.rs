@@ -19,7 +19,7 @@ use crate::background::Background;
 use crate::commit::Pipeline;
 use crate::error::JournalError;
 use crate::format::HEADER_LEN;
-use crate::lease::{self, Lease, Leaser};
+use crate::lease::{self, Kept, Lease, Leaser};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
 use crate::prune::Removal;
@@ -65,7 +65,7 @@ pub struct RecoveryReport {
     /// since, so a power loss may have taken records it handed out up to
     /// its durable seq lease (`<dir>/LEASE`); or recovery kept fewer
     /// records than the previous writer's watermark says it acknowledged
-    /// (damage that reads as a torn tail, a salvage). Those seqs are never
+    /// (a salvage mode cut damaged ones). Those seqs are never
     /// handed out again; readers see them as one [`JournalError::Gap`].
     pub skipped: Option<std::ops::RangeInclusive<u64>>,
 }
@@ -88,12 +88,22 @@ impl Journal {
     ///   checksum-failing frame with nothing valid after it): truncates it
     ///   there and fsyncs, in every [`RecoveryMode`](crate::RecoveryMode). An empty or
     ///   header-torn newest segment continues at the seq in its file name.
+    /// - **Acknowledged records cut** (a torn tail, or a newest segment
+    ///   ending early, that would lose seqs the last writer acknowledged
+    ///   and no crash since can have taken: it closed cleanly, or it ran in
+    ///   this boot, or it synced before acknowledging and the loss is in the
+    ///   newest segment): damage, not a torn write. Refused with
+    ///   [`JournalError::Corrupt`] naming the file and the first seq lost
+    ///   under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
+    ///   (nothing is changed); cut by the salvage modes, which then skip
+    ///   the lost seqs (`skipped`).
     /// - **Corruption in the middle** of the newest segment (a bad frame with
     ///   a valid one after it): refused with [`JournalError::Corrupt`] naming
     ///   the file and offset under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
     ///   (nothing is changed), salvaged as documented under the other modes.
     /// - **A sealed segment with a torn tail** (it lost its unsynced end in a
-    ///   power loss): the tail is cut, in every mode; readers see a
+    ///   power loss): the tail is cut, in every mode unless it cuts
+    ///   acknowledged records as above; readers see a
     ///   [`JournalError::Gap`] for the seqs it held.
     /// - **An interrupted salvage or repair**: finished, in every mode.
     /// - **Overlapping segments** (a sealed segment's records reach the seq
@@ -122,9 +132,13 @@ impl Journal {
         // Before recovery may cut anything, tell readers not to map the newest segment.
         let watermark = Publisher::open(&options.io, &dir)?;
         let previous_lease = lease::read(&dir)?;
+        let boot = options.io.boot_id();
+        // What the last writer acknowledged and no crash since can have
+        // taken: a torn tail through it is damage (refused under `Strict`).
+        let kept = watermark.previous().and_then(|wm| Kept::by(previous_lease, wm.epoch, wm.seq, boot));
         let listing = segment::list(&dir, true)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
-            .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options))?;
+            .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options, kept))?;
         let mut report = RecoveryReport {
             created: rec.created,
             newest_records: rec.newest_records,
@@ -148,7 +162,6 @@ impl Journal {
         // writer acknowledged (the cut-back starts at `synced_len`).
         let synced_len = if options.sync == SyncPolicy::Always { rec.active_len } else { HEADER_LEN as u64 };
         let lease = Leaser::open(&options.io, &dir, previous_lease)?;
-        let boot = options.io.boot_id();
         let mut journal = Journal {
             dir,
             opts: options,

@@ -56,7 +56,10 @@ pub enum SyncPolicy {
 ///
 /// Whatever the mode, a bad frame followed by nothing valid is a torn tail
 /// (an interrupted write, or a power loss before an fsync) and is cut off,
-/// in the newest segment and in a sealed one; and a salvage or repair that a
+/// in the newest segment and in a sealed one, unless it holds records the
+/// last writer acknowledged that no crash can have taken (it closed
+/// cleanly, ran in this boot, or synced before acknowledging): that is
+/// damage, refused under `Strict`; and a salvage or repair that a
 /// crash interrupted is finished. The salvage modes also apply to the
 /// segment before the newest while the newest holds no record (a salvage
 /// that had reserved its seqs when it was interrupted). `docs/FORMAT.md`

@@ -20,6 +20,7 @@ use memmap2::Mmap;
 
 use crate::error::JournalError;
 use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN, SegmentHeader};
+use crate::lease::Kept;
 use crate::options::RecoveryMode;
 use crate::rebuild::{self, Piece};
 use crate::scan::{self, Scan, Tail};
@@ -102,6 +103,20 @@ pub(crate) struct Fix {
     pub(crate) pieces: Vec<Piece>,
     /// Only a torn tail: reported as [`RecoveryAction::TruncatedTornTail`].
     pub(crate) torn_tail: bool,
+}
+
+impl Fix {
+    /// The refusal of this fix when it is a torn tail that `kept` says
+    /// cannot be one: it would cut seqs the last writer acknowledged.
+    pub(crate) fn refusal(&self, kept: &Kept) -> Option<JournalError> {
+        let (header, damage) = (self.header.as_ref()?, self.scan.damage.as_ref()?);
+        if !self.torn_tail {
+            return None;
+        }
+        let bytes = self.image.len() - self.scan.valid_end;
+        let what = format!("the last {bytes} bytes of a sealed segment do not hold a valid frame ({})", damage.reason);
+        kept.refusal(&self.seg.path, self.scan.valid_end as u64, header.epoch, true, self.scan.next_seq, &what)
+    }
 }
 
 /// Checks one sealed segment against `next`, the segment after it.
@@ -236,6 +251,14 @@ pub(crate) fn apply_fix(
     })
 }
 
+/// How [`recover_newest`] recovers: the mode, and under
+/// [`RecoveryMode::Strict`] the acknowledged seqs no cut may reach.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mode {
+    pub(crate) mode: RecoveryMode,
+    pub(crate) kept: Option<Kept>,
+}
+
 /// The newest segment after recovery.
 #[derive(Debug)]
 pub(crate) struct Newest {
@@ -261,7 +284,7 @@ pub(crate) fn recover_newest(
     seg: &SegmentFile,
     head: Result<SegmentHeader, &String>,
     template: SegmentHeader,
-    mode: RecoveryMode,
+    Mode { mode, kept }: Mode,
     listed: &[SegmentFile],
 ) -> Result<Newest, JournalError> {
     let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
@@ -302,10 +325,25 @@ pub(crate) fn recover_newest(
         }
     };
     let clean = |len, next_seq, action| Newest { seg: seg.clone(), header, len, next_seq, relist: false, action };
+    let cut = scan.valid_end as u64;
+    // Its valid records end short of what the last writer acknowledged,
+    // and no crash can have taken those: damage (only `Strict` has a `kept`).
+    // (Corruption in the middle is refused under `Strict` below.)
+    let short = match &scan.damage {
+        None => Some(format!("the newest segment ends at byte {cut}")),
+        Some(d) if d.is_torn_tail() => {
+            Some(format!("the newest segment's last {} bytes do not hold a valid frame ({})", file_len - cut, d.reason))
+        }
+        Some(_) => None,
+    };
+    let refused =
+        kept.zip(short).and_then(|(k, what)| k.refusal(&seg.path, cut, header.epoch, false, scan.next_seq, &what));
+    if let Some(e) = refused {
+        return Err(e);
+    }
     let Some(damage) = &scan.damage else {
         return Ok(clean(file_len, scan.next_seq, None));
     };
-    let cut = scan.valid_end as u64;
     if damage.is_torn_tail() {
         drop(map);
         truncate(io, &seg.path, cut)?;

@@ -20,10 +20,11 @@ use std::path::Path;
 
 use crate::error::JournalError;
 use crate::format::{HEADER_LEN, SegmentHeader};
+use crate::lease::Kept;
 use crate::options::{JournalOptions, RecoveryMode};
 use crate::rebuild;
 use crate::recover_segment::{
-    Head, Newest, RecoveryAction, apply_fix, check_sealed, file_len, recover_newest, rewrite_header,
+    Head, Mode, Newest, RecoveryAction, apply_fix, check_sealed, file_len, recover_newest, rewrite_header,
 };
 use crate::seam::Io;
 use crate::segment::{self, HeaderState, SegInfo, SegmentFile};
@@ -52,11 +53,16 @@ pub(crate) struct Recovered {
 /// describes. A pass that changes which segment files exist is followed by
 /// another one over the new listing, which finds nothing more to do and
 /// reports the final layout.
+///
+/// `kept` names the seqs the previous writer acknowledged that no crash
+/// since can have taken: under [`RecoveryMode::Strict`] a torn tail that
+/// would cut through them is refused as damage (nothing changed yet).
 pub(crate) fn recover(
     io: &Io,
     dir: &Path,
     listed: &[SegmentFile],
     opts: &JournalOptions,
+    kept: Option<Kept>,
 ) -> Result<Recovered, JournalError> {
     if listed.is_empty() {
         return create_first(io, dir, opts.codec_tag);
@@ -65,7 +71,7 @@ pub(crate) fn recover(
     let mut action = None;
     let mut sealed = Vec::new();
     for pass in 0..3 {
-        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, pass == 0)?;
+        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, kept, pass == 0)?;
         action = action.or(rec.action.take());
         sealed.append(&mut rec.sealed);
         if !relist {
@@ -100,9 +106,13 @@ fn recover_pass(
     dir: &Path,
     listed: &[SegmentFile],
     opts: &JournalOptions,
+    kept: Option<Kept>,
     first_pass: bool,
 ) -> Result<(Recovered, bool), JournalError> {
     let mode = opts.recovery;
+    // Only `Strict` refuses a cut through acknowledged records; the
+    // salvage modes cut, and the open skips past what was acknowledged.
+    let kept = kept.filter(|_| mode == RecoveryMode::Strict);
     let (newest, older) = listed.split_last().expect("recover handles an empty directory");
 
     // 1. Every header (identity, or what is wrong with it) and, for a
@@ -146,6 +156,9 @@ fn recover_pass(
                 || (salvage && i + 1 == older.len() && newest_empty);
             let (len, fix) = check_sealed(&file, seg, &head, &listed[i + 1], walk, mode, opts.max_record_bytes)?;
             if let Some(fix) = &fix {
+                if let Some(e) = kept.and_then(|k| fix.refusal(&k)) {
+                    return Err(e);
+                }
                 // Copies an interrupted rebuild made are checked before anything changes.
                 rebuild::check(seg, &fix.image, &fix.pieces, listed)?;
             }
@@ -162,6 +175,10 @@ fn recover_pass(
     let now = segment::now_nanos();
     let rec = match &heads[heads.len() - 1] {
         Head::Torn => {
+            let what = "the newest segment's header is torn and only zeros follow it";
+            if let Some(e) = kept.and_then(|k| k.refusal(&newest.path, 0, epoch, false, newest.first_seq, what)) {
+                return Err(e);
+            }
             let header = template(newest.first_seq, now);
             rewrite_header(io, dir, newest, &header)?;
             tracing::warn!(path = %newest.path.display(), "rewrote the torn header of the newest segment");
@@ -174,9 +191,11 @@ fn recover_pass(
                 action: Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() }),
             }
         }
-        Head::Valid(h) => recover_newest(io, dir, newest, Ok(*h), template(newest.first_seq, now), mode, listed)?,
+        Head::Valid(h) => {
+            recover_newest(io, dir, newest, Ok(*h), template(newest.first_seq, now), Mode { mode, kept }, listed)?
+        }
         Head::Damaged(reason) => {
-            recover_newest(io, dir, newest, Err(reason), template(newest.first_seq, now), mode, listed)?
+            recover_newest(io, dir, newest, Err(reason), template(newest.first_seq, now), Mode { mode, kept }, listed)?
         }
     };
 

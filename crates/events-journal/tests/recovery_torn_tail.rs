@@ -9,7 +9,7 @@ mod support;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use events_journal::{Journal, JournalOptions, Reader, RecoveryAction, RecoveryMode, verify};
+use events_journal::{Journal, JournalError, JournalOptions, Reader, RecoveryAction, RecoveryMode, verify};
 use support::{assert_records, payload, read_all, segments, ts};
 
 fn write(dir: &Path, from: u64, to: u64) {
@@ -109,20 +109,56 @@ fn an_empty_newest_segment_never_restarts_numbering() {
     assert_eq!(j.next_seq(), 11);
 }
 
+/// The last acknowledged record cut after a clean close, which synced it:
+/// damage, not a torn write. `Strict` refuses it and changes nothing; the
+/// salvage modes cut it and never hand its seq out again.
 #[test]
-fn torn_tails_are_cut_in_every_recovery_mode() {
+fn a_torn_tail_through_acknowledged_records_is_refused_under_strict_and_skipped_otherwise() {
     for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), 1, 3);
         let seg = segments(dir.path()).pop().unwrap();
         let len = std::fs::metadata(&seg).unwrap().len();
         cut(&seg, len - 1);
-        let (j, report) = Journal::open(dir.path(), JournalOptions::new().recovery(mode)).unwrap();
+        let before = support::snapshot(dir.path());
+        let opened = Journal::open(dir.path(), JournalOptions::new().recovery(mode));
+        if mode == RecoveryMode::Strict {
+            match opened {
+                Err(JournalError::Corrupt { path, seq: Some(3), reason, .. }) => {
+                    assert_eq!(path, seg);
+                    assert!(
+                        reason.contains("acknowledged up to seq 3") && reason.contains("closed cleanly"),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(support::snapshot(dir.path()), before, "a refused open changes nothing");
+            continue;
+        }
+        let (j, report) = opened.unwrap();
         assert!(matches!(report.action, Some(RecoveryAction::TruncatedTornTail { .. })), "{mode:?}");
         // Seq 3 was acknowledged (the clean close's watermark names it):
         // lost with the tail, and never handed out again.
         assert_eq!((j.next_seq(), report.skipped), (4, Some(3..=3)), "{mode:?}");
     }
+}
+
+/// What a torn write leaves past the acknowledged records (a frame cut
+/// short) is cut under `Strict`, as before.
+#[test]
+fn a_torn_tail_past_the_acknowledged_records_is_cut_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1, 3);
+    let seg = segments(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut frame = Vec::new();
+    events_journal::format::encode_frame(&mut frame, 4, ts(4), &payload(4));
+    let file = OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut &file, &frame[..frame.len() - 1]).unwrap();
+    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    let cut = RecoveryAction::TruncatedTornTail { path: seg, offset: len, bytes: frame.len() as u64 - 1 };
+    assert_eq!((report.action, report.skipped, j.next_seq()), (Some(cut), None, 4));
 }
 
 /// After an open skipped the seqs of a lost acknowledged record, its
@@ -136,7 +172,8 @@ fn a_skip_then_retention_of_everything_before_it_verifies_clean() {
     let seg = segments(dir.path()).pop().unwrap();
     let len = std::fs::metadata(&seg).unwrap().len();
     cut(&seg, len - 1);
-    let one = JournalOptions::new().retention(events_journal::Retention::segments(1));
+    let one =
+        JournalOptions::new().retention(events_journal::Retention::segments(1)).recovery(RecoveryMode::SkipCorrupt);
     let (j, report) = Journal::open(dir.path(), one).unwrap();
     assert_eq!((report.skipped, j.next_seq(), segments(dir.path()).len()), (Some(3..=3), 4, 1));
     j.close().unwrap();

@@ -1,0 +1,155 @@
+//! Damage to acknowledged records that reads like a torn write: a bad
+//! last frame, or a segment that ends before the last acknowledged seq.
+//! A torn write can only take what no crash kept: records synced before
+//! they were acknowledged (`Always`), everything after a clean close, and
+//! everything in the same boot (a process crash keeps the page cache)
+//! survive it. Cutting those is damage: `RecoveryMode::Strict` refuses it
+//! with `JournalError::Corrupt`, changing nothing; a salvage mode cuts it
+//! and the open skips the seqs (one `Gap` for readers).
+
+mod support;
+
+use std::path::Path;
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{
+    Journal, JournalError, JournalOptions, Reader, RecoveryAction, RecoveryMode, Retention, SyncPolicy,
+};
+use support::{payload, segments, snapshot, ts};
+
+fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
+    JournalOptions::new().sync(sync).retention(Retention::unlimited()).faults(plan.clone())
+}
+
+/// Options for a reopen: in the same boot, or after reboot `n`.
+fn reopen(sync: SyncPolicy, reboot: Option<u8>) -> JournalOptions {
+    let plan = FaultPlan::new();
+    if let Some(n) = reboot {
+        plan.reboot(n);
+    }
+    options(&plan, sync)
+}
+
+/// Seqs 1..=3 in a sealed segment and 4..=5 in the newest, all
+/// acknowledged; then the process dies (a crash, not a close).
+fn written_then_crashed(dir: &Path, sync: SyncPolicy) {
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, options(&plan, sync)).unwrap();
+    for seq in 1..=5 {
+        if seq == 4 {
+            j.roll().unwrap();
+        }
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+    plan.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j);
+    assert!(plan.crashed());
+}
+
+/// Flips a byte of `path` `back` bytes before its end (inside its last frame).
+fn flip(path: &Path, back: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() - back as usize;
+    bytes[at] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Opens under `Strict` and expects a refusal naming `path` and `seq`,
+/// with `why` in its reason and nothing changed on disk.
+fn refused(dir: &Path, opts: JournalOptions, path: &Path, seq: u64, why: &str) {
+    let before = snapshot(dir);
+    match Journal::open(dir, opts) {
+        Err(JournalError::Corrupt { path: p, seq: Some(s), reason, .. }) => {
+            assert_eq!((p.as_path(), s), (path, seq), "{reason}");
+            assert!(reason.contains("so this is damage, not a torn write") && reason.contains(why), "{reason}");
+        }
+        other => panic!("expected a refusal naming seq {seq}: {other:?}"),
+    }
+    assert_eq!(snapshot(dir), before, "a refused open changes nothing");
+}
+
+/// The seqs a reader yields, each gap as `(expected, found)`.
+fn read(dir: &Path) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
+    for item in Reader::open(dir).unwrap().read_since(0).unwrap() {
+        match item {
+            Ok(r) => seqs.push(r.seq()),
+            Err(JournalError::Gap { expected, found, .. }) => gaps.push((expected, found)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (seqs, gaps)
+}
+
+const SAME_BOOT: &str = "the machine has not restarted since";
+
+#[test]
+fn in_the_same_boot_a_bad_last_frame_of_either_segment_is_damage_under_every_policy() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        written_then_crashed(dir.path(), sync);
+        let [sealed, newest] = <[_; 2]>::try_from(segments(dir.path())).unwrap();
+        flip(&newest, 3);
+        refused(dir.path(), reopen(sync, None), &newest, 5, SAME_BOOT);
+
+        // Repaired by a salvage mode: seq 5 is cut and never handed out again.
+        let (mut j, report) =
+            Journal::open(dir.path(), reopen(sync, None).recovery(RecoveryMode::TruncateAtCorruption)).unwrap();
+        assert!(matches!(report.action, Some(RecoveryAction::TruncatedTornTail { .. })), "{sync:?}");
+        assert_eq!(report.skipped, Some(5..=5), "{sync:?}");
+        assert_eq!(j.append(ts(6), payload(6)).unwrap(), 6);
+        drop(j); // a clean close
+
+        // The sealed segment's last frame (seq 3), after that clean close.
+        flip(&sealed, 3);
+        refused(dir.path(), reopen(sync, None), &sealed, 3, "closed cleanly");
+        let (_j, report) = Journal::open(dir.path(), reopen(sync, None).recovery(RecoveryMode::SkipCorrupt)).unwrap();
+        assert!(
+            matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, .. }] if *path == sealed),
+            "{report:?}"
+        );
+        assert_eq!(read(dir.path()), (vec![1, 2, 4, 6], vec![(3, 4), (5, 6)]), "{sync:?}");
+    }
+}
+
+#[test]
+fn in_the_same_boot_a_newest_segment_cut_short_of_the_acknowledged_records_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    written_then_crashed(dir.path(), SyncPolicy::Never);
+    let newest = segments(dir.path()).pop().unwrap();
+    // Cut at the frame boundary before seq 5: the file ends cleanly, one record short.
+    let len = std::fs::metadata(&newest).unwrap().len();
+    let frame = 24 + payload(5).len() as u64;
+    std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(len - frame).unwrap();
+    refused(dir.path(), reopen(SyncPolicy::Never, None), &newest, 5, SAME_BOOT);
+}
+
+/// After a reboot, `Never` lost what it never synced: cut, and the lease
+/// skips (`power_loss_lease.rs`); `Always` synced every record it
+/// acknowledged, so a bad last frame of its newest segment is damage. Its
+/// sealed segments are cut as before: an older one may hold an earlier
+/// writer's unsynced records.
+#[test]
+fn after_a_reboot_only_what_was_synced_before_its_acknowledgement_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    written_then_crashed(dir.path(), SyncPolicy::Never);
+    let newest = segments(dir.path()).pop().unwrap();
+    flip(&newest, 3);
+    let (_j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Never, Some(1))).unwrap();
+    assert!(matches!(report.action, Some(RecoveryAction::TruncatedTornTail { .. })));
+    assert!(report.skipped.as_ref().is_some_and(|s| *s.start() == 5), "{report:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    written_then_crashed(dir.path(), SyncPolicy::Always);
+    let [sealed, newest] = <[_; 2]>::try_from(segments(dir.path())).unwrap();
+    flip(&newest, 3);
+    refused(dir.path(), reopen(SyncPolicy::Always, Some(1)), &newest, 5, "synced every record before acknowledging it");
+    flip(&newest, 3); // undone
+    flip(&sealed, 3);
+    let (_j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Always, Some(1))).unwrap();
+    assert!(
+        matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, .. }] if *path == sealed),
+        "{report:?}"
+    );
+    assert_eq!(report.skipped, None);
+}
