@@ -247,7 +247,7 @@ impl ConsumerFile {
 
     /// Durably stores `seq`/`epoch` as the consumer's checkpoint: one
     /// `pwrite` of the slot that does not hold the current checkpoint, then
-    /// `fdatasync`. Any seq is accepted, lower ones included (a consumer may
+    /// `fdatasync`. Any seq up to `MAX_SEQ` is accepted, lower ones included (a consumer may
     /// rewind, or restart at 0 in a new epoch).
     ///
     /// If it fails, the current checkpoint is unchanged, on disk and in
@@ -257,8 +257,13 @@ impl ConsumerFile {
     /// # Errors
     ///
     /// [`JournalError::Io`] naming the file if the write or the `fdatasync`
-    /// fails (or, after 2^56 - 1 commits, because the generation is spent).
+    /// fails (or, after 2^56 - 1 commits, because the generation is spent);
+    /// [`JournalError::CheckpointSeq`] for a seq past
+    /// [`MAX_SEQ`](crate::format::MAX_SEQ), before anything is written.
     pub fn commit(&mut self, seq: u64, epoch: u64) -> Result<Checkpoint, JournalError> {
+        if seq > crate::format::MAX_SEQ {
+            return Err(JournalError::CheckpointSeq { path: self.path.clone(), seq });
+        }
         let generation = self.current.generation + 1;
         if generation > MAX_GENERATION {
             return Err(JournalError::io("commit checkpoint", &self.path, io::Error::other("generation exhausted")));

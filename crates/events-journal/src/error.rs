@@ -171,6 +171,17 @@ pub enum JournalError {
         /// What is wrong with each slot.
         reason: String,
     },
+    /// A consumer checkpoint commit of a seq past [`MAX_SEQ`](crate::format::MAX_SEQ),
+    /// which no journal hands out and no checkpoint file holds (its read
+    /// would refuse the slot and fall back to the one before). Nothing is
+    /// written.
+    #[error("{path}: checkpoint seq {seq} is past any journal's (the highest is {max})", max = crate::format::MAX_SEQ)]
+    CheckpointSeq {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The seq refused.
+        seq: u64,
+    },
     /// The directory holds no segment, so it is not (yet) a journal.
     #[error("{dir}: no journal segments")]
     NoSegments {

@@ -320,3 +320,31 @@ fn a_staging_file_a_crash_left_behind_does_not_block_a_new_consumer() {
     let (_, checkpoint) = ConsumerFile::open(dir.path(), "late", 1).expect("the consumer is created");
     assert_eq!(checkpoint.seq, 0);
 }
+
+/// A commit past `MAX_SEQ` (say `u64::MAX`, a "commit everything" guess)
+/// is refused before anything is written: the file's read refuses such a
+/// slot, so it had been acknowledged, then lost at the next open (the
+/// older slot won), and two of them left no readable slot at all.
+#[test]
+fn a_commit_past_max_seq_is_refused_and_writes_nothing() {
+    use events_journal::format::MAX_SEQ;
+    use events_journal::{ConsumerFile, JournalError};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut file, _) = ConsumerFile::open(dir.path(), "c", 7).unwrap();
+    file.commit(300, 7).unwrap();
+    for seq in [MAX_SEQ + 1, u64::MAX, u64::MAX] {
+        match file.commit(seq, 7) {
+            Err(JournalError::CheckpointSeq { path, seq: refused }) => {
+                assert_eq!((path.as_path(), refused), (file.path(), seq));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(file.checkpoint().seq, 300);
+    drop(file);
+    let (mut file, checkpoint) = ConsumerFile::open(dir.path(), "c", 7).unwrap();
+    assert_eq!(checkpoint.seq, 300);
+    file.commit(MAX_SEQ, 7).unwrap();
+    drop(file);
+    assert_eq!(ConsumerFile::open(dir.path(), "c", 7).unwrap().1.seq, MAX_SEQ);
+}

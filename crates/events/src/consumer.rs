@@ -194,6 +194,8 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     ///
     /// # Errors
     ///
+    /// [`Error::Journal`] with [`JournalError::CheckpointSeq`](events_journal::JournalError::CheckpointSeq)
+    /// for a seq past any journal's (`Seq::MAX`, say), which changes nothing;
     /// [`Error::Journal`] if persisting fails (the checkpoint on disk is
     /// then the previous one, never a torn one). The progress stays
     /// committed in memory, and the next `commit` (of any seq, the same
@@ -223,6 +225,12 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// A commit in the epoch `named`, or (`None`) in the current journal's:
     /// the latest stream's once it yielded, else the journal's.
     async fn commit_to(&self, seq: Seq, named: Option<u64>) -> Result<()> {
+        if seq.get() > events_journal::format::MAX_SEQ {
+            // No journal hands it out and no checkpoint holds it: kept in
+            // memory, it would also hold back every later commit.
+            let path = self.lock().file.path().to_path_buf();
+            return Err(Error::Journal(events_journal::JournalError::CheckpointSeq { path, seq: seq.get() }));
+        }
         // The journal's epoch is read outside the lock (a follower reads a file).
         let journal = streamed_epoch(&self.lock()).is_none().then(|| self.reader.epoch());
         let persist = {

@@ -458,3 +458,27 @@ async fn a_second_instance_of_a_consumer_is_refused() {
     feed.consumer("indexer").await.expect("the name opens once the first is gone");
     feed.close().await.unwrap();
 }
+
+/// `commit(Seq::MAX)` (a "commit everything" guess) is refused with
+/// `CheckpointSeq`, and changes nothing: later commits go on from where
+/// the consumer was. It had been taken in memory (holding back every later
+/// commit as "at or below" it) and persisted into a slot the next open
+/// refuses, so the restart resumed from the older checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_past_any_journals_seq_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = three_events(dir.path()).await;
+    let consumer = feed.consumer("indexer").await.unwrap();
+    consumer.commit(Seq::new(1)).await.unwrap();
+    consumer.flush().await.unwrap();
+    match consumer.commit(Seq::MAX).await {
+        Err(Error::Journal(JournalError::CheckpointSeq { seq, .. })) => assert_eq!(seq, u64::MAX),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(consumer.committed(), Seq::new(1));
+    consumer.commit(Seq::new(2)).await.unwrap();
+    consumer.flush().await.unwrap();
+    drop(consumer);
+    assert_eq!(feed.consumer("indexer").await.unwrap().persisted(), Seq::new(2));
+    feed.close().await.unwrap();
+}
