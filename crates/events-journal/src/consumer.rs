@@ -377,6 +377,17 @@ pub struct ConsumerInfo {
 ///
 /// [`JournalError::Io`] if the `consumers` directory cannot be read.
 pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
+    let found = read_consumers(dir)?;
+    Ok(found.into_iter().map(|(name, c)| ConsumerInfo { name, checkpoint: c.map_err(|e| e.to_string()) }).collect())
+}
+
+/// A consumer's name and its checkpoint, or why it cannot be read.
+pub(crate) type Listed = (String, Result<Checkpoint, JournalError>);
+
+/// [`list_consumers`] with each checkpoint's own error, so that retention
+/// can tell a damaged checkpoint (which pins nothing) from one it could
+/// not read this time (an I/O error).
+pub(crate) fn read_consumers(dir: &Path) -> Result<Vec<Listed>, JournalError> {
     let consumers = dir.join(CONSUMERS_DIR);
     let entries = match fs::read_dir(&consumers) {
         Ok(entries) => entries,
@@ -393,11 +404,10 @@ pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
         let path = entry.path();
         let checkpoint = File::open(&path)
             .map_err(|e| JournalError::io("open checkpoint", &path, e))
-            .and_then(|file| read_checkpoint(&file, &path))
-            .map_err(|e| e.to_string());
-        found.push(ConsumerInfo { name, checkpoint });
+            .and_then(|file| read_checkpoint(&file, &path));
+        found.push((name, checkpoint));
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
 }
 

@@ -8,14 +8,18 @@
 //! Invariant: the pin is bounded. A consumer holds a segment back only
 //! while keeping everything it still needs stays within
 //! [`JournalOptions::consumer_limit`](crate::JournalOptions::consumer_limit);
-//! past that, or with an unreadable checkpoint, or a checkpoint of another
+//! past that, or with a damaged checkpoint, or a checkpoint of another
 //! epoch, or one that already expired, it pins nothing. So whatever the
 //! consumers do (or fail to do), the journal never holds more than the
-//! larger of `retention` and `consumer_limit` allow.
+//! larger of `retention` and `consumer_limit` allow. And the pin fails
+//! safe: when the consumers cannot be listed, or a checkpoint cannot be
+//! read (an I/O error, say `EMFILE` in a busy process), the pass keeps
+//! everything the consumer limit allows, as for a consumer at the start.
 
 use std::path::Path;
 
-use crate::consumer::{Checkpoint, list_consumers};
+use crate::consumer::{Checkpoint, read_consumers};
+use crate::error::JournalError;
 use crate::retention::Retention;
 use crate::segment;
 use crate::writer::Journal;
@@ -51,7 +55,12 @@ impl Journal {
         if remove == 0 || !self.opts.pin_for_consumers {
             return PinPlan { remove, loose: Vec::new() };
         }
-        let consumers = read_consumers(&self.dir, self.epoch);
+        let Some(consumers) = pinning(&self.dir, self.epoch) else {
+            // Who needs what is not known this time: keep what the limit allows.
+            let bounded = remove.min(self.opts.consumer_limit.plan(&plan, now));
+            self.stats.pinned_segments = remove - bounded;
+            return PinPlan { remove: bounded, loose: Vec::new() };
+        };
         let first_seqs: Vec<u64> = self.segments.iter().map(|s| s.first_seq).collect();
         let pinned = decide(&consumers, &first_seqs, &plan, remove, &self.opts.consumer_limit, now);
         self.stats.pinned_segments = remove - pinned.remove;
@@ -69,28 +78,35 @@ impl Journal {
     }
 }
 
-/// The readable checkpoints of this epoch's consumers; unreadable ones are
-/// logged and left out (they pin nothing), as is everything when the
-/// `consumers` directory cannot be read.
-fn read_consumers(dir: &Path, epoch: u64) -> Vec<(String, Checkpoint)> {
-    let listed = match list_consumers(dir) {
+/// The checkpoints of this epoch's consumers; damaged ones are logged and
+/// left out (they pin nothing). `None` when the `consumers` directory or a
+/// checkpoint could not be read this time (an I/O error): the caller then
+/// keeps what the limit allows.
+fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Checkpoint)>> {
+    let listed = match read_consumers(dir) {
         Ok(listed) => listed,
         Err(e) => {
-            tracing::warn!(error = %e, "retention could not list the consumers; none pins segments in this pass");
-            return Vec::new();
+            tracing::warn!(error = %e, "retention could not list the consumers; this pass keeps what the consumer limit allows");
+            return None;
         }
     };
     let mut found = Vec::with_capacity(listed.len());
-    for info in listed {
-        match info.checkpoint {
-            Ok(c) if c.epoch == epoch => found.push((info.name, c)),
-            Ok(c) => tracing::debug!(consumer = info.name, epoch = c.epoch, "checkpoint of another epoch pins nothing"),
+    for (name, checkpoint) in listed {
+        match checkpoint {
+            Ok(c) if c.epoch == epoch => found.push((name, c)),
+            Ok(c) => tracing::debug!(consumer = name, epoch = c.epoch, "checkpoint of another epoch pins nothing"),
+            // Deleted since the listing: it pins nothing.
+            Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error @ JournalError::Io { .. }) => {
+                tracing::warn!(consumer = name, %error, "retention could not read a consumer checkpoint; this pass keeps what the consumer limit allows");
+                return None;
+            }
             Err(error) => {
-                tracing::warn!(consumer = info.name, %error, "unreadable consumer checkpoint pins nothing");
+                tracing::warn!(consumer = name, %error, "unreadable consumer checkpoint pins nothing");
             }
         }
     }
-    found
+    Some(found)
 }
 
 /// The pin, from the consumers' checkpoints alone. `first_seqs` and `plan`

@@ -158,3 +158,32 @@ fn an_unlimited_consumer_limit_pins_forever_and_open_honours_the_pin() {
     let err = Reader::open(dir.path()).unwrap().read_since(10).err().unwrap();
     assert!(matches!(err, ReadError::Expired { earliest: 20 }), "{err}");
 }
+
+/// The pin fails safe: while the consumers cannot be listed (here a file
+/// stands where the `consumers` directory was; an `EMFILE` in a busy
+/// process does the same), a pass keeps what the consumer limit allows,
+/// as for a consumer at the start, and logs why. It had pinned nothing:
+/// the segments the consumer still needed were removed, and it was not
+/// even counted as cut loose.
+#[test]
+fn consumers_that_cannot_be_read_keep_what_the_limit_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
+    let c = open_consumer(dir.path(), "slow", j.epoch());
+    append_and_roll_times(&mut j, 3);
+    assert_eq!(pin_stats(&j), (4, 2, 0));
+    let consumers = dir.path().join(events_journal::CONSUMERS_DIR);
+    let away = dir.path().join("consumers.away");
+    std::fs::rename(&consumers, &away).unwrap();
+    std::fs::write(&consumers, b"").unwrap();
+    append_and_roll(&mut j);
+    assert_eq!(pin_stats(&j), (5, 3, 0), "every segment kept, within the limit");
+    append_and_roll_times(&mut j, 2);
+    assert_eq!(pin_stats(&j), (6, 4, 0), "past the limit: what the limit demands is removed");
+    // Readable again: the consumer (at seq 0, so already expired) pins nothing.
+    std::fs::remove_file(&consumers).unwrap();
+    std::fs::rename(&away, &consumers).unwrap();
+    append_and_roll(&mut j);
+    assert_eq!(pin_stats(&j), (2, 0, 0));
+    assert_eq!(c.checkpoint().seq, 0);
+}
