@@ -187,7 +187,7 @@ impl Kept {
 /// or no valid slot).
 pub(crate) fn read(dir: &Path) -> Result<Option<Lease>, JournalError> {
     let path = dir.join(LEASE_FILE);
-    let file = match File::open(&path) {
+    let file = match crate::own_file::open_regular(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(JournalError::io("open lease", &path, e)),

@@ -166,6 +166,7 @@ mod lock;
 mod mapping;
 mod open;
 mod options;
+mod own_file;
 mod pin;
 mod prune;
 mod pruned;

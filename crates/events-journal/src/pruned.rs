@@ -23,7 +23,7 @@
 //! would without it. A hash collision can only make it answer "maybe
 //! there", never "not there".
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,9 @@ pub const PRUNED_MAX_SEGMENTS: usize = 32;
 /// A removed segment with more distinct keys than this is recorded as
 /// unknown, which bounds the file to about 512 KiB.
 pub const PRUNED_MAX_KEYS: usize = 1024;
+/// The longest summary the format allows: every segment with every key.
+pub(crate) const PRUNED_MAX_BYTES: u64 =
+    (PRUNED_HEADER_LEN + PRUNED_MAX_SEGMENTS * (PRUNED_ENTRY_LEN + PRUNED_MAX_KEYS * 16)) as u64;
 /// The key count of an entry whose keys are unknown.
 const UNKNOWN: u32 = u32::MAX;
 
@@ -81,7 +84,7 @@ impl PrunedLog {
     /// without a summary).
     pub fn read(dir: &Path) -> Option<PrunedLog> {
         let path = dir.join(PRUNED_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::own_file::read_regular(&path, PRUNED_MAX_BYTES) {
             Ok(bytes) => bytes,
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -320,7 +323,13 @@ fn write_atomically(dir: &Path, bytes: &[u8], durable: bool) -> std::io::Result<
     let path = dir.join(PRUNED_FILE);
     let tmp = dir.join(format!("{PRUNED_FILE}.tmp"));
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        // Whatever a crash (or anyone) left under the name goes first: a
+        // FIFO there would block the create, and with it the roll.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
         if durable {
             file.sync_all()?;
@@ -337,7 +346,7 @@ fn write_atomically(dir: &Path, bytes: &[u8], durable: bool) -> std::io::Result<
 /// half of [`record`] without `durable`. The rename needs the directory's
 /// fsync too, which is the caller's.
 pub(crate) fn sync(dir: &Path) -> std::io::Result<()> {
-    match File::open(dir.join(PRUNED_FILE)) {
+    match crate::own_file::open_regular(&dir.join(PRUNED_FILE)) {
         Ok(file) => file.sync_all(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

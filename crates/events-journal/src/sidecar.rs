@@ -233,7 +233,14 @@ impl Sidecar {
     /// [`SidecarError::Io`] if it cannot be read (`NotFound` when missing),
     /// [`SidecarError::Damaged`] if its magic, version, CRC or layout is wrong.
     pub fn open(path: &Path) -> Result<Self, SidecarError> {
-        let bytes = fs::read(path).map_err(|source| SidecarError::Io { path: path.to_path_buf(), source })?;
+        // A regular file only: a FIFO under a sidecar's name would block the read.
+        let read = |file: std::fs::File| -> std::io::Result<Vec<u8>> {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes).map(|_| bytes)
+        };
+        let bytes = crate::own_file::open_regular(path)
+            .and_then(read)
+            .map_err(|source| SidecarError::Io { path: path.to_path_buf(), source })?;
         let damaged = |reason: &str| SidecarError::Damaged { path: path.to_path_buf(), reason: reason.to_owned() };
         if bytes.len() < SIDECAR_HEADER_LEN {
             return Err(damaged("shorter than its header"));

@@ -362,7 +362,7 @@ fn zeros(bytes: &[u8]) -> bool {
 /// and the next prune rewrites it).
 fn check_pruned(dir: &Path, epoch: Option<u64>) -> Option<Problem> {
     let path = dir.join(crate::pruned::PRUNED_FILE);
-    let what = match std::fs::read(&path) {
+    let what = match crate::own_file::read_regular(&path, crate::pruned::PRUNED_MAX_BYTES) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => format!("retention summary unreadable: {e}"),
         Ok(bytes) => match crate::pruned::PrunedLog::decode(&bytes) {

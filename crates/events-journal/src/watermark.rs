@@ -131,7 +131,7 @@ impl Watermark {
 /// see a mix of two records; its CRC fails and it is read again.
 pub(crate) fn read(dir: &Path) -> Result<Option<Watermark>, JournalError> {
     let path = dir.join(WATERMARK_FILE);
-    let file = match File::open(&path) {
+    let file = match crate::own_file::open_regular(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(JournalError::io("open watermark", &path, e)),
@@ -194,7 +194,8 @@ impl Publisher {
     /// before recovery changes anything.
     pub(crate) fn open(io: &Io, dir: &Path) -> Result<Publisher, JournalError> {
         let path = dir.join(WATERMARK_FILE);
-        let previous = match std::fs::read(&path) {
+        // The most a watermark file holds: its record, and room to spare.
+        let previous = match crate::own_file::read_regular(&path, 4096) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(JournalError::io("read watermark", &path, e)),

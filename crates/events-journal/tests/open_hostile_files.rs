@@ -234,3 +234,66 @@ fn a_segment_named_past_the_highest_seq_is_a_stranger() {
     j.close().unwrap();
     assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
 }
+
+/// Makes a FIFO at `path`.
+fn fifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// Runs `f` on a thread of its own and fails if it has not returned
+/// within 20 s: a hang, not a slow machine.
+fn returns<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what} hung"))
+}
+
+/// FIFOs (or anything but a regular file) under the names of the journal's
+/// own files: an open, a roll's retention pass and a sidecar read return,
+/// with a typed error naming the file where the file is needed
+/// (`WATERMARK`, `LEASE`, a sidecar), or by replacing it (`PRUNED`,
+/// `PRUNED.tmp`, rewritten through a fresh temporary file). Each had
+/// blocked for ever in `open(2)`, the writer's thread with it.
+#[test]
+fn fifos_under_the_journals_own_names_are_errors_or_replaced_never_a_hang() {
+    use events_journal::{LEASE_FILE, PRUNED_FILE, Retention, Sidecar, WATERMARK_FILE};
+    for name in [WATERMARK_FILE, LEASE_FILE] {
+        let dir = tempfile::tempdir().unwrap();
+        journal_with_two_segments(dir.path());
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+        fifo(&dir.path().join(name));
+        let path = dir.path().to_path_buf();
+        match returns(name, move || Journal::open(&path, JournalOptions::new()).map(|_| ())) {
+            Err(JournalError::Io { path, source, .. }) => {
+                assert!(path.ends_with(name) && source.to_string().contains("not a regular file"), "{source}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    for name in [PRUNED_FILE, "PRUNED.tmp"] {
+        let dir = tempfile::tempdir().unwrap();
+        fifo(&dir.path().join(name));
+        let path = dir.path().to_path_buf();
+        let pruned = returns(name, move || {
+            let (mut j, _) = Journal::open(&path, JournalOptions::new().retention(Retention::segments(1))).unwrap();
+            j.append(ts(1), payload(1)).unwrap();
+            j.roll().unwrap();
+            j.stats().pruned
+        });
+        assert_eq!(pruned, 1, "{name}");
+        assert!(events_journal::PrunedLog::read(dir.path()).is_some(), "{name}: the summary was written");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let idx = dir.path().join("00000000000000000001.idx");
+    fifo(&idx);
+    match returns("a sidecar", move || Sidecar::open(&idx).map(|_| ())) {
+        Err(events_journal::SidecarError::Io { source, .. }) => {
+            assert!(source.to_string().contains("not a regular file"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
