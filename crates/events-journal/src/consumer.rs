@@ -320,10 +320,14 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, Journ
     let consumers = dir.join(CONSUMERS_DIR);
     let io = Io::default();
     match fs::create_dir(&consumers) {
-        Ok(()) => segment::sync_dir(&io, dir)?,
+        Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(JournalError::io("create directory", &consumers, e)),
     }
+    // Also when it existed: a creation killed before this fsync left the
+    // directory's entry unsynced, and a power loss would take it (and every
+    // checkpoint in it) with it. A creation is rare; the fsync is cheap.
+    segment::sync_dir(&io, dir)?;
     // A staging name of this creation alone: two creating the same
     // consumer at once (two processes) must not truncate each other's file,
     // which may already be linked into place. One a crashed creation left
