@@ -3,15 +3,20 @@
 //! so the demo and its crash child depend on it instead of on each other.
 //! Invariant: `parse_sync(&sync_to_arg(p))` gives back `p` for every policy
 //! the demo can pass to its child (intervals rounded to whole milliseconds,
-//! at least 1 ms).
+//! at least 1 ms; `parse_sync` accepts whole milliseconds up to a year).
 
 use std::time::Duration;
 
 use events::SyncPolicy;
 
+/// The longest `--sync` interval: a year, as for `replicate`'s durations. A
+/// typo such as `18446744073709551615s` is a usage error, not a policy whose
+/// milliseconds [`sync_to_arg`] could not even write as a `u64` for the child.
+const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses `always`, `never` or a duration like `10ms` / `1s` (not zero:
 /// refused here, before a command acts on it, rather than by the journal's
-/// open after the demo wiped its directory).
+/// open after the demo wiped its directory; at most [`MAX_INTERVAL`]).
 pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
     match s {
         "always" => Ok(SyncPolicy::Always),
@@ -27,6 +32,9 @@ pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
             };
             if every.is_zero() {
                 return Err(format!("an interval of {s:?} would fdatasync in a busy loop: use always"));
+            }
+            if every > MAX_INTERVAL {
+                return Err(format!("an interval of {s:?} is too long: at most 365 days"));
             }
             Ok(SyncPolicy::Interval(every))
         }
@@ -95,6 +103,27 @@ mod tests {
         assert!(parse_sync("soon").is_err());
         for zero in ["0ms", "0s", "000ms"] {
             assert!(parse_sync(zero).is_err_and(|e| e.contains("busy loop")), "{zero}");
+        }
+    }
+
+    /// `--sync 18446744073709551615s` was accepted, and the demo handed its
+    /// crash child `18446744073709551615000ms`, which the child refused.
+    #[test]
+    fn sync_intervals_are_bounded_and_every_accepted_one_round_trips() {
+        for huge in [format!("{}s", u64::MAX), format!("{}ms", u64::MAX), "31536001s".into(), "31536000001ms".into()] {
+            assert!(parse_sync(&huge).is_err_and(|e| e.contains("365 days")), "{huge}");
+        }
+        assert_eq!(parse_sync("31536000s"), Ok(SyncPolicy::Interval(MAX_INTERVAL)));
+        assert_eq!(parse_sync("31536000000ms"), Ok(SyncPolicy::Interval(MAX_INTERVAL)));
+        // Every accepted interval is a whole number of milliseconds from 1 ms
+        // to the bound: its extremes, and values spread over the range.
+        let max_ms = u64::try_from(MAX_INTERVAL.as_millis()).unwrap();
+        let spread = (0..=64).map(|i| 1 + (max_ms - 1) / 64 * i);
+        for ms in [1, 999, 1000, 1001, max_ms - 1, max_ms].into_iter().chain(spread) {
+            for arg in [format!("{ms}ms"), format!("{}s", (ms / 1000).max(1))] {
+                let policy = parse_sync(&arg).unwrap_or_else(|e| panic!("{arg}: {e}"));
+                assert_eq!(parse_sync(&sync_to_arg(policy)), Ok(policy), "{arg}");
+            }
         }
     }
 }

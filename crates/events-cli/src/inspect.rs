@@ -8,10 +8,11 @@
 //! names and checkpoint files, and the newest segment's frames only to name
 //! the last seq when no writer runs (a dead writer's segment ends where its
 //! last valid frame does), and never takes the lock: the holder is found in
-//! `/proc/locks`. Its neighbour `ops.rs` holds the other read-only
-//! commands and the directory checks it shares: a directory without a
-//! segment is refused, not shown as an empty journal. Lines go out through
-//! `crate::Out`, so `| head` ends it quietly.
+//! `/proc/locks` (by device and inode; by the inode alone only while the
+//! journal's own test says the lock is held). Its neighbour `ops.rs` holds
+//! the other read-only commands and the directory checks it shares: a
+//! directory without a segment is refused, not shown as an empty journal.
+//! Lines go out through `crate::Out`, so `| head` ends it quietly.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -75,7 +76,7 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         n => outln!(out, "format     version {FORMAT_VERSION} ({n} segment headers unreadable, see below)")?,
     }
     outln!(out, "codec tag  {}", codec.map_or_else(|| "-".into(), |c| format!("{c} ({})", codec_name(c))))?;
-    outln!(out, "lock       {}", lock_holder(&dir.join("LOCK")))?;
+    outln!(out, "lock       {}", lock_holder(&dir.join("LOCK"), reader.writer_running()))?;
     let total: u64 = segments.iter().map(|s| s.bytes).sum();
     match (segments.first(), &last) {
         (Some(first), Ok(last)) if *last >= first.first_seq => {
@@ -136,19 +137,35 @@ fn codec_name(tag: u32) -> &'static str {
 }
 
 /// Who holds the writer lock, from `/proc/locks`, without touching the lock.
-fn lock_holder(lock: &Path) -> String {
+/// `writer_running` is the journal's own test of the lock
+/// ([`Reader::writer_running`]).
+fn lock_holder(lock: &Path, writer_running: Option<bool>) -> String {
     let Ok(meta) = fs::metadata(lock) else { return "free (no LOCK file)".into() };
     let Ok(locks) = fs::read_to_string("/proc/locks") else { return "unknown (no /proc/locks)".into() };
+    holder_in(&locks, lock, meta.dev(), meta.ino(), writer_running)
+}
+
+/// The holder of the lock on `lock` (device `dev`, inode `ino`) that the
+/// `/proc/locks` text `locks` names.
+fn holder_in(locks: &str, lock: &Path, dev: u64, ino: u64, writer_running: Option<bool>) -> String {
     // "1: FLOCK  ADVISORY  WRITE 12345 fd:01:1234567 0 EOF"
     let lines: Vec<Vec<&str>> =
         locks.lines().map(|line| line.split_whitespace().collect::<Vec<_>>()).filter(|f| f.len() >= 6).collect();
-    // The same device and inode; else the inode alone: on btrfs `stat`
-    // gives a subvolume's own device, `/proc/locks` the filesystem's.
+    // The same device and inode; else the inode alone, but only while the
+    // lock is held: on btrfs `stat` gives a subvolume's own device,
+    // `/proc/locks` the filesystem's, while with no writer running a line
+    // of that inode on another device is another file, locked by a process
+    // that has nothing to do with this journal.
     let found = lines
         .iter()
-        .find(|fields| names_file(fields[5], Some(meta.dev()), meta.ino()))
-        .or_else(|| lines.iter().find(|fields| names_file(fields[5], None, meta.ino())));
-    let Some(fields) = found else { return "free (no writer running)".into() };
+        .find(|fields| names_file(fields[5], Some(dev), ino))
+        .or_else(|| lines.iter().find(|fields| writer_running == Some(true) && names_file(fields[5], None, ino)));
+    let Some(fields) = found else {
+        return match writer_running {
+            Some(true) => "held (by a process /proc/locks does not name)".into(),
+            _ => "free (no writer running)".into(),
+        };
+    };
     // An OFD lock has no owning process ("-1"): the holder wrote its pid into the file.
     let pid = match fields[4] {
         "-1" => fs::read_to_string(lock).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
@@ -177,7 +194,7 @@ fn names_file(field: &str, dev: Option<u64>, ino: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::names_file;
+    use super::{holder_in, names_file};
 
     #[test]
     fn a_lock_line_names_the_file_by_device_and_inode() {
@@ -193,5 +210,25 @@ mod tests {
         // The inode alone (a btrfs subvolume's `stat` device is not the lock's).
         assert!(names_file("00:2f:1234567", None, 1_234_567));
         assert!(!names_file("00:2f:1234568", None, 1_234_567));
+    }
+
+    /// With no writer running, a lock on the same inode number of another
+    /// filesystem named its unrelated holder (here the pid a dead writer
+    /// left in the LOCK file).
+    #[test]
+    fn an_inode_alone_names_the_holder_only_while_the_lock_is_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = tmp.path().join("LOCK");
+        std::fs::write(&lock, "4242\n").unwrap();
+        let dev = libc::makedev(0xfd, 0x01);
+        let elsewhere = "1: OFDLCK ADVISORY  WRITE -1 00:2f:1234567 0 EOF\n";
+        assert_eq!(holder_in(elsewhere, &lock, dev, 1_234_567, Some(false)), "free (no writer running)");
+        // A btrfs subvolume: `stat` and `/proc/locks` give other devices.
+        assert_eq!(holder_in(elsewhere, &lock, dev, 1_234_567, Some(true)), "held by pid 4242 (OFDLCK WRITE)");
+        // The same device and inode is this file.
+        let here = "1: FLOCK  ADVISORY  WRITE 777 fd:01:1234567 0 EOF\n";
+        assert_eq!(holder_in(here, &lock, dev, 1_234_567, None), "held by pid 777 (FLOCK WRITE)");
+        assert_eq!(holder_in("", &lock, dev, 1_234_567, Some(false)), "free (no writer running)");
+        assert!(holder_in("", &lock, dev, 1_234_567, Some(true)).starts_with("held"));
     }
 }

@@ -44,7 +44,8 @@ pub(crate) struct TailArgs {
     /// The journal directory.
     dir: PathBuf,
     /// Print records after this seq (exclusive; 0: everything retained, with no reset for
-    /// what retention removed before the command started). Default: only new records.
+    /// what retention removed before the command started). Default: only new records (all
+    /// of a journal that appears after the command started).
     /// `<epoch>-<seq>` (a `--json` line's `cursor`) also names the journal: if the
     /// directory now holds another, an `epoch_mismatch` reset, then its earliest record.
     #[arg(long, value_parser = crate::args::parse_from)]
@@ -126,7 +127,7 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
                     cursor = record.seq();
                     payloads.format_record(epoch, record.seq(), record.ts(), record.payload(), args.json)
                 }
-                // A salvage gap is part of what the journal says: print it and go on.
+                // A gap is part of what the journal says: print it and go on.
                 Err(JournalError::Gap { expected, found, .. }) => {
                     cursor = found - 1;
                     format_reset(&Reset::Gap { first_missing: expected, last_missing: found - 1 }, args.json)
@@ -227,7 +228,9 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     }
     let mut waiting = false;
     let mut follower = loop {
-        match start_following(args) {
+        // `waiting`: no journal was there when the command started, so every
+        // record of the one that appears is newer than the command.
+        match start_following(args, waiting) {
             Ok(follower) => break follower,
             // Under `--follow`, a directory that holds no journal yet is
             // waited for, as `serve` does.
@@ -283,8 +286,11 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     }
 }
 
-/// The follower of `tail`, at the cursor `--from` asks for.
-fn start_following(args: &TailArgs) -> Result<Follower, JournalError> {
+/// The follower of `tail`, at the cursor `--from` asks for. Without one, at
+/// the journal's end, unless it `appeared` after the command started: then
+/// from its beginning, since all of it is new (its end would skip the records
+/// written between its creation and this look).
+fn start_following(args: &TailArgs, appeared: bool) -> Result<Follower, JournalError> {
     let reader = Reader::open(&args.dir)?;
     let cursor = match args.from {
         // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
@@ -298,6 +304,9 @@ fn start_following(args: &TailArgs) -> Result<Follower, JournalError> {
         }
         Some(FromCursor { seq: 0, .. }) => reader.first_seq()?.saturating_sub(1),
         Some(FromCursor { seq, .. }) => seq,
+        // Seq 0, not the first retained: what retention removed since is
+        // an `expired` reset, as for any cursor.
+        None if appeared => 0,
         None => reader.last_seq()?,
     };
     Follower::new(reader, cursor)
@@ -324,18 +333,23 @@ fn holds_no_journal(dir: &Path, error: &JournalError) -> bool {
     missing || gone
 }
 
-/// A reset as a line: what was skipped and where the output goes on.
+/// A reset as a line: what was skipped and where the output goes on, saying
+/// only what is known. A gap's records may have been lost to damage a
+/// recovery cut, a salvage, or a power loss before they were synced, and a
+/// cursor ahead of the journal may be a rolled-back journal or a mistyped
+/// `--from`: the reset cannot tell which (a recreated journal is an `Epoch`).
 fn format_reset(reset: &Reset, json: bool) -> String {
     match (reset, json) {
         (Reset::Expired { earliest }, false) => {
             format!("{:>10}  expired: earlier records were removed by retention; continuing at {earliest}", "reset")
         }
         (Reset::Ahead { latest, earliest }, false) => format!(
-            "{:>10}  ahead: the cursor is past the latest seq {latest} (journal recreated or rolled back); continuing at {earliest}",
+            "{:>10}  ahead: the cursor is past the journal's last seq {latest}; continuing at {earliest}",
             "reset"
         ),
         (Reset::Gap { first_missing, last_missing }, false) => format!(
-            "{:>10}  gap: records {first_missing}..={last_missing} were dropped by a salvage recovery; continuing at {}",
+            "{:>10}  gap: records {first_missing}..={last_missing} are missing (lost to damage, a salvage, \
+             or a power loss); continuing at {}",
             "reset",
             last_missing + 1
         ),
@@ -356,5 +370,29 @@ fn format_reset(reset: &Reset, json: bool) -> String {
         })
         .to_string(),
         (other, _) => format!("{:>10}  {other:?}", "reset"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every gap was printed as "dropped by a salvage recovery" and every
+    /// cursor ahead as "(journal recreated or rolled back)": causes the
+    /// reset does not know.
+    #[test]
+    fn resets_say_what_is_known_and_no_cause_they_cannot_tell() {
+        let gap = format_reset(&Reset::Gap { first_missing: 4, last_missing: 6 }, false);
+        assert!(
+            gap.ends_with(
+                "gap: records 4..=6 are missing (lost to damage, a salvage, or a power loss); continuing at 7"
+            ),
+            "{gap}"
+        );
+        let ahead = format_reset(&Reset::Ahead { latest: 9, earliest: 1 }, false);
+        assert!(ahead.ends_with("ahead: the cursor is past the journal's last seq 9; continuing at 1"), "{ahead}");
+        for line in [gap, ahead] {
+            assert!(!line.contains("salvage recovery") && !line.contains("recreated"), "{line}");
+        }
     }
 }

@@ -19,7 +19,7 @@
 //! shown in the progress.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use events_nats::{ReplicationStats, Replicator, StreamSpec};
@@ -164,16 +164,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     let mut progress = Progress::new(args.json);
     let first = replicator.stats();
     let started = if args.json {
-        json!({
-            "type": "started",
-            "dir": args.dir,
-            "stream": args.stream,
-            "subject": replicator.subject(),
-            "epoch": replicator.epoch().to_string(),
-            "after": first.replicated,
-            "journal_latest": first.journal_latest,
-        })
-        .to_string()
+        started_json(&args.dir, &args.stream, replicator.subject(), replicator.epoch(), &first)
     } else {
         format!(
             "replicating {} (epoch {}) into stream {} on {}: resuming after seq {}, journal at {}",
@@ -273,6 +264,22 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             out.flush()
         }
     }
+}
+
+/// The `--json` line that starts a run. The directory is a string, lossy for
+/// a path that is not UTF-8, as the text line shows it: `json!` panics on
+/// such a path, which serde refuses to serialize.
+fn started_json(dir: &Path, stream: &str, subject: &str, epoch: u64, first: &ReplicationStats) -> String {
+    json!({
+        "type": "started",
+        "dir": dir.to_string_lossy(),
+        "stream": stream,
+        "subject": subject,
+        "epoch": epoch.to_string(),
+        "after": first.replicated,
+        "journal_latest": first.journal_latest,
+    })
+    .to_string()
 }
 
 /// A start-up error in words an operator can act on.
@@ -392,5 +399,18 @@ mod tests {
         assert!(parse_duration(&format!("{}s", u64::MAX)).unwrap_err().contains("too long"));
         assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
         assert!(parse_duration("525601m").unwrap_err().contains("365 days"));
+    }
+
+    /// `json!({ "dir": args.dir, .. })` panicked on a directory whose name
+    /// is not UTF-8.
+    #[test]
+    fn the_started_line_takes_a_directory_that_is_not_utf8() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = Path::new(OsStr::from_bytes(b"/var/lib/j\xffournal"));
+        let line: serde_json::Value =
+            serde_json::from_str(&started_json(dir, "s", "events", 7, &ReplicationStats::default())).unwrap();
+        assert_eq!(line["dir"], "/var/lib/j\u{fffd}ournal", "{line}");
+        assert_eq!((&line["type"], &line["epoch"]), (&json!("started"), &json!("7")));
     }
 }

@@ -2,7 +2,8 @@
 //! journal written with the self-describing codec is rendered as JSON with
 //! every field of its events; a bincode journal of a type the CLI does not
 //! know shows each record's seq, size and bytes, and says why it is not
-//! decoded.
+//! decoded. The codec comes from the oldest segment file, whatever else
+//! the directory holds.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -113,4 +114,34 @@ async fn a_bincode_journal_of_unknown_types_shows_bytes_and_why() {
     assert!(lines[0]["hex"].as_str().is_some_and(|h| !h.is_empty()));
     let why = lines[0]["undecoded"].as_str().unwrap_or_default();
     assert!(why.contains("not self-describing"), "{why}");
+}
+
+/// A directory named like a segment older than the journal's oldest (which
+/// retention removed), which the journal ignores: the codec still comes
+/// from the oldest segment file. It came from that directory, whose
+/// "header" could not be read, and every record was shown as bytes "(an
+/// unreadable segment header is not self-describing)".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_named_like_a_segment_does_not_hide_the_codec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Job, MsgPack> = Feed::builder(tmp.path())
+        .codec(MsgPack)
+        .segment_bytes(1024)
+        .retention(events::Retention::segments(2))
+        .open()
+        .await
+        .unwrap();
+    for id in 0..100 {
+        feed.append(Some("jobs"), Job::Finished { id, ok: true }).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let removed = tmp.path().join("00000000000000000001.seg");
+    assert!(!removed.exists(), "retention removed the first segment");
+    std::fs::create_dir(&removed).unwrap();
+
+    let lines = dump_json(tmp.path());
+    assert!(lines.len() > 1, "{lines:?}");
+    for line in &lines {
+        assert_eq!(line["event"]["Finished"]["ok"], json!(true), "{line}");
+    }
 }

@@ -5,7 +5,8 @@
 //! that seq after the last recovery. And a cursor older than retention is
 //! printed as an explicit reset line, then the output goes on with the
 //! earliest retained record; a cursor kept across a recreated directory
-//! (`<epoch>-<seq>`) is one too.
+//! (`<epoch>-<seq>`) is one too. Started before the journal exists, it
+//! prints the journal that appears from its first record, `--from` or not.
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
@@ -291,6 +292,65 @@ fn tail_follow_waits_for_a_journal_not_there_yet() {
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
     let seqs: Vec<_> = (0..3).map(|_| json(&lines.next().expect("tail ended").unwrap())["seq"].as_u64()).collect();
     assert_eq!(seqs, [1, 2, 3].map(Some), "no reset before the first record");
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    journal.close().unwrap();
+}
+
+/// `tail --follow` without `--from`, started before the journal exists:
+/// every record of the journal that appears is newer than the command, so
+/// it prints them from the first. It started at the journal's end at its
+/// first look, silently skipping what was written before that look.
+#[test]
+fn tail_follow_without_from_prints_a_journal_that_appears_from_its_first_record() {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    use std::time::{Duration, Instant};
+
+    use events::layers::journal::{Journal, JournalOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("later");
+    let mut tail = events()
+        .args(["tail", "--follow", "--json"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = BufReader::new(tail.stderr.take().unwrap()).lines().next().expect("tail ended").unwrap();
+    assert!(said.starts_with("waiting:"), "{said}");
+    // The journal appears with records 1..=3 at once (written aside, then
+    // renamed into place), so the tail's first look cannot come before them.
+    let aside = tmp.path().join("aside");
+    write_records(&aside, 3);
+    std::fs::rename(&aside, &dir).unwrap();
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    let (tx, lines) = channel();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // More records until the tail prints one: one started at the end prints
+    // only those.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut written = 3;
+    let mut printed = Vec::new();
+    while printed.len() < 3 {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => printed.push(json(&line)["seq"].as_u64()),
+            Err(RecvTimeoutError::Timeout) => {
+                assert!(Instant::now() < deadline, "tail printed nothing within 60 s");
+                written += 1;
+                journal.append(written, written.to_le_bytes()).unwrap();
+            }
+            Err(RecvTimeoutError::Disconnected) => panic!("tail ended: {:?}", tail.try_wait()),
+        }
+    }
+    assert_eq!(printed, [1, 2, 3].map(Some), "the journal from its first record");
     tail.kill().unwrap();
     tail.wait().unwrap();
     journal.close().unwrap();

@@ -63,7 +63,7 @@ pub(crate) struct DemoArgs {
     subscribers: u32,
     /// Durability: `always` (fsync before acknowledging, group commit),
     /// `never` (survives a process crash, not power loss), or an interval
-    /// such as `10ms` (fsync in the background).
+    /// such as `10ms` (fsync in the background; at most 365 days).
     #[arg(long, default_value = "always", value_parser = parse_sync)]
     sync: SyncPolicy,
     /// Print a machine-readable JSON summary instead of the table.
