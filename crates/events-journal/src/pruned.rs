@@ -184,12 +184,14 @@ impl PrunedLog {
     /// seq of `from..=to` with segments whose keys are known, and in none
     /// of them a record with `key`'s hash has a seq at or after `from`:
     /// then no record with `key` had a seq in that range. An empty range
-    /// (`from > to`) holds nothing.
+    /// (`from > to`) holds nothing. A key longer than
+    /// [`MAX_SIDECAR_KEY`](crate::MAX_SIDECAR_KEY) is never indexed, so
+    /// the summary cannot tell: `false`.
     pub fn lacks(&self, epoch: u64, key: &[u8], from: u64, to: u64) -> bool {
         if from > to {
             return true;
         }
-        if epoch != self.epoch {
+        if epoch != self.epoch || key.len() > crate::MAX_SIDECAR_KEY {
             return false;
         }
         let hash = key_hash(key);
@@ -382,6 +384,19 @@ mod tests {
             assert!(PrunedLog::decode(&bad).is_err(), "byte {i}");
         }
         assert!(PrunedLog::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Records whose key is longer than a sidecar holds are left out of
+    /// the index, so a summary built from it knows nothing of them: it had
+    /// said such a key was not there, and a filtered reader skipped its
+    /// pruned records with no reset.
+    #[test]
+    fn a_key_longer_than_an_index_holds_is_never_said_to_be_absent() {
+        let l = log(vec![seg(1, 10, Some(&[("a", 3)]))]);
+        assert!(l.lacks(7, b"b", 1, 10));
+        let long = vec![b'k'; crate::MAX_SIDECAR_KEY + 1];
+        assert!(!l.lacks(7, &long, 1, 10));
+        assert!(l.lacks(7, &long[..crate::MAX_SIDECAR_KEY], 1, 10));
     }
 
     #[test]

@@ -318,7 +318,8 @@ impl Sidecar {
     }
 
     /// The entries of `key` (empty when the segment holds none). Only that
-    /// key's entries are decoded.
+    /// key's entries are decoded. A key longer than [`MAX_SIDECAR_KEY`] is
+    /// never indexed: its records are found by a scan of the segment only.
     pub fn entries(&self, key: &[u8]) -> Vec<IndexEntry> {
         let mut at = SIDECAR_HEADER_LEN;
         for _ in 0..self.key_count() {
