@@ -82,6 +82,24 @@ pub trait SinkExt<E: ?Sized + Sync>: EventSink<E> + Sized {
         Offload::new(self, capacity)
     }
 
+    /// [`offload`](Self::offload) onto a thread and runtime of its own
+    /// ([`Offload::on_thread`]), for a sink that blocks the thread it runs on.
+    ///
+    /// # Errors
+    ///
+    /// The thread or its runtime could not be started.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0.
+    fn offload_thread(self, capacity: usize) -> std::io::Result<Offload<E>>
+    where
+        E: Clone + Send + 'static,
+        Self: 'static,
+    {
+        Offload::on_thread(self, capacity)
+    }
+
     /// Emits to this sink, then to `other`, in that order.
     fn tee<K>(self, other: K) -> Tee<E>
     where

@@ -12,9 +12,12 @@ use crate::{EventSink, SinkStats};
 
 /// A sink that calls a closure for each event.
 ///
-/// The closure is synchronous and runs inline in `emit`; for work that awaits
-/// or may be slow, implement [`EventSink`] and wrap it in
-/// [`Offload`](crate::Offload).
+/// The closure is synchronous and runs inline in `emit`, on the caller's
+/// thread; for work that awaits, implement [`EventSink`] and wrap it in
+/// [`Offload`](crate::Offload). A closure that may block (synchronous I/O, a
+/// lock, a sleep) goes on a thread of its own:
+/// [`Offload::on_thread`](crate::Offload::on_thread) (or
+/// `.offload_thread(capacity)`).
 ///
 /// # Example
 ///

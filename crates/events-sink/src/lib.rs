@@ -21,7 +21,7 @@
 //! | sink | what it does | cost to the caller of `emit` |
 //! |---|---|---|
 //! | [`ChannelSink`] | `try_send` into a bounded channel; full → dropped, counted | never awaits |
-//! | [`Offload`] | hands the event to a background task driving another sink; full queue → dropped, counted; order kept | never awaits |
+//! | [`Offload`] | hands the event to a background task driving another sink; full queue → dropped, counted; order kept; [`Offload::on_thread`]: the task on a thread and runtime of its own, for a sink that blocks its thread | never awaits |
 //! | [`Timeout`] | bounds each emit of another sink; overdue → cancelled, counted | at most the limit |
 //! | [`Filter`] / [`Map`] | forward some events / converted events | the inner sink's |
 //! | [`Tee`] | several sinks, in order | the sum of its branches' |

@@ -1,6 +1,8 @@
 //! [`Offload`]: moves a sink's work onto a background tokio task behind a
 //! bounded queue, so `emit` is a `try_send` that returns at once. This is the
-//! tool that keeps a slow sink off a writer's path. Neighbours: built by
+//! tool that keeps a slow sink off a writer's path; [`Offload::on_thread`]
+//! runs that task on a thread and runtime of its own, for a sink that
+//! blocks the thread it runs on. Neighbours: built by
 //! [`SinkExt::offload`](crate::SinkExt::offload); the background task drives
 //! the wrapped sink. Invariants: `emit` never awaits anything; the wrapped sink
 //! sees the accepted events in emit order; every event not delivered (queue
@@ -93,11 +95,75 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     /// Panics when called outside a tokio runtime, or if `capacity` is 0 or
     /// above tokio's channel limit (`usize::MAX >> 3`).
     pub fn new_shared(inner: Arc<dyn EventSink<E>>, capacity: usize) -> Self {
+        let (offload, task) = Self::parts(inner, capacity);
+        tokio::spawn(task);
+        offload
+    }
+
+    /// [`Offload::new`], with the background task on a thread of its own
+    /// (named `events-sink-offload`) that runs a tokio runtime of its own:
+    /// for a sink that blocks the thread it runs on (synchronous I/O, a
+    /// `std::sync::Mutex` held elsewhere, a sleep). Nothing async can cut
+    /// such a call short, not even a [`Timeout`](crate::Timeout): on the
+    /// application's runtime it would hold one of its threads (on a
+    /// current-thread runtime, the only one), and everything else on that
+    /// runtime, appends and the other sinks included, would wait with it.
+    /// Here a call that never returns holds only this thread: later events
+    /// fill the queue and are dropped, counted. Needs no runtime to be
+    /// called from; the thread ends once the `Offload` is dropped (or shut
+    /// down) and its queue is drained.
+    ///
+    /// ```
+    /// use events_sink::{EventSink, FnSink, Offload};
+    ///
+    /// let log = FnSink::new(|line: &String| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1)); // blocking work
+    ///     assert!(!line.is_empty());
+    /// });
+    /// let offload = Offload::on_thread(log, 64)?;
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// offload.emit(&"hello".to_string()).await; // returns at once
+    /// assert_eq!(offload.close().await.emitted, 1);
+    /// # });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The thread or its runtime could not be started.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0 or above tokio's channel limit (`usize::MAX >> 3`).
+    pub fn on_thread<S: EventSink<E> + 'static>(inner: S, capacity: usize) -> std::io::Result<Self> {
+        Self::on_thread_shared(Arc::new(inner), capacity)
+    }
+
+    /// [`Offload::on_thread`] for a sink that is already shared.
+    ///
+    /// # Errors
+    ///
+    /// As [`Offload::on_thread`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Offload::on_thread`].
+    pub fn on_thread_shared(inner: Arc<dyn EventSink<E>>, capacity: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (offload, task) = Self::parts(inner, capacity);
+        std::thread::Builder::new().name("events-sink-offload".into()).spawn(move || runtime.block_on(task))?;
+        Ok(offload)
+    }
+
+    /// The offload and the task that drives its sink, not started yet.
+    fn parts(inner: Arc<dyn EventSink<E>>, capacity: usize) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::channel::<Msg<E>>(capacity);
         let counters = Arc::new(Counters::default());
         let (ended, done) = watch::channel(false);
-        tokio::spawn(drive(Arc::clone(&inner), rx, Arc::clone(&counters), ended));
-        Offload { tx, inner, done, stopped: AtomicBool::new(false), stop_queued: AtomicBool::new(false), counters }
+        let task = drive(Arc::clone(&inner), rx, Arc::clone(&counters), ended);
+        let offload =
+            Offload { tx, inner, done, stopped: AtomicBool::new(false), stop_queued: AtomicBool::new(false), counters };
+        (offload, task)
     }
 }
 

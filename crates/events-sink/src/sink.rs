@@ -19,7 +19,11 @@ use crate::SinkStats;
 /// Consumers that need completeness reconcile from the durable log (see
 /// [`reconcile`](crate::reconcile)). A sink that may be slow should be wrapped
 /// in [`Offload`](crate::Offload) or [`Timeout`](crate::Timeout) before it is
-/// put on a writer's path.
+/// put on a writer's path. Both work at await points only: a sink that
+/// blocks its thread (synchronous I/O, a `std::sync::Mutex`, a sleep) holds
+/// whatever runtime thread runs it, and with it everything else scheduled
+/// there. Put such a sink on a thread of its own with
+/// [`Offload::on_thread`](crate::Offload::on_thread).
 ///
 /// The trait is dyn-compatible through `async-trait`, and `Arc<S>`, `Box<S>`
 /// and `&S` are sinks whenever `S` is (including `S = dyn EventSink<E>`).

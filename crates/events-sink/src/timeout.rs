@@ -3,7 +3,9 @@
 //! limit. Neighbours: built by [`SinkExt::timeout`](crate::SinkExt::timeout);
 //! pairs with [`Offload`](crate::Offload), which bounds the caller's cost at
 //! zero by moving the wait elsewhere. Invariant: `emit` returns within the
-//! limit (plus scheduling), and every cut-short emit is counted once.
+//! limit (plus scheduling), and every cut-short emit is counted once. A
+//! wrapped sink that blocks its thread is not cut short (a timeout acts at
+//! await points only): that is [`Offload::on_thread`](crate::Offload::on_thread)'s job.
 
 use std::fmt;
 use std::time::Duration;

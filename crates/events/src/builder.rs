@@ -279,6 +279,13 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// and fills the gap with [`reconcile`](crate::reconcile)`(&feed, last_seen)`,
     /// which reads it back from the journal.
     ///
+    /// The tasks run on the application's tokio runtime: a sink whose
+    /// `emit` blocks its thread (synchronous I/O, a `std::sync::Mutex`, a
+    /// sleep) would hold a runtime thread, and on a current-thread runtime
+    /// stall the appends and the other sinks with it. Give such a sink a
+    /// thread of its own: `sink.offload_thread(capacity)?`
+    /// ([`Offload::on_thread`](crate::layers::sink::Offload::on_thread)).
+    ///
     /// Each sink is called under its own unwind guard: a panicking sink is
     /// logged by name, counted in [`FeedStats::sinks`](crate::FeedStats::sinks), and keeps receiving
     /// later events, while the others never notice. Unnamed sinks are named

@@ -13,7 +13,10 @@
 //! `EventSink::stats` are summed into the feed's stats. Each call is made
 //! under an unwind guard: a sink that panics is counted and logged by name,
 //! and neither its task nor the other sinks notice; a sink that never
-//! returns loses its own events, not the others'. When the feed closes,
+//! returns loses its own events, not the others'. The tasks run on the
+//! application's runtime, so that promise holds for a sink that waits at
+//! await points; one that blocks its thread must bring its own
+//! (`events_sink::Offload::on_thread`), or it holds a runtime thread. When the feed closes,
 //! each task flushes its sink after the last batch (`EventSink::flush`), so
 //! a sink that queues or buffers (an `Offload`) has delivered what it took
 //! when `Feed::close` returns, within its wait. A task dropped before it

@@ -306,3 +306,57 @@ async fn a_sink_shared_across_a_reopen_sees_seqs_in_order() {
     second.close().await.unwrap();
     assert_eq!(*sink.0.lock(), (1..=25).collect::<Vec<_>>());
 }
+
+/// A sink whose `emit` blocks its thread (a sleep standing for synchronous
+/// I/O) on a current-thread runtime, the form the façade's examples use: on
+/// a thread of its own (`offload_thread`) it holds only that thread. The
+/// appends return, the sink beside it gets every event, and `close`
+/// returns within its `sink_close_wait`; the blocked sink's queue fills and
+/// drops, counted. On the runtime's thread (a plain sink, or `offload`,
+/// whose task shares the runtime) the same blocking call stalls all of it:
+/// no `Timeout` can cut a call that never reaches an await.
+#[test]
+fn a_sink_that_blocks_its_thread_on_a_thread_of_its_own_stalls_nothing_else() {
+    use events::layers::sink::{FnSink, SinkExt};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let release = Arc::new(AtomicBool::new(false));
+    let held = Arc::clone(&release);
+    let blocking = FnSink::new(move |_: &Envelope<Ev>| {
+        while !held.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let blocking = blocking.offload_thread(2).unwrap();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let stats = rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let feed: Feed<Ev> = Feed::builder(dir.path())
+                .sync(SyncPolicy::Never)
+                .named_sink("blocking", blocking)
+                .named_sink("collect", Collect(Arc::clone(&seen)))
+                .sink_close_wait(Duration::from_millis(100))
+                .open()
+                .await
+                .unwrap();
+            for n in 1..=20 {
+                feed.append(None, msg(n)).await.unwrap();
+            }
+            eventually("the sink beside the blocked one got every event", || seen.lock().len() == 20).await;
+            let stats = feed.stats();
+            feed.close().await.unwrap();
+            stats
+        });
+        done_tx.send(stats).unwrap();
+    });
+    let stats = done.recv_timeout(Duration::from_secs(30)).expect("the blocked sink stalled the feed's runtime");
+    release.store(true, Ordering::Release);
+    let (blocking, collect) = (&stats.sinks[0], &stats.sinks[1]);
+    // One event in the blocked call (if its thread took it in time), two
+    // queued: the other 17 (or 18) are dropped, by the blocked sink alone.
+    assert_eq!(blocking.stats.emitted, 20, "{stats:?}");
+    assert!((17..=18).contains(&blocking.stats.dropped), "{stats:?}");
+    assert_eq!((collect.queue_dropped, stats.sink_dropped), (0, blocking.stats.dropped), "{stats:?}");
+}
