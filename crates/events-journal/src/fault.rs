@@ -86,11 +86,15 @@ pub enum Step {
     /// The `pwrite` or the `fdatasync` of a consumer checkpoint's commit
     /// ([`ConsumerFile::open_with_faults`](crate::ConsumerFile::open_with_faults)).
     Checkpoint,
+    /// At open, after a writer that did not close cleanly: the `fdatasync`
+    /// of each of the newest sealed segments, which its sealer may not have
+    /// reached (under `SyncPolicy::Never`).
+    SealedSync,
 }
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 23] = [
+    pub const ALL: [Step; 24] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -114,6 +118,7 @@ impl Step {
         Step::Lease,
         Step::ReaderSync,
         Step::Checkpoint,
+        Step::SealedSync,
     ];
 }
 

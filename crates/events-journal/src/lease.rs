@@ -126,53 +126,53 @@ pub(crate) struct Kept {
     pub(crate) epoch: u64,
     /// The last seq it acknowledged (its watermark's).
     pub(crate) upto: u64,
-    /// Kept in sealed segments too (otherwise in the newest one only).
-    pub(crate) sealed: bool,
     /// Why they survive, for the error.
     pub(crate) why: &'static str,
 }
 
 impl Kept {
-    /// Where the seqs up to `acked` (the previous writer's watermark, of
-    /// `epoch`) must still be on disk, by the previous writer's `lease`,
-    /// seen from a process in `boot`:
-    /// - everywhere after a clean close: it synced everything first;
-    /// - everywhere in the same boot: a process crash keeps the page
+    /// Whether the seqs up to `acked` (the previous writer's watermark, of
+    /// `epoch`) must still be on disk, in every segment, by the previous
+    /// writer's `lease`, seen from a process in `boot`:
+    /// - after a clean close: it synced everything first, the
+    ///   sealed segments an earlier writer that did not close may have
+    ///   left unsynced included (its open did);
+    /// - in the same boot: a process crash keeps the page
     ///   cache, and only a reboot (a power loss) drops unsynced writes;
-    /// - in the newest segment when it synced every seq before handing it
-    ///   out (`Always`): its open synced the segment it took over, and
-    ///   every roll synced the segment it sealed, but older sealed
-    ///   segments may hold an earlier writer's unsynced records;
-    /// - nowhere otherwise (no lease, no boot id, or `Never` / `Interval`
+    /// - when it synced every seq before handing it out
+    ///   (`Always`): its open synced the segment it took over and the
+    ///   sealed segments an earlier writer that did not close may have left
+    ///   unsynced (`Journal::sync_newest_sealed`), every roll the segment
+    ///   it sealed;
+    /// - not otherwise (no lease, no boot id, or `Never` / `Interval`
     ///   across a reboot: [`Lease::lost_upto`] skips what was lost).
     pub(crate) fn by(lease: Option<Lease>, epoch: u64, acked: u64, boot: Option<[u8; 16]>) -> Option<Kept> {
         let lease = lease.filter(|l| l.epoch == epoch && acked > 0)?;
         let same_boot = matches!((lease.boot, boot), (Some(then), Some(now)) if then == now);
-        let (sealed, why) = if !lease.open {
-            (true, "closed cleanly after syncing them")
+        let why = if !lease.open {
+            "closed cleanly after syncing them"
         } else if same_boot {
-            (true, "the machine has not restarted since, so its page cache still held them")
+            "the machine has not restarted since, so its page cache still held them"
         } else if lease.synced_acks {
-            (false, "synced every record before acknowledging it")
+            "synced every record before acknowledging it"
         } else {
             return None;
         };
-        Some(Kept { epoch, upto: acked, sealed, why })
+        Some(Kept { epoch, upto: acked, why })
     }
 
-    /// The refusal of a cut at `offset` of `path` (a segment of `epoch`,
-    /// `sealed` or the newest) that loses the seqs from `first_lost` on,
-    /// when some of them were kept; `what` says what is wrong there.
+    /// The refusal of a cut at `offset` of `path` (a segment of `epoch`)
+    /// that loses the seqs from `first_lost` on, when some of them were
+    /// kept; `what` says what is wrong there.
     pub(crate) fn refusal(
         &self,
         path: &Path,
         offset: u64,
         epoch: u64,
-        sealed: bool,
         first_lost: u64,
         what: &str,
     ) -> Option<JournalError> {
-        if epoch != self.epoch || first_lost > self.upto || (sealed && !self.sealed) {
+        if epoch != self.epoch || first_lost > self.upto {
             return None;
         }
         let reason = format!(

@@ -91,8 +91,10 @@ impl Journal {
     /// - **Acknowledged records cut** (a torn tail, or a newest segment
     ///   ending early, that would lose seqs the last writer acknowledged
     ///   and no crash since can have taken: it closed cleanly, or it ran in
-    ///   this boot, or it synced before acknowledging and the loss is in the
-    ///   newest segment): damage, not a torn write. Refused with
+    ///   this boot, or it synced before acknowledging): damage, not a torn
+    ///   write. (An open after a writer that did not close cleanly first
+    ///   `fdatasync`s the newest sealed segments its sealer may not have
+    ///   reached, so that its own clean close vouches for them.) Refused with
     ///   [`JournalError::Corrupt`] naming the file and the first seq lost
     ///   under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
     ///   (nothing is changed); cut by the salvage modes, which then skip
@@ -191,6 +193,11 @@ impl Journal {
             // writer hands out none of them unsynced (its lease says so).
             journal.sync_active(Step::Sync)?;
         }
+        if previous_lease.is_none_or(|l| l.open) {
+            // Before this writer's lease vouches for them (`Kept`): what the
+            // last writer's sealer may not have reached.
+            journal.sync_newest_sealed()?;
+        }
         let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
         // The last writer's watermark names the seqs it acknowledged, which
         // readers may have been handed (and a follower reports as latest
@@ -236,6 +243,24 @@ impl Journal {
             "journal opened"
         );
         Ok((journal, report))
+    }
+
+    /// `fdatasync`s the newest sealed segments that a writer which did not
+    /// close cleanly may have left unsynced: those in its sealer's queue
+    /// and the one being sealed (under `Never` the sealer syncs a roll's
+    /// segment after it; every earlier one it synced, in roll order). So
+    /// once this writer's lease is written, every sealed segment is
+    /// durable: its clean close, or its syncing every record under
+    /// `Always`, vouches for all of them. Cheap: a clean file's
+    /// `fdatasync` writes nothing.
+    fn sync_newest_sealed(&self) -> Result<(), JournalError> {
+        let sealed = self.segments.len().saturating_sub(1);
+        let newest = sealed.saturating_sub(crate::sealer::QUEUE + 1);
+        for seg in self.segments.iter().take(sealed).skip(newest) {
+            let file = std::fs::File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
+            self.opts.io.sync_data(Step::SealedSync, &file).map_err(|e| JournalError::io("fdatasync", &seg.path, e))?;
+        }
+        Ok(())
     }
 
     /// Repairs the journal in `dir` and closes it: [`Journal::open`] with

@@ -103,6 +103,8 @@ pub(crate) struct Fix {
     pub(crate) pieces: Vec<Piece>,
     /// Only a torn tail: reported as [`RecoveryAction::TruncatedTornTail`].
     pub(crate) torn_tail: bool,
+    /// The first seq of the segment after it.
+    pub(crate) next_first: u64,
 }
 
 impl Fix {
@@ -110,12 +112,13 @@ impl Fix {
     /// cannot be one: it would cut seqs the last writer acknowledged.
     pub(crate) fn refusal(&self, kept: &Kept) -> Option<JournalError> {
         let (header, damage) = (self.header.as_ref()?, self.scan.damage.as_ref()?);
-        if !self.torn_tail {
+        // Bytes after its last seq (the next segment starts there) lose nothing.
+        if !self.torn_tail || self.scan.next_seq >= self.next_first {
             return None;
         }
         let bytes = self.image.len() - self.scan.valid_end;
         let what = format!("the last {bytes} bytes of a sealed segment do not hold a valid frame ({})", damage.reason);
-        kept.refusal(&self.seg.path, self.scan.valid_end as u64, header.epoch, true, self.scan.next_seq, &what)
+        kept.refusal(&self.seg.path, self.scan.valid_end as u64, header.epoch, self.scan.next_seq, &what)
     }
 }
 
@@ -200,7 +203,7 @@ pub(crate) fn check_sealed(
         Some(h) if !reason.starts_with(&h) => format!("{h}; {reason}"),
         _ => reason,
     };
-    Ok((len, Some(Fix { seg: seg.clone(), image, scan, header, reason, pieces, torn_tail })))
+    Ok((len, Some(Fix { seg: seg.clone(), image, scan, header, reason, pieces, torn_tail, next_first: n })))
 }
 
 /// The seq of the last frame of a segment of `len` bytes, read from its
@@ -230,7 +233,7 @@ pub(crate) fn apply_fix(
     fix: Fix,
     template: &SegmentHeader,
 ) -> Result<RecoveryAction, JournalError> {
-    let Fix { seg, image, scan, header, reason, pieces, torn_tail } = fix;
+    let Fix { seg, image, scan, header, reason, pieces, torn_tail, .. } = fix;
     let header = header.unwrap_or(*template);
     let listed = segment::list(dir, false)?.segments;
     let created = rebuild::execute(io, dir, &seg, &image, &header, &pieces, &listed)?;
@@ -328,16 +331,20 @@ pub(crate) fn recover_newest(
     let cut = scan.valid_end as u64;
     // Its valid records end short of what the last writer acknowledged,
     // and no crash can have taken those: damage (only `Strict` has a `kept`).
-    // (Corruption in the middle is refused under `Strict` below.)
+    // (Corruption in the middle is refused under `Strict` below.) Not an
+    // empty segment: what a roll, a skip, or a salvage's reservation of the
+    // seqs it drops leaves (a salvage interrupted before its skip is
+    // finished here, in every mode).
+    let empty = scan.next_seq == seg.first_seq && format::only_zeros_after_header(&map);
     let short = match &scan.damage {
+        _ if empty => None,
         None => Some(format!("the newest segment ends at byte {cut}")),
         Some(d) if d.is_torn_tail() => {
             Some(format!("the newest segment's last {} bytes do not hold a valid frame ({})", file_len - cut, d.reason))
         }
         Some(_) => None,
     };
-    let refused =
-        kept.zip(short).and_then(|(k, what)| k.refusal(&seg.path, cut, header.epoch, false, scan.next_seq, &what));
+    let refused = kept.zip(short).and_then(|(k, what)| k.refusal(&seg.path, cut, header.epoch, scan.next_seq, &what));
     if let Some(e) = refused {
         return Err(e);
     }

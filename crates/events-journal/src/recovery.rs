@@ -176,7 +176,7 @@ fn recover_pass(
     let rec = match &heads[heads.len() - 1] {
         Head::Torn => {
             let what = "the newest segment's header is torn and only zeros follow it";
-            if let Some(e) = kept.and_then(|k| k.refusal(&newest.path, 0, epoch, false, newest.first_seq, what)) {
+            if let Some(e) = kept.and_then(|k| k.refusal(&newest.path, 0, epoch, newest.first_seq, what)) {
                 return Err(e);
             }
             let header = template(newest.first_seq, now);

@@ -34,7 +34,7 @@ use crate::segment;
 /// sealer (a slow disk pushes back on appends), so the open descriptors of
 /// segments waiting to be sealed, and the pruned files waiting to be
 /// unlinked, stay bounded.
-const QUEUE: usize = 16;
+pub(crate) const QUEUE: usize = 16;
 
 enum Job {
     Seal(File, PathBuf),

@@ -126,9 +126,8 @@ fn in_the_same_boot_a_newest_segment_cut_short_of_the_acknowledged_records_is_da
 
 /// After a reboot, `Never` lost what it never synced: cut, and the lease
 /// skips (`power_loss_lease.rs`); `Always` synced every record it
-/// acknowledged, so a bad last frame of its newest segment is damage. Its
-/// sealed segments are cut as before: an older one may hold an earlier
-/// writer's unsynced records.
+/// acknowledged (and its open synced what an earlier writer may have left
+/// unsynced), so a bad last frame of any of its segments is damage.
 #[test]
 fn after_a_reboot_only_what_was_synced_before_its_acknowledgement_is_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,14 +141,88 @@ fn after_a_reboot_only_what_was_synced_before_its_acknowledgement_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     written_then_crashed(dir.path(), SyncPolicy::Always);
     let [sealed, newest] = <[_; 2]>::try_from(segments(dir.path())).unwrap();
+    let always = "synced every record before acknowledging it";
     flip(&newest, 3);
-    refused(dir.path(), reopen(SyncPolicy::Always, Some(1)), &newest, 5, "synced every record before acknowledging it");
+    refused(dir.path(), reopen(SyncPolicy::Always, Some(1)), &newest, 5, always);
     flip(&newest, 3); // undone
     flip(&sealed, 3);
-    let (_j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Always, Some(1))).unwrap();
+    refused(dir.path(), reopen(SyncPolicy::Always, Some(1)), &sealed, 3, always);
+}
+
+/// A writer under `Never` killed before its sealer synced the segment it
+/// had just sealed; the next writer, in the same boot, opens and closes
+/// cleanly; then the power goes. That open synced the sealed segment the
+/// sealer had not reached, before its lease vouched for it, so after the
+/// reboot every record is there (and a `Strict` open, which trusts the
+/// clean close, has nothing to refuse). Without it the power loss took
+/// the segment's records, behind a clean close that vouched for them.
+#[test]
+fn the_open_after_an_unclean_end_syncs_the_sealed_segments_its_sealer_had_not_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&first, SyncPolicy::Never)).unwrap();
+    for seq in 1..=3 {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+    // The sealer's fdatasync of the segment the roll seals: the process dies there.
+    first.inject(Step::RollSync, first.count(Step::RollSync), Fault::CrashBefore);
+    let _ = j.roll(); // its end may fail already: the process is dying
+    drop(j);
+    assert!(first.crashed());
+
+    let second = FaultPlan::new();
+    let (j, _) = Journal::open(dir.path(), options(&second, SyncPolicy::Never)).unwrap();
+    assert_eq!(second.count(Step::SealedSync), 1, "the one sealed segment");
+    j.close().unwrap();
+    support::lose_power_after(dir.path(), &[&first, &second]);
+
+    let (j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Never, Some(1))).unwrap();
+    assert_eq!((report.skipped.clone(), report.next_seq), (None, 4), "{report:?}");
+    assert_eq!(read(dir.path()), (vec![1, 2, 3], vec![]));
+    j.close().unwrap();
+
+    // After a clean close there is nothing to sync.
+    let third = FaultPlan::new();
+    drop(Journal::open(dir.path(), options(&third, SyncPolicy::Never)).unwrap());
+    assert_eq!(third.count(Step::SealedSync), 0);
+}
+
+/// What an interrupted `TruncateAtCorruption` leaves when it dropped the
+/// last acknowledged record: the damaged segment rebuilt without it, and
+/// an empty segment reserved at the seq it dropped (named 20, at or below
+/// the watermark), then a crash before the open skipped past it. A
+/// `Strict` open finishes it (skips seq 20), as every mode finishes an
+/// interrupted salvage; it had refused the empty segment as "ending where
+/// seq 20 should be". A bad tail of a sealed segment after its last seq
+/// (nothing lost: the next segment starts there) is cut, not refused.
+#[test]
+fn an_interrupted_salvages_empty_reservation_and_bytes_past_a_sealed_segments_last_seq_are_no_damage() {
+    use events_journal::format::SegmentHeader;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    for seq in 1..=20 {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+    let epoch = j.epoch();
+    plan.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j);
+    let only = segments(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&only).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&only).unwrap().set_len(len - 24 - payload(20).len() as u64).unwrap();
+    let reserved = dir.path().join("00000000000000000020.seg");
+    std::fs::write(&reserved, SegmentHeader { epoch, first_seq: 20, created_at: 1, codec_tag: 0 }.encode()).unwrap();
+    let (j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Never, None)).unwrap();
+    assert_eq!((report.skipped.clone(), j.next_seq()), (Some(20..=20), 21), "{report:?}");
+    j.close().unwrap();
+
+    // Junk after the sealed segment's last record (seq 19; the next segment is named 20).
+    let mut bytes = std::fs::read(&only).unwrap();
+    bytes.extend_from_slice(&[0xab; 10]);
+    std::fs::write(&only, bytes).unwrap();
+    let (_j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Never, None)).unwrap();
     assert!(
-        matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, .. }] if *path == sealed),
+        matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, bytes: 10, .. }] if *path == only),
         "{report:?}"
     );
-    assert_eq!(report.skipped, None);
 }
