@@ -3,26 +3,33 @@
 //! FIFO would block the open (and so a roll, an open or a reader poll) for
 //! ever, a character device such as `/dev/zero` would be read without end.
 //!
-//! Invariant: what these functions hand back is a regular file, opened
-//! without blocking, and a read never takes more than the caller's bound.
+//! Invariant: what these functions hand back is a regular file, never
+//! opened while it was anything else, and a read never takes more than the
+//! caller's bound.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Opens `path` for reading if it is a regular file (following a symlink):
 /// `InvalidData` naming what it is otherwise.
 pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
-    // O_NONBLOCK: opening a FIFO with no writer returns at once (on a
-    // regular file it changes nothing).
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
-        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
-    }
+    // Looked at before the open, which blocks on a FIFO until a writer
+    // comes. (Not `O_NONBLOCK`: with a file lease held elsewhere, Samba's or
+    // an NFS server's, an open with it fails instead of waiting.) And again
+    // after, for a file replaced in between.
+    regular(std::fs::metadata(path)?.file_type())?;
+    let file = File::open(path)?;
+    regular(file.metadata()?.file_type())?;
     Ok(file)
+}
+
+fn regular(kind: std::fs::FileType) -> io::Result<()> {
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
+    Err(io::Error::new(io::ErrorKind::InvalidData, what))
 }
 
 /// Reads the regular file `path` whole, if it holds at most `max` bytes
