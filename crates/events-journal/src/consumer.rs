@@ -242,6 +242,10 @@ impl ConsumerFile {
             }
         };
         let current = read_checkpoint(&file, &path)?;
+        // Its name durable before a commit is acknowledged in it: a
+        // creation killed between linking it and this fsync left it unsynced
+        // (once per open; cheap when there is nothing to write).
+        segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
         Ok((ConsumerFile { file, io, path, name: name.to_owned(), current }, current))
     }
 
