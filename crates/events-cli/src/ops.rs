@@ -227,14 +227,18 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         require_dir(&args.dir)?;
     }
     let mut waiting = false;
+    // No journal was there when the command started: every record of the
+    // one that appears is newer than the command. (Not a segment pruned
+    // under a look at a journal that is there: that is tried again as before.)
+    let mut absent = false;
     let mut follower = loop {
-        // `waiting`: no journal was there when the command started, so every
-        // record of the one that appears is newer than the command.
-        match start_following(args, waiting) {
+        match start_following(args, absent) {
             Ok(follower) => break follower,
             // Under `--follow`, a directory that holds no journal yet is
             // waited for, as `serve` does.
             Err(e) if args.follow && holds_no_journal(&args.dir, &e) => {
+                let gone = matches!(std::fs::metadata(&args.dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+                absent |= gone || matches!(e, JournalError::NoSegments { .. });
                 say_waiting(&args.dir, &mut waiting);
                 std::thread::sleep(Duration::from_millis(50));
             }
