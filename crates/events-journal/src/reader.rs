@@ -144,12 +144,15 @@ impl Reader {
     /// # Errors
     ///
     /// [`ReadError::Expired`] if retention removed the segment;
-    /// [`ReadError::Journal`] if it cannot be listed or mapped.
+    /// [`ReadError::Journal`] if it cannot be listed or mapped, or its header
+    /// is damaged (as [`read_since`](Self::read_since) says), or it belongs
+    /// to another journal than the watermark's (the directory was recreated).
     pub fn records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, ReadError> {
         let mut attempt = 0;
         loop {
             match self.try_records_at(first_seq, entries) {
                 Err(Retry::Vanished(_)) if attempt + 1 < RETRIES => attempt += 1,
+                Err(Retry::Vanished(e @ JournalError::EpochMismatch { .. })) => return Err(ReadError::Journal(e)),
                 Err(Retry::Vanished(_)) => {
                     let earliest = self.first_seq()?;
                     return Err(ReadError::Expired { earliest });
@@ -179,6 +182,17 @@ impl Reader {
         }
         drop(cache);
         let Some(map) = view.map else { return Ok(vec![None; entries.len()]) };
+        // As `read_since` does: a damaged header is an error, not a segment
+        // whose frames are served; one of another journal than the one the
+        // watermark names (the directory recreated since) is looked at again.
+        let Some(header) = header_of(&segs[i], &map, last, bound)? else { return Ok(vec![None; entries.len()]) };
+        if let Bound::Acked(wm) = bound
+            && view.acked
+            && header.epoch != wm.epoch
+        {
+            let (path, expected, found) = (segs[i].path.clone(), wm.epoch, header.epoch);
+            return Err(Retry::Vanished(JournalError::EpochMismatch { path, expected, found }));
+        }
         Ok(entries
             .iter()
             .map(|e| usize::try_from(e.offset).ok().and_then(|off| Record::at(&map, off, e.seq)))

@@ -247,3 +247,49 @@ fn verify_reports_a_damaged_retention_summary() {
     assert_eq!(report.problems[0].path, pruned);
     assert!(report.problems[0].what.contains("retention summary damaged"), "{:?}", report.problems);
 }
+
+/// `records_at` on a segment whose header is damaged (a flipped byte), or
+/// of another journal than the watermark names (a segment of another
+/// epoch under the same name): a typed error, as `read_since` gives, not
+/// the frames at the entries' offsets. It had served them: each frame
+/// checks out on its own (CRC, seq), whatever the header says.
+#[test]
+fn records_at_checks_the_segment_header_and_its_epoch() {
+    use events_journal::format::SegmentHeader;
+    use events_journal::{JournalError, ReadError};
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    index_sealed(tmp.path());
+    let segs = segments(tmp.path());
+    let sealed = &segs[1];
+    let side = Sidecar::open(&sidecar_path(sealed)).unwrap();
+    let entries = side.entries(&[1]);
+    let reader = Reader::open(tmp.path()).unwrap();
+    assert!(reader.records_at(side.first_seq(), &entries).unwrap().iter().all(Option::is_some));
+    let original = std::fs::read(sealed).unwrap();
+
+    let mut damaged = original.clone();
+    damaged[20] ^= 1; // in the header's first seq: its CRC fails
+    std::fs::write(sealed, &damaged).unwrap();
+    let reader = Reader::open(tmp.path()).unwrap();
+    match reader.records_at(side.first_seq(), &entries) {
+        Err(ReadError::Journal(JournalError::HeaderCrc { path })) => assert_eq!(&path, sealed),
+        other => panic!("{other:?}"),
+    }
+
+    // The newest segment (the watermark's) with another journal's header.
+    let newest = segs.last().unwrap();
+    std::fs::write(sealed, &original).unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let header = SegmentHeader::decode(&bytes[..64]).unwrap();
+    let foreign = SegmentHeader { epoch: header.epoch ^ 1, ..header };
+    bytes[..64].copy_from_slice(&foreign.encode());
+    std::fs::write(newest, &bytes).unwrap();
+    let newest_first = journal.segments().last().unwrap().0;
+    let reader = Reader::open(tmp.path()).unwrap();
+    match reader.records_at(newest_first, &[IndexEntry { seq: newest_first, offset: 64 }]) {
+        Err(ReadError::Journal(JournalError::EpochMismatch { found, .. })) => assert_eq!(found, header.epoch ^ 1),
+        other => panic!("{other:?}"),
+    }
+    drop(journal);
+}
