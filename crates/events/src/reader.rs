@@ -427,7 +427,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// index in a sidecar file (`<first_seq>.idx`, built by the writer after
     /// each roll, or by the first read that needs it; rebuilt with a warning
     /// when damaged or stale), the newest segment an in-memory one. An unknown stream gives an empty stream;
-    /// events already removed by retention are not there (no reset).
+    /// events already removed by retention are not there (no reset). A
+    /// gap in the journal (records a salvage dropped, seqs skipped after a
+    /// power loss under `Never` or `Interval`) is passed over as well: the
+    /// read cannot tell whether the stream had events there and yields no
+    /// item for it, where [`stream_from`](Self::stream_from) yields
+    /// `Reset { Gap }`: a history that must know reads with `stream_from`
+    /// (or [`stream_filtered`](Self::stream_filtered)).
     ///
     /// A reader opened with [`FeedReader::open`] never writes, so it builds
     /// missing sidecars in memory for each read; the writer's process
@@ -499,7 +505,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// get the policy's answer too); events of the stream it removes
     /// after that look, before the history reaches them, end the stream
     /// with [`Error::Expired`](crate::Error::Expired), as `read_stream`'s:
-    /// never a history that skips them.
+    /// never a history that skips them. A gap in the history (records a
+    /// salvage dropped, seqs a power loss took) is passed over as
+    /// `read_stream` says, with no reset; in the live part it is the
+    /// feed's `Reset { Gap }`.
     ///
     /// # Errors
     ///

@@ -7,9 +7,10 @@
 //! the replay reads of `replay.rs`; [`follow`] chains the live tail of
 //! `stream.rs` after it.
 //!
-//! Invariant: a per-stream read yields exactly what `stream_from(from)`
+//! Invariant: a per-stream read yields exactly the events `stream_from(from)`
 //! filtered by stream id would yield up to the acknowledged seq taken when
-//! the read starts (never a record past it): each record is read at the
+//! the read starts (never a record past it; a `Reset { Gap }` of that
+//! stream has no counterpart here): each record is read at the
 //! offset its index gives, its frame checked (CRC and seq) by the journal
 //! and its stream id compared after decoding; when that fails the index is
 //! rebuilt (with a `warn!`), and a segment that cannot be indexed in full is
