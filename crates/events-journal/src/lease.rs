@@ -62,6 +62,11 @@ pub(crate) struct Lease {
     pub(crate) open: bool,
     /// Every seq this writer hands out is synced first (`SyncPolicy::Always`).
     pub(crate) synced_acks: bool,
+    /// Its open made every sealed segment durable before this lease was
+    /// written (`Journal::sync_sealed`), so that a clean close, or
+    /// `Always`, vouches for all of them. Never set by a build before
+    /// 2026-12-06 (the byte was 0).
+    pub(crate) sealed_synced: bool,
     /// Which slot wins: the higher one.
     pub(crate) generation: u64,
     pub(crate) epoch: u64,
@@ -79,6 +84,7 @@ impl Lease {
         b[10..12].copy_from_slice(&(if self.open { STATE_OPEN } else { STATE_CLOSED }).to_le_bytes());
         b[12] = u8::from(self.synced_acks);
         b[13] = u8::from(self.boot.is_some());
+        b[14] = u8::from(self.sealed_synced);
         b[16..24].copy_from_slice(&self.generation.to_le_bytes());
         b[24..32].copy_from_slice(&self.epoch.to_le_bytes());
         b[32..40].copy_from_slice(&self.upto.to_le_bytes());
@@ -104,7 +110,15 @@ impl Lease {
         if u64_at(32) > crate::format::MAX_SEQ {
             return None; // not a seq any journal hands out
         }
-        Some(Lease { open, synced_acks: b[12] == 1, generation: u64_at(16), epoch: u64_at(24), upto: u64_at(32), boot })
+        Some(Lease {
+            open,
+            synced_acks: b[12] == 1,
+            sealed_synced: b[14] == 1,
+            generation: u64_at(16),
+            epoch: u64_at(24),
+            upto: u64_at(32),
+            boot,
+        })
     }
 
     /// The seqs a power loss may have taken after they were handed out,
@@ -134,26 +148,30 @@ impl Kept {
     /// Whether the seqs up to `acked` (the previous writer's watermark, of
     /// `epoch`) must still be on disk, in every segment, by the previous
     /// writer's `lease`, seen from a process in `boot`:
-    /// - after a clean close: it synced everything first, the
-    ///   sealed segments an earlier writer that did not close may have
-    ///   left unsynced included (its open did);
-    /// - in the same boot: a process crash keeps the page
-    ///   cache, and only a reboot (a power loss) drops unsynced writes;
-    /// - when it synced every seq before handing it out
-    ///   (`Always`): its open synced the segment it took over and the
-    ///   sealed segments an earlier writer that did not close may have left
-    ///   unsynced (`Journal::sync_newest_sealed`), every roll the segment
-    ///   it sealed;
+    /// - in the same boot: a process crash keeps the page cache, and only
+    ///   a reboot (a power loss) drops unsynced writes;
+    /// - after a clean close: it synced everything first;
+    /// - when it synced every seq before handing it out (`Always`): its
+    ///   open synced the segment it took over, every roll the segment it
+    ///   sealed;
     /// - not otherwise (no lease, no boot id, or `Never` / `Interval`
     ///   across a reboot: [`Lease::lost_upto`] skips what was lost).
+    ///
+    /// The last two also need its open to have made every sealed segment
+    /// durable, those an earlier writer may have left unsynced included
+    /// (`Journal::sync_sealed`; `sealed_synced`): a lease of an older build
+    /// does not say so, and vouches for nothing after a reboot.
     pub(crate) fn by(lease: Option<Lease>, epoch: u64, acked: u64, boot: Option<[u8; 16]>) -> Option<Kept> {
         let lease = lease.filter(|l| l.epoch == epoch && acked > 0)?;
         let same_boot = matches!((lease.boot, boot), (Some(then), Some(now)) if then == now);
-        let why = if !lease.open {
+        // A clean close and `Always` vouch for the sealed segments only when
+        // the writer's open made them durable first (a lease of an older
+        // build did not say so, and may not have).
+        let why = if !lease.open && lease.sealed_synced {
             "closed cleanly after syncing them"
         } else if same_boot {
             "the machine has not restarted since, so its page cache still held them"
-        } else if lease.synced_acks {
+        } else if lease.synced_acks && lease.sealed_synced {
             "synced every record before acknowledging it"
         } else {
             return None;
@@ -240,6 +258,7 @@ impl Leaser {
         let current = previous.unwrap_or(Lease {
             open: false,
             synced_acks: true,
+            sealed_synced: false,
             generation: u64::MAX,
             epoch: 0,
             upto: 0,
@@ -307,7 +326,15 @@ mod tests {
     use super::*;
 
     fn lease() -> Lease {
-        Lease { open: true, synced_acks: false, generation: 3, epoch: 9, upto: 1 << 20, boot: Some([7; 16]) }
+        Lease {
+            open: true,
+            synced_acks: false,
+            sealed_synced: true,
+            generation: 3,
+            epoch: 9,
+            upto: 1 << 20,
+            boot: Some([7; 16]),
+        }
     }
 
     #[test]

@@ -193,10 +193,14 @@ impl Journal {
             // writer hands out none of them unsynced (its lease says so).
             journal.sync_active(Step::Sync)?;
         }
-        if previous_lease.is_none_or(|l| l.open) {
-            // Before this writer's lease vouches for them (`Kept`): what the
-            // last writer's sealer may not have reached.
-            journal.sync_newest_sealed()?;
+        // Before this writer's lease vouches for them (`Kept`): every sealed
+        // segment after a writer that did not say it had done so (an older
+        // build, or none), what the last writer's sealer may not have
+        // reached after one that did not close.
+        match previous_lease {
+            Some(l) if l.sealed_synced && !l.open => {}
+            Some(l) if l.sealed_synced => journal.sync_sealed(crate::sealer::QUEUE + 1)?,
+            _ => journal.sync_sealed(usize::MAX)?,
         }
         let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
         // The last writer's watermark names the seqs it acknowledged, which
@@ -216,7 +220,8 @@ impl Journal {
         // previous lease is the only record of how far it must go).
         let synced_acks = journal.opts.sync == SyncPolicy::Always;
         let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1);
-        let first = Lease { open: true, synced_acks, generation: 0, epoch: journal.epoch, upto, boot };
+        let first =
+            Lease { open: true, synced_acks, sealed_synced: true, generation: 0, epoch: journal.epoch, upto, boot };
         journal.lease.begin(first)?;
         // A retention failure is logged and counted, never a reason to
         // refuse the journal; a directory found replaced under the open
@@ -245,17 +250,18 @@ impl Journal {
         Ok((journal, report))
     }
 
-    /// `fdatasync`s the newest sealed segments that a writer which did not
-    /// close cleanly may have left unsynced: those in its sealer's queue
-    /// and the one being sealed (under `Never` the sealer syncs a roll's
-    /// segment after it; every earlier one it synced, in roll order). So
-    /// once this writer's lease is written, every sealed segment is
+    /// `fdatasync`s the `newest` sealed segments: after a writer that did
+    /// not close cleanly, those in its sealer's queue and the one being
+    /// sealed (under `Never` the sealer syncs a roll's segment after it;
+    /// every earlier one it synced, in roll order); all of them after a
+    /// writer whose lease does not say its open did this (an older build).
+    /// So once this writer's lease is written, every sealed segment is
     /// durable: its clean close, or its syncing every record under
     /// `Always`, vouches for all of them. Cheap: a clean file's
     /// `fdatasync` writes nothing.
-    fn sync_newest_sealed(&self) -> Result<(), JournalError> {
+    fn sync_sealed(&self, newest: usize) -> Result<(), JournalError> {
         let sealed = self.segments.len().saturating_sub(1);
-        let newest = sealed.saturating_sub(crate::sealer::QUEUE + 1);
+        let newest = sealed.saturating_sub(newest);
         for seg in self.segments.iter().take(sealed).skip(newest) {
             let file = std::fs::File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
             self.opts.io.sync_data(Step::SealedSync, &file).map_err(|e| JournalError::io("fdatasync", &seg.path, e))?;

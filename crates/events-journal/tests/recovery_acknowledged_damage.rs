@@ -226,3 +226,49 @@ fn an_interrupted_salvages_empty_reservation_and_bytes_past_a_sealed_segments_la
         "{report:?}"
     );
 }
+
+/// Rewrites `dir`'s `LEASE` as a build before 2026-12-06 wrote it: without
+/// the flag that says its open made every sealed segment durable.
+fn as_an_older_builds_lease(dir: &Path) {
+    let path = dir.join(events_journal::LEASE_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    for slot in [0, 512] {
+        if bytes.len() >= slot + 64 && bytes[slot..slot + 8] == *b"EVJLEASE" {
+            bytes[slot + 14] = 0;
+            let crc = crc32fast::hash(&bytes[slot..slot + 60]);
+            bytes[slot + 60..slot + 64].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// A lease written by an older build, which did not sync the sealed
+/// segments an earlier killed writer left (its sealer's backlog) before
+/// it closed cleanly: after a reboot it vouches for nothing (a bad last
+/// frame of a sealed segment is cut, as a power loss may have taken it),
+/// and the next open syncs every sealed segment, after which its own
+/// clean close does vouch for them. In the same boot the page cache still
+/// vouches.
+#[test]
+fn an_older_builds_clean_close_vouches_for_nothing_after_a_reboot_and_the_next_open_syncs_every_sealed_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    written_then_crashed(dir.path(), SyncPolicy::Never);
+    drop(Journal::open(dir.path(), reopen(SyncPolicy::Never, None)).unwrap()); // a clean close
+    as_an_older_builds_lease(dir.path());
+    let [sealed, _] = <[_; 2]>::try_from(segments(dir.path())).unwrap();
+    flip(&sealed, 3);
+    refused(dir.path(), reopen(SyncPolicy::Never, None), &sealed, 3, SAME_BOOT);
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (j, report) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    assert!(
+        matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, .. }] if *path == sealed),
+        "{report:?}"
+    );
+    assert_eq!(plan.count(Step::SealedSync), 1, "every sealed segment");
+    j.close().unwrap();
+    // This build's clean close vouches for them, after a reboot too (seq 2
+    // is the segment's last record now).
+    flip(&sealed, 3);
+    refused(dir.path(), reopen(SyncPolicy::Never, Some(2)), &sealed, 2, "closed cleanly");
+}
