@@ -3,9 +3,9 @@
 //! FIFO would block the open (and so a roll, an open or a reader poll) for
 //! ever, a character device such as `/dev/zero` would be read without end.
 //!
-//! Invariant: what these functions hand back is a regular file, never
-//! opened while it was anything else, and a read never takes more than the
-//! caller's bound.
+//! Invariant: what these functions hand back is a regular file, and a read
+//! never takes more than the caller's bound; an open never waits for a FIFO
+//! (only for a file lease another process holds on a regular file).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -14,12 +14,18 @@ use std::path::Path;
 /// Opens `path` for reading if it is a regular file (following a symlink):
 /// `InvalidData` naming what it is otherwise.
 pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
-    // Looked at before the open, which blocks on a FIFO until a writer
-    // comes. (Not `O_NONBLOCK`: with a file lease held elsewhere, Samba's or
-    // an NFS server's, an open with it fails instead of waiting.) And again
-    // after, for a file replaced in between.
-    regular(std::fs::metadata(path)?.file_type())?;
-    let file = File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO with no writer returns at once instead of
+    // waiting for one (on a regular file it changes nothing, except that
+    // with a file lease held elsewhere, Samba's or an NFS server's, the
+    // open fails instead of waiting: then it looks first, and waits).
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            regular(std::fs::metadata(path)?.file_type())?;
+            File::open(path)?
+        }
+        opened => opened?,
+    };
     regular(file.metadata()?.file_type())?;
     Ok(file)
 }

@@ -111,7 +111,13 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     /// Here a call that never returns holds only this thread: later events
     /// fill the queue and are dropped, counted. Needs no runtime to be
     /// called from; the thread ends once the `Offload` is dropped (or shut
-    /// down) and its queue is drained.
+    /// down) and its queue is drained, and tasks the sink spawned on its
+    /// runtime end with it. That runtime is a current-thread one: a sink
+    /// that calls `tokio::task::block_in_place` panics there (each panic
+    /// is caught and counted in [`SinkStats::panicked`]); it has no need
+    /// to, on a thread of its own. At process exit the thread is stopped
+    /// where it stands: [`close`](Self::close) or
+    /// [`shutdown`](Self::shutdown) first to deliver what is queued.
     ///
     /// ```
     /// use events_sink::{EventSink, FnSink, Offload};
@@ -149,9 +155,23 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     ///
     /// As [`Offload::on_thread`].
     pub fn on_thread_shared(inner: Arc<dyn EventSink<E>>, capacity: usize) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (offload, task) = Self::parts(inner, capacity);
-        std::thread::Builder::new().name("events-sink-offload".into()).spawn(move || runtime.block_on(task))?;
+        // The runtime is built, run and dropped on its thread: dropped on
+        // the caller's, inside async code, it would panic.
+        let (started, start) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new().name("events-sink-offload".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    let _ = started.send(Ok(()));
+                    runtime.block_on(task);
+                }
+                Err(e) => {
+                    drop(task); // counts nothing: no event was taken yet
+                    let _ = started.send(Err(e));
+                }
+            }
+        })?;
+        start.recv().map_err(|_| std::io::Error::other("the offload thread ended before it started"))??;
         Ok(offload)
     }
 
