@@ -112,7 +112,9 @@ impl Guard {
         if let Some(&seq) = overlay.get(stream) {
             return Ok(Some(Seq::new(seq)));
         }
-        let earliest = shared.earliest().get();
+        // The journal's own floor, not the published one: a roll that pruned
+        // in a batch still waiting for its fdatasync has not published yet.
+        let earliest = journal.first_seq().max(shared.earliest().get());
         let cached = match self.versions.get(stream) {
             Some(&v) => v,
             None => {
