@@ -106,6 +106,14 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// Ephemeral events are never journaled, so appending one is refused
     /// with [`Error::Ephemeral`].
     ///
+    /// Cancelling the call (dropping its future, say under a timeout) once
+    /// the event reached the writer does not take it back: it is journaled,
+    /// and the caller never learns its seq. A retry then journals it a
+    /// second time. Where a retry must not, append with an id
+    /// ([`append_with`](Self::append_with) and
+    /// [`AppendOptions::id`](crate::AppendOptions::id)): a retry within the
+    /// feed's dedupe window ([`Dedupe`](crate::Dedupe)) gets the first one's seq.
+    ///
     /// # Errors
     ///
     /// [`Error::Journal`] when the journal write failed (the event was not
