@@ -92,9 +92,10 @@ impl Journal {
     ///   ending early, that would lose seqs the last writer acknowledged
     ///   and no crash since can have taken: it closed cleanly, or it ran in
     ///   this boot, or it synced before acknowledging): damage, not a torn
-    ///   write. (An open after a writer that did not close cleanly first
-    ///   `fdatasync`s the newest sealed segments its sealer may not have
-    ///   reached, so that its own clean close vouches for them.) Refused with
+    ///   write. (Every open first makes the sealed segments durable, so that
+    ///   its own clean close vouches for them: after a writer that did not
+    ///   close cleanly, those its sealer may not have reached; after an
+    ///   older build, all.) Refused with
     ///   [`JournalError::Corrupt`] naming the file and the first seq lost
     ///   under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
     ///   (nothing is changed); cut by the salvage modes, which then skip
