@@ -207,12 +207,24 @@ impl Journal {
     }
 
     /// Best effort after a failed write or fsync: remove the partial batch so a
-    /// reader in this run never sees records whose append failed.
+    /// reader in this run never sees records whose append failed. When the
+    /// truncate fails too (a file system gone read-only), the refused
+    /// records stay in the file, where a later open keeps them as a
+    /// crash's leftovers: logged as an error, since their appenders were
+    /// told they failed.
     pub(crate) fn cut_back(&mut self, len: u64) {
-        if self.opts.io.op(Step::Truncate, || self.active.set_len(len)).is_ok() {
-            self.reserved = len;
-            self.active_len = self.active_len.min(len);
-            let _ = (&*self.active).seek(SeekFrom::Start(len));
+        match self.opts.io.op(Step::Truncate, || self.active.set_len(len)) {
+            Ok(()) => {
+                self.reserved = len;
+                self.active_len = self.active_len.min(len);
+                let _ = (&*self.active).seek(SeekFrom::Start(len));
+            }
+            Err(e) => tracing::error!(
+                path = %self.active_path().display(),
+                offset = len,
+                error = %e,
+                "could not cut back records whose append failed; a later open may keep them (their appenders were told they failed)"
+            ),
         }
     }
 

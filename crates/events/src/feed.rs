@@ -117,7 +117,9 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// # Errors
     ///
     /// [`Error::Journal`] when the journal write failed (the event was not
-    /// published), [`Error::Unhealthy`] after an earlier failure,
+    /// published; the journal cuts it back, and when even that fails, a
+    /// file system gone read-only, a later reopen may find it: the
+    /// writer logs that as an error), [`Error::Unhealthy`] after an earlier failure,
     /// [`Error::Codec`] when the event cannot be encoded,
     /// [`Error::Ephemeral`] for an ephemeral event, [`Error::Closed`] after
     /// [`close`](Self::close).
