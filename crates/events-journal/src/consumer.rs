@@ -242,9 +242,9 @@ impl ConsumerFile {
             }
         };
         let current = read_checkpoint(&file, &path)?;
-        // Its name durable before a commit is acknowledged in it: a
-        // creation killed between linking it and this fsync left it unsynced
-        // (once per open; cheap when there is nothing to write).
+        // Its name durable before a commit is acknowledged in it: just
+        // created, or by a creation killed between linking it and this
+        // fsync (once per open; cheap when there is nothing to write).
         segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
         Ok((ConsumerFile { file, io, path, name: name.to_owned(), current }, current))
     }
@@ -363,7 +363,8 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, Journ
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(JournalError::io("link checkpoint", path, e)),
     }
-    segment::sync_dir(&io, &consumers)?;
+    // The link (and the staging file's removal) are made durable by the
+    // caller's fsync of `consumers/`, which every open does.
     OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io("open checkpoint", path, e))
 }
 

@@ -30,20 +30,29 @@ fn reopen(sync: SyncPolicy, reboot: Option<u8>) -> JournalOptions {
     options(&plan, sync)
 }
 
+/// Appends `seqs`, each acknowledged on return.
+fn append(j: &mut Journal, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+}
+
+/// The process dies: nothing `j` would still write reaches the disk.
+fn crash(plan: &FaultPlan, j: Journal) {
+    plan.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j);
+    assert!(plan.crashed());
+}
+
 /// Seqs 1..=3 in a sealed segment and 4..=5 in the newest, all
 /// acknowledged; then the process dies (a crash, not a close).
 fn written_then_crashed(dir: &Path, sync: SyncPolicy) {
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(dir, options(&plan, sync)).unwrap();
-    for seq in 1..=5 {
-        if seq == 4 {
-            j.roll().unwrap();
-        }
-        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
-    }
-    plan.inject_next(Step::Sync, Fault::CrashBefore);
-    drop(j);
-    assert!(plan.crashed());
+    append(&mut j, 1..=3);
+    j.roll().unwrap();
+    append(&mut j, 4..=5);
+    crash(&plan, j);
 }
 
 /// Flips a byte of `path` `back` bytes before its end (inside its last frame).
@@ -161,9 +170,7 @@ fn the_open_after_an_unclean_end_syncs_the_sealed_segments_its_sealer_had_not_re
     let dir = tempfile::tempdir().unwrap();
     let first = FaultPlan::new();
     let (mut j, _) = Journal::open(dir.path(), options(&first, SyncPolicy::Never)).unwrap();
-    for seq in 1..=3 {
-        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
-    }
+    append(&mut j, 1..=3);
     // The sealer's fdatasync of the segment the roll seals: the process dies there.
     first.inject(Step::RollSync, first.count(Step::RollSync), Fault::CrashBefore);
     let _ = j.roll(); // its end may fail already: the process is dying
@@ -201,12 +208,9 @@ fn an_interrupted_salvages_empty_reservation_and_bytes_past_a_sealed_segments_la
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
-    for seq in 1..=20 {
-        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
-    }
+    append(&mut j, 1..=20);
     let epoch = j.epoch();
-    plan.inject_next(Step::Sync, Fault::CrashBefore);
-    drop(j);
+    crash(&plan, j);
     let only = segments(dir.path()).pop().unwrap();
     let len = std::fs::metadata(&only).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&only).unwrap().set_len(len - 24 - payload(20).len() as u64).unwrap();
