@@ -51,6 +51,9 @@ pub(crate) enum Error {
     /// A sequence or map longer than the decode limit, which every decode
     /// refuses.
     TooLong(usize),
+    /// A string or byte buffer longer than the decode limit, which every
+    /// decode refuses.
+    TooManyBytes(usize),
     /// Sequences and maps holding more elements in all than a decode of
     /// the `len` bytes written would accept (zero-sized elements only).
     TooManyElements { elements: usize, len: usize },
@@ -72,6 +75,11 @@ impl fmt::Display for Error {
             Error::TooLong(len) => write!(
                 f,
                 "a sequence or map of {len} elements, more than the decode limit of {} would accept",
+                crate::DEFAULT_DECODE_LIMIT
+            ),
+            Error::TooManyBytes(len) => write!(
+                f,
+                "a string or byte buffer of {len} bytes, more than the decode limit of {} would accept",
                 crate::DEFAULT_DECODE_LIMIT
             ),
             Error::TooManyElements { elements, len } => write!(
@@ -174,10 +182,16 @@ impl Encoder<'_> {
         self.varint(len as u64);
     }
 
+    /// A string's or byte buffer's length and bytes; over the decode limit
+    /// it is refused, as every decode would refuse it.
     #[inline]
-    fn bytes(&mut self, v: &[u8]) {
+    fn bytes(&mut self, v: &[u8]) -> Result<(), Error> {
+        if v.len() > crate::DEFAULT_DECODE_LIMIT {
+            return Err(Error::TooManyBytes(v.len()));
+        }
         self.len(v.len());
         self.out.extend_from_slice(v);
+        Ok(())
     }
 }
 
@@ -264,13 +278,11 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_str(self, v: &str) -> Result<(), Error> {
-        self.bytes(v.as_bytes());
-        Ok(())
+        self.bytes(v.as_bytes())
     }
     #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
-        self.bytes(v);
-        Ok(())
+        self.bytes(v)
     }
     #[inline]
     fn serialize_none(self) -> Result<(), Error> {

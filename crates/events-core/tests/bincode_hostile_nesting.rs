@@ -255,3 +255,38 @@ fn a_sequence_past_the_decode_limit_is_never_encoded() {
     Bincode.encode(&vec![(); DEFAULT_DECODE_LIMIT], &mut bytes).unwrap();
     assert_eq!(Bincode.decode::<Vec<()>>(&bytes).unwrap().len(), DEFAULT_DECODE_LIMIT);
 }
+
+/// A string or byte buffer longer than the decode limit is refused when
+/// encoded, as a sequence is: `decode_prefix` is the inverse of `encode`,
+/// and no decode accepts that length.
+#[test]
+fn a_string_past_the_decode_limit_is_never_encoded() {
+    let long = "x".repeat(DEFAULT_DECODE_LIMIT + 1);
+    let mut bytes = Vec::new();
+    match Bincode.encode(&long, &mut bytes) {
+        Err(CodecError::Encode { source, .. }) => assert!(source.to_string().contains("decode limit"), "{source}"),
+        other => panic!("encoded a string no decode accepts: {other:?}"),
+    }
+    assert!(bytes.is_empty(), "a refused encode leaves the buffer as it was");
+    let blob = serde_bytes_like(DEFAULT_DECODE_LIMIT + 1);
+    assert!(matches!(Bincode.encode(&blob, &mut bytes), Err(CodecError::Encode { .. })));
+    // At the limit, the value round-trips through `decode_prefix`.
+    let fits = "x".repeat(DEFAULT_DECODE_LIMIT);
+    let mut bytes = Vec::new();
+    Bincode.encode(&fits, &mut bytes).unwrap();
+    let (back, used) = Bincode.decode_prefix::<String>(&bytes).unwrap();
+    assert_eq!((back.len(), used), (fits.len(), bytes.len()));
+}
+
+/// A byte buffer serialized with `serialize_bytes` (as `serde_bytes` does).
+struct Blob(Vec<u8>);
+
+impl serde::Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+fn serde_bytes_like(len: usize) -> Blob {
+    Blob(vec![7; len])
+}
