@@ -187,11 +187,41 @@ pub(crate) fn map_segment(
 
 /// Reads up to `len` bytes of `file` into a private buffer; a file that
 /// shrank meanwhile gives a shorter copy, never an error or a fault.
+///
+/// The copy stops at the file's first hole: frames are written in order
+/// from the header on, so nothing a walk could serve lies past one (a hole
+/// reads as zeros, which end a walk), and a sparse file of any length (a
+/// damaged or hostile one: a segment's length is no bound a reader can
+/// trust) costs what it holds. The buffer is asked for fallibly: a length
+/// the allocator refuses is this read's error, not an abort.
 fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
     use std::io::Read;
-    let mut buf = Vec::with_capacity(len as usize);
+    let len = len.min(data_end(file).unwrap_or(len));
+    let mut buf = Vec::new();
+    let capacity = usize::try_from(len).map_err(std::io::Error::other)?;
+    buf.try_reserve_exact(capacity).map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
     file.take(len).read_to_end(&mut buf)?;
     Ok(buf.into_boxed_slice())
+}
+
+/// Where `file`'s first hole starts (its length when it has none), with the
+/// file's offset put back at 0; `None` where the platform or the file
+/// system cannot tell.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn data_end(file: &File) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    // SAFETY: `lseek` on a descriptor this function borrows; it changes
+    // only the file offset, which is put back below.
+    let hole = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+    let mut file = file;
+    file.seek(SeekFrom::Start(0)).ok()?;
+    u64::try_from(hole).ok()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn data_end(_: &File) -> Option<u64> {
+    None
 }
 
 /// Fails if `prev`, a sealed segment, holds records at or above the first

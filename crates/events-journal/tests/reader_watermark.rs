@@ -203,3 +203,28 @@ fn a_failed_watermark_write_never_fails_the_append_and_readers_only_lag() {
     assert_records(&read_all(&reader, 0), 1, 4);
     j.close().unwrap();
 }
+
+/// A dead writer's newest segment is read from a private copy. Made sparse
+/// and 1 TiB long (damage, or a hostile file: `truncate -s 1T`), its copy
+/// had been asked of the allocator at the file's length, which aborts the
+/// reader's process; it now holds what the file holds before its first
+/// hole, and every record is served.
+#[test]
+fn a_dead_writers_sparse_newest_segment_is_read_without_copying_its_length() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    append_n(&mut j, 3);
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(4), payload(4)).is_err());
+    drop(j);
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.writer_running(), Some(false));
+    let (_, newest) = reader.segments().unwrap().pop().unwrap();
+    std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(1 << 40).unwrap();
+
+    assert_records(&read_all(&reader, 0), 1, 4);
+    assert_eq!(reader.last_seq().unwrap(), 4);
+}
