@@ -144,7 +144,8 @@ impl Reader {
     /// # Errors
     ///
     /// [`ReadError::Expired`] if retention removed the segment;
-    /// [`ReadError::Journal`] if it cannot be listed or mapped, or its header
+    /// [`ReadError::Journal`] if it cannot be listed or mapped, or the
+    /// watermark keeps naming a segment that is not there, or its header
     /// is damaged (as [`read_since`](Self::read_since) says), or it belongs
     /// to another journal than the watermark's (the directory was recreated).
     pub fn records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, ReadError> {
@@ -153,9 +154,18 @@ impl Reader {
             match self.try_records_at(first_seq, entries) {
                 Err(Retry::Vanished(_)) if attempt + 1 < RETRIES => attempt += 1,
                 Err(Retry::Vanished(e @ JournalError::EpochMismatch { .. })) => return Err(ReadError::Journal(e)),
-                Err(Retry::Vanished(_)) => {
+                // Retention removed the segment: its records are gone.
+                // Anything else that kept vanishing (a watermark naming a
+                // segment that is not there) is the error it is, as
+                // `read_since` reports it, not a reason to skip records
+                // that are still there.
+                Err(Retry::Vanished(e)) => {
                     let earliest = self.first_seq()?;
-                    return Err(ReadError::Expired { earliest });
+                    return Err(if earliest > first_seq {
+                        ReadError::Expired { earliest }
+                    } else {
+                        ReadError::Journal(e)
+                    });
                 }
                 Err(Retry::Fail(e)) => return Err(e),
                 Ok(records) => return Ok(records),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{
-    IndexEntry, Journal, JournalOptions, Reader, RecoveryMode, Retention, SegmentIndex, Sidecar, SyncPolicy,
+    IndexEntry, Journal, JournalOptions, ReadError, Reader, RecoveryMode, Retention, SegmentIndex, Sidecar, SyncPolicy,
     sidecar_path, verify,
 };
 use support::segments;
@@ -292,4 +292,27 @@ fn records_at_checks_the_segment_header_and_its_epoch() {
         other => panic!("{other:?}"),
     }
     drop(journal);
+}
+
+/// A watermark naming a newest segment that is gone (deleted by hand, say)
+/// makes every read fail; `records_at` on a segment that is still there
+/// says so with the journal's error, as `read_since` does. It had answered
+/// `Expired` (records removed by retention) with an earliest seq at or
+/// below the segment asked for: a reset past records that exist.
+#[test]
+fn a_watermark_naming_a_missing_segment_is_an_error_not_expired_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    let newest = segments(tmp.path()).pop().unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let reader = Reader::open(tmp.path()).unwrap();
+    let side = Sidecar::open(&sidecars[1]).unwrap();
+    let entries = side.entries(&[1]);
+    match reader.records_at(side.first_seq(), &entries) {
+        Err(ReadError::Journal(e)) => assert!(e.to_string().contains("missing segment"), "{e}"),
+        other => panic!("expected the journal's error, got {other:?}"),
+    }
+    assert!(matches!(reader.read_since(0), Err(ReadError::Journal(_))));
 }
