@@ -77,6 +77,8 @@ mod error;
 mod event;
 #[cfg(feature = "msgpack")]
 mod msgpack;
+#[cfg(feature = "msgpack")]
+mod msgpack_check;
 mod seq;
 
 #[cfg(feature = "postcard")]

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::CodecError;
 use crate::codec::{Codec, check_limit, check_trailing};
+use crate::msgpack_check::Checked;
 
 /// The self-describing codec: MessagePack (rmp-serde 1.x) with structs as
 /// maps keyed by field name and enum variants by name, enabled by the
@@ -30,6 +31,12 @@ use crate::codec::{Codec, check_limit, check_trailing};
 ///
 /// Decoding reads only the bytes present: a length prefix claiming more
 /// than the payload fails at its end instead of allocating.
+///
+/// MessagePack writes `Some(x)` as `x`, so `None` and `Some` of a value
+/// written as `nil` (`None`, `()`, a newtype around one) would read back alike:
+/// encoding `Some(None)` (an `Option<Option<T>>`'s "set to null") or
+/// `Some(())` is an error ([`CodecError::Encode`]), never a record that
+/// reads back as something else. Bincode and postcard tell them apart.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MsgPack;
 
@@ -42,7 +49,9 @@ impl Codec for MsgPack {
         let start = out.len();
         // A failed encode leaves nothing of the value behind (the caller's
         // buffer may hold other values before it).
-        rmp_serde::encode::write_named(out, value).map_err(|e| {
+        // Through `Checked`: a `Some` whose value is written as `nil` would
+        // read back as `None`, so it is refused.
+        rmp_serde::encode::write_named(out, &Checked(value)).map_err(|e| {
             out.truncate(start);
             CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
         })?;
