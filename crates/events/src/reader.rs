@@ -335,7 +335,14 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// checkpoint's seq as its cursor resumes past other streams' events
     /// instead of re-scanning them. When a checkpoint comes and how to tune
     /// it: [`FilteredStream`]. Resets, undecodable events and errors come
-    /// as from `stream_from`, with one exception:
+    /// as from `stream_from`, with two exceptions:
+    ///
+    /// **Another stream's undecodable event is passed over.** With
+    /// [`Filter::Stream`], an event that does not decode (a newer writer's
+    /// variant, say) but whose stream id does, naming another stream, is
+    /// not reported: the filter would have passed over it decoded. One
+    /// whose stream id does not decode either is reported as the
+    /// [`OnUndecodable`] policy says.
     ///
     /// **A quiet stream is not reset for others' events.** With
     /// [`Filter::Stream`], a cursor below the earliest retained seq is
@@ -490,9 +497,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     }
 
     /// [`read_stream`](Self::read_stream), then the stream's new events as
-    /// they are appended: `stream_from` (after the seq the history stopped
-    /// at, or after `from` when that is later) filtered by stream id. Resets
-    /// of the underlying feed are passed on as they are. When retention
+    /// they are appended: [`stream_filtered`](Self::stream_filtered) by
+    /// [`Filter::Stream`] (after the seq the history stopped at, or after
+    /// `from` when that is later), without its checkpoints. Its resets are
+    /// passed on as they are; other streams' events pruned while the
+    /// stream was quiet reset nothing, and other streams' undecodable
+    /// events are passed over, as `stream_filtered` says. When retention
     /// removed events after `from` (not a bare `Seq::ZERO`, which asks for
     /// everything retained), the stream starts as the reader's
     /// [`OnExpired`] policy says, as `stream_from` does: one
@@ -539,7 +549,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             Ok(history) => history,
             Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
         };
-        let live = self.stream_from(stream_read::live_cursor(&history, from, epoch));
+        // Filtered by stream id, as `stream_filtered` is: other streams'
+        // events pruned, or undecodable, are not this stream's business.
+        let live = self.stream(stream_read::live_cursor(&history, from, epoch), Some(id.as_bytes().to_vec()));
         let followed = stream_read::follow(history, live, id, self.on_undecodable);
         match reset {
             Some(reset) => futures::stream::once(std::future::ready(Ok(reset))).chain(followed).boxed(),

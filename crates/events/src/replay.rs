@@ -12,7 +12,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use events_core::{Codec, Envelope, Event};
+use events_core::{Codec, Envelope, Event, StreamId};
 use events_journal::{JournalError, ReadError, RecordRun, Records};
 use tokio::task::JoinError;
 
@@ -48,6 +48,9 @@ pub(crate) enum Chunk<E> {
         seq: u64,
         version: u32,
         error: events_core::CodecError,
+        /// The record's stream id, when that part of it decodes (`None`
+        /// when it does not either).
+        stream: Option<Option<StreamId>>,
     },
     /// The journal failed after `before` (a damaged sealed segment, an I/O
     /// error): the records read before the failure are still good. Never
@@ -118,7 +121,9 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
     // What the walk found first is reported first: an undecodable record
     // precedes the gap or failure that stopped the walk after it.
     Ok(match (bad, walk.stop) {
-        (Some((seq, version, error)), _) => (Chunk::Undecodable { before: out, seq, version, error }, None),
+        (Some(Bad { seq, version, error, stream }), _) => {
+            (Chunk::Undecodable { before: out, seq, version, error, stream }, None)
+        }
         (None, Some(JournalError::Gap { expected, found, path })) => {
             (Chunk::Gap { before: out, expected, found, path }, None)
         }
@@ -170,8 +175,14 @@ fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Walk {
     walk
 }
 
-/// A record that did not decode: its seq, schema version and the error.
-type Bad = (u64, u32, events_core::CodecError);
+/// A record that did not decode: its seq, schema version, the error and
+/// its stream id when that part decodes.
+struct Bad {
+    seq: u64,
+    version: u32,
+    error: events_core::CodecError,
+    stream: Option<Option<StreamId>>,
+}
 
 /// Chunks of at least this many records are decoded on two threads.
 const PARALLEL_DECODE_MIN: usize = 256;
@@ -256,7 +267,8 @@ fn decode_list<E: Event, C: Codec>(
             Ok(env) => out.push(Arc::new(env)),
             Err(error) => {
                 let (seq, version) = (record.seq(), payload::split_version(record.payload()).0);
-                return (out, Some((seq, version, error)));
+                let stream = payload::stream_id(codec, record.payload()).ok();
+                return (out, Some(Bad { seq, version, error, stream }));
             }
         }
     }

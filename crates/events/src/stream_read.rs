@@ -169,6 +169,9 @@ pub(crate) fn follow<E: Event>(
     let live = live.filter(move |item| {
         let keep = match item {
             Ok(FeedItem::Event(env)) => env.stream.as_ref().is_some_and(|s| s.as_str() == &*id),
+            // Where the filtered feed passed over other streams' events:
+            // this stream's own events say where it is.
+            Ok(FeedItem::Checkpoint { .. }) => false,
             _ => true,
         };
         std::future::ready(keep)

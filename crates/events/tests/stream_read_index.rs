@@ -436,6 +436,53 @@ async fn an_undecodable_record_of_the_stream_follows_the_readers_policy() {
     feed.close().await.unwrap();
 }
 
+/// A follower's `follow_stream("a")` and `stream_filtered(Filter::stream("a"))`
+/// (default policy `OnUndecodable::Fail`) while the journal gains an event
+/// of stream "b" that this reader's types do not decode, then one of "a":
+/// both pass over "b"'s event (its stream id decodes) and deliver "a"'s.
+/// `follow_stream`'s live part had been an unfiltered `stream_from`: it
+/// ended with `Error::Decode` for the other stream's event, which
+/// `read_stream` never reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_streams_undecodable_event_is_passed_over_by_a_stream_filtered_read() {
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec, Filter};
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("a"), msg(1)).await.unwrap();
+    feed.close().await.unwrap();
+    let follower: FeedReader<Ev> =
+        FeedReader::open(tmp.path()).unwrap().poll_interval(std::time::Duration::from_millis(2));
+    let mut followed = follower.follow_stream("a", Seq::ZERO).unwrap();
+    let first = followed.next().await.unwrap().unwrap();
+    assert!(matches!(&first, FeedItem::Event(env) if env.seq == Seq::new(1)), "{first:?}");
+    let mut filtered = follower.stream_filtered(Seq::new(1), Filter::stream("a")).unwrap();
+
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+    journal.append_now([1, 1, b'b', 7]).unwrap(); // stream "b", then a variant `Ev` does not have
+    journal.close().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("a"), msg(3)).await.unwrap();
+
+    let within = std::time::Duration::from_secs(10);
+    let next = tokio::time::timeout(within, followed.next()).await.expect("follow_stream delivers seq 3");
+    assert!(matches!(&next, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(3)), "{next:?}");
+    let next = tokio::time::timeout(within, async {
+        loop {
+            match filtered.next().await {
+                Some(Ok(FeedItem::Checkpoint { .. })) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("stream_filtered delivers seq 3");
+    assert!(matches!(&next, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(3)), "{next:?}");
+    // Its own undecodable events are still the policy's: `read_stream`
+    // and the test above.
+    feed.close().await.unwrap();
+}
+
 /// `follow_stream` from a cursor whose next events of the stream were
 /// pruned: one `Reset { Expired }` first (as `stream_from` gives), then
 /// the stream's retained events; under `OnExpired::Fail`, the error. A

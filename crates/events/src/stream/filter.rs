@@ -96,7 +96,8 @@ impl<E> std::fmt::Debug for Filter<E> {
 /// The stream returned by
 /// [`FeedReader::stream_filtered`](crate::FeedReader::stream_filtered): the
 /// items of `stream_from(cursor)` whose event matches the filter, every
-/// `Reset`, `Undecodable` and error as they come, and
+/// `Reset`, `Undecodable` and error as they come (but for the exceptions
+/// `stream_filtered` lists for [`Filter::Stream`]), and
 /// [`FeedItem::Checkpoint`] items.
 ///
 /// A checkpoint comes when events were skipped since the last item (an

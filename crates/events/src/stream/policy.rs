@@ -34,6 +34,17 @@ impl<E: Event, C: Codec> State<E, C> {
         Some(FeedItem::Checkpoint { seq: Seq::new(last_pruned) })
     }
 
+    /// Whether an undecodable record whose stream id reads as `stream`
+    /// (`None`: that part does not decode either) is another stream's, for
+    /// a stream filtered by stream id: then nothing the client wants is in
+    /// it, and the policy is not asked.
+    pub(super) fn not_this_streams(&self, stream: Option<&Option<events_core::StreamId>>) -> bool {
+        match (self.stream_key.as_deref(), stream) {
+            (Some(key), Some(stream)) => stream.as_ref().is_none_or(|id| id.as_str().as_bytes() != key),
+            _ => false,
+        }
+    }
+
     /// A record that does not decode: an explicit item and the stream goes
     /// on after it, or the error and the end, as the policy says.
     pub(super) fn undecodable(&mut self, seq: u64, version: u32, error: events_core::CodecError) -> Result<Out<E>> {

@@ -123,7 +123,17 @@ impl<E: Event, C: Codec> State<E, C> {
                     return Next::Wait(interval);
                 }
             },
-            Ok(Chunk::Undecodable { before, seq, version, error }) => {
+            Ok(Chunk::Undecodable { before, seq, stream, .. }) if self.not_this_streams(stream.as_ref()) => {
+                // A stream filtered by stream id would pass over this event
+                // decoded: it passes over it undecoded too (after what
+                // precedes it, which the next read delivers again up to it).
+                if !before.is_empty() {
+                    return Next::Yield(Some(Ok(self.batch(before))));
+                }
+                tracing::debug!(seq, "another stream's event does not decode; passed over");
+                self.cursor = seq;
+            }
+            Ok(Chunk::Undecodable { before, seq, version, error, .. }) => {
                 // Deliver what precedes it, then what the policy says.
                 self.pending_undecodable = Some(Box::new((seq, version, error)));
                 if !before.is_empty() {
