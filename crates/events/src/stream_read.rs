@@ -234,9 +234,10 @@ impl<C: Codec> Read<C> {
                 continue; // every record of this segment is at or before `from`
             }
             let batch = match next_first {
-                Some(next_first) => self.sealed(*first, path, next_first)?,
-                None => self.active(*first, path)?,
+                Some(next_first) => self.sealed(*first, path, next_first),
+                None => self.active(*first, path),
             };
+            let batch = batch.or_else(|e| self.vanished(*first, path, e))?;
             self.check_epoch(path)?;
             if !batch.is_empty() {
                 return Ok(Some(batch));
@@ -257,6 +258,25 @@ impl<C: Codec> Read<C> {
                 Err(JournalError::EpochMismatch { path: path.to_path_buf(), expected, found }.into())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// A segment gone between the listing and its read (`e` says it was
+    /// not found): the directory recreated (`EpochMismatch`, for a
+    /// follower), or retention removed it (`Expired`, as a sealed
+    /// segment's read says through its scan). Any other error is `e`.
+    fn vanished<E>(&self, first: u64, path: &std::path::Path, e: Error) -> Result<Batch<E>> {
+        let not_found = matches!(&e, Error::Journal(JournalError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound);
+        if !not_found {
+            return Err(e);
+        }
+        self.check_epoch(path)?;
+        match self.shared.reader.first_seq() {
+            Ok(earliest) if earliest > first => {
+                Err(Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(earliest) })
+            }
+            _ => Err(e),
         }
     }
 

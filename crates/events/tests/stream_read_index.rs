@@ -483,6 +483,43 @@ async fn another_streams_undecodable_event_is_passed_over_by_a_stream_filtered_r
     feed.close().await.unwrap();
 }
 
+/// `read_stream` lists the segments at its first step. When retention
+/// removes the segment that was active then before the read reaches it,
+/// the read ends with `Error::Expired`, as it does for a sealed segment
+/// removed under it. It had ended with the raw `Io` error of opening the
+/// missing file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_segment_pruned_before_the_read_reaches_it_is_expired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 4096, Retention::segments(2)).await;
+    let journal = events::layers::journal::Reader::open(tmp.path()).unwrap();
+    let firsts = || journal.segments().unwrap().into_iter().map(|(first, _)| first).collect::<Vec<_>>();
+    let mut n = 0;
+    while firsts().len() < 2 {
+        n += 1;
+        feed.append(Some("a"), msg(n)).await.unwrap();
+    }
+    feed.append(Some("a"), msg(n + 1)).await.unwrap(); // one event in the active segment
+    let mut history = feed.reader().read_stream("a", Seq::new(1)).unwrap();
+    assert_eq!(history.next().await.unwrap().unwrap().seq, Seq::new(2));
+
+    // Roll twice: the two segments the read listed are removed.
+    let first_active = *firsts().last().unwrap();
+    while firsts()[0] <= first_active {
+        n += 1;
+        feed.append(Some("b"), msg(n)).await.unwrap();
+    }
+    let mut last = None;
+    while let Some(item) = history.next().await {
+        last = Some(item);
+        if last.as_ref().is_some_and(Result::is_err) {
+            break;
+        }
+    }
+    assert!(matches!(last, Some(Err(Error::Expired { .. }))), "{last:?}");
+    feed.close().await.unwrap();
+}
+
 /// `follow_stream` from a cursor whose next events of the stream were
 /// pruned: one `Reset { Expired }` first (as `stream_from` gives), then
 /// the stream's retained events; under `OnExpired::Fail`, the error. A
