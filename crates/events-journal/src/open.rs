@@ -141,7 +141,9 @@ impl Journal {
         let kept = watermark.previous().and_then(|wm| Kept::by(previous_lease, wm.epoch, wm.seq, boot));
         let listing = segment::list(&dir, true)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
-            .in_scope(|| recovery::recover(&options.io, &dir, &listing.segments, &options, kept))?;
+            .in_scope(|| {
+            recovery::recover(&options.io, &dir, &listing.segments, &options, kept, watermark.previous())
+        })?;
         let mut report = RecoveryReport {
             created: rec.created,
             newest_records: rec.newest_records,

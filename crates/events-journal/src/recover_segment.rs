@@ -26,6 +26,7 @@ use crate::rebuild::{self, Piece};
 use crate::scan::{self, Scan, Tail};
 use crate::seam::{Io, Step};
 use crate::segment::{self, SegmentFile};
+use crate::watermark::Watermark;
 
 /// What recovery changed on disk, for the [`RecoveryReport`](crate::RecoveryReport).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,6 +261,9 @@ pub(crate) fn apply_fix(
 pub(crate) struct Mode {
     pub(crate) mode: RecoveryMode,
     pub(crate) kept: Option<Kept>,
+    /// The previous writer's watermark: how far readers may have mapped
+    /// the newest segment.
+    pub(crate) previous: Option<Watermark>,
 }
 
 /// The newest segment after recovery.
@@ -287,7 +291,7 @@ pub(crate) fn recover_newest(
     seg: &SegmentFile,
     head: Result<SegmentHeader, &String>,
     template: SegmentHeader,
-    Mode { mode, kept }: Mode,
+    Mode { mode, kept, previous }: Mode,
     listed: &[SegmentFile],
 ) -> Result<Newest, JournalError> {
     let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
@@ -352,11 +356,22 @@ pub(crate) fn recover_newest(
         return Ok(clean(file_len, scan.next_seq, None));
     };
     if damage.is_torn_tail() {
-        drop(map);
-        truncate(io, &seg.path, cut)?;
+        // Past what readers may have mapped the file is cut in place;
+        // before it (a salvage mode cutting acknowledged records), it is
+        // replaced by a copy of its valid prefix (a rebuild's rename), so
+        // a reader in another process still reading the old bytes never
+        // touches a page past the new end (SIGBUS).
+        let mapped = mapped_end(previous.as_ref(), seg, header.epoch);
+        let relist = cut < mapped;
+        if relist {
+            rebuild::execute(io, dir, seg, &map, &header, &rebuild::plan(&scan, seg.first_seq, false), listed)?;
+        } else {
+            drop(map);
+            truncate(io, &seg.path, cut)?;
+        }
         let action = RecoveryAction::TruncatedTornTail { path: seg.path.clone(), offset: cut, bytes: file_len - cut };
         tracing::warn!(path = %seg.path.display(), offset = cut, bytes = file_len - cut, "truncated a torn tail");
-        return Ok(clean(cut, scan.next_seq, Some(action)));
+        return Ok(Newest { relist, ..clean(cut, scan.next_seq, Some(action)) });
     }
     if damage.search_stopped {
         // As for a sealed segment: no salvage of what was not searched.
@@ -423,6 +438,19 @@ pub(crate) fn recover_newest(
                 }),
             })
         }
+    }
+}
+
+/// How far readers may have mapped the newest segment `seg` (of `epoch`):
+/// to the previous writer's watermark when it names this segment (readers
+/// map no further), not at all when it names another, and all of it when
+/// there was none to tell (a journal of a build before the watermark, or
+/// a damaged one).
+fn mapped_end(previous: Option<&Watermark>, seg: &SegmentFile, epoch: u64) -> u64 {
+    match previous {
+        Some(wm) if wm.segment == seg.first_seq && wm.epoch == epoch => wm.offset,
+        Some(_) => 0,
+        None => u64::MAX,
     }
 }
 

@@ -28,6 +28,7 @@ use crate::recover_segment::{
 };
 use crate::seam::Io;
 use crate::segment::{self, HeaderState, SegInfo, SegmentFile};
+use crate::watermark::Watermark;
 
 /// What recovery at open leaves for the writer.
 #[derive(Debug)]
@@ -57,12 +58,15 @@ pub(crate) struct Recovered {
 /// `kept` names the seqs the previous writer acknowledged that no crash
 /// since can have taken: under [`RecoveryMode::Strict`] a torn tail that
 /// would cut through them is refused as damage (nothing changed yet).
+/// `previous` is the previous writer's watermark, which says how far
+/// readers may have mapped the newest segment.
 pub(crate) fn recover(
     io: &Io,
     dir: &Path,
     listed: &[SegmentFile],
     opts: &JournalOptions,
     kept: Option<Kept>,
+    previous: Option<Watermark>,
 ) -> Result<Recovered, JournalError> {
     if listed.is_empty() {
         return create_first(io, dir, opts.codec_tag);
@@ -71,7 +75,7 @@ pub(crate) fn recover(
     let mut action = None;
     let mut sealed = Vec::new();
     for pass in 0..3 {
-        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, kept, pass == 0)?;
+        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, kept, previous, pass == 0)?;
         action = action.or(rec.action.take());
         sealed.append(&mut rec.sealed);
         if !relist {
@@ -107,6 +111,7 @@ fn recover_pass(
     listed: &[SegmentFile],
     opts: &JournalOptions,
     kept: Option<Kept>,
+    previous: Option<Watermark>,
     first_pass: bool,
 ) -> Result<(Recovered, bool), JournalError> {
     let mode = opts.recovery;
@@ -191,12 +196,24 @@ fn recover_pass(
                 action: Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() }),
             }
         }
-        Head::Valid(h) => {
-            recover_newest(io, dir, newest, Ok(*h), template(newest.first_seq, now), Mode { mode, kept }, listed)?
-        }
-        Head::Damaged(reason) => {
-            recover_newest(io, dir, newest, Err(reason), template(newest.first_seq, now), Mode { mode, kept }, listed)?
-        }
+        Head::Valid(h) => recover_newest(
+            io,
+            dir,
+            newest,
+            Ok(*h),
+            template(newest.first_seq, now),
+            Mode { mode, kept, previous },
+            listed,
+        )?,
+        Head::Damaged(reason) => recover_newest(
+            io,
+            dir,
+            newest,
+            Err(reason),
+            template(newest.first_seq, now),
+            Mode { mode, kept, previous },
+            listed,
+        )?,
     };
 
     // 3. Apply the sealed-segment fixes.

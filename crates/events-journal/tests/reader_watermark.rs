@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
-use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, SyncPolicy, WriterState};
+use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, RecoveryMode, SyncPolicy, WriterState};
 use support::{assert_records, payload, read_all, ts};
 
 /// Held by every test of this file: a child spawned by one test shares the
@@ -186,6 +186,63 @@ fn a_file_cut_under_a_live_iterator_never_faults_the_reader() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+const SALVAGE_CHILD: &str = "EVENTS_JOURNAL_SALVAGE_CHILD";
+
+/// Two 4,000-byte records, closed cleanly; a byte of the second flipped
+/// (damage through acknowledged records, at the end of the newest
+/// segment); an iterator reads the first; a `TruncateAtCorruption` open
+/// cuts the second; the iterator goes on over the bytes it mapped. Run as
+/// a child: a SIGBUS would kill it.
+fn salvage_under_an_iterator(dir: &Path) {
+    use std::os::unix::fs::FileExt;
+    let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    j.append(1, [7u8; 4000]).unwrap();
+    j.append(2, [8u8; 4000]).unwrap();
+    j.close().unwrap();
+    let seg = support::segments(dir).pop().unwrap();
+    // The second frame starts at 64 + 24 + 4,000 = 4,088, across a page boundary.
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0x5A], 4088 + 24 + 100).unwrap();
+    let reader = Reader::open(dir).unwrap();
+    let mut records = reader.read_since(0).unwrap();
+    assert_eq!(records.next().unwrap().unwrap().payload().len(), 4000);
+    let opts = JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption);
+    let (j, _) = Journal::open(dir, opts).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 4088, "recovery cut the damaged record");
+    // The old bytes: the damaged frame is the iterator's error, never a fault.
+    assert!(matches!(records.next(), Some(Err(_)) | None));
+    drop(j);
+}
+
+/// A salvage mode cuts acknowledged records at the end of the newest
+/// segment, which a reader in another process has mapped (up to the
+/// watermark): the file is replaced by a copy of its valid prefix (a
+/// rename), and the reader reading the old bytes is not faulted. It had
+/// been truncated in place: the reader's next step touched a page past
+/// the new end and died of SIGBUS.
+#[test]
+fn a_salvage_cut_through_acknowledged_records_never_faults_a_reader() {
+    let _serial = serial();
+    if std::env::var(SALVAGE_CHILD).is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        salvage_under_an_iterator(dir.path());
+        println!("CHILD-OK");
+        return;
+    }
+    let out = support::child_command(
+        "a_salvage_cut_through_acknowledged_records_never_faults_a_reader",
+        (SALVAGE_CHILD, "1"),
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-OK"),
+        "child ended with {:?} (a signal is a fault)\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
