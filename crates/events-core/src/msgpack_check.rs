@@ -31,6 +31,30 @@ struct Compound<C>(C);
 const SOME_NIL: &str = "MessagePack writes Some(x) as x, so Some(None) or Some(()) would read back as None: use another shape for this value (an enum, or a field that is absent \
                         when unset), or a codec that tells them apart (Bincode, Postcard)";
 
+/// Calls `$m!` with every serializer method of one primitive value.
+macro_rules! primitives {
+    ($m:ident) => {
+        $m!(
+            serialize_bool(bool),
+            serialize_i8(i8),
+            serialize_i16(i16),
+            serialize_i32(i32),
+            serialize_i64(i64),
+            serialize_i128(i128),
+            serialize_u8(u8),
+            serialize_u16(u16),
+            serialize_u32(u32),
+            serialize_u64(u64),
+            serialize_u128(u128),
+            serialize_f32(f32),
+            serialize_f64(f64),
+            serialize_char(char),
+            serialize_str(&str),
+            serialize_bytes(&[u8]),
+        );
+    };
+}
+
 macro_rules! forward {
     ($($method:ident($ty:ty)),* $(,)?) => {
         $(
@@ -53,25 +77,11 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
     type SerializeStruct = Compound<S::SerializeStruct>;
     type SerializeStructVariant = Compound<S::SerializeStructVariant>;
 
-    forward!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-        serialize_unit_struct(&'static str),
-    );
+    primitives!(forward);
+
+    fn serialize_unit_struct(self, name: &'static str) -> Result<S::Ok, S::Error> {
+        self.0.serialize_unit_struct(name)
+    }
 
     fn serialize_none(self) -> Result<S::Ok, S::Error> {
         self.0.serialize_none()
@@ -271,24 +281,7 @@ impl Serializer for IsNil {
     type SerializeStruct = Impossible<bool, NotNil>;
     type SerializeStructVariant = Impossible<bool, NotNil>;
 
-    not_nil!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-    );
+    primitives!(not_nil);
 
     fn serialize_none(self) -> Result<bool, NotNil> {
         Ok(true)

@@ -127,8 +127,9 @@ impl From<JournalError> for Retry {
 /// No byte of a map is ever past the file's end, now or later: a sealed
 /// segment never changes; a `Prefix` covers only acknowledged data, which
 /// neither a cut-back nor recovery ever removes in place (recovery
-/// replaces the file by a rename when it cuts before the watermark); and the tail that a
-/// writer's recovery may cut is only ever read as a private `Copy`.
+/// replaces the file by a rename when it cuts before the watermark); and
+/// the tail that a writer's recovery may cut is only ever read as a
+/// private `Copy`.
 pub(crate) fn map_segment(
     cache: &mut HashMap<u64, Cached>,
     seg: &SegmentFile,
