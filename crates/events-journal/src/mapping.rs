@@ -82,6 +82,19 @@ pub(crate) struct View {
     pub(crate) acked: bool,
 }
 
+impl View {
+    /// For the newest segment's view with no acknowledged end: whether a
+    /// bad frame at `off` (where `expected` was due) ends it. A dead
+    /// writer's private copy ends there only as a torn tail does (nothing
+    /// valid follows: what recovery cuts); valid frames after it are damage,
+    /// which recovery refuses too. The last sealed segment served while a
+    /// writer opens ends at its first bad frame (the opening writer's
+    /// recovery decides).
+    pub(crate) fn ends_unacked_at(&self, off: usize, expected: u64) -> bool {
+        !matches!(self.map.as_deref(), Some(Bytes::Copy(_))) || ends_sealed(self, off, expected, u64::MAX)
+    }
+}
+
 /// How much of one segment a view holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Extent {

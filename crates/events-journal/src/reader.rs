@@ -381,6 +381,12 @@ impl Reader {
             Walk::Damaged { off, expected, reason } if first.acked => {
                 return Err(JournalError::corrupt(&first.path, off as u64, Some(expected), reason).into());
             }
+            // Damage with valid frames after it in a dead writer's copy: as
+            // recovery refuses it, never read as the end of the journal.
+            Walk::Damaged { off, expected, reason } if first.last && !first.ends_unacked_at(off, expected) => {
+                let reason = format!("{reason} in the newest segment, and valid frames follow");
+                return Err(JournalError::corrupt(&first.path, off as u64, Some(expected), reason).into());
+            }
             Walk::End { off, expected } | Walk::Damaged { off, expected, .. } if first.last => {
                 if let Some(c) = entry {
                     c.hint = Some((expected, off));

@@ -309,7 +309,9 @@ fn advance<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>,
                 // complete and valid: the writer's next write, or a torn
                 // tail the next open will cut (never inside what a live
                 // writer acknowledged: that is damage, reported below).
-                FrameCheck::Incomplete | FrameCheck::BadCrc if view.last && !view.acked => {
+                FrameCheck::Incomplete | FrameCheck::BadCrc
+                    if view.last && !view.acked && view.ends_unacked_at(at.off, at.expected) =>
+                {
                     at.done = true;
                     return None;
                 }
@@ -322,11 +324,15 @@ fn advance<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>,
                 }
                 FrameCheck::Incomplete | FrameCheck::BadCrc => {
                     let bad_crc = matches!(format::check_frame(map, at.off), FrameCheck::BadCrc);
-                    let reason = match (bad_crc, view.acked) {
-                        (true, false) => "frame checksum mismatch in a sealed segment",
-                        (false, false) => "frame runs past the end of a sealed segment",
-                        (true, true) => "frame checksum mismatch in acknowledged records of the newest segment",
-                        (false, true) => "frame runs past the acknowledged end of the newest segment",
+                    let reason = match (bad_crc, view.acked, view.last) {
+                        (true, false, false) => "frame checksum mismatch in a sealed segment",
+                        (false, false, false) => "frame runs past the end of a sealed segment",
+                        (true, true, _) => "frame checksum mismatch in acknowledged records of the newest segment",
+                        (false, true, _) => "frame runs past the acknowledged end of the newest segment",
+                        (true, false, true) => "frame checksum mismatch in the newest segment, and valid frames follow",
+                        (false, false, true) => {
+                            "frame runs past the end of the newest segment, and valid frames follow"
+                        }
                     };
                     let err = JournalError::corrupt(&view.path, at.off as u64, Some(at.expected), reason);
                     return fail(at, err);

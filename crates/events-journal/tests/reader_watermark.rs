@@ -277,3 +277,54 @@ fn a_dead_writers_sparse_newest_segment_is_read_without_copying_its_length() {
     assert_records(&read_all(&reader, 0), 1, 4);
     assert_eq!(reader.last_seq().unwrap(), 4);
 }
+
+/// A dead writer's newest segment (read from a private copy) with a byte
+/// flipped in the fifth of its records and valid ones after it: not a
+/// torn tail, which recovery would cut, but damage, which it refuses. A
+/// read through it is `JournalError::Corrupt` naming the file and the
+/// frame's offset, as the same damage in records a running writer
+/// acknowledged is. It had been read as the journal's end: a cursor past
+/// it got `Ahead` (a follower reset and replayed from the start), and a
+/// read from before it stopped there silently.
+#[test]
+fn damage_with_valid_records_after_it_in_a_dead_writers_segment_is_corrupt_not_the_end() {
+    use std::os::unix::fs::FileExt;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    for seq in 1..=20u64 {
+        j.append(ts(seq), [seq as u8; 100]).unwrap();
+    }
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(21), [21u8; 100]).is_err());
+    drop(j);
+    let seg = support::segments(dir.path()).pop().unwrap();
+    // Frames of 124 bytes after the 64-byte header: the fifth starts at 560.
+    let fifth = 64 + 4 * 124;
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0], fifth + 24 + 50).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.writer_running(), Some(false));
+
+    let corrupt_at_the_fifth = |e: &JournalError| matches!(e, JournalError::Corrupt { path, offset, seq: Some(5), .. } if *path == seg && *offset == fifth);
+    match reader.read_since(10) {
+        Err(ReadError::Journal(e)) => assert!(corrupt_at_the_fifth(&e), "{e}"),
+        other => panic!("expected the damage, got {other:?}"),
+    }
+    let mut records = reader.read_since(0).unwrap();
+    for seq in 1..=4 {
+        assert_eq!(records.next().unwrap().unwrap().seq(), seq);
+    }
+    match records.next() {
+        Some(Err(e)) => assert!(corrupt_at_the_fifth(&e), "{e}"),
+        other => panic!("expected the damage after seq 4, got {other:?}"),
+    }
+    // A torn tail (nothing valid after it) still ends the read: the
+    // records up to it are served.
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[5], fifth + 24 + 50).unwrap();
+    let tail = 64 + 20 * 124; // the 21st, never acknowledged
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0; 8], tail + 8).unwrap();
+    let seqs: Vec<u64> = read_all(&reader, 0).iter().map(|r| r.seq()).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+}
