@@ -134,6 +134,13 @@ impl Codec for Bincode {
 /// A second codec, postcard 1.x (varint, compact), enabled by the
 /// `postcard` cargo feature. It exists to prove the seam and for users who
 /// share payloads with embedded peers.
+///
+/// Decode only trusted bytes with it: it has no depth limit (a deeply
+/// nested payload of a recursive type overflows the stack, which aborts),
+/// and a sequence of zero-sized elements (`Vec<()>`) is read element by
+/// element for as many as its length prefix says, up to 2^64, with no byte
+/// consumed per element (ten bytes can keep a decode busy for good).
+/// [`Bincode`] and `MsgPack` bound both.
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 #[derive(Clone, Copy, Debug, Default)]
