@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -22,6 +23,7 @@ use crate::format::{self, FrameCheck, HEADER_LEN};
 use crate::scan::{self, Tail};
 use crate::seam::{Io, Step};
 use crate::segment::SegmentFile;
+use crate::watermark::Watermark;
 
 /// The bytes of one segment as a reader sees them: a map of a prefix that
 /// no writer will ever cut, or a private copy of a segment that a writer's
@@ -65,7 +67,15 @@ pub(crate) struct Cached {
     /// The name of the next segment this (sealed) one was found not to
     /// overlap: the check is made once per pair.
     pub(crate) checked_next: Option<u64>,
+    /// For a dead writer's newest segment held as a private copy: the
+    /// file and watermark it was copied under ([`Extent::DeadCopy`]).
+    pub(crate) copied: Option<CopyStamp>,
 }
+
+/// A file's length and modification time (seconds, nanoseconds), and the
+/// watermark read with it: while all four are as they were, no writer came
+/// and nothing changed the file, so a copy made then still holds its bytes.
+pub(crate) type CopyStamp = (u64, i64, i64, Option<Watermark>);
 
 /// One segment as seen by one `read_since` call.
 #[derive(Debug)]
@@ -91,7 +101,21 @@ impl View {
     /// writer opens ends at its first bad frame (the opening writer's
     /// recovery decides).
     pub(crate) fn ends_unacked_at(&self, off: usize, expected: u64) -> bool {
-        !matches!(self.map.as_deref(), Some(Bytes::Copy(_))) || ends_sealed(self, off, expected, u64::MAX)
+        match self.map.as_deref() {
+            // Zeros to the end (space a writer under `Always` reserved) hold
+            // no frame: a quick answer before the search for valid frames.
+            Some(Bytes::Copy(bytes)) => {
+                bytes.get(off..).is_none_or(|rest| rest.iter().all(|&b| b == 0))
+                    || ends_sealed(self, off, expected, u64::MAX)
+            }
+            _ => true,
+        }
+    }
+}
+
+impl Extent {
+    fn is_copy(self) -> bool {
+        matches!(self, Extent::Copy | Extent::DeadCopy(_))
     }
 }
 
@@ -102,6 +126,11 @@ pub(crate) enum Extent {
     Whole,
     /// The first `n` bytes (acknowledged data of the segment being written).
     Prefix(u64),
+    /// A private copy of the whole file of a writer that died, whose
+    /// watermark read as it holds: reused while the file and the watermark
+    /// stay as they were (a follower polling a dead writer's journal would
+    /// otherwise read the whole newest segment at every poll).
+    DeadCopy(Option<Watermark>),
     /// A private copy of the whole file.
     Copy,
 }
@@ -163,25 +192,33 @@ pub(crate) fn map_segment(
         }
         Err(e) => return Err(JournalError::io("open segment", &seg.path, e).into()),
     };
-    let file_len = file.metadata().map_err(|e| JournalError::io("stat segment", &seg.path, e))?.len();
+    let meta = file.metadata().map_err(|e| JournalError::io("stat segment", &seg.path, e))?;
+    let file_len = meta.len();
     let len = match extent {
         Extent::Prefix(n) => n.min(file_len),
-        Extent::Whole | Extent::Copy => file_len,
+        Extent::Whole | Extent::Copy | Extent::DeadCopy(_) => file_len,
+    };
+    // What a dead writer's copy is reused under (see `CopyStamp`).
+    let stamp = match extent {
+        Extent::DeadCopy(wm) => Some((file_len, meta.mtime(), meta.mtime_nsec(), wm)),
+        _ => None,
     };
     let reusable = cache.get(&seg.first_seq).filter(|c| c.ino == seg.ino);
     let map = match reusable {
         // A private copy is never reused as a map: the file may have been
         // cut back and rewritten to the same length since.
         Some(c)
-            if extent != Extent::Copy
+            if !extent.is_copy()
                 && matches!(c.map.as_deref(), Some(Bytes::Map(_)))
                 && c.map.as_ref().map_or(0, |m| m.len() as u64) == len
                 && len >= HEADER_LEN as u64 =>
         {
             c.map.clone()
         }
+        // A dead writer's copy, of the file and watermark as they still are.
+        Some(c) if stamp.is_some() && c.copied == stamp && c.map.is_some() => c.map.clone(),
         _ if len < HEADER_LEN as u64 => None,
-        _ if extent == Extent::Copy => {
+        _ if extent.is_copy() => {
             let bytes = read_copy(&file, len).map_err(|e| JournalError::io("read segment", &seg.path, e))?;
             Some(Arc::new(Bytes::Copy(bytes)))
         }
@@ -195,7 +232,8 @@ pub(crate) fn map_segment(
     };
     let hint = reusable.and_then(|c| c.hint).filter(|&(_, off)| map.as_ref().is_some_and(|m| off <= m.len()));
     let sealed = !last && extent == Extent::Whole;
-    cache.insert(seg.first_seq, Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None });
+    let copied = stamp.filter(|_| map.is_some());
+    cache.insert(seg.first_seq, Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None, copied });
     let acked = last && matches!(extent, Extent::Prefix(_));
     Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, last, acked })
 }

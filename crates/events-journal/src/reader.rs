@@ -295,7 +295,7 @@ impl Reader {
                 Extent::Whole
             }
             // Its copy is synced before it is served (`settle_copy`).
-            Bound::Crashed(_) => Extent::Copy,
+            Bound::Crashed(wm) => Extent::DeadCopy(wm),
         };
         Ok((segs, extent, bound))
     }
