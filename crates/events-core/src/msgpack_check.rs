@@ -1,11 +1,14 @@
-//! [`Checked`]: a value seen through a serializer that refuses what
-//! MessagePack cannot read back as it was written. rmp-serde writes
+//! [`Checked`]: a value seen through a serializer that refuses a `Some`
+//! MessagePack would read back as `None`. rmp-serde writes
 //! `Some(x)` as `x` alone, so an `x` written as `nil` (`None`, `()`, or a
 //! newtype or `Some` around one) reads back as `None`: an
 //! `Option<Option<T>>` holding `Some(None)`, the usual "set to null" of a
 //! patch, would come back as "not set". [`MsgPack`](crate::MsgPack)
 //! encodes through it, so such a value is an encode error, never journaled
-//! to be read back as something else.
+//! to be read back as something else. Other shapes serde itself cannot
+//! tell apart in a self-describing format (an untagged enum whose variants
+//! read alike, a flattened `Option` of a struct whose fields are all
+//! optional) are not caught here.
 //!
 //! Invariant: everything else passes through to the wrapped serializer
 //! unchanged, in the same calls (`is_human_readable` too), so what is

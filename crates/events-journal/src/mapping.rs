@@ -241,13 +241,14 @@ pub(crate) fn map_segment(
 /// Reads up to `len` bytes of `file` into a private buffer; a file that
 /// shrank meanwhile gives a shorter copy, never an error or a fault.
 ///
-/// The copy stops at the file's first hole: frames are written in order
-/// from the header on, so nothing a walk could serve lies past one (a hole
-/// reads as zeros, which end a walk), and a sparse file of any length (a
-/// damaged or hostile one: a segment's length is no bound a reader can
-/// trust) costs what it holds. The buffer is asked for fallibly: a length
-/// the allocator refuses is this read's error, not an abort.
-fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
+/// The copy stops at a hole with no data after it: nothing a walk could
+/// serve lies there (it reads as zeros), and a sparse file of any length
+/// (a damaged or hostile one: a segment's length is no bound a reader can
+/// trust) costs what it holds. Data after a hole (blocks a power loss kept
+/// out of order, or zeros a file system stores as a hole) is copied, so
+/// the walk sees what recovery sees. The buffer is asked for fallibly: a
+/// length the allocator refuses is this read's error, not an abort.
+pub(crate) fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
     use std::io::Read;
     let len = len.min(data_end(file).unwrap_or(len));
     let mut buf = Vec::new();
@@ -257,19 +258,23 @@ fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
     Ok(buf.into_boxed_slice())
 }
 
-/// Where `file`'s first hole starts (its length when it has none), with the
-/// file's offset put back at 0; `None` where the platform or the file
-/// system cannot tell.
+/// Where `file`'s data ends: the start of a hole with no data after it,
+/// with the file's offset put back at 0; `None` when data runs to the end,
+/// or where the platform or the file system cannot tell.
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn data_end(file: &File) -> Option<u64> {
     use std::io::{Seek, SeekFrom};
     use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
     // SAFETY: `lseek` on a descriptor this function borrows; it changes
     // only the file offset, which is put back below.
-    let hole = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+    let hole = unsafe { libc::lseek(fd, 0, libc::SEEK_HOLE) };
+    // SAFETY: as above.
+    let data_after = (hole >= 0).then(|| unsafe { libc::lseek(fd, hole, libc::SEEK_DATA) });
+    let no_data_after = data_after == Some(-1) && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
     let mut file = file;
     file.seek(SeekFrom::Start(0)).ok()?;
-    u64::try_from(hole).ok()
+    no_data_after.then(|| u64::try_from(hole).ok()).flatten()
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]

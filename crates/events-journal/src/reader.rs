@@ -488,7 +488,10 @@ impl Reader {
     ///
     /// # Errors
     ///
-    /// [`JournalError`] if the newest segment cannot be mapped or understood.
+    /// [`JournalError`] if the newest segment cannot be mapped or understood;
+    /// [`JournalError::Corrupt`] naming the file and offset when no writer
+    /// runs and the newest segment holds damage with valid frames after it
+    /// (which recovery refuses: it is not the journal's end).
     pub fn last_seq(&self) -> Result<u64, JournalError> {
         let mut attempt = 0;
         loop {
@@ -532,6 +535,12 @@ impl Reader {
         }
         let entry = cache.get_mut(&newest.first_seq);
         match walk(&view, entry.as_ref().and_then(|c| c.hint), u64::MAX) {
+            // Damage with valid frames after it in a dead writer's copy: not
+            // the journal's end (as `read_since` says).
+            Walk::Damaged { off, expected, reason } if view.last && !view.ends_unacked_at(off, expected) => {
+                let reason = format!("{reason} in the newest segment, and valid frames follow");
+                Err(JournalError::corrupt(&newest.path, off as u64, Some(expected), reason).into())
+            }
             Walk::End { off, expected } | Walk::Damaged { off, expected, .. } => {
                 if let Some(c) = entry {
                     c.hint = Some((expected, off));

@@ -154,7 +154,13 @@ pub(crate) fn check_sealed(
             return Ok((len, None));
         }
     }
-    let mut image = vec![0u8; len as usize];
+    // Asked for fallibly: a length the allocator refuses (a sparse file of
+    // a terabyte) is this open's error naming the file, not an abort.
+    let mut image = Vec::new();
+    image.try_reserve_exact(usize::try_from(len).unwrap_or(usize::MAX)).map_err(|e| {
+        JournalError::io("read segment", &seg.path, std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))
+    })?;
+    image.resize(len as usize, 0);
     file.read_exact_at(&mut image, 0).map_err(|e| JournalError::io("read segment", &seg.path, e))?;
     let scan = scan::scan(&image, seg.first_seq);
     let last = scan.next_seq - 1;
@@ -443,14 +449,16 @@ pub(crate) fn recover_newest(
 
 /// How far readers may have mapped the newest segment `seg` (of `epoch`):
 /// to the previous writer's watermark when it names this segment (readers
-/// map no further), not at all when it names another, and all of it when
-/// there was none to tell (a journal of a build before the watermark, or
-/// a damaged one).
+/// map no further); not at all when it names an older one; all of it when
+/// it names a later one (this one was sealed then, and is the newest only
+/// because a later one is gone: readers map sealed segments whole) or
+/// when there was none to tell (a journal of a build before the
+/// watermark, or a damaged one).
 fn mapped_end(previous: Option<&Watermark>, seg: &SegmentFile, epoch: u64) -> u64 {
     match previous {
-        Some(wm) if wm.segment == seg.first_seq && wm.epoch == epoch => wm.offset,
-        Some(_) => 0,
-        None => u64::MAX,
+        Some(wm) if wm.epoch != epoch || wm.segment < seg.first_seq => 0,
+        Some(wm) if wm.segment == seg.first_seq => wm.offset,
+        _ => u64::MAX,
     }
 }
 

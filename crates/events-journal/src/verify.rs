@@ -350,10 +350,9 @@ fn live_listing(dir: &Path) -> Result<(Option<Acked>, segment::Listing), Journal
 /// acknowledged end in it).
 fn image(path: &Path, newest: bool, bound: Option<u64>) -> std::io::Result<Bytes> {
     if newest {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        File::open(path)?.take(bound.unwrap_or(u64::MAX)).read_to_end(&mut bytes)?;
-        return Ok(Bytes::Copy(bytes.into_boxed_slice()));
+        let file = File::open(path)?;
+        let len = file.metadata()?.len().min(bound.unwrap_or(u64::MAX));
+        return crate::mapping::read_copy(&file, len).map(Bytes::Copy);
     }
     let file = File::open(path)?;
     // SAFETY: read-only map of a sealed segment, which no writer changes.

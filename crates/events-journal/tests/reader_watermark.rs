@@ -197,20 +197,29 @@ const SALVAGE_CHILD: &str = "EVENTS_JOURNAL_SALVAGE_CHILD";
 /// Two 4,000-byte records, closed cleanly; a byte of the second flipped
 /// (damage through acknowledged records, at the end of the newest
 /// segment); an iterator reads the first; a `TruncateAtCorruption` open
-/// cuts the second; the iterator goes on over the bytes it mapped. Run as
+/// cuts the second; the iterator goes on over the bytes it mapped. With
+/// `deleted_newest`, the two records fill a sealed segment (mapped whole)
+/// and the segment after it is deleted by hand before the open, so the
+/// damaged one is the newest and the watermark names a later one. Run as
 /// a child: a SIGBUS would kill it.
-fn salvage_under_an_iterator(dir: &Path) {
+fn salvage_under_an_iterator(dir: &Path, deleted_newest: bool) {
     use std::os::unix::fs::FileExt;
-    let (mut j, _) = Journal::open(dir, JournalOptions::new()).unwrap();
+    let (mut j, _) = Journal::open(dir, JournalOptions::new().segment_bytes(8192)).unwrap();
     j.append(1, [7u8; 4000]).unwrap();
     j.append(2, [8u8; 4000]).unwrap();
+    if deleted_newest {
+        j.append(3, [9u8; 4000]).unwrap(); // rolls: the first two are sealed
+    }
     j.close().unwrap();
-    let seg = support::segments(dir).pop().unwrap();
+    let seg = support::segments(dir).remove(0);
     // The second frame starts at 64 + 24 + 4,000 = 4,088, across a page boundary.
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0x5A], 4088 + 24 + 100).unwrap();
     let reader = Reader::open(dir).unwrap();
     let mut records = reader.read_since(0).unwrap();
     assert_eq!(records.next().unwrap().unwrap().payload().len(), 4000);
+    if deleted_newest {
+        std::fs::remove_file(support::segments(dir).pop().unwrap()).unwrap();
+    }
     let opts = JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption);
     let (j, _) = Journal::open(dir, opts).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), 4088, "recovery cut the damaged record");
@@ -221,20 +230,23 @@ fn salvage_under_an_iterator(dir: &Path) {
 
 /// A salvage mode cuts acknowledged records at the end of the newest
 /// segment, which a reader in another process has mapped (up to the
-/// watermark): the file is replaced by a copy of its valid prefix (a
+/// watermark; or whole, when it was sealed and the segment after it was
+/// deleted by hand): the file is replaced by a copy of its valid prefix (a
 /// rename), and the reader reading the old bytes is not faulted. It had
 /// been truncated in place: the reader's next step touched a page past
 /// the new end and died of SIGBUS.
 #[test]
 fn a_salvage_cut_through_acknowledged_records_never_faults_a_reader() {
     let _serial = serial();
-    if std::env::var(SALVAGE_CHILD).is_ok() {
+    if let Ok(mode) = std::env::var(SALVAGE_CHILD) {
         let dir = tempfile::tempdir().unwrap();
-        salvage_under_an_iterator(dir.path());
+        salvage_under_an_iterator(dir.path(), mode == "deleted-newest");
         println!("CHILD-OK");
         return;
     }
-    child_survives("a_salvage_cut_through_acknowledged_records_never_faults_a_reader", (SALVAGE_CHILD, "salvage"));
+    for mode in ["newest", "deleted-newest"] {
+        child_survives("a_salvage_cut_through_acknowledged_records_never_faults_a_reader", (SALVAGE_CHILD, mode));
+    }
 }
 
 #[test]
@@ -276,6 +288,68 @@ fn a_dead_writers_sparse_newest_segment_is_read_without_copying_its_length() {
 
     assert_records(&read_all(&reader, 0), 1, 4);
     assert_eq!(reader.last_seq().unwrap(), 4);
+    // `verify` reads the newest segment the same way.
+    events_journal::verify(dir.path()).unwrap();
+}
+
+/// A sealed segment made sparse and 1 TiB long: the open that reads it
+/// whole (its last frame is not where the next segment's name says) fails
+/// with an error naming it. Its image had been allocated at the file's
+/// length, which aborts the process.
+#[test]
+fn a_sparse_terabyte_sealed_segment_is_an_open_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(8192);
+    let (mut j, _) = Journal::open(dir.path(), opts()).unwrap();
+    for seq in 1..=3u64 {
+        j.append(ts(seq), [seq as u8; 4000]).unwrap();
+    }
+    j.close().unwrap();
+    let sealed = support::segments(dir.path()).remove(0);
+    std::fs::OpenOptions::new().write(true).open(&sealed).unwrap().set_len(1 << 40).unwrap();
+    match Journal::open(dir.path(), opts()) {
+        Err(JournalError::Io { path, .. }) => assert_eq!(path, sealed),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("opened"),
+    }
+}
+
+/// A dead writer's newest segment with a hole punched in its fifth record
+/// and data (valid records) after the hole, as a power loss can leave
+/// blocks written out of order: the copy goes on past the hole, and the
+/// read says what recovery says, damage with valid frames after it. The
+/// copy had stopped at the hole: the read ended there silently.
+#[test]
+fn a_hole_with_records_after_it_is_damage_not_the_end() {
+    use std::os::fd::AsRawFd;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    for seq in 1..=20u64 {
+        j.append(ts(seq), [seq as u8; 4000]).unwrap();
+    }
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(21), [21u8; 4000]).is_err());
+    drop(j);
+    let seg = support::segments(dir.path()).pop().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    // Frames of 4,024 bytes from 64: the fifth spans 16,160..20,184; one block inside it.
+    // SAFETY: `fallocate` on a descriptor this test owns, within its file.
+    let punched = unsafe {
+        libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 16384, 4096)
+    };
+    assert_eq!(punched, 0, "{}", std::io::Error::last_os_error());
+    let reader = Reader::open(dir.path()).unwrap();
+    let mut records = reader.read_since(0).unwrap();
+    for seq in 1..=4 {
+        assert_eq!(records.next().unwrap().unwrap().seq(), seq);
+    }
+    match records.next() {
+        Some(Err(JournalError::Corrupt { seq: Some(5), .. })) => {}
+        other => panic!("expected the damage after seq 4, got {other:?}"),
+    }
 }
 
 /// A dead writer's newest segment (read from a private copy) with a byte
@@ -310,6 +384,10 @@ fn damage_with_valid_records_after_it_in_a_dead_writers_segment_is_corrupt_not_t
     let corrupt_at_the_fifth = |e: &JournalError| matches!(e, JournalError::Corrupt { path, offset, seq: Some(5), .. } if *path == seg && *offset == fifth);
     match reader.read_since(10) {
         Err(ReadError::Journal(e)) => assert!(corrupt_at_the_fifth(&e), "{e}"),
+        other => panic!("expected the damage, got {other:?}"),
+    }
+    match reader.last_seq() {
+        Err(e) => assert!(corrupt_at_the_fifth(&e), "{e}"),
         other => panic!("expected the damage, got {other:?}"),
     }
     let mut records = reader.read_since(0).unwrap();
