@@ -242,22 +242,25 @@ impl Journal {
     }
 
     /// Reports, without an append, a failure the writer's background
-    /// threads found since: an `fdatasync` of `SyncPolicy::Interval`, or a
-    /// seal under `SyncPolicy::Never`. Either poisons the writer; its next
-    /// append would fail the same way.
+    /// threads found since: an `fdatasync` of `SyncPolicy::Interval`, a
+    /// seal under `SyncPolicy::Never`, a panic of the sealer's retention
+    /// work. Either poisons the writer as a failed append does (under
+    /// `SyncPolicy::Always`, what no fdatasync covered is cut back first:
+    /// those appends are refused); its next append would fail the same
+    /// way.
     ///
     /// # Errors
     ///
     /// [`JournalError::Failed`] naming the cause once the writer is poisoned.
     pub fn health(&mut self) -> Result<(), JournalError> {
+        let found = || {
+            let background = self.background.as_ref().and_then(|bg| bg.failure());
+            background.or_else(|| self.sealer.as_ref().and_then(Sealer::failure))
+        };
         if self.failed.is_none()
-            && let Some(cause) = self.background.as_ref().and_then(|bg| bg.failure())
+            && let Some(cause) = found()
         {
-            self.failed = Some(cause);
-        }
-        if self.failed.is_none()
-            && let Some(cause) = self.sealer.as_ref().and_then(Sealer::failure)
-        {
+            self.cut_back_unacked();
             self.failed = Some(cause);
         }
         match &self.failed {

@@ -286,3 +286,37 @@ fn a_journal_dropped_by_a_panic_keeps_nothing_written_after_the_last_sync() {
     let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new())).unwrap();
     assert_eq!(j.last_seq(), 2, "records no fdatasync covered came back after the panic");
 }
+
+/// Under `Always`, a batch written and not yet synced when the sealer's
+/// retention work panics (here injected into its unlink; a `tracing`
+/// layer could panic there too): the writer fails, and the batch, whose
+/// appends it refuses, is cut back, so no later open finds it. The
+/// failure had been recorded without the cut-back, and the drop that
+/// followed skipped its own: the next open kept the refused record.
+#[test]
+fn a_sealer_failure_found_without_an_append_cuts_back_what_no_sync_covered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = || {
+        JournalOptions::new()
+            .sync(SyncPolicy::Always)
+            .faults(plan.clone())
+            .retention(Retention::age(Duration::from_millis(50)))
+    };
+    let (mut j, _) = Journal::open(tmp.path(), opts()).unwrap();
+    j.append(ts(1), payload(1)).unwrap();
+    j.roll().unwrap(); // the first segment sealed, too young to prune yet
+    j.write_batch([(ts(2), payload(2))]).unwrap(); // written, never synced
+    std::thread::sleep(Duration::from_millis(60));
+    plan.inject_next(Step::TidyUnlink, Fault::Panic);
+    j.prune_deferred().unwrap(); // hands the unlink to the sealer, which panics
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while j.health().is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the sealer's failure never surfaced");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(j.commit().is_err());
+    drop(j);
+    let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new())).unwrap();
+    assert_eq!(j.next_seq(), 2, "the refused record 2 was kept");
+}
