@@ -190,53 +190,64 @@ impl Journal {
             lease,
             lock,
         };
-        if journal.opts.sync == SyncPolicy::Always && journal.active_len > HEADER_LEN as u64 {
-            // Records a killed writer wrote but never synced survive in the
-            // page cache, and recovery keeps them: under `Always` this
-            // writer hands out none of them unsynced (its lease says so).
-            journal.sync_active(Step::Sync)?;
+        // A step below that fails refuses the open: the writer is marked
+        // failed, so its drop neither publishes `Closed` nor records the
+        // lease closed for a writer that never opened (the watermark is
+        // put back as it was found: `Publisher`'s drop).
+        let mut finish = || -> Result<(), JournalError> {
+            if journal.opts.sync == SyncPolicy::Always && journal.active_len > HEADER_LEN as u64 {
+                // Records a killed writer wrote but never synced survive in the
+                // page cache, and recovery keeps them: under `Always` this
+                // writer hands out none of them unsynced (its lease says so).
+                journal.sync_active(Step::Sync)?;
+            }
+            // Before this writer's lease vouches for them (`Kept`): every sealed
+            // segment after a writer that did not say it had done so (an older
+            // build, or none), what the last writer's sealer may not have
+            // reached after one that did not close.
+            match previous_lease {
+                Some(l) if l.sealed_synced && !l.open => {}
+                Some(l) if l.sealed_synced => journal.sync_sealed(crate::sealer::QUEUE + 1)?,
+                _ => journal.sync_sealed(usize::MAX)?,
+            }
+            let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
+            // The last writer's watermark names the seqs it acknowledged, which
+            // readers may have been handed (and a follower reports as latest
+            // while this writer opens). Recovery keeping fewer (damage that
+            // reads as a torn tail, a salvage) must not hand them out again.
+            let acked = journal
+                .watermark
+                .previous()
+                .filter(|wm| wm.epoch == journal.epoch && wm.seq >= journal.next_seq)
+                .map(|wm| wm.seq);
+            if let Some(upto) = lost.max(acked) {
+                report.skipped = Some(journal.next_seq..=upto);
+                journal.skip_past(upto)?;
+            }
+            // Durable before any seq is handed out, and after the skip (the
+            // previous lease is the only record of how far it must go).
+            let synced_acks = journal.opts.sync == SyncPolicy::Always;
+            let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1);
+            let first =
+                Lease { open: true, synced_acks, sealed_synced: true, generation: 0, epoch: journal.epoch, upto, boot };
+            journal.lease.begin(first)?;
+            // A retention failure is logged and counted, never a reason to
+            // refuse the journal; a directory found replaced under the open
+            // (the pass failed the writer) is.
+            report.pruned = journal.apply_retention(Removal::Inline).0;
+            journal.health()?;
+            journal.sweep_sidecars();
+            if let SyncPolicy::Interval(d) = journal.opts.sync {
+                journal.background =
+                    Some(Background::start(&journal.active, journal.active_path(), d, journal.opts.io.clone())?);
+            }
+            journal.publish(WriterState::Open)?;
+            Ok(())
+        };
+        if let Err(e) = finish() {
+            journal.failed.get_or_insert_with(|| format!("the open was refused: {e}"));
+            return Err(e);
         }
-        // Before this writer's lease vouches for them (`Kept`): every sealed
-        // segment after a writer that did not say it had done so (an older
-        // build, or none), what the last writer's sealer may not have
-        // reached after one that did not close.
-        match previous_lease {
-            Some(l) if l.sealed_synced && !l.open => {}
-            Some(l) if l.sealed_synced => journal.sync_sealed(crate::sealer::QUEUE + 1)?,
-            _ => journal.sync_sealed(usize::MAX)?,
-        }
-        let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
-        // The last writer's watermark names the seqs it acknowledged, which
-        // readers may have been handed (and a follower reports as latest
-        // while this writer opens). Recovery keeping fewer (damage that
-        // reads as a torn tail, a salvage) must not hand them out again.
-        let acked = journal
-            .watermark
-            .previous()
-            .filter(|wm| wm.epoch == journal.epoch && wm.seq >= journal.next_seq)
-            .map(|wm| wm.seq);
-        if let Some(upto) = lost.max(acked) {
-            report.skipped = Some(journal.next_seq..=upto);
-            journal.skip_past(upto)?;
-        }
-        // Durable before any seq is handed out, and after the skip (the
-        // previous lease is the only record of how far it must go).
-        let synced_acks = journal.opts.sync == SyncPolicy::Always;
-        let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1);
-        let first =
-            Lease { open: true, synced_acks, sealed_synced: true, generation: 0, epoch: journal.epoch, upto, boot };
-        journal.lease.begin(first)?;
-        // A retention failure is logged and counted, never a reason to
-        // refuse the journal; a directory found replaced under the open
-        // (the pass failed the writer) is.
-        report.pruned = journal.apply_retention(Removal::Inline).0;
-        journal.health()?;
-        journal.sweep_sidecars();
-        if let SyncPolicy::Interval(d) = journal.opts.sync {
-            journal.background =
-                Some(Background::start(&journal.active, journal.active_path(), d, journal.opts.io.clone())?);
-        }
-        journal.publish(WriterState::Open)?;
         report.epoch = journal.epoch;
         report.segments = journal.segments.len();
         report.first_seq = journal.first_seq();

@@ -140,6 +140,38 @@ fn a_refused_open_leaves_the_watermark_as_it_was() {
     assert_eq!(std::fs::read(dir.path().join(events_journal::WATERMARK_FILE)).unwrap(), before);
 }
 
+/// An open refused after recovery (its sync of the sealed segments a
+/// killed writer left fails: `EIO`) leaves the watermark as it found it,
+/// the dead writer's `Open` record, so readers go on treating that writer
+/// as dead. The refused writer's drop had published `Closed` for a writer
+/// that never opened (and recorded the lease closed).
+#[test]
+fn an_open_refused_after_recovery_leaves_the_watermark_as_it_was() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(4096).faults(plan.clone());
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    for seq in 1..=3u64 {
+        j.append(ts(seq), [seq as u8; 3000]).unwrap(); // a roll at each
+    }
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(4), [4; 3000]).is_err());
+    drop(j);
+    let path = dir.path().join(events_journal::WATERMARK_FILE);
+    let before = std::fs::read(&path).unwrap();
+    assert_eq!(Reader::open(dir.path()).unwrap().watermark().unwrap().map(|w| w.state), Some(WriterState::Open));
+
+    let plan = FaultPlan::new();
+    plan.inject_next(Step::SealedSync, Fault::Errno(libc::EIO));
+    assert!(Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone())).is_err());
+    assert_eq!(plan.fired(), [(Step::SealedSync, Fault::Errno(libc::EIO))]);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the watermark is the dead writer's again");
+    let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(j.next_seq(), 5);
+    drop(j);
+}
+
 const SHRINK_CHILD: &str = "EVENTS_JOURNAL_SHRINK_CHILD";
 
 /// The reproduction: one 4,000-byte record, then 8 KiB of garbage after it;
