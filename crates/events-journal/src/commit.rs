@@ -94,8 +94,12 @@ impl SyncThread {
                     let waker = slot.waker.take();
                     drop(slot);
                     d.ready.notify_all();
-                    if let Some(waker) = waker {
-                        waker.wake();
+                    // A waker that panics must not end this thread with the
+                    // next job queued: its outcome would never come.
+                    if let Some(waker) = waker
+                        && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake())).is_err()
+                    {
+                        tracing::error!("waking the writer after an fdatasync panicked");
                     }
                 }
             })

@@ -320,3 +320,42 @@ fn a_sealer_failure_found_without_an_append_cuts_back_what_no_sync_covered() {
     let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new())).unwrap();
     assert_eq!(j.next_seq(), 2, "the refused record 2 was kept");
 }
+
+/// Wakes by waiting for a go-ahead, then panicking: a caller's waker that
+/// panics while the commit thread is waking it.
+struct PanicsWhenWoken(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl std::task::Wake for PanicsWhenWoken {
+    fn wake(self: std::sync::Arc<Self>) {
+        let _ = self.0.lock().unwrap().recv();
+        panic!("the caller's waker panicked");
+    }
+}
+
+/// The commit thread wakes the caller that polled a sync with a waker that
+/// panics, after the caller has collected that sync (it waited instead)
+/// and started the next: the thread goes on and answers the next sync. It
+/// had died there with the next job queued, and `wait_synced` (and the
+/// journal's drop) waited for ever.
+#[test]
+fn a_waker_that_panics_does_not_stop_the_commit_thread() {
+    let (_tmp, plan, mut j) = fresh();
+    let mut next = 1;
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(100)));
+    write(&mut j, &mut next, 1).unwrap();
+    assert!(j.start_sync().unwrap());
+    let (go, wait) = std::sync::mpsc::channel();
+    let waker = Waker::from(std::sync::Arc::new(PanicsWhenWoken(std::sync::Mutex::new(wait))));
+    assert!(j.poll_synced(&mut Context::from_waker(&waker)).is_pending());
+    assert_eq!(j.wait_synced().unwrap(), 1); // the thread is now waking the waker
+    write(&mut j, &mut next, 1).unwrap();
+    assert!(j.start_sync().unwrap());
+    go.send(()).unwrap(); // the waker panics
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(j.wait_synced().map_err(|e| e.to_string()));
+        drop(j);
+    });
+    let synced = outcome.recv_timeout(Duration::from_secs(10)).expect("the second sync was never answered");
+    assert_eq!(synced.unwrap(), 2);
+}
