@@ -293,9 +293,8 @@ impl Leaser {
         let bytes = lease.encode();
         let at = (lease.generation % 2) * SLOT_STRIDE;
         let written = self.io.op(Step::Lease, || self.file.write_all_at(&bytes, at));
-        written
-            .and_then(|()| self.io.sync_data(Step::Lease, &self.file))
-            .map_err(|e| JournalError::io("write lease", &self.path, e))?;
+        written.map_err(|e| JournalError::io("write lease", &self.path, e))?;
+        self.io.sync_data(Step::Lease, &self.file).map_err(|e| JournalError::io("sync lease", &self.path, e))?;
         self.current = lease;
         Ok(())
     }

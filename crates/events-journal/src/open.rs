@@ -234,7 +234,11 @@ impl Journal {
             // A retention failure is logged and counted, never a reason to
             // refuse the journal; a directory found replaced under the open
             // (the pass failed the writer) is.
-            report.pruned = journal.apply_retention(Removal::Inline).0;
+            let (pruned, failure) = journal.apply_retention(Removal::Inline);
+            report.pruned = pruned;
+            if let Some(e @ JournalError::DirectoryReplaced { .. }) = failure {
+                return Err(e);
+            }
             journal.health()?;
             journal.sweep_sidecars();
             if let SyncPolicy::Interval(d) = journal.opts.sync {

@@ -77,10 +77,11 @@ impl Journal {
         // pass found the directory no longer this writer's (replaced while
         // the roll ran): it then failed the writer, and nothing more may
         // be written, the append that rolled included.
-        let _ = self.apply_retention(Removal::Deferred);
-        match &self.failed {
-            Some(cause) => Err(JournalError::Failed { cause: cause.clone() }),
-            None => Ok(()),
+        let (_, failure) = self.apply_retention(Removal::Deferred);
+        match (&self.failed, failure) {
+            (Some(_), Some(e @ JournalError::DirectoryReplaced { .. })) => Err(e),
+            (Some(cause), _) => Err(JournalError::Failed { cause: cause.clone() }),
+            (None, _) => Ok(()),
         }
     }
 
