@@ -476,10 +476,16 @@ fn a_dead_writers_newest_segment_is_copied_once_while_it_is_unchanged() {
     let read = bytes_read() - before;
     assert!(read < 8 << 20, "50 polls read {read} bytes");
 
-    // A writer that comes (and cuts nothing) changes the watermark: the
-    // next look copies the file again and serves what it holds.
-    let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-    assert_eq!(reader.last_seq().unwrap(), 1001);
+    // A writer that comes, appends and dies too: the next look copies the
+    // file again and serves what it holds now.
+    let plan = FaultPlan::new();
+    let (mut j, _) =
+        Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone())).unwrap();
+    j.append(ts(1002), [2; 4000]).unwrap();
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(1003), [3; 4000]).is_err());
     drop(j);
-    assert_eq!(reader.read_since(999).unwrap().map(|r| r.unwrap().seq()).collect::<Vec<_>>(), [1000, 1001]);
+    assert_eq!(reader.writer_running(), Some(false));
+    assert_eq!(reader.last_seq().unwrap(), 1003);
+    assert_eq!(reader.read_since(1000).unwrap().map(|r| r.unwrap().seq()).collect::<Vec<_>>(), [1001, 1002, 1003]);
 }

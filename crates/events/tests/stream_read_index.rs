@@ -676,7 +676,12 @@ async fn events_pruned_between_the_call_and_the_first_poll_are_not_skipped() {
         other => panic!("expected an expired reset, not a history without seq 2: {other:?}"),
     }
     assert!(matches!(followed.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == x));
-    assert!(matches!(read.next().await, Some(Err(Error::Expired { .. }))));
+    let expired = read.next().await;
+    assert!(
+        matches!(&expired, Some(Err(Error::Expired { cursor, earliest })) if *cursor == Seq::new(1) && *earliest == feed.earliest_seq()),
+        "{expired:?}"
+    );
+    assert!(read.next().await.is_none(), "the read ends after its error");
     assert!(matches!(c.next().await, Some(Ok(FeedItem::Event(env))) if env.event == msg(x.get() + 1)));
     feed.close().await.unwrap();
 }
