@@ -131,20 +131,24 @@ fn a_failed_write_poisons_the_writer_and_keeps_acknowledged_records() {
 #[test]
 fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
     use events_journal::fault::{Fault, FaultPlan, Step};
-    let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    plan.inject(Step::BackgroundSync, 0, Fault::StallErrno(Duration::from_millis(300), libc::EIO));
-    let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(1))).faults(plan.clone());
-    let (mut journal, _) = Journal::open(dir.path(), opts).unwrap();
-    journal.append(1, b"x").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while plan.count(Step::BackgroundSync) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the background sync never started");
-        std::thread::yield_now();
+    // The same with a roll, whose fdatasync of the segment it seals waits
+    // the background one out too.
+    for rolling in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(Step::BackgroundSync, 0, Fault::StallErrno(Duration::from_millis(300), libc::EIO));
+        let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(1))).faults(plan.clone());
+        let (mut journal, _) = Journal::open(dir.path(), opts).unwrap();
+        journal.append(1, b"x").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while plan.count(Step::BackgroundSync) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the background sync never started");
+            std::thread::yield_now();
+        }
+        let synced = if rolling { journal.roll() } else { journal.sync() };
+        assert!(matches!(synced, Err(JournalError::Failed { .. })), "rolling {rolling}: {synced:?}");
+        assert!(journal.append(2, b"y").is_err(), "the writer is failed");
     }
-    let synced = journal.sync();
-    assert!(matches!(synced, Err(JournalError::Failed { .. })), "{synced:?}");
-    assert!(journal.append(2, b"y").is_err(), "the writer is failed");
 }
 
 /// A writer under `Never` opening a journal whose newest segment holds
