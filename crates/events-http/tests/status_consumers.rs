@@ -74,9 +74,14 @@ async fn status_reports_every_counter_each_sink_and_where_it_reads() {
     assert_eq!(writer["sinks"][0]["name"], "audit", "{}", writer["sinks"]);
     assert!(writer["sinks"][0].get("queue_dropped").is_some(), "{}", writer["sinks"]);
 
+    assert_eq!(writer["stats"]["appended"], 3, "{}", writer["stats"]);
+
     let follower: FeedReader<TestEvent> = FeedReader::open(tmp.path()).unwrap();
     let served = status(support::serve(events_http::router(follower)).await).await;
     assert_eq!((&served["source"], &served["writer_running"]), (&json!("follower"), &json!(true)));
+    // The follower's own counters: none of the writer's three appends.
+    assert_eq!(served["stats"]["appended"], 0, "{}", served["stats"]);
+    assert!(served["sinks"].as_array().is_none_or(Vec::is_empty), "{}", served["sinks"]);
     feed.close().await.unwrap();
     let follower: FeedReader<TestEvent> = FeedReader::open(tmp.path()).unwrap();
     let served = status(support::serve(events_http::router(follower)).await).await;

@@ -156,6 +156,13 @@ async fn cursors_past_the_end_are_ahead_and_follow_stream_goes_on_after_from() {
     }
     let first = followed.next().await;
     assert!(matches!(&first, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(8)), "{first:?}");
+    // Still past the end when read: `stream_from`'s `Reset { Ahead }` first,
+    // then the stream's events from the earliest retained one.
+    let mut past = feed.follow_stream("s", Seq::new(100)).unwrap();
+    let first = past.next().await;
+    assert!(ahead(&first), "{first:?}");
+    let next = past.next().await;
+    assert!(matches!(&next, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(1)), "{next:?}");
     feed.close().await.unwrap();
 }
 
