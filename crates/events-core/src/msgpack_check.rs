@@ -286,6 +286,11 @@ impl Serializer for IsNil {
 
     primitives!(not_nil);
 
+    // A string is not nil: no need to format it (the default would).
+    fn collect_str<T: std::fmt::Display + ?Sized>(self, _: &T) -> Result<bool, NotNil> {
+        Ok(false)
+    }
+
     fn serialize_none(self) -> Result<bool, NotNil> {
         Ok(true)
     }
