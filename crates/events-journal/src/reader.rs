@@ -384,8 +384,7 @@ impl Reader {
             // Damage with valid frames after it in a dead writer's copy: as
             // recovery refuses it, never read as the end of the journal.
             Walk::Damaged { off, expected, reason } if first.last && !first.ends_unacked_at(off, expected) => {
-                let reason = format!("{reason} in the newest segment, and valid frames follow");
-                return Err(JournalError::corrupt(&first.path, off as u64, Some(expected), reason).into());
+                return Err(damage_before_valid_frames(first, off, expected, &reason).into());
             }
             Walk::End { off, expected } | Walk::Damaged { off, expected, .. } if first.last => {
                 if let Some(c) = entry {
@@ -538,8 +537,7 @@ impl Reader {
             // Damage with valid frames after it in a dead writer's copy: not
             // the journal's end (as `read_since` says).
             Walk::Damaged { off, expected, reason } if view.last && !view.ends_unacked_at(off, expected) => {
-                let reason = format!("{reason} in the newest segment, and valid frames follow");
-                Err(JournalError::corrupt(&newest.path, off as u64, Some(expected), reason).into())
+                Err(damage_before_valid_frames(&view, off, expected, &reason).into())
             }
             Walk::End { off, expected } | Walk::Damaged { off, expected, .. } => {
                 if let Some(c) = entry {
@@ -644,6 +642,13 @@ impl Reader {
             .retain(|first, c| segs.binary_search_by_key(first, |s| s.first_seq).is_ok_and(|at| segs[at].ino == c.ino));
         Ok(segs)
     }
+}
+
+/// Damage at `off` of a dead writer's newest segment (`view`) with valid
+/// frames after it: what recovery refuses, not the journal's end.
+fn damage_before_valid_frames(view: &View, off: usize, expected: u64, reason: &str) -> JournalError {
+    let reason = format!("{reason} in the newest segment, and valid frames follow");
+    JournalError::corrupt(&view.path, off as u64, Some(expected), reason)
 }
 
 /// The header of segment `seg` (whose bytes are `map`; `last` for the newest

@@ -178,6 +178,7 @@ fn recover_pass(
 
     // 2. The newest segment (may refuse under Strict: nothing changed yet).
     let now = segment::now_nanos();
+    let how = Mode { mode, kept, previous };
     let rec = match &heads[heads.len() - 1] {
         Head::Torn => {
             let what = "the newest segment's header is torn and only zeros follow it";
@@ -196,24 +197,10 @@ fn recover_pass(
                 action: Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() }),
             }
         }
-        Head::Valid(h) => recover_newest(
-            io,
-            dir,
-            newest,
-            Ok(*h),
-            template(newest.first_seq, now),
-            Mode { mode, kept, previous },
-            listed,
-        )?,
-        Head::Damaged(reason) => recover_newest(
-            io,
-            dir,
-            newest,
-            Err(reason),
-            template(newest.first_seq, now),
-            Mode { mode, kept, previous },
-            listed,
-        )?,
+        Head::Valid(h) => recover_newest(io, dir, newest, Ok(*h), template(newest.first_seq, now), how, listed)?,
+        Head::Damaged(reason) => {
+            recover_newest(io, dir, newest, Err(reason), template(newest.first_seq, now), how, listed)?
+        }
     };
 
     // 3. Apply the sealed-segment fixes.
