@@ -30,6 +30,21 @@ fn options(plan: &FaultPlan) -> JournalOptions {
     JournalOptions::new().sync(SyncPolicy::Always).faults(plan.clone())
 }
 
+/// A writer under `Never` (`opts` otherwise) that appends records 1..=`n`
+/// (`payload(seq)`) and is killed right after writing record `n + 1`
+/// (written, never acknowledged): no writer runs, and the watermark says
+/// `Open`.
+fn killed_writer(dir: &Path, opts: JournalOptions, n: u64, payload: impl Fn(u64) -> Vec<u8>) {
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, opts.sync(SyncPolicy::Never).faults(plan.clone())).unwrap();
+    for seq in 1..=n {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
+    assert!(j.append(ts(n + 1), payload(n + 1)).is_err());
+    drop(j);
+}
+
 fn append_n(j: &mut Journal, n: u64) {
     for _ in 0..n {
         let seq = j.next_seq();
@@ -149,15 +164,8 @@ fn a_refused_open_leaves_the_watermark_as_it_was() {
 fn an_open_refused_after_recovery_leaves_the_watermark_as_it_was() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(4096).faults(plan.clone());
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    for seq in 1..=3u64 {
-        j.append(ts(seq), [seq as u8; 3000]).unwrap(); // a roll at each
-    }
-    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(j.append(ts(4), [4; 3000]).is_err());
-    drop(j);
+    // A roll at each record.
+    killed_writer(dir.path(), JournalOptions::new().segment_bytes(4096), 3, |seq| vec![seq as u8; 3000]);
     let path = dir.path().join(events_journal::WATERMARK_FILE);
     let before = std::fs::read(&path).unwrap();
     assert_eq!(Reader::open(dir.path()).unwrap().watermark().unwrap().map(|w| w.state), Some(WriterState::Open));
@@ -306,13 +314,7 @@ fn a_failed_watermark_write_never_fails_the_append_and_readers_only_lag() {
 fn a_dead_writers_sparse_newest_segment_is_read_without_copying_its_length() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    append_n(&mut j, 3);
-    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(j.append(ts(4), payload(4)).is_err());
-    drop(j);
+    killed_writer(dir.path(), JournalOptions::new(), 3, payload);
     let reader = Reader::open(dir.path()).unwrap();
     assert_eq!(reader.writer_running(), Some(false));
     let (_, newest) = reader.segments().unwrap().pop().unwrap();
@@ -356,15 +358,7 @@ fn a_hole_with_records_after_it_is_damage_not_the_end() {
     use std::os::fd::AsRawFd;
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    for seq in 1..=20u64 {
-        j.append(ts(seq), [seq as u8; 4000]).unwrap();
-    }
-    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(j.append(ts(21), [21u8; 4000]).is_err());
-    drop(j);
+    killed_writer(dir.path(), JournalOptions::new(), 20, |seq| vec![seq as u8; 4000]);
     let seg = support::segments(dir.path()).pop().unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     // Frames of 4,024 bytes from 64: the fifth spans 16,160..20,184; one block inside it.
@@ -397,15 +391,7 @@ fn damage_with_valid_records_after_it_in_a_dead_writers_segment_is_corrupt_not_t
     use std::os::unix::fs::FileExt;
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    for seq in 1..=20u64 {
-        j.append(ts(seq), [seq as u8; 100]).unwrap();
-    }
-    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(j.append(ts(21), [21u8; 100]).is_err());
-    drop(j);
+    killed_writer(dir.path(), JournalOptions::new(), 20, |seq| vec![seq as u8; 100]);
     let seg = support::segments(dir.path()).pop().unwrap();
     // Frames of 124 bytes after the 64-byte header: the fifth starts at 560.
     let fifth = 64 + 4 * 124;
@@ -455,15 +441,7 @@ fn bytes_read() -> u64 {
 fn a_dead_writers_newest_segment_is_copied_once_while_it_is_unchanged() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    for seq in 1..=1000u64 {
-        j.append(ts(seq), [seq as u8; 4000]).unwrap();
-    }
-    plan.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(j.append(ts(1001), [1; 4000]).is_err());
-    drop(j);
+    killed_writer(dir.path(), JournalOptions::new(), 1000, |seq| vec![seq as u8; 4000]);
     let reader = Reader::open(dir.path()).unwrap();
     assert_eq!(reader.writer_running(), Some(false));
     assert_eq!(reader.last_seq().unwrap(), 1001);
