@@ -13,7 +13,11 @@
 //!   not a rollback; it waits for the journal to get there.
 //! * `Expired`: retention pruned records before they were replicated; they
 //!   are counted in `skipped` and named in `last_error`, and replication
-//!   goes on with the earliest retained record.
+//!   goes on with the earliest retained record. Records a replicator of
+//!   this journal acknowledged (its checkpoint says so) are not, when the
+//!   stream holds none of the journal's messages; they are when the stream
+//!   holds some but ends before them, and so are those a checkpoint of
+//!   another journal names.
 //!
 //! Not a journal reset, but checked here too: the stream deleted and made
 //! again under the same name while the replicator runs, with a shorter
@@ -29,9 +33,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy};
+use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy, list_consumers};
 use events_nats::headers::Coordinates;
-use events_nats::{NatsError, Replicator, StreamSpec};
+use events_nats::{NatsError, Replicator, StreamSpec, replicator_consumer_name};
 use support::{Server, fill, journal, seqs_of_epoch, stopped, stream_messages, verify_stream, within};
 
 /// Copies the files of journal directory `from` into a new directory `to`.
@@ -269,6 +273,117 @@ async fn records_pruned_before_replication_are_counted_and_reported() {
     let epoch = j.epoch();
     let expected: Vec<(u64, u64)> = (earliest..=150).map(|seq| (epoch, seq)).collect();
     assert_eq!(coordinates(&js, "PRUNED").await, expected);
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
+/// A replicator restarted into its stream that holds some of the
+/// journal's messages, but fewer than a replicator acknowledged: its
+/// checkpoint says 50, the stream ends at 30 (31..=50 deleted and the
+/// server restarted, as a server that lost its last writes comes back),
+/// and retention pruned 1..=50. The checkpoint gives no pass there:
+/// 31..=50, lost from the stream and from the journal, are counted in
+/// `skipped` and named in `last_error`, and replication goes on with 51.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_acknowledged_then_lost_by_a_stream_that_holds_some_are_counted_and_reported() {
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
+    fill(&mut j, 1, 50);
+    let start = |js: &async_nats::jetstream::Context| {
+        Replicator::builder(dir.path(), js.clone(), StreamSpec::new("SHORTENED", "feed.shortened"))
+            .poll_interval(Duration::from_millis(5))
+            .start()
+    };
+    let js = server.jetstream().await;
+    let replicator = start(&js).await.unwrap();
+    within("50", replicator.wait_for(50)).await.unwrap();
+    replicator.shutdown().await;
+    let consumers = list_consumers(dir.path()).unwrap();
+    let name = replicator_consumer_name("feed.shortened");
+    let checkpoint = consumers.iter().find(|c| c.name == name).map(|c| c.checkpoint.clone());
+    assert!(
+        matches!(&checkpoint, Some(Ok(c)) if (c.seq, c.epoch) == (50, j.epoch())),
+        "the checkpoint says 50 were acknowledged: {checkpoint:?}"
+    );
+    j.roll().unwrap();
+    fill(&mut j, 51, 100);
+    j.roll().unwrap();
+    fill(&mut j, 101, 150);
+    j.prune().unwrap();
+    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
+    assert_eq!(earliest, 51, "retention pruned the replicated segment");
+    let stream = js.get_stream("SHORTENED").await.unwrap();
+    for stream_seq in 31..=50 {
+        assert!(stream.delete_message(stream_seq).await.unwrap());
+    }
+    // nats-server 2.9 finds no last message of the subject after its last
+    // ones were deleted, until it restarts; a restart is also how a server
+    // that lost its last writes comes back.
+    drop((stream, js));
+    server.restart();
+    let js = server.jetstream().await;
+
+    let replicator = start(&js).await.unwrap();
+    within("150", replicator.wait_for(150)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.errors, stats.stopped), (20, 1, false), "{stats:?}");
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(last_error.contains("seqs 31..=50 were pruned"), "{last_error}");
+    assert_eq!(stats.published, 100, "{stats:?}");
+    let epoch = j.epoch();
+    let expected: Vec<(u64, u64)> = (1..=30).chain(51..=150).map(|seq| (epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "SHORTENED").await, expected);
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
+/// A replicator started into an emptied stream with, under its consumer
+/// name, the checkpoint of another journal (copied from the directory of
+/// the journal that filled the stream, which acknowledged 1..=50): only a
+/// checkpoint of this journal says its records were replicated, so the
+/// 1..=50 retention pruned from this one before any replicator sent them
+/// are counted in `skipped` and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_of_another_journal_does_not_pass_pruned_records_as_replicated() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, replicator) = replicating(&js, &tmp.path().join("first"), "FOREIGN", "feed.foreign", 50).await;
+    replicator.shutdown().await;
+    first.close().unwrap();
+    js.get_stream("FOREIGN").await.unwrap().purge().await.unwrap();
+
+    let dir = tmp.path().join("second");
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(&dir, opts).unwrap();
+    fill(&mut j, 1, 50);
+    j.roll().unwrap();
+    fill(&mut j, 51, 100);
+    j.roll().unwrap();
+    fill(&mut j, 101, 150);
+    j.prune().unwrap();
+    assert_eq!(Reader::open(&dir).unwrap().first_seq().unwrap(), 51, "retention pruned 1..=50");
+    let name = replicator_consumer_name("feed.foreign");
+    std::fs::create_dir_all(dir.join("consumers")).unwrap();
+    std::fs::copy(tmp.path().join("first/consumers").join(&name), dir.join("consumers").join(&name)).unwrap();
+    let copied = list_consumers(&dir).unwrap();
+    assert!(
+        matches!(&copied[..], [c] if c.checkpoint.as_ref().is_ok_and(|c| c.seq == 50 && c.epoch != j.epoch())),
+        "a checkpoint of another journal that acknowledged 50: {copied:?}"
+    );
+
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("FOREIGN", "feed.foreign"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("150", replicator.wait_for(150)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.errors, stats.published), (50, 1, 100), "{stats:?}");
+    let last_error = stats.last_error.clone().unwrap();
+    assert!(last_error.contains("seqs 1..=50 were pruned"), "{last_error}");
     replicator.shutdown().await;
     j.close().unwrap();
 }
