@@ -348,3 +348,48 @@ fn a_commit_past_max_seq_is_refused_and_writes_nothing() {
     drop(file);
     assert_eq!(ConsumerFile::open(dir.path(), "c", 7).unwrap().1.seq, MAX_SEQ);
 }
+
+const HOLDER: &str = "EVENTS_JOURNAL_CONSUMER_HOLDER";
+
+/// A consumer whose checkpoint another process holds open (a child that
+/// commits 300 and holds it until its stdin closes): an open here waits
+/// `CONSUMER_OPEN_WAIT` and is refused with `ConsumerInUse`; an open made
+/// while the holder goes away half a second later waits for it and finds
+/// its progress.
+#[test]
+fn a_consumer_held_by_another_process_is_refused_then_opens_once_it_is_gone() {
+    use events_journal::{ConsumerFile, JournalError};
+    use std::io::{BufRead, Read};
+    if let Ok(dir) = std::env::var(HOLDER) {
+        let (mut held, _) = ConsumerFile::open(Path::new(&dir), "c", 7).unwrap();
+        held.commit(300, 7).unwrap();
+        println!("HOLDING");
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = support::child_command(
+        "a_consumer_held_by_another_process_is_refused_then_opens_once_it_is_gone",
+        (HOLDER, dir.path().to_str().unwrap()),
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("HOLDING"))), "the child never held the consumer");
+
+    match ConsumerFile::open(dir.path(), "c", 7) {
+        Err(JournalError::ConsumerInUse { name, .. }) => assert_eq!(name, "c"),
+        other => panic!("opened beside another process's instance: {:?}", other.map(|(_, c)| c)),
+    }
+    let stdin = child.stdin.take().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        drop(stdin);
+    });
+    let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", 7).expect("opens once the holder is gone");
+    assert_eq!(checkpoint.seq, 300, "the other process's progress");
+    release.join().unwrap();
+    assert!(child.wait().unwrap().success());
+}
