@@ -34,6 +34,31 @@ fn os_error(e: &JournalError) -> Option<i32> {
     }
 }
 
+const READER_CHILD: &str = "EVENTS_JOURNAL_READER_CHILD";
+
+/// As the child of [`seqs_read_by_another_process`] (a test run again with
+/// [`READER_CHILD`] naming a directory): prints the seqs read there.
+fn print_seqs_read_in(dir: &str) {
+    let records = read_all(&Reader::open(Path::new(dir)).unwrap(), 0);
+    let seqs: Vec<String> = records.iter().map(|r| r.seq().to_string()).collect();
+    println!("SEQS {}", seqs.join(","));
+}
+
+/// The seqs a reader in another process (this test binary, run again) reads in `dir`.
+fn seqs_read_by_another_process(dir: &Path) -> Vec<u64> {
+    let out = support::child_command(
+        "eio_on_fsync_fails_the_writer_and_is_never_retried",
+        (READER_CHILD, dir.to_str().unwrap()),
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the reading child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The harness prints the test's name on the same line, before it.
+    let line = stdout.lines().find_map(|l| l.split("SEQS ").nth(1)).expect("the child printed its seqs");
+    line.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect()
+}
+
 /// Everything a failed writer must do: refuse, keep reads working, recover on reopen.
 fn assert_failed_then_recovers(dir: &Path, mut j: Journal, plan: &FaultPlan, acked: u64) {
     let counts_before: Vec<u64> = Step::ALL.iter().map(|&s| plan.count(s)).collect();
@@ -42,8 +67,10 @@ fn assert_failed_then_recovers(dir: &Path, mut j: Journal, plan: &FaultPlan, ack
     assert!(matches!(j.append_batch([(1, &b"x"[..])]), Err(JournalError::Failed { .. })));
     assert!(matches!(j.sync(), Err(JournalError::Failed { .. })));
     assert!(matches!(j.roll(), Err(JournalError::Failed { .. })));
-    // Reads of what was acknowledged keep working while the writer is failed.
+    // Reads of what was acknowledged keep working while the writer is failed,
+    // in this process and in another.
     assert_records(&read_all(&Reader::open(dir).unwrap(), 0), 1, acked);
+    assert_eq!(seqs_read_by_another_process(dir), (1..=acked).collect::<Vec<_>>());
     assert!(matches!(j.close(), Err(JournalError::Failed { .. })));
     // Never retried: after the failure no step touched the disk again.
     let counts_after: Vec<u64> = Step::ALL.iter().map(|&s| plan.count(s)).collect();
@@ -58,6 +85,9 @@ fn assert_failed_then_recovers(dir: &Path, mut j: Journal, plan: &FaultPlan, ack
 
 #[test]
 fn eio_on_fsync_fails_the_writer_and_is_never_retried() {
+    if let Ok(dir) = std::env::var(READER_CHILD) {
+        return print_seqs_read_in(&dir);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
