@@ -128,6 +128,41 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
     feed.close().await.unwrap();
 }
 
+/// A writer's watermark writes fail for 300 batches (`EIO`), so the
+/// journal's readers stop at 0 while 300 events are acknowledged, more
+/// than the 64 envelopes the feed keeps; then the feed goes quiet. A
+/// stream from 0 reads what it can and waits on the live tail: the timer's
+/// retention pass writes the watermark again and tells waiting streams,
+/// which read the rest. They had waited until the next append, which on a
+/// quiet feed never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .faults(plan.clone())
+        .live_capacity(64)
+        .retention_check(std::time::Duration::from_millis(200))
+        .open()
+        .await
+        .unwrap();
+    let first = plan.count(Step::Watermark);
+    for nth in first..first + 300 {
+        plan.inject(Step::Watermark, nth, Fault::Errno(libc::EIO));
+    }
+    for n in 1..=300 {
+        feed.append(Some("s"), msg(n)).await.unwrap();
+    }
+    assert_eq!(feed.latest_seq(), Seq::new(300));
+    let mut s = feed.stream_from(Seq::ZERO);
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), take_events(&mut s, 300))
+        .await
+        .expect("the stream waited with acknowledged events undelivered");
+    assert_eq!(got.iter().map(|e| e.0.get()).collect::<Vec<_>>(), (1..=300).collect::<Vec<_>>());
+    feed.close().await.unwrap();
+}
+
 /// A cursor of `Seq::MAX` on a writer's feed (an SSE client may send one)
 /// is ahead like any other: one `Reset { Ahead }`, plain and filtered. Its
 /// successor overflowed, a panic in debug builds. And `follow_stream` from

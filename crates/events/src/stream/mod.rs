@@ -312,6 +312,12 @@ impl<E: Event, C: Codec> State<E, C> {
                 // Skip what the journal already delivered.
                 let new = chunk.partition_point(|env| env.seq.get() <= self.cursor);
                 match chunk.get(new) {
+                    // An empty chunk: the journal's readers read further
+                    // than when this stream last looked (`upkeep.rs`).
+                    None if chunk.is_empty() => {
+                        self.phase = Phase::Replay;
+                        None
+                    }
                     None => None,
                     Some(env) if env.seq.get() == self.cursor + 1 => Some(self.batch(chunk[new..].to_vec())),
                     // A gap: the journal has the missing events.

@@ -6,7 +6,9 @@
 //! directory is no longer the writer's (deleted or replaced); the timer's
 //! pass also reports a background fdatasync or seal that failed.
 
-use events_core::{Codec, Event};
+use std::sync::Arc;
+
+use events_core::{Codec, Event, Seq};
 
 use super::Writer;
 use crate::{Error, Result, error_chain};
@@ -19,6 +21,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         if self.shared.failure().is_some() {
             return;
         }
+        let readable = self.shared.readable();
         // A background fdatasync (`Interval`) or seal (`Never`) that failed
         // since the last append: an idle feed says so now, not at its next
         // append.
@@ -42,6 +45,18 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // tidy a roll or this pass left to the sealer thread show up here
         // instead of at the next batch (and the pass retries its unlinks).
         self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
+        self.nudge_if_readable_past(readable);
+    }
+
+    /// The pass rewrote a watermark whose write had failed: the journal's
+    /// readers read further now. Streams waiting on the live tail with
+    /// acknowledged events past what they could read (more than the kept
+    /// envelopes hold) learn it from an empty chunk, and read the journal
+    /// again; with no append to come they had waited for ever.
+    fn nudge_if_readable_past(&self, before: Seq) {
+        if self.shared.readable() > before && self.live.receiver_count() > 0 {
+            let _ = self.live.send(Arc::from(Vec::new()));
+        }
     }
 
     pub(super) fn sync(&mut self) -> Result<()> {
