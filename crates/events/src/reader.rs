@@ -532,8 +532,16 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // `stream_from`'s is, so the `OnExpired` policy decides about
         // events pruned after this call too (the history's own check,
         // between that look and its listing, ends it with `Expired`).
+        // That look reads small files (the pruned-segments summary, a
+        // follower's watermark): on the blocking pool, as every other
+        // read of a stream, never on the async worker.
         let (reader, id) = (self.clone(), id.to_owned());
-        let started = async move { reader.follow_stream_in(&id, from, epoch) };
+        let started = async move {
+            match tokio::task::spawn_blocking(move || reader.follow_stream_in(&id, from, epoch)).await {
+                Ok(followed) => followed,
+                Err(e) => futures::stream::once(std::future::ready(Err(crate::Error::Task(e)))).boxed(),
+            }
+        };
         Ok(futures::stream::once(started).flatten().boxed())
     }
 
