@@ -95,11 +95,14 @@ impl SyncThread {
                     drop(slot);
                     d.ready.notify_all();
                     // A waker that panics must not end this thread with the
-                    // next job queued: its outcome would never come.
+                    // next job queued: its outcome would never come (nor
+                    // may logging that, which can panic too).
                     if let Some(waker) = waker
                         && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake())).is_err()
                     {
-                        tracing::error!("waking the writer after an fdatasync panicked");
+                        let _ = std::panic::catch_unwind(|| {
+                            tracing::error!("waking the writer after an fdatasync panicked");
+                        });
                     }
                 }
             })

@@ -33,7 +33,10 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// [`JournalError::Io`] if syncing or creating fails, which poisons the writer.
+    /// [`JournalError::Io`] if syncing or creating fails, which poisons the
+    /// writer; [`JournalError::DirectoryReplaced`] naming the directory if
+    /// it was deleted or replaced under the writer (before the roll, or
+    /// found by its retention pass), which poisons it too.
     pub fn roll(&mut self) -> Result<(), JournalError> {
         self.health()?;
         self.settle()?;

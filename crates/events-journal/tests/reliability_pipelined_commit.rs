@@ -301,13 +301,13 @@ fn a_sealer_failure_found_without_an_append_cuts_back_what_no_sync_covered() {
         JournalOptions::new()
             .sync(SyncPolicy::Always)
             .faults(plan.clone())
-            .retention(Retention::age(Duration::from_millis(50)))
+            .retention(Retention::age(Duration::from_millis(500)))
     };
     let (mut j, _) = Journal::open(tmp.path(), opts()).unwrap();
     j.append(ts(1), payload(1)).unwrap();
     j.roll().unwrap(); // the first segment sealed, too young to prune yet
     j.write_batch([(ts(2), payload(2))]).unwrap(); // written, never synced
-    std::thread::sleep(Duration::from_millis(60));
+    std::thread::sleep(Duration::from_millis(600));
     plan.inject_next(Step::TidyUnlink, Fault::Panic);
     j.prune_deferred().unwrap(); // hands the unlink to the sealer, which panics
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -341,7 +341,7 @@ impl std::task::Wake for PanicsWhenWoken {
 fn a_waker_that_panics_does_not_stop_the_commit_thread() {
     let (_tmp, plan, mut j) = fresh();
     let mut next = 1;
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(100)));
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(500)));
     write(&mut j, &mut next, 1).unwrap();
     assert!(j.start_sync().unwrap());
     let (go, wait) = std::sync::mpsc::channel();

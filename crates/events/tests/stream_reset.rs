@@ -128,12 +128,12 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
     feed.close().await.unwrap();
 }
 
-/// A writer's watermark writes fail for 300 batches (`EIO`), so the
-/// journal's readers stop at 0 while 300 events are acknowledged, more
-/// than the 64 envelopes the feed keeps; then the feed goes quiet. A
-/// stream from 0 reads what it can and waits on the live tail: the timer's
-/// retention pass writes the watermark again and tells waiting streams,
-/// which read the rest. They had waited until the next append, which on a
+/// A writer's watermark writes fail (`EIO`, the timer's retries too), so
+/// the journal's readers stop at 0 while 300 events are acknowledged,
+/// more than the 64 envelopes the feed keeps; then the feed goes quiet. A
+/// stream from 0 reads what it can and waits on the live tail. Once the
+/// disk is healthy again, the timer's retention pass writes the watermark
+/// and tells waiting streams, which read the rest. They had waited until the next append, which on a
 /// quiet feed never comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again() {
@@ -148,14 +148,19 @@ async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again
         .await
         .unwrap();
     let first = plan.count(Step::Watermark);
-    for nth in first..first + 300 {
+    for nth in first..first + 10_000 {
         plan.inject(Step::Watermark, nth, Fault::Errno(libc::EIO));
     }
     for n in 1..=300 {
         feed.append(Some("s"), msg(n)).await.unwrap();
     }
     assert_eq!(feed.latest_seq(), Seq::new(300));
+    let files = events::layers::journal::Reader::open(dir.path()).unwrap().last_seq().unwrap();
+    assert_eq!(files, 0, "the files' readers see nothing yet");
     let mut s = feed.stream_from(Seq::ZERO);
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), s.next()).await;
+    assert!(quiet.is_err(), "nothing readable yet, got {quiet:?}");
+    plan.disarm();
     let got = tokio::time::timeout(std::time::Duration::from_secs(10), take_events(&mut s, 300))
         .await
         .expect("the stream waited with acknowledged events undelivered");
