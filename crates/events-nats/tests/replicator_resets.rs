@@ -204,6 +204,17 @@ async fn start_after_past_the_end_waits_for_the_journal() {
     j.close().unwrap();
 }
 
+/// After records 1..=50 in the journal's first segment: 51..=150 in two
+/// more, and retention (two segments kept) prunes 1..=50.
+fn roll_twice_and_prune(j: &mut Journal, dir: &Path) {
+    j.roll().unwrap();
+    fill(j, 51, 100);
+    j.roll().unwrap();
+    fill(j, 101, 150);
+    j.prune().unwrap();
+    assert_eq!(Reader::open(dir).unwrap().first_seq().unwrap(), 51, "retention pruned 1..=50");
+}
+
 /// A replicator restarted into its stream emptied by a purge (or its
 /// limits), with retention having pruned what it had replicated before:
 /// those seqs are not reported as pruned before replication (its
@@ -225,13 +236,7 @@ async fn records_replicated_before_a_restart_into_an_emptied_stream_are_not_repo
     let replicator = start().await.unwrap();
     within("50", replicator.wait_for(50)).await.unwrap();
     replicator.shutdown().await;
-    j.roll().unwrap();
-    fill(&mut j, 51, 100);
-    j.roll().unwrap();
-    fill(&mut j, 101, 150);
-    j.prune().unwrap();
-    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
-    assert_eq!(earliest, 51, "retention pruned the replicated segment");
+    roll_twice_and_prune(&mut j, dir.path());
     js.get_stream("EMPTIED").await.unwrap().purge().await.unwrap();
 
     let replicator = start().await.unwrap();
@@ -251,13 +256,8 @@ async fn records_pruned_before_replication_are_counted_and_reported() {
     let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
     let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
     fill(&mut j, 1, 50);
-    j.roll().unwrap();
-    fill(&mut j, 51, 100);
-    j.roll().unwrap();
-    fill(&mut j, 101, 150);
-    j.prune().unwrap();
-    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
-    assert!(earliest > 1, "retention pruned the first segment");
+    roll_twice_and_prune(&mut j, dir.path());
+    let earliest = 51;
 
     let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("PRUNED", "feed.pruned"))
         .poll_interval(Duration::from_millis(5))
@@ -307,13 +307,7 @@ async fn records_acknowledged_then_lost_by_a_stream_that_holds_some_are_counted_
         matches!(&checkpoint, Some(Ok(c)) if (c.seq, c.epoch) == (50, j.epoch())),
         "the checkpoint says 50 were acknowledged: {checkpoint:?}"
     );
-    j.roll().unwrap();
-    fill(&mut j, 51, 100);
-    j.roll().unwrap();
-    fill(&mut j, 101, 150);
-    j.prune().unwrap();
-    let earliest = Reader::open(dir.path()).unwrap().first_seq().unwrap();
-    assert_eq!(earliest, 51, "retention pruned the replicated segment");
+    roll_twice_and_prune(&mut j, dir.path());
     let stream = js.get_stream("SHORTENED").await.unwrap();
     for stream_seq in 31..=50 {
         assert!(stream.delete_message(stream_seq).await.unwrap());
@@ -359,12 +353,7 @@ async fn a_checkpoint_of_another_journal_does_not_pass_pruned_records_as_replica
     let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
     let (mut j, _) = Journal::open(&dir, opts).unwrap();
     fill(&mut j, 1, 50);
-    j.roll().unwrap();
-    fill(&mut j, 51, 100);
-    j.roll().unwrap();
-    fill(&mut j, 101, 150);
-    j.prune().unwrap();
-    assert_eq!(Reader::open(&dir).unwrap().first_seq().unwrap(), 51, "retention pruned 1..=50");
+    roll_twice_and_prune(&mut j, &dir);
     let name = replicator_consumer_name("feed.foreign");
     std::fs::create_dir_all(dir.join("consumers")).unwrap();
     std::fs::copy(tmp.path().join("first/consumers").join(&name), dir.join("consumers").join(&name)).unwrap();
