@@ -478,6 +478,24 @@ async fn another_streams_undecodable_event_is_passed_over_by_a_stream_filtered_r
     .await
     .expect("stream_filtered delivers seq 3");
     assert!(matches!(&next, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(3)), "{next:?}");
+    // From the start: seq 1 and the undecodable seq 2 come in one read.
+    let from_start = follower.stream_filtered(Seq::ZERO, Filter::stream("a")).unwrap();
+    let events: Vec<u64> = tokio::time::timeout(
+        within,
+        from_start
+            .filter_map(|item| async move {
+                match item.unwrap() {
+                    FeedItem::Event(env) => Some(env.seq.get()),
+                    FeedItem::Checkpoint { .. } => None,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .take(2)
+            .collect(),
+    )
+    .await
+    .expect("stream_filtered from the start delivers 1 and 3");
+    assert_eq!(events, [1, 3]);
     // Its own undecodable events are still the policy's: `read_stream`
     // and the test above.
     feed.close().await.unwrap();

@@ -125,13 +125,15 @@ impl<E: Event, C: Codec> State<E, C> {
             },
             Ok(Chunk::Undecodable { before, seq, stream, .. }) if self.not_this_streams(stream.as_ref()) => {
                 // A stream filtered by stream id would pass over this event
-                // decoded: it passes over it undecoded too (after what
-                // precedes it, which the next read delivers again up to it).
-                if !before.is_empty() {
-                    return Next::Yield(Some(Ok(self.batch(before))));
-                }
+                // decoded: it passes over it undecoded too, after what
+                // precedes it (consecutive up to it: a gap ends a read).
+                debug_assert!(before.last().is_none_or(|env| env.seq.get() + 1 == seq));
                 tracing::debug!(seq, "another stream's event does not decode; passed over");
+                let preceding = (!before.is_empty()).then(|| self.batch(before));
                 self.cursor = seq;
+                if let Some(out) = preceding {
+                    return Next::Yield(Some(Ok(out)));
+                }
             }
             Ok(Chunk::Undecodable { before, seq, version, error, .. }) => {
                 // Deliver what precedes it, then what the policy says.
