@@ -204,6 +204,15 @@ async fn start_after_past_the_end_waits_for_the_journal() {
     j.close().unwrap();
 }
 
+/// A journal in `dir` whose retention keeps two segments, holding 1..=50
+/// in its first.
+fn fifty_kept_two_segments_at_a_time(dir: &Path) -> Journal {
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut j, _) = Journal::open(dir, opts).unwrap();
+    fill(&mut j, 1, 50);
+    j
+}
+
 /// After records 1..=50 in the journal's first segment: 51..=150 in two
 /// more, and retention (two segments kept) prunes 1..=50.
 fn roll_twice_and_prune(j: &mut Journal, dir: &Path) {
@@ -225,9 +234,7 @@ async fn records_replicated_before_a_restart_into_an_emptied_stream_are_not_repo
     let server = Server::start();
     let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    fill(&mut j, 1, 50);
+    let mut j = fifty_kept_two_segments_at_a_time(dir.path());
     let start = || {
         Replicator::builder(dir.path(), js.clone(), StreamSpec::new("EMPTIED", "feed.emptied"))
             .poll_interval(Duration::from_millis(5))
@@ -253,9 +260,7 @@ async fn records_pruned_before_replication_are_counted_and_reported() {
     let server = Server::start();
     let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    fill(&mut j, 1, 50);
+    let mut j = fifty_kept_two_segments_at_a_time(dir.path());
     roll_twice_and_prune(&mut j, dir.path());
     let earliest = 51;
 
@@ -288,9 +293,7 @@ async fn records_pruned_before_replication_are_counted_and_reported() {
 async fn records_acknowledged_then_lost_by_a_stream_that_holds_some_are_counted_and_reported() {
     let mut server = Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
-    let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
-    fill(&mut j, 1, 50);
+    let mut j = fifty_kept_two_segments_at_a_time(dir.path());
     let start = |js: &async_nats::jetstream::Context| {
         Replicator::builder(dir.path(), js.clone(), StreamSpec::new("SHORTENED", "feed.shortened"))
             .poll_interval(Duration::from_millis(5))
@@ -350,9 +353,7 @@ async fn a_checkpoint_of_another_journal_does_not_pass_pruned_records_as_replica
     js.get_stream("FOREIGN").await.unwrap().purge().await.unwrap();
 
     let dir = tmp.path().join("second");
-    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
-    let (mut j, _) = Journal::open(&dir, opts).unwrap();
-    fill(&mut j, 1, 50);
+    let mut j = fifty_kept_two_segments_at_a_time(&dir);
     roll_twice_and_prune(&mut j, &dir);
     let name = replicator_consumer_name("feed.foreign");
     std::fs::create_dir_all(dir.join("consumers")).unwrap();
