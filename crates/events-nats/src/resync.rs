@@ -93,6 +93,10 @@ impl Task {
             Err(e) if self.shared_stream && e.kind() == LastRawMessageErrorKind::NoMessageFound => {
                 return Ok(Position { seq: replicated, stream_last: 0, in_stream: false });
             }
+            // A stream of this subject alone, not empty: nats-server 2.9
+            // answers so after the subject's last messages were deleted,
+            // until it restarts. Its last message is the stream's.
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => self.last_by_sequence(info).await?,
             Err(e) => return Err(NatsError::js("reading the stream's last message", e)),
         };
         if self.shared_stream {
@@ -122,6 +126,27 @@ impl Task {
         }
         let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
         Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
+    }
+
+    /// The last message of stream `info`, found by stream sequence, from
+    /// its last sequence down past the deleted ones (a stream that holds
+    /// messages has one between its first and last sequences).
+    async fn last_by_sequence(
+        &self,
+        info: &async_nats::jetstream::stream::Info,
+    ) -> Result<async_nats::jetstream::message::StreamMessage, NatsError> {
+        let op = "reading the stream's last message by sequence";
+        for stream_seq in (info.state.first_sequence..=info.state.last_sequence).rev() {
+            let found = tokio::time::timeout(self.ack_timeout, self.stream.get_raw_message(stream_seq))
+                .await
+                .map_err(|_| NatsError::js(op, "timed out"))?;
+            match found {
+                Ok(message) => return Ok(message),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                Err(e) => return Err(NatsError::js(op, e)),
+            }
+        }
+        Err(NatsError::js(op, "the stream holds messages, but none between its first and last sequences"))
     }
 
     pub(crate) fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {

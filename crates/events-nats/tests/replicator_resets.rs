@@ -22,7 +22,9 @@
 //! Not a journal reset, but checked here too: the stream deleted and made
 //! again under the same name while the replicator runs, with a shorter
 //! dedup window than asked: it stops with `StreamMismatch` rather than
-//! replicate into it.
+//! replicate into it. And a restart into its stream whose last messages
+//! were deleted, which a 2.9 server answers with no last message of the
+//! subject.
 //!
 //! Neighbours: `tests/support` (server, journal filler); the rules are in
 //! `src/replicator.rs`'s module docs. Directories are swapped by rename, so
@@ -332,6 +334,42 @@ async fn records_acknowledged_then_lost_by_a_stream_that_holds_some_are_counted_
     let epoch = j.epoch();
     let expected: Vec<(u64, u64)> = (1..=30).chain(51..=150).map(|seq| (epoch, seq)).collect();
     assert_eq!(coordinates(&js, "SHORTENED").await, expected);
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
+/// A replicator restarted into its own stream whose last messages were
+/// deleted (31..=50, by hand) while the server ran on: nats-server 2.9
+/// then answers "no message found" for the subject's last message, though
+/// the stream holds 1..=30. The replicator finds the last message by its
+/// stream sequence and goes on from it, as after a server that lost its
+/// last writes: 31..=50 are sent again, and the server's dedup window,
+/// which still holds their ids, keeps them out. Its start had failed with
+/// the server's "no message found".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_into_its_stream_whose_last_messages_were_deleted_goes_on() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, replicator) = replicating(&js, dir.path(), "TAIL_DELETED", "feed.tail_deleted", 50).await;
+    replicator.shutdown().await;
+    let stream = js.get_stream("TAIL_DELETED").await.unwrap();
+    for stream_seq in 31..=50 {
+        assert!(stream.delete_message(stream_seq).await.unwrap());
+    }
+
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("TAIL_DELETED", "feed.tail_deleted"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    fill(&mut j, 51, 60);
+    within("60", replicator.wait_for(60)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.stopped), (0, false), "{stats:?}");
+    let epoch = j.epoch();
+    let expected: Vec<(u64, u64)> = (1..=30).chain(51..=60).map(|seq| (epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "TAIL_DELETED").await, expected);
     replicator.shutdown().await;
     j.close().unwrap();
 }
