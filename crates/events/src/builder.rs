@@ -236,13 +236,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
 
     /// Commands the inbox holds before `record` drops and `append` waits.
     /// Default: 1024.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `capacity` is 0.
+    /// At least 1 ([`open`](Self::open) refuses 0 with [`Error::Config`]).
     #[must_use]
     pub fn inbox_capacity(mut self, capacity: usize) -> Self {
-        assert!(capacity > 0, "inbox capacity must be at least 1");
         self.inbox_capacity = capacity;
         self
     }
@@ -257,13 +253,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// The tail holds published chunks of up to 64 events, so the bound is
     /// `capacity / 64` chunks (at least 2): exact under load, smaller in
     /// events when the feed is quiet and batches are small.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `capacity` is 0.
+    /// At least 1 ([`open`](Self::open) refuses 0 with [`Error::Config`]).
     #[must_use]
     pub fn live_capacity(mut self, capacity: usize) -> Self {
-        assert!(capacity > 0, "live capacity must be at least 1");
         self.live_capacity = capacity;
         self
     }
@@ -312,13 +304,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
 
     /// Events each session subscriber may hold before `Session::emit`
     /// waits for it. Default: 256.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `capacity` is 0.
+    /// At least 1 ([`open`](Self::open) refuses 0 with [`Error::Config`]).
     #[must_use]
     pub fn session_capacity(mut self, capacity: usize) -> Self {
-        assert!(capacity > 0, "session capacity must be at least 1");
         self.session_capacity = capacity;
         self
     }
@@ -459,8 +447,15 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
                 return Err(Error::Config(format!("{option} {value} is above the most a feed takes, {MAX_CAPACITY}")));
             }
         }
-        if self.sink_queue == 0 {
-            return Err(Error::Config("sink_queue 0: each sink's queue holds at least one batch".into()));
+        for (option, value, holds) in [
+            ("live_capacity", self.live_capacity, "the live tail holds at least one event"),
+            ("inbox_capacity", self.inbox_capacity, "the inbox holds at least one command"),
+            ("session_capacity", self.session_capacity, "each session subscriber holds at least one event"),
+            ("sink_queue", self.sink_queue, "each sink's queue holds at least one batch"),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{option} 0: {holds}")));
+            }
         }
         if self.retention_check < MIN_RETENTION_CHECK {
             return Err(Error::Config(format!(

@@ -89,11 +89,15 @@ async fn capacities_past_the_limit_are_refused_at_open() {
         );
     }
     // Below the least a feed takes. `sink_queue(0)` had become 1 silently,
-    // and a retention check of 1 ns (or zero, which panicked in the setter)
-    // filled the writer's inbox with checks.
+    // a zero capacity panicked in its setter, and a retention check of 1 ns
+    // (or zero, which panicked in the setter) filled the writer's inbox
+    // with checks.
     type Low = (&'static str, &'static str, Configure);
-    let low: [Low; 3] = [
+    let low: [Low; 6] = [
         ("sink_queue", "0", |b| b.sink_queue(0).sink(Counting { seen: AtomicU64::new(0) })),
+        ("live_capacity", "0", |b| b.live_capacity(0)),
+        ("inbox_capacity", "0", |b| b.inbox_capacity(0)),
+        ("session_capacity", "0", |b| b.session_capacity(0)),
         ("retention_check", "1ns", |b| b.retention_check(Duration::from_nanos(1))),
         ("retention_check", "0ns", |b| b.retention_check(Duration::ZERO)),
     ];
