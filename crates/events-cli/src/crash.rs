@@ -90,6 +90,8 @@ pub(crate) struct CrashOutcome {
     pub(crate) seq_before: u64,
     /// The latest seq after recovery.
     pub(crate) recovered_latest: u64,
+    /// The highest seq the child saw acknowledged (0: none).
+    pub(crate) max_acked: u64,
     /// What recovery reported.
     pub(crate) recovery: String,
     /// Acknowledged seqs missing after recovery.
@@ -118,9 +120,16 @@ impl CrashOutcome {
     }
 
     pub(crate) fn no_reuse(&self) -> bool {
-        let max_acked = self.recovered_latest.max(self.seq_before);
-        self.next_seq == self.recovered_latest + 1 && self.next_seq > max_acked
+        continues_without_reuse(self.next_seq, self.recovered_latest, self.seq_before.max(self.max_acked))
     }
+}
+
+/// Whether the first append after recovery got the seq after the recovered
+/// ones and above every seq handed out before (`highest`: the last seq
+/// before the crash run and every acknowledged one). Recovery that lost an
+/// acknowledged seq would hand it out again.
+fn continues_without_reuse(next_seq: u64, recovered_latest: u64, highest: u64) -> bool {
+    next_seq == recovered_latest + 1 && next_seq > highest
 }
 
 /// Runs the child, kills it after a random number of acknowledgements (and
@@ -225,6 +234,7 @@ pub(crate) async fn crash_and_recover(
         acknowledged: acked.len(),
         seq_before,
         recovered_latest,
+        max_acked: acked.keys().next_back().copied().unwrap_or(0),
         recovery: format!("{report:?}"),
         lost,
         wrong_payload,
@@ -239,7 +249,18 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
 
-    use super::sigkilled_by_us;
+    use super::{continues_without_reuse, sigkilled_by_us};
+
+    /// Recovery that lost acknowledged seq 100 (it ends at 99) and handed
+    /// 100 out again is reuse. The check compared the next seq only with the
+    /// recovered latest and the seq before the run, and passed it.
+    #[test]
+    fn an_acknowledged_seq_handed_out_again_is_reuse() {
+        assert!(!continues_without_reuse(100, 99, 100), "100 was acknowledged, then handed out again");
+        assert!(continues_without_reuse(101, 100, 100));
+        assert!(!continues_without_reuse(102, 100, 100), "a gap after recovery");
+        assert!(continues_without_reuse(1, 0, 0), "nothing before, nothing acknowledged");
+    }
 
     #[test]
     fn only_the_demos_sigkill_counts_as_the_crash() {

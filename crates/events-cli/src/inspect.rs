@@ -22,7 +22,7 @@ use events::layers::journal::format::{FORMAT_VERSION, SegmentHeader};
 use events::layers::journal::{EntryKind, Reader, entry_kind};
 
 use crate::ops::require_journal;
-use crate::render::rfc3339;
+use crate::render::{printable, rfc3339};
 use crate::segments::read_header;
 use crate::{Failure, Out};
 
@@ -118,11 +118,13 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         outln!(
             out,
             "removed    {} (taken out by retention, unlinked moments later or at the next open)",
-            path.display()
+            printable(&path.display().to_string())
         )?;
     }
+    // Anyone who can write the directory names these: escaped, a name can
+    // neither fake a line of the report nor drive the terminal.
     for path in ignored {
-        outln!(out, "ignored    {}", path.display())?;
+        outln!(out, "ignored    {}", printable(&path.display().to_string()))?;
     }
     Ok(())
 }

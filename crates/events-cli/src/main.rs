@@ -186,7 +186,8 @@ fn main() -> ExitCode {
         Ok(()) | Err(Failure::OutputClosed) => ExitCode::SUCCESS,
         Err(Failure::CheckFailed) => ExitCode::from(1),
         Err(Failure::Error(e)) => {
-            eprintln!("error: {}", events::error_chain(&*e));
+            // Not `eprintln!`: it panics (exit 101) when stderr's reader is gone.
+            let _ = writeln!(io::stderr(), "error: {}", events::error_chain(&*e));
             ExitCode::from(2)
         }
     }
@@ -198,7 +199,7 @@ fn main() -> ExitCode {
 /// one panic is silenced and caught here, every other panic is reported and propagated as
 /// before. The commands that write through [`Out`] never get here; this covers the lines
 /// still printed with `println!` (the demo's table and JSON, `serve`'s banner).
-fn quiet_on_closed_stdout(command: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
+pub(crate) fn quiet_on_closed_stdout(command: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     let report = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         if !is_closed_stdout_panic(info.payload_as_str()) {
@@ -217,6 +218,17 @@ fn quiet_on_closed_stdout(command: impl FnOnce() -> Result<(), Failure>) -> Resu
     }
 }
 
+/// A command's result once its report was printed (`printed`), for a check
+/// that passed (`ok`) or failed: a failed check stays failed (exit 1) when
+/// the reader went away mid-report, as `verify | head -1` must not read as
+/// a pass.
+pub(crate) fn verdict(printed: Result<(), Failure>, ok: bool) -> Result<(), Failure> {
+    match printed {
+        Ok(()) | Err(Failure::OutputClosed) if !ok => Err(Failure::CheckFailed),
+        printed => printed,
+    }
+}
+
 /// Whether a panic message is `println!`'s on a closed stdout pipe (EPIPE).
 fn is_closed_stdout_panic(message: Option<&str>) -> bool {
     message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
@@ -225,4 +237,26 @@ fn is_closed_stdout_panic(message: Option<&str>) -> bool {
 /// A multi-threaded tokio runtime for the async commands.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed check whose report the reader stopped reading is still a
+    /// failure; the demo's verdict read as a pass (exit 0) then.
+    #[test]
+    fn a_failed_check_stays_failed_when_its_report_is_cut_short() {
+        let code = |r: Result<(), Failure>| match r {
+            Ok(()) => 0,
+            Err(Failure::OutputClosed) => 10,
+            Err(Failure::CheckFailed) => 1,
+            Err(Failure::Error(_)) => 2,
+        };
+        assert_eq!(code(verdict(Err(Failure::OutputClosed), false)), 1);
+        assert_eq!(code(verdict(Ok(()), false)), 1);
+        assert_eq!(code(verdict(Err(Failure::OutputClosed), true)), 10);
+        assert_eq!(code(verdict(Ok(()), true)), 0);
+        assert_eq!(code(verdict(Err(Failure::Error("disk full".into())), false)), 2);
+    }
 }

@@ -59,10 +59,14 @@ pub(crate) struct TailArgs {
 }
 
 pub(crate) fn require_dir(dir: &Path) -> Result<(), Failure> {
-    if !dir.is_dir() {
-        return Err(Failure::Error(format!("{} is not a directory", dir.display()).into()));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::Error(format!("{} is not a directory", dir.display()).into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Failure::Error(format!("{} does not exist", dir.display()).into()))
+        }
+        Err(e) => Err(Failure::Error(format!("{}: {e}", dir.display()).into())),
     }
-    Ok(())
 }
 
 /// Refuses what is not a journal directory: a missing path, a file, or a directory without a
@@ -212,10 +216,7 @@ pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
             outln!(out, "{} offset {}{seq}: {}", p.path.display(), p.offset, p.what)
         })
         .and_then(|()| outln!(out, "FAILED: {} problem(s); {totals}", report.problems.len()));
-    match listed {
-        Ok(()) | Err(Failure::OutputClosed) => Err(Failure::CheckFailed),
-        Err(e) => Err(e),
-    }
+    crate::verdict(listed, false)
 }
 
 /// `events tail DIR`: follows through the journal's [`Follower`], so it

@@ -162,7 +162,7 @@ fn hex(bytes: &[u8]) -> String {
 /// A caller-chosen string (a stream or event id) as the text output shows
 /// it: control characters escaped (`\n`, `\u{1b}`), so that it can neither
 /// fake a line of output nor drive the terminal.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     if s.chars().any(char::is_control) { s.escape_debug().to_string() } else { s.to_owned() }
 }
 

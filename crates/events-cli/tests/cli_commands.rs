@@ -300,6 +300,42 @@ fn inspect_sorts_sidecars_renamed_segments_and_strangers_apart() {
     assert!(!table(&plain).is_empty(), "{plain}");
 }
 
+/// A stranger file in the journal directory whose name holds a newline and
+/// an escape sequence: `inspect` lists it escaped, so it neither fakes a
+/// line of the report nor reaches the terminal. It was printed raw.
+#[test]
+fn inspect_escapes_a_strangers_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let name = "x\n\nrecords    1..=999999 (999999 records)\n\x1b[31mRED";
+    std::fs::write(dir.join(name), b"x").unwrap();
+    let out = run(&["inspect"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("records")).count(), 1, "{stdout}");
+    let ignored: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ignored")).collect();
+    assert_eq!(ignored.len(), 1, "{stdout}");
+    assert!(ignored[0].ends_with("x\\n\\nrecords    1..=999999 (999999 records)\\n\\u{1b}[31mRED"), "{stdout}");
+}
+
+/// A path that does not exist and one that is a file are told apart: a
+/// missing journal was reported as "is not a directory".
+#[test]
+fn a_missing_path_is_named_as_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    for command in ["inspect", "dump", "verify", "tail", "consumers"] {
+        let out = run(&[command], &tmp.path().join("nope"));
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(text(&out.stderr).contains("nope does not exist"), "{command}: {}", text(&out.stderr));
+        let out = run(&[command], &file);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(text(&out.stderr).contains("file is not a directory"), "{command}: {}", text(&out.stderr));
+    }
+}
+
 /// `inspect` on a journal whose newest segment's header is damaged (its
 /// magic) and whose watermark is gone: the records line says they cannot
 /// be counted, and why, naming the file, and the segment's row says its

@@ -150,3 +150,16 @@ fn inspect_ends_quietly_when_the_reader_is_gone_before_the_first_line() {
         assert_quiet(args[0], status, &stderr, 0);
     }
 }
+
+/// An error while stderr's reader is gone (a supervisor that stopped
+/// reading it) still exits 2, the code of an error: its line is dropped.
+/// The error line was printed with `eprintln!`, which panicked (exit 101).
+#[test]
+fn an_error_exits_2_when_stderr_is_a_closed_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = events().arg("inspect").arg(&missing).stdout(Stdio::null()).stderr(writer).status().unwrap();
+    assert_eq!(status.code(), Some(2), "{status:?}");
+}

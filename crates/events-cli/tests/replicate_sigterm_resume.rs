@@ -157,7 +157,7 @@ async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal(
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("missing is not a directory"), "{stderr}");
+    assert!(stderr.contains("missing does not exist"), "{stderr}");
 }
 
 /// The reader of the progress lines goes away (a log pipe whose process

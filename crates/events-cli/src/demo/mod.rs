@@ -121,12 +121,17 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     prepare_dir(&args.dir)?;
     let summary = crate::runtime()?.block_on(run_async(&args))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        summary::print_table(&summary);
-    }
-    if summary.invariants.iter().all(|i| i.ok) { Ok(()) } else { Err(Failure::CheckFailed) }
+    // Caught here, not only in `main`: a reader gone mid-table must not
+    // turn a failed invariant into exit 0.
+    let printed = crate::quiet_on_closed_stdout(|| {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            summary::print_table(&summary);
+        }
+        Ok(())
+    });
+    crate::verdict(printed, summary.invariants.iter().all(|i| i.ok))
 }
 
 /// Refuses to wipe anything but a journal this demo wrote, with no writer
