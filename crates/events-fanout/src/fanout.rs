@@ -189,7 +189,7 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
         &self,
         cx: &mut Context<'_>,
         value: &mut Option<T>,
-        timer: &mut Option<(Pin<Box<Sleep>>, u64)>,
+        timer: &mut Option<Pin<Box<Sleep>>>,
         key: &mut Option<u64>,
         go: &mut impl FnMut() -> bool,
     ) -> Poll<Result<Option<T>, EmitError<T>>> {
@@ -206,46 +206,27 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                     *value = Some(v);
                     match self.shared.overflow {
                         Overflow::Disconnect { after } => {
-                            // The grace period runs from the last event that went out: one did
-                            // only once every subscriber had room, so the full ones took some
-                            // since. Another producer may have had that room (several emit at
-                            // once): that is no reason to close a subscriber that keeps taking.
-                            let tail = self.shared.tail();
-                            let sleep = match timer {
-                                Some((sleep, seen)) => {
-                                    if *seen != tail {
-                                        *seen = tail;
-                                        sleep.as_mut().reset(crate::ring::later(tokio::time::Instant::now(), after));
-                                    }
-                                    sleep
-                                }
-                                None => &mut timer.insert((Box::pin(tokio::time::sleep(after)), tail)).0,
-                            };
-                            if sleep.as_mut().poll(cx).is_pending() {
+                            // The grace period runs from the first refusal since the last
+                            // event went out: one did only once every subscriber had room, so
+                            // the full ones took some since. Another producer may have had that
+                            // room (several emit at once): that is no reason to close a
+                            // subscriber that keeps taking. The fan-out keeps its start, so a
+                            // cancelled emit tried again does not start it over.
+                            let deadline = self.shared.stall_deadline(after);
+                            if sleep_until(timer, deadline, cx).is_pending() {
                                 return Poll::Pending;
                             }
-                            *timer = None;
                             self.shared.evict_full();
                         }
                         Overflow::DisconnectLagging { .. } => {
                             // `None`: every subscriber we wait on is already evicted and its
                             // release (at the end of its read) wakes us.
                             let Some(deadline) = self.shared.lag_deadline() else { return Poll::Pending };
-                            let sleep = match timer {
-                                Some((sleep, _)) => {
-                                    if sleep.deadline() != deadline {
-                                        sleep.as_mut().reset(deadline);
-                                    }
-                                    sleep
-                                }
-                                None => &mut timer.insert((Box::pin(tokio::time::sleep_until(deadline)), 0)).0,
-                            };
-                            if sleep.as_mut().poll(cx).is_pending() {
+                            // Ready: the oldest unread event reached `max_age`, and the next
+                            // `publish` evicts whoever holds it.
+                            if sleep_until(timer, deadline, cx).is_pending() {
                                 return Poll::Pending;
                             }
-                            // The oldest unread event reached `max_age`: the next `publish`
-                            // evicts whoever holds it.
-                            *timer = None;
                         }
                         Overflow::Wait => return Poll::Pending,
                     }
@@ -265,6 +246,25 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
     pub fn try_emit(&self, value: T) -> Result<(), TryEmitError<T>> {
         self.shared.publish(value, None).map_err(Into::into)
     }
+}
+
+/// Polls the emit's `timer`, set to `deadline` (made, or moved there), and
+/// clears it once it fired.
+fn sleep_until(timer: &mut Option<Pin<Box<Sleep>>>, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+    let sleep = match timer {
+        Some(sleep) => {
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            sleep
+        }
+        None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+    };
+    if sleep.as_mut().poll(cx).is_pending() {
+        return Poll::Pending;
+    }
+    *timer = None;
+    Poll::Ready(())
 }
 
 /// An emit on its waiting path: dropped before it ended, its waker leaves the fan-out's

@@ -66,6 +66,32 @@ async fn a_subscriber_that_keeps_up_within_the_grace_period_stays() {
     assert_eq!(reader.await.unwrap(), (0..20).collect::<Vec<_>>());
 }
 
+/// Emits cancelled before the grace period ends (a `timeout` around each,
+/// tried again) still close the stalled subscriber once it stayed full for
+/// `after`: the fan-out keeps when the stall began. Each emit had started
+/// the grace period over, so none ever reached its end, the subscriber was
+/// never closed and every emit timed out.
+#[tokio::test(start_paused = true)]
+async fn emits_cancelled_and_tried_again_still_close_a_stalled_subscriber() {
+    let fanout = disconnecting(1);
+    let mut stalled = fanout.subscribe();
+    fanout.emit(0).await.unwrap();
+    let mut timed_out = 0;
+    for _ in 0..10 {
+        match tokio::time::timeout(AFTER * 2 / 5, fanout.emit(1)).await {
+            Ok(emitted) => {
+                emitted.unwrap();
+                break;
+            }
+            Err(_) => timed_out += 1,
+        }
+    }
+    assert_eq!(timed_out, 2, "the third try ends the grace period begun by the first");
+    assert_eq!(fanout.stats().disconnected_slow, 1);
+    assert_eq!(stalled.recv().await, Some(Ok(0)));
+    assert_eq!(stalled.recv().await, Some(Err(Closed::TooSlow)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_idle_subscriber_is_closed_in_one_grace_period() {
     let fanout = disconnecting(4);

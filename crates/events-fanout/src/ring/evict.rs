@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{CursorRef, Shared, State};
+use super::{CursorRef, Shared, State, later};
 
 impl<T: Clone> Shared<T> {
     /// Under `DisconnectLagging`: evicts every cursor whose oldest unread event was emitted at
@@ -47,10 +47,29 @@ impl<T: Clone> Shared<T> {
         st.min_head = Self::min_head(st, tail);
     }
 
+    /// Under `Overflow::Disconnect { after }`: when an emit that finds the
+    /// ring full may close the full cursors, `after` from the first refusal
+    /// at the current tail (no event went out since). Kept in the shared
+    /// state, not in the emit: an emit cancelled and tried again (under a
+    /// `timeout`, a `select!`) had started its grace period over each time,
+    /// and the stalled subscriber was never closed.
+    pub(crate) fn stall_deadline(&self, after: Duration) -> Instant {
+        let mut st = self.state.lock();
+        let tail = self.tail.load(Relaxed);
+        let since = match st.stalled {
+            Some((at, since)) if at == tail => since,
+            _ => st.stalled.insert((tail, Instant::now())).1,
+        };
+        later(since, after)
+    }
+
     /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring.
+    /// An emit still refused after it (an evicted cursor inside its read holds its
+    /// slots until the read ends) waits another grace period.
     pub(crate) fn evict_full(&self) {
         let mut st = self.state.lock();
         let tail = self.tail.load(Relaxed);
+        st.stalled = Some((tail, Instant::now()));
         if st.cursors.is_empty() || tail < self.capacity {
             return;
         }

@@ -88,6 +88,10 @@ struct State<T> {
     /// Under `DisconnectLagging` only: the emit instant of the event in each slot (indexed
     /// like the slots). Empty under every other policy.
     stamps: Vec<Instant>,
+    /// Under `Disconnect` only: the tail at which an emit first found the
+    /// ring full, and when. Every emit waiting at that tail (cancelled and
+    /// retried ones too) counts its grace period from there.
+    stalled: Option<(u64, Instant)>,
     emitted: u64,
     disconnected_slow: u64,
     max_lag: u64,
@@ -187,6 +191,7 @@ impl<T> Shared<T> {
             waiters: Vec::new(),
             last_waiter: 0,
             stamps,
+            stalled: None,
             emitted: 0,
             disconnected_slow: 0,
             max_lag: 0,
