@@ -225,7 +225,7 @@ async fn drive<E: Sync>(
     let (rx, counters) = (&mut queue.rx, &queue.counters);
     // A panicking flush loses no event: logged, not counted.
     let flush = || async {
-        if AssertUnwindSafe(sink.flush()).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(async { sink.flush().await }).catch_unwind().await.is_err() {
             tracing::error!("offloaded event sink panicked in flush");
         }
     };
@@ -233,7 +233,7 @@ async fn drive<E: Sync>(
         match msg {
             Msg::Event(event) => {
                 queue.in_flight = true;
-                if AssertUnwindSafe(sink.emit(&event)).catch_unwind().await.is_err() {
+                if AssertUnwindSafe(async { sink.emit(&event).await }).catch_unwind().await.is_err() {
                     counters.panicked();
                     tracing::error!("offloaded event sink panicked; it gets the next event");
                 }

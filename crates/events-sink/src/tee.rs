@@ -112,7 +112,7 @@ impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
     async fn emit(&self, event: &E) {
         self.counters.emitted();
         for (branch, sink) in self.sinks.iter().enumerate() {
-            if AssertUnwindSafe(sink.emit(event)).catch_unwind().await.is_err() {
+            if AssertUnwindSafe(async { sink.emit(event).await }).catch_unwind().await.is_err() {
                 self.counters.panicked();
                 tracing::error!(branch, "a tee branch panicked; the next branches still get the event");
             }
@@ -126,7 +126,7 @@ impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
     /// Flushes every branch, in branch order (a panicking flush is logged).
     async fn flush(&self) {
         for (branch, sink) in self.sinks.iter().enumerate() {
-            if AssertUnwindSafe(sink.flush()).catch_unwind().await.is_err() {
+            if AssertUnwindSafe(async { sink.flush().await }).catch_unwind().await.is_err() {
                 tracing::error!(branch, "a tee branch panicked in flush; the next branches are still flushed");
             }
         }

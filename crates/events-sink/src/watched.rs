@@ -157,7 +157,9 @@ where
         };
         self.appended.fetch_add(1, Ordering::Relaxed);
         // The append is durable now; nothing below may turn it into an error.
-        if AssertUnwindSafe(self.sink.emit(&env)).catch_unwind().await.is_err() {
+        // Called inside the guarded future: a sink written by hand can panic
+        // before it returns its future.
+        if AssertUnwindSafe(async { self.sink.emit(&env).await }).catch_unwind().await.is_err() {
             self.sink_panics.fetch_add(1, Ordering::Relaxed);
             tracing::error!(seq = env.seq.get(), "event sink panicked; the append stands");
         }

@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -48,6 +50,36 @@ async fn panicking_sink_cannot_fail_the_append() {
         assert_eq!(env.event, n);
     }
     assert_eq!(store.store().len(), 3);
+    let stats = store.stats();
+    assert_eq!((stats.appended, stats.sink_panics), (3, 1));
+}
+
+/// A sink written without `#[async_trait]` that panics before it returns
+/// its future, on 13.
+struct PanicsEagerly;
+
+impl EventSink<Envelope<u32>> for PanicsEagerly {
+    fn emit<'s, 'e, 'f>(&'s self, event: &'e Envelope<u32>) -> Pin<Box<dyn Future<Output = ()> + Send + 'f>>
+    where
+        's: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        assert!(event.event != 13, "this sink cannot stand 13, not even to build its future");
+        Box::pin(async {})
+    }
+}
+
+/// The panic comes while the sink builds its future, not while it runs:
+/// the append still stands. `Watched` called `emit` outside its guard, and
+/// the append panicked with the event already stored.
+#[tokio::test]
+async fn a_sink_that_panics_building_its_future_cannot_fail_the_append() {
+    let store = Watched::new(MemoryStore::new(), PanicsEagerly);
+    for n in [12, 13, 14] {
+        let env = store.append(None, n).await.expect("the sink must not fail an append");
+        assert_eq!(env.event, n);
+    }
     let stats = store.stats();
     assert_eq!((stats.appended, stats.sink_panics), (3, 1));
 }

@@ -95,7 +95,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     /// event must not silence a sink for the feed's life).
     async fn emit(&self, index: usize, env: &Envelope<E>) {
         let attached = &self.sinks[index];
-        if AssertUnwindSafe(attached.sink.emit(env)).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(async { attached.sink.emit(env).await }).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
         }
@@ -105,7 +105,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     /// A panic is caught, logged and counted as in [`emit`](Self::emit).
     async fn flush(&self, index: usize) {
         let attached = &self.sinks[index];
-        if AssertUnwindSafe(attached.sink.flush()).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(async { attached.sink.flush().await }).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(sink = %attached.name, panics, "sink panicked in its flush at close");
         }
