@@ -311,6 +311,76 @@ async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_o
     assert_ne!(state, Some(events::layers::journal::WriterState::Closed), "a crash, not a close");
 }
 
+/// An event whose `Drop` sleeps 2 ms while `slow` (every clone is: the
+/// copies `record` stages), or panics while `armed`: dropped on the writer
+/// thread as it unwinds, 300 staged copies hold it there for 600 ms.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SlowToDrop {
+    n: u64,
+    #[serde(skip)]
+    slow: bool,
+    #[serde(skip)]
+    armed: bool,
+}
+
+impl Clone for SlowToDrop {
+    fn clone(&self) -> Self {
+        SlowToDrop { n: self.n, slow: true, armed: false }
+    }
+}
+
+impl Drop for SlowToDrop {
+    fn drop(&mut self) {
+        if self.slow {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if self.armed && !std::thread::panicking() {
+            panic!("dropping event {}", self.n);
+        }
+    }
+}
+
+impl events::Event for SlowToDrop {}
+
+/// The writer thread panics (a refused conditional append's `Drop`) with
+/// 300 recorded events staged, each slow to drop: a stream waiting on the
+/// live tail ends with `Error::Unhealthy` naming the panic, never with the
+/// clean end of a closed feed. The feed is marked failed before the
+/// writer's state drops (its live tail first); it was marked after, and the
+/// stream, seeing the tail close and nothing more in the journal, ended as
+/// after a close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_the_live_tail_ends_unhealthy_when_the_writer_thread_panics() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<SlowToDrop> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, SlowToDrop { n, slow: false, armed: false }).await.unwrap();
+    }
+    let mut stream = feed.stream_from(Seq::new(3));
+    let recorded: Vec<_> = (4..=303).map(|n| SlowToDrop { n, slow: false, armed: false }).collect();
+    for event in &recorded {
+        feed.record(None, event);
+    }
+    let options = events::AppendOptions::new().expect(events::Expected::Exact(Seq::new(1)));
+    let refused = feed.append_with(Some("s"), SlowToDrop { n: 304, slow: false, armed: true }, options).await;
+    assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => {}
+                other => return other.map(|item| item.map(drop)),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        matches!(&end, Some(Err(Error::Unhealthy { cause })) if cause.contains("dropping event 304")),
+        "the stream's end says the writer failed: {end:?}"
+    );
+}
+
 /// `Feed::sync` whose fdatasync fails answers the journal's own error, as
 /// its docs say (it answered `Unhealthy`, which no disk-fault check
 /// matching `Error::Journal(JournalError::Io { .. })` recognised); the

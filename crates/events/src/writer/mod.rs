@@ -198,17 +198,39 @@ impl<E: Event, C: Codec> Writer<E, C> {
 
     /// Runs until every sender is gone or a `Close` drained the inbox.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Cmd<E>>) {
-        let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
         let mut close_acks = Vec::new();
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.serve(&mut rx, &mut close_acks);
+            // Everything written is acknowledged (or refused) before the
+            // journal closes, and answered before `close` is.
+            self.settle();
+            self.acks.finish();
+        }));
+        if let Err(panic) = served {
+            // Before this writer's state drops, its live tail first: a
+            // stream that sees the tail close must find the feed failed,
+            // or it ends as after a clean close. The unwinding goes on, so
+            // the journal drops as after a crash.
+            let panicked = Error::EventPanicked { during: "the writer thread", message: crate::panic_message(&*panic) };
+            self.shared.set_failed(error_chain(&panicked));
+            std::panic::resume_unwind(panic);
+        }
+        self.close(close_acks);
+    }
+
+    /// Takes and runs commands until the inbox closes (a `close`, or the
+    /// last handle gone). `close_acks` collects the `close` calls to answer.
+    fn serve(&mut self, rx: &mut mpsc::Receiver<Cmd<E>>, close_acks: &mut Vec<oneshot::Sender<Result<()>>>) {
+        let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
         // Before the first command: a retry right after a restart must find
         // the ids journaled before it.
         self.guard.rebuild(&self.shared.reader, Timestamp::now().as_nanos());
         let waker = commit::waker();
         loop {
             let open = if self.journal.syncing() {
-                self.next_or_synced(&mut rx, &mut cmds, &waker)
+                self.next_or_synced(rx, &mut cmds, &waker)
             } else {
-                next_commands(&mut rx, &mut cmds, || self.acks.deliver_queued())
+                next_commands(rx, &mut cmds, || self.acks.deliver_queued())
             };
             if !open {
                 break;
@@ -216,7 +238,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             if cmds.is_empty() {
                 continue; // woken by the sync in flight
             }
-            self.await_group(&mut rx, &mut cmds);
+            self.await_group(rx, &mut cmds);
             for cmd in cmds.drain(..) {
                 match cmd {
                     Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
@@ -228,11 +250,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     }
                     Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
-                        self.flush(&rx, false);
+                        self.flush(rx, false);
                         let _ = ack.send(self.sync());
                     }
                     Cmd::Prune => {
-                        self.flush(&rx, false);
+                        self.flush(rx, false);
                         self.prune();
                     }
                     Cmd::Close { ack } => {
@@ -243,18 +265,19 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     }
                 }
                 if self.buf.len() >= MAX_BATCH_BYTES {
-                    self.flush(&rx, true);
+                    self.flush(rx, true);
                 }
             }
-            self.flush(&rx, false);
+            self.flush(rx, false);
             // A flood of records never lets this loop park: acknowledgements
             // the task has not taken in time are sent here.
             self.acks.deliver_if_stale();
         }
-        // Everything written is acknowledged (or refused) before the journal
-        // closes, and answered before `close` is.
-        self.settle();
-        self.acks.finish();
+    }
+
+    /// Closes the journal once the inbox closed and everything was
+    /// answered, and answers the `close` calls.
+    fn close(self, close_acks: Vec<oneshot::Sender<Result<()>>>) {
         // The sink task drains what it was handed and ends: `Feed::close` waits for it.
         let Writer { journal, shared, sinks, indexers, .. } = self;
         drop(sinks);
