@@ -128,22 +128,20 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
     feed.close().await.unwrap();
 }
 
-/// A writer's watermark writes fail (`EIO`, the timer's retries too), so
-/// the journal's readers stop at 0 while 300 events are acknowledged,
-/// more than the 64 envelopes the feed keeps; then the feed goes quiet. A
-/// stream from 0 reads what it can and waits on the live tail. Once the
-/// disk is healthy again, the timer's retention pass writes the watermark
-/// and tells waiting streams, which read the rest. They had waited until the next append, which on a
-/// quiet feed never comes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
-    let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let feed: Feed<Ev> = Feed::builder(dir.path())
+/// A feed in `dir` whose watermark writes fail (`EIO`, the timer's
+/// retries too) while 300 events are appended to stream "s", more than the
+/// 64 envelopes it keeps, so the journal's readers stop at 0; and a stream
+/// from 0, checked to wait on the live tail with nothing readable.
+async fn behind_a_lagging_watermark(
+    dir: &std::path::Path,
+    plan: &events::layers::journal::fault::FaultPlan,
+    retention_check: std::time::Duration,
+) -> (Feed<Ev>, events::FeedStream<Ev>) {
+    use events::layers::journal::fault::{Fault, Step};
+    let feed: Feed<Ev> = Feed::builder(dir)
         .faults(plan.clone())
         .live_capacity(64)
-        .retention_check(std::time::Duration::from_millis(200))
+        .retention_check(retention_check)
         .open()
         .await
         .unwrap();
@@ -155,16 +153,55 @@ async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again
         feed.append(Some("s"), msg(n)).await.unwrap();
     }
     assert_eq!(feed.latest_seq(), Seq::new(300));
-    let files = events::layers::journal::Reader::open(dir.path()).unwrap().last_seq().unwrap();
+    let files = events::layers::journal::Reader::open(dir).unwrap().last_seq().unwrap();
     assert_eq!(files, 0, "the files' readers see nothing yet");
     let mut s = feed.stream_from(Seq::ZERO);
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), s.next()).await;
     assert!(quiet.is_err(), "nothing readable yet, got {quiet:?}");
-    plan.disarm();
-    let got = tokio::time::timeout(std::time::Duration::from_secs(10), take_events(&mut s, 300))
+    (feed, s)
+}
+
+/// Takes the 300 events of [`behind_a_lagging_watermark`] (within 10 s).
+async fn all_three_hundred(s: &mut events::FeedStream<Ev>) {
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), take_events(s, 300))
         .await
         .expect("the stream waited with acknowledged events undelivered");
     assert_eq!(got.iter().map(|e| e.0.get()).collect::<Vec<_>>(), (1..=300).collect::<Vec<_>>());
+}
+
+/// A writer's watermark writes fail (`EIO`, the timer's retries too), so
+/// the journal's readers stop at 0 while 300 events are acknowledged,
+/// more than the 64 envelopes the feed keeps; then the feed goes quiet. A
+/// stream from 0 reads what it can and waits on the live tail. Once the
+/// disk is healthy again, the timer's retention pass writes the watermark
+/// and tells waiting streams, which read the rest. They had waited until the next append, which on a
+/// quiet feed never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = events::layers::journal::fault::FaultPlan::new();
+    let (feed, mut s) = behind_a_lagging_watermark(dir.path(), &plan, std::time::Duration::from_millis(200)).await;
+    plan.disarm();
+    all_three_hundred(&mut s).await;
+    feed.close().await.unwrap();
+}
+
+/// As above, but the watermark is written again by a conditional append
+/// (refused: it reads the stream's version from the files, so it first
+/// brings the watermark up), before any timer pass. The waiting stream is
+/// told then. It was not, and the timer's pass after it, finding the
+/// watermark already written, told nobody: the stream waited for the next
+/// append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_behind_a_lagging_watermark_catches_up_when_a_conditional_append_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = events::layers::journal::fault::FaultPlan::new();
+    let (feed, mut s) = behind_a_lagging_watermark(dir.path(), &plan, std::time::Duration::from_secs(2)).await;
+    plan.disarm();
+    let options = events::AppendOptions::new().expect(events::Expected::NoStream);
+    let refused = feed.append_with(Some("s"), msg(301), options).await;
+    assert!(matches!(refused, Err(events::Error::VersionConflict { .. })), "{refused:?}");
+    all_three_hundred(&mut s).await;
     feed.close().await.unwrap();
 }
 

@@ -163,7 +163,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             // failed write left it behind.
             if self.journal.published_seq() < self.journal.acked_seq() {
                 match self.journal.republish() {
-                    Ok(_) => self.shared.after_batch(0, self.shared.latest().get(), &self.journal),
+                    Ok(_) => self.after_upkeep(self.shared.latest().get()),
                     Err(e) => {
                         tracing::warn!(error = %e, stream = %stream, "cannot read a stream's version: the watermark lags");
                         let _ = ack.send(Err(Error::Journal(e)));

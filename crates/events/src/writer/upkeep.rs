@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use events_core::{Codec, Event, Seq};
+use events_core::{Codec, Event};
 
 use super::Writer;
 use crate::{Error, Result, error_chain};
@@ -21,7 +21,6 @@ impl<E: Event, C: Codec> Writer<E, C> {
         if self.shared.failure().is_some() {
             return;
         }
-        let readable = self.shared.readable();
         // A background fdatasync (`Interval`) or seal (`Never`) that failed
         // since the last append: an idle feed says so now, not at its next
         // append.
@@ -44,16 +43,20 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // Every pass, even one that removed nothing: the failures of the
         // tidy a roll or this pass left to the sealer thread show up here
         // instead of at the next batch (and the pass retries its unlinks).
-        self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
-        self.nudge_if_readable_past(readable);
+        self.after_upkeep(self.journal.acked_seq());
     }
 
-    /// The pass rewrote a watermark whose write had failed: the journal's
-    /// readers read further now. Streams waiting on the live tail with
-    /// acknowledged events past what they could read (more than the kept
-    /// envelopes hold) learn it from an empty chunk, and read the journal
-    /// again; with no append to come they had waited for ever.
-    fn nudge_if_readable_past(&self, before: Seq) {
+    /// The feed's figures after work that published no event (a retention
+    /// pass, a `sync`, a watermark brought up for a conditional append),
+    /// `latest` the newest seq. When that work rewrote a watermark whose
+    /// write had failed, the journal's readers read further now: streams
+    /// waiting on the live tail with acknowledged events past what they
+    /// could read (more than the kept envelopes hold) learn it from an
+    /// empty chunk, and read the journal again. With no append to come they
+    /// had waited for ever.
+    pub(super) fn after_upkeep(&self, latest: u64) {
+        let before = self.shared.readable();
+        self.shared.after_batch(0, latest, &self.journal);
         if self.shared.readable() > before && self.live.receiver_count() > 0 {
             let _ = self.live.send(Arc::from(Vec::new()));
         }
@@ -75,7 +78,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             return Err(reply);
         }
         self.publish_acked();
-        self.shared.after_batch(0, self.journal.acked_seq(), &self.journal);
+        self.after_upkeep(self.journal.acked_seq());
         Ok(())
     }
 }
