@@ -415,9 +415,12 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// 10 s). A directory whose writer is alive (in this process or another)
     /// is refused at once with [`JournalError::Locked`].
     ///
-    /// Must be called within a tokio runtime (sinks, the retention timer and
-    /// the task that sends batches' acknowledgements run on it; appends do
-    /// not depend on it running).
+    /// Must be called within a tokio runtime with its time driver enabled
+    /// (`enable_time` or `enable_all`; sinks, the retention timer and the
+    /// task that sends batches' acknowledgements run on it; appends do not
+    /// depend on it running). Without timers the retention timer's task
+    /// ends at its first tick: age retention, and the idle feed's health
+    /// checks, then wait for the next roll.
     ///
     /// # Errors
     ///
