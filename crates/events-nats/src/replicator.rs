@@ -250,16 +250,22 @@ impl Replicator {
     pub async fn shutdown(mut self) -> ReplicationStats {
         self.shared.stop_flag.store(true, Ordering::Release);
         self.shared.stop.notify_one();
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "replication task panicked");
+        // Awaited in place: a shutdown cut short (a `timeout` around it)
+        // drops `self` with the task still in it, and the drop aborts it.
+        // Taken out first, it ran on unsupervised, holding the consumer.
+        if let Some(task) = self.task.as_mut() {
+            let ended = task.await;
+            self.task = None;
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "replication task panicked");
+            }
         }
         // The checkpointer may be sleeping out its interval: stop it and
         // commit the final progress here instead of waiting.
-        if let Some(checkpointer) = self.checkpointer.take() {
+        if let Some(checkpointer) = self.checkpointer.as_mut() {
             checkpointer.abort();
             let _ = checkpointer.await;
+            self.checkpointer = None;
         }
         self.shared.flush_checkpoint().await;
         self.stats()

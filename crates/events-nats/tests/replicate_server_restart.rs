@@ -50,3 +50,47 @@ async fn server_restart_mid_way() {
     replicator.shutdown().await;
     verify_stream(&js, "RESTART", N).await;
 }
+
+/// `shutdown` cut short (a `timeout` around it) while the server is down
+/// and acknowledgements wait (up to an ack timeout of 30 s): the dropped
+/// call ends the replication task as a drop does, so the replicator's
+/// consumer is free for its successor within 2 s. The task had been taken
+/// out of the replicator before the wait, so the drop could not abort it:
+/// it ran on, unsupervised, holding the consumer until its waits timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_cut_short_ends_the_task_and_frees_the_consumer() {
+    let mut server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = journal(dir.path());
+    fill(&mut journal, 1, 50);
+    let spec = StreamSpec::new("CUT_SHORT", "feed.cut_short");
+    let replicator = Replicator::builder(dir.path(), js.clone(), spec)
+        .ack_timeout(Duration::from_secs(30))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("50", replicator.wait_for(50)).await.unwrap();
+    let name = replicator.consumer_name().unwrap().to_owned();
+    server.kill();
+    fill(&mut journal, 51, 60);
+    // Time for the replicator to read 51..=60 and publish them into the outage.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cut = tokio::time::timeout(Duration::from_millis(100), replicator.shutdown()).await;
+    assert!(cut.is_err(), "the shutdown waits for acknowledgements that cannot come");
+    let (dir_path, epoch) = (dir.path().to_owned(), journal.epoch());
+    let free = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match events::layers::journal::ConsumerFile::open(&dir_path, &name, epoch) {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)), // polling the lock
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(free.is_ok(), "the consumer is still held: {free:?}");
+}
