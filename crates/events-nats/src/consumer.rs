@@ -274,6 +274,11 @@ impl Source {
         !self.stream.cached_info().config.subjects.contains(&self.subject)
     }
 
+    /// A stream of this feed's subject alone.
+    fn is_exclusive(&self) -> bool {
+        self.stream.cached_info().config.subjects == [self.subject.as_str()]
+    }
+
     async fn state(&self) -> Result<StreamState, NatsError> {
         Ok(self.stream.get_info().await.map_err(|e| NatsError::js("reading stream info", e))?.state)
     }
@@ -343,6 +348,13 @@ impl Source {
         }
         let last = match self.stream.get_last_raw_message_by_subject(&self.subject).await {
             Ok(last) => last,
+            // A stream of this subject alone, not empty: a 2.9 server after
+            // the subject's last messages were deleted. Its last message is
+            // the stream's; taken as none, a reader from a bare zero started
+            // after it, and never got what the stream holds.
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound && self.is_exclusive() => {
+                crate::resync::last_by_sequence(&self.stream, state, None).await?
+            }
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
             Err(e) => return Err(NatsError::js("reading the last message", e)),
         };

@@ -96,7 +96,9 @@ impl Task {
             // A stream of this subject alone, not empty: nats-server 2.9
             // answers so after the subject's last messages were deleted,
             // until it restarts. Its last message is the stream's.
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => self.last_by_sequence(info).await?,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                last_by_sequence(&self.stream, &info.state, Some(self.ack_timeout)).await?
+            }
             Err(e) => return Err(NatsError::js("reading the stream's last message", e)),
         };
         if self.shared_stream {
@@ -128,30 +130,41 @@ impl Task {
         Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
     }
 
-    /// The last message of stream `info`, found by stream sequence, from
-    /// its last sequence down past the deleted ones (a stream that holds
-    /// messages has one between its first and last sequences).
-    async fn last_by_sequence(
-        &self,
-        info: &async_nats::jetstream::stream::Info,
-    ) -> Result<async_nats::jetstream::message::StreamMessage, NatsError> {
-        let op = "reading the stream's last message by sequence";
-        for stream_seq in (info.state.first_sequence..=info.state.last_sequence).rev() {
-            let found = tokio::time::timeout(self.ack_timeout, self.stream.get_raw_message(stream_seq))
-                .await
-                .map_err(|_| NatsError::js(op, "timed out"))?;
-            match found {
-                Ok(message) => return Ok(message),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
-                Err(e) => return Err(NatsError::js(op, e)),
-            }
-        }
-        Err(NatsError::js(op, "the stream holds messages, but none between its first and last sequences"))
-    }
-
     pub(crate) fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {
         NatsError::EpochMismatch { stream: self.spec.name().to_owned(), stream_epoch, journal_epoch }
     }
+}
+
+/// The last message of a stream in `state` that holds messages of one
+/// subject alone, found by stream sequence: nats-server 2.9 answers "no
+/// message found" for the subject's last message after its last messages
+/// were deleted, until it restarts. From the last sequence down past the
+/// deleted ones, at most as many as the stream counts deleted, each request
+/// bounded by `each` if given. None found there (the stream emptied since
+/// `state`, by a purge or its limits): an error, and whoever retries reads
+/// the stream's state again.
+pub(crate) async fn last_by_sequence(
+    stream: &async_nats::jetstream::stream::Stream,
+    state: &async_nats::jetstream::stream::State,
+    each: Option<std::time::Duration>,
+) -> Result<async_nats::jetstream::message::StreamMessage, NatsError> {
+    let op = "reading the stream's last message by sequence";
+    let deleted = state.deleted_count.unwrap_or(0);
+    let lowest = state.last_sequence.saturating_sub(deleted).max(state.first_sequence);
+    for stream_seq in (lowest..=state.last_sequence).rev() {
+        let found = match each {
+            Some(each) => tokio::time::timeout(each, stream.get_raw_message(stream_seq))
+                .await
+                .map_err(|_| NatsError::js(op, "timed out"))?,
+            None => stream.get_raw_message(stream_seq).await,
+        };
+        match found {
+            Ok(message) => return Ok(message),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(NatsError::js(op, e)),
+        }
+    }
+    Err(NatsError::js(op, "no message at its last sequences; the stream changed while it was read"))
 }
 
 /// Whether a JetStream request failed because the stream does not exist

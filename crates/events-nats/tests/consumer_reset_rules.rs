@@ -335,3 +335,42 @@ async fn a_bare_zero_made_on_an_empty_stream_gets_everything_kept_with_no_reset(
     replicator.shutdown().await;
     journal.close().unwrap();
 }
+
+/// A stream of one feed whose last messages were deleted (31..=50 of 50)
+/// while the server ran on: nats-server 2.9 answers "no message found"
+/// for the feed's last message. A bare `Seq::ZERO` reader still gets
+/// everything the stream holds, 1..=30, then the `Expired` reset that says
+/// 31..=50 are gone, then 51; a reader with a cursor of 20 and its epoch
+/// gets 21..=30, the reset, 51. The stream had been taken as holding none
+/// of the feed's messages: the bare zero started after it and got only 51.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_of_a_stream_whose_last_messages_were_deleted_get_what_it_holds() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let spec = StreamSpec::new("TAIL_GONE", "feed.tail_gone");
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = support::journal(dir.path());
+    fill(&mut journal, 1, 50);
+    let replicator = replicate(&js, dir.path(), &spec, 0).await;
+    within("50 replicated", replicator.wait_for(50)).await.unwrap();
+    replicator.shutdown().await;
+    let stream = js.get_stream("TAIL_GONE").await.unwrap();
+    for stream_seq in 31..=50 {
+        assert!(stream.delete_message(stream_seq).await.unwrap());
+    }
+    let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
+    let mut everything = remote.stream_from(Seq::ZERO).await.unwrap();
+    let mut after_twenty = remote.stream_from(Cursor::new(Seq::new(20), journal.epoch())).await.unwrap();
+    // The replicator restarted sends 31..=50 again, which the dedup window
+    // drops, then 51.
+    fill(&mut journal, 51, 51);
+    let replicator = replicate(&js, dir.path(), &spec, 0).await;
+    within("51 replicated", replicator.wait_for(51)).await.unwrap();
+    for (items, first) in [(&mut everything, 1), (&mut after_twenty, 21)] {
+        expect_events(items, first..=30).await;
+        expect_reset(items, ResetReason::Expired, 1, 51).await;
+        expect_events(items, 51..=51).await;
+    }
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}

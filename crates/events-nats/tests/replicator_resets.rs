@@ -367,6 +367,9 @@ async fn a_restart_into_its_stream_whose_last_messages_were_deleted_goes_on() {
     within("60", replicator.wait_for(60)).await.unwrap();
     let stats = replicator.stats();
     assert_eq!((stats.skipped, stats.stopped), (0, false), "{stats:?}");
+    // The duplicates throw the expected last sequence of the publishes
+    // after them off: one refusal, one resync after it.
+    assert!(stats.errors <= 1, "{stats:?}");
     let epoch = j.epoch();
     let expected: Vec<(u64, u64)> = (1..=30).chain(51..=60).map(|seq| (epoch, seq)).collect();
     assert_eq!(coordinates(&js, "TAIL_DELETED").await, expected);
