@@ -48,6 +48,10 @@ pub enum Overflow {
     /// A stall timer: a subscriber that stays full while an `emit` waits and no event has
     /// gone out for longer than `after` is closed with
     /// [`Closed::TooSlow`](crate::Closed::TooSlow), and the producer continues.
+    /// The timer starts at the first `emit` refused since the last event went out, and the
+    /// fan-out keeps it: an `emit` cancelled (a `timeout`, a `select!`) and tried again
+    /// goes on with it, and one that comes after a quiet spell closes the subscriber at
+    /// once if it has stayed full since (it has read nothing in the meantime).
     ///
     /// It only catches a subscriber that stops: one that keeps taking a few events before
     /// each timer runs out never trips it, and paces the producers to its own speed

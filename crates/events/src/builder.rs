@@ -419,8 +419,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// (`enable_time` or `enable_all`; sinks, the retention timer and the
     /// task that sends batches' acknowledgements run on it; appends do not
     /// depend on it running). Without timers the retention timer's task
-    /// ends at its first tick: age retention, and the idle feed's health
-    /// checks, then wait for the next roll.
+    /// ends at its first tick (age retention, and the idle feed's health
+    /// checks, then wait for the next roll), and an open that must wait
+    /// for this process's previous writer of the directory to finish
+    /// closing panics, as do the sinks of such a reopened feed.
     ///
     /// # Errors
     ///

@@ -91,7 +91,10 @@ pub(super) fn invariants(
         invariants.push(Invariant {
             name: "no seq reuse after crash",
             ok: c.no_reuse(),
-            detail: format!("recovered up to {}, next append got {}", c.recovered_latest, c.next_seq),
+            detail: format!(
+                "highest acknowledged {}, recovered up to {}, next append got {}",
+                c.max_acked, c.recovered_latest, c.next_seq
+            ),
         });
         invariants.push(consumer_resumed(&c.consumer));
     }
