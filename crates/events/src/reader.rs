@@ -474,26 +474,25 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// a segment while it is read (or, between this call and the stream's
     /// first poll, removes events of the stream after `from` that were
     /// retained at the call), and a journal error if one is damaged
-    /// (for a follower, `EpochMismatch` if the directory is recreated
-    /// while it reads: never a history that mixes two journals).
+    /// (`EpochMismatch` if the directory is recreated or replaced while it
+    /// reads, a writer's too: never a history that mixes two journals).
     pub fn read_stream(&self, id: &str, from: Seq) -> Result<StreamEvents<E>> {
         // At most what the files serve: a failed watermark write leaves the
         // journal's readers behind the acknowledged seq until the next
         // batch. The history stops there; `follow_stream` goes on live from
         // its limit, from the writer's memory, so nothing is skipped.
-        let epoch = self.follower().then(|| self.epoch());
-        self.read_stream_in(id, from, self.earliest_seq(), epoch)
+        self.read_stream_in(id, from, self.earliest_seq(), self.epoch())
     }
 
     /// [`read_stream`](Self::read_stream) of a journal whose earliest
-    /// retained seq was `earliest` when the caller looked; a follower's in
-    /// the journal of `epoch` (what the caller pinned first), every
-    /// segment checked against it.
-    fn read_stream_in(&self, id: &str, from: Seq, earliest: Seq, epoch: Option<u64>) -> Result<StreamEvents<E>> {
+    /// retained seq was `earliest` when the caller looked, in the journal
+    /// of `epoch` (what the caller pinned first), every segment checked
+    /// against it.
+    fn read_stream_in(&self, id: &str, from: Seq, earliest: Seq, epoch: u64) -> Result<StreamEvents<E>> {
         let limit = self.latest_seq().min(self.shared.readable());
         let (codec, policy) = (self.codec.clone(), self.on_undecodable);
         let span = stream_read::Span { from, limit, earliest };
-        stream_read::read(Arc::clone(&self.shared), codec, id, span, policy, epoch)
+        stream_read::read(Arc::clone(&self.shared), codec, id, span, policy, (epoch, self.follower()))
     }
 
     /// [`read_stream`](Self::read_stream), then the stream's new events as
@@ -553,7 +552,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             Some(Err(e)) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
             Some(Ok((reset, after))) => (Some(reset), after),
         };
-        let history = match self.read_stream_in(id, from, earliest, self.follower().then_some(epoch)) {
+        let history = match self.read_stream_in(id, from, earliest, epoch) {
             Ok(history) => history,
             Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
         };

@@ -96,9 +96,9 @@ struct Read<C> {
     failed: std::cell::Cell<bool>,
     segments: Option<Vec<(u64, PathBuf)>>,
     next: usize,
-    /// A follower's: the epoch of the journal the read is of (taken when
-    /// the read was asked for), which every segment read must still be.
-    epoch: Option<u64>,
+    /// The epoch of the journal the read is of (taken when the read was
+    /// asked for), which every segment read must still be.
+    epoch: u64,
     /// The seq after which every record was retained when the read was
     /// asked for (the earliest retained seq then, less one): retention
     /// that removed records of the stream past it before the read listed
@@ -114,16 +114,15 @@ pub(crate) struct Span {
     pub(crate) earliest: Seq,
 }
 
-/// Starts a read of `id` over `span`: a writer's reader's (`follower_epoch`
-/// `None`: it writes the sidecars it rebuilds), or a follower's of the
-/// journal of `follower_epoch`.
+/// Starts a read of `id` over `span` in the journal of `epoch`: a writer's
+/// reader's (it writes the sidecars it rebuilds) or a follower's.
 pub(crate) fn read<E: Event, C: Codec>(
     shared: Arc<Shared>,
     codec: C,
     id: &str,
     span: Span,
     on_undecodable: OnUndecodable,
-    follower_epoch: Option<u64>,
+    (epoch, follower): (u64, bool),
 ) -> Result<StreamEvents<E>> {
     let Span { from, limit, earliest } = span;
     index::check_stream_id(id)?;
@@ -133,12 +132,12 @@ pub(crate) fn read<E: Event, C: Codec>(
         id: id.to_owned(),
         from: from.get(),
         limit: limit.get(),
-        persist: follower_epoch.is_none(),
+        persist: !follower,
         on_undecodable,
         failed: std::cell::Cell::new(false),
         segments: None,
         next: 0,
-        epoch: follower_epoch,
+        epoch,
         retained_after: earliest.get().saturating_sub(1),
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
@@ -233,6 +232,11 @@ impl<C: Codec> Read<C> {
             if next_first.is_some_and(|n| n - 1 <= self.from) {
                 continue; // every record of this segment is at or before `from`
             }
+            if self.persist {
+                // Not the writer's directory any more (replaced under it):
+                // no sidecar of its codec written among another journal's.
+                self.check_epoch(path)?;
+            }
             let batch = match next_first {
                 Some(next_first) => self.sealed(*first, path, next_first),
                 None => self.active(*first, path),
@@ -246,13 +250,13 @@ impl<C: Codec> Read<C> {
         Ok(None)
     }
 
-    /// For a follower: the directory still holds the journal the read
-    /// started in. Recreated (while this segment was read, or since the
-    /// read listed the segments), the files at the paths the read goes
-    /// through hold another journal's records: an error, never a history
-    /// that mixes the two.
+    /// The directory still holds the journal the read started in.
+    /// Recreated or replaced (while this segment was read, or since the
+    /// read listed the segments; under a writer too), the files at the
+    /// paths the read goes through hold another journal's records: an
+    /// error, never a history that mixes the two.
     fn check_epoch(&self, path: &std::path::Path) -> Result<()> {
-        let Some(expected) = self.epoch else { return Ok(()) };
+        let expected = self.epoch;
         match self.shared.reader.epoch()? {
             found if found != expected => {
                 Err(JournalError::EpochMismatch { path: path.to_path_buf(), expected, found }.into())
@@ -262,8 +266,8 @@ impl<C: Codec> Read<C> {
     }
 
     /// A segment gone between the listing and its read (`e` says it was
-    /// not found): the directory recreated (`EpochMismatch`, for a
-    /// follower), or retention removed it (`Expired`, as a sealed
+    /// not found): the directory recreated or replaced (`EpochMismatch`),
+    /// or retention removed it (`Expired`, as a sealed
     /// segment's read says through its scan). Any other error is `e`.
     fn vanished<E>(&self, first: u64, path: &std::path::Path, e: Error) -> Result<Batch<E>> {
         let not_found = matches!(&e, Error::Journal(JournalError::Io { source, .. })
@@ -295,9 +299,8 @@ impl<C: Codec> Read<C> {
         if self.from == 0 || gone_from > gone_to {
             return Ok(());
         }
-        let epoch = self.epoch.unwrap_or_else(|| self.shared.epoch());
         let log = events_journal::PrunedLog::read(&self.shared.dir);
-        if log.is_some_and(|log| log.lacks(epoch, self.id.as_bytes(), gone_from, gone_to)) {
+        if log.is_some_and(|log| log.lacks(self.epoch, self.id.as_bytes(), gone_from, gone_to)) {
             return Ok(());
         }
         tracing::info!(stream = %self.id, cursor = self.from, earliest = first, "stream expired before its read began");

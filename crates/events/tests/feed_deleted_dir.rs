@@ -58,3 +58,66 @@ async fn deleted_directory_stops_an_idle_feed_at_its_retention_pass() {
     assert!(cause.contains("deleted or replaced") && cause.contains(&*dir.to_string_lossy()), "{cause}");
     let _ = feed.close().await;
 }
+
+/// A writer's directory replaced under it (renamed away, and a feed of
+/// another epoch and codec, MessagePack, made at the path with sealed
+/// segments of stream "a"): the writer's `read_stream` and
+/// `follow_stream` end with `EpochMismatch`, never the other journal's
+/// events as its history, and write nothing among its files: the other
+/// feed still reads all its events of "a". The writer's read read the
+/// other journal (here it found none of its events: another codec) and
+/// rebuilt the other's sidecar index of its first segment with its own
+/// codec, which finds no key in it, over the good one.
+#[cfg(feature = "msgpack")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writers_reads_after_its_directory_is_replaced_never_serve_the_other_journal() {
+    use events::layers::journal::JournalError;
+    use events::{FeedItem, MsgPack, Seq};
+    use futures::{StreamExt, TryStreamExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    let feed: Feed<Ev> =
+        Feed::builder(&dir).retention_check(std::time::Duration::from_secs(3600)).open().await.unwrap();
+    let own = |n| Ev::Msg { n, own_stream: Some("a".into()) };
+    for n in 1..=3 {
+        feed.append(None, own(n)).await.unwrap();
+    }
+    std::fs::rename(&dir, tmp.path().join("moved")).unwrap();
+    let other: Feed<Ev, MsgPack> = Feed::builder(&dir).codec(MsgPack).segment_bytes(512).open().await.unwrap();
+    for n in 101..=140 {
+        other.append(None, own(n)).await.unwrap();
+    }
+    let other_a: Vec<u64> =
+        other.read_stream("a", Seq::ZERO).unwrap().map_ok(|e| e.seq.get()).try_collect().await.unwrap();
+    assert_eq!(other_a.len(), 40, "{other_a:?}");
+    let sidecars = || {
+        let mut found: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+            .collect();
+        found.sort();
+        found
+    };
+    let before = sidecars();
+
+    let read: Result<Vec<_>, _> = feed.read_stream("a", Seq::ZERO).unwrap().try_collect().await;
+    assert!(
+        matches!(&read, Err(Error::Journal(JournalError::EpochMismatch { .. }))),
+        "the writer's read of its replaced directory: {:?}",
+        read.map(|events| events.iter().map(|e| e.seq.get()).collect::<Vec<_>>())
+    );
+    let followed = feed.follow_stream("a", Seq::ZERO).unwrap().next().await;
+    assert!(
+        matches!(&followed, Some(Err(Error::Journal(JournalError::EpochMismatch { .. })))),
+        "{:?}",
+        followed.map(|item| item.map(|item| matches!(item, FeedItem::Event(_))))
+    );
+    assert!(sidecars() == before, "the writer wrote among the other journal's sidecar indexes");
+    let still: Vec<u64> =
+        other.read_stream("a", Seq::ZERO).unwrap().map_ok(|e| e.seq.get()).try_collect().await.unwrap();
+    assert_eq!(still, other_a);
+    other.close().await.unwrap();
+    let _ = feed.close().await;
+}
