@@ -263,10 +263,24 @@ impl ConsumerFile {
     /// [`JournalError::Io`] naming the file if the write or the `fdatasync`
     /// fails (or, after 2^56 - 1 commits, because the generation is spent);
     /// [`JournalError::CheckpointSeq`] for a seq past
-    /// [`MAX_SEQ`](crate::format::MAX_SEQ), before anything is written.
+    /// [`MAX_SEQ`](crate::format::MAX_SEQ), before anything is written;
+    /// as [`open`](Self::open) when the file must be opened again (below).
+    ///
+    /// A file no longer at its path (the journal directory replaced, its
+    /// checkpoints with it, or the file removed by hand) is not written:
+    /// the commit goes to the file now at the path, opened (or created) as
+    /// [`open`](Self::open) does, whose checkpoint becomes this handle's.
+    /// Written to the old file, it was lost with it, and the consumer
+    /// started again as new in the journal now at the path.
     pub fn commit(&mut self, seq: u64, epoch: u64) -> Result<Checkpoint, JournalError> {
         if seq > crate::format::MAX_SEQ {
             return Err(JournalError::CheckpointSeq { path: self.path.clone(), seq });
+        }
+        if !same_file(&self.file, &self.path) {
+            let dir = self.path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            let (reopened, _) = Self::open_io(dir, &self.name, epoch, self.io.clone())?;
+            tracing::info!(path = %self.path.display(), "the checkpoint file was replaced; committing to the one now at its path");
+            *self = reopened;
         }
         let generation = self.current.generation + 1;
         if generation > MAX_GENERATION {

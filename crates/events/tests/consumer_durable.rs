@@ -330,6 +330,47 @@ async fn past_the_recreation(dir: &Path) -> (Feed<Ev>, FeedReader<Ev>, Consumer<
     (feed, reader, consumer, stream, old)
 }
 
+/// A follower's consumer "proj" (persisting every commit) past events
+/// 1..=3 of its journal, which is then replaced whole, checkpoints and all
+/// (renamed away; a new journal made at the path with events 1..=5). The
+/// consumer's stream gives the epoch reset and the new journal's 1..=5,
+/// and its commit of 5 lands in the new journal's `consumers/`: restarted,
+/// it resumes at the new journal's 6. The commit had gone to the old
+/// checkpoint file, renamed away with its journal; the restarted consumer
+/// found none, started as new, and got 1..=5 again with no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_the_whole_directory_is_replaced_lands_in_the_new_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed = three_events(&dir).await;
+    let reader: FeedReader<Ev> = FeedReader::open(&dir).unwrap().poll_interval(Duration::from_millis(2));
+    let options = ConsumerOptions { every: 1, interval: Duration::from_secs(3600) };
+    let consumer = reader.consumer_with("proj", options).await.unwrap();
+    let mut stream = consumer.stream();
+    take_events(&mut stream, 3).await;
+    consumer.commit(Seq::new(3)).await.unwrap();
+    feed.close().await.unwrap();
+    std::fs::rename(&dir, tmp.path().join("moved")).unwrap();
+    let feed: Feed<Ev> = Feed::builder(&dir).open().await.unwrap();
+    for n in 1..=5 {
+        feed.append(None, msg(100 + n)).await.unwrap();
+    }
+    let Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { .. }, .. })) = stream.next().await else {
+        panic!("expected the epoch reset")
+    };
+    let got = take_events(&mut stream, 5).await;
+    assert_eq!(got.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    consumer.commit(Seq::new(5)).await.unwrap();
+    assert_eq!(consumer.persisted(), Seq::new(5));
+    drop((stream, consumer));
+    feed.append(None, msg(106)).await.unwrap();
+
+    let consumer = reader.consumer("proj").await.unwrap();
+    let first = consumer.stream().next().await;
+    assert!(matches!(&first, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(6)), "{first:?}");
+    feed.close().await.unwrap();
+}
+
 /// A consumer that takes the reset before it commits the old journal's last
 /// event (it buffers items) names that event's epoch with `commit_in`: the
 /// restarted consumer then gets the reset and the new journal from seq 1.
