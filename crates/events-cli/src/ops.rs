@@ -297,6 +297,10 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
 /// written between its creation and this look).
 fn start_following(args: &TailArgs, appeared: bool) -> Result<Follower, JournalError> {
     let reader = Reader::open(&args.dir)?;
+    // Before any seq the cursor is taken from: a directory recreated
+    // between the two reads is then one `epoch_mismatch` reset, not the new
+    // journal's first records skipped under the old journal's last seq.
+    let epoch = reader.epoch()?;
     let cursor = match args.from {
         // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
         // and `GET /stream?since=0` do: no `expired` reset for what retention
@@ -304,8 +308,8 @@ fn start_following(args: &TailArgs, appeared: bool) -> Result<Follower, JournalE
         // A cursor of a named journal: the follower says so if the
         // directory now holds another (`<epoch>-0` of the journal there is
         // a bare 0, as `dump` takes it).
-        Some(FromCursor { epoch: Some(epoch), seq }) if seq != 0 || reader.epoch()? != epoch => {
-            return Ok(Follower::resume(reader, epoch, seq));
+        Some(FromCursor { epoch: Some(named), seq }) if seq != 0 || named != epoch => {
+            return Ok(Follower::resume(reader, named, seq));
         }
         Some(FromCursor { seq: 0, .. }) => reader.first_seq()?.saturating_sub(1),
         Some(FromCursor { seq, .. }) => seq,
@@ -314,7 +318,7 @@ fn start_following(args: &TailArgs, appeared: bool) -> Result<Follower, JournalE
         None if appeared => 0,
         None => reader.last_seq()?,
     };
-    Follower::new(reader, cursor)
+    Ok(Follower::resume(reader, epoch, cursor))
 }
 
 /// Says once on stderr that `tail` waits for a journal in `dir`.
