@@ -505,7 +505,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(self.inbox_capacity);
         let weak = tx.downgrade();
-        writers::register(&self.dir, &shared, move || weak.upgrade().is_some());
+        // Not live once its inbox is closed: a `close` under way (cut
+        // short, say) takes nothing more, whatever handles remain.
+        writers::register(&self.dir, &shared, move || weak.upgrade().is_some_and(|tx| !tx.is_closed()));
         spawn_retention_timer(tx.downgrade(), self.retention_check);
         let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
         let recent = Arc::new(Recent::new(self.live_capacity));

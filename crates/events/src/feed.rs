@@ -300,13 +300,21 @@ impl<E: Event, C: Codec> Feed<E, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] if the feed was already closed;
+    /// [`Error::Closed`] if the feed was already closed (or another
+    /// handle's `close` is under way: this one returns once it is done,
+    /// with [`Error::Unhealthy`] naming its failure if it failed);
     /// [`Error::Journal`] if the final fsync failed (its operation, path
     /// and OS error), or `JournalError::Failed` naming the cause if the
     /// journal had failed before.
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
-        self.inbox.send(Cmd::Close { ack }).await?;
+        if let Err(closed) = self.inbox.send(Cmd::Close { ack }).await {
+            // Another close is under way (perhaps one cut short, whose
+            // caller is gone) or done: it ends when that one has, with its
+            // failure if it failed, so the directory is free on return.
+            self.shared.wait_closed().await;
+            return Err(self.shared.failure().map_or(closed, |cause| Error::Unhealthy { cause }));
+        }
         let closed = rx.await.map_err(|_| Error::Closed)?;
         if let Some((mut done, wait)) = self.sinks_done {
             // The writer dropped its end of the sink queue before answering.

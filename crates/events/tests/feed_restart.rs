@@ -4,7 +4,9 @@
 
 mod support;
 
-use events::{Feed, FeedItem, Seq, SyncPolicy};
+use std::time::Duration;
+
+use events::{Error, Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
 use support::{Ev, assert_contiguous, msg, take_events};
 
@@ -73,4 +75,48 @@ async fn stream_ends_after_close_once_everything_is_delivered() {
         seqs.push(env.seq.get());
     }
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+}
+
+/// A `close` cut short (a 50 ms `timeout` around it) while its final
+/// fdatasync is slow (500 ms, then `EIO`): a second handle's `close` waits
+/// for that close to finish and reports its failure (`Unhealthy`, naming
+/// the fdatasync). It had returned `Closed` at once, the feed still
+/// closing, and the close's error reached nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_cut_short_is_finished_by_the_next_close() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let (other, kept) = (feed.clone(), feed.clone());
+    plan.inject_next(Step::Sync, Fault::StallErrno(Duration::from_millis(500), libc::EIO));
+    let cut = tokio::time::timeout(Duration::from_millis(50), feed.close()).await;
+    assert!(cut.is_err(), "the close waits for its fdatasync");
+    let second = other.close().await;
+    assert!(kept.is_closed(), "the second close returned before the feed closed: {second:?}");
+    assert!(matches!(&second, Err(Error::Unhealthy { cause }) if cause.contains("fdatasync")), "{second:?}");
+}
+
+/// As above, the reopen made while the cut-short close is still under way
+/// (its fdatasync stalled 500 ms), a handle of the closing feed alive: it
+/// waits for the writer to let go. It was refused at once with `Locked`,
+/// the error of a second live writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopen_during_a_close_cut_short_waits_for_it() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let kept = feed.clone();
+    plan.inject_next(Step::Sync, Fault::Stall(Duration::from_millis(500)));
+    let cut = tokio::time::timeout(Duration::from_millis(50), feed.close()).await;
+    assert!(cut.is_err(), "the close waits for its fdatasync");
+    let reopened = Feed::<Ev>::builder(dir.path()).open().await;
+    assert!(kept.is_closed());
+    let reopened = reopened.unwrap();
+    assert_eq!(reopened.latest_seq(), Seq::new(1));
+    drop(kept);
+    reopened.close().await.unwrap();
 }

@@ -287,6 +287,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let result = journal.close().map_err(Error::from);
         if let Err(e) = &result {
             tracing::error!(error = %error_chain(e), "closing the journal failed");
+            // For a `close` that finds this one under way (and `stats`).
+            shared.set_failed(error_chain(e));
         }
         shared.mark_closed();
         tracing::debug!(dir = %shared.dir.display(), "feed writer stopped");
