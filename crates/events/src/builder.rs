@@ -482,15 +482,26 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             // (`PRUNED`); a segment not indexed yet is read with this.
             let codec = self.codec.clone();
             let options = self.journal.clone().codec_tag(C::ID).index_key(move |p| crate::index::key_of(&codec, p));
-            tokio::task::spawn_blocking(move || Journal::open(&dir, options))
+            // Ends after the result: a journal that nobody takes (this
+            // open cut short) has released the lock when it ends.
+            let opening = writers::Opening::start(&dir);
+            tokio::task::spawn_blocking(move || (Journal::open(&dir, options), opening))
         };
-        let (journal, report) = match open_journal().await.map_err(Error::Task)? {
-            // The last handle of this process's previous feed on this
-            // directory was just dropped: its writer is draining. Wait for it.
-            Err(JournalError::Locked { .. }) if writers::wait_for_closing(&self.dir).await => {
-                open_journal().await.map_err(Error::Task)??
+        let mut tries = 0;
+        let (journal, report) = loop {
+            tries += 1;
+            let (opened, opening) = open_journal().await.map_err(Error::Task)?;
+            match opened {
+                // This process's previous feed on this directory: its last
+                // handle was just dropped (or a `close` is under way), and
+                // its writer is draining; or an open of it cut short, still
+                // running on its blocking thread. Wait for it, then try again.
+                Err(JournalError::Locked { .. })
+                    if tries < 3
+                        && (writers::wait_for_opening(&self.dir, &opening).await
+                            || writers::wait_for_closing(&self.dir).await) => {}
+                other => break other?,
             }
-            other => other?,
         };
         let reader = Reader::open(&self.dir)?;
         tracing::info!(

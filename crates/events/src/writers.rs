@@ -50,6 +50,70 @@ pub(crate) fn hand_over_sinks(dir: &Path, done: watch::Receiver<bool>) -> Option
     sinks.insert(key(dir), done)
 }
 
+/// An open under way: its id and a receiver whose sender ends with it.
+type Underway = (u64, watch::Receiver<()>);
+
+/// The journal opens of this process under way, by directory.
+static OPENING: LazyLock<Mutex<HashMap<PathBuf, Vec<Underway>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// An open of a journal directory under way in this process, from before
+/// its blocking `Journal::open` starts until it is dropped, after that
+/// open's result (so after the lock of a journal nobody took is released):
+/// an open cut short goes on on its blocking thread, holding the lock, and
+/// an open of the directory tried again meanwhile waits for it
+/// ([`wait_for_opening`]) instead of being refused as a second writer.
+pub(crate) struct Opening {
+    key: PathBuf,
+    id: u64,
+    _ends: watch::Sender<()>,
+}
+
+impl Opening {
+    pub(crate) fn start(dir: &Path) -> Opening {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (ends, rx) = watch::channel(());
+        let key = key(dir);
+        OPENING.lock().entry(key.clone()).or_default().push((id, rx));
+        Opening { key, id, _ends: ends }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let mut opening = OPENING.lock();
+        if let Some(list) = opening.get_mut(&self.key) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                opening.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Waits (at most [`CLOSE_WAIT`]) for the other opens of `dir` under way in
+/// this process (not `own`) to end. Returns `true` if there was one, so the
+/// caller should try to open again.
+pub(crate) async fn wait_for_opening(dir: &Path, own: &Opening) -> bool {
+    let others: Vec<_> = OPENING
+        .lock()
+        .get(&key(dir))
+        .map(|list| list.iter().filter(|(id, _)| *id != own.id).map(|(_, rx)| rx.clone()).collect())
+        .unwrap_or_default();
+    if others.is_empty() {
+        return false;
+    }
+    let ended = futures::future::join_all(others.into_iter().map(|mut rx| async move {
+        // `Err` once its sender (the open) is gone: nothing is ever sent.
+        let _ = rx.changed().await;
+    }));
+    if tokio::time::timeout(CLOSE_WAIT, ended).await.is_err() {
+        tracing::warn!(dir = %dir.display(), "another open of this process did not end in time");
+        return false;
+    }
+    true
+}
+
 /// Records the writer of `dir`; `live` tells whether a handle can still send to it.
 pub(crate) fn register(dir: &Path, shared: &Arc<Shared>, live: impl Fn() -> bool + Send + 'static) {
     let mut writers = WRITERS.lock();

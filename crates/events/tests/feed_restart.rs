@@ -120,3 +120,26 @@ async fn a_reopen_during_a_close_cut_short_waits_for_it() {
     drop(kept);
     reopened.close().await.unwrap();
 }
+
+/// An open cut short (a 100 ms `timeout` around it) while the journal's
+/// open is slow (its seq lease's write stalled 1 s): the open goes on on
+/// its blocking thread, holding the directory's lock until it ends, and an
+/// open tried again at once waits for it, then opens. It was refused at
+/// once with `Locked`, the error of a second live writer, with no other
+/// writer anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_cut_short_does_not_lock_out_the_next_one() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    feed.close().await.unwrap();
+    let plan = FaultPlan::new();
+    plan.inject_next(Step::Lease, Fault::Stall(Duration::from_secs(1)));
+    let cut =
+        tokio::time::timeout(Duration::from_millis(100), Feed::<Ev>::builder(dir.path()).faults(plan).open()).await;
+    assert!(cut.is_err(), "the open waits for its lease");
+    let reopened = Feed::<Ev>::builder(dir.path()).open().await.unwrap();
+    assert_eq!(reopened.latest_seq(), Seq::new(1));
+    reopened.close().await.unwrap();
+}
