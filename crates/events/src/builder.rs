@@ -410,10 +410,13 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// offset unless a salvage [`RecoveryMode`] was chosen.
     ///
     /// If the last handle of this process's previous feed on the same
-    /// directory was just dropped, its writer is still draining in the
-    /// background: `open` waits for it to release the directory (at most
-    /// 10 s). A directory whose writer is alive (in this process or another)
-    /// is refused at once with [`JournalError::Locked`].
+    /// directory was just dropped (or its `close` is under way), its writer
+    /// is still draining in the background: `open` waits for it to release
+    /// the directory (at most 10 s). So it does for an open of the directory
+    /// by this process still under way (one cut short by a timeout goes on
+    /// on its blocking thread, holding the lock until it ends). A directory
+    /// whose writer is alive (in this process or another) is refused with
+    /// [`JournalError::Locked`], at once unless such an open is under way.
     ///
     /// Must be called within a tokio runtime with its time driver enabled
     /// (`enable_time` or `enable_all`; sinks, the retention timer and the
@@ -422,7 +425,8 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// ends at its first tick (age retention, and the idle feed's health
     /// checks, then wait for the next roll), and an open that must wait
     /// for this process's previous writer of the directory to finish
-    /// closing panics, as do the sinks of such a reopened feed.
+    /// closing, or for another open of it, panics, as do the sinks of such
+    /// a reopened feed.
     ///
     /// # Errors
     ///
@@ -482,26 +486,31 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             // (`PRUNED`); a segment not indexed yet is read with this.
             let codec = self.codec.clone();
             let options = self.journal.clone().codec_tag(C::ID).index_key(move |p| crate::index::key_of(&codec, p));
-            // Ends after the result: a journal that nobody takes (this
-            // open cut short) has released the lock when it ends.
+            // Made first, so that the open is known by the directory's
+            // canonical path (an error is `Journal::open`'s to report).
+            let _ = std::fs::create_dir_all(&dir);
             let opening = writers::Opening::start(&dir);
-            tokio::task::spawn_blocking(move || (Journal::open(&dir, options), opening))
+            tokio::task::spawn_blocking(move || {
+                let opened = Journal::open(&dir, options);
+                // A refused open holds no lock: it ends now, and an open
+                // it waits for never waits for it. A journal opened ends it
+                // after itself (the tuple's order), so one that nobody
+                // takes (this open cut short) has released the lock by then.
+                let opening = opened.is_ok().then_some(opening);
+                (opened, opening)
+            })
         };
-        let mut tries = 0;
-        let (journal, report) = loop {
-            tries += 1;
-            let (opened, opening) = open_journal().await.map_err(Error::Task)?;
-            match opened {
-                // This process's previous feed on this directory: its last
-                // handle was just dropped (or a `close` is under way), and
-                // its writer is draining; or an open of it cut short, still
-                // running on its blocking thread. Wait for it, then try again.
-                Err(JournalError::Locked { .. })
-                    if tries < 3
-                        && (writers::wait_for_opening(&self.dir, &opening).await
-                            || writers::wait_for_closing(&self.dir).await) => {}
-                other => break other?,
+        let (journal, report) = match open_journal().await.map_err(Error::Task)?.0 {
+            // This process's previous feed on this directory: its last
+            // handle was just dropped (or a `close` is under way), and its
+            // writer is draining; or an open of it cut short, still running
+            // on its blocking thread. Wait for it, then try again.
+            Err(JournalError::Locked { .. })
+                if writers::wait_for_opening(&self.dir).await || writers::wait_for_closing(&self.dir).await =>
+            {
+                open_journal().await.map_err(Error::Task)?.0?
             }
+            other => other?,
         };
         let reader = Reader::open(&self.dir)?;
         tracing::info!(

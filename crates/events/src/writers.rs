@@ -57,8 +57,9 @@ type Underway = (u64, watch::Receiver<()>);
 static OPENING: LazyLock<Mutex<HashMap<PathBuf, Vec<Underway>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// An open of a journal directory under way in this process, from before
-/// its blocking `Journal::open` starts until it is dropped, after that
-/// open's result (so after the lock of a journal nobody took is released):
+/// its blocking `Journal::open` starts until that open is refused, or, once
+/// it succeeded, until it is dropped after the journal (so after the lock
+/// of a journal nobody took is released):
 /// an open cut short goes on on its blocking thread, holding the lock, and
 /// an open of the directory tried again meanwhile waits for it
 /// ([`wait_for_opening`]) instead of being refused as a second writer.
@@ -91,15 +92,12 @@ impl Drop for Opening {
     }
 }
 
-/// Waits (at most [`CLOSE_WAIT`]) for the other opens of `dir` under way in
-/// this process (not `own`) to end. Returns `true` if there was one, so the
-/// caller should try to open again.
-pub(crate) async fn wait_for_opening(dir: &Path, own: &Opening) -> bool {
-    let others: Vec<_> = OPENING
-        .lock()
-        .get(&key(dir))
-        .map(|list| list.iter().filter(|(id, _)| *id != own.id).map(|(_, rx)| rx.clone()).collect())
-        .unwrap_or_default();
+/// Waits (at most [`CLOSE_WAIT`]) for the opens of `dir` under way in this
+/// process to end. Returns `true` if there was one, so the caller should
+/// try to open again.
+pub(crate) async fn wait_for_opening(dir: &Path) -> bool {
+    let others: Vec<_> =
+        OPENING.lock().get(&key(dir)).map(|list| list.iter().map(|(_, rx)| rx.clone()).collect()).unwrap_or_default();
     if others.is_empty() {
         return false;
     }

@@ -143,3 +143,20 @@ async fn an_open_cut_short_does_not_lock_out_the_next_one() {
     assert_eq!(reopened.latest_seq(), Seq::new(1));
     reopened.close().await.unwrap();
 }
+
+/// Two opens at once of a directory a live feed writes: each is refused
+/// with `Locked`, at once. An open refused ends there, so neither waits for
+/// the other as for an open under way (each had waited out the other's
+/// 10 s bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_live_writers_directory_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    let open = || Feed::<Ev>::builder(dir.path()).open();
+    let both = tokio::time::timeout(Duration::from_secs(5), futures::future::join(open(), open())).await;
+    let (a, b) = both.expect("both refused within 5 s");
+    for refused in [a, b] {
+        assert!(matches!(refused, Err(Error::Journal(events::JournalError::Locked { .. }))), "{refused:?}");
+    }
+    feed.close().await.unwrap();
+}
