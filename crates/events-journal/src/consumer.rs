@@ -266,17 +266,21 @@ impl ConsumerFile {
     /// [`MAX_SEQ`](crate::format::MAX_SEQ), before anything is written;
     /// as [`open`](Self::open) when the file must be opened again (below).
     ///
-    /// A file no longer at its path (the journal directory replaced, its
-    /// checkpoints with it, or the file removed by hand) is not written:
-    /// the commit goes to the file now at the path, opened (or created) as
-    /// [`open`](Self::open) does, whose checkpoint becomes this handle's.
-    /// Written to the old file, it was lost with it, and the consumer
-    /// started again as new in the journal now at the path.
+    /// A commit in another epoch than the current checkpoint's, whose file
+    /// is no longer at its path (the journal directory replaced, its
+    /// checkpoints with it, or the file removed by hand: the path names no
+    /// file, or another one), goes to the file now at the path, opened (or
+    /// created) as [`open`](Self::open) does, whose checkpoint becomes this
+    /// handle's: a consumer that follows the journal into the one now at
+    /// the path commits there. Written to the old file, it was lost with
+    /// it, and the consumer started again as new. A commit in the current
+    /// checkpoint's epoch (a handle that stays with its journal) is written
+    /// to this handle's file, wherever it is now.
     pub fn commit(&mut self, seq: u64, epoch: u64) -> Result<Checkpoint, JournalError> {
         if seq > crate::format::MAX_SEQ {
             return Err(JournalError::CheckpointSeq { path: self.path.clone(), seq });
         }
-        if !same_file(&self.file, &self.path) {
+        if epoch != self.current.epoch && moved_away(&self.file, &self.path) {
             let dir = self.path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
             let (reopened, _) = Self::open_io(dir, &self.name, epoch, self.io.clone())?;
             tracing::info!(path = %self.path.display(), "the checkpoint file was replaced; committing to the one now at its path");
@@ -488,6 +492,18 @@ fn remove_checkpoint(dir: &Path, path: &Path) -> Result<bool, JournalError> {
     }
     segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
     Ok(true)
+}
+
+/// Whether `file` is no longer the file at `path`: the path names no file,
+/// or another one. A `stat` that fails otherwise (permissions, I/O) says
+/// neither.
+fn moved_away(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (_, Err(e)) => e.kind() == io::ErrorKind::NotFound,
+        (Ok(open), Ok(named)) => open.dev() != named.dev() || open.ino() != named.ino(),
+        (Err(_), Ok(_)) => false,
+    }
 }
 
 /// Whether `file` is still the file at `path` (same device and inode).
