@@ -119,14 +119,26 @@ impl DirLock {
     /// [`JournalError::DirectoryReplaced`] naming `dir`. A `stat` that
     /// fails otherwise (permissions) says nothing: `Ok`.
     pub(crate) fn check_still_ours(&self, dir: &Path) -> Result<(), JournalError> {
-        let replaced = match std::fs::metadata(dir.join(LOCK_FILE)) {
-            Ok(meta) => (meta.dev(), meta.ino()) != self.by_path,
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
-        };
-        if replaced {
+        if !still_ours(dir, self.by_path) {
             return Err(JournalError::DirectoryReplaced { dir: dir.to_path_buf() });
         }
         Ok(())
+    }
+
+    /// The lock file's device and inode as its path gave them when the
+    /// lock was taken, for [`still_ours`] on another thread.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.by_path
+    }
+}
+
+/// Whether `dir`'s lock file is still the one of `identity`
+/// ([`DirLock::identity`]): not when it is gone or another file (the
+/// directory deleted, or replaced). A `stat` that fails otherwise says it is.
+pub(crate) fn still_ours(dir: &Path, identity: (u64, u64)) -> bool {
+    match std::fs::metadata(dir.join(LOCK_FILE)) {
+        Ok(meta) => (meta.dev(), meta.ino()) == identity,
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
 }
 

@@ -123,6 +123,14 @@ impl Journal {
             self.stats.prune_errors += segment::unlink_removed(&self.dir).1;
         }
         self.summarize_pruned(n, !deferred);
+        // Again before the segments go by their paths: the summary (an
+        // index to build, a write and its fsync) takes a while.
+        if n > 0
+            && let Err(e) = self.lock.check_still_ours(&self.dir)
+        {
+            self.stats.prune_errors += 1;
+            return (Vec::new(), Some(self.poison(e)));
+        }
         let mut removed = Vec::with_capacity(n);
         let mut failure = None;
         for _ in 0..n {
@@ -187,7 +195,7 @@ impl Journal {
 
     /// The sealer's half of a deferred retention pass.
     fn tidy_job(&self) -> Tidy {
-        Tidy { dir: self.dir.clone(), first_seq: self.first_seq() }
+        Tidy { dir: self.dir.clone(), first_seq: self.first_seq(), lock: Some(self.lock.identity()) }
     }
 
     /// Records the `n` oldest segments in the pruned-segments summary

@@ -69,6 +69,13 @@ impl Journal {
         }
         // Durable now, whatever happens to the next segment.
         self.acked = self.last_seq();
+        // Again, right before the new segment goes in by its path: the
+        // fdatasync above can take long enough for the directory to be
+        // replaced meanwhile, and a segment of this journal in another
+        // would keep that one from opening.
+        if let Err(e) = self.lock.check_still_ours(&self.dir) {
+            return Err(self.poison(e));
+        }
         self.start_segment()?;
         self.stats.rolls += 1;
         // Readers follow into the new segment (its header is durable), so

@@ -57,6 +57,10 @@ pub(crate) struct Tidy {
     pub(crate) dir: PathBuf,
     /// The first seq the journal retained (sidecars named below it are swept).
     pub(crate) first_seq: u64,
+    /// The writer's lock file (`DirLock::identity`): a directory whose
+    /// lock file is another one is no longer the writer's, and nothing in
+    /// it is unlinked or swept.
+    pub(crate) lock: Option<(u64, u64)>,
 }
 
 impl Tidy {
@@ -68,6 +72,12 @@ impl Tidy {
     /// summary's own write, so the `DirSync` counts of fault plans stay
     /// those of the writer's thread. None of this can lose a record.
     pub(crate) fn run(&self, io: &Io) -> u64 {
+        if let Some(lock) = self.lock
+            && !crate::lock::still_ours(&self.dir, lock)
+        {
+            tracing::warn!(dir = %self.dir.display(), "the directory is no longer this writer's; its retention tidy is skipped");
+            return 1;
+        }
         let mut errors = 0;
         if let Err(e) = crate::pruned::sync(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "fsync of the pruned-segments summary failed");
@@ -245,7 +255,7 @@ mod tests {
         for seq in [2, 3] {
             std::fs::write(crate::sidecar::sidecar_path(&seg(seq)), b"index").unwrap();
         }
-        let tidy = Tidy { dir: dir.path().to_path_buf(), first_seq: 3 };
+        let tidy = Tidy { dir: dir.path().to_path_buf(), first_seq: 3, lock: None };
         assert_eq!(tidy.run(&Io::default()), 0);
         let mut left: Vec<String> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();

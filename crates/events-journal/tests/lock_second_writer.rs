@@ -106,3 +106,53 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
     let seqs: Vec<u64> = Reader::open(&moved).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs, [1, 2, 3], "nothing after the failure was written");
 }
+
+/// The directory replaced while a roll's fdatasync runs (`Interval`, held
+/// 2 s), after the roll's own check passed: renamed away, and a journal of
+/// another epoch made at the path with records 1..=3. The roll looks again
+/// before it creates the new segment: it fails with `DirectoryReplaced`
+/// and creates nothing there, so the other journal opens and reads
+/// `[1, 2, 3]`. It had created its segment (of its epoch, first seq 4) in
+/// the other journal, which then failed to open (`EpochMismatch`).
+#[test]
+fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_journal() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    use events_journal::{Retention, SyncPolicy};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, moved) = (tmp.path().join("journal"), tmp.path().join("moved"));
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new()
+        .segment_bytes(512)
+        .retention(Retention::unlimited())
+        .sync(SyncPolicy::Interval(std::time::Duration::from_secs(60)))
+        .faults(plan.clone());
+    let (mut journal, _) = Journal::open(&dir, opts).unwrap();
+    for n in 1..=3 {
+        journal.append(n, [7u8; 100]).unwrap();
+    }
+    let before = plan.count(Step::RollSync);
+    plan.inject(Step::RollSync, before, Fault::Stall(std::time::Duration::from_secs(2)));
+    let replacer = std::thread::spawn({
+        let dir = dir.clone();
+        move || {
+            while plan.count(Step::RollSync) == before {
+                std::thread::yield_now();
+            }
+            std::fs::rename(&dir, moved).unwrap();
+            let (mut other, _) = Journal::open(&dir, JournalOptions::new().segment_bytes(512)).unwrap();
+            for n in 1..=3 {
+                other.append(n, [n as u8; 100]).unwrap();
+            }
+            other.close().unwrap();
+        }
+    });
+    let rolled = journal.roll();
+    replacer.join().unwrap();
+    assert!(matches!(&rolled, Err(JournalError::DirectoryReplaced { .. })), "{rolled:?}");
+    drop(journal);
+    let opened = Journal::open(&dir, JournalOptions::new().segment_bytes(512));
+    assert!(opened.is_ok(), "the other journal opens: {:?}", opened.err());
+    drop(opened);
+    let seqs: Vec<u64> = Reader::open(&dir).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+}
