@@ -196,6 +196,16 @@ pub(crate) fn follow<E: Event>(
     history.chain(live).boxed()
 }
 
+/// The epoch in the header of the segment at `path`; `None` when it
+/// cannot be read or decoded.
+fn segment_epoch(path: &std::path::Path) -> Option<u64> {
+    use events_journal::format::{HEADER_LEN, SegmentHeader};
+    use std::io::Read;
+    let mut header = [0u8; HEADER_LEN];
+    std::fs::File::open(path).ok()?.read_exact(&mut header).ok()?;
+    SegmentHeader::decode(&header).ok().map(|h| h.epoch)
+}
+
 /// Where the live part of [`follow`] resumes: after the history, or after
 /// `from` when that is past it (the history then read nothing; resuming at
 /// its limit would hand out events at or before `from` again, and a `from`
@@ -254,10 +264,17 @@ impl<C: Codec> Read<C> {
     /// Recreated or replaced (while this segment was read, or since the
     /// read listed the segments; under a writer too), the files at the
     /// paths the read goes through hold another journal's records: an
-    /// error, never a history that mixes the two.
+    /// error, never a history that mixes the two. The segment at `path`
+    /// tells, by its header (one small read); only when it cannot (gone,
+    /// or its header unreadable) does the newest segment's header, found
+    /// by listing the directory.
     fn check_epoch(&self, path: &std::path::Path) -> Result<()> {
         let expected = self.epoch;
-        match self.shared.reader.epoch()? {
+        let found = match segment_epoch(path) {
+            Some(found) => found,
+            None => self.shared.reader.epoch()?,
+        };
+        match found {
             found if found != expected => {
                 Err(JournalError::EpochMismatch { path: path.to_path_buf(), expected, found }.into())
             }
