@@ -353,7 +353,11 @@ impl Source {
             // the stream's; taken as none, a reader from a bare zero started
             // after it, and never got what the stream holds.
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound && self.is_exclusive() => {
-                crate::resync::last_by_sequence(&self.stream, state, None).await?
+                match crate::resync::last_by_sequence(&self.stream, state, None).await? {
+                    Some(last) => last,
+                    // Emptied since `state` (a purge, its limits).
+                    None => return Ok(None),
+                }
             }
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
             Err(e) => return Err(NatsError::js("reading the last message", e)),

@@ -96,8 +96,15 @@ impl Task {
             // A stream of this subject alone, not empty: nats-server 2.9
             // answers so after the subject's last messages were deleted,
             // until it restarts. Its last message is the stream's.
+            // None: emptied since `info`; the resync that retries this
+            // reads the stream's info again.
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                last_by_sequence(&self.stream, &info.state, Some(self.ack_timeout)).await?
+                last_by_sequence(&self.stream, &info.state, Some(self.ack_timeout)).await?.ok_or_else(|| {
+                    NatsError::js(
+                        "reading the stream's last message",
+                        "none left; the stream changed while it was read",
+                    )
+                })?
             }
             Err(e) => return Err(NatsError::js("reading the stream's last message", e)),
         };
@@ -140,14 +147,13 @@ impl Task {
 /// message found" for the subject's last message after its last messages
 /// were deleted, until it restarts. From the last sequence down past the
 /// deleted ones, at most as many as the stream counts deleted, each request
-/// bounded by `each` if given. None found there (the stream emptied since
-/// `state`, by a purge or its limits): an error, and whoever retries reads
-/// the stream's state again.
+/// bounded by `each` if given. `None` when none is there: the stream
+/// emptied since `state` (a purge, its limits).
 pub(crate) async fn last_by_sequence(
     stream: &async_nats::jetstream::stream::Stream,
     state: &async_nats::jetstream::stream::State,
     each: Option<std::time::Duration>,
-) -> Result<async_nats::jetstream::message::StreamMessage, NatsError> {
+) -> Result<Option<async_nats::jetstream::message::StreamMessage>, NatsError> {
     let op = "reading the stream's last message by sequence";
     let deleted = state.deleted_count.unwrap_or(0);
     let lowest = state.last_sequence.saturating_sub(deleted).max(state.first_sequence);
@@ -159,12 +165,12 @@ pub(crate) async fn last_by_sequence(
             None => stream.get_raw_message(stream_seq).await,
         };
         match found {
-            Ok(message) => return Ok(message),
+            Ok(message) => return Ok(Some(message)),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
             Err(e) => return Err(NatsError::js(op, e)),
         }
     }
-    Err(NatsError::js(op, "no message at its last sequences; the stream changed while it was read"))
+    Ok(None)
 }
 
 /// Whether a JetStream request failed because the stream does not exist

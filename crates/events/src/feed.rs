@@ -301,21 +301,25 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// # Errors
     ///
     /// [`Error::Closed`] if the feed was already closed (or another
-    /// handle's `close` is under way: this one returns once it is done,
-    /// with [`Error::Unhealthy`] naming its failure if it failed);
+    /// handle's `close` is under way: this one returns once it is done),
+    /// [`Error::Unhealthy`] naming the cause instead if the feed had failed
+    /// (that close's final fsync, or the writer thread's panic);
     /// [`Error::Journal`] if the final fsync failed (its operation, path
     /// and OS error), or `JournalError::Failed` naming the cause if the
     /// journal had failed before.
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
-        if let Err(closed) = self.inbox.send(Cmd::Close { ack }).await {
+        let closed = match self.inbox.send(Cmd::Close { ack }).await {
+            Ok(()) => rx.await.map_err(|_| Error::Closed)?,
             // Another close is under way (perhaps one cut short, whose
             // caller is gone) or done: it ends when that one has, with its
-            // failure if it failed, so the directory is free on return.
-            self.shared.wait_closed().await;
-            return Err(self.shared.failure().map_or(closed, |cause| Error::Unhealthy { cause }));
-        }
-        let closed = rx.await.map_err(|_| Error::Closed)?;
+            // failure if it failed, so the directory is free on return,
+            // and once the sinks took their events, as below.
+            Err(closed) => {
+                self.shared.wait_closed().await;
+                Err(self.shared.failure().map_or(closed, |cause| Error::Unhealthy { cause }))
+            }
+        };
         if let Some((mut done, wait)) = self.sinks_done {
             // The writer dropped its end of the sink queue before answering.
             if !within(wait, done.wait_for(|d| *d)).await {
