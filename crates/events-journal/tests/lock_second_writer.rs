@@ -156,3 +156,48 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
     let seqs: Vec<u64> = Reader::open(&dir).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs, [1, 2, 3]);
 }
+
+/// The directory replaced while the sealer thread's tidy of a pruning roll
+/// waits behind a slow seal (`Never`, the seal's fdatasync held 2 s): the
+/// tidy finds the lock file another one and leaves the journal now at the
+/// path alone. It had swept that journal's sidecar indexes named below the
+/// old writer's first seq (here `…01.idx`) and unlinked its `.removed`
+/// files.
+#[test]
+fn a_tidy_queued_before_a_replacement_leaves_the_other_journal_alone() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    use events_journal::{Retention, SyncPolicy};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, moved) = (tmp.path().join("journal"), tmp.path().join("moved"));
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new()
+        .segment_bytes(512)
+        .retention(Retention::segments(2))
+        .sync(SyncPolicy::Never)
+        .faults(plan.clone());
+    let (mut journal, _) = Journal::open(&dir, opts).unwrap();
+    for n in 1..=12 {
+        journal.append(n, [7u8; 100]).unwrap();
+    }
+    assert!(journal.first_seq() > 1, "retention pruned");
+    // The next roll's seal stalls on the sealer thread; its tidy waits behind it.
+    let stalled = plan.count(Step::RollSync);
+    plan.inject(Step::RollSync, stalled, Fault::Stall(std::time::Duration::from_secs(2)));
+    let (rolls, first) = (journal.stats().rolls, journal.first_seq());
+    let mut n = 13;
+    while journal.stats().rolls == rolls {
+        journal.append(n, [7u8; 100]).unwrap();
+        n += 1;
+    }
+    assert!(journal.first_seq() > first, "the roll pruned");
+    std::fs::rename(&dir, &moved).unwrap();
+    let (mut other, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    other.append(1, b"other").unwrap();
+    other.close().unwrap();
+    let (sidecar, removed) = (dir.join("00000000000000000001.idx"), dir.join("00000000000000000007.seg.removed"));
+    std::fs::write(&sidecar, b"an index of the other journal").unwrap();
+    std::fs::write(&removed, b"a segment the other journal is removing").unwrap();
+    let _ = journal.sync(); // waits for the sealer's jobs
+    assert!(sidecar.exists(), "the other journal's sidecar was swept");
+    assert!(removed.exists(), "the other journal's .removed file was unlinked");
+}
