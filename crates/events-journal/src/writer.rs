@@ -241,6 +241,19 @@ impl Journal {
         err
     }
 
+    /// Whether the journal's directory is still this writer's, for a
+    /// caller about to read its files by their paths: not once it was
+    /// deleted or replaced (its lock file gone, or another one), when the
+    /// files at those paths may be another journal's. A `stat` of the lock
+    /// file.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::DirectoryReplaced`] naming the directory.
+    pub fn check_directory(&self) -> Result<(), JournalError> {
+        self.lock.check_still_ours(&self.dir)
+    }
+
     /// Reports, without an append, a failure the writer's background
     /// threads found since: an `fdatasync` of `SyncPolicy::Interval`, a
     /// seal under `SyncPolicy::Never`, a panic of the sealer's retention

@@ -118,6 +118,10 @@ impl Guard {
         let cached = match self.versions.get(stream) {
             Some(&v) => v,
             None => {
+                // Read by their paths: not in a directory that is no longer
+                // the writer's, whose files may be another journal's (a
+                // version from there would admit a lost update).
+                journal.check_directory()?;
                 let limit = next_seq - 1;
                 let segments = journal.segments();
                 let found =

@@ -121,3 +121,35 @@ async fn a_writers_reads_after_its_directory_is_replaced_never_serve_the_other_j
     other.close().await.unwrap();
     let _ = feed.close().await;
 }
+
+/// A writer's directory replaced under it (renamed away, and a feed made
+/// at the path whose stream "s" is at version 3), then a conditional
+/// append on the writer expecting version 3 before its timer notices: it is
+/// refused with `DirectoryReplaced`. Its version lookup read the files at
+/// the path, found the other journal's 3 and admitted the append into its
+/// own journal, where "s" was at 5: a lost update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_append_after_the_directory_is_replaced_is_refused() {
+    use events::layers::journal::JournalError;
+    use events::{AppendOptions, Expected, Seq};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    let feed: Feed<Ev> =
+        Feed::builder(&dir).retention_check(std::time::Duration::from_secs(3600)).open().await.unwrap();
+    for n in 1..=5 {
+        feed.append(Some("s"), msg(n)).await.unwrap();
+    }
+    std::fs::rename(&dir, tmp.path().join("moved")).unwrap();
+    let other: Feed<Ev> = Feed::builder(&dir).open().await.unwrap();
+    for n in 1..=3 {
+        other.append(Some("s"), msg(100 + n)).await.unwrap();
+    }
+    let options = AppendOptions::new().expect(Expected::Exact(Seq::new(3)));
+    let appended = feed.append_with(Some("s"), msg(6), options).await;
+    assert!(
+        matches!(&appended, Err(Error::Journal(JournalError::DirectoryReplaced { .. }))),
+        "admitted on the other journal's version: {appended:?}"
+    );
+    other.close().await.unwrap();
+    let _ = feed.close().await;
+}
