@@ -208,3 +208,27 @@ fn repair_refuses_what_it_cannot_tell_apart_from_another_format_or_journal() {
     assert!(matches!(&err, JournalError::UnsupportedVersion { path, version: 2 } if *path == middle), "{err}");
     assert!(snapshot(tmp.path()) == before);
 }
+
+/// A journal of one segment whose header CRC and last record are both
+/// damaged: no segment has a valid header to give the journal's epoch, so
+/// `repair` takes it from the previous writer's watermark. The journal
+/// keeps its epoch, and the next seq is 6, above every seq acknowledged
+/// (the watermark's 5). It had made up a new epoch: followers saw another
+/// journal, and the watermark of the old epoch no longer counted, so seq
+/// 5, cut with the damaged record, was handed out again.
+#[test]
+fn a_repair_with_no_valid_header_keeps_the_journals_epoch_and_reuses_no_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), opts()).unwrap();
+    for seq in 1..=5 {
+        j.append(ts(seq), payload(seq)).unwrap();
+    }
+    let epoch = j.epoch();
+    j.close().unwrap();
+    let only = segments(dir.path()).remove(0);
+    corrupt(&only, 60, 1); // the header's CRC
+    let len = std::fs::metadata(&only).unwrap().len() as usize;
+    corrupt(&only, len - 1, 1); // the last record
+    let report = Journal::repair(dir.path(), opts()).unwrap();
+    assert_eq!((report.epoch, report.next_seq), (epoch, 6), "{report:?}");
+}
