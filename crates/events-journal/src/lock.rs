@@ -191,7 +191,9 @@ fn try_lock(file: &File) -> io::Result<bool> {
 #[cfg(target_os = "linux")]
 fn test_lock(path: &Path) -> io::Result<Option<bool>> {
     use std::os::fd::AsRawFd;
-    let file = match File::open(path) {
+    // Not a plain open: a FIFO under the name blocked it for ever, with no
+    // writer to open the other end.
+    let file = match crate::own_file::open_regular(path) {
         Ok(f) => f,
         // No lock file: no writer ever opened this directory, or it is being recreated.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(false)),

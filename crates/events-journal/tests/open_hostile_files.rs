@@ -287,6 +287,19 @@ fn fifos_under_the_journals_own_names_are_errors_or_replaced_never_a_hang() {
         assert!(events_journal::PrunedLog::read(dir.path()).is_some(), "{name}: the summary was written");
     }
 
+    // `LOCK`, with no writer running: a reader (and `verify`, `inspect`)
+    // tests the lock without taking it, and had blocked in `open(2)`.
+    let dir = tempfile::tempdir().unwrap();
+    journal_with_two_segments(dir.path());
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+    fifo(&dir.path().join("LOCK"));
+    let path = dir.path().to_path_buf();
+    let read = returns("a reader beside a FIFO LOCK", move || {
+        let reader = events_journal::Reader::open(&path)?;
+        Ok::<_, JournalError>((reader.last_seq()?, reader.writer_running()))
+    });
+    assert!(matches!(read, Ok((last, _)) if last > 0), "{read:?}");
+
     let dir = tempfile::tempdir().unwrap();
     let idx = dir.path().join("00000000000000000001.idx");
     fifo(&idx);
