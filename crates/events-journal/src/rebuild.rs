@@ -191,7 +191,10 @@ fn salvage_name(path: &Path) -> PathBuf {
     path.with_extension("seg.salvage")
 }
 
-/// Creates (or overwrites) `path` with `header` and the `ranges` of `image`, and fsyncs it.
+/// Creates (or replaces) `path` with `header` and the `ranges` of `image`, and fsyncs it.
+/// Whatever was at `path` (a copy an earlier rebuild left, or a FIFO or symlink, which
+/// opening for writing would block on or write through) is removed first, and the file
+/// is created new.
 fn write_copy(
     io: &Io,
     path: &Path,
@@ -199,8 +202,13 @@ fn write_copy(
     image: &[u8],
     ranges: &[Range<usize>],
 ) -> Result<(), JournalError> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(JournalError::io("remove salvage segment", path, e)),
+    }
     let f = io
-        .op(Step::Salvage, || OpenOptions::new().write(true).create(true).truncate(true).open(path))
+        .op(Step::Salvage, || OpenOptions::new().write(true).create_new(true).open(path))
         .map_err(|e| JournalError::io("create salvage segment", path, e))?;
     io.write_all(Step::Salvage, &f, &header.encode())
         .map_err(|e| JournalError::io("write salvage segment", path, e))?;

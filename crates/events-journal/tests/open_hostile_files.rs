@@ -287,6 +287,28 @@ fn fifos_under_the_journals_own_names_are_errors_or_replaced_never_a_hang() {
         assert!(events_journal::PrunedLog::read(dir.path()).is_some(), "{name}: the summary was written");
     }
 
+    // A rebuild's staging name (`<seq>.seg.salvage`, left by whatever):
+    // a salvage open that rebuilds the damaged segment replaces it. Opened
+    // for writing as it was, a FIFO blocked the open for ever (and a
+    // symlink would have been written through).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    for seq in 1..=3 {
+        j.append(ts(seq), payload(seq)).unwrap();
+    }
+    j.close().unwrap();
+    let seg = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[64 + 24 + payload(1).len() + 24 + 5] ^= 1; // damage seq 2
+    std::fs::write(&seg, bytes).unwrap();
+    fifo(&seg.with_extension("seg.salvage"));
+    let path = dir.path().to_path_buf();
+    let opened = returns("a rebuild beside a FIFO staging file", move || {
+        let opts = JournalOptions::new().recovery(RecoveryMode::SkipCorrupt);
+        Journal::open(&path, opts).map(|(j, _)| j.last_seq())
+    });
+    assert!(matches!(opened, Ok(3)), "{opened:?}");
+
     // `LOCK`, with no writer running: a reader (and `verify`, `inspect`)
     // tests the lock without taking it, and had blocked in `open(2)`.
     let dir = tempfile::tempdir().unwrap();
