@@ -262,7 +262,7 @@ pub(crate) fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
 /// with the file's offset put back at 0; `None` when data runs to the end,
 /// or where the platform or the file system cannot tell.
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn data_end(file: &File) -> Option<u64> {
+pub(crate) fn data_end(file: &File) -> Option<u64> {
     use std::io::{Seek, SeekFrom};
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
@@ -278,7 +278,7 @@ fn data_end(file: &File) -> Option<u64> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn data_end(_: &File) -> Option<u64> {
+pub(crate) fn data_end(_: &File) -> Option<u64> {
     None
 }
 

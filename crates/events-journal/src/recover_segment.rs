@@ -306,7 +306,12 @@ pub(crate) fn recover_newest(
     // any truncation below (a rebuild replaces the file by a rename, which
     // leaves the mapped inode intact).
     let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
-    let scan = scan::scan(&map, seg.first_seq);
+    // Up to where its data ends: past that are holes, zeros a torn tail
+    // ends in. A sparse file of any length (damaged or hostile) then costs
+    // what it holds, not a search at every offset of its length.
+    let data = crate::mapping::data_end(&file)
+        .map_or(map.len(), |end| map.len().min(usize::try_from(end).unwrap_or(usize::MAX)));
+    let scan = scan::scan(&map[..data], seg.first_seq);
     let file_len = map.len() as u64;
     let header = match head {
         Ok(h) => h,

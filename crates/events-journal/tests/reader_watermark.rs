@@ -326,6 +326,26 @@ fn a_dead_writers_sparse_newest_segment_is_read_without_copying_its_length() {
     events_journal::verify(dir.path()).unwrap();
 }
 
+/// A dead writer's newest segment made sparse and 1 TiB long: the next
+/// writer's open recovers it as a torn tail (the holes read as zeros) and
+/// goes on at 5, in about the time its data takes. Recovery's scan had
+/// walked every offset of the terabyte looking for valid frames after the
+/// first zero one, for tens of minutes with the lock held.
+#[test]
+fn a_sparse_terabyte_newest_segment_is_recovered_in_the_time_its_data_takes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    killed_writer(dir.path(), JournalOptions::new(), 3, payload);
+    let newest = support::segments(dir.path()).pop().unwrap();
+    std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(1 << 40).unwrap();
+    let path = dir.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(Journal::open(&path, JournalOptions::new()).map(|(j, _)| j.next_seq())));
+    let next = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the open took over a minute");
+    assert_eq!(next.unwrap(), 5);
+    assert!(std::fs::metadata(&newest).unwrap().len() < 1 << 20, "the torn tail was cut");
+}
+
 /// A sealed segment made sparse and 1 TiB long: the open that reads it
 /// whole (its last frame is not where the next segment's name says) fails
 /// with an error naming it. Its image had been allocated at the file's
