@@ -241,16 +241,19 @@ pub(crate) fn map_segment(
 /// Reads up to `len` bytes of `file` into a private buffer; a file that
 /// shrank meanwhile gives a shorter copy, never an error or a fault.
 ///
-/// The copy stops at a hole with no data after it: nothing a walk could
-/// serve lies there (it reads as zeros), and a sparse file of any length
-/// (a damaged or hostile one: a segment's length is no bound a reader can
-/// trust) costs what it holds. Data after a hole (blocks a power loss kept
-/// out of order, or zeros a file system stores as a hole) is copied, so
-/// the walk sees what recovery sees. The buffer is asked for fallibly: a
-/// length the allocator refuses is this read's error, not an abort.
+/// The copy stops one largest frame (of the default record limit) past
+/// the start of a hole with no data after it: no frame starts there (it
+/// reads as zeros), but one that starts before it may end in it (zeros a
+/// file system stored as a hole), and recovery keeps such a frame. A
+/// sparse file of any length (a damaged or hostile one: a segment's length
+/// is no bound a reader can trust) then costs what it holds. Data after a
+/// hole (blocks a power loss kept out of order) is copied, so the walk
+/// sees what recovery sees. The buffer is asked for fallibly: a length the
+/// allocator refuses is this read's error, not an abort.
 pub(crate) fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
     use std::io::Read;
-    let len = len.min(data_end(file).unwrap_or(len));
+    const LARGEST_FRAME: u64 = (16 << 20) + crate::format::FRAME_HEADER_LEN as u64;
+    let len = len.min(data_end(file).map_or(len, |end| end.saturating_add(LARGEST_FRAME)));
     let mut buf = Vec::new();
     let capacity = usize::try_from(len).map_err(std::io::Error::other)?;
     buf.try_reserve_exact(capacity).map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;

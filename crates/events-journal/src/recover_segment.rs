@@ -270,6 +270,8 @@ pub(crate) struct Mode {
     /// The previous writer's watermark: how far readers may have mapped
     /// the newest segment.
     pub(crate) previous: Option<Watermark>,
+    /// The largest record the journal takes (`JournalOptions::max_record_bytes`).
+    pub(crate) max_record: u32,
 }
 
 /// The newest segment after recovery.
@@ -297,7 +299,7 @@ pub(crate) fn recover_newest(
     seg: &SegmentFile,
     head: Result<SegmentHeader, &String>,
     template: SegmentHeader,
-    Mode { mode, kept, previous }: Mode,
+    Mode { mode, kept, previous, max_record }: Mode,
     listed: &[SegmentFile],
 ) -> Result<Newest, JournalError> {
     let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
@@ -306,11 +308,16 @@ pub(crate) fn recover_newest(
     // any truncation below (a rebuild replaces the file by a rename, which
     // leaves the mapped inode intact).
     let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
-    // Up to where its data ends: past that are holes, zeros a torn tail
-    // ends in. A sparse file of any length (damaged or hostile) then costs
-    // what it holds, not a search at every offset of its length.
+    // Up to where its data ends, and one largest frame further: past that
+    // are only holes (zeros), where no frame starts. A frame that starts
+    // before the end may run into them (a file system may store a block of
+    // zeros it wrote as a hole), so the scan covers it whole. A sparse file
+    // of any length (damaged or hostile) then costs what it holds, not a
+    // search at every offset of its length.
+    let largest = FRAME_HEADER_LEN + max_record as usize;
     let data = crate::mapping::data_end(&file)
-        .map_or(map.len(), |end| map.len().min(usize::try_from(end).unwrap_or(usize::MAX)));
+        .and_then(|end| usize::try_from(end).ok())
+        .map_or(map.len(), |end| map.len().min(end.saturating_add(largest)));
     let scan = scan::scan(&map[..data], seg.first_seq);
     let file_len = map.len() as u64;
     let header = match head {

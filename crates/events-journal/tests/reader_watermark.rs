@@ -346,6 +346,44 @@ fn a_sparse_terabyte_newest_segment_is_recovered_in_the_time_its_data_takes() {
     assert!(std::fs::metadata(&newest).unwrap().len() < 1 << 20, "the torn tail was cut");
 }
 
+/// A dead writer's newest segment whose last record ends in zeros a file
+/// system stored as a hole (here punched, through the file's end): that
+/// record is data before the hole, and recovery's scan, bounded by where
+/// the data ends, still covers the largest frame past it, so the record is
+/// kept. Bounded at the hole alone, the scan cut the record as a torn tail.
+#[test]
+fn a_record_ending_in_a_hole_is_kept_by_recovery() {
+    use events_journal::format::{FRAME_HEADER_LEN, HEADER_LEN};
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let start4: usize = HEADER_LEN + (1..=3).map(|s| FRAME_HEADER_LEN + payload(s).len()).sum::<usize>();
+    let end4 = (start4 + FRAME_HEADER_LEN + 16384).next_multiple_of(4096);
+    let zeros = end4 - start4 - FRAME_HEADER_LEN;
+    killed_writer(dir.path(), JournalOptions::new(), 3, |seq| if seq == 4 { vec![0; zeros] } else { payload(seq) });
+    let newest = support::segments(dir.path()).pop().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&newest).unwrap();
+    file.set_len(end4 as u64).unwrap(); // no reserved space after the record
+    let hole = (start4 + FRAME_HEADER_LEN).next_multiple_of(4096);
+    // SAFETY: a valid descriptor; the range lies within the file.
+    let punched = unsafe {
+        libc::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            hole as libc::off_t,
+            (end4 - hole) as libc::off_t,
+        )
+    };
+    assert_eq!(punched, 0, "punch a hole: {}", std::io::Error::last_os_error());
+    drop(file);
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.writer_running(), Some(false));
+    assert_eq!(reader.last_seq().unwrap(), 4, "a reader of the dead writer's copy reads record 4");
+    let seqs: Vec<u64> = read_all(&reader, 0).iter().map(|r| r.seq()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!(j.next_seq(), 5, "record 4, ending in the hole, was kept");
+}
+
 /// A sealed segment made sparse and 1 TiB long: the open that reads it
 /// whole (its last frame is not where the next segment's name says) fails
 /// with an error naming it. Its image had been allocated at the file's
