@@ -308,17 +308,18 @@ pub(crate) fn recover_newest(
     // any truncation below (a rebuild replaces the file by a rename, which
     // leaves the mapped inode intact).
     let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
-    // Up to where its data ends, and one largest frame further: past that
-    // are only holes (zeros), where no frame starts. A frame that starts
-    // before the end may run into them (a file system may store a block of
-    // zeros it wrote as a hole), so the scan covers it whole. A sparse file
-    // of any length (damaged or hostile) then costs what it holds, not a
-    // search at every offset of its length.
+    // The valid frames are walked as far as they go. The search for valid
+    // frames after damage looks only up to where the data ends and one
+    // largest frame further (a frame that starts before the end may run
+    // into the holes: a file system may store a block of zeros it wrote as
+    // one): past that are only holes, zeros where no frame starts. A
+    // sparse file of any length (damaged or hostile) then costs what it
+    // holds, not a search at every offset of its length.
     let largest = FRAME_HEADER_LEN + max_record as usize;
     let data = crate::mapping::data_end(&file)
         .and_then(|end| usize::try_from(end).ok())
         .map_or(map.len(), |end| map.len().min(end.saturating_add(largest)));
-    let scan = scan::scan(&map[..data], seg.first_seq);
+    let scan = scan::scan_searching(&map, seg.first_seq, data);
     let file_len = map.len() as u64;
     let header = match head {
         Ok(h) => h,
@@ -357,7 +358,7 @@ pub(crate) fn recover_newest(
     // empty segment: what a roll, a skip, or a salvage's reservation of the
     // seqs it drops leaves (a salvage interrupted before its skip is
     // finished here, in every mode).
-    let empty = scan.next_seq == seg.first_seq && format::only_zeros_after_header(&map);
+    let empty = scan.next_seq == seg.first_seq && format::only_zeros_after_header(&map[..data]);
     let short = match &scan.damage {
         _ if empty => None,
         None => Some(format!("the newest segment ends at byte {cut}")),

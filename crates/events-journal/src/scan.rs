@@ -79,6 +79,14 @@ pub(crate) struct Run {
 
 /// Walks the frames of a segment image (header included) expecting seqs from `first_seq`.
 pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
+    scan_searching(buf, first_seq, buf.len())
+}
+
+/// [`scan`], whose search for valid frames after damage looks only in
+/// `buf[..search_end]` (past it, the caller knows, are only zeros: holes
+/// of a sparse file), while the walk of the valid frames goes as far as
+/// they do. A file of any length then costs what it holds.
+pub(crate) fn scan_searching(buf: &[u8], first_seq: u64, search_end: usize) -> Scan {
     let mut off = HEADER_LEN.min(buf.len());
     let mut expected = first_seq;
     let mut records = 0;
@@ -97,7 +105,8 @@ pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
             FrameCheck::BadCrc => break Some(("frame checksum mismatch".to_owned(), false)),
         }
     };
-    let damage = damage.map(|(reason, crc_valid)| Damage::new(buf, off, reason, crc_valid, expected));
+    let searched = &buf[..search_end.clamp(off, buf.len())];
+    let damage = damage.map(|(reason, crc_valid)| Damage::new(searched, off, reason, crc_valid, expected));
     Scan { valid_end: off, next_seq: expected, records, damage }
 }
 
