@@ -142,8 +142,7 @@ impl Journal {
         let listing = segment::list(&dir, true)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| {
-            let recorded = (watermark.previous(), previous_lease.map(|l| l.epoch));
-            recovery::recover(&options.io, &dir, &listing.segments, &options, kept, recorded)
+            recovery::recover(&options.io, &dir, &listing.segments, &options, kept, watermark.previous())
         })?;
         let mut report = RecoveryReport {
             created: rec.created,

@@ -66,7 +66,7 @@ pub(crate) fn recover(
     listed: &[SegmentFile],
     opts: &JournalOptions,
     kept: Option<Kept>,
-    (previous, lease_epoch): (Option<Watermark>, Option<u64>),
+    previous: Option<Watermark>,
 ) -> Result<Recovered, JournalError> {
     if listed.is_empty() {
         return create_first(io, dir, opts.codec_tag);
@@ -75,7 +75,11 @@ pub(crate) fn recover(
     let mut action = None;
     let mut sealed = Vec::new();
     for pass in 0..3 {
-        let recorded = previous.map(|wm| wm.epoch).or(lease_epoch).filter(|&e| e != 0);
+        // The journal's epoch when no segment header gives it: the previous
+        // writer's watermark's, when it names one of these segments (not a
+        // watermark an earlier journal left beside segments deleted by hand).
+        let recorded =
+            previous.filter(|wm| wm.epoch != 0 && listed.iter().any(|s| s.first_seq == wm.segment)).map(|wm| wm.epoch);
         let (mut rec, relist) = recover_pass(io, dir, &listed, opts, kept, (previous, recorded), pass == 0)?;
         action = action.or(rec.action.take());
         sealed.append(&mut rec.sealed);
@@ -175,9 +179,9 @@ fn recover_pass(
     }
     // No valid header anywhere (a repair of damaged ones, a torn newest
     // one): still this journal, whose epoch the previous writer's
-    // watermark, or else its lease, names. A new one would make every
-    // follower reset, and let the watermark of the old epoch no longer
-    // hold the next seq above what was acknowledged.
+    // watermark names. A new one would make every follower reset, and let
+    // the watermark of the old epoch no longer hold the next seq above what
+    // was acknowledged.
     let epoch = epoch.or(recorded).unwrap_or_else(new_epoch);
     let template =
         |first_seq: u64, created_at: u64| SegmentHeader { epoch, first_seq, created_at, codec_tag: opts.codec_tag };
