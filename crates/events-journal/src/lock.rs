@@ -81,6 +81,13 @@ impl DirLock {
             .op(Step::LockCreate, || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path))
             .map_err(|e| JournalError::io("open lock file", &path, e))?;
         let meta = file.metadata().map_err(|e| JournalError::io("stat lock file", &path, e))?;
+        // A FIFO (which the open above does not block on) or a device can
+        // take a lock too, but readers cannot test one without blocking:
+        // only a regular file is the journal's lock.
+        if !meta.is_file() {
+            let kind = io::Error::new(io::ErrorKind::InvalidData, "not a regular file (a FIFO, socket or device)");
+            return Err(JournalError::io("open lock file", &path, kind));
+        }
         let key = (meta.dev(), meta.ino());
         let deadline = Instant::now() + FORK_WAIT;
         loop {
@@ -197,6 +204,8 @@ fn test_lock(path: &Path) -> io::Result<Option<bool>> {
         Ok(f) => f,
         // No lock file: no writer ever opened this directory, or it is being recreated.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(false)),
+        // Not a regular file: no writer takes such a lock (`acquire` refuses it).
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Some(false)),
         Err(e) => return Err(e),
     };
     // A read lock conflicts with the writer's write lock; testing it needs

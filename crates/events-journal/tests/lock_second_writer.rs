@@ -197,7 +197,9 @@ fn a_tidy_queued_before_a_replacement_leaves_the_other_journal_alone() {
     let (sidecar, removed) = (dir.join("00000000000000000001.idx"), dir.join("00000000000000000007.seg.removed"));
     std::fs::write(&sidecar, b"an index of the other journal").unwrap();
     std::fs::write(&removed, b"a segment the other journal is removing").unwrap();
+    let tidy_errors = journal.stats().prune_errors;
     let _ = journal.sync(); // waits for the sealer's jobs
+    assert!(journal.stats().prune_errors > tidy_errors, "the tidy ran after the replacement and skipped it");
     assert!(sidecar.exists(), "the other journal's sidecar was swept");
     assert!(removed.exists(), "the other journal's .removed file was unlinked");
 }

@@ -320,7 +320,14 @@ fn fifos_under_the_journals_own_names_are_errors_or_replaced_never_a_hang() {
         let reader = events_journal::Reader::open(&path)?;
         Ok::<_, JournalError>((reader.last_seq()?, reader.writer_running()))
     });
-    assert!(matches!(read, Ok((last, _)) if last > 0), "{read:?}");
+    assert!(matches!(read, Ok((last, Some(false))) if last > 0), "no writer holds it: {read:?}");
+    let path = dir.path().to_path_buf();
+    match returns("a writer on a FIFO LOCK", move || Journal::open(&path, JournalOptions::new()).map(|_| ())) {
+        Err(JournalError::Io { path, source, .. }) => {
+            assert!(path.ends_with("LOCK") && source.to_string().contains("not a regular file"), "{source}");
+        }
+        other => panic!("a writer took a FIFO for its lock: {other:?}"),
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let idx = dir.path().join("00000000000000000001.idx");

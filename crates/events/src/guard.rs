@@ -126,6 +126,9 @@ impl Guard {
                 let segments = journal.segments();
                 let found =
                     last_seq_of(shared, &segments, &mut self.filters, codec, stream.as_str().as_bytes(), limit)?;
+                // And after: a replacement during the lookup (which may
+                // read indexes and scan segments for a while).
+                journal.check_directory()?;
                 if self.versions.len() >= VERSION_CACHE {
                     self.versions.clear();
                 }
