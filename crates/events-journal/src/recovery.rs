@@ -305,7 +305,9 @@ fn new_epoch() -> u64 {
 /// what a crash can leave behind a torn header, the reserved zeros at most.
 fn zeros_after_header(file: &File, seg: &SegmentFile) -> Result<bool, JournalError> {
     use std::os::unix::fs::FileExt;
-    let len = file_len(seg)?;
+    // Holes read as zeros: only what comes before them is read (a sparse
+    // file of any length costs what it holds).
+    let len = file_len(seg)?.min(crate::mapping::data_end(file).unwrap_or(u64::MAX));
     let mut buf = vec![0u8; 64 << 10];
     let mut at = HEADER_LEN as u64;
     while at < len {

@@ -346,6 +346,31 @@ fn a_sparse_terabyte_newest_segment_is_recovered_in_the_time_its_data_takes() {
     assert!(std::fs::metadata(&newest).unwrap().len() < 1 << 20, "the torn tail was cut");
 }
 
+/// A newest segment of no record whose header is torn (all zeros), made
+/// sparse and 1 TiB long: the open finds nothing but zeros after the header
+/// by reading only what comes before the holes, rewrites the header and
+/// goes on at its seq, in about the time its data takes. It had read the
+/// whole terabyte of zeros.
+#[test]
+fn a_sparse_terabyte_newest_segment_with_a_torn_header_is_opened_in_the_time_its_data_takes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    append_n(&mut j, 3);
+    j.roll().unwrap();
+    j.close().unwrap();
+    let newest = support::segments(dir.path()).pop().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&newest).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 64], 0).unwrap();
+    file.set_len(1 << 40).unwrap();
+    drop(file);
+    let path = dir.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(Journal::open(&path, JournalOptions::new()).map(|(j, _)| j.next_seq())));
+    let next = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the open took over a minute");
+    assert_eq!(next.unwrap(), 4);
+}
+
 /// A dead writer's newest segment whose last record ends in zeros a file
 /// system stored as a hole (here punched, through the file's end): that
 /// record is data before the hole, and recovery's scan, bounded by where
