@@ -60,6 +60,18 @@ fn a_writer_stops_when_its_directory_is_replaced_under_it() {
     drop(second);
 }
 
+/// A journal in `dir` of 512-byte segments, two kept, `Never` synced, its
+/// I/O through `plan`.
+fn small_segments_never_synced(dir: &std::path::Path, plan: &events_journal::fault::FaultPlan) -> Journal {
+    use events_journal::{Retention, SyncPolicy};
+    let opts = JournalOptions::new()
+        .segment_bytes(512)
+        .retention(Retention::segments(2))
+        .sync(SyncPolicy::Never)
+        .faults(plan.clone());
+    Journal::open(dir, opts).unwrap().0
+}
+
 /// The directory renamed away while a roll runs (here, while it publishes
 /// the watermark, held 2 s), after the roll's own check passed: the retention pass
 /// that ends the roll finds it and fails the writer, and the append that
@@ -68,17 +80,11 @@ fn a_writer_stops_when_its_directory_is_replaced_under_it() {
 /// (`Ok(4)`) by a writer already failed.
 #[test]
 fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
-    use events_journal::fault::{Fault, FaultPlan, Step};
-    use events_journal::{Retention, SyncPolicy};
+    use events_journal::fault::{Fault, Step};
     let tmp = tempfile::tempdir().unwrap();
     let (dir, moved) = (tmp.path().join("journal"), tmp.path().join("moved"));
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new()
-        .segment_bytes(512)
-        .retention(Retention::segments(2))
-        .sync(SyncPolicy::Never)
-        .faults(plan.clone());
-    let (mut journal, _) = Journal::open(&dir, opts).unwrap();
+    let plan = events_journal::fault::FaultPlan::new();
+    let mut journal = small_segments_never_synced(&dir, &plan);
     for n in 1..=3 {
         journal.append(n, [7u8; 100]).unwrap();
     }
@@ -165,17 +171,11 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
 /// files.
 #[test]
 fn a_tidy_queued_before_a_replacement_leaves_the_other_journal_alone() {
-    use events_journal::fault::{Fault, FaultPlan, Step};
-    use events_journal::{Retention, SyncPolicy};
+    use events_journal::fault::{Fault, Step};
     let tmp = tempfile::tempdir().unwrap();
     let (dir, moved) = (tmp.path().join("journal"), tmp.path().join("moved"));
-    let plan = FaultPlan::new();
-    let opts = JournalOptions::new()
-        .segment_bytes(512)
-        .retention(Retention::segments(2))
-        .sync(SyncPolicy::Never)
-        .faults(plan.clone());
-    let (mut journal, _) = Journal::open(&dir, opts).unwrap();
+    let plan = events_journal::fault::FaultPlan::new();
+    let mut journal = small_segments_never_synced(&dir, &plan);
     for n in 1..=12 {
         journal.append(n, [7u8; 100]).unwrap();
     }
