@@ -207,8 +207,14 @@ impl Journal {
             // reached after one that did not close.
             match previous_lease {
                 Some(l) if l.sealed_synced && !l.open => {}
-                Some(l) if l.sealed_synced => journal.sync_sealed(crate::sealer::QUEUE + 1)?,
-                _ => journal.sync_sealed(usize::MAX)?,
+                Some(l) if l.sealed_synced => {
+                    // Counted in the listing taken before recovery: the
+                    // segments a salvage just made (already durable) must
+                    // not push the dead writer's own out of the window.
+                    let queued = listing.segments.iter().rev().nth(crate::sealer::QUEUE + 1);
+                    journal.sync_sealed(queued.map_or(0, |s| s.first_seq))?;
+                }
+                _ => journal.sync_sealed(0)?,
             }
             let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
             // The last writer's watermark names the seqs it acknowledged, which
@@ -268,19 +274,18 @@ impl Journal {
         Ok((journal, report))
     }
 
-    /// `fdatasync`s the `newest` sealed segments: after a writer that did
-    /// not close cleanly, those in its sealer's queue and the one being
-    /// sealed (under `Never` the sealer syncs a roll's segment after it;
+    /// `fdatasync`s the sealed segments whose first seq is `since` or
+    /// later: after a writer that did not close cleanly, those in its
+    /// sealer's queue and the one being sealed (under `Never` the sealer syncs a roll's segment after it;
     /// every earlier one it synced, in roll order); all of them after a
     /// writer whose lease does not say its open did this (an older build).
     /// So once this writer's lease is written, every sealed segment is
     /// durable: its clean close, or its syncing every record under
     /// `Always`, vouches for all of them. Cheap: a clean file's
     /// `fdatasync` writes nothing.
-    fn sync_sealed(&self, newest: usize) -> Result<(), JournalError> {
+    fn sync_sealed(&self, since: u64) -> Result<(), JournalError> {
         let sealed = self.segments.len().saturating_sub(1);
-        let newest = sealed.saturating_sub(newest);
-        for seg in self.segments.iter().take(sealed).skip(newest) {
+        for seg in self.segments.iter().take(sealed).filter(|s| s.first_seq >= since) {
             let file = std::fs::File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
             self.opts.io.sync_data(Step::SealedSync, &file).map_err(|e| JournalError::io("fdatasync", &seg.path, e))?;
         }
