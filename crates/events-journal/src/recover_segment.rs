@@ -270,8 +270,6 @@ pub(crate) struct Mode {
     /// The previous writer's watermark: how far readers may have mapped
     /// the newest segment.
     pub(crate) previous: Option<Watermark>,
-    /// The largest record the journal takes (`JournalOptions::max_record_bytes`).
-    pub(crate) max_record: u32,
 }
 
 /// The newest segment after recovery.
@@ -299,7 +297,7 @@ pub(crate) fn recover_newest(
     seg: &SegmentFile,
     head: Result<SegmentHeader, &String>,
     template: SegmentHeader,
-    Mode { mode, kept, previous, max_record }: Mode,
+    Mode { mode, kept, previous }: Mode,
     listed: &[SegmentFile],
 ) -> Result<Newest, JournalError> {
     let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
@@ -309,16 +307,15 @@ pub(crate) fn recover_newest(
     // leaves the mapped inode intact).
     let map = unsafe { Mmap::map(&file) }.map_err(|e| JournalError::io("mmap segment", &seg.path, e))?;
     // The valid frames are walked as far as they go. The search for valid
-    // frames after damage looks only up to where the data ends and one
-    // largest frame further (a frame that starts before the end may run
-    // into the holes: a file system may store a block of zeros it wrote as
-    // one): past that are only holes, zeros where no frame starts. A
-    // sparse file of any length (damaged or hostile) then costs what it
-    // holds, not a search at every offset of its length.
-    let largest = FRAME_HEADER_LEN + max_record as usize;
+    // frames after damage looks only for frames that start before where the
+    // data ends (each read whole, holes included: a file system may store a
+    // block of zeros it wrote as one): past that are only holes, zeros
+    // where no frame starts. A sparse file of any length (damaged or
+    // hostile) then costs what it holds, not a search at every offset of
+    // its length.
     let data = crate::mapping::data_end(&file)
         .and_then(|end| usize::try_from(end).ok())
-        .map_or(map.len(), |end| map.len().min(end.saturating_add(largest)));
+        .map_or(map.len(), |end| map.len().min(end));
     let scan = scan::scan_searching(&map, seg.first_seq, data);
     let file_len = map.len() as u64;
     let header = match head {

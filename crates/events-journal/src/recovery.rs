@@ -188,7 +188,7 @@ fn recover_pass(
 
     // 2. The newest segment (may refuse under Strict: nothing changed yet).
     let now = segment::now_nanos();
-    let how = Mode { mode, kept, previous, max_record: opts.max_record_bytes };
+    let how = Mode { mode, kept, previous };
     let rec = match &heads[heads.len() - 1] {
         Head::Torn => {
             let what = "the newest segment's header is torn and only zeros follow it";

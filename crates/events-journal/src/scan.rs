@@ -47,8 +47,20 @@ impl Damage {
         self.runs.is_empty() && !self.crc_valid && !self.search_stopped
     }
 
-    fn new(buf: &[u8], offset: usize, mut reason: String, crc_valid: bool, expected: u64) -> Self {
-        let (runs, search_stopped) = runs_after(buf, offset, expected.saturating_sub(1));
+    fn new(buf: &[u8], offset: usize, reason: String, crc_valid: bool, expected: u64) -> Self {
+        Self::searching(buf, offset, reason, crc_valid, expected, buf.len())
+    }
+
+    /// [`new`](Self::new), looking for valid frames that start before `starts_before`.
+    fn searching(
+        buf: &[u8],
+        offset: usize,
+        mut reason: String,
+        crc_valid: bool,
+        expected: u64,
+        starts_before: usize,
+    ) -> Self {
+        let (runs, search_stopped) = runs_after(buf, offset, expected.saturating_sub(1), starts_before);
         if search_stopped {
             reason.push_str(
                 "; the search for valid frames after it stopped at its budget (a crafted or badly damaged file)",
@@ -82,10 +94,11 @@ pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
     scan_searching(buf, first_seq, buf.len())
 }
 
-/// [`scan`], whose search for valid frames after damage looks only in
-/// `buf[..search_end]` (past it, the caller knows, are only zeros: holes
-/// of a sparse file), while the walk of the valid frames goes as far as
-/// they do. A file of any length then costs what it holds.
+/// [`scan`], whose search for valid frames after damage looks only for
+/// frames that start before `search_end` (past it, the caller knows, are
+/// only zeros, holes of a sparse file, where no frame starts), each read
+/// whole from `buf`, while the walk of the valid frames goes as far as they
+/// do. A file of any length then costs what it holds.
 pub(crate) fn scan_searching(buf: &[u8], first_seq: u64, search_end: usize) -> Scan {
     let mut off = HEADER_LEN.min(buf.len());
     let mut expected = first_seq;
@@ -105,8 +118,7 @@ pub(crate) fn scan_searching(buf: &[u8], first_seq: u64, search_end: usize) -> S
             FrameCheck::BadCrc => break Some(("frame checksum mismatch".to_owned(), false)),
         }
     };
-    let searched = &buf[..search_end.clamp(off, buf.len())];
-    let damage = damage.map(|(reason, crc_valid)| Damage::new(searched, off, reason, crc_valid, expected));
+    let damage = damage.map(|(reason, crc_valid)| Damage::searching(buf, off, reason, crc_valid, expected, search_end));
     Scan { valid_end: off, next_seq: expected, records, damage }
 }
 
@@ -178,15 +190,16 @@ impl Damage {
 }
 
 /// The contiguous runs of valid frames at or after `from` whose seqs exceed
-/// `after_seq`, in file order, and whether the search stopped at its
-/// budget before the end.
-pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64) -> (Vec<Run>, bool) {
+/// `after_seq`, in file order, the first frame of each starting before
+/// `starts_before`, and whether the search stopped at its budget before
+/// the end.
+pub(crate) fn runs_after(buf: &[u8], from: usize, after_seq: u64, starts_before: usize) -> (Vec<Run>, bool) {
     let mut runs = Vec::new();
     let mut off = from;
     let mut min_seq = after_seq.saturating_add(1);
-    let mut budget = search_budget(buf.len());
+    let mut budget = search_budget(starts_before.min(buf.len()));
     loop {
-        let start = match find_valid(buf, off, min_seq, &mut budget) {
+        let start = match find_valid(buf, off, min_seq, &mut budget, starts_before) {
             Ok(Some(start)) => start,
             Ok(None) => return (runs, false),
             Err(Spent) => return (runs, true),
@@ -215,9 +228,16 @@ struct Spent;
 /// number of frames that could fit between `from` and the offset. The cheap
 /// length and seq checks keep this scan near-linear even over garbage; the
 /// bytes a CRC is computed over come out of `budget`.
-fn find_valid(buf: &[u8], from: usize, min_seq: u64, budget: &mut usize) -> Result<Option<usize>, Spent> {
+fn find_valid(
+    buf: &[u8],
+    from: usize,
+    min_seq: u64,
+    budget: &mut usize,
+    starts_before: usize,
+) -> Result<Option<usize>, Spent> {
     let Some(last) = buf.len().checked_sub(FRAME_HEADER_LEN) else { return Ok(None) };
-    for p in from..=last {
+    let Some(last_start) = starts_before.checked_sub(1) else { return Ok(None) };
+    for p in from..=last.min(last_start) {
         let len = format::peek_len(buf, p);
         if len > buf.len() - p - FRAME_HEADER_LEN {
             continue;
