@@ -252,7 +252,7 @@ pub(crate) fn map_segment(
 /// allocator refuses is this read's error, not an abort.
 pub(crate) fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
     use std::io::Read;
-    const LARGEST_FRAME: u64 = (16 << 20) + crate::format::FRAME_HEADER_LEN as u64;
+    const LARGEST_FRAME: u64 = crate::options::DEFAULT_MAX_RECORD_BYTES as u64 + crate::format::FRAME_HEADER_LEN as u64;
     let len = len.min(data_end(file).map_or(len, |end| end.saturating_add(LARGEST_FRAME)));
     let mut buf = Vec::new();
     let capacity = usize::try_from(len).map_err(std::io::Error::other)?;

@@ -126,6 +126,9 @@ pub struct JournalOptions {
     pub(crate) io: Io,
 }
 
+/// The default of [`JournalOptions::max_record_bytes`]: 16 MiB.
+pub(crate) const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
+
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions {
@@ -135,7 +138,7 @@ impl Default for JournalOptions {
             pin_for_consumers: true,
             sync: SyncPolicy::Always,
             recovery: RecoveryMode::Strict,
-            max_record_bytes: 16 << 20,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             codec_tag: 0,
             index_key: None,
             io: Io::default(),

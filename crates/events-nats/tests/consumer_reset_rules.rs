@@ -354,10 +354,7 @@ async fn readers_of_a_stream_whose_last_messages_were_deleted_get_what_it_holds(
     let replicator = replicate(&js, dir.path(), &spec, 0).await;
     within("50 replicated", replicator.wait_for(50)).await.unwrap();
     replicator.shutdown().await;
-    let stream = js.get_stream("TAIL_GONE").await.unwrap();
-    for stream_seq in 31..=50 {
-        assert!(stream.delete_message(stream_seq).await.unwrap());
-    }
+    support::delete_messages(&js, "TAIL_GONE", 31..=50).await;
     let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
     let mut everything = remote.stream_from(Seq::ZERO).await.unwrap();
     let mut after_twenty = remote.stream_from(Cursor::new(Seq::new(20), journal.epoch())).await.unwrap();

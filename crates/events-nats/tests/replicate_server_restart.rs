@@ -75,8 +75,13 @@ async fn a_shutdown_cut_short_ends_the_task_and_frees_the_consumer() {
     let name = replicator.consumer_name().unwrap().to_owned();
     server.kill();
     fill(&mut journal, 51, 60);
-    // Time for the replicator to read 51..=60 and publish them into the outage.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The replicator reads 51..=60 and publishes them into the outage.
+    within("51..=60 sent", async {
+        while replicator.stats().published < 60 {
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling a counter
+        }
+    })
+    .await;
     let cut = tokio::time::timeout(Duration::from_millis(100), replicator.shutdown()).await;
     assert!(cut.is_err(), "the shutdown waits for acknowledgements that cannot come");
     let (dir_path, epoch) = (dir.path().to_owned(), journal.epoch());

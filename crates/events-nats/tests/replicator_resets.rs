@@ -313,14 +313,11 @@ async fn records_acknowledged_then_lost_by_a_stream_that_holds_some_are_counted_
         "the checkpoint says 50 were acknowledged: {checkpoint:?}"
     );
     roll_twice_and_prune(&mut j, dir.path());
-    let stream = js.get_stream("SHORTENED").await.unwrap();
-    for stream_seq in 31..=50 {
-        assert!(stream.delete_message(stream_seq).await.unwrap());
-    }
+    support::delete_messages(&js, "SHORTENED", 31..=50).await;
     // nats-server 2.9 finds no last message of the subject after its last
     // ones were deleted, until it restarts; a restart is also how a server
     // that lost its last writes comes back.
-    drop((stream, js));
+    drop(js);
     server.restart();
     let js = server.jetstream().await;
 
@@ -353,10 +350,7 @@ async fn a_restart_into_its_stream_whose_last_messages_were_deleted_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, replicator) = replicating(&js, dir.path(), "TAIL_DELETED", "feed.tail_deleted", 50).await;
     replicator.shutdown().await;
-    let stream = js.get_stream("TAIL_DELETED").await.unwrap();
-    for stream_seq in 31..=50 {
-        assert!(stream.delete_message(stream_seq).await.unwrap());
-    }
+    support::delete_messages(&js, "TAIL_DELETED", 31..=50).await;
 
     let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("TAIL_DELETED", "feed.tail_deleted"))
         .poll_interval(Duration::from_millis(5))

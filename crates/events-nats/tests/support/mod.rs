@@ -122,6 +122,15 @@ pub async fn stream_messages(js: &Context, name: &str) -> Vec<StoredMessage> {
     out
 }
 
+/// Deletes the messages at stream sequences `seqs` of stream `name` (by
+/// hand, as an operator would), each of which must exist.
+pub async fn delete_messages(js: &Context, name: &str, seqs: std::ops::RangeInclusive<u64>) {
+    let stream = js.get_stream(name).await.unwrap();
+    for stream_seq in seqs {
+        assert!(stream.delete_message(stream_seq).await.unwrap(), "message {stream_seq} of {name}");
+    }
+}
+
 /// Checks that stream `name` holds exactly seqs `1..=n` in order, once
 /// each, at stream sequences `1..=n`, with the payload of [`payload`] (the
 /// journal's epoch is not checked, only the `<seq>` of each message id).
