@@ -79,6 +79,8 @@ mod event;
 mod msgpack;
 #[cfg(feature = "msgpack")]
 mod msgpack_check;
+#[cfg(feature = "msgpack")]
+mod msgpack_depth;
 mod seq;
 
 #[cfg(feature = "postcard")]

@@ -6,7 +6,8 @@
 //! value's extent is measured first by walking its markers ([`value_len`]:
 //! no allocation, every length checked against the bytes present), then the
 //! value is decoded from exactly that slice, borrowing strings from it
-//! instead of copying them through a reader buffer.
+//! instead of copying them through a reader buffer, and through
+//! `msgpack_depth.rs`, which bounds the `Some`s that take no byte.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::CodecError;
 use crate::codec::{Codec, check_limit, check_trailing};
 use crate::msgpack_check::Checked;
+use crate::msgpack_depth::Bounded;
 
 /// The self-describing codec: MessagePack (rmp-serde 1.x) with structs as
 /// maps keyed by field name and enum variants by name, enabled by the
@@ -51,7 +53,7 @@ impl Codec for MsgPack {
         // buffer may hold other values before it).
         // Through `Checked`: a `Some` whose value is written as `nil` would
         // read back as `None`, so it is refused.
-        rmp_serde::encode::write_named(out, &Checked(value)).map_err(|e| {
+        rmp_serde::encode::write_named(out, &Checked(value, 0)).map_err(|e| {
             out.truncate(start);
             CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
         })?;
@@ -74,7 +76,9 @@ impl Codec for MsgPack {
         // rmp-serde's own limit (1,024) overflows a 2 MiB stack in a debug
         // build; it refuses its n-th level, `value_len` refuses past it.
         de.set_max_depth(crate::MAX_DECODE_DEPTH as usize + 1);
-        let value = T::deserialize(&mut de).map_err(|e| decode_error(Box::new(e)))?;
+        // Reads a `Some` without taking a byte: counted here.
+        let somes = std::cell::Cell::new(0);
+        let value = T::deserialize(Bounded { de: &mut de, somes: &somes }).map_err(|e| decode_error(Box::new(e)))?;
         Ok((value, len))
     }
 

@@ -16,20 +16,23 @@
 
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
-/// A value serialized through [`CheckedSer`].
-pub(crate) struct Checked<'a, T: ?Sized>(pub(crate) &'a T);
+/// A value serialized through [`CheckedSer`], inside this many `Some`s.
+pub(crate) struct Checked<'a, T: ?Sized>(pub(crate) &'a T, pub(crate) u32);
 
 impl<T: Serialize + ?Sized> Serialize for Checked<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(CheckedSer(serializer))
+        self.0.serialize(CheckedSer(serializer, self.1))
     }
 }
 
-/// Forwards every call to `S`, refusing `Some` of a value written as `nil`.
-struct CheckedSer<S>(S);
+/// Forwards every call to `S`, refusing `Some` of a value written as `nil`
+/// and a `Some` inside [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) others
+/// (the decoder's bound, `msgpack_depth.rs`); the `Some`s around it.
+struct CheckedSer<S>(S, u32);
 
-/// A compound serializer whose elements are [`Checked`] too.
-struct Compound<C>(C);
+/// A compound serializer whose elements are [`Checked`] too, inside this
+/// many `Some`s.
+struct Compound<C>(C, u32);
 
 const SOME_NIL: &str = "MessagePack writes Some(x) as x, so Some(None) or Some(()) would read back as None: use another shape for this value (an enum, or a field that is absent \
                         when unset), or a codec that tells them apart (Bincode, Postcard)";
@@ -94,7 +97,10 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         if written_as_nil(value) {
             return Err(ser::Error::custom(SOME_NIL));
         }
-        self.0.serialize_some(&Checked(value))
+        if self.1 >= crate::MAX_DECODE_DEPTH {
+            return Err(ser::Error::custom(crate::msgpack_depth::TOO_DEEP));
+        }
+        self.0.serialize_some(&Checked(value, self.1 + 1))
     }
 
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
@@ -106,7 +112,7 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, value: &T) -> Result<S::Ok, S::Error> {
-        self.0.serialize_newtype_struct(name, &Checked(value))
+        self.0.serialize_newtype_struct(name, &Checked(value, self.1))
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -116,19 +122,19 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         variant: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.0.serialize_newtype_variant(name, index, variant, &Checked(value))
+        self.0.serialize_newtype_variant(name, index, variant, &Checked(value, self.1))
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        self.0.serialize_seq(len).map(Compound)
+        self.0.serialize_seq(len).map(|c| Compound(c, self.1))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        self.0.serialize_tuple(len).map(Compound)
+        self.0.serialize_tuple(len).map(|c| Compound(c, self.1))
     }
 
     fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeTupleStruct, S::Error> {
-        self.0.serialize_tuple_struct(name, len).map(Compound)
+        self.0.serialize_tuple_struct(name, len).map(|c| Compound(c, self.1))
     }
 
     fn serialize_tuple_variant(
@@ -138,15 +144,15 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        self.0.serialize_tuple_variant(name, index, variant, len).map(Compound)
+        self.0.serialize_tuple_variant(name, index, variant, len).map(|c| Compound(c, self.1))
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        self.0.serialize_map(len).map(Compound)
+        self.0.serialize_map(len).map(|c| Compound(c, self.1))
     }
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
-        self.0.serialize_struct(name, len).map(Compound)
+        self.0.serialize_struct(name, len).map(|c| Compound(c, self.1))
     }
 
     fn serialize_struct_variant(
@@ -156,7 +162,7 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStructVariant, S::Error> {
-        self.0.serialize_struct_variant(name, index, variant, len).map(Compound)
+        self.0.serialize_struct_variant(name, index, variant, len).map(|c| Compound(c, self.1))
     }
 
     fn is_human_readable(&self) -> bool {
@@ -173,7 +179,7 @@ macro_rules! compound {
                 type Error = C::Error;
 
                 fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-                    self.0.$method(&Checked(value))
+                    self.0.$method(&Checked(value, self.1))
                 }
 
                 fn end(self) -> Result<C::Ok, C::Error> {
@@ -196,11 +202,11 @@ impl<C: ser::SerializeMap> ser::SerializeMap for Compound<C> {
     type Error = C::Error;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
-        self.0.serialize_key(&Checked(key))
+        self.0.serialize_key(&Checked(key, self.1))
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.0.serialize_value(&Checked(value))
+        self.0.serialize_value(&Checked(value, self.1))
     }
 
     fn end(self) -> Result<C::Ok, C::Error> {
@@ -217,7 +223,7 @@ macro_rules! fields {
                 type Error = C::Error;
 
                 fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), C::Error> {
-                    self.0.serialize_field(key, &Checked(value))
+                    self.0.serialize_field(key, &Checked(value, self.1))
                 }
 
                 fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {

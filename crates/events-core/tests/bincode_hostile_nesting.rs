@@ -57,7 +57,7 @@ fn a_recursive_value_nested_past_the_limit_is_refused_without_overflowing_the_st
 }
 
 #[test]
-fn options_and_sequences_count_as_levels_too() {
+fn options_sequences_and_maps_count_as_levels_too() {
     // `Some(Some(...))` through a newtype: one tag byte per level.
     type Deep = Option<Box<Deep2>>;
     #[derive(Debug, Serialize, Deserialize)]
@@ -73,6 +73,14 @@ fn options_and_sequences_count_as_levels_too() {
     let mut bytes = vec![1u8; 100_000];
     bytes.push(0);
     let message = on_a_worker_stack(move || decode_error::<Tree>(&bytes));
+    assert!(message.contains("nested deeper"), "{message}");
+
+    // `{0: {0: {...}}}`: a length byte and a key byte per level.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct MapTree(std::collections::BTreeMap<u8, MapTree>);
+    let mut bytes = [1u8, 0].repeat(100_000);
+    bytes.push(0);
+    let message = on_a_worker_stack(move || decode_error::<MapTree>(&bytes));
     assert!(message.contains("nested deeper"), "{message}");
 }
 
@@ -161,6 +169,96 @@ fn values_at_the_limit_round_trip_on_a_worker_stack_and_deeper_ones_are_never_en
             other => panic!("a value no decode accepts was encoded: {other:?}"),
         }
     });
+}
+
+/// MessagePack writes `Some(x)` as `x`, and rmp-serde reads a `Some`
+/// without taking a byte: a type whose recursion runs through options and
+/// newtypes only recursed on one marker, any one byte but `nil`, until the
+/// stack overflowed. Each `Some` is now a level too, for the decoder and
+/// the encoder alike: 256 nested decode and round-trip, 257 are refused.
+#[cfg(feature = "msgpack")]
+#[test]
+fn msgpack_counts_options_that_take_no_byte() {
+    use events_core::MsgPack;
+    type Deep = Option<Box<Deep2>>;
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Deep2(Deep);
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Chain(Option<Box<Chain>>);
+    for byte in [0x01u8, 0x90, 0xa0] {
+        let message = on_a_worker_stack(move || match MsgPack.decode::<Deep>(&[byte]) {
+            Err(CodecError::Decode { source, .. }) => source.to_string(),
+            other => panic!("expected a decode error, got {other:?}"),
+        });
+        assert!(message.contains("nested deeper than 256"), "{byte:#x}: {message}");
+        let message = on_a_worker_stack(move || match MsgPack.decode::<Chain>(&[byte]) {
+            Err(CodecError::Decode { source, .. }) => source.to_string(),
+            other => panic!("expected a decode error, got {other:?}"),
+        });
+        assert!(message.contains("nested deeper than 256"), "{byte:#x}: {message}");
+    }
+
+    let limit = MAX_DECODE_DEPTH;
+    on_a_worker_stack(move || {
+        let mut bytes = Vec::new();
+        MsgPack.encode(&Somes(limit), &mut bytes).unwrap();
+        assert_eq!(bytes, [7], "a Some is written as its value");
+        SOMES.set(limit);
+        assert_eq!(MsgPack.decode::<Somes>(&bytes).unwrap(), Somes(limit));
+        let mut bytes = vec![9];
+        match MsgPack.encode(&Somes(limit + 1), &mut bytes) {
+            Err(CodecError::Encode { source, .. }) => {
+                assert!(source.to_string().contains("nested deeper than 256"), "{source}");
+            }
+            other => panic!("a value no decode accepts was encoded: {other:?}"),
+        }
+        assert_eq!(bytes, [9], "nothing of it is left in the buffer");
+    });
+}
+
+/// `Some` nested `n` times around the number 7 (no Rust type nests a
+/// number of options chosen at run time: decoded, it reads as many as
+/// [`SOMES`] says).
+#[derive(Debug, PartialEq)]
+struct Somes(u32);
+
+impl Serialize for Somes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            0 => s.serialize_u8(7),
+            n => s.serialize_some(&Somes(n - 1)),
+        }
+    }
+}
+
+thread_local! {
+    /// How many `Some`s the next [`Somes`] decoded reads around its 7.
+    static SOMES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl<'de> Deserialize<'de> for Somes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Somes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Some(...)")
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Somes, D::Error> {
+                Somes::deserialize(d).map(|inner| Somes(inner.0 + 1))
+            }
+        }
+        match SOMES.get() {
+            0 => match u8::deserialize(d)? {
+                7 => Ok(Somes(0)),
+                n => Err(serde::de::Error::custom(format!("{n}, not 7"))),
+            },
+            n => {
+                SOMES.set(n - 1);
+                d.deserialize_option(Visit)
+            }
+        }
+    }
 }
 
 #[cfg(feature = "msgpack")]
