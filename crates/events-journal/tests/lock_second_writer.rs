@@ -113,6 +113,48 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
     assert_eq!(seqs, [1, 2, 3], "nothing after the failure was written");
 }
 
+/// The directory renamed away while an open is held at its seq lease's
+/// write (the last time the open writes it, 2 s): the open's retention
+/// pass, which comes next, finds the directory replaced and the open is
+/// refused with `DirectoryReplaced` naming it. It had opened a writer on
+/// the renamed directory.
+#[test]
+fn an_open_whose_retention_pass_finds_the_directory_replaced_is_refused() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, moved) = (tmp.path().join("journal"), tmp.path().join("moved"));
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    journal.append(1, [7u8; 100]).unwrap();
+    journal.close().unwrap();
+    // Where the open's last lease write is, counted on an open that runs.
+    let counted = FaultPlan::new();
+    let opened = Journal::open(&dir, JournalOptions::new().faults(counted.clone()));
+    let last = counted.count(Step::Lease) - 1;
+    opened.unwrap().0.close().unwrap();
+
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, last, Fault::Stall(std::time::Duration::from_secs(2)));
+    let renamer = std::thread::spawn({
+        let (from, to, plan) = (dir.clone(), moved.clone(), plan.clone());
+        move || {
+            while plan.count(Step::Lease) <= last {
+                std::thread::yield_now();
+            }
+            std::fs::rename(from, to).unwrap();
+        }
+    });
+    let opened = Journal::open(&dir, JournalOptions::new().faults(plan.clone()));
+    renamer.join().unwrap();
+    assert_eq!(plan.fired(), [(Step::Lease, Fault::Stall(std::time::Duration::from_secs(2)))]);
+    assert!(
+        matches!(&opened, Err(JournalError::DirectoryReplaced { dir: named }) if *named == dir),
+        "the open went on in a directory no longer at its path: {:?}",
+        opened.map(|(j, _)| j.next_seq())
+    );
+    let seqs: Vec<u64> = Reader::open(&moved).unwrap().read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1]);
+}
+
 /// The directory replaced while a roll's fdatasync runs (`Interval`, held
 /// 2 s), after the roll's own check passed: renamed away, and a journal of
 /// another epoch made at the path with records 1..=3. The roll looks again

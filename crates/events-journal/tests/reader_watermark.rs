@@ -180,6 +180,43 @@ fn an_open_refused_after_recovery_leaves_the_watermark_as_it_was() {
     drop(j);
 }
 
+/// As above, for the open's last steps: its seq lease's write and its
+/// `Open` publication (each the last time the open reaches that step, as
+/// counted on a copy that opens): refused, the watermark is the dead
+/// writer's again byte for byte, and the next open recovers as after the
+/// crash. A refusal at the publication had left this open's `Recovering`
+/// record behind.
+#[test]
+fn an_open_refused_at_its_lease_or_its_publication_leaves_the_watermark_as_it_was() {
+    let _serial = serial();
+    let killed = || {
+        let dir = tempfile::tempdir().unwrap();
+        killed_writer(dir.path(), JournalOptions::new().segment_bytes(4096), 3, |seq| vec![seq as u8; 3000]);
+        dir
+    };
+    for step in [Step::Lease, Step::Watermark] {
+        let control = killed();
+        let counted = FaultPlan::new();
+        let opened =
+            Journal::open(control.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(counted.clone()));
+        let last = counted.count(step) - 1;
+        drop(opened.unwrap());
+
+        let dir = killed();
+        let path = dir.path().join(events_journal::WATERMARK_FILE);
+        let before = std::fs::read(&path).unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(step, last, Fault::Errno(libc::EIO));
+        let refused = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone()));
+        assert!(refused.is_err(), "{step:?}");
+        assert_eq!(plan.fired(), [(step, Fault::Errno(libc::EIO))]);
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{step:?}: the watermark is the dead writer's again");
+        let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        assert_eq!(j.next_seq(), 5, "{step:?}");
+        drop(j);
+    }
+}
+
 const SHRINK_CHILD: &str = "EVENTS_JOURNAL_SHRINK_CHILD";
 
 /// The reproduction: one 4,000-byte record, then 8 KiB of garbage after it;

@@ -58,6 +58,37 @@ fn a_directory_named_like_a_segment_is_ignored_and_reported() {
     assert!(impostor.is_dir(), "the stranger is left untouched");
 }
 
+/// A directory where a roll must create its segment: the roll fails with
+/// the I/O error naming that path and the writer is poisoned (no record
+/// lands anywhere else); once the entry is removed the next open rolls
+/// there and every record is read back.
+#[test]
+fn a_directory_where_a_roll_creates_its_segment_fails_the_roll_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_segment(tmp.path(), 1, 1, 1..=3);
+    let impostor = seg_path(tmp.path(), 4);
+    std::fs::create_dir(&impostor).unwrap();
+    let (mut j, _) = Journal::open(tmp.path(), opts()).unwrap();
+    match j.roll() {
+        Err(JournalError::Io { op: "create segment", path, .. }) => assert_eq!(path, impostor),
+        other => panic!("expected the create's error naming {impostor:?}: {other:?}"),
+    }
+    assert!(j.append(ts(4), payload(4)).is_err(), "the writer is poisoned");
+    drop(j);
+    assert!(impostor.is_dir(), "the stranger is left untouched");
+    let (mut j, _) = Journal::open(tmp.path(), opts()).unwrap();
+    assert!(matches!(j.roll(), Err(JournalError::Io { op: "create segment", .. })), "every open's roll there fails");
+    drop(j);
+
+    std::fs::remove_dir(&impostor).unwrap();
+    let (mut j, _) = Journal::open(tmp.path(), opts()).unwrap();
+    j.roll().unwrap();
+    assert_eq!(j.append(ts(4), payload(4)).unwrap(), 4);
+    j.close().unwrap();
+    assert_records(&read_all(&Reader::open(tmp.path()).unwrap(), 0), 1, 4);
+    assert!(seg_path(tmp.path(), 4).is_file());
+}
+
 #[test]
 fn a_zero_length_or_truncated_newest_header_is_rewritten_at_its_name() {
     for len in [0usize, 1, 8, 30, HEADER_LEN - 1] {

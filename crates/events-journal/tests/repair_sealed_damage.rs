@@ -232,3 +232,28 @@ fn a_repair_with_no_valid_header_keeps_the_journals_epoch_and_reuses_no_seq() {
     let report = Journal::repair(dir.path(), opts()).unwrap();
     assert_eq!((report.epoch, report.next_seq), (epoch, 6), "{report:?}");
 }
+
+/// As above, but the segment the watermark names was deleted by hand: the
+/// watermark is an earlier journal's, left beside other segments, and its
+/// epoch is not adopted (the repair makes a new one).
+#[test]
+fn a_repair_adopts_no_epoch_from_a_watermark_naming_a_segment_deleted_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), opts()).unwrap();
+    for seq in 1..=5 {
+        j.append(ts(seq), payload(seq)).unwrap();
+    }
+    j.roll().unwrap();
+    for seq in 6..=8 {
+        j.append(ts(seq), payload(seq)).unwrap();
+    }
+    let epoch = j.epoch();
+    j.close().unwrap();
+    let [oldest, newest] = <[_; 2]>::try_from(segments(dir.path())).unwrap();
+    std::fs::remove_file(newest).unwrap();
+    corrupt(&oldest, 60, 1); // the header's CRC
+    let len = std::fs::metadata(&oldest).unwrap().len() as usize;
+    corrupt(&oldest, len - 1, 1); // the last record
+    let report = Journal::repair(dir.path(), opts()).unwrap();
+    assert_ne!(report.epoch, epoch, "{report:?}");
+}

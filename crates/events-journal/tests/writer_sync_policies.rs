@@ -151,6 +151,22 @@ fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
     }
 }
 
+/// A `Never` writer in `dir` that appended records 1..=5 (never synced)
+/// and was killed by `crash` at the write of a sixth.
+fn killed_never_writer(dir: &std::path::Path, crash: events_journal::fault::Fault) {
+    use events_journal::fault::{FaultPlan, Step};
+    let killed = FaultPlan::new();
+    let (mut journal, _) =
+        Journal::open(dir, JournalOptions::new().sync(SyncPolicy::Never).faults(killed.clone())).unwrap();
+    for n in 1..=5 {
+        journal.append(n, b"unsynced").unwrap();
+    }
+    killed.inject_next(Step::AppendWrite, crash);
+    assert!(journal.append(6, b"crash").is_err());
+    drop(journal);
+    assert!(killed.crashed());
+}
+
 /// A writer under `Never` opening a journal whose newest segment holds
 /// records a killed writer never synced: an explicit `roll` seals that
 /// segment synced, as a roll promises. The open had taken what recovery
@@ -159,16 +175,7 @@ fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
 fn a_roll_after_open_syncs_what_a_killed_writer_left_unsynced() {
     use events_journal::fault::{Fault, FaultPlan, Step};
     let dir = tempfile::tempdir().unwrap();
-    let killed = FaultPlan::new();
-    let (mut journal, _) =
-        Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).faults(killed.clone())).unwrap();
-    for n in 1..=5 {
-        journal.append(n, b"unsynced").unwrap();
-    }
-    killed.inject_next(Step::AppendWrite, Fault::CrashAfter);
-    assert!(journal.append(6, b"crash").is_err());
-    drop(journal);
-    assert!(killed.crashed());
+    killed_never_writer(dir.path(), Fault::CrashAfter);
 
     let plan = FaultPlan::new();
     let (mut journal, _) =
@@ -176,6 +183,32 @@ fn a_roll_after_open_syncs_what_a_killed_writer_left_unsynced() {
     journal.roll().unwrap();
     journal.sync().unwrap(); // waits for the sealer
     assert_eq!(plan.count(Step::RollSync), 1, "the sealed segment was fdatasynced");
+    journal.close().unwrap();
+}
+
+/// As above, when the open itself seals that segment: a killed `Never`
+/// writer's last acknowledged record is damaged, a salvage mode cuts it,
+/// and the open skips its seq and starts a new segment. The segment it
+/// seals holds records the killed writer never synced: the skip
+/// fdatasyncs it first (`Step::RollSync`), as a roll does.
+#[test]
+fn an_opens_skip_syncs_the_segment_it_seals() {
+    use events_journal::RecoveryMode;
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    killed_never_writer(dir.path(), Fault::CrashBefore);
+    // The last record's last byte: its CRC no longer holds.
+    let seg = events_testkit::fs::segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    *bytes.last_mut().unwrap() ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let plan = FaultPlan::new();
+    let options = JournalOptions::new().sync(SyncPolicy::Never).recovery(RecoveryMode::TruncateAtCorruption);
+    let (journal, report) = Journal::open(dir.path(), options.faults(plan.clone())).unwrap();
+    assert_eq!(report.skipped, Some(5..=5), "{report:?}");
+    assert_eq!(journal.next_seq(), 6);
+    assert_eq!(plan.count(Step::RollSync), 1, "the segment the skip sealed was fdatasynced");
     journal.close().unwrap();
 }
 
