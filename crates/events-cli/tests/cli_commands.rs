@@ -151,27 +151,42 @@ fn demo_wipes_only_a_journal_it_wrote() {
     use events::layers::journal::{Journal, JournalOptions};
     use events::{Bincode, Codec, MsgPack};
 
+    let demo =
+        |dir: &Path| events().args(["demo", "--events", "100", "--no-crash", "--dir"]).arg(dir).output().unwrap();
     let refused = |dir: &Path, what: &str| {
-        let out = events().args(["demo", "--events", "100", "--no-crash", "--dir"]).arg(dir).output().unwrap();
+        let out = demo(dir);
         assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out.stdout));
-        assert!(text(&out.stderr).contains("refusing to wipe"), "{what}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("refusing to wipe"), "{what}: {stderr}");
+        stderr
     };
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("notes.idx"), "keep me").unwrap();
     std::fs::create_dir(tmp.path().join("clips.seg")).unwrap();
-    refused(tmp.path(), "look-alike names");
+    let stderr = refused(tmp.path(), "look-alike names");
+    assert!(stderr.contains("\"notes.idx\"") || stderr.contains("\"clips.seg\""), "names the stranger: {stderr}");
     assert!(tmp.path().join("notes.idx").exists() && tmp.path().join("clips.seg").is_dir());
 
-    for tag in [Bincode::ID, MsgPack::ID] {
+    for (tag, why) in [(Bincode::ID, "its record 1 is not a demo event"), (MsgPack::ID, "it is not bincode")] {
         let tmp = tempfile::tempdir().unwrap();
         let (mut j, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(tag)).unwrap();
         j.append(1, b"an application's event").unwrap();
         j.close().unwrap();
         let before = std::fs::read_dir(tmp.path()).unwrap().count();
-        refused(tmp.path(), &format!("codec {tag}"));
+        let stderr = refused(tmp.path(), &format!("codec {tag}"));
+        assert!(stderr.contains(why), "codec {tag}: says why ({why}): {stderr}");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), before, "codec {tag}: nothing removed");
         assert_eq!(events::layers::journal::Reader::open(tmp.path()).unwrap().last_seq().unwrap(), 1);
     }
+
+    // A journal with no record is anyone's: wiped, and the demo runs there.
+    let tmp = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(MsgPack::ID)).unwrap();
+    j.close().unwrap();
+    let out = demo(tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let last = events::layers::journal::Reader::open(tmp.path()).unwrap().last_seq().unwrap();
+    assert!(last > 0, "the demo's durable events are there");
 }
 
 #[test]

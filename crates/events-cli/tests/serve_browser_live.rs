@@ -262,3 +262,40 @@ fn the_check_rejects_a_duplicated_or_missing_token() {
         assert!(check_response(1, sent, wrong).is_err(), "{wrong}");
     }
 }
+
+/// A fresh page (no `since`: the latest 100 events) on a writer restarted
+/// over a journal whose responses an earlier process streamed: their tokens
+/// are gone with that process, and the stream says so with a
+/// `live_output_expired` reset before the first of them. The page has
+/// nothing in progress, so nothing it shows was lost: no reset row, none
+/// counted, and the earlier response's durable message is whole. The page
+/// had opened with "streamed output was lost" and one reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--responses", "1", "--tokens", "3", "--interval-ms", "10"].map(str::to_owned);
+    let mut earlier = events();
+    earlier.arg("__live-writer").arg(tmp.path().join("journal")).args(&args).stdin(Stdio::piped());
+    let (mut earlier, _, lines) = start_with_lines(earlier, "events __live-writer", |l| l.starts_with("serving"));
+    writeln!(earlier.0.stdin.as_mut().unwrap(), "go").unwrap();
+    let first = sent_responses(&lines, 1).remove(0);
+    while lines.recv_timeout(WAIT).expect("the writer's done line") != "done" {}
+    drop(earlier);
+
+    let (_writer, lines, _proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+    let second = sent_responses(&lines, 1).remove(0);
+    browser.run_async(&wait_script(r##"document.querySelectorAll("#rows tr[data-seq]").length >= 2"##)).await;
+    let page: Value = browser.run_async(LIVE_STATE).await;
+    browser.quit().await;
+
+    assert_eq!((&page["resets"], &page["other"]), (&serde_json::json!(0), &serde_json::json!([])), "{page}");
+    let [earlier_row, row] = page["durable"].as_array().unwrap().as_slice() else {
+        panic!("two response rows: {page}")
+    };
+    assert_eq!(
+        (&earlier_row["seq"], &earlier_row["text"]),
+        (&serde_json::json!(1), &serde_json::json!(first)),
+        "{page}"
+    );
+    assert_eq!((&row["text"], &row["incomplete"]), (&serde_json::json!(second), &serde_json::json!(false)), "{page}");
+}

@@ -46,7 +46,8 @@
 //!   events in emit order, with `?stream=<id>` too. Only a reader of a feed
 //!   opened with [`FeedBuilder::live_output`](events::FeedBuilder::live_output),
 //!   served in the writer's process, has them (the ring is in the writer's
-//!   memory); asking another server, or another value, is a `400`. The
+//!   memory); asking another server, or another value (an empty one, a
+//!   bare `?live_output`, too), is a `400`. The
 //!   cursor may then point inside a response, `<epoch>-<seq>.<index>`
 //!   (below), and resuming there yields the rest of it with no duplicate.
 //!   Frames:

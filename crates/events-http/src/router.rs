@@ -119,7 +119,10 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// `event: checkpoint` frame, whose id moves its `Last-Event-ID` past
     /// other streams' events (see the [crate docs](crate)); zero sends one
     /// as soon as the feed has nothing ready. A checkpoint also comes after
-    /// every 1024 skipped events. Default: 1 s.
+    /// every 1024 skipped events. Default: 1 s. A client that also asks for
+    /// `live_output=1` gets its checkpoints at once whatever this says: the
+    /// tokens that follow another stream's durable event wait behind it
+    /// ([`FeedReader::stream_live`](events::FeedReader::stream_live)).
     #[must_use]
     pub fn checkpoint_after(mut self, after: Duration) -> Self {
         self.state.checkpoint_after = after;

@@ -49,10 +49,13 @@ pub(crate) struct StreamQuery {
 }
 
 impl StreamQuery {
-    /// `?live_output=1`: ephemeral events too, from the feed's live-output ring.
+    /// `?live_output=1`: ephemeral events too, from the feed's live-output
+    /// ring. Absent, `0` or `false`: off. A bare `?live_output` (or an
+    /// empty value) is refused with the rest: a client meaning "on" would
+    /// get durable events alone with no word.
     fn live_output(&self) -> Result<bool, RequestError> {
         match self.live_output.as_deref().map(str::trim) {
-            None | Some("" | "0" | "false") => Ok(false),
+            None | Some("0" | "false") => Ok(false),
             Some("1" | "true") => Ok(true),
             Some(other) => Err(RequestError::LiveOutput { value: other.into() }),
         }

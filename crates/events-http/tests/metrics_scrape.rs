@@ -172,3 +172,28 @@ async fn a_deleted_consumer_leaves_the_next_scrape() {
     assert_eq!(value(&samples, "events_appended_total", &[("feed", "f")]), 3.0);
     feed.close().await.unwrap();
 }
+
+/// A follower (`FeedReader::open`) whose directory is deleted scrapes as
+/// unhealthy (`events_healthy` 0, as `/status` says), and healthy again
+/// once a journal is made there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_cannot_read_its_journal_scrapes_as_unhealthy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let writer = feed(&dir).await;
+    append(&writer, None, 1..=3).await;
+    writer.close().await.unwrap();
+    let reader: events::FeedReader<TestEvent> = events::FeedReader::open(&dir).unwrap();
+    let addr = serve(FeedRouter::new(reader).metrics("f").build()).await;
+    let healthy = |samples: &BTreeMap<Series, f64>| value(samples, "events_healthy", &[("feed", "f")]);
+    assert_eq!(healthy(&scrape(addr).await), 1.0);
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(healthy(&scrape(addr).await), 0.0);
+
+    let writer = feed(&dir).await;
+    append(&writer, None, 1..=2).await;
+    let samples = scrape(addr).await;
+    assert_eq!((healthy(&samples), value(&samples, "events_latest_seq", &[("feed", "f")])), (1.0, 2.0));
+    writer.close().await.unwrap();
+}

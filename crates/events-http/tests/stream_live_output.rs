@@ -87,9 +87,12 @@ async fn bad_parameters_and_a_feed_without_live_output_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let feed = live_feed(tmp.path()).await;
     let addr = serve(events_http::router(feed.reader())).await;
-    let refused = get(&format!("http://{addr}/stream?live_output=maybe"), None).await;
-    assert_eq!(refused.status(), 400);
-    assert!(refused.text().await.unwrap().contains("live_output"));
+    // A bare or empty parameter too: it had been "off", with no word.
+    for bad in ["live_output=maybe", "live_output", "live_output="] {
+        let refused = get(&format!("http://{addr}/stream?{bad}"), None).await;
+        assert_eq!(refused.status(), 400, "{bad}");
+        assert!(refused.text().await.unwrap().contains("invalid live_output"), "{bad}");
+    }
     for bad in ["1-2.0", "1-2.x", "1-2.3.4"] {
         let refused = get(&format!("http://{addr}/stream?live_output=1"), Some(bad)).await;
         assert_eq!(refused.status(), 400, "{bad}");

@@ -444,3 +444,30 @@ async fn a_failed_final_fsync_is_a_typed_error_naming_the_file() {
         other => panic!("expected the journal's I/O error: {other:?}"),
     }
 }
+
+/// Two handles close at once while the final fdatasync is slow (300 ms,
+/// then `EIO`): the close that runs it gets the journal's own error; the
+/// other waits beside it and gets `Unhealthy` carrying the same text, not
+/// `Ok` or `Closed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_waiting_beside_a_failed_final_fsync_gets_its_text() {
+    use events::layers::journal::fault::Fault;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let other = feed.clone();
+    let syncs = plan.count(Step::Sync);
+    plan.inject_next(Step::Sync, Fault::StallErrno(Duration::from_millis(300), libc::EIO));
+    let first = tokio::spawn(async move { feed.close().await });
+    eventually("the final fdatasync has begun", || plan.count(Step::Sync) > syncs).await;
+    let second = other.close().await;
+    let first = first.await.unwrap();
+    let Err(Error::Journal(io @ JournalError::Io { .. })) = &first else {
+        panic!("expected the journal's I/O error: {first:?}")
+    };
+    match &second {
+        Err(Error::Unhealthy { cause }) => assert!(cause.contains(&io.to_string()), "{cause} / {io}"),
+        other => panic!("expected Unhealthy with the close's error: {other:?}"),
+    }
+}
