@@ -144,8 +144,12 @@ fn paced(
     })
 }
 
-/// Prints p50 and p99 of `samples` (ns) on one `feed/latency` line.
+/// Prints p50 and p99 of `samples` (ns) on one `feed/latency` line. Each
+/// dropped event counts as a sample that never arrived (`u64::MAX`): a
+/// stall that overflows the queue raises the percentiles instead of
+/// leaving its slowest events out of them.
 fn print_percentiles(what: &str, mut samples: Vec<u64>, dropped: u64) {
+    samples.extend(std::iter::repeat_n(u64::MAX, usize::try_from(dropped).unwrap_or(usize::MAX)));
     samples.sort_unstable();
     let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
     println!(
@@ -160,7 +164,8 @@ fn print_percentiles(what: &str, mut samples: Vec<u64>, dropped: u64) {
 /// tokio mpsc hop, in the same run: a producer thread paced by [`paced`], the
 /// consumer on the bench thread (`block_on`) computing now − the event's
 /// stamp. `record` and the mpsc's `try_send` both drop on a full queue
-/// (1,024, the feed's default inbox); the drops are printed.
+/// (1,024, the feed's default inbox); the drops are printed, and counted in
+/// the percentiles as events that never arrived.
 fn print_latency(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let n = LATENCY_EVENTS;

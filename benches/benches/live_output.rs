@@ -80,8 +80,7 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 fn main() {
     // `cargo bench` passes criterion-style arguments; a filter that does
     // not name this bench skips it.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter.as_deref().is_some_and(|f| !"feed/latency live_output".contains(f)) {
+    if std::env::args().any(|a| a == "--list") || events_benches::filtered_out(&["feed/latency", "live_output"]) {
         return;
     }
     let n = if events_benches::quick() { 500 } else { 2_000 };

@@ -13,7 +13,12 @@
 //!   (the lossless events-fanout behind it, default capacity 256), each
 //!   polled once (its waker registered).
 //! * `memory/tokio broadcast receiver`: 1,000 receivers of a
-//!   `tokio::sync::broadcast` channel of the same capacity, each polled once.
+//!   `tokio::sync::broadcast` channel of the same capacity, each polled once
+//!   (its `recv()` future dropped after the poll, so not waiting).
+//! * `memory/tokio broadcast receiver waiting`: the same, each moved into a
+//!   boxed future that waits in its `recv()`, polled once: a receiver
+//!   waiting for its next event, as the idle clients above wait (their
+//!   wakers registered). The goal compares with this one.
 //!
 //! A figure is (live bytes after − before) / 1,000, the median of three
 //! rounds, where "after" includes the `Vec` holding the handles, so each
@@ -99,16 +104,22 @@ async fn settle_receivers<T: Clone>(receivers: &mut [broadcast::Receiver<T>]) {
     }
 }
 
+/// Polls every waiting receiver's future once: its waiter is then queued.
+async fn settle_waiting<F: std::future::Future<Output = ()>>(waiting: &mut [std::pin::Pin<Box<F>>]) {
+    for recv in waiting.iter_mut() {
+        assert!(futures::poll!(recv.as_mut()).is_pending(), "an idle receiver got an item");
+    }
+}
+
 fn main() {
     // `cargo bench` passes criterion-style arguments; a filter that does
     // not name this bench skips it.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if std::env::args().any(|a| a == "--list") || filter.as_deref().is_some_and(|f| !"memory".contains(f)) {
+    if std::env::args().any(|a| a == "--list") || events_benches::filtered_out(&["memory"]) {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let (streams, subscribers, receivers) = rt.block_on(async {
+    let (streams, subscribers, receivers, waiting) = rt.block_on(async {
         events_benches::fill_feed(tmp.path(), EVENTS, |i| (None, events_benches::sample_event(i, 256))).await;
         let feed: Feed<SampleEvent> = Feed::builder(tmp.path()).sync(SyncPolicy::Never).open().await.unwrap();
         assert_eq!(feed.latest_seq().get(), EVENTS);
@@ -120,9 +131,18 @@ fn main() {
         let subscribers = per_client(|| session.subscribe(), async |s| settle_streams(s).await).await;
         let (tx, _) = broadcast::channel::<Arc<SampleEvent>>(CAPACITY);
         let receivers = per_client(|| tx.subscribe(), async |r| settle_receivers(r).await).await;
+        // A client waiting for its next event keeps its `recv()` future
+        // (and its waiter in it) where it waits: a task's state, here a box.
+        let wait = || {
+            let mut rx = tx.subscribe();
+            Box::pin(async move {
+                let _ = rx.recv().await;
+            })
+        };
+        let waiting = per_client(wait, async |w| settle_waiting(w).await).await;
         drop(session);
         feed.close().await.unwrap();
-        (streams, subscribers, receivers)
+        (streams, subscribers, receivers, waiting)
     });
     let inline = |name: &str, bytes: usize| format!("{name} {bytes} B inline");
     println!(
@@ -134,10 +154,14 @@ fn main() {
         inline("SessionSubscriber", size_of::<events::SessionSubscriber<SampleEvent>>())
     );
     let (tx, mut rx) = broadcast::channel::<Arc<SampleEvent>>(CAPACITY);
-    let waiting = size_of_val(&rx.recv());
+    let recv_future = size_of_val(&rx.recv());
     drop(tx);
     println!(
-        "memory/tokio broadcast receiver: mean {receivers:.1} B, n={CLIENTS} (capacity {CAPACITY}; {}, a waiting recv() future {waiting} B)",
+        "memory/tokio broadcast receiver: mean {receivers:.1} B, n={CLIENTS} (capacity {CAPACITY}; {}, a waiting recv() future {recv_future} B)",
         inline("Receiver", size_of::<broadcast::Receiver<Arc<SampleEvent>>>())
+    );
+    println!(
+        "memory/tokio broadcast receiver waiting: mean {waiting:.1} B, n={CLIENTS} (capacity {CAPACITY}; each \
+         receiver in a boxed future waiting in its recv())"
     );
 }

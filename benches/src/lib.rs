@@ -47,6 +47,59 @@ pub fn payloads(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(payload).collect()
 }
 
+/// Whether a bench binary that is not a criterion bench (it prints its
+/// figures) is left out by the filter `cargo bench -- <filter>` passed on:
+/// the first argument that is neither an option nor an option's value.
+/// `names` are the figures' prefixes (`memory`, `feed/latency`); the
+/// filter, read as `|`-separated alternatives without `^`/`$`, keeps the
+/// bench when an alternative is part of a name or starts with one
+/// (`mem`, `memory/`, `memory|feed` all keep `memory`).
+pub fn filtered_out(names: &[&str]) -> bool {
+    filtered_out_by(std::env::args().skip(1), names)
+}
+
+/// [`filtered_out`] for these arguments.
+fn filtered_out_by(args: impl IntoIterator<Item = String>, names: &[&str]) -> bool {
+    // Criterion's options that take a value (`--warm-up-time 0.5`).
+    const VALUED: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--profile-time",
+        "--plotting-backend",
+        "--output-format",
+        "--format",
+        "--color",
+        "-c",
+        "-s",
+        "-b",
+    ];
+    let mut args = args.into_iter();
+    let mut filter = None;
+    while let Some(arg) = args.next() {
+        if VALUED.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filter = Some(arg);
+            break;
+        }
+    }
+    let Some(filter) = filter else { return false };
+    let keeps = |alt: &str| {
+        let alt = alt.trim_start_matches('^').trim_end_matches('$');
+        names.iter().any(|name| name.contains(alt) || alt.starts_with(name))
+    };
+    !filter.split('|').any(keeps)
+}
+
 /// Whether this is a quick run (`EVENTS_BENCH_QUICK` set to anything but `0`).
 pub fn quick() -> bool {
     std::env::var_os("EVENTS_BENCH_QUICK").is_some_and(|v| v != "0")
@@ -139,4 +192,32 @@ pub fn time_threads<T: Send>(states: &mut [T], work: impl Fn(&mut T) + Sync) -> 
         std::time::Instant::now()
     })
     .elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filtered_out_by;
+
+    fn out(args: &[&str]) -> bool {
+        filtered_out_by(args.iter().map(|a| (*a).to_owned()), &["memory"])
+    }
+
+    #[test]
+    fn option_values_are_not_the_filter() {
+        assert!(!out(&["--warm-up-time", "0.5", "--measurement-time", "1", "--bench"]));
+        assert!(!out(&["--bench"]));
+        assert!(!out(&[]));
+    }
+
+    #[test]
+    fn a_filter_keeps_the_bench_it_names() {
+        for keeps in ["memory", "mem", "memory/", "^memory/session", "durable|memory", "--bench memory"] {
+            let args: Vec<&str> = keeps.split(' ').collect();
+            assert!(!out(&args), "{keeps}");
+        }
+        for drops in ["durable", "feed|fanout", "--warm-up-time 0.5 durable"] {
+            let args: Vec<&str> = drops.split(' ').collect();
+            assert!(out(&args), "{drops}");
+        }
+    }
 }

@@ -68,9 +68,17 @@ const D16_PEERS: &[&str] = &["durable/16_appenders/raft_engine", "durable/16_app
 /// The p99 of the paced latency lines `feed.rs` prints.
 const P99_OURS: (&str, Src) = ("record → stream_from", Src::PrintedField("feed/latency record->stream_from", "p99"));
 const P99_MPSC: (&str, Src) = ("one tokio mpsc hop", Src::PrintedField("feed/latency tokio mpsc hop", "p99"));
-/// The mean live bytes per handle `memory.rs` prints.
-const MEM_BROADCAST: (&str, Src) =
-    ("tokio broadcast receiver, capacity 256", Src::PrintedField("memory/tokio broadcast receiver", "mean"));
+/// The mean live bytes per handle `memory.rs` prints: a broadcast receiver
+/// waiting for its next event (its `recv()` future kept, as our idle
+/// clients keep their wakers), and one that is not.
+const MEM_BROADCAST: (&str, Src) = (
+    "tokio broadcast receiver waiting in recv(), capacity 256",
+    Src::PrintedField("memory/tokio broadcast receiver waiting", "mean"),
+);
+const MEM_BROADCAST_BARE: (&str, Src) = (
+    "tokio broadcast receiver not waiting, capacity 256",
+    Src::PrintedField("memory/tokio broadcast receiver:", "mean"),
+);
 
 /// The subscriber counts of the fan-out rows.
 pub(super) const FANOUT_COUNTS: [&str; 3] = ["1", "4", "16"];
@@ -246,6 +254,12 @@ pub(super) fn rows() -> Vec<Cmp> {
             ("session subscriber (events-fanout, capacity 256)", PrintedField("memory/session subscriber", "mean")),
             MEM_BROADCAST,
             SizeAtMost(2.0),
+        ),
+        cmp(
+            "memory per idle client (1,000 clients)",
+            ("stream_from(latest), caught up", PrintedField("memory/stream_from idle client", "mean")),
+            MEM_BROADCAST_BARE,
+            Context,
         ),
         cmp(
             "read one stream (1% of the journal, 100 streams)",

@@ -141,7 +141,9 @@ impl Report {
         t
     }
 
-    pub(super) fn markdown(&self, mode: &str, filter: Option<&str>) -> String {
+    /// The report as markdown; `rebuilt` for `--report-only`, which runs
+    /// nothing and reads whatever results are on disk.
+    pub(super) fn markdown(&self, mode: &str, filter: Option<&str>, rebuilt: bool) -> String {
         let mut md = String::from("# Benchmark report\n\n");
         let _ = writeln!(
             md,
@@ -151,7 +153,7 @@ impl Report {
             filter.map(|f| format!(", filter `{f}`")).unwrap_or_default(),
             today(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
-            same_run(filter),
+            same_run(filter, rebuilt),
         );
         md.push_str(&self.table());
         let passed = self.lines.iter().filter(|l| Self::verdict(l) == "✔").count();
@@ -257,9 +259,18 @@ fn time(ns: f64) -> String {
     }
 }
 
+/// Whether `log` holds a figure that a bench printed (latency, memory,
+/// NATS rates): such a bench ran, though it is not a criterion bench.
+pub(super) fn has_printed_figures(log: &str) -> bool {
+    log.lines().any(|l| ["feed/latency", "nats/", "memory/"].iter().any(|p| l.starts_with(p)))
+}
+
 /// What the report says of where its figures come from.
-fn same_run(filter: Option<&str>) -> String {
+fn same_run(filter: Option<&str>, rebuilt: bool) -> String {
     match filter {
+        _ if rebuilt => "Rebuilt from the criterion results and the last run's printout left on disk: they may \
+                         come from different runs (filtered, quick or full), so a ratio may compare two runs."
+            .into(),
         None => "Ours and every peer ran in the same run on the same file system.".into(),
         Some(f) => format!(
             "Only the criterion ids matching `{f}` ran now: every other figure, and any ratio with one side \
@@ -293,8 +304,9 @@ mod tests {
     /// (perhaps `--quick`) run.
     #[test]
     fn a_filtered_report_does_not_claim_one_run() {
-        assert!(same_run(None).contains("same run"));
-        let filtered = same_run(Some("durable"));
+        assert!(same_run(None, false).contains("same run"));
+        assert!(same_run(None, true).contains("different runs"), "--report-only");
+        let filtered = same_run(Some("durable"), false);
         assert!(filtered.contains("`durable`") && filtered.contains("earlier runs"), "{filtered}");
         assert!(!filtered.contains("same run"), "{filtered}");
     }
@@ -330,19 +342,22 @@ mod tests {
                    feed/latency tokio mpsc hop (paced 50k/s): p50 3.0 us, p99 400.0 us, n=20000 (dropped 0)\n\
                    memory/stream_from idle client: mean 600.0 B, n=1000\n\
                    memory/session subscriber: mean 300.0 B, n=1000\n\
-                   memory/tokio broadcast receiver: mean 150.0 B, n=1000\n";
+                   memory/tokio broadcast receiver: mean 16.0 B, n=1000\n\
+                   memory/tokio broadcast receiver waiting: mean 150.0 B, n=1000\n";
         let report = Report::new(&Results::new(), log);
         let latency = report.lines.iter().find(|l| l.cmp.row.starts_with("latency p99")).unwrap();
         assert!((Report::ratio(latency).unwrap().1 - 3.0).abs() < 1e-9);
         assert_eq!(Report::verdict(latency), "✔");
         let memory: Vec<f64> = row(&report, "memory per idle client").into_iter().map(|r| r.unwrap().1).collect();
-        assert_eq!(memory, [4.0, 2.0]);
+        // Against the waiting receiver (the goal), then the bare one (context).
+        assert_eq!(memory, [4.0, 2.0, 37.5]);
         let table = report.table();
         assert!(table.contains("| 1.20 ms | 400.00 µs | 3.00× | time ≤ 5× | ✔ |"), "{table}");
         // DESIGN's memory goal: at most twice a broadcast receiver.
         assert!(table.contains("| 600 B | 150 B | 4.00× | size ≤ 2× | ✘ |"), "{table}");
         assert!(table.contains("| 300 B | 150 B | 2.00× | size ≤ 2× | ✔ |"), "{table}");
-        assert!(report.markdown("quick", None).contains("memory/session subscriber: mean 300.0 B"));
+        assert!(table.contains("| 600 B | 16 B | 37.50× | context |  |"), "{table}");
+        assert!(report.markdown("quick", None, false).contains("memory/session subscriber: mean 300.0 B"));
         // Without the printed lines, the rows show as not run.
         let empty = Report::new(&Results::new(), "");
         assert!(row(&empty, "latency p99").iter().chain(&row(&empty, "memory per idle client")).all(Option::is_none));
