@@ -235,7 +235,7 @@ fn rate(n: u64, d: Duration) -> f64 {
 
 fn main() {
     // `cargo bench -- --list` and test harness probes; a filter naming
-    // other benches (a filtered run) leaves these rows to earlier runs.
+    // other benches skips these (their rows then read "not run").
     if std::env::args().any(|a| a == "--list") || events_benches::filtered_out(&["nats"]) {
         return;
     }

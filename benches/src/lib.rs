@@ -51,9 +51,10 @@ pub fn payloads(n: usize) -> Vec<Vec<u8>> {
 /// figures) is left out by the filter `cargo bench -- <filter>` passed on:
 /// the first argument that is neither an option nor an option's value.
 /// `names` are the figures' prefixes (`memory`, `feed/latency`); the
-/// filter, read as `|`-separated alternatives without `^`/`$`, keeps the
-/// bench when an alternative is part of a name or starts with one
-/// (`mem`, `memory/`, `memory|feed` all keep `memory`).
+/// filter, read as `|`-separated alternatives without `^`, `$` and
+/// parentheses, keeps the bench when an alternative is part of a name or
+/// starts with one (`mem`, `memory/`, `(memory|feed)` all keep `memory`),
+/// or holds another regex character (`.*`): it may name anything.
 pub fn filtered_out(names: &[&str]) -> bool {
     filtered_out_by(std::env::args().skip(1), names)
 }
@@ -94,8 +95,11 @@ fn filtered_out_by(args: impl IntoIterator<Item = String>, names: &[&str]) -> bo
     }
     let Some(filter) = filter else { return false };
     let keeps = |alt: &str| {
-        let alt = alt.trim_start_matches('^').trim_end_matches('$');
-        names.iter().any(|name| name.contains(alt) || alt.starts_with(name))
+        let alt = alt.trim_matches(|c| matches!(c, '^' | '$' | '(' | ')'));
+        // A regex this reading cannot judge (`.*`, a class): run, rather
+        // than leave out what it may name.
+        alt.contains(['.', '*', '+', '?', '[', '{', '\\'])
+            || names.iter().any(|name| name.contains(alt) || alt.starts_with(name))
     };
     !filter.split('|').any(keeps)
 }
@@ -211,11 +215,13 @@ mod tests {
 
     #[test]
     fn a_filter_keeps_the_bench_it_names() {
-        for keeps in ["memory", "mem", "memory/", "^memory/session", "durable|memory", "--bench memory"] {
+        for keeps in
+            ["memory", "mem", "memory/", "^memory/session", "durable|memory", "--bench memory", "(memory|nats)", ".*"]
+        {
             let args: Vec<&str> = keeps.split(' ').collect();
             assert!(!out(&args), "{keeps}");
         }
-        for drops in ["durable", "feed|fanout", "--warm-up-time 0.5 durable"] {
+        for drops in ["durable", "feed|fanout", "--warm-up-time 0.5 durable", "(durable|nats)"] {
             let args: Vec<&str> = drops.split(' ').collect();
             assert!(out(&args), "{drops}");
         }

@@ -281,7 +281,14 @@ async fn the_viewer_shows_a_refused_address_once_and_does_not_retry_it() {
         "arguments[arguments.length - 1]({{ errors: {errors}, asked: {asked}, \
          state: document.getElementById(\"state\").dataset.state }})"
     );
-    for (query, reason) in [("?live_output=1", "live_output=1"), ("?since=yesterday", "invalid since")] {
+    // A bare `?live_output` too: the page passes it on, and shows the refusal
+    // (it had read it as off, with no word).
+    let refused = [
+        ("?live_output=1", "live_output=1"),
+        ("?since=yesterday", "invalid since"),
+        ("?live_output", "invalid live_output"),
+    ];
+    for (query, reason) in refused {
         browser.goto(&format!("{url}{query}")).await;
         browser.run_async(&wait_script(&format!("{errors}.length >= 1"))).await;
         let first = browser.run_async(&page).await;

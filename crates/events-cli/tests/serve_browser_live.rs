@@ -278,11 +278,24 @@ async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
     earlier.arg("__live-writer").arg(tmp.path().join("journal")).args(&args).stdin(Stdio::piped());
     let (mut earlier, _, lines) = start_with_lines(earlier, "events __live-writer", |l| l.starts_with("serving"));
     writeln!(earlier.0.stdin.as_mut().unwrap(), "go").unwrap();
-    let first = sent_responses(&lines, 1).remove(0);
+    let earlier_text = sent_responses(&lines, 1).remove(0);
     while lines.recv_timeout(WAIT).expect("the writer's done line") != "done" {}
     drop(earlier);
 
-    let (_writer, lines, _proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+    let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+    // What the page was sent first: the reset for the earlier process's output.
+    let status = reqwest::get(format!("http://{}/status", proxy.addr)).await.unwrap().text().await.unwrap();
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let epoch = status["epoch"].as_str().expect("the epoch");
+    let url = format!("http://{}/stream?since={epoch}-0&live_output=1", proxy.addr);
+    let mut stream = reqwest::get(url).await.unwrap();
+    let mut first = String::new();
+    while !first.contains("\n\n") {
+        let chunk = tokio::time::timeout(WAIT, stream.chunk()).await.expect("a first frame in time").unwrap();
+        first.push_str(&String::from_utf8_lossy(&chunk.expect("the stream goes on")));
+    }
+    assert!(first.starts_with("event: reset") && first.contains("live_output_expired"), "{first}");
+    drop(stream);
     let second = sent_responses(&lines, 1).remove(0);
     browser.run_async(&wait_script(r##"document.querySelectorAll("#rows tr[data-seq]").length >= 2"##)).await;
     let page: Value = browser.run_async(LIVE_STATE).await;
@@ -294,7 +307,7 @@ async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
     };
     assert_eq!(
         (&earlier_row["seq"], &earlier_row["text"]),
-        (&serde_json::json!(1), &serde_json::json!(first)),
+        (&serde_json::json!(1), &serde_json::json!(earlier_text)),
         "{page}"
     );
     assert_eq!((&row["text"], &row["incomplete"]), (&serde_json::json!(second), &serde_json::json!(false)), "{page}");

@@ -32,7 +32,15 @@ use crate::msgpack_depth::Bounded;
 /// do not know the event types can render its records generically.
 ///
 /// Decoding reads only the bytes present: a length prefix claiming more
-/// than the payload fails at its end instead of allocating.
+/// than the payload fails at its end instead of allocating. Nesting is
+/// bounded as for [`Bincode`](crate::Bincode)
+/// ([`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) arrays and maps, and as
+/// many `Some`s, which MessagePack writes without a byte of their own),
+/// except inside an internally, adjacently or untagged enum or a flattened
+/// field, which serde buffers and replays itself: there a type recursing
+/// through options alone (`struct Chain(Option<Box<Chain>>)`) can still
+/// overflow the stack on a hostile payload. Keep such types out of those
+/// shapes, or decode only trusted bytes with them.
 ///
 /// MessagePack writes `Some(x)` as `x`, so `None` and `Some` of a value
 /// written as `nil` (`None`, `()`, a newtype around one) would read back alike:

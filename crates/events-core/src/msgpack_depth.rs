@@ -11,6 +11,13 @@
 //!
 //! Invariant: every call reaches rmp-serde unchanged, in the same order;
 //! only a `Some` nested inside [`MAX_DECODE_DEPTH`] others is refused.
+//!
+//! Not reached: a value serde first buffers and then replays through its
+//! own deserializers (an internally, adjacently or untagged enum, a
+//! `#[serde(flatten)]` field). Its `Some`s never pass through here, so a
+//! type recursing through options alone *inside* such an enum still
+//! overflows the stack on a hostile payload. Bincode has no such case: it
+//! is not self-describing, so serde cannot buffer for it.
 
 use std::cell::Cell;
 use std::fmt;

@@ -216,6 +216,30 @@ fn msgpack_counts_options_that_take_no_byte() {
     });
 }
 
+/// Both MessagePack bounds at once, on a worker's stack in a debug build:
+/// 256 arrays, each inside a `Some` (`struct Tree(Option<Vec<Tree>>)`),
+/// round-trip; one more level is refused, when decoded and when encoded.
+#[cfg(feature = "msgpack")]
+#[test]
+fn msgpack_options_and_arrays_at_their_limits_together_fit_the_stack() {
+    use events_core::MsgPack;
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Tree(Option<Vec<Tree>>);
+    let nest = |levels: usize| (0..levels).fold(Tree(None), |inner, _| Tree(Some(vec![inner])));
+    let levels = MAX_DECODE_DEPTH as usize;
+    on_a_worker_stack(move || {
+        let deep = nest(levels);
+        let mut bytes = Vec::new();
+        MsgPack.encode(&deep, &mut bytes).unwrap();
+        assert_eq!(bytes.len(), levels + 1, "one array marker a level, then nil");
+        assert_eq!(MsgPack.decode::<Tree>(&bytes).unwrap(), deep);
+        let mut deeper = vec![0x91u8; levels + 1];
+        deeper.push(0xc0);
+        assert!(matches!(MsgPack.decode::<Tree>(&deeper), Err(CodecError::Decode { .. })));
+        assert!(matches!(MsgPack.encode(&nest(levels + 1), &mut Vec::new()), Err(CodecError::Encode { .. })));
+    });
+}
+
 /// `Some` nested `n` times around the number 7 (no Rust type nests a
 /// number of options chosen at run time: decoded, it reads as many as
 /// [`SOMES`] says).

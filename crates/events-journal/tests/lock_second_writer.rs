@@ -137,7 +137,9 @@ fn an_open_whose_retention_pass_finds_the_directory_replaced_is_refused() {
     let renamer = std::thread::spawn({
         let (from, to, plan) = (dir.clone(), moved.clone(), plan.clone());
         move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while plan.count(Step::Lease) <= last {
+                assert!(std::time::Instant::now() < deadline, "the open never reached its last lease write");
                 std::thread::yield_now();
             }
             std::fs::rename(from, to).unwrap();

@@ -445,7 +445,7 @@ async fn a_failed_final_fsync_is_a_typed_error_naming_the_file() {
     }
 }
 
-/// Two handles close at once while the final fdatasync is slow (300 ms,
+/// Two handles close at once while the final fdatasync is slow (2 s,
 /// then `EIO`): the close that runs it gets the journal's own error; the
 /// other waits beside it and gets `Unhealthy` carrying the same text, not
 /// `Ok` or `Closed`.
@@ -458,7 +458,7 @@ async fn a_close_waiting_beside_a_failed_final_fsync_gets_its_text() {
     feed.append(None, msg(1)).await.unwrap();
     let other = feed.clone();
     let syncs = plan.count(Step::Sync);
-    plan.inject_next(Step::Sync, Fault::StallErrno(Duration::from_millis(300), libc::EIO));
+    plan.inject_next(Step::Sync, Fault::StallErrno(Duration::from_secs(2), libc::EIO));
     let first = tokio::spawn(async move { feed.close().await });
     eventually("the final fdatasync has begun", || plan.count(Step::Sync) > syncs).await;
     let second = other.close().await;

@@ -95,7 +95,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         (false, true) => "quick (`--quick`)",
         (false, false) => "full",
     };
-    let md = report.markdown(mode, opts.filter.as_deref(), opts.report_only);
+    let filter = opts.filter.as_deref().filter(|_| !opts.report_only);
+    let md = report.markdown(mode, filter, opts.report_only);
     fs::write(out_dir.join("REPORT.md"), &md).map_err(|e| format!("cannot write REPORT.md: {e}"))?;
     for (name, svg) in report.charts() {
         fs::write(out_dir.join(name), svg).map_err(|e| format!("cannot write {name}: {e}"))?;

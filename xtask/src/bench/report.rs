@@ -170,7 +170,7 @@ impl Report {
             md.push_str("```\n\n");
         }
         md.push_str(
-            "## Every criterion result of this run\n\n| id | median time / iteration | throughput |\n|---|---:|---:|\n",
+            "## Every criterion result the report read\n\n| id | median time / iteration | throughput |\n|---|---:|---:|\n",
         );
         for (id, m) in &self.results {
             let thr = m.rate().map(|r| rate(r.1)).unwrap_or_default();
@@ -273,8 +273,10 @@ fn same_run(filter: Option<&str>, rebuilt: bool) -> String {
             .into(),
         None => "Ours and every peer ran in the same run on the same file system.".into(),
         Some(f) => format!(
-            "Only the criterion ids matching `{f}` ran now: every other figure, and any ratio with one side \
-             outside the filter, comes from the results earlier runs left (a ratio may then compare two runs)."
+            "Only the criterion ids matching `{f}` ran now: every other criterion figure, and any ratio with \
+             one side outside the filter, comes from the results earlier runs left (a ratio may then compare two \
+             runs). The figures benches print (latency, memory, NATS) come from this run alone: a row whose \
+             bench the filter left out reads \"not run\"."
         ),
     }
 }
