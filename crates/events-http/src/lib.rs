@@ -111,6 +111,11 @@
 //!     cursor meets the `Fail` policy: `event: error`, `data:
 //!     {"error":"…"}`, then the response ends;
 //!   * a `: keep-alive` comment after 15 s of silence.
+//!
+//!   A response ends when its feed is closed, or when the router's
+//!   [`StreamCloser`] closes ([`FeedRouter::closer`], for a graceful
+//!   shutdown: a follower's streams never end by themselves); after that
+//!   a request gets a `503` saying the server is shutting down.
 //! * `GET /status` — JSON: `epoch` (a decimal string: a random 64-bit value
 //!   does not fit a JavaScript number; the journal's current epoch, followed
 //!   across a recreated directory), `latest_seq`, `earliest_seq`,
@@ -187,7 +192,7 @@ mod status;
 mod viewer;
 
 pub use error::RequestError;
-pub use router::{FeedRouter, router};
+pub use router::{FeedRouter, StreamCloser, router};
 pub use viewer::{VIEWER_HTML, viewer};
 
 /// The axum version this crate builds on, to mount and serve its router

@@ -26,6 +26,35 @@ const MAX_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
 use crate::state::AppState;
 use crate::status;
 
+/// Ends the open `/stream` responses of the [`FeedRouter`] it came from
+/// ([`FeedRouter::closer`]) and refuses new ones with `503`. Clones close
+/// the same router; closing twice is closing once.
+#[derive(Clone, Debug)]
+pub struct StreamCloser(Arc<watch::Sender<bool>>);
+
+impl StreamCloser {
+    /// Ends every open `/stream` response of the router (after the frame
+    /// each is sending) and refuses new ones.
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once closed (never, if the router is gone unclosed).
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.0.subscribe();
+        async move {
+            if rx.wait_for(|closed| *closed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
 /// The routes for `reader` with default options: `GET /stream` (Server-Sent
 /// Events) and `GET /status` (JSON). See the [crate docs](crate) for the
 /// wire format; use [`FeedRouter`] to change options.
@@ -97,6 +126,7 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
                 keep_alive: DEFAULT_KEEP_ALIVE,
                 checkpoint_after: DEFAULT_CHECKPOINT_AFTER,
                 clients: Arc::new(clients),
+                closer: StreamCloser(Arc::new(watch::channel(false).0)),
                 #[cfg(feature = "metrics")]
                 metrics: None,
             },
@@ -133,6 +163,43 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// as their responses are dropped (the client disconnected).
     pub fn clients(&self) -> watch::Receiver<usize> {
         self.state.clients.subscribe()
+    }
+
+    /// A handle that ends this router's open `/stream` responses and
+    /// refuses new ones (`503`), for a graceful shutdown: a response ends
+    /// only when its feed is closed, and a follower's
+    /// ([`FeedReader::open`](events::FeedReader::open)) never is, so
+    /// `axum::serve(..).with_graceful_shutdown(..)` would wait for its
+    /// clients for ever. Close it in the shutdown signal: each open
+    /// response ends after the frame it is sending, and a browser's
+    /// `EventSource` reconnects later with its last event id, missing
+    /// nothing.
+    ///
+    /// ```
+    /// use events::{Event, FeedReader};
+    /// use events_http::FeedRouter;
+    /// # #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)] struct Ping(u32);
+    /// # impl Event for Ping {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let tmp = tempfile::tempdir()?;
+    /// # let feed: events::Feed<Ping> = events::Feed::builder(tmp.path()).open().await?;
+    /// # feed.close().await?;
+    /// let routes = FeedRouter::new(FeedReader::<Ping>::open(tmp.path())?);
+    /// let closer = routes.closer();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// # stop.send(()).unwrap();
+    /// // `stopped`: a Ctrl-C, a SIGTERM, an admin endpoint...
+    /// axum::serve(listener, routes.build())
+    ///     .with_graceful_shutdown(async move {
+    ///         let _ = stopped.await;
+    ///         closer.close();
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn closer(&self) -> StreamCloser {
+        self.state.closer.clone()
     }
 
     /// Mounts `GET /metrics`: the feed's counters (the names of

@@ -88,6 +88,10 @@ where
 {
     let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
+    if state.closer.is_closed() {
+        let message = "the server is shutting down: its streams are closed (FeedRouter::closer)\n";
+        return Err((StatusCode::SERVICE_UNAVAILABLE, message).into_response());
+    }
     let everything = matches!(start, Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 }));
     let index = match start {
         Start::After(WireCursor { index, .. }) => index,
@@ -148,11 +152,16 @@ where
         failed: false,
         _guard: ClientGuard::new(Arc::clone(&state.clients)),
     };
-    let body =
-        futures::stream::unfold(
-            frames,
-            |mut f| async move { f.next_frame().await.map(|ev| (Ok::<_, Infallible>(ev), f)) },
-        );
+    // Ends when the feed's stream does, or when the router's closer closes
+    // (a graceful shutdown), after the frame under way, if it is first.
+    let closed = Box::pin(state.closer.closed());
+    let body = futures::stream::unfold((frames, closed), |(mut f, mut closed)| async move {
+        let next = match futures::future::select(closed.as_mut(), std::pin::pin!(f.next_frame())).await {
+            futures::future::Either::Left(_) => None,
+            futures::future::Either::Right((frame, _)) => frame,
+        };
+        next.map(|ev| (Ok::<_, Infallible>(ev), (f, closed)))
+    });
     let sse = Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive"));
     // A proxy that buffers responses (nginx does by default) would hold the
     // frames of a quiet feed for as long as its buffer takes to fill with

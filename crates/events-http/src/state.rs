@@ -1,5 +1,6 @@
 //! [`AppState`]: what every handler of the router shares — the feed's
-//! [`FeedReader`], the keep-alive interval, the open-client counter and,
+//! [`FeedReader`], the keep-alive interval, the open-client counter, the
+//! closer of its streams and,
 //! with the `metrics` feature, the `/metrics` exporter. `router.rs` builds
 //! it; `sse.rs`, `status.rs` and `metrics.rs` read it. It lives in its
 //! own module so that the handlers depend on it and the router depends on
@@ -23,6 +24,8 @@ pub(crate) struct AppState<E, C: Codec> {
     /// is quiet after skipping other streams' events.
     pub(crate) checkpoint_after: Duration,
     pub(crate) clients: Arc<watch::Sender<usize>>,
+    /// Ends the open `/stream` responses and refuses new ones once closed.
+    pub(crate) closer: crate::router::StreamCloser,
     /// Set when `/metrics` is mounted.
     #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<Arc<crate::exporter::Exporter>>,
@@ -35,6 +38,7 @@ impl<E, C: Codec> Clone for AppState<E, C> {
             keep_alive: self.keep_alive,
             checkpoint_after: self.checkpoint_after,
             clients: Arc::clone(&self.clients),
+            closer: self.closer.clone(),
             #[cfg(feature = "metrics")]
             metrics: self.metrics.clone(),
         }

@@ -114,7 +114,7 @@ async fn status_reports_seqs_epoch_clients_and_stats() {
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = page.text().await.unwrap();
-    assert!(html.contains("new EventSource(\"stream?\"") && html.contains("fetch(\"status\")"));
+    assert!(html.contains("new EventSource(\"stream?\"") && html.contains("fetch(\"status\""));
     feed.close().await.unwrap();
 }
 

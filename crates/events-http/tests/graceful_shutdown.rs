@@ -1,0 +1,69 @@
+//! A graceful shutdown of a server following a journal another process
+//! writes (`FeedReader::open`), with a client on `/stream`: the stream of a
+//! follower never ends by itself, so `axum::serve(..).with_graceful_shutdown`
+//! waited for that client for ever. Closing the router's `StreamCloser` in
+//! the shutdown signal ends every open response after the frame under way,
+//! and the server returns; a request made after the close gets a `503`
+//! saying why. The client missed nothing: reconnecting elsewhere with its
+//! last id gives the events appended since.
+
+mod support;
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use events::FeedReader;
+use events_http::FeedRouter;
+use support::{Sse, TestEvent, append, feed, id};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_streams_lets_a_graceful_shutdown_end_with_a_client_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let writer = feed(&dir).await;
+    append(&writer, None, 1..=3).await;
+    let epoch = writer.epoch();
+    let routes = FeedRouter::new(FeedReader::<TestEvent>::open(&dir).unwrap()).keep_alive(Duration::from_millis(100));
+    let closer = routes.closer();
+    let mut clients = routes.clients();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = {
+        let closer = closer.clone();
+        async move {
+            let _ = stopped.await;
+            closer.close();
+        }
+    };
+    let server = tokio::spawn(axum::serve(listener, routes.build()).with_graceful_shutdown(shutdown).into_future());
+
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 3).await, [1, 2, 3]);
+    assert_eq!(*clients.borrow_and_update(), 1);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the graceful shutdown never ended with a client on /stream")
+        .unwrap()
+        .unwrap();
+    assert!(closer.is_closed());
+    assert_eq!(sse.next_or_end().await, None, "the open response ended");
+    assert_eq!(*clients.borrow(), 0);
+
+    // Another router on the same journal: the client's last id resumes.
+    append(&writer, None, 4..=5).await;
+    let routes = FeedRouter::new(FeedReader::<TestEvent>::open(&dir).unwrap());
+    let closer = routes.closer();
+    let addr = support::serve(routes.build()).await;
+    let mut resumed = Sse::open(&format!("http://{addr}/stream"), sse.last_id().as_deref()).await;
+    assert_eq!(sse.last_id(), Some(id(epoch, 3)));
+    assert_eq!(resumed.seqs_in(epoch, 2).await, [4, 5]);
+    // Closed, it ends the open response and refuses a new one, saying why.
+    closer.close();
+    assert_eq!(resumed.next_or_end().await, None);
+    let refused = support::get(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.text().await.unwrap().contains("shutting down"));
+    writer.close().await.unwrap();
+}
