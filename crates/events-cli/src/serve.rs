@@ -4,7 +4,9 @@
 //!
 //! Invariant: the server never writes to the journal and takes no lock: it
 //! follows the files through a `FeedReader`, so it can run beside the writer
-//! (or after it exited) and be stopped at any moment without harm. It
+//! (or after it exited) and be stopped at any moment without harm (SIGINT
+//! or SIGTERM closes the open streams and exits 0; a page reconnects to the
+//! next server with its last id). It
 //! follows the directory, not one journal: if the directory is recreated
 //! (a new journal, a new epoch), connected pages get an explicit
 //! `epoch_mismatch` reset and the new journal from its first event, and
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use events::{Error, FeedReader, JournalError, MsgPack};
+use events_http::FeedRouter;
 
 use crate::Failure;
 use crate::model::DemoEvent;
@@ -34,8 +37,8 @@ pub(crate) struct ServeArgs {
     addr: SocketAddr,
 }
 
-/// Serves until the process is stopped; prints one line with the URL once
-/// listening.
+/// Serves until SIGINT or SIGTERM, which close the open streams and stop
+/// the server (exit 0); prints one line with the URL once listening.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
         // The address first: one in use is an error at once, not after the
@@ -45,13 +48,19 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.addr).into()))?;
         let addr = listener.local_addr()?;
         wait_for_journal(&args.dir).await?;
+        // After the wait, which a signal simply ends (nothing is open yet).
+        let stop_signal = stop_signals()?;
         // A self-describing journal is served whatever its event types;
         // any other is served as the demo's events (a journal of another
         // codec is refused, naming it).
-        let router = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
-            events_http::router(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?)
+        let (router, closer) = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
+            let routes = FeedRouter::new(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?);
+            let closer = routes.closer();
+            (routes.build(), closer)
         } else {
-            events_http::router(FeedReader::<DemoEvent>::open(&args.dir)?)
+            let routes = FeedRouter::new(FeedReader::<DemoEvent>::open(&args.dir)?);
+            let closer = routes.closer();
+            (routes.build(), closer)
         };
         let app = router.merge(events_http::viewer());
         // A closed stdout (its reader gone) is no reason to stop serving.
@@ -60,8 +69,28 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             "serving {} at http://{addr}/ (SSE at /stream, JSON at /status)",
             args.dir.display()
         );
-        events_http::axum::serve(listener, app).await?;
+        // SIGINT or SIGTERM: the open streams end (a page's `EventSource`
+        // reconnects to the next server with its last id), then the server.
+        let shutdown = async move {
+            let signal = stop_signal.await;
+            let _ = writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping");
+            closer.close();
+        };
+        events_http::axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
         Ok(())
+    })
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM; once installed,
+/// such a signal no longer kills the process.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut sigint, mut sigterm) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    Ok(async move {
+        tokio::select! {
+            _ = sigint.recv() => "SIGINT",
+            _ = sigterm.recv() => "SIGTERM",
+        }
     })
 }
 

@@ -152,3 +152,36 @@ fn serve_keeps_waiting_when_its_stderr_is_closed() {
     serve.kill().unwrap();
     serve.wait().unwrap();
 }
+
+/// SIGTERM (or SIGINT) with a client on `/stream`: the open response ends
+/// and `serve` exits 0, saying why on stderr. It had been killed by the
+/// signal, and a graceful stop would have waited for the client for ever
+/// (a follower's stream never ends by itself).
+#[test]
+fn sigterm_closes_the_open_streams_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    write_demo_journal(&dir);
+    let (mut serve, addr) = serve_on_a_free_port(&dir, Stdio::null(), Stdio::piped());
+    status_while_running(&mut serve, &addr, "started");
+    let mut client = TcpStream::connect(&addr).unwrap();
+    client.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    client.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\n\n") {
+        let n = client.read(&mut buf).expect("the stream's first event");
+        assert!(n > 0, "the stream ended before its first event");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let pid = libc::pid_t::try_from(serve.id()).unwrap();
+    // SAFETY: a signal to the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = exit_within(&mut serve, "serve after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).expect("the response ended, not timed out");
+    let mut stderr = String::new();
+    serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("SIGTERM: closing the open streams"), "{stderr}");
+}
