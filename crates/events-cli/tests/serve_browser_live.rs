@@ -297,8 +297,16 @@ async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
     assert!(first.starts_with("event: reset") && first.contains("live_output_expired"), "{first}");
     drop(stream);
     let second = sent_responses(&lines, 1).remove(0);
-    browser.run_async(&wait_script(r##"document.querySelectorAll("#rows tr[data-seq]").length >= 2"##)).await;
-    let page: Value = browser.run_async(LIVE_STATE).await;
+    // Polled, so that a page that never gets there shows what it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page: Value = loop {
+        let page: Value = browser.run_async(LIVE_STATE).await;
+        if page["durable"].as_array().is_some_and(|rows| rows.len() >= 2) {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "two response rows within 30 s: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     browser.quit().await;
 
     assert_eq!((&page["resets"], &page["other"]), (&serde_json::json!(0), &serde_json::json!([])), "{page}");

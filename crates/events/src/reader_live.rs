@@ -12,7 +12,7 @@ use events_core::{Codec, Event, StreamId};
 use futures::StreamExt;
 
 use crate::live::{LiveStream, Ring};
-use crate::position::{Cursor, LiveCursor};
+use crate::position::{Cursor, LiveCursor, Position};
 use crate::reader::FeedReader;
 use crate::stream::filter::Filter;
 use crate::{Error, Result};
@@ -83,9 +83,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         let ring = self.ring()?;
         let epoch = self.epoch();
         let latest = self.latest_seq();
-        let newest = ring.newest(stream.map(StreamId::from).as_ref());
-        // Output after `latest`'s durable event only: a durable event
-        // published since is not skipped.
+        // Output after `latest`'s durable event only, and no later: a
+        // durable event published since is not skipped (and the ring may
+        // hold a batch's output before its durable events are published).
+        let newest = ring.newest(stream.map(StreamId::from).as_ref(), Position::end_of(latest.get()));
         let index = if newest.seq == latest { newest.index } else { 0 };
         Ok(LiveCursor::new(Cursor::new(latest, epoch), index))
     }

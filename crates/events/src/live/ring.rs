@@ -206,10 +206,11 @@ impl<E> Ring<E> {
             .filter_map(|(before, stream, event)| {
                 let after = Seq::new(first + before as u64 - 1);
                 // `u32::MAX` marks the end of a run (`Position::end_of`): a run
-                // that long without a durable event loses what follows.
+                // that long without a durable event loses what follows, as a
+                // loss of that run (the batch may go on to later runs).
                 let index = if last.seq == after { last.index.saturating_add(1) } else { 1 };
                 if index == u32::MAX {
-                    overflow.push(stream);
+                    overflow.push((stream, after.get()));
                     return None;
                 }
                 *last = Position { seq: after, index };
@@ -219,8 +220,8 @@ impl<E> Ring<E> {
         self.insert(batch);
         if !overflow.is_empty() {
             let mut state = self.state.lock();
-            for stream in overflow {
-                state.raise(stream, Position::end_of(last.seq.get()), self.limits.max_events);
+            for (stream, run) in overflow {
+                state.raise(stream, Position::end_of(run), self.limits.max_events);
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -301,16 +302,22 @@ impl<E> Ring<E> {
         self.state.lock().floor(stream)
     }
 
-    /// The newest position a reader of `stream` (`None`: of every stream)
-    /// could have seen: the ring's last entry (of that stream), or its
-    /// floor when it holds none after it.
-    pub(crate) fn newest(&self, stream: Option<&StreamId>) -> Position {
+    /// The newest position at or before `through` a reader of `stream`
+    /// (`None`: of every stream) could have seen: the ring's last entry
+    /// there (of that stream), or its floor when it holds none after it.
+    /// Bounded: the writer puts a batch's ephemeral events into the ring
+    /// before it publishes the batch's durable events, so the ring may
+    /// already hold positions after the latest seq a reader sees.
+    pub(crate) fn newest(&self, stream: Option<&StreamId>, through: Position) -> Position {
         let state = self.state.lock();
         let last = match stream {
-            None => state.entries.last_key_value().map(|(position, _)| *position),
-            Some(id) => state.by_stream.get(&Some(id.clone())).and_then(|queue| queue.back().copied()),
+            None => state.entries.range(..=through).next_back().map(|(position, _)| *position),
+            Some(id) => state
+                .by_stream
+                .get(&Some(id.clone()))
+                .and_then(|queue| queue.iter().rev().find(|position| **position <= through).copied()),
         };
-        last.unwrap_or_default().max(state.floor(stream))
+        last.unwrap_or_default().max(state.floor(stream).min(through))
     }
 
     /// A receiver that changes after every insert.
@@ -321,5 +328,53 @@ impl<E> Ring<E> {
     /// Ephemeral events in the ring now, and removed by its limits since open.
     pub(crate) fn counts(&self) -> (u64, u64) {
         (self.len.load(Ordering::Relaxed), self.evicted.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seq: u64, index: u32) -> Position {
+        Position { seq: Seq::new(seq), index }
+    }
+
+    fn token(seq: u64, stream: &str) -> Arc<Envelope<u32>> {
+        Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp::now(), stream: Some(stream.into()), event: 0, id: None })
+    }
+
+    /// The writer puts a batch's tokens into the ring before it publishes
+    /// the batch's durable events: a reader that sees latest seq 4 while
+    /// the ring already holds run 5 starts after run 4's newest token, not
+    /// at 4 itself (owed all of run 4, which the limits may have trimmed:
+    /// a reset for output it never asked for).
+    #[test]
+    fn the_newest_position_is_bounded_by_the_latest_seq_a_reader_sees() {
+        let ring = Ring::new(LiveOutput::new(), 3, true);
+        ring.insert((1..=3).map(|i| (at(4, i), token(4, "a"))).chain([(at(5, 1), token(5, "a"))]));
+        let a = StreamId::from("a");
+        assert_eq!(ring.newest(None, Position::end_of(4)), at(4, 3));
+        assert_eq!(ring.newest(Some(&a), Position::end_of(4)), at(4, 3));
+        assert_eq!(ring.newest(None, Position::end_of(5)), at(5, 1));
+        assert_eq!(ring.newest(Some(&StreamId::from("b")), Position::end_of(4)), Position::default());
+    }
+
+    /// A run whose index reaches `u32::MAX` loses what follows, as a loss of
+    /// that run, though the same writer batch goes on to the next run: it
+    /// was noted against the batch's last run, so a reader inside the full
+    /// run missed tokens with no reset, and every reader of the next run
+    /// got one for nothing.
+    #[test]
+    fn an_index_overflow_is_a_loss_of_its_own_run() {
+        let ring: Ring<u32> = Ring::new(LiveOutput::new(), 4, false);
+        let mut last = at(5, u32::MAX - 1);
+        let staged = [(0, Some(StreamId::from("a")), 1), (1, Some(StreamId::from("a")), 2)];
+        ring.insert_staged(6, staged.into_iter(), &mut last);
+        assert_eq!(last, at(6, 1));
+        let state = ring.state.lock();
+        assert_eq!(state.lost.get(&5), Some(&Position::end_of(5)));
+        assert_eq!(state.lost.get(&6), None, "run 6 lost nothing");
+        assert!(state.loss(at(5, u32::MAX - 1), Position::end_of(5), None).is_some(), "a reader inside run 5 is told");
+        assert!(state.loss(at(6, 0), Position::end_of(6), None).is_none(), "a reader of run 6 is not");
     }
 }
