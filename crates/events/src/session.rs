@@ -164,9 +164,14 @@ impl<E: Event> Session<E> {
             let payload = (self.inner.encoder)(&self.inner.id, &event)?;
             Ok((payload, crate::error::isolated("Clone", || event.clone())?))
         });
-        let journaled = match journaled.transpose() {
-            Ok(journaled) => journaled,
-            Err(e) => {
+        // The live output's copy of an ephemeral event, likewise: a `Clone`
+        // that panicked after the UIs were shown the event left it out of
+        // the live output with no loss to report (a resuming client missed
+        // it without a reset).
+        let live_copy = (!durable && inbox.live_output()).then(|| crate::error::isolated("Clone", || event.clone()));
+        let (journaled, live_copy) = match (journaled.transpose(), live_copy.transpose()) {
+            (Ok(journaled), Ok(live_copy)) => (journaled, live_copy),
+            (Err(e), _) | (_, Err(e)) => {
                 Counters::bump(shared.counters.refusal(&e));
                 return Err(e);
             }
@@ -219,25 +224,12 @@ impl<E: Event> Session<E> {
         }
         if let Some(permit) = permit {
             let stream = self.inner.id.clone();
-            match journaled {
-                Some((payload, event)) => permit.send(Cmd::Encoded { stream, event, payload }),
-                // An ephemeral event for the live output: the fan-out is done with its copy
-                // only if every subscriber consumed it; otherwise clone one. A panicking
-                // `Clone` only costs the live output this event (the UIs have it; counted
-                // as an encode error, and the slot goes back unused).
-                None => {
-                    let event = match Arc::try_unwrap(event) {
-                        Ok(event) => Ok(event),
-                        Err(arc) => crate::error::isolated("Clone", || (*arc).clone()),
-                    };
-                    match event {
-                        Ok(event) => permit.send(Cmd::Ephemeral { stream: Some(stream), event }),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "an ephemeral event left out of the live output");
-                            Counters::bump(shared.counters.refusal(&e));
-                        }
-                    }
-                }
+            match (journaled, live_copy) {
+                (Some((payload, event)), _) => permit.send(Cmd::Encoded { stream, event, payload }),
+                // An ephemeral event for the live output, copied above.
+                (None, Some(event)) => permit.send(Cmd::Ephemeral { stream: Some(stream), event }),
+                // Not taken: a slot is for a durable event or the live output.
+                (None, None) => drop(permit),
             }
         }
         Ok(())

@@ -278,3 +278,48 @@ async fn a_panicking_clone_is_refused_before_any_ui_sees_the_event() {
     assert_eq!(feed.latest_seq(), Seq::ZERO);
     feed.close().await.unwrap();
 }
+
+/// The same for an ephemeral event when the feed keeps live output: the
+/// live output's copy is made before any UI sees the token, so a `Clone`
+/// that panics refuses the emit, and the UIs and the live output agree
+/// (the next token reaches both). The copy had been made after the UIs
+/// were shown the token, and a panic there left it out of the live output
+/// with no loss to report: a client resuming from the ring missed it
+/// without a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_clone_panics_is_refused_before_any_ui_or_the_live_output_sees_it() {
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Token(u64);
+    impl Clone for Token {
+        fn clone(&self) -> Self {
+            assert_ne!(self.0, 2, "no clone of token 2");
+            Token(self.0)
+        }
+    }
+    impl events::Event for Token {
+        fn durability(&self) -> events::Durability {
+            events::Durability::Ephemeral
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Token> = Feed::builder(dir.path()).live_output(events::LiveOutput::new()).open().await.unwrap();
+    let session = feed.session("ui");
+    let mut ui = session.subscribe();
+    let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
+    session.emit(Token(1)).await.unwrap();
+    let refused = session.emit(Token(2)).await;
+    assert!(matches!(refused, Err(Error::EventPanicked { during: "Clone", .. })), "{refused:?}");
+    session.emit(Token(3)).await.unwrap();
+    let shown: Vec<u64> = [ui.next().await, ui.next().await].map(|t| t.unwrap().unwrap().0).to_vec();
+    assert_eq!(shown, [1, 3], "the UI saw exactly what was not refused");
+    let mut streamed = Vec::new();
+    while streamed.len() < 2 {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), live.next()).await.unwrap().unwrap();
+        match item.unwrap() {
+            events::FeedItem::Ephemeral { env, .. } => streamed.push(env.event.0),
+            other => panic!("only tokens, no reset: {other:?}"),
+        }
+    }
+    assert_eq!(streamed, [1, 3]);
+    feed.close().await.unwrap();
+}
