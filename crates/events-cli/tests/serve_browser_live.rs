@@ -268,8 +268,9 @@ fn the_check_rejects_a_duplicated_or_missing_token() {
 /// are gone with that process, and the stream says so with a
 /// `live_output_expired` reset before the first of them. The page has
 /// nothing in progress, so nothing it shows was lost: no reset row, none
-/// counted, and the earlier response's durable message is whole. The page
-/// had opened with "streamed output was lost" and one reset.
+/// counted, and the earlier response's durable message is whole; then the
+/// restarted writer's response, token by token. The page had opened with
+/// "streamed output was lost" and one reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
     let tmp = tempfile::tempdir().unwrap();
@@ -319,4 +320,6 @@ async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
         "{page}"
     );
     assert_eq!((&row["text"], &row["incomplete"]), (&serde_json::json!(second), &serde_json::json!(false)), "{page}");
+    // The restarted writer's own tokens, which have positions of their own.
+    assert_eq!(row["streamed"], serde_json::json!(second), "{page}");
 }

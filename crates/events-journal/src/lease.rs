@@ -238,6 +238,8 @@ pub(crate) struct Leaser {
     pub(crate) current: Lease,
     /// Set by `begin`: only this writer's own lease is extended or closed.
     begun: bool,
+    /// The generation of this writer's first lease (`begin`'s).
+    pub(crate) opened: u64,
 }
 
 impl Leaser {
@@ -264,13 +266,14 @@ impl Leaser {
             upto: 0,
             boot: None,
         });
-        Ok(Leaser { file, path, io: io.clone(), current, begun: false })
+        Ok(Leaser { file, path, io: io.clone(), current, begun: false, opened: 0 })
     }
 
     /// Makes this writer's first lease durable, in the slot after the previous one's.
     pub(crate) fn begin(&mut self, lease: Lease) -> Result<(), JournalError> {
         self.write(Lease { generation: self.current.generation.wrapping_add(1), ..lease })?;
         self.begun = true;
+        self.opened = self.current.generation;
         Ok(())
     }
 

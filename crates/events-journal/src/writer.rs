@@ -312,6 +312,14 @@ impl Journal {
         self.epoch
     }
 
+    /// The generation of the seq lease this writer's open wrote (`LEASE`):
+    /// every lease write of the journal takes the next one, so each writer
+    /// of a journal has its own, greater than any earlier writer's (unless
+    /// `LEASE` was deleted, which starts them again at 0).
+    pub fn open_generation(&self) -> u64 {
+        self.lease.opened
+    }
+
     /// The segments this writer holds, oldest first, as `(first seq, path)`;
     /// the last is the active one. Unlike
     /// [`Reader::segments`](crate::Reader::segments) it reads no directory:

@@ -323,3 +323,28 @@ fn a_reader_syncs_again_what_a_second_dead_writer_wrote_into_reserved_space() {
     }
     assert_eq!(reading.count(Step::ReaderSync), 2, "an unchanged file is synced once");
 }
+
+/// Each writer of a journal has its own lease generation, greater than any
+/// earlier writer's, whether that one closed or was killed: the façade
+/// gives a reopened writer's live output positions of its own by it.
+#[test]
+fn every_writer_opens_with_a_greater_lease_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (j, _) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    let mut last = j.open_generation();
+    j.close().unwrap();
+    for killed in [false, true, false] {
+        let plan = FaultPlan::new();
+        let (mut j, _) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
+        assert!(j.open_generation() > last, "{} after {last}", j.open_generation());
+        last = j.open_generation();
+        let next = j.next_seq();
+        append(&mut j, next, next);
+        if killed {
+            crash(&plan, j);
+        } else {
+            j.close().unwrap();
+        }
+    }
+}

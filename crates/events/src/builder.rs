@@ -540,7 +540,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             None => (None, None),
         };
         let group_commit = self.sync_policy == SyncPolicy::Always;
-        let ring = self.live_output.map(|limits| Arc::new(Ring::new(limits, journal.last_seq(), report.created)));
+        let ring = self
+            .live_output
+            .map(|limits| Arc::new(Ring::new(limits, journal.last_seq(), report.created, journal.open_generation())));
         let writer = Writer::new(
             journal,
             live.clone(),

@@ -317,6 +317,39 @@ async fn after_a_writer_restart_a_cursor_inside_a_run_resets() {
     assert!(items.is_empty(), "{items:?}");
 }
 
+/// A writer that reopened a journal streams a response before any durable
+/// event: a client that saw its first token resumes with the rest and no
+/// reset. Its tokens had the earlier process's positions, so every cursor
+/// inside that run got a reset and the rest of the response was skipped.
+#[tokio::test]
+async fn after_a_restart_a_client_of_the_new_writer_resumes_inside_its_first_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || Feed::<Agent>::builder(tmp.path()).live_output(LiveOutput::new()).open();
+    let feed = open().await.unwrap();
+    feed.append(Some("s1"), Agent::Message("m1".into())).await.unwrap();
+    feed.inbox().forward(Some("s1".into()), Agent::Token("old".into())).await.unwrap();
+    let epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let feed = open().await.unwrap();
+    for t in ["n1", "n2", "n3"] {
+        feed.inbox().forward(Some("s1".into()), Agent::Token(t.into())).await.unwrap();
+    }
+    feed.append(Some("s1"), Agent::Message("m2".into())).await.unwrap();
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    let everything: Vec<Seen> = all_from(&reader, Seq::ZERO.into(), None).await.into_iter().map(seen).collect();
+    let events: Vec<Agent> = everything.iter().map(|(_, _, e)| e.clone()).collect();
+    let token = |t: &str| Agent::Token(t.into());
+    assert_eq!(
+        events,
+        [Agent::Message("m1".into()), token("n1"), token("n2"), token("n3"), Agent::Message("m2".into())]
+    );
+    let n1 = everything[1].0;
+    let resumed: Vec<Agent> =
+        all_from(&reader, cursor_at(n1, epoch), None).await.into_iter().map(|item| seen(item).2).collect();
+    assert_eq!(resumed, [token("n2"), token("n3"), Agent::Message("m2".into())]);
+}
+
 /// A writer that emitted only ephemeral events leaves a journal with no
 /// durable event; the next writer's positions in that run repeat the first
 /// one's, so a cursor from the first run is reset, never resumed among the

@@ -34,6 +34,34 @@ struct Entry<E> {
     at: Instant,
 }
 
+/// The run of the latest durable seq a writer that reopened a journal
+/// opened at: an earlier writer may have emitted ephemeral events there,
+/// whose positions (gone with that writer) must not be taken for this
+/// one's. This writer's are indexed from `base + 1` to `limit`, a range of
+/// 2^24 chosen by its lease generation (`Journal::open_generation`), so a
+/// client of this writer resumes among them, and a cursor of an earlier
+/// writer's output there is told of its loss.
+#[derive(Clone, Copy, Debug)]
+struct OwnRun {
+    run: u64,
+    base: u32,
+    limit: u32,
+}
+
+impl OwnRun {
+    /// Index bits of one writer's range in its first run.
+    const BITS: u32 = 24;
+    /// Ranges 1..=254: range 0 is the first writer's (indices from 1), and
+    /// no range reaches `u32::MAX`, which marks a run's end.
+    const RANGES: u64 = 254;
+
+    fn new(run: u64, generation: u64) -> Self {
+        let range = 1 + u32::try_from(generation % Self::RANGES).unwrap_or(0);
+        let base = range << Self::BITS;
+        OwnRun { run, base, limit: base + ((1 << Self::BITS) - 1) }
+    }
+}
+
 struct State<E> {
     entries: BTreeMap<Position, Entry<E>>,
     /// Each stream's positions in the ring, oldest first (for the per-stream limit).
@@ -50,8 +78,12 @@ struct State<E> {
     /// when its own stream lost something after its position.
     folded: Position,
     /// Every ephemeral event at or before this position is gone, of every
-    /// stream: an earlier writer's.
+    /// stream: an earlier writer's (for a writer that reopened a journal,
+    /// the base of its own positions in the latest seq's run).
     earlier_writer: Position,
+    /// For a writer that reopened a journal: its own positions in the run
+    /// of the latest seq it opened at, apart from an earlier writer's there.
+    own_run: Option<OwnRun>,
     /// The highest position removed of each stream, so that one stream's
     /// removals never reset a reader of another. At most
     /// `LiveOutput::max_events` streams: past that they are folded into
@@ -103,6 +135,15 @@ impl<E> State<E> {
     /// folded out of `lost`, up to what this reader's stream lost, all of
     /// which is gone).
     fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>) -> Option<Position> {
+        // Past this writer's range in its first run: an earlier writer's
+        // position there, whose output after it is gone.
+        if let Some(own) = self.own_run
+            && after.seq.get() == own.run
+            && after.index > own.limit
+            && after.index != u32::MAX
+        {
+            return Some(Position::end_of(own.run).max(through));
+        }
         let floor = self.floor(stream);
         if floor <= after {
             return None;
@@ -139,13 +180,15 @@ impl<E> std::fmt::Debug for Ring<E> {
 }
 
 impl<E> Ring<E> {
-    /// An empty ring for a writer that opened at durable seq `latest`: the
-    /// ephemeral events of an earlier process are gone, so every position up
-    /// to the end of `latest`'s run counts as removed, unless this open
-    /// `created` the journal (then no earlier process emitted any; a journal
-    /// with no durable event may still have had one that emitted only
-    /// ephemeral events, whose positions this writer's would repeat).
-    pub(crate) fn new(limits: LiveOutput, latest: u64, created: bool) -> Self {
+    /// An empty ring for a writer that opened at durable seq `latest`, its
+    /// lease's `generation`: the ephemeral events of an earlier process are
+    /// gone, so every position up to `latest`'s run counts as removed, and
+    /// this writer's own in that run take a range of their own ([`OwnRun`]),
+    /// unless this open `created` the journal (then no earlier process
+    /// emitted any; a journal with no durable event may still have had one
+    /// that emitted only ephemeral events).
+    pub(crate) fn new(limits: LiveOutput, latest: u64, created: bool, generation: u64) -> Self {
+        let own_run = (!created).then(|| OwnRun::new(latest, generation));
         Ring {
             limits,
             state: Mutex::new(State {
@@ -154,7 +197,9 @@ impl<E> Ring<E> {
                 base_floor: Position::default(),
                 lost: BTreeMap::new(),
                 folded: Position::default(),
-                earlier_writer: if created { Position::default() } else { Position::end_of(latest) },
+                earlier_writer: own_run
+                    .map_or(Position::default(), |own| Position { seq: Seq::new(own.run), index: own.base }),
+                own_run,
                 floors: HashMap::new(),
             }),
             inserted: watch::channel(0).0,
@@ -201,6 +246,7 @@ impl<E> Ring<E> {
         last: &mut Position,
     ) {
         let now = Timestamp::now();
+        let own = self.state.lock().own_run;
         let mut overflow = Vec::new();
         let batch: Positioned<E> = staged
             .filter_map(|(before, stream, event)| {
@@ -209,7 +255,8 @@ impl<E> Ring<E> {
                 // that long without a durable event loses what follows, as a
                 // loss of that run (the batch may go on to later runs).
                 let index = if last.seq == after { last.index.saturating_add(1) } else { 1 };
-                if index == u32::MAX {
+                let limit = own.filter(|own| own.run == after.get()).map_or(u32::MAX - 1, |own| own.limit);
+                if index > limit {
                     overflow.push((stream, after.get()));
                     return None;
                 }
@@ -225,6 +272,16 @@ impl<E> Ring<E> {
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The position before this writer's first ephemeral event: its
+    /// `last` for [`insert_staged`](Self::insert_staged) (in a reopened
+    /// journal, the base of its own range in the latest seq's run).
+    pub(crate) fn start(&self) -> Position {
+        self.state
+            .lock()
+            .own_run
+            .map_or(Position::default(), |own| Position { seq: Seq::new(own.run), index: own.base })
     }
 
     /// Removes `pos`, the oldest entry of its stream (every removal is: the
@@ -350,13 +407,46 @@ mod tests {
     /// a reset for output it never asked for).
     #[test]
     fn the_newest_position_is_bounded_by_the_latest_seq_a_reader_sees() {
-        let ring = Ring::new(LiveOutput::new(), 3, true);
+        let ring = Ring::new(LiveOutput::new(), 3, true, 0);
         ring.insert((1..=3).map(|i| (at(4, i), token(4, "a"))).chain([(at(5, 1), token(5, "a"))]));
         let a = StreamId::from("a");
         assert_eq!(ring.newest(None, Position::end_of(4)), at(4, 3));
         assert_eq!(ring.newest(Some(&a), Position::end_of(4)), at(4, 3));
         assert_eq!(ring.newest(None, Position::end_of(5)), at(5, 1));
         assert_eq!(ring.newest(Some(&StreamId::from("b")), Position::end_of(4)), Position::default());
+    }
+
+    /// A writer that reopened a journal at seq 4 positions its tokens in
+    /// run 4 in a range of its own, above the earlier writer's: a cursor it
+    /// handed out resumes there with no reset, while a cursor of the earlier
+    /// writer's output in that run (below the range, or in another writer's
+    /// range above it), or at 4 itself, is told of its loss.
+    #[test]
+    fn a_reopened_writer_has_a_range_of_its_own_in_its_first_run() {
+        let ring: Ring<u32> = Ring::new(LiveOutput::new(), 4, false, 0);
+        let base = 1 << OwnRun::BITS;
+        let mut last = ring.start();
+        assert_eq!(last, at(4, base));
+        let a = || Some(StreamId::from("a"));
+        ring.insert_staged(5, [(0, a(), 1), (0, a(), 2), (1, a(), 3)].into_iter(), &mut last);
+        assert_eq!(last, at(5, 1), "after the next durable seq, indices start at 1 again");
+        let found = ring.range(at(4, base + 1), Position::default(), Position::end_of(4), None).unwrap();
+        assert_eq!(found.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [at(4, base + 2)]);
+        let state = ring.state.lock();
+        for earlier in [at(4, 0), at(4, 3), at(4, base - 1), at(4, 2 * base + 5)] {
+            assert!(state.loss(earlier, Position::end_of(4), None).is_some(), "{earlier:?}");
+        }
+        // The range's base is where `live_latest` starts a client of this
+        // writer that has seen none of its tokens yet.
+        for own in [at(4, base), at(4, base + 1)] {
+            assert!(state.loss(own, Position::end_of(4), None).is_none(), "{own:?}");
+        }
+        drop(state);
+
+        // A range is 2^24 long: past it, the run's output is lost.
+        let mut last = at(4, base + (1 << OwnRun::BITS) - 1);
+        ring.insert_staged(5, [(0, a(), 4)].into_iter(), &mut last);
+        assert!(ring.state.lock().loss(at(4, base + 2), Position::end_of(4), None).is_some());
     }
 
     /// A run whose index reaches `u32::MAX` loses what follows, as a loss of
@@ -366,7 +456,7 @@ mod tests {
     /// got one for nothing.
     #[test]
     fn an_index_overflow_is_a_loss_of_its_own_run() {
-        let ring: Ring<u32> = Ring::new(LiveOutput::new(), 4, false);
+        let ring: Ring<u32> = Ring::new(LiveOutput::new(), 4, true, 0);
         let mut last = at(5, u32::MAX - 1);
         let staged = [(0, Some(StreamId::from("a")), 1), (1, Some(StreamId::from("a")), 2)];
         ring.insert_staged(6, staged.into_iter(), &mut last);

@@ -187,6 +187,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
     }
 
     pub(crate) fn ring(mut self, ring: Option<Arc<Ring<E>>>) -> Self {
+        self.last_ephemeral = ring.as_ref().map_or(Position::default(), |ring| ring.start());
         self.ring = ring;
         self
     }
