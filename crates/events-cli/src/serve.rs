@@ -15,6 +15,7 @@
 //! self-describing codec is served whatever its event types (each event as
 //! the JSON its MessagePack holds); any other as the demo's events.
 
+use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,7 +39,8 @@ pub(crate) struct ServeArgs {
 }
 
 /// Serves until SIGINT or SIGTERM, which close the open streams and stop
-/// the server (exit 0); prints one line with the URL once listening.
+/// the server (exit 0, within [`STOP_WAIT`] of the signal; at once while
+/// it waits for the journal); prints one line with the URL once listening.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
         // The address first: one in use is an error at once, not after the
@@ -47,9 +49,18 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.addr).into()))?;
         let addr = listener.local_addr()?;
-        wait_for_journal(&args.dir).await?;
-        // After the wait, which a signal simply ends (nothing is open yet).
-        let stop_signal = stop_signals()?;
+        let (stopped, mut stop_signal) = tokio::sync::watch::channel(None);
+        let signals = stop_signals()?;
+        tokio::spawn(async move {
+            let signal = signals.await;
+            let _ = writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping");
+            stopped.send_replace(Some(signal));
+        });
+        // A signal while waiting for the journal stops at once: nothing is open.
+        tokio::select! {
+            waited = wait_for_journal(&args.dir) => waited?,
+            _ = stop_signal.wait_for(Option::is_some) => return Ok(()),
+        }
         // A self-describing journal is served whatever its event types;
         // any other is served as the demo's events (a journal of another
         // codec is refused, naming it).
@@ -70,16 +81,31 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             args.dir.display()
         );
         // SIGINT or SIGTERM: the open streams end (a page's `EventSource`
-        // reconnects to the next server with its last id), then the server.
+        // reconnects to the next server with its last id), then the server;
+        // within a bound, since a client that stopped reading keeps its
+        // connection (its response is not polled, so it never sees the end).
+        let mut signalled = stop_signal.clone();
         let shutdown = async move {
-            let signal = stop_signal.await;
-            let _ = writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping");
+            let _ = signalled.wait_for(Option::is_some).await;
             closer.close();
         };
-        events_http::axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        let serving = events_http::axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future();
+        let bounded = async {
+            let _ = stop_signal.wait_for(Option::is_some).await;
+            tokio::time::sleep(STOP_WAIT).await;
+        };
+        tokio::select! {
+            served = serving => served?,
+            () = bounded => {
+                let _ = writeln!(std::io::stderr(), "a client still held its connection after {STOP_WAIT:?}; stopped");
+            }
+        }
         Ok(())
     })
 }
+
+/// How long a graceful stop waits for the connections to close.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// Resolves with the name of the first SIGINT or SIGTERM; once installed,
 /// such a signal no longer kills the process.

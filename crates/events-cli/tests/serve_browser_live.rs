@@ -281,6 +281,15 @@ async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
     writeln!(earlier.0.stdin.as_mut().unwrap(), "go").unwrap();
     let earlier_text = sent_responses(&lines, 1).remove(0);
     while lines.recv_timeout(WAIT).expect("the writer's done line") != "done" {}
+    // `emit` returns once the message is queued for the journal: killed
+    // before the writer wrote it, the earlier response would not be there.
+    let deadline = std::time::Instant::now() + WAIT;
+    let journal = tmp.path().join("journal");
+    let written = || events::layers::journal::Reader::open(&journal).ok().and_then(|r| r.last_seq().ok()) == Some(1);
+    while !written() {
+        assert!(std::time::Instant::now() < deadline, "the earlier writer never wrote its message");
+        std::thread::sleep(std::time::Duration::from_millis(10)); // polling another process's journal
+    }
     drop(earlier);
 
     let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args).await;

@@ -185,3 +185,20 @@ fn sigterm_closes_the_open_streams_and_exits_0() {
     serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(stderr.contains("SIGTERM: closing the open streams"), "{stderr}");
 }
+
+/// SIGTERM while `serve` waits for a journal: it stops at once, exit 0
+/// (nothing is open yet). It had been killed by the signal.
+#[test]
+fn sigterm_while_waiting_for_the_journal_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut serve, _) = serve_on_a_free_port(&tmp.path().join("later"), Stdio::null(), Stdio::piped());
+    let mut err = BufReader::new(serve.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting"), "{line}");
+    let pid = libc::pid_t::try_from(serve.id()).unwrap();
+    // SAFETY: a signal to the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = exit_within(&mut serve, "serve waiting, after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+}

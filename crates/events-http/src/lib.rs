@@ -87,8 +87,9 @@
 //!     and the stream goes on (under the default `Fail` policy, the `error`
 //!     frame below);
 //!   * with `?live_output=1` only, each ephemeral event: `event: ephemeral`,
-//!     `id: <epoch>-<seq>.<index>` (the `index`-th ephemeral event, from 1,
-//!     after durable event `seq`), `data: {"seq":…,"index":…,"ts":…,"stream":…|null,"event":…}`.
+//!     `id: <epoch>-<seq>.<index>` (its place after durable event `seq`:
+//!     counted from 1, or, for a writer that reopened the journal, in the
+//!     latest seq's run, from a base of its own, a multiple of 2^24), `data: {"seq":…,"index":…,"ts":…,"stream":…|null,"event":…}`.
 //!     Durable events keep the frame above (no `event:` field, no `index`).
 //!     When the writer's ring no longer holds what the cursor needs (its
 //!     limits removed it, or the writer restarted): one `event: reset` with
@@ -115,7 +116,9 @@
 //!   A response ends when its feed is closed, or when the router's
 //!   [`StreamCloser`] closes ([`FeedRouter::closer`], for a graceful
 //!   shutdown: a follower's streams never end by themselves); after that
-//!   a request gets a `503` saying the server is shutting down.
+//!   a request gets an event stream that ends at once (a browser's
+//!   `EventSource` reconnects later, with its last id, to whatever serves
+//!   next).
 //! * `GET /status` — JSON: `epoch` (a decimal string: a random 64-bit value
 //!   does not fit a JavaScript number; the journal's current epoch, followed
 //!   across a recreated directory), `latest_seq`, `earliest_seq`,

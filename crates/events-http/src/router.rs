@@ -27,14 +27,14 @@ use crate::state::AppState;
 use crate::status;
 
 /// Ends the open `/stream` responses of the [`FeedRouter`] it came from
-/// ([`FeedRouter::closer`]) and refuses new ones with `503`. Clones close
-/// the same router; closing twice is closing once.
+/// ([`FeedRouter::closer`]), and ends each new one at once (an empty event
+/// stream). Clones close the same router; closing twice is closing once.
 #[derive(Clone, Debug)]
 pub struct StreamCloser(Arc<watch::Sender<bool>>);
 
 impl StreamCloser {
     /// Ends every open `/stream` response of the router (after the frame
-    /// each is sending) and refuses new ones.
+    /// each is sending), and each new one at once.
     pub fn close(&self) {
         self.0.send_replace(true);
     }
@@ -165,15 +165,17 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
         self.state.clients.subscribe()
     }
 
-    /// A handle that ends this router's open `/stream` responses and
-    /// refuses new ones (`503`), for a graceful shutdown: a response ends
-    /// only when its feed is closed, and a follower's
-    /// ([`FeedReader::open`](events::FeedReader::open)) never is, so
-    /// `axum::serve(..).with_graceful_shutdown(..)` would wait for its
-    /// clients for ever. Close it in the shutdown signal: each open
+    /// A handle that ends this router's open `/stream` responses, and each
+    /// new one at once (an empty event stream, not an error: a browser's
+    /// `EventSource` gives up for good on a non-200 answer), for a graceful
+    /// shutdown: a response ends only when its feed is closed, and a
+    /// follower's ([`FeedReader::open`](events::FeedReader::open)) never
+    /// is, so `axum::serve(..).with_graceful_shutdown(..)` would wait for
+    /// its clients for ever. Close it in the shutdown signal: each open
     /// response ends after the frame it is sending, and a browser's
     /// `EventSource` reconnects later with its last event id, missing
-    /// nothing.
+    /// nothing. A client that stopped reading is not polled, so it still
+    /// holds its connection: bound the wait (as `events serve` does).
     ///
     /// ```
     /// use events::{Event, FeedReader};

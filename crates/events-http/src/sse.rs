@@ -89,8 +89,11 @@ where
     let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
     if state.closer.is_closed() {
-        let message = "the server is shutting down: its streams are closed (FeedRouter::closer)\n";
-        return Err((StatusCode::SERVICE_UNAVAILABLE, message).into_response());
+        // Shutting down: an event stream that ends at once, which a
+        // browser's `EventSource` reconnects after, with its last id, to
+        // whatever serves next (a `503` would make it give up for good).
+        let ended = futures::stream::empty::<Result<SseEvent, Infallible>>();
+        return Err(Sse::new(ended).into_response());
     }
     let everything = matches!(start, Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 }));
     let index = match start {

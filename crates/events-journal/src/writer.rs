@@ -313,9 +313,12 @@ impl Journal {
     }
 
     /// The generation of the seq lease this writer's open wrote (`LEASE`):
-    /// every lease write of the journal takes the next one, so each writer
-    /// of a journal has its own, greater than any earlier writer's (unless
-    /// `LEASE` was deleted, which starts them again at 0).
+    /// every lease write of the journal takes the next one after the last
+    /// valid record, so a writer's is greater than any earlier writer's
+    /// whose lease records survive. It starts again at 0 when `LEASE` is
+    /// missing or holds no valid record (deleted, damaged, or a journal of
+    /// a build before the lease), and a killed writer's last record, if torn,
+    /// does not count.
     pub fn open_generation(&self) -> u64 {
         self.lease.opened
     }

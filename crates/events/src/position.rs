@@ -40,8 +40,11 @@ impl From<u64> for Cursor {
 }
 
 /// Where an item sits in a live-output stream: `index` 0 is the durable
-/// event `seq` itself, `index` n ≥ 1 the n-th ephemeral event emitted after
-/// it (and before `seq + 1`). Ordered by `seq`, then `index`.
+/// event `seq` itself, `index` n ≥ 1 an ephemeral event emitted after it
+/// (and before `seq + 1`): the n-th, or, in the first run of a writer that
+/// reopened the journal, one in a range of that writer's own (from a base
+/// that is a multiple of 2^24), apart from an earlier writer's. Ordered by
+/// `seq`, then `index`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     /// The durable seq this position follows (or is).
@@ -68,12 +71,18 @@ impl Position {
 pub struct LiveCursor {
     /// The durable part: as for [`FeedReader::stream_from`](crate::FeedReader::stream_from).
     pub cursor: Cursor,
-    /// Ephemeral events after `cursor.seq` already seen (0: none).
+    /// Where among the ephemeral events after `cursor.seq` the client is
+    /// (0: none seen): the `index` of the last one it got. Counted from 1,
+    /// except in the first run of a writer that reopened the journal,
+    /// whose events there take a range of their own (a base that is a
+    /// multiple of 2^24): resume from the index a stream handed out, never
+    /// from a count of events.
     pub index: u32,
 }
 
 impl LiveCursor {
-    /// After the `index`-th ephemeral event following `cursor`.
+    /// After the ephemeral event at `index` following `cursor` (see
+    /// [`LiveCursor::index`]).
     pub fn new(cursor: impl Into<Cursor>, index: u32) -> Self {
         LiveCursor { cursor: cursor.into(), index }
     }

@@ -147,7 +147,9 @@ impl<E: Event> Session<E> {
     /// journal's copy first, panics), [`Error::TooLarge`] over the feed's
     /// `max_record_bytes`, [`Error::Unhealthy`] after a journal failure
     /// (also one while the emit waited for room) and [`Error::Closed`] once
-    /// the feed is closed. [`Error::Closed`] also when the session's
+    /// the feed is closed. For an ephemeral event when the feed keeps live
+    /// output: [`Error::EventPanicked`] when its `Clone`, which makes the
+    /// live output's copy first, panics (nothing else refuses one). [`Error::Closed`] also when the session's
     /// fan-out is closed. A journal failure *after* the event was queued
     /// shows in the feed's health ([`FeedStats::healthy`](crate::FeedStats::healthy)),
     /// as for `record`.
@@ -177,8 +179,9 @@ impl<E: Event> Session<E> {
             }
         };
         // An ephemeral event goes to the writer too when the feed keeps
-        // live output: it takes a slot like a durable one (never refused:
-        // UIs get ephemeral events even from an unhealthy or closed feed).
+        // live output: it takes a slot like a durable one (refused only for
+        // its `Clone` above: UIs get ephemeral events even from an
+        // unhealthy or closed feed).
         let mut wants_slot = durable || inbox.live_output();
         let event = Arc::new(event);
         let mut permit = None;

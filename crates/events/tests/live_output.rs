@@ -348,12 +348,18 @@ async fn after_a_restart_a_client_of_the_new_writer_resumes_inside_its_first_run
     let resumed: Vec<Agent> =
         all_from(&reader, cursor_at(n1, epoch), None).await.into_iter().map(|item| seen(item).2).collect();
     assert_eq!(resumed, [token("n2"), token("n3"), Agent::Message("m2".into())]);
+    // A cursor at m1 itself, which either writer may have handed out, is
+    // owed the earlier writer's token too: a reset, then all of this one's.
+    let items = all_from(&reader, cursor_at(Position::durable(Seq::new(1)), epoch), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    let after: Vec<Agent> = items[1..].iter().map(|item| seen(item.clone()).2).collect();
+    assert_eq!(after, [token("n1"), token("n2"), token("n3"), Agent::Message("m2".into())]);
 }
 
 /// A writer that emitted only ephemeral events leaves a journal with no
-/// durable event; the next writer's positions in that run repeat the first
-/// one's, so a cursor from the first run is reset, never resumed among the
-/// second run's events.
+/// durable event; the next writer's positions in that run are apart from
+/// the first one's, so a cursor from the first run is reset, never resumed
+/// among the second writer's events, and then gets all of those.
 #[tokio::test]
 async fn after_a_restart_with_no_durable_event_a_cursor_inside_the_run_resets() {
     let tmp = tempfile::tempdir().unwrap();
@@ -375,7 +381,10 @@ async fn after_a_restart_with_no_durable_event_a_cursor_inside_the_run_resets() 
     feed.close().await.unwrap();
     let items = all_from(&reader, cursor_at(Position { seq: Seq::ZERO, index: 3 }, epoch), None).await;
     assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
-    assert_eq!(seen(items[1].clone()).2, Agent::Message("m1".into()), "{items:?}");
+    let after: Vec<Agent> = items[1..].iter().map(|item| seen(item.clone()).2).collect();
+    let token = |t: &str| Agent::Token(t.into());
+    let second_writers = [token("n1"), token("n2"), token("n3"), token("n4"), token("n5"), Agent::Message("m1".into())];
+    assert_eq!(after, second_writers, "{items:?}");
 }
 
 /// One stream's removals never reset a reader of another stream: the ring

@@ -149,6 +149,12 @@ impl<E> State<E> {
             return None;
         }
         if after < self.earlier_writer {
+            // In this writer's first run, the loss ends where its own range
+            // begins: its tokens there follow the reset (a cursor at the
+            // run's durable event, which either writer may have handed out).
+            if self.own_run.is_some_and(|own| after.seq.get() == own.run) {
+                return Some(self.earlier_writer);
+            }
             return Some(self.earlier_writer.max(through));
         }
         if after < self.folded {
@@ -238,7 +244,8 @@ impl<E> Ring<E> {
     /// comes with the number of durable events staged before it, the
     /// batch's durable events start at `first`, and `last` is the position
     /// of the previous ephemeral event (the index goes on after the same
-    /// durable seq, and starts at 1 after a new one).
+    /// durable seq, and starts at 1 after a new one; a reopened writer's
+    /// `last` starts at its own range's base, [`start`](Self::start)).
     pub(crate) fn insert_staged(
         &self,
         first: u64,

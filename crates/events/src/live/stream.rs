@@ -117,13 +117,19 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
                 // reset there.
                 self.accepted = reported;
                 self.skipped = reported;
-                self.pos = through;
+                // Past the run, or (a reopened writer's first run) to where
+                // the loss ends, the rest of the run still to drain.
+                self.pos = through.min(reported);
                 self.ready.push_back(Ok(FeedItem::Reset {
                     reason: ResetReason::LiveOutputExpired,
                     // The durable event after the skipped run.
                     earliest: through.seq.next(),
                     latest: self.shared.latest(),
                 }));
+                if reported < through {
+                    // The writer's own events of the run follow the reset.
+                    self.drain_ring(through);
+                }
                 return true;
             }
         };
