@@ -56,6 +56,7 @@ struct Access<'a, A> {
 }
 
 impl<'a, V> Wrap<'a, V> {
+    #[inline]
     fn new(visitor: V, somes: &'a Cell<u32>) -> Self {
         Wrap { visitor, somes }
     }
@@ -104,18 +105,22 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         deserialize_ignored_any,
     );
 
+    #[inline]
     fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, D::Error> {
         self.de.deserialize_unit_struct(name, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, D::Error> {
         self.de.deserialize_newtype_struct(name, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, D::Error> {
         self.de.deserialize_tuple(len, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -125,6 +130,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         self.de.deserialize_tuple_struct(name, len, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -134,6 +140,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         self.de.deserialize_struct(name, fields, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -143,6 +150,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         self.de.deserialize_enum(name, variants, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.de.is_human_readable()
     }
@@ -190,14 +198,17 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
         visit_byte_buf(Vec<u8>),
     );
 
+    #[inline]
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
         self.visitor.visit_none()
     }
 
+    #[inline]
     fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
         self.visitor.visit_unit()
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<V::Value, D::Error> {
         let depth = self.somes.get();
         if depth >= MAX_DECODE_DEPTH {
@@ -209,18 +220,22 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
         value
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, de: D) -> Result<V::Value, D::Error> {
         self.visitor.visit_newtype_struct(Bounded { de, somes: self.somes })
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_seq(Access { access, somes: self.somes })
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_map(Access { access, somes: self.somes })
     }
 
+    #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_enum(Access { access, somes: self.somes })
     }
@@ -229,12 +244,14 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<S::Value, D::Error> {
         self.seed.deserialize(Bounded { de, somes: self.somes })
     }
 }
 
 impl<'a, S> Seed<'a, S> {
+    #[inline]
     fn new(seed: S, somes: &'a Cell<u32>) -> Self {
         Seed { seed, somes }
     }
@@ -243,10 +260,12 @@ impl<'a, S> Seed<'a, S> {
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Access<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, A::Error> {
         self.access.next_element_seed(Seed::new(seed, self.somes))
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.access.size_hint()
     }
@@ -255,14 +274,17 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Access<'_, A> {
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Access<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
         self.access.next_key_seed(Seed::new(seed, self.somes))
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
         self.access.next_value_seed(Seed::new(seed, self.somes))
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.access.size_hint()
     }
@@ -272,6 +294,7 @@ impl<'a, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Access<'a, A> {
     type Error = A::Error;
     type Variant = Access<'a, A::Variant>;
 
+    #[inline]
     fn variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self::Variant), A::Error> {
         let somes = self.somes;
         let (value, access) = self.access.variant_seed(Seed::new(seed, somes))?;
@@ -282,18 +305,22 @@ impl<'a, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Access<'a, A> {
 impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Access<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn unit_variant(self) -> Result<(), A::Error> {
         self.access.unit_variant()
     }
 
+    #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
         self.access.newtype_variant_seed(Seed::new(seed, self.somes))
     }
 
+    #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
         self.access.tuple_variant(len, Wrap::new(visitor, self.somes))
     }
 
+    #[inline]
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],
