@@ -615,3 +615,42 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
         ]
     );
 }
+
+/// An ephemeral event whose `Drop` panics, let go by the ring (its limit of
+/// one token a stream evicts it on the writer's thread): the writer goes
+/// on, the feed stays healthy and appends. The panic had ended the writer
+/// thread and failed the feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_drop_panics_when_the_ring_lets_it_go_fails_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(true);
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    enum Boom {
+        Token(u32),
+        Message(String),
+    }
+    impl Drop for Boom {
+        fn drop(&mut self) {
+            if matches!(self, Boom::Token(1)) && ARMED.swap(false, Ordering::SeqCst) {
+                panic!("a Drop that panics");
+            }
+        }
+    }
+    impl Event for Boom {
+        fn durability(&self) -> Durability {
+            match self {
+                Boom::Token(_) => Durability::Ephemeral,
+                Boom::Message(_) => Durability::Durable,
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Boom> = Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(1)).open().await.unwrap();
+    feed.inbox().forward(Some("s".into()), Boom::Token(1)).await.unwrap();
+    feed.inbox().forward(Some("s".into()), Boom::Token(2)).await.unwrap();
+    let appended = feed.append(Some("s"), Boom::Message("after".into())).await;
+    assert!(appended.is_ok(), "{appended:?}");
+    assert!(!ARMED.load(Ordering::SeqCst), "token 1 was let go");
+    assert!(feed.stats().healthy, "{:?}", feed.stats().problem);
+    feed.close().await.unwrap();
+}

@@ -297,6 +297,13 @@ impl<E> Ring<E> {
     fn remove(&self, state: &mut State<E>, pos: Position) {
         let Some(entry) = state.entries.remove(&pos) else { return };
         let key = entry.env.stream.clone();
+        // The ring may hold the event's last reference: a `Drop` of the
+        // event type that panics must not end the writer (an insert) or a
+        // reader (a look that expires entries), as the fan-out catches it.
+        let dropped = crate::error::isolated("Drop", move || drop(entry));
+        if let Err(e) = dropped {
+            tracing::warn!(error = %e, "an ephemeral event's Drop panicked when the live-output ring let it go");
+        }
         if let Some(queue) = state.by_stream.get_mut(&key) {
             debug_assert_eq!(queue.front(), Some(&pos), "removals take a stream's oldest entry");
             queue.pop_front();
