@@ -174,9 +174,7 @@ fn sigterm_closes_the_open_streams_and_exits_0() {
         assert!(n > 0, "the stream ended before its first event");
         seen.extend_from_slice(&buf[..n]);
     }
-    let pid = libc::pid_t::try_from(serve.id()).unwrap();
-    // SAFETY: a signal to the child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    sigterm(&serve);
     let status = exit_within(&mut serve, "serve after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status}");
     let mut rest = Vec::new();
@@ -196,9 +194,14 @@ fn sigterm_while_waiting_for_the_journal_exits_0() {
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
     assert!(line.contains("waiting"), "{line}");
-    let pid = libc::pid_t::try_from(serve.id()).unwrap();
-    // SAFETY: a signal to the child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    sigterm(&serve);
     let status = exit_within(&mut serve, "serve waiting, after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// Sends SIGTERM to `child`, which this test started and has not reaped.
+fn sigterm(child: &std::process::Child) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: a signal to a child process not reaped yet: its pid is its own.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 }
