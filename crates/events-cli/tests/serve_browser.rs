@@ -473,3 +473,23 @@ async fn a_viewer_nested_under_a_prefix_reads_the_routes_beside_it() {
     assert_eq!(page["seqs"], json!([1, 2, 3, 4]), "{page}");
     assert_eq!((&page["resets"], &page["state"]), (&json!(0), &json!("live")), "{page}");
 }
+
+/// `/?since=` with an empty value starts as a page without one: the latest
+/// 100 events. It had sent `since=` on, which the server reads as
+/// everything retained, and shown the journal from its first event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_since_shows_the_latest_100_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    write_until(&dir, 150);
+    let (_server, url) = serve(&dir);
+    let latest = status(&url).await["latest_seq"].as_u64().expect("latest_seq");
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    browser.goto(&format!("{url}?since=")).await;
+    let caught_up = format!(r##"document.getElementById("last-seq").textContent === "{latest}""##);
+    browser.run_async(&wait_script(&caught_up)).await;
+    let page = browser.run_async(PAGE_STATE).await;
+    browser.quit().await;
+    let seqs: Vec<u64> = page["seqs"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(seqs, (latest - 99..=latest).collect::<Vec<_>>(), "{page}");
+}
