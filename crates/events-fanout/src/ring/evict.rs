@@ -107,6 +107,7 @@ impl<T: Clone> Shared<T> {
         let head = cursor.head.load(SeqCst);
         {
             let mut backlog = cursor.backlog.lock();
+            let backlog = backlog.get_or_insert_with(Box::default);
             backlog.reserve((tail - head) as usize);
             for seq in head..tail {
                 // SAFETY: `seq < tail` (we hold the lock, so no publish runs), and the cursor is

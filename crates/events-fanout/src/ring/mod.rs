@@ -43,7 +43,7 @@ mod evict;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use cursor::Cursor;
+pub(crate) use cursor::{Cursor, Padded};
 
 use std::{
     cell::UnsafeCell,
@@ -62,7 +62,7 @@ use tokio::time::Instant;
 
 use crate::{Closed, FanoutStats, Overflow, TryEmitError};
 
-type CursorRef<T> = Arc<CachePadded<Cursor<T>>>;
+type CursorRef<T> = Arc<Padded<Cursor<T>>>;
 
 /// A blocked emit, as `publish` registers it: its key (given at its first registration)
 /// and the waker to wake when it may try again.
@@ -286,7 +286,7 @@ impl<T> Shared<T> {
     /// Registers a new cursor at the current tail.
     pub(crate) fn register(&self) -> CursorRef<T> {
         let mut st = self.state.lock();
-        let cursor = Arc::new(CachePadded::new(Cursor::new(self.tail.load(SeqCst))));
+        let cursor = Arc::new(Padded(Cursor::new(self.tail.load(SeqCst))));
         st.cursors.push(Arc::clone(&cursor));
         cursor
     }
