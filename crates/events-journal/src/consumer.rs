@@ -498,20 +498,22 @@ fn remove_checkpoint(dir: &Path, path: &Path) -> Result<bool, JournalError> {
 /// or another one. A `stat` that fails otherwise (permissions, I/O) says
 /// neither.
 fn moved_away(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
-        (_, Err(e)) => e.kind() == io::ErrorKind::NotFound,
-        (Ok(open), Ok(named)) => open.dev() != named.dev() || open.ino() != named.ino(),
-        (Err(_), Ok(_)) => false,
-    }
+    file_at(file, path) == Some(false)
 }
 
 /// Whether `file` is still the file at `path` (same device and inode).
 fn same_file(file: &File, path: &Path) -> bool {
+    file_at(file, path) == Some(true)
+}
+
+/// Whether `path` names `file` (same device and inode): `Some(false)` when
+/// it names no file or another one, `None` when a `stat` failed otherwise.
+fn file_at(file: &File, path: &Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     match (file.metadata(), fs::metadata(path)) {
-        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-        _ => false,
+        (_, Err(e)) => (e.kind() == io::ErrorKind::NotFound).then_some(false),
+        (Ok(open), Ok(named)) => Some(open.dev() == named.dev() && open.ino() == named.ino()),
+        (Err(_), Ok(_)) => None,
     }
 }
 

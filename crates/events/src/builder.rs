@@ -486,11 +486,14 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             // (`PRUNED`); a segment not indexed yet is read with this.
             let codec = self.codec.clone();
             let options = self.journal.clone().codec_tag(C::ID).index_key(move |p| crate::index::key_of(&codec, p));
-            // Made first, so that the open is known by the directory's
-            // canonical path (an error is `Journal::open`'s to report).
-            let _ = std::fs::create_dir_all(&dir);
-            let opening = writers::Opening::start(&dir);
+            // File system calls, all on the blocking thread. The open is
+            // known (by the directory's canonical path: the directory is
+            // made first, an error being `Journal::open`'s to report)
+            // before it can take the lock, so a retry refused by that lock
+            // finds it.
             tokio::task::spawn_blocking(move || {
+                let _ = std::fs::create_dir_all(&dir);
+                let opening = writers::Opening::start(&dir);
                 let opened = Journal::open(&dir, options);
                 // A refused open holds no lock: it ends now, and an open
                 // it waits for never waits for it. A journal opened ends it

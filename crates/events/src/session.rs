@@ -159,30 +159,32 @@ impl<E: Event> Session<E> {
         let inbox = &self.inner.inbox;
         let shared = inbox.shared();
         // What the journal would refuse, no subscriber is shown; and the
-        // journal's copy of a durable event is made before any subscriber
-        // sees it: a `Clone` that panics after the event was shown would
-        // leave the UIs with an event the journal never gets.
-        let journaled = durable.then(|| -> Result<(Vec<u8>, E)> {
+        // writer's copy is made before any subscriber sees the event: a
+        // `Clone` that panicked after the event was shown would leave the
+        // UIs with an event the journal never gets (a durable one), or that
+        // the live output misses with no loss to report (an ephemeral one
+        // when the feed keeps live output: a resuming client missed it
+        // without a reset).
+        let journal_copy = || -> Result<WriterCopy<E>> {
             let payload = (self.inner.encoder)(&self.inner.id, &event)?;
-            Ok((payload, crate::error::isolated("Clone", || event.clone())?))
-        });
-        // The live output's copy of an ephemeral event, likewise: a `Clone`
-        // that panicked after the UIs were shown the event left it out of
-        // the live output with no loss to report (a resuming client missed
-        // it without a reset).
-        let live_copy = (!durable && inbox.live_output()).then(|| crate::error::isolated("Clone", || event.clone()));
-        let (journaled, live_copy) = match (journaled.transpose(), live_copy.transpose()) {
-            (Ok(journaled), Ok(live_copy)) => (journaled, live_copy),
-            (Err(e), _) | (_, Err(e)) => {
+            Ok(WriterCopy::Journal { payload, event: crate::error::isolated("Clone", || event.clone())? })
+        };
+        let copy = if durable {
+            Some(journal_copy())
+        } else {
+            inbox.live_output().then(|| crate::error::isolated("Clone", || event.clone()).map(WriterCopy::Live))
+        };
+        let copy = match copy.transpose() {
+            Ok(copy) => copy,
+            Err(e) => {
                 Counters::bump(shared.counters.refusal(&e));
                 return Err(e);
             }
         };
-        // An ephemeral event goes to the writer too when the feed keeps
-        // live output: it takes a slot like a durable one (refused only for
-        // its `Clone` above: UIs get ephemeral events even from an
-        // unhealthy or closed feed).
-        let mut wants_slot = durable || inbox.live_output();
+        // An event with a copy for the writer takes a slot of its inbox (an
+        // ephemeral one is refused only for its `Clone` above: UIs get
+        // ephemeral events even from an unhealthy or closed feed).
+        let mut wants_slot = copy.is_some();
         let event = Arc::new(event);
         let mut permit = None;
         // The slot is taken right before the fan-out publishes, and the
@@ -227,12 +229,11 @@ impl<E: Event> Session<E> {
         }
         if let Some(permit) = permit {
             let stream = self.inner.id.clone();
-            match (journaled, live_copy) {
-                (Some((payload, event)), _) => permit.send(Cmd::Encoded { stream, event, payload }),
-                // An ephemeral event for the live output, copied above.
-                (None, Some(event)) => permit.send(Cmd::Ephemeral { stream: Some(stream), event }),
-                // Not taken: a slot is for a durable event or the live output.
-                (None, None) => drop(permit),
+            match copy {
+                Some(WriterCopy::Journal { payload, event }) => permit.send(Cmd::Encoded { stream, event, payload }),
+                Some(WriterCopy::Live(event)) => permit.send(Cmd::Ephemeral { stream: Some(stream), event }),
+                // Not taken: a slot is only for an event with a copy.
+                None => drop(permit),
             }
         }
         Ok(())
@@ -247,6 +248,15 @@ impl<E: Event> Session<E> {
     pub fn stats(&self) -> FanoutStats {
         self.inner.fanout.stats()
     }
+}
+
+/// What the writer gets of an event `Session::emit` publishes, made before
+/// any subscriber sees it.
+enum WriterCopy<E> {
+    /// A durable event: its payload and the journal's copy.
+    Journal { payload: Vec<u8>, event: E },
+    /// An ephemeral event, for the live output.
+    Live(E),
 }
 
 /// The live sessions of a feed, so that `feed.session(id)` twice returns the

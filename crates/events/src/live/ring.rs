@@ -283,12 +283,10 @@ impl<E> Ring<E> {
 
     /// The position before this writer's first ephemeral event: its
     /// `last` for [`insert_staged`](Self::insert_staged) (in a reopened
-    /// journal, the base of its own range in the latest seq's run).
+    /// journal, the base of its own range in the latest seq's run: where
+    /// an earlier writer's positions end).
     pub(crate) fn start(&self) -> Position {
-        self.state
-            .lock()
-            .own_run
-            .map_or(Position::default(), |own| Position { seq: Seq::new(own.run), index: own.base })
+        self.state.lock().earlier_writer
     }
 
     /// Removes `pos`, the oldest entry of its stream (every removal is: the
