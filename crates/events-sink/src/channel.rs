@@ -16,7 +16,9 @@ use crate::{EventSink, SinkStats};
 
 /// A sink feeding a bounded channel, dropping (and counting) on full.
 ///
-/// Clones share the channel and the counters.
+/// Clones share the channel and the counters. So a sum over sinks (a
+/// [`Tee`](crate::Tee)'s stats, a feed's totals) counts a channel cloned
+/// into two places once for each: read one clone's stats for its own.
 ///
 /// # Example
 ///

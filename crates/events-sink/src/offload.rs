@@ -180,7 +180,10 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
         let (tx, rx) = mpsc::channel::<Msg<E>>(capacity);
         let counters = Arc::new(Counters::default());
         let (ended, done) = watch::channel(false);
-        let task = drive(Arc::clone(&inner), rx, Arc::clone(&counters), ended);
+        // The queue's guard exists before the task is first polled: a task
+        // dropped unpolled (its runtime shut down first) counts what it held.
+        let queue = Queue { rx, counters: Arc::clone(&counters), in_flight: false };
+        let task = drive(Arc::clone(&inner), queue, ended);
         let offload =
             Offload { tx, inner, done, stopped: AtomicBool::new(false), stop_queued: AtomicBool::new(false), counters };
         (offload, task)
@@ -188,9 +191,9 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
 }
 
 /// The task's end of the queue. Dropped with the task's future, as when
-/// its runtime shuts down mid-run: the event being emitted and every event
-/// still queued are counted as dropped (a queue closed normally is empty by
-/// then).
+/// its runtime shuts down mid-run or before the task ever ran: the event
+/// being emitted and every event still queued are counted as dropped (a
+/// queue closed normally is empty by then).
 struct Queue<E> {
     rx: mpsc::Receiver<Msg<E>>,
     counters: Arc<Counters>,
@@ -215,13 +218,7 @@ impl<E> Drop for Queue<E> {
 /// The background task: emits queued events in order, answers flushes, and
 /// after a stop counts whatever was queued behind it as dropped. A panic of
 /// the wrapped sink is caught, counted and logged; the task goes on.
-async fn drive<E: Sync>(
-    sink: Arc<dyn EventSink<E>>,
-    rx: mpsc::Receiver<Msg<E>>,
-    counters: Arc<Counters>,
-    ended: watch::Sender<bool>,
-) {
-    let mut queue = Queue { rx, counters, in_flight: false };
+async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended: watch::Sender<bool>) {
     let (rx, counters) = (&mut queue.rx, &queue.counters);
     // A panicking flush loses no event: logged, not counted.
     let flush = || async {

@@ -3,7 +3,9 @@
 //! [`SinkExt::tee`](crate::SinkExt::tee); the façade can hold one `Tee` for all
 //! its configured sinks. Invariant: every branch sees every event, branch by
 //! branch in insertion order, and a branch finishes an event before the next
-//! branch starts it (so wrap slow branches in `Offload`/`Timeout`); a branch
+//! branch starts it (so wrap slow branches in `Offload`/`Timeout`: a
+//! timeout around the whole tee cuts the branches after a slow one off
+//! that event, counted once); a branch
 //! that panics is counted in the tee's `panicked` and the next branch still
 //! gets the event (and the flush).
 

@@ -1,10 +1,12 @@
 //! [`Watched`]: decorates any [`DurableStore`] with an [`EventSink`] that is
 //! told about each successful append; reads ([`EventLog`]) pass through. Neighbours: the store trait in
 //! `store.rs`, any sink from this crate (wrap slow ones in
-//! [`Offload`](crate::Offload)). Invariants: the sink sees exactly the
+//! [`Offload`](crate::Offload)). Invariants: the sink is handed exactly the
 //! appends that succeeded, every one of them (terminal events included), in
 //! append order, even under concurrent appenders; a failed append is never
-//! emitted; nothing the sink does (not even a panic) fails an append.
+//! emitted; nothing the sink does (not even a panic) fails an append; an
+//! emit cut short by a caller that dropped its `append` is counted in
+//! [`WatchedStats::sink_cut`].
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -26,6 +28,10 @@ pub struct WatchedStats {
     pub failed: u64,
     /// Emits that panicked; the append still succeeded.
     pub sink_panics: u64,
+    /// Emits cut short because the caller dropped its `append` future
+    /// while the sink ran: the event is stored, the sink may not have it
+    /// ([`reconcile`](crate::reconcile) closes the gap).
+    pub sink_cut: u64,
 }
 
 /// A durable store whose successful appends are emitted to a sink.
@@ -44,8 +50,11 @@ pub struct WatchedStats {
 /// included; wrap the sink in a [`Filter`](crate::Filter) to exclude some.
 /// If the caller drops an `append` future after the store accepted the event
 /// but before the sink finished, the event stays stored and the emit is cut
-/// short, which is the best-effort contract: consumers close such gaps with
-/// [`reconcile`](crate::reconcile).
+/// short (counted in [`WatchedStats::sink_cut`]), which is the best-effort
+/// contract: consumers close such gaps with [`reconcile`](crate::reconcile).
+/// A store that makes an event durable after its own `append` future was
+/// dropped (the `events` façade's writer does) stores it with no emit and
+/// no count here.
 ///
 /// # Example
 ///
@@ -73,6 +82,7 @@ pub struct Watched<S, K> {
     appended: AtomicU64,
     failed: AtomicU64,
     sink_panics: AtomicU64,
+    sink_cut: AtomicU64,
 }
 
 impl<S, K> Watched<S, K> {
@@ -85,6 +95,7 @@ impl<S, K> Watched<S, K> {
             appended: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             sink_panics: AtomicU64::new(0),
+            sink_cut: AtomicU64::new(0),
         }
     }
 
@@ -109,6 +120,7 @@ impl<S, K> Watched<S, K> {
             appended: self.appended.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             sink_panics: self.sink_panics.load(Ordering::Relaxed),
+            sink_cut: self.sink_cut.load(Ordering::Relaxed),
         }
     }
 }
@@ -159,10 +171,29 @@ where
         // The append is durable now; nothing below may turn it into an error.
         // Called inside the guarded future: a sink written by hand can panic
         // before it returns its future.
+        let cut = CutShort(Some(&self.sink_cut));
         if AssertUnwindSafe(async { self.sink.emit(&env).await }).catch_unwind().await.is_err() {
             self.sink_panics.fetch_add(1, Ordering::Relaxed);
             tracing::error!(seq = env.seq.get(), "event sink panicked; the append stands");
         }
+        cut.finished();
         Ok(env)
+    }
+}
+
+/// Counts an emit whose future is dropped before it finished.
+struct CutShort<'a>(Option<&'a AtomicU64>);
+
+impl CutShort<'_> {
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CutShort<'_> {
+    fn drop(&mut self) {
+        if let Some(cut) = self.0 {
+            cut.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -79,22 +79,40 @@ impl EventSink<u64> for Hangs {
     }
 }
 
-/// The runtime the task runs on shuts down while the wrapped sink hangs on
-/// the first event and four more wait in the queue: all five are counted as
-/// dropped (they had vanished from every counter).
-#[test]
-fn events_queued_when_the_task_is_dropped_are_counted_as_dropped() {
+/// Five events emitted to an offload of a sink that hangs, on a runtime
+/// then shut down; `run_first`: the task runs before the shutdown (it
+/// takes the first event and hangs on it). The offload's figures after.
+fn shut_down_with_five_queued(run_first: bool) -> events_sink::SinkStats {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let offload = runtime.block_on(async {
         let offload = Offload::new(Hangs, 8);
         for n in 0..5 {
             offload.emit(&n).await;
         }
-        tokio::task::yield_now().await; // the task takes 0 and hangs on it
+        if run_first {
+            tokio::task::yield_now().await;
+        }
         offload
     });
     drop(runtime);
-    let stats = offload.stats();
+    offload.stats()
+}
+
+/// The runtime the task runs on shuts down while the wrapped sink hangs on
+/// the first event and four more wait in the queue: all five are counted as
+/// dropped (they had vanished from every counter).
+#[test]
+fn events_queued_when_the_task_is_dropped_are_counted_as_dropped() {
+    let stats = shut_down_with_five_queued(true);
     assert_eq!((stats.emitted, stats.dropped), (5, 5), "{stats:?}");
     assert_eq!(stats.lost(), 5);
+}
+
+/// The same, with the runtime shut down before the task ever ran (the
+/// emits never yield): the five events it never took are counted as
+/// dropped too (they had been lost with no counter).
+#[test]
+fn events_queued_for_a_task_that_never_ran_are_counted_as_dropped() {
+    let stats = shut_down_with_five_queued(false);
+    assert_eq!((stats.emitted, stats.dropped), (5, 5), "{stats:?}");
 }

@@ -108,3 +108,28 @@ async fn emission_is_uniform_and_filter_is_the_host_choice() {
     let stats = store.sink().stats();
     assert_eq!((stats.emitted, stats.filtered, stats.lost()), (4, 2, 0));
 }
+
+/// A sink that never finishes its emit.
+struct Stalls;
+
+#[async_trait]
+impl EventSink<Envelope<u32>> for Stalls {
+    async fn emit(&self, _: &Envelope<u32>) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A caller gives up on its append while the sink runs: the event is
+/// stored, and the emit cut short is counted (it had been counted nowhere:
+/// `appended` said the sink had it). The next append goes through.
+#[tokio::test]
+async fn an_emit_cut_short_by_a_dropped_append_is_counted() {
+    let store = Watched::new(MemoryStore::new(), Stalls);
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(20), store.append(None, 1)).await;
+    assert!(gave_up.is_err(), "the sink stalls");
+    assert_eq!(store.store().len(), 1, "the event stays stored");
+    assert_eq!((store.stats().appended, store.stats().sink_cut), (1, 1), "{:?}", store.stats());
+    let again = tokio::time::timeout(std::time::Duration::from_millis(20), store.append(None, 2)).await;
+    assert!(again.is_err());
+    assert_eq!((store.store().len(), store.stats().sink_cut), (2, 2));
+}

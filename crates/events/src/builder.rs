@@ -333,6 +333,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
 
     /// Bounds each sink call; a call cut short is counted in
     /// [`FeedStats::sink_timeouts`](crate::FeedStats::sink_timeouts). Default: no timeout.
+    /// A sink is bounded as a whole: a [`Tee`](crate::layers::sink::Tee)
+    /// attached as one sink is cut, with every branch after a slow one, and
+    /// counted once; bound its branches one by one to keep the others.
+    /// Above zero ([`open`](Self::open) refuses zero with [`Error::Config`]).
     #[must_use]
     pub fn sink_timeout(mut self, timeout: Duration) -> Self {
         self.sink_timeout = Some(timeout);
@@ -465,6 +469,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             if value == 0 {
                 return Err(Error::Config(format!("{option} 0: {holds}")));
             }
+        }
+        if self.sink_timeout == Some(Duration::ZERO) {
+            return Err(Error::Config(
+                "sink_timeout 0ns: a sink call that awaits at all would be cut short on every event".into(),
+            ));
         }
         if self.retention_check < MIN_RETENTION_CHECK {
             return Err(Error::Config(format!(

@@ -652,10 +652,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         }
         if let Some(sinks) = &self.sinks {
             let own = sinks.stats();
-            stats.sink_dropped += own.dropped;
-            stats.sink_timeouts += own.timed_out;
+            stats.sink_dropped = stats.sink_dropped.saturating_add(own.dropped);
+            stats.sink_timeouts = stats.sink_timeouts.saturating_add(own.timed_out);
             stats.sinks = sinks.reports();
-            stats.sink_panics = stats.sinks.iter().map(|s| s.panics).sum();
+            stats.sink_panics = stats.sinks.iter().fold(0, |total, s| total.saturating_add(s.panics));
         }
         if let Some(ring) = &self.ring {
             (stats.live_events, stats.live_evicted) = ring.counts();

@@ -122,11 +122,13 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     /// cut short.
     pub(crate) fn stats(&self) -> SinkStats {
         self.sinks.iter().map(Attached::own_stats).fold(SinkStats::default(), |mut acc, s| {
-            acc.emitted += s.emitted;
-            acc.filtered += s.filtered;
-            acc.dropped += s.dropped;
-            acc.timed_out += s.timed_out;
-            acc.panicked += s.panicked;
+            // A sink's counters are its own: one near `u64::MAX` saturates
+            // the total rather than overflow (a panic in a debug build).
+            acc.emitted = acc.emitted.saturating_add(s.emitted);
+            acc.filtered = acc.filtered.saturating_add(s.filtered);
+            acc.dropped = acc.dropped.saturating_add(s.dropped);
+            acc.timed_out = acc.timed_out.saturating_add(s.timed_out);
+            acc.panicked = acc.panicked.saturating_add(s.panicked);
             acc
         })
     }
@@ -140,7 +142,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
                 // Caught here, or by an `Offload` inside the sink on its own task.
                 SinkReport {
                     name: s.name.clone(),
-                    panics: s.panics.load(Ordering::Relaxed) + stats.panicked,
+                    panics: s.panics.load(Ordering::Relaxed).saturating_add(stats.panicked),
                     queue_dropped: s.queue_dropped.load(Ordering::Relaxed),
                     stats,
                 }

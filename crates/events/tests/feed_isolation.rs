@@ -89,12 +89,14 @@ async fn capacities_past_the_limit_are_refused_at_open() {
         );
     }
     // Below the least a feed takes. `sink_queue(0)` had become 1 silently,
+    // a zero `sink_timeout` cut every sink call that awaits at all,
     // a zero capacity panicked in its setter, and a retention check of 1 ns
     // (or zero, which panicked in the setter) filled the writer's inbox
     // with checks.
     type Low = (&'static str, &'static str, Configure);
-    let low: [Low; 6] = [
+    let low: [Low; 7] = [
         ("sink_queue", "0", |b| b.sink_queue(0).sink(Counting { seen: AtomicU64::new(0) })),
+        ("sink_timeout", "0ns", |b| b.sink_timeout(Duration::ZERO).sink(Counting { seen: AtomicU64::new(0) })),
         ("live_capacity", "0", |b| b.live_capacity(0)),
         ("inbox_capacity", "0", |b| b.inbox_capacity(0)),
         ("session_capacity", "0", |b| b.session_capacity(0)),
@@ -211,6 +213,37 @@ async fn a_sink_whose_stats_panic_does_not_take_the_feeds_stats_down() {
     assert_eq!((stats.sinks[0].name.as_str(), stats.sinks[0].stats.emitted), ("bad", 0), "{stats:?}");
     assert_eq!(stats.sinks[1].stats.emitted, 3, "{stats:?}");
     assert_eq!(stats.latest_seq, 3);
+    feed.close().await.unwrap();
+}
+
+/// Two sinks whose own counters read `u64::MAX` (a sink's figures are its
+/// own to report): `Feed::stats` saturates the totals. They had been added
+/// with `+`, which panicked in a debug build and wrapped in a release one.
+#[tokio::test]
+async fn sinks_whose_counters_read_u64_max_saturate_the_feeds_totals() {
+    struct Maxed;
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for Maxed {
+        async fn emit(&self, _: &Envelope<Ev>) {}
+
+        fn stats(&self) -> events::layers::sink::SinkStats {
+            let mut stats = events::layers::sink::SinkStats::default();
+            (stats.emitted, stats.dropped, stats.timed_out, stats.panicked) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+            stats
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sink(Maxed).sink(Maxed).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let stats = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| feed.stats())).expect("Feed::stats answers");
+    assert_eq!(
+        (stats.sink_dropped, stats.sink_timeouts, stats.sink_panics),
+        (u64::MAX, u64::MAX, u64::MAX),
+        "{stats:?}"
+    );
+    assert_eq!(stats.sinks[1].panics, u64::MAX, "{stats:?}");
     feed.close().await.unwrap();
 }
 
