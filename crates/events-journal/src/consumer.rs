@@ -256,7 +256,10 @@ impl ConsumerFile {
     ///
     /// If it fails, the current checkpoint is unchanged, on disk and in
     /// [`checkpoint`](Self::checkpoint), and calling `commit` again is safe:
-    /// it rewrites the same (non-current) slot in full.
+    /// it rewrites the same (non-current) slot in full. After a failed
+    /// `fdatasync` the slot written is zeroed again (best effort), so the
+    /// file's other readers ([`list_consumers`], the next open) do not take
+    /// the failed commit from the page cache either.
     ///
     /// # Errors
     ///
@@ -294,7 +297,14 @@ impl ConsumerFile {
         self.io
             .op(Step::Checkpoint, || self.file.write_all_at(&next.encode(), Checkpoint::slot_offset(generation)))
             .map_err(|e| JournalError::io("write checkpoint", &self.path, e))?;
-        self.io.sync_data(Step::Checkpoint, &self.file).map_err(|e| JournalError::io("fdatasync", &self.path, e))?;
+        if let Err(e) = self.io.sync_data(Step::Checkpoint, &self.file) {
+            // The slot is in the page cache, where `list_consumers`,
+            // retention's pin and the next open would read it as the
+            // checkpoint: taken back (best effort; the other slot holds the
+            // current one), so every reader reads what this handle does.
+            let _ = self.file.write_all_at(&[0; CHECKPOINT_SLOT_LEN], Checkpoint::slot_offset(generation));
+            return Err(JournalError::io("fdatasync", &self.path, e));
+        }
         self.current = next;
         Ok(next)
     }

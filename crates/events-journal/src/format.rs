@@ -243,8 +243,15 @@ pub fn check_frame(buf: &[u8], off: usize) -> FrameCheck {
 /// over a crafted region). A payload that itself ends in a byte-exact valid frame could
 /// be mistaken for the last frame (the assumption `docs/FORMAT.md` states).
 pub(crate) fn last_frame_seq(region: &[u8]) -> Option<u64> {
+    last_frame_seq_before(region, region.len())
+}
+
+/// [`last_frame_seq`], for a last frame that starts before `starts_before`
+/// (where the data of a sparse file ends: only holes follow, each offset
+/// of which would otherwise be tried).
+pub(crate) fn last_frame_seq_before(region: &[u8], starts_before: usize) -> Option<u64> {
     let end = region.len();
-    let last = end.checked_sub(FRAME_HEADER_LEN)?;
+    let last = end.checked_sub(FRAME_HEADER_LEN)?.min(starts_before.checked_sub(1)?);
     // A crafted region whose every offset claims to end the file would cost
     // a CRC of its whole rest per offset: past the budget, `None` (the
     // callers then walk the segment from its start).

@@ -70,6 +70,8 @@ pub(crate) struct Cached {
     /// For a dead writer's newest segment held as a private copy: the
     /// file and watermark it was copied under ([`Extent::DeadCopy`]).
     pub(crate) copied: Option<CopyStamp>,
+    /// [`View::search_end`] of the map.
+    pub(crate) search_end: usize,
 }
 
 /// A file's length and modification time (seconds, nanoseconds), and the
@@ -84,6 +86,12 @@ pub(crate) struct View {
     pub(crate) path: PathBuf,
     /// `None` for a segment without a complete header (being created or torn).
     pub(crate) map: Option<Arc<Bytes>>,
+    /// Where the map's data ends: past it are only holes of a sparse file,
+    /// where no frame starts (the map's length when there are none). A
+    /// search for frames (after damage, for the last frame) looks only at
+    /// offsets before it, so a sealed segment made sparse and a terabyte
+    /// long costs a reader what it holds, not a search at every offset.
+    pub(crate) search_end: usize,
     pub(crate) last: bool,
     /// The newest segment mapped up to the watermark of a writer that runs
     /// or closed cleanly: every byte of the view was acknowledged, so a
@@ -183,7 +191,8 @@ pub(crate) fn map_segment(
         && c.sealed
         && extent == Extent::Whole
     {
-        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map: c.map.clone(), last, acked: false });
+        let (map, search_end) = (c.map.clone(), c.search_end);
+        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, search_end, last, acked: false });
     }
     let file = match File::open(&seg.path) {
         Ok(f) => f,
@@ -233,9 +242,17 @@ pub(crate) fn map_segment(
     let hint = reusable.and_then(|c| c.hint).filter(|&(_, off)| map.as_ref().is_some_and(|m| off <= m.len()));
     let sealed = !last && extent == Extent::Whole;
     let copied = stamp.filter(|_| map.is_some());
-    cache.insert(seg.first_seq, Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None, copied });
+    // A copy already stops past the last data (`read_copy`); a prefix is
+    // acknowledged data.
+    let mapped = map.as_ref().map_or(0, |m| m.len());
+    let search_end = match extent {
+        Extent::Whole => search_end(&file, mapped),
+        _ => mapped,
+    };
+    let cached = Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None, copied, search_end };
+    cache.insert(seg.first_seq, cached);
     let acked = last && matches!(extent, Extent::Prefix(_));
-    Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, last, acked })
+    Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, search_end, last, acked })
 }
 
 /// Reads up to `len` bytes of `file` into a private buffer; a file that
@@ -259,6 +276,12 @@ pub(crate) fn read_copy(file: &File, len: u64) -> std::io::Result<Box<[u8]>> {
     buf.try_reserve_exact(capacity).map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
     file.take(len).read_to_end(&mut buf)?;
     Ok(buf.into_boxed_slice())
+}
+
+/// Where the data of `file`, `len` bytes of which are mapped, ends: past
+/// it are only holes, where no frame starts ([`data_end`], at most `len`).
+pub(crate) fn search_end(file: &File, len: usize) -> usize {
+    data_end(file).and_then(|end| usize::try_from(end).ok()).map_or(len, |end| end.min(len))
 }
 
 /// Where `file`'s data ends: the start of a hole with no data after it,
@@ -299,7 +322,7 @@ pub(crate) fn check_no_overlap(
     }
     let view = map_segment(cache, prev, false, Extent::Whole)?;
     if let Some(map) = &view.map
-        && let Some(last_seq) = scan::overlap(map, prev.first_seq, next.first_seq)
+        && let Some(last_seq) = scan::overlap(map, prev.first_seq, next.first_seq, view.search_end)
     {
         let err = JournalError::Overlap {
             path: prev.path.clone(),
@@ -322,7 +345,8 @@ pub(crate) fn check_no_overlap(
 /// corruption to report.
 pub(crate) fn ends_sealed(view: &View, off: usize, expected: u64, next_first: u64) -> bool {
     let Some(map) = &view.map else { return false };
-    matches!(scan::damage_at(map, off, expected).classify(next_first), Tail::Torn | Tail::Superseded)
+    let damage = scan::damage_at(map, off, expected, view.search_end);
+    matches!(damage.classify(next_first), Tail::Torn | Tail::Superseded)
 }
 
 /// Walks `view` to the frame of seq `target`, starting from `hint` when it

@@ -306,7 +306,7 @@ impl Reader {
             return match bound {
                 Bound::Acked(wm) if cursor > wm.seq => self.beyond_watermark(cursor, wm.seq),
                 Bound::Crashed(_) if cursor > 0 => Err(ReadError::Ahead { latest: 0 }.into()),
-                _ => Ok(Records::empty()),
+                _ => Ok(Records::empty(cursor.saturating_add(1))),
             };
         };
         let want = cursor.saturating_add(1);
@@ -318,7 +318,7 @@ impl Reader {
                 return self.beyond_watermark(cursor, wm.seq);
             }
             if cursor == wm.seq {
-                return Ok(Records::empty());
+                return Ok(Records::empty(cursor.saturating_add(1)));
             }
         }
         let idx = segs.partition_point(|s| s.first_seq <= want) - 1;
@@ -393,7 +393,7 @@ impl Reader {
                 // While a writer opens, the newest segment is not served:
                 // a cursor past the sealed ones is not known to be ahead.
                 return if expected == want || matches!(bound, Bound::Sealed(_)) {
-                    Ok(Records::empty())
+                    Ok(Records::empty(cursor.saturating_add(1)))
                 } else {
                     Err(ReadError::Ahead { latest: expected - 1 }.into())
                 };
@@ -429,7 +429,11 @@ impl Reader {
             Walk::End { expected, .. } | Walk::Damaged { expected, .. } => expected - 1,
             Walk::Found(_) => unreachable!("no segment holds seq u64::MAX"),
         };
-        if cursor <= in_files { Ok(Records::empty()) } else { Err(ReadError::Ahead { latest: acked }.into()) }
+        if cursor <= in_files {
+            Ok(Records::empty(cursor.saturating_add(1)))
+        } else {
+            Err(ReadError::Ahead { latest: acked }.into())
+        }
     }
 
     /// The earliest retained seq (1 for a journal with no segment).

@@ -161,10 +161,12 @@ struct Found<'v> {
 }
 
 impl Records {
-    pub(crate) fn empty() -> Self {
+    /// No record, for a reader whose next record would be `next_seq` (its
+    /// cursor's next).
+    pub(crate) fn empty(next_seq: u64) -> Self {
         Records {
             views: Vec::new(),
-            at: Position { idx: 0, off: 0, expected: 0, done: true },
+            at: Position { idx: 0, off: 0, expected: next_seq, done: true },
             epoch: None,
             codec_tag: None,
         }

@@ -313,9 +313,7 @@ pub(crate) fn recover_newest(
     // where no frame starts. A sparse file of any length (damaged or
     // hostile) then costs what it holds, not a search at every offset of
     // its length.
-    let data = crate::mapping::data_end(&file)
-        .and_then(|end| usize::try_from(end).ok())
-        .map_or(map.len(), |end| map.len().min(end));
+    let data = crate::mapping::search_end(&file, map.len());
     let scan = scan::scan_searching(&map, seg.first_seq, data);
     let file_len = map.len() as u64;
     let header = match head {

@@ -47,11 +47,9 @@ impl Damage {
         self.runs.is_empty() && !self.crc_valid && !self.search_stopped
     }
 
-    fn new(buf: &[u8], offset: usize, reason: String, crc_valid: bool, expected: u64) -> Self {
-        Self::searching(buf, offset, reason, crc_valid, expected, buf.len())
-    }
-
-    /// [`new`](Self::new), looking for valid frames that start before `starts_before`.
+    /// The damage at `offset` (`reason`; `crc_valid` for a valid frame
+    /// out of order), with the runs of valid frames after it that start
+    /// before `starts_before`.
     fn searching(
         buf: &[u8],
         offset: usize,
@@ -126,10 +124,12 @@ pub(crate) fn scan_searching(buf: &[u8], first_seq: u64, search_end: usize) -> S
 /// (header included) when they reach `next_first`, the name of the
 /// segment after it: the two overlap. Cheap in the normal case, where the
 /// last frame, found from the end, carries a seq below `next_first`;
-/// otherwise the segment is walked.
-pub(crate) fn overlap(buf: &[u8], first_seq: u64, next_first: u64) -> Option<u64> {
+/// otherwise the segment is walked. Past `search_end` are only holes
+/// (see [`scan_searching`]): the last frame starts before it.
+pub(crate) fn overlap(buf: &[u8], first_seq: u64, next_first: u64, search_end: usize) -> Option<u64> {
     let frames = buf.get(HEADER_LEN..).filter(|f| !f.is_empty())?;
-    if format::last_frame_seq(frames).is_some_and(|seq| seq < next_first) {
+    let starts_before = search_end.saturating_sub(HEADER_LEN);
+    if format::last_frame_seq_before(frames, starts_before).is_some_and(|seq| seq < next_first) {
         return None;
     }
     let mut off = HEADER_LEN;
@@ -147,14 +147,15 @@ pub(crate) fn overlap(buf: &[u8], first_seq: u64, next_first: u64) -> Option<u64
 
 /// The damage at `off` of a segment image, where the frame of seq
 /// `expected` was due and is not a valid frame carrying it (for a reader
-/// that stopped there).
-pub(crate) fn damage_at(buf: &[u8], off: usize, expected: u64) -> Damage {
+/// that stopped there), searching for valid frames that start before
+/// `search_end` (see [`scan_searching`]).
+pub(crate) fn damage_at(buf: &[u8], off: usize, expected: u64, search_end: usize) -> Damage {
     let (reason, crc_valid) = match format::check_frame(buf, off) {
         FrameCheck::Valid { seq, .. } => (format!("seq {seq} where {expected} was expected"), true),
         FrameCheck::Incomplete => ("frame runs past the end of the file".to_owned(), false),
         FrameCheck::BadCrc => ("frame checksum mismatch".to_owned(), false),
     };
-    Damage::new(buf, off, reason, crc_valid, expected)
+    Damage::searching(buf, off, reason, crc_valid, expected, search_end)
 }
 
 /// What follows a damaged frame of a sealed segment, next to the segment

@@ -163,7 +163,7 @@ fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<
         let mut problem = |offset: u64, seq: Option<u64>, what: String| {
             problems.push(Problem { path: seg.path.clone(), offset, seq, what });
         };
-        let map = match image(&seg.path, newest, bound) {
+        let (map, search_end) = match image(&seg.path, newest, bound) {
             Ok(m) => m,
             Err(e) if live.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
                 // The live writer's retention took it out after the listing.
@@ -232,7 +232,7 @@ fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<
                 );
             }
         }
-        let scan = scan::scan(&map, header.first_seq);
+        let scan = scan::scan_searching(&map, header.first_seq, search_end);
         report.records += scan.records;
         let mut last = scan.next_seq - 1;
         let damaged = scan.damage.is_some();
@@ -347,16 +347,21 @@ fn live_listing(dir: &Path) -> Result<(Option<Acked>, segment::Listing), Journal
 /// A segment's bytes: a map of a sealed segment, which never changes; a
 /// private copy of the newest, which a live writer may trim (a map of it
 /// would fault past the new end), no longer than `bound` (a live writer's
-/// acknowledged end in it).
-fn image(path: &Path, newest: bool, bound: Option<u64>) -> std::io::Result<Bytes> {
-    if newest {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len().min(bound.unwrap_or(u64::MAX));
-        return crate::mapping::read_copy(&file, len).map(Bytes::Copy);
-    }
+/// acknowledged end in it). With where its data ends: past it are only
+/// holes of a sparse file, where no frame starts (the search for frames
+/// after damage stops there, so a sparse terabyte costs what it holds).
+fn image(path: &Path, newest: bool, bound: Option<u64>) -> std::io::Result<(Bytes, usize)> {
     let file = File::open(path)?;
+    if newest {
+        let len = file.metadata()?.len().min(bound.unwrap_or(u64::MAX));
+        let copy = crate::mapping::read_copy(&file, len)?;
+        let end = copy.len();
+        return Ok((Bytes::Copy(copy), end));
+    }
     // SAFETY: read-only map of a sealed segment, which no writer changes.
-    unsafe { Mmap::map(&file) }.map(Bytes::Map)
+    let map = unsafe { Mmap::map(&file) }?;
+    let end = crate::mapping::search_end(&file, map.len());
+    Ok((Bytes::Map(map), end))
 }
 
 /// Whether `bytes` are all zero.

@@ -393,3 +393,28 @@ fn a_consumer_held_by_another_process_is_refused_then_opens_once_it_is_gone() {
     release.join().unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// A commit whose `fdatasync` fails leaves the checkpoint as it was for
+/// every reader of the file, not only for the handle: `list_consumers`
+/// (what retention's pin and `events consumers` read) and the next open
+/// read the last checkpoint that was made durable. The written slot had
+/// stayed in the page cache, read as the newer checkpoint while `commit`
+/// said it failed. A retry then commits it.
+#[test]
+fn a_commit_whose_fdatasync_failed_is_not_read_by_anyone() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut c, _) = ConsumerFile::open_with_faults(dir.path(), "c", 1, plan.clone()).unwrap();
+    c.commit(5, 1).unwrap();
+    // Each commit is a write and then a sync: the second commit's sync fails.
+    plan.inject(Step::Checkpoint, 3, Fault::Errno(libc::EIO));
+    let err = c.commit(10, 1).unwrap_err();
+    assert!(err.to_string().contains("fdatasync"), "{err}");
+    assert_eq!(c.checkpoint().seq, 5);
+    assert_eq!(seq_on_disk(dir.path(), "c"), 5, "the failed commit is not read");
+    c.commit(10, 1).unwrap();
+    assert_eq!(seq_on_disk(dir.path(), "c"), 10);
+    drop(c);
+    assert_eq!(ConsumerFile::open(dir.path(), "c", 1).unwrap().1.seq, 10);
+}

@@ -10,6 +10,7 @@
 mod support;
 
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,14 +93,17 @@ fn a_follower_in_another_process_survives_sigkills_and_torn_tails() {
         let acks = support::kill_after_acks(command, kill_after as usize).acked.len();
         assert!(acks > 0, "round {round}: the child acknowledged nothing");
         if rng.is_multiple_of(3) {
-            // A torn frame at the end of the newest segment: a length and
-            // half a header, as a write cut short leaves it.
+            // A torn frame right after the last frame of the newest
+            // segment, before the zeros a writer under `Always` reserved:
+            // a length and half a header, as a write cut short leaves it.
             let seg = support::segments(dir.path()).pop().unwrap();
-            if std::fs::metadata(&seg).unwrap().len() < 64 {
+            let bytes = std::fs::read(&seg).unwrap();
+            if bytes.len() < 64 {
                 continue; // killed while creating it: the header itself is torn
             }
-            let mut f = std::fs::OpenOptions::new().append(true).open(seg).unwrap();
-            f.write_all(&[200, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3]).unwrap();
+            let end = frames_end(&bytes);
+            let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+            f.write_all_at(&[200, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3], end as u64).unwrap();
         }
     }
     // The last recovery; the follower then reads up to its end and stops.
@@ -112,4 +116,19 @@ fn a_follower_in_another_process_survives_sigkills_and_torn_tails() {
     let journal: Vec<u64> = read_all(&reader, 0).iter().map(|r| r.seq()).collect();
     assert_eq!(journal.len() as u64, last);
     assert_eq!(seen, journal, "the follower read every record of the journal, in order");
+}
+
+/// Where the frames written into a segment image end: the first frame
+/// whose length field is 0 (the zeros after them) or that runs past the
+/// end of the file.
+fn frames_end(bytes: &[u8]) -> usize {
+    let mut off = 64;
+    while let Some(head) = bytes.get(off..off + 24) {
+        let len = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
+        if len == 0 || off + 24 + len > bytes.len() {
+            break;
+        }
+        off += 24 + len;
+    }
+    off
 }

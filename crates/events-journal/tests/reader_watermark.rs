@@ -468,6 +468,39 @@ fn a_sparse_terabyte_sealed_segment_is_an_open_error_not_an_abort() {
     }
 }
 
+/// The same sealed segment, 1 TiB and sparse, under readers and `verify`:
+/// reads from the start and from a cursor end (the zeros after its last
+/// frame hold no frame: a torn tail, as recovery cuts it), and `verify`
+/// reports it, each in a moment. The search for frames after the damage
+/// (and for the segment's last frame, against the next one's name) tried
+/// every offset of the terabyte: hours at 100% CPU, at every poll.
+#[test]
+fn a_sparse_terabyte_sealed_segment_costs_readers_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) =
+        Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(8192)).unwrap();
+    for seq in 1..=3u64 {
+        j.append(ts(seq), [seq as u8; 4000]).unwrap();
+    }
+    j.close().unwrap();
+    let sealed = support::segments(dir.path()).remove(0);
+    std::fs::OpenOptions::new().write(true).open(&sealed).unwrap().set_len(1 << 40).unwrap();
+    let path = dir.path().to_path_buf();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let reader = Reader::open(&path).unwrap();
+        let seqs = |from| reader.read_since(from).unwrap().map(|r| r.unwrap().seq()).collect::<Vec<_>>();
+        let read = (seqs(0), seqs(2));
+        let verified = events_journal::verify(&path).map(|report| report.problems.len());
+        let _ = done.send((read, verified));
+    });
+    // A bound on a hang, not a timing: each of these takes milliseconds.
+    let (read, verified) =
+        finished.recv_timeout(std::time::Duration::from_secs(120)).expect("the reads and verify end");
+    assert_eq!(read, (vec![1, 2, 3], vec![3]));
+    assert!(verified.is_ok(), "{verified:?}");
+}
+
 /// A dead writer's newest segment with a hole punched in its fifth record
 /// and data (valid records) after the hole, as a power loss can leave
 /// blocks written out of order: the copy goes on past the hole, and the
@@ -586,4 +619,23 @@ fn a_dead_writers_newest_segment_is_copied_once_while_it_is_unchanged() {
     assert_eq!(reader.writer_running(), Some(false));
     assert_eq!(reader.last_seq().unwrap(), 1003);
     assert_eq!(reader.read_since(1000).unwrap().map(|r| r.unwrap().seq()).collect::<Vec<_>>(), [1001, 1002, 1003]);
+}
+
+/// `Records::next_seq` of a read that finds nothing new (a caught-up poll,
+/// the commonest read) is the cursor's next seq, as after a read that
+/// yielded records. It was 0: a caller resuming from `next_seq() - 1`
+/// overflowed, or in a release build asked for `u64::MAX` and got `Ahead`.
+#[test]
+fn next_seq_of_a_read_with_nothing_new_is_the_cursors_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.read_since(0).unwrap().next_seq(), 1, "an empty journal");
+    append_n(&mut j, 3);
+    let mut all = reader.read_since(0).unwrap();
+    while all.next().is_some() {}
+    assert_eq!(all.next_seq(), 4);
+    assert_eq!(reader.read_since(3).unwrap().next_seq(), 4, "caught up, beside a running writer");
+    j.close().unwrap();
+    assert_eq!(reader.read_since(3).unwrap().next_seq(), 4, "caught up, the writer closed");
 }
