@@ -263,15 +263,17 @@ impl ReplicatorBuilder {
                 Some(tokio::spawn(checkpointer.run()))
             }
         };
+        // Every line the task logs names its stream and subject: several
+        // replicators in one process are told apart.
+        let span = tracing::info_span!("replicator", stream = task.spec.name(), subject = %task.subject);
         tracing::info!(
-            stream = task.spec.name(),
-            subject = task.subject,
+            parent: &span,
             epoch,
             after = position.seq,
             consumer = shared.consumer.get().map(Registration::name),
             "replication starting"
         );
-        let handle = tokio::spawn(task.run(position));
+        let handle = tokio::spawn(tracing::Instrument::instrument(task.run(position), span));
         Ok(Replicator { shared, task: Some(handle), checkpointer })
     }
 }

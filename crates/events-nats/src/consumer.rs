@@ -91,12 +91,19 @@ use crate::{NatsError, StreamSpec};
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let js = async_nats::jetstream::new(async_nats::connect("127.0.0.1:4222").await?);
 /// let remote: RemoteFeed<Tick> = RemoteFeed::new(js, StreamSpec::new("FEED", "feed.events"));
-/// let mut items = remote.stream_from(Seq::new(41)).await?;
+/// // Saved with the last event read (its seq and `items.epoch()`).
+/// let saved = Cursor::new(Seq::new(41), 0x5eed);
+/// let mut items = remote.stream_from(saved).await?;
 /// while let Some(item) = items.next().await {
 ///     match item? {
-///         FeedItem::Event(env) => println!("{} {:?}", env.seq, env.event),
+///         FeedItem::Event(env) => {
+///             println!("{} {:?}", env.seq, env.event);
+///             let _save = items.epoch().map(|epoch| Cursor::new(env.seq, epoch));
+///         }
 ///         FeedItem::Reset { reason, earliest, .. } => println!("reset ({reason:?}), oldest available {earliest}"),
-///         FeedItem::Undecodable { seq, error, .. } => println!("cannot read {seq}: {error}"),
+///         // Never here: a record that cannot be decoded is an `Err` item,
+///         // and the stream goes on after it.
+///         FeedItem::Undecodable { .. } => {}
 ///         // Only a filtered stream of the façade yields checkpoints.
 ///         FeedItem::Checkpoint { .. } => {}
 ///         // Only a live-output stream of the writer's process has these.
@@ -177,7 +184,7 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         // Fused: polled again after its end, `None` again (`unfold` panics).
-        Ok(RemoteStream { inner: inner.fuse().boxed() })
+        Ok(RemoteStream { inner: inner.fuse().boxed(), epoch: None })
     }
 }
 
@@ -402,14 +409,31 @@ pub(crate) struct Plan<E> {
     pub(crate) reset: Option<FeedItem<E>>,
 }
 
+/// An item of a remote stream, with the epoch of the journal it came from.
+type WithEpoch<E> = (FeedItem<E>, Option<u64>);
+
 /// The stream returned by [`RemoteFeed::stream_from`].
 pub struct RemoteStream<E> {
-    inner: BoxStream<'static, Result<FeedItem<E>, NatsError>>,
+    inner: BoxStream<'static, Result<WithEpoch<E>, NatsError>>,
+    epoch: Option<u64>,
+}
+
+impl<E> RemoteStream<E> {
+    /// The epoch of the journal the last yielded item came from (`None`
+    /// before the first item, and after a reset made before any of the
+    /// feed's messages was read): what a cursor built from that item's seq
+    /// must name, `Cursor::new(env.seq, epoch)`, so that resuming from it
+    /// after the stream was purged and refilled from a recreated journal
+    /// is an `EpochMismatch` reset, not a silent skip of the new journal's
+    /// first seqs. It changes only with a reset.
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
 }
 
 impl<E> std::fmt::Debug for RemoteStream<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteStream").finish_non_exhaustive()
+        f.debug_struct("RemoteStream").field("epoch", &self.epoch).finish_non_exhaustive()
     }
 }
 
@@ -417,7 +441,15 @@ impl<E> Stream for RemoteStream<E> {
     type Item = Result<FeedItem<E>, NatsError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let polled = self.inner.as_mut().poll_next(cx);
+        polled.map(|next| {
+            next.map(|item| {
+                item.map(|(item, epoch)| {
+                    self.epoch = epoch;
+                    item
+                })
+            })
+        })
     }
 }
 
@@ -433,10 +465,13 @@ struct State<E, C> {
 }
 
 impl<E: Event, C: Codec> State<E, C> {
-    async fn next(&mut self) -> Option<Result<FeedItem<E>, NatsError>> {
+    /// The next item, with the epoch of the journal it came from: the
+    /// queue holds what one message (or the plan) made, all of the epoch
+    /// the track took on with it.
+    async fn next(&mut self) -> Option<Result<WithEpoch<E>, NatsError>> {
         loop {
             if let Some(item) = self.queue.pop_front() {
-                return Some(Ok(item));
+                return Some(Ok((item, self.track.epoch)));
             }
             if let Some(e) = self.failed.take() {
                 return Some(Err(e));

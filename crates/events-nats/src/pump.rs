@@ -145,10 +145,10 @@ pub(crate) struct Task {
     /// When the stream the last resync read was created (Unix nanos): a
     /// different value is another stream under the same name.
     pub(crate) stream_created: Option<i128>,
-    /// The highest stream sequence a message of this task was stored at:
-    /// a stream whose last sequence is below it lost acknowledged messages
-    /// (a server that crashed before syncing them), which a purge or the
-    /// limits never do.
+    /// The highest stream sequence a message of this task was stored at,
+    /// or the last resync found the feed's last message at: a stream whose
+    /// last sequence is below it lost acknowledged messages (a server that
+    /// crashed before syncing them), which a purge or the limits never do.
     pub(crate) stored_through: std::sync::atomic::AtomicU64,
 }
 
@@ -247,7 +247,9 @@ impl Task {
         let mut out = Outbox {
             sent: position.seq,
             stream_seq: position.stream_last,
-            window: VecDeque::with_capacity(self.window),
+            // Grown as publishes go out: a window of `usize::MAX` is
+            // allowed (the context's `max_ack_inflight` bounds it in fact).
+            window: VecDeque::with_capacity(self.window.min(1024)),
             anchored: position.in_stream,
         };
         self.progress.send_replace(position.seq);

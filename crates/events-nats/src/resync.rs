@@ -55,21 +55,29 @@ impl Task {
         // changed in place (sealed, set to discard new messages when full),
         // which a resync after a refused publish is the first to see.
         self.spec.validate(&info.config)?;
-        let position = self.resume_in(&info, same_stream).await?;
-        if !same_stream {
-            self.stored_through.store(0, Ordering::Relaxed);
+        let (position, held) = self.resume_in(&info, same_stream).await?;
+        // The feed's last message found in the stream counts as stored, as
+        // an acknowledgement does: a later resync that finds the stream's
+        // last message below it knows the server lost what came after,
+        // acknowledged by this task or by one before it (a restart read
+        // them here, not from acknowledgements).
+        match held {
+            Some(last) => self.stored_through.store(last, Ordering::Relaxed),
+            None if !same_stream => self.stored_through.store(0, Ordering::Relaxed),
+            None => {}
         }
         self.stream_created = Some(created);
         Ok(position)
     }
 
     /// Where to resume in the stream `info` describes (`same_stream`: the
-    /// one this task published to before).
+    /// one this task published to before), and the stream sequence of the
+    /// feed's last message there (`None`: the stream holds none).
     async fn resume_in(
         &self,
         info: &async_nats::jetstream::stream::Info,
         same_stream: bool,
-    ) -> Result<Position, NatsError> {
+    ) -> Result<(Position, Option<u64>), NatsError> {
         let timed_out = |op| move |_| NatsError::js(op, "timed out");
         let mut stream_last = info.state.last_sequence;
         // Where to go on when none of this journal's messages is left in the
@@ -82,7 +90,7 @@ impl Task {
             let seq = if stream_last == 0 { self.start_after } else { replicated };
             // A shared stream guards the subject, which holds no message: 0.
             let stream_last = if self.shared_stream { 0 } else { stream_last };
-            return Ok(Position { seq, stream_last, in_stream: false });
+            return Ok((Position { seq, stream_last, in_stream: false }, None));
         }
         let last = tokio::time::timeout(self.ack_timeout, self.stream.get_last_raw_message_by_subject(&self.subject))
             .await
@@ -91,7 +99,7 @@ impl Task {
             Ok(last) => last,
             // Other feeds' messages only: this one starts on its subject.
             Err(e) if self.shared_stream && e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                return Ok(Position { seq: replicated, stream_last: 0, in_stream: false });
+                return Ok((Position { seq: replicated, stream_last: 0, in_stream: false }, None));
             }
             // A stream of this subject alone, not empty: nats-server 2.9
             // answers so after the subject's last messages were deleted,
@@ -130,11 +138,8 @@ impl Task {
         // sent again, from the last message on.
         let stored = if same_stream { self.stored_through.load(Ordering::Relaxed) } else { 0 };
         let lost = last.sequence < stored;
-        if lost {
-            self.stored_through.store(last.sequence, Ordering::Relaxed);
-        }
         let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
-        Ok(Position { seq: at.last_seq().max(floor), stream_last, in_stream: true })
+        Ok((Position { seq: at.last_seq().max(floor), stream_last, in_stream: true }, Some(last.sequence)))
     }
 
     pub(crate) fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {

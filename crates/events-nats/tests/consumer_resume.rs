@@ -59,6 +59,8 @@ async fn resumes_from_a_cursor_then_follows_live() {
     let remote: RemoteFeed<Ev> = RemoteFeed::new(js.clone(), spec.clone());
     let mut items = remote.stream_from(Cursor::new(Seq::new(500), feed.epoch())).await.unwrap();
     expect_events(&mut items, 501..=1000).await;
+    // The epoch a cursor saved from these events names.
+    assert_eq!(items.epoch(), Some(feed.epoch()));
     for n in 1001..=1010 {
         feed.append(Some("client"), ev(n)).await.unwrap();
     }
@@ -66,7 +68,9 @@ async fn resumes_from_a_cursor_then_follows_live() {
 
     // From the very start, and from the end (nothing until the next append).
     let mut all = remote.stream_from(Seq::ZERO).await.unwrap();
+    assert_eq!(all.epoch(), None, "nothing read yet");
     expect_events(&mut all, 1..=5).await;
+    assert_eq!(all.epoch(), Some(feed.epoch()));
     let mut tail = remote.stream_from(Seq::new(1010)).await.unwrap();
     feed.append(Some("client"), ev(1011)).await.unwrap();
     expect_events(&mut tail, 1011..=1011).await;
@@ -83,6 +87,7 @@ async fn resumes_from_a_cursor_then_follows_live() {
         }
         other => panic!("expected an epoch reset, got {other:?}"),
     }
+    assert_eq!(items.epoch(), Some(feed.epoch()), "the reset moves the reader to the stream's epoch");
     expect_events(&mut items, 1..=3).await; // continues at the oldest available
     feed.append(Some("client"), ev(1012)).await.unwrap();
 

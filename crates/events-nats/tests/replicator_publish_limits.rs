@@ -10,7 +10,8 @@
 //!   acknowledgements it lets be pending; 5,000 by default): replication
 //!   goes on. The send waited for a slot only the replicator's own oldest
 //!   acknowledgement could free, and neither replication nor `shutdown`
-//!   ever went on.
+//!   ever went on. So does a window of `usize::MAX`, whose queue had been
+//!   allocated at that size up front.
 
 mod support;
 
@@ -79,15 +80,19 @@ async fn a_window_larger_than_the_contexts_pending_acknowledgements_goes_on() {
     let mut j = journal(&dir);
     fill(&mut j, 1, 1_000);
 
-    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("WIDE", "wide"))
-        .window(64)
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("every record replicated", replicator.wait_for(1_000)).await.unwrap();
-    let stats = within("shutdown", replicator.shutdown()).await;
-    assert_eq!((stats.resyncs, stats.duplicates), (0, 0), "{stats:?}");
-    let seqs: Vec<u64> = stream_messages(&js, "WIDE").await.iter().filter_map(|m| m.seq()).collect();
-    assert_eq!(seqs, (1..=1_000).collect::<Vec<_>>());
+    // Also the widest window there is: its queue had been allocated at
+    // that size ("capacity overflow"), so the replicator stopped at once.
+    for (name, window) in [("WIDE", 64), ("WIDEST", usize::MAX)] {
+        let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new(name, name.to_lowercase()))
+            .window(window)
+            .poll_interval(Duration::from_millis(5))
+            .start()
+            .await
+            .unwrap();
+        within("every record replicated", replicator.wait_for(1_000)).await.unwrap();
+        let stats = within("shutdown", replicator.shutdown()).await;
+        assert_eq!((stats.resyncs, stats.duplicates), (0, 0), "{name}: {stats:?}");
+        let seqs: Vec<u64> = stream_messages(&js, name).await.iter().filter_map(|m| m.seq()).collect();
+        assert_eq!(seqs, (1..=1_000).collect::<Vec<_>>(), "{name}");
+    }
 }

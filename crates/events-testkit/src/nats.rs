@@ -108,6 +108,13 @@ impl NatsServer {
         self.port
     }
 
+    /// The store directory (`-sd`), the same across [`NatsServer::restart`]:
+    /// a test can take a stream's last writes from it while the server is
+    /// down, as a power loss before the server synced them does.
+    pub fn store(&self) -> &std::path::Path {
+        self.store.path()
+    }
+
     /// `127.0.0.1:<port>`, as `async_nats::connect` and `--server` take it.
     pub fn url(&self) -> String {
         format!("127.0.0.1:{}", self.port)

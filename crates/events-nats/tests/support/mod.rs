@@ -186,3 +186,21 @@ pub async fn stopped(replicator: &events_nats::Replicator) -> events_nats::Repli
     })
     .await
 }
+
+/// Takes the last writes of stream `name` from the store of a server that
+/// is down, as a power loss before the server synced them does: its one
+/// message block is cut to `keep_percent` of its length (the last message
+/// left torn, most likely) and the block's index removed, so the restarted
+/// server rebuilds the stream, its last sequence included, from what is
+/// left. (Deleting messages leaves the last sequence where it was.)
+pub fn lose_last_writes(store: &Path, name: &str, keep_percent: u64) {
+    let msgs = store.join("jetstream").join("$G").join("streams").join(name).join("msgs");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&msgs).unwrap().map(|e| e.unwrap().path()).collect();
+    let blocks: Vec<&std::path::PathBuf> = files.iter().filter(|p| p.extension().is_some_and(|e| e == "blk")).collect();
+    let [block] = blocks[..] else { panic!("one message block in {}: {files:?}", msgs.display()) };
+    let len = std::fs::metadata(block).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(block).unwrap().set_len(len * keep_percent / 100).unwrap();
+    for index in files.iter().filter(|p| p.extension().is_some_and(|e| e == "idx" || e == "fss")) {
+        std::fs::remove_file(index).unwrap();
+    }
+}
