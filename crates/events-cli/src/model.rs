@@ -89,6 +89,19 @@ impl DemoEvent {
         }
     }
 
+    /// The session a session's event belongs to (`None` for a crash probe).
+    pub(crate) fn session(&self) -> Option<u32> {
+        match self {
+            DemoEvent::Token { session, .. }
+            | DemoEvent::Heartbeat { session, .. }
+            | DemoEvent::Message { session, .. }
+            | DemoEvent::ToolCall { session, .. }
+            | DemoEvent::ToolResult { session, .. }
+            | DemoEvent::Done { session, .. } => Some(*session),
+            DemoEvent::CrashProbe { .. } => None,
+        }
+    }
+
     /// When a durable demo event was emitted, unix nanoseconds.
     pub(crate) fn emitted_at(&self) -> Option<u64> {
         match self {

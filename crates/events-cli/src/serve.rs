@@ -40,7 +40,8 @@ pub(crate) struct ServeArgs {
 
 /// Serves until SIGINT or SIGTERM, which close the open streams and stop
 /// the server (exit 0, within [`STOP_WAIT`] of the signal; at once while
-/// it waits for the journal); prints one line with the URL once listening.
+/// it waits for the journal); prints one line with the URL once listening,
+/// before any wait for the journal.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
         // The address first: one in use is an error at once, not after the
@@ -56,6 +57,15 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             let _ = writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping");
             stopped.send_replace(Some(signal));
         });
+        // The URL at once (a port 0 picks one; a supervisor may wait for
+        // it), also while a journal is awaited: connections made before it
+        // appears are answered once it does. A closed stdout (its reader
+        // gone) is no reason to stop serving.
+        let _ = writeln!(
+            std::io::stdout(),
+            "serving {} at http://{addr}/ (SSE at /stream, JSON at /status)",
+            args.dir.display()
+        );
         // A signal while waiting for the journal stops at once: nothing is open.
         tokio::select! {
             waited = wait_for_journal(&args.dir) => waited?,
@@ -74,12 +84,6 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             (routes.build(), closer)
         };
         let app = router.merge(events_http::viewer());
-        // A closed stdout (its reader gone) is no reason to stop serving.
-        let _ = writeln!(
-            std::io::stdout(),
-            "serving {} at http://{addr}/ (SSE at /stream, JSON at /status)",
-            args.dir.display()
-        );
         // SIGINT or SIGTERM: the open streams end (a page's `EventSource`
         // reconnects to the next server with its last id), then the server;
         // within a bound, since a client that stopped reading keeps its

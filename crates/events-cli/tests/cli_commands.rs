@@ -122,15 +122,26 @@ fn demo_table_shows_invariants() {
 }
 
 /// A second run wipes the first one's journal, sidecar indexes and consumer
-/// checkpoints included.
+/// checkpoints included; so does a third, given the directory as `.` from
+/// inside it, which keeps the directory. The demo had removed the directory
+/// itself: with `--dir .` it deleted the journal, then failed on `.`, and
+/// every later run failed the same way.
 #[test]
 fn demo_runs_again_in_the_same_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    for _ in 0..2 {
-        let out = events().args(["demo", "--events", "4000", "--sync", "never", "--dir"]).arg(&dir).output().unwrap();
+    for here in [false, false, true] {
+        let mut demo = events();
+        demo.args(["demo", "--events", "4000", "--sync", "never", "--dir"]);
+        if here {
+            demo.arg(".").current_dir(&dir);
+        } else {
+            demo.arg(&dir);
+        }
+        let out = demo.output().unwrap();
         assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
     }
+    assert!(events::layers::journal::Reader::open(&dir).unwrap().last_seq().unwrap() > 0);
 }
 
 #[test]
@@ -178,6 +189,26 @@ fn demo_wipes_only_a_journal_it_wrote() {
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), before, "codec {tag}: nothing removed");
         assert_eq!(events::layers::journal::Reader::open(tmp.path()).unwrap().last_seq().unwrap(), 1);
     }
+
+    // An application's event whose layout decodes as a demo event (bincode
+    // names no type: `Created { id, customer, sku }` reads as a token of
+    // session 7), under the application's own stream: refused. It had been
+    // taken for the demo's and wiped.
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    enum Order {
+        Created { id: u64, customer: u64, sku: String },
+    }
+    impl events::Event for Order {}
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+    let mut payload = Vec::new();
+    let order = Order::Created { id: 7, customer: 42, sku: "A-1".into() };
+    events::payload::encode(&Bincode, Some("orders"), &order, &mut payload).unwrap();
+    j.append(1, payload).unwrap();
+    j.close().unwrap();
+    let stderr = refused(tmp.path(), "an application's look-alike event");
+    assert!(stderr.contains("its record 1 is not a demo event (stream \"orders\")"), "{stderr}");
+    assert_eq!(events::layers::journal::Reader::open(tmp.path()).unwrap().last_seq().unwrap(), 1);
 
     // A journal with no record is anyone's: wiped, and the demo runs there.
     let tmp = tempfile::tempdir().unwrap();

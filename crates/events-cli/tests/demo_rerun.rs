@@ -2,7 +2,8 @@
 //! command is run again and again: the second run wipes the first run's
 //! journal (segments, `LOCK`, `WATERMARK`, `LEASE`, and the crash phase's
 //! `consumers/` directory) and succeeds. A journal another process is
-//! writing is never wiped, nor one whose run would be refused (`--sync 0ms`).
+//! writing is never wiped, nor one whose run would be refused (`--sync 0ms`,
+//! `--sessions` or `--events` out of their ranges).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -37,6 +38,21 @@ fn the_demo_runs_again_in_its_own_directory() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--sync") && stderr.contains("busy loop"), "{stderr}");
     assert_eq!(events_testkit::fs::segments(&dir), segments, "the last run's journal is still there");
+    // So are sizes the demo cannot run: no session, no event, more events
+    // than it keeps figures for (a huge `--events` was wiped for, then
+    // counted one by one for minutes, silent, then aborted on its
+    // allocation), more sessions than it runs tasks for.
+    for (option, value) in [("--sessions", "0"), ("--events", "0"), ("--events", "100000001"), ("--sessions", "4097")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_events"))
+            .args(["demo", "--no-crash", option, value, "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option} {value}: {stderr}");
+        assert!(stderr.contains(option), "{option} {value}: {stderr}");
+        assert_eq!(events_testkit::fs::segments(&dir), segments, "{option} {value}: the journal is still there");
+    }
 }
 
 #[test]

@@ -63,13 +63,15 @@ fn serve_waits_for_the_writers_first_segment_then_serves_it() {
     err.read_line(&mut line).unwrap();
     assert!(line.contains("waiting") && line.contains("does not exist yet"), "{line}");
     assert!(serve.try_wait().unwrap().is_none(), "serve exited instead of waiting");
-
-    write_demo_journal(&dir);
-
+    // The port it picked is printed before the journal is there (it had
+    // been printed only after: nobody could learn it while serve waited).
     let mut out = BufReader::new(serve.stdout.take().unwrap());
     let mut serving = String::new();
     out.read_line(&mut serving).unwrap();
     let addr = serving.split("http://").nth(1).and_then(|s| s.split('/').next()).expect("a URL").to_owned();
+
+    write_demo_journal(&dir);
+
     let response = get_status(&addr).expect("serve listens");
     assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"latest_seq\""), "{response}");

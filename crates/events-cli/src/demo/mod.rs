@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use events::layers::journal;
-use events::{Envelope, Event, EventSink, Feed, FeedStats, LiveOutput, SyncPolicy};
+use events::{Envelope, EventSink, Feed, FeedStats, LiveOutput, SyncPolicy};
 
 use self::clients::ClientReport;
 use self::progress::Bars;
@@ -51,11 +51,13 @@ pub(crate) struct DemoArgs {
     /// missing, empty, or a journal directory.
     #[arg(long, default_value = "./events-demo")]
     dir: PathBuf,
-    /// Events emitted in total across all sessions (30% of them durable).
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Events emitted in total across all sessions (30% of them durable;
+    /// at most 100,000,000: the latency probe keeps 8 bytes per durable
+    /// event).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     events: u64,
-    /// Concurrent sessions.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent sessions (1 to 4,096).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
     sessions: u32,
     /// Lossless UI subscribers per session; the first one of session 0 is
     /// deliberately slow.
@@ -86,11 +88,17 @@ impl Plan {
     fn new(args: &DemoArgs) -> Plan {
         let per_session = args.events / u64::from(args.sessions);
         let emitted_total = per_session * u64::from(args.sessions);
-        let durable_per_session =
-            (0..per_session).filter(|&n| DemoEvent::nth(0, n, per_session).durability().is_durable()).count() as u64;
-        let durable_total = durable_per_session * u64::from(args.sessions);
+        let durable_total = durable_in_session(per_session) * u64::from(args.sessions);
         Plan { per_session, emitted_total, durable_total }
     }
+}
+
+/// How many of a session's `total` events ([`DemoEvent::nth`]) are durable:
+/// the message, tool call and result of each turn of ten (`n % 10` of 7, 8
+/// and 9) before the last event, and the last, `Done`.
+fn durable_in_session(total: u64) -> u64 {
+    let Some(before_done) = total.checked_sub(1) else { return 0 };
+    before_done / 10 * 3 + (before_done % 10).saturating_sub(7) + 1
 }
 
 /// What the workload phases measured, before the crash and verification.
@@ -116,8 +124,9 @@ impl EventSink<Envelope<DemoEvent>> for CountingSink {
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
-    if args.sessions == 0 || args.events < u64::from(args.sessions) {
-        return Err(Failure::Error("--events must be at least --sessions, and --sessions at least 1".into()));
+    // Each bounded on its own by the parser (`--sessions` at least 1).
+    if args.events < u64::from(args.sessions) {
+        return Err(Failure::Error("--events must be at least --sessions".into()));
     }
     prepare_dir(&args.dir)?;
     let summary = crate::runtime()?.block_on(run_async(&args))?;
@@ -167,24 +176,54 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     if segments && let Err(why) = written_by_the_demo(dir) {
         return refuse(format!("holds a journal the demo did not write ({why})"));
     }
-    std::fs::remove_dir_all(dir).map_err(|e| Failure::Error(format!("removing {}: {e}", dir.display()).into()))?;
+    // Its entries, every one the journal's own (checked above), not the
+    // directory: it may be the working directory (`--dir .`), a mount
+    // point or a symlink, or sit in a directory the user cannot write.
+    let removing = |path: &Path, e: std::io::Error| Failure::Error(format!("removing {}: {e}", path.display()).into());
+    for entry in std::fs::read_dir(dir).map_err(|e| removing(dir, e))? {
+        let path = entry.map_err(|e| removing(dir, e))?.path();
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(removing(&path, e)),
+        }
+    }
     Ok(())
 }
 
-/// Whether the oldest record of the journal in `dir` is a demo event
-/// (bincode, `DemoEvent`); a journal with no record is anyone's.
+/// Whether the oldest and the newest record of the journal in `dir` are
+/// demo events (bincode, `DemoEvent`) under the stream the demo gives
+/// them (`sess-<session>`, the event's own session, or `crash` for a crash
+/// probe); a journal with no record is anyone's. Bincode names no type, so
+/// an application's event of the same layout decodes as a demo event: its
+/// stream id must match too, which no coincidence of layout gives.
 fn written_by_the_demo(dir: &Path) -> Result<(), String> {
     let reader = journal::Reader::open(dir).map_err(|e| e.to_string())?;
     let oldest = reader.segments().map_err(|e| e.to_string())?.first().map_or(1, |(first, _)| *first);
-    let mut records = reader.read_since(oldest.saturating_sub(1)).map_err(|e| e.to_string())?;
-    let Some(record) = records.next() else { return Ok(()) };
-    let record = record.map_err(|e| format!("its first record cannot be read: {e}"))?;
+    let last = reader.last_seq().map_err(|e| e.to_string())?;
+    if last < oldest {
+        return Ok(());
+    }
     if crate::render::Payloads::of(dir) != crate::render::Payloads::Demo {
         return Err("it is not bincode".into());
     }
-    events::payload::decode::<DemoEvent, events::Bincode>(&events::Bincode, 0, 0, record.payload())
-        .map(drop)
-        .map_err(|_| format!("its record {} is not a demo event", record.seq()))
+    for seq in [oldest, last] {
+        let mut records = reader.read_since(seq - 1).map_err(|e| e.to_string())?;
+        let Some(record) = records.next() else { return Err(format!("its record {seq} cannot be found")) };
+        let record = record.map_err(|e| format!("its record {seq} cannot be read: {e}"))?;
+        let env = events::payload::decode::<DemoEvent, events::Bincode>(&events::Bincode, 0, 0, record.payload())
+            .map_err(|_| format!("its record {seq} is not a demo event"))?;
+        let demo_stream = env.event.session().map_or_else(|| "crash".to_owned(), |s| format!("sess-{s}"));
+        if env.stream_str() != Some(demo_stream.as_str()) {
+            return Err(format!("its record {seq} is not a demo event (stream {:?})", env.stream_str().unwrap_or("")));
+        }
+    }
+    Ok(())
 }
 
 /// Turns a failed spawned task into a `Failure`.
@@ -248,4 +287,22 @@ async fn workload(
     let stats = feed.stats();
     let journaled = feed.latest_seq().get();
     Ok(Measured { elapsed, delivered, lossless, client, resume, samples, stats, journaled })
+}
+
+#[cfg(test)]
+mod tests {
+    use events::Event;
+
+    use super::*;
+
+    /// The count is the events' own: each session event asked for its
+    /// durability (as the plan counted before, event by event, which took
+    /// minutes, silent, for a large `--events`).
+    #[test]
+    fn durable_in_session_counts_the_durable_events() {
+        for total in 0..200 {
+            let counted = (0..total).filter(|&n| DemoEvent::nth(0, n, total).durability().is_durable()).count() as u64;
+            assert_eq!(durable_in_session(total), counted, "total {total}");
+        }
+    }
 }
