@@ -264,10 +264,12 @@ impl ReplicatorBuilder {
             }
         };
         // Every line the task logs names its stream and subject: several
-        // replicators in one process are told apart.
-        let span = tracing::info_span!("replicator", stream = task.spec.name(), subject = %task.subject);
+        // replicators in one process are told apart. At the error level, so
+        // that a filter at `warn` keeps the span of the lines it lets through.
+        let span = tracing::error_span!("replicator", stream = task.spec.name(), subject = %task.subject);
         tracing::info!(
-            parent: &span,
+            stream = task.spec.name(),
+            subject = task.subject,
             epoch,
             after = position.seq,
             consumer = shared.consumer.get().map(Registration::name),

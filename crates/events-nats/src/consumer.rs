@@ -101,8 +101,8 @@ use crate::{NatsError, StreamSpec};
 ///             let _save = items.epoch().map(|epoch| Cursor::new(env.seq, epoch));
 ///         }
 ///         FeedItem::Reset { reason, earliest, .. } => println!("reset ({reason:?}), oldest available {earliest}"),
-///         // Never here: a record that cannot be decoded is an `Err` item,
-///         // and the stream goes on after it.
+///         // Never here: a record that cannot be decoded is an `Err` item
+///         // (the `?` above stops at it; the stream would go on after it).
 ///         FeedItem::Undecodable { .. } => {}
 ///         // Only a filtered stream of the façade yields checkpoints.
 ///         FeedItem::Checkpoint { .. } => {}
