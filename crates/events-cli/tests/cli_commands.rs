@@ -144,6 +144,24 @@ fn demo_runs_again_in_the_same_directory() {
     assert!(events::layers::journal::Reader::open(&dir).unwrap().last_seq().unwrap() > 0);
 }
 
+/// A demo journal whose segment is damaged in the middle (a flipped byte,
+/// valid records after it, as a power loss under `--sync never` can leave
+/// one): its newest record cannot be read, so its oldest decides, and the
+/// next run wipes it. The newest one's read error had made the demo refuse
+/// its own journal, "not written by the demo".
+#[test]
+fn demo_wipes_its_own_journal_whose_newest_record_cannot_be_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let seg = only_segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = events().args(["demo", "--events", "200", "--no-crash", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+}
+
 #[test]
 fn demo_refuses_to_wipe_a_directory_that_is_not_a_journal() {
     let tmp = tempfile::tempdir().unwrap();

@@ -41,8 +41,15 @@ fn the_demo_runs_again_in_its_own_directory() {
     // So are sizes the demo cannot run: no session, no event, more events
     // than it keeps figures for (a huge `--events` was wiped for, then
     // counted one by one for minutes, silent, then aborted on its
-    // allocation), more sessions than it runs tasks for.
-    for (option, value) in [("--sessions", "0"), ("--events", "0"), ("--events", "100000001"), ("--sessions", "4097")] {
+    // allocation), more sessions or subscribers than it runs tasks for.
+    let sizes = [
+        ("--sessions", "0"),
+        ("--events", "0"),
+        ("--events", "100000001"),
+        ("--sessions", "4097"),
+        ("--subscribers", "1025"),
+    ];
+    for (option, value) in sizes {
         let out = Command::new(env!("CARGO_BIN_EXE_events"))
             .args(["demo", "--no-crash", option, value, "--dir"])
             .arg(&dir)

@@ -263,10 +263,11 @@ impl ReplicatorBuilder {
                 Some(tokio::spawn(checkpointer.run()))
             }
         };
-        // Every line the task logs names its stream and subject: several
-        // replicators in one process are told apart. At the error level, so
-        // that a filter at `warn` keeps the span of the lines it lets through.
-        let span = tracing::error_span!("replicator", stream = task.spec.name(), subject = %task.subject);
+        // Every line the task logs names its stream and subject (with spans
+        // enabled at `info`): several replicators in one process are told
+        // apart. Not an error-level span: exported levels would count each
+        // replicator as an error.
+        let span = tracing::info_span!("replicator", stream = task.spec.name(), subject = %task.subject);
         tracing::info!(
             stream = task.spec.name(),
             subject = task.subject,

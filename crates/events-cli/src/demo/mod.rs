@@ -59,9 +59,9 @@ pub(crate) struct DemoArgs {
     /// Concurrent sessions (1 to 4,096).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
     sessions: u32,
-    /// Lossless UI subscribers per session; the first one of session 0 is
-    /// deliberately slow.
-    #[arg(long, default_value_t = 2)]
+    /// Lossless UI subscribers per session (at most 1,024); the first one
+    /// of session 0 is deliberately slow.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1024))]
     subscribers: u32,
     /// Durability: `always` (fsync before acknowledging, group commit),
     /// `never` (survives a process crash, not power loss), or an interval
@@ -146,7 +146,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
 /// Refuses to wipe anything but a journal this demo wrote, with no writer
 /// running: a stranger entry (sorted as the journal's own listing sorts
 /// them), a journal of another codec or event type (an application's,
-/// stopped), or one whose first record cannot be read.
+/// stopped), or one whose oldest record cannot be read.
 fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     let refuse = |why: String| Err(Failure::Error(format!("{} {why}; refusing to wipe it", dir.display()).into()));
     let entries = match std::fs::read_dir(dir) {
@@ -178,10 +178,23 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     }
     // Its entries, every one the journal's own (checked above), not the
     // directory: it may be the working directory (`--dir .`), a mount
-    // point or a symlink, or sit in a directory the user cannot write.
+    // point or a symlink, or sit in a directory the user cannot write. The
+    // watermark first and the lock last: a wipe cut short leaves no
+    // watermark naming a segment already gone (which no reader gets past,
+    // so the next run would refuse the directory), and the lock the run
+    // checked stays while the rest goes.
     let removing = |path: &Path, e: std::io::Error| Failure::Error(format!("removing {}: {e}", path.display()).into());
-    for entry in std::fs::read_dir(dir).map_err(|e| removing(dir, e))? {
-        let path = entry.map_err(|e| removing(dir, e))?.path();
+    let mut paths = std::fs::read_dir(dir)
+        .map_err(|e| removing(dir, e))?
+        .map(|entry| entry.map(|e| e.path()).map_err(|e| removing(dir, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let order = |path: &PathBuf| match path.file_name().and_then(|n| n.to_str()) {
+        Some(journal::WATERMARK_FILE) => 0,
+        Some("LOCK") => 2,
+        _ => 1,
+    };
+    paths.sort_by_key(order);
+    for path in paths {
         let removed = match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
             Ok(_) => std::fs::remove_file(&path),
@@ -196,26 +209,30 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Whether the oldest and the newest record of the journal in `dir` are
-/// demo events (bincode, `DemoEvent`) under the stream the demo gives
-/// them (`sess-<session>`, the event's own session, or `crash` for a crash
-/// probe); a journal with no record is anyone's. Bincode names no type, so
-/// an application's event of the same layout decodes as a demo event: its
-/// stream id must match too, which no coincidence of layout gives.
+/// Whether the oldest record of the journal in `dir`, and the newest when
+/// it can be read, are demo events (bincode, `DemoEvent`) under the stream
+/// the demo gives them (`sess-<session>`, the event's own session, or
+/// `crash` for a crash probe); a journal with no record is anyone's.
+/// Bincode names no type, so an application's event of the same layout
+/// decodes as a demo event: its stream id must match too, which a
+/// coincidence of layout alone does not give. The newest record of a
+/// journal whose newest segment is damaged (a power loss under `--sync
+/// never`) cannot be read: the oldest decides.
 fn written_by_the_demo(dir: &Path) -> Result<(), String> {
     let reader = journal::Reader::open(dir).map_err(|e| e.to_string())?;
     let oldest = reader.segments().map_err(|e| e.to_string())?.first().map_or(1, |(first, _)| *first);
-    let last = reader.last_seq().map_err(|e| e.to_string())?;
-    if last < oldest {
-        return Ok(());
-    }
+    let mut records = reader.read_since(oldest.saturating_sub(1)).map_err(|e| e.to_string())?;
+    let Some(first) = records.next() else { return Ok(()) };
+    let first = first.map_err(|e| format!("its first record cannot be read: {e}"))?;
     if crate::render::Payloads::of(dir) != crate::render::Payloads::Demo {
         return Err("it is not bincode".into());
     }
-    for seq in [oldest, last] {
-        let mut records = reader.read_since(seq - 1).map_err(|e| e.to_string())?;
-        let Some(record) = records.next() else { return Err(format!("its record {seq} cannot be found")) };
-        let record = record.map_err(|e| format!("its record {seq} cannot be read: {e}"))?;
+    let newest = reader.last_seq().ok().filter(|&last| last > first.seq()).and_then(|last| {
+        let mut records = reader.read_since(last - 1).ok()?;
+        records.next()?.ok()
+    });
+    for record in std::iter::once(first).chain(newest) {
+        let seq = record.seq();
         let env = events::payload::decode::<DemoEvent, events::Bincode>(&events::Bincode, 0, 0, record.payload())
             .map_err(|_| format!("its record {seq} is not a demo event"))?;
         let demo_stream = env.event.session().map_or_else(|| "crash".to_owned(), |s| format!("sess-{s}"));
