@@ -27,7 +27,9 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 /// subscriber stops gating `emit` at once), then **one** `Err` with the reason
 /// ([`Closed::TooSlow`](crate::Closed::TooSlow) or
 /// [`Closed::Lagging`](crate::Closed::Lagging)), then `None`. Its stream is therefore a
-/// gap-free prefix of the emitted events followed by an explicit close. Events emitted after
+/// gap-free prefix of the emitted events followed by an explicit close. (An event whose
+/// `Clone` panics while it is copied out ends the copy there: the subscriber gets the
+/// events before it, then the close.) Events emitted after
 /// the disconnect are not delivered to it, except when it was disconnected in the middle of
 /// a read: its release then waits for the read to end and copies what was emitted until then
 /// (still a gap-free prefix). Each disconnect counts once in
@@ -148,7 +150,9 @@ pub struct FanoutStats {
     /// [`Overflow::DisconnectLagging`]), each counted once.
     pub disconnected_slow: u64,
     /// The largest lag (emitted minus taken, for the slowest subscriber) the producer observed.
-    /// It is sampled whenever the ring looks full, so it is exact at the capacity bound.
+    /// It is sampled only when the ring looks full: it reaches the capacity once a subscriber
+    /// filled the ring, and reads 0 while none has; a lag below the capacity, or a spike
+    /// between two full rings, is not seen. A subscriber's own `lag()` is exact.
     pub max_lag: u64,
     /// Subscribers currently registered.
     pub subscribers: usize,

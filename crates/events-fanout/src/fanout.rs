@@ -270,8 +270,8 @@ fn sleep_until(timer: &mut Option<Pin<Box<Sleep>>>, deadline: tokio::time::Insta
 /// An emit on its waiting path: dropped before it ended, its waker leaves the fan-out's
 /// list of blocked producers. Cancelled emits (a `timeout` around each, under a UI that
 /// stopped reading) had left one waker each, and the list, with every task those wakers
-/// keep alive, grew until the round ended. An emit that ended leaves its entry to the end
-/// of the round, which wakes it once more for nothing (no lock taken on the way out).
+/// keep alive, grew until the round ended. An emit that ended took its entry out itself,
+/// under the lock it published (or was declined) under.
 struct Waiting<'a, T> {
     shared: &'a Shared<T>,
     key: Option<u64>,

@@ -72,9 +72,11 @@
 //! directory; a plain `stream_from` consumer's position is its own (the
 //! feed does not track those readers), so its lag shows as `events_lagged_fallbacks_total` (consumers that fell behind
 //! the live tail) and `events_resets_total`. A session's fan-out keeps the
-//! largest lag of its slowest subscriber, published by [`record_session`] as
-//! `events_session_max_lag`; a single subscriber's current lag is on the
-//! subscriber itself (`SessionSubscriber::lag`), which its owner can publish.
+//! largest lag of its slowest subscriber that it saw when its ring was full
+//! (the capacity, once a subscriber filled it; not a lag below that),
+//! published by [`record_session`] as `events_session_max_lag`; a single
+//! subscriber's current lag is on the subscriber itself
+//! (`SessionSubscriber::lag`), exact, which its owner can publish.
 
 use std::time::Duration;
 

@@ -456,7 +456,21 @@ impl<T: Clone> Shared<T> {
             }
             // Every gating cursor crossed while we armed: look again.
         }
+        // This emit ends here, published or declined. Its waker, pushed in
+        // this call (every gating cursor crossed while it armed) or in an
+        // earlier one, leaves the list now: with no round running, nothing
+        // would take it out (it kept its task alive, and gave it a wake for
+        // nothing, until some later round). Dropped after the lock, as
+        // `forget_waiter` drops one.
+        let own = match &waiter {
+            Some(Waiter { key: Some(key), .. }) => {
+                st.waiters.iter().position(|(k, _)| k == key).map(|at| st.waiters.swap_remove(at))
+            }
+            _ => None,
+        };
         if !go() {
+            drop(st);
+            drop(own);
             return Err(Refused::Declined(value));
         }
         st.emitted += 1;
@@ -485,6 +499,7 @@ impl<T: Clone> Shared<T> {
             }
         }
         drop(st);
+        drop(own);
         // The event is out: a payload whose `Drop` panics must not make this emit look failed
         // to its caller, which would then act as if nobody had it (it is the previous
         // occupant of the slot, not the caller's value).
