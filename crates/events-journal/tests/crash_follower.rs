@@ -119,13 +119,14 @@ fn a_follower_in_another_process_survives_sigkills_and_torn_tails() {
 }
 
 /// Where the frames written into a segment image end: the first frame
-/// whose length field is 0 (the zeros after them) or that runs past the
-/// end of the file.
+/// header of zeros (the space reserved after them; a frame of an empty
+/// payload has a length of 0 but a seq and a CRC) or frame that runs past
+/// the end of the file.
 fn frames_end(bytes: &[u8]) -> usize {
     let mut off = 64;
     while let Some(head) = bytes.get(off..off + 24) {
         let len = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
-        if len == 0 || off + 24 + len > bytes.len() {
+        if head.iter().all(|&b| b == 0) || off + 24 + len > bytes.len() {
             break;
         }
         off += 24 + len;
