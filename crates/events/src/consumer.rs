@@ -26,10 +26,13 @@ use crate::{Error, FeedReader, Result};
 
 /// When a [`Consumer`]'s commits are written to disk: a commit is persisted
 /// (written and fdatasync'ed) when it is at least `every` events past the
-/// last persisted checkpoint, or when the last persist is at least
-/// `interval` old; [`Consumer::flush`] persists at once. Default: every 128
-/// events or 1 s, so a crash redelivers at most 128 committed events, and a
-/// consumer pays one fdatasync per 128 events at most.
+/// last persisted checkpoint, or when it comes at least `interval` after
+/// the last persist; [`Consumer::flush`] persists at once. Default: every
+/// 128 events or 1 s, so a crash redelivers at most 128 committed events,
+/// and a consumer pays one fdatasync per 128 events at most. There is no
+/// timer: the interval is looked at by the next commit, so a consumer that
+/// goes idle (or is dropped) keeps its last commits in memory until its
+/// next commit or `flush`; flush before dropping one to keep them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsumerOptions {
     /// Persist once the commit is this many seqs past the persisted checkpoint (at least 1).
@@ -82,10 +85,17 @@ pub struct Consumer<E, C: Codec = Bincode> {
     name: Arc<str>,
     options: ConsumerOptions,
     state: Arc<Mutex<State>>,
+    /// The checkpoint file, held by a flush through its write and
+    /// fdatasync (and, after a replaced directory, its reopen), on the
+    /// blocking pool. The async callers never take it: they read
+    /// [`State::durable`], so a flush never holds an async worker.
+    file: Arc<Mutex<ConsumerFile>>,
+    path: std::path::PathBuf,
 }
 
 struct State {
-    file: ConsumerFile,
+    /// The checkpoint on disk, as the last flush left it.
+    durable: Checkpointed,
     /// The newest progress given to `commit` (`>=` the persisted one).
     committed: Checkpointed,
     last_persist: Instant,
@@ -112,7 +122,7 @@ impl<E, C: Codec> std::fmt::Debug for Consumer<E, C> {
         f.debug_struct("Consumer")
             .field("name", &self.name)
             .field("committed", &state.committed.seq)
-            .field("persisted", &state.file.checkpoint().seq)
+            .field("persisted", &state.durable.seq)
             .finish_non_exhaustive()
     }
 }
@@ -144,9 +154,16 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         })
         .await
         .map_err(Error::Task)??;
-        let state = State { file, committed: checkpoint.into(), last_persist: Instant::now(), stream_epoch: None };
+        let state = State {
+            durable: checkpoint.into(),
+            committed: checkpoint.into(),
+            last_persist: Instant::now(),
+            stream_epoch: None,
+        };
         let options = ConsumerOptions { every: options.every.max(1), ..options };
-        Ok(Consumer { reader, name: name.into(), options, state: Arc::new(Mutex::new(state)) })
+        let path = file.path().to_path_buf();
+        let (state, file) = (Arc::new(Mutex::new(state)), Arc::new(Mutex::new(file)));
+        Ok(Consumer { reader, name: name.into(), options, state, file, path })
     }
 
     /// The consumer's name.
@@ -162,7 +179,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
 
     /// The checkpoint on disk: where a restarted consumer resumes.
     pub fn persisted(&self) -> Seq {
-        Seq::new(self.lock().file.checkpoint().seq)
+        Seq::new(self.lock().durable.seq)
     }
 
     /// Every durable event after the committed checkpoint, then live, with
@@ -228,7 +245,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         if seq.get() > events_journal::format::MAX_SEQ {
             // No journal hands it out and no checkpoint holds it: kept in
             // memory, it would also hold back every later commit.
-            let path = self.lock().file.path().to_path_buf();
+            let path = self.path.clone();
             return Err(Error::Journal(events_journal::JournalError::CheckpointSeq { path, seq: seq.get() }));
         }
         // The journal's epoch is read outside the lock (a follower reads a file).
@@ -246,7 +263,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             // Decided on what is committed, not on this call's seq: a commit
             // retried after a failed persist persists what that one could not.
             let Checkpointed { seq, epoch } = state.committed;
-            let durable = state.file.checkpoint();
+            let durable = state.durable;
             (durable.seq, durable.epoch) != (seq, epoch)
                 && (durable.epoch != epoch
                     || seq.saturating_sub(durable.seq) >= self.options.every
@@ -261,16 +278,24 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     ///
     /// As [`commit`](Self::commit).
     pub async fn flush(&self) -> Result<()> {
-        let state = Arc::clone(&self.state);
+        let (state, file) = (Arc::clone(&self.state), Arc::clone(&self.file));
         tokio::task::spawn_blocking(move || {
-            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-            let Checkpointed { seq, epoch } = state.committed;
-            let durable = state.file.checkpoint();
-            if (durable.seq, durable.epoch) != (seq, epoch) {
-                state.file.commit(seq, epoch)?;
+            // One flush writes at a time; the state's lock is taken only
+            // to read what to write and to record what was written.
+            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+            let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+            let Checkpointed { seq, epoch } = lock().committed;
+            let durable = file.checkpoint();
+            let written =
+                if (durable.seq, durable.epoch) != (seq, epoch) { file.commit(seq, epoch).map(drop) } else { Ok(()) };
+            // Also after a failure: a commit that reopened a replaced file
+            // took on that file's checkpoint.
+            let mut state = lock();
+            state.durable = file.checkpoint().into();
+            if written.is_ok() {
+                state.last_persist = Instant::now();
             }
-            state.last_persist = Instant::now();
-            Ok::<_, Error>(())
+            Ok::<_, Error>(written?)
         })
         .await
         .map_err(Error::Task)?

@@ -443,6 +443,46 @@ async fn a_commit_retried_after_a_failed_persist_persists() {
     feed.close().await.unwrap();
 }
 
+/// A flush held by a slow disk (its fdatasync stalled for 10 s): the
+/// consumer's other calls answer meanwhile, from another thread and on the
+/// async workers (`committed`, `persisted`, a commit that does not
+/// persist). They took the lock the flush held through its write and
+/// fdatasync, on the async workers: two such calls stopped every task of a
+/// two-worker runtime for as long as the disk took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_on_a_slow_disk_holds_up_no_other_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let options = ConsumerOptions { every: 1000, interval: Duration::from_secs(3600) };
+    let consumer = Arc::new(feed.reader().consumer_with("slow", options).await.unwrap());
+    consumer.commit(Seq::new(1)).await.unwrap(); // in memory only
+    // The flush's write is the next checkpoint step, its fdatasync the one after.
+    let before = plan.count(Step::Checkpoint);
+    plan.inject(Step::Checkpoint, before + 1, Fault::Stall(Duration::from_secs(10)));
+    let flushing = tokio::spawn({
+        let consumer = Arc::clone(&consumer);
+        async move { consumer.flush().await }
+    });
+    support::eventually("the flush waits in its fdatasync", || plan.count(Step::Checkpoint) >= before + 2).await;
+    let (answer, answered) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let consumer = Arc::clone(&consumer);
+        move || answer.send((consumer.committed(), consumer.persisted()))
+    });
+    // A bound on a hang, not a timing: the answer takes microseconds.
+    let figures = answered.recv_timeout(Duration::from_secs(5)).expect("answered while the flush waits for its disk");
+    assert_eq!(figures, (Seq::new(1), Seq::ZERO));
+    consumer.commit(Seq::new(2)).await.unwrap();
+    assert!(!flushing.is_finished(), "the flush still waits for its disk");
+    flushing.await.unwrap().unwrap();
+    assert_eq!((consumer.committed(), consumer.persisted()), (Seq::new(2), Seq::new(1)));
+    feed.close().await.unwrap();
+}
+
 /// A new consumer while retention prunes: its first checkpoint (the
 /// earliest retained event) is held by a slow disk while the writer rolls
 /// and prunes past it. It still starts with the earliest retained event,
