@@ -68,6 +68,11 @@ impl<T: Clone> Shared<T> {
     /// slots until the read ends) waits another grace period.
     pub(crate) fn evict_full(&self) {
         let mut st = self.state.lock();
+        // Closed since the emit's refusal (`close` sets it under this lock):
+        // its subscribers end with `None` after every event, not `TooSlow`.
+        if self.closed.load(SeqCst) {
+            return;
+        }
         let tail = self.tail.load(Relaxed);
         st.stalled = Some((tail, Instant::now()));
         if st.cursors.is_empty() || tail < self.capacity {

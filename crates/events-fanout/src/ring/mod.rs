@@ -419,9 +419,11 @@ impl<T: Clone> Shared<T> {
                 return Err(Refused::Declined(value));
             }
             // Nobody listens: nothing to deliver, and no slot needs to keep it.
+            // Counted as emitted, so a `Drop` that panics must not unwind out
+            // of it (as the slot's previous occupant's, below).
             st.emitted += 1;
             drop(st);
-            drop(value);
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)));
             return Ok(());
         }
         let tail = self.tail.load(Relaxed);
