@@ -239,6 +239,29 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// SIGINT and SIGTERM for the commands that stop gracefully (`serve`,
+/// `replicate`): once installed, neither kills the process.
+pub(crate) struct StopSignals {
+    sigint: tokio::signal::unix::Signal,
+    sigterm: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (inside a runtime).
+    pub(crate) fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals { sigint: signal(SignalKind::interrupt())?, sigterm: signal(SignalKind::terminate())? })
+    }
+
+    /// The name of the next SIGINT or SIGTERM.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.sigint.recv() => "SIGINT",
+            _ = self.sigterm.recv() => "SIGTERM",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

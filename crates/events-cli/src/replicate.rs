@@ -25,9 +25,8 @@ use std::time::{Duration, Instant};
 use events_nats::{ReplicationStats, Replicator, StreamSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::{Failure, Out};
+use crate::{Failure, Out, StopSignals};
 
 /// Arguments of `events replicate`.
 #[derive(Debug, clap::Args)]
@@ -122,8 +121,7 @@ pub(crate) fn replicate(args: &ReplicateArgs) -> Result<(), Failure> {
 async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     // Installed first: a signal during start-up must not kill the process
     // with publishes in flight.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut signals = StopSignals::install()?;
     let servers: Vec<&str> = args.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let options = async_nats::ConnectOptions::new()
         .name(format!("events replicate {}", args.dir.display()))
@@ -196,8 +194,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             let mut last = (Instant::now(), first.replicated, first.errors);
             loop {
                 tokio::select! {
-                    _ = sigint.recv() => break Ended::Signal("SIGINT"),
-                    _ = sigterm.recv() => break Ended::Signal("SIGTERM"),
+                    signal = signals.next() => break Ended::Signal(signal),
                     // Fails only when the task ended (a fatal error).
                     _ = replicator.wait_for(u64::MAX) => break Ended::Stopped,
                     _ = ticker.tick() => {
@@ -240,8 +237,10 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             // in flight; JetStream drops what it already has).
             let stats = tokio::select! {
                 stats = replicator.shutdown() => stats,
-                _ = sigint.recv() => return Err(Failure::Error("interrupted again while stopping".into())),
-                _ = sigterm.recv() => return Err(Failure::Error("terminated again while stopping".into())),
+                again = signals.next() => {
+                    let what = if again == "SIGINT" { "interrupted" } else { "terminated" };
+                    return Err(Failure::Error(format!("{what} again while stopping").into()));
+                }
             };
             let line = if args.json {
                 json!({

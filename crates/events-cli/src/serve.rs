@@ -24,9 +24,9 @@ use std::time::Duration;
 use events::{Error, FeedReader, JournalError, MsgPack};
 use events_http::FeedRouter;
 
-use crate::Failure;
 use crate::model::DemoEvent;
 use crate::render::{Generic, Payloads};
+use crate::{Failure, StopSignals};
 
 /// Arguments of `events serve`.
 #[derive(Debug, clap::Args)]
@@ -51,9 +51,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.addr).into()))?;
         let addr = listener.local_addr()?;
         let (stopped, mut stop_signal) = tokio::sync::watch::channel(None);
-        let signals = stop_signals()?;
+        let mut signals = StopSignals::install()?;
         tokio::spawn(async move {
-            let signal = signals.await;
+            let signal = signals.next().await;
             let _ = writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping");
             stopped.send_replace(Some(signal));
         });
@@ -75,13 +75,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         // any other is served as the demo's events (a journal of another
         // codec is refused, naming it).
         let (router, closer) = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
-            let routes = FeedRouter::new(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?);
-            let closer = routes.closer();
-            (routes.build(), closer)
+            routes(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?)
         } else {
-            let routes = FeedRouter::new(FeedReader::<DemoEvent>::open(&args.dir)?);
-            let closer = routes.closer();
-            (routes.build(), closer)
+            routes(FeedReader::<DemoEvent>::open(&args.dir)?)
         };
         let app = router.merge(events_http::viewer());
         // SIGINT or SIGTERM: the open streams end (a page's `EventSource`
@@ -108,21 +104,17 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     })
 }
 
+/// The routes of `reader`, and the handle that closes their streams.
+fn routes<E: events::Event, C: events::Codec>(
+    reader: FeedReader<E, C>,
+) -> (events_http::axum::Router, events_http::StreamCloser) {
+    let routes = FeedRouter::new(reader);
+    let closer = routes.closer();
+    (routes.build(), closer)
+}
+
 /// How long a graceful stop waits for the connections to close.
 const STOP_WAIT: Duration = Duration::from_secs(5);
-
-/// Resolves with the name of the first SIGINT or SIGTERM; once installed,
-/// such a signal no longer kills the process.
-fn stop_signals() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut sigint, mut sigterm) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
-    Ok(async move {
-        tokio::select! {
-            _ = sigint.recv() => "SIGINT",
-            _ = sigterm.recv() => "SIGTERM",
-        }
-    })
-}
 
 /// Waits (with one message on stderr) while `dir` does not exist yet or
 /// holds no segment yet, so an operator can start the server before the

@@ -441,15 +441,13 @@ impl<E> Stream for RemoteStream<E> {
     type Item = Result<FeedItem<E>, NatsError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        polled.map(|next| {
-            next.map(|item| {
-                item.map(|(item, epoch)| {
-                    self.epoch = epoch;
-                    item
-                })
+        let next = std::task::ready!(self.inner.as_mut().poll_next(cx));
+        Poll::Ready(next.map(|tagged| {
+            tagged.map(|(item, epoch)| {
+                self.epoch = epoch;
+                item
             })
-        })
+        }))
     }
 }
 

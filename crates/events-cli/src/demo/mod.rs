@@ -155,6 +155,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
         Err(e) => return refuse(format!("cannot be listed ({e})")),
     };
     let mut segments = false;
+    let mut paths = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Failure::Error(format!("listing {}: {e}", dir.display()).into()))?;
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
@@ -165,6 +166,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             journal::EntryKind::Segment { .. } => segments = true,
             _ => {}
         }
+        paths.push(entry.path());
     }
     // Another process may be writing this journal: wiping it would lose
     // what it acknowledged, and its next segment would land in ours.
@@ -176,7 +178,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     if segments && let Err(why) = written_by_the_demo(dir) {
         return refuse(format!("holds a journal the demo did not write ({why})"));
     }
-    // Its entries, every one the journal's own (checked above), not the
+    // The entries checked above, every one the journal's own, not the
     // directory: it may be the working directory (`--dir .`), a mount
     // point or a symlink, or sit in a directory the user cannot write. The
     // watermark first and the lock last: a wipe cut short leaves no
@@ -184,10 +186,6 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     // so the next run would refuse the directory), and the lock the run
     // checked stays while the rest goes.
     let removing = |path: &Path, e: std::io::Error| Failure::Error(format!("removing {}: {e}", path.display()).into());
-    let mut paths = std::fs::read_dir(dir)
-        .map_err(|e| removing(dir, e))?
-        .map(|entry| entry.map(|e| e.path()).map_err(|e| removing(dir, e)))
-        .collect::<Result<Vec<_>, _>>()?;
     let order = |path: &PathBuf| match path.file_name().and_then(|n| n.to_str()) {
         Some(journal::WATERMARK_FILE) => 0,
         Some("LOCK") => 2,
