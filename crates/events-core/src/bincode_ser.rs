@@ -57,6 +57,11 @@ pub(crate) enum Error {
     /// Sequences and maps holding more elements in all than a decode of
     /// the `len` bytes written would accept (zero-sized elements only).
     TooManyElements { elements: usize, len: usize },
+    /// A struct field left out (`#[serde(skip_serializing_if = ...)]`):
+    /// fields are written by position with no name, so the decoder would
+    /// read the next field's bytes in its place, a different value or an
+    /// error, never this one.
+    SkippedField(&'static str),
     /// What the value's `Serialize` implementation reported.
     Custom(String),
 }
@@ -87,6 +92,11 @@ impl fmt::Display for Error {
                 "sequences and maps of {elements} elements in all, in {len} bytes: more than a decode would \
                  accept (the decode limit of {} plus one per byte)",
                 crate::DEFAULT_DECODE_LIMIT
+            ),
+            Error::SkippedField(name) => write!(
+                f,
+                "field `{name}` was skipped (serde's skip_serializing_if): bincode writes fields by position, so \
+                 the record would decode as another value; drop the attribute or use a self-describing codec"
             ),
             Error::Custom(msg) => f.write_str(msg),
         }
@@ -409,6 +419,9 @@ macro_rules! fields {
             #[inline]
             fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Result<(), Error> {
                 value.serialize(&mut **self)
+            }
+            fn skip_field(&mut self, name: &'static str) -> Result<(), Error> {
+                Err(Error::SkippedField(name))
             }
             #[inline]
             fn end(self) -> Result<(), Error> {

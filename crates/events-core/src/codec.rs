@@ -90,7 +90,16 @@ pub(crate) fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecEr
 
 pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -> Result<(), CodecError> {
     if consumed != len {
-        return Err(CodecError::TrailingBytes { codec, consumed, trailing: len - consumed });
+        // A codec claiming more than it was given (only a third-party one
+        // could) is a decode failure, not a panic or a huge count.
+        let Some(trailing) = len.checked_sub(consumed) else {
+            return Err(CodecError::Decode {
+                codec,
+                len,
+                source: format!("the codec reported using {consumed} bytes of a {len}-byte payload").into(),
+            });
+        };
+        return Err(CodecError::TrailingBytes { codec, consumed, trailing });
     }
     Ok(())
 }
@@ -107,6 +116,12 @@ pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -
 /// outright, and every string or byte length prefix is checked against the
 /// limit and the bytes left before anything is allocated, so a hostile
 /// prefix claiming gigabytes fails fast.
+///
+/// Fields are written by position, without names, so a struct field serde
+/// leaves out (`#[serde(skip_serializing_if = ...)]`) would shift the next
+/// fields into its place on decode: such a value is refused
+/// ([`CodecError::Encode`] naming the field) rather than journaled. Use
+/// `MsgPack` for types that skip fields.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
@@ -140,7 +155,10 @@ impl Codec for Bincode {
 /// and a sequence of zero-sized elements (`Vec<()>`) is read element by
 /// element for as many as its length prefix says, up to 2^64, with no byte
 /// consumed per element (ten bytes can keep a decode busy for good).
-/// [`Bincode`] and `MsgPack` bound both.
+/// [`Bincode`] and `MsgPack` bound both. Nor does it refuse a struct field
+/// serde skips (`skip_serializing_if`), which it writes by position like
+/// bincode, so the record decodes as another value or not at all: keep
+/// such types to `Bincode` (which refuses them) or `MsgPack`.
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 #[derive(Clone, Copy, Debug, Default)]
@@ -253,5 +271,32 @@ mod tests {
         // array32 claiming 2^32-1 elements.
         let bytes = [0xdd, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert!(matches!(crate::MsgPack.decode::<Vec<u64>>(&bytes), Err(CodecError::Decode { .. })));
+    }
+
+    /// A third-party codec that claims to have used one byte more than it
+    /// was given.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Overreporting;
+
+    impl Codec for Overreporting {
+        const ID: u32 = 999;
+        const NAME: &'static str = "overreporting";
+        fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+            Bincode.encode(value, out)
+        }
+        fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
+            let (value, used) = Bincode.decode_prefix(bytes)?;
+            Ok((value, used + 1))
+        }
+    }
+
+    #[test]
+    fn a_codec_reporting_more_bytes_than_it_was_given_fails_to_decode_instead_of_panicking() {
+        let mut buf = Vec::new();
+        Overreporting.encode(&7u32, &mut buf).unwrap();
+        let err = Overreporting.decode::<u32>(&buf).unwrap_err();
+        assert!(matches!(err, CodecError::Decode { codec: "overreporting", len: 1, .. }), "{err}");
+        let why = std::error::Error::source(&err).unwrap().to_string();
+        assert!(why.contains("2 bytes of a 1-byte payload"), "{why}");
     }
 }

@@ -95,3 +95,44 @@ fn codec_ids_are_stable() {
     #[cfg(feature = "postcard")]
     assert_eq!(events_core::Postcard::ID, 2);
 }
+
+/// A field serde leaves out when it is `None`: bincode has no field names,
+/// so the bytes of `value` and `tags` would shift into `unit`'s place.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Reading {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<u8>,
+    value: u32,
+    tags: Vec<u8>,
+}
+
+/// The same in a struct variant.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Measured {
+    Reading {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
+        value: u32,
+    },
+}
+
+#[test]
+fn a_skipped_field_is_refused_by_bincode_rather_than_read_back_as_another_value() {
+    // Written without the refusal, this was [0, 2, 1, 9]: it decoded,
+    // every byte used, as `Reading { unit: None, value: 2, tags: [9] }`.
+    let skipped = Reading { unit: None, value: 0, tags: vec![1, 9] };
+    let mut buf = vec![7];
+    let err = Bincode.encode(&skipped, &mut buf).unwrap_err();
+    assert!(err.to_string().contains("bincode"), "{err}");
+    let source = std::error::Error::source(&err).expect("the encoder's reason").to_string();
+    assert!(source.contains("`unit`") && source.contains("skip_serializing_if"), "{source}");
+    assert_eq!(buf, [7], "a refused value leaves nothing behind");
+    let err = Bincode.encode(&Measured::Reading { notes: Vec::new(), value: 3 }, &mut buf).unwrap_err();
+    assert!(std::error::Error::source(&err).unwrap().to_string().contains("`notes`"), "{err}");
+
+    // The field present: written and read back as itself.
+    let kept = Reading { unit: Some(4), value: 0, tags: vec![1, 9] };
+    buf.clear();
+    Bincode.encode(&kept, &mut buf).unwrap();
+    assert_eq!(Bincode.decode::<Reading>(&buf).unwrap(), kept);
+}
