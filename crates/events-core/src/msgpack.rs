@@ -228,4 +228,53 @@ mod tests {
         assert!(value_len(&[0xc1]).is_err());
         assert!(value_len(&[]).is_err());
     }
+
+    #[test]
+    fn a_bin_read_as_a_sequence_must_be_read_whole() {
+        // bin8 of 6 bytes read as a `[u8; 4]`, and as a two-field struct
+        // from 3 bytes: rmp-serde had kept the first elements and dropped
+        // the rest with no error.
+        let err = MsgPack.decode::<[u8; 4]>(&[0xc4, 6, 1, 2, 3, 4, 5, 6]).unwrap_err();
+        let why = std::error::Error::source(&err).unwrap().to_string();
+        assert!(why.contains("2 elements left over"), "{why}");
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code, reason = "only decoded")]
+        struct Point {
+            x: u8,
+            y: u8,
+        }
+        assert!(MsgPack.decode::<Point>(&[0xc4, 3, 1, 2, 3]).is_err());
+        // Read whole, a bin still fills an array of its length.
+        assert_eq!(MsgPack.decode::<[u8; 4]>(&[0xc4, 4, 1, 2, 3, 4]).unwrap(), [1, 2, 3, 4]);
+        // What the encoder writes for arrays reads back.
+        let mut buf = Vec::new();
+        MsgPack.encode(&([7u8; 4], vec![1u16, 2, 3]), &mut buf).unwrap();
+        assert_eq!(MsgPack.decode::<([u8; 4], Vec<u16>)>(&buf).unwrap(), ([7; 4], vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_negative_integer_is_not_read_as_a_huge_u128() {
+        // -1 (negative fixint) and i64::MIN: rmp-serde cast them, giving
+        // u128::MAX and 2^128 - 2^63 (a field that was `i64` read as `u128`).
+        for bytes in [&[0xff][..], &[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]] {
+            let err = MsgPack.decode::<u128>(bytes).unwrap_err();
+            let why = std::error::Error::source(&err).unwrap().to_string();
+            assert!(why.contains("a u128"), "{bytes:?}: {why}");
+        }
+        // Every u128 the encoder writes reads back, as do plain integers.
+        for value in [0, 1, u128::from(u64::MAX), i128::MAX as u128, (i128::MAX as u128) + 1, u128::MAX] {
+            let mut buf = Vec::new();
+            MsgPack.encode(&value, &mut buf).unwrap();
+            assert_eq!(MsgPack.decode::<u128>(&buf).unwrap(), value);
+        }
+        assert_eq!(MsgPack.decode::<u128>(&[0x05]).unwrap(), 5);
+        assert_eq!(
+            MsgPack.decode::<u128>(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(),
+            u128::from(u64::MAX)
+        );
+        assert_eq!(MsgPack.decode::<u128>(&[0xd0, 0x05]).unwrap(), 5, "a non-negative int8");
+        assert!(MsgPack.decode::<u128>(&[0xc4, 3, 1, 2, 3]).is_err(), "bytes of another length");
+        // i128 as before.
+        assert_eq!(MsgPack.decode::<i128>(&[0xff]).unwrap(), -1);
+    }
 }

@@ -9,8 +9,11 @@
 //! encoder (`msgpack_check.rs`) refuses the same depth, so nothing it
 //! writes is refused here.
 //!
-//! Invariant: every call reaches rmp-serde unchanged, in the same order;
-//! only a `Some` nested inside [`MAX_DECODE_DEPTH`] others is refused.
+//! Invariant: every call reaches rmp-serde unchanged, in the same order,
+//! except three refusals of what the encoder never writes: a `Some` nested
+//! inside [`MAX_DECODE_DEPTH`] others, elements a sequence's visitor left
+//! unread (a `bin` read as an array), and a negative integer read as a
+//! `u128`.
 //!
 //! Not reached: a value serde first buffers and then replays through its
 //! own deserializers (an internally, adjacently or untagged enum, a
@@ -89,7 +92,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         deserialize_u16,
         deserialize_u32,
         deserialize_u64,
-        deserialize_u128,
         deserialize_f32,
         deserialize_f64,
         deserialize_char,
@@ -104,6 +106,16 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<'_, D> {
         deserialize_identifier,
         deserialize_ignored_any,
     );
+
+    /// rmp-serde reads any integer marker for a `u128` and casts it, so a
+    /// negative integer (a field once `i64`) read back as a huge `u128`
+    /// (`-1` as `u128::MAX`): read here as the encoder writes a `u128`,
+    /// 16 big-endian bytes, or as a non-negative integer, and a negative
+    /// one is refused.
+    #[inline]
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.de.deserialize_any(Unsigned128(visitor))
+    }
 
     #[inline]
     fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, D::Error> {
@@ -225,9 +237,22 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
         self.visitor.visit_newtype_struct(Bounded { de, somes: self.somes })
     }
 
+    /// rmp-serde also hands a `bin` to a sequence's visitor, one element
+    /// per byte, and never checks that the visitor took them all: a
+    /// `[u8; 4]` read from 6 bytes kept the first 4. Elements left over
+    /// are refused, as rmp-serde refuses them after an array.
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
-        self.visitor.visit_seq(Access { access, somes: self.somes })
+        let mut access = Access { access, somes: self.somes };
+        let value = self.visitor.visit_seq(&mut access)?;
+        let mut left = 0usize;
+        while access.access.next_element::<de::IgnoredAny>()?.is_some() {
+            left += 1;
+        }
+        if left > 0 {
+            return Err(de::Error::custom(format_args!("{left} elements left over after the value was read")));
+        }
+        Ok(value)
     }
 
     #[inline]
@@ -238,6 +263,38 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
     #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_enum(Access { access, somes: self.somes })
+    }
+}
+
+/// The visitor of [`Bounded::deserialize_u128`].
+struct Unsigned128<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Unsigned128<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a u128: a non-negative integer, or 16 big-endian bytes")
+    }
+
+    #[inline]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<V::Value, E> {
+        self.0.visit_u128(v.into())
+    }
+
+    #[inline]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<V::Value, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+        }
+    }
+
+    #[inline]
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<V::Value, E> {
+        match <[u8; 16]>::try_from(v) {
+            Ok(bytes) => self.0.visit_u128(u128::from_be_bytes(bytes)),
+            Err(_) => Err(E::invalid_length(v.len(), &self)),
+        }
     }
 }
 
