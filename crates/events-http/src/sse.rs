@@ -280,6 +280,17 @@ impl<E: Event> Source<E> {
             Source::Live(_) => None,
         }
     }
+
+    /// Where a live-output stream goes on after the item it just yielded:
+    /// after a `live_output_expired` reset, the end of the lost run, or
+    /// (a restarted writer's run) where the new writer's events of it
+    /// start, which no rule on the reset's seqs can tell.
+    fn live_position(&self) -> Option<Position> {
+        match self {
+            Source::Live(s) => Some(s.position()),
+            Source::All(_) | Source::Filtered(_) => None,
+        }
+    }
 }
 
 struct Frames<E> {
@@ -326,7 +337,8 @@ impl<E: Event> Frames<E> {
                 if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
                     self.epoch = journal_epoch;
                 }
-                reset_frame(self.epoch, reason, earliest, latest, self.on_expired)
+                let resume = self.inner.live_position();
+                reset_frame(self.epoch, reason, earliest, latest, self.on_expired, resume)
             }
             Ok(FeedItem::Undecodable { seq, version, error }) => {
                 // Its id moves the client's cursor past it, like an event's.
@@ -402,7 +414,16 @@ fn start_frame(epoch: u64, at: Position) -> SseEvent {
 /// façade's rule: the stream goes on with the oldest event still there). A
 /// browser that reconnects resumes from there rather than from its stale
 /// cursor, which would reset again, or from a range the policy skipped.
-fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq, on_expired: OnExpired) -> SseEvent {
+/// A live-output stream says where it goes on itself (`live`): by that
+/// rule, or inside a restarted writer's run.
+fn reset_frame(
+    epoch: u64,
+    reason: ResetReason,
+    earliest: Seq,
+    latest: Seq,
+    on_expired: OnExpired,
+    live: Option<Position>,
+) -> SseEvent {
     let mut data: serde_json::Value = serde_json::json!({ "earliest": earliest.get(), "latest": latest.get() });
     let mut resume = Position::durable(Seq::new(earliest.get().saturating_sub(1)));
     let reason = match reason {
@@ -434,6 +455,7 @@ fn reset_frame(epoch: u64, reason: ResetReason, earliest: Seq, latest: Seq, on_e
         other => format!("{other:?}").into(),
     };
     data["reason"] = reason;
+    let resume = live.unwrap_or(resume);
     SseEvent::default().event("reset").id(cursor::format_position(epoch, resume)).data(data.to_string())
 }
 

@@ -97,3 +97,44 @@ async fn a_latest_live_client_starts_with_what_comes_next_and_no_reset() {
 async fn live_feed(dir: &std::path::Path) -> Feed<Agent> {
     Feed::builder(dir).sync(SyncPolicy::Never).live_output(LiveOutput::new().per_stream(10)).open().await.unwrap()
 }
+
+/// After a restart, a client inside the earlier process's run gets a
+/// `live_output_expired` reset whose id is where the new writer's output of
+/// that run starts: a client that reconnects with it before its first new
+/// token gets that token. The id had been the run's end (`.4294967295`),
+/// and the reconnect skipped every token of the new response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_a_restart_resumes_before_the_new_writers_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = live_feed(tmp.path()).await;
+    let session = feed.session("chat");
+    session.emit(Agent::Message("question".into())).await.unwrap();
+    for n in 1..=3 {
+        session.emit(Agent::Token(format!("t{n} "))).await.unwrap();
+    }
+    feed.close().await.unwrap();
+
+    let feed = live_feed(tmp.path()).await;
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
+    let url = format!("http://{addr}/stream?live_output=1");
+    // A client that saw the earlier process's 2nd token: the rest is gone.
+    let mut sse = Sse::open(&url, Some(&format!("{epoch}-1.2"))).await;
+    let reset = sse.next().await;
+    assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
+    assert_eq!(reset.json()["reason"], "live_output_expired", "{reset:?}");
+    let resume = reset.id.clone().expect("the reset's id");
+    assert_ne!(resume, format!("{epoch}-1.{}", u32::MAX), "past the new writer's run: {reset:?}");
+    drop(sse);
+
+    let session = feed.session("chat");
+    session.emit(Agent::Token("hello ".into())).await.unwrap();
+    session.emit(Agent::Message("answer".into())).await.unwrap();
+    let mut again = Sse::open(&url, Some(&resume)).await;
+    let token = again.next().await;
+    assert_eq!(token.event.as_deref(), Some("ephemeral"), "the new token, not the answer: {token:?}");
+    assert_eq!(token.json()["event"]["Token"], "hello ", "{token:?}");
+    let message = again.next().await;
+    assert_eq!((message.event.clone(), message.id.clone()), (None, Some(format!("{epoch}-2"))), "{message:?}");
+    feed.close().await.unwrap();
+}

@@ -654,3 +654,30 @@ async fn a_token_whose_drop_panics_when_the_ring_lets_it_go_fails_nothing() {
     assert!(feed.stats().healthy, "{:?}", feed.stats().problem);
     feed.close().await.unwrap();
 }
+
+/// `position()` is where the items handed out end, not the items the
+/// stream read ahead: a message read with the tokens before it queues them
+/// all, and a client that took only the first token and resumes from
+/// `position()` gets the rest, nothing twice.
+#[tokio::test]
+async fn position_counts_only_the_items_handed_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> = Feed::builder(tmp.path()).live_output(LiveOutput::new()).open().await.unwrap();
+    let session = feed.session("s1");
+    for t in ["t1", "t2", "t3"] {
+        session.emit(Agent::Token(t.into())).await.unwrap();
+    }
+    session.emit(Agent::Message("m1".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let (reader, epoch) = (feed.reader(), feed.epoch());
+    let mut live = reader.stream_live(Seq::ZERO, None).unwrap();
+    let first = seen(live.next().await.unwrap().unwrap());
+    assert_eq!(first.2, Agent::Token("t1".into()));
+    // It had said (1, 0), the message's: resuming there lost t2, t3 and m1.
+    assert_eq!(live.position(), first.0);
+    drop(live);
+    feed.close().await.unwrap();
+    let rest: Vec<Agent> =
+        all_from(&reader, cursor_at(first.0, epoch), None).await.into_iter().map(|i| seen(i).2).collect();
+    assert_eq!(rest, [Agent::Token("t2".into()), Agent::Token("t3".into()), Agent::Message("m1".into())]);
+}

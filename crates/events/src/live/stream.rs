@@ -38,15 +38,20 @@ pub struct LiveStream<E> {
     ring: Arc<Ring<E>>,
     shared: Arc<Shared>,
     filter: Option<StreamId>,
-    /// The last position delivered.
+    /// The position after the last item queued (or passed over).
     pos: Position,
+    /// The position after the last item handed out while others were
+    /// still queued; with none queued, `pos` is where the stream is.
+    delivered: Position,
     /// Losses up to here were reported, or predate a bare start: no news.
     accepted: Position,
     /// What the ring still holds at or before here is skipped with the
     /// losses a reset reported (not for a bare start: it gets what is
     /// there).
     skipped: Position,
-    ready: VecDeque<Result<FeedItem<E>>>,
+    /// Items queued, each with the position after it: where a client
+    /// that took it resumes.
+    ready: VecDeque<(Result<FeedItem<E>>, Position)>,
     changes: BoxStream<'static, ()>,
     ended: bool,
     /// The inner stream's policy: where it goes on after an `Expired` reset.
@@ -84,6 +89,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             shared,
             filter,
             pos,
+            delivered: pos,
             accepted,
             skipped: Position::default(),
             ready: VecDeque::new(),
@@ -93,9 +99,11 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         }
     }
 
-    /// The position of the last item delivered: where a client resumes.
+    /// The position of the last item delivered: where a client resumes
+    /// (after a reset, where the stream goes on). Items read from the
+    /// journal or the ring but not handed out yet are not counted.
     pub fn position(&self) -> Position {
-        self.pos
+        if self.ready.is_empty() { self.pos } else { self.delivered }
     }
 
     /// Queues the ring's events after the position up to `through`, or one
@@ -120,12 +128,13 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
                 // Past the run, or (a reopened writer's first run) to where
                 // the loss ends, the rest of the run still to drain.
                 self.pos = through.min(reported);
-                self.ready.push_back(Ok(FeedItem::Reset {
+                let reset = FeedItem::Reset {
                     reason: ResetReason::LiveOutputExpired,
                     // The durable event after the skipped run.
                     earliest: through.seq.next(),
                     latest: self.shared.latest(),
-                }));
+                };
+                self.ready.push_back((Ok(reset), self.pos));
                 if reported < through {
                     // The writer's own events of the run follow the reset.
                     self.drain_ring(through);
@@ -134,7 +143,8 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             }
         };
         let Some(&(last, _)) = found.last() else { return false };
-        self.ready.extend(found.into_iter().map(|(position, env)| Ok(FeedItem::Ephemeral { position, env })));
+        self.ready
+            .extend(found.into_iter().map(|(position, env)| (Ok(FeedItem::Ephemeral { position, env }), position)));
         self.pos = last;
         true
     }
@@ -150,7 +160,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             _ => false,
         };
         if !other_stream {
-            self.ready.push_back(Ok(item));
+            self.ready.push_back((Ok(item), self.pos));
         }
     }
 
@@ -177,7 +187,8 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            if let Some(item) = this.ready.pop_front() {
+            if let Some((item, after)) = this.ready.pop_front() {
+                this.delivered = after;
                 return Poll::Ready(Some(item));
             }
             if this.ended {
@@ -203,7 +214,7 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                             this.accepted = this.pos;
                             this.skipped = this.pos;
                         }
-                        this.ready.push_back(Ok(item));
+                        this.ready.push_back((Ok(item), this.pos));
                     }
                 },
                 Poll::Ready(Some(Err(e))) => {
