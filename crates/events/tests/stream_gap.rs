@@ -54,3 +54,64 @@ async fn salvaged_hole_is_an_explicit_reset() {
     assert_eq!(seen, vec![1, 2, 3, 4, 0, 6, 7, 8, 9, 10]);
     feed.close().await.unwrap();
 }
+
+/// A follower's gap is a gap of the journal it reads: when the directory is
+/// recreated after the read that found it, and another call on the same
+/// reader (`epoch()`, as a status page's `stats()`) adopts the new journal
+/// first, the stream still reports the gap, then `EpochMismatch`, then the
+/// new journal from its first event. The gap's reset had taken the new
+/// epoch for its cursor, and the stream went on with the new journal's 6..
+/// as if it were the old one's, its 1..=5 skipped with no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_gap_stays_in_its_journal_when_another_handle_sees_it_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    for n in 1..=10 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let frame = (bytes.len() - 64) / 10;
+    bytes[64 + 4 * frame + 24] ^= 0x01; // record 5's first payload byte
+    std::fs::write(&seg, &bytes).unwrap();
+    let salvaged: Feed<Ev> = Feed::builder(dir.path()).recovery(RecoveryMode::SkipCorrupt).open().await.unwrap();
+    let old_epoch = salvaged.epoch();
+    salvaged.close().await.unwrap();
+
+    let reader = events::FeedReader::<Ev>::open(dir.path()).unwrap();
+    let mut s = reader.stream_from(Seq::ZERO);
+    for n in 1..=4 {
+        let item = s.next().await.unwrap().unwrap();
+        assert!(matches!(&item, FeedItem::Event(env) if env.seq.get() == n), "{item:?}");
+    }
+    // The directory recreated, and the reader told of it by another call.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) }.unwrap();
+    }
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    for n in 101..=120 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let new_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    assert_ne!(new_epoch, old_epoch);
+    assert_eq!(reader.epoch(), new_epoch);
+
+    let gap = s.next().await.unwrap().unwrap();
+    let want = ResetReason::Gap { first_missing: Seq::new(5), last_missing: Seq::new(5) };
+    assert!(matches!(gap, FeedItem::Reset { reason, .. } if reason == want), "{gap:?}");
+    let next = s.next().await.unwrap().unwrap();
+    let mismatch = ResetReason::EpochMismatch { cursor_epoch: old_epoch, journal_epoch: new_epoch };
+    assert!(
+        matches!(next, FeedItem::Reset { reason, .. } if reason == mismatch),
+        "the new journal's 6 as the old one's: {next:?}"
+    );
+    let first = s.next().await.unwrap().unwrap();
+    assert!(matches!(&first, FeedItem::Event(env) if env.seq.get() == 1 && env.event == msg(101)), "{first:?}");
+}

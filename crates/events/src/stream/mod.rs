@@ -394,8 +394,12 @@ impl<E: Event, C: Codec> State<E, C> {
     /// Builds a reset and moves the cursor where the stream goes on: right
     /// after the gap for [`ResetReason::Gap`]; before the earliest retained
     /// event for every other reason, so the consumer loses only what is
-    /// really gone and rebuilds its view from what follows. From then on the
-    /// cursor belongs to the journal's current epoch.
+    /// really gone and rebuilds its view from what follows. An epoch reset
+    /// moves the cursor into the journal it names; every other reset is of
+    /// the journal the cursor reads, and keeps its epoch: another handle
+    /// of a follower may have adopted a recreated journal's meanwhile, and
+    /// the next read must find that out (an epoch reset), not read the new
+    /// journal from the old one's seq.
     fn reset(&mut self, reason: ResetReason) -> FeedItem<E> {
         if matches!(self.tail, Tail::Poll(_)) {
             self.shared.refresh_from_reader();
@@ -408,7 +412,10 @@ impl<E: Event, C: Codec> State<E, C> {
             ResetReason::Gap { last_missing, .. } => last_missing.get(),
             _ => earliest.get().saturating_sub(1),
         };
-        self.cursor_epoch = Some(self.shared.epoch());
+        self.cursor_epoch = match reason {
+            ResetReason::EpochMismatch { journal_epoch, .. } => Some(journal_epoch),
+            _ => self.cursor_epoch.or_else(|| Some(self.shared.epoch())),
+        };
         // A position in the journal from here on, not "everything": what
         // retention removes after it is reported like any cursor's.
         self.everything = false;
