@@ -681,3 +681,62 @@ async fn position_counts_only_the_items_handed_out() {
         all_from(&reader, cursor_at(first.0, epoch), None).await.into_iter().map(|i| seen(i).2).collect();
     assert_eq!(rest, [Agent::Token("t2".into()), Agent::Token("t3".into()), Agent::Message("m1".into())]);
 }
+
+/// A reader of one stream drains several runs at once (the other streams'
+/// durable events between are not its own): when one of them lost tokens,
+/// the reset covers up to that run, and the tokens kept of a later run
+/// follow it. The reset had covered every run up to the stream's next
+/// message, and the kept tokens were skipped with the lost ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_stream_reader_gets_the_kept_runs_after_a_lost_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(10)).open().await.unwrap();
+    let (a, b) = (feed.session("a"), feed.session("b"));
+    a.emit(Agent::Message("m1".into())).await.unwrap();
+    b.emit(Agent::Message("b2".into())).await.unwrap();
+    b.emit(Agent::Message("b3".into())).await.unwrap();
+    // Run 3: a's 15 tokens, of which the ring keeps 10.
+    for n in 1..=15 {
+        a.emit(Agent::Token(format!("early{n}"))).await.unwrap();
+    }
+    b.emit(Agent::Message("b4".into())).await.unwrap();
+    b.emit(Agent::Message("b5".into())).await.unwrap();
+    // Run 5: 3 tokens, which push a's tokens 6..=8 of run 3 out.
+    for n in 1..=3 {
+        a.emit(Agent::Token(format!("late{n}"))).await.unwrap();
+    }
+    a.emit(Agent::Message("m6".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let epoch = feed.epoch();
+    let mut live = feed.reader().stream_live(LiveCursor::new(Cursor::new(Seq::new(1), epoch), 0), Some("a")).unwrap();
+    let mut got = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+        match item {
+            FeedItem::Reset { reason, earliest, .. } => {
+                assert_eq!(reason, ResetReason::LiveOutputExpired);
+                got.push(format!("reset, earliest {earliest}"));
+            }
+            FeedItem::Checkpoint { .. } => {}
+            item => {
+                let (position, _, event) = seen(item);
+                let done = event == Agent::Message("m6".into());
+                got.push(format!("{position:?} {event:?}"));
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    let at = |seq, index| Position { seq: Seq::new(seq), index };
+    let want = [
+        "reset, earliest 4".to_owned(),
+        format!("{:?} {:?}", at(5, 1), Agent::Token("late1".into())),
+        format!("{:?} {:?}", at(5, 2), Agent::Token("late2".into())),
+        format!("{:?} {:?}", at(5, 3), Agent::Token("late3".into())),
+        format!("{:?} {:?}", Position::durable(Seq::new(6)), Agent::Message("m6".into())),
+    ];
+    assert_eq!(got, want);
+    feed.close().await.unwrap();
+}

@@ -162,10 +162,13 @@ impl<E> State<E> {
         }
         // A run at or below the reader's floor that lost something after
         // `after` (for a reader of one stream, maybe another stream's loss
-        // in a run where its own stream lost something too, or later).
+        // in a run where its own stream lost something too, or later). The
+        // reset reports up to the end of the last such run: a reader of one
+        // stream drains several runs at once (up to its stream's next
+        // durable event), and the later runs' kept events follow the reset.
         let last = through.min(floor).seq.get();
-        let lost = self.lost.range(after.seq.get()..=last).any(|(_, max)| *max > after);
-        lost.then_some(through)
+        let (&run, _) = self.lost.range(after.seq.get()..=last).rev().find(|(_, max)| **max > after)?;
+        Some(Position::end_of(run).min(through))
     }
 }
 

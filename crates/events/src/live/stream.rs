@@ -119,10 +119,12 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         let found = match self.ring.range(after, self.accepted, through, self.filter.as_ref()) {
             Ok(found) => found,
             Err(reported) => {
-                // The losses up to `through` are reported here (further
-                // only where the ring cannot tell runs apart): a run after
-                // the next durable event that lost something gets its own
-                // reset there.
+                // The losses up to `reported` are reported here: through
+                // the last run before `through` that lost something (a
+                // reader of one stream may drain several runs at once), or
+                // further where the ring cannot tell runs apart. A run
+                // after the next durable event that lost something gets
+                // its own reset there.
                 self.accepted = reported;
                 self.skipped = reported;
                 // Past the run, or (a reopened writer's first run) to where
@@ -131,12 +133,14 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
                 let reset = FeedItem::Reset {
                     reason: ResetReason::LiveOutputExpired,
                     // The durable event after the skipped run.
-                    earliest: through.seq.next(),
+                    earliest: self.pos.seq.next(),
                     latest: self.shared.latest(),
                 };
                 self.ready.push_back((Ok(reset), self.pos));
                 if reported < through {
-                    // The writer's own events of the run follow the reset.
+                    // The writer's own events of the run follow the reset
+                    // (a reopened writer's first run), or the later runs'
+                    // (a reader of one stream drains several at once).
                     self.drain_ring(through);
                 }
                 return true;
