@@ -88,10 +88,12 @@ where
 {
     let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
-    if state.closer.is_closed() {
+    if state.closer.is_closed() && start != Start::Latest {
         // Shutting down: an event stream that ends at once, which a
         // browser's `EventSource` reconnects after, with its last id, to
         // whatever serves next (a `503` would make it give up for good).
+        // `since=latest` still gets its first frame (below): "now" is a
+        // position, which a reconnect without it would resolve later.
         let ended = futures::stream::empty::<Result<SseEvent, Infallible>>();
         return Err(Sse::new(ended).into_response());
     }
@@ -147,7 +149,6 @@ where
     let on_expired = state.reader.expired_policy();
     let on_undecodable = state.reader.undecodable_policy();
     let frames = Frames {
-        start_at,
         inner,
         epoch,
         on_expired,
@@ -157,14 +158,20 @@ where
     };
     // Ends when the feed's stream does, or when the router's closer closes
     // (a graceful shutdown), after the frame under way, if it is first.
+    // The `since=latest` frame goes out first whatever happens: the
+    // position it names was resolved before the close was seen.
+    let first = start_at.map(|(epoch, at)| Ok::<_, Infallible>(start_frame(epoch, at)));
     let closed = Box::pin(state.closer.closed());
-    let body = futures::stream::unfold((frames, closed), |(mut f, mut closed)| async move {
-        let next = match futures::future::select(closed.as_mut(), std::pin::pin!(f.next_frame())).await {
-            futures::future::Either::Left(_) => None,
-            futures::future::Either::Right((frame, _)) => frame,
-        };
-        next.map(|ev| (Ok::<_, Infallible>(ev), (f, closed)))
-    });
+    let body = futures::stream::iter(first).chain(futures::stream::unfold(
+        (frames, closed),
+        |(mut f, mut closed)| async move {
+            let next = match futures::future::select(closed.as_mut(), std::pin::pin!(f.next_frame())).await {
+                futures::future::Either::Left(_) => None,
+                futures::future::Either::Right((frame, _)) => frame,
+            };
+            next.map(|ev| (Ok::<_, Infallible>(ev), (f, closed)))
+        },
+    ));
     let sse = Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive"));
     // A proxy that buffers responses (nginx does by default) would hold the
     // frames of a quiet feed for as long as its buffer takes to fill with
@@ -294,9 +301,6 @@ impl<E: Event> Source<E> {
 }
 
 struct Frames<E> {
-    /// The position the `checkpoint` frame that goes out first names
-    /// (`since=latest`), in its epoch.
-    start_at: Option<(u64, Position)>,
     inner: Source<E>,
     /// The epoch of the journal the stream reads now, for the frames' ids.
     epoch: u64,
@@ -314,9 +318,6 @@ impl<E: Event> Frames<E> {
     async fn next_frame(&mut self) -> Option<SseEvent> {
         if self.failed {
             return None;
-        }
-        if let Some((epoch, at)) = self.start_at.take() {
-            return Some(start_frame(epoch, at));
         }
         Some(match self.inner.next().await? {
             Ok(FeedItem::Event(env)) => {

@@ -4,7 +4,8 @@
 //! waited for that client for ever. Closing the router's `StreamCloser` in
 //! the shutdown signal ends every open response after the frame under way,
 //! and the server returns; a request made after the close gets an event
-//! stream that ends at once. The client missed nothing: reconnecting elsewhere with its
+//! stream that ends at once (after its `since=latest` position, if it asked
+//! for one). The client missed nothing: reconnecting elsewhere with its
 //! last id gives the events appended since.
 
 mod support;
@@ -66,5 +67,13 @@ async fn closing_the_streams_lets_a_graceful_shutdown_end_with_a_client_open() {
     assert_eq!(resumed.next_or_end().await, None);
     let mut after_close = Sse::open(&format!("http://{addr}/stream"), sse.last_id().as_deref()).await;
     assert_eq!(after_close.next_or_end().await, None);
+    // `since=latest` after the close still names the position "now" was,
+    // so a reconnect elsewhere resumes there: it had ended with no frame,
+    // and the reconnect (no id, `since=latest` again) missed what came
+    // between.
+    let mut latest = Sse::open(&format!("http://{addr}/stream?since=latest"), None).await;
+    let start = latest.next_or_end().await.expect("the start frame after the close");
+    assert_eq!((start.event.as_deref(), start.id), (Some("checkpoint"), Some(id(epoch, 5))));
+    assert_eq!(latest.next_or_end().await, None);
     writer.close().await.unwrap();
 }
