@@ -7,7 +7,9 @@
 //! for the next body chunk, which it does only when the socket can take
 //! more, so a slow client leaves its `FeedStream` unpolled; the stream then
 //! lags past the live tail and falls back to the journal like any slow
-//! consumer, and server memory stays bounded. Dropping the response (the
+//! consumer, and server memory stays bounded: a stalled client's stream
+//! holds at most two journal chunks decoded (4,096 events and about 4 MiB
+//! of records each). Dropping the response (the
 //! client went away) drops the `FeedStream` and the client-count guard.
 //! Every frame's id names the epoch of the journal it came from: the stream
 //! starts with the cursor's epoch and only an `epoch_mismatch` reset, which

@@ -244,13 +244,25 @@ impl Records {
     ///
     /// The iterator's, when the first record of the run would be one.
     pub fn next_run(&mut self, max: usize) -> Option<Result<RecordRun, JournalError>> {
+        self.next_run_within(max, usize::MAX)
+    }
+
+    /// [`next_run`](Self::next_run) that also ends once its frames take
+    /// `max_bytes` or more (the record that reaches it is the run's last):
+    /// a reader that decodes the run holds its events' sizes, not just
+    /// their count, within a bound.
+    ///
+    /// # Errors
+    ///
+    /// The iterator's, when the first record of the run would be one.
+    pub fn next_run_within(&mut self, max: usize, max_bytes: usize) -> Option<Result<RecordRun, JournalError>> {
         let first = match next_found(&self.views, &mut self.at)? {
             Ok(found) => found,
             Err(e) => return Some(Err(e)),
         };
         let (map, start, first_seq) = (Arc::clone(first.map), first.start - format::FRAME_HEADER_LEN, first.seq);
         let mut len = 1;
-        while len < max.max(1) && next_in_view(&self.views, &mut self.at).is_some() {
+        while len < max.max(1) && self.at.off - start < max_bytes && next_in_view(&self.views, &mut self.at).is_some() {
             len += 1;
         }
         Some(Ok(RecordRun { map, start, end: self.at.off, first_seq, len }))

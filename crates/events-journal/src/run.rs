@@ -51,6 +51,11 @@ impl RecordRun {
         self.first_seq + self.len as u64 - 1
     }
 
+    /// The bytes its frames take in the segment (headers included).
+    pub fn frame_bytes(&self) -> usize {
+        self.end - self.start
+    }
+
     /// The records, in seq order.
     pub fn iter(&self) -> RunIter<'_> {
         RunIter { map: &self.map, off: self.start, end: self.end, left: self.len }

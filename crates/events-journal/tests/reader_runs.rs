@@ -218,3 +218,35 @@ fn a_run_split_anywhere_holds_the_same_records() {
         assert_eq!(head.iter().next().map(|r| r.to_record().seq()), Some(whole.first_seq()));
     }
 }
+
+/// `next_run_within` ends a run at the record whose frame reaches the byte
+/// budget (at least one record, however large), and the walk goes on from
+/// the next record: the runs together hold every record once, in order.
+#[test]
+fn runs_within_a_byte_budget_end_at_the_record_that_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 120);
+    let reader = Reader::open(dir.path()).unwrap();
+    let mut all = Vec::new();
+    let mut records = reader.read_since(0).unwrap();
+    while let Some(record) = records.next_ref() {
+        all.push(record.unwrap().seq());
+    }
+    for budget in [1, 100, 700, 5_000] {
+        let mut records = reader.read_since(0).unwrap();
+        let mut walked = Vec::new();
+        while let Some(run) = records.next_run_within(usize::MAX, budget) {
+            let run = run.unwrap();
+            // The records before the last left the run under the budget.
+            let mut head = run.clone();
+            if head.split_off(run.len() - 1).is_some() {
+                assert!(head.frame_bytes() < budget, "budget {budget}: a run went on past it");
+            }
+            if budget == 1 {
+                assert_eq!(run.len(), 1, "one record per run");
+            }
+            walked.extend(run.iter().map(|r| r.seq()));
+        }
+        assert_eq!(walked, all, "budget {budget}");
+    }
+}

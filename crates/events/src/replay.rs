@@ -28,6 +28,13 @@ use crate::{Error, Result, payload};
 /// chunks of decoded envelopes.
 pub(crate) const REPLAY_CHUNK: usize = 4096;
 
+/// Frame bytes read from the journal per blocking read, at most (the
+/// record that reaches it is the chunk's last): with large events, a
+/// stream that stopped taking them (an SSE client that stopped reading)
+/// holds two chunks of a few MiB decoded, not 8,192 events of any size.
+/// 4,096 events of the bench's 256 bytes take ~1.2 MiB.
+pub(crate) const REPLAY_CHUNK_BYTES: usize = 4 << 20;
+
 /// What one read found.
 pub(crate) enum Chunk<E> {
     /// Consecutive events (none: caught up).
@@ -146,13 +153,14 @@ struct Walk {
     more: bool,
 }
 
-/// Takes up to `max` records as runs, none past `limit`; stops at a gap
-/// or a journal error, keeping the runs before it.
+/// Takes up to `max` records (and up to [`REPLAY_CHUNK_BYTES`]) as runs,
+/// none past `limit`; stops at a gap or a journal error, keeping the runs
+/// before it.
 fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Walk {
     let mut walk = Walk { runs: Vec::new(), stop: None, more: false };
-    let mut taken = 0;
-    while taken < max {
-        let mut run = match records.next_run(max - taken) {
+    let (mut taken, mut bytes) = (0, 0);
+    while taken < max && bytes < REPLAY_CHUNK_BYTES {
+        let mut run = match records.next_run_within(max - taken, REPLAY_CHUNK_BYTES - bytes) {
             None => return walk,
             Some(Ok(run)) => run,
             Some(Err(e)) => {
@@ -169,6 +177,7 @@ fn walk(records: &mut Records, max: usize, limit: Option<u64>) -> Walk {
             return walk;
         }
         taken += run.len();
+        bytes += run.frame_bytes();
         walk.runs.push(run);
     }
     walk.more = true;

@@ -122,7 +122,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 }
 
 /// Reads the journal: see [`EventLog::events_after`]. A page holds at most
-/// 4,096 events (one replay chunk); [`reconcile`](crate::reconcile) asks
+/// 4,096 events and about 4 MiB of records (one replay chunk: the record
+/// that reaches 4 MiB is its last); [`reconcile`](crate::reconcile) asks
 /// again until a page comes back empty.
 ///
 /// # Errors
