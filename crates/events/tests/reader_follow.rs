@@ -48,3 +48,38 @@ async fn reader_resets_on_a_pruned_cursor() {
     assert_eq!(rest.iter().map(|(s, _)| s.get()).collect::<Vec<_>>(), (earliest.get()..=301).collect::<Vec<_>>());
     feed.close().await.unwrap();
 }
+
+/// A follower caught up at seq 3 while the directory is recreated with
+/// another journal of exactly 3 events: its reads find nothing after 3 in
+/// either journal, so only the epoch it looks at when caught up (on the
+/// blocking pool, with the read) tells: one `EpochMismatch` reset, then
+/// the new journal from its first event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_follower_sees_a_recreated_journal_of_the_same_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let old_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let reader: FeedReader<Ev> = FeedReader::open(&dir).unwrap();
+    let mut tail = reader.stream_from(Seq::ZERO);
+    assert_eq!(take_events(&mut tail, 3).await.len(), 3);
+    // Caught up: the stream waits for more.
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(200), tail.next()).await.is_err());
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 101..=103 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let new_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), tail.next()).await.expect("a reset in time");
+    let want = ResetReason::EpochMismatch { cursor_epoch: old_epoch, journal_epoch: new_epoch };
+    assert!(matches!(next, Some(Ok(FeedItem::Reset { reason, .. })) if reason == want), "{next:?}");
+    let got = take_events(&mut tail, 3).await;
+    assert_eq!(got, vec![(Seq::new(1), msg(101)), (Seq::new(2), msg(102)), (Seq::new(3), msg(103))]);
+}

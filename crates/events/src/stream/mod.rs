@@ -372,13 +372,16 @@ impl<E: Event, C: Codec> State<E, C> {
     }
 
     /// For a follower whose cursor belongs to the journal it started on:
-    /// the epoch reset if the directory now holds another journal.
-    fn epoch_changed(&mut self) -> Option<FeedItem<E>> {
+    /// the epoch reset if the directory now holds another journal. `look`:
+    /// read the files for it now; else the epoch the read that just came
+    /// back empty looked at, on the blocking pool (`spawn_read`), so an
+    /// idle follower's stream does no file I/O on the async workers.
+    fn epoch_changed(&mut self, look: bool) -> Option<FeedItem<E>> {
         if !matches!(self.tail, Tail::Poll(_)) {
             return None;
         }
         let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
-        let journal_epoch = self.shared.epoch_on_disk()?;
+        let journal_epoch = if look { self.shared.epoch_on_disk()? } else { self.shared.epoch() };
         (journal_epoch != cursor_epoch).then(|| self.reset(ResetReason::EpochMismatch { cursor_epoch, journal_epoch }))
     }
 

@@ -83,7 +83,17 @@ impl<E: Event, C: Codec> State<E, C> {
         let limit = matches!(self.tail, Tail::Live(..)).then(|| self.shared.latest().get());
         let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
         let max = self.chunk_len(cursor);
-        tokio::task::spawn_blocking(move || read_chunk(&shared, &codec, cursor, records, max, limit, epoch))
+        let follower = matches!(self.tail, Tail::Poll(_));
+        tokio::task::spawn_blocking(move || {
+            let read = read_chunk(&shared, &codec, cursor, records, max, limit, epoch);
+            // Caught up with files another process writes: the stream
+            // compares the journal's epoch next (`epoch_changed`), looked
+            // at here rather than on an async worker.
+            if follower && matches!(&read, Ok((Chunk::Records(records), _)) if records.is_empty()) {
+                shared.epoch_on_disk();
+            }
+            read
+        })
     }
 
     /// What one read's outcome leads to: something to yield, a wait before
@@ -117,7 +127,7 @@ impl<E: Event, C: Codec> State<E, C> {
                     // again later, first checking that they are still
                     // the same journal.
                     let interval = *interval;
-                    if let Some(item) = self.epoch_changed() {
+                    if let Some(item) = self.epoch_changed(false) {
                         return Next::Yield(Some(Ok(Out::Item(item))));
                     }
                     return Next::Wait(interval);
@@ -173,7 +183,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 return Next::Yield(Some(Ok(Out::Item(item))));
             }
             Ok(Chunk::Expired(earliest)) => {
-                if let Some(item) = self.epoch_changed() {
+                if let Some(item) = self.epoch_changed(true) {
                     return Next::Yield(Some(Ok(Out::Item(item))));
                 }
                 // The files may be ahead of the shared figure (a prune
@@ -189,7 +199,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
             }
             Ok(Chunk::Ahead) => {
-                let item = self.epoch_changed().unwrap_or_else(|| self.reset(ResetReason::Ahead));
+                let item = self.epoch_changed(true).unwrap_or_else(|| self.reset(ResetReason::Ahead));
                 return Next::Yield(Some(Ok(Out::Item(item))));
             }
         }
