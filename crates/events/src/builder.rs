@@ -20,7 +20,6 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::append::Dedupe;
 use crate::consumer::CheckpointIo;
-use crate::error::error_chain;
 use crate::feed::Feed;
 use crate::inbox::Inbox;
 use crate::live::{LiveOutput, Ring};
@@ -574,8 +573,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
                 // The event type's own code runs here too (a `Drop` of a
                 // refused event): a panic ends the writer, and the feed says
                 // so instead of looking healthy and open for ever.
-                if let Err(e) = crate::error::isolated("the writer thread", || writer.run(rx)) {
-                    let cause = error_chain(&e);
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(rx)));
+                if let Err(panic) = run {
+                    let cause = crate::writer::writer_panicked(&crate::panic_message(&*panic));
                     tracing::error!(error = %cause, "the feed's writer thread panicked; the feed is closed");
                     on_panic.set_failed(cause);
                     on_panic.mark_closed();

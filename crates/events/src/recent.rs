@@ -35,17 +35,29 @@ impl<E> Recent<E> {
         Recent { capacity, kept: Mutex::new(Kept { chunks: VecDeque::new(), events: 0 }) }
     }
 
-    /// Keeps `chunks` (consecutive, following what is kept), dropping the
-    /// oldest chunks beyond the capacity.
+    /// Keeps `chunks` (consecutive, following what is kept), letting go of
+    /// the oldest chunks beyond the capacity: after the lock, each chunk
+    /// on its own, its events' `Drop` panics caught and logged (the writer
+    /// calls this, and may hold an event's last reference), as the ring
+    /// and the fan-out catch them.
     pub(crate) fn push(&self, chunks: impl IntoIterator<Item = LiveChunk<E>>) {
-        let mut kept = self.kept.lock();
-        for chunk in chunks {
-            kept.events += chunk.len();
-            kept.chunks.push_back(chunk);
+        let mut evicted = Vec::new();
+        {
+            let mut kept = self.kept.lock();
+            for chunk in chunks {
+                kept.events += chunk.len();
+                kept.chunks.push_back(chunk);
+            }
+            while kept.chunks.front().is_some_and(|oldest| kept.events - oldest.len() >= self.capacity) {
+                let oldest = kept.chunks.pop_front().expect("checked above");
+                kept.events -= oldest.len();
+                evicted.push(oldest);
+            }
         }
-        while kept.chunks.front().is_some_and(|oldest| kept.events - oldest.len() >= self.capacity) {
-            let oldest = kept.chunks.pop_front().expect("checked above");
-            kept.events -= oldest.len();
+        for chunk in evicted {
+            if let Err(e) = crate::error::isolated("Drop", move || drop(chunk)) {
+                tracing::warn!(error = %e, "an event's Drop panicked when the writer's kept envelopes let it go");
+            }
         }
     }
 

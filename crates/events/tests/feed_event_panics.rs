@@ -70,3 +70,47 @@ async fn a_panic_in_the_events_own_code_refuses_that_event_alone() {
     assert_eq!(got, [(1, 1), (2, 14), (3, 15), (4, 4)]);
     feed.close().await.unwrap();
 }
+
+/// An event whose `Drop` panics once armed.
+#[derive(Debug, Serialize, Deserialize)]
+struct Fragile {
+    n: u64,
+    #[serde(skip)]
+    armed: bool,
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        Fragile { n: self.n, armed: false }
+    }
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        if self.armed && !std::thread::panicking() {
+            panic!("Drop exploded");
+        }
+    }
+}
+
+impl Event for Fragile {}
+
+/// The writer keeps its newest envelopes for streams that reconnect near
+/// the end (`live_capacity`), and lets the oldest go as new ones come: it
+/// may hold an event's last reference then. A `Drop` that panics there is
+/// caught and logged, as the ring and the fan-out catch it: the appends
+/// after it succeed and the feed stays healthy. It had ended the writer
+/// thread some appends later, failing the feed at an unrelated append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_when_the_writer_lets_it_go_fails_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).open().await.unwrap();
+    assert_eq!(feed.append(None, Fragile { n: 1, armed: true }).await.unwrap(), Seq::new(1));
+    for n in 2..=50 {
+        let appended = feed.append(None, Fragile { n, armed: false }).await;
+        assert_eq!(appended.unwrap(), Seq::new(n), "append {n}");
+    }
+    assert!(feed.stats().healthy, "{:?}", feed.stats());
+    feed.close().await.unwrap();
+}
+

@@ -337,6 +337,10 @@ async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_o
         matches!(&later, Err(Error::Unhealthy { cause }) if cause.contains("dropping event 4")),
         "the cause names the panic: {later:?}"
     );
+    // In a failed feed's words: it had read "the event's the writer thread
+    // panicked (…); the event was refused alone".
+    let Err(Error::Unhealthy { cause }) = &later else { unreachable!() };
+    assert!(cause.starts_with("the writer thread panicked (") && cause.ends_with("the feed is closed"), "{cause}");
     drop(feed);
     let reader = events::layers::journal::Reader::open(dir.path()).unwrap();
     assert_eq!(reader.last_seq().unwrap(), 3, "every acknowledged append, nothing else");

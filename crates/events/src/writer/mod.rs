@@ -212,8 +212,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             // stream that sees the tail close must find the feed failed,
             // or it ends as after a clean close. The unwinding goes on, so
             // the journal drops as after a crash.
-            let panicked = Error::EventPanicked { during: "the writer thread", message: crate::panic_message(&*panic) };
-            self.shared.set_failed(error_chain(&panicked));
+            self.shared.set_failed(writer_panicked(&crate::panic_message(&*panic)));
             std::panic::resume_unwind(panic);
         }
         self.close(close_acks);
@@ -492,4 +491,10 @@ fn copy_io_failure(err: &Error) -> Option<Error> {
         .raw_os_error()
         .map_or_else(|| std::io::Error::new(source.kind(), source.to_string()), std::io::Error::from_raw_os_error);
     Some(Error::Journal(JournalError::Io { op, path: path.clone(), source }))
+}
+
+/// The feed's failure after its writer thread panicked (the event type's
+/// own code, a `Drop` say): the feed is closed, not one event refused.
+pub(crate) fn writer_panicked(message: &str) -> String {
+    format!("the writer thread panicked ({message}); the feed is closed")
 }
