@@ -233,6 +233,55 @@ async fn a_slow_fdatasync_pushes_back_on_producers() {
     feed.close().await.unwrap();
 }
 
+/// The same with tokens (ephemeral events, live output on): they wait for
+/// the held fdatasync too (they are published after the durable event
+/// before them), and count against the same bound, so the inbox fills and
+/// records are refused. The writer had taken every token while the
+/// fdatasync was held, its memory growing for as long as the disk stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_behind_a_slow_fdatasync_push_back_on_producers_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Always)
+        .segment_bytes(256 << 20)
+        .retention_check(Duration::from_secs(3600))
+        .live_output(events::LiveOutput::new())
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_secs(1)));
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(3)));
+    let first = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(0)).await }
+    });
+    reached(&plan, Step::AppendWrite, 1).await;
+    let queued = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(1)).await }
+    });
+    reached(&plan, Step::AppendSync, 1).await;
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        for _ in 0..1_000 {
+            feed.record(Some("s"), &Ev::Token(n));
+            n += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    first.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+    feed.sync().await.unwrap();
+    let stats = feed.stats();
+    let taken = stats.live_events + stats.live_evicted;
+    assert!(taken < 3 * 4_096, "the writer took {taken} of {n} tokens while one fdatasync was held");
+    assert!(stats.dropped > 0, "the inbox never filled");
+    feed.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_is_woken_for_every_pipelined_sync() {
     // No retention timer to wake a writer that missed a wake-up.

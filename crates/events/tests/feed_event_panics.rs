@@ -113,4 +113,3 @@ async fn an_event_whose_drop_panics_when_the_writer_lets_it_go_fails_nothing() {
     assert!(feed.stats().healthy, "{:?}", feed.stats());
     feed.close().await.unwrap();
 }
-

@@ -8,9 +8,11 @@
 //! `Journal::acked_seq` reached it, which under `SyncPolicy::Always` means
 //! an fdatasync that started after its write completed. A failure refuses
 //! every event in flight that no completed fdatasync covered. At most
-//! [`MAX_IN_FLIGHT`] written events wait for an fdatasync: past that the
-//! writer stops taking commands until it completes, so a slow disk pushes
-//! back on producers through the bounded inbox instead of filling memory.
+//! [`MAX_IN_FLIGHT`] events wait for an fdatasync (written ones, and the
+//! ephemeral events and retries of an id in flight held behind them): past
+//! that the writer stops taking commands until it completes, so a slow disk
+//! pushes back on producers through the bounded inbox instead of filling
+//! memory.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -28,8 +30,8 @@ use crate::error_chain;
 /// Yields of the CPU before the writer parks while a sync is in flight.
 const SPINS: usize = 16;
 
-/// Most written events waiting for their fdatasync before the writer stops
-/// taking commands.
+/// Most events waiting for an fdatasync (written, or held behind written
+/// ones) before the writer stops taking commands.
 pub(super) const MAX_IN_FLIGHT: usize = MAX_BATCH_EVENTS;
 
 /// Wakes the writer thread, parked in [`Writer::next_or_synced`].
@@ -64,7 +66,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let mut cx = Context::from_waker(waker);
         let mut spins = 0;
         loop {
-            let done = if self.written >= MAX_IN_FLIGHT {
+            // Tokens and retries wait for the sync too (published after
+            // the durable events before them): a stalled fdatasync must
+            // not let them pile up unbounded.
+            let waiting = self.written + self.ephemerals.len() + self.duplicates.len();
+            let done = if waiting >= MAX_IN_FLIGHT {
                 // Enough in flight: let the inbox fill and push back.
                 Poll::Ready(self.journal.wait_synced())
             } else {
