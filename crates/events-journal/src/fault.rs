@@ -48,7 +48,8 @@ pub enum Step {
     /// Cutting a segment short: recovery truncating a torn tail or salvaging,
     /// or the writer cutting back a failed batch.
     Truncate,
-    /// The `fdatasync` after a recovery truncate.
+    /// The `fdatasync` after a recovery truncate, and after the writer cut
+    /// back a failed batch.
     TruncateSync,
     /// Rewriting a torn header at recovery (truncate, write and `fdatasync`).
     HeaderRewrite,

@@ -207,17 +207,28 @@ impl Journal {
     }
 
     /// Best effort after a failed write or fsync: remove the partial batch so a
-    /// reader in this run never sees records whose append failed. When the
-    /// truncate fails too (a file system gone read-only), the refused
-    /// records stay in the file, where a later open keeps them as a
-    /// crash's leftovers: logged as an error, since their appenders were
-    /// told they failed.
+    /// reader in this run never sees records whose append failed, and
+    /// `fdatasync` the cut, so a power loss cannot bring them back (the
+    /// file's size on disk may still cover them: space reserved ahead of
+    /// the writes is synced, and the refused frames' pages may have been
+    /// written back before the fsync failed). When the truncate fails too
+    /// (a file system gone read-only), the refused records stay in the
+    /// file, where a later open keeps them as a crash's leftovers: logged
+    /// as an error, since their appenders were told they failed.
     pub(crate) fn cut_back(&mut self, len: u64) {
         match self.opts.io.op(Step::Truncate, || self.active.set_len(len)) {
             Ok(()) => {
                 self.reserved = len;
                 self.active_len = self.active_len.min(len);
                 let _ = (&*self.active).seek(SeekFrom::Start(len));
+                if let Err(e) = self.opts.io.sync_data(Step::TruncateSync, &self.active) {
+                    tracing::error!(
+                        path = %self.active_path().display(),
+                        offset = len,
+                        error = %e,
+                        "could not fdatasync the cut-back of records whose append failed; a power loss may bring them back"
+                    );
+                }
             }
             Err(e) => tracing::error!(
                 path = %self.active_path().display(),

@@ -102,6 +102,27 @@ fn eio_on_fsync_fails_the_writer_and_is_never_retried() {
     assert_failed_then_recovers(tmp.path(), j, &plan, 5);
 }
 
+/// The cut-back of the refused batch is synced: its frames may already
+/// be on disk (written back before the fdatasync failed) inside the space
+/// the file reserved and synced ahead of the writes, so an unsynced
+/// truncate could be undone by a power loss, and the refused records come
+/// back valid at the next open.
+#[test]
+fn the_cut_back_after_a_failed_fdatasync_is_itself_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    append_n(&mut j, 5);
+    plan.inject_next(Step::AppendSync, Fault::Errno(libc::EIO));
+    let (cuts, synced_cuts) = (plan.count(Step::Truncate), plan.count(Step::TruncateSync));
+    assert!(j.append(ts(6), payload(6)).is_err());
+    assert_eq!(plan.count(Step::Truncate), cuts + 1, "the refused batch is cut back");
+    assert_eq!(plan.count(Step::TruncateSync), synced_cuts + 1, "and the cut fdatasynced");
+    drop(j);
+    let (j, _) = Journal::open(tmp.path(), options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
+    assert_eq!(j.next_seq(), 6);
+}
+
 #[test]
 fn eio_on_explicit_sync_and_on_roll_sync_fail_the_writer() {
     for (step, sync) in
