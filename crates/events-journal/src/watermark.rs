@@ -11,9 +11,11 @@
 //! [`WriterState::Recovering`], so no reader maps a byte recovery may cut;
 //! the `Recovering` record is fdatasynced before recovery, so a power loss
 //! never brings back an earlier writer's `Closed` record (which readers
-//! trust with no lock held); the later records need no fsync of their own,
-//! because after a crash recovery rewrites them from what it recovered
-//! before any new append. A record that fails its CRC
+//! trust with no lock held); the records in between need no fsync of their
+//! own, because after a crash recovery rewrites them from what it recovered
+//! before any new append; a clean close's `Closed` record is fdatasynced,
+//! since the next open holds a damaged tail to the acknowledged seq it
+//! names. A record that fails its CRC
 //! (power loss mid-write) reads as absent. The bytes are drawn in
 //! `docs/FORMAT.md`.
 
@@ -233,6 +235,14 @@ impl Publisher {
         self.failed = None;
         self.committed |= wm.state != WriterState::Recovering;
         Ok(())
+    }
+
+    /// `fdatasync`s the record written last: at a clean close, whose
+    /// `Closed` record names the acknowledged records the next open holds
+    /// a damaged tail to (after a power loss, the durable record had been
+    /// the open's `Recovering` one, an earlier writer's position).
+    pub(crate) fn sync(&self) -> Result<(), JournalError> {
+        self.io.sync_data(Step::Watermark, &self.file).map_err(|e| JournalError::io("sync watermark", &self.path, e))
     }
 
     /// Writes again the record whose write failed last, if no later one

@@ -144,6 +144,32 @@ fn a_torn_tail_through_acknowledged_records_is_refused_under_strict_and_skipped_
     }
 }
 
+/// The same after a power loss right after the clean close: the `Closed`
+/// watermark that names seq 3 is fdatasynced by the close, so the open
+/// still holds the damaged tail to it. Only the open's `Recovering` record
+/// (of a new journal: no position) had been durable, and the tail was cut
+/// under `Strict` with seq 3 handed out again.
+#[test]
+fn a_clean_closes_watermark_survives_a_power_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = events_journal::fault::FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().faults(plan.clone())).unwrap();
+    for seq in 1..=3 {
+        j.append(ts(seq), payload(seq)).unwrap();
+    }
+    j.close().unwrap();
+    support::lose_power(dir.path(), &plan);
+    let seg = segments(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    cut(&seg, len - 1);
+    match Journal::open(dir.path(), JournalOptions::new().recovery(RecoveryMode::Strict)) {
+        Err(JournalError::Corrupt { seq: Some(3), reason, .. }) => {
+            assert!(reason.contains("acknowledged up to seq 3"), "{reason}");
+        }
+        other => panic!("the damaged tail through acknowledged seq 3: {other:?}"),
+    }
+}
+
 /// What a torn write leaves past the acknowledged records (a frame cut
 /// short) is cut under `Strict`, as before.
 #[test]
