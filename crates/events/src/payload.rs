@@ -11,9 +11,11 @@
 //! [`ID_MARK`], its length (one byte, 1 to
 //! [`MAX_EVENT_ID_BYTES`](crate::MAX_EVENT_ID_BYTES)) and its UTF-8 bytes; a
 //! later version is prefixed with [`VERSION_MARK`] and the version as a
-//! `u32` little endian. No codec's encoding of `(Option<&str>, _)` can start
-//! with either byte (bincode and postcard start an option with 0 or 1,
-//! MessagePack with an array marker), so the forms cannot be confused.
+//! `u32` little endian. No codec of this crate's encoding of
+//! `(Option<&str>, _)` can start with either byte (bincode and postcard
+//! start an option with 0 or 1, MessagePack with an array marker); a body
+//! of another codec that does is written after an explicit version
+//! header (version 1), so the forms cannot be confused.
 //!
 //! Invariant: a record decodes as the current type only when its version is
 //! the type's; any other version goes through [`Event::upcast`], and a
@@ -80,12 +82,24 @@ pub fn encode_with_id<E: Event, C: Codec>(
         out.push(len);
         out.extend_from_slice(id.as_bytes());
     }
-    if E::VERSION != 1 {
+    let versioned = E::VERSION != 1;
+    if versioned {
         out.push(VERSION_MARK);
         out.extend_from_slice(&E::VERSION.to_le_bytes());
     }
+    let body = out.len();
     // A failed encode leaves nothing behind, its headers included.
-    codec.encode(&(stream, event), out).inspect_err(|_| out.truncate(start))
+    codec.encode(&(stream, event), out).inspect_err(|_| out.truncate(start))?;
+    // A codec of the caller's own may start its encoding with a mark byte
+    // (no codec of this crate does): a version-1 body there would be read
+    // as a header. The version is then written out, 1, so the body follows
+    // a header whatever its first byte.
+    if !versioned && matches!(out.get(body), Some(&(ID_MARK | VERSION_MARK))) {
+        let mut header = [VERSION_MARK; 5];
+        header[1..].copy_from_slice(&1u32.to_le_bytes());
+        out.splice(body..body, header);
+    }
+    Ok(())
 }
 
 fn bad_id(len: usize) -> String {
@@ -270,5 +284,60 @@ mod tests {
         let failed = encode_with_id(&events_core::Bincode, Some("s"), Some("id-1"), &Half { a: 1 }, &mut out);
         assert!(matches!(failed, Err(CodecError::Encode { .. })), "{failed:?}");
         assert_eq!(out, [9], "the id and version headers were left in the buffer");
+    }
+
+    /// A codec of a caller's own whose encoding starts with byte `B`:
+    /// bincode behind it.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Marked<const B: u8>;
+
+    impl<const B: u8> Codec for Marked<B> {
+        const ID: u32 = 900;
+        const NAME: &'static str = "marked";
+        fn encode<T: serde::Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+            out.push(B);
+            events_core::Bincode.encode(value, out)
+        }
+        fn decode_prefix<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
+            let rest = bytes.strip_prefix(&[B]).ok_or_else(|| CodecError::Decode {
+                codec: "marked",
+                len: bytes.len(),
+                source: "no mark".into(),
+            })?;
+            let (value, used) = events_core::Bincode.decode_prefix(rest)?;
+            Ok((value, used + 1))
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Note(String);
+    impl Event for Note {}
+
+    fn round_trips<C: Codec>(codec: &C) {
+        for id in [None, Some("id-1")] {
+            let mut out = Vec::new();
+            encode_with_id(codec, Some("s"), id, &Note("hi".into()), &mut out).unwrap();
+            let env: Envelope<Note> = decode(codec, 7, 9, &out).unwrap_or_else(|e| panic!("{id:?}: {e}"));
+            assert_eq!(
+                (&env.event, env.stream_str(), env.id.as_ref().map(|i| i.as_str())),
+                (&Note("hi".into()), Some("s"), id)
+            );
+            assert_eq!(stream_id(codec, &out).unwrap().as_ref().map(|s| s.as_str()), Some("s"));
+            assert_eq!(event_id(&out), id);
+            assert_eq!(split(&out).unwrap().version, 1);
+        }
+    }
+
+    #[test]
+    fn a_codec_whose_encoding_starts_with_a_mark_byte_reads_back() {
+        // Its body had been read as a version header (0xFF: version
+        // 0x???????? of the next four bytes) or an event id (0xFE).
+        round_trips(&Marked::<VERSION_MARK>);
+        round_trips(&Marked::<ID_MARK>);
+        round_trips(&Marked::<0x42>);
+        // Only a body that needs it gets the explicit version.
+        let mut out = Vec::new();
+        encode(&Marked::<0x42>, None, &Note("x".into()), &mut out).unwrap();
+        assert_eq!(out[0], 0x42);
     }
 }
