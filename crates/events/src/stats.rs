@@ -11,11 +11,16 @@ pub struct FeedStats {
     /// Durable events journaled and published since open.
     pub appended: u64,
     /// Events given to `record` that were dropped because the inbox was full
-    /// (or the feed was closed or unhealthy).
+    /// (or the feed was closed or unhealthy), and a session's durable emits
+    /// the writer refused after a journal failure.
     pub dropped: u64,
     /// Events that could not be encoded and were refused.
     pub encode_errors: u64,
-    /// Batches written to the journal (one `write`, at most one fsync each).
+    /// Batches acknowledged: groups of durable events published together.
+    /// One `write` each, except under `SyncPolicy::Always` while an
+    /// fdatasync runs on the journal's commit thread: the writes made
+    /// meanwhile are acknowledged together, as one batch, by the fdatasync
+    /// after it.
     pub batches: u64,
     /// Payload and frame bytes written to the journal since open.
     pub bytes: u64,
