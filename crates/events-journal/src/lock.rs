@@ -14,6 +14,17 @@
 //! The holder writes its pid into the file (an OFD lock shows none in
 //! `/proc/locks`); it is information for operators, never used to decide.
 //!
+//! The lock file can be deleted, or replaced, under a running writer (an
+//! operator's "stale lock" clean-up): a second writer would then lock a new
+//! file and write into the same segments. The holder also takes `flock(2)`
+//! on the directory itself, which cannot be deleted while it holds the
+//! journal: that second writer is refused too. A directory replaced by
+//! another (renamed away, deleted and made again) is another inode, whose
+//! writer is not refused: the first one finds out at its next roll or
+//! retention pass ([`DirLock::check_still_ours`]). Where the directory
+//! cannot be locked (a file system without `flock` on directories), the
+//! lock file alone guards it.
+//!
 //! A child forked while the lock is held shares the lock's open file
 //! description until it `exec`s or exits (the file is opened close-on-exec),
 //! so right after this process released the lock, a `fork` it made meanwhile
@@ -54,6 +65,9 @@ pub(crate) struct DirLock {
     /// Held, not read: closing it releases the lock.
     #[cfg_attr(not(test), allow(dead_code, reason = "held for its lock; tests copy its descriptor"))]
     file: File,
+    /// The directory, `flock`ed: held, not read (`None` where it cannot be).
+    #[allow(dead_code, reason = "held for its lock")]
+    dir: Option<File>,
     /// The lock file's device and inode, as registered in [`HELD`].
     key: (u64, u64),
     /// The same, as `stat` of its path gave them when the lock was taken.
@@ -90,16 +104,21 @@ impl DirLock {
         }
         let key = (meta.dev(), meta.ino());
         let deadline = Instant::now() + FORK_WAIT;
+        let mut waited_for_a_child = false;
         loop {
             match try_lock(&file) {
                 Ok(true) => break,
                 Ok(false) if Instant::now() < deadline && inherited_by_a_child(&file, key) => {
+                    waited_for_a_child = true;
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Ok(false) => return Err(JournalError::Locked { dir: PathBuf::from(dir) }),
                 Err(e) => return Err(JournalError::io("lock", &path, e)),
             }
         }
+        // The child that held the lock file's closes its copy of the
+        // directory's at the same `exec`: a moment later, at most.
+        let dir_file = lock_dir(dir, if waited_for_a_child { deadline } else { Instant::now() })?;
         // An open-file-description lock shows no pid in /proc/locks: the
         // holder writes its own, for operators (`events inspect`), and for
         // the check above.
@@ -112,7 +131,41 @@ impl DirLock {
         // only `stat` the path: on some filesystems (overlayfs before Linux
         // 4.19) it differs from what `fstat` of the open file says.
         let by_path = std::fs::metadata(&path).map_or(key, |meta| (meta.dev(), meta.ino()));
-        Ok(DirLock { file, key, by_path })
+        Ok(DirLock { file, dir: dir_file, key, by_path })
+    }
+}
+
+/// `flock(2)` of the directory itself, retried until `deadline`: `None`
+/// where the directory cannot be opened or locked (the lock file alone
+/// guards it then).
+///
+/// # Errors
+///
+/// [`JournalError::Locked`] when another writer holds it: one that took
+/// the lock file before it was deleted or replaced.
+fn lock_dir(dir: &Path, deadline: Instant) -> Result<Option<File>, JournalError> {
+    use std::os::fd::AsRawFd;
+    let file = match File::open(dir) {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot open the journal directory to lock it; the lock file alone guards it");
+            return Ok(None);
+        }
+    };
+    loop {
+        // SAFETY: a valid open descriptor for the call's duration.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(file));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Some(libc::EWOULDBLOCK) => return Err(JournalError::Locked { dir: PathBuf::from(dir) }),
+            _ => {
+                tracing::debug!(dir = %dir.display(), error = %err, "cannot lock the journal directory; the lock file alone guards it");
+                return Ok(None);
+            }
+        }
     }
 }
 

@@ -22,6 +22,29 @@ fn a_second_writer_in_the_same_process_is_refused() {
     Journal::open(dir.path(), JournalOptions::new()).expect("drop released the lock");
 }
 
+/// The lock file deleted, or replaced by another file, under a running
+/// writer (an operator's "stale lock" clean-up): a second writer is still
+/// refused, since the first one also holds a lock on the directory itself.
+/// It had locked the new lock file and recovered, then appended to, the
+/// first writer's active segment, both writing into the same file.
+#[test]
+fn a_second_writer_is_refused_after_the_lock_file_is_deleted_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("LOCK");
+    let (mut first, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    first.append(1, b"x").unwrap();
+    std::fs::remove_file(&lock).unwrap();
+    let err = Journal::open(dir.path(), JournalOptions::new()).unwrap_err();
+    assert!(matches!(&err, JournalError::Locked { .. }), "deleted: {err}");
+    std::fs::write(&lock, "1\n").unwrap();
+    let err = Journal::open(dir.path(), JournalOptions::new()).unwrap_err();
+    assert!(matches!(&err, JournalError::Locked { .. }), "replaced: {err}");
+    assert_eq!(first.append(2, b"y").unwrap(), 2, "the first writer goes on");
+    drop(first);
+    let (second, _) = Journal::open(dir.path(), JournalOptions::new()).expect("free once the first is gone");
+    assert_eq!(second.next_seq(), 3);
+}
+
 /// A directory deleted and made again under a running writer: a second
 /// writer can open it (the first one's lock is on the deleted lock file),
 /// so the first one stops at its next roll or retention pass with
