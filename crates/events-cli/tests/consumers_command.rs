@@ -175,3 +175,42 @@ fn consumers_of_a_journal_in_another_codec_are_listed_and_deleted() {
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(!tmp.path().join(CONSUMERS_DIR).join("indexer").exists());
 }
+
+/// A journal whose position cannot be read (its only segment's header
+/// damaged, no watermark to name the last seq), as `inspect` reports it:
+/// `consumers` still lists the consumer, its checkpoint as its file holds
+/// it and why its lag is unknown, exit 0. It had exited 2 with the header
+/// error, when an operator most needs to see what pins retention before a
+/// salvage.
+#[test]
+fn consumers_of_a_journal_whose_position_cannot_be_read_are_still_listed() {
+    use events::layers::journal::{ConsumerFile, Journal, JournalOptions, WATERMARK_FILE};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new()).unwrap();
+    for n in 0..3u8 {
+        journal.append_now([n; 8]).unwrap();
+    }
+    let epoch = journal.epoch();
+    journal.close().unwrap();
+    let (mut file, _) = ConsumerFile::open(tmp.path(), "indexer", epoch).unwrap();
+    file.commit(2, epoch).unwrap();
+    drop(file);
+    let seg = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    std::fs::remove_file(tmp.path().join(WATERMARK_FILE)).unwrap();
+
+    let listed = run(&["consumers", "--json"], tmp.path());
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let line: serde_json::Value = serde_json::from_str(text(&listed.stdout).trim()).unwrap();
+    assert_eq!((&line["name"], &line["checkpoint"]), (&"indexer".into(), &2.into()), "{line}");
+    let problem = line["problem"].as_str().unwrap_or_default();
+    assert!(problem.starts_with("lag unknown: the journal's position cannot be read"), "{problem}");
+    let table = run(&["consumers"], tmp.path());
+    assert!(table.status.success() && text(&table.stdout).contains("indexer"), "{}", text(&table.stdout));
+}

@@ -381,17 +381,49 @@ impl ConsumerReport {
 /// decodes no payload). Reads the files as a follower does: beside a live
 /// writer, up to its watermark.
 ///
+/// When the journal's position cannot be read (a damaged newest segment:
+/// when an operator most needs to see what pins retention before a
+/// salvage), every consumer is still listed, with its checkpoint as its
+/// file holds it, its lag unknown (0, not pinned) and the reason in its
+/// `problem`.
+///
 /// # Errors
 ///
-/// [`Error::Journal`] if `dir` holds no journal or cannot be read.
+/// [`Error::Journal`] if `dir` holds no journal, or its consumers cannot be
+/// listed.
 pub fn consumer_reports(dir: impl AsRef<std::path::Path>) -> Result<Vec<ConsumerReport>> {
     let reader = events_journal::Reader::open(dir.as_ref())?;
-    let at = Position {
-        epoch: reader.epoch()?,
-        earliest: Seq::new(reader.first_seq()?),
-        latest: Seq::new(reader.last_seq()?),
-    };
-    reports(dir.as_ref(), &reader, &at)
+    let at = (|| {
+        Ok::<_, events_journal::JournalError>(Position {
+            epoch: reader.epoch()?,
+            earliest: Seq::new(reader.first_seq()?),
+            latest: Seq::new(reader.last_seq()?),
+        })
+    })();
+    match at {
+        Ok(at) => reports(dir.as_ref(), &reader, &at),
+        Err(e) => {
+            let why = format!("lag unknown: the journal's position cannot be read ({e})");
+            let infos = events_journal::list_consumers(dir.as_ref())?;
+            Ok(infos
+                .into_iter()
+                .map(|info| {
+                    let (checkpoint, problem) = match info.checkpoint {
+                        Ok(c) => (Some(Seq::new(c.seq)), why.clone()),
+                        Err(unreadable) => (None, format!("{unreadable}; {why}")),
+                    };
+                    ConsumerReport {
+                        name: info.name,
+                        checkpoint,
+                        lag: 0,
+                        lag_bytes: 0,
+                        pinned: false,
+                        problem: Some(problem),
+                    }
+                })
+                .collect())
+        }
+    }
 }
 
 /// The report of every consumer in `dir`, the journal standing at `at`:
