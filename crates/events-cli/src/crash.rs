@@ -78,6 +78,7 @@ type Acked = BTreeMap<u64, (u32, u64)>;
 
 /// What the crash test found.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(Default))]
 pub(crate) struct CrashOutcome {
     /// Whether the child died of the demo's SIGKILL (not of an exit of its
     /// own, say after a failed append: then nothing here tested a crash).

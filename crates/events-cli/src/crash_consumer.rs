@@ -116,6 +116,7 @@ impl Indexed {
 
 /// The durable consumer across the crash.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(Default))]
 pub(crate) struct ConsumerOutcome {
     /// The consumer's name.
     pub(crate) name: &'static str,

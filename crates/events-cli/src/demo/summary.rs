@@ -120,14 +120,42 @@ pub(super) fn print_table(s: &Summary) {
     let per_fsync = if s.fsyncs == 0 { 0.0 } else { s.journaled as f64 / s.fsyncs as f64 };
     println!("  fsyncs             {:>10}  ({per_fsync:.1} events per fsync, {} batches)", s.fsyncs, s.batches);
     if let Some(c) = &s.crash {
-        println!(
-            "  crash              child SIGKILLed after {} acknowledged appends; recovered seqs up to {}",
-            c.acknowledged, c.recovered_latest
-        );
+        println!("  crash              {}", crash_line(c));
     }
     println!();
     println!("invariants");
     for i in &s.invariants {
         println!("  {} {:<32} {}", if i.ok { "✔" } else { "✘" }, i.name, i.detail);
+    }
+}
+
+/// The table's crash line: how the child ended (the demo's SIGKILL, or an
+/// exit of its own, which tested no crash), and what recovery kept.
+pub(super) fn crash_line(c: &CrashOutcome) -> String {
+    let ended =
+        if c.sigkilled { "child SIGKILLed".to_owned() } else { format!("child ended by itself ({})", c.child_exit) };
+    format!("{ended} after {} acknowledged appends; recovered seqs up to {}", c.acknowledged, c.recovered_latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that exited by itself (a failed append, say) is not said
+    /// to have been SIGKILLed: the line had said so whatever happened.
+    #[test]
+    fn the_crash_line_says_how_the_child_ended() {
+        let mut c = CrashOutcome {
+            sigkilled: true,
+            child_exit: "signal: 9 (SIGKILL)".into(),
+            acknowledged: 5,
+            recovered_latest: 12,
+            ..CrashOutcome::default()
+        };
+        assert!(crash_line(&c).starts_with("child SIGKILLed after 5 acknowledged appends"), "{}", crash_line(&c));
+        c.sigkilled = false;
+        c.child_exit = "exit status: 2".into();
+        let line = crash_line(&c);
+        assert!(!line.contains("SIGKILL") && line.starts_with("child ended by itself (exit status: 2)"), "{line}");
     }
 }

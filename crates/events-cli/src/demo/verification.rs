@@ -37,7 +37,8 @@ pub(super) async fn crash(bars: &Bars, args: &DemoArgs, journaled: u64) -> Resul
         Arc::new(move |seq: u64| crash_bar.set_message(format!("child acknowledged seq {seq}")))
     };
     let outcome = crash::crash_and_recover(&args.dir, args.sync, journaled, on_ack).await?;
-    crash_bar.finish_with_message(format!("killed after {} acknowledged appends; recovered", outcome.acknowledged));
+    let ended = if outcome.sigkilled { "killed" } else { "ended by itself" };
+    crash_bar.finish_with_message(format!("{ended} after {} acknowledged appends; recovered", outcome.acknowledged));
     Ok(outcome)
 }
 
