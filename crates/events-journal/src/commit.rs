@@ -41,6 +41,9 @@ pub(crate) struct Pipeline {
     thread: Option<SyncThread>,
     /// What the sync in flight covers.
     inflight: Option<Covered>,
+    /// A cut-back made while a sync was in flight, to fdatasync once it
+    /// completed ([`Journal::sync_cut`]).
+    cut_unsynced: bool,
 }
 
 /// What one `fdatasync` of the active segment covers.
@@ -293,12 +296,45 @@ impl Journal {
         if let Err(e) = result {
             let err = JournalError::io("fdatasync", self.active_path(), e);
             self.cut_back_unacked();
+            self.sync_cut();
             return Err(self.poison(err));
         }
         self.stats.fsyncs += 1;
         self.synced_len = covered.offset;
         self.acknowledge(covered.seq, covered.offset);
+        self.sync_cut();
         Ok(covered.seq)
+    }
+
+    /// `fdatasync`s a cut-back ([`cut_back`](Journal::cut_back)), best
+    /// effort, so a power loss cannot undo it: never while a pipelined
+    /// sync of the same file is in flight (a concurrent fdatasync may be
+    /// told that sync's write-back error in its place, and the sync then
+    /// report success over records it did not make durable), but once that
+    /// sync completed. Nothing to do when no cut-back waits.
+    pub(crate) fn sync_cut(&mut self) {
+        if self.pipeline.inflight.is_some() {
+            // A cut-back only ever precedes a poisoning: the in-flight sync
+            // is waited for (`settle`, the façade's `fail`), which syncs it.
+            self.pipeline.cut_unsynced = true;
+            return;
+        }
+        if !std::mem::take(&mut self.pipeline.cut_unsynced) {
+            return;
+        }
+        if let Err(e) = self.opts.io.sync_data(Step::TruncateSync, &self.active) {
+            tracing::error!(
+                path = %self.active_path().display(),
+                error = %e,
+                "could not fdatasync the cut-back of records whose append failed; a power loss may bring them back"
+            );
+        }
+    }
+
+    /// Notes a cut-back to sync ([`sync_cut`](Self::sync_cut)).
+    pub(crate) fn cut_to_sync(&mut self) {
+        self.pipeline.cut_unsynced = true;
+        self.sync_cut();
     }
 
     /// One `fdatasync` of the active segment on this thread, as `step`:

@@ -208,10 +208,11 @@ impl Journal {
 
     /// Best effort after a failed write or fsync: remove the partial batch so a
     /// reader in this run never sees records whose append failed, and
-    /// `fdatasync` the cut, so a power loss cannot bring them back (the
-    /// file's size on disk may still cover them: space reserved ahead of
-    /// the writes is synced, and the refused frames' pages may have been
-    /// written back before the fsync failed). When the truncate fails too
+    /// `fdatasync` the cut (after the pipelined sync in flight, if any:
+    /// [`sync_cut`](Self::sync_cut)), so a power loss cannot bring them
+    /// back (the file's size on disk may still cover them: space reserved
+    /// ahead of the writes is synced, and the refused frames' pages may
+    /// have been written back before the fsync failed). When the truncate fails too
     /// (a file system gone read-only), the refused records stay in the
     /// file, where a later open keeps them as a crash's leftovers: logged
     /// as an error, since their appenders were told they failed.
@@ -221,14 +222,7 @@ impl Journal {
                 self.reserved = len;
                 self.active_len = self.active_len.min(len);
                 let _ = (&*self.active).seek(SeekFrom::Start(len));
-                if let Err(e) = self.opts.io.sync_data(Step::TruncateSync, &self.active) {
-                    tracing::error!(
-                        path = %self.active_path().display(),
-                        offset = len,
-                        error = %e,
-                        "could not fdatasync the cut-back of records whose append failed; a power loss may bring them back"
-                    );
-                }
+                self.cut_to_sync();
             }
             Err(e) => tracing::error!(
                 path = %self.active_path().display(),
@@ -447,6 +441,10 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         if self.closed {
+            // A close refused by a failed writer returned before waiting for
+            // the sync in flight: its outcome, and the fdatasync of a
+            // cut-back made meanwhile, come first.
+            let _ = self.settle();
             return;
         }
         self.stop_background();

@@ -215,6 +215,27 @@ fn a_failed_write_during_a_sync_keeps_what_the_sync_covers_and_nothing_after() {
     assert_eq!(last, 2, "a record written after the sync started, and refused, came back");
 }
 
+/// The cut-back after that failed write is fdatasynced (so a power loss
+/// cannot undo it), but only once the sync in flight completed: an
+/// fdatasync of the same file beside it could be told its write-back error
+/// in its place, and the sync then report success over records it did not
+/// make durable.
+#[test]
+fn the_cut_back_beside_a_sync_in_flight_is_synced_after_it() {
+    let (_tmp, plan, mut j) = fresh();
+    let mut next = 1;
+    write(&mut j, &mut next, 2).unwrap();
+    plan.inject_next(Step::AppendSync, Fault::Stall(std::time::Duration::from_millis(300)));
+    j.start_sync().unwrap();
+    write(&mut j, &mut next, 1).unwrap();
+    plan.inject_next(Step::AppendWrite, Fault::Errno(libc::ENOSPC));
+    let cut_syncs = plan.count(Step::TruncateSync);
+    assert!(write(&mut j, &mut next, 1).is_err());
+    assert_eq!(plan.count(Step::TruncateSync), cut_syncs, "an fdatasync beside the one in flight");
+    assert_eq!(j.wait_synced().unwrap(), 2);
+    assert_eq!(plan.count(Step::TruncateSync), cut_syncs + 1, "the cut-back synced once the sync completed");
+}
+
 #[test]
 fn a_failed_pipelined_fdatasync_poisons_the_writer_and_keeps_nothing_unacknowledged() {
     let (tmp, plan, mut j) = fresh();
