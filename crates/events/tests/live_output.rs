@@ -568,6 +568,53 @@ async fn after_a_restart_a_cursor_far_back_gets_one_reset() {
     assert_eq!(items.len(), 51, "one reset, then messages 51..=100: {items:?}");
 }
 
+/// A caught-up reader of one stream, not polled while many runs go by in
+/// the other stream: its stream's tokens of the first run are lost and
+/// that loss is folded away (`max_events(2)`: past two runs that lost
+/// something, the ring no longer tells them apart), and a token of its
+/// stream is kept in a later run before its next message. When polled it
+/// drains all those runs at once: one reset for the folded stretch, then
+/// the kept token, then the message. The reset had covered every run up to
+/// the message, and the kept token was skipped with the lost ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_stream_reader_gets_a_kept_token_after_a_folded_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().max_events(2)).open().await.unwrap();
+    let (a, b) = (feed.session("a"), feed.session("b"));
+    a.emit(Agent::Message("m1".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let mut live = feed.reader().stream_live(Seq::ZERO, Some("a")).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(seen(first).2, Agent::Message("m1".into()));
+    assert!(tokio::time::timeout(Duration::from_millis(100), live.next()).await.is_err(), "caught up");
+    for n in 1..=3 {
+        a.emit(Agent::Token(format!("a{n}"))).await.unwrap();
+    }
+    // Runs 2 to 5 of stream b, each losing tokens to the next: run 1's
+    // loss is folded away.
+    for run in 2..=5 {
+        b.emit(Agent::Message(format!("b{run}"))).await.unwrap();
+        for n in 1..=2 {
+            b.emit(Agent::Token(format!("b{run}.{n}"))).await.unwrap();
+        }
+    }
+    a.emit(Agent::Token("kept".into())).await.unwrap();
+    a.emit(Agent::Message("m6".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let mut got = Vec::new();
+    while got.last().is_none_or(|last: &String| last != "Message(\"m6\")") {
+        let item = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+        match item {
+            FeedItem::Checkpoint { .. } => {}
+            FeedItem::Reset { reason, .. } => got.push(format!("{reason:?}")),
+            item => got.push(format!("{:?}", seen(item).2)),
+        }
+    }
+    assert_eq!(got, ["LiveOutputExpired", "Token(\"kept\")", "Message(\"m6\")"]);
+    feed.close().await.unwrap();
+}
+
 /// A token staged in a writer batch before the batch's first durable event,
 /// when that batch fails (EIO on its write): it follows the last
 /// acknowledged event, not the failed one, so the ring keeps it and a

@@ -130,10 +130,11 @@ impl<E> State<E> {
 
     /// Whether an ephemeral event a reader of `stream` needs after `after`
     /// up to `through` (the end of a run) may be gone; if so, up to where
-    /// the reset that says so reports the losses: `through`, or further
-    /// where runs are not told apart (an earlier writer's output; the runs
-    /// folded out of `lost`, up to what this reader's stream lost, all of
-    /// which is gone).
+    /// the reset that says so reports the losses: the end of the last run
+    /// that lost something, or where runs are not told apart, the end of
+    /// the stretch (an earlier writer's output; the runs folded out of
+    /// `lost`, up to what this reader's stream lost, all of which is
+    /// gone), which may be before `through` or past it.
     fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>) -> Option<Position> {
         // Past this writer's range in its first run: an earlier writer's
         // position there, whose output after it is gone.
@@ -148,17 +149,17 @@ impl<E> State<E> {
         if floor <= after {
             return None;
         }
+        // Where runs are not told apart, one reset reports the whole
+        // stretch; what follows it up to `through` (this writer's own
+        // events, runs after the folded ones) is drained after the reset.
         if after < self.earlier_writer {
-            // In this writer's first run, the loss ends where its own range
-            // begins: its tokens there follow the reset (a cursor at the
+            // The loss ends where this writer's own range begins, in its
+            // first run: its tokens there follow the reset (a cursor at the
             // run's durable event, which either writer may have handed out).
-            if self.own_run.is_some_and(|own| after.seq.get() == own.run) {
-                return Some(self.earlier_writer);
-            }
-            return Some(self.earlier_writer.max(through));
+            return Some(self.earlier_writer);
         }
         if after < self.folded {
-            return Some(self.folded.min(floor).max(through));
+            return Some(self.folded.min(floor));
         }
         // A run at or below the reader's floor that lost something after
         // `after` (for a reader of one stream, maybe another stream's loss
