@@ -81,7 +81,7 @@ struct Fragile {
 
 impl Clone for Fragile {
     fn clone(&self) -> Self {
-        Fragile { n: self.n, armed: false }
+        Fragile { n: self.n, armed: self.armed }
     }
 }
 
@@ -112,4 +112,45 @@ async fn an_event_whose_drop_panics_when_the_writer_lets_it_go_fails_nothing() {
     }
     assert!(feed.stats().healthy, "{:?}", feed.stats());
     feed.close().await.unwrap();
+}
+
+/// The same when the writer holds the last reference itself: a batch
+/// larger than `live_capacity`, whose first chunks the kept envelopes let
+/// go at once, is let go by the writer after its sinks (none here). It had
+/// ended the writer thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fails_nothing() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Fragile> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).faults(plan.clone()).open().await.unwrap();
+    // The writer held in a write: what is recorded meanwhile is one batch.
+    plan.inject_next(Step::AppendWrite, Fault::Stall(std::time::Duration::from_millis(300)));
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, Fragile { n: 0, armed: false }).await }
+    });
+    support_wait(&plan).await;
+    for n in 1..=200 {
+        // `record` keeps no reference: the writer's copy is the event's last.
+        let event = Fragile { n, armed: n == 2 };
+        feed.record(None, &event);
+        std::mem::forget(event);
+    }
+    held.await.unwrap().unwrap();
+    let after = feed.append(None, Fragile { n: 201, armed: false }).await;
+    assert_eq!(after.unwrap(), Seq::new(202), "{:?}", feed.stats());
+    assert!(feed.stats().healthy);
+    feed.close().await.unwrap();
+}
+
+/// Waits until the writer is in its first write.
+async fn support_wait(plan: &events::layers::journal::fault::FaultPlan) {
+    use events::layers::journal::fault::Step;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while plan.count(Step::AppendWrite) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the write never started");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }

@@ -443,7 +443,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
         self.recent.push(chunks);
         match &self.sinks {
             Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
-            None => self.published.clear(),
+            // The batch's last references when the kept envelopes let its
+            // first chunks go already (a batch larger than `live_capacity`):
+            // a `Drop` that panics is caught, as `Recent::push` catches it.
+            None => {
+                if let Err(e) = crate::error::isolated("Drop", || self.published.clear()) {
+                    self.published.clear();
+                    tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
+                }
+            }
         }
         self.acks.deliver();
     }
