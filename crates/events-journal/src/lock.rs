@@ -18,10 +18,12 @@
 //! operator's "stale lock" clean-up): a second writer would then lock a new
 //! file and write into the same segments. The holder also takes `flock(2)`
 //! on the directory itself, which cannot be deleted while it holds the
-//! journal: that second writer is refused too. A directory replaced by
-//! another (renamed away, deleted and made again) is another inode, whose
-//! writer is not refused: the first one finds out at its next roll or
-//! retention pass ([`DirLock::check_still_ours`]). Where the directory
+//! journal: that second writer is refused too (the first one still stops
+//! at its next roll or retention pass: with its lock file gone, readers
+//! can no longer tell it runs). A directory replaced by another (renamed
+//! away, deleted and made again) is another inode, whose writer is not
+//! refused: the first one finds out at its next roll or retention pass
+//! ([`DirLock::check_still_ours`]). Where the directory
 //! cannot be locked (a file system without `flock` on directories), the
 //! lock file alone guards it.
 //!
@@ -62,12 +64,16 @@ fn held() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
 /// A held directory lock; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct DirLock {
+    /// The directory, `flock`ed: held, not read (`None` where it cannot
+    /// be). Declared first, so released first: an acquire between the two
+    /// releases then finds the lock file still held, recorded as this
+    /// process's, and waits, instead of taking it and finding the
+    /// directory's still held.
+    #[allow(dead_code, reason = "held for its lock")]
+    dir: Option<File>,
     /// Held, not read: closing it releases the lock.
     #[cfg_attr(not(test), allow(dead_code, reason = "held for its lock; tests copy its descriptor"))]
     file: File,
-    /// The directory, `flock`ed: held, not read (`None` where it cannot be).
-    #[allow(dead_code, reason = "held for its lock")]
-    dir: Option<File>,
     /// The lock file's device and inode, as registered in [`HELD`].
     key: (u64, u64),
     /// The same, as `stat` of its path gave them when the lock was taken.
@@ -131,7 +137,7 @@ impl DirLock {
         // only `stat` the path: on some filesystems (overlayfs before Linux
         // 4.19) it differs from what `fstat` of the open file says.
         let by_path = std::fs::metadata(&path).map_or(key, |meta| (meta.dev(), meta.ino()));
-        Ok(DirLock { file, dir: dir_file, key, by_path })
+        Ok(DirLock { dir: dir_file, file, key, by_path })
     }
 }
 

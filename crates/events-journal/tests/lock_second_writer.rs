@@ -24,7 +24,8 @@ fn a_second_writer_in_the_same_process_is_refused() {
 
 /// The lock file deleted, or replaced by another file, under a running
 /// writer (an operator's "stale lock" clean-up): a second writer is still
-/// refused, since the first one also holds a lock on the directory itself.
+/// refused, since the first one also holds a lock on the directory itself;
+/// the first one stops at its next retention pass.
 /// It had locked the new lock file and recovered, then appended to, the
 /// first writer's active segment, both writing into the same file.
 #[test]
@@ -40,6 +41,9 @@ fn a_second_writer_is_refused_after_the_lock_file_is_deleted_or_replaced() {
     let err = Journal::open(dir.path(), JournalOptions::new()).unwrap_err();
     assert!(matches!(&err, JournalError::Locked { .. }), "replaced: {err}");
     assert_eq!(first.append(2, b"y").unwrap(), 2, "the first writer goes on");
+    // Until its next roll or retention pass: with its lock file gone,
+    // readers can no longer tell it runs.
+    assert!(matches!(first.prune(), Err(JournalError::DirectoryReplaced { .. })));
     drop(first);
     let (second, _) = Journal::open(dir.path(), JournalOptions::new()).expect("free once the first is gone");
     assert_eq!(second.next_seq(), 3);
