@@ -116,7 +116,13 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     // The seq printed last (or the gap's end), where a read again goes on.
     let mut cursor = args.from.seq;
     loop {
+        // A read made while a writer opens the journal stops at its sealed
+        // segments (the segments a read walks are fixed when it starts):
+        // looked at around the read, since the writer may be open by the
+        // time the records are printed.
+        let opening = reader.writer_opening()?;
         let records = dump_from(&reader, cursor, args.from.seq)?;
+        let opening = opening || reader.writer_opening()?;
         // Recreated while the dump was reading.
         if let Some(found) = records.epoch().filter(|&found| found != epoch) {
             return Err(another(found));
@@ -140,9 +146,12 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
             };
             outln!(out, "{line}")?;
         }
+        if left == 0 {
+            return Ok(()); // no need to wait for a writer for more
+        }
         // The journal's end, or the end of its sealed segments while a
         // writer opens it: then the rest is there once it is open.
-        if !waited_for_an_opening_writer(&reader)? {
+        if !waited_for_an_opening_writer(&reader)? && !opening {
             return Ok(());
         }
     }

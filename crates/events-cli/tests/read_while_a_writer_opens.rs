@@ -48,3 +48,40 @@ fn dump_and_tail_print_every_record_while_a_writer_opens_the_journal() {
         journal.close().unwrap();
     }
 }
+
+/// A dump that started while the writer was opening, and was still
+/// printing the sealed segments (its reader slow: a pipe nobody reads yet)
+/// when the writer finished: it reads again, and prints the newest
+/// segment's records too. It had asked only whether a writer was opening
+/// when its pass ended, found none, and exited 0 without them.
+#[test]
+fn a_dump_still_printing_when_the_writer_finishes_opening_prints_the_newest_segment() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new().segment_bytes(4096)).unwrap();
+    const RECORDS: u64 = 1500;
+    for n in 1..=RECORDS {
+        journal.append(n, [7u8; 16]).unwrap();
+    }
+    journal.close().unwrap();
+    let opening = a_writer_held_opening(tmp.path(), Duration::from_secs(2));
+    let mut dump = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["dump"])
+        .arg(tmp.path())
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first lines fill the pipe (more than 64 KiB), and it waits there
+    // while the writer finishes opening.
+    let journal = opening.join().unwrap();
+    let mut printed = String::new();
+    dump.stdout.take().unwrap().read_to_string(&mut printed).unwrap();
+    assert!(dump.wait().unwrap().success());
+    let seqs: Vec<u64> = printed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=RECORDS).collect::<Vec<_>>(), "the newest segment's records");
+    journal.close().unwrap();
+}
