@@ -476,9 +476,19 @@ pub fn delete_consumer(dir: &Path, name: &str) -> Result<bool, JournalError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
     };
+    delete_opened(dir, name, path, file)
+}
+
+/// The rest of [`delete_consumer`], `file` being the checkpoint it opened
+/// at `path`.
+fn delete_opened(dir: &Path, name: &str, path: PathBuf, file: File) -> Result<bool, JournalError> {
     // Exclusive while it unlinks: no handle has the checkpoint open, and
     // one opening now waits, then finds the file gone and makes a new one.
     match file.try_lock() {
+        // Locked, but no longer the file at the path: another delete
+        // unlinked it between the open and the lock (what is there now is
+        // a new consumer's checkpoint, not this one's): gone.
+        Ok(()) if !same_file(&file, &path) => return Ok(false),
         Ok(()) => {}
         // Another delete holds it and has unlinked it meanwhile: gone.
         Err(fs::TryLockError::WouldBlock) if !same_file(&file, &path) => return Ok(false),
@@ -557,5 +567,26 @@ mod tests {
         assert_eq!(decode_file(&file(at(1, 10), [0; 40])).unwrap().seq, 10);
         assert_eq!(decode_file(&at(1, 10)).unwrap().seq, 10, "a short file reads its missing slot as zeros");
         assert!(decode_file(&[]).is_err());
+    }
+
+    /// A delete that opened a checkpoint, then lost the race to another
+    /// delete (which unlinked it) and to a consumer that started meanwhile
+    /// (which made a new checkpoint and holds it): its lock on the old,
+    /// unlinked file succeeds, and it leaves the new one alone. It had
+    /// unlinked the running consumer's new checkpoint.
+    #[test]
+    fn a_delete_whose_checkpoint_was_replaced_before_its_lock_leaves_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = ConsumerFile::open(dir.path(), "indexer", 1).unwrap();
+        drop(first);
+        let path = consumer_path(dir.path(), "indexer").unwrap();
+        // Delete A opens the checkpoint...
+        let opened = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        // ...delete B removes it, and the consumer starts again.
+        assert!(delete_consumer(dir.path(), "indexer").unwrap());
+        let (running, _) = ConsumerFile::open(dir.path(), "indexer", 1).unwrap();
+        assert!(!delete_opened(dir.path(), "indexer", path.clone(), opened).unwrap(), "already gone");
+        assert!(path.exists(), "the running consumer's checkpoint was unlinked");
+        drop(running);
     }
 }
