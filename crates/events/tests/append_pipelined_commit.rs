@@ -191,35 +191,29 @@ async fn a_failed_pipelined_fdatasync_refuses_what_it_covered_and_keeps_it_out()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_fdatasync_pushes_back_on_producers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    // No roll in this test: it would wait for the held fdatasync and so hold
-    // the writer by itself.
-    let feed = open_with(tmp.path(), &plan, 256 << 20).await;
-    // As above: appends queued behind a held write make the writer hand the
-    // next fdatasync to the commit thread, which is then held too.
+/// Holds the feed's next fdatasync for 3 s (behind a write held for 1 s:
+/// appends queued behind the held write make the writer hand the next
+/// fdatasync to the commit thread, which is then held too), and meanwhile
+/// floods it with `record(n)` for 1.5 s; returns how many were recorded,
+/// once everything before the flood is acknowledged and synced.
+async fn flood_behind_a_held_fdatasync(feed: &Feed<Ev>, plan: &FaultPlan, record: impl Fn(u64)) -> u64 {
     plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_secs(1)));
     plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(3)));
     let first = tokio::spawn({
         let feed = feed.clone();
         async move { feed.append(None, msg(0)).await }
     });
-    reached(&plan, Step::AppendWrite, 1).await;
+    reached(plan, Step::AppendWrite, 1).await;
     let queued = tokio::spawn({
         let feed = feed.clone();
         async move { feed.append(None, msg(1)).await }
     });
-    reached(&plan, Step::AppendSync, 1).await;
-    // A flood of records while the fdatasync is held: the writer takes at
-    // most a few thousand of them; the rest stay in (or are refused by) the
-    // bounded inbox, not in the writer's memory.
+    reached(plan, Step::AppendSync, 1).await;
     let started = std::time::Instant::now();
     let mut n = 0;
     while started.elapsed() < Duration::from_millis(1500) {
         for _ in 0..1_000 {
-            feed.record(None, &msg(n));
+            record(n);
             n += 1;
         }
         tokio::task::yield_now().await;
@@ -227,6 +221,20 @@ async fn a_slow_fdatasync_pushes_back_on_producers() {
     first.await.unwrap().unwrap();
     queued.await.unwrap().unwrap();
     feed.sync().await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fdatasync_pushes_back_on_producers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    // No roll in this test: it would wait for the held fdatasync and so hold
+    // the writer by itself.
+    let feed = open_with(tmp.path(), &plan, 256 << 20).await;
+    // A flood of records while the fdatasync is held: the writer takes at
+    // most a few thousand of them; the rest stay in (or are refused by) the
+    // bounded inbox, not in the writer's memory.
+    let n = flood_behind_a_held_fdatasync(&feed, &plan, |n| feed.record(None, &msg(n))).await;
     let taken = feed.latest_seq().get();
     assert!(taken < 3 * 4_096, "the writer took {taken} of {n} records while one fdatasync was held");
     assert!(feed.stats().dropped > 0, "the inbox never filled");
@@ -251,30 +259,7 @@ async fn tokens_behind_a_slow_fdatasync_push_back_on_producers_too() {
         .open()
         .await
         .unwrap();
-    plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_secs(1)));
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(3)));
-    let first = tokio::spawn({
-        let feed = feed.clone();
-        async move { feed.append(None, msg(0)).await }
-    });
-    reached(&plan, Step::AppendWrite, 1).await;
-    let queued = tokio::spawn({
-        let feed = feed.clone();
-        async move { feed.append(None, msg(1)).await }
-    });
-    reached(&plan, Step::AppendSync, 1).await;
-    let started = std::time::Instant::now();
-    let mut n = 0;
-    while started.elapsed() < Duration::from_millis(1500) {
-        for _ in 0..1_000 {
-            feed.record(Some("s"), &Ev::Token(n));
-            n += 1;
-        }
-        tokio::task::yield_now().await;
-    }
-    first.await.unwrap().unwrap();
-    queued.await.unwrap().unwrap();
-    feed.sync().await.unwrap();
+    let n = flood_behind_a_held_fdatasync(&feed, &plan, |n| feed.record(Some("s"), &Ev::Token(n))).await;
     let stats = feed.stats();
     let taken = stats.live_events + stats.live_evicted;
     assert!(taken < 3 * 4_096, "the writer took {taken} of {n} tokens while one fdatasync was held");

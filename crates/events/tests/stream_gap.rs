@@ -9,17 +9,15 @@ use events::{Feed, FeedItem, RecoveryMode, ResetReason, Seq, SyncPolicy};
 use futures::StreamExt;
 use support::{Ev, msg};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn salvaged_hole_is_an_explicit_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+/// A closed journal of 10 events in `dir` whose record 5 fails its CRC.
+async fn ten_with_record_5_damaged(dir: &std::path::Path) {
+    let feed: Feed<Ev> = Feed::builder(dir).sync(SyncPolicy::Always).open().await.unwrap();
     for n in 1..=10 {
         feed.append(None, msg(n)).await.unwrap();
     }
     feed.close().await.unwrap();
-
     // Every record has the same size; flip a payload byte of record 5.
-    let seg = std::fs::read_dir(dir.path())
+    let seg = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "seg"))
@@ -28,7 +26,12 @@ async fn salvaged_hole_is_an_explicit_reset() {
     let frame = (bytes.len() - 64) / 10;
     bytes[64 + 4 * frame + 24] ^= 0x01; // the first payload byte
     std::fs::write(&seg, &bytes).unwrap();
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salvaged_hole_is_an_explicit_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    ten_with_record_5_damaged(dir.path()).await;
     let refused = Feed::<Ev>::builder(dir.path()).open().await.unwrap_err();
     assert!(refused.to_string().contains("journal"), "{refused}");
     let feed: Feed<Ev> = Feed::builder(dir.path()).recovery(RecoveryMode::SkipCorrupt).open().await.unwrap();
@@ -65,20 +68,7 @@ async fn salvaged_hole_is_an_explicit_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followers_gap_stays_in_its_journal_when_another_handle_sees_it_recreated() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
-    for n in 1..=10 {
-        feed.append(None, msg(n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
-    let seg = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "seg"))
-        .unwrap();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let frame = (bytes.len() - 64) / 10;
-    bytes[64 + 4 * frame + 24] ^= 0x01; // record 5's first payload byte
-    std::fs::write(&seg, &bytes).unwrap();
+    ten_with_record_5_damaged(dir.path()).await;
     let salvaged: Feed<Ev> = Feed::builder(dir.path()).recovery(RecoveryMode::SkipCorrupt).open().await.unwrap();
     let old_epoch = salvaged.epoch();
     salvaged.close().await.unwrap();
