@@ -133,13 +133,19 @@ fn a_commit_torn_at_any_byte_falls_back_to_the_previous_checkpoint() {
     let path = consumer_path(dir.path(), "c").unwrap();
     let (mut c, _) = ConsumerFile::open(dir.path(), "c", 1).unwrap();
     let mut checked = 0;
-    // Both slot parities: the torn slot is A in one round, B in the next.
-    for (old, new) in [(10u64, 20u64), (20, 30), (30, 40)] {
+    let mut torn_slots = std::collections::BTreeSet::new();
+    // Both slot parities: an extra commit in every other round makes the
+    // torn slot A in one round, B in the next.
+    for (round, (old, new)) in [(10u64, 20u64), (20, 30), (30, 40)].into_iter().enumerate() {
+        if round % 2 == 1 {
+            c.commit(old, 1).unwrap();
+        }
         c.commit(old, 1).unwrap();
         let good = std::fs::read(&path).unwrap();
         c.commit(new, 1).unwrap();
         let complete = std::fs::read(&path).unwrap();
         let slot = (0..2).find(|&i| good[i * 40..(i + 1) * 40] != complete[i * 40..(i + 1) * 40]).unwrap();
+        torn_slots.insert(slot);
         let new_slot = &complete[slot * 40..(slot + 1) * 40];
         for over_zeros in [false, true] {
             for k in 0..=CHECKPOINT_SLOT_LEN {
@@ -166,6 +172,7 @@ fn a_commit_torn_at_any_byte_falls_back_to_the_previous_checkpoint() {
         assert_eq!(c.checkpoint().seq, new);
     }
     assert_eq!(checked, 3 * 2 * 41);
+    assert_eq!(torn_slots.into_iter().collect::<Vec<_>>(), [0, 1], "each slot torn in some round");
 }
 
 #[test]

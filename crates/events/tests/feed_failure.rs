@@ -79,7 +79,12 @@ async fn failed_append_is_not_published() {
     assert!(extra.is_err(), "something unacknowledged was published: {extra:?}");
     // Sinks are best-effort: they saw at most the acknowledged events.
     assert!(sink.0.load(Ordering::SeqCst) <= acked.len() as u64);
+    let reader = feed.reader();
     let _ = feed.close().await;
+    // Once closed, every acknowledged event reached the sink or was
+    // counted as dropped for it, and nothing else did.
+    let seen = sink.0.load(Ordering::SeqCst);
+    assert_eq!(seen + reader.stats().sink_dropped, acked.len() as u64, "the sink saw {seen}");
     // With the writer stopped, the stream ends saying why: it had ended
     // with a plain `None`, as after a clean close.
     match tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("the stream ends") {

@@ -128,8 +128,9 @@ pub(crate) fn lose_power(dir: &Path, plan: &FaultPlan) {
 }
 
 /// [`lose_power`] after several processes, each with its plan: a segment
-/// keeps what any of their `fdatasync`s covered, and the watermark holds
-/// what the last plan that synced it synced (if none did, what it holds).
+/// keeps what any of their `fdatasync`s covered, and the watermark and the
+/// seq lease hold what the last plan that synced them synced (if none did,
+/// what they hold).
 pub(crate) fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
     for seg in segments(dir) {
         let keep = plans.iter().filter_map(|p| p.synced_len(&seg)).max().unwrap_or(0);
@@ -138,9 +139,11 @@ pub(crate) fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
             file.set_len(keep).unwrap();
         }
     }
-    let watermark = dir.join(events_journal::WATERMARK_FILE);
-    if let Some(bytes) = plans.iter().rev().find_map(|p| p.synced_contents(&watermark)) {
-        std::fs::write(&watermark, bytes).unwrap();
+    for name in [events_journal::WATERMARK_FILE, events_journal::LEASE_FILE] {
+        let path = dir.join(name);
+        if let Some(bytes) = plans.iter().rev().find_map(|p| p.synced_contents(&path)) {
+            std::fs::write(&path, bytes).unwrap();
+        }
     }
 }
 

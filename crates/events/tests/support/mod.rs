@@ -129,4 +129,13 @@ pub(crate) fn lose_power(dir: &std::path::Path, plan: &events::layers::journal::
             file.set_len(keep).unwrap();
         }
     }
+    // The small files rewritten in place hold what their last fdatasync
+    // through the plan synced.
+    use events::layers::journal::{LEASE_FILE, WATERMARK_FILE};
+    for name in [WATERMARK_FILE, LEASE_FILE] {
+        let path = dir.join(name);
+        if let Some(bytes) = plan.synced_contents(&path) {
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
 }
