@@ -131,23 +131,26 @@ pub(super) fn rows() -> Vec<Cmp> {
             ("commitlog, batches of 234", Bench("journal/append_no_fsync_256B/commitlog_batch_234")),
             AtLeast(1.0),
         ),
+        // The limit is a raw write + fdatasync into a file reserved ahead
+        // (zeros written past the data), as the journal writes under
+        // `Always`: appending to a growing file makes every fdatasync commit
+        // the new size too, a handicap the journal does not carry.
         cmp(
             "durable append, 1 appender",
             OURS_D1,
-            ("raw write + fdatasync per record", Bench("durable/1_appender/raw_write_fdatasync")),
+            ("raw write + fdatasync, file reserved ahead", Bench("durable/1_appender/raw_write_fdatasync_reserved")),
             AtLeast(1.0),
         ),
         cmp(
             "durable append, 1 appender",
             ("Journal::append, Always", Bench("durable/1_appender/ours_journal")),
-            ("raw write + fdatasync per record", Bench("durable/1_appender/raw_write_fdatasync")),
+            ("raw write + fdatasync, file reserved ahead", Bench("durable/1_appender/raw_write_fdatasync_reserved")),
             AtLeast(1.0),
         ),
         cmp(
             "durable append, 1 appender",
             OURS_D1,
-            // The limit with the journal's own reservation (zeros written ahead of the writes).
-            ("raw write + fdatasync, file reserved ahead", Bench("durable/1_appender/raw_write_fdatasync_reserved")),
+            ("raw write + fdatasync per record, growing file", Bench("durable/1_appender/raw_write_fdatasync")),
             Context,
         ),
         cmp("durable append, 1 appender", OURS_D1, ("raft-engine", Bench("durable/1_appender/raft_engine")), Context),
@@ -161,7 +164,7 @@ pub(super) fn rows() -> Vec<Cmp> {
         cmp(
             "durable append, 16 appenders",
             OURS_D16,
-            ("limit: 16 × this run's fdatasync rate", Times(16.0, "durable/1_appender/raw_write_fdatasync")),
+            ("limit: 16 × this run's fdatasync rate", Times(16.0, "durable/1_appender/raw_write_fdatasync_reserved")),
             AtLeast(0.7),
         ),
         cmp(

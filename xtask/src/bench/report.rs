@@ -53,9 +53,13 @@ impl Report {
                     Fig::Rate(lo, med, hi) => Some(Fig::Rate(k * lo, k * med, k * hi)),
                     Fig::Time(..) | Fig::Bytes(_) => None,
                 },
+                // Judged against every peer listed or none: a peer that did
+                // not run would leave the row judged against the others.
                 Src::Best(ids) => ids
                     .iter()
-                    .filter_map(|id| results.get(*id).and_then(Measure::rate))
+                    .map(|id| results.get(*id).and_then(Measure::rate))
+                    .collect::<Option<Vec<_>>>()?
+                    .into_iter()
                     .max_by(|a, b| a.1.total_cmp(&b.1))
                     .map(|(lo, med, hi)| Fig::Rate(lo, med, hi)),
                 Src::Printed(prefix) => printed_rate(log, prefix).map(|r| Fig::Rate(r, r, r)),
@@ -319,7 +323,7 @@ mod tests {
         results
             .insert("durable/1_appender/ours_feed".into(), Measure { ns: (90.0, 100.0, 110.0), elements: Some(1.0) });
         results.insert(
-            "durable/1_appender/raw_write_fdatasync".into(),
+            "durable/1_appender/raw_write_fdatasync_reserved".into(),
             Measure { ns: (190.0, 200.0, 210.0), elements: Some(1.0) },
         );
         let report =
