@@ -41,9 +41,8 @@ pub(crate) struct Pipeline {
     thread: Option<SyncThread>,
     /// What the sync in flight covers.
     inflight: Option<Covered>,
-    /// A cut-back made while a sync was in flight, to fdatasync once it
-    /// completed ([`Journal::sync_cut`]).
-    cut_unsynced: bool,
+    /// A cut-back not fdatasynced yet ([`Journal::sync_cut`]).
+    pub(crate) cut_unsynced: bool,
 }
 
 /// What one `fdatasync` of the active segment covers.
@@ -329,12 +328,6 @@ impl Journal {
                 "could not fdatasync the cut-back of records whose append failed; a power loss may bring them back"
             );
         }
-    }
-
-    /// Notes a cut-back to sync ([`sync_cut`](Self::sync_cut)).
-    pub(crate) fn cut_to_sync(&mut self) {
-        self.pipeline.cut_unsynced = true;
-        self.sync_cut();
     }
 
     /// One `fdatasync` of the active segment on this thread, as `step`:

@@ -222,7 +222,8 @@ impl Journal {
                 self.reserved = len;
                 self.active_len = self.active_len.min(len);
                 let _ = (&*self.active).seek(SeekFrom::Start(len));
-                self.cut_to_sync();
+                self.pipeline.cut_unsynced = true;
+                self.sync_cut();
             }
             Err(e) => tracing::error!(
                 path = %self.active_path().display(),

@@ -573,9 +573,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
                 // The event type's own code runs here too (a `Drop` of a
                 // refused event): a panic ends the writer, and the feed says
                 // so instead of looking healthy and open for ever.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(rx)));
-                if let Err(panic) = run {
-                    let cause = crate::writer::writer_panicked(&crate::panic_message(&*panic));
+                if let Err(Error::EventPanicked { message, .. }) =
+                    crate::error::isolated("the writer thread", || writer.run(rx))
+                {
+                    let cause = crate::writer::writer_panicked(&message);
                     tracing::error!(error = %cause, "the feed's writer thread panicked; the feed is closed");
                     on_panic.set_failed(cause);
                     on_panic.mark_closed();

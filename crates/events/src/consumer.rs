@@ -393,14 +393,7 @@ impl ConsumerReport {
 /// listed.
 pub fn consumer_reports(dir: impl AsRef<std::path::Path>) -> Result<Vec<ConsumerReport>> {
     let reader = events_journal::Reader::open(dir.as_ref())?;
-    let at = (|| {
-        Ok::<_, events_journal::JournalError>(Position {
-            epoch: reader.epoch()?,
-            earliest: Seq::new(reader.first_seq()?),
-            latest: Seq::new(reader.last_seq()?),
-        })
-    })();
-    match at {
+    match position(&reader) {
         Ok(at) => reports(dir.as_ref(), &reader, &at),
         Err(e) => {
             let why = format!("lag unknown: the journal's position cannot be read ({e})");
@@ -424,6 +417,15 @@ pub fn consumer_reports(dir: impl AsRef<std::path::Path>) -> Result<Vec<Consumer
                 .collect())
         }
     }
+}
+
+/// Where the journal `reader` reads stands now.
+fn position(reader: &events_journal::Reader) -> std::result::Result<Position, events_journal::JournalError> {
+    Ok(Position {
+        epoch: reader.epoch()?,
+        earliest: Seq::new(reader.first_seq()?),
+        latest: Seq::new(reader.last_seq()?),
+    })
 }
 
 /// The report of every consumer in `dir`, the journal standing at `at`:

@@ -7,6 +7,8 @@
 //! `stats().healthy` said true. The writer never clones an event (a retried
 //! append is answered with the retry's own event).
 
+mod support;
+
 use events::{AppendOptions, Error, Event, Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize, Serializer};
@@ -131,7 +133,7 @@ async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fa
         let feed = feed.clone();
         async move { feed.append(None, Fragile { n: 0, armed: false }).await }
     });
-    support_wait(&plan).await;
+    support::eventually("the writer in its first write", || plan.count(Step::AppendWrite) > 0).await;
     for n in 1..=200 {
         // `record` keeps no reference: the writer's copy is the event's last.
         let event = Fragile { n, armed: n == 2 };
@@ -143,14 +145,4 @@ async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fa
     assert_eq!(after.unwrap(), Seq::new(202), "{:?}", feed.stats());
     assert!(feed.stats().healthy);
     feed.close().await.unwrap();
-}
-
-/// Waits until the writer is in its first write.
-async fn support_wait(plan: &events::layers::journal::fault::FaultPlan) {
-    use events::layers::journal::fault::Step;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while plan.count(Step::AppendWrite) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the write never started");
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
 }

@@ -447,8 +447,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
             // first chunks go already (a batch larger than `live_capacity`):
             // a `Drop` that panics is caught, as `Recent::push` catches it.
             None => {
+                // (`clear` sets the length to 0 before it drops: a panic
+                // leaves the vector empty.)
                 if let Err(e) = crate::error::isolated("Drop", || self.published.clear()) {
-                    self.published.clear();
                     tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
                 }
             }
