@@ -149,19 +149,37 @@ impl Reader {
     /// is damaged (as [`read_since`](Self::read_since) says), or it belongs
     /// to another journal than the watermark's (the directory was recreated).
     pub fn records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, ReadError> {
+        let mut records = self.records_in(&[(first_seq, entries)])?;
+        Ok(records.pop().expect("one segment asked for"))
+    }
+
+    /// The records at the entries of several segments (`(first seq,
+    /// entries)`, oldest segment first), each as
+    /// [`records_at`](Self::records_at) reads them, under one look at the
+    /// watermark and one listing of the directory for them all: what a
+    /// per-stream read of many segments pays once, not per segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`records_at`](Self::records_at); [`ReadError::Expired`] when
+    /// retention removed the oldest segment asked for.
+    pub fn records_in(&self, wanted: &[(u64, &[IndexEntry])]) -> Result<Vec<Vec<Option<Record>>>, ReadError> {
+        let Some(&(oldest, _)) = wanted.first() else { return Ok(Vec::new()) };
         let mut attempt = 0;
         loop {
-            match self.try_records_at(first_seq, entries) {
+            match self.try_records_in(wanted) {
                 Err(Retry::Vanished(_)) if attempt + 1 < RETRIES => attempt += 1,
                 Err(Retry::Vanished(e @ JournalError::EpochMismatch { .. })) => return Err(ReadError::Journal(e)),
                 // Retention removed the segment: its records are gone.
                 // Anything else that kept vanishing (a watermark naming a
                 // segment that is not there) is the error it is, as
                 // `read_since` reports it, not a reason to skip records
-                // that are still there.
+                // that are still there. Retention removes the oldest
+                // segments first: a segment asked for that it removed
+                // means the oldest one asked for is gone too.
                 Err(Retry::Vanished(e)) => {
                     let earliest = self.first_seq()?;
-                    return Err(if earliest > first_seq {
+                    return Err(if earliest > oldest {
                         ReadError::Expired { earliest }
                     } else {
                         ReadError::Journal(e)
@@ -173,8 +191,22 @@ impl Reader {
         }
     }
 
-    fn try_records_at(&self, first_seq: u64, entries: &[IndexEntry]) -> Result<Vec<Option<Record>>, Retry> {
+    fn try_records_in(&self, wanted: &[(u64, &[IndexEntry])]) -> Result<Vec<Vec<Option<Record>>>, Retry> {
         let (segs, extent, bound) = self.bounded()?;
+        wanted.iter().map(|&(first_seq, entries)| self.records_of(&segs, extent, bound, first_seq, entries)).collect()
+    }
+
+    /// The records at `entries` of the segment named by `first_seq`, in the
+    /// listing `segs` that [`bounded`](Self::bounded) gave with `extent`
+    /// and `bound`.
+    fn records_of(
+        &self,
+        segs: &[SegmentFile],
+        extent: Extent,
+        bound: Bound,
+        first_seq: u64,
+        entries: &[IndexEntry],
+    ) -> Result<Vec<Option<Record>>, Retry> {
         let Some(i) = segs.iter().position(|s| s.first_seq == first_seq) else {
             return match segs.first() {
                 Some(oldest) if oldest.first_seq > first_seq => {

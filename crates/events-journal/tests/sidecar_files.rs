@@ -85,6 +85,55 @@ fn sidecars_are_not_strangers_and_orphans_are_swept_at_open() {
     journal.close().unwrap();
 }
 
+/// `records_in` reads several segments' entries under one look at the
+/// journal, each as `records_at` reads it alone; once retention removed
+/// the oldest segment asked for, the whole call is `Expired`, naming the
+/// earliest retained seq, and a segment it never had is nothing verified.
+#[test]
+fn records_in_reads_several_segments_as_records_at_reads_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    assert!(sidecars.len() >= 4, "{sidecars:?}");
+    let reader = Reader::open(tmp.path()).unwrap();
+    let asked: Vec<(u64, Vec<IndexEntry>)> = sidecars
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let side = Sidecar::open(path).unwrap();
+            (side.first_seq(), side.entries(&[(i % 3) as u8]))
+        })
+        .collect();
+    let wanted: Vec<(u64, &[IndexEntry])> = asked.iter().map(|(first, e)| (*first, e.as_slice())).collect();
+    let together = reader.records_in(&wanted).unwrap();
+    assert_eq!(together.len(), wanted.len());
+    for (&(first, entries), records) in wanted.iter().zip(&together) {
+        assert!(!entries.is_empty());
+        let alone = reader.records_at(first, entries).unwrap();
+        let seqs =
+            |r: &[Option<events_journal::Record>]| r.iter().map(|r| r.as_ref().map(|r| r.seq())).collect::<Vec<_>>();
+        assert_eq!(seqs(records), seqs(&alone), "segment {first}");
+        assert_eq!(seqs(records), entries.iter().map(|e| Some(e.seq)).collect::<Vec<_>>());
+    }
+    assert!(reader.records_in(&[]).unwrap().is_empty());
+    // A first seq that names no segment past the oldest: nothing verified.
+    let nowhere = [(wanted[1].0 + 1, wanted[1].1)];
+    assert!(reader.records_in(&nowhere).unwrap()[0].iter().all(Option::is_none));
+    journal.close().unwrap();
+
+    // Retention removes the two oldest segments.
+    let opts = JournalOptions::new().segment_bytes(256).retention(Retention::segments(sidecars.len() - 1));
+    let (reopened, report) = Journal::open(tmp.path(), opts).unwrap();
+    assert!(report.pruned.len() >= 2, "{:?}", report.pruned);
+    let earliest = reader.first_seq().unwrap();
+    assert!(earliest > wanted[1].0);
+    match reader.records_in(&wanted[1..]) {
+        Err(ReadError::Expired { earliest: e }) => assert_eq!(e, earliest),
+        other => panic!("expected Expired, got {:?}", other.map(|r| r.len())),
+    }
+    reopened.close().unwrap();
+}
+
 #[test]
 fn retention_removes_a_segments_sidecar_with_it() {
     let tmp = tempfile::tempdir().unwrap();

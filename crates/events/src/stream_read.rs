@@ -94,7 +94,7 @@ struct Read<C> {
     on_undecodable: OnUndecodable,
     /// Set at an undecodable record under `OnUndecodable::Fail`: the read ends there.
     failed: std::cell::Cell<bool>,
-    segments: Option<Vec<(u64, PathBuf)>>,
+    segments: Option<Arc<[(u64, PathBuf)]>>,
     next: usize,
     /// The epoch of the journal the read is of (taken when the read was
     /// asked for), which every segment read must still be.
@@ -104,7 +104,25 @@ struct Read<C> {
     /// that removed records of the stream past it before the read listed
     /// the segments ends the read with `Expired` (see `check_retained`).
     retained_after: u64,
+    /// Sealed segments ahead whose records were read with the current
+    /// one's (`plan`), oldest first, not decoded yet.
+    planned: std::collections::VecDeque<Planned>,
 }
+
+/// The records of the stream in one sealed segment, read ahead through its
+/// index: each entry's record, `None` where the entry does not point at one.
+struct Planned {
+    first: u64,
+    records: Vec<Option<events_journal::Record>>,
+}
+
+/// Most sealed segments whose records one look at the journal reads
+/// (`Read::plan`): the watermark, the lock and the directory listing are
+/// read once for them all, not per segment.
+const PLAN_SEGMENTS: usize = 8;
+/// Most records one plan reads ahead, over all its segments: a bound on
+/// what a read holds ahead of its consumer (mapped, not decoded).
+const PLAN_RECORDS: usize = 4_096;
 
 /// What a per-stream read is of: after `from`, up to `limit`, in a journal
 /// whose earliest retained seq was `earliest` when the read was asked for.
@@ -139,6 +157,7 @@ pub(crate) fn read<E: Event, C: Codec>(
         next: 0,
         epoch,
         retained_after: earliest.get().saturating_sub(1),
+        planned: std::collections::VecDeque::new(),
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
@@ -226,9 +245,9 @@ impl<C: Codec> Read<C> {
                 if !self.persist {
                     self.check_codec()?;
                 }
-                let segments = self.shared.reader.segments()?;
+                let segments: Arc<[_]> = self.shared.reader.segments()?.into();
                 self.check_retained(&segments)?;
-                self.segments.insert(segments).clone()
+                Arc::clone(self.segments.insert(segments))
             }
         };
         while self.next < segments.len() {
@@ -248,7 +267,7 @@ impl<C: Codec> Read<C> {
                 self.check_epoch(path)?;
             }
             let batch = match next_first {
-                Some(next_first) => self.sealed(*first, path, next_first),
+                Some(_) => self.sealed_planned(&segments, i),
                 None => self.active(*first, path),
             };
             let batch = batch.or_else(|e| self.vanished(*first, path, e))?;
@@ -335,6 +354,64 @@ impl<C: Codec> Read<C> {
         entries.into_iter().filter(|e| e.seq > self.from && e.seq <= self.limit).collect()
     }
 
+    /// The sealed segment `segments[i]`: its records as a plan read them
+    /// (one made now, from it on, unless the last one reached it). Where
+    /// the plan has nothing to offer for it, or what it read is not all
+    /// the stream's, the segment is read on its own (`sealed`), which
+    /// rebuilds a stale index or scans, and meets any error the plan did.
+    fn sealed_planned<E: Event>(&mut self, segments: &[(u64, PathBuf)], i: usize) -> Result<Batch<E>> {
+        let (first, path) = &segments[i];
+        if self.planned.front().is_none_or(|p| p.first != *first) {
+            self.planned = self.plan(segments, i);
+        }
+        if let Some(planned) = self.planned.pop_front().filter(|p| p.first == *first)
+            && let Some(batch) = self.decode(planned.records)
+        {
+            return Ok(batch);
+        }
+        self.sealed(*first, path, segments[i + 1].0)
+    }
+
+    /// Reads ahead the records of the stream in the sealed segments from
+    /// `segments[i]` on, through their indexes, with one
+    /// [`records_in`](events_journal::Reader::records_in) for them all; at
+    /// most [`PLAN_SEGMENTS`] segments and about [`PLAN_RECORDS`] records,
+    /// up to the read's limit. The plan stops before a segment whose index
+    /// cannot be had, or whose journal is not the read's; it is empty if
+    /// the records cannot be read: those segments are then read one by
+    /// one, as they come, with the same checks and errors.
+    fn plan(&self, segments: &[(u64, PathBuf)], i: usize) -> std::collections::VecDeque<Planned> {
+        let key = self.id.as_bytes();
+        let mut plan: Vec<(u64, Vec<IndexEntry>)> = Vec::new();
+        let mut records = 0;
+        for (j, (first, path)) in segments.iter().enumerate().skip(i) {
+            let sealed = j + 1 < segments.len();
+            if !sealed || *first > self.limit || plan.len() == PLAN_SEGMENTS || records >= PLAN_RECORDS {
+                break;
+            }
+            // `step` checked the first one before it came here.
+            if j > i && self.persist && self.check_epoch(path).is_err() {
+                break;
+            }
+            let Ok(Some((entries, _))) = index::sealed_entries(&self.codec, path, key, self.persist, false) else {
+                break;
+            };
+            let entries = self.wanted(entries);
+            records += entries.len();
+            plan.push((*first, entries));
+        }
+        let asked: Vec<(u64, &[IndexEntry])> =
+            plan.iter().filter(|(_, entries)| !entries.is_empty()).map(|(first, e)| (*first, e.as_slice())).collect();
+        let Ok(read) = self.shared.reader.records_in(&asked) else { return std::collections::VecDeque::new() };
+        let mut read = read.into_iter();
+        plan.into_iter()
+            .map(|(first, entries)| {
+                let records = if entries.is_empty() { Vec::new() } else { read.next().unwrap_or_default() };
+                Planned { first, records }
+            })
+            .collect()
+    }
+
     fn sealed<E: Event>(&self, first: u64, path: &std::path::Path, next_first: u64) -> Result<Batch<E>> {
         let key = self.id.as_bytes();
         let Some((entries, origin)) = index::sealed_entries(&self.codec, path, key, self.persist, false)? else {
@@ -385,17 +462,31 @@ impl<C: Codec> Read<C> {
             return Ok(Some(Vec::new()));
         }
         let records = self.shared.reader.records_at(first, entries).map_err(|e| self.read_error(e))?;
+        Ok(self.decode(records))
+    }
+
+    /// The events of `records` (read through the stream's index), decoded;
+    /// `None` if any of them is missing or not of this stream. A record
+    /// that decodes tells its stream id with its event; only one that does
+    /// not is asked for its id alone (`key_of`).
+    fn decode<E: Event>(&self, records: Vec<Option<events_journal::Record>>) -> Option<Batch<E>> {
         let mut out = Vec::with_capacity(records.len());
         for record in records {
-            let Some(record) = record else { return Ok(None) };
-            if index::key_of(&self.codec, record.payload()).as_deref() != Some(self.id.as_bytes()) {
-                return Ok(None);
-            }
-            if !self.push(&mut out, &record) {
-                break;
+            let record = record?;
+            match payload::decode(&self.codec, record.seq(), record.ts(), record.payload()) {
+                Ok(env) if env.stream.as_ref().is_some_and(|s| s.as_str() == self.id) => out.push(Ok(Arc::new(env))),
+                Ok(_) => return None,
+                Err(_) if index::key_of(&self.codec, record.payload()).as_deref() != Some(self.id.as_bytes()) => {
+                    return None;
+                }
+                Err(source) => {
+                    if !self.undecodable(&mut out, &record, source) {
+                        break;
+                    }
+                }
             }
         }
-        Ok(Some(out))
+        Some(out)
     }
 
     /// Decodes a record of the stream into `out`: its event, or the
@@ -403,16 +494,29 @@ impl<C: Codec> Read<C> {
     /// (under `OnUndecodable::Fail`).
     fn push<E: Event>(&self, out: &mut Batch<E>, record: &events_journal::Record) -> bool {
         match payload::decode(&self.codec, record.seq(), record.ts(), record.payload()) {
-            Ok(env) => out.push(Ok(Arc::new(env))),
-            Err(source) => {
-                let (seq, version) = (Seq::new(record.seq()), payload::split_version(record.payload()).0);
-                tracing::warn!(seq = seq.get(), version, error = %crate::error_chain(&source), policy = ?self.on_undecodable, "undecodable event");
-                out.push(Err(Error::Decode { seq, version, source }));
-                if self.on_undecodable == OnUndecodable::Fail {
-                    self.failed.set(true);
-                    return false;
-                }
+            Ok(env) => {
+                out.push(Ok(Arc::new(env)));
+                true
             }
+            Err(source) => self.undecodable(out, record, source),
+        }
+    }
+
+    /// Reports a record of the stream that did not decode: the `Decode`
+    /// error naming its seq, in `out`; `false` when the read ends there
+    /// (under `OnUndecodable::Fail`).
+    fn undecodable<E>(
+        &self,
+        out: &mut Batch<E>,
+        record: &events_journal::Record,
+        source: events_core::CodecError,
+    ) -> bool {
+        let (seq, version) = (Seq::new(record.seq()), payload::split_version(record.payload()).0);
+        tracing::warn!(seq = seq.get(), version, error = %crate::error_chain(&source), policy = ?self.on_undecodable, "undecodable event");
+        out.push(Err(Error::Decode { seq, version, source }));
+        if self.on_undecodable == OnUndecodable::Fail {
+            self.failed.set(true);
+            return false;
         }
         true
     }
