@@ -19,8 +19,11 @@
 //! file and write into the same segments. The holder also takes `flock(2)`
 //! on the directory itself, which cannot be deleted while it holds the
 //! journal: that second writer is refused too (the first one still stops
-//! at its next roll or retention pass: with its lock file gone, readers
-//! can no longer tell it runs). A directory replaced by another (renamed
+//! at its next roll or retention pass). On Linux the holder also places an
+//! open-file-description read lock on the directory, which readers test
+//! beside the lock file's ([`is_held`]): with the lock file gone or
+//! replaced, they still see the writer running, and never take its
+//! unacknowledged tail for a dead writer's. A directory replaced by another (renamed
 //! away, deleted and made again) is another inode, whose writer is not
 //! refused: the first one finds out at its next roll or retention pass
 //! ([`DirLock::check_still_ours`]). Where the directory
@@ -161,6 +164,7 @@ fn lock_dir(dir: &Path, deadline: Instant) -> Result<Option<File>, JournalError>
     loop {
         // SAFETY: a valid open descriptor for the call's duration.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            mark_dir(&file, dir);
             return Ok(Some(file));
         }
         let err = io::Error::last_os_error();
@@ -223,11 +227,57 @@ fn inherited_by_a_child(file: &File, key: (u64, u64)) -> bool {
 /// Whether a writer holds the lock of `dir` right now: `Some(true)` or
 /// `Some(false)` where the platform can test a lock without taking it,
 /// `None` where it cannot (a reader must then assume a writer may be running).
+/// The lock file tells first; where it says no writer (gone, replaced, or
+/// not locked), the directory's own mark ([`mark_dir`]) is asked too.
 pub(crate) fn is_held(dir: &Path) -> Option<bool> {
-    test_lock(&dir.join(LOCK_FILE)).unwrap_or_else(|e| {
+    let by_file = test_lock(&dir.join(LOCK_FILE)).unwrap_or_else(|e| {
         tracing::debug!(dir = %dir.display(), error = %e, "cannot test the journal lock; assuming a writer");
         None
-    })
+    });
+    match by_file {
+        Some(false) if dir_marked(dir) => Some(true),
+        answer => answer,
+    }
+}
+
+/// Places the mark that tells readers a writer holds `dir` (opened as
+/// `file`) even when its lock file was deleted or replaced: an
+/// open-file-description read lock on the directory, which readers can
+/// test ([`dir_marked`]) without taking anything, and the kernel drops
+/// with the descriptor. A read lock, so it never refuses anyone: the
+/// directory's `flock` is what excludes a second writer. Where it cannot
+/// be placed, the lock file alone tells.
+#[cfg(target_os = "linux")]
+fn mark_dir(file: &File, dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let fl = ofd_lock(libc::F_RDLCK);
+    // SAFETY: a valid open descriptor and a valid `flock` for the call's duration.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) } != 0 {
+        let err = io::Error::last_os_error();
+        tracing::debug!(dir = %dir.display(), error = %err, "cannot mark the journal directory; readers test the lock file alone");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn mark_dir(_file: &File, _dir: &Path) {}
+
+/// Whether a writer's mark ([`mark_dir`]) is on `dir`: a write lock
+/// tested against it would conflict. `false` where that cannot be tested.
+#[cfg(target_os = "linux")]
+fn dir_marked(dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = File::open(dir) else { return false };
+    let mut fl = ofd_lock(libc::F_WRLCK);
+    // SAFETY: a valid open descriptor and a valid, writable `flock`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) } != 0 {
+        return false;
+    }
+    fl.l_type != libc::F_UNLCK as libc::c_short
+}
+
+#[cfg(not(target_os = "linux"))]
+fn dir_marked(_dir: &Path) -> bool {
+    false
 }
 
 #[cfg(target_os = "linux")]

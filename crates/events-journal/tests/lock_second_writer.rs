@@ -25,26 +25,35 @@ fn a_second_writer_in_the_same_process_is_refused() {
 /// The lock file deleted, or replaced by another file, under a running
 /// writer (an operator's "stale lock" clean-up): a second writer is still
 /// refused, since the first one also holds a lock on the directory itself;
-/// the first one stops at its next retention pass.
-/// It had locked the new lock file and recovered, then appended to, the
-/// first writer's active segment, both writing into the same file.
+/// the first one stops at its next retention pass. Readers still see it
+/// running (its mark on the directory), so they never read its active
+/// segment as a dead writer's.
+/// The second writer had locked the new lock file and recovered, then
+/// appended to, the first writer's active segment, both writing into the
+/// same file; readers had taken the first writer for gone.
 #[test]
 fn a_second_writer_is_refused_after_the_lock_file_is_deleted_or_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let lock = dir.path().join("LOCK");
     let (mut first, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
     first.append(1, b"x").unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
     std::fs::remove_file(&lock).unwrap();
+    assert_eq!(reader.writer_running(), Some(true), "deleted: readers still see the writer");
     let err = Journal::open(dir.path(), JournalOptions::new()).unwrap_err();
     assert!(matches!(&err, JournalError::Locked { .. }), "deleted: {err}");
     std::fs::write(&lock, "1\n").unwrap();
+    assert_eq!(reader.writer_running(), Some(true), "replaced: readers still see the writer");
     let err = Journal::open(dir.path(), JournalOptions::new()).unwrap_err();
     assert!(matches!(&err, JournalError::Locked { .. }), "replaced: {err}");
     assert_eq!(first.append(2, b"y").unwrap(), 2, "the first writer goes on");
-    // Until its next roll or retention pass: with its lock file gone,
-    // readers can no longer tell it runs.
+    // A live writer's journal, not a crashed one's: verify finds nothing wrong.
+    let report = events_journal::verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    // Until its next roll or retention pass.
     assert!(matches!(first.prune(), Err(JournalError::DirectoryReplaced { .. })));
     drop(first);
+    assert_eq!(reader.writer_running(), Some(false), "gone with the writer");
     let (second, _) = Journal::open(dir.path(), JournalOptions::new()).expect("free once the first is gone");
     assert_eq!(second.next_seq(), 3);
 }
