@@ -57,11 +57,15 @@ impl Journal {
             Ok(trimmed) => trimmed,
             Err(e) => return Err(self.poison(e)),
         };
+        let mut seal = None;
         if self.synced_len < self.active_len || trimmed {
             if self.opts.sync == SyncPolicy::Never {
-                // Off the append path: the sealer fdatasyncs it right away,
-                // and `sync`/`close` wait for it.
-                self.seal_in_background()?;
+                // Off the append path: the sealer fdatasyncs it, and
+                // `sync`/`close` wait for it. Handed over once the next
+                // segment's header is durable (below): that fdatasync
+                // would otherwise queue behind this segment's, on the
+                // writer's thread.
+                seal = Some(self.seal_job()?);
             } else {
                 self.sync_active(Step::RollSync)?;
             }
@@ -73,10 +77,19 @@ impl Journal {
         // fdatasync above can take long enough for the directory to be
         // replaced meanwhile, and a segment of this journal in another
         // would keep that one from opening.
-        if let Err(e) = self.lock.check_still_ours(&self.dir) {
-            return Err(self.poison(e));
+        let started = match self.lock.check_still_ours(&self.dir) {
+            Ok(()) => self.start_segment(),
+            Err(e) => Err(self.poison(e)),
+        };
+        if let Some((file, path)) = seal {
+            // Even when the next segment could not start (or go in): the
+            // records written into this one are made durable all the same.
+            match self.start_sealer() {
+                Ok(sealer) => sealer.seal(file, path),
+                Err(e) => return Err(self.poison(e)),
+            }
         }
-        self.start_segment()?;
+        started?;
         self.stats.rolls += 1;
         // Readers follow into the new segment (its header is durable), so
         // retention may remove the one the watermark named: once they were
@@ -122,18 +135,14 @@ impl Journal {
         self.start_segment()
     }
 
-    /// Hands the active segment, about to be sealed, to the sealer thread.
-    fn seal_in_background(&mut self) -> Result<(), JournalError> {
+    /// A handle on the active segment, about to be sealed, and its path,
+    /// for the sealer thread.
+    fn seal_job(&mut self) -> Result<(std::fs::File, std::path::PathBuf), JournalError> {
         let path = self.active_path().to_path_buf();
-        let file = match self.active.try_clone() {
-            Ok(file) => file,
-            Err(e) => return Err(self.poison(JournalError::io("clone handle", &path, e))),
-        };
-        match self.start_sealer() {
-            Ok(sealer) => sealer.seal(file, path),
-            Err(e) => return Err(self.poison(e)),
+        match self.active.try_clone() {
+            Ok(file) => Ok((file, path)),
+            Err(e) => Err(self.poison(JournalError::io("clone handle", &path, e))),
         }
-        Ok(())
     }
 
     /// The sealer thread, started on first use.

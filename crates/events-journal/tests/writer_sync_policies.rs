@@ -186,6 +186,31 @@ fn a_roll_after_open_syncs_what_a_killed_writer_left_unsynced() {
     journal.close().unwrap();
 }
 
+/// Under `Never` the sealer fdatasyncs the segment a roll seals, handed
+/// over once the next segment's header is durable (so that this header's
+/// fdatasync does not queue behind the seal's on the writer's thread).
+/// When the next segment cannot be created (`EIO`), the writer fails, and
+/// the filled segment is still handed over and fdatasynced: every record
+/// written is there after a power loss.
+#[test]
+fn a_roll_whose_next_segment_fails_still_seals_the_one_it_filled() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).faults(plan.clone());
+    let (mut journal, _) = Journal::open(dir.path(), opts).unwrap();
+    for n in 1..=5u64 {
+        journal.append(n, [n as u8; 40]).unwrap();
+    }
+    let seg = events_testkit::fs::segments(dir.path()).pop().unwrap();
+    plan.inject_next(Step::SegmentCreate, Fault::Errno(libc::EIO));
+    assert!(journal.roll().is_err(), "the next segment could not be created");
+    drop(journal); // waits for the sealer
+    assert_eq!(plan.count(Step::RollSync), 1, "the filled segment was handed to the sealer");
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert_eq!(plan.synced_len(&seg), Some(len), "and fdatasynced whole");
+}
+
 /// As above, when the open itself seals that segment: a killed `Never`
 /// writer's last acknowledged record is damaged, a salvage mode cuts it,
 /// and the open skips its seq and starts a new segment. The segment it
