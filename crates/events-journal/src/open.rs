@@ -210,8 +210,11 @@ impl Journal {
                 Some(l) if l.sealed_synced => {
                     // Counted in the listing taken before recovery: the
                     // segments a salvage just made (already durable) must
-                    // not push the dead writer's own out of the window.
-                    let queued = listing.segments.iter().rev().nth(crate::sealer::QUEUE + 1);
+                    // not push the dead writer's own out of the window:
+                    // the queue's, the one in progress, and the one a
+                    // roll waiting for room in the queue was handing over
+                    // (it made the next segment first: `roll.rs`).
+                    let queued = listing.segments.iter().rev().nth(crate::sealer::QUEUE + 2);
                     journal.sync_sealed(queued.map_or(0, |s| s.first_seq))?;
                 }
                 _ => journal.sync_sealed(0)?,
@@ -276,7 +279,8 @@ impl Journal {
 
     /// `fdatasync`s the sealed segments whose first seq is `since` or
     /// later: after a writer that did not close cleanly, those in its
-    /// sealer's queue and the one being sealed (under `Never` the sealer syncs a roll's segment after it;
+    /// sealer's queue, the one being sealed and the one a roll was handing
+    /// over (under `Never` the sealer syncs a roll's segment after it;
     /// every earlier one it synced, in roll order); all of them after a
     /// writer whose lease does not say its open did this (an older build).
     /// So once this writer's lease is written, every sealed segment is

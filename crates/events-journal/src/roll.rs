@@ -27,8 +27,9 @@ impl Journal {
     ///
     /// The segment is `fdatasync`ed before it is sealed, whatever the
     /// [`SyncPolicy`]: a sealed segment is complete on disk, so a power loss
-    /// can only ever tear the newest one (and recovery cuts a sealed torn
-    /// tail left by older builds). A retention failure after the roll is
+    /// can only ever tear the newest one (under `Never`, also those the
+    /// sealer had not reached yet; recovery cuts a sealed torn tail, and the
+    /// next open syncs them before it vouches for them). A retention failure after the roll is
     /// logged and counted ([`JournalStats::prune_errors`](crate::JournalStats::prune_errors)), never returned.
     ///
     /// # Errors

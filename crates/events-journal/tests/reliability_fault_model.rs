@@ -71,6 +71,11 @@ const WRITE_STEPS: &[Step] = &[
     Step::DirSync,
     Step::PruneRemove,
     Step::LockCreate,
+    Step::Reserve,
+    Step::Trim,
+    Step::Watermark,
+    Step::Lease,
+    Step::TidyUnlink,
 ];
 
 /// The steps a reopen after a failure can reach.
@@ -174,6 +179,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 journal = Some(Journal::open(dir, options(&plan))?.0);
                 Ok(())
             }),
+        };
+        // A retention's unlinks run on the sealer thread, after the call
+        // returned: waited for while the fault is still armed, so that one
+        // fires (or not) inside this operation, never in a later one.
+        let result = match (op.fault, journal.as_mut()) {
+            (Some((Step::TidyUnlink, _)), Some(j)) => result.and_then(|()| j.sync()),
+            _ => result,
         };
         plan.disarm();
         let fired = plan.fired().len() > fired_before;

@@ -211,6 +211,71 @@ fn a_roll_whose_next_segment_fails_still_seals_the_one_it_filled() {
     assert_eq!(plan.synced_len(&seg), Some(len), "and fdatasynced whole");
 }
 
+/// Under `Never`, a roll hands the segment it seals to the sealer once the
+/// next segment is created; with the sealer's queue full (16 seals, one
+/// more in progress on a slow disk) it waits there, the next segment
+/// already made. A crash at that moment leaves 18 sealed segments the
+/// sealer never synced; the next open syncs every one of them before its
+/// lease vouches for them. It had synced only the newest 17 (the window
+/// counted the segment in progress and the queue, not the one being handed
+/// over), so a power loss after its clean close could tear the oldest.
+#[test]
+fn the_open_after_a_crash_behind_a_full_seal_queue_syncs_every_segment_left_unsynced() {
+    use events_journal::Retention;
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    const STALL: Duration = Duration::from_secs(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let plan = FaultPlan::new();
+    // The first seal (of segment 1) stalls: the next 16 queue behind it.
+    plan.inject_next(Step::RollSync, Fault::Stall(STALL));
+    let opts = JournalOptions::new()
+        .sync(SyncPolicy::Never)
+        .segment_bytes(128)
+        .retention(Retention::unlimited())
+        .faults(plan.clone());
+    let started = Instant::now();
+    let writer = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let (mut j, _) = Journal::open(&dir, opts).unwrap();
+            // Each record fills a segment: every append after the first rolls.
+            for seq in 1..=19 {
+                j.append(ts(seq), [payload(seq), vec![0; 100]].concat()).unwrap();
+            }
+            j.close().unwrap();
+        })
+    };
+    // The 18th roll made segment 19, then waits to hand segment 18 over.
+    let segments = || if dir.is_dir() { events_testkit::fs::segments(&dir) } else { Vec::new() };
+    while segments().len() < 19 {
+        assert!(started.elapsed() < STALL / 2, "19 segments before the stalled seal ends");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // The files as a process killed now leaves them (the page cache).
+    let copy = tmp.path().join("killed");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "LOCK") {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    assert!(started.elapsed() < STALL, "copied while the first seal still stalls");
+    assert_eq!(plan.count(Step::RollSync), 1, "the sealer is on its first seal");
+    let copied = events_testkit::fs::segments(&copy);
+    assert_eq!(copied.len(), 19);
+
+    let reopened = FaultPlan::new();
+    let (j, _) = Journal::open(&copy, JournalOptions::new().sync(SyncPolicy::Never).faults(reopened.clone())).unwrap();
+    for seg in &copied[..18] {
+        assert!(reopened.synced_len(seg).is_some(), "{} was never synced", seg.display());
+    }
+    j.close().unwrap();
+    writer.join().unwrap();
+}
+
 /// As above, when the open itself seals that segment: a killed `Never`
 /// writer's last acknowledged record is damaged, a salvage mode cuts it,
 /// and the open skips its seq and starts a new segment. The segment it
