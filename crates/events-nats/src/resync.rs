@@ -56,6 +56,15 @@ impl Task {
         // which a resync after a refused publish is the first to see.
         self.spec.validate(&info.config)?;
         let (position, held) = self.resume_in(&info, same_stream).await?;
+        // A new stream holding none of this journal's messages (the old one
+        // deleted, or a server back without its store) is filled from
+        // `start_after`: what this task acknowledged into the old one and
+        // retention pruned since is not pruned before replication, as a
+        // start into such a stream does not count what its checkpoint says
+        // was acknowledged (`builder.rs`).
+        if !same_stream && !position.in_stream {
+            self.skipped_through = self.skipped_through.max(*self.progress.borrow());
+        }
         // The feed's last message found in the stream counts as stored, as
         // an acknowledgement does: a later resync that finds the stream's
         // last message below it knows the server lost what came after,

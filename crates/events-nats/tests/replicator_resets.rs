@@ -257,6 +257,53 @@ async fn records_replicated_before_a_restart_into_an_emptied_stream_are_not_repo
     j.close().unwrap();
 }
 
+/// The same while the replicator runs: its stream deleted (`nats stream
+/// rm`, or a server back without its store) after it replicated 1..=150
+/// and retention pruned 1..=50. The resync makes the stream again and fills
+/// it with what the journal still holds, 51..=160, and 1..=50 are not
+/// reported as pruned before replication: this replicator acknowledged
+/// them. They had been counted in `skipped`, with an error saying they
+/// were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_replicated_before_the_stream_was_deleted_under_the_replicator_are_not_reported_lost() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = fifty_kept_two_segments_at_a_time(dir.path());
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("REMADE", "feed.remade"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    j.roll().unwrap();
+    fill(&mut j, 51, 100);
+    j.roll().unwrap();
+    fill(&mut j, 101, 150);
+    within("150", replicator.wait_for(150)).await.unwrap();
+    // Once the replicator's checkpoint lets it go (it pins what it has
+    // not replicated), retention prunes 1..=50.
+    let pruned = async {
+        while Reader::open(dir.path()).unwrap().first_seq().unwrap() != 51 {
+            j.prune().unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    within("retention pruned 1..=50", pruned).await;
+    js.delete_stream("REMADE").await.unwrap();
+    fill(&mut j, 151, 160);
+    within("the stream made again and filled", holds(&js, "REMADE", 110)).await;
+    within("160", replicator.wait_for(160)).await.unwrap();
+    let stats = replicator.stats();
+    // The error is the publish that found the stream gone, not a loss.
+    assert_eq!(stats.skipped, 0, "{stats:?}");
+    assert!(stats.last_error.as_ref().is_none_or(|e| !e.contains("pruned")), "{stats:?}");
+    let epoch = j.epoch();
+    let expected: Vec<(u64, u64)> = (51..=160).map(|seq| (epoch, seq)).collect();
+    assert_eq!(coordinates(&js, "REMADE").await, expected);
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_pruned_before_replication_are_counted_and_reported() {
     let server = Server::start();
