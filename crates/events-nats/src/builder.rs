@@ -83,7 +83,9 @@ impl ReplicatorBuilder {
 
     /// How long one acknowledgement may take before the replicator assumes
     /// the connection is gone and resynchronises from the stream; also the
-    /// bound of each request a resync makes. Default: 5 s.
+    /// bound of each request a resync makes. Default: 5 s. It is set as
+    /// the timeout of the replicator's copy of the JetStream context (whose
+    /// own bounds every acknowledgement), never of the caller's.
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
@@ -178,7 +180,11 @@ impl ReplicatorBuilder {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub async fn start(self) -> Result<Replicator, NatsError> {
+    pub async fn start(mut self) -> Result<Replicator, NatsError> {
+        // The context's own timeout bounds each publish acknowledgement
+        // (and its requests) whatever the replicator waits: 5 s unless set.
+        // Set on this copy, before the stream's handle is made from it.
+        self.js.set_timeout(self.ack_timeout);
         let reader = Reader::open(&self.dir)?;
         let epoch = reader.epoch()?;
         let spec = match self.spec.feed_id() {

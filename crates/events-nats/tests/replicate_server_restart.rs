@@ -99,3 +99,47 @@ async fn a_shutdown_cut_short_ends_the_task_and_frees_the_consumer() {
     .unwrap();
     assert!(free.is_ok(), "the consumer is still held: {free:?}");
 }
+
+/// `ack_timeout` is how long one acknowledgement may take, also past the
+/// JetStream context's own 5 s: a server frozen for 7 s (SIGSTOP, as a
+/// long leader election or a stalled disk holds it) with publishes in
+/// flight, under `ack_timeout(30 s)`, answers them once it runs again, and
+/// the replicator goes on with no resync and no error. The context's 5 s
+/// had timed each one out ("awaiting an acknowledgement: timed out") and
+/// resynchronised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_timeout_past_the_contexts_own_is_waited_for() {
+    let signal = |sig: &str, pid: u32| {
+        let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = journal(dir.path());
+    fill(&mut journal, 1, 10);
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("FROZEN", "feed.frozen"))
+        .ack_timeout(Duration::from_secs(30))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("10", replicator.wait_for(10)).await.unwrap();
+    let pid = server.pid().unwrap();
+    signal("-STOP", pid);
+    fill(&mut journal, 11, 20);
+    within("11..=20 sent", async {
+        while replicator.stats().published < 20 {
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling a counter
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(7)).await; // the freeze, past the context's 5 s
+    signal("-CONT", pid);
+    within("20", replicator.wait_for(20)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.resyncs, stats.errors, &stats.last_error), (0, 0, &None), "{stats:?}");
+    verify_stream(&js, "FROZEN", 20).await;
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}

@@ -108,6 +108,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id while it runs (for SIGSTOP / SIGCONT).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The store directory (`-sd`), the same across [`NatsServer::restart`]:
     /// a test can take a stream's last writes from it while the server is
     /// down, as a power loss before the server synced them does.
