@@ -3,9 +3,11 @@
 //! events of one stream id after a seq, in seq order, read through the
 //! per-stream index (`index.rs`) so that only the records of that stream are
 //! read and decoded, and a segment whose index lacks the id costs one
-//! sidecar lookup. Runs one segment at a time on tokio's blocking pool, like
-//! the replay reads of `replay.rs`; [`follow`] chains the live tail of
-//! `stream.rs` after it.
+//! sidecar lookup. Runs on tokio's blocking pool, like the replay reads of
+//! `replay.rs`, handing out one segment's events at a time; the records of
+//! the next few sealed segments are read with them (`Read::plan`), under
+//! one look at the journal. [`follow`] chains the live tail of `stream.rs`
+//! after it.
 //!
 //! Invariant: a per-stream read yields exactly the events `stream_from(from)`
 //! filtered by stream id would yield up to the acknowledged seq taken when
@@ -357,18 +359,24 @@ impl<C: Codec> Read<C> {
     /// The sealed segment `segments[i]`: its records as a plan read them
     /// (one made now, from it on, unless the last one reached it). Where
     /// the plan has nothing to offer for it, or what it read is not all
-    /// the stream's, the segment is read on its own (`sealed`), which
-    /// rebuilds a stale index or scans, and meets any error the plan did.
+    /// the stream's, or the segment is gone since, it is read on its own
+    /// (`sealed`), which rebuilds a stale index or scans, and meets any
+    /// error the plan did; the rest of the plan is let go.
     fn sealed_planned<E: Event>(&mut self, segments: &[(u64, PathBuf)], i: usize) -> Result<Batch<E>> {
         let (first, path) = &segments[i];
         if self.planned.front().is_none_or(|p| p.first != *first) {
             self.planned = self.plan(segments, i);
         }
+        // A segment retention removed since the plan read it is read
+        // alone, which says `Expired`, as it does when the removal comes
+        // before the read: what the plan holds of it is not handed out.
         if let Some(planned) = self.planned.pop_front().filter(|p| p.first == *first)
+            && path.exists()
             && let Some(batch) = self.decode(planned.records)
         {
             return Ok(batch);
         }
+        self.planned.clear();
         self.sealed(*first, path, segments[i + 1].0)
     }
 
@@ -377,9 +385,14 @@ impl<C: Codec> Read<C> {
     /// [`records_in`](events_journal::Reader::records_in) for them all; at
     /// most [`PLAN_SEGMENTS`] segments and about [`PLAN_RECORDS`] records,
     /// up to the read's limit. The plan stops before a segment whose index
-    /// cannot be had, or whose journal is not the read's; it is empty if
-    /// the records cannot be read: those segments are then read one by
-    /// one, as they come, with the same checks and errors.
+    /// cannot be had (or, for a writer's read, which writes the indexes it
+    /// rebuilds, whose journal is not the read's); it is empty if the
+    /// records cannot be read: those segments are then read one by one, as
+    /// they come, with the same checks and errors. Every segment is still
+    /// checked against the read's journal when its events are handed out
+    /// (`step`). What a plan holds maps the segments it read until their
+    /// events are handed out: a consumer that stops taking them keeps up
+    /// to [`PLAN_SEGMENTS`] segments mapped, even once retention removed them.
     fn plan(&self, segments: &[(u64, PathBuf)], i: usize) -> std::collections::VecDeque<Planned> {
         let key = self.id.as_bytes();
         let mut plan: Vec<(u64, Vec<IndexEntry>)> = Vec::new();

@@ -538,6 +538,45 @@ async fn the_active_segment_pruned_before_the_read_reaches_it_is_expired() {
     feed.close().await.unwrap();
 }
 
+/// The same for sealed segments a read had already read ahead (a read
+/// reads the records of several sealed segments at once): retention
+/// removes the segments after the first before the consumer takes their
+/// events, and the read ends with `Error::Expired` where they were, as
+/// when it reads each as it comes. The records read ahead had been handed
+/// out from the removed files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_segments_pruned_after_the_read_read_them_ahead_are_expired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 512, Retention::segments(12)).await;
+    let journal = events::layers::journal::Reader::open(tmp.path()).unwrap();
+    let firsts = || journal.segments().unwrap().into_iter().map(|(first, _)| first).collect::<Vec<_>>();
+    let mut n = 0;
+    while firsts().len() < 10 {
+        n += 1;
+        feed.append(Some("a"), msg(n)).await.unwrap();
+    }
+    let mut history = feed.reader().read_stream("a", Seq::ZERO).unwrap();
+    let first = history.next().await.unwrap().unwrap();
+    assert_eq!(first.seq, Seq::new(1));
+
+    // Roll until the three oldest segments are removed.
+    let third = firsts()[2];
+    while firsts()[0] <= third {
+        n += 1;
+        feed.append(Some("b"), msg(n)).await.unwrap();
+    }
+    let mut last = None;
+    while let Some(item) = history.next().await {
+        let failed = item.is_err();
+        last = Some(item.map(|env| env.seq));
+        if failed {
+            break;
+        }
+    }
+    assert!(matches!(last, Some(Err(Error::Expired { .. }))), "{last:?}");
+    feed.close().await.unwrap();
+}
+
 /// `follow_stream` from a cursor whose next events of the stream were
 /// pruned: one `Reset { Expired }` first (as `stream_from` gives), then
 /// the stream's retained events; under `OnExpired::Fail`, the error. A
