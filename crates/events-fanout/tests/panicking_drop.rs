@@ -26,3 +26,44 @@ fn an_event_emitted_to_nobody_whose_drop_panics_is_emitted() {
     fanout.try_emit(1u8).unwrap();
     assert_eq!(sub.try_recv(), Ok(1));
 }
+
+/// Panics when dropped unless it is a clone.
+struct OriginalPanicsOnDrop {
+    clone: bool,
+}
+
+impl Clone for OriginalPanicsOnDrop {
+    fn clone(&self) -> Self {
+        OriginalPanicsOnDrop { clone: true }
+    }
+}
+
+impl Drop for OriginalPanicsOnDrop {
+    fn drop(&mut self) {
+        if !self.clone && !std::thread::panicking() {
+            panic!("the original's Drop panics");
+        }
+    }
+}
+
+/// The slots still holding events when the fan-out's last handle goes:
+/// one whose `Drop` panics does not unwind out of that handle's drop, and
+/// the slots after it are let go too. The panic had come out of
+/// `drop(fanout)` (or of whichever handle went last) and leaked the rest.
+#[test]
+fn a_slot_whose_drop_panics_when_the_last_handle_goes_stays_inside() {
+    let fanout = Fanout::with_capacity(4);
+    let mut sub = fanout.subscribe();
+    let dropped = std::sync::Arc::new(());
+    fanout.try_emit((OriginalPanicsOnDrop { clone: false }, None)).map_err(drop).unwrap();
+    fanout
+        .try_emit((OriginalPanicsOnDrop { clone: true }, Some(std::sync::Arc::clone(&dropped))))
+        .map_err(drop)
+        .unwrap();
+    assert!(sub.try_recv().is_ok());
+    assert!(sub.try_recv().is_ok());
+    drop(sub);
+    let last = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(fanout)));
+    assert!(last.is_ok(), "the panic stayed inside the fan-out's drop");
+    assert_eq!(std::sync::Arc::strong_count(&dropped), 1, "the slot after it was let go too");
+}

@@ -235,6 +235,12 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
                     tracing::error!("offloaded event sink panicked; it gets the next event");
                 }
                 queue.in_flight = false;
+                // The offload's copy is let go here: an event whose `Drop`
+                // panics must not end the task, which gets the next one.
+                if std::panic::catch_unwind(AssertUnwindSafe(move || drop(event))).is_err() {
+                    counters.panicked();
+                    tracing::error!("an offloaded event's Drop panicked; the sink gets the next event");
+                }
             }
             Msg::Flush(done) => {
                 flush().await;

@@ -187,10 +187,18 @@ struct Delivery<E: Send + Sync + 'static> {
 impl<E: Send + Sync + 'static> Drop for Delivery<E> {
     fn drop(&mut self) {
         self.rx.close();
-        let mut lost = self.current.take().map_or(0, |(batch, sent)| batch.len() - sent);
+        let mut lost = 0;
+        let mut undelivered = Vec::new();
+        if let Some((batch, sent)) = self.current.take() {
+            lost += batch.len() - sent;
+            undelivered.push(batch);
+        }
         while let Ok(batch) = self.rx.try_recv() {
             lost += batch.len();
+            undelivered.push(batch);
         }
+        // Perhaps their last references: a `Drop` that panics is caught.
+        let _ = crate::error::isolated("Drop", move || drop(undelivered));
         if lost > 0 {
             self.set.count_lost(self.index, lost, &self.shared.counters);
             let name = &self.set.sinks[self.index].name;
@@ -235,7 +243,15 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
                                 *sent += 1;
                             }
                         }
-                        delivery.current = None;
+                        // The batch's last references when the kept
+                        // envelopes let it go already: an event whose
+                        // `Drop` panics must not end the task, whose sink
+                        // would get nothing more.
+                        let delivered = (delivery.current.take(), batch);
+                        if let Err(e) = crate::error::isolated("Drop", move || drop(delivered)) {
+                            let name = &delivery.set.sinks[index].name;
+                            tracing::warn!(sink = %name, error = %e, "an event's Drop panicked after its sink got it");
+                        }
                     }
                     // The writer is gone: what the sink queued of its own
                     // (an `Offload`, a buffer written out in `flush`) goes

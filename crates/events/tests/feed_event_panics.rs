@@ -146,3 +146,96 @@ async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fa
     assert!(feed.stats().healthy);
     feed.close().await.unwrap();
 }
+
+/// A sink that never finishes an event.
+struct Stuck;
+
+#[async_trait::async_trait]
+impl events::layers::sink::EventSink<events::Envelope<Fragile>> for Stuck {
+    async fn emit(&self, _env: &events::Envelope<Fragile>) {
+        futures::future::pending::<()>().await;
+    }
+}
+
+/// The same with a sink whose queue is full (stuck, a queue of one
+/// batch): the writer's dispatch is the batch's last reference, once the
+/// kept envelopes let it go. The event whose `Drop` panics there fails
+/// nothing: the next append is answered and the feed stays healthy. The
+/// panic had ended the writer thread, and every later call was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_when_a_full_sinks_batch_is_let_go_fails_nothing() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Fragile> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .live_capacity(4)
+        .sink(Stuck)
+        .sink_queue(1)
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    // The stuck sink holds the first batch in hand and the second queued.
+    for n in 1..=2 {
+        feed.append(None, Fragile { n, armed: false }).await.unwrap();
+    }
+    plan.inject_next(Step::AppendWrite, Fault::Stall(std::time::Duration::from_millis(300)));
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, Fragile { n: 3, armed: false }).await }
+    });
+    support::eventually("the writer in its write", || plan.count(Step::AppendWrite) > 2).await;
+    for n in 4..=200 {
+        let event = Fragile { n, armed: n == 5 };
+        feed.record(None, &event);
+        std::mem::forget(event);
+    }
+    held.await.unwrap().unwrap();
+    let after = feed.append(None, Fragile { n: 201, armed: false }).await;
+    assert_eq!(after.unwrap(), Seq::new(201), "{:?}", feed.stats());
+    assert!(feed.stats().healthy);
+    assert!(feed.stats().sink_dropped > 0, "the full queue refused batches: {:?}", feed.stats());
+    drop(feed);
+}
+
+/// A sink that waits for a gate before each event and counts them.
+struct Gated {
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+    seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl events::layers::sink::EventSink<events::Envelope<Fragile>> for Gated {
+    async fn emit(&self, _env: &events::Envelope<Fragile>) {
+        self.gate.acquire().await.unwrap().forget();
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A sink slower than the kept envelopes: its task holds a delivered
+/// event's last reference. The event whose `Drop` panics there does not
+/// end the task: the sink gets every later event, and none is counted
+/// lost. The panic had ended the task: the sink got nothing more, and
+/// everything queued for it was counted as dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_in_a_sinks_task_leaves_that_sink_the_next_events() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = Gated { gate: std::sync::Arc::clone(&gate), seen: std::sync::Arc::clone(&seen) };
+    let feed: Feed<Fragile> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).sink(sink).open().await.unwrap();
+    let armed = Fragile { n: 1, armed: true };
+    feed.record(None, &armed);
+    std::mem::forget(armed);
+    for n in 2..=11 {
+        feed.append(None, Fragile { n, armed: false }).await.unwrap();
+    }
+    gate.add_permits(11);
+    support::eventually("the sink got all 11", || seen.load(Ordering::Relaxed) == 11).await;
+    let stats = feed.stats();
+    assert_eq!((stats.sink_dropped, stats.healthy), (0, true), "{stats:?}");
+    feed.close().await.unwrap();
+}

@@ -167,9 +167,12 @@ impl<T> Drop for Shared<T> {
         let ring_len = self.slots.len() as u64;
         for seq in tail.saturating_sub(ring_len)..tail {
             let slot = self.slots[(seq & self.mask) as usize].get_mut();
+            // A payload whose `Drop` panics must not unwind out of the last handle's drop
+            // (nor leave the slots after it undropped), as at the other places slots let go.
             // SAFETY: every sequence below `tail` was written, and the slot of `seq` was not
-            // overwritten since `seq + ring_len >= tail`; we have `&mut self`, so no reader.
-            unsafe { slot.assume_init_drop() };
+            // overwritten since `seq + ring_len >= tail`; we have `&mut self`, so no reader,
+            // and each slot is dropped once.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { slot.assume_init_drop() }));
         }
     }
 }

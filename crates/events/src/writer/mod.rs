@@ -442,7 +442,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         self.recent.push(chunks);
         match &self.sinks {
-            Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
+            // The batch's last references when every sink's queue refused
+            // it and the kept envelopes let it go already: a `Drop` that
+            // panics is caught, as below.
+            Some(sinks) => {
+                let (published, counters) = (std::mem::take(&mut self.published), &self.shared.counters);
+                if let Err(e) = crate::error::isolated("Drop", || sinks.dispatch(published, counters)) {
+                    tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
+                }
+            }
             // The batch's last references when the kept envelopes let its
             // first chunks go already (a batch larger than `live_capacity`):
             // a `Drop` that panics is caught, as `Recent::push` catches it.
