@@ -266,7 +266,11 @@ fn mark_dir(_file: &File, _dir: &Path) {}
 #[cfg(target_os = "linux")]
 fn dir_marked(dir: &Path) -> bool {
     use std::os::fd::AsRawFd;
-    let Ok(file) = File::open(dir) else { return false };
+    use std::os::unix::fs::OpenOptionsExt;
+    // A directory only, never waiting: a FIFO swapped in under the name
+    // would block a plain open for ever.
+    let opened = OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK).open(dir);
+    let Ok(file) = opened else { return false };
     let mut fl = ofd_lock(libc::F_WRLCK);
     // SAFETY: a valid open descriptor and a valid, writable `flock`.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) } != 0 {
