@@ -142,7 +142,14 @@ fn codec_name(tag: u32) -> &'static str {
 /// `writer_running` is the journal's own test of the lock
 /// ([`Reader::writer_running`]).
 fn lock_holder(lock: &Path, writer_running: Option<bool>) -> String {
-    let Ok(meta) = fs::metadata(lock) else { return "free (no LOCK file)".into() };
+    let Ok(meta) = fs::metadata(lock) else {
+        // A writer whose lock file was deleted under it still marks the
+        // directory, which the journal's own test sees.
+        return match writer_running {
+            Some(true) => "held (the LOCK file is gone; the writer's mark on the directory says it runs)".into(),
+            _ => "free (no LOCK file)".into(),
+        };
+    };
     let Ok(locks) = fs::read_to_string("/proc/locks") else { return "unknown (no /proc/locks)".into() };
     holder_in(&locks, lock, meta.dev(), meta.ino(), writer_running)
 }
@@ -196,7 +203,7 @@ fn names_file(field: &str, dev: Option<u64>, ino: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{holder_in, names_file};
+    use super::{holder_in, lock_holder, names_file};
 
     #[test]
     fn a_lock_line_names_the_file_by_device_and_inode() {
@@ -232,5 +239,16 @@ mod tests {
         assert_eq!(holder_in(here, &lock, dev, 1_234_567, None), "held by pid 777 (FLOCK WRITE)");
         assert_eq!(holder_in("", &lock, dev, 1_234_567, Some(false)), "free (no writer running)");
         assert!(holder_in("", &lock, dev, 1_234_567, Some(true)).starts_with("held"));
+    }
+
+    /// The lock file deleted under a running writer: held, as the
+    /// journal's own test says (the writer's mark on the directory). It
+    /// had said "free (no LOCK file)" while a writer ran.
+    #[test]
+    fn a_running_writer_without_its_lock_file_is_named_as_holding_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = tmp.path().join("LOCK");
+        assert!(lock_holder(&lock, Some(true)).starts_with("held (the LOCK file is gone"));
+        assert_eq!(lock_holder(&lock, Some(false)), "free (no LOCK file)");
     }
 }
