@@ -7,10 +7,12 @@
 //! refuses a directory without a journal; everything about what is sent,
 //! exactly-once and resuming lives in `events-nats` (see its crate docs and
 //! `docs/DEPLOYING.md`). Invariant: the command never writes a segment,
-//! takes no lock, and writes only its durable consumer checkpoint
-//! (`consumers/replicator.<subject>`, which pins retention and shows its lag
-//! in `events consumers`; `--no-register` for a read-only journal or a
-//! trial run); what it reports as replicated is what JetStream
+//! never takes the writer's lock, and writes only its durable consumer
+//! checkpoint (`consumers/replicator.<subject>`, which pins retention and
+//! shows its lag in `events consumers`, held under the checkpoint's own
+//! lock while it runs, so a second replicator of the same subject or an
+//! `events consumers --delete` of it is refused; `--no-register` for a
+//! read-only journal or a trial run); what it reports as replicated is what JetStream
 //! acknowledged, so the "stopped after seq N" line it prints on SIGINT or
 //! SIGTERM (after the publishes in flight are acknowledged) is exactly where
 //! the next run resumes. It fails fast (exit 2, one line) when no server
