@@ -256,6 +256,13 @@ impl StreamSpec {
         if self.shared.is_none() && found.subjects.len() > 1 {
             return mismatch("subjects", format!("only {}", self.subject), format!("{:?}", found.subjects));
         }
+        // Messages sourced from other streams come in the same way: each
+        // moves the stream's last sequence under the guard, and one on the
+        // feed's subject reads as another journal's last message.
+        if self.shared.is_none() && found.sources.as_ref().is_some_and(|s| !s.is_empty()) {
+            let names: Vec<&str> = found.sources.iter().flatten().map(|s| s.name.as_str()).collect();
+            return mismatch("sources", "none".into(), format!("{names:?}"));
+        }
         if found.sealed {
             return mismatch("sealed", "false".into(), "true".into());
         }

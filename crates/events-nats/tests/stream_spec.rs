@@ -1,7 +1,8 @@
 //! Start-up checks: a stream with an unusable configuration (memory
 //! storage, a subject that does not capture the feed's, a short dedup
 //! window, discarding new messages when full, sealed, or an exclusive
-//! stream with other subjects), or holding another journal's events, is
+//! stream with other subjects or sourcing other streams), or holding
+//! another journal's events, is
 //! refused before the first publish.
 
 mod support;
@@ -80,6 +81,20 @@ async fn unusable_streams_are_refused() {
     .unwrap();
     let err = StreamSpec::new("EXTRA", "feed.extra").ensure(&js).await.unwrap_err();
     assert!(matches!(err, NatsError::StreamMismatch { field: "subjects", .. }), "{err}");
+    // Sourced from another stream: its messages come in beside the feed's.
+    js.create_stream(Config { name: "ORIGIN".into(), subjects: vec!["origin".into()], ..Config::default() })
+        .await
+        .unwrap();
+    js.create_stream(Config {
+        name: "SOURCED".into(),
+        subjects: vec!["feed.sourced".into()],
+        sources: Some(vec![async_nats::jetstream::stream::Source { name: "ORIGIN".into(), ..Default::default() }]),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let err = StreamSpec::new("SOURCED", "feed.sourced").ensure(&js).await.unwrap_err();
+    assert!(matches!(err, NatsError::StreamMismatch { field: "sources", .. }), "{err}");
     let sealed = StreamSpec::new("SEALED", "feed.sealed");
     let mut config = sealed.ensure(&js).await.unwrap().cached_info().config.clone();
     config.sealed = true;
