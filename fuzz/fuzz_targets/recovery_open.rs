@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let files = events_fuzz::files(data);
-    for mode in [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt] {
+    for mode in
+        [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt, RecoveryMode::Repair]
+    {
         let dir = tempfile::tempdir().expect("scratch dir");
         events_fuzz::write(dir.path(), &files);
         events_fuzz::open(dir.path(), mode);

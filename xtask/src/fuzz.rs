@@ -10,6 +10,9 @@ use crate::soak::succeeds;
 /// The targets of `fuzz/fuzz_targets/`.
 const TARGETS: &[&str] = &["segment_reader", "recovery_open"];
 
+/// Seconds one input may take before the run reports it as a hang.
+const INPUT_TIMEOUT: u64 = 10;
+
 /// Runs `cargo xtask fuzz TARGET [--seconds N]` (default 60 seconds).
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let usage = || format!("usage: cargo xtask fuzz <{}> [--seconds N]", TARGETS.join("|"));
@@ -32,7 +35,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Err("fuzzing needs cargo-fuzz: `cargo install cargo-fuzz` (and a nightly toolchain)".into());
     }
     let mut cmd = rustup_cargo();
-    cmd.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")]);
+    // An input that takes more than `INPUT_TIMEOUT` seconds is a hang, reported
+    // as a failure (libFuzzer's own default allows 20 minutes per input).
+    let limits = [format!("-max_total_time={seconds}"), format!("-timeout={INPUT_TIMEOUT}")];
+    cmd.args(["+nightly", "fuzz", "run", target, "--"]).args(&limits);
     crate::step(&format!("cargo fuzz run {target} for {seconds} s"), cmd)
 }
 

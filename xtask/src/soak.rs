@@ -23,29 +23,38 @@ struct Soak {
     size: u64,
 }
 
-/// Runs `cargo xtask soak [--crash N] [--load [N]] [--faults N]`.
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let crash = |size| Soak {
+fn crash(size: u64) -> Soak {
+    Soak {
         package: "events",
         test: "reliability_crash_loop",
         name: "sigkill_loop_loses_no_acknowledged_event_and_reuses_no_seq",
         env: "EVENTS_CRASH_ROUNDS",
         size,
-    };
-    let load = |size| Soak {
+    }
+}
+
+fn load(size: u64) -> Soak {
+    Soak {
         package: "events",
         test: "reliability_load",
         name: "load_sixteen_producers_lossless_subscribers_resuming_clients_under_pruning",
         env: "EVENTS_LOAD_PER_PRODUCER",
         size,
-    };
-    let faults = |size| Soak {
+    }
+}
+
+fn faults(size: u64) -> Soak {
+    Soak {
         package: "events-journal",
         test: "reliability_fault_model",
         name: "journal_matches_the_acknowledged_prefix_after_every_fault",
         env: "EVENTS_FAULT_MODEL_CASES",
         size,
-    };
+    }
+}
+
+/// Runs `cargo xtask soak [--crash N] [--load [N]] [--faults N]`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut soaks = Vec::new();
     let mut it = args.iter().peekable();
     while let Some(arg) = it.next() {
@@ -81,4 +90,22 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 /// True if `cmd` runs and exits successfully (used to probe for tools).
 pub(crate) fn succeeds(mut cmd: Command) -> bool {
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{crash, faults, load};
+
+    /// Each soak runs its test by its exact name: a test renamed would run
+    /// nothing, and the soak would pass having proved nothing.
+    #[test]
+    fn every_soak_names_a_test_that_exists() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        for soak in [crash(1), load(1), faults(1)] {
+            let path = root.join("crates").join(soak.package).join("tests").join(format!("{}.rs", soak.test));
+            let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(source.contains(&format!("fn {}(", soak.name)), "{} has no test {}", path.display(), soak.name);
+            assert!(source.contains(soak.env), "{} does not read {}", path.display(), soak.env);
+        }
+    }
 }

@@ -40,9 +40,11 @@ const TOKENS: u64 = 40;
 const INTERVAL_MS: u64 = 100;
 
 /// A TCP proxy in front of the server that can drop every connection it
-/// carries, as a server going away would; it keeps accepting.
+/// carries, as a server going away would; it keeps accepting, and can be
+/// pointed at another server (a writer restarted on another port).
 struct Proxy {
     addr: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept: JoinHandle<()>,
 }
@@ -53,8 +55,11 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(Mutex::new(Vec::new()));
         let held = Arc::clone(&connections);
+        let target = Arc::new(Mutex::new(target));
+        let current = Arc::clone(&target);
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let target = *current.lock().unwrap();
                 let relay = tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(target).await else { return };
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -62,7 +67,12 @@ impl Proxy {
                 held.lock().unwrap().push(relay.abort_handle());
             }
         });
-        Proxy { addr, connections, accept }
+        Proxy { addr, target, connections, accept }
+    }
+
+    /// New connections go to `target` from now on.
+    fn retarget(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = target;
     }
 
     /// Closes every open connection (both sockets of each, by dropping
@@ -137,11 +147,7 @@ fn mid_response_script(n: usize, max: u64) -> String {
 /// writer (with the lines it prints after its ready line), the proxy, the
 /// chromedriver guard and the browser.
 async fn open_live(tmp: &Path, args: &[String]) -> (Killed, Receiver<String>, Proxy, Killed, Browser) {
-    let mut writer = events();
-    writer.arg("__live-writer").arg(tmp.join("journal")).args(args).stdin(Stdio::piped());
-    let (mut writer, line, lines) = start_with_lines(writer, "events __live-writer", |l| l.starts_with("serving"));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL");
-    let server: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let (mut writer, lines, server) = start_writer(tmp, args);
     let proxy = Proxy::start(server).await;
 
     let (driver, browser) = open_browser(&tmp.join("chromium-profile")).await;
@@ -149,6 +155,17 @@ async fn open_live(tmp: &Path, args: &[String]) -> (Killed, Receiver<String>, Pr
     browser.run_async(&wait_script(r##"document.getElementById("state").dataset.state === "live""##)).await;
     writeln!(writer.0.stdin.as_mut().unwrap(), "go").unwrap();
     (writer, lines, proxy, driver, browser)
+}
+
+/// Starts `events __live-writer` on the journal in `tmp` with `args`;
+/// returns it (with the lines it prints after its ready line) and the
+/// address it serves on.
+fn start_writer(tmp: &Path, args: &[String]) -> (Killed, Receiver<String>, SocketAddr) {
+    let mut writer = events();
+    writer.arg("__live-writer").arg(tmp.join("journal")).args(args).stdin(Stdio::piped());
+    let (writer, line, lines) = start_with_lines(writer, "events __live-writer", |l| l.starts_with("serving"));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL");
+    (writer, lines, url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap())
 }
 
 /// The full text of each of the first `count` responses, as the writer
@@ -331,4 +348,116 @@ async fn a_fresh_page_on_a_restarted_writer_shows_no_reset() {
     assert_eq!((&row["text"], &row["incomplete"]), (&serde_json::json!(second), &serde_json::json!(false)), "{page}");
     // The restarted writer's own tokens, which have positions of their own.
     assert_eq!(row["streamed"], serde_json::json!(second), "{page}");
+}
+
+/// A writer killed mid-response and restarted on the same journal, the page
+/// reconnecting to the new one (the proxy now points there) with the old
+/// run's last token id: after the `live_output_expired` reset, the new
+/// writer's response starts a row of its own, whose streamed text is
+/// exactly its tokens, complete; the old partial response stays as its own
+/// row, marked interrupted and incomplete. The new tokens had been added to
+/// the old row: one response reading `[1.1]…[1.k][1.1][1.2][1.3]`, marked
+/// incomplete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_writers_response_gets_its_own_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--responses", "1", "--tokens", "60", "--interval-ms", "100"].map(str::to_owned);
+    let (first, _lines, proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+    let shown = browser.run_async(&mid_response_script(1, 10)).await.as_u64().unwrap();
+    drop(first); // SIGKILL mid-response: its message never reaches the journal
+
+    let args = ["--responses", "1", "--tokens", "3", "--interval-ms", "10"].map(str::to_owned);
+    let (mut second, lines, server) = start_writer(tmp.path(), &args);
+    proxy.retarget(server);
+    proxy.drop_connections();
+    // The page reconnects to the new writer by itself, then it streams.
+    browser
+        .run_async(&wait_script(
+            r##"document.getElementById("state").dataset.state === "live"
+                && Number(document.getElementById("reconnects").textContent) >= 1"##,
+        ))
+        .await;
+    writeln!(second.0.stdin.as_mut().unwrap(), "go").unwrap();
+    let sent = sent_responses(&lines, 1).remove(0);
+    browser.run_async(&wait_script(r##"document.querySelectorAll("#rows tr[data-seq]").length >= 1"##)).await;
+    let page: Value = browser.run_async(LIVE_STATE).await;
+    let interrupted: Value = browser
+        .run_async(
+            r##"const done = arguments[arguments.length - 1];
+            done(Array.from(document.querySelectorAll("#rows tr.interrupted"), (tr) => ({
+              text: tr.querySelector("td.text").textContent,
+              incomplete: tr.dataset.incomplete !== undefined,
+            })));"##,
+        )
+        .await;
+    browser.quit().await;
+
+    let [row] = page["durable"].as_array().unwrap().as_slice() else { panic!("one response row: {page}") };
+    assert_eq!(row["text"], sent.as_str(), "{row}");
+    assert_eq!(row["streamed"], sent.as_str(), "the new response's own tokens, only: {page}");
+    assert_eq!(row["incomplete"], false, "{row}");
+    assert_eq!(page["live"], serde_json::json!([]), "{page}");
+    let [old] = interrupted.as_array().unwrap().as_slice() else { panic!("one interrupted row: {interrupted} {page}") };
+    assert_eq!(old["incomplete"], true, "{old}");
+    let tokens = token_numbers(1, old["text"].as_str().unwrap());
+    assert!(tokens.len() as u64 >= shown && tokens.windows(2).all(|w| w[1] == w[0] + 1), "{old}");
+}
+
+/// Responses that never end (tokens with no durable message) cannot grow
+/// the page: a row keeps the last 64 Ki characters of its response
+/// (`data-truncated`), a row trimmed off the table (`rows=3`) comes back
+/// at its end when its stream streams again, and at most `rows` such
+/// trimmed rows are remembered. The frames are fed to the page's own
+/// handler, so what each one holds is exact. A response's text had grown
+/// without bound, rewritten whole at each token, and a trimmed row went on
+/// streaming where nobody could see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_that_never_end_cannot_grow_the_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--responses", "0"].map(str::to_owned);
+    let (mut writer, line, _lines) = {
+        let mut writer = events();
+        writer.arg("__live-writer").arg(tmp.path().join("journal")).args(&args).stdin(Stdio::piped());
+        start_with_lines(writer, "events __live-writer", |l| l.starts_with("serving"))
+    };
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_owned();
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    browser.goto(&format!("{url}?live_output=1&rows=3")).await;
+    browser.run_async(&wait_script(r##"document.getElementById("state").dataset.state === "live""##)).await;
+    writeln!(writer.0.stdin.as_mut().unwrap(), "go").unwrap();
+    let page: Value = browser
+        .run_async(
+            r##"const done = arguments[arguments.length - 1];
+            const token = (stream, index, text) => onEphemeral({
+              data: JSON.stringify({ seq: 0, index, ts: 0, stream, event: { Token: { text } } }),
+              lastEventId: `1-0.${index}`,
+            });
+            const row = (stream) => document.querySelector(`#rows tr[data-stream="${stream}"]`);
+            const later = (f) => setTimeout(f, 300);
+            token("a", 1, "x".repeat(40000));
+            token("a", 2, "y".repeat(40000));
+            for (let i = 0; i < 5; i++) token(`s${i}`, 1, "t");
+            later(() => {
+              const trimmed = row("a") === null;
+              token("a", 3, "z");
+              later(() => {
+                const a = row("a");
+                const back = a !== null && a === document.querySelector("#rows").lastElementChild;
+                const text = a === null ? "" : a.querySelector("td.text").textContent;
+                for (let i = 5; i < 15; i++) token(`s${i}`, 1, "t");
+                later(() => done({
+                  trimmed, back, length: text.length, tail: text.endsWith("y".repeat(100) + "z"),
+                  truncated: a?.dataset.truncated ?? null, remembered: inProgress.size,
+                }));
+              });
+            });"##,
+        )
+        .await;
+    browser.quit().await;
+    assert_eq!(page["trimmed"], true, "the response's row went off the table: {page}");
+    assert_eq!(page["back"], true, "its next token brought it back at the end: {page}");
+    assert_eq!((&page["length"], &page["tail"]), (&serde_json::json!(65536), &serde_json::json!(true)), "{page}");
+    assert_eq!(page["truncated"], "1", "{page}");
+    // 16 streams in progress: the 3 rows on the table and 3 trimmed ones.
+    assert_eq!(page["remembered"], 6, "{page}");
 }

@@ -328,13 +328,24 @@ impl<E: Event> Frames<E> {
                 self.epoch = self.inner.epoch().unwrap_or(self.epoch);
                 match event_frame(self.epoch, &env, None) {
                     Ok(frame) => frame,
-                    Err(e) => self.unsendable(Position::durable(env.seq), &format!("cannot be encoded as JSON: {e}")),
+                    Err(e) => {
+                        let why = format!("cannot be encoded as JSON: {e}");
+                        self.unsendable(
+                            Position::durable(env.seq),
+                            env.stream.as_ref().map(events::StreamId::as_str),
+                            &why,
+                        )
+                    }
                 }
             }
             Ok(FeedItem::Ephemeral { position, env }) => match event_frame(self.epoch, &env, Some(position.index)) {
                 // `event: ephemeral`, its id `<epoch>-<seq>.<index>`.
                 Ok(frame) => frame.event("ephemeral"),
-                Err(e) => self.unsendable(position, &format!("cannot be encoded as JSON: {e}")),
+                Err(e) => self.unsendable(
+                    position,
+                    env.stream.as_ref().map(events::StreamId::as_str),
+                    &format!("cannot be encoded as JSON: {e}"),
+                ),
             },
             Ok(FeedItem::Reset { reason, earliest, latest }) => {
                 if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
@@ -361,13 +372,15 @@ impl<E: Event> Frames<E> {
 
     /// An event that cannot go out as JSON: under `OnUndecodable::Skip` an
     /// `undecodable` frame whose id moves the client past it, as for an
-    /// event that does not decode; otherwise the `error` frame and the end.
-    fn unsendable(&mut self, at: Position, why: &str) -> SseEvent {
+    /// event that does not decode (with its stream id, so that a page can
+    /// tell which response lost a token); otherwise the `error` frame and
+    /// the end.
+    fn unsendable(&mut self, at: Position, stream: Option<&str>, why: &str) -> SseEvent {
         if self.on_undecodable != OnUndecodable::Skip {
             return self.fail(&format!("event at {}.{} {why}", at.seq, at.index));
         }
         tracing::warn!(seq = at.seq.get(), index = at.index, why, "event skipped: it cannot go out as SSE");
-        let data = serde_json::json!({ "seq": at.seq.get(), "index": at.index, "error": why });
+        let data = serde_json::json!({ "seq": at.seq.get(), "index": at.index, "stream": stream, "error": why });
         SseEvent::default().event("undecodable").id(cursor::format_position(self.epoch, at)).data(data.to_string())
     }
 

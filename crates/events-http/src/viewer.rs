@@ -27,8 +27,9 @@ use crate::fallback::method_not_allowed;
 /// (`<epoch>-<seq>`) as its cursor when it reconnects. A `gap` reset is
 /// shown as a row and the table goes on after the gap; any other reset
 /// (`expired`, `ahead`, `epoch_mismatch`) clears the table, says why in its
-/// first row, and the events that follow (from the oldest one kept) are the
-/// new history. Page query parameters: `since` (an event id or a bare seq;
+/// first row, and the events that follow (from where the reset's id says
+/// the stream goes on: the oldest one kept, or after the latest under
+/// `OnExpired::Latest`) are the new history. Page query parameters: `since` (an event id or a bare seq;
 /// default: the latest 100 events), `stream` (a stream id filter), `rows`
 /// (rows kept in the table; default 500), `live_output` (`1`: read
 /// `stream?live_output=1`, for a feed with live output served in its
@@ -40,7 +41,11 @@ use crate::fallback::method_not_allowed;
 /// per stream, token by token. The stream's next durable event replaces that
 /// row; the durable row keeps what was streamed in its `data-streamed`
 /// attribute (and the count in `data-tokens`). A `live_output_expired`
-/// reset marks in-progress text incomplete. A reconnect keeps the
+/// reset marks in-progress text incomplete, as does a token skipped as
+/// `undecodable`. A token whose position is not after its row's last is a
+/// restarted writer's new run: the old row stays, marked interrupted and
+/// incomplete, and a new row starts. A row keeps the last 64 Ki characters
+/// of a response (`data-truncated` when it cut some). A reconnect keeps the
 /// in-progress text: `EventSource` resends the last id,
 /// `<epoch>-<seq>.<index>`, and the stream resumes right after that token.
 pub const VIEWER_HTML: &str = include_str!("viewer.html");

@@ -124,6 +124,7 @@ fn sigkill_loop_loses_no_acknowledged_event_and_reuses_no_seq() {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut ready = None;
+        let mut due = false;
         let mut acks: Vec<(u64, u32, u64)> = Vec::new();
         let parse = |line: &str| -> Option<(u64, u32, u64)> {
             let mut it = line.strip_prefix("ack ")?.split(' ').map(str::parse::<u64>);
@@ -138,8 +139,16 @@ fn sigkill_loop_loses_no_acknowledged_event_and_reuses_no_seq() {
                 acks.push(ack);
             }
             if ready.is_some() && acks.len() as u64 >= kill_after {
+                due = true;
                 break;
             }
+        }
+        // Its output ended before the kill was due: the child ended by
+        // itself (an append that failed panics it), which is no SIGKILL
+        // round and must not pass as one.
+        if !due {
+            let status = child.wait().unwrap();
+            panic!("round {round}: the child ended by itself ({status}) after {} acks (seed {seed:#x})", acks.len());
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
