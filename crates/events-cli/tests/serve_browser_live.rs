@@ -407,7 +407,9 @@ async fn a_restarted_writers_response_gets_its_own_row() {
 /// the page: a row keeps the last 64 Ki characters of its response
 /// (`data-truncated`), a row trimmed off the table (`rows=3`) comes back
 /// at its end when its stream streams again, and at most `rows` such
-/// trimmed rows are remembered. The frames are fed to the page's own
+/// trimmed rows are remembered (those that streamed last); a stream let go
+/// starts its next row marked incomplete, as does a response whose first
+/// token was skipped as undecodable. The frames are fed to the page's own
 /// handler, so what each one holds is exact. A response's text had grown
 /// without bound, rewritten whole at each token, and a trimmed row went on
 /// streaming where nobody could see it.
@@ -445,10 +447,24 @@ async fn responses_that_never_end_cannot_grow_the_page() {
                 const back = a !== null && a === document.querySelector("#rows").lastElementChild;
                 const text = a === null ? "" : a.querySelector("td.text").textContent;
                 for (let i = 5; i < 15; i++) token(`s${i}`, 1, "t");
-                later(() => done({
-                  trimmed, back, length: text.length, tail: text.endsWith("y".repeat(100) + "z"),
-                  truncated: a?.dataset.truncated ?? null, remembered: inProgress.size,
-                }));
+                later(() => {
+                  const remembered = inProgress.size;
+                  // "a" was let go (7 rows streamed after it): its next
+                  // token starts a row marked incomplete.
+                  token("a", 4, "w");
+                  // A response whose first token was skipped as undecodable.
+                  onUndecodable({
+                    data: JSON.stringify({ seq: 0, index: 1, stream: "u", error: "not JSON" }),
+                    lastEventId: "1-0.1",
+                  });
+                  token("u", 2, "v");
+                  later(() => done({
+                    trimmed, back, length: text.length, tail: text.endsWith("y".repeat(100) + "z"),
+                    truncated: a?.dataset.truncated ?? null, remembered,
+                    forgottenIncomplete: row("a")?.classList.contains("incomplete") ?? null,
+                    undecodableIncomplete: row("u")?.classList.contains("incomplete") ?? null,
+                  }));
+                });
               });
             });"##,
         )
@@ -458,6 +474,9 @@ async fn responses_that_never_end_cannot_grow_the_page() {
     assert_eq!(page["back"], true, "its next token brought it back at the end: {page}");
     assert_eq!((&page["length"], &page["tail"]), (&serde_json::json!(65536), &serde_json::json!(true)), "{page}");
     assert_eq!(page["truncated"], "1", "{page}");
-    // 16 streams in progress: the 3 rows on the table and 3 trimmed ones.
+    // 16 streams in progress: the 3 rows on the table and the 3 trimmed
+    // ones that streamed last.
     assert_eq!(page["remembered"], 6, "{page}");
+    assert_eq!(page["forgottenIncomplete"], true, "a let-go response's next row lacks its start: {page}");
+    assert_eq!(page["undecodableIncomplete"], true, "a response whose first token was skipped: {page}");
 }

@@ -98,18 +98,19 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
 fn read_checked(dir: &Path, cursor: u64) {
     let Ok(reader) = Reader::open(dir) else { return };
     match reader.read_since(cursor) {
-        Ok(records) => check_walk(records),
+        Ok(records) => check_walk(records, cursor),
         Err(ReadError::Expired { .. } | ReadError::Ahead { .. } | ReadError::Journal(_)) => {}
         Err(e) => panic!("unexpected read error {e}"),
     }
 }
 
-/// What a read yields: records whose seqs run on one by one, except where
-/// a `Gap` names exactly the seqs skipped; any other error ends the walk.
-/// (A walk that skipped seqs silently, or went on past a terminal error,
-/// had passed: only rising seqs were checked, and every error was dropped.)
-fn check_walk(mut records: events_journal::Records) {
-    let mut next: Option<u64> = None;
+/// What a read after `cursor` yields: records whose seqs run on one by one
+/// from `cursor + 1`, except where a `Gap` names exactly the seqs skipped;
+/// any other error ends the walk. (A walk that skipped seqs silently, or
+/// went on past a terminal error, had passed: only rising seqs were
+/// checked, and every error was dropped.)
+fn check_walk(mut records: events_journal::Records, cursor: u64) {
+    let mut next = Some(cursor + 1);
     for _ in 0..100_000 {
         match records.next() {
             None => return,

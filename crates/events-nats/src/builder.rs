@@ -84,8 +84,10 @@ impl ReplicatorBuilder {
     /// How long one acknowledgement may take before the replicator assumes
     /// the connection is gone and resynchronises from the stream; also the
     /// bound of each request a resync makes. Default: 5 s. It is set as
-    /// the timeout of the replicator's copy of the JetStream context (whose
-    /// own bounds every acknowledgement), never of the caller's.
+    /// the timeout of the copy of the JetStream context the replicator
+    /// publishes through (a context's own timeout bounds every
+    /// acknowledgement), never of the caller's, whose request timeout still
+    /// bounds the stream's creation and the requests of a resync.
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
@@ -180,11 +182,14 @@ impl ReplicatorBuilder {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub async fn start(mut self) -> Result<Replicator, NatsError> {
-        // The context's own timeout bounds each publish acknowledgement
-        // (and its requests) whatever the replicator waits: 5 s unless set.
-        // Set on this copy, before the stream's handle is made from it.
-        self.js.set_timeout(self.ack_timeout);
+    pub async fn start(self) -> Result<Replicator, NatsError> {
+        // A context's own timeout bounds each publish acknowledgement
+        // whatever the replicator waits (5 s unless set): publishes go
+        // through a copy whose timeout is the ack timeout. Requests (the
+        // stream's handle, a resync's reads) keep the caller's context and
+        // its request timeout.
+        let mut publisher = self.js.clone();
+        publisher.set_timeout(self.ack_timeout);
         let reader = Reader::open(&self.dir)?;
         let epoch = reader.epoch()?;
         let spec = match self.spec.feed_id() {
@@ -224,6 +229,7 @@ impl ReplicatorBuilder {
         });
         let mut task = Task {
             js: self.js,
+            publisher,
             stream,
             spec,
             subject,

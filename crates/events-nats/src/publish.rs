@@ -59,7 +59,7 @@ impl Task {
         {
             self.settle(out, head).await?;
         }
-        let send = self.js.send_publish(self.subject.clone(), message);
+        let send = self.publisher.send_publish(self.subject.clone(), message);
         tokio::pin!(send);
         let sent = loop {
             match futures::poll!(&mut send) {

@@ -114,7 +114,10 @@ pub(crate) enum Stop {
 }
 
 pub(crate) struct Task {
+    /// The caller's context: requests (the stream's creation, a resync's reads).
     pub(crate) js: Context,
+    /// A copy whose timeout is the ack timeout: publishes.
+    pub(crate) publisher: Context,
     pub(crate) stream: Stream,
     pub(crate) spec: StreamSpec,
     /// Where messages go (`spec.subject()`, resolved once).

@@ -143,3 +143,43 @@ async fn an_ack_timeout_past_the_contexts_own_is_waited_for() {
     replicator.shutdown().await;
     journal.close().unwrap();
 }
+
+/// Only publishes take `ack_timeout`: a start's requests keep the caller's
+/// request timeout. A server frozen for 7 s (SIGSTOP) while a replicator
+/// starts on a connection whose request timeout is 60 s, under the default
+/// ack timeout of 5 s: the start waits for the server and succeeds, then
+/// replicates. With the ack timeout set on every request, the start had
+/// failed at 5 s ("timed out").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_keeps_the_callers_request_timeout() {
+    let signal = |sig: &str, pid: u32| {
+        let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    let server = Server::start();
+    let client = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(60)))
+        .connect(server.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = journal(dir.path());
+    fill(&mut journal, 1, 10);
+    let pid = server.pid().unwrap();
+    signal("-STOP", pid);
+    let thaw = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(7)).await; // the freeze, past the ack timeout
+        signal("-CONT", pid);
+    });
+    let started = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("SLOW_START", "feed.slow_start"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await;
+    thaw.await.unwrap();
+    let replicator = started.expect("the start waited for the frozen server");
+    within("10", replicator.wait_for(10)).await.unwrap();
+    verify_stream(&js, "SLOW_START", 10).await;
+    replicator.shutdown().await;
+    journal.close().unwrap();
+}

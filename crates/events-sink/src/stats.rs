@@ -25,8 +25,7 @@ pub struct SinkStats {
     pub timed_out: u64,
     /// Emits of a wrapped sink that panicked, caught by an
     /// [`Offload`](crate::Offload)'s background task (which goes on with
-    /// the next event; an event whose `Drop` panics when the task lets its
-    /// copy go counts too) or by a [`Tee`](crate::Tee) (whose other sinks
+    /// the next event) or by a [`Tee`](crate::Tee) (whose other sinks
     /// still get the event).
     pub panicked: u64,
 }
