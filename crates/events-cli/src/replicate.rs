@@ -15,7 +15,10 @@
 //! read-only journal or a trial run); what it reports as replicated is what JetStream
 //! acknowledged, so the "stopped after seq N" line it prints on SIGINT or
 //! SIGTERM (after the publishes in flight are acknowledged) is exactly where
-//! the next run resumes. It fails fast (exit 2, one line) when no server
+//! the next run resumes. When the server did not acknowledge them within
+//! the ack timeout, the line says so instead ("publishes in flight went
+//! unacknowledged", `"unacknowledged": true` in JSON): the server may still
+//! store them, and the next run then resumes past that seq. It fails fast (exit 2, one line) when no server
 //! answers at start, the stream's configuration conflicts, or the journal
 //! is missing; once running, a lost server is retried with backoff and
 //! shown in the progress.
@@ -237,6 +240,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             }
             // A second signal gives up waiting (the next run re-sends what was
             // in flight; JetStream drops what it already has).
+            let errors_before = replicator.stats().errors;
             let stats = tokio::select! {
                 stats = replicator.shutdown() => stats,
                 again = signals.next() => {
@@ -244,6 +248,11 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
                     return Err(Failure::Error(format!("{what} again while stopping").into()));
                 }
             };
+            // Publishes in flight that the server never acknowledged (it did
+            // not answer within the ack timeout) may still be stored: the
+            // next run resumes after the stream's last message, which may
+            // then be past `replicated` (exactly once all the same).
+            let unacknowledged = stats.errors > errors_before;
             let line = if args.json {
                 json!({
                     "type": "stopped",
@@ -253,8 +262,18 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
                     "published": stats.published,
                     "duplicates": stats.duplicates,
                     "errors": stats.errors,
+                    "unacknowledged": unacknowledged,
                 })
                 .to_string()
+            } else if unacknowledged {
+                format!(
+                    "stopped with seq {} acknowledged ({} behind the journal's {}); publishes in flight went \
+                     unacknowledged ({}): the next run resumes after the stream's last message, which may be past it",
+                    stats.replicated,
+                    stats.lag_seqs,
+                    stats.journal_latest,
+                    stats.last_error.as_deref().unwrap_or("no answer"),
+                )
             } else {
                 format!(
                     "stopped after seq {} ({} behind the journal's {}); the next run resumes there",

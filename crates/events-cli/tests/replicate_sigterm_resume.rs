@@ -204,3 +204,46 @@ async fn replication_goes_on_when_stdout_is_closed() {
     child.wait().unwrap();
     journal.close().unwrap();
 }
+
+/// SIGTERM while the server does not answer (frozen with SIGSTOP, publishes
+/// in flight): `events replicate` stops within about one ack timeout (5 s)
+/// and says its publishes in flight went unacknowledged
+/// (`"unacknowledged": true`), exit 0. Once the server runs again it may
+/// store them, past the seq the line names, which is why the line no longer
+/// says "the next run resumes there". It had said so, after resyncing
+/// with the frozen server for another ack timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_server_does_not_answer_says_what_went_unacknowledged() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let total = demo_journal(&dir);
+    let (run, _) = Replicate::start(&dir, &server.url(), "FROZEN", &["--no-register"]);
+    let pid = i32::try_from(server.pid().unwrap()).unwrap();
+    // SAFETY: kill(2) on the PID of the server this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let stopping = std::time::Instant::now();
+    let (stopped, status) = run.terminate();
+    let took = stopping.elapsed();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    assert!(status.success(), "a signal is a clean stop: {status}");
+    let replicated = stopped["replicated"].as_u64().unwrap();
+    assert!(replicated < total, "publishes were in flight when the server froze: {stopped}");
+    assert_eq!(stopped["unacknowledged"], true, "{stopped}");
+    assert!(took < std::time::Duration::from_secs(9), "stopped within about one ack timeout: {took:?}");
+    // What the server stored once it ran again is at or past that seq.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let last = loop {
+        if let Ok(stream) = js.get_stream("FROZEN").await
+            && let Ok(last) = stream.get_last_raw_message_by_subject("events").await
+        {
+            break events_nats::headers::parse_msg_id(last.headers.get("Nats-Msg-Id").unwrap().as_str()).unwrap().1;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stream did not answer after SIGCONT");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling the thawed server
+    };
+    assert!(last >= replicated, "the stream's last seq {last} is below the acknowledged {replicated}");
+    eprintln!("stopped with {replicated} acknowledged; the stream's last seq after the thaw: {last}");
+}

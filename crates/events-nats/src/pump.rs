@@ -216,6 +216,16 @@ impl Task {
                 // Refused for its size in the acknowledgement (the stream's
                 // `max_msg_size`): sent again after a resync, refused again.
                 Pumped::Failed(e @ NatsError::TooLarge { .. }) => return Some(e),
+                // Stopping, and the publishes in flight were not all
+                // acknowledged in time: the shutdown ends here (within one
+                // ack timeout, as `shutdown` says), with the error recorded
+                // for its caller, rather than resyncing with a server that
+                // does not answer.
+                Pumped::Failed(e) if self.stopping => {
+                    tracing::warn!(error = %e, "stopped with publishes in flight not acknowledged");
+                    self.shared.record_error(&e);
+                    return None;
+                }
                 Pumped::Failed(e) => {
                     tracing::warn!(error = %e, "replication interrupted; resuming from the stream");
                     self.shared.record_error(&e);
