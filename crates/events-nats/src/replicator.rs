@@ -239,7 +239,10 @@ impl Replicator {
     /// Stops reading the journal, waits for the acknowledgements in flight
     /// (up to the ack timeout), ends the task, and returns the final stats:
     /// `replicated` is the last seq JetStream acknowledged, where the next
-    /// start resumes. The consumer checkpoint is then committed at
+    /// start resumes. When some did not come in time, the stats' `errors`
+    /// and `last_error` say so: the server may still store those publishes,
+    /// and the next start then resumes after the stream's last message,
+    /// past `replicated` (nothing is sent twice). The consumer checkpoint is then committed at
     /// `replicated` (`checkpoint` in the stats) and kept: a restarted
     /// replicator goes on pinning from there. To decommission a replicator
     /// for good, delete its checkpoint after the shutdown
