@@ -435,37 +435,36 @@ async fn responses_that_never_end_cannot_grow_the_page() {
               lastEventId: `1-0.${index}`,
             });
             const row = (stream) => document.querySelector(`#rows tr[data-stream="${stream}"]`);
-            const later = (f) => setTimeout(f, 300);
+            // The page renders in batches (`flush`, every 50 ms): rendered
+            // here at once, so each look below sees what the frames did.
             token("a", 1, "x".repeat(40000));
             token("a", 2, "y".repeat(40000));
             for (let i = 0; i < 5; i++) token(`s${i}`, 1, "t");
-            later(() => {
-              const trimmed = row("a") === null;
-              token("a", 3, "z");
-              later(() => {
-                const a = row("a");
-                const back = a !== null && a === document.querySelector("#rows").lastElementChild;
-                const text = a === null ? "" : a.querySelector("td.text").textContent;
-                for (let i = 5; i < 15; i++) token(`s${i}`, 1, "t");
-                later(() => {
-                  const remembered = inProgress.size;
-                  // "a" was let go (7 rows streamed after it): its next
-                  // token starts a row marked incomplete.
-                  token("a", 4, "w");
-                  // A response whose first token was skipped as undecodable.
-                  onUndecodable({
-                    data: JSON.stringify({ seq: 0, index: 1, stream: "u", error: "not JSON" }),
-                    lastEventId: "1-0.1",
-                  });
-                  token("u", 2, "v");
-                  later(() => done({
-                    trimmed, back, length: text.length, tail: text.endsWith("y".repeat(100) + "z"),
-                    truncated: a?.dataset.truncated ?? null, remembered,
-                    forgottenIncomplete: row("a")?.classList.contains("incomplete") ?? null,
-                    undecodableIncomplete: row("u")?.classList.contains("incomplete") ?? null,
-                  }));
-                });
-              });
+            flush();
+            const trimmed = row("a") === null;
+            token("a", 3, "z");
+            flush();
+            const a = row("a");
+            const back = a !== null && a === document.querySelector("#rows").lastElementChild;
+            const text = a === null ? "" : a.querySelector("td.text").textContent;
+            for (let i = 5; i < 15; i++) token(`s${i}`, 1, "t");
+            flush();
+            const remembered = inProgress.size;
+            // "a" was let go (7 rows streamed after it): its next token
+            // starts a row marked incomplete.
+            token("a", 4, "w");
+            // A response whose first token was skipped as undecodable.
+            onUndecodable({
+              data: JSON.stringify({ seq: 0, index: 1, stream: "u", error: "not JSON" }),
+              lastEventId: "1-0.1",
+            });
+            token("u", 2, "v");
+            flush();
+            done({
+              trimmed, back, length: text.length, tail: text.endsWith("y".repeat(100) + "z"),
+              truncated: a?.dataset.truncated ?? null, remembered,
+              forgottenIncomplete: row("a")?.classList.contains("incomplete") ?? null,
+              undecodableIncomplete: row("u")?.classList.contains("incomplete") ?? null,
             });"##,
         )
         .await;

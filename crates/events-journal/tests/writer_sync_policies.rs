@@ -246,13 +246,13 @@ fn the_open_after_a_crash_behind_a_full_seal_queue_syncs_every_segment_left_unsy
             j.close().unwrap();
         })
     };
-    // The 18th roll made segment 19, then waits to hand segment 18 over.
+    // The 18th roll made segment 19, then waits to hand segment 18 over
+    // (the queue stays full while the first seal stalls).
     let segments = || if dir.is_dir() { events_testkit::fs::segments(&dir) } else { Vec::new() };
     while segments().len() < 19 {
         assert!(started.elapsed() < STALL / 2, "19 segments before the stalled seal ends");
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(1)); // polling the directory
     }
-    std::thread::sleep(Duration::from_millis(100));
     // The files as a process killed now leaves them (the page cache).
     let copy = tmp.path().join("killed");
     std::fs::create_dir(&copy).unwrap();

@@ -419,7 +419,13 @@ impl<C: Codec> Read<C> {
         let mut read = read.into_iter();
         plan.into_iter()
             .map(|(first, entries)| {
-                let records = if entries.is_empty() { Vec::new() } else { read.next().unwrap_or_default() };
+                // (`records_in` answers every segment asked for; one it did
+                // not would read as a stale index: read again alone.)
+                let records = if entries.is_empty() {
+                    Vec::new()
+                } else {
+                    read.next().unwrap_or_else(|| vec![None; entries.len()])
+                };
                 Planned { first, records }
             })
             .collect()

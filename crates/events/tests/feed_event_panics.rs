@@ -122,29 +122,41 @@ async fn an_event_whose_drop_panics_when_the_writer_lets_it_go_fails_nothing() {
 /// ended the writer thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fails_nothing() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    use events::layers::journal::fault::FaultPlan;
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let feed: Feed<Fragile> =
         Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).faults(plan.clone()).open().await.unwrap();
-    // The writer held in a write: what is recorded meanwhile is one batch.
-    plan.inject_next(Step::AppendWrite, Fault::Stall(std::time::Duration::from_millis(300)));
-    let held = tokio::spawn({
-        let feed = feed.clone();
-        async move { feed.append(None, Fragile { n: 0, armed: false }).await }
-    });
-    support::eventually("the writer in its first write", || plan.count(Step::AppendWrite) > 0).await;
-    for n in 1..=200 {
-        // `record` keeps no reference: the writer's copy is the event's last.
-        let event = Fragile { n, armed: n == 2 };
-        feed.record(None, &event);
-        std::mem::forget(event);
-    }
-    held.await.unwrap().unwrap();
+    one_batch_with_an_armed_event(&feed, &plan, 0).await;
     let after = feed.append(None, Fragile { n: 201, armed: false }).await;
     assert_eq!(after.unwrap(), Seq::new(202), "{:?}", feed.stats());
     assert!(feed.stats().healthy);
     feed.close().await.unwrap();
+}
+
+/// Appends `Fragile` `first` with the writer held in its write, and
+/// records `first + 1..=200` meanwhile, `first + 2` armed: they are one
+/// batch, larger than a `live_capacity(4)`'s kept envelopes. `record` keeps
+/// no reference: the writer's copy is each event's last.
+async fn one_batch_with_an_armed_event(
+    feed: &Feed<Fragile>,
+    plan: &events::layers::journal::fault::FaultPlan,
+    first: u64,
+) {
+    use events::layers::journal::fault::{Fault, Step};
+    let writes = plan.count(Step::AppendWrite);
+    plan.inject_next(Step::AppendWrite, Fault::Stall(std::time::Duration::from_millis(300)));
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, Fragile { n: first, armed: false }).await }
+    });
+    support::eventually("the writer in its write", || plan.count(Step::AppendWrite) > writes).await;
+    for n in first + 1..=200 {
+        let event = Fragile { n, armed: n == first + 2 };
+        feed.record(None, &event);
+        std::mem::forget(event);
+    }
+    held.await.unwrap().unwrap();
 }
 
 /// A sink that never finishes an event.
@@ -164,7 +176,7 @@ impl events::layers::sink::EventSink<events::Envelope<Fragile>> for Stuck {
 /// panic had ended the writer thread, and every later call was refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_whose_drop_panics_when_a_full_sinks_batch_is_let_go_fails_nothing() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    use events::layers::journal::fault::FaultPlan;
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let feed: Feed<Fragile> = Feed::builder(dir.path())
@@ -180,18 +192,7 @@ async fn an_event_whose_drop_panics_when_a_full_sinks_batch_is_let_go_fails_noth
     for n in 1..=2 {
         feed.append(None, Fragile { n, armed: false }).await.unwrap();
     }
-    plan.inject_next(Step::AppendWrite, Fault::Stall(std::time::Duration::from_millis(300)));
-    let held = tokio::spawn({
-        let feed = feed.clone();
-        async move { feed.append(None, Fragile { n: 3, armed: false }).await }
-    });
-    support::eventually("the writer in its write", || plan.count(Step::AppendWrite) > 2).await;
-    for n in 4..=200 {
-        let event = Fragile { n, armed: n == 5 };
-        feed.record(None, &event);
-        std::mem::forget(event);
-    }
-    held.await.unwrap().unwrap();
+    one_batch_with_an_armed_event(&feed, &plan, 3).await;
     let after = feed.append(None, Fragile { n: 201, armed: false }).await;
     assert_eq!(after.unwrap(), Seq::new(201), "{:?}", feed.stats());
     assert!(feed.stats().healthy);

@@ -441,26 +441,21 @@ impl<E: Event, C: Codec> Writer<E, C> {
             }
         }
         self.recent.push(chunks);
-        match &self.sinks {
-            // The batch's last references when every sink's queue refused
-            // it and the kept envelopes let it go already: a `Drop` that
-            // panics is caught, as below.
+        // The writer may hold the batch's last references: when the kept
+        // envelopes let its first chunks go already (a batch larger than
+        // `live_capacity`), and every sink's queue refused it or there is
+        // no sink. A `Drop` that panics is caught, as `Recent::push`
+        // catches it. (`clear` sets the length to 0 before it drops: a
+        // panic leaves the vector empty.)
+        let let_go = match &self.sinks {
             Some(sinks) => {
                 let (published, counters) = (std::mem::take(&mut self.published), &self.shared.counters);
-                if let Err(e) = crate::error::isolated("Drop", || sinks.dispatch(published, counters)) {
-                    tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
-                }
+                crate::error::isolated("Drop", || sinks.dispatch(published, counters))
             }
-            // The batch's last references when the kept envelopes let its
-            // first chunks go already (a batch larger than `live_capacity`):
-            // a `Drop` that panics is caught, as `Recent::push` catches it.
-            None => {
-                // (`clear` sets the length to 0 before it drops: a panic
-                // leaves the vector empty.)
-                if let Err(e) = crate::error::isolated("Drop", || self.published.clear()) {
-                    tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
-                }
-            }
+            None => crate::error::isolated("Drop", || self.published.clear()),
+        };
+        if let Err(e) = let_go {
+            tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
         }
         self.acks.deliver();
     }
