@@ -191,6 +191,9 @@ impl Task {
         loop {
             let position = match next.take() {
                 Some(p) => p,
+                // Asked to stop since the failure: no resync with a server
+                // that may not answer.
+                None if self.stop_requested() => return None,
                 None => match self.resync().await {
                     Ok(p) => p,
                     Err(
@@ -220,8 +223,10 @@ impl Task {
                 // acknowledged in time: the shutdown ends here (within one
                 // ack timeout, as `shutdown` says), with the error recorded
                 // for its caller, rather than resyncing with a server that
-                // does not answer.
-                Pumped::Failed(e) if self.stopping => {
+                // does not answer. The shutdown may have come while the
+                // failed publish or acknowledgement was awaited, after the
+                // pump last looked at the flag.
+                Pumped::Failed(e) if self.stop_requested() => {
                     tracing::warn!(error = %e, "stopped with publishes in flight not acknowledged");
                     self.shared.record_error(&e);
                     return None;
@@ -244,6 +249,12 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// Whether `shutdown` asked to stop (remembered in `stopping`).
+    fn stop_requested(&mut self) -> bool {
+        self.stopping |= self.shared.stop_flag.load(Ordering::Acquire);
+        self.stopping
     }
 
     /// Sleeps `d` unless asked to stop first; returns whether to stop.
@@ -270,8 +281,7 @@ impl Task {
         // follow again from the stream's last replicated seq.
         self.follower = None;
         loop {
-            self.stopping |= self.shared.stop_flag.load(Ordering::Acquire);
-            let batch = if self.stopping { Batch::default() } else { self.read(out.sent) };
+            let batch = if self.stop_requested() { Batch::default() } else { self.read(out.sent) };
             if batch.records.is_empty() && batch.stop.is_none() {
                 if let Some(head) = out.window.pop_front() {
                     if let Err(e) = self.settle(&mut out, head).await {
