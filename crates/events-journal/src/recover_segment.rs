@@ -349,13 +349,15 @@ pub(crate) fn recover_newest(
     let cut = scan.valid_end as u64;
     // Its valid records end short of what the last writer acknowledged,
     // and no crash can have taken those: damage (only `Strict` has a `kept`).
-    // (Corruption in the middle is refused under `Strict` below.) Not an
-    // empty segment: what a roll, a skip, or a salvage's reservation of the
-    // seqs it drops leaves (a salvage interrupted before its skip is
-    // finished here, in every mode).
-    let empty = scan.next_seq == seg.first_seq && format::only_zeros_after_header(&map[..data]);
+    // (Corruption in the middle is refused under `Strict` below.) Not a
+    // salvage's reservation of the seqs it drops, the header alone (a
+    // salvage interrupted before its skip is finished here, in every mode).
+    // A roll's or a skip's new segment is no exception: every seq the last
+    // writer acknowledged lies before it. Frames all zeroed behind a kept
+    // header are damage, as a zeroed last frame is.
+    let reservation = scan.next_seq == seg.first_seq && file_len == HEADER_LEN as u64;
     let short = match &scan.damage {
-        _ if empty => None,
+        _ if reservation => None,
         None => Some(format!("the newest segment ends at byte {cut}")),
         Some(d) if d.is_torn_tail() => {
             Some(format!("the newest segment's last {} bytes do not hold a valid frame ({})", file_len - cut, d.reason))

@@ -133,6 +133,33 @@ fn in_the_same_boot_a_newest_segment_cut_short_of_the_acknowledged_records_is_da
     refused(dir.path(), reopen(SyncPolicy::Never, None), &newest, 5, SAME_BOOT);
 }
 
+/// Every frame of the newest segment zeroed, its header and length kept:
+/// the acknowledged seqs 4..=5 are gone, which is damage (a zeroed last
+/// frame alone was refused; with every frame zeroed, the segment passed for
+/// an interrupted salvage's empty reservation, and the open skipped 4..=5
+/// as one `Gap`). A reservation is the header alone: nothing is written
+/// into it before the salvage is finished.
+#[test]
+fn in_the_same_boot_a_newest_segment_whose_every_frame_was_zeroed_is_damage() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        written_then_crashed(dir.path(), sync);
+        let newest = segments(dir.path()).pop().unwrap();
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes[events_journal::format::HEADER_LEN..].fill(0);
+        std::fs::write(&newest, &bytes).unwrap();
+        refused(dir.path(), reopen(sync, None), &newest, 4, SAME_BOOT);
+
+        // A salvage mode cuts them: one `Gap`, and seqs 4..=5 are never handed out again.
+        let (mut j, report) =
+            Journal::open(dir.path(), reopen(sync, None).recovery(RecoveryMode::TruncateAtCorruption)).unwrap();
+        assert_eq!(report.skipped, Some(4..=5), "{sync:?}: {report:?}");
+        assert_eq!(j.append(ts(6), payload(6)).unwrap(), 6);
+        drop(j);
+        assert_eq!(read(dir.path()), (vec![1, 2, 3, 6], vec![(4, 6)]), "{sync:?}");
+    }
+}
+
 /// After a reboot, `Never` lost what it never synced: cut, and the lease
 /// skips (`power_loss_lease.rs`); `Always` synced every record it
 /// acknowledged (and its open synced what an earlier writer may have left
