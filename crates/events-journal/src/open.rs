@@ -108,7 +108,14 @@ impl Journal {
     ///   power loss): the tail is cut, in every mode unless it cuts
     ///   acknowledged records as above; readers see a
     ///   [`JournalError::Gap`] for the seqs it held.
-    /// - **An interrupted salvage or repair**: finished, in every mode.
+    /// - **An interrupted salvage or repair**: a rebuild whose pieces are
+    ///   in place is finished, in every mode, and so is the skip past an
+    ///   interrupted `TruncateAtCorruption`'s reservation. The damaged
+    ///   segment such a salvage had not rebuilt yet is sealed now: the next
+    ///   open in a salvage mode rebuilds it while the newest segment is
+    ///   still empty, and [`Journal::repair`] does at any time; under
+    ///   `Strict` it stays as corruption in the middle of a sealed segment
+    ///   does (readers stop there with an error naming it).
     /// - **Overlapping segments** (a sealed segment's records reach the seq
     ///   in the next segment's name): refused with [`JournalError::Overlap`]
     ///   naming both files.

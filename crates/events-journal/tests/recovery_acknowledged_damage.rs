@@ -258,6 +258,55 @@ fn an_interrupted_salvages_empty_reservation_and_bytes_past_a_sealed_segments_la
     );
 }
 
+/// What a `TruncateAtCorruption` interrupted after it reserved seqs
+/// 11.. and before it rebuilt the damaged segment leaves: a bad frame in
+/// the middle of segment 1 (seq 5 of 1..=10) and the reservation (its
+/// header alone). A `Strict` open takes the reservation as the newest
+/// segment and cuts nothing: readers stop at the bad frame with an error
+/// naming the file. The next open in a salvage mode, while the newest
+/// segment is still empty, finishes the salvage: seqs 5..=10 become one
+/// `Gap`, and none is handed out again.
+#[test]
+fn a_salvage_interrupted_before_its_rebuild_is_left_to_readers_under_strict_and_finished_by_a_salvage_mode() {
+    use events_journal::format::SegmentHeader;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    append(&mut j, 1..=10);
+    let epoch = j.epoch();
+    crash(&plan, j);
+    let damaged = segments(dir.path()).pop().unwrap();
+    // Inside seq 5's frame: 10 bytes into it.
+    let at: usize = events_journal::format::HEADER_LEN + (1..=4).map(|n| 24 + payload(n).len()).sum::<usize>() + 10;
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[at] ^= 0x40;
+    std::fs::write(&damaged, bytes).unwrap();
+    let reserved = dir.path().join("00000000000000000011.seg");
+    std::fs::write(&reserved, SegmentHeader { epoch, first_seq: 11, created_at: 1, codec_tag: 0 }.encode()).unwrap();
+
+    let (j, report) = Journal::open(dir.path(), reopen(SyncPolicy::Never, None)).unwrap();
+    assert_eq!((report.skipped.clone(), j.next_seq()), (None, 11), "{report:?}");
+    j.close().unwrap();
+    let mut read = Reader::open(dir.path()).unwrap().read_since(0).unwrap();
+    let seqs: Vec<u64> = read.by_ref().take(4).map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    match read.next() {
+        Some(Err(JournalError::Corrupt { path, .. })) => assert_eq!(path, damaged),
+        other => panic!("readers stop at the bad frame: {other:?}"),
+    }
+
+    let (mut j, report) =
+        Journal::open(dir.path(), reopen(SyncPolicy::Never, None).recovery(RecoveryMode::TruncateAtCorruption))
+            .unwrap();
+    assert!(
+        matches!(&report.sealed[..], [RecoveryAction::Repaired { path, missing, .. }] if *path == damaged && *missing == [5..=10]),
+        "{report:?}"
+    );
+    assert_eq!(j.append(ts(11), payload(11)).unwrap(), 11);
+    drop(j);
+    assert_eq!(self::read(dir.path()), (vec![1, 2, 3, 4, 11], vec![(5, 11)]));
+}
+
 /// Rewrites `dir`'s `LEASE` as a build before 2026-12-06 wrote it: without
 /// the flag that says its open made every sealed segment durable.
 fn as_an_older_builds_lease(dir: &Path) {
