@@ -341,8 +341,13 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// [`Filter::Stream`], an event that does not decode (a newer writer's
     /// variant, say) but whose stream id does, naming another stream, is
     /// not reported: the filter would have passed over it decoded. One
-    /// whose stream id does not decode either is reported as the
-    /// [`OnUndecodable`] policy says.
+    /// whose stream id does not decode either (a payload that is not this
+    /// façade's encoding, appended through the journal) is no stream's, and
+    /// passed over too: no per-stream index can place it, and
+    /// [`read_stream`](Self::read_stream) never reads it. (It had been
+    /// reported where its segment was read record by record, and not where
+    /// the index let the read jump over the segment.) `stream_from` and
+    /// other filters report it as the [`OnUndecodable`] policy says.
     ///
     /// **A quiet stream is not reset for others' events.** With
     /// [`Filter::Stream`], a cursor below the earliest retained seq is

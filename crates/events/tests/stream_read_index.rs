@@ -501,6 +501,54 @@ async fn another_streams_undecodable_event_is_passed_over_by_a_stream_filtered_r
     feed.close().await.unwrap();
 }
 
+/// A record whose stream id does not decode either (a foreign payload
+/// appended through the journal) is no stream's: `stream_filtered` by
+/// stream id passes over it under `OnUndecodable::Fail` whether its
+/// segment was indexed or not, as `read_stream` does; an unfiltered
+/// `stream_from` still ends with `Error::Decode` at it. The filter had
+/// ended with that error where it read the record (a segment not indexed
+/// yet, the active one) and passed over it where an index skipped the
+/// segment: the answer depended on the background indexer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_stream_id_does_not_decode_is_no_streams_whether_or_not_it_was_indexed() {
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec, Filter};
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("a"), msg(1)).await.unwrap();
+    feed.close().await.unwrap();
+    let (mut journal, _) = Journal::open(tmp.path(), JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+    journal.append_now([0x02, 0x99, 0x42]).unwrap(); // an option tag of 2: not bincode's, no stream id either
+    journal.close().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("a"), msg(3)).await.unwrap();
+    let within = std::time::Duration::from_secs(10);
+    let filtered = feed.stream_filtered(Seq::ZERO, Filter::stream("a")).unwrap();
+    let events: Vec<u64> = tokio::time::timeout(
+        within,
+        filtered
+            .filter_map(|item| async move {
+                match item.unwrap() {
+                    FeedItem::Event(env) => Some(env.seq.get()),
+                    FeedItem::Checkpoint { .. } => None,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .take(2)
+            .collect(),
+    )
+    .await
+    .expect("stream_filtered delivers 1 and 3");
+    assert_eq!(events, [1, 3]);
+    let read: Vec<u64> = feed.read_stream("a", Seq::ZERO).unwrap().map(|e| e.unwrap().seq.get()).collect().await;
+    assert_eq!(read, [1, 3]);
+    let mut all = feed.stream_from(Seq::ZERO);
+    assert!(matches!(all.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(1)));
+    let next = all.next().await;
+    assert!(matches!(next, Some(Err(events::Error::Decode { seq, .. })) if seq == Seq::new(2)), "{next:?}");
+    feed.close().await.unwrap();
+}
+
 /// `read_stream` lists the segments at its first step. When retention
 /// removes the segment that was active then before the read reaches it,
 /// the read ends with `Error::Expired`, as it does for a sealed segment

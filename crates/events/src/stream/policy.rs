@@ -35,13 +35,18 @@ impl<E: Event, C: Codec> State<E, C> {
     }
 
     /// Whether an undecodable record whose stream id reads as `stream`
-    /// (`None`: that part does not decode either) is another stream's, for
+    /// (`None`: that part does not decode either) is not this stream's, for
     /// a stream filtered by stream id: then nothing the client wants is in
-    /// it, and the policy is not asked.
+    /// it, and the policy is not asked. A record whose stream id does not
+    /// decode is no stream's: no per-stream index can place it, so every
+    /// per-stream read passes over it (`read_stream`, and this filter over
+    /// an indexed segment, never see it), whether or not its segment was
+    /// indexed yet.
     pub(super) fn not_this_streams(&self, stream: Option<&Option<events_core::StreamId>>) -> bool {
         match (self.stream_key.as_deref(), stream) {
             (Some(key), Some(stream)) => stream.as_ref().is_none_or(|id| id.as_str().as_bytes() != key),
-            _ => false,
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
 
