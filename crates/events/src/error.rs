@@ -53,7 +53,10 @@ pub enum Error {
     /// the [`OnExpired::Fail`](crate::OnExpired::Fail) policy).
     #[error("the events after seq {cursor} were removed by retention; the earliest retained seq is {earliest}")]
     Expired {
-        /// The cursor the read was asked to continue from.
+        /// The cursor the read was asked to continue from; for a
+        /// per-stream read (`read_stream`) that had handed out events
+        /// before retention removed what came next, the last seq it handed
+        /// out: where a caller resumes.
         cursor: Seq,
         /// The earliest retained seq.
         earliest: Seq,

@@ -90,6 +90,10 @@ struct Read<C> {
     codec: C,
     id: String,
     from: u64,
+    /// The highest seq the read has handed out (an event, or an
+    /// undecodable record's error), `from` before the first: where a
+    /// caller resumes after an `Expired` end, which names it.
+    delivered: u64,
     limit: u64,
     /// Whether rebuilt sidecars are written (not by a follower, which never writes).
     persist: bool,
@@ -151,6 +155,7 @@ pub(crate) fn read<E: Event, C: Codec>(
         codec,
         id: id.to_owned(),
         from: from.get(),
+        delivered: from.get(),
         limit: limit.get(),
         persist: !follower,
         on_undecodable,
@@ -274,6 +279,12 @@ impl<C: Codec> Read<C> {
             };
             let batch = batch.or_else(|e| self.vanished(*first, path, e))?;
             self.check_epoch(path)?;
+            let last = batch.iter().rev().find_map(|item| match item {
+                Ok(env) => Some(env.seq.get()),
+                Err(Error::Decode { seq, .. }) => Some(seq.get()),
+                Err(_) => None,
+            });
+            self.delivered = self.delivered.max(last.unwrap_or(0));
             if !batch.is_empty() {
                 return Ok(Some(batch));
             }
@@ -316,7 +327,7 @@ impl<C: Codec> Read<C> {
         self.check_epoch(path)?;
         match self.shared.reader.first_seq() {
             Ok(earliest) if earliest > first => {
-                Err(Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(earliest) })
+                Err(Error::Expired { cursor: Seq::new(self.delivered), earliest: Seq::new(earliest) })
             }
             _ => Err(e),
         }
@@ -578,7 +589,7 @@ impl<C: Codec> Read<C> {
     fn read_error(&self, e: ReadError) -> Error {
         match e {
             ReadError::Expired { earliest } => {
-                Error::Expired { cursor: Seq::new(self.from), earliest: Seq::new(earliest) }
+                Error::Expired { cursor: Seq::new(self.delivered), earliest: Seq::new(earliest) }
             }
             ReadError::Journal(e) => Error::Journal(e),
             other => Error::Read(other),

@@ -575,14 +575,19 @@ async fn the_active_segment_pruned_before_the_read_reaches_it_is_expired() {
         n += 1;
         feed.append(Some("b"), msg(n)).await.unwrap();
     }
-    let mut last = None;
+    let (mut last, mut delivered) = (None, Seq::new(2));
     while let Some(item) = history.next().await {
+        if let Ok(env) = &item {
+            delivered = env.seq;
+        }
         last = Some(item);
         if last.as_ref().is_some_and(Result::is_err) {
             break;
         }
     }
-    assert!(matches!(last, Some(Err(Error::Expired { .. }))), "{last:?}");
+    // It names where a caller resumes: the last seq handed out, not the read's start.
+    assert!(matches!(last, Some(Err(Error::Expired { cursor, .. })) if cursor == delivered), "{last:?}");
+    assert!(delivered > Seq::new(2), "the read handed out the listed segments' events first");
     feed.close().await.unwrap();
 }
 
@@ -613,15 +618,17 @@ async fn sealed_segments_pruned_after_the_read_read_them_ahead_are_expired() {
         n += 1;
         feed.append(Some("b"), msg(n)).await.unwrap();
     }
-    let mut last = None;
+    let (mut last, mut delivered) = (None, first.seq);
     while let Some(item) = history.next().await {
         let failed = item.is_err();
         last = Some(item.map(|env| env.seq));
-        if failed {
-            break;
+        match &last {
+            Some(Ok(seq)) => delivered = *seq,
+            _ if failed => break,
+            _ => {}
         }
     }
-    assert!(matches!(last, Some(Err(Error::Expired { .. }))), "{last:?}");
+    assert!(matches!(last, Some(Err(Error::Expired { cursor, .. })) if cursor == delivered), "{last:?}");
     feed.close().await.unwrap();
 }
 
