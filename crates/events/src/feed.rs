@@ -218,7 +218,7 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// # Errors
     ///
     /// As [`FeedReader::read_stream`].
-    pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
+    pub fn follow_stream(&self, id: &str, from: impl Into<Cursor>) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
         self.reader.follow_stream(id, from)
     }
 

@@ -524,14 +524,38 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// `read_stream` says, with no reset; in the live part it is the
     /// feed's `Reset { Gap }`.
     ///
+    /// `from` is a [`Cursor`] (or a bare [`Seq`], which accepts any
+    /// epoch): a cursor of another journal (the directory was recreated
+    /// since the client stored it) starts the stream with one
+    /// `Reset { EpochMismatch }`, then the stream's whole retained history
+    /// in this journal, as `stream_from` does. Its seq is never read as a
+    /// seq of this journal.
+    ///
     /// # Errors
     ///
     /// As [`read_stream`](Self::read_stream).
-    pub fn follow_stream(&self, id: &str, from: Seq) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
+    pub fn follow_stream(&self, id: &str, from: impl Into<Cursor>) -> Result<BoxStream<'static, Result<FeedItem<E>>>> {
         // The epoch first: a directory recreated between the two reads then
         // gives an epoch reset, never an old journal's seq in the new one.
         let epoch = self.epoch();
         crate::index::check_stream_id(id)?;
+        let cursor = from.into();
+        let (reset, from) = match cursor.epoch {
+            Some(cursor_epoch) if cursor_epoch != epoch => {
+                let reason = crate::ResetReason::EpochMismatch { cursor_epoch, journal_epoch: epoch };
+                tracing::info!(
+                    stream = id,
+                    cursor = cursor.seq.get(),
+                    cursor_epoch,
+                    epoch,
+                    "stream of another journal"
+                );
+                crate::stats::Counters::bump(&self.shared.counters.resets);
+                let reset = FeedItem::Reset { reason, earliest: self.earliest_seq(), latest: self.latest_seq() };
+                (Some(reset), Seq::ZERO)
+            }
+            _ => (None, cursor.seq),
+        };
         // Retention is looked at when the stream is first polled, as
         // `stream_from`'s is, so the `OnExpired` policy decides about
         // events pruned after this call too (the history's own check,
@@ -546,7 +570,8 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                 Err(e) => futures::stream::once(std::future::ready(Err(crate::Error::Task(e)))).boxed(),
             }
         };
-        Ok(futures::stream::once(started).flatten().boxed())
+        let followed = futures::stream::once(started).flatten();
+        Ok(futures::stream::iter(reset.map(Ok)).chain(followed).boxed())
     }
 
     /// [`follow_stream`](Self::follow_stream) in the journal of `epoch`.

@@ -738,6 +738,40 @@ async fn follow_stream_reads_the_journal_it_was_asked_in() {
     }
 }
 
+/// `follow_stream` from a cursor of a journal since deleted and made
+/// again: one `Reset { EpochMismatch }`, then the stream's whole history
+/// in the new journal. The cursor had been a bare seq: its seq 5 was read
+/// as the new journal's, and the new journal's events 1..=5 never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_stream_from_a_cursor_of_a_recreated_journal_resets_and_reads_it_from_its_start() {
+    use events::{Cursor, ResetReason};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let old_epoch = events_of_a(dir, 0..20).await;
+    std::fs::remove_dir_all(dir).unwrap();
+    events_of_a(dir, 1000..1010).await;
+    let follower: FeedReader<Ev> = FeedReader::open(dir).unwrap();
+    let new_epoch = follower.epoch();
+    let mut followed = follower.follow_stream("a", Cursor::new(Seq::new(5), old_epoch)).unwrap();
+    match followed.next().await {
+        Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { cursor_epoch, journal_epoch }, .. })) => {
+            assert_eq!((cursor_epoch, journal_epoch), (old_epoch, new_epoch));
+        }
+        other => panic!("expected an epoch reset first: {other:?}"),
+    }
+    let mut seqs = Vec::new();
+    for _ in 0..10 {
+        match followed.next().await {
+            Some(Ok(FeedItem::Event(env))) => seqs.push(env.seq.get()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    // A cursor of this journal reads on after its seq.
+    let mut same = follower.follow_stream("a", Cursor::new(Seq::new(5), new_epoch)).unwrap();
+    assert!(matches!(same.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(6)));
+}
+
 /// Whether `dir` holds more than one segment file.
 fn rolled(dir: &Path) -> bool {
     std::fs::read_dir(dir)
