@@ -372,7 +372,9 @@ mod tests {
         let _turn = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (dir, pid_file, cmd) = sleeper("deadline");
         let started = Instant::now();
-        let err = step_within("sleeper", Duration::from_secs(1), cmd).unwrap_err();
+        // Long enough for `sh` to start its grandchild and write its pid
+        // on a loaded machine.
+        let err = step_within("sleeper", Duration::from_secs(3), cmd).unwrap_err();
         assert!(err.contains("still running after"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(30), "killed at the deadline, not when done");
         let pid = std::fs::read_to_string(&pid_file).unwrap();

@@ -23,19 +23,23 @@ async fn aborted_replicator_resumes_exactly_once() {
 
     let first = Replicator::builder(dir.path(), js.clone(), spec.clone()).window(512).start().await.unwrap();
     within("first 30k", first.wait_for(30_000)).await.unwrap();
+    let sent = first.stats().published;
     drop(first); // aborts the task with publishes in flight
     // Those already sent still land, as a crashed process's would: the
     // second run starts once they have. Landing after its start, they
     // failed its first expected-sequence check and forced a resync
     // (`errors` 1 once on a loaded machine); resyncs are other tests' subject.
-    let stream = js.get_stream("CRASH").await.unwrap();
-    let mut last = stream.get_info().await.unwrap().state.last_sequence;
-    loop {
+    // At least what was sent before the drop, then no change for a second
+    // (a server busy for a moment under load does not end the wait early).
+    let last_sequence =
+        || async { js.get_stream("CRASH").await.unwrap().get_info().await.unwrap().state.last_sequence };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut last, mut still) = (0, 0);
+    while last < sent || still < 5 {
+        assert!(std::time::Instant::now() < deadline, "the publishes in flight never landed: {last} of {sent}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = js.get_stream("CRASH").await.unwrap().get_info().await.unwrap().state.last_sequence;
-        if now == last {
-            break;
-        }
+        let now = last_sequence().await;
+        still = if now == last { still + 1 } else { 0 };
         last = now;
     }
 

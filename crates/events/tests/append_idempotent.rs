@@ -156,11 +156,12 @@ async fn the_window_survives_a_reopen_and_forgets_by_count_and_age() {
     assert!(!feed.append_with(None, Job { n: 2 }, with_id("c")).await.unwrap().duplicate);
     feed.close().await.unwrap();
 
-    // By age.
-    let feed = open(Dedupe::new(Duration::from_millis(100), 1000)).await.unwrap();
+    // By age: a window longer than an fsync on a loaded machine (the
+    // first append's must not age its id out before the second looks).
+    let feed = open(Dedupe::new(Duration::from_secs(1), 1000)).await.unwrap();
     feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap();
     assert!(feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap().duplicate);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap().duplicate);
     feed.close().await.unwrap();
     let ids = journaled_ids(tmp.path());
