@@ -225,7 +225,7 @@ fn the_open_after_a_crash_behind_a_full_seal_queue_syncs_every_segment_left_unsy
     use events_journal::fault::{Fault, FaultPlan, Step};
     // Long enough for the 18 rolls' header and directory fsyncs (about 40)
     // on a loaded machine, all made while the first seal stalls.
-    const STALL: Duration = Duration::from_secs(10);
+    const STALL: Duration = Duration::from_secs(6);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
     let plan = FaultPlan::new();

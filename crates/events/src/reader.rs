@@ -486,17 +486,26 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // journal's readers behind the acknowledged seq until the next
         // batch. The history stops there; `follow_stream` goes on live from
         // its limit, from the writer's memory, so nothing is skipped.
-        self.read_stream_in(id, from, self.earliest_seq(), self.epoch())
+        self.read_stream_in(id, (from, from == Seq::ZERO), self.earliest_seq(), self.epoch())
     }
 
     /// [`read_stream`](Self::read_stream) of a journal whose earliest
     /// retained seq was `earliest` when the caller looked, in the journal
     /// of `epoch` (what the caller pinned first), every segment checked
     /// against it.
-    fn read_stream_in(&self, id: &str, from: Seq, earliest: Seq, epoch: u64) -> Result<StreamEvents<E>> {
+    /// `everything`: the read asks for whatever is retained when it lists
+    /// the segments (a bare `Seq::ZERO`), so nothing pruned before then is
+    /// `Expired`.
+    fn read_stream_in(
+        &self,
+        id: &str,
+        (from, everything): (Seq, bool),
+        earliest: Seq,
+        epoch: u64,
+    ) -> Result<StreamEvents<E>> {
         let limit = self.latest_seq().min(self.shared.readable());
         let (codec, policy) = (self.codec.clone(), self.on_undecodable);
-        let span = stream_read::Span { from, limit, earliest };
+        let span = stream_read::Span { from, everything, limit, earliest };
         stream_read::read(Arc::clone(&self.shared), codec, id, span, policy, (epoch, self.follower()))
     }
 
@@ -540,7 +549,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         let epoch = self.epoch();
         crate::index::check_stream_id(id)?;
         let cursor = from.into();
-        let (reset, from) = match cursor.epoch {
+        let (reset, from, everything) = match cursor.epoch {
             Some(cursor_epoch) if cursor_epoch != epoch => {
                 let reason = crate::ResetReason::EpochMismatch { cursor_epoch, journal_epoch: epoch };
                 tracing::info!(
@@ -551,10 +560,15 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                     "stream of another journal"
                 );
                 crate::stats::Counters::bump(&self.shared.counters.resets);
-                let reset = FeedItem::Reset { reason, earliest: self.earliest_seq(), latest: self.latest_seq() };
-                (Some(reset), Seq::ZERO)
+                let earliest = self.earliest_seq();
+                let reset = FeedItem::Reset { reason, earliest, latest: self.latest_seq() };
+                // Before the earliest retained event the reset names, not a
+                // bare `Seq::ZERO` (whatever is retained when first
+                // polled): events of the stream pruned before then still
+                // get the `OnExpired` policy's answer.
+                (Some(reset), Seq::new(earliest.get().saturating_sub(1)), false)
             }
-            _ => (None, cursor.seq),
+            _ => (None, cursor.seq, cursor.seq == Seq::ZERO),
         };
         // Retention is looked at when the stream is first polled, as
         // `stream_from`'s is, so the `OnExpired` policy decides about
@@ -565,7 +579,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // read of a stream, never on the async worker.
         let (reader, id) = (self.clone(), id.to_owned());
         let started = async move {
-            match tokio::task::spawn_blocking(move || reader.follow_stream_in(&id, from, epoch)).await {
+            match tokio::task::spawn_blocking(move || reader.follow_stream_in(&id, (from, everything), epoch)).await {
                 Ok(followed) => followed,
                 Err(e) => futures::stream::once(std::future::ready(Err(crate::Error::Task(e)))).boxed(),
             }
@@ -575,14 +589,20 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     }
 
     /// [`follow_stream`](Self::follow_stream) in the journal of `epoch`.
-    fn follow_stream_in(&self, id: &str, from: Seq, epoch: u64) -> BoxStream<'static, Result<FeedItem<E>>> {
+    /// (`everything`: as [`read_stream_in`](Self::read_stream_in) says.)
+    fn follow_stream_in(
+        &self,
+        id: &str,
+        (from, everything): (Seq, bool),
+        epoch: u64,
+    ) -> BoxStream<'static, Result<FeedItem<E>>> {
         let earliest = self.earliest_seq();
-        let (reset, from) = match self.expired_for_stream(id, from, earliest, epoch) {
+        let (reset, from) = match self.expired_for_stream(id, (from, everything), earliest, epoch) {
             None => (None, from),
             Some(Err(e)) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
             Some(Ok((reset, after))) => (Some(reset), after),
         };
-        let history = match self.read_stream_in(id, from, earliest, epoch) {
+        let history = match self.read_stream_in(id, (from, everything), earliest, epoch) {
             Ok(history) => history,
             Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
         };
@@ -601,9 +621,15 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// or the pruned-segments summary shows none of the removed events were
     /// the stream's); otherwise what the [`OnExpired`] policy says: the
     /// reset to yield first and the seq to go on after, or the error.
-    fn expired_for_stream(&self, id: &str, from: Seq, earliest: Seq, epoch: u64) -> Option<Result<(FeedItem<E>, Seq)>> {
+    fn expired_for_stream(
+        &self,
+        id: &str,
+        (from, everything): (Seq, bool),
+        earliest: Seq,
+        epoch: u64,
+    ) -> Option<Result<(FeedItem<E>, Seq)>> {
         let last_pruned = earliest.get().checked_sub(1)?;
-        if from == Seq::ZERO || from.get() >= last_pruned {
+        if everything || from.get() >= last_pruned {
             return None;
         }
         let log = events_journal::PrunedLog::read(&self.shared.dir);

@@ -90,6 +90,8 @@ struct Read<C> {
     codec: C,
     id: String,
     from: u64,
+    /// See [`Span::everything`].
+    everything: bool,
     /// The highest seq the read has handed out (an event, or an
     /// undecodable record's error), `from` before the first: where a
     /// caller resumes after an `Expired` end, which names it.
@@ -134,6 +136,9 @@ const PLAN_RECORDS: usize = 4_096;
 /// whose earliest retained seq was `earliest` when the read was asked for.
 pub(crate) struct Span {
     pub(crate) from: Seq,
+    /// Whatever is retained when the read lists the segments (a bare
+    /// `Seq::ZERO`): nothing pruned before then is `Expired`.
+    pub(crate) everything: bool,
     pub(crate) limit: Seq,
     pub(crate) earliest: Seq,
 }
@@ -148,13 +153,14 @@ pub(crate) fn read<E: Event, C: Codec>(
     on_undecodable: OnUndecodable,
     (epoch, follower): (u64, bool),
 ) -> Result<StreamEvents<E>> {
-    let Span { from, limit, earliest } = span;
+    let Span { from, everything, limit, earliest } = span;
     index::check_stream_id(id)?;
     let read = Read {
         shared,
         codec,
         id: id.to_owned(),
         from: from.get(),
+        everything,
         delivered: from.get(),
         limit: limit.get(),
         persist: !follower,
@@ -345,7 +351,7 @@ impl<C: Codec> Read<C> {
         let Some(&(first, _)) = segments.first() else { return Ok(()) };
         let gone_from = self.from.max(self.retained_after) + 1;
         let gone_to = (first - 1).min(self.limit);
-        if self.from == 0 || gone_from > gone_to {
+        if self.everything || gone_from > gone_to {
             return Ok(());
         }
         let log = events_journal::PrunedLog::read(&self.shared.dir);

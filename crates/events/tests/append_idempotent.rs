@@ -161,7 +161,7 @@ async fn the_window_survives_a_reopen_and_forgets_by_count_and_age() {
     let feed = open(Dedupe::new(Duration::from_secs(1), 1000)).await.unwrap();
     feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap();
     assert!(feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap().duplicate);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap().duplicate);
     feed.close().await.unwrap();
     let ids = journaled_ids(tmp.path());

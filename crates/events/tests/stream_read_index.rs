@@ -772,6 +772,43 @@ async fn follow_stream_from_a_cursor_of_a_recreated_journal_resets_and_reads_it_
     assert!(matches!(same.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(6)));
 }
 
+/// The same, with events of the stream pruned between the call and the
+/// first poll: after the epoch reset (naming the earliest retained seq at
+/// the call, 1), one `Reset { Expired }`, then the retained events. The
+/// history had gone on from whatever was retained at the first poll, as
+/// for a bare `Seq::ZERO`: the pruned events skipped with no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_stream_after_an_epoch_reset_does_not_skip_events_pruned_before_the_first_poll() {
+    use events::{Cursor, ResetReason};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let old_epoch = events_of_a(dir, 0..20).await;
+    std::fs::remove_dir_all(dir).unwrap();
+    let feed = open(dir, 512, Retention::segments(2)).await;
+    feed.append(Some("a"), msg(1)).await.unwrap();
+    let mut followed = feed.reader().follow_stream("a", Cursor::new(Seq::new(5), old_epoch)).unwrap();
+    let mut n = 2;
+    while feed.earliest_seq() <= Seq::new(1) {
+        feed.append(Some("a"), msg(n)).await.unwrap();
+        n += 1;
+    }
+    match followed.next().await {
+        Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { .. }, earliest, .. })) => {
+            assert_eq!(earliest, Seq::new(1));
+        }
+        other => panic!("expected an epoch reset first: {other:?}"),
+    }
+    match followed.next().await {
+        Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, earliest, .. })) => {
+            assert_eq!(earliest, feed.earliest_seq());
+        }
+        other => panic!("expected an expired reset, not a history without seq 1: {other:?}"),
+    }
+    let next = followed.next().await;
+    assert!(matches!(&next, Some(Ok(FeedItem::Event(env))) if env.seq == feed.earliest_seq()), "{next:?}");
+    feed.close().await.unwrap();
+}
+
 /// Whether `dir` holds more than one segment file.
 fn rolled(dir: &Path) -> bool {
     std::fs::read_dir(dir)
