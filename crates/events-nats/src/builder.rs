@@ -238,6 +238,7 @@ impl ReplicatorBuilder {
             window: if shared_stream { 1 } else { self.window },
             poll_interval: self.poll_interval,
             ack_timeout: self.ack_timeout,
+            request_bound: None,
             start_after: self.start_after,
             stream_ids: self.stream_ids,
             shared: Arc::clone(&shared),
@@ -251,6 +252,7 @@ impl ReplicatorBuilder {
             stored_through: std::sync::atomic::AtomicU64::new(0),
         };
         let position = task.resync().await?;
+        task.request_bound = Some(self.ack_timeout);
         // A stream that holds none of this journal's messages (emptied by
         // its limits or a purge, or made again) lost what a replicator
         // before this start acknowledged by design: those seqs, pruned from

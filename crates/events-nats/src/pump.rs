@@ -128,6 +128,9 @@ pub(crate) struct Task {
     pub(crate) window: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) ack_timeout: Duration,
+    /// What bounds each request of a resync: `None` during the start (the
+    /// caller's request timeout alone), the ack timeout once it runs.
+    pub(crate) request_bound: Option<Duration>,
     pub(crate) start_after: u64,
     pub(crate) stream_ids: Option<StreamIdFn>,
     pub(crate) shared: Arc<Shared>,

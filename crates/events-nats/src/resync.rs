@@ -18,15 +18,30 @@ use crate::pump::{Position, Task};
 impl Task {
     /// Reads the stream's last message: replication resumes after it.
     ///
-    /// Each request is bounded by the ack timeout, not only by the client's
-    /// request timeout: while a cluster elects a new stream leader, a
-    /// request can go unanswered, and retrying sooner finds the new leader
-    /// sooner.
+    /// Once replication runs, each request is bounded by the ack timeout,
+    /// not only by the client's request timeout: while a cluster elects a
+    /// new stream leader, a request can go unanswered, and retrying sooner
+    /// finds the new leader sooner. A start's resync has the caller's
+    /// request timeout alone, as the start's other requests do (see
+    /// [`bounded`](Self::bounded)).
+    /// `request`, within the ack timeout once replication runs
+    /// (`request_bound`); a start's requests have the caller's request
+    /// timeout alone: a server slow to answer a start (one just thawed,
+    /// say) had failed the start after the ack timeout, whatever the
+    /// caller's request timeout said.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, NatsError> {
+        match self.request_bound {
+            Some(bound) => tokio::time::timeout(bound, request).await.map_err(|_| NatsError::js(op, "timed out")),
+            None => Ok(request.await),
+        }
+    }
+
     pub(crate) async fn resync(&mut self) -> Result<Position, NatsError> {
-        let timed_out = |op| move |_| NatsError::js(op, "timed out");
-        let info = tokio::time::timeout(self.ack_timeout, self.stream.get_info())
-            .await
-            .map_err(timed_out("reading stream info"))?;
+        let info = self.bounded("reading stream info", self.stream.get_info()).await?;
         let info = match info {
             Ok(info) => info,
             // Deleted while this ran (or a server back without its store):
@@ -34,12 +49,9 @@ impl Task {
             // `start_after`. It had been asked for every 2 s, for ever.
             Err(e) if stream_not_found(&e) => {
                 tracing::warn!(stream = self.spec.name(), "the stream is gone; making it again");
-                self.stream = tokio::time::timeout(self.ack_timeout, self.spec.ensure(&self.js))
-                    .await
-                    .map_err(timed_out("making the stream again"))??;
-                tokio::time::timeout(self.ack_timeout, self.stream.get_info())
-                    .await
-                    .map_err(timed_out("reading stream info"))?
+                self.stream = self.bounded("making the stream again", self.spec.ensure(&self.js)).await??;
+                self.bounded("reading stream info", self.stream.get_info())
+                    .await?
                     .map_err(|e| NatsError::js("reading stream info", e))?
             }
             Err(e) => return Err(NatsError::js("reading stream info", e)),
@@ -87,7 +99,6 @@ impl Task {
         info: &async_nats::jetstream::stream::Info,
         same_stream: bool,
     ) -> Result<(Position, Option<u64>), NatsError> {
-        let timed_out = |op| move |_| NatsError::js(op, "timed out");
         let mut stream_last = info.state.last_sequence;
         // Where to go on when none of this journal's messages is left in the
         // stream: a new stream takes everything from `start_after`; in the
@@ -101,9 +112,9 @@ impl Task {
             let stream_last = if self.shared_stream { 0 } else { stream_last };
             return Ok((Position { seq, stream_last, in_stream: false }, None));
         }
-        let last = tokio::time::timeout(self.ack_timeout, self.stream.get_last_raw_message_by_subject(&self.subject))
-            .await
-            .map_err(timed_out("reading the stream's last message"))?;
+        let last = self
+            .bounded("reading the stream's last message", self.stream.get_last_raw_message_by_subject(&self.subject))
+            .await?;
         let last = match last {
             Ok(last) => last,
             // Other feeds' messages only: this one starts on its subject.
@@ -116,7 +127,7 @@ impl Task {
             // None: emptied since `info`; the resync that retries this
             // reads the stream's info again.
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                last_by_sequence(&self.stream, &info.state, Some(self.ack_timeout)).await?.ok_or_else(|| {
+                last_by_sequence(&self.stream, &info.state, self.request_bound).await?.ok_or_else(|| {
                     NatsError::js(
                         "reading the stream's last message",
                         "none left; the stream changed while it was read",
