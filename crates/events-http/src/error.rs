@@ -59,6 +59,24 @@ pub enum RequestError {
         /// The limit.
         limit: usize,
     },
+    /// A query parameter `GET /stream` does not take (`?from=` for
+    /// `?since=`, say): served as if absent, the stream would start
+    /// somewhere the client did not ask for.
+    #[error("unknown query parameter {name:?}: /stream takes since, stream and live_output")]
+    UnknownParameter {
+        /// The parameter's name as sent.
+        name: String,
+    },
+    /// A query parameter or the `Last-Event-ID` header given more than
+    /// once: which one the client meant is not known.
+    #[error("the {name} was given more than once: give it once")]
+    Repeated {
+        /// What was repeated ("query parameter since", "Last-Event-ID header").
+        name: String,
+    },
+    /// `?stream=` with no value: leave the parameter out for every stream.
+    #[error("invalid stream= parameter: empty (leave it out for the events of every stream)")]
+    EmptyStream,
 }
 
 impl IntoResponse for RequestError {

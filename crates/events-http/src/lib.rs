@@ -32,9 +32,12 @@
 //!   belong to the epoch served when the request arrives. **Precedence:**
 //!   both are checked and a malformed value in either is a `400`
 //!   ([`RequestError`]), even when the other is valid; of two valid values
-//!   `Last-Event-ID` wins (an empty header counts as absent).
-//!   `?stream=<id>` keeps only events of that stream id (an id over
-//!   [`events::MAX_STREAM_ID_BYTES`] is a `400`), and adds checkpoint
+//!   `Last-Event-ID` wins (an empty header counts as absent). A repeated
+//!   header or parameter, and a parameter other than `since`, `stream` and
+//!   `live_output`, are a `400` too: served as if absent, they would start
+//!   the stream somewhere the client did not ask for.
+//!   `?stream=<id>` keeps only events of that stream id (an empty id, or
+//!   one over [`events::MAX_STREAM_ID_BYTES`], is a `400`), and adds checkpoint
 //!   frames so that the client's cursor moves past other streams' events
 //!   (see below); such a client is reset by retention only when events of
 //!   its own stream were pruned (the façade's

@@ -31,7 +31,7 @@ use events::{
     OnExpired, OnUndecodable, Position, ResetReason, Seq, error_chain,
 };
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cursor::{self, WireCursor};
@@ -43,7 +43,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
 
 /// The query string of `GET /stream`. Strings, so that a bad value gets our
 /// message rather than a generic deserialisation error.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct StreamQuery {
     since: Option<String>,
     stream: Option<String>,
@@ -51,6 +51,31 @@ pub(crate) struct StreamQuery {
 }
 
 impl StreamQuery {
+    /// The parameters, each at most once. An unknown one (`?from=`, a
+    /// misspelt `live-output`) or a repeated one is refused: served as if
+    /// absent, it would replay or skip events the client did not ask for,
+    /// or leave out the live output it asked for. An empty `stream=` is
+    /// refused too: it would filter on the stream id of no bytes, where
+    /// the client most likely meant every stream.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<StreamQuery, RequestError> {
+        let mut query = StreamQuery::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "since" => &mut query.since,
+                "stream" => &mut query.stream,
+                "live_output" => &mut query.live_output,
+                _ => return Err(RequestError::UnknownParameter { name }),
+            };
+            if slot.replace(value).is_some() {
+                return Err(RequestError::Repeated { name: format!("query parameter {name}") });
+            }
+        }
+        if query.stream.as_deref() == Some("") {
+            return Err(RequestError::EmptyStream);
+        }
+        Ok(query)
+    }
+
     /// `?live_output=1`: ephemeral events too, from the feed's live-output
     /// ring. Absent, `0` or `false`: off. A bare `?live_output` (or an
     /// empty value) is refused with the rest: a client meaning "on" would
@@ -82,12 +107,13 @@ struct EventData<'a, E> {
 pub(crate) async fn stream<E, C>(
     State(state): State<AppState<E, C>>,
     headers: HeaderMap,
-    Query(query): Query<StreamQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, Response>
 where
     E: Event,
     C: Codec,
 {
+    let query = StreamQuery::from_pairs(pairs).map_err(IntoResponse::into_response)?;
     let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
     if state.closer.is_closed() && start != Start::Latest {
@@ -209,6 +235,9 @@ impl Start {
                 Some(Start::After(WireCursor::parse(text).ok_or_else(|| RequestError::Since { value: text.into() })?))
             }
         };
+        if headers.get_all(LAST_EVENT_ID).iter().nth(1).is_some() {
+            return Err(RequestError::Repeated { name: "Last-Event-ID header".into() });
+        }
         let header = match headers.get(LAST_EVENT_ID) {
             None => None,
             Some(value) => {

@@ -53,6 +53,52 @@ async fn malformed_cursors_are_400_with_the_reason() {
     feed.close().await.unwrap();
 }
 
+/// A parameter `/stream` does not take, a repeated parameter or
+/// `Last-Event-ID` header, and an empty `stream=` are 400s naming what was
+/// wrong. They had been served as if absent (`?from=2` replayed everything,
+/// `?live-output=1` left the live output out, `?streams=a` served every
+/// stream, the second header was ignored) or, for an empty stream id,
+/// filtered on the id of no bytes: checkpoints only, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = feed(tmp.path()).await;
+    append(&feed, None, 1..=3).await;
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/stream");
+    let cases = [
+        ("?from=2", "unknown query parameter \"from\""),
+        ("?since=1&live-output=1", "unknown query parameter \"live-output\""),
+        ("?streams=a", "unknown query parameter \"streams\""),
+        ("?since=1&since=2", "the query parameter since was given more than once"),
+        ("?stream=a&stream=b", "the query parameter stream was given more than once"),
+        ("?stream=", "invalid stream= parameter: empty"),
+    ];
+    for (query, why) in cases {
+        let response = client.get(format!("{url}{query}")).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(why), "{query}: {text}");
+        assert_one_line(&text);
+    }
+    let response = client
+        .get(&url)
+        .header("Last-Event-ID", id(epoch, 1))
+        .header("Last-Event-ID", id(epoch, 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("the Last-Event-ID header was given more than once"), "{text}");
+    // The parameters it takes, each once, still serve.
+    let response = client.get(format!("{url}?since=1&stream=a&live_output=0")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    feed.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_are_404_and_other_methods_405_each_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
