@@ -15,7 +15,9 @@
 //! bytes are left); a length over [`DEFAULT_DECODE_LIMIT`] is refused, and
 //! the sequences and maps of one decode declare at most its bytes plus
 //! that many elements in all, so no prefixes, however nested, make
-//! zero-sized values loop for ever; values nest at most
+//! zero-sized values loop for ever; elements of a sequence or map that take
+//! no byte but memory (values whose fields are all skipped) take at most
+//! [`EMPTY_VALUES_LIMIT`] bytes in all; values nest at most
 //! [`MAX_DECODE_DEPTH`] deep, so a small payload of a recursive type cannot
 //! overflow the stack (which aborts the process); every error names what
 //! was wrong and no input panics.
@@ -45,11 +47,45 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
+/// How many bytes of memory the elements of one payload's sequences and
+/// maps that take no byte of it (values whose fields are all
+/// `#[serde(skip)]`ped) may take in all: 16 MiB, as much as the largest
+/// payload. Every other element takes at least one byte, so the payload's
+/// length bounds it; a zero-sized one takes no memory. Without this, a
+/// length prefix of 2^24 such 256-byte values, in six bytes, made 4 GiB.
+/// The encoder refuses more than [`EMPTY_ELEMENTS_LIMIT`] such elements:
+/// both agree for elements of up to 256 bytes.
+pub(crate) const EMPTY_VALUES_LIMIT: usize = DEFAULT_DECODE_LIMIT;
+
+/// How many elements that write no byte (and are not units) the encoder
+/// writes in one value's sequences and maps (see [`EMPTY_VALUES_LIMIT`]).
+pub(crate) const EMPTY_ELEMENTS_LIMIT: usize = 1 << 16;
+
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
 pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize)> {
-    let mut de = Decoder { input: bytes, depth: 0, elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()) };
+    let mut de = Decoder {
+        input: bytes,
+        depth: 0,
+        elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
+        empty_left: EMPTY_VALUES_LIMIT,
+        variants: None,
+    };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
+}
+
+/// The enum variants a decode of `bytes` as a `T` reads, in order: each
+/// enum's variants (those serde did not skip) and the position read.
+pub(crate) fn variants_read<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<Vec<(&'static [&'static str], u32)>> {
+    let mut de = Decoder {
+        input: bytes,
+        depth: 0,
+        elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
+        empty_left: EMPTY_VALUES_LIMIT,
+        variants: Some(Vec::new()),
+    };
+    T::deserialize(&mut de)?;
+    Ok(de.variants.unwrap_or_default())
 }
 
 /// What was wrong with the bytes (boxed: results stay two words wide on
@@ -76,6 +112,10 @@ enum Kind {
     /// Sequences and maps declaring more elements in all than the payload
     /// could hold.
     Elements,
+    /// Elements that took no byte of input (a struct whose fields are all
+    /// `#[serde(skip)]`ped) taking more than [`EMPTY_VALUES_LIMIT`] bytes
+    /// of memory in all.
+    EmptyValues,
     InvalidBool(u8),
     InvalidOptionTag(u8),
     InvalidChar([u8; 4]),
@@ -109,6 +149,11 @@ impl fmt::Display for Error {
                 "sequences and maps declaring more elements in all than the payload could hold \
                  (its bytes, plus {DEFAULT_DECODE_LIMIT} zero-sized ones)"
             ),
+            Kind::EmptyValues => write!(
+                f,
+                "elements that take no byte of the payload (values whose fields are all skipped) would take more \
+                 than {EMPTY_VALUES_LIMIT} bytes of memory in all"
+            ),
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
             Kind::InvalidChar(bytes) => write!(f, "invalid UTF-8 char encoding {bytes:02x?}"),
@@ -138,6 +183,12 @@ struct Decoder<'de> {
     /// declare in all: each element takes a byte, except zero-sized values,
     /// of which one payload holds at most [`DEFAULT_DECODE_LIMIT`].
     elements_left: usize,
+    /// How many more bytes of memory elements that take no byte of input
+    /// may take in all (see [`EMPTY_VALUES_LIMIT`]).
+    empty_left: usize,
+    /// When recording (`variants_read`): each enum's variant names and
+    /// the position read, in order.
+    variants: Option<Vec<(&'static [&'static str], u32)>>,
 }
 
 impl<'de> Decoder<'de> {
@@ -352,21 +403,21 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.counted_len()?;
-        self.nested(|de| visitor.visit_seq(Elements { de, left: len }))
+        self.nested(|de| visitor.visit_seq(Elements::<true> { de, left: len }))
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
         // Not counted: a struct's or array's length is its type's, so the
         // work is the budget times the type's own fan-out of zero-sized
         // values (`[(); 4096]`), which no event type worth decoding has;
         // counting every tuple cost the decode bench 3%.
-        visitor.visit_seq(Elements { de: self, left: len })
+        visitor.visit_seq(Elements::<false> { de: self, left: len })
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
         self.deserialize_tuple(len, visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.counted_len()?;
-        self.nested(|de| visitor.visit_map(Elements { de, left: len }))
+        self.nested(|de| visitor.visit_map(Elements::<true> { de, left: len }))
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -379,9 +430,18 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
+        if self.variants.is_some() {
+            // The position the variant access reads next, looked at ahead.
+            let ahead = self.input;
+            let index = self.varint(4, "a variant index");
+            self.input = ahead;
+            if let (Some(recorded), Ok(index)) = (&mut self.variants, index) {
+                recorded.push((variants, index as u32));
+            }
+        }
         self.nested(|de| visitor.visit_enum(de))
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
@@ -396,13 +456,15 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 }
 
 /// The elements of a sequence, tuple or struct, or the entries of a map:
-/// `left` more to read.
-struct Elements<'a, 'de> {
+/// `left` more to read. `COUNTED`: a sequence's or map's, whose length
+/// prefix says how many (a tuple's or struct's is its type's): there the
+/// memory of elements that take no byte is counted.
+struct Elements<'a, 'de, const COUNTED: bool> {
     de: &'a mut Decoder<'de>,
     left: usize,
 }
 
-impl Elements<'_, '_> {
+impl<const COUNTED: bool> Elements<'_, '_, COUNTED> {
     /// What the bytes left could hold: serde pre-sizes collections by it,
     /// so a length prefix alone never sizes an allocation.
     fn hint(&self) -> Option<usize> {
@@ -410,7 +472,7 @@ impl Elements<'_, '_> {
     }
 }
 
-impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+impl<'de, const COUNTED: bool> de::SeqAccess<'de> for Elements<'_, 'de, COUNTED> {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
@@ -418,7 +480,16 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        let before = self.de.input.len();
+        let value = seed.deserialize(&mut *self.de)?;
+        if COUNTED && self.de.input.len() == before {
+            // It took no byte: only the budget bounds how many such
+            // values a length prefix of a few bytes makes (zero-sized
+            // ones cost nothing here; `elements_left` bounds those).
+            let size = std::mem::size_of::<T::Value>();
+            self.de.empty_left = self.de.empty_left.checked_sub(size).ok_or_else(|| Error::from(Kind::EmptyValues))?;
+        }
+        Ok(Some(value))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -426,7 +497,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     }
 }
 
-impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
+impl<'de, const COUNTED: bool> de::MapAccess<'de> for Elements<'_, 'de, COUNTED> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {

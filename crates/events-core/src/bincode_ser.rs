@@ -27,14 +27,45 @@ use serde::ser::{self, Serialize};
 /// part of it.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();
-    let mut encoder = Encoder { out, depth: 0, elements: 0 };
+    let mut encoder = Encoder { out, depth: 0, elements: 0, empty: 0, units: 0, variants: None };
     value.serialize(&mut encoder)?;
+    if encoder.empty > crate::bincode_de::EMPTY_ELEMENTS_LIMIT {
+        return Err(Error::TooManyEmpty(encoder.empty));
+    }
     // The decoder's budget for all length prefixes together: the limit plus
     // one per byte it is given (at least these). Only zero-sized elements
     // (units, empty tuples) take no byte and can go past it.
     let (elements, len) = (encoder.elements, encoder.out.len() - start);
     if elements > crate::DEFAULT_DECODE_LIMIT.saturating_add(len) {
         return Err(Error::TooManyElements { elements, len });
+    }
+    Ok(())
+}
+
+/// Checks that `value`, encoded, reads back as the enum variants it was
+/// written with. Bincode writes a variant as its position among all of its
+/// enum's variants, while serde reads that position among the variants
+/// not skipped: after a `#[serde(skip)]` (or `skip_deserializing`)
+/// variant, a written variant reads back as the next one, another value
+/// with no error. Both walks go through the bytes in the same order, so
+/// the n-th variant written is the n-th read. Nothing to say (`Ok`) when
+/// the bytes do not decode (that is the caller's other check) or the two
+/// walks differ in length (a type whose `Deserialize` does not mirror its
+/// `Serialize`).
+pub(crate) fn check_variants<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Result<(), Error> {
+    let mut out = Vec::new();
+    let mut encoder = Encoder { out: &mut out, depth: 0, elements: 0, empty: 0, units: 0, variants: Some(Vec::new()) };
+    value.serialize(&mut encoder)?;
+    let written = encoder.variants.take().unwrap_or_default();
+    let Ok(read) = crate::bincode_de::variants_read::<T>(&out) else { return Ok(()) };
+    if read.len() != written.len() {
+        return Ok(());
+    }
+    for (&(index, variant), &(names, read_index)) in written.iter().zip(&read) {
+        let as_read = names.get(read_index as usize).copied();
+        if read_index == index && as_read != Some(variant) {
+            return Err(Error::ShiftedVariant { variant, index, read: as_read.unwrap_or("no variant") });
+        }
     }
     Ok(())
 }
@@ -57,11 +88,18 @@ pub(crate) enum Error {
     /// Sequences and maps holding more elements in all than a decode of
     /// the `len` bytes written would accept (zero-sized elements only).
     TooManyElements { elements: usize, len: usize },
+    /// This many elements of sequences and maps that write no byte and
+    /// are not units (values whose fields are all skipped): more than the
+    /// encoder writes (a decode bounds their memory).
+    TooManyEmpty(usize),
     /// A struct field left out (`#[serde(skip_serializing_if = ...)]`):
     /// fields are written by position with no name, so the decoder would
     /// read the next field's bytes in its place, a different value or an
     /// error, never this one.
     SkippedField(&'static str),
+    /// A variant written at a position that reads back as another variant
+    /// (`read`): a skipped variant comes before it (see `check_variants`).
+    ShiftedVariant { variant: &'static str, index: u32, read: &'static str },
     /// What the value's `Serialize` implementation reported.
     Custom(String),
 }
@@ -93,6 +131,18 @@ impl fmt::Display for Error {
                  accept (the decode limit of {} plus one per byte)",
                 crate::DEFAULT_DECODE_LIMIT
             ),
+            Error::TooManyEmpty(elements) => write!(
+                f,
+                "{elements} elements of sequences and maps that write no byte (values whose fields are all \
+                 skipped): more than the {} written in one value, whose memory a decode bounds",
+                crate::bincode_de::EMPTY_ELEMENTS_LIMIT
+            ),
+            Error::ShiftedVariant { variant, index, read } => write!(
+                f,
+                "variant `{variant}` is written as number {index} of its enum, which reads back as `{read}`: a \
+                 variant before it is skipped (serde's skip or skip_deserializing), and bincode writes variants \
+                 by position; drop the attribute or use a self-describing codec"
+            ),
             Error::SkippedField(name) => write!(
                 f,
                 "field `{name}` was skipped (serde's skip_serializing_if): bincode writes fields by position, so \
@@ -118,9 +168,48 @@ struct Encoder<'a> {
     depth: u32,
     /// The length prefixes of every sequence and map so far, summed.
     elements: usize,
+    /// The elements of sequences and maps that wrote no byte and no unit
+    /// (see `bincode_de::EMPTY_ELEMENTS_LIMIT`).
+    empty: usize,
+    /// The units written so far (a zero-sized value writes one, and takes
+    /// no memory: not counted in `empty`).
+    units: usize,
+    /// When recording (`check_variants`): each enum variant written, in
+    /// order, as its position and name.
+    variants: Option<Vec<(u32, &'static str)>>,
 }
 
 impl Encoder<'_> {
+    /// One element of a sequence, or a map's key: what the decoder reads
+    /// through a length-prefixed element access, which counts the memory
+    /// of those that take no byte.
+    #[inline]
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        let (bytes, units) = (self.out.len(), self.units);
+        value.serialize(&mut *self)?;
+        if self.out.len() == bytes && self.units == units {
+            self.empty += 1;
+        }
+        Ok(())
+    }
+
+    /// Records a variant written (only when `check_variants` asks).
+    #[inline]
+    fn record(&mut self, index: u32, variant: &'static str) {
+        if let Some(variants) = &mut self.variants {
+            variants.push((index, variant));
+        }
+    }
+
+    /// A variant with content: its position, then one level deeper for
+    /// what follows (`leave` at its end).
+    #[inline]
+    fn variant(&mut self, index: u32, variant: &'static str) -> Result<(), Error> {
+        self.record(index, variant);
+        self.varint(index.into());
+        self.enter()
+    }
+
     /// Enters one more level; `end` (or `leave`) leaves it.
     #[inline]
     fn enter(&mut self) -> Result<(), Error> {
@@ -309,14 +398,17 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_unit(self) -> Result<(), Error> {
+        self.units += 1;
         Ok(())
     }
     #[inline]
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        self.units += 1;
         Ok(())
     }
     #[inline]
-    fn serialize_unit_variant(self, _: &'static str, index: u32, _: &'static str) -> Result<(), Error> {
+    fn serialize_unit_variant(self, _: &'static str, index: u32, variant: &'static str) -> Result<(), Error> {
+        self.record(index, variant);
         self.enter()?;
         self.leave();
         self.varint(index.into());
@@ -331,11 +423,10 @@ impl ser::Serializer for &mut Encoder<'_> {
         self,
         _: &'static str,
         index: u32,
-        _: &'static str,
+        variant: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.varint(index.into());
-        self.enter()?;
+        self.variant(index, variant)?;
         value.serialize(&mut *self)?;
         self.leave();
         Ok(())
@@ -355,9 +446,14 @@ impl ser::Serializer for &mut Encoder<'_> {
         Ok(self)
     }
     #[inline]
-    fn serialize_tuple_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self, Error> {
-        self.varint(index.into());
-        self.enter()?;
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self, Error> {
+        self.variant(index, variant)?;
         Ok(self)
     }
     #[inline]
@@ -371,9 +467,14 @@ impl ser::Serializer for &mut Encoder<'_> {
         Ok(self)
     }
     #[inline]
-    fn serialize_struct_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Self, Error> {
-        self.varint(index.into());
-        self.enter()?;
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self, Error> {
+        self.variant(index, variant)?;
         Ok(self)
     }
     #[inline]
@@ -385,13 +486,13 @@ impl ser::Serializer for &mut Encoder<'_> {
 /// The compound serializers: each element, field, key or value is encoded
 /// in turn, with nothing between them and nothing at the end.
 macro_rules! compound {
-    ($($trait:ident :: $method:ident, leaves: $leaves:literal);*) => {$(
+    ($($trait:ident :: $method:ident, leaves: $leaves:literal, counted: $counted:literal);*) => {$(
         impl ser::$trait for &mut Encoder<'_> {
             type Ok = ();
             type Error = Error;
             #[inline]
             fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-                value.serialize(&mut **self)
+                if $counted { self.element(value) } else { value.serialize(&mut **self) }
             }
             #[inline]
             fn end(self) -> Result<(), Error> {
@@ -405,10 +506,10 @@ macro_rules! compound {
 }
 
 compound!(
-    SerializeSeq::serialize_element, leaves: true;
-    SerializeTuple::serialize_element, leaves: false;
-    SerializeTupleStruct::serialize_field, leaves: false;
-    SerializeTupleVariant::serialize_field, leaves: true
+    SerializeSeq::serialize_element, leaves: true, counted: true;
+    SerializeTuple::serialize_element, leaves: false, counted: false;
+    SerializeTupleStruct::serialize_field, leaves: false, counted: false;
+    SerializeTupleVariant::serialize_field, leaves: true, counted: false
 );
 
 macro_rules! fields {
@@ -441,7 +542,7 @@ impl ser::SerializeMap for &mut Encoder<'_> {
     type Error = Error;
     #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        key.serialize(&mut **self)
+        self.element(key)
     }
     #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {

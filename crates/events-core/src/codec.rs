@@ -57,7 +57,10 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// number of bytes it used: the inverse of [`encode`](Codec::encode)
     /// appending several values to one buffer. A length prefix claiming
     /// more than the input holds fails without allocating for it (beyond
-    /// serde's cautious pre-sizing of collections, at most 1 MiB); a valid
+    /// serde's cautious pre-sizing of collections, at most 1 MiB; under
+    /// [`Bincode`], elements of a sequence or map that take no byte of the
+    /// input, values whose fields are all skipped, take at most 16 MiB in
+    /// all, and it encodes at most 65,536 of them); a valid
     /// payload may still take more memory than its bytes (a `Vec<u64>` of
     /// one-byte varints takes 8 bytes per byte).
     ///
@@ -78,6 +81,24 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
         let (value, consumed) = self.decode_prefix(bytes)?;
         check_trailing(Self::NAME, consumed, bytes.len())?;
         Ok(value)
+    }
+
+    /// Checks, where this codec can tell, that `value` reads back as the
+    /// same enum variants it is written with. [`Bincode`] writes a variant
+    /// by its position among all of its enum's variants, and serde reads
+    /// it by its position among those not skipped: after a variant marked
+    /// `#[serde(skip)]` (or `skip_deserializing`), a written variant reads
+    /// back as the next one, another value with no error. The façade runs
+    /// this with its read-back check of appended events. The default
+    /// checks nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] naming the variant and the one it reads back
+    /// as.
+    fn check_variants<T: Serialize + DeserializeOwned>(&self, value: &T) -> Result<(), CodecError> {
+        let _ = value;
+        Ok(())
     }
 }
 
@@ -121,7 +142,11 @@ pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -
 /// leaves out (`#[serde(skip_serializing_if = ...)]`) would shift the next
 /// fields into its place on decode: such a value is refused
 /// ([`CodecError::Encode`] naming the field) rather than journaled. Use
-/// `MsgPack` for types that skip fields.
+/// `MsgPack` for types that skip fields. Variants are written by position
+/// too: after a skipped variant, the next ones read back as their
+/// successors, which [`Codec::check_variants`] finds (the façade runs it
+/// with its read-back check: on every append in a debug build, on the
+/// first ones in a release build).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
@@ -143,6 +168,11 @@ impl Codec for Bincode {
             len: bytes.len(),
             source: Box::new(e),
         })
+    }
+
+    fn check_variants<T: Serialize + DeserializeOwned>(&self, value: &T) -> Result<(), CodecError> {
+        crate::bincode_ser::check_variants(value)
+            .map_err(|e| CodecError::Encode { codec: Self::NAME, source: Box::new(e) })
     }
 }
 

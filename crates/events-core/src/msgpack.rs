@@ -25,7 +25,10 @@ use crate::msgpack_depth::Bounded;
 /// readable after adding a field marked `#[serde(default)]`, adding a
 /// variant, or removing a variant no old record uses, with no upcaster —
 /// bincode and postcard encode fields by position and variants by index,
-/// so any of those changes makes old records undecodable. The price is size
+/// so after any of those changes old records fail to decode, or worse,
+/// decode as another value: with a variant removed, an old record of a
+/// later variant reads as the one that took its index (an upcaster over
+/// the schema version is the way there). The price is size
 /// and speed: every record carries its field names (the codec bench has the
 /// figures beside bincode's, and beside CBOR and JSON, the other
 /// self-describing formats measured before choosing this one). Tools that

@@ -103,6 +103,43 @@ fn zero_sized_elements_nested_under_a_sequence_are_bounded_in_total() {
     assert_eq!(Bincode.decode::<Vec<()>>(&bytes).unwrap().len(), DEFAULT_DECODE_LIMIT);
 }
 
+/// Elements that take no byte of the payload but memory (a struct whose
+/// fields are all skipped): a length prefix of 2^24 of them, six bytes,
+/// had made 4 GiB of 256-byte values. Their memory is held to 16 MiB per
+/// payload, and the encoder writes at most 65,536 of them (as many
+/// 256-byte values as that memory holds): up to that they round-trip.
+#[test]
+fn elements_that_take_no_byte_but_memory_are_bounded() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Pad([u8; 256]);
+    impl Default for Pad {
+        fn default() -> Self {
+            Pad([7; 256])
+        }
+    }
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Cached {
+        #[serde(skip)]
+        pad: Pad,
+    }
+    let mut bytes = vec![252u8];
+    bytes.extend((DEFAULT_DECODE_LIMIT as u32).to_le_bytes());
+    let message = decode_error::<Vec<Cached>>(&bytes);
+    assert!(message.contains("take no byte of the payload"), "{message}");
+
+    let too_many = vec![Cached::default(); (1 << 16) + 1];
+    match Bincode.encode(&too_many, &mut Vec::new()) {
+        Err(CodecError::Encode { source, .. }) => {
+            assert!(source.to_string().contains("write no byte"), "{source}");
+        }
+        other => panic!("expected an encode error: {other:?}"),
+    }
+    let fits = vec![Cached::default(); 1 << 16];
+    let mut bytes = Vec::new();
+    Bincode.encode(&fits, &mut bytes).unwrap();
+    assert_eq!(Bincode.decode::<Vec<Cached>>(&bytes).unwrap(), fits);
+}
+
 /// MessagePack too: rmp-serde counts its depth for untyped arrays and maps
 /// only, so an enum nested 100,000 deep overflowed the stack.
 #[cfg(feature = "msgpack")]

@@ -136,3 +136,44 @@ fn a_skipped_field_is_refused_by_bincode_rather_than_read_back_as_another_value(
     Bincode.encode(&kept, &mut buf).unwrap();
     assert_eq!(Bincode.decode::<Reading>(&buf).unwrap(), kept);
 }
+
+/// A variant after a skipped one: bincode writes it by its position among
+/// all of the enum's variants, serde reads that position among those not
+/// skipped, so `C(5)` read back as `D(5)`, with no error. Bincode's
+/// `check_variants` (which the façade runs with its read-back check) names
+/// it; variants before the skipped one, and enums with no skipped variant,
+/// pass.
+#[test]
+fn a_variant_after_a_skipped_one_is_named_by_bincodes_variant_check() {
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    enum Shifted {
+        A(u32),
+        #[serde(skip)]
+        Local(u32),
+        C(u32),
+        D(u32),
+    }
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    enum Half {
+        A,
+        #[serde(skip_deserializing)]
+        Written(u8),
+        C,
+    }
+    let mut buf = Vec::new();
+    Bincode.encode(&Shifted::C(5), &mut buf).unwrap();
+    assert_eq!(Bincode.decode::<Shifted>(&buf).unwrap(), Shifted::D(5), "what the check is for");
+    let err = Bincode.check_variants(&Shifted::C(5)).unwrap_err();
+    let source = std::error::Error::source(&err).expect("the reason").to_string();
+    assert!(source.contains("variant `C`") && source.contains("reads back as `D`"), "{source}");
+    // Nested in another value too (here, in a `Vec` of an `Option`).
+    let err = Bincode.check_variants(&vec![Some(Shifted::A(1)), Some(Shifted::C(2))]).unwrap_err();
+    assert!(std::error::Error::source(&err).unwrap().to_string().contains("variant `C`"), "{err}");
+    let source =
+        std::error::Error::source(&Bincode.check_variants(&Half::Written(3)).unwrap_err()).unwrap().to_string();
+    assert!(source.contains("variant `Written`") && source.contains("reads back as `C`"), "{source}");
+    Bincode.check_variants(&Shifted::A(5)).unwrap();
+    assert!(Bincode.encode(&Shifted::Local(5), &mut Vec::new()).is_err(), "serde refuses a skipped variant");
+    Bincode.check_variants(&Half::A).unwrap();
+    Bincode.check_variants(&TestEvent::Nested(Box::new(Some(TestEvent::Tuple(1, "x".into(), true))))).unwrap();
+}

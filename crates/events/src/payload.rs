@@ -215,7 +215,7 @@ pub(crate) fn encode_checked<E: Event, C: Codec>(
             if bytes > limit as usize {
                 return Err(crate::Error::TooLarge { bytes, limit });
             }
-            read_back.check::<E, C>(codec, &out[start..])
+            read_back.check::<E, C>(codec, event, &out[start..])
         });
     if checked.is_err() {
         out.truncate(start);
@@ -241,17 +241,20 @@ pub(crate) struct ReadBack {
 pub(crate) const READ_BACK_FIRST: u64 = 16;
 
 impl ReadBack {
-    /// Checks that `payload` decodes back as an `E` (when this one is due).
-    pub(crate) fn check<E: Event, C: Codec>(&self, codec: &C, payload: &[u8]) -> crate::Result<()> {
+    /// Checks that `payload` decodes back as an `E`, and that `event`'s
+    /// enum variants read back as themselves where the codec can tell
+    /// ([`Codec::check_variants`]) (when this one is due).
+    pub(crate) fn check<E: Event, C: Codec>(&self, codec: &C, event: &E, payload: &[u8]) -> crate::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         if !cfg!(debug_assertions) && self.checked.load(Relaxed) >= READ_BACK_FIRST {
             return Ok(());
         }
         self.checked.fetch_add(1, Relaxed);
-        match crate::error::isolated("Deserialize", || decode::<E, C>(codec, 0, 0, payload))? {
-            Ok(_) => Ok(()),
-            Err(source) => Err(crate::Error::Unreadable { codec: C::NAME, source }),
+        if let Err(source) = crate::error::isolated("Deserialize", || decode::<E, C>(codec, 0, 0, payload))? {
+            return Err(crate::Error::Unreadable { codec: C::NAME, source });
         }
+        crate::error::isolated("Deserialize", || codec.check_variants(event))?
+            .map_err(|source| crate::Error::Unreadable { codec: C::NAME, source })
     }
 }
 

@@ -77,3 +77,36 @@ async fn an_event_that_does_not_decode_back_is_refused_when_appended() {
     assert_eq!((stats.latest_seq, stats.encode_errors), (0, 3), "{stats:?}");
     feed.close().await.unwrap();
 }
+
+/// An enum with a skipped variant: bincode writes the variants after it by
+/// their position among all variants, and serde reads that position among
+/// the ones not skipped, so `Done` read back as `Cancelled`, with no error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Shifted {
+    Started,
+    #[serde(skip)]
+    InMemory,
+    Done,
+    Cancelled,
+}
+
+impl Event for Shifted {}
+
+/// Such an event is refused when it is appended (`Error::Unreadable`
+/// naming the variant and the one it reads back as), and nothing is
+/// journaled; a variant before the skipped one is appended. `Done` had
+/// been journaled, and every reader got `Cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_that_reads_back_as_another_is_refused_when_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Shifted> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    assert_eq!(feed.append(None, Shifted::Started).await.unwrap(), Seq::new(1));
+    let err = feed.append(None, Shifted::Done).await.unwrap_err();
+    assert!(matches!(err, Error::Unreadable { codec: "bincode", .. }), "{err:?}");
+    let chain = events::error_chain(&err);
+    assert!(chain.contains("variant `Done`") && chain.contains("reads back as `Cancelled`"), "{chain}");
+    assert!(feed.append(None, Shifted::InMemory).await.is_err(), "serde refuses a skipped variant");
+    feed.sync().await.unwrap();
+    assert_eq!(feed.stats().latest_seq, 1);
+    feed.close().await.unwrap();
+}
