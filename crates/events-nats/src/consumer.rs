@@ -566,7 +566,7 @@ impl Track {
                     _ => {}
                 }
                 self.cursor = Some(at.seq);
-                let env = events::payload::decode::<E, C>(codec, at.seq, at.ts, payload)
+                let env = events::payload::decode_caught::<E, C>(codec, at.seq, at.ts, payload)
                     .map_err(|source| NatsError::Decode { seq: at.seq, source })?;
                 items.extend(Some(FeedItem::Event(Arc::new(env))));
             }

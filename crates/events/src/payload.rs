@@ -148,6 +148,31 @@ pub fn split_version(payload: &[u8]) -> (u32, &[u8]) {
     split(payload).map_or((1, payload), |h| (h.version, h.body))
 }
 
+/// [`decode`], with a panic of the event type's `Deserialize` or
+/// `upcast` caught: that record is then undecodable (a
+/// [`CodecError::Decode`] naming the panic), for the reader's
+/// `OnUndecodable` policy, like any other record that does not decode. It
+/// had panicked the read that met it, which ended every stream reaching
+/// that seq with a `Task` error naming no record, under every policy.
+///
+/// # Errors
+///
+/// As [`decode`], and [`CodecError::Decode`] for a panic.
+pub fn decode_caught<E: Event, C: Codec>(
+    codec: &C,
+    seq: u64,
+    ts: u64,
+    payload: &[u8],
+) -> Result<Envelope<E>, CodecError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::<E, C>(codec, seq, ts, payload))).unwrap_or_else(
+        |panic| {
+            let message = crate::panic_message(&*panic);
+            let source = format!("the event type's Deserialize or upcast panicked: {message}");
+            Err(CodecError::Decode { codec: C::NAME, len: payload.len(), source: source.into() })
+        },
+    )
+}
+
 /// Rebuilds the envelope of a journal record from its seq, timestamp and
 /// payload, upcasting a record of an older schema version with
 /// [`Event::upcast`].

@@ -216,7 +216,9 @@ fn decode_runs<E: Event, C: Codec>(codec: &C, mut runs: Vec<RecordRun>) -> (Vec<
         let (offered, codec) = (Arc::clone(&offered), codec.clone());
         runtime.spawn_blocking(move || {
             let Some(second) = take(&offered) else { return };
-            // A panicking `Deserialize` is handed over, to panic the read as it would unsplit.
+            // A panic here would be a bug of this crate's (the event
+            // type's are caught): handed over, to panic the read as it
+            // would unsplit.
             let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(|| decode_list::<E, C>(&codec, &second, n2))));
         });
     }
@@ -264,15 +266,31 @@ fn split_runs(runs: &mut Vec<RecordRun>, n: usize) -> Vec<RecordRun> {
     rest
 }
 
-/// Decodes the records of `runs`, in order, up to the first that does not decode.
+/// Decodes the records of `runs`, in order, up to the first that does not
+/// decode. A panic of the event type's `Deserialize` or `upcast` makes its
+/// record undecodable (`payload::decode_caught`): the chunk is decoded again
+/// with each record's panic caught, which costs nothing until one panics.
 fn decode_list<E: Event, C: Codec>(
     codec: &C,
     runs: &[RecordRun],
     capacity: usize,
 ) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
+    let decode = |seq, ts, payload: &[u8]| payload::decode(codec, seq, ts, payload);
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode_each(codec, runs, capacity, decode))).unwrap_or_else(|_| {
+        decode_each(codec, runs, capacity, |seq, ts, payload: &[u8]| payload::decode_caught(codec, seq, ts, payload))
+    })
+}
+
+/// [`decode_list`] with `decode`.
+fn decode_each<E: Event, C: Codec>(
+    codec: &C,
+    runs: &[RecordRun],
+    capacity: usize,
+    decode: impl Fn(u64, u64, &[u8]) -> Result<Envelope<E>, events_core::CodecError>,
+) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
     let mut out = Vec::with_capacity(capacity);
     for record in runs.iter().flat_map(RecordRun::iter) {
-        match payload::decode(codec, record.seq(), record.ts(), record.payload()) {
+        match decode(record.seq(), record.ts(), record.payload()) {
             Ok(env) => out.push(Arc::new(env)),
             Err(error) => {
                 let (seq, version) = (record.seq(), payload::split_version(record.payload()).0);

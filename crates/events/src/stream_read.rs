@@ -509,7 +509,7 @@ impl<C: Codec> Read<C> {
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             let record = record?;
-            match payload::decode(&self.codec, record.seq(), record.ts(), record.payload()) {
+            match payload::decode_caught(&self.codec, record.seq(), record.ts(), record.payload()) {
                 Ok(env) if env.stream.as_ref().is_some_and(|s| s.as_str() == self.id) => out.push(Ok(Arc::new(env))),
                 Ok(_) => return None,
                 Err(_) if index::key_of(&self.codec, record.payload()).as_deref() != Some(self.id.as_bytes()) => {
@@ -529,7 +529,7 @@ impl<C: Codec> Read<C> {
     /// `Decode` error naming its seq; `false` when the read ends there
     /// (under `OnUndecodable::Fail`).
     fn push<E: Event>(&self, out: &mut Batch<E>, record: &events_journal::Record) -> bool {
-        match payload::decode(&self.codec, record.seq(), record.ts(), record.payload()) {
+        match payload::decode_caught(&self.codec, record.seq(), record.ts(), record.payload()) {
             Ok(env) => {
                 out.push(Ok(Arc::new(env)));
                 true

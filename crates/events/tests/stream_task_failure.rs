@@ -1,8 +1,12 @@
-//! A replay read that panics (here: the event type's own `Deserialize`) is
-//! a typed `Error::Task` on the stream, which then ends; the records before
-//! the failed chunk are delivered in order, and the journal is untouched.
+//! A record whose decode panics (here: the event type's own `Deserialize`)
+//! is an undecodable record, for the reader's `OnUndecodable` policy like
+//! any other: under `Fail`, the events before it, then `Error::Decode`
+//! naming its seq and the panic, and the end; under `Skip`, an
+//! `Undecodable` item and the events after it. The journal is untouched.
+//! It had panicked the read: `Error::Task` naming no record, the rest of its
+//! chunk withheld, under every policy, for every reader reaching that seq.
 
-use events::{Error, Event, Feed, FeedItem, Seq, SyncPolicy};
+use events::{Error, Event, Feed, FeedItem, OnUndecodable, Seq, SyncPolicy};
 use futures::StreamExt;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -30,12 +34,12 @@ impl<'de> Deserialize<'de> for Ev {
 impl Event for Ev {}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_replay_read_is_a_typed_error_and_ends_the_stream() {
+async fn a_record_whose_decode_panics_is_undecodable_for_the_readers_policy() {
     let dir = tempfile::tempdir().unwrap();
     // Kept envelopes are never decoded again: keep few, so the replay reads the journal.
     let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(64).open().await.unwrap();
     for n in 1..=N {
-        feed.append(None, Ev(n)).await.unwrap();
+        feed.append(Some("s"), Ev(n)).await.unwrap();
     }
     ARMED.store(true, std::sync::atomic::Ordering::SeqCst);
 
@@ -51,16 +55,30 @@ async fn a_panicking_replay_read_is_a_typed_error_and_ends_the_stream() {
             Err(e) => break e,
         }
     };
-    assert!(matches!(err, Error::Task(_)), "{err:?}");
-    assert!(events::error_chain(&err).starts_with("a blocking journal task failed"), "{}", events::error_chain(&err));
-    assert_eq!(seen, 4_096, "the first chunk is delivered whole, the failed one not at all");
+    assert!(matches!(err, Error::Decode { seq, .. } if seq == Seq::new(POISON)), "{err:?}");
+    assert!(events::error_chain(&err).contains("panicked: this event type panics"), "{}", events::error_chain(&err));
+    assert_eq!(seen, POISON - 1, "every event before it is delivered");
     assert!(stream.next().await.is_none(), "the stream ends after the error");
 
-    // Nothing journaled was harmed: the feed still appends after N, and a
-    // stream from past the poisoned seq reads on.
-    assert_eq!(feed.append(None, Ev(N + 1)).await.unwrap(), Seq::new(N + 1));
-    let mut after = feed.stream_from(Seq::new(POISON));
-    let Some(Ok(FeedItem::Event(env))) = after.next().await else { panic!("expected an event") };
+    // Under `Skip`: the item, then the events after it.
+    let reader = feed.reader().on_undecodable(OnUndecodable::Skip);
+    let mut skipping = reader.stream_from(Seq::new(POISON - 1));
+    match skipping.next().await {
+        Some(Ok(FeedItem::Undecodable { seq, error, .. })) => {
+            assert_eq!(seq, Seq::new(POISON));
+            assert!(error.contains("panicked"), "{error}");
+        }
+        other => panic!("expected the undecodable item: {other:?}"),
+    }
+    let Some(Ok(FeedItem::Event(env))) = skipping.next().await else { panic!("expected the next event") };
     assert_eq!(env.seq.get(), POISON + 1);
+    // A per-stream read under `Skip`: the error naming it, then on.
+    let mut history = reader.read_stream("s", Seq::new(POISON - 1)).unwrap();
+    let first = history.next().await;
+    assert!(matches!(&first, Some(Err(Error::Decode { seq, .. })) if *seq == Seq::new(POISON)), "{first:?}");
+    assert!(matches!(history.next().await, Some(Ok(env)) if env.seq == Seq::new(POISON + 1)));
+
+    // Nothing journaled was harmed: the feed still appends after N.
+    assert_eq!(feed.append(None, Ev(N + 1)).await.unwrap(), Seq::new(N + 1));
     feed.close().await.unwrap();
 }
