@@ -68,24 +68,9 @@ pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> R
         depth: 0,
         elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
         empty_left: EMPTY_VALUES_LIMIT,
-        variants: None,
     };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
-}
-
-/// The enum variants a decode of `bytes` as a `T` reads, in order: each
-/// enum's variants (those serde did not skip) and the position read.
-pub(crate) fn variants_read<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<Vec<(&'static [&'static str], u32)>> {
-    let mut de = Decoder {
-        input: bytes,
-        depth: 0,
-        elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
-        empty_left: EMPTY_VALUES_LIMIT,
-        variants: Some(Vec::new()),
-    };
-    T::deserialize(&mut de)?;
-    Ok(de.variants.unwrap_or_default())
 }
 
 /// What was wrong with the bytes (boxed: results stay two words wide on
@@ -186,9 +171,6 @@ struct Decoder<'de> {
     /// How many more bytes of memory elements that take no byte of input
     /// may take in all (see [`EMPTY_VALUES_LIMIT`]).
     empty_left: usize,
-    /// When recording (`variants_read`): each enum's variant names and
-    /// the position read, in order.
-    variants: Option<Vec<(&'static [&'static str], u32)>>,
 }
 
 impl<'de> Decoder<'de> {
@@ -430,18 +412,9 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _: &'static str,
-        variants: &'static [&'static str],
+        _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        if self.variants.is_some() {
-            // The position the variant access reads next, looked at ahead.
-            let ahead = self.input;
-            let index = self.varint(4, "a variant index");
-            self.input = ahead;
-            if let (Some(recorded), Ok(index)) = (&mut self.variants, index) {
-                recorded.push((variants, index as u32));
-            }
-        }
         self.nested(|de| visitor.visit_enum(de))
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {

@@ -47,27 +47,43 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -
 /// enum's variants, while serde reads that position among the variants
 /// not skipped: after a `#[serde(skip)]` (or `skip_deserializing`)
 /// variant, a written variant reads back as the next one, another value
-/// with no error. Both walks go through the bytes in the same order, so
-/// the n-th variant written is the n-th read. Nothing to say (`Ok`) when
-/// the bytes do not decode (that is the caller's other check) or the two
-/// walks differ in length (a type whose `Deserialize` does not mirror its
-/// `Serialize`).
+/// with no error. The value read back is written again, and the variants
+/// of both writes (each one's position and serialize name) are compared
+/// as sorted lists, so the order of a hash map's entries does not matter,
+/// nor do names serde reads and never writes (aliases). Nothing to say
+/// (`Ok`) when the bytes do not decode (that is the caller's other check)
+/// or the value read back does not encode.
 pub(crate) fn check_variants<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Result<(), Error> {
+    let (bytes, mut written) = recorded(value)?;
+    let Ok((read, _)) = crate::bincode_de::decode_prefix::<T>(&bytes) else { return Ok(()) };
+    let Ok((_, mut reread)) = recorded(&read) else { return Ok(()) };
+    if written.len() == reread.len() {
+        written.sort_unstable();
+        reread.sort_unstable();
+    }
+    match written.iter().zip(&reread).find(|(a, b)| a != b) {
+        Some((&(index, variant), &(_, read))) => Err(Error::ShiftedVariant { variant, index, read }),
+        None if written.len() != reread.len() => {
+            let (&(index, variant), read) = match written.get(reread.len()) {
+                Some(first) => (first, "nothing"),
+                None => (&written[0], reread[written.len()].1),
+            };
+            Err(Error::ShiftedVariant { variant, index, read })
+        }
+        None => Ok(()),
+    }
+}
+
+/// Each enum variant written, in order: its position and serialize name.
+type Variants = Vec<(u32, &'static str)>;
+
+/// `value` encoded, and the variants written.
+fn recorded<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Variants), Error> {
     let mut out = Vec::new();
     let mut encoder = Encoder { out: &mut out, depth: 0, elements: 0, empty: 0, units: 0, variants: Some(Vec::new()) };
     value.serialize(&mut encoder)?;
-    let written = encoder.variants.take().unwrap_or_default();
-    let Ok(read) = crate::bincode_de::variants_read::<T>(&out) else { return Ok(()) };
-    if read.len() != written.len() {
-        return Ok(());
-    }
-    for (&(index, variant), &(names, read_index)) in written.iter().zip(&read) {
-        let as_read = names.get(read_index as usize).copied();
-        if read_index == index && as_read != Some(variant) {
-            return Err(Error::ShiftedVariant { variant, index, read: as_read.unwrap_or("no variant") });
-        }
-    }
-    Ok(())
+    let variants = encoder.variants.take().unwrap_or_default();
+    Ok((out, variants))
 }
 
 /// Why a value could not be encoded.
@@ -97,8 +113,9 @@ pub(crate) enum Error {
     /// read the next field's bytes in its place, a different value or an
     /// error, never this one.
     SkippedField(&'static str),
-    /// A variant written at a position that reads back as another variant
-    /// (`read`): a skipped variant comes before it (see `check_variants`).
+    /// A variant written at a position that reads back as another value
+    /// (whose variant is `read`): a skipped variant comes before it (see
+    /// `check_variants`).
     ShiftedVariant { variant: &'static str, index: u32, read: &'static str },
     /// What the value's `Serialize` implementation reported.
     Custom(String),
@@ -139,9 +156,9 @@ impl fmt::Display for Error {
             ),
             Error::ShiftedVariant { variant, index, read } => write!(
                 f,
-                "variant `{variant}` is written as number {index} of its enum, which reads back as `{read}`: a \
-                 variant before it is skipped (serde's skip or skip_deserializing), and bincode writes variants \
-                 by position; drop the attribute or use a self-describing codec"
+                "variant `{variant}` is written as number {index} of its enum, and the value reads back with \
+                 `{read}` in its place: a variant before it is skipped (serde's skip or skip_deserializing), and \
+                 bincode writes variants by position; drop the attribute or use a self-describing codec"
             ),
             Error::SkippedField(name) => write!(
                 f,
@@ -174,9 +191,8 @@ struct Encoder<'a> {
     /// The units written so far (a zero-sized value writes one, and takes
     /// no memory: not counted in `empty`).
     units: usize,
-    /// When recording (`check_variants`): each enum variant written, in
-    /// order, as its position and name.
-    variants: Option<Vec<(u32, &'static str)>>,
+    /// When recording (`check_variants`): each enum variant written.
+    variants: Option<Variants>,
 }
 
 impl Encoder<'_> {

@@ -187,7 +187,8 @@ impl Codec for Bincode {
 /// consumed per element (ten bytes can keep a decode busy for good).
 /// [`Bincode`] and `MsgPack` bound both. Nor does it refuse a struct field
 /// serde skips (`skip_serializing_if`), which it writes by position like
-/// bincode, so the record decodes as another value or not at all: keep
+/// bincode, so the record decodes as another value or not at all, nor a
+/// variant after a skipped one, which reads back as the next variant: keep
 /// such types to `Bincode` (which refuses them) or `MsgPack`.
 #[cfg(feature = "postcard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]

@@ -62,7 +62,7 @@ pub enum RequestError {
     /// A query parameter `GET /stream` does not take (`?from=` for
     /// `?since=`, say): served as if absent, the stream would start
     /// somewhere the client did not ask for.
-    #[error("unknown query parameter {name:?}: /stream takes since, stream and live_output")]
+    #[error("unknown query parameter {name:?}: /stream takes since, stream, live_output and lastEventId")]
     UnknownParameter {
         /// The parameter's name as sent.
         name: String,

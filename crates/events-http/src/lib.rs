@@ -33,9 +33,11 @@
 //!   both are checked and a malformed value in either is a `400`
 //!   ([`RequestError`]), even when the other is valid; of two valid values
 //!   `Last-Event-ID` wins (an empty header counts as absent). A repeated
-//!   header or parameter, and a parameter other than `since`, `stream` and
-//!   `live_output`, are a `400` too: served as if absent, they would start
-//!   the stream somewhere the client did not ask for.
+//!   header or parameter, and a parameter other than `since`, `stream`,
+//!   `live_output` and `lastEventId`, are a `400` too: served as if absent,
+//!   they would start the stream somewhere the client did not ask for.
+//!   `?lastEventId=` (what EventSource polyfills send on a reconnect) counts
+//!   as the header when the header is absent.
 //!   `?stream=<id>` keeps only events of that stream id (an empty id, or
 //!   one over [`events::MAX_STREAM_ID_BYTES`], is a `400`), and adds checkpoint
 //!   frames so that the client's cursor moves past other streams' events

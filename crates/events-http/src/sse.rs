@@ -48,6 +48,9 @@ pub(crate) struct StreamQuery {
     since: Option<String>,
     stream: Option<String>,
     live_output: Option<String>,
+    /// What EventSource polyfills send on a reconnect in place of the
+    /// `Last-Event-ID` header (counted as the header when it is absent).
+    last_event_id: Option<String>,
 }
 
 impl StreamQuery {
@@ -64,6 +67,7 @@ impl StreamQuery {
                 "since" => &mut query.since,
                 "stream" => &mut query.stream,
                 "live_output" => &mut query.live_output,
+                "lastEventId" => &mut query.last_event_id,
                 _ => return Err(RequestError::UnknownParameter { name }),
             };
             if slot.replace(value).is_some() {
@@ -114,7 +118,8 @@ where
     C: Codec,
 {
     let query = StreamQuery::from_pairs(pairs).map_err(IntoResponse::into_response)?;
-    let start = Start::parse(&headers, query.since.as_deref()).map_err(IntoResponse::into_response)?;
+    let start = Start::parse(&headers, query.last_event_id.as_deref(), query.since.as_deref())
+        .map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
     if state.closer.is_closed() && start != Start::Latest {
         // Shutting down: an event stream that ends at once, which a
@@ -227,7 +232,10 @@ impl Start {
     /// An empty header means no cursor (an `id:` with an empty value clears
     /// a browser's last event id); neither given starts at 0, everything
     /// retained.
-    fn parse(headers: &HeaderMap, since: Option<&str>) -> Result<Start, RequestError> {
+    /// `last_event_id`: the `lastEventId` query parameter, which EventSource
+    /// polyfills send on a reconnect in place of the header: the header's
+    /// value when the header is absent.
+    fn parse(headers: &HeaderMap, last_event_id: Option<&str>, since: Option<&str>) -> Result<Start, RequestError> {
         let since = match since.map(str::trim) {
             None | Some("") => None,
             Some("latest") => Some(Start::Latest),
@@ -238,18 +246,19 @@ impl Start {
         if headers.get_all(LAST_EVENT_ID).iter().nth(1).is_some() {
             return Err(RequestError::Repeated { name: "Last-Event-ID header".into() });
         }
-        let header = match headers.get(LAST_EVENT_ID) {
+        let header = match headers.get(LAST_EVENT_ID).map(|value| String::from_utf8_lossy(value.as_bytes())) {
+            None => last_event_id.map(std::borrow::Cow::Borrowed),
+            header => header,
+        };
+        let header = match header {
             None => None,
-            Some(value) => {
-                let lossy = String::from_utf8_lossy(value.as_bytes());
-                match lossy.trim() {
-                    "" => None,
-                    text => Some(Start::After(
-                        WireCursor::parse(text)
-                            .ok_or_else(|| RequestError::LastEventId { value: lossy.as_ref().into() })?,
-                    )),
-                }
-            }
+            Some(lossy) => match lossy.trim() {
+                "" => None,
+                text => Some(Start::After(
+                    WireCursor::parse(text)
+                        .ok_or_else(|| RequestError::LastEventId { value: lossy.as_ref().into() })?,
+                )),
+            },
         };
         Ok(header.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 })))
     }

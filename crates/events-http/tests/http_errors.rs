@@ -96,6 +96,17 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     // The parameters it takes, each once, still serve.
     let response = client.get(format!("{url}?since=1&stream=a&live_output=0")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    // `lastEventId`, as EventSource polyfills send it on a reconnect, counts
+    // as the header: it wins over `since` (the first connection's URL).
+    let mut response = client.get(format!("{url}?since=1&lastEventId={}", id(epoch, 2))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = String::new();
+    while !body.contains("\n\n") {
+        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
+    }
+    assert!(body.contains(&format!("id: {}", id(epoch, 3))), "{body}");
+    let response = client.get(format!("{url}?lastEventId=x")).send().await.unwrap();
+    assert_eq!(response.status(), 400);
     feed.close().await.unwrap();
 }
 

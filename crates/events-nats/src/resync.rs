@@ -16,14 +16,6 @@ use crate::headers::Entry;
 use crate::pump::{Position, Task};
 
 impl Task {
-    /// Reads the stream's last message: replication resumes after it.
-    ///
-    /// Once replication runs, each request is bounded by the ack timeout,
-    /// not only by the client's request timeout: while a cluster elects a
-    /// new stream leader, a request can go unanswered, and retrying sooner
-    /// finds the new leader sooner. A start's resync has the caller's
-    /// request timeout alone, as the start's other requests do (see
-    /// [`bounded`](Self::bounded)).
     /// `request`, within the ack timeout once replication runs
     /// (`request_bound`); a start's requests have the caller's request
     /// timeout alone: a server slow to answer a start (one just thawed,
@@ -40,6 +32,14 @@ impl Task {
         }
     }
 
+    /// Reads the stream's last message: replication resumes after it.
+    ///
+    /// Once replication runs, each request is bounded by the ack timeout,
+    /// not only by the client's request timeout: while a cluster elects a
+    /// new stream leader, a request can go unanswered, and retrying sooner
+    /// finds the new leader sooner. A start's resync has the caller's
+    /// request timeout alone, as the start's other requests do (see
+    /// [`bounded`](Self::bounded)).
     pub(crate) async fn resync(&mut self) -> Result<Position, NatsError> {
         let info = self.bounded("reading stream info", self.stream.get_info()).await?;
         let info = match info {
