@@ -63,13 +63,16 @@ pub(crate) fn check_variants<T: Serialize + serde::de::DeserializeOwned>(value: 
     }
     match written.iter().zip(&reread).find(|(a, b)| a != b) {
         Some((&(index, variant), &(_, read))) => Err(Error::ShiftedVariant { variant, index, read }),
-        None if written.len() != reread.len() => {
-            let (&(index, variant), read) = match written.get(reread.len()) {
-                Some(first) => (first, "nothing"),
-                None => (&written[0], reread[written.len()].1),
-            };
-            Err(Error::ShiftedVariant { variant, index, read })
-        }
+        // One list goes on past the other: the first variant past the
+        // shorter one, or, with none written past it, the last written
+        // (none written: no variant to be shifted).
+        None if written.len() != reread.len() => match written.get(reread.len()).or(written.last()) {
+            Some(&(index, variant)) => {
+                let read = reread.get(written.len()).map_or("nothing", |&(_, read)| read);
+                Err(Error::ShiftedVariant { variant, index, read })
+            }
+            None => Ok(()),
+        },
         None => Ok(()),
     }
 }

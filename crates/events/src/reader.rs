@@ -549,7 +549,28 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         let epoch = self.epoch();
         crate::index::check_stream_id(id)?;
         let cursor = from.into();
-        let (reset, from, everything) = match cursor.epoch {
+        // Retention is looked at when the stream is first polled, as
+        // `stream_from`'s is, so the `OnExpired` policy decides about
+        // events pruned after this call too (the history's own check,
+        // between that look and its listing, ends it with `Expired`).
+        // That look reads small files (the pruned-segments summary, a
+        // follower's watermark): on the blocking pool, as every other
+        // read of a stream, never on the async worker.
+        let (reader, id) = (self.clone(), id.to_owned());
+        let started = async move {
+            match tokio::task::spawn_blocking(move || reader.follow_stream_in(&id, cursor, epoch)).await {
+                Ok(followed) => followed,
+                Err(e) => futures::stream::once(std::future::ready(Err(crate::Error::Task(e)))).boxed(),
+            }
+        };
+        Ok(futures::stream::once(started).flatten().boxed())
+    }
+
+    /// [`follow_stream`](Self::follow_stream) from `cursor` in the journal
+    /// of `epoch`.
+    fn follow_stream_in(&self, id: &str, cursor: Cursor, epoch: u64) -> BoxStream<'static, Result<FeedItem<E>>> {
+        let earliest = self.earliest_seq();
+        let (epoch_reset, from, everything) = match cursor.epoch {
             Some(cursor_epoch) if cursor_epoch != epoch => {
                 let reason = crate::ResetReason::EpochMismatch { cursor_epoch, journal_epoch: epoch };
                 tracing::info!(
@@ -560,43 +581,33 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                     "stream of another journal"
                 );
                 crate::stats::Counters::bump(&self.shared.counters.resets);
-                let earliest = self.earliest_seq();
                 let reset = FeedItem::Reset { reason, earliest, latest: self.latest_seq() };
                 // Before the earliest retained event the reset names, not a
-                // bare `Seq::ZERO` (whatever is retained when first
-                // polled): events of the stream pruned before then still
-                // get the `OnExpired` policy's answer.
+                // bare `Seq::ZERO` (whatever is retained when the history
+                // lists the segments): events of the stream pruned before
+                // then get the `OnExpired` policy's answer.
                 (Some(reset), Seq::new(earliest.get().saturating_sub(1)), false)
             }
+            // `everything`: as `read_stream_in` says.
             _ => (None, cursor.seq, cursor.seq == Seq::ZERO),
         };
-        // Retention is looked at when the stream is first polled, as
-        // `stream_from`'s is, so the `OnExpired` policy decides about
-        // events pruned after this call too (the history's own check,
-        // between that look and its listing, ends it with `Expired`).
-        // That look reads small files (the pruned-segments summary, a
-        // follower's watermark): on the blocking pool, as every other
-        // read of a stream, never on the async worker.
-        let (reader, id) = (self.clone(), id.to_owned());
-        let started = async move {
-            match tokio::task::spawn_blocking(move || reader.follow_stream_in(&id, (from, everything), epoch)).await {
-                Ok(followed) => followed,
-                Err(e) => futures::stream::once(std::future::ready(Err(crate::Error::Task(e)))).boxed(),
-            }
-        };
-        let followed = futures::stream::once(started).flatten();
-        Ok(futures::stream::iter(reset.map(Ok)).chain(followed).boxed())
+        let followed = self.follow_stream_after(id, (from, everything), earliest, epoch);
+        match epoch_reset {
+            Some(reset) => futures::stream::once(std::future::ready(Ok(reset))).chain(followed).boxed(),
+            None => followed,
+        }
     }
 
-    /// [`follow_stream`](Self::follow_stream) in the journal of `epoch`.
-    /// (`everything`: as [`read_stream_in`](Self::read_stream_in) says.)
-    fn follow_stream_in(
+    /// [`follow_stream_in`](Self::follow_stream_in) after `from`, the
+    /// earliest retained seq being `earliest` (`everything`: as
+    /// [`read_stream_in`](Self::read_stream_in) says).
+    fn follow_stream_after(
         &self,
         id: &str,
         (from, everything): (Seq, bool),
+        earliest: Seq,
         epoch: u64,
     ) -> BoxStream<'static, Result<FeedItem<E>>> {
-        let earliest = self.earliest_seq();
         let (reset, from) = match self.expired_for_stream(id, (from, everything), earliest, epoch) {
             None => (None, from),
             Some(Err(e)) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
