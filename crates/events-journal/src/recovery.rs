@@ -130,7 +130,7 @@ fn recover_pass(
     //    with one open file at a time. Nothing changes on disk yet.
     let salvage = mode != RecoveryMode::Strict;
     let newest_empty = salvage && holds_no_frame(newest)?;
-    let mut epoch = None;
+    let mut first = None;
     let mut heads = Vec::with_capacity(listed.len());
     let mut lens = Vec::with_capacity(older.len());
     let mut fixes = Vec::new();
@@ -138,7 +138,7 @@ fn recover_pass(
         let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
         let head = match segment::read_header_from(&file, seg) {
             Ok(HeaderState::Valid(h)) => {
-                check_identity(seg, &h, &mut epoch, opts.codec_tag)?;
+                check_identity(seg, &h, &mut first, recorded, opts.codec_tag)?;
                 Head::Valid(h)
             }
             // Torn only if nothing but zeros follows it: a segment's header
@@ -182,7 +182,7 @@ fn recover_pass(
     // watermark names. A new one would make every follower reset, and let
     // the watermark of the old epoch no longer hold the next seq above what
     // was acknowledged.
-    let epoch = epoch.or(recorded).unwrap_or_else(new_epoch);
+    let epoch = first.map(|(epoch, _)| epoch).or(recorded).unwrap_or_else(new_epoch);
     let template =
         |first_seq: u64, created_at: u64| SegmentHeader { epoch, first_seq, created_at, codec_tag: opts.codec_tag };
 
@@ -276,14 +276,23 @@ pub(crate) fn repairable(e: &JournalError) -> bool {
     matches!(e, JournalError::HeaderCrc { .. } | JournalError::Corrupt { offset: 0, .. })
 }
 
-fn check_identity(
-    seg: &SegmentFile,
+/// `first`: the epoch of the oldest valid header so far, and its file;
+/// `recorded`: the epoch the previous writer's watermark names. A header
+/// of another epoch than the oldest is that one's mismatch, unless the
+/// watermark names its epoch: then the oldest is the foreign file (another
+/// journal's oldest segment copied in), and the error names it.
+fn check_identity<'a>(
+    seg: &'a SegmentFile,
     h: &SegmentHeader,
-    epoch: &mut Option<u64>,
+    first: &mut Option<(u64, &'a SegmentFile)>,
+    recorded: Option<u64>,
     codec_tag: u32,
 ) -> Result<(), JournalError> {
-    let expected = *epoch.get_or_insert(h.epoch);
+    let &mut (expected, oldest) = first.get_or_insert((h.epoch, seg));
     if h.epoch != expected {
+        if recorded == Some(h.epoch) {
+            return Err(JournalError::EpochMismatch { path: oldest.path.clone(), expected: h.epoch, found: expected });
+        }
         return Err(JournalError::EpochMismatch { path: seg.path.clone(), expected, found: h.epoch });
     }
     if h.codec_tag != codec_tag {

@@ -109,6 +109,19 @@ fn future_version_bad_crc_and_foreign_epoch_are_typed_errors() {
         |e| matches!(e, JournalError::EpochMismatch { path, expected, found } if *path == segs[1] && *expected == epoch && *found == epoch ^ 1),
     );
     std::fs::write(&segs[1], &pristine_newest).unwrap();
+    // Another journal's oldest segment in its place: the error names it,
+    // by the epoch the last writer's watermark names (it had named the
+    // newest, this journal's own, as the foreign one).
+    let mut oldest = original.clone();
+    oldest[..64]
+        .copy_from_slice(&SegmentHeader { epoch: epoch ^ 1, first_seq: 1, created_at: 0, codec_tag: 0 }.encode());
+    std::fs::write(&segs[0], &oldest).unwrap();
+    refused(
+        dir.path(),
+        JournalOptions::new(),
+        |e| matches!(e, JournalError::EpochMismatch { path, expected, found } if *path == segs[0] && *expected == epoch && *found == epoch ^ 1),
+    );
+    std::fs::write(&segs[0], &original).unwrap();
     let (j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
     assert_eq!(j.next_seq(), 4);
 }
