@@ -220,6 +220,14 @@ impl Shared {
         let _unreadable = self.try_refresh_from_reader();
     }
 
+    /// The latest acknowledged seq alone, from the files (what a follower's
+    /// `lag` needs: no listing for the earliest retained seq).
+    pub(crate) fn refresh_latest_from_reader(&self) {
+        if let Ok(last) = self.reader.last_seq() {
+            self.latest.store(last, Ordering::Release);
+        }
+    }
+
     /// [`refresh_from_reader`](Self::refresh_from_reader), returning why a
     /// position could not be read.
     pub(crate) fn try_refresh_from_reader(&self) -> Result<(), events_journal::JournalError> {

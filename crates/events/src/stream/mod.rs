@@ -157,12 +157,14 @@ impl<E: Event> FeedStream<E> {
 
     /// How many acknowledged events this stream has not yielded yet: the
     /// latest acknowledged seq minus the last seq it yielded (or its cursor,
-    /// before the first). A follower reads the writer's watermark for it.
-    /// Cheap enough to call per event; a consumer that falls behind sees it
-    /// grow.
+    /// before the first); a consumer that falls behind sees it grow. On a
+    /// feed's own stream it reads two atomics: cheap enough to call per
+    /// event. A follower's reads the writer's watermark file for it (and
+    /// lists the directory when the lock file says no writer): call it per
+    /// batch or on a timer, not per event.
     pub fn lag(&self) -> u64 {
         if self.follower {
-            self.shared.refresh_from_reader();
+            self.shared.refresh_latest_from_reader();
         }
         self.shared.latest().get().saturating_sub(self.handed_out())
     }
