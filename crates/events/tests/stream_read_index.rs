@@ -480,25 +480,26 @@ async fn another_streams_undecodable_event_is_passed_over_by_a_stream_filtered_r
     assert!(matches!(&next, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(3)), "{next:?}");
     // From the start: seq 1 and the undecodable seq 2 come in one read.
     let from_start = follower.stream_filtered(Seq::ZERO, Filter::stream("a")).unwrap();
-    let events: Vec<u64> = tokio::time::timeout(
-        within,
-        from_start
-            .filter_map(|item| async move {
-                match item.unwrap() {
-                    FeedItem::Event(env) => Some(env.seq.get()),
-                    FeedItem::Checkpoint { .. } => None,
-                    other => panic!("{other:?}"),
-                }
-            })
-            .take(2)
-            .collect(),
-    )
-    .await
-    .expect("stream_filtered from the start delivers 1 and 3");
-    assert_eq!(events, [1, 3]);
+    assert_eq!(event_seqs(from_start, 2).await, [1, 3], "stream_filtered from the start");
     // Its own undecodable events are still the policy's: `read_stream`
     // and the test above.
     feed.close().await.unwrap();
+}
+
+/// The seqs of the first `n` events of a filtered stream (its checkpoints
+/// passed over; any other item, or an error, fails the test), within 10 s.
+async fn event_seqs(stream: impl futures::Stream<Item = events::Result<FeedItem<Ev>>>, n: usize) -> Vec<u64> {
+    let events = stream
+        .filter_map(|item| async move {
+            match item.unwrap() {
+                FeedItem::Event(env) => Some(env.seq.get()),
+                FeedItem::Checkpoint { .. } => None,
+                other => panic!("{other:?}"),
+            }
+        })
+        .take(n)
+        .collect();
+    tokio::time::timeout(std::time::Duration::from_secs(10), events).await.expect("the events within 10 s")
 }
 
 /// A record whose stream id does not decode either (a foreign payload
@@ -522,24 +523,8 @@ async fn a_record_whose_stream_id_does_not_decode_is_no_streams_whether_or_not_i
     journal.close().unwrap();
     let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
     feed.append(Some("a"), msg(3)).await.unwrap();
-    let within = std::time::Duration::from_secs(10);
     let filtered = feed.stream_filtered(Seq::ZERO, Filter::stream("a")).unwrap();
-    let events: Vec<u64> = tokio::time::timeout(
-        within,
-        filtered
-            .filter_map(|item| async move {
-                match item.unwrap() {
-                    FeedItem::Event(env) => Some(env.seq.get()),
-                    FeedItem::Checkpoint { .. } => None,
-                    other => panic!("{other:?}"),
-                }
-            })
-            .take(2)
-            .collect(),
-    )
-    .await
-    .expect("stream_filtered delivers 1 and 3");
-    assert_eq!(events, [1, 3]);
+    assert_eq!(event_seqs(filtered, 2).await, [1, 3], "stream_filtered");
     let read: Vec<u64> = feed.read_stream("a", Seq::ZERO).unwrap().map(|e| e.unwrap().seq.get()).collect().await;
     assert_eq!(read, [1, 3]);
     let mut all = feed.stream_from(Seq::ZERO);
