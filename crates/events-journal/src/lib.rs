@@ -162,6 +162,7 @@ mod fault;
 mod follow;
 pub mod format;
 mod lease;
+mod linger;
 mod lock;
 mod mapping;
 mod open;

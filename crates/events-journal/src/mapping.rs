@@ -15,6 +15,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
 
@@ -54,14 +55,18 @@ impl fmt::Debug for Bytes {
     }
 }
 
-/// A map kept between calls. Sealed segments never change, so their map is
-/// reused; the newest segment is remapped when its length changes. `hint` is
-/// a known frame boundary (seq expected there, offset) that saves walking the
+/// What is known of a segment between calls. Sealed segments never change,
+/// so their map is reused while a read still holds it or for
+/// [`LINGER`](crate::linger::LINGER) after the last one (`linger.rs`); the
+/// newest segment is remapped when its length changes. `hint` is a known
+/// frame boundary (seq expected there, offset) that saves walking the
 /// segment from its start on the next call.
 #[derive(Debug)]
 pub(crate) struct Cached {
     pub(crate) ino: u64,
-    pub(crate) map: Option<Arc<Bytes>>,
+    pub(crate) map: Option<Kept>,
+    /// The map held past the reads that use it, and when it was last used.
+    pub(crate) linger: Option<(Arc<Bytes>, Instant)>,
     pub(crate) sealed: bool,
     pub(crate) hint: Option<(u64, usize)>,
     /// The name of the next segment this (sealed) one was found not to
@@ -72,6 +77,72 @@ pub(crate) struct Cached {
     pub(crate) copied: Option<CopyStamp>,
     /// [`View::search_end`] of the map.
     pub(crate) search_end: usize,
+}
+
+impl Cached {
+    /// The entry's bytes as a view takes them (`None`: a file shorter than
+    /// its header), or `None` when its map is gone (no read held it).
+    fn held(&self) -> Option<Option<Arc<Bytes>>> {
+        match &self.map {
+            None => Some(None),
+            Some(kept) => kept.get().map(Some),
+        }
+    }
+
+    /// Keeps `map` (a map, not a copy: a copy is kept anyway) for a while
+    /// after the read that uses it now, if the sweeper can let go of it.
+    fn used(&mut self, map: Option<&Arc<Bytes>>) {
+        self.linger = match map {
+            Some(map) if matches!(**map, Bytes::Map(_)) && crate::linger::keep() => {
+                Some((Arc::clone(map), Instant::now()))
+            }
+            _ => None,
+        };
+    }
+
+    /// The lingering map, taken out if it was not used for `linger`.
+    pub(crate) fn expire(&mut self, linger: Duration) -> Option<Arc<Bytes>> {
+        match &self.linger {
+            Some((_, used)) if used.elapsed() >= linger => self.linger.take().map(|(map, _)| map),
+            _ => None,
+        }
+    }
+
+    /// Whether a map lingers.
+    pub(crate) fn lingers(&self) -> bool {
+        self.linger.is_some()
+    }
+}
+
+/// The bytes a [`Cached`] entry keeps. A map is kept weakly: it lives as
+/// long as the records and iterators handed out hold it, and
+/// [`LINGER`](crate::linger::LINGER) longer (`Cached::linger`), so a
+/// segment that retention removed is let go of (its blocks freed on the
+/// disk) soon after the last read using it ends, with no further call on
+/// the reader. A private copy pins no file and is kept whole: a
+/// follower polling a dead writer's journal reuses it instead of reading
+/// the newest segment again at every poll.
+#[derive(Debug)]
+pub(crate) enum Kept {
+    Map(std::sync::Weak<Bytes>),
+    Copy(Arc<Bytes>),
+}
+
+impl Kept {
+    fn new(bytes: &Arc<Bytes>) -> Kept {
+        match **bytes {
+            Bytes::Map(_) => Kept::Map(Arc::downgrade(bytes)),
+            Bytes::Copy(_) => Kept::Copy(Arc::clone(bytes)),
+        }
+    }
+
+    /// The bytes, if a read still holds them (always, for a copy).
+    fn get(&self) -> Option<Arc<Bytes>> {
+        match self {
+            Kept::Map(map) => map.upgrade(),
+            Kept::Copy(copy) => Some(Arc::clone(copy)),
+        }
+    }
 }
 
 /// A file's length and modification time (seconds, nanoseconds), and the
@@ -186,13 +257,15 @@ pub(crate) fn map_segment(
     last: bool,
     extent: Extent,
 ) -> Result<View, Retry> {
-    if let Some(c) = cache.get(&seg.first_seq)
+    if let Some(c) = cache.get_mut(&seg.first_seq)
         && c.ino == seg.ino
         && c.sealed
         && extent == Extent::Whole
+        && let Some(map) = c.held()
     {
-        let (map, search_end) = (c.map.clone(), c.search_end);
-        return Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, search_end, last, acked: false });
+        c.used(map.as_ref());
+        let (path, search_end) = (seg.path.clone(), c.search_end);
+        return Ok(View { first_seq: seg.first_seq, path, map, search_end, last, acked: false });
     }
     let file = match File::open(&seg.path) {
         Ok(f) => f,
@@ -213,19 +286,20 @@ pub(crate) fn map_segment(
         _ => None,
     };
     let reusable = cache.get(&seg.first_seq).filter(|c| c.ino == seg.ino);
-    let map = match reusable {
+    let held = reusable.and_then(|c| c.map.as_ref()).and_then(Kept::get);
+    let map = match (held, reusable) {
         // A private copy is never reused as a map: the file may have been
         // cut back and rewritten to the same length since.
-        Some(c)
+        (Some(held), _)
             if !extent.is_copy()
-                && matches!(c.map.as_deref(), Some(Bytes::Map(_)))
-                && c.map.as_ref().map_or(0, |m| m.len() as u64) == len
+                && matches!(*held, Bytes::Map(_))
+                && held.len() as u64 == len
                 && len >= HEADER_LEN as u64 =>
         {
-            c.map.clone()
+            Some(held)
         }
         // A dead writer's copy, of the file and watermark as they still are.
-        Some(c) if stamp.is_some() && c.copied == stamp && c.map.is_some() => c.map.clone(),
+        (Some(held), Some(c)) if stamp.is_some() && c.copied == stamp => Some(held),
         _ if len < HEADER_LEN as u64 => None,
         _ if extent.is_copy() => {
             let bytes = read_copy(&file, len).map_err(|e| JournalError::io("read segment", &seg.path, e))?;
@@ -249,7 +323,11 @@ pub(crate) fn map_segment(
         Extent::Whole => search_end(&file, mapped),
         _ => mapped,
     };
-    let cached = Cached { ino: seg.ino, map: map.clone(), sealed, hint, checked_next: None, copied, search_end };
+    // A sealed segment found not to overlap its next one still does not.
+    let checked_next = reusable.filter(|c| c.sealed && sealed).and_then(|c| c.checked_next);
+    let kept = map.as_ref().map(Kept::new);
+    let mut cached = Cached { ino: seg.ino, map: kept, linger: None, sealed, hint, checked_next, copied, search_end };
+    cached.used(map.as_ref());
     cache.insert(seg.first_seq, cached);
     let acked = last && matches!(extent, Extent::Prefix(_));
     Ok(View { first_seq: seg.first_seq, path: seg.path.clone(), map, search_end, last, acked })

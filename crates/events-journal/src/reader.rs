@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{JournalError, ReadError};
+use crate::linger::Cache;
 use crate::lock;
 use crate::mapping::{
     Cached, Extent, Retry, Synced, View, Walk, check_no_overlap, ends_sealed, map_segment, sync_dead_writers_tail, walk,
@@ -37,7 +38,11 @@ use crate::sidecar::IndexEntry;
 use crate::watermark::{self, Watermark, WriterState};
 
 /// A reader of a journal directory. Cheap to clone (clones share a cache of
-/// segment maps); `Send + Sync`.
+/// segment maps); `Send + Sync`. A segment stays mapped while records or
+/// iterators read from it are held, and about two seconds after (a read
+/// of it then reuses the map); then a thread of the process lets go of
+/// the map, so a segment that retention removed frees its blocks on the
+/// disk without any further call on the reader.
 #[derive(Clone, Debug)]
 pub struct Reader {
     inner: Arc<Inner>,
@@ -46,7 +51,8 @@ pub struct Reader {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
-    cache: Mutex<HashMap<u64, Cached>>,
+    /// Shared with the sweeper that lets go of unused maps (`linger.rs`).
+    cache: Arc<Cache>,
     /// The I/O seam, for the one write-side call a reader makes: the
     /// `fdatasync` of a dead writer's newest segment before it serves it.
     io: Io,
@@ -97,7 +103,9 @@ impl Reader {
     fn open_io(dir: &Path, io: Io) -> Result<Reader, JournalError> {
         let dir = dir.to_path_buf();
         segment::list(&dir, true)?;
-        Ok(Reader { inner: Arc::new(Inner { dir, cache: Mutex::new(HashMap::new()), io, synced: Mutex::new(None) }) })
+        let cache = Arc::new(Mutex::new(HashMap::new()));
+        crate::linger::register(&cache);
+        Ok(Reader { inner: Arc::new(Inner { dir, cache, io, synced: Mutex::new(None) }) })
     }
 
     /// The journal directory.

@@ -146,6 +146,52 @@ fn a_reader_lets_go_of_the_maps_of_removed_segments() {
     j.close().unwrap();
 }
 
+/// A reader keeps a segment mapped only while a read uses it, and a couple
+/// of seconds after: once the records it handed out are dropped,
+/// retention's removal frees the files' blocks on the disk with no further
+/// call on the reader. Its cache had kept the map of every segment a read
+/// went through until the next listing, so a server whose clients had
+/// caught up once and then followed the live tail (which reads no file)
+/// held every removed segment of that catch-up for as long as no client
+/// caught up again.
+#[test]
+fn a_reader_with_no_read_under_way_holds_no_removed_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).segment_bytes(1024);
+    let (mut j, _) = Journal::open(dir.path(), opts.clone().retention(Retention::unlimited())).unwrap();
+    for n in 1..=200u64 {
+        j.append(ts(n), payload(n)).unwrap();
+    }
+    j.close().unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    let read = read_all(&reader, 0);
+    assert_records(&read, 1, 200);
+    drop(read);
+    let held = || {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let dir = dir.path().to_str().unwrap();
+        maps.lines().filter(|l| l.contains(dir)).map(str::to_owned).collect::<Vec<_>>()
+    };
+    // Retention removes every segment the read went through.
+    let (mut j, _) = Journal::open(dir.path(), opts.retention(Retention::segments(2))).unwrap();
+    for n in 201..=400u64 {
+        j.append(ts(n), payload(n)).unwrap();
+    }
+    assert!(reader.segments().unwrap()[0].0 > 200, "retention ran");
+    let deleted = || held().into_iter().filter(|l| l.ends_with("(deleted)")).collect::<Vec<_>>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !deleted().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(deleted().is_empty(), "maps of removed segments are still held: {:#?}", deleted());
+    // Nothing else either, once the linger is over.
+    while !held().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(held().is_empty(), "no read is under way, yet these are mapped: {:#?}", held());
+    j.close().unwrap();
+}
+
 /// A damaged frame inside what a live writer acknowledged (a flipped byte in
 /// the newest segment, below the watermark) is `Corrupt` naming file,
 /// offset and seq: for a cursor past it, and for one before it after the
