@@ -172,6 +172,44 @@ fn demo_refuses_to_wipe_a_directory_that_is_not_a_journal() {
     assert!(tmp.path().join("precious.txt").exists());
 }
 
+/// A directory with a journal's own names but no segment is not a journal:
+/// consumer checkpoints whose segments were moved away (a backup), and
+/// directories named like a journal's files, with something inside. The
+/// demo had removed `consumers/` whole, whatever it held, and any
+/// directory named `LOCK`, `WATERMARK`, `LEASE` or `PRUNED`.
+#[test]
+fn demo_refuses_a_journals_names_that_hold_what_no_journal_does() {
+    let demo =
+        |dir: &Path| events().args(["demo", "--events", "100", "--no-crash", "--dir"]).arg(dir).output().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("consumers")).unwrap();
+    std::fs::write(tmp.path().join("consumers/billing"), "an application's checkpoint").unwrap();
+    let out = demo(tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("consumer checkpoint file(s) but no segment") && stderr.contains("refusing to wipe"),
+        "{stderr}"
+    );
+    assert!(tmp.path().join("consumers/billing").exists(), "the checkpoint was removed");
+
+    for (name, inside) in [("consumers", "notes/keep"), ("LOCK", "keep"), ("WATERMARK", "keep"), ("PRUNED", "keep")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = tmp.path().join(name).join(inside);
+        std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+        std::fs::write(&kept, "keep me").unwrap();
+        let out = demo(tmp.path());
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stdout));
+        assert!(text(&out.stderr).contains("refusing to wipe"), "{name}: {}", text(&out.stderr));
+        assert!(kept.exists(), "{name}: {} was removed", kept.display());
+    }
+
+    // The demo's own journal, consumers and all, is still wiped and run again.
+    let dir = demo_journal(tmp.path());
+    let out = demo(&dir);
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+}
+
 /// Not the demo's: a directory with files that merely end like a journal's
 /// (a sidecar-like note, a directory named like a segment), and a stopped
 /// application's journal (bincode, its own event type; MessagePack).

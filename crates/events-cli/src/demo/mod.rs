@@ -155,6 +155,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
         Err(e) => return refuse(format!("cannot be listed ({e})")),
     };
     let mut segments = false;
+    let mut checkpoints = 0usize;
     let mut paths = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Failure::Error(format!("listing {}: {e}", dir.display()).into()))?;
@@ -164,9 +165,26 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
                 return refuse(format!("holds {:?}, which is not part of a journal", entry.file_name()));
             }
             journal::EntryKind::Segment { .. } => segments = true,
+            // A journal's own names, but only as what the journal makes:
+            // files, and a `consumers` directory of files.
+            journal::EntryKind::Own if entry.file_name() == journal::CONSUMERS_DIR => {
+                match own_checkpoints(&entry.path()) {
+                    Ok(files) => checkpoints += files,
+                    Err(why) => return refuse(why),
+                }
+            }
+            journal::EntryKind::Own if !is_file => {
+                return refuse(format!("holds {:?}, which is not a file as a journal's is", entry.file_name()));
+            }
             _ => {}
         }
         paths.push(entry.path());
+    }
+    // Consumer checkpoints with no journal: an application's whose segments
+    // were moved away (a wipe of the demo's own removes them before its
+    // segments, so none is left behind that way).
+    if !segments && checkpoints > 0 {
+        return refuse(format!("holds {checkpoints} consumer checkpoint file(s) but no segment: not a journal"));
     }
     // Another process may be writing this journal: wiping it would lose
     // what it acknowledged, and its next segment would land in ours.
@@ -188,13 +206,18 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     let removing = |path: &Path, e: std::io::Error| Failure::Error(format!("removing {}: {e}", path.display()).into());
     let order = |path: &PathBuf| match path.file_name().and_then(|n| n.to_str()) {
         Some(journal::WATERMARK_FILE) => 0,
-        Some("LOCK") => 2,
-        _ => 1,
+        Some(journal::CONSUMERS_DIR) => 1,
+        Some("LOCK") => 3,
+        _ => 2,
     };
     paths.sort_by_key(order);
     for path in paths {
         let removed = match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            // `consumers`, checked to hold files only: those, then it (a
+            // file put there since makes this fail, and nothing of it goes).
+            Ok(meta) if meta.is_dir() => std::fs::read_dir(&path)
+                .and_then(|entries| entries.map(|e| std::fs::remove_file(e?.path())).collect::<std::io::Result<()>>())
+                .and_then(|()| std::fs::remove_dir(&path)),
             Ok(_) => std::fs::remove_file(&path),
             Err(e) => Err(e),
         };
@@ -205,6 +228,25 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// How many files the `consumers` directory at `path` holds; why it is not
+/// the journal's when it is no directory, or holds anything but files.
+fn own_checkpoints(path: &Path) -> Result<usize, String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot look at {}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("holds {:?}, which is not a directory as a journal's is", journal::CONSUMERS_DIR));
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| format!("cannot list {}: {e}", path.display()))?;
+    let mut files = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("listing {}: {e}", path.display()))?;
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            return Err(format!("holds {}, which is not a consumer checkpoint file", entry.path().display()));
+        }
+        files += 1;
+    }
+    Ok(files)
 }
 
 /// Whether the oldest record of the journal in `dir`, and the newest when
