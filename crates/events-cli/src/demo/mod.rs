@@ -216,7 +216,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             // `consumers`, checked to hold files only: those, then it (a
             // file put there since makes this fail, and nothing of it goes).
             Ok(meta) if meta.is_dir() => std::fs::read_dir(&path)
-                .and_then(|entries| entries.map(|e| std::fs::remove_file(e?.path())).collect::<std::io::Result<()>>())
+                .and_then(|mut entries| entries.try_for_each(|e| std::fs::remove_file(e?.path())))
                 .and_then(|()| std::fs::remove_dir(&path)),
             Ok(_) => std::fs::remove_file(&path),
             Err(e) => Err(e),
