@@ -169,6 +169,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("EVENTS_LOG"))
         .with_writer(std::io::stderr)
+        // A failed write of a log line (stderr's reader gone) is dropped:
+        // tracing-subscriber reports it with `eprintln!`, which then
+        // panics, ending the command (exit 101) or the task that logged.
+        .log_internal_errors(false)
         .init();
     let result = quiet_on_closed_stdout(|| match cli.command {
         Command::Demo(args) => demo::run(args),
@@ -195,24 +199,28 @@ fn main() -> ExitCode {
 
 /// Runs a command so that a `println!` hitting a closed stdout ends it like [`Out`] does
 /// (`Failure::OutputClosed`, exit 0, nothing on stderr) instead of with a panic message and
-/// exit 101. `println!` panics with std's fixed "failed printing to stdout: Broken pipe"; that
-/// one panic is silenced and caught here, every other panic is reported and propagated as
+/// exit 101, and one failing otherwise (a full disk: `> /dev/full`) ends it with that error
+/// (exit 2, one line). `println!` panics with std's fixed "failed printing to stdout: …";
+/// that panic is silenced and caught here, every other panic is reported and propagated as
 /// before. The commands that write through [`Out`] never get here; this covers the lines
 /// still printed with `println!` (the demo's table and JSON, `serve`'s banner).
 pub(crate) fn quiet_on_closed_stdout(command: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     let report = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        if !is_closed_stdout_panic(info.payload_as_str()) {
+        if !is_stdout_panic(info.payload_as_str()) {
             report(info);
         }
     }));
     match panic::catch_unwind(AssertUnwindSafe(command)) {
         Ok(result) => result,
         Err(payload) => {
-            if is_closed_stdout_panic(Some(&events::panic_message(&*payload))) {
+            let message = events::panic_message(&*payload);
+            if !is_stdout_panic(Some(&message)) {
+                panic::resume_unwind(payload)
+            } else if message.contains("Broken pipe") {
                 Err(Failure::OutputClosed)
             } else {
-                panic::resume_unwind(payload)
+                Err(Failure::Error(message.into()))
             }
         }
     }
@@ -229,9 +237,10 @@ pub(crate) fn verdict(printed: Result<(), Failure>, ok: bool) -> Result<(), Fail
     }
 }
 
-/// Whether a panic message is `println!`'s on a closed stdout pipe (EPIPE).
-fn is_closed_stdout_panic(message: Option<&str>) -> bool {
-    message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
+/// Whether a panic message is `println!`'s on a stdout it could not write
+/// (a closed pipe, EPIPE, or any other error).
+fn is_stdout_panic(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.starts_with("failed printing to stdout"))
 }
 
 /// A multi-threaded tokio runtime for the async commands.

@@ -163,3 +163,45 @@ fn an_error_exits_2_when_stderr_is_a_closed_pipe() {
     let status = events().arg("inspect").arg(&missing).stdout(Stdio::null()).stderr(writer).status().unwrap();
     assert_eq!(status.code(), Some(2), "{status:?}");
 }
+
+/// A log line while stderr's reader is gone (`EVENTS_LOG=info`: the
+/// journal's open logs one) is dropped and the command goes on: exit 0.
+/// tracing-subscriber reported the failed write with `eprintln!`, which
+/// panicked (exit 101), and in `replicate` ended the replication task.
+#[test]
+fn a_log_line_into_a_closed_stderr_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = events()
+        .args(["demo", "--events", "100", "--sessions", "1", "--sync", "never", "--no-crash", "--dir"])
+        .arg(&dir)
+        .env("EVENTS_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// A stdout that fails otherwise than by a closed pipe (a full disk) ends
+/// the demo with that error: exit 2, one line naming it. Its `println!`
+/// had panicked (exit 101, a panic message).
+#[test]
+fn the_demo_on_a_full_stdout_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = events()
+        .args(["demo", "--events", "100", "--sessions", "1", "--sync", "never", "--no-crash", "--dir"])
+        .arg(&dir)
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: failed printing to stdout") && stderr.contains("No space left"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, no panic message: {stderr}");
+}
