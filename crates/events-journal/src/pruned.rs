@@ -244,11 +244,15 @@ impl std::fmt::Debug for KeyFn {
 /// What a segment about to be removed held: its keys from its sidecar if
 /// that is valid and describes the segment, else from an index built with
 /// `key_fn`, else unknown. `last_seq` is the seq before the next segment.
+/// Unknown too when the segment's records end before `last_seq` (a power
+/// loss's skip, a torn tail cut, a salvage): the seqs after them are a gap
+/// whose keys nobody knows, and a summary saying "not there" for them
+/// would let a filtered reader pass over its own lost records silently.
 fn summarize(path: &Path, first_seq: u64, last_seq: u64, key_fn: Option<&KeyFn>) -> PrunedSegment {
     let last = |entries: &[IndexEntry]| entries.iter().map(|e| e.seq).max().unwrap_or(first_seq);
     let mut hashes: Option<Vec<(u64, u64)>> = None;
     match Sidecar::open(&sidecar_path(path)).and_then(|s| s.describes(path).map(|()| s)) {
-        Ok(side) if side.first_seq() == first_seq => {
+        Ok(side) if side.first_seq() == first_seq && side.next_seq() == last_seq.saturating_add(1) => {
             hashes = Some(side.all().map(|(k, e)| (key_hash(k), last(&e))).collect());
         }
         _ => {
@@ -257,6 +261,7 @@ fn summarize(path: &Path, first_seq: u64, last_seq: u64, key_fn: Option<&KeyFn>)
                 && !index.stopped_early
                 && fs::metadata(path).is_ok_and(|m| m.len() == index.seg_len)
                 && index.first_seq == first_seq
+                && index.next_seq == last_seq.saturating_add(1)
             {
                 hashes = Some(index.keys.iter().map(|(k, e)| (key_hash(k), last(e))).collect());
             }
@@ -431,18 +436,22 @@ mod tests {
         }
         fs::write(&path, &b).unwrap();
         let key_fn = KeyFn(std::sync::Arc::new(|p: &[u8]| Some(p.to_vec())));
-        let built = summarize(&path, 5, 9, Some(&key_fn));
-        assert_eq!(built, seg(5, 9, Some(&[("a", 7), ("b", 6)])));
-        assert_eq!(summarize(&path, 5, 9, None).keys, None, "no sidecar, no key function");
+        let built = summarize(&path, 5, 7, Some(&key_fn));
+        assert_eq!(built, seg(5, 7, Some(&[("a", 7), ("b", 6)])));
+        assert_eq!(summarize(&path, 5, 7, None).keys, None, "no sidecar, no key function");
+        // The next segment starts at 10: seqs 8 and 9 are a gap nobody
+        // knows the keys of.
+        assert_eq!(summarize(&path, 5, 9, Some(&key_fn)).keys, None, "records end before the next segment");
         SegmentIndex::build(&path, |p| Some(p.to_vec())).unwrap().write(&path).unwrap();
-        assert_eq!(summarize(&path, 5, 9, None), built, "from the sidecar");
+        assert_eq!(summarize(&path, 5, 7, None), built, "from the sidecar");
+        assert_eq!(summarize(&path, 5, 9, None).keys, None, "from the sidecar, records end before the next segment");
         let many: Vec<String> = (0..=PRUNED_MAX_KEYS).map(|i| format!("k{i}")).collect();
         let mut b = SegmentHeader { epoch: 7, first_seq: 5, created_at: 1, codec_tag: 0 }.encode().to_vec();
         for (i, key) in many.iter().enumerate() {
             format::encode_frame(&mut b, 5 + i as u64, 0, key.as_bytes());
         }
         fs::write(&path, &b).unwrap();
-        assert_eq!(summarize(&path, 5, 5 + many.len() as u64, Some(&key_fn)).keys, None, "too many keys");
+        assert_eq!(summarize(&path, 5, 4 + many.len() as u64, Some(&key_fn)).keys, None, "too many keys");
     }
 
     #[test]

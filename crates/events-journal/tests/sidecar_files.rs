@@ -365,3 +365,31 @@ fn a_watermark_naming_a_missing_segment_is_an_error_not_expired_records() {
     }
     assert!(matches!(reader.read_since(0), Err(ReadError::Journal(_))));
 }
+
+/// A segment whose records end before the next segment's first seq (seqs
+/// 3..=5 lost: what a power loss's skip leaves), pruned by retention: the
+/// summary cannot say which keys those seqs had, so it never says a key
+/// was absent from them. It had summarised the segment as covering 1..=5
+/// with its keys, so a reader filtered by key `a` whose event was among
+/// the lost seqs passed over them with a checkpoint instead of a reset.
+#[test]
+fn a_pruned_segment_that_ends_before_the_next_leaves_its_gap_unknown() {
+    use events_journal::PrunedLog;
+    use events_journal::format::{self, SegmentHeader};
+    let segment_file_name = |seq: u64| format!("{seq:020}.seg");
+    let tmp = tempfile::tempdir().unwrap();
+    let epoch = 0x5eed;
+    let header = |first_seq| SegmentHeader { epoch, first_seq, created_at: 1, codec_tag: 0 }.encode().to_vec();
+    let mut first = header(1);
+    format::encode_frame(&mut first, 1, 0, b"a");
+    format::encode_frame(&mut first, 2, 0, b"b");
+    std::fs::write(tmp.path().join(segment_file_name(1)), &first).unwrap();
+    std::fs::write(tmp.path().join(segment_file_name(6)), header(6)).unwrap();
+    let opts = JournalOptions::new().retention(Retention::segments(1)).index_key(|p: &[u8]| Some(p.to_vec()));
+    let (journal, _) = Journal::open(tmp.path(), opts).unwrap();
+    assert_eq!(segments(tmp.path()).len(), 1, "retention removed the first segment");
+    let summary = PrunedLog::read(tmp.path()).expect("a summary of the removed segment");
+    assert!(!summary.lacks(epoch, b"z", 2, 5), "3..=5 are lost: nobody knows their keys: {summary:?}");
+    assert!(!summary.lacks(epoch, b"a", 2, 5), "an event of a may have been lost: {summary:?}");
+    journal.close().unwrap();
+}
