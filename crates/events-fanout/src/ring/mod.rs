@@ -313,12 +313,17 @@ impl<T> Shared<T> {
 
     /// Parks the cursor: from now on the next publish wakes its waker.
     pub(crate) fn park(&self, cursor: &Cursor<T>) {
-        self.count_parked();
-        self.flag_parked(cursor);
+        for step in Self::PARK_STEPS {
+            step(self, cursor);
+        }
     }
 
+    /// The steps of `park`, in its order: the unit tests run them one at a time, as a
+    /// subscriber preempted between them does, so that an order that loses a wake fails them.
+    pub(super) const PARK_STEPS: [fn(&Self, &Cursor<T>); 2] = [Self::count_parked, Self::flag_parked];
+
     /// The first step of `park`: a producer that reads the count from now on scans the flags.
-    fn count_parked(&self) {
+    fn count_parked(&self, _: &Cursor<T>) {
         self.parked.fetch_add(1, SeqCst);
     }
 

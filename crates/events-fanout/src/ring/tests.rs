@@ -36,7 +36,8 @@ fn a_half_parked_subscriber_does_not_hide_another_ones_park() {
     let waker = futures::task::waker(Arc::clone(&wakes));
 
     // `preempted` runs the first step of `park` and loses its core.
-    shared.count_parked();
+    let [first_step, second_step] = Shared::PARK_STEPS;
+    first_step(&shared, &preempted);
 
     steady.waker.register(&waker);
     shared.park(&steady);
@@ -50,7 +51,7 @@ fn a_half_parked_subscriber_does_not_hide_another_ones_park() {
     assert_eq!(wakes.0.load(SeqCst), 2, "the second publish must wake it again");
 
     // `preempted` finishes parking; the next publish wakes it, and the count drains to zero.
-    shared.flag_parked(&preempted);
+    second_step(&shared, &preempted);
     preempted.waker.register(&waker);
     assert!(shared.publish(3, None).is_ok());
     assert_eq!(wakes.0.load(SeqCst), 3);
