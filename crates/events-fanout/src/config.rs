@@ -150,9 +150,11 @@ pub struct FanoutStats {
     /// [`Overflow::DisconnectLagging`]), each counted once.
     pub disconnected_slow: u64,
     /// The largest lag (emitted minus taken, for the slowest subscriber) the producer observed.
-    /// It is sampled only when the ring looks full: it reaches the capacity once a subscriber
-    /// filled the ring, and reads 0 while none has; a lag below the capacity, or a spike
-    /// between two full rings, is not seen. A subscriber's own `lag()` is exact.
+    /// It is sampled only when the ring looks full to the producer, whose view of the
+    /// slowest position may be stale: it reaches the capacity once a subscriber filled the
+    /// ring, and before that holds whatever lag such a look found (the first comes once
+    /// `capacity` events were emitted, so it may be below the capacity, or 0 while nobody
+    /// lagged); a spike between two looks is not seen. A subscriber's own `lag()` is exact.
     pub max_lag: u64,
     /// Subscribers currently registered.
     pub subscribers: usize,

@@ -212,11 +212,11 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                             // room (several emit at once): that is no reason to close a
                             // subscriber that keeps taking. The fan-out keeps its start, so a
                             // cancelled emit tried again does not start it over.
-                            let deadline = self.shared.stall_deadline(after);
+                            let (deadline, stall) = self.shared.stall_deadline(after);
                             if sleep_until(timer, deadline, cx).is_pending() {
                                 return Poll::Pending;
                             }
-                            self.shared.evict_full();
+                            self.shared.evict_full(stall);
                         }
                         Overflow::DisconnectLagging { .. } => {
                             // `None`: every subscriber we wait on is already evicted and its

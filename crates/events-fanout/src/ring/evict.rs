@@ -16,6 +16,14 @@ use tokio::time::Instant;
 
 use super::{CursorRef, Shared, State, later};
 
+/// A stall of the ring under `Overflow::Disconnect`: the tail no event went
+/// out past, and since when.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stall {
+    tail: u64,
+    since: Instant,
+}
+
 impl<T: Clone> Shared<T> {
     /// Under `DisconnectLagging`: evicts every cursor whose oldest unread event was emitted at
     /// least `max_age` before `now`. One load and one comparison when nobody is that far behind:
@@ -53,20 +61,25 @@ impl<T: Clone> Shared<T> {
     /// state, not in the emit: an emit cancelled and tried again (under a
     /// `timeout`, a `select!`) had started its grace period over each time,
     /// and the stalled subscriber was never closed.
-    pub(crate) fn stall_deadline(&self, after: Duration) -> Instant {
+    /// With the deadline, the stall it belongs to, for [`evict_full`](Self::evict_full).
+    pub(crate) fn stall_deadline(&self, after: Duration) -> (Instant, Stall) {
         let mut st = self.state.lock();
         let tail = self.tail.load(Relaxed);
         let since = match st.stalled {
             Some((at, since)) if at == tail => since,
             _ => st.stalled.insert((tail, Instant::now())).1,
         };
-        later(since, after)
+        (later(since, after), Stall { tail, since })
     }
 
-    /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring.
-    /// An emit still refused after it (an evicted cursor inside its read holds its
-    /// slots until the read ends) waits another grace period.
-    pub(crate) fn evict_full(&self) {
+    /// Under `Overflow::Disconnect`: closes every cursor that still holds a full ring,
+    /// if `stall` (whose deadline passed) is still the one under way: no event went
+    /// out since it began. An event that went out between the deadline and this call
+    /// (a subscriber took one, another producer filled its room) starts a new grace
+    /// period instead: the subscriber is taking, and closing it would contradict the
+    /// policy. An emit still refused after it (an evicted cursor inside its read holds
+    /// its slots until the read ends) waits another grace period.
+    pub(crate) fn evict_full(&self, stall: Stall) {
         let mut st = self.state.lock();
         // Closed since the emit's refusal (`close` sets it under this lock):
         // its subscribers end with `None` after every event, not `TooSlow`.
@@ -74,6 +87,9 @@ impl<T: Clone> Shared<T> {
             return;
         }
         let tail = self.tail.load(Relaxed);
+        if tail != stall.tail || st.stalled != Some((stall.tail, stall.since)) {
+            return;
+        }
         st.stalled = Some((tail, Instant::now()));
         if st.cursors.is_empty() || tail < self.capacity {
             return;
@@ -158,8 +174,8 @@ mod tests {
         assert!(shared.publish(1, None).is_ok());
         // The subscriber is inside a read, so the producer cannot release its cursor.
         cursor.reading.store(true, SeqCst);
-        shared.evict_full();
-        shared.evict_full();
+        shared.evict_full(shared.stall_deadline(Duration::from_millis(1)).1);
+        shared.evict_full(shared.stall_deadline(Duration::from_millis(1)).1);
         assert_eq!(shared.stats().disconnected_slow, 1);
         assert_eq!(shared.subscriber_count(), 1, "still registered until its read ends");
         assert_eq!(cursor.backlog_len(), 0, "nothing copied while the read is in progress");
@@ -186,7 +202,7 @@ mod tests {
         let cursor = shared.register();
         assert!(shared.publish(1, None).is_ok());
         cursor.reading.store(true, SeqCst);
-        shared.evict_full();
+        shared.evict_full(shared.stall_deadline(Duration::from_millis(1)).1);
         // Only now the subscriber registers its waker and parks.
         let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
         cursor.waker.register(&std::task::Waker::from(std::sync::Arc::clone(&count)));
@@ -203,9 +219,40 @@ mod tests {
         let cursor = shared.register();
         assert!(shared.publish(7, None).is_ok());
         assert!(shared.publish(8, None).is_ok());
-        shared.evict_full();
+        shared.evict_full(shared.stall_deadline(Duration::from_millis(1)).1);
         assert_eq!(shared.subscriber_count(), 0, "not inside a read: released at once");
         shared.end_read(&cursor);
         assert_eq!(cursor.take_backlog(), [7, 8]);
+    }
+
+    /// Under `Overflow::Disconnect`: a subscriber that takes an event after an
+    /// emit's grace period ran out but before that emit evicts (another producer
+    /// then filling the room it made) is not closed: an event went out, so the
+    /// stall the deadline belonged to is over. The eviction had closed every
+    /// cursor full at the new tail, one that had just taken an event with them.
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_that_took_an_event_since_the_deadline_is_not_closed() {
+        let after = Duration::from_secs(1);
+        let shared: Shared<u32> = Shared::new(1, Overflow::Disconnect { after });
+        let cursor = shared.register();
+        assert!(shared.publish(1, None).is_ok());
+        assert!(matches!(shared.publish(2, None), Err(crate::ring::Refused::Full(_))), "the ring is full");
+        let (deadline, stall) = shared.stall_deadline(after);
+        tokio::time::advance(after * 2).await;
+        assert!(tokio::time::Instant::now() >= deadline);
+        // The subscriber takes event 1; another producer publishes event 2 into its room.
+        cursor.head.store(1, SeqCst);
+        assert!(shared.publish(2, None).is_ok());
+        shared.evict_full(stall);
+        assert_eq!(shared.state.lock().disconnected_slow, 0, "closed a subscriber that had just taken an event");
+        assert!(!cursor.evict.load(SeqCst));
+
+        // A stall that is still under way at its deadline closes the full cursor.
+        assert!(matches!(shared.publish(3, None), Err(crate::ring::Refused::Full(_))));
+        let (_, stall) = shared.stall_deadline(after);
+        tokio::time::advance(after * 2).await;
+        shared.evict_full(stall);
+        assert_eq!(shared.state.lock().disconnected_slow, 1);
+        assert!(cursor.evict.load(SeqCst));
     }
 }
