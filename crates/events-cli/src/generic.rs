@@ -17,7 +17,18 @@ use serde_json::{Map, Value};
 #[serde(transparent)]
 pub(crate) struct Generic(pub(crate) Value);
 
-impl events::Event for Generic {}
+/// Any version: `serve` reads every record of a self-describing journal as
+/// the JSON it holds, whatever the schema version its application's type
+/// wrote it with (`Event::VERSION`). A record of a version below this one
+/// goes through [`upcast`](events::Event::upcast), which decodes it the
+/// same way; none is newer. (`Generic` is read, never written.)
+impl events::Event for Generic {
+    const VERSION: u32 = u32::MAX;
+
+    fn upcast<C: events::Codec>(old: events::Old<'_, C>) -> Result<Self, events::CodecError> {
+        old.decode()
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for Generic {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

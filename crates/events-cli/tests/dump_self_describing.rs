@@ -58,29 +58,75 @@ async fn a_self_describing_journal_dumps_as_json_with_its_fields() {
     assert_eq!(line["event"], lines[1]["event"], "tail renders like dump");
 
     // `serve` streams the same JSON over SSE.
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_events"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .arg(tmp.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let frames = served(tmp.path(), "\"Finished\"");
+    assert_eq!(frames[0]["event"], json!({ "Started": { "id": 7, "tags": ["gpu"] } }), "{frames:?}");
+}
+
+/// The `data:` of every event frame `events serve` on `dir` sends from the
+/// start until one holds `until`.
+fn served(dir: &Path, until: &str) -> Vec<Value> {
+    /// Killed when the test ends, passed or failed.
+    struct Serve(std::process::Child);
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_events"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut serving = String::new();
-    BufReader::new(serve.stdout.take().unwrap()).read_line(&mut serving).unwrap();
+    BufReader::new(serve.0.stdout.take().unwrap()).read_line(&mut serving).unwrap();
     let addr = serving.split("http://").nth(1).and_then(|s| s.split('/').next()).expect("a URL").to_owned();
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.write_all(b"GET /stream HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut body = String::new();
     let mut buf = [0u8; 4096];
-    while !body.contains("\"Finished\"") {
+    while !body.contains(until) {
         let n = conn.read(&mut buf).unwrap();
         assert!(n > 0, "the stream ended: {body}");
         body.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    let first = body.lines().find_map(|l| l.strip_prefix("data: ")).expect("an event frame");
-    let first: Value = serde_json::from_str(first).unwrap();
-    assert_eq!(first["event"], json!({ "Started": { "id": 7, "tags": ["gpu"] } }), "{body}");
-    serve.kill().unwrap();
-    serve.wait().unwrap();
+    drop(serve);
+    assert!(!body.contains("event: error"), "{body}");
+    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+/// A journal whose application raised its event type's version (the
+/// README's advice for a changed schema): `serve` streams its records of
+/// every version as JSON, as `dump` renders them. It had ended the stream
+/// with an `error` frame at the first record of version 2 ("newer than
+/// 1"): its generic event type took every record for version 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_streams_every_schema_version_of_a_self_describing_journal() {
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Note {
+        text: String,
+        pinned: bool,
+    }
+    impl Event for Note {
+        const VERSION: u32 = 2;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Job, MsgPack> = Feed::builder(tmp.path()).codec(MsgPack).open().await.unwrap();
+    feed.append(None, Job::Finished { id: 1, ok: true }).await.unwrap();
+    feed.close().await.unwrap();
+    let feed: Feed<Note, MsgPack> = Feed::builder(tmp.path()).codec(MsgPack).open().await.unwrap();
+    feed.append(Some("notes"), Note { text: "v2".into(), pinned: true }).await.unwrap();
+    feed.close().await.unwrap();
+
+    let frames = served(tmp.path(), "\"pinned\"");
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(frames[0]["event"], json!({ "Finished": { "id": 1, "ok": true } }));
+    assert_eq!(frames[1]["event"], json!({ "text": "v2", "pinned": true }));
+    assert_eq!(frames[1]["stream"], json!("notes"));
+    assert_eq!(dump_json(tmp.path())[1]["event"], frames[1]["event"], "serve renders like dump");
 }
 
 /// Bincode carries no type information: a payload of another type can even
