@@ -114,16 +114,23 @@
 //!     client that does not listen for `checkpoint` events loses nothing:
 //!     `EventSource` still records the id;
 //!   * if the journal is corrupt, an event cannot be encoded, or an expired
-//!     cursor meets the `Fail` policy: `event: error`, `data:
-//!     {"error":"…"}`, then the response ends;
+//!     cursor meets the `Fail` policy: `event: error`, `retry: 30000` (a
+//!     browser's `EventSource` waits 30 s, not its default few seconds,
+//!     before it asks again from the same cursor, which most such errors
+//!     meet again), `data: {"error":"…"}`, then the response ends;
 //!   * a `: keep-alive` comment after 15 s of silence.
 //!
-//!   A response ends when its feed is closed, or when the router's
+//!   A response ends when its feed is closed, when the router's
 //!   [`StreamCloser`] closes ([`FeedRouter::closer`], for a graceful
-//!   shutdown: a follower's streams never end by themselves); after that
-//!   a request gets an event stream that ends at once (a browser's
+//!   shutdown: a follower's streams never end by themselves; after that
+//!   a request gets an event stream that ends at once, and a browser's
 //!   `EventSource` reconnects later, with its last id, to whatever serves
-//!   next).
+//!   next), or when its client stopped reading: a frame waited
+//!   [`FeedRouter::stall_timeout`] (60 s by default) for the connection to
+//!   take it; its stream and what that holds are freed then, and the
+//!   client resumes from its last id when it reads again. A request beyond
+//!   [`FeedRouter::max_clients`] (no limit by default) is a `503` with
+//!   `Retry-After: 5`.
 //! * `GET /status` — JSON: `epoch` (a decimal string: a random 64-bit value
 //!   does not fit a JavaScript number; the journal's current epoch, followed
 //!   across a recreated directory), `latest_seq`, `earliest_seq`,
@@ -195,6 +202,7 @@ mod fallback;
 mod metrics;
 mod router;
 mod sse;
+mod stall;
 mod state;
 mod status;
 mod viewer;

@@ -17,7 +17,7 @@ use events::{Bincode, Codec, Event, FeedReader};
 use tokio::sync::watch;
 
 use crate::fallback::{method_not_allowed, not_found};
-use crate::sse::{self, DEFAULT_CHECKPOINT_AFTER, DEFAULT_KEEP_ALIVE};
+use crate::sse::{self, DEFAULT_CHECKPOINT_AFTER, DEFAULT_KEEP_ALIVE, DEFAULT_STALL_TIMEOUT};
 
 /// The shortest keep-alive interval [`FeedRouter::keep_alive`] takes.
 const MIN_KEEP_ALIVE: Duration = Duration::from_millis(100);
@@ -125,6 +125,8 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
                 reader,
                 keep_alive: DEFAULT_KEEP_ALIVE,
                 checkpoint_after: DEFAULT_CHECKPOINT_AFTER,
+                stall_timeout: DEFAULT_STALL_TIMEOUT,
+                max_clients: usize::MAX,
                 clients: Arc::new(clients),
                 closer: StreamCloser(Arc::new(watch::channel(false).0)),
                 #[cfg(feature = "metrics")]
@@ -159,8 +161,39 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
         self
     }
 
+    /// How long a `/stream` client that stopped reading keeps its stream:
+    /// once a frame has waited this long for the connection to take it (the
+    /// client's socket buffers are full), the response is ended, freeing at
+    /// once what its stream holds (up to two chunks of events read ahead,
+    /// and the journal segments their read maps, which retention's removals
+    /// cannot free while it lives) and its place in
+    /// [`max_clients`](Self::max_clients). When the client reads again it
+    /// gets what was already sent, then the end of the response, and a
+    /// browser's `EventSource` reconnects with its last id, missing nothing.
+    /// A client of a quiet feed is never judged stalled (no frame waits for
+    /// it). Takes effect between one and two timeouts after the client
+    /// stopped reading. Default: 60 s. Held to 100 ms..=1 day.
+    #[must_use]
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.state.stall_timeout = timeout.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE);
+        self
+    }
+
+    /// The most `/stream` responses open at once; a request beyond them is
+    /// answered `503 Service Unavailable` with `Retry-After: 5` and a
+    /// one-line body naming the limit (a browser's `EventSource` gives up
+    /// on it; the viewer page retries by itself). Each client costs its
+    /// stream's read-ahead (up to two chunks of events, about 8 MiB at
+    /// most) while it catches up. Default: no limit.
+    #[must_use]
+    pub fn max_clients(mut self, max: usize) -> Self {
+        self.state.max_clients = max;
+        self
+    }
+
     /// The number of open `/stream` responses, updated as clients connect and
-    /// as their responses are dropped (the client disconnected).
+    /// as their responses are dropped (the client disconnected, or stopped
+    /// reading for [`stall_timeout`](Self::stall_timeout)).
     pub fn clients(&self) -> watch::Receiver<usize> {
         self.state.clients.subscribe()
     }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use events::{
@@ -121,6 +121,11 @@ where
     let start = Start::parse(&headers, query.last_event_id.as_deref(), query.since.as_deref())
         .map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
+    let Some(guard) = ClientGuard::admit(&state.clients, state.max_clients) else {
+        let why =
+            format!("too many clients: {} /stream responses are open, the most this server takes\n", state.max_clients);
+        return Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], why).into_response());
+    };
     if state.closer.is_closed() && start != Start::Latest {
         // Shutting down: an event stream that ends at once, which a
         // browser's `EventSource` reconnects after, with its last id, to
@@ -181,14 +186,7 @@ where
     };
     let on_expired = state.reader.expired_policy();
     let on_undecodable = state.reader.undecodable_policy();
-    let frames = Frames {
-        inner,
-        epoch,
-        on_expired,
-        on_undecodable,
-        failed: false,
-        _guard: ClientGuard::new(Arc::clone(&state.clients)),
-    };
+    let frames = Frames { inner, epoch, on_expired, on_undecodable, failed: false, _guard: guard };
     // Ends when the feed's stream does, or when the router's closer closes
     // (a graceful shutdown), after the frame under way, if it is first.
     // The `since=latest` frame goes out first whatever happens: the
@@ -205,6 +203,8 @@ where
             next.map(|ev| (Ok::<_, Infallible>(ev), (f, closed)))
         },
     ));
+    // Ended, with what it holds, if its client stops reading (`stall.rs`).
+    let body = crate::stall::watched(body.boxed(), state.stall_timeout);
     let sse = Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive"));
     // A proxy that buffers responses (nginx does by default) would hold the
     // frames of a quiet feed for as long as its buffer takes to fill with
@@ -284,13 +284,21 @@ impl Start {
 }
 
 /// Counts open `/stream` responses; the count drops when the response body
-/// is dropped, which is when the client has gone.
+/// is dropped, which is when the client has gone (or stopped reading for
+/// the stall timeout: `stall.rs`).
 struct ClientGuard(Arc<watch::Sender<usize>>);
 
 impl ClientGuard {
-    fn new(clients: Arc<watch::Sender<usize>>) -> Self {
-        clients.send_modify(|n| *n += 1);
-        ClientGuard(clients)
+    /// Counts one more response, if fewer than `max` are open.
+    fn admit(clients: &Arc<watch::Sender<usize>>, max: usize) -> Option<Self> {
+        let admitted = clients.send_if_modified(|n| {
+            let room = *n < max;
+            if room {
+                *n += 1;
+            }
+            room
+        });
+        admitted.then(|| ClientGuard(Arc::clone(clients)))
     }
 }
 
@@ -423,11 +431,15 @@ impl<E: Event> Frames<E> {
     }
 
     /// An `event: error` frame, after which the stream ends: the client sees
-    /// why instead of a silent gap.
+    /// why instead of a silent gap. With `retry:` [`ERROR_RETRY`]: most
+    /// errors come back from the same cursor (a damaged segment, an event
+    /// that does not decode, an expired cursor under `OnExpired::Fail`), so
+    /// a browser's `EventSource` waits that long before it asks again,
+    /// instead of its default few seconds.
     fn fail(&mut self, message: &str) -> SseEvent {
         tracing::warn!(error = message, "SSE stream failed");
         self.failed = true;
-        SseEvent::default().event("error").data(serde_json::json!({ "error": message }).to_string())
+        SseEvent::default().event("error").retry(ERROR_RETRY).data(serde_json::json!({ "error": message }).to_string())
     }
 }
 
@@ -515,6 +527,13 @@ fn reset_frame(
 
 /// The default of [`FeedRouter::checkpoint_after`](crate::FeedRouter::checkpoint_after).
 pub(crate) const DEFAULT_CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a client waits before it reconnects after an `error` frame
+/// (its `retry:` field).
+pub(crate) const ERROR_RETRY: Duration = Duration::from_secs(30);
+
+/// The default of [`FeedRouter::stall_timeout`](crate::FeedRouter::stall_timeout).
+pub(crate) const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default keep-alive interval.
 pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -23,6 +23,11 @@ pub(crate) struct AppState<E, C: Codec> {
     /// How soon a `?stream=` client gets a checkpoint frame once the feed
     /// is quiet after skipping other streams' events.
     pub(crate) checkpoint_after: Duration,
+    /// How long a frame may wait for a client that stopped reading before
+    /// its response is ended (`stall.rs`).
+    pub(crate) stall_timeout: Duration,
+    /// The most `/stream` responses open at once.
+    pub(crate) max_clients: usize,
     pub(crate) clients: Arc<watch::Sender<usize>>,
     /// Ends the open `/stream` responses and refuses new ones once closed.
     pub(crate) closer: crate::router::StreamCloser,
@@ -37,6 +42,8 @@ impl<E, C: Codec> Clone for AppState<E, C> {
             reader: self.reader.clone(),
             keep_alive: self.keep_alive,
             checkpoint_after: self.checkpoint_after,
+            stall_timeout: self.stall_timeout,
+            max_clients: self.max_clients,
             clients: Arc::clone(&self.clients),
             closer: self.closer.clone(),
             #[cfg(feature = "metrics")]

@@ -45,6 +45,9 @@ async fn skip_sends_one_undecodable_frame_and_goes_on() {
     let frame = sse.next().await;
     assert_eq!(frame.event.as_deref(), Some("error"), "{frame:?}");
     assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("seq 4")), "{frame:?}");
+    // A browser would meet the same error again from the same cursor: it
+    // waits 30 s, not its default few seconds, before it asks again.
+    assert_eq!(frame.retry, Some(30_000), "{frame:?}");
     feed.close().await.unwrap();
 }
 

@@ -87,6 +87,8 @@ pub struct Frame {
     pub event: Option<String>,
     pub data: String,
     pub comment: Option<String>,
+    /// The `retry:` field (milliseconds).
+    pub retry: Option<u64>,
 }
 
 impl Frame {
@@ -230,7 +232,7 @@ fn parse(block: &str) -> Frame {
             "id" => frame.id = Some(value.to_owned()),
             "event" => frame.event = Some(value.to_owned()),
             "data" => data.push(value),
-            "retry" => {}
+            "retry" => frame.retry = Some(value.parse().expect("a retry of milliseconds")),
             other => panic!("unknown SSE field {other:?} in {block:?}"),
         }
     }
