@@ -178,6 +178,44 @@ async fn the_viewer_shows_a_gap_then_starts_over_on_a_recreated_journal() {
     assert_eq!(page["state"], "live", "{page}");
 }
 
+/// A reset that restarts the history far behind the latest event (here
+/// `ahead`: a cursor past the journal's end, as a page whose journal was
+/// replaced by a shorter one holds; `expired`, for a laptop woken after
+/// retention pruned past its cursor, takes the same path): the page starts
+/// again after the latest 100 events, as a fresh page does. It had taken
+/// in every retained event from the oldest (up to a journal's 64 segments)
+/// only to show the last rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_far_behind_restarts_the_viewer_at_the_latest_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    write_until(&dir, 300);
+    let (_server, url) = serve(&dir);
+    let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
+    let now = status(&url).await;
+    let (epoch, latest) = (now["epoch"].as_str().unwrap().to_owned(), now["latest_seq"].as_u64().unwrap());
+    // All rows kept: the table shows every event the page took in.
+    browser.goto(&format!("{url}?rows=100000&since={epoch}-{}", latest + 1000)).await;
+    browser
+        .run_async(&wait_script(&format!(r##"document.getElementById("last-seq").textContent === "{latest}""##)))
+        .await;
+    let page = browser.run_async(PAGE_STATE).await;
+    browser.quit().await;
+
+    let seqs: Vec<u64> = page["seqs"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(seqs, (latest - 99..=latest).collect::<Vec<_>>(), "the latest 100 events: {page}");
+    assert_eq!(page["received"], 100, "nothing before them was taken in: {page}");
+    assert_eq!((page["resets"].as_u64(), page["gaps"].as_u64()), (Some(1), Some(0)), "{page}");
+    assert_eq!(page["startsWithReset"], true, "{page}");
+    let text = page["resetRows"][0].as_str().unwrap();
+    assert!(
+        text.starts_with("ahead: ")
+            && text.contains(&format!("view restarted at the latest events, after event {}", latest - 100)),
+        "{text}"
+    );
+    assert_eq!(page["state"], "live", "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_viewer_shows_every_appended_event_in_order() {
     let tmp = tempfile::tempdir().unwrap();

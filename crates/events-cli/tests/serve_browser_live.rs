@@ -147,11 +147,16 @@ fn mid_response_script(n: usize, max: u64) -> String {
 /// writer (with the lines it prints after its ready line), the proxy, the
 /// chromedriver guard and the browser.
 async fn open_live(tmp: &Path, args: &[String]) -> (Killed, Receiver<String>, Proxy, Killed, Browser) {
+    open_live_as(tmp, args, "1").await
+}
+
+/// [`open_live`] with the page's `live_output` parameter `value`.
+async fn open_live_as(tmp: &Path, args: &[String], value: &str) -> (Killed, Receiver<String>, Proxy, Killed, Browser) {
     let (mut writer, lines, server) = start_writer(tmp, args);
     let proxy = Proxy::start(server).await;
 
     let (driver, browser) = open_browser(&tmp.join("chromium-profile")).await;
-    browser.goto(&format!("http://{}/?live_output=1&rows=100000", proxy.addr)).await;
+    browser.goto(&format!("http://{}/?live_output={value}&rows=100000", proxy.addr)).await;
     browser.run_async(&wait_script(r##"document.getElementById("state").dataset.state === "live""##)).await;
     writeln!(writer.0.stdin.as_mut().unwrap(), "go").unwrap();
     (writer, lines, proxy, driver, browser)
@@ -196,7 +201,10 @@ async fn the_viewer_rebuilds_every_response_token_for_token_across_dropped_conne
     let tmp = tempfile::tempdir().unwrap();
     let args = format!("--responses {RESPONSES} --tokens {TOKENS} --interval-ms {INTERVAL_MS}");
     let args: Vec<String> = args.split(' ').map(str::to_owned).collect();
-    let (_writer, lines, proxy, _driver, browser) = open_live(tmp.path(), &args).await;
+    // ` 1` (a `+` in a query is a space): the page reads it trimmed, as the
+    // server does. It had read it as off and passed it on, and the server's
+    // tokens then made rows of their own that nothing concluded.
+    let (_writer, lines, proxy, _driver, browser) = open_live_as(tmp.path(), &args, "+1").await;
 
     // Drop every connection while the page shows part of responses 1 and 3.
     let mut aborts = Vec::new();
