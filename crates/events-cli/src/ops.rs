@@ -258,6 +258,10 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     let mut payloads = Payloads::of(&args.dir);
     let mut out = Out::new();
     loop {
+        // As in `dump`: a read made while a writer opens the journal stops
+        // at its sealed segments, and the writer may be open by the time
+        // the pass ends (then the wait below returns at once, `false`).
+        let opening = !args.follow && follower.reader().writer_opening()?;
         loop {
             let step = match follower.next() {
                 Ok(Some(step)) => step,
@@ -289,7 +293,7 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         }
         // The end of the sealed segments while a writer opens the journal
         // is not its end: `tail` without `--follow` reads on once it is open.
-        if !args.follow && !waited_for_an_opening_writer(follower.reader())? {
+        if !args.follow && !waited_for_an_opening_writer(follower.reader())? && !opening {
             return Ok(());
         }
         if !args.follow {
