@@ -164,13 +164,15 @@ pub fn decode_caught<E: Event, C: Codec>(
     ts: u64,
     payload: &[u8],
 ) -> Result<Envelope<E>, CodecError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::<E, C>(codec, seq, ts, payload))).unwrap_or_else(
-        |panic| {
-            let message = crate::panic_message(&*panic);
-            let source = format!("the event type's Deserialize or upcast panicked: {message}");
-            Err(CodecError::Decode { codec: C::NAME, len: payload.len(), source: source.into() })
-        },
-    )
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::<E, C>(codec, seq, ts, payload)))
+        .unwrap_or_else(|panic| Err(panicked::<C>(payload.len(), &*panic)))
+}
+
+/// The error of a record of `len` bytes whose decode panicked with `panic`.
+pub(crate) fn panicked<C: Codec>(len: usize, panic: &(dyn std::any::Any + Send)) -> CodecError {
+    let message = crate::panic_message(panic);
+    let source = format!("the event type's Deserialize or upcast panicked: {message}");
+    CodecError::Decode { codec: C::NAME, len, source: source.into() }
 }
 
 /// Rebuilds the envelope of a journal record from its seq, timestamp and

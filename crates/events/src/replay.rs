@@ -193,6 +193,15 @@ struct Bad {
     stream: Option<Option<StreamId>>,
 }
 
+impl Bad {
+    /// `record`, which does not decode (`error`).
+    fn of<C: Codec>(codec: &C, record: &events_journal::RecordRef<'_>, error: events_core::CodecError) -> Bad {
+        let (seq, version) = (record.seq(), payload::split_version(record.payload()).0);
+        let stream = payload::stream_id(codec, record.payload()).ok();
+        Bad { seq, version, error, stream }
+    }
+}
+
 /// Chunks of at least this many records are decoded on two threads.
 const PARALLEL_DECODE_MIN: usize = 256;
 
@@ -268,38 +277,36 @@ fn split_runs(runs: &mut Vec<RecordRun>, n: usize) -> Vec<RecordRun> {
 
 /// Decodes the records of `runs`, in order, up to the first that does not
 /// decode. A panic of the event type's `Deserialize` or `upcast` makes its
-/// record undecodable (`payload::decode_caught`): the chunk is decoded again
-/// with each record's panic caught, which costs nothing until one panics.
+/// record undecodable, as `payload::decode_caught` does, with one
+/// `catch_unwind` for the whole list: the records decoded before it are
+/// kept, and it is the one after them (decoded once: a panic hook reports
+/// it once).
 fn decode_list<E: Event, C: Codec>(
     codec: &C,
     runs: &[RecordRun],
     capacity: usize,
 ) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
-    let decode = |seq, ts, payload: &[u8]| payload::decode(codec, seq, ts, payload);
-    std::panic::catch_unwind(AssertUnwindSafe(|| decode_each(codec, runs, capacity, decode))).unwrap_or_else(|_| {
-        decode_each(codec, runs, capacity, |seq, ts, payload: &[u8]| payload::decode_caught(codec, seq, ts, payload))
-    })
-}
-
-/// [`decode_list`] with `decode`.
-fn decode_each<E: Event, C: Codec>(
-    codec: &C,
-    runs: &[RecordRun],
-    capacity: usize,
-    decode: impl Fn(u64, u64, &[u8]) -> Result<Envelope<E>, events_core::CodecError>,
-) -> (Vec<Arc<Envelope<E>>>, Option<Bad>) {
     let mut out = Vec::with_capacity(capacity);
-    for record in runs.iter().flat_map(RecordRun::iter) {
-        match decode(record.seq(), record.ts(), record.payload()) {
-            Ok(env) => out.push(Arc::new(env)),
-            Err(error) => {
-                let (seq, version) = (record.seq(), payload::split_version(record.payload()).0);
-                let stream = payload::stream_id(codec, record.payload()).ok();
-                return (out, Some(Bad { seq, version, error, stream }));
-            }
+    match std::panic::catch_unwind(AssertUnwindSafe(|| decode_each(codec, runs, &mut out))) {
+        Ok(bad) => (out, bad),
+        Err(panic) => {
+            let record = runs.iter().flat_map(RecordRun::iter).nth(out.len()).expect("the record that panicked");
+            let error = payload::panicked::<C>(record.payload().len(), &*panic);
+            (out, Some(Bad::of(codec, &record, error)))
         }
     }
-    (out, None)
+}
+
+/// [`decode_list`]'s loop: pushes each record's envelope to `out`, up to
+/// the first that does not decode, which it returns.
+fn decode_each<E: Event, C: Codec>(codec: &C, runs: &[RecordRun], out: &mut Vec<Arc<Envelope<E>>>) -> Option<Bad> {
+    for record in runs.iter().flat_map(RecordRun::iter) {
+        match payload::decode(codec, record.seq(), record.ts(), record.payload()) {
+            Ok(env) => out.push(Arc::new(env)),
+            Err(error) => return Some(Bad::of(codec, &record, error)),
+        }
+    }
+    None
 }
 
 /// Whether this machine runs more than one thread at a time.

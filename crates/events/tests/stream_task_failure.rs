@@ -5,6 +5,9 @@
 //! `Undecodable` item and the events after it. The journal is untouched.
 //! It had panicked the read: `Error::Task` naming no record, the rest of its
 //! chunk withheld, under every policy, for every reader reaching that seq.
+//! Each read that meets the record decodes it once, so the panic hook
+//! reports it once per read (a replay had decoded its chunk again, each
+//! record's panic caught, and reported it twice).
 
 use events::{Error, Event, Feed, FeedItem, OnUndecodable, Seq, SyncPolicy};
 use futures::StreamExt;
@@ -42,6 +45,14 @@ async fn a_record_whose_decode_panics_is_undecodable_for_the_readers_policy() {
         feed.append(Some("s"), Ev(n)).await.unwrap();
     }
     ARMED.store(true, std::sync::atomic::Ordering::SeqCst);
+    static REPORTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload_as_str().is_some_and(|m| m.contains("panics while decoding")) {
+            REPORTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        report(info);
+    }));
 
     let mut stream = feed.stream_from(Seq::ZERO);
     let mut seen = 0;
@@ -77,6 +88,10 @@ async fn a_record_whose_decode_panics_is_undecodable_for_the_readers_policy() {
     let first = history.next().await;
     assert!(matches!(&first, Some(Err(Error::Decode { seq, .. })) if *seq == Seq::new(POISON)), "{first:?}");
     assert!(matches!(history.next().await, Some(Ok(env)) if env.seq == Seq::new(POISON + 1)));
+
+    // Three reads met it (the replay, the replay under `Skip`, the
+    // per-stream read): reported three times, once each.
+    assert_eq!(REPORTED.load(std::sync::atomic::Ordering::SeqCst), 3, "the panic is reported once per read");
 
     // Nothing journaled was harmed: the feed still appends after N.
     assert_eq!(feed.append(None, Ev(N + 1)).await.unwrap(), Seq::new(N + 1));
