@@ -341,7 +341,8 @@ fn last_seq_of<C: Codec>(
         }
         let next_first = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
         let entries = if next_first == u64::MAX {
-            Some(shared.active_index.entries(&shared.reader, codec, path, *first, key, limit)?)
+            // `None` (damage below `limit`): the segment is scanned below.
+            shared.active_index.entries(&shared.reader, codec, path, *first, key, limit)?
         } else if filters.get(first).is_some_and(|f| !f.may_contain(key)) {
             continue;
         } else {

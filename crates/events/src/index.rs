@@ -60,7 +60,12 @@ pub(crate) struct ActiveIndex {
 impl ActiveIndex {
     /// The entries of `key` in the active segment at `path` (first seq
     /// `first_seq`) up to seq `limit`, extending the cached index first with
-    /// the acknowledged records appended since it was last extended.
+    /// the acknowledged records appended since it was last extended; `None`
+    /// when a frame below `limit` is not valid (damage in acknowledged
+    /// records): the index then knows nothing past it, and the caller reads
+    /// the segment itself, whose reader reports the damage. Its entries had
+    /// been taken as the whole segment's: a per-stream read ended before the
+    /// damage with no error, and a version check passed on a stale version.
     pub(crate) fn entries<C: Codec>(
         &self,
         reader: &events_journal::Reader,
@@ -69,7 +74,7 @@ impl ActiveIndex {
         first_seq: u64,
         key: &[u8],
         limit: u64,
-    ) -> Result<Vec<IndexEntry>> {
+    ) -> Result<Option<Vec<IndexEntry>>> {
         let mut file = open(path)?;
         let header = read_header(&mut file, path)?;
         let meta = file.metadata().map_err(|e| io_error("stat segment", path, e))?;
@@ -99,8 +104,11 @@ impl ActiveIndex {
                 .map_or(u64::MAX, |wm| wm.offset);
             let more = read_from(&mut file, path, index.seg_len, end)?;
             index.extend(&more, limit, |p| key_of(codec, p));
+            if index.stopped_early && index.next_seq <= limit {
+                return Ok(None);
+            }
         }
-        Ok(index.keys.get(key).cloned().unwrap_or_default())
+        Ok(Some(index.keys.get(key).cloned().unwrap_or_default()))
     }
 }
 

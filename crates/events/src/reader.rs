@@ -588,8 +588,10 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                 // then get the `OnExpired` policy's answer.
                 (Some(reset), Seq::new(earliest.get().saturating_sub(1)), false)
             }
-            // `everything`: as `read_stream_in` says.
-            _ => (None, cursor.seq, cursor.seq == Seq::ZERO),
+            // `everything`: as `read_stream_in` says; only a bare
+            // `Seq::ZERO` (no epoch) asks for it: seq 0 of a named journal
+            // is a position, expired once seq 1 is pruned (`Cursor::new`).
+            _ => (None, cursor.seq, cursor.seq == Seq::ZERO && cursor.epoch.is_none()),
         };
         let followed = self.follow_stream_after(id, (from, everything), earliest, epoch);
         match epoch_reset {

@@ -474,10 +474,13 @@ impl<C: Codec> Read<C> {
             let key = self.id.as_bytes();
             let entries =
                 self.shared.active_index.entries(&self.shared.reader, &self.codec, path, first, key, self.limit)?;
-            if let Some(batch) = self.fetch(first, &self.wanted(entries))? {
+            // `None`: damage below the limit, which the scan reports.
+            if let Some(entries) = entries
+                && let Some(batch) = self.fetch(first, &self.wanted(entries))?
+            {
                 return Ok(batch);
             }
-            tracing::warn!(segment = %path.display(), "in-memory index of the active segment is stale; scanning it");
+            tracing::warn!(segment = %path.display(), "in-memory index of the active segment is stale or stops at damage; scanning it");
             self.shared.active_index.clear();
             let (batch, reached) = self.scan(first, u64::MAX)?;
             // A writer that began opening during this read hid the newest
@@ -577,7 +580,13 @@ impl<C: Codec> Read<C> {
                     reached = reached.max(found - 1);
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                // Damage: the stream's events before it, then the error,
+                // and the read ends there (as a replay's).
+                Err(e) => {
+                    out.push(Err(e.into()));
+                    self.failed.set(true);
+                    break;
+                }
             };
             reached = reached.max(record.seq());
             if record.seq() >= next_first || record.seq() > self.limit {

@@ -650,6 +650,17 @@ async fn follow_stream_from_a_pruned_cursor_starts_with_a_reset() {
     assert!(matches!(strict.next().await, Some(Err(Error::Expired { .. }))));
     assert!(strict.next().await.is_none());
 
+    // Seq 0 of this journal (a client that stored the position before the
+    // first event) is a position too: expired once seq 1 is pruned, as
+    // `stream_from` and `stream_filtered` take it. Only a bare `Seq::ZERO`
+    // asks for whatever is retained. It had been read as the bare one: the
+    // history started at the earliest retained event with no reset.
+    let mut at_zero = reader.follow_stream("a", events::Cursor::new(Seq::ZERO, feed.epoch())).unwrap();
+    let first = at_zero.next().await;
+    assert!(matches!(first, Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, .. }))), "{first:?}");
+    let mut bare = reader.follow_stream("a", Seq::ZERO).unwrap();
+    assert!(matches!(bare.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(61)));
+
     // Stream c had no event among the pruned ones: no reset.
     let mut c = reader.follow_stream("c", Seq::new(1)).unwrap();
     assert!(matches!(c.next().await, Some(Ok(FeedItem::Event(env))) if env.seq == Seq::new(62)));
@@ -847,4 +858,46 @@ async fn events_pruned_between_the_call_and_the_first_poll_are_not_skipped() {
     assert!(read.next().await.is_none(), "the read ends after its error");
     assert!(matches!(c.next().await, Some(Ok(FeedItem::Event(env))) if env.event == msg(x.get() + 1)));
     feed.close().await.unwrap();
+}
+
+/// Damage in acknowledged records of the active segment (a flipped byte
+/// in record 2, beside the live writer): a per-stream read delivers the
+/// stream's events before it, then `Corrupt` naming seq 2, as a replay
+/// does; and a version check fails with the same error rather than pass.
+/// The in-memory index of the active segment had stopped at the damage
+/// with no word: the read ended cleanly after event 1, event 3 missing,
+/// and `Exact(1)` passed although the stream's version was 3 (a lost
+/// update).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_in_the_active_segment_is_an_error_for_per_stream_reads_and_version_checks() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    for (n, stream) in ["a", "b", "a"].into_iter().enumerate() {
+        feed.append(Some(stream), msg(n as u64)).await.unwrap();
+    }
+    let [segment] = events_testkit::fs::segments(tmp.path()).try_into().unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&segment).unwrap();
+    let mut len = [0u8; 4];
+    file.read_exact_at(&mut len, 64).unwrap();
+    // Record 2's first payload byte: the segment's 64-byte header, record
+    // 1's frame (a 24-byte header and its payload), record 2's header.
+    let at = 64 + 24 + u64::from(u32::from_le_bytes(len)) + 24;
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x40], at).unwrap();
+
+    let check = events::AppendOptions::new().expect(events::Expected::Exact(Seq::new(1)));
+    let checked = feed.append_with(Some("a"), msg(9), check).await;
+    assert!(matches!(checked, Err(Error::Journal(_))), "a version check on a stream with damage passed: {checked:?}");
+    let mut read = feed.read_stream("a", Seq::ZERO).unwrap();
+    let first = read.next().await.expect("event 1").expect("event 1 is readable");
+    assert_eq!(first.seq, Seq::new(1));
+    match read.next().await {
+        Some(Err(Error::Journal(events::layers::journal::JournalError::Corrupt { seq, .. }))) => {
+            assert_eq!(seq, Some(2));
+        }
+        other => panic!("expected Corrupt at seq 2 after event 1, got {other:?}"),
+    }
+    drop(feed);
 }
