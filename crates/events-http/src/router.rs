@@ -162,38 +162,47 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     }
 
     /// How long a `/stream` client that stopped reading keeps its stream:
-    /// once a frame has waited this long for the connection to take it (the
-    /// client's socket buffers are full), the response is ended, freeing at
-    /// once what its stream holds (up to two chunks of events read ahead,
-    /// and the journal segments their read maps, which retention's removals
-    /// cannot free while it lives) and its place in
-    /// [`max_clients`](Self::max_clients). When the client reads again it
-    /// gets what was already sent, then the end of the response, and a
-    /// browser's `EventSource` reconnects with its last id, missing nothing.
-    /// A client of a quiet feed is never judged stalled (no frame waits for
-    /// it). Takes effect between one and two timeouts after the client
-    /// stopped reading. Default: 60 s. Held to 100 ms..=1 day.
+    /// once its stream has had something for the connection (a frame, or
+    /// an event ready) that the connection did not come for in this long
+    /// (the client's socket buffers and the server's, about 400 KiB, are
+    /// full), the response is ended, freeing at once what its stream holds
+    /// (up to two chunks of events read ahead, and the journal segments
+    /// their read maps, which retention's removals cannot free while it
+    /// lives) and its place in [`max_clients`](Self::max_clients). A client
+    /// that reads, but takes less than those buffers hold in this long, is
+    /// ended the same way. When the client reads again it gets what was
+    /// already sent, then the end of the response, and a browser's
+    /// `EventSource` reconnects with its last id, missing nothing. A client
+    /// of a quiet feed is never judged stalled (nothing waits for it) until
+    /// the feed has an event for it. Takes effect between one and two
+    /// timeouts after the client stopped reading. Default: 60 s. Held to
+    /// 100 ms..=1 day.
     #[must_use]
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.state.stall_timeout = timeout.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE);
         self
     }
 
-    /// The most `/stream` responses open at once; a request beyond them is
-    /// answered `503 Service Unavailable` with `Retry-After: 5` and a
-    /// one-line body naming the limit (a browser's `EventSource` gives up
-    /// on it; the viewer page retries by itself). Each client costs its
-    /// stream's read-ahead (up to two chunks of events, about 8 MiB at
-    /// most) while it catches up. Default: no limit.
+    /// The most `/stream` responses open at once (counted from when the
+    /// request's cursor is resolved); a request beyond them is answered
+    /// `503 Service Unavailable` with `Retry-After: 5` and a one-line body
+    /// naming the limit (a browser's `EventSource` gives up on it; the
+    /// viewer page retries by itself). After [`closer`](Self::closer)
+    /// closed, a request gets the empty event stream instead, whatever the
+    /// count. Each client costs its stream's read-ahead while it catches
+    /// up: up to two chunks of about 4 MiB of records each (a chunk ends
+    /// with the record that passes that), more once decoded, plus the
+    /// connection's buffers. Default: no limit.
     #[must_use]
     pub fn max_clients(mut self, max: usize) -> Self {
         self.state.max_clients = max;
         self
     }
 
-    /// The number of open `/stream` responses, updated as clients connect and
-    /// as their responses are dropped (the client disconnected, or stopped
-    /// reading for [`stall_timeout`](Self::stall_timeout)).
+    /// The number of open `/stream` responses (and of requests resolving
+    /// their cursor), updated as clients connect and as their responses are
+    /// dropped (the client disconnected, or stopped reading for
+    /// [`stall_timeout`](Self::stall_timeout)).
     pub fn clients(&self) -> watch::Receiver<usize> {
         self.state.clients.subscribe()
     }

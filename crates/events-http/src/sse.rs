@@ -121,11 +121,6 @@ where
     let start = Start::parse(&headers, query.last_event_id.as_deref(), query.since.as_deref())
         .map_err(IntoResponse::into_response)?;
     let live_output = query.live_output().map_err(IntoResponse::into_response)?;
-    let Some(guard) = ClientGuard::admit(&state.clients, state.max_clients) else {
-        let why =
-            format!("too many clients: {} /stream responses are open, the most this server takes\n", state.max_clients);
-        return Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], why).into_response());
-    };
     if state.closer.is_closed() && start != Start::Latest {
         // Shutting down: an event stream that ends at once, which a
         // browser's `EventSource` reconnects after, with its last id, to
@@ -135,6 +130,14 @@ where
         let ended = futures::stream::empty::<Result<SseEvent, Infallible>>();
         return Err(Sse::new(ended).into_response());
     }
+    // Counted from here (the cursor's resolve included), and refused beyond
+    // the limit: after the close, whose empty stream a browser reconnects
+    // after, where a `503` would make it give up for good.
+    let Some(guard) = ClientGuard::admit(&state.clients, state.max_clients) else {
+        let why =
+            format!("too many clients: {} /stream responses are open, the most this server takes\n", state.max_clients);
+        return Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], why).into_response());
+    };
     let everything = matches!(start, Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 }));
     let index = match start {
         Start::After(WireCursor { index, .. }) => index,

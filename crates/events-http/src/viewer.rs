@@ -30,9 +30,9 @@ use crate::fallback::method_not_allowed;
 /// first row, and the events that follow (from where the reset's id says
 /// the stream goes on: the oldest one kept, or after the latest under
 /// `OnExpired::Latest`) are the new history; when that is more than 100
-/// events behind the latest one, the page reconnects after the latest
-/// 100 instead, as a fresh page starts, rather than take in the whole
-/// retained journal only to show its end. Page query parameters: `since` (an event id or a bare seq;
+/// events behind the latest one, the page (without a `stream` filter)
+/// reconnects after the latest 100 instead, as a fresh page starts,
+/// rather than take in the whole retained journal only to show its end. Page query parameters: `since` (an event id or a bare seq;
 /// default: the latest 100 events), `stream` (a stream id filter), `rows`
 /// (rows kept in the table; default 500), `live_output` (`1`: read
 /// `stream?live_output=1`, for a feed with live output served in its

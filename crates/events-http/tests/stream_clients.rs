@@ -206,5 +206,16 @@ async fn requests_beyond_max_clients_are_refused_with_503() {
     tokio::time::timeout(WAIT, clients.wait_for(|n| *n == 0)).await.expect("freed in time").unwrap();
     let mut second = Sse::open(&url, None).await;
     assert_eq!(second.next().await.seq(), 1);
+
+    // Shutting down, at the limit: the empty event stream a browser
+    // reconnects after, not the `503` it would give up on.
+    let full = FeedRouter::new(feed.reader()).max_clients(0);
+    let closer = full.closer();
+    let addr = serve(full.build()).await;
+    let url = format!("http://{addr}/stream");
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 503);
+    closer.close();
+    let mut ended = Sse::open(&url, None).await;
+    assert_eq!(ended.next_or_end().await, None, "an event stream that ends at once");
     feed.close().await.unwrap();
 }

@@ -92,6 +92,14 @@ impl Cached {
     /// Keeps `map` (a map, not a copy: a copy is kept anyway) for a while
     /// after the read that uses it now, if the sweeper can let go of it.
     fn used(&mut self, map: Option<&Arc<Bytes>>) {
+        if let (Some((held, at)), Some(map)) = (&mut self.linger, map)
+            && Arc::ptr_eq(held, map)
+        {
+            // Lingering already, so the sweeper looks at it: a new stamp,
+            // with no call on the sweeper (a lock every reader shares).
+            *at = Instant::now();
+            return;
+        }
         self.linger = match map {
             Some(map) if matches!(**map, Bytes::Map(_)) && crate::linger::keep() => {
                 Some((Arc::clone(map), Instant::now()))
