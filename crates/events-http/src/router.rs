@@ -184,12 +184,13 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     }
 
     /// The most `/stream` responses open at once (counted from when the
-    /// request's cursor is resolved); a request beyond them is answered
+    /// request is taken, its cursor's resolve included); a request beyond
+    /// them is answered
     /// `503 Service Unavailable` with `Retry-After: 5` and a one-line body
     /// naming the limit (a browser's `EventSource` gives up on it; the
     /// viewer page retries by itself). After [`closer`](Self::closer)
-    /// closed, a request gets the empty event stream instead, whatever the
-    /// count. Each client costs its stream's read-ahead while it catches
+    /// closed, a request gets the empty event stream instead (and
+    /// `since=latest` its first frame), whatever the count. Each client costs its stream's read-ahead while it catches
     /// up: up to two chunks of about 4 MiB of records each (a chunk ends
     /// with the record that passes that), more once decoded, plus the
     /// connection's buffers. Default: no limit.

@@ -132,8 +132,10 @@ where
     }
     // Counted from here (the cursor's resolve included), and refused beyond
     // the limit: after the close, whose empty stream a browser reconnects
-    // after, where a `503` would make it give up for good.
-    let Some(guard) = ClientGuard::admit(&state.clients, state.max_clients) else {
+    // after, where a `503` would make it give up for good; not at all once
+    // closed (`since=latest` gets its first frame, then the end).
+    let max = if state.closer.is_closed() { usize::MAX } else { state.max_clients };
+    let Some(guard) = ClientGuard::admit(&state.clients, max) else {
         let why =
             format!("too many clients: {} /stream responses are open, the most this server takes\n", state.max_clients);
         return Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], why).into_response());

@@ -110,6 +110,9 @@ async fn watch_for_stalls<T>(watch: Weak<Watch<T>>, timeout: Duration) {
             // Under the body's lock: a poll (which clears the times) is not
             // under way, and none can start before the body is gone.
             let mut body = watch.body.lock().unwrap_or_else(PoisonError::into_inner);
+            if body.is_none() {
+                return; // the response ended
+            }
             match watch.waiting_since() {
                 Some(since) if since.elapsed() >= timeout => body.take(),
                 Some(since) => {

@@ -212,6 +212,21 @@ impl JournalError {
         JournalError::Corrupt { path: path.into(), offset, seq, reason: reason.into() }
     }
 
+    /// The error for the segment at `path` whose header does not decode
+    /// (`error`), as the journal's own reads report it: `BadMagic`,
+    /// `UnsupportedVersion`, `HeaderCrc`, or `Corrupt` at offset 0 naming
+    /// the field. For code that reads a segment's header itself.
+    pub fn from_header(path: impl Into<PathBuf>, error: crate::format::HeaderError) -> Self {
+        use crate::format::HeaderError;
+        let path = path.into();
+        match error {
+            HeaderError::Short | HeaderError::BadMagic => JournalError::BadMagic { path },
+            HeaderError::UnsupportedVersion(version) => JournalError::UnsupportedVersion { path, version },
+            HeaderError::Crc => JournalError::HeaderCrc { path },
+            HeaderError::Invalid(reason) => JournalError::corrupt(path, 0, None, reason),
+        }
+    }
+
     /// The message without the path of the file it concerns, for reports
     /// that name the file in a field of their own (`verify`'s [`Problem`](crate::Problem)).
     pub(crate) fn detail(&self) -> String {

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
-use crate::format::{self, HEADER_LEN, HeaderError, SegmentHeader};
+use crate::format::{self, HEADER_LEN, SegmentHeader};
 use crate::lease::LEASE_FILE;
 use crate::lock::LOCK_FILE;
 use crate::seam::{Io, Step};
@@ -259,12 +259,7 @@ pub(crate) fn check_header(seg: &SegmentFile, bytes: &[u8]) -> Result<Option<Seg
         )),
         Ok(h) => Ok(Some(h)),
         Err(_) if format::is_torn_header(&bytes[..bytes.len().min(HEADER_LEN)]) => Ok(None),
-        Err(HeaderError::Short | HeaderError::BadMagic) => Err(JournalError::BadMagic { path: path.clone() }),
-        Err(HeaderError::UnsupportedVersion(version)) => {
-            Err(JournalError::UnsupportedVersion { path: path.clone(), version })
-        }
-        Err(HeaderError::Crc) => Err(JournalError::HeaderCrc { path: path.clone() }),
-        Err(HeaderError::Invalid(reason)) => Err(JournalError::corrupt(path, 0, None, reason)),
+        Err(e) => Err(JournalError::from_header(path, e)),
     }
 }
 

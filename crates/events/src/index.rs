@@ -131,10 +131,9 @@ fn read_header(file: &mut std::fs::File, path: &Path) -> Result<events_journal::
     use std::io::Read;
     let mut head = [0u8; events_journal::format::HEADER_LEN];
     file.read_exact(&mut head).map_err(|e| io_error("read segment header", path, e))?;
-    events_journal::format::SegmentHeader::decode(&head).map_err(|e| {
-        let reason = format!("segment header: {e:?}");
-        Error::Journal(events_journal::JournalError::Corrupt { path: path.to_path_buf(), offset: 0, seq: None, reason })
-    })
+    // The error the journal's own reads give for the same header.
+    events_journal::format::SegmentHeader::decode(&head)
+        .map_err(|e| Error::Journal(events_journal::JournalError::from_header(path, e)))
 }
 
 /// The bytes of `file` from `offset` to `end` or its end, read (not

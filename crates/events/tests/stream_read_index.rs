@@ -901,3 +901,36 @@ async fn damage_in_the_active_segment_is_an_error_for_per_stream_reads_and_versi
     }
     drop(feed);
 }
+
+/// The active segment's header damaged (a flipped byte of its creation
+/// time) beside the live writer: a per-stream read and a version check
+/// fail with the error the journal's own reads give for it, `HeaderCrc`
+/// naming the file. The version check, which reads the header itself, had
+/// failed with `Corrupt` and the reason "segment header: Crc", a variant a
+/// caller matching on `HeaderCrc` would miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_active_segment_header_is_the_journals_header_error() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = open(tmp.path(), 1 << 20, Retention::unlimited()).await;
+    feed.append(Some("a"), msg(1)).await.unwrap();
+    let [segment] = events_testkit::fs::segments(tmp.path()).try_into().unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&segment).unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, 32).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x01], 32).unwrap();
+    let mut read = feed.read_stream("a", Seq::ZERO).unwrap();
+    match read.next().await {
+        Some(Err(Error::Journal(events::layers::journal::JournalError::HeaderCrc { path }))) => {
+            assert_eq!(path, segment);
+        }
+        other => panic!("expected HeaderCrc naming the segment, got {other:?}"),
+    }
+    // A version check reads the active segment's header itself.
+    let check = events::AppendOptions::new().expect(events::Expected::Exact(Seq::new(1)));
+    match feed.append_with(Some("a"), msg(2), check).await {
+        Err(Error::Journal(events::layers::journal::JournalError::HeaderCrc { path })) => assert_eq!(path, segment),
+        other => panic!("expected HeaderCrc naming the segment, got {other:?}"),
+    }
+    drop(feed);
+}
