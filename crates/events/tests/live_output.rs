@@ -619,7 +619,10 @@ async fn a_one_stream_reader_gets_a_kept_token_after_a_folded_loss() {
 /// when that batch fails (EIO on its write): it follows the last
 /// acknowledged event, not the failed one, so the ring keeps it and a
 /// live-output reader gets it (session UIs were shown it). It had been
-/// dropped with the failed batch, with no reset.
+/// dropped with the failed batch, with no reset. So do the tokens staged
+/// after a refused durable event, in that batch and in every later drain
+/// of the failed feed, in emit order: they had been dropped, uncounted,
+/// with no loss in the ring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
     use events::layers::journal::fault::{Fault, FaultPlan, Step};
@@ -643,8 +646,14 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
     }
     feed.record(Some("s"), &Agent::Token("t1".into()));
     feed.record(Some("s"), &Agent::Message("lost".into()));
+    feed.record(Some("s"), &Agent::Token("t2".into()));
     assert_eq!(held.await.unwrap().unwrap(), Seq::new(2));
     assert!(feed.sync().await.is_err(), "the second batch failed");
+    // The feed failed; a session's tokens still stream, around durable
+    // events it refuses.
+    feed.record(Some("s"), &Agent::Message("refused".into()));
+    feed.record(Some("s"), &Agent::Token("t3".into()));
+    assert!(feed.sync().await.is_err(), "the feed stays failed");
     let reader = feed.reader();
     let _ = feed.close().await;
     // The stream of the failed, closed feed ends with the failure.
@@ -658,7 +667,9 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
         [
             (Position::durable(Seq::new(1)), s.clone(), Agent::Message("first".into())),
             (Position::durable(Seq::new(2)), s.clone(), Agent::Message("held".into())),
-            (Position { seq: Seq::new(2), index: 1 }, s, Agent::Token("t1".into())),
+            (Position { seq: Seq::new(2), index: 1 }, s.clone(), Agent::Token("t1".into())),
+            (Position { seq: Seq::new(2), index: 2 }, s.clone(), Agent::Token("t2".into())),
+            (Position { seq: Seq::new(2), index: 3 }, s, Agent::Token("t3".into())),
         ]
     );
 }

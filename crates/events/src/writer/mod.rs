@@ -466,12 +466,16 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// appender, the others get `Unhealthy` naming it); with `Unhealthy`
     /// when an earlier batch failed.
     fn reject_pending(&mut self, failure: Option<JournalError>, cause: &str) {
-        // Ephemeral events staged before the first refused event follow
-        // the last acknowledged one: they stay (UIs were shown them). The
-        // others are positioned after events never journaled: dropped.
-        let refused_from = self.journal.acked_seq() + 1;
-        self.publish_ephemerals(refused_from, 0);
-        self.ephemerals.clear();
+        // Every ephemeral event staged follows the last acknowledged one, in
+        // emit order: the refused events never exist, so nothing comes
+        // between. They stay (UIs were shown them, or will be: on a feed
+        // that failed, `record` and sessions go on streaming tokens). Those
+        // staged after a refused event had been cleared, uncounted and with
+        // no loss in the ring, at every drain of a failed feed.
+        for (before, ..) in &mut self.ephemerals {
+            *before = 0;
+        }
+        self.publish_ephemerals(self.journal.acked_seq() + 1, usize::MAX);
         let mut failure = failure.map(Error::Journal);
         let mut refusal = || match failure.as_ref().and_then(copy_io_failure) {
             Some(copy) => copy,
