@@ -354,6 +354,15 @@ async fn after_a_restart_a_client_of_the_new_writer_resumes_inside_its_first_run
     assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
     let after: Vec<Agent> = items[1..].iter().map(|item| seen(item.clone()).2).collect();
     assert_eq!(after, [token("n1"), token("n2"), token("n3"), Agent::Message("m2".into())]);
+    // A cursor in an earlier writer's range above this one's (a generation
+    // that wrapped, a lost `LEASE`): a reset, then all of this writer's
+    // tokens in the run. The reset had reported up to the run's end, past
+    // them: the client got only m2.
+    let above = Position { seq: Seq::new(1), index: n1.index + (2 << 24) };
+    let items = all_from(&reader, cursor_at(above, epoch), None).await;
+    assert!(matches!(items[0], FeedItem::Reset { reason: ResetReason::LiveOutputExpired, .. }), "{items:?}");
+    let after: Vec<Agent> = items[1..].iter().map(|item| seen(item.clone()).2).collect();
+    assert_eq!(after, [token("n1"), token("n2"), token("n3"), Agent::Message("m2".into())]);
 }
 
 /// A writer that emitted only ephemeral events leaves a journal with no

@@ -137,13 +137,16 @@ impl<E> State<E> {
     /// gone), which may be before `through` or past it.
     fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>) -> Option<Position> {
         // Past this writer's range in its first run: an earlier writer's
-        // position there, whose output after it is gone.
+        // position there, whose output after it is gone. The loss ends where
+        // this writer's range begins, below the cursor: its own tokens in
+        // the run follow the reset. It had ended at the run's end, so a
+        // client resuming with the reset's id never got them.
         if let Some(own) = self.own_run
             && after.seq.get() == own.run
             && after.index > own.limit
             && after.index != u32::MAX
         {
-            return Some(Position::end_of(own.run).max(through));
+            return Some(Position { seq: Seq::new(own.run), index: own.base });
         }
         let floor = self.floor(stream);
         if floor <= after {
@@ -452,6 +455,11 @@ mod tests {
         for earlier in [at(4, 0), at(4, 3), at(4, base - 1), at(4, 2 * base + 5)] {
             assert!(state.loss(earlier, Position::end_of(4), None).is_some(), "{earlier:?}");
         }
+        // Above the range (an earlier writer's own range, a generation that
+        // wrapped or a lost `LEASE`): the loss ends where this writer's range
+        // begins, so its tokens in the run follow the reset; it had ended
+        // at the run's end, past them.
+        assert_eq!(state.loss(at(4, 2 * base + 5), Position::end_of(4), None), Some(at(4, base)));
         // The range's base is where `live_latest` starts a client of this
         // writer that has seen none of its tokens yet.
         for own in [at(4, base), at(4, base + 1)] {
