@@ -41,7 +41,8 @@ impl From<u64> for Cursor {
 
 /// Where an item sits in a live-output stream: `index` 0 is the durable
 /// event `seq` itself, `index` n ≥ 1 an ephemeral event emitted after it
-/// (and before `seq + 1`): the n-th, or, in the first run of a writer that
+/// (and before `seq + 1`): the n-th (at most 2^24 - 1 of them: past that,
+/// a run's output is a loss), or, in the first run of a writer that
 /// reopened the journal, one in a range of that writer's own (from a base
 /// that is a multiple of 2^24), apart from an earlier writer's. Ordered by
 /// `seq`, then `index`.

@@ -54,6 +54,9 @@ impl OwnRun {
     /// Ranges 1..=254: range 0 is the first writer's (indices from 1), and
     /// no range reaches `u32::MAX`, which marks a run's end.
     const RANGES: u64 = 254;
+    /// The highest index of a run that is not a reopened writer's first:
+    /// range 0's last.
+    const RUN_LIMIT: u32 = (1 << Self::BITS) - 1;
 
     fn new(run: u64, generation: u64) -> Self {
         let range = 1 + u32::try_from(generation % Self::RANGES).unwrap_or(0);
@@ -265,11 +268,15 @@ impl<E> Ring<E> {
         let batch: Positioned<E> = staged
             .filter_map(|(before, stream, event)| {
                 let after = Seq::new(first + before as u64 - 1);
-                // `u32::MAX` marks the end of a run (`Position::end_of`): a run
-                // that long without a durable event loses what follows, as a
-                // loss of that run (the batch may go on to later runs).
+                // A run holds at most `RUN_LIMIT` ephemeral events (a
+                // reopened writer's first run, its own range): one that long
+                // without a durable event loses what follows, as a loss of
+                // that run (the batch may go on to later runs). Past 2^24, a
+                // run's indices would reach the range a later writer that
+                // reopens the journal at that seq takes (`OwnRun`), whose
+                // tokens a client's cursor would then be taken to have seen.
                 let index = if last.seq == after { last.index.saturating_add(1) } else { 1 };
-                let limit = own.filter(|own| own.run == after.get()).map_or(u32::MAX - 1, |own| own.limit);
+                let limit = own.filter(|own| own.run == after.get()).map_or(OwnRun::RUN_LIMIT, |own| own.limit);
                 if index > limit {
                     overflow.push((stream, after.get()));
                     return None;
@@ -473,22 +480,29 @@ mod tests {
         assert!(ring.state.lock().loss(at(4, base + 2), Position::end_of(4), None).is_some());
     }
 
-    /// A run whose index reaches `u32::MAX` loses what follows, as a loss of
-    /// that run, though the same writer batch goes on to the next run: it
-    /// was noted against the batch's last run, so a reader inside the full
-    /// run missed tokens with no reset, and every reader of the next run
-    /// got one for nothing.
+    /// A run whose index passes `RUN_LIMIT` (2^24 - 1) loses what follows,
+    /// as a loss of that run, though the same writer batch goes on to the
+    /// next run: it was noted against the batch's last run, so a reader
+    /// inside the full run missed tokens with no reset, and every reader of
+    /// the next run got one for nothing. The limit keeps a run's indices
+    /// below the range a later writer reopening the journal at that seq
+    /// takes (range 1 starts at 2^24): they had gone on to `u32::MAX - 1`,
+    /// and a cursor of this run in that range was taken to have seen the
+    /// later writer's tokens, which it then skipped with no reset.
     #[test]
     fn an_index_overflow_is_a_loss_of_its_own_run() {
         let ring: Ring<u32> = Ring::new(LiveOutput::new(), 4, true, 0);
-        let mut last = at(5, u32::MAX - 1);
+        let mut last = at(5, OwnRun::RUN_LIMIT);
         let staged = [(0, Some(StreamId::from("a")), 1), (1, Some(StreamId::from("a")), 2)];
         ring.insert_staged(6, staged.into_iter(), &mut last);
         assert_eq!(last, at(6, 1));
         let state = ring.state.lock();
         assert_eq!(state.lost.get(&5), Some(&Position::end_of(5)));
         assert_eq!(state.lost.get(&6), None, "run 6 lost nothing");
-        assert!(state.loss(at(5, u32::MAX - 1), Position::end_of(5), None).is_some(), "a reader inside run 5 is told");
+        assert!(
+            state.loss(at(5, OwnRun::RUN_LIMIT), Position::end_of(5), None).is_some(),
+            "a reader inside run 5 is told"
+        );
         assert!(state.loss(at(6, 0), Position::end_of(6), None).is_none(), "a reader of run 6 is not");
     }
 }
