@@ -143,13 +143,15 @@ impl<E> State<E> {
         // position there, whose output after it is gone. The loss ends where
         // this writer's range begins, below the cursor: its own tokens in
         // the run follow the reset. It had ended at the run's end, so a
-        // client resuming with the reset's id never got them.
+        // client resuming with the reset's id never got them. If this
+        // writer lost some of its own there too, one reset reports both.
         if let Some(own) = self.own_run
             && after.seq.get() == own.run
             && after.index > own.limit
             && after.index != u32::MAX
         {
-            return Some(Position { seq: Seq::new(own.run), index: own.base });
+            let start = Position { seq: Seq::new(own.run), index: own.base };
+            return Some(self.loss(start, through, stream).unwrap_or(start));
         }
         let floor = self.floor(stream);
         if floor <= after {
@@ -478,6 +480,11 @@ mod tests {
         let mut last = at(4, base + (1 << OwnRun::BITS) - 1);
         ring.insert_staged(5, [(0, a(), 4)].into_iter(), &mut last);
         assert!(ring.state.lock().loss(at(4, base + 2), Position::end_of(4), None).is_some());
+        // A cursor above the range, in a run where this writer lost some of
+        // its own tokens too: one loss reported for both (it had been two
+        // resets in a row, the first up to the range's base).
+        let above = ring.state.lock().loss(at(4, 2 * base + 5), Position::end_of(4), None);
+        assert_eq!(above, Some(Position::end_of(4)));
     }
 
     /// A run whose index passes `RUN_LIMIT` (2^24 - 1) loses what follows,
