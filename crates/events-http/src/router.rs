@@ -18,13 +18,14 @@ use tokio::sync::watch;
 
 use crate::fallback::{method_not_allowed, not_found};
 use crate::sse::{self, DEFAULT_CHECKPOINT_AFTER, DEFAULT_KEEP_ALIVE, DEFAULT_STALL_TIMEOUT};
-
-/// The shortest keep-alive interval [`FeedRouter::keep_alive`] takes.
-const MIN_KEEP_ALIVE: Duration = Duration::from_millis(100);
-/// The longest.
-const MAX_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
 use crate::state::AppState;
 use crate::status;
+
+/// The shortest interval [`FeedRouter::keep_alive`] and
+/// [`FeedRouter::stall_timeout`] take.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Ends the open `/stream` responses of the [`FeedRouter`] it came from
 /// ([`FeedRouter::closer`]), and ends each new one at once (an empty event
@@ -142,7 +143,7 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// overflows (the response then panicked at its first event).
     #[must_use]
     pub fn keep_alive(mut self, interval: Duration) -> Self {
-        self.state.keep_alive = interval.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE);
+        self.state.keep_alive = interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
         self
     }
 
@@ -179,18 +180,18 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// 100 ms..=1 day.
     #[must_use]
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
-        self.state.stall_timeout = timeout.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE);
+        self.state.stall_timeout = timeout.clamp(MIN_INTERVAL, MAX_INTERVAL);
         self
     }
 
     /// The most `/stream` responses open at once (counted from when the
     /// request is taken, its cursor's resolve included); a request beyond
-    /// them is answered
-    /// `503 Service Unavailable` with `Retry-After: 5` and a one-line body
-    /// naming the limit (a browser's `EventSource` gives up on it; the
-    /// viewer page retries by itself). After [`closer`](Self::closer)
-    /// closed, a request gets the empty event stream instead (and
-    /// `since=latest` its first frame), whatever the count. Each client costs its stream's read-ahead while it catches
+    /// them is answered `503 Service Unavailable` with `Retry-After: 5` and
+    /// a one-line body naming the limit (a browser's `EventSource` gives up
+    /// on it; the viewer page retries by itself). After
+    /// [`closer`](Self::closer) closed, a request gets the empty event
+    /// stream instead (and `since=latest` its first frame), whatever the
+    /// count. Each client costs its stream's read-ahead while it catches
     /// up: up to two chunks of about 4 MiB of records each (a chunk ends
     /// with the record that passes that), more once decoded, plus the
     /// connection's buffers. Default: no limit.

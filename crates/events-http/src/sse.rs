@@ -131,9 +131,9 @@ where
         return Err(Sse::new(ended).into_response());
     }
     // Counted from here (the cursor's resolve included), and refused beyond
-    // the limit: after the close, whose empty stream a browser reconnects
-    // after, where a `503` would make it give up for good; not at all once
-    // closed (`since=latest` gets its first frame, then the end).
+    // the limit, but not once closed (only `since=latest` gets here then:
+    // its first frame, then the end), where a `503` would make a browser
+    // give up for good instead of reconnecting to whatever serves next.
     let max = if state.closer.is_closed() { usize::MAX } else { state.max_clients };
     let Some(guard) = ClientGuard::admit(&state.clients, max) else {
         let why =

@@ -223,23 +223,25 @@ impl Shared {
     /// The latest acknowledged seq alone, from the files (what a follower's
     /// `lag` needs: no listing for the earliest retained seq).
     pub(crate) fn refresh_latest_from_reader(&self) {
-        if let Ok(last) = self.reader.last_seq() {
-            self.latest.store(last, Ordering::Release);
-        }
+        let _unreadable = self.try_refresh_latest();
+    }
+
+    /// [`refresh_latest_from_reader`](Self::refresh_latest_from_reader),
+    /// returning why the latest seq could not be read.
+    fn try_refresh_latest(&self) -> Result<(), events_journal::JournalError> {
+        self.latest.store(self.reader.last_seq()?, Ordering::Release);
+        Ok(())
     }
 
     /// [`refresh_from_reader`](Self::refresh_from_reader), returning why a
     /// position could not be read.
     pub(crate) fn try_refresh_from_reader(&self) -> Result<(), events_journal::JournalError> {
-        let last = self.reader.last_seq();
-        if let Ok(last) = last {
-            self.latest.store(last, Ordering::Release);
-        }
+        let last = self.try_refresh_latest();
         let first = self.reader.first_seq();
         if let Ok(first) = first {
             self.earliest.store(first, Ordering::Release);
         }
-        last.and(first).map(drop)
+        last.and(first.map(drop))
     }
 
     /// Called by the writer after each journaled batch.
