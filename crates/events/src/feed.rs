@@ -310,15 +310,15 @@ impl<E: Event, C: Codec> Feed<E, C> {
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         let closed = match self.inbox.send(Cmd::Close { ack }).await {
-            Ok(()) => rx.await.map_err(|_| Error::Closed)?,
+            Ok(()) => match rx.await {
+                Ok(closed) => closed,
+                // The writer thread panicked with the close queued: its
+                // unwinding dropped the answer before the journal.
+                Err(_) => self.after_writer_stopped(Error::Closed).await,
+            },
             // Another close is under way (perhaps one cut short, whose
-            // caller is gone) or done: it ends when that one has, with its
-            // failure if it failed, so the directory is free on return,
-            // and once the sinks took their events, as below.
-            Err(closed) => {
-                self.shared.wait_closed().await;
-                Err(self.shared.failure().map_or(closed, |cause| Error::Unhealthy { cause }))
-            }
+            // caller is gone) or done.
+            Err(closed) => self.after_writer_stopped(closed).await,
         };
         if let Some((mut done, wait)) = self.sinks_done {
             // The writer dropped its end of the sink queue before answering.
@@ -327,6 +327,15 @@ impl<E: Event, C: Codec> Feed<E, C> {
             }
         }
         closed
+    }
+
+    /// For a `close` the writer did not answer: it ends when the writer has
+    /// stopped, with the writer's failure if it failed, so the directory is
+    /// free on return, and once the sinks took their events, as `close`
+    /// goes on to wait.
+    async fn after_writer_stopped(&self, closed: Error) -> Result<()> {
+        self.shared.wait_closed().await;
+        Err(self.shared.failure().map_or(closed, |cause| Error::Unhealthy { cause }))
     }
 
     /// `true` once the writer has stopped.

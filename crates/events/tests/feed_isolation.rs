@@ -421,6 +421,43 @@ async fn a_stream_on_the_live_tail_ends_unhealthy_when_the_writer_thread_panics(
     );
 }
 
+/// A `close` queued behind a command whose event panics on the writer
+/// thread (a refused conditional append's `Drop`) returns once the writer's
+/// state has dropped, so the directory is free on return, and it names the
+/// panic. It had returned `Closed` as soon as the unwinding dropped its
+/// answer, while the journal, its lock held, was still dropping: here it
+/// waits out a background fdatasync stalled for 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_queued_behind_a_writer_thread_panic_returns_with_the_directory_free() {
+    use events::layers::journal::fault::Fault;
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Fragile> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Interval(Duration::from_millis(10)))
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        feed.append(None, Fragile { n, armed: false }).await.unwrap();
+    }
+    let syncs = plan.count(Step::BackgroundSync);
+    plan.inject_next(Step::BackgroundSync, Fault::Stall(Duration::from_secs(2)));
+    eventually("a background fdatasync is stalled", || plan.count(Step::BackgroundSync) > syncs).await;
+    let options = events::AppendOptions::new().expect(events::Expected::NoStream);
+    let armed = Fragile { n: 4, armed: true };
+    let (refused, closed) = futures::join!(feed.append_with(None, armed, options), feed.clone().close());
+    assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
+    assert!(
+        matches!(&closed, Err(Error::Unhealthy { cause }) if cause.contains("dropping event 4")),
+        "the close names the panic: {closed:?}"
+    );
+    let reopened = Journal::open(dir.path(), JournalOptions::new().codec_tag(Bincode::ID));
+    assert!(reopened.is_ok(), "the directory is free once close returned: {:?}", reopened.err());
+}
+
 /// `Feed::sync` whose fdatasync fails answers the journal's own error, as
 /// its docs say (it answered `Unhealthy`, which no disk-fault check
 /// matching `Error::Journal(JournalError::Io { .. })` recognised); the
