@@ -98,7 +98,10 @@ impl<T> fmt::Debug for ChannelSink<T> {
 impl<T: Clone + Send + Sync> EventSink<T> for ChannelSink<T> {
     async fn emit(&self, event: &T) {
         // A failed send is already counted; a sink has nobody to report to.
-        let _ = self.send_owned(event.clone());
+        // The refused copy's `Drop` (the event type's code) stays here.
+        if let Err(TrySendError::Full(refused) | TrySendError::Closed(refused)) = self.send_owned(event.clone()) {
+            crate::sink::let_go(refused, "an event the full or closed channel refused");
+        }
     }
 
     fn stats(&self) -> SinkStats {

@@ -23,6 +23,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::sink::let_go;
 use crate::stats::Counters;
 use crate::{EventSink, SinkStats};
 
@@ -208,9 +209,12 @@ impl<E> Drop for Queue<E> {
         }
         self.rx.close();
         while let Ok(msg) = self.rx.try_recv() {
+            // Counted first; an event whose `Drop` panics must not leave
+            // the rest of the queue uncounted (nor, a second one, abort).
             if let Msg::Event(_) = msg {
                 self.counters.dropped();
             }
+            let_go(msg, "an event dropped with the offload's queue");
         }
     }
 }
@@ -238,9 +242,7 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
                 // The offload's copy is let go here: an event whose `Drop`
                 // panics must not end the task, which gets the next one.
                 // Not counted: the sink got the event, so nothing was lost.
-                if std::panic::catch_unwind(AssertUnwindSafe(move || drop(event))).is_err() {
-                    tracing::error!("an offloaded event's Drop panicked; the sink gets the next event");
-                }
+                let_go(event, "an offloaded event (the sink got it and gets the next one)");
             }
             Msg::Flush(done) => {
                 flush().await;
@@ -255,6 +257,7 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
         if let Msg::Event(_) = msg {
             counters.dropped(); // accepted by an emit that raced the stop
         }
+        let_go(msg, "an event queued behind the offload's stop");
     }
     let _ = ended.send(true);
 }
@@ -311,13 +314,13 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
             self.counters.dropped();
             return;
         }
-        match self.tx.try_send(Msg::Event(event.clone())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.counters.dropped(),
-            Err(TrySendError::Closed(_)) => {
-                // The task is gone: its runtime shut down.
-                self.counters.dropped();
-            }
+        // Full, or Closed: the task is gone (its runtime shut down). The
+        // refused copy's `Drop` stays here, as every other of this sink's.
+        if let Err(TrySendError::Full(refused) | TrySendError::Closed(refused)) =
+            self.tx.try_send(Msg::Event(event.clone()))
+        {
+            self.counters.dropped();
+            let_go(refused, "an event the offload's full queue refused");
         }
     }
 
