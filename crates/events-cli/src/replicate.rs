@@ -8,7 +8,7 @@
 //! exactly-once and resuming lives in `events-nats` (see its crate docs and
 //! `docs/DEPLOYING.md`). Invariant: the command never writes a segment,
 //! never takes the writer's lock, and writes only its durable consumer
-//! checkpoint (`consumers/replicator.<subject>`, which pins retention and
+//! checkpoint (`consumers/replicator.<subject>`, or `--consumer-name`, which pins retention and
 //! shows its lag in `events consumers`, held under the checkpoint's own
 //! lock while it runs, so a second replicator of the same subject or an
 //! `events consumers --delete` of it is refused; `--no-register` for a
@@ -77,9 +77,15 @@ pub(crate) struct ReplicateArgs {
     /// existing one must have at least this much).
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     duplicate_window: Duration,
-    /// How long to wait for the server at start.
+    /// How long to wait for each server at start (the servers of a list are tried one at a time,
+    /// in random order, until one answers).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// The name of the replicator's durable consumer checkpoint (default: `replicator.<subject>`):
+    /// give each replicator of one journal its own when they publish on the same subject of two
+    /// NATS systems, so that each pins what it has not replicated.
+    #[arg(long, conflicts_with = "no_register")]
+    consumer_name: Option<String>,
 }
 
 /// The longest duration an option takes: a year, far past any sensible
@@ -128,6 +134,9 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     // with publishes in flight.
     let mut signals = StopSignals::install()?;
     let servers: Vec<&str> = args.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if servers.is_empty() {
+        return Err(Failure::Error(format!("--server {:?}: no server URL given", args.server).into()));
+    }
     let options = async_nats::ConnectOptions::new()
         .name(format!("events replicate {}", args.dir.display()))
         .connection_timeout(args.connect_timeout);
@@ -136,19 +145,6 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
         .map(|s| s.parse())
         .collect::<Result<_, _>>()
         .map_err(|e| Failure::Error(format!("--server {}: {e}", args.server).into()))?;
-    // No retry at start: an operator who mistyped the URL hears it at once.
-    // Once connected, the client reconnects by itself and the replicator
-    // retries with backoff.
-    let client = tokio::time::timeout(args.connect_timeout, async_nats::connect_with_options(addrs, options))
-        .await
-        .map_err(|_| {
-            Failure::Error(
-                format!("cannot reach NATS at {}: no answer within {:?}", args.server, args.connect_timeout).into(),
-            )
-        })?
-        .map_err(|e| Failure::Error(format!("cannot reach NATS at {}: {e}", args.server).into()))?;
-    let js = async_nats::jetstream::new(client);
-
     let spec = match (&args.feed, args.shared) {
         (Some(feed), _) => StreamSpec::shared(&args.stream, &args.subject).feed(feed),
         (None, true) => StreamSpec::shared(&args.stream, &args.subject),
@@ -156,12 +152,37 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     }
     .replicas(args.replicas)
     .duplicate_window(args.duplicate_window);
-    let replicator = Replicator::builder(&args.dir, js, spec)
-        .window(args.window)
-        .register_consumer(!args.no_register)
-        .start()
+    // Refused before connecting, naming the option (the server's refusal
+    // had come back as a failed request, "is JetStream enabled?").
+    spec.check().map_err(|e| {
+        let option = if matches!(e, events_nats::NatsError::FeedId { .. }) { "--feed" } else { "--stream" };
+        Failure::Error(format!("{option}: {e}").into())
+    })?;
+    if let Some(name) = &args.consumer_name {
+        events::layers::journal::validate_consumer_name(name)
+            .map_err(|e| Failure::Error(format!("--consumer-name: {e}").into()))?;
+    }
+    // No retry at start: an operator who mistyped the URL hears it at once.
+    // Once connected, the client reconnects by itself and the replicator
+    // retries with backoff. The client tries the servers one at a time (in
+    // random order), each for up to the connect timeout: the whole attempt
+    // gets that per server, and one more for the name lookups, or a dead
+    // server tried first had taken all of it.
+    let attempts = u32::try_from(addrs.len() + 1).unwrap_or(u32::MAX);
+    let deadline = args.connect_timeout.saturating_mul(attempts);
+    let client = tokio::time::timeout(deadline, async_nats::connect_with_options(addrs, options))
         .await
-        .map_err(|e| Failure::Error(start_error(&args.stream, e).into()))?;
+        .map_err(|_| {
+            Failure::Error(format!("cannot reach NATS at {}: no answer within {deadline:?}", args.server).into())
+        })?
+        .map_err(|e| Failure::Error(format!("cannot reach NATS at {}: {e}", args.server).into()))?;
+    let js = async_nats::jetstream::new(client);
+
+    let mut builder = Replicator::builder(&args.dir, js, spec).window(args.window).register_consumer(!args.no_register);
+    if let Some(name) = &args.consumer_name {
+        builder = builder.consumer_name(name);
+    }
+    let replicator = builder.start().await.map_err(|e| Failure::Error(start_error(&args.stream, e).into()))?;
 
     let mut out = Out::new();
     let mut progress = Progress::new(args.json);

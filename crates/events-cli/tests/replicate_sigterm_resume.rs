@@ -149,6 +149,25 @@ async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal(
     assert!(stderr.contains("stream CLI: num_replicas is 1, expected at least 3"), "{stderr}");
     assert_eq!(js.get_stream("CLI").await.unwrap().get_info().await.unwrap().state.messages, 0, "nothing published");
 
+    // Refused before connecting, naming the option: an empty server list
+    // (it had been handed to the client, "all connection attempts
+    // failed"), a stream name JetStream refuses (the server's refusal had
+    // come back as "is JetStream enabled?"), a consumer name that is not one.
+    let (code, _, stderr) = run(" , ", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--server \" , \": no server URL given"), "{stderr}");
+    let out =
+        events().arg("replicate").arg(&dir).args(["--server", &nobody, "--stream", "my.events"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--stream: stream name \"my.events\": JetStream refuses"), "{stderr}");
+    let (code, _, stderr) = run(&nobody, &["--consumer-name", "../x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--consumer-name: ") && stderr.contains("../x"), "{stderr}");
+    let (code, _, stderr) = run(&nobody, &["--consumer-name", "x", "--no-register"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+
     let out = events()
         .arg("replicate")
         .arg(tmp.path().join("missing"))
@@ -252,4 +271,70 @@ async fn sigterm_while_the_server_does_not_answer_says_what_went_unacknowledged(
     };
     assert!(last >= replicated, "the stream's last seq {last} is below the acknowledged {replicated}");
     eprintln!("stopped with {replicated} acknowledged; the stream's last seq after the thaw: {last}");
+}
+
+/// A server list whose servers but one take connections and never answer
+/// (a firewall's drop, a host gone): the client tries them one at a time,
+/// in random order, each for `--connect-timeout`, and the run starts on
+/// the one that answers. The whole attempt had been bounded by one
+/// timeout, so a dead server tried first took all of it: the run exited 2,
+/// "no answer within", unless the live server came first (1 in 6 here;
+/// two runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_list_starts_on_the_one_server_that_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    {
+        let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+        journal.append(1, b"one").unwrap();
+        journal.close().unwrap();
+    }
+    // Listening, never accepted: the connection is made, no INFO comes.
+    let mute: Vec<std::net::TcpListener> =
+        (0..5).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let server = Server::start();
+    let mut list: Vec<String> = mute.iter().map(|l| format!("nats://{}", l.local_addr().unwrap())).collect();
+    list.push(server.url());
+    let list = list.join(",");
+    for _ in 0..2 {
+        let extra = ["--connect-timeout", "300ms", "--no-register"];
+        let (run, started) = Replicate::start(&dir, &list, "LIST", &extra);
+        assert_eq!(started["journal_latest"].as_u64(), Some(1), "{started}");
+        let (_, status) = run.terminate();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// Two replicators of one journal publishing on the same subject of two
+/// NATS systems (a primary and a backup), each under its own
+/// `--consumer-name`: both run at once, and each keeps its own checkpoint,
+/// so each pins what it has not replicated. Without the option they shared
+/// `replicator.events`: the second was refused while the first ran, and
+/// run after it, it moved the shared checkpoint past what the first had
+/// not sent, letting retention remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicators_of_one_subject_keep_their_own_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    {
+        let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+        for n in 1..=3u64 {
+            journal.append(n, b"event").unwrap();
+        }
+        journal.close().unwrap();
+    }
+    let (primary, backup) = (Server::start(), Server::start());
+    let (mut one, _) = Replicate::start(&dir, &primary.url(), "EVENTS", &["--consumer-name", "to-primary"]);
+    let (mut two, _) = Replicate::start(&dir, &backup.url(), "EVENTS", &["--consumer-name", "to-backup"]);
+    one.progress_until(|p| p["replicated"].as_u64() == Some(3));
+    two.progress_until(|p| p["replicated"].as_u64() == Some(3));
+    assert!(one.terminate().1.success());
+    assert!(two.terminate().1.success());
+    let mut consumers: Vec<(String, Option<u64>)> = events::layers::journal::list_consumers(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.checkpoint.ok().map(|c| c.seq)))
+        .collect();
+    consumers.sort();
+    assert_eq!(consumers, [("to-backup".into(), Some(3)), ("to-primary".into(), Some(3))]);
 }

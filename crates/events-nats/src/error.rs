@@ -131,6 +131,16 @@ pub enum NatsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A stream name JetStream refuses (empty, longer than 255 bytes, or
+    /// holding whitespace, `.`, `*`, `>`, `/` or `\`), found before any
+    /// request ([`StreamSpec::check`](crate::StreamSpec::check)).
+    #[error("stream name {name:?}: {reason}")]
+    StreamName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A [`FeedCursors`](crate::FeedCursors) text that does not parse.
     #[error("feed cursor {text:?}: {reason}")]
     BadCursor {

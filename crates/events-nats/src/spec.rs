@@ -179,6 +179,31 @@ impl StreamSpec {
         self.replicas
     }
 
+    /// Checks what can be checked without asking the server: the stream
+    /// name is one JetStream takes, and a shared spec's feed id, if set, is
+    /// one subject token. [`ensure`](Self::ensure) and
+    /// [`open`](Self::open) check it first; call it to refuse a
+    /// configuration before connecting.
+    ///
+    /// # Errors
+    ///
+    /// [`NatsError::StreamName`] or [`NatsError::FeedId`] naming what is wrong.
+    pub fn check(&self) -> Result<(), NatsError> {
+        let bad = |reason| Err(NatsError::StreamName { name: self.name.clone(), reason });
+        if self.name.is_empty() {
+            return bad("it is empty");
+        }
+        if self.name.len() > 255 {
+            return bad("it is longer than 255 bytes");
+        }
+        if self.name.chars().any(|c| c.is_whitespace() || c.is_control() || ".*>/\\".contains(c)) {
+            return bad(
+                "JetStream refuses whitespace, control characters, '.', '*', '>', '/' and '\\' in a stream name",
+            );
+        }
+        self.check_feed()
+    }
+
     /// Checks the feed id, if any (see [`feed`](Self::feed)).
     pub(crate) fn check_feed(&self) -> Result<(), NatsError> {
         match self.feed_id() {
@@ -212,9 +237,10 @@ impl StreamSpec {
     /// disabled, not connected, or it refuses the configuration, for
     /// instance subjects overlapping another stream's);
     /// [`NatsError::StreamMismatch`] naming the first field that does not
-    /// fit; [`NatsError::FeedId`] for a feed id that is not one token.
+    /// fit; [`NatsError::StreamName`] or [`NatsError::FeedId`] as
+    /// [`check`](Self::check) says, before any request.
     pub async fn ensure(&self, js: &Context) -> Result<Stream, NatsError> {
-        self.check_feed()?;
+        self.check()?;
         let stream =
             js.get_or_create_stream(self.config()).await.map_err(|e| NatsError::js("ensuring the stream", e))?;
         self.validate(&stream.cached_info().config)?;
@@ -227,8 +253,10 @@ impl StreamSpec {
     /// # Errors
     ///
     /// [`NatsError::JetStream`] when it does not exist or the server cannot
-    /// be asked.
+    /// be asked; [`NatsError::StreamName`] or [`NatsError::FeedId`] as
+    /// [`check`](Self::check) says, before any request.
     pub async fn open(&self, js: &Context) -> Result<Stream, NatsError> {
+        self.check()?;
         js.get_stream(&self.name).await.map_err(|e| NatsError::js("opening the stream", e))
     }
 
@@ -332,6 +360,22 @@ mod tests {
         );
         assert!(one.check_feed().is_ok());
         assert!(matches!(StreamSpec::shared("S", "app").feed("a.b").check_feed(), Err(NatsError::FeedId { .. })));
+    }
+
+    /// Names JetStream refuses are refused before any request, each naming
+    /// why; the server's own refusal had been reported as a failed request
+    /// (the CLI added "is JetStream enabled?").
+    #[test]
+    fn stream_names_jetstream_refuses_are_refused_first() {
+        for good in ["EVENTS", "feed-1_a", "é", &"x".repeat(255)] {
+            assert!(StreamSpec::new(good, "s").check().is_ok(), "{good}");
+        }
+        for bad in ["", "my.events", "a b", "a*", "a>", "a/b", "a\\b", "tab\t", &"x".repeat(256)] {
+            let refused = StreamSpec::new(bad, "s").check();
+            assert!(matches!(&refused, Err(NatsError::StreamName { name, .. }) if name == bad), "{bad:?}: {refused:?}");
+        }
+        let shared = StreamSpec::shared("S", "app").feed("a.b");
+        assert!(matches!(shared.check(), Err(NatsError::FeedId { .. })));
     }
 
     #[test]
