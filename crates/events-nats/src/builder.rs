@@ -266,8 +266,9 @@ impl ReplicatorBuilder {
         let checkpointer = match consumer_name {
             None => None,
             Some(name) => {
-                let registration = Registration::open(self.dir, name, epoch).await?;
-                registration.write(position.seq).await?;
+                let reader = shared.reader.clone();
+                let registration = Registration::open(reader, name, epoch, task.progress.subscribe()).await?;
+                registration.write().await?;
                 let _ = shared.consumer.set(registration);
                 let checkpointer = Checkpointer {
                     shared: Arc::clone(&shared),

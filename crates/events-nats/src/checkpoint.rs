@@ -15,7 +15,12 @@
 //!
 //! Invariant: the checkpoint never names a seq JetStream has not
 //! acknowledged (it is only ever written from the progress channel, which
-//! only acknowledgements and resyncs move), it always carries the epoch of
+//! only acknowledgements and resyncs move), save one the journal no longer
+//! holds: moved back (a resync sends again from an earlier seq), it stops
+//! at the journal's earliest retained seq less one, where it still pins
+//! what the replicator needs, since retention takes a checkpoint below that
+//! for an expired one; commits run one at a time, each of the progress as
+//! it then is, so none lands an older seq over a newer one; it always carries the epoch of
 //! the journal being replicated, and its `fdatasync` runs on the blocking
 //! pool, at most once per interval, so it never holds up a publish. The
 //! checkpoint is not where replication resumes (the stream is): it exists
@@ -25,7 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use events::layers::journal::{ConsumerFile, MAX_CONSUMER_NAME};
+use events::layers::journal::{ConsumerFile, MAX_CONSUMER_NAME, Reader};
+use tokio::sync::watch;
 
 use crate::NatsError;
 
@@ -74,8 +80,33 @@ pub(crate) struct Registration {
     name: String,
     path: PathBuf,
     epoch: u64,
+    /// Held by each commit from the moment it reads the progress until its
+    /// write is durable: commits run one at a time, each of the progress as
+    /// it is then, so a commit that lost a race (a checkpointer aborted with
+    /// its write still running) never lands an older seq over a newer one.
     file: Arc<Mutex<ConsumerFile>>,
-    persisted: AtomicU64,
+    persisted: Arc<AtomicU64>,
+    /// The task's acknowledged progress: what a commit makes durable.
+    progress: watch::Receiver<u64>,
+    /// The replicated journal, for its earliest retained seq.
+    reader: Reader,
+}
+
+/// The seq a commit makes durable for acknowledged progress `seq`, over a
+/// checkpoint at `persisted`: `seq` itself when it moves the checkpoint on.
+/// Lower (the replicator sends again from an earlier seq: a stream emptied
+/// or made again, a server that lost acknowledged messages), it never goes
+/// below the journal's earliest retained seq less one (`first`): retention
+/// takes a checkpoint under that for an expired one and pins nothing for
+/// it, so the segments kept for the records never replicated would go at
+/// the next roll. Without `first` (the directory cannot be listed), the
+/// checkpoint stays where it is.
+fn target(seq: u64, persisted: u64, first: Option<u64>) -> u64 {
+    match first {
+        _ if seq >= persisted => seq,
+        Some(first) => seq.max(first.saturating_sub(1).min(persisted)),
+        None => persisted,
+    }
 }
 
 /// The seq a replicator of the journal of `epoch` in `dir` had acknowledged
@@ -93,11 +124,18 @@ pub(crate) async fn replicated_before(dir: &Path, name: &str, epoch: u64) -> u64
 }
 
 impl Registration {
-    /// Opens (or creates) the checkpoint of consumer `name` in `dir`, on
-    /// the blocking pool. An existing checkpoint is left as it is until
-    /// [`write`](Self::write) replaces it (the start commits the position
-    /// the first resync found).
-    pub(crate) async fn open(dir: PathBuf, name: String, epoch: u64) -> Result<Self, NatsError> {
+    /// Opens (or creates) the checkpoint of consumer `name` of the journal
+    /// `reader` reads, on the blocking pool. An existing checkpoint is left
+    /// as it is until [`write`](Self::write) replaces it (the start commits
+    /// the position the first resync found); one of another epoch counts
+    /// as none.
+    pub(crate) async fn open(
+        reader: Reader,
+        name: String,
+        epoch: u64,
+        progress: watch::Receiver<u64>,
+    ) -> Result<Self, NatsError> {
+        let dir = reader.dir().to_path_buf();
         let opened = tokio::task::spawn_blocking(move || ConsumerFile::open(&dir, &name, epoch))
             .await
             .map_err(|e| NatsError::js("registering the replicator's checkpoint", e))?;
@@ -107,8 +145,10 @@ impl Registration {
             name: file.name().to_owned(),
             path: file.path().to_path_buf(),
             epoch,
-            persisted: AtomicU64::new(found.seq),
+            persisted: Arc::new(AtomicU64::new(if found.epoch == epoch { found.seq } else { 0 })),
             file: Arc::new(Mutex::new(file)),
+            progress,
+            reader,
         })
     }
 
@@ -127,30 +167,53 @@ impl Registration {
         self.persisted.load(Ordering::Acquire)
     }
 
-    /// Makes `seq` the durable checkpoint unless it already is; a failure
-    /// is returned and leaves the previous checkpoint in place (the next
-    /// commit retries).
-    pub(crate) async fn commit(&self, seq: u64) -> Result<(), NatsError> {
-        if seq == self.persisted() { Ok(()) } else { self.write(seq).await }
+    /// Makes the newest acknowledged progress the durable checkpoint (see
+    /// [`target`]) unless it already is; a failure is returned and leaves
+    /// the previous checkpoint in place (the next commit retries). Returns
+    /// the seq committed.
+    pub(crate) async fn commit(&self) -> Result<u64, NatsError> {
+        self.commit_progress(false).await
     }
 
-    /// Makes `seq` (under the replicated journal's epoch) the durable
-    /// checkpoint, whatever the file held.
+    /// [`commit`](Self::commit), under the replicated journal's epoch,
+    /// whatever the file held (its epoch too).
     ///
     /// # Errors
     ///
     /// [`NatsError::Journal`] naming the file if the write or its
     /// `fdatasync` fails; the previous checkpoint stays.
-    pub(crate) async fn write(&self, seq: u64) -> Result<(), NatsError> {
-        let file = Arc::clone(&self.file);
-        let epoch = self.epoch;
-        let committed =
-            tokio::task::spawn_blocking(move || file.lock().unwrap_or_else(PoisonError::into_inner).commit(seq, epoch))
-                .await
-                .map_err(|e| NatsError::js("committing the replicator's checkpoint", e))?;
-        committed?;
-        self.persisted.store(seq, Ordering::Release);
-        Ok(())
+    pub(crate) async fn write(&self) -> Result<u64, NatsError> {
+        self.commit_progress(true).await
+    }
+
+    async fn commit_progress(&self, always: bool) -> Result<u64, NatsError> {
+        let (file, persisted) = (Arc::clone(&self.file), Arc::clone(&self.persisted));
+        let (progress, reader, epoch) = (self.progress.clone(), self.reader.clone(), self.epoch);
+        let committed = tokio::task::spawn_blocking(move || {
+            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = persisted.load(Ordering::Acquire);
+            let seq = *progress.borrow();
+            let first = || reader.first_seq().ok();
+            let mut target = target(seq, before, if seq < before { first() } else { None });
+            if target == before && !always {
+                return Ok(target);
+            }
+            file.commit(target, epoch)?;
+            persisted.store(target, Ordering::Release);
+            // Moved back: retention may have removed what the checkpoint
+            // before pinned while this one was read and written, leaving
+            // this one under the journal's earliest seq. Then onto it.
+            if target < before
+                && let Some(first) = first()
+                && target.saturating_add(1) < first
+            {
+                target = first - 1;
+                file.commit(target, epoch)?;
+                persisted.store(target, Ordering::Release);
+            }
+            Ok::<_, NatsError>(target)
+        });
+        committed.await.map_err(|e| NatsError::js("committing the replicator's checkpoint", e))?
     }
 }
 
@@ -158,6 +221,20 @@ impl Registration {
 mod tests {
     use super::*;
     use events::layers::journal::validate_consumer_name;
+
+    /// Forward, a commit takes the progress; back, it stops at the
+    /// journal's earliest seq less one (never above where it was), or
+    /// stays where it was when the journal cannot be listed.
+    #[test]
+    fn a_checkpoint_moves_back_no_further_than_the_journal_starts() {
+        assert_eq!(target(60, 50, None), 60);
+        assert_eq!(target(50, 50, None), 50);
+        assert_eq!(target(0, 50, Some(31)), 30, "the journal starts at 31");
+        assert_eq!(target(40, 50, Some(31)), 40, "still retained: sent again from there");
+        assert_eq!(target(0, 50, Some(1)), 0, "nothing pruned: from the start");
+        assert_eq!(target(0, 50, Some(90)), 50, "cut loose past it: no further than where it was");
+        assert_eq!(target(0, 50, None), 50, "the journal cannot be listed: kept");
+    }
 
     #[test]
     fn default_names_are_valid_distinct_and_stable() {

@@ -338,8 +338,8 @@ impl Shared {
     /// fatal: replication does not depend on the checkpoint).
     pub(crate) async fn flush_checkpoint(&self) {
         let Some(registration) = self.consumer.get() else { return };
-        let seq = *self.progress.borrow();
-        if let Err(e) = registration.commit(seq).await {
+        if let Err(e) = registration.commit().await {
+            let seq = *self.progress.borrow();
             tracing::warn!(error = %e, consumer = registration.name(), path = %registration.path().display(), seq, "cannot commit the replicator's checkpoint; retrying at the next acknowledgement");
             self.record_error(&e);
         }

@@ -257,6 +257,46 @@ async fn records_replicated_before_a_restart_into_an_emptied_stream_are_not_repo
     j.close().unwrap();
 }
 
+/// A replicator restarted into its stream emptied (a purge, its limits)
+/// sends again from `start_after` (0 here), below the journal's earliest
+/// seq (51): its checkpoint goes back no further than that less one, so it
+/// still pins what it has not replicated. It had been written as 0, which
+/// retention takes for an expired checkpoint: with the stream refusing
+/// every record (its `max_message_size` cut to 1 byte after the first run),
+/// the next roll removed 51..=100, never replicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_into_an_emptied_stream_keeps_pinning_what_it_has_not_replicated() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = fifty_kept_two_segments_at_a_time(dir.path());
+    let start = || {
+        Replicator::builder(dir.path(), js.clone(), StreamSpec::new("HELD", "feed.held"))
+            .poll_interval(Duration::from_millis(5))
+            .start()
+    };
+    let replicator = start().await.unwrap();
+    within("50", replicator.wait_for(50)).await.unwrap();
+    assert_eq!(replicator.shutdown().await.checkpoint, Some(50));
+    roll_twice_and_prune(&mut j, dir.path());
+    let stream = js.get_stream("HELD").await.unwrap();
+    let mut config = stream.cached_info().config.clone();
+    config.max_message_size = 1;
+    js.update_stream(config).await.unwrap();
+    js.get_stream("HELD").await.unwrap().purge().await.unwrap();
+
+    let replicator = start().await.unwrap();
+    assert_eq!(replicator.stats().checkpoint, Some(50), "back to the journal's earliest seq less one, no further");
+    let stats = within("the stream refuses 51", stopped(&replicator)).await;
+    assert_eq!((stats.checkpoint, stats.pinned), (Some(50), true), "{stats:?}");
+    j.roll().unwrap();
+    fill(&mut j, 151, 200);
+    j.prune().unwrap();
+    assert_eq!(Reader::open(dir.path()).unwrap().first_seq().unwrap(), 51, "51..=150 are kept for the replicator");
+    replicator.shutdown().await;
+    j.close().unwrap();
+}
+
 /// The same while the replicator runs: its stream deleted (`nats stream
 /// rm`, or a server back without its store) after it replicated 1..=150
 /// and retention pruned 1..=50. The resync makes the stream again and fills
