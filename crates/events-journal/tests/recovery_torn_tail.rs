@@ -191,6 +191,88 @@ fn a_torn_tail_past_the_acknowledged_records_is_cut_under_strict() {
     assert_eq!((report.action, report.skipped, j.next_seq()), (Some(cut), None, 4));
 }
 
+/// Writes frames `from..=to` after the end of the newest segment of the
+/// journal in `dir` (closed cleanly), as one write would, then zeroes its
+/// bytes from `hole_at` to the end of their 4 KiB page: what a power loss
+/// during the write's `fdatasync` leaves when the disk kept a later page
+/// and not that one. Returns the segment and its length before the write.
+fn lose_a_page_of_a_write(dir: &Path, from: u64, to: u64, hole_at: impl Fn(u64) -> u64) -> (std::path::PathBuf, u64) {
+    let seg = segments(dir).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut write = Vec::new();
+    for seq in from..=to {
+        events_journal::format::encode_frame(&mut write, seq, ts(seq), &payload(seq));
+    }
+    let hole = hole_at(len);
+    let page_end = (hole / 4096 + 1) * 4096;
+    assert!(page_end < len + write.len() as u64, "the write reaches past the lost page");
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &write, len).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &vec![0; (page_end - hole) as usize], hole).unwrap();
+    (seg, len)
+}
+
+/// A power loss during the `fdatasync` of a write past the acknowledged
+/// records, the disk having kept a later page of it and not an earlier
+/// one: zeros where the write began, valid frames of it after them. The
+/// default open (`Strict`) cuts it there, as a torn tail, and never hands
+/// the seqs of the frames after the hole out again. It had refused to
+/// open ("valid frames follow") until an operator chose a salvage mode.
+#[test]
+fn a_write_the_disk_kept_only_in_part_is_cut_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1, 3);
+    let (seg, len) = lose_a_page_of_a_write(dir.path(), 4, 60, |len| len);
+    let file_len = std::fs::metadata(&seg).unwrap().len();
+    let found = verify(dir.path()).unwrap();
+    assert!(
+        found.problems.iter().any(|p| p.what.contains("a write the disk kept only in part")),
+        "verify says what the open does: {found:?}"
+    );
+    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    let Some(RecoveryAction::TruncatedLostWrite { path, offset, bytes, dropped }) = report.action else {
+        panic!("{:?}", report.action)
+    };
+    assert_eq!((path, offset, bytes), (seg, len, file_len - len));
+    let (first_kept, last_kept) = (dropped.first().unwrap().start(), dropped.last().unwrap().end());
+    assert!(*first_kept > 4 && *last_kept == 60, "{dropped:?}");
+    assert_eq!(j.next_seq(), 61, "the seqs of the frames after the hole are never handed out again");
+    drop(j);
+    let reader = Reader::open(dir.path()).unwrap();
+    let seqs: Vec<u64> = reader.read_since(0).unwrap().map_while(Result::ok).map(|r| r.seq()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+}
+
+/// The same hole reaching into an acknowledged record (seq 3, synced by
+/// the clean close): damage, not a lost write. `Strict` refuses it and
+/// changes nothing. And damage that is not zeros (a flipped byte) with
+/// valid frames after it is still refused.
+#[test]
+fn a_hole_in_acknowledged_records_or_garbage_with_frames_after_it_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1, 3);
+    let frame = 24 + payload(3).len() as u64;
+    lose_a_page_of_a_write(dir.path(), 4, 60, |len| len - frame);
+    let before = support::snapshot(dir.path());
+    match Journal::open(dir.path(), JournalOptions::new()) {
+        Err(JournalError::Corrupt { seq: Some(3), reason, .. }) => {
+            assert!(reason.contains("acknowledged up to seq 3") && reason.contains("zeros"), "{reason}");
+        }
+        other => panic!("a hole through acknowledged seq 3: {other:?}"),
+    }
+    assert_eq!(support::snapshot(dir.path()), before, "a refused open changes nothing");
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1, 3);
+    let (seg, len) = lose_a_page_of_a_write(dir.path(), 4, 60, |len| len);
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0xff], len).unwrap();
+    match Journal::open(dir.path(), JournalOptions::new()) {
+        Err(JournalError::Corrupt { reason, .. }) => assert!(reason.contains("valid frames follow"), "{reason}"),
+        other => panic!("garbage with valid frames after it: {other:?}"),
+    }
+}
+
 /// After an open skipped the seqs of a lost acknowledged record, its
 /// newest segment is empty and retention may remove every older one:
 /// `verify` finds a healthy journal, not "records 1..=3 are missing"
