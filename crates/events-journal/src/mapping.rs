@@ -182,21 +182,18 @@ pub(crate) struct View {
 impl View {
     /// For the newest segment's view with no acknowledged end: whether a
     /// bad frame at `off` (where `expected` was due) ends it. A dead
-    /// writer's private copy ends there only as recovery would cut it: a
-    /// torn tail (nothing valid follows), or a write the disk kept only in
-    /// part (zeros to the end of the sector, then valid frames of it); other
-    /// damage with valid frames after it, which recovery refuses, is damage.
-    /// The last sealed segment served while a writer opens ends at its
-    /// first bad frame (the opening writer's recovery decides).
+    /// writer's private copy ends there only as a torn tail does (nothing
+    /// valid follows: what recovery cuts); valid frames after it are damage,
+    /// which recovery refuses too. The last sealed segment served while a
+    /// writer opens ends at its first bad frame (the opening writer's
+    /// recovery decides).
     pub(crate) fn ends_unacked_at(&self, off: usize, expected: u64) -> bool {
         match self.map.as_deref() {
             // Zeros to the end (space a writer under `Always` reserved) hold
             // no frame: a quick answer before the search for valid frames.
             Some(Bytes::Copy(bytes)) => {
-                bytes.get(off..).is_none_or(|rest| rest.iter().all(|&b| b == 0)) || {
-                    let damage = scan::damage_at(bytes, off, expected, self.search_end);
-                    damage.is_torn_tail() || damage.is_lost_write(bytes)
-                }
+                bytes.get(off..).is_none_or(|rest| rest.iter().all(|&b| b == 0))
+                    || ends_sealed(self, off, expected, u64::MAX)
             }
             _ => true,
         }

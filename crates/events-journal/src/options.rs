@@ -59,11 +59,8 @@ pub enum SyncPolicy {
 /// in the newest segment and in a sealed one, unless it holds records the
 /// last writer acknowledged that no crash can have taken (it closed
 /// cleanly, ran in this boot, or synced before acknowledging): that is
-/// damage, refused under `Strict`. So is a write the disk kept only in
-/// part, out of order (zeros from the bad frame to the end of its sector,
-/// valid frames of the write after them: a power loss during its
-/// `fdatasync`), the seqs of those frames never handed out again. And a
-/// salvage or repair that a crash interrupted is finished. The salvage modes also apply to the
+/// damage, refused under `Strict`; and a salvage or repair that a
+/// crash interrupted is finished. The salvage modes also apply to the
 /// segment before the newest while the newest holds no record (a salvage
 /// that had reserved its seqs when it was interrupted). `docs/FORMAT.md`
 /// lists exactly what open repairs and what it refuses.

@@ -42,23 +42,6 @@ pub enum RecoveryAction {
         /// How many bytes were removed.
         bytes: u64,
     },
-    /// The newest segment ended in a write the disk kept only in part, out
-    /// of order (a power loss during its `fdatasync`): a run of zeros where
-    /// its first lost sector was, valid frames of that write after it. It
-    /// was cut there, as a torn tail is (`RecoveryMode::Strict` too; past
-    /// every seq the last writer acknowledged, when that is known), and
-    /// the seqs of the frames after it are never handed out again: writing
-    /// goes on in a new segment after the highest.
-    TruncatedLostWrite {
-        /// The segment.
-        path: PathBuf,
-        /// Where it was cut (its new length).
-        offset: u64,
-        /// How many bytes were removed.
-        bytes: u64,
-        /// Seqs of the valid frames dropped after the lost sectors.
-        dropped: Vec<std::ops::RangeInclusive<u64>>,
-    },
     /// The newest segment's header was torn (an interrupted creation); it was
     /// rewritten, and writing continues at the seq in its name.
     RewroteTornHeader {
@@ -373,20 +356,12 @@ pub(crate) fn recover_newest(
     // writer acknowledged lies before it. Frames all zeroed behind a kept
     // header are damage, as a zeroed last frame is.
     let reservation = scan.next_seq == seg.first_seq && file_len == HEADER_LEN as u64;
-    // A write the disk kept only in part, out of order, is a torn write
-    // too, though valid frames follow: `Strict` cuts it as a torn tail,
-    // unless it reaches into what the last writer acknowledged.
-    let lost_write = scan.damage.as_ref().is_some_and(|d| d.is_lost_write(&map[..]));
     let short = match &scan.damage {
         _ if reservation => None,
         None => Some(format!("the newest segment ends at byte {cut}")),
         Some(d) if d.is_torn_tail() => {
             Some(format!("the newest segment's last {} bytes do not hold a valid frame ({})", file_len - cut, d.reason))
         }
-        Some(d) if lost_write => Some(format!(
-            "the newest segment's bytes from {cut} are zeros to the end of their sector, valid frames after them ({})",
-            d.reason
-        )),
         Some(_) => None,
     };
     let refused = kept.zip(short).and_then(|(k, what)| k.refusal(&seg.path, cut, header.epoch, scan.next_seq, &what));
@@ -421,10 +396,10 @@ pub(crate) fn recover_newest(
     let ranges: Vec<_> = damage.runs.iter().map(|r| r.first_seq..=r.last_seq).collect();
     let reason = damage.reason.clone();
     match mode {
-        RecoveryMode::Strict if !lost_write => {
+        RecoveryMode::Strict => {
             Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), reason + ", and valid frames follow"))
         }
-        RecoveryMode::Strict | RecoveryMode::TruncateAtCorruption => {
+        RecoveryMode::TruncateAtCorruption => {
             // Every seq a CRC-valid frame carried may have been read: writing
             // goes on after the highest of them, in a segment created (and
             // made durable) *before* the damaged one loses them, so a crash
@@ -439,19 +414,13 @@ pub(crate) fn recover_newest(
                 .transpose()?;
             let pieces = rebuild::plan(&scan, seg.first_seq, false);
             rebuild::execute(io, dir, seg, &map, &header, &pieces, listed)?;
-            let action = if mode == RecoveryMode::Strict {
-                let bytes = file_len - cut;
-                tracing::warn!(path = %seg.path.display(), offset = cut, bytes, dropped = ?ranges, "truncated a write the disk kept only in part");
-                RecoveryAction::TruncatedLostWrite { path: seg.path.clone(), offset: cut, bytes, dropped: ranges }
-            } else {
-                tracing::warn!(path = %seg.path.display(), offset = cut, %reason, "salvage: truncated at corruption");
-                RecoveryAction::Salvaged {
-                    path: seg.path.clone(),
-                    offset: cut,
-                    reason,
-                    dropped: ranges,
-                    kept: Vec::new(),
-                }
+            tracing::warn!(path = %seg.path.display(), offset = cut, %reason, "salvage: truncated at corruption");
+            let action = RecoveryAction::Salvaged {
+                path: seg.path.clone(),
+                offset: cut,
+                reason,
+                dropped: ranges,
+                kept: Vec::new(),
             };
             Ok(match reserved {
                 Some((m, h)) => Newest {

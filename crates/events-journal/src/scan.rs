@@ -47,21 +47,6 @@ impl Damage {
         self.runs.is_empty() && !self.crc_valid && !self.search_stopped
     }
 
-    /// A write the disk kept only in part, out of order (a power loss
-    /// during its `fdatasync`: the disk may persist a later sector before
-    /// an earlier one): the damage starts a run of zero bytes reaching the
-    /// end of its [`SECTOR`] at least (a sector never written reads back
-    /// as zeros, in space reserved ahead or past the old end of the file),
-    /// and valid frames follow beyond. A frame that was written never
-    /// starts with zeros (its seq is at least 1), so damage to written
-    /// bytes (a flipped bit, garbage) is not one.
-    pub(crate) fn is_lost_write(&self, buf: &[u8]) -> bool {
-        let sector_end = (self.offset / SECTOR + 1) * SECTOR;
-        let zeroed = buf.get(self.offset..sector_end).is_some_and(|b| b.iter().all(|&x| x == 0));
-        let follows = self.runs.first().is_some_and(|run| run.start >= sector_end);
-        zeroed && follows && !self.crc_valid && !self.search_stopped
-    }
-
     /// The damage at `offset` (`reason`; `crc_valid` for a valid frame
     /// out of order), with the runs of valid frames after it that start
     /// before `starts_before`.
@@ -82,10 +67,6 @@ impl Damage {
         Damage { offset, reason, crc_valid, runs, search_stopped }
     }
 }
-
-/// The unit a disk persists, for [`Damage::is_lost_write`]: the smallest
-/// sector there is (a 4 KiB page holds eight).
-pub(crate) const SECTOR: usize = 512;
 
 /// How many bytes one search for valid frames after damage may hash:
 /// four times the image, plus 64 MiB. Over garbage the cheap length and

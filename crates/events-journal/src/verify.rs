@@ -258,11 +258,6 @@ fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<
                 None if damage.is_torn_tail() => {
                     format!("torn tail of {torn_bytes} bytes: {} (the next open truncates it)", damage.reason)
                 }
-                None if damage.is_lost_write(&map) => format!(
-                    "a write the disk kept only in part (zeros to the end of the sector, valid frames after \
-                     them), {torn_bytes} bytes: {} (the next open cuts it, and never hands out the seqs after it)",
-                    damage.reason
-                ),
                 Some(scan::Tail::Torn) => format!(
                     "torn tail of {torn_bytes} bytes in a sealed segment: {} (the next open cuts it)",
                     damage.reason

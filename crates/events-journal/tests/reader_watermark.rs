@@ -12,9 +12,7 @@ use std::io::Write;
 use std::path::Path;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
-use events_journal::{
-    Journal, JournalError, JournalOptions, ReadError, Reader, RecoveryAction, RecoveryMode, SyncPolicy, WriterState,
-};
+use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, RecoveryMode, SyncPolicy, WriterState};
 use support::{assert_records, payload, read_all, ts};
 
 /// Held by every test of this file: a child spawned by one test shares the
@@ -534,39 +532,6 @@ fn a_hole_with_records_after_it_is_damage_not_the_end() {
         Some(Err(JournalError::Corrupt { seq: Some(5), .. })) => {}
         other => panic!("expected the damage after seq 4, got {other:?}"),
     }
-}
-
-/// A dead writer's newest segment ending in a write the disk kept only in
-/// part (a power loss during its `fdatasync`): zeros from where the write
-/// began to the end of their sector, valid frames of the write after them.
-/// A read ends before it, as recovery cuts it there, and `last_seq` is the
-/// last record before it. It had been `Corrupt` ("valid frames follow"),
-/// as when recovery refused it.
-#[test]
-fn a_write_the_disk_kept_only_in_part_ends_a_dead_writers_segment() {
-    use std::os::unix::fs::FileExt;
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    killed_writer(dir.path(), JournalOptions::new(), 20, |seq| vec![seq as u8; 100]);
-    let seg = support::segments(dir.path()).pop().unwrap();
-    // Frames of 124 bytes after the 64-byte header: record 21 (written,
-    // never acknowledged) starts at 2,544; the write went on with 22..=60.
-    let start = 64 + 20 * 124;
-    let mut write = Vec::new();
-    for seq in 22..=60 {
-        events_journal::format::encode_frame(&mut write, seq, ts(seq), &[seq as u8; 100]);
-    }
-    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-    file.write_all_at(&write, start + 124).unwrap();
-    let sector_end = (start / 512 + 1) * 512;
-    file.write_all_at(&vec![0; (sector_end - start) as usize], start).unwrap();
-    let reader = Reader::open(dir.path()).unwrap();
-    let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
-    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
-    assert_eq!(reader.last_seq().unwrap(), 20);
-    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-    assert!(matches!(report.action, Some(RecoveryAction::TruncatedLostWrite { .. })), "{:?}", report.action);
-    assert_eq!(j.next_seq(), 61, "recovery cuts it there too, the seqs after it never handed out again");
 }
 
 /// A dead writer's newest segment (read from a private copy) with a byte
