@@ -131,6 +131,15 @@ pub enum JournalError {
         /// The configured limit.
         max: u32,
     },
+    /// An append would take a seq past [`MAX_SEQ`](crate::format::MAX_SEQ),
+    /// the highest a journal hands out. No appending gets there (2^63 - 1
+    /// records); a newest segment named near it by hand does. Nothing is
+    /// written; the journal stays readable.
+    #[error("{dir}: no record can follow seq {max}, the highest a journal hands out", max = crate::format::MAX_SEQ)]
+    SeqsExhausted {
+        /// The journal directory.
+        dir: PathBuf,
+    },
     /// The writer is poisoned: an earlier write or fsync failed, so it can no
     /// longer tell what is on disk. Every append fails until the journal is
     /// reopened (which runs recovery).

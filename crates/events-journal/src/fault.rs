@@ -181,8 +181,9 @@ struct PlanState {
     /// `(device, inode) -> bytes` of a small file at its last completed
     /// `fdatasync` ([`FaultPlan::synced_contents`]).
     contents: HashMap<(u64, u64), Vec<u8>>,
-    /// The boot id the journal sees instead of the kernel's ([`FaultPlan::reboot`]).
-    boot: Option<[u8; 16]>,
+    /// The boot id the journal sees instead of the kernel's
+    /// ([`FaultPlan::reboot`]), or none at all ([`FaultPlan::boot_unknown`]).
+    boot: Option<Option<[u8; 16]>>,
     /// The lease step instead of `LEASE_STEP` ([`FaultPlan::lease_step`]).
     lease_step: Option<u64>,
 }
@@ -263,7 +264,15 @@ impl FaultPlan {
     pub fn reboot(&self, n: u8) -> &Self {
         let mut id = [0xee; 16];
         id[15] = n;
-        self.state().boot = Some(id);
+        self.state().boot = Some(Some(id));
+        self
+    }
+
+    /// Makes the journals opened with this plan see no boot id, as where
+    /// the kernel does not say (no `/proc`): a reopen then cannot tell a
+    /// reboot from a process crash.
+    pub fn boot_unknown(&self) -> &Self {
+        self.state().boot = Some(None);
         self
     }
 
@@ -275,7 +284,7 @@ impl FaultPlan {
         self
     }
 
-    pub(crate) fn booted(&self) -> Option<[u8; 16]> {
+    pub(crate) fn booted(&self) -> Option<Option<[u8; 16]>> {
         self.state().boot
     }
 

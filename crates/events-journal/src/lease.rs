@@ -123,11 +123,15 @@ impl Lease {
 
     /// The seqs a power loss may have taken after they were handed out,
     /// from `next` (the next seq recovery found) on: `Some(upto)` when
-    /// this lease's writer did not close, acknowledged before syncing, ran
-    /// in a boot other than `boot` (both known) and leased seqs from `next` on.
+    /// this lease's writer did not close, acknowledged before syncing, may
+    /// have run in a boot other than `boot` (not known to be the same: a
+    /// boot id unknown then or now counts as another, since taking it for
+    /// the same would hand out again the seqs a power loss took; the cost
+    /// is one lease's seqs skipped, one gap for readers) and leased seqs
+    /// from `next` on.
     pub(crate) fn lost_upto(&self, epoch: u64, boot: Option<[u8; 16]>, next: u64) -> Option<u64> {
-        let other_boot = matches!((self.boot, boot), (Some(then), Some(now)) if then != now);
-        (self.open && !self.synced_acks && self.epoch == epoch && other_boot && self.upto >= next).then_some(self.upto)
+        let same_boot = matches!((self.boot, boot), (Some(then), Some(now)) if then == now);
+        (self.open && !self.synced_acks && self.epoch == epoch && !same_boot && self.upto >= next).then_some(self.upto)
     }
 }
 
@@ -357,13 +361,15 @@ mod tests {
     }
 
     #[test]
-    fn only_an_open_unsynced_lease_of_another_boot_skips() {
+    fn only_an_open_unsynced_lease_not_known_of_this_boot_skips() {
         let l = lease();
         let other = Some([8; 16]);
         assert_eq!(l.lost_upto(9, other, 5), Some(1 << 20));
         assert_eq!(l.lost_upto(9, l.boot, 5), None, "same boot: a process crash keeps the page cache");
-        assert_eq!(l.lost_upto(9, None, 5), None, "boot unknown now");
-        assert_eq!(Lease { boot: None, ..l }.lost_upto(9, other, 5), None, "boot unknown then");
+        // Not known to be the same boot: a power loss may have taken them
+        // (it had been taken for the same boot: seqs handed out again).
+        assert_eq!(l.lost_upto(9, None, 5), Some(1 << 20), "boot unknown now");
+        assert_eq!(Lease { boot: None, ..l }.lost_upto(9, other, 5), Some(1 << 20), "boot unknown then");
         assert_eq!(Lease { open: false, ..l }.lost_upto(9, other, 5), None, "closed cleanly");
         assert_eq!(Lease { synced_acks: true, ..l }.lost_upto(9, other, 5), None, "Always");
         assert_eq!(l.lost_upto(10, other, 5), None, "another journal");

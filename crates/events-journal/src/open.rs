@@ -243,7 +243,8 @@ impl Journal {
             // Durable before any seq is handed out, and after the skip (the
             // previous lease is the only record of how far it must go).
             let synced_acks = journal.opts.sync == SyncPolicy::Always;
-            let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1);
+            // Never past `MAX_SEQ` (a lease naming a seq past it reads as none).
+            let upto = journal.next_seq.saturating_add(journal.opts.io.lease_step() - 1).min(crate::format::MAX_SEQ);
             let first =
                 Lease { open: true, synced_acks, sealed_synced: true, generation: 0, epoch: journal.epoch, upto, boot };
             journal.lease.begin(first)?;

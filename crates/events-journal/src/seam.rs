@@ -172,7 +172,7 @@ impl Io {
     pub(crate) fn boot_id(&self) -> Option<[u8; 16]> {
         #[cfg(feature = "fault-injection")]
         if let Some(id) = self.plan.as_ref().and_then(FaultPlan::booted) {
-            return Some(id);
+            return id;
         }
         crate::lease::boot_id()
     }

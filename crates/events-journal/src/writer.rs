@@ -145,6 +145,10 @@ impl Journal {
                 self.buf = buf;
                 return Err(JournalError::RecordTooLarge { len: payload.len(), max });
             }
+            if seq > crate::format::MAX_SEQ {
+                self.buf = buf;
+                return Err(JournalError::SeqsExhausted { dir: self.dir.clone() });
+            }
             format::encode_frame(&mut buf, seq, ts, payload);
             seq += 1;
         }
@@ -165,7 +169,8 @@ impl Journal {
         if last > self.lease.current.upto && !self.lease.current.synced_acks {
             // Durable before the write: a power loss may take what follows,
             // and the next open skips past this lease (`lease.rs`).
-            if let Err(e) = self.lease.extend(last.saturating_add(self.opts.io.lease_step())) {
+            let upto = last.saturating_add(self.opts.io.lease_step()).min(crate::format::MAX_SEQ);
+            if let Err(e) = self.lease.extend(upto) {
                 return Err(self.poison(e));
             }
         }

@@ -248,6 +248,38 @@ fn a_segment_named_past_the_highest_seq_is_a_stranger() {
     assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 4);
 }
 
+/// A segment named near the highest seq a journal hands out (`MAX_SEQ - 1`,
+/// a valid header of the journal's epoch and one valid frame): the journal
+/// opens, takes seq `MAX_SEQ`, and refuses the next append with
+/// `SeqsExhausted`, nothing written; its lease stays readable. It had
+/// handed out seq 2^63 (past the limit), written a lease and watermark no
+/// open could read, and the next roll a segment the next open ignored.
+#[test]
+fn a_segment_named_near_the_highest_seq_ends_the_appends_there() {
+    use events_journal::format::{MAX_SEQ, SegmentHeader, encode_frame};
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = journal_with_two_segments(dir.path());
+    let mut bytes = SegmentHeader { epoch, first_seq: MAX_SEQ - 1, created_at: 1, codec_tag: 0 }.encode().to_vec();
+    encode_frame(&mut bytes, MAX_SEQ - 1, 1, b"near the end");
+    std::fs::write(dir.path().join(format!("{:020}.seg", MAX_SEQ - 1)), &bytes).unwrap();
+    let (mut j, report) =
+        Journal::open(dir.path(), JournalOptions::new().sync(events_journal::SyncPolicy::Never)).unwrap();
+    assert_eq!(report.next_seq, MAX_SEQ);
+    assert_eq!(j.append(ts(5), payload(5)).unwrap(), MAX_SEQ);
+    let len = std::fs::metadata(dir.path().join(format!("{:020}.seg", MAX_SEQ - 1))).unwrap().len();
+    match j.append(ts(6), payload(6)) {
+        Err(JournalError::SeqsExhausted { dir: named }) => assert_eq!(named, dir.path()),
+        other => panic!("expected SeqsExhausted: {other:?}"),
+    }
+    let after = std::fs::metadata(dir.path().join(format!("{:020}.seg", MAX_SEQ - 1))).unwrap().len();
+    assert_eq!(after, len, "nothing written");
+    j.close().unwrap();
+    let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert_eq!((report.next_seq, report.ignored.len(), report.skipped.clone()), (MAX_SEQ + 1, 0, None), "{report:?}");
+    assert_eq!(Reader::open(dir.path()).unwrap().last_seq().unwrap(), MAX_SEQ);
+    drop(j);
+}
+
 /// Makes a FIFO at `path`.
 fn fifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();

@@ -99,6 +99,20 @@ fn a_power_loss_after_a_reboot_never_reuses_a_seq_that_was_handed_out() {
     }
 }
 
+/// The same where the reopen cannot tell which boot it runs in (no boot
+/// id: no `/proc`): it skips up to the durable lease, as after a reboot.
+/// It had taken an unknown boot for the same one, skipped nothing, and
+/// handed out again the seqs the power loss took.
+#[test]
+fn a_power_loss_where_the_boot_cannot_be_told_never_reuses_a_seq() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = handed_out_then_power_lost(tmp.path(), SyncPolicy::Never);
+    let plan = FaultPlan::new();
+    plan.boot_unknown();
+    let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    assert_eq!((report.skipped, report.next_seq), (Some(kept + 1..=129), 130));
+}
+
 #[test]
 fn a_process_crash_a_clean_close_or_always_skips_nothing() {
     // A process crash in the same boot: the kernel kept every record.
