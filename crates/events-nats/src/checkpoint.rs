@@ -109,6 +109,16 @@ fn target(seq: u64, persisted: u64, first: Option<u64>) -> u64 {
     }
 }
 
+/// After a commit of `target`, moved back from `before`: where to commit
+/// again when the journal now starts at `first`, past it (retention removed
+/// what the checkpoint before pinned while this one was read and written):
+/// its start less one, never above `before` (a seq the replicator never
+/// got to stays unclaimed, as when it was cut loose).
+fn recheck(target: u64, before: u64, first: u64) -> Option<u64> {
+    let onto = first.saturating_sub(1).min(before);
+    (target < before && target < onto).then_some(onto)
+}
+
 /// The seq a replicator of the journal of `epoch` in `dir` had acknowledged
 /// through, as consumer `name`'s checkpoint says (0 if there is none, it
 /// cannot be read, or it is of another journal). Reads only: nothing is
@@ -204,10 +214,9 @@ impl Registration {
             // before pinned while this one was read and written, leaving
             // this one under the journal's earliest seq. Then onto it.
             if target < before
-                && let Some(first) = first()
-                && target.saturating_add(1) < first
+                && let Some(onto) = first().and_then(|first| recheck(target, before, first))
             {
-                target = first - 1;
+                target = onto;
                 file.commit(target, epoch)?;
                 persisted.store(target, Ordering::Release);
             }
@@ -234,6 +243,13 @@ mod tests {
         assert_eq!(target(0, 50, Some(1)), 0, "nothing pruned: from the start");
         assert_eq!(target(0, 50, Some(90)), 50, "cut loose past it: no further than where it was");
         assert_eq!(target(0, 50, None), 50, "the journal cannot be listed: kept");
+        // Committed at 30 while retention removed up to 40 under the
+        // checkpoint before (50): onto 39. Never past where it was, nor
+        // again when the journal still holds what it names.
+        assert_eq!(recheck(30, 50, 40), Some(39));
+        assert_eq!(recheck(30, 50, 90), Some(50), "cut loose meanwhile: no seq it never got to");
+        assert_eq!(recheck(30, 50, 31), None, "still pinned from 31");
+        assert_eq!(recheck(60, 50, 90), None, "moved forward: nothing to check");
     }
 
     #[test]
