@@ -34,7 +34,7 @@ pub(crate) struct ConsumersArgs {
 
 /// `events consumers DIR [--json | --delete NAME]`.
 pub(crate) fn consumers(args: &ConsumersArgs) -> Result<(), Failure> {
-    require_journal(&args.dir, "list consumers of")?;
+    require_journal(&args.dir, if args.delete.is_some() { "delete a consumer of" } else { "list consumers of" })?;
     // Listing and deleting decode no payload: they work whatever the
     // journal's event type and codec.
     let mut out = Out::new();

@@ -154,8 +154,15 @@ impl Out {
     }
 }
 
+/// A failed write to stdout: a closed pipe ends the command quietly; any
+/// other failure (a full disk under a redirection) is an error naming
+/// stdout, as the demo's (`failed printing to stdout: …`).
 fn output_failure(e: io::Error) -> Failure {
-    if e.kind() == io::ErrorKind::BrokenPipe { Failure::OutputClosed } else { Failure::Error(Box::new(e)) }
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Failure::OutputClosed
+    } else {
+        Failure::Error(format!("failed printing to stdout: {e}").into())
+    }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {

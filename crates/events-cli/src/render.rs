@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use events::{Bincode, Codec, MsgPack};
 use serde_json::{Value, json};
@@ -126,26 +126,22 @@ pub(crate) fn rfc3339(nanos: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
-/// The codec tag in the header of the oldest segment of `dir`: the oldest
-/// regular file named like one, as the journal lists its segments (it
-/// ignores a directory or a symlink of such a name). Looked for again once
-/// if retention removed that segment between the listing and the read.
+/// The codec tag of the journal in `dir` (every segment carries it): that
+/// of the oldest segment whose header reads, as the journal lists its
+/// segments (regular files named like one: it ignores a directory or a
+/// symlink of such a name). A damaged header (what `Journal::repair`
+/// fixes) is passed over, as is a segment retention removed between the
+/// listing and the read: every record had been shown as bytes, "an
+/// unreadable segment header", when only the oldest header was damaged.
 fn codec_tag(dir: &Path) -> Option<u32> {
-    let oldest = || {
-        fs::read_dir(dir)
-            .ok()?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| segment_first_seq(&e.file_name()).map(|seq| (seq, e.path())))
-            .min_by_key(|(seq, _)| *seq)
-            .map(|(_, path)| path)
-    };
-    let path = oldest()?;
-    match read_header(&path) {
-        Ok(header) => Some(header.codec_tag),
-        Err(_) if !path.exists() => read_header(&oldest()?).ok().map(|h| h.codec_tag),
-        Err(_) => None,
-    }
+    let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| segment_first_seq(&e.file_name()).map(|seq| (seq, e.path())))
+        .collect();
+    segments.sort_unstable_by_key(|(seq, _)| *seq);
+    segments.iter().find_map(|(_, path)| read_header(path).ok()).map(|h| h.codec_tag)
 }
 
 fn hex(bytes: &[u8]) -> String {

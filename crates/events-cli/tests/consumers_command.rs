@@ -139,6 +139,13 @@ async fn delete_removes_one_and_refuses_unknown_and_invalid_names() {
     );
     assert_eq!(rows(&run(&["consumers"], dir)), [["alpha", "3", "7", &b, "yes", "-"]], "nothing else was deleted");
 
+    // A directory that holds no journal: the error says what was asked
+    // (it had said "nothing to list consumers of").
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&["consumers", "--delete", "alpha"], empty.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nothing to delete a consumer of"), "{}", text(&out.stderr));
+
     run(&["consumers", "--delete", "alpha"], dir);
     let out = run(&["consumers"], dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

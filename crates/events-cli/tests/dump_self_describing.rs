@@ -62,6 +62,43 @@ async fn a_self_describing_journal_dumps_as_json_with_its_fields() {
     assert_eq!(frames[0]["event"], json!({ "Started": { "id": 7, "tags": ["gpu"] } }), "{frames:?}");
 }
 
+/// A self-describing journal whose oldest segment's header is damaged (a
+/// flipped byte in its CRC: what `Journal::repair` fixes): `dump --from`
+/// past that segment renders its events as JSON, the codec read from the
+/// next header. Every record had been shown as bytes ("an unreadable
+/// segment header"), though the read never touched the damaged segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_oldest_header_leaves_the_codec_to_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Job, MsgPack> = Feed::builder(tmp.path()).codec(MsgPack).segment_bytes(4096).open().await.unwrap();
+    let tags: Vec<String> = (0..100).map(|i| format!("tag {i}")).collect();
+    for id in 0..40 {
+        feed.append(None, Job::Started { id, tags: tags.clone() }).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let mut segments: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let second: u64 = segments[1].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let mut oldest = std::fs::read(&segments[0]).unwrap();
+    oldest[60] ^= 0xff; // the header's CRC
+    std::fs::write(&segments[0], &oldest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(["dump", "--json", "--from", &(second - 1).to_string()])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first: Value = serde_json::from_str(stdout.lines().next().expect("a line")).unwrap();
+    assert_eq!(first["seq"], json!(second), "{stdout}");
+    assert_eq!(first["event"]["Started"]["id"], json!(second - 1), "{first}");
+    assert!(first.get("undecoded").is_none(), "{first}");
+}
+
 /// The `data:` of every event frame `events serve` on `dir` sends from the
 /// start until one holds `until`.
 fn served(dir: &Path, until: &str) -> Vec<Value> {

@@ -204,4 +204,20 @@ fn the_demo_on_a_full_stdout_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.starts_with("error: failed printing to stdout") && stderr.contains("No space left"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line, no panic message: {stderr}");
+
+    // The reading commands say the same: it had read "error: No space left
+    // on device (os error 28)", not naming stdout.
+    let journal = tmp.path().join("written");
+    let status = events()
+        .args(["demo", "--events", "100", "--sessions", "1", "--sync", "never", "--no-crash", "--dir"])
+        .arg(&journal)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = events().arg("dump").arg(&journal).stdout(full).stderr(Stdio::piped()).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: failed printing to stdout") && stderr.contains("No space left"), "{stderr}");
 }
