@@ -13,7 +13,13 @@
 //! "first message of the subject at or after" probes (falling back to the
 //! feed's first message if a probe fails). An ordered pull consumer
 //! (single replica, filtered by the feed's subject, recreated by the client
-//! after a gap or a reconnect) then delivers from there.
+//! after a gap or a reconnect) then delivers from there. A stream deleted
+//! and made again under the same name (the replicator makes it again and
+//! fills it from the journal) numbers its messages from 1 again, where
+//! the client's recreated consumer would wait past the old numbers: the
+//! reader looks again ([`Made`]) when no message came for [`LOOK_AGAIN`],
+//! or before a jump in seqs would be reported, and positions itself in
+//! the new stream from where it stands.
 //!
 //! Invariant: the reader yields every seq after the cursor once, in order;
 //! messages at or below the last seq delivered are skipped, and a jump (the
@@ -27,6 +33,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -176,6 +183,7 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
         let messages = source.consume(&source.subject, plan.start).await?;
         let state = State {
             messages,
+            made: Made::of(&source.stream),
             source,
             codec: self.codec.clone(),
             track: plan.track,
@@ -261,6 +269,58 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
     let want = want.unwrap_or(u64::MAX);
     let start = if want > latest { ends.last_sequence.saturating_add(1) } else { source.locate(&ends, want).await };
     Ok(Plan { start, track: Track::after(cursor.seq.get(), Some(ends.last.epoch())), reset: None })
+}
+
+/// How long a reader waits for its next message before it looks whether
+/// its stream was deleted and made again ([`Made`]): one stream info
+/// request per idle reader this often.
+pub(crate) const LOOK_AGAIN: Duration = Duration::from_secs(5);
+
+/// Which stream a reader's consumer reads: the one of its name created at
+/// this time. A stream deleted and made again under the same name (by the
+/// replicator, after `nats stream rm` or a server back without its store)
+/// is another one, which numbers its messages from 1 again: the client's
+/// ordered consumer, recreated at the stream sequence after the last
+/// message it got, would wait there, past what the new stream holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Made(async_nats::datetime::DateTime);
+
+impl Made {
+    /// The stream `stream`'s handle was opened on.
+    pub(crate) fn of(stream: &JsStream) -> Self {
+        Made(stream.cached_info().created)
+    }
+
+    /// The stream of that name now, when it is another one (made again);
+    /// `None` when it is the same, or cannot be asked (deleted, not made
+    /// again yet).
+    pub(crate) async fn again(self, stream: &JsStream) -> Option<Made> {
+        let now = stream.get_info().await.ok()?.created;
+        (now != self.0).then_some(Made(now))
+    }
+}
+
+/// Where a reader at `track` goes on in its feed's stream made again:
+/// `None` while the new stream has not yet been filled up to where the
+/// reader stands in the same journal (the replicator fills it in order;
+/// positioned now, the reader would get an `Ahead` reset): look again later.
+pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Option<Plan<E>>, NatsError> {
+    let cursor = match track.cursor {
+        Some(seq) => Cursor { seq: Seq::new(seq), epoch: track.epoch },
+        None => Cursor::from(Seq::ZERO),
+    };
+    let plan = plan::<E>(source, cursor).await?;
+    let filling = matches!(plan.reset, Some(FeedItem::Reset { reason: ResetReason::Ahead, .. }))
+        && plan.track.epoch.is_none_or(|e| track.epoch.is_none_or(|t| t == e));
+    tracing::info!(
+        stream = source.name,
+        subject = source.subject,
+        cursor = ?track.cursor,
+        start = plan.start,
+        filling,
+        "the stream was made again: the reader goes on in it from where it stands"
+    );
+    Ok((!filling).then_some(plan))
 }
 
 /// One feed's messages in a stream: the stream, its name (for errors) and
@@ -453,6 +513,8 @@ impl<E> Stream for RemoteStream<E> {
 
 struct State<E, C> {
     messages: Ordered,
+    /// The stream `messages` reads.
+    made: Made,
     source: Source,
     codec: C,
     track: Track,
@@ -474,12 +536,20 @@ impl<E: Event, C: Codec> State<E, C> {
             if let Some(e) = self.failed.take() {
                 return Some(Err(e));
             }
-            let msg = match self.messages.next().await? {
-                Ok(msg) => msg,
-                Err(e) => return Some(Err(NatsError::js("reading the stream", e))),
+            let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.next()).await {
+                Ok(Some(Ok(msg))) => msg,
+                Ok(Some(Err(e))) => return Some(Err(NatsError::js("reading the stream", e))),
+                Ok(None) => return None,
+                Err(_idle) => {
+                    if let Err(e) = self.follow_made_again().await {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
             };
             let stream_seq = msg.info().map_or(0, |i| i.stream_sequence);
             let message = &msg.message;
+            let (track, queued) = (self.track, self.queue.len());
             let accepted = self
                 .track
                 .accept(
@@ -491,8 +561,37 @@ impl<E: Event, C: Codec> State<E, C> {
                     &mut self.queue,
                 )
                 .await;
+            // A jump in seqs is messages discarded unread, unless the
+            // stream was made again: then this message is not one the
+            // reader is due, and it goes on in the new stream instead.
+            let jumped = self
+                .queue
+                .range(queued..)
+                .any(|item| matches!(item, FeedItem::Reset { reason: ResetReason::Expired, .. }));
+            if jumped && self.made.again(&self.source.stream).await.is_some() {
+                self.queue.truncate(queued);
+                self.track = track;
+                if let Err(e) = self.follow_made_again().await {
+                    return Some(Err(e));
+                }
+                continue;
+            }
             self.failed = accepted.err();
         }
+    }
+
+    /// When the stream was made again: positions the reader in the new
+    /// one, from where it stands (a reset first if the new stream cannot
+    /// serve that, as for a new reader), unless the new one is still being
+    /// filled up to there (looked at again later).
+    async fn follow_made_again(&mut self) -> Result<(), NatsError> {
+        let Some(made) = self.made.again(&self.source.stream).await else { return Ok(()) };
+        let Some(plan) = replan::<E>(&self.source, self.track).await? else { return Ok(()) };
+        self.messages = self.source.consume(&self.source.subject, plan.start).await?;
+        self.made = made;
+        self.track = plan.track;
+        self.queue.extend(plan.reset);
+        Ok(())
     }
 }
 

@@ -23,11 +23,11 @@ use std::task::{Context as TaskContext, Poll};
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::pull::Ordered;
-use events::{Bincode, Codec, Cursor, Event, Seq};
+use events::{Bincode, Codec, Cursor, Event, FeedItem, ResetReason, Seq};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::consumer::{Source, Track, plan};
+use crate::consumer::{LOOK_AGAIN, Made, Source, Track, plan, replan};
 use crate::cursors::check_feed_id;
 use crate::{FeedCursors, FeedsItem, NatsError, StreamSpec};
 
@@ -128,6 +128,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         }
         let mut state = State {
             messages: None,
+            made: None,
             stream: stream.clone(),
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -148,6 +149,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         }
         let source = Source::new(stream, name, wildcard.clone());
         state.messages = Some(source.consume(&wildcard, start).await?);
+        state.made = Some(Made::of(&state.stream));
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         // Fused: polled again after its end, `None` again (`unfold` panics).
         Ok(RemoteFeedsStream { inner: inner.fuse().boxed() })
@@ -175,6 +177,8 @@ impl<E> Stream for RemoteFeedsStream<E> {
 
 struct State<E, C> {
     messages: Option<Ordered>,
+    /// The stream `messages` reads ([`Made`]: one made again is followed).
+    made: Option<Made>,
     stream: async_nats::jetstream::stream::Stream,
     name: String,
     prefix: String,
@@ -196,9 +200,16 @@ impl<E: Event, C: Codec> State<E, C> {
             if let Some(e) = self.failed.take() {
                 return Some(Err(e));
             }
-            let msg = match self.messages.as_mut()?.next().await? {
-                Ok(msg) => msg,
-                Err(e) => return Some(Err(NatsError::js("reading the stream", e))),
+            let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.as_mut()?.next()).await {
+                Ok(Some(Ok(msg))) => msg,
+                Ok(Some(Err(e))) => return Some(Err(NatsError::js("reading the stream", e))),
+                Ok(None) => return None,
+                Err(_idle) => {
+                    if let Err(e) = self.follow_made_again().await {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
             };
             let stream_seq = msg.info().map_or(0, |i| i.stream_sequence);
             let message = &msg.message;
@@ -224,12 +235,56 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
             };
             let mut items = Vec::new();
+            let before = *track;
             let accepted = track
                 .accept(source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload, &mut items)
                 .await;
+            // A jump in seqs is messages discarded unread, unless the
+            // stream was made again (as for one feed: `consumer.rs`).
+            let jumped = items.iter().any(|item| matches!(item, FeedItem::Reset { reason: ResetReason::Expired, .. }));
+            if jumped
+                && let Some(made) = self.made
+                && made.again(&self.stream).await.is_some()
+            {
+                *track = before;
+                if let Err(e) = self.follow_made_again().await {
+                    return Some(Err(e));
+                }
+                continue;
+            }
             let epoch = track.epoch;
             self.queue.extend(items.into_iter().map(|item| FeedsItem { feed: Arc::clone(&feed), epoch, item }));
             self.failed = accepted.err();
         }
+    }
+
+    /// When the stream was made again: positions every feed in the new one
+    /// from where it stands, under one consumer from the earliest of them,
+    /// unless a feed is still being filled up to there (looked at again
+    /// later).
+    async fn follow_made_again(&mut self) -> Result<(), NatsError> {
+        let Some(made) = self.made else { return Ok(()) };
+        let Some(now) = made.again(&self.stream).await else { return Ok(()) };
+        let mut plans = Vec::with_capacity(self.feeds.len());
+        for (feed, (source, track)) in &self.feeds {
+            match replan::<E>(source, *track).await? {
+                Some(plan) => plans.push((Arc::clone(feed), plan)),
+                None => return Ok(()),
+            }
+        }
+        let start = plans.iter().map(|(_, plan)| plan.start).min().unwrap_or(1);
+        let wildcard = format!("{}.*", self.prefix);
+        let source = Source::new(self.stream.clone(), &self.name, wildcard.clone());
+        self.messages = Some(source.consume(&wildcard, start).await?);
+        self.made = Some(now);
+        for (feed, plan) in plans {
+            if let Some(item) = plan.reset {
+                self.queue.push_back(FeedsItem { feed: Arc::clone(&feed), epoch: plan.track.epoch, item });
+            }
+            if let Some((_, track)) = self.feeds.get_mut(&feed) {
+                *track = plan.track;
+            }
+        }
+        Ok(())
     }
 }

@@ -344,6 +344,82 @@ async fn records_replicated_before_the_stream_was_deleted_under_the_replicator_a
     j.close().unwrap();
 }
 
+/// A remote reader following the stream live while it is deleted and made
+/// again under the replicator, retention having pruned 1..=50 (the new
+/// stream holds 51..=160 at stream sequences 1..=110, not where the old
+/// one held them): the reader goes on after the last event it got, 150,
+/// with 151..=160 and no duplicate, nothing between skipped. It had waited
+/// at stream sequence 151 of the new stream (the client's ordered consumer
+/// recreated after the last message it got), so until the journal reached
+/// 201, then reported 151..=200 as expired. The same for `RemoteFeeds` on
+/// a shared stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_reader_goes_on_across_its_stream_made_again() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let (one, all) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut j = fifty_kept_two_segments_at_a_time(one.path());
+    let mut k = fifty_kept_two_segments_at_a_time(all.path());
+    let spec = StreamSpec::new("FOLLOWED", "feed.followed");
+    let shared = StreamSpec::shared("FOLLOWED_ALL", "app").feed("a");
+    let start = |dir: &Path, spec: &StreamSpec| {
+        Replicator::builder(dir, js.clone(), spec.clone()).poll_interval(Duration::from_millis(5)).start()
+    };
+    let (replicate_one, replicate_all) =
+        (start(one.path(), &spec).await.unwrap(), start(all.path(), &shared).await.unwrap());
+    within("50", replicate_one.wait_for(50)).await.unwrap();
+    within("50", replicate_all.wait_for(50)).await.unwrap();
+    let remote: events_nats::RemoteFeed<support::Ev> = events_nats::RemoteFeed::new(js.clone(), spec);
+    let mut items = remote.stream_from(events::Seq::ZERO).await.unwrap();
+    let feeds: events_nats::RemoteFeeds<support::Ev> =
+        events_nats::RemoteFeeds::new(js.clone(), StreamSpec::shared("FOLLOWED_ALL", "app"));
+    let mut feed_items = feeds.stream_from(&events_nats::FeedCursors::default()).await.unwrap();
+    support::expect_events(&mut items, 1..=50).await;
+    expect_feed_events(&mut feed_items, 1..=50).await;
+    for (journal, dir) in [(&mut j, one.path()), (&mut k, all.path())] {
+        journal.roll().unwrap();
+        fill(journal, 51, 100);
+        journal.roll().unwrap();
+        fill(journal, 101, 150);
+        let pruned = async {
+            while Reader::open(dir).unwrap().first_seq().unwrap() != 51 {
+                journal.prune().unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        within("retention pruned 1..=50", pruned).await;
+    }
+    support::expect_events(&mut items, 51..=150).await;
+    expect_feed_events(&mut feed_items, 51..=150).await;
+    js.delete_stream("FOLLOWED").await.unwrap();
+    js.delete_stream("FOLLOWED_ALL").await.unwrap();
+    fill(&mut j, 151, 160);
+    fill(&mut k, 151, 160);
+    within("the stream made again and filled", holds(&js, "FOLLOWED", 110)).await;
+    within("the shared stream made again and filled", holds(&js, "FOLLOWED_ALL", 110)).await;
+    support::expect_events(&mut items, 151..=160).await;
+    expect_feed_events(&mut feed_items, 151..=160).await;
+    replicate_one.shutdown().await;
+    replicate_all.shutdown().await;
+    j.close().unwrap();
+    k.close().unwrap();
+}
+
+/// Asserts the next items of a `RemoteFeeds` reader are feed `a`'s events `seqs`.
+async fn expect_feed_events(
+    items: &mut events_nats::RemoteFeedsStream<support::Ev>,
+    seqs: std::ops::RangeInclusive<u64>,
+) {
+    use futures::StreamExt;
+    for seq in seqs {
+        let next = within("next feed item", items.next()).await.expect("the stream does not end").unwrap();
+        match next.item {
+            events::FeedItem::Event(env) if &*next.feed == "a" => assert_eq!(env.seq, events::Seq::new(seq)),
+            other => panic!("unexpected {other:?} of feed {} before seq {seq}", next.feed),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_pruned_before_replication_are_counted_and_reported() {
     let server = Server::start();
