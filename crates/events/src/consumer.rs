@@ -102,6 +102,10 @@ struct State {
     /// The epoch the latest [`Consumer::stream`] reads (0 before its first
     /// item): the epoch of the seqs the application commits.
     stream_epoch: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Where the latest stream's state machine stands (its cursor after
+    /// its last step): below the committed progress once a reset took it
+    /// back (a checkpoint ahead of the journal: `Reset { Ahead }`).
+    stream_position: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +163,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             committed: checkpoint.into(),
             last_persist: Instant::now(),
             stream_epoch: None,
+            stream_position: None,
         };
         let options = ConsumerOptions { every: options.every.max(1), ..options };
         let path = file.path().to_path_buf();
@@ -191,6 +196,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let at = state.committed;
         let stream = self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch));
         state.stream_epoch = Some(stream.epoch_handle());
+        state.stream_position = Some(stream.position_handle());
         stream
     }
 
@@ -207,7 +213,10 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// new epoch). Persisted when [`ConsumerOptions`] says so (the write
     /// and its fdatasync run on tokio's blocking pool); otherwise kept in
     /// memory until a later commit or [`flush`](Self::flush). A `seq` at or
-    /// below the committed one is ignored: progress never moves back.
+    /// below the committed one is ignored: progress never moves back, but
+    /// after the stream went back below it (a `Reset { Ahead }`: the
+    /// checkpoint was past the journal's end, a copy restored under it), a
+    /// commit of what the stream handed out since moves it there.
     ///
     /// # Errors
     ///
@@ -257,7 +266,15 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             let current = streamed_epoch(&state).or(journal).unwrap_or_else(|| self.reader.epoch());
             let epoch = named.unwrap_or(current);
             let stale = state.committed.epoch == current && epoch != current;
-            if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq) {
+            // The stream went back below the committed progress (a reset:
+            // the checkpoint was ahead of the journal): a commit of what it
+            // handed out since moves the progress back to it. Ignored, the
+            // restart resumed past those events once the journal grew.
+            let position = state.stream_position.as_ref().map(|p| p.load(std::sync::atomic::Ordering::Acquire));
+            let back = position.is_some_and(|p| p < state.committed.seq && seq.get() <= p)
+                && epoch == state.committed.epoch
+                && epoch == current;
+            if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq || back) {
                 state.committed = Checkpointed { seq: seq.get(), epoch };
             }
             // Decided on what is committed, not on this call's seq: a commit

@@ -563,3 +563,42 @@ async fn a_commit_past_any_journals_seq_is_refused_and_changes_nothing() {
     assert_eq!(feed.consumer("indexer").await.unwrap().persisted(), Seq::new(2));
     feed.close().await.unwrap();
 }
+
+/// A checkpoint past the journal's end (committed ahead of what the
+/// stream handed out, or a copy of the segments restored under a newer
+/// `consumers/`): the stream yields `Reset { Ahead }` and the journal from
+/// its start, and commits of those events move the progress back to them,
+/// so the restart after the journal grew resumes after the last one
+/// processed. They had been ignored as "at or below" the checkpoint: the
+/// restart resumed past the journal's new events up to the old checkpoint,
+/// skipping them with no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_after_a_reset_ahead_move_the_progress_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = three_events(dir.path()).await;
+    let consumer = feed.consumer("ahead").await.unwrap();
+    consumer.commit(Seq::new(10)).await.unwrap();
+    consumer.flush().await.unwrap();
+    drop(consumer);
+    let consumer = feed.consumer("ahead").await.unwrap();
+    let mut stream = consumer.stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(matches!(first, FeedItem::Reset { reason: ResetReason::Ahead, .. }), "{first:?}");
+    for seq in 1..=3 {
+        let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("event {seq}") };
+        assert_eq!(env.seq, Seq::new(seq));
+        consumer.commit(env.seq).await.unwrap();
+    }
+    consumer.flush().await.unwrap();
+    assert_eq!(consumer.persisted(), Seq::new(3));
+    drop((stream, consumer));
+    for n in 4..=12 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let consumer = feed.consumer("ahead").await.unwrap();
+    let mut stream = consumer.stream();
+    let Some(Ok(FeedItem::Event(env))) = stream.next().await else { panic!("an event first") };
+    assert_eq!(env.seq, Seq::new(4), "resumes after the last event processed");
+    drop((stream, consumer));
+    feed.close().await.unwrap();
+}

@@ -149,6 +149,14 @@ impl<E: Event> FeedStream<E> {
         Arc::clone(&self.epoch)
     }
 
+    /// The cell the state machine's cursor is published in after each step
+    /// (at or past every seq handed out; below it after a reset that went
+    /// back), for a [`Consumer`](crate::Consumer) that commits what this
+    /// stream yields.
+    pub(crate) fn position_handle(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.position)
+    }
+
     /// The cursor after the last item yielded: the last event's seq, or
     /// where the stream goes on after a reset.
     pub(crate) fn handed_out(&self) -> u64 {
