@@ -8,11 +8,12 @@
 //! exactly-once and resuming lives in `events-nats` (see its crate docs and
 //! `docs/DEPLOYING.md`). Invariant: the command never writes a segment,
 //! never takes the writer's lock, and writes only its durable consumer
-//! checkpoint (`consumers/replicator.<subject>`, or `--consumer-name`, which pins retention and
-//! shows its lag in `events consumers`, held under the checkpoint's own
-//! lock while it runs, so a second replicator of the same subject or an
-//! `events consumers --delete` of it is refused; `--no-register` for a
-//! read-only journal or a trial run); what it reports as replicated is what JetStream
+//! checkpoint (`consumers/replicator.<subject>`, or `--consumer-name`,
+//! which pins retention and shows its lag in `events consumers`, held
+//! under the checkpoint's own lock while it runs, so a second replicator
+//! of the same subject or an `events consumers --delete` of it is refused;
+//! `--no-register` for a read-only journal or a trial run); what it
+//! reports as replicated is what JetStream
 //! acknowledged, so the "stopped after seq N" line it prints on SIGINT or
 //! SIGTERM (after the publishes in flight are acknowledged) is exactly where
 //! the next run resumes. When the server did not acknowledge them within
@@ -165,9 +166,10 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     // No retry at start: an operator who mistyped the URL hears it at once.
     // Once connected, the client reconnects by itself and the replicator
     // retries with backoff. The client tries the servers one at a time (in
-    // random order), each for up to the connect timeout: the whole attempt
-    // gets that per server, and one more for the name lookups, or a dead
-    // server tried first had taken all of it.
+    // random order), each address a name resolves to for up to the connect
+    // timeout, with a short backoff between servers: the whole attempt gets
+    // that per server and one more (for the lookups, the backoff, a second
+    // address), or a dead server tried first had taken all of it.
     let attempts = u32::try_from(addrs.len() + 1).unwrap_or(u32::MAX);
     let deadline = args.connect_timeout.saturating_mul(attempts);
     let client = tokio::time::timeout(deadline, async_nats::connect_with_options(addrs, options))

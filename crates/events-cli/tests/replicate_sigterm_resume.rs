@@ -297,7 +297,7 @@ async fn a_server_list_starts_on_the_one_server_that_answers() {
     list.push(server.url());
     let list = list.join(",");
     for _ in 0..2 {
-        let extra = ["--connect-timeout", "300ms", "--no-register"];
+        let extra = ["--connect-timeout", "500ms", "--no-register"];
         let (run, started) = Replicate::start(&dir, &list, "LIST", &extra);
         assert_eq!(started["journal_latest"].as_u64(), Some(1), "{started}");
         let (_, status) = run.terminate();

@@ -8,10 +8,11 @@
 //! the lease bounds it:
 //!
 //! - at open the writer reads the previous writer's lease; if that writer
-//!   did not close, ran in another boot (the kernel's `boot_id`: a reboot
-//!   or a power loss came in between, where a process crash keeps the page
-//!   cache) and acknowledged before syncing, the next seq goes above its
-//!   lease (a new segment named `upto + 1`: readers see one `Gap`);
+//!   did not close, may have run in another boot (the kernel's `boot_id`
+//!   differs, or is not known then or now: a reboot or a power loss may
+//!   have come in between, where a process crash keeps the page cache)
+//!   and acknowledged before syncing, the next seq goes above its lease (a
+//!   new segment named `upto + 1`: readers see one `Gap`);
 //! - then, before any append, it writes its own lease (this boot, open,
 //!   `upto` = the next seq + [`LEASE_STEP`] - 1) and fsyncs it; an append
 //!   that would go past `upto` first extends it the same way. Under
@@ -25,8 +26,11 @@
 //! being written; the valid slot with the higher generation wins. A torn
 //! write leaves the previous lease, which still bounds every seq handed
 //! out, since a seq past it waits for the fsync of the new one. No lease
-//! (a journal of an older build), or no boot id (a platform without
-//! `/proc/sys/kernel/random/boot_id`): nothing is skipped, as before.
+//! (a journal of an older build): nothing is skipped, as before. No boot
+//! id (a platform without `/proc/sys/kernel/random/boot_id`): a reopen
+//! after a writer that did not close skips its lease, as after a reboot,
+//! since it cannot tell one from a process crash. Leases never name a seq
+//! past `MAX_SEQ`.
 
 use std::fs::{File, OpenOptions};
 use std::io;

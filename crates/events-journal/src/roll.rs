@@ -37,12 +37,20 @@ impl Journal {
     /// [`JournalError::Io`] if syncing or creating fails, which poisons the
     /// writer; [`JournalError::DirectoryReplaced`] naming the directory if
     /// it was deleted or replaced under the writer (before the roll, or
-    /// found by its retention pass), which poisons it too.
+    /// found by its retention pass), which poisons it too;
+    /// [`JournalError::SeqsExhausted`] once seq
+    /// [`MAX_SEQ`](crate::format::MAX_SEQ) was handed out (no segment can
+    /// follow), which changes nothing.
     pub fn roll(&mut self) -> Result<(), JournalError> {
         self.health()?;
         self.settle()?;
         if self.active_len <= HEADER_LEN as u64 {
             return Ok(());
+        }
+        // No segment can be named after `MAX_SEQ`: one past it is a
+        // stranger to the next open, its records lost.
+        if self.next_seq > crate::format::MAX_SEQ {
+            return Err(JournalError::SeqsExhausted { dir: self.dir.clone() });
         }
         // A new segment goes into the directory by its path: first make
         // sure it is still this writer's.

@@ -108,8 +108,10 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// [`JournalError::RecordTooLarge`] if a payload exceeds the limit (nothing
-    /// of the batch is written); [`JournalError::Io`] if the write, the
+    /// [`JournalError::RecordTooLarge`] if a payload exceeds the limit, and
+    /// [`JournalError::SeqsExhausted`] if a record would take a seq past
+    /// [`MAX_SEQ`](crate::format::MAX_SEQ) (nothing of the batch is
+    /// written either way); [`JournalError::Io`] if the write, the
     /// `fdatasync` or a roll fails, after which the writer is poisoned and
     /// every later call returns [`JournalError::Failed`]. On such a failure
     /// the segment is cut back, when possible, to its length before the

@@ -273,6 +273,8 @@ fn a_segment_named_near_the_highest_seq_ends_the_appends_there() {
     }
     let after = std::fs::metadata(dir.path().join(format!("{:020}.seg", MAX_SEQ - 1))).unwrap().len();
     assert_eq!(after, len, "nothing written");
+    // Nor a segment named past it by a roll (asked for, or by age).
+    assert!(matches!(j.roll(), Err(JournalError::SeqsExhausted { .. })));
     j.close().unwrap();
     let (j, report) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
     assert_eq!((report.next_seq, report.ignored.len(), report.skipped.clone()), (MAX_SEQ + 1, 0, None), "{report:?}");

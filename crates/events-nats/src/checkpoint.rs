@@ -20,9 +20,10 @@
 //! at the journal's earliest retained seq less one, where it still pins
 //! what the replicator needs, since retention takes a checkpoint below that
 //! for an expired one; commits run one at a time, each of the progress as
-//! it then is, so none lands an older seq over a newer one; it always carries the epoch of
-//! the journal being replicated, and its `fdatasync` runs on the blocking
-//! pool, at most once per interval, so it never holds up a publish. The
+//! it then is, so none lands an older seq over a newer one; it always
+//! carries the epoch of the journal being replicated, and its `fdatasync`
+//! runs on the blocking pool, at most once per interval, so it never holds
+//! up a publish. The
 //! checkpoint is not where replication resumes (the stream is): it exists
 //! for the retention pin and for lag reporting.
 

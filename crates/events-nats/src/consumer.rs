@@ -312,15 +312,18 @@ pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Option<Pl
     let plan = plan::<E>(source, cursor).await?;
     let filling = matches!(plan.reset, Some(FeedItem::Reset { reason: ResetReason::Ahead, .. }))
         && plan.track.epoch.is_none_or(|e| track.epoch.is_none_or(|t| t == e));
+    if filling {
+        tracing::debug!(stream = source.name, subject = source.subject, cursor = ?track.cursor, "the stream was made again and is not filled up to the reader yet");
+        return Ok(None);
+    }
     tracing::info!(
         stream = source.name,
         subject = source.subject,
         cursor = ?track.cursor,
         start = plan.start,
-        filling,
         "the stream was made again: the reader goes on in it from where it stands"
     );
-    Ok((!filling).then_some(plan))
+    Ok(Some(plan))
 }
 
 /// One feed's messages in a stream: the stream, its name (for errors) and
@@ -541,7 +544,9 @@ impl<E: Event, C: Codec> State<E, C> {
                 Ok(Some(Err(e))) => return Some(Err(NatsError::js("reading the stream", e))),
                 Ok(None) => return None,
                 Err(_idle) => {
-                    if let Err(e) = self.follow_made_again().await {
+                    if let Some(made) = self.made.again(&self.source.stream).await
+                        && let Err(e) = self.follow(made).await
+                    {
                         return Some(Err(e));
                     }
                     continue;
@@ -568,10 +573,10 @@ impl<E: Event, C: Codec> State<E, C> {
                 .queue
                 .range(queued..)
                 .any(|item| matches!(item, FeedItem::Reset { reason: ResetReason::Expired, .. }));
-            if jumped && self.made.again(&self.source.stream).await.is_some() {
+            if jumped && let Some(made) = self.made.again(&self.source.stream).await {
                 self.queue.truncate(queued);
                 self.track = track;
-                if let Err(e) = self.follow_made_again().await {
+                if let Err(e) = self.follow(made).await {
                     return Some(Err(e));
                 }
                 continue;
@@ -580,12 +585,11 @@ impl<E: Event, C: Codec> State<E, C> {
         }
     }
 
-    /// When the stream was made again: positions the reader in the new
+    /// The stream was made again (`made`): positions the reader in the new
     /// one, from where it stands (a reset first if the new stream cannot
     /// serve that, as for a new reader), unless the new one is still being
     /// filled up to there (looked at again later).
-    async fn follow_made_again(&mut self) -> Result<(), NatsError> {
-        let Some(made) = self.made.again(&self.source.stream).await else { return Ok(()) };
+    async fn follow(&mut self, made: Made) -> Result<(), NatsError> {
         let Some(plan) = replan::<E>(&self.source, self.track).await? else { return Ok(()) };
         self.messages = self.source.consume(&self.source.subject, plan.start).await?;
         self.made = made;

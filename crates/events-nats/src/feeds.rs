@@ -128,7 +128,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         }
         let mut state = State {
             messages: None,
-            made: None,
+            made: Made::of(&stream),
             stream: stream.clone(),
             name: name.to_owned(),
             prefix: prefix.to_owned(),
@@ -149,7 +149,6 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         }
         let source = Source::new(stream, name, wildcard.clone());
         state.messages = Some(source.consume(&wildcard, start).await?);
-        state.made = Some(Made::of(&state.stream));
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         // Fused: polled again after its end, `None` again (`unfold` panics).
         Ok(RemoteFeedsStream { inner: inner.fuse().boxed() })
@@ -178,7 +177,7 @@ impl<E> Stream for RemoteFeedsStream<E> {
 struct State<E, C> {
     messages: Option<Ordered>,
     /// The stream `messages` reads ([`Made`]: one made again is followed).
-    made: Option<Made>,
+    made: Made,
     stream: async_nats::jetstream::stream::Stream,
     name: String,
     prefix: String,
@@ -205,7 +204,9 @@ impl<E: Event, C: Codec> State<E, C> {
                 Ok(Some(Err(e))) => return Some(Err(NatsError::js("reading the stream", e))),
                 Ok(None) => return None,
                 Err(_idle) => {
-                    if let Err(e) = self.follow_made_again().await {
+                    if let Some(made) = self.made.again(&self.stream).await
+                        && let Err(e) = self.follow(made).await
+                    {
                         return Some(Err(e));
                     }
                     continue;
@@ -242,12 +243,9 @@ impl<E: Event, C: Codec> State<E, C> {
             // A jump in seqs is messages discarded unread, unless the
             // stream was made again (as for one feed: `consumer.rs`).
             let jumped = items.iter().any(|item| matches!(item, FeedItem::Reset { reason: ResetReason::Expired, .. }));
-            if jumped
-                && let Some(made) = self.made
-                && made.again(&self.stream).await.is_some()
-            {
+            if jumped && let Some(made) = self.made.again(&self.stream).await {
                 *track = before;
-                if let Err(e) = self.follow_made_again().await {
+                if let Err(e) = self.follow(made).await {
                     return Some(Err(e));
                 }
                 continue;
@@ -258,13 +256,11 @@ impl<E: Event, C: Codec> State<E, C> {
         }
     }
 
-    /// When the stream was made again: positions every feed in the new one
-    /// from where it stands, under one consumer from the earliest of them,
-    /// unless a feed is still being filled up to there (looked at again
-    /// later).
-    async fn follow_made_again(&mut self) -> Result<(), NatsError> {
-        let Some(made) = self.made else { return Ok(()) };
-        let Some(now) = made.again(&self.stream).await else { return Ok(()) };
+    /// The stream was made again (`now`): positions every feed in the new
+    /// one from where it stands, under one consumer from the earliest of
+    /// them, unless a feed is still being filled up to there (looked at
+    /// again later).
+    async fn follow(&mut self, now: Made) -> Result<(), NatsError> {
         let mut plans = Vec::with_capacity(self.feeds.len());
         for (feed, (source, track)) in &self.feeds {
             match replan::<E>(source, *track).await? {
@@ -276,7 +272,7 @@ impl<E: Event, C: Codec> State<E, C> {
         let wildcard = format!("{}.*", self.prefix);
         let source = Source::new(self.stream.clone(), &self.name, wildcard.clone());
         self.messages = Some(source.consume(&wildcard, start).await?);
-        self.made = Some(now);
+        self.made = now;
         for (feed, plan) in plans {
             if let Some(item) = plan.reset {
                 self.queue.push_back(FeedsItem { feed: Arc::clone(&feed), epoch: plan.track.epoch, item });

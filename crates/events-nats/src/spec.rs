@@ -181,14 +181,20 @@ impl StreamSpec {
 
     /// Checks what can be checked without asking the server: the stream
     /// name is one JetStream takes, and a shared spec's feed id, if set, is
-    /// one subject token. [`ensure`](Self::ensure) and
-    /// [`open`](Self::open) check it first; call it to refuse a
-    /// configuration before connecting.
+    /// one subject token. [`ensure`](Self::ensure) checks both first, and
+    /// [`open`](Self::open) the name (a reader of every feed ignores a feed
+    /// id); call it to refuse a configuration before connecting.
     ///
     /// # Errors
     ///
     /// [`NatsError::StreamName`] or [`NatsError::FeedId`] naming what is wrong.
     pub fn check(&self) -> Result<(), NatsError> {
+        self.check_name()?;
+        self.check_feed()
+    }
+
+    /// The stream name half of [`check`](Self::check).
+    fn check_name(&self) -> Result<(), NatsError> {
         let bad = |reason| Err(NatsError::StreamName { name: self.name.clone(), reason });
         if self.name.is_empty() {
             return bad("it is empty");
@@ -196,12 +202,10 @@ impl StreamSpec {
         if self.name.len() > 255 {
             return bad("it is longer than 255 bytes");
         }
-        if self.name.chars().any(|c| c.is_whitespace() || c.is_control() || ".*>/\\".contains(c)) {
-            return bad(
-                "JetStream refuses whitespace, control characters, '.', '*', '>', '/' and '\\' in a stream name",
-            );
+        if self.name.chars().any(|c| c.is_whitespace() || ".*>/\\".contains(c)) {
+            return bad("JetStream refuses whitespace, '.', '*', '>', '/' and '\\' in a stream name");
         }
-        self.check_feed()
+        Ok(())
     }
 
     /// Checks the feed id, if any (see [`feed`](Self::feed)).
@@ -253,10 +257,10 @@ impl StreamSpec {
     /// # Errors
     ///
     /// [`NatsError::JetStream`] when it does not exist or the server cannot
-    /// be asked; [`NatsError::StreamName`] or [`NatsError::FeedId`] as
-    /// [`check`](Self::check) says, before any request.
+    /// be asked; [`NatsError::StreamName`] for a name JetStream refuses,
+    /// before any request.
     pub async fn open(&self, js: &Context) -> Result<Stream, NatsError> {
-        self.check()?;
+        self.check_name()?;
         js.get_stream(&self.name).await.map_err(|e| NatsError::js("opening the stream", e))
     }
 
@@ -370,7 +374,7 @@ mod tests {
         for good in ["EVENTS", "feed-1_a", "é", &"x".repeat(255)] {
             assert!(StreamSpec::new(good, "s").check().is_ok(), "{good}");
         }
-        for bad in ["", "my.events", "a b", "a*", "a>", "a/b", "a\\b", "tab\t", &"x".repeat(256)] {
+        for bad in ["", "my.events", "a b", "a*", "a>", "a/b", "a\\b", "tab\t", "line\n", &"x".repeat(256)] {
             let refused = StreamSpec::new(bad, "s").check();
             assert!(matches!(&refused, Err(NatsError::StreamName { name, .. }) if name == bad), "{bad:?}: {refused:?}");
         }

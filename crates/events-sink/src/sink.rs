@@ -137,11 +137,9 @@ where
 /// may panic: here a sink's own copy of an event it could not keep (a full
 /// queue) or will not deliver (a queue dropped with its task). The panic
 /// stays here, logged as `what`: an `emit` costs its caller nothing, and a
-/// drain goes on to count the rest. `true` if it panicked.
-pub(crate) fn let_go<T>(value: T, what: &str) -> bool {
-    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value))).is_err();
-    if panicked {
+/// drain goes on to count the rest.
+pub(crate) fn let_go<T>(value: T, what: &str) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value))).is_err() {
         tracing::error!("the Drop of {what} panicked");
     }
-    panicked
 }

@@ -7,7 +7,9 @@
 //! writer's retention pass reads the checkpoints to keep the segments a
 //! consumer still needs, up to a bound.
 //!
-//! Invariants: a persisted checkpoint only moves forward within an epoch; a
+//! Invariants: a persisted checkpoint only moves forward within an epoch,
+//! but for one past the journal's end, which goes back (persisted at the
+//! next commit or flush) to where the stream's `Reset { Ahead }` put it; a
 //! torn checkpoint write falls back to the previous one, never to a later
 //! seq; delivery is at least once, and after a crash the events redelivered
 //! are exactly those after the last persisted checkpoint (at most
@@ -21,7 +23,7 @@ use events_core::{Bincode, Codec, Event, Seq};
 use events_journal::{Checkpoint, ConsumerFile};
 
 use crate::position::Cursor;
-use crate::stream::FeedStream;
+use crate::stream::{FeedStream, Published};
 use crate::{Error, FeedReader, Result};
 
 /// When a [`Consumer`]'s commits are written to disk: a commit is persisted
@@ -101,11 +103,8 @@ struct State {
     last_persist: Instant,
     /// The epoch the latest [`Consumer::stream`] reads (0 before its first
     /// item): the epoch of the seqs the application commits.
-    stream_epoch: Option<Arc<std::sync::atomic::AtomicU64>>,
-    /// Where the latest stream's state machine stands (its cursor after
-    /// its last step): below the committed progress once a reset took it
-    /// back (a checkpoint ahead of the journal: `Reset { Ahead }`).
-    stream_position: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// What it publishes: its epoch, and where its resets put its cursor.
+    stream: Option<Arc<Published>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,8 +161,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             durable: checkpoint.into(),
             committed: checkpoint.into(),
             last_persist: Instant::now(),
-            stream_epoch: None,
-            stream_position: None,
+            stream: None,
         };
         let options = ConsumerOptions { every: options.every.max(1), ..options };
         let path = file.path().to_path_buf();
@@ -195,8 +193,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let mut state = self.lock();
         let at = state.committed;
         let stream = self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch));
-        state.stream_epoch = Some(stream.epoch_handle());
-        state.stream_position = Some(stream.position_handle());
+        state.stream = Some(stream.published());
         stream
     }
 
@@ -214,9 +211,10 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     /// and its fdatasync run on tokio's blocking pool); otherwise kept in
     /// memory until a later commit or [`flush`](Self::flush). A `seq` at or
     /// below the committed one is ignored: progress never moves back, but
-    /// after the stream went back below it (a `Reset { Ahead }`: the
-    /// checkpoint was past the journal's end, a copy restored under it), a
-    /// commit of what the stream handed out since moves it there.
+    /// for a reset of the stream that went back below it (`Reset { Ahead }`:
+    /// the checkpoint was past the journal's end, a copy of the segments
+    /// restored under it), which the next commit or flush takes and
+    /// persists at once.
     ///
     /// # Errors
     ///
@@ -266,24 +264,19 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             let current = streamed_epoch(&state).or(journal).unwrap_or_else(|| self.reader.epoch());
             let epoch = named.unwrap_or(current);
             let stale = state.committed.epoch == current && epoch != current;
-            // The stream went back below the committed progress (a reset:
-            // the checkpoint was ahead of the journal): a commit of what it
-            // handed out since moves the progress back to it. Ignored, the
-            // restart resumed past those events once the journal grew.
-            let position = state.stream_position.as_ref().map(|p| p.load(std::sync::atomic::Ordering::Acquire));
-            let back = position.is_some_and(|p| p < state.committed.seq && seq.get() <= p)
-                && epoch == state.committed.epoch
-                && epoch == current;
-            if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq || back) {
+            went_back(&mut state);
+            if !stale && (state.committed.epoch != epoch || seq.get() > state.committed.seq) {
                 state.committed = Checkpointed { seq: seq.get(), epoch };
             }
             // Decided on what is committed, not on this call's seq: a commit
             // retried after a failed persist persists what that one could not.
+            // Progress that went back is persisted at once, as a new epoch is.
             let Checkpointed { seq, epoch } = state.committed;
             let durable = state.durable;
             (durable.seq, durable.epoch) != (seq, epoch)
                 && (durable.epoch != epoch
-                    || seq.saturating_sub(durable.seq) >= self.options.every
+                    || seq < durable.seq
+                    || seq - durable.seq >= self.options.every
                     || state.last_persist.elapsed() >= self.options.interval)
         };
         if persist { self.flush().await } else { Ok(()) }
@@ -301,7 +294,11 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             // to read what to write and to record what was written.
             let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
             let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
-            let Checkpointed { seq, epoch } = lock().committed;
+            let Checkpointed { seq, epoch } = {
+                let mut state = lock();
+                went_back(&mut state);
+                state.committed
+            };
             let durable = file.checkpoint();
             let written =
                 if (durable.seq, durable.epoch) != (seq, epoch) { file.commit(seq, epoch).map(drop) } else { Ok(()) };
@@ -321,8 +318,25 @@ impl<E: Event, C: Codec> Consumer<E, C> {
 
 /// The epoch the latest stream reads, once it yielded something.
 fn streamed_epoch(state: &State) -> Option<u64> {
-    let streamed = state.stream_epoch.as_ref().map_or(0, |e| e.load(std::sync::atomic::Ordering::Acquire));
+    let streamed = state.stream.as_ref().map_or(0, |p| p.epoch.load(std::sync::atomic::Ordering::Acquire));
     (streamed != 0).then_some(streamed)
+}
+
+/// Takes a reset the latest stream made since the last look: one that took
+/// its cursor below the committed progress in the same journal (the
+/// checkpoint was past the journal's end, `Reset { Ahead }`: a commit of a
+/// seq not handed out yet, segments restored from an older copy) moves the
+/// progress back there, since nothing after it was processed. Kept, the
+/// commits of the events the stream hands out from there were ignored as
+/// "at or below" it, and a restart after the journal grew skipped them.
+fn went_back(state: &mut State) {
+    let reset = state.stream.as_ref().and_then(|p| p.take_reset());
+    if let Some((to, epoch)) = reset
+        && epoch == state.committed.epoch
+        && to < state.committed.seq
+    {
+        state.committed.seq = to;
+    }
 }
 
 impl<E, C: Codec> Consumer<E, C> {

@@ -65,13 +65,34 @@ pub struct FeedStream<E> {
     /// chunk or a live chunk), delivered one by one without running it.
     ready: std::vec::IntoIter<Arc<Envelope<E>>>,
     inner: BoxStream<'static, Result<Out<E>>>,
-    /// The state machine's cursor after its last step (the last seq of the
-    /// last batch it handed over), for [`FeedStream::lag`].
-    position: Arc<AtomicU64>,
-    /// The epoch of the journal the state machine reads (0 before its first step).
-    epoch: Arc<AtomicU64>,
+    /// What the state machine publishes after each step.
+    published: Arc<Published>,
     shared: Arc<Shared>,
     follower: bool,
+}
+
+/// What the state machine publishes after each step, for the stream's
+/// handle and a [`Consumer`](crate::Consumer) committing what it yields
+/// (one allocation: every idle stream carries it).
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// Its cursor (the last seq of the last batch it handed over, or where
+    /// it goes on after a reset), for [`FeedStream::lag`].
+    pub(crate) position: AtomicU64,
+    /// The epoch of the journal it reads (0 before its first step).
+    pub(crate) epoch: AtomicU64,
+    /// Where its latest reset put the cursor, until a consumer takes it
+    /// (`u64::MAX`: none).
+    pub(crate) reset_to: AtomicU64,
+}
+
+impl Published {
+    /// Where the latest reset not taken yet put the cursor, and the epoch
+    /// it reads since.
+    pub(crate) fn take_reset(&self) -> Option<(u64, u64)> {
+        let to = self.reset_to.swap(u64::MAX, Ordering::AcqRel);
+        (to != u64::MAX).then(|| (to, self.epoch.load(Ordering::Acquire)))
+    }
 }
 
 /// What one step of the state machine produces.
@@ -115,17 +136,23 @@ impl<E: Event> FeedStream<E> {
             pending_error: None,
             prefetch: None,
         };
-        let position = Arc::new(AtomicU64::new(cursor.seq.get()));
-        let epoch = Arc::new(AtomicU64::new(0));
-        let published = (Arc::clone(&position), Arc::clone(&epoch));
+        let published = Arc::new(Published {
+            position: AtomicU64::new(cursor.seq.get()),
+            epoch: AtomicU64::new(0),
+            reset_to: AtomicU64::new(u64::MAX),
+        });
         let follower = matches!(state.tail, Tail::Poll(_));
         let shared = Arc::clone(&state.shared);
+        let publish = Arc::clone(&published);
         let inner = futures::stream::unfold(state, move |mut s| {
-            let (position, epoch) = (Arc::clone(&published.0), Arc::clone(&published.1));
+            let published = Arc::clone(&publish);
             async move {
                 let item = s.next().await;
-                position.store(s.cursor, Ordering::Release);
-                epoch.store(s.cursor_epoch.unwrap_or(0), Ordering::Release);
+                published.position.store(s.cursor, Ordering::Release);
+                published.epoch.store(s.cursor_epoch.unwrap_or(0), Ordering::Release);
+                if let Some(Ok(Out::Item(FeedItem::Reset { .. }))) = &item {
+                    published.reset_to.store(s.cursor, Ordering::Release);
+                }
                 item.map(|item| (item, s))
             }
         });
@@ -133,34 +160,27 @@ impl<E: Event> FeedStream<E> {
         // that re-polls a closed feed's stream) answers `None` again;
         // `unfold` panics.
         let inner = Box::pin(futures::StreamExt::fuse(inner));
-        FeedStream { ready: Vec::new().into_iter(), inner, position, epoch, shared, follower }
+        FeedStream { ready: Vec::new().into_iter(), inner, published, shared, follower }
     }
 
     /// The epoch of the journal the last yielded item came from (`None`
     /// before the first item): what a cursor built from that item's seq
     /// must name. It changes only with an `EpochMismatch` reset.
     pub fn epoch(&self) -> Option<u64> {
-        Some(self.epoch.load(Ordering::Acquire)).filter(|&e| e != 0)
+        Some(self.published.epoch.load(Ordering::Acquire)).filter(|&e| e != 0)
     }
 
-    /// The cell [`epoch`](Self::epoch) reads, for a [`Consumer`](crate::Consumer)
-    /// that commits the seqs this stream yields.
-    pub(crate) fn epoch_handle(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.epoch)
-    }
-
-    /// The cell the state machine's cursor is published in after each step
-    /// (at or past every seq handed out; below it after a reset that went
-    /// back), for a [`Consumer`](crate::Consumer) that commits what this
+    /// What the state machine publishes ([`epoch`](Self::epoch) reads it),
+    /// for a [`Consumer`](crate::Consumer) that commits the seqs this
     /// stream yields.
-    pub(crate) fn position_handle(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.position)
+    pub(crate) fn published(&self) -> Arc<Published> {
+        Arc::clone(&self.published)
     }
 
     /// The cursor after the last item yielded: the last event's seq, or
     /// where the stream goes on after a reset.
     pub(crate) fn handed_out(&self) -> u64 {
-        self.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64)
+        self.published.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64)
     }
 
     /// How many acknowledged events this stream has not yielded yet: the
