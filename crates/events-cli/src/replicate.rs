@@ -172,8 +172,17 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     // address), or a dead server tried first had taken all of it.
     let attempts = u32::try_from(addrs.len() + 1).unwrap_or(u32::MAX);
     let deadline = args.connect_timeout.saturating_mul(attempts);
-    let client = tokio::time::timeout(deadline, async_nats::connect_with_options(addrs, options))
-        .await
+    let connect = tokio::time::timeout(deadline, async_nats::connect_with_options(addrs, options));
+    let connected = tokio::select! {
+        connected = connect => connected,
+        // Nothing was replicated yet: a signal ends the wait at once (it
+        // had waited out the deadline, a second signal killing it).
+        signal = signals.next() => {
+            let _ = writeln!(std::io::stderr(), "{signal} before a NATS server answered: nothing replicated");
+            return Ok(());
+        }
+    };
+    let client = connected
         .map_err(|_| {
             Failure::Error(format!("cannot reach NATS at {}: no answer within {deadline:?}", args.server).into())
         })?

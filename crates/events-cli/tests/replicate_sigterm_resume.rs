@@ -338,3 +338,56 @@ async fn two_replicators_of_one_subject_keep_their_own_checkpoints() {
     consumers.sort();
     assert_eq!(consumers, [("to-backup".into(), Some(3)), ("to-primary".into(), Some(3))]);
 }
+
+/// SIGTERM while no server of the list has answered yet (a listener that
+/// never sends NATS's greeting, `--connect-timeout 30s`): the command ends
+/// at once, exit 0, saying nothing was replicated. It had waited out the
+/// connect deadline (here a minute) before the signal was looked at.
+#[test]
+fn sigterm_while_connecting_ends_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    {
+        let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+        journal.append(1, b"one").unwrap();
+        journal.close().unwrap();
+    }
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("nats://{}", mute.local_addr().unwrap());
+    let mut child = events()
+        .arg("replicate")
+        .arg(&dir)
+        .args(["--server", &url, "--stream", "S", "--connect-timeout", "30s", "--no-register"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    // Its handlers are installed once the kernel says it catches SIGTERM.
+    let catches_sigterm = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(str::trim).unwrap_or("0");
+        u64::from_str_radix(caught, 16).unwrap_or(0) & (1 << (libc::SIGTERM - 1)) != 0
+    };
+    let deadline = std::time::Instant::now() + support::STEP;
+    while !catches_sigterm() {
+        assert!(std::time::Instant::now() < deadline, "the command never installed its handlers");
+        std::thread::sleep(std::time::Duration::from_millis(10)); // polling /proc
+    }
+    // SAFETY: kill(2) on the PID of a child this test owns and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("still connecting 10 s after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10)); // polling the child's exit
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM before a NATS server answered: nothing replicated"), "{stderr}");
+}
