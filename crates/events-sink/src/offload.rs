@@ -16,7 +16,7 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -26,6 +26,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::sink::let_go;
 use crate::stats::Counters;
 use crate::{EventSink, SinkStats};
+
+/// Room the queue keeps for flush and stop markers beyond its `capacity`
+/// events: a marker never takes an event's place (a flush had made the next
+/// event a drop), unless more flushes than this wait at once.
+const MARKERS: usize = 64;
 
 /// What crosses the queue: events, and markers that order a flush or a stop
 /// after every event queued before them.
@@ -38,9 +43,10 @@ enum Msg<E> {
 /// A sink that hands each event (cloned) to a background task driving the
 /// wrapped sink, dropping and counting events when the queue is full.
 ///
-/// [`flush`](EventSink::flush) waits until the task has emitted every event
-/// queued before it (and flushed the wrapped sink) and leaves the offload
-/// running; [`shutdown`](Offload::shutdown) does the same and then stops it,
+/// The queue holds `capacity` events; a flush or stop waiting in it takes
+/// no event's place. [`flush`](EventSink::flush) waits until the task has
+/// emitted every event queued before it (and flushed the wrapped sink) and
+/// leaves the offload running; [`shutdown`](Offload::shutdown) does the same and then stops it,
 /// so later events are dropped and counted. Both take `&self`. Dropping the
 /// `Offload` lets the task finish the queued events and exit. A panic of the
 /// wrapped sink's `emit` is caught on the task, logged and counted in
@@ -65,6 +71,11 @@ enum Msg<E> {
 /// ```
 pub struct Offload<E: Sync> {
     tx: mpsc::Sender<Msg<E>>,
+    /// How many events the queue takes (its channel has [`MARKERS`] more
+    /// slots, for markers).
+    capacity: usize,
+    /// Events in the queue, not taken by the task yet.
+    queued: Arc<AtomicUsize>,
     inner: Arc<dyn EventSink<E>>,
     /// `true` once the task has drained its queue and ended (closed if it
     /// ended any other way).
@@ -178,15 +189,25 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
 
     /// The offload and the task that drives its sink, not started yet.
     fn parts(inner: Arc<dyn EventSink<E>>, capacity: usize) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (tx, rx) = mpsc::channel::<Msg<E>>(capacity);
+        assert!(capacity > 0, "an offload's queue needs room for one event");
+        let (tx, rx) = mpsc::channel::<Msg<E>>(capacity.saturating_add(MARKERS));
         let counters = Arc::new(Counters::default());
+        let queued = Arc::new(AtomicUsize::new(0));
         let (ended, done) = watch::channel(false);
         // The queue's guard exists before the task is first polled: a task
         // dropped unpolled (its runtime shut down first) counts what it held.
-        let queue = Queue { rx, counters: Arc::clone(&counters), in_flight: false };
+        let queue = Queue { rx, counters: Arc::clone(&counters), queued: Arc::clone(&queued), in_flight: false };
         let task = drive(Arc::clone(&inner), queue, ended);
-        let offload =
-            Offload { tx, inner, done, stopped: AtomicBool::new(false), stop_queued: AtomicBool::new(false), counters };
+        let offload = Offload {
+            tx,
+            capacity,
+            queued,
+            inner,
+            done,
+            stopped: AtomicBool::new(false),
+            stop_queued: AtomicBool::new(false),
+            counters,
+        };
         (offload, task)
     }
 }
@@ -198,6 +219,8 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
 struct Queue<E> {
     rx: mpsc::Receiver<Msg<E>>,
     counters: Arc<Counters>,
+    /// The offload's count of queued events, which each event taken leaves.
+    queued: Arc<AtomicUsize>,
     /// An event was taken and its emit has not returned.
     in_flight: bool,
 }
@@ -213,6 +236,7 @@ impl<E> Drop for Queue<E> {
             // the rest of the queue uncounted (nor, a second one, abort).
             if let Msg::Event(_) = msg {
                 self.counters.dropped();
+                self.queued.fetch_sub(1, Ordering::AcqRel);
             }
             let_go(msg, "an event dropped with the offload's queue");
         }
@@ -223,7 +247,7 @@ impl<E> Drop for Queue<E> {
 /// after a stop counts whatever was queued behind it as dropped. A panic of
 /// the wrapped sink is caught, counted and logged; the task goes on.
 async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended: watch::Sender<bool>) {
-    let (rx, counters) = (&mut queue.rx, &queue.counters);
+    let (rx, counters, queued) = (&mut queue.rx, &queue.counters, &queue.queued);
     // A panicking flush loses no event: logged, not counted.
     let flush = || async {
         if AssertUnwindSafe(async { sink.flush().await }).catch_unwind().await.is_err() {
@@ -233,6 +257,7 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Event(event) => {
+                queued.fetch_sub(1, Ordering::AcqRel);
                 queue.in_flight = true;
                 if AssertUnwindSafe(async { sink.emit(&event).await }).catch_unwind().await.is_err() {
                     counters.panicked();
@@ -256,6 +281,7 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
     while let Some(msg) = rx.recv().await {
         if let Msg::Event(_) = msg {
             counters.dropped(); // accepted by an emit that raced the stop
+            queued.fetch_sub(1, Ordering::AcqRel);
         }
         let_go(msg, "an event queued behind the offload's stop");
     }
@@ -265,12 +291,12 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
 impl<E: Sync> Offload<E> {
     /// Events accepted but not yet taken by the background task.
     pub fn pending(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queued.load(Ordering::Acquire)
     }
 
-    /// The queue's capacity.
+    /// The queue's capacity, in events.
     pub fn capacity(&self) -> usize {
-        self.tx.max_capacity()
+        self.capacity
     }
 
     /// Stops accepting events (later ones are dropped and counted), waits
@@ -298,7 +324,7 @@ impl<E: Sync> Offload<E> {
 impl<E: Sync> fmt::Debug for Offload<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Offload")
-            .field("capacity", &self.tx.max_capacity())
+            .field("capacity", &self.capacity)
             .field("pending", &self.pending())
             .field("stopped", &self.stopped.load(Ordering::Relaxed))
             .field("stats", &self.counters.snapshot())
@@ -314,11 +340,19 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
             self.counters.dropped();
             return;
         }
-        // Full, or Closed: the task is gone (its runtime shut down). The
-        // refused copy's `Drop` stays here, as every other of this sink's.
+        // The queue holds `capacity` events, whatever markers it holds too.
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.counters.dropped();
+            return;
+        }
+        // Full (more flushes waiting than the room kept for markers), or
+        // Closed: the task is gone (its runtime shut down). The refused
+        // copy's `Drop` stays here, as every other of this sink's.
         if let Err(TrySendError::Full(refused) | TrySendError::Closed(refused)) =
             self.tx.try_send(Msg::Event(event.clone()))
         {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
             self.counters.dropped();
             let_go(refused, "an event the offload's full queue refused");
         }

@@ -66,3 +66,33 @@ async fn branch_stats_reads_each_branch_in_order() {
     assert_eq!(tee.stats().dropped, 2, "the tee's own figure sums its branches' losses");
     assert_eq!(tee.branches().len(), 3);
 }
+
+/// A flush waiting beside a full queue takes no event's place: an offload
+/// of capacity 2 whose sink holds event 0, with 1 queued and a flush
+/// waiting behind it, still takes event 2, and `pending()` counts events
+/// only. The flush marker had taken the last slot: event 2 was dropped and
+/// `pending()` said 2 with one event queued.
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiting_flush_takes_no_events_place() {
+    let slow = Gate::closed();
+    let offload = Arc::new(Offload::new_shared(Arc::clone(&slow) as Arc<dyn EventSink<u32>>, 2));
+    offload.emit(&0).await;
+    tokio::task::yield_now().await; // the task takes 0 and waits at the gate
+    offload.emit(&1).await;
+    let flushing = tokio::spawn({
+        let offload = Arc::clone(&offload);
+        async move { offload.flush().await }
+    });
+    tokio::task::yield_now().await; // the flush is queued
+    assert_eq!(offload.pending(), 1, "events only");
+    offload.emit(&2).await;
+    assert_eq!((offload.stats().dropped, offload.pending()), (0, 2));
+    offload.emit(&3).await;
+    assert_eq!(offload.stats().dropped, 1, "the queue holds its capacity in events, no more");
+    slow.open();
+    flushing.await.unwrap();
+    assert_eq!(slow.passed()[..2], [0u32, 1], "the flush waited for what was queued before it");
+    let stats = Arc::into_inner(offload).expect("the flush task is done").close().await;
+    assert_eq!((stats.emitted, stats.dropped), (4, 1));
+    assert_eq!(slow.passed(), [0u32, 1, 2]);
+}
