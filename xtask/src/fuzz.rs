@@ -34,11 +34,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !succeeds(fuzz) {
         return Err("fuzzing needs cargo-fuzz: `cargo install cargo-fuzz` (and a nightly toolchain)".into());
     }
+    // The target's own corpus (what libFuzzer found, not kept in git) and
+    // the seeds (`fuzz/seeds`: valid journals of one and two segments laid
+    // out as the targets read their input, so the run starts from inputs
+    // that pass the header and frame checks instead of from nothing).
+    let corpus = format!("fuzz/corpus/{target}");
+    std::fs::create_dir_all(&corpus).map_err(|e| format!("creating {corpus}: {e}"))?;
     let mut cmd = rustup_cargo();
     // An input that takes more than `INPUT_TIMEOUT` seconds is a hang, reported
     // as a failure (libFuzzer's own default allows 20 minutes per input).
     let limits = [format!("-max_total_time={seconds}"), format!("-timeout={INPUT_TIMEOUT}")];
-    cmd.args(["+nightly", "fuzz", "run", target, "--"]).args(&limits);
+    cmd.args(["+nightly", "fuzz", "run", target, &corpus, "fuzz/seeds", "--"]).args(&limits);
     crate::step(&format!("cargo fuzz run {target} for {seconds} s"), cmd)
 }
 
