@@ -180,9 +180,8 @@ impl Registration {
 
     /// Makes the newest acknowledged progress the durable checkpoint (see
     /// [`target`]) unless it already is; a failure is returned and leaves
-    /// the previous checkpoint in place (the next commit retries). Returns
-    /// the seq committed.
-    pub(crate) async fn commit(&self) -> Result<u64, NatsError> {
+    /// the previous checkpoint in place (the next commit retries).
+    pub(crate) async fn commit(&self) -> Result<(), NatsError> {
         self.commit_progress(false).await
     }
 
@@ -193,11 +192,11 @@ impl Registration {
     ///
     /// [`NatsError::Journal`] naming the file if the write or its
     /// `fdatasync` fails; the previous checkpoint stays.
-    pub(crate) async fn write(&self) -> Result<u64, NatsError> {
+    pub(crate) async fn write(&self) -> Result<(), NatsError> {
         self.commit_progress(true).await
     }
 
-    async fn commit_progress(&self, always: bool) -> Result<u64, NatsError> {
+    async fn commit_progress(&self, always: bool) -> Result<(), NatsError> {
         let (file, persisted) = (Arc::clone(&self.file), Arc::clone(&self.persisted));
         let (progress, reader, epoch) = (self.progress.clone(), self.reader.clone(), self.epoch);
         let committed = tokio::task::spawn_blocking(move || {
@@ -205,9 +204,9 @@ impl Registration {
             let before = persisted.load(Ordering::Acquire);
             let seq = *progress.borrow();
             let first = || reader.first_seq().ok();
-            let mut target = target(seq, before, if seq < before { first() } else { None });
+            let target = target(seq, before, if seq < before { first() } else { None });
             if target == before && !always {
-                return Ok(target);
+                return Ok(());
             }
             file.commit(target, epoch)?;
             persisted.store(target, Ordering::Release);
@@ -217,11 +216,10 @@ impl Registration {
             if target < before
                 && let Some(onto) = first().and_then(|first| recheck(target, before, first))
             {
-                target = onto;
-                file.commit(target, epoch)?;
-                persisted.store(target, Ordering::Release);
+                file.commit(onto, epoch)?;
+                persisted.store(onto, Ordering::Release);
             }
-            Ok::<_, NatsError>(target)
+            Ok::<_, NatsError>(())
         });
         committed.await.map_err(|e| NatsError::js("committing the replicator's checkpoint", e))?
     }

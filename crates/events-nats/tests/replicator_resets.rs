@@ -215,6 +215,16 @@ fn fifty_kept_two_segments_at_a_time(dir: &Path) -> Journal {
     j
 }
 
+/// Runs retention on `j` (in `dir`) until the journal starts at `first`:
+/// once each replicator's checkpoint lets go of what it pinned (polling the
+/// files every 10 ms; bound it with `within`).
+async fn prune_until_first(j: &mut Journal, dir: &Path, first: u64) {
+    while Reader::open(dir).unwrap().first_seq().unwrap() != first {
+        j.prune().unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await; // polling the files
+    }
+}
+
 /// After records 1..=50 in the journal's first segment: 51..=150 in two
 /// more, and retention (two segments kept) prunes 1..=50.
 fn roll_twice_and_prune(j: &mut Journal, dir: &Path) {
@@ -322,13 +332,7 @@ async fn records_replicated_before_the_stream_was_deleted_under_the_replicator_a
     within("150", replicator.wait_for(150)).await.unwrap();
     // Once the replicator's checkpoint lets it go (it pins what it has
     // not replicated), retention prunes 1..=50.
-    let pruned = async {
-        while Reader::open(dir.path()).unwrap().first_seq().unwrap() != 51 {
-            j.prune().unwrap();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    within("retention pruned 1..=50", pruned).await;
+    within("retention pruned 1..=50", prune_until_first(&mut j, dir.path(), 51)).await;
     js.delete_stream("REMADE").await.unwrap();
     fill(&mut j, 151, 160);
     within("the stream made again and filled", holds(&js, "REMADE", 110)).await;
@@ -381,13 +385,7 @@ async fn a_remote_reader_goes_on_across_its_stream_made_again() {
         fill(journal, 51, 100);
         journal.roll().unwrap();
         fill(journal, 101, 150);
-        let pruned = async {
-            while Reader::open(dir).unwrap().first_seq().unwrap() != 51 {
-                journal.prune().unwrap();
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        within("retention pruned 1..=50", pruned).await;
+        within("retention pruned 1..=50", prune_until_first(journal, dir, 51)).await;
     }
     support::expect_events(&mut items, 51..=150).await;
     expect_feed_events(&mut feed_items, 51..=150).await;

@@ -232,15 +232,21 @@ impl<E> Drop for Queue<E> {
         }
         self.rx.close();
         while let Ok(msg) = self.rx.try_recv() {
-            // Counted first; an event whose `Drop` panics must not leave
-            // the rest of the queue uncounted (nor, a second one, abort).
-            if let Msg::Event(_) = msg {
-                self.counters.dropped();
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-            }
-            let_go(msg, "an event dropped with the offload's queue");
+            discard(msg, &self.counters, &self.queued, "an event dropped with the offload's queue");
         }
     }
+}
+
+/// A message that will not be delivered: an event is counted as dropped
+/// and leaves the queued count first, then it is let go (an event whose
+/// `Drop` panics must not leave the rest of a drain uncounted, nor, a
+/// second one, abort the process).
+fn discard<E>(msg: Msg<E>, counters: &Counters, queued: &AtomicUsize, what: &str) {
+    if let Msg::Event(_) = msg {
+        counters.dropped();
+        queued.fetch_sub(1, Ordering::AcqRel);
+    }
+    let_go(msg, what);
 }
 
 /// The background task: emits queued events in order, answers flushes, and
@@ -279,11 +285,8 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
     flush().await;
     rx.close();
     while let Some(msg) = rx.recv().await {
-        if let Msg::Event(_) = msg {
-            counters.dropped(); // accepted by an emit that raced the stop
-            queued.fetch_sub(1, Ordering::AcqRel);
-        }
-        let_go(msg, "an event queued behind the offload's stop");
+        // Accepted by an emit that raced the stop.
+        discard(msg, counters, queued, "an event queued behind the offload's stop");
     }
     let _ = ended.send(true);
 }

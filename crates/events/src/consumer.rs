@@ -101,9 +101,9 @@ struct State {
     /// The newest progress given to `commit` (`>=` the persisted one).
     committed: Checkpointed,
     last_persist: Instant,
-    /// The epoch the latest [`Consumer::stream`] reads (0 before its first
-    /// item): the epoch of the seqs the application commits.
-    /// What it publishes: its epoch, and where its resets put its cursor.
+    /// What the latest [`Consumer::stream`] publishes: the epoch it reads
+    /// (0 before its first item), which is the epoch of the seqs the
+    /// application commits, and where its resets put its cursor.
     stream: Option<Arc<Published>>,
 }
 

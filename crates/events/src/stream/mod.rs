@@ -143,18 +143,16 @@ impl<E: Event> FeedStream<E> {
         });
         let follower = matches!(state.tail, Tail::Poll(_));
         let shared = Arc::clone(&state.shared);
-        let publish = Arc::clone(&published);
-        let inner = futures::stream::unfold(state, move |mut s| {
-            let published = Arc::clone(&publish);
-            async move {
-                let item = s.next().await;
-                published.position.store(s.cursor, Ordering::Release);
-                published.epoch.store(s.cursor_epoch.unwrap_or(0), Ordering::Release);
-                if let Some(Ok(Out::Item(FeedItem::Reset { .. }))) = &item {
-                    published.reset_to.store(s.cursor, Ordering::Release);
-                }
-                item.map(|item| (item, s))
+        // The cell travels with the state from step to step: no count of
+        // references taken per step.
+        let inner = futures::stream::unfold((state, Arc::clone(&published)), |(mut s, published)| async move {
+            let item = s.next().await;
+            published.position.store(s.cursor, Ordering::Release);
+            published.epoch.store(s.cursor_epoch.unwrap_or(0), Ordering::Release);
+            if let Some(Ok(Out::Item(FeedItem::Reset { .. }))) = &item {
+                published.reset_to.store(s.cursor, Ordering::Release);
             }
+            item.map(|item| (item, (s, published)))
         });
         // Fused: a stream polled again after it ended (a `select!` loop
         // that re-polls a closed feed's stream) answers `None` again;
