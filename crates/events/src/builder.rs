@@ -16,7 +16,7 @@ use events_fanout::Overflow;
 use events_journal::{
     Journal, JournalError, JournalOptions, Reader, RecoveryMode, RecoveryReport, Retention, SyncPolicy,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use crate::append::Dedupe;
 use crate::consumer::CheckpointIo;
@@ -26,7 +26,7 @@ use crate::live::{LiveOutput, Ring};
 use crate::reader::FeedReader;
 use crate::recent::Recent;
 use crate::session::SessionRegistry;
-use crate::shared::{LIVE_CHUNK, Shared};
+use crate::shared::Shared;
 use crate::sinks::{NamedSink, SinkQueue, SinkSet};
 use crate::writer::{Cmd, Writer};
 use crate::writers;
@@ -34,8 +34,8 @@ use crate::{Error, EventSink, OnExpired, OnUndecodable, Result};
 
 /// The largest `live_capacity`, `inbox_capacity`, `session_capacity` and
 /// `sink_queue` a feed takes (2^24; [`FeedBuilder::open`] refuses more with
-/// [`Error::Config`]): the live tail is allocated up front and each
-/// session's ring when the session starts (8 bytes a slot: 128 MiB a
+/// [`Error::Config`]): each session's ring is allocated when the
+/// session starts (8 bytes a slot: 128 MiB a
 /// session at the limit), and tokio's channels panic past their own limit.
 pub const MAX_CAPACITY: usize = 1 << 24;
 
@@ -242,16 +242,17 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         self
     }
 
-    /// Events the live tail buffers for `stream_from` consumers; a consumer
-    /// further behind falls back to the journal. Default: 4096. The feed
-    /// also keeps that many of its newest envelopes for streams that start
-    /// or fall back near the end: they take the envelopes the writer built
-    /// (shared with the live tail) instead of reading and decoding the
-    /// journal again.
+    /// Events the live tail keeps for `stream_from` consumers: the feed's
+    /// newest envelopes, which streams caught up with the writer take, and
+    /// streams that start or fall back near the end take too, instead of
+    /// reading and decoding the journal again (every stream shares the
+    /// envelopes the writer built). A consumer further behind falls back to
+    /// the journal. Default: 4096.
     ///
-    /// The tail holds published chunks of up to 64 events, so the bound is
-    /// `capacity / 64` chunks (at least 2): exact under load, smaller in
-    /// events when the feed is quiet and batches are small.
+    /// The envelopes are kept in published chunks of up to 64 events, the
+    /// oldest let go while the rest still hold `capacity`: so at least
+    /// `capacity` events once that many were published, and fewer than
+    /// `capacity + 64`.
     /// At least 1 ([`open`](Self::open) refuses 0 with [`Error::Config`]).
     #[must_use]
     pub fn live_capacity(mut self, capacity: usize) -> Self {
@@ -540,7 +541,6 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         // short, say) takes nothing more, whatever handles remain.
         writers::register(&self.dir, &shared, move || weak.upgrade().is_some_and(|tx| !tx.is_closed()));
         spawn_retention_timer(tx.downgrade(), self.retention_check);
-        let (live, _) = broadcast::channel(self.live_capacity.div_ceil(LIVE_CHUNK).max(2));
         let recent = Arc::new(Recent::new(self.live_capacity));
         let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
         let (sinks, sinks_done) = match sink_set.clone() {
@@ -554,18 +554,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let ring = self
             .live_output
             .map(|limits| Arc::new(Ring::new(limits, journal.last_seq(), report.created, journal.open_generation())));
-        let writer = Writer::new(
-            journal,
-            live.clone(),
-            Arc::clone(&recent),
-            sinks,
-            Arc::clone(&shared),
-            self.codec.clone(),
-            group_commit,
-        )
-        .max_record_bytes(self.max_record_bytes)
-        .dedupe(self.dedupe)
-        .ring(ring.clone());
+        let writer =
+            Writer::new(journal, Arc::clone(&recent), sinks, Arc::clone(&shared), self.codec.clone(), group_commit)
+                .max_record_bytes(self.max_record_bytes)
+                .dedupe(self.dedupe)
+                .ring(ring.clone());
         let on_panic = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("events-writer".into())
@@ -586,7 +579,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let codec_for_sessions = self.codec.clone();
         let feed = Feed::from_parts(
             Inbox::new(tx, Arc::clone(&shared), ring.is_some()),
-            FeedReader::live(Arc::clone(&shared), self.codec, (live.downgrade(), recent), sink_set)
+            FeedReader::live(Arc::clone(&shared), self.codec, recent, sink_set)
                 .on_expired(self.on_expired)
                 .on_undecodable(self.on_undecodable)
                 .with_ring(ring),

@@ -192,7 +192,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     pub fn stream(&self) -> FeedStream<E> {
         let mut state = self.lock();
         let at = state.committed;
-        let stream = self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch));
+        let mut stream = self.reader.stream_from(Cursor::new(Seq::new(at.seq), at.epoch));
         state.stream = Some(stream.published());
         stream
     }

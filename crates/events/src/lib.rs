@@ -165,6 +165,7 @@
 
 mod append;
 mod batches;
+mod bell;
 mod builder;
 mod consumer;
 mod error;

@@ -16,13 +16,12 @@ use std::time::Duration;
 
 use events_core::{Bincode, Codec, Event, Seq};
 use events_journal::Reader;
-use tokio::sync::broadcast;
 
 use crate::consumer::{self, Consumer, ConsumerOptions, ConsumerReport};
 use crate::live::Ring;
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable};
 use crate::recent::Recent;
-use crate::shared::{LiveChunk, Shared};
+use crate::shared::Shared;
 use crate::sinks::SinkSet;
 use crate::stream::filter::{Filter, FilteredStream};
 use crate::stream::{FeedStream, Tail};
@@ -77,9 +76,9 @@ pub struct FeedReader<E, C: Codec = Bincode> {
 
 /// Where a reader's streams get new events once caught up.
 enum Source<E> {
-    /// The writer's live broadcast (weak: readers do not keep it open),
-    /// and the newest envelopes it published.
-    Live(broadcast::WeakSender<LiveChunk<E>>, Arc<Recent<E>>),
+    /// The newest envelopes the writer published (its bell, in `Shared`,
+    /// says when there are new ones).
+    Live(Arc<Recent<E>>),
     /// Poll the files this often.
     Poll(Duration),
 }
@@ -87,7 +86,7 @@ enum Source<E> {
 impl<E> Clone for Source<E> {
     fn clone(&self) -> Self {
         match self {
-            Source::Live(tx, recent) => Source::Live(tx.clone(), Arc::clone(recent)),
+            Source::Live(recent) => Source::Live(Arc::clone(recent)),
             Source::Poll(interval) => Source::Poll(*interval),
         }
     }
@@ -159,17 +158,12 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     }
 
     /// The reader of a writer's feed in this process.
-    pub(crate) fn live(
-        shared: Arc<Shared>,
-        codec: C,
-        (live, recent): (broadcast::WeakSender<LiveChunk<E>>, Arc<Recent<E>>),
-        sinks: Option<SinkSet<E>>,
-    ) -> Self {
+    pub(crate) fn live(shared: Arc<Shared>, codec: C, recent: Arc<Recent<E>>, sinks: Option<SinkSet<E>>) -> Self {
         let opened_epoch = shared.epoch();
         FeedReader {
             shared,
             codec,
-            source: Source::Live(live, recent),
+            source: Source::Live(recent),
             sinks,
             ring: None,
             on_expired: OnExpired::default(),
@@ -289,7 +283,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// A writer's kept envelopes (`None` for a follower).
     pub(crate) fn recent(&self) -> Option<&Arc<Recent<E>>> {
         match &self.source {
-            Source::Live(_, recent) => Some(recent),
+            Source::Live(recent) => Some(recent),
             Source::Poll(_) => None,
         }
     }
@@ -417,7 +411,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
 
     fn stream(&self, cursor: Cursor, stream_key: Option<Vec<u8>>) -> FeedStream<E> {
         let tail = match &self.source {
-            Source::Live(tx, recent) => Tail::Live(tx.upgrade().map(|tx| tx.subscribe()), Arc::clone(recent)),
+            Source::Live(recent) => Tail::Live(Arc::clone(recent)),
             Source::Poll(interval) => Tail::Poll(*interval),
         };
         FeedStream::new(

@@ -1,9 +1,10 @@
 //! [`Recent`]: the newest acknowledged envelopes of a writer's feed, kept
-//! in memory as the chunks the writer published, so that a stream that
-//! reconnects near the end, or fell behind the live tail by a little, takes
-//! the envelopes the writer already built instead of reading and decoding
-//! the journal again. Every stream shares the same `Arc<Envelope>`s as the
-//! live tail and the sinks.
+//! in memory as the chunks the writer published: the live tail. A stream
+//! caught up with the writer takes what follows its cursor here each time
+//! the writer's bell rings (`bell.rs`); one that reconnects near the end,
+//! or fell behind by a little, takes them too instead of reading and
+//! decoding the journal again. Every stream shares the same
+//! `Arc<Envelope>`s as the sinks.
 //!
 //! Invariant: the chunks hold consecutive seqs, all acknowledged (the
 //! writer pushes a batch only after its fsync returned and `latest` moved),
@@ -21,10 +22,10 @@ use crate::shared::LiveChunk;
 /// The newest published chunks, up to a number of events.
 pub(crate) struct Recent<E> {
     capacity: usize,
-    kept: Mutex<Kept<E>>,
+    kept: Mutex<Chunks<E>>,
 }
 
-struct Kept<E> {
+struct Chunks<E> {
     chunks: VecDeque<LiveChunk<E>>,
     /// Events in `chunks`.
     events: usize,
@@ -32,7 +33,7 @@ struct Kept<E> {
 
 impl<E> Recent<E> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Recent { capacity, kept: Mutex::new(Kept { chunks: VecDeque::new(), events: 0 }) }
+        Recent { capacity, kept: Mutex::new(Chunks { chunks: VecDeque::new(), events: 0 }) }
     }
 
     /// Keeps `chunks` (consecutive, following what is kept), letting go of
@@ -62,15 +63,23 @@ impl<E> Recent<E> {
     }
 
     /// Up to `max` envelopes from seq `cursor + 1` on, none past `limit`,
-    /// when `cursor + 1` is kept: `None` when it is not (older, or not yet
-    /// published), so the caller reads the journal.
-    pub(crate) fn after(&self, cursor: u64, max: usize, limit: u64) -> Option<Vec<Arc<Envelope<E>>>> {
+    /// when `cursor + 1` is kept; otherwise whether it was let go already
+    /// or is not kept yet, so the caller reads the journal, or waits.
+    pub(crate) fn after(&self, cursor: u64, max: usize, limit: u64) -> Kept<E> {
         let kept = self.kept.lock();
-        let earliest = kept.chunks.front()?.first()?.seq.get();
-        let latest = kept.chunks.back()?.last()?.seq.get();
-        let next = cursor.checked_add(1)?;
-        if next < earliest || next > latest.min(limit) {
-            return None;
+        let (Some(earliest), Some(latest), Some(next)) = (
+            kept.chunks.front().and_then(|chunk| chunk.first()),
+            kept.chunks.back().and_then(|chunk| chunk.last()),
+            cursor.checked_add(1),
+        ) else {
+            return Kept::NotYet;
+        };
+        let (earliest, latest) = (earliest.seq.get(), latest.seq.get());
+        if next < earliest {
+            return Kept::Gone;
+        }
+        if next > latest.min(limit) {
+            return Kept::NotYet;
         }
         let last = latest.min(limit).min(cursor.saturating_add(u64::try_from(max).unwrap_or(u64::MAX)));
         // The chunk holding `next`: chunks are consecutive, so search by their first seq.
@@ -80,14 +89,35 @@ impl<E> Recent<E> {
             for env in chunk.iter() {
                 let seq = env.seq.get();
                 if seq > last {
-                    return Some(out);
+                    return Kept::Envelopes(out);
                 }
                 if seq >= next {
                     out.push(Arc::clone(env));
                 }
             }
         }
-        Some(out)
+        Kept::Envelopes(out)
+    }
+}
+
+/// What [`Recent::after`] found.
+pub(crate) enum Kept<E> {
+    /// The envelopes after the cursor (at least one).
+    Envelopes(Vec<Arc<Envelope<E>>>),
+    /// The cursor's next seq was let go: older than every kept envelope.
+    Gone,
+    /// The cursor's next seq is not kept yet (past the newest kept envelope
+    /// or the limit), or nothing is kept.
+    NotYet,
+}
+
+impl<E> Kept<E> {
+    /// The envelopes, if any were found.
+    pub(crate) fn envelopes(self) -> Option<Vec<Arc<Envelope<E>>>> {
+        match self {
+            Kept::Envelopes(out) => Some(out),
+            Kept::Gone | Kept::NotYet => None,
+        }
     }
 }
 
@@ -103,8 +133,8 @@ mod tests {
             .into()
     }
 
-    fn seqs(out: Option<Vec<Arc<Envelope<u64>>>>) -> Option<Vec<u64>> {
-        out.map(|out| out.iter().map(|env| env.seq.get()).collect())
+    fn seqs(out: Kept<u64>) -> Option<Vec<u64>> {
+        out.envelopes().map(|out| out.iter().map(|env| env.seq.get()).collect())
     }
 
     #[test]
@@ -116,7 +146,7 @@ mod tests {
         assert_eq!(seqs(recent.after(3, 100, 100)), Some(vec![4, 5, 6, 7, 8]));
         assert_eq!(seqs(recent.after(3, 100, 6)), Some(vec![4, 5, 6]), "never past the limit");
         assert_eq!(seqs(recent.after(6, 100, 6)), None, "the limit reached: nothing to serve");
-        assert_eq!(seqs(recent.after(8, 100, 100)), None, "caught up: the live tail has what follows");
+        assert_eq!(seqs(recent.after(8, 100, 100)), None, "caught up: nothing follows yet");
 
         // Up to the capacity plus one chunk is kept; then the oldest chunks go, whole.
         recent.push([chunk(9..=12)]);
@@ -125,5 +155,8 @@ mod tests {
         recent.push([chunk(13..=20)]);
         assert_eq!(seqs(recent.after(8, 100, 100)), Some((9..=20).collect()));
         assert_eq!(seqs(recent.after(7, 100, 100)), None);
+        assert!(matches!(recent.after(7, 100, 100), Kept::Gone), "let go");
+        assert!(matches!(recent.after(20, 100, 100), Kept::NotYet), "not published yet");
+        assert!(matches!(recent.after(18, 100, 18), Kept::NotYet), "not acknowledged yet");
     }
 }

@@ -1,6 +1,6 @@
 //! [`Shared`]: the state every handle of one journal directory shares (the
 //! writer thread, `Feed` and `FeedReader` handles, every `FeedStream`), and
-//! the live tail's message type. It sits below the modules that use it, so
+//! the type of the chunks the writer keeps for its streams. It sits below the modules that use it, so
 //! the façade's imports form no circle.
 //!
 //! Invariant: `latest` is the last *acknowledged* seq: the writer stores it
@@ -17,11 +17,12 @@ use events_core::{Envelope, Seq};
 use events_journal::{Journal, Reader};
 use parking_lot::Mutex;
 
+use crate::bell::Bell;
 use crate::consumer::CheckpointIo;
 use crate::index::ActiveIndex;
 use crate::stats::{Counters, FeedStats};
 
-/// Events per message of the live tail.
+/// Events per chunk the writer keeps.
 pub(crate) const LIVE_CHUNK: usize = 64;
 
 /// How long a follower's read waits for a writer that is opening the
@@ -29,7 +30,7 @@ pub(crate) const LIVE_CHUNK: usize = 64;
 pub(crate) const OPENING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 pub(crate) const OPENING_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// One message of the live tail: consecutive published envelopes.
+/// One chunk the writer keeps for its streams: consecutive published envelopes.
 pub(crate) type LiveChunk<E> = Arc<[Arc<Envelope<E>>]>;
 
 /// State shared by every handle, stream and the writer thread.
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Wakes `wait_closed` when the writer stops.
     closed_signal: tokio::sync::Notify,
+    /// Rung by the writer when its streams have something new (`bell.rs`).
+    pub(crate) bell: Bell,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Shared {
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::Notify::new(),
+            bell: Bell::default(),
         }
     }
 
@@ -103,6 +107,7 @@ impl Shared {
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(true),
             closed_signal: tokio::sync::Notify::new(),
+            bell: Bell::default(),
         };
         shared.refresh_from_reader();
         shared
@@ -164,6 +169,9 @@ impl Shared {
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
         self.closed_signal.notify_waiters();
+        // After the writer's last batch: a stream that sees it stopped
+        // reads what is left, then ends.
+        self.bell.stop();
     }
 
     pub(crate) fn is_closed(&self) -> bool {

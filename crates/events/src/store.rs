@@ -39,7 +39,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
         // write, until its next batch): the envelopes it keeps.
         if let Some(recent) = self.recent()
             && cursor >= self.shared.readable()
-            && let Some(kept) = recent.after(cursor.get(), max, self.shared.latest().get())
+            && let Some(kept) = recent.after(cursor.get(), max, self.shared.latest().get()).envelopes()
             && !kept.is_empty()
         {
             return Ok(kept.into_iter().map(owned).collect());

@@ -2,13 +2,22 @@
 //! and the one state machine behind every reader of the façade (`read.rs`: where
 //! its next chunk comes from, and what each read leads to). Its phases
 //! are explicit ([`Phase`]: start, replay, live, done) and so is where new
-//! events come from once it has caught up ([`Tail`]): the writer's live
-//! broadcast in the writer's process, or polling the files for a follower of
-//! a journal another process writes. In the writer's process it subscribes
-//! to the live tail *before* reading the journal, replays the journal after
-//! the cursor through the mmap reader, switches to live, skips seqs it
-//! already delivered, and goes back to the journal whenever the live tail
-//! lagged past it or showed a gap.
+//! events come from once it has caught up ([`Tail`]): the envelopes the
+//! writer keeps (`recent.rs`), taken when its bell rings (`bell.rs`), in the
+//! writer's process, or polling the files for a follower of a journal
+//! another process writes. It reads by seq only: it replays the journal
+//! after the cursor through the mmap reader (or takes the kept envelopes
+//! when they hold its next seq), and once caught up takes what the writer
+//! kept after its cursor each time the bell rings, going back to the
+//! journal when it fell behind what is kept or the journal's readers read
+//! further. The bell carries no events, so nothing can be lost in it; what
+//! it must not lose is a ring: every read notes the bell before it looks,
+//! and a stream waits only when the bell has not rung since (`heard`).
+//!
+//! Between steps the state machine is parked in a box of its own; a step
+//! that waits (a journal read on the blocking pool, a follower's sleep)
+//! runs as a future that owns the box and hands it back. An idle stream
+//! holds its handle, that box and a waker in the bell: no future.
 //!
 //! Invariant: the consumer sees every acknowledged durable event with
 //! `seq > cursor` in order, with no gap and no duplicate, however slow it
@@ -27,6 +36,7 @@ mod policy;
 mod read;
 mod skip;
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,15 +46,14 @@ use std::time::Duration;
 use events_core::{Codec, Envelope, Event, Seq};
 use events_journal::JournalError;
 use futures::Stream;
-use futures::stream::BoxStream;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
 use self::read::Next;
+use crate::bell::{NO_SLOT, STOPPED};
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
-use crate::recent::Recent;
+use crate::recent::{Kept, Recent};
 use crate::replay::{Chunk, ReadOut};
-use crate::shared::{LiveChunk, Shared};
+use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::{Error, Result};
 
@@ -62,23 +71,75 @@ use crate::{Error, Result};
 /// one chunk on its blocking thread, then frees it).
 pub struct FeedStream<E> {
     /// Envelopes handed over by the state machine in one batch (a journal
-    /// chunk or a live chunk), delivered one by one without running it.
-    ready: std::vec::IntoIter<Arc<Envelope<E>>>,
-    inner: BoxStream<'static, Result<Out<E>>>,
-    /// What the state machine publishes after each step.
-    published: Arc<Published>,
+    /// chunk or the writer's kept envelopes), delivered one by one without
+    /// running it: the next one last.
+    ready: Vec<Arc<Envelope<E>>>,
+    run: Run<E>,
+    /// The state machine's cursor after its last step: the last seq of the
+    /// last batch it handed over, or where it goes on after a reset.
+    position: u64,
+    /// The epoch of the journal it reads (0 before its first step).
+    epoch: u64,
+    /// The same, shared with a [`Consumer`](crate::Consumer) that commits
+    /// what this stream yields (`None` for any other stream).
+    published: Option<Arc<Published>>,
     shared: Arc<Shared>,
+    /// Its slot among the waiters of the writer's bell (`bell.rs`), taken
+    /// at its first wait.
+    slot: u32,
     follower: bool,
 }
 
-/// What the state machine publishes after each step, for the stream's
-/// handle and a [`Consumer`](crate::Consumer) committing what it yields
-/// (one allocation: every idle stream carries it).
+/// Where the state machine is. Between steps it is parked: caught up with
+/// the writer, it takes the envelopes the writer keeps as the bell rings,
+/// without a step; a step (a journal read, a follower's wait) runs as a
+/// future that owns it and hands it back. An idle stream holds no future.
+enum Run<E> {
+    Parked(Box<dyn Machine<E>>),
+    Stepping(Step<E>),
+    Done,
+}
+
+/// One step of the state machine: the machine back, and what it produced.
+type Step<E> = Pin<Box<dyn Future<Output = (Box<dyn Machine<E>>, Option<Result<Out<E>>>)> + Send>>;
+
+/// The state machine, whatever its codec.
+trait Machine<E>: Send {
+    /// Whether it is caught up with the writer, waiting on its bell.
+    fn caught_up(&self) -> bool;
+    /// Caught up: see [`State::poll_live`].
+    fn poll_live(&mut self, cx: &mut Context<'_>, slot: &mut u32) -> Poll<Option<Out<E>>>;
+    /// Takes the next step.
+    fn step(self: Box<Self>) -> Step<E>;
+    /// Its cursor and the epoch it reads (0 before its first step).
+    fn position(&self) -> (u64, u64);
+}
+
+impl<E: Event, C: Codec> Machine<E> for State<E, C> {
+    fn caught_up(&self) -> bool {
+        self.phase == Phase::Live
+    }
+
+    fn poll_live(&mut self, cx: &mut Context<'_>, slot: &mut u32) -> Poll<Option<Out<E>>> {
+        State::poll_live(self, cx, slot)
+    }
+
+    fn step(mut self: Box<Self>) -> Step<E> {
+        Box::pin(async move {
+            let out = self.next().await;
+            (self as Box<dyn Machine<E>>, out)
+        })
+    }
+
+    fn position(&self) -> (u64, u64) {
+        (self.cursor, self.cursor_epoch.unwrap_or(0))
+    }
+}
+
+/// What the state machine publishes after each step, for a
+/// [`Consumer`](crate::Consumer) committing what its stream yields.
 #[derive(Debug)]
 pub(crate) struct Published {
-    /// Its cursor (the last seq of the last batch it handed over, or where
-    /// it goes on after a reset), for [`FeedStream::lag`].
-    pub(crate) position: AtomicU64,
     /// The epoch of the journal it reads (0 before its first step).
     pub(crate) epoch: AtomicU64,
     /// Where its latest reset put the cursor, until a consumer takes it
@@ -101,6 +162,8 @@ enum Out<E> {
     Batch(Vec<Arc<Envelope<E>>>),
     /// A reset.
     Item(FeedItem<E>),
+    /// Caught up with the writer: the machine parks, waiting on its bell.
+    CaughtUp,
 }
 
 impl<E> std::fmt::Debug for FeedStream<E> {
@@ -119,66 +182,55 @@ impl<E: Event> FeedStream<E> {
         on_undecodable: OnUndecodable,
         stream_key: Option<Vec<u8>>,
     ) -> Self {
+        let follower = matches!(tail, Tail::Poll(_));
         let state = State {
-            stream_key,
-            skip_checked_until: 0,
+            scope: stream_key.map(|key| Box::new(Scope { key, checked_until: 0 })),
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
             everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
             on_expired,
             on_undecodable,
-            pending_undecodable: None,
+            pending: None,
             phase: Phase::Start,
             tail,
-            shared,
+            shared: Arc::clone(&shared),
             codec,
-            pending_gap: None,
-            pending_error: None,
             prefetch: None,
+            heard: 0,
         };
-        let published = Arc::new(Published {
-            position: AtomicU64::new(cursor.seq.get()),
-            epoch: AtomicU64::new(0),
-            reset_to: AtomicU64::new(u64::MAX),
-        });
-        let follower = matches!(state.tail, Tail::Poll(_));
-        let shared = Arc::clone(&state.shared);
-        // The cell travels with the state from step to step: no count of
-        // references taken per step.
-        let inner = futures::stream::unfold((state, Arc::clone(&published)), |(mut s, published)| async move {
-            let item = s.next().await;
-            published.position.store(s.cursor, Ordering::Release);
-            published.epoch.store(s.cursor_epoch.unwrap_or(0), Ordering::Release);
-            if let Some(Ok(Out::Item(FeedItem::Reset { .. }))) = &item {
-                published.reset_to.store(s.cursor, Ordering::Release);
-            }
-            item.map(|item| (item, (s, published)))
-        });
-        // Fused: a stream polled again after it ended (a `select!` loop
-        // that re-polls a closed feed's stream) answers `None` again;
-        // `unfold` panics.
-        let inner = Box::pin(futures::StreamExt::fuse(inner));
-        FeedStream { ready: Vec::new().into_iter(), inner, published, shared, follower }
+        FeedStream {
+            ready: Vec::new(),
+            run: Run::Parked(Box::new(state)),
+            position: cursor.seq.get(),
+            epoch: 0,
+            published: None,
+            shared,
+            slot: NO_SLOT,
+            follower,
+        }
     }
 
     /// The epoch of the journal the last yielded item came from (`None`
     /// before the first item): what a cursor built from that item's seq
     /// must name. It changes only with an `EpochMismatch` reset.
     pub fn epoch(&self) -> Option<u64> {
-        Some(self.published.epoch.load(Ordering::Acquire)).filter(|&e| e != 0)
+        Some(self.epoch).filter(|&e| e != 0)
     }
 
-    /// What the state machine publishes ([`epoch`](Self::epoch) reads it),
-    /// for a [`Consumer`](crate::Consumer) that commits the seqs this
-    /// stream yields.
-    pub(crate) fn published(&self) -> Arc<Published> {
-        Arc::clone(&self.published)
+    /// What the state machine publishes from here on, for a
+    /// [`Consumer`](crate::Consumer) that commits the seqs this stream
+    /// yields.
+    pub(crate) fn published(&mut self) -> Arc<Published> {
+        let epoch = self.epoch;
+        Arc::clone(self.published.get_or_insert_with(|| {
+            Arc::new(Published { epoch: AtomicU64::new(epoch), reset_to: AtomicU64::new(u64::MAX) })
+        }))
     }
 
     /// The cursor after the last item yielded: the last event's seq, or
     /// where the stream goes on after a reset.
     pub(crate) fn handed_out(&self) -> u64 {
-        self.published.position.load(Ordering::Acquire).saturating_sub(self.ready.len() as u64)
+        self.position.saturating_sub(self.ready.len() as u64)
     }
 
     /// How many acknowledged events this stream has not yielded yet: the
@@ -196,34 +248,135 @@ impl<E: Event> FeedStream<E> {
     }
 }
 
+impl<E> FeedStream<E> {
+    /// Takes where the machine is after it produced `out`, and publishes it.
+    fn note(&mut self, machine: &dyn Machine<E>, out: Option<&Result<Out<E>>>) {
+        (self.position, self.epoch) = machine.position();
+        if let Some(published) = &self.published {
+            published.epoch.store(self.epoch, Ordering::Release);
+            if let Some(Ok(Out::Item(FeedItem::Reset { .. }))) = out {
+                published.reset_to.store(self.position, Ordering::Release);
+            }
+        }
+    }
+
+    /// The next envelope of the batch being handed out; the batch's buffer
+    /// is let go with its last one, so an idle stream holds none.
+    fn next_ready(&mut self) -> Option<Arc<Envelope<E>>> {
+        let env = self.ready.pop();
+        if self.ready.is_empty() && self.ready.capacity() > 0 {
+            self.ready = Vec::new();
+        }
+        env
+    }
+
+    /// Starts the parked machine's next step.
+    fn start_step(&mut self) {
+        if let Run::Parked(machine) = std::mem::replace(&mut self.run, Run::Done) {
+            self.run = Run::Stepping(machine.step());
+        }
+    }
+}
+
+impl<E> Drop for FeedStream<E> {
+    fn drop(&mut self) {
+        self.shared.bell.release(self.slot);
+    }
+}
+
 impl<E> Stream for FeedStream<E> {
     type Item = Result<FeedItem<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(env) = this.ready.next() {
+        if let Some(env) = this.next_ready() {
             return Poll::Ready(Some(Ok(FeedItem::Event(env))));
         }
-        Poll::Ready(match std::task::ready!(this.inner.as_mut().poll_next(cx)) {
-            Some(Ok(Out::Batch(batch))) => {
-                this.ready = batch.into_iter();
-                this.ready.next().map(|env| Ok(FeedItem::Event(env)))
+        loop {
+            let out = match &mut this.run {
+                Run::Done => return Poll::Ready(None),
+                Run::Stepping(step) => {
+                    let (machine, out) = std::task::ready!(step.as_mut().poll(cx));
+                    this.note(&*machine, out.as_ref());
+                    // The stream ended: the machine goes, with what it holds.
+                    this.run = if out.is_some() { Run::Parked(machine) } else { Run::Done };
+                    out
+                }
+                Run::Parked(machine) if machine.caught_up() => {
+                    let live = machine.poll_live(cx, &mut this.slot);
+                    let position = machine.position();
+                    match live {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(None) => {
+                            this.start_step();
+                            continue;
+                        }
+                        Poll::Ready(Some(out)) => {
+                            // A batch of kept envelopes: the cursor moved past it.
+                            (this.position, this.epoch) = position;
+                            Some(Ok(out))
+                        }
+                    }
+                }
+                Run::Parked(_) => {
+                    this.start_step();
+                    continue;
+                }
+            };
+            match out {
+                Some(Ok(Out::CaughtUp)) => {}
+                Some(Ok(Out::Batch(mut batch))) => {
+                    batch.reverse();
+                    this.ready = batch;
+                    if let Some(env) = this.next_ready() {
+                        return Poll::Ready(Some(Ok(FeedItem::Event(env))));
+                    }
+                }
+                Some(Ok(Out::Item(item))) => return Poll::Ready(Some(Ok(item))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
             }
-            Some(Ok(Out::Item(item))) => Some(Ok(item)),
-            Some(Err(e)) => Some(Err(e)),
-            None => None,
-        })
+        }
     }
 }
 
 /// Where new events come from once the stream has caught up with the journal.
 pub(crate) enum Tail<E> {
-    /// In the writer's process: its live broadcast (`None` once the writer
-    /// stopped, or if it had stopped before the stream was created), and
-    /// the newest envelopes it published.
-    Live(Option<broadcast::Receiver<LiveChunk<E>>>, Arc<Recent<E>>),
+    /// In the writer's process: the newest envelopes it published, taken
+    /// when its bell (in `Shared`) rings.
+    Live(Arc<Recent<E>>),
     /// Another process writes (or none does): look at the files this often.
     Poll(Duration),
+}
+
+/// The stream id of a stream filtered by it.
+struct Scope {
+    /// The stream id's bytes: an expired cursor is served without a reset
+    /// when the pruned records held none of it (`policy.rs`).
+    key: Vec<u8>,
+    /// No look at the sidecars (`skip.rs`) before the cursor reaches this seq.
+    checked_until: u64,
+}
+
+/// What a read found after the records it returned.
+enum Pending {
+    /// A record that did not decode: reported as the policy says.
+    Undecodable { seq: u64, version: u32, error: events_core::CodecError },
+    /// A salvage gap: a reset, then the stream goes on after it.
+    Gap { expected: u64, found: u64 },
+    /// A journal failure (damage in a sealed segment, an I/O error): the
+    /// stream ends with it.
+    Failed(JournalError),
+}
+
+/// A replay chunk read ahead.
+struct Prefetch<E> {
+    /// It starts after this seq.
+    after: u64,
+    /// The writer's bell when the first read of its iterator started (see
+    /// `State::heard`): it reads no further than the journal held then.
+    heard: u32,
+    read: JoinHandle<Result<ReadOut<E>>>,
 }
 
 /// What the state machine is doing.
@@ -233,20 +386,17 @@ enum Phase {
     Start,
     /// Reading the journal after the cursor.
     Replay,
-    /// Reading the live tail (only with [`Tail::Live`]).
+    /// Caught up with the writer, taking its kept envelopes as its bell
+    /// rings (only with [`Tail::Live`]).
     Live,
     /// Ended: the writer stopped and everything was delivered, or an error.
     Done,
 }
 
 struct State<E, C> {
-    /// The stream id of a stream filtered by it: an expired cursor is then
-    /// served without a reset when the pruned records held none of it
-    /// (`policy.rs`).
-    stream_key: Option<Vec<u8>>,
-    /// With a stream key: no look at the sidecars (`skip.rs`) before the
-    /// cursor reaches this seq.
-    skip_checked_until: u64,
+    /// For a stream filtered by stream id: its key, and how far its
+    /// sidecars were looked at (boxed: every idle stream carries the field).
+    scope: Option<Box<Scope>>,
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
@@ -254,25 +404,23 @@ struct State<E, C> {
     everything: bool,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
-    /// A record that did not decode, reported once the records read before
-    /// it are delivered (boxed, as `pending_error`).
-    pending_undecodable: Option<Box<(u64, u32, events_core::CodecError)>>,
+    /// What the last read found after its records, reported once they are
+    /// delivered (boxed: every idle stream carries the field).
+    pending: Option<Box<Pending>>,
     phase: Phase,
     tail: Tail<E>,
     shared: Arc<Shared>,
     codec: C,
-    /// A salvage gap found by the last read, reported once its preceding
-    /// records are delivered (boxed, as `pending_error`).
-    pending_gap: Option<Box<(u64, u64)>>,
-    /// A journal failure found by the last read (damage in a sealed
-    /// segment, an I/O error), reported, ending the stream, once the
-    /// records read before it are delivered (boxed: every idle stream
-    /// carries the field).
-    pending_error: Option<Box<JournalError>>,
     /// The next replay chunk, read and decoded on a blocking thread while the
-    /// consumer takes the current one; it starts after the seq it holds. It
-    /// owns the journal iterator, so a long catch-up reads each frame once.
-    prefetch: Option<(u64, JoinHandle<Result<ReadOut<E>>>)>,
+    /// consumer takes the current one. It owns the journal iterator, so a
+    /// long catch-up reads each frame once.
+    prefetch: Option<Box<Prefetch<E>>>,
+    /// With [`Tail::Live`]: the writer's bell as the last look at what it
+    /// published found it (a read of the journal or of its kept
+    /// envelopes): a look that finds nothing new waits for the bell to
+    /// move past it. [`STOPPED`] in it: the writer had stopped, so that
+    /// look saw everything it journaled.
+    heard: u32,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -294,24 +442,24 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
                 Phase::Live | Phase::Replay => {}
             }
-            if let Some((seq, version, error)) = self.pending_undecodable.take().map(|pending| *pending) {
-                return Some(self.undecodable(seq, version, error));
-            }
-            if let Some((expected, found)) = self.pending_gap.take().map(|pending| *pending) {
-                let first_missing = Seq::new(expected);
-                let last_missing = Seq::new(found - 1);
-                let item = self.reset(ResetReason::Gap { first_missing, last_missing });
-                return Some(Ok(Out::Item(item)));
-            }
-            if let Some(error) = self.pending_error.take() {
-                self.phase = Phase::Done;
-                return Some(Err(Error::Journal(*error)));
+            match self.pending.take().map(|pending| *pending) {
+                Some(Pending::Undecodable { seq, version, error }) => {
+                    return Some(self.undecodable(seq, version, error));
+                }
+                Some(Pending::Gap { expected, found }) => {
+                    let first_missing = Seq::new(expected);
+                    let last_missing = Seq::new(found - 1);
+                    let item = self.reset(ResetReason::Gap { first_missing, last_missing });
+                    return Some(Ok(Out::Item(item)));
+                }
+                Some(Pending::Failed(error)) => {
+                    self.phase = Phase::Done;
+                    return Some(Err(Error::Journal(error)));
+                }
+                None => {}
             }
             if self.phase == Phase::Live {
-                if let Some(out) = self.recv_live().await {
-                    return Some(Ok(out));
-                }
-                continue;
+                return Some(Ok(Out::CaughtUp));
             }
             if let Some(seq) = self.skip_other_streams().await {
                 return Some(Ok(Out::Item(FeedItem::Checkpoint { seq: Seq::new(seq) })));
@@ -328,50 +476,45 @@ impl<E: Event, C: Codec> State<E, C> {
         }
     }
 
-    /// One message of the live tail: a batch of new events, or `None` when
-    /// the stream must read the journal (or wait) instead.
-    async fn recv_live(&mut self) -> Option<Out<E>> {
-        let Tail::Live(Some(rx), _) = &mut self.tail else {
-            self.phase = Phase::Replay;
-            return None;
-        };
-        match rx.recv().await {
-            Ok(chunk) => {
-                // Skip what the journal already delivered.
-                let new = chunk.partition_point(|env| env.seq.get() <= self.cursor);
-                match chunk.get(new) {
-                    // An empty chunk: the journal's readers read further
-                    // than when this stream last looked (`upkeep.rs`).
-                    None if chunk.is_empty() => {
-                        self.phase = Phase::Replay;
-                        None
+    /// Caught up with the writer: the next envelopes it kept after the
+    /// cursor (`Ready(Some)`); `Ready(None)` when the stream must take a
+    /// step instead (it fell behind what is kept, the journal's readers
+    /// read further, or the writer stopped: the journal has the rest);
+    /// `Pending` until the bell rings.
+    fn poll_live(&mut self, cx: &mut Context<'_>, slot: &mut u32) -> Poll<Option<Out<E>>> {
+        loop {
+            let heard = self.shared.bell.state();
+            if heard & STOPPED != 0 {
+                // Whatever the writer published last is read, then the end.
+                self.phase = Phase::Replay;
+                return Poll::Ready(None);
+            }
+            if self.cursor < self.shared.latest().get() {
+                match self.kept_after(self.cursor) {
+                    Kept::Envelopes(envelopes) => {
+                        self.heard = heard;
+                        return Poll::Ready(Some(self.batch(envelopes)));
                     }
-                    None => None,
-                    Some(env) if env.seq.get() == self.cursor + 1 => Some(self.batch(chunk[new..].to_vec())),
-                    // A gap: the journal has the missing events.
-                    Some(_) => {
+                    // The bell rang since the last look: the journal has
+                    // what the writer no longer keeps, or its readers read
+                    // further. (With no ring since, that look found
+                    // nothing more: wait for one.)
+                    kept if heard != self.heard => {
+                        if matches!(kept, Kept::Gone) {
+                            tracing::debug!(
+                                cursor = self.cursor,
+                                "stream fell behind the kept envelopes; replaying the journal"
+                            );
+                            Counters::bump(&self.shared.counters.lagged_fallbacks);
+                        }
                         self.phase = Phase::Replay;
-                        None
+                        return Poll::Ready(None);
                     }
+                    Kept::Gone | Kept::NotYet => {}
                 }
             }
-            Err(RecvError::Lagged(missed)) => {
-                tracing::debug!(
-                    cursor = self.cursor,
-                    missed,
-                    "stream lagged behind the live tail; replaying the journal"
-                );
-                Counters::bump(&self.shared.counters.lagged_fallbacks);
-                self.phase = Phase::Replay;
-                None
-            }
-            Err(RecvError::Closed) => {
-                // The writer stopped: deliver what the journal holds, then end.
-                if let Tail::Live(rx, _) = &mut self.tail {
-                    *rx = None;
-                }
-                self.phase = Phase::Replay;
-                None
+            if self.shared.bell.wait(slot, cx.waker(), heard) {
+                return Poll::Pending;
             }
         }
     }

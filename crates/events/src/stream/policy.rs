@@ -22,7 +22,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// the stream, nothing the client wants is gone, so instead of a reset
     /// the stream goes on at `earliest` with a checkpoint there.
     fn pruned_elsewhere(&mut self, earliest: u64) -> Option<FeedItem<E>> {
-        let key = self.stream_key.as_deref()?;
+        let key = self.scope.as_ref().map(|scope| &scope.key[..])?;
         let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
         let last_pruned = earliest.checked_sub(1)?;
         let log = events_journal::PrunedLog::read(&self.shared.dir)?;
@@ -43,7 +43,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// an indexed segment, never see it), whether or not its segment was
     /// indexed yet.
     pub(super) fn not_this_streams(&self, stream: Option<&Option<events_core::StreamId>>) -> bool {
-        match (self.stream_key.as_deref(), stream) {
+        match (self.scope.as_ref().map(|scope| &scope.key[..]), stream) {
             (Some(key), Some(stream)) => stream.as_ref().is_none_or(|id| id.as_str().as_bytes() != key),
             (Some(_), None) => true,
             (None, _) => false,

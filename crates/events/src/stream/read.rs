@@ -12,12 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use events_core::{Codec, Envelope, Event};
+use events_core::{Codec, Event};
 use events_journal::{JournalError, ReadError, Records};
 use tokio::task::JoinHandle;
 
-use super::{Out, Phase, State, Tail};
+use super::{Out, Pending, Phase, Prefetch, State, Tail};
+use crate::bell::STOPPED;
 use crate::position::ResetReason;
+use crate::recent::Kept;
 use crate::replay::{Chunk, ReadOut, joined, read_chunk};
 use crate::{Error, Result};
 
@@ -37,25 +39,44 @@ impl<E: Event, C: Codec> State<E, C> {
     /// the background, so decoding overlaps with the consumer's work.
     pub(super) async fn read_chunk(&mut self) -> Result<Chunk<E>> {
         let cursor = self.cursor;
-        if let Some(kept) = self.recent_after(cursor) {
+        // Before the look: a ring from here on is not missed.
+        let heard = self.shared.bell.state();
+        if let Some(kept) = self.kept_after(cursor).envelopes() {
+            self.heard = heard;
             // A read ahead of the same records is not needed any more.
             self.prefetch = None;
             return Ok(Chunk::Records(kept));
         }
-        let read = match self.prefetch.take() {
-            Some((after, read)) if after == cursor => read,
+        // Caught up with the writer (a client starting at its newest
+        // event): nothing to read. A cursor past the end, or of another
+        // journal, is the journal's to report.
+        if matches!(self.tail, Tail::Live(_))
+            && cursor == self.shared.latest().get()
+            && self.cursor_epoch == Some(self.shared.epoch())
+        {
+            self.heard = heard;
+            self.prefetch = None;
+            return Ok(Chunk::Records(Vec::new()));
+        }
+        let (heard, read) = match self.prefetch.take() {
+            // A read ahead goes on with the iterator of the read before it.
+            Some(prefetch) if prefetch.after == cursor => (prefetch.heard, prefetch.read),
             // Any other position (the first read, after a live gap or a lag)
             // starts a new iterator; a read ahead from elsewhere is left to
             // finish and be dropped.
-            _ => self.spawn_read(cursor, None),
+            _ => (heard, self.spawn_read(cursor, None)),
         };
+        self.heard = heard;
         let (chunk, records) = joined(read.await)?;
         // Only a full chunk hands its iterator back: read on from there.
         if let (Chunk::Records(out), Some(records)) = (&chunk, records)
             && let Some(last) = out.last().filter(|last| self.read_ahead(last.seq.get()))
         {
             let after = last.seq.get();
-            self.prefetch = Some((after, self.spawn_read(after, Some(records))));
+            // The iterator reads what the journal held when the chain's
+            // first read made it: the bell as that read found it.
+            let heard = self.heard;
+            self.prefetch = Some(Box::new(Prefetch { after, heard, read: self.spawn_read(after, Some(records)) }));
         }
         Ok(chunk)
     }
@@ -63,11 +84,12 @@ impl<E: Event, C: Codec> State<E, C> {
     /// The writer's newest envelopes after the cursor, when it still keeps
     /// the next one: no journal read, no decode. Only for a cursor of the
     /// writer's journal whose next event retention has not removed (an
-    /// expired cursor is reported as the journal says).
-    fn recent_after(&self, cursor: u64) -> Option<Vec<Arc<Envelope<E>>>> {
-        let Tail::Live(_, recent) = &self.tail else { return None };
+    /// expired cursor is reported as the journal says): any other is
+    /// [`Kept::Gone`], as a follower's every cursor.
+    pub(super) fn kept_after(&self, cursor: u64) -> Kept<E> {
+        let Tail::Live(recent) = &self.tail else { return Kept::Gone };
         if self.cursor_epoch != Some(self.shared.epoch()) || cursor.saturating_add(1) < self.shared.earliest().get() {
-            return None;
+            return Kept::Gone;
         }
         recent.after(cursor, self.chunk_len(cursor), self.shared.latest().get())
     }
@@ -111,8 +133,8 @@ impl<E: Event, C: Codec> State<E, C> {
             }
             Ok(Chunk::Records(records)) if !records.is_empty() => return Next::Yield(Some(Ok(self.batch(records)))),
             Ok(Chunk::Records(_)) => match &self.tail {
-                Tail::Live(Some(_), _) => self.phase = Phase::Live,
-                Tail::Live(None, _) => {
+                Tail::Live(_) if self.heard & STOPPED == 0 => self.phase = Phase::Live,
+                Tail::Live(_) => {
                     self.phase = Phase::Done;
                     // Everything durable was delivered. A writer that
                     // stopped after a journal failure (or a replaced
@@ -147,21 +169,21 @@ impl<E: Event, C: Codec> State<E, C> {
             }
             Ok(Chunk::Undecodable { before, seq, version, error, .. }) => {
                 // Deliver what precedes it, then what the policy says.
-                self.pending_undecodable = Some(Box::new((seq, version, error)));
+                self.pending = Some(Box::new(Pending::Undecodable { seq, version, error }));
                 if !before.is_empty() {
                     return Next::Yield(Some(Ok(self.batch(before))));
                 }
             }
             Ok(Chunk::Gap { before, expected, found, .. }) => {
                 // Deliver what precedes the gap, then the reset, then go on after it.
-                self.pending_gap = Some(Box::new((expected, found)));
+                self.pending = Some(Box::new(Pending::Gap { expected, found }));
                 if !before.is_empty() {
                     return Next::Yield(Some(Ok(self.batch(before))));
                 }
             }
             Ok(Chunk::Failed { before, error }) => {
                 // Deliver the good records before the failure, then end with it.
-                self.pending_error = Some(Box::new(error));
+                self.pending = Some(Box::new(Pending::Failed(error)));
                 return Next::Yield(Some(Ok(self.batch(before))));
             }
             Ok(Chunk::Epoch(journal_epoch)) => {

@@ -36,15 +36,18 @@ impl<E: Event, C: Codec> State<E, C> {
     /// over sealed segments without the stream, if any (the cursor is moved
     /// there). Looks at most once per segment the stream reads.
     pub(super) async fn skip_other_streams(&mut self) -> Option<u64> {
-        let key = self.stream_key.clone()?;
-        if self.cursor < self.skip_checked_until {
+        let scope = self.scope.as_ref()?;
+        if self.cursor < scope.checked_until {
             return None;
         }
+        let key = scope.key.clone();
         let shared = Arc::clone(&self.shared);
         let epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
         let (cursor, follower) = (self.cursor, matches!(self.tail, Tail::Poll(_)));
         let look = tokio::task::spawn_blocking(move || look(&shared, &key, cursor, epoch, follower)).await.ok()?;
-        self.skip_checked_until = look.until;
+        if let Some(scope) = &mut self.scope {
+            scope.checked_until = look.until;
+        }
         let to = look.jump?;
         tracing::trace!(from = cursor, to, "skipped sealed segments without the stream through their sidecars");
         self.cursor = to;
@@ -56,9 +59,9 @@ impl<E: Event, C: Codec> State<E, C> {
     /// of the segment after which the sidecars are looked at again, so a
     /// jump does not come after reading what it could skip.
     pub(super) fn chunk_len(&self, cursor: u64) -> usize {
-        match self.stream_key {
-            Some(_) if self.skip_checked_until > cursor => {
-                usize::try_from(self.skip_checked_until - cursor).map_or(REPLAY_CHUNK, |n| n.min(REPLAY_CHUNK))
+        match &self.scope {
+            Some(scope) if scope.checked_until > cursor => {
+                usize::try_from(scope.checked_until - cursor).map_or(REPLAY_CHUNK, |n| n.min(REPLAY_CHUNK))
             }
             _ => REPLAY_CHUNK,
         }
@@ -67,7 +70,7 @@ impl<E: Event, C: Codec> State<E, C> {
     /// Whether to read ahead after a chunk ending at `after`: not when the
     /// sidecars are to be looked at there first.
     pub(super) fn read_ahead(&self, after: u64) -> bool {
-        self.stream_key.is_none() || after < self.skip_checked_until
+        self.scope.as_ref().is_none_or(|scope| after < scope.checked_until)
     }
 }
 

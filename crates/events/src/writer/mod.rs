@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use events_core::{Codec, Envelope, Event, EventId, Seq, StreamId, Timestamp};
 use events_journal::{Journal, JournalError};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use self::acks::Acks;
 use crate::append::{Dedupe, Expected};
@@ -98,8 +98,8 @@ struct Pending<E> {
 
 pub(crate) struct Writer<E, C> {
     journal: Journal,
-    live: broadcast::Sender<LiveChunk<E>>,
-    /// The newest published chunks, which replays near the end take.
+    /// The newest published chunks, which the streams take (live, and
+    /// replays near the end).
     recent: Arc<Recent<E>>,
     sinks: Option<SinkQueue<E>>,
     shared: Arc<Shared>,
@@ -146,7 +146,6 @@ pub(crate) struct Writer<E, C> {
 impl<E: Event, C: Codec> Writer<E, C> {
     pub(crate) fn new(
         journal: Journal,
-        live: broadcast::Sender<LiveChunk<E>>,
         recent: Arc<Recent<E>>,
         sinks: Option<SinkQueue<E>>,
         shared: Arc<Shared>,
@@ -155,7 +154,6 @@ impl<E: Event, C: Codec> Writer<E, C> {
     ) -> Self {
         Writer {
             journal,
-            live,
             recent,
             sinks,
             shared,
@@ -208,10 +206,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
             self.acks.finish();
         }));
         if let Err(panic) = served {
-            // Before this writer's state drops, its live tail first: a
-            // stream that sees the tail close must find the feed failed,
-            // or it ends as after a clean close. The unwinding goes on, so
-            // the journal drops as after a crash.
+            // Before the streams hear that the writer stopped (the
+            // thread's catch marks the feed closed): a stream that sees it
+            // stop must find the feed failed, or it ends as after a clean
+            // close. The unwinding goes on, so the journal drops as after
+            // a crash.
             self.shared.set_failed(writer_panicked(&crate::panic_message(&*panic)));
             std::panic::resume_unwind(panic);
         }
@@ -430,17 +429,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 self.indexers.push(thread);
             }
         }
-        // The live tail carries chunks, so a busy batch costs one broadcast
-        // per LIVE_CHUNK events instead of one per event. No receiver is
-        // fine: nobody is tailing live right now. The same chunks are kept
-        // for the streams that replay near the end.
+        // Kept in chunks of LIVE_CHUNK events, which the streams caught up
+        // with the writer take after the bell rings, and those replaying
+        // near the end take too.
         let chunks: Vec<LiveChunk<E>> = self.published.chunks(LIVE_CHUNK).map(Arc::from).collect();
-        if self.live.receiver_count() > 0 {
-            for chunk in &chunks {
-                let _ = self.live.send(Arc::clone(chunk));
-            }
-        }
         self.recent.push(chunks);
+        self.shared.bell.ring();
         // The writer may hold the batch's last references: when the kept
         // envelopes let its first chunks go already (a batch larger than
         // `live_capacity`), and every sink's queue refused it or there is

@@ -6,8 +6,6 @@
 //! directory is no longer the writer's (deleted or replaced); the timer's
 //! pass also reports a background fdatasync or seal that failed.
 
-use std::sync::Arc;
-
 use events_core::{Codec, Event};
 
 use super::Writer;
@@ -50,15 +48,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// pass, a `sync`, a watermark brought up for a conditional append),
     /// `latest` the newest seq. When that work rewrote a watermark whose
     /// write had failed, the journal's readers read further now: streams
-    /// waiting on the live tail with acknowledged events past what they
-    /// could read (more than the kept envelopes hold) learn it from an
-    /// empty chunk, and read the journal again. With no append to come they
-    /// had waited for ever.
+    /// caught up with the writer, with acknowledged events past what they
+    /// could read (more than the kept envelopes hold), hear the bell and
+    /// read the journal again. With no append to come they had waited for
+    /// ever.
     pub(super) fn after_upkeep(&self, latest: u64) {
         let before = self.shared.readable();
         self.shared.after_batch(0, latest, &self.journal);
-        if self.shared.readable() > before && self.live.receiver_count() > 0 {
-            let _ = self.live.send(Arc::from(Vec::new()));
+        if self.shared.readable() > before {
+            self.shared.bell.ring();
         }
     }
 

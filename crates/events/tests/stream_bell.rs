@@ -1,0 +1,99 @@
+//! A writer's streams, once caught up, wait on its bell and take what it
+//! published from the envelopes it keeps, or from the journal when they
+//! fell behind those: every waiting stream hears every batch, and a stream
+//! whose catch-up ran on one journal iterator while the writer published
+//! past what it keeps (and closed, or went quiet) still reads on.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{Feed, FeedItem, FeedStream, Seq, SyncPolicy};
+use futures::StreamExt;
+use support::{Ev, msg};
+
+/// Twice the façade's replay chunk: a catch-up's journal iterator made at
+/// this length ends exactly where its second read ahead begins.
+const TWO_CHUNKS: u64 = 8_192;
+
+async fn next_event(stream: &mut FeedStream<Ev>) -> Arc<events::Envelope<Ev>> {
+    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Ok(FeedItem::Event(env)))) => env,
+        Ok(other) => panic!("expected an event, got {other:?}"),
+        Err(_) => panic!("no event in 10 s"),
+    }
+}
+
+/// A feed that keeps 16 envelopes, holding `TWO_CHUNKS` events, and a
+/// stream from 0 that took its first event: its journal iterator is made.
+async fn caught_up_to_first() -> (tempfile::TempDir, Feed<Ev>, FeedStream<Ev>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).sync(SyncPolicy::Never).live_capacity(16).open().await.unwrap();
+    for n in 1..=TWO_CHUNKS {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let mut stream = feed.reader().stream_from(Seq::ZERO);
+    assert_eq!(next_event(&mut stream).await.seq, Seq::new(1));
+    // Past what the feed keeps: the stream must read them from the journal.
+    for n in TWO_CHUNKS + 1..=TWO_CHUNKS + 100 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    (tmp, feed, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_whose_iterator_ended_before_the_writer_closed_reads_the_rest() {
+    let (_tmp, feed, mut stream) = caught_up_to_first().await;
+    feed.close().await.unwrap();
+    let mut last = 1;
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("no end in 10 s") {
+        let Ok(FeedItem::Event(env)) = item else { panic!("expected an event, got {item:?}") };
+        last += 1;
+        assert_eq!(env.seq, Seq::new(last));
+    }
+    assert_eq!(last, TWO_CHUNKS + 100, "the stream ended before the writer's last events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_whose_iterator_ended_before_the_feed_went_quiet_reads_the_rest() {
+    let (_tmp, feed, mut stream) = caught_up_to_first().await;
+    for n in 2..=TWO_CHUNKS + 100 {
+        assert_eq!(next_event(&mut stream).await.seq, Seq::new(n), "with no append to come");
+    }
+    feed.close().await.unwrap();
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_waiting_stream_hears_every_batch_and_a_dropped_one_is_no_bother() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let mut streams: Vec<_> = (0..100).map(|_| feed.stream_from(Seq::new(1))).collect();
+    for round in 2..=4 {
+        // Each stream waits in a task of its own: the append must wake it.
+        let waiting: Vec<_> = streams
+            .drain(..)
+            .map(|mut stream| {
+                tokio::spawn(async move {
+                    let env = next_event(&mut stream).await;
+                    (stream, env.seq)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        feed.append(None, msg(round)).await.unwrap();
+        for task in waiting {
+            let (stream, seq) = task.await.unwrap();
+            assert_eq!(seq, Seq::new(round));
+            streams.push(stream);
+        }
+        // Half of them go: their slots are given back, the rest still hear.
+        streams.truncate(streams.len() / 2);
+    }
+    feed.close().await.unwrap();
+    for mut stream in streams {
+        assert!(stream.next().await.is_none(), "ends after the close");
+    }
+}
