@@ -386,9 +386,11 @@ impl events::Event for SlowToDrop {}
 /// 300 recorded events staged, each slow to drop: a stream waiting on the
 /// live tail ends with `Error::Unhealthy` naming the panic, never with the
 /// clean end of a closed feed. The feed is marked failed before the
-/// writer's state drops (its live tail first); it was marked after, and the
-/// stream, seeing the tail close and nothing more in the journal, ended as
-/// after a close.
+/// streams hear that the writer stopped (its bell stops when the thread's
+/// catch marks the feed closed, after it marked it failed). Until the feed
+/// was marked failed before the writer's state dropped, the stream, seeing
+/// the live tail (then a broadcast, in that state) close and nothing more
+/// in the journal, ended as after a close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_the_live_tail_ends_unhealthy_when_the_writer_thread_panics() {
     use futures::StreamExt;

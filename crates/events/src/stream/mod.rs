@@ -482,6 +482,9 @@ impl<E: Event, C: Codec> State<E, C> {
     /// read further, or the writer stopped: the journal has the rest);
     /// `Pending` until the bell rings.
     fn poll_live(&mut self, cx: &mut Context<'_>, slot: &mut u32) -> Poll<Option<Out<E>>> {
+        // As tokio's own channels do: a consumer that always finds a batch
+        // still yields to its worker's other tasks once its budget is spent.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         loop {
             let heard = self.shared.bell.state();
             if heard & STOPPED != 0 {
@@ -493,6 +496,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 match self.kept_after(self.cursor) {
                     Kept::Envelopes(envelopes) => {
                         self.heard = heard;
+                        coop.made_progress();
                         return Poll::Ready(Some(self.batch(envelopes)));
                     }
                     // The bell rang since the last look: the journal has
