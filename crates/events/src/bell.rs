@@ -42,6 +42,14 @@ struct Slots {
     wakers: Vec<Option<Waker>>,
     /// Slots given back by dropped streams.
     free: Vec<u32>,
+    /// The slots a waker was stored in since the last ring: what a ring
+    /// looks at, so that it costs the streams waiting, not every slot ever
+    /// taken. An entry may be stale (its slot given back, or given back and
+    /// taken again, then listed twice): the ring finds no waker there, or
+    /// finds it at the first entry. Compacted when stale entries pile up.
+    armed: Vec<u32>,
+    /// The buffer of `armed` a ring took, kept for the next one.
+    spare: Vec<u32>,
 }
 
 impl Bell {
@@ -71,8 +79,9 @@ impl Bell {
     /// rang meanwhile and the stream must look again (its waker may stay:
     /// a ring wakes it once, harmlessly).
     pub(crate) fn wait(&self, slot: &mut u32, waker: &Waker, seen: u32) -> bool {
-        {
+        let replaced = {
             let mut slots = self.slots.lock();
+            let slots = &mut *slots;
             if *slot == NO_SLOT {
                 *slot = match slots.free.pop() {
                     Some(free) => free,
@@ -82,16 +91,25 @@ impl Bell {
                     }
                 };
             }
-            let held = &mut slots.wakers[*slot as usize];
-            match held {
-                Some(held) if held.will_wake(waker) => {}
-                Some(held) => held.clone_from(waker),
-                None => {
+            match &mut slots.wakers[*slot as usize] {
+                Some(held) if held.will_wake(waker) => None,
+                Some(held) => Some(std::mem::replace(held, waker.clone())),
+                held @ None => {
                     *held = Some(waker.clone());
-                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    let waiting = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                    if slots.armed.len() > 2 * waiting + 64 {
+                        let wakers = &slots.wakers;
+                        slots.armed.retain(|&armed| wakers[armed as usize].is_some());
+                        slots.armed.sort_unstable();
+                        slots.armed.dedup();
+                    }
+                    slots.armed.push(*slot);
+                    None
                 }
             }
-        }
+        };
+        // A waker's own `Drop` runs outside the lock.
+        drop(replaced);
         self.state() == seen
     }
 
@@ -112,32 +130,37 @@ impl Bell {
         drop(waker);
     }
 
+    /// Wakes the streams whose slots were armed before this call.
     fn wake_all(&self) {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let mut from = 0;
-        loop {
+        // A stream woken here that waits again lists its slot anew, for
+        // the next ring: this one wakes each armed slot once.
+        let mut armed = {
+            let mut slots = self.slots.lock();
+            let spare = std::mem::take(&mut slots.spare);
+            std::mem::replace(&mut slots.armed, spare)
+        };
+        for listed in armed.chunks(WAKE_BATCH) {
             let mut batch: [Option<Waker>; WAKE_BATCH] = Default::default();
-            let mut taken = 0;
             {
                 let mut slots = self.slots.lock();
-                while from < slots.wakers.len() && taken < WAKE_BATCH {
-                    if let Some(waker) = slots.wakers[from].take() {
-                        batch[taken] = Some(waker);
-                        taken += 1;
-                    }
-                    from += 1;
+                for (taken, &slot) in batch.iter_mut().zip(listed) {
+                    *taken = slots.wakers[slot as usize].take();
                 }
+                let taken = batch.iter().filter(|waker| waker.is_some()).count();
                 self.waiting.fetch_sub(taken, Ordering::SeqCst);
             }
             // Woken outside the lock: a woken stream waits again at once.
-            for waker in batch.iter_mut().take(taken).filter_map(Option::take) {
+            for waker in batch.iter_mut().filter_map(Option::take) {
                 waker.wake();
             }
-            if taken < WAKE_BATCH {
-                return;
-            }
+        }
+        armed.clear();
+        let mut slots = self.slots.lock();
+        if slots.spare.capacity() < armed.capacity() {
+            slots.spare = armed;
         }
     }
 }
@@ -193,6 +216,25 @@ mod tests {
         assert!(!bell.wait(&mut slot, &waker, seen));
         bell.stop();
         assert_eq!(bell.state() & STOPPED, STOPPED);
+    }
+
+    #[test]
+    fn streams_that_come_and_go_on_a_quiet_feed_leave_a_bounded_list() {
+        let bell = Bell::default();
+        let (count, waker) = counter();
+        let mut stays = NO_SLOT;
+        assert!(bell.wait(&mut stays, &waker, bell.state()));
+        for _ in 0..10_000 {
+            let mut slot = NO_SLOT;
+            assert!(bell.wait(&mut slot, &waker, bell.state()));
+            bell.release(slot);
+        }
+        let listed = bell.slots.lock().armed.len();
+        assert!(listed <= 2 * 2 + 65, "{listed} slots listed for 1 stream waiting");
+        assert_eq!(bell.slots.lock().wakers.len(), 2, "released slots are taken again");
+        bell.ring();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the one stream waiting is woken, once");
+        assert!(bell.slots.lock().armed.is_empty());
     }
 
     #[test]
