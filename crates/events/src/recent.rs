@@ -15,14 +15,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use events_core::Envelope;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::shared::LiveChunk;
 
 /// The newest published chunks, up to a number of events.
 pub(crate) struct Recent<E> {
     capacity: usize,
-    kept: Mutex<Chunks<E>>,
+    /// Read by every stream taking envelopes after a ring, written by the
+    /// writer alone.
+    kept: RwLock<Chunks<E>>,
 }
 
 struct Chunks<E> {
@@ -33,7 +35,7 @@ struct Chunks<E> {
 
 impl<E> Recent<E> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Recent { capacity, kept: Mutex::new(Chunks { chunks: VecDeque::new(), events: 0 }) }
+        Recent { capacity, kept: RwLock::new(Chunks { chunks: VecDeque::new(), events: 0 }) }
     }
 
     /// Keeps `chunks` (consecutive, following what is kept), letting go of
@@ -44,7 +46,7 @@ impl<E> Recent<E> {
     pub(crate) fn push(&self, chunks: impl IntoIterator<Item = LiveChunk<E>>) {
         let mut evicted = Vec::new();
         {
-            let mut kept = self.kept.lock();
+            let mut kept = self.kept.write();
             for chunk in chunks {
                 kept.events += chunk.len();
                 kept.chunks.push_back(chunk);
@@ -66,7 +68,7 @@ impl<E> Recent<E> {
     /// when `cursor + 1` is kept; otherwise whether it was let go already
     /// or is not kept yet, so the caller reads the journal, or waits.
     pub(crate) fn after(&self, cursor: u64, max: usize, limit: u64) -> Kept<E> {
-        let kept = self.kept.lock();
+        let kept = self.kept.read();
         let (Some(earliest), Some(latest), Some(next)) = (
             kept.chunks.front().and_then(|chunk| chunk.first()),
             kept.chunks.back().and_then(|chunk| chunk.last()),
