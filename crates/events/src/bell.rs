@@ -153,8 +153,12 @@ impl Bell {
                 self.waiting.fetch_sub(taken, Ordering::SeqCst);
             }
             // Woken outside the lock: a woken stream waits again at once.
+            // A waker that panics (an executor's own code) is logged: the
+            // writer rings, and every other stream must still be woken.
             for waker in batch.iter_mut().filter_map(Option::take) {
-                waker.wake();
+                if let Err(e) = crate::error::isolated("Waker::wake", || waker.wake()) {
+                    tracing::warn!(error = %e, "a stream's waker panicked when the writer's bell rang");
+                }
             }
         }
         armed.clear();
@@ -235,6 +239,30 @@ mod tests {
         bell.ring();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the one stream waiting is woken, once");
         assert!(bell.slots.lock().armed.is_empty());
+    }
+
+    struct Panics;
+
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("an executor's waker");
+        }
+    }
+
+    #[test]
+    fn a_waker_that_panics_leaves_the_others_woken() {
+        let bell = Bell::default();
+        let panics = Waker::from(Arc::new(Panics));
+        let counted: Vec<_> = (0..40).map(|_| counter()).collect();
+        let mut slot = NO_SLOT;
+        assert!(bell.wait(&mut slot, &panics, bell.state()));
+        for (_, waker) in &counted {
+            let mut slot = NO_SLOT;
+            assert!(bell.wait(&mut slot, waker, bell.state()));
+        }
+        bell.ring();
+        assert!(counted.iter().all(|(count, _)| count.0.load(Ordering::SeqCst) == 1), "every other stream woken");
+        assert_eq!(bell.waiting.load(Ordering::SeqCst), 0);
     }
 
     #[test]
