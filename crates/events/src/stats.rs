@@ -26,8 +26,9 @@ pub struct FeedStats {
     pub bytes: u64,
     /// fdatasync calls made by the journal since open.
     pub fsyncs: u64,
-    /// Times a `stream_from` consumer fell behind the live tail and went
-    /// back to the journal.
+    /// Times a `stream_from` consumer caught up with the writer fell
+    /// behind the live tail (the `live_capacity` newest envelopes the
+    /// writer keeps) and went back to the journal.
     pub lagged_fallbacks: u64,
     /// `Reset` items handed to `stream_from` consumers.
     pub resets: u64,
