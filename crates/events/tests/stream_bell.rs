@@ -17,11 +17,17 @@ use support::{Ev, msg};
 /// this length ends exactly where its second read ahead begins.
 const TWO_CHUNKS: u64 = 8_192;
 
+/// The next event, which must come within 10 s. The deadline is looked at
+/// first: a stream that was never woken is not polled once more when it
+/// passes (as `tokio::time::timeout` would), so a missed wake-up fails.
 async fn next_event(stream: &mut FeedStream<Ev>) -> Arc<events::Envelope<Ev>> {
-    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-        Ok(Some(Ok(FeedItem::Event(env)))) => env,
-        Ok(other) => panic!("expected an event, got {other:?}"),
-        Err(_) => panic!("no event in 10 s"),
+    tokio::select! {
+        biased;
+        () = tokio::time::sleep(Duration::from_secs(10)) => panic!("no event in 10 s"),
+        item = stream.next() => match item {
+            Some(Ok(FeedItem::Event(env))) => env,
+            other => panic!("expected an event, got {other:?}"),
+        },
     }
 }
 
@@ -72,17 +78,24 @@ async fn every_waiting_stream_hears_every_batch_and_a_dropped_one_is_no_bother()
     feed.append(None, msg(1)).await.unwrap();
     let mut streams: Vec<_> = (0..100).map(|_| feed.stream_from(Seq::new(1))).collect();
     for round in 2..=4 {
-        // Each stream waits in a task of its own: the append must wake it.
+        // Each stream waits in a task of its own, its waker stored before
+        // the append: the append must wake it.
+        let (ready, mut all_waiting) = tokio::sync::mpsc::unbounded_channel();
         let waiting: Vec<_> = streams
             .drain(..)
             .map(|mut stream| {
+                let ready = ready.clone();
                 tokio::spawn(async move {
+                    assert!(futures::poll!(stream.next()).is_pending(), "nothing to take before the append");
+                    ready.send(()).unwrap();
                     let env = next_event(&mut stream).await;
                     (stream, env.seq)
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..waiting.len() {
+            all_waiting.recv().await.unwrap();
+        }
         feed.append(None, msg(round)).await.unwrap();
         for task in waiting {
             let (stream, seq) = task.await.unwrap();

@@ -303,9 +303,7 @@ impl<E> Stream for FeedStream<E> {
                     out
                 }
                 Run::Parked(machine) if machine.caught_up() => {
-                    let live = machine.poll_live(cx, &mut this.slot);
-                    let position = machine.position();
-                    match live {
+                    match machine.poll_live(cx, &mut this.slot) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(None) => {
                             this.start_step();
@@ -313,7 +311,7 @@ impl<E> Stream for FeedStream<E> {
                         }
                         Poll::Ready(Some(out)) => {
                             // A batch of kept envelopes: the cursor moved past it.
-                            (this.position, this.epoch) = position;
+                            (this.position, this.epoch) = machine.position();
                             Some(Ok(out))
                         }
                     }
