@@ -47,17 +47,36 @@ pub(crate) type NamedSink<E> = (String, Arc<dyn EventSink<Envelope<E>>>);
 /// often it panicked and what its full queue dropped.
 struct Attached<E> {
     name: String,
-    sink: Arc<dyn EventSink<Envelope<E>>>,
+    /// `None` only inside `drop`.
+    sink: Option<Arc<dyn EventSink<Envelope<E>>>>,
     panics: AtomicU64,
     queue_dropped: AtomicU64,
 }
 
+impl<E> Drop for Attached<E> {
+    /// The sink goes wherever the feed's last holder of the set lets it go:
+    /// `Feed::close`, the drop of the last handle, a sink's task or the
+    /// writer thread. A sink whose own `Drop` panics is caught and logged
+    /// there: it had unwound into the caller of `close`, after the journal
+    /// had closed cleanly.
+    fn drop(&mut self) {
+        let sink = self.sink.take();
+        if let Err(panic) = crate::error::isolated("Drop", move || drop(sink)) {
+            tracing::error!(sink = %self.name, error = %panic, "sink panicked when it was let go");
+        }
+    }
+}
+
 impl<E: Send + Sync + 'static> Attached<E> {
+    fn sink(&self) -> &Arc<dyn EventSink<Envelope<E>>> {
+        self.sink.as_ref().expect("taken only by drop")
+    }
+
     /// The sink's own counters ([`EventSink::stats`]); all zero, and
     /// logged, when that call panics: one sink's bad `stats` must not take
     /// the feed's figures (and `/status`) down with it.
     fn own_stats(&self) -> SinkStats {
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.sink.stats())).unwrap_or_else(|_| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.sink().stats())).unwrap_or_else(|_| {
             tracing::warn!(sink = %self.name, "sink panicked in its stats(); its figures read as zero");
             SinkStats::default()
         })
@@ -84,7 +103,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
                     None => sink,
                     Some(limit) => Arc::new(Timeout::new(sink, limit)) as Arc<dyn EventSink<Envelope<E>>>,
                 };
-                Attached { name, sink, panics: AtomicU64::new(0), queue_dropped: AtomicU64::new(0) }
+                Attached { name, sink: Some(sink), panics: AtomicU64::new(0), queue_dropped: AtomicU64::new(0) }
             })
             .collect();
         SinkSet { sinks }
@@ -95,7 +114,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     /// event must not silence a sink for the feed's life).
     async fn emit(&self, index: usize, env: &Envelope<E>) {
         let attached = &self.sinks[index];
-        if AssertUnwindSafe(async { attached.sink.emit(env).await }).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(async { attached.sink().emit(env).await }).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
         }
@@ -105,7 +124,7 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     /// A panic is caught, logged and counted as in [`emit`](Self::emit).
     async fn flush(&self, index: usize) {
         let attached = &self.sinks[index];
-        if AssertUnwindSafe(async { attached.sink.flush().await }).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(async { attached.sink().flush().await }).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(sink = %attached.name, panics, "sink panicked in its flush at close");
         }

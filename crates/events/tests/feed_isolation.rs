@@ -184,6 +184,48 @@ async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
     feed.close().await.unwrap();
 }
 
+/// A sink whose own `Drop` panics (the last reference to it goes when the
+/// feed closes, or when its last handle is dropped): the panic is caught
+/// and logged where the sink is let go. It had unwound out of
+/// `Feed::close` (and out of the drop of the last handle), after the
+/// journal had closed cleanly, into the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_drop_panics_is_let_go_without_the_panic_reaching_the_caller() {
+    struct DropPanics;
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for DropPanics {
+        async fn emit(&self, _: &Envelope<Ev>) {}
+    }
+
+    impl Drop for DropPanics {
+        fn drop(&mut self) {
+            panic!("a sink that cannot be let go");
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting { seen: AtomicU64::new(0) });
+    let feed: Feed<Ev> =
+        Feed::builder(dir.path()).named_sink("bad", DropPanics).sink(Arc::clone(&counting)).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let closed = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(feed.close())).await;
+    assert!(matches!(closed, Ok(Ok(()))), "close returned {:?}", closed.as_ref().map_err(|_| "a panic"));
+    assert_eq!(counting.seen.load(Ordering::SeqCst), 3, "the other sink got every event");
+
+    // Again, the last handle dropped without a close.
+    let feed: Feed<Ev> = Feed::builder(dir.path()).named_sink("bad", DropPanics).open().await.unwrap();
+    feed.append(None, msg(4)).await.unwrap();
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(feed)));
+    assert!(dropped.is_ok(), "the sink's panic came out of the drop of the last handle");
+
+    let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
+    assert_eq!(feed.stats().latest_seq, 4, "every append kept");
+    feed.close().await.unwrap();
+}
+
 /// A sink whose `stats()` panics, beside a healthy one: `Feed::stats`
 /// (and so `/status` and the metrics) still answers, the bad sink's
 /// figures read as zero and the healthy sink's are whole. The panic had
