@@ -424,3 +424,77 @@ fn close_while_everyone_waits_ends_every_stream_on_the_same_prefix() {
         }
     }
 }
+
+/// A waker whose `wake` panics: the executor's own code, which the fan-out
+/// runs when it releases a task.
+struct PanickingWaker;
+
+impl futures::task::ArcWake for PanickingWaker {
+    fn wake_by_ref(_: &std::sync::Arc<Self>) {
+        panic!("an executor whose waker panics");
+    }
+}
+
+fn panicking_waker() -> std::task::Waker {
+    futures::task::waker(std::sync::Arc::new(PanickingWaker))
+}
+
+/// Two emits wait on a full ring, the first with a waker that panics. The
+/// read that makes room ends the round and wakes both: the panic is caught,
+/// so the reader gets its event (it had panicked with its head already
+/// moved past it, the event lost) and the second emit is woken (it had
+/// been left waiting for good).
+#[test]
+fn a_waker_that_panics_when_a_read_makes_room_loses_no_event_and_strands_no_emit() {
+    let fanout = Fanout::with_capacity(1);
+    let mut sub = fanout.subscribe();
+    fanout.try_emit(0).unwrap();
+    let (second_count, second_waker) = CountingWaker::new_waker();
+    let (first_waker, second_handle) = (panicking_waker(), fanout.clone());
+    let mut first = pin!(fanout.emit(1));
+    let mut second = pin!(second_handle.emit(2));
+    assert!(first.as_mut().poll(&mut Context::from_waker(&first_waker)).is_pending());
+    assert!(second.as_mut().poll(&mut Context::from_waker(&second_waker)).is_pending());
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sub.try_recv()));
+    assert!(matches!(read, Ok(Ok(0))), "the read that made room: {:?}", read.map_err(|_| "a panic"));
+    assert_eq!(second_count.count(), 1, "the other waiting emit is woken");
+    let (_, counting) = CountingWaker::new_waker();
+    assert!(matches!(first.as_mut().poll(&mut Context::from_waker(&counting)), Poll::Ready(Ok(()))));
+    assert_eq!(sub.try_recv(), Ok(1));
+    assert!(matches!(second.as_mut().poll(&mut Context::from_waker(&second_waker)), Poll::Ready(Ok(()))));
+    assert_eq!(sub.try_recv(), Ok(2));
+}
+
+/// A subscriber parked with a waker that panics, beside an emit waiting on
+/// a full ring: the publish that wakes it, and then a close, catch the
+/// panic. The publish had unwound out of an emit whose event was already
+/// out (its caller told it failed), and the close out of `close` (and of
+/// the fan-out's drop), leaving the waiting emit hanging.
+#[test]
+fn a_waker_that_panics_on_a_publish_or_a_close_fails_neither() {
+    let fanout = Fanout::<u64>::with_capacity(1);
+    let mut parked = fanout.subscribe();
+    let panicky = panicking_waker();
+    {
+        let mut next = pin!(parked.recv());
+        assert!(next.as_mut().poll(&mut Context::from_waker(&panicky)).is_pending());
+        let emitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fanout.try_emit(0)));
+        assert!(matches!(emitted, Ok(Ok(()))), "the publish that woke it: {:?}", emitted.map_err(|_| "a panic"));
+        let (_, counting) = CountingWaker::new_waker();
+        assert!(matches!(next.as_mut().poll(&mut Context::from_waker(&counting)), Poll::Ready(Some(Ok(0)))));
+    }
+
+    let mut lagging = fanout.subscribe();
+    fanout.try_emit(1).unwrap();
+    let (waiting_count, waiting_waker) = CountingWaker::new_waker();
+    let mut waiting = pin!(fanout.emit(2));
+    assert!(waiting.as_mut().poll(&mut Context::from_waker(&waiting_waker)).is_pending());
+    assert_eq!(parked.try_recv(), Ok(1));
+    let mut next = pin!(parked.recv());
+    assert!(next.as_mut().poll(&mut Context::from_waker(&panicky)).is_pending());
+    let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fanout.close()));
+    assert!(closed.is_ok(), "the panic came out of close");
+    assert_eq!(waiting_count.count(), 1, "the waiting emit is woken by the close");
+    assert!(matches!(waiting.as_mut().poll(&mut Context::from_waker(&waiting_waker)), Poll::Ready(Err(_))));
+    assert_eq!(lagging.try_recv(), Ok(1));
+}

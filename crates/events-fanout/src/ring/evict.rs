@@ -114,7 +114,7 @@ impl<T: Clone> Shared<T> {
             // Not inside a read, and it will see `evict` before its next one.
             self.release_locked(st, cursor);
         }
-        cursor.waker.wake();
+        super::wake_caught(|| cursor.waker.wake());
     }
 
     /// Takes an evicted cursor out of the registry, first cloning the events it was owed
@@ -153,7 +153,7 @@ impl<T: Clone> Shared<T> {
             drop(st);
             // The producer's wake-up came during the read, maybe before a subscriber going
             // to sleep registered its waker; released, it is woken by nobody else.
-            cursor.waker.wake();
+            super::wake_caught(|| cursor.waker.wake());
         }
     }
 }

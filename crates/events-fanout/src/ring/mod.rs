@@ -273,7 +273,7 @@ impl<T> Shared<T> {
     fn finish_round(st: &mut State<T>) {
         st.round_active = false;
         for (_, waker) in st.waiters.drain(..) {
-            waker.wake();
+            wake_caught(|| waker.wake());
         }
     }
 
@@ -351,7 +351,7 @@ impl<T> Shared<T> {
         let mut st = self.state.lock();
         self.closed.store(true, SeqCst);
         for cursor in &st.cursors {
-            cursor.waker.wake();
+            wake_caught(|| cursor.waker.wake());
         }
         Self::finish_round(&mut st);
     }
@@ -385,6 +385,16 @@ impl<T> Shared<T> {
             .min()
             .map(|head| later(st.stamps[(head & self.mask) as usize], max_age))
     }
+}
+
+/// Runs `wake`, which calls a task's waker: the executor's own code. A
+/// waker that panics is caught, so that every other task the same pass
+/// wakes is still woken and the state the pass changed stays as it is: a
+/// round ended, an event published (its emit then returns `Ok`), a read
+/// that made room (its subscriber gets the event it took), a close. Each
+/// had unwound with the tasks after it in its list left waiting for good.
+pub(crate) fn wake_caught(wake: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake));
 }
 
 /// `at + after`, held to about 30 years past `at` (as tokio holds its
@@ -504,7 +514,7 @@ impl<T: Clone> Shared<T> {
                 // single total order, so its owner's re-read of `tail` sees the new event.
                 if cursor.parked.load(SeqCst) && cursor.parked.swap(false, SeqCst) {
                     self.parked.fetch_sub(1, SeqCst);
-                    cursor.waker.wake();
+                    wake_caught(|| cursor.waker.wake());
                 }
             }
         }
