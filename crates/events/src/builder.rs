@@ -563,8 +563,10 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         std::thread::Builder::new()
             .name("events-writer".into())
             .spawn(move || {
-                // The event type's own code runs here too (a `Drop` of a
-                // refused event): a panic ends the writer, and the feed says
+                // The event type's own code runs here too; where it runs
+                // (`Serialize`, `stream_id`, the `Drop` of an event let go)
+                // a panic is caught and costs that event alone. One that
+                // got past those catches ends the writer, and the feed says
                 // so instead of looking healthy and open for ever.
                 if let Err(Error::EventPanicked { message, .. }) =
                     crate::error::isolated("the writer thread", || writer.run(rx))

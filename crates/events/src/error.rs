@@ -192,6 +192,14 @@ pub(crate) fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result
         .map_err(|panic| Error::EventPanicked { during, message: panic_message(&*panic) })
 }
 
+/// Lets go of `value`, whose `Drop` runs the event type's own code: a
+/// panic there is caught and logged, and the caller goes on.
+pub(crate) fn let_go<T>(value: T) {
+    if let Err(e) = isolated("Drop", move || drop(value)) {
+        tracing::error!(error = %e, "the Drop of an event let go panicked");
+    }
+}
+
 /// The message a caught panic carried (`panic!` with a string literal or a
 /// formatted one), or `"a non-string payload"`.
 ///

@@ -127,21 +127,79 @@ async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fa
     let plan = FaultPlan::new();
     let feed: Feed<Fragile> =
         Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).faults(plan.clone()).open().await.unwrap();
-    one_batch_with_an_armed_event(&feed, &plan, 0).await;
+    one_batch_with_an_armed_event(&feed, &plan, 0, Armed::Recorded).await;
     let after = feed.append(None, Fragile { n: 201, armed: false }).await;
     assert_eq!(after.unwrap(), Seq::new(202), "{:?}", feed.stats());
     assert!(feed.stats().healthy);
     feed.close().await.unwrap();
 }
 
+/// Events the writer refuses, whose `Drop` panics when the writer lets
+/// them go: a conditional append whose expectation fails, an append under
+/// a stream id over the limit, and a forwarded one (`Inbox::forward`, a `record` by value) under such an id. Each
+/// caller gets its refusal, and the panic stays on the writer thread's
+/// refusal: the appends after them get the next seqs and the feed stays
+/// healthy. Each had ended the writer thread, failing every later call
+/// (found by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_when_the_writer_refuses_it_fails_nothing() {
+    use events::Expected;
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    assert_eq!(feed.append(None, Fragile { n: 1, armed: false }).await.unwrap(), Seq::new(1));
+    let conflict = AppendOptions::new().expect(Expected::Exact(Seq::new(5)));
+    let refused = feed.append_with(Some("fragile"), Fragile { n: 2, armed: true }, conflict).await;
+    assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
+    let long = "s".repeat(300);
+    let refused = feed.append(Some(long.as_str()), Fragile { n: 3, armed: true }).await;
+    assert!(matches!(refused, Err(Error::StreamIdTooLong { .. })), "{refused:?}");
+    assert_eq!(feed.append(None, Fragile { n: 4, armed: false }).await.unwrap(), Seq::new(2), "{:?}", feed.stats());
+    feed.inbox().forward(Some(events::StreamId::from(long.as_str())), Fragile { n: 5, armed: true }).await.unwrap();
+    assert_eq!(feed.append(None, Fragile { n: 6, armed: false }).await.unwrap(), Seq::new(3), "{:?}", feed.stats());
+    assert!(feed.stats().healthy, "{:?}", feed.stats());
+    feed.close().await.unwrap();
+}
+
+/// An append cancelled after its event reached the writer, in a batch
+/// larger than `live_capacity(4)`'s kept envelopes, with no sink: its
+/// answer, which the appender is gone for, holds the event's last
+/// reference, and its `Drop` panics. The appends after it are answered
+/// and the feed stays healthy. The panic had ended the task that sends the
+/// answers (found by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_in_the_answer_to_a_cancelled_append_fails_nothing() {
+    use events::layers::journal::fault::FaultPlan;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Fragile> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).faults(plan.clone()).open().await.unwrap();
+    one_batch_with_an_armed_event(&feed, &plan, 0, Armed::CancelledAppend).await;
+    let after =
+        tokio::time::timeout(std::time::Duration::from_secs(10), feed.append(None, Fragile { n: 201, armed: false }));
+    assert_eq!(after.await.expect("answered").unwrap(), Seq::new(202), "{:?}", feed.stats());
+    assert!(feed.stats().healthy);
+    feed.close().await.unwrap();
+}
+
+/// How the armed event of [`one_batch_with_an_armed_event`] reaches the writer.
+#[derive(Clone, Copy, PartialEq)]
+enum Armed {
+    /// Recorded, as the others.
+    Recorded,
+    /// Appended, the call polled until its event is in the inbox, then cancelled.
+    CancelledAppend,
+}
+
 /// Appends `Fragile` `first` with the writer held in its write, and
-/// records `first + 1..=200` meanwhile, `first + 2` armed: they are one
-/// batch, larger than a `live_capacity(4)`'s kept envelopes. `record` keeps
-/// no reference: the writer's copy is each event's last.
+/// records `first + 1..=200` meanwhile, `first + 2` armed (and sent as
+/// `armed` says): they are one batch, larger than a `live_capacity(4)`'s
+/// kept envelopes. `record` keeps no reference: the writer's copy is each
+/// event's last.
 async fn one_batch_with_an_armed_event(
     feed: &Feed<Fragile>,
     plan: &events::layers::journal::fault::FaultPlan,
     first: u64,
+    armed: Armed,
 ) {
     use events::layers::journal::fault::{Fault, Step};
     let writes = plan.count(Step::AppendWrite);
@@ -153,6 +211,11 @@ async fn one_batch_with_an_armed_event(
     support::eventually("the writer in its write", || plan.count(Step::AppendWrite) > writes).await;
     for n in first + 1..=200 {
         let event = Fragile { n, armed: n == first + 2 };
+        if n == first + 2 && armed == Armed::CancelledAppend {
+            let mut cancelled = Box::pin(feed.append(None, event));
+            assert!(futures::poll!(cancelled.as_mut()).is_pending(), "in the inbox, waiting for its answer");
+            continue;
+        }
         feed.record(None, &event);
         std::mem::forget(event);
     }
@@ -192,7 +255,7 @@ async fn an_event_whose_drop_panics_when_a_full_sinks_batch_is_let_go_fails_noth
     for n in 1..=2 {
         feed.append(None, Fragile { n, armed: false }).await.unwrap();
     }
-    one_batch_with_an_armed_event(&feed, &plan, 3).await;
+    one_batch_with_an_armed_event(&feed, &plan, 3, Armed::Recorded).await;
     let after = feed.append(None, Fragile { n: 201, armed: false }).await;
     assert_eq!(after.unwrap(), Seq::new(201), "{:?}", feed.stats());
     assert!(feed.stats().healthy);

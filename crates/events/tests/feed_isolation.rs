@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use events::layers::journal::fault::{FaultPlan, Step};
 use events::{Envelope, Error, EventSink, Feed, JournalError, Retention, Seq, SyncPolicy};
-use support::{Ev, Fragile, eventually, msg, take_events};
+use support::{Ev, eventually, msg, take_events};
 
 /// An event of about 250 bytes: its stream id is long (within the 256-byte limit).
 fn big(n: u64) -> Ev {
@@ -357,29 +357,29 @@ async fn group_commit_shares_fsyncs_among_concurrent_appends() {
     feed.close().await.unwrap();
 }
 
-/// A conditional append refused on the writer thread drops its event
-/// there: a `Drop` that panics ends the writer. The feed then reports it:
-/// unhealthy, closed, later appends refused; what was acknowledged before
-/// is in the journal.
+/// A panic on the writer thread that no catch there takes: a step of the
+/// journal's own that panics (`Fault::Panic` at the append's write; the
+/// event type's code is caught where it runs, a refused event's `Drop`
+/// included). The feed then reports it: unhealthy, closed, later appends
+/// refused; what was acknowledged before is in the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_open_and_healthy() {
+    use events::layers::journal::fault::Fault;
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).sync(SyncPolicy::Always).faults(plan.clone()).open().await.unwrap();
     for n in 1..=3 {
-        feed.append(None, Fragile { n, armed: false }).await.unwrap();
+        feed.append(None, msg(n)).await.unwrap();
     }
-    let options = events::AppendOptions::new().expect(events::Expected::NoStream);
-    let refused = feed.append_with(None, Fragile { n: 4, armed: true }, options).await;
-    assert!(
-        matches!(refused, Err(Error::VersionConflict { .. })),
-        "answered before its event was dropped: {refused:?}"
-    );
+    plan.inject_next(Step::AppendWrite, Fault::Panic);
+    let refused = feed.append(None, msg(4)).await;
+    assert!(refused.is_err(), "{refused:?}");
     eventually("the feed reports its writer gone", || feed.is_closed()).await;
     let stats = feed.stats();
     assert!(!stats.healthy, "{stats:?}");
-    let later = feed.append(None, Fragile { n: 5, armed: false }).await;
+    let later = feed.append(None, msg(5)).await;
     assert!(
-        matches!(&later, Err(Error::Unhealthy { cause }) if cause.contains("dropping event 4")),
+        matches!(&later, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
         "the cause names the panic: {later:?}"
     );
     // In a failed feed's words: it had read "the event's the writer thread
@@ -394,20 +394,18 @@ async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_o
 }
 
 /// An event whose `Drop` sleeps 2 ms while `slow` (every clone is: the
-/// copies `record` stages), or panics while `armed`: dropped on the writer
-/// thread as it unwinds, 300 staged copies hold it there for 600 ms.
+/// copies `record` stages): dropped on the writer thread as it unwinds,
+/// 300 staged copies hold it there for 600 ms.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SlowToDrop {
     n: u64,
     #[serde(skip)]
     slow: bool,
-    #[serde(skip)]
-    armed: bool,
 }
 
 impl Clone for SlowToDrop {
     fn clone(&self) -> Self {
-        SlowToDrop { n: self.n, slow: true, armed: false }
+        SlowToDrop { n: self.n, slow: true }
     }
 }
 
@@ -416,15 +414,12 @@ impl Drop for SlowToDrop {
         if self.slow {
             std::thread::sleep(Duration::from_millis(2));
         }
-        if self.armed && !std::thread::panicking() {
-            panic!("dropping event {}", self.n);
-        }
     }
 }
 
 impl events::Event for SlowToDrop {}
 
-/// The writer thread panics (a refused conditional append's `Drop`) with
+/// The writer thread panics (`Fault::Panic` at the write of a batch) with
 /// 300 recorded events staged, each slow to drop: a stream waiting on the
 /// live tail ends with `Error::Unhealthy` naming the panic, never with the
 /// clean end of a closed feed. The feed is marked failed before the
@@ -435,20 +430,31 @@ impl events::Event for SlowToDrop {}
 /// in the journal, ended as after a close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_the_live_tail_ends_unhealthy_when_the_writer_thread_panics() {
+    use events::layers::journal::fault::Fault;
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<SlowToDrop> = Feed::builder(dir.path()).sync(SyncPolicy::Always).open().await.unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<SlowToDrop> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Always).faults(plan.clone()).open().await.unwrap();
     for n in 1..=3 {
-        feed.append(None, SlowToDrop { n, slow: false, armed: false }).await.unwrap();
+        feed.append(None, SlowToDrop { n, slow: false }).await.unwrap();
     }
     let mut stream = feed.stream_from(Seq::new(3));
-    let recorded: Vec<_> = (4..=303).map(|n| SlowToDrop { n, slow: false, armed: false }).collect();
+    // The next write is held while the 300 are staged, the one after (theirs) panics.
+    let writes = plan.count(Step::AppendWrite);
+    plan.inject(Step::AppendWrite, writes, Fault::Stall(Duration::from_millis(300)));
+    plan.inject(Step::AppendWrite, writes + 1, Fault::Panic);
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, SlowToDrop { n: 4, slow: false }).await }
+    });
+    eventually("the writer in its write", || plan.count(Step::AppendWrite) > writes).await;
+    let recorded: Vec<_> = (5..=304).map(|n| SlowToDrop { n, slow: false }).collect();
     for event in &recorded {
         feed.record(None, event);
     }
-    let options = events::AppendOptions::new().expect(events::Expected::Exact(Seq::new(1)));
-    let refused = feed.append_with(Some("s"), SlowToDrop { n: 304, slow: false, armed: true }, options).await;
-    assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
+    // Under `Always` its fdatasync may come after the next write, which panics.
+    let _ = held.await.unwrap();
     let end = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match stream.next().await {
@@ -460,13 +466,13 @@ async fn a_stream_on_the_live_tail_ends_unhealthy_when_the_writer_thread_panics(
     .await
     .expect("the stream ends");
     assert!(
-        matches!(&end, Some(Err(Error::Unhealthy { cause })) if cause.contains("dropping event 304")),
+        matches!(&end, Some(Err(Error::Unhealthy { cause })) if cause.contains("injected panic at AppendWrite")),
         "the stream's end says the writer failed: {end:?}"
     );
 }
 
-/// A `close` queued behind a command whose event panics on the writer
-/// thread (a refused conditional append's `Drop`) returns once the writer's
+/// A `close` queued behind a command whose write panics on the writer
+/// thread (`Fault::Panic` at the append's write) returns once the writer's
 /// state has dropped, so the directory is free on return, and it names the
 /// panic. It had returned `Closed` as soon as the unwinding dropped its
 /// answer, while the journal, its lock held, was still dropping: here it
@@ -478,24 +484,23 @@ async fn a_close_queued_behind_a_writer_thread_panic_returns_with_the_directory_
     use events::{Bincode, Codec};
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
-    let feed: Feed<Fragile> = Feed::builder(dir.path())
+    let feed: Feed<Ev> = Feed::builder(dir.path())
         .sync(SyncPolicy::Interval(Duration::from_millis(10)))
         .faults(plan.clone())
         .open()
         .await
         .unwrap();
     for n in 1..=3 {
-        feed.append(None, Fragile { n, armed: false }).await.unwrap();
+        feed.append(None, msg(n)).await.unwrap();
     }
     let syncs = plan.count(Step::BackgroundSync);
     plan.inject_next(Step::BackgroundSync, Fault::Stall(Duration::from_secs(2)));
     eventually("a background fdatasync is stalled", || plan.count(Step::BackgroundSync) > syncs).await;
-    let options = events::AppendOptions::new().expect(events::Expected::NoStream);
-    let armed = Fragile { n: 4, armed: true };
-    let (refused, closed) = futures::join!(feed.append_with(None, armed, options), feed.clone().close());
-    assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
+    plan.inject_next(Step::AppendWrite, Fault::Panic);
+    let (refused, closed) = futures::join!(feed.append(None, msg(4)), feed.clone().close());
+    assert!(refused.is_err(), "{refused:?}");
     assert!(
-        matches!(&closed, Err(Error::Unhealthy { cause }) if cause.contains("dropping event 4")),
+        matches!(&closed, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
         "the close names the panic: {closed:?}"
     );
     let reopened = Journal::open(dir.path(), JournalOptions::new().codec_tag(Bincode::ID));

@@ -98,7 +98,11 @@ impl<E> Shared<E> {
 
 fn send_all<E>(deliveries: impl Iterator<Item = Delivery<E>>) {
     for (ack, acked) in deliveries {
-        let _ = ack.send(Ok(acked));
+        // An appender gone before its answer: its event's last reference
+        // may be this one, whose `Drop` (the event type's code) may panic.
+        if let Err(unsent) = ack.send(Ok(acked)) {
+            crate::error::let_go(unsent);
+        }
     }
 }
 
@@ -236,9 +240,7 @@ async fn deliver_forever<E>(mut guard: TaskGuard<E>) {
             queue.since = None;
             queue.sending = true;
         }
-        while let Some((ack, acked)) = guard.taken.pop_front() {
-            let _ = ack.send(Ok(acked));
-        }
+        send_all(std::iter::from_fn(|| guard.taken.pop_front()));
         guard.shared.lock().sending = false;
         guard.shared.sent.notify_all();
     }

@@ -31,6 +31,7 @@ mod stage;
 mod upkeep;
 
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
+use crate::error::let_go;
 use crate::guard::Guard;
 use crate::live::Ring;
 use crate::position::Position;
@@ -240,14 +241,14 @@ impl<E: Event, C: Codec> Writer<E, C> {
             self.await_group(rx, &mut cmds);
             for cmd in cmds.drain(..) {
                 match cmd {
-                    Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
+                    Cmd::Record { stream, event } => self.stage_caught(stream, event, None, Conditions::default()),
                     Cmd::Encoded { stream, event, payload } => self.stage_encoded(stream, event, &payload),
-                    Cmd::Ephemeral { stream, event } => {
-                        if let Some((stream, _)) = self.stream_of(stream, &event, None) {
-                            self.ephemerals.push((self.pending.len(), stream, event));
+                    Cmd::Ephemeral { stream, event } => self.refusals_caught(|writer| {
+                        if let Some((stream, _)) = writer.stream_of(stream, &event, None) {
+                            writer.ephemerals.push((writer.pending.len(), stream, event));
                         }
-                    }
-                    Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
+                    }),
+                    Cmd::Append { stream, event, ack, when } => self.stage_caught(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
                         self.flush(rx, false);
                         let _ = ack.send(self.sync());
@@ -482,6 +483,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 }
                 None => Counters::bump(&self.shared.counters.dropped),
             }
+            let_go(p.event);
         }
         // Retries of an id in flight share its outcome.
         for (ack, _) in self.duplicates.drain(..) {

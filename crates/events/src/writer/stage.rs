@@ -60,8 +60,26 @@ impl<E: Event, C: Codec> Writer<E, C> {
         Some((stream, ack))
     }
 
+    /// [`stage`](Self::stage) under [`refusals_caught`](Self::refusals_caught).
+    pub(super) fn stage_caught(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
+        self.refusals_caught(|writer| writer.stage(stream, event, ack, when));
+    }
+
+    /// Runs `take`, which takes one command's event: where the writer
+    /// refuses the event (a failed condition, an id already journaled, a
+    /// stream id over the limit, an encoding refused), it lets go of it
+    /// after answering its caller and counting it, and its `Drop`, the
+    /// event type's own code, may panic. The panic is caught and logged
+    /// here: it had ended the writer thread, failing the feed. Everything
+    /// else `take` runs that could panic is isolated already.
+    pub(super) fn refusals_caught(&mut self, take: impl FnOnce(&mut Self)) {
+        if let Err(e) = isolated("Drop", || take(self)) {
+            tracing::error!(error = %e, "the Drop of a refused event panicked");
+        }
+    }
+
     /// Checks, encodes and stages one event of the next batch.
-    pub(super) fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
+    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
         let Some((stream, ack)) = self.stream_of(stream, &event, ack) else { return };
         // Only appends carry conditions (`Inbox::append_with`).
         let Some((ack, event)) = self.check(&stream, event, ack, &when) else { return };
