@@ -2,7 +2,8 @@
 //! published from the envelopes it keeps, or from the journal when they
 //! fell behind those: every waiting stream hears every batch, and a stream
 //! whose catch-up ran on one journal iterator while the writer published
-//! past what it keeps (and closed, or went quiet) still reads on.
+//! past what it keeps (and closed, or went quiet) still reads on, as does
+//! one whose next kept events retention's timer removed on an idle feed.
 
 mod support;
 
@@ -109,4 +110,58 @@ async fn every_waiting_stream_hears_every_batch_and_a_dropped_one_is_no_bother()
     for mut stream in streams {
         assert!(stream.next().await.is_none(), "ends after the close");
     }
+}
+
+/// A caught-up stream that took the first of the events the writer keeps,
+/// then retention's timer (no append, so no bell) removed the segments of
+/// the rest: the stream's next look at the kept envelopes finds its next
+/// event expired. It reads the journal, which says so (`Reset { Expired
+/// }`), and goes on. It had waited for a bell that an idle feed never rings
+/// (found by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_next_kept_events_expire_on_an_idle_feed_is_told() {
+    const EVENTS: u64 = 6_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Never)
+        .live_capacity(10_000)
+        .segment_bytes(4096)
+        .retention(events::Retention::age(Duration::from_secs(1)))
+        .retention_check(Duration::from_millis(20))
+        .open()
+        .await
+        .unwrap();
+    let mut stream = feed.reader().stream_from(Seq::ZERO);
+    // Polled once: caught up, it waits on the bell.
+    assert!(futures::poll!(stream.next()).is_pending());
+    let inbox = feed.inbox();
+    for n in 1..=EVENTS {
+        inbox.forward(None, msg(n)).await.unwrap();
+    }
+    feed.sync().await.unwrap();
+    assert_eq!(feed.latest_seq(), Seq::new(EVENTS));
+    // Its first look takes a replay chunk's worth of kept envelopes.
+    assert_eq!(next_event(&mut stream).await.seq, Seq::new(1));
+    support::eventually("retention removed the segments past the stream's chunk", || {
+        feed.earliest_seq() > Seq::new(TWO_CHUNKS / 2 + 1)
+    })
+    .await;
+    let mut last = 1;
+    let item = loop {
+        let item = tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(10)) => panic!("nothing in 10 s after seq {last}"),
+            item = stream.next() => item,
+        };
+        match item {
+            Some(Ok(FeedItem::Event(env))) => {
+                last += 1;
+                assert_eq!(env.seq, Seq::new(last));
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(last, TWO_CHUNKS / 2, "the chunk it took, then the reset");
+    assert!(matches!(item, Some(Ok(FeedItem::Reset { reason: events::ResetReason::Expired, .. }))), "{item:?}");
+    feed.close().await.unwrap();
 }

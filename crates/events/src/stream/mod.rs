@@ -9,8 +9,8 @@
 //! after the cursor through the mmap reader (or takes the kept envelopes
 //! when they hold its next seq), and once caught up takes what the writer
 //! kept after its cursor each time the bell rings, going back to the
-//! journal when it fell behind what is kept or the journal's readers read
-//! further. The bell carries no events, so nothing can be lost in it; what
+//! journal when it fell behind what is kept (or retention removed its
+//! next seq) or the journal's readers read further. The bell carries no events, so nothing can be lost in it; what
 //! it must not lose is a ring: every read notes the bell before it looks,
 //! and a stream waits only when the bell has not rung since (`heard`).
 //!
@@ -499,9 +499,11 @@ impl<E: Event, C: Codec> State<E, C> {
                     }
                     // The bell rang since the last look: the journal has
                     // what the writer no longer keeps, or its readers read
-                    // further. (With no ring since, that look found
-                    // nothing more: wait for one.)
-                    kept if heard != self.heard => {
+                    // further. Or the next event is gone, which no ring can
+                    // bring back: retention's timer (which does not ring)
+                    // removed it. (With no ring since, a look that found
+                    // nothing more waits for one.)
+                    kept if heard != self.heard || matches!(kept, Kept::Gone) => {
                         if matches!(kept, Kept::Gone) {
                             tracing::debug!(
                                 cursor = self.cursor,
