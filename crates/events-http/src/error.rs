@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// The `Last-Event-ID` header is neither `<epoch>-<seq>` nor a bare seq.
+    /// The `Last-Event-ID` header (or the `lastEventId` parameter, which
+    /// counts as the header) is neither `<epoch>-<seq>` nor a bare seq.
     #[error(
         "invalid Last-Event-ID header {value:?}: expected the id of the last event received, \
          <epoch>-<seq> in decimal (or a bare decimal seq), with .<index> for an ephemeral event"
@@ -68,7 +69,8 @@ pub enum RequestError {
         name: String,
     },
     /// A query parameter or the `Last-Event-ID` header given more than
-    /// once: which one the client meant is not known.
+    /// once, or a `Last-Event-ID` header and a `lastEventId` parameter that
+    /// name different events: which one the client meant is not known.
     #[error("the {name} was given more than once: give it once")]
     Repeated {
         /// What was repeated ("query parameter since", "Last-Event-ID header").

@@ -37,7 +37,8 @@
 //!   `live_output` and `lastEventId`, are a `400` too: served as if absent,
 //!   they would start the stream somewhere the client did not ask for.
 //!   `?lastEventId=` (what EventSource polyfills send on a reconnect) counts
-//!   as the header when the header is absent.
+//!   as the header: checked as it is (an empty one counts as absent), and
+//!   a `400` when both are given and name different events.
 //!   `?stream=<id>` keeps only events of that stream id (an empty id, or
 //!   one over [`events::MAX_STREAM_ID_BYTES`], is a `400`), and adds checkpoint
 //!   frames so that the client's cursor moves past other streams' events

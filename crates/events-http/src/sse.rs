@@ -234,12 +234,13 @@ impl Start {
     /// hear about). Of two valid values `Last-Event-ID` wins: a browser's
     /// `EventSource` sends it when it reconnects, with the URL (and so the
     /// `since`) of its first connection, so the header is the newer truth.
-    /// An empty header means no cursor (an `id:` with an empty value clears
-    /// a browser's last event id); neither given starts at 0, everything
-    /// retained.
     /// `last_event_id`: the `lastEventId` query parameter, which EventSource
-    /// polyfills send on a reconnect in place of the header: the header's
-    /// value when the header is absent.
+    /// polyfills send on a reconnect in place of the header, and which
+    /// counts as the header: checked too, and refused when both name
+    /// different events (which one the client meant is not known). An
+    /// empty header or parameter counts as absent (an `id:` with an empty
+    /// value clears a browser's last event id); none given starts at 0,
+    /// everything retained.
     fn parse(headers: &HeaderMap, last_event_id: Option<&str>, since: Option<&str>) -> Result<Start, RequestError> {
         let since = match since.map(str::trim) {
             None | Some("") => None,
@@ -251,21 +252,16 @@ impl Start {
         if headers.get_all(LAST_EVENT_ID).iter().nth(1).is_some() {
             return Err(RequestError::Repeated { name: "Last-Event-ID header".into() });
         }
-        let header = match headers.get(LAST_EVENT_ID).map(|value| String::from_utf8_lossy(value.as_bytes())) {
-            None => last_event_id.map(std::borrow::Cow::Borrowed),
-            header => header,
+        let header = headers.get(LAST_EVENT_ID).map(|value| String::from_utf8_lossy(value.as_bytes()));
+        let last = match (last_event(header.as_deref())?, last_event(last_event_id)?) {
+            (Some(header), Some(param)) if header != param => {
+                return Err(RequestError::Repeated {
+                    name: "last event id (a Last-Event-ID header and a lastEventId parameter that differ)".into(),
+                });
+            }
+            (header, param) => header.or(param).map(Start::After),
         };
-        let header = match header {
-            None => None,
-            Some(lossy) => match lossy.trim() {
-                "" => None,
-                text => Some(Start::After(
-                    WireCursor::parse(text)
-                        .ok_or_else(|| RequestError::LastEventId { value: lossy.as_ref().into() })?,
-                )),
-            },
-        };
-        Ok(header.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 })))
+        Ok(last.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 })))
     }
 
     /// The seq and epoch of the façade cursor. A cursor without an epoch
@@ -285,6 +281,17 @@ impl Start {
                 (reader.latest_seq(), epoch)
             }
         }
+    }
+}
+
+/// The cursor a `Last-Event-ID` header or a `lastEventId` parameter names:
+/// `None` when absent or empty.
+fn last_event(value: Option<&str>) -> Result<Option<WireCursor>, RequestError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => WireCursor::parse(text)
+            .map(Some)
+            .ok_or_else(|| RequestError::LastEventId { value: value.unwrap_or_default().into() }),
     }
 }
 

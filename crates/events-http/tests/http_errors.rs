@@ -108,6 +108,31 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     assert!(body.contains(&format!("id: {}", id(epoch, 3))), "{body}");
     let response = client.get(format!("{url}?lastEventId=x")).send().await.unwrap();
     assert_eq!(response.status(), 400);
+    // An empty header counts as absent: the parameter is the cursor. (It
+    // had been "no cursor", replaying seqs 1 and 2 again, or with
+    // `since=latest` skipping what came after 2.)
+    let mut response = client
+        .get(format!("{url}?since=latest&lastEventId={}", id(epoch, 2)))
+        .header("Last-Event-ID", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = String::new();
+    while !body.contains("\n\n") {
+        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
+    }
+    assert!(body.contains(&format!("id: {}", id(epoch, 3))) && !body.contains("event:"), "event 3 itself: {body}");
+    // Both given: checked both, and the same event or refused.
+    let both = |header: String, param: String| {
+        client.get(format!("{url}?lastEventId={param}")).header("Last-Event-ID", header).send()
+    };
+    let response = both(id(epoch, 1), id(epoch, 2)).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("a Last-Event-ID header and a lastEventId parameter that differ"), "{text}");
+    assert_eq!(both(id(epoch, 2), "x".into()).await.unwrap().status(), 400, "a bad parameter beside a good header");
+    assert_eq!(both(id(epoch, 2), id(epoch, 2)).await.unwrap().status(), 200);
     feed.close().await.unwrap();
 }
 
