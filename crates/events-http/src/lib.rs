@@ -119,7 +119,10 @@
 //!     browser's `EventSource` waits 30 s, not its default few seconds,
 //!     before it asks again from the same cursor, which most such errors
 //!     meet again), `data: {"error":"…"}`, then the response ends;
-//!   * a `: keep-alive` comment after 15 s of silence.
+//!   * a `: keep-alive` comment after 15 s of silence;
+//!   * on a response's first frame (but an `error` frame), `retry: 3000`: a
+//!     browser keeps the last `retry:` it got for every later reconnect, so
+//!     this sets the delay back after an earlier response's error frame.
 //!
 //!   A response ends when its feed is closed, when the router's
 //!   [`StreamCloser`] closes ([`FeedRouter::closer`], for a graceful

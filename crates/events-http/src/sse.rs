@@ -191,12 +191,13 @@ where
     };
     let on_expired = state.reader.expired_policy();
     let on_undecodable = state.reader.undecodable_policy();
-    let frames = Frames { inner, epoch, on_expired, on_undecodable, failed: false, _guard: guard };
+    let retry_set = start_at.is_some();
+    let frames = Frames { inner, epoch, on_expired, on_undecodable, failed: false, retry_set, _guard: guard };
     // Ends when the feed's stream does, or when the router's closer closes
     // (a graceful shutdown), after the frame under way, if it is first.
     // The `since=latest` frame goes out first whatever happens: the
     // position it names was resolved before the close was seen.
-    let first = start_at.map(|(epoch, at)| Ok::<_, Infallible>(start_frame(epoch, at)));
+    let first = start_at.map(|(epoch, at)| Ok::<_, Infallible>(start_frame(epoch, at).retry(RECONNECT_RETRY)));
     let closed = Box::pin(state.closer.closed());
     let body = futures::stream::iter(first).chain(futures::stream::unfold(
         (frames, closed),
@@ -371,11 +372,27 @@ struct Frames<E> {
     /// does not decode, or that JSON cannot carry).
     on_undecodable: OnUndecodable,
     failed: bool,
+    /// Whether a frame of this response set the client's reconnect delay
+    /// (`retry:`): its first frame does.
+    retry_set: bool,
     _guard: ClientGuard,
 }
 
 impl<E: Event> Frames<E> {
+    /// The next frame. The response's first frame sets the client's
+    /// reconnect delay back to [`RECONNECT_RETRY`] (an `error` frame sets
+    /// its own, [`ERROR_RETRY`]): a browser's `EventSource` keeps the last
+    /// `retry:` it got for as long as it lives, so after one error every
+    /// later reconnect (after a stall, a graceful shutdown) had waited 30 s.
     async fn next_frame(&mut self) -> Option<SseEvent> {
+        let frame = self.frame().await?;
+        if std::mem::replace(&mut self.retry_set, true) || self.failed {
+            return Some(frame);
+        }
+        Some(frame.retry(RECONNECT_RETRY))
+    }
+
+    async fn frame(&mut self) -> Option<SseEvent> {
         if self.failed {
             return None;
         }
@@ -543,6 +560,11 @@ pub(crate) const DEFAULT_CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 /// How long a client waits before it reconnects after an `error` frame
 /// (its `retry:` field).
 pub(crate) const ERROR_RETRY: Duration = Duration::from_secs(30);
+
+/// How long a client waits before it reconnects after any other end of a
+/// response: every successful response's first frame says so (a
+/// browser's own default, 3 s in Chrome, set again after an error frame's).
+pub(crate) const RECONNECT_RETRY: Duration = Duration::from_secs(3);
 
 /// The default of [`FeedRouter::stall_timeout`](crate::FeedRouter::stall_timeout).
 pub(crate) const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -2,7 +2,8 @@
 //! SSE client gets one `event: undecodable` frame whose id moves its cursor
 //! past the record, then every later event; a client that reconnects with
 //! that id does not see it again. Under the default `Fail`, the `error`
-//! frame, after the events before it.
+//! frame, after the events before it, whose `retry:` the next response's
+//! first frame sets back.
 
 mod support;
 
@@ -48,6 +49,17 @@ async fn skip_sends_one_undecodable_frame_and_goes_on() {
     // A browser would meet the same error again from the same cursor: it
     // waits 30 s, not its default few seconds, before it asks again.
     assert_eq!(frame.retry, Some(30_000), "{frame:?}");
+    // A browser keeps the last `retry:` it got: the next response's first
+    // frame sets it back to 3 s (it had stayed at 30 s for every later
+    // reconnect, a stall's or a graceful shutdown's included), and only
+    // the first frame carries it.
+    let mut after = Sse::open(&format!("http://{strict}/stream"), Some(&id(epoch, 4))).await;
+    let (first, second) = (after.next().await, after.next().await);
+    assert_eq!((first.seq_in(epoch), first.retry), (5, Some(3_000)), "{first:?}");
+    assert_eq!((second.seq_in(epoch), second.retry), (6, None), "{second:?}");
+    let mut latest = Sse::open(&format!("http://{strict}/stream?since=latest"), None).await;
+    let start = latest.next().await;
+    assert_eq!((start.event.as_deref(), start.retry), (Some("checkpoint"), Some(3_000)), "{start:?}");
     feed.close().await.unwrap();
 }
 
