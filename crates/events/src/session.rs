@@ -148,8 +148,10 @@ impl<E: Event> Session<E> {
     /// `max_record_bytes`, [`Error::Unhealthy`] after a journal failure
     /// (also one while the emit waited for room) and [`Error::Closed`] once
     /// the feed is closed. For an ephemeral event when the feed keeps live
-    /// output: [`Error::EventPanicked`] when its `Clone`, which makes the
-    /// live output's copy first, panics (nothing else refuses one). [`Error::Closed`] also when the session's
+    /// output: [`Error::StreamIdTooLong`] for a session id over 256 bytes
+    /// (the live output keys tokens by it) and [`Error::EventPanicked`]
+    /// when its `Clone`, which makes the live output's copy first, panics
+    /// (nothing else refuses one). [`Error::Closed`] also when the session's
     /// fan-out is closed. A journal failure *after* the event was queued
     /// shows in the feed's health ([`FeedStats::healthy`](crate::FeedStats::healthy)),
     /// as for `record`.
@@ -169,11 +171,13 @@ impl<E: Event> Session<E> {
             let payload = (self.inner.encoder)(&self.inner.id, &event)?;
             Ok(WriterCopy::Journal { payload, event: crate::error::isolated("Clone", || event.clone())? })
         };
-        let copy = if durable {
-            Some(journal_copy())
-        } else {
-            inbox.live_output().then(|| crate::error::isolated("Clone", || event.clone()).map(WriterCopy::Live))
+        // The live output keys a token by the session's id, as the journal
+        // does a durable event: one over the limit is refused by either.
+        let live_copy = || -> Result<WriterCopy<E>> {
+            crate::index::check_stream_id(self.inner.id.as_str())?;
+            crate::error::isolated("Clone", || event.clone()).map(WriterCopy::Live)
         };
+        let copy = if durable { Some(journal_copy()) } else { inbox.live_output().then(live_copy) };
         let copy = match copy.transpose() {
             Ok(copy) => copy,
             Err(e) => {

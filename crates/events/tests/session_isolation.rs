@@ -156,6 +156,28 @@ async fn a_durable_event_the_journal_would_refuse_is_shown_to_no_ui() {
     feed.close().await.unwrap();
 }
 
+/// With live output on, a token goes to the live output too, which keys it
+/// by the session's id: a session id over the limit is refused before any
+/// UI sees the token, as a durable event's is. It had been shown to the
+/// UIs, then refused by the writer alone (counted as an encoding error),
+/// so a `stream_live` client missed it with no reset (found by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_live_output_a_token_under_a_session_id_over_the_limit_is_refused_before_any_ui_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).live_output(events::LiveOutput::new()).open().await.unwrap();
+    let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
+    let long = feed.session(&"s".repeat(300));
+    let mut long_ui = long.subscribe();
+    let refused = long.emit(Ev::Token(1)).await;
+    assert!(matches!(refused, Err(Error::StreamIdTooLong { len: 300, .. })), "{refused:?}");
+    let session = feed.session("ui");
+    session.emit(Ev::Token(2)).await.unwrap();
+    let item = tokio::time::timeout(std::time::Duration::from_secs(10), live.next()).await.unwrap().unwrap();
+    assert!(matches!(item, Ok(events::FeedItem::Ephemeral { ref env, .. }) if env.event == Ev::Token(2)), "{item:?}");
+    assert!(futures::poll!(long_ui.next()).is_pending(), "the long session's UI was shown nothing");
+    feed.close().await.unwrap();
+}
+
 /// The journal fails while an emit waits for a full UI: once the UI makes
 /// room, the emit is refused with `Unhealthy` and the UI never sees it.
 /// The health was checked only before the wait, so the UI was shown an
