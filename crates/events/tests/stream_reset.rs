@@ -186,6 +186,30 @@ async fn a_stream_behind_a_lagging_watermark_catches_up_when_it_is_written_again
     feed.close().await.unwrap();
 }
 
+/// While the watermark lags, a stream at what the files' readers read
+/// (0), whose next seq the kept envelopes let go, waits for a ring: the
+/// journal cannot help it either. It had gone back and forth between the
+/// kept envelopes and an empty journal read, thousands of reads on the
+/// blocking pool while nothing was readable, each counted as a lagged
+/// fallback (found by review of the fix for expired kept events, which
+/// skipped the wait for every such stream, not only for one retention
+/// had passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_behind_a_lagging_watermark_waits_without_reading_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = events::layers::journal::fault::FaultPlan::new();
+    // No timer pass meanwhile: only an append rings.
+    let (feed, mut s) = behind_a_lagging_watermark(dir.path(), &plan, std::time::Duration::from_secs(60)).await;
+    let before = feed.stats().lagged_fallbacks;
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(500), s.next()).await.is_err());
+    let fallbacks = feed.stats().lagged_fallbacks - before;
+    assert!(fallbacks <= 2, "{fallbacks} journal reads while nothing was readable");
+    plan.disarm();
+    feed.append(Some("s"), msg(301)).await.unwrap(); // writes the watermark, rings
+    all_three_hundred(&mut s).await;
+    feed.close().await.unwrap();
+}
+
 /// As above, but the watermark is written again by a conditional append
 /// (refused: it reads the stream's version from the files, so it first
 /// brings the watermark up), before any timer pass. The waiting stream is

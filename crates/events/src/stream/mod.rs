@@ -499,11 +499,14 @@ impl<E: Event, C: Codec> State<E, C> {
                     }
                     // The bell rang since the last look: the journal has
                     // what the writer no longer keeps, or its readers read
-                    // further. Or the next event is gone, which no ring can
-                    // bring back: retention's timer (which does not ring)
-                    // removed it. (With no ring since, a look that found
-                    // nothing more waits for one.)
-                    kept if heard != self.heard || matches!(kept, Kept::Gone) => {
+                    // further. Or retention removed the next event, which
+                    // no ring brings back (its timer does not ring): the
+                    // journal says so. (Otherwise, with no ring since, a
+                    // look that found nothing more waits for one: a next
+                    // event the kept envelopes let go with no ring since is
+                    // one the journal's readers cannot read yet, behind a
+                    // watermark whose write failed, and its rewrite rings.)
+                    kept if heard != self.heard || self.cursor.saturating_add(1) < self.shared.earliest().get() => {
                         if matches!(kept, Kept::Gone) {
                             tracing::debug!(
                                 cursor = self.cursor,
