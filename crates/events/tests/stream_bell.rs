@@ -126,7 +126,8 @@ async fn a_stream_whose_next_kept_events_expire_on_an_idle_feed_is_told() {
         .sync(SyncPolicy::Never)
         .live_capacity(10_000)
         .segment_bytes(4096)
-        .retention(events::Retention::age(Duration::from_secs(1)))
+        // Long enough for the appends and the first look on a loaded machine.
+        .retention(events::Retention::age(Duration::from_secs(3)))
         .retention_check(Duration::from_millis(20))
         .open()
         .await
