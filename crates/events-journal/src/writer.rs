@@ -474,7 +474,11 @@ impl Drop for Journal {
         let healthy = self.failed.is_none();
         let trimmed = healthy && self.trim().is_ok();
         if trimmed && sealed && self.sync_active(Step::Sync).is_ok() {
-            let _ = self.publish(WriterState::Closed);
+            // As `close`: the record the next open holds a damaged tail to,
+            // after a power loss too.
+            if self.publish(WriterState::Closed).is_ok() {
+                let _ = self.watermark.sync();
+            }
             self.close_lease();
         } else if healthy && self.failed.is_none() {
             // Not synced (a failed give-back or seal; a failed sync cut
