@@ -267,6 +267,14 @@ impl Journal {
         };
         if let Err(e) = finish() {
             journal.failed.get_or_insert_with(|| format!("the open was refused: {e}"));
+            if report.action.is_some() {
+                // Recovery changed the files: the last writer's record (a
+                // `Closed` one, which readers trust with no lock held) may
+                // name records recovery cut. This open's synced
+                // `Recovering` record stays: readers take the files as a
+                // crash left them, and the next open's rules are the same.
+                journal.watermark.keep_recovering();
+            }
             return Err(e);
         }
         report.epoch = journal.epoch;

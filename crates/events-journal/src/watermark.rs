@@ -165,7 +165,8 @@ pub(crate) struct Publisher {
     /// The file's bytes before this writer opened (`None`: there was no
     /// file), put back if the open is refused before the journal is in place.
     previous: Option<Vec<u8>>,
-    /// Set by the first `Open` or `Closed` publication.
+    /// Set by the first `Open` or `Closed` publication, or by
+    /// [`keep_recovering`](Self::keep_recovering).
     committed: bool,
 }
 
@@ -245,6 +246,13 @@ impl Publisher {
         self.io.sync_data(Step::Watermark, &self.file).map_err(|e| JournalError::io("sync watermark", &self.path, e))
     }
 
+    /// Keeps this open's `Recovering` record when the open is refused,
+    /// instead of putting the last writer's back: recovery changed the
+    /// files it described.
+    pub(crate) fn keep_recovering(&mut self) {
+        self.committed = true;
+    }
+
     /// Writes again the record whose write failed last, if no later one
     /// was written since.
     pub(crate) fn retry(&mut self) -> Result<(), JournalError> {
@@ -257,7 +265,8 @@ impl Publisher {
 
 impl Drop for Publisher {
     /// A refused open leaves the directory as it found it: the watermark is
-    /// put back (or removed, if this open created it).
+    /// put back (or removed, if this open created it), unless recovery
+    /// changed the files ([`keep_recovering`](Self::keep_recovering)).
     fn drop(&mut self) {
         if self.committed {
             return;

@@ -642,3 +642,49 @@ fn next_seq_of_a_read_with_nothing_new_is_the_cursors_next() {
     j.close().unwrap();
     assert_eq!(reader.read_since(3).unwrap().next_seq(), 4, "caught up, the writer closed");
 }
+
+/// A salvage open (`TruncateAtCorruption`) of a cleanly closed journal
+/// whose second record was damaged cuts the segment back to the first
+/// record, then is refused (its last lease write fails). The watermark it
+/// leaves is its own synced `Recovering` record, not the old `Closed` one:
+/// that one names seq 3 in a segment now one record long, and a reader
+/// trusting it (no writer holds the lock) answered a read after seq 2 with
+/// `Ahead` (a stream then rewound and read the journal again) instead of
+/// the gap recovery made (found by audit).
+#[test]
+fn a_refused_salvage_open_leaves_no_closed_watermark_naming_records_it_cut() {
+    let _serial = serial();
+    let closed = || {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        for seq in 1..=3 {
+            j.append(ts(seq), payload(seq)).unwrap();
+        }
+        j.close().unwrap();
+        // A byte of record 2's payload flipped.
+        let seg = support::segments(dir.path()).pop().unwrap();
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let at =
+            events_journal::format::HEADER_LEN + 2 * events_journal::format::FRAME_HEADER_LEN + payload(1).len() + 1;
+        bytes[at] ^= 0xff;
+        std::fs::write(&seg, bytes).unwrap();
+        dir
+    };
+    let salvage =
+        |plan: &FaultPlan| JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption).faults(plan.clone());
+    let control = closed();
+    let counted = FaultPlan::new();
+    let opened = Journal::open(control.path(), salvage(&counted)).unwrap();
+    let last = counted.count(Step::Lease) - 1;
+    drop(opened);
+
+    let dir = closed();
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, last, Fault::Errno(libc::EIO));
+    assert!(Journal::open(dir.path(), salvage(&plan)).is_err());
+    assert_eq!(plan.fired(), [(Step::Lease, Fault::Errno(libc::EIO))]);
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_ne!(reader.watermark().unwrap().map(|wm| wm.state), Some(WriterState::Closed));
+    let read = reader.read_since(2).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
+    assert!(!matches!(read, Err(ReadError::Ahead { .. })), "{read:?}");
+}
