@@ -69,8 +69,7 @@ pub enum RequestError {
         name: String,
     },
     /// A query parameter or the `Last-Event-ID` header given more than
-    /// once, or a `Last-Event-ID` header and a `lastEventId` parameter that
-    /// name different events: which one the client meant is not known.
+    /// once: which one the client meant is not known.
     #[error("the {name} was given more than once: give it once")]
     Repeated {
         /// What was repeated ("query parameter since", "Last-Event-ID header").

@@ -37,8 +37,10 @@
 //!   `live_output` and `lastEventId`, are a `400` too: served as if absent,
 //!   they would start the stream somewhere the client did not ask for.
 //!   `?lastEventId=` (what EventSource polyfills send on a reconnect) counts
-//!   as the header: checked as it is (an empty one counts as absent), and
-//!   a `400` when both are given and name different events.
+//!   as the header when there is none (an empty one counts as absent);
+//!   both are checked, and of two valid values the header wins (a page that
+//!   put `lastEventId` in its `EventSource`'s URL gets that URL again on
+//!   every reconnect, the newer id in the header).
 //!   `?stream=<id>` keeps only events of that stream id (an empty id, or
 //!   one over [`events::MAX_STREAM_ID_BYTES`], is a `400`), and adds checkpoint
 //!   frames so that the client's cursor moves past other streams' events

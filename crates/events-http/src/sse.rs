@@ -236,12 +236,11 @@ impl Start {
     /// `EventSource` sends it when it reconnects, with the URL (and so the
     /// `since`) of its first connection, so the header is the newer truth.
     /// `last_event_id`: the `lastEventId` query parameter, which EventSource
-    /// polyfills send on a reconnect in place of the header, and which
-    /// counts as the header: checked too, and refused when both name
-    /// different events (which one the client meant is not known). An
-    /// empty header or parameter counts as absent (an `id:` with an empty
-    /// value clears a browser's last event id); none given starts at 0,
-    /// everything retained.
+    /// polyfills send on a reconnect in place of the header: checked too,
+    /// and the cursor when there is no header. An empty header or
+    /// parameter counts as absent (an `id:` with an empty value clears a
+    /// browser's last event id); none given starts at 0, everything
+    /// retained.
     fn parse(headers: &HeaderMap, last_event_id: Option<&str>, since: Option<&str>) -> Result<Start, RequestError> {
         let since = match since.map(str::trim) {
             None | Some("") => None,
@@ -254,14 +253,11 @@ impl Start {
             return Err(RequestError::Repeated { name: "Last-Event-ID header".into() });
         }
         let header = headers.get(LAST_EVENT_ID).map(|value| String::from_utf8_lossy(value.as_bytes()));
-        let last = match (last_event(header.as_deref())?, last_event(last_event_id)?) {
-            (Some(header), Some(param)) if header != param => {
-                return Err(RequestError::Repeated {
-                    name: "last event id (a Last-Event-ID header and a lastEventId parameter that differ)".into(),
-                });
-            }
-            (header, param) => header.or(param).map(Start::After),
-        };
+        // Both checked; the header wins, as over `since`: a page that put
+        // `lastEventId` in its `EventSource`'s URL gets that URL again on
+        // every reconnect, with the newer id in the header.
+        let (header, param) = (last_event(header.as_deref())?, last_event(last_event_id)?);
+        let last = header.or(param).map(Start::After);
         Ok(last.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 })))
     }
 
