@@ -277,7 +277,10 @@ impl ReadBack {
             return Ok(());
         }
         self.checked.fetch_add(1, Relaxed);
-        if let Err(source) = crate::error::isolated("Deserialize", || decode::<E, C>(codec, 0, 0, payload))? {
+        let decoded = crate::error::isolated("Deserialize", || decode::<E, C>(codec, 0, 0, payload))?;
+        // The copy read back is let go here, under its own catch: its
+        // `Drop` is the event type's code too (a panic refuses the event).
+        if let Err(source) = crate::error::isolated("Drop", move || decoded.map(drop))? {
             return Err(crate::Error::Unreadable { codec: C::NAME, source });
         }
         crate::error::isolated("Deserialize", || codec.check_variants(event))?

@@ -160,6 +160,40 @@ async fn an_event_whose_drop_panics_when_the_writer_refuses_it_fails_nothing() {
     feed.close().await.unwrap();
 }
 
+/// An event whose `Drop` panics in every copy, the one the writer decodes
+/// back from its payload included (debug builds read every event back, to
+/// refuse a type the codec cannot read): the append is refused with
+/// `EventPanicked { during: "Drop" }`, and the feed goes on. The copy
+/// read back was let go outside any catch: the writer thread ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_copy_read_back_panics_when_let_go_is_refused_alone() {
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Boom(bool);
+    impl Clone for Boom {
+        fn clone(&self) -> Self {
+            Boom(self.0)
+        }
+    }
+    impl Drop for Boom {
+        fn drop(&mut self) {
+            if self.0 && !std::thread::panicking() {
+                panic!("Boom");
+            }
+        }
+    }
+    impl Event for Boom {}
+    if !cfg!(debug_assertions) {
+        return; // release builds read back only the first events
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Boom> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    let refused = feed.append(None, Boom(true)).await;
+    assert!(matches!(refused, Err(Error::EventPanicked { during: "Drop", .. })), "{refused:?}");
+    assert_eq!(feed.append(None, Boom(false)).await.unwrap(), Seq::new(1), "{:?}", feed.stats());
+    assert!(feed.stats().healthy);
+    feed.close().await.unwrap();
+}
+
 /// An append cancelled after its event reached the writer, in a batch
 /// larger than `live_capacity(4)`'s kept envelopes, with no sink: its
 /// answer, which the appender is gone for, holds the event's last

@@ -241,14 +241,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
             self.await_group(rx, &mut cmds);
             for cmd in cmds.drain(..) {
                 match cmd {
-                    Cmd::Record { stream, event } => self.stage_caught(stream, event, None, Conditions::default()),
+                    Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
                     Cmd::Encoded { stream, event, payload } => self.stage_encoded(stream, event, &payload),
-                    Cmd::Ephemeral { stream, event } => self.refusals_caught(|writer| {
-                        if let Some((stream, _)) = writer.stream_of(stream, &event, None) {
-                            writer.ephemerals.push((writer.pending.len(), stream, event));
-                        }
-                    }),
-                    Cmd::Append { stream, event, ack, when } => self.stage_caught(stream, event, Some(ack), when),
+                    Cmd::Ephemeral { stream, event } => match self.stream_of(stream, &event, None) {
+                        Some((stream, _)) => self.ephemerals.push((self.pending.len(), stream, event)),
+                        None => let_go(event),
+                    },
+                    Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
                         self.flush(rx, false);
                         let _ = ack.send(self.sync());

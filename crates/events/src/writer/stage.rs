@@ -5,9 +5,11 @@
 //! Invariants: a check and the seq allocation it guards are one step of the
 //! writer thread, and they count every event in flight (staged, or written
 //! and waiting for its fdatasync). The event type's own code that runs here
-//! (`Event::stream_id`, `Serialize`; nothing here clones an event) is isolated: a panic in it
-//! refuses that event alone ([`Error::EventPanicked`], a counted drop for
-//! `record`), leaves nothing of it in the buffer, and the thread goes on.
+//! (`Event::stream_id`, `Serialize`, the `Drop` of a copy read back; nothing
+//! here clones an event) is isolated: a panic in it refuses that event
+//! alone ([`Error::EventPanicked`], a counted drop for `record`), leaves
+//! nothing of it in the buffer, and the thread goes on. A refused event is
+//! answered and counted, then let go under a catch of its own (its `Drop`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -16,7 +18,7 @@ use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 
 use super::{Ack, Acked, Conditions, Pending, Writer};
 use crate::append::Expected;
-use crate::error::isolated;
+use crate::error::{isolated, let_go};
 use crate::guard::Earlier;
 use crate::stats::Counters;
 use crate::{Error, error_chain, index, payload};
@@ -60,29 +62,17 @@ impl<E: Event, C: Codec> Writer<E, C> {
         Some((stream, ack))
     }
 
-    /// [`stage`](Self::stage) under [`refusals_caught`](Self::refusals_caught).
-    pub(super) fn stage_caught(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
-        self.refusals_caught(|writer| writer.stage(stream, event, ack, when));
-    }
-
-    /// Runs `take`, which takes one command's event: where the writer
-    /// refuses the event (a failed condition, an id already journaled, a
-    /// stream id over the limit, an encoding refused), it lets go of it
-    /// after answering its caller and counting it, and its `Drop`, the
-    /// event type's own code, may panic. The panic is caught and logged
-    /// here: it had ended the writer thread, failing the feed. Everything
-    /// else `take` runs that could panic is isolated already.
-    pub(super) fn refusals_caught(&mut self, take: impl FnOnce(&mut Self)) {
-        if let Err(e) = isolated("Drop", || take(self)) {
-            tracing::error!(error = %e, "the Drop of a refused event panicked");
-        }
-    }
-
-    /// Checks, encodes and stages one event of the next batch.
-    fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
-        let Some((stream, ack)) = self.stream_of(stream, &event, ack) else { return };
+    /// Checks, encodes and stages one event of the next batch. An event it
+    /// refuses (answered and counted first) is let go under a catch: its
+    /// `Drop`, the event type's own code, may panic, which had ended the
+    /// writer thread.
+    pub(super) fn stage(&mut self, stream: Option<StreamId>, event: E, ack: Option<Ack<E>>, when: Conditions) {
+        let Some((stream, ack)) = self.stream_of(stream, &event, ack) else { return let_go(event) };
         // Only appends carry conditions (`Inbox::append_with`).
-        let Some((ack, event)) = self.check(&stream, event, ack, &when) else { return };
+        let (ack, event) = match self.check(&stream, event, ack, &when) {
+            Checked::Stage(ack, event) => (ack, event),
+            Checked::Answered(event) => return let_go(event),
+        };
         let id = when.id;
         let start = self.buf.len();
         // The size is checked here, per event: the journal would refuse the whole batch.
@@ -96,7 +86,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
             &self.read_back,
         ) {
             let counter = self.shared.counters.refusal(&e);
-            return self.refuse(ack, e, counter);
+            self.refuse(ack, e, counter);
+            return let_go(event);
         }
         self.push_staged(start, stream, id, event, ack);
     }
@@ -133,26 +124,20 @@ impl<E: Event, C: Codec> Writer<E, C> {
 
     /// The checks of a conditional or idempotent append, atomic with the
     /// seq allocation they guard (this thread allocates every seq). Answers
-    /// a duplicate or a conflict itself and returns `None`; otherwise gives
-    /// the ack back for staging.
-    pub(super) fn check(
-        &mut self,
-        stream: &Option<StreamId>,
-        event: E,
-        ack: Option<Ack<E>>,
-        when: &Conditions,
-    ) -> Option<(Option<Ack<E>>, E)> {
+    /// a duplicate or a conflict itself and hands the event back to be let
+    /// go; otherwise gives the ack back for staging.
+    fn check(&mut self, stream: &Option<StreamId>, event: E, ack: Option<Ack<E>>, when: &Conditions) -> Checked<E> {
         if when.id.is_none() && when.expected == Expected::Any {
-            return Some((ack, event));
+            return Checked::Stage(ack, event);
         }
-        let ack = ack?;
+        let Some(ack) = ack else { return Checked::Answered(Some(event)) };
         // A retry of an append that succeeded is answered as that append
         // was, even when its expectation no longer holds.
         if let Some(id) = &when.id {
             match self.guard.find_id(id, Timestamp::now().as_nanos()) {
                 Some(Earlier::Staged(seq)) => {
                     self.duplicates.push((ack, seq));
-                    return None;
+                    return Checked::Answered(Some(event));
                 }
                 Some(Earlier::Journaled { seq, ts }) => {
                     // The retry's own event (equal to the one journaled, by
@@ -165,8 +150,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
                         id: Some(id.clone()),
                     };
                     Counters::bump(&self.shared.counters.duplicates);
-                    let _ = ack.send(Ok(Acked { env: Arc::new(env), duplicate: true }));
-                    return None;
+                    if let Err(unsent) = ack.send(Ok(Acked { env: Arc::new(env), duplicate: true })) {
+                        let_go(unsent); // its caller gone: this was the event's last reference
+                    }
+                    return Checked::Answered(None);
                 }
                 None => {}
             }
@@ -174,7 +161,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         if when.expected != Expected::Any {
             let Some(stream) = stream else {
                 let _ = ack.send(Err(Error::MissingStream));
-                return None;
+                return Checked::Answered(Some(event));
             };
             // The lookup reads the files, which stop at the readers'
             // watermark: bring it up to what the journal acknowledged if a
@@ -185,7 +172,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     Err(e) => {
                         tracing::warn!(error = %e, stream = %stream, "cannot read a stream's version: the watermark lags");
                         let _ = ack.send(Err(Error::Journal(e)));
-                        return None;
+                        return Checked::Answered(Some(event));
                     }
                 }
             }
@@ -198,15 +185,24 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     Counters::bump(&self.shared.counters.conflicts);
                     let conflict = Error::VersionConflict { stream: stream.clone(), expected: when.expected, current };
                     let _ = ack.send(Err(conflict));
-                    return None;
+                    return Checked::Answered(Some(event));
                 }
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), stream = %stream, "cannot read a stream's version");
                     let _ = ack.send(Err(e));
-                    return None;
+                    return Checked::Answered(Some(event));
                 }
             }
         }
-        Some((Some(ack), event))
+        Checked::Stage(Some(ack), event)
     }
+}
+
+/// What [`Writer::check`] decided.
+enum Checked<E> {
+    /// Stage the event, its ack given back.
+    Stage(Option<Ack<E>>, E),
+    /// Answered (a duplicate, a conflict, a refusal): the event, if still
+    /// held, is let go by the caller.
+    Answered(Option<E>),
 }
