@@ -127,7 +127,9 @@ where
         // whatever serves next (a `503` would make it give up for good).
         // `since=latest` still gets its first frame (below): "now" is a
         // position, which a reconnect without it would resolve later.
-        let ended = futures::stream::empty::<Result<SseEvent, Infallible>>();
+        // Its one frame, which a browser does not dispatch, sets its
+        // reconnect delay back, as every response's first frame does.
+        let ended = futures::stream::iter([Ok::<_, Infallible>(SseEvent::default().retry(RECONNECT_RETRY))]);
         return Err(Sse::new(ended).into_response());
     }
     // Counted from here (the cursor's resolve included), and refused beyond

@@ -66,6 +66,10 @@ async fn closing_the_streams_lets_a_graceful_shutdown_end_with_a_client_open() {
     closer.close();
     assert_eq!(resumed.next_or_end().await, None);
     let mut after_close = Sse::open(&format!("http://{addr}/stream"), sse.last_id().as_deref()).await;
+    // Its one frame sets a browser's reconnect delay back to 3 s, after an
+    // earlier response's error frame (30 s); it dispatches nothing.
+    let frame = after_close.next_any().await.expect("the reconnect delay");
+    assert_eq!((frame.retry, frame.data.as_str(), frame.id.as_deref()), (Some(3_000), "", None), "{frame:?}");
     assert_eq!(after_close.next_or_end().await, None);
     // `since=latest` after the close still names the position "now" was,
     // so a reconnect elsewhere resumes there: it had ended with no frame,
