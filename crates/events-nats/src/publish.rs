@@ -143,6 +143,11 @@ impl Task {
             Ok(Err(e)) => return Err(NatsError::js("awaiting an acknowledgement", e)),
             Err(_) => return Err(NatsError::js("awaiting an acknowledgement", "timed out")),
         };
+        if unstored_duplicate(&ack) {
+            // Not stored: the replicator resyncs and sends it again.
+            let reason = "a duplicate of a message the server has not stored (stream seq 0)";
+            return Err(NatsError::js("awaiting an acknowledgement", reason));
+        }
         let c = &self.shared.counters;
         c.acked.fetch_add(1, Ordering::Relaxed);
         if !ack.duplicate {
@@ -175,6 +180,17 @@ impl Task {
     }
 }
 
+/// Whether an acknowledgement says "duplicate" of a message the stream
+/// never stored: a clustered server (up to nats-server 2.10) marks a
+/// message id as seen before its replicas commit the message, and a leader
+/// change may then drop the message; a re-send within the duplicate window
+/// is answered as a duplicate at stream seq 0. Taken as stored, the record
+/// was lost with no error: progress moved past it and the guard let the
+/// next one follow the one before it.
+fn unstored_duplicate(ack: &async_nats::jetstream::publish::PublishAck) -> bool {
+    ack.duplicate && ack.sequence == 0
+}
+
 /// Whether an acknowledgement is the stream's refusal of a message over its
 /// `max_msg_size` (JetStream error 10054).
 fn over_the_streams_size_limit(error: &async_nats::jetstream::context::PublishError) -> bool {
@@ -192,5 +208,23 @@ fn insert_text(h: &mut HeaderMap, name: &'static str, value: &str, seq: u64) {
     match value.parse::<HeaderValue>() {
         Ok(value) => h.insert(name, value),
         Err(_) => tracing::debug!(seq, header = name, "a value with CR or LF cannot be a NATS header; sent without it"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unstored_duplicate;
+
+    fn ack(json: &str) -> async_nats::jetstream::publish::PublishAck {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// A duplicate at stream seq 0 is no acknowledgement: it had been
+    /// counted as stored, and its record lost.
+    #[test]
+    fn a_duplicate_at_stream_seq_0_is_not_stored() {
+        assert!(unstored_duplicate(&ack(r#"{"stream":"S","seq":0,"duplicate":true}"#)));
+        assert!(!unstored_duplicate(&ack(r#"{"stream":"S","seq":7,"duplicate":true}"#)));
+        assert!(!unstored_duplicate(&ack(r#"{"stream":"S","seq":7}"#)));
     }
 }
