@@ -222,8 +222,16 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                     }
                 },
                 Poll::Ready(Some(Err(e))) => {
+                    // Failed (the writer's feed, say): as after a close,
+                    // what followed the last durable event goes out first,
+                    // then the error. Whether the durable stream had
+                    // paused (and the ring been looked at) before it got
+                    // to its error was a race: the tokens after its last
+                    // event were then lost, with no reset.
+                    this.drain_ring(this.run_end());
                     this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
+                    let after = this.pos;
+                    this.ready.push_back((Err(e), after));
                 }
                 Poll::Ready(None) => {
                     // Closed: what followed the last durable event, then the end.
