@@ -281,6 +281,8 @@ impl<E> Ring<E> {
                 let limit = own.filter(|own| own.run == after.get()).map_or(OwnRun::RUN_LIMIT, |own| own.limit);
                 if index > limit {
                     overflow.push((stream, after.get()));
+                    // On the writer's thread: its `Drop` may panic.
+                    crate::error::let_go(event);
                     return None;
                 }
                 *last = Position { seq: after, index };
@@ -496,6 +498,30 @@ mod tests {
     /// takes (range 1 starts at 2^24): they had gone on to `u32::MAX - 1`,
     /// and a cursor of this run in that range was taken to have seen the
     /// later writer's tokens, which it then skipped with no reset.
+    /// The event a full run loses is let go under a catch: this runs on
+    /// the writer's thread, which a `Drop` that panics had ended (found by
+    /// review).
+    #[test]
+    fn an_event_a_full_run_loses_whose_drop_panics_stays_inside() {
+        struct Bomb(u32);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                if self.0 == 1 && !std::thread::panicking() {
+                    panic!("Bomb");
+                }
+            }
+        }
+        let ring: Ring<Bomb> = Ring::new(LiveOutput::new(), 4, true, 0);
+        let mut last = at(5, OwnRun::RUN_LIMIT);
+        let staged = [(0, Some(StreamId::from("a")), Bomb(1)), (1, Some(StreamId::from("a")), Bomb(2))];
+        let inserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ring.insert_staged(6, staged.into_iter(), &mut last);
+        }));
+        assert!(inserted.is_ok(), "the panic came out of insert_staged");
+        assert_eq!(last, at(6, 1));
+        assert_eq!(ring.state.lock().lost.get(&5), Some(&Position::end_of(5)));
+    }
+
     #[test]
     fn an_index_overflow_is_a_loss_of_its_own_run() {
         let ring: Ring<u32> = Ring::new(LiveOutput::new(), 4, true, 0);
