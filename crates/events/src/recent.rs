@@ -33,6 +33,19 @@ struct Chunks<E> {
     events: usize,
 }
 
+impl<E> Drop for Recent<E> {
+    /// The kept envelopes go with the feed's last holder of them: the
+    /// writer thread as it ends, or the caller dropping the last handle.
+    /// Each chunk is let go under a catch, as `push` lets them go: an
+    /// event's `Drop` that panicked there had failed a feed already closed
+    /// cleanly, or come out of the caller's drop.
+    fn drop(&mut self) {
+        for chunk in std::mem::take(&mut self.kept.get_mut().chunks) {
+            crate::error::let_go(chunk);
+        }
+    }
+}
+
 impl<E> Recent<E> {
     pub(crate) fn new(capacity: usize) -> Self {
         Recent { capacity, kept: RwLock::new(Chunks { chunks: VecDeque::new(), events: 0 }) }

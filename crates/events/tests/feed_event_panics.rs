@@ -134,6 +134,25 @@ async fn an_event_whose_drop_panics_in_a_batch_larger_than_the_kept_envelopes_fa
     feed.close().await.unwrap();
 }
 
+/// The writer's kept envelopes hold an event whose `Drop` panics when the
+/// feed closes: they go with the feed's last holder of them, the writer
+/// thread as it ends or the caller's last handle, and each chunk is let go
+/// under a catch. Uncaught, the panic had marked a cleanly closed feed
+/// failed (the writer thread's), or come out of the caller's drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_writer_keeps_whose_drop_panics_fails_neither_the_close_nor_the_last_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    assert_eq!(feed.append(None, Fragile { n: 1, armed: true }).await.unwrap(), Seq::new(1));
+    let reader = feed.reader();
+    feed.close().await.unwrap();
+    // Time for the writer thread to end, its references let go.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(reader.stats().healthy, "{:?}", reader.stats());
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(reader)));
+    assert!(dropped.is_ok(), "the event's panic came out of the last handle's drop");
+}
+
 /// Events the writer refuses, whose `Drop` panics when the writer lets
 /// them go: a conditional append whose expectation fails, an append under
 /// a stream id over the limit, and a forwarded one (`Inbox::forward`, a `record` by value) under such an id. Each
