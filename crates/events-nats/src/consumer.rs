@@ -566,13 +566,15 @@ impl<E: Event, C: Codec> State<E, C> {
                     &mut self.queue,
                 )
                 .await;
-            // A jump in seqs is messages discarded unread, unless the
-            // stream was made again: then this message is not one the
-            // reader is due, and it goes on in the new stream instead.
-            let jumped = self
-                .queue
-                .range(queued..)
-                .any(|item| matches!(item, FeedItem::Reset { reason: ResetReason::Expired, .. }));
+            // A jump in seqs is messages discarded unread, and another
+            // epoch a new journal, unless the stream was made again: then
+            // this message is not one the reader is due (a new journal's
+            // stream may be filled past the reader's place before its
+            // consumer comes back), and it goes on in the new stream
+            // instead, from where it stands.
+            let jumped = self.queue.range(queued..).any(|item| {
+                matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
+            });
             if jumped && let Some(made) = self.made.again(&self.source.stream).await {
                 self.queue.truncate(queued);
                 self.track = track;

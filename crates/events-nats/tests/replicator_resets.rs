@@ -403,6 +403,44 @@ async fn a_remote_reader_goes_on_across_its_stream_made_again() {
     k.close().unwrap();
 }
 
+/// A remote reader caught up at 150 of journal A, whose stream is deleted
+/// and made again by the replicator of a new journal B (another epoch),
+/// which fills it past 150 before the reader's consumer comes back: the
+/// reader gets `Reset { EpochMismatch }`, then B's events from 1. It had
+/// gone on at its old place in the stream: B's 1..=150 skipped behind the
+/// reset (found by audit; only an `Expired` jump made it look for a
+/// stream made again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_reader_reads_a_new_journal_from_its_start_when_its_stream_is_made_again_ahead_of_it() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = StreamSpec::new("REMADE", "feed.remade");
+    let start =
+        |dir: &Path| Replicator::builder(dir, js.clone(), spec.clone()).poll_interval(Duration::from_millis(5)).start();
+    let mut a = journal(a_dir.path());
+    fill(&mut a, 1, 150);
+    let replicate_a = start(a_dir.path()).await.unwrap();
+    within("150", replicate_a.wait_for(150)).await.unwrap();
+    let remote: events_nats::RemoteFeed<support::Ev> = events_nats::RemoteFeed::new(js.clone(), spec.clone());
+    let mut items = remote.stream_from(events::Seq::ZERO).await.unwrap();
+    support::expect_events(&mut items, 1..=150).await;
+    replicate_a.shutdown().await;
+    let mut b = journal(b_dir.path());
+    fill(&mut b, 1, 300);
+    js.delete_stream("REMADE").await.unwrap();
+    let replicate_b = start(b_dir.path()).await.unwrap();
+    within("300", replicate_b.wait_for(300)).await.unwrap();
+    match support::next_item(&mut items).await {
+        events::FeedItem::Reset { reason: events::ResetReason::EpochMismatch { .. }, .. } => {}
+        other => panic!("expected the new journal's reset, got {other:?}"),
+    }
+    support::expect_events(&mut items, 1..=300).await;
+    replicate_b.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
 /// Asserts the next items of a `RemoteFeeds` reader are feed `a`'s events `seqs`.
 async fn expect_feed_events(
     items: &mut events_nats::RemoteFeedsStream<support::Ev>,
