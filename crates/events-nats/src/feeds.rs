@@ -240,9 +240,12 @@ impl<E: Event, C: Codec> State<E, C> {
             let accepted = track
                 .accept(source, &self.codec, stream_seq, message.headers.as_ref(), &message.payload, &mut items)
                 .await;
-            // A jump in seqs is messages discarded unread, unless the
-            // stream was made again (as for one feed: `consumer.rs`).
-            let jumped = items.iter().any(|item| matches!(item, FeedItem::Reset { reason: ResetReason::Expired, .. }));
+            // A jump in seqs is messages discarded unread, and another
+            // epoch a new journal, unless the stream was made again (as for
+            // one feed: `consumer.rs`).
+            let jumped = items.iter().any(|item| {
+                matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
+            });
             if jumped && let Some(made) = self.made.again(&self.stream).await {
                 *track = before;
                 if let Err(e) = self.follow(made).await {

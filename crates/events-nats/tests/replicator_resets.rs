@@ -403,6 +403,45 @@ async fn a_remote_reader_goes_on_across_its_stream_made_again() {
     k.close().unwrap();
 }
 
+/// A new journal in `dir` holding records `1..=n`, and `spec`'s replicator
+/// of it, which has replicated them.
+async fn replicated(
+    js: &async_nats::jetstream::Context,
+    spec: &StreamSpec,
+    dir: &Path,
+    n: u64,
+) -> (Journal, Replicator) {
+    let mut j = journal(dir);
+    fill(&mut j, 1, n);
+    let replicator = Replicator::builder(dir, js.clone(), spec.clone())
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("replicated", replicator.wait_for(n)).await.unwrap();
+    (j, replicator)
+}
+
+/// Stream `name` deleted, then made again by `spec`'s replicator of a new
+/// journal in `dir` (another epoch) holding records `1..=300`.
+async fn made_again_by(
+    js: &async_nats::jetstream::Context,
+    spec: &StreamSpec,
+    name: &str,
+    dir: &Path,
+) -> (Journal, Replicator) {
+    let mut j = journal(dir);
+    fill(&mut j, 1, 300);
+    js.delete_stream(name).await.unwrap();
+    let replicator = Replicator::builder(dir, js.clone(), spec.clone())
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("300", replicator.wait_for(300)).await.unwrap();
+    (j, replicator)
+}
+
 /// A remote reader caught up at 150 of journal A, whose stream is deleted
 /// and made again by the replicator of a new journal B (another epoch),
 /// which fills it past 150 before the reader's consumer comes back: the
@@ -416,26 +455,43 @@ async fn a_remote_reader_reads_a_new_journal_from_its_start_when_its_stream_is_m
     let js = server.jetstream().await;
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let spec = StreamSpec::new("REMADE", "feed.remade");
-    let start =
-        |dir: &Path| Replicator::builder(dir, js.clone(), spec.clone()).poll_interval(Duration::from_millis(5)).start();
-    let mut a = journal(a_dir.path());
-    fill(&mut a, 1, 150);
-    let replicate_a = start(a_dir.path()).await.unwrap();
-    within("150", replicate_a.wait_for(150)).await.unwrap();
+    let (a, replicate_a) = replicated(&js, &spec, a_dir.path(), 150).await;
     let remote: events_nats::RemoteFeed<support::Ev> = events_nats::RemoteFeed::new(js.clone(), spec.clone());
     let mut items = remote.stream_from(events::Seq::ZERO).await.unwrap();
     support::expect_events(&mut items, 1..=150).await;
     replicate_a.shutdown().await;
-    let mut b = journal(b_dir.path());
-    fill(&mut b, 1, 300);
-    js.delete_stream("REMADE").await.unwrap();
-    let replicate_b = start(b_dir.path()).await.unwrap();
-    within("300", replicate_b.wait_for(300)).await.unwrap();
+    let (b, replicate_b) = made_again_by(&js, &spec, "REMADE", b_dir.path()).await;
     match support::next_item(&mut items).await {
         events::FeedItem::Reset { reason: events::ResetReason::EpochMismatch { .. }, .. } => {}
         other => panic!("expected the new journal's reset, got {other:?}"),
     }
     support::expect_events(&mut items, 1..=300).await;
+    replicate_b.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+/// The same for a `RemoteFeeds` reader of a shared stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_feeds_reader_reads_a_new_journal_from_its_start_when_its_stream_is_made_again_ahead_of_it() {
+    use futures::StreamExt;
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = StreamSpec::shared("REMADE_ALL", "app").feed("a");
+    let (a, replicate_a) = replicated(&js, &spec, a_dir.path(), 150).await;
+    let feeds: events_nats::RemoteFeeds<support::Ev> =
+        events_nats::RemoteFeeds::new(js.clone(), StreamSpec::shared("REMADE_ALL", "app"));
+    let mut items = feeds.stream_from(&events_nats::FeedCursors::default()).await.unwrap();
+    expect_feed_events(&mut items, 1..=150).await;
+    replicate_a.shutdown().await;
+    let (b, replicate_b) = made_again_by(&js, &spec, "REMADE_ALL", b_dir.path()).await;
+    let next = within("the reset", items.next()).await.expect("the stream does not end").unwrap();
+    match next.item {
+        events::FeedItem::Reset { reason: events::ResetReason::EpochMismatch { .. }, .. } if &*next.feed == "a" => {}
+        other => panic!("expected the new journal's reset, got {other:?}"),
+    }
+    expect_feed_events(&mut items, 1..=300).await;
     replicate_b.shutdown().await;
     a.close().unwrap();
     b.close().unwrap();
