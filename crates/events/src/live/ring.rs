@@ -191,6 +191,17 @@ pub(crate) struct Ring<E> {
     len: AtomicU64,
 }
 
+impl<E> Drop for Ring<E> {
+    /// The ring goes with the feed's last holder of it (the writer thread
+    /// as it ends, or the caller's last handle): each entry is let go under
+    /// a catch, as the ring's own removals are.
+    fn drop(&mut self) {
+        for (_, entry) in std::mem::take(&mut self.state.get_mut().entries) {
+            crate::error::let_go(entry);
+        }
+    }
+}
+
 impl<E> std::fmt::Debug for Ring<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ring").field("limits", &self.limits).field("len", &self.len).finish_non_exhaustive()
@@ -498,6 +509,28 @@ mod tests {
     /// takes (range 1 starts at 2^24): they had gone on to `u32::MAX - 1`,
     /// and a cursor of this run in that range was taken to have seen the
     /// later writer's tokens, which it then skipped with no reset.
+    /// The ring's entries are let go under a catch when the ring goes (the
+    /// feed's last holder of it: the writer thread, or the caller's last
+    /// handle): an event whose `Drop` panics had come out of that drop.
+    #[test]
+    fn an_entry_whose_drop_panics_stays_inside_when_the_ring_goes() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    panic!("Bomb");
+                }
+            }
+        }
+        let ring: Ring<Bomb> = Ring::new(LiveOutput::new(), 4, true, 0);
+        let mut last = at(4, 0);
+        let staged = [(0, Some(StreamId::from("a")), Bomb), (0, Some(StreamId::from("b")), Bomb)];
+        ring.insert_staged(5, staged.into_iter(), &mut last);
+        assert_eq!(ring.len.load(Ordering::Relaxed), 2, "both kept");
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(ring)));
+        assert!(dropped.is_ok(), "the panic came out of the ring's drop");
+    }
+
     /// The event a full run loses is let go under a catch: this runs on
     /// the writer's thread, which a `Drop` that panics had ended (found by
     /// review).
