@@ -447,7 +447,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// # Errors
     ///
     /// As [`open`](Self::open).
-    pub async fn open_with_report(self) -> Result<(Feed<E, C>, RecoveryReport)> {
+    pub async fn open_with_report(mut self) -> Result<(Feed<E, C>, RecoveryReport)> {
+        // First: an open refused below lets the sinks go, each under the
+        // catch of its `Drop` (`sinks.rs`).
+        let sinks = std::mem::take(&mut self.sinks);
+        let sink_set = (!sinks.is_empty()).then(|| SinkSet::new(sinks, self.sink_timeout));
         // Allocated up front, or by tokio (which panics past its own limit);
         // each session's ring has `session_capacity` slots.
         for (option, value) in [
@@ -542,7 +546,6 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         writers::register(&self.dir, &shared, move || weak.upgrade().is_some_and(|tx| !tx.is_closed()));
         spawn_retention_timer(tx.downgrade(), self.retention_check);
         let recent = Arc::new(Recent::new(self.live_capacity));
-        let sink_set = (!self.sinks.is_empty()).then(|| SinkSet::new(self.sinks, self.sink_timeout));
         let (sinks, sinks_done) = match sink_set.clone() {
             Some(set) => {
                 let (queue, done) = SinkQueue::spawn(set, self.sink_queue, &shared, self.sink_close_wait);

@@ -188,7 +188,7 @@ async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
 /// feed closes, or when its last handle is dropped): the panic is caught
 /// and logged where the sink is let go. It had unwound out of
 /// `Feed::close` (and out of the drop of the last handle), after the
-/// journal had closed cleanly, into the caller.
+/// journal had closed cleanly, into the caller; and out of a refused open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_whose_drop_panics_is_let_go_without_the_panic_reaching_the_caller() {
     struct DropPanics;
@@ -220,6 +220,14 @@ async fn a_sink_whose_drop_panics_is_let_go_without_the_panic_reaching_the_calle
     feed.append(None, msg(4)).await.unwrap();
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(feed)));
     assert!(dropped.is_ok(), "the sink's panic came out of the drop of the last handle");
+
+    // And an open refused (a capacity of 0) lets it go with the same catch:
+    // it had been held unwrapped until the journal opened.
+    let refused = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        Feed::<Ev>::builder(dir.path()).named_sink("bad", DropPanics).live_capacity(0).open(),
+    ))
+    .await;
+    assert!(matches!(refused, Ok(Err(Error::Config(_)))), "{:?}", refused.as_ref().map(|r| r.as_ref().err()));
 
     let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
     assert_eq!(feed.stats().latest_seq, 4, "every append kept");
