@@ -286,11 +286,11 @@ impl Start {
 /// The cursor a `Last-Event-ID` header or a `lastEventId` parameter names:
 /// `None` when absent or empty.
 fn last_event(value: Option<&str>) -> Result<Option<WireCursor>, RequestError> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => WireCursor::parse(text)
-            .map(Some)
-            .ok_or_else(|| RequestError::LastEventId { value: value.unwrap_or_default().into() }),
+    match value {
+        Some(raw) if !raw.trim().is_empty() => {
+            WireCursor::parse(raw.trim()).map(Some).ok_or_else(|| RequestError::LastEventId { value: raw.into() })
+        }
+        _ => Ok(None),
     }
 }
 
@@ -390,6 +390,8 @@ impl<E: Event> Frames<E> {
         Some(frame.retry(RECONNECT_RETRY))
     }
 
+    /// The frame of the feed stream's next item; `None` once it ended, or
+    /// after an `error` frame.
     async fn frame(&mut self) -> Option<SseEvent> {
         if self.failed {
             return None;

@@ -69,9 +69,20 @@ async fn replicating(
     subject: &str,
     n: u64,
 ) -> (Journal, Replicator) {
+    replicated(js, &StreamSpec::new(name, subject), dir, n).await
+}
+
+/// A new journal in `dir` holding records `1..=n`, and `spec`'s replicator
+/// of it, which has replicated them.
+async fn replicated(
+    js: &async_nats::jetstream::Context,
+    spec: &StreamSpec,
+    dir: &Path,
+    n: u64,
+) -> (Journal, Replicator) {
     let mut j = journal(dir);
     fill(&mut j, 1, n);
-    let replicator = Replicator::builder(dir, js.clone(), StreamSpec::new(name, subject))
+    let replicator = Replicator::builder(dir, js.clone(), spec.clone())
         .poll_interval(Duration::from_millis(5))
         .start()
         .await
@@ -403,25 +414,6 @@ async fn a_remote_reader_goes_on_across_its_stream_made_again() {
     k.close().unwrap();
 }
 
-/// A new journal in `dir` holding records `1..=n`, and `spec`'s replicator
-/// of it, which has replicated them.
-async fn replicated(
-    js: &async_nats::jetstream::Context,
-    spec: &StreamSpec,
-    dir: &Path,
-    n: u64,
-) -> (Journal, Replicator) {
-    let mut j = journal(dir);
-    fill(&mut j, 1, n);
-    let replicator = Replicator::builder(dir, js.clone(), spec.clone())
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("replicated", replicator.wait_for(n)).await.unwrap();
-    (j, replicator)
-}
-
 /// Stream `name` deleted, then made again by `spec`'s replicator of a new
 /// journal in `dir` (another epoch) holding records `1..=300`.
 async fn made_again_by(
@@ -430,16 +422,8 @@ async fn made_again_by(
     name: &str,
     dir: &Path,
 ) -> (Journal, Replicator) {
-    let mut j = journal(dir);
-    fill(&mut j, 1, 300);
     js.delete_stream(name).await.unwrap();
-    let replicator = Replicator::builder(dir, js.clone(), spec.clone())
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("300", replicator.wait_for(300)).await.unwrap();
-    (j, replicator)
+    replicated(js, spec, dir, 300).await
 }
 
 /// A remote reader caught up at 150 of journal A, whose stream is deleted

@@ -509,8 +509,9 @@ impl<T: Clone> Shared<T> {
         };
         self.tail.store(tail + 1, SeqCst);
         if self.parked.load(SeqCst) > 0 {
-            // One catch for the whole scan (one per wake cost the 16-subscriber bench ~7%):
-            // a waker that panics ends the pass it is in, and the scan goes on after it.
+            // One catch for the whole scan, not one per wake (it runs at every publish while
+            // subscribers are parked): a waker that panics ends the pass it is in, and the
+            // scan goes on after it.
             let mut next = 0;
             while next < st.cursors.len() {
                 wake_caught(|| {

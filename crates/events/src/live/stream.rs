@@ -230,8 +230,7 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                     // event were then lost, with no reset.
                     this.drain_ring(this.run_end());
                     this.ended = true;
-                    let after = this.pos;
-                    this.ready.push_back((Err(e), after));
+                    this.ready.push_back((Err(e), this.pos));
                 }
                 Poll::Ready(None) => {
                     // Closed: what followed the last durable event, then the end.

@@ -10,9 +10,10 @@
 //! when they hold its next seq), and once caught up takes what the writer
 //! kept after its cursor each time the bell rings, going back to the
 //! journal when it fell behind what is kept (or retention removed its
-//! next seq) or the journal's readers read further. The bell carries no events, so nothing can be lost in it; what
-//! it must not lose is a ring: every read notes the bell before it looks,
-//! and a stream waits only when the bell has not rung since (`heard`).
+//! next seq) or the journal's readers read further. The bell carries no
+//! events, so nothing can be lost in it; what it must not lose is a ring:
+//! every read notes the bell before it looks, and a stream waits only when
+//! the bell has not rung since (`heard`).
 //!
 //! Between steps the state machine is parked in a box of its own; a step
 //! that waits (a journal read on the blocking pool, a follower's sleep)
