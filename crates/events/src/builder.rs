@@ -27,7 +27,7 @@ use crate::reader::FeedReader;
 use crate::recent::Recent;
 use crate::session::SessionRegistry;
 use crate::shared::Shared;
-use crate::sinks::{NamedSink, SinkQueue, SinkSet};
+use crate::sinks::{Attached, SinkQueue, SinkSet};
 use crate::writer::{Cmd, Writer};
 use crate::writers;
 use crate::{Error, EventSink, OnExpired, OnUndecodable, Result};
@@ -63,7 +63,7 @@ pub struct FeedBuilder<E: Event, C: Codec = Bincode> {
     retention_check: Duration,
     session_capacity: usize,
     session_overflow: Overflow,
-    sinks: Vec<NamedSink<E>>,
+    sinks: Vec<Attached<E>>,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
     checkpoints: CheckpointIo,
@@ -298,7 +298,7 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     where
         S: EventSink<Envelope<E>> + 'static,
     {
-        self.sinks.push((name.into(), Arc::new(sink)));
+        self.sinks.push(Attached::new(name.into(), Arc::new(sink)));
         self
     }
 
@@ -448,8 +448,9 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     ///
     /// As [`open`](Self::open).
     pub async fn open_with_report(mut self) -> Result<(Feed<E, C>, RecoveryReport)> {
-        // First: an open refused below lets the sinks go, each under the
-        // catch of its `Drop` (`sinks.rs`).
+        // The sinks are `Attached` from `named_sink` on: an open refused
+        // below lets them go under the catch of their `Drop` (`sinks.rs`),
+        // as a builder dropped unused does.
         let sinks = std::mem::take(&mut self.sinks);
         let sink_set = (!sinks.is_empty()).then(|| SinkSet::new(sinks, self.sink_timeout));
         // Allocated up front, or by tokio (which panics past its own limit);

@@ -40,12 +40,11 @@ use crate::EventSink;
 use crate::shared::Shared;
 use crate::stats::{Counters, SinkReport};
 
-/// A sink as the builder collects it: its name and the sink.
-pub(crate) type NamedSink<E> = (String, Arc<dyn EventSink<Envelope<E>>>);
-
-/// One attached sink: its name, the sink (wrapped in its timeout), how
-/// often it panicked and what its full queue dropped.
-struct Attached<E> {
+/// One attached sink: its name, the sink (wrapped in its timeout once the
+/// feed opens), how often it panicked and what its full queue dropped.
+/// The builder holds its sinks as these from the start, so one dropped
+/// unused lets them go under the same catch.
+pub(crate) struct Attached<E> {
     name: String,
     /// `None` only inside `drop`.
     sink: Option<Arc<dyn EventSink<Envelope<E>>>>,
@@ -55,8 +54,8 @@ struct Attached<E> {
 
 impl<E> Drop for Attached<E> {
     /// The sink goes wherever the feed's last holder of the set lets it go:
-    /// `Feed::close`, the drop of the last handle, a sink's task or the
-    /// writer thread. A sink whose own `Drop` panics is caught and logged
+    /// `Feed::close`, the drop of the last handle, a sink's task, the
+    /// writer thread, or a builder dropped unused. A sink whose own `Drop` panics is caught and logged
     /// there: it had unwound into the caller of `close`, after the journal
     /// had closed cleanly.
     fn drop(&mut self) {
@@ -68,6 +67,11 @@ impl<E> Drop for Attached<E> {
 }
 
 impl<E: Send + Sync + 'static> Attached<E> {
+    /// A sink as the builder collects it, before any timeout wraps it.
+    pub(crate) fn new(name: String, sink: Arc<dyn EventSink<Envelope<E>>>) -> Self {
+        Attached { name, sink: Some(sink), panics: AtomicU64::new(0), queue_dropped: AtomicU64::new(0) }
+    }
+
     fn sink(&self) -> &Arc<dyn EventSink<Envelope<E>>> {
         self.sink.as_ref().expect("taken only by drop")
     }
@@ -95,18 +99,14 @@ impl<E> Clone for SinkSet<E> {
 }
 
 impl<E: Send + Sync + 'static> SinkSet<E> {
-    pub(crate) fn new(sinks: Vec<NamedSink<E>>, timeout: Option<Duration>) -> Self {
-        let sinks = sinks
-            .into_iter()
-            .map(|(name, sink)| {
-                let sink = match timeout {
-                    None => sink,
-                    Some(limit) => Arc::new(Timeout::new(sink, limit)) as Arc<dyn EventSink<Envelope<E>>>,
-                };
-                Attached { name, sink: Some(sink), panics: AtomicU64::new(0), queue_dropped: AtomicU64::new(0) }
-            })
-            .collect();
-        SinkSet { sinks }
+    pub(crate) fn new(mut sinks: Vec<Attached<E>>, timeout: Option<Duration>) -> Self {
+        if let Some(limit) = timeout {
+            for attached in &mut sinks {
+                let sink = attached.sink.take().expect("taken only by drop");
+                attached.sink = Some(Arc::new(Timeout::new(sink, limit)));
+            }
+        }
+        SinkSet { sinks: sinks.into() }
     }
 
     /// Calls sink `index` with `env`. A panic is caught: it is logged with

@@ -188,7 +188,8 @@ async fn a_panicking_sink_is_isolated_and_keeps_being_called() {
 /// feed closes, or when its last handle is dropped): the panic is caught
 /// and logged where the sink is let go. It had unwound out of
 /// `Feed::close` (and out of the drop of the last handle), after the
-/// journal had closed cleanly, into the caller; and out of a refused open.
+/// journal had closed cleanly, into the caller; and out of a refused open
+/// and a builder dropped unused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_whose_drop_panics_is_let_go_without_the_panic_reaching_the_caller() {
     struct DropPanics;
@@ -228,6 +229,11 @@ async fn a_sink_whose_drop_panics_is_let_go_without_the_panic_reaching_the_calle
     ))
     .await;
     assert!(matches!(refused, Ok(Err(Error::Config(_)))), "{:?}", refused.as_ref().map(|r| r.as_ref().err()));
+
+    // And a builder dropped unused: it had held its sinks unwrapped.
+    let builder = Feed::<Ev>::builder(dir.path()).named_sink("bad", DropPanics);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(builder)));
+    assert!(dropped.is_ok(), "the sink's panic came out of the drop of an unused builder");
 
     let feed: Feed<Ev> = Feed::builder(dir.path()).open().await.unwrap();
     assert_eq!(feed.stats().latest_seq, 4, "every append kept");
