@@ -202,13 +202,22 @@ where
     let first = start_at.map(|(epoch, at)| Ok::<_, Infallible>(start_frame(epoch, at).retry(RECONNECT_RETRY)));
     let closed = Box::pin(state.closer.closed());
     let body = futures::stream::iter(first).chain(futures::stream::unfold(
-        (frames, closed),
-        |(mut f, mut closed)| async move {
+        (frames, closed, false),
+        |(mut f, mut closed, ended)| async move {
+            if ended {
+                return None;
+            }
             let next = match futures::future::select(closed.as_mut(), std::pin::pin!(f.next_frame())).await {
                 futures::future::Either::Left(_) => None,
                 futures::future::Either::Right((frame, _)) => frame,
             };
-            next.map(|ev| (Ok::<_, Infallible>(ev), (f, closed)))
+            match next {
+                Some(ev) => Some((Ok::<_, Infallible>(ev), (f, closed, false))),
+                // Ended before its first frame (a quiet feed's response
+                // when the router closes): one frame that only sets the
+                // client's reconnect delay back, as a first frame does.
+                None => f.unsent_retry().map(|ev| (Ok(ev), (f, closed, true))),
+            }
         },
     ));
     // Ended, with what it holds, if its client stops reading (`stall.rs`).
@@ -388,6 +397,14 @@ impl<E: Event> Frames<E> {
             return Some(frame);
         }
         Some(frame.retry(RECONNECT_RETRY))
+    }
+
+    /// A frame that only sets the client's reconnect delay back (a
+    /// browser dispatches nothing for it), for a response about to end
+    /// with no frame that did; `None` once one did, or after an error.
+    fn unsent_retry(&mut self) -> Option<SseEvent> {
+        let unset = !std::mem::replace(&mut self.retry_set, true) && !self.failed;
+        unset.then(|| SseEvent::default().retry(RECONNECT_RETRY))
     }
 
     /// The frame of the feed stream's next item; `None` once it ended, or

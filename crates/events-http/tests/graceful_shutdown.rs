@@ -81,3 +81,28 @@ async fn closing_the_streams_lets_a_graceful_shutdown_end_with_a_client_open() {
     assert_eq!(latest.next_or_end().await, None);
     writer.close().await.unwrap();
 }
+
+/// A client on a quiet feed (nothing after its cursor) when the router
+/// closes: its response ends with one frame that sets the client's
+/// reconnect delay back to 3 s, as every response's first frame does. It
+/// had ended with no frame, and a browser whose earlier response ended in
+/// an error frame (30 s) kept waiting 30 s before each reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_response_ended_by_the_close_still_sets_the_reconnect_delay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let writer = feed(&dir).await;
+    append(&writer, None, 1..=2).await;
+    let epoch = writer.epoch();
+    let routes = FeedRouter::new(FeedReader::<TestEvent>::open(&dir).unwrap());
+    let closer = routes.closer();
+    let mut clients = routes.clients();
+    let addr = support::serve(routes.build()).await;
+    let mut quiet = Sse::open(&format!("http://{addr}/stream"), Some(&id(epoch, 2))).await;
+    clients.wait_for(|open| *open == 1).await.unwrap();
+    closer.close();
+    let frame = quiet.next_any().await.expect("the reconnect delay");
+    assert_eq!((frame.retry, frame.data.as_str(), frame.id.as_deref()), (Some(3_000), "", None), "{frame:?}");
+    assert_eq!(quiet.next_or_end().await, None);
+    writer.close().await.unwrap();
+}
