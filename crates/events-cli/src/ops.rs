@@ -50,7 +50,8 @@ pub(crate) struct TailArgs {
     /// directory now holds another, an `epoch_mismatch` reset, then its earliest record.
     #[arg(long, value_parser = crate::args::parse_from)]
     from: Option<FromCursor>,
-    /// Keep waiting for new records instead of exiting at the end.
+    /// Keep waiting for new records instead of exiting at the end (without
+    /// it, the end the journal had when `tail` started).
     #[arg(long)]
     follow: bool,
     /// One JSON object per line instead of text.
@@ -262,6 +263,12 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         // at its sealed segments, and the writer may be open by the time
         // the pass ends (then the wait below returns at once, `false`).
         let opening = !args.follow && follower.reader().writer_opening()?;
+        // Without `--follow`, the records up to the journal's end as this
+        // pass starts (as `dump` reads one snapshot): a writer appending
+        // faster than `tail` prints had kept it going until the writer
+        // paused. Unbounded where that end cannot be read (damage `tail`
+        // reports after the records before it).
+        let mut end = if args.follow || opening { None } else { follower.reader().last_seq().ok() };
         loop {
             let step = match follower.next() {
                 Ok(Some(step)) => step,
@@ -277,13 +284,16 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             };
             waiting = false;
             let line = match step {
+                Followed::Record(record) if end.is_some_and(|end| record.seq() > end) => return Ok(()),
                 Followed::Record(record) => {
                     payloads.format_record(follower.epoch(), record.seq(), record.ts(), record.payload(), args.json)
                 }
                 Followed::Reset(reset) => {
                     if let Reset::Epoch { .. } = reset {
-                        // Another journal, maybe of another codec.
+                        // Another journal, maybe of another codec, and
+                        // another end.
                         payloads = Payloads::of(&args.dir);
+                        end = end.and_then(|_| follower.reader().last_seq().ok());
                     }
                     format_reset(&reset, args.json)
                 }

@@ -500,3 +500,58 @@ fn tail_follow_sees_another_process_appending_and_inspect_names_the_lock_holder(
     writer.kill().unwrap();
     writer.wait().unwrap();
 }
+
+/// `tail` without `--follow`, while another process keeps appending faster
+/// than `tail` prints: it prints the journal up to its end as it started,
+/// in order, and exits. Each pass that found new records had read again, so
+/// it ran until the writer paused (here: until the test killed it).
+#[test]
+fn tail_without_follow_ends_while_a_writer_keeps_appending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("busy");
+    let mut writer = events()
+        .args(["__crash-writer", "--sync", "never", "--appenders", "2", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acks = BufReader::new(writer.stdout.take().unwrap()).lines();
+    assert!(acks.next().unwrap().unwrap().starts_with("ready"));
+    // Its acknowledgements drained, so that it never waits on its output;
+    // `tail` starts once it has 5,000, so that each pass of `tail` takes
+    // long enough for the writer to append more.
+    let (enough, wait_for_enough) = std::sync::mpsc::channel();
+    let drained = std::thread::spawn(move || {
+        for (n, _) in acks.map_while(Result::ok).enumerate() {
+            if n == 5_000 {
+                enough.send(()).unwrap();
+            }
+        }
+    });
+    wait_for_enough.recv().unwrap();
+
+    let started = std::time::Instant::now();
+    let mut tail = events().args(["tail", "--from", "0", "--json"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut printed = 0u64;
+    let mut killed = false;
+    for line in BufReader::new(tail.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        printed += 1;
+        assert_eq!(v["seq"].as_u64(), Some(printed), "{line}");
+        // Read slower than the writer appends.
+        if printed.is_multiple_of(5) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if !killed && started.elapsed() > std::time::Duration::from_secs(20) {
+            writer.kill().unwrap();
+            killed = true;
+        }
+    }
+    assert!(tail.wait().unwrap().success());
+    assert!(!killed, "tail read on for 20 s ({printed} records) while the writer appended");
+    assert!(printed >= 5_000, "{printed}");
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    drained.join().unwrap();
+}
