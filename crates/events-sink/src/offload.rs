@@ -349,12 +349,22 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
             self.counters.dropped();
             return;
         }
+        // A `Clone` that panics gives its place in the queue back (it had
+        // kept it for the offload's life: `capacity` such events and every
+        // later one was refused with an empty queue), counted as dropped,
+        // and the panic goes on to the caller.
+        let copy = match std::panic::catch_unwind(AssertUnwindSafe(|| event.clone())) {
+            Ok(copy) => copy,
+            Err(panic) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.counters.dropped();
+                std::panic::resume_unwind(panic);
+            }
+        };
         // Full (more flushes waiting than the room kept for markers), or
         // Closed: the task is gone (its runtime shut down). The refused
         // copy's `Drop` stays here, as every other of this sink's.
-        if let Err(TrySendError::Full(refused) | TrySendError::Closed(refused)) =
-            self.tx.try_send(Msg::Event(event.clone()))
-        {
+        if let Err(TrySendError::Full(refused) | TrySendError::Closed(refused)) = self.tx.try_send(Msg::Event(copy)) {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             self.counters.dropped();
             let_go(refused, "an event the offload's full queue refused");

@@ -226,3 +226,38 @@ async fn an_event_whose_drop_panics_refused_by_a_full_queue_stays_inside_emit() 
     assert_eq!((stats.emitted, stats.dropped), (2, 1), "{stats:?}");
     assert_eq!(rx.recv().await.map(|e| e.n), Some(0));
 }
+
+/// An event whose `Clone` panics when it is `armed`.
+#[derive(Debug, PartialEq)]
+struct CloneBomb {
+    n: u64,
+    armed: bool,
+}
+
+impl Clone for CloneBomb {
+    fn clone(&self) -> Self {
+        assert!(!self.armed, "an event that cannot be cloned");
+        CloneBomb { n: self.n, armed: false }
+    }
+}
+
+/// An event whose `Clone` panics, handed to an offload of one slot: the
+/// panic goes to the caller (a feed catches it and counts the sink's
+/// panic), the event counts as dropped, and the slot is free for the next
+/// event. The slot had stayed taken for the offload's life: every later
+/// event was refused as "queue full" with an empty queue.
+#[tokio::test(flavor = "current_thread")]
+async fn an_event_whose_clone_panics_gives_its_place_in_the_queue_back() {
+    use futures::FutureExt;
+
+    let recorder = support::Recorder::new();
+    let offload = Offload::new_shared(recorder.clone(), 1);
+    let bomb = CloneBomb { n: 0, armed: true };
+    let emitted = std::panic::AssertUnwindSafe(offload.emit(&bomb)).catch_unwind().await;
+    assert!(emitted.is_err(), "the panic goes to the caller");
+    assert_eq!(offload.pending(), 0);
+    offload.emit(&CloneBomb { n: 1, armed: false }).await;
+    let stats = offload.close().await;
+    assert_eq!(recorder.seen(), [CloneBomb { n: 1, armed: false }]);
+    assert_eq!((stats.emitted, stats.dropped), (2, 1));
+}
