@@ -11,7 +11,7 @@
 //! but for one past the journal's end, which goes back (persisted at the
 //! next commit or flush) to where the stream's `Reset { Ahead }` put it; a
 //! torn checkpoint write falls back to the previous one, never to a later
-//! seq; delivery is at least once, and after a crash the events redelivered
+//! seq; a commit past the journal's latest seq is refused; delivery is at least once, and after a crash the events redelivered
 //! are exactly those after the last persisted checkpoint (at most
 //! [`ConsumerOptions::every`] events the application had committed, plus
 //! those it had not yet committed).
@@ -218,6 +218,9 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     ///
     /// # Errors
     ///
+    /// [`Error::CommitAhead`] for a seq past the latest of the journal it
+    /// is committed in (no such event was handed out), which changes
+    /// nothing;
     /// [`Error::Journal`] with [`JournalError::CheckpointSeq`](events_journal::JournalError::CheckpointSeq)
     /// for a seq past any journal's (`Seq::MAX`, say), which changes nothing;
     /// [`Error::Journal`] if persisting fails (the checkpoint on disk is
@@ -255,6 +258,9 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             let path = self.path.clone();
             return Err(Error::Journal(events_journal::JournalError::CheckpointSeq { path, seq: seq.get() }));
         }
+        if seq > self.reader.shared.latest() {
+            self.refuse_ahead(seq, named)?;
+        }
         // The journal's epoch is read outside the lock (a follower reads a file).
         let journal = streamed_epoch(&self.lock()).is_none().then(|| self.reader.epoch());
         let persist = {
@@ -280,6 +286,31 @@ impl<E: Event, C: Codec> Consumer<E, C> {
                     || state.last_persist.elapsed() >= self.options.interval)
         };
         if persist { self.flush().await } else { Ok(()) }
+    }
+
+    /// Refuses a commit of `seq` past the latest seq of the journal it is
+    /// committed in: it names no event handed out. Its events processed
+    /// after a journal grew past it would have been ignored as "at or
+    /// below" it, and a restart resumed after events never processed, with
+    /// no reset. A follower's latest is read again first (before the
+    /// epoch: a directory recreated between the two reads then lets the
+    /// commit through rather than refusing one of the old journal); a
+    /// latest that cannot be read refuses nothing.
+    fn refuse_ahead(&self, seq: Seq, named: Option<u64>) -> Result<()> {
+        let latest = if self.reader.follower() {
+            match self.reader.shared.reader.last_seq() {
+                Ok(latest) => Seq::new(latest),
+                Err(_) => return Ok(()),
+            }
+        } else {
+            self.reader.shared.latest()
+        };
+        let journal = self.reader.epoch();
+        let epoch = named.or_else(|| streamed_epoch(&self.lock())).unwrap_or(journal);
+        if seq <= latest || epoch != journal {
+            return Ok(());
+        }
+        Err(Error::CommitAhead { consumer: self.name.to_string(), seq, latest })
     }
 
     /// Persists the committed progress now (nothing to do if it already is).
@@ -324,9 +355,9 @@ fn streamed_epoch(state: &State) -> Option<u64> {
 
 /// Takes a reset the latest stream made since the last look: one that took
 /// its cursor below the committed progress in the same journal (the
-/// checkpoint was past the journal's end, `Reset { Ahead }`: a commit of a
-/// seq not handed out yet, segments restored from an older copy) moves the
-/// progress back there, since nothing after it was processed. Kept, the
+/// checkpoint was past the journal's end, `Reset { Ahead }`: segments
+/// restored from an older copy) moves the progress back there, since
+/// nothing after it was processed. Kept, the
 /// commits of the events the stream hands out from there were ignored as
 /// "at or below" it, and a restart after the journal grew skipped them.
 fn went_back(state: &mut State) {

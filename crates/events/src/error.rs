@@ -120,6 +120,19 @@ pub enum Error {
     /// `append` was given an ephemeral event, which is never journaled.
     #[error("ephemeral events are never journaled; use record() or a session")]
     Ephemeral,
+    /// A durable consumer's commit names a seq past the latest of the
+    /// journal it is committed in: no such event was handed out, so none
+    /// was processed. Nothing is committed. (Kept, a journal grown past it
+    /// would have resumed the consumer after events it never processed.)
+    #[error("consumer {consumer:?} committed seq {seq}, past the journal's latest seq {latest}")]
+    CommitAhead {
+        /// The consumer's name.
+        consumer: String,
+        /// The seq refused.
+        seq: Seq,
+        /// The journal's latest seq when the commit was refused.
+        latest: Seq,
+    },
     /// The event type's own code panicked on this event while the writer
     /// handled it (`during`: `Event::stream_id` or `Serialize`). The event
     /// is refused alone, nothing of it is journaled, and the feed goes on.

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use events::layers::journal::JournalError;
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
+use events::layers::journal::{ConsumerFile, JournalError};
 use events::{
     Consumer, ConsumerOptions, Error, Feed, FeedItem, FeedReader, FeedStream, ResetReason, Retention, Seq, SyncPolicy,
 };
@@ -577,10 +577,11 @@ async fn a_commit_past_any_journals_seq_is_refused_and_changes_nothing() {
 async fn commits_after_a_reset_ahead_move_the_progress_back() {
     let dir = tempfile::tempdir().unwrap();
     let feed = three_events(dir.path()).await;
-    let consumer = feed.consumer("ahead").await.unwrap();
-    consumer.commit(Seq::new(10)).await.unwrap();
-    consumer.flush().await.unwrap();
-    drop(consumer);
+    // A checkpoint past the journal's end (as under segments restored from
+    // an older copy): `commit` refuses such a seq.
+    let (mut file, _) = ConsumerFile::open(dir.path(), "ahead", feed.epoch()).unwrap();
+    file.commit(10, feed.epoch()).unwrap();
+    drop(file);
     let consumer = feed.consumer("ahead").await.unwrap();
     let mut stream = consumer.stream();
     let first = stream.next().await.unwrap().unwrap();
@@ -610,4 +611,49 @@ async fn commits_after_a_reset_ahead_move_the_progress_back() {
     assert_eq!(env.seq, Seq::new(4), "resumes after the last event processed");
     drop((stream, consumer));
     feed.close().await.unwrap();
+}
+
+/// A commit of a seq past the journal's latest (no such event was handed
+/// out): refused with `CommitAhead`, nothing committed. Accepted, it had
+/// been persisted; the consumer's commits of the events up to it, once the
+/// journal grew past it, were ignored as "at or below" it, and a restart
+/// resumed after it: events processed by no one, with no reset. The same
+/// for a consumer of a reader in another process's place (a follower).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_past_the_journals_latest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = three_events(dir.path()).await;
+    let consumer =
+        feed.reader().consumer_with("eager", ConsumerOptions { every: 1, ..Default::default() }).await.unwrap();
+    let mut stream = consumer.stream();
+    assert_eq!(seqs(take_events(&mut stream, 3).await), [1, 2, 3]);
+    let refused = consumer.commit(Seq::new(10)).await;
+    assert!(
+        matches!(&refused, Err(Error::CommitAhead { seq, latest, .. }) if (seq.get(), latest.get()) == (10, 3)),
+        "{refused:?}"
+    );
+    assert_eq!((consumer.committed(), consumer.persisted()), (Seq::ZERO, Seq::ZERO));
+    for n in 4..=12 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    consumer.commit(Seq::new(3)).await.unwrap();
+    assert_eq!(seqs(take_events(&mut stream, 2).await), [4, 5]);
+    consumer.commit(Seq::new(5)).await.unwrap();
+    drop((stream, consumer));
+    let consumer = feed.consumer("eager").await.unwrap();
+    let Some(Ok(FeedItem::Event(env))) = consumer.stream().next().await else { panic!("an event first") };
+    assert_eq!(env.seq, Seq::new(6), "resumes after the last event processed");
+    drop(consumer);
+
+    let follower = FeedReader::<Ev>::open(dir.path()).unwrap();
+    let consumer = follower.consumer("eager").await.unwrap();
+    let refused = consumer.commit(Seq::new(13)).await;
+    assert!(matches!(&refused, Err(Error::CommitAhead { latest, .. }) if latest.get() == 12), "{refused:?}");
+    consumer.commit(Seq::new(12)).await.unwrap();
+    drop(consumer);
+    feed.close().await.unwrap();
+}
+
+fn seqs(events: Vec<(Seq, Ev)>) -> Vec<u64> {
+    events.into_iter().map(|(seq, _)| seq.get()).collect()
 }
