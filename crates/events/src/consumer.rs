@@ -261,8 +261,10 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         if seq > self.reader.shared.latest() {
             self.refuse_ahead(seq, named)?;
         }
-        // The journal's epoch is read outside the lock (a follower reads a file).
-        let journal = streamed_epoch(&self.lock()).is_none().then(|| self.reader.epoch());
+        // The journal's epoch is read outside the lock (a follower reads a
+        // file): the guard goes at the end of its own statement.
+        let streamed = streamed_epoch(&self.lock()).is_some();
+        let journal = (!streamed).then(|| self.reader.epoch());
         let persist = {
             let mut state = self.lock();
             // Read under the same guard as the check: a stream moving past
