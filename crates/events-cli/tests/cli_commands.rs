@@ -162,6 +162,29 @@ fn demo_wipes_its_own_journal_whose_newest_record_cannot_be_read() {
     assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
 }
 
+/// A demo journal with a consumer running on it (another process's, here
+/// a checkpoint held open): the next run refuses to wipe it, and nothing
+/// of it goes. The wipe had unlinked the checkpoint under the running
+/// consumer (`events consumers --delete` refuses that), which then lost
+/// its progress to the next run's journal.
+#[test]
+fn demo_refuses_to_wipe_a_journal_a_running_consumer_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo_journal(tmp.path());
+    let epoch = events::layers::journal::Reader::open(&dir).unwrap().epoch().unwrap();
+    let (running, _) = events::layers::journal::ConsumerFile::open(&dir, "running", epoch).unwrap();
+    let before = std::fs::read_dir(&dir).unwrap().count();
+    let out = events().args(["demo", "--events", "200", "--no-crash", "--dir"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("in use") && stderr.contains("refusing to wipe"), "{stderr}");
+    assert!(running.path().exists());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), before, "nothing of the journal went");
+    drop(running);
+    let out = events().args(["demo", "--events", "200", "--no-crash", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+}
+
 #[test]
 fn demo_refuses_to_wipe_a_directory_that_is_not_a_journal() {
     let tmp = tempfile::tempdir().unwrap();

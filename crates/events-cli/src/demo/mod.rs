@@ -244,9 +244,29 @@ fn own_checkpoints(path: &Path) -> Result<usize, String> {
         if !entry.file_type().is_ok_and(|t| t.is_file()) {
             return Err(format!("holds {}, which is not a consumer checkpoint file", entry.path().display()));
         }
+        if held(&entry.path())? {
+            return Err(format!("is in use: a running consumer holds {}", entry.path().display()));
+        }
         files += 1;
     }
     Ok(files)
+}
+
+/// Whether a running consumer holds the checkpoint file at `path` (its
+/// lock, as `events consumers --delete` tests it): wiped under it, its next
+/// commit failed, or it went on from an unpinned position.
+fn held(path: &Path) -> Result<bool, String> {
+    // Writable: an exclusive lock needs it where flock is emulated (NFS).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot test the lock of {}: {e}", path.display())),
+    }
 }
 
 /// Whether the oldest record of the journal in `dir`, and the newest when
