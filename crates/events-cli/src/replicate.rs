@@ -22,7 +22,9 @@
 //! store them, and the next run then resumes past that seq. It fails fast (exit 2, one line) when no server
 //! answers at start, the stream's configuration conflicts, or the journal
 //! is missing; once running, a lost server is retried with backoff and
-//! shown in the progress.
+//! shown in the progress. The progress lines go out on a thread of their
+//! own: a stdout nobody reads skips them (and, for 2 s at most, holds the
+//! last line), and never holds up a stop.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -195,7 +197,6 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     }
     let replicator = builder.start().await.map_err(|e| Failure::Error(start_error(&args.stream, e).into()))?;
 
-    let mut out = Out::new();
     let mut progress = Progress::new(args.json);
     let first = replicator.stats();
     let started = if args.json {
@@ -220,7 +221,12 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             let _ = writeln!(std::io::stderr(), "stdout closed: no more progress lines; replication goes on");
         }
     };
-    let ended = match outln!(out, "{started}").and_then(|()| out.flush()) {
+    let written = {
+        let mut out = Out::new();
+        outln!(out, "{started}").and_then(|()| out.flush())
+    };
+    let mut lines = Lines::spawn()?;
+    let ended = match written {
         Err(e @ (Failure::Error(_) | Failure::CheckFailed)) => return Err(e),
         written => {
             if written.is_err() {
@@ -244,7 +250,8 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
                         if lines_closed {
                             continue;
                         }
-                        match progress.show(&mut out, &stats, rate, failing) {
+                        let Some(line) = progress.show(&stats, rate, failing) else { continue };
+                        match lines.send(line) {
                             Ok(()) => {}
                             Err(Failure::OutputClosed) => closed(&mut lines_closed),
                             Err(e) => {
@@ -261,6 +268,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
 
     match ended {
         Ended::Stopped => {
+            lines.finish(None)?;
             let stats = replicator.stats();
             let error = stats.last_error.unwrap_or_else(|| "the replication task ended".into());
             Err(Failure::Error(format!("replication into stream {} stopped: {error}", args.stream).into()))
@@ -312,8 +320,89 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
                     stats.replicated, stats.lag_seqs, stats.journal_latest
                 )
             };
-            outln!(out, "{line}")?;
-            out.flush()
+            if lines_closed { Ok(()) } else { lines.finish(Some(line)) }
+        }
+    }
+}
+
+/// How many progress lines wait for a stdout nobody reads before the next
+/// ones are skipped.
+const LINES_QUEUED: usize = 16;
+
+/// How long the run's last line waits for a stdout nobody reads.
+const LAST_LINE_WAIT: Duration = Duration::from_secs(2);
+
+/// The progress lines after the first, written to stdout by a thread of
+/// their own. A stdout nobody reads (a pipe whose reader reads only at the
+/// end) blocks that thread, never the loop that waits for a signal: that
+/// loop had blocked in the write, and a SIGTERM was never seen (only a
+/// SIGKILL stopped the run, with no checkpoint flushed). Lines that find
+/// [`LINES_QUEUED`] still waiting are skipped: each says where the run is,
+/// and the next one that goes out says it again.
+struct Lines {
+    tx: Option<std::sync::mpsc::SyncSender<String>>,
+    thread: Option<std::thread::JoinHandle<Result<(), Failure>>>,
+}
+
+impl Lines {
+    fn spawn() -> Result<Lines, Failure> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(LINES_QUEUED);
+        let thread = std::thread::Builder::new().name("stdout".into()).spawn(move || {
+            let mut out = Out::new();
+            for line in rx {
+                outln!(out, "{line}")?;
+                out.flush()?;
+            }
+            Ok(())
+        })?;
+        Ok(Lines { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Queues `line`, or skips it while the queue is full. Once the thread
+    /// ended, what ended it: [`Failure::OutputClosed`] for a closed stdout.
+    fn send(&mut self, line: String) -> Result<(), Failure> {
+        use std::sync::mpsc::TrySendError;
+        match self.tx.as_ref().map(|tx| tx.try_send(line)) {
+            None | Some(Ok(()) | Err(TrySendError::Full(_))) => Ok(()),
+            Some(Err(TrySendError::Disconnected(_))) => self.ended(),
+        }
+    }
+
+    /// The thread's outcome, once it ended.
+    fn ended(&mut self) -> Result<(), Failure> {
+        self.tx = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Failure::Error("the thread writing to stdout panicked".into())),
+        }
+    }
+
+    /// Queues the run's `last` line and waits for the thread to write what
+    /// it holds, for [`LAST_LINE_WAIT`] at most: a stdout nobody reads
+    /// keeps them, and the command ends all the same.
+    fn finish(mut self, last: Option<String>) -> Result<(), Failure> {
+        let deadline = Instant::now() + LAST_LINE_WAIT;
+        let mut last = last;
+        while let (Some(tx), Some(line)) = (&self.tx, last.take()) {
+            match tx.try_send(line) {
+                Err(std::sync::mpsc::TrySendError::Full(line)) if Instant::now() < deadline => {
+                    last = Some(line);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {}
+            }
+        }
+        self.tx = None;
+        while self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match self.ended() {
+            Err(Failure::OutputClosed) => Ok(()),
+            ended => ended,
         }
     }
 }
@@ -372,7 +461,9 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, out: &mut Out, stats: &ReplicationStats, rate: f64, failing: bool) -> Result<(), Failure> {
+    /// The progress line to print now, if any (a terminal's status line is
+    /// redrawn here instead).
+    fn show(&mut self, stats: &ReplicationStats, rate: f64, failing: bool) -> Option<String> {
         let problem = if failing { stats.last_error.as_deref() } else { None };
         match self {
             Progress::Json => {
@@ -392,18 +483,14 @@ impl Progress {
                     "gaps": stats.gaps,
                     "last_error": stats.last_error,
                 });
-                outln!(out, "{line}")?;
-                out.flush()
+                Some(line.to_string())
             }
             Progress::Terminal(bar) => {
                 bar.set_message(text(stats, rate, problem));
                 bar.tick();
-                Ok(())
+                None
             }
-            Progress::Lines => {
-                outln!(out, "{}", text(stats, rate, problem))?;
-                out.flush()
-            }
+            Progress::Lines => Some(text(stats, rate, problem)),
         }
     }
 

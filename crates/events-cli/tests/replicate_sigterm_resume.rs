@@ -233,6 +233,69 @@ async fn replication_goes_on_when_stdout_is_closed() {
     journal.close().unwrap();
 }
 
+/// A stdout that nobody reads (a supervisor that reads its child's output
+/// only at the end): once the pipe is full, a SIGTERM still stops the run,
+/// exit 0, and what it replicated is in the stream. Its loop had blocked
+/// writing a progress line, never saw the signal (whose handler kept the
+/// process alive), and only a SIGKILL ended it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_run_whose_stdout_nobody_reads() {
+    use std::os::fd::AsRawFd;
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    for n in 1..=20 {
+        journal.append(n, b"unread").unwrap();
+    }
+    let mut child = events()
+        .arg("replicate")
+        .arg(&dir)
+        .args(["--server", &server.url(), "--stream", "UNREAD", "--json", "--interval", "1ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Until the pipe is full (over 60 KiB of its 64, and no line more in
+    // half a second of 1 ms intervals): the run is blocked on it.
+    let deadline = std::time::Instant::now() + support::STEP;
+    let (mut before, mut unchanged) = (0, 0);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD on the read end of a pipe this test owns, into a c_int.
+        assert_eq!(unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
+        unchanged = if queued == before { unchanged + 1 } else { 0 };
+        before = queued;
+        if queued >= 60 * 1024 && unchanged >= 50 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "events replicate exited");
+        assert!(std::time::Instant::now() < deadline, "the pipe never filled: {queued} bytes");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // polling the pipe
+    }
+    // SAFETY: kill(2) on the PID of a child this test owns and has not reaped.
+    assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10)); // polling a child's exit
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = status.expect("SIGTERM did not stop a run whose stdout nobody reads within 20 s");
+    assert!(status.success(), "a signal is a clean stop: {status}");
+    drop(stdout);
+    assert_eq!(js.get_stream("UNREAD").await.unwrap().get_info().await.unwrap().state.messages, 20);
+    journal.close().unwrap();
+}
+
 /// SIGTERM while the server does not answer (frozen with SIGSTOP, publishes
 /// in flight): `events replicate` stops within about one ack timeout (5 s)
 /// and says its publishes in flight went unacknowledged
