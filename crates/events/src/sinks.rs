@@ -261,6 +261,11 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
                             if let Some((_, sent)) = &mut delivery.current {
                                 *sent += 1;
                             }
+                            // A sink always ready (no await inside) had run
+                            // a whole batch, up to 4,096 calls, in one poll,
+                            // holding off the acknowledgements, the streams
+                            // and the sessions of a current-thread runtime.
+                            tokio::task::coop::consume_budget().await;
                         }
                         // The batch's last references when the kept
                         // envelopes let it go already: an event whose

@@ -611,3 +611,44 @@ async fn a_close_waiting_beside_a_failed_final_fsync_gets_its_text() {
         other => panic!("expected Unhealthy with the close's error: {other:?}"),
     }
 }
+
+/// A sink that is always ready (its `emit` has no await) on a
+/// current-thread runtime: its task yields to the others between calls,
+/// as any task's cooperative budget runs out, so a task beside it sees it
+/// progress a budget or two (128 calls each) at a time. It had run a whole
+/// batch (up to 4,096 calls) in one poll, holding off the feed's
+/// acknowledgements, the streams and the sessions of the runtime.
+#[tokio::test(flavor = "current_thread")]
+async fn a_sink_always_ready_yields_to_the_other_tasks() {
+    const EVENTS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(Counting { seen: AtomicU64::new(0) });
+    let feed: Feed<Ev> = Feed::builder(dir.path())
+        .sync(SyncPolicy::Never)
+        .inbox_capacity(EVENTS as usize)
+        .sink(Arc::clone(&counting))
+        .open()
+        .await
+        .unwrap();
+    let watcher = {
+        let counting = Arc::clone(&counting);
+        tokio::spawn(async move {
+            let (mut last, mut widest) = (0, 0);
+            while last < EVENTS {
+                let seen = counting.seen.load(Ordering::SeqCst);
+                widest = widest.max(seen - last);
+                last = seen;
+                tokio::task::yield_now().await;
+            }
+            widest
+        })
+    };
+    for n in 0..EVENTS {
+        feed.record(None, &msg(n));
+    }
+    let widest = watcher.await.unwrap();
+    // Two budgets at most: `yield_now` wakes the task beside it only after
+    // the runtime's next look at its drivers (4,096 without the yield).
+    assert!(widest <= 2 * 128, "the sink ran {widest} calls between two looks of the task beside it");
+    feed.close().await.unwrap();
+}
