@@ -137,6 +137,8 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     // with publishes in flight.
     let mut signals = StopSignals::install()?;
     let servers: Vec<&str> = args.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    // As the messages show the list: without the passwords and tokens in it.
+    let shown = servers.iter().map(|s| without_credentials(s)).collect::<Vec<_>>().join(",");
     if servers.is_empty() {
         return Err(Failure::Error(format!("--server {:?}: no server URL given", args.server).into()));
     }
@@ -147,7 +149,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
         .iter()
         .map(|s| s.parse())
         .collect::<Result<_, _>>()
-        .map_err(|e| Failure::Error(format!("--server {}: {e}", args.server).into()))?;
+        .map_err(|e| Failure::Error(format!("--server {shown}: {e}").into()))?;
     let spec = match (&args.feed, args.shared) {
         (Some(feed), _) => StreamSpec::shared(&args.stream, &args.subject).feed(feed),
         (None, true) => StreamSpec::shared(&args.stream, &args.subject),
@@ -185,10 +187,8 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
         }
     };
     let client = connected
-        .map_err(|_| {
-            Failure::Error(format!("cannot reach NATS at {}: no answer within {deadline:?}", args.server).into())
-        })?
-        .map_err(|e| Failure::Error(format!("cannot reach NATS at {}: {e}", args.server).into()))?;
+        .map_err(|_| Failure::Error(format!("cannot reach NATS at {shown}: no answer within {deadline:?}").into()))?
+        .map_err(|e| Failure::Error(format!("cannot reach NATS at {shown}: {e}").into()))?;
     let js = async_nats::jetstream::new(client);
 
     let mut builder = Replicator::builder(&args.dir, js, spec).window(args.window).register_consumer(!args.no_register);
@@ -407,6 +407,18 @@ impl Lines {
     }
 }
 
+/// A server URL as messages show it: its user info (`user:password@`, a
+/// token) as `***`, since an error line ends up in a supervisor's logs.
+fn without_credentials(url: &str) -> std::borrow::Cow<'_, str> {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(scheme, rest)| (scheme, rest));
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) if scheme.is_empty() => format!("***@{}", &rest[at + 1..]).into(),
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]).into(),
+        None => url.into(),
+    }
+}
+
 /// The `--json` line that starts a run. The directory is a string, lossy for
 /// a path that is not UTF-8, as the text line shows it: `json!` panics on
 /// such a path, which serde refuses to serialize.
@@ -538,6 +550,21 @@ mod tests {
         assert!(parse_duration(&format!("{}s", u64::MAX)).unwrap_err().contains("too long"));
         assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
         assert!(parse_duration("525601m").unwrap_err().contains("365 days"));
+    }
+
+    /// The URLs messages show: user info hidden, the rest as given.
+    #[test]
+    fn server_urls_are_shown_without_credentials() {
+        for (given, shown) in [
+            ("nats://alice:s3cret@10.0.0.1:4222", "nats://***@10.0.0.1:4222"),
+            ("tls://t0ken@nats.example.com", "tls://***@nats.example.com"),
+            ("u:p@localhost:4222", "***@localhost:4222"),
+            ("nats://10.0.0.1:4222", "nats://10.0.0.1:4222"),
+            ("nats://host/path@x", "nats://host/path@x"),
+            ("localhost", "localhost"),
+        ] {
+            assert_eq!(without_credentials(given), shown);
+        }
     }
 
     /// `json!({ "dir": args.dir, .. })` panicked on a directory whose name

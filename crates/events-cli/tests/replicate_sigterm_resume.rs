@@ -415,6 +415,29 @@ async fn two_replicators_of_one_subject_keep_their_own_checkpoints() {
 /// never sends NATS's greeting, `--connect-timeout 30s`): the command ends
 /// at once, exit 0, saying nothing was replicated. It had waited out the
 /// connect deadline (here a minute) before the signal was looked at.
+/// A `--server` URL with a password, whose server does not answer: the
+/// error names the server without the password (an error line ends up in
+/// a supervisor's logs). It had printed the URL as given.
+#[test]
+fn an_unreachable_server_is_named_without_its_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    journal.append(1, b"one").unwrap();
+    journal.close().unwrap();
+    let server = format!("nats://alice:s3cret@127.0.0.1:{}", free_port());
+    let out = events()
+        .arg("replicate")
+        .arg(&dir)
+        .args(["--server", &server, "--stream", "SECRET", "--connect-timeout", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach NATS at nats://***@127.0.0.1:"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
 #[test]
 fn sigterm_while_connecting_ends_at_once() {
     let tmp = tempfile::tempdir().unwrap();
