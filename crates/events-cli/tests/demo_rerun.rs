@@ -41,9 +41,12 @@ fn the_demo_runs_again_in_its_own_directory() {
     // So are sizes the demo cannot run: no session, no event, more events
     // than it keeps figures for (a huge `--events` was wiped for, then
     // counted one by one for minutes, silent, then aborted on its
-    // allocation), more sessions or subscribers than it runs tasks for.
+    // allocation), more sessions or subscribers than it runs tasks for, no
+    // subscriber (whose "lossless UI subscribers" had been ticked with no
+    // delivery checked).
     let sizes = [
         ("--sessions", "0"),
+        ("--subscribers", "0"),
         ("--events", "0"),
         ("--events", "100000001"),
         ("--sessions", "4097"),

@@ -59,9 +59,9 @@ pub(crate) struct DemoArgs {
     /// Concurrent sessions (1 to 4,096).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
     sessions: u32,
-    /// Lossless UI subscribers per session (at most 1,024); the first one
-    /// of session 0 is deliberately slow.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    /// Lossless UI subscribers per session (1 to 1,024: the demo checks
+    /// what they received); the first one of session 0 is deliberately slow.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     subscribers: u32,
     /// Durability: `always` (fsync before acknowledging, group commit),
     /// `never` (survives a process crash, not power loss), or an interval
