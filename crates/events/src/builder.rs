@@ -325,6 +325,13 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// Batches of envelopes each sink's queue holds (one batch per
     /// journal write). Default: 1024. At least 1 ([`open`](Self::open)
     /// refuses 0 with [`Error::Config`]).
+    ///
+    /// The bound is in batches, and a batch holds up to 4,096 events (or
+    /// 4 MiB of encoded events): a sink that stops returning, with no
+    /// [`sink_timeout`](Self::sink_timeout), keeps in memory up to
+    /// `batches` × 4,096 events the feed itself no longer holds, under a
+    /// burst of large batches (many appenders at once). Lower it, or bound
+    /// the sink's calls, where that is too much.
     #[must_use]
     pub fn sink_queue(mut self, batches: usize) -> Self {
         self.sink_queue = batches;
