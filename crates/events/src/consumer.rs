@@ -16,6 +16,7 @@
 //! [`ConsumerOptions::every`] events the application had committed, plus
 //! those it had not yet committed).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -291,28 +292,46 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     }
 
     /// Refuses a commit of `seq` past the latest seq of the journal it is
-    /// committed in: it names no event handed out. Its events processed
-    /// after a journal grew past it would have been ignored as "at or
-    /// below" it, and a restart resumed after events never processed, with
-    /// no reset. A follower's latest is read again first (before the
-    /// epoch: a directory recreated between the two reads then lets the
-    /// commit through rather than refusing one of the old journal); a
-    /// latest that cannot be read refuses nothing.
+    /// committed in (called for a `seq` past the latest this handle knows):
+    /// it names no event handed out. Its events processed after a journal
+    /// grew past it would have been ignored as "at or below" it, and a
+    /// restart resumed after events never processed, with no reset.
+    ///
+    /// A writer's feed knows its latest seq: it is set before a batch is
+    /// published, so no stream hands out a seq past it. A follower's is as
+    /// fresh as its last look at the files: a seq its stream handed out is
+    /// let through with no I/O, and another is refused only when the files
+    /// say, now, that their journal is the commit's and ends before it,
+    /// with no writer opening it (which may serve less than a dead
+    /// writer's readers did) and the directory not being made again (an
+    /// empty new journal reads as ending at 0).
     fn refuse_ahead(&self, seq: Seq, named: Option<u64>) -> Result<()> {
-        let latest = if self.reader.follower() {
-            match self.reader.shared.reader.last_seq() {
-                Ok(latest) => Seq::new(latest),
-                Err(_) => return Ok(()),
-            }
-        } else {
-            self.reader.shared.latest()
+        let shared = &self.reader.shared;
+        let refused = |latest: Seq| Err(Error::CommitAhead { consumer: self.name.to_string(), seq, latest });
+        if !self.reader.follower() {
+            let epoch = named.unwrap_or_else(|| shared.epoch());
+            let latest = shared.latest();
+            return if epoch == shared.epoch() && seq > latest { refused(latest) } else { Ok(()) };
+        }
+        let stream = self.lock().stream.clone();
+        let streamed = stream.as_ref().map(|p| (p.epoch.load(Ordering::Acquire), p.position.load(Ordering::Acquire)));
+        let epoch = match (named, streamed) {
+            (Some(named), _) => named,
+            (None, Some((epoch, _))) if epoch != 0 => epoch,
+            (None, _) => self.reader.epoch(),
         };
-        let journal = self.reader.epoch();
-        let epoch = named.or_else(|| streamed_epoch(&self.lock())).unwrap_or(journal);
-        if seq <= latest || epoch != journal {
+        if streamed.is_some_and(|(streamed, position)| streamed == epoch && seq.get() <= position) {
             return Ok(());
         }
-        Err(Error::CommitAhead { consumer: self.name.to_string(), seq, latest })
+        let files = &shared.reader;
+        let (Ok(files_epoch), Ok(false), Ok(latest)) = (files.epoch(), files.writer_opening(), files.last_seq()) else {
+            return Ok(());
+        };
+        // Read again after the end: a directory made again meanwhile.
+        if files_epoch != epoch || files.epoch().ok() != Some(epoch) {
+            return Ok(());
+        }
+        if seq.get() > latest { refused(Seq::new(latest)) } else { Ok(()) }
     }
 
     /// Persists the committed progress now (nothing to do if it already is).

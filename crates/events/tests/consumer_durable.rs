@@ -564,9 +564,8 @@ async fn a_commit_past_any_journals_seq_is_refused_and_changes_nothing() {
     feed.close().await.unwrap();
 }
 
-/// A checkpoint past the journal's end (committed ahead of what the
-/// stream handed out, or a copy of the segments restored under a newer
-/// `consumers/`): the stream yields `Reset { Ahead }` and the journal from
+/// A checkpoint past the journal's end (a copy of the segments restored
+/// under a newer `consumers/`): the stream yields `Reset { Ahead }` and the journal from
 /// its start, and commits of those events move the progress back to them,
 /// so the restart after the journal grew resumes after the last one
 /// processed; the first such commit is persisted at once. They had been
@@ -645,12 +644,20 @@ async fn a_commit_past_the_journals_latest_is_refused() {
     assert_eq!(env.seq, Seq::new(6), "resumes after the last event processed");
     drop(consumer);
 
-    let follower = FeedReader::<Ev>::open(dir.path()).unwrap();
+    let follower = FeedReader::<Ev>::open(dir.path()).unwrap().poll_interval(Duration::from_millis(2));
     let consumer = follower.consumer("eager").await.unwrap();
     let refused = consumer.commit(Seq::new(13)).await;
     assert!(matches!(&refused, Err(Error::CommitAhead { latest, .. }) if latest.get() == 12), "{refused:?}");
     consumer.commit(Seq::new(12)).await.unwrap();
-    drop(consumer);
+    // Past what the follower last looked at, but handed out by its stream.
+    for n in 13..=15 {
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let mut stream = consumer.stream();
+    assert_eq!(seqs(take_events(&mut stream, 3).await), [13, 14, 15]);
+    consumer.commit(Seq::new(15)).await.unwrap();
+    assert_eq!(consumer.committed(), Seq::new(15));
+    drop((stream, consumer));
     feed.close().await.unwrap();
 }
 

@@ -146,6 +146,8 @@ pub(crate) struct Published {
     /// Where its latest reset put the cursor, until a consumer takes it
     /// (`u64::MAX`: none).
     pub(crate) reset_to: AtomicU64,
+    /// Its cursor after its latest step: past every seq it handed out.
+    pub(crate) position: AtomicU64,
 }
 
 impl Published {
@@ -222,9 +224,13 @@ impl<E: Event> FeedStream<E> {
     /// [`Consumer`](crate::Consumer) that commits the seqs this stream
     /// yields.
     pub(crate) fn published(&mut self) -> Arc<Published> {
-        let epoch = self.epoch;
+        let (epoch, position) = (self.epoch, self.position);
         Arc::clone(self.published.get_or_insert_with(|| {
-            Arc::new(Published { epoch: AtomicU64::new(epoch), reset_to: AtomicU64::new(u64::MAX) })
+            Arc::new(Published {
+                epoch: AtomicU64::new(epoch),
+                reset_to: AtomicU64::new(u64::MAX),
+                position: AtomicU64::new(position),
+            })
         }))
     }
 
@@ -255,6 +261,7 @@ impl<E> FeedStream<E> {
         (self.position, self.epoch) = machine.position();
         if let Some(published) = &self.published {
             published.epoch.store(self.epoch, Ordering::Release);
+            published.position.store(self.position, Ordering::Release);
             if let Some(Ok(Out::Item(FeedItem::Reset { .. }))) = out {
                 published.reset_to.store(self.position, Ordering::Release);
             }
