@@ -351,15 +351,14 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
         }
         // A `Clone` that panics gives its place in the queue back (it had
         // kept it for the offload's life: `capacity` such events and every
-        // later one was refused with an empty queue), counted as dropped,
-        // and the panic goes on to the caller.
-        let copy = match std::panic::catch_unwind(AssertUnwindSafe(|| event.clone())) {
-            Ok(copy) => copy,
-            Err(panic) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                self.counters.dropped();
-                std::panic::resume_unwind(panic);
-            }
+        // later one was refused with an empty queue). The panic stays here,
+        // counted once, as `panicked`: a caller counting it too (a `Tee`,
+        // a feed) had counted one event lost twice.
+        let Ok(copy) = std::panic::catch_unwind(AssertUnwindSafe(|| event.clone())) else {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.counters.panicked();
+            tracing::error!("an event's Clone panicked in an offload's emit; the event is lost, counted as panicked");
+            return;
         };
         // Full (more flushes waiting than the room kept for markers), or
         // Closed: the task is gone (its runtime shut down). The refused
