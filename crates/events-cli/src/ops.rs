@@ -266,9 +266,10 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         // Without `--follow`, the records up to the journal's end as this
         // pass starts (as `dump` reads one snapshot): a writer appending
         // faster than `tail` prints had kept it going until the writer
-        // paused. Unbounded where that end cannot be read (damage `tail`
-        // reports after the records before it).
-        let mut end = if args.follow || opening { None } else { follower.reader().last_seq().ok() };
+        // paused. While a writer opens, that end is what its predecessor
+        // acknowledged. Unbounded where the end cannot be read (damage
+        // `tail` reports after the records before it).
+        let mut end = if args.follow { None } else { follower.reader().last_seq().ok() };
         loop {
             let step = match follower.next() {
                 Ok(Some(step)) => step,
