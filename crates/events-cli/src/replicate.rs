@@ -221,44 +221,36 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
             let _ = writeln!(std::io::stderr(), "stdout closed: no more progress lines; replication goes on");
         }
     };
-    let written = {
-        let mut out = Out::new();
-        outln!(out, "{started}").and_then(|()| out.flush())
-    };
+    // Every line goes out through the thread, the first one too: a stdout
+    // already full at the start blocks nothing either. A failure to write
+    // it shows at the next line, as any line's does.
     let mut lines = Lines::spawn()?;
-    let ended = match written {
-        Err(e @ (Failure::Error(_) | Failure::CheckFailed)) => return Err(e),
-        written => {
-            if written.is_err() {
-                closed(&mut lines_closed);
-            }
-            let mut ticker = tokio::time::interval(args.interval);
-            ticker.tick().await; // the first tick is immediate
-            let mut last = (Instant::now(), first.replicated, first.errors);
-            loop {
-                tokio::select! {
-                    signal = signals.next() => break Ended::Signal(signal),
-                    // Fails only when the task ended (a fatal error).
-                    _ = replicator.wait_for(u64::MAX) => break Ended::Stopped,
-                    _ = ticker.tick() => {
-                        let stats = replicator.stats();
-                        let now = Instant::now();
-                        let secs = now.duration_since(last.0).as_secs_f64().max(1e-9);
-                        let rate = stats.replicated.saturating_sub(last.1) as f64 / secs;
-                        let failing = stats.errors > last.2;
-                        last = (now, stats.replicated, stats.errors);
-                        if lines_closed {
-                            continue;
-                        }
-                        let Some(line) = progress.show(&stats, rate, failing) else { continue };
-                        match lines.send(line) {
-                            Ok(()) => {}
-                            Err(Failure::OutputClosed) => closed(&mut lines_closed),
-                            Err(e) => {
-                                replicator.shutdown().await;
-                                return Err(e);
-                            }
-                        }
+    lines.send(started)?;
+    let mut ticker = tokio::time::interval(args.interval);
+    ticker.tick().await; // the first tick is immediate
+    let mut last = (Instant::now(), first.replicated, first.errors);
+    let ended = loop {
+        tokio::select! {
+            signal = signals.next() => break Ended::Signal(signal),
+            // Fails only when the task ended (a fatal error).
+            _ = replicator.wait_for(u64::MAX) => break Ended::Stopped,
+            _ = ticker.tick() => {
+                let stats = replicator.stats();
+                let now = Instant::now();
+                let secs = now.duration_since(last.0).as_secs_f64().max(1e-9);
+                let rate = stats.replicated.saturating_sub(last.1) as f64 / secs;
+                let failing = stats.errors > last.2;
+                last = (now, stats.replicated, stats.errors);
+                if lines_closed {
+                    continue;
+                }
+                let Some(line) = progress.show(&stats, rate, failing) else { continue };
+                match lines.send(line) {
+                    Ok(()) => {}
+                    Err(Failure::OutputClosed) => closed(&mut lines_closed),
+                    Err(e) => {
+                        replicator.shutdown().await;
+                        return Err(e);
                     }
                 }
             }
@@ -268,7 +260,8 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
 
     match ended {
         Ended::Stopped => {
-            lines.finish(None)?;
+            // The replication's error, not a line's, is what the run ends with.
+            let _ = lines.finish(None);
             let stats = replicator.stats();
             let error = stats.last_error.unwrap_or_else(|| "the replication task ended".into());
             Err(Failure::Error(format!("replication into stream {} stopped: {error}", args.stream).into()))
@@ -332,8 +325,8 @@ const LINES_QUEUED: usize = 16;
 /// How long the run's last line waits for a stdout nobody reads.
 const LAST_LINE_WAIT: Duration = Duration::from_secs(2);
 
-/// The progress lines after the first, written to stdout by a thread of
-/// their own. A stdout nobody reads (a pipe whose reader reads only at the
+/// The run's lines (started, progress, stopped), written to stdout by a
+/// thread of their own. A stdout nobody reads (a pipe whose reader reads only at the
 /// end) blocks that thread, never the loop that waits for a signal: that
 /// loop had blocked in the write, and a SIGTERM was never seen (only a
 /// SIGKILL stopped the run, with no checkpoint flushed). Lines that find

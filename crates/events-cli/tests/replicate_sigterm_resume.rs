@@ -258,8 +258,11 @@ async fn sigterm_stops_a_run_whose_stdout_nobody_reads() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    // Until the pipe is full (over 60 KiB of its 64, and no line more in
-    // half a second of 1 ms intervals): the run is blocked on it.
+    // Until the pipe is full (within a line of its size, and no line more
+    // in half a second of 1 ms intervals): the run is blocked on it.
+    // SAFETY: F_GETPIPE_SZ on a pipe this test owns.
+    let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(size > 0, "F_GETPIPE_SZ");
     let deadline = std::time::Instant::now() + support::STEP;
     let (mut before, mut unchanged) = (0, 0);
     loop {
@@ -268,7 +271,7 @@ async fn sigterm_stops_a_run_whose_stdout_nobody_reads() {
         assert_eq!(unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
         unchanged = if queued == before { unchanged + 1 } else { 0 };
         before = queued;
-        if queued >= 60 * 1024 && unchanged >= 50 {
+        if queued >= size - 1024 && unchanged >= 50 {
             break;
         }
         assert!(child.try_wait().unwrap().is_none(), "events replicate exited");

@@ -126,7 +126,7 @@
 //!     browser keeps the last `retry:` it got for every later reconnect, so
 //!     this sets the delay back after an earlier response's error frame.
 //!     A response that ends before any frame (a quiet feed's, when the
-//!     router closes) sends one frame with this field alone.
+//!     router or the feed closes) sends one frame with this field alone.
 //!
 //!   A response ends when its feed is closed, when the router's
 //!   [`StreamCloser`] closes ([`FeedRouter::closer`], for a graceful
