@@ -16,8 +16,8 @@
 //! the sequences and maps of one decode declare at most its bytes plus
 //! that many elements in all, so no prefixes, however nested, make
 //! zero-sized values loop for ever; elements of a sequence or map that take
-//! no byte but memory (values whose fields are all skipped) take at most
-//! [`EMPTY_VALUES_LIMIT`] bytes in all; values nest at most
+//! no byte but memory (values whose fields are all skipped) are at most
+//! [`EMPTY_ELEMENTS_LIMIT`]; values nest at most
 //! [`MAX_DECODE_DEPTH`] deep, so a small payload of a recursive type cannot
 //! overflow the stack (which aborts the process); every error names what
 //! was wrong and no input panics.
@@ -47,18 +47,17 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
-/// How many bytes of memory the elements of one payload's sequences and
-/// maps that take no byte of it (values whose fields are all
-/// `#[serde(skip)]`ped) may take in all: 16 MiB, as much as the largest
-/// payload. Every other element takes at least one byte, so the payload's
-/// length bounds it; a zero-sized one takes no memory. Without this, a
-/// length prefix of 2^24 such 256-byte values, in six bytes, made 4 GiB.
-/// The encoder refuses more than [`EMPTY_ELEMENTS_LIMIT`] such elements:
-/// both agree for elements of up to 256 bytes.
-pub(crate) const EMPTY_VALUES_LIMIT: usize = DEFAULT_DECODE_LIMIT;
-
-/// How many elements that write no byte (and are not units) the encoder
-/// writes in one value's sequences and maps (see [`EMPTY_VALUES_LIMIT`]).
+/// How many elements of one payload's sequences and maps may take no byte
+/// of it but memory (values whose fields are all `#[serde(skip)]`ped):
+/// 65,536, so their memory is at most 65,536 times their size (16 MiB of
+/// 256-byte values; what a `Box` of one points to, too). Every other
+/// element takes at least one byte, so the payload's length bounds it; a
+/// zero-sized one takes no memory. Without this, a length prefix of 2^24
+/// such 256-byte values, in six bytes, made 4 GiB. The encoder refuses
+/// more such elements, counted the same way (it counts a struct of units
+/// too, which the decoder does not when it is zero-sized): what it writes,
+/// a decode accepts. (Counted by their memory here, it had written 20,000
+/// 1 KiB values, and no decode accepted them.)
 pub(crate) const EMPTY_ELEMENTS_LIMIT: usize = 1 << 16;
 
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
@@ -67,7 +66,7 @@ pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> R
         input: bytes,
         depth: 0,
         elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
-        empty_left: EMPTY_VALUES_LIMIT,
+        empty_left: EMPTY_ELEMENTS_LIMIT,
     };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
@@ -97,9 +96,8 @@ enum Kind {
     /// Sequences and maps declaring more elements in all than the payload
     /// could hold.
     Elements,
-    /// Elements that took no byte of input (a struct whose fields are all
-    /// `#[serde(skip)]`ped) taking more than [`EMPTY_VALUES_LIMIT`] bytes
-    /// of memory in all.
+    /// More than [`EMPTY_ELEMENTS_LIMIT`] elements that took no byte of
+    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped).
     EmptyValues,
     InvalidBool(u8),
     InvalidOptionTag(u8),
@@ -136,8 +134,8 @@ impl fmt::Display for Error {
             ),
             Kind::EmptyValues => write!(
                 f,
-                "elements that take no byte of the payload (values whose fields are all skipped) would take more \
-                 than {EMPTY_VALUES_LIMIT} bytes of memory in all"
+                "more than {EMPTY_ELEMENTS_LIMIT} elements that take no byte of the payload but memory (values \
+                 whose fields are all skipped)"
             ),
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
@@ -168,8 +166,8 @@ struct Decoder<'de> {
     /// declare in all: each element takes a byte, except zero-sized values,
     /// of which one payload holds at most [`DEFAULT_DECODE_LIMIT`].
     elements_left: usize,
-    /// How many more bytes of memory elements that take no byte of input
-    /// may take in all (see [`EMPTY_VALUES_LIMIT`]).
+    /// How many more elements may take no byte of input but memory (see
+    /// [`EMPTY_ELEMENTS_LIMIT`]).
     empty_left: usize,
 }
 
@@ -455,12 +453,11 @@ impl<'de, const COUNTED: bool> de::SeqAccess<'de> for Elements<'_, 'de, COUNTED>
         self.left -= 1;
         let before = self.de.input.len();
         let value = seed.deserialize(&mut *self.de)?;
-        if COUNTED && self.de.input.len() == before {
-            // It took no byte: only the budget bounds how many such
-            // values a length prefix of a few bytes makes (zero-sized
-            // ones cost nothing here; `elements_left` bounds those).
-            let size = std::mem::size_of::<T::Value>();
-            self.de.empty_left = self.de.empty_left.checked_sub(size).ok_or_else(|| Error::from(Kind::EmptyValues))?;
+        if COUNTED && self.de.input.len() == before && std::mem::size_of::<T::Value>() != 0 {
+            // It took no byte: only this bounds how many such values a
+            // length prefix of a few bytes makes (zero-sized ones take no
+            // memory; `elements_left` bounds those).
+            self.de.empty_left = self.de.empty_left.checked_sub(1).ok_or_else(|| Error::from(Kind::EmptyValues))?;
         }
         Ok(Some(value))
     }

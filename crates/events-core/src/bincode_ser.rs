@@ -27,7 +27,7 @@ use serde::ser::{self, Serialize};
 /// part of it.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();
-    let mut encoder = Encoder { out, depth: 0, elements: 0, empty: 0, units: 0, variants: None };
+    let mut encoder = Encoder { out, depth: 0, elements: 0, empty: 0, units: 0, shapes: 0, variants: None };
     value.serialize(&mut encoder)?;
     if encoder.empty > crate::bincode_de::EMPTY_ELEMENTS_LIMIT {
         return Err(Error::TooManyEmpty(encoder.empty));
@@ -83,7 +83,8 @@ type Variants = Vec<(u32, &'static str)>;
 /// `value` encoded, and the variants written.
 fn recorded<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Variants), Error> {
     let mut out = Vec::new();
-    let mut encoder = Encoder { out: &mut out, depth: 0, elements: 0, empty: 0, units: 0, variants: Some(Vec::new()) };
+    let mut encoder =
+        Encoder { out: &mut out, depth: 0, elements: 0, empty: 0, units: 0, shapes: 0, variants: Some(Vec::new()) };
     value.serialize(&mut encoder)?;
     let variants = encoder.variants.take().unwrap_or_default();
     Ok((out, variants))
@@ -108,8 +109,8 @@ pub(crate) enum Error {
     /// the `len` bytes written would accept (zero-sized elements only).
     TooManyElements { elements: usize, len: usize },
     /// This many elements of sequences and maps that write no byte and
-    /// are not units (values whose fields are all skipped): more than the
-    /// encoder writes (a decode bounds their memory).
+    /// are not a bare unit (values whose fields are all skipped, or are
+    /// units): more than a decode accepts (it bounds their memory).
     TooManyEmpty(usize),
     /// A struct field left out (`#[serde(skip_serializing_if = ...)]`):
     /// fields are written by position with no name, so the decoder would
@@ -188,12 +189,15 @@ struct Encoder<'a> {
     depth: u32,
     /// The length prefixes of every sequence and map so far, summed.
     elements: usize,
-    /// The elements of sequences and maps that wrote no byte and no unit
-    /// (see `bincode_de::EMPTY_ELEMENTS_LIMIT`).
+    /// The elements of sequences and maps that wrote no byte and are not
+    /// a bare unit (see `bincode_de::EMPTY_ELEMENTS_LIMIT`).
     empty: usize,
-    /// The units written so far (a zero-sized value writes one, and takes
-    /// no memory: not counted in `empty`).
+    /// The units written so far (`()`, a unit struct or `PhantomData`:
+    /// zero-sized alone, and not counted in `empty` then).
     units: usize,
+    /// The structs, tuples and newtypes begun so far: an element that
+    /// begins one and writes no byte is counted, units inside or not.
+    shapes: usize,
     /// When recording (`check_variants`): each enum variant written.
     variants: Option<Variants>,
 }
@@ -204,9 +208,13 @@ impl Encoder<'_> {
     /// of those that take no byte.
     #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        let (bytes, units) = (self.out.len(), self.units);
+        let (bytes, units, shapes) = (self.out.len(), self.units, self.shapes);
         value.serialize(&mut *self)?;
-        if self.out.len() == bytes && self.units == units {
+        // A struct of units and skipped fields takes memory (the decoder
+        // counts it); not counted, 70,000 of them had been written, and no
+        // decode accepted the record.
+        let bare_unit = self.units == units + 1 && self.shapes == shapes;
+        if self.out.len() == bytes && !bare_unit {
             self.empty += 1;
         }
         Ok(())
@@ -435,6 +443,7 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Error> {
+        self.shapes += 1;
         value.serialize(self)
     }
     #[inline]
@@ -458,10 +467,12 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_tuple(self, _: usize) -> Result<Self, Error> {
+        self.shapes += 1;
         Ok(self)
     }
     #[inline]
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
+        self.shapes += 1;
         Ok(self)
     }
     #[inline]
@@ -483,6 +494,7 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     #[inline]
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
+        self.shapes += 1;
         Ok(self)
     }
     #[inline]

@@ -58,9 +58,9 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// appending several values to one buffer. A length prefix claiming
     /// more than the input holds fails without allocating for it (beyond
     /// serde's cautious pre-sizing of collections, at most 1 MiB; under
-    /// [`Bincode`], elements of a sequence or map that take no byte of the
-    /// input, values whose fields are all skipped, take at most 16 MiB in
-    /// all, and it encodes at most 65,536 of them); a valid
+    /// [`Bincode`], a payload holds at most 65,536 elements of sequences
+    /// or maps that take no byte of the input but memory, values whose
+    /// fields are all skipped, and it encodes no more); a valid
     /// payload may still take more memory than its bytes (a `Vec<u64>` of
     /// one-byte varints takes 8 bytes per byte).
     ///

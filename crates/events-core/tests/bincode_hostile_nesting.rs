@@ -140,6 +140,64 @@ fn elements_that_take_no_byte_but_memory_are_bounded() {
     assert_eq!(Bincode.decode::<Vec<Cached>>(&bytes).unwrap(), fits);
 }
 
+/// What the encoder writes of elements that take no byte (values whose
+/// fields are all skipped), a decode accepts: both count them the same
+/// way, at most 65,536 per value, whatever their size. The decoder had
+/// counted their memory (16 MiB) and the encoder their number, so it wrote
+/// 20,000 such 1 KiB values, or 70,000 256-byte values with a unit field
+/// (not counted at all), and no decode accepted either record.
+#[test]
+fn what_the_encoder_writes_of_elements_that_take_no_byte_decodes() {
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Big {
+        #[serde(skip)]
+        pad: Pad1k,
+    }
+    #[derive(Clone, Debug, PartialEq)]
+    struct Pad1k([u8; 1024]);
+    impl Default for Pad1k {
+        fn default() -> Self {
+            Pad1k([1; 1024])
+        }
+    }
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Marked {
+        marker: std::marker::PhantomData<u8>,
+        #[serde(skip)]
+        pad: [u64; 32],
+    }
+    let big = vec![Big { pad: Pad1k::default() }; 20_000];
+    let mut bytes = Vec::new();
+    Bincode.encode(&big, &mut bytes).unwrap();
+    assert_eq!(Bincode.decode::<Vec<Big>>(&bytes).unwrap(), big);
+    let marked = vec![Marked::default(); 1 << 16];
+    let mut bytes = Vec::new();
+    Bincode.encode(&marked, &mut bytes).unwrap();
+    assert_eq!(Bincode.decode::<Vec<Marked>>(&bytes).unwrap(), marked);
+
+    let too_many = vec![Marked::default(); 70_000];
+    match Bincode.encode(&too_many, &mut Vec::new()) {
+        Err(CodecError::Encode { source, .. }) => {
+            assert!(source.to_string().contains("write no byte"), "{source}");
+        }
+        other => panic!("expected an encode error: {other:?}"),
+    }
+    // Boxed, each one's memory is behind a pointer the decoder had counted
+    // (8 bytes): a prefix of 2^18 in five bytes made 256 MiB. Counted by
+    // number, the decode stops at 65,537.
+    let mut bytes = vec![252u8];
+    bytes.extend((1u32 << 18).to_le_bytes());
+    let message = decode_error::<Vec<Box<Big>>>(&bytes);
+    assert!(message.contains("take no byte of the payload"), "{message}");
+
+    // Units (`()`, `PhantomData`) are zero-sized: not counted.
+    let units = (vec![(); 70_000], vec![std::marker::PhantomData::<u8>; 70_000]);
+    let mut bytes = Vec::new();
+    Bincode.encode(&units, &mut bytes).unwrap();
+    type Units = (Vec<()>, Vec<std::marker::PhantomData<u8>>);
+    assert_eq!(Bincode.decode::<Units>(&bytes).unwrap(), units);
+}
+
 /// MessagePack too: rmp-serde counts its depth for untyped arrays and maps
 /// only, so an enum nested 100,000 deep overflowed the stack.
 #[cfg(feature = "msgpack")]
