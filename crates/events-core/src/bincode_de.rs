@@ -17,7 +17,8 @@
 //! that many elements in all, so no prefixes, however nested, make
 //! zero-sized values loop for ever; elements of a sequence or map that take
 //! no byte but memory (values whose fields are all skipped) are at most
-//! [`EMPTY_ELEMENTS_LIMIT`]; values nest at most
+//! [`EMPTY_ELEMENTS_LIMIT`] or take at most [`EMPTY_VALUES_LIMIT`] bytes;
+//! values nest at most
 //! [`MAX_DECODE_DEPTH`] deep, so a small payload of a recursive type cannot
 //! overflow the stack (which aborts the process); every error names what
 //! was wrong and no input panics.
@@ -48,17 +49,22 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
 /// How many elements of one payload's sequences and maps may take no byte
-/// of it but memory (values whose fields are all `#[serde(skip)]`ped):
-/// 65,536, so their memory is at most 65,536 times their size (16 MiB of
-/// 256-byte values; what a `Box` of one points to, too). Every other
-/// element takes at least one byte, so the payload's length bounds it; a
-/// zero-sized one takes no memory. Without this, a length prefix of 2^24
-/// such 256-byte values, in six bytes, made 4 GiB. The encoder refuses
-/// more such elements, counted the same way (it counts a struct of units
-/// too, which the decoder does not when it is zero-sized): what it writes,
-/// a decode accepts. (Counted by their memory here, it had written 20,000
-/// 1 KiB values, and no decode accepted them.)
+/// of it but memory (values whose fields are all `#[serde(skip)]`ped),
+/// unless they take at most [`EMPTY_VALUES_LIMIT`] bytes in all: 65,536.
+/// Every other element takes at least one byte, so the payload's length
+/// bounds it; a zero-sized one takes no memory. Without a bound, a length
+/// prefix of 2^24 such 256-byte values, in six bytes, made 4 GiB. The
+/// encoder refuses more than this many, counted the same way (and a
+/// struct of units too, which the decoder counts only when it is not
+/// zero-sized): what it writes, a decode accepts. (Held to 16 MiB of their
+/// size alone, a decode had refused 20,000 1 KiB values it wrote.)
 pub(crate) const EMPTY_ELEMENTS_LIMIT: usize = 1 << 16;
+
+/// The memory, in bytes, that elements taking no byte may take in all
+/// however many they are (see [`EMPTY_ELEMENTS_LIMIT`]): 16 MiB, as much
+/// as the largest payload. So a record an earlier encoder wrote (it did
+/// not count a struct with a unit field) still decodes.
+pub(crate) const EMPTY_VALUES_LIMIT: usize = DEFAULT_DECODE_LIMIT;
 
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
 pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize)> {
@@ -66,7 +72,7 @@ pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> R
         input: bytes,
         depth: 0,
         elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
-        empty_left: EMPTY_ELEMENTS_LIMIT,
+        empty: (EMPTY_ELEMENTS_LIMIT, EMPTY_VALUES_LIMIT),
     };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
@@ -97,7 +103,8 @@ enum Kind {
     /// could hold.
     Elements,
     /// More than [`EMPTY_ELEMENTS_LIMIT`] elements that took no byte of
-    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped).
+    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped),
+    /// taking more than [`EMPTY_VALUES_LIMIT`] bytes in all.
     EmptyValues,
     InvalidBool(u8),
     InvalidOptionTag(u8),
@@ -135,7 +142,7 @@ impl fmt::Display for Error {
             Kind::EmptyValues => write!(
                 f,
                 "more than {EMPTY_ELEMENTS_LIMIT} elements that take no byte of the payload but memory (values \
-                 whose fields are all skipped)"
+                 whose fields are all skipped), taking more than {EMPTY_VALUES_LIMIT} bytes"
             ),
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
@@ -166,9 +173,10 @@ struct Decoder<'de> {
     /// declare in all: each element takes a byte, except zero-sized values,
     /// of which one payload holds at most [`DEFAULT_DECODE_LIMIT`].
     elements_left: usize,
-    /// How many more elements may take no byte of input but memory (see
+    /// How many more elements may take no byte of input but memory, and
+    /// how many more bytes of it they may take: past both, refused (see
     /// [`EMPTY_ELEMENTS_LIMIT`]).
-    empty_left: usize,
+    empty: (usize, usize),
 }
 
 impl<'de> Decoder<'de> {
@@ -453,11 +461,17 @@ impl<'de, const COUNTED: bool> de::SeqAccess<'de> for Elements<'_, 'de, COUNTED>
         self.left -= 1;
         let before = self.de.input.len();
         let value = seed.deserialize(&mut *self.de)?;
-        if COUNTED && self.de.input.len() == before && std::mem::size_of::<T::Value>() != 0 {
+        let size = std::mem::size_of::<T::Value>();
+        if COUNTED && self.de.input.len() == before && size != 0 {
             // It took no byte: only this bounds how many such values a
             // length prefix of a few bytes makes (zero-sized ones take no
             // memory; `elements_left` bounds those).
-            self.de.empty_left = self.de.empty_left.checked_sub(1).ok_or_else(|| Error::from(Kind::EmptyValues))?;
+            let (count, bytes) = &mut self.de.empty;
+            if *count == 0 && *bytes < size {
+                return Err(Kind::EmptyValues.into());
+            }
+            *count = count.saturating_sub(1);
+            *bytes = bytes.saturating_sub(size);
         }
         Ok(Some(value))
     }
