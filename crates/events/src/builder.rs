@@ -548,10 +548,15 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         shared.checkpoints = self.checkpoints;
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(self.inbox_capacity);
-        let weak = tx.downgrade();
-        // Not live once its inbox is closed: a `close` under way (cut
-        // short, say) takes nothing more, whatever handles remain.
-        writers::register(&self.dir, &shared, move || weak.upgrade().is_some_and(|tx| !tx.is_closed()));
+        let (weak, closing) = (tx.downgrade(), Arc::downgrade(&shared));
+        // Not live once a `close` queued its command (cut short, say, with
+        // the writer busy in a sync), or its inbox is closed: it takes
+        // nothing more, whatever handles remain. (Only the closed inbox
+        // counted: until the writer took the command, an open in this
+        // process was refused with `Locked`.)
+        writers::register(&self.dir, &shared, move || {
+            weak.upgrade().is_some_and(|tx| !tx.is_closed()) && closing.upgrade().is_some_and(|s| !s.is_closing())
+        });
         spawn_retention_timer(tx.downgrade(), self.retention_check);
         let recent = Arc::new(Recent::new(self.live_capacity));
         let (sinks, sinks_done) = match sink_set.clone() {

@@ -310,12 +310,17 @@ impl<E: Event, C: Codec> Feed<E, C> {
     pub async fn close(self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         let closed = match self.inbox.send(Cmd::Close { ack }).await {
-            Ok(()) => match rx.await {
-                Ok(closed) => closed,
-                // The writer thread panicked with the close queued: its
-                // unwinding dropped the answer before the journal.
-                Err(_) => self.after_writer_stopped(Error::Closed).await,
-            },
+            Ok(()) => {
+                // Queued: an open of the directory in this process now
+                // waits for the writer to let go, even before it takes it.
+                self.shared.set_closing();
+                match rx.await {
+                    Ok(closed) => closed,
+                    // The writer thread panicked with the close queued: its
+                    // unwinding dropped the answer before the journal.
+                    Err(_) => self.after_writer_stopped(Error::Closed).await,
+                }
+            }
             // Another close is under way (perhaps one cut short, whose
             // caller is gone) or done.
             Err(closed) => self.after_writer_stopped(closed).await,

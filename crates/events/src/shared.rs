@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     /// Set with `failure`, read without its lock on hot paths.
     failed: AtomicBool,
     closed: AtomicBool,
+    /// Set once a `close` put its command in the writer's inbox: the
+    /// writer is closing even before it takes the command.
+    closing: AtomicBool,
     /// Wakes `wait_closed` when the writer stops.
     closed_signal: tokio::sync::Notify,
     /// Rung by the writer when its streams have something new (`bell.rs`).
@@ -84,6 +87,7 @@ impl Shared {
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             closed_signal: tokio::sync::Notify::new(),
             bell: Bell::default(),
         }
@@ -106,6 +110,7 @@ impl Shared {
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(true),
+            closing: AtomicBool::new(true),
             closed_signal: tokio::sync::Notify::new(),
             bell: Bell::default(),
         };
@@ -176,6 +181,16 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// A `close` queued its command: an open of the directory in this
+    /// process waits for the writer to let go, as for a closed inbox.
+    pub(crate) fn set_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Waits until the writer has stopped (and released the directory).

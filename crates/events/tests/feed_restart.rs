@@ -121,6 +121,39 @@ async fn a_reopen_during_a_close_cut_short_waits_for_it() {
     reopened.close().await.unwrap();
 }
 
+/// A reopen while a close cut short is still queued: the writer was busy
+/// in a lone append's fdatasync (stalled 800 ms) and had not taken the
+/// close yet. It waits for the writer to let go, then finds both appends.
+/// Only an inbox the writer had closed counted as closing, so the reopen
+/// was refused at once with `Locked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopen_while_a_close_is_queued_waits_for_it() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let kept = feed.clone();
+    let syncs = plan.count(Step::AppendSync);
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(800)));
+    let appending = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(2)).await }
+    });
+    while plan.count(Step::AppendSync) == syncs {
+        tokio::task::yield_now().await; // until the writer is in the stalled sync
+    }
+    let cut = tokio::time::timeout(Duration::from_millis(50), feed.close()).await;
+    assert!(cut.is_err(), "the close waits for the writer");
+    let reopened = Feed::<Ev>::builder(dir.path()).open().await;
+    let reopened = reopened.expect("the reopen waits for the closing writer");
+    assert_eq!(appending.await.unwrap().unwrap(), Seq::new(2));
+    assert!(kept.is_closed());
+    assert_eq!(reopened.latest_seq(), Seq::new(2));
+    drop(kept);
+    reopened.close().await.unwrap();
+}
+
 /// An open cut short (a 100 ms `timeout` around it) while the journal's
 /// open is slow (its seq lease's write stalled 1 s): the open goes on on
 /// its blocking thread, holding the directory's lock until it ends, and an
