@@ -154,6 +154,36 @@ async fn a_reopen_while_a_close_is_queued_waits_for_it() {
     reopened.close().await.unwrap();
 }
 
+/// Two handles' `close` queued together while the writer is busy (a lone
+/// append's fdatasync stalled): the first queued gets the journal's close
+/// (`Ok`), the other `Closed`, as a `close` after the inbox closed does.
+/// Both had been answered `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_closes_queued_together_one_is_told_closed() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let syncs = plan.count(Step::AppendSync);
+    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(500)));
+    let appending = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, msg(2)).await }
+    });
+    while plan.count(Step::AppendSync) == syncs {
+        tokio::task::yield_now().await; // until the writer is in the stalled sync
+    }
+    let (a, b) = futures::join!(feed.clone().close(), feed.close());
+    assert_eq!(appending.await.unwrap().unwrap(), Seq::new(2));
+    let outcomes = [&a, &b].map(|r| match r {
+        Ok(()) => "ok",
+        Err(Error::Closed) => "closed",
+        Err(_) => "other",
+    });
+    assert!(outcomes == ["ok", "closed"] || outcomes == ["closed", "ok"], "{a:?} {b:?}");
+}
+
 /// An open cut short (a 100 ms `timeout` around it) while the journal's
 /// open is slow (its seq lease's write stalled 1 s): the open goes on on
 /// its blocking thread, holding the directory's lock until it ends, and an

@@ -292,13 +292,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
         shared.mark_closed();
         tracing::debug!(dir = %shared.dir.display(), "feed writer stopped");
         // The first `close` gets the journal's own error (its operation and
-        // path: `Error::Journal`), as `sync` does; any other, its text.
+        // path: `Error::Journal`), as `sync` does; any other, its text, or
+        // `Closed`, as a `close` sent after the inbox closed gets (two
+        // queued together had both been answered `Ok`).
         let cause = result.as_ref().err().map(|e| error_chain(e));
         let mut first = Some(result);
         for ack in close_acks {
             let _ = ack.send(match (first.take(), &cause) {
                 (Some(result), _) => result,
-                (None, None) => Ok(()),
+                (None, None) => Err(Error::Closed),
                 (None, Some(cause)) => Err(Error::Unhealthy { cause: cause.clone() }),
             });
         }
