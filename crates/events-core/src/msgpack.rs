@@ -68,12 +68,22 @@ impl Codec for MsgPack {
             out.truncate(start);
             CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
         })?;
-        // What could never be decoded is never written: nested too deep.
-        if let Err(why) = value_len(&out[start..]) {
-            out.truncate(start);
-            return Err(CodecError::Encode { codec: Self::NAME, source: why.into() });
-        }
-        Ok(())
+        // What could never be decoded is never written: nested too deep,
+        // or one value whose bytes are not all of what was written (a
+        // `Serialize` that declared a length and wrote another: rmp-serde
+        // writes the declared one, and every decode had refused the rest as
+        // trailing bytes).
+        let written = out.len() - start;
+        let why = match value_len(&out[start..]) {
+            Ok(len) if len == written => return Ok(()),
+            Ok(_) => {
+                "the value written is not one MessagePack value (a sequence or map given one length \
+                      and another number of elements)"
+            }
+            Err(why) => why,
+        };
+        out.truncate(start);
+        Err(CodecError::Encode { codec: Self::NAME, source: why.into() })
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
@@ -221,6 +231,29 @@ mod tests {
                 assert!(value_len(&buf[..cut]).is_err(), "cut at {cut}");
             }
         }
+    }
+
+    /// A `Serialize` that declares one element and writes two: refused,
+    /// nothing left in the buffer. rmp-serde wrote the declared length, so
+    /// the record was journaled and every decode refused its second
+    /// element as trailing bytes.
+    #[test]
+    fn a_length_declared_and_not_kept_is_refused() {
+        struct Liar;
+        impl serde::Serialize for Liar {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq;
+                let mut seq = s.serialize_seq(Some(1))?;
+                seq.serialize_element(&1u8)?;
+                seq.serialize_element(&2u8)?;
+                seq.end()
+            }
+        }
+        let mut buf = vec![0x90];
+        let err = MsgPack.encode(&Liar, &mut buf).unwrap_err();
+        assert!(err.to_string().contains("msgpack"), "{err}");
+        assert!(std::error::Error::source(&err).unwrap().to_string().contains("not one MessagePack value"), "{err:?}");
+        assert_eq!(buf, [0x90], "nothing of it is left");
     }
 
     #[test]
