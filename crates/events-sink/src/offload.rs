@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use futures::FutureExt;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::sink::let_go;
 use crate::stats::Counters;
@@ -29,15 +29,18 @@ use crate::{EventSink, SinkStats};
 
 /// Room the queue keeps for flush and stop markers beyond its `capacity`
 /// events: a marker never takes an event's place (a flush had made the next
-/// event a drop), unless more flushes than this wait at once.
+/// event a drop). Each marker holds one of this many permits until the task
+/// takes it, so a flush past them waits for a permit instead of taking an
+/// event's place: more flushes at once, or flushes given up (their markers
+/// stay queued) while the sink is stuck, had made later events drops.
 const MARKERS: usize = 64;
 
 /// What crosses the queue: events, and markers that order a flush or a stop
-/// after every event queued before them.
+/// after every event queued before them, each holding its permit.
 enum Msg<E> {
     Event(E),
-    Flush(oneshot::Sender<()>),
-    Stop,
+    Flush(oneshot::Sender<()>, OwnedSemaphorePermit),
+    Stop(OwnedSemaphorePermit),
 }
 
 /// A sink that hands each event (cloned) to a background task driving the
@@ -74,6 +77,8 @@ pub struct Offload<E: Sync> {
     /// How many events the queue takes (its channel has [`MARKERS`] more
     /// slots, for markers).
     capacity: usize,
+    /// The [`MARKERS`] permits a marker holds while it is queued.
+    markers: Arc<Semaphore>,
     /// Events in the queue, not taken by the task yet.
     queued: Arc<AtomicUsize>,
     inner: Arc<dyn EventSink<E>>,
@@ -201,6 +206,7 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
         let offload = Offload {
             tx,
             capacity,
+            markers: Arc::new(Semaphore::new(MARKERS)),
             queued,
             inner,
             done,
@@ -275,11 +281,11 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
                 // Not counted: the sink got the event, so nothing was lost.
                 let_go(event, "an offloaded event (the sink got it and gets the next one)");
             }
-            Msg::Flush(done) => {
+            Msg::Flush(done, _permit) => {
                 flush().await;
                 let _ = done.send(()); // the flusher may have given up waiting
             }
-            Msg::Stop => break,
+            Msg::Stop(_) => break,
         }
     }
     flush().await;
@@ -309,12 +315,21 @@ impl<E: Sync> Offload<E> {
     /// (which queues the stop if it was not queued, and waits for the drain).
     pub async fn shutdown(&self) {
         self.stopped.store(true, Ordering::Release);
-        if !self.stop_queued.load(Ordering::Acquire) && self.tx.send(Msg::Stop).await.is_ok() {
+        if !self.stop_queued.load(Ordering::Acquire)
+            && let Some(permit) = self.marker().await
+            && self.tx.send(Msg::Stop(permit)).await.is_ok()
+        {
             // A second `Stop` from a concurrent call is drained and ignored.
             self.stop_queued.store(true, Ordering::Release);
         }
         // `Err`: the task ended some other way (its runtime shut down).
         let _ = self.done.clone().wait_for(|done| *done).await;
+    }
+
+    /// A marker's permit: waits while [`MARKERS`] markers are queued.
+    /// `None` never happens (the semaphore is never closed).
+    async fn marker(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.markers).acquire_owned().await.ok()
     }
 
     /// [`shutdown`](Self::shutdown), then the final counters.
@@ -360,8 +375,8 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
             tracing::error!("an event's Clone panicked in an offload's emit; the event is lost, counted as panicked");
             return;
         };
-        // Full (more flushes waiting than the room kept for markers), or
-        // Closed: the task is gone (its runtime shut down). The refused
+        // Closed: the task is gone (its runtime shut down). (Full would be
+        // markers past their room, which their permits rule out.) The refused
         // copy's `Drop` stays here, as every other of this sink's.
         if let Err(TrySendError::Full(refused) | TrySendError::Closed(refused)) = self.tx.try_send(Msg::Event(copy)) {
             self.queued.fetch_sub(1, Ordering::AcqRel);
@@ -379,7 +394,8 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
     /// or if the task is gone (its runtime shut down).
     async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+        let Some(permit) = self.marker().await else { return };
+        if self.tx.send(Msg::Flush(done, permit)).await.is_ok() {
             let _ = wait.await; // Err: the task ended (shutdown or a panic)
         }
     }

@@ -263,3 +263,28 @@ async fn an_event_whose_clone_panics_gives_its_place_in_the_queue_back() {
     let stats = tee.stats();
     assert_eq!((stats.emitted, stats.panicked, stats.dropped, stats.lost()), (2, 1, 0, 1), "{stats:?}");
 }
+
+/// Flushes given up (a health check's `timeout` around each) while the
+/// wrapped sink is stuck: their markers stay queued, but past 64 a flush
+/// waits for one of their places instead of taking an event's, so the next
+/// event still has its room. The 65th and later markers had taken the
+/// events' room: an event emitted with the queue empty was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_given_up_while_the_sink_is_stuck_take_no_events_room() {
+    let gate = Gate::closed();
+    let offload = Offload::new_shared(gate.clone(), 4);
+    offload.emit(&0u64).await;
+    gate.entered.notified().await; // the task holds 0 at the gate
+    for _ in 0..68 {
+        let given_up = tokio::time::timeout(Duration::from_millis(1), offload.flush()).await;
+        assert!(given_up.is_err(), "the flush waits for the stuck sink");
+    }
+    for n in 1..=4u64 {
+        offload.emit(&n).await;
+    }
+    assert_eq!(offload.stats().dropped, 0, "the queue had room for 4 events");
+    gate.open();
+    let stats = tokio::time::timeout(Duration::from_secs(10), offload.close()).await.expect("close hung");
+    assert_eq!(gate.passed(), [0, 1, 2, 3, 4]);
+    assert_eq!((stats.emitted, stats.dropped), (5, 0));
+}
