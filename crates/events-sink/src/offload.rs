@@ -285,7 +285,7 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
                 flush().await;
                 let _ = done.send(()); // the flusher may have given up waiting
             }
-            Msg::Stop(_) => break,
+            Msg::Stop(_permit) => break,
         }
     }
     flush().await;
