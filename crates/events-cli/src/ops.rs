@@ -242,12 +242,13 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     // one that appears is newer than the command. (Not a segment pruned
     // under a look at a journal that is there: that is tried again as before.)
     let mut absent = false;
+    let mut vanished = None;
     let mut follower = loop {
         match start_following(args, absent) {
             Ok(follower) => break follower,
             // Under `--follow`, a directory that holds no journal yet is
             // waited for, as `serve` does.
-            Err(e) if args.follow && holds_no_journal(&args.dir, &e) => {
+            Err(e) if args.follow && holds_no_journal(&args.dir, &e, &mut vanished) => {
                 let gone = matches!(std::fs::metadata(&args.dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
                 absent |= gone || matches!(e, JournalError::NoSegments { .. });
                 say_waiting(&args.dir, &mut waiting);
@@ -256,6 +257,7 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             Err(e) => return Err(e.into()),
         }
     };
+    vanished = None;
     let mut payloads = Payloads::of(&args.dir);
     let mut out = Out::new();
     loop {
@@ -273,17 +275,20 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         loop {
             let step = match follower.next() {
                 Ok(Some(step)) => step,
-                Ok(None) => break,
+                Ok(None) => {
+                    vanished = None;
+                    break;
+                }
                 // Deleted, or recreated and not written yet: under `--follow`
                 // a moment to wait through, as `serve` does; the follower
                 // prints the new journal's epoch reset once it is there.
-                Err(e) if args.follow && holds_no_journal(&args.dir, &e) => {
+                Err(e) if args.follow && holds_no_journal(&args.dir, &e, &mut vanished) => {
                     say_waiting(&args.dir, &mut waiting);
                     break;
                 }
                 Err(e) => return Err(e.into()),
             };
-            waiting = false;
+            (waiting, vanished) = (false, None);
             let line = match step {
                 Followed::Record(record) if end.is_some_and(|end| record.seq() > end) => return Ok(()),
                 Followed::Record(record) => {
@@ -353,17 +358,38 @@ fn say_waiting(dir: &Path, waiting: &mut bool) {
     }
 }
 
+/// How long `tail --follow` waits on a file it cannot find in a directory
+/// that still holds segments (a deletion under way removes them one by
+/// one) before it reports it: the watermark naming a segment deleted by
+/// hand is damage, not a journal yet to come.
+const VANISHED_WAIT: Duration = Duration::from_secs(2);
+
 /// Whether `error` came from a directory that holds no journal right now:
-/// gone, or without a segment file yet. A path that is not a directory, or
-/// cannot be read (permissions), is an error to report, not to wait on.
-fn holds_no_journal(dir: &Path, error: &JournalError) -> bool {
-    let missing = match error {
-        JournalError::NoSegments { .. } => true,
+/// gone, or without a segment file yet, or a file missing for less than
+/// [`VANISHED_WAIT`] (`since`: when it was first found missing with
+/// segments still there). A path that is not a directory, or cannot be
+/// read (permissions), is an error to report, not to wait on; so is a
+/// file missing for longer among segments. (Any file missing had been
+/// waited on for ever, "holds no journal right now".)
+fn holds_no_journal(dir: &Path, error: &JournalError, since: &mut Option<std::time::Instant>) -> bool {
+    let not_found = match error {
+        JournalError::NoSegments { .. } => return true,
         JournalError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
         _ => false,
     };
-    let gone = matches!(std::fs::metadata(dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-    missing || gone
+    let listed = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        listed => listed,
+    };
+    if !not_found {
+        return false;
+    }
+    let segments =
+        listed.is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| segment_first_seq(&e.file_name()).is_some())));
+    if !segments {
+        return true;
+    }
+    since.get_or_insert_with(std::time::Instant::now).elapsed() < VANISHED_WAIT
 }
 
 /// A reset as a line: what was skipped and where the output goes on, saying

@@ -274,6 +274,41 @@ fn tail_follow_on_a_file_is_an_error_not_a_wait() {
     assert!(stderr.contains("notes.txt"), "{stderr}");
 }
 
+/// `tail --follow` on a journal whose newest segment was deleted by hand
+/// (its watermark names it, other segments are there): after a moment's
+/// wait (a deletion under way removes segments one by one), exit 2 naming
+/// the missing segment. It had taken any file not found for a journal yet
+/// to come: "waiting: … holds no journal right now", for ever.
+#[test]
+fn tail_follow_on_a_journal_missing_its_newest_segment_is_an_error_not_a_wait() {
+    use events::layers::journal::{Journal, JournalOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("damaged");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new()).unwrap();
+    journal.append(1, b"one").unwrap();
+    journal.roll().unwrap();
+    journal.append(2, b"two").unwrap();
+    journal.close().unwrap();
+    let newest = dir.join("00000000000000000002.seg");
+    std::fs::remove_file(&newest).unwrap();
+    let mut tail = follow_from_0(&dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = tail.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            tail.kill().unwrap();
+            panic!("tail --follow still waiting on a journal missing a segment after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling a child's exit
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("00000000000000000002.seg"), "{stderr}");
+}
+
 /// `tail --follow` started before the writer: it waits for the journal (one
 /// `waiting:` line) and prints it from its first record, with no reset. It
 /// had exited 2 at once.
