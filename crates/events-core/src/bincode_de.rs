@@ -17,8 +17,7 @@
 //! that many elements in all, so no prefixes, however nested, make
 //! zero-sized values loop for ever; elements of a sequence or map that take
 //! no byte but memory (values whose fields are all skipped) are at most
-//! [`EMPTY_ELEMENTS_LIMIT`] or take at most [`EMPTY_VALUES_LIMIT`] bytes;
-//! values nest at most
+//! [`EMPTY_ELEMENTS_LIMIT`] (see there); values nest at most
 //! [`MAX_DECODE_DEPTH`] deep, so a small payload of a recursive type cannot
 //! overflow the stack (which aborts the process); every error names what
 //! was wrong and no input panics.
@@ -49,21 +48,24 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
 /// How many elements of one payload's sequences and maps may take no byte
-/// of it but memory (values whose fields are all `#[serde(skip)]`ped),
-/// unless they take at most [`EMPTY_VALUES_LIMIT`] bytes in all: 65,536.
+/// of it but memory (values whose fields are all `#[serde(skip)]`ped):
+/// 65,536, whatever their size, so a length prefix of a few bytes cannot
+/// make more (2^24 such 256-byte values, in six bytes, had made 4 GiB).
 /// Every other element takes at least one byte, so the payload's length
-/// bounds it; a zero-sized one takes no memory. Without a bound, a length
-/// prefix of 2^24 such 256-byte values, in six bytes, made 4 GiB. The
-/// encoder refuses more than this many, counted the same way (and a
-/// struct of units too, which the decoder counts only when it is not
-/// zero-sized): what it writes, a decode accepts. (Held to 16 MiB of their
-/// size alone, a decode had refused 20,000 1 KiB values it wrote.)
+/// bounds it; a zero-sized one takes no memory, nor does a bare unit (what
+/// reads one unit and nothing else: `()`, `PhantomData`, a `Box<()>`).
+///
+/// The encoder counts the same elements the same way (by what the value
+/// reads and writes, not by its size, which it cannot see) and writes at
+/// most this many, so what it writes a decode accepts. Counted by their
+/// size instead (16 MiB), a decode had refused 20,000 1 KiB values it wrote.
 pub(crate) const EMPTY_ELEMENTS_LIMIT: usize = 1 << 16;
 
-/// The memory, in bytes, that elements taking no byte may take in all
-/// however many they are (see [`EMPTY_ELEMENTS_LIMIT`]): 16 MiB, as much
-/// as the largest payload. So a record an earlier encoder wrote (it did
-/// not count a struct with a unit field) still decodes.
+/// The memory, in bytes, that such elements holding a unit (a struct of a
+/// `PhantomData` and skipped fields) may take beyond [`EMPTY_ELEMENTS_LIMIT`]:
+/// 16 MiB, as much as the largest payload. An earlier encoder did not count
+/// them, and its records, held to 16 MiB of them by the decoder then,
+/// still decode.
 pub(crate) const EMPTY_VALUES_LIMIT: usize = DEFAULT_DECODE_LIMIT;
 
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
@@ -73,6 +75,8 @@ pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> R
         depth: 0,
         elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
         empty: (EMPTY_ELEMENTS_LIMIT, EMPTY_VALUES_LIMIT),
+        units: 0,
+        shapes: 0,
     };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
@@ -103,8 +107,8 @@ enum Kind {
     /// could hold.
     Elements,
     /// More than [`EMPTY_ELEMENTS_LIMIT`] elements that took no byte of
-    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped),
-    /// taking more than [`EMPTY_VALUES_LIMIT`] bytes in all.
+    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped;
+    /// those holding a unit, past [`EMPTY_VALUES_LIMIT`] bytes of them).
     EmptyValues,
     InvalidBool(u8),
     InvalidOptionTag(u8),
@@ -142,7 +146,7 @@ impl fmt::Display for Error {
             Kind::EmptyValues => write!(
                 f,
                 "more than {EMPTY_ELEMENTS_LIMIT} elements that take no byte of the payload but memory (values \
-                 whose fields are all skipped), taking more than {EMPTY_VALUES_LIMIT} bytes"
+                 whose fields are all skipped)"
             ),
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),
@@ -174,12 +178,33 @@ struct Decoder<'de> {
     /// of which one payload holds at most [`DEFAULT_DECODE_LIMIT`].
     elements_left: usize,
     /// How many more elements may take no byte of input but memory, and
-    /// how many more bytes of it they may take: past both, refused (see
-    /// [`EMPTY_ELEMENTS_LIMIT`]).
+    /// how many more bytes of it those holding a unit may take (see
+    /// [`EMPTY_ELEMENTS_LIMIT`] and [`EMPTY_VALUES_LIMIT`]).
     empty: (usize, usize),
+    /// Units read so far (as the encoder counts those it writes).
+    units: usize,
+    /// Structs, tuples and newtypes begun so far (as the encoder counts
+    /// them): an element that begins one is no bare unit.
+    shapes: usize,
 }
 
 impl<'de> Decoder<'de> {
+    /// Counts an element that took no byte of input but `size` bytes of
+    /// memory. One holding a unit takes from the bytes those may take
+    /// first (an earlier encoder wrote any number of them, within 16 MiB),
+    /// then from the count; any other, from the count alone.
+    fn took_no_byte(&mut self, size: usize, holds_a_unit: bool) -> Result<()> {
+        let (count, bytes) = &mut self.empty;
+        if holds_a_unit && *bytes >= size {
+            *bytes -= size;
+        } else if *count > 0 {
+            *count -= 1;
+        } else {
+            return Err(Kind::EmptyValues.into());
+        }
+        Ok(())
+    }
+
     /// Reads a value one level deeper than the current one.
     #[inline]
     fn nested<R>(&mut self, read: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
@@ -187,7 +212,7 @@ impl<'de> Decoder<'de> {
             return Err(Error::from(Kind::Depth));
         }
         self.depth += 1;
-        let value = read(self);
+        let value = crate::codec::on_enough_stack(|| read(self));
         self.depth -= 1;
         value
     }
@@ -381,12 +406,15 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         }
     }
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.units += 1;
         visitor.visit_unit()
     }
     fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
+        self.units += 1;
         visitor.visit_unit()
     }
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
+        self.shapes += 1;
         visitor.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -398,6 +426,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         // work is the budget times the type's own fan-out of zero-sized
         // values (`[(); 4096]`), which no event type worth decoding has;
         // counting every tuple cost the decode bench 3%.
+        self.shapes += 1;
         visitor.visit_seq(Elements::<false> { de: self, left: len })
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
@@ -459,19 +488,17 @@ impl<'de, const COUNTED: bool> de::SeqAccess<'de> for Elements<'_, 'de, COUNTED>
             return Ok(None);
         }
         self.left -= 1;
-        let before = self.de.input.len();
+        let (before, units, shapes) = (self.de.input.len(), self.de.units, self.de.shapes);
         let value = seed.deserialize(&mut *self.de)?;
-        let size = std::mem::size_of::<T::Value>();
-        if COUNTED && self.de.input.len() == before && size != 0 {
+        if COUNTED && self.de.input.len() == before {
             // It took no byte: only this bounds how many such values a
-            // length prefix of a few bytes makes (zero-sized ones take no
-            // memory; `elements_left` bounds those).
-            let (count, bytes) = &mut self.de.empty;
-            if *count == 0 && *bytes < size {
-                return Err(Kind::EmptyValues.into());
+            // length prefix of a few bytes makes (zero-sized ones and bare
+            // units take no memory; `elements_left` bounds those).
+            let bare_unit = self.de.units == units + 1 && self.de.shapes == shapes;
+            let size = std::mem::size_of::<T::Value>();
+            if !bare_unit && size != 0 {
+                self.de.took_no_byte(size, self.de.units != units)?;
             }
-            *count = count.saturating_sub(1);
-            *bytes = bytes.saturating_sub(size);
         }
         Ok(Some(value))
     }

@@ -60,7 +60,10 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// serde's cautious pre-sizing of collections, at most 1 MiB; under
     /// [`Bincode`], a payload holds at most 65,536 elements of sequences
     /// or maps that take no byte of the input but memory, values whose
-    /// fields are all skipped, and it encodes no more); a valid
+    /// fields are all skipped, and it encodes no more (those holding a
+    /// unit, which an earlier version wrote more of, also within 16 MiB);
+    /// a bare unit, a `PhantomData` with skipped fields beside it under
+    /// `#[serde(transparent)]` say, is not counted); a valid
     /// payload may still take more memory than its bytes (a `Vec<u64>` of
     /// one-byte varints takes 8 bytes per byte).
     ///
@@ -100,6 +103,16 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
         let _ = value;
         Ok(())
     }
+}
+
+/// Runs one nested level of a decode where the stack has room for it: with
+/// less than 128 KiB left, on a new 1 MiB segment. The depth limit alone
+/// bounds the levels, not their frames, which hold the values being read:
+/// a recursive type with a 2 KiB leaf, 254 levels deep, had overflowed a
+/// 2 MiB stack in a debug build (which aborts the process).
+#[inline]
+pub(crate) fn on_enough_stack<R>(level: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(128 << 10, 1 << 20, level)
 }
 
 pub(crate) fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecError> {

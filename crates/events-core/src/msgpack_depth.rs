@@ -303,7 +303,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
 
     #[inline]
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<S::Value, D::Error> {
-        self.seed.deserialize(Bounded { de, somes: self.somes })
+        crate::codec::on_enough_stack(|| self.seed.deserialize(Bounded { de, somes: self.somes }))
     }
 }
 

@@ -105,9 +105,8 @@ fn zero_sized_elements_nested_under_a_sequence_are_bounded_in_total() {
 
 /// Elements that take no byte of the payload but memory (a struct whose
 /// fields are all skipped): a length prefix of 2^24 of them, six bytes,
-/// had made 4 GiB of 256-byte values. Their memory is held to 16 MiB per
-/// payload, and the encoder writes at most 65,536 of them (as many
-/// 256-byte values as that memory holds): up to that they round-trip.
+/// had made 4 GiB of 256-byte values. A payload holds at most 65,536 of
+/// them, and the encoder writes no more: up to that they round-trip.
 #[test]
 fn elements_that_take_no_byte_but_memory_are_bounded() {
     #[derive(Clone, Debug, PartialEq)]
@@ -142,10 +141,12 @@ fn elements_that_take_no_byte_but_memory_are_bounded() {
 
 /// What the encoder writes of elements that take no byte (values whose
 /// fields are all skipped), a decode accepts: both count them the same
-/// way, at most 65,536 per value, whatever their size. The decoder had
-/// counted their memory (16 MiB) and the encoder their number, so it wrote
-/// 20,000 such 1 KiB values, or 70,000 256-byte values with a unit field
-/// (not counted at all), and no decode accepted either record.
+/// way (by what each value reads and writes; a bare unit is not counted),
+/// at most 65,536 per value, whatever their size. The decoder had counted
+/// their memory (16 MiB) and the encoder their number, so it wrote 20,000
+/// such 1 KiB values, or 70,000 256-byte values with a unit field (not
+/// counted at all), and no decode accepted either record. Boxed, they are
+/// counted as well; and a record an earlier encoder wrote still decodes.
 #[test]
 fn what_the_encoder_writes_of_elements_that_take_no_byte_decodes() {
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +183,26 @@ fn what_the_encoder_writes_of_elements_that_take_no_byte_decodes() {
         }
         other => panic!("expected an encode error: {other:?}"),
     }
+    // Boxed, each one's memory is behind a pointer (8 bytes): counted by
+    // number, a prefix of 2^18 in five bytes stops at 65,537 (a budget of
+    // their size would have let 2 million through, 2 GiB of them).
+    let mut bytes = vec![252u8];
+    bytes.extend((1u32 << 18).to_le_bytes());
+    let message = decode_error::<Vec<Box<Big>>>(&bytes);
+    assert!(message.contains("take no byte of the payload"), "{message}");
+
+    // A record an earlier encoder wrote: it did not count values holding a
+    // unit, and a decode took them within 16 MiB. 100,000 32-byte ones.
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Small {
+        marker: std::marker::PhantomData<u8>,
+        #[serde(skip)]
+        pad: [u64; 4],
+    }
+    let mut bytes = vec![252u8];
+    bytes.extend(100_000u32.to_le_bytes());
+    assert_eq!(Bincode.decode::<Vec<Small>>(&bytes).unwrap().len(), 100_000);
+
     // Units (`()`, `PhantomData`) are zero-sized: not counted.
     let units = (vec![(); 70_000], vec![std::marker::PhantomData::<u8>; 70_000]);
     let mut bytes = Vec::new();
@@ -498,4 +519,25 @@ impl serde::Serialize for Blob {
 
 fn serde_bytes_like(len: usize) -> Blob {
     Blob(vec![7; len])
+}
+
+/// A recursive type whose leaf is large (2 KiB), nested as deep as the
+/// limit allows (127 lists, two levels each, around a leaf), decoded on a
+/// 2 MiB stack: the limit keeps it within the stack in a debug build too.
+#[test]
+fn a_large_recursive_value_at_the_depth_limit_fits_a_worker_stack() {
+    #[derive(Debug, Deserialize)]
+    #[allow(clippy::large_enum_variant, reason = "the large leaf is what the test is about")]
+    enum Node {
+        Leaf(#[allow(dead_code)] [[u64; 32]; 8]),
+        List(#[allow(dead_code)] Vec<Node>),
+    }
+    let mut bytes = Vec::new();
+    for _ in 0..127 {
+        bytes.extend([1, 1]); // `List`, one element
+    }
+    bytes.push(0); // `Leaf`
+    bytes.extend([0u8; 256]);
+    let decoded = on_a_worker_stack(move || Bincode.decode::<Node>(&bytes).map(|_| ()));
+    assert!(decoded.is_ok(), "{decoded:?}");
 }
