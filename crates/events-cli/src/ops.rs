@@ -260,18 +260,18 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     vanished = None;
     let mut payloads = Payloads::of(&args.dir);
     let mut out = Out::new();
+    // Without `--follow`, the records up to the journal's end as `tail`
+    // starts (as `dump` reads one snapshot): a writer appending faster than
+    // `tail` prints had kept it going until the writer paused. While a
+    // writer opens, that end is what its predecessor acknowledged. Read
+    // again for another journal (an epoch reset); unbounded where the end
+    // cannot be read (damage `tail` reports after the records before it).
+    let mut end = if args.follow { None } else { follower.reader().last_seq().ok() };
     loop {
         // As in `dump`: a read made while a writer opens the journal stops
         // at its sealed segments, and the writer may be open by the time
         // the pass ends (then the wait below returns at once, `false`).
         let opening = !args.follow && follower.reader().writer_opening()?;
-        // Without `--follow`, the records up to the journal's end as this
-        // pass starts (as `dump` reads one snapshot): a writer appending
-        // faster than `tail` prints had kept it going until the writer
-        // paused. While a writer opens, that end is what its predecessor
-        // acknowledged. Unbounded where the end cannot be read (damage
-        // `tail` reports after the records before it).
-        let mut end = if args.follow { None } else { follower.reader().last_seq().ok() };
         loop {
             let step = match follower.next() {
                 Ok(Some(step)) => step,

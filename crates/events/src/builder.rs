@@ -326,12 +326,14 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// journal write). Default: 1024. At least 1 ([`open`](Self::open)
     /// refuses 0 with [`Error::Config`]).
     ///
-    /// The bound is in batches, and a batch holds up to 4,096 events (or
-    /// 4 MiB of encoded events): a sink that stops returning, with no
+    /// The bound is in batches, and a batch holds what one write, or one
+    /// fdatasync covering several writes under `SyncPolicy::Always`,
+    /// acknowledged: up to 4,096 events (or 4 MiB of them) per write, about
+    /// twice that per fdatasync. A sink that stops returning, with no
     /// [`sink_timeout`](Self::sink_timeout), keeps in memory up to
-    /// `batches` × 4,096 events the feed itself no longer holds, under a
-    /// burst of large batches (many appenders at once). Lower it, or bound
-    /// the sink's calls, where that is too much.
+    /// `batches` times that many events the feed itself no longer holds,
+    /// under a burst of large batches (many appenders at once). Lower it,
+    /// or bound the sink's calls, where that is too much.
     #[must_use]
     pub fn sink_queue(mut self, batches: usize) -> Self {
         self.sink_queue = batches;
@@ -550,10 +552,11 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
         let (tx, rx) = mpsc::channel(self.inbox_capacity);
         let (weak, closing) = (tx.downgrade(), Arc::downgrade(&shared));
         // Not live once a `close` queued its command (cut short, say, with
-        // the writer busy in a sync), or its inbox is closed: it takes
-        // nothing more, whatever handles remain. (Only the closed inbox
-        // counted: until the writer took the command, an open in this
-        // process was refused with `Locked`.)
+        // the writer busy in a sync), or its inbox is closed: it will stop
+        // once it has journaled what was queued before the command,
+        // whatever handles remain. (Only the closed inbox counted: until
+        // the writer took the command, an open in this process was refused
+        // with `Locked`.)
         writers::register(&self.dir, &shared, move || {
             weak.upgrade().is_some_and(|tx| !tx.is_closed()) && closing.upgrade().is_some_and(|s| !s.is_closing())
         });

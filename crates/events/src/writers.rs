@@ -5,8 +5,8 @@
 //! background; tests, hot reloads and supervisors reopen right after.
 //!
 //! Invariant: only a writer with no live handle (no `Feed`, `Inbox` or
-//! `Session` left that could still send to it, or its inbox closed by a
-//! `close` under way) is waited for, and only for a
+//! `Session` left that could still send to it, or a `close` under way: its
+//! command queued, or its inbox closed) is waited for, and only for a
 //! bounded time; a second *live* writer is refused at once, as before.
 
 use std::collections::HashMap;

@@ -626,6 +626,7 @@ async fn a_sink_always_ready_yields_to_the_other_tasks() {
     let feed: Feed<Ev> = Feed::builder(dir.path())
         .sync(SyncPolicy::Never)
         .inbox_capacity(EVENTS as usize)
+        .sink_queue(EVENTS as usize) // room for every batch, however small
         .sink(Arc::clone(&counting))
         .open()
         .await
@@ -646,7 +647,8 @@ async fn a_sink_always_ready_yields_to_the_other_tasks() {
     for n in 0..EVENTS {
         feed.record(None, &msg(n));
     }
-    let widest = watcher.await.unwrap();
+    let widest =
+        tokio::time::timeout(Duration::from_secs(60), watcher).await.expect("the sink got every event").unwrap();
     // Two budgets at most: `yield_now` wakes the task beside it only after
     // the runtime's next look at its drivers (4,096 without the yield).
     assert!(widest <= 2 * 128, "the sink ran {widest} calls between two looks of the task beside it");
