@@ -48,25 +48,22 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use crate::{DEFAULT_DECODE_LIMIT, MAX_DECODE_DEPTH};
 
 /// How many elements of one payload's sequences and maps may take no byte
-/// of it but memory (values whose fields are all `#[serde(skip)]`ped):
-/// 65,536, whatever their size, so a length prefix of a few bytes cannot
-/// make more (2^24 such 256-byte values, in six bytes, had made 4 GiB).
-/// Every other element takes at least one byte, so the payload's length
-/// bounds it; a zero-sized one takes no memory, nor does a bare unit (what
-/// reads one unit and nothing else: `()`, `PhantomData`, a `Box<()>`).
+/// of it but memory (values whose fields are all `#[serde(skip)]`ped, or a
+/// `Box` of one): 65,536, whatever their size, so a length prefix of a few
+/// bytes cannot make more (2^24 such 256-byte values, in six bytes, had
+/// made 4 GiB; a budget of 16 MiB of their size counted a `Box` as 8
+/// bytes). Every other element takes at least one byte, so the payload's
+/// length bounds it; a zero-sized one takes no memory.
 ///
-/// The encoder counts the same elements the same way (by what the value
-/// reads and writes, not by its size, which it cannot see) and writes at
-/// most this many, so what it writes a decode accepts. Counted by their
-/// size instead (16 MiB), a decode had refused 20,000 1 KiB values it wrote.
+/// The encoder cannot see sizes: it counts, by the serde calls each value
+/// makes, every such element but a bare unit (one unit and nothing else:
+/// `()`, `PhantomData`, but also a `Box<()>` or an `Arc<()>`), and writes
+/// at most this many. So what it writes decodes, but for more than 65,536
+/// sized bare units in one value; and it refuses more than 65,536
+/// zero-sized values that are not bare units (`struct Tag(PhantomData<T>)`),
+/// which would decode. (Counted by their size, 16 MiB, a decode had
+/// refused 20,000 1 KiB values the encoder wrote.)
 pub(crate) const EMPTY_ELEMENTS_LIMIT: usize = 1 << 16;
-
-/// The memory, in bytes, that such elements holding a unit (a struct of a
-/// `PhantomData` and skipped fields) may take beyond [`EMPTY_ELEMENTS_LIMIT`]:
-/// 16 MiB, as much as the largest payload. An earlier encoder did not count
-/// them, and its records, held to 16 MiB of them by the decoder then,
-/// still decode.
-pub(crate) const EMPTY_VALUES_LIMIT: usize = DEFAULT_DECODE_LIMIT;
 
 /// Decodes one `T` from the front of `bytes`; returns it and the bytes used.
 pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize)> {
@@ -74,9 +71,7 @@ pub(crate) fn decode_prefix<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> R
         input: bytes,
         depth: 0,
         elements_left: DEFAULT_DECODE_LIMIT.saturating_add(bytes.len()),
-        empty: (EMPTY_ELEMENTS_LIMIT, EMPTY_VALUES_LIMIT),
-        units: 0,
-        shapes: 0,
+        empty_left: EMPTY_ELEMENTS_LIMIT,
     };
     let value = T::deserialize(&mut de)?;
     Ok((value, bytes.len() - de.input.len()))
@@ -107,8 +102,7 @@ enum Kind {
     /// could hold.
     Elements,
     /// More than [`EMPTY_ELEMENTS_LIMIT`] elements that took no byte of
-    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped;
-    /// those holding a unit, past [`EMPTY_VALUES_LIMIT`] bytes of them).
+    /// input but memory (a struct whose fields are all `#[serde(skip)]`ped).
     EmptyValues,
     InvalidBool(u8),
     InvalidOptionTag(u8),
@@ -177,34 +171,12 @@ struct Decoder<'de> {
     /// declare in all: each element takes a byte, except zero-sized values,
     /// of which one payload holds at most [`DEFAULT_DECODE_LIMIT`].
     elements_left: usize,
-    /// How many more elements may take no byte of input but memory, and
-    /// how many more bytes of it those holding a unit may take (see
-    /// [`EMPTY_ELEMENTS_LIMIT`] and [`EMPTY_VALUES_LIMIT`]).
-    empty: (usize, usize),
-    /// Units read so far (as the encoder counts those it writes).
-    units: usize,
-    /// Structs, tuples and newtypes begun so far (as the encoder counts
-    /// them): an element that begins one is no bare unit.
-    shapes: usize,
+    /// How many more elements may take no byte of input but memory (see
+    /// [`EMPTY_ELEMENTS_LIMIT`]).
+    empty_left: usize,
 }
 
 impl<'de> Decoder<'de> {
-    /// Counts an element that took no byte of input but `size` bytes of
-    /// memory. One holding a unit takes from the bytes those may take
-    /// first (an earlier encoder wrote any number of them, within 16 MiB),
-    /// then from the count; any other, from the count alone.
-    fn took_no_byte(&mut self, size: usize, holds_a_unit: bool) -> Result<()> {
-        let (count, bytes) = &mut self.empty;
-        if holds_a_unit && *bytes >= size {
-            *bytes -= size;
-        } else if *count > 0 {
-            *count -= 1;
-        } else {
-            return Err(Kind::EmptyValues.into());
-        }
-        Ok(())
-    }
-
     /// Reads a value one level deeper than the current one.
     #[inline]
     fn nested<R>(&mut self, read: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
@@ -406,15 +378,12 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         }
     }
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.units += 1;
         visitor.visit_unit()
     }
     fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
-        self.units += 1;
         visitor.visit_unit()
     }
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value> {
-        self.shapes += 1;
         visitor.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -426,7 +395,6 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         // work is the budget times the type's own fan-out of zero-sized
         // values (`[(); 4096]`), which no event type worth decoding has;
         // counting every tuple cost the decode bench 3%.
-        self.shapes += 1;
         visitor.visit_seq(Elements::<false> { de: self, left: len })
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, visitor: V) -> Result<V::Value> {
@@ -488,17 +456,13 @@ impl<'de, const COUNTED: bool> de::SeqAccess<'de> for Elements<'_, 'de, COUNTED>
             return Ok(None);
         }
         self.left -= 1;
-        let (before, units, shapes) = (self.de.input.len(), self.de.units, self.de.shapes);
+        let before = self.de.input.len();
         let value = seed.deserialize(&mut *self.de)?;
-        if COUNTED && self.de.input.len() == before {
+        if COUNTED && self.de.input.len() == before && std::mem::size_of::<T::Value>() != 0 {
             // It took no byte: only this bounds how many such values a
-            // length prefix of a few bytes makes (zero-sized ones and bare
-            // units take no memory; `elements_left` bounds those).
-            let bare_unit = self.de.units == units + 1 && self.de.shapes == shapes;
-            let size = std::mem::size_of::<T::Value>();
-            if !bare_unit && size != 0 {
-                self.de.took_no_byte(size, self.de.units != units)?;
-            }
+            // length prefix of a few bytes makes (zero-sized ones take no
+            // memory; `elements_left` bounds those).
+            self.de.empty_left = self.de.empty_left.checked_sub(1).ok_or_else(|| Error::from(Kind::EmptyValues))?;
         }
         Ok(Some(value))
     }

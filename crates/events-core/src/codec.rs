@@ -60,10 +60,8 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// serde's cautious pre-sizing of collections, at most 1 MiB; under
     /// [`Bincode`], a payload holds at most 65,536 elements of sequences
     /// or maps that take no byte of the input but memory, values whose
-    /// fields are all skipped, and it encodes no more (those holding a
-    /// unit, which an earlier version wrote more of, also within 16 MiB);
-    /// a bare unit, a `PhantomData` with skipped fields beside it under
-    /// `#[serde(transparent)]` say, is not counted); a valid
+    /// fields are all skipped or a `Box` of one, and it encodes no more,
+    /// but for bare units such as a `Box<()>`); a valid
     /// payload may still take more memory than its bytes (a `Vec<u64>` of
     /// one-byte varints takes 8 bytes per byte).
     ///

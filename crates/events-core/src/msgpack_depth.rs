@@ -28,6 +28,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
 use crate::MAX_DECODE_DEPTH;
+use crate::codec::on_enough_stack;
 
 /// What a `Some` past the limit is refused with.
 pub(crate) const TOO_DEEP: &str = "MessagePack options (Some) nested deeper than 256 levels (MAX_DECODE_DEPTH)";
@@ -227,14 +228,14 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
             return Err(de::Error::custom(TOO_DEEP));
         }
         self.somes.set(depth + 1);
-        let value = self.visitor.visit_some(Bounded { de, somes: self.somes });
+        let value = on_enough_stack(|| self.visitor.visit_some(Bounded { de, somes: self.somes }));
         self.somes.set(depth);
         value
     }
 
     #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, de: D) -> Result<V::Value, D::Error> {
-        self.visitor.visit_newtype_struct(Bounded { de, somes: self.somes })
+        on_enough_stack(|| self.visitor.visit_newtype_struct(Bounded { de, somes: self.somes }))
     }
 
     /// rmp-serde also hands a `bin` to a sequence's visitor, one element
@@ -244,7 +245,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
         let mut access = Access { access, somes: self.somes };
-        let value = self.visitor.visit_seq(&mut access)?;
+        let value = on_enough_stack(|| self.visitor.visit_seq(&mut access))?;
         let mut left = 0usize;
         while access.access.next_element::<de::IgnoredAny>()?.is_some() {
             left += 1;
@@ -257,12 +258,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
 
     #[inline]
     fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
-        self.visitor.visit_map(Access { access, somes: self.somes })
+        on_enough_stack(|| self.visitor.visit_map(Access { access, somes: self.somes }))
     }
 
     #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
-        self.visitor.visit_enum(Access { access, somes: self.somes })
+        on_enough_stack(|| self.visitor.visit_enum(Access { access, somes: self.somes }))
     }
 }
 
@@ -303,7 +304,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
 
     #[inline]
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<S::Value, D::Error> {
-        crate::codec::on_enough_stack(|| self.seed.deserialize(Bounded { de, somes: self.somes }))
+        self.seed.deserialize(Bounded { de, somes: self.somes })
     }
 }
 
