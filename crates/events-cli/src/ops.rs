@@ -367,29 +367,42 @@ const VANISHED_WAIT: Duration = Duration::from_secs(2);
 /// Whether `error` came from a directory that holds no journal right now:
 /// gone, or without a segment file yet, or a file missing for less than
 /// [`VANISHED_WAIT`] (`since`: when it was first found missing with
-/// segments still there). A path that is not a directory, or cannot be
+/// segments still there, and how many; a change in them starts it again). A path that is not a directory, or cannot be
 /// read (permissions), is an error to report, not to wait on; so is a
 /// file missing for longer among segments. (Any file missing had been
 /// waited on for ever, "holds no journal right now".)
-fn holds_no_journal(dir: &Path, error: &JournalError, since: &mut Option<std::time::Instant>) -> bool {
+fn holds_no_journal(dir: &Path, error: &JournalError, since: &mut Option<(std::time::Instant, usize)>) -> bool {
     let not_found = match error {
-        JournalError::NoSegments { .. } => return true,
+        JournalError::NoSegments { .. } => {
+            *since = None;
+            return true;
+        }
         JournalError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
         _ => false,
     };
     let listed = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            *since = None;
+            return true;
+        }
         listed => listed,
     };
     if !not_found {
         return false;
     }
-    let segments =
-        listed.is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| segment_first_seq(&e.file_name()).is_some())));
-    if !segments {
+    let segments = listed.map_or(0, |entries| {
+        entries.filter(|e| e.as_ref().is_ok_and(|e| segment_first_seq(&e.file_name()).is_some())).count()
+    });
+    if segments == 0 {
+        *since = None;
         return true;
     }
-    since.get_or_insert_with(std::time::Instant::now).elapsed() < VANISHED_WAIT
+    // Counted from the last change in the segments: a deletion still under
+    // way, however long it takes, is not damage.
+    if since.is_none_or(|(_, seen)| seen != segments) {
+        *since = Some((std::time::Instant::now(), segments));
+    }
+    since.is_some_and(|(first, _)| first.elapsed() < VANISHED_WAIT)
 }
 
 /// A reset as a line: what was skipped and where the output goes on, saying
