@@ -491,19 +491,25 @@ fn inspect_says_why_it_cannot_count_the_records() {
     assert!(stdout.contains("unreadable header"), "{stdout}");
 }
 
+/// Another process appending to `dir` for ever (two appenders, no fsync),
+/// once it has opened the journal; its `ack` lines.
+fn appending_writer(dir: &Path) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut writer = events()
+        .args(["__crash-writer", "--sync", "never", "--appenders", "2", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("ready"));
+    (writer, lines)
+}
+
 #[test]
 fn tail_follow_sees_another_process_appending_and_inspect_names_the_lock_holder() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("live");
-    let mut writer = events()
-        .args(["__crash-writer", "--sync", "never", "--appenders", "2", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the writer has opened the journal.
-    let mut writer_out = BufReader::new(writer.stdout.take().unwrap()).lines();
-    assert!(writer_out.next().unwrap().unwrap().starts_with("ready"));
+    let (mut writer, _writer_out) = appending_writer(&dir);
 
     let out = run(&["inspect"], &dir);
     let stdout = text(&out.stdout);
@@ -533,14 +539,7 @@ fn tail_follow_sees_another_process_appending_and_inspect_names_the_lock_holder(
 fn tail_without_follow_ends_while_a_writer_keeps_appending() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("busy");
-    let mut writer = events()
-        .args(["__crash-writer", "--sync", "never", "--appenders", "2", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut acks = BufReader::new(writer.stdout.take().unwrap()).lines();
-    assert!(acks.next().unwrap().unwrap().starts_with("ready"));
+    let (mut writer, acks) = appending_writer(&dir);
     // Its acknowledgements drained, so that it never waits on its output;
     // `tail` starts once it has 5,000, so that a pass of `tail` takes long
     // enough for the writer to append more.

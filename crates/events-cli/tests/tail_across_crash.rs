@@ -256,7 +256,12 @@ fn tail_follow_on_a_file_is_an_error_not_a_wait() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("notes.txt");
     std::fs::write(&file, "not a journal").unwrap();
-    let mut tail = follow_from_0(&file);
+    let stderr = refused_within_20_s(follow_from_0(&file), "a file");
+    assert!(stderr.contains("notes.txt"), "{stderr}");
+}
+
+/// Waits (at most 20 s) for `tail` to exit 2; its stderr.
+fn refused_within_20_s(mut tail: Child, on: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let status = loop {
         if let Some(status) = tail.try_wait().unwrap() {
@@ -264,14 +269,14 @@ fn tail_follow_on_a_file_is_an_error_not_a_wait() {
         }
         if std::time::Instant::now() > deadline {
             tail.kill().unwrap();
-            panic!("tail --follow still waiting on a file after 20 s");
+            panic!("tail --follow still waiting on {on} after 20 s");
         }
         std::thread::sleep(std::time::Duration::from_millis(20)); // polling a child's exit
     };
     assert_eq!(status.code(), Some(2));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("notes.txt"), "{stderr}");
+    stderr
 }
 
 /// `tail --follow` on a journal whose newest segment was deleted by hand
@@ -291,21 +296,7 @@ fn tail_follow_on_a_journal_missing_its_newest_segment_is_an_error_not_a_wait() 
     journal.close().unwrap();
     let newest = dir.join("00000000000000000002.seg");
     std::fs::remove_file(&newest).unwrap();
-    let mut tail = follow_from_0(&dir);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = tail.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            tail.kill().unwrap();
-            panic!("tail --follow still waiting on a journal missing a segment after 20 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20)); // polling a child's exit
-    };
-    assert_eq!(status.code(), Some(2));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = refused_within_20_s(follow_from_0(&dir), "a journal missing a segment");
     assert!(stderr.contains("00000000000000000002.seg"), "{stderr}");
 }
 

@@ -121,21 +121,16 @@ async fn a_reopen_during_a_close_cut_short_waits_for_it() {
     reopened.close().await.unwrap();
 }
 
-/// A reopen while a close cut short is still queued: the writer was busy
-/// in a lone append's fdatasync (stalled 800 ms) and had not taken the
-/// close yet. It waits for the writer to let go, then finds both appends.
-/// Only an inbox the writer had closed counted as closing, so the reopen
-/// was refused at once with `Locked`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reopen_while_a_close_is_queued_waits_for_it() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
-    let dir = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
-    feed.append(None, msg(1)).await.unwrap();
-    let kept = feed.clone();
+/// Appends `msg(2)` on a task whose fdatasync stalls for `stall`; returns
+/// once the writer is in that sync, with the append's task.
+async fn stalled_in_a_lone_append(
+    feed: &Feed<Ev>,
+    plan: &events::layers::journal::fault::FaultPlan,
+    stall: Duration,
+) -> tokio::task::JoinHandle<events::Result<Seq>> {
+    use events::layers::journal::fault::{Fault, Step};
     let syncs = plan.count(Step::AppendSync);
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(800)));
+    plan.inject_next(Step::AppendSync, Fault::Stall(stall));
     let appending = tokio::spawn({
         let feed = feed.clone();
         async move { feed.append(None, msg(2)).await }
@@ -143,6 +138,23 @@ async fn a_reopen_while_a_close_is_queued_waits_for_it() {
     while plan.count(Step::AppendSync) == syncs {
         tokio::task::yield_now().await; // until the writer is in the stalled sync
     }
+    appending
+}
+
+/// A reopen while a close cut short is still queued: the writer was busy
+/// in a lone append's fdatasync (stalled 800 ms) and had not taken the
+/// close yet. It waits for the writer to let go, then finds both appends.
+/// Only an inbox the writer had closed counted as closing, so the reopen
+/// was refused at once with `Locked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopen_while_a_close_is_queued_waits_for_it() {
+    use events::layers::journal::fault::FaultPlan;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let kept = feed.clone();
+    let appending = stalled_in_a_lone_append(&feed, &plan, Duration::from_millis(800)).await;
     let cut = tokio::time::timeout(Duration::from_millis(50), feed.close()).await;
     assert!(cut.is_err(), "the close waits for the writer");
     let reopened = Feed::<Ev>::builder(dir.path()).open().await;
@@ -160,20 +172,12 @@ async fn a_reopen_while_a_close_is_queued_waits_for_it() {
 /// Both had been answered `Ok`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_closes_queued_together_one_is_told_closed() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    use events::layers::journal::fault::FaultPlan;
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
     feed.append(None, msg(1)).await.unwrap();
-    let syncs = plan.count(Step::AppendSync);
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(500)));
-    let appending = tokio::spawn({
-        let feed = feed.clone();
-        async move { feed.append(None, msg(2)).await }
-    });
-    while plan.count(Step::AppendSync) == syncs {
-        tokio::task::yield_now().await; // until the writer is in the stalled sync
-    }
+    let appending = stalled_in_a_lone_append(&feed, &plan, Duration::from_millis(500)).await;
     let (a, b) = futures::join!(feed.clone().close(), feed.close());
     assert_eq!(appending.await.unwrap().unwrap(), Seq::new(2));
     let outcomes = [&a, &b].map(|r| match r {
