@@ -173,6 +173,8 @@ pub struct ConsumerFile {
     path: PathBuf,
     name: String,
     current: Checkpoint,
+    /// This open made the file (it was not there when looked for).
+    created: bool,
 }
 
 impl ConsumerFile {
@@ -227,10 +229,16 @@ impl ConsumerFile {
 
     fn open_io(dir: &Path, name: &str, epoch: u64, io: Io) -> Result<(ConsumerFile, Checkpoint), JournalError> {
         let path = consumer_path(dir, name)?;
+        let mut created;
         let file = loop {
+            created = false;
             let file = match OpenOptions::new().read(true).write(true).open(&path) {
                 Ok(file) => file,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => create(dir, name, &path, epoch)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let (file, made) = create(dir, name, &path, epoch)?;
+                    created = made;
+                    file
+                }
                 Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
             };
             // Held while the handle lives: a second instance and
@@ -246,7 +254,7 @@ impl ConsumerFile {
         // created, or by a creation killed between linking it and this
         // fsync (once per open; cheap when there is nothing to write).
         segment::sync_dir(&Io::default(), &dir.join(CONSUMERS_DIR))?;
-        Ok((ConsumerFile { file, io, path, name: name.to_owned(), current }, current))
+        Ok((ConsumerFile { file, io, path, name: name.to_owned(), current, created }, current))
     }
 
     /// Durably stores `seq`/`epoch` as the consumer's checkpoint: one
@@ -314,6 +322,13 @@ impl ConsumerFile {
         &self.name
     }
 
+    /// Whether this open made the checkpoint file: the consumer is new
+    /// (another process may have made it meanwhile, when the file this
+    /// open made is not the one it locked: then `false`).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
     /// The checkpoint last read or committed.
     pub fn checkpoint(&self) -> Checkpoint {
         self.current
@@ -348,7 +363,7 @@ fn lock_exclusive(file: &File, name: &str, path: &Path) -> Result<(), JournalErr
 
 /// Creates the checkpoint file of `name` at `path` (see [`ConsumerFile::open`])
 /// and returns it open for reading and writing.
-fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, JournalError> {
+fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<(File, bool), JournalError> {
     let consumers = dir.join(CONSUMERS_DIR);
     let io = Io::default();
     match fs::create_dir(&consumers) {
@@ -386,14 +401,19 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<File, Journ
     // created the consumer meanwhile, its checkpoint wins.
     let linked = fs::hard_link(&staging, path);
     let _ = fs::remove_file(&staging);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+    let made = match linked {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(JournalError::io("link checkpoint", path, e)),
-    }
+    };
     // The link (and the staging file's removal) are made durable by the
     // caller's fsync of `consumers/`, which every open does.
-    OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io("open checkpoint", path, e))
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| JournalError::io("open checkpoint", path, e))?;
+    Ok((file, made))
 }
 
 /// One consumer found by [`list_consumers`].

@@ -425,3 +425,23 @@ fn a_commit_whose_fdatasync_failed_is_not_read_by_anyone() {
     drop(c);
     assert_eq!(ConsumerFile::open(dir.path(), "c", 1).unwrap().1.seq, 10);
 }
+
+/// `created` says whether this open made the checkpoint: the first open of
+/// a name, and the first after a delete; not a reopen. (The façade starts
+/// a new consumer at the earliest retained record by it: it had looked at
+/// the path before the open, so a file a delete unlinked in between made a
+/// new consumer start with an `Expired` reset.)
+#[test]
+fn an_open_says_whether_it_made_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = ConsumerFile::open(dir.path(), "c", 1).unwrap();
+    assert!(first.created());
+    drop(first);
+    let (again, _) = ConsumerFile::open(dir.path(), "c", 1).unwrap();
+    assert!(!again.created());
+    drop(again);
+    assert!(delete_consumer(dir.path(), "c").unwrap());
+    let (made_again, checkpoint) = ConsumerFile::open(dir.path(), "c", 1).unwrap();
+    assert!(made_again.created());
+    assert_eq!(checkpoint.seq, 0);
+}

@@ -139,9 +139,10 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let checkpoints = reader.shared.checkpoints.clone();
         let probe = reader.clone();
         let (file, checkpoint) = tokio::task::spawn_blocking(move || {
-            let new = !events_journal::consumer_path(&dir, &owned)?.exists();
             let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
-            if new && checkpoint.seq == 0 {
+            // Made by this open (looked at before it, a file a delete
+            // unlinked meanwhile had made a new consumer start with a reset).
+            if file.created() && checkpoint.seq == 0 {
                 // A new consumer starts with the earliest retained event:
                 // it missed nothing, so it must not start with a reset.
                 // Retention pins a checkpoint only once it is written and
