@@ -173,7 +173,8 @@ pub struct ConsumerFile {
     path: PathBuf,
     name: String,
     current: Checkpoint,
-    /// This open made the file (it was not there when looked for).
+    /// The consumer is new: its file was not there when this open looked,
+    /// and the checkpoint it holds was never committed.
     created: bool,
 }
 
@@ -229,14 +230,16 @@ impl ConsumerFile {
 
     fn open_io(dir: &Path, name: &str, epoch: u64, io: Io) -> Result<(ConsumerFile, Checkpoint), JournalError> {
         let path = consumer_path(dir, name)?;
-        let mut created;
+        let mut missing;
         let file = loop {
-            created = false;
+            missing = false;
             let file = match OpenOptions::new().read(true).write(true).open(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let (file, made) = create(dir, name, &path, epoch)?;
-                    created = made;
+                    missing = true;
+                    // `None`: a delete unlinked it again before it was
+                    // opened: look again.
+                    let Some(file) = create(dir, name, &path, epoch)? else { continue };
                     file
                 }
                 Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
@@ -250,6 +253,10 @@ impl ConsumerFile {
             }
         };
         let current = read_checkpoint(&file, &path)?;
+        // New: missing when looked for, and what is locked now was never
+        // committed (made by this open, or by another that raced it and
+        // let go first; not one another instance committed in meanwhile).
+        let created = missing && current.generation == 1 && current.seq == 0;
         // Its name durable before a commit is acknowledged in it: just
         // created, or by a creation killed between linking it and this
         // fsync (once per open; cheap when there is nothing to write).
@@ -322,9 +329,10 @@ impl ConsumerFile {
         &self.name
     }
 
-    /// Whether this open made the checkpoint file: the consumer is new
-    /// (another process may have made it meanwhile, when the file this
-    /// open made is not the one it locked: then `false`).
+    /// Whether the consumer is new: its checkpoint file was not there when
+    /// this open looked for it, and the checkpoint it holds was never
+    /// committed (this open made it, or another that raced it did and let
+    /// go first with nothing committed).
     pub fn created(&self) -> bool {
         self.created
     }
@@ -362,8 +370,9 @@ fn lock_exclusive(file: &File, name: &str, path: &Path) -> Result<(), JournalErr
 }
 
 /// Creates the checkpoint file of `name` at `path` (see [`ConsumerFile::open`])
-/// and returns it open for reading and writing.
-fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<(File, bool), JournalError> {
+/// and returns it open for reading and writing (another process's, if it
+/// made one first); `None` if a delete unlinked it before it was opened.
+fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<Option<File>, JournalError> {
     let consumers = dir.join(CONSUMERS_DIR);
     let io = Io::default();
     match fs::create_dir(&consumers) {
@@ -401,19 +410,18 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<(File, bool
     // created the consumer meanwhile, its checkpoint wins.
     let linked = fs::hard_link(&staging, path);
     let _ = fs::remove_file(&staging);
-    let made = match linked {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(JournalError::io("link checkpoint", path, e)),
-    };
+    }
     // The link (and the staging file's removal) are made durable by the
     // caller's fsync of `consumers/`, which every open does.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| JournalError::io("open checkpoint", path, e))?;
-    Ok((file, made))
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(JournalError::io("open checkpoint", path, e)),
+    }
 }
 
 /// One consumer found by [`list_consumers`].
