@@ -367,7 +367,7 @@ const VANISHED_WAIT: Duration = Duration::from_secs(2);
 /// Whether `error` came from a directory that holds no journal right now:
 /// gone, or without a segment file yet, or a file missing for less than
 /// [`VANISHED_WAIT`] (`since`: when it was first found missing with
-/// segments still there, and how many; a change in them starts it again). A path that is not a directory, or cannot be
+/// segments still there, and how many; one fewer starts it again). A path that is not a directory, or cannot be
 /// read (permissions), is an error to report, not to wait on; so is a
 /// file missing for longer among segments. (Any file missing had been
 /// waited on for ever, "holds no journal right now".)
@@ -387,19 +387,16 @@ fn holds_no_journal(dir: &Path, error: &JournalError, since: &mut Option<(std::t
         }
         listed => listed,
     };
-    if !not_found {
-        return false;
-    }
-    let segments = listed.map_or(0, |entries| {
-        entries.filter(|e| e.as_ref().is_ok_and(|e| segment_first_seq(&e.file_name()).is_some())).count()
-    });
+    // A directory that cannot be listed (permissions) is reported.
+    let (true, Ok(entries)) = (not_found, listed) else { return false };
+    let segments = entries.filter(|e| e.as_ref().is_ok_and(|e| segment_first_seq(&e.file_name()).is_some())).count();
     if segments == 0 {
         *since = None;
         return true;
     }
-    // Counted from the last change in the segments: a deletion still under
-    // way, however long it takes, is not damage.
-    if since.is_none_or(|(_, seen)| seen != segments) {
+    // Counted from the last segment that went: a deletion still under way
+    // (a segment gone at least every 2 s) is not damage.
+    if since.is_none_or(|(_, seen)| segments < seen) {
         *since = Some((std::time::Instant::now(), segments));
     }
     since.is_some_and(|(first, _)| first.elapsed() < VANISHED_WAIT)

@@ -140,7 +140,7 @@ impl fmt::Display for Error {
             Kind::EmptyValues => write!(
                 f,
                 "more than {EMPTY_ELEMENTS_LIMIT} elements that take no byte of the payload but memory (values \
-                 whose fields are all skipped)"
+                 whose fields are all skipped, or a `Box` of one or of `()`)"
             ),
             Kind::InvalidBool(b) => write!(f, "invalid bool byte {b} (expected 0 or 1)"),
             Kind::InvalidOptionTag(t) => write!(f, "invalid Option tag {t} (expected 0 or 1)"),

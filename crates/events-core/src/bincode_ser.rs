@@ -192,8 +192,9 @@ struct Encoder<'a> {
     /// The elements of sequences and maps that wrote no byte and are not
     /// a bare unit (see `bincode_de::EMPTY_ELEMENTS_LIMIT`).
     empty: usize,
-    /// The units written so far (`()`, a unit struct or `PhantomData`:
-    /// zero-sized alone, and not counted in `empty` then).
+    /// The units written so far (`()`, a unit struct, `PhantomData`, or
+    /// what a `Box<()>` writes): an element that is one unit alone is not
+    /// counted in `empty`.
     units: usize,
     /// The structs, tuples and newtypes begun so far: an element that
     /// begins one and writes no byte is counted, units inside or not.

@@ -60,8 +60,10 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// serde's cautious pre-sizing of collections, at most 1 MiB; under
     /// [`Bincode`], a payload holds at most 65,536 elements of sequences
     /// or maps that take no byte of the input but memory, values whose
-    /// fields are all skipped or a `Box` of one, and it encodes no more,
-    /// but for bare units such as a `Box<()>`); a valid
+    /// fields are all skipped, a `Box` of one, or a `Box<()>`, so they take
+    /// at most 65,536 times their size; the encoder writes no more of them,
+    /// but for bare units such as a `Box<()>`, which it cannot tell from
+    /// `()`); a valid
     /// payload may still take more memory than its bytes (a `Vec<u64>` of
     /// one-byte varints takes 8 bytes per byte).
     ///

@@ -245,15 +245,18 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<V::Value, A::Error> {
         let mut access = Access { access, somes: self.somes };
-        let value = on_enough_stack(|| self.visitor.visit_seq(&mut access))?;
-        let mut left = 0usize;
-        while access.access.next_element::<de::IgnoredAny>()?.is_some() {
-            left += 1;
-        }
-        if left > 0 {
-            return Err(de::Error::custom(format_args!("{left} elements left over after the value was read")));
-        }
-        Ok(value)
+        // The leftovers' drain too: it reads whole values.
+        on_enough_stack(|| {
+            let value = self.visitor.visit_seq(&mut access)?;
+            let mut left = 0usize;
+            while access.access.next_element::<de::IgnoredAny>()?.is_some() {
+                left += 1;
+            }
+            if left > 0 {
+                return Err(de::Error::custom(format_args!("{left} elements left over after the value was read")));
+            }
+            Ok(value)
+        })
     }
 
     #[inline]
