@@ -467,15 +467,18 @@ pub(crate) fn walk(view: &View, hint: Option<(u64, usize)>, target: u64) -> Walk
     Walk::Found(off)
 }
 
-/// The last dead writer's newest segment a reader synced: its inode, how
-/// far the valid frames ran when it was synced, and how that went. A sync
+/// The last dead writer's newest segment a reader synced: its first seq and
+/// inode (an inode number alone names another segment once a file system
+/// reuses it for a later one: that segment's unsynced records had been
+/// served with no sync), how far the valid frames ran when it was synced,
+/// and how that went. A sync
 /// covers everything before that end, so the file is synced again only
 /// when its valid frames run further (another writer came and died since:
 /// under `Always` it may have written into space reserved ahead, which
 /// leaves the file's length as it was). A failed sync stays failed (after
 /// `EIO` the kernel may mark the pages clean, and a second `fdatasync`
 /// would succeed without them).
-pub(crate) type Synced = Option<(u64, usize, Result<(), String>)>;
+pub(crate) type Synced = Option<((u64, u64), usize, Result<(), String>)>;
 
 /// A dead writer's newest segment may end in records it wrote but never
 /// synced (under `Always`, ones it never acknowledged). They are served,
@@ -498,8 +501,9 @@ pub(crate) fn sync_dead_writers_tail(
         outcome.map_err(|e| JournalError::io("fdatasync segment", path, std::io::Error::other(e)).into())
     };
     let mut synced = synced.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((ino, through, outcome)) = synced.as_ref()
-        && *ino == newest.ino
+    let file_id = (newest.first_seq, newest.ino);
+    if let Some((id, through, outcome)) = synced.as_ref()
+        && *id == file_id
         && (*through >= end || outcome.is_err())
     {
         return answer(outcome.clone());
@@ -513,6 +517,6 @@ pub(crate) fn sync_dead_writers_tail(
         Err(e) if !matches!(e.raw_os_error(), Some(libc::EROFS | libc::EINVAL)) => Err(e.to_string()),
         _ => Ok(()),
     };
-    *synced = Some((newest.ino, end, outcome.clone()));
+    *synced = Some((file_id, end, outcome.clone()));
     answer(outcome)
 }

@@ -253,6 +253,52 @@ fn a_reader_of_a_dead_writer_syncs_what_it_serves_first() {
     assert_eq!(failing.count(Step::ReaderSync), 1);
 }
 
+/// A reader that synced a dead writer's segment, then finds the directory
+/// holding another dead writer's journal whose newest segment (records
+/// 9 and 10 never synced) has the inode number the first one had, as a
+/// file system reusing a freed inode gives it (emulated: the same file,
+/// renamed and rewritten). It syncs that segment before serving it. The
+/// inode number alone had said "synced already": the records were served
+/// unsynced, and a power loss could hand their seqs to other records.
+#[test]
+fn a_dead_writers_segment_with_a_reused_inode_number_is_synced_again() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    killed_with_unsynced_records(dir);
+    let reading = FaultPlan::new();
+    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
+    assert_eq!(reader.read_since(0).unwrap().count(), 8);
+    assert_eq!(reading.count(Step::ReaderSync), 1);
+
+    // Another journal whose dead writer's newest segment starts at 9.
+    let other = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(other.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    append(&mut j, 1, 8);
+    j.roll().unwrap();
+    assert_eq!(j.write_batch((9..=10).map(|seq| (ts(seq), payload(seq)))).unwrap(), 9..=10);
+    crash(&plan, j);
+    let mut others = segments(other.path());
+    others.sort();
+    let (older, newest) = (&others[0], &others[1]);
+    // It takes the place of the first journal, its newest segment in the
+    // first journal's segment file: the same inode.
+    let first = segments(dir).pop().unwrap();
+    let ino = std::fs::metadata(&first).unwrap().ino();
+    let reused = dir.join(newest.file_name().unwrap());
+    std::fs::rename(&first, &reused).unwrap();
+    std::fs::write(&reused, std::fs::read(newest).unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(&reused).unwrap().ino(), ino);
+    std::fs::copy(older, dir.join(older.file_name().unwrap())).unwrap();
+    for name in ["WATERMARK", "LEASE"] {
+        std::fs::copy(other.path().join(name), dir.join(name)).unwrap();
+    }
+    let seqs: Vec<u64> = reader.read_since(8).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [9, 10]);
+    assert_eq!(reading.count(Step::ReaderSync), 2, "the other segment is synced before it is served");
+}
+
 #[test]
 fn a_failed_background_sync_fails_the_close_and_leaves_the_lease_open() {
     let tmp = tempfile::tempdir().unwrap();
