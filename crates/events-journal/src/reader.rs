@@ -432,7 +432,12 @@ impl Reader {
                 }
                 // While a writer opens, the newest segment is not served:
                 // a cursor past the sealed ones is not known to be ahead.
-                return if expected == want || matches!(bound, Bound::Sealed(_)) {
+                // Nor is one within a dead writer's watermark: its seqs
+                // were handed out, and the next writer skips past them.
+                return if expected == want
+                    || matches!(bound, Bound::Sealed(_))
+                    || self.handed_out_by_the_dead_writer(bound).is_some_and(|seq| cursor <= seq)
+                {
                     Ok(Records::empty(cursor.saturating_add(1)))
                 } else {
                     Err(ReadError::Ahead { latest: expected - 1 }.into())
@@ -564,7 +569,26 @@ impl Reader {
         {
             return Ok(wm.seq);
         }
+        // So with no writer: seqs a dead writer's watermark names were
+        // handed out, even where their records are gone (a salvage cut
+        // them, and the open failed before it skipped past them).
+        if let Some(handed_out) = self.handed_out_by_the_dead_writer(bound)
+            && handed_out > in_files
+        {
+            return Ok(handed_out);
+        }
         Ok(in_files)
+    }
+
+    /// With no writer running, the last seq the dead writer's watermark
+    /// names, in this journal (its epoch the newest segment's): handed
+    /// out, so the next writer skips past it whatever the files still hold.
+    /// A cursor up to it is not ahead of the journal (reading it so had
+    /// rewound a follower and stopped a replicator), and `last_seq` is not
+    /// below it.
+    fn handed_out_by_the_dead_writer(&self, bound: Bound) -> Option<u64> {
+        let Bound::Crashed(Some(wm)) = bound else { return None };
+        self.newest_header().is_ok_and(|(_, header)| header.epoch == wm.epoch).then_some(wm.seq)
     }
 
     /// The last seq of the last segment of `segs`, read as `extent` allows.

@@ -688,3 +688,52 @@ fn a_refused_salvage_open_leaves_no_closed_watermark_naming_records_it_cut() {
     let read = reader.read_since(2).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
     assert!(!matches!(read, Err(ReadError::Ahead { .. })), "{read:?}");
 }
+
+/// As above, the damage in the last record (3): the refused salvage cut it
+/// and left its `Recovering` record naming seq 3 (what the next writer
+/// will skip past), no writer running. A reader at 3 waits (nothing to
+/// read, no `Ahead`), and the journal's last seq stays 3. It had been
+/// `Ahead { latest: 2 }`: a follower rewound and read 1 and 2 again, a
+/// replicator stopped, and `last_seq` went back from 3 to 2.
+#[test]
+fn a_dead_writers_watermark_past_the_records_left_is_not_ahead() {
+    let _serial = serial();
+    let closed = || {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        for seq in 1..=3 {
+            j.append(ts(seq), payload(seq)).unwrap();
+        }
+        j.close().unwrap();
+        // A byte of record 3's payload flipped.
+        let seg = support::segments(dir.path()).pop().unwrap();
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let at = events_journal::format::HEADER_LEN
+            + 3 * events_journal::format::FRAME_HEADER_LEN
+            + payload(1).len()
+            + payload(2).len()
+            + 1;
+        bytes[at] ^= 0xff;
+        std::fs::write(&seg, bytes).unwrap();
+        dir
+    };
+    let salvage =
+        |plan: &FaultPlan| JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption).faults(plan.clone());
+    let control = closed();
+    let (opened, report) = Journal::open(control.path(), salvage(&FaultPlan::new())).unwrap();
+    assert_eq!(report.next_seq, 4, "the next writer skips past seq 3");
+    drop(opened);
+
+    // Refused at its first sync, after the cut and before it skips past 3.
+    let dir = closed();
+    let plan = FaultPlan::new();
+    plan.inject(Step::Sync, 0, Fault::Errno(libc::EIO));
+    assert!(Journal::open(dir.path(), salvage(&plan)).is_err());
+    assert_eq!(support::segments(dir.path()).len(), 1, "no segment after the cut");
+    let reader = Reader::open(dir.path()).unwrap();
+    let read = reader.read_since(3).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
+    assert!(matches!(read, Ok(None)), "{read:?}");
+    assert_eq!(reader.last_seq().unwrap(), 3);
+    let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1, 2]);
+}
