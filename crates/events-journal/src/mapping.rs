@@ -467,18 +467,19 @@ pub(crate) fn walk(view: &View, hint: Option<(u64, usize)>, target: u64) -> Walk
     Walk::Found(off)
 }
 
-/// The last dead writer's newest segment a reader synced: its first seq and
-/// inode (an inode number alone names another segment once a file system
-/// reuses it for a later one: that segment's unsynced records had been
-/// served with no sync), how far the valid frames ran when it was synced,
-/// and how that went. A sync
+/// The last dead writer's newest segment a reader synced: its first seq,
+/// inode and header's CRC (an inode number alone names another segment
+/// once a file system reuses it for a later one, or for a recreated
+/// journal's first segment, whose header differs: that segment's unsynced
+/// records had been served with no sync), how far the valid frames ran
+/// when it was synced, and how that went. A sync
 /// covers everything before that end, so the file is synced again only
 /// when its valid frames run further (another writer came and died since:
 /// under `Always` it may have written into space reserved ahead, which
 /// leaves the file's length as it was). A failed sync stays failed (after
 /// `EIO` the kernel may mark the pages clean, and a second `fdatasync`
 /// would succeed without them).
-pub(crate) type Synced = Option<((u64, u64), usize, Result<(), String>)>;
+pub(crate) type Synced = Option<((u64, u64, u32), usize, Result<(), String>)>;
 
 /// A dead writer's newest segment may end in records it wrote but never
 /// synced (under `Always`, ones it never acknowledged). They are served,
@@ -494,6 +495,7 @@ pub(crate) fn sync_dead_writers_tail(
     io: &Io,
     synced: &Mutex<Synced>,
     newest: &SegmentFile,
+    header: &[u8],
     end: usize,
 ) -> Result<(), Retry> {
     let path = &newest.path;
@@ -501,7 +503,10 @@ pub(crate) fn sync_dead_writers_tail(
         outcome.map_err(|e| JournalError::io("fdatasync segment", path, std::io::Error::other(e)).into())
     };
     let mut synced = synced.lock().unwrap_or_else(PoisonError::into_inner);
-    let file_id = (newest.first_seq, newest.ino);
+    // The header's fields, not its stored CRC: a CRC over bytes that end
+    // in their own CRC is the same for every header.
+    let fields = &header[..header.len().min(crate::format::HEADER_LEN - 4)];
+    let file_id = (newest.first_seq, newest.ino, crc32fast::hash(fields));
     if let Some((id, through, outcome)) = synced.as_ref()
         && *id == file_id
         && (*through >= end || outcome.is_err())

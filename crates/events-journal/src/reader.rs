@@ -123,7 +123,8 @@ impl Reader {
     /// # Errors
     ///
     /// [`ReadError::Expired`] if records after `cursor` were pruned;
-    /// [`ReadError::Ahead`] if `cursor` is beyond the last record;
+    /// [`ReadError::Ahead`] if `cursor` is beyond the last record (with no
+    /// writer running, and the last one's watermark: beyond both);
     /// [`ReadError::Journal`] if a segment cannot be listed, mapped or
     /// understood, or the segment holding `cursor` is damaged before it.
     pub fn read_since(&self, cursor: u64) -> Result<Records, ReadError> {
@@ -307,7 +308,10 @@ impl Reader {
             Walk::End { off, .. } | Walk::Damaged { off, .. } => off,
             Walk::Found(_) => unreachable!("no segment holds seq u64::MAX"),
         };
-        sync_dead_writers_tail(&self.inner.io, &self.inner.synced, newest, end)?;
+        // The header (its epoch and creation time) tells the file from
+        // another with the same name and a reused inode number.
+        let header = view.map.as_deref().map_or(&[][..], |bytes| &bytes[..crate::format::HEADER_LEN.min(bytes.len())]);
+        sync_dead_writers_tail(&self.inner.io, &self.inner.synced, newest, header, end)?;
         self.no_writer_came(bound)
     }
 
@@ -434,13 +438,14 @@ impl Reader {
                 // a cursor past the sealed ones is not known to be ahead.
                 // Nor is one within a dead writer's watermark: its seqs
                 // were handed out, and the next writer skips past them.
-                return if expected == want
-                    || matches!(bound, Bound::Sealed(_))
-                    || self.handed_out_by_the_dead_writer(bound).is_some_and(|seq| cursor <= seq)
-                {
+                if expected == want || matches!(bound, Bound::Sealed(_)) {
+                    return Ok(Records::empty(cursor.saturating_add(1)));
+                }
+                let handed_out = self.handed_out_by_the_dead_writer(bound).unwrap_or(0);
+                return if cursor <= handed_out {
                     Ok(Records::empty(cursor.saturating_add(1)))
                 } else {
-                    Err(ReadError::Ahead { latest: expected - 1 }.into())
+                    Err(ReadError::Ahead { latest: (expected - 1).max(handed_out) }.into())
                 };
             }
             // The sealed segment ends before `want`: the records after it
@@ -532,7 +537,9 @@ impl Reader {
         Ok(SegmentSizes(sizes))
     }
 
-    /// The last seq in the journal (0 when it holds no record).
+    /// The last seq in the journal (0 when it holds no record): with no
+    /// writer running, not below the seq the last one's watermark names,
+    /// whose records a salvage may have cut (the next writer skips past it).
     ///
     /// # Errors
     ///
@@ -572,8 +579,9 @@ impl Reader {
         // So with no writer: seqs a dead writer's watermark names were
         // handed out, even where their records are gone (a salvage cut
         // them, and the open failed before it skipped past them).
-        if let Some(handed_out) = self.handed_out_by_the_dead_writer(bound)
-            && handed_out > in_files
+        if let Bound::Crashed(Some(wm)) = bound
+            && wm.seq > in_files
+            && let Some(handed_out) = self.handed_out_by_the_dead_writer(bound)
         {
             return Ok(handed_out);
         }

@@ -299,6 +299,41 @@ fn a_dead_writers_segment_with_a_reused_inode_number_is_synced_again() {
     assert_eq!(reading.count(Step::ReaderSync), 2, "the other segment is synced before it is served");
 }
 
+/// As above, a recreated directory's first segment, of the same name and
+/// the same inode number as the one the reader synced, its valid frames
+/// ending before that one's did (records 2 and 3 never synced): synced
+/// before it is served. First seq and inode alone had matched.
+#[test]
+fn a_recreated_journals_first_segment_with_a_reused_inode_number_is_synced_again() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    killed_with_unsynced_records(dir);
+    let reading = FaultPlan::new();
+    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
+    assert_eq!(reader.read_since(0).unwrap().count(), 8);
+    assert_eq!(reading.count(Step::ReaderSync), 1);
+
+    let other = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(other.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    append(&mut j, 1, 1);
+    assert_eq!(j.write_batch((2..=3).map(|seq| (ts(seq), payload(seq)))).unwrap(), 2..=3);
+    crash(&plan, j);
+    let newest = segments(other.path()).pop().unwrap();
+    let first = segments(dir).pop().unwrap();
+    assert_eq!(first.file_name(), newest.file_name(), "both start at seq 1");
+    let ino = std::fs::metadata(&first).unwrap().ino();
+    std::fs::write(&first, std::fs::read(&newest).unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(&first).unwrap().ino(), ino);
+    for name in ["WATERMARK", "LEASE"] {
+        std::fs::copy(other.path().join(name), dir.join(name)).unwrap();
+    }
+    let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(reading.count(Step::ReaderSync), 2, "the new journal's segment is synced before it is served");
+}
+
 #[test]
 fn a_failed_background_sync_fails_the_close_and_leaves_the_lease_open() {
     let tmp = tempfile::tempdir().unwrap();
