@@ -11,8 +11,9 @@
 //! but for one past the journal's end, which goes back (persisted at the
 //! next commit or flush) to where the stream's `Reset { Ahead }` put it; a
 //! torn checkpoint write falls back to the previous one, never to a later
-//! seq; a commit past the journal's latest seq is refused; delivery is at least once, and after a crash the events redelivered
-//! are exactly those after the last persisted checkpoint (at most
+//! seq; a commit past the journal's latest seq is refused; delivery is at
+//! least once, and after a crash the events redelivered are exactly those
+//! after the last persisted checkpoint (at most
 //! [`ConsumerOptions::every`] events the application had committed, plus
 //! those it had not yet committed).
 
@@ -379,9 +380,9 @@ fn streamed_epoch(state: &State) -> Option<u64> {
 /// its cursor below the committed progress in the same journal (the
 /// checkpoint was past the journal's end, `Reset { Ahead }`: segments
 /// restored from an older copy) moves the progress back there, since
-/// nothing after it was processed. Kept, the
-/// commits of the events the stream hands out from there were ignored as
-/// "at or below" it, and a restart after the journal grew skipped them.
+/// nothing after it was processed. Kept, the commits of the events the
+/// stream hands out from there were ignored as "at or below" it, and a
+/// restart after the journal grew skipped them.
 fn went_back(state: &mut State) {
     let reset = state.stream.as_ref().and_then(|p| p.take_reset());
     if let Some((to, epoch)) = reset
