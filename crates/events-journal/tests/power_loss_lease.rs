@@ -253,6 +253,54 @@ fn a_reader_of_a_dead_writer_syncs_what_it_serves_first() {
     assert_eq!(failing.count(Step::ReaderSync), 1);
 }
 
+/// A dead writer's journal in `dir` (records 1..=8, 6..=8 never synced)
+/// and a reader that served it, syncing its newest segment once.
+fn served_once(dir: &Path) -> (Reader, FaultPlan) {
+    killed_with_unsynced_records(dir);
+    let reading = FaultPlan::new();
+    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
+    assert_eq!(reader.read_since(0).unwrap().count(), 8);
+    assert_eq!(reading.count(Step::ReaderSync), 1);
+    (reader, reading)
+}
+
+/// Another dead writer's journal in `other`: records `1..=acked`
+/// acknowledged (a roll after them when `roll`), then `unsynced` written
+/// and never synced.
+fn another_dead_writer(other: &Path, acked: u64, roll: bool, unsynced: std::ops::RangeInclusive<u64>) {
+    let plan = FaultPlan::new();
+    let (mut j, _) = Journal::open(other, options(&plan, SyncPolicy::Always)).unwrap();
+    append(&mut j, 1, acked);
+    if roll {
+        j.roll().unwrap();
+    }
+    assert_eq!(j.write_batch(unsynced.clone().map(|seq| (ts(seq), payload(seq)))).unwrap(), unsynced);
+    crash(&plan, j);
+}
+
+/// Puts the journal of `other` in `dir`, its newest segment written into
+/// the file of `dir`'s newest segment (renamed to its name): the inode a
+/// file system reusing a freed one would give it. Its other segments, its
+/// `WATERMARK` and `LEASE` are copied.
+fn take_over_with_the_same_inode(dir: &Path, other: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let mut others = segments(other);
+    others.sort();
+    let newest = others.pop().unwrap();
+    let first = segments(dir).pop().unwrap();
+    let ino = std::fs::metadata(&first).unwrap().ino();
+    let reused = dir.join(newest.file_name().unwrap());
+    std::fs::rename(&first, &reused).unwrap();
+    std::fs::write(&reused, std::fs::read(&newest).unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(&reused).unwrap().ino(), ino);
+    for older in &others {
+        std::fs::copy(older, dir.join(older.file_name().unwrap())).unwrap();
+    }
+    for name in ["WATERMARK", "LEASE"] {
+        std::fs::copy(other.join(name), dir.join(name)).unwrap();
+    }
+}
+
 /// A reader that synced a dead writer's segment, then finds the directory
 /// holding another dead writer's journal whose newest segment (records
 /// 9 and 10 never synced) has the inode number the first one had, as a
@@ -262,38 +310,12 @@ fn a_reader_of_a_dead_writer_syncs_what_it_serves_first() {
 /// unsynced, and a power loss could hand their seqs to other records.
 #[test]
 fn a_dead_writers_segment_with_a_reused_inode_number_is_synced_again() {
-    use std::os::unix::fs::MetadataExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    killed_with_unsynced_records(dir);
-    let reading = FaultPlan::new();
-    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
-    assert_eq!(reader.read_since(0).unwrap().count(), 8);
-    assert_eq!(reading.count(Step::ReaderSync), 1);
-
-    // Another journal whose dead writer's newest segment starts at 9.
+    let (reader, reading) = served_once(dir);
     let other = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(other.path(), options(&plan, SyncPolicy::Always)).unwrap();
-    append(&mut j, 1, 8);
-    j.roll().unwrap();
-    assert_eq!(j.write_batch((9..=10).map(|seq| (ts(seq), payload(seq)))).unwrap(), 9..=10);
-    crash(&plan, j);
-    let mut others = segments(other.path());
-    others.sort();
-    let (older, newest) = (&others[0], &others[1]);
-    // It takes the place of the first journal, its newest segment in the
-    // first journal's segment file: the same inode.
-    let first = segments(dir).pop().unwrap();
-    let ino = std::fs::metadata(&first).unwrap().ino();
-    let reused = dir.join(newest.file_name().unwrap());
-    std::fs::rename(&first, &reused).unwrap();
-    std::fs::write(&reused, std::fs::read(newest).unwrap()).unwrap();
-    assert_eq!(std::fs::metadata(&reused).unwrap().ino(), ino);
-    std::fs::copy(older, dir.join(older.file_name().unwrap())).unwrap();
-    for name in ["WATERMARK", "LEASE"] {
-        std::fs::copy(other.path().join(name), dir.join(name)).unwrap();
-    }
+    another_dead_writer(other.path(), 8, true, 9..=10);
+    take_over_with_the_same_inode(dir, other.path());
     let seqs: Vec<u64> = reader.read_since(8).unwrap().map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs, [9, 10]);
     assert_eq!(reading.count(Step::ReaderSync), 2, "the other segment is synced before it is served");
@@ -305,30 +327,13 @@ fn a_dead_writers_segment_with_a_reused_inode_number_is_synced_again() {
 /// before it is served. First seq and inode alone had matched.
 #[test]
 fn a_recreated_journals_first_segment_with_a_reused_inode_number_is_synced_again() {
-    use std::os::unix::fs::MetadataExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    killed_with_unsynced_records(dir);
-    let reading = FaultPlan::new();
-    let reader = Reader::open_with_faults(dir, reading.clone()).unwrap();
-    assert_eq!(reader.read_since(0).unwrap().count(), 8);
-    assert_eq!(reading.count(Step::ReaderSync), 1);
-
+    let (reader, reading) = served_once(dir);
     let other = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let (mut j, _) = Journal::open(other.path(), options(&plan, SyncPolicy::Always)).unwrap();
-    append(&mut j, 1, 1);
-    assert_eq!(j.write_batch((2..=3).map(|seq| (ts(seq), payload(seq)))).unwrap(), 2..=3);
-    crash(&plan, j);
-    let newest = segments(other.path()).pop().unwrap();
-    let first = segments(dir).pop().unwrap();
-    assert_eq!(first.file_name(), newest.file_name(), "both start at seq 1");
-    let ino = std::fs::metadata(&first).unwrap().ino();
-    std::fs::write(&first, std::fs::read(&newest).unwrap()).unwrap();
-    assert_eq!(std::fs::metadata(&first).unwrap().ino(), ino);
-    for name in ["WATERMARK", "LEASE"] {
-        std::fs::copy(other.path().join(name), dir.join(name)).unwrap();
-    }
+    another_dead_writer(other.path(), 1, false, 2..=3);
+    assert_eq!(segments(dir), [dir.join(segments(other.path())[0].file_name().unwrap())], "both start at seq 1");
+    take_over_with_the_same_inode(dir, other.path());
     let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs, [1, 2, 3]);
     assert_eq!(reading.count(Step::ReaderSync), 2, "the new journal's segment is synced before it is served");

@@ -654,24 +654,7 @@ fn next_seq_of_a_read_with_nothing_new_is_the_cursors_next() {
 #[test]
 fn a_refused_salvage_open_leaves_no_closed_watermark_naming_records_it_cut() {
     let _serial = serial();
-    let closed = || {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-        for seq in 1..=3 {
-            j.append(ts(seq), payload(seq)).unwrap();
-        }
-        j.close().unwrap();
-        // A byte of record 2's payload flipped.
-        let seg = support::segments(dir.path()).pop().unwrap();
-        let mut bytes = std::fs::read(&seg).unwrap();
-        let at =
-            events_journal::format::HEADER_LEN + 2 * events_journal::format::FRAME_HEADER_LEN + payload(1).len() + 1;
-        bytes[at] ^= 0xff;
-        std::fs::write(&seg, bytes).unwrap();
-        dir
-    };
-    let salvage =
-        |plan: &FaultPlan| JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption).faults(plan.clone());
+    let closed = || closed_with_a_byte_flipped_in_record(2);
     let control = closed();
     let counted = FaultPlan::new();
     let opened = Journal::open(control.path(), salvage(&counted)).unwrap();
@@ -689,6 +672,29 @@ fn a_refused_salvage_open_leaves_no_closed_watermark_naming_records_it_cut() {
     assert!(!matches!(read, Err(ReadError::Ahead { .. })), "{read:?}");
 }
 
+/// A cleanly closed journal of records 1..=3, a byte of record `n`'s
+/// payload flipped.
+fn closed_with_a_byte_flipped_in_record(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    for seq in 1..=3 {
+        j.append(ts(seq), payload(seq)).unwrap();
+    }
+    j.close().unwrap();
+    let seg = support::segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let before: usize = (1..n).map(|seq| payload(seq).len()).sum();
+    let at = events_journal::format::HEADER_LEN + n as usize * events_journal::format::FRAME_HEADER_LEN + before + 1;
+    bytes[at] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    dir
+}
+
+/// An open in `TruncateAtCorruption`, through `plan`.
+fn salvage(plan: &FaultPlan) -> JournalOptions {
+    JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption).faults(plan.clone())
+}
+
 /// As above, the damage in the last record (3): the refused salvage cut it
 /// and left its `Recovering` record naming seq 3 (what the next writer
 /// will skip past), no writer running. A reader at 3 waits (nothing to
@@ -698,27 +704,7 @@ fn a_refused_salvage_open_leaves_no_closed_watermark_naming_records_it_cut() {
 #[test]
 fn a_dead_writers_watermark_past_the_records_left_is_not_ahead() {
     let _serial = serial();
-    let closed = || {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
-        for seq in 1..=3 {
-            j.append(ts(seq), payload(seq)).unwrap();
-        }
-        j.close().unwrap();
-        // A byte of record 3's payload flipped.
-        let seg = support::segments(dir.path()).pop().unwrap();
-        let mut bytes = std::fs::read(&seg).unwrap();
-        let at = events_journal::format::HEADER_LEN
-            + 3 * events_journal::format::FRAME_HEADER_LEN
-            + payload(1).len()
-            + payload(2).len()
-            + 1;
-        bytes[at] ^= 0xff;
-        std::fs::write(&seg, bytes).unwrap();
-        dir
-    };
-    let salvage =
-        |plan: &FaultPlan| JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption).faults(plan.clone());
+    let closed = || closed_with_a_byte_flipped_in_record(3);
     let control = closed();
     let (opened, report) = Journal::open(control.path(), salvage(&FaultPlan::new())).unwrap();
     assert_eq!(report.next_seq, 4, "the next writer skips past seq 3");
