@@ -67,7 +67,8 @@ impl Task {
         // changed in place (sealed, set to discard new messages when full),
         // which a resync after a refused publish is the first to see.
         self.spec.validate(&info.config)?;
-        let (position, held) = self.resume_in(&info, same_stream).await?;
+        let stored = if same_stream { self.stored_through.load(Ordering::Relaxed) } else { 0 };
+        let (position, held) = self.resume_in(&info, same_stream, stored).await?;
         // A new stream holding none of this journal's messages (the old one
         // deleted, or a server back without its store) is filled from
         // `start_after`: what this task acknowledged into the old one and
@@ -81,10 +82,13 @@ impl Task {
         // an acknowledgement does: a later resync that finds the stream's
         // last message below it knows the server lost what came after,
         // acknowledged by this task or by one before it (a restart read
-        // them here, not from acknowledgements).
+        // them here, not from acknowledgements). What a stream that lost
+        // them all had stored counts no more.
         match held {
             Some(last) => self.stored_through.store(last, Ordering::Relaxed),
-            None if !same_stream => self.stored_through.store(0, Ordering::Relaxed),
+            None if !same_stream || info.state.last_sequence < stored => {
+                self.stored_through.store(0, Ordering::Relaxed)
+            }
             None => {}
         }
         self.stream_created = Some(created);
@@ -94,10 +98,13 @@ impl Task {
     /// Where to resume in the stream `info` describes (`same_stream`: the
     /// one this task published to before), and the stream sequence of the
     /// feed's last message there (`None`: the stream holds none).
+    /// `stored`: the highest stream sequence this task knows one of its
+    /// messages was stored at there (0 in a new stream).
     async fn resume_in(
         &self,
         info: &async_nats::jetstream::stream::Info,
         same_stream: bool,
+        stored: u64,
     ) -> Result<(Position, Option<u64>), NatsError> {
         let mut stream_last = info.state.last_sequence;
         // Where to go on when none of this journal's messages is left in the
@@ -105,7 +112,15 @@ impl Task {
         // stream this task has been publishing to, the messages it had
         // acknowledged were removed (its limits, a purge) and are not sent
         // again (a restart does not know: it starts from `start_after`).
-        let replicated = if same_stream { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
+        // Unless the server lost them: a purge or the limits never lower
+        // the stream's last sequence, a server that crashed before syncing
+        // its last writes does. When they took all the feed's messages with
+        // them, it is filled again from `start_after`, as a new stream is.
+        // It had resumed after its progress: the lost records never came
+        // back, with nothing counted or reported.
+        let lost_all = stream_last < stored;
+        let replicated =
+            if same_stream && !lost_all { self.start_after.max(*self.progress.borrow()) } else { self.start_after };
         if info.state.messages == 0 {
             let seq = if stream_last == 0 { self.start_after } else { replicated };
             // A shared stream guards the subject, which holds no message: 0.
@@ -156,7 +171,6 @@ impl Task {
         // message is then below one this task stored (limits and purges
         // remove the oldest first, so they never leave it so); those are
         // sent again, from the last message on.
-        let stored = if same_stream { self.stored_through.load(Ordering::Relaxed) } else { 0 };
         let lost = last.sequence < stored;
         let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
         Ok((Position { seq: at.last_seq().max(floor), stream_last, in_stream: true }, Some(last.sequence)))

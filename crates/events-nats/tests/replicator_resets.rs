@@ -654,6 +654,43 @@ async fn a_running_replicator_sends_again_what_the_server_lost_after_its_start()
     j.close().unwrap();
 }
 
+/// The same in a shared stream when the server lost every message of the
+/// feed: feed `b` replicated 1..=30, then `a` 1..=20 after them; the
+/// server is killed and keeps about the first 25 messages (all `b`'s).
+/// `a`'s next publish is refused, and its resync finds the feed's subject
+/// empty in a stream whose last sequence fell below what `a` stored there:
+/// `a` is sent again from its start. It had resumed after 20, its
+/// progress, as after a purge: `a`'s 1..=20 never came back, with nothing
+/// counted or reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_replicator_sends_again_a_feed_the_server_lost_all_of_from_a_shared_stream() {
+    let mut server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |feed: &str| StreamSpec::shared("SHARED_LOST", "app").feed(feed);
+    let (b, other) = replicated(&js, &spec("b"), &tmp.path().join("b"), 30).await;
+    other.shutdown().await;
+    let (mut a, replicator) = replicated(&js, &spec("a"), &tmp.path().join("a"), 20).await;
+    drop(js);
+    server.kill();
+    support::lose_last_writes(server.store(), "SHARED_LOST", 50);
+    server.restart();
+    let js = server.jetstream().await;
+    let left = js.get_stream("SHARED_LOST").await.unwrap().cached_info().state.last_sequence;
+    assert!((1..=30).contains(&left), "the server lost all of a's messages: {left} left");
+    fill(&mut a, 21, 25);
+    within("25", replicator.wait_for(25)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.stopped), (0, false), "{stats:?}");
+    let epoch = a.epoch();
+    let of_a: Vec<u64> =
+        coordinates(&js, "SHARED_LOST").await.into_iter().filter(|&(e, _)| e == epoch).map(|(_, seq)| seq).collect();
+    assert_eq!(of_a, (1..=25).collect::<Vec<_>>());
+    replicator.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
 /// A replicator started into an emptied stream with, under its consumer
 /// name, the checkpoint of another journal (copied from the directory of
 /// the journal that filled the stream, which acknowledged 1..=50): only a
