@@ -84,11 +84,10 @@ impl Task {
         // acknowledged by this task or by one before it (a restart read
         // them here, not from acknowledgements). What a stream that lost
         // them all had stored counts no more.
+        let lost_all = info.state.last_sequence < stored;
         match held {
             Some(last) => self.stored_through.store(last, Ordering::Relaxed),
-            None if !same_stream || info.state.last_sequence < stored => {
-                self.stored_through.store(0, Ordering::Relaxed)
-            }
+            None if !same_stream || lost_all => self.stored_through.store(0, Ordering::Relaxed),
             None => {}
         }
         self.stream_created = Some(created);
