@@ -186,6 +186,9 @@ struct PlanState {
     boot: Option<Option<[u8; 16]>>,
     /// The lease step instead of `LEASE_STEP` ([`FaultPlan::lease_step`]).
     lease_step: Option<u64>,
+    /// `(device, inode) -> entry names` of a directory when its last
+    /// completed fsync started ([`FaultPlan::synced_names`]).
+    names: HashMap<(u64, u64), Vec<std::ffi::OsString>>,
 }
 
 /// The error every step returns once the plan is crashed.
@@ -256,6 +259,21 @@ impl FaultPlan {
     pub fn synced_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let meta = std::fs::metadata(path).ok()?;
         self.state().contents.get(&(meta.dev(), meta.ino())).cloned()
+    }
+
+    /// The names directory `dir` held when its last completed fsync
+    /// through this plan started (`None`: never fsynced through it): a
+    /// power loss may take any other, a file created or renamed in since.
+    /// A test simulates one by removing those.
+    pub fn synced_names(&self, dir: &Path) -> Option<Vec<std::ffi::OsString>> {
+        let meta = std::fs::metadata(dir).ok()?;
+        self.state().names.get(&(meta.dev(), meta.ino())).cloned()
+    }
+
+    /// Called by the seam after a completed fsync of a directory whose
+    /// metadata and entry names were read just before it.
+    pub(crate) fn dir_synced(&self, before: &std::fs::Metadata, names: Vec<std::ffi::OsString>) {
+        self.state().names.insert((before.dev(), before.ino()), names);
     }
 
     /// Makes the journals opened with this plan see a boot id of their

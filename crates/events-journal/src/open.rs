@@ -71,14 +71,28 @@ pub struct RecoveryReport {
 }
 
 impl Journal {
+    /// Creates directory `dir` if it is missing, with any missing parents,
+    /// and fsyncs the parent of each directory it created: what
+    /// [`open`](Self::open) does first, for a caller that needs the
+    /// directory before the open (an open finding it there fsyncs nothing
+    /// above it). Through `options`' fault seam.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] naming the directory whose creation or fsync failed.
+    pub fn create_dir(dir: impl AsRef<Path>, options: &JournalOptions) -> Result<(), JournalError> {
+        segment::create_dir(&options.io, dir.as_ref())
+    }
+
     /// Opens (or creates) the journal in `dir` and becomes its only writer.
     ///
     /// In order: refuses impossible options; creates `dir` if missing (and
-    /// fsyncs its parent); takes `<dir>/LOCK`; lists the segments (other
-    /// files are ignored with a warning); checks every segment header
-    /// (magic, version, CRC, epoch, codec tag), which reads 64 bytes per
-    /// segment; compares each sealed segment's last frame with the next
+    /// fsyncs its parent: [`create_dir`](Self::create_dir)); takes
+    /// `<dir>/LOCK`; lists the segments (other files are ignored with a
+    /// warning); checks every segment header (magic, version, CRC, epoch,
+    /// codec tag), which reads 64 bytes per segment; compares each sealed segment's last frame with the next
     /// segment's name (a few KiB from its end); recovers the newest segment;
+    /// fsyncs `dir` (names a killed writer created may not be durable yet);
     /// applies retention; starts the `Interval` sync thread if asked.
     ///
     /// - **Empty directory**: creates segment `00000000000000000001.seg` with
@@ -226,6 +240,11 @@ impl Journal {
                 }
                 _ => journal.sync_sealed(0)?,
             }
+            // The names too: a segment a killed writer created, or a
+            // rebuild renamed, before it fsynced the directory is there
+            // only in the page cache, and a power loss would take it, with
+            // every record this writer appends and syncs into it.
+            segment::sync_dir(&journal.opts.io, &journal.dir)?;
             let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
             // The last writer's watermark names the seqs it acknowledged, which
             // readers may have been handed (and a follower reports as latest

@@ -156,6 +156,7 @@ impl Io {
     }
 
     /// Fsyncs a directory so that creations and removals in it are durable.
+    #[cfg(not(feature = "fault-injection"))]
     #[inline]
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.op(Step::DirSync, || {
@@ -163,6 +164,23 @@ impl Io {
             File::open(dir)?.sync_all()?;
             #[cfg(not(unix))]
             let _ = dir;
+            Ok(())
+        })
+    }
+
+    /// Fsyncs a directory so that creations and removals in it are
+    /// durable; the plan notes the names it held when the fsync started,
+    /// which are what a power loss would leave ([`FaultPlan::synced_names`]).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.op(Step::DirSync, || {
+            let handle = File::open(dir)?;
+            let meta = handle.metadata()?;
+            let names = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>()?;
+            handle.sync_all()?;
+            if let Some(plan) = &self.plan {
+                plan.dir_synced(&meta, names);
+            }
             Ok(())
         })
     }

@@ -511,11 +511,14 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
             let options = self.journal.clone().codec_tag(C::ID).index_key(move |p| crate::index::key_of(&codec, p));
             // File system calls, all on the blocking thread. The open is
             // known (by the directory's canonical path: the directory is
-            // made first, an error being `Journal::open`'s to report)
-            // before it can take the lock, so a retry refused by that lock
-            // finds it.
+            // made first) before it can take the lock, so a retry refused
+            // by that lock finds it.
             tokio::task::spawn_blocking(move || {
-                let _ = std::fs::create_dir_all(&dir);
+                // As the open would make it: fsynced in its parent, or a
+                // power loss may take the directory with every record.
+                if let Err(e) = Journal::create_dir(&dir, &options) {
+                    return (Err(e), None);
+                }
                 let opening = writers::Opening::start(&dir);
                 let opened = Journal::open(&dir, options);
                 // A refused open holds no lock: it ends now, and an open

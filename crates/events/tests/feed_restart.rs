@@ -227,3 +227,25 @@ async fn concurrent_opens_of_a_live_writers_directory_are_refused_at_once() {
     }
     feed.close().await.unwrap();
 }
+
+/// A feed opened on a directory that does not exist yet makes it and its
+/// missing parent durable: each is in the names its parent's fsync saw,
+/// before the first append is acknowledged. The façade had made them
+/// itself (`create_dir_all`, no fsync), so the journal found the directory
+/// there and fsynced nothing above it: a power loss could take the whole
+/// journal, acknowledged records and all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_makes_the_directories_it_creates_durable_in_their_parents() {
+    use events::layers::journal::fault::FaultPlan;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a").join("b");
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Always).faults(plan.clone()).open().await.unwrap();
+    assert_eq!(feed.append(Some("s"), msg(1)).await.unwrap(), Seq::new(1));
+    let synced = |parent: &std::path::Path, name: &str| {
+        plan.synced_names(parent).is_some_and(|names| names.iter().any(|n| n == name))
+    };
+    assert!(synced(tmp.path(), "a"), "a is durable in its parent");
+    assert!(synced(&tmp.path().join("a"), "b"), "b is durable in its parent");
+    feed.close().await.unwrap();
+}

@@ -147,6 +147,22 @@ pub(crate) fn lose_power_after(dir: &Path, plans: &[&FaultPlan]) {
     }
 }
 
+/// A power loss's effect on `dir`'s names after several processes, each
+/// with its plan: a segment whose name none of their fsyncs of the
+/// directory saw is gone (created, or renamed in, since). Nothing is
+/// removed if none of them fsynced it.
+pub(crate) fn lose_unsynced_names(dir: &Path, plans: &[&FaultPlan]) {
+    let synced: Vec<std::ffi::OsString> = plans.iter().filter_map(|p| p.synced_names(dir)).flatten().collect();
+    if plans.iter().all(|p| p.synced_names(dir).is_none()) {
+        return;
+    }
+    for seg in segments(dir) {
+        if !synced.iter().any(|name| Some(name.as_os_str()) == seg.file_name()) {
+            std::fs::remove_file(&seg).unwrap();
+        }
+    }
+}
+
 /// Opens a journal in `dir` under `sync` through `plan`, appends one
 /// record and makes the journal's own thread run `step` on it: a roll
 /// under `Never` (the seal thread fdatasyncs the sealed segment), a wait

@@ -1,0 +1,71 @@
+//! A power loss takes every directory entry no fsync of the directory
+//! covered: a segment a killed writer created (or a rebuild renamed in)
+//! before its directory fsync is there after the crash only in the page
+//! cache. The next writer appends into it, so its open must make the name
+//! durable before it acknowledges anything there.
+//!
+//! A power loss is simulated as in `power_loss_lease.rs` (every segment cut
+//! back to what its last `fdatasync` covered, the watermark and the lease
+//! put back as their last `fdatasync` left them), and every segment whose
+//! name none of the plans' fsyncs of the directory saw is removed
+//! (`FaultPlan::synced_names`).
+
+mod support;
+
+use events_journal::fault::{Fault, FaultPlan, Step};
+use events_journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy};
+use support::{lose_power_after, lose_unsynced_names, payload, ts};
+
+fn options(plan: &FaultPlan) -> JournalOptions {
+    JournalOptions::new().sync(SyncPolicy::Always).retention(Retention::unlimited()).faults(plan.clone())
+}
+
+/// Every seq a reader hands out from the start, checking each payload.
+fn read_all(dir: &std::path::Path) -> Vec<u64> {
+    let records = Reader::open(dir).unwrap().read_since(0).unwrap();
+    records
+        .map(|r| {
+            let r = r.unwrap();
+            assert_eq!(r.payload(), payload(r.seq()).as_slice());
+            r.seq()
+        })
+        .collect()
+}
+
+/// A writer killed in a roll after it wrote the new segment's header and
+/// before it synced it and the directory; the next writer (same boot: the
+/// page cache kept the file) appends 2..=5 into that segment, each
+/// acknowledged under `Always`; then the power fails. All five come back.
+/// The open had fsynced no directory: the new segment's name was lost,
+/// and with it four acknowledged records.
+#[test]
+fn a_writer_makes_the_segment_a_killed_roll_created_durable_before_appending_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let first = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, options(&first)).unwrap();
+    j.append(ts(1), payload(1)).unwrap();
+    first.inject_next(Step::HeaderSync, Fault::CrashBefore);
+    assert!(j.roll().is_err());
+    assert!(first.crashed());
+    drop(j);
+
+    let second = FaultPlan::new();
+    let (mut j, _) = Journal::open(dir, options(&second)).unwrap();
+    assert_eq!(j.segments().last().map(|s| s.0), Some(2), "the killed roll's segment is the active one");
+    for seq in 2..=5 {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+    second.inject_next(Step::Sync, Fault::CrashBefore);
+    drop(j);
+    assert!(second.crashed());
+
+    lose_power_after(dir, &[&first, &second]);
+    lose_unsynced_names(dir, &[&first, &second]);
+    assert_eq!(read_all(dir), (1..=5).collect::<Vec<_>>());
+    let third = FaultPlan::new();
+    third.reboot(1);
+    let (j, report) = Journal::open(dir, options(&third)).unwrap();
+    assert_eq!((j.next_seq(), &report.skipped), (6, &None), "{report:?}");
+    j.close().unwrap();
+}
