@@ -418,27 +418,26 @@ impl<E: Event> Frames<E> {
                 // The epoch the stream reads: for a cursor without one
                 // (everything retained) it is fixed at its first read.
                 self.epoch = self.inner.epoch().unwrap_or(self.epoch);
-                match event_frame(self.epoch, &env, None) {
+                let frame = match event_frame(self.epoch, &env, None) {
                     Ok(frame) => frame,
-                    Err(e) => {
-                        let why = format!("cannot be encoded as JSON: {e}");
-                        self.unsendable(
-                            Position::durable(env.seq),
-                            env.stream.as_ref().map(events::StreamId::as_str),
-                            &why,
-                        )
-                    }
-                }
+                    Err(why) => self.unsendable(
+                        Position::durable(env.seq),
+                        env.stream.as_ref().map(events::StreamId::as_str),
+                        &why,
+                    ),
+                };
+                let_go(env);
+                frame
             }
-            Ok(FeedItem::Ephemeral { position, env }) => match event_frame(self.epoch, &env, Some(position.index)) {
-                // `event: ephemeral`, its id `<epoch>-<seq>.<index>`.
-                Ok(frame) => frame.event("ephemeral"),
-                Err(e) => self.unsendable(
-                    position,
-                    env.stream.as_ref().map(events::StreamId::as_str),
-                    &format!("cannot be encoded as JSON: {e}"),
-                ),
-            },
+            Ok(FeedItem::Ephemeral { position, env }) => {
+                let frame = match event_frame(self.epoch, &env, Some(position.index)) {
+                    // `event: ephemeral`, its id `<epoch>-<seq>.<index>`.
+                    Ok(frame) => frame.event("ephemeral"),
+                    Err(why) => self.unsendable(position, env.stream.as_ref().map(events::StreamId::as_str), &why),
+                };
+                let_go(env);
+                frame
+            }
             Ok(FeedItem::Reset { reason, earliest, latest }) => {
                 if let ResetReason::EpochMismatch { journal_epoch, .. } = reason {
                     self.epoch = journal_epoch;
@@ -490,8 +489,32 @@ impl<E: Event> Frames<E> {
 }
 
 /// An event's frame: a durable one (`index` `None`), or the `index`-th
-/// ephemeral event after `env.seq`.
-fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> Result<SseEvent, serde_json::Error> {
+/// ephemeral event after `env.seq`. `Err` says why it cannot go out: its
+/// `Serialize` failed, or panicked. The event type's own code runs here,
+/// on the connection's task: a panic it did not catch had ended the
+/// response with no frame, and every reconnect from the same cursor met it
+/// again (one bad event stays local: DESIGN §3).
+fn event_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> Result<SseEvent, String> {
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encoded_frame(epoch, env, index)));
+    match encoded {
+        Ok(Ok(frame)) => Ok(frame),
+        Ok(Err(e)) => Err(format!("cannot be encoded as JSON: {e}")),
+        Err(panic) => {
+            Err(format!("cannot be encoded as JSON: its Serialize panicked: {}", events::panic_message(&*panic)))
+        }
+    }
+}
+
+/// Lets go of an event this response sent: its `Drop` (the event type's
+/// own code, run here when this was its last reference, as after a
+/// catch-up's decode) may panic, which is logged, and the response goes on.
+fn let_go<E>(env: Arc<Envelope<E>>) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(env))) {
+        tracing::error!(panic = %events::panic_message(&*panic), "the Drop of an event sent as SSE panicked");
+    }
+}
+
+fn encoded_frame<E: Event>(epoch: u64, env: &Envelope<E>, index: Option<u32>) -> Result<SseEvent, serde_json::Error> {
     let data = EventData {
         seq: env.seq.get(),
         index,

@@ -96,3 +96,75 @@ async fn an_event_json_cannot_carry_follows_the_undecodable_policy() {
     assert_eq!(frame.event.as_deref(), Some("error"), "{frame:?}");
     feed.close().await.unwrap();
 }
+
+/// An event whose `Serialize` panics for JSON (human-readable formats)
+/// only, so the journal's codec took it: under `Skip` one `undecodable`
+/// frame with its id, saying it panicked, and the stream goes on; under
+/// the default `Fail`, the `error` frame. The panic had ended the
+/// connection's task with no frame, and every reconnect from the same
+/// cursor met it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_serialize_panics_for_json_follows_the_undecodable_policy() {
+    #[derive(Clone, Debug, serde::Deserialize)]
+    struct Touchy(u32);
+    impl serde::Serialize for Touchy {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            assert!(!(s.is_human_readable() && self.0 == 2), "Touchy(2) will not be JSON");
+            s.serialize_newtype_struct("Touchy", &self.0)
+        }
+    }
+    impl events::Event for Touchy {}
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: events::Feed<Touchy> = events::Feed::builder(tmp.path()).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, Touchy(n)).await.unwrap();
+    }
+    let epoch = feed.epoch();
+
+    let addr = support::serve(events_http::router(feed.reader().on_undecodable(OnUndecodable::Skip))).await;
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 1).await, [1]);
+    let frame = sse.next().await;
+    assert_eq!((frame.event.as_deref(), frame.id.clone()), (Some("undecodable"), Some(id(epoch, 2))), "{frame:?}");
+    assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("Touchy(2) will not be JSON")), "{frame:?}");
+    assert_eq!(sse.seqs_in(epoch, 1).await, [3]);
+
+    let strict = support::serve(events_http::router(feed.reader())).await;
+    let mut sse = Sse::open(&format!("http://{strict}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 1).await, [1]);
+    let frame = sse.next().await;
+    assert_eq!(frame.event.as_deref(), Some("error"), "{frame:?}");
+    assert!(frame.json()["error"].as_str().is_some_and(|e| e.contains("panicked")), "{frame:?}");
+    feed.close().await.unwrap();
+}
+
+/// An event whose `Drop` panics, let go by the response that sent it (the
+/// last reference to an event a catch-up decoded): the panic is logged
+/// and every event goes out. It had ended the connection's task before
+/// the event's frame went out, at every reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_drop_panics_does_not_end_the_response() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Fragile(u32);
+    impl Drop for Fragile {
+        fn drop(&mut self) {
+            assert!(!(ARMED.load(Ordering::Relaxed) && self.0 == 2), "Fragile(2) breaks when let go");
+        }
+    }
+    impl events::Event for Fragile {}
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: events::Feed<Fragile> = events::Feed::builder(tmp.path()).open().await.unwrap();
+    for n in 1..=3 {
+        feed.append(None, Fragile(n)).await.unwrap();
+    }
+    let epoch = feed.epoch();
+    feed.close().await.unwrap();
+    ARMED.store(true, Ordering::Relaxed);
+
+    let reader = events::FeedReader::<Fragile>::open(tmp.path()).unwrap();
+    let addr = support::serve(events_http::router(reader)).await;
+    let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    assert_eq!(sse.seqs_in(epoch, 3).await, [1, 2, 3]);
+}
