@@ -89,7 +89,11 @@ async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
     run.progress_until(|p| p["replicated"].as_u64() > Some(0));
     let (stopped, status) = run.terminate();
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
-    assert_eq!(stopped["signal"], "SIGTERM");
+    assert_eq!(
+        (&stopped["signal"], &stopped["unacknowledged"]),
+        (&serde_json::json!("SIGTERM"), &serde_json::json!(false)),
+        "{stopped}"
+    );
     let stopped_at = stopped["replicated"].as_u64().unwrap();
     eprintln!("first run stopped after seq {stopped_at} of {first_half}");
     assert!(stopped_at > 0);

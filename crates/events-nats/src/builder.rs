@@ -223,6 +223,8 @@ impl ReplicatorBuilder {
             reader,
             counters: Counters::default(),
             last_error: Mutex::new(None),
+            fatal: OnceLock::new(),
+            unacknowledged: Mutex::new(None),
             subject: subject.clone(),
             epoch,
             consumer: OnceLock::new(),

@@ -181,6 +181,34 @@ fn describe(reset: &Reset) -> String {
 }
 
 impl NatsError {
+    /// A copy of this error, for the variants whose fields can be copied
+    /// (`None` for those holding another error: a client's, the journal's).
+    pub(crate) fn copied(&self) -> Option<NatsError> {
+        Some(match self {
+            NatsError::StreamMismatch { stream, field, expected, found } => NatsError::StreamMismatch {
+                stream: stream.clone(),
+                field,
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            NatsError::EpochMismatch { stream, stream_epoch, journal_epoch } => NatsError::EpochMismatch {
+                stream: stream.clone(),
+                stream_epoch: *stream_epoch,
+                journal_epoch: *journal_epoch,
+            },
+            NatsError::TooLarge { stream, seq, bytes, reason } => {
+                NatsError::TooLarge { stream: stream.clone(), seq: *seq, bytes: *bytes, reason: reason.clone() }
+            }
+            NatsError::BadMessage { stream, stream_seq, reason } => {
+                NatsError::BadMessage { stream: stream.clone(), stream_seq: *stream_seq, reason: reason.clone() }
+            }
+            NatsError::JournalReset { stream, dir, after, reset } => {
+                NatsError::JournalReset { stream: stream.clone(), dir: dir.clone(), after: *after, reset: *reset }
+            }
+            _ => return None,
+        })
+    }
+
     pub(crate) fn js(op: &'static str, source: impl Into<BoxError>) -> Self {
         NatsError::JetStream { op, source: source.into() }
     }

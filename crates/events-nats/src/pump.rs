@@ -11,8 +11,8 @@
 //! stream's last message; a local journal error never causes a resync, and
 //! its retries back off up to `MAX_STALL_BACKOFF`.
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::Context;
@@ -181,6 +181,7 @@ impl Task {
         if let Some(e) = error {
             tracing::error!(error = %e, "replication stopped");
             self.shared.record_error(&e);
+            let _ = self.shared.fatal.set(e);
             self.shared.stopped.store(true, Ordering::Release);
         }
         // Dropping `self` drops the progress sender: `wait_for` fails from
@@ -232,6 +233,7 @@ impl Task {
                 Pumped::Failed(e) if self.stop_requested() => {
                     tracing::warn!(error = %e, "stopped with publishes in flight not acknowledged");
                     self.shared.record_error(&e);
+                    *self.shared.unacknowledged.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
                     return None;
                 }
                 Pumped::Failed(e) => {

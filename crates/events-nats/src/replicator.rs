@@ -165,6 +165,7 @@ impl Replicator {
             skipped: c.skipped.load(Ordering::Relaxed),
             gaps: c.gaps.load(Ordering::Relaxed),
             last_error: s.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            unacknowledged: s.unacknowledged.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             stopped,
             checkpoint,
             pinned,
@@ -203,14 +204,20 @@ impl Replicator {
     ///
     /// # Errors
     ///
-    /// [`NatsError::JetStream`] with `op = "replicating"` and the last
-    /// error as its cause if the replication task ended first (after a
-    /// fatal error, see [`ReplicationStats::stopped`]).
+    /// If the replication task ended first (after a fatal error, see
+    /// [`ReplicationStats::stopped`]), that error as it is where it can
+    /// be copied ([`NatsError::EpochMismatch`], [`NatsError::JournalReset`],
+    /// [`NatsError::TooLarge`], [`NatsError::StreamMismatch`],
+    /// [`NatsError::BadMessage`]); otherwise [`NatsError::JetStream`] with
+    /// `op = "replicating"` and the last error as its cause.
     pub async fn wait_for(&self, seq: u64) -> Result<(), NatsError> {
         let mut rx = self.shared.progress.clone();
         match rx.wait_for(|acked| *acked >= seq).await {
             Ok(_) => Ok(()),
             Err(_) => {
+                if let Some(fatal) = self.shared.fatal.get().and_then(NatsError::copied) {
+                    return Err(fatal);
+                }
                 let cause = self.stats().last_error.unwrap_or_else(|| "replication task ended".into());
                 Err(NatsError::js("replicating", cause))
             }
@@ -301,6 +308,11 @@ pub(crate) struct Shared {
     pub(crate) reader: Reader,
     pub(crate) counters: Counters,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// The fatal error the task ended with, for [`Replicator::wait_for`]
+    /// to return as it is (set once, as `stopped` is).
+    pub(crate) fatal: OnceLock<NatsError>,
+    /// Why a shutdown ended with publishes in flight unacknowledged.
+    pub(crate) unacknowledged: Mutex<Option<String>>,
     pub(crate) subject: String,
     pub(crate) epoch: u64,
     /// The replicator's consumer checkpoint (`checkpoint.rs`), set once by

@@ -48,6 +48,12 @@ pub struct ReplicationStats {
     pub gaps: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// Set when a shutdown ended with publishes in flight that the server
+    /// did not acknowledge within the ack timeout, naming why: they may
+    /// still be stored, so the stream may hold records past `replicated`
+    /// (the next run resumes after the stream's last message). `None`
+    /// otherwise, whatever other errors (a checkpoint commit's) came.
+    pub unacknowledged: Option<String>,
     /// The replication task has ended after a fatal error, which
     /// `last_error` names: the stream holds another journal's events or
     /// foreign messages, or the journal directory was recreated

@@ -35,7 +35,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use events::layers::journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy, list_consumers};
+use events::layers::journal::{Journal, JournalOptions, Reader, Reset, Retention, SyncPolicy, list_consumers};
 use events_nats::headers::Coordinates;
 use events_nats::{NatsError, Replicator, StreamSpec, replicator_consumer_name};
 use support::{Server, fill, journal, seqs_of_epoch, stopped, stream_messages, verify_stream, within};
@@ -136,8 +136,14 @@ async fn a_recreated_directory_stops_the_replicator() {
         "the error names both epochs: {last_error}"
     );
     assert_eq!((stats.replicated, stats.published), (10, 10), "{stats:?}");
+    // The fatal error as it is, for code to act on: it had been a
+    // `JetStream` error holding its text.
     let waited = replicator.wait_for(11).await;
-    assert!(matches!(waited, Err(NatsError::JetStream { op: "replicating", .. })), "{waited:?}");
+    assert!(
+        matches!(waited, Err(NatsError::EpochMismatch { stream_epoch, journal_epoch, .. })
+            if stream_epoch == old_epoch && journal_epoch == new_epoch),
+        "{waited:?}"
+    );
     let expected: Vec<(u64, u64)> = (1..=10).map(|seq| (old_epoch, seq)).collect();
     assert_eq!(coordinates(&js, "RECREATED").await, expected, "nothing of the new journal");
 
@@ -176,7 +182,10 @@ async fn a_rolled_back_journal_stops_the_replicator() {
     assert!(last_error.contains("ends at seq 10") && last_error.contains("after seq 20"), "{last_error}");
     assert_eq!((stats.replicated, stats.published), (20, 20), "{stats:?}");
     let waited = replicator.wait_for(21).await;
-    assert!(matches!(waited, Err(NatsError::JetStream { op: "replicating", .. })), "{waited:?}");
+    assert!(
+        matches!(waited, Err(NatsError::JournalReset { after: 20, reset: Reset::Ahead { latest: 10, .. }, .. })),
+        "{waited:?}"
+    );
     // The restored journal goes on: its seqs 11.. are not the stream's
     // 11..=20, and none of them is published.
     let mut restored = journal(&dir);
