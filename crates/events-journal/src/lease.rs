@@ -139,6 +139,29 @@ impl Lease {
     }
 }
 
+/// What the last writer's lease tells recovery.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Vouched {
+    /// The seqs it acknowledged that no crash since can have taken.
+    pub(crate) kept: Option<Kept>,
+    /// The epoch it wrote, when it crashed (its lease still open) and the
+    /// machine has restarted since (both boot ids known, and different):
+    /// what it wrote and never synced may then have reached the disk in
+    /// any order, a later page without an earlier one.
+    pub(crate) rebooted: Option<u64>,
+}
+
+impl Vouched {
+    /// From the last writer's `lease` (if any) and its watermark's
+    /// `(epoch, seq)` (if any), seen from a process in `boot`.
+    pub(crate) fn by(lease: Option<Lease>, acked: Option<(u64, u64)>, boot: Option<[u8; 16]>) -> Vouched {
+        let rebooted = lease
+            .filter(|l| l.open && matches!((l.boot, boot), (Some(then), Some(now)) if then != now))
+            .map(|l| l.epoch);
+        Vouched { kept: acked.and_then(|(epoch, seq)| Kept::by(lease, epoch, seq, boot)), rebooted }
+    }
+}
+
 /// The seqs the last writer acknowledged that no crash since can have
 /// taken: recovery that would cut through them found damage, not a torn
 /// write, and [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)

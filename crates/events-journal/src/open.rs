@@ -19,14 +19,14 @@ use crate::background::Background;
 use crate::commit::Pipeline;
 use crate::error::JournalError;
 use crate::format::HEADER_LEN;
-use crate::lease::{self, Kept, Lease, Leaser};
+use crate::lease::{self, Lease, Leaser, Vouched};
 use crate::lock::DirLock;
 use crate::options::{JournalOptions, SyncPolicy};
 use crate::prune::Removal;
 use crate::recover_segment::RecoveryAction;
 use crate::recovery;
 use crate::reserve::Reserving;
-use crate::seam::Step;
+use crate::seam::{Io, Step};
 use crate::segment;
 use crate::stats::JournalStats;
 use crate::watermark::{Publisher, WriterState};
@@ -79,8 +79,13 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// [`JournalError::Io`] naming the directory whose creation or fsync failed.
+    /// [`JournalError::InvalidOption`] as [`open`](Self::open) refuses it
+    /// (before anything is created); [`JournalError::Io`] naming the
+    /// directory whose creation or fsync failed.
     pub fn create_dir(dir: impl AsRef<Path>, options: &JournalOptions) -> Result<(), JournalError> {
+        // As `open` does first: options that cannot work are refused before
+        // anything is created.
+        options.validate()?;
         segment::create_dir(&options.io, dir.as_ref())
     }
 
@@ -158,12 +163,13 @@ impl Journal {
         let previous_lease = lease::read(&dir)?;
         let boot = options.io.boot_id();
         // What the last writer acknowledged and no crash since can have
-        // taken: a torn tail through it is damage (refused under `Strict`).
-        let kept = watermark.previous().and_then(|wm| Kept::by(previous_lease, wm.epoch, wm.seq, boot));
+        // taken: a torn tail through it is damage (refused under `Strict`);
+        // and whether a power loss may have left holes in what it never synced.
+        let vouched = Vouched::by(previous_lease, watermark.previous().map(|wm| (wm.epoch, wm.seq)), boot);
         let listing = segment::list(&dir, true)?;
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| {
-            recovery::recover(&options.io, &dir, &listing.segments, &options, kept, watermark.previous())
+            recovery::recover(&options.io, &dir, &listing.segments, &options, vouched, watermark.previous())
         })?;
         let mut report = RecoveryReport {
             created: rec.created,
@@ -245,6 +251,14 @@ impl Journal {
             // only in the page cache, and a power loss would take it, with
             // every record this writer appends and syncs into it.
             segment::sync_dir(&journal.opts.io, &journal.dir)?;
+            // And the journal's own name, where no writer finished an open
+            // (none left a lease): the one that made the directory may have
+            // been killed before it fsynced the parent. Best effort where
+            // the parent cannot be opened for it (no read permission): an
+            // open never needed to.
+            if previous_lease.is_none() {
+                sync_parent(&journal.opts.io, &journal.dir)?;
+            }
             let lost = previous_lease.and_then(|l| l.lost_upto(journal.epoch, boot, journal.next_seq));
             // The last writer's watermark names the seqs it acknowledged, which
             // readers may have been handed (and a follower reports as latest
@@ -358,5 +372,20 @@ impl Journal {
         let (journal, report) = Journal::open(dir, options.recovery(crate::RecoveryMode::Repair))?;
         journal.close()?;
         Ok(report)
+    }
+}
+
+/// Fsyncs the parent of journal directory `dir`, so that `dir`'s own entry
+/// is durable. A parent this process may not open (`EACCES`, `EPERM`) is
+/// logged and passed over.
+fn sync_parent(io: &Io, dir: &Path) -> Result<(), JournalError> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match io.sync_dir(parent) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+            tracing::warn!(dir = %parent.display(), error = %e, "cannot fsync the journal directory's parent");
+            Ok(())
+        }
+        Err(e) => Err(JournalError::io("fsync directory", parent, e)),
+        Ok(()) => Ok(()),
     }
 }

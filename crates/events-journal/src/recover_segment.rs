@@ -267,6 +267,9 @@ pub(crate) fn apply_fix(
 pub(crate) struct Mode {
     pub(crate) mode: RecoveryMode,
     pub(crate) kept: Option<Kept>,
+    /// The epoch of a last writer that crashed before the machine
+    /// restarted ([`Vouched::rebooted`](crate::lease::Vouched)).
+    pub(crate) rebooted: Option<u64>,
     /// The previous writer's watermark: how far readers may have mapped
     /// the newest segment.
     pub(crate) previous: Option<Watermark>,
@@ -297,7 +300,7 @@ pub(crate) fn recover_newest(
     seg: &SegmentFile,
     head: Result<SegmentHeader, &String>,
     template: SegmentHeader,
-    Mode { mode, kept, previous }: Mode,
+    Mode { mode, kept, rebooted, previous }: Mode,
     listed: &[SegmentFile],
 ) -> Result<Newest, JournalError> {
     let file = File::open(&seg.path).map_err(|e| JournalError::io("open segment", &seg.path, e))?;
@@ -394,12 +397,26 @@ pub(crate) fn recover_newest(
         return Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), unsalvageable(&damage.reason)));
     }
     let ranges: Vec<_> = damage.runs.iter().map(|r| r.first_seq..=r.last_seq).collect();
-    let reason = damage.reason.clone();
+    // What a power loss leaves of a writer's unsynced tail: the machine
+    // restarted after the writer crashed, so the pages it wrote and never
+    // synced reached the disk in any order (a later one without an earlier
+    // one: zeros, then valid frames). Cut there as a torn tail is, with
+    // what `TruncateAtCorruption` does for the seqs after it. The damage
+    // must lie past every seq the writer vouched for (acknowledged under
+    // `Always`), and every frame after it carry a later seq: its own next
+    // writes, not an older copy. Refused under `Strict` otherwise.
+    let power_lost = rebooted == Some(header.epoch)
+        && kept.is_none_or(|k| k.epoch != header.epoch || scan.next_seq > k.upto)
+        && damage.runs.iter().all(|r| r.first_seq >= scan.next_seq);
+    let reason = match power_lost {
+        true => format!("{} (a power loss took the writes before the valid frames after it)", damage.reason),
+        false => damage.reason.clone(),
+    };
     match mode {
-        RecoveryMode::Strict => {
+        RecoveryMode::Strict if !power_lost => {
             Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), reason + ", and valid frames follow"))
         }
-        RecoveryMode::TruncateAtCorruption => {
+        RecoveryMode::Strict | RecoveryMode::TruncateAtCorruption => {
             // Every seq a CRC-valid frame carried may have been read: writing
             // goes on after the highest of them, in a segment created (and
             // made durable) *before* the damaged one loses them, so a crash

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::error::JournalError;
 use crate::format::{HEADER_LEN, SegmentHeader};
-use crate::lease::Kept;
+use crate::lease::Vouched;
 use crate::options::{JournalOptions, RecoveryMode};
 use crate::rebuild;
 use crate::recover_segment::{
@@ -55,9 +55,11 @@ pub(crate) struct Recovered {
 /// another one over the new listing, which finds nothing more to do and
 /// reports the final layout.
 ///
-/// `kept` names the seqs the previous writer acknowledged that no crash
-/// since can have taken: under [`RecoveryMode::Strict`] a torn tail that
-/// would cut through them is refused as damage (nothing changed yet).
+/// `vouched.kept` names the seqs the previous writer acknowledged that no
+/// crash since can have taken: under [`RecoveryMode::Strict`] a torn tail
+/// that would cut through them is refused as damage (nothing changed
+/// yet). `vouched.rebooted` says a power loss may have left its unsynced
+/// tail with holes (`recover_segment.rs`).
 /// `previous` is the previous writer's watermark, which says how far
 /// readers may have mapped the newest segment.
 pub(crate) fn recover(
@@ -65,7 +67,7 @@ pub(crate) fn recover(
     dir: &Path,
     listed: &[SegmentFile],
     opts: &JournalOptions,
-    kept: Option<Kept>,
+    vouched: Vouched,
     previous: Option<Watermark>,
 ) -> Result<Recovered, JournalError> {
     if listed.is_empty() {
@@ -80,7 +82,7 @@ pub(crate) fn recover(
         // watermark an earlier journal left beside segments deleted by hand).
         let recorded =
             previous.filter(|wm| wm.epoch != 0 && listed.iter().any(|s| s.first_seq == wm.segment)).map(|wm| wm.epoch);
-        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, kept, (previous, recorded), pass == 0)?;
+        let (mut rec, relist) = recover_pass(io, dir, &listed, opts, vouched, (previous, recorded), pass == 0)?;
         action = action.or(rec.action.take());
         sealed.append(&mut rec.sealed);
         if !relist {
@@ -115,7 +117,7 @@ fn recover_pass(
     dir: &Path,
     listed: &[SegmentFile],
     opts: &JournalOptions,
-    kept: Option<Kept>,
+    Vouched { kept, rebooted }: Vouched,
     (previous, recorded): (Option<Watermark>, Option<u64>),
     first_pass: bool,
 ) -> Result<(Recovered, bool), JournalError> {
@@ -188,7 +190,7 @@ fn recover_pass(
 
     // 2. The newest segment (may refuse under Strict: nothing changed yet).
     let now = segment::now_nanos();
-    let how = Mode { mode, kept, previous };
+    let how = Mode { mode, kept, rebooted, previous };
     let rec = match &heads[heads.len() - 1] {
         Head::Torn => {
             let what = "the newest segment's header is torn and only zeros follow it";

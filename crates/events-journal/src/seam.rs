@@ -174,13 +174,16 @@ impl Io {
     #[cfg(feature = "fault-injection")]
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.op(Step::DirSync, || {
+            let Some(plan) = &self.plan else {
+                #[cfg(unix)]
+                File::open(dir)?.sync_all()?;
+                return Ok(());
+            };
             let handle = File::open(dir)?;
             let meta = handle.metadata()?;
             let names = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>()?;
             handle.sync_all()?;
-            if let Some(plan) = &self.plan {
-                plan.dir_synced(&meta, names);
-            }
+            plan.dir_synced(&meta, names);
             Ok(())
         })
     }

@@ -64,6 +64,10 @@ fn a_zero_sync_interval_is_refused_before_anything_is_created() {
     let err = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Interval(Duration::ZERO))).unwrap_err();
     assert!(matches!(err, JournalError::InvalidOption { option: "sync", .. }), "{err}");
     assert!(!dir.exists(), "a refused option created the directory");
+    // So does `create_dir` (a feed makes the directory with it first).
+    let err = Journal::create_dir(&dir, &JournalOptions::new().sync(SyncPolicy::Interval(Duration::ZERO))).unwrap_err();
+    assert!(matches!(err, JournalError::InvalidOption { option: "sync", .. }), "{err}");
+    assert!(!dir.exists(), "a refused option created the directory");
     // The smallest non-zero interval works.
     let (j, _) =
         Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_nanos(1)))).unwrap();
@@ -85,12 +89,14 @@ fn creating_the_directory_and_its_lock_go_through_the_seam_and_are_made_durable(
     }
     // A fresh nested directory: both new directories are fsynced in their
     // parents, then the first segment's creation fsyncs the journal
-    // directory, and so do the creation of `LEASE` and the open's end.
+    // directory, and so do the creation of `LEASE` and the open's end
+    // (the directory, and its parent once more: no lease said an open
+    // finished here).
     let fresh = tmp.path().join("c").join("d");
     let plan = FaultPlan::new();
     let (j, report) = Journal::open(&fresh, JournalOptions::new().faults(plan.clone())).unwrap();
     assert!(report.created);
-    assert_eq!((plan.count(Step::DirCreate), plan.count(Step::LockCreate), plan.count(Step::DirSync)), (1, 1, 5));
+    assert_eq!((plan.count(Step::DirCreate), plan.count(Step::LockCreate), plan.count(Step::DirSync)), (1, 1, 6));
     j.close().unwrap();
     // An existing directory is not created again, but it is fsynced: a
     // name a killed writer made may not be durable yet (`power_loss_names.rs`).

@@ -69,3 +69,24 @@ fn a_writer_makes_the_segment_a_killed_roll_created_durable_before_appending_to_
     assert_eq!((j.next_seq(), &report.skipped), (6, &None), "{report:?}");
     j.close().unwrap();
 }
+
+/// A first open killed after it made the journal's directory, before it
+/// fsynced the parent: the next open finds the directory there, and makes
+/// its name durable in the parent before it acknowledges anything (no
+/// lease says an open ever finished there). It had fsynced nothing above
+/// the directory: a power loss could take the journal whole.
+#[test]
+fn an_open_makes_the_directory_a_killed_first_open_made_durable_in_its_parent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let first = FaultPlan::new();
+    first.inject_next(Step::DirSync, Fault::CrashBefore);
+    assert!(Journal::open(&dir, options(&first)).is_err());
+    assert!(first.crashed() && dir.is_dir(), "killed after it made the directory");
+    let second = FaultPlan::new();
+    let (mut j, _) = Journal::open(&dir, options(&second)).unwrap();
+    assert_eq!(j.append(ts(1), payload(1)).unwrap(), 1);
+    let names = second.synced_names(tmp.path()).unwrap_or_default();
+    assert!(names.iter().any(|n| n == "journal"), "the directory is durable in its parent: {names:?}");
+    j.close().unwrap();
+}
