@@ -93,7 +93,10 @@
 //!     [`OnUndecodable::Skip`](events::OnUndecodable::Skip) policy: `event:
 //!     undecodable`, `id: <epoch>-<seq>`, `data: {"seq":…,"version":…,"error":"…"}`,
 //!     and the stream goes on (under the default `Fail` policy, the `error`
-//!     frame below);
+//!     frame below); so does, under the same policy, an event the reader
+//!     decodes but that cannot go out as JSON (its `Serialize` fails or
+//!     panics), with `id: <epoch>-<seq>` (`<epoch>-<seq>.<index>` for an
+//!     ephemeral one) and `data: {"seq":…,"index":…,"stream":…|null,"error":"…"}`;
 //!   * with `?live_output=1` only, each ephemeral event: `event: ephemeral`,
 //!     `id: <epoch>-<seq>.<index>` (its place after durable event `seq`:
 //!     counted from 1, or, for a writer that reopened the journal, in the

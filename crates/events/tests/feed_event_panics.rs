@@ -334,3 +334,73 @@ async fn an_event_whose_drop_panics_in_a_sinks_task_leaves_that_sink_the_next_ev
     assert_eq!((stats.sink_dropped, stats.healthy), (0, true), "{stats:?}");
     feed.close().await.unwrap();
 }
+
+/// An event whose `Drop` panics once armed, decoded so (its value alone
+/// says which): the even ones. Each test arms its own flag.
+macro_rules! dud {
+    ($name:ident, $armed:ident) => {
+        static $armed: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+        struct $name(u64);
+        impl Drop for $name {
+            fn drop(&mut self) {
+                let armed = $armed.load(std::sync::atomic::Ordering::Relaxed);
+                if armed && self.0 % 2 == 0 && !std::thread::panicking() {
+                    panic!("{} exploded", self.0);
+                }
+            }
+        }
+        impl Event for $name {}
+    };
+}
+
+/// A follower's stream dropped with decoded events it has not handed out
+/// (the rest of its chunk: 2..=6), whose `Drop` panics: each is let go
+/// under a catch, and the drop returns. The panic had come out of the
+/// caller's drop (a response's, its client gone), and a second one would
+/// have aborted the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_with_decoded_events_whose_drop_panics_returns() {
+    dud!(Dud, ARMED);
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
+    for n in 1..=6 {
+        feed.append(None, Dud(n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
+    let mut stream = reader.stream_from(Seq::ZERO);
+    match stream.next().await {
+        Some(Ok(events::FeedItem::Event(env))) => assert_eq!(env.event.0, 1),
+        other => panic!("{other:?}"),
+    }
+    drop(stream);
+}
+
+/// A filtered stream of a follower passes over another stream's event
+/// whose `Drop` panics (its last reference): the panic is caught, and the
+/// stream goes on to the next event of its own. It had come out of the
+/// caller's `next()` (a `?stream=` response's task, at every reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_stream_passing_over_an_event_whose_drop_panics_goes_on() {
+    dud!(Dud, ARMED);
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
+    for (stream, n) in [("a", 1), ("b", 2), ("a", 3)] {
+        feed.append(Some(stream), Dud(n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
+    let mut filtered = reader.stream_filtered(Seq::ZERO, events::Filter::stream("a")).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match filtered.next().await {
+            Some(Ok(events::FeedItem::Event(env))) => seen.push(env.event.0),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, [1, 3]);
+}

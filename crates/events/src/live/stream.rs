@@ -58,6 +58,16 @@ pub struct LiveStream<E> {
     on_expired: OnExpired,
 }
 
+impl<E> Drop for LiveStream<E> {
+    /// Lets go of the items queued and not handed out one by one, each
+    /// event's `Drop` under a catch (as `FeedStream`'s drop does).
+    fn drop(&mut self) {
+        for item in std::mem::take(&mut self.ready) {
+            crate::error::let_go(item);
+        }
+    }
+}
+
 impl<E> std::fmt::Debug for LiveStream<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveStream").field("position", &self.pos).field("filter", &self.filter).finish_non_exhaustive()
@@ -163,7 +173,10 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
             (FeedItem::Event(env), Some(want)) => env.stream.as_ref() != Some(want),
             _ => false,
         };
-        if !other_stream {
+        if other_stream {
+            // Its `Drop` under a catch, as a filtered stream lets go of one.
+            crate::error::let_go(item);
+        } else {
             self.ready.push_back((Ok(item), self.pos));
         }
     }

@@ -233,6 +233,11 @@ impl<E: Event> Stream for FilteredStream<E> {
                         this.reported();
                         return Poll::Ready(Some(Ok(FeedItem::Event(env))));
                     }
+                    // Under a catch: this may be the event's last reference
+                    // (a follower's decode), and its `Drop` the event type's
+                    // own code, which had ended the caller's task (a
+                    // `?stream=` response, at every reconnect).
+                    crate::error::let_go(env);
                     this.skipped += 1;
                     if this.skipped >= this.every {
                         return Poll::Ready(Some(Ok(this.checkpoint())));

@@ -287,8 +287,16 @@ impl<E> FeedStream<E> {
 }
 
 impl<E> Drop for FeedStream<E> {
+    /// Releases the stream's bell slot, and lets go of the events decoded
+    /// and not handed out one by one, each `Drop` under a catch: dropped
+    /// with the vector, one that panicked had come out of the caller's
+    /// drop (a response's, with its client gone), and a second one then
+    /// aborted the process.
     fn drop(&mut self) {
         self.shared.bell.release(self.slot);
+        for env in std::mem::take(&mut self.ready) {
+            crate::error::let_go(env);
+        }
     }
 }
 
