@@ -122,8 +122,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 enum Ended {
     /// SIGINT or SIGTERM: shut down gracefully.
     Signal(&'static str),
-    /// The replicator stopped by itself after a fatal error.
-    Stopped,
+    /// The replicator stopped by itself after a fatal error (`wait_for`'s).
+    Stopped(Option<events_nats::NatsError>),
 }
 
 /// Runs until SIGINT/SIGTERM or a fatal error.
@@ -233,7 +233,7 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
         tokio::select! {
             signal = signals.next() => break Ended::Signal(signal),
             // Fails only when the task ended (a fatal error).
-            _ = replicator.wait_for(u64::MAX) => break Ended::Stopped,
+            ended = replicator.wait_for(u64::MAX) => break Ended::Stopped(ended.err()),
             _ = ticker.tick() => {
                 let stats = replicator.stats();
                 let now = Instant::now();
@@ -259,11 +259,15 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     progress.finish();
 
     match ended {
-        Ended::Stopped => {
-            // The replication's error, not a line's, is what the run ends with.
+        Ended::Stopped(fatal) => {
+            // The replication's error, not a line's, is what the run ends
+            // with: the one it stopped on (an error counted after it, a
+            // final checkpoint commit's, may be the last one).
             let _ = lines.finish(None);
-            let stats = replicator.stats();
-            let error = stats.last_error.unwrap_or_else(|| "the replication task ended".into());
+            let error = match fatal {
+                Some(e) => e.to_string(),
+                None => replicator.stats().last_error.unwrap_or_else(|| "the replication task ended".into()),
+            };
             Err(Failure::Error(format!("replication into stream {} stopped: {error}", args.stream).into()))
         }
         Ended::Signal(name) => {

@@ -252,6 +252,7 @@ impl ReplicatorBuilder {
             stall_backoff: FIRST_BACKOFF,
             stream_created: None,
             stored_through: std::sync::atomic::AtomicU64::new(0),
+            abandoned: None,
         };
         let position = task.resync().await?;
         task.request_bound = Some(self.ack_timeout);

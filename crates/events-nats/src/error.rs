@@ -182,9 +182,10 @@ fn describe(reset: &Reset) -> String {
 
 impl NatsError {
     /// A copy of this error, for the variants whose fields can be copied
-    /// (`None` for those holding another error: a client's, the journal's).
+    /// (a client's error as its text; `None` for the journal's).
     pub(crate) fn copied(&self) -> Option<NatsError> {
         Some(match self {
+            NatsError::JetStream { op, source } => NatsError::js(op, source.to_string()),
             NatsError::StreamMismatch { stream, field, expected, found } => NatsError::StreamMismatch {
                 stream: stream.clone(),
                 field,

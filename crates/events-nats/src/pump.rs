@@ -156,6 +156,11 @@ pub(crate) struct Task {
     /// last sequence is below it lost acknowledged messages (a server that
     /// crashed before syncing them), which a purge or the limits never do.
     pub(crate) stored_through: std::sync::atomic::AtomicU64,
+    /// Why publishes were last given up on unacknowledged (a publish or an
+    /// acknowledgement failed, dropping the window): the server may still
+    /// store them. Cleared by a resync, which reads how far the stream got;
+    /// what the task ends with is `Shared::unacknowledged`.
+    pub(crate) abandoned: Option<String>,
 }
 
 /// Why [`Task::pump`] returned.
@@ -184,6 +189,9 @@ impl Task {
             let _ = self.shared.fatal.set(e);
             self.shared.stopped.store(true, Ordering::Release);
         }
+        if let Some(why) = self.abandoned.take() {
+            *self.shared.unacknowledged.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+        }
         // Dropping `self` drops the progress sender: `wait_for` fails from
         // here on instead of waiting forever.
     }
@@ -199,7 +207,10 @@ impl Task {
                 // that may not answer.
                 None if self.stop_requested() => return None,
                 None => match self.resync().await {
-                    Ok(p) => p,
+                    Ok(p) => {
+                        self.abandoned = None;
+                        p
+                    }
                     Err(
                         e @ (NatsError::EpochMismatch { .. }
                         | NatsError::BadMessage { .. }
@@ -233,12 +244,13 @@ impl Task {
                 Pumped::Failed(e) if self.stop_requested() => {
                     tracing::warn!(error = %e, "stopped with publishes in flight not acknowledged");
                     self.shared.record_error(&e);
-                    *self.shared.unacknowledged.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                    self.abandoned = Some(e.to_string());
                     return None;
                 }
                 Pumped::Failed(e) => {
                     tracing::warn!(error = %e, "replication interrupted; resuming from the stream");
                     self.shared.record_error(&e);
+                    self.abandoned = Some(e.to_string());
                     self.shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
                     if self.shared.counters.acked.load(Ordering::Relaxed) > acked_before {
                         // Progress since the last resync: resume at once.
@@ -393,9 +405,10 @@ impl Task {
     /// Ends replication with `error`, after the publishes in flight (all of
     /// the journal being replicated) are acknowledged, so the stats say how
     /// far it got.
-    async fn fatal(&self, out: &mut Outbox, error: NatsError) -> Pumped {
+    async fn fatal(&mut self, out: &mut Outbox, error: NatsError) -> Pumped {
         if let Err(e) = self.drain(out).await {
             tracing::warn!(error = %e, "acknowledgements lost while stopping");
+            self.abandoned = Some(e.to_string());
         }
         Pumped::Fatal(error)
     }

@@ -205,22 +205,21 @@ impl Replicator {
     /// # Errors
     ///
     /// If the replication task ended first (after a fatal error, see
-    /// [`ReplicationStats::stopped`]), that error as it is where it can
-    /// be copied ([`NatsError::EpochMismatch`], [`NatsError::JournalReset`],
+    /// [`ReplicationStats::stopped`]), that error: as it is
+    /// ([`NatsError::EpochMismatch`], [`NatsError::JournalReset`],
     /// [`NatsError::TooLarge`], [`NatsError::StreamMismatch`],
-    /// [`NatsError::BadMessage`]); otherwise [`NatsError::JetStream`] with
-    /// `op = "replicating"` and the last error as its cause.
+    /// [`NatsError::BadMessage`]; a [`NatsError::JetStream`] with the
+    /// client's error as its text), or else as a [`NatsError::JetStream`]
+    /// with `op = "replicating"` and its text (the journal's errors, a
+    /// panic of the task).
     pub async fn wait_for(&self, seq: u64) -> Result<(), NatsError> {
         let mut rx = self.shared.progress.clone();
         match rx.wait_for(|acked| *acked >= seq).await {
             Ok(_) => Ok(()),
-            Err(_) => {
-                if let Some(fatal) = self.shared.fatal.get().and_then(NatsError::copied) {
-                    return Err(fatal);
-                }
-                let cause = self.stats().last_error.unwrap_or_else(|| "replication task ended".into());
-                Err(NatsError::js("replicating", cause))
-            }
+            Err(_) => Err(match self.shared.fatal.get() {
+                Some(fatal) => fatal.copied().unwrap_or_else(|| NatsError::js("replicating", fatal.to_string())),
+                None => NatsError::js("replicating", "replication task ended"),
+            }),
         }
     }
 
@@ -246,8 +245,9 @@ impl Replicator {
     /// Stops reading the journal, waits for the acknowledgements in flight
     /// (up to the ack timeout), ends the task, and returns the final stats:
     /// `replicated` is the last seq JetStream acknowledged, where the next
-    /// start resumes. When some did not come in time, the stats' `errors`
-    /// and `last_error` say so: the server may still store those publishes,
+    /// start resumes. When some did not come in time (or were given up
+    /// on before, and no resync read the stream since), the stats'
+    /// `unacknowledged` says so: the server may still store those publishes,
     /// and the next start then resumes after the stream's last message,
     /// past `replicated` (nothing is sent twice). The consumer checkpoint is then committed at
     /// `replicated` (`checkpoint` in the stats) and kept: a restarted

@@ -75,7 +75,11 @@ impl Task {
         // retention pruned since is not pruned before replication, as a
         // start into such a stream does not count what its checkpoint says
         // was acknowledged (`builder.rs`).
-        if !same_stream && !position.in_stream {
+        // So is one that lost all of this journal's messages (a server that
+        // crashed before syncing them): it is filled from `start_after` as
+        // a new stream is.
+        let lost_all = info.state.last_sequence < stored;
+        if (!same_stream || lost_all) && !position.in_stream {
             self.skipped_through = self.skipped_through.max(*self.progress.borrow());
         }
         // The feed's last message found in the stream counts as stored, as
@@ -84,7 +88,6 @@ impl Task {
         // acknowledged by this task or by one before it (a restart read
         // them here, not from acknowledgements). What a stream that lost
         // them all had stored counts no more.
-        let lost_all = info.state.last_sequence < stored;
         match held {
             Some(last) => self.stored_through.store(last, Ordering::Relaxed),
             None if !same_stream || lost_all => self.stored_through.store(0, Ordering::Relaxed),

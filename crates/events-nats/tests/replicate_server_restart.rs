@@ -183,3 +183,44 @@ async fn a_start_keeps_the_callers_request_timeout() {
     replicator.shutdown().await;
     journal.close().unwrap();
 }
+
+/// A shutdown after publishes were given up on unacknowledged (a server
+/// frozen with SIGSTOP: their acknowledgements timed out, and the task
+/// has been failing to resync since) says so in
+/// `ReplicationStats::unacknowledged`: the server may still store them
+/// once it runs again, past `replicated`. Only a failure while stopping
+/// had set it, so this shutdown said nothing was in flight (and `events
+/// replicate` printed "the next run resumes there").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_after_publishes_were_given_up_on_says_they_went_unacknowledged() {
+    let signal = |sig: &str, pid: u32| {
+        let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = journal(dir.path());
+    fill(&mut journal, 1, 10);
+    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("GIVEN_UP", "feed.given_up"))
+        .ack_timeout(Duration::from_millis(300))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("10", replicator.wait_for(10)).await.unwrap();
+    let pid = server.pid().unwrap();
+    signal("-STOP", pid);
+    fill(&mut journal, 11, 20);
+    within("the acknowledgements timed out", async {
+        while replicator.stats().errors == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling a counter
+        }
+    })
+    .await;
+    let stats = within("the shutdown", replicator.shutdown()).await;
+    signal("-CONT", pid);
+    assert_eq!(stats.replicated, 10, "{stats:?}");
+    assert!(stats.unacknowledged.is_some(), "{stats:?}");
+    journal.close().unwrap();
+}

@@ -700,6 +700,64 @@ async fn a_running_replicator_sends_again_a_feed_the_server_lost_all_of_from_a_s
     b.close().unwrap();
 }
 
+/// The same when retention has pruned what the server lost (`a`'s 1..=20,
+/// acknowledged and then pruned from the journal, with 21 and 22 kept):
+/// those are gone from both, as after a stream made again, and not
+/// counted as pruned before replication (`skipped` 0, no such error). The
+/// resend from `a`'s start meets the journal's earliest seq and goes on.
+/// They had been reported as "pruned before they were replicated".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_the_server_lost_all_of_and_retention_pruned_is_not_reported_as_pruned_before_replication() {
+    let mut server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |feed: &str| StreamSpec::shared("SHARED_LOST_PRUNED", "app").feed(feed);
+    let (b, other) = replicated(&js, &spec("b"), &tmp.path().join("b"), 30).await;
+    other.shutdown().await;
+    let dir = tmp.path().join("a");
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut a, _) = Journal::open(&dir, opts).unwrap();
+    fill(&mut a, 1, 20);
+    let replicator = Replicator::builder(&dir, js.clone(), spec("a"))
+        .poll_interval(Duration::from_millis(5))
+        .checkpoint_interval(Duration::from_millis(10))
+        .start()
+        .await
+        .unwrap();
+    within("20", replicator.wait_for(20)).await.unwrap();
+    // Two more segments: retention (two kept) may prune the first once
+    // the replicator's checkpoint lets go of it.
+    a.roll().unwrap();
+    fill(&mut a, 21, 21);
+    a.roll().unwrap();
+    fill(&mut a, 22, 22);
+    within("22", replicator.wait_for(22)).await.unwrap();
+    within("1..=20 pruned", prune_until_first(&mut a, &dir, 21)).await;
+    drop(js);
+    server.kill();
+    support::lose_last_writes(server.store(), "SHARED_LOST_PRUNED", 50);
+    server.restart();
+    let js = server.jetstream().await;
+    let left = js.get_stream("SHARED_LOST_PRUNED").await.unwrap().cached_info().state.last_sequence;
+    assert!((1..=30).contains(&left), "the server lost all of a's messages: {left} left");
+    fill(&mut a, 23, 25);
+    within("25", replicator.wait_for(25)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.stopped), (0, false), "{stats:?}");
+    assert!(!stats.last_error.as_deref().unwrap_or("").contains("pruned"), "{stats:?}");
+    let epoch = a.epoch();
+    let of_a: Vec<u64> = coordinates(&js, "SHARED_LOST_PRUNED")
+        .await
+        .into_iter()
+        .filter(|&(e, _)| e == epoch)
+        .map(|(_, seq)| seq)
+        .collect();
+    assert_eq!(of_a, (21..=25).collect::<Vec<_>>());
+    replicator.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
 /// A replicator started into an emptied stream with, under its consumer
 /// name, the checkpoint of another journal (copied from the directory of
 /// the journal that filled the stream, which acknowledged 1..=50): only a
