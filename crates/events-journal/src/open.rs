@@ -253,9 +253,9 @@ impl Journal {
             segment::sync_dir(&journal.opts.io, &journal.dir)?;
             // And the journal's own name, where no writer finished an open
             // (none left a lease): the one that made the directory may have
-            // been killed before it fsynced the parent. Best effort where
-            // the parent cannot be opened for it (no read permission): an
-            // open never needed to.
+            // been killed before it fsynced the parent. Best effort
+            // (`sync_parent`): an open never needed to. (One level: the
+            // parents a killed first open made above it are left.)
             if previous_lease.is_none() {
                 sync_parent(&journal.opts.io, &journal.dir)?;
             }
@@ -376,12 +376,15 @@ impl Journal {
 }
 
 /// Fsyncs the parent of journal directory `dir`, so that `dir`'s own entry
-/// is durable. A parent this process may not open (`EACCES`, `EPERM`) is
-/// logged and passed over.
+/// is durable. A parent this process may not open (`EACCES`, `EPERM`), or
+/// one on a file system that cannot fsync a directory (`EINVAL`,
+/// `ENOTSUP`: a read-only image the journal is mounted under; `EROFS`), is
+/// logged and passed over: no open ever needed it.
 fn sync_parent(io: &Io, dir: &Path) -> Result<(), JournalError> {
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let passed_over = [libc::EACCES, libc::EPERM, libc::EINVAL, libc::ENOTSUP, libc::EROFS];
     match io.sync_dir(parent) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+        Err(e) if e.raw_os_error().is_some_and(|code| passed_over.contains(&code)) => {
             tracing::warn!(dir = %parent.display(), error = %e, "cannot fsync the journal directory's parent");
             Ok(())
         }

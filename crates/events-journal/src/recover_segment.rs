@@ -359,12 +359,29 @@ pub(crate) fn recover_newest(
     // writer acknowledged lies before it. Frames all zeroed behind a kept
     // header are damage, as a zeroed last frame is.
     let reservation = scan.next_seq == seg.first_seq && file_len == HEADER_LEN as u64;
+    // What a power loss leaves of a writer's unsynced tail: the machine
+    // restarted after the writer crashed, so the pages it wrote and never
+    // synced reached the disk in any order, a later one without an earlier
+    // one, which reads as zeros. Under `Strict`, cut there as a torn tail
+    // is (the frames after it go; the lease's skip keeps their seqs from
+    // being handed out again where they may have been), when a whole
+    // sector of zeros lies between the damage and the next valid frame,
+    // and the damaged frame's own CRC fails. Anything else is refused as
+    // corruption, below; so is damage in what the writer vouched for (as
+    // a torn tail through it is: `short`).
+    let power_lost = mode == RecoveryMode::Strict
+        && rebooted == Some(header.epoch)
+        && scan.damage.as_ref().is_some_and(|d| left_by_a_power_loss(&map, d));
     let short = match &scan.damage {
         _ if reservation => None,
         None => Some(format!("the newest segment ends at byte {cut}")),
         Some(d) if d.is_torn_tail() => {
             Some(format!("the newest segment's last {} bytes do not hold a valid frame ({})", file_len - cut, d.reason))
         }
+        Some(d) if power_lost => Some(format!(
+            "the newest segment's valid frames stop at byte {cut} ({}), before a sector of zeros",
+            d.reason
+        )),
         Some(_) => None,
     };
     let refused = kept.zip(short).and_then(|(k, what)| k.refusal(&seg.path, cut, header.epoch, scan.next_seq, &what));
@@ -374,7 +391,11 @@ pub(crate) fn recover_newest(
     let Some(damage) = &scan.damage else {
         return Ok(clean(file_len, scan.next_seq, None));
     };
-    if damage.is_torn_tail() {
+    if damage.is_torn_tail() || power_lost {
+        if power_lost {
+            let dropped: Vec<_> = damage.runs.iter().map(|r| r.first_seq..=r.last_seq).collect();
+            tracing::warn!(path = %seg.path.display(), offset = cut, ?dropped, "a power loss left a hole in the last writer's unsynced records: cut there, the frames after it dropped");
+        }
         // Past what readers may have mapped the file is cut in place;
         // before it (a salvage mode cutting acknowledged records), it is
         // replaced by a copy of its valid prefix (a rebuild's rename), so
@@ -397,26 +418,12 @@ pub(crate) fn recover_newest(
         return Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), unsalvageable(&damage.reason)));
     }
     let ranges: Vec<_> = damage.runs.iter().map(|r| r.first_seq..=r.last_seq).collect();
-    // What a power loss leaves of a writer's unsynced tail: the machine
-    // restarted after the writer crashed, so the pages it wrote and never
-    // synced reached the disk in any order (a later one without an earlier
-    // one: zeros, then valid frames). Cut there as a torn tail is, with
-    // what `TruncateAtCorruption` does for the seqs after it. The damage
-    // must lie past every seq the writer vouched for (acknowledged under
-    // `Always`), and every frame after it carry a later seq: its own next
-    // writes, not an older copy. Refused under `Strict` otherwise.
-    let power_lost = rebooted == Some(header.epoch)
-        && kept.is_none_or(|k| k.epoch != header.epoch || scan.next_seq > k.upto)
-        && damage.runs.iter().all(|r| r.first_seq >= scan.next_seq);
-    let reason = match power_lost {
-        true => format!("{} (a power loss took the writes before the valid frames after it)", damage.reason),
-        false => damage.reason.clone(),
-    };
+    let reason = damage.reason.clone();
     match mode {
-        RecoveryMode::Strict if !power_lost => {
+        RecoveryMode::Strict => {
             Err(JournalError::corrupt(&seg.path, cut, Some(scan.next_seq), reason + ", and valid frames follow"))
         }
-        RecoveryMode::Strict | RecoveryMode::TruncateAtCorruption => {
+        RecoveryMode::TruncateAtCorruption => {
             // Every seq a CRC-valid frame carried may have been read: writing
             // goes on after the highest of them, in a segment created (and
             // made durable) *before* the damaged one loses them, so a crash
@@ -518,4 +525,22 @@ fn truncate(io: &Io, path: &Path, len: u64) -> Result<(), JournalError> {
 /// must never hand out again). Move the segment away to open the journal.
 fn unsalvageable(reason: &str) -> String {
     format!("{reason}; not salvaged or repaired in any recovery mode (move the segment away to open the journal)")
+}
+
+/// Whether `damage` in a segment image `bytes` is what a power loss can
+/// leave of writes never synced: the damaged frame fails its CRC (a frame
+/// with a valid CRC and a wrong seq was written so), and a whole aligned
+/// sector of zeros lies between it and the first valid frame after it (a
+/// page that never reached the disk; the search for frames ran to the
+/// end).
+fn left_by_a_power_loss(bytes: &[u8], damage: &scan::Damage) -> bool {
+    const SECTOR: usize = 512;
+    let Some(next) = damage.runs.first() else { return false };
+    if damage.crc_valid || damage.search_stopped {
+        return false;
+    }
+    let from = damage.offset.next_multiple_of(SECTOR);
+    (from..next.start.saturating_sub(SECTOR - 1))
+        .step_by(SECTOR)
+        .any(|s| bytes.get(s..s + SECTOR).is_some_and(|sector| sector.iter().all(|&b| b == 0)))
 }

@@ -241,3 +241,28 @@ fn a_failed_background_seal_under_never_fails_the_writer_and_is_never_retried() 
     assert_eq!(plan.count(Step::RollSync), 1, "a failed fsync is never retried");
     assert!(matches!(j.close(), Err(JournalError::Failed { .. })));
 }
+
+/// The fsync of the journal directory's parent that an open makes where
+/// no lease says an open ever finished (the fourth directory fsync of the
+/// first open of an empty directory, after the segment's, `LEASE`'s and
+/// the directory's own): a parent that cannot be fsynced for want of
+/// permission or support (`EACCES`, `EINVAL`: a read-only image the
+/// journal is mounted under) is passed over, and the open goes on; any
+/// other failure (`EIO`) refuses the open, naming the parent.
+#[test]
+fn the_parents_fsync_is_passed_over_only_where_it_cannot_be_made() {
+    for (errno, opens) in [(libc::EACCES, true), (libc::EINVAL, true), (libc::EIO, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("journal");
+        std::fs::create_dir(&dir).unwrap();
+        let plan = FaultPlan::new();
+        plan.inject(Step::DirSync, 3, Fault::Errno(errno));
+        let opened = Journal::open(&dir, JournalOptions::new().faults(plan.clone()));
+        assert_eq!(plan.fired(), [(Step::DirSync, Fault::Errno(errno))], "errno {errno}");
+        match opened {
+            Ok((j, _)) if opens => j.close().unwrap(),
+            Err(JournalError::Io { path, .. }) if !opens => assert_eq!(path, tmp.path()),
+            other => panic!("errno {errno}: {other:?}"),
+        }
+    }
+}

@@ -2,9 +2,11 @@
 //! one without an earlier one leaves zeros, then valid frames, at the end
 //! of the newest segment. After a restart of the machine that is what the
 //! crash left, not damage, and `Strict` opens the journal: it cuts there
-//! (the frames after the hole go, their seqs are never handed out again)
-//! as `TruncateAtCorruption` does. In the same boot (a process crash: the
-//! page cache keeps every write whole) it is damage and still refused.
+//! as it cuts a torn tail (the frames after the hole go; under `Never` the
+//! lease's skip keeps their seqs from being handed out again). In the same
+//! boot (a process crash: the page cache keeps every write whole) it is
+//! damage and still refused, and so is damage that is not a sector of
+//! zeros (a flipped byte is no lost page).
 //!
 //! The power loss is simulated as in `power_loss_lease.rs` (a crashing
 //! fault, then the segment cut back to what its last `fdatasync` covered,
@@ -34,6 +36,16 @@ fn frame_offset(seq: u64) -> usize {
     HEADER_LEN + buf.len()
 }
 
+/// The last seq written and never synced.
+const LAST: u64 = 40;
+
+/// The first seq after the hole: the pages from seq 11's frame on that
+/// never reached the disk cover at least one whole 512-byte sector.
+fn after_hole() -> u64 {
+    let sector_end = frame_offset(11).next_multiple_of(512) + 512;
+    (12..LAST).find(|&seq| frame_offset(seq) >= sector_end).expect("the tail spans a sector")
+}
+
 /// Every record a reader hands out from the start, payloads checked, and
 /// each gap as `(expected, found)`.
 fn read_all(dir: &Path) -> (Vec<u64>, Vec<(u64, u64)>) {
@@ -51,11 +63,16 @@ fn read_all(dir: &Path) -> (Vec<u64>, Vec<(u64, u64)>) {
     (seqs, gaps)
 }
 
-/// Seqs 1..=10 synced, 11..=20 written and never synced (`write`: how,
+/// Seqs 1..=10 synced, 11..=LAST written and never synced (`write`: how,
 /// under `sync`), then the process dies and the power goes: the disk keeps
-/// 1..=10, and of the rest only 14..=20 (the pages of 11..=13 never
-/// reached it: zeros).
-fn synced_ten_then_a_tail_with_a_hole(dir: &Path, sync: SyncPolicy, write: impl FnOnce(&mut Journal, &FaultPlan)) {
+/// 1..=10, and of the rest only `after_hole()..=LAST` (the pages before
+/// them never reached it: `lost`, zeros).
+fn synced_ten_then_a_tail_with_a_hole(
+    dir: &Path,
+    sync: SyncPolicy,
+    lost: u8,
+    write: impl FnOnce(&mut Journal, &FaultPlan),
+) {
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(dir, options(&plan, sync)).unwrap();
     for seq in 1..=10 {
@@ -68,77 +85,92 @@ fn synced_ten_then_a_tail_with_a_hole(dir: &Path, sync: SyncPolicy, write: impl 
     assert!(plan.crashed());
     let segment = dir.join(format!("{:020}.seg", 1));
     let written = std::fs::read(&segment).unwrap();
-    assert!(written.len() >= frame_offset(21), "11..=20 were written");
+    assert!(written.len() >= frame_offset(LAST + 1), "11..=LAST were written");
     lose_power(dir, &plan);
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), frame_offset(11) as u64, "only 1..=10 were synced");
-    let mut left = written[..frame_offset(21)].to_vec();
-    left[frame_offset(11)..frame_offset(14)].fill(0);
+    let mut left = written[..frame_offset(LAST + 1)].to_vec();
+    left[frame_offset(11)..frame_offset(after_hole())].fill(lost);
     std::fs::write(&segment, left).unwrap();
 }
 
-/// The hole, then what a `Strict` open makes of it: refused in the same
-/// boot; after a restart, cut at the hole, 14..=20 dropped and never
-/// handed out again (the new writer's first seq is above them).
-fn opened_after_the_hole(dir: &Path, sync: SyncPolicy) -> Journal {
-    let same_boot = Journal::open(dir, options(&FaultPlan::new(), sync));
-    match same_boot {
+/// A `Strict` open of the journal with damage where 11 should be, and
+/// valid frames after it, refused (`plan`'s boot).
+fn refused(dir: &Path, sync: SyncPolicy, plan: &FaultPlan) {
+    match Journal::open(dir, options(plan, sync)) {
         Err(JournalError::Corrupt { offset, reason, .. }) => {
             assert_eq!(offset, frame_offset(11) as u64);
             assert!(reason.contains("valid frames follow"), "{reason}");
         }
-        other => panic!("a hole in the same boot is damage: {other:?}"),
+        other => panic!("damage: {other:?}"),
     }
+}
+
+/// The hole, then what a `Strict` open makes of it: refused in the same
+/// boot; after a restart, cut at the hole as a torn tail, the frames
+/// after it dropped.
+fn opened_after_the_hole(dir: &Path, sync: SyncPolicy) -> Journal {
+    refused(dir, sync, &FaultPlan::new());
     let plan = FaultPlan::new();
     plan.reboot(1);
     let (j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
-    match &report.action {
-        Some(RecoveryAction::Salvaged { offset, dropped, reason, .. }) => {
-            assert_eq!(*offset, frame_offset(11) as u64);
-            assert_eq!(dropped, &[14..=20]);
-            assert!(reason.contains("power loss"), "{reason}");
-        }
-        other => panic!("the hole is cut: {other:?}"),
-    }
-    assert!(j.next_seq() > 20, "no seq of the dropped frames again: {}", j.next_seq());
+    let segment = dir.join(format!("{:020}.seg", 1));
+    let cut = frame_offset(11) as u64;
+    let bytes = frame_offset(LAST + 1) as u64 - cut;
+    assert_eq!(report.action, Some(RecoveryAction::TruncatedTornTail { path: segment, offset: cut, bytes }));
     j
 }
 
 #[test]
 fn under_never_a_power_loss_hole_in_the_unsynced_tail_is_cut_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, |j, _| {
-        for seq in 11..=20 {
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0, |j, _| {
+        for seq in 11..=LAST {
             assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
         }
     });
     let mut j = opened_after_the_hole(tmp.path(), SyncPolicy::Never);
-    // Past the lease (1..=64 leased): readers may have been handed any seq up to it.
+    // Past the lease (1..=64 leased): readers may have been handed any seq
+    // up to it, those after the hole included.
     assert_eq!(j.next_seq(), 65);
     assert_eq!(j.append(ts(65), payload(65)).unwrap(), 65);
     j.close().unwrap();
     let (seqs, gaps) = read_all(tmp.path());
     assert_eq!(seqs, (1..=10).chain([65]).collect::<Vec<_>>());
-    // The cut reserves the seqs of the frames after the hole (an empty
-    // segment named 21), and the lease's skip goes on from there.
-    assert_eq!(gaps, [(11, 21), (21, 65)]);
+    assert_eq!(gaps, [(11, 65)]);
 }
 
 #[test]
 fn under_always_a_power_loss_hole_in_an_unacknowledged_batch_is_cut_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, |j, plan| {
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, |j, plan| {
         // Written, and the process dies before its fdatasync: never acknowledged.
         plan.inject_next(Step::AppendSync, Fault::CrashBefore);
-        let batch: Vec<(u64, Vec<u8>)> = (11..=20).map(|seq| (ts(seq), payload(seq))).collect();
+        let batch: Vec<(u64, Vec<u8>)> = (11..=LAST).map(|seq| (ts(seq), payload(seq))).collect();
         assert!(j.append_batch(batch.iter().map(|(ts, p)| (*ts, p.as_slice()))).is_err());
     });
     let mut j = opened_after_the_hole(tmp.path(), SyncPolicy::Always);
-    // 14..=20 may have been read from the dead writer's copy: writing goes
-    // on after them.
-    assert_eq!(j.next_seq(), 21);
-    assert_eq!(j.append(ts(21), payload(21)).unwrap(), 21);
+    // 11..=LAST were never acknowledged, nor read (a reader serves a dead
+    // writer's records only once it synced them, and then no page of them
+    // can be lost): writing goes on at 11.
+    assert_eq!(j.next_seq(), 11);
+    assert_eq!(j.append(ts(11), payload(11)).unwrap(), 11);
     j.close().unwrap();
     let (seqs, gaps) = read_all(tmp.path());
-    assert_eq!(seqs, (1..=10).chain([21]).collect::<Vec<_>>());
-    assert_eq!(gaps, [(11, 21)]);
+    assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
+    assert!(gaps.is_empty());
+}
+
+/// Damage that is no lost page (the same frames overwritten with `0xab`,
+/// not zeros) after a restart: refused as corruption, as in the same boot.
+#[test]
+fn after_a_restart_damage_that_is_not_a_lost_page_is_still_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0xab, |j, _| {
+        for seq in 11..=LAST {
+            assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+        }
+    });
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    refused(tmp.path(), SyncPolicy::Never, &plan);
 }
