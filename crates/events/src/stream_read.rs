@@ -52,6 +52,16 @@ pub struct StreamEvents<E> {
 /// of its records that does not decode.
 type Batch<E> = Vec<Result<Arc<Envelope<E>>>>;
 
+impl<E> Drop for StreamEvents<E> {
+    /// Lets go of the events read and not handed out one by one, each
+    /// `Drop` under a catch (as `FeedStream`'s drop does).
+    fn drop(&mut self) {
+        for item in std::mem::take(&mut self.ready) {
+            crate::error::let_go(item);
+        }
+    }
+}
+
 impl<E> std::fmt::Debug for StreamEvents<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamEvents").field("limit", &self.limit).finish_non_exhaustive()
@@ -197,15 +207,20 @@ pub(crate) fn follow<E: Event>(
     on_undecodable: OnUndecodable,
 ) -> BoxStream<'static, Result<FeedItem<E>>> {
     let id: Arc<str> = id.into();
-    let live = live.filter(move |item| {
-        let keep = match item {
-            Ok(FeedItem::Event(env)) => env.stream.as_ref().is_some_and(|s| s.as_str() == &*id),
+    let live = live.filter_map(move |item| {
+        let kept = match item {
+            Ok(FeedItem::Event(env)) if env.stream.as_ref().is_none_or(|s| s.as_str() != &*id) => {
+                // Under a catch: this may be the event's last reference (a
+                // follower's decode), and its `Drop` the event type's own.
+                crate::error::let_go(env);
+                None
+            }
             // Where the filtered feed passed over other streams' events:
             // this stream's own events say where it is.
-            Ok(FeedItem::Checkpoint { .. }) => false,
-            _ => true,
+            Ok(FeedItem::Checkpoint { .. }) => None,
+            item => Some(item),
         };
-        std::future::ready(keep)
+        std::future::ready(kept)
     });
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let history = history.map({

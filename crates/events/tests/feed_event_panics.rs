@@ -404,3 +404,44 @@ async fn a_filtered_stream_passing_over_an_event_whose_drop_panics_goes_on() {
     }
     assert_eq!(seen, [1, 3]);
 }
+
+/// A follower's `follow_stream` whose live part passes over another
+/// stream's event whose `Drop` panics (appended after the follow started,
+/// decoded by the follower itself: its last reference), and a
+/// `read_stream` dropped with events of a segment not handed out: each
+/// panic is caught. Both had come out of the caller's `next()` or drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_or_reading_one_stream_lets_go_of_events_whose_drop_panics() {
+    dud!(Dud, ARMED);
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
+    feed.append(Some("a"), Dud(1)).await.unwrap();
+    feed.close().await.unwrap();
+    let reader =
+        events::FeedReader::<Dud>::open(dir.path()).unwrap().poll_interval(std::time::Duration::from_millis(5));
+    let mut followed = reader.follow_stream("a", Seq::ZERO).unwrap();
+    match followed.next().await {
+        Some(Ok(events::FeedItem::Event(env))) => assert_eq!(env.event.0, 1),
+        other => panic!("{other:?}"),
+    }
+    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
+    for (stream, n) in [("b", 2), ("a", 3), ("b", 4), ("b", 6), ("b", 8)] {
+        feed.append(Some(stream), Dud(n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
+    match followed.next().await {
+        Some(Ok(events::FeedItem::Event(env))) => assert_eq!(env.event.0, 3),
+        other => panic!("{other:?}"),
+    }
+    drop(followed);
+    let mut read = reader.read_stream("b", Seq::ZERO).unwrap();
+    match read.next().await {
+        Some(Ok(env)) => {
+            assert_eq!(env.event.0, 2);
+            std::mem::forget(env); // armed: the test does not let go of it
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(read);
+}
