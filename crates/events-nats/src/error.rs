@@ -122,6 +122,25 @@ pub enum NatsError {
         /// The last seq lost to retention.
         last_missing: u64,
     },
+    /// The stream lost seqs `first_missing..=last_missing` after the server
+    /// acknowledged them (a server that crashed before syncing its last
+    /// writes), and the journal in `dir` pruned them before they could be
+    /// sent again: the stream will never hold them. Not fatal, counted in
+    /// `ReplicationStats::skipped` as [`NatsError::Pruned`] is.
+    #[error(
+        "stream {stream} lost seqs {first_missing}..={last_missing} after acknowledging them, and journal {} pruned them since: the stream will never hold them",
+        dir.display()
+    )]
+    LostByServer {
+        /// The stream name.
+        stream: String,
+        /// The journal directory.
+        dir: PathBuf,
+        /// The first seq lost.
+        first_missing: u64,
+        /// The last seq lost.
+        last_missing: u64,
+    },
     /// A feed id that cannot be one (a shared stream's subjects are
     /// `<prefix>.<feed id>`, see [`crate::FeedCursors`]).
     #[error("feed id {feed:?}: {reason}")]

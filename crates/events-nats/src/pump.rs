@@ -161,6 +161,11 @@ pub(crate) struct Task {
     /// store them. Cleared by a resync, which reads how far the stream got;
     /// what the task ends with is `Shared::unacknowledged`.
     pub(crate) abandoned: Option<String>,
+    /// The highest seq acknowledged before a resync found that the server
+    /// lost messages of this feed: what retention pruned of those is the
+    /// server's loss (`NatsError::LostByServer`), not pruned before
+    /// replication.
+    pub(crate) lost_through: u64,
 }
 
 /// Why [`Task::pump`] returned.
@@ -425,15 +430,23 @@ impl Task {
         // seqs not counted yet.
         let new = last_missing.saturating_sub(counted);
         if new > 0 {
-            let error = NatsError::Pruned {
-                stream: self.spec.name().to_owned(),
-                dir: self.shared.reader.dir().to_path_buf(),
-                first_missing: counted + 1,
-                last_missing,
-            };
-            tracing::error!(error = %error, lost = new, "journal records pruned before replication");
+            let (stream, dir) = (self.spec.name().to_owned(), self.shared.reader.dir().to_path_buf());
+            // Those the server had acknowledged, then lost, are its loss.
+            let lost_upto = self.lost_through.min(last_missing);
+            if lost_upto > counted {
+                let (first_missing, last_missing) = (counted + 1, lost_upto);
+                let error =
+                    NatsError::LostByServer { stream: stream.clone(), dir: dir.clone(), first_missing, last_missing };
+                tracing::error!(error = %error, lost = last_missing - counted, "records the server lost were pruned");
+                self.shared.record_error(&error);
+            }
+            if last_missing > lost_upto.max(counted) {
+                let first_missing = lost_upto.max(counted) + 1;
+                let error = NatsError::Pruned { stream, dir, first_missing, last_missing };
+                tracing::error!(error = %error, lost = last_missing - first_missing + 1, "journal records pruned before replication");
+                self.shared.record_error(&error);
+            }
             self.shared.counters.skipped.fetch_add(new, Ordering::Relaxed);
-            self.shared.record_error(&error);
             self.skipped_through = last_missing;
         } else {
             tracing::warn!(last_missing, "journal records pruned, replicated before or already counted");

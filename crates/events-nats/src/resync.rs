@@ -68,19 +68,21 @@ impl Task {
         // which a resync after a refused publish is the first to see.
         self.spec.validate(&info.config)?;
         let stored = if same_stream { self.stored_through.load(Ordering::Relaxed) } else { 0 };
-        let (position, held) = self.resume_in(&info, same_stream, stored).await?;
+        let Resume { position, held, lost } = self.resume_in(&info, same_stream, stored).await?;
         // A new stream holding none of this journal's messages (the old one
         // deleted, or a server back without its store) is filled from
         // `start_after`: what this task acknowledged into the old one and
         // retention pruned since is not pruned before replication, as a
         // start into such a stream does not count what its checkpoint says
         // was acknowledged (`builder.rs`).
-        // So is one that lost all of this journal's messages (a server that
-        // crashed before syncing them): it is filled from `start_after` as
-        // a new stream is.
-        let lost_all = info.state.last_sequence < stored;
-        if (!same_stream || lost_all) && !position.in_stream {
+        if !same_stream && !position.in_stream {
             self.skipped_through = self.skipped_through.max(*self.progress.borrow());
+        }
+        // A server that lost what it had acknowledged: what retention
+        // pruned of that since is counted and reported as the server's
+        // loss (`skip_pruned`), not as pruned before replication.
+        if lost {
+            self.lost_through = self.lost_through.max(*self.progress.borrow());
         }
         // The feed's last message found in the stream counts as stored, as
         // an acknowledgement does: a later resync that finds the stream's
@@ -90,7 +92,7 @@ impl Task {
         // them all had stored counts no more.
         match held {
             Some(last) => self.stored_through.store(last, Ordering::Relaxed),
-            None if !same_stream || lost_all => self.stored_through.store(0, Ordering::Relaxed),
+            None if !same_stream || lost => self.stored_through.store(0, Ordering::Relaxed),
             None => {}
         }
         self.stream_created = Some(created);
@@ -98,16 +100,15 @@ impl Task {
     }
 
     /// Where to resume in the stream `info` describes (`same_stream`: the
-    /// one this task published to before), and the stream sequence of the
-    /// feed's last message there (`None`: the stream holds none).
-    /// `stored`: the highest stream sequence this task knows one of its
-    /// messages was stored at there (0 in a new stream).
+    /// one this task published to before). `stored`: the highest stream
+    /// sequence this task knows one of its messages was stored at there (0
+    /// in a new stream).
     async fn resume_in(
         &self,
         info: &async_nats::jetstream::stream::Info,
         same_stream: bool,
         stored: u64,
-    ) -> Result<(Position, Option<u64>), NatsError> {
+    ) -> Result<Resume, NatsError> {
         let mut stream_last = info.state.last_sequence;
         // Where to go on when none of this journal's messages is left in the
         // stream: a new stream takes everything from `start_after`; in the
@@ -127,7 +128,11 @@ impl Task {
             let seq = if stream_last == 0 { self.start_after } else { replicated };
             // A shared stream guards the subject, which holds no message: 0.
             let stream_last = if self.shared_stream { 0 } else { stream_last };
-            return Ok((Position { seq, stream_last, in_stream: false }, None));
+            return Ok(Resume {
+                position: Position { seq, stream_last, in_stream: false },
+                held: None,
+                lost: lost_all,
+            });
         }
         let last = self
             .bounded("reading the stream's last message", self.stream.get_last_raw_message_by_subject(&self.subject))
@@ -135,8 +140,15 @@ impl Task {
         let last = match last {
             Ok(last) => last,
             // Other feeds' messages only: this one starts on its subject.
+            // In a shared stream, other feeds publishing since the server
+            // came back may have taken its last sequence past what this
+            // one stored: a loss shows then in the sequence this one's
+            // message was stored at, reused by another subject's.
             Err(e) if self.shared_stream && e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                return Ok((Position { seq: replicated, stream_last: 0, in_stream: false }, None));
+                let lost = lost_all || (same_stream && stored > 0 && self.reused(stored).await?);
+                let seq = if lost { self.start_after } else { replicated };
+                let position = Position { seq, stream_last: 0, in_stream: false };
+                return Ok(Resume { position, held: None, lost });
             }
             // A stream of this subject alone, not empty: nats-server 2.9
             // answers so after the subject's last messages were deleted,
@@ -175,7 +187,21 @@ impl Task {
         // sent again, from the last message on.
         let lost = last.sequence < stored;
         let floor = if same_stream && !lost { *self.progress.borrow() } else { 0 };
-        Ok((Position { seq: at.last_seq().max(floor), stream_last, in_stream: true }, Some(last.sequence)))
+        let position = Position { seq: at.last_seq().max(floor), stream_last, in_stream: true };
+        Ok(Resume { position, held: Some(last.sequence), lost })
+    }
+
+    /// Whether stream sequence `stored`, where a message of this feed was
+    /// stored, now holds another subject's message: the server lost it,
+    /// and gave its sequence to a later one. `false` when none is there
+    /// (the limits or a purge removed it).
+    async fn reused(&self, stored: u64) -> Result<bool, NatsError> {
+        let op = "reading the message at the last stored sequence";
+        match self.bounded(op, self.stream.get_raw_message(stored)).await? {
+            Ok(message) => Ok(message.subject.as_str() != self.subject),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(NatsError::js(op, e)),
+        }
     }
 
     pub(crate) fn epoch_mismatch(&self, stream_epoch: u64, journal_epoch: u64) -> NatsError {
@@ -212,6 +238,16 @@ pub(crate) async fn last_by_sequence(
         }
     }
     Ok(None)
+}
+
+/// Where a resync resumes, found in the stream.
+struct Resume {
+    position: Position,
+    /// The stream sequence of the feed's last message there (`None`: the
+    /// stream holds none).
+    held: Option<u64>,
+    /// The server lost messages of this feed it had stored.
+    lost: bool,
 }
 
 /// Whether a JetStream request failed because the stream does not exist

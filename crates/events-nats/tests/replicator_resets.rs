@@ -700,12 +700,53 @@ async fn a_running_replicator_sends_again_a_feed_the_server_lost_all_of_from_a_s
     b.close().unwrap();
 }
 
+/// The same when another feed publishes after the server came back,
+/// before `a` does: the stream's last sequence is past what `a` stored
+/// again, and only the sequence `a`'s last message was stored at, now
+/// holding `b`'s, tells the loss. `a` is sent again from its start. It had
+/// resumed after its progress, as after a purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_another_feed_published_past_is_found_by_the_reused_sequence() {
+    let mut server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |feed: &str| StreamSpec::shared("SHARED_REUSED", "app").feed(feed);
+    let (mut b, other) = replicated(&js, &spec("b"), &tmp.path().join("b"), 30).await;
+    other.shutdown().await;
+    let (mut a, replicator) = replicated(&js, &spec("a"), &tmp.path().join("a"), 20).await;
+    drop(js);
+    server.kill();
+    support::lose_last_writes(server.store(), "SHARED_REUSED", 50);
+    server.restart();
+    let js = server.jetstream().await;
+    fill(&mut b, 31, 60);
+    let other = Replicator::builder(tmp.path().join("b"), js.clone(), spec("b"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("b's 60", other.wait_for(60)).await.unwrap();
+    let last = js.get_stream("SHARED_REUSED").await.unwrap().cached_info().state.last_sequence;
+    assert!(last >= 50, "b's publishes took the last sequence past a's last stored one: {last}");
+    fill(&mut a, 21, 25);
+    within("25", replicator.wait_for(25)).await.unwrap();
+    let epoch = a.epoch();
+    let of_a: Vec<u64> =
+        coordinates(&js, "SHARED_REUSED").await.into_iter().filter(|&(e, _)| e == epoch).map(|(_, seq)| seq).collect();
+    assert_eq!(of_a, (1..=25).collect::<Vec<_>>());
+    other.shutdown().await;
+    replicator.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
 /// The same when retention has pruned what the server lost (`a`'s 1..=20,
 /// acknowledged and then pruned from the journal, with 21 and 22 kept):
-/// those are gone from both, as after a stream made again, and not
-/// counted as pruned before replication (`skipped` 0, no such error). The
-/// resend from `a`'s start meets the journal's earliest seq and goes on.
-/// They had been reported as "pruned before they were replicated".
+/// those are gone from both; they are counted in `skipped` and reported
+/// as the server's loss (`NatsError::LostByServer`), not as pruned before
+/// replication. The resend from `a`'s start meets the journal's earliest
+/// seq and goes on. They had been reported as "pruned before they were
+/// replicated".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_the_server_lost_all_of_and_retention_pruned_is_not_reported_as_pruned_before_replication() {
     let mut server = Server::start();
@@ -743,8 +784,9 @@ async fn a_feed_the_server_lost_all_of_and_retention_pruned_is_not_reported_as_p
     fill(&mut a, 23, 25);
     within("25", replicator.wait_for(25)).await.unwrap();
     let stats = replicator.stats();
-    assert_eq!((stats.skipped, stats.stopped), (0, false), "{stats:?}");
-    assert!(!stats.last_error.as_deref().unwrap_or("").contains("pruned"), "{stats:?}");
+    assert_eq!((stats.skipped, stats.stopped), (20, false), "{stats:?}");
+    let last_error = stats.last_error.clone().unwrap_or_default();
+    assert!(last_error.contains("lost seqs 1..=20 after acknowledging them"), "{stats:?}");
     let epoch = a.epoch();
     let of_a: Vec<u64> = coordinates(&js, "SHARED_LOST_PRUNED")
         .await
