@@ -180,6 +180,7 @@ impl Journal {
             ..RecoveryReport::default()
         };
         let active_path = rec.segments.last().expect("recovery leaves at least one segment").path.clone();
+        let dropped_upto = rec.dropped_upto;
         let mut active = OpenOptions::new()
             .write(true)
             .open(&active_path)
@@ -269,7 +270,9 @@ impl Journal {
                 .previous()
                 .filter(|wm| wm.epoch == journal.epoch && wm.seq >= journal.next_seq)
                 .map(|wm| wm.seq);
-            if let Some(upto) = lost.max(acked) {
+            // Nor the seqs of frames a power-loss cut dropped (FORMAT.md).
+            let dropped = dropped_upto.filter(|&seq| seq >= journal.next_seq);
+            if let Some(upto) = lost.max(acked).max(dropped) {
                 report.skipped = Some(journal.next_seq..=upto);
                 journal.skip_past(upto)?;
             }

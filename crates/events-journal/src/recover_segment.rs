@@ -290,6 +290,10 @@ pub(crate) struct Newest {
     pub(crate) relist: bool,
     /// What was done.
     pub(crate) action: Option<RecoveryAction>,
+    /// The highest seq of the valid frames a power-loss cut dropped: the
+    /// open skips past it (they may be records whose damage only looked
+    /// like a lost page).
+    pub(crate) dropped_upto: Option<u64>,
 }
 
 /// Recovers the newest segment. `head` is its header, or why it is damaged
@@ -339,6 +343,7 @@ pub(crate) fn recover_newest(
                 len: last.file_len(),
                 next_seq: last.last_seq + 1,
                 relist: true,
+                dropped_upto: None,
                 action: Some(RecoveryAction::Repaired {
                     path: seg.path.clone(),
                     reason: reason.clone(),
@@ -348,7 +353,15 @@ pub(crate) fn recover_newest(
             });
         }
     };
-    let clean = |len, next_seq, action| Newest { seg: seg.clone(), header, len, next_seq, relist: false, action };
+    let clean = |len, next_seq, action| Newest {
+        seg: seg.clone(),
+        header,
+        len,
+        next_seq,
+        relist: false,
+        action,
+        dropped_upto: None,
+    };
     let cut = scan.valid_end as u64;
     // Its valid records end short of what the last writer acknowledged,
     // and no crash can have taken those: damage (only `Strict` has a `kept`).
@@ -366,12 +379,14 @@ pub(crate) fn recover_newest(
     // is (the frames after it go; the lease's skip keeps their seqs from
     // being handed out again where they may have been), when a whole
     // sector of zeros lies between the damage and the next valid frame,
-    // and the damaged frame's own CRC fails. Anything else is refused as
-    // corruption, below; so is damage in what the writer vouched for (as
-    // a torn tail through it is: `short`).
+    // the damaged frame's own CRC fails and a whole frame is gone besides
+    // it (`left_by_a_power_loss`). Anything else is refused as corruption,
+    // below; so is damage in what the writer vouched for (as a torn tail
+    // through it is: `short`). The open skips past the dropped frames'
+    // seqs (`dropped_upto`): never handed out again, whatever they were.
     let power_lost = mode == RecoveryMode::Strict
         && rebooted == Some(header.epoch)
-        && scan.damage.as_ref().is_some_and(|d| left_by_a_power_loss(&map, d));
+        && scan.damage.as_ref().is_some_and(|d| left_by_a_power_loss(&map, d, scan.next_seq));
     let short = match &scan.damage {
         _ if reservation => None,
         None => Some(format!("the newest segment ends at byte {cut}")),
@@ -411,7 +426,8 @@ pub(crate) fn recover_newest(
         }
         let action = RecoveryAction::TruncatedTornTail { path: seg.path.clone(), offset: cut, bytes: file_len - cut };
         tracing::warn!(path = %seg.path.display(), offset = cut, bytes = file_len - cut, "truncated a torn tail");
-        return Ok(Newest { relist, ..clean(cut, scan.next_seq, Some(action)) });
+        let dropped_upto = power_lost.then(|| damage.runs.iter().map(|r| r.last_seq).max()).flatten();
+        return Ok(Newest { relist, dropped_upto, ..clean(cut, scan.next_seq, Some(action)) });
     }
     if damage.search_stopped {
         // As for a sealed segment: no salvage of what was not searched.
@@ -454,6 +470,7 @@ pub(crate) fn recover_newest(
                     len: HEADER_LEN as u64,
                     relist: true,
                     action: Some(action),
+                    dropped_upto: None,
                 },
                 None => Newest { relist: true, ..clean(cut, scan.next_seq, Some(action)) },
             })
@@ -469,6 +486,7 @@ pub(crate) fn recover_newest(
                 len: last.file_len(),
                 next_seq: last.last_seq + 1,
                 relist: true,
+                dropped_upto: None,
                 action: Some(RecoveryAction::Salvaged {
                     path: seg.path.clone(),
                     offset: cut,
@@ -527,16 +545,20 @@ fn unsalvageable(reason: &str) -> String {
     format!("{reason}; not salvaged or repaired in any recovery mode (move the segment away to open the journal)")
 }
 
-/// Whether `damage` in a segment image `bytes` is what a power loss can
-/// leave of writes never synced: the damaged frame fails its CRC (a frame
-/// with a valid CRC and a wrong seq was written so), and a whole aligned
-/// sector of zeros lies between it and the first valid frame after it (a
-/// page that never reached the disk; the search for frames ran to the
+/// Whether `damage` (where seq `expected` should be) in a segment image
+/// `bytes` is what a power loss can leave of writes never synced: the
+/// damaged frame fails its CRC (a frame with a valid CRC and a wrong seq
+/// was written so), the first valid frame after it carries a seq past
+/// `expected + 1`, and a whole aligned sector of zeros lies between them
+/// (a page that never reached the disk; the search for frames ran to the
 /// end).
-fn left_by_a_power_loss(bytes: &[u8], damage: &scan::Damage) -> bool {
+fn left_by_a_power_loss(bytes: &[u8], damage: &scan::Damage, expected: u64) -> bool {
     const SECTOR: usize = 512;
     let Some(next) = damage.runs.first() else { return false };
-    if damage.crc_valid || damage.search_stopped {
+    // At least one whole frame is gone besides the damaged one: a bad
+    // frame alone (a flipped bit) leaves the next one readable, and its
+    // own payload may hold the sector of zeros.
+    if damage.crc_valid || damage.search_stopped || next.first_seq < expected.saturating_add(2) {
         return false;
     }
     let from = damage.offset.next_multiple_of(SECTOR);

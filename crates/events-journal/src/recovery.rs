@@ -47,6 +47,9 @@ pub(crate) struct Recovered {
     pub(crate) sealed: Vec<RecoveryAction>,
     /// True if the journal was created (no segment existed).
     pub(crate) created: bool,
+    /// The highest seq of the frames a power-loss cut of the newest
+    /// segment dropped (`recover_segment.rs`): the open skips past it.
+    pub(crate) dropped_upto: Option<u64>,
 }
 
 /// Recovers the journal whose segments are `listed` (oldest first), or
@@ -75,6 +78,7 @@ pub(crate) fn recover(
     }
     let mut listed = listed.to_vec();
     let mut action = None;
+    let mut dropped_upto = None;
     let mut sealed = Vec::new();
     for pass in 0..3 {
         // The journal's epoch when no segment header gives it: the previous
@@ -84,9 +88,10 @@ pub(crate) fn recover(
             previous.filter(|wm| wm.epoch != 0 && listed.iter().any(|s| s.first_seq == wm.segment)).map(|wm| wm.epoch);
         let (mut rec, relist) = recover_pass(io, dir, &listed, opts, vouched, (previous, recorded), pass == 0)?;
         action = action.or(rec.action.take());
+        dropped_upto = dropped_upto.max(rec.dropped_upto);
         sealed.append(&mut rec.sealed);
         if !relist {
-            return Ok(Recovered { action, sealed, ..rec });
+            return Ok(Recovered { action, sealed, dropped_upto, ..rec });
         }
         listed = segment::list(dir, false)?.segments;
     }
@@ -107,6 +112,7 @@ fn create_first(io: &Io, dir: &Path, codec_tag: u32) -> Result<Recovered, Journa
         action: None,
         sealed: Vec::new(),
         created: true,
+        dropped_upto: None,
     })
 }
 
@@ -207,6 +213,7 @@ fn recover_pass(
                 next_seq: newest.first_seq,
                 relist: false,
                 action: Some(RecoveryAction::RewroteTornHeader { path: newest.path.clone() }),
+                dropped_upto: None,
             }
         }
         Head::Valid(h) => recover_newest(io, dir, newest, Ok(*h), template(newest.first_seq, now), how, listed)?,
@@ -239,6 +246,7 @@ fn recover_pass(
             action: rec.action,
             sealed,
             created: false,
+            dropped_upto: rec.dropped_upto,
         };
         return Ok((rec, true));
     }
@@ -267,6 +275,7 @@ fn recover_pass(
         action: rec.action,
         sealed,
         created: false,
+        dropped_upto: rec.dropped_upto,
     };
     Ok((recovered, false))
 }
