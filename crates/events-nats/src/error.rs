@@ -122,13 +122,14 @@ pub enum NatsError {
         /// The last seq lost to retention.
         last_missing: u64,
     },
-    /// The stream lost seqs `first_missing..=last_missing` after the server
-    /// acknowledged them (a server that crashed before syncing its last
-    /// writes), and the journal in `dir` pruned them before they could be
-    /// sent again: the stream will never hold them. Not fatal, counted in
-    /// `ReplicationStats::skipped` as [`NatsError::Pruned`] is.
+    /// The stream no longer holds seqs `first_missing..=last_missing` it
+    /// had acknowledged (the server lost them, crashing before it synced
+    /// its last writes; or its limits removed some before), and the
+    /// journal in `dir` pruned them before they could be sent again. Not
+    /// fatal, and not counted in `ReplicationStats::skipped` (what the
+    /// limits removed cannot be told apart).
     #[error(
-        "stream {stream} lost seqs {first_missing}..={last_missing} after acknowledging them, and journal {} pruned them since: the stream will never hold them",
+        "stream {stream} no longer holds seqs {first_missing}..={last_missing} it had acknowledged (the server lost them, or its limits removed them), and journal {} pruned them since: they cannot be sent again",
         dir.display()
     )]
     LostByServer {

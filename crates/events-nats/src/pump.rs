@@ -162,10 +162,12 @@ pub(crate) struct Task {
     /// what the task ends with is `Shared::unacknowledged`.
     pub(crate) abandoned: Option<String>,
     /// The highest seq acknowledged before a resync found that the server
-    /// lost messages of this feed: what retention pruned of those is the
-    /// server's loss (`NatsError::LostByServer`), not pruned before
+    /// lost messages of this feed: what retention pruned of those is
+    /// reported as [`NatsError::LostByServer`], not as pruned before
     /// replication.
     pub(crate) lost_through: u64,
+    /// The last seq reported in a [`NatsError::LostByServer`].
+    pub(crate) lost_reported: u64,
 }
 
 /// Why [`Task::pump`] returned.
@@ -420,9 +422,27 @@ impl Task {
 
     /// Accounts for the seqs retention pruned before they were sent (the
     /// follower goes on with `earliest`): counted once each in `skipped`,
-    /// logged, and recorded as an error, never skipped silently.
+    /// logged, and recorded as an error, never skipped silently. Those the
+    /// stream had acknowledged and no longer holds (`lost_through`: the
+    /// server lost them, or its limits removed them before) are not
+    /// counted, as records a stream made again no longer holds are not;
+    /// they are logged and recorded once as [`NatsError::LostByServer`].
     fn skip_pruned(&mut self, out: &mut Outbox, earliest: u64) {
         let last_missing = earliest.saturating_sub(1);
+        let (stream, dir) = (self.spec.name().to_owned(), self.shared.reader.dir().to_path_buf());
+        let lost_upto = self.lost_through.min(last_missing);
+        let lost_from = out.sent.max(self.lost_reported) + 1;
+        if lost_upto >= lost_from {
+            let error = NatsError::LostByServer {
+                stream: stream.clone(),
+                dir: dir.clone(),
+                first_missing: lost_from,
+                last_missing: lost_upto,
+            };
+            tracing::error!(error = %error, "records the stream no longer holds were pruned: they cannot be sent again");
+            self.shared.record_error(&error);
+            self.lost_reported = lost_upto;
+        }
         let counted = out.sent.max(self.skipped_through);
         // A resync may meet a range already counted (the stream still ends
         // before it), or one a replicator before this start acknowledged
@@ -430,23 +450,10 @@ impl Task {
         // seqs not counted yet.
         let new = last_missing.saturating_sub(counted);
         if new > 0 {
-            let (stream, dir) = (self.spec.name().to_owned(), self.shared.reader.dir().to_path_buf());
-            // Those the server had acknowledged, then lost, are its loss.
-            let lost_upto = self.lost_through.min(last_missing);
-            if lost_upto > counted {
-                let (first_missing, last_missing) = (counted + 1, lost_upto);
-                let error =
-                    NatsError::LostByServer { stream: stream.clone(), dir: dir.clone(), first_missing, last_missing };
-                tracing::error!(error = %error, lost = last_missing - counted, "records the server lost were pruned");
-                self.shared.record_error(&error);
-            }
-            if last_missing > lost_upto.max(counted) {
-                let first_missing = lost_upto.max(counted) + 1;
-                let error = NatsError::Pruned { stream, dir, first_missing, last_missing };
-                tracing::error!(error = %error, lost = last_missing - first_missing + 1, "journal records pruned before replication");
-                self.shared.record_error(&error);
-            }
+            let error = NatsError::Pruned { stream, dir, first_missing: counted + 1, last_missing };
+            tracing::error!(error = %error, lost = new, "journal records pruned before replication");
             self.shared.counters.skipped.fetch_add(new, Ordering::Relaxed);
+            self.shared.record_error(&error);
             self.skipped_through = last_missing;
         } else {
             tracing::warn!(last_missing, "journal records pruned, replicated before or already counted");

@@ -5,7 +5,13 @@
 //!
 //! Invariant: a resync never resumes past a record the stream did not
 //! acknowledge, except records this task had acknowledged and that were
-//! removed since (a purge, the limits): those are not sent again.
+//! removed since (a purge, the limits): those are not sent again. Unless
+//! the server lost what it had acknowledged (the stream's last sequence
+//! fell below one this task stored, or another subject's message took that
+//! sequence): what it lost is sent again, and when it lost every message
+//! of this feed, the feed is sent again from `start_after`, which may
+//! bring back records the limits had removed before (the stream keeps no
+//! trace of which).
 
 use std::sync::atomic::Ordering;
 
@@ -79,10 +85,14 @@ impl Task {
             self.skipped_through = self.skipped_through.max(*self.progress.borrow());
         }
         // A server that lost what it had acknowledged: what retention
-        // pruned of that since is counted and reported as the server's
-        // loss (`skip_pruned`), not as pruned before replication.
+        // pruned of that since cannot be sent again. It is reported as
+        // such (`skip_pruned`), not as pruned before replication, and not
+        // counted in `skipped`: its stream's limits may have removed some
+        // of it before, which cannot be told apart.
         if lost {
-            self.lost_through = self.lost_through.max(*self.progress.borrow());
+            let progress = *self.progress.borrow();
+            self.skipped_through = self.skipped_through.max(progress);
+            self.lost_through = self.lost_through.max(progress);
         }
         // The feed's last message found in the stream counts as stored, as
         // an acknowledgement does: a later resync that finds the stream's

@@ -42,11 +42,10 @@ pub struct ReplicationStats {
     /// Each seq is counted once, even if a resync meets the same pruned
     /// range again; each time new seqs are lost, `errors` grows by one and
     /// `last_error` names the range ([`NatsError::Pruned`](crate::NatsError::Pruned)). Replication
-    /// goes on with the earliest retained record. Seqs the server lost
-    /// after acknowledging them (a server that crashed before syncing its
-    /// last writes) and retention pruned before they could be sent again
-    /// are counted here too, reported as
-    /// [`NatsError::LostByServer`](crate::NatsError::LostByServer).
+    /// goes on with the earliest retained record. (Seqs the server lost
+    /// after acknowledging them and retention pruned before they could be
+    /// sent again are not counted: they are reported as
+    /// [`NatsError::LostByServer`](crate::NatsError::LostByServer).)
     pub skipped: u64,
     /// Salvage gaps published as gap markers (see [`crate::headers`]).
     pub gaps: u64,
