@@ -144,20 +144,18 @@ impl Lease {
 pub(crate) struct Vouched {
     /// The seqs it acknowledged that no crash since can have taken.
     pub(crate) kept: Option<Kept>,
-    /// The epoch it wrote, when it crashed (its lease still open) and the
-    /// machine has restarted since (both boot ids known, and different):
-    /// what it wrote and never synced may then have reached the disk in
-    /// any order, a later page without an earlier one.
-    pub(crate) rebooted: Option<u64>,
+    /// Its lease, when it crashed (the lease still open) and the machine
+    /// has restarted since (both boot ids known, and different): what it
+    /// wrote and never synced may then have reached the disk in any order,
+    /// a later page without an earlier one.
+    pub(crate) rebooted: Option<Lease>,
 }
 
 impl Vouched {
     /// From the last writer's `lease` (if any) and its watermark's
     /// `(epoch, seq)` (if any), seen from a process in `boot`.
     pub(crate) fn by(lease: Option<Lease>, acked: Option<(u64, u64)>, boot: Option<[u8; 16]>) -> Vouched {
-        let rebooted = lease
-            .filter(|l| l.open && matches!((l.boot, boot), (Some(then), Some(now)) if then != now))
-            .map(|l| l.epoch);
+        let rebooted = lease.filter(|l| l.open && matches!((l.boot, boot), (Some(then), Some(now)) if then != now));
         Vouched { kept: acked.and_then(|(epoch, seq)| Kept::by(lease, epoch, seq, boot)), rebooted }
     }
 }
@@ -230,6 +228,19 @@ impl Kept {
         );
         Some(JournalError::corrupt(path, offset, Some(first_lost), reason))
     }
+}
+
+/// Makes durable, before recovery drops frames of `rebooted`'s writer
+/// whose seqs run up to `dropped` (a power-loss cut), a lease that has the
+/// next open skip past them ([`Lease::lost_upto`]) if this one never gets
+/// that far: its writer's, still open, no longer vouching that it synced
+/// what it handed out, up to `dropped` (under `Always`; its own `upto`
+/// otherwise, which covers them). The open that goes on writes its own
+/// lease over it.
+pub(crate) fn hold_back(io: &Io, dir: &Path, rebooted: Lease, dropped: u64) -> Result<(), JournalError> {
+    let upto = if rebooted.synced_acks { dropped } else { rebooted.upto.max(dropped) };
+    let mut leaser = Leaser::open(io, dir, Some(rebooted))?;
+    leaser.begin(Lease { synced_acks: false, upto, ..rebooted })
 }
 
 /// The valid lease of `dir` with the highest generation (`None`: no file,

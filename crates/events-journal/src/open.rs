@@ -65,7 +65,9 @@ pub struct RecoveryReport {
     /// since, so a power loss may have taken records it handed out up to
     /// its durable seq lease (`<dir>/LEASE`); or recovery kept fewer
     /// records than the previous writer's watermark says it acknowledged
-    /// (a salvage mode cut damaged ones). Those seqs are never
+    /// (a salvage mode cut damaged ones); or a `Strict` open after a power
+    /// loss cut a hole in the newest segment and dropped the frames after
+    /// it (under every policy: see `docs/FORMAT.md`). Those seqs are never
     /// handed out again; readers see them as one [`JournalError::Gap`].
     pub skipped: Option<std::ops::RangeInclusive<u64>>,
 }

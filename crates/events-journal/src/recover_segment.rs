@@ -267,9 +267,9 @@ pub(crate) fn apply_fix(
 pub(crate) struct Mode {
     pub(crate) mode: RecoveryMode,
     pub(crate) kept: Option<Kept>,
-    /// The epoch of a last writer that crashed before the machine
+    /// The lease of a last writer that crashed before the machine
     /// restarted ([`Vouched::rebooted`](crate::lease::Vouched)).
-    pub(crate) rebooted: Option<u64>,
+    pub(crate) rebooted: Option<crate::lease::Lease>,
     /// The previous writer's watermark: how far readers may have mapped
     /// the newest segment.
     pub(crate) previous: Option<Watermark>,
@@ -385,7 +385,7 @@ pub(crate) fn recover_newest(
     // through it is: `short`). The open skips past the dropped frames'
     // seqs (`dropped_upto`): never handed out again, whatever they were.
     let power_lost = mode == RecoveryMode::Strict
-        && rebooted == Some(header.epoch)
+        && rebooted.is_some_and(|l| l.epoch == header.epoch)
         && scan.damage.as_ref().is_some_and(|d| left_by_a_power_loss(&map, d, scan.next_seq));
     let short = match &scan.damage {
         _ if reservation => None,
@@ -418,6 +418,13 @@ pub(crate) fn recover_newest(
         // touches a page past the new end (SIGBUS).
         let mapped = mapped_end(previous.as_ref(), seg, header.epoch);
         let relist = cut < mapped;
+        let dropped_upto = power_lost.then(|| damage.runs.iter().map(|r| r.last_seq).max()).flatten();
+        if let Some((lease, upto)) = rebooted.zip(dropped_upto) {
+            // Durable before the cut: an open stopped after it (killed, or
+            // refused by a later step) leaves a segment that ends cleanly,
+            // and the next one skips past these seqs by this lease.
+            crate::lease::hold_back(io, dir, lease, upto)?;
+        }
         if relist {
             rebuild::execute(io, dir, seg, &map, &header, &rebuild::plan(&scan, seg.first_seq, false), listed)?;
         } else {
@@ -426,7 +433,6 @@ pub(crate) fn recover_newest(
         }
         let action = RecoveryAction::TruncatedTornTail { path: seg.path.clone(), offset: cut, bytes: file_len - cut };
         tracing::warn!(path = %seg.path.display(), offset = cut, bytes = file_len - cut, "truncated a torn tail");
-        let dropped_upto = power_lost.then(|| damage.runs.iter().map(|r| r.last_seq).max()).flatten();
         return Ok(Newest { relist, dropped_upto, ..clean(cut, scan.next_seq, Some(action)) });
     }
     if damage.search_stopped {

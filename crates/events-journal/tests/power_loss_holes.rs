@@ -240,3 +240,32 @@ fn after_a_restart_a_hole_in_acknowledged_records_is_refused() {
     }
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "the refusal changed nothing");
 }
+
+/// The open that cuts the hole under `Always` is killed right after the
+/// cut (its fdatasync done), before it skipped past the dropped frames'
+/// seqs. The next open finds a segment that ends cleanly, and still skips
+/// past them: the cut held them back in the watermark first. It had
+/// handed them out again from 11.
+#[test]
+fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {
+    let tmp = tempfile::tempdir().unwrap();
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, |j, plan| {
+        plan.inject_next(Step::AppendSync, Fault::CrashBefore);
+        let batch: Vec<(u64, Vec<u8>)> = (11..=LAST).map(|seq| (ts(seq), payload(seq))).collect();
+        assert!(j.append_batch(batch.iter().map(|(ts, p)| (*ts, p.as_slice()))).is_err());
+    });
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    plan.inject_next(Step::TruncateSync, Fault::CrashAfter);
+    assert!(Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).is_err());
+    assert!(plan.crashed(), "killed after the cut");
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (mut j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    assert_eq!((j.next_seq(), report.skipped.clone()), (LAST + 1, Some(11..=LAST)), "{report:?}");
+    assert_eq!(j.append(ts(LAST + 1), payload(LAST + 1)).unwrap(), LAST + 1);
+    j.close().unwrap();
+    let (seqs, gaps) = read_all(tmp.path());
+    assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
+    assert_eq!(gaps, [(11, LAST + 1)]);
+}
