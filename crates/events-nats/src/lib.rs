@@ -80,7 +80,9 @@
 //! * **Nothing lost silently, nothing mixed.** Records pruned by retention
 //!   before they were replicated (the replicator was cut loose, or does not
 //!   register) are counted in
-//!   [`ReplicationStats::skipped`] and reported as [`NatsError::Pruned`];
+//!   [`ReplicationStats::skipped`] and reported as [`NatsError::Pruned`]
+//!   (those the stream had acknowledged and then lost, when a resync finds
+//!   the server lost them, as [`NatsError::LostByServer`], not counted);
 //!   a journal directory recreated (another epoch) or rolled back under a
 //!   running replicator stops it with [`NatsError::EpochMismatch`] or
 //!   [`NatsError::JournalReset`] ([`ReplicationStats::stopped`]), so one

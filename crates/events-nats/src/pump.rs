@@ -430,8 +430,10 @@ impl Task {
     fn skip_pruned(&mut self, out: &mut Outbox, earliest: u64) {
         let last_missing = earliest.saturating_sub(1);
         let (stream, dir) = (self.spec.name().to_owned(), self.shared.reader.dir().to_path_buf());
+        // Not what was counted or reported already: seqs pruned before they
+        // were replicated never were in the stream.
         let lost_upto = self.lost_through.min(last_missing);
-        let lost_from = out.sent.max(self.lost_reported) + 1;
+        let lost_from = out.sent.max(self.lost_reported).max(self.skipped_through) + 1;
         if lost_upto >= lost_from {
             let error = NatsError::LostByServer {
                 stream: stream.clone(),
@@ -443,7 +445,7 @@ impl Task {
             self.shared.record_error(&error);
             self.lost_reported = lost_upto;
         }
-        let counted = out.sent.max(self.skipped_through);
+        let counted = out.sent.max(self.skipped_through).max(lost_upto);
         // A resync may meet a range already counted (the stream still ends
         // before it), or one a replicator before this start acknowledged
         // (the checkpoint said so, and the stream lost it since): count only

@@ -27,7 +27,9 @@
 //!   counted in [`ReplicationStats::skipped`], logged and recorded as an
 //!   error ([`NatsError::Pruned`]), then on with the earliest retained
 //!   record. No marker: a remote reader crossing the hole gets an
-//!   `Expired` reset, which is what happened.
+//!   `Expired` reset, which is what happened. (Pruned records the stream
+//!   had acknowledged and then lost, met while they are sent again, are
+//!   reported once as [`NatsError::LostByServer`] and not counted.)
 //! * `Epoch` (the directory now holds another journal) and `Ahead` (the
 //!   journal ends before seqs the stream holds: rolled back, or restored
 //!   from an older copy): the replicator stops with

@@ -84,15 +84,17 @@ impl Task {
         if !same_stream && !position.in_stream {
             self.skipped_through = self.skipped_through.max(*self.progress.borrow());
         }
+        // A loss in the stream before this one is no news in this one.
+        if !same_stream {
+            self.lost_through = 0;
+        }
         // A server that lost what it had acknowledged: what retention
         // pruned of that since cannot be sent again. It is reported as
         // such (`skip_pruned`), not as pruned before replication, and not
         // counted in `skipped`: its stream's limits may have removed some
         // of it before, which cannot be told apart.
         if lost {
-            let progress = *self.progress.borrow();
-            self.skipped_through = self.skipped_through.max(progress);
-            self.lost_through = self.lost_through.max(progress);
+            self.lost_through = self.lost_through.max(*self.progress.borrow());
         }
         // The feed's last message found in the stream counts as stored, as
         // an acknowledgement does: a later resync that finds the stream's

@@ -801,6 +801,56 @@ async fn a_feed_the_server_lost_all_of_and_retention_pruned_is_not_reported_as_p
     b.close().unwrap();
 }
 
+/// Seqs retention pruned before they were replicated (`a`'s 1..=10,
+/// counted and reported then), then the server loses every message of
+/// `a` (11..=12): the resend from `a`'s start meets 1..=10 again, which
+/// the stream never held, and reports nothing more about them (`skipped`
+/// stays 10, no `LostByServer`). They had been reported a second time, as
+/// records the stream no longer held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seqs_pruned_before_replication_are_not_reported_again_after_a_loss() {
+    let mut server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |feed: &str| StreamSpec::shared("SHARED_PRUNED_THEN_LOST", "app").feed(feed);
+    let (b, other) = replicated(&js, &spec("b"), &tmp.path().join("b"), 30).await;
+    other.shutdown().await;
+    let dir = tmp.path().join("a");
+    let opts = JournalOptions::new().sync(SyncPolicy::Never).retention(Retention::segments(2));
+    let (mut a, _) = Journal::open(&dir, opts).unwrap();
+    fill(&mut a, 1, 10);
+    a.roll().unwrap();
+    fill(&mut a, 11, 11);
+    a.roll().unwrap();
+    fill(&mut a, 12, 12);
+    assert_eq!(Reader::open(&dir).unwrap().first_seq().unwrap(), 11, "1..=10 pruned before any replicator");
+    let replicator =
+        Replicator::builder(&dir, js.clone(), spec("a")).poll_interval(Duration::from_millis(5)).start().await.unwrap();
+    within("12", replicator.wait_for(12)).await.unwrap();
+    assert_eq!(replicator.stats().skipped, 10);
+    drop(js);
+    server.kill();
+    support::lose_last_writes(server.store(), "SHARED_PRUNED_THEN_LOST", 50);
+    server.restart();
+    let js = server.jetstream().await;
+    fill(&mut a, 13, 15);
+    within("15", replicator.wait_for(15)).await.unwrap();
+    let stats = replicator.stats();
+    assert_eq!((stats.skipped, stats.stopped), (10, false), "{stats:?}");
+    assert!(!stats.last_error.as_deref().unwrap_or("").contains("no longer holds"), "{stats:?}");
+    let epoch = a.epoch();
+    let of_a: Vec<u64> = coordinates(&js, "SHARED_PRUNED_THEN_LOST")
+        .await
+        .into_iter()
+        .filter(|&(e, _)| e == epoch)
+        .map(|(_, seq)| seq)
+        .collect();
+    assert_eq!(of_a, (11..=15).collect::<Vec<_>>());
+    replicator.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
 /// A replicator started into an emptied stream with, under its consumer
 /// name, the checkpoint of another journal (copied from the directory of
 /// the journal that filled the stream, which acknowledged 1..=50): only a
