@@ -328,7 +328,9 @@ impl Journal {
     /// The generation of the seq lease this writer's open wrote (`LEASE`):
     /// every lease write of the journal takes the next one after the last
     /// valid record, so a writer's is greater than any earlier writer's
-    /// whose lease records survive. It starts again at 0 when `LEASE` is
+    /// whose lease records survive (a lease a power-loss cut held back
+    /// before this open's own, in the same slot, is not one: this open's
+    /// takes its generation over). It starts again at 0 when `LEASE` is
     /// missing or holds no valid record (deleted, damaged, or a journal of
     /// a build before the lease), and a killed writer's last record, if torn,
     /// does not count.

@@ -244,7 +244,7 @@ fn after_a_restart_a_hole_in_acknowledged_records_is_refused() {
 /// The open that cuts the hole under `Always` is killed right after the
 /// cut (its fdatasync done), before it skipped past the dropped frames'
 /// seqs. The next open finds a segment that ends cleanly, and still skips
-/// past them: the cut held them back in the watermark first. It had
+/// past them: the cut held them back in a lease first. It had
 /// handed them out again from 11.
 #[test]
 fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {

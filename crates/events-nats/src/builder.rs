@@ -254,7 +254,7 @@ impl ReplicatorBuilder {
             stored_through: std::sync::atomic::AtomicU64::new(0),
             abandoned: None,
             lost_through: 0,
-            lost_reported: 0,
+            skips_through: 0,
         };
         let position = task.resync().await?;
         task.request_bound = Some(self.ack_timeout);

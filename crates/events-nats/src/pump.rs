@@ -166,8 +166,10 @@ pub(crate) struct Task {
     /// reported as [`NatsError::LostByServer`], not as pruned before
     /// replication.
     pub(crate) lost_through: u64,
-    /// The last seq reported in a [`NatsError::LostByServer`].
-    pub(crate) lost_reported: u64,
+    /// The last seq a `skip_pruned` dealt with (reported, counted or
+    /// passed over): retention only moves forward, so none at or below it
+    /// is met again as news.
+    pub(crate) skips_through: u64,
 }
 
 /// Why [`Task::pump`] returned.
@@ -433,7 +435,7 @@ impl Task {
         // Not what was counted or reported already: seqs pruned before they
         // were replicated never were in the stream.
         let lost_upto = self.lost_through.min(last_missing);
-        let lost_from = out.sent.max(self.lost_reported).max(self.skipped_through) + 1;
+        let lost_from = out.sent.max(self.skips_through) + 1;
         if lost_upto >= lost_from {
             let error = NatsError::LostByServer {
                 stream: stream.clone(),
@@ -443,7 +445,6 @@ impl Task {
             };
             tracing::error!(error = %error, "records the stream no longer holds were pruned: they cannot be sent again");
             self.shared.record_error(&error);
-            self.lost_reported = lost_upto;
         }
         let counted = out.sent.max(self.skipped_through).max(lost_upto);
         // A resync may meet a range already counted (the stream still ends
@@ -461,6 +462,7 @@ impl Task {
             tracing::warn!(last_missing, "journal records pruned, replicated before or already counted");
         }
         out.sent = out.sent.max(last_missing);
+        self.skips_through = self.skips_through.max(last_missing);
     }
 
     /// Up to [`CHUNK`] records after `sent` from the follower (made at

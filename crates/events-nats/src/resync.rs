@@ -81,8 +81,10 @@ impl Task {
         // retention pruned since is not pruned before replication, as a
         // start into such a stream does not count what its checkpoint says
         // was acknowledged (`builder.rs`).
+        // (Nor what it had acknowledged into the old one before the old
+        // one lost it: progress went back then.)
         if !same_stream && !position.in_stream {
-            self.skipped_through = self.skipped_through.max(*self.progress.borrow());
+            self.skipped_through = self.skipped_through.max(*self.progress.borrow()).max(self.lost_through);
         }
         // A loss in the stream before this one is no news in this one.
         if !same_stream {
