@@ -93,6 +93,14 @@ fn synced_ten_then_a_tail_with_a_hole(
     std::fs::write(&segment, left).unwrap();
 }
 
+/// 11..=LAST written as one batch under `Always`, and the process killed
+/// before its fdatasync: never acknowledged.
+fn unacknowledged_batch(j: &mut Journal, plan: &FaultPlan) {
+    plan.inject_next(Step::AppendSync, Fault::CrashBefore);
+    let batch: Vec<(u64, Vec<u8>)> = (11..=LAST).map(|seq| (ts(seq), payload(seq))).collect();
+    assert!(j.append_batch(batch.iter().map(|(ts, p)| (*ts, p.as_slice()))).is_err());
+}
+
 /// A `Strict` open of the journal with damage where 11 should be, and
 /// valid frames after it, refused (`plan`'s boot).
 fn refused(dir: &Path, sync: SyncPolicy, plan: &FaultPlan) {
@@ -142,12 +150,7 @@ fn under_never_a_power_loss_hole_in_the_unsynced_tail_is_cut_after_a_restart() {
 #[test]
 fn under_always_a_power_loss_hole_in_an_unacknowledged_batch_is_cut_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, |j, plan| {
-        // Written, and the process dies before its fdatasync: never acknowledged.
-        plan.inject_next(Step::AppendSync, Fault::CrashBefore);
-        let batch: Vec<(u64, Vec<u8>)> = (11..=LAST).map(|seq| (ts(seq), payload(seq))).collect();
-        assert!(j.append_batch(batch.iter().map(|(ts, p)| (*ts, p.as_slice()))).is_err());
-    });
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, unacknowledged_batch);
     let mut j = opened_after_the_hole(tmp.path(), SyncPolicy::Always);
     // 11..=LAST were never acknowledged, nor read (a reader serves a dead
     // writer's records only once it synced them, and then no page of them
@@ -249,11 +252,7 @@ fn after_a_restart_a_hole_in_acknowledged_records_is_refused() {
 #[test]
 fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, |j, plan| {
-        plan.inject_next(Step::AppendSync, Fault::CrashBefore);
-        let batch: Vec<(u64, Vec<u8>)> = (11..=LAST).map(|seq| (ts(seq), payload(seq))).collect();
-        assert!(j.append_batch(batch.iter().map(|(ts, p)| (*ts, p.as_slice()))).is_err());
-    });
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, unacknowledged_batch);
     let plan = FaultPlan::new();
     plan.reboot(1);
     plan.inject_next(Step::TruncateSync, Fault::CrashAfter);

@@ -100,6 +100,12 @@ async fn a_shutdown_cut_short_ends_the_task_and_frees_the_consumer() {
     assert!(free.is_ok(), "the consumer is still held: {free:?}");
 }
 
+/// Sends `sig` (`-STOP`, `-CONT`) to process `pid`.
+fn signal(sig: &str, pid: u32) {
+    let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
 /// `ack_timeout` is how long one acknowledgement may take, also past the
 /// JetStream context's own 5 s: a server frozen for 7 s (SIGSTOP, as a
 /// long leader election or a stalled disk holds it) with publishes in
@@ -109,10 +115,6 @@ async fn a_shutdown_cut_short_ends_the_task_and_frees_the_consumer() {
 /// resynchronised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_timeout_past_the_contexts_own_is_waited_for() {
-    let signal = |sig: &str, pid: u32| {
-        let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
     let server = Server::start();
     let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -152,10 +154,6 @@ async fn an_ack_timeout_past_the_contexts_own_is_waited_for() {
 /// failed at 5 s ("timed out").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_keeps_the_callers_request_timeout() {
-    let signal = |sig: &str, pid: u32| {
-        let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
     let server = Server::start();
     let client = async_nats::ConnectOptions::new()
         .request_timeout(Some(Duration::from_secs(60)))
@@ -193,10 +191,6 @@ async fn a_start_keeps_the_callers_request_timeout() {
 /// replicate` printed "the next run resumes there").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_after_publishes_were_given_up_on_says_they_went_unacknowledged() {
-    let signal = |sig: &str, pid: u32| {
-        let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
     let server = Server::start();
     let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();

@@ -91,6 +91,25 @@ async fn replicated(
     (j, replicator)
 }
 
+/// The server loses its last writes to stream `name` (killed, its message
+/// block cut to `keep_percent`%, as a power loss before it synced them
+/// leaves it); a context on the restarted server, and the stream's last
+/// sequence now.
+async fn lose_last_writes(
+    server: &mut Server,
+    js: async_nats::jetstream::Context,
+    name: &str,
+    keep_percent: u64,
+) -> (async_nats::jetstream::Context, u64) {
+    drop(js);
+    server.kill();
+    support::lose_last_writes(server.store(), name, keep_percent);
+    server.restart();
+    let js = server.jetstream().await;
+    let left = js.get_stream(name).await.unwrap().cached_info().state.last_sequence;
+    (js, left)
+}
+
 /// The `(epoch, seq)` of every message of stream `name`, in stream order.
 async fn coordinates(js: &async_nats::jetstream::Context, name: &str) -> Vec<(u64, u64)> {
     stream_messages(js, name)
@@ -645,12 +664,7 @@ async fn a_running_replicator_sends_again_what_the_server_lost_after_its_start()
     first.shutdown().await;
     let replicator = start(&js).await.unwrap();
     within("50 again", replicator.wait_for(50)).await.unwrap();
-    drop(js);
-    server.kill();
-    support::lose_last_writes(server.store(), "LOST_TAIL", 60);
-    server.restart();
-    let js = server.jetstream().await;
-    let left = js.get_stream("LOST_TAIL").await.unwrap().cached_info().state.last_sequence;
+    let (js, left) = lose_last_writes(&mut server, js, "LOST_TAIL", 60).await;
     assert!((1..50).contains(&left), "the server lost its last writes: {left} left");
     fill(&mut j, 51, 60);
     within("60", replicator.wait_for(60)).await.unwrap();
@@ -680,20 +694,14 @@ async fn a_running_replicator_sends_again_a_feed_the_server_lost_all_of_from_a_s
     let (b, other) = replicated(&js, &spec("b"), &tmp.path().join("b"), 30).await;
     other.shutdown().await;
     let (mut a, replicator) = replicated(&js, &spec("a"), &tmp.path().join("a"), 20).await;
-    drop(js);
-    server.kill();
-    support::lose_last_writes(server.store(), "SHARED_LOST", 50);
-    server.restart();
-    let js = server.jetstream().await;
-    let left = js.get_stream("SHARED_LOST").await.unwrap().cached_info().state.last_sequence;
+    let (js, left) = lose_last_writes(&mut server, js, "SHARED_LOST", 50).await;
     assert!((1..=30).contains(&left), "the server lost all of a's messages: {left} left");
     fill(&mut a, 21, 25);
     within("25", replicator.wait_for(25)).await.unwrap();
     let stats = replicator.stats();
     assert_eq!((stats.skipped, stats.stopped), (0, false), "{stats:?}");
     let epoch = a.epoch();
-    let of_a: Vec<u64> =
-        coordinates(&js, "SHARED_LOST").await.into_iter().filter(|&(e, _)| e == epoch).map(|(_, seq)| seq).collect();
+    let of_a = seqs_of_epoch(&js, "SHARED_LOST", epoch).await;
     assert_eq!(of_a, (1..=25).collect::<Vec<_>>());
     replicator.shutdown().await;
     a.close().unwrap();
@@ -714,11 +722,7 @@ async fn a_loss_another_feed_published_past_is_found_by_the_reused_sequence() {
     let (mut b, other) = replicated(&js, &spec("b"), &tmp.path().join("b"), 30).await;
     other.shutdown().await;
     let (mut a, replicator) = replicated(&js, &spec("a"), &tmp.path().join("a"), 20).await;
-    drop(js);
-    server.kill();
-    support::lose_last_writes(server.store(), "SHARED_REUSED", 50);
-    server.restart();
-    let js = server.jetstream().await;
+    let (js, _) = lose_last_writes(&mut server, js, "SHARED_REUSED", 50).await;
     fill(&mut b, 31, 60);
     let other = Replicator::builder(tmp.path().join("b"), js.clone(), spec("b"))
         .poll_interval(Duration::from_millis(5))
@@ -731,8 +735,7 @@ async fn a_loss_another_feed_published_past_is_found_by_the_reused_sequence() {
     fill(&mut a, 21, 25);
     within("25", replicator.wait_for(25)).await.unwrap();
     let epoch = a.epoch();
-    let of_a: Vec<u64> =
-        coordinates(&js, "SHARED_REUSED").await.into_iter().filter(|&(e, _)| e == epoch).map(|(_, seq)| seq).collect();
+    let of_a = seqs_of_epoch(&js, "SHARED_REUSED", epoch).await;
     assert_eq!(of_a, (1..=25).collect::<Vec<_>>());
     other.shutdown().await;
     replicator.shutdown().await;
@@ -775,12 +778,7 @@ async fn a_feed_the_server_lost_all_of_and_retention_pruned_is_not_reported_as_p
     fill(&mut a, 22, 22);
     within("22", replicator.wait_for(22)).await.unwrap();
     within("1..=20 pruned", prune_until_first(&mut a, &dir, 21)).await;
-    drop(js);
-    server.kill();
-    support::lose_last_writes(server.store(), "SHARED_LOST_PRUNED", 50);
-    server.restart();
-    let js = server.jetstream().await;
-    let left = js.get_stream("SHARED_LOST_PRUNED").await.unwrap().cached_info().state.last_sequence;
+    let (js, left) = lose_last_writes(&mut server, js, "SHARED_LOST_PRUNED", 50).await;
     assert!((1..=30).contains(&left), "the server lost all of a's messages: {left} left");
     fill(&mut a, 23, 25);
     within("25", replicator.wait_for(25)).await.unwrap();
@@ -789,12 +787,7 @@ async fn a_feed_the_server_lost_all_of_and_retention_pruned_is_not_reported_as_p
     let last_error = stats.last_error.clone().unwrap_or_default();
     assert!(last_error.contains("no longer holds seqs 1..=20 it had acknowledged"), "{stats:?}");
     let epoch = a.epoch();
-    let of_a: Vec<u64> = coordinates(&js, "SHARED_LOST_PRUNED")
-        .await
-        .into_iter()
-        .filter(|&(e, _)| e == epoch)
-        .map(|(_, seq)| seq)
-        .collect();
+    let of_a = seqs_of_epoch(&js, "SHARED_LOST_PRUNED", epoch).await;
     assert_eq!(of_a, (21..=25).collect::<Vec<_>>());
     replicator.shutdown().await;
     a.close().unwrap();
@@ -828,23 +821,14 @@ async fn seqs_pruned_before_replication_are_not_reported_again_after_a_loss() {
         Replicator::builder(&dir, js.clone(), spec("a")).poll_interval(Duration::from_millis(5)).start().await.unwrap();
     within("12", replicator.wait_for(12)).await.unwrap();
     assert_eq!(replicator.stats().skipped, 10);
-    drop(js);
-    server.kill();
-    support::lose_last_writes(server.store(), "SHARED_PRUNED_THEN_LOST", 50);
-    server.restart();
-    let js = server.jetstream().await;
+    let (js, _) = lose_last_writes(&mut server, js, "SHARED_PRUNED_THEN_LOST", 50).await;
     fill(&mut a, 13, 15);
     within("15", replicator.wait_for(15)).await.unwrap();
     let stats = replicator.stats();
     assert_eq!((stats.skipped, stats.stopped), (10, false), "{stats:?}");
     assert!(!stats.last_error.as_deref().unwrap_or("").contains("no longer holds"), "{stats:?}");
     let epoch = a.epoch();
-    let of_a: Vec<u64> = coordinates(&js, "SHARED_PRUNED_THEN_LOST")
-        .await
-        .into_iter()
-        .filter(|&(e, _)| e == epoch)
-        .map(|(_, seq)| seq)
-        .collect();
+    let of_a = seqs_of_epoch(&js, "SHARED_PRUNED_THEN_LOST", epoch).await;
     assert_eq!(of_a, (11..=15).collect::<Vec<_>>());
     replicator.shutdown().await;
     a.close().unwrap();
