@@ -59,7 +59,8 @@ pub struct RecoveryReport {
     /// Entries of the directory that are not segments (left untouched).
     pub ignored: Vec<PathBuf>,
     /// Seqs the next append skips (none after a clean close, a process
-    /// crash or under `SyncPolicy::Always`, unless damage took records):
+    /// crash or under `SyncPolicy::Always`, unless damage or a power-loss
+    /// cut took records):
     /// the previous writer acknowledged records before syncing them
     /// (`Never`, `Interval`) and did not close, and the machine rebooted
     /// since, so a power loss may have taken records it handed out up to
@@ -76,8 +77,9 @@ impl Journal {
     /// Creates directory `dir` if it is missing, with any missing parents,
     /// and fsyncs the parent of each directory it created: what
     /// [`open`](Self::open) does first, for a caller that needs the
-    /// directory before the open (an open finding it there fsyncs nothing
-    /// above it). Through `options`' fault seam.
+    /// directory before the open (an open finding it there fsyncs only its
+    /// immediate parent, best effort, and only where no lease says an open
+    /// finished there). Through `options`' fault seam.
     ///
     /// # Errors
     ///
@@ -97,10 +99,11 @@ impl Journal {
     /// fsyncs its parent: [`create_dir`](Self::create_dir)); takes
     /// `<dir>/LOCK`; lists the segments (other files are ignored with a
     /// warning); checks every segment header (magic, version, CRC, epoch,
-    /// codec tag), which reads 64 bytes per segment; compares each sealed segment's last frame with the next
-    /// segment's name (a few KiB from its end); recovers the newest segment;
-    /// fsyncs `dir` (names a killed writer created may not be durable yet);
-    /// applies retention; starts the `Interval` sync thread if asked.
+    /// codec tag), which reads 64 bytes per segment; compares each sealed
+    /// segment's last frame with the next segment's name (a few KiB from
+    /// its end); recovers the newest segment; fsyncs `dir` (names a killed
+    /// writer created may not be durable yet) and, where no lease says an
+    /// open finished there, `dir`'s parent (best effort); applies retention; starts the `Interval` sync thread if asked.
     ///
     /// - **Empty directory**: creates segment `00000000000000000001.seg` with
     ///   a fresh random epoch; the first append gets seq 1.
@@ -125,6 +128,10 @@ impl Journal {
     ///   a valid one after it): refused with [`JournalError::Corrupt`] naming
     ///   the file and offset under [`RecoveryMode::Strict`](crate::RecoveryMode::Strict)
     ///   (nothing is changed), salvaged as documented under the other modes.
+    ///   Except what a power loss leaves after the machine restarted (a
+    ///   hole of zeros in the last writer's unsynced tail): `Strict` cuts
+    ///   it as a torn tail and skips past the dropped seqs
+    ///   (`docs/FORMAT.md`).
     /// - **A sealed segment with a torn tail** (it lost its unsynced end in a
     ///   power loss): the tail is cut, in every mode unless it cuts
     ///   acknowledged records as above; readers see a

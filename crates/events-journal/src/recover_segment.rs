@@ -376,8 +376,9 @@ pub(crate) fn recover_newest(
     // restarted after the writer crashed, so the pages it wrote and never
     // synced reached the disk in any order, a later one without an earlier
     // one, which reads as zeros. Under `Strict`, cut there as a torn tail
-    // is (the frames after it go; the lease's skip keeps their seqs from
-    // being handed out again where they may have been), when a whole
+    // is (the frames after it go; their seqs are skipped by `dropped_upto`,
+    // and by a lease held back before the cut if this open does not
+    // finish), when a whole
     // sector of zeros lies between the damage and the next valid frame,
     // the damaged frame's own CRC fails and a whole frame is gone besides
     // it (`left_by_a_power_loss`). Anything else is refused as corruption,

@@ -313,7 +313,8 @@ pub(crate) struct Shared {
     /// The fatal error the task ended with, for [`Replicator::wait_for`]
     /// to return as it is (set once, as `stopped` is).
     pub(crate) fatal: OnceLock<NatsError>,
-    /// Why a shutdown ended with publishes in flight unacknowledged.
+    /// Why the task ended with publishes given up on unacknowledged
+    /// (`Task::abandoned`).
     pub(crate) unacknowledged: Mutex<Option<String>>,
     pub(crate) subject: String,
     pub(crate) epoch: u64,

@@ -6,9 +6,9 @@
 //! Invariant: a resync never resumes past a record the stream did not
 //! acknowledge, except records this task had acknowledged and that were
 //! removed since (a purge, the limits): those are not sent again. Unless
-//! the server lost what it had acknowledged (the stream's last sequence
-//! fell below one this task stored, or another subject's message took that
-//! sequence): what it lost is sent again, and when it lost every message
+//! the server lost what it had acknowledged (the stream's last sequence,
+//! or this feed's last message there, fell below one this task stored, or
+//! another subject's message took that sequence): what it lost is sent again, and when it lost every message
 //! of this feed, the feed is sent again from `start_after`, which may
 //! bring back records the limits had removed before (the stream keeps no
 //! trace of which).

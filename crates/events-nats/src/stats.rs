@@ -51,14 +51,18 @@ pub struct ReplicationStats {
     pub gaps: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
-    /// Set when a shutdown ended with publishes in flight that the server
-    /// did not acknowledge within the ack timeout, naming why: they may
-    /// still be stored, so the stream may hold records past `replicated`
-    /// (the next run resumes after the stream's last message). `None`
-    /// otherwise, whatever other errors (a checkpoint commit's) came.
+    /// Set when the task ended (a shutdown, or a fatal error) with
+    /// publishes given up on unacknowledged, naming why: a publish or its
+    /// acknowledgement failed and no resync has read the stream since, or
+    /// a fatal error's drain failed. They may still be stored, so the
+    /// stream may hold records past `replicated` (the next run resumes
+    /// after the stream's last message). `None` otherwise, whatever other
+    /// errors (a checkpoint commit's) came.
     pub unacknowledged: Option<String>,
     /// The replication task has ended after a fatal error, which
-    /// `last_error` names: the stream holds another journal's events or
+    /// [`wait_for`](crate::Replicator::wait_for) returns (`last_error`
+    /// names it, unless a later error, a final checkpoint commit's,
+    /// replaced it): the stream holds another journal's events or
     /// foreign messages, or the journal directory was recreated
     /// ([`NatsError::EpochMismatch`](crate::NatsError::EpochMismatch)) or rolled back
     /// ([`NatsError::JournalReset`](crate::NatsError::JournalReset)) under the replicator. A stopped
