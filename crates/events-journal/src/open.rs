@@ -103,7 +103,8 @@ impl Journal {
     /// segment's last frame with the next segment's name (a few KiB from
     /// its end); recovers the newest segment; fsyncs `dir` (names a killed
     /// writer created may not be durable yet) and, where no lease says an
-    /// open finished there, `dir`'s parent (best effort); applies retention; starts the `Interval` sync thread if asked.
+    /// open finished there, `dir`'s parent (best effort); applies
+    /// retention; starts the `Interval` sync thread if asked.
     ///
     /// - **Empty directory**: creates segment `00000000000000000001.seg` with
     ///   a fresh random epoch; the first append gets seq 1.
@@ -393,7 +394,7 @@ impl Journal {
 /// `ENOTSUP`: a read-only image the journal is mounted under; `EROFS`), is
 /// logged and passed over: no open ever needed it.
 fn sync_parent(io: &Io, dir: &Path) -> Result<(), JournalError> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = segment::parent_of(dir);
     let passed_over = [libc::EACCES, libc::EPERM, libc::EINVAL, libc::ENOTSUP, libc::EROFS];
     match io.sync_dir(parent) {
         Err(e) if e.raw_os_error().is_some_and(|code| passed_over.contains(&code)) => {

@@ -376,15 +376,14 @@ pub(crate) fn recover_newest(
     // restarted after the writer crashed, so the pages it wrote and never
     // synced reached the disk in any order, a later one without an earlier
     // one, which reads as zeros. Under `Strict`, cut there as a torn tail
-    // is (the frames after it go; their seqs are skipped by `dropped_upto`,
-    // and by a lease held back before the cut if this open does not
-    // finish), when a whole
-    // sector of zeros lies between the damage and the next valid frame,
-    // the damaged frame's own CRC fails and a whole frame is gone besides
-    // it (`left_by_a_power_loss`). Anything else is refused as corruption,
-    // below; so is damage in what the writer vouched for (as a torn tail
-    // through it is: `short`). The open skips past the dropped frames'
-    // seqs (`dropped_upto`): never handed out again, whatever they were.
+    // is when a whole sector of zeros lies between the damage and the next
+    // valid frame, the damaged frame's own CRC fails and a whole frame is
+    // gone besides it (`left_by_a_power_loss`). Anything else is refused as
+    // corruption, below; so is damage in what the writer vouched for (as a
+    // torn tail through it is: `short`). The frames after the hole go, and
+    // their seqs are never handed out again, whatever they were: the open
+    // skips past them (`dropped_upto`), and so does the next one, by a
+    // lease held back before the cut, if this one does not finish.
     let power_lost = mode == RecoveryMode::Strict
         && rebooted.is_some_and(|l| l.epoch == header.epoch)
         && scan.damage.as_ref().is_some_and(|d| left_by_a_power_loss(&map, d, scan.next_seq));

@@ -159,13 +159,7 @@ impl Io {
     #[cfg(not(feature = "fault-injection"))]
     #[inline]
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.op(Step::DirSync, || {
-            #[cfg(unix)]
-            File::open(dir)?.sync_all()?;
-            #[cfg(not(unix))]
-            let _ = dir;
-            Ok(())
-        })
+        self.op(Step::DirSync, || fsync_dir(dir))
     }
 
     /// Fsyncs a directory so that creations and removals in it are
@@ -174,15 +168,10 @@ impl Io {
     #[cfg(feature = "fault-injection")]
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.op(Step::DirSync, || {
-            let Some(plan) = &self.plan else {
-                #[cfg(unix)]
-                File::open(dir)?.sync_all()?;
-                return Ok(());
-            };
-            let handle = File::open(dir)?;
-            let meta = handle.metadata()?;
+            let Some(plan) = &self.plan else { return fsync_dir(dir) };
+            let meta = std::fs::metadata(dir)?;
             let names = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>()?;
-            handle.sync_all()?;
+            fsync_dir(dir)?;
             plan.dir_synced(&meta, names);
             Ok(())
         })
@@ -220,6 +209,16 @@ impl Io {
     fn crash(&self) -> io::Error {
         self.plan.as_ref().map_or_else(crate::fault::crash_error, FaultPlan::crash)
     }
+}
+
+/// `fsync(2)` of directory `dir` (nothing where directories cannot be
+/// opened for it).
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// The bytes of a small file (the watermark, the lease, a checkpoint) as an

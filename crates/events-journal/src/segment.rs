@@ -294,10 +294,14 @@ pub(crate) fn create_dir(io: &Io, dir: &Path) -> Result<(), JournalError> {
     }
     io.op(Step::DirCreate, || fs::create_dir_all(dir)).map_err(|e| JournalError::io("create directory", dir, e))?;
     for d in created.iter().rev() {
-        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        sync_dir(io, parent)?;
+        sync_dir(io, parent_of(d))?;
     }
     Ok(())
+}
+
+/// The directory `dir` is an entry of (`.` for a bare name).
+pub(crate) fn parent_of(dir: &Path) -> &Path {
+    dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Unlinks the segments retention renamed but did not unlink

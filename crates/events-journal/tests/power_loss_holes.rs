@@ -19,8 +19,8 @@ use std::path::Path;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::format::{HEADER_LEN, encode_frame};
-use events_journal::{Journal, JournalError, JournalOptions, Reader, RecoveryAction, Retention, SyncPolicy};
-use support::{lose_power, payload, ts};
+use events_journal::{Journal, JournalError, JournalOptions, RecoveryAction, Retention, SyncPolicy};
+use support::{lose_power, payload, seqs_and_gaps, ts};
 
 fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
     plan.lease_step(64);
@@ -44,23 +44,6 @@ const LAST: u64 = 40;
 fn after_hole() -> u64 {
     let sector_end = frame_offset(11).next_multiple_of(512) + 512;
     (12..LAST).find(|&seq| frame_offset(seq) >= sector_end).expect("the tail spans a sector")
-}
-
-/// Every record a reader hands out from the start, payloads checked, and
-/// each gap as `(expected, found)`.
-fn read_all(dir: &Path) -> (Vec<u64>, Vec<(u64, u64)>) {
-    let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
-    for item in Reader::open(dir).unwrap().read_since(0).unwrap() {
-        match item {
-            Ok(r) => {
-                assert_eq!(r.payload(), payload(r.seq()).as_slice(), "payload of seq {}", r.seq());
-                seqs.push(r.seq());
-            }
-            Err(JournalError::Gap { expected, found, .. }) => gaps.push((expected, found)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    (seqs, gaps)
 }
 
 /// Seqs 1..=10 synced, 11..=LAST written and never synced (`write`: how,
@@ -142,7 +125,7 @@ fn under_never_a_power_loss_hole_in_the_unsynced_tail_is_cut_after_a_restart() {
     assert_eq!(j.next_seq(), 65);
     assert_eq!(j.append(ts(65), payload(65)).unwrap(), 65);
     j.close().unwrap();
-    let (seqs, gaps) = read_all(tmp.path());
+    let (seqs, gaps) = seqs_and_gaps(tmp.path(), 0);
     assert_eq!(seqs, (1..=10).chain([65]).collect::<Vec<_>>());
     assert_eq!(gaps, [(11, 65)]);
 }
@@ -159,7 +142,7 @@ fn under_always_a_power_loss_hole_in_an_unacknowledged_batch_is_cut_after_a_rest
     assert_eq!(j.next_seq(), LAST + 1);
     assert_eq!(j.append(ts(LAST + 1), payload(LAST + 1)).unwrap(), LAST + 1);
     j.close().unwrap();
-    let (seqs, gaps) = read_all(tmp.path());
+    let (seqs, gaps) = seqs_and_gaps(tmp.path(), 0);
     assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
     assert_eq!(gaps, [(11, LAST + 1)]);
 }
@@ -264,7 +247,7 @@ fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {
     assert_eq!((j.next_seq(), report.skipped.clone()), (LAST + 1, Some(11..=LAST)), "{report:?}");
     assert_eq!(j.append(ts(LAST + 1), payload(LAST + 1)).unwrap(), LAST + 1);
     j.close().unwrap();
-    let (seqs, gaps) = read_all(tmp.path());
+    let (seqs, gaps) = seqs_and_gaps(tmp.path(), 0);
     assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
     assert_eq!(gaps, [(11, LAST + 1)]);
 }

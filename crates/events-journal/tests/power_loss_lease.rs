@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
-use support::{lose_power, lose_power_after, payload, segments, ts};
+use support::{lose_power, lose_power_after, payload, segments, seqs_and_gaps, ts};
 
 const STEP: u64 = 64;
 
@@ -39,32 +39,16 @@ fn crash(plan: &FaultPlan, j: Journal) {
     assert!(plan.crashed());
 }
 
-/// What a reader from `cursor` yields: records' seqs, and each gap as `(expected, found)`.
-fn read(dir: &Path, cursor: u64) -> (Vec<u64>, Vec<(u64, u64)>) {
-    let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
-    for item in Reader::open(dir).unwrap().read_since(cursor).unwrap() {
-        match item {
-            Ok(r) => {
-                assert_eq!(r.payload(), payload(r.seq()).as_slice(), "payload of seq {}", r.seq());
-                seqs.push(r.seq());
-            }
-            Err(JournalError::Gap { expected, found, .. }) => gaps.push((expected, found)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    (seqs, gaps)
-}
-
 /// 100 acknowledged appends (the lease extended at seq 65, to 129), read by
 /// a reader, then a power loss: the durable prefix ends at seq `kept`.
 fn handed_out_then_power_lost(dir: &Path, sync: SyncPolicy) -> u64 {
     let plan = FaultPlan::new();
     let (mut j, _) = Journal::open(dir, options(&plan, sync)).unwrap();
     append(&mut j, 1, 100);
-    assert_eq!(read(dir, 0).0, (1..=100).collect::<Vec<_>>(), "handed out to a reader");
+    assert_eq!(seqs_and_gaps(dir, 0).0, (1..=100).collect::<Vec<_>>(), "handed out to a reader");
     crash(&plan, j);
     lose_power(dir, &plan);
-    let (kept, gaps) = read(dir, 0);
+    let (kept, gaps) = seqs_and_gaps(dir, 0);
     assert!(gaps.is_empty());
     assert!(kept.len() < 100, "the power loss took the active segment's unsynced records");
     kept.last().copied().unwrap_or(0)
@@ -83,12 +67,12 @@ fn a_power_loss_after_a_reboot_never_reuses_a_seq_that_was_handed_out() {
         assert_eq!(report.skipped, Some(kept + 1..=129), "{sync:?}: up to the durable lease");
         assert_eq!(report.next_seq, 130, "{sync:?}");
         append(&mut j, 130, 131);
-        let (seqs, gaps) = read(dir, 0);
+        let (seqs, gaps) = seqs_and_gaps(dir, 0);
         assert_eq!(seqs, (1..=kept).chain(130..=131).collect::<Vec<_>>(), "{sync:?}");
         assert_eq!(gaps, [(kept + 1, 130)], "{sync:?}: one explicit gap");
         // A reader resuming where it stopped before the power loss: the
         // seqs it never saw are gone, explicitly, and none is reused.
-        assert_eq!(read(dir, 100), (vec![130, 131], vec![(101, 130)]), "{sync:?}");
+        assert_eq!(seqs_and_gaps(dir, 100), (vec![130, 131], vec![(101, 130)]), "{sync:?}");
         j.close().unwrap();
 
         // The skip is done once: the next reopen, even after another reboot, continues.
@@ -145,7 +129,7 @@ fn a_process_crash_a_clean_close_or_always_skips_nothing() {
     plan.reboot(1);
     let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
     assert_eq!((report.skipped, report.next_seq), (None, 101));
-    assert_eq!(read(tmp.path(), 0).0, (1..=100).collect::<Vec<_>>());
+    assert_eq!(seqs_and_gaps(tmp.path(), 0).0, (1..=100).collect::<Vec<_>>());
 }
 
 #[test]
@@ -186,7 +170,7 @@ fn a_crash_at_any_step_of_the_reopen_after_a_reboot_never_reuses_a_seq() {
             let next = report.next_seq;
             assert!(next == 130 || (next == 130 + STEP && nth > 0), "{nth} {fault:?}: {report:?}");
             append(&mut j, next, next);
-            let (seqs, _) = read(dir, 0);
+            let (seqs, _) = seqs_and_gaps(dir, 0);
             assert_eq!(seqs, (1..=kept).chain([next]).collect::<Vec<_>>(), "{nth} {fault:?}");
         }
     }
@@ -214,12 +198,12 @@ fn under_always_records_a_killed_writer_never_synced_are_synced_before_the_next_
     let second = FaultPlan::new();
     let (j, report) = Journal::open(dir, options(&second, SyncPolicy::Always)).unwrap();
     assert_eq!(report.next_seq, 9, "recovery keeps what the page cache holds");
-    assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>(), "handed out to a reader");
+    assert_eq!(seqs_and_gaps(dir, 0).0, (1..=8).collect::<Vec<_>>(), "handed out to a reader");
     crash(&second, j);
     lose_power_after(dir, &[&first, &second]);
     let (_j, report) = Journal::open(dir, options(&FaultPlan::new(), SyncPolicy::Always)).unwrap();
     assert_eq!(report.next_seq, 9, "seqs 6..=8 were handed out: they must have survived");
-    assert_eq!(read(dir, 0).0, (1..=8).collect::<Vec<_>>());
+    assert_eq!(seqs_and_gaps(dir, 0).0, (1..=8).collect::<Vec<_>>());
 }
 
 #[test]
@@ -376,7 +360,7 @@ fn a_failed_lease_close_keeps_the_close_and_only_makes_the_next_open_skip() {
     plan.reboot(1);
     let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
     assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
-    assert_eq!(read(tmp.path(), 0).0, (1..=10).collect::<Vec<_>>(), "nothing lost");
+    assert_eq!(seqs_and_gaps(tmp.path(), 0).0, (1..=10).collect::<Vec<_>>(), "nothing lost");
 }
 
 /// A second writer comes after a reader synced the first dead writer's
@@ -482,7 +466,7 @@ fn under_interval_a_power_loss_after_its_interval_keeps_every_acknowledged_recor
     let after = FaultPlan::new();
     after.reboot(1);
     let (mut j, report) = Journal::open(dir, options(&after, sync)).unwrap();
-    let (seqs, gaps) = read(dir, 0);
+    let (seqs, gaps) = seqs_and_gaps(dir, 0);
     assert_eq!(seqs, (1..=100).collect::<Vec<_>>(), "every acknowledged record");
     // What follows them is the skip up to the lease: seqs never handed out.
     assert!(report.skipped.as_ref().is_none_or(|s| *s.start() == 101), "{report:?}");

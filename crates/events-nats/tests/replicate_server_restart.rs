@@ -6,8 +6,10 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
+use events::layers::journal::Journal;
 use events_nats::{Replicator, StreamSpec};
 use support::{Server, fill, journal, verify_stream, within};
 
@@ -106,6 +108,31 @@ fn signal(sig: &str, pid: u32) {
     assert!(status.success(), "kill {sig} {pid}");
 }
 
+/// A journal in `dir` whose 1..=10 `spec`'s replicator (under
+/// `ack_timeout`) has replicated, then the server frozen (SIGSTOP) and
+/// 11..=20 appended; the server's pid, to thaw it.
+async fn frozen_after_ten(
+    server: &Server,
+    js: &async_nats::jetstream::Context,
+    dir: &Path,
+    spec: StreamSpec,
+    ack_timeout: Duration,
+) -> (Journal, Replicator, u32) {
+    let mut journal = journal(dir);
+    fill(&mut journal, 1, 10);
+    let replicator = Replicator::builder(dir, js.clone(), spec)
+        .ack_timeout(ack_timeout)
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    within("10", replicator.wait_for(10)).await.unwrap();
+    let pid = server.pid().unwrap();
+    signal("-STOP", pid);
+    fill(&mut journal, 11, 20);
+    (journal, replicator, pid)
+}
+
 /// `ack_timeout` is how long one acknowledgement may take, also past the
 /// JetStream context's own 5 s: a server frozen for 7 s (SIGSTOP, as a
 /// long leader election or a stalled disk holds it) with publishes in
@@ -118,18 +145,8 @@ async fn an_ack_timeout_past_the_contexts_own_is_waited_for() {
     let server = Server::start();
     let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = journal(dir.path());
-    fill(&mut journal, 1, 10);
-    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("FROZEN", "feed.frozen"))
-        .ack_timeout(Duration::from_secs(30))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("10", replicator.wait_for(10)).await.unwrap();
-    let pid = server.pid().unwrap();
-    signal("-STOP", pid);
-    fill(&mut journal, 11, 20);
+    let spec = StreamSpec::new("FROZEN", "feed.frozen");
+    let (journal, replicator, pid) = frozen_after_ten(&server, &js, dir.path(), spec, Duration::from_secs(30)).await;
     within("11..=20 sent", async {
         while replicator.stats().published < 20 {
             tokio::time::sleep(Duration::from_millis(5)).await; // polling a counter
@@ -194,18 +211,8 @@ async fn a_shutdown_after_publishes_were_given_up_on_says_they_went_unacknowledg
     let server = Server::start();
     let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = journal(dir.path());
-    fill(&mut journal, 1, 10);
-    let replicator = Replicator::builder(dir.path(), js.clone(), StreamSpec::new("GIVEN_UP", "feed.given_up"))
-        .ack_timeout(Duration::from_millis(300))
-        .poll_interval(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
-    within("10", replicator.wait_for(10)).await.unwrap();
-    let pid = server.pid().unwrap();
-    signal("-STOP", pid);
-    fill(&mut journal, 11, 20);
+    let spec = StreamSpec::new("GIVEN_UP", "feed.given_up");
+    let (journal, replicator, pid) = frozen_after_ten(&server, &js, dir.path(), spec, Duration::from_millis(300)).await;
     within("the acknowledgements timed out", async {
         while replicator.stats().errors == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await; // polling a counter

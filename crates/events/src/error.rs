@@ -213,6 +213,14 @@ pub(crate) fn let_go<T>(value: T) {
     }
 }
 
+/// Lets go of each of `values` on its own ([`let_go`]): a panic in one's
+/// `Drop` leaves the others to be let go under their own catch (dropped
+/// with their container, a second panic during the first's unwinding
+/// aborts the process).
+pub(crate) fn let_go_each<T>(values: impl IntoIterator<Item = T>) {
+    values.into_iter().for_each(let_go);
+}
+
 /// The message a caught panic carried (`panic!` with a string literal or a
 /// formatted one), or `"a non-string payload"`.
 ///

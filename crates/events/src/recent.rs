@@ -40,9 +40,7 @@ impl<E> Drop for Recent<E> {
     /// event's `Drop` that panicked there had failed a feed already closed
     /// cleanly, or come out of the caller's drop.
     fn drop(&mut self) {
-        for chunk in std::mem::take(&mut self.kept.get_mut().chunks) {
-            crate::error::let_go(chunk);
-        }
+        crate::error::let_go_each(std::mem::take(&mut self.kept.get_mut().chunks));
     }
 }
 

@@ -56,9 +56,7 @@ impl<E> Drop for StreamEvents<E> {
     /// Lets go of the events read and not handed out one by one, each
     /// `Drop` under a catch (as `FeedStream`'s drop does).
     fn drop(&mut self) {
-        for item in std::mem::take(&mut self.ready) {
-            crate::error::let_go(item);
-        }
+        crate::error::let_go_each(std::mem::take(&mut self.ready));
     }
 }
 

@@ -33,6 +33,23 @@ pub(crate) fn read_all(reader: &Reader, cursor: u64) -> Vec<Record> {
     reader.read_since(cursor).expect("read_since").collect::<Result<Vec<_>, _>>().expect("record")
 }
 
+/// What a reader from `cursor` yields in `dir`: records' seqs (each
+/// payload checked), and each gap as `(expected, found)`.
+pub(crate) fn seqs_and_gaps(dir: &Path, cursor: u64) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
+    for item in Reader::open(dir).unwrap().read_since(cursor).unwrap() {
+        match item {
+            Ok(r) => {
+                assert_eq!(r.payload(), payload(r.seq()).as_slice(), "payload of seq {}", r.seq());
+                seqs.push(r.seq());
+            }
+            Err(events_journal::JournalError::Gap { expected, found, .. }) => gaps.push((expected, found)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (seqs, gaps)
+}
+
 /// Asserts that `records` are exactly seqs `from..=to` with the helper payloads.
 pub(crate) fn assert_records(records: &[Record], from: u64, to: u64) {
     let seqs: Vec<u64> = records.iter().map(Record::seq).collect();

@@ -62,9 +62,7 @@ impl<E> Drop for LiveStream<E> {
     /// Lets go of the items queued and not handed out one by one, each
     /// event's `Drop` under a catch (as `FeedStream`'s drop does).
     fn drop(&mut self) {
-        for item in std::mem::take(&mut self.ready) {
-            crate::error::let_go(item);
-        }
+        crate::error::let_go_each(std::mem::take(&mut self.ready));
     }
 }
 

@@ -294,9 +294,7 @@ impl<E> Drop for FeedStream<E> {
     /// aborted the process.
     fn drop(&mut self) {
         self.shared.bell.release(self.slot);
-        for env in std::mem::take(&mut self.ready) {
-            crate::error::let_go(env);
-        }
+        crate::error::let_go_each(std::mem::take(&mut self.ready));
     }
 }
 
