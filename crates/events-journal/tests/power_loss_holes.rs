@@ -251,3 +251,31 @@ fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {
     assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
     assert_eq!(gaps, [(11, LAST + 1)]);
 }
+
+/// The lease that holds the dropped seqs back cannot be written (`EIO`):
+/// the open is refused before the cut, naming the lease, and the segment
+/// is as the power loss left it; the next open cuts it.
+#[test]
+fn a_cut_whose_lease_cannot_be_written_is_refused_before_anything_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0, |j, _| {
+        for seq in 11..=LAST {
+            assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+        }
+    });
+    let segment = tmp.path().join(format!("{:020}.seg", 1));
+    let before = std::fs::read(&segment).unwrap();
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    plan.inject_next(Step::Lease, Fault::Errno(libc::EIO));
+    match Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)) {
+        Err(JournalError::Io { op, .. }) => assert!(op.contains("lease"), "{op}"),
+        other => panic!("refused naming the lease: {other:?}"),
+    }
+    assert_eq!(std::fs::read(&segment).unwrap(), before, "nothing was cut");
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    let (j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
+    assert_eq!(j.next_seq(), 65);
+    j.close().unwrap();
+}
