@@ -221,6 +221,43 @@ pub(crate) fn let_go_each<T>(values: impl IntoIterator<Item = T>) {
     values.into_iter().for_each(let_go);
 }
 
+/// Decoded events on their way to a stream, each let go on its own
+/// ([`let_go_each`]) if the list is dropped before it is taken
+/// ([`LetGo::into_vec`]). Such a list is dropped where nothing catches: a
+/// read ahead whose stream was dropped or moved elsewhere, a read whose
+/// stream was dropped while it ran (on tokio's blocking pool, or in the
+/// caller's drop of the stream), the half of a decode that ended early on
+/// an undecodable record. Dropped as a `Vec`, a second `Drop` panic of the
+/// event type's, during the first one's unwinding, aborts the process.
+pub(crate) struct LetGo<T>(Vec<T>);
+
+impl<T> LetGo<T> {
+    /// The items, taken: nothing is left to let go.
+    pub(crate) fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl<T> From<Vec<T>> for LetGo<T> {
+    fn from(items: Vec<T>) -> Self {
+        LetGo(items)
+    }
+}
+
+impl<T> std::ops::Deref for LetGo<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> Drop for LetGo<T> {
+    fn drop(&mut self) {
+        let_go_each(std::mem::take(&mut self.0));
+    }
+}
+
 /// The message a caught panic carried (`panic!` with a string literal or a
 /// formatted one), or `"a non-string payload"`.
 ///

@@ -16,6 +16,7 @@ use events_core::{Codec, Envelope, Event, StreamId};
 use events_journal::{JournalError, ReadError, RecordRun, Records};
 use tokio::task::JoinError;
 
+use crate::error::LetGo;
 use crate::shared::Shared;
 use crate::{Error, Result, payload};
 
@@ -38,11 +39,11 @@ pub(crate) const REPLAY_CHUNK_BYTES: usize = 4 << 20;
 /// What one read found.
 pub(crate) enum Chunk<E> {
     /// Consecutive events (none: caught up).
-    Records(Vec<Arc<Envelope<E>>>),
+    Records(Decoded<E>),
     /// Records `expected..found` are missing (salvaged journal); `before`
     /// holds the records read before the gap.
     Gap {
-        before: Vec<Arc<Envelope<E>>>,
+        before: Decoded<E>,
         expected: u64,
         found: u64,
         /// The segment that starts after the gap.
@@ -51,7 +52,7 @@ pub(crate) enum Chunk<E> {
     /// The record `seq` (schema `version`) does not decode; `before` holds
     /// the records read before it.
     Undecodable {
-        before: Vec<Arc<Envelope<E>>>,
+        before: Decoded<E>,
         seq: u64,
         version: u32,
         error: events_core::CodecError,
@@ -63,7 +64,7 @@ pub(crate) enum Chunk<E> {
     /// error): the records read before the failure are still good. Never
     /// empty: a failure with nothing before it is the read's error.
     Failed {
-        before: Vec<Arc<Envelope<E>>>,
+        before: Decoded<E>,
         error: JournalError,
     },
     /// Records after the cursor were pruned; the earliest the reader saw.
@@ -72,6 +73,10 @@ pub(crate) enum Chunk<E> {
     /// The files belong to another journal (the directory was recreated).
     Epoch(u64),
 }
+
+/// Decoded envelopes, let go one by one if dropped unconsumed: a read
+/// ahead whose stream went elsewhere, a read whose stream was dropped.
+pub(crate) type Decoded<E> = LetGo<Arc<Envelope<E>>>;
 
 /// What one blocking read returns: the chunk, and the iterator when it may hold more.
 pub(crate) type ReadOut<E> = (Chunk<E>, Option<Records>);
@@ -102,7 +107,7 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
         // the next batch.
         return match shared.reader.last_seq() {
             Ok(last) if cursor > last.max(limit) => Ok((Chunk::Ahead, None)),
-            Ok(_) => Ok((Chunk::Records(Vec::new()), None)),
+            Ok(_) => Ok((Chunk::Records(Decoded::from(Vec::new())), None)),
             Err(e) => Err(Error::Journal(e)),
         };
     }
@@ -125,6 +130,7 @@ pub(crate) fn read_chunk<E: Event, C: Codec>(
     records.check_codec_tag(C::ID)?;
     let walk = walk(&mut records, max, limit);
     let (out, bad) = decode_runs(codec, walk.runs);
+    let out = Decoded::from(out);
     // What the walk found first is reported first: an undecodable record
     // precedes the gap or failure that stopped the walk after it.
     Ok(match (bad, walk.stop) {
@@ -228,7 +234,11 @@ fn decode_runs<E: Event, C: Codec>(codec: &C, mut runs: Vec<RecordRun>) -> (Vec<
             // A panic here would be a bug of this crate's (the event
             // type's are caught): handed over, to panic the read as it
             // would unsplit.
-            let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(|| decode_list::<E, C>(&codec, &second, n2))));
+            let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode_list::<E, C>(&codec, &second, n2)));
+            // Let go of one by one wherever it is dropped: here when the
+            // first half ended early and its thread is gone, or with the
+            // channel.
+            let _ = tx.send(decoded.map(|(out, bad)| (Decoded::from(out), bad)));
         });
     }
     let (mut out, bad) = decode_list(codec, &runs, total);
@@ -239,7 +249,7 @@ fn decode_runs<E: Event, C: Codec>(codec: &C, mut runs: Vec<RecordRun>) -> (Vec<
     let (rest, bad) = match second {
         Some(second) => decode_list(codec, &second, n2),
         None => match rx.recv() {
-            Ok(Ok(decoded)) => decoded,
+            Ok(Ok((decoded, bad))) => (decoded.into_vec(), bad),
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(_) => unreachable!("the thread that claimed the second half sends its result or its panic"),
         },

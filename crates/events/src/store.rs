@@ -92,7 +92,7 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
                 }
                 .into())
             }
-            Chunk::Records(records) => Ok(records.into_iter().map(owned).collect()),
+            Chunk::Records(records) => Ok(records.into_vec().into_iter().map(owned).collect()),
             // A cursor past the end (or at it) has nothing after it, as in
             // every event log.
             Chunk::Ahead => Ok(Vec::new()),
@@ -102,13 +102,15 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
             }
             // What precedes a gap is served; the next page starts at the gap
             // and reports it.
-            Chunk::Gap { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
+            Chunk::Gap { before, .. } if !before.is_empty() => Ok(before.into_vec().into_iter().map(owned).collect()),
             Chunk::Gap { path, expected, found, .. } => {
                 Err(Error::Read(ReadError::Journal(JournalError::Gap { path, expected, found })))
             }
-            Chunk::Undecodable { before, .. } if !before.is_empty() => Ok(before.into_iter().map(owned).collect()),
+            Chunk::Undecodable { before, .. } if !before.is_empty() => {
+                Ok(before.into_vec().into_iter().map(owned).collect())
+            }
             // The events before damage are served; the next page reports it.
-            Chunk::Failed { before, .. } => Ok(before.into_iter().map(owned).collect()),
+            Chunk::Failed { before, .. } => Ok(before.into_vec().into_iter().map(owned).collect()),
             Chunk::Undecodable { seq, version, error, .. } => {
                 Err(Error::Decode { seq: Seq::new(seq), version, source: error })
             }

@@ -28,6 +28,7 @@ use events_journal::{IndexEntry, JournalError, ReadError};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
+use crate::error::LetGo;
 use crate::index::{self, Origin};
 use crate::position::{Cursor, FeedItem, OnUndecodable};
 use crate::replay::joined;
@@ -43,14 +44,17 @@ use crate::{Error, Result, payload};
 /// end under the reader's [`OnUndecodable::Fail`], and the read goes on
 /// after it under [`OnUndecodable::Skip`].
 pub struct StreamEvents<E> {
-    inner: BoxStream<'static, Result<Batch<E>>>,
-    ready: std::vec::IntoIter<Result<Arc<Envelope<E>>>>,
+    inner: BoxStream<'static, Result<LetGo<Item<E>>>>,
+    ready: std::vec::IntoIter<Item<E>>,
     limit: Seq,
 }
 
 /// One segment's items: its events of the stream, and an `Err` for each
 /// of its records that does not decode.
-type Batch<E> = Vec<Result<Arc<Envelope<E>>>>;
+type Batch<E> = Vec<Item<E>>;
+
+/// One event of the stream, or the error of a record that does not decode.
+type Item<E> = Result<Arc<Envelope<E>>>;
 
 impl<E> Drop for StreamEvents<E> {
     /// Lets go of the events read and not handed out one by one, each
@@ -84,7 +88,7 @@ impl<E> Stream for StreamEvents<E> {
                 return Poll::Ready(Some(item));
             }
             match std::task::ready!(this.inner.as_mut().poll_next(cx)) {
-                Some(Ok(batch)) => this.ready = batch.into_iter(),
+                Some(Ok(batch)) => this.ready = batch.into_vec().into_iter(),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 None => return Poll::Ready(None),
             }
@@ -182,7 +186,8 @@ pub(crate) fn read<E: Event, C: Codec>(
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
-        let step = joined(tokio::task::spawn_blocking(move || read.step().map(|batch| (batch, read))).await);
+        let step =
+            joined(tokio::task::spawn_blocking(move || read.step().map(|batch| (batch.map(LetGo::from), read))).await);
         match step {
             Ok((Some(batch), read)) => Some((Ok(batch), Some(read))),
             Ok((None, _)) => None,

@@ -339,13 +339,19 @@ async fn an_event_whose_drop_panics_in_a_sinks_task_leaves_that_sink_the_next_ev
 /// says which): the even ones. Each test arms its own flag.
 macro_rules! dud {
     ($name:ident, $armed:ident) => {
+        dud!($name, $armed, !std::thread::panicking());
+    };
+    // `$unwinding`: whether it panics while a panic unwinds too (dropped
+    // with a list, after one that panicked), as a `Drop` that does not
+    // look does.
+    ($name:ident, $armed:ident, $unwinding:expr) => {
         static $armed: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
         struct $name(u64);
         impl Drop for $name {
             fn drop(&mut self) {
                 let armed = $armed.load(std::sync::atomic::Ordering::Relaxed);
-                if armed && self.0 % 2 == 0 && !std::thread::panicking() {
+                if armed && self.0 % 2 == 0 && $unwinding {
                     panic!("{} exploded", self.0);
                 }
             }
@@ -444,4 +450,91 @@ async fn following_or_reading_one_stream_lets_go_of_events_whose_drop_panics() {
         other => panic!("{other:?}"),
     }
     drop(read);
+}
+
+/// A follower's stream dropped while it holds a read ahead of its next
+/// chunk (4,096 decoded events, half of whose `Drop`s panic, even while
+/// a panic unwinds): each is let go under its own catch, and the drop
+/// returns. The read ahead was dropped as a list, and its second panic,
+/// during the first one's unwinding, aborted the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_with_a_read_ahead_of_events_whose_drop_panics_returns() {
+    dud!(Dud, ARMED, true);
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Dud> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 1..=2 * 4096 + 1 {
+        feed.append(None, Dud(n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
+    let mut stream = reader.stream_from(Seq::ZERO);
+    match stream.next().await {
+        Some(Ok(FeedItem::Event(env))) => assert_eq!(env.event.0, 1),
+        other => panic!("{other:?}"),
+    }
+    // The read ahead of 4,097..=8,192 finishes meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(stream);
+}
+
+static SLOW_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Once armed: 200 decodes slowly and does not decode, and the `Drop` of
+/// an even one panics.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Slow(#[serde(deserialize_with = "slow_on_200")] u64);
+
+fn slow_on_200<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if n == 200 && SLOW_ARMED.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        return Err(serde::de::Error::custom("200 does not decode"));
+    }
+    Ok(n)
+}
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        if SLOW_ARMED.load(std::sync::atomic::Ordering::Relaxed)
+            && self.0.is_multiple_of(2)
+            && !std::thread::panicking()
+        {
+            panic!("{} exploded", self.0);
+        }
+    }
+}
+
+impl Event for Slow {}
+
+/// A chunk of 600 records is decoded in two halves, the second on another
+/// thread. The first half ends early at an undecodable record (200, slow
+/// to fail), after the other thread decoded the second half, whose events
+/// no one delivers (the read goes on after 200 later): they are let go one
+/// by one, each `Drop` panic caught. Dropped as a list, the second panic
+/// aborted the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decode_ended_early_lets_go_of_the_other_halfs_events_whose_drop_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Slow> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 1..=600 {
+        feed.append(None, Slow(n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    SLOW_ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reader = events::FeedReader::<Slow>::open(dir.path()).unwrap();
+    let mut stream = reader.stream_from(Seq::ZERO);
+    let mut seen = 0;
+    let end = loop {
+        match stream.next().await {
+            Some(Ok(FeedItem::Event(env))) => {
+                seen = env.event.0;
+                std::mem::forget(env); // armed: the test does not let go of it
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(seen, 199);
+    assert!(matches!(end, Some(Err(Error::Decode { seq, .. })) if seq == Seq::new(200)), "{end:?}");
+    drop(stream);
 }

@@ -45,7 +45,7 @@ impl<E: Event, C: Codec> State<E, C> {
             self.heard = heard;
             // A read ahead of the same records is not needed any more.
             self.prefetch = None;
-            return Ok(Chunk::Records(kept));
+            return Ok(Chunk::Records(kept.into()));
         }
         // Caught up with the writer (a client starting at its newest
         // event): nothing to read. A cursor past the end, or of another
@@ -56,7 +56,7 @@ impl<E: Event, C: Codec> State<E, C> {
         {
             self.heard = heard;
             self.prefetch = None;
-            return Ok(Chunk::Records(Vec::new()));
+            return Ok(Chunk::Records(Vec::new().into()));
         }
         let (heard, read) = match self.prefetch.take() {
             // A read ahead goes on with the iterator of the read before it.
@@ -131,7 +131,9 @@ impl<E: Event, C: Codec> State<E, C> {
                 self.phase = Phase::Done;
                 return Next::Yield(Some(Err(e)));
             }
-            Ok(Chunk::Records(records)) if !records.is_empty() => return Next::Yield(Some(Ok(self.batch(records)))),
+            Ok(Chunk::Records(records)) if !records.is_empty() => {
+                return Next::Yield(Some(Ok(self.batch(records.into_vec()))));
+            }
             Ok(Chunk::Records(_)) => match &self.tail {
                 Tail::Live(_) if self.heard & STOPPED == 0 => self.phase = Phase::Live,
                 Tail::Live(_) => {
@@ -161,7 +163,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 // precedes it (consecutive up to it: a gap ends a read).
                 debug_assert!(before.last().is_none_or(|env| env.seq.get() + 1 == seq));
                 tracing::debug!(seq, "another stream's event does not decode; passed over");
-                let preceding = (!before.is_empty()).then(|| self.batch(before));
+                let preceding = (!before.is_empty()).then(|| self.batch(before.into_vec()));
                 self.cursor = seq;
                 if let Some(out) = preceding {
                     return Next::Yield(Some(Ok(out)));
@@ -171,20 +173,20 @@ impl<E: Event, C: Codec> State<E, C> {
                 // Deliver what precedes it, then what the policy says.
                 self.pending = Some(Box::new(Pending::Undecodable { seq, version, error }));
                 if !before.is_empty() {
-                    return Next::Yield(Some(Ok(self.batch(before))));
+                    return Next::Yield(Some(Ok(self.batch(before.into_vec()))));
                 }
             }
             Ok(Chunk::Gap { before, expected, found, .. }) => {
                 // Deliver what precedes the gap, then the reset, then go on after it.
                 self.pending = Some(Box::new(Pending::Gap { expected, found }));
                 if !before.is_empty() {
-                    return Next::Yield(Some(Ok(self.batch(before))));
+                    return Next::Yield(Some(Ok(self.batch(before.into_vec()))));
                 }
             }
             Ok(Chunk::Failed { before, error }) => {
                 // Deliver the good records before the failure, then end with it.
                 self.pending = Some(Box::new(Pending::Failed(error)));
-                return Next::Yield(Some(Ok(self.batch(before))));
+                return Next::Yield(Some(Ok(self.batch(before.into_vec()))));
             }
             Ok(Chunk::Epoch(journal_epoch)) => {
                 let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
