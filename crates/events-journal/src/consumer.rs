@@ -40,6 +40,12 @@ const MAGIC: [u8; 4] = *b"EVCK";
 const VERSION: u8 = 1;
 /// The generation is stored in 7 bytes (see `docs/FORMAT.md`).
 const MAX_GENERATION: u64 = (1 << 56) - 1;
+/// Where a commit marks its generation synced once its `fdatasync`
+/// returned: 8 bytes after the slots, the generation (7 bytes LE) and
+/// [`SYNCED_TAG`]. A hint for retention's pin, read by this boot only.
+const SYNCED_MARK_AT: usize = CHECKPOINT_FILE_LEN;
+const SYNCED_MARK_LEN: usize = 8;
+const SYNCED_TAG: u8 = b'S';
 
 /// A consumer's durable position: it has processed every record up to and
 /// including `seq` of the journal with epoch `epoch`.
@@ -100,10 +106,28 @@ impl Checkpoint {
     }
 }
 
-/// The checkpoint held by the bytes of a checkpoint file: the valid slot
-/// with the highest generation, or why neither slot is valid. Missing bytes
-/// (a short file) read as zeros, i.e. an invalid slot.
-fn decode_file(bytes: &[u8]) -> Result<Checkpoint, String> {
+/// What a checkpoint file holds: its checkpoint, and the lowest seq it may
+/// hold once its newest slot is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The checkpoint: the valid slot with the highest generation.
+    pub(crate) newest: Checkpoint,
+    /// What retention pins on: the newest's seq once the file marks it
+    /// synced, or when the other slot holds no checkpoint of its epoch;
+    /// else the lower seq of the two slots. Until its `fdatasync` returns,
+    /// a commit's slot is in the page cache, where every reader sees it,
+    /// but a power loss takes the file back to the other slot (the last
+    /// commit synced: commits are one at a time, under the file's lock),
+    /// and so does a failed `fdatasync`, which zeroes it. Pinned on the
+    /// newest, retention had removed segments that the checkpoint the file
+    /// went back to still needed.
+    pub(crate) floor: u64,
+}
+
+/// What the bytes of a checkpoint file hold ([`Held`]), or why neither
+/// slot is valid. Missing bytes (a short file) read as zeros, i.e. an
+/// invalid slot (or no synced mark).
+fn decode_file(bytes: &[u8]) -> Result<Held, String> {
     let mut slots = [[0u8; CHECKPOINT_SLOT_LEN]; 2];
     for (i, slot) in slots.iter_mut().enumerate() {
         let from = (i * CHECKPOINT_SLOT_LEN).min(bytes.len());
@@ -111,14 +135,27 @@ fn decode_file(bytes: &[u8]) -> Result<Checkpoint, String> {
         slot[..to - from].copy_from_slice(&bytes[from..to]);
     }
     match (Checkpoint::decode(&slots[0]), Checkpoint::decode(&slots[1])) {
-        (Ok(a), Ok(b)) => Ok(if b.generation > a.generation { b } else { a }),
-        (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(one),
+        (Ok(a), Ok(b)) => {
+            let (newest, other) = if b.generation > a.generation { (b, a) } else { (a, b) };
+            let marked =
+                bytes.get(SYNCED_MARK_AT..SYNCED_MARK_AT + SYNCED_MARK_LEN) == Some(&synced_mark(newest.generation));
+            let floor = if marked || other.epoch != newest.epoch { newest.seq } else { newest.seq.min(other.seq) };
+            Ok(Held { newest, floor })
+        }
+        (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(Held { newest: one, floor: one.seq }),
         (Err(a), Err(b)) => Err(format!("no valid checkpoint slot (slot A: {a}; slot B: {b})")),
     }
 }
 
-fn read_checkpoint(file: &File, path: &Path) -> Result<Checkpoint, JournalError> {
-    let mut bytes = [0u8; CHECKPOINT_FILE_LEN];
+/// The mark a commit of `generation` writes once it is synced.
+fn synced_mark(generation: u64) -> [u8; SYNCED_MARK_LEN] {
+    let mut mark = generation.to_le_bytes();
+    mark[7] = SYNCED_TAG;
+    mark
+}
+
+fn read_checkpoint(file: &File, path: &Path) -> Result<Held, JournalError> {
+    let mut bytes = [0u8; CHECKPOINT_FILE_LEN + SYNCED_MARK_LEN];
     let mut got = 0;
     while got < bytes.len() {
         match file.read_at(&mut bytes[got..], got as u64) {
@@ -252,7 +289,7 @@ impl ConsumerFile {
                 break file;
             }
         };
-        let current = read_checkpoint(&file, &path)?;
+        let current = read_checkpoint(&file, &path)?.newest;
         // New: missing when looked for, and what is locked now was never
         // committed (made by this open, or by another that raced it and
         // let go first; not one another instance committed in meanwhile).
@@ -320,6 +357,9 @@ impl ConsumerFile {
             let _ = self.file.write_all_at(&[0; CHECKPOINT_SLOT_LEN], Checkpoint::slot_offset(generation));
             return Err(JournalError::io("fdatasync", &self.path, e));
         }
+        // Retention's pin may go by it now (`Held::floor`); best effort:
+        // without it, the pin goes by the other slot too.
+        let _ = self.file.write_all_at(&synced_mark(generation), SYNCED_MARK_AT as u64);
         self.current = next;
         Ok(next)
     }
@@ -443,11 +483,13 @@ pub struct ConsumerInfo {
 /// [`JournalError::Io`] if the `consumers` directory cannot be read.
 pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
     let found = read_consumers(dir)?;
-    Ok(found.into_iter().map(|(name, c)| ConsumerInfo { name, checkpoint: c.map_err(|e| e.to_string()) }).collect())
+    let info =
+        |(name, held): Listed| ConsumerInfo { name, checkpoint: held.map(|h| h.newest).map_err(|e| e.to_string()) };
+    Ok(found.into_iter().map(info).collect())
 }
 
-/// A consumer's name and its checkpoint, or why it cannot be read.
-pub(crate) type Listed = (String, Result<Checkpoint, JournalError>);
+/// A consumer's name and what its checkpoint file holds, or why it cannot be read.
+pub(crate) type Listed = (String, Result<Held, JournalError>);
 
 /// [`list_consumers`] with each checkpoint's own error, so that retention
 /// can tell a damaged checkpoint (which pins nothing) from one it could
@@ -590,11 +632,26 @@ mod tests {
     fn the_highest_valid_generation_wins_whichever_slot_holds_it() {
         let at = |generation, seq| Checkpoint { seq, epoch: 1, generation, written_nanos: 0 }.encode();
         let file = |a: [u8; 40], b: [u8; 40]| [a, b].concat();
-        assert_eq!(decode_file(&file(at(3, 30), at(2, 20))).unwrap().seq, 30);
-        assert_eq!(decode_file(&file(at(1, 10), at(2, 20))).unwrap().seq, 20);
-        assert_eq!(decode_file(&file(at(1, 10), [0; 40])).unwrap().seq, 10);
-        assert_eq!(decode_file(&at(1, 10)).unwrap().seq, 10, "a short file reads its missing slot as zeros");
+        assert_eq!(decode_file(&file(at(3, 30), at(2, 20))).unwrap().newest.seq, 30);
+        assert_eq!(decode_file(&file(at(1, 10), at(2, 20))).unwrap().newest.seq, 20);
+        assert_eq!(decode_file(&file(at(1, 10), [0; 40])).unwrap().newest.seq, 10);
+        assert_eq!(decode_file(&at(1, 10)).unwrap().newest.seq, 10, "a short file reads its missing slot as zeros");
         assert!(decode_file(&[]).is_err());
+    }
+
+    #[test]
+    fn the_floor_is_the_lower_seq_of_two_slots_of_one_epoch() {
+        let at = |generation, seq, epoch| Checkpoint { seq, epoch, generation, written_nanos: 0 }.encode();
+        let file = |a: [u8; 40], b: [u8; 40]| [a, b].concat();
+        let floor = |bytes: &[u8]| decode_file(bytes).unwrap().floor;
+        assert_eq!(floor(&file(at(3, 30, 1), at(2, 20, 1))), 20);
+        assert_eq!(floor(&file(at(3, 10, 1), at(2, 20, 1))), 10, "a rewind");
+        assert_eq!(floor(&file(at(3, 30, 2), at(2, 20, 1))), 30, "the other slot is of another journal");
+        assert_eq!(floor(&file(at(3, 30, 1), [0; 40])), 30, "a failed commit zeroed its slot");
+        let marked = |mark: [u8; SYNCED_MARK_LEN]| floor(&[file(at(3, 30, 1), at(2, 20, 1)), mark.to_vec()].concat());
+        assert_eq!(marked(synced_mark(3)), 30, "synced");
+        assert_eq!(marked(synced_mark(2)), 20, "the commit of 3 is in flight");
+        assert_eq!(marked([3, 0, 0, 0, 0, 0, 0, 0]), 20, "no tag");
     }
 
     /// A delete that opened a checkpoint, then lost the race to another

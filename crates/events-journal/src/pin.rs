@@ -9,7 +9,9 @@
 //! while keeping everything it still needs stays within
 //! [`JournalOptions::consumer_limit`](crate::JournalOptions::consumer_limit);
 //! past that, or with a damaged checkpoint, or a checkpoint of another
-//! epoch, or one that already expired, it pins nothing. So whatever the
+//! epoch, or one that already expired, it pins nothing. A checkpoint pins
+//! from what its file may go back to after a power loss (`Held::floor`),
+//! not from a commit whose `fdatasync` has not returned. So whatever the
 //! consumers do (or fail to do), the journal never holds more than the
 //! larger of `retention` and `consumer_limit` allow. And the pin fails
 //! safe: when the consumers cannot be listed, or a checkpoint cannot be
@@ -18,7 +20,7 @@
 
 use std::path::Path;
 
-use crate::consumer::{Checkpoint, read_consumers};
+use crate::consumer::{Held, read_consumers};
 use crate::error::JournalError;
 use crate::retention::Retention;
 use crate::segment;
@@ -82,7 +84,7 @@ impl Journal {
 /// left out (they pin nothing). `None` when the `consumers` directory or a
 /// checkpoint could not be read this time (an I/O error): the caller then
 /// keeps what the limit allows.
-fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Checkpoint)>> {
+fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Held)>> {
     let listed = match read_consumers(dir) {
         Ok(listed) => listed,
         Err(e) => {
@@ -93,8 +95,10 @@ fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Checkpoint)>> {
     let mut found = Vec::with_capacity(listed.len());
     for (name, checkpoint) in listed {
         match checkpoint {
-            Ok(c) if c.epoch == epoch => found.push((name, c)),
-            Ok(c) => tracing::debug!(consumer = name, epoch = c.epoch, "checkpoint of another epoch pins nothing"),
+            Ok(held) if held.newest.epoch == epoch => found.push((name, held)),
+            Ok(held) => {
+                tracing::debug!(consumer = name, epoch = held.newest.epoch, "checkpoint of another epoch pins nothing");
+            }
             // Deleted since the listing: it pins nothing.
             Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(error @ JournalError::Io { .. }) => {
@@ -109,11 +113,13 @@ fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Checkpoint)>> {
     Some(found)
 }
 
-/// The pin, from the consumers' checkpoints alone. `first_seqs` and `plan`
-/// describe the segments oldest first, the active one last; `remove` is
-/// what retention asked for.
+/// The pin, from the consumers' checkpoint files alone: each pins from its
+/// [`Held::floor`] (what a power loss may take it back to), unless its
+/// checkpoint already expired. `first_seqs` and `plan` describe the
+/// segments oldest first, the active one last; `remove` is what retention
+/// asked for.
 fn decide(
-    consumers: &[(String, Checkpoint)],
+    consumers: &[(String, Held)],
     first_seqs: &[u64],
     plan: &[(u64, u64)],
     mut remove: usize,
@@ -122,20 +128,22 @@ fn decide(
 ) -> PinPlan {
     let Some(&earliest) = first_seqs.first() else { return PinPlan { remove, loose: Vec::new() } };
     let mut loose = Vec::new();
-    for (name, c) in consumers {
-        if c.seq.saturating_add(1) < earliest {
+    for (name, held) in consumers {
+        if held.newest.seq.saturating_add(1) < earliest {
             continue; // already expired: it must reset whatever retention does now
         }
-        // The first segment holding a seq above the checkpoint; a sealed
-        // segment ends just before the next one's first seq, and the
-        // active segment (never removed) is where a caught-up consumer waits.
+        // The first segment holding a seq above the floor (the oldest one
+        // for a floor below it: the checkpoint a commit in flight replaces
+        // may have expired); a sealed segment ends just before the next
+        // one's first seq, and the active segment (never removed) is where
+        // a caught-up consumer waits.
         let first_needed = (0..first_seqs.len() - 1)
-            .find(|&i| first_seqs[i + 1].saturating_sub(1) > c.seq)
+            .find(|&i| first_seqs[i + 1].saturating_sub(1) > held.floor)
             .unwrap_or(first_seqs.len() - 1);
         if limit.plan(&plan[first_needed..], now) == 0 {
             remove = remove.min(first_needed);
         } else {
-            loose.push(Loose { name: name.clone(), checkpoint: c.seq, first_needed });
+            loose.push(Loose { name: name.clone(), checkpoint: held.newest.seq, first_needed });
         }
     }
     PinPlan { remove, loose }
@@ -144,9 +152,11 @@ fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::Checkpoint;
 
-    fn at(seq: u64) -> (String, Checkpoint) {
-        (format!("c{seq}"), Checkpoint { seq, epoch: 1, generation: 1, written_nanos: 0 })
+    fn at(seq: u64) -> (String, Held) {
+        let newest = Checkpoint { seq, epoch: 1, generation: 1, written_nanos: 0 };
+        (format!("c{seq}"), Held { newest, floor: seq })
     }
 
     /// Segments starting at 1, 11, 21, ... (ten records each), the last one active.
@@ -174,5 +184,24 @@ mod tests {
         assert_eq!(p.remove, 0, "checkpoint = earliest - 1 still needs the oldest segment");
         let p = decide(&[at(55), at(35), at(19)], &firsts, &plan, 4, &limit, 0);
         assert_eq!((p.remove, p.loose.len()), (3, 1), "the furthest-behind pinning consumer wins");
+    }
+
+    #[test]
+    fn a_consumer_pins_from_the_floor_its_file_may_go_back_to() {
+        let (firsts, plan) = segs(6);
+        let limit = Retention::segments(6);
+        let held = |newest, floor| {
+            let newest = Checkpoint { seq: newest, epoch: 1, generation: 2, written_nanos: 0 };
+            ("c".to_owned(), Held { newest, floor })
+        };
+        // A commit of 45 in flight over 25: it pins from 25's segment.
+        let p = decide(&[held(45, 25)], &firsts, &plan, 4, &limit, 0);
+        assert_eq!(p.remove, 2);
+        // Over a checkpoint that expired (earliest is 11): from the oldest.
+        let p = decide(&[held(25, 3)], &firsts[1..], &plan[1..], 3, &limit, 0);
+        assert_eq!(p.remove, 0);
+        // Its newest expired too: it pins nothing.
+        let p = decide(&[held(9, 3)], &firsts[1..], &plan[1..], 3, &limit, 0);
+        assert_eq!(p.remove, 3);
     }
 }

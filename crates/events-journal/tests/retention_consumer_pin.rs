@@ -187,3 +187,62 @@ fn consumers_that_cannot_be_read_keep_what_the_limit_allows() {
     assert_eq!(pin_stats(&j), (2, 0, 0));
     assert_eq!(c.checkpoint().seq, 0);
 }
+
+/// A consumer at 1 (records 1..=4 one per segment, `Retention::segments(2)`)
+/// commits 3; its `fdatasync` stalls, and a retention pass runs meanwhile,
+/// when the new slot is in the page cache, read by everyone. The pass pins
+/// from 1, the checkpoint synced: the file goes back to it when the commit
+/// fails or the power is lost. `fails`: the `fdatasync` then fails (EIO);
+/// else the power is lost before it returns (the file's synced contents
+/// are put back, the journal opened again). Either way the consumer reads
+/// on from 2. Pinned on 3, the pass removed 2 and 3, and the next pass,
+/// finding 1 expired, would have pinned nothing.
+fn a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(fails: bool) {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
+    let plan = FaultPlan::new();
+    let (mut c, _) = ConsumerFile::open_with_faults(dir.path(), "c", j.epoch(), plan.clone()).unwrap();
+    c.commit(1, j.epoch()).unwrap();
+    append_and_roll_times(&mut j, 4);
+    assert_eq!((j.first_seq(), j.stats().segments), (2, 4), "pinned from 1's next segment");
+    let path = consumer_path(dir.path(), "c").unwrap();
+    let synced = plan.synced_contents(&path).expect("the first commit's fdatasync");
+    // Each commit is a write and a sync (steps 0 and 1 for the first).
+    let stall = std::time::Duration::from_millis(400);
+    plan.inject(Step::Checkpoint, 3, if fails { Fault::StallErrno(stall, libc::EIO) } else { Fault::Stall(stall) });
+    let epoch = j.epoch();
+    let commit = std::thread::spawn(move || c.commit(3, epoch).map(|_| c));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(list_consumers_seq(dir.path()), 3, "the slot in flight is read");
+    j.prune().unwrap();
+    assert_eq!(j.first_seq(), 2, "the pass pins from the synced checkpoint");
+    let committed = commit.join().unwrap();
+    assert_eq!(committed.is_err(), fails);
+    drop(committed);
+    if !fails {
+        // The power is lost: the file holds what its last fdatasync covered.
+        drop(j);
+        std::fs::write(&path, &synced).unwrap();
+        j = Journal::open(dir.path(), options()).unwrap().0;
+    }
+    j.prune().unwrap();
+    let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", j.epoch()).unwrap();
+    assert_eq!(checkpoint.seq, 1);
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), checkpoint.seq), 2, 4);
+}
+
+/// The seq `list_consumers` reads for the one consumer.
+fn list_consumers_seq(dir: &Path) -> u64 {
+    events_journal::list_consumers(dir).unwrap()[0].checkpoint.as_ref().unwrap().seq
+}
+
+#[test]
+fn a_pass_during_a_commits_failing_fdatasync_pins_the_synced_checkpoint() {
+    a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(true);
+}
+
+#[test]
+fn a_pass_during_a_commits_fdatasync_cut_by_a_power_loss_pins_the_synced_checkpoint() {
+    a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(false);
+}
