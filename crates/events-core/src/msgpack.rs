@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::CodecError;
 use crate::codec::{Codec, check_limit, check_trailing};
-use crate::msgpack_check::Checked;
+use crate::msgpack_check::{Checked, Depth};
 use crate::msgpack_depth::Bounded;
 
 /// The self-describing codec: MessagePack (rmp-serde 1.x) with structs as
@@ -64,7 +64,7 @@ impl Codec for MsgPack {
         // buffer may hold other values before it).
         // Through `Checked`: a `Some` whose value is written as `nil` would
         // read back as `None`, so it is refused.
-        rmp_serde::encode::write_named(out, &Checked(value, 0)).map_err(|e| {
+        rmp_serde::encode::write_named(out, &Checked(value, Depth::default())).map_err(|e| {
             out.truncate(start);
             CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
         })?;
@@ -111,6 +111,11 @@ impl Codec for MsgPack {
     }
 }
 
+/// What a value nested past [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH)
+/// containers is refused with.
+pub(crate) const CONTAINERS_TOO_DEEP: &str = "MessagePack containers nested deeper than 256 levels (MAX_DECODE_DEPTH)";
+const _: () = assert!(crate::MAX_DECODE_DEPTH == 256, "CONTAINERS_TOO_DEEP names the limit");
+
 /// The length of the first MessagePack value in `bytes`, or what is wrong:
 /// malformed, running past the end, or containers nested deeper than
 /// [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) (rmp-serde counts its
@@ -120,9 +125,7 @@ impl Codec for MsgPack {
 /// (every element takes at least one), so a hostile count fails at once.
 pub(crate) fn value_len(bytes: &[u8]) -> Result<usize, &'static str> {
     const MALFORMED: &str = "truncated or malformed MessagePack value";
-    const TOO_DEEP: &str = "MessagePack containers nested deeper than 256 levels (MAX_DECODE_DEPTH)";
-    const _: () = assert!(crate::MAX_DECODE_DEPTH == 256, "TOO_DEEP names the limit");
-    walk(bytes).ok_or(MALFORMED)?.ok_or(TOO_DEEP)
+    walk(bytes).ok_or(MALFORMED)?.ok_or(CONTAINERS_TOO_DEEP)
 }
 
 /// [`value_len`]: `None` if malformed, `Some(None)` if nested too deep.

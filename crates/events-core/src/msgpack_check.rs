@@ -10,14 +10,50 @@
 //! read alike, a flattened `Option` of a struct whose fields are all
 //! optional) are not caught here.
 //!
+//! It also bounds the recursion: a `Some` inside
+//! [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) others, and a container
+//! (sequence, tuple, map, struct, variant with data) inside as many
+//! containers, are refused as they are reached. rmp-serde never checks a
+//! depth while it writes, and the check of what was written
+//! (`msgpack::value_len`) came after: a value nested a few thousand levels
+//! deep (a long linked list) overflowed the stack first, which aborts the
+//! process.
+//!
 //! Invariant: everything else passes through to the wrapped serializer
 //! unchanged, in the same calls (`is_human_readable` too), so what is
-//! written is byte for byte what rmp-serde writes for the value.
+//! written is byte for byte what rmp-serde writes for the value. Every
+//! container rmp-serde writes is at least one level of `value_len`'s, so
+//! nothing refused here would have been accepted there.
 
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
-/// A value serialized through [`CheckedSer`], inside this many `Some`s.
-pub(crate) struct Checked<'a, T: ?Sized>(pub(crate) &'a T, pub(crate) u32);
+/// A value serialized through [`CheckedSer`], at this depth.
+pub(crate) struct Checked<'a, T: ?Sized>(pub(crate) &'a T, pub(crate) Depth);
+
+/// How deep a value is: inside how many `Some`s, and how many containers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Depth {
+    somes: u32,
+    containers: u32,
+}
+
+impl Depth {
+    /// The depth inside one more `Some`, or the refusal past the limit.
+    fn some<E: ser::Error>(self) -> Result<Depth, E> {
+        if self.somes >= crate::MAX_DECODE_DEPTH {
+            return Err(E::custom(crate::msgpack_depth::TOO_DEEP));
+        }
+        Ok(Depth { somes: self.somes + 1, ..self })
+    }
+
+    /// The depth inside one more container, or the refusal past the limit.
+    fn container<E: ser::Error>(self) -> Result<Depth, E> {
+        if self.containers >= crate::MAX_DECODE_DEPTH {
+            return Err(E::custom(crate::msgpack::CONTAINERS_TOO_DEEP));
+        }
+        Ok(Depth { containers: self.containers + 1, ..self })
+    }
+}
 
 impl<T: Serialize + ?Sized> Serialize for Checked<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -25,14 +61,14 @@ impl<T: Serialize + ?Sized> Serialize for Checked<'_, T> {
     }
 }
 
-/// Forwards every call to `S`, refusing `Some` of a value written as `nil`
-/// and a `Some` inside [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) others
-/// (the decoder's bound, `msgpack_depth.rs`); the `Some`s around it.
-struct CheckedSer<S>(S, u32);
+/// Forwards every call to `S`, refusing `Some` of a value written as `nil`,
+/// and a `Some` or a container past [`Depth`]'s limits (the decoder's
+/// bounds, `msgpack_depth.rs` and `msgpack::value_len`).
+struct CheckedSer<S>(S, Depth);
 
-/// A compound serializer whose elements are [`Checked`] too, inside this
-/// many `Some`s.
-struct Compound<C>(C, u32);
+/// A compound serializer whose elements are [`Checked`] too, at this depth
+/// (its own level counted).
+struct Compound<C>(C, Depth);
 
 const SOME_NIL: &str = "MessagePack writes Some(x) as x, so Some(None) or Some(()) would read back as None: use another shape for this value (an enum, or a field that is absent \
                         when unset), or a codec that tells them apart (Bincode, Postcard)";
@@ -94,13 +130,12 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
-        if written_as_nil(value) {
+        let depth = self.1.some()?;
+        // The `Some`s the value may still hold: the probe looks no deeper.
+        if written_as_nil(value, crate::MAX_DECODE_DEPTH - depth.somes) {
             return Err(ser::Error::custom(SOME_NIL));
         }
-        if self.1 >= crate::MAX_DECODE_DEPTH {
-            return Err(ser::Error::custom(crate::msgpack_depth::TOO_DEEP));
-        }
-        self.0.serialize_some(&Checked(value, self.1 + 1))
+        self.0.serialize_some(&Checked(value, depth))
     }
 
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
@@ -122,19 +157,23 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         variant: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.0.serialize_newtype_variant(name, index, variant, &Checked(value, self.1))
+        // Written as a map of one entry: a container.
+        self.0.serialize_newtype_variant(name, index, variant, &Checked(value, self.1.container()?))
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        self.0.serialize_seq(len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_seq(len).map(|c| Compound(c, depth))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        self.0.serialize_tuple(len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_tuple(len).map(|c| Compound(c, depth))
     }
 
     fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeTupleStruct, S::Error> {
-        self.0.serialize_tuple_struct(name, len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_tuple_struct(name, len).map(|c| Compound(c, depth))
     }
 
     fn serialize_tuple_variant(
@@ -144,15 +183,18 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        self.0.serialize_tuple_variant(name, index, variant, len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_tuple_variant(name, index, variant, len).map(|c| Compound(c, depth))
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        self.0.serialize_map(len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_map(len).map(|c| Compound(c, depth))
     }
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
-        self.0.serialize_struct(name, len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_struct(name, len).map(|c| Compound(c, depth))
     }
 
     fn serialize_struct_variant(
@@ -162,7 +204,8 @@ impl<S: Serializer> Serializer for CheckedSer<S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStructVariant, S::Error> {
-        self.0.serialize_struct_variant(name, index, variant, len).map(|c| Compound(c, self.1))
+        let depth = self.1.container()?;
+        self.0.serialize_struct_variant(name, index, variant, len).map(|c| Compound(c, depth))
     }
 
     fn is_human_readable(&self) -> bool {
@@ -242,15 +285,18 @@ fields!(SerializeStruct, SerializeStructVariant);
 
 /// Whether rmp-serde writes `value` as a lone `nil`: `None`, `()`, or a
 /// newtype struct or `Some` around one. Nothing is written:
-/// [`IsNil`] answers at the first call that tells.
-fn written_as_nil<T: Serialize + ?Sized>(value: &T) -> bool {
-    value.serialize(IsNil).unwrap_or(false)
+/// [`IsNil`] answers at the first call that tells. Through at most
+/// `somes` `Some`s: a value with more is refused as too deep anyway, so
+/// the probe answers `false` there rather than recurse on.
+fn written_as_nil<T: Serialize + ?Sized>(value: &T, somes: u32) -> bool {
+    value.serialize(IsNil(somes)).unwrap_or(false)
 }
 
 /// A serializer that only says whether a value is written as `nil`; a
 /// value that is not gives `Ok(false)`, or `Err(NotNil)` where the
-/// serializer's types need a compound.
-struct IsNil;
+/// serializer's types need a compound. It looks through as many `Some`s
+/// as it holds.
+struct IsNil(u32);
 
 #[derive(Debug)]
 struct NotNil;
@@ -302,7 +348,10 @@ impl Serializer for IsNil {
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, NotNil> {
-        value.serialize(IsNil)
+        match self.0.checked_sub(1) {
+            Some(left) => value.serialize(IsNil(left)),
+            None => Ok(false),
+        }
     }
 
     fn serialize_unit(self) -> Result<bool, NotNil> {
@@ -319,7 +368,7 @@ impl Serializer for IsNil {
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<bool, NotNil> {
-        value.serialize(IsNil)
+        value.serialize(self)
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(

@@ -530,3 +530,50 @@ fn a_large_recursive_value_at_the_depth_limit_fits_a_worker_stack() {
     let decoded = on_a_worker_stack(move || Bincode.decode::<Node>(&bytes).map(|_| ()));
     assert!(decoded.is_ok(), "{decoded:?}");
 }
+
+/// MessagePack's encoder bounds its recursion as it goes, as Bincode's
+/// does: a value nested 100,000 levels (a linked list, arrays in arrays,
+/// a chain of options, whose check for a `Some` written as `nil` looked
+/// down the whole chain) is refused with `CodecError::Encode` on a
+/// worker's stack. rmp-serde checks no depth while it writes, and the
+/// check of what was written came after: the stack overflowed first,
+/// which aborts the process.
+#[cfg(feature = "msgpack")]
+#[test]
+fn msgpack_refuses_a_value_nested_far_past_the_limit_without_overflowing_the_stack() {
+    use events_core::MsgPack;
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Chain(Option<Box<Chain>>);
+    const LEVELS: usize = 100_000;
+    fn refused_on_a_worker_stack<T: Serialize + Sync>(value: &T) -> String {
+        std::thread::scope(|scope| {
+            let encode = move || {
+                let mut bytes = vec![9];
+                let refused = MsgPack.encode(value, &mut bytes);
+                assert_eq!(bytes, [9], "nothing of it is left in the buffer");
+                match refused {
+                    Err(CodecError::Encode { source, .. }) => source.to_string(),
+                    other => panic!("a value no decode accepts was encoded: {other:?}"),
+                }
+            };
+            std::thread::Builder::new().stack_size(2 << 20).spawn_scoped(scope, encode).unwrap().join().unwrap()
+        })
+    }
+    // Made and dropped on a large stack: their drops recurse as deep.
+    let messages = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let chain = (0..LEVELS).fold(Chain(None), |inner, _| Chain(Some(Box::new(inner))));
+            [
+                refused_on_a_worker_stack(&deep_expr(LEVELS)),
+                refused_on_a_worker_stack(&deep_value(LEVELS)),
+                refused_on_a_worker_stack(&chain),
+            ]
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    for message in messages {
+        assert!(message.contains("nested deeper than 256"), "{message}");
+    }
+}
