@@ -141,19 +141,28 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let probe = reader.clone();
         let (file, checkpoint) = tokio::task::spawn_blocking(move || {
             let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
-            // Made by this open (looked at before it, a file a delete
-            // unlinked meanwhile had made a new consumer start with a reset).
-            if file.created() && checkpoint.seq == 0 {
+            // New: made by this open (`file.created()`; looked at before
+            // it, a file a delete unlinked meanwhile had made a new
+            // consumer start with a reset), or by one that never finished:
+            // the first open commits before it returns, so generation 1
+            // was never handed to anyone. Taken as existing, one killed in
+            // between made the next start with a reset once retention
+            // removed seq 1.
+            if checkpoint.generation == 1 && checkpoint.seq == 0 {
                 // A new consumer starts with the earliest retained event:
                 // it missed nothing, so it must not start with a reset.
                 // Retention pins a checkpoint only once it is written and
-                // may prune meanwhile: look again after each write.
+                // may prune meanwhile: look again after each write. From
+                // the files: a writer's feed publishes its earliest seq
+                // after a batch's fdatasync, and the roll before it may
+                // have removed segments already.
                 loop {
-                    let earliest = probe.earliest_seq().get();
-                    if earliest <= checkpoint.seq + 1 {
+                    let on_disk = probe.shared.reader.first_seq().map_err(Error::Journal)?;
+                    let earliest = on_disk.max(probe.earliest_seq().get());
+                    if earliest <= checkpoint.seq + 1 && checkpoint.generation > 1 {
                         break;
                     }
-                    checkpoint = file.commit(earliest - 1, epoch)?;
+                    checkpoint = file.commit(earliest.saturating_sub(1), epoch)?;
                 }
             }
             Ok::<_, Error>((file, checkpoint))

@@ -522,6 +522,90 @@ async fn a_new_consumer_opened_while_retention_prunes_starts_with_no_reset() {
     feed.close().await.unwrap();
 }
 
+/// An event of about 600 bytes: with 1 KiB segments, every append after a
+/// segment's first rolls.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Big(String);
+
+impl events::Event for Big {}
+
+/// A new consumer opened under `SyncPolicy::Always` while an append waits
+/// on its fdatasync (held 1 s by a slow disk), after its roll's retention
+/// removed the oldest segment: the feed publishes its earliest seq only
+/// after the fdatasync, the files already begin later. The consumer starts
+/// with the files' earliest event, with no reset. It took the published
+/// one, committed it, read the same again and stopped looking: its stream
+/// began with `Reset { Expired }` (unless the feed still kept the events
+/// after it in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_consumer_opened_while_a_pruning_append_waits_on_its_fdatasync_starts_with_no_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Big> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Always)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        // The newest event alone is kept in memory: the stream reads the rest.
+        .live_capacity(1)
+        .faults(plan.clone())
+        .open()
+        .await
+        .unwrap();
+    let big = || Big("x".repeat(600));
+    while feed.earliest_seq() < Seq::new(3) {
+        feed.append(None, big()).await.unwrap();
+    }
+    let before = plan.count(Step::AppendSync);
+    plan.inject(Step::AppendSync, before, Fault::Stall(Duration::from_secs(1)));
+    let appending = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, big()).await }
+    });
+    support::eventually("the append waits in its fdatasync", || plan.count(Step::AppendSync) > before).await;
+    let files = FeedReader::<Big>::open(tmp.path()).unwrap().earliest_seq();
+    assert!(files > feed.earliest_seq(), "the roll removed a segment the feed has not published yet");
+    let consumer = feed.consumer("late").await.unwrap();
+    match consumer.stream().next().await {
+        Some(Ok(FeedItem::Event(env))) => assert_eq!(env.seq, files),
+        other => panic!("{other:?}"),
+    }
+    appending.await.unwrap().unwrap();
+    feed.close().await.unwrap();
+}
+
+/// A new consumer whose first open was killed after it made the
+/// checkpoint file (generation 1, seq 0) and before its first commit, on a
+/// journal whose retention removed seq 1: opened again, it is still new,
+/// and starts with the earliest retained event, with no reset. The file
+/// was taken as an existing consumer's at seq 0, whose stream began with
+/// `Reset { Expired }` (under `OnExpired::Latest`, past every event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_first_open_was_killed_before_it_committed_is_still_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Ev> = Feed::builder(tmp.path())
+        .sync(SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(Retention::segments(2))
+        .open()
+        .await
+        .unwrap();
+    while feed.earliest_seq() < Seq::new(10) {
+        let n = feed.latest_seq().get() + 1;
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    // The killed open: the file made, nothing committed.
+    let (file, checkpoint) = ConsumerFile::open(tmp.path(), "late", feed.epoch()).unwrap();
+    assert_eq!((checkpoint.generation, checkpoint.seq), (1, 0));
+    drop(file);
+    let consumer = feed.consumer("late").await.unwrap();
+    assert_eq!(consumer.persisted().get() + 1, feed.earliest_seq().get());
+    match consumer.stream().next().await {
+        Some(Ok(FeedItem::Event(env))) => assert_eq!(env.seq, feed.earliest_seq()),
+        other => panic!("{other:?}"),
+    }
+    feed.close().await.unwrap();
+}
+
 /// A second `consumer(name)` while the first is alive, as a second process
 /// running the same indexer would: refused with `ConsumerInUse` naming it
 /// (after `CONSUMER_OPEN_WAIT`). Both had run: each persisted its own
