@@ -91,6 +91,17 @@ impl<E: ?Sized + Sync> Tee<E> {
     }
 }
 
+impl<E: ?Sized + Sync> Drop for Tee<E> {
+    /// Lets go of each branch on its own, under a catch: dropped with the
+    /// vector, a branch whose `Drop` panicked had the rest dropped while
+    /// that panic unwound, and a second one aborted the process.
+    fn drop(&mut self) {
+        for sink in self.sinks.drain(..) {
+            crate::sink::let_go(sink, "a tee branch");
+        }
+    }
+}
+
 impl<E: ?Sized + Sync> Default for Tee<E> {
     fn default() -> Self {
         Self::new()

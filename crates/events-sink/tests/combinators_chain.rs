@@ -99,3 +99,28 @@ async fn a_panicking_tee_branch_is_counted_and_the_next_branches_still_get_the_e
     let stats = tee.stats();
     assert_eq!((stats.emitted, stats.panicked, stats.lost()), (1, 1, 1));
 }
+
+/// A tee whose branches' `Drop`s panic, even while another's unwinds:
+/// dropped, it lets go of each branch under its own catch and returns.
+/// Dropped with the tee's vector, the second panic aborted the process.
+#[test]
+fn a_tee_whose_branches_panic_when_dropped_drops_them_all_and_returns() {
+    struct Brittle(Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl EventSink<u32> for Brittle {
+        async fn emit(&self, _: &u32) {}
+    }
+
+    impl Drop for Brittle {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            panic!("a branch panicked when dropped");
+        }
+    }
+
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tee = Tee::new().with(Brittle(Arc::clone(&dropped))).with(Brittle(Arc::clone(&dropped)));
+    drop(tee);
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
