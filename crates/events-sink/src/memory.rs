@@ -109,6 +109,10 @@ impl<E: Clone + Send + Sync + 'static> EventLog<E> for MemoryStore<E> {
         let start = usize::try_from(cursor.get()).unwrap_or(usize::MAX).min(inner.log.len());
         Ok(inner.log[start..].iter().take(limit).cloned().collect())
     }
+
+    async fn newest(&self) -> Result<Option<Seq>, Self::Error> {
+        Ok(Some(Seq::new(self.inner.lock().log.len() as u64)))
+    }
 }
 
 #[async_trait]

@@ -30,6 +30,18 @@ pub trait EventLog<E: Send + Sync + 'static>: Send + Sync {
     /// `cursor` are gone (removed by retention, lost to damage): a log never
     /// skips them silently.
     async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error>;
+
+    /// The seq of the newest event stored ([`Seq::ZERO`] when none), if
+    /// the log knows it: [`reconcile`] reads up to the newest when it
+    /// starts, not on and on while events keep coming. Default: `None`,
+    /// and `reconcile` reads until an empty page.
+    ///
+    /// # Errors
+    ///
+    /// Returns the log's error when it cannot be read.
+    async fn newest(&self) -> Result<Option<Seq>, Self::Error> {
+        Ok(None)
+    }
 }
 
 /// An append-only, sequenced event log.
@@ -57,8 +69,11 @@ pub const RECONCILE_PAGE: usize = 1024;
 /// best-effort sink calls when it sees a gap (an envelope whose seq is not
 /// `last_seen + 1`) or after a restart.
 ///
-/// Reads page by page ([`RECONCILE_PAGE`] events each) until the log
-/// returns an empty page, so it also works with logs that cap `limit`. Any
+/// Reads page by page ([`RECONCILE_PAGE`] events each) up to the log's
+/// [`newest`](EventLog::newest) event when it starts (the page that
+/// reaches it may hold a few after it), or until the log returns an empty
+/// page, so it also works with logs that cap `limit`: on a log that grows
+/// as fast as it is read, it returns. Any
 /// [`EventLog`] will do: a [`MemoryStore`](crate::MemoryStore), a
 /// [`Watched`](crate::Watched) store, or the `events` façade's `Feed` and
 /// `FeedReader` (the latter on a journal another process writes).
@@ -93,7 +108,11 @@ where
 {
     let mut out = Vec::new();
     let mut cursor = last_seen;
+    let newest = store.newest().await?;
     loop {
+        // One page at least, also for a cursor at or past the newest: the
+        // log says what is wrong with it (the `events` façade: a cursor of
+        // a journal recreated since).
         let page = store.events_after(cursor, RECONCILE_PAGE).await?;
         let Some(last) = page.last() else { break };
         // A store that hands back a page not past the cursor would loop us
@@ -103,6 +122,9 @@ where
         }
         cursor = last.seq;
         out.extend(page);
+        if newest.is_some_and(|newest| cursor >= newest) {
+            break;
+        }
     }
     Ok(out)
 }

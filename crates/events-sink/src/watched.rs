@@ -147,6 +147,10 @@ where
     async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>, Self::Error> {
         self.store.events_after(cursor, limit).await
     }
+
+    async fn newest(&self) -> Result<Option<Seq>, Self::Error> {
+        self.store.newest().await
+    }
 }
 
 #[async_trait]

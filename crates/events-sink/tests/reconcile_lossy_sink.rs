@@ -70,3 +70,44 @@ async fn reconcile_reads_past_one_page() {
     assert!(all.iter().zip(1..).all(|(e, s)| e.seq == Seq::new(s)));
     assert!(reconcile(&store, Seq::new(total)).await.unwrap().is_empty());
 }
+
+/// A log that grows by a page at each of its first 50 reads, as a busy
+/// feed does while a consumer reconciles: `reconcile` reads up to the
+/// newest event when it started (and the page that reaches it), then
+/// returns. It read until a page came back empty: on a log that grows as
+/// fast as it is read, it never returned, and held everything in memory.
+#[tokio::test]
+async fn reconcile_on_a_log_that_keeps_growing_returns_at_the_newest_when_it_started() {
+    struct Growing {
+        store: MemoryStore<u64>,
+        reads: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl events_sink::EventLog<u64> for Growing {
+        type Error = events_sink::MemoryStoreError;
+
+        async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<u64>>, Self::Error> {
+            if self.reads.fetch_add(1, Ordering::Relaxed) < 50 {
+                for n in 0..events_sink::RECONCILE_PAGE as u64 {
+                    self.store.append(None, n).await?;
+                }
+            }
+            self.store.events_after(cursor, limit).await
+        }
+
+        async fn newest(&self) -> Result<Option<Seq>, Self::Error> {
+            self.store.newest().await
+        }
+    }
+
+    let log = Growing { store: MemoryStore::new(), reads: AtomicU64::new(0) };
+    for n in 0..10 {
+        log.store.append(None, n).await.unwrap();
+    }
+    let missed = reconcile(&log, Seq::new(2)).await.unwrap();
+    // Past 10 already: the first page, which holds the first read's growth too.
+    let page = events_sink::RECONCILE_PAGE as u64;
+    assert_eq!(missed.len() as u64, page, "{} events, the last {:?}", missed.len(), missed.last().map(|e| e.seq));
+    assert!(missed.iter().map(|e| e.seq.get()).eq(3..3 + page));
+}

@@ -152,6 +152,17 @@ impl<E: Event, C: Codec> EventLog<E> for FeedReader<E, C> {
     async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>> {
         self.page_after(cursor, limit).await
     }
+
+    /// The latest acknowledged seq ([`FeedReader::latest_seq`]; a
+    /// follower's reads the watermark, on the blocking pool).
+    async fn newest(&self) -> Result<Option<Seq>> {
+        if !self.follower() {
+            return Ok(Some(self.latest_seq()));
+        }
+        let reader = self.clone();
+        let latest = tokio::task::spawn_blocking(move || reader.latest_seq()).await.map_err(Error::Task)?;
+        Ok(Some(latest))
+    }
 }
 
 /// Reads the journal through the feed's [`FeedReader`]: see its impl.
@@ -161,6 +172,11 @@ impl<E: Event, C: Codec> EventLog<E> for Feed<E, C> {
 
     async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<E>>> {
         self.reader.page_after(cursor, limit).await
+    }
+
+    /// The latest acknowledged seq ([`Feed::latest_seq`]).
+    async fn newest(&self) -> Result<Option<Seq>> {
+        Ok(Some(self.latest_seq()))
     }
 }
 
