@@ -106,22 +106,36 @@ impl Checkpoint {
     }
 }
 
-/// What a checkpoint file holds: its checkpoint, and the lowest seq it may
-/// hold once its newest slot is gone.
+/// What a checkpoint file holds: its checkpoint, and the checkpoint it
+/// may still go back to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Held {
     /// The checkpoint: the valid slot with the highest generation.
     pub(crate) newest: Checkpoint,
-    /// What retention pins on: the newest's seq once the file marks it
-    /// synced, or when the other slot holds no checkpoint of its epoch;
-    /// else the lower seq of the two slots. Until its `fdatasync` returns,
-    /// a commit's slot is in the page cache, where every reader sees it,
-    /// but a power loss takes the file back to the other slot (the last
-    /// commit synced: commits are one at a time, under the file's lock),
-    /// and so does a failed `fdatasync`, which zeroes it. Pinned on the
-    /// newest, retention had removed segments that the checkpoint the file
-    /// went back to still needed.
-    pub(crate) floor: u64,
+    /// The other slot's checkpoint while the file does not mark the newest
+    /// synced; `None` once it does, or when the other slot is not valid.
+    /// Until its `fdatasync` returns, a commit's slot is in the page cache,
+    /// where every reader sees it, but a power loss takes the file back to
+    /// the other slot (the last commit synced: commits are one at a time,
+    /// under the file's lock), and so does a failed `fdatasync`, which
+    /// zeroes it. Retention's pin goes by both (`Held::seqs_in`): pinned on
+    /// the newest alone, it had removed segments that the checkpoint the
+    /// file went back to still needed.
+    pub(crate) fallback: Option<Checkpoint>,
+}
+
+impl Held {
+    /// The lowest and the highest seq of the journal of `epoch` the file
+    /// may hold after a power loss; `None` when neither checkpoint is of
+    /// that journal.
+    pub(crate) fn seqs_in(&self, epoch: u64) -> Option<(u64, u64)> {
+        let of_epoch = |c: &Checkpoint| (c.epoch == epoch).then_some(c.seq);
+        match (of_epoch(&self.newest), self.fallback.as_ref().and_then(of_epoch)) {
+            (Some(a), Some(b)) => Some((a.min(b), a.max(b))),
+            (Some(one), None) | (None, Some(one)) => Some((one, one)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What the bytes of a checkpoint file hold ([`Held`]), or why neither
@@ -139,10 +153,9 @@ fn decode_file(bytes: &[u8]) -> Result<Held, String> {
             let (newest, other) = if b.generation > a.generation { (b, a) } else { (a, b) };
             let marked =
                 bytes.get(SYNCED_MARK_AT..SYNCED_MARK_AT + SYNCED_MARK_LEN) == Some(&synced_mark(newest.generation));
-            let floor = if marked || other.epoch != newest.epoch { newest.seq } else { newest.seq.min(other.seq) };
-            Ok(Held { newest, floor })
+            Ok(Held { newest, fallback: (!marked).then_some(other) })
         }
-        (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(Held { newest: one, floor: one.seq }),
+        (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(Held { newest: one, fallback: None }),
         (Err(a), Err(b)) => Err(format!("no valid checkpoint slot (slot A: {a}; slot B: {b})")),
     }
 }
@@ -357,8 +370,8 @@ impl ConsumerFile {
             let _ = self.file.write_all_at(&[0; CHECKPOINT_SLOT_LEN], Checkpoint::slot_offset(generation));
             return Err(JournalError::io("fdatasync", &self.path, e));
         }
-        // Retention's pin may go by it now (`Held::floor`); best effort:
-        // without it, the pin goes by the other slot too.
+        // Retention's pin may go by it alone now (`Held::fallback`); best
+        // effort: without it, the pin goes by the other slot too.
         let _ = self.file.write_all_at(&synced_mark(generation), SYNCED_MARK_AT as u64);
         self.current = next;
         Ok(next)
@@ -640,18 +653,20 @@ mod tests {
     }
 
     #[test]
-    fn the_floor_is_the_lower_seq_of_two_slots_of_one_epoch() {
+    fn the_file_may_go_back_to_the_other_slot_until_the_newest_is_marked_synced() {
         let at = |generation, seq, epoch| Checkpoint { seq, epoch, generation, written_nanos: 0 }.encode();
         let file = |a: [u8; 40], b: [u8; 40]| [a, b].concat();
-        let floor = |bytes: &[u8]| decode_file(bytes).unwrap().floor;
-        assert_eq!(floor(&file(at(3, 30, 1), at(2, 20, 1))), 20);
-        assert_eq!(floor(&file(at(3, 10, 1), at(2, 20, 1))), 10, "a rewind");
-        assert_eq!(floor(&file(at(3, 30, 2), at(2, 20, 1))), 30, "the other slot is of another journal");
-        assert_eq!(floor(&file(at(3, 30, 1), [0; 40])), 30, "a failed commit zeroed its slot");
-        let marked = |mark: [u8; SYNCED_MARK_LEN]| floor(&[file(at(3, 30, 1), at(2, 20, 1)), mark.to_vec()].concat());
-        assert_eq!(marked(synced_mark(3)), 30, "synced");
-        assert_eq!(marked(synced_mark(2)), 20, "the commit of 3 is in flight");
-        assert_eq!(marked([3, 0, 0, 0, 0, 0, 0, 0]), 20, "no tag");
+        let seqs = |bytes: &[u8]| decode_file(bytes).unwrap().seqs_in(1);
+        assert_eq!(seqs(&file(at(3, 30, 1), at(2, 20, 1))), Some((20, 30)));
+        assert_eq!(seqs(&file(at(3, 10, 1), at(2, 20, 1))), Some((10, 20)), "a rewind");
+        assert_eq!(seqs(&file(at(3, 30, 2), at(2, 20, 1))), Some((20, 20)), "a commit in another journal's epoch");
+        assert_eq!(seqs(&file(at(3, 30, 1), at(2, 20, 2))), Some((30, 30)), "over another journal's");
+        assert_eq!(seqs(&file(at(3, 30, 2), at(2, 20, 2))), None, "another journal's alone");
+        assert_eq!(seqs(&file(at(3, 30, 1), [0; 40])), Some((30, 30)), "a failed commit zeroed its slot");
+        let marked = |mark: [u8; SYNCED_MARK_LEN]| seqs(&[file(at(3, 30, 1), at(2, 20, 1)), mark.to_vec()].concat());
+        assert_eq!(marked(synced_mark(3)), Some((30, 30)), "synced");
+        assert_eq!(marked(synced_mark(2)), Some((20, 30)), "the commit of 3 is in flight");
+        assert_eq!(marked([3, 0, 0, 0, 0, 0, 0, 0]), Some((20, 30)), "no tag");
     }
 
     /// A delete that opened a checkpoint, then lost the race to another

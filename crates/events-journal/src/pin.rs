@@ -9,9 +9,10 @@
 //! while keeping everything it still needs stays within
 //! [`JournalOptions::consumer_limit`](crate::JournalOptions::consumer_limit);
 //! past that, or with a damaged checkpoint, or a checkpoint of another
-//! epoch, or one that already expired, it pins nothing. A checkpoint pins
-//! from what its file may go back to after a power loss (`Held::floor`),
-//! not from a commit whose `fdatasync` has not returned. So whatever the
+//! epoch, or one that already expired, it pins nothing. A checkpoint file
+//! pins for each checkpoint of this journal it may hold after a power loss
+//! (`Held::seqs_in`), not for a commit whose `fdatasync` has not returned
+//! alone. So whatever the
 //! consumers do (or fail to do), the journal never holds more than the
 //! larger of `retention` and `consumer_limit` allow. And the pin fails
 //! safe: when the consumers cannot be listed, or a checkpoint cannot be
@@ -20,7 +21,7 @@
 
 use std::path::Path;
 
-use crate::consumer::{Held, read_consumers};
+use crate::consumer::read_consumers;
 use crate::error::JournalError;
 use crate::retention::Retention;
 use crate::segment;
@@ -80,11 +81,12 @@ impl Journal {
     }
 }
 
-/// The checkpoints of this epoch's consumers; damaged ones are logged and
-/// left out (they pin nothing). `None` when the `consumers` directory or a
+/// The consumers of this epoch, each with the lowest and the highest seq
+/// its file may hold ([`Seqs`]); damaged checkpoints are logged and left
+/// out (they pin nothing). `None` when the `consumers` directory or a
 /// checkpoint could not be read this time (an I/O error): the caller then
 /// keeps what the limit allows.
-fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Held)>> {
+fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Seqs)>> {
     let listed = match read_consumers(dir) {
         Ok(listed) => listed,
         Err(e) => {
@@ -95,10 +97,14 @@ fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Held)>> {
     let mut found = Vec::with_capacity(listed.len());
     for (name, checkpoint) in listed {
         match checkpoint {
-            Ok(held) if held.newest.epoch == epoch => found.push((name, held)),
-            Ok(held) => {
-                tracing::debug!(consumer = name, epoch = held.newest.epoch, "checkpoint of another epoch pins nothing");
-            }
+            Ok(held) => match held.seqs_in(epoch) {
+                Some(seqs) => found.push((name, seqs)),
+                None => tracing::debug!(
+                    consumer = name,
+                    epoch = held.newest.epoch,
+                    "checkpoint of another epoch pins nothing"
+                ),
+            },
             // Deleted since the listing: it pins nothing.
             Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(error @ JournalError::Io { .. }) => {
@@ -113,13 +119,18 @@ fn pinning(dir: &Path, epoch: u64) -> Option<Vec<(String, Held)>> {
     Some(found)
 }
 
-/// The pin, from the consumers' checkpoint files alone: each pins from its
-/// [`Held::floor`] (what a power loss may take it back to), unless its
-/// checkpoint already expired. `first_seqs` and `plan` describe the
-/// segments oldest first, the active one last; `remove` is what retention
-/// asked for.
+/// The lowest and the highest seq of this journal a consumer's checkpoint
+/// file may hold after a power loss (one, once its newest commit is known
+/// synced).
+type Seqs = (u64, u64);
+
+/// The pin, from the consumers' checkpoint files alone: each pins from the
+/// lowest seq its file may go back to that has not expired, and nothing
+/// when each has (it must reset whatever retention does now). `first_seqs`
+/// and `plan` describe the segments oldest first, the active one last;
+/// `remove` is what retention asked for.
 fn decide(
-    consumers: &[(String, Held)],
+    consumers: &[(String, Seqs)],
     first_seqs: &[u64],
     plan: &[(u64, u64)],
     mut remove: usize,
@@ -128,22 +139,23 @@ fn decide(
 ) -> PinPlan {
     let Some(&earliest) = first_seqs.first() else { return PinPlan { remove, loose: Vec::new() } };
     let mut loose = Vec::new();
-    for (name, held) in consumers {
-        if held.newest.seq.saturating_add(1) < earliest {
+    let expired = |seq: u64| seq.saturating_add(1) < earliest;
+    for (name, seqs) in consumers {
+        let &(low, high) = seqs;
+        if expired(high) {
             continue; // already expired: it must reset whatever retention does now
         }
-        // The first segment holding a seq above the floor (the oldest one
-        // for a floor below it: the checkpoint a commit in flight replaces
-        // may have expired); a sealed segment ends just before the next
-        // one's first seq, and the active segment (never removed) is where
-        // a caught-up consumer waits.
+        let from = if expired(low) { high } else { low };
+        // The first segment holding a seq above it; a sealed segment ends
+        // just before the next one's first seq, and the active segment
+        // (never removed) is where a caught-up consumer waits.
         let first_needed = (0..first_seqs.len() - 1)
-            .find(|&i| first_seqs[i + 1].saturating_sub(1) > held.floor)
+            .find(|&i| first_seqs[i + 1].saturating_sub(1) > from)
             .unwrap_or(first_seqs.len() - 1);
         if limit.plan(&plan[first_needed..], now) == 0 {
             remove = remove.min(first_needed);
         } else {
-            loose.push(Loose { name: name.clone(), checkpoint: held.newest.seq, first_needed });
+            loose.push(Loose { name: name.clone(), checkpoint: from, first_needed });
         }
     }
     PinPlan { remove, loose }
@@ -152,11 +164,9 @@ fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::Checkpoint;
 
-    fn at(seq: u64) -> (String, Held) {
-        let newest = Checkpoint { seq, epoch: 1, generation: 1, written_nanos: 0 };
-        (format!("c{seq}"), Held { newest, floor: seq })
+    fn at(seq: u64) -> (String, Seqs) {
+        (format!("c{seq}"), (seq, seq))
     }
 
     /// Segments starting at 1, 11, 21, ... (ten records each), the last one active.
@@ -187,21 +197,18 @@ mod tests {
     }
 
     #[test]
-    fn a_consumer_pins_from_the_floor_its_file_may_go_back_to() {
+    fn a_consumer_pins_from_the_lowest_seq_its_file_may_go_back_to_that_has_not_expired() {
         let (firsts, plan) = segs(6);
         let limit = Retention::segments(6);
-        let held = |newest, floor| {
-            let newest = Checkpoint { seq: newest, epoch: 1, generation: 2, written_nanos: 0 };
-            ("c".to_owned(), Held { newest, floor })
-        };
-        // A commit of 45 in flight over 25: it pins from 25's segment.
-        let p = decide(&[held(45, 25)], &firsts, &plan, 4, &limit, 0);
+        let held = |low, high| ("c".to_owned(), (low, high));
+        // A commit of 45 in flight over 25 (or of 25 over 45): from 25's segment.
+        let p = decide(&[held(25, 45)], &firsts, &plan, 4, &limit, 0);
         assert_eq!(p.remove, 2);
-        // Over a checkpoint that expired (earliest is 11): from the oldest.
-        let p = decide(&[held(25, 3)], &firsts[1..], &plan[1..], 3, &limit, 0);
-        assert_eq!(p.remove, 0);
-        // Its newest expired too: it pins nothing.
-        let p = decide(&[held(9, 3)], &firsts[1..], &plan[1..], 3, &limit, 0);
+        // Over a checkpoint that expired (earliest is 11): from the other.
+        let p = decide(&[held(3, 25)], &firsts[1..], &plan[1..], 3, &limit, 0);
+        assert_eq!(p.remove, 1);
+        // Both expired: it pins nothing.
+        let p = decide(&[held(3, 9)], &firsts[1..], &plan[1..], 3, &limit, 0);
         assert_eq!(p.remove, 3);
     }
 }

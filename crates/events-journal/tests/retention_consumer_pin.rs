@@ -246,3 +246,32 @@ fn a_pass_during_a_commits_failing_fdatasync_pins_the_synced_checkpoint() {
 fn a_pass_during_a_commits_fdatasync_cut_by_a_power_loss_pins_the_synced_checkpoint() {
     a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(false);
 }
+
+/// A consumer at 3 commits a rewind to 1, below the earliest retained seq
+/// (4), and its `fdatasync` fails (EIO) after a retention pass ran during
+/// it: the pass still pins from 3, which the file goes back to, and the
+/// consumer reads on from 4. Judged by the slot in flight alone, 1 had
+/// expired, the consumer pinned nothing, and the pass removed 4 and 5.
+#[test]
+fn a_pass_during_a_failing_rewind_below_the_earliest_pins_the_synced_checkpoint() {
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), options()).unwrap();
+    let plan = FaultPlan::new();
+    let (mut c, _) = ConsumerFile::open_with_faults(dir.path(), "c", j.epoch(), plan.clone()).unwrap();
+    c.commit(3, j.epoch()).unwrap();
+    append_and_roll_times(&mut j, 6);
+    assert_eq!(j.first_seq(), 4, "pinned from 3's next segment");
+    // Each commit is a write and a sync (steps 0 and 1 for the first).
+    plan.inject(Step::Checkpoint, 3, Fault::StallErrno(std::time::Duration::from_millis(400), libc::EIO));
+    let epoch = j.epoch();
+    let commit = std::thread::spawn(move || c.commit(1, epoch).map(drop));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(list_consumers_seq(dir.path()), 1, "the slot in flight is read");
+    j.prune().unwrap();
+    assert_eq!(j.first_seq(), 4, "the pass pins from the synced checkpoint");
+    assert!(commit.join().unwrap().is_err());
+    let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", j.epoch()).unwrap();
+    assert_eq!(checkpoint.seq, 3);
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), checkpoint.seq), 4, 6);
+}
