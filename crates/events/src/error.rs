@@ -245,10 +245,16 @@ impl<T> From<Vec<T>> for LetGo<T> {
 }
 
 impl<T> std::ops::Deref for LetGo<T> {
-    type Target = [T];
+    type Target = Vec<T>;
 
-    fn deref(&self) -> &[T] {
+    fn deref(&self) -> &Vec<T> {
         &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for LetGo<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
     }
 }
 

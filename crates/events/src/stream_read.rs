@@ -44,14 +44,17 @@ use crate::{Error, Result, payload};
 /// end under the reader's [`OnUndecodable::Fail`], and the read goes on
 /// after it under [`OnUndecodable::Skip`].
 pub struct StreamEvents<E> {
-    inner: BoxStream<'static, Result<LetGo<Item<E>>>>,
+    inner: BoxStream<'static, Result<Batch<E>>>,
     ready: std::vec::IntoIter<Item<E>>,
     limit: Seq,
 }
 
 /// One segment's items: its events of the stream, and an `Err` for each
 /// of its records that does not decode.
-type Batch<E> = Vec<Item<E>>;
+///
+/// Let go of one by one wherever it is dropped unconsumed ([`LetGo`]): a
+/// read that ends early, a retry, a stream dropped while it reads.
+type Batch<E> = LetGo<Item<E>>;
 
 /// One event of the stream, or the error of a record that does not decode.
 type Item<E> = Result<Arc<Envelope<E>>>;
@@ -186,8 +189,7 @@ pub(crate) fn read<E: Event, C: Codec>(
     };
     let inner = futures::stream::unfold(Some(read), |read| async move {
         let mut read = read?;
-        let step =
-            joined(tokio::task::spawn_blocking(move || read.step().map(|batch| (batch.map(LetGo::from), read))).await);
+        let step = joined(tokio::task::spawn_blocking(move || read.step().map(|batch| (batch, read))).await);
         match step {
             Ok((Some(batch), read)) => Some((Ok(batch), Some(read))),
             Ok((None, _)) => None,
@@ -516,7 +518,7 @@ impl<C: Codec> Read<C> {
     /// point at a record of this stream.
     fn fetch<E: Event>(&self, first: u64, entries: &[IndexEntry]) -> Result<Option<Batch<E>>> {
         if entries.is_empty() {
-            return Ok(Some(Vec::new()));
+            return Ok(Some(Vec::new().into()));
         }
         let records = self.shared.reader.records_at(first, entries).map_err(|e| self.read_error(e))?;
         Ok(self.decode(records))
@@ -527,12 +529,15 @@ impl<C: Codec> Read<C> {
     /// that decodes tells its stream id with its event; only one that does
     /// not is asked for its id alone (`key_of`).
     fn decode<E: Event>(&self, records: Vec<Option<events_journal::Record>>) -> Option<Batch<E>> {
-        let mut out = Vec::with_capacity(records.len());
+        let mut out = Batch::from(Vec::with_capacity(records.len()));
         for record in records {
             let record = record?;
             match payload::decode_caught(&self.codec, record.seq(), record.ts(), record.payload()) {
                 Ok(env) if env.stream.as_ref().is_some_and(|s| s.as_str() == self.id) => out.push(Ok(Arc::new(env))),
-                Ok(_) => return None,
+                Ok(other) => {
+                    crate::error::let_go(other); // another stream's: the index is stale
+                    return None;
+                }
                 Err(_) if index::key_of(&self.codec, record.payload()).as_deref() != Some(self.id.as_bytes()) => {
                     return None;
                 }
@@ -586,10 +591,10 @@ impl<C: Codec> Read<C> {
         let records = match self.shared.reader.read_since(start) {
             Ok(records) => records,
             // Past the journal's end: nothing the read could miss.
-            Err(ReadError::Ahead { .. }) => return Ok((Vec::new(), u64::MAX)),
+            Err(ReadError::Ahead { .. }) => return Ok((Vec::new().into(), u64::MAX)),
             Err(e) => return Err(self.read_error(e)),
         };
-        let (mut out, mut reached) = (Vec::new(), start);
+        let (mut out, mut reached) = (Batch::from(Vec::new()), start);
         for record in records {
             let record = match record {
                 Ok(record) => record,

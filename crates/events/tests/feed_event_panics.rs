@@ -511,8 +511,10 @@ impl Event for Slow {}
 /// thread. The first half ends early at an undecodable record (200, slow
 /// to fail), after the other thread decoded the second half, whose events
 /// no one delivers (the read goes on after 200 later): they are let go one
-/// by one, each `Drop` panic caught. Dropped as a list, the second panic
-/// aborted the process.
+/// by one, each `Drop` panic caught. Dropped as a list, the first panic
+/// ended the read with a task error, before the events preceding 200 were
+/// delivered (and a second, from a `Drop` that panics while another
+/// unwinds, aborted the process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decode_ended_early_lets_go_of_the_other_halfs_events_whose_drop_panics() {
     let dir = tempfile::tempdir().unwrap();
@@ -537,4 +539,28 @@ async fn a_decode_ended_early_lets_go_of_the_other_halfs_events_whose_drop_panic
     assert_eq!(seen, 199);
     assert!(matches!(end, Some(Err(Error::Decode { seq, .. })) if seq == Seq::new(200)), "{end:?}");
     drop(stream);
+}
+
+/// A `read_stream` dropped while its read of a segment runs on the
+/// blocking pool, whose events' `Drop`s panic, even while another's
+/// unwinds: the read, finished with no one to take it, lets go of each
+/// event under its own catch. Dropped as a list there, the second panic
+/// aborted the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_stream_dropped_while_it_reads_lets_go_of_events_whose_drop_panics() {
+    dud!(Dud, ARMED, true);
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
+    for n in 1..=10 {
+        feed.append(Some("b"), Dud(2 * n)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
+    let mut read = reader.read_stream("b", Seq::ZERO).unwrap();
+    // Its first poll starts the read; dropped before it is polled again.
+    assert!(futures::poll!(read.next()).is_pending());
+    drop(read);
+    // The read finishes meanwhile, with no one to take its events.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 }
