@@ -152,6 +152,22 @@ impl Out {
     pub(crate) fn flush(&mut self) -> Result<(), Failure> {
         self.stdout.flush().map_err(output_failure)
     }
+
+    /// [`Failure::OutputClosed`] once whoever read stdout closed it,
+    /// without writing: for a command that waits with nothing to print
+    /// (`tail --follow` on a quiet journal), which a write would otherwise
+    /// tell only at the next line (`| grep -m1` had it wait for one).
+    /// What `poll` reports for a pipe's write end with no reader left.
+    pub(crate) fn check_open() -> Result<(), Failure> {
+        let mut fd = libc::pollfd { fd: libc::STDOUT_FILENO, events: 0, revents: 0 };
+        // SAFETY: one valid `pollfd`, for the one entry `poll` is told of;
+        // a zero timeout does not block.
+        let ready = unsafe { libc::poll(&raw mut fd, 1, 0) };
+        if ready == 1 && fd.revents & libc::POLLERR != 0 {
+            return Err(Failure::OutputClosed);
+        }
+        Ok(())
+    }
 }
 
 /// A failed write to stdout: a closed pipe ends the command quietly; any

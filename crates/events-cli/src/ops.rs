@@ -252,6 +252,7 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
                 let gone = matches!(std::fs::metadata(&args.dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
                 absent |= gone || matches!(e, JournalError::NoSegments { .. });
                 say_waiting(&args.dir, &mut waiting);
+                Out::check_open()?;
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(e.into()),
@@ -315,7 +316,9 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
         if !args.follow {
             continue;
         }
-        // Polling is how `tail -f` follows a file written by another process.
+        // Polling is how `tail -f` follows a file written by another process;
+        // a reader gone meanwhile ends it, as a write would.
+        Out::check_open()?;
         std::thread::sleep(Duration::from_millis(50));
     }
 }

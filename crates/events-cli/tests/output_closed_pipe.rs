@@ -221,3 +221,67 @@ fn the_demo_on_a_full_stdout_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.starts_with("error: failed printing to stdout") && stderr.contains("No space left"), "{stderr}");
 }
+
+/// `events tail --follow DIR | grep -m1 …`: the reader takes the three
+/// records there are and goes while the journal is quiet. `tail` ends
+/// quietly within moments (exit 0, nothing on stderr), with nothing more
+/// to write: it looks at its stdout while it waits. It had waited for the
+/// next record, which a quiet journal may never get, and the pipeline with
+/// it.
+#[test]
+fn tail_follow_ends_quietly_when_its_reader_goes_while_the_journal_is_quiet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    for n in 0..3 {
+        journal.append(n, [n as u8; 40]).unwrap();
+    }
+    journal.close().unwrap();
+    let mut child = events()
+        .args(["tail", "--from", "0", "--follow"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run events");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+    }
+    drop(stdout);
+    let (ended, out) = ended_within_10_s(child);
+    assert!(ended, "tail still follows a quiet journal for a reader that is gone");
+    assert_quiet("tail --follow", out.status, &text(&out.stderr), 0);
+
+    // The same while it waits for a journal to appear: it ends, having
+    // said only that it waits.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = events()
+        .args(["tail", "--follow"])
+        .arg(tmp.path().join("none yet"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run events");
+    let (ended, out) = ended_within_10_s(child);
+    assert!(ended, "tail still waits for a journal for a reader that is gone");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).starts_with("waiting:"), "{}", text(&out.stderr));
+}
+
+/// Whether `child` ended within 10 s (a bound on a hang, not a timing: a
+/// command that looks at its stdout every 50 ms ends at its next look),
+/// and its output, killed if it had not.
+fn ended_within_10_s(mut child: std::process::Child) -> (bool, std::process::Output) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ended = child.try_wait().unwrap().is_some();
+    if !ended {
+        child.kill().unwrap();
+    }
+    (ended, child.wait_with_output().unwrap())
+}
