@@ -102,6 +102,15 @@ impl DemoEvent {
         }
     }
 
+    /// The stream the demo writes it under: `sess-<session>`, or `crash`
+    /// for a crash probe. Bincode names no type, so an application's event
+    /// of the same layout decodes as a demo event: its stream id matching
+    /// this too is what tells a demo event, which a coincidence of layout
+    /// alone does not give.
+    pub(crate) fn demo_stream(&self) -> String {
+        self.session().map_or_else(|| "crash".to_owned(), |s| format!("sess-{s}"))
+    }
+
     /// When a durable demo event was emitted, unix nanoseconds.
     pub(crate) fn emitted_at(&self) -> Option<u64> {
         match self {

@@ -1,7 +1,8 @@
 //! How `dump` and `tail` show a record: what the journal's codec allows
 //! without the application's types. A self-describing journal (MessagePack,
 //! codec tag 3) is rendered generically as JSON; a bincode journal is
-//! decoded when it holds the demo's event type; anything else shows seq,
+//! decoded when it holds the demo's event type, under the demo's streams;
+//! anything else shows seq,
 //! stream, time, size and a hex preview, and says why it cannot be decoded.
 //! Neighbours: `ops.rs` reads the records; `inspect.rs` reads segment
 //! headers (the codec tag comes from the oldest one).
@@ -97,8 +98,14 @@ impl Payloads {
                 Ok((stream, None, event))
             }
             Payloads::Demo => {
+                const NOT_DEMO: &str = "bincode is not self-describing and this is not the demo's event type";
                 let env = events::payload::decode::<DemoEvent, Bincode>(&Bincode, 0, 0, payload)
-                    .map_err(|_| "bincode is not self-describing and this is not the demo's event type".to_owned())?;
+                    .map_err(|_| NOT_DEMO.to_owned())?;
+                // Another application's event of the same layout decodes
+                // too: not under the demo's stream (`DemoEvent::demo_stream`).
+                if env.stream_str() != Some(env.event.demo_stream().as_str()) {
+                    return Err(format!("{NOT_DEMO} (its stream id is not the demo's)"));
+                }
                 let event = serde_json::to_value(&env.event).map_err(|e| e.to_string())?;
                 Ok((env.stream_str().map(str::to_owned), Some(env.event.kind()), event))
             }

@@ -199,6 +199,33 @@ async fn a_bincode_journal_of_unknown_types_shows_bytes_and_why() {
     assert!(why.contains("not self-describing"), "{why}");
 }
 
+/// An application's bincode event of the demo's layout (`Finished { id: 7,
+/// ok: true }` reads as the demo's `Heartbeat { session: 7, n: 1 }`), not
+/// under the demo's stream: shown as bytes with the reason, as any event
+/// of a type the CLI does not know. It was shown as a demo heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bincode_event_of_the_demos_layout_under_another_stream_is_not_shown_as_a_demo_event() {
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    enum Lookalike {
+        Created { id: u64 },
+        Finished { id: u64, ok: bool },
+    }
+    impl Event for Lookalike {}
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Lookalike> = Feed::builder(tmp.path()).open().await.unwrap();
+    feed.append(Some("jobs"), Lookalike::Finished { id: 7, ok: true }).await.unwrap();
+    feed.append(Some("sess-7"), Lookalike::Finished { id: 7, ok: true }).await.unwrap();
+    feed.close().await.unwrap();
+
+    let lines = dump_json(tmp.path());
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].get("kind"), None, "{}", lines[0]);
+    let why = lines[0]["undecoded"].as_str().unwrap_or_default();
+    assert!(why.contains("stream id is not the demo's"), "{why}");
+    // Under the demo's stream for it, nothing tells it from a demo event.
+    assert_eq!(lines[1]["kind"], "heartbeat", "{}", lines[1]);
+}
+
 /// A directory named like a segment older than the journal's oldest (which
 /// retention removed), which the journal ignores: the codec still comes
 /// from the oldest segment file. It came from that directory, whose

@@ -271,11 +271,8 @@ fn held(path: &Path) -> Result<bool, String> {
 
 /// Whether the oldest record of the journal in `dir`, and the newest when
 /// it can be read, are demo events (bincode, `DemoEvent`) under the stream
-/// the demo gives them (`sess-<session>`, the event's own session, or
-/// `crash` for a crash probe); a journal with no record is anyone's.
-/// Bincode names no type, so an application's event of the same layout
-/// decodes as a demo event: its stream id must match too, which a
-/// coincidence of layout alone does not give. The newest record of a
+/// the demo gives them ([`DemoEvent::demo_stream`]); a journal with no
+/// record is anyone's. The newest record of a
 /// journal whose newest segment is damaged (a power loss under `--sync
 /// never`) cannot be read: the oldest decides.
 fn written_by_the_demo(dir: &Path) -> Result<(), String> {
@@ -295,8 +292,7 @@ fn written_by_the_demo(dir: &Path) -> Result<(), String> {
         let seq = record.seq();
         let env = events::payload::decode::<DemoEvent, events::Bincode>(&events::Bincode, 0, 0, record.payload())
             .map_err(|_| format!("its record {seq} is not a demo event"))?;
-        let demo_stream = env.event.session().map_or_else(|| "crash".to_owned(), |s| format!("sess-{s}"));
-        if env.stream_str() != Some(demo_stream.as_str()) {
+        if env.stream_str() != Some(env.event.demo_stream().as_str()) {
             return Err(format!("its record {seq} is not a demo event (stream {:?})", env.stream_str().unwrap_or("")));
         }
     }
