@@ -230,18 +230,29 @@ impl Sidecar {
     ///
     /// # Errors
     ///
-    /// [`SidecarError::Io`] if it cannot be read (`NotFound` when missing),
-    /// [`SidecarError::Damaged`] if its magic, version, CRC or layout is wrong.
+    /// [`SidecarError::Io`] if it, or the segment beside it, cannot be read
+    /// (`NotFound` when missing); [`SidecarError::Damaged`] if its magic,
+    /// version, CRC or layout is wrong, or it is longer than its segment
+    /// allows (its segment's length and the header's 64 bytes).
     pub fn open(path: &Path) -> Result<Self, SidecarError> {
-        // A regular file only: a FIFO under a sidecar's name would block the read.
-        let read = |file: std::fs::File| -> std::io::Result<Vec<u8>> {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut &file, &mut bytes).map(|_| bytes)
-        };
-        let bytes = crate::own_file::open_regular(path)
-            .and_then(read)
-            .map_err(|source| SidecarError::Io { path: path.to_path_buf(), source })?;
         let damaged = |reason: &str| SidecarError::Damaged { path: path.to_path_buf(), reason: reason.to_owned() };
+        // No longer than its segment allows: each record adds at most 22
+        // bytes and its key, which its payload holds, so less than its
+        // frame (24 bytes and the payload), and the header is 64 bytes.
+        // Read whole, a file of a terabyte under a sidecar's name had kept
+        // a read (a roll's retention, on the append path) going for hours.
+        let segment = path.with_extension("seg");
+        let seg_len =
+            fs::metadata(&segment).map_err(|source| SidecarError::Io { path: segment.clone(), source })?.len();
+        let io = |source| SidecarError::Io { path: path.to_path_buf(), source };
+        // A regular file only: a FIFO under a sidecar's name would block the read.
+        let file = crate::own_file::open_regular(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() > seg_len.saturating_add(SIDECAR_HEADER_LEN as u64) {
+            return Err(damaged("longer than its segment allows"));
+        }
+        let mut bytes = Vec::new();
+        // What it held when looked at: one growing meanwhile is damaged too.
+        (&file).take(seg_len.saturating_add(SIDECAR_HEADER_LEN as u64 + 1)).read_to_end(&mut bytes).map_err(io)?;
         if bytes.len() < SIDECAR_HEADER_LEN {
             return Err(damaged("shorter than its header"));
         }

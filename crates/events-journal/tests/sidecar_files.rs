@@ -393,3 +393,31 @@ fn a_pruned_segment_that_ends_before_the_next_leaves_its_gap_unknown() {
     assert!(!summary.lacks(epoch, b"a", 2, 5), "an event of a may have been lost: {summary:?}");
     journal.close().unwrap();
 }
+
+/// A file of 256 MiB (sparse) under a sealed segment's sidecar name, far
+/// longer than any sidecar of that segment can be (its length and the
+/// 64-byte header): refused as damaged from its length, before a byte is
+/// read, and `verify` reports it. It was read whole (a file of a terabyte kept a roll's
+/// retention, on the append path, or `verify`, going for hours, and
+/// grew the buffer past memory), then refused for its magic.
+#[test]
+fn a_sidecar_longer_than_its_segment_allows_is_damaged_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = journal(tmp.path(), 60, Retention::unlimited());
+    let sidecars = index_sealed(tmp.path());
+    journal.close().unwrap();
+    let huge = std::fs::OpenOptions::new().write(true).open(&sidecars[0]).unwrap();
+    huge.set_len(256 << 20).unwrap();
+    drop(huge);
+    match Sidecar::open(&sidecars[0]) {
+        Err(events_journal::SidecarError::Damaged { reason, .. }) => {
+            assert_eq!(reason, "longer than its segment allows");
+        }
+        other => panic!("{other:?}"),
+    }
+    let report = verify(tmp.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].what.contains("longer than its segment allows"), "{:?}", report.problems);
+    // The one that fits its segment still opens.
+    Sidecar::open(&sidecars[1]).unwrap();
+}
