@@ -241,12 +241,12 @@ impl Sidecar {
         // frame (24 bytes and the payload), and the header is 64 bytes.
         // Read whole, a file of a terabyte under a sidecar's name had kept
         // a read (a roll's retention, on the append path) going for hours.
-        let segment = path.with_extension("seg");
-        let seg_len =
-            fs::metadata(&segment).map_err(|source| SidecarError::Io { path: segment.clone(), source })?.len();
         let io = |source| SidecarError::Io { path: path.to_path_buf(), source };
         // A regular file only: a FIFO under a sidecar's name would block the read.
         let file = crate::own_file::open_regular(path).map_err(io)?;
+        let segment = path.with_extension("seg");
+        let seg_len =
+            fs::metadata(&segment).map_err(|source| SidecarError::Io { path: segment.clone(), source })?.len();
         if file.metadata().map_err(io)?.len() > seg_len.saturating_add(SIDECAR_HEADER_LEN as u64) {
             return Err(damaged("longer than its segment allows"));
         }
