@@ -193,7 +193,7 @@ impl View {
             // no frame: a quick answer before the search for valid frames.
             Some(Bytes::Copy(bytes)) => {
                 bytes.get(off..).is_none_or(|rest| rest.iter().all(|&b| b == 0))
-                    || ends_sealed(self, off, expected, u64::MAX)
+                    || ends_sealed(self, off, expected, &[])
             }
             _ => true,
         }
@@ -426,13 +426,22 @@ pub(crate) fn check_no_overlap(
 
 /// True when the bad frame at `off` of the sealed segment `view` (where
 /// `expected` was due) ends it: nothing valid follows (a torn tail), or
-/// only frames at or above `next_first`, which the later segments hold (an
-/// interrupted salvage). Both are what recovery cuts; anything else is
-/// corruption to report.
-pub(crate) fn ends_sealed(view: &View, off: usize, expected: u64, next_first: u64) -> bool {
+/// only frames the `later` segments hold (an interrupted salvage or
+/// repair, [`Damage::held_by`](scan::Damage::held_by)). Both are what
+/// recovery cuts or finishes; anything else is corruption to report. So
+/// are the frames of a piece the interrupted rebuild has not renamed in
+/// yet, which only the damaged segment holds: taken for its end, they were
+/// reported as a gap, which a follower moves past for good, and the next
+/// open brought them back.
+pub(crate) fn ends_sealed(view: &View, off: usize, expected: u64, later: &[View]) -> bool {
     let Some(map) = &view.map else { return false };
+    let next_first = later.first().map_or(u64::MAX, |next| next.first_seq);
     let damage = scan::damage_at(map, off, expected, view.search_end);
-    matches!(damage.classify(next_first), Tail::Torn | Tail::Superseded)
+    match damage.classify(next_first) {
+        Tail::Torn => true,
+        Tail::Superseded => damage.held_by(|seq| later.iter().any(|v| v.first_seq == seq)),
+        Tail::Corrupt => false,
+    }
 }
 
 /// Walks `view` to the frame of seq `target`, starting from `hint` when it

@@ -454,7 +454,7 @@ impl Reader {
             // A torn tail, or frames the later segments already hold: the
             // segment ends here, as recovery will cut it (the iterator
             // reports the gap).
-            Walk::Damaged { off, expected, .. } if ends_sealed(first, off, expected, views[1].first_seq) => off,
+            Walk::Damaged { off, expected, .. } if ends_sealed(first, off, expected, &views[1..]) => off,
             Walk::Damaged { off, expected, reason } => {
                 return Err(JournalError::corrupt(&first.path, off as u64, Some(expected), reason).into());
             }

@@ -330,7 +330,7 @@ fn advance<'v>(views: &'v [View], at: &mut Position) -> Option<Result<Found<'v>,
                     return None;
                 }
                 // A sealed segment ends early where recovery will cut it.
-                _ if !view.last && ends_sealed(view, at.off, at.expected, views[at.idx + 1].first_seq) => {}
+                _ if !view.last && ends_sealed(view, at.off, at.expected, &views[at.idx + 1..]) => {}
                 FrameCheck::Valid { seq, .. } => {
                     let reason = format!("seq {seq} where {} was expected", at.expected);
                     let err = JournalError::corrupt(&view.path, at.off as u64, Some(at.expected), reason);

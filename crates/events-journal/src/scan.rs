@@ -190,6 +190,22 @@ impl Damage {
     }
 }
 
+impl Damage {
+    /// Whether later segments hold every run after the damage, as an
+    /// interrupted rebuild's pieces: each run in a segment named by its
+    /// first seq (`listed`), or following on from the run before it (the
+    /// rebuild writes the two as one piece). A piece not renamed in yet is
+    /// held by no listed segment.
+    pub(crate) fn held_by(&self, listed: impl Fn(u64) -> bool) -> bool {
+        let mut before: Option<u64> = None;
+        self.runs.iter().all(|run| {
+            let held = listed(run.first_seq) || before.is_some_and(|last| last.saturating_add(1) == run.first_seq);
+            before = Some(run.last_seq);
+            held
+        })
+    }
+}
+
 /// The contiguous runs of valid frames at or after `from` whose seqs exceed
 /// `after_seq`, in file order, the first frame of each starting before
 /// `starts_before`, and whether the search stopped at its budget before

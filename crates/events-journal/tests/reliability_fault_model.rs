@@ -375,6 +375,13 @@ fn salvage_scenario(mode: RecoveryMode, segs: &[Seg], want: &[Result<u64, u64>],
                 let seqs: Vec<u64> = seen.iter().filter_map(|r| r.ok()).collect();
                 assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{ctx}: reader order {seen:?}");
                 assert!(seqs.iter().all(|s| valid_seqs.contains(s)), "{ctx}: reader {seen:?}");
+                // No gap over a record the salvage keeps: a reader (a
+                // follower) moves past a gap for good.
+                for (i, item) in seen.iter().enumerate() {
+                    let (Err(missing), Some(Ok(after))) = (item, seen.get(i + 1)) else { continue };
+                    let kept: Vec<u64> = (*missing..*after).filter(|s| valid_seqs.contains(s)).collect();
+                    assert!(kept.is_empty(), "{ctx}: a gap over kept records {kept:?}: reader {seen:?}");
+                }
                 // A default open either refuses (a damaged newest segment) or never reuses a seq.
                 if let Ok((j, _)) = Journal::open(tmp.path(), JournalOptions::new().retention(Retention::unlimited())) {
                     assert!(j.next_seq() >= next, "{ctx}: a Strict open would reuse seq {}", j.next_seq());
@@ -427,6 +434,18 @@ fn salvage_and_repair_survive_a_crash_at_every_step() {
     let repaired: Vec<Result<u64, u64>> =
         (1..=7).map(Ok).chain([Err(8)]).chain((9..=12).map(Ok)).chain([Err(13)]).chain((14..=15).map(Ok)).collect();
     crashes += salvage_scenario(RecoveryMode::Repair, &older, &repaired, 16);
+    // A sealed segment damaged twice: its repair renames two pieces in
+    // after the first; a reader between the two renames must not take
+    // the second piece's records, still only in the damaged segment, for
+    // a gap.
+    let twice = [
+        Seg { first: 1, last: 5, damaged: &[], bad_header: false },
+        Seg { first: 6, last: 15, damaged: &[8, 12], bad_header: false },
+        Seg { first: 16, last: 20, damaged: &[], bad_header: false },
+    ];
+    let repaired: Vec<Result<u64, u64>> =
+        (1..=7).map(Ok).chain([Err(8)]).chain((9..=11).map(Ok)).chain([Err(12)]).chain((13..=20).map(Ok)).collect();
+    crashes += salvage_scenario(RecoveryMode::Repair, &twice, &repaired, 21);
     println!("salvage fault model: {crashes} crashes injected inside salvage and repair");
     assert!(crashes > 60, "only {crashes} crashes fired");
 }
