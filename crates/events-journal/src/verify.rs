@@ -165,8 +165,12 @@ fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<
         };
         let (map, search_end) = match image(&seg.path, newest, bound) {
             Ok(m) => m,
-            Err(e) if live.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
-                // The live writer's retention took it out after the listing.
+            // The live writer's retention took it out after the listing, or
+            // that of a writer that opened since (its retention at open).
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && (live.is_some() || crate::lock::is_held(dir) == Some(true)) =>
+            {
                 next_expected = None;
                 vanished.push(seg.first_seq);
                 continue;
@@ -411,6 +415,28 @@ mod tests {
         let acked = Acked { live: true, epoch: j.epoch(), seq: 2, segment: newest.first_seq, offset: 64 + 24 + 3 };
         std::fs::remove_file(&newest.path).unwrap();
         let report = check(dir.path(), Some(acked), listing).unwrap();
+        assert!(report.problems.is_empty(), "{:#?}", report.problems);
+        assert_eq!(report.records, 1);
+    }
+
+    /// Listed while no writer ran (the watermark says closed), the oldest
+    /// segment is removed by the retention of a writer that opened since
+    /// and holds the journal: no problem. It was reported as "cannot read",
+    /// on a healthy journal, since only a writer live at the listing was
+    /// looked for.
+    #[test]
+    fn a_segment_pruned_by_a_writer_that_opened_after_the_listing_is_no_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        j.append(1, b"one").unwrap();
+        j.roll().unwrap();
+        j.append(2, b"two").unwrap();
+        j.close().unwrap();
+        let (acked, listing) = live_listing(dir.path()).unwrap();
+        assert!(acked.is_some_and(|a| !a.live));
+        let (_writer, _) = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+        std::fs::remove_file(&listing.segments[0].path).unwrap();
+        let report = check(dir.path(), acked, listing).unwrap();
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
         assert_eq!(report.records, 1);
     }
