@@ -243,9 +243,9 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
     // under a look at a journal that is there: that is tried again as before.)
     let mut absent = false;
     let mut vanished = None;
-    let mut follower = loop {
+    let (mut follower, mut from_start) = loop {
         match start_following(args, absent) {
-            Ok(follower) => break follower,
+            Ok(started) => break started,
             // Under `--follow`, a directory that holds no journal yet is
             // waited for, as `serve` does.
             Err(e) if args.follow && holds_no_journal(&args.dir, &e, &mut vanished) => {
@@ -291,11 +291,21 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             };
             (waiting, vanished) = (false, None);
             let line = match step {
+                // `--from 0` is everything retained: retention that removed
+                // the earliest between the look and the first read is no
+                // reset (as `dump` reads again); the follower goes on with
+                // the earliest there is.
+                Followed::Reset(Reset::Expired { .. }) if from_start => {
+                    from_start = false;
+                    continue;
+                }
                 Followed::Record(record) if end.is_some_and(|end| record.seq() > end) => return Ok(()),
                 Followed::Record(record) => {
+                    from_start = false;
                     payloads.format_record(follower.epoch(), record.seq(), record.ts(), record.payload(), args.json)
                 }
                 Followed::Reset(reset) => {
+                    from_start = false;
                     if let Reset::Epoch { .. } = reset {
                         // Another journal, maybe of another codec, and
                         // another end.
@@ -327,7 +337,9 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
 /// the journal's end, unless it `appeared` after the command started: then
 /// from its beginning, since all of it is new (its end would skip the records
 /// written between its creation and this look).
-fn start_following(args: &TailArgs, appeared: bool) -> Result<Follower, JournalError> {
+/// With it, whether it starts before the earliest retained record, for a
+/// bare `--from 0`.
+fn start_following(args: &TailArgs, appeared: bool) -> Result<(Follower, bool), JournalError> {
     let reader = Reader::open(&args.dir)?;
     // Before any seq the cursor is taken from: a directory recreated
     // between the two reads is then one `epoch_mismatch` reset, not the new
@@ -341,16 +353,19 @@ fn start_following(args: &TailArgs, appeared: bool) -> Result<Follower, JournalE
         // directory now holds another (`<epoch>-0` of the journal there is
         // a bare 0, as `dump` takes it).
         Some(FromCursor { epoch: Some(named), seq }) if seq != 0 || named != epoch => {
-            return Ok(Follower::resume(reader, named, seq));
+            return Ok((Follower::resume(reader, named, seq), false));
         }
-        Some(FromCursor { seq: 0, .. }) => reader.first_seq()?.saturating_sub(1),
+        Some(FromCursor { seq: 0, .. }) => {
+            let cursor = reader.first_seq()?.saturating_sub(1);
+            return Ok((Follower::resume(reader, epoch, cursor), true));
+        }
         Some(FromCursor { seq, .. }) => seq,
         // Seq 0, not the first retained: what retention removed since is
         // an `expired` reset, as for any cursor.
         None if appeared => 0,
         None => reader.last_seq()?,
     };
-    Ok(Follower::resume(reader, epoch, cursor))
+    Ok((Follower::resume(reader, epoch, cursor), false))
 }
 
 /// Says once on stderr that `tail` waits for a journal in `dir`.
