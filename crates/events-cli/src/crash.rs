@@ -137,6 +137,19 @@ fn continues_without_reuse(next_seq: u64, recovered_latest: u64, highest: u64) -
 /// once its indexer has processed a random number of events), reopens and
 /// checks, then resumes the indexer. `on_ack` is told about every
 /// acknowledgement seen.
+/// This process's own executable, to run the crash child with: on Linux
+/// the one this process runs (`/proc/self/exe`), even if its file was
+/// replaced or removed since it started (a `cargo build` meanwhile: the
+/// path then reads as "… (deleted)" and no file is there); elsewhere, its
+/// path.
+fn own_executable() -> std::path::PathBuf {
+    let running = Path::new("/proc/self/exe");
+    if running.exists() {
+        return running.to_path_buf();
+    }
+    std::env::current_exe().unwrap_or_else(|_| running.to_path_buf())
+}
+
 pub(crate) async fn crash_and_recover(
     dir: &Path,
     sync: SyncPolicy,
@@ -145,16 +158,20 @@ pub(crate) async fn crash_and_recover(
 ) -> Result<CrashOutcome, Failure> {
     let kill_after = rand::thread_rng().gen_range(300..3000usize);
     let index_before_kill = rand::thread_rng().gen_range(200..2000u64);
-    let exe = std::env::current_exe()?;
+    let exe = own_executable();
     let dir_owned = dir.to_path_buf();
     let sync_arg = crate::args::sync_to_arg(sync);
     let child = tokio::task::spawn_blocking(move || -> Result<(Acked, Indexed, bool, String), std::io::Error> {
-        let mut child = Command::new(exe)
+        let spawn_error = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("running {} for the crash child: {e}", exe.display()))
+        };
+        let mut child = Command::new(&exe)
             .args(["__crash-writer", "--consumer", crash_consumer::NAME, "--sync", &sync_arg, "--dir"])
             .arg(&dir_owned)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()?;
+            .spawn()
+            .map_err(spawn_error)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut acked = BTreeMap::new();
         let mut indexed = Indexed::default();

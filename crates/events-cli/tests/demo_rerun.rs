@@ -93,3 +93,25 @@ fn the_demo_never_wipes_a_journal_another_process_is_writing() {
     writer.kill().unwrap();
     writer.wait().unwrap();
 }
+
+/// The demo run from a copy of the binary removed while it runs (as a
+/// `cargo build` replaces it): its crash phase still runs its crash child,
+/// from the executable the demo runs (`/proc/self/exe`), and the demo
+/// succeeds. It looked the path up only then, found "… (deleted)", and
+/// ended with "No such file or directory", naming nothing.
+#[test]
+fn the_demo_whose_binary_is_removed_while_it_runs_still_crashes_its_child() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("events-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_events"), &copy).unwrap();
+    let child = Command::new(&copy)
+        .args(["demo", "--events", "2000", "--sessions", "2", "--json", "--dir"])
+        .arg(tmp.path().join("events-demo"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
