@@ -22,7 +22,7 @@ use crate::Failure;
 use crate::model::DemoEvent;
 
 /// The stream id the responses are emitted on.
-pub(crate) const STREAM: &str = "live";
+pub(crate) const STREAM: &str = "sess-0";
 
 /// Arguments of the hidden `__live-writer` command.
 #[derive(Debug, clap::Args)]

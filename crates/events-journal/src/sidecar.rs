@@ -232,36 +232,48 @@ impl Sidecar {
     ///
     /// [`SidecarError::Io`] if it, or the segment beside it, cannot be read
     /// (`NotFound` when missing); [`SidecarError::Damaged`] if its magic,
-    /// version, CRC or layout is wrong, or it is longer than its segment
-    /// allows (its segment's length and the header's 64 bytes).
+    /// version, CRC or layout is wrong, or it counts more records than its
+    /// segment can hold or is longer than its header's counts allow (both
+    /// looked at before the rest is read).
     pub fn open(path: &Path) -> Result<Self, SidecarError> {
         let damaged = |reason: &str| SidecarError::Damaged { path: path.to_path_buf(), reason: reason.to_owned() };
-        // No longer than its segment allows: each record adds at most 22
-        // bytes and its key, which its payload holds, so less than its
-        // frame (24 bytes and the payload), and the header is 64 bytes.
-        // Read whole, a file of a terabyte under a sidecar's name had kept
-        // a read (a roll's retention, on the append path) going for hours.
         let io = |source| SidecarError::Io { path: path.to_path_buf(), source };
         // A regular file only: a FIFO under a sidecar's name would block the read.
         let file = crate::own_file::open_regular(path).map_err(io)?;
+        let mut header = [0u8; SIDECAR_HEADER_LEN];
+        match (&file).read_exact(&mut header) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(damaged("shorter than its header")),
+            read => read.map_err(io)?,
+        }
+        if header[0..8] != SIDECAR_MAGIC {
+            return Err(damaged("bad magic"));
+        }
+        if u16::from_le_bytes([header[8], header[9]]) != SIDECAR_VERSION {
+            return Err(damaged("unsupported version"));
+        }
+        // No longer than its header allows, for the records its segment
+        // can hold (a frame takes at least 24 bytes): each key takes at
+        // most 6 bytes and 65,535 of key, each record 16 of entry. Read
+        // whole before any check, a file of a terabyte under a sidecar's
+        // name kept a read (a roll's retention, on the append path) going
+        // for hours.
         let segment = path.with_extension("seg");
         let seg_len =
             fs::metadata(&segment).map_err(|source| SidecarError::Io { path: segment.clone(), source })?.len();
-        if file.metadata().map_err(io)?.len() > seg_len.saturating_add(SIDECAR_HEADER_LEN as u64) {
-            return Err(damaged("longer than its segment allows"));
+        let (keys, records) =
+            (u64::from(u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"))), le_u64(&header, 48));
+        if records > seg_len.saturating_sub(HEADER_LEN as u64) / format::FRAME_HEADER_LEN as u64 || keys > records {
+            return Err(damaged("counts more records or keys than its segment can hold"));
         }
-        let mut bytes = Vec::new();
+        let most = (SIDECAR_HEADER_LEN as u64)
+            .saturating_add(keys.saturating_mul(6 + MAX_SIDECAR_KEY as u64))
+            .saturating_add(records.saturating_mul(16));
+        if file.metadata().map_err(io)?.len() > most {
+            return Err(damaged("longer than its header allows"));
+        }
+        let mut bytes = header.to_vec();
         // What it held when looked at: one growing meanwhile is damaged too.
-        (&file).take(seg_len.saturating_add(SIDECAR_HEADER_LEN as u64 + 1)).read_to_end(&mut bytes).map_err(io)?;
-        if bytes.len() < SIDECAR_HEADER_LEN {
-            return Err(damaged("shorter than its header"));
-        }
-        if bytes[0..8] != SIDECAR_MAGIC {
-            return Err(damaged("bad magic"));
-        }
-        if u16::from_le_bytes([bytes[8], bytes[9]]) != SIDECAR_VERSION {
-            return Err(damaged("unsupported version"));
-        }
+        (&file).take(most + 1 - SIDECAR_HEADER_LEN as u64).read_to_end(&mut bytes).map_err(io)?;
         let stored = u32::from_le_bytes(bytes[56..60].try_into().expect("4 bytes"));
         let mut h = crc32fast::Hasher::new();
         h.update(&bytes[..56]);

@@ -394,9 +394,9 @@ fn a_pruned_segment_that_ends_before_the_next_leaves_its_gap_unknown() {
     journal.close().unwrap();
 }
 
-/// A file of 256 MiB (sparse) under a sealed segment's sidecar name, far
-/// longer than any sidecar of that segment can be (its length and the
-/// 64-byte header): refused as damaged from its length, before a byte is
+/// A sidecar extended to 256 MiB (sparse), far longer than its header's
+/// counts allow (each key at most 6 bytes and 65,535 of key, each record
+/// 16 of entry): refused as damaged from its length, before the rest is
 /// read, and `verify` reports it. It was read whole (a file of a terabyte kept a roll's
 /// retention, on the append path, or `verify`, going for hours, and
 /// grew the buffer past memory), then refused for its magic.
@@ -411,13 +411,13 @@ fn a_sidecar_longer_than_its_segment_allows_is_damaged_unread() {
     drop(huge);
     match Sidecar::open(&sidecars[0]) {
         Err(events_journal::SidecarError::Damaged { reason, .. }) => {
-            assert_eq!(reason, "longer than its segment allows");
+            assert_eq!(reason, "longer than its header allows");
         }
         other => panic!("{other:?}"),
     }
     let report = verify(tmp.path()).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-    assert!(report.problems[0].what.contains("longer than its segment allows"), "{:?}", report.problems);
+    assert!(report.problems[0].what.contains("longer than its header allows"), "{:?}", report.problems);
     // The one that fits its segment still opens.
     Sidecar::open(&sidecars[1]).unwrap();
 }

@@ -143,12 +143,13 @@ impl<E: Event, C: Codec> Consumer<E, C> {
             let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
             // New: made by this open (`file.created()`; looked at before
             // it, a file a delete unlinked meanwhile had made a new
-            // consumer start with a reset), or by one that never finished:
-            // the first open commits before it returns, so generation 1
-            // was never handed to anyone. Taken as existing, one killed in
-            // between made the next start with a reset once retention
-            // removed seq 1.
-            if checkpoint.generation == 1 && checkpoint.seq == 0 {
+            // consumer start with a reset), or by one of this journal that
+            // never finished: the first open commits before it returns, so
+            // generation 1 was never handed to anyone. Taken as existing,
+            // one killed in between made the next start with a reset once
+            // retention removed seq 1. (One of another journal still
+            // starts with its epoch reset.)
+            if checkpoint.generation == 1 && checkpoint.seq == 0 && checkpoint.epoch == epoch {
                 // A new consumer starts with the earliest retained event:
                 // it missed nothing, so it must not start with a reset.
                 // Retention pins a checkpoint only once it is written and

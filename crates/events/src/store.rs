@@ -154,14 +154,16 @@ impl<E: Event, C: Codec> EventLog<E> for FeedReader<E, C> {
     }
 
     /// The latest acknowledged seq ([`FeedReader::latest_seq`]; a
-    /// follower's reads the watermark, on the blocking pool).
+    /// follower's reads the watermark, on the blocking pool, and says
+    /// nothing when that fails: an older figure would end `reconcile`
+    /// early).
     async fn newest(&self) -> Result<Option<Seq>> {
         if !self.follower() {
             return Ok(Some(self.latest_seq()));
         }
-        let reader = self.clone();
-        let latest = tokio::task::spawn_blocking(move || reader.latest_seq()).await.map_err(Error::Task)?;
-        Ok(Some(latest))
+        let shared = Arc::clone(&self.shared);
+        let read = move || shared.try_refresh_from_reader().ok().map(|()| shared.latest());
+        tokio::task::spawn_blocking(read).await.map_err(Error::Task)
     }
 }
 

@@ -603,6 +603,16 @@ async fn a_consumer_whose_first_open_was_killed_before_it_committed_is_still_new
         Some(Ok(FeedItem::Event(env))) => assert_eq!(env.seq, feed.earliest_seq()),
         other => panic!("{other:?}"),
     }
+    drop(consumer);
+    // One of another journal's epoch, never committed either, is not new:
+    // it starts with the epoch reset, its signal to rebuild.
+    let other_epoch = feed.epoch() ^ 1;
+    drop(ConsumerFile::open(tmp.path(), "older", other_epoch).unwrap());
+    let consumer = feed.consumer("older").await.unwrap();
+    match consumer.stream().next().await {
+        Some(Ok(FeedItem::Reset { reason: ResetReason::EpochMismatch { .. }, .. })) => {}
+        other => panic!("{other:?}"),
+    }
     feed.close().await.unwrap();
 }
 

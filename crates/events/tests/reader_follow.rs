@@ -83,3 +83,33 @@ async fn a_caught_up_follower_sees_a_recreated_journal_of_the_same_length() {
     let got = take_events(&mut tail, 3).await;
     assert_eq!(got, vec![(Seq::new(1), msg(101)), (Seq::new(2), msg(102)), (Seq::new(3), msg(103))]);
 }
+
+/// A follower whose journal's watermark names a segment that is gone
+/// (deleted by hand): its stream ends with the read's error, naming the
+/// segment, as before; the directory itself is there. A follower waits
+/// through a "not found" only for the directory (removed to be recreated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_watermark_names_a_missing_segment_gets_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Never).segment_bytes(1024).open().await.unwrap();
+    while feed.latest_seq() < Seq::new(60) {
+        feed.append(None, msg(feed.latest_seq().get() + 1)).await.unwrap();
+    }
+    feed.close().await.unwrap();
+    let newest = events_testkit::fs::segments(&dir).pop().unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let reader: FeedReader<Ev> = FeedReader::open(&dir).unwrap().poll_interval(std::time::Duration::from_millis(5));
+    let mut tail = reader.stream_from(Seq::ZERO);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match tail.next().await {
+                Some(Ok(_)) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends with the error, not a silent wait");
+    assert!(matches!(ended, Some(Err(_))), "{ended:?}");
+}

@@ -553,13 +553,15 @@ impl<E: Event, C: Codec> State<E, C> {
     /// was, or hit an error: the poll interval if the directory holds no
     /// journal right now (deleted, or recreated without a segment yet), which
     /// is a moment to wait through, not a reset or an error. So is a read
-    /// that found a file or the directory missing: the directory may have
-    /// been recreated since, segments and all, by the time it is looked at
-    /// here, and the next read finds the new journal (an epoch reset).
+    /// that found the directory itself missing: it may have been recreated
+    /// since, segments and all, by the time it is looked at here, and the
+    /// next read finds the new journal (an epoch reset). (A segment the
+    /// watermark names gone, say, is the read's error as before.)
     fn between_journals(&self, read: &Result<Chunk<E>>) -> Option<Duration> {
         let Tail::Poll(interval) = self.tail else { return None };
-        if let Err(Error::Journal(JournalError::Io { source, .. })) = read
+        if let Err(Error::Journal(JournalError::Io { source, path, .. })) = read
             && source.kind() == std::io::ErrorKind::NotFound
+            && *path == self.shared.dir
         {
             return Some(interval);
         }
