@@ -64,6 +64,7 @@ where
                 "sink_timeouts": stats.sink_timeouts,
                 "sink_panics": stats.sink_panics,
                 "prune_errors": stats.prune_errors,
+                "watermark_errors": stats.watermark_errors,
                 "duplicates": stats.duplicates,
                 "conflicts": stats.conflicts,
                 "live_events": stats.live_events,

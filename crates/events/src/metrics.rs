@@ -38,6 +38,7 @@
 //! | `events_sink_panics_total` | counter | | [`FeedStats::sink_panics`] |
 //! | `events_too_large_total` | counter | | [`FeedStats::too_large`] |
 //! | `events_prune_errors_total` | counter | | [`FeedStats::prune_errors`] |
+//! | `events_watermark_errors_total` | counter | | [`FeedStats::watermark_errors`] |
 //! | `events_duplicates_total` | counter | | [`FeedStats::duplicates`] |
 //! | `events_conflicts_total` | counter | | [`FeedStats::conflicts`] |
 //! | `events_live_events` | gauge | | [`FeedStats::live_events`] |
@@ -101,7 +102,7 @@ pub const CONSUMER_LABEL: &str = "consumer";
 
 /// The name of every series [`record`] and [`record_session`] publish, as
 /// in the [table](self#metrics).
-pub const METRIC_NAMES: [&str; 34] = [
+pub const METRIC_NAMES: [&str; 35] = [
     "events_appended_total",
     "events_dropped_total",
     "events_encode_errors_total",
@@ -115,6 +116,7 @@ pub const METRIC_NAMES: [&str; 34] = [
     "events_sink_panics_total",
     "events_too_large_total",
     "events_prune_errors_total",
+    "events_watermark_errors_total",
     "events_duplicates_total",
     "events_conflicts_total",
     "events_live_events",
@@ -174,6 +176,7 @@ pub fn record(stats: &FeedStats, feed: &str) {
         ("events_sink_panics_total", stats.sink_panics),
         ("events_too_large_total", stats.too_large),
         ("events_prune_errors_total", stats.prune_errors),
+        ("events_watermark_errors_total", stats.watermark_errors),
         ("events_duplicates_total", stats.duplicates),
         ("events_conflicts_total", stats.conflicts),
         ("events_live_evicted_total", stats.live_evicted),
@@ -367,6 +370,7 @@ mod tests {
             sinks: vec![sink],
             too_large: 12,
             prune_errors: 13,
+            watermark_errors: 22,
             duplicates: 18,
             conflicts: 19,
             live_events: 20,
@@ -399,6 +403,7 @@ mod tests {
             (format!("events_sink_panics_total{f}"), 11),
             (format!("events_too_large_total{f}"), 12),
             (format!("events_prune_errors_total{f}"), 13),
+            (format!("events_watermark_errors_total{f}"), 22),
             (format!("events_duplicates_total{f}"), 18),
             (format!("events_conflicts_total{f}"), 19),
             (format!("events_live_events{f}"), 20),

@@ -278,6 +278,7 @@ impl Shared {
         c.bytes.store(stats.bytes_written, Ordering::Relaxed);
         c.fsyncs.store(stats.fsyncs, Ordering::Relaxed);
         c.prune_errors.store(stats.prune_errors, Ordering::Relaxed);
+        c.watermark_errors.store(stats.watermark_errors, Ordering::Relaxed);
         self.earliest.store(journal.first_seq(), Ordering::Release);
         self.readable.store(journal.published_seq(), Ordering::Release);
         self.latest.store(last, Ordering::Release);

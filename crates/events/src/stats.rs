@@ -52,6 +52,13 @@ pub struct FeedStats {
     /// Retention passes that failed to remove a segment (logged, retried at
     /// the next roll or timer; appends are never failed by them).
     pub prune_errors: u64,
+    /// Failed writes of the readers' watermark (`WATERMARK`), each retried
+    /// at the next batch; appends still succeed. While they fail, readers
+    /// in other processes (`FeedReader::open`, `events tail` or `serve`,
+    /// a replicator) stay at the last watermark written, and retention
+    /// keeps the segment it names and every later one: a count that keeps
+    /// growing is a disk to look at.
+    pub watermark_errors: u64,
     /// Appends answered as duplicates of an earlier append with the same
     /// event id (nothing journaled).
     pub duplicates: u64,
@@ -111,6 +118,7 @@ pub(crate) struct Counters {
     pub(crate) sink_dropped: AtomicU64,
     pub(crate) too_large: AtomicU64,
     pub(crate) prune_errors: AtomicU64,
+    pub(crate) watermark_errors: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) conflicts: AtomicU64,
 }
@@ -140,6 +148,7 @@ impl Counters {
             sink_dropped: self.sink_dropped.load(Relaxed),
             too_large: self.too_large.load(Relaxed),
             prune_errors: self.prune_errors.load(Relaxed),
+            watermark_errors: self.watermark_errors.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             conflicts: self.conflicts.load(Relaxed),
             ..FeedStats::default()

@@ -92,6 +92,9 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
     plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
     assert_eq!(feed.append(Some("s"), msg(3)).await.unwrap(), Seq::new(3), "the append does not fail");
     assert_eq!(plan.fired(), [(Step::Watermark, Fault::Errno(libc::EIO))]);
+    // Counted, so an operator sees it: readers in other processes stay at 2.
+    let stats = feed.stats();
+    assert_eq!((stats.watermark_errors, stats.healthy), (1, true));
 
     // Read while the files still end at 2.
     let mut subscriber = feed.subscribe();
