@@ -22,7 +22,11 @@ pub enum Error {
     #[error("codec error")]
     Codec(#[from] CodecError),
     /// The feed was closed (by [`Feed::close`](crate::Feed::close) or
-    /// because its writer stopped); nothing more is accepted.
+    /// because its writer stopped); nothing more is accepted. An append
+    /// answered so because its writer stopped while the append's batch was
+    /// on its way (a panic on the writer thread: `stats().problem` names
+    /// it) may have been journaled: retry it under an event id
+    /// ([`AppendOptions::id`](crate::AppendOptions::id)) to have it once.
     #[error("the feed is closed")]
     Closed,
     /// An earlier journal write or fsync failed. After a failed fsync the
