@@ -133,23 +133,26 @@ fn continues_without_reuse(next_seq: u64, recovered_latest: u64, highest: u64) -
     next_seq == recovered_latest + 1 && next_seq > highest
 }
 
-/// Runs the child, kills it after a random number of acknowledgements (and
-/// once its indexer has processed a random number of events), reopens and
-/// checks, then resumes the indexer. `on_ack` is told about every
-/// acknowledgement seen.
 /// This process's own executable, to run the crash child with: on Linux
 /// the one this process runs (`/proc/self/exe`), even if its file was
 /// replaced or removed since it started (a `cargo build` meanwhile: the
 /// path then reads as "… (deleted)" and no file is there); elsewhere, its
-/// path.
-fn own_executable() -> std::path::PathBuf {
+/// path, or the name it was run by.
+fn own_executable() -> PathBuf {
     let running = Path::new("/proc/self/exe");
     if running.exists() {
         return running.to_path_buf();
     }
-    std::env::current_exe().unwrap_or_else(|_| running.to_path_buf())
+    std::env::current_exe()
+        .ok()
+        .or_else(|| std::env::args_os().next().map(PathBuf::from))
+        .unwrap_or_else(|| running.to_path_buf())
 }
 
+/// Runs the child, kills it after a random number of acknowledgements (and
+/// once its indexer has processed a random number of events), reopens and
+/// checks, then resumes the indexer. `on_ack` is told about every
+/// acknowledgement seen.
 pub(crate) async fn crash_and_recover(
     dir: &Path,
     sync: SyncPolicy,

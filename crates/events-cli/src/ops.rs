@@ -277,7 +277,8 @@ pub(crate) fn tail(args: &TailArgs) -> Result<(), Failure> {
             let step = match follower.next() {
                 Ok(Some(step)) => step,
                 Ok(None) => {
-                    vanished = None;
+                    // Caught up: an expired reset from here on is one.
+                    (vanished, from_start) = (None, false);
                     break;
                 }
                 // Deleted, or recreated and not written yet: under `--follow`

@@ -166,10 +166,12 @@ fn check(dir: &Path, acked: Option<Acked>, listing: segment::Listing) -> Result<
         let (map, search_end) = match image(&seg.path, newest, bound) {
             Ok(m) => m,
             // The live writer's retention took it out after the listing, or
-            // that of a writer that opened since (its retention at open).
+            // that of a writer that opened since (its retention at open,
+            // oldest first: only with every segment listed before it gone
+            // too, else one in the middle gone is damage, reported).
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
-                    && (live.is_some() || crate::lock::is_held(dir) == Some(true)) =>
+                    && (live.is_some() || (i == vanished.len() && crate::lock::is_held(dir) == Some(true))) =>
             {
                 next_expected = None;
                 vanished.push(seg.first_seq);

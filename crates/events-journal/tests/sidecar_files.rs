@@ -399,9 +399,9 @@ fn a_pruned_segment_that_ends_before_the_next_leaves_its_gap_unknown() {
 /// 16 of entry): refused as damaged from its length, before the rest is
 /// read, and `verify` reports it. It was read whole (a file of a terabyte kept a roll's
 /// retention, on the append path, or `verify`, going for hours, and
-/// grew the buffer past memory), then refused for its magic.
+/// grew the buffer past memory), then refused for its checksum.
 #[test]
-fn a_sidecar_longer_than_its_segment_allows_is_damaged_unread() {
+fn a_sidecar_longer_than_its_header_allows_is_damaged_unread() {
     let tmp = tempfile::tempdir().unwrap();
     let journal = journal(tmp.path(), 60, Retention::unlimited());
     let sidecars = index_sealed(tmp.path());

@@ -25,8 +25,9 @@ pub enum Error {
     /// because its writer stopped); nothing more is accepted. An append
     /// answered so because its writer stopped while the append's batch was
     /// on its way (a panic on the writer thread: `stats().problem` names
-    /// it) may have been journaled: retry it under an event id
-    /// ([`AppendOptions::id`](crate::AppendOptions::id)) to have it once.
+    /// it) may have been journaled: an append made with an event id
+    /// ([`AppendOptions::id`](crate::AppendOptions::id)) from its first
+    /// attempt on is had once by retrying it with the same id.
     #[error("the feed is closed")]
     Closed,
     /// An earlier journal write or fsync failed. After a failed fsync the

@@ -553,17 +553,21 @@ impl<E: Event, C: Codec> State<E, C> {
     /// was, or hit an error: the poll interval if the directory holds no
     /// journal right now (deleted, or recreated without a segment yet), which
     /// is a moment to wait through, not a reset or an error. So is a read
-    /// that found the directory itself missing: it may have been recreated
-    /// since, segments and all, by the time it is looked at here, and the
-    /// next read finds the new journal (an epoch reset). (A segment the
-    /// watermark names gone, say, is the read's error as before.)
+    /// that found the directory itself missing, or a file of a journal the
+    /// directory no longer holds (another epoch there now): it may have
+    /// been recreated since, segments and all, by the time it is looked at
+    /// here, and the next read finds the new journal (an epoch reset). (A
+    /// segment the watermark names gone from the same journal, say, is the
+    /// read's error as before.)
     fn between_journals(&self, read: &Result<Chunk<E>>) -> Option<Duration> {
         let Tail::Poll(interval) = self.tail else { return None };
         if let Err(Error::Journal(JournalError::Io { source, path, .. })) = read
             && source.kind() == std::io::ErrorKind::NotFound
-            && *path == self.shared.dir
         {
-            return Some(interval);
+            let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
+            if *path == self.shared.dir || self.shared.reader.epoch().is_ok_and(|now| now != cursor_epoch) {
+                return Some(interval);
+            }
         }
         if !matches!(read, Err(_) | Ok(Chunk::Ahead | Chunk::Expired(_))) {
             return None;
