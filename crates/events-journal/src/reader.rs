@@ -578,25 +578,31 @@ impl Reader {
         }
         // So with no writer: seqs a dead writer's watermark names were
         // handed out, even where their records are gone (a salvage cut
-        // them, and the open failed before it skipped past them).
-        if let Bound::Crashed(Some(wm)) = bound
-            && wm.seq > in_files
-            && let Some(handed_out) = self.handed_out_by_the_dead_writer(bound)
-        {
-            return Ok(handed_out);
-        }
-        Ok(in_files)
+        // them, and the open failed before it skipped past them); and
+        // those its lease names, where a power loss took them.
+        Ok(self.handed_out_by_the_dead_writer(bound).map_or(in_files, |handed_out| handed_out.max(in_files)))
     }
 
-    /// With no writer running, the last seq the dead writer's watermark
-    /// names, in this journal (its epoch the newest segment's): handed
-    /// out, so the next writer skips past it whatever the files still hold.
-    /// A cursor up to it is not ahead of the journal (reading it so had
-    /// rewound a follower and stopped a replicator), and `last_seq` is not
+    /// With no writer running, the last seq the dead writer may have
+    /// handed out, in this journal (the newest segment's epoch): the seq
+    /// its watermark names (of that epoch), and, when it acknowledged
+    /// before syncing in a boot other than this one, the end of its lease
+    /// ([`Lease::lost_upto`](crate::lease::Lease::lost_upto): a power loss
+    /// since may have taken seqs it handed out, which only the lease,
+    /// synced before any of them, still names). The next writer skips past
+    /// both whatever the files still hold. A cursor up to it is not ahead
+    /// of the journal (reading it so had rewound a follower, which read the
+    /// kept records again, and stopped a replicator), and `last_seq` is not
     /// below it.
     fn handed_out_by_the_dead_writer(&self, bound: Bound) -> Option<u64> {
-        let Bound::Crashed(Some(wm)) = bound else { return None };
-        self.newest_header().is_ok_and(|(_, header)| header.epoch == wm.epoch).then_some(wm.seq)
+        let Bound::Crashed(wm) = bound else { return None };
+        let epoch = self.newest_header().ok()?.1.epoch;
+        let watermarked = wm.filter(|wm| wm.epoch == epoch).map(|wm| wm.seq);
+        let leased = crate::lease::read(&self.inner.dir)
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.lost_upto(epoch, self.inner.io.boot_id(), 0));
+        watermarked.max(leased)
     }
 
     /// The last seq of the last segment of `segs`, read as `extent` allows.

@@ -54,6 +54,35 @@ fn handed_out_then_power_lost(dir: &Path, sync: SyncPolicy) -> u64 {
     kept.last().copied().unwrap_or(0)
 }
 
+/// After the power loss, before any writer opens, a reader in the new boot
+/// (a follower in another process) resuming at the seq it had read (100)
+/// waits: no record, no `Ahead`; `last_seq` is the lease's end (129), which
+/// the next writer skips past; a cursor past it is ahead. It read `Ahead {
+/// latest: kept }`: a follower rewound to the earliest record and read the
+/// kept ones again, where the in-process stream after the next open gives
+/// one gap. In the boot the writer ran in (a crash, no power loss), the
+/// watermark alone says what was handed out, as before.
+#[test]
+fn after_a_power_loss_a_reader_with_no_writer_waits_at_a_seq_it_was_handed() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600))] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let kept = handed_out_then_power_lost(dir, sync);
+        let plan = FaultPlan::new();
+        plan.reboot(1);
+        let reader = Reader::open_with_faults(dir, plan).unwrap();
+        assert_eq!(reader.last_seq().unwrap(), 129, "{sync:?}");
+        for cursor in [kept, 100, 129] {
+            let read = reader.read_since(cursor).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
+            assert!(matches!(read, Ok(None)), "{sync:?}: at {cursor}: {read:?}");
+        }
+        let ahead = reader.read_since(130).err();
+        assert!(matches!(ahead, Some(ReadError::Ahead { latest: 129 })), "{sync:?}: {ahead:?}");
+        // The records kept are still served from before them.
+        assert_eq!(seqs_and_gaps(dir, 0).0.len() as u64, kept, "{sync:?}");
+    }
+}
+
 #[test]
 fn a_power_loss_after_a_reboot_never_reuses_a_seq_that_was_handed_out() {
     for sync in [SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600))] {
