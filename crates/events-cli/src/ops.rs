@@ -122,7 +122,7 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
         // looked at around the read, since the writer may be open by the
         // time the records are printed.
         let opening = reader.writer_opening()?;
-        let records = dump_from(&reader, cursor, args.from.seq)?;
+        let records = dump_from(&reader, cursor, &args.from)?;
         let opening = opening || reader.writer_opening()?;
         // Recreated while the dump was reading.
         if let Some(found) = records.epoch().filter(|&found| found != epoch) {
@@ -159,8 +159,13 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
 }
 
 /// The records `dump` prints after `cursor`; `from` is what `--from` asked.
-fn dump_from(reader: &Reader, cursor: u64, from: u64) -> Result<events::layers::journal::Records, Failure> {
-    match read_from(reader, cursor) {
+fn dump_from(reader: &Reader, cursor: u64, from: &FromCursor) -> Result<events::layers::journal::Records, Failure> {
+    // A bare 0 is everything retained; `<epoch>-0` is a position, as
+    // every cursor naming its journal (`GET /stream?since=` and
+    // `stream_from` take it so): records after it pruned are refused.
+    let read = if from.epoch.is_none() { read_from(reader, cursor) } else { reader.read_since(cursor) };
+    let from = from.seq;
+    match read {
         Ok(records) => Ok(records),
         Err(ReadError::Expired { earliest }) => Err(Failure::Error(
             format!("records after {from} were removed by retention; the earliest is {earliest}").into(),
@@ -347,15 +352,16 @@ fn start_following(args: &TailArgs, appeared: bool) -> Result<(Follower, bool), 
     // journal's first records skipped under the old journal's last seq.
     let epoch = reader.epoch()?;
     let cursor = match args.from {
+        // A cursor of a named journal is a position, `<epoch>-0` too, as
+        // `GET /stream?since=` and `stream_from` take it: an `expired`
+        // reset if records after it were pruned, and the follower says so
+        // if the directory now holds another journal.
+        Some(FromCursor { epoch: Some(named), seq }) => {
+            return Ok((Follower::resume(reader, named, seq), false));
+        }
         // A bare 0 asks for everything retained, as `stream_from(Seq::ZERO)`
         // and `GET /stream?since=0` do: no `expired` reset for what retention
         // removed before the command started.
-        // A cursor of a named journal: the follower says so if the
-        // directory now holds another (`<epoch>-0` of the journal there is
-        // a bare 0, as `dump` takes it).
-        Some(FromCursor { epoch: Some(named), seq }) if seq != 0 || named != epoch => {
-            return Ok((Follower::resume(reader, named, seq), false));
-        }
         Some(FromCursor { seq: 0, .. }) => {
             let cursor = reader.first_seq()?.saturating_sub(1);
             return Ok((Follower::resume(reader, epoch, cursor), true));
