@@ -97,6 +97,9 @@ pub struct Follower {
 enum Opened {
     Records(Records),
     Reset(Reset),
+    /// The directory holds no segment right now (emptied to be recreated
+    /// or restored): nothing to serve yet, nothing to reset.
+    Nothing,
 }
 
 impl Follower {
@@ -153,6 +156,7 @@ impl Follower {
                 match self.open()? {
                     Opened::Records(records) => self.records = Some((records, self.cursor)),
                     Opened::Reset(reset) => return Ok(Some(self.announce(reset))),
+                    Opened::Nothing => return Ok(None),
                 }
                 continue;
             };
@@ -204,6 +208,10 @@ impl Follower {
             },
             Err(ReadError::Ahead { latest }) => match self.reader.epoch() {
                 Ok(now) if now != self.epoch => self.new_epoch(now),
+                // No segment at all (a dead writer's journal whose files
+                // are being replaced, say): a moment to wait through, as
+                // the façade's streams do, not a cursor ahead of a journal.
+                Err(JournalError::NoSegments { .. }) => return Ok(Opened::Nothing),
                 _ => {
                     let earliest = self.reader.first_seq()?;
                     self.cursor = earliest - 1;

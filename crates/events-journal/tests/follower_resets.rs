@@ -110,3 +110,32 @@ fn a_recreated_directory_is_an_epoch_reset_then_the_new_journal_from_its_start()
     assert_eq!(got[1..], [Ok(1), Ok(2)]);
     j.close().unwrap();
 }
+
+/// A follower at 3 of a journal with no writer and no clean close (its
+/// watermark gone) whose segments are moved out for a moment and back (a
+/// restore, or a recreation under way): nothing while they are out, then
+/// the next record, with no reset. It reset `Ahead` (to go on with the
+/// earliest: the records it had again), where the façade's streams wait.
+#[test]
+fn a_journal_with_no_segment_for_a_moment_is_no_reason_to_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    append_n(&mut j, 4);
+    j.close().unwrap();
+    std::fs::remove_file(dir.path().join(events_journal::WATERMARK_FILE)).unwrap();
+    let mut f = Follower::new(Reader::open(dir.path()).unwrap(), 3).unwrap();
+    let aside = tempfile::tempdir().unwrap();
+    let moved: Vec<_> = segments(dir.path())
+        .into_iter()
+        .map(|seg| {
+            let to = aside.path().join(seg.file_name().unwrap());
+            std::fs::rename(&seg, &to).unwrap();
+            (to, seg)
+        })
+        .collect();
+    assert_eq!(drain(&mut f), [], "nothing to serve, nothing to reset");
+    for (from, to) in moved {
+        std::fs::rename(from, to).unwrap();
+    }
+    assert_eq!(drain(&mut f), [Ok(4)]);
+}
