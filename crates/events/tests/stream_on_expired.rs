@@ -88,3 +88,32 @@ async fn every_policy_on_one_pruned_journal_writer_and_follower() {
     assert!(matches!(next_item(&mut s).await, Err(Error::Expired { .. })), "the builder's policy applies");
     strict.close().await.unwrap();
 }
+
+/// A stream from a bare `Seq::ZERO` (everything retained) that caught up
+/// with an empty journal, then is not polled while events 1.. are appended
+/// and retention prunes the first of them: polled again, it says so with
+/// one `Reset { Expired }`, as any stream that caught up. Those events came
+/// after it began: it needed them. "Everything retained" had held for as
+/// long as the cursor was 0, and the stream went on with the earliest
+/// event left, passing over the pruned ones in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_zero_that_caught_up_resets_when_events_after_it_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: events::Feed<Ev> = events::Feed::builder(dir.path())
+        .sync(events::SyncPolicy::Never)
+        .segment_bytes(1024)
+        .retention(events::Retention::segments(2))
+        .live_capacity(1)
+        .open()
+        .await
+        .unwrap();
+    let mut stream = feed.stream_from(Seq::ZERO);
+    assert!(futures::poll!(stream.next()).is_pending(), "caught up with an empty journal");
+    while feed.earliest_seq() < Seq::new(3) {
+        let n = feed.latest_seq().get() + 1;
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap();
+    assert!(matches!(first, Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, .. }))), "{first:?}");
+    feed.close().await.unwrap();
+}

@@ -134,29 +134,35 @@ impl<E: Event, C: Codec> State<E, C> {
             Ok(Chunk::Records(records)) if !records.is_empty() => {
                 return Next::Yield(Some(Ok(self.batch(records.into_vec()))));
             }
-            Ok(Chunk::Records(_)) => match &self.tail {
-                Tail::Live(_) if self.heard & STOPPED == 0 => self.phase = Phase::Live,
-                Tail::Live(_) => {
-                    self.phase = Phase::Done;
-                    // Everything durable was delivered. A writer that
-                    // stopped after a journal failure (or a replaced
-                    // directory) is no clean end: the stream says why.
-                    if let Some(cause) = self.shared.failure() {
-                        return Next::Yield(Some(Err(crate::Error::Unhealthy { cause })));
+            // Caught up: from here on a position, not "everything
+            // retained": what is appended next is what the stream needs,
+            // and a reset says so if retention takes it first.
+            Ok(Chunk::Records(_)) => {
+                self.everything = false;
+                match &self.tail {
+                    Tail::Live(_) if self.heard & STOPPED == 0 => self.phase = Phase::Live,
+                    Tail::Live(_) => {
+                        self.phase = Phase::Done;
+                        // Everything durable was delivered. A writer that
+                        // stopped after a journal failure (or a replaced
+                        // directory) is no clean end: the stream says why.
+                        if let Some(cause) = self.shared.failure() {
+                            return Next::Yield(Some(Err(crate::Error::Unhealthy { cause })));
+                        }
+                        return Next::Yield(None);
                     }
-                    return Next::Yield(None);
-                }
-                Tail::Poll(interval) => {
-                    // Caught up with files another process writes: look
-                    // again later, first checking that they are still
-                    // the same journal.
-                    let interval = *interval;
-                    if let Some(item) = self.epoch_changed(false) {
-                        return Next::Yield(Some(Ok(Out::Item(item))));
+                    Tail::Poll(interval) => {
+                        // Caught up with files another process writes: look
+                        // again later, first checking that they are still
+                        // the same journal.
+                        let interval = *interval;
+                        if let Some(item) = self.epoch_changed(false) {
+                            return Next::Yield(Some(Ok(Out::Item(item))));
+                        }
+                        return Next::Wait(interval);
                     }
-                    return Next::Wait(interval);
                 }
-            },
+            }
             Ok(Chunk::Undecodable { before, seq, stream, .. }) if self.not_this_streams(stream.as_ref()) => {
                 // A stream filtered by stream id would pass over this event
                 // decoded: it passes over it undecoded too, after what
