@@ -27,7 +27,8 @@ pub(crate) struct DumpArgs {
     dir: PathBuf,
     /// Print records after this seq (exclusive; 0, the default: everything retained, also
     /// when retention removed the first records). `<epoch>-<seq>` (a `--json` line's
-    /// `cursor`) also names the journal: a directory that now holds another is an error.
+    /// `cursor`) also names the journal: a directory that now holds another is an error,
+    /// and `<epoch>-0` is a position (an error if retention removed records after it).
     #[arg(long, default_value = "0", value_parser = crate::args::parse_from)]
     from: FromCursor,
     /// Print at most this many records.
@@ -47,7 +48,8 @@ pub(crate) struct TailArgs {
     /// what retention removed before the command started). Default: only new records (all
     /// of a journal that appears after the command started).
     /// `<epoch>-<seq>` (a `--json` line's `cursor`) also names the journal: if the
-    /// directory now holds another, an `epoch_mismatch` reset, then its earliest record.
+    /// directory now holds another, an `epoch_mismatch` reset, then its earliest record;
+    /// `<epoch>-0` is a position (an `expired` reset if retention removed records after it).
     #[arg(long, value_parser = crate::args::parse_from)]
     from: Option<FromCursor>,
     /// Keep waiting for new records instead of exiting at the end (without

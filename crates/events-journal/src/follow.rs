@@ -97,9 +97,6 @@ pub struct Follower {
 enum Opened {
     Records(Records),
     Reset(Reset),
-    /// The directory holds no segment right now (emptied to be recreated
-    /// or restored): nothing to serve yet, nothing to reset.
-    Nothing,
 }
 
 impl Follower {
@@ -156,7 +153,6 @@ impl Follower {
                 match self.open()? {
                     Opened::Records(records) => self.records = Some((records, self.cursor)),
                     Opened::Reset(reset) => return Ok(Some(self.announce(reset))),
-                    Opened::Nothing => return Ok(None),
                 }
                 continue;
             };
@@ -209,9 +205,11 @@ impl Follower {
             Err(ReadError::Ahead { latest }) => match self.reader.epoch() {
                 Ok(now) if now != self.epoch => self.new_epoch(now),
                 // No segment at all (a dead writer's journal whose files
-                // are being replaced, say): a moment to wait through, as
-                // the façade's streams do, not a cursor ahead of a journal.
-                Err(JournalError::NoSegments { .. }) => return Ok(Opened::Nothing),
+                // are being replaced, say): what a follower started then
+                // is told (`events tail` waits, saying so; a replicator
+                // retries, recording a stall), not a cursor ahead of a
+                // journal to go back to the start of.
+                Err(e @ JournalError::NoSegments { .. }) => return Err(e),
                 _ => {
                     let earliest = self.reader.first_seq()?;
                     self.cursor = earliest - 1;

@@ -598,10 +598,15 @@ impl Reader {
         let Bound::Crashed(wm) = bound else { return None };
         let epoch = self.newest_header().ok()?.1.epoch;
         let watermarked = wm.filter(|wm| wm.epoch == epoch).map(|wm| wm.seq);
+        // A boot this reader cannot tell (no `/proc/sys` here, where the
+        // writer could read its own) is no sign of a power loss: the next
+        // writer, which can, skips nothing after a crash in its own boot.
+        let boot = self.inner.io.boot_id();
         let leased = crate::lease::read(&self.inner.dir)
             .ok()
             .flatten()
-            .and_then(|lease| lease.lost_upto(epoch, self.inner.io.boot_id(), 0));
+            .filter(|lease| boot.is_some() || lease.boot.is_none())
+            .and_then(|lease| lease.lost_upto(epoch, boot, 0));
         watermarked.max(leased)
     }
 

@@ -117,3 +117,46 @@ async fn a_bare_zero_that_caught_up_resets_when_events_after_it_are_pruned() {
     assert!(matches!(first, Some(Ok(FeedItem::Reset { reason: ResetReason::Expired, .. }))), "{first:?}");
     feed.close().await.unwrap();
 }
+
+/// A follower's stream from a bare `Seq::ZERO` that starts while a writer
+/// is opening a journal whose one segment (the newest, which a read skips
+/// while a writer opens) starts past seq 1: its first read finds nothing,
+/// and "everything retained" becomes the position before the earliest
+/// event then, counted over every segment. Once the writer is open, it
+/// reads that segment's events with no reset. Taken as the position 0,
+/// it reported the events pruned before it began as expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_zero_follower_started_while_a_writer_opens_gets_no_reset() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let options = |feed: events::FeedBuilder<Ev>| {
+        feed.sync(events::SyncPolicy::Never).segment_bytes(1024).retention(events::Retention::segments(1))
+    };
+    let feed: events::Feed<Ev> = options(events::Feed::builder(dir.path())).open().await.unwrap();
+    while feed.earliest_seq() < Seq::new(3) {
+        let n = feed.latest_seq().get() + 1;
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    let earliest = feed.earliest_seq();
+    for _ in 0..3 {
+        let n = feed.latest_seq().get() + 1;
+        feed.append(None, msg(n)).await.unwrap();
+    }
+    assert_eq!(feed.earliest_seq(), earliest, "one segment still");
+    let latest = feed.latest_seq();
+    feed.close().await.unwrap();
+    let follower = FeedReader::<Ev>::open(dir.path()).unwrap().poll_interval(std::time::Duration::from_millis(5));
+    let plan = FaultPlan::new();
+    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(1)));
+    let opening = tokio::spawn(options(events::Feed::builder(dir.path())).faults(plan.clone()).open());
+    support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
+    let mut stream = follower.stream_from(Seq::ZERO);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap();
+    match first {
+        Some(Ok(FeedItem::Event(env))) => assert_eq!(env.seq, earliest),
+        other => panic!("{other:?}"),
+    }
+    let rest = take_events(&mut stream, 3).await;
+    assert_eq!(rest.last().map(|e| e.0), Some(latest));
+    opening.await.unwrap().unwrap().close().await.unwrap();
+}

@@ -412,7 +412,8 @@ struct State<E, C> {
     /// The last seq delivered.
     cursor: u64,
     cursor_epoch: Option<u64>,
-    /// Asked for "everything retained" (a bare `Seq::ZERO`): never expired.
+    /// Asked for "everything retained" (a bare `Seq::ZERO`): never expired,
+    /// until the stream first catches up (`read.rs`).
     everything: bool,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
@@ -589,6 +590,29 @@ impl<E: Event, C: Codec> State<E, C> {
         let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
         let journal_epoch = if look { self.shared.epoch_on_disk()? } else { self.shared.epoch() };
         (journal_epoch != cursor_epoch).then(|| self.reset(ResetReason::EpochMismatch { cursor_epoch, journal_epoch }))
+    }
+
+    /// A stream from a bare `Seq::ZERO` that read nothing: "everything
+    /// retained" becomes the position before the earliest event retained
+    /// now, so what is appended next is what it needs (pruned before it
+    /// read it, a reset says so). The earliest from the files for a
+    /// follower, with every segment listed: an empty read while a writer
+    /// opens skips the newest, and taken as a position at 0 the stream had
+    /// reported records pruned before it began. Left as it is when the
+    /// files cannot be listed (the next empty read tries again).
+    fn caught_up_at_zero(&mut self) {
+        if !self.everything {
+            return;
+        }
+        let earliest = match self.tail {
+            Tail::Poll(_) => match self.shared.reader.first_seq() {
+                Ok(earliest) => earliest,
+                Err(_) => return,
+            },
+            Tail::Live(_) => self.shared.earliest().get(),
+        };
+        self.everything = false;
+        self.cursor = self.cursor.max(earliest.saturating_sub(1));
     }
 
     /// Hands a non-empty run of consecutive events to the consumer at once;

@@ -138,7 +138,7 @@ impl<E: Event, C: Codec> State<E, C> {
             // retained": what is appended next is what the stream needs,
             // and a reset says so if retention takes it first.
             Ok(Chunk::Records(_)) => {
-                self.everything = false;
+                self.caught_up_at_zero();
                 match &self.tail {
                     Tail::Live(_) if self.heard & STOPPED == 0 => self.phase = Phase::Live,
                     Tail::Live(_) => {
