@@ -144,8 +144,10 @@ impl Follower {
     /// # Errors
     ///
     /// A damaged sealed segment ([`JournalError::Corrupt`], naming file and
-    /// offset) or a failed system call. The follower stays where it was, so
-    /// the caller may report the error and try again later.
+    /// offset), a directory holding no segment right now, its cursor past 0
+    /// ([`JournalError::NoSegments`]: emptied to be restored or recreated),
+    /// or a failed system call. The follower stays where it was, so the
+    /// caller may report the error and try again later.
     #[allow(clippy::should_implement_trait, reason = "fallible and resumable after `None`: not an Iterator")]
     pub fn next(&mut self) -> Result<Option<Followed>, JournalError> {
         loop {

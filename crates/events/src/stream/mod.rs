@@ -53,7 +53,7 @@ use self::read::Next;
 use crate::bell::{NO_SLOT, STOPPED};
 use crate::position::{Cursor, FeedItem, OnExpired, OnUndecodable, ResetReason};
 use crate::recent::{Kept, Recent};
-use crate::replay::{Chunk, ReadOut};
+use crate::replay::Chunk;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::{Error, Result};
@@ -191,6 +191,7 @@ impl<E: Event> FeedStream<E> {
             cursor: cursor.seq.get(),
             cursor_epoch: cursor.epoch,
             everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
+            earliest_before: None,
             on_expired,
             on_undecodable,
             pending: None,
@@ -388,7 +389,7 @@ struct Prefetch<E> {
     /// The writer's bell when the first read of its iterator started (see
     /// `State::heard`): it reads no further than the journal held then.
     heard: u32,
-    read: JoinHandle<Result<ReadOut<E>>>,
+    read: JoinHandle<Result<read::Read<E>>>,
 }
 
 /// What the state machine is doing.
@@ -415,6 +416,9 @@ struct State<E, C> {
     /// Asked for "everything retained" (a bare `Seq::ZERO`): never expired,
     /// until the stream first catches up (`read.rs`).
     everything: bool,
+    /// For a bare `Seq::ZERO` at 0: the earliest retained seq as it was
+    /// before the read under way ([`caught_up_at_zero`](Self::caught_up_at_zero)).
+    earliest_before: Option<u64>,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
     /// What the last read found after its records, reported once they are
@@ -593,26 +597,27 @@ impl<E: Event, C: Codec> State<E, C> {
     }
 
     /// A stream from a bare `Seq::ZERO` that read nothing: "everything
-    /// retained" becomes the position before the earliest event retained
-    /// now, so what is appended next is what it needs (pruned before it
-    /// read it, a reset says so). The earliest from the files for a
-    /// follower, with every segment listed: an empty read while a writer
-    /// opens skips the newest, and taken as a position at 0 the stream had
-    /// reported records pruned before it began. Left as it is when the
-    /// files cannot be listed (the next empty read tries again).
+    /// retained" ends, so what is appended next is what it needs (pruned
+    /// before it read it, a reset says so). At 0, it becomes the position
+    /// before the earliest event as it was before that read
+    /// (`earliest_before`; for a follower, with every segment listed: an
+    /// empty read while a writer opens skips the newest, and taken as the
+    /// position 0 the stream had reported records pruned before it began).
+    /// Left as it is when that is not known (the listing failed: the next
+    /// empty read lists again). Past 0 the stream already holds a
+    /// position: it stays (moved to an earliest looked at after the read,
+    /// it had passed over events appended and pruned meanwhile).
     fn caught_up_at_zero(&mut self) {
         if !self.everything {
             return;
         }
-        let earliest = match self.tail {
-            Tail::Poll(_) => match self.shared.reader.first_seq() {
-                Ok(earliest) => earliest,
-                Err(_) => return,
-            },
-            Tail::Live(_) => self.shared.earliest().get(),
-        };
+        if self.cursor != 0 {
+            self.everything = false;
+            return;
+        }
+        let Some(earliest) = self.earliest_before.take() else { return };
         self.everything = false;
-        self.cursor = self.cursor.max(earliest.saturating_sub(1));
+        self.cursor = earliest.saturating_sub(1);
     }
 
     /// Hands a non-empty run of consecutive events to the consumer at once;

@@ -21,6 +21,10 @@ use crate::bell::STOPPED;
 use crate::position::ResetReason;
 use crate::recent::Kept;
 use crate::replay::{Chunk, ReadOut, joined, read_chunk};
+
+/// A blocking read's outcome, with the earliest retained seq listed before
+/// it when asked (`spawn_read`).
+pub(super) type Read<E> = (ReadOut<E>, Option<u64>);
 use crate::{Error, Result};
 
 /// Where the state machine goes after a journal read.
@@ -39,6 +43,12 @@ impl<E: Event, C: Codec> State<E, C> {
     /// the background, so decoding overlaps with the consumer's work.
     pub(super) async fn read_chunk(&mut self) -> Result<Chunk<E>> {
         let cursor = self.cursor;
+        // A bare 0 that reads nothing becomes the position before the
+        // earliest event as it was before this read (`caught_up_at_zero`):
+        // the writer's own, taken before `latest` is looked at; a
+        // follower's, listed by the read before it reads.
+        let bare = self.everything && cursor == 0;
+        self.earliest_before = (bare && matches!(self.tail, Tail::Live(_))).then(|| self.shared.earliest().get());
         // Before the look: a ring from here on is not missed.
         let heard = self.shared.bell.state();
         if let Some(kept) = self.kept_after(cursor).envelopes() {
@@ -64,10 +74,13 @@ impl<E: Event, C: Codec> State<E, C> {
             // Any other position (the first read, after a live gap or a lag)
             // starts a new iterator; a read ahead from elsewhere is left to
             // finish and be dropped.
-            _ => (heard, self.spawn_read(cursor, None)),
+            _ => (heard, self.spawn_read(cursor, None, bare)),
         };
         self.heard = heard;
-        let (chunk, records) = joined(read.await)?;
+        let ((chunk, records), listed) = joined(read.await)?;
+        if listed.is_some() {
+            self.earliest_before = listed;
+        }
         // Only a full chunk hands its iterator back: read on from there.
         if let (Chunk::Records(out), Some(records)) = (&chunk, records)
             && let Some(last) = out.last().filter(|last| self.read_ahead(last.seq.get()))
@@ -76,7 +89,8 @@ impl<E: Event, C: Codec> State<E, C> {
             // The iterator reads what the journal held when the chain's
             // first read made it: the bell as that read found it.
             let heard = self.heard;
-            self.prefetch = Some(Box::new(Prefetch { after, heard, read: self.spawn_read(after, Some(records)) }));
+            self.prefetch =
+                Some(Box::new(Prefetch { after, heard, read: self.spawn_read(after, Some(records), false) }));
         }
         Ok(chunk)
     }
@@ -94,7 +108,9 @@ impl<E: Event, C: Codec> State<E, C> {
         recent.after(cursor, self.chunk_len(cursor), self.shared.latest().get())
     }
 
-    fn spawn_read(&self, cursor: u64, records: Option<Records>) -> JoinHandle<Result<ReadOut<E>>> {
+    /// With `list_first`, a follower's read lists the earliest retained seq
+    /// before it reads, and returns it too.
+    fn spawn_read(&self, cursor: u64, records: Option<Records>, list_first: bool) -> JoinHandle<Result<Read<E>>> {
         let shared = Arc::clone(&self.shared);
         let codec = self.codec.clone();
         // A writer's feed serves only what its writer acknowledged: the files
@@ -107,6 +123,8 @@ impl<E: Event, C: Codec> State<E, C> {
         let max = self.chunk_len(cursor);
         let follower = matches!(self.tail, Tail::Poll(_));
         tokio::task::spawn_blocking(move || {
+            // Before the read: what it then finds empty was after it.
+            let listed = (follower && list_first).then(|| shared.reader.first_seq().ok()).flatten();
             let read = read_chunk(&shared, &codec, cursor, records, max, limit, epoch);
             // Caught up with files another process writes: the stream
             // compares the journal's epoch next (`epoch_changed`), looked
@@ -114,7 +132,7 @@ impl<E: Event, C: Codec> State<E, C> {
             if follower && matches!(&read, Ok((Chunk::Records(records), _)) if records.is_empty()) {
                 shared.epoch_on_disk();
             }
-            read
+            read.map(|read| (read, listed))
         })
     }
 
