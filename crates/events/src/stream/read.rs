@@ -21,11 +21,11 @@ use crate::bell::STOPPED;
 use crate::position::ResetReason;
 use crate::recent::Kept;
 use crate::replay::{Chunk, ReadOut, joined, read_chunk};
+use crate::{Error, Result};
 
 /// A blocking read's outcome, with the earliest retained seq listed before
 /// it when asked (`spawn_read`).
 pub(super) type Read<E> = (ReadOut<E>, Option<u64>);
-use crate::{Error, Result};
 
 /// Where the state machine goes after a journal read.
 pub(super) enum Next<E> {
@@ -123,8 +123,11 @@ impl<E: Event, C: Codec> State<E, C> {
         let max = self.chunk_len(cursor);
         let follower = matches!(self.tail, Tail::Poll(_));
         tokio::task::spawn_blocking(move || {
-            // Before the read: what it then finds empty was after it.
-            let listed = (follower && list_first).then(|| shared.reader.first_seq().ok()).flatten();
+            // Before the read: what it then finds empty was after it. None
+            // with no segment listed (emptied to be restored: not known).
+            let listed = (follower && list_first)
+                .then(|| shared.reader.segments().ok()?.first().map(|(first, _)| *first))
+                .flatten();
             let read = read_chunk(&shared, &codec, cursor, records, max, limit, epoch);
             // Caught up with files another process writes: the stream
             // compares the journal's epoch next (`epoch_changed`), looked
