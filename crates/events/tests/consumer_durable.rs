@@ -582,17 +582,8 @@ async fn a_new_consumer_opened_while_a_pruning_append_waits_on_its_fdatasync_sta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_whose_first_open_was_killed_before_it_committed_is_still_new() {
     let tmp = tempfile::tempdir().unwrap();
-    let feed: Feed<Ev> = Feed::builder(tmp.path())
-        .sync(SyncPolicy::Never)
-        .segment_bytes(1024)
-        .retention(Retention::segments(2))
-        .open()
-        .await
-        .unwrap();
-    while feed.earliest_seq() < Seq::new(10) {
-        let n = feed.latest_seq().get() + 1;
-        feed.append(None, msg(n)).await.unwrap();
-    }
+    let feed = support::pruned_feed(tmp.path(), 200).await;
+    assert!(feed.earliest_seq() > Seq::new(1), "seq 1 pruned");
     // The killed open: the file made, nothing committed.
     let (file, checkpoint) = ConsumerFile::open(tmp.path(), "late", feed.epoch()).unwrap();
     assert_eq!((checkpoint.generation, checkpoint.seq), (1, 0));
