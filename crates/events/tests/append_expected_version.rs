@@ -280,3 +280,24 @@ async fn a_version_is_read_past_a_watermark_a_failed_write_left_behind() {
     assert_eq!(fresh.seq, Seq::new(3));
     feed.close().await.unwrap();
 }
+
+/// A conditional append refused because the watermark it must bring up
+/// to date fails to write again: the refusal's failure is counted at once
+/// (`watermark_errors` 2), not at the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermark_write_failing_for_a_conditional_append_is_counted_at_once() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Edit> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(Some("s"), put(1, 1)).await.unwrap();
+    let next = plan.count(Step::Watermark);
+    plan.inject(Step::Watermark, next, Fault::Errno(libc::EIO));
+    plan.inject(Step::Watermark, next + 1, Fault::Errno(libc::EIO));
+    feed.append(Some("s"), put(1, 2)).await.unwrap();
+    assert_eq!(feed.stats().watermark_errors, 1);
+    let refused = feed.append_with(Some("s"), put(2, 1), expect(Expected::Exact(Seq::new(2)))).await;
+    assert!(matches!(refused, Err(Error::Journal(_))), "{refused:?}");
+    assert_eq!(feed.stats().watermark_errors, 2, "counted with the refusal");
+    feed.close().await.unwrap();
+}

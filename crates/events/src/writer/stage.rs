@@ -170,6 +170,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 match self.journal.republish() {
                     Ok(_) => self.after_upkeep(self.shared.latest().get()),
                     Err(e) => {
+                        // Its count (`watermark_errors`) shows at once.
+                        self.after_upkeep(self.shared.latest().get());
                         tracing::warn!(error = %e, stream = %stream, "cannot read a stream's version: the watermark lags");
                         let _ = ack.send(Err(Error::Journal(e)));
                         return Checked::Answered(Some(event));
