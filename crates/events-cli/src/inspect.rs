@@ -60,8 +60,11 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
     ignored.sort();
     segments.sort_by_key(|s| s.first_seq);
     let reader = Reader::open(dir)?;
-    let last = reader.last_seq();
+    // The records the files hold; a dead writer's seqs handed out past
+    // them (cut by a salvage, taken by a power loss) are said apart.
+    let last = reader.last_record_seq();
     let last_seq = last.as_ref().ok().copied();
+    let handed_out = reader.last_seq().ok().filter(|&seq| last_seq.is_some_and(|last| seq > last));
 
     let epoch = segments.iter().find_map(|s| s.header.as_ref().ok().map(|h| h.epoch));
     let codec = segments.iter().find_map(|s| s.header.as_ref().ok().map(|h| h.codec_tag));
@@ -85,6 +88,12 @@ pub(crate) fn inspect(dir: &Path) -> Result<(), Failure> {
         // Not "none": the journal may hold records nobody can read now.
         (Some(_), Err(e)) => outln!(out, "records    unknown: {e}")?,
         _ => outln!(out, "records    none")?,
+    }
+    if let Some(seq) = handed_out {
+        outln!(
+            out,
+            "handed out up to seq {seq} by a writer that died: their records are gone, and the next writer starts after it"
+        )?;
     }
     outln!(out, "segments   {} ({} bytes)", segments.len(), total)?;
     if sidecars > 0 {

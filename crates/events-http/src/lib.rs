@@ -84,7 +84,7 @@
 //!     under a server that follows it with an [`events::FeedReader`], its
 //!     connected clients get an `epoch_mismatch` reset too, then the new
 //!     journal. No cursor asks for everything retained: it is never
-//!     `"expired"` until the stream first catches up. What an expired cursor gets is the served reader's
+//!     `"expired"` while it is still at 0, until the stream first catches up. What an expired cursor gets is the served reader's
 //!     [`OnExpired`](events::OnExpired) policy: the default continues at
 //!     `earliest` as above; `Latest` continues after `latest`, and the
 //!     reset's id is then `<epoch>-<latest>`; `Fail` sends

@@ -156,7 +156,8 @@ where
     })?;
     tracing::debug!(cursor = seq.get(), epoch, stream = ?query.stream, "SSE client connected");
     // No cursor (or a bare 0) asks for everything retained: never
-    // expired until the stream first catches up. The frames' ids then name
+    // expired while it is still at 0, until the stream first catches up.
+    // The frames' ids then name
     // the epoch the stream reads.
     let cursor = if everything { Cursor::from(Seq::ZERO) } else { Cursor::new(seq, epoch) };
     // `since=latest`: the position "now" resolves to goes out first, as a

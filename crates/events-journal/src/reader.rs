@@ -548,9 +548,27 @@ impl Reader {
     /// runs and the newest segment holds damage with valid frames after it
     /// (which recovery refuses: it is not the journal's end).
     pub fn last_seq(&self) -> Result<u64, JournalError> {
+        self.last_seq_retried(true)
+    }
+
+    /// The seq of the last record the files hold (0 when none), as
+    /// [`last_seq`](Self::last_seq) reads it but without a dead writer's
+    /// floor: with no writer running, `last_seq` counts the seqs the last
+    /// one handed out whose records are gone (a salvage cut them, a power
+    /// loss took them; the next writer skips past them), which are no
+    /// records to count (`events inspect`).
+    ///
+    /// # Errors
+    ///
+    /// As [`last_seq`](Self::last_seq).
+    pub fn last_record_seq(&self) -> Result<u64, JournalError> {
+        self.last_seq_retried(false)
+    }
+
+    fn last_seq_retried(&self, handed_out: bool) -> Result<u64, JournalError> {
         let mut attempt = 0;
         loop {
-            match self.try_last_seq() {
+            match self.try_last_seq(handed_out) {
                 Err(Retry::Vanished(_)) if attempt + 1 < RETRIES => attempt += 1,
                 Err(Retry::Vanished(e)) => return Err(e),
                 Err(Retry::Fail(ReadError::Journal(e))) => return Err(e),
@@ -560,7 +578,7 @@ impl Reader {
         }
     }
 
-    fn try_last_seq(&self) -> Result<u64, Retry> {
+    fn try_last_seq(&self, handed_out: bool) -> Result<u64, Retry> {
         let (segs, extent, bound) = self.bounded()?;
         if let Bound::Acked(wm) = bound {
             return Ok(wm.seq);
@@ -575,6 +593,9 @@ impl Reader {
             && self.newest_header().is_ok_and(|(_, header)| header.epoch == wm.epoch)
         {
             return Ok(wm.seq);
+        }
+        if !handed_out {
+            return Ok(in_files);
         }
         // So with no writer: seqs a dead writer's watermark names were
         // handed out, even where their records are gone (a salvage cut

@@ -72,6 +72,7 @@ fn after_a_power_loss_a_reader_with_no_writer_waits_at_a_seq_it_was_handed() {
         plan.reboot(1);
         let reader = Reader::open_with_faults(dir, plan).unwrap();
         assert_eq!(reader.last_seq().unwrap(), 129, "{sync:?}");
+        assert_eq!(reader.last_record_seq().unwrap(), kept, "{sync:?}: the records there are");
         for cursor in [kept, 100, 129] {
             let read = reader.read_since(cursor).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
             assert!(matches!(read, Ok(None)), "{sync:?}: at {cursor}: {read:?}");

@@ -4,8 +4,8 @@
 //! Neighbours: `stream/mod.rs` runs the state machine that produces these;
 //! `reader.rs` and the HTTP and NATS layers build cursors from the wire.
 //! Invariant: a bare `Seq::ZERO` asks for everything retained and is never
-//! expired until its stream first catches up; a cursor that names its epoch
-//! is a position.
+//! expired while it is still at 0, until its stream first catches up; a
+//! cursor that names its epoch is a position.
 
 use std::sync::Arc;
 
@@ -104,9 +104,9 @@ impl From<Seq> for LiveCursor {
 
 /// What a stream does when retention removed events after its cursor
 /// ([`ResetReason::Expired`]). A bare `Seq::ZERO` cursor (no epoch) asks for
-/// everything retained: it is never expired and gets no reset for it,
-/// whatever the policy, until its stream first catches up or takes any
-/// reset (a follower's move to a recreated journal, a salvage gap); from
+/// everything retained: while it is still at 0, it is never expired and
+/// gets no reset for it, whatever the policy, until its stream first
+/// catches up or takes any reset (a follower's move to a recreated journal, a salvage gap); from
 /// then on it holds a position like any cursor (events appended after it
 /// caught up are events it needs: pruned before it read them, they are a
 /// reset). `Cursor::new(Seq::ZERO, epoch)` is a position from the

@@ -6,7 +6,8 @@
 //! undecodable record through `undecodable`.
 //! Invariant: each case is one explicit item or one typed error, never a
 //! silent skip (a bare `Seq::ZERO` asks for everything retained, so
-//! nothing it asked for is expired until it first catches up; a stream filtered by stream id whose
+//! nothing it asked for is expired while it is still at 0, until it first
+//! catches up; a stream filtered by stream id whose
 //! pruned range provably held none of its events is not expired either).
 
 use events_core::{Codec, Event, Seq};
