@@ -335,7 +335,7 @@ impl<E: Sync> Offload<E> {
     /// [`shutdown`](Self::shutdown), then the final counters.
     pub async fn close(self) -> SinkStats {
         self.shutdown().await;
-        self.counters.snapshot().with_inner(self.inner.stats())
+        self.counters.snapshot().with_inner(crate::sink::caught_stats(|| self.inner.stats(), "an offloaded sink"))
     }
 }
 
@@ -386,7 +386,7 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
     }
 
     fn stats(&self) -> SinkStats {
-        self.counters.snapshot().with_inner(self.inner.stats())
+        self.counters.snapshot().with_inner(crate::sink::caught_stats(|| self.inner.stats(), "an offloaded sink"))
     }
 
     /// Waits for the background task to emit everything queued before this

@@ -133,6 +133,17 @@ where
     }
 }
 
+/// A wrapped sink's counters (`stats`, the call of the sink's own
+/// `EventSink::stats`), a panic in it caught and logged as `what`: nothing
+/// counted from it this time. A decorator asked for its figures (an
+/// `Offload`'s `close` after its drain) answers with its own.
+pub(crate) fn caught_stats(stats: impl FnOnce() -> SinkStats, what: &str) -> SinkStats {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(stats)).unwrap_or_else(|_| {
+        tracing::error!("the stats of {what} panicked; its figures are left out");
+        SinkStats::default()
+    })
+}
+
 /// Lets go of `value`, whose `Drop` runs the event type's own code, which
 /// may panic: here a sink's own copy of an event it could not keep (a full
 /// queue) or will not deliver (a queue dropped with its task). The panic

@@ -87,7 +87,7 @@ impl<E: ?Sized + Sync> Tee<E> {
     /// Each branch's own counters, in branch order ([`stats`](EventSink::stats)
     /// sums their losses into one figure).
     pub fn branch_stats(&self) -> Vec<SinkStats> {
-        self.sinks.iter().map(|sink| sink.stats()).collect()
+        self.sinks.iter().map(|sink| crate::sink::caught_stats(|| sink.stats(), "a tee branch")).collect()
     }
 }
 
@@ -133,7 +133,8 @@ impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
     }
 
     fn stats(&self) -> SinkStats {
-        self.sinks.iter().fold(self.counters.snapshot(), |acc, sink| acc.with_inner(sink.stats()))
+        let branch = |sink: &Arc<dyn EventSink<E>>| crate::sink::caught_stats(|| sink.stats(), "a tee branch");
+        self.sinks.iter().fold(self.counters.snapshot(), |acc, sink| acc.with_inner(branch(sink)))
     }
 
     /// Flushes every branch, in branch order (a panicking flush is logged).
