@@ -20,7 +20,7 @@ use std::path::Path;
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::format::{HEADER_LEN, encode_frame};
 use events_journal::{Journal, JournalError, JournalOptions, RecoveryAction, Retention, SyncPolicy};
-use support::{lose_power, payload, seqs_and_gaps, ts};
+use support::{lose_power, payload, rebooted, seqs_and_gaps, ts};
 
 fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
     plan.lease_step(64);
@@ -76,12 +76,30 @@ fn synced_ten_then_a_tail_with_a_hole(
     std::fs::write(&segment, left).unwrap();
 }
 
+/// 11..=LAST appended one by one, each acknowledged on return (under
+/// `Never`: not synced).
+fn acknowledged_one_by_one(j: &mut Journal, _: &FaultPlan) {
+    for seq in 11..=LAST {
+        assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
+    }
+}
+
 /// 11..=LAST written as one batch under `Always`, and the process killed
 /// before its fdatasync: never acknowledged.
 fn unacknowledged_batch(j: &mut Journal, plan: &FaultPlan) {
     plan.inject_next(Step::AppendSync, Fault::CrashBefore);
     let batch: Vec<(u64, Vec<u8>)> = (11..=LAST).map(|seq| (ts(seq), payload(seq))).collect();
     assert!(j.append_batch(batch.iter().map(|(ts, p)| (*ts, p.as_slice()))).is_err());
+}
+
+/// Appends LAST + 1 to `j`, the writer that cut 11..=LAST, and closes it:
+/// readers then get 1..=10, one gap, then LAST + 1.
+fn goes_on_past_the_dropped(mut j: Journal, dir: &Path) {
+    assert_eq!(j.append(ts(LAST + 1), payload(LAST + 1)).unwrap(), LAST + 1);
+    j.close().unwrap();
+    let (seqs, gaps) = seqs_and_gaps(dir, 0);
+    assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
+    assert_eq!(gaps, [(11, LAST + 1)]);
 }
 
 /// A `Strict` open of the journal with damage where 11 should be, and
@@ -101,8 +119,7 @@ fn refused(dir: &Path, sync: SyncPolicy, plan: &FaultPlan) {
 /// after it dropped.
 fn opened_after_the_hole(dir: &Path, sync: SyncPolicy) -> Journal {
     refused(dir, sync, &FaultPlan::new());
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
     let segment = dir.join(format!("{:020}.seg", 1));
     let cut = frame_offset(11) as u64;
@@ -114,11 +131,7 @@ fn opened_after_the_hole(dir: &Path, sync: SyncPolicy) -> Journal {
 #[test]
 fn under_never_a_power_loss_hole_in_the_unsynced_tail_is_cut_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0, |j, _| {
-        for seq in 11..=LAST {
-            assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
-        }
-    });
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0, acknowledged_one_by_one);
     let mut j = opened_after_the_hole(tmp.path(), SyncPolicy::Never);
     // Past the lease (1..=64 leased): readers may have been handed any seq
     // up to it, those after the hole included.
@@ -134,17 +147,13 @@ fn under_never_a_power_loss_hole_in_the_unsynced_tail_is_cut_after_a_restart() {
 fn under_always_a_power_loss_hole_in_an_unacknowledged_batch_is_cut_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, unacknowledged_batch);
-    let mut j = opened_after_the_hole(tmp.path(), SyncPolicy::Always);
+    let j = opened_after_the_hole(tmp.path(), SyncPolicy::Always);
     // 11..=LAST were never acknowledged, nor read (a reader serves a dead
     // writer's records only once it synced them, and then no page of them
     // can be lost); writing goes on past the dropped frames all the same,
     // in case their damage only looked like a lost page.
     assert_eq!(j.next_seq(), LAST + 1);
-    assert_eq!(j.append(ts(LAST + 1), payload(LAST + 1)).unwrap(), LAST + 1);
-    j.close().unwrap();
-    let (seqs, gaps) = seqs_and_gaps(tmp.path(), 0);
-    assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
-    assert_eq!(gaps, [(11, LAST + 1)]);
+    goes_on_past_the_dropped(j, tmp.path());
 }
 
 /// One bad frame (a flipped bit) whose own payload is zeros, in synced
@@ -173,8 +182,7 @@ fn after_a_restart_one_bad_frame_holding_zeros_is_still_refused() {
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[frame_offset(11) + 100] ^= 1;
     std::fs::write(&segment, bytes).unwrap();
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     refused(dir, SyncPolicy::Never, &plan);
 }
 
@@ -183,13 +191,8 @@ fn after_a_restart_one_bad_frame_holding_zeros_is_still_refused() {
 #[test]
 fn after_a_restart_damage_that_is_not_a_lost_page_is_still_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0xab, |j, _| {
-        for seq in 11..=LAST {
-            assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
-        }
-    });
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0xab, acknowledged_one_by_one);
+    let plan = rebooted();
     refused(tmp.path(), SyncPolicy::Never, &plan);
 }
 
@@ -215,8 +218,7 @@ fn after_a_restart_a_hole_in_acknowledged_records_is_refused() {
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[frame_offset(11)..frame_offset(after_hole())].fill(0);
     std::fs::write(&segment, &bytes).unwrap();
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     match Journal::open(dir, options(&plan, SyncPolicy::Always)) {
         Err(JournalError::Corrupt { offset, reason, .. }) => {
             assert_eq!(offset, frame_offset(11) as u64);
@@ -236,20 +238,14 @@ fn after_a_restart_a_hole_in_acknowledged_records_is_refused() {
 fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {
     let tmp = tempfile::tempdir().unwrap();
     synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Always, 0, unacknowledged_batch);
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     plan.inject_next(Step::TruncateSync, Fault::CrashAfter);
     assert!(Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).is_err());
     assert!(plan.crashed(), "killed after the cut");
-    let plan = FaultPlan::new();
-    plan.reboot(1);
-    let (mut j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
+    let plan = rebooted();
+    let (j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
     assert_eq!((j.next_seq(), report.skipped.clone()), (LAST + 1, Some(11..=LAST)), "{report:?}");
-    assert_eq!(j.append(ts(LAST + 1), payload(LAST + 1)).unwrap(), LAST + 1);
-    j.close().unwrap();
-    let (seqs, gaps) = seqs_and_gaps(tmp.path(), 0);
-    assert_eq!(seqs, (1..=10).chain([LAST + 1]).collect::<Vec<_>>());
-    assert_eq!(gaps, [(11, LAST + 1)]);
+    goes_on_past_the_dropped(j, tmp.path());
 }
 
 /// The lease that holds the dropped seqs back cannot be written (`EIO`):
@@ -258,23 +254,17 @@ fn an_open_killed_after_the_cut_still_skips_the_dropped_seqs() {
 #[test]
 fn a_cut_whose_lease_cannot_be_written_is_refused_before_anything_changes() {
     let tmp = tempfile::tempdir().unwrap();
-    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0, |j, _| {
-        for seq in 11..=LAST {
-            assert_eq!(j.append(ts(seq), payload(seq)).unwrap(), seq);
-        }
-    });
+    synced_ten_then_a_tail_with_a_hole(tmp.path(), SyncPolicy::Never, 0, acknowledged_one_by_one);
     let segment = tmp.path().join(format!("{:020}.seg", 1));
     let before = std::fs::read(&segment).unwrap();
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     plan.inject_next(Step::Lease, Fault::Errno(libc::EIO));
     match Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)) {
         Err(JournalError::Io { op, .. }) => assert!(op.contains("lease"), "{op}"),
         other => panic!("refused naming the lease: {other:?}"),
     }
     assert_eq!(std::fs::read(&segment).unwrap(), before, "nothing was cut");
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (j, _) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
     assert_eq!(j.next_seq(), 65);
     j.close().unwrap();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{Journal, JournalError, JournalOptions, ReadError, Reader, Retention, SyncPolicy};
-use support::{lose_power, lose_power_after, payload, segments, seqs_and_gaps, ts};
+use support::{lose_power, lose_power_after, payload, rebooted, segments, seqs_and_gaps, ts};
 
 const STEP: u64 = 64;
 
@@ -68,8 +68,7 @@ fn after_a_power_loss_a_reader_with_no_writer_waits_at_a_seq_it_was_handed() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let kept = handed_out_then_power_lost(dir, sync);
-        let plan = FaultPlan::new();
-        plan.reboot(1);
+        let plan = rebooted();
         let reader = Reader::open_with_faults(dir, plan).unwrap();
         assert_eq!(reader.last_seq().unwrap(), 129, "{sync:?}");
         assert_eq!(reader.last_record_seq().unwrap(), kept, "{sync:?}: the records there are");
@@ -94,8 +93,7 @@ fn a_power_loss_after_a_reboot_never_reuses_a_seq_that_was_handed_out() {
         let dir = tmp.path();
         let kept = handed_out_then_power_lost(dir, sync);
 
-        let plan = FaultPlan::new();
-        plan.reboot(1);
+        let plan = rebooted();
         let (mut j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
         assert_eq!(report.skipped, Some(kept + 1..=129), "{sync:?}: up to the durable lease");
         assert_eq!(report.next_seq, 130, "{sync:?}");
@@ -144,8 +142,7 @@ fn a_process_crash_a_clean_close_or_always_skips_nothing() {
     // A clean close, then a reboot.
     append(&mut j, 101, 200);
     j.close().unwrap();
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
     assert_eq!((report.skipped, report.next_seq), (None, 201));
     drop(j);
@@ -158,8 +155,7 @@ fn a_process_crash_a_clean_close_or_always_skips_nothing() {
     assert_eq!(plan.count(Step::Lease), 3, "opened, written, synced at open; never extended");
     crash(&plan, j);
     lose_power(tmp.path(), &plan);
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Always)).unwrap();
     assert_eq!((report.skipped, report.next_seq), (None, 101));
     assert_eq!(seqs_and_gaps(tmp.path(), 0).0, (1..=100).collect::<Vec<_>>());
@@ -373,8 +369,7 @@ fn a_failed_background_sync_fails_the_close_and_leaves_the_lease_open() {
     let err = j.close().unwrap_err();
     assert!(matches!(&err, JournalError::Failed { .. }), "{err}");
     // Not recorded closed: after a reboot the next open skips the lease.
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (_j, report) = Journal::open(dir, options(&plan, sync)).unwrap();
     assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
 }
@@ -389,8 +384,7 @@ fn a_failed_lease_close_keeps_the_close_and_only_makes_the_next_open_skip() {
     j.close().expect("the data is synced: a lease that stays open is no reason to fail the close");
     // The lease still says open: after a reboot the next open skips it,
     // more seqs than needed, never a reused one.
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (_j, report) = Journal::open(tmp.path(), options(&plan, SyncPolicy::Never)).unwrap();
     assert_eq!(report.skipped, Some(11..=STEP), "{report:?}");
     assert_eq!(seqs_and_gaps(tmp.path(), 0).0, (1..=10).collect::<Vec<_>>(), "nothing lost");

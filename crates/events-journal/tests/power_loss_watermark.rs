@@ -16,7 +16,7 @@ mod support;
 
 use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{Journal, JournalOptions, Reader, Retention, SyncPolicy, WATERMARK_FILE};
-use support::{lose_power, payload, ts};
+use support::{lose_power, payload, rebooted, ts};
 
 fn options(plan: &FaultPlan, retention: Retention) -> JournalOptions {
     JournalOptions::new().sync(SyncPolicy::Always).segment_bytes(4096).retention(retention).faults(plan.clone())
@@ -47,8 +47,7 @@ fn after_a_power_loss_readers_see_every_synced_record_past_an_earlier_clean_clos
         // Time passes: the kernel writes the `Closed` record back.
         let closed = std::fs::read(dir.join(WATERMARK_FILE)).unwrap();
 
-        let plan = FaultPlan::new();
-        plan.reboot(1);
+        let plan = rebooted();
         let (mut j, _) = Journal::open(dir, options(&plan, retention.clone())).unwrap();
         for seq in 51..=300 {
             // Acknowledged under `Always`: synced before it returns.

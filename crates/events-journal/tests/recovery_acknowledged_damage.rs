@@ -15,7 +15,7 @@ use events_journal::fault::{Fault, FaultPlan, Step};
 use events_journal::{
     Journal, JournalError, JournalOptions, Reader, RecoveryAction, RecoveryMode, Retention, SyncPolicy,
 };
-use support::{payload, segments, snapshot, ts};
+use support::{payload, rebooted, segments, snapshot, ts};
 
 fn options(plan: &FaultPlan, sync: SyncPolicy) -> JournalOptions {
     JournalOptions::new().sync(sync).retention(Retention::unlimited()).faults(plan.clone())
@@ -338,8 +338,7 @@ fn an_older_builds_clean_close_vouches_for_nothing_after_a_reboot_and_the_next_o
     let [sealed, _] = <[_; 2]>::try_from(segments(dir.path())).unwrap();
     flip(&sealed, 3);
     refused(dir.path(), reopen(SyncPolicy::Never, None), &sealed, 3, SAME_BOOT);
-    let plan = FaultPlan::new();
-    plan.reboot(1);
+    let plan = rebooted();
     let (j, report) = Journal::open(dir.path(), options(&plan, SyncPolicy::Never)).unwrap();
     assert!(
         matches!(&report.sealed[..], [RecoveryAction::TruncatedTornTail { path, .. }] if *path == sealed),

@@ -213,7 +213,7 @@ fn a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(fails: bool) {
     plan.inject(Step::Checkpoint, 3, if fails { Fault::StallErrno(stall, libc::EIO) } else { Fault::Stall(stall) });
     let epoch = j.epoch();
     let commit = std::thread::spawn(move || c.commit(3, epoch).map(|_| c));
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    in_its_fdatasync(&plan);
     assert_eq!(list_consumers_seq(dir.path()), 3, "the slot in flight is read");
     j.prune().unwrap();
     assert_eq!(j.first_seq(), 2, "the pass pins from the synced checkpoint");
@@ -230,6 +230,17 @@ fn a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(fails: bool) {
     let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", j.epoch()).unwrap();
     assert_eq!(checkpoint.seq, 1);
     assert_records(&read_all(&Reader::open(dir.path()).unwrap(), checkpoint.seq), 2, 4);
+}
+
+/// Waits until the second commit of a consumer opened with `plan` is in
+/// its `fdatasync` (step 3 of `Step::Checkpoint`, counted as it is reached,
+/// before its stall): its slot is written.
+fn in_its_fdatasync(plan: &events_journal::fault::FaultPlan) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while plan.count(events_journal::fault::Step::Checkpoint) < 4 {
+        assert!(std::time::Instant::now() < deadline, "the commit never reached its fdatasync");
+        std::thread::yield_now();
+    }
 }
 
 /// The seq `list_consumers` reads for the one consumer.
@@ -266,7 +277,7 @@ fn a_pass_during_a_failing_rewind_below_the_earliest_pins_the_synced_checkpoint(
     plan.inject(Step::Checkpoint, 3, Fault::StallErrno(std::time::Duration::from_millis(400), libc::EIO));
     let epoch = j.epoch();
     let commit = std::thread::spawn(move || c.commit(1, epoch).map(drop));
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    in_its_fdatasync(&plan);
     assert_eq!(list_consumers_seq(dir.path()), 1, "the slot in flight is read");
     j.prune().unwrap();
     assert_eq!(j.first_seq(), 4, "the pass pins from the synced checkpoint");

@@ -420,4 +420,15 @@ fn a_sidecar_longer_than_its_header_allows_is_damaged_unread() {
     assert!(report.problems[0].what.contains("longer than its header allows"), "{:?}", report.problems);
     // The one that fits its segment still opens.
     Sidecar::open(&sidecars[1]).unwrap();
+    // A header counting more records than its segment can hold (a frame
+    // takes at least 24 bytes): refused from its first 64 bytes too.
+    let mut bytes = std::fs::read(&sidecars[1]).unwrap();
+    bytes[48..56].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&sidecars[1], &bytes).unwrap();
+    match Sidecar::open(&sidecars[1]) {
+        Err(events_journal::SidecarError::Damaged { reason, .. }) => {
+            assert_eq!(reason, "counts more records or keys than its segment can hold");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -335,6 +335,11 @@ impl<E: Sync> Offload<E> {
     /// [`shutdown`](Self::shutdown), then the final counters.
     pub async fn close(self) -> SinkStats {
         self.shutdown().await;
+        self.figures()
+    }
+
+    /// Its counters with the wrapped sink's (a panic in those caught).
+    fn figures(&self) -> SinkStats {
         self.counters.snapshot().with_inner(crate::sink::caught_stats(|| self.inner.stats(), "an offloaded sink"))
     }
 }
@@ -386,7 +391,7 @@ impl<E: Clone + Send + Sync + 'static> EventSink<E> for Offload<E> {
     }
 
     fn stats(&self) -> SinkStats {
-        self.counters.snapshot().with_inner(crate::sink::caught_stats(|| self.inner.stats(), "an offloaded sink"))
+        self.figures()
     }
 
     /// Waits for the background task to emit everything queued before this

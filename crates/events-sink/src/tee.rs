@@ -133,8 +133,7 @@ impl<E: ?Sized + Sync> EventSink<E> for Tee<E> {
     }
 
     fn stats(&self) -> SinkStats {
-        let branch = |sink: &Arc<dyn EventSink<E>>| crate::sink::caught_stats(|| sink.stats(), "a tee branch");
-        self.sinks.iter().fold(self.counters.snapshot(), |acc, sink| acc.with_inner(branch(sink)))
+        self.branch_stats().into_iter().fold(self.counters.snapshot(), SinkStats::with_inner)
     }
 
     /// Flushes every branch, in branch order (a panicking flush is logged).

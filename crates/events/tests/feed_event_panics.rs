@@ -337,6 +337,16 @@ async fn an_event_whose_drop_panics_in_a_sinks_task_leaves_that_sink_the_next_ev
 
 /// An event whose `Drop` panics once armed, decoded so (its value alone
 /// says which): the even ones. Each test arms its own flag.
+/// Journals `events`, each under its stream if it names one, in `dir`, and
+/// closes the feed: what the readers of the tests below read.
+async fn journaled<E: Event>(dir: &std::path::Path, events: impl IntoIterator<Item = (Option<&'static str>, E)>) {
+    let feed: Feed<E> = Feed::builder(dir).sync(SyncPolicy::Never).open().await.unwrap();
+    for (stream, event) in events {
+        feed.append(stream, event).await.unwrap();
+    }
+    feed.close().await.unwrap();
+}
+
 macro_rules! dud {
     ($name:ident, $armed:ident) => {
         dud!($name, $armed, !std::thread::panicking());
@@ -369,11 +379,7 @@ macro_rules! dud {
 async fn a_stream_dropped_with_decoded_events_whose_drop_panics_returns() {
     dud!(Dud, ARMED);
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
-    for n in 1..=6 {
-        feed.append(None, Dud(n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
+    journaled(dir.path(), (1..=6).map(|n| (None, Dud(n)))).await;
     ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
     let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
     let mut stream = reader.stream_from(Seq::ZERO);
@@ -392,11 +398,7 @@ async fn a_stream_dropped_with_decoded_events_whose_drop_panics_returns() {
 async fn a_filtered_stream_passing_over_an_event_whose_drop_panics_goes_on() {
     dud!(Dud, ARMED);
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
-    for (stream, n) in [("a", 1), ("b", 2), ("a", 3)] {
-        feed.append(Some(stream), Dud(n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
+    journaled(dir.path(), [("a", 1), ("b", 2), ("a", 3)].map(|(stream, n)| (Some(stream), Dud(n)))).await;
     ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
     let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
     let mut filtered = reader.stream_filtered(Seq::ZERO, events::Filter::stream("a")).unwrap();
@@ -420,9 +422,7 @@ async fn a_filtered_stream_passing_over_an_event_whose_drop_panics_goes_on() {
 async fn following_or_reading_one_stream_lets_go_of_events_whose_drop_panics() {
     dud!(Dud, ARMED);
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
-    feed.append(Some("a"), Dud(1)).await.unwrap();
-    feed.close().await.unwrap();
+    journaled(dir.path(), [(Some("a"), Dud(1))]).await;
     let reader =
         events::FeedReader::<Dud>::open(dir.path()).unwrap().poll_interval(std::time::Duration::from_millis(5));
     let mut followed = reader.follow_stream("a", Seq::ZERO).unwrap();
@@ -430,11 +430,8 @@ async fn following_or_reading_one_stream_lets_go_of_events_whose_drop_panics() {
         Some(Ok(events::FeedItem::Event(env))) => assert_eq!(env.event.0, 1),
         other => panic!("{other:?}"),
     }
-    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
-    for (stream, n) in [("b", 2), ("a", 3), ("b", 4), ("b", 6), ("b", 8)] {
-        feed.append(Some(stream), Dud(n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
+    let more = [("b", 2), ("a", 3), ("b", 4), ("b", 6), ("b", 8)];
+    journaled(dir.path(), more.map(|(stream, n)| (Some(stream), Dud(n)))).await;
     ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
     match followed.next().await {
         Some(Ok(events::FeedItem::Event(env))) => assert_eq!(env.event.0, 3),
@@ -461,11 +458,7 @@ async fn following_or_reading_one_stream_lets_go_of_events_whose_drop_panics() {
 async fn a_stream_dropped_with_a_read_ahead_of_events_whose_drop_panics_returns() {
     dud!(Dud, ARMED, true);
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Dud> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
-    for n in 1..=2 * 4096 + 1 {
-        feed.append(None, Dud(n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
+    journaled(dir.path(), (1..=2 * 4096 + 1).map(|n| (None, Dud(n)))).await;
     ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
     let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
     let mut stream = reader.stream_from(Seq::ZERO);
@@ -518,11 +511,7 @@ impl Event for Slow {}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decode_ended_early_lets_go_of_the_other_halfs_events_whose_drop_panics() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Slow> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
-    for n in 1..=600 {
-        feed.append(None, Slow(n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
+    journaled(dir.path(), (1..=600).map(|n| (None, Slow(n)))).await;
     SLOW_ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
     let reader = events::FeedReader::<Slow>::open(dir.path()).unwrap();
     let mut stream = reader.stream_from(Seq::ZERO);
@@ -550,11 +539,7 @@ async fn a_decode_ended_early_lets_go_of_the_other_halfs_events_whose_drop_panic
 async fn a_read_stream_dropped_while_it_reads_lets_go_of_events_whose_drop_panics() {
     dud!(Dud, ARMED, true);
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Dud> = Feed::builder(dir.path()).open().await.unwrap();
-    for n in 1..=10 {
-        feed.append(Some("b"), Dud(2 * n)).await.unwrap();
-    }
-    feed.close().await.unwrap();
+    journaled(dir.path(), (1..=10).map(|n| (Some("b"), Dud(2 * n)))).await;
     ARMED.store(true, std::sync::atomic::Ordering::Relaxed);
     let reader = events::FeedReader::<Dud>::open(dir.path()).unwrap();
     let mut read = reader.read_stream("b", Seq::ZERO).unwrap();

@@ -138,6 +138,14 @@ pub(crate) fn reserves() -> bool {
     cfg!(target_os = "linux")
 }
 
+/// A plan whose journal sees another boot than the one a plan without a
+/// reboot sees: the machine restarted since (`FaultPlan::reboot`).
+pub(crate) fn rebooted() -> FaultPlan {
+    let plan = FaultPlan::new();
+    plan.reboot(1);
+    plan
+}
+
 /// Cuts every segment of `dir` back to what a power loss would certainly
 /// leave: what its last `fdatasync` through `plan` covered.
 pub(crate) fn lose_power(dir: &Path, plan: &FaultPlan) {
