@@ -318,7 +318,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// order, no gap, no duplicate, however slow the consumer; an explicit
     /// [`FeedItem::Reset`](crate::FeedItem) when the cursor cannot be
     /// served. A follower's stream never ends on its own; a live one ends
-    /// after the feed is closed and everything journaled was delivered.
+    /// after the feed is closed and everything journaled was delivered, or
+    /// after the writer failed and everything it acknowledged was
+    /// delivered (then with [`Error::Unhealthy`](crate::Error::Unhealthy)).
     pub fn stream_from(&self, cursor: impl Into<Cursor>) -> FeedStream<E> {
         self.stream(cursor.into(), None)
     }

@@ -3,7 +3,7 @@
 //! tricks — so the feed's writer sees its journal write fail: `append`
 //! returns the error, nothing is broadcast or given to sinks, the feed
 //! reports itself unhealthy and refuses later appends, a stream ends with
-//! that failure once the feed is closed, and what was journaled before
+//! that failure after the acknowledged events (the feed still open), and what was journaled before
 //! stays readable, also after reopening.
 //!
 //! This file holds a single test because the limit is process-wide.
@@ -72,11 +72,21 @@ async fn failed_append_is_not_published() {
     assert!(matches!(feed.append(None, msg(1000)).await, Err(Error::Unhealthy { .. })));
     feed.record(None, &msg(1001));
 
-    // The stream sees exactly the acknowledged events and nothing else.
+    // The stream sees exactly the acknowledged events, then ends saying
+    // why, while the feed is still open: it had waited, silent, for the
+    // feed's close (a stream that starts now ends the same way).
     let got = take_events(&mut live, acked.len() - 3).await;
     assert_eq!(got.last().unwrap().0, *acked.last().unwrap());
-    let extra = tokio::time::timeout(Duration::from_millis(100), live.next()).await;
-    assert!(extra.is_err(), "something unacknowledged was published: {extra:?}");
+    let mut late = feed.stream_from(Seq::ZERO);
+    assert_eq!(take_events(&mut late, acked.len()).await.len(), acked.len());
+    for stream in [&mut live, &mut late] {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("the stream ends, unclosed") {
+            Some(Err(Error::Unhealthy { cause })) => assert!(cause.contains("File too large"), "{cause}"),
+            other => panic!("expected the writer's failure, got {other:?}"),
+        }
+        assert!(stream.next().await.is_none());
+    }
+    assert!(!feed.is_closed());
     // Sinks are best-effort: they saw at most the acknowledged events.
     assert!(sink.0.load(Ordering::SeqCst) <= acked.len() as u64);
     let reader = feed.reader();
@@ -85,13 +95,14 @@ async fn failed_append_is_not_published() {
     // counted as dropped for it, and nothing else did.
     let seen = sink.0.load(Ordering::SeqCst);
     assert_eq!(seen + reader.stats().sink_dropped, acked.len() as u64, "the sink saw {seen}");
-    // With the writer stopped, the stream ends saying why: it had ended
-    // with a plain `None`, as after a clean close.
-    match tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("the stream ends") {
+    // With the writer stopped, a new stream ends saying why too: it had
+    // ended with a plain `None`, as after a clean close.
+    let mut closed = reader.stream_from(Seq::ZERO);
+    assert_eq!(take_events(&mut closed, acked.len()).await.len(), acked.len());
+    match tokio::time::timeout(Duration::from_secs(10), closed.next()).await.expect("the stream ends") {
         Some(Err(Error::Unhealthy { cause })) => assert!(cause.contains("File too large"), "{cause}"),
         other => panic!("expected the writer's failure, got {other:?}"),
     }
-    assert!(live.next().await.is_none());
 
     // Reopening recovers exactly the acknowledged events; nothing
     // half-written is served.

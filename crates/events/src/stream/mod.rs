@@ -64,10 +64,11 @@ use crate::{Error, Result};
 /// seq order; `Ok(FeedItem::Reset)` once if the cursor cannot be served;
 /// `Err` (then ends) if the journal is corrupt or a payload cannot be
 /// decoded. It ends after the feed is closed and everything journaled was
-/// delivered; when the writer had failed (a journal I/O error, its
-/// directory replaced), its last item is then
-/// [`Error::Unhealthy`](crate::Error::Unhealthy) naming the failure, so a
-/// consumer can tell that end from a clean close. Dropping it frees
+/// delivered. When the writer fails (a journal I/O error, its directory
+/// replaced), it ends once it delivered every event the writer
+/// acknowledged, whether or not the feed is closed yet, with
+/// [`Error::Unhealthy`](crate::Error::Unhealthy) naming the failure as its
+/// last item, so a consumer can tell that end from a clean close. Dropping it frees
 /// everything it holds (a journal read ahead that is in flight finishes its
 /// one chunk on its blocking thread, then frees it).
 pub struct FeedStream<E> {
