@@ -23,12 +23,8 @@ async fn error_then_end(sse: &mut Sse) -> Frame {
 async fn a_client_of_a_writer_whose_journal_failed_gets_an_error_frame_and_the_end() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("feed");
-    let feed: Feed<TestEvent> = Feed::builder(&dir)
-        .sync(SyncPolicy::Never)
-        .retention_check(Duration::from_millis(20))
-        .open()
-        .await
-        .unwrap();
+    let feed: Feed<TestEvent> =
+        Feed::builder(&dir).sync(SyncPolicy::Never).retention_check(Duration::from_millis(20)).open().await.unwrap();
     support::append(&feed, None, 1..=3).await;
     let addr = support::serve(events_http::router(feed.reader())).await;
     let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;

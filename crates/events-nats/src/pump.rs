@@ -324,7 +324,17 @@ impl Task {
                 self.stall_backoff = FIRST_BACKOFF;
                 self.waiting_ahead = false;
             }
+            let mut cut_short = false;
             for record in &batch.records {
+                // Asked to stop: the rest of the batch stays unsent (a
+                // shared stream's window of one would send it a round trip
+                // a record, up to a chunk of them, long past `shutdown`'s
+                // ack timeout), and so does what `batch.stop` says of the
+                // records after it.
+                if self.stop_requested() {
+                    cut_short = true;
+                    break;
+                }
                 if let Err(e) = self.ready(&mut out).await {
                     return Pumped::Failed(e);
                 }
@@ -335,6 +345,9 @@ impl Task {
                     Err(e @ NatsError::TooLarge { .. }) => return self.fatal(&mut out, e).await,
                     Err(e) => return Pumped::Failed(e),
                 }
+            }
+            if cut_short {
+                continue;
             }
             match batch.stop {
                 None => {}

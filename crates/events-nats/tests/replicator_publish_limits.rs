@@ -11,7 +11,9 @@
 //!   goes on. The send waited for a slot only the replicator's own oldest
 //!   acknowledgement could free, and neither replication nor `shutdown`
 //!   ever went on. So does a window of `usize::MAX`, whose queue had been
-//!   allocated at that size up front.
+//!   allocated at that size up front;
+//! * a shutdown under a window of one (a shared stream's): it stops before
+//!   the next record, not after the rest of the chunk under way.
 
 mod support;
 
@@ -95,4 +97,23 @@ async fn a_window_larger_than_the_contexts_pending_acknowledgements_goes_on() {
         let seqs: Vec<u64> = stream_messages(&js, name).await.iter().filter_map(|m| m.seq()).collect();
         assert_eq!(seqs, (1..=1_000).collect::<Vec<_>>(), "{name}");
     }
+}
+
+/// A shutdown while a shared stream's window of one works through a chunk
+/// of records read from the journal: it stops before the next record, not
+/// after the rest of the chunk (up to 1,023 more round trips; 50 s at
+/// 50 ms each, past `shutdown`'s ack timeout and a supervisor's grace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_stops_before_the_rest_of_the_batch_under_way() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = journal(dir.path());
+    fill(&mut j, 1, 3000);
+    let spec = StreamSpec::shared("STOPPING", "app").feed("a");
+    let replicator = Replicator::builder(dir.path(), js.clone(), spec).start().await.unwrap();
+    within("the first record", replicator.wait_for(1)).await.unwrap();
+    let stats = replicator.shutdown().await;
+    assert!(stats.replicated < 100, "published {} records after the shutdown", stats.replicated);
+    assert_eq!(stream_messages(&js, "STOPPING").await.len() as u64, stats.replicated);
 }
