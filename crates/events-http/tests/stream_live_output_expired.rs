@@ -38,6 +38,8 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
     let message = sse.next().await;
     assert_eq!((message.event.clone(), message.id.clone()), (None, Some(format!("{epoch}-2"))), "{message:?}");
     assert_eq!(message.json()["event"]["Message"], "answer");
+    // Counted with the other resets (`/status`, `events_resets_total`).
+    assert_eq!(feed.stats().resets, 1);
     let mut again = Sse::open(&url, reset.id.as_deref()).await;
     let first = again.next().await;
     assert_eq!((first.event.clone(), first.id.clone()), (None, Some(format!("{epoch}-2"))), "{first:?}");
@@ -50,6 +52,7 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
         assert_eq!(frame.json()["event"]["Token"], format!("t{n} "));
     }
     assert_eq!(sse.next().await.id, Some(format!("{epoch}-2")));
+    assert_eq!(feed.stats().resets, 1, "neither later client was reset");
     feed.close().await.unwrap();
 }
 

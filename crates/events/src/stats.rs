@@ -30,7 +30,9 @@ pub struct FeedStats {
     /// behind the live tail (the `live_capacity` newest envelopes the
     /// writer keeps) and went back to the journal.
     pub lagged_fallbacks: u64,
-    /// `Reset` items handed to `stream_from` consumers.
+    /// `Reset` items handed to consumers of this feed's streams
+    /// (`stream_from`, `stream_filtered`, `stream_live`: a live-output
+    /// stream's `LiveOutputExpired` included).
     pub resets: u64,
     /// Envelopes lost on the way to sinks, summed over the sinks: dropped
     /// by a sink's queue in the feed because that sink was too slow (an

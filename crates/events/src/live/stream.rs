@@ -144,6 +144,8 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
                     earliest: self.pos.seq.next(),
                     latest: self.shared.latest(),
                 };
+                // Counted with every other reset a stream hands out.
+                crate::stats::Counters::bump(&self.shared.counters.resets);
                 self.ready.push_back((Ok(reset), self.pos));
                 if reported < through {
                     // The writer's own events of the run follow the reset
