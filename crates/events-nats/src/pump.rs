@@ -45,9 +45,22 @@ pub(crate) type StreamIdFn = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 pub(crate) struct Position {
     pub(crate) seq: u64,
     pub(crate) stream_last: u64,
-    /// `seq` was read from the stream (false: the stream is empty and `seq`
-    /// is the builder's `start_after`).
+    /// `seq` was read from the stream (false: the stream holds none of the
+    /// feed's messages, and `seq` is the builder's `start_after` or, in the
+    /// stream this task published to, how far it acknowledged).
     pub(crate) in_stream: bool,
+}
+
+impl Position {
+    /// Whether `seq` is a seq this journal reached: read from the stream,
+    /// or acknowledged by this task past `start_after` (the stream emptied
+    /// since, by a purge or its limits). A journal that ends before it went
+    /// back (a restored copy of the same epoch), and its next records
+    /// would pass as new: a reset. Otherwise `seq` is `start_after`, which
+    /// the journal may not have reached yet: a wait.
+    fn anchored(&self, start_after: u64) -> bool {
+        self.in_stream || self.seq > start_after
+    }
 }
 
 /// A publish awaiting its acknowledgement.
@@ -300,7 +313,7 @@ impl Task {
             // Grown as publishes go out: a window of `usize::MAX` is
             // allowed (the context's `max_ack_inflight` bounds it in fact).
             window: VecDeque::with_capacity(self.window.min(1024)),
-            anchored: position.in_stream,
+            anchored: position.anchored(self.start_after),
         };
         self.progress.send_replace(position.seq);
         // Whatever the last follower had read past the stream is unsent:
@@ -481,6 +494,14 @@ impl Task {
     /// Up to [`CHUNK`] records after `sent` from the follower (made at
     /// `sent` if there is none), stopping at a reset or an error.
     fn read(&mut self, sent: u64) -> Batch {
+        // Waiting for the journal to reach `start_after`: a follower made
+        // at `sent` would only reset `Ahead` again, and log it, each pass
+        // (20 lines a second at the default poll interval). Nothing to read
+        // until the journal gets there.
+        if self.waiting_ahead && self.follower.is_none() && self.shared.reader.last_seq().is_ok_and(|last| last < sent)
+        {
+            return Batch::default();
+        }
         let mut follower = match self.follower.take() {
             Some(follower) => follower,
             None => match Follower::new(self.shared.reader.clone(), sent) {
@@ -535,5 +556,22 @@ impl Task {
         }
         self.follower = Some(follower);
         batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+
+    #[test]
+    fn a_resume_past_start_after_in_an_emptied_stream_is_anchored() {
+        let at = |seq, in_stream| Position { seq, stream_last: 20, in_stream };
+        // Acknowledged through 20 by this task, the stream emptied since: a
+        // journal ending before 20 went back (it had waited for it in
+        // silence, then passed over the restored journal's 11..=20).
+        assert!(at(20, false).anchored(0));
+        assert!(at(20, true).anchored(0));
+        // Nothing past `start_after` yet: the journal may not be there.
+        assert!(!at(5, false).anchored(5));
     }
 }

@@ -202,7 +202,14 @@ impl Replicator {
         ReplicatorSink::new(Arc::clone(&self.shared.wake))
     }
 
-    /// Waits until JetStream acknowledged every seq up to `seq`.
+    /// Waits until replication got past `seq`: JetStream acknowledged
+    /// every record up to it that the journal still held when the
+    /// replicator read it. Seqs it passed over return too: records
+    /// retention removed before they were replicated (the replicator cut
+    /// loose, or no consumer registered: counted in
+    /// [`ReplicationStats::skipped`], named in `last_error`), and a salvage
+    /// gap, replicated as a gap marker ([`ReplicationStats::gaps`]). Check
+    /// those counts where "in JetStream" must mean every record.
     ///
     /// # Errors
     ///
