@@ -316,6 +316,9 @@ impl Task {
             anchored: position.anchored(self.start_after),
         };
         self.progress.send_replace(position.seq);
+        // Waiting for `start_after` is decided again: an anchored position
+        // facing a journal that ends before it is a reset, never a wait.
+        self.waiting_ahead = false;
         // Whatever the last follower had read past the stream is unsent:
         // follow again from the stream's last replicated seq.
         self.follower = None;
@@ -497,8 +500,14 @@ impl Task {
         // Waiting for the journal to reach `start_after`: a follower made
         // at `sent` would only reset `Ahead` again, and log it, each pass
         // (20 lines a second at the default poll interval). Nothing to read
-        // until the journal gets there.
-        if self.waiting_ahead && self.follower.is_none() && self.shared.reader.last_seq().is_ok_and(|last| last < sent)
+        // until the journal gets there, while it is the same journal (a
+        // new follower checks the epoch: a directory recreated meanwhile
+        // stops the replicator).
+        let reader = &self.shared.reader;
+        if self.waiting_ahead
+            && self.follower.is_none()
+            && reader.epoch().is_ok_and(|epoch| epoch == self.epoch)
+            && reader.last_seq().is_ok_and(|last| last < sent)
         {
             return Batch::default();
         }

@@ -208,8 +208,9 @@ impl Replicator {
     /// retention removed before they were replicated (the replicator cut
     /// loose, or no consumer registered: counted in
     /// [`ReplicationStats::skipped`], named in `last_error`), and a salvage
-    /// gap, replicated as a gap marker ([`ReplicationStats::gaps`]). Check
-    /// those counts where "in JetStream" must mean every record.
+    /// gap, replicated as a gap marker ([`ReplicationStats::gaps`]); and
+    /// every seq up to the builder's `start_after`, at once. Check those
+    /// counts where "in JetStream" must mean every record.
     ///
     /// # Errors
     ///

@@ -245,6 +245,38 @@ async fn start_after_past_the_end_waits_for_the_journal() {
     j.close().unwrap();
 }
 
+/// A replicator waiting for its journal to reach `start_after`, whose
+/// directory is recreated meanwhile with another journal, still short of
+/// `start_after`: it stops with `EpochMismatch`, as when it replicates.
+/// While waiting it no longer makes a follower each poll, which is where
+/// the epoch was checked: it had waited on in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_recreated_while_waiting_for_start_after_stops_the_replicator() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let mut old = journal(&dir);
+    fill(&mut old, 1, 10);
+    let replicator = Replicator::builder(&dir, js.clone(), StreamSpec::new("WAITED", "feed.waited"))
+        .poll_interval(Duration::from_millis(5))
+        .start_after(1000)
+        .start()
+        .await
+        .unwrap();
+    // An observation window: the replicator is waiting.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!replicator.stats().stopped);
+    old.close().unwrap();
+    let staging = tmp.path().join("staging");
+    let mut new = journal(&staging);
+    fill(&mut new, 1, 5);
+    new.close().unwrap();
+    replace_dir(&dir, &staging);
+    let waited = within("the replicator stops", replicator.wait_for(1001)).await;
+    assert!(matches!(waited, Err(NatsError::EpochMismatch { .. })), "{waited:?}");
+}
+
 /// A journal in `dir` whose retention keeps two segments, holding 1..=50
 /// in its first.
 fn fifty_kept_two_segments_at_a_time(dir: &Path) -> Journal {

@@ -161,16 +161,9 @@ impl Shared {
         self.failure.lock().clone()
     }
 
-    /// The writer failed: it refuses every append from now on, so what it
-    /// published is all its streams will get. The bell stops, as at a
-    /// close: a caught-up stream reads what is left, then ends with
-    /// [`Error::Unhealthy`](crate::Error::Unhealthy) naming `cause`, while
-    /// the feed is still open (it had waited for the feed's close, silent).
-    /// Callers publish the last acknowledged batch first.
     pub(crate) fn set_failed(&self, cause: String) {
         self.failure.lock().get_or_insert(cause);
         self.failed.store(true, Ordering::Release);
-        self.bell.stop();
     }
 
     /// Whether the writer failed, without taking the lock of `failure`.

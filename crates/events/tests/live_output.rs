@@ -683,6 +683,52 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
     );
 }
 
+/// The same with a live-output stream caught up when the batch fails, the
+/// feed left open: it ends after the tokens recorded before the refused
+/// batch, with the failure, without waiting for the close. The bell stops
+/// once the refusal put those tokens into the ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_output_stream_caught_up_on_a_failed_batch_ends_after_its_tokens() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let builder = Feed::builder(tmp.path()).sync(events::SyncPolicy::Never).live_output(LiveOutput::new());
+    let feed: Feed<Agent> = builder.faults(plan.clone()).open().await.unwrap();
+    feed.append(Some("s"), Agent::Message("first".into())).await.unwrap();
+    let mut live = feed.reader().stream_live(LiveCursor::from(Seq::ZERO), Some("s")).unwrap();
+    assert!(matches!(live.next().await, Some(Ok(FeedItem::Event(_)))));
+    let writes = plan.count(Step::AppendWrite);
+    plan.inject(Step::AppendWrite, writes, Fault::Stall(Duration::from_millis(300)));
+    plan.inject(Step::AppendWrite, writes + 1, Fault::Errno(libc::EIO));
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(Some("s"), Agent::Message("held".into())).await }
+    });
+    while plan.count(Step::AppendWrite) == writes {
+        tokio::task::yield_now().await;
+    }
+    feed.record(Some("s"), &Agent::Token("t1".into()));
+    feed.record(Some("s"), &Agent::Message("lost".into()));
+    feed.record(Some("s"), &Agent::Token("t2".into()));
+    assert_eq!(held.await.unwrap().unwrap(), Seq::new(2));
+    assert!(feed.sync().await.is_err(), "the second batch failed");
+    let mut got =
+        tokio::time::timeout(Duration::from_secs(20), live.collect::<Vec<_>>()).await.expect("ends, unclosed");
+    assert!(matches!(got.pop(), Some(Err(events::Error::Unhealthy { .. }))), "{got:?}");
+    let items: Vec<Seen> = got.into_iter().map(|item| seen(item.unwrap())).collect();
+    let s = Some("s".to_owned());
+    assert_eq!(
+        items,
+        [
+            (Position::durable(Seq::new(2)), s.clone(), Agent::Message("held".into())),
+            (Position { seq: Seq::new(2), index: 1 }, s.clone(), Agent::Token("t1".into())),
+            (Position { seq: Seq::new(2), index: 2 }, s, Agent::Token("t2".into())),
+        ]
+    );
+    assert!(!feed.is_closed());
+    let _ = feed.close().await;
+}
+
 /// An ephemeral event whose `Drop` panics, let go by the ring (its limit of
 /// one token a stream evicts it on the writer's thread): the writer goes
 /// on, the feed stays healthy and appends. The panic had ended the writer

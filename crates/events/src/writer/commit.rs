@@ -145,6 +145,14 @@ impl<E: Event, C: Codec> Writer<E, C> {
         tracing::error!(error = %cause, "journal append failed; the feed refuses appends until reopened");
         self.shared.set_failed(cause.clone());
         self.reject_pending(Some(e), &cause);
+        // What it published is all its streams will get: the bell stops,
+        // as at a close, so a caught-up stream reads what is left, then
+        // ends with `Error::Unhealthy` naming the cause, while the feed is
+        // still open (it had waited, silent, for the close). After the
+        // refusal, which puts the tokens recorded before the refused batch
+        // into the live-output ring: a live-output stream ending here
+        // takes them first.
+        self.shared.bell.stop();
     }
 
     /// Waits until everything written is published or refused.
