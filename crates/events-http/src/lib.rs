@@ -119,8 +119,10 @@
 //!     pruned after the cursor. A
 //!     client that does not listen for `checkpoint` events loses nothing:
 //!     `EventSource` still records the id;
-//!   * if the journal is corrupt, an event cannot be encoded, or an expired
-//!     cursor meets the `Fail` policy: `event: error`, `retry: 30000` (a
+//!   * if the journal is corrupt, an event cannot be encoded, an expired
+//!     cursor meets the `Fail` policy, or the served writer failed (a
+//!     journal I/O error, its directory replaced; after every event it
+//!     acknowledged): `event: error`, `retry: 30000` (a
 //!     browser's `EventSource` waits 30 s, not its default few seconds,
 //!     before it asks again from the same cursor, which most such errors
 //!     meet again), `data: {"error":"…"}`, then the response ends;
