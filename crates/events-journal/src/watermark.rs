@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
 use crate::seam::{Io, Step};
+use crate::segment;
 
 /// File name of the watermark inside a journal directory.
 pub const WATERMARK_FILE: &str = "WATERMARK";
@@ -168,6 +169,10 @@ pub(crate) struct Publisher {
     /// Set by the first `Open` or `Closed` publication, or by
     /// [`keep_recovering`](Self::keep_recovering).
     committed: bool,
+    /// The segments as the open found them, before recovery
+    /// ([`segment::fingerprint`]): a refused open that finds them changed
+    /// keeps its `Recovering` record.
+    found: Option<Vec<(u64, u64, u64)>>,
 }
 
 impl Publisher {
@@ -208,7 +213,7 @@ impl Publisher {
             .map_err(|e| JournalError::io("open watermark", &path, e))?;
         let decoded = previous.as_deref().and_then(Watermark::decode);
         let mut publisher =
-            Publisher { file, path, io: io.clone(), last: None, failed: None, previous, committed: false };
+            Publisher { file, path, io: io.clone(), last: None, failed: None, previous, committed: false, found: None };
         let recovering = Watermark {
             state: WriterState::Recovering,
             ..decoded.unwrap_or(Watermark { state: WriterState::Recovering, epoch: 0, seq: 0, segment: 0, offset: 0 })
@@ -253,6 +258,21 @@ impl Publisher {
         self.committed = true;
     }
 
+    /// Notes the segments as the open found them, before recovery changes
+    /// anything: a refused open's drop compares them with the directory.
+    pub(crate) fn found(&mut self, segments: &[segment::SegmentFile]) {
+        self.found = Some(segment::fingerprint(segments));
+    }
+
+    /// Whether the segments are still as the open found them (`true`
+    /// before it noted them: recovery had not begun); `false` when that
+    /// cannot be told (the directory cannot be listed).
+    fn segments_unchanged(&self) -> bool {
+        let Some(found) = &self.found else { return true };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        segment::list(dir, false).is_ok_and(|now| segment::fingerprint(&now.segments) == *found)
+    }
+
     /// Writes again the record whose write failed last, if no later one
     /// was written since.
     pub(crate) fn retry(&mut self) -> Result<(), JournalError> {
@@ -269,6 +289,15 @@ impl Drop for Publisher {
     /// changed the files ([`keep_recovering`](Self::keep_recovering)).
     fn drop(&mut self) {
         if self.committed {
+            return;
+        }
+        // Refused after recovery changed a segment (a rebuild's rename, a
+        // cut, a segment made), at any step: the last writer's record (a
+        // `Closed` one, which readers trust with no lock held) may name
+        // records that are gone. This open's synced `Recovering` record
+        // stays: readers take the files as a crash left them.
+        if !self.segments_unchanged() {
+            tracing::info!(path = %self.path.display(), "a refused open changed the segments: its recovering record stays");
             return;
         }
         let restored = match &self.previous {

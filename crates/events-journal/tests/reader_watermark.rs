@@ -723,3 +723,45 @@ fn a_dead_writers_watermark_past_the_records_left_is_not_ahead() {
     let seqs: Vec<u64> = reader.read_since(0).unwrap().map(|r| r.unwrap().seq()).collect();
     assert_eq!(seqs, [1, 2]);
 }
+
+/// As above, a salvage open refused at each step that can fail after
+/// recovery may have changed the segments: the lease's open (before the
+/// steps above), the rebuild's renames and pieces, every directory fsync.
+/// Whatever the step, a reader is never told the journal ends before seq
+/// 3 (`Ahead` at 2), and where the segments changed no `Closed` record is
+/// left. The first two had put the last writer's `Closed` record back:
+/// only a refusal in the open's last steps kept the `Recovering` one.
+#[test]
+fn a_salvage_open_refused_at_any_step_leaves_no_closed_watermark_naming_records_it_cut() {
+    let _serial = serial();
+    let closed = || closed_with_a_byte_flipped_in_record(2);
+    let control = closed();
+    let counted = FaultPlan::new();
+    drop(Journal::open(control.path(), salvage(&counted)).unwrap());
+    for step in [Step::Lease, Step::Salvage, Step::DirSync] {
+        for at in 0..counted.count(step) {
+            let dir = closed();
+            let before = support::segments(dir.path());
+            let sizes = |segments: &[std::path::PathBuf]| {
+                segments
+                    .iter()
+                    .map(|s| std::fs::metadata(s).map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m))).ok())
+                    .collect::<Vec<_>>()
+            };
+            let found = sizes(&before);
+            let plan = FaultPlan::new();
+            plan.inject(step, at, Fault::Errno(libc::EIO));
+            if Journal::open(dir.path(), salvage(&plan)).is_ok() {
+                continue; // a step whose failure the open goes past
+            }
+            let reader = Reader::open(dir.path()).unwrap();
+            let read = reader.read_since(2).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
+            assert!(!matches!(read, Err(ReadError::Ahead { .. })), "{step:?} #{at}: {read:?}");
+            let changed = support::segments(dir.path()) != before || sizes(&before) != found;
+            let state = reader.watermark().unwrap().map(|wm| wm.state);
+            if changed {
+                assert_ne!(state, Some(WriterState::Closed), "{step:?} #{at}");
+            }
+        }
+    }
+}
