@@ -5,7 +5,9 @@
 //! [`Journal::repair`] is an open in `Repair` mode followed by a close.
 //! Appending, syncing, rolling and pruning are `writer.rs`.
 //!
-//! Invariant: a refused open changes nothing on disk; the watermark tells
+//! Invariant: a refused open changes nothing on disk that a reader relies
+//! on: what recovery changed is as a crash would leave it, and the last
+//! writer's watermark is put back only where it still holds; the watermark tells
 //! readers not to map the newest segment before recovery may cut it, and
 //! the writer publishes itself open only once recovery and retention are
 //! done.
@@ -178,7 +180,8 @@ impl Journal {
         let vouched = Vouched::by(previous_lease, watermark.previous().map(|wm| (wm.epoch, wm.seq)), boot);
         let listing = segment::list(&dir, true)?;
         // A refusal from here on, at whatever step, after recovery changed
-        // a segment keeps this open's `Recovering` record (`Publisher`'s drop).
+        // the segment the last writer's record names keeps this open's
+        // `Recovering` record (`Publisher`'s drop).
         watermark.found(&listing.segments);
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| {
@@ -234,7 +237,8 @@ impl Journal {
         // A step below that fails refuses the open: the writer is marked
         // failed, so its drop neither publishes `Closed` nor records the
         // lease closed for a writer that never opened (the watermark is
-        // put back as it was found: `Publisher`'s drop).
+        // put back as it was found, unless the segment it names changed:
+        // `Publisher`'s drop).
         let mut finish = || -> Result<(), JournalError> {
             if journal.opts.sync == SyncPolicy::Always && journal.active_len > HEADER_LEN as u64 {
                 // Records a killed writer wrote but never synced survive in the

@@ -164,14 +164,16 @@ pub(crate) struct Publisher {
     /// The record whose write failed last, when no later one was written.
     failed: Option<Watermark>,
     /// The file's bytes before this writer opened (`None`: there was no
-    /// file), put back if the open is refused before the journal is in place.
+    /// file), put back if the open is refused before the journal is in
+    /// place, unless the segment they name changed meanwhile.
     previous: Option<Vec<u8>>,
     /// Set by the first `Open` or `Closed` publication, or by
     /// [`keep_recovering`](Self::keep_recovering).
     committed: bool,
     /// The segments as the open found them, before recovery
-    /// ([`segment::fingerprint`]): a refused open that finds them changed
-    /// keeps its `Recovering` record.
+    /// ([`segment::fingerprint`]), until it is committed: a refused open
+    /// that finds the segment the previous record names changed keeps its
+    /// `Recovering` record.
     found: Option<Vec<(u64, u64, u64)>>,
 }
 
@@ -240,6 +242,9 @@ impl Publisher {
         self.last = Some(wm);
         self.failed = None;
         self.committed |= wm.state != WriterState::Recovering;
+        if self.committed {
+            self.found = None;
+        }
         Ok(())
     }
 
@@ -264,13 +269,20 @@ impl Publisher {
         self.found = Some(segment::fingerprint(segments));
     }
 
-    /// Whether the segments are still as the open found them (`true`
-    /// before it noted them: recovery had not begun); `false` when that
-    /// cannot be told (the directory cannot be listed).
-    fn segments_unchanged(&self) -> bool {
-        let Some(found) = &self.found else { return true };
+    /// Whether the segment the previous record names is still as the open
+    /// found it: there with the same inode and length, or still absent
+    /// (`true` with no previous record, or before the open noted the
+    /// segments: recovery had not begun); `false` when that cannot be told
+    /// (the directory cannot be listed). A rebuild renames a new inode
+    /// over it, a cut shortens it, retention removes it. Other segments do
+    /// not matter: the record describes the journal's end, in that one.
+    fn named_segment_unchanged(&self) -> bool {
+        let (Some(found), Some(named)) = (&self.found, self.previous().map(|wm| wm.segment)) else { return true };
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        segment::list(dir, false).is_ok_and(|now| segment::fingerprint(&now.segments) == *found)
+        let Ok(now) = segment::list(dir, false) else { return false };
+        let now = segment::fingerprint(&now.segments);
+        let of = |segments: &[(u64, u64, u64)]| segments.iter().find(|s| s.0 == named).copied();
+        of(found) == of(&now)
     }
 
     /// Writes again the record whose write failed last, if no later one
@@ -286,18 +298,20 @@ impl Publisher {
 impl Drop for Publisher {
     /// A refused open leaves the directory as it found it: the watermark is
     /// put back (or removed, if this open created it), unless recovery
-    /// changed the files ([`keep_recovering`](Self::keep_recovering)).
+    /// changed the files ([`keep_recovering`](Self::keep_recovering)) or
+    /// the segment the previous record names, at whatever step the open
+    /// was refused.
     fn drop(&mut self) {
         if self.committed {
             return;
         }
-        // Refused after recovery changed a segment (a rebuild's rename, a
-        // cut, a segment made), at any step: the last writer's record (a
-        // `Closed` one, which readers trust with no lock held) may name
-        // records that are gone. This open's synced `Recovering` record
-        // stays: readers take the files as a crash left them.
-        if !self.segments_unchanged() {
-            tracing::info!(path = %self.path.display(), "a refused open changed the segments: its recovering record stays");
+        // Refused after recovery changed the segment the last writer's
+        // record names (a rebuild's rename, a cut), at any step: that
+        // record (a `Closed` one, which readers trust with no lock held)
+        // may name records that are gone. This open's synced `Recovering`
+        // record stays: readers take the files as a crash left them.
+        if !self.named_segment_unchanged() {
+            tracing::info!(path = %self.path.display(), "a refused open changed the segment the last writer's record names: its recovering record stays");
             return;
         }
         let restored = match &self.previous {

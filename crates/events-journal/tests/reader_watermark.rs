@@ -724,44 +724,65 @@ fn a_dead_writers_watermark_past_the_records_left_is_not_ahead() {
     assert_eq!(seqs, [1, 2]);
 }
 
-/// As above, a salvage open refused at each step that can fail after
-/// recovery may have changed the segments: the lease's open (before the
-/// steps above), the rebuild's renames and pieces, every directory fsync.
-/// Whatever the step, a reader is never told the journal ends before seq
-/// 3 (`Ahead` at 2), and where the segments changed no `Closed` record is
-/// left. The first two had put the last writer's `Closed` record back:
-/// only a refusal in the open's last steps kept the `Recovering` one.
+/// As above, a salvage open refused at each step it takes, in turn: the
+/// segment it makes for the damaged record's successor, the lease's open,
+/// the rebuild's or the cut's writes, every directory fsync. Whatever the
+/// step, a reader is never told the journal ends before seq 3 (`Ahead`
+/// at 2), a `Closed` record left in place names bytes its segment still
+/// holds, and a refusal that changed no segment leaves the watermark's
+/// bytes as they were. Refused at the lease's open or inside recovery, the
+/// open had put the last writer's `Closed` record back over a segment the
+/// salvage had cut: only a refusal in its last steps kept its own.
 #[test]
 fn a_salvage_open_refused_at_any_step_leaves_no_closed_watermark_naming_records_it_cut() {
+    use std::os::unix::fs::MetadataExt;
     let _serial = serial();
     let closed = || closed_with_a_byte_flipped_in_record(2);
     let control = closed();
     let counted = FaultPlan::new();
     drop(Journal::open(control.path(), salvage(&counted)).unwrap());
-    for step in [Step::Lease, Step::Salvage, Step::DirSync] {
+    let steps = [
+        Step::SegmentCreate,
+        Step::HeaderWrite,
+        Step::HeaderSync,
+        Step::Lease,
+        Step::Salvage,
+        Step::Truncate,
+        Step::TruncateSync,
+        Step::DirSync,
+    ];
+    let state = |segments: &[std::path::PathBuf]| {
+        let meta = |s: &std::path::PathBuf| std::fs::metadata(s).map(|m| (m.len(), m.ino())).ok();
+        segments.iter().map(|s| (s.clone(), meta(s))).collect::<Vec<_>>()
+    };
+    let (mut restored, mut kept) = (0, 0);
+    for step in steps {
         for at in 0..counted.count(step) {
             let dir = closed();
-            let before = support::segments(dir.path());
-            let sizes = |segments: &[std::path::PathBuf]| {
-                segments
-                    .iter()
-                    .map(|s| std::fs::metadata(s).map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m))).ok())
-                    .collect::<Vec<_>>()
-            };
-            let found = sizes(&before);
+            let found = state(&support::segments(dir.path()));
+            let watermark = std::fs::read(dir.path().join("WATERMARK")).unwrap();
             let plan = FaultPlan::new();
             plan.inject(step, at, Fault::Errno(libc::EIO));
             if Journal::open(dir.path(), salvage(&plan)).is_ok() {
                 continue; // a step whose failure the open goes past
             }
+            assert_eq!(plan.fired(), [(step, Fault::Errno(libc::EIO))], "{step:?} #{at}");
             let reader = Reader::open(dir.path()).unwrap();
             let read = reader.read_since(2).map(|mut records| records.next().map(|r| r.map(|r| r.seq())));
             assert!(!matches!(read, Err(ReadError::Ahead { .. })), "{step:?} #{at}: {read:?}");
-            let changed = support::segments(dir.path()) != before || sizes(&before) != found;
-            let state = reader.watermark().unwrap().map(|wm| wm.state);
-            if changed {
-                assert_ne!(state, Some(WriterState::Closed), "{step:?} #{at}");
+            let wm = reader.watermark().unwrap().expect("a record");
+            if wm.state == WriterState::Closed {
+                let named = dir.path().join(format!("{:020}.seg", wm.segment));
+                let len = std::fs::metadata(&named).map_or(0, |m| m.len());
+                assert!(len >= wm.offset, "{step:?} #{at}: `Closed` names offset {} of {len} bytes", wm.offset);
+            }
+            if state(&support::segments(dir.path())) == found {
+                assert_eq!(std::fs::read(dir.path().join("WATERMARK")).unwrap(), watermark, "{step:?} #{at}");
+                restored += 1;
+            } else if wm.state != WriterState::Closed {
+                kept += 1;
             }
         }
     }
+    assert!(restored > 0 && kept > 0, "refusals that changed nothing: {restored}, that kept recovering: {kept}");
 }
