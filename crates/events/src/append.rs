@@ -94,7 +94,9 @@ impl AppendOptions {
     /// The caller's id of this event: within the feed's dedupe window
     /// ([`Dedupe`]), a second append with the same id journals nothing and
     /// returns the first one's seq with [`Appended::duplicate`] set. 1 to
-    /// [`MAX_EVENT_ID_BYTES`] bytes.
+    /// [`MAX_EVENT_ID_BYTES`] bytes. Ids are the feed's: a second append
+    /// of the id to another stream is refused with
+    /// [`Error::EventIdTaken`](crate::Error::EventIdTaken).
     pub fn id(mut self, id: impl Into<EventId>) -> Self {
         self.id = Some(id.into());
         self

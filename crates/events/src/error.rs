@@ -2,7 +2,7 @@
 //! so application code handles a single type. Each variant keeps the layer
 //! error as its `source()`, with the path, offset or seq it carries.
 
-use events_core::{CodecError, Seq, StreamId};
+use events_core::{CodecError, EventId, Seq, StreamId};
 
 use crate::append::Expected;
 use events_journal::{JournalError, ReadError};
@@ -97,8 +97,14 @@ pub enum Error {
     },
     /// A conditional append found its stream at another version than it
     /// expected (someone appended to the stream since the caller read it):
-    /// nothing was journaled. Read the stream from `current` on and decide
-    /// again.
+    /// nothing was journaled. `current` counts appends still in flight: it
+    /// may be an event waiting for its fdatasync, which no reader sees yet
+    /// and which is refused if that fails (its seq then goes to another
+    /// event). So do not retry expecting `current` unread: read the stream
+    /// after the last version you saw (`read_stream(id, seen)` starts after
+    /// it), decide again from what it holds, and expect the version of the
+    /// last event you read (if it holds nothing new yet, the event at
+    /// `current` is still in flight: read again).
     #[error("stream {stream:?} is at {}, the append expected {expected}", current.map_or("no version (no retained event)".to_owned(), |s| format!("version {s}")))]
     VersionConflict {
         /// The stream.
@@ -121,6 +127,18 @@ pub enum Error {
         len: usize,
         /// The limit.
         limit: usize,
+    },
+    /// An idempotent append's id names, within the dedupe window, an event
+    /// appended to another stream (or to none, where this one names a
+    /// stream, or the reverse): ids are the feed's, not a stream's, so this
+    /// is no retry of it, and nothing was journaled. It had been answered
+    /// as a duplicate, with the other stream's seq.
+    #[error("event id {id:?} names seq {seq}, appended to another stream")]
+    EventIdTaken {
+        /// The id.
+        id: EventId,
+        /// The seq of the event the id names.
+        seq: Seq,
     },
     /// `append` was given an ephemeral event, which is never journaled.
     #[error("ephemeral events are never journaled; use record() or a session")]

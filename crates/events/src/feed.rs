@@ -164,7 +164,9 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// As [`append`](Self::append), and [`Error::VersionConflict`] when
     /// the stream is not at the expected version (nothing journaled),
     /// [`Error::MissingStream`] for an expectation without a stream id,
-    /// [`Error::EventIdInvalid`] for an empty or too long id.
+    /// [`Error::EventIdInvalid`] for an empty or too long id,
+    /// [`Error::EventIdTaken`] for an id that names another stream's event
+    /// within the dedupe window (nothing journaled).
     pub async fn append_with(&self, stream: Option<&str>, event: E, options: AppendOptions) -> Result<Appended> {
         self.inbox.append_with(stream, event, options).await
     }

@@ -54,8 +54,8 @@ pub(crate) struct Guard {
     /// The streams of the events in flight → their latest seq; kept only
     /// once a conditional append asked (`None`: not built for them).
     staged_streams: Option<HashMap<StreamId, u64>>,
-    /// The ids of the events in flight → their seq.
-    staged_ids: HashMap<EventId, u64>,
+    /// The ids of the events in flight → their seq and [`stream_key`].
+    staged_ids: HashMap<EventId, (u64, u64)>,
     /// Sealed segment (first seq) → the stream ids it may hold.
     filters: HashMap<u64, KeyFilter>,
 }
@@ -72,19 +72,20 @@ impl Guard {
     }
 
     /// Rebuilds the dedupe window from the journal's newest records.
-    pub(crate) fn rebuild(&mut self, reader: &Reader, now: u64) {
-        if let Err(e) = self.seen.rebuild(reader, now) {
+    pub(crate) fn rebuild<C: Codec>(&mut self, reader: &Reader, codec: &C, now: u64) {
+        if let Err(e) = self.seen.rebuild(reader, codec, now) {
             tracing::warn!(error = %crate::error_chain(&e), "rebuilding the dedupe window failed; the ids of unreadable segments are not remembered");
         }
     }
 
     /// Where an earlier append of `id` is: in flight (its seq), or
-    /// journaled (its seq and timestamp).
-    pub(crate) fn find_id(&mut self, id: &EventId, now: u64) -> Option<Earlier> {
-        if let Some(&seq) = self.staged_ids.get(id) {
-            return Some(Earlier::Staged(seq));
+    /// journaled (its seq and timestamp); with the [`stream_key`] of its
+    /// stream.
+    pub(crate) fn find_id(&mut self, id: &EventId, now: u64) -> Option<(Earlier, u64)> {
+        if let Some(&(seq, stream)) = self.staged_ids.get(id) {
+            return Some((Earlier::Staged(seq), stream));
         }
-        self.seen.get(id, now).map(|(seq, ts)| Earlier::Journaled { seq, ts })
+        self.seen.get(id, now).map(|(seq, ts, stream)| (Earlier::Journaled { seq, ts }, stream))
     }
 
     /// The version of `stream`, counting the events in flight (`staged`
@@ -148,7 +149,7 @@ impl Guard {
         }
         // With the window off every append is journaled, twice in one batch too.
         if let Some(id) = id.filter(|_| self.seen.enabled()) {
-            self.staged_ids.insert(id.clone(), seq);
+            self.staged_ids.insert(id.clone(), (seq, stream_key(stream)));
         }
     }
 
@@ -161,7 +162,7 @@ impl Guard {
             *v = Some(seq);
         }
         if let Some(id) = id {
-            self.seen.insert(id.clone(), seq, ts);
+            self.seen.insert(id.clone(), seq, ts, stream_key(stream));
         }
     }
 
@@ -171,7 +172,7 @@ impl Guard {
         if let Some(map) = &mut self.staged_streams {
             map.retain(|_, seq| *seq > last);
         }
-        self.staged_ids.retain(|_, seq| *seq > last);
+        self.staged_ids.retain(|_, (seq, _)| *seq > last);
     }
 
     /// Every event in flight was acknowledged or refused: forget them.
@@ -190,11 +191,31 @@ pub(crate) enum Earlier {
     Journaled { seq: u64, ts: u64 },
 }
 
+/// What an id's earlier append is compared with when it is appended
+/// again: a hash of its stream id ([`UNKNOWN_STREAM`] for a record whose
+/// stream does not decode, which any stream matches).
+pub(crate) fn stream_key(stream: Option<&StreamId>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    stream.map(StreamId::as_str).hash(&mut hasher);
+    hasher.finish() & !UNKNOWN_STREAM
+}
+
+/// The [`stream_key`] of an earlier append whose stream is not known.
+pub(crate) const UNKNOWN_STREAM: u64 = 1 << 63;
+
+/// Whether an id appended again to the stream of key `now` names the same
+/// event as its earlier append, to the stream of key `earlier`.
+pub(crate) fn same_stream(earlier: u64, now: u64) -> bool {
+    earlier == now || earlier == UNKNOWN_STREAM
+}
+
 /// The dedupe window: remembered ids, oldest first.
 #[derive(Debug)]
 struct Seen {
     window: Dedupe,
-    by_id: HashMap<EventId, (u64, u64)>,
+    /// Id → seq, timestamp, [`stream_key`].
+    by_id: HashMap<EventId, (u64, u64, u64)>,
     order: VecDeque<(u64, EventId)>,
 }
 
@@ -211,7 +232,7 @@ impl Seen {
         u64::try_from(self.window.age.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn get(&mut self, id: &EventId, now: u64) -> Option<(u64, u64)> {
+    fn get(&mut self, id: &EventId, now: u64) -> Option<(u64, u64, u64)> {
         if !self.enabled() {
             return None;
         }
@@ -219,11 +240,11 @@ impl Seen {
         self.by_id.get(id).copied()
     }
 
-    fn insert(&mut self, id: EventId, seq: u64, ts: u64) {
+    fn insert(&mut self, id: EventId, seq: u64, ts: u64, stream: u64) {
         if !self.enabled() {
             return;
         }
-        self.by_id.insert(id.clone(), (seq, ts));
+        self.by_id.insert(id.clone(), (seq, ts, stream));
         self.order.push_back((seq, id));
         self.expire(ts);
     }
@@ -235,7 +256,7 @@ impl Seen {
             // An id journaled again after it left the window has a newer
             // entry: this one is stale and goes whatever its id's age (its
             // id's newer timestamp held everything behind it in the window).
-            if let Some(&(latest, ts)) = self.by_id.get(id)
+            if let Some(&(latest, ts, _)) = self.by_id.get(id)
                 && latest == *seq
             {
                 if self.by_id.len() <= self.window.ids && ts >= horizon {
@@ -248,7 +269,7 @@ impl Seen {
     }
 
     /// Reads the ids of the records younger than the window's age.
-    fn rebuild(&mut self, reader: &Reader, now: u64) -> Result<()> {
+    fn rebuild<C: Codec>(&mut self, reader: &Reader, codec: &C, now: u64) -> Result<()> {
         if !self.enabled() {
             return Ok(());
         }
@@ -272,7 +293,7 @@ impl Seen {
         let mut failed = None;
         for (i, (first, _)) in segments.iter().enumerate().skip(start) {
             let end = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
-            if let Err(e) = self.rebuild_segment(reader, *first, end, horizon) {
+            if let Err(e) = self.rebuild_segment(reader, codec, *first, end, horizon) {
                 tracing::warn!(segment = first, error = %crate::error_chain(&e), "a segment's ids could not be read for the dedupe window");
                 failed = Some(e);
             }
@@ -282,7 +303,14 @@ impl Seen {
     }
 
     /// The ids of the records `first..end` younger than `horizon`.
-    fn rebuild_segment(&mut self, reader: &Reader, first: u64, end: u64, horizon: u64) -> Result<()> {
+    fn rebuild_segment<C: Codec>(
+        &mut self,
+        reader: &Reader,
+        codec: &C,
+        first: u64,
+        end: u64,
+        horizon: u64,
+    ) -> Result<()> {
         let records = match reader.read_since(first - 1) {
             Ok(records) => records,
             Err(events_journal::ReadError::Ahead { .. } | events_journal::ReadError::Expired { .. }) => return Ok(()),
@@ -300,7 +328,9 @@ impl Seen {
             if record.ts() >= horizon
                 && let Some(id) = payload::event_id(record.payload())
             {
-                self.insert(EventId::from(id), record.seq(), record.ts());
+                let stream = payload::stream_id(codec, record.payload())
+                    .map_or(UNKNOWN_STREAM, |stream| stream_key(stream.as_ref()));
+                self.insert(EventId::from(id), record.seq(), record.ts(), stream);
             }
         }
         Ok(())
@@ -428,9 +458,9 @@ mod tests {
     fn an_id_journaled_twice_does_not_keep_older_ids_in_the_window() {
         let mut seen = Seen::new(Dedupe::new(Duration::from_secs(1), 100));
         let (a, b) = (EventId::from("a"), EventId::from("b"));
-        seen.insert(a.clone(), 1, 0);
-        seen.insert(b.clone(), 2, SECOND / 10);
-        seen.insert(a.clone(), 3, SECOND * 12 / 10);
+        seen.insert(a.clone(), 1, 0, 0);
+        seen.insert(b.clone(), 2, SECOND / 10, 0);
+        seen.insert(a.clone(), 3, SECOND * 12 / 10, 0);
         assert_eq!(seen.get(&b, SECOND * 13 / 10), None, "b is older than the window's age");
         assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10)));
     }
@@ -442,7 +472,7 @@ mod tests {
         let mut seen = Seen::new(Dedupe::new(Duration::from_secs(60), 3));
         let ids = ["b", "a", "c", "a"].map(EventId::from);
         for (seq, id) in (1..).zip(&ids) {
-            seen.insert(id.clone(), seq, seq * SECOND);
+            seen.insert(id.clone(), seq, seq * SECOND, 0);
         }
         for (id, seq) in [("b", 1), ("c", 3), ("a", 4)] {
             assert_eq!(seen.get(&EventId::from(id), 5 * SECOND).map(|(s, _)| s), Some(seq), "{id}");

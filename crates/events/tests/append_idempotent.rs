@@ -355,3 +355,51 @@ async fn ids_after_a_gap_at_the_start_of_the_oldest_segment_stay_in_the_window()
     let req2 = reader.read_since(0).unwrap().filter_map(Result::ok);
     assert_eq!(req2.filter(|r| events::payload::event_id(r.payload()) == Some("req-2")).count(), 1);
 }
+
+/// An id appended again to another stream (or to none) names another
+/// event, not a retry: refused with `EventIdTaken` naming the seq the id
+/// names, nothing journaled; the same after a reopen (the window rebuilt
+/// from the journal knows each id's stream) and while the first append is
+/// still in flight. A retry to its own stream is still a duplicate. It had
+/// been answered `duplicate: true` with the other stream's seq: the event
+/// for the second stream was lost, reported journaled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_appended_again_to_another_stream_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || Feed::<Job>::builder(tmp.path()).open();
+    let taken = |result: events::Result<events::Appended>, seq: Seq| match result {
+        Err(events::Error::EventIdTaken { id, seq: named }) => assert_eq!((id.as_str(), named), ("x", seq)),
+        other => panic!("expected EventIdTaken, got {other:?}"),
+    };
+    let feed = open().await.unwrap();
+    let first = feed.append_with(Some("a"), Job { n: 1 }, with_id("x")).await.unwrap();
+    taken(feed.append_with(Some("b"), Job { n: 2 }, with_id("x")).await, first.seq);
+    taken(feed.append_with(None, Job { n: 2 }, with_id("x")).await, first.seq);
+    assert!(feed.append_with(Some("a"), Job { n: 1 }, with_id("x")).await.unwrap().duplicate);
+    feed.close().await.unwrap();
+    let feed = open().await.unwrap();
+    taken(feed.append_with(Some("b"), Job { n: 2 }, with_id("x")).await, first.seq);
+    assert!(feed.append_with(Some("a"), Job { n: 1 }, with_id("x")).await.unwrap().duplicate);
+    // In flight: sixteen appends of a new id at once, half of them to
+    // another stream; one is journaled, those of its stream are its
+    // duplicates, the others are refused.
+    let appends = (0..16u64).map(|i| {
+        let feed = feed.clone();
+        let stream = if i % 2 == 0 { "c" } else { "d" };
+        async move { (stream, feed.append_with(Some(stream), Job { n: 3 }, with_id("y")).await) }
+    });
+    let results = futures::future::join_all(appends).await;
+    let journaled: Vec<_> = results.iter().filter(|(_, r)| r.as_ref().is_ok_and(|a| !a.duplicate)).collect();
+    assert_eq!(journaled.len(), 1);
+    let winner = journaled[0].0;
+    for (stream, result) in &results {
+        match result {
+            Ok(_) => assert_eq!(*stream, winner),
+            Err(events::Error::EventIdTaken { .. }) => assert_ne!(*stream, winner),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    feed.close().await.unwrap();
+    let ids = journaled_ids(tmp.path());
+    assert_eq!((count(&ids, "x"), count(&ids, "y"), ids.len()), (1, 1, 2));
+}

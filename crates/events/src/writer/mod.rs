@@ -224,7 +224,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
         // Before the first command: a retry right after a restart must find
         // the ids journaled before it.
-        self.guard.rebuild(&self.shared.reader, Timestamp::now().as_nanos());
+        self.guard.rebuild(&self.shared.reader, &self.codec, Timestamp::now().as_nanos());
         let waker = commit::waker();
         loop {
             let open = if self.journal.syncing() {

@@ -19,7 +19,7 @@ use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 use super::{Ack, Acked, Conditions, Pending, Writer};
 use crate::append::Expected;
 use crate::error::{isolated, let_go};
-use crate::guard::Earlier;
+use crate::guard::{Earlier, same_stream, stream_key};
 use crate::stats::Counters;
 use crate::{Error, error_chain, index, payload};
 
@@ -134,7 +134,15 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // A retry of an append that succeeded is answered as that append
         // was, even when its expectation no longer holds.
         if let Some(id) = &when.id {
-            match self.guard.find_id(id, Timestamp::now().as_nanos()) {
+            let earlier = self.guard.find_id(id, Timestamp::now().as_nanos());
+            // The id names another stream's event: no retry of this one.
+            if let Some((Earlier::Staged(seq) | Earlier::Journaled { seq, .. }, key)) = earlier
+                && !same_stream(key, stream_key(stream.as_ref()))
+            {
+                let _ = ack.send(Err(Error::EventIdTaken { id: id.clone(), seq: Seq::new(seq) }));
+                return Checked::Answered(Some(event));
+            }
+            match earlier.map(|(earlier, _)| earlier) {
                 Some(Earlier::Staged(seq)) => {
                     self.duplicates.push((ack, seq));
                     return Checked::Answered(Some(event));
