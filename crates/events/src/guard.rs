@@ -462,7 +462,7 @@ mod tests {
         seen.insert(b.clone(), 2, SECOND / 10, 0);
         seen.insert(a.clone(), 3, SECOND * 12 / 10, 0);
         assert_eq!(seen.get(&b, SECOND * 13 / 10), None, "b is older than the window's age");
-        assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10)));
+        assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10, 0)));
     }
 
     /// `b a c a` (the first `a` stale) in a window of 3 ids: all three ids
@@ -475,7 +475,7 @@ mod tests {
             seen.insert(id.clone(), seq, seq * SECOND, 0);
         }
         for (id, seq) in [("b", 1), ("c", 3), ("a", 4)] {
-            assert_eq!(seen.get(&EventId::from(id), 5 * SECOND).map(|(s, _)| s), Some(seq), "{id}");
+            assert_eq!(seen.get(&EventId::from(id), 5 * SECOND).map(|(s, _, _)| s), Some(seq), "{id}");
         }
     }
 }
