@@ -100,11 +100,13 @@ pub enum Error {
     /// nothing was journaled. `current` counts appends still in flight: it
     /// may be an event waiting for its fdatasync, which no reader sees yet
     /// and which is refused if that fails (its seq then goes to another
-    /// event). So do not retry expecting `current` unread: read the stream
-    /// after the last version you saw (`read_stream(id, seen)` starts after
-    /// it), decide again from what it holds, and expect the version of the
-    /// last event you read (if it holds nothing new yet, the event at
-    /// `current` is still in flight: read again).
+    /// event; the feed is then unhealthy and refuses every append until it
+    /// is reopened). So do not retry expecting `current` unread: read the
+    /// stream after the last version you saw (`read_stream(id, seen)`
+    /// starts after it), decide again from what it holds, and expect the
+    /// version of the last event you read (`Expected::NoStream` if there is
+    /// none). If it holds nothing new yet, the event at `current` is still
+    /// in flight (or the readers' watermark lags): read again.
     #[error("stream {stream:?} is at {}, the append expected {expected}", current.map_or("no version (no retained event)".to_owned(), |s| format!("version {s}")))]
     VersionConflict {
         /// The stream.
@@ -129,10 +131,11 @@ pub enum Error {
         limit: usize,
     },
     /// An idempotent append's id names, within the dedupe window, an event
-    /// appended to another stream (or to none, where this one names a
+    /// journaled to another stream (or to none, where this one names a
     /// stream, or the reverse): ids are the feed's, not a stream's, so this
-    /// is no retry of it, and nothing was journaled. It had been answered
-    /// as a duplicate, with the other stream's seq.
+    /// is no retry of it, and nothing was journaled. (While that event is
+    /// in flight, this append waits for its outcome: refused, it shares
+    /// the refusal.) Counted in `FeedStats::conflicts`.
     #[error("event id {id:?} names seq {seq}, appended to another stream")]
     EventIdTaken {
         /// The id.

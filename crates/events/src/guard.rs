@@ -54,8 +54,8 @@ pub(crate) struct Guard {
     /// The streams of the events in flight → their latest seq; kept only
     /// once a conditional append asked (`None`: not built for them).
     staged_streams: Option<HashMap<StreamId, u64>>,
-    /// The ids of the events in flight → their seq and [`stream_key`].
-    staged_ids: HashMap<EventId, (u64, u64)>,
+    /// The ids of the events in flight → their seq and stream.
+    staged_ids: HashMap<EventId, (u64, IdStream)>,
     /// Sealed segment (first seq) → the stream ids it may hold.
     filters: HashMap<u64, KeyFilter>,
 }
@@ -79,11 +79,10 @@ impl Guard {
     }
 
     /// Where an earlier append of `id` is: in flight (its seq), or
-    /// journaled (its seq and timestamp); with the [`stream_key`] of its
-    /// stream.
-    pub(crate) fn find_id(&mut self, id: &EventId, now: u64) -> Option<(Earlier, u64)> {
-        if let Some(&(seq, stream)) = self.staged_ids.get(id) {
-            return Some((Earlier::Staged(seq), stream));
+    /// journaled (its seq and timestamp); with its stream.
+    pub(crate) fn find_id(&mut self, id: &EventId, now: u64) -> Option<(Earlier, IdStream)> {
+        if let Some((seq, stream)) = self.staged_ids.get(id) {
+            return Some((Earlier::Staged(*seq), stream.clone()));
         }
         self.seen.get(id, now).map(|(seq, ts, stream)| (Earlier::Journaled { seq, ts }, stream))
     }
@@ -149,7 +148,7 @@ impl Guard {
         }
         // With the window off every append is journaled, twice in one batch too.
         if let Some(id) = id.filter(|_| self.seen.enabled()) {
-            self.staged_ids.insert(id.clone(), (seq, stream_key(stream)));
+            self.staged_ids.insert(id.clone(), (seq, IdStream::Known(stream.cloned())));
         }
     }
 
@@ -162,7 +161,7 @@ impl Guard {
             *v = Some(seq);
         }
         if let Some(id) = id {
-            self.seen.insert(id.clone(), seq, ts, stream_key(stream));
+            self.seen.insert(id.clone(), seq, ts, IdStream::Known(stream.cloned()));
         }
     }
 
@@ -191,31 +190,33 @@ pub(crate) enum Earlier {
     Journaled { seq: u64, ts: u64 },
 }
 
-/// What an id's earlier append is compared with when it is appended
-/// again: a hash of its stream id ([`UNKNOWN_STREAM`] for a record whose
-/// stream does not decode, which any stream matches).
-pub(crate) fn stream_key(stream: Option<&StreamId>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    stream.map(StreamId::as_str).hash(&mut hasher);
-    hasher.finish() & !UNKNOWN_STREAM
+/// The stream of an id's earlier append, which an append of the id again
+/// must name to be its retry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum IdStream {
+    /// Its stream (`None`: it had none).
+    Known(Option<StreamId>),
+    /// A record, rebuilt into the window, whose stream does not decode:
+    /// any stream matches it.
+    Unknown,
 }
 
-/// The [`stream_key`] of an earlier append whose stream is not known.
-pub(crate) const UNKNOWN_STREAM: u64 = 1 << 63;
-
-/// Whether an id appended again to the stream of key `now` names the same
-/// event as its earlier append, to the stream of key `earlier`.
-pub(crate) fn same_stream(earlier: u64, now: u64) -> bool {
-    earlier == now || earlier == UNKNOWN_STREAM
+impl IdStream {
+    /// Whether an append of the id to `stream` is a retry of this one.
+    pub(crate) fn admits(&self, stream: Option<&StreamId>) -> bool {
+        match self {
+            IdStream::Known(known) => known.as_ref() == stream,
+            IdStream::Unknown => true,
+        }
+    }
 }
 
 /// The dedupe window: remembered ids, oldest first.
 #[derive(Debug)]
 struct Seen {
     window: Dedupe,
-    /// Id → seq, timestamp, [`stream_key`].
-    by_id: HashMap<EventId, (u64, u64, u64)>,
+    /// Id → seq, timestamp, stream.
+    by_id: HashMap<EventId, (u64, u64, IdStream)>,
     order: VecDeque<(u64, EventId)>,
 }
 
@@ -232,15 +233,15 @@ impl Seen {
         u64::try_from(self.window.age.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn get(&mut self, id: &EventId, now: u64) -> Option<(u64, u64, u64)> {
+    fn get(&mut self, id: &EventId, now: u64) -> Option<(u64, u64, IdStream)> {
         if !self.enabled() {
             return None;
         }
         self.expire(now);
-        self.by_id.get(id).copied()
+        self.by_id.get(id).cloned()
     }
 
-    fn insert(&mut self, id: EventId, seq: u64, ts: u64, stream: u64) {
+    fn insert(&mut self, id: EventId, seq: u64, ts: u64, stream: IdStream) {
         if !self.enabled() {
             return;
         }
@@ -328,8 +329,7 @@ impl Seen {
             if record.ts() >= horizon
                 && let Some(id) = payload::event_id(record.payload())
             {
-                let stream = payload::stream_id(codec, record.payload())
-                    .map_or(UNKNOWN_STREAM, |stream| stream_key(stream.as_ref()));
+                let stream = payload::stream_id(codec, record.payload()).map_or(IdStream::Unknown, IdStream::Known);
                 self.insert(EventId::from(id), record.seq(), record.ts(), stream);
             }
         }
@@ -458,11 +458,11 @@ mod tests {
     fn an_id_journaled_twice_does_not_keep_older_ids_in_the_window() {
         let mut seen = Seen::new(Dedupe::new(Duration::from_secs(1), 100));
         let (a, b) = (EventId::from("a"), EventId::from("b"));
-        seen.insert(a.clone(), 1, 0, 0);
-        seen.insert(b.clone(), 2, SECOND / 10, 0);
-        seen.insert(a.clone(), 3, SECOND * 12 / 10, 0);
+        seen.insert(a.clone(), 1, 0, IdStream::Known(None));
+        seen.insert(b.clone(), 2, SECOND / 10, IdStream::Known(None));
+        seen.insert(a.clone(), 3, SECOND * 12 / 10, IdStream::Known(None));
         assert_eq!(seen.get(&b, SECOND * 13 / 10), None, "b is older than the window's age");
-        assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10, 0)));
+        assert_eq!(seen.get(&a, SECOND * 13 / 10), Some((3, SECOND * 12 / 10, IdStream::Known(None))));
     }
 
     /// `b a c a` (the first `a` stale) in a window of 3 ids: all three ids
@@ -472,7 +472,7 @@ mod tests {
         let mut seen = Seen::new(Dedupe::new(Duration::from_secs(60), 3));
         let ids = ["b", "a", "c", "a"].map(EventId::from);
         for (seq, id) in (1..).zip(&ids) {
-            seen.insert(id.clone(), seq, seq * SECOND, 0);
+            seen.insert(id.clone(), seq, seq * SECOND, IdStream::Known(None));
         }
         for (id, seq) in [("b", 1), ("c", 3), ("a", 4)] {
             assert_eq!(seen.get(&EventId::from(id), 5 * SECOND).map(|(s, _, _)| s), Some(seq), "{id}");

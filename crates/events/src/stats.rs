@@ -70,7 +70,9 @@ pub struct FeedStats {
     /// Ephemeral events the ring's limits removed since open.
     pub live_evicted: u64,
     /// Conditional appends refused with
-    /// [`Error::VersionConflict`](crate::Error::VersionConflict).
+    /// [`Error::VersionConflict`](crate::Error::VersionConflict), and
+    /// idempotent ones with
+    /// [`Error::EventIdTaken`](crate::Error::EventIdTaken).
     pub conflicts: u64,
     /// The latest journaled seq.
     pub latest_seq: u64,

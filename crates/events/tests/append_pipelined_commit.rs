@@ -397,3 +397,50 @@ async fn a_version_checked_during_the_fdatasync_of_a_pruning_roll_sees_the_prune
     queued.await.unwrap().unwrap();
     feed.close().await.unwrap();
 }
+
+/// An id appended to stream "s" and, while that append waits for its
+/// fdatasync, again to stream "t": the second waits for the first's
+/// outcome. Journaled, the second is refused with `EventIdTaken` naming
+/// its seq (counted in `conflicts`); refused (the fdatasync fails), the
+/// second shares the refusal, and the id names nothing: it had been told
+/// at once that the id was taken, by an event that was never journaled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_in_flight_appended_to_another_stream_waits_for_its_outcome() {
+    for fails in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let feed = open(tmp.path(), &plan).await;
+        feed.append(Some("s"), msg(0)).await.unwrap();
+        // The first append's write held, so that the second queues behind
+        // it and is checked while the fdatasync is in flight (held too).
+        plan.inject_next(Step::AppendWrite, Fault::Stall(Duration::from_millis(500)));
+        let sync = if fails {
+            Fault::StallErrno(Duration::from_millis(500), libc::EIO)
+        } else {
+            Fault::Stall(Duration::from_millis(500))
+        };
+        plan.inject_next(Step::AppendSync, sync);
+        let (writes, syncs) = (plan.count(Step::AppendWrite), plan.count(Step::AppendSync));
+        let spawn = |stream: &'static str, n: u64| {
+            let feed = feed.clone();
+            tokio::spawn(async move { feed.append_with(Some(stream), msg(n), AppendOptions::new().id("job-1")).await })
+        };
+        let first = spawn("s", 1);
+        reached(&plan, Step::AppendWrite, writes + 1).await;
+        let second = spawn("t", 2);
+        reached(&plan, Step::AppendSync, syncs + 1).await;
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        if fails {
+            assert!(first.is_err(), "{first:?}");
+            assert!(matches!(second, Err(Error::Journal(_) | Error::Unhealthy { .. })), "{second:?}");
+        } else {
+            let first = first.unwrap();
+            match second {
+                Err(Error::EventIdTaken { id, seq }) => assert_eq!((id.as_str(), seq), ("job-1", first.seq)),
+                other => panic!("expected EventIdTaken, got {other:?}"),
+            }
+            assert_eq!(feed.stats().conflicts, 1);
+        }
+        let _ = feed.close().await;
+    }
+}

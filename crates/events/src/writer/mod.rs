@@ -114,8 +114,9 @@ pub(crate) struct Writer<E, C> {
     /// The acknowledgements of the batch being published, and their delivery.
     acks: Acks<E>,
     /// Appends of an id still in flight: they share the outcome of the
-    /// event with that seq.
-    duplicates: Vec<(Ack<E>, u64)>,
+    /// event with that seq; with the id, those to another stream, refused
+    /// with `EventIdTaken` once it is journaled.
+    duplicates: Vec<(Ack<E>, u64, Option<EventId>)>,
     guard: Guard,
     /// Whether every batch is fsynced (`SyncPolicy::Always`), which makes
     /// waiting briefly for a fuller batch worth it.
@@ -412,7 +413,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let last = seq.get() - 1;
         // Appends of an id that was in flight share its outcome.
         let published = &self.published;
-        for (ack, seq) in self.duplicates.extract_if(.., |(_, seq)| *seq <= last) {
+        for (ack, seq, taken) in self.duplicates.extract_if(.., |(_, seq, _)| *seq <= last) {
+            if let Some(id) = taken {
+                Counters::bump(&self.shared.counters.conflicts);
+                let _ = ack.send(Err(Error::EventIdTaken { id, seq: Seq::new(seq) }));
+                continue;
+            }
             Counters::bump(&self.shared.counters.duplicates);
             self.acks.push(ack, Acked { env: Arc::clone(&published[(seq - first) as usize]), duplicate: true });
         }
@@ -487,7 +493,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             let_go(p.event);
         }
         // Retries of an id in flight share its outcome.
-        for (ack, _) in self.duplicates.drain(..) {
+        for (ack, ..) in self.duplicates.drain(..) {
             let _ = ack.send(Err(refusal()));
         }
         self.written = 0;

@@ -19,7 +19,7 @@ use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 use super::{Ack, Acked, Conditions, Pending, Writer};
 use crate::append::Expected;
 use crate::error::{isolated, let_go};
-use crate::guard::{Earlier, same_stream, stream_key};
+use crate::guard::Earlier;
 use crate::stats::Counters;
 use crate::{Error, error_chain, index, payload};
 
@@ -136,15 +136,17 @@ impl<E: Event, C: Codec> Writer<E, C> {
         if let Some(id) = &when.id {
             let earlier = self.guard.find_id(id, Timestamp::now().as_nanos());
             // The id names another stream's event: no retry of this one.
-            if let Some((Earlier::Staged(seq) | Earlier::Journaled { seq, .. }, key)) = earlier
-                && !same_stream(key, stream_key(stream.as_ref()))
-            {
-                let _ = ack.send(Err(Error::EventIdTaken { id: id.clone(), seq: Seq::new(seq) }));
-                return Checked::Answered(Some(event));
-            }
+            // Refused once that event is journaled (in flight, it may be
+            // refused itself: this append then shares its refusal).
+            let taken = earlier.as_ref().is_some_and(|(_, earlier)| !earlier.admits(stream.as_ref()));
             match earlier.map(|(earlier, _)| earlier) {
                 Some(Earlier::Staged(seq)) => {
-                    self.duplicates.push((ack, seq));
+                    self.duplicates.push((ack, seq, taken.then(|| id.clone())));
+                    return Checked::Answered(Some(event));
+                }
+                Some(Earlier::Journaled { seq, .. }) if taken => {
+                    Counters::bump(&self.shared.counters.conflicts);
+                    let _ = ack.send(Err(Error::EventIdTaken { id: id.clone(), seq: Seq::new(seq) }));
                     return Checked::Answered(Some(event));
                 }
                 Some(Earlier::Journaled { seq, ts }) => {
