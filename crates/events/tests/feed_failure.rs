@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use events::{Envelope, Error, EventSink, Feed, Seq, SyncPolicy};
+use events::{Envelope, Error, EventSink, Feed, FeedItem, Filter, Seq, SyncPolicy};
 use futures::StreamExt;
 use support::{Ev, msg, take_events};
 
@@ -45,6 +45,13 @@ async fn failed_append_is_not_published() {
     let sink = Arc::new(CountingSink::default());
     let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Always).sink(Arc::clone(&sink)).open().await.unwrap();
     let mut live = feed.stream_from(Seq::ZERO);
+    // A stream of another stream's events: it skips every one, and reports
+    // how far it scanned in one checkpoint, at its end.
+    let mut filtered = feed
+        .stream_filtered(Seq::ZERO, Filter::stream("other"))
+        .unwrap()
+        .checkpoint_every(1 << 20)
+        .checkpoint_after(Duration::from_secs(3600));
     let mut acked = Vec::new();
     for n in 1..=3 {
         acked.push(feed.append(None, msg(n)).await.unwrap());
@@ -87,6 +94,12 @@ async fn failed_append_is_not_published() {
         assert!(stream.next().await.is_none());
     }
     assert!(!feed.is_closed());
+    // The filtered stream's checkpoint of what it scanned comes before the
+    // failure, which a client stops at: it had come after it, lost.
+    let items = tokio::time::timeout(Duration::from_secs(10), (&mut filtered).collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(matches!(items[0], Ok(FeedItem::Checkpoint { seq }) if seq == *acked.last().unwrap()), "{items:?}");
+    assert!(matches!(items[1], Err(Error::Unhealthy { .. })), "{items:?}");
     // Sinks are best-effort: they saw at most the acknowledged events.
     assert!(sink.0.load(Ordering::SeqCst) <= acked.len() as u64);
     let reader = feed.reader();

@@ -128,6 +128,9 @@ pub struct FilteredStream<E> {
     /// Armed at the first skipped event after an item: when it fires and the
     /// inner stream has nothing ready, a checkpoint is due.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The inner stream's error, held back while the checkpoint of what
+    /// was scanned before it goes out (boxed: rarely there).
+    held: Option<Box<crate::Error>>,
     ended: bool,
 }
 
@@ -150,6 +153,7 @@ impl<E: Event> FilteredStream<E> {
             scanned: cursor.get(),
             skipped: 0,
             timer: None,
+            held: None,
             ended: false,
         }
     }
@@ -204,10 +208,20 @@ impl<E: Event> Stream for FilteredStream<E> {
         if this.ended {
             return Poll::Ready(None);
         }
+        if let Some(e) = this.held.take() {
+            return Poll::Ready(Some(Err(*e)));
+        }
         let mut skips = 0;
         loop {
             let item = match this.inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(item))) => item,
+                // The checkpoint of what was scanned goes first: a client
+                // stops at the error (an SSE response ends), and had lost
+                // that progress, the checkpoint coming after the error.
+                Poll::Ready(Some(Err(e))) if this.skipped > 0 => {
+                    this.held = Some(Box::new(e));
+                    return Poll::Ready(Some(Ok(this.checkpoint())));
+                }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
                     this.ended = true;
