@@ -131,6 +131,37 @@ async fn a_watermark_behind_the_latest_seq_is_no_reason_to_reset() {
     feed.close().await.unwrap();
 }
 
+/// A failed watermark write, then a journal failure at the very next
+/// batch, nothing writing the watermark again: a stream that reads the
+/// journal after the failure (its writer's streams end once it failed)
+/// still gets the batch the lagging watermark leaves out of the files'
+/// readers' reach, from the writer's kept envelopes (one event kept, the
+/// least `live_capacity`), then the failure: no acknowledged event short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_failing_after_a_failed_watermark_write_leaves_its_streams_every_acknowledged_event() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(dir.path()).live_capacity(1).faults(plan.clone()).open().await.unwrap();
+    for n in 1..=2 {
+        feed.append(Some("s"), msg(n)).await.unwrap();
+    }
+    plan.inject_next(Step::Watermark, Fault::Errno(libc::EIO));
+    assert_eq!(feed.append(Some("s"), msg(3)).await.unwrap(), Seq::new(3));
+    plan.inject_next(Step::AppendWrite, Fault::Errno(libc::EIO));
+    assert!(feed.append(Some("s"), msg(4)).await.is_err());
+    assert_eq!(
+        plan.fired(),
+        [(Step::Watermark, Fault::Errno(libc::EIO)), (Step::AppendWrite, Fault::Errno(libc::EIO))]
+    );
+    let stream = feed.stream_from(Seq::ZERO);
+    let items = tokio::time::timeout(std::time::Duration::from_secs(10), stream.collect::<Vec<_>>()).await.unwrap();
+    let seqs: Vec<u64> = items.iter().filter_map(|i| i.as_ref().ok()?.event().map(|e| e.seq.get())).collect();
+    assert_eq!(seqs, [1, 2, 3], "{items:?}");
+    assert!(matches!(items.last(), Some(Err(events::Error::Unhealthy { .. }))), "{items:?}");
+    let _ = feed.close().await;
+}
+
 /// A feed in `dir` whose watermark writes fail (`EIO`, the timer's
 /// retries too) while 300 events are appended to stream "s", more than the
 /// 64 envelopes it keeps, so the journal's readers stop at 0; and a stream
