@@ -298,6 +298,28 @@ impl Made {
         let now = stream.get_info().await.ok()?.created;
         (now != self.0).then_some(Made(now))
     }
+
+    /// As [`again`](Self::again), for a jump in the messages, which must
+    /// be told apart from a stream made again before it is taken for
+    /// messages discarded unread: asks until the server answers (a request
+    /// lost on a reconnect, a leader election, the stream deleted and not
+    /// made again yet). A failed request taken for "the same stream" had
+    /// made a reset of the jump, passing over what the new stream holds
+    /// before the reader's next message.
+    pub(crate) async fn again_answered(self, stream: &JsStream) -> Option<Made> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match stream.get_info().await {
+                Ok(info) => return (info.created != self.0).then_some(Made(info.created)),
+                Err(e) => {
+                    let name = &stream.cached_info().config.name;
+                    tracing::warn!(stream = %name, error = %e, ?pause, "cannot tell whether the stream was made again; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LOOK_AGAIN);
+                }
+            }
+        }
+    }
 }
 
 /// Where a reader at `track` goes on in its feed's stream made again:
@@ -575,7 +597,7 @@ impl<E: Event, C: Codec> State<E, C> {
             let jumped = self.queue.range(queued..).any(|item| {
                 matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
             });
-            if jumped && let Some(made) = self.made.again(&self.source.stream).await {
+            if jumped && let Some(made) = self.made.again_answered(&self.source.stream).await {
                 self.queue.truncate(queued);
                 self.track = track;
                 if let Err(e) = self.follow(made).await {

@@ -122,7 +122,11 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         let mut feeds: BTreeMap<String, Option<Cursor>> =
             cursors.iter().map(|(feed, cursor)| (feed.to_owned(), Some(cursor))).collect();
         for subject in present {
-            if let Some(feed) = subject.strip_prefix(prefix).and_then(|s| s.strip_prefix('.')) {
+            // Not a feed's subject (`<prefix>.<feed id>`): someone else's,
+            // not the reader's to plan.
+            if let Some(feed) = subject.strip_prefix(prefix).and_then(|s| s.strip_prefix('.'))
+                && check_feed_id(feed).is_ok()
+            {
                 feeds.entry(feed.to_owned()).or_insert(None);
             }
         }
@@ -139,7 +143,19 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
         };
         for (feed, cursor) in feeds {
             let source = Source::new(stream.clone(), name, format!("{prefix}.{feed}"));
-            let plan = plan::<E>(&source, cursor.unwrap_or(Cursor::from(Seq::ZERO))).await?;
+            let plan = match plan::<E>(&source, cursor.unwrap_or(Cursor::from(Seq::ZERO))).await {
+                Ok(plan) => plan,
+                // A subject no cursor names whose first or last message is
+                // not the replicator's (another publisher's, on a subject
+                // of the prefix): passed over, as its messages are while
+                // reading (each an error item). It had failed the whole
+                // reader, every feed with it.
+                Err(e @ NatsError::BadMessage { .. }) if cursor.is_none() => {
+                    tracing::warn!(stream = name, feed, error = %e, "a subject of the prefix holds messages the replicator did not publish; not read as a feed");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             start = start.min(plan.start);
             let feed: Arc<str> = feed.into();
             if let Some(item) = plan.reset {
@@ -246,7 +262,7 @@ impl<E: Event, C: Codec> State<E, C> {
             let jumped = items.iter().any(|item| {
                 matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
             });
-            if jumped && let Some(made) = self.made.again(&self.stream).await {
+            if jumped && let Some(made) = self.made.again_answered(&self.stream).await {
                 *track = before;
                 if let Err(e) = self.follow(made).await {
                     return Some(Err(e));

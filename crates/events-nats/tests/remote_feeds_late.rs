@@ -87,3 +87,34 @@ async fn a_feed_that_joins_while_reading_starts_at_its_first_message_with_no_res
     replicate_y.shutdown().await;
     replicate_z.shutdown().await;
 }
+
+/// A message some other publisher put on a subject of the prefix
+/// (`app.zz`, no replicator headers) when a `RemoteFeeds` reader starts:
+/// that subject is passed over, and every feed is read. Planned as a feed,
+/// its first message had failed the whole reader with `BadMessage`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_subject_of_the_prefix_does_not_fail_the_other_feeds() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut x = journal(&tmp.path().join("x"));
+    fill(&mut x, 1, 3);
+    let spec = StreamSpec::shared("FOREIGN", "app").feed("x");
+    let replicate_x = Replicator::builder(tmp.path().join("x"), js.clone(), spec).start().await.unwrap();
+    within("x", replicate_x.wait_for(3)).await.unwrap();
+    js.publish("app.zz", "not a replicated record".into()).await.unwrap().await.unwrap();
+
+    let all: RemoteFeeds<Ev> = RemoteFeeds::new(js.clone(), StreamSpec::shared("FOREIGN", "app"));
+    let mut items = all.stream_from(&FeedCursors::default()).await.unwrap();
+    let mut of_x = Vec::new();
+    while of_x.len() < 3 {
+        let item = within("the next item", items.next()).await.expect("the stream goes on");
+        if let Ok(item) = item
+            && &*item.feed == "x"
+            && let FeedItem::Event(env) = item.item
+        {
+            of_x.push(env.seq.get());
+        }
+    }
+    assert_eq!(of_x, [1, 2, 3]);
+}
