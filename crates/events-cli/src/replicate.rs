@@ -160,7 +160,11 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     // Refused before connecting, naming the option (the server's refusal
     // had come back as a failed request, "is JetStream enabled?").
     spec.check().map_err(|e| {
-        let option = if matches!(e, events_nats::NatsError::FeedId { .. }) { "--feed" } else { "--stream" };
+        let option = match e {
+            events_nats::NatsError::FeedId { .. } => "--feed",
+            events_nats::NatsError::Subject { .. } => "--subject",
+            _ => "--stream",
+        };
         Failure::Error(format!("{option}: {e}").into())
     })?;
     if let Some(name) = &args.consumer_name {

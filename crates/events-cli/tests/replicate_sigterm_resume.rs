@@ -174,6 +174,16 @@ async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--feed: feed id \"a.b\""), "{stderr}");
+    // A subject with a wildcard would capture other publishers' messages.
+    let out = events()
+        .arg("replicate")
+        .arg(&dir)
+        .args(["--server", &nobody, "--stream", "S", "--subject", "events.>"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--subject: subject \"events.>\""), "{stderr}");
     let (code, _, stderr) = run(&nobody, &["--consumer-name", "../x"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--consumer-name: ") && stderr.contains("../x"), "{stderr}");

@@ -151,6 +151,19 @@ pub enum NatsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A subject (an exclusive stream's) or a prefix (a shared stream's)
+    /// that is not a literal subject: empty, with whitespace, a wildcard
+    /// (`*`, `>`) or an empty token, found before any request
+    /// ([`StreamSpec::check`](crate::StreamSpec::check)). A wildcard would
+    /// capture other publishers' messages into the stream, which breaks
+    /// the replicator's guard.
+    #[error("subject {subject:?}: {reason}")]
+    Subject {
+        /// The subject given.
+        subject: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A stream name JetStream refuses (empty, longer than 255 bytes, or
     /// holding whitespace, `.`, `*`, `>`, `/` or `\`), found before any
     /// request ([`StreamSpec::check`](crate::StreamSpec::check)).

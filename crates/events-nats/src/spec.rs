@@ -180,17 +180,39 @@ impl StreamSpec {
     }
 
     /// Checks what can be checked without asking the server: the stream
-    /// name is one JetStream takes, and a shared spec's feed id, if set, is
-    /// one subject token. [`ensure`](Self::ensure) checks both first, and
-    /// [`open`](Self::open) the name (a reader of every feed ignores a feed
-    /// id); call it to refuse a configuration before connecting.
+    /// name is one JetStream takes, the subject (or prefix) a literal
+    /// subject, and a shared spec's feed id, if set, one subject token.
+    /// [`ensure`](Self::ensure) checks them first, and [`open`](Self::open)
+    /// the name (a reader of every feed ignores a feed id); call it to
+    /// refuse a configuration before connecting.
     ///
     /// # Errors
     ///
-    /// [`NatsError::StreamName`] or [`NatsError::FeedId`] naming what is wrong.
+    /// [`NatsError::StreamName`], [`NatsError::Subject`] or
+    /// [`NatsError::FeedId`] naming what is wrong.
     pub fn check(&self) -> Result<(), NatsError> {
         self.check_name()?;
+        self.check_subject()?;
         self.check_feed()
+    }
+
+    /// The subject half of [`check`](Self::check): a literal subject, one
+    /// token or more, none empty.
+    fn check_subject(&self) -> Result<(), NatsError> {
+        let bad = |reason| Err(NatsError::Subject { subject: self.subject.clone(), reason });
+        if self.subject.is_empty() {
+            return bad("it is empty");
+        }
+        if self.subject.chars().any(char::is_whitespace) {
+            return bad("a subject holds no whitespace");
+        }
+        if self.subject.split('.').any(|token| token == "*" || token == ">" || token.contains(['*', '>'])) {
+            return bad("a wildcard would capture other publishers' messages: give a literal subject");
+        }
+        if self.subject.split('.').any(str::is_empty) {
+            return bad("it has an empty token (a leading, trailing or doubled '.')");
+        }
+        Ok(())
     }
 
     /// The stream name half of [`check`](Self::check).
@@ -364,6 +386,27 @@ mod tests {
         );
         assert!(one.check_feed().is_ok());
         assert!(matches!(StreamSpec::shared("S", "app").feed("a.b").check_feed(), Err(NatsError::FeedId { .. })));
+    }
+
+    /// A subject (or a shared stream's prefix) that is not a literal
+    /// subject is refused before any request, naming why: a wildcard had
+    /// captured other publishers' messages into the stream, an empty one
+    /// or one with a space came back as a failed request.
+    #[test]
+    fn subjects_that_are_not_literal_are_refused_first() {
+        for good in ["events", "feed.one", "a-b_c.d1"] {
+            assert!(StreamSpec::new("S", good).check().is_ok(), "{good}");
+            assert!(StreamSpec::shared("S", good).feed("x").check().is_ok(), "{good}");
+        }
+        for bad in ["", "events.>", "events.*", "a*b", ">", "a b", ".a", "a.", "a..b", "tab\t"] {
+            for spec in [StreamSpec::new("S", bad), StreamSpec::shared("S", bad)] {
+                let refused = spec.check();
+                assert!(
+                    matches!(&refused, Err(NatsError::Subject { subject, .. }) if *subject == bad),
+                    "{bad:?}: {refused:?}"
+                );
+            }
+        }
     }
 
     /// Names JetStream refuses are refused before any request, each naming
