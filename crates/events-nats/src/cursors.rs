@@ -130,6 +130,29 @@ impl FeedCursors {
         }
     }
 
+    /// Forgets the cursor of `feed` (a feed that is gone: a recreated
+    /// journal gets a new feed id when the ids are epochs), returning it.
+    /// `advance` adds every feed a reader meets and drops none, and each
+    /// named feed costs a resume a plan: a long-lived reader prunes here.
+    pub fn remove(&mut self, feed: &str) -> Option<Cursor> {
+        self.map.remove(feed)
+    }
+
+    /// Keeps only the feeds for which `keep` returns `true`.
+    ///
+    /// ```
+    /// use events::{Cursor, Seq};
+    /// use events_nats::FeedCursors;
+    ///
+    /// let mut cursors: FeedCursors = "a:1-5,b:2-9,c:3-1".parse().unwrap();
+    /// cursors.retain(|feed, _| feed != "b");
+    /// assert_eq!(cursors.remove("c"), Some(Cursor::new(Seq::new(1), 3)));
+    /// assert_eq!(cursors.to_string(), "a:1-5");
+    /// ```
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, Cursor) -> bool) {
+        self.map.retain(|feed, cursor| keep(feed, *cursor));
+    }
+
     /// The feeds and their cursors, by feed id.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Cursor)> + '_ {
         self.map.iter().map(|(feed, cursor)| (feed.as_str(), *cursor))
