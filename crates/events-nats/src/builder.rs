@@ -173,7 +173,9 @@ impl ReplicatorBuilder {
     /// (`JournalError::ConsumerInUse` while another replicator of the same
     /// journal and subject lives, in this process or another: drop the old
     /// handle, stopped or not, before starting its successor); [`NatsError::FeedId`] for a shared spec whose feed id is
-    /// not one; [`NatsError::StreamMismatch`] when the stream exists with an
+    /// not one; [`NatsError::StreamName`] or [`NatsError::Subject`] for a
+    /// stream name or subject JetStream refuses or that is not literal
+    /// ([`StreamSpec::check`](crate::StreamSpec::check)); [`NatsError::StreamMismatch`] when the stream exists with an
     /// unusable configuration; [`NatsError::EpochMismatch`] when it holds
     /// another journal's events; [`NatsError::BadMessage`] when its last
     /// message was not written by a replicator; [`NatsError::JetStream`]

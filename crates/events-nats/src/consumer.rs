@@ -189,6 +189,7 @@ impl<E: Event, C: Codec> RemoteFeed<E, C> {
             track: plan.track,
             queue: plan.reset.into_iter().collect(),
             failed: None,
+            reread: None,
         };
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         // Fused: polled again after its end, `None` again (`unfold` panics).
@@ -301,16 +302,22 @@ impl Made {
 
     /// As [`again`](Self::again), for a jump in the messages, which must
     /// be told apart from a stream made again before it is taken for
-    /// messages discarded unread: asks until the server answers (a request
-    /// lost on a reconnect, a leader election, the stream deleted and not
-    /// made again yet). A failed request taken for "the same stream" had
-    /// made a reset of the jump, passing over what the new stream holds
-    /// before the reader's next message.
-    pub(crate) async fn again_answered(self, stream: &JsStream) -> Option<Made> {
+    /// messages discarded unread: asks again, with a growing pause, while
+    /// the server does not answer (a request lost on a reconnect, a leader
+    /// election, the stream deleted and not made again yet), for up to
+    /// [`ANSWER_WAIT`]; then the error, and the caller reads the message
+    /// again later ([`Reread`]). A failed request taken for "the same
+    /// stream" had made a reset of the jump, passing over what the new
+    /// stream holds before the reader's next message.
+    pub(crate) async fn again_answered(self, stream: &JsStream) -> Result<Option<Made>, NatsError> {
+        let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
         let mut pause = Duration::from_millis(50);
         loop {
             match stream.get_info().await {
-                Ok(info) => return (info.created != self.0).then_some(Made(info.created)),
+                Ok(info) => return Ok((info.created != self.0).then_some(Made(info.created))),
+                Err(e) if tokio::time::Instant::now() + pause > deadline => {
+                    return Err(NatsError::js("telling whether the stream was made again", e));
+                }
                 Err(e) => {
                     let name = &stream.cached_info().config.name;
                     tracing::warn!(stream = %name, error = %e, ?pause, "cannot tell whether the stream was made again; asking again");
@@ -321,6 +328,17 @@ impl Made {
         }
     }
 }
+
+/// How long a reader whose messages jumped asks whether its stream was
+/// made again before it reports that it cannot tell ([`Made::again_answered`]).
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(30);
+
+/// A message whose jump could not be told from a stream made again: its
+/// stream sequence, from which the reader's consumer reads again at its
+/// next poll, so that the message is decided then, neither lost nor taken
+/// for a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reread(pub(crate) u64);
 
 /// Where a reader at `track` goes on in its feed's stream made again:
 /// `None` while the new stream has not yet been filled up to where the
@@ -387,6 +405,17 @@ impl Source {
             .await
             .map_err(|e| NatsError::js("creating an ordered consumer", e))?;
         consumer.messages().await.map_err(|e| NatsError::js("reading the stream", e))
+    }
+
+    /// The stream sequence of the subject's first message, read without
+    /// looking at what it holds (`None`: the subject has none).
+    pub(crate) async fn first_sequence(&self) -> Result<Option<u64>, NatsError> {
+        let state = self.state().await?;
+        match self.stream.get_first_raw_message_by_subject(&self.subject, state.first_sequence).await {
+            Ok(msg) => Ok(Some(msg.sequence)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(NatsError::js("reading a message", e)),
+        }
     }
 
     /// The first message of the subject at or after stream sequence `from`:
@@ -547,6 +576,8 @@ struct State<E, C> {
     /// An error found after the items queued before it: reported once
     /// they are taken.
     failed: Option<NatsError>,
+    /// Where the consumer reads again before its next message.
+    reread: Option<Reread>,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -560,6 +591,12 @@ impl<E: Event, C: Codec> State<E, C> {
             }
             if let Some(e) = self.failed.take() {
                 return Some(Err(e));
+            }
+            if let Some(Reread(at)) = self.reread {
+                match self.source.consume(&self.source.subject, at).await {
+                    Ok(messages) => (self.messages, self.reread) = (messages, None),
+                    Err(e) => return Some(Err(e)),
+                }
             }
             let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.next()).await {
                 Ok(Some(Ok(msg))) => msg,
@@ -597,13 +634,23 @@ impl<E: Event, C: Codec> State<E, C> {
             let jumped = self.queue.range(queued..).any(|item| {
                 matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
             });
-            if jumped && let Some(made) = self.made.again_answered(&self.source.stream).await {
+            let made = if jumped { self.made.again_answered(&self.source.stream).await } else { Ok(None) };
+            if jumped && !matches!(made, Ok(None)) {
                 self.queue.truncate(queued);
                 self.track = track;
-                if let Err(e) = self.follow(made).await {
+            }
+            match made {
+                Ok(Some(made)) => {
+                    if let Err(e) = self.follow(made).await {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.reread = Some(Reread(stream_seq));
                     return Some(Err(e));
                 }
-                continue;
+                Ok(None) => {}
             }
             self.failed = accepted.err();
         }

@@ -27,7 +27,7 @@ use events::{Bincode, Codec, Cursor, Event, FeedItem, ResetReason, Seq};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::consumer::{LOOK_AGAIN, Made, Source, Track, plan, replan};
+use crate::consumer::{LOOK_AGAIN, Made, Plan, Reread, Source, Track, plan, replan};
 use crate::cursors::check_feed_id;
 use crate::{FeedCursors, FeedsItem, NatsError, StreamSpec};
 
@@ -140,6 +140,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
             feeds: BTreeMap::new(),
             queue: VecDeque::new(),
             failed: None,
+            reread: None,
         };
         for (feed, cursor) in feeds {
             let source = Source::new(stream.clone(), name, format!("{prefix}.{feed}"));
@@ -147,12 +148,15 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
                 Ok(plan) => plan,
                 // A subject no cursor names whose first or last message is
                 // not the replicator's (another publisher's, on a subject
-                // of the prefix): passed over, as its messages are while
-                // reading (each an error item). It had failed the whole
+                // of the prefix, or before a feed's replicator filled it):
+                // read from its first message, taken as it is, as a feed
+                // that joins while reading is; each message that is not
+                // the replicator's an error item. It had failed the whole
                 // reader, every feed with it.
                 Err(e @ NatsError::BadMessage { .. }) if cursor.is_none() => {
-                    tracing::warn!(stream = name, feed, error = %e, "a subject of the prefix holds messages the replicator did not publish; not read as a feed");
-                    continue;
+                    tracing::warn!(stream = name, feed, error = %e, "a subject of the prefix holds messages the replicator did not publish");
+                    let Some(first) = source.first_sequence().await? else { continue };
+                    Plan { start: first, track: Track::fresh(), reset: None }
                 }
                 Err(e) => return Err(e),
             };
@@ -204,6 +208,8 @@ struct State<E, C> {
     /// An error found after the items queued before it: reported once
     /// they are taken.
     failed: Option<NatsError>,
+    /// Where the consumer reads again before its next message.
+    reread: Option<Reread>,
 }
 
 impl<E: Event, C: Codec> State<E, C> {
@@ -214,6 +220,14 @@ impl<E: Event, C: Codec> State<E, C> {
             }
             if let Some(e) = self.failed.take() {
                 return Some(Err(e));
+            }
+            if let Some(Reread(at)) = self.reread {
+                let wildcard = format!("{}.*", self.prefix);
+                let source = Source::new(self.stream.clone(), &self.name, wildcard.clone());
+                match source.consume(&wildcard, at).await {
+                    Ok(messages) => (self.messages, self.reread) = (Some(messages), None),
+                    Err(e) => return Some(Err(e)),
+                }
             }
             let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.as_mut()?.next()).await {
                 Ok(Some(Ok(msg))) => msg,
@@ -262,12 +276,21 @@ impl<E: Event, C: Codec> State<E, C> {
             let jumped = items.iter().any(|item| {
                 matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
             });
-            if jumped && let Some(made) = self.made.again_answered(&self.stream).await {
-                *track = before;
-                if let Err(e) = self.follow(made).await {
+            let made = if jumped { self.made.again_answered(&self.stream).await } else { Ok(None) };
+            match made {
+                Ok(Some(made)) => {
+                    *track = before;
+                    if let Err(e) = self.follow(made).await {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    *track = before;
+                    self.reread = Some(Reread(stream_seq));
                     return Some(Err(e));
                 }
-                continue;
+                Ok(None) => {}
             }
             let epoch = track.epoch;
             self.queue.extend(items.into_iter().map(|item| FeedsItem { feed: Arc::clone(&feed), epoch, item }));
@@ -282,9 +305,19 @@ impl<E: Event, C: Codec> State<E, C> {
     async fn follow(&mut self, now: Made) -> Result<(), NatsError> {
         let mut plans = Vec::with_capacity(self.feeds.len());
         for (feed, (source, track)) in &self.feeds {
-            match replan::<E>(source, *track).await? {
-                Some(plan) => plans.push((Arc::clone(feed), plan)),
-                None => return Ok(()),
+            match replan::<E>(source, *track).await {
+                Ok(Some(plan)) => plans.push((Arc::clone(feed), plan)),
+                Ok(None) => return Ok(()),
+                // A subject whose first or last message is not the
+                // replicator's: read from its first message in the new
+                // stream, where it stands (its track skips what it covers).
+                // It had failed every feed's move into the new stream.
+                Err(NatsError::BadMessage { .. }) => {
+                    // None left in the new stream: its next messages come after the others'.
+                    let Some(start) = source.first_sequence().await? else { continue };
+                    plans.push((Arc::clone(feed), Plan { start, track: *track, reset: None }));
+                }
+                Err(e) => return Err(e),
             }
         }
         let start = plans.iter().map(|(_, plan)| plan.start).min().unwrap_or(1);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use events::layers::journal::{Journal, JournalOptions, RecoveryMode, SyncPolicy};
 use events::{FeedItem, ResetReason};
-use events_nats::{FeedCursors, RemoteFeeds, Replicator, StreamSpec};
+use events_nats::{FeedCursors, FeedsItem, RemoteFeeds, Replicator, StreamSpec};
 use futures::StreamExt;
 use support::{Ev, Server, damage_frame, fill, journal, segments, within};
 
@@ -90,8 +90,10 @@ async fn a_feed_that_joins_while_reading_starts_at_its_first_message_with_no_res
 
 /// A message some other publisher put on a subject of the prefix
 /// (`app.zz`, no replicator headers) when a `RemoteFeeds` reader starts:
-/// that subject is passed over, and every feed is read. Planned as a feed,
-/// its first message had failed the whole reader with `BadMessage`.
+/// that subject is read from its first message, taken as it is, the
+/// message an error item naming it, and every feed is read. Planned as a
+/// feed from a bare 0, its first message had failed the whole reader with
+/// `BadMessage`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_subject_of_the_prefix_does_not_fail_the_other_feeds() {
     let server = Server::start();
@@ -106,15 +108,15 @@ async fn a_foreign_subject_of_the_prefix_does_not_fail_the_other_feeds() {
 
     let all: RemoteFeeds<Ev> = RemoteFeeds::new(js.clone(), StreamSpec::shared("FOREIGN", "app"));
     let mut items = all.stream_from(&FeedCursors::default()).await.unwrap();
-    let mut of_x = Vec::new();
-    while of_x.len() < 3 {
-        let item = within("the next item", items.next()).await.expect("the stream goes on");
-        if let Ok(item) = item
-            && &*item.feed == "x"
-            && let FeedItem::Event(env) = item.item
-        {
-            of_x.push(env.seq.get());
+    let (mut of_x, mut errors) = (Vec::new(), Vec::new());
+    while of_x.len() < 3 || errors.is_empty() {
+        match within("the next item", items.next()).await.expect("the stream goes on") {
+            Ok(FeedsItem { feed, item: FeedItem::Event(env), .. }) if &*feed == "x" => of_x.push(env.seq.get()),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     assert_eq!(of_x, [1, 2, 3]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("stream FOREIGN, message 4"), "{errors:?}");
 }
