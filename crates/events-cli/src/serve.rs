@@ -17,7 +17,6 @@
 
 use std::future::IntoFuture;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,9 +32,11 @@ use crate::{Failure, StopSignals};
 pub(crate) struct ServeArgs {
     /// The journal directory (written by `events demo` or any feed of demo events).
     dir: PathBuf,
-    /// The address to listen on; port 0 picks a free port (printed at start).
+    /// The address to listen on, HOST:PORT (a host name is resolved, and
+    /// the first of its addresses that can be bound is); port 0 picks a
+    /// free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:7878")]
-    addr: SocketAddr,
+    addr: String,
 }
 
 /// Serves until SIGINT or SIGTERM, which close the open streams and stop
@@ -46,7 +47,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
         // The address first: one in use is an error at once, not after the
         // wait for a writer.
-        let listener = tokio::net::TcpListener::bind(args.addr)
+        let listener = tokio::net::TcpListener::bind(args.addr.as_str())
             .await
             .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.addr).into()))?;
         let addr = listener.local_addr()?;

@@ -79,6 +79,31 @@ fn serve_waits_for_the_writers_first_segment_then_serves_it() {
     serve.wait().unwrap();
 }
 
+/// `--addr` takes a host name (`localhost:0`), resolved, as `--server`
+/// does: it had been refused by the argument parser ("invalid socket
+/// address syntax"), only IP addresses taken.
+#[test]
+fn serve_listens_on_a_host_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("named");
+    write_demo_journal(&dir);
+    let mut serve = events()
+        .args(["serve", "--addr", "localhost:0"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(serve.stdout.take().unwrap());
+    let mut serving = String::new();
+    out.read_line(&mut serving).unwrap();
+    let addr = serving.split("http://").nth(1).and_then(|s| s.split('/').next()).expect("a URL").to_owned();
+    let response = get_status(&addr).expect("serve listens");
+    assert!(response.contains("\"latest_seq\""), "{response}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
+
 /// Waits (bounded) for `child` to exit; kills it and fails after 20 s.
 /// `events serve DIR` on a free port of 127.0.0.1, and that address.
 fn serve_on_a_free_port(dir: &std::path::Path, stdout: Stdio, stderr: Stdio) -> (std::process::Child, String) {
