@@ -740,8 +740,15 @@ impl Track {
                     _ => {}
                 }
                 self.cursor = Some(at.seq);
-                let env = events::payload::decode_caught::<E, C>(codec, at.seq, at.ts, payload)
-                    .map_err(|source| NatsError::Decode { seq: at.seq, source })?;
+                let env = events::payload::decode_caught::<E, C>(codec, at.seq, at.ts, payload).map_err(|e| {
+                    NatsError::Decode {
+                        seq: at.seq,
+                        stream: source.name.clone(),
+                        stream_seq,
+                        subject: source.subject.clone(),
+                        source: e,
+                    }
+                })?;
                 items.extend(Some(FeedItem::Event(Arc::new(env))));
             }
             Entry::Gap(gap) => {

@@ -193,10 +193,16 @@ pub enum NatsError {
     #[error("reading the journal: {0}")]
     Read(#[source] ReadError),
     /// A payload could not be decoded as the event type with the codec.
-    #[error("decoding the event of seq {seq}: {source}")]
+    #[error("decoding the event of seq {seq} (stream {stream}, message {stream_seq}, subject {subject}): {source}")]
     Decode {
         /// The feed seq of the record.
         seq: u64,
+        /// The stream it was read from.
+        stream: String,
+        /// Its stream sequence.
+        stream_seq: u64,
+        /// Its subject (in a shared stream, `<prefix>.<feed id>`: which feed).
+        subject: String,
         /// The codec's error.
         #[source]
         source: CodecError,

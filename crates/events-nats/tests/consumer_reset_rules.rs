@@ -159,7 +159,11 @@ async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
         }
     }
     match within("the decode error", items.next()).await {
-        Some(Err(NatsError::Decode { seq: 401, .. })) => {}
+        // Naming where the record is: its stream, message and subject.
+        Some(Err(e @ NatsError::Decode { seq: 401, .. })) => {
+            let text = e.to_string();
+            assert!(text.contains("stream UNDECODABLE, message ") && text.contains("subject "), "{text}");
+        }
         other => panic!("expected the decode error of 401, got {other:?}"),
     }
     expect_events(&mut items, 402..=500).await;
