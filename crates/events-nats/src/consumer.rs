@@ -593,9 +593,24 @@ impl<E: Event, C: Codec> State<E, C> {
                 return Some(Err(e));
             }
             if let Some(Reread(at)) = self.reread {
+                // Made again meanwhile: the reader moves into the new stream
+                // from where it stands (`at` is the old stream's).
+                if let Some(made) = self.made.again(&self.source.stream).await {
+                    if let Err(e) = self.follow(made).await {
+                        return Some(Err(e));
+                    }
+                    if self.made == made {
+                        self.reread = None;
+                        continue;
+                    }
+                }
                 match self.source.consume(&self.source.subject, at).await {
                     Ok(messages) => (self.messages, self.reread) = (messages, None),
-                    Err(e) => return Some(Err(e)),
+                    // Not in a hot loop: one error each look.
+                    Err(e) => {
+                        tokio::time::sleep(LOOK_AGAIN).await;
+                        return Some(Err(e));
+                    }
                 }
             }
             let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.next()).await {
@@ -647,7 +662,8 @@ impl<E: Event, C: Codec> State<E, C> {
                     continue;
                 }
                 Err(e) => {
-                    self.reread = Some(Reread(stream_seq));
+                    // Without its stream sequence (no info), read on.
+                    self.reread = (stream_seq > 0).then_some(Reread(stream_seq));
                     return Some(Err(e));
                 }
                 Ok(None) => {}

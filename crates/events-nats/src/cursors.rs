@@ -134,6 +134,8 @@ impl FeedCursors {
     /// journal gets a new feed id when the ids are epochs), returning it.
     /// `advance` adds every feed a reader meets and drops none, and each
     /// named feed costs a resume a plan: a long-lived reader prunes here.
+    /// A feed removed while the stream still holds it is read from its
+    /// first message again at the next resume.
     pub fn remove(&mut self, feed: &str) -> Option<Cursor> {
         self.map.remove(feed)
     }

@@ -194,6 +194,7 @@ pub enum NatsError {
     Read(#[source] ReadError),
     /// A payload could not be decoded as the event type with the codec.
     #[error("decoding the event of seq {seq} (stream {stream}, message {stream_seq}, subject {subject}): {source}")]
+    #[non_exhaustive]
     Decode {
         /// The feed seq of the record.
         seq: u64,

@@ -222,11 +222,26 @@ impl<E: Event, C: Codec> State<E, C> {
                 return Some(Err(e));
             }
             if let Some(Reread(at)) = self.reread {
+                // Made again meanwhile: every feed moves into the new
+                // stream from where it stands (`at` is the old stream's).
+                if let Some(made) = self.made.again(&self.stream).await {
+                    if let Err(e) = self.follow(made).await {
+                        return Some(Err(e));
+                    }
+                    if self.made == made {
+                        self.reread = None;
+                        continue;
+                    }
+                }
                 let wildcard = format!("{}.*", self.prefix);
                 let source = Source::new(self.stream.clone(), &self.name, wildcard.clone());
                 match source.consume(&wildcard, at).await {
                     Ok(messages) => (self.messages, self.reread) = (Some(messages), None),
-                    Err(e) => return Some(Err(e)),
+                    // Not in a hot loop: one error each look.
+                    Err(e) => {
+                        tokio::time::sleep(LOOK_AGAIN).await;
+                        return Some(Err(e));
+                    }
                 }
             }
             let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.as_mut()?.next()).await {
@@ -287,7 +302,8 @@ impl<E: Event, C: Codec> State<E, C> {
                 }
                 Err(e) => {
                     *track = before;
-                    self.reread = Some(Reread(stream_seq));
+                    // Without its stream sequence (no info), read on.
+                    self.reread = (stream_seq > 0).then_some(Reread(stream_seq));
                     return Some(Err(e));
                 }
                 Ok(None) => {}
