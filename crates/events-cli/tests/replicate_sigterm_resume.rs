@@ -339,6 +339,15 @@ async fn sigterm_while_the_server_does_not_answer_says_what_went_unacknowledged(
     // SAFETY: kill(2) on the PID of the server this test started and has not reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     let frozen = std::time::Instant::now();
+    // Publishes in flight to the frozen server when the signal comes: the
+    // replicator stops before its next record, so it must have sent some
+    // that nothing acknowledges (two lines with the same acknowledged seq,
+    // more published).
+    let acked = std::cell::Cell::new(None);
+    run.progress_until(|line| {
+        let (replicated, published) = (line["replicated"].as_u64(), line["published"].as_u64());
+        acked.replace(replicated) == replicated && published > replicated
+    });
     let (stopped, status) = run.terminate();
     let took = frozen.elapsed();
     // SAFETY: as above.
