@@ -624,25 +624,11 @@ async fn a_one_stream_reader_gets_a_kept_token_after_a_folded_loss() {
     feed.close().await.unwrap();
 }
 
-/// A token staged in a writer batch before the batch's first durable event,
-/// when that batch fails (EIO on its write): it follows the last
-/// acknowledged event, not the failed one, so the ring keeps it and a
-/// live-output reader gets it (session UIs were shown it). It had been
-/// dropped with the failed batch, with no reset. So do the tokens staged
-/// after a refused durable event, in that batch and in every later drain
-/// of the failed feed, in emit order: they had been dropped, uncounted,
-/// with no loss in the ring.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    // `Never`: each batch is acknowledged by its write, none waits for a sync.
-    let builder = Feed::builder(tmp.path()).sync(events::SyncPolicy::Never).live_output(LiveOutput::new());
-    let feed: Feed<Agent> = builder.faults(plan.clone()).open().await.unwrap();
-    feed.append(Some("s"), Agent::Message("first".into())).await.unwrap();
-    // Hold the writer in its next write, so what is recorded meanwhile is
-    // one batch, whose write then fails.
+/// Appends "held" (seq 2) while the writer is held in its write, records
+/// t1, "lost" and t2 meanwhile (one batch after it), and fails that batch's
+/// write (`EIO`): the feed is failed after it.
+async fn fail_a_batch_with_tokens(feed: &Feed<Agent>, plan: &events::layers::journal::fault::FaultPlan) {
+    use events::layers::journal::fault::{Fault, Step};
     let writes = plan.count(Step::AppendWrite);
     plan.inject(Step::AppendWrite, writes, Fault::Stall(Duration::from_millis(300)));
     plan.inject(Step::AppendWrite, writes + 1, Fault::Errno(libc::EIO));
@@ -658,6 +644,26 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
     feed.record(Some("s"), &Agent::Token("t2".into()));
     assert_eq!(held.await.unwrap().unwrap(), Seq::new(2));
     assert!(feed.sync().await.is_err(), "the second batch failed");
+}
+
+/// A token staged in a writer batch before the batch's first durable event,
+/// when that batch fails (EIO on its write): it follows the last
+/// acknowledged event, not the failed one, so the ring keeps it and a
+/// live-output reader gets it (session UIs were shown it). It had been
+/// dropped with the failed batch, with no reset. So do the tokens staged
+/// after a refused durable event, in that batch and in every later drain
+/// of the failed feed, in emit order: they had been dropped, uncounted,
+/// with no loss in the ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
+    use events::layers::journal::fault::FaultPlan;
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    // `Never`: each batch is acknowledged by its write, none waits for a sync.
+    let builder = Feed::builder(tmp.path()).sync(events::SyncPolicy::Never).live_output(LiveOutput::new());
+    let feed: Feed<Agent> = builder.faults(plan.clone()).open().await.unwrap();
+    feed.append(Some("s"), Agent::Message("first".into())).await.unwrap();
+    fail_a_batch_with_tokens(&feed, &plan).await;
     // The feed failed; a session's tokens still stream, around durable
     // events it refuses.
     feed.record(Some("s"), &Agent::Message("refused".into()));
@@ -689,7 +695,7 @@ async fn a_token_before_a_failed_batch_stays_in_the_live_output() {
 /// once the refusal put those tokens into the ring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_output_stream_caught_up_on_a_failed_batch_ends_after_its_tokens() {
-    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    use events::layers::journal::fault::FaultPlan;
     let tmp = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let builder = Feed::builder(tmp.path()).sync(events::SyncPolicy::Never).live_output(LiveOutput::new());
@@ -697,21 +703,7 @@ async fn a_live_output_stream_caught_up_on_a_failed_batch_ends_after_its_tokens(
     feed.append(Some("s"), Agent::Message("first".into())).await.unwrap();
     let mut live = feed.reader().stream_live(LiveCursor::from(Seq::ZERO), Some("s")).unwrap();
     assert!(matches!(live.next().await, Some(Ok(FeedItem::Event(_)))));
-    let writes = plan.count(Step::AppendWrite);
-    plan.inject(Step::AppendWrite, writes, Fault::Stall(Duration::from_millis(300)));
-    plan.inject(Step::AppendWrite, writes + 1, Fault::Errno(libc::EIO));
-    let held = tokio::spawn({
-        let feed = feed.clone();
-        async move { feed.append(Some("s"), Agent::Message("held".into())).await }
-    });
-    while plan.count(Step::AppendWrite) == writes {
-        tokio::task::yield_now().await;
-    }
-    feed.record(Some("s"), &Agent::Token("t1".into()));
-    feed.record(Some("s"), &Agent::Message("lost".into()));
-    feed.record(Some("s"), &Agent::Token("t2".into()));
-    assert_eq!(held.await.unwrap().unwrap(), Seq::new(2));
-    assert!(feed.sync().await.is_err(), "the second batch failed");
+    fail_a_batch_with_tokens(&feed, &plan).await;
     let mut got =
         tokio::time::timeout(Duration::from_secs(20), live.collect::<Vec<_>>()).await.expect("ends, unclosed");
     assert!(matches!(got.pop(), Some(Err(events::Error::Unhealthy { .. }))), "{got:?}");
