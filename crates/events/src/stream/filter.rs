@@ -108,7 +108,10 @@ impl<E> std::fmt::Debug for Filter<E> {
 ///   or the live tail, or waiting for a read) and
 ///   [`checkpoint_after`](Self::checkpoint_after) passed since the first
 ///   of them was skipped (default 1 s; zero: at once), or
-/// - the underlying stream ended (the feed was closed);
+/// - the underlying stream ended (the feed was closed), or ends with an
+///   error (the writer failed, a record does not decode under
+///   `OnUndecodable::Fail`, an expired cursor under `OnExpired::Fail`):
+///   the checkpoint comes first, then the error;
 ///
 /// and for a stream-id filter: after a jump over sealed segments whose
 /// sidecar index proves they hold nothing of the stream (a checkpoint at
