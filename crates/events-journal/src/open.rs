@@ -171,7 +171,7 @@ impl Journal {
         segment::create_dir(&options.io, &dir)?;
         let lock = DirLock::acquire(&options.io, &dir)?;
         // Before recovery may cut anything, tell readers not to map the newest segment.
-        let mut watermark = Publisher::open(&options.io, &dir)?;
+        let watermark = Publisher::open(&options.io, &dir)?;
         let previous_lease = lease::read(&dir)?;
         let boot = options.io.boot_id();
         // What the last writer acknowledged and no crash since can have
@@ -179,10 +179,6 @@ impl Journal {
         // and whether a power loss may have left holes in what it never synced.
         let vouched = Vouched::by(previous_lease, watermark.previous().map(|wm| (wm.epoch, wm.seq)), boot);
         let listing = segment::list(&dir, true)?;
-        // A refusal from here on, at whatever step, after recovery changed
-        // the segment the last writer's record names keeps this open's
-        // `Recovering` record (`Publisher`'s drop).
-        watermark.found(&listing.segments);
         let rec = tracing::info_span!("journal_recover", segments = listing.segments.len(), mode = ?options.recovery)
             .in_scope(|| {
             recovery::recover(&options.io, &dir, &listing.segments, &options, vouched, watermark.previous())

@@ -203,15 +203,6 @@ pub(crate) fn list(dir: &Path, warn: bool) -> Result<Listing, JournalError> {
     Ok(listing)
 }
 
-/// The segments of a listing as they are now: first seq, inode, length
-/// (`u64::MAX` for a file gone or unreadable). Two of them compared tell
-/// whether anything renamed, cut, created or removed a segment in
-/// between (`watermark.rs`: a refused open whose recovery changed the
-/// files keeps its `Recovering` record).
-pub(crate) fn fingerprint(segments: &[SegmentFile]) -> Vec<(u64, u64, u64)> {
-    segments.iter().map(|s| (s.first_seq, s.ino, fs::metadata(&s.path).map_or(u64::MAX, |m| m.len()))).collect()
-}
-
 #[cfg(unix)]
 fn ino(entry: &fs::DirEntry) -> u64 {
     std::os::unix::fs::DirEntryExt::ino(entry)

@@ -21,7 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
@@ -153,6 +153,10 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Watermark>, JournalError> {
     Ok(None)
 }
 
+/// A segment's inode and length (`None`: absent, or it cannot be
+/// looked at), compared before and after a refused open's recovery.
+type Identity = Option<(u64, u64)>;
+
 /// The writer's handle on the watermark file.
 #[derive(Debug)]
 pub(crate) struct Publisher {
@@ -170,11 +174,11 @@ pub(crate) struct Publisher {
     /// Set by the first `Open` or `Closed` publication, or by
     /// [`keep_recovering`](Self::keep_recovering).
     committed: bool,
-    /// The segments as the open found them, before recovery
-    /// ([`segment::fingerprint`]), until it is committed: a refused open
-    /// that finds the segment the previous record names changed keeps its
-    /// `Recovering` record.
-    found: Option<Vec<(u64, u64, u64)>>,
+    /// The segment the previous record names as the open found it, before
+    /// recovery ([`Identity`]), until the open is committed: a refused open
+    /// that finds it changed keeps its `Recovering` record. `None` with no
+    /// previous record.
+    named: Option<Identity>,
 }
 
 impl Publisher {
@@ -201,7 +205,8 @@ impl Publisher {
 
     /// Opens (or creates) the watermark of `dir` and marks it
     /// [`WriterState::Recovering`]; called right after taking the lock and
-    /// before recovery changes anything.
+    /// before recovery changes anything, so it notes here the segment the
+    /// previous record names, as found.
     pub(crate) fn open(io: &Io, dir: &Path) -> Result<Publisher, JournalError> {
         let path = dir.join(WATERMARK_FILE);
         // The most a watermark file holds: its record, and room to spare.
@@ -215,7 +220,8 @@ impl Publisher {
             .map_err(|e| JournalError::io("open watermark", &path, e))?;
         let decoded = previous.as_deref().and_then(Watermark::decode);
         let mut publisher =
-            Publisher { file, path, io: io.clone(), last: None, failed: None, previous, committed: false, found: None };
+            Publisher { file, path, io: io.clone(), last: None, failed: None, previous, committed: false, named: None };
+        publisher.named = publisher.previous().map(|wm| publisher.identity(wm.segment));
         let recovering = Watermark {
             state: WriterState::Recovering,
             ..decoded.unwrap_or(Watermark { state: WriterState::Recovering, epoch: 0, seq: 0, segment: 0, offset: 0 })
@@ -243,7 +249,7 @@ impl Publisher {
         self.failed = None;
         self.committed |= wm.state != WriterState::Recovering;
         if self.committed {
-            self.found = None;
+            self.named = None;
         }
         Ok(())
     }
@@ -263,26 +269,20 @@ impl Publisher {
         self.committed = true;
     }
 
-    /// Notes the segments as the open found them, before recovery changes
-    /// anything: a refused open's drop compares them with the directory.
-    pub(crate) fn found(&mut self, segments: &[segment::SegmentFile]) {
-        self.found = Some(segment::fingerprint(segments));
+    /// What the segment of first seq `first` is now ([`Identity`]).
+    fn identity(&self, first: u64) -> Identity {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::metadata(dir.join(segment::file_name(first))).ok().map(|m| (m.ino(), m.len()))
     }
 
     /// Whether the segment the previous record names is still as the open
-    /// found it: there with the same inode and length, or still absent
-    /// (`true` with no previous record, or before the open noted the
-    /// segments: recovery had not begun); `false` when that cannot be told
-    /// (the directory cannot be listed). A rebuild renames a new inode
-    /// over it, a cut shortens it, retention removes it. Other segments do
-    /// not matter: the record describes the journal's end, in that one.
+    /// found it (`true` with no previous record, or once committed). A
+    /// rebuild renames a new inode over it, a cut shortens it, retention
+    /// removes it. Other segments do not matter: the record describes the
+    /// journal's end, in that one.
     fn named_segment_unchanged(&self) -> bool {
-        let (Some(found), Some(named)) = (&self.found, self.previous().map(|wm| wm.segment)) else { return true };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let Ok(now) = segment::list(dir, false) else { return false };
-        let now = segment::fingerprint(&now.segments);
-        let of = |segments: &[(u64, u64, u64)]| segments.iter().find(|s| s.0 == named).copied();
-        of(found) == of(&now)
+        let (Some(before), Some(wm)) = (self.named, self.previous()) else { return true };
+        self.identity(wm.segment) == before
     }
 
     /// Writes again the record whose write failed last, if no later one
