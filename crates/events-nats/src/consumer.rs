@@ -407,6 +407,18 @@ impl Source {
         consumer.messages().await.map_err(|e| NatsError::js("reading the stream", e))
     }
 
+    /// As [`consume`](Self::consume), for a read again after a jump that
+    /// could not be decided ([`Reread`]): a failure waits a look
+    /// ([`LOOK_AGAIN`]) before it is reported, so that a reader polled
+    /// again at once does not fail in a hot loop.
+    pub(crate) async fn consume_again(&self, subject: &str, start: u64) -> Result<Ordered, NatsError> {
+        let consumed = self.consume(subject, start).await;
+        if consumed.is_err() {
+            tokio::time::sleep(LOOK_AGAIN).await;
+        }
+        consumed
+    }
+
     /// The stream sequence of the subject's first message, read without
     /// looking at what it holds (`None`: the subject has none).
     pub(crate) async fn first_sequence(&self) -> Result<Option<u64>, NatsError> {
@@ -604,13 +616,9 @@ impl<E: Event, C: Codec> State<E, C> {
                         continue;
                     }
                 }
-                match self.source.consume(&self.source.subject, at).await {
+                match self.source.consume_again(&self.source.subject, at).await {
                     Ok(messages) => (self.messages, self.reread) = (messages, None),
-                    // Not in a hot loop: one error each look.
-                    Err(e) => {
-                        tokio::time::sleep(LOOK_AGAIN).await;
-                        return Some(Err(e));
-                    }
+                    Err(e) => return Some(Err(e)),
                 }
             }
             let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.next()).await {
@@ -650,7 +658,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
             });
             let made = if jumped { self.made.again_answered(&self.source.stream).await } else { Ok(None) };
-            if jumped && !matches!(made, Ok(None)) {
+            if !matches!(made, Ok(None)) {
                 self.queue.truncate(queued);
                 self.track = track;
             }

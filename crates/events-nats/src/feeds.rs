@@ -167,8 +167,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
             }
             state.feeds.insert(feed, (source, plan.track));
         }
-        let source = Source::new(stream, name, wildcard.clone());
-        state.messages = Some(source.consume(&wildcard, start).await?);
+        state.messages = Some(state.every_feed().consume(&wildcard, start).await?);
         let inner = futures::stream::unfold(state, |mut s| async move { s.next().await.map(|item| (item, s)) });
         // Fused: polled again after its end, `None` again (`unfold` panics).
         Ok(RemoteFeedsStream { inner: inner.fuse().boxed() })
@@ -213,6 +212,12 @@ struct State<E, C> {
 }
 
 impl<E: Event, C: Codec> State<E, C> {
+    /// The stream's subjects of every feed (`<prefix>.*`), which the
+    /// reader's one consumer reads.
+    fn every_feed(&self) -> Source {
+        Source::new(self.stream.clone(), &self.name, format!("{}.*", self.prefix))
+    }
+
     async fn next(&mut self) -> Option<Result<FeedsItem<E>, NatsError>> {
         loop {
             if let Some(item) = self.queue.pop_front() {
@@ -233,15 +238,10 @@ impl<E: Event, C: Codec> State<E, C> {
                         continue;
                     }
                 }
-                let wildcard = format!("{}.*", self.prefix);
-                let source = Source::new(self.stream.clone(), &self.name, wildcard.clone());
-                match source.consume(&wildcard, at).await {
+                let every_feed = self.every_feed();
+                match every_feed.consume_again(&every_feed.subject, at).await {
                     Ok(messages) => (self.messages, self.reread) = (Some(messages), None),
-                    // Not in a hot loop: one error each look.
-                    Err(e) => {
-                        tokio::time::sleep(LOOK_AGAIN).await;
-                        return Some(Err(e));
-                    }
+                    Err(e) => return Some(Err(e)),
                 }
             }
             let msg = match tokio::time::timeout(LOOK_AGAIN, self.messages.as_mut()?.next()).await {
@@ -292,16 +292,17 @@ impl<E: Event, C: Codec> State<E, C> {
                 matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
             });
             let made = if jumped { self.made.again_answered(&self.stream).await } else { Ok(None) };
+            if !matches!(made, Ok(None)) {
+                *track = before;
+            }
             match made {
                 Ok(Some(made)) => {
-                    *track = before;
                     if let Err(e) = self.follow(made).await {
                         return Some(Err(e));
                     }
                     continue;
                 }
                 Err(e) => {
-                    *track = before;
                     // Without its stream sequence (no info), read on.
                     self.reread = (stream_seq > 0).then_some(Reread(stream_seq));
                     return Some(Err(e));
@@ -337,9 +338,8 @@ impl<E: Event, C: Codec> State<E, C> {
             }
         }
         let start = plans.iter().map(|(_, plan)| plan.start).min().unwrap_or(1);
-        let wildcard = format!("{}.*", self.prefix);
-        let source = Source::new(self.stream.clone(), &self.name, wildcard.clone());
-        self.messages = Some(source.consume(&wildcard, start).await?);
+        let every_feed = self.every_feed();
+        self.messages = Some(every_feed.consume(&every_feed.subject, start).await?);
         self.made = now;
         for (feed, plan) in plans {
             if let Some(item) = plan.reset {
