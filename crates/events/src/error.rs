@@ -173,10 +173,12 @@ pub enum Error {
     /// (under bincode: a type whose `Deserialize` needs a self-describing
     /// format, such as one holding a `serde_json::Value`, or an internally
     /// tagged or untagged enum; `MsgPack` reads those). Refused alone,
-    /// nothing journaled: no reader could have read it. Checked for every
-    /// event in debug builds; in release builds for the first 16 of each
-    /// writer run (and 16 session emits), which catches a type none of
-    /// whose values read back, not one where only some do.
+    /// nothing journaled: no reader could have read it. Checked, in every
+    /// build, for each event whose shape (the serde calls its `Serialize`
+    /// makes, the values of numbers and strings and the lengths of lists
+    /// aside) the writer (or the feed's sessions) has not read back
+    /// before: so a type where only some values fail is refused at each of
+    /// those, however late it comes.
     #[error("the event encodes with {codec} but does not decode back, so no reader could read it")]
     Unreadable {
         /// The codec's name.

@@ -185,6 +185,7 @@ mod reader_live;
 mod recent;
 mod replay;
 mod session;
+mod shape;
 mod shared;
 mod sinks;
 mod stats;

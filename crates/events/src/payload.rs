@@ -255,28 +255,40 @@ pub(crate) fn encode_checked<E: Event, C: Codec>(
 /// `serde_json::Value`, or an internally tagged or untagged enum: their
 /// `Deserialize` asks for a self-describing format) is refused when it is
 /// appended, with [`Error::Unreadable`](crate::Error::Unreadable), instead
-/// of journaled for no reader. Every event in debug builds; in release
-/// builds the first [`READ_BACK_FIRST`] events each checker sees (one for
-/// the writer run, one for all of the feed's sessions), which catches a
-/// type none of whose values read back, not one where only some do.
-#[derive(Debug, Default)]
+/// of journaled for no reader. Each event whose shape (the serde calls its
+/// `Serialize` makes, values aside: [`crate::shape`]) this checker has not
+/// read back before is read back, in every build: so a type where only
+/// some values fail is refused at the first event of each failing shape,
+/// not only when it comes early in a run (release builds had read back the
+/// first 16 events and trusted the rest). One checker for the writer run,
+/// one for all of the feed's sessions; each remembers [`READ_BACK_SLOTS`]
+/// shapes (one more may push another out, which is then read back again).
+#[derive(Debug)]
 pub(crate) struct ReadBack {
-    checked: std::sync::atomic::AtomicU64,
+    /// Shapes read back, each in the slot its hash picks (0: none).
+    read: [std::sync::atomic::AtomicU64; READ_BACK_SLOTS],
 }
 
-/// Events decoded back by each [`ReadBack`] in release builds.
-pub(crate) const READ_BACK_FIRST: u64 = 16;
+/// How many shapes each [`ReadBack`] remembers.
+pub(crate) const READ_BACK_SLOTS: usize = 256;
+
+impl Default for ReadBack {
+    fn default() -> Self {
+        ReadBack { read: [const { std::sync::atomic::AtomicU64::new(0) }; READ_BACK_SLOTS] }
+    }
+}
 
 impl ReadBack {
     /// Checks that `payload` decodes back as an `E`, and that `event`'s
     /// enum variants read back as themselves where the codec can tell
-    /// ([`Codec::check_variants`]) (when this one is due).
+    /// ([`Codec::check_variants`]), unless an event of its shape did.
     pub(crate) fn check<E: Event, C: Codec>(&self, codec: &C, event: &E, payload: &[u8]) -> crate::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
-        if !cfg!(debug_assertions) && self.checked.load(Relaxed) >= READ_BACK_FIRST {
+        let shape = crate::error::isolated("Serialize", || crate::shape::of(event))?;
+        let slot = shape.map(|shape| (shape, &self.read[(shape >> 40) as usize % READ_BACK_SLOTS]));
+        if slot.is_some_and(|(shape, slot)| slot.load(Relaxed) == shape) {
             return Ok(());
         }
-        self.checked.fetch_add(1, Relaxed);
         let decoded = crate::error::isolated("Deserialize", || decode::<E, C>(codec, 0, 0, payload))?;
         // The copy read back is let go here, under its own catch: its
         // `Drop` is the event type's code too (a panic refuses the event).
@@ -284,7 +296,11 @@ impl ReadBack {
             return Err(crate::Error::Unreadable { codec: C::NAME, source });
         }
         crate::error::isolated("Deserialize", || codec.check_variants(event))?
-            .map_err(|source| crate::Error::Unreadable { codec: C::NAME, source })
+            .map_err(|source| crate::Error::Unreadable { codec: C::NAME, source })?;
+        if let Some((shape, slot)) = slot {
+            slot.store(shape, Relaxed);
+        }
+        Ok(())
     }
 }
 

@@ -78,6 +78,50 @@ async fn an_event_that_does_not_decode_back_is_refused_when_appended() {
     feed.close().await.unwrap();
 }
 
+/// A type only some of whose values the codec cannot read back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Mixed {
+    Plain(u64),
+    Loose(Loose),
+}
+
+impl Event for Mixed {}
+
+/// A value that does not read back is refused however many readable ones
+/// came before it in the writer's run or the feed's session emits: each
+/// event of a shape not read back before is. Release builds had read back
+/// the first 16 events of each and journaled the 17th unread, so every
+/// reader that reached it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_value_after_many_readable_ones_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Mixed> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
+    let session = feed.session("s");
+    for n in 0..40 {
+        feed.append(None, Mixed::Plain(n)).await.unwrap();
+        session.emit(Mixed::Plain(n)).await.unwrap();
+    }
+    let err = feed.append(None, Mixed::Loose(Loose::Number(1))).await.unwrap_err();
+    assert!(matches!(err, Error::Unreadable { codec: "bincode", .. }), "{err:?}");
+    let err = session.emit(Mixed::Loose(Loose::Text("x".into()))).await.unwrap_err();
+    assert!(matches!(err, Error::Unreadable { codec: "bincode", .. }), "{err:?}");
+    // Refused each time, not only the first: a failed shape is not remembered.
+    assert!(matches!(feed.append(None, Mixed::Loose(Loose::Number(2))).await, Err(Error::Unreadable { .. })));
+    assert_eq!(feed.append(None, Mixed::Plain(99)).await.unwrap(), Seq::new(81));
+    feed.close().await.unwrap();
+    let mut read = Vec::new();
+    let reader = events::FeedReader::<Mixed>::open(dir.path()).unwrap();
+    let mut stream = reader.stream_from(Seq::ZERO);
+    while read.len() < 81 {
+        match stream.next().await {
+            Some(Ok(FeedItem::Event(env))) => read.push(env.seq.get()),
+            Some(Ok(_)) => {}
+            other => panic!("the journal did not read back: {other:?}"),
+        }
+    }
+    assert_eq!(read, (1..=81).collect::<Vec<_>>());
+}
+
 /// An enum with a skipped variant: bincode writes the variants after it by
 /// their position among all variants, and serde reads that position among
 /// the ones not skipped, so `Done` read back as `Cancelled`, with no error.
