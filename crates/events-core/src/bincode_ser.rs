@@ -27,7 +27,7 @@ use serde::ser::{self, Serialize};
 /// part of it.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();
-    let mut encoder = Encoder { out, depth: 0, elements: 0, empty: 0, units: 0, shapes: 0, variants: None };
+    let mut encoder = Encoder { out, depth: 0, elements: 0, empty: 0, units: 0, shapes: 0, recording: None };
     value.serialize(&mut encoder)?;
     if encoder.empty > crate::bincode_de::EMPTY_ELEMENTS_LIMIT {
         return Err(Error::TooManyEmpty(encoder.empty));
@@ -42,26 +42,52 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -
     Ok(())
 }
 
-/// Checks that `value`, encoded, reads back as the enum variants it was
-/// written with. Bincode writes a variant as its position among all of its
-/// enum's variants, while serde reads that position among the variants
-/// not skipped: after a `#[serde(skip)]` (or `skip_deserializing`)
-/// variant, a written variant reads back as the next one, another value
-/// with no error. The value read back is written again, and the variants
-/// of both writes (each one's position and serialize name) are compared
-/// as sorted lists, so the order of a hash map's entries does not matter,
-/// nor do names serde reads and never writes (aliases). Nothing to say
-/// (`Ok`) when the bytes do not decode (that is the caller's other check)
-/// or the value read back does not encode.
+/// Checks that `value`, encoded, reads back as itself where position
+/// decides: bincode writes a struct's fields and a variant by position, so
+/// a value serde writes and reads differently decodes as another value,
+/// with no error. Three checks, on the value read back written again:
+/// - its enum variants (each one's position and serialize name): serde
+///   reads a variant's position among the variants not skipped, so after
+///   a `#[serde(skip)]` (or `skip_deserializing`) variant, a written
+///   variant reads back as the next one;
+/// - the number of fields of each struct, tuple struct and variant: a
+///   tuple field skipped when written (`skip_serializing_if`, of which
+///   serde tells the encoder nothing) is read from the next field's bytes;
+/// - the length of the whole: a named field written but not read
+///   (`skip_deserializing`) or read but not written (`skip_serializing`)
+///   takes another field's bytes.
+///
+/// Variants and field counts are compared as sorted lists, so the order of
+/// a hash map's entries does not matter, nor do names serde reads and
+/// never writes (aliases). Nothing to say (`Ok`) when the bytes do not
+/// decode (that is the caller's other check) or the value read back does
+/// not encode.
 pub(crate) fn check_variants<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Result<(), Error> {
     let (bytes, mut written) = recorded(value)?;
     let Ok((read, _)) = crate::bincode_de::decode_prefix::<T>(&bytes) else { return Ok(()) };
-    let Ok((_, mut reread)) = recorded(&read) else { return Ok(()) };
+    let Ok((again, mut reread)) = recorded(&read) else { return Ok(()) };
+    shifted(&mut written.variants, &mut reread.variants)?;
+    if written.fields.len() == reread.fields.len() {
+        written.fields.sort_unstable();
+        reread.fields.sort_unstable();
+    }
+    if let Some((&(name, count), &(_, read))) = written.fields.iter().zip(&reread.fields).find(|(a, b)| a != b) {
+        return Err(Error::FieldCount { name, written: count, read });
+    }
+    if bytes.len() != again.len() {
+        return Err(Error::Misread { written: bytes.len(), read: again.len() });
+    }
+    Ok(())
+}
+
+/// The first variant `written` that reads back as another (both lists
+/// sorted when they are as long).
+fn shifted(written: &mut Variants, reread: &mut Variants) -> Result<(), Error> {
     if written.len() == reread.len() {
         written.sort_unstable();
         reread.sort_unstable();
     }
-    match written.iter().zip(&reread).find(|(a, b)| a != b) {
+    match written.iter().zip(reread.iter()).find(|(a, b)| a != b) {
         Some((&(index, variant), &(_, read))) => Err(Error::ShiftedVariant { variant, index, read }),
         // One list goes on past the other: the first variant past the
         // shorter one, or, with none written past it, the last written
@@ -80,14 +106,30 @@ pub(crate) fn check_variants<T: Serialize + serde::de::DeserializeOwned>(value: 
 /// Each enum variant written, in order: its position and serialize name.
 type Variants = Vec<(u32, &'static str)>;
 
-/// `value` encoded, and the variants written.
-fn recorded<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Variants), Error> {
+/// What `check_variants` records of a write.
+#[derive(Default)]
+struct Recording {
+    variants: Variants,
+    /// Each struct, tuple struct and variant with fields: its name (the
+    /// variant's) and the number of fields serde said it writes.
+    fields: Vec<(&'static str, usize)>,
+}
+
+/// `value` encoded, and what was recorded of the write.
+fn recorded<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Recording), Error> {
     let mut out = Vec::new();
-    let mut encoder =
-        Encoder { out: &mut out, depth: 0, elements: 0, empty: 0, units: 0, shapes: 0, variants: Some(Vec::new()) };
+    let mut encoder = Encoder {
+        out: &mut out,
+        depth: 0,
+        elements: 0,
+        empty: 0,
+        units: 0,
+        shapes: 0,
+        recording: Some(Recording::default()),
+    };
     value.serialize(&mut encoder)?;
-    let variants = encoder.variants.take().unwrap_or_default();
-    Ok((out, variants))
+    let recording = encoder.recording.take().unwrap_or_default();
+    Ok((out, recording))
 }
 
 /// Why a value could not be encoded.
@@ -121,6 +163,12 @@ pub(crate) enum Error {
     /// (whose variant is `read`): a skipped variant comes before it (see
     /// `check_variants`).
     ShiftedVariant { variant: &'static str, index: u32, read: &'static str },
+    /// A struct, tuple struct or variant written with `written` fields that
+    /// reads back as one of `read` (see `check_variants`).
+    FieldCount { name: &'static str, written: usize, read: usize },
+    /// A value written in `written` bytes that reads back as one written in
+    /// `read` (see `check_variants`).
+    Misread { written: usize, read: usize },
     /// What the value's `Serialize` implementation reported.
     Custom(String),
 }
@@ -164,6 +212,18 @@ impl fmt::Display for Error {
                  `{read}` in its place: a variant before it is skipped (serde's skip or skip_deserializing), and \
                  bincode writes variants by position; drop the attribute or use a self-describing codec"
             ),
+            Error::FieldCount { name, written, read } => write!(
+                f,
+                "`{name}` is written with {written} fields and reads back with {read}: a field is skipped when \
+                 written (serde's skip_serializing_if on a tuple field), and bincode writes fields by position; \
+                 drop the attribute or use a self-describing codec"
+            ),
+            Error::Misread { written, read } => write!(
+                f,
+                "the value is written in {written} bytes and reads back as another, written in {read}: a field is \
+                 written but not read (serde's skip_deserializing) or read but not written (skip_serializing), and \
+                 bincode writes fields by position; drop the attribute or use a self-describing codec"
+            ),
             Error::SkippedField(name) => write!(
                 f,
                 "field `{name}` was skipped (serde's skip_serializing_if): bincode writes fields by position, so \
@@ -199,8 +259,9 @@ struct Encoder<'a> {
     /// The structs, tuples and newtypes begun so far: an element that
     /// begins one and writes no byte is counted, units inside or not.
     shapes: usize,
-    /// When recording (`check_variants`): each enum variant written.
-    variants: Option<Variants>,
+    /// When recording (`check_variants`): each enum variant written, and
+    /// each struct's number of fields.
+    recording: Option<Recording>,
 }
 
 impl Encoder<'_> {
@@ -224,8 +285,17 @@ impl Encoder<'_> {
     /// Records a variant written (only when `check_variants` asks).
     #[inline]
     fn record(&mut self, index: u32, variant: &'static str) {
-        if let Some(variants) = &mut self.variants {
-            variants.push((index, variant));
+        if let Some(recording) = &mut self.recording {
+            recording.variants.push((index, variant));
+        }
+    }
+
+    /// Records the number of fields a struct, tuple struct or variant says
+    /// it writes (only when `check_variants` asks).
+    #[inline]
+    fn record_fields(&mut self, name: &'static str, len: usize) {
+        if let Some(recording) = &mut self.recording {
+            recording.fields.push((name, len));
         }
     }
 
@@ -472,7 +542,8 @@ impl ser::Serializer for &mut Encoder<'_> {
         Ok(self)
     }
     #[inline]
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
+    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self, Error> {
+        self.record_fields(name, len);
         self.shapes += 1;
         Ok(self)
     }
@@ -482,8 +553,9 @@ impl ser::Serializer for &mut Encoder<'_> {
         _: &'static str,
         index: u32,
         variant: &'static str,
-        _: usize,
+        len: usize,
     ) -> Result<Self, Error> {
+        self.record_fields(variant, len);
         self.variant(index, variant)?;
         Ok(self)
     }
@@ -494,7 +566,8 @@ impl ser::Serializer for &mut Encoder<'_> {
         Ok(self)
     }
     #[inline]
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self, Error> {
+        self.record_fields(name, len);
         self.shapes += 1;
         Ok(self)
     }
@@ -504,8 +577,9 @@ impl ser::Serializer for &mut Encoder<'_> {
         _: &'static str,
         index: u32,
         variant: &'static str,
-        _: usize,
+        len: usize,
     ) -> Result<Self, Error> {
+        self.record_fields(variant, len);
         self.variant(index, variant)?;
         Ok(self)
     }

@@ -87,18 +87,22 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Checks, where this codec can tell, that `value` reads back as the
-    /// same enum variants it is written with. [`Bincode`] writes a variant
-    /// by its position among all of its enum's variants, and serde reads
-    /// it by its position among those not skipped: after a variant marked
-    /// `#[serde(skip)]` (or `skip_deserializing`), a written variant reads
-    /// back as the next one, another value with no error. The façade runs
-    /// this with its read-back check of appended events. The default
-    /// checks nothing.
+    /// same enum variants and fields it is written with. [`Bincode`] writes
+    /// a variant by its position among all of its enum's variants, and
+    /// serde reads it by its position among those not skipped: after a
+    /// variant marked `#[serde(skip)]` (or `skip_deserializing`), a written
+    /// variant reads back as the next one, another value with no error.
+    /// Fields are positional too: a tuple field skipped when written
+    /// (`skip_serializing_if`), or a named field only written
+    /// (`skip_deserializing`) or only read (`skip_serializing`), makes the
+    /// next fields read another field's bytes. The façade runs this with
+    /// its read-back check of appended events. The default checks nothing.
     ///
     /// # Errors
     ///
     /// [`CodecError::Encode`] naming the variant and the one it reads back
-    /// as.
+    /// as, or the struct and its field counts, or the lengths written and
+    /// read back.
     fn check_variants<T: Serialize + DeserializeOwned>(&self, value: &T) -> Result<(), CodecError> {
         let _ = value;
         Ok(())
@@ -157,9 +161,9 @@ pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -
 /// ([`CodecError::Encode`] naming the field) rather than journaled. Use
 /// `MsgPack` for types that skip fields. Variants are written by position
 /// too: after a skipped variant, the next ones read back as their
-/// successors, which [`Codec::check_variants`] finds (the façade runs it
-/// with its read-back check: on every append in a debug build, on the
-/// first ones in a release build).
+/// successors, which [`Codec::check_variants`] finds, as it finds the
+/// field skips serde does not tell the encoder of (the façade runs it with
+/// its read-back check, on each event of a shape not read back before).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 

@@ -2,7 +2,7 @@
 //! each codec for arbitrary field values, and arbitrary bytes decode to an
 //! error or a value, never a panic or an allocation past the decode limit.
 
-use events_core::{Bincode, Codec, Envelope, Event, Seq, StreamId, Timestamp};
+use events_core::{Bincode, Codec, CodecError, Envelope, Event, Seq, StreamId, Timestamp};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -135,6 +135,53 @@ fn a_skipped_field_is_refused_by_bincode_rather_than_read_back_as_another_value(
     buf.clear();
     Bincode.encode(&kept, &mut buf).unwrap();
     assert_eq!(Bincode.decode::<Reading>(&buf).unwrap(), kept);
+}
+
+/// Fields serde writes and reads differently, of which it tells the encoder
+/// nothing: a tuple field skipped when written (`skip_serializing_if`), a
+/// named field only written (`skip_deserializing`) or only read
+/// (`skip_serializing`). Each decoded as another value with every byte
+/// used, and passed the variant check; bincode's `check_variants` (which
+/// the façade runs with its read-back check) now names each. The same
+/// types with the field in place on both sides pass.
+#[test]
+fn fields_written_and_read_differently_are_named_by_bincodes_check() {
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Tuple(#[serde(skip_serializing_if = "Option::is_none")] Option<u8>, u8, String);
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct OnlyRead {
+        #[serde(skip_serializing)]
+        a: u8,
+        s: String,
+    }
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct OnlyWritten {
+        #[serde(skip_deserializing)]
+        a: u8,
+        s: String,
+    }
+    let reason = |err: CodecError| std::error::Error::source(&err).expect("the reason").to_string();
+    let tuple = Tuple(None, 1, "a\u{1}b".into());
+    let mut buf = Vec::new();
+    Bincode.encode(&tuple, &mut buf).unwrap();
+    assert_eq!(Bincode.decode::<Tuple>(&buf).unwrap(), Tuple(Some(3), 97, "b".into()), "what the check is for");
+    let source = reason(Bincode.check_variants(&tuple).unwrap_err());
+    assert!(source.contains("`Tuple` is written with 2 fields and reads back with 3"), "{source}");
+    Bincode.check_variants(&Tuple(Some(1), 1, "a\u{1}b".into())).unwrap();
+
+    let only_read = OnlyRead { a: 0, s: "\u{1}x".into() };
+    buf.clear();
+    Bincode.encode(&only_read, &mut buf).unwrap();
+    assert_eq!(Bincode.decode::<OnlyRead>(&buf).unwrap(), OnlyRead { a: 2, s: "x".into() });
+    let source = reason(Bincode.check_variants(&only_read).unwrap_err());
+    assert!(source.contains("written in 3 bytes") && source.contains("written in 2"), "{source}");
+
+    let only_written = OnlyWritten { a: 3, s: "ab".into() };
+    buf.clear();
+    Bincode.encode(&only_written, &mut buf).unwrap();
+    assert_eq!(Bincode.decode::<OnlyWritten>(&buf).unwrap(), OnlyWritten { a: 0, s: "\u{2}ab".into() });
+    let source = reason(Bincode.check_variants(&only_written).unwrap_err());
+    assert!(source.contains("skip_deserializing"), "{source}");
 }
 
 /// A variant after a skipped one: bincode writes it by its position among
