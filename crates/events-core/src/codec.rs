@@ -50,7 +50,9 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     ///
     /// [`CodecError::Encode`] when the value cannot be represented (for
-    /// example a map with non-string keys in a format that needs them).
+    /// example a map with non-string keys in a format that needs them);
+    /// this crate's codecs refuse with [`CodecError::TooLarge`] a value
+    /// longer than the decode limit, which no decode would read.
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
 
     /// Decodes one value from the front of `bytes` and returns it with the
@@ -126,6 +128,18 @@ pub(crate) fn check_limit(codec: &'static str, len: usize) -> Result<(), CodecEr
     Ok(())
 }
 
+/// Refuses (and takes out of `out`) a value written from `start` on that is
+/// longer than the decode limit: no decode would read it. Each string's and
+/// each sequence's length was checked as it was written, not the whole.
+pub(crate) fn check_encoded(codec: &'static str, out: &mut Vec<u8>, start: usize) -> Result<(), CodecError> {
+    let len = out.len() - start;
+    if len > DEFAULT_DECODE_LIMIT {
+        out.truncate(start);
+        return Err(CodecError::TooLarge { codec, len, limit: DEFAULT_DECODE_LIMIT });
+    }
+    Ok(())
+}
+
 pub(crate) fn check_trailing(codec: &'static str, consumed: usize, len: usize) -> Result<(), CodecError> {
     if consumed != len {
         // A codec claiming more than it was given (only a third-party one
@@ -176,7 +190,8 @@ impl Codec for Bincode {
         crate::bincode_ser::encode_into(value, out).map_err(|e| {
             out.truncate(start);
             CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
-        })
+        })?;
+        check_encoded(Self::NAME, out, start)
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
@@ -222,7 +237,8 @@ impl Codec for Postcard {
         postcard::to_io(value, &mut *out).map(drop).map_err(|e| {
             out.truncate(start);
             CodecError::Encode { codec: Self::NAME, source: Box::new(e) }
-        })
+        })?;
+        check_encoded(Self::NAME, out, start)
     }
 
     fn decode_prefix<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), CodecError> {
@@ -247,6 +263,31 @@ mod tests {
         let big = vec![0u8; DEFAULT_DECODE_LIMIT + 1];
         let err = Bincode.decode::<Vec<u8>>(&big).unwrap_err();
         assert!(matches!(err, CodecError::TooLarge { len, .. } if len == DEFAULT_DECODE_LIMIT + 1));
+    }
+
+    /// A value whose strings each fit the decode limit but whose whole
+    /// encoding does not is refused when it is encoded (`TooLarge`, the
+    /// buffer as it was): it had been written, and every decode refused
+    /// it. One just under the limit is written and reads back.
+    #[test]
+    fn a_value_longer_than_the_decode_limit_is_refused_when_encoded() {
+        fn refused<C: Codec>(codec: C) {
+            let half = "x".repeat(DEFAULT_DECODE_LIMIT / 2 + 1);
+            let mut buf = vec![7];
+            for value in [(half.clone(), half), ("x".repeat(DEFAULT_DECODE_LIMIT), String::new())] {
+                let err = codec.encode(&value, &mut buf).unwrap_err();
+                assert!(matches!(err, CodecError::TooLarge { len, .. } if len > DEFAULT_DECODE_LIMIT), "{err}");
+                assert_eq!(buf, [7], "{}: a refused value leaves nothing behind", C::NAME);
+            }
+            let fits = ("x".repeat(DEFAULT_DECODE_LIMIT / 2), "y".repeat(DEFAULT_DECODE_LIMIT / 2 - 16));
+            buf.clear();
+            codec.encode(&fits, &mut buf).unwrap();
+            assert_eq!(codec.decode::<(String, String)>(&buf).unwrap(), fits, "{}", C::NAME);
+        }
+        refused(Bincode);
+        refused(crate::MsgPack);
+        #[cfg(feature = "postcard")]
+        refused(Postcard);
     }
 
     #[test]

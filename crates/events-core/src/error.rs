@@ -31,7 +31,9 @@ pub enum CodecError {
         #[source]
         source: BoxError,
     },
-    /// The payload is larger than the codec's decode limit.
+    /// The payload is larger than the codec's decode limit: refused by
+    /// every decode, and by every encode of this crate's codecs (no decode
+    /// would read what they wrote).
     #[error("{codec}: payload of {len} bytes exceeds the decode limit of {limit} bytes")]
     TooLarge {
         /// The codec's name.

@@ -75,7 +75,7 @@ impl Codec for MsgPack {
         // trailing bytes).
         let written = out.len() - start;
         let why = match value_len(&out[start..]) {
-            Ok(len) if len == written => return Ok(()),
+            Ok(len) if len == written => return crate::codec::check_encoded(Self::NAME, out, start),
             Ok(_) => {
                 "the value written is not one MessagePack value (a sequence or map given one length \
                       and another number of elements)"

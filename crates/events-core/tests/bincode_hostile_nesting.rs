@@ -489,12 +489,17 @@ fn a_string_past_the_decode_limit_is_never_encoded() {
     assert!(bytes.is_empty(), "a refused encode leaves the buffer as it was");
     let blob = serde_bytes_like(DEFAULT_DECODE_LIMIT + 1);
     assert!(matches!(Bincode.encode(&blob, &mut bytes), Err(CodecError::Encode { .. })));
-    // At the limit, the value round-trips through `decode_prefix`.
-    let fits = "x".repeat(DEFAULT_DECODE_LIMIT);
+    // A string of exactly the limit fits its length prefix's check but not,
+    // with that prefix (5 bytes), the whole's: refused as too large.
+    let at_limit = "x".repeat(DEFAULT_DECODE_LIMIT);
+    let refused = Bincode.encode(&at_limit, &mut bytes);
+    assert!(matches!(refused, Err(CodecError::TooLarge { len, .. }) if len == DEFAULT_DECODE_LIMIT + 5), "{refused:?}");
+    // A whole of the limit round-trips.
+    let fits = "x".repeat(DEFAULT_DECODE_LIMIT - 5);
     let mut bytes = Vec::new();
     Bincode.encode(&fits, &mut bytes).unwrap();
-    let (back, used) = Bincode.decode_prefix::<String>(&bytes).unwrap();
-    assert_eq!((back.len(), used), (fits.len(), bytes.len()));
+    assert_eq!(bytes.len(), DEFAULT_DECODE_LIMIT);
+    assert_eq!(Bincode.decode::<String>(&bytes).unwrap().len(), fits.len());
 }
 
 /// A byte buffer serialized with `serialize_bytes` (as `serde_bytes` does).

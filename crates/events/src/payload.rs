@@ -236,7 +236,14 @@ pub(crate) fn encode_checked<E: Event, C: Codec>(
 ) -> crate::Result<()> {
     let start = out.len();
     let checked = crate::error::isolated("Serialize", || encode_with_id(codec, stream, id, event, out))
-        .and_then(|encoded| encoded.map_err(crate::Error::Codec))
+        .and_then(|encoded| {
+            encoded.map_err(|e| match e {
+                // Past the codec's decode limit, so past `limit` too (which
+                // is at most that): the same refusal as one under it.
+                CodecError::TooLarge { len, .. } => crate::Error::TooLarge { bytes: len, limit },
+                e => crate::Error::Codec(e),
+            })
+        })
         .and_then(|()| {
             let bytes = out.len() - start;
             if bytes > limit as usize {

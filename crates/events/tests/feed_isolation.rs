@@ -28,6 +28,29 @@ fn big(n: u64) -> Ev {
     Ev::Msg { n, own_stream: Some("x".repeat(240)) }
 }
 
+/// An event past the codec's decode limit under `max_record_bytes` at that
+/// limit: the codec refuses it as it is encoded (each of its strings fits,
+/// the whole does not), and the append still gets `Error::TooLarge` with
+/// the feed's limit, counted in `too_large`, as one just over a lower
+/// limit does; the next append is journaled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_past_the_decode_limit_is_too_large_like_any_other() {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Big(String, String);
+    impl events::Event for Big {}
+    let limit = events_core::DEFAULT_DECODE_LIMIT;
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Big> = Feed::builder(dir.path()).max_record_bytes(limit as u32).open().await.unwrap();
+    let half = "x".repeat(limit / 2 + 1);
+    let refused = feed.append(None, Big(half.clone(), half)).await;
+    let Err(Error::TooLarge { bytes, limit: said }) = refused else { panic!("expected TooLarge, got {refused:?}") };
+    assert!(bytes > limit && said as usize == limit, "{bytes} {said}");
+    assert_eq!(feed.append(None, Big("a".into(), "b".into())).await.unwrap(), Seq::new(1));
+    let stats = feed.stats();
+    assert_eq!((stats.too_large, stats.encode_errors), (1, 0), "{stats:?}");
+    feed.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_event_fails_alone_and_the_feed_stays_healthy() {
     let dir = tempfile::tempdir().unwrap();
