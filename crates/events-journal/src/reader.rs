@@ -657,7 +657,8 @@ impl Reader {
         }
     }
 
-    /// The journal's epoch, read from the newest segment with a complete header.
+    /// The journal's epoch: that of the journal [`read_since`](Self::read_since)
+    /// serves ([`newest_header`](Self::newest_header)).
     ///
     /// # Errors
     ///
@@ -667,13 +668,30 @@ impl Reader {
         Ok(self.newest_header()?.1.epoch)
     }
 
-    /// The header of the newest segment with a complete one, and that
-    /// segment's path: the journal's epoch and payload codec tag.
+    /// The header of the journal [`read_since`](Self::read_since) serves,
+    /// and its segment's path: the journal's epoch and payload codec tag.
+    /// With a running or cleanly closed writer, that of the segment its
+    /// watermark names, when it holds the watermark's epoch: reads stop
+    /// there, so a segment of another journal copied in beside it, named
+    /// past it, is not the journal (taken for it, a caught-up follower had
+    /// reset to it and back at every poll). Otherwise (no watermark, a
+    /// writer opening or dead, or the named segment of another journal:
+    /// the directory made again), the newest segment with a complete one.
     ///
     /// # Errors
     ///
-    /// As [`epoch`](Self::epoch).
+    /// [`JournalError::NoSegments`] if no segment has a complete header; a
+    /// header error naming the file if the newest header is damaged.
     pub fn newest_header(&self) -> Result<(PathBuf, crate::format::SegmentHeader), JournalError> {
+        if let Ok(Bound::Acked(wm)) = self.bound() {
+            let path = self.inner.dir.join(segment::file_name(wm.segment));
+            let named = SegmentFile { first_seq: wm.segment, path, ino: 0 };
+            if let Ok(segment::HeaderState::Valid(h)) = segment::read_header(&named)
+                && h.epoch == wm.epoch
+            {
+                return Ok((named.path, h));
+            }
+        }
         let segs = segment::list(&self.inner.dir, false)?.segments;
         for seg in segs.iter().rev() {
             match segment::read_header(seg) {

@@ -142,3 +142,43 @@ fn a_journal_with_no_segment_for_a_moment_is_no_reason_to_reset() {
     }
     assert_eq!(drain(&mut f), [Ok(4)]);
 }
+
+/// A segment file of another journal copied into the directory of a
+/// running writer, named past its active segment (a restore or an rsync
+/// gone wrong): reads stop at what the writer's watermark names, so the
+/// journal is still the writer's. A caught-up follower had taken the stray
+/// file's header for the journal's epoch: an `Epoch` reset, then the
+/// writer's records again from the first with another reset, and so on
+/// at every poll. It now stays caught up, and goes on with the writer's
+/// next record; the epoch `Reader::epoch` and its header say are the
+/// writer's. Closed cleanly, the same.
+#[test]
+fn a_stray_segment_of_another_journal_past_the_writers_is_not_a_new_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    append_n(&mut j, 5);
+    let reader = Reader::open(dir.path()).unwrap();
+    let epoch = reader.epoch().unwrap();
+    let mut f = Follower::new(reader, 0).unwrap();
+    assert_eq!(drain(&mut f), (1..=5).map(Ok).collect::<Vec<_>>());
+
+    let stray = events_journal::format::SegmentHeader {
+        epoch: epoch ^ 1,
+        first_seq: 1000,
+        created_at: 1,
+        codec_tag: 77,
+    };
+    std::fs::write(dir.path().join(format!("{:020}.seg", 1000)), stray.encode()).unwrap();
+    for _ in 0..5 {
+        let step = f.next().unwrap();
+        assert!(step.is_none(), "a caught-up follower yielded {step:?} for a stray file");
+    }
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.epoch().unwrap(), epoch);
+    assert_eq!(reader.newest_header().unwrap().1.codec_tag, 0);
+    append_n(&mut j, 1);
+    assert_eq!(drain(&mut f), [Ok(6)]);
+    j.close().unwrap();
+    assert_eq!(drain(&mut f), []);
+    assert_eq!(Reader::open(dir.path()).unwrap().epoch().unwrap(), epoch);
+}
