@@ -43,6 +43,17 @@ pub trait Codec: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     /// so it can be decoded without the writer's types (as JSON, say).
     /// Default: `false`.
     const SELF_DESCRIBING: bool = false;
+    /// Whether whether a value this codec writes decodes back depends only
+    /// on its shape: the serde calls its `Serialize` makes, the values of
+    /// numbers and strings and the number of a list's elements aside. The
+    /// façade reads back appended events, to refuse one no reader could
+    /// read; with `true` it reads back one event of each shape, not each
+    /// event. [`Bincode`] and `MsgPack` say `true` (but for the limits
+    /// their docs name). The default, `false`, has every event read back:
+    /// a codec whose decoding depends on values (a JSON codec writing a
+    /// NaN as `null`, which does not read back as a float), or that writes
+    /// a skipped field's neighbours in its place (`Postcard`), needs it.
+    const READ_BACK_BY_SHAPE: bool = false;
 
     /// Appends the encoding of `value` to `out` (which is not cleared, so a
     /// caller can encode several values into one buffer).
@@ -184,6 +195,7 @@ pub struct Bincode;
 impl Codec for Bincode {
     const ID: u32 = 1;
     const NAME: &'static str = "bincode";
+    const READ_BACK_BY_SHAPE: bool = true;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let start = out.len();

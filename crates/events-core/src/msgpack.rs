@@ -57,6 +57,7 @@ impl Codec for MsgPack {
     const ID: u32 = 3;
     const NAME: &'static str = "msgpack";
     const SELF_DESCRIBING: bool = true;
+    const READ_BACK_BY_SHAPE: bool = true;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let start = out.len();

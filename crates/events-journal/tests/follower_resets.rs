@@ -162,12 +162,8 @@ fn a_stray_segment_of_another_journal_past_the_writers_is_not_a_new_journal() {
     let mut f = Follower::new(reader, 0).unwrap();
     assert_eq!(drain(&mut f), (1..=5).map(Ok).collect::<Vec<_>>());
 
-    let stray = events_journal::format::SegmentHeader {
-        epoch: epoch ^ 1,
-        first_seq: 1000,
-        created_at: 1,
-        codec_tag: 77,
-    };
+    let stray =
+        events_journal::format::SegmentHeader { epoch: epoch ^ 1, first_seq: 1000, created_at: 1, codec_tag: 77 };
     std::fs::write(dir.path().join(format!("{:020}.seg", 1000)), stray.encode()).unwrap();
     for _ in 0..5 {
         let step = f.next().unwrap();

@@ -267,9 +267,12 @@ pub(crate) fn encode_checked<E: Event, C: Codec>(
 /// read back before is read back, in every build: so a type where only
 /// some values fail is refused at the first event of each failing shape,
 /// not only when it comes early in a run (release builds had read back the
-/// first 16 events and trusted the rest). One checker for the writer run,
-/// one for all of the feed's sessions; each remembers [`READ_BACK_SLOTS`]
-/// shapes (one more may push another out, which is then read back again).
+/// first 16 events and trusted the rest). Only for a codec that says its
+/// decoding depends on shapes alone ([`Codec::READ_BACK_BY_SHAPE`]: this
+/// crate's bincode and MessagePack); with any other, every event is read
+/// back. One checker for the writer run, one for all of the feed's
+/// sessions; each remembers [`READ_BACK_SLOTS`] shapes (one more may push
+/// another out, which is then read back again).
 #[derive(Debug)]
 pub(crate) struct ReadBack {
     /// Shapes read back, each in the slot its hash picks (0: none).
@@ -277,7 +280,7 @@ pub(crate) struct ReadBack {
 }
 
 /// How many shapes each [`ReadBack`] remembers.
-pub(crate) const READ_BACK_SLOTS: usize = 256;
+pub(crate) const READ_BACK_SLOTS: usize = 1024;
 
 impl Default for ReadBack {
     fn default() -> Self {
@@ -291,7 +294,8 @@ impl ReadBack {
     /// ([`Codec::check_variants`]), unless an event of its shape did.
     pub(crate) fn check<E: Event, C: Codec>(&self, codec: &C, event: &E, payload: &[u8]) -> crate::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
-        let shape = crate::error::isolated("Serialize", || crate::shape::of(event))?;
+        let shape =
+            if C::READ_BACK_BY_SHAPE { crate::error::isolated("Serialize", || crate::shape::of(event))? } else { None };
         let slot = shape.map(|shape| (shape, &self.read[(shape >> 40) as usize % READ_BACK_SLOTS]));
         if slot.is_some_and(|(shape, slot)| slot.load(Relaxed) == shape) {
             return Ok(());

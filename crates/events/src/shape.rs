@@ -16,11 +16,22 @@
 //! front: serde writes a flattened struct that way, and there the keys are
 //! its field names, which decide whether it reads back.
 //!
-//! Invariant: values of one shape make the same calls into any codec's
+//! Invariant: values of one shape make the same calls into a codec's
 //! serializer up to the values of numbers and strings and the number and
-//! order of elements, so whether their bytes decode depends only on those
-//! (a type whose `Deserialize` checks a string or a number's value is
-//! beyond it).
+//! order of elements; for a codec whose decoding depends on nothing else
+//! ([`Codec::READ_BACK_BY_SHAPE`](events_core::Codec::READ_BACK_BY_SHAPE)),
+//! whether their bytes decode is the same. Beyond it (each read back only
+//! at the first event of its shape):
+//! - a `Deserialize` that checks a string's or a number's value itself;
+//! - an internally tagged enum (`#[serde(tag = ...)]`) under MessagePack:
+//!   serde writes its variant as a string, so two variants whose fields
+//!   make the same calls are one shape (one of them with a field skipped
+//!   when empty and no `#[serde(default)]`, say, reads back and the other
+//!   does not);
+//! - a `Serialize` that says a list's length and writes another number of
+//!   elements (MessagePack refuses it when it encodes, bincode does not);
+//! - a value whose `Serialize` writes something else the second time
+//!   (interior mutability): the shape comes from a pass of its own.
 
 use std::fmt;
 
@@ -145,13 +156,22 @@ impl Shape {
         Elements { shape: self, values, set: [0; SET], len: 0, key: None }
     }
 
-    fn fields(&mut self, tag: Tag, index: Option<u32>, len: usize) -> &mut Self {
+    fn fields(&mut self, tag: Tag, variant: Option<(u32, &'static str)>, len: usize) -> &mut Self {
         self.tag(tag);
-        if let Some(index) = index {
-            self.mix(index.into());
+        if let Some((index, name)) = variant {
+            self.variant(index, name);
         }
         self.mix(len as u64);
         self
+    }
+
+    /// A variant: its index, and its name (by address: a hand-written
+    /// `Serialize` may give one index several names; one name at two
+    /// addresses is only one more shape).
+    #[inline]
+    fn variant(&mut self, index: u32, name: &'static str) {
+        self.mix(index.into());
+        self.mix(name.as_ptr() as u64 ^ ((name.len() as u64) << 48));
     }
 }
 
@@ -175,6 +195,13 @@ struct Elements<'a> {
 
 impl Elements<'_> {
     fn add(&mut self, element: u64) {
+        if self.values {
+            // A flattened struct's fields: each one, in order, so that a
+            // field written twice (serde refuses a duplicate) is another
+            // shape.
+            self.shape.mix(element);
+            return;
+        }
         if self.set[..self.len].contains(&element) {
             return;
         }
@@ -272,9 +299,9 @@ impl<'a> ser::Serializer for &'a mut Shape {
         self.tag(Tag::UnitStruct);
         Ok(())
     }
-    fn serialize_unit_variant(self, _: &'static str, index: u32, _: &'static str) -> Result<(), Failed> {
+    fn serialize_unit_variant(self, _: &'static str, index: u32, variant: &'static str) -> Result<(), Failed> {
         self.tag(Tag::UnitVariant);
-        self.mix(index.into());
+        self.variant(index, variant);
         Ok(())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Failed> {
@@ -285,11 +312,11 @@ impl<'a> ser::Serializer for &'a mut Shape {
         self,
         _: &'static str,
         index: u32,
-        _: &'static str,
+        variant: &'static str,
         value: &T,
     ) -> Result<(), Failed> {
         self.tag(Tag::NewtypeVariant);
-        self.mix(index.into());
+        self.variant(index, variant);
         value.serialize(self)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Elements<'a>, Failed> {
@@ -305,10 +332,10 @@ impl<'a> ser::Serializer for &'a mut Shape {
         self,
         _: &'static str,
         index: u32,
-        _: &'static str,
+        variant: &'static str,
         len: usize,
     ) -> Result<&'a mut Shape, Failed> {
-        Ok(self.fields(Tag::TupleVariant, Some(index), len))
+        Ok(self.fields(Tag::TupleVariant, Some((index, variant)), len))
     }
     fn serialize_map(self, len: Option<usize>) -> Result<Elements<'a>, Failed> {
         // A map that does not say its length up front is how serde writes a
@@ -325,10 +352,10 @@ impl<'a> ser::Serializer for &'a mut Shape {
         self,
         _: &'static str,
         index: u32,
-        _: &'static str,
+        variant: &'static str,
         len: usize,
     ) -> Result<&'a mut Shape, Failed> {
-        Ok(self.fields(Tag::StructVariant, Some(index), len))
+        Ok(self.fields(Tag::StructVariant, Some((index, variant)), len))
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Failed> {
         if self.values {
@@ -472,6 +499,20 @@ mod tests {
         let with_b = of(&Outer { inner: Inner { a: 1, b: Some(2) } }).unwrap();
         assert_ne!(with_b, of(&Outer { inner: Inner { a: 1, b: None } }).unwrap());
         assert_eq!(with_b, of(&Outer { inner: Inner { a: 7, b: Some(9) } }).unwrap());
+        // A field written twice (serde refuses a duplicate) is another shape.
+        #[derive(Serialize)]
+        struct Again {
+            id: Option<u8>,
+            #[serde(flatten)]
+            again: Named,
+        }
+        #[derive(Serialize)]
+        struct Named {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<u8>,
+        }
+        let once = of(&Again { id: Some(1), again: Named { id: None } }).unwrap();
+        assert_ne!(once, of(&Again { id: Some(1), again: Named { id: Some(2) } }).unwrap());
         // A map that says its length: keys are data, not a shape.
         let map = |k: &str| of(&BTreeMap::from([(k.to_string(), 1_u8)])).unwrap();
         assert_eq!(map("x"), map("y"));

@@ -122,6 +122,41 @@ async fn an_unreadable_value_after_many_readable_ones_is_refused() {
     assert_eq!(read, (1..=81).collect::<Vec<_>>());
 }
 
+/// A codec of one's own whose decoding depends on a value: bincode, but a
+/// payload holding the byte `0xEE` does not decode.
+#[derive(Clone, Copy, Debug, Default)]
+struct Picky;
+
+impl events::Codec for Picky {
+    const ID: u32 = 901;
+    const NAME: &'static str = "picky";
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), events::CodecError> {
+        events::Bincode.encode(value, out)
+    }
+    fn decode_prefix<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), events::CodecError> {
+        if bytes.contains(&0xEE) {
+            return Err(events::CodecError::Decode { codec: Self::NAME, len: bytes.len(), source: "0xEE".into() });
+        }
+        events::Bincode.decode_prefix(bytes)
+    }
+}
+
+/// With a codec that does not say its decoding depends on shapes alone
+/// (`Codec::READ_BACK_BY_SHAPE`, `false` by default), every event is read
+/// back: a value that does not decode, of the same shape as 40 that did,
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codec_of_ones_own_has_every_event_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Mixed, Picky> = Feed::builder(dir.path()).codec(Picky).sync(SyncPolicy::Never).open().await.unwrap();
+    for n in 0..40 {
+        feed.append(None, Mixed::Plain(n)).await.unwrap();
+    }
+    let err = feed.append(None, Mixed::Plain(0xEE)).await.unwrap_err();
+    assert!(matches!(err, Error::Unreadable { codec: "picky", .. }), "{err:?}");
+    feed.close().await.unwrap();
+}
+
 /// An enum with a skipped variant: bincode writes the variants after it by
 /// their position among all variants, and serde reads that position among
 /// the ones not skipped, so `Done` read back as `Cancelled`, with no error.
