@@ -17,8 +17,9 @@
 //! [`ConsumerOptions::every`] events the application had committed, plus
 //! those it had not yet committed).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use events_core::{Bincode, Codec, Event, Seq};
@@ -91,9 +92,11 @@ pub struct Consumer<E, C: Codec = Bincode> {
     state: Arc<Mutex<State>>,
     /// The checkpoint file, held by a flush through its write and
     /// fdatasync (and, after a replaced directory, its reopen), on the
-    /// blocking pool. The async callers never take it: they read
-    /// [`State::durable`], so a flush never holds an async worker.
-    file: Arc<Mutex<ConsumerFile>>,
+    /// blocking pool. The other calls never take it: they read
+    /// [`State::durable`], so a flush never holds an async worker. An
+    /// async lock: flushes that wait for the one under way wait on no
+    /// thread, and one cancelled while it waits leaves nothing behind.
+    file: Arc<tokio::sync::Mutex<ConsumerFile>>,
     path: std::path::PathBuf,
 }
 
@@ -139,7 +142,9 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let owned = name.to_owned();
         let checkpoints = reader.shared.checkpoints.clone();
         let probe = reader.clone();
+        let opening = checkpoints.opening(name).lock_owned().await;
         let (file, checkpoint) = tokio::task::spawn_blocking(move || {
+            let _opening = opening;
             let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
             // New: made by this open (`file.created()`; looked at before
             // it, a file a delete unlinked meanwhile had made a new
@@ -178,7 +183,7 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         };
         let options = ConsumerOptions { every: options.every.max(1), ..options };
         let path = file.path().to_path_buf();
-        let (state, file) = (Arc::new(Mutex::new(state)), Arc::new(Mutex::new(file)));
+        let (state, file) = (Arc::new(Mutex::new(state)), Arc::new(tokio::sync::Mutex::new(file)));
         Ok(Consumer { reader, name: name.into(), options, state, file, path })
     }
 
@@ -352,23 +357,32 @@ impl<E: Event, C: Codec> Consumer<E, C> {
     ///
     /// As [`commit`](Self::commit).
     pub async fn flush(&self) -> Result<()> {
-        let (state, file) = (Arc::clone(&self.state), Arc::clone(&self.file));
+        // One flush writes at a time. The others wait here, on no thread
+        // (they had each parked a thread of tokio's blocking pool on the
+        // file while a slow disk held the first: commits cancelled by a
+        // timeout, or many tasks committing, could fill the pool and stall
+        // every other blocking job of the process). The guard goes to the
+        // blocking pool with the write, and is let go when the write ends,
+        // even if this call was cancelled meanwhile.
+        let mut file = Arc::clone(&self.file).lock_owned().await;
+        // The state's lock is taken only to read what to write and to
+        // record what was written.
+        let Checkpointed { seq, epoch } = {
+            let mut state = self.lock();
+            went_back(&mut state);
+            state.committed
+        };
+        let durable = file.checkpoint();
+        if (durable.seq, durable.epoch) == (seq, epoch) {
+            // Written by the flush this one waited for: no thread needed.
+            return Ok(());
+        }
+        let state = Arc::clone(&self.state);
         tokio::task::spawn_blocking(move || {
-            // One flush writes at a time; the state's lock is taken only
-            // to read what to write and to record what was written.
-            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-            let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
-            let Checkpointed { seq, epoch } = {
-                let mut state = lock();
-                went_back(&mut state);
-                state.committed
-            };
-            let durable = file.checkpoint();
-            let written =
-                if (durable.seq, durable.epoch) != (seq, epoch) { file.commit(seq, epoch).map(drop) } else { Ok(()) };
+            let written = file.commit(seq, epoch).map(drop);
             // Also after a failure: a commit that reopened a replaced file
             // took on that file's checkpoint.
-            let mut state = lock();
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             state.durable = file.checkpoint().into();
             if written.is_ok() {
                 state.last_persist = Instant::now();
@@ -415,12 +429,32 @@ impl<E, C: Codec> Consumer<E, C> {
 pub(crate) struct CheckpointIo {
     #[cfg(feature = "fault-injection")]
     plan: Option<events_journal::fault::FaultPlan>,
+    /// The opens under way, by consumer name (see [`opening`](Self::opening)).
+    opening: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
 }
 
 impl CheckpointIo {
     #[cfg(feature = "fault-injection")]
     pub(crate) fn with_plan(plan: events_journal::fault::FaultPlan) -> Self {
-        CheckpointIo { plan: Some(plan) }
+        CheckpointIo { plan: Some(plan), opening: Arc::default() }
+    }
+
+    /// The lock an open of consumer `name` holds through its blocking
+    /// work: an open called while another one is under way (one whose
+    /// caller was cancelled goes on, on the blocking pool) waits for it on
+    /// no thread, then finds the file free, instead of waiting
+    /// [`CONSUMER_OPEN_WAIT`](events_journal::CONSUMER_OPEN_WAIT) for its
+    /// lock and being refused with `ConsumerInUse` while a slow disk held
+    /// the first one.
+    fn opening(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lock) = opening.get(name).and_then(Weak::upgrade) {
+            return lock;
+        }
+        opening.retain(|_, lock| lock.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        opening.insert(name.to_owned(), Arc::downgrade(&lock));
+        lock
     }
 
     fn open(&self, dir: &std::path::Path, name: &str, epoch: u64) -> Result<(ConsumerFile, Checkpoint)> {

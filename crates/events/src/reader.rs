@@ -232,6 +232,9 @@ impl<E: Event, C: Codec> FeedReader<E, C> {
     /// it is the same consumer from any process; one instance of a name runs
     /// at a time (two would overwrite each other's progress): a second,
     /// in this process or another, is refused while the first is alive.
+    /// A call cancelled (dropped) mid-way may still create the consumer:
+    /// its file work goes on, on the blocking pool, and a call for the
+    /// same name through this feed waits for it to end.
     ///
     /// # Errors
     ///

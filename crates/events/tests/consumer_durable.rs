@@ -483,6 +483,70 @@ async fn a_flush_on_a_slow_disk_holds_up_no_other_call() {
     feed.close().await.unwrap();
 }
 
+/// Commits that each persist (`every: 1`), cut short by a timeout while a
+/// slow disk holds the first flush (its fdatasync stalled for 6 s), on a
+/// runtime of 4 blocking threads: the blocking pool stays free for other
+/// work, and the last commit's progress is persisted once the disk
+/// answers. Each commit had parked a blocking thread on the checkpoint
+/// file behind the stalled one: the pool was full, and every other
+/// blocking job of the process waited for the disk (found by audit).
+#[test]
+fn commits_cut_short_behind_a_slow_flush_hold_no_blocking_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+        for n in 1..=10 {
+            feed.append(None, msg(n)).await.unwrap();
+        }
+        let options = ConsumerOptions { every: 1, interval: Duration::from_secs(3600) };
+        let consumer = feed.reader().consumer_with("slow", options).await.unwrap();
+        // The flush's write is the next checkpoint step, its fdatasync the one after.
+        let before = plan.count(Step::Checkpoint);
+        plan.inject(Step::Checkpoint, before + 1, Fault::Stall(Duration::from_secs(6)));
+        for seq in 1..=10 {
+            let _ = tokio::time::timeout(Duration::from_millis(20), consumer.commit(Seq::new(seq))).await;
+        }
+        assert!(plan.count(Step::Checkpoint) <= before + 2, "only the first flush reached the disk");
+        // A bound on a hang, not a timing: a free pool runs it at once.
+        let free = tokio::time::timeout(Duration::from_secs(3), tokio::task::spawn_blocking(|| ())).await;
+        assert!(free.is_ok(), "the blocking pool is full of commits waiting for the slow flush");
+        consumer.flush().await.unwrap();
+        assert_eq!(consumer.persisted(), Seq::new(10));
+        feed.close().await.unwrap();
+    });
+}
+
+/// An open of a consumer cut short by a timeout while a slow disk holds
+/// its first checkpoint (its write stalled for 3 s): its file work goes
+/// on, and an open of the same name right after waits for it, then gets
+/// the consumer. It had waited `CONSUMER_OPEN_WAIT` (2 s) for the lock the
+/// abandoned open held, and was refused with `ConsumerInUse` though no
+/// handle existed anywhere (found by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_cut_short_does_not_lock_out_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    // The open's first commit: its write is the next checkpoint step.
+    let before = plan.count(Step::Checkpoint);
+    plan.inject(Step::Checkpoint, before + 1, Fault::Stall(Duration::from_secs(3)));
+    let cut = tokio::time::timeout(Duration::from_millis(100), feed.consumer("idx")).await;
+    assert!(cut.is_err(), "the open was not held by the slow disk");
+    support::eventually("the abandoned open waits in its write", || plan.count(Step::Checkpoint) > before).await;
+    let consumer = feed.consumer("idx").await.expect("locked out by an open whose caller is gone");
+    assert_eq!(consumer.persisted(), Seq::ZERO);
+    drop(consumer);
+    feed.close().await.unwrap();
+}
+
 /// A new consumer while retention prunes: its first checkpoint (the
 /// earliest retained event) is held by a slow disk while the writer rolls
 /// and prunes past it. It still starts with the earliest retained event,
