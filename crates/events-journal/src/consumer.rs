@@ -18,7 +18,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
@@ -283,8 +283,16 @@ impl ConsumerFile {
         let mut missing;
         let file = loop {
             missing = false;
-            let file = match OpenOptions::new().read(true).write(true).open(&path) {
-                Ok(file) => file,
+            // Not through a symbolic link: retention lists the regular
+            // files of `consumers/` alone, so a checkpoint reached through
+            // one would pin nothing while its consumer read on.
+            let opened = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(&path);
+            let file = match opened {
+                Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
+                Ok(_) => return Err(not_a_checkpoint(&path, "not a regular file")),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(not_a_checkpoint(&path, "a symbolic link"));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     missing = true;
                     // `None`: a delete unlinked it again before it was
@@ -502,6 +510,16 @@ pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
 }
 
 /// A consumer's name and what its checkpoint file holds, or why it cannot be read.
+/// The error for a checkpoint path that holds `what` instead of a regular
+/// file.
+fn not_a_checkpoint(path: &Path, what: &str) -> JournalError {
+    let why = format!(
+        "{what}: a checkpoint must be a regular file in {CONSUMERS_DIR}/ (retention reads only those, and would not \
+         keep segments for it)"
+    );
+    JournalError::io("open checkpoint", path, io::Error::new(io::ErrorKind::InvalidData, why))
+}
+
 pub(crate) type Listed = (String, Result<Held, JournalError>);
 
 /// [`list_consumers`] with each checkpoint's own error, so that retention

@@ -445,3 +445,25 @@ fn an_open_says_whether_it_made_the_checkpoint() {
     assert!(made_again.created());
     assert_eq!(checkpoint.seq, 0);
 }
+
+/// A checkpoint reached through a symbolic link in `consumers/` (to one
+/// made in another directory): its open is refused, naming the path and
+/// saying why, and the link is left as it is. It had been opened and
+/// committed to, while retention, which lists the regular files of
+/// `consumers/` alone, kept no segment for it and `list_consumers` did not
+/// show it.
+#[test]
+fn a_checkpoint_behind_a_symbolic_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (mut real, _) = ConsumerFile::open(elsewhere.path(), "c", 1).unwrap();
+    real.commit(1, 1).unwrap();
+    drop(real);
+    std::fs::create_dir(dir.path().join("consumers")).unwrap();
+    let link = dir.path().join("consumers/c");
+    std::os::unix::fs::symlink(elsewhere.path().join("consumers/c"), &link).unwrap();
+    let err = ConsumerFile::open(dir.path(), "c", 1).map(drop).unwrap_err();
+    let text = err.to_string() + &std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    assert!(text.contains("consumers/c") && text.contains("symbolic link"), "{text}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is left as it is");
+}
