@@ -107,12 +107,17 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// with [`Error::Ephemeral`].
     ///
     /// Cancelling the call (dropping its future, say under a timeout) once
-    /// the event reached the writer does not take it back: it is journaled,
-    /// and the caller never learns its seq. A retry then journals it a
-    /// second time. Where a retry must not, append with an id
-    /// ([`append_with`](Self::append_with) and
+    /// the event is queued to the writer (the call's only wait before that
+    /// is for room in the queue) does not take it back: it is journaled
+    /// unless the writer refuses it (too large, unreadable, a version
+    /// conflict, a failed write), and the caller never learns which. A
+    /// retry then journals it a second time. Where a retry must not, append
+    /// with an id ([`append_with`](Self::append_with) and
     /// [`AppendOptions::id`](crate::AppendOptions::id)): a retry within the
-    /// feed's dedupe window ([`Dedupe`](crate::Dedupe)) gets the first one's seq.
+    /// feed's dedupe window ([`Dedupe`](crate::Dedupe)) gets the first one's
+    /// seq. A conditional append retried without an id may be refused with
+    /// [`Error::VersionConflict`] by its own first attempt's success: only
+    /// an id tells the two apart.
     ///
     /// # Errors
     ///
@@ -298,7 +303,10 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// [`Error::Closed`] and no subscriber is shown its event.
     ///
     /// Dropping every handle without `close` also drains and fsyncs, in the
-    /// background.
+    /// background. So does a `close` cancelled (its future dropped) once its
+    /// command is queued: the feed still closes, the events queued before
+    /// it are still journaled, and a `close` on another handle waits for
+    /// it.
     ///
     /// # Errors
     ///
