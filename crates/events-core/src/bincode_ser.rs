@@ -71,7 +71,10 @@ pub(crate) fn check_variants<T: Serialize + serde::de::DeserializeOwned>(value: 
         written.fields.sort_unstable();
         reread.fields.sort_unstable();
     }
-    if let Some((&(name, count), &(_, read))) = written.fields.iter().zip(&reread.fields).find(|(a, b)| a != b) {
+    if let Some((&(name, count), &(_, paired))) = written.fields.iter().zip(&reread.fields).find(|(a, b)| a != b) {
+        // Sorted, the pair may be of two structs: name the count read back
+        // for a struct of the same name, where there is one.
+        let read = reread.fields.iter().find(|&&(n, c)| n == name && c != count).map_or(paired, |&(_, c)| c);
         return Err(Error::FieldCount { name, written: count, read });
     }
     if bytes.len() != again.len() {
@@ -222,7 +225,9 @@ impl fmt::Display for Error {
                 f,
                 "the value is written in {written} bytes and reads back as another, written in {read}: a field is \
                  written but not read (serde's skip_deserializing) or read but not written (skip_serializing), and \
-                 bincode writes fields by position; drop the attribute or use a self-describing codec"
+                 bincode writes fields by position (drop the attribute or use a self-describing codec); or its \
+                 Deserialize changes the value (trims, dedups), so that readers of the journal would get another \
+                 value than live subscribers"
             ),
             Error::SkippedField(name) => write!(
                 f,

@@ -297,6 +297,7 @@ mod tests {
             assert_eq!(codec.decode::<(String, String)>(&buf).unwrap(), fits, "{}", C::NAME);
         }
         refused(Bincode);
+        #[cfg(feature = "msgpack")]
         refused(crate::MsgPack);
         #[cfg(feature = "postcard")]
         refused(Postcard);

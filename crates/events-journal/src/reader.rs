@@ -686,7 +686,12 @@ impl Reader {
         if let Ok(Bound::Acked(wm)) = self.bound() {
             let path = self.inner.dir.join(segment::file_name(wm.segment));
             let named = SegmentFile { first_seq: wm.segment, path, ino: 0 };
-            if let Ok(segment::HeaderState::Valid(h)) = segment::read_header(&named)
+            // Opened by name, not from a listing (which keeps regular files
+            // alone): a FIFO standing there must not hold the read for ever.
+            let header = crate::own_file::open_regular(&named.path)
+                .ok()
+                .and_then(|file| segment::read_header_from(&file, &named).ok());
+            if let Some(segment::HeaderState::Valid(h)) = header
                 && h.epoch == wm.epoch
             {
                 return Ok((named.path, h));

@@ -178,3 +178,27 @@ fn a_stray_segment_of_another_journal_past_the_writers_is_not_a_new_journal() {
     assert_eq!(drain(&mut f), []);
     assert_eq!(Reader::open(dir.path()).unwrap().epoch().unwrap(), epoch);
 }
+
+/// A FIFO standing where the segment a cleanly closed journal's watermark
+/// names should be (a bad restore): the journal's epoch is read from the
+/// listing (which keeps regular files alone), and the call returns. The
+/// header of the segment the watermark names is opened by name, and a
+/// plain open of a FIFO with no writer waits for ever.
+#[test]
+fn a_fifo_where_the_watermarks_segment_should_be_holds_no_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    append_n(&mut j, 3);
+    j.close().unwrap();
+    let segment = dir.path().join(format!("{:020}.seg", 1));
+    std::fs::remove_file(&segment).unwrap();
+    let c = std::ffi::CString::new(segment.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || tx.send(Reader::open(&path).unwrap().epoch().map_err(|e| e.to_string())));
+    // A bound on a hang, not a timing: the call takes microseconds.
+    let epoch = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the reader waits on the FIFO");
+    assert!(epoch.as_ref().is_err_and(|e| e.contains("no journal segments")), "no regular segment is left: {epoch:?}");
+}

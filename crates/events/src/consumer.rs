@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use events_core::{Bincode, Codec, Event, Seq};
-use events_journal::{Checkpoint, ConsumerFile};
+use events_journal::{CONSUMER_OPEN_WAIT, Checkpoint, ConsumerFile};
 
 use crate::position::Cursor;
 use crate::stream::{FeedStream, Published};
@@ -142,7 +142,10 @@ impl<E: Event, C: Codec> Consumer<E, C> {
         let owned = name.to_owned();
         let checkpoints = reader.shared.checkpoints.clone();
         let probe = reader.clone();
-        let opening = checkpoints.opening(name).lock_owned().await;
+        // Bounded: an abandoned open stuck on a disk that never answers
+        // holds no later one for ever; past the wait, the file's own lock
+        // decides (`ConsumerInUse` after its wait).
+        let opening = tokio::time::timeout(CONSUMER_OPEN_WAIT, checkpoints.opening(name).lock_owned()).await.ok();
         let (file, checkpoint) = tokio::task::spawn_blocking(move || {
             let _opening = opening;
             let (mut file, mut checkpoint) = checkpoints.open(&dir, &owned, epoch)?;
@@ -442,10 +445,9 @@ impl CheckpointIo {
     /// The lock an open of consumer `name` holds through its blocking
     /// work: an open called while another one is under way (one whose
     /// caller was cancelled goes on, on the blocking pool) waits for it on
-    /// no thread, then finds the file free, instead of waiting
-    /// [`CONSUMER_OPEN_WAIT`](events_journal::CONSUMER_OPEN_WAIT) for its
-    /// lock and being refused with `ConsumerInUse` while a slow disk held
-    /// the first one.
+    /// no thread (up to [`CONSUMER_OPEN_WAIT`]), then finds the file free,
+    /// instead of waiting only that long for the file's lock and being
+    /// refused with `ConsumerInUse` while a slow disk held the first one.
     fn opening(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(lock) = opening.get(name).and_then(Weak::upgrade) {

@@ -47,7 +47,8 @@ pub struct Header<'a> {
 ///
 /// # Errors
 ///
-/// [`CodecError::Encode`] when the event cannot be represented by the codec.
+/// [`CodecError::Encode`] when the event cannot be represented by the codec;
+/// [`CodecError::TooLarge`] past the codec's decode limit.
 pub fn encode<E: Event, C: Codec>(
     codec: &C,
     stream: Option<&str>,
@@ -64,7 +65,8 @@ pub fn encode<E: Event, C: Codec>(
 /// [`CodecError::Encode`] when the event cannot be represented by the
 /// codec, or the id is empty or longer than
 /// [`MAX_EVENT_ID_BYTES`](crate::MAX_EVENT_ID_BYTES) (the façade refuses
-/// those before they get here).
+/// those before they get here); [`CodecError::TooLarge`] past the codec's
+/// decode limit.
 pub fn encode_with_id<E: Event, C: Codec>(
     codec: &C,
     stream: Option<&str>,

@@ -153,7 +153,7 @@ impl Shape {
 
     fn elements(&mut self, tag: Tag, values: bool) -> Elements<'_> {
         self.tag(tag);
-        Elements { shape: self, values, set: [0; SET], len: 0, key: None }
+        Elements { shape: self, values, set: [0; SET], len: 0, key: None, entries: Vec::new() }
     }
 
     fn fields(&mut self, tag: Tag, variant: Option<(u32, &'static str)>, len: usize) -> &mut Self {
@@ -191,15 +191,18 @@ struct Elements<'a> {
     len: usize,
     /// A map's key, until its value comes.
     key: Option<u64>,
+    /// The entries of a map of unknown length, every one.
+    entries: Vec<u64>,
 }
 
 impl Elements<'_> {
     fn add(&mut self, element: u64) {
         if self.values {
-            // A flattened struct's fields: each one, in order, so that a
-            // field written twice (serde refuses a duplicate) is another
-            // shape.
-            self.shape.mix(element);
+            // A flattened struct's fields: each one, so that a field
+            // written twice (serde refuses a duplicate) is another shape;
+            // sorted at the end, so that a flattened hash map's entries,
+            // in another order for each map, are not.
+            self.entries.push(element);
             return;
         }
         if self.set[..self.len].contains(&element) {
@@ -214,6 +217,10 @@ impl Elements<'_> {
     }
 
     fn end(mut self) -> Result<(), Failed> {
+        self.entries.sort_unstable();
+        for &entry in &self.entries {
+            self.shape.mix(entry);
+        }
         let set = &mut self.set[..self.len];
         set.sort_unstable();
         for &element in set.iter() {
@@ -513,6 +520,15 @@ mod tests {
         }
         let once = of(&Again { id: Some(1), again: Named { id: None } }).unwrap();
         assert_ne!(once, of(&Again { id: Some(1), again: Named { id: Some(2) } }).unwrap());
+        // A flattened hash map: its entries in any order are one shape.
+        #[derive(Serialize)]
+        struct Open {
+            #[serde(flatten)]
+            rest: std::collections::HashMap<String, u8>,
+        }
+        let keys = || (0..8).map(|k| (format!("k{k}"), 1)).collect();
+        let first = of(&Open { rest: keys() }).unwrap();
+        assert!((0..20).all(|_| of(&Open { rest: keys() }) == Some(first)), "the order of a hash map's entries");
         // A map that says its length: keys are data, not a shape.
         let map = |k: &str| of(&BTreeMap::from([(k.to_string(), 1_u8)])).unwrap();
         assert_eq!(map("x"), map("y"));
