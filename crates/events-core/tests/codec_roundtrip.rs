@@ -181,7 +181,20 @@ fn fields_written_and_read_differently_are_named_by_bincodes_check() {
     Bincode.encode(&only_written, &mut buf).unwrap();
     assert_eq!(Bincode.decode::<OnlyWritten>(&buf).unwrap(), OnlyWritten { a: 0, s: "\u{2}ab".into() });
     let source = reason(Bincode.check_variants(&only_written).unwrap_err());
-    assert!(source.contains("skip_deserializing"), "{source}");
+    assert!(source.contains("written in 4 bytes") && source.contains("written in 5"), "{source}");
+
+    // A `Deserialize` that changes the value (here, trims it): readers of
+    // the journal would get another value than live subscribers.
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    struct Trimmed(String);
+    impl<'de> Deserialize<'de> for Trimmed {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(Trimmed(String::deserialize(d)?.trim().to_owned()))
+        }
+    }
+    let source = reason(Bincode.check_variants(&Trimmed(" a ".into())).unwrap_err());
+    assert!(source.contains("written in 4 bytes") && source.contains("Deserialize changes the value"), "{source}");
+    Bincode.check_variants(&Trimmed("a".into())).unwrap();
 }
 
 /// A variant after a skipped one: bincode writes it by its position among

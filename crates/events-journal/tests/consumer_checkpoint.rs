@@ -463,7 +463,22 @@ fn a_checkpoint_behind_a_symbolic_link_is_refused() {
     let link = dir.path().join("consumers/c");
     std::os::unix::fs::symlink(elsewhere.path().join("consumers/c"), &link).unwrap();
     let err = ConsumerFile::open(dir.path(), "c", 1).map(drop).unwrap_err();
+    assert!(matches!(err, JournalError::Io { .. }), "{err:?}");
     let text = err.to_string() + &std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
     assert!(text.contains("consumers/c") && text.contains("symbolic link"), "{text}");
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is left as it is");
+
+    // A FIFO there: refused too, at once (opened for reading and writing,
+    // a FIFO does not wait for a peer).
+    std::fs::remove_file(&link).unwrap();
+    let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || tx.send(ConsumerFile::open(&path, "c", 1).map(drop)));
+    // A bound on a hang, not a timing.
+    let err = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the open waits on the FIFO").unwrap_err();
+    let text = err.to_string() + &std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    assert!(matches!(err, JournalError::Io { .. }) && text.contains("not a regular file"), "{text}");
 }

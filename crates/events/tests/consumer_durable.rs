@@ -547,6 +547,26 @@ async fn an_open_cut_short_does_not_lock_out_the_next() {
     feed.close().await.unwrap();
 }
 
+/// The same with a disk that holds the abandoned open longer (7 s) than
+/// the next open waits for it (`CONSUMER_OPEN_WAIT`, 2 s) and then for the
+/// file's lock (2 s more): the next open is refused with `ConsumerInUse`,
+/// not held until the disk answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_behind_one_stuck_on_the_disk_is_refused_in_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, msg(1)).await.unwrap();
+    let before = plan.count(Step::Checkpoint);
+    plan.inject(Step::Checkpoint, before + 1, Fault::Stall(Duration::from_secs(7)));
+    assert!(tokio::time::timeout(Duration::from_millis(100), feed.consumer("idx")).await.is_err());
+    // Waited for until the disk answered, it would have been handed the
+    // consumer (the abandoned open lets go of the file when it ends).
+    let refused = feed.consumer("idx").await.map(drop);
+    assert!(matches!(refused, Err(Error::Journal(JournalError::ConsumerInUse { .. }))), "{refused:?}");
+    feed.close().await.unwrap();
+}
+
 /// A new consumer while retention prunes: its first checkpoint (the
 /// earliest retained event) is held by a slow disk while the writer rolls
 /// and prunes past it. It still starts with the earliest retained event,
