@@ -149,6 +149,14 @@ pub enum Fault {
     /// disk whose operation fails at the end, in flight all along (an
     /// `fdatasync` that another thread's sync must wait out).
     StallErrno(std::time::Duration, i32),
+    /// The step waits until [`FaultPlan::release`] is called, then runs
+    /// normally: a slow disk held exactly as long as a test needs, so a
+    /// race it provokes cannot be missed by a slow machine (as a
+    /// [`Stall`](Self::Stall) that ends first can be).
+    Hold,
+    /// The step waits until [`FaultPlan::release`], then fails with this
+    /// OS error.
+    HoldErrno(i32),
     /// The step panics (on whatever thread runs it): code the journal runs
     /// on its own threads, a `tracing` layer's say, that panics there.
     Panic,
@@ -166,6 +174,8 @@ impl Fault {
 #[derive(Clone, Debug, Default)]
 pub struct FaultPlan {
     inner: Arc<Mutex<PlanState>>,
+    /// Released once ([`FaultPlan::release`]): every held step goes on.
+    released: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +226,14 @@ impl FaultPlan {
         st.armed.insert((step, nth), fault);
         drop(st);
         self
+    }
+
+    /// Lets every step held by [`Fault::Hold`] or [`Fault::HoldErrno`] go
+    /// on, and any reached later pass at once.
+    pub fn release(&self) {
+        let (released, cv) = &*self.released;
+        *released.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
     }
 
     /// Removes every armed fault that has not fired (a crashed plan stays crashed).
@@ -341,7 +359,27 @@ impl FaultPlan {
         if let Some(f) = fault {
             st.fired.push((step, f));
         }
-        Ok(fault)
+        drop(st);
+        match fault {
+            Some(Fault::Hold) => {
+                self.held();
+                Ok(None)
+            }
+            Some(Fault::HoldErrno(code)) => {
+                self.held();
+                Ok(Some(Fault::Errno(code)))
+            }
+            fault => Ok(fault),
+        }
+    }
+
+    /// Waits until the plan is released.
+    fn held(&self) {
+        let (released, cv) = &*self.released;
+        let mut released = released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*released {
+            released = cv.wait(released).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 
     /// Marks the plan crashed and returns the crash error.

@@ -57,7 +57,8 @@ impl Io {
     #[cfg(feature = "fault-injection")]
     fn write(&self, step: Step, mut file: &File, buf: &[u8]) -> io::Result<usize> {
         match self.reach(step)? {
-            None => file.write(buf),
+            // A hold is waited out in `reach`.
+            None | Some(Fault::Hold | Fault::HoldErrno(_)) => file.write(buf),
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
             Some(Fault::ShortWrite(n)) => file.write(&buf[..n.clamp(1, buf.len())]),
             Some(Fault::Stall(d)) => {
@@ -95,7 +96,7 @@ impl Io {
     #[cfg(feature = "fault-injection")]
     pub(crate) fn op<T>(&self, step: Step, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
         match self.reach(step)? {
-            None | Some(Fault::ShortWrite(_)) => op(),
+            None | Some(Fault::ShortWrite(_) | Fault::Hold | Fault::HoldErrno(_)) => op(),
             Some(Fault::Stall(d)) => {
                 std::thread::sleep(d);
                 op()

@@ -189,7 +189,7 @@ fn consumers_that_cannot_be_read_keep_what_the_limit_allows() {
 }
 
 /// A consumer at 1 (records 1..=4 one per segment, `Retention::segments(2)`)
-/// commits 3; its `fdatasync` stalls, and a retention pass runs meanwhile,
+/// commits 3; its `fdatasync` is held, and a retention pass runs meanwhile,
 /// when the new slot is in the page cache, read by everyone. The pass pins
 /// from 1, the checkpoint synced: the file goes back to it when the commit
 /// fails or the power is lost. `fails`: the `fdatasync` then fails (EIO);
@@ -208,15 +208,17 @@ fn a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(fails: bool) {
     assert_eq!((j.first_seq(), j.stats().segments), (2, 4), "pinned from 1's next segment");
     let path = consumer_path(dir.path(), "c").unwrap();
     let synced = plan.synced_contents(&path).expect("the first commit's fdatasync");
-    // Each commit is a write and a sync (steps 0 and 1 for the first).
-    let stall = std::time::Duration::from_millis(400);
-    plan.inject(Step::Checkpoint, 3, if fails { Fault::StallErrno(stall, libc::EIO) } else { Fault::Stall(stall) });
+    // Each commit is a write and a sync (steps 0 and 1 for the first),
+    // held until the pass is done.
+    plan.inject(Step::Checkpoint, 3, if fails { Fault::HoldErrno(libc::EIO) } else { Fault::Hold });
     let epoch = j.epoch();
     let commit = std::thread::spawn(move || c.commit(3, epoch).map(|_| c));
     in_its_fdatasync(&plan);
     assert_eq!(list_consumers_seq(dir.path()), 3, "the slot in flight is read");
     j.prune().unwrap();
     assert_eq!(j.first_seq(), 2, "the pass pins from the synced checkpoint");
+    assert!(!commit.is_finished(), "the pass ran during the fdatasync");
+    plan.release();
     let committed = commit.join().unwrap();
     assert_eq!(committed.is_err(), fails);
     drop(committed);
@@ -234,7 +236,7 @@ fn a_pass_during_a_commits_fdatasync_pins_the_synced_checkpoint(fails: bool) {
 
 /// Waits until the second commit of a consumer opened with `plan` is in
 /// its `fdatasync` (step 3 of `Step::Checkpoint`, counted as it is reached,
-/// before its stall): its slot is written.
+/// before it is held): its slot is written.
 fn in_its_fdatasync(plan: &events_journal::fault::FaultPlan) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while plan.count(events_journal::fault::Step::Checkpoint) < 4 {
@@ -273,14 +275,17 @@ fn a_pass_during_a_failing_rewind_below_the_earliest_pins_the_synced_checkpoint(
     c.commit(3, j.epoch()).unwrap();
     append_and_roll_times(&mut j, 6);
     assert_eq!(j.first_seq(), 4, "pinned from 3's next segment");
-    // Each commit is a write and a sync (steps 0 and 1 for the first).
-    plan.inject(Step::Checkpoint, 3, Fault::StallErrno(std::time::Duration::from_millis(400), libc::EIO));
+    // Each commit is a write and a sync (steps 0 and 1 for the first),
+    // held until the pass is done.
+    plan.inject(Step::Checkpoint, 3, Fault::HoldErrno(libc::EIO));
     let epoch = j.epoch();
     let commit = std::thread::spawn(move || c.commit(1, epoch).map(drop));
     in_its_fdatasync(&plan);
     assert_eq!(list_consumers_seq(dir.path()), 1, "the slot in flight is read");
     j.prune().unwrap();
     assert_eq!(j.first_seq(), 4, "the pass pins from the synced checkpoint");
+    assert!(!commit.is_finished(), "the pass ran during the fdatasync");
+    plan.release();
     assert!(commit.join().unwrap().is_err());
     let (_, checkpoint) = ConsumerFile::open(dir.path(), "c", j.epoch()).unwrap();
     assert_eq!(checkpoint.seq, 3);

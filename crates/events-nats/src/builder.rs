@@ -221,6 +221,7 @@ impl ReplicatorBuilder {
             stop: Notify::new(),
             stop_flag: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
             progress: progress_rx,
             reader,
             counters: Counters::default(),

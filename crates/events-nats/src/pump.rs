@@ -290,6 +290,13 @@ impl Task {
         }
     }
 
+    /// Sets whether the pump waits for the journal to reach `start_after`
+    /// (published in the stats); returns whether it did.
+    fn wait_ahead(&mut self, waiting: bool) -> bool {
+        self.shared.waiting.store(waiting, Ordering::Release);
+        std::mem::replace(&mut self.waiting_ahead, waiting)
+    }
+
     /// Whether `shutdown` asked to stop (remembered in `stopping`).
     fn stop_requested(&mut self) -> bool {
         self.stopping |= self.shared.stop_flag.load(Ordering::Acquire);
@@ -318,7 +325,7 @@ impl Task {
         self.progress.send_replace(position.seq);
         // Waiting for `start_after` is decided again: an anchored position
         // facing a journal that ends before it is a reset, never a wait.
-        self.waiting_ahead = false;
+        self.wait_ahead(false);
         // Whatever the last follower had read past the stream is unsent:
         // follow again from the stream's last replicated seq.
         self.follower = None;
@@ -338,7 +345,7 @@ impl Task {
             }
             if !batch.records.is_empty() {
                 self.stall_backoff = FIRST_BACKOFF;
-                self.waiting_ahead = false;
+                self.wait_ahead(false);
             }
             let mut cut_short = false;
             for record in &batch.records {
@@ -398,7 +405,7 @@ impl Task {
                 Some(Stop::Ahead(reset)) => {
                     // Nothing of this journal in the stream yet: `start_after`
                     // is past its end. Wait for the journal to get there.
-                    if !std::mem::replace(&mut self.waiting_ahead, true) {
+                    if !self.wait_ahead(true) {
                         tracing::warn!(
                             start_after = out.sent,
                             ?reset,

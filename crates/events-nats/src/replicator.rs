@@ -152,6 +152,7 @@ impl Replicator {
         // A journal that cannot be listed pins for nobody.
         let earliest = s.reader.first_seq().ok();
         let pinned = checkpoint.zip(earliest).is_some_and(|(c, earliest)| c.saturating_add(1) >= earliest);
+        let waiting_for_start_after = s.waiting.load(Ordering::Acquire);
         let c = &s.counters;
         ReplicationStats {
             replicated,
@@ -171,6 +172,7 @@ impl Replicator {
             stopped,
             checkpoint,
             pinned,
+            waiting_for_start_after,
         }
     }
 
@@ -312,6 +314,9 @@ pub(crate) struct Shared {
     pub(crate) stop_flag: AtomicBool,
     /// Set when the task ends after a fatal error.
     pub(crate) stopped: AtomicBool,
+    /// The task waits for the journal to reach `start_after`
+    /// ([`ReplicationStats::waiting_for_start_after`]).
+    pub(crate) waiting: AtomicBool,
     /// The last acknowledged journal seq. The task owns the sender, so the
     /// channel closes (and `wait_for` fails) when the task ends.
     pub(crate) progress: watch::Receiver<u64>,

@@ -87,4 +87,10 @@ pub struct ReplicationStats {
     /// without a checkpoint, and after retention cut the replicator loose
     /// (until it has caught up with the earliest retained record again).
     pub pinned: bool,
+    /// The replicator waits for the journal to reach the builder's
+    /// [`start_after`](crate::ReplicatorBuilder::start_after): the stream
+    /// holds nothing of it yet and the journal ends before that seq. It
+    /// publishes nothing until the journal gets there (logged once, when
+    /// the wait begins).
+    pub waiting_for_start_after: bool,
 }

@@ -264,8 +264,12 @@ async fn a_directory_recreated_while_waiting_for_start_after_stops_the_replicato
         .start()
         .await
         .unwrap();
-    // An observation window: the replicator is waiting.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    within("the replicator waits", async {
+        while !replicator.stats().waiting_for_start_after {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     assert!(!replicator.stats().stopped);
     old.close().unwrap();
     let staging = tmp.path().join("staging");

@@ -51,14 +51,22 @@ async fn waiting_for_start_after_is_said_once() {
         .start()
         .await
         .unwrap();
-    // A hundred polls: what is logged while nothing changes.
+    within("the replicator waits", async {
+        while !replicator.stats().waiting_for_start_after {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Then a hundred polls: what is logged while nothing changes.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(replicator.stats().waiting_for_start_after);
     assert_eq!(captured.lines_with("has not reached start_after"), 1);
     let resets = captured.lines_with("follower reset");
     assert!(resets <= 1, "{resets} follower resets logged while waiting");
     // Once the journal gets there, what follows `start_after` goes out.
     fill(&mut j, 11, 1005);
     within("1005", replicator.wait_for(1005)).await.unwrap();
+    assert!(!replicator.stats().waiting_for_start_after);
     let stats = replicator.shutdown().await;
     assert_eq!(stats.published, 5, "{stats:?}");
 }
