@@ -161,8 +161,11 @@ async fn a_reset_is_not_lost_when_the_record_after_it_cannot_be_decoded() {
     match within("the decode error", items.next()).await {
         // Naming where the record is: its stream, message and subject.
         Some(Err(e @ NatsError::Decode { seq: 401, .. })) => {
+            let NatsError::Decode { stream, stream_seq, subject, .. } = &e else { unreachable!() };
+            // The stream holds the journal from seq 1 on, one message each.
+            assert_eq!((stream.as_str(), *stream_seq, subject.as_str()), ("UNDECODABLE", 401, "feed.undecodable"));
             let text = e.to_string();
-            assert!(text.contains("stream UNDECODABLE, message ") && text.contains("subject "), "{text}");
+            assert!(text.contains("stream UNDECODABLE, message 401, subject feed.undecodable"), "{text}");
         }
         other => panic!("expected the decode error of 401, got {other:?}"),
     }
