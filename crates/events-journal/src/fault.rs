@@ -84,6 +84,10 @@ pub enum Step {
     /// A reader's `fdatasync` of a dead writer's newest segment before it
     /// serves its records ([`Reader::open_with_faults`](crate::Reader::open_with_faults)).
     ReaderSync,
+    /// A reader that found no writer running, between its look at the lock
+    /// and watermark and its private copy of the dead writer's newest
+    /// segment (nothing is done there: a point to hold the reader at).
+    ReaderCopy,
     /// The `pwrite` or the `fdatasync` of a consumer checkpoint's commit
     /// ([`ConsumerFile::open_with_faults`](crate::ConsumerFile::open_with_faults)).
     Checkpoint,
@@ -95,7 +99,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, for tests that pick one at random.
-    pub const ALL: [Step; 24] = [
+    pub const ALL: [Step; 25] = [
         Step::AppendWrite,
         Step::AppendSync,
         Step::Sync,
@@ -118,6 +122,7 @@ impl Step {
         Step::TidyUnlink,
         Step::Lease,
         Step::ReaderSync,
+        Step::ReaderCopy,
         Step::Checkpoint,
         Step::SealedSync,
     ];

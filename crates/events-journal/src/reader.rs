@@ -32,7 +32,7 @@ use crate::mapping::{
     Cached, Extent, Retry, Synced, View, Walk, check_no_overlap, ends_sealed, map_segment, sync_dead_writers_tail, walk,
 };
 use crate::records::{Position, Record, Records};
-use crate::seam::Io;
+use crate::seam::{Io, Step};
 use crate::segment::{self, SegmentFile};
 use crate::sidecar::IndexEntry;
 use crate::watermark::{self, Watermark, WriterState};
@@ -346,6 +346,10 @@ impl Reader {
 
     fn try_read_since(&self, cursor: u64) -> Result<Records, Retry> {
         let (segs, extent, bound) = self.bounded()?;
+        if matches!(bound, Bound::Crashed(_)) {
+            let dir = &self.inner.dir;
+            self.inner.io.op(Step::ReaderCopy, || Ok(())).map_err(|e| JournalError::io("read segment", dir, e))?;
+        }
         let Some(oldest) = segs.first() else {
             return match bound {
                 Bound::Acked(wm) if cursor > wm.seq => self.beyond_watermark(cursor, wm.seq),

@@ -122,21 +122,23 @@ fn a_writer_that_starts_during_a_crashed_writers_read_is_not_read_past_its_water
     plan.inject_next(Step::Sync, Fault::CrashBefore);
     drop(j); // the process died: the watermark still says `Open`
     let reader_plan = FaultPlan::new();
-    // Long enough for a new writer's open and one write on a loaded machine; checked below.
-    reader_plan.inject_next(Step::ReaderSync, Fault::Stall(std::time::Duration::from_secs(5)));
+    // Held between its look at the lock (no writer) and its copy of the
+    // newest segment until the new writer has written.
+    reader_plan.inject_next(Step::ReaderCopy, Fault::Hold);
     let reader = Reader::open_with_faults(dir.path(), reader_plan.clone()).unwrap();
     let read = std::thread::spawn(move || {
         reader.read_since(0).unwrap().map(|r| r.map(|r| r.seq())).collect::<Result<Vec<_>, _>>()
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while reader_plan.count(Step::ReaderSync) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the reader never reached its sync of the dead writer's tail");
+    while reader_plan.count(Step::ReaderCopy) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the reader never reached its copy of the dead writer's tail");
         std::thread::yield_now();
     }
-    // While the reader is held in that sync: a new writer, one record written, not synced.
+    // While the reader is held there: a new writer, one record written, not synced.
     let (mut j, _) = Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Always)).unwrap();
     assert_eq!(j.write_batch([(ts(4), payload(4))]).unwrap(), 4..=4);
-    assert!(!read.is_finished(), "the reader's stall ended before the new writer wrote");
+    assert!(!read.is_finished(), "the reader went on before the new writer wrote");
+    reader_plan.release();
     assert_eq!(read.join().unwrap().unwrap(), [1, 2, 3], "served a record its writer has not acknowledged");
     j.commit().unwrap();
     j.close().unwrap();
@@ -362,8 +364,10 @@ fn a_dead_writers_sparse_newest_segment_is_read_without_copying_its_length() {
 
     assert_records(&read_all(&reader, 0), 1, 4);
     assert_eq!(reader.last_seq().unwrap(), 4);
-    // `verify` reads the newest segment the same way.
-    events_journal::verify(dir.path()).unwrap();
+    // `verify` reads the newest segment the same way: every record, and
+    // the zeros after them are what a crash leaves of reserved space.
+    let report = events_journal::verify(dir.path()).unwrap();
+    assert_eq!((report.records, report.last_seq, report.problems.len()), (4, Some(4), 0), "{report:?}");
 }
 
 /// A dead writer's newest segment made sparse and 1 TiB long: the next
@@ -494,14 +498,17 @@ fn a_sparse_terabyte_sealed_segment_costs_readers_what_it_holds() {
         let reader = Reader::open(&path).unwrap();
         let seqs = |from| reader.read_since(from).unwrap().map(|r| r.unwrap().seq()).collect::<Vec<_>>();
         let read = (seqs(0), seqs(2));
-        let verified = events_journal::verify(&path).map(|report| report.problems.len());
+        let verified = events_journal::verify(&path)
+            .map(|report| (report.records, report.problems.iter().map(|p| p.what.clone()).collect::<Vec<_>>()));
         let _ = done.send((read, verified));
     });
     // A bound on a hang, not a timing: each of these takes milliseconds.
     let (read, verified) =
         finished.recv_timeout(std::time::Duration::from_secs(120)).expect("the reads and verify end");
     assert_eq!(read, (vec![1, 2, 3], vec![3]));
-    assert!(verified.is_ok(), "{verified:?}");
+    let (records, problems) = verified.unwrap();
+    assert_eq!(records, 3);
+    assert_eq!(problems.len(), 1, "the torn tail of a sealed segment, reported: {problems:?}");
 }
 
 /// A dead writer's newest segment with a hole punched in its fifth record

@@ -112,10 +112,19 @@ pub(crate) fn kill_after_acks(mut cmd: std::process::Command, acks: usize) -> Ki
         }
     }
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
     for line in lines.map_while(Result::ok) {
         take(&mut killed, &line);
     }
+    // The child appends for ever: one that ended by itself (an append that
+    // failed and panicked, say) is no crash round, and says why.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the child ended by itself ({status}) after {} acknowledgements",
+        killed.acked.len()
+    );
     killed
 }
 
