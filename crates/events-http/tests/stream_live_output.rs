@@ -111,3 +111,41 @@ async fn bad_parameters_and_a_feed_without_live_output_are_refused() {
     assert_eq!(text(&sse.next().await), "m");
     plain.close().await.unwrap();
 }
+
+/// `since=latest&live_output=1` sends the position `FeedReader::live_latest`
+/// picked first, as a `checkpoint` frame (the durable event and the last
+/// token after it): a client that drops before its next frame and
+/// reconnects with that id gets the tokens emitted meanwhile, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_latest_client_that_reconnects_before_its_next_frame_misses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = live_feed(tmp.path()).await;
+    let epoch = feed.epoch();
+    let addr = serve(events_http::router(feed.reader())).await;
+    let session = feed.session("chat");
+    session.emit(Agent::Message("question".into())).await.unwrap();
+    for n in 1..=3 {
+        session.emit(Agent::Token(format!("tok{n} "))).await.unwrap();
+    }
+    feed.sync().await.unwrap(); // the message journaled and published
+    let picked = feed.reader().live_latest(None).unwrap();
+    assert_eq!((picked.cursor.seq.get(), picked.index), (1, 3));
+    let url = format!("http://{addr}/stream?since=latest&live_output=1");
+    let mut first = Sse::open(&url, None).await;
+    let start = first.next_any().await.expect("a first frame");
+    assert_eq!(
+        (start.id.as_deref(), start.event.as_deref()),
+        (Some(format!("{epoch}-1.3").as_str()), Some("checkpoint"))
+    );
+    let resume = first.last_id();
+    drop(first);
+    for n in 4..=5 {
+        session.emit(Agent::Token(format!("tok{n} "))).await.unwrap();
+    }
+    let mut again = Sse::open(&url, resume.as_deref()).await;
+    for n in 4..=5u32 {
+        let frame = again.next().await;
+        assert_eq!((frame.id, frame.event.as_deref()), (Some(format!("{epoch}-1.{n}")), Some("ephemeral")));
+    }
+    feed.close().await.unwrap();
+}
