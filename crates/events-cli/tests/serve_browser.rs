@@ -287,17 +287,22 @@ async fn the_viewer_stops_at_a_server_error_instead_of_reconnecting_into_it() {
     let (_driver, browser) = open_browser(&tmp.path().join("chromium-profile")).await;
     browser.goto(&format!("{url}?since=0")).await;
     let errors = r##"document.querySelectorAll("#rows tr.error").length"##;
+    // Requests for the stream: a reconnect into the same error adds one,
+    // though the page shows each distinct error once.
+    let asked = r##"performance.getEntriesByType("resource").filter((e) => e.name.includes("/stream?")).length"##;
+    let look = format!(
+        "arguments[arguments.length - 1]({{ errors: {errors}, asked: {asked}, \
+         state: document.getElementById(\"state\").dataset.state }})"
+    );
     browser.run_async(&wait_script(&format!("{errors} >= 1"))).await;
+    let first = browser.run_async(&look).await;
     // A browser reconnects about every 3 s: give it two chances to.
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
-    let page = browser
-        .run_async(&format!(
-            "arguments[arguments.length - 1]({{ errors: {errors}, state: document.getElementById(\"state\").dataset.state }})"
-        ))
-        .await;
+    let page = browser.run_async(&look).await;
     browser.quit().await;
     assert_eq!(page["errors"], 1, "one error row, no reconnect into the same error: {page}");
     assert_eq!(page["state"], "closed", "{page}");
+    assert_eq!(page["asked"], first["asked"], "the page asked again: {first} then {page}");
 }
 
 /// The viewer asks a server for what it refuses (`live_output=1` of `events
