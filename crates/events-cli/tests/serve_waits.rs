@@ -166,13 +166,20 @@ fn serve_keeps_serving_when_its_stdout_is_closed() {
 
 /// `serve` waiting for a journal with its stderr reader gone (a supervisor
 /// that discards it): it keeps waiting, then serves (the waiting line
-/// panicked on the closed pipe and the command exited).
+/// panicked on the closed pipe and the command exited). Its stderr is a
+/// pipe whose reading end is closed before it starts, so the waiting line
+/// meets a closed pipe for certain; the journal is written once the banner
+/// is out, which the waiting line follows with no wait between.
 #[test]
 fn serve_keeps_waiting_when_its_stderr_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("later");
-    let (mut serve, addr) = serve_on_a_free_port(&dir, Stdio::null(), Stdio::piped());
-    drop(serve.stderr.take()); // the reader is gone before the waiting line
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // the reader is gone before the command starts
+    let (mut serve, addr) = serve_on_a_free_port(&dir, Stdio::piped(), Stdio::from(writer));
+    let mut banner = String::new();
+    BufReader::new(serve.stdout.take().unwrap()).read_line(&mut banner).unwrap();
+    assert!(banner.starts_with("serving "), "{banner}");
     write_demo_journal(&dir);
     let response = status_while_running(&mut serve, &addr, "its stderr closed");
     assert!(response.contains("200") && response.contains("\"latest_seq\""), "{response}");
