@@ -162,6 +162,11 @@ async fn a_grace_period_of_duration_max_waits_instead_of_panicking() {
     assert_eq!(sub.recv().await, Some(Ok(0)));
     assert!(futures::poll!(one.as_mut()).is_ready(), "room for one");
     assert!(futures::poll!(two.as_mut()).is_pending(), "the other waits: the ring is full again");
+    // An hour of the paused clock: a grace period cut short (clamped to
+    // something finite) would have disconnected the subscriber by then.
+    let waited = tokio::time::timeout(Duration::from_secs(3600), two.as_mut()).await;
+    assert!(waited.is_err(), "the emit still waits for room");
+    assert_eq!(fanout.stats().disconnected_slow, 0);
     assert_eq!(sub.recv().await, Some(Ok(1)));
     two.await.unwrap();
     assert_eq!(sub.recv().await, Some(Ok(2)));

@@ -8,8 +8,12 @@ use events_fanout::Fanout;
 #[derive(Clone)]
 struct PanicsOnDrop;
 
+/// How many `PanicsOnDrop` were let go.
+static LET_GO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Drop for PanicsOnDrop {
     fn drop(&mut self) {
+        LET_GO.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         panic!("a payload whose Drop panics");
     }
 }
@@ -20,6 +24,8 @@ fn an_event_emitted_to_nobody_whose_drop_panics_is_emitted() {
     let emitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fanout.try_emit(PanicsOnDrop).is_ok()));
     assert!(matches!(emitted, Ok(true)), "the emit returned Ok, with no panic");
     assert_eq!(fanout.stats().emitted, 1);
+    assert_eq!(LET_GO.load(std::sync::atomic::Ordering::SeqCst), 1, "let go at once, not kept in a slot");
+    drop(fanout);
     // Later subscribers are served as usual.
     let fanout = Fanout::with_capacity(4);
     let mut sub = fanout.subscribe();

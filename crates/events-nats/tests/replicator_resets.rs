@@ -932,6 +932,9 @@ async fn a_stream_made_again_that_no_longer_fits_stops_the_replicator() {
     let stats = stopped(&replicator).await;
     let last_error = stats.last_error.clone().unwrap();
     assert!(last_error.contains("duplicate_window"), "{last_error}");
+    // The resync's check, not a refused publish.
+    let waited = within("the replicator's error", replicator.wait_for(4)).await;
+    assert!(matches!(waited, Err(NatsError::StreamMismatch { field: "duplicate_window", .. })), "{waited:?}");
     let mut stream = js.get_stream("RECHECK").await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 0, "nothing replicated into it");
 }
@@ -954,6 +957,10 @@ async fn a_stream_sealed_under_the_replicator_stops_it() {
     let stats = stopped(&replicator).await;
     let last_error = stats.last_error.clone().unwrap();
     assert!(last_error.contains("sealed"), "{last_error}");
+    // The resync's check, not the server's refusal of the publish (which
+    // says "sealed" too).
+    let waited = within("the replicator's error", replicator.wait_for(4)).await;
+    assert!(matches!(waited, Err(NatsError::StreamMismatch { field: "sealed", .. })), "{waited:?}");
     assert_eq!(stats.replicated, 3, "{stats:?}");
     j.close().unwrap();
 }

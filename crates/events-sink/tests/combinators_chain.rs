@@ -90,12 +90,25 @@ async fn a_panicking_tee_branch_is_counted_and_the_next_branches_still_get_the_e
         }
     }
 
+    /// Counts its flushes.
+    struct Flushed(Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl EventSink<u32> for Flushed {
+        async fn emit(&self, _: &u32) {}
+        async fn flush(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     let (chan, mut rx) = ChannelSink::new(4);
-    let tee = Tee::new().with(Panics).with(chan);
+    let flushed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tee = Tee::new().with(Panics).with(chan).with(Flushed(Arc::clone(&flushed)));
     let caught = std::panic::AssertUnwindSafe(tee.emit(&7)).catch_unwind().await;
     assert!(caught.is_ok(), "the panic unwound out of the tee");
     assert_eq!(rx.try_recv().ok(), Some(7), "the branch after the panicking one lost the event");
     assert!(std::panic::AssertUnwindSafe(tee.flush()).catch_unwind().await.is_ok());
+    assert_eq!(flushed.load(std::sync::atomic::Ordering::SeqCst), 1, "the last branch was not flushed");
     let stats = tee.stats();
     assert_eq!((stats.emitted, stats.panicked, stats.lost()), (1, 1, 1));
 }

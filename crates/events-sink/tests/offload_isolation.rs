@@ -45,12 +45,18 @@ async fn a_panicking_sink_is_counted_and_gets_the_events_queued_behind_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_shutdown_is_finished_by_the_next_call() {
-    // Cancelled while queueing its stop (the queue is full).
+    // Cancelled while queueing its stop: the queue is full, events and
+    // markers (the 64 places kept for flushes and stops, each taken by a
+    // flush given up on while the sink is stuck).
     let gate = Gate::closed();
     let offload = Offload::new_shared(gate.clone(), 1);
     offload.emit(&1u64).await;
     gate.entered.notified().await; // the task holds 1 at the gate
-    offload.emit(&2u64).await; // fills the queue
+    offload.emit(&2u64).await; // fills the events' room
+    for _ in 0..68 {
+        let given_up = tokio::time::timeout(Duration::from_millis(1), offload.flush()).await;
+        assert!(given_up.is_err(), "the flush waits for the stuck sink");
+    }
     assert!(tokio::time::timeout(Duration::from_millis(20), offload.shutdown()).await.is_err());
     gate.open();
     let stats = tokio::time::timeout(Duration::from_secs(10), offload.close()).await.expect("close hung");

@@ -33,18 +33,23 @@ async fn failing_append_is_returned_and_never_emitted() {
     assert_eq!((stats.appended, stats.failed), (2, 2));
 }
 
-struct Panics;
+/// The events a sink was given, kept by the test.
+type Given = std::sync::Arc<std::sync::Mutex<Vec<u32>>>;
+
+struct Panics(Given);
 
 #[async_trait]
 impl EventSink<Envelope<u32>> for Panics {
     async fn emit(&self, event: &Envelope<u32>) {
+        self.0.lock().unwrap().push(event.event);
         assert!(event.event != 13, "this sink cannot stand 13");
     }
 }
 
 #[tokio::test]
 async fn panicking_sink_cannot_fail_the_append() {
-    let store = Watched::new(MemoryStore::new(), Panics);
+    let given = Given::default();
+    let store = Watched::new(MemoryStore::new(), Panics(given.clone()));
     for n in [12, 13, 14] {
         let env = store.append(None, n).await.expect("the sink must not fail an append");
         assert_eq!(env.event, n);
@@ -52,11 +57,12 @@ async fn panicking_sink_cannot_fail_the_append() {
     assert_eq!(store.store().len(), 3);
     let stats = store.stats();
     assert_eq!((stats.appended, stats.sink_panics), (3, 1));
+    assert_eq!(*given.lock().unwrap(), [12, 13, 14], "the sink gets the event after its panic");
 }
 
 /// A sink written without `#[async_trait]` that panics before it returns
 /// its future, on 13.
-struct PanicsEagerly;
+struct PanicsEagerly(Given);
 
 impl EventSink<Envelope<u32>> for PanicsEagerly {
     fn emit<'s, 'e, 'f>(&'s self, event: &'e Envelope<u32>) -> Pin<Box<dyn Future<Output = ()> + Send + 'f>>
@@ -65,6 +71,7 @@ impl EventSink<Envelope<u32>> for PanicsEagerly {
         'e: 'f,
         Self: 'f,
     {
+        self.0.lock().unwrap().push(event.event);
         assert!(event.event != 13, "this sink cannot stand 13, not even to build its future");
         Box::pin(async {})
     }
@@ -75,13 +82,15 @@ impl EventSink<Envelope<u32>> for PanicsEagerly {
 /// the append panicked with the event already stored.
 #[tokio::test]
 async fn a_sink_that_panics_building_its_future_cannot_fail_the_append() {
-    let store = Watched::new(MemoryStore::new(), PanicsEagerly);
+    let given = Given::default();
+    let store = Watched::new(MemoryStore::new(), PanicsEagerly(given.clone()));
     for n in [12, 13, 14] {
         let env = store.append(None, n).await.expect("the sink must not fail an append");
         assert_eq!(env.event, n);
     }
     let stats = store.stats();
     assert_eq!((stats.appended, stats.sink_panics), (3, 1));
+    assert_eq!(*given.lock().unwrap(), [12, 13, 14], "the sink gets the event after its panic");
 }
 
 #[derive(Clone, Debug, PartialEq)]

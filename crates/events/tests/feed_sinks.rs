@@ -129,7 +129,11 @@ async fn a_stuck_sink_without_a_timeout_starves_only_itself() {
         .await
         .unwrap();
     for n in 1..=50 {
-        feed.append(None, msg(n)).await.unwrap();
+        // A bound on a hang (an append waiting on the stuck sink), not a timing.
+        tokio::time::timeout(Duration::from_secs(20), feed.append(None, msg(n)))
+            .await
+            .expect("an append waited on the stuck sink")
+            .unwrap();
         // One event at a time, so the healthy sink's own queue never fills.
         eventually("the sink beside the stuck one got the event", || seen.lock().len() >= n as usize).await;
     }
@@ -197,10 +201,22 @@ async fn close_flushes_sinks_that_queue_or_buffer() {
         }
     }
 
+    /// Takes every event and panics in its `flush`.
+    struct FlushPanics;
+
+    #[async_trait::async_trait]
+    impl EventSink<Envelope<Ev>> for FlushPanics {
+        async fn emit(&self, _: &Envelope<Ev>) {}
+        async fn flush(&self) {
+            panic!("this sink's flush panics");
+        }
+    }
+
     let dir = tempfile::tempdir().unwrap();
     let (offloaded, written) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
     let feed: Feed<Ev> = Feed::builder(dir.path())
         .sync(SyncPolicy::Never)
+        .sink(FlushPanics)
         .sink(events::layers::sink::Offload::new(Slow(Arc::clone(&offloaded)), 1024))
         .sink(Buffered { held: Mutex::new(Vec::new()), written: Arc::clone(&written) })
         .open()
@@ -209,10 +225,15 @@ async fn close_flushes_sinks_that_queue_or_buffer() {
     for n in 1..=100 {
         feed.record(None, &msg(n));
     }
-    feed.close().await.unwrap();
+    let reader = feed.reader();
+    feed.close().await.expect("a sink's panicking flush is no failure of the close");
     let all = (1..=100).collect::<Vec<_>>();
     assert_eq!(*offloaded.lock(), all, "close returned before the offloaded sink saw everything");
     assert_eq!(*written.lock(), all, "close never flushed the buffering sink");
+    // Caught and counted as that sink's, the others flushed after it.
+    let stats = reader.stats();
+    let panics: Vec<u64> = stats.sinks.iter().map(|s| s.panics).collect();
+    assert_eq!((panics, stats.sink_panics), (vec![1, 0, 0], 1), "{stats:?}");
 }
 
 /// A sink that never finishes its first event: `close` waits for it as
@@ -294,12 +315,15 @@ async fn a_sink_shared_across_a_reopen_sees_seqs_in_order() {
 
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(Slow(Mutex::new(Vec::new())));
-    let first: Feed<Ev> = Feed::builder(dir.path()).sink(Arc::clone(&sink)).open().await.unwrap();
+    // No fdatasync per append: the appends outrun the sink's 5 ms per event.
+    let open = || Feed::<Ev>::builder(dir.path()).sync(SyncPolicy::Never).sink(Arc::clone(&sink)).open();
+    let first = open().await.unwrap();
     for n in 1..=20 {
         first.append(None, msg(n)).await.unwrap();
     }
+    assert!(sink.0.lock().len() < 20, "the sink was done before the reopen: nothing overlapped");
     drop(first);
-    let second: Feed<Ev> = Feed::builder(dir.path()).sink(Arc::clone(&sink)).open().await.unwrap();
+    let second = open().await.unwrap();
     for n in 21..=25 {
         second.append(None, msg(n)).await.unwrap();
     }
