@@ -40,6 +40,9 @@ async fn a_cursor_past_the_ring_gets_a_live_output_expired_reset_then_the_messag
     assert_eq!(message.json()["event"]["Message"], "answer");
     // Counted with the other resets (`/status`, `events_resets_total`).
     assert_eq!(feed.stats().resets, 1);
+    let body = support::get(&format!("http://{addr}/status"), None).await.text().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["stats"]["resets"], 1, "{status}");
     let mut again = Sse::open(&url, reset.id.as_deref()).await;
     let first = again.next().await;
     assert_eq!((first.event.clone(), first.id.clone()), (None, Some(format!("{epoch}-2"))), "{first:?}");

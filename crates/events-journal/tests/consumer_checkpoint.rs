@@ -420,6 +420,10 @@ fn a_commit_whose_fdatasync_failed_is_not_read_by_anyone() {
     assert!(err.to_string().contains("fdatasync"), "{err}");
     assert_eq!(c.checkpoint().seq, 5);
     assert_eq!(seq_on_disk(dir.path(), "c"), 5, "the failed commit is not read");
+    // Nor by the next open.
+    drop(c);
+    let (mut c, reopened) = ConsumerFile::open_with_faults(dir.path(), "c", 1, plan).unwrap();
+    assert_eq!(reopened.seq, 5, "the next open read the failed commit");
     c.commit(10, 1).unwrap();
     assert_eq!(seq_on_disk(dir.path(), "c"), 10);
     drop(c);

@@ -126,8 +126,8 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
     }
     // The fourth record does not fit: its append rolls first.
     let before = plan.count(Step::Watermark);
-    // Long enough for the renamer thread to be scheduled on a loaded machine.
-    plan.inject(Step::Watermark, before, Fault::Stall(std::time::Duration::from_secs(2)));
+    // Held until the renamer has renamed the directory.
+    plan.inject(Step::Watermark, before, Fault::Hold);
     let renamer = std::thread::spawn({
         let (from, to) = (dir.clone(), moved.clone());
         move || {
@@ -135,6 +135,7 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
                 std::thread::yield_now();
             }
             std::fs::rename(from, to).unwrap();
+            plan.release();
         }
     });
     let appended = journal.append(4, [7u8; 100]);
@@ -150,7 +151,7 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
 }
 
 /// The directory renamed away while an open is held at its seq lease's
-/// write (the last time the open writes it, 2 s): the open's retention
+/// write (the last time the open writes it, held until the rename): the open's retention
 /// pass, which comes next, finds the directory replaced and the open is
 /// refused with `DirectoryReplaced` naming it. It had opened a writer on
 /// the renamed directory.
@@ -169,7 +170,7 @@ fn an_open_whose_retention_pass_finds_the_directory_replaced_is_refused() {
     opened.unwrap().0.close().unwrap();
 
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, last, Fault::Stall(std::time::Duration::from_secs(2)));
+    plan.inject(Step::Lease, last, Fault::Hold);
     let renamer = std::thread::spawn({
         let (from, to, plan) = (dir.clone(), moved.clone(), plan.clone());
         move || {
@@ -179,11 +180,12 @@ fn an_open_whose_retention_pass_finds_the_directory_replaced_is_refused() {
                 std::thread::yield_now();
             }
             std::fs::rename(from, to).unwrap();
+            plan.release();
         }
     });
     let opened = Journal::open(&dir, JournalOptions::new().faults(plan.clone()));
     renamer.join().unwrap();
-    assert_eq!(plan.fired(), [(Step::Lease, Fault::Stall(std::time::Duration::from_secs(2)))]);
+    assert_eq!(plan.fired(), [(Step::Lease, Fault::Hold)]);
     assert!(
         matches!(&opened, Err(JournalError::DirectoryReplaced { dir: named }) if *named == dir),
         "the open went on in a directory no longer at its path: {:?}",
@@ -194,7 +196,7 @@ fn an_open_whose_retention_pass_finds_the_directory_replaced_is_refused() {
 }
 
 /// The directory replaced while a roll's fdatasync runs (`Interval`, held
-/// 2 s), after the roll's own check passed: renamed away, and a journal of
+/// until the replacement is done), after the roll's own check passed: renamed away, and a journal of
 /// another epoch made at the path with records 1..=3. The roll looks again
 /// before it creates the new segment: it fails with `DirectoryReplaced`
 /// and creates nothing there, so the other journal opens and reads
@@ -217,7 +219,7 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
         journal.append(n, [7u8; 100]).unwrap();
     }
     let before = plan.count(Step::RollSync);
-    plan.inject(Step::RollSync, before, Fault::Stall(std::time::Duration::from_secs(2)));
+    plan.inject(Step::RollSync, before, Fault::Hold);
     let replacer = std::thread::spawn({
         let dir = dir.clone();
         move || {
@@ -230,6 +232,7 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
                 other.append(n, [n as u8; 100]).unwrap();
             }
             other.close().unwrap();
+            plan.release();
         }
     });
     let rolled = journal.roll();
@@ -244,7 +247,7 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
 }
 
 /// The directory replaced while the sealer thread's tidy of a pruning roll
-/// waits behind a slow seal (`Never`, the seal's fdatasync held 2 s): the
+/// waits behind a slow seal (`Never`, the seal's fdatasync held until the replacement is done): the
 /// tidy finds the lock file another one and leaves the journal now at the
 /// path alone. It had swept that journal's sidecar indexes named below the
 /// old writer's first seq (here `…01.idx`) and unlinked its `.removed`
@@ -262,7 +265,7 @@ fn a_tidy_queued_before_a_replacement_leaves_the_other_journal_alone() {
     assert!(journal.first_seq() > 1, "retention pruned");
     // The next roll's seal stalls on the sealer thread; its tidy waits behind it.
     let stalled = plan.count(Step::RollSync);
-    plan.inject(Step::RollSync, stalled, Fault::Stall(std::time::Duration::from_secs(2)));
+    plan.inject(Step::RollSync, stalled, Fault::Hold);
     let (rolls, first) = (journal.stats().rolls, journal.first_seq());
     let mut n = 13;
     while journal.stats().rolls == rolls {
@@ -278,6 +281,7 @@ fn a_tidy_queued_before_a_replacement_leaves_the_other_journal_alone() {
     std::fs::write(&sidecar, b"an index of the other journal").unwrap();
     std::fs::write(&removed, b"a segment the other journal is removing").unwrap();
     let tidy_errors = journal.stats().prune_errors;
+    plan.release(); // the seal goes on, then the tidy behind it
     let _ = journal.sync(); // waits for the sealer's jobs
     assert!(journal.stats().prune_errors > tidy_errors, "the tidy ran after the replacement and skipped it");
     assert!(sidecar.exists(), "the other journal's sidecar was swept");

@@ -31,12 +31,16 @@ impl tracing::Subscriber for PanicsOnJournalThreadErrors {
     fn event(&self, event: &Event<'_>) {
         let on_a_journal_thread = std::thread::current().name().is_some_and(|n| n.starts_with("events-journal-"));
         if on_a_journal_thread && *event.metadata().level() == Level::ERROR {
+            PANICKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             panic!("a logging layer that panics");
         }
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
 }
+
+/// How many times the subscriber panicked.
+static PANICKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[test]
 fn a_failed_sync_on_a_journal_thread_fails_the_writer_even_when_logging_it_panics() {
@@ -47,8 +51,17 @@ fn a_failed_sync_on_a_journal_thread_fails_the_writer_even_when_logging_it_panic
         let dir = tempfile::tempdir().unwrap();
         let plan = FaultPlan::new();
         plan.inject(step, 0, Fault::Errno(libc::EIO));
+        let before = PANICKED.load(std::sync::atomic::Ordering::SeqCst);
         let mut journal = support::journal_thread_reaches(dir.path(), &plan, sync, step);
         let synced = journal.sync();
         assert!(matches!(synced, Err(JournalError::Failed { .. })), "{sync:?}: {synced:?}");
+        // The failure is logged on a journal thread, where logging panics
+        // (else the test shows nothing about the order of log and record);
+        // after it is recorded, so perhaps after `sync` returned.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while PANICKED.load(std::sync::atomic::Ordering::SeqCst) == before {
+            assert!(std::time::Instant::now() < deadline, "{sync:?}: the subscriber never panicked");
+            std::thread::yield_now();
+        }
     }
 }

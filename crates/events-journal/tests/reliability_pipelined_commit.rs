@@ -362,12 +362,14 @@ impl std::task::Wake for PanicsWhenWoken {
 fn a_waker_that_panics_does_not_stop_the_commit_thread() {
     let (_tmp, plan, mut j) = fresh();
     let mut next = 1;
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(500)));
+    // Held until the caller has polled with its waker.
+    plan.inject_next(Step::AppendSync, Fault::Hold);
     write(&mut j, &mut next, 1).unwrap();
     assert!(j.start_sync().unwrap());
     let (go, wait) = std::sync::mpsc::channel();
     let waker = Waker::from(std::sync::Arc::new(PanicsWhenWoken(std::sync::Mutex::new(wait))));
     assert!(j.poll_synced(&mut Context::from_waker(&waker)).is_pending());
+    plan.release();
     assert_eq!(j.wait_synced().unwrap(), 1); // the thread is now waking the waker
     write(&mut j, &mut next, 1).unwrap();
     assert!(j.start_sync().unwrap());

@@ -124,7 +124,7 @@ fn a_failed_write_poisons_the_writer_and_keeps_acknowledged_records() {
 }
 
 /// Under `Interval`, `sync` while the background thread's `fdatasync` is
-/// in flight and fails (held 300 ms, then EIO): `sync` waits it out and
+/// in flight and fails (held until `sync` is under way, then EIO): `sync` waits it out and
 /// fails too. The two share one open file description, whose write-back
 /// error only the first fdatasync to look is told of: `sync` had run its
 /// own beside the thread's, and returned `Ok` over the error.
@@ -136,7 +136,7 @@ fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
     for rolling in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let plan = FaultPlan::new();
-        plan.inject(Step::BackgroundSync, 0, Fault::StallErrno(Duration::from_millis(300), libc::EIO));
+        plan.inject(Step::BackgroundSync, 0, Fault::HoldErrno(libc::EIO));
         let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(1))).faults(plan.clone());
         let (mut journal, _) = Journal::open(dir.path(), opts).unwrap();
         journal.append(1, b"x").unwrap();
@@ -145,7 +145,16 @@ fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
             assert!(std::time::Instant::now() < deadline, "the background sync never started");
             std::thread::yield_now();
         }
-        let synced = if rolling { journal.roll() } else { journal.sync() };
+        // On a thread of its own: it must wait for the held fdatasync (it
+        // had run its own beside it and returned `Ok` at once).
+        let syncing = std::thread::spawn(move || {
+            let synced = if rolling { journal.roll() } else { journal.sync() };
+            (synced, journal)
+        });
+        std::thread::sleep(Duration::from_millis(100)); // time for a wrong `Ok` to come back
+        assert!(!syncing.is_finished(), "rolling {rolling}: it did not wait for the fdatasync in flight");
+        plan.release();
+        let (synced, mut journal) = syncing.join().unwrap();
         assert!(matches!(synced, Err(JournalError::Failed { .. })), "rolling {rolling}: {synced:?}");
         assert!(journal.append(2, b"y").is_err(), "the writer is failed");
     }

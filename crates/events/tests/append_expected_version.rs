@@ -64,6 +64,7 @@ async fn expectations_are_checked_and_a_conflict_journals_nothing() {
     let stale = feed.append_with(Some("doc"), put(0, 6), expect(Expected::Exact(b.seq))).await;
     assert!(matches!(stale, Err(Error::VersionConflict { current: Some(c), .. }) if c > b.seq), "{stale:?}");
     // Bad input: no stream, an ephemeral event, a bad id.
+    let before_bad = feed.latest_seq();
     let none = feed.append_with(None, put(0, 7), expect(Expected::NoStream)).await;
     assert!(matches!(none, Err(Error::MissingStream)), "{none:?}");
     let ephemeral = feed.append_with(Some("doc"), Edit::Cursor, expect(Expected::Any)).await;
@@ -74,7 +75,9 @@ async fn expectations_are_checked_and_a_conflict_journals_nothing() {
     assert!(matches!(empty, Err(Error::EventIdInvalid { len: 0, .. })), "{empty:?}");
     let stats = feed.stats();
     assert_eq!(stats.conflicts, 3);
-    // Nothing refused reached the journal.
+    // Nothing refused reached the journal, in any stream or none.
+    feed.sync().await.unwrap();
+    assert_eq!(feed.latest_seq(), before_bad, "a refused append journaled something");
     let mut seen = Vec::new();
     let mut all = feed.read_stream("doc", Seq::ZERO).unwrap();
     while let Some(env) = all.next().await {

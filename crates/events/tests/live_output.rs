@@ -237,11 +237,19 @@ async fn past_the_rings_limits_one_reset_then_the_next_durable_event() {
     assert_eq!(items.len(), 2, "{items:?}");
     assert_eq!(seen(items[1].clone()).2, Agent::Message("end".into()));
     // A client that saw the 45th token is still served from the ring.
+    // (`seen` panics on a reset.)
+    let events = |items: Vec<FeedItem<Agent>>| items.into_iter().map(|i| seen(i).2).collect::<Vec<_>>();
+    let tokens = |range: std::ops::RangeInclusive<u32>| range.map(|n| Agent::Token(format!("t{n}")));
     let items = all_from(&reader, cursor_at(Position { seq: Seq::new(1), index: 45 }, epoch), None).await;
-    assert_eq!(items.len(), 6, "{items:?}");
+    let expected: Vec<Agent> = tokens(45..=49).chain([Agent::Message("end".into())]).collect();
+    assert_eq!(events(items), expected);
     // A new client (bare Seq::ZERO) gets what is there, with no reset.
     let items = all_from(&reader, Seq::ZERO.into(), None).await;
-    assert_eq!(items.len(), 12, "start, the 10 newest tokens, end: {items:?}");
+    let expected: Vec<Agent> = std::iter::once(Agent::Message("start".into()))
+        .chain(tokens(40..=49))
+        .chain([Agent::Message("end".into())])
+        .collect();
+    assert_eq!(events(items), expected, "start, the 10 newest tokens, end");
 
     // By age.
     let tmp = tempfile::tempdir().unwrap();
