@@ -154,8 +154,8 @@ pub enum Fault {
     /// disk whose operation fails at the end, in flight all along (an
     /// `fdatasync` that another thread's sync must wait out).
     StallErrno(std::time::Duration, i32),
-    /// The step waits until [`FaultPlan::release`] is called, then runs
-    /// normally: a slow disk held exactly as long as a test needs, so a
+    /// The step waits until [`FaultPlan::release`] is called (at most
+    /// [`HOLD_LIMIT`], then it panics), then runs normally: a slow disk held exactly as long as a test needs, so a
     /// race it provokes cannot be missed by a slow machine (as a
     /// [`Stall`](Self::Stall) that ends first can be).
     Hold,
@@ -173,6 +173,9 @@ impl Fault {
         matches!(self, Fault::TornWrite(_) | Fault::CrashBefore | Fault::CrashAfter)
     }
 }
+
+/// The longest a step waits for [`FaultPlan::release`].
+pub const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A shared, cloneable schedule of faults. Clones share state, so a test
 /// keeps one clone to inspect what fired while the journal holds another.
@@ -366,24 +369,33 @@ impl FaultPlan {
         }
         drop(st);
         match fault {
-            Some(Fault::Hold) => {
+            Some(Fault::Hold | Fault::HoldErrno(_)) => {
                 self.held();
-                Ok(None)
-            }
-            Some(Fault::HoldErrno(code)) => {
-                self.held();
-                Ok(Some(Fault::Errno(code)))
+                // A crash while it was held: the step does nothing.
+                if self.state().crashed {
+                    return Err(crash_error());
+                }
+                Ok(match fault {
+                    Some(Fault::HoldErrno(code)) => Some(Fault::Errno(code)),
+                    _ => None,
+                })
             }
             fault => Ok(fault),
         }
     }
 
-    /// Waits until the plan is released.
+    /// Waits until the plan is released; past [`HOLD_LIMIT`], panics (a
+    /// test that failed before it released its plan fails, instead of
+    /// hanging on a step it holds: a journal thread's panic there is its
+    /// error, and the joins of the journal's drop end).
     fn held(&self) {
         let (released, cv) = &*self.released;
+        let deadline = std::time::Instant::now() + HOLD_LIMIT;
         let mut released = released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while !*released {
-            released = cv.wait(released).unwrap_or_else(std::sync::PoisonError::into_inner);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "a step held by Fault::Hold was never released ({HOLD_LIMIT:?})");
+            released = cv.wait_timeout(released, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
         }
     }
 

@@ -131,7 +131,9 @@ fn an_append_whose_roll_finds_the_directory_replaced_fails_unwritten() {
     let renamer = std::thread::spawn({
         let (from, to) = (dir.clone(), moved.clone());
         move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while plan.count(Step::Watermark) == before {
+                assert!(std::time::Instant::now() < deadline, "the roll never reached its watermark write");
                 std::thread::yield_now();
             }
             std::fs::rename(from, to).unwrap();
@@ -223,7 +225,9 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
     let replacer = std::thread::spawn({
         let dir = dir.clone();
         move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while plan.count(Step::RollSync) == before {
+                assert!(std::time::Instant::now() < deadline, "the roll never reached its fdatasync");
                 std::thread::yield_now();
             }
             std::fs::rename(&dir, moved).unwrap();

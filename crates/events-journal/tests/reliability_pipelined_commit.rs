@@ -368,8 +368,9 @@ fn a_waker_that_panics_does_not_stop_the_commit_thread() {
     assert!(j.start_sync().unwrap());
     let (go, wait) = std::sync::mpsc::channel();
     let waker = Waker::from(std::sync::Arc::new(PanicsWhenWoken(std::sync::Mutex::new(wait))));
-    assert!(j.poll_synced(&mut Context::from_waker(&waker)).is_pending());
-    plan.release();
+    let pending = j.poll_synced(&mut Context::from_waker(&waker)).is_pending();
+    plan.release(); // before any assertion: the journal's drop joins the held thread
+    assert!(pending);
     assert_eq!(j.wait_synced().unwrap(), 1); // the thread is now waking the waker
     write(&mut j, &mut next, 1).unwrap();
     assert!(j.start_sync().unwrap());
