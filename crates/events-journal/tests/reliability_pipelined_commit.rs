@@ -179,14 +179,18 @@ fn a_sync_in_flight_covers_only_what_was_written_before_it_started() {
     assert_eq!((j.acked_seq(), j.last_seq()), (0, 3), "written is not acknowledged");
     assert!(read_all(&reader, 0).is_empty(), "a reader saw records no fdatasync covered");
 
-    // Hold the fdatasync long enough for a write to land while it runs.
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_secs(1)));
+    // Hold the fdatasync until a write has landed while it runs.
+    plan.inject_next(Step::AppendSync, Fault::Hold);
     assert!(j.start_sync().unwrap());
-    assert!(!j.start_sync().unwrap(), "a second sync started while one is in flight");
-    write(&mut j, &mut next, 2).unwrap();
+    let second = j.start_sync().unwrap();
+    let written = write(&mut j, &mut next, 2);
     let mut cx = Context::from_waker(Waker::noop());
-    assert!(j.poll_synced(&mut cx).is_pending(), "the stalled fdatasync cannot be done yet");
-    assert_eq!(j.acked_seq(), 0);
+    let (pending, acked) = (j.poll_synced(&mut cx).is_pending(), j.acked_seq());
+    plan.release(); // before any assertion: the journal's drop joins the held thread
+    assert!(!second, "a second sync started while one is in flight");
+    written.unwrap();
+    assert!(pending, "the held fdatasync cannot be done yet");
+    assert_eq!(acked, 0);
     assert_eq!(j.wait_synced().unwrap(), 3, "the sync covers only what was written before it started");
     assert_eq!(read_all(&reader, 0).len(), 3);
     let three = 64 + 3 * 24 + (1..=3).map(|s| payload(s).len() as u64).sum::<u64>();
@@ -225,13 +229,17 @@ fn the_cut_back_beside_a_sync_in_flight_is_synced_after_it() {
     let (_tmp, plan, mut j) = fresh();
     let mut next = 1;
     write(&mut j, &mut next, 2).unwrap();
-    plan.inject_next(Step::AppendSync, Fault::Stall(std::time::Duration::from_millis(300)));
+    // Held until the failed write's cut-back has had its chance to sync.
+    plan.inject_next(Step::AppendSync, Fault::Hold);
     j.start_sync().unwrap();
     write(&mut j, &mut next, 1).unwrap();
     plan.inject_next(Step::AppendWrite, Fault::Errno(libc::ENOSPC));
     let cut_syncs = plan.count(Step::TruncateSync);
-    assert!(write(&mut j, &mut next, 1).is_err());
-    assert_eq!(plan.count(Step::TruncateSync), cut_syncs, "an fdatasync beside the one in flight");
+    let failed = write(&mut j, &mut next, 1).is_err();
+    let beside = plan.count(Step::TruncateSync);
+    plan.release(); // before any assertion: the journal's drop joins the held thread
+    assert!(failed);
+    assert_eq!(beside, cut_syncs, "an fdatasync beside the one in flight");
     assert_eq!(j.wait_synced().unwrap(), 2);
     assert_eq!(plan.count(Step::TruncateSync), cut_syncs + 1, "the cut-back synced once the sync completed");
 }
