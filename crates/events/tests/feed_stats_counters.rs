@@ -24,7 +24,7 @@ async fn dropped_counts_records_refused_by_a_full_inbox() {
     let feed: Feed<Ev> =
         Feed::builder(dir.path()).sync(SyncPolicy::Always).inbox_capacity(1).faults(plan.clone()).open().await.unwrap();
     let syncs = plan.count(Step::AppendSync);
-    plan.inject_next(Step::AppendSync, Fault::Stall(Duration::from_millis(300)));
+    plan.inject_next(Step::AppendSync, Fault::Hold);
     let first = tokio::spawn({
         let feed = feed.clone();
         async move { feed.append(None, msg(0)).await }
@@ -35,7 +35,9 @@ async fn dropped_counts_records_refused_by_a_full_inbox() {
     for n in 1..=10 {
         feed.record(None, &msg(n)); // the first fills the one slot, the other nine are dropped
     }
-    assert_eq!(feed.stats().dropped, 9);
+    let dropped = feed.stats().dropped;
+    plan.release();
+    assert_eq!(dropped, 9);
     first.await.unwrap().unwrap();
     feed.sync().await.unwrap();
     assert_eq!(feed.latest_seq().get(), 2);
