@@ -407,7 +407,8 @@ impl ser::SerializeMap for Elements<'_> {
     }
 }
 
-/// Tuples and structs: each field in order, and each field skipped.
+/// Tuples and structs: each field in order, and (named fields) each field
+/// skipped.
 macro_rules! fields {
     ($($trait:ident :: $method:ident ($($name:ty)?));*) => {$(
         impl ser::$trait for &mut Shape {
@@ -417,6 +418,12 @@ macro_rules! fields {
                 self.tag(Tag::Field);
                 value.serialize(&mut **self)
             }
+            $(
+            fn skip_field(&mut self, _: $name) -> Result<(), Failed> {
+                self.tag(Tag::Skipped);
+                Ok(())
+            }
+            )?
             fn end(self) -> Result<(), Failed> {
                 self.tag(Tag::End);
                 Ok(())
@@ -428,31 +435,10 @@ macro_rules! fields {
 fields!(
     SerializeTuple::serialize_element();
     SerializeTupleStruct::serialize_field();
-    SerializeTupleVariant::serialize_field()
+    SerializeTupleVariant::serialize_field();
+    SerializeStruct::serialize_field(&'static str);
+    SerializeStructVariant::serialize_field(&'static str)
 );
-
-macro_rules! named_fields {
-    ($($trait:ident);*) => {$(
-        impl ser::$trait for &mut Shape {
-            type Ok = ();
-            type Error = Failed;
-            fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Result<(), Failed> {
-                self.tag(Tag::Field);
-                value.serialize(&mut **self)
-            }
-            fn skip_field(&mut self, _: &'static str) -> Result<(), Failed> {
-                self.tag(Tag::Skipped);
-                Ok(())
-            }
-            fn end(self) -> Result<(), Failed> {
-                self.tag(Tag::End);
-                Ok(())
-            }
-        }
-    )*};
-}
-
-named_fields!(SerializeStruct; SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {

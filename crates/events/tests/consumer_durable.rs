@@ -533,20 +533,29 @@ fn commits_cut_short_behind_a_slow_flush_hold_no_blocking_thread() {
 /// handle existed anywhere (found by audit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_cut_short_does_not_lock_out_the_next() {
+    let (_tmp, feed) = an_open_abandoned_on_a_slow_disk(Duration::from_secs(3)).await;
+    let consumer = feed.consumer("idx").await.expect("locked out by an open whose caller is gone");
+    assert_eq!(consumer.persisted(), Seq::ZERO);
+    drop(consumer);
+    feed.close().await.unwrap();
+}
+
+/// A feed holding one event, and an open of its consumer "idx" cut short
+/// by a timeout while a slow disk holds the open's first checkpoint write
+/// for `stall` (a slow disk, not a hold: the abandoned open must end by
+/// itself while the next one waits).
+async fn an_open_abandoned_on_a_slow_disk(stall: Duration) -> (tempfile::TempDir, Feed<Ev>) {
     let tmp = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
     feed.append(None, msg(1)).await.unwrap();
     // The open's first commit: its write is the next checkpoint step.
     let before = plan.count(Step::Checkpoint);
-    plan.inject(Step::Checkpoint, before + 1, Fault::Stall(Duration::from_secs(3)));
+    plan.inject(Step::Checkpoint, before + 1, Fault::Stall(stall));
     let cut = tokio::time::timeout(Duration::from_millis(100), feed.consumer("idx")).await;
     assert!(cut.is_err(), "the open was not held by the slow disk");
-    support::eventually("the abandoned open waits in its write", || plan.count(Step::Checkpoint) > before).await;
-    let consumer = feed.consumer("idx").await.expect("locked out by an open whose caller is gone");
-    assert_eq!(consumer.persisted(), Seq::ZERO);
-    drop(consumer);
-    feed.close().await.unwrap();
+    support::eventually("the abandoned open waits on its disk", || plan.count(Step::Checkpoint) > before).await;
+    (tmp, feed)
 }
 
 /// The same with a disk that holds the abandoned open longer (7 s) than
@@ -555,13 +564,7 @@ async fn an_open_cut_short_does_not_lock_out_the_next() {
 /// not held until the disk answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_behind_one_stuck_on_the_disk_is_refused_in_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let feed: Feed<Ev> = Feed::builder(tmp.path()).faults(plan.clone()).open().await.unwrap();
-    feed.append(None, msg(1)).await.unwrap();
-    let before = plan.count(Step::Checkpoint);
-    plan.inject(Step::Checkpoint, before + 1, Fault::Stall(Duration::from_secs(7)));
-    assert!(tokio::time::timeout(Duration::from_millis(100), feed.consumer("idx")).await.is_err());
+    let (_tmp, feed) = an_open_abandoned_on_a_slow_disk(Duration::from_secs(7)).await;
     // Waited for until the disk answered, it would have been handed the
     // consumer (the abandoned open lets go of the file when it ends).
     let refused = feed.consumer("idx").await.map(drop);
