@@ -241,8 +241,12 @@ pub(crate) fn encode_checked<E: Event, C: Codec>(
         .and_then(|encoded| {
             encoded.map_err(|e| match e {
                 // Past the codec's decode limit, so past `limit` too (which
-                // is at most that): the same refusal as one under it.
-                CodecError::TooLarge { len, .. } => crate::Error::TooLarge { bytes: len, limit },
+                // is at most that): the same refusal as one under it, of
+                // the payload's length (the headers before the body too).
+                CodecError::TooLarge { len, .. } => {
+                    let headers = id.map_or(0, |id| 2 + id.len()) + if E::VERSION != 1 { 5 } else { 0 };
+                    crate::Error::TooLarge { bytes: len + headers, limit }
+                }
                 e => crate::Error::Codec(e),
             })
         })

@@ -42,12 +42,16 @@ async fn an_event_past_the_decode_limit_is_too_large_like_any_other() {
     let dir = tempfile::tempdir().unwrap();
     let feed: Feed<Big> = Feed::builder(dir.path()).max_record_bytes(limit as u32).open().await.unwrap();
     let half = "x".repeat(limit / 2 + 1);
-    let refused = feed.append(None, Big(half.clone(), half)).await;
+    let refused = feed.append(None, Big(half.clone(), half.clone())).await;
     let Err(Error::TooLarge { bytes, limit: said }) = refused else { panic!("expected TooLarge, got {refused:?}") };
     assert!(bytes > limit && said as usize == limit, "{bytes} {said}");
+    // With an event id: the payload's length counts its header too.
+    let with_id =
+        feed.append_with(None, Big(half.clone(), half.clone()), events::AppendOptions::new().id("job-1")).await;
+    assert!(matches!(with_id, Err(Error::TooLarge { bytes: b, .. }) if b == bytes + 7), "{with_id:?}");
     assert_eq!(feed.append(None, Big("a".into(), "b".into())).await.unwrap(), Seq::new(1));
     let stats = feed.stats();
-    assert_eq!((stats.too_large, stats.encode_errors), (1, 0), "{stats:?}");
+    assert_eq!((stats.too_large, stats.encode_errors), (2, 0), "{stats:?}");
     feed.close().await.unwrap();
 }
 
