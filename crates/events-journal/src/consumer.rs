@@ -283,24 +283,15 @@ impl ConsumerFile {
         let mut missing;
         let file = loop {
             missing = false;
-            // Not through a symbolic link: retention lists the regular
-            // files of `consumers/` alone, so a checkpoint reached through
-            // one would pin nothing while its consumer read on.
-            let opened = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(&path);
-            let file = match opened {
-                Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
-                Ok(_) => return Err(not_a_checkpoint(&path, "not a regular file")),
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    return Err(not_a_checkpoint(&path, "a symbolic link"));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let file = match open_checkpoint(&path)? {
+                Some(file) => file,
+                None => {
                     missing = true;
                     // `None`: a delete unlinked it again before it was
                     // opened: look again.
                     let Some(file) = create(dir, name, &path, epoch)? else { continue };
                     file
                 }
-                Err(e) => return Err(JournalError::io("open checkpoint", &path, e)),
             };
             // Held while the handle lives: a second instance and
             // `delete_consumer` are refused. A delete that won the race
@@ -478,10 +469,27 @@ fn create(dir: &Path, name: &str, path: &Path, epoch: u64) -> Result<Option<File
     }
     // The link (and the staging file's removal) are made durable by the
     // caller's fsync of `consumers/`, which every open does.
-    match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(JournalError::io("open checkpoint", path, e)),
+    open_checkpoint(path)
+}
+
+/// Opens the checkpoint at `path` for reading and writing, `None` if there
+/// is none. Not through a symbolic link, and only a regular file: retention
+/// lists the regular files of `consumers/` alone, so a checkpoint reached
+/// through a link would pin nothing while its consumer read on.
+fn open_checkpoint(path: &Path) -> Result<Option<File>, JournalError> {
+    let file = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Also a loop of links in the directories above it: said as such.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {
+            return Err(not_a_checkpoint(path, "a symbolic link"));
+        }
+        Err(e) => return Err(JournalError::io("open checkpoint", path, e)),
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(Some(file)),
+        Ok(_) => Err(not_a_checkpoint(path, "not a regular file")),
+        Err(e) => Err(JournalError::io("stat checkpoint", path, e)),
     }
 }
 
@@ -509,7 +517,6 @@ pub fn list_consumers(dir: &Path) -> Result<Vec<ConsumerInfo>, JournalError> {
     Ok(found.into_iter().map(info).collect())
 }
 
-/// A consumer's name and what its checkpoint file holds, or why it cannot be read.
 /// The error for a checkpoint path that holds `what` instead of a regular
 /// file.
 fn not_a_checkpoint(path: &Path, what: &str) -> JournalError {
@@ -520,6 +527,7 @@ fn not_a_checkpoint(path: &Path, what: &str) -> JournalError {
     JournalError::io("open checkpoint", path, io::Error::new(io::ErrorKind::InvalidData, why))
 }
 
+/// A consumer's name and what its checkpoint file holds, or why it cannot be read.
 pub(crate) type Listed = (String, Result<Held, JournalError>);
 
 /// [`list_consumers`] with each checkpoint's own error, so that retention
@@ -631,7 +639,8 @@ fn same_file(file: &File, path: &Path) -> bool {
 /// it names no file or another one, `None` when a `stat` failed otherwise.
 fn file_at(file: &File, path: &Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
+    // Not following a link at `path`: a link is never the file.
+    match (file.metadata(), fs::symlink_metadata(path)) {
         (_, Err(e)) => (e.kind() == io::ErrorKind::NotFound).then_some(false),
         (Ok(open), Ok(named)) => Some(open.dev() == named.dev() && open.ino() == named.ino()),
         (Err(_), Ok(_)) => None,

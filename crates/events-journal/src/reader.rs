@@ -674,20 +674,28 @@ impl Reader {
 
     /// The header of the journal [`read_since`](Self::read_since) serves,
     /// and its segment's path: the journal's epoch and payload codec tag.
-    /// With a running or cleanly closed writer, that of the segment its
-    /// watermark names, when it holds the watermark's epoch: reads stop
-    /// there, so a segment of another journal copied in beside it, named
+    /// That of the segment the watermark names, when it holds the
+    /// watermark's epoch (a running or cleanly closed writer's record, an
+    /// opening writer's, which keeps its predecessor's position, or a dead
+    /// writer's): a segment of another journal copied in beside it, named
     /// past it, is not the journal (taken for it, a caught-up follower had
-    /// reset to it and back at every poll). Otherwise (no watermark, a
-    /// writer opening or dead, or the named segment of another journal:
-    /// the directory made again), the newest segment with a complete one.
+    /// reset to it and back at every poll). Otherwise (no watermark, or the
+    /// named segment gone or of another journal: the directory made
+    /// again), the newest segment with a complete one.
     ///
     /// # Errors
     ///
     /// [`JournalError::NoSegments`] if no segment has a complete header; a
     /// header error naming the file if the newest header is damaged.
     pub fn newest_header(&self) -> Result<(PathBuf, crate::format::SegmentHeader), JournalError> {
-        if let Ok(Bound::Acked(wm)) = self.bound() {
+        let named = match self.bound() {
+            Ok(Bound::Acked(wm)) => Some(wm),
+            // An opening writer's `Recovering` record keeps its
+            // predecessor's position; a dead writer's names its last.
+            Ok(Bound::Sealed(wm) | Bound::Crashed(wm)) => wm,
+            Err(_) => None,
+        };
+        if let Some(wm) = named {
             let path = self.inner.dir.join(segment::file_name(wm.segment));
             let named = SegmentFile { first_seq: wm.segment, path, ino: 0 };
             // Opened by name, not from a listing (which keeps regular files

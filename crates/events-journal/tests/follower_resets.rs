@@ -177,6 +177,31 @@ fn a_stray_segment_of_another_journal_past_the_writers_is_not_a_new_journal() {
     j.close().unwrap();
     assert_eq!(drain(&mut f), []);
     assert_eq!(Reader::open(dir.path()).unwrap().epoch().unwrap(), epoch);
+
+    // A writer opening the journal again (its watermark `Recovering`, held
+    // at that record's fdatasync, the open's third watermark step), as one
+    // restarted in a loop beside the stray file does: still the journal's
+    // epoch, no reset.
+    use events_journal::fault::{Fault, FaultPlan, Step};
+    let plan = FaultPlan::new();
+    plan.inject(Step::Watermark, 2, Fault::Hold);
+    let opening = std::thread::spawn({
+        let (dir, plan) = (dir.path().to_path_buf(), plan.clone());
+        move || Journal::open(&dir, JournalOptions::new().faults(plan)).map(drop)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while plan.count(Step::Watermark) < 3 {
+        assert!(std::time::Instant::now() < deadline && !opening.is_finished(), "the open never wrote `Recovering`");
+        std::thread::yield_now();
+    }
+    let reader = Reader::open(dir.path()).unwrap();
+    let recovering = reader.watermark().unwrap().map(|wm| wm.state);
+    let (seen, step) = (reader.epoch(), f.next());
+    plan.release();
+    let _ = opening.join().unwrap();
+    assert_eq!(recovering, Some(events_journal::WriterState::Recovering));
+    assert_eq!(seen.unwrap(), epoch, "an opening writer's journal read as the stray's");
+    assert!(step.unwrap().is_none(), "a caught-up follower reset while a writer opened");
 }
 
 /// A FIFO standing where the segment a cleanly closed journal's watermark

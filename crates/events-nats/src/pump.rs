@@ -201,6 +201,8 @@ impl Task {
         // fatal error would: stopped, with the reason in `last_error`, not
         // a bare "task ended" with `stopped` still false.
         let outcome = std::panic::AssertUnwindSafe(self.replicate(first)).catch_unwind().await;
+        // Ended: waiting for nothing any more.
+        self.shared.waiting.store(false, Ordering::Release);
         let error = outcome.unwrap_or_else(|panic| {
             let what = events::panic_message(&*panic);
             Some(NatsError::js("replicating", format!("the replication task panicked: {what}")))

@@ -279,6 +279,7 @@ async fn a_directory_recreated_while_waiting_for_start_after_stops_the_replicato
     replace_dir(&dir, &staging);
     let waited = within("the replicator stops", replicator.wait_for(1001)).await;
     assert!(matches!(waited, Err(NatsError::EpochMismatch { .. })), "{waited:?}");
+    assert!(!replicator.stats().waiting_for_start_after, "a stopped replicator waits for nothing");
 }
 
 /// A journal in `dir` whose retention keeps two segments, holding 1..=50

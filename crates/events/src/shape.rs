@@ -22,7 +22,9 @@
 //! ([`Codec::READ_BACK_BY_SHAPE`](events_core::Codec::READ_BACK_BY_SHAPE)),
 //! whether their bytes decode is the same. Beyond it (each read back only
 //! at the first event of its shape):
-//! - a `Deserialize` that checks a string's or a number's value itself;
+//! - a `Deserialize` that checks a string's or a number's value itself,
+//!   or changes it (trims, dedups: bincode's check refuses such a value
+//!   only at the first event of its shape);
 //! - an internally tagged enum (`#[serde(tag = ...)]`) under MessagePack:
 //!   serde writes its variant as a string, so two variants whose fields
 //!   make the same calls are one shape (one of them with a field skipped
