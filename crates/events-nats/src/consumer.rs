@@ -300,6 +300,21 @@ impl Made {
         (now != self.0).then_some(Made(now))
     }
 
+    /// [`again_answered`](Self::again_answered) when `items` (what one
+    /// message made) hold a jump: a reset for messages discarded unread
+    /// (`Expired`) or for a new journal (`EpochMismatch`), which is no jump
+    /// if the stream was made again. `Ok(None)` with no jump.
+    pub(crate) async fn again_at_a_jump<'i, E: 'i>(
+        self,
+        stream: &JsStream,
+        mut items: impl Iterator<Item = &'i FeedItem<E>>,
+    ) -> Result<Option<Made>, NatsError> {
+        let jumped = items.any(|item| {
+            matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
+        });
+        if jumped { self.again_answered(stream).await } else { Ok(None) }
+    }
+
     /// As [`again`](Self::again), for a jump in the messages, which must
     /// be told apart from a stream made again before it is taken for
     /// messages discarded unread: asks again, with a growing pause, while
@@ -654,10 +669,7 @@ impl<E: Event, C: Codec> State<E, C> {
             // stream may be filled past the reader's place before its
             // consumer comes back), and it goes on in the new stream
             // instead, from where it stands.
-            let jumped = self.queue.range(queued..).any(|item| {
-                matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
-            });
-            let made = if jumped { self.made.again_answered(&self.source.stream).await } else { Ok(None) };
+            let made = self.made.again_at_a_jump(&self.source.stream, self.queue.range(queued..)).await;
             if !matches!(made, Ok(None)) {
                 self.queue.truncate(queued);
                 self.track = track;

@@ -23,7 +23,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::pull::Ordered;
-use events::{Bincode, Codec, Cursor, Event, FeedItem, ResetReason, Seq};
+use events::{Bincode, Codec, Cursor, Event, Seq};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 
@@ -288,10 +288,7 @@ impl<E: Event, C: Codec> State<E, C> {
             // A jump in seqs is messages discarded unread, and another
             // epoch a new journal, unless the stream was made again (as for
             // one feed: `consumer.rs`).
-            let jumped = items.iter().any(|item| {
-                matches!(item, FeedItem::Reset { reason: ResetReason::Expired | ResetReason::EpochMismatch { .. }, .. })
-            });
-            let made = if jumped { self.made.again_answered(&self.stream).await } else { Ok(None) };
+            let made = self.made.again_at_a_jump(&self.stream, items.iter()).await;
             if !matches!(made, Ok(None)) {
                 *track = before;
             }

@@ -90,8 +90,17 @@ pub fn encode_with_id<E: Event, C: Codec>(
         out.extend_from_slice(&E::VERSION.to_le_bytes());
     }
     let body = out.len();
-    // A failed encode leaves nothing behind, its headers included.
-    codec.encode(&(stream, event), out).inspect_err(|_| out.truncate(start))?;
+    // A failed encode leaves nothing behind, its headers included. Too
+    // large, the length is the payload's: its headers too.
+    codec
+        .encode(&(stream, event), out)
+        .map_err(|e| match e {
+            CodecError::TooLarge { codec, len, limit } => {
+                CodecError::TooLarge { codec, len: len + (body - start), limit }
+            }
+            e => e,
+        })
+        .inspect_err(|_| out.truncate(start))?;
     // A codec of the caller's own may start its encoding with a mark byte
     // (no codec of this crate does): a version-1 body there would be read
     // as a header. The version is then written out, 1, so the body follows
@@ -241,12 +250,8 @@ pub(crate) fn encode_checked<E: Event, C: Codec>(
         .and_then(|encoded| {
             encoded.map_err(|e| match e {
                 // Past the codec's decode limit, so past `limit` too (which
-                // is at most that): the same refusal as one under it, of
-                // the payload's length (the headers before the body too).
-                CodecError::TooLarge { len, .. } => {
-                    let headers = id.map_or(0, |id| 2 + id.len()) + if E::VERSION != 1 { 5 } else { 0 };
-                    crate::Error::TooLarge { bytes: len + headers, limit }
-                }
+                // is at most that): the same refusal as one under it.
+                CodecError::TooLarge { len, .. } => crate::Error::TooLarge { bytes: len, limit },
                 e => crate::Error::Codec(e),
             })
         })
