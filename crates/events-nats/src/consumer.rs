@@ -219,6 +219,7 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
         if let Some(epoch) = cursor.epoch.filter(|_| cursor.seq.get() > 0 && last_sequence > 0) {
             return Ok(Plan {
                 start: last_sequence.saturating_add(1),
+                tail: last_sequence.saturating_add(1),
                 track: Track::after(cursor.seq.get(), Some(epoch)),
                 reset: None,
             });
@@ -237,11 +238,13 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
             (false, true) => Track::fresh(),
             (false, false) => Track::after(0, cursor.epoch),
         };
-        return Ok(Plan { start: last_sequence.saturating_add(1), track, reset });
+        let tail = last_sequence.saturating_add(1);
+        return Ok(Plan { start: tail, tail, track, reset });
     };
+    let tail = ends.last_sequence.saturating_add(1);
     let (earliest, latest) = (ends.earliest(), ends.latest());
     if everything {
-        return Ok(Plan { start: ends.first_sequence, track: Track::fresh(), reset: None });
+        return Ok(Plan { start: ends.first_sequence, tail, track: Track::fresh(), reset: None });
     }
     // `None` for a cursor of `u64::MAX`: no seq follows it.
     let want = cursor.seq.get().checked_add(1);
@@ -265,11 +268,11 @@ pub(crate) async fn plan<E>(source: &Source, cursor: Cursor) -> Result<Plan<E>, 
         let reset = Some(FeedItem::Reset { reason, earliest: Seq::new(earliest), latest: Seq::new(latest) });
         // Continue at the oldest message, past anything it would report again.
         let track = Track::after(earliest.saturating_sub(1), Some(ends.first.epoch()));
-        return Ok(Plan { start: ends.first_sequence, track, reset });
+        return Ok(Plan { start: ends.first_sequence, tail, track, reset });
     }
     let want = want.unwrap_or(u64::MAX);
-    let start = if want > latest { ends.last_sequence.saturating_add(1) } else { source.locate(&ends, want).await };
-    Ok(Plan { start, track: Track::after(cursor.seq.get(), Some(ends.last.epoch())), reset: None })
+    let start = if want > latest { tail } else { source.locate(&ends, want).await };
+    Ok(Plan { start, tail, track: Track::after(cursor.seq.get(), Some(ends.last.epoch())), reset: None })
 }
 
 /// How long a reader waits for its next message before it looks whether
@@ -355,11 +358,16 @@ pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Reread(pub(crate) u64);
 
-/// Where a reader at `track` goes on in its feed's stream made again:
-/// `None` while the new stream has not yet been filled up to where the
-/// reader stands in the same journal (the replicator fills it in order;
-/// positioned now, the reader would get an `Ahead` reset): look again later.
-pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Option<Plan<E>>, NatsError> {
+/// Where a reader at `track` goes on in its feed's stream made again.
+///
+/// While the new stream is not yet filled up to where the reader stands in
+/// the same journal (its replicator fills it in order, or is not running),
+/// the reader keeps its place and reads the feed's messages published from
+/// now on: those the refill repeats are covered by its cursor, the one
+/// after it is delivered. Positioned as a new reader, it would get an
+/// `Ahead` reset; waiting for the refill instead held a `RemoteFeeds`
+/// reader's every feed for as long as one feed's replicator was away.
+pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Plan<E>, NatsError> {
     let cursor = match track.cursor {
         Some(seq) => Cursor { seq: Seq::new(seq), epoch: track.epoch },
         None => Cursor::from(Seq::ZERO),
@@ -368,8 +376,14 @@ pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Option<Pl
     let filling = matches!(plan.reset, Some(FeedItem::Reset { reason: ResetReason::Ahead, .. }))
         && plan.track.epoch.is_none_or(|e| track.epoch.is_none_or(|t| t == e));
     if filling {
-        tracing::debug!(stream = source.name, subject = source.subject, cursor = ?track.cursor, "the stream was made again and is not filled up to the reader yet");
-        return Ok(None);
+        tracing::info!(
+            stream = source.name,
+            subject = source.subject,
+            cursor = ?track.cursor,
+            start = plan.tail,
+            "the stream was made again and is not filled up to the reader yet: it reads on from the feed's next message"
+        );
+        return Ok(Plan { start: plan.tail, tail: plan.tail, track, reset: None });
     }
     tracing::info!(
         stream = source.name,
@@ -378,7 +392,7 @@ pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Option<Pl
         start = plan.start,
         "the stream was made again: the reader goes on in it from where it stands"
     );
-    Ok(Some(plan))
+    Ok(plan)
 }
 
 /// One feed's messages in a stream: the stream, its name (for errors) and
@@ -544,6 +558,9 @@ impl Ends {
 pub(crate) struct Plan<E> {
     /// The stream sequence the consumer starts at.
     pub(crate) start: u64,
+    /// The stream sequence after the feed's last message when planned:
+    /// the feed's messages published since come from there on.
+    pub(crate) tail: u64,
     /// Where the reader stands in the feed.
     pub(crate) track: Track,
     /// The reset to yield first, if any.
@@ -694,10 +711,10 @@ impl<E: Event, C: Codec> State<E, C> {
 
     /// The stream was made again (`made`): positions the reader in the new
     /// one, from where it stands (a reset first if the new stream cannot
-    /// serve that, as for a new reader), unless the new one is still being
-    /// filled up to there (looked at again later).
+    /// serve that, as for a new reader; none while it is being filled up to
+    /// there: [`replan`]).
     async fn follow(&mut self, made: Made) -> Result<(), NatsError> {
-        let Some(plan) = replan::<E>(&self.source, self.track).await? else { return Ok(()) };
+        let plan = replan::<E>(&self.source, self.track).await?;
         self.messages = self.source.consume(&self.source.subject, plan.start).await?;
         self.made = made;
         self.track = plan.track;

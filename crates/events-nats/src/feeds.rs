@@ -156,7 +156,7 @@ impl<E: Event, C: Codec> RemoteFeeds<E, C> {
                 Err(e @ NatsError::BadMessage { .. }) if cursor.is_none() => {
                     tracing::warn!(stream = name, feed, error = %e, "a subject of the prefix holds messages the replicator did not publish");
                     let Some(first) = source.first_sequence().await? else { continue };
-                    Plan { start: first, track: Track::fresh(), reset: None }
+                    Plan { start: first, tail: first, track: Track::fresh(), reset: None }
                 }
                 Err(e) => return Err(e),
             };
@@ -314,14 +314,13 @@ impl<E: Event, C: Codec> State<E, C> {
 
     /// The stream was made again (`now`): positions every feed in the new
     /// one from where it stands, under one consumer from the earliest of
-    /// them, unless a feed is still being filled up to there (looked at
-    /// again later).
+    /// them (a feed not yet filled up to there reads on from its next
+    /// message: [`replan`]).
     async fn follow(&mut self, now: Made) -> Result<(), NatsError> {
         let mut plans = Vec::with_capacity(self.feeds.len());
         for (feed, (source, track)) in &self.feeds {
             match replan::<E>(source, *track).await {
-                Ok(Some(plan)) => plans.push((Arc::clone(feed), plan)),
-                Ok(None) => return Ok(()),
+                Ok(plan) => plans.push((Arc::clone(feed), plan)),
                 // A subject whose first or last message is not the
                 // replicator's: read from its first message in the new
                 // stream, where it stands (its track skips what it covers).
@@ -329,7 +328,7 @@ impl<E: Event, C: Codec> State<E, C> {
                 Err(NatsError::BadMessage { .. }) => {
                     // None left in the new stream: its next messages come after the others'.
                     let Some(start) = source.first_sequence().await? else { continue };
-                    plans.push((Arc::clone(feed), Plan { start, track: *track, reset: None }));
+                    plans.push((Arc::clone(feed), Plan { start, tail: start, track: *track, reset: None }));
                 }
                 Err(e) => return Err(e),
             }

@@ -551,14 +551,83 @@ async fn expect_feed_events(
     items: &mut events_nats::RemoteFeedsStream<support::Ev>,
     seqs: std::ops::RangeInclusive<u64>,
 ) {
+    expect_events_of(items, "a", seqs).await;
+}
+
+/// Asserts the next items of a `RemoteFeeds` reader are feed `feed`'s events `seqs`.
+async fn expect_events_of(
+    items: &mut events_nats::RemoteFeedsStream<support::Ev>,
+    feed: &str,
+    seqs: std::ops::RangeInclusive<u64>,
+) {
     use futures::StreamExt;
     for seq in seqs {
         let next = within("next feed item", items.next()).await.expect("the stream does not end").unwrap();
         match next.item {
-            events::FeedItem::Event(env) if &*next.feed == "a" => assert_eq!(env.seq, events::Seq::new(seq)),
-            other => panic!("unexpected {other:?} of feed {} before seq {seq}", next.feed),
+            events::FeedItem::Event(env) if &*next.feed == feed => assert_eq!(env.seq, events::Seq::new(seq)),
+            other => panic!("unexpected {other:?} of feed {} before {feed}'s seq {seq}", next.feed),
         }
     }
+}
+
+/// A `RemoteFeeds` reader caught up in feeds `a` (at 30) and `b` (at 20),
+/// whose shared stream is deleted and made again while `b` is filled only
+/// up to 10 (its first ten messages published again as its replicator did,
+/// which is then away, as on a machine that is down): it goes on with `a`'s
+/// next events, and with `b`'s after 20 once `b`'s replicator is back and
+/// has filled the stream on, no duplicate and no reset in either. It had
+/// waited for every feed to be filled up to where it stood in it: `a`'s
+/// new events held for as long as `b`'s replicator was away (found by
+/// audit; a feed with no message in the new stream did not hold it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_feeds_reader_goes_on_in_a_stream_made_again_while_one_feed_is_not_filled() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shared = StreamSpec::shared("AWAY_ALL", "app");
+    let (mut a, replicate_a) = replicated(&js, &shared.clone().feed("a"), a_dir.path(), 30).await;
+    let (mut b, replicate_b) = replicated(&js, &shared.clone().feed("b"), b_dir.path(), 20).await;
+    let feeds: events_nats::RemoteFeeds<support::Ev> = events_nats::RemoteFeeds::new(js.clone(), shared.clone());
+    let mut items = feeds.stream_from(&events_nats::FeedCursors::default()).await.unwrap();
+    expect_events_of(&mut items, "a", 1..=30).await;
+    expect_events_of(&mut items, "b", 1..=20).await;
+    replicate_b.shutdown().await;
+    let b_first_ten: Vec<_> = stream_messages(&js, "AWAY_ALL").await.into_iter().skip(30).take(10).collect();
+    js.delete_stream("AWAY_ALL").await.unwrap();
+    // `a`'s replicator makes the stream again when it next publishes.
+    fill(&mut a, 31, 31);
+    within("the stream made again and filled with a", holds(&js, "AWAY_ALL", 31)).await;
+    for message in b_first_ten {
+        // As `b`'s replicator published them, less the guard (the new
+        // stream's sequences are not the old one's).
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, values) in message.headers.iter().filter(|(name, _)| !name.to_string().starts_with("Nats-Expected"))
+        {
+            for value in values {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        js.publish_with_headers("app.b", headers, message.payload).await.unwrap().await.unwrap();
+    }
+    // The reader looks whether its stream was made again at a jump in
+    // seqs (its consumer, recreated by the client, reads on somewhere in
+    // the new stream) or when nothing came for a while: either comes after
+    // `b`'s ten, so it finds `b` filled up to 10 of its 20.
+    fill(&mut a, 32, 40);
+    expect_events_of(&mut items, "a", 31..=40).await;
+    fill(&mut b, 21, 25);
+    let replicate_b = Replicator::builder(b_dir.path(), js.clone(), shared.clone().feed("b"))
+        .poll_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    expect_events_of(&mut items, "b", 21..=25).await;
+    fill(&mut a, 41, 42);
+    expect_events_of(&mut items, "a", 41..=42).await;
+    replicate_a.shutdown().await;
+    replicate_b.shutdown().await;
+    a.close().unwrap();
+    b.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
