@@ -365,5 +365,11 @@ impl<T: Clone + Send + Sync> FusedStream for Subscriber<T> {
 impl<T> Drop for Subscriber<T> {
     fn drop(&mut self) {
         self.shared.remove(&self.cursor);
+        // A disconnected subscriber's owed events may be the last clones
+        // left (the ring moved on): each is let go on its own, so that one
+        // whose `Drop` panics does not unwind out of this drop, nor abort
+        // the process at the next one's panic while unwinding.
+        let owed = self.owed.take().map(|owed| *owed).unwrap_or_default();
+        owed.into_iter().chain(self.cursor.take_backlog()).for_each(crate::ring::drop_caught);
     }
 }

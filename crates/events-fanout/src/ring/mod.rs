@@ -397,6 +397,13 @@ pub(crate) fn wake_caught(wake: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake));
 }
 
+/// Lets `value` go, a panic of its `Drop` kept inside: the fan-out lets go
+/// of events where a panic would unwind out of a call already done (an
+/// emit, a subscriber's drop), and a second one while unwinding aborts.
+pub(crate) fn drop_caught<T>(value: T) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)));
+}
+
 /// `at + after`, held to about 30 years past `at` (as tokio holds its
 /// timers): an `Overflow` of `Duration::MAX`, the usual way to say "never",
 /// overflowed the instant and panicked a blocked `emit`.
@@ -441,7 +448,7 @@ impl<T: Clone> Shared<T> {
             // of it (as the slot's previous occupant's, below).
             st.emitted += 1;
             drop(st);
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)));
+            drop_caught(value);
             return Ok(());
         }
         let tail = self.tail.load(Relaxed);
@@ -534,7 +541,7 @@ impl<T: Clone> Shared<T> {
         // to its caller, which would then act as if nobody had it (it is the previous
         // occupant of the slot, not the caller's value).
         if let Some(old) = old {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
+            drop_caught(old);
         }
         Ok(())
     }
