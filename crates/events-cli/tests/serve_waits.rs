@@ -188,9 +188,10 @@ fn serve_keeps_waiting_when_its_stderr_is_closed() {
 }
 
 /// SIGTERM (or SIGINT) with a client on `/stream`: the open response ends
-/// and `serve` exits 0, saying why on stderr. It had been killed by the
-/// signal, and a graceful stop would have waited for the client for ever
-/// (a follower's stream never ends by itself).
+/// (its last chunk sent) and `serve` exits 0, saying why on stderr. It had
+/// been killed by the signal, and a graceful stop would have waited for the
+/// client for ever (a follower's stream never ends by itself); without the
+/// streams closed, the stop's time bound cuts the connection instead.
 #[test]
 fn sigterm_closes_the_open_streams_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -213,9 +214,14 @@ fn sigterm_closes_the_open_streams_and_exits_0() {
     assert_eq!(status.code(), Some(0), "{status}");
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).expect("the response ended, not timed out");
+    seen.extend_from_slice(&rest);
+    // Ended by the server (the chunked body's last chunk), not cut by the
+    // process's exit after its stop's time bound.
+    assert!(seen.ends_with(b"0\r\n\r\n"), "{}", String::from_utf8_lossy(&seen));
     let mut stderr = String::new();
     serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(stderr.contains("SIGTERM: closing the open streams"), "{stderr}");
+    assert!(!stderr.contains("still held its connection"), "{stderr}");
 }
 
 /// SIGTERM while `serve` waits for a journal: it stops at once, exit 0
