@@ -1,5 +1,6 @@
-//! Command-line values shared by `demo/` and `crash.rs`: the `--sync`
-//! policy parser and its inverse. A leaf module (it imports neither of them),
+//! Command-line values shared by the commands: durations (`replicate`,
+//! `serve`), and the `--sync` policy parser and its inverse (`demo/` and
+//! `crash.rs`). A leaf module (it imports neither of them),
 //! so the demo and its crash child depend on it instead of on each other.
 //! Invariant: `parse_sync(&sync_to_arg(p))` gives back `p` for every policy
 //! the demo can pass to its child (intervals rounded to whole milliseconds,
@@ -9,14 +10,38 @@ use std::time::Duration;
 
 use events::SyncPolicy;
 
-/// The longest `--sync` interval: a year, as for `replicate`'s durations. A
-/// typo such as `18446744073709551615s` is a usage error, not a policy whose
-/// milliseconds [`sync_to_arg`] could not even write as a `u64` for the child.
-const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest duration an option takes: a year, far past any sensible
+/// progress interval, connect timeout, duplicate window or `--sync`
+/// interval (a typo such as `18446744073709551615s` is a usage error, not a
+/// server setting, nor a policy whose milliseconds [`sync_to_arg`] could
+/// not even write as a `u64` for the crash child).
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `250ms`, `5s` or `2m`: above zero (a zero interval would panic
+/// the ticker after the start line, a zero timeout or window means nothing)
+/// and at most [`MAX_DURATION`].
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("expected a duration like 500ms, 5s or 2m, got {s:?}"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(|| format!("{s:?} is too long"))?),
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s or m")),
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?}: a duration must be above zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is too long: at most 365 days"));
+    }
+    Ok(d)
+}
 
 /// Parses `always`, `never` or a duration like `10ms` / `1s` (not zero:
 /// refused here, before a command acts on it, rather than by the journal's
-/// open after the demo wiped its directory; at most [`MAX_INTERVAL`]).
+/// open after the demo wiped its directory; at most [`MAX_DURATION`]).
 pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
     match s {
         "always" => Ok(SyncPolicy::Always),
@@ -33,7 +58,7 @@ pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
             if every.is_zero() {
                 return Err(format!("an interval of {s:?} would fdatasync in a busy loop: use always"));
             }
-            if every > MAX_INTERVAL {
+            if every > MAX_DURATION {
                 return Err(format!("an interval of {s:?} is too long: at most 365 days"));
             }
             Ok(SyncPolicy::Interval(every))
@@ -84,6 +109,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("soon").is_err());
+        for zero in ["0s", "0ms", "0m"] {
+            assert!(parse_duration(zero).unwrap_err().contains("above zero"), "{zero}");
+        }
+        assert!(parse_duration(&format!("{}m", u64::MAX)).unwrap_err().contains("too long"));
+        // Accepted before, and handed to the ticker and the server as it was.
+        assert!(parse_duration(&format!("{}s", u64::MAX)).unwrap_err().contains("too long"));
+        assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
+        assert!(parse_duration("525601m").unwrap_err().contains("365 days"));
+    }
+
+    #[test]
     fn from_takes_a_seq_or_an_epoch_and_a_seq() {
         assert_eq!(parse_from("7"), Ok(FromCursor { epoch: None, seq: 7 }));
         assert_eq!(parse_from("42-7"), Ok(FromCursor { epoch: Some(42), seq: 7 }));
@@ -113,11 +155,11 @@ mod tests {
         for huge in [format!("{}s", u64::MAX), format!("{}ms", u64::MAX), "31536001s".into(), "31536000001ms".into()] {
             assert!(parse_sync(&huge).is_err_and(|e| e.contains("365 days")), "{huge}");
         }
-        assert_eq!(parse_sync("31536000s"), Ok(SyncPolicy::Interval(MAX_INTERVAL)));
-        assert_eq!(parse_sync("31536000000ms"), Ok(SyncPolicy::Interval(MAX_INTERVAL)));
+        assert_eq!(parse_sync("31536000s"), Ok(SyncPolicy::Interval(MAX_DURATION)));
+        assert_eq!(parse_sync("31536000000ms"), Ok(SyncPolicy::Interval(MAX_DURATION)));
         // Every accepted interval is a whole number of milliseconds from 1 ms
         // to the bound: its extremes, and values spread over the range.
-        let max_ms = u64::try_from(MAX_INTERVAL.as_millis()).unwrap();
+        let max_ms = u64::try_from(MAX_DURATION.as_millis()).unwrap();
         let spread = (0..=64).map(|i| 1 + (max_ms - 1) / 64 * i);
         for ms in [1, 999, 1000, 1001, max_ms - 1, max_ms].into_iter().chain(spread) {
             for arg in [format!("{ms}ms"), format!("{}s", (ms / 1000).max(1))] {

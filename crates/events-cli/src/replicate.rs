@@ -71,51 +71,24 @@ pub(crate) struct ReplicateArgs {
     #[arg(long)]
     no_register: bool,
     /// How often progress is shown.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::args::parse_duration)]
     interval: Duration,
     /// Publishes in flight in an exclusive stream.
     #[arg(long, default_value_t = 256)]
     window: usize,
     /// How long JetStream remembers message ids to drop re-sends (a new stream gets it; an
     /// existing one must have at least this much).
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = crate::args::parse_duration)]
     duplicate_window: Duration,
     /// How long to wait for each server at start (the servers of a list are tried one at a time,
     /// in random order, until one answers).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::args::parse_duration)]
     connect_timeout: Duration,
     /// The name of the replicator's durable consumer checkpoint (default: `replicator.<subject>`):
     /// give each replicator of one journal its own when they publish on the same subject of two
     /// NATS systems, so that each pins what it has not replicated.
     #[arg(long, conflicts_with = "no_register")]
     consumer_name: Option<String>,
-}
-
-/// The longest duration an option takes: a year, far past any sensible
-/// progress interval, connect timeout or duplicate window (a typo such as
-/// `18446744073709551615s` is a usage error, not a server setting).
-const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// Parses `250ms`, `5s` or `2m`: above zero (a zero interval would panic
-/// the ticker after the start line, a zero timeout or window means nothing)
-/// and at most [`MAX_DURATION`].
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("expected a duration like 500ms, 5s or 2m, got {s:?}"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(|| format!("{s:?} is too long"))?),
-        _ => return Err(format!("unknown unit in {s:?}: use ms, s or m")),
-    };
-    if d.is_zero() {
-        return Err(format!("{s:?}: a duration must be above zero"));
-    }
-    if d > MAX_DURATION {
-        return Err(format!("{s:?} is too long: at most 365 days"));
-    }
-    Ok(d)
 }
 
 /// Why the replication loop ended.
@@ -536,23 +509,6 @@ fn text(stats: &ReplicationStats, rate: f64, problem: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("soon").is_err());
-        for zero in ["0s", "0ms", "0m"] {
-            assert!(parse_duration(zero).unwrap_err().contains("above zero"), "{zero}");
-        }
-        assert!(parse_duration(&format!("{}m", u64::MAX)).unwrap_err().contains("too long"));
-        // Accepted before, and handed to the ticker and the server as it was.
-        assert!(parse_duration(&format!("{}s", u64::MAX)).unwrap_err().contains("too long"));
-        assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
-        assert!(parse_duration("525601m").unwrap_err().contains("365 days"));
-    }
 
     /// The URLs messages show: user info hidden, the rest as given.
     #[test]

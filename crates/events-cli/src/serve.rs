@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use events::{Error, FeedReader, JournalError, MsgPack};
 use events_http::FeedRouter;
+use events_http::axum::serve::ListenerExt;
 
 use crate::model::DemoEvent;
 use crate::render::{Generic, Payloads};
@@ -37,6 +38,24 @@ pub(crate) struct ServeArgs {
     /// free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:7878")]
     addr: String,
+    /// How long a `/stream` client may take nothing while its stream has
+    /// something for it before its response is ended (it reconnects with
+    /// its last id when it reads again), 100ms..=24h. A connection whose
+    /// client took nothing for twice this long is closed by the system
+    /// (`TCP_USER_TIMEOUT`): it had stayed open, holding the server's
+    /// buffers, as long as the client kept it.
+    #[arg(long, default_value = "60s", value_parser = parse_stall_timeout)]
+    stall_timeout: Duration,
+}
+
+/// A `--stall-timeout`: a duration (`crate::args::parse_duration`) within
+/// what `FeedRouter::stall_timeout` takes, rather than held to it unsaid.
+fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
+    let d = crate::args::parse_duration(s)?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(24 * 3600)).contains(&d) {
+        return Err(format!("{s:?}: a stall timeout is 100ms..=24h"));
+    }
+    Ok(d)
 }
 
 /// Serves until SIGINT or SIGTERM, which close the open streams and stop
@@ -51,6 +70,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.addr).into()))?;
         let addr = listener.local_addr()?;
+        // A client that takes nothing: its response ends after the stall
+        // timeout (`FeedRouter::stall_timeout`), but hyper, which no longer
+        // polls it, keeps the connection and its buffers for as long as the
+        // client's system answers the zero-window probes. The system closes
+        // it once nothing was taken for twice the stall timeout.
+        let user_timeout = args.stall_timeout.saturating_mul(2);
+        let listener = listener.tap_io(move |tcp| close_when_nothing_is_taken(tcp, user_timeout));
         let (stopped, mut stop_signal) = tokio::sync::watch::channel(None);
         let mut signals = StopSignals::install()?;
         tokio::spawn(async move {
@@ -76,9 +102,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         // any other is served as the demo's events (a journal of another
         // codec is refused, naming it).
         let (router, closer) = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
-            routes(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?)
+            routes(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?, args.stall_timeout)
         } else {
-            routes(FeedReader::<DemoEvent>::open(&args.dir)?)
+            routes(FeedReader::<DemoEvent>::open(&args.dir)?, args.stall_timeout)
         };
         let app = router.merge(events_http::viewer());
         // SIGINT or SIGTERM: the open streams end (a page's `EventSource`
@@ -108,10 +134,41 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
 /// The routes of `reader`, and the handle that closes their streams.
 fn routes<E: events::Event, C: events::Codec>(
     reader: FeedReader<E, C>,
+    stall_timeout: Duration,
 ) -> (events_http::axum::Router, events_http::StreamCloser) {
-    let routes = FeedRouter::new(reader);
+    let routes = FeedRouter::new(reader).stall_timeout(stall_timeout);
     let closer = routes.closer();
     (routes.build(), closer)
+}
+
+/// Sets `TCP_USER_TIMEOUT` on an accepted connection: the system closes
+/// it once data it sent stayed unacknowledged, or its peer's window closed
+/// (the client takes nothing), for `timeout`. A failure leaves the
+/// connection as it was (a system without the option), said once.
+fn close_when_nothing_is_taken(tcp: &mut tokio::net::TcpStream, timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    let ms = libc::c_uint::try_from(timeout.as_millis()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: a valid socket descriptor, borrowed for the call; the option's
+    // value is a `c_uint` of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&raw const ms).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        let e = std::io::Error::last_os_error();
+        TOLD.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "cannot set TCP_USER_TIMEOUT ({e}): a client that takes nothing keeps its connection"
+            );
+        });
+    }
 }
 
 /// How long a graceful stop waits for the connections to close.

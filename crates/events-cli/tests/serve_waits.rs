@@ -245,3 +245,72 @@ fn sigterm(child: &std::process::Child) {
     // SAFETY: a signal to a child process not reaped yet: its pid is its own.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 }
+
+/// Whether the system holds an established TCP connection from local port
+/// `local` to remote port `remote` on 127.0.0.1 (`/proc/net/tcp`, state 01).
+fn established(local: u16, remote: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let (local, remote) = (format!("0100007F:{local:04X}"), format!("0100007F:{remote:04X}"));
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3 && fields[1] == local && fields[2] == remote && fields[3] == "01"
+    })
+}
+
+/// A `/stream` client that takes nothing of a journal far larger than the
+/// socket buffers: once it took nothing for twice `--stall-timeout`, the
+/// system closes the server's end of its connection (`TCP_USER_TIMEOUT`;
+/// without a reset sent, as for a peer gone), and others are served as
+/// before. The connection had stayed open for as long as the client kept
+/// it: its stream ended after the stall timeout (and its place in
+/// `max_clients` went), but hyper, which no longer polled it, held the
+/// connection and its buffers (found by audit).
+#[test]
+fn a_client_that_takes_nothing_has_its_connection_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    // About 10 MB of frames.
+    let demo = events()
+        .args(["demo", "--events", "150000", "--sessions", "2", "--no-crash", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let port = events_testkit::nats::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = events()
+        .args(["serve", "--addr", &addr, "--stall-timeout", "500ms"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    status_while_running(&mut serve, &addr, "started");
+    let mut client = TcpStream::connect(&addr).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    client.write_all(b"GET /stream?since=0 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(established(port, client_port), "the server's end is open at first");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while established(port, client_port) {
+        assert!(std::time::Instant::now() < deadline, "the server still holds the connection after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50)); // polling the system's table
+    }
+    let status = get_status(&addr).expect("serve still listens");
+    assert!(status.contains("200") && status.contains("\"latest_seq\""), "{status}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    drop(client);
+}
+
+/// A `--stall-timeout` outside 100ms..=24h is a usage error naming the
+/// range (exit 2), not a value held to it unsaid.
+#[test]
+fn a_stall_timeout_out_of_range_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["50ms", "25h", "0s"] {
+        let out = events().args(["serve", "--stall-timeout", bad]).arg(tmp.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--stall-timeout") && stderr.contains(bad), "{bad}: {stderr}");
+    }
+}

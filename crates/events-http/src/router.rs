@@ -178,6 +178,13 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// the feed has an event for it. Takes effect between one and two
     /// timeouts after the client stopped reading. Default: 60 s. Held to
     /// 100 ms..=1 day.
+    ///
+    /// The connection itself stays open (hyper no longer polls the ended
+    /// response, and holds its buffers) for as long as the client's system
+    /// keeps it, answering the zero-window probes. To close it too, set
+    /// `TCP_USER_TIMEOUT` on each accepted connection, as `events serve`
+    /// does (at twice this timeout), e.g. through
+    /// [`axum::serve::ListenerExt::tap_io`].
     #[must_use]
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.state.stall_timeout = timeout.clamp(MIN_INTERVAL, MAX_INTERVAL);
