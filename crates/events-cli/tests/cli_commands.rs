@@ -590,3 +590,30 @@ fn tail_without_follow_ends_while_a_writer_keeps_appending() {
     writer.wait().unwrap();
     drained.join().unwrap();
 }
+
+/// `inspect` beside a running writer under `SyncPolicy::Always`, which
+/// reserves space past its data (about 1 MiB of zeros on Linux): the bytes
+/// shown are the records', not the reservation's. It had shown the file's
+/// length, 1 MiB for three records (found by audit).
+#[test]
+fn inspect_counts_a_running_writer_s_records_not_its_reserved_space() {
+    use events::layers::journal::{Journal, JournalOptions, SyncPolicy};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("reserved");
+    let (mut journal, _) = Journal::open(&dir, JournalOptions::new().sync(SyncPolicy::Always)).unwrap();
+    for n in 1..=3 {
+        journal.append(n, b"record").unwrap();
+    }
+    let seg = only_segment(&dir);
+    let on_disk = std::fs::metadata(&seg).unwrap().len();
+    let out = run(&["inspect"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    let row = stdout.lines().find(|l| l.starts_with(&name)).unwrap_or_default();
+    let bytes: u64 = row.split_whitespace().nth(3).and_then(|b| b.parse().ok()).unwrap_or(u64::MAX);
+    assert!(bytes < 4096, "{bytes} bytes shown (the file is {on_disk} bytes long): {stdout}");
+    let total = stdout.lines().find(|l| l.starts_with("segments")).unwrap_or_default();
+    assert!(total.contains(&format!("({bytes} bytes)")), "{stdout}");
+    journal.close().unwrap();
+}

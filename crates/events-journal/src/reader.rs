@@ -820,6 +820,13 @@ fn header_of(
 pub struct SegmentSizes(Vec<(u64, u64)>);
 
 impl SegmentSizes {
+    /// The size counted for the segment that starts at `first_seq` (for
+    /// the one the watermark names, its acknowledged bytes), if it was
+    /// listed.
+    pub fn of(&self, first_seq: u64) -> Option<u64> {
+        self.0.iter().find(|&&(first, _)| first == first_seq).map(|&(_, size)| size)
+    }
+
     /// As [`Reader::bytes_after`], on this listing.
     pub fn bytes_after(&self, seq: u64) -> u64 {
         let segments = &self.0;
