@@ -99,7 +99,9 @@ pub(super) fn print_table(s: &Summary) {
     );
     println!("  emitted            {:>10}  ({} durable, {} ephemeral)", s.emitted, s.durable, s.ephemeral);
     println!("  journaled          {:>10}  seqs 1..={}", s.journaled, s.journaled);
-    println!("  delivered to UIs   {:>10}  (lossless, in order)", s.delivered_to_subscribers);
+    let lossless = s.invariants.iter().any(|i| i.name == super::verification::LOSSLESS && i.ok);
+    let delivered = if lossless { "(lossless, in order)" } else { "(NOT lossless: see the checks below)" };
+    println!("  delivered to UIs   {:>10}  {delivered}", s.delivered_to_subscribers);
     println!("  sink observed      {:>10}  (dropped {})", s.sink_observed, s.sink_dropped);
     println!("  resuming client    {:>10}  events over {} reconnect(s)", s.client_received, s.client_reconnects);
     let r = &s.resuming_ui;

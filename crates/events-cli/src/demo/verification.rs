@@ -42,6 +42,10 @@ pub(super) async fn crash(bars: &Bars, args: &DemoArgs, journaled: u64) -> Resul
     Ok(outcome)
 }
 
+/// The name of the check that every UI subscriber got every event in order
+/// (the table's delivery line says whether it held).
+pub(super) const LOSSLESS: &str = "lossless UI subscribers";
+
 /// Every invariant of the run, in the order they are printed.
 pub(super) fn invariants(
     plan: &Plan,
@@ -51,10 +55,21 @@ pub(super) fn invariants(
 ) -> Vec<Invariant> {
     let durable_total = plan.durable_total;
     let mut invariants = vec![
-        Invariant {
-            name: "no gap",
-            ok: m.client.gaps == 0 && crash.is_none_or(|c| c.gaps == 0),
-            detail: format!("client saw seqs 1..={durable_total} across {} reconnect(s)", m.client.reconnects),
+        {
+            let crash_gaps = crash.map_or(0, |c| c.gaps);
+            let reconnects = m.client.reconnects;
+            // Said as it was: the line had named every seq seen whatever
+            // the counts (the check failing beside it).
+            let detail = match (m.client.gaps, crash_gaps) {
+                (0, 0) => format!("client saw seqs 1..={durable_total} across {reconnects} reconnect(s)"),
+                (0, crash) => {
+                    format!("client saw seqs 1..={durable_total}; the crash child's journal has {crash} gap(s)")
+                }
+                (gaps, _) => format!(
+                    "client missed seqs at {gaps} place(s) of 1..={durable_total} across {reconnects} reconnect(s)"
+                ),
+            };
+            Invariant { name: "no gap", ok: m.client.gaps == 0 && crash_gaps == 0, detail }
         },
         Invariant {
             name: "no duplicate",
@@ -67,9 +82,13 @@ pub(super) fn invariants(
             detail: format!("{} of {durable_total}", m.journaled),
         },
         Invariant {
-            name: "lossless UI subscribers",
+            name: LOSSLESS,
             ok: m.lossless,
-            detail: format!("{} deliveries, each subscriber every event in order", m.delivered),
+            detail: if m.lossless {
+                format!("{} deliveries, each subscriber every event in order", m.delivered)
+            } else {
+                format!("{} deliveries: a subscriber missed events or got them out of order", m.delivered)
+            },
         },
         resuming_ui(&m.resume),
     ];
@@ -157,5 +176,43 @@ fn verified(verify: Result<VerifyReport, JournalError>) -> Invariant {
             ),
         },
         Err(e) => Invariant { name: "journal verifies clean", ok: false, detail: events::error_chain(&e) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::clients::ClientReport;
+    use super::*;
+
+    /// What a failed run's delivery checks say: what went wrong, not what a
+    /// run that passed would have seen. The "no gap" line had named every
+    /// seq seen, and the lossless one every event delivered in order,
+    /// whatever the counts beside them.
+    #[test]
+    fn failed_delivery_checks_say_what_went_wrong() {
+        let plan = Plan { per_session: 10, emitted_total: 20, durable_total: 6 };
+        let measured = |gaps, lossless| Measured {
+            elapsed: 1.0,
+            delivered: 40,
+            lossless,
+            client: ClientReport { received: 6 - gaps, gaps, ..ClientReport::default() },
+            resume: ResumeReport::default(),
+            samples: Vec::new(),
+            stats: events::FeedStats::default(),
+            journaled: 6,
+        };
+        let check = |m: &Measured, name: &str| {
+            let all = invariants(&plan, m, None, Err(JournalError::NoSegments { dir: "d".into() }));
+            let found = all.into_iter().find(|i| i.name == name).expect(name);
+            (found.ok, found.detail)
+        };
+        let good = measured(0, true);
+        assert_eq!(check(&good, "no gap"), (true, "client saw seqs 1..=6 across 0 reconnect(s)".to_owned()));
+        assert_eq!(check(&good, LOSSLESS), (true, "40 deliveries, each subscriber every event in order".to_owned()));
+        let bad = measured(2, false);
+        let (ok, detail) = check(&bad, "no gap");
+        assert!(!ok && detail.contains("missed seqs at 2 place(s)") && !detail.contains("saw"), "{detail}");
+        let (ok, detail) = check(&bad, LOSSLESS);
+        assert!(!ok && detail.contains("missed events or got them out of order"), "{detail}");
     }
 }
