@@ -73,7 +73,8 @@ pub trait SinkExt<E: ?Sized + Sync>: EventSink<E> + Sized {
     ///
     /// # Panics
     ///
-    /// Panics when called outside a tokio runtime, or if `capacity` is 0.
+    /// Panics when called outside a tokio runtime, or if `capacity` is 0 or
+    /// above [`Offload::MAX_CAPACITY`].
     fn offload(self, capacity: usize) -> Offload<E>
     where
         E: Clone + Send + 'static,
@@ -91,7 +92,7 @@ pub trait SinkExt<E: ?Sized + Sync>: EventSink<E> + Sized {
     ///
     /// # Panics
     ///
-    /// Panics if `capacity` is 0.
+    /// Panics if `capacity` is 0 or above [`Offload::MAX_CAPACITY`].
     fn offload_thread(self, capacity: usize) -> std::io::Result<Offload<E>>
     where
         E: Clone + Send + 'static,

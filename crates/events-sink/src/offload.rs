@@ -100,7 +100,7 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     /// # Panics
     ///
     /// Panics when called outside a tokio runtime, or if `capacity` is 0 or
-    /// above tokio's channel limit (`usize::MAX >> 3`).
+    /// above [`Offload::MAX_CAPACITY`].
     pub fn new<S: EventSink<E> + 'static>(inner: S, capacity: usize) -> Self {
         Self::new_shared(Arc::new(inner), capacity)
     }
@@ -110,7 +110,7 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     /// # Panics
     ///
     /// Panics when called outside a tokio runtime, or if `capacity` is 0 or
-    /// above tokio's channel limit (`usize::MAX >> 3`).
+    /// above [`Offload::MAX_CAPACITY`].
     pub fn new_shared(inner: Arc<dyn EventSink<E>>, capacity: usize) -> Self {
         let (offload, task) = Self::parts(inner, capacity);
         tokio::spawn(task);
@@ -157,7 +157,7 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
     ///
     /// # Panics
     ///
-    /// Panics if `capacity` is 0 or above tokio's channel limit (`usize::MAX >> 3`).
+    /// Panics if `capacity` is 0 or above [`Offload::MAX_CAPACITY`].
     pub fn on_thread<S: EventSink<E> + 'static>(inner: S, capacity: usize) -> std::io::Result<Self> {
         Self::on_thread_shared(Arc::new(inner), capacity)
     }
@@ -192,9 +192,16 @@ impl<E: Clone + Send + Sync + 'static> Offload<E> {
         Ok(offload)
     }
 
+    /// The largest queue an offload takes: tokio's channel limit
+    /// (`usize::MAX >> 3`) less the room its markers take.
+    pub const MAX_CAPACITY: usize = (usize::MAX >> 3) - MARKERS;
+
     /// The offload and the task that drives its sink, not started yet.
     fn parts(inner: Arc<dyn EventSink<E>>, capacity: usize) -> (Self, impl Future<Output = ()> + Send + 'static) {
         assert!(capacity > 0, "an offload's queue needs room for one event");
+        // Named here rather than by tokio's channel, whose limit was said to
+        // be the offload's though its markers take 64 more.
+        assert!(capacity <= Self::MAX_CAPACITY, "an offload's queue takes at most {} events", Self::MAX_CAPACITY);
         let (tx, rx) = mpsc::channel::<Msg<E>>(capacity.saturating_add(MARKERS));
         let counters = Arc::new(Counters::default());
         let queued = Arc::new(AtomicUsize::new(0));
@@ -310,7 +317,10 @@ impl<E: Sync> Offload<E> {
 
     /// Stops accepting events (later ones are dropped and counted), waits
     /// until the background task has emitted every queued one and flushed the
-    /// wrapped sink, and lets the task end. Idempotent; takes `&self`.
+    /// wrapped sink, and lets the task end. Idempotent; takes `&self`. It
+    /// waits for the wrapped sink however long it takes (a sink that hangs
+    /// holds it for ever: bound the call with `tokio::time::timeout`, as
+    /// the `events` façade does with its `sink_close_wait`).
     /// Cancel-safe: a call dropped at any await is finished by the next one
     /// (which queues the stop if it was not queued, and waits for the drain).
     pub async fn shutdown(&self) {

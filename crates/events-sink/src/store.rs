@@ -120,8 +120,12 @@ where
         if last.seq <= cursor {
             break;
         }
+        // Only what moved forward of a page that does not start past the
+        // cursor either (a log that breaks its contract): its events at or
+        // before the cursor were returned already, or were not asked for.
+        let after = cursor;
         cursor = last.seq;
-        out.extend(page);
+        out.extend(page.into_iter().filter(|e| e.seq > after));
         if newest.is_some_and(|newest| cursor >= newest) {
             break;
         }

@@ -328,3 +328,21 @@ async fn a_sink_whose_stats_panic_leaves_the_offloads_own_figures() {
     assert_eq!((stats.emitted, stats.dropped), (3, 0));
     assert_eq!(*sink.0.lock(), [1, 2, 3]);
 }
+
+/// The largest queue an offload takes is `Offload::MAX_CAPACITY`, which
+/// carries an event; one more is refused by the offload, naming its limit.
+/// The docs had said tokio's channel limit, 64 above it (its markers' room),
+/// and such a capacity panicked inside tokio.
+#[tokio::test(flavor = "current_thread")]
+async fn the_largest_queue_is_max_capacity() {
+    let seen = Arc::new(PanicsOnZero(Mutex::new(Vec::new())));
+    let offload = Offload::new_shared(Arc::clone(&seen) as Arc<dyn EventSink<u64>>, Offload::<u64>::MAX_CAPACITY);
+    offload.emit(&7).await;
+    assert_eq!(offload.close().await.emitted, 1);
+    assert_eq!(*seen.0.lock(), [7]);
+    let refused = std::panic::catch_unwind(|| {
+        Offload::new(PanicsOnZero(Mutex::new(Vec::new())), Offload::<u64>::MAX_CAPACITY + 1)
+    });
+    let message = refused.err().and_then(|p| p.downcast::<String>().ok()).expect("a panic with a message");
+    assert!(message.contains(&format!("at most {} events", Offload::<u64>::MAX_CAPACITY)), "{message}");
+}

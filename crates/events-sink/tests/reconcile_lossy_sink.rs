@@ -111,3 +111,31 @@ async fn reconcile_on_a_log_that_keeps_growing_returns_at_the_newest_when_it_sta
     assert_eq!(missed.len() as u64, page, "{} events, the last {:?}", missed.len(), missed.last().map(|e| e.seq));
     assert!(missed.iter().map(|e| e.seq.get()).eq(3..3 + page));
 }
+
+/// A log that breaks its contract, each page starting one event before
+/// the cursor it was asked for: `reconcile` keeps only what moved forward,
+/// no event twice and none at or before `last_seen`. It had kept the whole
+/// of each page, one duplicate per page and `last_seen` itself (found by
+/// audit; its comment said it kept only what moved forward).
+#[tokio::test]
+async fn reconcile_keeps_only_what_moved_forward_of_pages_that_start_before_the_cursor() {
+    struct OneBack(MemoryStore<u64>);
+
+    #[async_trait::async_trait]
+    impl events_sink::EventLog<u64> for OneBack {
+        type Error = events_sink::MemoryStoreError;
+
+        async fn events_after(&self, cursor: Seq, limit: usize) -> Result<Vec<Envelope<u64>>, Self::Error> {
+            let from = Seq::new(cursor.get().saturating_sub(1));
+            self.0.events_after(from, limit.min(7)).await
+        }
+    }
+
+    let log = OneBack(MemoryStore::new());
+    for n in 1..=30 {
+        log.0.append(None, n).await.unwrap();
+    }
+    let missed = reconcile(&log, Seq::new(4)).await.unwrap();
+    let seqs: Vec<u64> = missed.iter().map(|e| e.seq.get()).collect();
+    assert_eq!(seqs, (5..=30).collect::<Vec<_>>());
+}
