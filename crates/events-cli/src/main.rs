@@ -100,7 +100,8 @@ enum Command {
     Tail(ops::TailArgs),
     /// Serve a journal read-only over HTTP: a live viewer page at /,
     /// Server-Sent Events at /stream (resumable with Last-Event-ID), status
-    /// JSON at /status. SIGINT/SIGTERM closes the open streams and stops it.
+    /// JSON at /status. SIGINT/SIGTERM closes the open streams and stops it
+    /// (again to exit at once).
     ///
     /// Example: events serve ./events-demo --addr 127.0.0.1:7878
     Serve(serve::ServeArgs),

@@ -60,8 +60,9 @@ fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
 
 /// Serves until SIGINT or SIGTERM, which close the open streams and stop
 /// the server (exit 0, within [`STOP_WAIT`] of the signal; at once while
-/// it waits for the journal); prints one line with the URL once listening,
-/// before any wait for the journal.
+/// it waits for the journal; a second signal while stopping exits 2 at
+/// once); prints one line with the URL once listening, before any wait for
+/// the journal.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     crate::runtime()?.block_on(async {
         // The address first: one in use is an error at once, not after the
@@ -78,11 +79,16 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         let user_timeout = args.stall_timeout.saturating_mul(2);
         let listener = listener.tap_io(move |tcp| close_when_nothing_is_taken(tcp, user_timeout));
         let (stopped, mut stop_signal) = tokio::sync::watch::channel(None);
+        let (again, mut signalled_again) = tokio::sync::oneshot::channel();
         let mut signals = StopSignals::install()?;
         tokio::spawn(async move {
             let signal = signals.next().await;
-            let _ = writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping");
+            let _ =
+                writeln!(std::io::stderr(), "{signal}: closing the open streams and stopping (again to exit at once)");
             stopped.send_replace(Some(signal));
+            // A second one ends the stop's wait for the connections at once
+            // (the handlers stay installed: it had been ignored).
+            let _ = again.send(signals.next().await);
         });
         // The URL at once (a port 0 picks one; a supervisor may wait for
         // it), also while a journal is awaited: connections made before it
@@ -125,6 +131,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             served = serving => served?,
             () = bounded => {
                 let _ = writeln!(std::io::stderr(), "a client still held its connection after {STOP_WAIT:?}; stopped");
+            }
+            Ok(signal) = &mut signalled_again => {
+                let what = if signal == "SIGINT" { "interrupted" } else { "terminated" };
+                return Err(Failure::Error(format!("{what} again while stopping").into()));
             }
         }
         Ok(())

@@ -246,15 +246,54 @@ fn sigterm(child: &std::process::Child) {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 }
 
-/// Whether the system holds an established TCP connection from local port
-/// `local` to remote port `remote` on 127.0.0.1 (`/proc/net/tcp`, state 01).
-fn established(local: u16, remote: u16) -> bool {
+/// The bytes waiting in the send queue of the established TCP connection
+/// from local port `local` to remote port `remote` on 127.0.0.1, if the
+/// system holds one (`/proc/net/tcp`: state 01, `tx_queue`).
+fn established_queue(local: u16, remote: u16) -> Option<u64> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     let (local, remote) = (format!("0100007F:{local:04X}"), format!("0100007F:{remote:04X}"));
-    table.lines().skip(1).any(|line| {
+    table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 3 && fields[1] == local && fields[2] == remote && fields[3] == "01"
+        let tx_queue = fields.get(4)?.split(':').next()?;
+        (fields.len() > 4 && fields[1] == local && fields[2] == remote && fields[3] == "01")
+            .then(|| u64::from_str_radix(tx_queue, 16).unwrap())
     })
+}
+
+/// Whether the system holds an established TCP connection from local port
+/// `local` to remote port `remote` on 127.0.0.1.
+fn established(local: u16, remote: u16) -> bool {
+    established_queue(local, remote).is_some()
+}
+
+/// `events serve --stall-timeout stall` of a demo journal in `tmp` of
+/// about 10 MB of frames (far more than the socket buffers hold), and a
+/// `/stream` client from its start that takes nothing; serve's port.
+fn serving_a_client_that_takes_nothing(
+    tmp: &std::path::Path,
+    stall: &str,
+    stderr: Stdio,
+) -> (std::process::Child, u16, TcpStream) {
+    let dir = tmp.join("journal");
+    let demo = events()
+        .args(["demo", "--events", "150000", "--sessions", "2", "--no-crash", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let port = events_testkit::nats::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = events()
+        .args(["serve", "--addr", &addr, "--stall-timeout", stall])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    status_while_running(&mut serve, &addr, "started");
+    let mut client = TcpStream::connect(&addr).unwrap();
+    client.write_all(b"GET /stream?since=0 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    (serve, port, client)
 }
 
 /// A `/stream` client that takes nothing of a journal far larger than the
@@ -268,27 +307,9 @@ fn established(local: u16, remote: u16) -> bool {
 #[test]
 fn a_client_that_takes_nothing_has_its_connection_closed() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    // About 10 MB of frames.
-    let demo = events()
-        .args(["demo", "--events", "150000", "--sessions", "2", "--no-crash", "--json", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
-    let port = events_testkit::nats::free_port();
+    let (mut serve, port, client) = serving_a_client_that_takes_nothing(tmp.path(), "500ms", Stdio::null());
     let addr = format!("127.0.0.1:{port}");
-    let mut serve = events()
-        .args(["serve", "--addr", &addr, "--stall-timeout", "500ms"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    status_while_running(&mut serve, &addr, "started");
-    let mut client = TcpStream::connect(&addr).unwrap();
     let client_port = client.local_addr().unwrap().port();
-    client.write_all(b"GET /stream?since=0 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert!(established(port, client_port), "the server's end is open at first");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while established(port, client_port) {
@@ -313,4 +334,43 @@ fn a_stall_timeout_out_of_range_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--stall-timeout") && stderr.contains(bad), "{bad}: {stderr}");
     }
+}
+
+/// A second SIGTERM while `serve` stops, waiting for a client that takes
+/// nothing to let go of its connection: it exits at once, 2, saying so.
+/// The second signal had been ignored (the handlers stay installed), so
+/// the stop waited its 5 s bound and exited 0 (found by audit).
+#[test]
+fn a_second_sigterm_while_stopping_exits_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut serve, port, client) = serving_a_client_that_takes_nothing(tmp.path(), "60s", Stdio::piped());
+    // Its buffers full (the server's end holds bytes it cannot send, the
+    // same for 200 ms): its response is not polled, so the stop waits for it.
+    let client_port = client.local_addr().unwrap().port();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut queued = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200)); // polling the system's table
+        let now = established_queue(port, client_port).unwrap_or(0);
+        if now > 0 && now == queued {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the client's buffers did not fill in 20 s");
+        queued = now;
+    }
+    let mut err = BufReader::new(serve.stderr.take().unwrap());
+    let mut banner = String::new();
+    sigterm(&serve);
+    while !banner.contains("closing the open streams") {
+        assert!(err.read_line(&mut banner).unwrap() > 0, "stderr ended: {banner}");
+    }
+    let signalled = std::time::Instant::now();
+    sigterm(&serve);
+    let status = exit_within(&mut serve, "serve after a second SIGTERM");
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(2), "{status}: {banner}{rest}");
+    assert!(rest.contains("terminated again while stopping"), "{rest}");
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(4), "{:?}", signalled.elapsed());
+    drop(client);
 }
