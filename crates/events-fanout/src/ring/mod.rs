@@ -244,11 +244,19 @@ impl<T> Shared<T> {
     /// Arms every cursor whose head is below `target`. Returns `false` when all of them
     /// crossed during arming (the caller must look again), `true` when a round is active.
     fn arm(&self, st: &State<T>, target: u64) -> bool {
+        self.arm_preempted(st, target, |_| {})
+    }
+
+    /// [`arm`](Self::arm), with `preempted` run for each gating cursor between the look at
+    /// its head and its flag: the unit tests publish a subscriber's head there, as one
+    /// running on another core does, so that arming without the look again fails them.
+    fn arm_preempted(&self, st: &State<T>, target: u64, mut preempted: impl FnMut(&Cursor<T>)) -> bool {
         self.wake_at.store(target, SeqCst);
         self.gating.store(1, SeqCst);
         for cursor in &st.cursors {
             if cursor.head.load(SeqCst) < target {
                 self.gating.fetch_add(1, SeqCst);
+                preempted(cursor);
                 cursor.armed.store(true, SeqCst);
                 // The subscriber may have crossed before it could see `armed`.
                 if cursor.head.load(SeqCst) >= target && cursor.armed.swap(false, SeqCst) {
