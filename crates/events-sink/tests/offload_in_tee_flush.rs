@@ -25,13 +25,18 @@ async fn flush_drains_an_offload_inside_a_tee_without_taking_it_apart() {
     assert_eq!(fast.seen(), (0..10).collect::<Vec<_>>(), "the direct branch saw every event at once");
     assert!(slow.passed().is_empty(), "the gate holds the offloaded branch");
 
-    // The flush cannot finish while the offloaded sink is stalled.
-    let flushing = tokio::spawn({
+    // The flush cannot finish while the offloaded sink is stalled: still
+    // waiting after 200 ms (one that returned at once would have ended).
+    // The gate's `entered` had been awaited instead, a permit stored by the
+    // first event's arrival, so the check ran before the flush had started
+    // (found by audit).
+    let mut flushing = tokio::spawn({
         let tee = Arc::clone(&tee);
         async move { tee.flush().await }
     });
-    slow.entered.notified().await;
-    assert!(!flushing.is_finished(), "flush returned before the offloaded branch drained");
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut flushing).await;
+    assert!(early.is_err(), "flush returned before the offloaded branch drained");
+    assert!(slow.passed().is_empty(), "the gate still holds the offloaded branch");
     slow.open();
     flushing.await.expect("flush task");
     assert_eq!(slow.passed(), (0..10).collect::<Vec<_>>(), "after flush the offloaded branch saw everything, in order");
