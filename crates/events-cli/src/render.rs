@@ -86,6 +86,12 @@ impl Payloads {
         }
     }
 
+    /// Why `payload` is not the demo's event under the demo's stream, if it
+    /// is not (as `dump` would say beside it).
+    pub(crate) fn not_demo(payload: &[u8]) -> Option<String> {
+        Payloads::Demo.decode(payload).err()
+    }
+
     /// The stream id, the demo event's kind (if it is one) and the event as
     /// JSON; or why it cannot be decoded.
     fn decode(self, payload: &[u8]) -> Result<(Option<String>, Option<&'static str>, Value), String> {

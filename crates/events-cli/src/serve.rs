@@ -13,7 +13,10 @@
 //! `/status` reports the new epoch. Started before the writer, it waits for
 //! the directory's first segment. A journal written with the
 //! self-describing codec is served whatever its event types (each event as
-//! the JSON its MessagePack holds); any other as the demo's events.
+//! the JSON its MessagePack holds); any other as the demo's events, and
+//! refused at start when its newest record is not one. The codec is chosen
+//! at start: a directory recreated later with a journal of the other codec
+//! is not served until `serve` is started again.
 
 use std::future::IntoFuture;
 use std::io::Write;
@@ -110,6 +113,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         let (router, closer) = if Payloads::of(&args.dir) == Payloads::SelfDescribing {
             routes(FeedReader::<Generic, MsgPack>::open_with_codec(&args.dir, MsgPack)?, args.stall_timeout)
         } else {
+            refuse_another_applications(&args.dir)?;
             routes(FeedReader::<DemoEvent>::open(&args.dir)?, args.stall_timeout)
         };
         let app = router.merge(events_http::viewer());
@@ -139,6 +143,30 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
         }
         Ok(())
     })
+}
+
+/// Refuses a journal served as the demo's events whose newest record is
+/// not one (under the demo's streams, as `dump` and `tail` tell them): an
+/// application's bincode events had been served as demo events when their
+/// layout matched (wrong data, said nowhere), and as undecodable frames
+/// otherwise. A journal with no record yet is served (a demo starting).
+fn refuse_another_applications(dir: &Path) -> Result<(), Failure> {
+    let reader = events::layers::journal::Reader::open(dir)?;
+    let Some(last) = reader.last_record_seq().ok().filter(|&last| last > 0) else { return Ok(()) };
+    let Ok(records) = reader.read_since(last - 1) else { return Ok(()) };
+    let Some(Ok(record)) = records.into_iter().next() else { return Ok(()) };
+    match Payloads::not_demo(record.payload()) {
+        None => Ok(()),
+        Some(why) => Err(Failure::Error(
+            format!(
+                "{}: its record {} cannot be served: {why}; `events serve` serves the demo's journals and \
+                 self-describing (MessagePack) ones",
+                dir.display(),
+                record.seq()
+            )
+            .into(),
+        )),
+    }
 }
 
 /// The routes of `reader`, and the handle that closes their streams.

@@ -374,3 +374,29 @@ fn a_second_sigterm_while_stopping_exits_at_once() {
     assert!(signalled.elapsed() < std::time::Duration::from_secs(4), "{:?}", signalled.elapsed());
     drop(client);
 }
+
+/// `events serve` on another application's bincode journal whose newest
+/// record has the demo's layout but not under the demo's streams
+/// (`Finished { id: 7, ok: true }` reads as the demo's `Heartbeat`): refused
+/// at once, exit 2, naming the record and why, as `dump` tells it. It had
+/// been served to the viewer as demo heartbeats (found by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_another_applications_bincode_journal() {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    enum Lookalike {
+        Created { id: u64 },
+        Finished { id: u64, ok: bool },
+    }
+    impl events::Event for Lookalike {}
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: events::Feed<Lookalike> = events::Feed::builder(tmp.path()).open().await.unwrap();
+    feed.append(Some("jobs"), Lookalike::Created { id: 6 }).await.unwrap();
+    feed.append(Some("jobs"), Lookalike::Finished { id: 7, ok: true }).await.unwrap();
+    feed.close().await.unwrap();
+    let (mut serve, _) = serve_on_a_free_port(tmp.path(), Stdio::null(), Stdio::piped());
+    let status = exit_within(&mut serve, "serve of another application's journal");
+    let mut stderr = String::new();
+    serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{status}: {stderr}");
+    assert!(stderr.contains("record 2 cannot be served") && stderr.contains("stream id is not the demo's"), "{stderr}");
+}
