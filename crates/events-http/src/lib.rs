@@ -68,7 +68,10 @@
 //!     from it after its browser gave up). It names no event: a client
 //!     skips it as it skips the `?stream=` checkpoints below;
 //!   * each event: `id: <epoch>-<seq>` and `data: {"seq":…,"ts":…,"stream":…|null,"event":…}`
-//!     — `ts` in unix nanoseconds, `event` encoded with `serde_json`;
+//!     — `ts` in unix nanoseconds (past 2^53: JavaScript's `JSON.parse`
+//!     rounds it to a multiple of 256 ns; languages with 64-bit integers
+//!     read it exactly), `event` encoded with `serde_json`, and `"id":…`
+//!     before `event` for an event appended with an event id;
 //!   * when the cursor cannot be served: `event: reset`, `data:
 //!     {"reason":…,"earliest":…,"latest":…}`, and as its `id` the cursor
 //!     the stream continues after, in the journal's epoch. For `"expired"`
