@@ -53,7 +53,7 @@ pub(crate) struct ReplicateArgs {
     subject: String,
     /// JetStream replicas for a new stream; an existing one must have at least this many.
     /// Use 3 on a 3-node cluster: a single node acknowledges before fsync.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = parse_replicas)]
     replicas: usize,
     /// Share the stream with other journals (one subject per feed; one publish in flight).
     #[arg(long)]
@@ -172,7 +172,8 @@ async fn run(args: &ReplicateArgs) -> Result<(), Failure> {
     if let Some(name) = &args.consumer_name {
         builder = builder.consumer_name(name);
     }
-    let replicator = builder.start().await.map_err(|e| Failure::Error(start_error(&args.stream, e).into()))?;
+    let replicator =
+        builder.start().await.map_err(|e| Failure::Error(start_error(&args.stream, args.replicas, e).into()))?;
 
     let mut progress = Progress::new(args.json);
     let first = replicator.stats();
@@ -410,8 +411,17 @@ fn started_json(dir: &Path, stream: &str, subject: &str, epoch: u64, first: &Rep
     .to_string()
 }
 
+/// Parses `--replicas`: 1 to 5, what JetStream takes (a stream of more is
+/// refused by the server, and 0 is not a count of copies).
+fn parse_replicas(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=5) => Ok(n),
+        _ => Err(format!("{s:?}: JetStream keeps 1 to 5 replicas of a stream")),
+    }
+}
+
 /// A start-up error in words an operator can act on.
-fn start_error(stream: &str, e: events_nats::NatsError) -> String {
+fn start_error(stream: &str, replicas: usize, e: events_nats::NatsError) -> String {
     use events_nats::NatsError;
     match &e {
         NatsError::StreamMismatch { .. } => format!(
@@ -421,6 +431,12 @@ fn start_error(stream: &str, e: events_nats::NatsError) -> String {
         NatsError::EpochMismatch { .. } => {
             format!("{e}; the journal directory was recreated: replicate it into a new --stream (or purge {stream})")
         }
+        // A stream of more than one replica needs a cluster: a single
+        // server refuses it, which the JetStream hint alone did not say.
+        NatsError::JetStream { .. } if replicas > 1 => format!(
+            "{e} (is JetStream enabled, nats-server -js? --replicas {replicas} needs a JetStream cluster of at \
+             least {replicas} servers)"
+        ),
         NatsError::JetStream { .. } => format!("{e} (is JetStream enabled, nats-server -js?)"),
         _ => e.to_string(),
     }

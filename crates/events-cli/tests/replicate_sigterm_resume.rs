@@ -152,6 +152,24 @@ async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal(
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("stream CLI: num_replicas is 1, expected at least 3"), "{stderr}");
     assert_eq!(js.get_stream("CLI").await.unwrap().get_info().await.unwrap().state.messages, 0, "nothing published");
+    // A new stream of 3 replicas on one server: the server's refusal, and a
+    // hint that says a cluster is needed (it had asked only whether
+    // JetStream was enabled, which it is).
+    let out = events()
+        .arg("replicate")
+        .arg(&dir)
+        .args(["--server", &server.url(), "--stream", "CLI_R3", "--replicas", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--replicas 3 needs a JetStream cluster of at least 3 servers"), "{stderr}");
+    // More than JetStream keeps, or none: refused before connecting.
+    for bad in ["6", "0"] {
+        let (code, _, stderr) = run(&nobody, &["--replicas", bad]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("JetStream keeps 1 to 5 replicas"), "{bad}: {stderr}");
+    }
 
     // Refused before connecting, naming the option: an empty server list
     // (it had been handed to the client, "all connection attempts
