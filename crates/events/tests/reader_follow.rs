@@ -113,3 +113,40 @@ async fn a_follower_whose_watermark_names_a_missing_segment_gets_the_error() {
     .expect("the stream ends with the error, not a silent wait");
     assert!(matches!(ended, Some(Err(_))), "{ended:?}");
 }
+
+/// A caught-up follower while its directory is removed file by file, the
+/// newest segment (the one the watermark names) first, then made again
+/// with a new journal: its stream goes on with the epoch reset and the new
+/// journal's events, no error. Its reads in the middle of the removal had
+/// found the named segment gone from the same journal and ended the stream
+/// with that error (a server's client got an `error` frame and waited 30 s;
+/// `events demo` wipes its previous run so). The removal here takes 100 ms,
+/// twenty of the follower's looks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_waits_through_its_directory_removed_file_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Never).segment_bytes(1024).open().await.unwrap();
+    while feed.latest_seq() < Seq::new(60) {
+        feed.append(None, msg(feed.latest_seq().get() + 1)).await.unwrap();
+    }
+    let old_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let reader: FeedReader<Ev> = FeedReader::open(&dir).unwrap().poll_interval(std::time::Duration::from_millis(5));
+    let mut tail = reader.stream_from(Seq::ZERO);
+    assert_eq!(take_events(&mut tail, 60).await.len(), 60);
+
+    let newest = events_testkit::fs::segments(&dir).pop().unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(100), tail.next()).await;
+    assert!(quiet.is_err(), "nothing while the directory is being removed: {quiet:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let feed: Feed<Ev> = Feed::builder(&dir).sync(SyncPolicy::Never).open().await.unwrap();
+    feed.append(None, msg(101)).await.unwrap();
+    let new_epoch = feed.epoch();
+    feed.close().await.unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), tail.next()).await.expect("a reset in time");
+    let want = ResetReason::EpochMismatch { cursor_epoch: old_epoch, journal_epoch: new_epoch };
+    assert!(matches!(next, Some(Ok(FeedItem::Reset { reason, .. })) if reason == want), "{next:?}");
+    assert_eq!(take_events(&mut tail, 1).await, vec![(Seq::new(1), msg(101))]);
+}

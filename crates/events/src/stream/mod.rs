@@ -193,6 +193,7 @@ impl<E: Event> FeedStream<E> {
             cursor_epoch: cursor.epoch,
             everything: cursor.seq == Seq::ZERO && cursor.epoch.is_none(),
             earliest_before: None,
+            vanished_since: None,
             on_expired,
             on_undecodable,
             pending: None,
@@ -407,6 +408,12 @@ enum Phase {
     Done,
 }
 
+/// How long a follower's reads may find a file of the journal they read
+/// gone before that is their error: long enough for a directory's removal
+/// and its journal made again ([`State::between_journals`]), as long as
+/// `events tail --follow` waits for the same.
+const VANISHED_WAIT: Duration = Duration::from_secs(2);
+
 struct State<E, C> {
     /// For a stream filtered by stream id: its key, and how far its
     /// sidecars were looked at (boxed: every idle stream carries the field).
@@ -420,6 +427,9 @@ struct State<E, C> {
     /// For a bare `Seq::ZERO` at 0: the earliest retained seq as it was
     /// before the read under way ([`caught_up_at_zero`](Self::caught_up_at_zero)).
     earliest_before: Option<u64>,
+    /// For a follower: since when its reads have found a file of the
+    /// journal it reads gone ([`between_journals`](Self::between_journals)).
+    vanished_since: Option<tokio::time::Instant>,
     on_expired: OnExpired,
     on_undecodable: OnUndecodable,
     /// What the last read found after its records, reported once they are
@@ -562,16 +572,27 @@ impl<E: Event, C: Codec> State<E, C> {
     /// that found the directory itself missing, or a file of a journal the
     /// directory no longer holds (another epoch there now): it may have
     /// been recreated since, segments and all, by the time it is looked at
-    /// here, and the next read finds the new journal (an epoch reset). (A
-    /// segment the watermark names gone from the same journal, say, is the
-    /// read's error as before.)
-    fn between_journals(&self, read: &Result<Chunk<E>>) -> Option<Duration> {
+    /// here, and the next read finds the new journal (an epoch reset). So
+    /// is a file of the same journal gone, for up to [`VANISHED_WAIT`]: the
+    /// directory being removed, its other files next (`events demo` wipes
+    /// its previous run so), which a reader in the middle of it had
+    /// reported as an error (a server's client an `error` frame and a
+    /// 30 s wait; `events tail --follow`, which follows the journal's
+    /// files itself, already waited). Past that wait, a segment the watermark names gone from
+    /// the same journal, say, is the read's error as before.
+    fn between_journals(&mut self, read: &Result<Chunk<E>>) -> Option<Duration> {
         let Tail::Poll(interval) = self.tail else { return None };
+        let vanished_since = self.vanished_since.take();
         if let Err(Error::Journal(JournalError::Io { source, path, .. })) = read
             && source.kind() == std::io::ErrorKind::NotFound
         {
             let cursor_epoch = self.cursor_epoch.unwrap_or_else(|| self.shared.epoch());
             if *path == self.shared.dir || self.shared.reader.epoch().is_ok_and(|now| now != cursor_epoch) {
+                return Some(interval);
+            }
+            let since = vanished_since.unwrap_or_else(tokio::time::Instant::now);
+            if since.elapsed() < VANISHED_WAIT {
+                self.vanished_since = Some(since);
                 return Some(interval);
             }
         }
