@@ -434,8 +434,8 @@ fn start_error(stream: &str, replicas: usize, e: events_nats::NatsError) -> Stri
         // A stream of more than one replica needs a cluster: a single
         // server refuses it, which the JetStream hint alone did not say.
         NatsError::JetStream { .. } if replicas > 1 => format!(
-            "{e} (is JetStream enabled, nats-server -js? --replicas {replicas} needs a JetStream cluster of at \
-             least {replicas} servers)"
+            "{e} (is JetStream enabled, nats-server -js? And a stream of --replicas {replicas} needs a JetStream \
+             cluster of at least {replicas} servers)"
         ),
         NatsError::JetStream { .. } => format!("{e} (is JetStream enabled, nats-server -js?)"),
         _ => e.to_string(),

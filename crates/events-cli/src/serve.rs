@@ -5,8 +5,9 @@
 //! Invariant: the server never writes to the journal and takes no lock: it
 //! follows the files through a `FeedReader`, so it can run beside the writer
 //! (or after it exited) and be stopped at any moment without harm (SIGINT
-//! or SIGTERM closes the open streams and exits 0; a page reconnects to the
-//! next server with its last id). It
+//! or SIGTERM closes the open streams and exits 0, a second one while it
+//! stops exits 2 at once; a page reconnects to the next server with its
+//! last id). It
 //! follows the directory, not one journal: if the directory is recreated
 //! (a new journal, a new epoch), connected pages get an explicit
 //! `epoch_mismatch` reset and the new journal from its first event, and
@@ -43,10 +44,11 @@ pub(crate) struct ServeArgs {
     addr: String,
     /// How long a `/stream` client may take nothing while its stream has
     /// something for it before its response is ended (it reconnects with
-    /// its last id when it reads again), 100ms..=24h. A connection whose
-    /// client took nothing for twice this long is closed by the system
-    /// (`TCP_USER_TIMEOUT`): it had stayed open, holding the server's
-    /// buffers, as long as the client kept it.
+    /// its last id when it reads again), 100ms..=1440m (a day). A
+    /// connection whose client took nothing for twice this long is closed
+    /// by the system (`TCP_USER_TIMEOUT`, on Linux 5.11 and later): it had
+    /// stayed open, holding the server's buffers, as long as the client
+    /// kept it.
     #[arg(long, default_value = "60s", value_parser = parse_stall_timeout)]
     stall_timeout: Duration,
 }
@@ -56,7 +58,7 @@ pub(crate) struct ServeArgs {
 fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
     let d = crate::args::parse_duration(s)?;
     if !(Duration::from_millis(100)..=Duration::from_secs(24 * 3600)).contains(&d) {
-        return Err(format!("{s:?}: a stall timeout is 100ms..=24h"));
+        return Err(format!("{s:?}: a stall timeout is 100ms..=1440m (a day)"));
     }
     Ok(d)
 }
@@ -181,8 +183,9 @@ fn routes<E: events::Event, C: events::Codec>(
 
 /// Sets `TCP_USER_TIMEOUT` on an accepted connection: the system closes
 /// it once data it sent stayed unacknowledged, or its peer's window closed
-/// (the client takes nothing), for `timeout`. A failure leaves the
-/// connection as it was (a system without the option), said once.
+/// (the client takes nothing: Linux 5.11 and later), for `timeout`. A
+/// failure leaves the connection as it was, said once.
+#[cfg(target_os = "linux")]
 fn close_when_nothing_is_taken(tcp: &mut tokio::net::TcpStream, timeout: Duration) {
     use std::os::fd::AsRawFd;
     static TOLD: std::sync::Once = std::sync::Once::new();
@@ -207,6 +210,19 @@ fn close_when_nothing_is_taken(tcp: &mut tokio::net::TcpStream, timeout: Duratio
             );
         });
     }
+}
+
+/// Elsewhere the option is not set (said once): a client that takes nothing
+/// keeps its connection, as without it.
+#[cfg(not(target_os = "linux"))]
+fn close_when_nothing_is_taken(_tcp: &mut tokio::net::TcpStream, _timeout: Duration) {
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    TOLD.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "TCP_USER_TIMEOUT is set on Linux only: a client that takes nothing keeps its connection"
+        );
+    });
 }
 
 /// How long a graceful stop waits for the connections to close.

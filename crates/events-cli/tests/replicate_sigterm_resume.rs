@@ -163,7 +163,7 @@ async fn fails_fast_without_server_with_a_conflicting_stream_or_without_journal(
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--replicas 3 needs a JetStream cluster of at least 3 servers"), "{stderr}");
+    assert!(stderr.contains("a stream of --replicas 3 needs a JetStream cluster of at least 3 servers"), "{stderr}");
     // More than JetStream keeps, or none: refused before connecting.
     for bad in ["6", "0"] {
         let (code, _, stderr) = run(&nobody, &["--replicas", bad]);

@@ -182,8 +182,10 @@ impl<E: Event, C: Codec> FeedRouter<E, C> {
     /// The connection itself stays open (hyper no longer polls the ended
     /// response, and holds its buffers) for as long as the client's system
     /// keeps it, answering the zero-window probes. To close it too, set
-    /// `TCP_USER_TIMEOUT` on each accepted connection, as `events serve`
-    /// does (at twice this timeout), e.g. through
+    /// `TCP_USER_TIMEOUT` on each accepted connection (Linux 5.11 and
+    /// later close a connection whose peer keeps its window shut for
+    /// that long), as `events serve` does (at twice this timeout), e.g.
+    /// through
     /// [`axum::serve::ListenerExt::tap_io`].
     #[must_use]
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {

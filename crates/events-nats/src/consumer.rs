@@ -558,8 +558,10 @@ impl Ends {
 pub(crate) struct Plan<E> {
     /// The stream sequence the consumer starts at.
     pub(crate) start: u64,
-    /// The stream sequence after the feed's last message when planned:
-    /// the feed's messages published since come from there on.
+    /// Where the feed's messages published after the plan come from on:
+    /// after its last message then (after the stream's last when it held
+    /// none of the feed's). A plan made outside [`plan`] sets its start.
+    /// A reader that keeps its place reads on from here ([`replan`]).
     pub(crate) tail: u64,
     /// Where the reader stands in the feed.
     pub(crate) track: Track,
