@@ -86,10 +86,12 @@ impl Payloads {
         }
     }
 
-    /// Why `payload` is not the demo's event under the demo's stream, if it
-    /// is not (as `dump` would say beside it).
-    pub(crate) fn not_demo(payload: &[u8]) -> Option<String> {
-        Payloads::Demo.decode(payload).err()
+    /// Whether `payload` decodes as the demo's event but is not under the
+    /// demo's stream for it: another application's event of the same
+    /// layout, which only that tells from a demo event.
+    pub(crate) fn another_application_s(payload: &[u8]) -> bool {
+        events::payload::decode::<DemoEvent, Bincode>(&Bincode, 0, 0, payload)
+            .is_ok_and(|env| env.stream_str() != Some(env.event.demo_stream().as_str()))
     }
 
     /// The stream id, the demo event's kind (if it is one) and the event as

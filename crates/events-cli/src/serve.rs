@@ -15,7 +15,8 @@
 //! the directory's first segment. A journal written with the
 //! self-describing codec is served whatever its event types (each event as
 //! the JSON its MessagePack holds); any other as the demo's events, and
-//! refused at start when its newest record is not one. The codec is chosen
+//! refused at start when its newest record is another application's event
+//! of the same layout. The codec is chosen
 //! at start: a directory recreated later with a journal of the other codec
 //! is not served until `serve` is started again.
 
@@ -148,27 +149,28 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
 }
 
 /// Refuses a journal served as the demo's events whose newest record is
-/// not one (under the demo's streams, as `dump` and `tail` tell them): an
-/// application's bincode events had been served as demo events when their
-/// layout matched (wrong data, said nowhere), and as undecodable frames
-/// otherwise. A journal with no record yet is served (a demo starting).
+/// another application's event of the demo's layout (not under the demo's
+/// streams, as `dump` and `tail` tell them): they had been served as demo
+/// events, wrong data said nowhere. A record that does not decode at all
+/// is served as such (an `undecodable` or `error` frame says so); a
+/// journal with no record yet is served (a demo starting).
 fn refuse_another_applications(dir: &Path) -> Result<(), Failure> {
     let reader = events::layers::journal::Reader::open(dir)?;
     let Some(last) = reader.last_record_seq().ok().filter(|&last| last > 0) else { return Ok(()) };
     let Ok(records) = reader.read_since(last - 1) else { return Ok(()) };
     let Some(Ok(record)) = records.into_iter().next() else { return Ok(()) };
-    match Payloads::not_demo(record.payload()) {
-        None => Ok(()),
-        Some(why) => Err(Failure::Error(
-            format!(
-                "{}: its record {} cannot be served: {why}; `events serve` serves the demo's journals and \
-                 self-describing (MessagePack) ones",
-                dir.display(),
-                record.seq()
-            )
-            .into(),
-        )),
+    if !Payloads::another_application_s(record.payload()) {
+        return Ok(());
     }
+    Err(Failure::Error(
+        format!(
+            "{}: its record {} is not the demo's event (its stream id is not the demo's): `events serve` serves \
+             the demo's journals and self-describing (MessagePack) ones",
+            dir.display(),
+            record.seq()
+        )
+        .into(),
+    ))
 }
 
 /// The routes of `reader`, and the handle that closes their streams.

@@ -411,5 +411,5 @@ async fn serve_refuses_another_applications_bincode_journal() {
     let mut stderr = String::new();
     serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert_eq!(status.code(), Some(2), "{status}: {stderr}");
-    assert!(stderr.contains("record 2 cannot be served") && stderr.contains("stream id is not the demo's"), "{stderr}");
+    assert!(stderr.contains("record 2 is not the demo's event (its stream id is not the demo's)"), "{stderr}");
 }
