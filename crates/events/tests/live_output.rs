@@ -853,3 +853,41 @@ async fn a_one_stream_reader_gets_the_kept_runs_after_a_lost_one() {
     assert_eq!(got, want);
     feed.close().await.unwrap();
 }
+
+/// A live stream with no cursor (a bare `Seq::ZERO`: what is there), built
+/// once the ring had lost a token of the current run, then the ring losing
+/// another before the stream's first read: it delivers what is kept, and
+/// no panic. Its "no news" mark (the ring's floor when it was built) lay in
+/// a run past the one its first read drains up to, and the loss look
+/// ranged from the later run to the earlier one: `BTreeMap::range`
+/// panicked (found by audit; `GET /stream?live_output=1` with no cursor on
+/// a busy feed whose ring was full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_live_stream_built_after_a_loss_reads_on_after_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().max_events(2)).open().await.unwrap();
+    let a = feed.session("a");
+    a.emit(Agent::Message("m1".into())).await.unwrap();
+    for n in 1..=3 {
+        a.emit(Agent::Token(format!("t{n}"))).await.unwrap();
+    }
+    feed.sync().await.unwrap();
+    let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
+    a.emit(Agent::Token("t4".into())).await.unwrap();
+    a.emit(Agent::Message("m2".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let mut got = Vec::new();
+    while got.last().is_none_or(|last: &String| last != "Message(\"m2\")") {
+        let item = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+        match item {
+            FeedItem::Checkpoint { .. } => {}
+            FeedItem::Reset { reason, .. } => got.push(format!("{reason:?}")),
+            item => got.push(format!("{:?}", seen(item).2)),
+        }
+    }
+    // t2, there when it began, was lost after: a reset says so (its run's
+    // other tokens go with it, as for any loss in a run).
+    assert_eq!(got, ["Message(\"m1\")", "LiveOutputExpired", "Message(\"m2\")"]);
+    feed.close().await.unwrap();
+}

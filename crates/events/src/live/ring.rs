@@ -370,7 +370,13 @@ impl<E> Ring<E> {
         if after >= through {
             return Ok(Vec::new());
         }
-        if let Some(reported) = state.loss(after.max(accepted), through, filter) {
+        // Losses at or before `accepted` are no news to this reader (a bare
+        // stream's floor when it was built): none to look for when that is
+        // at or past `through`. Looked for from it, a mark in a later run
+        // than `through` had ranged the losses backwards, and panicked.
+        if let Some(reported) =
+            Some(after.max(accepted)).filter(|&from| from < through).and_then(|from| state.loss(from, through, filter))
+        {
             return Err(reported);
         }
         let found = match filter {
