@@ -263,3 +263,44 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use events_core::{Envelope, Timestamp};
+    use events_journal::{Journal, JournalOptions, Reader};
+
+    use super::*;
+    use crate::live::LiveOutput;
+
+    fn env(seq: u64) -> Arc<Envelope<u32>> {
+        Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp::now(), stream: None, event: 0, id: None })
+    }
+
+    /// A durable stream that yields its last event, then its error, with no
+    /// pause between (never `Pending`), while the ring holds a token after
+    /// that event: the token goes out, then the error. The error had been
+    /// handed out at once, the ring not looked at, and the token lost with
+    /// no reset; `tests/live_output.rs` saw that only when the feed's
+    /// stream happened not to pause before its error (about 1 run in 12).
+    #[tokio::test]
+    async fn a_token_after_the_last_event_goes_out_before_the_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(tmp.path(), JournalOptions::new()).unwrap();
+        let shared = Shared::for_follower(tmp.path().into(), journal.epoch(), Reader::open(tmp.path()).unwrap());
+        let ring = Arc::new(Ring::new(LiveOutput::new(), 0, true, 0));
+        ring.insert([(Position { seq: Seq::new(2), index: 1 }, env(2))]);
+        let inner = futures::stream::iter([Ok(FeedItem::Event(env(2))), Err(crate::Error::Closed)]).boxed();
+        let from = LiveCursor::new(Seq::new(1), 0);
+        let live = LiveStream::new(inner, ring, Arc::new(shared), from, None, OnExpired::default());
+        let got: Vec<String> = live
+            .map(|item| match item {
+                Ok(FeedItem::Event(env)) => format!("event {}", env.seq),
+                Ok(FeedItem::Ephemeral { position, .. }) => format!("token {}.{}", position.seq, position.index),
+                Ok(other) => format!("{other:?}"),
+                Err(e) => format!("error {e}"),
+            })
+            .collect()
+            .await;
+        assert_eq!(got, ["event 2", "token 2.1", "error the feed is closed"], "{got:?}");
+    }
+}
