@@ -362,11 +362,12 @@ impl Journal {
     }
 
     /// Repairs the journal in `dir` and closes it: [`Journal::open`] with
-    /// [`RecoveryMode::Repair`](crate::RecoveryMode::Repair) (whatever
-    /// `options` says), then [`Journal::close`]. Every damaged range, in any
-    /// segment, becomes an explicit gap ([`JournalError::Gap`] for readers);
-    /// every valid record stays readable; no seq is reused. Reads every
-    /// segment in full. Safe to run again after a crash.
+    /// [`RecoveryMode::Repair`](crate::RecoveryMode::Repair) and no
+    /// retention (whatever `options` says), then [`Journal::close`]. Every
+    /// damaged range, in any segment, becomes an explicit gap
+    /// ([`JournalError::Gap`] for readers); every valid record stays
+    /// readable (the next open applies its own retention); no seq is
+    /// reused. Reads every segment in full. Safe to run again after a crash.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -385,7 +386,11 @@ impl Journal {
     /// fields) and frame damage are repaired instead of refused;
     /// [`JournalError::Overlap`] if two segments hold the same seqs.
     pub fn repair(dir: impl AsRef<Path>, options: JournalOptions) -> Result<RecoveryReport, JournalError> {
-        let (journal, report) = Journal::open(dir, options.recovery(crate::RecoveryMode::Repair))?;
+        // Without retention: the open's pass would remove what `options`
+        // does not keep (the default keeps 64 segments), and a repair that
+        // splits a damaged segment adds segments to count.
+        let options = options.recovery(crate::RecoveryMode::Repair).retention(crate::Retention::unlimited());
+        let (journal, report) = Journal::open(dir, options)?;
         journal.close()?;
         Ok(report)
     }

@@ -257,3 +257,23 @@ fn a_repair_adopts_no_epoch_from_a_watermark_naming_a_segment_deleted_by_hand() 
     let report = Journal::repair(dir.path(), opts()).unwrap();
     assert_ne!(report.epoch, epoch, "{report:?}");
 }
+
+/// `Journal::repair` given options whose retention would remove segments
+/// (`Retention::segments(1)` here; the default keeps 64, fewer than a long
+/// journal holds): every valid record stays readable, as its docs promise,
+/// and no segment is removed. Its open had applied the options' retention
+/// and removed all but the newest segment (found by audit; the other repair
+/// tests all passed `Retention::unlimited()`).
+#[test]
+fn repair_removes_no_segment_whatever_retention_it_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (middle, first, _, last) = three_segments(tmp.path());
+    corrupt(&middle, frame_offset(first, first + 1), 4);
+    let before = segments(tmp.path()).len();
+    Journal::repair(tmp.path(), opts().retention(Retention::segments(1))).unwrap();
+    assert!(segments(tmp.path()).len() >= before, "no segment removed: {:?}", segments(tmp.path()));
+    let read = read_from_start(tmp.path());
+    assert_eq!(read.first(), Some(&Ok(1)), "{read:?}");
+    assert_eq!(read.last(), Some(&Ok(last)), "{read:?}");
+    assert_eq!(read.iter().filter(|r| r.is_err()).count(), 1, "one gap: {read:?}");
+}
