@@ -484,7 +484,10 @@ pub struct ConsumerReport {
     pub lag_bytes: u64,
     /// `true` while its checkpoint is inside the retained range of this
     /// journal (same epoch, not expired): retention then keeps the segments
-    /// it still needs, up to the writer's consumer limit. `false` for a
+    /// it still needs, up to the writer's consumer limit, unless the writer
+    /// was built with `pin_for_consumers(false)` (a setting of the writer's
+    /// process, which the files do not record, so this report cannot tell;
+    /// nothing is pinned then). `false` for a
     /// consumer that was cut loose, belongs to a recreated journal, or has
     /// an unreadable checkpoint: its next read resets.
     pub pinned: bool,
