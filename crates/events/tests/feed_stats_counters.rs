@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use events::layers::journal::fault::{Fault, FaultPlan, Step};
-use events::{Bincode, Envelope, EventSink, Feed, Retention, SyncPolicy};
+use events::{Bincode, Envelope, EventSink, Feed, Retention, Seq, SyncPolicy};
 use support::{Ev, eventually, msg};
 use tokio::sync::Semaphore;
 
@@ -129,7 +129,7 @@ async fn a_failed_removal_on_the_retention_timer_is_counted_and_retried() {
     let plan = FaultPlan::new();
     let feed: Feed<Ev> = Feed::builder(dir.path())
         .segment_bytes(1024)
-        .retention(Retention::age(Duration::from_millis(150)))
+        .retention(Retention::age(Duration::from_secs(1)))
         .retention_check(Duration::from_millis(20))
         // No fsync per append: the fill takes far less than the age, so
         // `before` is read while sealed segments are left to prune.
@@ -138,12 +138,16 @@ async fn a_failed_removal_on_the_retention_timer_is_counted_and_retried() {
         .open()
         .await
         .unwrap();
-    // The first removal the timer attempts fails.
-    plan.inject_next(Step::PruneRemove, Fault::Errno(libc::EIO));
     for n in 1..=100 {
         feed.append(None, msg(n)).await.unwrap();
     }
+    // The first removal the timer attempts fails: injected once the fill is
+    // done, so that no roll's retention (none rolls from here) takes it. It
+    // had been injected before the fill, which a roll took on a machine
+    // slow enough for a sealed segment to age meanwhile (a test audit).
+    plan.inject_next(Step::PruneRemove, Fault::Errno(libc::EIO));
     let before = feed.earliest_seq();
+    assert_eq!(before, Seq::new(1), "nothing aged out during the fill");
     eventually("retention never succeeded after the failed removal", || feed.earliest_seq() != before).await;
     let stats = feed.stats();
     assert_eq!(stats.prune_errors, 1, "{stats:?}");
