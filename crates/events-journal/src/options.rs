@@ -95,8 +95,10 @@ pub enum RecoveryMode {
     /// codec tag), a bad magic (not a segment of this format), a header
     /// whose seq contradicts its name, and overlapping segments. Crash-safe:
     /// an interrupted repair leaves a directory that the next open (in any
-    /// mode) finishes or that repairing again finishes.
-    /// See also [`Journal::repair`](crate::Journal::repair).
+    /// mode) finishes or that repairing again finishes. The open's
+    /// retention still applies in this mode, as in any other (it removes
+    /// the oldest segments past the options' limits, valid or not);
+    /// [`Journal::repair`](crate::Journal::repair) opens without it.
     Repair,
 }
 

@@ -87,7 +87,9 @@ async fn a_caught_up_follower_sees_a_recreated_journal_of_the_same_length() {
 /// A follower whose journal's watermark names a segment that is gone
 /// (deleted by hand): its stream ends with the read's error, naming the
 /// segment, as before; the directory itself is there. A follower waits
-/// through a "not found" only for the directory (removed to be recreated).
+/// through a "not found" for the directory (removed to be recreated), and
+/// for a file of its journal only for 2 s (a removal under way: the test
+/// below).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_whose_watermark_names_a_missing_segment_gets_the_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -355,8 +355,9 @@ impl<E> Ring<E> {
     /// The entries after `after` up to `through` (the end of a run,
     /// inclusive) whose stream passes `filter`; or, when something in
     /// between that this reader needs may be gone, nothing and the position
-    /// up to which the reset that says so reports losses (at least
-    /// `through`).
+    /// up to which the reset that says so reports losses (`through`, or
+    /// before it when the losses end there: the stream drains the rest of
+    /// the run after the reset, or after it when runs are not told apart).
     pub(crate) fn range(
         &self,
         after: Position,
