@@ -891,3 +891,49 @@ async fn a_bare_live_stream_built_after_a_loss_reads_on_after_another() {
     assert_eq!(got, ["Message(\"m1\")", "LiveOutputExpired", "Message(\"m2\")"]);
     feed.close().await.unwrap();
 }
+
+/// A live-output stream with no cursor, built while the ring held a token
+/// of stream `a` (run 1) below where it had removed one of stream `b` (run
+/// 2, by `b`'s own limit of one): when `a`'s token is removed after the
+/// stream began, the stream says so with a reset before the next durable
+/// event; `b`'s loss before it began stays no news (run 2's kept tokens go
+/// out). Its no-news mark had been the highest position removed of any
+/// stream, so `a`'s later loss below it went unsaid (found by review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_live_stream_is_told_of_a_loss_below_another_streams_earlier_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed: Feed<Agent> =
+        Feed::builder(tmp.path()).live_output(LiveOutput::new().per_stream(1)).open().await.unwrap();
+    let (a, b) = (feed.session("a"), feed.session("b"));
+    a.emit(Agent::Message("m1".into())).await.unwrap();
+    a.emit(Agent::Token("a1".into())).await.unwrap();
+    b.emit(Agent::Message("m2".into())).await.unwrap();
+    b.emit(Agent::Token("b1".into())).await.unwrap();
+    b.emit(Agent::Token("b2".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
+    a.emit(Agent::Token("a2".into())).await.unwrap();
+    a.emit(Agent::Message("m3".into())).await.unwrap();
+    feed.sync().await.unwrap();
+    let mut got = Vec::new();
+    while got.last().is_none_or(|last: &String| last != "Message(\"m3\")") {
+        let item = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+        match item {
+            FeedItem::Checkpoint { .. } => {}
+            FeedItem::Reset { reason, .. } => got.push(format!("{reason:?}")),
+            item => got.push(format!("{:?}", seen(item).2)),
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            "Message(\"m1\")",
+            "LiveOutputExpired",
+            "Message(\"m2\")",
+            "Token(\"b2\")",
+            "Token(\"a2\")",
+            "Message(\"m3\")"
+        ]
+    );
+    feed.close().await.unwrap();
+}

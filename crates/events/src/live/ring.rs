@@ -65,6 +65,24 @@ impl OwnRun {
     }
 }
 
+/// What a run of [`State::lost`] lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Lost {
+    /// The highest position removed from it.
+    max: Position,
+    /// The number of its latest removal ([`State::removals`]).
+    at: u64,
+}
+
+/// What a live-output stream takes as no news: losses at or before
+/// `position`, and (a bare stream: what is there) every removal numbered
+/// up to `removals`, whatever its position, made before it began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Accepted {
+    pub(crate) position: Position,
+    pub(crate) removals: u64,
+}
+
 struct State<E> {
     entries: BTreeMap<Position, Entry<E>>,
     /// Each stream's positions in the ring, oldest first (for the per-stream limit).
@@ -73,9 +91,13 @@ struct State<E> {
     /// gone: a stream's floor folded in below.
     base_floor: Position,
     /// The runs that lost an entry of any stream (by the durable seq they
-    /// follow), each with the highest position removed from it. At most
-    /// `LiveOutput::max_events` runs: the oldest are folded into `folded`.
-    lost: BTreeMap<u64, Position>,
+    /// follow), each with the highest position removed from it and the
+    /// number of its latest removal. At most `LiveOutput::max_events` runs:
+    /// the oldest are folded into `folded`.
+    lost: BTreeMap<u64, Lost>,
+    /// How many entries were ever removed: a reader built at `n` was owed
+    /// none of the removals numbered up to `n` ([`Accepted`]).
+    removals: u64,
     /// Runs at or before this position may have lost entries, which ones
     /// is forgotten (folded out of `lost`); a reader is still reset only
     /// when its own stream lost something after its position.
@@ -100,12 +122,13 @@ impl<E> State<E> {
     /// (amortised O(1) per removal; readers of those streams may reset
     /// needlessly, never miss a loss).
     fn raise(&mut self, stream: Option<StreamId>, pos: Position, cap: usize) {
+        self.removals += 1;
         let run = self.lost.entry(pos.seq.get()).or_default();
-        *run = (*run).max(pos);
+        *run = Lost { max: run.max.max(pos), at: self.removals };
         if self.lost.len() > cap
             && let Some((_, oldest)) = self.lost.pop_first()
         {
-            self.folded = self.folded.max(oldest);
+            self.folded = self.folded.max(oldest.max);
         }
         let floor = self.floors.entry(stream).or_default();
         *floor = (*floor).max(pos);
@@ -119,13 +142,30 @@ impl<E> State<E> {
         }
     }
 
+    /// What a stream that asks for what is there (a bare cursor) takes as
+    /// no news, built now. A reader of every stream: what runs are not told
+    /// apart for, and every removal so far, by number. By position alone
+    /// (the highest removed of any stream) it had taken as no news the
+    /// later loss of another stream's event below that, still there when it
+    /// began (one stream's limit removes its own oldest, not the ring's).
+    /// A reader of one stream: its floor (its removals go oldest first).
+    fn bare_accepted(&self, stream: Option<&StreamId>) -> Accepted {
+        match stream {
+            None => Accepted {
+                position: self.base_floor.max(self.earlier_writer).max(self.folded),
+                removals: self.removals,
+            },
+            Some(_) => Accepted { position: self.floor(stream), removals: 0 },
+        }
+    }
+
     /// Every ephemeral event at or before the result may be gone, for a
     /// reader of `stream` (`None`: of every stream).
     fn floor(&self, stream: Option<&StreamId>) -> Position {
         let own = match stream {
             // The highest position removed of any stream: the newest run's
             // (`lost` is never emptied by its folding).
-            None => self.lost.last_key_value().map_or(self.folded, |(_, newest)| *newest),
+            None => self.lost.last_key_value().map_or(self.folded, |(_, newest)| newest.max),
             Some(id) => self.floors.get(&Some(id.clone())).copied().unwrap_or_default(),
         };
         self.base_floor.max(self.earlier_writer).max(own)
@@ -137,8 +177,10 @@ impl<E> State<E> {
     /// that lost something, or where runs are not told apart, the end of
     /// the stretch (an earlier writer's output; the runs folded out of
     /// `lost`, up to what this reader's stream lost, all of which is
-    /// gone), which may be before `through` or past it.
-    fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>) -> Option<Position> {
+    /// gone), which may be before `through` or past it. A run whose latest
+    /// removal is numbered `since` or lower lost nothing the reader was
+    /// owed ([`Accepted::removals`]).
+    fn loss(&self, after: Position, through: Position, stream: Option<&StreamId>, since: u64) -> Option<Position> {
         // Past this writer's range in its first run: an earlier writer's
         // position there, whose output after it is gone. The loss ends where
         // this writer's range begins, below the cursor: its own tokens in
@@ -151,7 +193,7 @@ impl<E> State<E> {
             && after.index != u32::MAX
         {
             let start = Position { seq: Seq::new(own.run), index: own.base };
-            return Some(self.loss(start, through, stream).unwrap_or(start));
+            return Some(self.loss(start, through, stream, since).unwrap_or(start));
         }
         let floor = self.floor(stream);
         if floor <= after {
@@ -176,7 +218,8 @@ impl<E> State<E> {
         // stream drains several runs at once (up to its stream's next
         // durable event), and the later runs' kept events follow the reset.
         let last = through.min(floor).seq.get();
-        let (&run, _) = self.lost.range(after.seq.get()..=last).rev().find(|(_, max)| **max > after)?;
+        let (&run, _) =
+            self.lost.range(after.seq.get()..=last).rev().find(|(_, lost)| lost.max > after && lost.at > since)?;
         Some(Position::end_of(run).min(through))
     }
 }
@@ -225,6 +268,7 @@ impl<E> Ring<E> {
                 by_stream: HashMap::new(),
                 base_floor: Position::default(),
                 lost: BTreeMap::new(),
+                removals: 0,
                 folded: Position::default(),
                 earlier_writer: own_run
                     .map_or(Position::default(), |own| Position { seq: Seq::new(own.run), index: own.base }),
@@ -361,7 +405,7 @@ impl<E> Ring<E> {
     pub(crate) fn range(
         &self,
         after: Position,
-        accepted: Position,
+        accepted: Accepted,
         through: Position,
         filter: Option<&StreamId>,
     ) -> Result<Positioned<E>, Position> {
@@ -372,11 +416,11 @@ impl<E> Ring<E> {
             return Ok(Vec::new());
         }
         // Losses at or before `accepted` are no news to this reader (a bare
-        // stream's floor when it was built): none to look for when that is
-        // at or past `through`. Looked for from it, a mark in a later run
-        // than `through` had ranged the losses backwards, and panicked.
-        if let Some(reported) =
-            Some(after.max(accepted)).filter(|&from| from < through).and_then(|from| state.loss(from, through, filter))
+        // stream's when it was built): none to look for when that is at or
+        // past `through`. Looked for from it, a mark in a later run than
+        // `through` had ranged the losses backwards, and panicked.
+        let from = after.max(accepted.position);
+        if let Some(reported) = (from < through).then(|| state.loss(from, through, filter, accepted.removals)).flatten()
         {
             return Err(reported);
         }
@@ -401,10 +445,10 @@ impl<E> Ring<E> {
         Ok(found)
     }
 
-    /// Every ephemeral event at or before the result may be gone, for a
-    /// reader of `stream` (`None`: of every stream).
-    pub(crate) fn floor(&self, stream: Option<&StreamId>) -> Position {
-        self.state.lock().floor(stream)
+    /// What a stream that asks for what is there takes as no news, built
+    /// now ([`State::bare_accepted`]).
+    pub(crate) fn bare_accepted(&self, stream: Option<&StreamId>) -> Accepted {
+        self.state.lock().bare_accepted(stream)
     }
 
     /// The newest position at or before `through` a reader of `stream`
@@ -478,32 +522,32 @@ mod tests {
         let a = || Some(StreamId::from("a"));
         ring.insert_staged(5, [(0, a(), 1), (0, a(), 2), (1, a(), 3)].into_iter(), &mut last);
         assert_eq!(last, at(5, 1), "after the next durable seq, indices start at 1 again");
-        let found = ring.range(at(4, base + 1), Position::default(), Position::end_of(4), None).unwrap();
+        let found = ring.range(at(4, base + 1), Accepted::default(), Position::end_of(4), None).unwrap();
         assert_eq!(found.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [at(4, base + 2)]);
         let state = ring.state.lock();
         for earlier in [at(4, 0), at(4, 3), at(4, base - 1), at(4, 2 * base + 5)] {
-            assert!(state.loss(earlier, Position::end_of(4), None).is_some(), "{earlier:?}");
+            assert!(state.loss(earlier, Position::end_of(4), None, 0).is_some(), "{earlier:?}");
         }
         // Above the range (an earlier writer's own range, a generation that
         // wrapped or a lost `LEASE`): the loss ends where this writer's range
         // begins, so its tokens in the run follow the reset; it had ended
         // at the run's end, past them.
-        assert_eq!(state.loss(at(4, 2 * base + 5), Position::end_of(4), None), Some(at(4, base)));
+        assert_eq!(state.loss(at(4, 2 * base + 5), Position::end_of(4), None, 0), Some(at(4, base)));
         // The range's base is where `live_latest` starts a client of this
         // writer that has seen none of its tokens yet.
         for own in [at(4, base), at(4, base + 1)] {
-            assert!(state.loss(own, Position::end_of(4), None).is_none(), "{own:?}");
+            assert!(state.loss(own, Position::end_of(4), None, 0).is_none(), "{own:?}");
         }
         drop(state);
 
         // A range is 2^24 long: past it, the run's output is lost.
         let mut last = at(4, base + (1 << OwnRun::BITS) - 1);
         ring.insert_staged(5, [(0, a(), 4)].into_iter(), &mut last);
-        assert!(ring.state.lock().loss(at(4, base + 2), Position::end_of(4), None).is_some());
+        assert!(ring.state.lock().loss(at(4, base + 2), Position::end_of(4), None, 0).is_some());
         // A cursor above the range, in a run where this writer lost some of
         // its own tokens too: one loss reported for both (it had been two
         // resets in a row, the first up to the range's base).
-        let above = ring.state.lock().loss(at(4, 2 * base + 5), Position::end_of(4), None);
+        let above = ring.state.lock().loss(at(4, 2 * base + 5), Position::end_of(4), None, 0);
         assert_eq!(above, Some(Position::end_of(4)));
     }
 
@@ -545,7 +589,7 @@ mod tests {
         }));
         assert!(inserted.is_ok(), "the panic came out of insert_staged");
         assert_eq!(last, at(6, 1));
-        assert_eq!(ring.state.lock().lost.get(&5), Some(&Position::end_of(5)));
+        assert_eq!(ring.state.lock().lost.get(&5).map(|lost| lost.max), Some(Position::end_of(5)));
     }
 
     /// A run whose index passes `RUN_LIMIT` (2^24 - 1) loses what follows,
@@ -565,12 +609,12 @@ mod tests {
         ring.insert_staged(6, staged.into_iter(), &mut last);
         assert_eq!(last, at(6, 1));
         let state = ring.state.lock();
-        assert_eq!(state.lost.get(&5), Some(&Position::end_of(5)));
+        assert_eq!(state.lost.get(&5).map(|lost| lost.max), Some(Position::end_of(5)));
         assert_eq!(state.lost.get(&6), None, "run 6 lost nothing");
         assert!(
-            state.loss(at(5, OwnRun::RUN_LIMIT), Position::end_of(5), None).is_some(),
+            state.loss(at(5, OwnRun::RUN_LIMIT), Position::end_of(5), None, 0).is_some(),
             "a reader inside run 5 is told"
         );
-        assert!(state.loss(at(6, 0), Position::end_of(6), None).is_none(), "a reader of run 6 is not");
+        assert!(state.loss(at(6, 0), Position::end_of(6), None, 0).is_none(), "a reader of run 6 is not");
     }
 }

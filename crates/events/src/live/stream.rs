@@ -25,6 +25,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
 use super::Ring;
+use super::ring::Accepted;
 use crate::Result;
 use crate::position::{FeedItem, LiveCursor, OnExpired, Position, ResetReason};
 use crate::shared::Shared;
@@ -44,7 +45,7 @@ pub struct LiveStream<E> {
     /// still queued; with none queued, `pos` is where the stream is.
     delivered: Position,
     /// Losses up to here were reported, or predate a bare start: no news.
-    accepted: Position,
+    accepted: Accepted,
     /// What the ring still holds at or before here is skipped with the
     /// losses a reset reported (not for a bare start: it gets what is
     /// there).
@@ -85,7 +86,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         // A bare `Seq::ZERO` asks for what is there, not for a position:
         // what the ring lost before it started is no news to it.
         let bare = from.cursor.epoch.is_none() && from.cursor.seq == Seq::ZERO && from.index == 0;
-        let accepted = if bare { ring.floor(filter.as_ref()) } else { Position::default() };
+        let accepted = if bare { ring.bare_accepted(filter.as_ref()) } else { Accepted::default() };
         let changes = futures::stream::unfold(ring.watch(), |mut rx| async move {
             rx.changed().await.ok()?;
             Some(((), rx))
@@ -133,7 +134,7 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
                 // further where the ring cannot tell runs apart. A run
                 // after the next durable event that lost something gets
                 // its own reset there.
-                self.accepted = reported;
+                self.accepted.position = reported;
                 self.skipped = reported;
                 // Past the run, or (a reopened writer's first run) to where
                 // the loss ends, the rest of the run still to drain.
@@ -228,7 +229,7 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                                 _ => Seq::new(earliest.get().saturating_sub(1)),
                             };
                             this.pos = Position::durable(resume);
-                            this.accepted = this.pos;
+                            this.accepted.position = this.pos;
                             this.skipped = this.pos;
                         }
                         this.ready.push_back((Ok(item), this.pos));
