@@ -29,8 +29,8 @@ pub use stream::LiveStream;
 /// minutes) hold about 65,536 × (the size of `Envelope<E>` + the event's
 /// heap data + ~100 bytes of bookkeeping) at most: some 12 MiB for 100-byte
 /// events. What the ring remembers of its losses comes on top, each bounded
-/// by `max_events` too: the runs that lost something (some 40 bytes each,
-/// under 3 MiB) and the floor of each stream id that lost something (its
+/// by `max_events` too: the runs that lost something (some 60 bytes each
+/// with the map's slack, 4 MiB at most) and the floor of each stream id that lost something (its
 /// id, up to 256 bytes, and ~50 bytes: some 20 MiB at most with churning
 /// long ids). [`FeedStats::live_events`](crate::FeedStats::live_events) is
 /// the ring's size now.

@@ -11,7 +11,9 @@
 //! the removed position, so a reader can always tell whether a run it
 //! still needed lost something (then it says so with one
 //! `Reset { LiveOutputExpired }`), never silently; and a run that lost
-//! nothing is never reported.
+//! nothing is never reported. Removals are numbered, each run's latest
+//! kept with it: a reader that asked for what is there when it began
+//! takes the removals made before as no news, whatever their positions.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -102,6 +104,8 @@ struct State<E> {
     /// is forgotten (folded out of `lost`); a reader is still reset only
     /// when its own stream lost something after its position.
     folded: Position,
+    /// The number of the latest removal folded into `folded`.
+    folded_at: u64,
     /// Every ephemeral event at or before this position is gone, of every
     /// stream: an earlier writer's (for a writer that reopened a journal,
     /// the base of its own positions in the latest seq's run).
@@ -129,6 +133,7 @@ impl<E> State<E> {
             && let Some((_, oldest)) = self.lost.pop_first()
         {
             self.folded = self.folded.max(oldest.max);
+            self.folded_at = self.folded_at.max(oldest.at);
         }
         let floor = self.floors.entry(stream).or_default();
         *floor = (*floor).max(pos);
@@ -143,18 +148,16 @@ impl<E> State<E> {
     }
 
     /// What a stream that asks for what is there (a bare cursor) takes as
-    /// no news, built now. A reader of every stream: what runs are not told
-    /// apart for, and every removal so far, by number. By position alone
-    /// (the highest removed of any stream) it had taken as no news the
-    /// later loss of another stream's event below that, still there when it
-    /// began (one stream's limit removes its own oldest, not the ring's).
-    /// A reader of one stream: its floor (its removals go oldest first).
+    /// no news, built now. A reader of every stream: every removal so far,
+    /// by number (a run's, or the runs folded out of `lost`), and an
+    /// earlier writer's output. By position (the highest removed of any
+    /// stream) it had taken as no news the later loss of another stream's
+    /// event below that, still there when it began: one stream's limit
+    /// removes its own oldest, not the ring's. A reader of one stream: its
+    /// floor (its own removals go oldest first).
     fn bare_accepted(&self, stream: Option<&StreamId>) -> Accepted {
         match stream {
-            None => Accepted {
-                position: self.base_floor.max(self.earlier_writer).max(self.folded),
-                removals: self.removals,
-            },
+            None => Accepted { position: self.earlier_writer, removals: self.removals },
             Some(_) => Accepted { position: self.floor(stream), removals: 0 },
         }
     }
@@ -208,7 +211,7 @@ impl<E> State<E> {
             // run's durable event, which either writer may have handed out).
             return Some(self.earlier_writer);
         }
-        if after < self.folded {
+        if after < self.folded && self.folded_at > since {
             return Some(self.folded.min(floor));
         }
         // A run at or below the reader's floor that lost something after
@@ -270,6 +273,7 @@ impl<E> Ring<E> {
                 lost: BTreeMap::new(),
                 removals: 0,
                 folded: Position::default(),
+                folded_at: 0,
                 earlier_writer: own_run
                     .map_or(Position::default(), |own| Position { seq: Seq::new(own.run), index: own.base }),
                 own_run,
@@ -415,9 +419,11 @@ impl<E> Ring<E> {
         if after >= through {
             return Ok(Vec::new());
         }
-        // Losses at or before `accepted` are no news to this reader (a bare
-        // stream's when it was built): none to look for when that is at or
-        // past `through`. Looked for from it, a mark in a later run than
+        // Losses at or before `accepted.position` are no news to this reader
+        // (reported already, or an earlier writer's output before a bare
+        // start), nor removals numbered up to `accepted.removals` (made
+        // before a bare start): none to look for when that position is at
+        // or past `through`. Looked for from it, a mark in a later run than
         // `through` had ranged the losses backwards, and panicked.
         let from = after.max(accepted.position);
         if let Some(reported) = (from < through).then(|| state.loss(from, through, filter, accepted.removals)).flatten()

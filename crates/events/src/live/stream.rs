@@ -44,7 +44,8 @@ pub struct LiveStream<E> {
     /// The position after the last item handed out while others were
     /// still queued; with none queued, `pos` is where the stream is.
     delivered: Position,
-    /// Losses up to here were reported, or predate a bare start: no news.
+    /// What is no news: losses up to its position (reported, or an
+    /// earlier writer's output), and the removals made before a bare start.
     accepted: Accepted,
     /// What the ring still holds at or before here is skipped with the
     /// losses a reset reported (not for a bare start: it gets what is
@@ -122,9 +123,9 @@ impl<E: Send + Sync + 'static> LiveStream<E> {
         if through <= after {
             return false;
         }
-        // Losses up to `accepted` are no news, but a bare client is served
-        // the events the ring still holds below it: it had skipped every
-        // stream's events below the newest loss of any one of them.
+        // Losses `accepted` covers are no news, but a bare client is served
+        // the events the ring still holds: it had skipped every stream's
+        // events below the newest loss of any one of them.
         let found = match self.ring.range(after, self.accepted, through, self.filter.as_ref()) {
             Ok(found) => found,
             Err(reported) => {
@@ -221,7 +222,8 @@ impl<E: Send + Sync + 'static> Stream for LiveStream<E> {
                         // latest under `OnExpired::Latest`, or in another
                         // journal from its start), so the position moves
                         // there, backwards too; what was lost before it is
-                        // moot, what is lost after it is reported.
+                        // moot, what is lost after it is reported (a bare
+                        // start's removals made before it stay no news).
                         if let FeedItem::Reset { reason, earliest, latest } = &item {
                             let resume = match reason {
                                 ResetReason::Gap { last_missing, .. } => *last_missing,
