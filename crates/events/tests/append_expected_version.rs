@@ -148,15 +148,25 @@ async fn versions_survive_a_restart_and_follow_retention() {
     let mut last = std::collections::HashMap::new();
     {
         let feed = open(tmp.path()).await;
-        // Enough events over 4 KiB segments that most versions live in sealed
-        // segments (sidecars) and some in the active one.
+        // Enough events over 4 KiB segments that four streams' versions
+        // live in sealed segments (their sidecars: those streams end at
+        // half-way) and three in the active one.
         for i in 0..400u32 {
-            let stream = format!("doc-{}", i % 7);
+            let stream = if i < 200 { format!("doc-{}", i % 7) } else { format!("doc-{}", 4 + i % 3) };
             let seq = feed.append(Some(&stream), put(i, i)).await.unwrap();
             last.insert(stream, seq);
         }
         feed.close().await.unwrap();
     }
+    let newest_first: u64 = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.unwrap().path().file_name()?.to_str()?.strip_suffix(".seg")?.parse().ok())
+        .max()
+        .unwrap();
+    for sealed in ["doc-0", "doc-1", "doc-2", "doc-3"] {
+        assert!(last[sealed].get() < newest_first, "{sealed} at {:?} must sit in a sealed segment", last[sealed]);
+    }
+    assert!(last["doc-4"].get() >= newest_first, "doc-4 in the active segment");
     let feed = open(tmp.path()).await;
     for (stream, &seq) in &last {
         let older = feed.append_with(Some(stream), put(0, 0), expect(Expected::Exact(Seq::new(seq.get() - 1)))).await;
