@@ -166,7 +166,8 @@ impl ReplicatorBuilder {
     ///
     /// # Errors
     ///
-    /// [`NatsError::Journal`] when the journal directory has no readable
+    /// [`NatsError::Setting`] for a poll interval or an ack timeout of
+    /// zero, before anything else; [`NatsError::Journal`] when the journal directory has no readable
     /// segment, when the consumer name is not one
     /// (`JournalError::InvalidConsumerName`, checked before anything
     /// else) or the checkpoint cannot be opened or committed
@@ -185,6 +186,14 @@ impl ReplicatorBuilder {
     ///
     /// Outside a tokio runtime.
     pub async fn start(self) -> Result<Replicator, NatsError> {
+        // Zero had been taken: a poll interval of zero read the journal in
+        // a busy loop, an ack timeout of zero timed out every publish (the
+        // start succeeded, nothing was ever replicated).
+        for (setting, value) in [("poll_interval", self.poll_interval), ("ack_timeout", self.ack_timeout)] {
+            if value.is_zero() {
+                return Err(NatsError::Setting { setting, reason: "must be above zero".into() });
+            }
+        }
         // A context's own timeout bounds each publish acknowledgement
         // whatever the replicator waits (5 s unless set): publishes go
         // through a copy whose timeout is the ack timeout. Requests (the

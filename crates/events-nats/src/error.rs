@@ -208,6 +208,15 @@ pub enum NatsError {
         #[source]
         source: CodecError,
     },
+    /// A [`ReplicatorBuilder`](crate::ReplicatorBuilder) setting that
+    /// cannot work, refused by `start` before anything is done.
+    #[error("replicator setting {setting}: {reason}")]
+    Setting {
+        /// The builder method that set it.
+        setting: &'static str,
+        /// Why it cannot work.
+        reason: String,
+    },
 }
 
 /// A journal reset in words, for [`NatsError::JournalReset`].

@@ -131,3 +131,33 @@ async fn another_epoch_is_refused() {
     let left = events::layers::journal::list_consumers(b.path()).unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A poll interval or an ack timeout of zero is refused by `start`, naming
+/// the setting, before the stream is made. Zero had been taken: a poll
+/// interval of zero read the journal in a busy loop, and an ack timeout of
+/// zero started, then timed out every publish, replicating nothing (found
+/// by audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_durations_are_refused_before_the_start() {
+    let server = Server::start();
+    let js = server.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = journal(dir.path());
+    fill(&mut j, 1, 3);
+    let spec = StreamSpec::new("ZERO", "feed.zero");
+    let builder = || Replicator::builder(dir.path(), js.clone(), spec.clone());
+    for (setting, refused) in [
+        ("poll_interval", builder().poll_interval(Duration::ZERO).start().await),
+        ("ack_timeout", builder().ack_timeout(Duration::ZERO).start().await),
+    ] {
+        match refused {
+            Err(NatsError::Setting { setting: named, ref reason }) => {
+                assert_eq!(named, setting);
+                assert!(reason.contains("above zero"), "{reason}");
+            }
+            other => panic!("{setting}: expected a refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+    assert!(js.get_stream("ZERO").await.is_err(), "no stream made");
+    j.close().unwrap();
+}
