@@ -153,13 +153,16 @@ impl<E> State<E> {
     /// earlier writer's output. By position (the highest removed of any
     /// stream) it had taken as no news the later loss of another stream's
     /// event below that, still there when it began: one stream's limit
-    /// removes its own oldest, not the ring's. A reader of one stream: its
-    /// floor (its own removals go oldest first).
+    /// removes its own oldest, not the ring's. A reader of one stream: the
+    /// same, and by position its own floor (its own removals go oldest
+    /// first), not `base_floor`, the other streams' floors folded in,
+    /// which may lie above its events still there.
     fn bare_accepted(&self, stream: Option<&StreamId>) -> Accepted {
-        match stream {
-            None => Accepted { position: self.earlier_writer, removals: self.removals },
-            Some(_) => Accepted { position: self.floor(stream), removals: 0 },
-        }
+        let own = match stream {
+            None => Position::default(),
+            Some(id) => self.floors.get(&Some(id.clone())).copied().unwrap_or_default(),
+        };
+        Accepted { position: self.earlier_writer.max(own), removals: self.removals }
     }
 
     /// Every ephemeral event at or before the result may be gone, for a
