@@ -164,8 +164,22 @@ async fn the_window_survives_a_reopen_and_forgets_by_count_and_age() {
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!feed.append_with(None, Job { n: 3 }, with_id("e")).await.unwrap().duplicate);
     feed.close().await.unwrap();
+    // By age across a reopen: inside the window after it, out of it once
+    // its age passed (the row had said so; the test never reopened here).
+    let window = Dedupe::new(Duration::from_secs(3), 1000);
+    let feed = open(window).await.unwrap();
+    feed.append_with(None, Job { n: 4 }, with_id("f")).await.unwrap();
+    feed.close().await.unwrap();
+    let feed = open(window).await.unwrap();
+    assert!(feed.append_with(None, Job { n: 4 }, with_id("f")).await.unwrap().duplicate, "within its age");
+    feed.close().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let feed = open(window).await.unwrap();
+    assert!(!feed.append_with(None, Job { n: 4 }, with_id("f")).await.unwrap().duplicate, "past its age");
+    feed.close().await.unwrap();
     let ids = journaled_ids(tmp.path());
-    assert_eq!((count(&ids, "a"), count(&ids, "b"), count(&ids, "c"), count(&ids, "e")), (1, 2, 2, 2));
+    let counts = (count(&ids, "a"), count(&ids, "b"), count(&ids, "c"), count(&ids, "e"), count(&ids, "f"));
+    assert_eq!(counts, (1, 2, 2, 2, 2));
 }
 
 const CHILD_ENV: &str = "EVENTS_IDEMPOTENT_CHILD";
