@@ -21,9 +21,7 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// the ticker after the start line, a zero timeout or window means nothing)
 /// and at most [`MAX_DURATION`].
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("expected a duration like 500ms, 5s or 2m, got {s:?}"))?;
+    let (n, unit) = number_and_unit(s).ok_or_else(|| format!("expected a duration like 500ms, 5s or 2m, got {s:?}"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -39,6 +37,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `s` as its leading number and the unit after it (`"10ms"`: 10 and
+/// `"ms"`), if it starts with a number that fits a `u64`.
+fn number_and_unit(s: &str) -> Option<(u64, &str)> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    Some((n.parse().ok()?, unit))
+}
+
 /// Parses `always`, `never` or a duration like `10ms` / `1s` (not zero:
 /// refused here, before a command acts on it, rather than by the journal's
 /// open after the demo wiped its directory; at most [`MAX_DURATION`]).
@@ -47,9 +52,8 @@ pub(crate) fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
         "always" => Ok(SyncPolicy::Always),
         "never" => Ok(SyncPolicy::Never),
         other => {
-            let (num, unit) = other.find(|c: char| !c.is_ascii_digit()).map_or((other, ""), |i| other.split_at(i));
-            let n: u64 =
-                num.parse().map_err(|_| format!("expected always, never or an interval like 10ms, got {s:?}"))?;
+            let (n, unit) = number_and_unit(other)
+                .ok_or_else(|| format!("expected always, never or an interval like 10ms, got {s:?}"))?;
             let every = match unit {
                 "ms" => Duration::from_millis(n),
                 "s" => Duration::from_secs(n),

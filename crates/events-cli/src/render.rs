@@ -90,8 +90,7 @@ impl Payloads {
     /// demo's stream for it: another application's event of the same
     /// layout, which only that tells from a demo event.
     pub(crate) fn another_application_s(payload: &[u8]) -> bool {
-        events::payload::decode::<DemoEvent, Bincode>(&Bincode, 0, 0, payload)
-            .is_ok_and(|env| env.stream_str() != Some(env.event.demo_stream().as_str()))
+        matches!(demo_event(payload), Err(DemoMismatch::OtherStream))
     }
 
     /// The stream id, the demo event's kind (if it is one) and the event as
@@ -107,19 +106,36 @@ impl Payloads {
             }
             Payloads::Demo => {
                 const NOT_DEMO: &str = "bincode is not self-describing and this is not the demo's event type";
-                let env = events::payload::decode::<DemoEvent, Bincode>(&Bincode, 0, 0, payload)
-                    .map_err(|_| NOT_DEMO.to_owned())?;
-                // Another application's event of the same layout decodes
-                // too: not under the demo's stream (`DemoEvent::demo_stream`).
-                if env.stream_str() != Some(env.event.demo_stream().as_str()) {
-                    return Err(format!("{NOT_DEMO} (its stream id is not the demo's)"));
-                }
+                let env = demo_event(payload).map_err(|mismatch| match mismatch {
+                    DemoMismatch::Layout => NOT_DEMO.to_owned(),
+                    DemoMismatch::OtherStream => format!("{NOT_DEMO} (its stream id is not the demo's)"),
+                })?;
                 let event = serde_json::to_value(&env.event).map_err(|e| e.to_string())?;
                 Ok((env.stream_str().map(str::to_owned), Some(env.event.kind()), event))
             }
             Payloads::Opaque(codec) => Err(format!("{codec} is not self-describing")),
         }
     }
+}
+
+/// Why a payload is not the demo's event.
+enum DemoMismatch {
+    /// It does not decode as one.
+    Layout,
+    /// It decodes as one, but not under the demo's stream for it
+    /// (`DemoEvent::demo_stream`): another application's event of the same
+    /// layout.
+    OtherStream,
+}
+
+/// The demo's event `payload` holds, or why it holds none.
+fn demo_event(payload: &[u8]) -> Result<events::Envelope<DemoEvent>, DemoMismatch> {
+    let env =
+        events::payload::decode::<DemoEvent, Bincode>(&Bincode, 0, 0, payload).map_err(|_| DemoMismatch::Layout)?;
+    if env.stream_str() != Some(env.event.demo_stream().as_str()) {
+        return Err(DemoMismatch::OtherStream);
+    }
+    Ok(env)
 }
 
 /// Unix nanoseconds as RFC 3339 UTC with microseconds.

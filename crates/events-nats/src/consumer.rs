@@ -375,21 +375,15 @@ pub(crate) async fn replan<E>(source: &Source, track: Track) -> Result<Plan<E>, 
     let plan = plan::<E>(source, cursor).await?;
     let filling = matches!(plan.reset, Some(FeedItem::Reset { reason: ResetReason::Ahead, .. }))
         && plan.track.epoch.is_none_or(|e| track.epoch.is_none_or(|t| t == e));
-    if filling {
-        tracing::info!(
-            stream = source.name,
-            subject = source.subject,
-            cursor = ?track.cursor,
-            start = plan.tail,
-            "the stream was made again and is not filled up to the reader yet: it reads on from the feed's next message"
-        );
-        return Ok(Plan { start: plan.tail, tail: plan.tail, track, reset: None });
-    }
+    // Not filled up to the reader yet: it keeps its place and reads on
+    // from the feed's next message.
+    let plan = if filling { Plan { start: plan.tail, tail: plan.tail, track, reset: None } } else { plan };
     tracing::info!(
         stream = source.name,
         subject = source.subject,
         cursor = ?track.cursor,
         start = plan.start,
+        filling,
         "the stream was made again: the reader goes on in it from where it stands"
     );
     Ok(plan)
