@@ -220,6 +220,13 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
     /// `?live_output=1` can resume a client mid-response. Ephemeral events
     /// given to `record` and `Session::emit` then also go to the writer
     /// (never to the journal). Default: off.
+    ///
+    /// An ephemeral event `record` drops on a full inbox (counted in
+    /// [`FeedStats::dropped`](crate::FeedStats::dropped)) never had a
+    /// position: no live-output client gets a reset for it. Where a client
+    /// must never miss a token silently, emit through a
+    /// [`Session`](crate::Session) or [`Inbox::forward`](crate::Inbox::forward),
+    /// which wait for room instead.
     pub fn live_output(mut self, limits: LiveOutput) -> Self {
         self.live_output = Some(limits);
         self
