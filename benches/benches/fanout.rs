@@ -2,7 +2,7 @@
 //! event with `recv`, and that borrow it with `recv_ref`) against its peers at 1, 4 and
 //! 16 subscribers, `Arc` payloads (one allocation per event), capacity 256, a
 //! 2-worker tokio runtime. Peers: `tokio::sync::broadcast` paced so it loses
-//! nothing (the producer yields while the channel is more than half full) and
+//! nothing (the producer yields while the channel holds its whole buffer) and
 //! unpaced (its loss is printed beside it), `async-broadcast` 0.7, and the
 //! serial queue-per-subscriber design we replace (a bounded tokio mpsc per
 //! subscriber, sent to in turn). Every run counts what each subscriber

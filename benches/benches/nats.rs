@@ -200,9 +200,12 @@ async fn replicated(nodes: &[Context], dir: &std::path::Path, n: u64, round: usi
     // Created first (as for raw publishing), so the timing excludes the
     // cluster placing a new stream; the replicator checks it.
     let js = &fresh_stream(nodes, &name, &subject, replicas).await;
-    let start = Instant::now();
     let spec = StreamSpec::new(&name, &subject).replicas(replicas);
+    // The clock starts once `start` returned: its set-up (the stream's
+    // check, the resync, the checkpoint file) is outside, as the raw
+    // side's stream lookup is; its task, spawned last, has sent nothing.
     let replicator = Replicator::builder(dir, js.clone(), spec).window(WINDOW).start().await.unwrap();
+    let start = Instant::now();
     replicator.wait_for(n).await.unwrap();
     let elapsed = start.elapsed();
     let stats = replicator.stats();
