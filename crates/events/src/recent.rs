@@ -68,11 +68,9 @@ impl<E> Recent<E> {
                 evicted.push(oldest);
             }
         }
-        for chunk in evicted {
-            if let Err(e) = crate::error::isolated("Drop", move || drop(chunk)) {
-                tracing::warn!(error = %e, "an event's Drop panicked when the writer's kept envelopes let it go");
-            }
-        }
+        // Each event of a chunk whose last holder this is is let go under
+        // a catch of its own (`LetGo`), its panic logged.
+        drop(evicted);
     }
 
     /// Up to `max` envelopes from seq `cursor + 1` on, none past `limit`,
@@ -141,9 +139,10 @@ mod tests {
     use super::*;
 
     fn chunk(seqs: std::ops::RangeInclusive<u64>) -> LiveChunk<u64> {
-        seqs.map(|seq| Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp(0), stream: None, event: seq, id: None }))
-            .collect::<Vec<_>>()
-            .into()
+        let envelopes: Vec<_> = seqs
+            .map(|seq| Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp(0), stream: None, event: seq, id: None }))
+            .collect();
+        Arc::new(envelopes.into())
     }
 
     fn seqs(out: Kept<u64>) -> Option<Vec<u64>> {
@@ -167,7 +166,7 @@ mod tests {
         let envelope =
             |seq| Arc::new(Envelope { seq: Seq::new(seq), ts: Timestamp(0), stream: None, event: Bomb, id: None });
         let recent = Recent::new(10);
-        recent.push([LiveChunk::from(vec![envelope(1)]), LiveChunk::from(vec![envelope(2)])]);
+        recent.push([Arc::new(vec![envelope(1)].into()), Arc::new(vec![envelope(2)].into())]);
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(recent)));
         assert!(dropped.is_ok(), "the panic came out of the drop");
     }

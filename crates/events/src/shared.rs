@@ -30,8 +30,12 @@ pub(crate) const LIVE_CHUNK: usize = 64;
 pub(crate) const OPENING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 pub(crate) const OPENING_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// One chunk the writer keeps for its streams: consecutive published envelopes.
-pub(crate) type LiveChunk<E> = Arc<[Arc<Envelope<E>>]>;
+/// One chunk the writer keeps for its streams: consecutive published
+/// envelopes. Its last holder lets each go under a catch of its own
+/// ([`LetGo`](crate::error::LetGo)): dropped as one slice, a second event
+/// whose `Drop` panicked, during the first one's unwinding, aborted the
+/// process.
+pub(crate) type LiveChunk<E> = Arc<crate::error::LetGo<Arc<Envelope<E>>>>;
 
 /// State shared by every handle, stream and the writer thread.
 #[derive(Debug)]

@@ -170,8 +170,9 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
     }
 }
 
-/// Published envelopes, as one batch crosses every sink's queue.
-type Batch<E> = Arc<[Arc<Envelope<E>>]>;
+/// Published envelopes, as one batch crosses every sink's queue; its last
+/// holder lets each go under a catch of its own (as [`LiveChunk`](crate::shared::LiveChunk)).
+type Batch<E> = Arc<crate::error::LetGo<Arc<Envelope<E>>>>;
 
 /// The writer's end of the sinks' queues.
 pub(crate) struct SinkQueue<E> {
@@ -295,7 +296,7 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
         if batch.is_empty() {
             return;
         }
-        let batch: Batch<E> = batch.into();
+        let batch: Batch<E> = Arc::new(batch.into());
         for (index, queue) in self.queues.iter().enumerate() {
             if queue.try_send(Arc::clone(&batch)).is_err() {
                 self.set.count_lost(index, batch.len(), counters);

@@ -255,8 +255,8 @@ async fn one_batch_with_an_armed_event(
 struct Stuck;
 
 #[async_trait::async_trait]
-impl events::layers::sink::EventSink<events::Envelope<Fragile>> for Stuck {
-    async fn emit(&self, _env: &events::Envelope<Fragile>) {
+impl<E: Send + Sync + 'static> events::layers::sink::EventSink<events::Envelope<E>> for Stuck {
+    async fn emit(&self, _env: &events::Envelope<E>) {
         futures::future::pending::<()>().await;
     }
 }
@@ -546,4 +546,53 @@ async fn a_read_stream_dropped_while_it_reads_lets_go_of_events_whose_drop_panic
     drop(read);
     // The read finishes meanwhile, with no one to take its events.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
+/// A batch of 196 events, half of whose `Drop`s panic even while another
+/// unwinds, larger than `live_capacity(4)`'s kept envelopes: the writer
+/// holds the last references of its first chunks, with no sink and with a
+/// sink whose queue is full, and lets each go under its own catch. It let
+/// them go as one list (a slice, or the sinks' batch), where the second
+/// panic, during the first one's unwinding, aborted the process (found by
+/// audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_events_whose_drop_panics_while_unwinding_is_let_go_one_by_one() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    use std::sync::atomic::Ordering::Relaxed;
+    dud!(Dud, ARMED, true);
+    for sink in [false, true] {
+        ARMED.store(false, Relaxed);
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let builder = Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).faults(plan.clone());
+        let builder = if sink { builder.sink(Stuck).sink_queue(1) } else { builder };
+        let feed: Feed<Dud> = builder.open().await.unwrap();
+        if sink {
+            // The stuck sink holds the first batch in hand and the second queued.
+            for n in [1, 3] {
+                feed.append(None, Dud(n)).await.unwrap();
+            }
+        }
+        // The writer held in the write of 5; 6..=200 recorded meanwhile
+        // are its next batch. `record` keeps no reference.
+        let writes = plan.count(Step::AppendWrite);
+        plan.inject_next(Step::AppendWrite, Fault::Stall(std::time::Duration::from_millis(300)));
+        let held = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.append(None, Dud(5)).await }
+        });
+        support::eventually("the writer in its write", || plan.count(Step::AppendWrite) > writes).await;
+        for n in 6..=200 {
+            let event = Dud(n);
+            feed.record(None, &event);
+            std::mem::forget(event);
+        }
+        ARMED.store(true, Relaxed);
+        held.await.unwrap().unwrap();
+        let after = feed.append(None, Dud(201)).await;
+        let latest = if sink { 199 } else { 197 };
+        assert_eq!(after.unwrap(), Seq::new(latest), "sink {sink}: {:?}", feed.stats());
+        assert!(feed.stats().healthy, "sink {sink}");
+        drop(feed);
+    }
 }

@@ -98,10 +98,25 @@ impl<E> Shared<E> {
 
 fn send_all<E>(deliveries: impl Iterator<Item = Delivery<E>>) {
     for (ack, acked) in deliveries {
-        // An appender gone before its answer: its event's last reference
-        // may be this one, whose `Drop` (the event type's code) may panic.
-        if let Err(unsent) = ack.send(Ok(acked)) {
-            crate::error::let_go(unsent);
+        answer(ack, Ok(acked));
+    }
+}
+
+/// Answers one caller, under a catch. The answer is stored in the oneshot
+/// before its caller's task is woken, and the waker is that task's
+/// executor's code: one that panics had unwound out of the writer thread
+/// and failed the feed for every caller, and (from a batch's deliveries)
+/// left the rest of the batch unanswered. Now only that caller goes
+/// unwoken. An answer whose caller is gone may hold its event's last
+/// reference, whose `Drop` (the event type's code) may panic: it is let
+/// go under a catch of its own.
+pub(super) fn answer<T>(ack: tokio::sync::oneshot::Sender<T>, value: T) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ack.send(value))) {
+        Ok(Ok(())) => {}
+        Ok(Err(unsent)) => crate::error::let_go(unsent),
+        Err(panic) => {
+            tracing::error!(panic = %crate::panic_message(&*panic), "waking an appender panicked; its answer was stored");
+            crate::error::let_go(panic);
         }
     }
 }

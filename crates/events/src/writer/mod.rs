@@ -23,7 +23,7 @@ use events_core::{Codec, Envelope, Event, EventId, Seq, StreamId, Timestamp};
 use events_journal::{Journal, JournalError};
 use tokio::sync::{mpsc, oneshot};
 
-use self::acks::Acks;
+use self::acks::{Acks, answer};
 use crate::append::{Dedupe, Expected};
 mod acks;
 mod commit;
@@ -251,7 +251,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
                         self.flush(rx, false);
-                        let _ = ack.send(self.sync());
+                        answer(ack, self.sync());
                     }
                     Cmd::Prune => {
                         self.flush(rx, false);
@@ -299,11 +299,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
         let cause = result.as_ref().err().map(|e| error_chain(e));
         let mut first = Some(result);
         for ack in close_acks {
-            let _ = ack.send(match (first.take(), &cause) {
+            let result = match (first.take(), &cause) {
                 (Some(result), _) => result,
                 (None, None) => Err(Error::Closed),
                 (None, Some(cause)) => Err(Error::Unhealthy { cause: cause.clone() }),
-            });
+            };
+            answer(ack, result);
         }
     }
 
@@ -416,7 +417,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         for (ack, seq, taken) in self.duplicates.extract_if(.., |(_, seq, _)| *seq <= last) {
             if let Some(id) = taken {
                 Counters::bump(&self.shared.counters.conflicts);
-                let _ = ack.send(Err(Error::EventIdTaken { id, seq: Seq::new(seq) }));
+                answer(ack, Err(Error::EventIdTaken { id, seq: Seq::new(seq) }));
                 continue;
             }
             Counters::bump(&self.shared.counters.duplicates);
@@ -440,24 +441,20 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // Kept in chunks of LIVE_CHUNK events, which the streams caught up
         // with the writer take after the bell rings, and those replaying
         // near the end take too.
-        let chunks: Vec<LiveChunk<E>> = self.published.chunks(LIVE_CHUNK).map(Arc::from).collect();
+        let chunks: Vec<LiveChunk<E>> =
+            self.published.chunks(LIVE_CHUNK).map(|chunk| Arc::new(chunk.to_vec().into())).collect();
         self.recent.push(chunks);
         self.shared.bell.ring();
         // The writer may hold the batch's last references: when the kept
         // envelopes let its first chunks go already (a batch larger than
         // `live_capacity`), and every sink's queue refused it or there is
-        // no sink. A `Drop` that panics is caught, as `Recent::push`
-        // catches it. (`clear` sets the length to 0 before it drops: a
-        // panic leaves the vector empty.)
-        let let_go = match &self.sinks {
-            Some(sinks) => {
-                let (published, counters) = (std::mem::take(&mut self.published), &self.shared.counters);
-                crate::error::isolated("Drop", || sinks.dispatch(published, counters))
-            }
-            None => crate::error::isolated("Drop", || self.published.clear()),
-        };
-        if let Err(e) = let_go {
-            tracing::warn!(error = %e, "an event's Drop panicked when the writer let its batch go");
+        // no sink. Each is let go under a catch of its own, as
+        // `Recent::push` lets them go: `clear` had dropped them as one
+        // slice, where a second `Drop` that panicked, during the first
+        // one's unwinding, aborted the process.
+        match &self.sinks {
+            Some(sinks) => sinks.dispatch(std::mem::take(&mut self.published), &self.shared.counters),
+            None => crate::error::let_go_each(self.published.drain(..)),
         }
         self.acks.deliver();
     }
@@ -485,16 +482,14 @@ impl<E: Event, C: Codec> Writer<E, C> {
         };
         for p in self.pending.drain(..) {
             match p.ack {
-                Some(ack) => {
-                    let _ = ack.send(Err(refusal()));
-                }
+                Some(ack) => answer(ack, Err(refusal())),
                 None => Counters::bump(&self.shared.counters.dropped),
             }
             let_go(p.event);
         }
         // Retries of an id in flight share its outcome.
         for (ack, ..) in self.duplicates.drain(..) {
-            let _ = ack.send(Err(refusal()));
+            answer(ack, Err(refusal()));
         }
         self.written = 0;
         self.guard.batch_done();

@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 
 use events_core::{Codec, Envelope, Event, Seq, StreamId, Timestamp};
 
+use super::acks::answer;
 use super::{Ack, Acked, Conditions, Pending, Writer};
 use crate::append::Expected;
 use crate::error::{isolated, let_go};
@@ -30,7 +31,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         Counters::bump(counter);
         match ack {
             Some(ack) => {
-                let _ = ack.send(Err(err));
+                answer(ack, Err(err));
             }
             None => tracing::warn!(error = %error_chain(&err), "recorded event refused; dropped"),
         }
@@ -146,7 +147,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 }
                 Some(Earlier::Journaled { seq, .. }) if taken => {
                     Counters::bump(&self.shared.counters.conflicts);
-                    let _ = ack.send(Err(Error::EventIdTaken { id: id.clone(), seq: Seq::new(seq) }));
+                    answer(ack, Err(Error::EventIdTaken { id: id.clone(), seq: Seq::new(seq) }));
                     return Checked::Answered(Some(event));
                 }
                 Some(Earlier::Journaled { seq, ts }) => {
@@ -160,9 +161,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
                         id: Some(id.clone()),
                     };
                     Counters::bump(&self.shared.counters.duplicates);
-                    if let Err(unsent) = ack.send(Ok(Acked { env: Arc::new(env), duplicate: true })) {
-                        let_go(unsent); // its caller gone: this was the event's last reference
-                    }
+                    // Its caller gone, this was the event's last reference.
+                    answer(ack, Ok(Acked { env: Arc::new(env), duplicate: true }));
                     return Checked::Answered(None);
                 }
                 None => {}
@@ -170,7 +170,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
         }
         if when.expected != Expected::Any {
             let Some(stream) = stream else {
-                let _ = ack.send(Err(Error::MissingStream));
+                answer(ack, Err(Error::MissingStream));
                 return Checked::Answered(Some(event));
             };
             // The lookup reads the files, which stop at the readers'
@@ -183,7 +183,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                         // Its count (`watermark_errors`) shows at once.
                         self.after_upkeep(self.shared.latest().get());
                         tracing::warn!(error = %e, stream = %stream, "cannot read a stream's version: the watermark lags");
-                        let _ = ack.send(Err(Error::Journal(e)));
+                        answer(ack, Err(Error::Journal(e)));
                         return Checked::Answered(Some(event));
                     }
                 }
@@ -196,12 +196,12 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 Ok(current) => {
                     Counters::bump(&self.shared.counters.conflicts);
                     let conflict = Error::VersionConflict { stream: stream.clone(), expected: when.expected, current };
-                    let _ = ack.send(Err(conflict));
+                    answer(ack, Err(conflict));
                     return Checked::Answered(Some(event));
                 }
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), stream = %stream, "cannot read a stream's version");
-                    let _ = ack.send(Err(e));
+                    answer(ack, Err(e));
                     return Checked::Answered(Some(event));
                 }
             }
