@@ -182,7 +182,9 @@ impl Journal {
     /// this thread, after the sync in flight (if any): the inline
     /// counterpart of [`start_sync`](Self::start_sync) and
     /// [`wait_synced`](Self::wait_synced). Returns the new
-    /// [`acked_seq`](Self::acked_seq); does nothing under the other policies.
+    /// [`acked_seq`](Self::acked_seq); under the other policies it syncs
+    /// nothing, and only reports a failure a background thread recorded
+    /// (as every call does).
     ///
     /// # Errors
     ///

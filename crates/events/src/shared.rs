@@ -177,10 +177,16 @@ impl Shared {
 
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
-        self.closed_signal.notify_waiters();
         // After the writer's last batch: a stream that sees it stopped
-        // reads what is left, then ends.
+        // reads what is left, then ends. Before the `close` callers are
+        // woken, whose wakers (an executor's code) may panic: caught, so
+        // the streams still end and the writer's thread ends as it would.
         self.bell.stop();
+        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.closed_signal.notify_waiters()));
+        if let Err(panic) = woken {
+            tracing::error!(panic = %crate::panic_message(&*panic), "waking a caller waiting for the feed to close panicked");
+            crate::error::let_go(panic);
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {

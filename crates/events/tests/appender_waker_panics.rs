@@ -1,26 +1,42 @@
-//! An appender whose task's waker panics when the writer answers it (the
-//! executor's own code): the answer is stored and the feed goes on. The
-//! writer thread sends a lone append's answer itself, and the panic had
-//! unwound out of it: the feed failed, and every later call of every handle
-//! got `Unhealthy`.
+//! Wakers that panic when the writer thread wakes them (an executor's own
+//! code): an appender's, when the writer answers its append; a
+//! live-output stream's, when the writer puts a token in its ring; a
+//! `close` caller's, waiting for the writer to stop. The feed goes on, or
+//! (the last) its streams still end. Each panic had unwound out of the
+//! writer thread: the feed failed, and every later call of every handle
+//! got `Unhealthy`; at the stop, its streams were never told.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
+use std::time::Duration;
 
-use events::{Event, Feed, Seq, SyncPolicy};
+use events::{Durability, Event, Feed, FeedItem, LiveOutput, Seq, SyncPolicy};
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Step(u64);
+enum Step {
+    Done(u64),
+    Token(u64),
+}
 
-impl Event for Step {}
+impl Event for Step {
+    fn durability(&self) -> Durability {
+        match self {
+            Step::Done(_) => Durability::Durable,
+            Step::Token(_) => Durability::Ephemeral,
+        }
+    }
+}
 
-/// A waker whose every wake panics, once it noted that it was woken.
+/// A waker whose every wake panics, once it noted that it was woken and
+/// on which thread.
 #[derive(Default)]
 struct Exploding {
     woken: AtomicBool,
+    thread: Mutex<Option<String>>,
 }
 
 impl Wake for Exploding {
@@ -29,8 +45,19 @@ impl Wake for Exploding {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        *self.thread.lock().unwrap() = std::thread::current().name().map(str::to_owned);
         self.woken.store(true, Ordering::SeqCst);
         panic!("the waker exploded");
+    }
+}
+
+impl Exploding {
+    /// Waits until it was woken, and checks that the writer's thread woke it.
+    async fn woken_by_the_writer(&self) {
+        while !self.woken.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(self.thread.lock().unwrap().as_deref(), Some("events-writer"));
     }
 }
 
@@ -47,20 +74,73 @@ async fn an_appender_whose_waker_panics_leaves_the_feed_healthy() {
         let mut n = 0;
         let waiting = loop {
             n += 1;
-            let mut append = Box::pin(feed.append(None, Step(n)));
+            let mut append = Box::pin(feed.append(None, Step::Done(n)));
             if append.as_mut().poll(&mut Context::from_waker(&waker)).is_pending() {
                 break append;
             }
         };
         // Answered alone, by the writer thread itself.
-        while !exploding.woken.load(Ordering::SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        assert_eq!(feed.append(None, Step(n + 1)).await.unwrap(), Seq::new(n + 1), "{sync:?}");
+        exploding.woken_by_the_writer().await;
+        assert_eq!(feed.append(None, Step::Done(n + 1)).await.unwrap(), Seq::new(n + 1), "{sync:?}");
         assert!(feed.stats().healthy, "{sync:?}: {:?}", feed.stats());
         // Its answer was stored before the wake: polled again, it is there.
         assert_eq!(waiting.await.unwrap(), Seq::new(n), "{sync:?}");
         feed.sync().await.unwrap();
         feed.close().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_whose_waker_panics_leaves_the_feed_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Step> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.unwrap();
+    let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
+    let exploding = Arc::new(Exploding::default());
+    let waker = Waker::from(Arc::clone(&exploding));
+    // Waiting for the ring's next token with that waker.
+    assert!(Stream::poll_next(std::pin::Pin::new(&mut live), &mut Context::from_waker(&waker)).is_pending());
+    feed.record(None, &Step::Token(1));
+    exploding.woken_by_the_writer().await;
+    assert_eq!(feed.append(None, Step::Done(2)).await.unwrap(), Seq::new(1));
+    assert!(feed.stats().healthy, "{:?}", feed.stats());
+    // Polled again, the stream has the token, then the durable event.
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        match tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("the stream goes on") {
+            Some(Ok(FeedItem::Ephemeral { env, .. } | FeedItem::Event(env))) => got.push(env.event.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, [Step::Token(1), Step::Done(2)]);
+    feed.close().await.unwrap();
+}
+
+/// A second `close` (the inbox already closed) waits for the writer to
+/// stop with a waker that panics: the writer still stops its bell, so a
+/// caught-up stream ends. The panic had come before that stop: the stream
+/// waited for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_whose_waker_panics_still_ends_the_streams() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step as At};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Step> = Feed::builder(dir.path()).sync(SyncPolicy::Never).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, Step::Done(1)).await.unwrap();
+    let mut caught_up = feed.stream_from(Seq::new(1));
+    assert!(futures::poll!(caught_up.next()).is_pending());
+    // The first close holds the writer in its closing fdatasync.
+    plan.inject_next(At::Sync, Fault::Stall(Duration::from_millis(500)));
+    let first = tokio::spawn(feed.clone().close());
+    while !plan.fired().iter().any(|(step, _)| *step == At::Sync) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let exploding = Arc::new(Exploding::default());
+    let waker = Waker::from(Arc::clone(&exploding));
+    let mut second = Box::pin(feed.clone().close());
+    assert!(second.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "waiting for the writer to stop");
+    first.await.unwrap().unwrap();
+    exploding.woken_by_the_writer().await;
+    let end = tokio::time::timeout(Duration::from_secs(10), caught_up.next()).await.expect("the stream ends");
+    assert!(end.is_none(), "{end:?}");
 }

@@ -548,7 +548,7 @@ async fn a_read_stream_dropped_while_it_reads_lets_go_of_events_whose_drop_panic
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 }
 
-/// A batch of 196 events, half of whose `Drop`s panic even while another
+/// A batch of 195 events, 98 of whose `Drop`s panic even while another
 /// unwinds, larger than `live_capacity(4)`'s kept envelopes: the writer
 /// holds the last references of its first chunks, with no sink and with a
 /// sink whose queue is full, and lets each go under its own catch. It let

@@ -311,7 +311,17 @@ impl<E> Ring<E> {
         self.expire_locked(&mut state, now);
         self.len.store(state.entries.len() as u64, Ordering::Relaxed);
         drop(state);
-        self.inserted.send_modify(|n| *n += 1);
+        // Wakes the waiting live-output streams' tasks, on the writer's
+        // thread: a waker is an executor's own code, and one that panics
+        // had unwound out of the writer and failed the feed. Caught (the
+        // count is bumped before the wakes), a stream whose wake tokio
+        // then skipped is woken by the writer's bell at the next durable
+        // event, which it waits on too.
+        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inserted.send_modify(|n| *n += 1)));
+        if let Err(panic) = woken {
+            tracing::error!(panic = %crate::panic_message(&*panic), "waking a live-output stream panicked");
+            crate::error::let_go(panic);
+        }
     }
 
     /// Positions and inserts the ephemeral events of one writer batch: each

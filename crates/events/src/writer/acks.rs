@@ -12,8 +12,8 @@
 //!
 //! Invariants: a delivery is queued only after the batch it acknowledges
 //! was published (the writer calls [`Acks::deliver`] last); every queued
-//! delivery is sent exactly once (at most the one whose send panicked in
-//! the task is lost), and never waits on a runtime that does not run
+//! delivery is sent exactly once (each under a catch, [`answer`]: a
+//! waker that panics loses no other answer), and never waits on a runtime that does not run
 //! longer than the writer's own waits: the writer sends what is queued itself before it parks on an
 //! empty inbox, once it has been queued for [`STALE`] (checked once per
 //! pass of its loop, whatever the pass took, and whenever it parks while a
@@ -218,8 +218,8 @@ impl<E> Drop for Acks<E> {
 }
 
 /// The task's hold on the queue, and the deliveries it took and has not
-/// sent yet. When the task ends or is dropped (with its runtime, or in a
-/// send that panicked), it sends what it still holds and what is queued,
+/// sent yet. When the task ends or is dropped (with its runtime, or by a
+/// panic no send catches: a `tracing` layer's), it sends what it still holds and what is queued,
 /// stops taking deliveries (the writer then sends directly), and only then
 /// clears `sending`, so `finish` returns after all of it was sent.
 struct TaskGuard<E> {
