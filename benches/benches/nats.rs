@@ -203,7 +203,7 @@ async fn replicated(nodes: &[Context], dir: &std::path::Path, n: u64, round: usi
     let spec = StreamSpec::new(&name, &subject).replicas(replicas);
     // The clock starts once `start` returned: its set-up (the stream's
     // check, the resync, the checkpoint file) is outside, as the raw
-    // side's stream lookup is; its task, spawned last, has sent nothing.
+    // side's stream lookup is; its task, spawned last, has barely started.
     let replicator = Replicator::builder(dir, js.clone(), spec).window(WINDOW).start().await.unwrap();
     let start = Instant::now();
     replicator.wait_for(n).await.unwrap();

@@ -6,9 +6,9 @@
 //!   holds 1%: `read_stream(id, 0)` through the per-stream index (the
 //!   sidecars built by a warm-up read, as the first read after a roll does),
 //!   against the façade's filtered full scan, `stream_filtered(0,
-//!   Filter::stream(id))` up to the latest seq (it takes each record's
-//!   stream id from its payload and decodes only the stream's events; every
-//!   segment holds some of the stream, so its index jumps over none). Goal:
+//!   Filter::stream(id))` up to the latest seq (it decodes every record and
+//!   hands over only the stream's events; every segment holds some of the
+//!   stream, so its index jumps over none). Goal:
 //!   ≥ 20×. For context, `stream_from(0)` filtered by the caller (every
 //!   event decoded and handed over). Every row declares N elements, so the
 //!   throughput ratio is the speed-up.
