@@ -899,6 +899,8 @@ async fn damage_in_the_active_segment_is_an_error_for_per_stream_reads_and_versi
         }
         other => panic!("expected Corrupt at seq 2 after event 1, got {other:?}"),
     }
+    let after = read.next().await;
+    assert!(after.is_none(), "the read ends after its error: {after:?}");
     drop(feed);
 }
 
