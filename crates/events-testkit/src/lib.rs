@@ -1,4 +1,5 @@
-//! Dev-only shared test support for the workspace's integration tests. It
+//! Shared test support for the workspace's integration tests (and, for
+//! [`program`], `cargo xtask ci`, which looks for programs as the tests do). It
 //! exists because several crates' `tests/support` modules had grown the same
 //! helpers (listing a journal's segment files, starting a `nats-server -js`
 //! and waiting until it listens, checking a JetStream stream seq by seq), and
@@ -13,7 +14,7 @@
 //! helpers only it needs (payload shapes, journal fillers, child processes).
 //!
 //! Invariant: this crate depends on none of the workspace's own crates, so
-//! any of them can take it as a `[dev-dependencies]` entry without a cycle;
+//! any of them (and xtask) can depend on it without a cycle;
 //! helpers panic with a message naming what was expected (they are for
 //! tests) and every wait polls a real condition under a deadline.
 

@@ -68,8 +68,6 @@ pub(crate) struct Shared {
     /// Set once a `close` put its command in the writer's inbox: the
     /// writer is closing even before it takes the command.
     closing: AtomicBool,
-    /// Wakes `wait_closed` when the writer stops.
-    closed_signal: tokio::sync::Notify,
     /// Rung by the writer when its streams have something new (`bell.rs`).
     pub(crate) bell: Bell,
 }
@@ -92,7 +90,6 @@ impl Shared {
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             closing: AtomicBool::new(false),
-            closed_signal: tokio::sync::Notify::new(),
             bell: Bell::default(),
         }
     }
@@ -115,7 +112,6 @@ impl Shared {
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(true),
             closing: AtomicBool::new(true),
-            closed_signal: tokio::sync::Notify::new(),
             bell: Bell::default(),
         };
         shared.refresh_from_reader();
@@ -178,15 +174,10 @@ impl Shared {
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
         // After the writer's last batch: a stream that sees it stopped
-        // reads what is left, then ends. Before the `close` callers are
-        // woken, whose wakers (an executor's code) may panic: caught, so
-        // the streams still end and the writer's thread ends as it would.
+        // reads what is left, then ends; a `close` waiting for the writer
+        // returns. The bell wakes each under a catch of its own: a waker
+        // (an executor's code) that panics leaves the others woken.
         self.bell.stop();
-        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.closed_signal.notify_waiters()));
-        if let Err(panic) = woken {
-            tracing::error!(panic = %crate::panic_message(&*panic), "waking a caller waiting for the feed to close panicked");
-            crate::error::let_go(panic);
-        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -204,14 +195,30 @@ impl Shared {
     }
 
     /// Waits until the writer has stopped (and released the directory).
+    /// Waits until the writer stopped ([`mark_closed`](Self::mark_closed)),
+    /// on the bell, whose stop wakes every waiter (a `Notify` that met a
+    /// waker that panicked left the other waiters unwoken for good).
     pub(crate) async fn wait_closed(&self) {
-        loop {
-            let signalled = self.closed_signal.notified();
-            if self.is_closed() {
-                return;
+        /// The bell slot taken, given back however the wait ends.
+        struct Slot<'a>(&'a Bell, u32);
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                self.0.release(self.1);
             }
-            signalled.await;
         }
+        let mut slot = Slot(&self.bell, crate::bell::NO_SLOT);
+        std::future::poll_fn(|cx| {
+            loop {
+                let seen = self.bell.state();
+                if self.is_closed() {
+                    return std::task::Poll::Ready(());
+                }
+                if self.bell.wait(&mut slot.1, cx.waker(), seen) {
+                    return std::task::Poll::Pending;
+                }
+            }
+        })
+        .await;
     }
 
     pub(crate) fn latest(&self) -> Seq {

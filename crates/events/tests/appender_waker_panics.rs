@@ -2,9 +2,10 @@
 //! code): an appender's, when the writer answers its append; a
 //! live-output stream's, when the writer puts a token in its ring; a
 //! `close` caller's, waiting for the writer to stop. The feed goes on, or
-//! (the last) its streams still end. Each panic had unwound out of the
-//! writer thread: the feed failed, and every later call of every handle
-//! got `Unhealthy`; at the stop, its streams were never told.
+//! (the last) closes cleanly. Each panic had unwound out of the writer
+//! thread: the feed failed, every later call of every handle got
+//! `Unhealthy`, and at the stop the other callers waiting for it were left
+//! unwoken.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,10 +117,51 @@ async fn a_live_stream_whose_waker_panics_leaves_the_feed_healthy() {
     feed.close().await.unwrap();
 }
 
-/// A second `close` (the inbox already closed) waits for the writer to
-/// stop with a waker that panics: the writer still stops its bell, so a
-/// caught-up stream ends. The panic had come before that stop: the stream
-/// waited for ever.
+/// Beside it, 16 live-output streams waiting for the same token, each in
+/// a task of its own: each gets it, with no durable event after it. After
+/// the panic tokio drops the wakers of the ring's it had not woken yet;
+/// the writer rings its bell, which wakes them. They had waited for the
+/// next durable event (in token streaming, the end of the response).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_beside_one_whose_waker_panics_get_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Step> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.unwrap();
+    let reader = feed.reader();
+    let mut bad = reader.stream_live(Seq::ZERO, None).unwrap();
+    let exploding = Arc::new(Exploding::default());
+    let waker = Waker::from(Arc::clone(&exploding));
+    assert!(Stream::poll_next(std::pin::Pin::new(&mut bad), &mut Context::from_waker(&waker)).is_pending());
+    let waiting: Vec<_> = (0..16)
+        .map(|_| {
+            let mut live = reader.stream_live(Seq::ZERO, None).unwrap();
+            tokio::spawn(async move {
+                match live.next().await {
+                    Some(Ok(FeedItem::Ephemeral { env, .. })) => env.event.clone(),
+                    other => panic!("{other:?}"),
+                }
+            })
+        })
+        .collect();
+    // Their tasks run and wait (had one not, it would find the token).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    feed.record(None, &Step::Token(1));
+    exploding.woken_by_the_writer().await;
+    for task in waiting {
+        let got = tokio::time::timeout(Duration::from_secs(10), task).await.expect("woken for the token");
+        assert_eq!(got.unwrap(), Step::Token(1));
+    }
+    assert!(feed.stats().healthy);
+    drop(bad);
+    feed.close().await.unwrap();
+}
+
+/// Two more `close`s (the inbox already closed) wait for the writer to
+/// stop, the first with a waker that panics: the feed closes cleanly, the
+/// other `close` returns and a caught-up stream ends. The panic had
+/// unwound out of the writer thread: the first `close` got `Unhealthy`,
+/// the streams ended with that error, and tokio's `Notify` left the other
+/// waiting `close` unwoken for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_whose_waker_panics_still_ends_the_streams() {
     use events::layers::journal::fault::{Fault, FaultPlan, Step as At};
@@ -139,8 +181,14 @@ async fn a_close_whose_waker_panics_still_ends_the_streams() {
     let waker = Waker::from(Arc::clone(&exploding));
     let mut second = Box::pin(feed.clone().close());
     assert!(second.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "waiting for the writer to stop");
+    let third = tokio::spawn(feed.clone().close());
+    // Its task runs and waits (the writer is held 500 ms): had it not
+    // started by the stop, it would find the feed closed and pass.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     first.await.unwrap().unwrap();
     exploding.woken_by_the_writer().await;
+    let third = tokio::time::timeout(Duration::from_secs(10), third).await.expect("the other close returns");
+    assert!(matches!(third.unwrap(), Err(events::Error::Closed)));
     let end = tokio::time::timeout(Duration::from_secs(10), caught_up.next()).await.expect("the stream ends");
     assert!(end.is_none(), "{end:?}");
 }

@@ -289,8 +289,9 @@ impl<E> Ring<E> {
     }
 
     /// Adds one batch's ephemeral events (in position order), then applies
-    /// the limits and wakes the waiting streams.
-    pub(crate) fn insert(&self, batch: impl IntoIterator<Item = (Position, Arc<Envelope<E>>)>) {
+    /// the limits and wakes the waiting streams; `true` when a waker
+    /// panicked there, so some were maybe left unwoken (see the end).
+    pub(crate) fn insert(&self, batch: impl IntoIterator<Item = (Position, Arc<Envelope<E>>)>) -> bool {
         let now = Instant::now();
         let mut state = self.state.lock();
         let per_stream = self.limits.per_stream;
@@ -314,13 +315,18 @@ impl<E> Ring<E> {
         // Wakes the waiting live-output streams' tasks, on the writer's
         // thread: a waker is an executor's own code, and one that panics
         // had unwound out of the writer and failed the feed. Caught (the
-        // count is bumped before the wakes), a stream whose wake tokio
-        // then skipped is woken by the writer's bell at the next durable
-        // event, which it waits on too.
+        // count is bumped before the wakes), tokio drops the wakers it had
+        // not woken yet: the caller rings the writer's bell, which every
+        // live-output stream waits on too (its durable stream's), and
+        // which wakes each waker under a catch of its own.
         let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inserted.send_modify(|n| *n += 1)));
-        if let Err(panic) = woken {
-            tracing::error!(panic = %crate::panic_message(&*panic), "waking a live-output stream panicked");
-            crate::error::let_go(panic);
+        match woken {
+            Ok(()) => false,
+            Err(panic) => {
+                tracing::error!(panic = %crate::panic_message(&*panic), "waking a live-output stream panicked");
+                crate::error::let_go(panic);
+                true
+            }
         }
     }
 
@@ -330,12 +336,13 @@ impl<E> Ring<E> {
     /// of the previous ephemeral event (the index goes on after the same
     /// durable seq, and starts at 1 after a new one; a reopened writer's
     /// `last` starts at its own range's base, [`start`](Self::start)).
+    /// `true` when a waker panicked ([`insert`](Self::insert)).
     pub(crate) fn insert_staged(
         &self,
         first: u64,
         staged: impl Iterator<Item = (usize, Option<StreamId>, E)>,
         last: &mut Position,
-    ) {
+    ) -> bool {
         let now = Timestamp::now();
         let own = self.state.lock().own_run;
         let mut overflow = Vec::new();
@@ -361,7 +368,7 @@ impl<E> Ring<E> {
                 Some((*last, Arc::new(Envelope { seq: after, ts: now, stream, event, id: None })))
             })
             .collect();
-        self.insert(batch);
+        let panicked = self.insert(batch);
         if !overflow.is_empty() {
             let mut state = self.state.lock();
             for (stream, run) in overflow {
@@ -369,6 +376,7 @@ impl<E> Ring<E> {
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
+        panicked
     }
 
     /// The position before this writer's first ephemeral event: its

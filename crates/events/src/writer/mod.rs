@@ -389,7 +389,11 @@ impl<E: Event, C: Codec> Writer<E, C> {
             return;
         };
         let cut = self.ephemerals.partition_point(|(before, ..)| *before <= upto);
-        ring.insert_staged(first, self.ephemerals.drain(..cut), &mut self.last_ephemeral);
+        if ring.insert_staged(first, self.ephemerals.drain(..cut), &mut self.last_ephemeral) {
+            // A waker panicked in the ring's wake: those tokio left
+            // unwoken are woken by the bell.
+            self.shared.bell.ring();
+        }
         for (before, ..) in &mut self.ephemerals {
             *before -= upto;
         }
