@@ -68,9 +68,14 @@ impl Bell {
         self.wake_all();
     }
 
-    /// The writer stopped: wakes every stream waiting, for good.
+    /// The writer stopped: wakes every stream waiting, for good. Each
+    /// stop counts as a ring too: a second one (a failed writer's, then
+    /// its close's) must still move the state, or a waiter that read it
+    /// between the two and waits for the second finds it unchanged and is
+    /// never woken.
     pub(crate) fn stop(&self) {
-        self.state.fetch_or(u64::from(STOPPED), Ordering::SeqCst);
+        let stopped = u64::from(STOPPED);
+        let _ = self.state.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| Some((s + 2) | stopped));
         self.wake_all();
     }
 
@@ -220,6 +225,21 @@ mod tests {
         assert!(!bell.wait(&mut slot, &waker, seen));
         bell.stop();
         assert_eq!(bell.state() & STOPPED, STOPPED);
+    }
+
+    /// A second stop (a failed writer stops its bell, then its close does)
+    /// moves the state too: a waiter that read it after the first and
+    /// waits for the second looks again. It had found the state unchanged
+    /// and waited, never woken (found by review).
+    #[test]
+    fn a_second_stop_still_says_look_again() {
+        let bell = Bell::default();
+        let (_, waker) = counter();
+        let mut slot = NO_SLOT;
+        bell.stop();
+        let seen = bell.state();
+        bell.stop();
+        assert!(!bell.wait(&mut slot, &waker, seen));
     }
 
     #[test]

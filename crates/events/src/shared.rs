@@ -194,8 +194,8 @@ impl Shared {
         self.closing.load(Ordering::Acquire)
     }
 
-    /// Waits until the writer has stopped (and released the directory).
-    /// Waits until the writer stopped ([`mark_closed`](Self::mark_closed)),
+    /// Waits until the writer stopped and released the directory
+    /// ([`mark_closed`](Self::mark_closed)),
     /// on the bell, whose stop wakes every waiter (a `Notify` that met a
     /// waker that panicked left the other waiters unwoken for good).
     pub(crate) async fn wait_closed(&self) {

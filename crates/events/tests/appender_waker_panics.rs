@@ -117,7 +117,7 @@ async fn a_live_stream_whose_waker_panics_leaves_the_feed_healthy() {
     feed.close().await.unwrap();
 }
 
-/// Beside it, 16 live-output streams waiting for the same token, each in
+/// Beside it, 64 live-output streams waiting for the same token, each in
 /// a task of its own: each gets it, with no durable event after it. After
 /// the panic tokio drops the wakers of the ring's it had not woken yet;
 /// the writer rings its bell, which wakes them. They had waited for the
@@ -132,7 +132,7 @@ async fn live_streams_beside_one_whose_waker_panics_get_the_token() {
     let exploding = Arc::new(Exploding::default());
     let waker = Waker::from(Arc::clone(&exploding));
     assert!(Stream::poll_next(std::pin::Pin::new(&mut bad), &mut Context::from_waker(&waker)).is_pending());
-    let waiting: Vec<_> = (0..16)
+    let waiting: Vec<_> = (0..64)
         .map(|_| {
             let mut live = reader.stream_live(Seq::ZERO, None).unwrap();
             tokio::spawn(async move {
