@@ -91,16 +91,26 @@ async fn an_appender_whose_waker_panics_leaves_the_feed_healthy() {
     }
 }
 
+/// A feed keeping live output, without fsyncs.
+async fn live_feed(dir: &std::path::Path) -> Feed<Step> {
+    Feed::builder(dir).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.unwrap()
+}
+
+/// Polls `live` once with an exploding waker: it waits for the ring's
+/// next token with it.
+fn waiting_with_an_exploding_waker(live: &mut events::LiveStream<Step>) -> Arc<Exploding> {
+    let exploding = Arc::new(Exploding::default());
+    let waker = Waker::from(Arc::clone(&exploding));
+    assert!(Stream::poll_next(std::pin::Pin::new(live), &mut Context::from_waker(&waker)).is_pending());
+    exploding
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_stream_whose_waker_panics_leaves_the_feed_healthy() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Step> =
-        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.unwrap();
+    let feed = live_feed(dir.path()).await;
     let mut live = feed.reader().stream_live(Seq::ZERO, None).unwrap();
-    let exploding = Arc::new(Exploding::default());
-    let waker = Waker::from(Arc::clone(&exploding));
-    // Waiting for the ring's next token with that waker.
-    assert!(Stream::poll_next(std::pin::Pin::new(&mut live), &mut Context::from_waker(&waker)).is_pending());
+    let exploding = waiting_with_an_exploding_waker(&mut live);
     feed.record(None, &Step::Token(1));
     exploding.woken_by_the_writer().await;
     assert_eq!(feed.append(None, Step::Done(2)).await.unwrap(), Seq::new(1));
@@ -125,13 +135,10 @@ async fn a_live_stream_whose_waker_panics_leaves_the_feed_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_beside_one_whose_waker_panics_get_the_token() {
     let dir = tempfile::tempdir().unwrap();
-    let feed: Feed<Step> =
-        Feed::builder(dir.path()).sync(SyncPolicy::Never).live_output(LiveOutput::new()).open().await.unwrap();
+    let feed = live_feed(dir.path()).await;
     let reader = feed.reader();
     let mut bad = reader.stream_live(Seq::ZERO, None).unwrap();
-    let exploding = Arc::new(Exploding::default());
-    let waker = Waker::from(Arc::clone(&exploding));
-    assert!(Stream::poll_next(std::pin::Pin::new(&mut bad), &mut Context::from_waker(&waker)).is_pending());
+    let exploding = waiting_with_an_exploding_waker(&mut bad);
     let waiting: Vec<_> = (0..64)
         .map(|_| {
             let mut live = reader.stream_live(Seq::ZERO, None).unwrap();
