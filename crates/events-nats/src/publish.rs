@@ -74,7 +74,7 @@ impl Task {
             PublishErrorKind::MaxPayloadExceeded => {
                 NatsError::TooLarge { stream: self.spec.name().to_owned(), seq, bytes, reason: e.to_string() }
             }
-            _ => NatsError::js("publishing", e),
+            _ => NatsError::js("publishing", format!("journal seq {seq}: {}", events::error_chain(&e))),
         })?;
         self.shared.counters.published.fetch_add(1, Ordering::Relaxed);
         let stream_seq = if self.shared_stream {
@@ -140,12 +140,20 @@ impl Task {
                     reason,
                 });
             }
-            Ok(Err(e)) => return Err(NatsError::js("awaiting an acknowledgement", e)),
-            Err(_) => return Err(NatsError::js("awaiting an acknowledgement", "timed out")),
+            // Each names the record, for the operator reading `last_error`.
+            Ok(Err(e)) => {
+                let reason = format!("journal seq {}: {}", head.seq, events::error_chain(&e));
+                return Err(NatsError::js("awaiting an acknowledgement", reason));
+            }
+            Err(_) => {
+                let reason = format!("journal seq {}: timed out", head.seq);
+                return Err(NatsError::js("awaiting an acknowledgement", reason));
+            }
         };
         if unstored_duplicate(&ack) {
             // Not stored: the replicator resyncs and sends it again.
-            let reason = "a duplicate of a message the server has not stored (stream seq 0)";
+            let reason =
+                format!("journal seq {}: a duplicate of a message the server has not stored (stream seq 0)", head.seq);
             return Err(NatsError::js("awaiting an acknowledgement", reason));
         }
         let c = &self.shared.counters;
