@@ -162,7 +162,9 @@ impl Bell {
             // writer rings, and every other stream must still be woken.
             for waker in batch.iter_mut().filter_map(Option::take) {
                 if let Err(e) = crate::error::isolated("Waker::wake", || waker.wake()) {
-                    tracing::warn!(error = %e, "a stream's waker panicked when the writer's bell rang");
+                    crate::error::logged(
+                        || tracing::warn!(error = %e, "a stream's waker panicked when the writer's bell rang"),
+                    );
                 }
             }
         }

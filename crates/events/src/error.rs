@@ -237,7 +237,20 @@ pub(crate) fn isolated<T>(during: &'static str, f: impl FnOnce() -> T) -> Result
 /// panic there is caught and logged, and the caller goes on.
 pub(crate) fn let_go<T>(value: T) {
     if let Err(e) = isolated("Drop", move || drop(value)) {
-        tracing::error!(error = %e, "the Drop of an event let go panicked");
+        logged(|| tracing::error!(error = %e, "the Drop of an event let go panicked"));
+    }
+}
+
+/// Runs `log` (a `tracing` call) under a catch: the log of a panic that
+/// was caught must not panic in its turn (a `tracing` layer is the
+/// application's code). Uncaught, it unwound out of the catch it
+/// reported on: the writer thread ended, a bell's other wakers went
+/// unwoken, a list being let go was dropped during the unwinding (a second
+/// panic there aborts). The log's own panic is forgotten, not dropped:
+/// its payload's `Drop` could panic too.
+pub(crate) fn logged(log: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log)) {
+        std::mem::forget(panic);
     }
 }
 

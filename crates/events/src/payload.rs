@@ -219,14 +219,26 @@ pub fn stream_id<C: Codec>(codec: &C, payload: &[u8]) -> Result<Option<StreamId>
 }
 
 fn stream_in<C: Codec>(codec: &C, body: &[u8]) -> Result<Option<StreamId>, CodecError> {
-    if C::SELF_DESCRIBING {
-        // A self-describing tuple has a header of its own: skip the event generically.
-        let (stream, _): (Option<StreamId>, IgnoredAny) = codec.decode(body)?;
-        Ok(stream)
-    } else {
-        // Position-based codecs encode a tuple as its fields one after the other.
-        Ok(codec.decode_prefix::<Option<StreamId>>(body)?.0)
-    }
+    // A codec of one's own is the user's code, and this runs on threads
+    // others share (the writer's retention and dedupe rebuild, version
+    // checks, the index builder, a replicator): a panic there is this
+    // payload's decode error. It had ended the writer thread, at every
+    // reopen again (a retention pass meets the same segment).
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if C::SELF_DESCRIBING {
+            // A self-describing tuple has a header of its own: skip the event generically.
+            let (stream, _): (Option<StreamId>, IgnoredAny) = codec.decode(body)?;
+            Ok(stream)
+        } else {
+            // Position-based codecs encode a tuple as its fields one after the other.
+            Ok(codec.decode_prefix::<Option<StreamId>>(body)?.0)
+        }
+    }));
+    decoded.unwrap_or_else(|panic| {
+        let source = format!("the codec panicked: {}", crate::panic_message(&*panic));
+        crate::error::let_go(panic);
+        Err(CodecError::Decode { codec: C::NAME, len: body.len(), source: source.into() })
+    })
 }
 
 /// Encodes `event` (its stream id and event id with it) at the end of `out`

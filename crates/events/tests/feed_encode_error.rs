@@ -3,7 +3,7 @@
 //! journaled or published for it, and the events around it in the same
 //! batch are journaled with contiguous seqs.
 
-use events::{Error, Event, Feed, FeedItem, Seq, SyncPolicy};
+use events::{AppendOptions, Error, Event, Feed, FeedItem, Seq, SyncPolicy};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -187,5 +187,56 @@ async fn a_variant_that_reads_back_as_another_is_refused_when_appended() {
     assert!(feed.append(None, Shifted::InMemory).await.is_err(), "serde refuses a skipped variant");
     feed.sync().await.unwrap();
     assert_eq!(feed.stats().latest_seq, 1);
+    feed.close().await.unwrap();
+}
+
+/// A codec of one's own whose decode of a payload's stream id alone panics
+/// (bincode otherwise): what reads stream ids without the event (the
+/// retention's summary of a segment it removes, version checks, the index
+/// of sealed segments) gets a decode error, on the writer's thread and the
+/// index builder's. The panic had ended the writer thread: the feed
+/// failed, and a reopen met the same segment at its first retention pass.
+#[derive(Clone, Copy, Debug, Default)]
+struct Jumpy;
+
+impl events::Codec for Jumpy {
+    const ID: u32 = 902;
+    const NAME: &'static str = "jumpy";
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), events::CodecError> {
+        events::Bincode.encode(value, out)
+    }
+    fn decode_prefix<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, usize), events::CodecError> {
+        let name = std::any::type_name::<T>();
+        assert!(!(name.starts_with("core::option::Option<") && name.contains("StreamId")), "jumpy on a stream id");
+        events::Bincode.decode_prefix(bytes)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codec_that_panics_on_a_stream_id_alone_fails_no_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed: Feed<Mixed, Jumpy> = Feed::builder(dir.path())
+        .codec(Jumpy)
+        .sync(SyncPolicy::Never)
+        .segment_bytes(4 << 10)
+        .retention(events::Retention::segments(2))
+        .open()
+        .await
+        .unwrap();
+    for n in 1..=300u64 {
+        let stream = format!("s{}", n % 3);
+        feed.append(Some(&stream), Mixed::Plain(n)).await.unwrap();
+    }
+    // A version check reads the stream's latest version.
+    let checked =
+        feed.append_with(Some("s0"), Mixed::Plain(301), AppendOptions::new().expect(events::Expected::Any)).await;
+    assert!(feed.stats().healthy, "{checked:?}: {:?}", feed.stats());
+    let checked = feed
+        .append_with(Some("s1"), Mixed::Plain(302), AppendOptions::new().expect(events::Expected::Exact(Seq::new(1))))
+        .await;
+    assert!(feed.stats().healthy, "{checked:?}: {:?}", feed.stats());
+    assert!(feed.earliest_seq() > Seq::new(1), "retention removed segments: {:?}", feed.stats());
+    let next = feed.append(Some("s2"), Mixed::Plain(303)).await;
+    assert!(next.is_ok(), "{next:?}: {:?}", feed.stats());
     feed.close().await.unwrap();
 }

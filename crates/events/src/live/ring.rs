@@ -323,8 +323,9 @@ impl<E> Ring<E> {
         match woken {
             Ok(()) => false,
             Err(panic) => {
-                tracing::error!(panic = %crate::panic_message(&*panic), "waking a live-output stream panicked");
+                let message = crate::panic_message(&*panic);
                 crate::error::let_go(panic);
+                crate::error::logged(|| tracing::error!(panic = %message, "waking a live-output stream panicked"));
                 true
             }
         }
@@ -393,13 +394,6 @@ impl<E> Ring<E> {
     fn remove(&self, state: &mut State<E>, pos: Position) {
         let Some(entry) = state.entries.remove(&pos) else { return };
         let key = entry.env.stream.clone();
-        // The ring may hold the event's last reference: a `Drop` of the
-        // event type that panics must not end the writer (an insert) or a
-        // reader (a look that expires entries), as the fan-out catches it.
-        let dropped = crate::error::isolated("Drop", move || drop(entry));
-        if let Err(e) = dropped {
-            tracing::warn!(error = %e, "an ephemeral event's Drop panicked when the live-output ring let it go");
-        }
         if let Some(queue) = state.by_stream.get_mut(&key) {
             debug_assert_eq!(queue.front(), Some(&pos), "removals take a stream's oldest entry");
             queue.pop_front();
@@ -409,6 +403,14 @@ impl<E> Ring<E> {
         }
         state.raise(key, pos, self.limits.max_events);
         self.evicted.fetch_add(1, Ordering::Relaxed);
+        // The ring may hold the event's last reference: a `Drop` of the
+        // event type that panics must not end the writer (an insert) or a
+        // reader (a look that expires entries), as the fan-out catches it.
+        // Last, with the ring's books already right: a log that panics (a
+        // `tracing` layer's) had left the entry's position at the front of
+        // its stream's queue, where the writer's per-stream limit then
+        // removed it again for ever, and the loss unrecorded.
+        crate::error::let_go(entry);
     }
 
     /// Drops the entries older than the age limit.

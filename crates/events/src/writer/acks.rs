@@ -115,8 +115,11 @@ pub(super) fn answer<T>(ack: tokio::sync::oneshot::Sender<T>, value: T) {
         Ok(Ok(())) => {}
         Ok(Err(unsent)) => crate::error::let_go(unsent),
         Err(panic) => {
-            tracing::error!(panic = %crate::panic_message(&*panic), "waking an appender panicked; its answer was stored");
+            let message = crate::panic_message(&*panic);
             crate::error::let_go(panic);
+            crate::error::logged(
+                || tracing::error!(panic = %message, "waking an appender panicked; its answer was stored"),
+            );
         }
     }
 }

@@ -33,7 +33,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
             Some(ack) => {
                 answer(ack, Err(err));
             }
-            None => tracing::warn!(error = %error_chain(&err), "recorded event refused; dropped"),
+            None => {
+                crate::error::logged(|| tracing::warn!(error = %error_chain(&err), "recorded event refused; dropped"));
+            }
         }
     }
 
