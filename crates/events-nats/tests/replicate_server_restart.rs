@@ -215,9 +215,9 @@ async fn a_shutdown_after_publishes_were_given_up_on_says_they_went_unacknowledg
     let (journal, replicator, pid) = frozen_after_ten(&server, &js, dir.path(), spec, Duration::from_millis(300)).await;
     let first_error = within("the acknowledgements timed out", async {
         loop {
-            let stats = replicator.stats();
-            if stats.errors > 0 {
-                break stats.last_error.unwrap_or_default();
+            // `errors` counts up before `last_error` is set.
+            if let Some(error) = replicator.stats().last_error {
+                break error;
             }
             tokio::time::sleep(Duration::from_millis(5)).await; // polling a counter
         }

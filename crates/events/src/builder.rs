@@ -601,9 +601,14 @@ impl<E: Event, C: Codec> FeedBuilder<E, C> {
                     crate::error::isolated("the writer thread", || writer.run(rx))
                 {
                     let cause = crate::writer::writer_panicked(&message);
-                    tracing::error!(error = %cause, "the feed's writer thread panicked; the feed is closed");
-                    on_panic.set_failed(cause);
+                    // Recorded before it is logged: a log that panics (a
+                    // `tracing` layer's) had left the feed healthy and
+                    // open, its `close` and caught-up streams waiting.
+                    on_panic.set_failed(cause.clone());
                     on_panic.mark_closed();
+                    crate::error::logged(
+                        || tracing::error!(error = %cause, "the feed's writer thread panicked; the feed is closed"),
+                    );
                 }
             })
             .map_err(Error::Spawn)?;

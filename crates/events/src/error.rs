@@ -246,11 +246,13 @@ pub(crate) fn let_go<T>(value: T) {
 /// application's code). Uncaught, it unwound out of the catch it
 /// reported on: the writer thread ended, a bell's other wakers went
 /// unwoken, a list being let go was dropped during the unwinding (a second
-/// panic there aborts). The log's own panic is forgotten, not dropped:
-/// its payload's `Drop` could panic too.
+/// panic there aborts). The log's own panic is let go under a catch too,
+/// and forgotten only if its payload's `Drop` panics as well.
 pub(crate) fn logged(log: impl FnOnce()) {
-    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log)) {
-        std::mem::forget(panic);
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log))
+        && let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(panic)))
+    {
+        std::mem::forget(again);
     }
 }
 

@@ -61,7 +61,9 @@ impl<E> Drop for Attached<E> {
     fn drop(&mut self) {
         let sink = self.sink.take();
         if let Err(panic) = crate::error::isolated("Drop", move || drop(sink)) {
-            tracing::error!(sink = %self.name, error = %panic, "sink panicked when it was let go");
+            crate::error::logged(
+                || tracing::error!(sink = %self.name, error = %panic, "sink panicked when it was let go"),
+            );
         }
     }
 }
@@ -81,7 +83,9 @@ impl<E: Send + Sync + 'static> Attached<E> {
     /// the feed's figures (and `/status`) down with it.
     fn own_stats(&self) -> SinkStats {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.sink().stats())).unwrap_or_else(|_| {
-            tracing::warn!(sink = %self.name, "sink panicked in its stats(); its figures read as zero");
+            crate::error::logged(
+                || tracing::warn!(sink = %self.name, "sink panicked in its stats(); its figures read as zero"),
+            );
             SinkStats::default()
         })
     }
@@ -116,7 +120,9 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
         let attached = &self.sinks[index];
         if AssertUnwindSafe(async { attached.sink().emit(env).await }).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events");
+            crate::error::logged(
+                || tracing::error!(sink = %attached.name, seq = env.seq.get(), panics, "sink panicked; it keeps receiving later events"),
+            );
         }
     }
 
@@ -126,7 +132,9 @@ impl<E: Send + Sync + 'static> SinkSet<E> {
         let attached = &self.sinks[index];
         if AssertUnwindSafe(async { attached.sink().flush().await }).catch_unwind().await.is_err() {
             let panics = attached.panics.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(sink = %attached.name, panics, "sink panicked in its flush at close");
+            crate::error::logged(
+                || tracing::error!(sink = %attached.name, panics, "sink panicked in its flush at close"),
+            );
         }
     }
 
@@ -275,7 +283,7 @@ impl<E: Send + Sync + 'static> SinkQueue<E> {
                         let delivered = (delivery.current.take(), batch);
                         if let Err(e) = crate::error::isolated("Drop", move || drop(delivered)) {
                             let name = &delivery.set.sinks[index].name;
-                            tracing::warn!(sink = %name, error = %e, "an event's Drop panicked after its sink got it");
+                            crate::error::logged(|| tracing::warn!(sink = %name, error = %e, "an event's Drop panicked after its sink got it"));
                         }
                     }
                     // The writer is gone: what the sink queued of its own

@@ -3,7 +3,8 @@
 //! an event it refused, and the panic an event's `Drop` raised when it let
 //! the event go, under a catch of their own. Those logs had unwound out of
 //! the writer thread: the feed failed, and every later call got
-//! `Unhealthy`.
+//! `Unhealthy`. A panic that ends the writer thread is recorded (the feed
+//! failed and closed) before it is logged.
 //!
 //! Its own test binary: the subscriber is process-wide.
 
@@ -55,9 +56,15 @@ impl Drop for Fragile {
 
 impl Event for Fragile {}
 
+/// Installs the subscriber once, for every test of this binary.
+fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing::subscriber::set_global_default(PanicsOnWriterWarnings).unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_goes_on_when_logging_what_it_caught_panics() {
-    tracing::subscriber::set_global_default(PanicsOnWriterWarnings).unwrap();
+    install();
     let dir = tempfile::tempdir().unwrap();
     let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
     assert_eq!(feed.append(Some("s"), Fragile(1)).await.unwrap(), Seq::new(1));
@@ -86,4 +93,29 @@ async fn the_writer_goes_on_when_logging_what_it_caught_panics() {
     assert_eq!(feed.append(Some("s"), Fragile(4)).await.unwrap(), Seq::new(3), "{:?}", feed.stats());
     assert!(feed.stats().healthy, "{:?}", feed.stats());
     feed.close().await.unwrap();
+}
+
+/// A panic that ends the writer thread (injected in a write): the feed is
+/// failed and closed before the panic is logged, so a `close` returns and
+/// the feed says it failed. Logged first, the log's panic had ended the
+/// thread with the feed healthy and open: `close` waited for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_panic_is_recorded_before_it_is_logged() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    install();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Fragile> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).faults(plan.clone()).open().await.unwrap();
+    feed.append(None, Fragile(1)).await.unwrap();
+    plan.inject_next(Step::AppendWrite, Fault::Panic);
+    assert!(feed.append(None, Fragile(2)).await.is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !feed.is_closed() {
+        assert!(std::time::Instant::now() < deadline, "the feed never said its writer was gone");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert!(!feed.stats().healthy);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), feed.close()).await.expect("close returns");
+    assert!(matches!(closed, Err(Error::Unhealthy { .. })), "{closed:?}");
 }
