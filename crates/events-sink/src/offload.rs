@@ -288,9 +288,21 @@ async fn drive<E: Sync>(sink: Arc<dyn EventSink<E>>, mut queue: Queue<E>, ended:
                 // Not counted: the sink got the event, so nothing was lost.
                 let_go(event, "an offloaded event (the sink got it and gets the next one)");
             }
-            Msg::Flush(done, _permit) => {
+            Msg::Flush(done, permit) => {
                 flush().await;
-                let _ = done.send(()); // the flusher may have given up waiting
+                // Both wake a task (the flusher; a flush or stop waiting
+                // for a marker), whose waker is its executor's code: one
+                // that panics had ended this task, and the sink got
+                // nothing more, every later event dropped. Caught, only
+                // that caller goes unwoken.
+                let answered = std::panic::catch_unwind(AssertUnwindSafe(move || {
+                    let _ = done.send(()); // the flusher may have given up waiting
+                    drop(permit);
+                }));
+                if let Err(panic) = answered {
+                    let_go(panic, "the panic of a flusher's waker");
+                    let _ = std::panic::catch_unwind(|| tracing::error!("waking a flusher of an offload panicked"));
+                }
             }
             Msg::Stop(_permit) => break,
         }

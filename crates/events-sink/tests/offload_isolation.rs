@@ -346,3 +346,50 @@ async fn the_largest_queue_is_max_capacity() {
     let message = refused.err().and_then(|p| p.downcast::<String>().ok()).expect("a panic with a message");
     assert!(message.contains(&format!("at most {} events", Offload::<u64>::MAX_CAPACITY)), "{message}");
 }
+
+/// A waker whose every wake panics, once it noted that it was woken.
+#[derive(Default)]
+struct Exploding(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Exploding {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        panic!("the waker exploded");
+    }
+}
+
+/// A flush whose waker panics when the offload's task answers it (its
+/// executor's own code): the task goes on, and the sink gets the events
+/// after it. The panic had ended the task: the sink got nothing more and
+/// every later event was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flusher_whose_waker_panics_stops_nothing() {
+    let sink = Arc::new(PanicsOnZero::default());
+    let offload = Offload::new_shared(sink.clone(), 8);
+    let exploding = Arc::new(Exploding::default());
+    let waker = std::task::Waker::from(Arc::clone(&exploding));
+    // Waiting for its answer with that waker (a flush answered before its
+    // first poll looked is done: the next one is tried).
+    let mut n = 0;
+    let waiting = loop {
+        n += 1;
+        offload.emit(&n).await;
+        let mut flush = offload.flush();
+        if flush.as_mut().poll(&mut std::task::Context::from_waker(&waker)).is_pending() {
+            break flush;
+        }
+    };
+    while !exploding.0.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    offload.emit(&(n + 1)).await;
+    tokio::time::timeout(Duration::from_secs(10), offload.flush()).await.expect("the task answers the next flush");
+    assert_eq!(*sink.0.lock(), (1..=n + 1).collect::<Vec<_>>());
+    drop(waiting);
+    let stats = offload.close().await;
+    assert_eq!((stats.dropped, stats.panicked), (0, 0), "{stats:?}");
+}
