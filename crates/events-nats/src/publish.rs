@@ -129,6 +129,10 @@ impl Task {
     /// Awaits one acknowledgement and records the progress (in a shared
     /// stream, also where the message landed: the next publish's guard).
     pub(crate) async fn settle(&self, out: &mut Outbox, head: InFlight) -> Result<(), NatsError> {
+        // Each names the record, for the operator reading `last_error`.
+        let refused = |reason: String| {
+            NatsError::js("awaiting an acknowledgement", format!("journal seq {}: {reason}", head.seq))
+        };
         let ack = match tokio::time::timeout(self.ack_timeout, head.ack).await {
             Ok(Ok(ack)) => ack,
             Ok(Err(e)) if over_the_streams_size_limit(&e) => {
@@ -140,21 +144,12 @@ impl Task {
                     reason,
                 });
             }
-            // Each names the record, for the operator reading `last_error`.
-            Ok(Err(e)) => {
-                let reason = format!("journal seq {}: {}", head.seq, events::error_chain(&e));
-                return Err(NatsError::js("awaiting an acknowledgement", reason));
-            }
-            Err(_) => {
-                let reason = format!("journal seq {}: timed out", head.seq);
-                return Err(NatsError::js("awaiting an acknowledgement", reason));
-            }
+            Ok(Err(e)) => return Err(refused(events::error_chain(&e))),
+            Err(_) => return Err(refused("timed out".into())),
         };
         if unstored_duplicate(&ack) {
             // Not stored: the replicator resyncs and sends it again.
-            let reason =
-                format!("journal seq {}: a duplicate of a message the server has not stored (stream seq 0)", head.seq);
-            return Err(NatsError::js("awaiting an acknowledgement", reason));
+            return Err(refused("a duplicate of a message the server has not stored (stream seq 0)".into()));
         }
         let c = &self.shared.counters;
         c.acked.fetch_add(1, Ordering::Relaxed);

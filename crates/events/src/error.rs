@@ -241,6 +241,20 @@ pub(crate) fn let_go<T>(value: T) {
     }
 }
 
+/// Runs `wake`, which wakes a task (its waker is an executor's own code),
+/// under a catch: `None` when it panicked, which is logged as `what`.
+pub(crate) fn wake_caught<T>(what: &'static str, wake: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake)) {
+        Ok(woken) => Some(woken),
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            let_go(panic);
+            logged(|| tracing::error!(panic = %message, "{what}"));
+            None
+        }
+    }
+}
+
 /// Runs `log` (a `tracing` call) under a catch: the log of a panic that
 /// was caught must not panic in its turn (a `tracing` layer is the
 /// application's code). Uncaught, it unwound out of the catch it

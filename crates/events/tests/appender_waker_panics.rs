@@ -52,6 +52,29 @@ impl Wake for Exploding {
     }
 }
 
+/// A waker that notes that it was woken.
+#[derive(Default)]
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits up to 10 s until every flag was woken.
+async fn all_woken(flags: &[Arc<Flag>], what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !flags.iter().all(|flag| flag.0.load(Ordering::SeqCst)) {
+        assert!(std::time::Instant::now() < deadline, "{what}: a waker was never woken");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 impl Exploding {
     /// Waits until it was woken, and checks that the writer's thread woke it.
     async fn woken_by_the_writer(&self) {
@@ -127,8 +150,8 @@ async fn a_live_stream_whose_waker_panics_leaves_the_feed_healthy() {
     feed.close().await.unwrap();
 }
 
-/// Beside it, 64 live-output streams waiting for the same token, each in
-/// a task of its own: each gets it, with no durable event after it. After
+/// Beside it, 64 live-output streams waiting for the same token: each is
+/// woken and gets it, with no durable event after it. After
 /// the panic tokio drops the wakers of the ring's it had not woken yet;
 /// the writer rings its bell, which wakes them. They had waited for the
 /// next durable event (in token streaming, the end of the response).
@@ -139,24 +162,24 @@ async fn live_streams_beside_one_whose_waker_panics_get_the_token() {
     let reader = feed.reader();
     let mut bad = reader.stream_live(Seq::ZERO, None).unwrap();
     let exploding = waiting_with_an_exploding_waker(&mut bad);
-    let waiting: Vec<_> = (0..64)
-        .map(|_| {
+    let flags: Vec<Arc<Flag>> = (0..64).map(|_| Arc::default()).collect();
+    let mut waiting: Vec<_> = flags
+        .iter()
+        .map(|flag| {
             let mut live = reader.stream_live(Seq::ZERO, None).unwrap();
-            tokio::spawn(async move {
-                match live.next().await {
-                    Some(Ok(FeedItem::Ephemeral { env, .. })) => env.event.clone(),
-                    other => panic!("{other:?}"),
-                }
-            })
+            let waker = Waker::from(Arc::clone(flag));
+            assert!(Stream::poll_next(std::pin::Pin::new(&mut live), &mut Context::from_waker(&waker)).is_pending());
+            live
         })
         .collect();
-    // Their tasks run and wait (had one not, it would find the token).
-    tokio::time::sleep(Duration::from_millis(50)).await;
     feed.record(None, &Step::Token(1));
     exploding.woken_by_the_writer().await;
-    for task in waiting {
-        let got = tokio::time::timeout(Duration::from_secs(10), task).await.expect("woken for the token");
-        assert_eq!(got.unwrap(), Step::Token(1));
+    all_woken(&flags, "the streams beside it, for the token").await;
+    for live in &mut waiting {
+        match live.next().await {
+            Some(Ok(FeedItem::Ephemeral { env, .. })) => assert_eq!(env.event, Step::Token(1)),
+            other => panic!("{other:?}"),
+        }
     }
     assert!(feed.stats().healthy);
     drop(bad);
@@ -188,14 +211,14 @@ async fn a_close_whose_waker_panics_still_ends_the_streams() {
     let waker = Waker::from(Arc::clone(&exploding));
     let mut second = Box::pin(feed.clone().close());
     assert!(second.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "waiting for the writer to stop");
-    let third = tokio::spawn(feed.clone().close());
-    // Its task runs and waits (the writer is held 500 ms): had it not
-    // started by the stop, it would find the feed closed and pass.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let flag = Arc::new(Flag::default());
+    let mut third = Box::pin(feed.clone().close());
+    let waker = Waker::from(Arc::clone(&flag));
+    assert!(third.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "waiting for the writer to stop");
     first.await.unwrap().unwrap();
     exploding.woken_by_the_writer().await;
-    let third = tokio::time::timeout(Duration::from_secs(10), third).await.expect("the other close returns");
-    assert!(matches!(third.unwrap(), Err(events::Error::Closed)));
+    all_woken(&[flag], "the other close").await;
+    assert!(matches!(third.await, Err(events::Error::Closed)));
     let end = tokio::time::timeout(Duration::from_secs(10), caught_up.next()).await.expect("the stream ends");
     assert!(end.is_none(), "{end:?}");
 }

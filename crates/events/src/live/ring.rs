@@ -319,16 +319,8 @@ impl<E> Ring<E> {
         // not woken yet: the caller rings the writer's bell, which every
         // live-output stream waits on too (its durable stream's), and
         // which wakes each waker under a catch of its own.
-        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inserted.send_modify(|n| *n += 1)));
-        match woken {
-            Ok(()) => false,
-            Err(panic) => {
-                let message = crate::panic_message(&*panic);
-                crate::error::let_go(panic);
-                crate::error::logged(|| tracing::error!(panic = %message, "waking a live-output stream panicked"));
-                true
-            }
-        }
+        crate::error::wake_caught("waking a live-output stream panicked", || self.inserted.send_modify(|n| *n += 1))
+            .is_none()
     }
 
     /// Positions and inserts the ephemeral events of one writer batch: each

@@ -111,16 +111,9 @@ fn send_all<E>(deliveries: impl Iterator<Item = Delivery<E>>) {
 /// reference, whose `Drop` (the event type's code) may panic: it is let
 /// go under a catch of its own.
 pub(super) fn answer<T>(ack: tokio::sync::oneshot::Sender<T>, value: T) {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ack.send(value))) {
-        Ok(Ok(())) => {}
-        Ok(Err(unsent)) => crate::error::let_go(unsent),
-        Err(panic) => {
-            let message = crate::panic_message(&*panic);
-            crate::error::let_go(panic);
-            crate::error::logged(
-                || tracing::error!(panic = %message, "waking an appender panicked; its answer was stored"),
-            );
-        }
+    let sent = crate::error::wake_caught("waking an appender panicked; its answer was stored", || ack.send(value));
+    if let Some(Err(unsent)) = sent {
+        crate::error::let_go(unsent);
     }
 }
 

@@ -163,7 +163,8 @@ impl<E: Event, C: Codec> Writer<E, C> {
                         id: Some(id.clone()),
                     };
                     Counters::bump(&self.shared.counters.duplicates);
-                    // Its caller gone, this was the event's last reference.
+                    // With its caller gone, this is the event's last
+                    // reference: `answer` lets it go under a catch.
                     answer(ack, Ok(Acked { env: Arc::new(env), duplicate: true }));
                     return Checked::Answered(None);
                 }
