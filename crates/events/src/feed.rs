@@ -275,11 +275,12 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// # Errors
     ///
     /// [`Error::Journal`] when the fsync fails (the feed becomes unhealthy),
+    /// [`Error::Unhealthy`] when the writer failed before answering,
     /// [`Error::Closed`] after close.
     pub async fn sync(&self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.inbox.send(Cmd::Sync { ack }).await?;
-        rx.await.map_err(|_| Error::Closed)?
+        rx.await.map_err(|_| self.inbox.gone())?
     }
 
     /// Closes the feed: stops accepting, drains the inbox into the journal,

@@ -94,7 +94,7 @@ impl<E: Event> Inbox<E> {
         if let Some(cause) = self.shared.failure() {
             return Err(Error::Unhealthy { cause });
         }
-        self.tx.reserve().await.map_err(|_| Error::Closed)
+        self.tx.reserve().await.map_err(|_| self.gone())
     }
 
     /// One inbox slot now, if there is one: `Err(Full)` or `Err(Closed)`.
@@ -150,11 +150,22 @@ impl<E: Event> Inbox<E> {
         }
         let (ack, rx) = oneshot::channel();
         self.send(Cmd::Append { stream, event, ack, when }).await?;
-        rx.await.map_err(|_| Error::Closed)?
+        rx.await.map_err(|_| self.gone())?
     }
 
     pub(crate) async fn send(&self, cmd: Cmd<E>) -> Result<()> {
-        self.tx.send(cmd).await.map_err(|_| Error::Closed)
+        self.tx.send(cmd).await.map_err(|_| self.gone())
+    }
+
+    /// Why a command found the writer gone, or its answer was dropped
+    /// unsent: [`Error::Unhealthy`] with the cause when the writer failed
+    /// (its thread panicked: the commands it held were let go), otherwise
+    /// [`Error::Closed`].
+    pub(crate) fn gone(&self) -> Error {
+        match self.shared.failure() {
+            Some(cause) => Error::Unhealthy { cause },
+            None => Error::Closed,
+        }
     }
 
     /// Commands queued and not yet taken by the writer.

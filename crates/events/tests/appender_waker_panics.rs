@@ -222,3 +222,54 @@ async fn a_close_whose_waker_panics_still_ends_the_streams() {
     let end = tokio::time::timeout(Duration::from_secs(10), caught_up.next()).await.expect("the stream ends");
     assert!(end.is_none(), "{end:?}");
 }
+
+/// The writer thread panics where no catch of its own takes it (a fault
+/// plan's `Panic` at a write) while appenders wait for room in a full
+/// inbox, the last of them with a waker that panics. Closing the inbox
+/// wakes them, under a catch: the others are woken and told the feed
+/// failed, and the process goes on. The inbox was closed as it dropped
+/// during the unwinding, where that waker's panic aborted the process
+/// (found by review). Tokio wakes its waiters in lists of 32 and drops the
+/// rest of a list whose wake panicked, so those queued after such a waker
+/// (here, none) are not woken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appenders_waiting_for_room_when_the_writer_thread_panics_are_woken() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step as At};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let feed: Feed<Step> =
+        Feed::builder(dir.path()).sync(SyncPolicy::Never).inbox_capacity(1).faults(plan.clone()).open().await.unwrap();
+    // The writer held in the write of 1; 2 fills the inbox, and the write
+    // of 2 panics.
+    let writes = plan.count(At::AppendWrite);
+    plan.inject(At::AppendWrite, writes, Fault::Hold);
+    plan.inject(At::AppendWrite, writes + 1, Fault::Panic);
+    let held = tokio::spawn({
+        let feed = feed.clone();
+        async move { feed.append(None, Step::Done(1)).await }
+    });
+    while plan.count(At::AppendWrite) == writes {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    feed.record(None, &Step::Done(2));
+    let flags: Vec<Arc<Flag>> = (0..8).map(|_| Arc::new(Flag::default())).collect();
+    let exploding = Arc::new(Exploding::default());
+    let mut waiting = Vec::new();
+    let wakers = flags.iter().map(|flag| Waker::from(Arc::clone(flag))).chain([Waker::from(Arc::clone(&exploding))]);
+    for (n, waker) in (3..).zip(wakers) {
+        let mut append = Box::pin(feed.append(None, Step::Done(n)));
+        assert!(append.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "waiting for room");
+        waiting.push(append);
+    }
+    plan.release();
+    held.await.unwrap().unwrap();
+    exploding.woken_by_the_writer().await;
+    all_woken(&flags, "an appender waiting for room").await;
+    for append in waiting {
+        let refused = append.await;
+        assert!(
+            matches!(&refused, Err(events::Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
+            "{refused:?}"
+        );
+    }
+}

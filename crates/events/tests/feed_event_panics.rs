@@ -596,3 +596,70 @@ async fn a_batch_of_events_whose_drop_panics_while_unwinding_is_let_go_one_by_on
         drop(feed);
     }
 }
+
+/// The writer thread panics where no catch of its own takes it (here a
+/// fault plan's `Panic` at the write a `Feed::sync` asks for, in the
+/// middle of a batch), holding the callers' events: staged before the
+/// sync, still in the batch after it, and waiting in the inbox behind the
+/// batch. Two events in one of those places have a `Drop` that panics
+/// even while another unwinds. Each is let go under its own catch before
+/// the unwinding goes on: the feed fails, naming the panic, and the
+/// process goes on. They were dropped with the writer's state during the
+/// unwinding, where the first of them aborted the process (found by
+/// review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_thread_panic_lets_go_of_the_events_it_holds_one_by_one() {
+    use events::layers::journal::fault::{Fault, FaultPlan, Step};
+    use std::sync::atomic::Ordering::Relaxed;
+    dud!(Dud, ARMED, true);
+    // The records before the sync, then the batch's rest (4,096 commands
+    // in all), then the inbox's.
+    const BEFORE_SYNC: u64 = 100;
+    const RECORDS: u64 = 5_000;
+    for (place, armed) in [("staged", [10, 20]), ("in the batch", [1_000, 2_000]), ("in the inbox", [4_500, 4_900])] {
+        ARMED.store(false, Relaxed);
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let feed: Feed<Dud> = Feed::builder(dir.path())
+            .sync(SyncPolicy::Never)
+            .inbox_capacity(8_192)
+            .faults(plan.clone())
+            .open()
+            .await
+            .unwrap();
+        // The writer held in the write of 1 while the rest is queued; the
+        // write the sync asks for panics.
+        let writes = plan.count(Step::AppendWrite);
+        plan.inject(Step::AppendWrite, writes, Fault::Hold);
+        plan.inject(Step::AppendWrite, writes + 1, Fault::Panic);
+        let held = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.append(None, Dud(1)).await }
+        });
+        support::eventually("the writer in its write", || plan.count(Step::AppendWrite) > writes).await;
+        let record = |k: u64| {
+            let event = Dud(if armed.contains(&k) { 2 * k } else { 2 * k + 1 });
+            feed.record(None, &event);
+            std::mem::forget(event);
+        };
+        (0..BEFORE_SYNC).for_each(record);
+        let sync = feed.sync();
+        futures::pin_mut!(sync);
+        assert!(futures::poll!(&mut sync).is_pending(), "the sync is queued");
+        (BEFORE_SYNC..RECORDS).for_each(record);
+        ARMED.store(true, Relaxed);
+        plan.release();
+        held.await.unwrap().unwrap();
+        let synced = sync.await;
+        assert!(
+            matches!(&synced, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
+            "{place}: the sync's write panicked: {synced:?}"
+        );
+        support::eventually("the feed reports its writer gone", || feed.is_closed()).await;
+        let later = feed.append(None, Dud(3)).await;
+        assert!(
+            matches!(&later, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
+            "{place}: {later:?}"
+        );
+    }
+}

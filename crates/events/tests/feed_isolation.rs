@@ -414,7 +414,11 @@ async fn a_panic_on_the_writer_thread_leaves_the_feed_closed_and_unhealthy_not_o
     }
     plan.inject_next(Step::AppendWrite, Fault::Panic);
     let refused = feed.append(None, msg(4)).await;
-    assert!(refused.is_err(), "{refused:?}");
+    // Its answer, let go after the feed was marked failed, names the panic.
+    assert!(
+        matches!(&refused, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
+        "{refused:?}"
+    );
     eventually("the feed reports its writer gone", || feed.is_closed()).await;
     let stats = feed.stats();
     assert!(!stats.healthy, "{stats:?}");

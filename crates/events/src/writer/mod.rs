@@ -31,7 +31,7 @@ mod stage;
 mod upkeep;
 
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
-use crate::error::let_go;
+use crate::error::{LetGoRest, let_go, let_go_each, wake_caught};
 use crate::guard::Guard;
 use crate::live::Ring;
 use crate::position::Position;
@@ -143,6 +143,8 @@ pub(crate) struct Writer<E, C> {
     ephemerals: Vec<(usize, Option<StreamId>, E)>,
     /// The position of the last ephemeral event put in the ring.
     last_ephemeral: Position,
+    /// The answer of the `Feed::sync` being served.
+    sync_ack: Option<oneshot::Sender<Result<()>>>,
 }
 
 impl<E: Event, C: Codec> Writer<E, C> {
@@ -178,6 +180,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             ring: None,
             ephemerals: Vec::new(),
             last_ephemeral: Position::default(),
+            sync_ack: None,
         }
     }
 
@@ -214,6 +217,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
             // close. The unwinding goes on, so the journal drops as after
             // a crash.
             self.shared.set_failed(writer_panicked(&crate::panic_message(&*panic)));
+            self.let_go_callers(&mut rx, close_acks);
             std::panic::resume_unwind(panic);
         }
         self.close(close_acks);
@@ -240,7 +244,9 @@ impl<E: Event, C: Codec> Writer<E, C> {
                 continue; // woken by the sync in flight
             }
             self.await_group(rx, &mut cmds);
-            for cmd in cmds.drain(..) {
+            // A panic that unwinds out of the loop leaves the rest let go
+            // one by one (`run` lets go of everything else it holds).
+            for cmd in LetGoRest(cmds.drain(..)) {
                 match cmd {
                     Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
                     Cmd::Encoded { stream, event, payload } => self.stage_encoded(stream, event, &payload),
@@ -250,8 +256,13 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     },
                     Cmd::Append { stream, event, ack, when } => self.stage(stream, event, Some(ack), when),
                     Cmd::Sync { ack } => {
+                        // Held by the writer, not this frame, while it
+                        // flushes: after a panic there, `run` lets it go
+                        // once the feed is marked failed.
+                        self.sync_ack = Some(ack);
                         self.flush(rx, false);
-                        answer(ack, self.sync());
+                        let synced = self.sync();
+                        answer(self.sync_ack.take().expect("held above"), synced);
                     }
                     Cmd::Prune => {
                         self.flush(rx, false);
@@ -273,6 +284,30 @@ impl<E: Event, C: Codec> Writer<E, C> {
             // the task has not taken in time are sent here.
             self.acks.deliver_if_stale();
         }
+    }
+
+    /// After a panic that no catch on the writer thread took (a bug, or a
+    /// fault plan's): lets go of everything of the callers' that the
+    /// writer holds, each under a catch, before the unwinding goes on. The
+    /// events staged, published or waiting in the inbox, and the answers
+    /// not sent, run the event type's `Drop` and the callers' wakers
+    /// (dropping an answer wakes its caller): dropped with the writer
+    /// during the unwinding, the first of them that panicked aborted the
+    /// process. What stays is the writer's own (the journal drops as after
+    /// a crash), and the acknowledgements of published batches, which are
+    /// still sent, each under its own catch.
+    fn let_go_callers(&mut self, rx: &mut mpsc::Receiver<Cmd<E>>, close_acks: Vec<oneshot::Sender<Result<()>>>) {
+        let_go_each(self.pending.drain(..));
+        let_go_each(self.published.drain(..));
+        let_go_each(self.duplicates.drain(..));
+        let_go_each(self.ephemerals.drain(..));
+        // Closing the inbox wakes the senders waiting for room; a waker
+        // that panics leaves the rest queued for the next call.
+        while wake_caught("waking an inbox sender after the writer thread panicked", || rx.close()).is_none() {}
+        while let Ok(cmd) = rx.try_recv() {
+            let_go(cmd);
+        }
+        let_go_each(self.sync_ack.take().into_iter().chain(close_acks));
     }
 
     /// Closes the journal once the inbox closed and everything was
