@@ -1,6 +1,7 @@
 //! Fuzz target: arbitrary bytes as one to three segment files, opened by
 //! `Journal::open` (recovery) in every `RecoveryMode` on a fresh copy. Must
-//! never panic or hang; an accepted journal must append and reopen.
+//! never panic or hang; an accepted journal must hand out no seq a reader
+//! got before the open, and must append and reopen.
 
 #![no_main]
 
@@ -14,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
     {
         let dir = tempfile::tempdir().expect("scratch dir");
         events_fuzz::write(dir.path(), &files);
-        events_fuzz::open(dir.path(), mode);
+        let seen = events_fuzz::read(dir.path());
+        events_fuzz::open(dir.path(), mode, seen);
         events_fuzz::read(dir.path());
     }
 });

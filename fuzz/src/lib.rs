@@ -49,16 +49,18 @@ pub fn parse(buf: &[u8]) {
 
 /// The reader and `verify` over a directory: seqs run on one by one,
 /// except where a `Gap` names exactly the seqs skipped; any other error
-/// ends the walk.
-pub fn read(dir: &Path) {
+/// ends the walk. Returns the last seq read (0 for none).
+pub fn read(dir: &Path) -> u64 {
     let _ = verify(dir);
-    let Ok(reader) = Reader::open(dir) else { return };
-    let Ok(mut records) = reader.read_since(0) else { return };
+    let Ok(reader) = Reader::open(dir) else { return 0 };
+    let Ok(mut records) = reader.read_since(0) else { return 0 };
     let mut next: Option<u64> = None;
+    let mut last = 0;
     for _ in 0..100_000 {
         match records.next() {
-            None => return,
+            None => return last,
             Some(Ok(r)) => {
+                last = r.seq();
                 if let Some(due) = next {
                     assert_eq!(r.seq(), due, "seq {} where {due} was due, and no gap said so", r.seq());
                 }
@@ -73,18 +75,22 @@ pub fn read(dir: &Path) {
             }
             Some(Err(_)) => {
                 assert!(records.next().is_none(), "records after a terminal error");
-                return;
+                return last;
             }
         }
     }
+    last
 }
 
-/// `Journal::open` in `mode`; when it accepts the directory, an append must
-/// land at `next_seq` and survive a reopen.
-pub fn open(dir: &Path, mode: RecoveryMode) {
+/// `Journal::open` in `mode`; when it accepts the directory, its next seq
+/// must be above `seen` (the last seq a reader got before the open: no seq
+/// is handed out twice), and an append must land at `next_seq` and survive
+/// a reopen.
+pub fn open(dir: &Path, mode: RecoveryMode, seen: u64) {
     let opts = || JournalOptions::new().recovery(mode).sync(SyncPolicy::Never).retention(Retention::unlimited());
     let Ok((mut j, _)) = Journal::open(dir, opts()) else { return };
     let next = j.next_seq();
+    assert!(next > seen, "{mode:?}: seq {seen} was read before recovery, and the next seq is {next}");
     assert_eq!(j.append(1, b"fuzz").expect("append after a successful open"), next);
     j.close().expect("close");
     let (j, _) = Journal::open(dir, opts()).expect("reopen after a successful open and append");

@@ -94,27 +94,30 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
-/// Reads everything the reader offers after `cursor`, checking that what it yields is sane.
-fn read_checked(dir: &Path, cursor: u64) {
-    let Ok(reader) = Reader::open(dir) else { return };
+/// Reads everything the reader offers after `cursor`, checking that what
+/// it yields is sane; returns the last seq read (0 for none).
+fn read_checked(dir: &Path, cursor: u64) -> u64 {
+    let Ok(reader) = Reader::open(dir) else { return 0 };
     match reader.read_since(cursor) {
         Ok(records) => check_walk(records, cursor),
-        Err(ReadError::Expired { .. } | ReadError::Ahead { .. } | ReadError::Journal(_)) => {}
+        Err(ReadError::Expired { .. } | ReadError::Ahead { .. } | ReadError::Journal(_)) => 0,
         Err(e) => panic!("unexpected read error {e}"),
     }
 }
 
-/// What a read after `cursor` yields: records whose seqs run on one by one
-/// from `cursor + 1`, except where a `Gap` names exactly the seqs skipped;
+/// The last seq a read after `cursor` yields (0 for none), checking that
+/// it yields records whose seqs run on one by one from `cursor + 1`, except where a `Gap` names exactly the seqs skipped;
 /// any other error ends the walk. (A walk that skipped seqs silently, or
 /// went on past a terminal error, had passed: only rising seqs were
 /// checked, and every error was dropped.)
-fn check_walk(mut records: events_journal::Records, cursor: u64) {
+fn check_walk(mut records: events_journal::Records, cursor: u64) -> u64 {
     let mut next = Some(cursor + 1);
+    let mut last = 0;
     for _ in 0..100_000 {
         match records.next() {
-            None => return,
+            None => return last,
             Some(Ok(r)) => {
+                last = r.seq();
                 if let Some(due) = next {
                     assert_eq!(r.seq(), due, "seq {} where {due} was due, and no gap said so", r.seq());
                 }
@@ -129,18 +132,20 @@ fn check_walk(mut records: events_journal::Records, cursor: u64) {
             }
             Some(Err(_)) => {
                 assert!(records.next().is_none(), "records after a terminal error");
-                return;
+                return last;
             }
         }
     }
+    last
 }
 
-/// The whole exercise for one directory image; panics on any broken promise.
+/// The whole exercise for one directory image; panics on any broken
+/// promise. No recovery may hand out again a seq that a reader got from the
+/// same bytes before it (§3.2).
 fn exercise(files: Files, cursor: u64) {
     let tmp = tempfile::tempdir().unwrap();
     write_files(tmp.path(), &files);
-    read_checked(tmp.path(), 0);
-    read_checked(tmp.path(), cursor);
+    let seen = read_checked(tmp.path(), 0).max(read_checked(tmp.path(), cursor));
     let _ = verify(tmp.path());
     for mode in
         [RecoveryMode::Strict, RecoveryMode::TruncateAtCorruption, RecoveryMode::SkipCorrupt, RecoveryMode::Repair]
@@ -150,6 +155,7 @@ fn exercise(files: Files, cursor: u64) {
         let opts = || JournalOptions::new().recovery(mode).sync(SyncPolicy::Never).retention(Retention::unlimited());
         let Ok((mut j, _)) = Journal::open(tmp.path(), opts()) else { continue };
         let next = j.next_seq();
+        assert!(next > seen, "{mode:?}: seq {seen} was read before recovery, and the next seq is {next}");
         assert_eq!(j.append(1, b"after").unwrap(), next, "{mode:?}");
         j.close().unwrap();
         let (j, report) = Journal::open(tmp.path(), opts()).unwrap_or_else(|e| panic!("{mode:?}: second open: {e}"));
