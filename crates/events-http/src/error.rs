@@ -14,14 +14,25 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// The `Last-Event-ID` header (or the `lastEventId` parameter, which
-    /// counts as the header) is neither `<epoch>-<seq>` nor a bare seq.
+    /// The `Last-Event-ID` header is neither `<epoch>-<seq>` nor a bare seq.
     #[error(
         "invalid Last-Event-ID header {value:?}: expected the id of the last event received, \
          <epoch>-<seq> in decimal (or a bare decimal seq), with .<index> for an ephemeral event"
     )]
     LastEventId {
         /// The header as sent (lossily decoded).
+        value: String,
+    },
+    /// The `lastEventId` query parameter (which counts as the header, as
+    /// EventSource polyfills send it) is neither `<epoch>-<seq>` nor a bare
+    /// seq. Named apart from the header: beside a valid header, the
+    /// client is told which of the two it got wrong.
+    #[error(
+        "invalid lastEventId={value:?}: expected the id of the last event received, \
+         <epoch>-<seq> in decimal (or a bare decimal seq), with .<index> for an ephemeral event"
+    )]
+    LastEventIdParameter {
+        /// The parameter as sent.
         value: String,
     },
     /// The `since` query parameter is neither `<epoch>-<seq>`, a bare seq,

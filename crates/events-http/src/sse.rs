@@ -269,7 +269,8 @@ impl Start {
         // Both checked; the header wins, as over `since`: a page that put
         // `lastEventId` in its `EventSource`'s URL gets that URL again on
         // every reconnect, with the newer id in the header.
-        let (header, param) = (last_event(header.as_deref())?, last_event(last_event_id)?);
+        let header = last_event(header.as_deref(), |value| RequestError::LastEventId { value })?;
+        let param = last_event(last_event_id, |value| RequestError::LastEventIdParameter { value })?;
         let last = header.or(param).map(Start::After);
         Ok(last.or(since).unwrap_or(Start::After(WireCursor { epoch: None, seq: Seq::ZERO, index: 0 })))
     }
@@ -295,11 +296,14 @@ impl Start {
 }
 
 /// The cursor a `Last-Event-ID` header or a `lastEventId` parameter names:
-/// `None` when absent or empty.
-fn last_event(value: Option<&str>) -> Result<Option<WireCursor>, RequestError> {
+/// `None` when absent or empty; `invalid` names the one that was wrong.
+fn last_event(
+    value: Option<&str>,
+    invalid: impl FnOnce(String) -> RequestError,
+) -> Result<Option<WireCursor>, RequestError> {
     match value {
         Some(raw) if !raw.trim().is_empty() => {
-            WireCursor::parse(raw.trim()).map(Some).ok_or_else(|| RequestError::LastEventId { value: raw.into() })
+            WireCursor::parse(raw.trim()).map(Some).ok_or_else(|| invalid(raw.into()))
         }
         _ => Ok(None),
     }

@@ -108,6 +108,8 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     assert!(body.contains(&format!("id: {}", id(epoch, 3))), "{body}");
     let response = client.get(format!("{url}?lastEventId=x")).send().await.unwrap();
     assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("invalid lastEventId=\"x\": expected the id"), "the parameter named: {text}");
     // An empty header counts as absent: the parameter is the cursor. (It
     // had been "no cursor", replaying seqs 1 and 2 again, or with
     // `since=latest` skipping what came after 2.)
@@ -129,7 +131,16 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     let both = |header: String, param: String| {
         client.get(format!("{url}?lastEventId={param}")).header("Last-Event-ID", header).send()
     };
-    assert_eq!(both(id(epoch, 2), "x".into()).await.unwrap().status(), 400, "a bad parameter beside a good header");
+    let response = both(id(epoch, 2), "x".into()).await.unwrap();
+    assert_eq!(response.status(), 400, "a bad parameter beside a good header");
+    // The parameter is named, not the good header (it had read "invalid
+    // Last-Event-ID header \"x\"").
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("invalid lastEventId=\"x\""), "{text}");
+    let response = both("x".into(), id(epoch, 2)).await.unwrap();
+    assert_eq!(response.status(), 400, "a bad header beside a good parameter");
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("invalid Last-Event-ID header \"x\""), "{text}");
     let mut response = both(id(epoch, 2), id(epoch, 1)).await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = String::new();
