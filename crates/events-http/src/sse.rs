@@ -419,11 +419,14 @@ impl<E: Event> Frames<E> {
         if self.failed {
             return None;
         }
-        Some(match self.inner.next().await? {
+        let item = self.inner.next().await?;
+        // The epoch the stream reads, for every frame's id: for a cursor
+        // without one (everything retained) it is fixed at its first read,
+        // after the one resolved at connect (a followed directory may
+        // have been recreated in between).
+        self.epoch = self.inner.epoch().unwrap_or(self.epoch);
+        Some(match item {
             Ok(FeedItem::Event(env)) => {
-                // The epoch the stream reads: for a cursor without one
-                // (everything retained) it is fixed at its first read.
-                self.epoch = self.inner.epoch().unwrap_or(self.epoch);
                 let frame = match event_frame(self.epoch, &env, None) {
                     Ok(frame) => frame,
                     Err(why) => self.unsendable(
@@ -459,7 +462,6 @@ impl<E: Event> Frames<E> {
             Ok(FeedItem::Checkpoint { seq }) => {
                 // `?stream=` only: its id moves the client's cursor past the
                 // other streams' events scanned up to `seq`.
-                self.epoch = self.inner.epoch().unwrap_or(self.epoch);
                 let data = serde_json::json!({ "seq": seq.get() });
                 SseEvent::default().event("checkpoint").id(cursor::format(self.epoch, seq)).data(data.to_string())
             }
@@ -617,3 +619,59 @@ pub(crate) const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default keep-alive interval.
 pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use events::layers::journal::{Journal, JournalOptions};
+    use events::{Bincode, Codec, FeedReader};
+
+    use super::*;
+
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Ev(u64);
+
+    impl Event for Ev {}
+
+    /// A new journal in `dir` whose only record (seq 1) does not decode as
+    /// an `Ev`; its epoch.
+    fn journal_of_one_undecodable_record(dir: &std::path::Path) -> u64 {
+        let (mut journal, _) = Journal::open(dir, JournalOptions::new().codec_tag(Bincode::ID)).unwrap();
+        journal.append_now([0x02, 0x99]).unwrap(); // an Option tag of 2: no payload decodes
+        let epoch = journal.epoch();
+        journal.close().unwrap();
+        epoch
+    }
+
+    /// A request with no cursor resolves the epoch served at connect
+    /// (`resolve`), while its stream fixes its own at its first read: a
+    /// followed directory recreated in between is read with no reset.
+    /// Every frame's id names the epoch the stream reads: an `undecodable`
+    /// frame (or a reset other than `epoch_mismatch`) first had named the
+    /// old one, so a reconnect with it got an `epoch_mismatch` reset and
+    /// the new journal again from its start (found by audit).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_frame_names_the_epoch_its_stream_reads_not_the_one_resolved_at_connect() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("journal");
+        journal_of_one_undecodable_record(&dir);
+        let reader = FeedReader::<Ev>::open(&dir).unwrap().on_undecodable(OnUndecodable::Skip);
+        let resolved = reader.epoch();
+        let inner = Source::All(reader.stream_from(Cursor::from(Seq::ZERO)));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let read = journal_of_one_undecodable_record(&dir);
+        assert_ne!(read, resolved, "a recreated directory has a new epoch");
+        let clients = Arc::new(watch::channel(0).0);
+        let mut frames = Frames {
+            inner,
+            epoch: resolved,
+            on_expired: reader.expired_policy(),
+            on_undecodable: reader.undecodable_policy(),
+            failed: false,
+            retry_set: true,
+            _guard: ClientGuard::admit(&clients, 1).unwrap(),
+        };
+        let frame = format!("{:?}", frames.frame().await.expect("a frame"));
+        assert!(frame.contains("event: undecodable"), "{frame}");
+        assert!(frame.contains(&format!("id: {}", cursor::format(read, Seq::new(1)))), "the epoch read: {frame}");
+    }
+}
