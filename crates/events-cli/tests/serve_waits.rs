@@ -205,8 +205,8 @@ fn sigterm_closes_the_open_streams_and_exits_0() {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("\n\n") {
-        let n = client.read(&mut buf).expect("the stream's first event");
-        assert!(n > 0, "the stream ended before its first event");
+        let n = client.read(&mut buf).expect("the stream's first frame");
+        assert!(n > 0, "the stream ended before its first frame");
         seen.extend_from_slice(&buf[..n]);
     }
     sigterm(&serve);

@@ -130,11 +130,12 @@
 //!     before it asks again from the same cursor, which most such errors
 //!     meet again), `data: {"error":"…"}`, then the response ends;
 //!   * a `: keep-alive` comment after 15 s of silence;
-//!   * on a response's first frame (but an `error` frame), `retry: 3000`: a
-//!     browser keeps the last `retry:` it got for every later reconnect, so
-//!     this sets the delay back after an earlier response's error frame.
-//!     A response that ends before any frame (a quiet feed's, when the
-//!     router or the feed closes) sends one frame with this field alone.
+//!   * first, sent at once, a frame of `retry: 3000` alone (for
+//!     `since=latest`, the `checkpoint` above carries it), which a browser
+//!     dispatches nothing for: a browser keeps the last `retry:` it got for
+//!     every later reconnect, so this sets the delay back after an earlier
+//!     response's error frame, even when this response is cut before any
+//!     event.
 //!
 //!   A response ends when its feed is closed, when the router's
 //!   [`StreamCloser`] closes ([`FeedRouter::closer`], for a graceful
@@ -198,11 +199,13 @@
 //! let response = reqwest::Client::new().get(url).header("Last-Event-ID", last_event_id).send().await?;
 //! let mut body = response.bytes_stream();
 //! let mut text = String::new();
-//! while !text.contains("\n\n") {
+//! while text.matches("\n\n").count() < 2 {
 //!     text.push_str(std::str::from_utf8(&body.next().await.unwrap()?)?);
 //! }
+//! // The first frame sets the reconnect delay; the next is event 3.
+//! let event = text.strip_prefix("retry: 3000\n\n").expect("the reconnect delay first");
 //! let id = format!("id: {}-3\n", feed.epoch());
-//! assert!(text.starts_with(&format!("{id}data: {{\"seq\":3,")), "{text}");
+//! assert!(event.starts_with(&format!("{id}data: {{\"seq\":3,")), "{text}");
 //! assert!(text.contains(r#""stream":"pings","event":3}"#), "{text}");
 //! # feed.close().await?; Ok(()) }
 //! ```

@@ -195,33 +195,32 @@ where
     };
     let on_expired = state.reader.expired_policy();
     let on_undecodable = state.reader.undecodable_policy();
-    let retry_set = start_at.is_some();
-    let frames = Frames { inner, epoch, on_expired, on_undecodable, failed: false, retry_set, _guard: guard };
+    let frames = Frames { inner, epoch, on_expired, on_undecodable, failed: false, _guard: guard };
+    // The first frame goes out at once, whatever happens next, and sets
+    // the client's reconnect delay back to `RECONNECT_RETRY` (an `error`
+    // frame sets its own, `ERROR_RETRY`): a browser's `EventSource` keeps
+    // the last `retry:` it got for as long as it lives. It is the
+    // `since=latest` frame (the position it names was resolved before a
+    // close could be seen), or a frame of `retry:` alone, which a browser
+    // dispatches nothing for. Carried by the first event instead, it had
+    // waited for one: after an error frame, a quiet feed's response cut
+    // before its first event (a network blip) left the next reconnect
+    // waiting 30 s again.
+    let first = match start_at {
+        Some((epoch, at)) => start_frame(epoch, at),
+        None => SseEvent::default(),
+    };
+    let first = futures::stream::once(std::future::ready(Ok::<_, Infallible>(first.retry(RECONNECT_RETRY))));
     // Ends when the feed's stream does, or when the router's closer closes
-    // (a graceful shutdown), after the frame under way, if it is first.
-    // The `since=latest` frame goes out first whatever happens: the
-    // position it names was resolved before the close was seen.
-    let first = start_at.map(|(epoch, at)| Ok::<_, Infallible>(start_frame(epoch, at).retry(RECONNECT_RETRY)));
+    // (a graceful shutdown).
     let closed = Box::pin(state.closer.closed());
-    let body = futures::stream::iter(first).chain(futures::stream::unfold(
-        (frames, closed, false),
-        |(mut f, mut closed, ended)| async move {
-            if ended {
-                return None;
-            }
-            let next = match futures::future::select(closed.as_mut(), std::pin::pin!(f.next_frame())).await {
-                futures::future::Either::Left(_) => None,
-                futures::future::Either::Right((frame, _)) => frame,
-            };
-            match next {
-                Some(ev) => Some((Ok::<_, Infallible>(ev), (f, closed, false))),
-                // Ended before its first frame (a quiet feed's response
-                // when the router closes): one frame that only sets the
-                // client's reconnect delay back, as a first frame does.
-                None => f.unsent_retry().map(|ev| (Ok(ev), (f, closed, true))),
-            }
-        },
-    ));
+    let body = first.chain(futures::stream::unfold((frames, closed), |(mut f, mut closed)| async move {
+        let frame = match futures::future::select(closed.as_mut(), std::pin::pin!(f.frame())).await {
+            futures::future::Either::Left(_) => None,
+            futures::future::Either::Right((frame, _)) => frame,
+        };
+        Some((Ok::<_, Infallible>(frame?), (f, closed)))
+    }));
     // Ended, with what it holds, if its client stops reading (`stall.rs`).
     let body = crate::stall::watched(body.boxed(), state.stall_timeout);
     let sse = Sse::new(body).keep_alive(KeepAlive::new().interval(state.keep_alive).text("keep-alive"));
@@ -385,34 +384,10 @@ struct Frames<E> {
     /// does not decode, or that JSON cannot carry).
     on_undecodable: OnUndecodable,
     failed: bool,
-    /// Whether a frame of this response set the client's reconnect delay
-    /// (`retry:`): its first frame does.
-    retry_set: bool,
     _guard: ClientGuard,
 }
 
 impl<E: Event> Frames<E> {
-    /// The next frame. The response's first frame sets the client's
-    /// reconnect delay back to [`RECONNECT_RETRY`] (an `error` frame sets
-    /// its own, [`ERROR_RETRY`]): a browser's `EventSource` keeps the last
-    /// `retry:` it got for as long as it lives, so after one error every
-    /// later reconnect (after a stall, a graceful shutdown) had waited 30 s.
-    async fn next_frame(&mut self) -> Option<SseEvent> {
-        let frame = self.frame().await?;
-        if std::mem::replace(&mut self.retry_set, true) || self.failed {
-            return Some(frame);
-        }
-        Some(frame.retry(RECONNECT_RETRY))
-    }
-
-    /// A frame that only sets the client's reconnect delay back (a
-    /// browser dispatches nothing for it), for a response about to end
-    /// with no frame that did; `None` once one did, or after an error.
-    fn unsent_retry(&mut self) -> Option<SseEvent> {
-        let unset = !std::mem::replace(&mut self.retry_set, true) && !self.failed;
-        unset.then(|| SseEvent::default().retry(RECONNECT_RETRY))
-    }
-
     /// The frame of the feed stream's next item; `None` once it ended, or
     /// after an `error` frame.
     async fn frame(&mut self) -> Option<SseEvent> {
@@ -667,7 +642,6 @@ mod tests {
             on_expired: reader.expired_policy(),
             on_undecodable: reader.undecodable_policy(),
             failed: false,
-            retry_set: true,
             _guard: ClientGuard::admit(&clients, 1).unwrap(),
         };
         let frame = format!("{:?}", frames.frame().await.expect("a frame"));

@@ -82,13 +82,16 @@ async fn closing_the_streams_lets_a_graceful_shutdown_end_with_a_client_open() {
     writer.close().await.unwrap();
 }
 
-/// A client on a quiet feed (nothing after its cursor) when the router
-/// closes: its response ends with one frame that sets the client's
-/// reconnect delay back to 3 s, as every response's first frame does. It
-/// had ended with no frame, and a browser whose earlier response ended in
-/// an error frame (30 s) kept waiting 30 s before each reconnect.
+/// A client on a quiet feed (nothing after its cursor): its response's
+/// first frame, sent at once, sets the client's reconnect delay back to
+/// 3 s, so a response cut before any event (a network blip, the router's
+/// close) has set it. It had ridden on the first event: the response
+/// ended by the close ended with no such frame (until a frame was sent at
+/// the end), and one cut by the network still has none, so a browser whose
+/// earlier response ended in an error frame (30 s) kept waiting 30 s
+/// before each reconnect (found by audit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quiet_response_ended_by_the_close_still_sets_the_reconnect_delay() {
+async fn a_quiet_response_sets_the_reconnect_delay_before_any_event() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("journal");
     let writer = feed(&dir).await;
@@ -100,9 +103,13 @@ async fn a_quiet_response_ended_by_the_close_still_sets_the_reconnect_delay() {
     let addr = support::serve(routes.build()).await;
     let mut quiet = Sse::open(&format!("http://{addr}/stream"), Some(&id(epoch, 2))).await;
     clients.wait_for(|open| *open == 1).await.unwrap();
-    closer.close();
-    let frame = quiet.next_any().await.expect("the reconnect delay");
+    // Before the keep-alive's comment (15 s), and with no event to send.
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), quiet.next_any())
+        .await
+        .expect("a frame at once")
+        .expect("the reconnect delay");
     assert_eq!((frame.retry, frame.data.as_str(), frame.id.as_deref()), (Some(3_000), "", None), "{frame:?}");
+    closer.close();
     assert_eq!(quiet.next_or_end().await, None);
     writer.close().await.unwrap();
 }

@@ -101,10 +101,7 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     // as the header: it wins over `since` (the first connection's URL).
     let mut response = client.get(format!("{url}?since=1&lastEventId={}", id(epoch, 2))).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = String::new();
-    while !body.contains("\n\n") {
-        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
-    }
+    let body = first_event(&mut response).await;
     assert!(body.contains(&format!("id: {}", id(epoch, 3))), "{body}");
     let response = client.get(format!("{url}?lastEventId=x")).send().await.unwrap();
     assert_eq!(response.status(), 400);
@@ -120,10 +117,7 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = String::new();
-    while !body.contains("\n\n") {
-        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
-    }
+    let body = first_event(&mut response).await;
     assert!(body.contains(&format!("id: {}", id(epoch, 3))) && !body.contains("event:"), "event 3 itself: {body}");
     // Both given: both checked, and the header wins (a page that put
     // `lastEventId` in its `EventSource`'s URL reconnects with that URL and
@@ -143,10 +137,7 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     assert!(text.starts_with("invalid Last-Event-ID header \"x\""), "{text}");
     let mut response = both(id(epoch, 2), id(epoch, 1)).await.unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = String::new();
-    while !body.contains("\n\n") {
-        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
-    }
+    let body = first_event(&mut response).await;
     assert!(body.contains(&format!("id: {}", id(epoch, 3))), "after the header's event 2: {body}");
     feed.close().await.unwrap();
 }
@@ -243,4 +234,19 @@ async fn keep_alive_extremes_are_held_to_a_sane_interval() {
     }
     assert!((1..=10).contains(&comments), "{comments} keep-alive comments in 500 ms");
     feed.close().await.unwrap();
+}
+
+/// The first frame of `response` that carries data (an event's), past the
+/// frame of `retry:` alone that opens it.
+async fn first_event(response: &mut reqwest::Response) -> String {
+    let mut body = String::new();
+    loop {
+        while let Some(end) = body.find("\n\n") {
+            let frame: String = body.drain(..end + 2).collect();
+            if frame.contains("data:") {
+                return frame;
+            }
+        }
+        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
+    }
 }

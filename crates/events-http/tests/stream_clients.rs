@@ -66,12 +66,17 @@ async fn a_client_that_stops_reading_falls_back_to_the_journal_and_gets_everythi
     let mut body = response.bytes_stream();
     let mut text = String::new();
     let mut next = 1;
+    let mut opened = false;
     let epoch = feed.epoch();
     while next <= TOTAL {
         let chunk = tokio::time::timeout(WAIT, body.next()).await.expect("data in time").unwrap().unwrap();
         text.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = text.find("\n\n") {
             let frame: String = text.drain(..end + 2).collect();
+            if !std::mem::replace(&mut opened, true) {
+                assert_eq!(frame, "retry: 3000\n\n", "the response's first frame");
+                continue;
+            }
             let expected = format!("id: {epoch}-{next}\ndata: {{\"seq\":{next},");
             assert!(frame.starts_with(&expected), "expected seq {next}, got {:?}", &frame[..frame.len().min(80)]);
             next += 1;
@@ -87,6 +92,8 @@ async fn an_idle_stream_carries_keep_alive_comments() {
     let addr = serve(FeedRouter::new(feed.reader()).keep_alive(Duration::from_millis(50)).build()).await;
 
     let mut sse = Sse::open(&format!("http://{addr}/stream"), None).await;
+    let frame = sse.next_any().await.expect("a frame");
+    assert_eq!(frame.retry, Some(3_000), "the response's first frame: {frame:?}");
     let frame = sse.next_any().await.expect("a frame");
     assert_eq!(frame.comment.as_deref(), Some("keep-alive"), "{frame:?}");
     append(&feed, None, 1..=1).await;
@@ -141,11 +148,15 @@ async fn a_client_that_stopped_reading_is_ended_after_the_stall_timeout() {
 
     // It reads again: events from the first, in order, then the end.
     let mut body = response.bytes_stream();
-    let (mut text, mut next) = (String::new(), 1);
+    let (mut text, mut next, mut opened) = (String::new(), 1, false);
     while let Some(chunk) = tokio::time::timeout(WAIT, body.next()).await.expect("data in time") {
         text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
         while let Some(end) = text.find("\n\n") {
             let frame: String = text.drain(..end + 2).collect();
+            if !std::mem::replace(&mut opened, true) {
+                assert_eq!(frame, "retry: 3000\n\n", "the response's first frame");
+                continue;
+            }
             let expected = format!("id: {epoch}-{next}\ndata: {{\"seq\":{next},");
             assert!(frame.starts_with(&expected), "expected seq {next}, got {:?}", &frame[..frame.len().min(80)]);
             next += 1;
