@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{append, feed, id, serve};
+use support::{Sse, append, feed, id, serve};
 
 /// A one-line body: some text and a single trailing newline.
 fn assert_one_line(text: &str) {
@@ -99,10 +99,8 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     assert_eq!(response.status(), 200);
     // `lastEventId`, as EventSource polyfills send it on a reconnect, counts
     // as the header: it wins over `since` (the first connection's URL).
-    let mut response = client.get(format!("{url}?since=1&lastEventId={}", id(epoch, 2))).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = first_event(&mut response).await;
-    assert!(body.contains(&format!("id: {}", id(epoch, 3))), "{body}");
+    let mut sse = Sse::open(&format!("{url}?since=1&lastEventId={}", id(epoch, 2)), None).await;
+    assert_eq!(sse.next().await.seq_in(epoch), 3);
     let response = client.get(format!("{url}?lastEventId=x")).send().await.unwrap();
     assert_eq!(response.status(), 400);
     let text = response.text().await.unwrap();
@@ -110,15 +108,8 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     // An empty header counts as absent: the parameter is the cursor. (It
     // had been "no cursor", replaying seqs 1 and 2 again, or with
     // `since=latest` skipping what came after 2.)
-    let mut response = client
-        .get(format!("{url}?since=latest&lastEventId={}", id(epoch, 2)))
-        .header("Last-Event-ID", "")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body = first_event(&mut response).await;
-    assert!(body.contains(&format!("id: {}", id(epoch, 3))) && !body.contains("event:"), "event 3 itself: {body}");
+    let mut sse = Sse::open(&format!("{url}?since=latest&lastEventId={}", id(epoch, 2)), Some("")).await;
+    assert_eq!(sse.next().await.seq_in(epoch), 3, "event 3 itself");
     // Both given: both checked, and the header wins (a page that put
     // `lastEventId` in its `EventSource`'s URL reconnects with that URL and
     // the newer id in the header).
@@ -135,10 +126,8 @@ async fn unknown_repeated_or_empty_parameters_are_400_with_the_reason() {
     assert_eq!(response.status(), 400, "a bad header beside a good parameter");
     let text = response.text().await.unwrap();
     assert!(text.starts_with("invalid Last-Event-ID header \"x\""), "{text}");
-    let mut response = both(id(epoch, 2), id(epoch, 1)).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = first_event(&mut response).await;
-    assert!(body.contains(&format!("id: {}", id(epoch, 3))), "after the header's event 2: {body}");
+    let mut sse = Sse::open(&format!("{url}?lastEventId={}", id(epoch, 1)), Some(&id(epoch, 2))).await;
+    assert_eq!(sse.next().await.seq_in(epoch), 3, "after the header's event 2");
     feed.close().await.unwrap();
 }
 
@@ -234,19 +223,4 @@ async fn keep_alive_extremes_are_held_to_a_sane_interval() {
     }
     assert!((1..=10).contains(&comments), "{comments} keep-alive comments in 500 ms");
     feed.close().await.unwrap();
-}
-
-/// The first frame of `response` that carries data (an event's), past the
-/// frame of `retry:` alone that opens it.
-async fn first_event(response: &mut reqwest::Response) -> String {
-    let mut body = String::new();
-    loop {
-        while let Some(end) = body.find("\n\n") {
-            let frame: String = body.drain(..end + 2).collect();
-            if frame.contains("data:") {
-                return frame;
-            }
-        }
-        body.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("an event")));
-    }
 }

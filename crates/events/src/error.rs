@@ -278,28 +278,6 @@ pub(crate) fn let_go_each<T>(values: impl IntoIterator<Item = T>) {
     values.into_iter().for_each(let_go);
 }
 
-/// The items of `iter` (a `Vec`'s `drain`), taken one by one by a loop;
-/// those a panic leaves untaken, as it unwinds through the loop, are let
-/// go one by one ([`let_go_each`]) when this is dropped. The `Drain`
-/// alone drops them together, where the second `Drop` that panics, during
-/// the unwinding, aborts the process. A loop that takes them all leaves
-/// nothing to let go.
-pub(crate) struct LetGoRest<I: Iterator>(pub(crate) I);
-
-impl<I: Iterator> Iterator for LetGoRest<I> {
-    type Item = I::Item;
-
-    fn next(&mut self) -> Option<I::Item> {
-        self.0.next()
-    }
-}
-
-impl<I: Iterator> Drop for LetGoRest<I> {
-    fn drop(&mut self) {
-        let_go_each(&mut self.0);
-    }
-}
-
 /// Decoded events on their way to a stream, each let go on its own
 /// ([`let_go_each`]) if the list is dropped before it is taken
 /// ([`LetGo::into_vec`]). Such a list is dropped where nothing catches: a

@@ -275,8 +275,8 @@ impl<E: Event, C: Codec> Feed<E, C> {
     /// # Errors
     ///
     /// [`Error::Journal`] when the fsync fails (the feed becomes unhealthy),
-    /// [`Error::Unhealthy`] when the writer failed before answering,
-    /// [`Error::Closed`] after close.
+    /// [`Error::Unhealthy`] once the writer failed (before answering, or
+    /// earlier), [`Error::Closed`] after close.
     pub async fn sync(&self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.inbox.send(Cmd::Sync { ack }).await?;
@@ -327,8 +327,8 @@ impl<E: Event, C: Codec> Feed<E, C> {
                 self.shared.set_closing();
                 match rx.await {
                     Ok(closed) => closed,
-                    // The writer thread panicked with the close queued: its
-                    // unwinding dropped the answer before the journal.
+                    // The writer thread panicked with the close queued: it
+                    // let the answer go before its journal dropped.
                     Err(_) => self.after_writer_stopped(Error::Closed).await,
                 }
             }

@@ -76,7 +76,8 @@ impl<E: Event> Inbox<E> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] when the feed no longer accepts events.
+    /// [`Error::Unhealthy`] when the writer failed (its thread panicked),
+    /// [`Error::Closed`] when the feed no longer accepts events otherwise.
     pub async fn forward(&self, stream: Option<StreamId>, event: E) -> Result<()> {
         match (event.durability().is_durable(), self.live) {
             (true, _) => self.send(Cmd::Record { stream, event }).await,

@@ -604,9 +604,11 @@ async fn a_batch_of_events_whose_drop_panics_while_unwinding_is_let_go_one_by_on
 /// batch. Two events in one of those places have a `Drop` that panics
 /// even while another unwinds. Each is let go under its own catch before
 /// the unwinding goes on: the feed fails, naming the panic, and the
-/// process goes on. They were dropped with the writer's state during the
-/// unwinding, where the first of them aborted the process (found by
-/// review).
+/// process goes on; the answers the writer held (the sync's, an append's
+/// in the batch) name the panic too. They were dropped with the writer's
+/// state during the unwinding, where the first of them aborted the
+/// process, and an answer dropped before the failure was marked read as
+/// `Closed` (found by review).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_thread_panic_lets_go_of_the_events_it_holds_one_by_one() {
     use events::layers::journal::fault::{Fault, FaultPlan, Step};
@@ -646,6 +648,10 @@ async fn a_writer_thread_panic_lets_go_of_the_events_it_holds_one_by_one() {
         let sync = feed.sync();
         futures::pin_mut!(sync);
         assert!(futures::poll!(&mut sync).is_pending(), "the sync is queued");
+        // An append the loop does not reach.
+        let appended = feed.append(None, Dud(3));
+        futures::pin_mut!(appended);
+        assert!(futures::poll!(&mut appended).is_pending(), "the append is queued");
         (BEFORE_SYNC..RECORDS).for_each(record);
         ARMED.store(true, Relaxed);
         plan.release();
@@ -654,6 +660,13 @@ async fn a_writer_thread_panic_lets_go_of_the_events_it_holds_one_by_one() {
         assert!(
             matches!(&synced, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
             "{place}: the sync's write panicked: {synced:?}"
+        );
+        // Its answer let go after the feed was marked failed (dropped with
+        // the batch as the panic unwound, it could read `Closed`).
+        let appended = appended.await;
+        assert!(
+            matches!(&appended, Err(Error::Unhealthy { cause }) if cause.contains("injected panic at AppendWrite")),
+            "{place}: {appended:?}"
         );
         support::eventually("the feed reports its writer gone", || feed.is_closed()).await;
         let later = feed.append(None, Dud(3)).await;

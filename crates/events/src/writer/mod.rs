@@ -31,7 +31,7 @@ mod stage;
 mod upkeep;
 
 use crate::batches::{MAX_BATCH_EVENTS, next_commands, try_recv_many};
-use crate::error::{LetGoRest, let_go, let_go_each, wake_caught};
+use crate::error::{let_go, let_go_each, wake_caught};
 use crate::guard::Guard;
 use crate::live::Ring;
 use crate::position::Position;
@@ -202,9 +202,10 @@ impl<E: Event, C: Codec> Writer<E, C> {
 
     /// Runs until every sender is gone or a `Close` drained the inbox.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Cmd<E>>) {
+        let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
         let mut close_acks = Vec::new();
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.serve(&mut rx, &mut close_acks);
+            self.serve(&mut rx, &mut cmds, &mut close_acks);
             // Everything written is acknowledged (or refused) before the
             // journal closes, and answered before `close` is.
             self.settle();
@@ -217,25 +218,30 @@ impl<E: Event, C: Codec> Writer<E, C> {
             // close. The unwinding goes on, so the journal drops as after
             // a crash.
             self.shared.set_failed(writer_panicked(&crate::panic_message(&*panic)));
-            self.let_go_callers(&mut rx, close_acks);
+            self.let_go_callers(rx, cmds, close_acks);
             std::panic::resume_unwind(panic);
         }
         self.close(close_acks);
     }
 
     /// Takes and runs commands until the inbox closes (a `close`, or the
-    /// last handle gone). `close_acks` collects the `close` calls to answer.
-    fn serve(&mut self, rx: &mut mpsc::Receiver<Cmd<E>>, close_acks: &mut Vec<oneshot::Sender<Result<()>>>) {
-        let mut cmds = Vec::with_capacity(MAX_BATCH_EVENTS);
+    /// last handle gone). `cmds` holds the batch being run; `close_acks`
+    /// collects the `close` calls to answer.
+    fn serve(
+        &mut self,
+        rx: &mut mpsc::Receiver<Cmd<E>>,
+        cmds: &mut Vec<Cmd<E>>,
+        close_acks: &mut Vec<oneshot::Sender<Result<()>>>,
+    ) {
         // Before the first command: a retry right after a restart must find
         // the ids journaled before it.
         self.guard.rebuild(&self.shared.reader, &self.codec, Timestamp::now().as_nanos());
         let waker = commit::waker();
         loop {
             let open = if self.journal.syncing() {
-                self.next_or_synced(rx, &mut cmds, &waker)
+                self.next_or_synced(rx, cmds, &waker)
             } else {
-                next_commands(rx, &mut cmds, || self.acks.deliver_queued())
+                next_commands(rx, cmds, || self.acks.deliver_queued())
             };
             if !open {
                 break;
@@ -243,11 +249,16 @@ impl<E: Event, C: Codec> Writer<E, C> {
             if cmds.is_empty() {
                 continue; // woken by the sync in flight
             }
-            self.await_group(rx, &mut cmds);
-            // A panic that unwinds out of the loop leaves the rest let go
-            // one by one (`run` lets go of everything else it holds).
-            for cmd in LetGoRest(cmds.drain(..)) {
-                match cmd {
+            self.await_group(rx, cmds);
+            // Each command is taken out of its slot, a `Prune` (which holds
+            // nothing) left in its place: after a panic in this loop, those
+            // it did not reach are still in `cmds`, which `run` lets go of
+            // once the feed is marked failed. (Drained, they were dropped
+            // with the drain as the panic unwound: an event whose `Drop`
+            // panicked aborted the process, and an answer dropped before
+            // the failure was marked read as `Closed`.)
+            for slot in cmds.iter_mut() {
+                match std::mem::replace(slot, Cmd::Prune) {
                     Cmd::Record { stream, event } => self.stage(stream, event, None, Conditions::default()),
                     Cmd::Encoded { stream, event, payload } => self.stage_encoded(stream, event, &payload),
                     Cmd::Ephemeral { stream, event } => match self.stream_of(stream, &event, None) {
@@ -279,6 +290,7 @@ impl<E: Event, C: Codec> Writer<E, C> {
                     self.flush(rx, true);
                 }
             }
+            cmds.clear();
             self.flush(rx, false);
             // A flood of records never lets this loop park: acknowledgements
             // the task has not taken in time are sent here.
@@ -289,25 +301,39 @@ impl<E: Event, C: Codec> Writer<E, C> {
     /// After a panic that no catch on the writer thread took (a bug, or a
     /// fault plan's): lets go of everything of the callers' that the
     /// writer holds, each under a catch, before the unwinding goes on. The
-    /// events staged, published or waiting in the inbox, and the answers
-    /// not sent, run the event type's `Drop` and the callers' wakers
-    /// (dropping an answer wakes its caller): dropped with the writer
-    /// during the unwinding, the first of them that panicked aborted the
-    /// process. What stays is the writer's own (the journal drops as after
-    /// a crash), and the acknowledgements of published batches, which are
-    /// still sent, each under its own catch.
-    fn let_go_callers(&mut self, rx: &mut mpsc::Receiver<Cmd<E>>, close_acks: Vec<oneshot::Sender<Result<()>>>) {
+    /// events staged, published, in the batch or waiting in the inbox,
+    /// and the answers not sent, run the event type's `Drop` and the
+    /// callers' wakers (dropping an answer wakes its caller): dropped with
+    /// the writer during the unwinding, the first of them that panicked
+    /// aborted the process. Each answer let go here reads as the feed's
+    /// failure (`Inbox::gone`). What stays is the writer's own (the
+    /// journal drops as after a crash), and the acknowledgements of
+    /// published batches, which are still sent, each under its own catch.
+    /// (The command being run when the panic came is dropped with the
+    /// frame that ran it.)
+    fn let_go_callers(
+        &mut self,
+        mut rx: mpsc::Receiver<Cmd<E>>,
+        cmds: Vec<Cmd<E>>,
+        close_acks: Vec<oneshot::Sender<Result<()>>>,
+    ) {
+        let_go_each(cmds);
         let_go_each(self.pending.drain(..));
         let_go_each(self.published.drain(..));
         let_go_each(self.duplicates.drain(..));
         let_go_each(self.ephemerals.drain(..));
-        // Closing the inbox wakes the senders waiting for room; a waker
-        // that panics leaves the rest queued for the next call.
+        let_go_each(self.sync_ack.take().into_iter().chain(close_acks));
+        // Closing the inbox wakes the senders waiting for room. Tokio wakes
+        // them in lists of 32; a waker that panics leaves the rest of its
+        // list unwoken (they wait until polled for another reason) and the
+        // lists after it queued, for the next call.
         while wake_caught("waking an inbox sender after the writer thread panicked", || rx.close()).is_none() {}
         while let Ok(cmd) = rx.try_recv() {
             let_go(cmd);
         }
-        let_go_each(self.sync_ack.take().into_iter().chain(close_acks));
+        // What a sender holding a slot sends after the drain is dropped
+        // with the inbox: here, not during the unwinding.
+        let_go(rx);
     }
 
     /// Closes the journal once the inbox closed and everything was
