@@ -370,8 +370,13 @@ pub(crate) fn recover_newest(
     // salvage interrupted before its skip is finished here, in every mode).
     // A roll's or a skip's new segment is no exception: every seq the last
     // writer acknowledged lies before it. Frames all zeroed behind a kept
-    // header are damage, as a zeroed last frame is.
-    let reservation = scan.next_seq == seg.first_seq && file_len == HEADER_LEN as u64;
+    // header are damage, as a zeroed last frame is; so is a segment cut
+    // back to its header that the previous writer's watermark names past
+    // it (a reservation is made while the watermark names an older one).
+    let written_into = previous
+        .as_ref()
+        .is_some_and(|wm| wm.epoch == header.epoch && wm.segment == seg.first_seq && wm.offset > HEADER_LEN as u64);
+    let reservation = scan.next_seq == seg.first_seq && file_len == HEADER_LEN as u64 && !written_into;
     // What a power loss leaves of a writer's unsynced tail: the machine
     // restarted after the writer crashed, so the pages it wrote and never
     // synced reached the disk in any order, a later one without an earlier

@@ -160,6 +160,25 @@ fn in_the_same_boot_a_newest_segment_whose_every_frame_was_zeroed_is_damage() {
     }
 }
 
+/// The newest segment cut back to its header alone (a file system's
+/// damage, an operator's `truncate`) while the watermark names that
+/// segment past its header: the acknowledged seqs 4..=5 are gone, which is
+/// damage. A header alone had passed for an interrupted salvage's
+/// reservation, and the open skipped 4..=5 as one `Gap` (found by audit).
+/// A reservation is made while the watermark still names an older segment
+/// (`an_interrupted_salvages_empty_reservation_and_bytes_past_a_sealed_segments_last_seq_are_no_damage`).
+#[test]
+fn in_the_same_boot_a_newest_segment_cut_to_its_header_is_damage() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        written_then_crashed(dir.path(), sync);
+        let newest = segments(dir.path()).pop().unwrap();
+        let header = events_journal::format::HEADER_LEN as u64;
+        std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(header).unwrap();
+        refused(dir.path(), reopen(sync, None), &newest, 4, SAME_BOOT);
+    }
+}
+
 /// After a reboot, `Never` lost what it never synced: cut, and the lease
 /// skips (`power_loss_lease.rs`); `Always` synced every record it
 /// acknowledged (and its open synced what an earlier writer may have left
