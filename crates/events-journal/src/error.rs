@@ -197,8 +197,9 @@ pub enum JournalError {
         /// The directory.
         dir: PathBuf,
     },
-    /// The journal directory was deleted, or replaced by another one (its
-    /// lock file is another file now), while this writer had it open. The
+    /// The journal directory was deleted, or replaced by another one (it is
+    /// another inode now; where the directory could not be locked, its
+    /// lock file is another file), while this writer had it open. The
     /// writer stops: a roll or a retention pass would create or remove
     /// files in a directory that is no longer its own, maybe another
     /// writer's journal.

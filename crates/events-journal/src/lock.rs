@@ -18,17 +18,19 @@
 //! operator's "stale lock" clean-up): a second writer would then lock a new
 //! file and write into the same segments. The holder also takes `flock(2)`
 //! on the directory itself, which cannot be deleted while it holds the
-//! journal: that second writer is refused too (the first one still stops
-//! at its next roll or retention pass). On Linux the holder also places an
+//! journal: that second writer is refused too, and the first one goes on
+//! (it had stopped at its next roll or retention pass, with
+//! `DirectoryReplaced`, though only the lock file was gone). On Linux the holder also places an
 //! open-file-description read lock on the directory, which readers test
 //! beside the lock file's ([`is_held`]): with the lock file gone or
 //! replaced, they still see the writer running, and never take its
 //! unacknowledged tail for a dead writer's. A directory replaced by another (renamed
 //! away, deleted and made again) is another inode, whose writer is not
 //! refused: the first one finds out at its next roll or retention pass
-//! ([`DirLock::check_still_ours`]). Where the directory
-//! cannot be locked (a file system without `flock` on directories), the
-//! lock file alone guards it.
+//! ([`DirLock::check_still_ours`], which compares the directory's device
+//! and inode with those it locked). Where the directory cannot be locked
+//! (a file system without `flock` on directories), the lock file alone
+//! guards it, and a lock file gone or replaced stops the writer there.
 //!
 //! A child forked while the lock is held shares the lock's open file
 //! description until it `exec`s or exits (the file is opened close-on-exec),
@@ -79,8 +81,22 @@ pub(crate) struct DirLock {
     file: File,
     /// The lock file's device and inode, as registered in [`HELD`].
     key: (u64, u64),
-    /// The same, as `stat` of its path gave them when the lock was taken.
-    by_path: (u64, u64),
+    /// What [`still_ours`] compares with what the path holds now.
+    identity: Identity,
+}
+
+/// What tells that a journal directory is still the one a writer locked,
+/// as `stat` of a path gave it when the lock was taken (on some
+/// filesystems, overlayfs before Linux 4.19, `fstat` of an open file
+/// differs): the directory's device and inode while the writer holds its
+/// `flock`, which no second writer can take whatever becomes of the lock
+/// file; the lock file's where the directory cannot be locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// The directory's device and inode.
+    Dir(u64, u64),
+    /// The lock file's device and inode.
+    LockFile(u64, u64),
 }
 
 impl Drop for DirLock {
@@ -136,11 +152,14 @@ impl DirLock {
             tracing::debug!(path = %path.display(), error = %e, "could not record the writer's pid in the lock file");
         }
         held().push(key);
-        // What `stat` of the path says, for `check_still_ours`, which can
-        // only `stat` the path: on some filesystems (overlayfs before Linux
-        // 4.19) it differs from what `fstat` of the open file says.
-        let by_path = std::fs::metadata(&path).map_or(key, |meta| (meta.dev(), meta.ino()));
-        Ok(DirLock { dir: dir_file, file, key, by_path })
+        let identity = match dir_file.as_ref().and_then(|_| std::fs::metadata(dir).ok()) {
+            Some(meta) => Identity::Dir(meta.dev(), meta.ino()),
+            None => {
+                let (dev, ino) = std::fs::metadata(&path).map_or(key, |meta| (meta.dev(), meta.ino()));
+                Identity::LockFile(dev, ino)
+            }
+        };
+        Ok(DirLock { dir: dir_file, file, key, identity })
     }
 }
 
@@ -180,34 +199,39 @@ fn lock_dir(dir: &Path, deadline: Instant) -> Result<Option<File>, JournalError>
 }
 
 impl DirLock {
-    /// Whether `dir`'s lock file is still the file this lock is on: not
-    /// when the directory was deleted, or replaced by another (a second
-    /// writer may then hold the new one's lock).
+    /// Whether `dir` is still the directory this lock is on ([`Identity`]):
+    /// not when it was deleted, or replaced by another (a second writer may
+    /// then hold the new one's lock).
     ///
     /// # Errors
     ///
     /// [`JournalError::DirectoryReplaced`] naming `dir`. A `stat` that
     /// fails otherwise (permissions) says nothing: `Ok`.
     pub(crate) fn check_still_ours(&self, dir: &Path) -> Result<(), JournalError> {
-        if !still_ours(dir, self.by_path) {
+        if !still_ours(dir, self.identity) {
             return Err(JournalError::DirectoryReplaced { dir: dir.to_path_buf() });
         }
         Ok(())
     }
 
-    /// The lock file's device and inode as its path gave them when the
-    /// lock was taken, for [`still_ours`] on another thread.
-    pub(crate) fn identity(&self) -> (u64, u64) {
-        self.by_path
+    /// What tells this writer's directory, for [`still_ours`] on another
+    /// thread.
+    pub(crate) fn identity(&self) -> Identity {
+        self.identity
     }
 }
 
-/// Whether `dir`'s lock file is still the one of `identity`
-/// ([`DirLock::identity`]): not when it is gone or another file (the
-/// directory deleted, or replaced). A `stat` that fails otherwise says it is.
-pub(crate) fn still_ours(dir: &Path, identity: (u64, u64)) -> bool {
-    match std::fs::metadata(dir.join(LOCK_FILE)) {
-        Ok(meta) => (meta.dev(), meta.ino()) == identity,
+/// Whether `dir` is still the directory of `identity`
+/// ([`DirLock::identity`]): not when it (or, where the directory could not
+/// be locked, its lock file) is gone or another file. A `stat` that fails
+/// otherwise says it is.
+pub(crate) fn still_ours(dir: &Path, identity: Identity) -> bool {
+    let (path, expected) = match identity {
+        Identity::Dir(dev, ino) => (dir.to_path_buf(), (dev, ino)),
+        Identity::LockFile(dev, ino) => (dir.join(LOCK_FILE), (dev, ino)),
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) => (meta.dev(), meta.ino()) == expected,
         Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
 }

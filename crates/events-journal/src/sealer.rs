@@ -57,10 +57,10 @@ pub(crate) struct Tidy {
     pub(crate) dir: PathBuf,
     /// The first seq the journal retained (sidecars named below it are swept).
     pub(crate) first_seq: u64,
-    /// The writer's lock file (`DirLock::identity`): a directory whose
-    /// lock file is another one is no longer the writer's, and nothing in
-    /// it is unlinked or swept.
-    pub(crate) lock: Option<(u64, u64)>,
+    /// The writer's directory (`DirLock::identity`): a directory that is
+    /// another one is no longer the writer's, and nothing in it is
+    /// unlinked or swept.
+    pub(crate) lock: Option<crate::lock::Identity>,
 }
 
 impl Tidy {

@@ -41,6 +41,11 @@ fn fresh() -> (tempfile::TempDir, FaultPlan, Journal) {
     (tmp, plan, j)
 }
 
+/// Where `dir` is moved while another directory takes its place.
+fn away(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("away")
+}
+
 /// The last seq of the journal in `dir` once reopened by the next process.
 fn last_seq_after_reopen(dir: &Path, j: Journal) -> u64 {
     drop(j);
@@ -271,7 +276,7 @@ fn a_failed_pipelined_fdatasync_poisons_the_writer_and_keeps_nothing_unacknowled
 /// not come back at the next open either.
 #[test]
 fn a_failed_roll_keeps_nothing_written_after_the_last_sync_started() {
-    for fail in ["trim", "lock"] {
+    for fail in ["trim", "replaced"] {
         if fail == "trim" && !support::reserves() {
             continue; // no reserved space to give back
         }
@@ -284,9 +289,17 @@ fn a_failed_roll_keeps_nothing_written_after_the_last_sync_started() {
             "trim" => {
                 plan.inject_next(Step::Trim, Fault::Errno(libc::EIO));
             }
-            _ => std::fs::remove_file(tmp.path().join("LOCK")).unwrap(),
+            // The directory renamed away and another made in its place.
+            _ => {
+                std::fs::rename(tmp.path(), away(tmp.path())).unwrap();
+                std::fs::create_dir(tmp.path()).unwrap();
+            }
         }
         assert!(j.roll().is_err(), "{fail}");
+        if fail == "replaced" {
+            std::fs::remove_dir(tmp.path()).unwrap();
+            std::fs::rename(away(tmp.path()), tmp.path()).unwrap();
+        }
         assert_eq!(j.acked_seq(), 2, "{fail}: the roll collected the sync in flight");
         let after = j.append(0, b"after");
         assert!(matches!(after, Err(events_journal::JournalError::Failed { .. })), "{fail}: not poisoned: {after:?}");
