@@ -287,7 +287,14 @@ impl Journal {
             let dropped = dropped_upto.filter(|&seq| seq >= journal.next_seq);
             if let Some(upto) = lost.max(acked).max(dropped) {
                 report.skipped = Some(journal.next_seq..=upto);
-                journal.skip_past(upto)?;
+                let named_by = if acked == Some(upto) {
+                    journal.dir.join(crate::watermark::WATERMARK_FILE)
+                } else if lost == Some(upto) {
+                    journal.dir.join(crate::lease::LEASE_FILE)
+                } else {
+                    journal.segments.back().map_or_else(|| journal.dir.clone(), |s| s.path.clone())
+                };
+                journal.skip_past(upto, &named_by)?;
             }
             // Durable before any seq is handed out, and after the skip (the
             // previous lease is the only record of how far it must go).

@@ -8,6 +8,7 @@
 //! Invariant: a sealed segment is complete on disk, and a pipelined sync in
 //! flight is collected before the roll, so it never outlives its segment.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::JournalError;
@@ -123,11 +124,13 @@ impl Journal {
     /// last writer's watermark says it acknowledged, so none of them is
     /// handed out again. Called at open, before anything is appended; the
     /// segment it seals is synced first when it holds records this writer
-    /// has not synced (a killed writer's, kept by recovery).
-    pub(crate) fn skip_past(&mut self, upto: u64) -> Result<(), JournalError> {
+    /// has not synced (a killed writer's, kept by recovery). `named_by`
+    /// is the file that names `upto` (the lease, the watermark, the newest
+    /// segment), for the error when no seq can follow it.
+    pub(crate) fn skip_past(&mut self, upto: u64, named_by: &Path) -> Result<(), JournalError> {
         if upto >= crate::format::MAX_SEQ {
-            let reason = format!("the seq lease or the watermark names seq {upto}: no seq can follow it");
-            return Err(JournalError::corrupt(&self.dir, 0, Some(upto), reason));
+            let reason = format!("it names seq {upto} as handed out: no seq can follow it");
+            return Err(JournalError::corrupt(named_by, 0, Some(upto), reason));
         }
         if self.synced_len < self.active_len {
             self.sync_active(Step::RollSync)?;

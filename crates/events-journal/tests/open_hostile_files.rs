@@ -282,6 +282,26 @@ fn a_segment_named_near_the_highest_seq_ends_the_appends_there() {
     drop(j);
 }
 
+/// A watermark whose CRC holds and that names the highest seq as
+/// acknowledged (hostile, or damaged and checksummed again): the open that
+/// would skip past it refuses with `Corrupt` naming `WATERMARK` and the
+/// seq. It had named the directory "at byte 0" and "the seq lease or the
+/// watermark" (found by audit).
+#[test]
+fn a_watermark_naming_the_highest_seq_is_refused_naming_the_watermark() {
+    use events_journal::format::MAX_SEQ;
+    use events_journal::{WATERMARK_FILE, Watermark, WriterState};
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = journal_with_two_segments(dir.path());
+    let wm = Watermark { state: WriterState::Open, epoch, seq: MAX_SEQ, segment: 3, offset: 64 };
+    std::fs::write(dir.path().join(WATERMARK_FILE), wm.encode()).unwrap();
+    let salvage = JournalOptions::new().recovery(RecoveryMode::TruncateAtCorruption);
+    refused(dir.path(), salvage, |e| {
+        matches!(e, JournalError::Corrupt { path, seq: Some(seq), reason, .. }
+            if path.ends_with(WATERMARK_FILE) && *seq == MAX_SEQ && reason.contains("no seq can follow it"))
+    });
+}
+
 /// Makes a FIFO at `path`.
 fn fifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
