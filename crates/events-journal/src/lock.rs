@@ -17,8 +17,8 @@
 //! The lock file can be deleted, or replaced, under a running writer (an
 //! operator's "stale lock" clean-up): a second writer would then lock a new
 //! file and write into the same segments. The holder also takes `flock(2)`
-//! on the directory itself, which cannot be deleted while it holds the
-//! journal: that second writer is refused too, and the first one goes on
+//! on the directory itself, which a second writer must take too, whatever
+//! became of the lock file: that second writer is refused too, and the first one goes on
 //! (it had stopped at its next roll or retention pass, with
 //! `DirectoryReplaced`, though only the lock file was gone). On Linux the holder also places an
 //! open-file-description read lock on the directory, which readers test

@@ -260,7 +260,7 @@ impl Journal {
 
     /// Whether the journal's directory is still this writer's, for a
     /// caller about to read its files by their paths: not once it was
-    /// deleted or replaced (its lock file gone, or another one), when the
+    /// deleted or replaced (another inode at its path, or none), when the
     /// files at those paths may be another journal's. A `stat` of the
     /// directory (of its lock file where the directory could not be
     /// locked).

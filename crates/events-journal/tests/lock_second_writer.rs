@@ -257,7 +257,7 @@ fn a_roll_whose_fdatasync_outlasts_a_replacement_creates_nothing_in_the_other_jo
 
 /// The directory replaced while the sealer thread's tidy of a pruning roll
 /// waits behind a slow seal (`Never`, the seal's fdatasync held until the replacement is done): the
-/// tidy finds the lock file another one and leaves the journal now at the
+/// tidy finds the directory another one and leaves the journal now at the
 /// path alone. It had swept that journal's sidecar indexes named below the
 /// old writer's first seq (here `…01.idx`) and unlinked its `.removed`
 /// files.

@@ -21,18 +21,19 @@ pub enum Error {
     /// An event could not be encoded, or a journaled payload decoded.
     #[error("codec error")]
     Codec(#[from] CodecError),
-    /// The feed was closed (by [`Feed::close`](crate::Feed::close) or
-    /// because its writer stopped); nothing more is accepted. An append
-    /// answered so because its writer stopped while the append's batch was
-    /// on its way (a panic on the writer thread: `stats().problem` names
-    /// it) may have been journaled: an append made with an event id
-    /// ([`AppendOptions::id`](crate::AppendOptions::id)) from its first
-    /// attempt on is had once by retrying it with the same id.
+    /// The feed was closed (by [`Feed::close`](crate::Feed::close));
+    /// nothing more is accepted.
     #[error("the feed is closed")]
     Closed,
-    /// An earlier journal write or fsync failed. After a failed fsync the
-    /// page cache cannot be trusted, so the feed refuses every append until
-    /// it is reopened (recovery then finds what really reached the disk).
+    /// An earlier journal write or fsync failed, or the writer thread
+    /// panicked. After a failed fsync the page cache cannot be trusted, so
+    /// the feed refuses every append until it is reopened (recovery then
+    /// finds what really reached the disk). An append answered so because
+    /// the writer thread panicked while the append's batch was on its way
+    /// (`cause` names the panic) may have been journaled: an append made
+    /// with an event id ([`AppendOptions::id`](crate::AppendOptions::id))
+    /// from its first attempt on is had once by retrying it with the same
+    /// id after the reopen.
     #[error("the feed is unhealthy after an earlier journal failure ({cause}); reopen it to recover")]
     Unhealthy {
         /// What failed first.

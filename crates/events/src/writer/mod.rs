@@ -45,6 +45,9 @@ use crate::{Error, Result, error_chain, index};
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// The longest a group commit waits for the appenders of the last batch.
 const MAX_GROUP_WAIT: Duration = Duration::from_micros(200);
+/// After a writer-thread panic, the longest it waits for the inbox slots
+/// taken before it closed the inbox to be used or given back.
+const SLOTS_WAIT: Duration = Duration::from_millis(100);
 
 /// What handles send to the writer.
 pub(crate) enum Cmd<E> {
@@ -328,11 +331,23 @@ impl<E: Event, C: Codec> Writer<E, C> {
         // list unwoken (they wait until polled for another reason) and the
         // lists after it queued, for the next call.
         while wake_caught("waking an inbox sender after the writer thread panicked", || rx.close()).is_none() {}
-        while let Ok(cmd) = rx.try_recv() {
-            let_go(cmd);
+        // Until every slot taken before the close was used or given back:
+        // an append between taking its slot and sending (no await between)
+        // would otherwise queue its answer where nothing takes it, kept
+        // alive by the appender's own handle, and wait for it for ever.
+        // Bounded: a session may hold its slot across its subscribers'
+        // fan-out (what it sends later has no answer, and is dropped with
+        // the last handle).
+        let deadline = Instant::now() + SLOTS_WAIT;
+        loop {
+            while let Ok(cmd) = rx.try_recv() {
+                let_go(cmd);
+            }
+            if rx.capacity() == rx.max_capacity() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::yield_now();
         }
-        // What a sender holding a slot sends after the drain is dropped
-        // with the inbox: here, not during the unwinding.
         let_go(rx);
     }
 
