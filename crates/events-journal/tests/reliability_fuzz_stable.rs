@@ -142,7 +142,8 @@ fn check_walk(mut records: events_journal::Records, cursor: u64) -> u64 {
 /// The whole exercise for one directory image; panics on any broken
 /// promise. No recovery may hand out again a seq that a reader got from the
 /// same bytes before it (§3.2).
-fn exercise(files: Files, cursor: u64) {
+fn exercise(files: Files, cursor: u64) -> usize {
+    let mut opened = 0;
     let tmp = tempfile::tempdir().unwrap();
     write_files(tmp.path(), &files);
     let seen = read_checked(tmp.path(), 0).max(read_checked(tmp.path(), cursor));
@@ -154,6 +155,7 @@ fn exercise(files: Files, cursor: u64) {
         write_files(tmp.path(), &files);
         let opts = || JournalOptions::new().recovery(mode).sync(SyncPolicy::Never).retention(Retention::unlimited());
         let Ok((mut j, _)) = Journal::open(tmp.path(), opts()) else { continue };
+        opened += 1;
         let next = j.next_seq();
         assert!(next > seen, "{mode:?}: seq {seen} was read before recovery, and the next seq is {next}");
         assert_eq!(j.append(1, b"after").unwrap(), next, "{mode:?}");
@@ -168,6 +170,7 @@ fn exercise(files: Files, cursor: u64) {
             "{mode:?}: the append after recovery does not read back: {got:?}"
         );
     }
+    opened
 }
 
 /// Runs `exercise` on a worker thread: a panic or a hang fails the case.
@@ -194,6 +197,16 @@ fn guarded(files: Files, cursor: u64) -> Result<(), TestCaseError> {
             Ok(()) => Err(TestCaseError::fail("worker ended without reporting")),
         },
         Err(mpsc::RecvTimeoutError::Timeout) => Err(TestCaseError::fail("hang: no answer within the deadline")),
+    }
+}
+
+/// The exercise's checks after an open run: every mode opens a clean
+/// journal (a build whose opens all refused would pass the fuzz cases
+/// above with those checks skipped).
+#[test]
+fn every_mode_opens_a_clean_journal_and_appends_after_it() {
+    for (segments, per) in [(1, 1), (3, 11)] {
+        assert_eq!(exercise(clean(segments, per), 0), 4, "{segments} segments of {per}");
     }
 }
 

@@ -37,10 +37,17 @@ fn never_does_not_fdatasync_on_append() {
     assert_eq!(j.stats().fsyncs, 1);
 }
 
+/// `Interval` fdatasyncs in the background, its thread stops at `close`
+/// (no background fdatasync after it), and `close` does not wait for the
+/// interval. (The check of the stop had been `idle >= 1`, true once the
+/// loop before it ended, and the close's bound 5 s beside an interval of
+/// 5 ms: neither could fail; found by audit.)
 #[test]
 fn interval_syncs_in_the_background_and_stops_on_close() {
+    use events_journal::fault::{FaultPlan, Step};
     let dir = tempfile::tempdir().unwrap();
-    let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(5)));
+    let plan = FaultPlan::new();
+    let opts = JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_millis(5))).faults(plan.clone());
     let (mut j, _) = Journal::open(dir.path(), opts).unwrap();
     j.append(ts(1), payload(1)).unwrap();
     // Poll the counter the background thread maintains (bounded, not a fixed sleep).
@@ -49,13 +56,24 @@ fn interval_syncs_in_the_background_and_stops_on_close() {
         assert!(Instant::now() < deadline, "no background fdatasync within 10 s");
         std::thread::yield_now();
     }
-    let idle = j.stats().fsyncs;
     j.append(ts(2), payload(2)).unwrap();
-    let start = Instant::now();
-    j.close().unwrap(); // must not wait for the thread's interval to elapse many times
-    assert!(start.elapsed() < Duration::from_secs(5));
-    assert!(idle >= 1);
+    j.close().unwrap();
+    let after = plan.count(Step::BackgroundSync);
+    assert!(after >= 1, "the background syncs go through the seam");
+    // Ten intervals: a thread still running would sync again.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(plan.count(Step::BackgroundSync), after, "a background fdatasync after close");
     assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 2);
+
+    // With an interval of 30 s, a close that waited for it would take that long.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut j, _) =
+        Journal::open(dir.path(), JournalOptions::new().sync(SyncPolicy::Interval(Duration::from_secs(30)))).unwrap();
+    j.append(ts(1), payload(1)).unwrap();
+    let start = Instant::now();
+    j.close().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10), "the close waited for the interval: {:?}", start.elapsed());
+    assert_records(&read_all(&Reader::open(dir.path()).unwrap(), 0), 1, 1);
 }
 
 const CHILD_ENV: &str = "EVENTS_JOURNAL_FSIZE_CHILD";
