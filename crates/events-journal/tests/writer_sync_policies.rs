@@ -165,11 +165,22 @@ fn interval_sync_fails_when_the_background_sync_it_overlaps_fails() {
         }
         // On a thread of its own: it must wait for the held fdatasync (it
         // had run its own beside it and returned `Ok` at once).
-        let syncing = std::thread::spawn(move || {
-            let synced = if rolling { journal.roll() } else { journal.sync() };
-            (synced, journal)
+        let calling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let syncing = std::thread::spawn({
+            let calling = std::sync::Arc::clone(&calling);
+            move || {
+                calling.store(true, std::sync::atomic::Ordering::SeqCst);
+                let synced = if rolling { journal.roll() } else { journal.sync() };
+                (synced, journal)
+            }
         });
-        std::thread::sleep(Duration::from_millis(100)); // time for a wrong `Ok` to come back
+        // Once the call is made (else a late one meets the failure already
+        // recorded, and passes without checking), time for a wrong `Ok` to
+        // come back.
+        while !calling.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(100));
         let waited = !syncing.is_finished();
         // Released before any assertion: a journal dropped while its
         // background thread is held would wait for it.

@@ -99,9 +99,9 @@ async fn a_close_cut_short_is_finished_by_the_next_close() {
 }
 
 /// As above, the reopen made while the cut-short close is still under way
-/// (its fdatasync stalled 500 ms), a handle of the closing feed alive: it
-/// waits for the writer to let go. It was refused at once with `Locked`,
-/// the error of a second live writer.
+/// (its fdatasync held until the reopen is seen waiting), a handle of the
+/// closing feed alive: it waits for the writer to let go. It was refused
+/// at once with `Locked`, the error of a second live writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopen_during_a_close_cut_short_waits_for_it() {
     use events::layers::journal::fault::{Fault, FaultPlan, Step};
@@ -110,10 +110,10 @@ async fn a_reopen_during_a_close_cut_short_waits_for_it() {
     let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
     feed.append(None, msg(1)).await.unwrap();
     let kept = feed.clone();
-    plan.inject_next(Step::Sync, Fault::Stall(Duration::from_millis(500)));
+    plan.inject_next(Step::Sync, Fault::Hold);
     let cut = tokio::time::timeout(Duration::from_millis(50), feed.close()).await;
     assert!(cut.is_err(), "the close waits for its fdatasync");
-    let reopened = Feed::<Ev>::builder(dir.path()).open().await;
+    let reopened = waits_until_released(&plan, Feed::<Ev>::builder(dir.path()).open()).await;
     assert!(kept.is_closed());
     let reopened = reopened.unwrap();
     assert_eq!(reopened.latest_seq(), Seq::new(1));
@@ -121,16 +121,33 @@ async fn a_reopen_during_a_close_cut_short_waits_for_it() {
     reopened.close().await.unwrap();
 }
 
-/// Appends `msg(2)` on a task whose fdatasync stalls for `stall`; returns
-/// once the writer is in that sync, with the append's task.
+/// Runs `open` on a task while `plan` holds a step of the writer that
+/// must let go first: the open must still be waiting after 100 ms (a
+/// refusal comes at once), and is released then; its outcome.
+async fn waits_until_released<T: Send + 'static>(
+    plan: &events::layers::journal::fault::FaultPlan,
+    open: impl std::future::Future<Output = events::Result<T>> + Send + 'static,
+) -> events::Result<T> {
+    let opening = tokio::spawn(open);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waited = !opening.is_finished();
+    plan.release();
+    let opened = opening.await.unwrap();
+    assert!(waited, "the open did not wait for the writer to let go: {:?}", opened.as_ref().err());
+    opened
+}
+
+/// Appends `msg(2)` on a task whose fdatasync is `held` (`Fault::Hold`
+/// or a stall); returns once the writer is in that sync, with the append's
+/// task.
 async fn stalled_in_a_lone_append(
     feed: &Feed<Ev>,
     plan: &events::layers::journal::fault::FaultPlan,
-    stall: Duration,
+    held: events::layers::journal::fault::Fault,
 ) -> tokio::task::JoinHandle<events::Result<Seq>> {
-    use events::layers::journal::fault::{Fault, Step};
+    use events::layers::journal::fault::Step;
     let syncs = plan.count(Step::AppendSync);
-    plan.inject_next(Step::AppendSync, Fault::Stall(stall));
+    plan.inject_next(Step::AppendSync, held);
     let appending = tokio::spawn({
         let feed = feed.clone();
         async move { feed.append(None, msg(2)).await }
@@ -142,22 +159,22 @@ async fn stalled_in_a_lone_append(
 }
 
 /// A reopen while a close cut short is still queued: the writer was busy
-/// in a lone append's fdatasync (stalled 800 ms) and had not taken the
-/// close yet. It waits for the writer to let go, then finds both appends.
-/// Only an inbox the writer had closed counted as closing, so the reopen
-/// was refused at once with `Locked`.
+/// in a lone append's fdatasync (held until the reopen is seen waiting)
+/// and had not taken the close yet. It waits for the writer to let go,
+/// then finds both appends. Only an inbox the writer had closed counted as
+/// closing, so the reopen was refused at once with `Locked`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopen_while_a_close_is_queued_waits_for_it() {
-    use events::layers::journal::fault::FaultPlan;
+    use events::layers::journal::fault::{Fault, FaultPlan};
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
     feed.append(None, msg(1)).await.unwrap();
     let kept = feed.clone();
-    let appending = stalled_in_a_lone_append(&feed, &plan, Duration::from_millis(800)).await;
+    let appending = stalled_in_a_lone_append(&feed, &plan, Fault::Hold).await;
     let cut = tokio::time::timeout(Duration::from_millis(50), feed.close()).await;
     assert!(cut.is_err(), "the close waits for the writer");
-    let reopened = Feed::<Ev>::builder(dir.path()).open().await;
+    let reopened = waits_until_released(&plan, Feed::<Ev>::builder(dir.path()).open()).await;
     let reopened = reopened.expect("the reopen waits for the closing writer");
     assert_eq!(appending.await.unwrap().unwrap(), Seq::new(2));
     assert!(kept.is_closed());
@@ -172,12 +189,12 @@ async fn a_reopen_while_a_close_is_queued_waits_for_it() {
 /// Both had been answered `Ok`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_closes_queued_together_one_is_told_closed() {
-    use events::layers::journal::fault::FaultPlan;
+    use events::layers::journal::fault::{Fault, FaultPlan};
     let dir = tempfile::tempdir().unwrap();
     let plan = FaultPlan::new();
     let feed: Feed<Ev> = Feed::builder(dir.path()).faults(plan.clone()).open().await.unwrap();
     feed.append(None, msg(1)).await.unwrap();
-    let appending = stalled_in_a_lone_append(&feed, &plan, Duration::from_millis(500)).await;
+    let appending = stalled_in_a_lone_append(&feed, &plan, Fault::Stall(Duration::from_millis(500))).await;
     let (a, b) = futures::join!(feed.clone().close(), feed.close());
     assert_eq!(appending.await.unwrap().unwrap(), Seq::new(2));
     let outcomes = [&a, &b].map(|r| match r {
@@ -189,11 +206,11 @@ async fn of_two_closes_queued_together_one_is_told_closed() {
 }
 
 /// An open cut short (a 100 ms `timeout` around it) while the journal's
-/// open is slow (its seq lease's write stalled 1 s): the open goes on on
-/// its blocking thread, holding the directory's lock until it ends, and an
-/// open tried again at once waits for it, then opens. It was refused at
-/// once with `Locked`, the error of a second live writer, with no other
-/// writer anywhere.
+/// open is slow (its seq lease's write held until the next open is seen
+/// waiting): the open goes on on its blocking thread, holding the
+/// directory's lock until it ends, and an open tried again at once waits
+/// for it, then opens. It was refused at once with `Locked`, the error of
+/// a second live writer, with no other writer anywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_cut_short_does_not_lock_out_the_next_one() {
     use events::layers::journal::fault::{Fault, FaultPlan, Step};
@@ -202,11 +219,12 @@ async fn an_open_cut_short_does_not_lock_out_the_next_one() {
     feed.append(None, msg(1)).await.unwrap();
     feed.close().await.unwrap();
     let plan = FaultPlan::new();
-    plan.inject_next(Step::Lease, Fault::Stall(Duration::from_secs(1)));
+    plan.inject_next(Step::Lease, Fault::Hold);
     let cut =
-        tokio::time::timeout(Duration::from_millis(100), Feed::<Ev>::builder(dir.path()).faults(plan).open()).await;
+        tokio::time::timeout(Duration::from_millis(100), Feed::<Ev>::builder(dir.path()).faults(plan.clone()).open())
+            .await;
     assert!(cut.is_err(), "the open waits for its lease");
-    let reopened = Feed::<Ev>::builder(dir.path()).open().await.unwrap();
+    let reopened = waits_until_released(&plan, Feed::<Ev>::builder(dir.path()).open()).await.unwrap();
     assert_eq!(reopened.latest_seq(), Seq::new(1));
     reopened.close().await.unwrap();
 }
