@@ -125,10 +125,18 @@ async fn reconcile_reaches_the_acknowledged_end_past_a_lagging_or_hidden_newest_
 
     let follower: FeedReader<Ev> = FeedReader::open(dir.path()).unwrap();
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(Duration::from_secs(1)));
+    plan.inject(Step::Lease, 0, Fault::Hold);
     let opening = tokio::spawn(Feed::<Ev>::builder(dir.path()).faults(plan.clone()).open());
     support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
-    assert_exactly(&reconcile(&follower, Seq::ZERO).await.unwrap(), 1, 3);
+    // Still paging while the writer is held opening (it had ended there,
+    // with an empty page; a stall had let a slow machine start it after
+    // the open, checking nothing).
+    let paging = tokio::spawn(async move { reconcile(&follower, Seq::ZERO).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waited = !paging.is_finished();
+    plan.release();
+    assert_exactly(&paging.await.unwrap().unwrap(), 1, 3);
+    assert!(waited, "reconcile ended while the writer was opening");
     opening.await.unwrap().unwrap().close().await.unwrap();
 }
 

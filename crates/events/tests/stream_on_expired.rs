@@ -147,10 +147,17 @@ async fn a_bare_zero_follower_started_while_a_writer_opens_gets_no_reset() {
     feed.close().await.unwrap();
     let follower = FeedReader::<Ev>::open(dir.path()).unwrap().poll_interval(std::time::Duration::from_millis(5));
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(1)));
+    plan.inject(Step::Lease, 0, Fault::Hold);
     let opening = tokio::spawn(options(events::Feed::builder(dir.path())).faults(plan.clone()).open());
     support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
     let mut stream = follower.stream_from(Seq::ZERO);
+    // Its first reads while the writer is held opening: nothing yet (a
+    // stall had let a slow machine start it after the open, checking
+    // nothing).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), stream.next()).await;
+    assert!(early.is_err(), "an item while the writer opens: {early:?}");
+    assert!(!opening.is_finished(), "the writer opened");
+    plan.release();
     let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap();
     match first {
         Some(Ok(FeedItem::Event(env))) => assert_eq!(env.seq, earliest),

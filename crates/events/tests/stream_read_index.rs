@@ -335,9 +335,15 @@ async fn a_follower_read_waits_for_a_writer_that_is_opening() {
     let follower = three_events_of_a(tmp.path()).await;
     let events = follower.read_stream("a", Seq::ZERO).unwrap();
     assert_eq!(events.limit(), Seq::new(3));
-    let opening = a_writer_held_opening(tmp.path(), 1).await;
-    let got: Vec<_> = events.try_collect().await.unwrap();
+    let (plan, opening) = a_writer_held_opening(tmp.path()).await;
+    let reading = tokio::spawn(events.try_collect::<Vec<_>>());
+    // Still reading while the writer is held opening (it had ended there).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let waited = !reading.is_finished();
+    plan.release();
+    let got = reading.await.unwrap().unwrap();
     assert_eq!(got.iter().map(|env| env.seq.get()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(waited, "the read ended while the writer was opening");
     opening.await.unwrap().unwrap().close().await.unwrap();
 }
 
@@ -351,12 +357,13 @@ async fn a_follower_read_waits_for_a_writer_that_is_opening() {
 async fn a_followers_latest_seq_holds_while_a_writer_opens() {
     let tmp = tempfile::tempdir().unwrap();
     let follower = three_events_of_a(tmp.path()).await;
-    let opening = a_writer_held_opening(tmp.path(), 3).await;
+    let (plan, opening) = a_writer_held_opening(tmp.path()).await;
     assert_eq!(follower.latest_seq(), Seq::new(3), "while the writer opens");
     let history = follower.read_stream("a", Seq::ZERO).unwrap();
     assert_eq!(history.limit(), Seq::new(3));
     let mut new_events = follower.subscribe();
     assert!(!opening.is_finished(), "the writer opened before the checks: they tested nothing");
+    plan.release();
     let feed = opening.await.unwrap().unwrap();
     feed.append(Some("a"), msg(3)).await.unwrap();
     let got: Vec<_> = history.try_collect().await.unwrap();
@@ -381,13 +388,15 @@ async fn three_events_of_a(dir: &Path) -> FeedReader<Ev> {
 
 /// A writer held `seconds` in its open after recovery began (at the seq
 /// lease): readers' watermark says `Recovering` until then.
-async fn a_writer_held_opening(dir: &Path, seconds: u64) -> tokio::task::JoinHandle<events::Result<Feed<Ev>>> {
+async fn a_writer_held_opening(
+    dir: &Path,
+) -> (events::layers::journal::fault::FaultPlan, tokio::task::JoinHandle<events::Result<Feed<Ev>>>) {
     use events::layers::journal::fault::{Fault, FaultPlan, Step};
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(std::time::Duration::from_secs(seconds)));
+    plan.inject(Step::Lease, 0, Fault::Hold);
     let opening = tokio::spawn(Feed::<Ev>::builder(dir).faults(plan.clone()).open());
     support::eventually("the writer is opening", || plan.count(Step::Lease) >= 1).await;
-    opening
+    (plan, opening)
 }
 
 /// A record of the stream that does not decode, between two that do (its
