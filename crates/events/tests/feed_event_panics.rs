@@ -90,10 +90,24 @@ impl Clone for Fragile {
 impl Drop for Fragile {
     fn drop(&mut self) {
         if self.armed && !std::thread::panicking() {
+            let thread = std::thread::current().name().map(str::to_owned);
+            FRAGILE_DROPPED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((self.n, thread));
             panic!("Drop exploded");
         }
     }
 }
+
+/// Each armed `Fragile` whose `Drop` ran: its `n`, and the thread's name.
+static FRAGILE_DROPPED: std::sync::Mutex<Vec<(u64, Option<String>)>> = std::sync::Mutex::new(Vec::new());
+
+/// The threads where the armed `Fragile` `n`'s `Drop` ran (an `n` no
+/// other test uses: the tests run side by side).
+fn dropped_on(n: u64) -> Vec<Option<String>> {
+    let dropped = FRAGILE_DROPPED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    dropped.iter().filter(|(m, _)| *m == n).map(|(_, thread)| thread.clone()).collect()
+}
+
+const WRITER: Option<&str> = Some("events-writer");
 
 impl Event for Fragile {}
 
@@ -107,12 +121,14 @@ impl Event for Fragile {}
 async fn an_event_whose_drop_panics_when_the_writer_lets_it_go_fails_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Never).live_capacity(4).open().await.unwrap();
-    assert_eq!(feed.append(None, Fragile { n: 1, armed: true }).await.unwrap(), Seq::new(1));
+    assert_eq!(feed.append(None, Fragile { n: 1_001, armed: true }).await.unwrap(), Seq::new(1));
     for n in 2..=50 {
         let appended = feed.append(None, Fragile { n, armed: false }).await;
         assert_eq!(appended.unwrap(), Seq::new(n), "append {n}");
     }
     assert!(feed.stats().healthy, "{:?}", feed.stats());
+    // Let go there, not at the close (which catches the same panic).
+    assert_eq!(dropped_on(1_001), [WRITER.map(str::to_owned)], "where the kept envelopes let it go");
     feed.close().await.unwrap();
 }
 
@@ -139,15 +155,19 @@ async fn an_event_whose_drop_panics_when_the_writer_refuses_it_fails_nothing() {
     let feed: Feed<Fragile> = Feed::builder(dir.path()).sync(SyncPolicy::Never).open().await.unwrap();
     assert_eq!(feed.append(None, Fragile { n: 1, armed: false }).await.unwrap(), Seq::new(1));
     let conflict = AppendOptions::new().expect(Expected::Exact(Seq::new(5)));
-    let refused = feed.append_with(Some("fragile"), Fragile { n: 2, armed: true }, conflict).await;
+    let refused = feed.append_with(Some("fragile"), Fragile { n: 2_002, armed: true }, conflict).await;
     assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
     let long = "s".repeat(300);
-    let refused = feed.append(Some(long.as_str()), Fragile { n: 3, armed: true }).await;
+    let refused = feed.append(Some(long.as_str()), Fragile { n: 2_003, armed: true }).await;
     assert!(matches!(refused, Err(Error::StreamIdTooLong { .. })), "{refused:?}");
     assert_eq!(feed.append(None, Fragile { n: 4, armed: false }).await.unwrap(), Seq::new(2), "{:?}", feed.stats());
-    feed.inbox().forward(Some(events::StreamId::from(long.as_str())), Fragile { n: 5, armed: true }).await.unwrap();
+    feed.inbox().forward(Some(events::StreamId::from(long.as_str())), Fragile { n: 2_005, armed: true }).await.unwrap();
     assert_eq!(feed.append(None, Fragile { n: 6, armed: false }).await.unwrap(), Seq::new(3), "{:?}", feed.stats());
     assert!(feed.stats().healthy, "{:?}", feed.stats());
+    // Each let go by the writer's refusal.
+    for n in [2_002, 2_003, 2_005] {
+        assert_eq!(dropped_on(n), [WRITER.map(str::to_owned)], "{n}");
+    }
     feed.close().await.unwrap();
 }
 
