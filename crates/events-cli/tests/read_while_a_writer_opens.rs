@@ -12,10 +12,10 @@ use events::layers::journal::fault::{Fault, FaultPlan, Step};
 use events::layers::journal::{Journal, JournalOptions};
 
 /// A writer opening `dir` on a thread, held in its open (at the seq lease,
-/// after its watermark says `Recovering`) for `stall`.
-fn a_writer_held_opening(dir: &Path, stall: Duration) -> std::thread::JoinHandle<Journal> {
+/// after its watermark says `Recovering`) until the plan is released.
+fn a_writer_held_opening(dir: &Path) -> (FaultPlan, std::thread::JoinHandle<Journal>) {
     let plan = FaultPlan::new();
-    plan.inject(Step::Lease, 0, Fault::Stall(stall));
+    plan.inject(Step::Lease, 0, Fault::Hold);
     let opts = JournalOptions::new().faults(plan.clone());
     let dir = dir.to_owned();
     let opening = std::thread::spawn(move || Journal::open(&dir, opts).expect("the writer opens").0);
@@ -24,12 +24,28 @@ fn a_writer_held_opening(dir: &Path, stall: Duration) -> std::thread::JoinHandle
         assert!(Instant::now() < deadline, "the writer never reached its lease");
         std::thread::yield_now();
     }
-    opening
+    (plan, opening)
 }
 
-/// The seqs of the `--json` lines `events <args>` prints; it must succeed.
-fn printed_seqs(args: &[&str], dir: &Path) -> Vec<u64> {
-    let out = Command::new(env!("CARGO_BIN_EXE_events")).args(&args[..1]).arg(dir).args(&args[1..]).output().unwrap();
+/// The seqs of the `--json` lines `events <args>` prints (it must
+/// succeed), run while `plan` holds a writer's open: it must still be
+/// running 2 s later (it waits for the writer), when the writer is
+/// released. (A stall had let a slow machine start it after the open,
+/// checking nothing; found by audit.)
+fn printed_seqs(args: &[&str], dir: &Path, plan: &FaultPlan) -> Vec<u64> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_events"))
+        .args(&args[..1])
+        .arg(dir)
+        .args(&args[1..])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let waited = child.try_wait().unwrap().is_none();
+    plan.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(waited, "events {args:?} ended while the writer was opening: {}", String::from_utf8_lossy(&out.stdout));
     assert!(out.status.success(), "events {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     let lines = String::from_utf8(out.stdout).unwrap();
     lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect()
@@ -42,8 +58,8 @@ fn dump_and_tail_print_every_record_while_a_writer_opens_the_journal() {
     journal.append_batch([(1, b"a".as_slice()), (2, b"b"), (3, b"c")]).unwrap();
     journal.close().unwrap();
     for args in [&["dump", "--json"][..], &["tail", "--from", "0", "--json"]] {
-        let opening = a_writer_held_opening(tmp.path(), Duration::from_secs(2));
-        assert_eq!(printed_seqs(args, tmp.path()), [1, 2, 3], "events {args:?}");
+        let (plan, opening) = a_writer_held_opening(tmp.path());
+        assert_eq!(printed_seqs(args, tmp.path(), &plan), [1, 2, 3], "events {args:?}");
         let journal = opening.join().unwrap();
         journal.close().unwrap();
     }
@@ -64,7 +80,7 @@ fn a_dump_still_printing_when_the_writer_finishes_opening_prints_the_newest_segm
         journal.append(n, [7u8; 16]).unwrap();
     }
     journal.close().unwrap();
-    let opening = a_writer_held_opening(tmp.path(), Duration::from_secs(2));
+    let (plan, opening) = a_writer_held_opening(tmp.path());
     let mut dump = Command::new(env!("CARGO_BIN_EXE_events"))
         .args(["dump"])
         .arg(tmp.path())
@@ -74,6 +90,8 @@ fn a_dump_still_printing_when_the_writer_finishes_opening_prints_the_newest_segm
         .unwrap();
     // Its first lines fill the pipe (more than 64 KiB), and it waits there
     // while the writer finishes opening.
+    std::thread::sleep(Duration::from_secs(1));
+    plan.release();
     let journal = opening.join().unwrap();
     let mut printed = String::new();
     dump.stdout.take().unwrap().read_to_string(&mut printed).unwrap();
