@@ -585,6 +585,8 @@ fn tail_without_follow_ends_while_a_writer_keeps_appending() {
     }
     assert!(tail.wait().unwrap().success());
     let bound = bound.expect("tail printed nothing");
+    // The writer went on past `tail`'s end (else nothing was tested).
+    assert!(reader.last_seq().unwrap() > bound, "the writer appended nothing past {bound}");
     assert!(printed <= bound, "tail printed {printed} records, past the journal's end {bound} as it started");
     let _ = writer.kill();
     writer.wait().unwrap();

@@ -97,6 +97,7 @@ async fn sigterm_mid_way_then_restart_replicates_every_seq_exactly_once() {
     let stopped_at = stopped["replicated"].as_u64().unwrap();
     eprintln!("first run stopped after seq {stopped_at} of {first_half}");
     assert!(stopped_at > 0);
+    assert!(stopped_at < first_half, "the SIGTERM came after everything was replicated: nothing was cut mid-way");
     assert_eq!(last_in_stream(&js, "DEMO", "events").await, stopped_at, "it stopped exactly where it says");
 
     assert!(!checkpoint.exists(), "--no-register wrote {}", checkpoint.display());
