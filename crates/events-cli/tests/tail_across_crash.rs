@@ -8,16 +8,22 @@
 //! (`<epoch>-<seq>`) is one too. Started before the journal exists, it
 //! prints the journal that appears from its first record, `--from` or not.
 
-use std::io::{BufRead, BufReader, Lines};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 fn events() -> Command {
     Command::new(env!("CARGO_BIN_EXE_events"))
 }
 
-/// Starts a crash writer and waits until it has opened the journal.
-fn start_writer(dir: &Path) -> (Child, Lines<BufReader<ChildStdout>>) {
+/// Starts a crash writer and waits until it has opened the journal; its
+/// acknowledgements (`ack <seq> …` lines) are read on a thread, which
+/// keeps the highest seq acknowledged. (Unread, they filled the pipe, and
+/// the writer blocked there: a SIGKILL then met an idle writer.)
+fn start_writer(dir: &Path) -> (Child, Arc<AtomicU64>) {
     let mut writer = events()
         .args(["__crash-writer", "--sync", "always", "--appenders", "2", "--dir"])
         .arg(dir)
@@ -27,7 +33,28 @@ fn start_writer(dir: &Path) -> (Child, Lines<BufReader<ChildStdout>>) {
         .unwrap();
     let mut out = BufReader::new(writer.stdout.take().unwrap()).lines();
     assert!(out.next().unwrap().unwrap().starts_with("ready"));
-    (writer, out)
+    let acked = Arc::new(AtomicU64::new(0));
+    std::thread::spawn({
+        let acked = Arc::clone(&acked);
+        move || {
+            for line in out.map_while(Result::ok) {
+                if let Some(seq) = line.strip_prefix("ack ").and_then(|rest| rest.split(' ').next()?.parse().ok()) {
+                    acked.fetch_max(seq, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (writer, acked)
+}
+
+/// Waits (at most 30 s) until `acked` moves past `past`: the writer is
+/// appending right now.
+fn appending_past(acked: &AtomicU64, past: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.load(Ordering::SeqCst) <= past {
+        assert!(Instant::now() < deadline, "the writer acknowledged nothing past {past}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// `events tail --from 0 --follow --json DIR`, stdout and stderr piped.
@@ -59,14 +86,17 @@ fn json(line: &str) -> serde_json::Value {
 fn tail_follows_a_writer_that_crashes_and_recovers_without_gap_duplicate_or_phantom() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("live");
-    let (mut writer, mut acks) = start_writer(&dir);
+    let (mut writer, mut acked) = start_writer(&dir);
     let mut tail =
         events().args(["tail", "--from", "0", "--follow", "--json"]).arg(&dir).stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
+    // The last seq the killed writer acknowledged: the tail prints past it
+    // (records of the writer that recovered) before the next kill.
+    let mut killed_at = 0u64;
     for round in 0..3 {
         // Let the tail see a few hundred records, then kill the writer mid-append.
-        let target = printed.len() + 300;
+        let target = (printed.len() + 300).max(usize::try_from(killed_at).unwrap() + 50);
         while printed.len() < target {
             let line = lines.next().expect("tail ended").unwrap();
             let v = json(&line);
@@ -74,24 +104,26 @@ fn tail_follows_a_writer_that_crashes_and_recovers_without_gap_duplicate_or_phan
             assert_eq!(v["seq"].as_u64(), Some(printed.len() as u64 + 1), "round {round}: {line}");
             printed.push(v);
         }
+        // Killed while it appends (its acknowledgements still coming).
+        appending_past(&acked, printed.len() as u64);
         writer.kill().unwrap(); // SIGKILL
         writer.wait().unwrap();
-        drop(acks);
-        (writer, acks) = start_writer(&dir);
+        killed_at = acked.load(Ordering::SeqCst);
+        (writer, acked) = start_writer(&dir);
     }
-    // A few more after the last recovery.
-    let target = printed.len() + 100;
+    // A few more after the last recovery, past what the killed writer wrote.
+    let target = (printed.len() + 100).max(usize::try_from(killed_at).unwrap() + 50);
     while printed.len() < target {
         let line = lines.next().expect("tail ended").unwrap();
         let v = json(&line);
         assert_eq!(v["seq"].as_u64(), Some(printed.len() as u64 + 1), "{line}");
         printed.push(v);
     }
+    assert!(printed.len() as u64 > killed_at, "the tail printed nothing of the last writer");
     tail.kill().unwrap();
     tail.wait().unwrap();
     writer.kill().unwrap();
     writer.wait().unwrap();
-    drop(acks);
 
     // Every printed line is what the journal holds for that seq.
     let out = events().args(["dump", "--json", "--limit"]).arg(printed.len().to_string()).arg(&dir).output().unwrap();
