@@ -4,6 +4,8 @@
 //! printed that (no record, exit 0) as the whole journal; they now wait
 //! until the writer is open and print every acknowledged record.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -95,27 +97,7 @@ fn a_dump_still_printing_when_the_writer_finishes_opening_prints_the_newest_segm
     // fixed wait let a slow machine start it after the release, checking
     // nothing; found by audit).
     let mut stdout = dump.stdout.take().unwrap();
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: F_GETPIPE_SZ on a pipe this test owns.
-        let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
-        assert!(size > 0, "F_GETPIPE_SZ");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut before, mut unchanged) = (0, 0);
-        loop {
-            let mut queued: libc::c_int = 0;
-            // SAFETY: FIONREAD on the read end of a pipe this test owns, into a c_int.
-            assert_eq!(unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
-            unchanged = if queued == before { unchanged + 1 } else { 0 };
-            before = queued;
-            if queued >= size / 2 && unchanged >= 50 {
-                break;
-            }
-            assert!(dump.try_wait().unwrap().is_none(), "the dump ended while the writer was opening");
-            assert!(Instant::now() < deadline, "the pipe never filled: {queued} bytes");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    support::until_the_pipe_is_full(&stdout, &mut dump, "the dump, while the writer was opening,");
     plan.release();
     let journal = opening.join().unwrap();
     let mut printed = String::new();

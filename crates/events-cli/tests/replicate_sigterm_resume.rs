@@ -273,7 +273,6 @@ async fn replication_goes_on_when_stdout_is_closed() {
 /// process alive), and only a SIGKILL ended it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_run_whose_stdout_nobody_reads() {
-    use std::os::fd::AsRawFd;
     let server = Server::start();
     let js = server.jetstream().await;
     let tmp = tempfile::tempdir().unwrap();
@@ -291,27 +290,8 @@ async fn sigterm_stops_a_run_whose_stdout_nobody_reads() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    // Until the pipe is full (over half its size, and no line more in half
-    // a second of 1 ms intervals): the run is blocked on it. (A pipe fills
-    // page by page, leaving part of a page where a line did not fit.)
-    // SAFETY: F_GETPIPE_SZ on a pipe this test owns.
-    let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    assert!(size > 0, "F_GETPIPE_SZ");
-    let deadline = std::time::Instant::now() + support::STEP;
-    let (mut before, mut unchanged) = (0, 0);
-    loop {
-        let mut queued: libc::c_int = 0;
-        // SAFETY: FIONREAD on the read end of a pipe this test owns, into a c_int.
-        assert_eq!(unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
-        unchanged = if queued == before { unchanged + 1 } else { 0 };
-        before = queued;
-        if queued >= size / 2 && unchanged >= 50 {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "events replicate exited");
-        assert!(std::time::Instant::now() < deadline, "the pipe never filled: {queued} bytes");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // polling the pipe
-    }
+    // The run is blocked on its pipe (polled off the runtime's workers).
+    tokio::task::block_in_place(|| support::until_the_pipe_is_full(&stdout, &mut child, "events replicate"));
     // SAFETY: kill(2) on the PID of a child this test owns and has not reaped.
     assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) }, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -383,7 +383,9 @@ async fn a_flusher_whose_waker_panics_stops_nothing() {
             break flush;
         }
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !exploding.0.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "the flusher's waker was never woken");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     offload.emit(&(n + 1)).await;

@@ -7,6 +7,8 @@
 //! `Unhealthy`, and at the stop the other callers waiting for it were left
 //! unwoken.
 
+mod support;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -78,9 +80,7 @@ async fn all_woken(flags: &[Arc<Flag>], what: &str) {
 impl Exploding {
     /// Waits until it was woken, and checks that the writer's thread woke it.
     async fn woken_by_the_writer(&self) {
-        while !self.woken.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        support::eventually("the exploding waker was never woken", || self.woken.load(Ordering::SeqCst)).await;
         assert_eq!(self.thread.lock().unwrap().as_deref(), Some("events-writer"));
     }
 }
@@ -248,9 +248,7 @@ async fn appenders_waiting_for_room_when_the_writer_thread_panics_are_woken() {
         let feed = feed.clone();
         async move { feed.append(None, Step::Done(1)).await }
     });
-    while plan.count(At::AppendWrite) == writes {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    support::eventually("the writer in its write", || plan.count(At::AppendWrite) > writes).await;
     feed.record(None, &Step::Done(2));
     let flags: Vec<Arc<Flag>> = (0..8).map(|_| Arc::new(Flag::default())).collect();
     let exploding = Arc::new(Exploding::default());

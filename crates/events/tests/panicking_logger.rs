@@ -8,6 +8,8 @@
 //!
 //! Its own test binary: the subscriber is process-wide.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use events::{AppendOptions, Error, Event, Expected, Feed, Seq, SyncPolicy};
@@ -83,11 +85,10 @@ async fn the_writer_goes_on_when_logging_what_it_caught_panics() {
         feed.append_with(Some("s"), Fragile(13), AppendOptions::new().expect(Expected::Exact(Seq::new(1)))).await;
     assert!(matches!(refused, Err(Error::VersionConflict { .. })), "{refused:?}");
     // Let go of after the answer.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while PANICKED.load(Ordering::SeqCst) == before {
-        assert!(std::time::Instant::now() < deadline, "the Drop's panic was never logged on the writer thread");
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    support::eventually("the Drop's panic was never logged on the writer thread", || {
+        PANICKED.load(Ordering::SeqCst) != before
+    })
+    .await;
     ARMED.store(false, Ordering::SeqCst);
 
     assert_eq!(feed.append(Some("s"), Fragile(4)).await.unwrap(), Seq::new(3), "{:?}", feed.stats());
@@ -110,11 +111,7 @@ async fn a_writer_panic_is_recorded_before_it_is_logged() {
     feed.append(None, Fragile(1)).await.unwrap();
     plan.inject_next(Step::AppendWrite, Fault::Panic);
     assert!(feed.append(None, Fragile(2)).await.is_err());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !feed.is_closed() {
-        assert!(std::time::Instant::now() < deadline, "the feed never said its writer was gone");
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    support::eventually("the feed never said its writer was gone", || feed.is_closed()).await;
     assert!(!feed.stats().healthy);
     let closed = tokio::time::timeout(std::time::Duration::from_secs(10), feed.close()).await.expect("close returns");
     assert!(matches!(closed, Err(Error::Unhealthy { .. })), "{closed:?}");

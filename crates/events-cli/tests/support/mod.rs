@@ -31,6 +31,31 @@ pub fn events() -> Command {
     Command::new(env!("CARGO_BIN_EXE_events"))
 }
 
+/// Waits (at most [`STEP`]) until the pipe `stdout` of `child` is full:
+/// over half its size, and no line more in half a second of 10 ms looks
+/// (a pipe fills page by page, leaving part of a page where a line did not
+/// fit). `child` is then blocked writing to it; it must not exit first.
+pub fn until_the_pipe_is_full(stdout: &impl std::os::fd::AsRawFd, child: &mut Child, what: &str) {
+    // SAFETY: F_GETPIPE_SZ on a pipe this test owns.
+    let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(size > 0, "F_GETPIPE_SZ");
+    let deadline = Instant::now() + STEP;
+    let (mut before, mut unchanged) = (0, 0);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD on the read end of a pipe this test owns, into a c_int.
+        assert_eq!(unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
+        unchanged = if queued == before { unchanged + 1 } else { 0 };
+        before = queued;
+        if queued >= size / 2 && unchanged >= 50 {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{what} exited");
+        assert!(Instant::now() < deadline, "the pipe never filled: {queued} bytes");
+        std::thread::sleep(Duration::from_millis(10)); // polling the pipe
+    }
+}
+
 /// An `events replicate --json` child process.
 pub struct Replicate {
     child: Child,
